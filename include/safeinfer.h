@@ -1,0 +1,237 @@
+/*
+ * safeinfer.h — the public C API of safeinfer.
+ *
+ * safeinfer loads ONNX models and runs them on a priority list of devices ("OCL,CPU,REF"). This header is
+ * the only way in: the CLI in tools/ uses nothing else.
+ *
+ * Worked example (error handling shortened):
+ *
+ *     si_model *m;     si_config *cfg;     si_compiled *cm;     si_request *rq;
+ *     if (si_model_load("net.onnx", &m)) { fprintf(stderr, "%s\n", si_last_error()); return 1; }
+ *     si_model_set_dim(m, "batch", 1);                   // fix a symbolic dimension
+ *     si_config_create(&cfg);
+ *     si_config_set(cfg, "devices", "REF");
+ *     si_compile(m, cfg, &cm);                           // the model may be freed after this
+ *     si_request_create(cm, &rq);
+ *     int64_t dims[4] = {1, 3, 224, 224};
+ *     si_tensor *x; si_tensor_create(SI_F32, 4, dims, &x);  // zero-filled, owned by the caller
+ *     si_request_set_input(rq, 0, x);                   // borrowed: keep x alive while rq uses it
+ *     si_request_infer(rq);
+ *     si_tensor *y; si_request_get_output(rq, 0, &y);   // owned by rq; the same object after every infer
+ *     const float *p = si_tensor_data(y);
+ *     si_request_free(rq); si_tensor_free(x); si_compiled_free(cm); si_config_free(cfg); si_model_free(m);
+ *
+ * Errors: every fallible function returns an si_status; SI_OK is 0. On failure a message naming what is
+ * wrong is stored in a thread-local buffer read with si_last_error(). The library never exits or aborts on
+ * bad input or device failure.
+ *
+ * Thread safety, unless a function says otherwise: functions on different objects may be called from
+ * different threads at once; one object must not be used from two threads at once, except an si_compiled,
+ * on which si_request_create may be called from many threads (each thread then uses its own request).
+ */
+#ifndef SAFEINFER_H
+#define SAFEINFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SI_API_VERSION 1
+
+#if defined(__GNUC__)
+#define SI_NODISCARD __attribute__((warn_unused_result))
+#else
+#define SI_NODISCARD
+#endif
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Status and messages
+ */
+typedef enum si_status {
+    SI_OK = 0,
+    SI_ERR_INVALID_ARG = 1, /* the caller's mistake: bad argument, shape, dtype, missing input, bad spec */
+    SI_ERR_NO_MEM = 2,      /* an allocation failed */
+    SI_ERR_IO = 3,          /* a file could not be read or written */
+    SI_ERR_PARSE = 4,       /* a model, tensor or .npy file is malformed */
+    SI_ERR_UNSUPPORTED = 5, /* a device or the library cannot do this (op, dtype, attribute) */
+    SI_ERR_DEVICE = 6,      /* a device tried and failed (compiler error, device lost, timeout, ...) */
+    SI_ERR_ABORTED = 7,     /* the operation was abandoned */
+    SI_ERR_INTERNAL = 8     /* a broken invariant inside safeinfer: a bug */
+} si_status;
+
+/* The message of the last failure on this thread; "" when none. The pointer stays valid until the next
+ * failing call on this thread. */
+const char *si_last_error(void);
+/* A fixed name for a status ("SI_ERR_PARSE"); never NULL. */
+const char *si_status_str(si_status s);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Element types. The values are ONNX's TensorProto.DataType numbers.
+ */
+typedef enum si_dtype {
+    SI_DTYPE_UNDEFINED = 0,
+    SI_F32 = 1,
+    SI_U8 = 2,
+    SI_I8 = 3,
+    SI_U16 = 4,
+    SI_I16 = 5,
+    SI_I32 = 6,
+    SI_I64 = 7,
+    SI_STRING = 8, /* recognised so that it can be refused by name; never stored */
+    SI_BOOL = 9,   /* one byte per element, 0 or 1 */
+    SI_F16 = 10,
+    SI_F64 = 11,
+    SI_U32 = 12,
+    SI_U64 = 13,
+    SI_BF16 = 16
+} si_dtype;
+
+#define SI_MAX_DIMS 8
+
+/* "float32", "int64", ...; "undefined" for unknown values. Never NULL. */
+const char *si_dtype_name(si_dtype t);
+/* Bytes per element; 0 for types that cannot be stored. */
+size_t si_dtype_size(si_dtype t);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Tensors: an element type, a shape (rank 0..SI_MAX_DIMS, C order) and data that is either owned by the
+ * tensor or borrowed from the caller.
+ */
+typedef struct si_tensor si_tensor;
+
+/* A new tensor owning zero-filled memory. dims may be NULL when ndim is 0. Errors: INVALID_ARG (bad dtype,
+ * rank or a negative dimension), NO_MEM. The caller frees *out with si_tensor_free. */
+SI_NODISCARD si_status si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out);
+/* A new tensor over the caller's memory (not copied, not freed by safeinfer); nbytes must equal the
+ * element count times the element size. The memory must outlive the tensor. */
+SI_NODISCARD si_status si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes,
+                                      si_tensor **out);
+/* Frees the tensor (and its data when owned). NULL is a no-op. Must not be called on tensors owned by a
+ * request (those from si_request_get_output). */
+void si_tensor_free(si_tensor *t);
+si_dtype si_tensor_dtype(const si_tensor *t);
+int si_tensor_ndim(const si_tensor *t);
+/* The dims array (ndim entries), valid while the tensor's shape does not change. */
+const int64_t *si_tensor_dims(const si_tensor *t);
+int64_t si_tensor_count(const si_tensor *t);
+size_t si_tensor_nbytes(const si_tensor *t);
+void *si_tensor_data(const si_tensor *t);
+
+/* Read a .npy file (format 1.0/2.0/3.0, little-endian, C order, one of the dtypes above) into a new owned
+ * tensor. Errors: IO, PARSE (malformed header, size mismatch), UNSUPPORTED (dtype, Fortran order, big-endian). */
+SI_NODISCARD si_status si_tensor_read_npy(const char *path, si_tensor **out);
+/* Write t as a .npy file (format 1.0). Errors: IO, UNSUPPORTED (dtype numpy cannot name). */
+SI_NODISCARD si_status si_tensor_write_npy(const si_tensor *t, const char *path);
+/* Read a serialized ONNX TensorProto (the files in test_data_set_N folders). *name_out, when not NULL, receives
+ * the tensor's name (caller frees with si_free_string; "" when unnamed). Errors: IO, PARSE, UNSUPPORTED. */
+SI_NODISCARD si_status si_tensor_read_pb(const char *path, si_tensor **out, char **name_out);
+void si_free_string(char *s);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Models: a loaded ONNX graph. Loading validates the graph (references, cycles, opsets) and infers what it
+ * can of types and shapes.
+ */
+typedef struct si_model si_model;
+
+/* Load an ONNX model file. External data files are looked up relative to the model's folder; a location
+ * that leaves that folder is refused (INVALID_ARG). Errors: IO, PARSE (truncated or malformed protobuf, a
+ * cycle, a dangling reference), UNSUPPORTED (an element type or a feature safeinfer lacks), NO_MEM. */
+SI_NODISCARD si_status si_model_load(const char *path, si_model **out);
+/* Load from memory (copied as needed; buf may be freed after the call). External data is refused unless
+ * base_dir is given. */
+SI_NODISCARD si_status si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out);
+void si_model_free(si_model *m);
+
+/* Model inputs are the graph inputs that are not initializers. */
+int si_model_num_inputs(const si_model *m);
+int si_model_num_outputs(const si_model *m);
+typedef struct si_value_info {
+    const char *name;               /* borrowed from the model */
+    si_dtype dtype;
+    int ndim;                       /* -1 when the rank is unknown */
+    int64_t dims[SI_MAX_DIMS];      /* -1 for a dimension that is not fixed */
+    const char *dim_names[SI_MAX_DIMS]; /* symbolic name of a dimension, or NULL */
+} si_value_info;
+SI_NODISCARD si_status si_model_input_info(const si_model *m, int index, si_value_info *out);
+SI_NODISCARD si_status si_model_output_info(const si_model *m, int index, si_value_info *out);
+/* Index of the input or output with that name, or -1. */
+int si_model_input_index(const si_model *m, const char *name);
+int si_model_output_index(const si_model *m, const char *name);
+
+/* Fix every input dimension whose symbolic name is `name` ("batch", "sequence") to `value` (>= 1).
+ * Errors: INVALID_ARG when no input dimension has that name or value < 1. */
+SI_NODISCARD si_status si_model_set_dim(si_model *m, const char *name, int64_t value);
+/* Fix the whole shape of one input. Errors: INVALID_ARG when the input does not exist or the shape
+ * contradicts a fixed dimension or the rank of the declaration. */
+SI_NODISCARD si_status si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims);
+
+/* Summary for `inspect`. Strings are borrowed from the model. */
+typedef struct si_model_summary {
+    int64_t ir_version;
+    const char *producer;
+    int n_nodes;
+    int n_initializers;
+    int64_t n_params;     /* elements in all initializers */
+    int64_t param_bytes;  /* bytes in all initializers */
+} si_model_summary;
+void si_model_summary_get(const si_model *m, si_model_summary *out);
+int si_model_num_opsets(const si_model *m);
+/* The domain ("" for the default ONNX domain) and version of opset import i. */
+void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version);
+int si_model_num_nodes(const si_model *m);
+/* op_type of node i in topological order (borrowed), or NULL when out of range. */
+const char *si_model_node_op(const si_model *m, int i);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Configuration for compilation: key/value properties.
+ *   devices   comma-separated priority list (default "REF"; known: REF)
+ *   threads   worker threads for devices that use them (default 1)
+ */
+typedef struct si_config si_config;
+SI_NODISCARD si_status si_config_create(si_config **out);
+void si_config_free(si_config *c);
+/* Set a property; the strings are copied. Errors: INVALID_ARG for an unknown key or a malformed value. */
+SI_NODISCARD si_status si_config_set(si_config *c, const char *key, const char *value);
+/* The value of a property, or NULL when unset (borrowed from the config). */
+const char *si_config_get(const si_config *c, const char *key);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Compiled models and requests.
+ */
+typedef struct si_compiled si_compiled;
+typedef struct si_request si_request;
+
+/* Compile the model for the configured devices. The compiled model keeps what it needs (the model may be
+ * freed afterwards). Errors: INVALID_ARG (bad config), UNSUPPORTED (a node no listed device supports: the
+ * message names it), DEVICE (every device that could take it failed), NO_MEM. */
+SI_NODISCARD si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
+void si_compiled_free(si_compiled *c);
+int si_compiled_num_inputs(const si_compiled *c);
+int si_compiled_num_outputs(const si_compiled *c);
+/* Borrowed name of input/output i, or NULL. */
+const char *si_compiled_input_name(const si_compiled *c, int i);
+const char *si_compiled_output_name(const si_compiled *c, int i);
+/* Name of the device each part of the model runs on, comma separated (e.g. "REF"); borrowed. */
+const char *si_compiled_devices(const si_compiled *c);
+
+/* A new request. Safe to call from several threads on one compiled model. Free requests before the
+ * compiled model. */
+SI_NODISCARD si_status si_request_create(si_compiled *c, si_request **out);
+void si_request_free(si_request *r);
+/* Bind input `index` to t (borrowed: t must stay alive and unchanged in shape while the request may use
+ * it). Errors: INVALID_ARG for an index out of range or a dtype/rank/fixed dimension that does not match. */
+SI_NODISCARD si_status si_request_set_input(si_request *r, int index, si_tensor *t);
+/* Run the model. Errors: INVALID_ARG (a missing input, a shape the model cannot take), DEVICE,
+ * UNSUPPORTED, NO_MEM. After a failure the request stays usable. */
+SI_NODISCARD si_status si_request_infer(si_request *r);
+/* The tensor holding output `index` after the last successful infer. Owned by the request: the same
+ * object is returned after every infer (its data and shape are refreshed); valid until si_request_free. */
+SI_NODISCARD si_status si_request_get_output(si_request *r, int index, si_tensor **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SAFEINFER_H */

@@ -1,0 +1,365 @@
+/*
+ * api.c — the public API (include/safeinfer.h) over the layers below: models (a loaded graph plus the
+ * caller's shape overrides), configurations, compilation onto devices, and requests.
+ */
+#include "device/device.h"
+#include "onnx/onnx.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+// --- models -------------------------------------------------------------------------------------------------
+
+struct si_model {
+    si_graph *g;
+};
+
+static si_status model_from_graph(si_graph *g, si_model **out) {
+    si_model *m = si_calloc(1, sizeof *m);
+    if (!m) { si_graph_free(g); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    m->g = g;
+    /* best-effort inference of what the declared shapes allow (for inspect); errors surface at compile */
+    si_status s = si_graph_infer_shapes(g);
+    if (s) { si_model_free(m); return s; }
+    *out = m;
+    return SI_OK;
+}
+
+si_status si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out) {
+    if (!out) return si_err(SI_ERR_INVALID_ARG, "si_model_load_memory: out is NULL");
+    *out = NULL;
+    si_graph *g;
+    si_status s = si_onnx_load(buf, len, base_dir, &g);
+    if (s) return s;
+    return model_from_graph(g, out);
+}
+
+si_status si_model_load(const char *path, si_model **out) {
+    if (!out || !path) return si_err(SI_ERR_INVALID_ARG, "si_model_load: path or out is NULL");
+    *out = NULL;
+    char *buf;
+    size_t len;
+    si_status s = si_read_file(path, &buf, &len);
+    if (s) return s;
+    char *dir_copy = si_strdup(path);
+    if (!dir_copy) { si_free(buf); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    si_graph *g;
+    s = si_onnx_load(buf, len, dirname(dir_copy), &g);
+    si_free(buf);
+    si_free(dir_copy);
+    if (s) return si_err_wrap(s, "%s", path);
+    return model_from_graph(g, out);
+}
+
+void si_model_free(si_model *m) {
+    if (!m) return;
+    si_graph_free(m->g);
+    si_free(m);
+}
+
+int si_model_num_inputs(const si_model *m) { return m ? m->g->n_inputs : 0; }
+int si_model_num_outputs(const si_model *m) { return m ? m->g->n_outputs : 0; }
+
+static void fill_info(const si_value *v, si_value_info *out) {
+    memset(out, 0, sizeof *out);
+    out->name = v->name;
+    out->dtype = v->dtype;
+    out->ndim = v->ndim;
+    for (int i = 0; i < SI_MAX_DIMS; i++) {
+        out->dims[i] = i < v->ndim ? v->dims[i] : -1;
+        out->dim_names[i] = v->dim_names[i];
+    }
+}
+
+si_status si_model_input_info(const si_model *m, int index, si_value_info *out) {
+    if (!m || !out || index < 0 || index >= m->g->n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range", index);
+    fill_info(&m->g->values[m->g->inputs[index]], out);
+    return SI_OK;
+}
+
+si_status si_model_output_info(const si_model *m, int index, si_value_info *out) {
+    if (!m || !out || index < 0 || index >= m->g->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range", index);
+    fill_info(&m->g->values[m->g->outputs[index]], out);
+    return SI_OK;
+}
+
+int si_model_input_index(const si_model *m, const char *name) {
+    for (int i = 0; m && name && i < m->g->n_inputs; i++)
+        if (!strcmp(m->g->values[m->g->inputs[i]].name, name)) return i;
+    return -1;
+}
+
+int si_model_output_index(const si_model *m, const char *name) {
+    for (int i = 0; m && name && i < m->g->n_outputs; i++)
+        if (!strcmp(m->g->values[m->g->outputs[i]].name, name)) return i;
+    return -1;
+}
+
+/* Forget what inference derived (all non-input, non-constant values), then infer again. */
+static si_status reinfer(si_model *m) {
+    si_graph *g = m->g;
+    for (int v = 0; v < g->n_values; v++) {
+        si_value *val = &g->values[v];
+        if (val->is_input || val->is_initializer || val->producer < 0) continue;
+        si_tensor_free(val->const_val);
+        val->const_val = NULL;
+        val->dtype = SI_DTYPE_UNDEFINED;
+        val->ndim = -1;
+    }
+    return si_graph_infer_shapes(g);
+}
+
+si_status si_model_set_dim(si_model *m, const char *name, int64_t value) {
+    if (!m || !name) return si_err(SI_ERR_INVALID_ARG, "si_model_set_dim: model or name is NULL");
+    if (value < 1) return si_err(SI_ERR_INVALID_ARG, "dimension '%s': value %lld must be at least 1", name, (long long)value);
+    int hits = 0;
+    for (int i = 0; i < m->g->n_inputs; i++) {
+        si_value *v = &m->g->values[m->g->inputs[i]];
+        for (int d = 0; d < v->ndim; d++)
+            if (v->dim_names[d] && !strcmp(v->dim_names[d], name)) { v->dims[d] = value; hits++; }
+    }
+    if (!hits) return si_err(SI_ERR_INVALID_ARG, "no input dimension is named '%s'", name);
+    return reinfer(m);
+}
+
+si_status si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims) {
+    if (!m || !input) return si_err(SI_ERR_INVALID_ARG, "si_model_set_input_shape: model or input is NULL");
+    int i = si_model_input_index(m, input);
+    if (i < 0) return si_err(SI_ERR_INVALID_ARG, "the model has no input named '%s'", input);
+    si_value *v = &m->g->values[m->g->inputs[i]];
+    if (ndim < 0 || ndim > SI_MAX_DIMS || (ndim && !dims)) return si_err(SI_ERR_INVALID_ARG, "input '%s': bad rank %d", input, ndim);
+    if (v->ndim >= 0 && v->ndim != ndim)
+        return si_err(SI_ERR_INVALID_ARG, "input '%s' has rank %d, the shape given has rank %d", input, v->ndim, ndim);
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] < 0) return si_err(SI_ERR_INVALID_ARG, "input '%s': dimension %d is negative", input, d);
+        if (v->ndim >= 0 && v->dims[d] >= 0 && v->dims[d] != dims[d] && !v->dim_names[d])
+            return si_err(SI_ERR_INVALID_ARG, "input '%s': dimension %d is fixed to %lld, cannot be %lld", input, d,
+                          (long long)v->dims[d], (long long)dims[d]);
+    }
+    v->ndim = ndim;
+    for (int d = 0; d < ndim; d++) v->dims[d] = dims[d];
+    return reinfer(m);
+}
+
+void si_model_summary_get(const si_model *m, si_model_summary *out) {
+    memset(out, 0, sizeof *out);
+    if (!m) return;
+    const si_graph *g = m->g;
+    out->ir_version = g->ir_version;
+    out->producer = g->producer;
+    out->n_nodes = g->n_nodes;
+    for (int v = 0; v < g->n_values; v++)
+        if (g->values[v].is_initializer) {
+            out->n_initializers++;
+            out->n_params += si_tensor_count(g->values[v].const_val);
+            out->param_bytes += (int64_t)g->values[v].const_val->nbytes;
+        }
+}
+
+int si_model_num_opsets(const si_model *m) { return m ? m->g->n_opsets : 0; }
+void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version) {
+    *domain = "";
+    *version = 0;
+    if (!m || i < 0 || i >= m->g->n_opsets) return;
+    *domain = m->g->opsets[i].domain;
+    *version = m->g->opsets[i].version;
+}
+int si_model_num_nodes(const si_model *m) { return m ? m->g->n_nodes : 0; }
+const char *si_model_node_op(const si_model *m, int i) {
+    return (m && i >= 0 && i < m->g->n_nodes) ? m->g->nodes[i].op_type : NULL;
+}
+
+// --- configuration ------------------------------------------------------------------------------------
+
+#define CFG_MAX 32
+struct si_config {
+    int n;
+    char *keys[CFG_MAX];
+    char *values[CFG_MAX];
+};
+
+static const char *const known_keys[] = {"devices", "threads"};
+
+si_status si_config_create(si_config **out) {
+    if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
+    *out = si_calloc(1, sizeof(si_config));
+    return *out ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory");
+}
+
+void si_config_free(si_config *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) { si_free(c->keys[i]); si_free(c->values[i]); }
+    si_free(c);
+}
+
+static si_status check_devices(const char *list) {
+    if (!*list) return si_err(SI_ERR_INVALID_ARG, "devices: the list is empty");
+    char name[64];
+    const char *p = list;
+    while (1) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || n >= sizeof name) return si_err(SI_ERR_INVALID_ARG, "devices: bad entry in '%s'", list);
+        memcpy(name, p, n);
+        name[n] = 0;
+        si_device *d;
+        si_status s = si_device_get(name, &d);
+        if (s) return si_err_wrap(s, "devices '%s'", list);
+        if (!e) break;
+        p = e + 1;
+    }
+    return SI_OK;
+}
+
+si_status si_config_set(si_config *c, const char *key, const char *value) {
+    if (!c || !key || !value) return si_err(SI_ERR_INVALID_ARG, "si_config_set: NULL argument");
+    bool known = false;
+    for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
+    if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads)", key);
+    if (!strcmp(key, "devices")) {
+        si_status s = check_devices(value);
+        if (s) return s;
+    } else if (!strcmp(key, "threads")) {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || *end || end == value || v < 1 || v > 1024) return si_err(SI_ERR_INVALID_ARG, "threads: '%s' is not a number in 1..1024", value);
+    }
+    char *v = si_strdup(value);
+    if (!v) return si_err(SI_ERR_NO_MEM, "out of memory");
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->keys[i], key)) { si_free(c->values[i]); c->values[i] = v; return SI_OK; }
+    if (c->n == CFG_MAX) { si_free(v); return si_err(SI_ERR_INVALID_ARG, "too many configuration keys"); }
+    if (!(c->keys[c->n] = si_strdup(key))) { si_free(v); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    c->values[c->n++] = v;
+    return SI_OK;
+}
+
+const char *si_config_get(const si_config *c, const char *key) {
+    for (int i = 0; c && key && i < c->n; i++)
+        if (!strcmp(c->keys[i], key)) return c->values[i];
+    return NULL;
+}
+
+// --- compile ----------------------------------------------------------------------------------------------
+
+struct si_compiled {
+    si_cmodel *cm;
+    char devices[128];
+};
+
+/* Pick the first device in the list that supports every node (partitioning across devices comes with the
+ * CPU and OCL devices). */
+static si_status pick_device(const si_graph *g, const char *list, si_device **out) {
+    char names[512];
+    snprintf(names, sizeof names, "%s", list);
+    char reasons[1536] = "";
+    size_t rl = 0;
+    for (char *save = NULL, *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        si_device *d;
+        si_status s = si_device_get(tok, &d);
+        if (s) return s;
+        for (int i = 0; i < g->n_nodes && !s; i++) s = d->iface->supports_op(d, g, &g->nodes[i]);
+        if (!s) { *out = d; return SI_OK; }
+        if (s != SI_ERR_UNSUPPORTED) return s;
+        if (rl < sizeof reasons)
+            rl += (size_t)snprintf(reasons + rl, sizeof reasons - rl, "%s%s: %s", rl ? "; " : "", tok, si_last_error());
+    }
+    return si_err(SI_ERR_UNSUPPORTED, "no device in '%s' can run the model: %s", list, reasons);
+}
+
+si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
+    if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "si_compile: model or out is NULL");
+    *out = NULL;
+    const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
+    if (!devs) devs = "REF";
+    si_graph *g;
+    si_status s = si_graph_clone(m->g, &g);
+    if (s) return s;
+    if ((s = si_graph_infer_shapes(g))) { si_graph_free(g); return s; }
+    si_device *d = NULL;
+    if ((s = pick_device(g, devs, &d))) { si_graph_free(g); return s; }
+    const char *keys[CFG_MAX], *vals[CFG_MAX];
+    si_options opts = {0, keys, vals};
+    for (int i = 0; cfg && i < cfg->n; i++) { keys[i] = cfg->keys[i]; vals[i] = cfg->values[i]; opts.n++; }
+    si_cmodel *cm;
+    s = d->iface->compile(d, g, &opts, &cm);
+    si_graph_free(g);
+    if (s) return s;
+    si_compiled *c = si_calloc(1, sizeof *c);
+    if (!c) { cm->iface->free(cm); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    c->cm = cm;
+    snprintf(c->devices, sizeof c->devices, "%s", cm->device);
+    *out = c;
+    return SI_OK;
+}
+
+void si_compiled_free(si_compiled *c) {
+    if (!c) return;
+    c->cm->iface->free(c->cm);
+    si_free(c);
+}
+
+int si_compiled_num_inputs(const si_compiled *c) { return c ? c->cm->n_inputs : 0; }
+int si_compiled_num_outputs(const si_compiled *c) { return c ? c->cm->n_outputs : 0; }
+const char *si_compiled_input_name(const si_compiled *c, int i) {
+    return (c && i >= 0 && i < c->cm->n_inputs) ? c->cm->inputs[i].name : NULL;
+}
+const char *si_compiled_output_name(const si_compiled *c, int i) {
+    return (c && i >= 0 && i < c->cm->n_outputs) ? c->cm->outputs[i].name : NULL;
+}
+const char *si_compiled_devices(const si_compiled *c) { return c ? c->devices : ""; }
+
+// --- requests -----------------------------------------------------------------------------------------------
+
+struct si_request {
+    si_ireq *r;
+};
+
+si_status si_request_create(si_compiled *c, si_request **out) {
+    if (!c || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_create: compiled model or out is NULL");
+    *out = NULL;
+    si_request *rq = si_calloc(1, sizeof *rq);
+    if (!rq) return si_err(SI_ERR_NO_MEM, "out of memory");
+    si_status s = c->cm->iface->create_request(c->cm, &rq->r);
+    if (s) { si_free(rq); return s; }
+    *out = rq;
+    return SI_OK;
+}
+
+void si_request_free(si_request *r) {
+    if (!r) return;
+    r->r->iface->free(r->r);
+    si_free(r);
+}
+
+si_status si_request_set_input(si_request *r, int index, si_tensor *t) {
+    if (!r || !t) return si_err(SI_ERR_INVALID_ARG, "si_request_set_input: request or tensor is NULL");
+    return r->r->iface->set_input(r->r, index, t);
+}
+
+si_status si_request_infer(si_request *r) {
+    if (!r) return si_err(SI_ERR_INVALID_ARG, "si_request_infer: request is NULL");
+    return r->r->iface->infer(r->r);
+}
+
+si_status si_request_get_output(si_request *r, int index, si_tensor **out) {
+    if (!r || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_get_output: request or out is NULL");
+    return r->r->iface->get_output(r->r, index, out);
+}
+
+// --- tensors from protobuf files ------------------------------------------------------------------------
+
+si_status si_tensor_read_pb(const char *path, si_tensor **out, char **name_out) {
+    if (!path || !out) return si_err(SI_ERR_INVALID_ARG, "si_tensor_read_pb: path or out is NULL");
+    char *buf;
+    size_t len;
+    si_status s = si_read_file(path, &buf, &len);
+    if (s) return s;
+    s = si_onnx_read_tensor(buf, len, out, name_out);
+    si_free(buf);
+    return s ? si_err_wrap(s, "%s", path) : SI_OK;
+}

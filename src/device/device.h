@@ -1,0 +1,99 @@
+/*
+ * device.h — the two interfaces everything above the devices is written against (compiled model and
+ * request), and the device vtable with its registry.
+ *
+ * A device compiles a (sub)graph into an si_cmodel; an si_cmodel creates si_ireq requests. The API layer
+ * (and, later, the executor core and the fail-safe layer) only ever see these interfaces. Ports are
+ * addressed by index: inputs and outputs in the order of the compiled graph's inputs and outputs.
+ *
+ * Status contract for devices: SI_ERR_UNSUPPORTED means "this device cannot do this" (an op, a dtype, an
+ * attribute); SI_ERR_DEVICE means "it tried and failed" (compiler error, out of device memory, device
+ * lost, timeout); SI_ERR_INVALID_ARG is the caller's mistake (shape, dtype, missing input) and is never a
+ * reason to change device.
+ */
+#ifndef SI_DEVICE_H
+#define SI_DEVICE_H
+
+#include "ir/ir.h"
+
+#define SI_DEVICE_API_VERSION 1
+
+typedef struct si_cmodel si_cmodel;
+typedef struct si_ireq si_ireq;
+typedef struct si_device si_device;
+
+/* A port descriptor: name, element type and shape (-1 for dimensions only known at run time). */
+typedef struct si_port {
+    const char *name;
+    si_dtype dtype;
+    int ndim;
+    int64_t dims[SI_MAX_DIMS];
+} si_port;
+
+typedef struct si_cmodel_i {
+    /* A new request. Must be safe to call from several threads at once. */
+    si_status (*create_request)(si_cmodel *m, si_ireq **out);
+    /* Free the compiled model; every request has been freed before. */
+    void (*free)(si_cmodel *m);
+} si_cmodel_i;
+
+struct si_cmodel {
+    const si_cmodel_i *iface;
+    int n_inputs, n_outputs;
+    const si_port *inputs, *outputs; /* owned by the implementation */
+    const char *device;              /* the device (or devices) it runs on, for reports */
+};
+
+typedef struct si_ireq_i {
+    /* Bind input port i to t (borrowed until unbound or the request is freed). Checks dtype, rank and fixed
+     * dimensions: INVALID_ARG on mismatch. */
+    si_status (*set_input)(si_ireq *r, int i, si_tensor *t);
+    /* The tensor of output port i (owned by the request, the same object after every infer). */
+    si_status (*get_output)(si_ireq *r, int i, si_tensor **t);
+    /* Run once. INVALID_ARG for a missing input or a shape the model cannot take; DEVICE/UNSUPPORTED/NO_MEM
+     * otherwise. The request stays usable after a failure. */
+    si_status (*infer)(si_ireq *r);
+    void (*free)(si_ireq *r);
+} si_ireq_i;
+
+struct si_ireq {
+    const si_ireq_i *iface;
+    si_cmodel *model;
+};
+
+/* Key/value options passed to compile (borrowed). */
+typedef struct si_options {
+    int n;
+    const char *const *keys;
+    const char *const *values;
+} si_options;
+const char *si_options_get(const si_options *o, const char *key);
+
+typedef struct si_device_i {
+    int api_version; /* SI_DEVICE_API_VERSION */
+    /* Can this device run node n of graph g (types and shapes as far as inferred)? Cheap, no side effects.
+     * SI_OK or SI_ERR_UNSUPPORTED with a message naming the reason. */
+    si_status (*supports_op)(const si_device *d, const si_graph *g, const si_node *n);
+    /* Compile a graph (a whole model or a submodel). The graph is borrowed for the call only. */
+    si_status (*compile)(si_device *d, const si_graph *g, const si_options *opts, si_cmodel **out);
+} si_device_i;
+
+struct si_device {
+    const si_device_i *iface;
+    const char *name; /* "REF", "CPU", "OCL", "OCL.1" */
+    void *ctx;
+};
+
+/* Find a device by name (case-sensitive, as listed by si_device_names). SI_ERR_INVALID_ARG naming the known
+ * devices when there is none. Devices are process-wide singletons; the pointer stays valid. */
+si_status si_device_get(const char *name, si_device **out);
+/* "REF" (comma-separated list of known device names). */
+const char *si_device_names(void);
+
+/* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
+si_status si_port_check(const si_port *p, const si_tensor *t);
+
+/* Built-in devices. */
+extern si_device si_device_ref;
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * ref.c — the REF device: runs a graph node by node with the reference kernels of ops/, inferring every
+ * shape at run time from the actual inputs. It is the oracle that every other device is compared with, so
+ * it favours plainness: one tensor slot per value, intermediates freed after their last use.
+ */
+#include "device/device.h"
+#include "ops/ops.h"
+
+#include <stdio.h>
+
+typedef struct ref_model {
+    si_cmodel base;
+    si_graph *g;        /* private copy, shapes inferred, constants folded */
+    int *steps;         /* node indices to run, in order */
+    int n_steps;
+    int *last_use;      /* per value: the last step that reads it (-1: none) */
+    si_port *in_ports, *out_ports;
+} ref_model;
+
+typedef struct ref_req {
+    si_ireq base;
+    si_tensor *slots;    /* per value: runtime tensor (data owned) */
+    si_tensor **bound;   /* per model input: the caller's tensor */
+    si_tensor **outs;    /* per model output: stable tensor objects handed to the caller */
+} ref_req;
+
+// --- requests ---------------------------------------------------------------------------------------------
+
+static si_status ref_set_input(si_ireq *r_, int i, si_tensor *t) {
+    ref_req *r = (ref_req *)r_;
+    ref_model *m = (ref_model *)r->base.model;
+    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
+    if (t) {
+        si_status s = si_port_check(&m->in_ports[i], t);
+        if (s) return s;
+    }
+    r->bound[i] = t;
+    return SI_OK;
+}
+
+static si_status ref_get_output(si_ireq *r_, int i, si_tensor **t) {
+    ref_req *r = (ref_req *)r_;
+    if (i < 0 || i >= r->base.model->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", i, r->base.model->n_outputs);
+    *t = r->outs[i];
+    return SI_OK;
+}
+
+static const si_tensor *value_tensor(ref_req *r, ref_model *m, int v) {
+    si_value *val = &m->g->values[v];
+    if (val->const_val) return val->const_val;
+    return &r->slots[v];
+}
+
+static si_status run_step(ref_req *r, ref_model *m, si_node *n) {
+    const si_tensor *ins[64];
+    si_tensor *outs[64];
+    if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs", n->name);
+    for (int k = 0; k < n->n_in; k++) ins[k] = n->in[k] >= 0 ? value_tensor(r, m, n->in[k]) : NULL;
+    for (int k = 0; k < n->n_out; k++) {
+        outs[k] = NULL;
+        if (n->out[k] < 0) continue;
+        si_tensor *t = &r->slots[n->out[k]];
+        si_tensor_release(t);
+        memset(t, 0, sizeof *t);
+        outs[k] = t;
+    }
+    si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
+    si_status s = n->op->infer(&c);
+    if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+    if (s) return s;
+    for (int k = 0; k < n->n_out; k++)
+        if (outs[k] && (s = si_tensor_alloc(outs[k]))) return s;
+    return n->op->run(&c);
+}
+
+static void release_slots(ref_req *r, ref_model *m) {
+    for (int v = 0; v < m->g->n_values; v++) si_tensor_release(&r->slots[v]);
+}
+
+static si_status ref_infer(si_ireq *r_) {
+    ref_req *r = (ref_req *)r_;
+    ref_model *m = (ref_model *)r->base.model;
+    si_graph *g = m->g;
+    for (int i = 0; i < m->base.n_inputs; i++) {
+        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
+        si_status s = si_port_check(&m->in_ports[i], r->bound[i]); /* its shape may have changed since set */
+        if (s) return s;
+        si_tensor *slot = &r->slots[g->inputs[i]];
+        *slot = *r->bound[i];
+        slot->owned = false; /* borrowed view of the caller's data */
+    }
+    si_status s = SI_OK;
+    for (int st = 0; st < m->n_steps && !s; st++) {
+        si_node *n = &g->nodes[m->steps[st]];
+        s = run_step(r, m, n);
+        if (s) break;
+        for (int k = 0; k < n->n_in; k++) { /* free what is no longer needed */
+            int v = n->in[k];
+            if (v >= 0 && m->last_use[v] == st && !g->values[v].is_output && !g->values[v].is_input) si_tensor_release(&r->slots[v]);
+        }
+    }
+    if (!s) {
+        for (int k = 0; k < m->base.n_outputs && !s; k++) {
+            int v = g->outputs[k];
+            si_tensor *o = r->outs[k];
+            const si_tensor *src = value_tensor(r, m, v);
+            si_tensor_release(o);
+            *o = *src;
+            o->owned = false;
+            o->data = NULL;
+            bool movable = !g->values[v].const_val && !g->values[v].is_input && r->slots[v].owned;
+            for (int j = k + 1; j < m->base.n_outputs; j++)
+                if (g->outputs[j] == v) movable = false;
+            if (movable) { /* hand the buffer over without a copy */
+                o->data = r->slots[v].data;
+                o->owned = true;
+                r->slots[v].data = NULL;
+                r->slots[v].owned = false;
+            } else if ((s = si_tensor_alloc(o)) == SI_OK && o->nbytes) {
+                memcpy(o->data, src->data, o->nbytes);
+            }
+        }
+    }
+    release_slots(r, m);
+    return s;
+}
+
+static void ref_req_free(si_ireq *r_) {
+    ref_req *r = (ref_req *)r_;
+    if (!r) return;
+    ref_model *m = (ref_model *)r->base.model;
+    if (r->slots) release_slots(r, m);
+    if (r->outs)
+        for (int k = 0; k < m->base.n_outputs; k++) si_tensor_free(r->outs[k]);
+    si_free(r->slots);
+    si_free(r->bound);
+    si_free(r->outs);
+    si_free(r);
+}
+
+static const si_ireq_i ref_req_iface = {
+    .set_input = ref_set_input,
+    .get_output = ref_get_output,
+    .infer = ref_infer,
+    .free = ref_req_free,
+};
+
+static si_status ref_create_request(si_cmodel *m_, si_ireq **out) {
+    ref_model *m = (ref_model *)m_;
+    *out = NULL;
+    ref_req *r = si_calloc(1, sizeof *r);
+    if (!r) return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
+    r->base.iface = &ref_req_iface;
+    r->base.model = m_;
+    r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor));
+    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
+    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
+    bool ok = r->slots && r->bound && r->outs;
+    for (int k = 0; ok && k < m->base.n_outputs; k++) {
+        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
+        else r->outs[k]->dtype = m->out_ports[k].dtype;
+    }
+    if (!ok) {
+        ref_req_free(&r->base);
+        return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
+    }
+    *out = &r->base;
+    return SI_OK;
+}
+
+// --- compiled model -----------------------------------------------------------------------------------------
+
+static void ref_model_free(si_cmodel *m_) {
+    ref_model *m = (ref_model *)m_;
+    if (!m) return;
+    si_graph_free(m->g);
+    si_free(m->steps);
+    si_free(m->last_use);
+    si_free(m->in_ports);
+    si_free(m->out_ports);
+    si_free(m);
+}
+
+static const si_cmodel_i ref_model_iface = {.create_request = ref_create_request, .free = ref_model_free};
+
+static void port_from_value(si_port *p, const si_value *v) {
+    p->name = v->name;
+    p->dtype = v->dtype;
+    p->ndim = v->ndim;
+    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
+}
+
+static si_status node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
+    for (int k = 0; k < n->n_in; k++) {
+        ins[k] = NULL;
+        if (n->in[k] < 0) continue;
+        const si_value *v = &g->values[n->in[k]];
+        if (v->const_val) { ins[k] = v->const_val; continue; }
+        memset(&desc[k], 0, sizeof desc[k]);
+        desc[k].dtype = v->dtype;
+        desc[k].ndim = v->ndim < 0 ? 0 : v->ndim;
+        memcpy(desc[k].dims, v->dims, sizeof desc[k].dims);
+        ins[k] = &desc[k];
+    }
+    return SI_OK;
+}
+
+static si_status ref_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
+    (void)d;
+    const si_tensor *ins[64];
+    si_tensor desc[64];
+    if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs", n->name);
+    node_inputs(g, n, ins, desc);
+    return si_op_supported(n, n->n_in, ins);
+}
+
+static si_status ref_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
+    (void)opts;
+    *out = NULL;
+    ref_model *m = si_calloc(1, sizeof *m);
+    if (!m) return si_err(SI_ERR_NO_MEM, "REF: out of memory");
+    m->base.iface = &ref_model_iface;
+    m->base.device = d->name;
+    si_status s = si_graph_clone(src, &m->g);
+    if (s) { ref_model_free(&m->base); return s; }
+    si_graph *g = m->g;
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((s = ref_supports_op(d, g, &g->nodes[i]))) {
+            si_err_wrap(s, "REF cannot run node '%s'", g->nodes[i].name);
+            ref_model_free(&m->base);
+            return s;
+        }
+    m->steps = si_malloc(sizeof(int) * ((size_t)g->n_nodes + 1));
+    m->last_use = si_malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    m->in_ports = si_calloc((size_t)g->n_inputs + 1, sizeof(si_port));
+    m->out_ports = si_calloc((size_t)g->n_outputs + 1, sizeof(si_port));
+    if (!m->steps || !m->last_use || !m->in_ports || !m->out_ports) {
+        ref_model_free(&m->base);
+        return si_err(SI_ERR_NO_MEM, "REF: out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) m->last_use[v] = -1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        si_node *n = &g->nodes[i];
+        bool folded = n->n_out > 0;
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0 && !g->values[n->out[k]].const_val) folded = false;
+        if (folded) continue; /* every output was computed at compile time */
+        for (int k = 0; k < n->n_in; k++)
+            if (n->in[k] >= 0) m->last_use[n->in[k]] = m->n_steps;
+        m->steps[m->n_steps++] = i;
+    }
+    for (int i = 0; i < g->n_inputs; i++) port_from_value(&m->in_ports[i], &g->values[g->inputs[i]]);
+    for (int i = 0; i < g->n_outputs; i++) port_from_value(&m->out_ports[i], &g->values[g->outputs[i]]);
+    m->base.n_inputs = g->n_inputs;
+    m->base.n_outputs = g->n_outputs;
+    m->base.inputs = m->in_ports;
+    m->base.outputs = m->out_ports;
+    *out = &m->base;
+    return SI_OK;
+}
+
+static const si_device_i ref_iface = {
+    .api_version = SI_DEVICE_API_VERSION,
+    .supports_op = ref_supports_op,
+    .compile = ref_compile,
+};
+
+si_device si_device_ref = {.iface = &ref_iface, .name = "REF", .ctx = NULL};

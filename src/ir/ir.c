@@ -1,0 +1,336 @@
+/*
+ * ir.c — graph construction, validation and topological ordering, deep copy, and attribute access.
+ */
+#include "ir/ir.h"
+
+#include "ops/ops.h"
+
+// --- construction -------------------------------------------------------------------------------------
+
+si_graph *si_graph_new(void) { return si_calloc(1, sizeof(si_graph)); }
+
+void si_attr_clear(si_attr *a) {
+    si_free(a->name);
+    si_free(a->s);
+    si_tensor_free(a->t);
+    si_free(a->floats);
+    si_free(a->ints);
+    if (a->strings)
+        for (int i = 0; i < a->n; i++) si_free(a->strings[i]);
+    si_free(a->strings);
+    memset(a, 0, sizeof *a);
+}
+
+void si_node_clear(si_node *n) {
+    si_free(n->name);
+    si_free(n->op_type);
+    si_free(n->domain);
+    si_free(n->in);
+    si_free(n->out);
+    for (int i = 0; i < n->n_attr; i++) si_attr_clear(&n->attrs[i]);
+    si_free(n->attrs);
+    memset(n, 0, sizeof *n);
+}
+
+static void value_clear(si_value *v) {
+    si_free(v->name);
+    for (int i = 0; i < SI_MAX_DIMS; i++) si_free(v->dim_names[i]);
+    si_tensor_free(v->const_val);
+}
+
+void si_graph_free(si_graph *g) {
+    if (!g) return;
+    for (int i = 0; i < g->n_values; i++) value_clear(&g->values[i]);
+    si_free(g->values);
+    for (int i = 0; i < g->n_nodes; i++) si_node_clear(&g->nodes[i]);
+    si_free(g->nodes);
+    si_free(g->inputs);
+    si_free(g->outputs);
+    for (int i = 0; i < g->n_opsets; i++) si_free(g->opsets[i].domain);
+    si_free(g->opsets);
+    si_free(g->producer);
+    si_free(g);
+}
+
+int si_graph_find_value(const si_graph *g, const char *name) {
+    /* Linear scans would make loading quadratic; graphs are small enough that a hash is not needed yet for
+     * the value lookups done at load, which go through the loader's own hash table. */
+    for (int i = g->n_values - 1; i >= 0; i--)
+        if (!strcmp(g->values[i].name, name)) return i;
+    return -1;
+}
+
+int si_graph_value(si_graph *g, const char *name) {
+    int i = si_graph_find_value(g, name);
+    if (i >= 0) return i;
+    if (g->n_values == g->cap_values) {
+        int cap = g->cap_values ? g->cap_values * 2 : 64;
+        si_value *nv = si_realloc(g->values, sizeof(si_value) * (size_t)cap);
+        if (!nv) return -1;
+        g->values = nv;
+        g->cap_values = cap;
+    }
+    si_value *v = &g->values[g->n_values];
+    memset(v, 0, sizeof *v);
+    v->name = si_strdup(name);
+    if (!v->name) return -1;
+    v->ndim = -1;
+    v->producer = -1;
+    return g->n_values++;
+}
+
+int si_graph_add_node(si_graph *g, si_node *n) {
+    if (g->n_nodes == g->cap_nodes) {
+        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+        si_node *nn = si_realloc(g->nodes, sizeof(si_node) * (size_t)cap);
+        if (!nn) return -1;
+        g->nodes = nn;
+        g->cap_nodes = cap;
+    }
+    g->nodes[g->n_nodes] = *n;
+    memset(n, 0, sizeof *n);
+    return g->n_nodes++;
+}
+
+int64_t si_graph_opset(const si_graph *g, const char *domain) {
+    bool def = !domain || !*domain || !strcmp(domain, "ai.onnx");
+    for (int i = 0; i < g->n_opsets; i++) {
+        const char *d = g->opsets[i].domain;
+        bool gdef = !d || !*d || !strcmp(d, "ai.onnx");
+        if ((def && gdef) || (!def && !gdef && !strcmp(d, domain))) return g->opsets[i].version;
+    }
+    return -1;
+}
+
+// --- finalize: validate and sort ------------------------------------------------------------------------
+
+si_status si_graph_finalize(si_graph *g) {
+    int nv = g->n_values, nn = g->n_nodes;
+    /* producers */
+    for (int v = 0; v < nv; v++) g->values[v].producer = -1;
+    for (int i = 0; i < nn; i++) {
+        si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_out; k++) {
+            int v = n->out[k];
+            if (v < 0) continue;
+            si_value *val = &g->values[v];
+            if (val->producer >= 0 || val->is_input || val->is_initializer)
+                return si_err(SI_ERR_PARSE, "value '%s' is produced more than once (again by node '%s' %s)", val->name,
+                              n->name, n->op_type);
+            val->producer = i;
+        }
+    }
+    /* every consumed value must have a source */
+    for (int i = 0; i < nn; i++) {
+        si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (v < 0) continue;
+            si_value *val = &g->values[v];
+            if (val->producer < 0 && !val->is_input && !val->is_initializer && !val->const_val)
+                return si_err(SI_ERR_PARSE, "node '%s' (%s) reads '%s', which no node, input or initializer provides",
+                              n->name, n->op_type, val->name);
+        }
+    }
+    for (int k = 0; k < g->n_outputs; k++) {
+        si_value *val = &g->values[g->outputs[k]];
+        if (val->producer < 0 && !val->is_input && !val->is_initializer && !val->const_val)
+            return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", val->name);
+    }
+    /* Kahn's algorithm over node dependencies, keeping the file's order where it is already valid */
+    int *indeg = si_calloc((size_t)nn + 1, sizeof(int));
+    int *order = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    int *users_start = si_calloc((size_t)nv + 1, sizeof(int));
+    int total_in = 0;
+    for (int i = 0; i < nn; i++) total_in += g->nodes[i].n_in;
+    int *users = si_malloc(sizeof(int) * ((size_t)total_in + 1));
+    int *fill = si_calloc((size_t)nv + 1, sizeof(int));
+    si_node *sorted = si_malloc(sizeof(si_node) * ((size_t)nn + 1));
+    si_status st = SI_OK;
+    if (!indeg || !order || !users_start || !users || !fill || !sorted) { st = si_err(SI_ERR_NO_MEM, "out of memory sorting the graph"); goto done; }
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int v = g->nodes[i].in[k];
+            if (v >= 0 && g->values[v].producer >= 0) { users_start[v + 1]++; indeg[i]++; }
+        }
+    for (int v = 0; v < nv; v++) users_start[v + 1] += users_start[v];
+    for (int i = 0; i < nn; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            int v = g->nodes[i].in[k];
+            if (v >= 0 && g->values[v].producer >= 0) users[users_start[v] + fill[v]++] = i;
+        }
+    /* a min-ordered ready list keeps the original order stable; use a simple queue scanned in index order */
+    int head = 0, tail = 0;
+    for (int i = 0; i < nn; i++)
+        if (!indeg[i]) order[tail++] = i;
+    while (head < tail) {
+        int i = order[head++];
+        si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_out; k++) {
+            int v = n->out[k];
+            if (v < 0) continue;
+            for (int u = users_start[v]; u < users_start[v + 1]; u++)
+                if (--indeg[users[u]] == 0) order[tail++] = users[u];
+        }
+    }
+    if (tail != nn) {
+        int bad = -1;
+        for (int i = 0; i < nn && bad < 0; i++)
+            if (indeg[i]) bad = i;
+        st = si_err(SI_ERR_PARSE, "the graph has a cycle through node '%s' (%s)", g->nodes[bad].name, g->nodes[bad].op_type);
+        goto done;
+    }
+    for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
+    memcpy(g->nodes, sorted, sizeof(si_node) * (size_t)nn);
+    for (int i = 0; i < nn; i++) {
+        si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_out; k++)
+            if (n->out[k] >= 0) g->values[n->out[k]].producer = i;
+        n->op = si_op_find(n->domain, n->op_type);
+        int64_t ver = si_graph_opset(g, n->domain);
+        if (ver < 0) {
+            if (n->domain[0] && strcmp(n->domain, "ai.onnx")) { n->opset = 1; continue; }
+            st = si_err(SI_ERR_PARSE, "node '%s' (%s): the model imports no opset for the default domain", n->name, n->op_type);
+            goto done;
+        }
+        n->opset = (int)ver;
+    }
+done:
+    si_free(indeg);
+    si_free(order);
+    si_free(users_start);
+    si_free(users);
+    si_free(fill);
+    si_free(sorted);
+    return st;
+}
+
+// --- deep copy --------------------------------------------------------------------------------------------
+
+static si_status attr_copy(si_attr *d, const si_attr *s) {
+    *d = *s;
+    d->name = NULL; d->s = NULL; d->t = NULL; d->floats = NULL; d->ints = NULL; d->strings = NULL;
+    if (!(d->name = si_strdup(s->name))) return SI_ERR_NO_MEM;
+    if (s->s && !(d->s = si_strdup(s->s))) return SI_ERR_NO_MEM;
+    if (s->t && si_tensor_clone(s->t, &d->t)) return SI_ERR_NO_MEM;
+    if (s->floats) {
+        if (!(d->floats = si_malloc(sizeof(float) * (size_t)s->n + 1))) return SI_ERR_NO_MEM;
+        memcpy(d->floats, s->floats, sizeof(float) * (size_t)s->n);
+    }
+    if (s->ints) {
+        if (!(d->ints = si_malloc(sizeof(int64_t) * (size_t)s->n + 1))) return SI_ERR_NO_MEM;
+        memcpy(d->ints, s->ints, sizeof(int64_t) * (size_t)s->n);
+    }
+    if (s->strings) {
+        if (!(d->strings = si_calloc((size_t)s->n + 1, sizeof(char *)))) return SI_ERR_NO_MEM;
+        for (int i = 0; i < s->n; i++)
+            if (!(d->strings[i] = si_strdup(s->strings[i]))) return SI_ERR_NO_MEM;
+    }
+    return SI_OK;
+}
+
+static int *ints_dup(const int *a, int n) {
+    int *d = si_malloc(sizeof(int) * ((size_t)n + 1));
+    if (d && n) memcpy(d, a, sizeof(int) * (size_t)n);
+    return d;
+}
+
+si_status si_graph_clone(const si_graph *g, si_graph **out) {
+    *out = NULL;
+    si_graph *c = si_graph_new();
+    if (!c) goto oom;
+    c->ir_version = g->ir_version;
+    if (!(c->producer = si_strdup(g->producer ? g->producer : ""))) goto oom;
+    if (!(c->values = si_calloc((size_t)g->n_values + 1, sizeof(si_value)))) goto oom;
+    c->cap_values = g->n_values + 1;
+    for (int i = 0; i < g->n_values; i++) {
+        const si_value *s = &g->values[i];
+        si_value *d = &c->values[i];
+        c->n_values = i + 1;
+        *d = *s;
+        d->name = NULL; d->const_val = NULL;
+        memset(d->dim_names, 0, sizeof d->dim_names);
+        if (!(d->name = si_strdup(s->name))) goto oom;
+        for (int k = 0; k < SI_MAX_DIMS; k++)
+            if (s->dim_names[k] && !(d->dim_names[k] = si_strdup(s->dim_names[k]))) goto oom;
+        if (s->const_val && si_tensor_clone(s->const_val, &d->const_val)) goto oom;
+    }
+    if (!(c->nodes = si_calloc((size_t)g->n_nodes + 1, sizeof(si_node)))) goto oom;
+    c->cap_nodes = g->n_nodes + 1;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const si_node *s = &g->nodes[i];
+        si_node *d = &c->nodes[i];
+        c->n_nodes = i + 1;
+        d->opset = s->opset; d->op = s->op; d->n_in = s->n_in; d->n_out = s->n_out;
+        if (!(d->name = si_strdup(s->name)) || !(d->op_type = si_strdup(s->op_type)) || !(d->domain = si_strdup(s->domain)))
+            goto oom;
+        if (!(d->in = ints_dup(s->in, s->n_in)) || !(d->out = ints_dup(s->out, s->n_out))) goto oom;
+        if (!(d->attrs = si_calloc((size_t)s->n_attr + 1, sizeof(si_attr)))) goto oom;
+        for (int k = 0; k < s->n_attr; k++) {
+            d->n_attr = k + 1;
+            if (attr_copy(&d->attrs[k], &s->attrs[k])) goto oom;
+        }
+    }
+    if (!(c->inputs = ints_dup(g->inputs, g->n_inputs)) || !(c->outputs = ints_dup(g->outputs, g->n_outputs))) goto oom;
+    c->n_inputs = g->n_inputs;
+    c->n_outputs = g->n_outputs;
+    if (!(c->opsets = si_calloc((size_t)g->n_opsets + 1, sizeof(si_opset)))) goto oom;
+    for (int i = 0; i < g->n_opsets; i++) {
+        c->n_opsets = i + 1;
+        c->opsets[i].version = g->opsets[i].version;
+        if (!(c->opsets[i].domain = si_strdup(g->opsets[i].domain))) goto oom;
+    }
+    *out = c;
+    return SI_OK;
+oom:
+    si_graph_free(c);
+    return si_err(SI_ERR_NO_MEM, "out of memory copying the graph");
+}
+
+// --- attributes -----------------------------------------------------------------------------------------
+
+const si_attr *si_node_attr(const si_node *n, const char *name) {
+    for (int i = 0; i < n->n_attr; i++)
+        if (!strcmp(n->attrs[i].name, name)) return &n->attrs[i];
+    return NULL;
+}
+
+int64_t si_attr_int(const si_node *n, const char *name, int64_t dflt) {
+    const si_attr *a = si_node_attr(n, name);
+    if (!a) return dflt;
+    if (a->type == SI_ATTR_INT) return a->i;
+    if (a->type == SI_ATTR_FLOAT) return (int64_t)a->f;
+    return dflt;
+}
+
+float si_attr_float(const si_node *n, const char *name, float dflt) {
+    const si_attr *a = si_node_attr(n, name);
+    if (!a) return dflt;
+    if (a->type == SI_ATTR_FLOAT) return a->f;
+    if (a->type == SI_ATTR_INT) return (float)a->i;
+    return dflt;
+}
+
+const char *si_attr_str(const si_node *n, const char *name, const char *dflt) {
+    const si_attr *a = si_node_attr(n, name);
+    return (a && a->type == SI_ATTR_STRING && a->s) ? a->s : dflt;
+}
+
+const int64_t *si_attr_ints(const si_node *n, const char *name, int *count) {
+    const si_attr *a = si_node_attr(n, name);
+    if (!a || a->type != SI_ATTR_INTS) { *count = 0; return NULL; }
+    *count = a->n;
+    return a->ints;
+}
+
+const float *si_attr_floats(const si_node *n, const char *name, int *count) {
+    const si_attr *a = si_node_attr(n, name);
+    if (!a || a->type != SI_ATTR_FLOATS) { *count = 0; return NULL; }
+    *count = a->n;
+    return a->floats;
+}
+
+const si_tensor *si_attr_tensor(const si_node *n, const char *name) {
+    const si_attr *a = si_node_attr(n, name);
+    return (a && a->type == SI_ATTR_TENSOR) ? a->t : NULL;
+}

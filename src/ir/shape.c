@@ -1,0 +1,108 @@
+/*
+ * shape.c — type and shape inference over a finalized graph for the current input shapes, with constant
+ * folding: a node whose inputs are all constant is evaluated once here with the reference kernels, so that
+ * shape computations (Shape -> Gather -> Concat -> Reshape) and generated weights (ConstantOfShape) are
+ * resolved before any device sees the graph.
+ */
+#include "ir/ir.h"
+
+#include "ops/ops.h"
+
+/* Folding is for shape arithmetic and generated weights; skip outputs above this many bytes. */
+#define FOLD_MAX_BYTES ((size_t)256 << 20)
+
+static bool value_known(const si_value *v) {
+    if (v->const_val) return true;
+    if (v->dtype == SI_DTYPE_UNDEFINED || v->ndim < 0) return false;
+    for (int i = 0; i < v->ndim; i++)
+        if (v->dims[i] < 0) return false;
+    return true;
+}
+
+static bool foldable(const si_node *n) {
+    /* random generators must not be folded */
+    return strncmp(n->op_type, "Random", 6) != 0 && strcmp(n->op_type, "Bernoulli") != 0 &&
+           strcmp(n->op_type, "Multinomial") != 0;
+}
+
+/* Set each output's dtype (when the op can tell it without shapes, e.g. Cast) is left to infer; here we
+ * only copy what infer computed. */
+static si_status infer_node(si_graph *g, int idx) {
+    si_node *n = &g->nodes[idx];
+    if (!n->op) return SI_OK;
+    const si_tensor *ins[64];
+    si_tensor in_desc[64], out_t[64];
+    si_tensor *outs[64];
+    if (n->n_in > 64 || n->n_out > 64) return SI_OK;
+    bool all_const = true;
+    for (int k = 0; k < n->n_in; k++) {
+        ins[k] = NULL;
+        if (n->in[k] < 0) continue;
+        si_value *v = &g->values[n->in[k]];
+        if (!value_known(v)) return SI_OK; /* shapes stay unknown until run time */
+        if (v->const_val) {
+            ins[k] = v->const_val;
+        } else {
+            all_const = false;
+            si_tensor *d = &in_desc[k];
+            memset(d, 0, sizeof *d);
+            d->dtype = v->dtype;
+            d->ndim = v->ndim;
+            memcpy(d->dims, v->dims, sizeof d->dims);
+            d->nbytes = (size_t)si_shape_count(v->ndim, v->dims) * si_dtype_size(v->dtype);
+            ins[k] = d;
+        }
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        memset(&out_t[k], 0, sizeof out_t[k]);
+        outs[k] = n->out[k] >= 0 ? &out_t[k] : NULL;
+    }
+    si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
+    si_status s = si_op_supported(n, n->n_in, ins);
+    if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; } /* a device may still take it */
+    if (s) return s;
+    s = n->op->infer(&c);
+    if (s == SI_SHAPE_DYNAMIC) { si_err_clear(); return SI_OK; }
+    if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; }
+    if (s) return s;
+    size_t total = 0;
+    for (int k = 0; k < n->n_out; k++) total += outs[k] ? out_t[k].nbytes : 0;
+    bool fold = all_const && foldable(n) && total <= FOLD_MAX_BYTES;
+    if (fold) {
+        for (int k = 0; k < n->n_out && !s; k++)
+            if (outs[k]) s = si_tensor_alloc(outs[k]);
+        if (!s) s = n->op->run(&c);
+        if (s) { /* folding is an optimisation: leave the node for run time, where the error will show */
+            for (int k = 0; k < n->n_out; k++) si_tensor_release(&out_t[k]);
+            si_err_clear();
+            fold = false;
+            s = SI_OK;
+        }
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        if (!outs[k]) continue;
+        si_value *v = &g->values[n->out[k]];
+        v->dtype = out_t[k].dtype;
+        v->ndim = out_t[k].ndim;
+        memcpy(v->dims, out_t[k].dims, sizeof v->dims);
+        if (fold) {
+            si_tensor *t = si_malloc(sizeof *t);
+            if (!t) {
+                for (int j = k; j < n->n_out; j++) si_tensor_release(&out_t[j]);
+                return si_err(SI_ERR_NO_MEM, "out of memory folding constants");
+            }
+            *t = out_t[k];
+            si_tensor_free(v->const_val);
+            v->const_val = t;
+        }
+    }
+    return SI_OK;
+}
+
+si_status si_graph_infer_shapes(si_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        si_status s = infer_node(g, i);
+        if (s) return s;
+    }
+    return SI_OK;
+}

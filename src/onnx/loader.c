@@ -1,0 +1,391 @@
+/*
+ * loader.c — ONNX ModelProto -> graph IR, using protobuf-c code generated at build time from Debian's
+ * onnx.proto. Initializer bytes are taken over from the unpacked message without a copy where possible
+ * (raw_data), and the file buffer is released right after unpacking, so peak memory stays near twice the
+ * model's size.
+ */
+#include "onnx/onnx.h"
+
+#include "onnx.pb-c.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+// --- allocator: route protobuf-c through the library's hook -------------------------------------------
+
+static void *pb_alloc(void *ud, size_t n) { (void)ud; return si_malloc(n); }
+static void pb_free(void *ud, void *p) { (void)ud; si_free(p); }
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
+// --- tensors ----------------------------------------------------------------------------------------------
+
+static si_status check_dtype(int32_t dt, const char *what) {
+    si_dtype t = (si_dtype)dt;
+    if (t == SI_STRING) return si_err(SI_ERR_UNSUPPORTED, "%s: element type string is not supported", what);
+    if (!si_dtype_valid(t)) {
+        static const char *names[] = {[14] = "complex64", [15] = "complex128", [17] = "float8e4m3fn",
+                                      [18] = "float8e4m3fnuz", [19] = "float8e5m2", [20] = "float8e5m2fnuz",
+                                      [21] = "uint4", [22] = "int4", [23] = "float4e2m1", [24] = "float8e8m0",
+                                      [25] = "uint2", [26] = "int2"};
+        const char *n = (dt >= 0 && dt < (int32_t)SI_ARRAY_LEN(names) && names[dt]) ? names[dt] : NULL;
+        if (n) return si_err(SI_ERR_UNSUPPORTED, "%s: element type %s is not supported", what, n);
+        return si_err(SI_ERR_PARSE, "%s: unknown element type %d", what, (int)dt);
+    }
+    return SI_OK;
+}
+
+/* Is `loc` a plain relative path that stays inside its folder (no absolute path, no ".." component)? */
+static bool path_stays_inside(const char *loc) {
+    if (!*loc || loc[0] == '/' || loc[0] == '\\') return false;
+    const char *p = loc;
+    while (*p) {
+        const char *e = p;
+        while (*e && *e != '/' && *e != '\\') e++;
+        if (e - p == 2 && p[0] == '.' && p[1] == '.') return false;
+        p = *e ? e + 1 : e;
+    }
+    return true;
+}
+
+static si_status read_external(const Onnx__TensorProto *tp, const char *base_dir, const char *what, si_tensor *t) {
+    const char *loc = NULL;
+    int64_t offset = 0, length = -1;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const Onnx__StringStringEntryProto *e = tp->external_data[i];
+        if (!e->key || !e->value) continue;
+        char *end = NULL;
+        if (!strcmp(e->key, "location")) loc = e->value;
+        else if (!strcmp(e->key, "offset")) { errno = 0; offset = strtoll(e->value, &end, 10); if (errno || *end || offset < 0) return si_err(SI_ERR_PARSE, "%s: bad external data offset '%s'", what, e->value); }
+        else if (!strcmp(e->key, "length")) { errno = 0; length = strtoll(e->value, &end, 10); if (errno || *end || length < 0) return si_err(SI_ERR_PARSE, "%s: bad external data length '%s'", what, e->value); }
+    }
+    if (!loc) return si_err(SI_ERR_PARSE, "%s: external data without a location", what);
+    if (!base_dir) return si_err(SI_ERR_INVALID_ARG, "%s: external data '%s' cannot be used for a model loaded from memory without a folder", what, loc);
+    if (!path_stays_inside(loc)) return si_err(SI_ERR_INVALID_ARG, "%s: external data location '%s' leaves the model's folder", what, loc);
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", base_dir, loc) >= sizeof path) return si_err(SI_ERR_INVALID_ARG, "%s: external data path too long", what);
+    /* symlinks could still point outside: compare real paths */
+    char rbase[PATH_MAX], rpath[PATH_MAX];
+    if (!realpath(base_dir, rbase)) return si_err(SI_ERR_IO, "%s: cannot resolve folder '%s': %s", what, base_dir, strerror(errno));
+    if (!realpath(path, rpath)) return si_err(SI_ERR_IO, "%s: external data file '%s': %s", what, path, strerror(errno));
+    size_t bl = strlen(rbase);
+    if (strncmp(rpath, rbase, bl) != 0 || (rpath[bl] != '/' && !(bl == 1 && rbase[0] == '/')))
+        return si_err(SI_ERR_INVALID_ARG, "%s: external data location '%s' leaves the model's folder", what, loc);
+    if (length >= 0 && (size_t)length != t->nbytes)
+        return si_err(SI_ERR_PARSE, "%s: external data length %lld does not match the shape's %zu bytes", what, (long long)length, t->nbytes);
+    FILE *f = fopen(rpath, "rb");
+    if (!f) return si_err(SI_ERR_IO, "%s: cannot open external data '%s': %s", what, rpath, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)offset + t->nbytes > (uint64_t)st.st_size) {
+        fclose(f);
+        return si_err(SI_ERR_PARSE, "%s: external data '%s' is shorter than offset %lld + %zu bytes", what, loc, (long long)offset, t->nbytes);
+    }
+    si_status s = si_tensor_alloc(t);
+    if (!s && t->nbytes && (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(t->data, 1, t->nbytes, f) != t->nbytes))
+        s = si_err(SI_ERR_IO, "%s: reading external data '%s' failed", what, loc);
+    fclose(f);
+    return s;
+}
+
+/* Convert a TensorProto; steals raw_data from the message when it can. */
+static si_status tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, const char *what, si_tensor **out) {
+    *out = NULL;
+    si_status s = check_dtype(tp->data_type, what);
+    if (s) return s;
+    if (tp->segment) return si_err(SI_ERR_UNSUPPORTED, "%s: segmented tensors are not supported", what);
+    if (tp->n_dims > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "%s: rank %zu exceeds %d", what, tp->n_dims, SI_MAX_DIMS);
+    si_tensor *t = si_calloc(1, sizeof *t);
+    if (!t) return si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
+    if ((s = si_tensor_init(t, (si_dtype)tp->data_type, (int)tp->n_dims, tp->dims))) { si_free(t); return si_err_wrap(s, "%s", what); }
+    int64_t count = si_shape_count(t->ndim, t->dims);
+    size_t esz = si_dtype_size(t->dtype);
+    bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    if (external) {
+        s = read_external(tp, base_dir, what, t);
+    } else if (tp->has_raw_data && (tp->raw_data.len || !(tp->n_float_data | tp->n_int32_data | tp->n_int64_data | tp->n_double_data | tp->n_uint64_data))) {
+        if (tp->raw_data.len != t->nbytes) {
+            s = si_err(SI_ERR_PARSE, "%s: raw_data has %zu bytes, shape %s needs %zu", what, tp->raw_data.len,
+                       si_shape_str((char[128]){0}, 128, t->dtype, t->ndim, t->dims), t->nbytes);
+        } else if (t->nbytes && ((uintptr_t)tp->raw_data.data % 8) == 0) {
+            t->data = tp->raw_data.data; /* take over the buffer (allocated through si_malloc) */
+            t->owned = true;
+            tp->raw_data.data = NULL;
+            tp->raw_data.len = 0;
+        } else if (!(s = si_tensor_alloc(t)) && t->nbytes) {
+            memcpy(t->data, tp->raw_data.data, t->nbytes);
+        }
+    } else if (!(s = si_tensor_alloc(t))) {
+        size_t n = 0;
+        switch (t->dtype) {
+        case SI_F32: n = tp->n_float_data; break;
+        case SI_F64: n = tp->n_double_data; break;
+        case SI_I64: n = tp->n_int64_data; break;
+        case SI_U32: case SI_U64: n = tp->n_uint64_data; break;
+        default: n = tp->n_int32_data; break;
+        }
+        if ((int64_t)n != count) {
+            s = si_err(SI_ERR_PARSE, "%s: %zu values stored, the shape needs %lld", what, n, (long long)count);
+        } else {
+            for (int64_t i = 0; i < count; i++) {
+                switch (t->dtype) {
+                case SI_F32: ((float *)t->data)[i] = tp->float_data[i]; break;
+                case SI_F64: ((double *)t->data)[i] = tp->double_data[i]; break;
+                case SI_I64: ((int64_t *)t->data)[i] = tp->int64_data[i]; break;
+                case SI_U32: ((uint32_t *)t->data)[i] = (uint32_t)tp->uint64_data[i]; break;
+                case SI_U64: ((uint64_t *)t->data)[i] = tp->uint64_data[i]; break;
+                case SI_F16: case SI_BF16: ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
+                default: si_store_i64(t->dtype, t->data, i, tp->int32_data[i]); break;
+                }
+            }
+        }
+    }
+    (void)esz;
+    if (s) { si_tensor_free(t); return s; }
+    *out = t;
+    return SI_OK;
+}
+
+si_status si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char **name) {
+    *out = NULL;
+    if (name) *name = NULL;
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pb_allocator, len, buf);
+    if (!tp) return si_err(SI_ERR_PARSE, "not a valid serialized TensorProto (%zu bytes)", len);
+    si_status s = tensor_from_proto(tp, NULL, tp->name && *tp->name ? tp->name : "tensor", out);
+    if (!s && name && !(*name = si_strdup(tp->name ? tp->name : ""))) {
+        si_tensor_free(*out);
+        *out = NULL;
+        s = si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    onnx__tensor_proto__free_unpacked(tp, &pb_allocator);
+    return s;
+}
+
+// --- value infos ------------------------------------------------------------------------------------------
+
+static si_status apply_value_info(si_value *v, const Onnx__ValueInfoProto *vi, bool required) {
+    const Onnx__TypeProto *tp = vi->type;
+    if (!tp) {
+        if (required) return si_err(SI_ERR_PARSE, "value '%s' has no type", v->name);
+        return SI_OK;
+    }
+    if (tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
+        const char *kind = tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE ? "sequence"
+                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE      ? "map"
+                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE ? "optional"
+                           : tp->value_case == ONNX__TYPE_PROTO__VALUE_SPARSE_TENSOR_TYPE ? "sparse tensor"
+                                                                                         : "unknown";
+        if (required) return si_err(SI_ERR_UNSUPPORTED, "value '%s' has %s type; only tensors are supported", v->name, kind);
+        return SI_OK;
+    }
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (tt->has_elem_type && tt->elem_type != 0) {
+        char what[300];
+        snprintf(what, sizeof what, "value '%s'", v->name);
+        si_status s = check_dtype(tt->elem_type, what);
+        if (s) return required ? s : (si_err_clear(), SI_OK);
+        v->dtype = (si_dtype)tt->elem_type;
+    }
+    if (tt->shape) {
+        if (tt->shape->n_dim > SI_MAX_DIMS) {
+            if (required) return si_err(SI_ERR_UNSUPPORTED, "value '%s': rank %zu exceeds %d", v->name, tt->shape->n_dim, SI_MAX_DIMS);
+            return SI_OK;
+        }
+        v->ndim = (int)tt->shape->n_dim;
+        for (size_t i = 0; i < tt->shape->n_dim; i++) {
+            const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
+            v->dims[i] = -1;
+            si_free(v->dim_names[i]);
+            v->dim_names[i] = NULL;
+            if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0) {
+                v->dims[i] = d->dim_value;
+            } else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param && *d->dim_param) {
+                if (!(v->dim_names[i] = si_strdup(d->dim_param))) return si_err(SI_ERR_NO_MEM, "out of memory");
+            }
+        }
+    }
+    return SI_OK;
+}
+
+// --- nodes ----------------------------------------------------------------------------------------------
+
+static si_status convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *node_name) {
+    if (!(a->name = si_strdup(ap->name ? ap->name : ""))) return si_err(SI_ERR_NO_MEM, "out of memory");
+    int type = ap->has_type ? (int)ap->type : 0;
+    if (type == 0) { /* very old models: infer the kind from the field that is set */
+        if (ap->has_f) type = SI_ATTR_FLOAT;
+        else if (ap->has_i) type = SI_ATTR_INT;
+        else if (ap->has_s) type = SI_ATTR_STRING;
+        else if (ap->t) type = SI_ATTR_TENSOR;
+        else if (ap->g) type = SI_ATTR_GRAPH;
+        else if (ap->n_floats) type = SI_ATTR_FLOATS;
+        else if (ap->n_ints) type = SI_ATTR_INTS;
+        else if (ap->n_strings) type = SI_ATTR_STRINGS;
+        else if (ap->n_tensors) type = SI_ATTR_TENSORS;
+        else if (ap->n_graphs) type = SI_ATTR_GRAPHS;
+    }
+    a->type = (si_attr_type)type;
+    char what[512];
+    snprintf(what, sizeof what, "node '%s' attribute '%s'", node_name, a->name);
+    switch (a->type) {
+    case SI_ATTR_FLOAT: a->f = ap->f; break;
+    case SI_ATTR_INT: a->i = ap->i; break;
+    case SI_ATTR_STRING:
+        if (!(a->s = si_malloc(ap->s.len + 1))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        if (ap->s.len) memcpy(a->s, ap->s.data, ap->s.len);
+        a->s[ap->s.len] = 0;
+        break;
+    case SI_ATTR_TENSOR:
+        if (!ap->t) return si_err(SI_ERR_PARSE, "%s: tensor attribute without a tensor", what);
+        return tensor_from_proto(ap->t, NULL, what, &a->t);
+    case SI_ATTR_FLOATS:
+        a->n = (int)ap->n_floats;
+        if (!(a->floats = si_malloc(sizeof(float) * (ap->n_floats + 1)))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        if (ap->n_floats) memcpy(a->floats, ap->floats, sizeof(float) * ap->n_floats);
+        break;
+    case SI_ATTR_INTS:
+        a->n = (int)ap->n_ints;
+        if (!(a->ints = si_malloc(sizeof(int64_t) * (ap->n_ints + 1)))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        if (ap->n_ints) memcpy(a->ints, ap->ints, sizeof(int64_t) * ap->n_ints);
+        break;
+    case SI_ATTR_STRINGS:
+        a->n = (int)ap->n_strings;
+        if (!(a->strings = si_calloc(ap->n_strings + 1, sizeof(char *)))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        for (size_t i = 0; i < ap->n_strings; i++) {
+            if (!(a->strings[i] = si_malloc(ap->strings[i].len + 1))) return si_err(SI_ERR_NO_MEM, "out of memory");
+            if (ap->strings[i].len) memcpy(a->strings[i], ap->strings[i].data, ap->strings[i].len);
+            a->strings[i][ap->strings[i].len] = 0;
+        }
+        break;
+    default: break; /* graphs, sparse tensors, type protos: kept as a typed marker; ops needing them are unsupported */
+    }
+    return SI_OK;
+}
+
+static si_status convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
+    si_node n;
+    memset(&n, 0, sizeof n);
+    char fallback[32];
+    snprintf(fallback, sizeof fallback, "#%d", index);
+    si_status s = SI_OK;
+    if (!np->op_type || !*np->op_type) return si_err(SI_ERR_PARSE, "node %d has no op_type", index);
+    if (!(n.name = si_strdup(np->name && *np->name ? np->name : fallback)) || !(n.op_type = si_strdup(np->op_type)) ||
+        !(n.domain = si_strdup(np->domain ? np->domain : "")))
+        goto oom;
+    n.n_in = (int)np->n_input;
+    n.n_out = (int)np->n_output;
+    if (!(n.in = si_malloc(sizeof(int) * (np->n_input + 1))) || !(n.out = si_malloc(sizeof(int) * (np->n_output + 1)))) goto oom;
+    for (size_t i = 0; i < np->n_input; i++) {
+        const char *nm = np->input[i];
+        n.in[i] = -1;
+        if (nm && *nm && (n.in[i] = si_graph_value(g, nm)) < 0) goto oom;
+    }
+    for (size_t i = 0; i < np->n_output; i++) {
+        const char *nm = np->output[i];
+        n.out[i] = -1;
+        if (nm && *nm && (n.out[i] = si_graph_value(g, nm)) < 0) goto oom;
+    }
+    if (!(n.attrs = si_calloc(np->n_attribute + 1, sizeof(si_attr)))) goto oom;
+    for (size_t i = 0; i < np->n_attribute; i++) {
+        n.n_attr = (int)i + 1;
+        if (np->attribute[i]->ref_attr_name && *np->attribute[i]->ref_attr_name) {
+            s = si_err(SI_ERR_PARSE, "node '%s': attribute reference outside a function", n.name);
+            goto fail;
+        }
+        if ((s = convert_attr(&n.attrs[i], np->attribute[i], n.name))) goto fail;
+    }
+    if (si_graph_add_node(g, &n) < 0) goto oom;
+    return SI_OK;
+oom:
+    s = si_err(SI_ERR_NO_MEM, "out of memory loading node %d", index);
+fail:
+    si_node_clear(&n);
+    return s;
+}
+
+// --- model ----------------------------------------------------------------------------------------------
+
+static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, si_graph *g) {
+    Onnx__GraphProto *gp = mp->graph;
+    if (!gp) return si_err(SI_ERR_PARSE, "the model has no graph");
+    g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
+    if (!(g->producer = si_strdup(mp->producer_name ? mp->producer_name : ""))) return si_err(SI_ERR_NO_MEM, "out of memory");
+    if (!(g->opsets = si_calloc(mp->n_opset_import + 1, sizeof(si_opset)))) return si_err(SI_ERR_NO_MEM, "out of memory");
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        g->n_opsets = (int)i + 1;
+        g->opsets[i].version = mp->opset_import[i]->version;
+        if (!(g->opsets[i].domain = si_strdup(mp->opset_import[i]->domain ? mp->opset_import[i]->domain : "")))
+            return si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    if (mp->n_opset_import == 0) { /* IR version 1/2 models predate opset_import: opset 1 */
+        if (!(g->opsets[0].domain = si_strdup(""))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        g->opsets[0].version = 1;
+        g->n_opsets = 1;
+    }
+    si_status s;
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        Onnx__TensorProto *tp = gp->initializer[i];
+        if (!tp->name || !*tp->name) return si_err(SI_ERR_PARSE, "initializer %zu has no name", i);
+        int v = si_graph_value(g, tp->name);
+        if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
+        if (g->values[v].is_initializer) return si_err(SI_ERR_PARSE, "initializer '%s' is defined twice", tp->name);
+        char what[300];
+        snprintf(what, sizeof what, "initializer '%s'", tp->name);
+        si_tensor *t;
+        if ((s = tensor_from_proto(tp, base_dir, what, &t))) return s;
+        si_value *val = &g->values[v];
+        val->const_val = t;
+        val->is_initializer = true;
+        val->dtype = t->dtype;
+        val->ndim = t->ndim;
+        memcpy(val->dims, t->dims, sizeof val->dims);
+    }
+    if (gp->n_sparse_initializer) return si_err(SI_ERR_UNSUPPORTED, "sparse initializers are not supported");
+    if (!(g->inputs = si_malloc(sizeof(int) * (gp->n_input + 1))) || !(g->outputs = si_malloc(sizeof(int) * (gp->n_output + 1))))
+        return si_err(SI_ERR_NO_MEM, "out of memory");
+    for (size_t i = 0; i < gp->n_input; i++) {
+        const Onnx__ValueInfoProto *vi = gp->input[i];
+        if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph input %zu has no name", i);
+        int v = si_graph_value(g, vi->name);
+        if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
+        if (g->values[v].is_initializer) continue; /* an initializer listed as input: a constant here */
+        if (g->values[v].is_input) return si_err(SI_ERR_PARSE, "graph input '%s' is listed twice", vi->name);
+        if ((s = apply_value_info(&g->values[v], vi, true))) return s;
+        if (g->values[v].dtype == SI_DTYPE_UNDEFINED) return si_err(SI_ERR_PARSE, "graph input '%s' has no element type", vi->name);
+        g->values[v].is_input = true;
+        g->inputs[g->n_inputs++] = v;
+    }
+    for (size_t i = 0; i < gp->n_node; i++)
+        if ((s = convert_node(g, gp->node[i], (int)i))) return s;
+    for (size_t i = 0; i < gp->n_output; i++) {
+        const Onnx__ValueInfoProto *vi = gp->output[i];
+        if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph output %zu has no name", i);
+        int v = si_graph_find_value(g, vi->name);
+        if (v < 0) return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", vi->name);
+        if ((s = apply_value_info(&g->values[v], vi, true))) return s;
+        g->values[v].is_output = true;
+        g->outputs[g->n_outputs++] = v;
+    }
+    for (size_t i = 0; i < gp->n_value_info; i++) {
+        const Onnx__ValueInfoProto *vi = gp->value_info[i];
+        int v = vi->name ? si_graph_find_value(g, vi->name) : -1;
+        if (v >= 0 && !g->values[v].is_input && !g->values[v].const_val) {
+            if ((s = apply_value_info(&g->values[v], vi, false))) return s;
+        }
+    }
+    return si_graph_finalize(g);
+}
+
+si_status si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out) {
+    *out = NULL;
+    if (!buf || len == 0) return si_err(SI_ERR_PARSE, "empty model");
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, buf);
+    if (!mp) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
+    si_graph *g = si_graph_new();
+    si_status s = g ? convert_graph(mp, base_dir, g) : si_err(SI_ERR_NO_MEM, "out of memory");
+    onnx__model_proto__free_unpacked(mp, &pb_allocator);
+    if (s) { si_graph_free(g); return s; }
+    *out = g;
+    return SI_OK;
+}

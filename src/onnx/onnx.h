@@ -1,0 +1,15 @@
+/*
+ * onnx.h — the ONNX loader: a serialized ModelProto (or TensorProto) into the graph IR.
+ */
+#ifndef SI_ONNX_H
+#define SI_ONNX_H
+
+#include "ir/ir.h"
+
+/* Parse a ModelProto. base_dir (may be NULL: external data is then refused) is the folder external data
+ * locations are relative to. On success *out is a finalized graph with declared shapes and constants. */
+si_status si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out);
+/* Parse a TensorProto into a new owned tensor; *name (optional) receives a copy of its name. */
+si_status si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char **name);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * tensor.c — tensors (owned or borrowed storage), element types, float16/bfloat16 conversion and generic
+ * element load/store used by reference kernels and casts.
+ */
+#include "util/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+
+// --- element types -------------------------------------------------------------------------------------
+
+const char *si_dtype_name(si_dtype t) {
+    switch (t) {
+    case SI_F32: return "float32";
+    case SI_U8: return "uint8";
+    case SI_I8: return "int8";
+    case SI_U16: return "uint16";
+    case SI_I16: return "int16";
+    case SI_I32: return "int32";
+    case SI_I64: return "int64";
+    case SI_STRING: return "string";
+    case SI_BOOL: return "bool";
+    case SI_F16: return "float16";
+    case SI_F64: return "float64";
+    case SI_U32: return "uint32";
+    case SI_U64: return "uint64";
+    case SI_BF16: return "bfloat16";
+    case SI_DTYPE_UNDEFINED: break;
+    }
+    return "undefined";
+}
+
+size_t si_dtype_size(si_dtype t) {
+    switch (t) {
+    case SI_U8: case SI_I8: case SI_BOOL: return 1;
+    case SI_U16: case SI_I16: case SI_F16: case SI_BF16: return 2;
+    case SI_F32: case SI_I32: case SI_U32: return 4;
+    case SI_F64: case SI_I64: case SI_U64: return 8;
+    case SI_STRING: case SI_DTYPE_UNDEFINED: break;
+    }
+    return 0;
+}
+
+bool si_dtype_valid(si_dtype t) { return si_dtype_size(t) != 0; }
+bool si_dtype_is_float(si_dtype t) { return t == SI_F32 || t == SI_F64 || t == SI_F16 || t == SI_BF16; }
+bool si_dtype_is_int(si_dtype t) {
+    return t == SI_I8 || t == SI_I16 || t == SI_I32 || t == SI_I64 || t == SI_U8 || t == SI_U16 ||
+           t == SI_U32 || t == SI_U64;
+}
+bool si_dtype_is_signed(si_dtype t) {
+    return t == SI_I8 || t == SI_I16 || t == SI_I32 || t == SI_I64 || si_dtype_is_float(t);
+}
+
+float si_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            int e = -1;
+            do { e++; man <<= 1; } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t si_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff);
+    uint32_t man = x & 0x7fffff;
+    if (exp == 255) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 : 0)); /* inf / nan */
+    int32_t e = exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);                         /* overflow -> inf */
+    if (e <= 0) {                                                          /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (man >> 13);
+    uint32_t rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* round to nearest even (may carry into exp) */
+    return (uint16_t)half;
+}
+
+float si_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t si_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
+    uint32_t round = 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)((x + round) >> 16);
+}
+
+double si_load_f64(si_dtype t, const void *p, int64_t i) {
+    switch (t) {
+    case SI_F32: return ((const float *)p)[i];
+    case SI_F64: return ((const double *)p)[i];
+    case SI_F16: return si_f16_to_f32(((const uint16_t *)p)[i]);
+    case SI_BF16: return si_bf16_to_f32(((const uint16_t *)p)[i]);
+    case SI_I8: return ((const int8_t *)p)[i];
+    case SI_I16: return ((const int16_t *)p)[i];
+    case SI_I32: return ((const int32_t *)p)[i];
+    case SI_I64: return (double)((const int64_t *)p)[i];
+    case SI_U8: return ((const uint8_t *)p)[i];
+    case SI_U16: return ((const uint16_t *)p)[i];
+    case SI_U32: return ((const uint32_t *)p)[i];
+    case SI_U64: return (double)((const uint64_t *)p)[i];
+    case SI_BOOL: return ((const uint8_t *)p)[i] ? 1.0 : 0.0;
+    default: return 0;
+    }
+}
+
+static int64_t f64_to_i64(double v) {
+    if (isnan(v)) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
+int64_t si_load_i64(si_dtype t, const void *p, int64_t i) {
+    switch (t) {
+    case SI_I8: return ((const int8_t *)p)[i];
+    case SI_I16: return ((const int16_t *)p)[i];
+    case SI_I32: return ((const int32_t *)p)[i];
+    case SI_I64: return ((const int64_t *)p)[i];
+    case SI_U8: return ((const uint8_t *)p)[i];
+    case SI_U16: return ((const uint16_t *)p)[i];
+    case SI_U32: return ((const uint32_t *)p)[i];
+    case SI_U64: return (int64_t)((const uint64_t *)p)[i];
+    case SI_BOOL: return ((const uint8_t *)p)[i] ? 1 : 0;
+    default: return f64_to_i64(si_load_f64(t, p, i));
+    }
+}
+
+void si_store_f64(si_dtype t, void *p, int64_t i, double v) {
+    switch (t) {
+    case SI_F32: ((float *)p)[i] = (float)v; break;
+    case SI_F64: ((double *)p)[i] = v; break;
+    case SI_F16: ((uint16_t *)p)[i] = si_f32_to_f16((float)v); break;
+    case SI_BF16: ((uint16_t *)p)[i] = si_f32_to_bf16((float)v); break;
+    case SI_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    case SI_U64:
+        ((uint64_t *)p)[i] = (isnan(v) || v <= 0) ? 0 : v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v;
+        break;
+    default: si_store_i64(t, p, i, f64_to_i64(v)); break;
+    }
+}
+
+void si_store_i64(si_dtype t, void *p, int64_t i, int64_t v) {
+    switch (t) {
+    case SI_I8: ((int8_t *)p)[i] = (int8_t)v; break;
+    case SI_I16: ((int16_t *)p)[i] = (int16_t)v; break;
+    case SI_I32: ((int32_t *)p)[i] = (int32_t)v; break;
+    case SI_I64: ((int64_t *)p)[i] = v; break;
+    case SI_U8: ((uint8_t *)p)[i] = (uint8_t)v; break;
+    case SI_U16: ((uint16_t *)p)[i] = (uint16_t)v; break;
+    case SI_U32: ((uint32_t *)p)[i] = (uint32_t)v; break;
+    case SI_U64: ((uint64_t *)p)[i] = (uint64_t)v; break;
+    case SI_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    default: si_store_f64(t, p, i, (double)v); break;
+    }
+}
+
+// --- tensors --------------------------------------------------------------------------------------------
+
+int64_t si_shape_count(int ndim, const int64_t *dims) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= dims[i];
+    return n;
+}
+
+const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64_t *dims) {
+    size_t o = (size_t)snprintf(buf, n, "%s[", si_dtype_name(dt));
+    for (int i = 0; i < ndim && o < n; i++)
+        o += (size_t)snprintf(buf + o, n - o, i ? ",%lld" : "%lld", (long long)dims[i]);
+    if (o < n) snprintf(buf + o, n - o, "]");
+    return buf;
+}
+
+si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
+    memset(t, 0, sizeof *t);
+    if (!si_dtype_valid(dtype)) return si_err(SI_ERR_INVALID_ARG, "tensor: element type %d (%s) cannot be stored", (int)dtype, si_dtype_name(dtype));
+    if (ndim < 0 || ndim > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "tensor: rank %d is outside 0..%d", ndim, SI_MAX_DIMS);
+    if (ndim > 0 && !dims) return si_err(SI_ERR_INVALID_ARG, "tensor: dims is NULL for rank %d", ndim);
+    int64_t count = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0) return si_err(SI_ERR_INVALID_ARG, "tensor: dimension %d is negative (%lld)", i, (long long)dims[i]);
+        if (dims[i] > 0 && count > INT64_MAX / 16 / dims[i]) return si_err(SI_ERR_INVALID_ARG, "tensor: shape too large");
+        count *= dims[i];
+        t->dims[i] = dims[i];
+    }
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->nbytes = (size_t)count * si_dtype_size(dtype);
+    return SI_OK;
+}
+
+si_status si_tensor_alloc(si_tensor *t) {
+    if (t->owned) si_free(t->data);
+    t->data = NULL;
+    t->owned = false;
+    if (t->nbytes == 0) return SI_OK;
+    t->data = si_calloc(1, t->nbytes);
+    if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
+    t->owned = true;
+    return SI_OK;
+}
+
+void si_tensor_release(si_tensor *t) {
+    if (t->owned) si_free(t->data);
+    t->data = NULL;
+    t->owned = false;
+}
+
+si_status si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out) {
+    if (!out) return si_err(SI_ERR_INVALID_ARG, "si_tensor_create: out is NULL");
+    *out = NULL;
+    si_tensor tmp;
+    si_status s = si_tensor_init(&tmp, dtype, ndim, dims);
+    if (s) return s;
+    si_tensor *t = si_malloc(sizeof *t);
+    if (!t) return si_err(SI_ERR_NO_MEM, "si_tensor_create: out of memory");
+    *t = tmp;
+    if ((s = si_tensor_alloc(t))) { si_free(t); return s; }
+    *out = t;
+    return SI_OK;
+}
+
+si_status si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes, si_tensor **out) {
+    if (!out) return si_err(SI_ERR_INVALID_ARG, "si_tensor_wrap: out is NULL");
+    *out = NULL;
+    si_tensor tmp;
+    si_status s = si_tensor_init(&tmp, dtype, ndim, dims);
+    if (s) return s;
+    if (nbytes != tmp.nbytes)
+        return si_err(SI_ERR_INVALID_ARG, "si_tensor_wrap: %zu bytes given, the shape needs %zu", nbytes, tmp.nbytes);
+    if (!data && nbytes) return si_err(SI_ERR_INVALID_ARG, "si_tensor_wrap: data is NULL");
+    si_tensor *t = si_malloc(sizeof *t);
+    if (!t) return si_err(SI_ERR_NO_MEM, "si_tensor_wrap: out of memory");
+    *t = tmp;
+    t->data = data;
+    *out = t;
+    return SI_OK;
+}
+
+si_status si_tensor_clone(const si_tensor *src, si_tensor **out) {
+    si_status s = si_tensor_create(src->dtype, src->ndim, src->dims, out);
+    if (s) return s;
+    if (src->nbytes) memcpy((*out)->data, src->data, src->nbytes);
+    return SI_OK;
+}
+
+void si_tensor_free(si_tensor *t) {
+    if (!t) return;
+    si_tensor_release(t);
+    si_free(t);
+}
+
+si_dtype si_tensor_dtype(const si_tensor *t) { return t ? t->dtype : SI_DTYPE_UNDEFINED; }
+int si_tensor_ndim(const si_tensor *t) { return t ? t->ndim : 0; }
+const int64_t *si_tensor_dims(const si_tensor *t) { return t ? t->dims : NULL; }
+int64_t si_tensor_count(const si_tensor *t) { return t ? si_shape_count(t->ndim, t->dims) : 0; }
+size_t si_tensor_nbytes(const si_tensor *t) { return t ? t->nbytes : 0; }
+void *si_tensor_data(const si_tensor *t) { return t ? t->data : NULL; }
+
+// --- files ----------------------------------------------------------------------------------------------
+
+si_status si_read_file(const char *path, char **data, size_t *len) {
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return si_err(SI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return si_err(SI_ERR_IO, "%s: cannot seek", path); }
+    long n = ftell(f);
+    if (n < 0) { fclose(f); return si_err(SI_ERR_IO, "%s: cannot read (is it a folder?)", path); }
+    rewind(f);
+    char *buf = si_malloc((size_t)n + 1);
+    if (!buf) { fclose(f); return si_err(SI_ERR_NO_MEM, "%s: out of memory reading %ld bytes", path, n); }
+    size_t got = fread(buf, 1, (size_t)n, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || got != (size_t)n) { si_free(buf); return si_err(SI_ERR_IO, "%s: read failed", path); }
+    buf[n] = 0;
+    *data = buf;
+    *len = (size_t)n;
+    return SI_OK;
+}

@@ -1,0 +1,84 @@
+/*
+ * util.h — internal basics shared by every layer: error reporting, the allocation hook, the tensor struct
+ * and element-type helpers (float16/bfloat16 conversions, generic element load/store).
+ */
+#ifndef SI_UTIL_H
+#define SI_UTIL_H
+
+#include "safeinfer.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- errors ---------------------------------------------------------------------------------------------
+ * si_err sets the thread-local message and returns the status, so a failure site reads
+ *     return si_err(SI_ERR_PARSE, "node %s: attribute %s has no value", name, attr);
+ */
+#if defined(__GNUC__)
+#define SI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define SI_PRINTF(a, b)
+#endif
+si_status si_err(si_status s, const char *fmt, ...) SI_PRINTF(2, 3);
+/* Prefix the current message with more context: "ctx: old message". Returns s. */
+si_status si_err_wrap(si_status s, const char *fmt, ...) SI_PRINTF(2, 3);
+void si_err_clear(void);
+
+/* ---- allocation: every allocation of the library goes through these ------------------------------------ */
+void *si_malloc(size_t n);
+void *si_calloc(size_t n, size_t size);
+void *si_realloc(void *p, size_t n);
+void si_free(void *p);
+char *si_strdup(const char *s);
+/* Test hook: the Nth allocation from now (1-based) and every `count - 1` after it fail; 0 disables. */
+void si_alloc_fail_after(long n, long count);
+
+/* ---- tensors --------------------------------------------------------------------------------------------- */
+struct si_tensor {
+    si_dtype dtype;
+    int ndim;
+    int64_t dims[SI_MAX_DIMS];
+    void *data;      /* NULL only when the tensor has no elements or is a descriptor without data */
+    size_t nbytes;   /* count * element size */
+    bool owned;      /* data was allocated by the library and is freed with the tensor */
+};
+
+int64_t si_shape_count(int ndim, const int64_t *dims);
+bool si_dtype_valid(si_dtype t); /* a type that can be stored (not STRING or UNDEFINED) */
+/* Initialise a tensor struct in place (no data). Checks rank and dims. */
+si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims);
+/* Give an initialised tensor owned, zero-filled storage for its shape (frees earlier owned data). */
+si_status si_tensor_alloc(si_tensor *t);
+/* Release data of a tensor struct that is not itself heap-allocated. */
+void si_tensor_release(si_tensor *t);
+/* A new owned deep copy. */
+si_status si_tensor_clone(const si_tensor *src, si_tensor **out);
+/* "float32[1,3,224,224]" into buf. */
+const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64_t *dims);
+
+/* ---- element helpers ------------------------------------------------------------------------------------- */
+float si_f16_to_f32(uint16_t h);
+uint16_t si_f32_to_f16(float f);
+float si_bf16_to_f32(uint16_t h);
+uint16_t si_f32_to_bf16(float f);
+bool si_dtype_is_float(si_dtype t);  /* F32, F64, F16, BF16 */
+bool si_dtype_is_int(si_dtype t);    /* signed or unsigned integers (not bool) */
+bool si_dtype_is_signed(si_dtype t);
+/* Element i of a buffer of type t, as double / as int64 (floats truncate toward zero, saturating). */
+double si_load_f64(si_dtype t, const void *p, int64_t i);
+int64_t si_load_i64(si_dtype t, const void *p, int64_t i);
+/* Store v as element i, converting like ONNX Cast (float->int truncates toward zero; ->bool is v != 0). */
+void si_store_f64(si_dtype t, void *p, int64_t i, double v);
+void si_store_i64(si_dtype t, void *p, int64_t i, int64_t v);
+
+/* ---- small helpers --------------------------------------------------------------------------------------- */
+#define SI_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SI_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Read a whole file into a new buffer (NUL-terminated, *len excludes the NUL). */
+si_status si_read_file(const char *path, char **data, size_t *len);
+
+#endif
