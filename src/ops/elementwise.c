@@ -1,7 +1,7 @@
 /*
  * elementwise.c — reference kernels for the ONNX element-wise ops: unary math and activations, binary
  * arithmetic / comparison / logic / bitwise ops with numpy broadcasting, the variadic Min/Max/Sum/Mean,
- * Where, Cast/CastLike and IsNaN/IsInf.
+ * Where, Cast/CastLike and IsNaN/IsInf (plus Swish, opset 24).
  *
  * Structure:
  *  - element access helpers: ld_raw/st_raw move integer bit patterns (signed types sign-extended to 64
@@ -942,6 +942,7 @@ UF(fu_celu, (x > 0 ? x : 0.0) + fmin(0.0, p->a * (exp(x / p->a) - 1.0)))
 UF(fu_sigmoid, sigmoid_d(x))
 UF(fu_hsigmoid, clamp01(p->a * x + p->b))
 UF(fu_hswish, x * clamp01(x / 6.0 + 0.5))
+UF(fu_swish, x * sigmoid_d(p->a * x))
 UF(fu_tanh, tanh(x))
 UF(fu_erf, erf(x))
 UF(fu_gelu, p->flag1 ? 0.5 * x * (1.0 + tanh(0.79788456080286535587989211986876 * (x + 0.044715 * x * x * x)))
@@ -1220,6 +1221,7 @@ UNARY_OP(celu, "Celu", FLOATS, false, fu_celu, NULL, NULL, NULL, par_celu, 1)
 UNARY_OP(sigmoid, "Sigmoid", FLOATS, false, fu_sigmoid, NULL, NULL, f32_sigmoid, NULL, 1)
 UNARY_OP(hsigmoid, "HardSigmoid", FLOATS, false, fu_hsigmoid, NULL, NULL, f32_hsigmoid, par_hsigmoid, 1)
 UNARY_OP(hswish, "HardSwish", FLOATS, false, fu_hswish, NULL, NULL, f32_hswish, NULL, 1)
+UNARY_OP(swish, "Swish", FLOATS, false, fu_swish, NULL, NULL, NULL, par_alpha1, 1)
 UNARY_OP(tanh, "Tanh", FLOATS, false, fu_tanh, NULL, NULL, f32_tanh, NULL, 1)
 UNARY_OP(erf, "Erf", SI_T_NUMERIC, false, fu_erf, NULL, NULL, NULL, NULL, 1)
 UNARY_OP(gelu, "Gelu", FLOATS, false, fu_gelu, NULL, NULL, NULL, par_gelu, 1)
@@ -1384,4 +1386,4 @@ const si_op_def *const si_ops_elementwise[] = {
     &op_acos,     &op_atan,    &op_sinh,     &op_cosh,    &op_asinh,    &op_acosh,    &op_atanh,    &op_thrrelu,
     &op_shrink,   &op_equal,   &op_less,     &op_greater, &op_less_eq,  &op_greater_eq, &op_not,    &op_and,
     &op_or,       &op_xor,     &op_shift,    &op_bit_and, &op_bit_or,   &op_bit_xor,  &op_bit_not,  &op_where,
-    &op_cast,     &op_castlike, &op_isnan,   &op_isinf,   NULL};
+    &op_cast,     &op_castlike, &op_isnan,   &op_isinf,   &op_swish,   NULL};
