@@ -59,7 +59,8 @@ typedef enum si_status {
     SI_ERR_UNSUPPORTED = 5, /* a device or the library cannot do this (op, dtype, attribute) */
     SI_ERR_DEVICE = 6,      /* a device tried and failed (compiler error, device lost, timeout, ...) */
     SI_ERR_ABORTED = 7,     /* the operation was abandoned */
-    SI_ERR_INTERNAL = 8     /* a broken invariant inside safeinfer: a bug */
+    SI_ERR_INTERNAL = 8,    /* a broken invariant inside safeinfer: a bug */
+    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel */
 } si_status;
 
 /* The message of the last failure on this thread; "" when none. The pointer stays valid until the next
@@ -135,6 +136,7 @@ void si_free_string(char *s);
  * can of types and shapes.
  */
 typedef struct si_model si_model;
+typedef struct si_config si_config;
 
 /* Load an ONNX model file. External data files are looked up relative to the model's folder; a location
  * that leaves that folder is refused (INVALID_ARG). Errors: IO, PARSE (truncated or malformed protobuf, a
@@ -182,6 +184,11 @@ int si_model_num_opsets(const si_model *m);
 /* The domain ("" for the default ONNX domain) and version of opset import i. */
 void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version);
 int si_model_num_nodes(const si_model *m);
+/* How the model would be cut for the devices in cfg ("devices", "faults" are read; nothing is compiled):
+ * a human-readable description of each submodel (its device and fallbacks, its ops, the tensors that cross
+ * into and out of it, and why nodes did not go to earlier devices). *text is a new string (free with
+ * si_free_string). Errors: as si_compile's partitioning (UNSUPPORTED names a node no device accepts). */
+SI_NODISCARD si_status si_model_partition_text(const si_model *m, const si_config *cfg, char **text);
 /* op_type of node i in topological order (borrowed), or NULL when out of range. */
 const char *si_model_node_op(const si_model *m, int i);
 
@@ -190,13 +197,43 @@ const char *si_model_node_op(const si_model *m, int i);
  *   devices   comma-separated priority list (default "REF"; known: REF)
  *   threads   worker threads for devices that use them (default 1)
  */
-typedef struct si_config si_config;
 SI_NODISCARD si_status si_config_create(si_config **out);
 void si_config_free(si_config *c);
 /* Set a property; the strings are copied. Errors: INVALID_ARG for an unknown key or a malformed value. */
 SI_NODISCARD si_status si_config_set(si_config *c, const char *key, const char *value);
 /* The value of a property, or NULL when unset (borrowed from the config). */
 const char *si_config_get(const si_config *c, const char *key);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Events: every compile attempt, failover, retry, quarantine, standby-ready and fail-back of a compiled
+ * model is passed to a callback (set on the config before si_compile) and counted.
+ */
+typedef enum si_event_type {
+    SI_EVENT_COMPILE = 0,       /* a compile attempt of a submodel on a device (status says how it went) */
+    SI_EVENT_FAILOVER = 1,      /* a submodel moved from one device to the next */
+    SI_EVENT_RETRY = 2,         /* a failed call is retried on the same device */
+    SI_EVENT_QUARANTINE = 3,    /* a device was lost; no submodel will use it again */
+    SI_EVENT_STANDBY_READY = 4, /* the next device was compiled in the background */
+    SI_EVENT_FAILBACK = 5,      /* a submodel moved back to a preferred device that works again */
+    SI_EVENT_ALL_FAILED = 6     /* every device of a submodel has failed */
+} si_event_type;
+
+typedef struct si_event {
+    si_event_type type;
+    double t_ms;          /* milliseconds since si_compile started */
+    int submodel;         /* submodel id (0-based) */
+    const char *from;     /* device names ("" when not applicable); valid during the callback */
+    const char *to;
+    const char *stage;    /* "compile", "create", "infer", "check", "probe" */
+    si_status status;     /* the failure that caused it (SI_OK for successes) */
+    const char *message;
+} si_event;
+
+/* Called synchronously on the thread where the event happens (a request's thread or a background thread
+ * of the compiled model); it must be thread-safe and must not call back into safeinfer. */
+typedef void (*si_event_fn)(const si_event *e, void *user);
+/* Set (or clear with NULL) the event callback used by compiled models made with this config. */
+SI_NODISCARD si_status si_config_set_callback(si_config *c, si_event_fn fn, void *user);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Compiled models and requests.
@@ -216,6 +253,17 @@ const char *si_compiled_input_name(const si_compiled *c, int i);
 const char *si_compiled_output_name(const si_compiled *c, int i);
 /* Name of the device each part of the model runs on, comma separated (e.g. "REF"); borrowed. */
 const char *si_compiled_devices(const si_compiled *c);
+
+typedef struct si_counters {
+    int64_t inferences; /* si_request_infer calls on requests of this compiled model */
+    int64_t failovers, retries, failbacks;
+} si_counters;
+/* Counters so far. Thread-safe. */
+void si_compiled_counters(const si_compiled *c, si_counters *out);
+/* The report as JSON: {"devices":[...], "submodels":[{"id","ops","device","attempts":[...]}],
+ * "events":[{"t_ms","type","submodel","from","to","stage","status","message"}], "counters":{...}}.
+ * *json is a new string (free with si_free_string). Thread-safe. */
+SI_NODISCARD si_status si_compiled_report_json(const si_compiled *c, char **json);
 
 /* A new request. Safe to call from several threads on one compiled model. Free requests before the
  * compiled model. */

@@ -5,7 +5,8 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev; do
+for p in build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev libonnx-dev \
+         libdnnl-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd; do
   have_pkg "$p" || need+=("$p")
 done
 # python3-onnx and python3-numpy regenerate the example and test models (scripts/); they are optional

@@ -2,7 +2,8 @@
  * api.c — the public API (include/safeinfer.h) over the layers below: models (a loaded graph plus the
  * caller's shape overrides), configurations, compilation onto devices, and requests.
  */
-#include "device/device.h"
+#include "api/internal.h"
+#include "device/faulty/faulty.h"
 #include "onnx/onnx.h"
 
 #include <ctype.h>
@@ -13,16 +14,13 @@
 
 // --- models -------------------------------------------------------------------------------------------------
 
-struct si_model {
-    si_graph *g;
-};
 
 static si_status model_from_graph(si_graph *g, si_model **out) {
     si_model *m = si_calloc(1, sizeof *m);
     if (!m) { si_graph_free(g); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     m->g = g;
     /* best-effort inference of what the declared shapes allow (for inspect); errors surface at compile */
-    si_status s = si_graph_infer_shapes(g);
+    si_status s = si_graph_infer_shapes(g, SI_FOLD_AT_LOAD);
     if (s) { si_model_free(m); return s; }
     *out = m;
     return SI_OK;
@@ -104,12 +102,12 @@ static si_status reinfer(si_model *m) {
     for (int v = 0; v < g->n_values; v++) {
         si_value *val = &g->values[v];
         if (val->is_input || val->is_initializer || val->producer < 0) continue;
-        si_tensor_free(val->const_val);
+        si_const_unref(val->const_val);
         val->const_val = NULL;
         val->dtype = SI_DTYPE_UNDEFINED;
         val->ndim = -1;
     }
-    return si_graph_infer_shapes(g);
+    return si_graph_infer_shapes(g, SI_FOLD_AT_LOAD);
 }
 
 si_status si_model_set_dim(si_model *m, const char *name, int64_t value) {
@@ -174,14 +172,9 @@ const char *si_model_node_op(const si_model *m, int i) {
 
 // --- configuration ------------------------------------------------------------------------------------
 
-#define CFG_MAX 32
-struct si_config {
-    int n;
-    char *keys[CFG_MAX];
-    char *values[CFG_MAX];
-};
 
-static const char *const known_keys[] = {"devices", "threads"};
+static const char *const known_keys[] = {"devices", "threads", "faults", "retries", "infer_timeout_ms", "standby",
+                                         "failback_ms", "check_outputs", "strict"};
 
 si_status si_config_create(si_config **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
@@ -218,15 +211,30 @@ si_status si_config_set(si_config *c, const char *key, const char *value) {
     if (!c || !key || !value) return si_err(SI_ERR_INVALID_ARG, "si_config_set: NULL argument");
     bool known = false;
     for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
-    if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads)", key);
+    if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads, faults, retries, "
+                                                          "infer_timeout_ms, standby, failback_ms, check_outputs, strict)", key);
     if (!strcmp(key, "devices")) {
         si_status s = check_devices(value);
         if (s) return s;
     } else if (!strcmp(key, "threads")) {
-        char *end;
-        errno = 0;
-        long v = strtol(value, &end, 10);
-        if (errno || *end || end == value || v < 1 || v > 1024) return si_err(SI_ERR_INVALID_ARG, "threads: '%s' is not a number in 1..1024", value);
+        long v;
+        if (!parse_long(value, 1, 1024, &v)) return si_err(SI_ERR_INVALID_ARG, "threads: '%s' is not a number in 1..1024", value);
+    } else if (!strcmp(key, "retries")) {
+        long v;
+        if (!parse_long(value, 0, 100, &v)) return si_err(SI_ERR_INVALID_ARG, "retries: '%s' is not a number in 0..100", value);
+    } else if (!strcmp(key, "infer_timeout_ms") || !strcmp(key, "failback_ms")) {
+        long v;
+        if (!parse_long(value, 0, 86400000, &v)) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not a number of milliseconds (0 = off)", key, value);
+    } else if (!strcmp(key, "standby") || !strcmp(key, "strict")) {
+        if (parse_onoff(value) < 0) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not on or off", key, value);
+    } else if (!strcmp(key, "check_outputs")) {
+        if (strcmp(value, "nan") && strcmp(value, "off") && strcmp(value, "none"))
+            return si_err(SI_ERR_INVALID_ARG, "check_outputs: '%s' is not nan or off", value);
+    } else if (!strcmp(key, "faults")) {
+        si_fault_spec *fs;
+        si_status s = si_fault_spec_parse(value, &fs);
+        if (s) return s;
+        si_fault_spec_free(fs);
     }
     char *v = si_strdup(value);
     if (!v) return si_err(SI_ERR_NO_MEM, "out of memory");
@@ -238,117 +246,32 @@ si_status si_config_set(si_config *c, const char *key, const char *value) {
     return SI_OK;
 }
 
+bool parse_long(const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+int parse_onoff(const char *s) {
+    if (!strcmp(s, "on") || !strcmp(s, "1") || !strcmp(s, "true")) return 1;
+    if (!strcmp(s, "off") || !strcmp(s, "0") || !strcmp(s, "false")) return 0;
+    return -1;
+}
+
+si_status si_config_set_callback(si_config *c, si_event_fn fn, void *user) {
+    if (!c) return si_err(SI_ERR_INVALID_ARG, "si_config_set_callback: config is NULL");
+    c->fn = fn;
+    c->user = user;
+    return SI_OK;
+}
+
 const char *si_config_get(const si_config *c, const char *key) {
     for (int i = 0; c && key && i < c->n; i++)
         if (!strcmp(c->keys[i], key)) return c->values[i];
     return NULL;
-}
-
-// --- compile ----------------------------------------------------------------------------------------------
-
-struct si_compiled {
-    si_cmodel *cm;
-    char devices[128];
-};
-
-/* Pick the first device in the list that supports every node (partitioning across devices comes with the
- * CPU and OCL devices). */
-static si_status pick_device(const si_graph *g, const char *list, si_device **out) {
-    char names[512];
-    snprintf(names, sizeof names, "%s", list);
-    char reasons[1536] = "";
-    size_t rl = 0;
-    for (char *save = NULL, *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        si_device *d;
-        si_status s = si_device_get(tok, &d);
-        if (s) return s;
-        for (int i = 0; i < g->n_nodes && !s; i++) s = d->iface->supports_op(d, g, &g->nodes[i]);
-        if (!s) { *out = d; return SI_OK; }
-        if (s != SI_ERR_UNSUPPORTED) return s;
-        if (rl < sizeof reasons)
-            rl += (size_t)snprintf(reasons + rl, sizeof reasons - rl, "%s%s: %s", rl ? "; " : "", tok, si_last_error());
-    }
-    return si_err(SI_ERR_UNSUPPORTED, "no device in '%s' can run the model: %s", list, reasons);
-}
-
-si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
-    if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "si_compile: model or out is NULL");
-    *out = NULL;
-    const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
-    if (!devs) devs = "REF";
-    si_graph *g;
-    si_status s = si_graph_clone(m->g, &g);
-    if (s) return s;
-    if ((s = si_graph_infer_shapes(g))) { si_graph_free(g); return s; }
-    si_device *d = NULL;
-    if ((s = pick_device(g, devs, &d))) { si_graph_free(g); return s; }
-    const char *keys[CFG_MAX], *vals[CFG_MAX];
-    si_options opts = {0, keys, vals};
-    for (int i = 0; cfg && i < cfg->n; i++) { keys[i] = cfg->keys[i]; vals[i] = cfg->values[i]; opts.n++; }
-    si_cmodel *cm;
-    s = d->iface->compile(d, g, &opts, &cm);
-    si_graph_free(g);
-    if (s) return s;
-    si_compiled *c = si_calloc(1, sizeof *c);
-    if (!c) { cm->iface->free(cm); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    c->cm = cm;
-    snprintf(c->devices, sizeof c->devices, "%s", cm->device);
-    *out = c;
-    return SI_OK;
-}
-
-void si_compiled_free(si_compiled *c) {
-    if (!c) return;
-    c->cm->iface->free(c->cm);
-    si_free(c);
-}
-
-int si_compiled_num_inputs(const si_compiled *c) { return c ? c->cm->n_inputs : 0; }
-int si_compiled_num_outputs(const si_compiled *c) { return c ? c->cm->n_outputs : 0; }
-const char *si_compiled_input_name(const si_compiled *c, int i) {
-    return (c && i >= 0 && i < c->cm->n_inputs) ? c->cm->inputs[i].name : NULL;
-}
-const char *si_compiled_output_name(const si_compiled *c, int i) {
-    return (c && i >= 0 && i < c->cm->n_outputs) ? c->cm->outputs[i].name : NULL;
-}
-const char *si_compiled_devices(const si_compiled *c) { return c ? c->devices : ""; }
-
-// --- requests -----------------------------------------------------------------------------------------------
-
-struct si_request {
-    si_ireq *r;
-};
-
-si_status si_request_create(si_compiled *c, si_request **out) {
-    if (!c || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_create: compiled model or out is NULL");
-    *out = NULL;
-    si_request *rq = si_calloc(1, sizeof *rq);
-    if (!rq) return si_err(SI_ERR_NO_MEM, "out of memory");
-    si_status s = c->cm->iface->create_request(c->cm, &rq->r);
-    if (s) { si_free(rq); return s; }
-    *out = rq;
-    return SI_OK;
-}
-
-void si_request_free(si_request *r) {
-    if (!r) return;
-    r->r->iface->free(r->r);
-    si_free(r);
-}
-
-si_status si_request_set_input(si_request *r, int index, si_tensor *t) {
-    if (!r || !t) return si_err(SI_ERR_INVALID_ARG, "si_request_set_input: request or tensor is NULL");
-    return r->r->iface->set_input(r->r, index, t);
-}
-
-si_status si_request_infer(si_request *r) {
-    if (!r) return si_err(SI_ERR_INVALID_ARG, "si_request_infer: request is NULL");
-    return r->r->iface->infer(r->r);
-}
-
-si_status si_request_get_output(si_request *r, int index, si_tensor **out) {
-    if (!r || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_get_output: request or out is NULL");
-    return r->r->iface->get_output(r->r, index, out);
 }
 
 // --- tensors from protobuf files ------------------------------------------------------------------------

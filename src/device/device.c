@@ -5,20 +5,54 @@
 
 #include <stdio.h>
 
-static si_device *const registry[] = {&si_device_ref};
+#include <stdlib.h>
 
-const char *si_device_names(void) { return "REF"; }
+static si_device *const registry[] = {
+#ifdef SI_HAVE_CPU
+    &si_device_cpu,
+#endif
+    &si_device_ref,
+};
+
+const char *si_device_names(void) {
+    return ""
+#ifdef SI_HAVE_OCL
+           "OCL, OCL.N, "
+#endif
+#ifdef SI_HAVE_CPU
+           "CPU, "
+#endif
+           "REF";
+}
+
+static si_status check_version(si_device *d, si_device **out) {
+    if (d->iface->api_version != SI_DEVICE_API_VERSION)
+        return si_err(SI_ERR_UNSUPPORTED, "device %s has interface version %d, expected %d", d->name, d->iface->api_version,
+                      SI_DEVICE_API_VERSION);
+    *out = d;
+    return SI_OK;
+}
 
 si_status si_device_get(const char *name, si_device **out) {
     *out = NULL;
+    if (!name) return si_err(SI_ERR_INVALID_ARG, "device name is NULL");
     for (size_t i = 0; i < SI_ARRAY_LEN(registry); i++)
-        if (!strcmp(registry[i]->name, name)) {
-            if (registry[i]->iface->api_version != SI_DEVICE_API_VERSION)
-                return si_err(SI_ERR_UNSUPPORTED, "device %s has interface version %d, expected %d", name,
-                              registry[i]->iface->api_version, SI_DEVICE_API_VERSION);
-            *out = registry[i];
-            return SI_OK;
+        if (!strcmp(registry[i]->name, name)) return check_version(registry[i], out);
+#ifdef SI_HAVE_OCL
+    if (!strncmp(name, "OCL", 3) && (name[3] == 0 || name[3] == '.')) {
+        long idx = 0;
+        if (name[3] == '.') {
+            char *end;
+            idx = strtol(name + 4, &end, 10);
+            if (end == name + 4 || *end || idx < 0 || idx > 64)
+                return si_err(SI_ERR_INVALID_ARG, "bad OpenCL device name '%s' (expected OCL or OCL.N)", name);
         }
+        si_device *d;
+        si_status s = si_device_ocl_get((int)idx, &d);
+        if (s) return s;
+        return check_version(d, out);
+    }
+#endif
     return si_err(SI_ERR_INVALID_ARG, "unknown device '%s' (known: %s)", name, si_device_names());
 }
 

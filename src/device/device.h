@@ -54,6 +54,9 @@ typedef struct si_ireq_i {
      * otherwise. The request stays usable after a failure. */
     si_status (*infer)(si_ireq *r);
     void (*free)(si_ireq *r);
+    /* (optional, may be NULL) Ask an infer running on another thread to return soon with SI_ERR_ABORTED.
+     * Called by a watchdog that has given up on the call; must be safe to call concurrently with infer. */
+    void (*cancel)(si_ireq *r);
 } si_ireq_i;
 
 struct si_ireq {
@@ -84,7 +87,7 @@ struct si_device {
     void *ctx;
 };
 
-/* Find a device by name (case-sensitive, as listed by si_device_names). SI_ERR_INVALID_ARG naming the known
+/* Find a device by name ("REF", "CPU", "OCL", "OCL.1"; case-sensitive). SI_ERR_INVALID_ARG naming the known
  * devices when there is none. Devices are process-wide singletons; the pointer stays valid. */
 si_status si_device_get(const char *name, si_device **out);
 /* "REF" (comma-separated list of known device names). */
@@ -93,7 +96,17 @@ const char *si_device_names(void);
 /* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
 si_status si_port_check(const si_port *p, const si_tensor *t);
 
-/* Built-in devices. */
+/* Built-in devices. REF is always present; CPU and OCL are compiled in when their folders exist
+ * (SI_HAVE_CPU / SI_HAVE_OCL). */
 extern si_device si_device_ref;
+#ifdef SI_HAVE_CPU
+extern si_device si_device_cpu;
+#endif
+#ifdef SI_HAVE_OCL
+/* The OpenCL device `index` (0 for "OCL", n for "OCL.n") in the order the ICD loader lists GPUs first,
+ * then other devices. SI_ERR_UNSUPPORTED (message names the reason) when there is no such device. The
+ * returned device is a process-wide singleton. */
+si_status si_device_ocl_get(int index, si_device **out);
+#endif
 
 #endif

@@ -35,7 +35,7 @@ void si_node_clear(si_node *n) {
 static void value_clear(si_value *v) {
     si_free(v->name);
     for (int i = 0; i < SI_MAX_DIMS; i++) si_free(v->dim_names[i]);
-    si_tensor_free(v->const_val);
+    si_const_unref(v->const_val);
 }
 
 void si_graph_free(si_graph *g) {
@@ -253,7 +253,7 @@ si_status si_graph_clone(const si_graph *g, si_graph **out) {
         if (!(d->name = si_strdup(s->name))) goto oom;
         for (int k = 0; k < SI_MAX_DIMS; k++)
             if (s->dim_names[k] && !(d->dim_names[k] = si_strdup(s->dim_names[k]))) goto oom;
-        if (s->const_val && si_tensor_clone(s->const_val, &d->const_val)) goto oom;
+        d->const_val = si_const_ref(s->const_val); /* constants are immutable: shared, not copied */
     }
     if (!(c->nodes = si_calloc((size_t)g->n_nodes + 1, sizeof(si_node)))) goto oom;
     c->cap_nodes = g->n_nodes + 1;

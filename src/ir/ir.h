@@ -98,9 +98,10 @@ si_status si_graph_finalize(si_graph *g);
 int64_t si_graph_opset(const si_graph *g, const char *domain);
 
 /* Shape inference for the current input shapes: fills dtype/ndim/dims of every value it can, evaluating
- * nodes whose inputs are all constant (constant folding, so Shape->Gather->Reshape chains resolve).
+ * nodes whose inputs are all constant (constant folding, so Shape->Gather->Reshape chains resolve) when
+ * their outputs total at most fold_max_bytes.
  * Errors: INVALID_ARG when shapes contradict an op's rules (the message names the node). */
-si_status si_graph_infer_shapes(si_graph *g);
+si_status si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
 
 /* ---- attribute access ---- */
 const si_attr *si_node_attr(const si_node *n, const char *name);

@@ -8,8 +8,6 @@
 
 #include "ops/ops.h"
 
-/* Folding is for shape arithmetic and generated weights; skip outputs above this many bytes. */
-#define FOLD_MAX_BYTES ((size_t)256 << 20)
 
 static bool value_known(const si_value *v) {
     if (v->const_val) return true;
@@ -27,7 +25,7 @@ static bool foldable(const si_node *n) {
 
 /* Set each output's dtype (when the op can tell it without shapes, e.g. Cast) is left to infer; here we
  * only copy what infer computed. */
-static si_status infer_node(si_graph *g, int idx) {
+static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
     si_node *n = &g->nodes[idx];
     if (!n->op) return SI_OK;
     const si_tensor *ins[64];
@@ -67,7 +65,7 @@ static si_status infer_node(si_graph *g, int idx) {
     if (s) return s;
     size_t total = 0;
     for (int k = 0; k < n->n_out; k++) total += outs[k] ? out_t[k].nbytes : 0;
-    bool fold = all_const && foldable(n) && total <= FOLD_MAX_BYTES;
+    bool fold = all_const && foldable(n) && total <= fold_max;
     if (fold) {
         for (int k = 0; k < n->n_out && !s; k++)
             if (outs[k]) s = si_tensor_alloc(outs[k]);
@@ -92,16 +90,16 @@ static si_status infer_node(si_graph *g, int idx) {
                 return si_err(SI_ERR_NO_MEM, "out of memory folding constants");
             }
             *t = out_t[k];
-            si_tensor_free(v->const_val);
+            si_const_unref(v->const_val);
             v->const_val = t;
         }
     }
     return SI_OK;
 }
 
-si_status si_graph_infer_shapes(si_graph *g) {
+si_status si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes) {
     for (int i = 0; i < g->n_nodes; i++) {
-        si_status s = infer_node(g, i);
+        si_status s = infer_node(g, i, fold_max_bytes);
         if (s) return s;
     }
     return SI_OK;

@@ -116,7 +116,7 @@ static si_status tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, 
         } else if (!(s = si_tensor_alloc(t)) && t->nbytes) {
             memcpy(t->data, tp->raw_data.data, t->nbytes);
         }
-    } else if (!(s = si_tensor_alloc(t))) {
+    } else {
         size_t n = 0;
         switch (t->dtype) {
         case SI_F32: n = tp->n_float_data; break;
@@ -125,9 +125,10 @@ static si_status tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, 
         case SI_U32: case SI_U64: n = tp->n_uint64_data; break;
         default: n = tp->n_int32_data; break;
         }
+        /* compare before allocating: a malformed shape must not turn into a huge allocation */
         if ((int64_t)n != count) {
             s = si_err(SI_ERR_PARSE, "%s: %zu values stored, the shape needs %lld", what, n, (long long)count);
-        } else {
+        } else if (!(s = si_tensor_alloc(t))) {
             for (int64_t i = 0; i < count; i++) {
                 switch (t->dtype) {
                 case SI_F32: ((float *)t->data)[i] = tp->float_data[i]; break;

@@ -52,6 +52,7 @@ const char *si_status_str(si_status s) {
     case SI_ERR_DEVICE: return "SI_ERR_DEVICE";
     case SI_ERR_ABORTED: return "SI_ERR_ABORTED";
     case SI_ERR_INTERNAL: return "SI_ERR_INTERNAL";
+    case SI_ERR_DEVICE_LOST: return "SI_ERR_DEVICE_LOST";
     }
     return "SI_ERR_UNKNOWN";
 }

@@ -5,6 +5,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -273,6 +274,15 @@ void si_tensor_free(si_tensor *t) {
     if (!t) return;
     si_tensor_release(t);
     si_free(t);
+}
+
+si_tensor *si_const_ref(si_tensor *t) {
+    if (t) atomic_fetch_add(&t->refs, 1);
+    return t;
+}
+
+void si_const_unref(si_tensor *t) {
+    if (t && atomic_fetch_sub(&t->refs, 1) == 0) si_tensor_free(t);
 }
 
 si_dtype si_tensor_dtype(const si_tensor *t) { return t ? t->dtype : SI_DTYPE_UNDEFINED; }

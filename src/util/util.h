@@ -43,6 +43,7 @@ struct si_tensor {
     void *data;      /* NULL only when the tensor has no elements or is a descriptor without data */
     size_t nbytes;   /* count * element size */
     bool owned;      /* data was allocated by the library and is freed with the tensor */
+    _Atomic int refs; /* extra references to a shared constant (see si_const_ref); 0 = one owner */
 };
 
 int64_t si_shape_count(int ndim, const int64_t *dims);
@@ -53,6 +54,10 @@ si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
 si_status si_tensor_alloc(si_tensor *t);
 /* Release data of a tensor struct that is not itself heap-allocated. */
 void si_tensor_release(si_tensor *t);
+/* Shared immutable constants (graph initializers and folded values): graph copies share them.
+ * si_const_ref adds a reference and returns t; si_const_unref drops one and frees t with the last. */
+si_tensor *si_const_ref(si_tensor *t);
+void si_const_unref(si_tensor *t);
 /* A new owned deep copy. */
 si_status si_tensor_clone(const si_tensor *src, si_tensor **out);
 /* "float32[1,3,224,224]" into buf. */

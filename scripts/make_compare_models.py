@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Write models in the style of real deployments into OUTDIR, for comparing safeinfer with ONNX Runtime:
+opset 9-11 CNNs (Conv, BatchNormalization, HardSigmoid, Clip, Resize/Upsample, ConvTranspose,
+GlobalAveragePool) and transformer-style recognisers (MatMul, Softmax, ReduceMean, Pow, Sqrt, Transpose,
+Reshape, Slice) with symbolic dimensions. Random weights, fixed seed.
+usage: /usr/bin/python3 scripts/make_compare_models.py OUTDIR   (prints one line per model: FILE SHAPE-ARGS)
+"""
+import os, sys
+import numpy as np
+import onnx
+from onnx import helper as h, numpy_helper as nh, TensorProto as TP
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(7)
+
+
+class G:
+    def __init__(self):
+        self.nodes, self.inits, self.n = [], [], 0
+
+    def name(self, p):
+        self.n += 1
+        return f"{p}{self.n}"
+
+    def w(self, *shape, scale=None, dtype=np.float32):
+        fan = int(np.prod(shape[1:])) if len(shape) > 1 else max(shape[0], 1)
+        a = (rng.standard_normal(shape) * (scale if scale is not None else 1 / np.sqrt(fan))).astype(dtype)
+        n = self.name("w")
+        self.inits.append(nh.from_array(a, n))
+        return n
+
+    def c(self, arr):
+        n = self.name("c")
+        self.inits.append(nh.from_array(np.asarray(arr), n))
+        return n
+
+    def op(self, t, ins, nout=1, **kw):
+        outs = [self.name(t.lower()) for _ in range(nout)]
+        self.nodes.append(h.make_node(t, ins, outs, **kw))
+        return outs[0] if nout == 1 else outs
+
+    def bn(self, x, ch):
+        return self.op("BatchNormalization", [x, self.c((1 + 0.1 * rng.standard_normal(ch)).astype(np.float32)),
+                                              self.c((0.1 * rng.standard_normal(ch)).astype(np.float32)),
+                                              self.c((0.1 * rng.standard_normal(ch)).astype(np.float32)),
+                                              self.c((1 + 0.3 * rng.random(ch)).astype(np.float32))], epsilon=1e-5)
+
+    def save(self, fname, inputs, outputs, opset, shape_args):
+        g = h.make_graph(self.nodes, fname, inputs, outputs, self.inits)
+        m = h.make_model(g, producer_name="safeinfer-compare", opset_imports=[h.make_opsetid("", opset)])
+        m.ir_version = 6
+        onnx.checker.check_model(m)
+        p = os.path.join(out, fname + ".onnx")
+        onnx.save(m, p)
+        print(p, " ".join(shape_args))
+
+
+def cnn9():
+    g = G()
+    x = g.op("Conv", ["x", g.w(16, 3, 3, 3), g.w(16, scale=0.1)], pads=[1, 1, 1, 1], strides=[2, 2])
+    x = g.op("Relu", [g.bn(x, 16)])
+    x = g.op("Upsample", [x, g.c(np.array([1, 1, 2, 2], np.float32))], mode="nearest")
+    x = g.op("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
+    x = g.op("Conv", [x, g.w(32, 16, 3, 3)], pads=[1, 1, 1, 1])
+    x = g.op("HardSigmoid", [g.bn(x, 32)], alpha=0.2, beta=0.5)
+    x = g.op("Clip", [x], min=0.1, max=0.9)
+    x = g.op("GlobalAveragePool", [x])
+    x = g.op("Flatten", [x])
+    x = g.op("Gemm", [x, g.w(10, 32), g.w(10, scale=0.1)], transB=1)
+    g.nodes[-1].output[0] = "logits"
+    g.save("cnn_opset9", [h.make_tensor_value_info("x", TP.FLOAT, ["N", 3, 48, 48])],
+           [h.make_tensor_value_info("logits", TP.FLOAT, ["N", 10])], 9, ["--shape", "N=2"])
+
+
+def cnn11():
+    g = G()
+    x = g.op("Conv", ["x", g.w(16, 3, 3, 3), g.w(16, scale=0.1)], pads=[1, 1, 1, 1], strides=[2, 2])
+    x = g.op("Clip", [g.bn(x, 16), g.c(np.float32(0)), g.c(np.float32(6))])
+    skip = x
+    x = g.op("Conv", [x, g.w(16, 1, 3, 3)], pads=[1, 1, 1, 1], group=16)
+    hs = g.op("HardSigmoid", [x], alpha=1 / 6, beta=0.5)
+    x = g.op("Mul", [x, hs])
+    x = g.op("Conv", [x, g.w(32, 16, 1, 1)], strides=[2, 2])
+    x = g.op("Relu", [g.bn(x, 32)])
+    x = g.op("ConvTranspose", [x, g.w(32, 16, 2, 2), g.w(16, scale=0.1)], strides=[2, 2])
+    x = g.op("Add", [x, skip])
+    r1 = g.op("Resize", [x, g.c(np.array([], np.float32)), g.c(np.array([1, 1, 2, 2], np.float32))],
+              mode="linear", coordinate_transformation_mode="half_pixel")
+    r2 = g.op("Resize", [x, g.c(np.array([], np.float32)), g.c(np.array([], np.float32)),
+                         g.c(np.array([2, 16, 40, 40], np.int64))], mode="linear",
+              coordinate_transformation_mode="align_corners")
+    r3 = g.op("Resize", [x, g.c(np.array([], np.float32)), g.c(np.array([1, 1, 2, 2], np.float32))],
+              mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    x = g.op("Concat", [r1, r2, r3], axis=1)
+    x = g.op("Conv", [x, g.w(8, 48, 3, 3)], pads=[1, 1, 1, 1])
+    seg = g.op("Sigmoid", [x])
+    gap = g.op("GlobalAveragePool", [x])
+    g.nodes[-1].output[0] = "pooled"
+    g.nodes[-2].output[0] = "seg"
+    g.save("cnn_opset11", [h.make_tensor_value_info("x", TP.FLOAT, ["batch", 3, 40, 40])],
+           [h.make_tensor_value_info("seg", TP.FLOAT, ["batch", 8, 40, 40]), h.make_tensor_value_info("pooled", TP.FLOAT, ["batch", 8, 1, 1])],
+           11, ["--shape", "batch=2"])
+
+
+def transformer(opset=11, d=64, heads=4, layers=2, ff=128, vocab=50):
+    g = G()
+    feats = "features"  # [batch, sequence, 40] acoustic features, like a speech recogniser
+    x = g.op("MatMul", [feats, g.w(40, d)])
+    x = g.op("Add", [x, g.w(d, scale=0.1)])
+
+    def layernorm(x):
+        mu = g.op("ReduceMean", [x], axes=[-1])
+        xc = g.op("Sub", [x, mu])
+        var = g.op("ReduceMean", [g.op("Pow", [xc, g.c(np.float32(2))])], axes=[-1])
+        y = g.op("Div", [xc, g.op("Sqrt", [g.op("Add", [var, g.c(np.float32(1e-5))])])])
+        return g.op("Add", [g.op("Mul", [y, g.w(d, scale=0.1)]), g.w(d, scale=0.1)])
+
+    shp = g.op("Shape", [feats])
+    b = g.op("Gather", [shp, g.c(np.array([0], np.int64))], axis=0)
+    s = g.op("Gather", [shp, g.c(np.array([1], np.int64))], axis=0)
+    hs = g.op("Concat", [b, s, g.c(np.array([heads, d // heads], np.int64))], axis=0)
+    back = g.op("Concat", [b, s, g.c(np.array([d], np.int64))], axis=0)
+    for _ in range(layers):
+        y = layernorm(x)
+        q, k, v = [g.op("Transpose", [g.op("Reshape", [g.op("Add", [g.op("MatMul", [y, g.w(d, d)]), g.w(d, scale=0.1)]), hs])],
+                        perm=[0, 2, 1, 3]) for _ in range(3)]
+        kt = g.op("Transpose", [k], perm=[0, 1, 3, 2])
+        sc = g.op("Div", [g.op("MatMul", [q, kt]), g.c(np.float32(np.sqrt(d // heads)))])
+        att = g.op("MatMul", [g.op("Softmax", [sc], axis=3), v])
+        att = g.op("Reshape", [g.op("Transpose", [att], perm=[0, 2, 1, 3]), back])
+        x = g.op("Add", [x, g.op("MatMul", [att, g.w(d, d)])])
+        y = layernorm(x)
+        f = g.op("Add", [g.op("MatMul", [y, g.w(d, ff)]), g.w(ff, scale=0.1)])
+        gelu = g.op("Mul", [g.op("Mul", [f, g.op("Add", [g.op("Erf", [g.op("Div", [f, g.c(np.float32(np.sqrt(2)))])]), g.c(np.float32(1))])]), g.c(np.float32(0.5))])
+        x = g.op("Add", [x, g.op("MatMul", [gelu, g.w(ff, d)])])
+    x = layernorm(x)
+    logits = g.op("MatMul", [x, g.w(d, vocab)])
+    logp = g.op("LogSoftmax", [logits], axis=2)
+    g.nodes[-1].output[0] = "log_probs"
+    first = g.op("Slice", [x, g.c(np.array([0], np.int64)), g.c(np.array([1], np.int64)), g.c(np.array([1], np.int64)), g.c(np.array([1], np.int64))])
+    g.nodes[-1].output[0] = "first_frame"
+    g.save(f"transformer_opset{opset}", [h.make_tensor_value_info(feats, TP.FLOAT, ["batch", "sequence", 40])],
+           [h.make_tensor_value_info("log_probs", TP.FLOAT, ["batch", "sequence", vocab]), h.make_tensor_value_info("first_frame", TP.FLOAT, ["batch", 1, d])],
+           opset, ["--shape", "batch=2", "--shape", "sequence=17"])
+
+
+cnn9()
+cnn11()
+transformer(11)
+
+transformer(13)

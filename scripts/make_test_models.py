@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c and tests/test_alloc_fail.c.
+
+    /usr/bin/python3 scripts/make_test_models.py [OUTDIR]     (default: tests/data next to this script)
+
+Needs the onnx and numpy Python packages (Debian: python3-onnx, python3-numpy). The output is deterministic:
+running the script twice gives byte-identical files, so the fixtures can be committed and regenerated.
+Several models are deliberately invalid (a cycle, a dangling reference, escaping external data, ...); they
+are assembled with onnx.helper and never passed to onnx.checker, which would refuse them.
+
+The arithmetic the tests assert is written out next to each model below.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+IR_VERSION = 8  # what onnx 1.12 writes for opset 17; fixed so that a newer onnx gives the same bytes
+PRODUCER = "safeinfer-tests"
+
+F = TensorProto.FLOAT
+I32 = TensorProto.INT32
+I64 = TensorProto.INT64
+
+# The valid model's parameters: Y = Relu(X * W + B), Z = Reshape(Transpose(Y), [-1])
+W = np.array([1.0, -2.0, 0.5], dtype=np.float32)
+B = np.array([0.5, 1.0, -1.0], dtype=np.float32)
+S = np.array([-1], dtype=np.int64)
+
+
+def model(graph, opset=17, domains=None, ir_version=IR_VERSION):
+    imports = [helper.make_opsetid("", opset)] if opset is not None else []
+    for d, v in (domains or []):
+        imports.append(helper.make_opsetid(d, v))
+    m = helper.make_model(graph, opset_imports=imports, producer_name=PRODUCER)
+    m.ir_version = ir_version
+    return m
+
+
+def raw(name, arr):
+    """An initializer with its bytes in raw_data."""
+    return numpy_helper.from_array(arr, name)
+
+
+def typed(name, arr):
+    """An initializer with its values in the typed fields (float_data, int64_data, int32_data)."""
+    arr = np.asarray(arr)
+    t = TensorProto()
+    t.name = name
+    t.dims.extend(arr.shape)
+    if arr.dtype == np.float32:
+        t.data_type = F
+        t.float_data.extend(arr.flatten().tolist())
+    elif arr.dtype == np.int64:
+        t.data_type = I64
+        t.int64_data.extend(arr.flatten().tolist())
+    elif arr.dtype == np.int32:
+        t.data_type = I32
+        t.int32_data.extend(arr.flatten().tolist())
+    else:
+        raise ValueError(arr.dtype)
+    return t
+
+
+def external(name, arr, location, offset=None, length=None):
+    """An initializer whose bytes live in an external file (not written here)."""
+    t = TensorProto()
+    t.name = name
+    t.data_type = helper.np_dtype_to_tensor_dtype(arr.dtype) if hasattr(helper, "np_dtype_to_tensor_dtype") \
+        else onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[arr.dtype]
+    t.dims.extend(arr.shape)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", offset), ("length", length)):
+        if v is not None:
+            e = t.external_data.add()
+            e.key = k
+            e.value = str(v)
+    return t
+
+
+def small_graph(inits, name="small"):
+    """X float[batch,3] -> Y = Relu(X*W + B) float[batch,3], Z = Reshape(Transpose(Y,[1,0]), S) float[?]."""
+    nodes = [
+        helper.make_node("Mul", ["X", "W"], ["M"], name="mul"),
+        helper.make_node("Add", ["M", "B"], ["A"], name="add"),
+        helper.make_node("Relu", ["A"], ["Y"], name="relu"),
+        helper.make_node("Transpose", ["Y"], ["T"], name="transpose", perm=[1, 0]),
+        helper.make_node("Reshape", ["T", "S"], ["Z"], name="reshape"),
+    ]
+    z = helper.make_tensor_value_info("Z", F, [None])  # a dimension with neither value nor name
+    return helper.make_graph(nodes, name, [helper.make_tensor_value_info("X", F, ["batch", 3])],
+                             [helper.make_tensor_value_info("Y", F, ["batch", 3]), z], initializer=inits)
+
+
+def build(out):
+    files = {}
+
+    # ---- valid models ----------------------------------------------------------------------------------
+    files["small.onnx"] = model(small_graph([raw("W", W), raw("B", B), raw("S", S)]))
+    files["small_typed.onnx"] = model(small_graph([typed("W", W), typed("B", B), typed("S", S)]))
+
+    # external data: W at offset 0 (12 bytes), B at offset 16 (after 4 padding bytes), S inline
+    ext_bin = W.tobytes() + b"\0\0\0\0" + B.tobytes()
+    files["ext.onnx"] = model(small_graph([external("W", W, "ext.bin", 0, 12), external("B", B, "ext.bin", 16, 12),
+                                           raw("S", S)]))
+    files["ext_escape.onnx"] = model(small_graph([external("W", W, "../escape.bin"), raw("B", B), raw("S", S)]))
+    files["ext_escape_mid.onnx"] = model(small_graph([external("W", W, "sub/../../escape.bin"), raw("B", B),
+                                                      raw("S", S)]))
+    files["ext_abs.onnx"] = model(small_graph([external("W", W, "/tmp/safeinfer_abs.bin"), raw("B", B),
+                                               raw("S", S)]))
+    files["ext_missing.onnx"] = model(small_graph([external("W", W, "no_such_file.bin"), raw("B", B), raw("S", S)]))
+    files["ext_short.onnx"] = model(small_graph([external("W", W, "ext.bin", 20), raw("B", B), raw("S", S)]))
+    files["ext_badlen.onnx"] = model(small_graph([external("W", W, "ext.bin", 0, 8), raw("B", B), raw("S", S)]))
+
+    # Clip by opset. Input X float[6] = the test's values; expected:
+    #   opset 6 : attributes min=-1, max=2
+    #   opset 11: inputs min=-1, max=2 (scalar initializers)
+    #   opset 13: input min absent (""), max=0.5
+    #   opset 13, int32: min=-2, max=3 (int32 scalar initializers)
+    x6 = [helper.make_tensor_value_info("X", F, [6])]
+    y6 = [helper.make_tensor_value_info("Y", F, [6])]
+    files["clip6.onnx"] = model(helper.make_graph(
+        [helper.make_node("Clip", ["X"], ["Y"], name="clip", min=-1.0, max=2.0)], "clip6", x6, y6), opset=6,
+        ir_version=3)
+    files["clip11.onnx"] = model(helper.make_graph(
+        [helper.make_node("Clip", ["X", "lo", "hi"], ["Y"], name="clip")], "clip11", x6, y6,
+        initializer=[raw("lo", np.array(-1.0, np.float32)), raw("hi", np.array(2.0, np.float32))]), opset=11,
+        ir_version=6)
+    files["clip13.onnx"] = model(helper.make_graph(
+        [helper.make_node("Clip", ["X", "", "hi"], ["Y"], name="clip")], "clip13", x6, y6,
+        initializer=[raw("hi", np.array(0.5, np.float32))]), opset=13, ir_version=7)
+    files["clip13_int.onnx"] = model(helper.make_graph(
+        [helper.make_node("Clip", ["X", "lo", "hi"], ["Y"], name="clip")], "clip13_int",
+        [helper.make_tensor_value_info("X", I32, [6])], [helper.make_tensor_value_info("Y", I32, [6])],
+        initializer=[raw("lo", np.array(-2, np.int32)), raw("hi", np.array(3, np.int32))]), opset=13, ir_version=7)
+
+    # Constant nodes: C = Constant(value=[1,2,3]); Y = X + C (X float[2,3]); Z = Reshape(Y, Constant(value_ints=[3,2]))
+    files["constant.onnx"] = model(helper.make_graph(
+        [helper.make_node("Constant", [], ["C"], name="c",
+                          value=helper.make_tensor("cv", F, [3], [1.0, 2.0, 3.0])),
+         helper.make_node("Add", ["X", "C"], ["Y"], name="add"),
+         helper.make_node("Constant", [], ["shape"], name="cs", value_ints=[3, 2]),
+         helper.make_node("Reshape", ["Y", "shape"], ["Z"], name="reshape")],
+        "constant", [helper.make_tensor_value_info("X", F, [2, 3])],
+        [helper.make_tensor_value_info("Y", F, [2, 3]), helper.make_tensor_value_info("Z", F, [3, 2])]))
+
+    # two outputs, the second is the graph input itself: Y = Relu(X), X
+    files["passthrough.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"], name="relu")], "passthrough",
+        [helper.make_tensor_value_info("X", F, [2, 2])],
+        [helper.make_tensor_value_info("Y", F, [2, 2]), helper.make_tensor_value_info("X", F, [2, 2])]))
+
+    # C = A + B with A float[batch,3] and B float[n]: a B of the wrong length fails only at infer time
+    files["add_dyn.onnx"] = model(helper.make_graph(
+        [helper.make_node("Add", ["A", "B"], ["C"], name="add")], "add_dyn",
+        [helper.make_tensor_value_info("A", F, ["batch", 3]), helper.make_tensor_value_info("B", F, ["n"])],
+        [helper.make_tensor_value_info("C", F, ["batch", 3])]))
+
+    # MatMul and Gemm (src/ops/nn.c), X float[batch,3]:
+    #   Y = Relu(MatMul(X, Wm) + bm), Wm = [[1,2],[3,4],[5,6]], bm = [0.5,-10]
+    #   G = Gemm(X, Wg, cg, transB=1, alpha=2, beta=0.5), Wg = [[1,0,-1],[0.5,0.5,0.5]], cg = [1,2]
+    files["matmul.onnx"] = model(helper.make_graph(
+        [helper.make_node("MatMul", ["X", "Wm"], ["P"], name="matmul"),
+         helper.make_node("Add", ["P", "bm"], ["Q"], name="add"),
+         helper.make_node("Relu", ["Q"], ["Y"], name="relu"),
+         helper.make_node("Gemm", ["X", "Wg", "cg"], ["G"], name="gemm", transB=1, alpha=2.0, beta=0.5)],
+        "matmul", [helper.make_tensor_value_info("X", F, ["batch", 3])],
+        [helper.make_tensor_value_info("Y", F, ["batch", 2]), helper.make_tensor_value_info("G", F, ["batch", 2])],
+        initializer=[raw("Wm", np.array([[1, 2], [3, 4], [5, 6]], np.float32)),
+                     raw("bm", np.array([0.5, -10], np.float32)),
+                     raw("Wg", np.array([[1, 0, -1], [0.5, 0.5, 0.5]], np.float32)),
+                     raw("cg", np.array([1, 2], np.float32))]))
+
+    # ---- invalid models ------------------------------------------------------------------------------------
+    xy = ([helper.make_tensor_value_info("X", F, [2, 3])], [helper.make_tensor_value_info("Y", F, [2, 3])])
+
+    # a cycle: A = Add(X, Y) and Y = Relu(A)
+    files["cycle.onnx"] = model(helper.make_graph(
+        [helper.make_node("Add", ["X", "Y"], ["A"], name="add"), helper.make_node("Relu", ["A"], ["Y"], name="relu")],
+        "cycle", *xy))
+    # an op nobody implements, in the default domain
+    files["unknown_op.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["R"], name="relu"), helper.make_node("FooBar", ["R"], ["Y"], name="foo")],
+        "unknown_op", *xy))
+    # a node reads 'ghost', which nothing produces
+    files["dangling.onnx"] = model(helper.make_graph(
+        [helper.make_node("Add", ["X", "ghost"], ["Y"], name="add")], "dangling", *xy))
+    # a graph output nothing produces
+    files["output_missing.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"], name="relu")], "output_missing", xy[0],
+        [helper.make_tensor_value_info("Y", F, [2, 3]), helper.make_tensor_value_info("nowhere", F, [2, 3])]))
+    # two nodes produce Y
+    files["double_producer.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"], name="relu1"), helper.make_node("Abs", ["X"], ["Y"], name="abs2")],
+        "double_producer", *xy))
+    # string input
+    files["string_input.onnx"] = model(helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["Y"], name="id")], "string_input",
+        [helper.make_tensor_value_info("X", TensorProto.STRING, [2])],
+        [helper.make_tensor_value_info("Y", TensorProto.STRING, [2])]))
+    # sequence input
+    seq = helper.make_sequence_value_info("X", F, [2]) if hasattr(helper, "make_sequence_value_info") else \
+        helper.make_value_info("X", helper.make_sequence_type_proto(helper.make_tensor_type_proto(F, [2])))
+    files["sequence_input.onnx"] = model(helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["Y"], name="id")], "sequence_input", [seq],
+        [helper.make_tensor_value_info("Y", F, [2])]))
+    # rank 9 input (SI_MAX_DIMS is 8)
+    files["rank9_input.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"], name="relu")], "rank9_input",
+        [helper.make_tensor_value_info("X", F, [1] * 9)], [helper.make_tensor_value_info("Y", F, [1] * 9)]))
+    # raw_data of 8 bytes for a float[3] initializer
+    bad_raw = raw("W", W)
+    bad_raw.raw_data = bad_raw.raw_data[:8]
+    files["raw_size_mismatch.onnx"] = model(small_graph([bad_raw, raw("B", B), raw("S", S)]))
+    # two values in float_data for a float[3] initializer
+    files["typed_count_mismatch.onnx"] = model(small_graph([typed("W", W[:2].reshape(2)), raw("B", B), raw("S", S)]))
+    files["typed_count_mismatch.onnx"].graph.initializer[0].ClearField("dims")
+    files["typed_count_mismatch.onnx"].graph.initializer[0].dims.extend([3])
+    # an initializer with a gigantic shape and no data
+    huge = TensorProto()
+    huge.name = "W"
+    huge.data_type = F
+    huge.dims.extend([1 << 31, 1 << 31, 1 << 31])
+    huge.raw_data = b""
+    files["huge_init.onnx"] = model(small_graph([huge, raw("B", B), raw("S", S)]))
+    # an initializer with a negative dimension
+    neg = TensorProto()
+    neg.name = "W"
+    neg.data_type = F
+    neg.dims.extend([-3])
+    neg.raw_data = b""
+    files["neg_dim_init.onnx"] = model(small_graph([neg, raw("B", B), raw("S", S)]))
+    # an initializer element type safeinfer does not know (complex64 = 14: UNSUPPORTED; 99: PARSE)
+    cplx = TensorProto()
+    cplx.name = "W"
+    cplx.data_type = 14
+    cplx.dims.extend([3])
+    cplx.raw_data = b"\0" * 24
+    files["complex_init.onnx"] = model(small_graph([cplx, raw("B", B), raw("S", S)]))
+    # the only opset import is a custom domain, yet the nodes use the default domain
+    files["no_default_opset.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["Y"], name="relu")], "no_default_opset", *xy), opset=None,
+        domains=[("com.example", 1)])
+    # declared shapes that cannot broadcast: X float[2,3] + W float[4]
+    files["bad_broadcast.onnx"] = model(helper.make_graph(
+        [helper.make_node("Add", ["X", "W"], ["Y"], name="add")], "bad_broadcast", *xy,
+        initializer=[raw("W", np.arange(4, dtype=np.float32))]))
+    # a model with no graph at all
+    nog = onnx.ModelProto()
+    nog.ir_version = IR_VERSION
+    nog.producer_name = PRODUCER
+    nog.opset_import.extend([helper.make_opsetid("", 17)])
+    files["no_graph.onnx"] = nog
+
+    os.makedirs(out, exist_ok=True)
+    for name, m in sorted(files.items()):
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(m.SerializeToString())
+    with open(os.path.join(out, "ext.bin"), "wb") as f:
+        f.write(ext_bin)
+    # an empty file and a file that is not protobuf at all
+    with open(os.path.join(out, "empty.onnx"), "wb") as f:
+        pass
+    with open(os.path.join(out, "text.onnx"), "wb") as f:
+        f.write(b"this is not an ONNX model\n")
+    # a malformed .npy: magic right, header length past the end of the file
+    with open(os.path.join(out, "bad_header.npy"), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00\xff\x7f{'descr': '<f4'")
+    # a .npy whose header is fine but whose data is short (float32[4] with 8 bytes)
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }"
+    hdr += b" " * (63 - (10 + len(hdr)) % 64) + b"\n"
+    with open(os.path.join(out, "short_data.npy"), "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr + b"\0" * 8)
+
+    # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
+    for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
+                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx"):
+        onnx.checker.check_model(files[name])
+    return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"])
+
+
+if __name__ == "__main__":
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                              "tests", "data")
+    names = build(os.path.normpath(out))
+    print("wrote %d files to %s" % (len(names), os.path.normpath(out)))

@@ -1,0 +1,216 @@
+/*
+ * exec.c — the executor core (see exec.h). A request holds one request per submodel; infer binds each
+ * submodel input to its source tensor (a model input, or the stable output tensor of an earlier submodel's
+ * request) and runs the submodels in order.
+ */
+#include "exec/exec.h"
+
+typedef struct exec_model {
+    si_cmodel base;
+    int n_subs;
+    si_cmodel **subs;
+    si_src **sub_inputs;
+    si_port *in_ports, *out_ports;
+    si_src *out_src;
+    char *device;
+} exec_model;
+
+typedef struct exec_req {
+    si_ireq base;
+    si_ireq **subs;
+    si_tensor **bound;   /* model inputs, borrowed from the caller */
+    si_tensor **own;     /* per model output fed by a model input or a constant: our copy */
+} exec_req;
+
+static void free_ports(si_port *p, int n) {
+    for (int i = 0; p && i < n; i++) si_free((char *)p[i].name);
+    si_free(p);
+}
+
+static void exec_model_free(si_cmodel *m_) {
+    exec_model *m = (exec_model *)m_;
+    if (!m) return;
+    for (int s = 0; s < m->n_subs; s++) {
+        if (m->subs && m->subs[s]) m->subs[s]->iface->free(m->subs[s]);
+        if (m->sub_inputs) si_free(m->sub_inputs[s]);
+    }
+    si_free(m->subs);
+    si_free(m->sub_inputs);
+    for (int k = 0; m->out_src && k < m->base.n_outputs; k++)
+        if (m->out_src[k].kind == SI_SRC_CONST) si_const_unref(m->out_src[k].constant);
+    free_ports(m->in_ports, m->base.n_inputs);
+    free_ports(m->out_ports, m->base.n_outputs);
+    si_free(m->out_src);
+    si_free(m->device);
+    si_free(m);
+}
+
+// --- requests -----------------------------------------------------------------------------------------------
+
+static si_status exec_set_input(si_ireq *r_, int i, si_tensor *t) {
+    exec_req *r = (exec_req *)r_;
+    exec_model *m = (exec_model *)r->base.model;
+    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
+    if (t) {
+        si_status s = si_port_check(&m->in_ports[i], t);
+        if (s) return s;
+    }
+    r->bound[i] = t;
+    return SI_OK;
+}
+
+static si_status exec_get_output(si_ireq *r_, int k, si_tensor **t) {
+    exec_req *r = (exec_req *)r_;
+    exec_model *m = (exec_model *)r->base.model;
+    if (k < 0 || k >= m->base.n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", k, m->base.n_outputs);
+    const si_src *src = &m->out_src[k];
+    if (src->kind == SI_SRC_SUB) return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
+    *t = r->own[k];
+    return SI_OK;
+}
+
+static si_status source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
+    exec_model *m = (exec_model *)r->base.model;
+    switch (src->kind) {
+    case SI_SRC_INPUT:
+        *t = r->bound[src->index];
+        if (!*t) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[src->index].name);
+        return SI_OK;
+    case SI_SRC_SUB: return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
+    case SI_SRC_CONST: *t = src->constant; return SI_OK;
+    }
+    return si_err(SI_ERR_INTERNAL, "bad source kind");
+}
+
+static si_status exec_infer(si_ireq *r_) {
+    exec_req *r = (exec_req *)r_;
+    exec_model *m = (exec_model *)r->base.model;
+    for (int i = 0; i < m->base.n_inputs; i++) {
+        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
+        si_status s = si_port_check(&m->in_ports[i], r->bound[i]);
+        if (s) return s;
+    }
+    for (int s = 0; s < m->n_subs; s++) {
+        si_ireq *sr = r->subs[s];
+        for (int p = 0; p < m->subs[s]->n_inputs; p++) {
+            si_tensor *t;
+            si_status st = source_tensor(r, &m->sub_inputs[s][p], &t);
+            if (!st) st = sr->iface->set_input(sr, p, t);
+            if (st) return st;
+        }
+        si_status st = sr->iface->infer(sr);
+        if (st) return st;
+    }
+    for (int k = 0; k < m->base.n_outputs; k++) { /* outputs that are model inputs or constants: copy */
+        if (m->out_src[k].kind == SI_SRC_SUB) continue;
+        si_tensor *src, *o = r->own[k];
+        si_status st = source_tensor(r, &m->out_src[k], &src);
+        if (st) return st;
+        si_tensor_release(o);
+        if ((st = si_tensor_init(o, src->dtype, src->ndim, src->dims)) || (st = si_tensor_alloc(o))) return st;
+        if (o->nbytes) memcpy(o->data, src->data, o->nbytes);
+    }
+    return SI_OK;
+}
+
+static void exec_cancel(si_ireq *r_) {
+    exec_req *r = (exec_req *)r_;
+    exec_model *m = (exec_model *)r->base.model;
+    for (int s = 0; s < m->n_subs; s++)
+        if (r->subs[s] && r->subs[s]->iface->cancel) r->subs[s]->iface->cancel(r->subs[s]);
+}
+
+static void exec_req_free(si_ireq *r_) {
+    exec_req *r = (exec_req *)r_;
+    if (!r) return;
+    exec_model *m = (exec_model *)r->base.model;
+    for (int s = 0; r->subs && s < m->n_subs; s++)
+        if (r->subs[s]) r->subs[s]->iface->free(r->subs[s]);
+    for (int k = 0; r->own && k < m->base.n_outputs; k++) si_tensor_free(r->own[k]);
+    si_free(r->subs);
+    si_free(r->bound);
+    si_free(r->own);
+    si_free(r);
+}
+
+static const si_ireq_i exec_req_iface = {
+    .set_input = exec_set_input,
+    .get_output = exec_get_output,
+    .infer = exec_infer,
+    .free = exec_req_free,
+    .cancel = exec_cancel,
+};
+
+static si_status exec_create_request(si_cmodel *m_, si_ireq **out) {
+    exec_model *m = (exec_model *)m_;
+    *out = NULL;
+    exec_req *r = si_calloc(1, sizeof *r);
+    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    r->base.iface = &exec_req_iface;
+    r->base.model = m_;
+    r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
+    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
+    r->own = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
+    si_status st = (r->subs && r->bound && r->own) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    for (int k = 0; !st && k < m->base.n_outputs; k++)
+        if (m->out_src[k].kind != SI_SRC_SUB && !(r->own[k] = si_calloc(1, sizeof(si_tensor))))
+            st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
+    if (st) { exec_req_free(&r->base); return st; }
+    *out = &r->base;
+    return SI_OK;
+}
+
+static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free};
+
+static si_port *copy_ports(const si_port *p, int n) {
+    si_port *d = si_calloc((size_t)n + 1, sizeof(si_port));
+    for (int i = 0; d && i < n; i++) {
+        d[i] = p[i];
+        if (!(d[i].name = si_strdup(p[i].name))) { free_ports(d, i); return NULL; }
+    }
+    return d;
+}
+
+si_status si_exec_create(const si_exec_desc *d, si_cmodel **out) {
+    *out = NULL;
+    exec_model *m = si_calloc(1, sizeof *m);
+    if (!m) {
+        for (int s = 0; s < d->n_subs; s++) d->subs[s]->iface->free(d->subs[s]);
+        return si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    m->base.iface = &exec_model_iface;
+    m->n_subs = d->n_subs;
+    m->subs = si_calloc((size_t)d->n_subs + 1, sizeof(si_cmodel *));
+    if (m->subs) memcpy(m->subs, d->subs, sizeof(si_cmodel *) * (size_t)d->n_subs);
+    else
+        for (int s = 0; s < d->n_subs; s++) d->subs[s]->iface->free(d->subs[s]);
+    m->base.n_inputs = d->n_inputs;
+    m->base.n_outputs = d->n_outputs;
+    m->sub_inputs = si_calloc((size_t)d->n_subs + 1, sizeof(si_src *));
+    m->in_ports = copy_ports(d->inputs, d->n_inputs);
+    m->out_ports = copy_ports(d->outputs, d->n_outputs);
+    m->out_src = si_calloc((size_t)d->n_outputs + 1, sizeof(si_src));
+    m->device = si_strdup(d->device ? d->device : "");
+    bool ok = m->subs && m->sub_inputs && m->in_ports && m->out_ports && m->out_src && m->device;
+    for (int s = 0; ok && s < d->n_subs; s++) {
+        int n = d->subs[s]->n_inputs;
+        if (!(m->sub_inputs[s] = si_calloc((size_t)n + 1, sizeof(si_src)))) ok = false;
+        else memcpy(m->sub_inputs[s], d->sub_inputs[s], sizeof(si_src) * (size_t)n);
+    }
+    for (int k = 0; ok && k < d->n_outputs; k++) {
+        m->out_src[k] = d->out_src[k];
+        if (d->out_src[k].kind == SI_SRC_CONST) si_const_ref(d->out_src[k].constant);
+    }
+    if (!ok) {
+        if (m->out_src) /* constants not referenced yet must not be released */
+            for (int k = 0; k < d->n_outputs; k++) m->out_src[k].kind = SI_SRC_INPUT;
+        exec_model_free(&m->base);
+        return si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    m->base.inputs = m->in_ports;
+    m->base.outputs = m->out_ports;
+    m->base.device = m->device;
+    *out = &m->base;
+    return SI_OK;
+}

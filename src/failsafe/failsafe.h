@@ -1,0 +1,48 @@
+/*
+ * failsafe.h — the fail-safe compiled model: built from a list of candidate devices and a factory
+ * `factory(device) -> compiled model`, and itself a compiled model (device/device.h interfaces).
+ *
+ * Compile: the first candidate whose factory call succeeds wins; every failure is kept (events, attempts).
+ * Runtime: the active state {candidate, generation, compiled model} lives under one lock. A request that
+ * fails on generation g fails the model over from g; if another request already moved it on, it joins the
+ * new generation. Inner requests are re-created lazily when the generation changes; the caller's tensors
+ * (inputs it set, outputs it got) stay the same objects and are re-bound; the failed inference is re-run.
+ * The caller's mistakes (SI_ERR_INVALID_ARG) are returned as they are; everything else fails over.
+ * The layer knows device names only to report them: what a device is, it learns from the factory alone.
+ */
+#ifndef SI_FAILSAFE_H
+#define SI_FAILSAFE_H
+
+#include "device/device.h"
+#include "failsafe/events.h"
+
+/* Compile the submodel on candidate `device` (an index in the sink's device list). */
+typedef si_status (*si_factory_fn)(void *user, int device, si_cmodel **out);
+
+typedef struct si_failsafe_policy {
+    int retries;          /* retries on the same device before failing over (not for SI_ERR_DEVICE_LOST) */
+    int infer_timeout_ms; /* 0: none; else a watchdog abandons an infer that has not returned in time */
+    bool standby;         /* compile the next candidate in the background once the first is up */
+    int failback_ms;      /* 0: none; else re-probe better candidates every failback_ms after a failover */
+    bool check_nan;       /* non-finite outputs where the next candidate gives finite ones are a failure */
+} si_failsafe_policy;
+
+typedef struct si_failsafe_desc {
+    int submodel;            /* id for events */
+    int n_candidates;
+    const int *candidates;   /* device indices in priority order (copied) */
+    si_factory_fn factory;
+    void *user;              /* passed to factory; must outlive the compiled model and its requests */
+    si_failsafe_policy policy;
+    si_sink *sink;           /* a reference is taken */
+    const char *device_desc; /* copied; reported as the compiled model's device */
+} si_failsafe_desc;
+
+/* Errors: the status of the last candidate when all fail, with a message naming each device and why. */
+si_status si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out);
+/* The device index the compiled model runs on now (-1 when every candidate failed). */
+int si_failsafe_active_device(si_cmodel *m);
+/* Is this compiled model a fail-safe one? */
+bool si_failsafe_is(const si_cmodel *m);
+
+#endif

@@ -1,0 +1,295 @@
+/*
+ * partition.c — capability-based partitioning (see partition.h).
+ */
+#include "partition/partition.h"
+
+#include <stdio.h>
+
+static bool node_folded(const si_graph *g, const si_node *n) {
+    if (n->n_out == 0) return false;
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && !g->values[n->out[k]].const_val) return false;
+    return true;
+}
+
+static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b, const char *c) {
+    size_t l = strlen(buf);
+    if (l + 1 < cap) snprintf(buf + l, cap - l, fmt, a, b, c);
+}
+
+/* Build the graph of one submodel from the parent's nodes. */
+static si_status build_subgraph(const si_graph *g, si_submodel *s, const int *owner, int sub_index) {
+    si_status st = SI_ERR_NO_MEM;
+    si_graph *sg = si_graph_new();
+    int *map = si_malloc(sizeof(int) * ((size_t)g->n_values + 1)); /* parent value -> sub value, -1 */
+    int n_in = 0, n_out = 0;
+    if (!sg || !map) goto fail;
+    for (int v = 0; v < g->n_values; v++) map[v] = -1;
+    sg->ir_version = g->ir_version;
+    if (!(sg->producer = si_strdup(g->producer ? g->producer : ""))) goto fail;
+    if (!(sg->opsets = si_calloc((size_t)g->n_opsets + 1, sizeof(si_opset)))) goto fail;
+    for (int i = 0; i < g->n_opsets; i++) {
+        sg->n_opsets = i + 1;
+        sg->opsets[i].version = g->opsets[i].version;
+        if (!(sg->opsets[i].domain = si_strdup(g->opsets[i].domain))) goto fail;
+    }
+    /* values used by the submodel's nodes, in first-use order */
+    for (int i = 0; i < s->n_nodes; i++) {
+        const si_node *n = &g->nodes[s->nodes[i]];
+        for (int pass = 0; pass < 2; pass++) {
+            int cnt = pass ? n->n_out : n->n_in;
+            const int *ids = pass ? n->out : n->in;
+            for (int k = 0; k < cnt; k++) {
+                int v = ids[k];
+                if (v < 0 || map[v] >= 0) continue;
+                const si_value *pv = &g->values[v];
+                int sv = si_graph_value(sg, pv->name);
+                if (sv < 0) goto fail;
+                si_value *d = &sg->values[sv];
+                d->dtype = pv->dtype;
+                d->ndim = pv->ndim;
+                memcpy(d->dims, pv->dims, sizeof d->dims);
+                if (pv->const_val) {
+                    d->const_val = si_const_ref(pv->const_val);
+                    d->is_initializer = true;
+                }
+                map[v] = sv;
+            }
+        }
+    }
+    /* inputs: read, not constant, not produced here; outputs: produced here, read elsewhere or a model output */
+    sg->inputs = si_malloc(sizeof(int) * ((size_t)sg->n_values + 1));
+    sg->outputs = si_malloc(sizeof(int) * ((size_t)sg->n_values + 1));
+    s->in_values = si_malloc(sizeof(int) * ((size_t)sg->n_values + 1));
+    s->out_values = si_malloc(sizeof(int) * ((size_t)sg->n_values + 1));
+    if (!sg->inputs || !sg->outputs || !s->in_values || !s->out_values) goto fail;
+    /* candidate order: the model's inputs, then its outputs, then every other value, so that a submodel
+     * that is the whole model has the model's ports in the model's order */
+    int *cand = si_malloc(sizeof(int) * ((size_t)g->n_inputs + (size_t)g->n_outputs + (size_t)g->n_values + 1));
+    bool *seen = si_calloc((size_t)g->n_values + 1, sizeof(bool));
+    int nc = 0;
+    if (!cand || !seen) { si_free(cand); si_free(seen); goto fail; }
+    for (int i = 0; i < g->n_inputs; i++) cand[nc++] = g->inputs[i];
+    for (int i = 0; i < g->n_outputs; i++) cand[nc++] = g->outputs[i];
+    for (int v = 0; v < g->n_values; v++) cand[nc++] = v;
+    for (int c = 0; c < nc; c++) {
+        int v = cand[c], sv = map[v];
+        if (sv < 0 || seen[v] || g->values[v].const_val) continue;
+        int prod = g->values[v].producer;
+        if (prod >= 0 && owner[prod] == sub_index) continue;
+        seen[v] = true;
+        sg->values[sv].is_input = true;
+        sg->inputs[n_in] = sv;
+        s->in_values[n_in++] = v;
+    }
+    for (int c = 0; c < nc; c++) {
+        int v = cand[c], sv = map[v];
+        if (sv < 0 || seen[v] || g->values[v].const_val) continue;
+        int prod = g->values[v].producer;
+        if (prod < 0 || owner[prod] != sub_index) continue;
+        bool needed = g->values[v].is_output;
+        for (int i = 0; i < g->n_nodes && !needed; i++) {
+            if (owner[i] == sub_index || owner[i] < 0) continue;
+            for (int k = 0; k < g->nodes[i].n_in; k++)
+                if (g->nodes[i].in[k] == v) { needed = true; break; }
+        }
+        if (needed) {
+            seen[v] = true;
+            sg->values[sv].is_output = true;
+            sg->outputs[n_out] = sv;
+            s->out_values[n_out++] = v;
+        }
+    }
+    si_free(cand);
+    si_free(seen);
+    sg->n_inputs = n_in;
+    sg->n_outputs = n_out;
+    /* nodes */
+    for (int i = 0; i < s->n_nodes; i++) {
+        const si_node *pn = &g->nodes[s->nodes[i]];
+        si_node n;
+        memset(&n, 0, sizeof n);
+        n.opset = pn->opset;
+        n.op = pn->op;
+        n.n_in = pn->n_in;
+        n.n_out = pn->n_out;
+        n.in = si_malloc(sizeof(int) * ((size_t)pn->n_in + 1));
+        n.out = si_malloc(sizeof(int) * ((size_t)pn->n_out + 1));
+        n.attrs = si_calloc((size_t)pn->n_attr + 1, sizeof(si_attr));
+        n.name = si_strdup(pn->name);
+        n.op_type = si_strdup(pn->op_type);
+        n.domain = si_strdup(pn->domain);
+        if (!n.in || !n.out || !n.attrs || !n.name || !n.op_type || !n.domain) { si_node_clear(&n); goto fail; }
+        for (int k = 0; k < pn->n_in; k++) n.in[k] = pn->in[k] >= 0 ? map[pn->in[k]] : -1;
+        for (int k = 0; k < pn->n_out; k++) n.out[k] = pn->out[k] >= 0 ? map[pn->out[k]] : -1;
+        for (int k = 0; k < pn->n_attr; k++) {
+            const si_attr *a = &pn->attrs[k];
+            si_attr *d = &n.attrs[k];
+            n.n_attr = k + 1;
+            *d = *a;
+            d->name = NULL; d->s = NULL; d->t = NULL; d->floats = NULL; d->ints = NULL; d->strings = NULL; d->n = a->n;
+            bool ok = (d->name = si_strdup(a->name)) != NULL;
+            if (ok && a->s) ok = (d->s = si_strdup(a->s)) != NULL;
+            if (ok && a->t) ok = si_tensor_clone(a->t, &d->t) == SI_OK;
+            if (ok && a->floats) {
+                ok = (d->floats = si_malloc(sizeof(float) * ((size_t)a->n + 1))) != NULL;
+                if (ok) memcpy(d->floats, a->floats, sizeof(float) * (size_t)a->n);
+            }
+            if (ok && a->ints) {
+                ok = (d->ints = si_malloc(sizeof(int64_t) * ((size_t)a->n + 1))) != NULL;
+                if (ok) memcpy(d->ints, a->ints, sizeof(int64_t) * (size_t)a->n);
+            }
+            if (ok && a->strings) {
+                ok = (d->strings = si_calloc((size_t)a->n + 1, sizeof(char *))) != NULL;
+                for (int j = 0; ok && j < a->n; j++) ok = (d->strings[j] = si_strdup(a->strings[j])) != NULL;
+            }
+            if (!ok) { si_node_clear(&n); goto fail; }
+        }
+        if (si_graph_add_node(sg, &n) < 0) { si_node_clear(&n); goto fail; }
+    }
+    if ((st = si_graph_finalize(sg))) goto fail_keep;
+    si_free(map);
+    s->g = sg;
+    return SI_OK;
+fail:
+    st = si_err(SI_ERR_NO_MEM, "out of memory building submodel %d", s->id);
+fail_keep:
+    si_free(map);
+    si_graph_free(sg);
+    return st;
+}
+
+si_status si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
+    *out = NULL;
+    if (n_devs < 1 || n_devs > 64) return si_err(SI_ERR_INVALID_ARG, "partition: %d devices (1..64 allowed)", n_devs);
+    int nn = g->n_nodes;
+    si_status st = SI_OK;
+    int *dev = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    int *owner = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    int *order = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    int *indeg = si_calloc((size_t)nn + 1, sizeof(int));
+    uint64_t *accepts = si_calloc((size_t)nn + 1, sizeof(uint64_t));
+    char **why = si_calloc((size_t)nn + 1, sizeof(char *));
+    si_partition *p = si_calloc(1, sizeof *p);
+    if (!dev || !owner || !order || !indeg || !accepts || !why || !p) { st = si_err(SI_ERR_NO_MEM, "out of memory partitioning"); goto done; }
+    /* 1. which devices accept each node; the first one gets it */
+    for (int i = 0; i < nn; i++) {
+        const si_node *n = &g->nodes[i];
+        dev[i] = -1;
+        owner[i] = -1;
+        if (node_folded(g, n)) continue;
+        char reasons[2048] = "";
+        for (int d = 0; d < n_devs; d++) {
+            si_status s = devs[d]->iface->supports_op(devs[d], g, n);
+            if (s == SI_OK) {
+                accepts[i] |= 1ull << d;
+                if (dev[i] < 0) dev[i] = d;
+            } else if (s == SI_ERR_UNSUPPORTED) {
+                if (dev[i] < 0) append(reasons, sizeof reasons, "%s%s: %s", reasons[0] ? "; " : "", devs[d]->name, si_last_error());
+            } else {
+                st = si_err_wrap(s, "device %s, node '%s' (%s)", devs[d]->name, n->name, n->op_type);
+                goto done;
+            }
+        }
+        if (dev[i] < 0) {
+            st = si_err(SI_ERR_UNSUPPORTED, "node '%s' (%s): no device in the list can run it: %s", n->name, n->op_type, reasons);
+            goto done;
+        }
+        if (reasons[0] && !(why[i] = si_strdup(reasons))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+    }
+    /* 2. topological order that keeps runs on one device together */
+    int total = 0;
+    for (int i = 0; i < nn; i++) {
+        if (dev[i] < 0) continue;
+        total++;
+        const si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in; k++) {
+            int v = n->in[k];
+            if (v < 0) continue;
+            int pr = g->values[v].producer;
+            if (pr >= 0 && dev[pr] >= 0) indeg[i]++;
+        }
+    }
+    bool *done_ = si_calloc((size_t)nn + 1, sizeof(bool));
+    if (!done_) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+    int cur = -1, placed = 0;
+    while (placed < total) {
+        int pick = -1;
+        for (int i = 0; i < nn; i++) /* prefer a ready node on the current device, else the first ready node */
+            if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) {
+                if (dev[i] == cur) { pick = i; break; }
+                if (pick < 0) pick = i;
+            }
+        if (pick < 0) { si_free(done_); st = si_err(SI_ERR_INTERNAL, "partition: no ready node (cycle?)"); goto done; }
+        done_[pick] = true;
+        order[placed++] = pick;
+        cur = dev[pick];
+        const si_node *n = &g->nodes[pick];
+        for (int k = 0; k < n->n_out; k++) {
+            int v = n->out[k];
+            if (v < 0) continue;
+            for (int j = 0; j < nn; j++) {
+                if (dev[j] < 0 || done_[j]) continue;
+                for (int q = 0; q < g->nodes[j].n_in; q++)
+                    if (g->nodes[j].in[q] == v) indeg[j]--;
+            }
+        }
+    }
+    si_free(done_);
+    /* 3. runs -> submodels */
+    int nsub = 0;
+    for (int i = 0; i < total; i++)
+        if (i == 0 || dev[order[i]] != dev[order[i - 1]]) nsub++;
+    if (!(p->subs = si_calloc((size_t)nsub + 1, sizeof(si_submodel)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+    for (int i = 0, s = -1; i < total; i++) {
+        int node = order[i];
+        if (i == 0 || dev[node] != dev[order[i - 1]]) {
+            s++;
+            p->n = s + 1;
+            si_submodel *sm = &p->subs[s];
+            sm->id = s;
+            sm->device = dev[node];
+            sm->capable = ~0ull;
+            if (!(sm->nodes = si_malloc(sizeof(int) * ((size_t)total + 1)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+        }
+        si_submodel *sm = &p->subs[s];
+        sm->nodes[sm->n_nodes++] = node;
+        sm->capable &= accepts[node];
+        owner[node] = s;
+    }
+    for (int s = 0; s < p->n; s++) {
+        si_submodel *sm = &p->subs[s];
+        char buf[4096] = "";
+        for (int i = 0; i < sm->n_nodes; i++) {
+            int node = sm->nodes[i];
+            if (why[node]) append(buf, sizeof buf, "%snode '%s': %s", buf[0] ? "; " : "", g->nodes[node].name, why[node]);
+        }
+        if (!(sm->why = si_strdup(buf))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+        if ((st = build_subgraph(g, sm, owner, s))) goto done;
+    }
+done:
+    if (why)
+        for (int i = 0; i < nn; i++) si_free(why[i]);
+    si_free(why);
+    si_free(dev);
+    si_free(owner);
+    si_free(order);
+    si_free(indeg);
+    si_free(accepts);
+    if (st) { si_partition_free(p); return st; }
+    *out = p;
+    return SI_OK;
+}
+
+void si_partition_free(si_partition *p) {
+    if (!p) return;
+    for (int s = 0; s < p->n; s++) {
+        si_free(p->subs[s].nodes);
+        si_graph_free(p->subs[s].g);
+        si_free(p->subs[s].in_values);
+        si_free(p->subs[s].out_values);
+        si_free(p->subs[s].why);
+    }
+    si_free(p->subs);
+    si_free(p);
+}

@@ -1,0 +1,38 @@
+/*
+ * partition.h — cut a graph into submodels by device capability.
+ *
+ * For the device list D1..Dn each node goes to the first device whose supports_op accepts it; nodes are
+ * ordered so that runs on one device stay together (a topological order that prefers the device of the run
+ * in progress), and each run becomes a submodel: a graph of its own whose inputs are the values that cross
+ * into it and whose outputs are the values later submodels or the model's outputs read. Constants are shared
+ * with the parent graph, not copied. The partitioner only calls supports_op; it compiles nothing.
+ */
+#ifndef SI_PARTITION_H
+#define SI_PARTITION_H
+
+#include "device/device.h"
+
+typedef struct si_submodel {
+    int id;
+    int device;         /* index in the device list of the first device that accepts every node */
+    uint64_t capable;   /* bit i: device i accepts every node of the submodel (the failover candidates) */
+    int n_nodes;
+    int *nodes;         /* node indices in the parent graph, in execution order */
+    si_graph *g;        /* the submodel's own graph */
+    int *in_values;     /* parent value id of each submodel input (g->inputs order) */
+    int *out_values;    /* parent value id of each submodel output (g->outputs order) */
+    char *why;          /* why nodes did not go to earlier devices ("" when they went to the first) */
+} si_submodel;
+
+typedef struct si_partition {
+    int n;
+    si_submodel *subs;
+} si_partition;
+
+/* Partition g (shapes inferred, constants folded) over devs[0..n_devs). Nodes whose outputs are all constant
+ * are left out (they were folded). Errors: UNSUPPORTED naming a node no device accepts and every device's
+ * reason; NO_MEM. */
+si_status si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out);
+void si_partition_free(si_partition *p);
+
+#endif

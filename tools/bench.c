@@ -1,0 +1,290 @@
+/*
+ * bench.c — `safeinfer bench`: compile a model once, time the first inference, a few warm-up runs and then N
+ * timed runs of one request, and report latency statistics, throughput, peak memory and the devices used.
+ *
+ * What is timed: si_compile (compile), the first si_request_infer after it (first inference: includes any
+ * lazy work a device does on its first run), then --warmup untimed runs, then --iterations runs, each timed
+ * alone with a monotonic clock. Inputs are made once and bound before the first run, so the loop measures
+ * si_request_infer only. Peak RSS is the process's high-water mark (getrusage ru_maxrss) at the end: it
+ * includes loading the model and the inputs, not just inference.
+ */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define BENCH_MAX_SPECS 64
+
+typedef struct bench_opts {
+    const char *model, *devices, *json;
+    const char *shapes[BENCH_MAX_SPECS], *inputs[BENCH_MAX_SPECS];
+    int n_shapes, n_inputs;
+    int64_t threads, iterations, warmup;
+} bench_opts;
+
+typedef struct bench_result {
+    double compile_ms, first_ms;
+    double median_ms, p90_ms, min_ms, max_ms, mean_ms;
+    double throughput;   /* timed iterations per second of wall time spent in them */
+    double peak_rss_mib;
+    const char *devices_used; /* borrowed from the compiled model */
+} bench_result;
+
+// --- progress line (stderr, only on a terminal) ------------------------------------------------------------
+
+typedef struct progress {
+    bool on;       /* stderr is a TTY */
+    bool dirty;    /* a line without its newline is on screen */
+    double last;   /* now_ms() of the last update */
+} progress;
+
+static void progress_show(progress *p, bool force, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void progress_show(progress *p, bool force, const char *fmt, ...) {
+    if (!p->on) return;
+    double t = now_ms();
+    if (!force && t - p->last < 100.0) return; /* at most ~10 updates a second: fast models run thousands */
+    p->last = t;
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\r%-72s", line);
+    fflush(stderr);
+    p->dirty = true;
+}
+
+static void progress_end(progress *p) {
+    if (p->on && p->dirty) fputc('\n', stderr);
+    p->dirty = false;
+}
+
+// --- statistics ---------------------------------------------------------------------------------------------
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts t (n >= 1) and fills the latency fields of r. p90 is the nearest-rank percentile: the smallest
+ * sample with at least 90% of the samples at or below it. */
+static void latency_stats(double *t, int64_t n, double total_ms, bench_result *r) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    r->min_ms = t[0];
+    r->max_ms = t[n - 1];
+    r->median_ms = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2.0;
+    int64_t k = (int64_t)ceil(0.9 * (double)n) - 1;
+    r->p90_ms = t[k < 0 ? 0 : k];
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) sum += t[i];
+    r->mean_ms = sum / (double)n;
+    r->throughput = total_ms > 0 ? (double)n * 1000.0 / total_ms : INFINITY;
+}
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return NAN;
+    return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
+}
+
+// --- output -------------------------------------------------------------------------------------------------
+
+static void input_desc(const si_compiled *cm, si_tensor *const *in, int nin, char *buf, size_t n) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < nin && o < n; i++) {
+        char sh[128];
+        shape_str(in[i], sh, sizeof sh);
+        o += (size_t)snprintf(buf + o, n - o, "%s%s %s%s", i ? ", " : "", si_compiled_input_name(cm, i),
+                              si_dtype_name(si_tensor_dtype(in[i])), sh);
+    }
+}
+
+static void print_table(const bench_opts *o, const bench_result *r, const char *inputs) {
+    printf("safeinfer bench: %s\n", o->model);
+    printf("  %-22s %s\n", "devices requested", o->devices ? o->devices : "(default)");
+    printf("  %-22s %s\n", "devices used", r->devices_used);
+    printf("  %-22s %" PRId64 "\n", "threads", o->threads);
+    printf("  %-22s %s\n", "inputs", inputs);
+    printf("  %-22s %" PRId64 " / %" PRId64 "\n", "warmup / iterations", o->warmup, o->iterations);
+    printf("  %-22s %12.3f ms\n", "compile", r->compile_ms);
+    printf("  %-22s %12.3f ms\n", "first inference", r->first_ms);
+    printf("  %-22s %12.3f ms\n", "median latency", r->median_ms);
+    printf("  %-22s %12.3f ms\n", "p90 latency", r->p90_ms);
+    printf("  %-22s %12.3f ms\n", "min latency", r->min_ms);
+    printf("  %-22s %12.3f ms\n", "mean latency", r->mean_ms);
+    printf("  %-22s %12.3f ms\n", "max latency", r->max_ms);
+    printf("  %-22s %12.2f inferences/s\n", "throughput", r->throughput);
+    printf("  %-22s %12.1f MiB\n", "peak RSS", r->peak_rss_mib);
+    fflush(stdout);
+}
+
+static void json_num(FILE *f, const char *key, double v, bool last) {
+    fprintf(f, "  \"%s\": ", key);
+    if (isfinite(v)) fprintf(f, "%.6g", v);
+    else fprintf(f, "null");
+    fprintf(f, last ? "\n" : ",\n");
+}
+
+static int write_json(const bench_opts *o, const bench_result *r, const si_compiled *cm, si_tensor *const *in, int nin) {
+    FILE *f = fopen(o->json, "w");
+    if (!f) { fprintf(stderr, "safeinfer bench: cannot write %s\n", o->json); return 3 + SI_ERR_IO; }
+    fprintf(f, "{\n  \"model\": ");
+    json_str(f, o->model);
+    fprintf(f, ",\n  \"devices_requested\": ");
+    if (o->devices) json_str(f, o->devices);
+    else fprintf(f, "null");
+    fprintf(f, ",\n  \"devices\": ");
+    json_str(f, r->devices_used);
+    fprintf(f, ",\n  \"threads\": %" PRId64 ",\n  \"warmup\": %" PRId64 ",\n  \"iterations\": %" PRId64 ",\n  \"inputs\": [",
+            o->threads, o->warmup, o->iterations);
+    for (int i = 0; i < nin; i++) {
+        fprintf(f, "%s{\"name\": ", i ? ", " : "");
+        json_str(f, si_compiled_input_name(cm, i));
+        fprintf(f, ", \"dtype\": \"%s\", \"shape\": [", si_dtype_name(si_tensor_dtype(in[i])));
+        for (int d = 0; d < si_tensor_ndim(in[i]); d++) fprintf(f, d ? ", %" PRId64 : "%" PRId64, si_tensor_dims(in[i])[d]);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "],\n");
+    json_num(f, "compile_ms", r->compile_ms, false);
+    json_num(f, "first_inference_ms", r->first_ms, false);
+    json_num(f, "median_ms", r->median_ms, false);
+    json_num(f, "p90_ms", r->p90_ms, false);
+    json_num(f, "min_ms", r->min_ms, false);
+    json_num(f, "mean_ms", r->mean_ms, false);
+    json_num(f, "max_ms", r->max_ms, false);
+    json_num(f, "throughput_per_s", r->throughput, false);
+    json_num(f, "peak_rss_mib", r->peak_rss_mib, true);
+    fprintf(f, "}\n");
+    if (fclose(f)) { fprintf(stderr, "safeinfer bench: error writing %s\n", o->json); return 3 + SI_ERR_IO; }
+    return 0;
+}
+
+// --- command ------------------------------------------------------------------------------------------------
+
+static int parse_count(const char *opt, const char *s, int64_t lo, int64_t *v) {
+    if (!parse_i64(s, v) || *v < lo || *v > 100000000) {
+        fprintf(stderr, "safeinfer bench: %s needs a number >= %" PRId64 " (got '%s')\n", opt, lo, s);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, bench_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->threads = 1;
+    o->iterations = 20;
+    o->warmup = 3;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_val = i + 1 < argc;
+        int rc = 0;
+        if (!strcmp(a, "--devices") && has_val) o->devices = argv[++i];
+        else if (!strcmp(a, "--json") && has_val) o->json = argv[++i];
+        else if (!strcmp(a, "--threads") && has_val) rc = parse_count(a, argv[++i], 1, &o->threads);
+        else if (!strcmp(a, "--iterations") && has_val) rc = parse_count(a, argv[++i], 1, &o->iterations);
+        else if (!strcmp(a, "--warmup") && has_val) rc = parse_count(a, argv[++i], 0, &o->warmup);
+        else if (!strcmp(a, "--shape") && has_val) {
+            if (o->n_shapes == BENCH_MAX_SPECS) { fprintf(stderr, "safeinfer bench: too many --shape\n"); return EXIT_USAGE; }
+            o->shapes[o->n_shapes++] = argv[++i];
+        } else if (!strcmp(a, "--input") && has_val) {
+            if (o->n_inputs == BENCH_MAX_SPECS) { fprintf(stderr, "safeinfer bench: too many --input\n"); return EXIT_USAGE; }
+            o->inputs[o->n_inputs++] = argv[++i];
+        } else if (a[0] == '-') {
+            fprintf(stderr, "safeinfer bench: unknown option '%s'%s\n", a, has_val ? "" : " (or it lacks its value)");
+            usage(stderr);
+            return EXIT_USAGE;
+        } else if (!o->model) o->model = a;
+        else { fprintf(stderr, "safeinfer bench: unexpected argument '%s'\n", a); return EXIT_USAGE; }
+        if (rc) return rc;
+    }
+    if (!o->model) { usage(stderr); return EXIT_USAGE; }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_opts o;
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) return rc;
+
+    progress pg = {.on = isatty(fileno(stderr)) == 1};
+    si_model *m;
+    si_status s;
+    progress_show(&pg, true, "bench: loading %s", o.model);
+    if ((s = si_model_load(o.model, &m))) { progress_end(&pg); return fail_status(s, "load"); }
+    for (int i = 0; i < o.n_shapes; i++)
+        if ((s = apply_shape(m, o.shapes[i]))) { progress_end(&pg); si_model_free(m); return fail_status(s, "--shape"); }
+
+    int nin = si_model_num_inputs(m);
+    si_tensor **in = calloc((size_t)nin + 1, sizeof *in);
+    double *times = calloc((size_t)o.iterations, sizeof *times);
+    si_config *cfg = NULL;
+    si_compiled *cm = NULL;
+    si_request *rq = NULL;
+    bench_result r = {0};
+    char threads[32], inputs[1024];
+    snprintf(threads, sizeof threads, "%" PRId64, o.threads);
+    if (!in || !times) { progress_end(&pg); fprintf(stderr, "safeinfer bench: out of memory\n"); rc = 3 + SI_ERR_NO_MEM; goto out; }
+    if ((rc = make_inputs(m, o.inputs, o.n_inputs, in))) { progress_end(&pg); goto out; }
+    if ((s = si_config_create(&cfg)) || (o.devices && (s = si_config_set(cfg, "devices", o.devices))) ||
+        (s = si_config_set(cfg, "threads", threads))) {
+        progress_end(&pg);
+        rc = fail_status(s, "config");
+        goto out;
+    }
+
+    progress_show(&pg, true, "bench: compiling");
+    double t0 = now_ms();
+    if ((s = si_compile(m, cfg, &cm))) { progress_end(&pg); rc = fail_status(s, "compile"); goto out; }
+    r.compile_ms = now_ms() - t0;
+    r.devices_used = si_compiled_devices(cm);
+    si_model_free(m); /* the compiled model keeps what it needs; free the graph so RSS reflects inference */
+    m = NULL;
+    if ((s = si_request_create(cm, &rq))) { progress_end(&pg); rc = fail_status(s, "request"); goto out; }
+    for (int i = 0; i < nin; i++)
+        if ((s = si_request_set_input(rq, i, in[i]))) { progress_end(&pg); rc = fail_status(s, "input"); goto out; }
+
+    progress_show(&pg, true, "bench: first inference (compile %.1f ms)", r.compile_ms);
+    t0 = now_ms();
+    if ((s = si_request_infer(rq))) { progress_end(&pg); rc = fail_status(s, "infer"); goto out; }
+    r.first_ms = now_ms() - t0;
+
+    for (int64_t w = 0; w < o.warmup; w++) {
+        progress_show(&pg, w == 0, "bench: warmup %" PRId64 "/%" PRId64, w + 1, o.warmup);
+        if ((s = si_request_infer(rq))) { progress_end(&pg); rc = fail_status(s, "infer (warmup)"); goto out; }
+    }
+
+    double loop0 = now_ms();
+    for (int64_t it = 0; it < o.iterations; it++) {
+        double a = now_ms();
+        if ((s = si_request_infer(rq))) { progress_end(&pg); rc = fail_status(s, "infer"); goto out; }
+        times[it] = now_ms() - a;
+        progress_show(&pg, it == 0 || it + 1 == o.iterations, "bench: iteration %" PRId64 "/%" PRId64 "  last %.3f ms",
+                      it + 1, o.iterations, times[it]);
+    }
+    double loop_ms = now_ms() - loop0;
+    progress_end(&pg);
+
+    latency_stats(times, o.iterations, loop_ms, &r);
+    r.peak_rss_mib = peak_rss_mib();
+    input_desc(cm, in, nin, inputs, sizeof inputs);
+    print_table(&o, &r, inputs);
+    if (o.json) rc = write_json(&o, &r, cm, in, nin);
+
+out:
+    si_request_free(rq);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+    for (int i = 0; in && i < nin; i++) si_tensor_free(in[i]);
+    free(in);
+    free(times);
+    si_model_free(m);
+    return rc;
+}
