@@ -98,7 +98,7 @@ if ! command -v node >/dev/null 2>&1; then
     echo "NOTICE: node is not installed: ONNX Runtime is not run; safeinfer's numbers only."
 elif [ -n "${ORT_NODE_MODULES:-}" ] && [ -d "$ORT_NODE_MODULES/onnxruntime-node" ]; then
     have_ort=1
-elif node -e "require.resolve('onnxruntime-node')" >/dev/null 2>&1; then
+elif (cd "$here" && node -e "require.resolve('onnxruntime-node')") >/dev/null 2>&1; then  # as ort_run.js resolves it
     have_ort=1
 else
     echo "NOTICE: onnxruntime-node not found (looked in \$ORT_NODE_MODULES and $here/node_modules): safeinfer's numbers only."
@@ -113,9 +113,12 @@ ort_field() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 
 rows=()
 node_base=""
-echo "== safeinfer ($SAFEINFER) on $devices, $warmup warmup + $iterations timed runs; $([ $have_ort = 1 ] &&
-    echo "ONNX Runtime $(node -e "console.log(require('$ORT_NODE_MODULES/onnxruntime-node/package.json').version)" 2>/dev/null || echo '?') on the same inputs" ||
-    echo "no ONNX Runtime")"
+ort_desc="no ONNX Runtime"
+if [ $have_ort = 1 ]; then
+    ort_pkg=${ORT_NODE_MODULES:+$ORT_NODE_MODULES/}onnxruntime-node/package.json
+    ort_desc="ONNX Runtime $(cd "$here" && node -e "console.log(require('$ort_pkg').version)" 2>/dev/null || echo '(version ?)') on the same inputs"
+fi
+echo "== safeinfer ($SAFEINFER) on $devices, 1 + $warmup untimed and $iterations timed runs; $ort_desc"
 for m in $models; do
     model="$MODELS_DIR/$m.onnx"
     feeds=()

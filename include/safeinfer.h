@@ -194,8 +194,23 @@ const char *si_model_node_op(const si_model *m, int i);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Configuration for compilation: key/value properties.
- *   devices   comma-separated priority list (default "REF"; known: REF)
- *   threads   worker threads for devices that use them (default 1)
+ *   devices            comma-separated priority list (default "REF"; known: OCL, OCL.N, CPU, REF where built).
+ *                      Each node runs on the first device that supports it; a submodel fails over to the later
+ *                      devices of the list that support all of its nodes.
+ *   threads            worker threads for devices that use them (default 1)
+ *   faults             fault injection spec (see README; also $SAFEINFER_FAULTS when unset):
+ *                      RULE[,RULE]..., RULE = DEVICE.STAGE=WHEN[:EFFECT], STAGE compile|create|infer,
+ *                      WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom
+ *   retries            N: retry a failed call N times on the same device before failing over (default 0;
+ *                      a lost device is never retried)
+ *   infer_timeout_ms   T: a watchdog abandons an inference (or request creation) that has not returned in T ms;
+ *                      it counts as a device failure and quarantines the device (default 0: off)
+ *   compile_timeout_ms T: the same for compiles (default 0: off)
+ *   standby            on: once a submodel is up, compile its next device in the background (default off)
+ *   failback_ms        T: after a failover, re-probe better devices every T ms (compile + a trial inference)
+ *                      and move back when one works (default 0: off)
+ *   check_outputs      nan: NaN/Inf outputs where the next device gives finite values are a device failure
+ *   strict             on: no fallback; the first device's failure is returned (default off)
  */
 SI_NODISCARD si_status si_config_create(si_config **out);
 void si_config_free(si_config *c);

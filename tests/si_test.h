@@ -152,8 +152,9 @@ static inline void make_temp_dir(char *buf, size_t n, const char *parent, const 
     }
 }
 
-/* Run fn(arg) in a child process: true when it returned normally (no crash, no sanitizer report). Used for
- * calls that may crash, so that a crash counts as one failed check instead of ending the test. */
+/* Run fn(arg) in a child process: true when it returned normally (no crash, no sanitizer report) and every
+ * CHECK inside it passed. Used for calls that may crash, so that a crash counts as one failed check instead of
+ * ending the test. */
 static inline int runs_without_crash(void (*fn)(void *), void *arg) {
     fflush(stdout);
     fflush(stderr);
@@ -163,8 +164,10 @@ static inline int runs_without_crash(void (*fn)(void *), void *arg) {
         return 1;
     }
     if (pid == 0) {
+        int before = n_failed;
         fn(arg);
-        _exit(0);
+        fflush(stderr);
+        _exit(n_failed != before ? 1 : 0); /* a failed CHECK inside fn fails the whole call */
     }
     int st = 0;
     if (waitpid(pid, &st, 0) != pid) return 0;
@@ -176,7 +179,7 @@ static inline int runs_without_crash(void (*fn)(void *), void *arg) {
         n_checks++;                                                                                            \
         if (!runs_without_crash((fn), (arg))) {                                                                \
             n_failed++;                                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s crashed\n", __FILE__, __LINE__, #fn);                     \
+            fprintf(stderr, "%s:%d: CHECK failed: %s crashed or failed a check\n", __FILE__, __LINE__, #fn);   \
         }                                                                                                      \
     } while (0)
 

@@ -9,10 +9,12 @@
  * nodes), set_dim / set_input_shape and their errors; compile, requests and inference with outputs computed
  * here by hand; the output tensor staying the same object across infers; recovery after a failed infer;
  * Clip at opsets 6, 11 and 13; Constant nodes; raw vs typed initializers; external data; loading from
- * memory; an output that is also an input. Exit status 0 when every check passes.
+ * memory; an output that is also an input; requests from several threads; MatMul and Gemm. Exit status 0
+ * when every check passes.
  */
 #include "si_test.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Under AddressSanitizer, let impossible allocations return NULL (as malloc does) instead of aborting, so
@@ -831,6 +833,66 @@ static void test_passthrough(void) {
     CHECK(x[3] == 4);
 }
 
+/* Requests created and run from several threads on one compiled model (the header allows
+ * si_request_create from many threads; each thread then uses its own request). */
+typedef struct thread_job {
+    si_compiled *cm;
+    int id;
+    int ok;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *j = arg;
+    j->ok = 1;
+    for (int rep = 0; rep < 20 && j->ok; rep++) {
+        si_request *rq = NULL;
+        if (si_request_create(j->cm, &rq)) { j->ok = 0; break; }
+        float x[6];
+        for (int i = 0; i < 6; i++) x[i] = (float)(j->id * 10 + rep - i);
+        float y[6], z[6];
+        small_expected(x, 2, y, z);
+        int64_t d[2] = {2, 3};
+        si_tensor *tx = NULL, *ty = NULL;
+        if (si_tensor_wrap(SI_F32, 2, d, x, sizeof x, &tx) || si_request_set_input(rq, 0, tx) || si_request_infer(rq) ||
+            si_request_get_output(rq, 0, &ty) || si_tensor_nbytes(ty) != sizeof y) {
+            j->ok = 0;
+        } else {
+            const float *p = si_tensor_data(ty);
+            for (int i = 0; i < 6; i++)
+                if (!(fabsf(p[i] - y[i]) <= 1e-6f * (1.0f + fabsf(y[i])))) j->ok = 0;
+        }
+        si_tensor_free(tx);
+        si_request_free(rq);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    si_model *m = load("small.onnx");
+    if (!m) { CHECK(m != NULL); return; }
+    si_compiled *cm = NULL;
+    CHECK_OK(si_compile(m, NULL, &cm));
+    si_model_free(m);
+    if (!cm) return;
+    enum { NT = 4 };
+    pthread_t th[NT];
+    thread_job jobs[NT];
+    int started[NT] = {0};
+    for (int i = 0; i < NT; i++) {
+        jobs[i].cm = cm;
+        jobs[i].id = i;
+        jobs[i].ok = 0;
+        started[i] = pthread_create(&th[i], NULL, thread_main, &jobs[i]) == 0;
+        CHECK(started[i]);
+    }
+    for (int i = 0; i < NT; i++)
+        if (started[i]) {
+            pthread_join(th[i], NULL);
+            CHECK(jobs[i].ok);
+        }
+    si_compiled_free(cm);
+}
+
 /* MatMul and Gemm (src/ops/nn.c) */
 static void test_matmul(void) {
     runner r;
@@ -888,6 +950,7 @@ int main(int argc, char **argv) {
     test_constant();
     test_initializer_forms();
     test_passthrough();
+    test_threads();
     test_matmul();
     rmdir(tmp_dir);
     return test_summary("test_api");

@@ -157,27 +157,48 @@ static void test_random_bytes(void) {
 
 /* Random byte changes of a valid model: whatever loads is compiled and run; no crash, no leak. */
 static void test_mutations(void) {
-    const char *models[] = {"small.onnx", "constant.onnx", "clip11.onnx", "add_dyn.onnx", "passthrough.onnx"};
+    const char *models[] = {"small.onnx", "constant.onnx", "clip11.onnx", "add_dyn.onnx", "passthrough.onnx",
+                            "ext.onnx", "matmul.onnx", "clip6.onnx"};
     int loaded = 0, ran = 0, total = 0;
+    /* SI_TEST_MUTATIONS=N runs N mutants per model instead of 600 (for longer fuzzing sessions) */
+    int per_model = getenv("SI_TEST_MUTATIONS") ? atoi(getenv("SI_TEST_MUTATIONS")) : 600;
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         size_t len;
         unsigned char *full = read_all(data_path(models[mi]), &len);
-        for (int i = 0; i < 600; i++) {
-            unsigned char *b = malloc(len);
+        for (int i = 0; i < per_model; i++) {
+            size_t blen = len;
+            unsigned char *b = malloc(len + 64);
             memcpy(b, full, len);
             int n = 1 + (int)(rng() % 3);
             for (int k = 0; k < n; k++) {
-                size_t at = rng() % len;
-                switch (rng() % 4) {
+                size_t at = rng() % blen;
+                switch (rng() % 7) {
                 case 0: b[at] ^= (unsigned char)(1u << (rng() % 8)); break;
                 case 1: b[at] = (unsigned char)rng(); break;
                 case 2: b[at] = 0xff; break;
-                default: b[at] = (unsigned char)(b[at] + 1); break;
+                case 3: b[at] = (unsigned char)(b[at] + 1); break;
+                case 4: /* delete a byte */
+                    if (blen > 1) { memmove(b + at, b + at + 1, blen - at - 1); blen--; }
+                    break;
+                case 5: /* insert a byte */
+                    if (blen < len + 60) { memmove(b + at + 1, b + at, blen - at); b[at] = (unsigned char)rng(); blen++; }
+                    break;
+                default: { /* duplicate up to 8 bytes */
+                    size_t c = 1 + rng() % 8;
+                    if (at + c <= blen && blen + c <= len + 64) { memmove(b + at + c, b + at, blen - at); blen += c; }
+                    break;
+                }
                 }
             }
             total++;
             si_model *m = NULL;
-            si_status s = si_model_load_memory(b, len, NULL, &m);
+            /* a heap block of exactly the mutant's size (ASan sees reads past its end); with the data folder, so
+             * that external data (ext.onnx) resolves */
+            unsigned char *exact = malloc(blen);
+            memcpy(exact, b, blen);
+            free(b);
+            b = exact;
+            si_status s = si_model_load_memory(b, blen, SI_TEST_DATA, &m);
             if (!s) {
                 loaded++;
                 if (!exercise(m)) ran++;
@@ -227,6 +248,34 @@ static void test_files(void) {
 }
 
 /* ---- structurally bad models -------------------------------------------------------------------------- */
+
+/* Absurd dimensions: set_dim and compile may refuse them (INVALID_ARG) or accept them (nothing is allocated for
+ * shapes), but shape arithmetic must not overflow (UBSan) or crash. */
+static void absurd_dims(void *arg) {
+    (void)arg;
+    const int64_t absurd[] = {INT64_MAX, INT64_MAX / 3 + 1, INT64_C(1) << 62, INT64_C(1) << 40};
+    for (size_t i = 0; i < sizeof absurd / sizeof absurd[0]; i++) {
+        si_model *m = NULL;
+        CHECK_OK(si_model_load(data_path("small.onnx"), &m));
+        if (!m) break;
+        si_status s = si_model_set_dim(m, "batch", absurd[i]);
+        CHECK(s == SI_OK || s == SI_ERR_INVALID_ARG);
+        if (s) CHECK(*si_last_error());
+        si_compiled *cm = NULL;
+        s = si_compile(m, NULL, &cm);
+        CHECK(s == SI_OK || s == SI_ERR_INVALID_ARG);
+        si_compiled_free(cm);
+        si_model_free(m);
+        /* the same through set_input_shape */
+        m = NULL;
+        CHECK_OK(si_model_load(data_path("small.onnx"), &m));
+        if (!m) break;
+        int64_t dims[2] = {absurd[i], 3};
+        s = si_model_set_input_shape(m, "X", 2, dims);
+        CHECK(s == SI_OK || s == SI_ERR_INVALID_ARG);
+        si_model_free(m);
+    }
+}
 
 static void test_bad_models(void) {
     si_model *m = (si_model *)&m;
@@ -283,6 +332,9 @@ static void test_bad_models(void) {
     }
     CHECK(s == SI_ERR_INVALID_ARG || s == SI_ERR_PARSE);
     CHECK(strstr(si_last_error(), "add") != NULL && strstr(si_last_error(), "broadcast") != NULL);
+
+    /* absurd dimensions (in a child process: an overflow caught by UBSan ends only that) */
+    CHECK_NO_CRASH(absurd_dims, NULL);
 
     /* set_dim leading to a contradiction: INVALID_ARG naming the node; the model stays usable */
     m = NULL;

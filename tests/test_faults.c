@@ -58,7 +58,8 @@ static si_device *wrap(si_device *inner, const char *spec) {
     return d;
 }
 
-static si_status compile(si_device *d, si_cmodel **m) { return d->iface->compile(d, g_small, NULL, m); }
+static const si_options no_opts = {0, NULL, NULL};
+static si_status compile(si_device *d, si_cmodel **m) { return d->iface->compile(d, g_small, &no_opts, m); }
 static si_status create(si_cmodel *m, si_ireq **r) { return m->iface->create_request(m, r); }
 
 /* Bind input `which` and infer. */
@@ -98,7 +99,7 @@ static void setup(void) {
     const float xs[2][6] = {{1, 2, 3, -4, 5, -6}, {-1, 0.5f, 7, 2, -3, 0.25f}};
     si_cmodel *m = NULL;
     si_ireq *r = NULL;
-    if (si_device_ref.iface->compile(&si_device_ref, g_small, NULL, &m) || create(m, &r)) exit(2);
+    if (compile(&si_device_ref, &m) || create(m, &r)) exit(2);
     for (int w = 0; w < 2; w++) {
         if (si_tensor_create(SI_F32, 2, dims, &x_in[w])) exit(2);
         memcpy(x_in[w]->data, xs[w], sizeof xs[w]);
@@ -237,13 +238,13 @@ static void effect_at_stage(const char *stage, const char *effect) {
         CHECK_OK(infer(r1, 1));
         CHECK(outputs_are(r1, 1));
     } else if (!strcmp(effect, "lost")) {
-        CHECK(s == SI_ERR_DEVICE && strstr(si_last_error(), where) && strstr(si_last_error(), "device lost"));
+        CHECK(s == SI_ERR_DEVICE_LOST && strstr(si_last_error(), where) && strstr(si_last_error(), "device lost"));
         CHECK(si_faulty_is_lost(d));
         CHECK(!m2 && !r2);
-        CHECK_ERR(compile(d, &m3), SI_ERR_DEVICE, "device lost");
-        CHECK_ERR(create(m1, &r3), SI_ERR_DEVICE, "device lost");
-        CHECK_ERR(infer(r1, 1), SI_ERR_DEVICE, "device lost");
-        CHECK_ERR(infer(r1, 0), SI_ERR_DEVICE, "device lost");
+        CHECK_ERR(compile(d, &m3), SI_ERR_DEVICE_LOST, "device lost");
+        CHECK_ERR(create(m1, &r3), SI_ERR_DEVICE_LOST, "device lost");
+        CHECK_ERR(infer(r1, 1), SI_ERR_DEVICE_LOST, "device lost");
+        CHECK_ERR(infer(r1, 0), SI_ERR_DEVICE_LOST, "device lost");
         CHECK(!m3 && !r3 && outputs_are(r1, 0));
     } else if (!strcmp(effect, "nan")) {
         CHECK_OK(s);
@@ -501,7 +502,7 @@ static void test_names(void) {
     si_device *d = wrap(&dev_ocl1, "OCL.1.compile=1:lost, OCL.1.infer=always");
     CHECK_STREQ(d->name, "OCL.1");
     si_cmodel *m = NULL;
-    CHECK_ERR(compile(d, &m), SI_ERR_DEVICE, "OCL.1 compile call 1: device lost");
+    CHECK_ERR(compile(d, &m), SI_ERR_DEVICE_LOST, "OCL.1 compile call 1: device lost");
     /* a fault never changes supports_op, not even a lost device */
     for (int i = 0; i < g_small->n_nodes; i++) CHECK_OK(d->iface->supports_op(d, g_small, &g_small->nodes[i]));
     si_node unknown = g_small->nodes[0];
@@ -622,7 +623,7 @@ static void test_nan_dtypes(void) {
     si_device *d = wrap(&si_device_ref, "REF.infer=2:nan");
     si_cmodel *m = NULL;
     si_ireq *r = NULL;
-    CHECK_OK(d->iface->compile(d, g, NULL, &m));
+    CHECK_OK(d->iface->compile(d, g, &no_opts, &m));
     CHECK_OK(create(m, &r));
     CHECK(m && m->n_outputs == 5);
     for (int call = 1; r && call <= 3; call++) {

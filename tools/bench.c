@@ -133,9 +133,8 @@ static void json_num(FILE *f, const char *key, double v, bool last) {
     fprintf(f, last ? "\n" : ",\n");
 }
 
-static int write_json(const bench_opts *o, const bench_result *r, const si_compiled *cm, si_tensor *const *in, int nin) {
-    FILE *f = fopen(o->json, "w");
-    if (!f) { fprintf(stderr, "safeinfer bench: cannot write %s\n", o->json); return 3 + SI_ERR_IO; }
+/* Writes the result to f (opened before the run, so that a bad path fails at once) and closes it. */
+static int write_json(FILE *f, const bench_opts *o, const bench_result *r, const si_compiled *cm, si_tensor *const *in, int nin) {
     fprintf(f, "{\n  \"model\": ");
     json_str(f, o->model);
     fprintf(f, ",\n  \"devices_requested\": ");
@@ -222,6 +221,13 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < o.n_shapes; i++)
         if ((s = apply_shape(m, o.shapes[i]))) { progress_end(&pg); si_model_free(m); return fail_status(s, "--shape"); }
 
+    FILE *json = NULL;
+    if (o.json && !(json = fopen(o.json, "w"))) {
+        progress_end(&pg);
+        fprintf(stderr, "safeinfer bench: cannot write %s\n", o.json);
+        si_model_free(m);
+        return 3 + SI_ERR_IO;
+    }
     int nin = si_model_num_inputs(m);
     si_tensor **in = calloc((size_t)nin + 1, sizeof *in);
     double *times = calloc((size_t)o.iterations, sizeof *times);
@@ -276,9 +282,16 @@ int cmd_bench(int argc, char **argv) {
     r.peak_rss_mib = peak_rss_mib();
     input_desc(cm, in, nin, inputs, sizeof inputs);
     print_table(&o, &r, inputs);
-    if (o.json) rc = write_json(&o, &r, cm, in, nin);
+    if (json) {
+        rc = write_json(json, &o, &r, cm, in, nin);
+        json = NULL;
+    }
 
 out:
+    if (json) { /* failed before the result: leave no half-written file */
+        fclose(json);
+        remove(o.json);
+    }
     si_request_free(rq);
     si_compiled_free(cm);
     si_config_free(cfg);

@@ -26,7 +26,8 @@ void usage(FILE *f) {
             "commands:\n"
             "  run MODEL [--devices LIST] [--shape NAME=DIMS]... [--input NAME=FILE.npy|random[:SEED]]...\n"
             "            [--output-dir DIR] [--repeat N] [--requests M] [--threads N] [--report FILE.json]\n"
-            "            [--faults SPEC] [--retries N] [--infer-timeout-ms T] [--standby on|off]\n"
+            "            [--faults SPEC] [--retries N] [--infer-timeout-ms T] [--compile-timeout-ms T]\n"
+            "            [--standby on|off]\n"
             "            [--failback-ms T] [--check-outputs nan|off] [--strict on|off]\n"
             "      run the model and print each output's name, type, shape and a summary.\n"
             "      --devices OCL,CPU: priority list; each part of the model runs on the first device that can take\n"
@@ -37,8 +38,8 @@ void usage(FILE *f) {
             "      --faults injects device failures: RULE[,RULE...], RULE = DEVICE.STAGE=WHEN[:EFFECT],\n"
             "        STAGE compile|create|infer, WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom\n"
             "        (also $SAFEINFER_FAULTS). --report writes compile attempts, events and counters as JSON.\n"
-            "      Policies: --retries N on the same device before failing over; --infer-timeout-ms T abandons a\n"
-            "        call that hangs; --standby on compiles the next device in the background; --failback-ms T\n"
+            "      Policies: --retries N on the same device before failing over; --infer-timeout-ms T (and\n"
+            "        --compile-timeout-ms T) abandon a call that hangs and quarantine its device; --standby on compiles the next device in the background; --failback-ms T\n"
             "        re-probes a failed preferred device every T ms; --check-outputs nan treats NaN/Inf outputs as\n"
             "        a device failure when the next device gives finite ones; --strict on: no fallback at all.\n"
             "  inspect MODEL [--devices LIST]\n"
@@ -58,6 +59,7 @@ void usage(FILE *f) {
 static const struct { const char *flag, *key; } config_flags[] = {
     {"--devices", "devices"},         {"--threads", "threads"},         {"--faults", "faults"},
     {"--retries", "retries"},         {"--infer-timeout-ms", "infer_timeout_ms"},
+    {"--compile-timeout-ms", "compile_timeout_ms"},
     {"--standby", "standby"},         {"--failback-ms", "failback_ms"}, {"--check-outputs", "check_outputs"},
     {"--strict", "strict"},
 };

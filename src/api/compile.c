@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define MAX_DEVICES 16
 
@@ -179,6 +180,17 @@ void si_compiled_free(si_compiled *c) {
         for (int i = 0; i < c->ds->n; i++)
             if (c->ds->wrappers[i]) si_faulty_release_hangs(c->ds->wrappers[i]);
     if (c->cm) c->cm->iface->free(c->cm);
+    /* an abandoned compile may still read the submodel graphs and options: wait for it (bounded) */
+    bool leak = false;
+    for (int i = 0; c->sink && atomic_load(&c->sink->outstanding) > 0; i++) {
+        if (i == 60000) { leak = true; break; } /* a call that never returns: keep what it may read */
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (leak) {
+        si_sink_unref(c->sink);
+        return;
+    }
     si_partition_free(c->part);
     si_free(c->fctx);
     si_free(c->sub_cms);
@@ -237,6 +249,7 @@ si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     si_failsafe_policy pol = {
         .retries = (int)cfg_long(cfg, "retries", 0),
         .infer_timeout_ms = (int)cfg_long(cfg, "infer_timeout_ms", 0),
+        .compile_timeout_ms = (int)cfg_long(cfg, "compile_timeout_ms", 0),
         .standby = cfg_on(cfg, "standby"),
         .failback_ms = (int)cfg_long(cfg, "failback_ms", 0),
         .check_nan = cfg && si_config_get(cfg, "check_outputs") && !strcmp(si_config_get(cfg, "check_outputs"), "nan"),

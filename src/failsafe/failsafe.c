@@ -95,11 +95,123 @@ static si_status copy_ports(si_port **dst, const si_port *src, int n) {
     return SI_OK;
 }
 
+/* A device call handed to a thread so that a watchdog can give up on it. An abandoned job owns what its
+ * call uses (the inner request, a generation, a reference on the sink) and releases it when the call returns. */
+typedef enum { JOB_COMPILE, JOB_CREATE, JOB_INFER } job_kind;
+
+typedef struct fs_job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job_kind kind;
+    si_factory_fn factory; /* compile */
+    void *user;
+    int device;
+    fs_gen *gen;           /* create, infer: the generation the call runs on (a reference once abandoned) */
+    si_ireq *inner;        /* infer: the request; create: the result */
+    si_cmodel *cm;         /* compile: the result */
+    si_sink *sink;
+    bool done, abandoned;
+    si_status st;
+    char msg[1024];
+} fs_job;
+
+static void job_free(fs_job *j) {
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    si_free(j);
+}
+
+static void *job_main(void *arg) {
+    fs_job *j = arg;
+    si_status st = SI_OK;
+    si_cmodel *cm = NULL;
+    si_ireq *made = NULL;
+    switch (j->kind) {
+    case JOB_COMPILE: st = j->factory(j->user, j->device, &cm); break;
+    case JOB_CREATE: st = j->gen->cm->iface->create_request(j->gen->cm, &made); break;
+    case JOB_INFER: st = j->inner->iface->infer(j->inner); break;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->st = st;
+    snprintf(j->msg, sizeof j->msg, "%s", st ? si_last_error() : "");
+    if (j->kind == JOB_COMPILE) j->cm = cm;
+    if (j->kind == JOB_CREATE) j->inner = made;
+    j->done = true;
+    bool abandoned = j->abandoned;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (abandoned) { /* nobody waits any more: reclaim what the call used */
+        if (j->cm) j->cm->iface->free(j->cm);
+        if (j->inner) j->inner->iface->free(j->inner);
+        gen_unref(j->gen);
+        atomic_fetch_sub(&j->sink->outstanding, 1);
+        si_sink_unref(j->sink);
+        job_free(j);
+    }
+    return NULL;
+}
+
+/* Run j's call on a thread and wait up to timeout_ms. SI_OK/the call's status when it returned in time
+ * (results in j, which the caller frees with job_free); when it did not, the job is abandoned (the caller
+ * must no longer touch j, nor what it handed to it), *timed_out is set and SI_ERR_DEVICE returned. */
+static si_status run_job(fs_model *m, fs_job *j, int timeout_ms, bool *timed_out, const char *what) {
+    *timed_out = false;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cv, NULL);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &a, job_main, j);
+    pthread_attr_destroy(&a);
+    if (rc != 0) { /* no thread: run the call here, unguarded */
+        j->abandoned = false;
+        job_main(j);
+        return j->st ? si_err(j->st, "%s", j->msg) : SI_OK;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    long ns = dl.tv_nsec + (long)(timeout_ms % 1000) * 1000000L;
+    dl.tv_sec += timeout_ms / 1000 + ns / 1000000000L;
+    dl.tv_nsec = ns % 1000000000L;
+    pthread_mutex_lock(&j->mu);
+    while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &dl) != ETIMEDOUT) {}
+    if (j->done) {
+        pthread_mutex_unlock(&j->mu);
+        return j->st ? si_err(j->st, "%s", j->msg) : SI_OK;
+    }
+    /* give up; under j->mu the call cannot complete, so what it uses is still alive here */
+    if (j->kind == JOB_INFER && j->inner->iface->cancel) j->inner->iface->cancel(j->inner);
+    if (j->gen) gen_ref(j->gen);
+    j->sink = si_sink_ref(m->sink);
+    atomic_fetch_add(&m->sink->outstanding, 1);
+    j->abandoned = true;
+    pthread_mutex_unlock(&j->mu);
+    *timed_out = true;
+    return si_err(SI_ERR_DEVICE, "%s did not return within %d ms (abandoned)", what, timeout_ms);
+}
+
 /* Compile candidate `pos` (no lock needed; the factory must be thread-safe). */
 static si_status compile_at(fs_model *m, int pos, fs_gen **out) {
     *out = NULL;
     si_cmodel *cm = NULL;
-    si_status st = m->factory(m->user, m->cand[pos], &cm);
+    si_status st;
+    if (m->pol.compile_timeout_ms > 0) {
+        fs_job *j = si_calloc(1, sizeof *j);
+        bool timed_out = false;
+        if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
+        *j = (fs_job){.kind = JOB_COMPILE, .factory = m->factory, .user = m->user, .device = m->cand[pos]};
+        st = run_job(m, j, m->pol.compile_timeout_ms, &timed_out, "compile");
+        if (!timed_out) {
+            cm = j->cm;
+            job_free(j);
+        } else if (!atomic_exchange(&m->sink->quarantined[m->cand[pos] & 63], true)) {
+            si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, m->cand[pos], -1, "compile", st,
+                          "device %s quarantined: %s", dev_name(m, pos), si_last_error());
+        }
+    } else {
+        st = m->factory(m->user, m->cand[pos], &cm);
+    }
     if (!st && !cm) st = si_err(SI_ERR_INTERNAL, "the factory returned no compiled model for device %s", dev_name(m, pos));
     if (!st && m->in_ports && (cm->n_inputs != m->base.n_inputs || cm->n_outputs != m->base.n_outputs)) {
         st = si_err(SI_ERR_INTERNAL, "device %s compiled %d inputs/%d outputs, expected %d/%d", dev_name(m, pos),
@@ -322,44 +434,6 @@ typedef struct fs_req {
     pthread_mutex_t cmu; /* guards `inner` against cancel() from another thread */
 } fs_req;
 
-/* An inference handed to a thread so that a watchdog can give up on it. */
-typedef struct fs_job {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    si_ireq *inner;
-    fs_gen *gen;
-    si_sink *sink;
-    bool done, abandoned;
-    si_status st;
-    char msg[1024];
-} fs_job;
-
-static void job_free(fs_job *j) {
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
-    si_free(j);
-}
-
-static void *job_main(void *arg) {
-    fs_job *j = arg;
-    si_status st = j->inner->iface->infer(j->inner);
-    pthread_mutex_lock(&j->mu);
-    j->st = st;
-    snprintf(j->msg, sizeof j->msg, "%s", st ? si_last_error() : "");
-    j->done = true;
-    bool abandoned = j->abandoned;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    if (abandoned) { /* nobody waits any more: reclaim what the call used */
-        j->inner->iface->free(j->inner);
-        gen_unref(j->gen);
-        atomic_fetch_sub(&j->sink->outstanding, 1);
-        si_sink_unref(j->sink);
-        job_free(j);
-    }
-    return NULL;
-}
-
 static void clear_views(fs_req *r) {
     for (int k = 0; k < r->base.model->n_outputs; k++) {
         si_tensor *o = r->outs[k];
@@ -387,45 +461,37 @@ static si_status run_inner(fs_model *m, fs_req *r, bool *timed_out) {
     if (m->pol.infer_timeout_ms <= 0) return r->inner->iface->infer(r->inner);
     fs_job *j = si_calloc(1, sizeof *j);
     if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
+    j->kind = JOB_INFER;
     j->inner = r->inner;
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &a, job_main, j);
-    pthread_attr_destroy(&a);
-    if (rc != 0) { job_free(j); return r->inner->iface->infer(r->inner); } /* no thread: run unguarded */
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    long ns = dl.tv_nsec + (long)(m->pol.infer_timeout_ms % 1000) * 1000000L;
-    dl.tv_sec += m->pol.infer_timeout_ms / 1000 + ns / 1000000000L;
-    dl.tv_nsec = ns % 1000000000L;
-    pthread_mutex_lock(&j->mu);
-    while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &dl) != ETIMEDOUT) {}
-    if (j->done) {
-        si_status st = j->st;
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", j->msg);
-        pthread_mutex_unlock(&j->mu);
-        job_free(j);
-        return st ? si_err(st, "%s", msg) : SI_OK;
-    }
-    /* give up: the call keeps the inner request, its generation and the sink until it returns */
-    clear_views(r);
-    if (r->inner->iface->cancel) r->inner->iface->cancel(r->inner); /* under j->mu: the call cannot finish yet */
     j->gen = r->gen;
-    j->sink = si_sink_ref(m->sink);
-    atomic_fetch_add(&m->sink->outstanding, 1);
-    j->abandoned = true;
+    si_status st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "infer");
+    if (!*timed_out) {
+        job_free(j);
+        return st;
+    }
+    clear_views(r);
     pthread_mutex_lock(&r->cmu);
-    r->inner = NULL;
+    r->inner = NULL; /* the abandoned call owns it now */
     pthread_mutex_unlock(&r->cmu);
+    gen_unref(r->gen); /* the job took its own reference */
     r->gen = NULL;
-    pthread_mutex_unlock(&j->mu);
-    *timed_out = true;
-    return si_err(SI_ERR_DEVICE, "infer did not return within %d ms (abandoned)", m->pol.infer_timeout_ms);
+    return st;
+}
+
+/* create_request on g, under the watchdog when a timeout is set. */
+static si_status create_inner(fs_model *m, fs_gen *g, si_ireq **out, bool *timed_out) {
+    *timed_out = false;
+    *out = NULL;
+    if (m->pol.infer_timeout_ms <= 0) return g->cm->iface->create_request(g->cm, out);
+    fs_job *j = si_calloc(1, sizeof *j);
+    if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
+    j->kind = JOB_CREATE;
+    j->gen = g;
+    si_status st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "create_request");
+    if (*timed_out) return st;
+    *out = j->inner;
+    job_free(j);
+    return st;
 }
 
 static bool outputs_finite(fs_req *r) {
@@ -574,19 +640,21 @@ static si_status fs_infer(si_ireq *r_) {
             drop_inner(r);
             r->gen = g;
             si_ireq *inner = NULL;
-            si_status st = g->cm->iface->create_request(g->cm, &inner);
+            bool create_timed_out = false;
+            si_status st = create_inner(m, g, &inner, &create_timed_out);
             if (st) {
                 if (st == SI_ERR_INVALID_ARG) return st;
                 char msg[1024];
                 snprintf(msg, sizeof msg, "%s", si_last_error());
-                if (st != SI_ERR_DEVICE_LOST && retries_left > 0) {
+                bool lost = st == SI_ERR_DEVICE_LOST || create_timed_out;
+                if (!lost && retries_left > 0) {
                     retries_left--;
                     si_sink_event(m->sink, SI_EVENT_RETRY, m->submodel, m->cand[g->pos], m->cand[g->pos], "create", st, "%s", msg);
                     gen_unref(r->gen);
                     r->gen = NULL;
                     continue;
                 }
-                failover_from(m, g, "create", st, msg, st == SI_ERR_DEVICE_LOST);
+                failover_from(m, g, "create", st, msg, lost);
                 gen_unref(r->gen); /* held until now so that g cannot be reused by a new generation */
                 r->gen = NULL;
                 continue;

@@ -21,7 +21,9 @@ typedef si_status (*si_factory_fn)(void *user, int device, si_cmodel **out);
 
 typedef struct si_failsafe_policy {
     int retries;          /* retries on the same device before failing over (not for SI_ERR_DEVICE_LOST) */
-    int infer_timeout_ms; /* 0: none; else a watchdog abandons an infer that has not returned in time */
+    int infer_timeout_ms; /* 0: none; else a watchdog abandons an infer or a request creation that has not
+                           * returned in time (the device is then quarantined) */
+    int compile_timeout_ms; /* 0: none; else the same for compiles */
     bool standby;         /* compile the next candidate in the background once the first is up */
     int failback_ms;      /* 0: none; else re-probe better candidates every failback_ms after a failover */
     bool check_nan;       /* non-finite outputs where the next candidate gives finite ones are a failure */

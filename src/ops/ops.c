@@ -133,6 +133,3 @@ si_status si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, i
     *n = (int)cnt;
     return SI_OK;
 }
-
-/* TEMPORARY while nn.c is being written */
-__attribute__((weak)) const si_op_def *const si_ops_nn[] = {NULL};

@@ -305,7 +305,7 @@ static si_status hang(faulty_dev *d, fault_stage st, int64_t k, faulty_req *r, u
 static si_status inject(faulty_dev *d, fault_stage st, int64_t k, fault_effect e, faulty_req *r, uint64_t snap) {
     const char *dn = d->base.name, *sn = stage_names[st];
     if (atomic_load(&d->lost))
-        return si_err(SI_ERR_DEVICE, "%s %s call %lld: device lost (injected fault at %s)", dn, sn, (long long)k,
+        return si_err(SI_ERR_DEVICE_LOST, "%s %s call %lld: device lost (injected fault at %s)", dn, sn, (long long)k,
                       d->lost_at);
     switch (e) {
     case E_ERROR: return si_err(SI_ERR_DEVICE, "%s %s call %lld: injected fault", dn, sn, (long long)k);
@@ -316,7 +316,7 @@ static si_status inject(faulty_dev *d, fault_stage st, int64_t k, fault_effect e
             atomic_store(&d->lost, true);
         }
         pthread_mutex_unlock(&d->mu);
-        return si_err(SI_ERR_DEVICE, "%s %s call %lld: device lost (injected fault)", dn, sn, (long long)k);
+        return si_err(SI_ERR_DEVICE_LOST, "%s %s call %lld: device lost (injected fault)", dn, sn, (long long)k);
     case E_HANG: return hang(d, st, k, r, snap);
     case E_OOM:
         return si_err(SI_ERR_NO_MEM, "%s %s call %lld: out of device memory (injected fault)", dn, sn, (long long)k);

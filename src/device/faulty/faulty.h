@@ -25,10 +25,10 @@
  *
  * EFFECTs (messages start with "<device> <stage> call <k>:"):
  *   error  SI_ERR_DEVICE, "... injected fault". An infer computes nothing.
- *   lost   SI_ERR_DEVICE, "... device lost (injected fault)"; from then on every compile, create and infer
- *          through the wrapper fails the same way. There is deliberately no separate status code (internal
- *          codes must not leak through the public API): a caller that must tell "lost" from a transient
- *          failure asks si_faulty_is_lost(). set_input/get_output/cancel/free keep working.
+ *   lost   SI_ERR_DEVICE_LOST, "... device lost (injected fault)"; from then on every compile, create and
+ *          infer through the wrapper fails the same way (the device is gone for good: the fail-safe layer
+ *          quarantines it instead of retrying). si_faulty_is_lost() tells whether it has happened.
+ *          set_input/get_output/cancel/free keep working.
  *   hang   the call blocks (condition variable, no busy wait) until it is abandoned: by the request's cancel
  *          (infer stage), by si_faulty_release_hangs, or after SI_FAULT_HANG_MAX_MS; it then returns
  *          SI_ERR_DEVICE, "... hang abandoned (...)". Only a cancel or release made after the call started

@@ -1,0 +1,373 @@
+/*
+ * test_failsafe.c — the fail-safe compiled model, driven directly: two candidate devices, "A" (the REF device
+ * behind a fault wrapper) and "B" (plain REF), over tests/data/small.onnx. Every policy and failure path is
+ * checked against the outputs of a fault-free run.
+ */
+#include "device/faulty/faulty.h"
+#include "failsafe/failsafe.h"
+#include "onnx/onnx.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SI_TEST_DATA
+#define SI_TEST_DATA "tests/data"
+#endif
+
+static int failures;
+#define CHECK(c)                                                                                                  \
+    do {                                                                                                          \
+        if (!(c)) { fprintf(stderr, "%s:%d: CHECK failed: %s [last error: %s]\n", __FILE__, __LINE__, #c, si_last_error()); failures++; } \
+    } while (0)
+
+static si_graph *graph;
+static si_device *devs[2];
+
+static si_status factory(void *user, int d, si_cmodel **out) {
+    (void)user;
+    return devs[d]->iface->compile(devs[d], graph, NULL, out);
+}
+
+static si_status load_graph(void) {
+    char *buf;
+    size_t len;
+    si_status s = si_read_file(SI_TEST_DATA "/small.onnx", &buf, &len);
+    if (s) return s;
+    s = si_onnx_load(buf, len, NULL, &graph);
+    si_free(buf);
+    if (s) return s;
+    si_value *x = &graph->values[graph->inputs[0]]; /* X: [batch, 3] -> [2, 3] */
+    x->dims[0] = 2;
+    return si_graph_infer_shapes(graph, 1 << 20);
+}
+
+typedef struct setup {
+    si_fault_spec *spec_a, *spec_b;
+    si_sink *sink;
+    si_cmodel *cm;
+} setup;
+
+static si_tensor *input; /* X, [2,3] */
+static float expected[6];
+
+/* A fault-free run on plain REF gives the expected outputs. */
+static void compute_expected(void) {
+    si_cmodel *cm;
+    si_ireq *r;
+    CHECK(si_device_ref.iface->compile(&si_device_ref, graph, NULL, &cm) == SI_OK);
+    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
+    CHECK(r->iface->set_input(r, 0, input) == SI_OK);
+    CHECK(r->iface->infer(r) == SI_OK);
+    si_tensor *y;
+    CHECK(r->iface->get_output(r, 0, &y) == SI_OK);
+    CHECK(si_tensor_count(y) == 6);
+    memcpy(expected, y->data, sizeof expected);
+    r->iface->free(r);
+    cm->iface->free(cm);
+}
+
+static bool output_ok(si_ireq *r) {
+    si_tensor *y;
+    if (r->iface->get_output(r, 0, &y) || si_tensor_count(y) != 6 || !y->data) return false;
+    for (int i = 0; i < 6; i++)
+        if (fabsf(((float *)y->data)[i] - expected[i]) > 1e-6f) return false;
+    return true;
+}
+
+static si_status make(setup *st, const char *fault_a, const char *fault_b, si_failsafe_policy pol) {
+    memset(st, 0, sizeof *st);
+    const char *names[2] = {"A", "B"};
+    CHECK(si_sink_create(names, 2, NULL, NULL, &st->sink) == SI_OK);
+    devs[0] = devs[1] = &si_device_ref;
+    CHECK(si_fault_spec_parse(fault_a, &st->spec_a) == SI_OK);
+    CHECK(si_fault_spec_parse(fault_b, &st->spec_b) == SI_OK);
+    CHECK(si_faulty_wrap(&si_device_ref, st->spec_a, &devs[0]) == SI_OK);
+    CHECK(si_faulty_wrap(&si_device_ref, st->spec_b, &devs[1]) == SI_OK);
+    int cand[2] = {0, 1};
+    si_failsafe_desc d = {.submodel = 0, .n_candidates = 2, .candidates = cand, .factory = factory, .policy = pol,
+                          .sink = st->sink, .device_desc = "A>B"};
+    return si_failsafe_create(&d, &st->cm);
+}
+
+static void teardown(setup *st) {
+    si_faulty_release_hangs(devs[0]);
+    si_faulty_release_hangs(devs[1]);
+    if (st->cm) st->cm->iface->free(st->cm);
+    while (atomic_load(&st->sink->outstanding) > 0) usleep(1000); /* abandoned calls finish after release */
+    si_sink_unref(st->sink);
+    si_faulty_free(devs[0]);
+    si_faulty_free(devs[1]);
+    si_fault_spec_free(st->spec_a);
+    si_fault_spec_free(st->spec_b);
+}
+
+static int count_events(si_sink *s, si_event_type t) {
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    for (int i = 0; i < s->n_log; i++) n += s->log[i].type == t;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static bool wait_for(si_sink *s, si_event_type t, int n, int ms) {
+    for (int i = 0; i < ms; i++) {
+        if (count_events(s, t) >= n) return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static si_ireq *req(setup *st) {
+    si_ireq *r = NULL;
+    CHECK(st->cm->iface->create_request(st->cm, &r) == SI_OK);
+    if (r) CHECK(r->iface->set_input(r, 0, input) == SI_OK);
+    return r;
+}
+
+static const si_failsafe_policy none = {0};
+
+static void test_no_fault(void) {
+    setup st;
+    CHECK(make(&st, "", "", none) == SI_OK);
+    si_ireq *r = req(&st);
+    for (int i = 0; i < 3; i++) CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(si_failsafe_active_device(st.cm) == 0);
+    CHECK(count_events(st.sink, SI_EVENT_FAILOVER) == 0);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_infer_failover_keeps_tensors(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=2", "", none) == SI_OK);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    si_tensor *before, *after;
+    CHECK(r->iface->get_output(r, 0, &before) == SI_OK);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* 2nd call fails on A, re-runs on B */
+    CHECK(r->iface->get_output(r, 0, &after) == SI_OK);
+    CHECK(before == after); /* the caller's output tensor is the same object */
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    CHECK(count_events(st.sink, SI_EVENT_FAILOVER) == 1);
+    CHECK(atomic_load(&st.sink->failovers) == 1);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_compile_failure(void) {
+    setup st;
+    CHECK(make(&st, "REF.compile=always", "", none) == SI_OK);
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    CHECK(st.sink->n_attempts >= 2 && st.sink->attempts[0].status == SI_ERR_DEVICE && st.sink->attempts[0].device == 0);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_create_failure(void) {
+    setup st;
+    CHECK(make(&st, "REF.create=1", "", none) == SI_OK);
+    si_ireq *r = req(&st); /* lazy: the inner request is made by the first infer */
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_lost_quarantines(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=1:lost", "", (si_failsafe_policy){.retries = 3}) == SI_OK);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(atomic_load(&st.sink->retries) == 0); /* lost: no retries */
+    CHECK(atomic_load(&st.sink->quarantined[0]));
+    CHECK(count_events(st.sink, SI_EVENT_QUARANTINE) == 1);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_retries(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=1", "", (si_failsafe_policy){.retries = 2}) == SI_OK);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(si_failsafe_active_device(st.cm) == 0); /* the retry on A worked */
+    CHECK(atomic_load(&st.sink->retries) == 1);
+    CHECK(atomic_load(&st.sink->failovers) == 0);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_hang_watchdog(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=1:hang", "", (si_failsafe_policy){.infer_timeout_ms = 100}) == SI_OK);
+    si_ireq *r = req(&st);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    CHECK(b.tv_sec - a.tv_sec < 10); /* rescued by the watchdog, not by the hang's 30 s cap */
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_nan_check(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=1:nan", "", (si_failsafe_policy){.check_nan = true}) == SI_OK);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    r->iface->free(r);
+    teardown(&st);
+    /* without the check, the NaN outputs are returned as they are */
+    CHECK(make(&st, "REF.infer=1:nan", "", none) == SI_OK);
+    r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK);
+    si_tensor *y;
+    CHECK(r->iface->get_output(r, 0, &y) == SI_OK && isnan(((float *)y->data)[0]));
+    CHECK(si_failsafe_active_device(st.cm) == 0);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_oom(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=1:oom", "", none) == SI_OK);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_all_failed(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=1+", "REF.infer=1+", none) == SI_OK);
+    si_ireq *r = req(&st);
+    for (int i = 0; i < 2; i++) { /* the request stays usable and keeps saying why */
+        CHECK(r->iface->infer(r) == SI_ERR_DEVICE);
+        CHECK(strstr(si_last_error(), "every device failed") && strstr(si_last_error(), "A:") && strstr(si_last_error(), "B:"));
+    }
+    CHECK(count_events(st.sink, SI_EVENT_ALL_FAILED) == 1);
+    r->iface->free(r);
+    teardown(&st);
+    /* both fail at compile: creation fails with a message naming both */
+    CHECK(make(&st, "REF.compile=always", "REF.compile=always", none) == SI_ERR_DEVICE);
+    CHECK(strstr(si_last_error(), "A:") && strstr(si_last_error(), "B:"));
+    teardown(&st);
+}
+
+static void test_invalid_arg_is_not_failover(void) {
+    setup st;
+    CHECK(make(&st, "", "", none) == SI_OK);
+    si_ireq *r = req(&st);
+    int64_t d[2] = {2, 4};
+    si_tensor *bad;
+    CHECK(si_tensor_create(SI_F32, 2, d, &bad) == SI_OK);
+    CHECK(r->iface->set_input(r, 0, bad) == SI_ERR_INVALID_ARG);
+    CHECK(si_failsafe_active_device(st.cm) == 0);
+    CHECK(atomic_load(&st.sink->failovers) == 0);
+    si_tensor_free(bad);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+typedef struct worker {
+    si_cmodel *cm;
+    int ok, bad;
+} worker;
+
+static void *work(void *arg) {
+    worker *w = arg;
+    si_ireq *r = NULL;
+    if (w->cm->iface->create_request(w->cm, &r)) { w->bad = 1000; return NULL; }
+    r->iface->set_input(r, 0, input);
+    for (int i = 0; i < 25; i++) {
+        if (r->iface->infer(r) == SI_OK && output_ok(r)) w->ok++;
+        else w->bad++;
+    }
+    r->iface->free(r);
+    return NULL;
+}
+
+static void test_concurrent(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=p0.2@3", "", none) == SI_OK);
+    pthread_t t[8];
+    worker w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (worker){.cm = st.cm};
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    int ok = 0, bad = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].ok;
+        bad += w[i].bad;
+    }
+    CHECK(ok == 200 && bad == 0);
+    CHECK(atomic_load(&st.sink->failovers) == 1); /* the first failure moves the model; the others join */
+    teardown(&st);
+}
+
+static void test_standby(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=2", "", (si_failsafe_policy){.standby = true}) == SI_OK);
+    CHECK(wait_for(st.sink, SI_EVENT_STANDBY_READY, 1, 5000));
+    int compiles = count_events(st.sink, SI_EVENT_COMPILE);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* fails on A, B is ready */
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    CHECK(count_events(st.sink, SI_EVENT_COMPILE) == compiles); /* no compile at failover time */
+    r->iface->free(r);
+    teardown(&st);
+}
+
+static void test_failback(void) {
+    setup st;
+    CHECK(make(&st, "REF.infer=2", "", (si_failsafe_policy){.failback_ms = 20}) == SI_OK);
+    si_ireq *r = req(&st);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* A's 2nd infer fails: over to B */
+    CHECK(si_failsafe_active_device(st.cm) == 1);
+    CHECK(wait_for(st.sink, SI_EVENT_FAILBACK, 1, 5000));
+    CHECK(si_failsafe_active_device(st.cm) == 0);
+    CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* runs on A again */
+    CHECK(atomic_load(&st.sink->failbacks) == 1);
+    r->iface->free(r);
+    teardown(&st);
+}
+
+int main(void) {
+    if (load_graph()) { fprintf(stderr, "cannot load small.onnx: %s\n", si_last_error()); return 1; }
+    int64_t d[2] = {2, 3};
+    if (si_tensor_create(SI_F32, 2, d, &input)) return 1;
+    for (int i = 0; i < 6; i++) ((float *)input->data)[i] = (float)i * 0.7f - 1.5f;
+    compute_expected();
+    test_no_fault();
+    test_infer_failover_keeps_tensors();
+    test_compile_failure();
+    test_create_failure();
+    test_lost_quarantines();
+    test_retries();
+    test_hang_watchdog();
+    test_nan_check();
+    test_oom();
+    test_all_failed();
+    test_invalid_arg_is_not_failover();
+    test_concurrent();
+    test_standby();
+    test_failback();
+    si_tensor_free(input);
+    si_graph_free(graph);
+    if (failures) fprintf(stderr, "test_failsafe: %d failures\n", failures);
+    else printf("test_failsafe: ok\n");
+    return failures ? 1 : 0;
+}
