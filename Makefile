@@ -4,7 +4,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test run asan clean
+.PHONY: all deps build test run asan tsan clean
 
 all: build
 
@@ -18,14 +18,30 @@ build: deps
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-# The main job on the bundled example model (made by scripts/make_example.py).
+# The main job on the bundled example model (made by scripts/make_example.py): the model on OCL,CPU with
+# OCL failing at its 3rd inference; the failover event, and outputs that match a fault-free REF run.
+EXAMPLE = examples/tiny_cnn.onnx --shape batch=2
+EXAMPLE_IN = --input image=random:1
 run: build
-	$(BUILD)/bin/safeinfer inspect examples/tiny_cnn.onnx
-	$(BUILD)/bin/safeinfer run examples/tiny_cnn.onnx --devices REF --shape batch=2 --input image=random:1 --output-dir $(BUILD)/example-out
+	@rm -rf $(BUILD)/example
+	$(BUILD)/bin/safeinfer inspect $(EXAMPLE) --devices OCL,CPU
+	@echo "--- fault-free reference run on REF"
+	$(BUILD)/bin/safeinfer run $(EXAMPLE) $(EXAMPLE_IN) --devices REF --output-dir $(BUILD)/example/ref
+	@echo "--- OCL,CPU with OCL failing at its 3rd inference (--faults OCL.infer=3)"
+	$(BUILD)/bin/safeinfer run $(EXAMPLE) $(EXAMPLE_IN) --devices OCL,CPU --repeat 5 --faults OCL.infer=3 --report $(BUILD)/example/report.json --output-dir $(BUILD)/example/failover
+	@echo "--- outputs after the failover vs the fault-free run"
+	$(BUILD)/bin/safeinfer compare $(BUILD)/example/ref $(BUILD)/example/failover
+	@echo "report: $(BUILD)/example/report.json" 
 
-# The suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer (optimised, so the CNN cases stay quick).
 asan:
-	@$(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=Debug CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
+	@$(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
+
+# The fail-safe, fault-injection and executor tests under ThreadSanitizer.
+tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock
+	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock)'
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

@@ -359,3 +359,43 @@ int cmd_check(int argc, char **argv) {
     return ck.failed ? 1 : 0;
 }
 
+
+// --- compare ------------------------------------------------------------------------------------------------
+
+/* safeinfer compare DIR_A DIR_B [--rtol X] [--atol X]: every .npy in DIR_A against the same name in DIR_B. */
+int cmd_compare(int argc, char **argv) {
+    checker ck = {.rtol = 1e-3, .atol = 1e-7};
+    const char *dirs[2];
+    int nd = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--rtol") && i + 1 < argc) ck.rtol = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--atol") && i + 1 < argc) ck.atol = atof(argv[++i]);
+        else if (argv[i][0] == '-' || nd == 2) { usage(stderr); return EXIT_USAGE; }
+        else dirs[nd++] = argv[i];
+    }
+    if (nd != 2) { usage(stderr); return EXIT_USAGE; }
+    DIR *d = opendir(dirs[0]);
+    if (!d) { fprintf(stderr, "safeinfer: cannot open %s: %s\n", dirs[0], strerror(errno)); return 3 + SI_ERR_IO; }
+    int same = 0, differ = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".npy")) continue;
+        char pa[4096], pb[4096], msg[1024] = "";
+        snprintf(pa, sizeof pa, "%s/%s", dirs[0], e->d_name);
+        snprintf(pb, sizeof pb, "%s/%s", dirs[1], e->d_name);
+        si_tensor *a = NULL, *b = NULL;
+        si_status s = si_tensor_read_npy(pa, &a);
+        if (!s) s = si_tensor_read_npy(pb, &b);
+        bool ok = !s && compare(&ck, e->d_name, a, b, msg, sizeof msg);
+        if (s) snprintf(msg, sizeof msg, "%s", si_last_error());
+        printf("%s %s%s%s\n", ok ? "SAME" : "DIFFERENT", e->d_name, ok ? "" : ": ", ok ? "" : msg);
+        if (ok) same++;
+        else differ++;
+        si_tensor_free(a);
+        si_tensor_free(b);
+    }
+    closedir(d);
+    printf("%d same, %d different (rtol %g, atol %g)\n", same, differ, ck.rtol, ck.atol);
+    return differ || !same ? 1 : 0;
+}

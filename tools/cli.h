@@ -36,9 +36,12 @@ void json_str(FILE *f, const char *s);
 /* Inputs for every model input: from NAME=FILE.npy / NAME=random[:SEED] specs, else random (seed 0 + index).
  * tensors has si_model_num_inputs(m) slots. Returns 0 or an exit code (message printed). */
 int make_inputs(si_model *m, const char *const *specs, int n_specs, si_tensor **tensors);
+/* mkdir -p; 0 or -1 (errno set). */
+int mkdir_p(const char *path);
 
 void usage(FILE *f);
 int cmd_check(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 #endif

@@ -47,6 +47,8 @@ void usage(FILE *f) {
             "  check-onnx PATH... [--devices LIST] [--filter REGEX] [--json FILE] [--rtol X] [--atol X]\n"
             "      run ONNX backend test cases (folders with model.onnx and test_data_set_N/, or light_X.onnx\n"
             "      with light_X_output_0.pb) and compare outputs; exit status 1 when any case fails.\n"
+            "  compare DIR_A DIR_B [--rtol X] [--atol X]\n"
+            "      compare every .npy output in DIR_A with the one of the same name in DIR_B (check-onnx's tolerance).\n"
             "  bench MODEL [--devices LIST] [--threads N] [--iterations N] [--warmup N] [--shape ...]...\n"
             "              [--input NAME=FILE.npy|random[:SEED]]... [--json FILE]\n"
             "      time compile, the first inference, then --warmup (3) untimed and --iterations (20) timed runs;\n"
@@ -220,7 +222,7 @@ static int cmd_run(int argc, char **argv) {
             snprintf(safe, sizeof safe, "%s", name);
             for (char *c = safe; *c; c++)
                 if (*c == '/' || *c == '\\' || *c == ':') *c = '_';
-            mkdir(outdir, 0777);
+            mkdir_p(outdir);
             snprintf(path, sizeof path, "%s/%s.npy", outdir, safe);
             if ((s = si_tensor_write_npy(t, path))) { rc = fail_status(s, "write"); goto out; }
         }
@@ -343,6 +345,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
     if (!strcmp(cmd, "check-onnx")) return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     fprintf(stderr, "safeinfer: unknown command '%s'\n", cmd);

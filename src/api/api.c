@@ -201,7 +201,8 @@ static si_status check_devices(const char *list) {
         name[n] = 0;
         si_device *d;
         si_status s = si_device_get(name, &d);
-        if (s) return si_err_wrap(s, "devices '%s'", list);
+        if (s == SI_ERR_INVALID_ARG) return si_err_wrap(s, "devices '%s'", list);
+        /* a known device that is not present here is fine: the model will run on the rest of the list */
         if (!e) break;
         p = e + 1;
     }

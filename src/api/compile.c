@@ -30,8 +30,32 @@ typedef struct factory_ctx {
 
 /* Devices, wrappers and the fault spec live as long as anything may still call into them: they are freed by
  * the event sink's cleanup, when the last reference (compiled model or an abandoned call) is gone. */
+/* A device named in the list that is not there on this machine (no OpenCL platform, ...): it declines
+ * every node, so the model runs on the rest of the list, and the reason shows in inspect and the report. */
+typedef struct absent_device {
+    si_device base;
+    char name[64];
+    char reason[512];
+} absent_device;
+
+static si_status absent_supports(const si_device *d, const si_graph *g, const si_node *n) {
+    (void)g; (void)n;
+    const absent_device *a = (const absent_device *)d;
+    return si_err(SI_ERR_UNSUPPORTED, "device %s is not available: %s", a->name, a->reason);
+}
+
+static si_status absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
+    (void)o;
+    *out = NULL;
+    return absent_supports(d, g, NULL);
+}
+
+static const si_device_i absent_iface = {.api_version = SI_DEVICE_API_VERSION, .supports_op = absent_supports,
+                                         .compile = absent_compile};
+
 typedef struct device_set {
     int n;
+    absent_device absent[MAX_DEVICES];
     si_device *devs[MAX_DEVICES];    /* what is compiled on: wrappers where the spec names the device */
     si_device *wrappers[MAX_DEVICES]; /* fault wrappers to free (NULL where none) */
     si_fault_spec *faults;
@@ -74,7 +98,15 @@ static si_status parse_devices(const char *list, device_set *ds, char names[][64
         for (int i = 0; i < ds->n; i++)
             if (!strcmp(names[i], tok)) return si_err(SI_ERR_INVALID_ARG, "devices: '%s' is listed twice", tok);
         si_status s = si_device_get(tok, &ds->devs[ds->n]);
-        if (s) return s;
+        if (s == SI_ERR_UNSUPPORTED || s == SI_ERR_DEVICE) { /* a known kind of device, not present here */
+            absent_device *a = &ds->absent[ds->n];
+            snprintf(a->name, sizeof a->name, "%s", tok);
+            snprintf(a->reason, sizeof a->reason, "%s", si_last_error());
+            a->base = (si_device){.iface = &absent_iface, .name = a->name, .ctx = NULL};
+            ds->devs[ds->n] = &a->base;
+        } else if (s) {
+            return s;
+        }
         snprintf(names[ds->n], 64, "%s", tok);
         ds->n++;
     }

@@ -52,6 +52,12 @@ si_status si_device_get(const char *name, si_device **out) {
         if (s) return s;
         return check_version(d, out);
     }
+#else
+    if (!strncmp(name, "OCL", 3) && (name[3] == 0 || name[3] == '.'))
+        return si_err(SI_ERR_UNSUPPORTED, "this build of safeinfer has no OpenCL device");
+#endif
+#ifndef SI_HAVE_CPU
+    if (!strcmp(name, "CPU")) return si_err(SI_ERR_UNSUPPORTED, "this build of safeinfer has no CPU device");
 #endif
     return si_err(SI_ERR_INVALID_ARG, "unknown device '%s' (known: %s)", name, si_device_names());
 }

@@ -274,7 +274,7 @@ static void maybe_start_failback(fs_model *m) {
 }
 
 /* With m->mu held: make the first usable candidate from `from` on active. */
-static void activate_from(fs_model *m, int from, int failed_pos) {
+static void activate_from(fs_model *m, int from, int failed_pos, const char *stage, si_status why, const char *why_msg) {
     for (int p = from; p < m->n && !m->stopping; p++) {
         if (quarantined(m, p)) {
             if (!m->fail_msg[p]) note_failure(m, p, "quarantine", SI_ERR_DEVICE_LOST, "device lost");
@@ -292,8 +292,8 @@ static void activate_from(fs_model *m, int from, int failed_pos) {
         }
         m->active = g;
         if (failed_pos >= 0)
-            si_sink_event(m->sink, SI_EVENT_FAILOVER, m->submodel, m->cand[failed_pos], m->cand[p], "", SI_OK,
-                          "submodel %d moved from %s to %s", m->submodel, dev_name(m, failed_pos), dev_name(m, p));
+            si_sink_event(m->sink, SI_EVENT_FAILOVER, m->submodel, m->cand[failed_pos], m->cand[p], stage, why,
+                          "submodel %d moved from %s to %s: %s", m->submodel, dev_name(m, failed_pos), dev_name(m, p), why_msg);
         maybe_start_standby(m);
         if (failed_pos >= 0) maybe_start_failback(m);
         return;
@@ -320,7 +320,7 @@ static void failover_from(fs_model *m, fs_gen *g, const char *stage, si_status s
                           "device %s quarantined: %s", dev_name(m, pos), copy);
         m->active = NULL;
         gen_unref(g);
-        activate_from(m, pos + 1, pos);
+        activate_from(m, pos + 1, pos, stage, st, copy);
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -804,7 +804,7 @@ si_status si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     m->base.device = m->device_desc;
     /* compile on the first candidate that takes it */
     pthread_mutex_lock(&m->mu);
-    activate_from(m, 0, -1);
+    activate_from(m, 0, -1, "compile", SI_OK, "");
     bool ok = m->active != NULL;
     pthread_mutex_unlock(&m->mu);
     if (!ok) {
