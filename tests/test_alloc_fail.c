@@ -159,9 +159,9 @@ static int failure_still_pending(long n) {
 
 /* Leaks so far? LeakSanitizer reports every leak again on each later check, so checking stops after the first
  * leak found (the exit-time check still fails the run). */
-static int leak_seen;
 static int leak_check(void) {
 #ifdef HAVE_LSAN
+    static int leak_seen;
     if (leak_seen) return 0;
     return leak_seen = __lsan_do_recoverable_leak_check();
 #else

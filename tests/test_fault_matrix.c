@@ -156,12 +156,15 @@ int main(int argc, char **argv) {
     const char *pair = NULL, *primary = NULL, *fallback = NULL;
     static const char *const pairs[][3] = {{"OCL,CPU", "OCL", "CPU"}, {"CPU,REF", "CPU", "REF"}};
     for (int p = 0; p < 2 && !pair; p++) {
-        si_compiled *cm;
-        if (compile(pairs[p][0], NULL, &cm) == SI_OK) {
+        si_compiled *cm = NULL;
+        /* the pair counts only when the primary device really runs the model (it may be absent here) */
+        if (compile(pairs[p][0], NULL, &cm) == SI_OK && !strncmp(si_compiled_devices(cm), pairs[p][1], strlen(pairs[p][1])) &&
+            si_compiled_devices(cm)[strlen(pairs[p][1])] == '>') {
             pair = pairs[p][0]; primary = pairs[p][1]; fallback = pairs[p][2];
             printf("fault matrix on %s (submodels: %s)\n", pair, si_compiled_devices(cm));
-            si_compiled_free(cm);
         }
+        if (cm) si_compiled_free(cm);
+        cm = NULL;
     }
     if (!pair) {
         printf("SKIP: neither OCL,CPU nor CPU,REF can be compiled here (%s)\n", si_last_error());

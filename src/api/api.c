@@ -110,10 +110,27 @@ static si_status reinfer(si_model *m) {
     return si_graph_infer_shapes(g, SI_FOLD_AT_LOAD);
 }
 
+/* At most 2^40 elements of at most 16 bytes: larger shapes are refused up front rather than overflowing. */
+static bool shape_fits(int ndim, const int64_t *dims) {
+    int64_t n = si_shape_count(ndim, dims);
+    return n >= 0 && n <= ((int64_t)1 << 40);
+}
+
 si_status si_model_set_dim(si_model *m, const char *name, int64_t value) {
     if (!m || !name) return si_err(SI_ERR_INVALID_ARG, "si_model_set_dim: model or name is NULL");
     if (value < 1) return si_err(SI_ERR_INVALID_ARG, "dimension '%s': value %lld must be at least 1", name, (long long)value);
     int hits = 0;
+    for (int i = 0; i < m->g->n_inputs; i++) {
+        si_value *v = &m->g->values[m->g->inputs[i]];
+        int64_t dims[SI_MAX_DIMS];
+        bool named = false;
+        for (int d = 0; d < v->ndim; d++) {
+            named |= v->dim_names[d] && !strcmp(v->dim_names[d], name);
+            dims[d] = (v->dim_names[d] && !strcmp(v->dim_names[d], name)) ? value : (v->dims[d] < 0 ? 1 : v->dims[d]);
+        }
+        if (named && !shape_fits(v->ndim, dims))
+            return si_err(SI_ERR_INVALID_ARG, "dimension '%s' = %lld makes input '%s' too large", name, (long long)value, v->name);
+    }
     for (int i = 0; i < m->g->n_inputs; i++) {
         si_value *v = &m->g->values[m->g->inputs[i]];
         for (int d = 0; d < v->ndim; d++)
@@ -137,12 +154,14 @@ si_status si_model_set_input_shape(si_model *m, const char *input, int ndim, con
             return si_err(SI_ERR_INVALID_ARG, "input '%s': dimension %d is fixed to %lld, cannot be %lld", input, d,
                           (long long)v->dims[d], (long long)dims[d]);
     }
+    if (!shape_fits(ndim, dims)) return si_err(SI_ERR_INVALID_ARG, "input '%s': the shape is too large", input);
     v->ndim = ndim;
     for (int d = 0; d < ndim; d++) v->dims[d] = dims[d];
     return reinfer(m);
 }
 
 void si_model_summary_get(const si_model *m, si_model_summary *out) {
+    if (!out) return;
     memset(out, 0, sizeof *out);
     if (!m) return;
     const si_graph *g = m->g;
@@ -159,11 +178,11 @@ void si_model_summary_get(const si_model *m, si_model_summary *out) {
 
 int si_model_num_opsets(const si_model *m) { return m ? m->g->n_opsets : 0; }
 void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version) {
-    *domain = "";
-    *version = 0;
+    if (domain) *domain = "";
+    if (version) *version = 0;
     if (!m || i < 0 || i >= m->g->n_opsets) return;
-    *domain = m->g->opsets[i].domain;
-    *version = m->g->opsets[i].version;
+    if (domain) *domain = m->g->opsets[i].domain;
+    if (version) *version = m->g->opsets[i].version;
 }
 int si_model_num_nodes(const si_model *m) { return m ? m->g->n_nodes : 0; }
 const char *si_model_node_op(const si_model *m, int i) {

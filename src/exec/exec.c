@@ -103,12 +103,14 @@ static si_status exec_infer(si_ireq *r_) {
     }
     for (int k = 0; k < m->base.n_outputs; k++) { /* outputs that are model inputs or constants: copy */
         if (m->out_src[k].kind == SI_SRC_SUB) continue;
-        si_tensor *src, *o = r->own[k];
+        si_tensor *src, fresh;
         si_status st = source_tensor(r, &m->out_src[k], &src);
-        if (st) return st;
-        si_tensor_release(o);
-        if ((st = si_tensor_init(o, src->dtype, src->ndim, src->dims)) || (st = si_tensor_alloc(o))) return st;
-        if (o->nbytes) memcpy(o->data, src->data, o->nbytes);
+        if (!st) st = si_tensor_init(&fresh, src->dtype, src->ndim, src->dims);
+        if (!st) st = si_tensor_alloc(&fresh);
+        if (st) return st; /* the previous output stays as it was */
+        if (fresh.nbytes) memcpy(fresh.data, src->data, fresh.nbytes);
+        si_tensor_release(r->own[k]);
+        *r->own[k] = fresh;
     }
     return SI_OK;
 }

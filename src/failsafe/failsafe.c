@@ -25,6 +25,8 @@ typedef struct fs_gen {
     si_cmodel *cm;
     int pos;          /* candidate position */
     _Atomic int refs; /* extra references; 0 = one owner */
+    si_ireq *spare;   /* a request made and warmed up in the background (standby), taken by the first
+                       * request that joins this generation; guarded by the model's mutex */
 } fs_gen;
 
 static fs_gen *gen_ref(fs_gen *g) {
@@ -34,6 +36,7 @@ static fs_gen *gen_ref(fs_gen *g) {
 
 static void gen_unref(fs_gen *g) {
     if (!g || atomic_fetch_sub(&g->refs, 1) != 0) return;
+    if (g->spare) g->spare->iface->free(g->spare);
     g->cm->iface->free(g->cm);
     si_free(g);
 }
@@ -332,6 +335,34 @@ static void bg_done(fs_model *m) {
     pthread_cond_broadcast(&m->cv);
 }
 
+/* Make a request on g and run it once on zero inputs (when the input shapes are fixed), so that the first
+ * failover onto g costs one inference, not request creation and first-run set-up. Best effort. */
+static void warm_up(fs_model *m, fs_gen *g) {
+    si_ireq *r = NULL;
+    if (g->cm->iface->create_request(g->cm, &r)) { si_err_clear(); return; }
+    bool fixed = true;
+    for (int i = 0; i < m->base.n_inputs && fixed; i++) {
+        const si_port *p = &m->in_ports[i];
+        if (p->ndim < 0) fixed = false;
+        for (int d = 0; d < p->ndim && fixed; d++) fixed = p->dims[d] >= 0;
+    }
+    si_tensor **ins = fixed ? si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *)) : NULL;
+    si_status st = ins ? SI_OK : SI_ERR_NO_MEM;
+    for (int i = 0; !st && i < m->base.n_inputs; i++) {
+        st = si_tensor_create(m->in_ports[i].dtype, m->in_ports[i].ndim, m->in_ports[i].dims, &ins[i]);
+        if (!st) st = r->iface->set_input(r, i, ins[i]);
+    }
+    if (!st) st = r->iface->infer(r);
+    for (int i = 0; !st && i < m->base.n_inputs; i++) r->iface->set_input(r, i, NULL);
+    for (int i = 0; ins && i < m->base.n_inputs; i++) si_tensor_free(ins[i]);
+    si_free(ins);
+    if (st) si_err_clear(); /* a failed warm-up is not a failure: the real inference will tell */
+    pthread_mutex_lock(&m->mu);
+    if (!g->spare) g->spare = r;
+    else r->iface->free(r);
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void *standby_main(void *arg) {
     fs_model *m = arg;
     pthread_mutex_lock(&m->mu);
@@ -341,6 +372,7 @@ static void *standby_main(void *arg) {
     si_status st = compile_at(m, pos, &g);
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", st ? si_last_error() : "");
+    if (!st) warm_up(m, g);
     pthread_mutex_lock(&m->mu);
     m->standby_busy_pos = -1;
     if (!st && !m->stopping && m->active && m->active->pos < pos && !m->standby) {
@@ -441,6 +473,51 @@ static void clear_views(fs_req *r) {
         memset(o, 0, sizeof *o);
         o->dtype = dt;
     }
+}
+
+/* Release a request and its generation on a background thread: after a failover the failed device's request
+ * may be slow to tear down (driver queues), and the re-run on the next device should not wait for it. */
+typedef struct reap_job {
+    si_ireq *inner;
+    fs_gen *gen;
+    si_sink *sink;
+} reap_job;
+
+static void *reap_main(void *arg) {
+    reap_job *j = arg;
+    if (j->inner) j->inner->iface->free(j->inner);
+    gen_unref(j->gen);
+    atomic_fetch_sub(&j->sink->outstanding, 1);
+    si_sink_unref(j->sink);
+    si_free(j);
+    return NULL;
+}
+
+static void drop_inner_async(fs_model *m, fs_req *r) {
+    clear_views(r);
+    pthread_mutex_lock(&r->cmu);
+    si_ireq *inner = r->inner;
+    r->inner = NULL;
+    pthread_mutex_unlock(&r->cmu);
+    fs_gen *g = r->gen;
+    r->gen = NULL;
+    reap_job *j = si_malloc(sizeof *j);
+    pthread_t t;
+    pthread_attr_t a;
+    if (j) {
+        *j = (reap_job){.inner = inner, .gen = g, .sink = si_sink_ref(m->sink)};
+        atomic_fetch_add(&m->sink->outstanding, 1);
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &a, reap_main, j);
+        pthread_attr_destroy(&a);
+        if (rc == 0) return;
+        atomic_fetch_sub(&m->sink->outstanding, 1);
+        si_sink_unref(m->sink);
+        si_free(j);
+    }
+    if (inner) inner->iface->free(inner); /* no thread: release here */
+    gen_unref(g);
 }
 
 static void drop_inner(fs_req *r) {
@@ -606,7 +683,7 @@ static si_status infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left
         return AGAIN;
     }
     failover_from(m, g, "infer", st, msg, lost);
-    drop_inner(r);
+    drop_inner_async(m, r);
     return AGAIN;
 }
 
@@ -636,12 +713,14 @@ static si_status fs_infer(si_ireq *r_) {
         }
         if (r->gen != g) {
             gen_ref(g);
+            si_ireq *spare = g->spare;
+            g->spare = NULL;
             pthread_mutex_unlock(&m->mu);
             drop_inner(r);
             r->gen = g;
-            si_ireq *inner = NULL;
+            si_ireq *inner = spare;
             bool create_timed_out = false;
-            si_status st = create_inner(m, g, &inner, &create_timed_out);
+            si_status st = spare ? SI_OK : create_inner(m, g, &inner, &create_timed_out);
             if (st) {
                 if (st == SI_ERR_INVALID_ARG) return st;
                 char msg[1024];

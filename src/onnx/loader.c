@@ -98,7 +98,10 @@ static si_status tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, 
     if (tp->n_dims > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "%s: rank %zu exceeds %d", what, tp->n_dims, SI_MAX_DIMS);
     si_tensor *t = si_calloc(1, sizeof *t);
     if (!t) return si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
-    if ((s = si_tensor_init(t, (si_dtype)tp->data_type, (int)tp->n_dims, tp->dims))) { si_free(t); return si_err_wrap(s, "%s", what); }
+    if ((s = si_tensor_init(t, (si_dtype)tp->data_type, (int)tp->n_dims, tp->dims))) { /* a malformed shape */
+        si_free(t);
+        return si_err_wrap(s == SI_ERR_INVALID_ARG ? SI_ERR_PARSE : s, "%s", what);
+    }
     int64_t count = si_shape_count(t->ndim, t->dims);
     size_t esz = si_dtype_size(t->dtype);
     bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
@@ -319,6 +322,8 @@ static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, si_gr
         if (!(g->opsets[i].domain = si_strdup(mp->opset_import[i]->domain ? mp->opset_import[i]->domain : "")))
             return si_err(SI_ERR_NO_MEM, "out of memory");
     }
+    if (mp->n_opset_import == 0 && g->ir_version >= 3)
+        return si_err(SI_ERR_PARSE, "the model (IR version %lld) imports no opset (truncated or malformed?)", (long long)g->ir_version);
     if (mp->n_opset_import == 0) { /* IR version 1/2 models predate opset_import: opset 1 */
         if (!(g->opsets[0].domain = si_strdup(""))) return si_err(SI_ERR_NO_MEM, "out of memory");
         g->opsets[0].version = 1;
@@ -380,7 +385,8 @@ static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, si_gr
 
 si_status si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out) {
     *out = NULL;
-    if (!buf || len == 0) return si_err(SI_ERR_PARSE, "empty model");
+    if (!buf) return si_err(SI_ERR_INVALID_ARG, "model buffer is NULL");
+    if (len == 0) return si_err(SI_ERR_PARSE, "empty model");
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, buf);
     if (!mp) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
     si_graph *g = si_graph_new();

@@ -708,7 +708,7 @@ static si_status gather_nd_run(si_kctx *c)
         return SI_OK;
     for (int64_t bi = 0; bi < nb; bi++) {
         for (int64_t t = 0; t < nt; t++) {
-            int64_t off;
+            int64_t off = 0;
             si_status s = nd_offset(c, ind, (bi * nt + t) * m, m, x->dims + b, &off);
             if (s)
                 return s;
@@ -767,7 +767,7 @@ static si_status scatter_nd_run(si_kctx *c)
     char *dst = o->data;
     const char *src = upd->data;
     for (int64_t t = 0; t < nt; t++) {
-        int64_t off;
+        int64_t off = 0;
         if ((s = nd_offset(c, ind, t * m, m, x->dims, &off)))
             return s;
         if (slice == 0)
@@ -797,7 +797,7 @@ static si_status tile_repeats(si_kctx *c, int64_t *rep)
     if (c->opset < 6 && c->n_in >= 3) {
         if ((s = need_in(c, 2, true)))
             return s;
-        int64_t tiles, axis;
+        int64_t tiles = 0, axis = 0;
         int ax;
         if ((s = read_scalar_i64(c, c->in[1], "input 'tiles'", &tiles)) ||
             (s = read_scalar_i64(c, c->in[2], "input 'axis'", &axis)) || (s = si_axis(c, axis, x->ndim, &ax)))
@@ -1053,8 +1053,8 @@ static si_status d2s_mode(si_kctx *c, bool *crd)
 
 static si_status d2s_infer(si_kctx *c)
 {
-    int64_t b;
-    bool crd;
+    int64_t b = 1;
+    bool crd = false;
     si_status s;
     if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd)))
         return s;
@@ -1068,8 +1068,8 @@ static si_status d2s_infer(si_kctx *c)
 
 static si_status d2s_run(si_kctx *c)
 {
-    int64_t b;
-    bool crd;
+    int64_t b = 1;
+    bool crd = false;
     si_status s;
     if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd)))
         return s;
@@ -1098,7 +1098,7 @@ static const si_op_def op_depth_to_space = {"DepthToSpace", "", 0, d2s_infer, d2
 
 static si_status s2d_infer(si_kctx *c)
 {
-    int64_t b;
+    int64_t b = 1;
     si_status s = blocksize(c, &b);
     if (s)
         return s;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <math.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 // --- element types -------------------------------------------------------------------------------------
 
@@ -185,7 +186,11 @@ void si_store_i64(si_dtype t, void *p, int64_t i, int64_t v) {
 
 int64_t si_shape_count(int ndim, const int64_t *dims) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= dims[i];
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] <= 0) return dims[i] == 0 ? 0 : -1;
+        if (n > INT64_MAX / dims[i]) return INT64_MAX; /* saturate: callers refuse such shapes */
+        n *= dims[i];
+    }
     return n;
 }
 
@@ -200,7 +205,7 @@ const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64
 si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
     memset(t, 0, sizeof *t);
     if (!si_dtype_valid(dtype)) return si_err(SI_ERR_INVALID_ARG, "tensor: element type %d (%s) cannot be stored", (int)dtype, si_dtype_name(dtype));
-    if (ndim < 0 || ndim > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "tensor: rank %d is outside 0..%d", ndim, SI_MAX_DIMS);
+    if (ndim < 0 || ndim > SI_MAX_DIMS) return si_err(SI_ERR_INVALID_ARG, "tensor: rank %d is outside 0..%d", ndim, SI_MAX_DIMS);
     if (ndim > 0 && !dims) return si_err(SI_ERR_INVALID_ARG, "tensor: dims is NULL for rank %d", ndim);
     int64_t count = 1;
     for (int i = 0; i < ndim; i++) {
@@ -299,6 +304,11 @@ si_status si_read_file(const char *path, char **data, size_t *len) {
     *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return si_err(SI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return si_err(SI_ERR_IO, "%s: not a regular file", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return si_err(SI_ERR_IO, "%s: cannot seek", path); }
     long n = ftell(f);
     if (n < 0) { fclose(f); return si_err(SI_ERR_IO, "%s: cannot read (is it a folder?)", path); }

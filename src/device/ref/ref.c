@@ -99,28 +99,31 @@ static si_status ref_infer(si_ireq *r_) {
             if (v >= 0 && m->last_use[v] == st && !g->values[v].is_output && !g->values[v].is_input) si_tensor_release(&r->slots[v]);
         }
     }
-    if (!s) {
-        for (int k = 0; k < m->base.n_outputs && !s; k++) {
-            int v = g->outputs[k];
-            si_tensor *o = r->outs[k];
-            const si_tensor *src = value_tensor(r, m, v);
-            si_tensor_release(o);
-            *o = *src;
-            o->owned = false;
-            o->data = NULL;
-            bool movable = !g->values[v].const_val && !g->values[v].is_input && r->slots[v].owned;
-            for (int j = k + 1; j < m->base.n_outputs; j++)
-                if (g->outputs[j] == v) movable = false;
-            if (movable) { /* hand the buffer over without a copy */
-                o->data = r->slots[v].data;
-                o->owned = true;
-                r->slots[v].data = NULL;
-                r->slots[v].owned = false;
-            } else if ((s = si_tensor_alloc(o)) == SI_OK && o->nbytes) {
-                memcpy(o->data, src->data, o->nbytes);
-            }
+    /* outputs: prepare every new tensor first, then replace them all, so that a failure leaves the previous
+     * outputs as they were */
+    si_tensor *fresh = s ? NULL : si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor));
+    if (!s && !fresh) s = si_err(SI_ERR_NO_MEM, "REF: out of memory");
+    for (int k = 0; !s && k < m->base.n_outputs; k++) {
+        int v = g->outputs[k];
+        const si_tensor *src = value_tensor(r, m, v);
+        si_tensor *o = &fresh[k];
+        bool movable = !g->values[v].const_val && !g->values[v].is_input && r->slots[v].owned;
+        for (int j = k + 1; j < m->base.n_outputs; j++)
+            if (g->outputs[j] == v) movable = false;
+        if (movable) { /* hand the buffer over without a copy */
+            *o = r->slots[v];
+            r->slots[v].data = NULL;
+            r->slots[v].owned = false;
+        } else if (!(s = si_tensor_init(o, src->dtype, src->ndim, src->dims)) && !(s = si_tensor_alloc(o)) && o->nbytes) {
+            memcpy(o->data, src->data, o->nbytes);
         }
     }
+    for (int k = 0; fresh && k < m->base.n_outputs; k++) {
+        if (s) { si_tensor_release(&fresh[k]); continue; }
+        si_tensor_release(r->outs[k]);
+        *r->outs[k] = fresh[k];
+    }
+    si_free(fresh);
     release_slots(r, m);
     return s;
 }
