@@ -35,6 +35,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* glibc's <signal.h> (also pulled in by <sys/wait.h>) defines si_status as a macro naming a siginfo_t field,
+ * which would break the si_status type below: it is undefined here. Include safeinfer.h after the system
+ * headers; code that needs the siginfo field can write info._sifields._sigchld.si_status. */
+#ifdef si_status
+#undef si_status
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

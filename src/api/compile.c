@@ -15,6 +15,7 @@
 #include "failsafe/failsafe.h"
 #include "partition/partition.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,52 @@ void si_compiled_free(si_compiled *c) {
     si_free(c);
 }
 
+/* Compiling one submodel: its own device's compiled model when it has one candidate, else a fail-safe one. */
+typedef struct sub_job {
+    si_compiled *c;
+    int sub;
+    int cand[MAX_DEVICES], nc;
+    char desc[256];
+    si_failsafe_policy pol;
+    char (*names)[64];
+    si_cmodel *cm;
+    si_status st;
+    char msg[2048];
+} sub_job;
+
+static void *compile_sub(void *arg) {
+    sub_job *j = arg;
+    si_compiled *c = j->c;
+    if (j->nc == 1) { /* one device: its own compiled model, no wrapper */
+        j->st = factory(&c->fctx[j->sub], j->cand[0], &j->cm);
+        si_sink_attempt(c->sink, j->sub, j->cand[0], "compile", j->st, j->st ? si_last_error() : "ok");
+        si_sink_event(c->sink, SI_EVENT_COMPILE, j->sub, -1, j->cand[0], "compile", j->st, "%s", j->st ? si_last_error() : "ok");
+        if (j->st) si_err_wrap(j->st, "submodel %d on %s", j->sub, j->names[j->cand[0]]);
+    } else {
+        si_failsafe_desc fd = {.submodel = j->sub, .n_candidates = j->nc, .candidates = j->cand, .factory = factory,
+                               .user = &c->fctx[j->sub], .policy = j->pol, .sink = c->sink, .device_desc = j->desc};
+        j->st = si_failsafe_create(&fd, &j->cm);
+    }
+    if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
+    return NULL;
+}
+
+#define COMPILE_THREADS 4
+
+static void compile_all(sub_job *jobs, int n) {
+    if (n == 1) { compile_sub(&jobs[0]); return; }
+    pthread_t t[COMPILE_THREADS];
+    for (int base = 0; base < n; base += COMPILE_THREADS) {
+        int k = SI_MIN(COMPILE_THREADS, n - base);
+        bool started[COMPILE_THREADS] = {false};
+        for (int i = 0; i < k; i++) started[i] = pthread_create(&t[i], NULL, compile_sub, &jobs[base + i]) == 0;
+        for (int i = 0; i < k; i++) {
+            if (started[i]) pthread_join(t[i], NULL);
+            else compile_sub(&jobs[base + i]); /* no thread: compile here */
+        }
+    }
+}
+
 si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
     if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "si_compile: model or out is NULL");
     *out = NULL;
@@ -288,33 +335,39 @@ si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     };
     bool strict = cfg_on(cfg, "strict");
     size_t dl = 0;
+    /* one job per submodel; several submodels compile in parallel (devices compile thread-safely) */
+    sub_job *jobs = si_calloc((size_t)p->n + 1, sizeof(sub_job));
+    if (!jobs) { si_free(subs); st = si_err(SI_ERR_NO_MEM, "out of memory"); goto fail; }
     for (int s = 0; s < p->n; s++) {
         si_submodel *sm = &p->subs[s];
+        sub_job *j = &jobs[s];
         c->fctx[s] = (factory_ctx){.c = c, .sub = s};
-        int cand[MAX_DEVICES], nc = 0;
-        cand[nc++] = sm->device;
+        *j = (sub_job){.c = c, .sub = s, .pol = pol, .names = names};
+        j->cand[j->nc++] = sm->device;
         for (int d = sm->device + 1; d < c->ds->n && !strict; d++)
-            if (sm->capable & (1ull << d)) cand[nc++] = d;
-        char desc[256];
+            if (sm->capable & (1ull << d)) j->cand[j->nc++] = d;
         size_t o = 0;
-        for (int i = 0; i < nc && o < sizeof desc; i++) o += (size_t)snprintf(desc + o, sizeof desc - o, i ? ">%s" : "%s", names[cand[i]]);
-        if (dl < sizeof c->devices) dl += (size_t)snprintf(c->devices + dl, sizeof c->devices - dl, s ? ",%s" : "%s", desc);
-        if (nc == 1) { /* one device: its own compiled model, no wrapper */
-            st = factory(&c->fctx[s], cand[0], &subs[s]);
-            si_sink_attempt(c->sink, s, cand[0], "compile", st, st ? si_last_error() : "ok");
-            si_sink_event(c->sink, SI_EVENT_COMPILE, s, -1, cand[0], "compile", st, "%s", st ? si_last_error() : "ok");
-            if (st) st = si_err_wrap(st, "submodel %d on %s", s, names[cand[0]]);
-        } else {
-            si_failsafe_desc fd = {.submodel = s, .n_candidates = nc, .candidates = cand, .factory = factory,
-                                   .user = &c->fctx[s], .policy = pol, .sink = c->sink, .device_desc = desc};
-            st = si_failsafe_create(&fd, &subs[s]);
-        }
-        if (st) {
-            for (int j = 0; j < s; j++) subs[j]->iface->free(subs[j]);
-            si_free(subs);
-            goto fail;
-        }
+        for (int i = 0; i < j->nc && o < sizeof j->desc; i++)
+            o += (size_t)snprintf(j->desc + o, sizeof j->desc - o, i ? ">%s" : "%s", names[j->cand[i]]);
+        if (dl < sizeof c->devices) dl += (size_t)snprintf(c->devices + dl, sizeof c->devices - dl, s ? ",%s" : "%s", j->desc);
+    }
+    compile_all(jobs, p->n);
+    st = SI_OK;
+    for (int s = 0; s < p->n; s++) {
+        subs[s] = jobs[s].cm;
         c->sub_cms[s] = subs[s];
+        if (jobs[s].st && !st) {
+            st = jobs[s].st;
+            si_err(st, "%s", jobs[s].msg);
+        }
+    }
+    si_free(jobs);
+    if (st) {
+        for (int s = 0; s < p->n; s++)
+            if (subs[s]) subs[s]->iface->free(subs[s]);
+        memset(c->sub_cms, 0, sizeof(si_cmodel *) * (size_t)p->n);
+        si_free(subs);
+        goto fail;
     }
     if (is_whole_model(p, g)) {
         c->cm = subs[0];
