@@ -2190,6 +2190,19 @@ static si_status dropout_prep(si_kctx *c)
     return SI_OK;
 }
 
+/* Training-mode dropout is random: refused before anything runs when the graph may switch it on, i.e. when
+ * training_mode is not a constant false (or the ratio is not a constant 0). */
+static si_status dropout_check(si_kctx *c)
+{
+    if (c->opset < 12 || c->n_in < 3 || !c->in[2]) return SI_OK;
+    const si_tensor *r = c->n_in > 1 ? c->in[1] : NULL, *t = c->in[2];
+    bool training_off = t->data && t->nbytes && si_load_f64(SI_BOOL, t->data, 0) == 0;
+    bool ratio_zero = r && r->data && r->nbytes && si_load_f64(r->dtype, r->data, 0) == 0;
+    if (training_off || ratio_zero) return SI_OK;
+    return si_op_err(c, SI_ERR_UNSUPPORTED, "training_mode is %s: training-mode (random) dropout is not supported",
+                     t->data ? "true" : "a graph input, not a constant");
+}
+
 static si_status dropout_infer(si_kctx *c)
 {
     si_status st = dropout_prep(c);
@@ -3033,7 +3046,7 @@ static const si_op_def op_matmul = {"MatMul", "", NN_T_GEMM, matmul_infer, matmu
 static const si_op_def op_softmax = {"Softmax", "", SI_T_FLOATS, smax_infer, softmax_run, NULL};
 static const si_op_def op_logsoftmax = {"LogSoftmax", "", SI_T_FLOATS, smax_infer, logsoftmax_run, NULL};
 static const si_op_def op_hardmax = {"Hardmax", "", SI_T_FLOATS, smax_infer, hardmax_run, NULL};
-static const si_op_def op_dropout = {"Dropout", "", SI_T_FLOATS, dropout_infer, dropout_run, NULL};
+static const si_op_def op_dropout = {"Dropout", "", SI_T_FLOATS, dropout_infer, dropout_run, dropout_check};
 static const si_op_def op_resize = {"Resize", "", SI_T_ALL, resize_infer, resize_run, NULL};
 static const si_op_def op_upsample = {"Upsample", "", SI_T_ALL, upsample_infer, upsample_run, NULL};
 static const si_op_def op_pad = {"Pad", "", SI_T_ALL, pad_infer, pad_run, NULL};
