@@ -95,6 +95,13 @@ const char *si_device_names(void);
 
 /* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
 si_status si_port_check(const si_port *p, const si_tensor *t);
+/* The usual set_input: check the index and the port (t may be NULL to unbind), then slots[i] = t. */
+si_status si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots);
+/* SI_OK when k is a valid output index of m, else INVALID_ARG. */
+si_status si_output_index(const si_cmodel *m, int k);
+/* Deep copies of port arrays (names included); NULL on allocation failure. */
+si_port *si_ports_copy(const si_port *p, int n);
+void si_ports_free(si_port *p, int n);
 
 /* Built-in devices. REF is always present; CPU and OCL are compiled in when their folders exist
  * (SI_HAVE_CPU / SI_HAVE_OCL). */

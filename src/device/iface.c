@@ -31,3 +31,35 @@ si_status si_port_check(const si_port *p, const si_tensor *t) {
     return si_err(SI_ERR_INVALID_ARG, "input '%s': expected %s, got %s", p->name, want,
                   si_shape_str(got, sizeof got, t->dtype, t->ndim, t->dims));
 }
+
+si_status si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots) {
+    if (i < 0 || i >= m->n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->n_inputs);
+    if (t) {
+        si_status s = si_port_check(&m->inputs[i], t);
+        if (s) return s;
+    }
+    slots[i] = t;
+    return SI_OK;
+}
+
+si_status si_output_index(const si_cmodel *m, int k) {
+    if (k < 0 || k >= m->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", k, m->n_outputs);
+    return SI_OK;
+}
+
+si_port *si_ports_copy(const si_port *p, int n) {
+    si_port *d = si_calloc((size_t)n + 1, sizeof(si_port));
+    for (int i = 0; d && i < n; i++) {
+        d[i] = p[i];
+        if (!(d[i].name = si_strdup(p[i].name))) {
+            si_ports_free(d, i);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+void si_ports_free(si_port *p, int n) {
+    for (int i = 0; p && i < n; i++) si_free((char *)p[i].name);
+    si_free(p);
+}

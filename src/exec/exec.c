@@ -22,10 +22,6 @@ typedef struct exec_req {
     si_tensor **own;     /* per model output fed by a model input or a constant: our copy */
 } exec_req;
 
-static void free_ports(si_port *p, int n) {
-    for (int i = 0; p && i < n; i++) si_free((char *)p[i].name);
-    si_free(p);
-}
 
 static void exec_model_free(si_cmodel *m_) {
     exec_model *m = (exec_model *)m_;
@@ -38,8 +34,8 @@ static void exec_model_free(si_cmodel *m_) {
     si_free(m->sub_inputs);
     for (int k = 0; m->out_src && k < m->base.n_outputs; k++)
         if (m->out_src[k].kind == SI_SRC_CONST) si_const_unref(m->out_src[k].constant);
-    free_ports(m->in_ports, m->base.n_inputs);
-    free_ports(m->out_ports, m->base.n_outputs);
+    si_ports_free(m->in_ports, m->base.n_inputs);
+    si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->out_src);
     si_free(m->device);
     si_free(m);
@@ -49,20 +45,14 @@ static void exec_model_free(si_cmodel *m_) {
 
 static si_status exec_set_input(si_ireq *r_, int i, si_tensor *t) {
     exec_req *r = (exec_req *)r_;
-    exec_model *m = (exec_model *)r->base.model;
-    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
-    if (t) {
-        si_status s = si_port_check(&m->in_ports[i], t);
-        if (s) return s;
-    }
-    r->bound[i] = t;
-    return SI_OK;
+    return si_bind_input(r->base.model, i, t, r->bound);
 }
 
 static si_status exec_get_output(si_ireq *r_, int k, si_tensor **t) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    if (k < 0 || k >= m->base.n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", k, m->base.n_outputs);
+    si_status s = si_output_index(&m->base, k);
+    if (s) return s;
     const si_src *src = &m->out_src[k];
     if (src->kind == SI_SRC_SUB) return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
     *t = r->own[k];
@@ -165,14 +155,6 @@ static si_status exec_create_request(si_cmodel *m_, si_ireq **out) {
 
 static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free};
 
-static si_port *copy_ports(const si_port *p, int n) {
-    si_port *d = si_calloc((size_t)n + 1, sizeof(si_port));
-    for (int i = 0; d && i < n; i++) {
-        d[i] = p[i];
-        if (!(d[i].name = si_strdup(p[i].name))) { free_ports(d, i); return NULL; }
-    }
-    return d;
-}
 
 si_status si_exec_create(const si_exec_desc *d, si_cmodel **out) {
     *out = NULL;
@@ -190,8 +172,8 @@ si_status si_exec_create(const si_exec_desc *d, si_cmodel **out) {
     m->base.n_inputs = d->n_inputs;
     m->base.n_outputs = d->n_outputs;
     m->sub_inputs = si_calloc((size_t)d->n_subs + 1, sizeof(si_src *));
-    m->in_ports = copy_ports(d->inputs, d->n_inputs);
-    m->out_ports = copy_ports(d->outputs, d->n_outputs);
+    m->in_ports = si_ports_copy(d->inputs, d->n_inputs);
+    m->out_ports = si_ports_copy(d->outputs, d->n_outputs);
     m->out_src = si_calloc((size_t)d->n_outputs + 1, sizeof(si_src));
     m->device = si_strdup(d->device ? d->device : "");
     bool ok = m->subs && m->sub_inputs && m->in_ports && m->out_ports && m->out_src && m->device;

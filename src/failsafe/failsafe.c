@@ -83,20 +83,6 @@ static void note_failure(fs_model *m, int pos, const char *stage, si_status st, 
     m->fail_msg[pos] = si_strdup(buf);
 }
 
-static si_status copy_ports(si_port **dst, const si_port *src, int n) {
-    si_port *p = si_calloc((size_t)n + 1, sizeof(si_port));
-    if (!p) return si_err(SI_ERR_NO_MEM, "out of memory");
-    for (int i = 0; i < n; i++) {
-        p[i] = src[i];
-        if (!(p[i].name = si_strdup(src[i].name))) {
-            for (int j = 0; j < i; j++) si_free((char *)p[j].name);
-            si_free(p);
-            return si_err(SI_ERR_NO_MEM, "out of memory");
-        }
-    }
-    *dst = p;
-    return SI_OK;
-}
 
 /* A device call handed to a thread so that a watchdog can give up on it. An abandoned job owns what its
  * call uses (the inner request, a generation, a reference on the sink) and releases it when the call returns. */
@@ -755,21 +741,14 @@ static si_status fs_infer(si_ireq *r_) {
 
 static si_status fs_set_input(si_ireq *r_, int i, si_tensor *t) {
     fs_req *r = (fs_req *)r_;
-    fs_model *m = (fs_model *)r->base.model;
-    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
-    if (t) {
-        si_status s = si_port_check(&m->in_ports[i], t);
-        if (s) return s;
-    }
-    r->bound[i] = t;
-    return SI_OK;
+    return si_bind_input(r->base.model, i, t, r->bound);
 }
 
 static si_status fs_get_output(si_ireq *r_, int k, si_tensor **t) {
     fs_req *r = (fs_req *)r_;
-    if (k < 0 || k >= r->base.model->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", k, r->base.model->n_outputs);
-    *t = r->outs[k];
-    return SI_OK;
+    si_status s = si_output_index(r->base.model, k);
+    if (!s) *t = r->outs[k];
+    return s;
 }
 
 static void fs_cancel(si_ireq *r_) {
@@ -819,10 +798,6 @@ static si_status fs_create_request(si_cmodel *m_, si_ireq **out) {
     return SI_OK;
 }
 
-static void free_ports(si_port *p, int n) {
-    for (int i = 0; p && i < n; i++) si_free((char *)p[i].name);
-    si_free(p);
-}
 
 static void fs_model_free(si_cmodel *m_) {
     fs_model *m = (fs_model *)m_;
@@ -837,8 +812,8 @@ static void fs_model_free(si_cmodel *m_) {
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
     si_free(m->fail_msg);
     si_free(m->probe_in);
-    free_ports(m->in_ports, m->base.n_inputs);
-    free_ports(m->out_ports, m->base.n_outputs);
+    si_ports_free(m->in_ports, m->base.n_inputs);
+    si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->cand);
     si_free(m->device_desc);
     si_sink_unref(m->sink);
@@ -894,8 +869,9 @@ si_status si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
         return si_err(st, "%s", msg);
     }
     si_cmodel *cm = m->active->cm;
-    si_status st = copy_ports(&m->in_ports, cm->inputs, cm->n_inputs);
-    if (!st) st = copy_ports(&m->out_ports, cm->outputs, cm->n_outputs);
+    si_status st = SI_OK;
+    if (!(m->in_ports = si_ports_copy(cm->inputs, cm->n_inputs)) || !(m->out_ports = si_ports_copy(cm->outputs, cm->n_outputs)))
+        st = si_err(SI_ERR_NO_MEM, "out of memory");
     if (!st && !(m->probe_in = si_calloc((size_t)cm->n_inputs + 1, sizeof(si_tensor)))) st = si_err(SI_ERR_NO_MEM, "out of memory");
     m->base.n_inputs = cm->n_inputs;
     m->base.n_outputs = cm->n_outputs;
