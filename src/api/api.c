@@ -38,15 +38,10 @@ si_status si_model_load_memory(const void *buf, size_t len, const char *base_dir
 si_status si_model_load(const char *path, si_model **out) {
     if (!out || !path) return si_err(SI_ERR_INVALID_ARG, "si_model_load: path or out is NULL");
     *out = NULL;
-    char *buf;
-    size_t len;
-    si_status s = si_read_file(path, &buf, &len);
-    if (s) return s;
     char *dir_copy = si_strdup(path);
-    if (!dir_copy) { si_free(buf); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    if (!dir_copy) return si_err(SI_ERR_NO_MEM, "out of memory");
     si_graph *g;
-    s = si_onnx_load(buf, len, dirname(dir_copy), &g);
-    si_free(buf);
+    si_status s = si_onnx_load_file(path, dirname(dir_copy), &g);
     si_free(dir_copy);
     if (s) return si_err_wrap(s, "%s", path);
     return model_from_graph(g, out);

@@ -12,7 +12,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 // --- allocator: route protobuf-c through the library's hook -------------------------------------------
 
@@ -310,7 +312,46 @@ fail:
 
 // --- model ----------------------------------------------------------------------------------------------
 
-static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, si_graph *g) {
+/* Initializer bytes left in the file by the streaming reader: initializer `index` has its raw_data at
+ * [offset, offset + len) of the file `fd`. */
+typedef struct raw_slice {
+    size_t index;
+    uint64_t offset, len;
+} raw_slice;
+
+typedef struct raw_slices {
+    int fd;
+    raw_slice *v;
+    size_t n, cap;
+} raw_slices;
+
+static si_status tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, const raw_slice *sl, const char *what,
+                                   si_tensor **out) {
+    *out = NULL;
+    si_status s = check_dtype(tp->data_type, what);
+    if (s) return s;
+    if (tp->n_dims > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "%s: rank %zu exceeds %d", what, tp->n_dims, SI_MAX_DIMS);
+    si_tensor *t = si_calloc(1, sizeof *t);
+    if (!t) return si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
+    if ((s = si_tensor_init(t, (si_dtype)tp->data_type, (int)tp->n_dims, tp->dims))) {
+        si_free(t);
+        return si_err_wrap(s == SI_ERR_INVALID_ARG ? SI_ERR_PARSE : s, "%s", what);
+    }
+    if (t->nbytes != sl->len) {
+        si_tensor_free(t);
+        return si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %zu", what, (unsigned long long)sl->len, t->nbytes);
+    }
+    if ((s = si_tensor_alloc(t))) { si_tensor_free(t); return s; }
+    for (uint64_t done = 0; done < sl->len;) {
+        ssize_t k = pread(rs->fd, (char *)t->data + done, (size_t)SI_MIN(sl->len - done, (uint64_t)1 << 30), (off_t)(sl->offset + done));
+        if (k <= 0) { si_tensor_free(t); return si_err(SI_ERR_IO, "%s: reading its data failed", what); }
+        done += (uint64_t)k;
+    }
+    *out = t;
+    return SI_OK;
+}
+
+static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g) {
     Onnx__GraphProto *gp = mp->graph;
     if (!gp) return si_err(SI_ERR_PARSE, "the model has no graph");
     g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
@@ -339,7 +380,10 @@ static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, si_gr
         char what[300];
         snprintf(what, sizeof what, "initializer '%s'", tp->name);
         si_tensor *t;
-        if ((s = tensor_from_proto(tp, base_dir, what, &t))) return s;
+        const raw_slice *sl = NULL;
+        for (size_t k = 0; rs && k < rs->n && !sl; k++)
+            if (rs->v[k].index == i) sl = &rs->v[k];
+        if ((s = sl ? tensor_from_slice(tp, rs, sl, what, &t) : tensor_from_proto(tp, base_dir, what, &t))) return s;
         si_value *val = &g->values[v];
         val->const_val = t;
         val->is_initializer = true;
@@ -390,8 +434,192 @@ si_status si_onnx_load(const void *buf, size_t len, const char *base_dir, si_gra
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, buf);
     if (!mp) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
     si_graph *g = si_graph_new();
-    si_status s = g ? convert_graph(mp, base_dir, g) : si_err(SI_ERR_NO_MEM, "out of memory");
+    si_status s = g ? convert_graph(mp, base_dir, NULL, g) : si_err(SI_ERR_NO_MEM, "out of memory");
     onnx__model_proto__free_unpacked(mp, &pb_allocator);
+    if (s) { si_graph_free(g); return s; }
+    *out = g;
+    return SI_OK;
+}
+
+// --- streaming load from a file -------------------------------------------------------------------------
+/*
+ * protobuf-c unpacks a message from one buffer and copies every bytes field, so loading a model from a
+ * buffer holds the file and the weights at once (twice the model's size). For files, a small wire-format
+ * walker reads the ModelProto through a window and rebuilds it without the large raw_data fields of the
+ * graph's initializers, remembering where those bytes are in the file; protobuf-c unpacks the small rebuilt
+ * message and each initializer is then read straight from the file into its tensor. Peak memory is the
+ * weights plus the rebuilt structure.
+ */
+
+#define WIN_SIZE ((size_t)1 << 16)
+#define SLICE_MIN 1024 /* raw_data fields at least this long stay in the file until converted */
+
+typedef struct reader {
+    int fd;
+    uint64_t size;
+    unsigned char win[WIN_SIZE];
+    uint64_t wstart;
+    size_t wlen;
+    bool io_error;
+} reader;
+
+typedef struct obuf {
+    unsigned char *p;
+    size_t n, cap;
+} obuf;
+
+static bool ob_reserve(obuf *b, size_t extra) {
+    if (b->n + extra <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + extra) cap *= 2;
+    unsigned char *np = si_realloc(b->p, cap);
+    if (!np) return false;
+    b->p = np;
+    b->cap = cap;
+    return true;
+}
+
+static bool ob_varint(obuf *b, uint64_t v) {
+    if (!ob_reserve(b, 10)) return false;
+    do {
+        b->p[b->n++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return true;
+}
+
+static int rd_byte(reader *r, uint64_t pos) {
+    if (pos >= r->size) return -1;
+    if (pos < r->wstart || pos >= r->wstart + r->wlen) {
+        ssize_t k = pread(r->fd, r->win, WIN_SIZE, (off_t)pos);
+        if (k <= 0) { r->io_error = true; return -1; }
+        r->wstart = pos;
+        r->wlen = (size_t)k;
+    }
+    return r->win[pos - r->wstart];
+}
+
+static bool rd_varint(reader *r, uint64_t *pos, uint64_t end, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= end) return false;
+        int c = rd_byte(r, (*pos)++);
+        if (c < 0) return false;
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return true;
+    }
+    return false;
+}
+
+/* Append the file bytes [pos, pos + len) to b. */
+static bool rd_copy(reader *r, uint64_t pos, uint64_t len, obuf *b) {
+    if (len > r->size || !ob_reserve(b, (size_t)len)) return false;
+    for (uint64_t done = 0; done < len;) {
+        ssize_t k = pread(r->fd, b->p + b->n, (size_t)(len - done), (off_t)(pos + done));
+        if (k <= 0) { r->io_error = true; return false; }
+        b->n += (size_t)k;
+        done += (uint64_t)k;
+    }
+    return true;
+}
+
+enum { MSG_MODEL, MSG_GRAPH, MSG_TENSOR };
+
+/* Copy the message [start, end) of kind `kind` into out, leaving large initializer raw_data in the file.
+ * Returns false on malformed input (or IO/allocation failure: see r->io_error, *oom). */
+static bool rebuild(reader *r, uint64_t start, uint64_t end, int kind, obuf *out, raw_slices *rs, size_t *init_index,
+                    bool *oom) {
+    uint64_t pos = start;
+    while (pos < end) {
+        uint64_t field_start = pos, tag, len = 0;
+        if (!rd_varint(r, &pos, end, &tag)) return false;
+        uint64_t field = tag >> 3, wt = tag & 7;
+        switch (wt) {
+        case 0: { uint64_t v; if (!rd_varint(r, &pos, end, &v)) return false; break; }
+        case 1: pos += 8; break;
+        case 5: pos += 4; break;
+        case 2:
+            if (!rd_varint(r, &pos, end, &len) || len > end - pos) return false;
+            break;
+        default: return false; /* groups (3, 4) are not used by ONNX */
+        }
+        if (pos > end) return false;
+        uint64_t body = pos;
+        if (wt == 2) pos += len;
+        bool nested = wt == 2 && ((kind == MSG_MODEL && field == 7) || (kind == MSG_GRAPH && field == 5));
+        if (nested) {
+            obuf sub = {0};
+            size_t my_index = *init_index;
+            if (kind == MSG_GRAPH) (*init_index)++;
+            bool ok = rebuild(r, body, body + len, kind == MSG_MODEL ? MSG_GRAPH : MSG_TENSOR, &sub, rs, &my_index, oom);
+            if (kind == MSG_MODEL) *init_index = my_index;
+            if (ok && !(ob_varint(out, tag) && ob_varint(out, sub.n) && ob_reserve(out, sub.n))) {
+                ok = false;
+                *oom = true;
+            }
+            if (ok && sub.n) { memcpy(out->p + out->n, sub.p, sub.n); out->n += sub.n; }
+            si_free(sub.p);
+            if (!ok) return false;
+            continue;
+        }
+        if (kind == MSG_TENSOR && field == 9 && wt == 2 && len >= SLICE_MIN) {
+            if (rs->n == rs->cap) {
+                size_t cap = rs->cap ? rs->cap * 2 : 64;
+                raw_slice *nv = si_realloc(rs->v, sizeof *nv * cap);
+                if (!nv) { *oom = true; return false; }
+                rs->v = nv;
+                rs->cap = cap;
+            }
+            rs->v[rs->n++] = (raw_slice){.index = *init_index, .offset = body, .len = len};
+            continue;
+        }
+        if (!rd_copy(r, field_start, pos - field_start, out)) { *oom = !r->io_error; return false; }
+    }
+    return pos == end;
+}
+
+si_status si_onnx_load_file(const char *path, const char *base_dir, si_graph **out) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return si_err(SI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return si_err(SI_ERR_IO, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return si_err(SI_ERR_PARSE, "empty model");
+    }
+    reader *r = si_calloc(1, sizeof *r);
+    obuf msg = {0};
+    raw_slices rs = {.fd = fd};
+    size_t init_index = 0;
+    bool oom = false;
+    si_status s = SI_OK;
+    if (!r) s = si_err(SI_ERR_NO_MEM, "out of memory");
+    else {
+        r->fd = fd;
+        r->size = (uint64_t)st.st_size;
+        if (!rebuild(r, 0, r->size, MSG_MODEL, &msg, &rs, &init_index, &oom)) {
+            if (r->io_error) s = si_err(SI_ERR_IO, "%s: read failed", path);
+            else if (oom) s = si_err(SI_ERR_NO_MEM, "out of memory reading the model");
+            else s = si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%llu bytes)",
+                            (unsigned long long)r->size);
+        }
+    }
+    si_free(r);
+    Onnx__ModelProto *mp = NULL;
+    if (!s && !(mp = onnx__model_proto__unpack(&pb_allocator, msg.n, msg.p)))
+        s = si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%llu bytes)",
+                   (unsigned long long)st.st_size);
+    si_free(msg.p);
+    si_graph *g = NULL;
+    if (!s && !(g = si_graph_new())) s = si_err(SI_ERR_NO_MEM, "out of memory");
+    if (!s) s = convert_graph(mp, base_dir, &rs, g);
+    if (mp) onnx__model_proto__free_unpacked(mp, &pb_allocator);
+    si_free(rs.v);
+    close(fd);
     if (s) { si_graph_free(g); return s; }
     *out = g;
     return SI_OK;
