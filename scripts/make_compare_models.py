@@ -145,8 +145,25 @@ def transformer(opset=11, d=64, heads=4, layers=2, ff=128, vocab=50):
            opset, ["--shape", "batch=2", "--shape", "sequence=17"])
 
 
+def mixed():
+    """A CNN with ops an accelerator typically lacks (CumSum, ArgMax) in the middle: it is cut into submodels."""
+    g = G()
+    x = g.op("Conv", ["x", g.w(8, 3, 3, 3), g.w(8, scale=0.1)], pads=[1, 1, 1, 1])
+    x = g.op("Relu", [x])
+    x = g.op("CumSum", [x, g.c(np.array(3, np.int64))])
+    x = g.op("Conv", [x, g.w(8, 8, 3, 3)], pads=[1, 1, 1, 1])
+    y = g.op("Sigmoid", [x])
+    g.nodes[-1].output[0] = "y"
+    g.op("ArgMax", ["y"], axis=1, keepdims=0)
+    g.nodes[-1].output[0] = "idx"
+    g.save("mixed_opset13", [h.make_tensor_value_info("x", TP.FLOAT, ["batch", 3, 16, 16])],
+           [h.make_tensor_value_info("y", TP.FLOAT, ["batch", 8, 16, 16]), h.make_tensor_value_info("idx", TP.INT64, ["batch", 16, 16])],
+           13, ["--shape", "batch=2"])
+
+
 cnn9()
 cnn11()
+mixed()
 transformer(11)
 
 transformer(13)

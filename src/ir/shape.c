@@ -17,6 +17,11 @@ static bool value_known(const si_value *v) {
     return true;
 }
 
+/* Ops whose outputs depend only on their input's shape: folded as soon as that shape is known. */
+static bool shape_only(const si_node *n) {
+    return (!n->domain[0] || !strcmp(n->domain, "ai.onnx")) && (!strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size"));
+}
+
 static bool foldable(const si_node *n) {
     /* random generators must not be folded */
     return strncmp(n->op_type, "Random", 6) != 0 && strcmp(n->op_type, "Bernoulli") != 0 &&
@@ -65,7 +70,7 @@ static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
     if (s) return s;
     size_t total = 0;
     for (int k = 0; k < n->n_out; k++) total += outs[k] ? out_t[k].nbytes : 0;
-    bool fold = all_const && foldable(n) && total <= fold_max;
+    bool fold = (all_const || shape_only(n)) && foldable(n) && total <= fold_max;
     if (fold) {
         for (int k = 0; k < n->n_out && !s; k++)
             if (outs[k]) s = si_tensor_alloc(outs[k]);

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# A model with ops OCL lacks (CumSum, ArgMax between convolutions) on OCL,CPU: inspect shows the cut into
+# OCL and CPU submodels, and the outputs equal REF's. Skips (77) without python3-onnx or an OpenCL device.
+set -u
+bin=$1 work=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+/usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null || { echo "SKIP: python3-onnx / python3-numpy not installed"; exit 77; }
+mkdir -p "$work"
+/usr/bin/python3 "$here/scripts/make_compare_models.py" "$work/models" >/dev/null || exit 1
+model=$work/models/mixed_opset13.onnx
+out=$("$bin" inspect "$model" --devices OCL,CPU --shape batch=2) || { echo "$out"; exit 1; }
+echo "$out" | sed -n '/^partition/,$p'
+if ! echo "$out" | grep -q "submodel 0 on OCL"; then echo "SKIP: no OpenCL device here (everything went to CPU)"; exit 77; fi
+echo "$out" | grep -q "^partition over OCL,CPU: 4 submodels" || { echo "FAIL: expected 4 submodels"; exit 1; }
+echo "$out" | grep -q "submodel 1 on CPU: 1 node: CumSum" || { echo "FAIL: CumSum should run on CPU"; exit 1; }
+echo "$out" | grep -q "not on earlier devices: node .*OCL: op CumSum" || { echo "FAIL: the reason is not shown"; exit 1; }
+rm -rf "$work/ref" "$work/split"
+"$bin" run "$model" --shape batch=2 --input x=random:3 --devices REF --output-dir "$work/ref" >/dev/null || exit 1
+"$bin" run "$model" --shape batch=2 --input x=random:3 --devices OCL,CPU --output-dir "$work/split" || exit 1
+"$bin" compare "$work/ref" "$work/split" --rtol 1e-4 --atol 1e-6
