@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef SI_EXAMPLE_MODEL
 #define SI_EXAMPLE_MODEL "examples/tiny_cnn.onnx"
@@ -147,6 +148,90 @@ static void run_case(const char *devices, const char *faults, int threads, bool 
     si_compiled_free(cm);
 }
 
+static si_compiled *compile_with(const char *devices, const char *const *kv) {
+    si_config *cfg;
+    si_compiled *cm = NULL;
+    si_status s = si_config_create(&cfg);
+    if (!s) s = si_config_set(cfg, "devices", devices);
+    for (int i = 0; !s && kv[i]; i += 2) s = si_config_set(cfg, kv[i], kv[i + 1]);
+    if (!s) s = si_compile(model, cfg, &cm);
+    CHECK(s == SI_OK, "compile %s: %s", devices, si_last_error());
+    si_config_free(cfg);
+    return cm;
+}
+
+static bool infer_ok(si_request *rq, int which) {
+    si_tensor *o0, *o1;
+    return !si_request_set_input(rq, 0, inputs[which]) && !si_request_infer(rq) && !si_request_get_output(rq, 0, &o0) &&
+           !si_request_get_output(rq, 1, &o1) && close_to(o0, expected[which][0], out_count[0]) &&
+           close_to(o1, expected[which][1], out_count[1]);
+}
+
+static bool report_has(si_compiled *cm, const char *what) {
+    char *json = NULL;
+    bool has = !si_compiled_report_json(cm, &json) && strstr(json, what);
+    si_free_string(json);
+    return has;
+}
+
+static void wait_report(si_compiled *cm, const char *what) {
+    for (int i = 0; i < 500 && !report_has(cm, what); i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The policies through the public API: strict, retries, standby, fail-back. */
+static void test_policies(const char *pair, const char *primary) {
+    char spec[96];
+    si_request *rq = NULL;
+    si_counters k;
+    /* strict=on: no fallback, the primary's error comes back */
+    snprintf(spec, sizeof spec, "%s.infer=1", primary);
+    si_compiled *cm = compile_with(pair, (const char *const[]){"faults", spec, "strict", "on", NULL});
+    if (cm && !si_request_create(cm, &rq)) {
+        CHECK(!strcmp(si_compiled_devices(cm), primary), "strict: runs on %s", si_compiled_devices(cm));
+        CHECK(si_request_set_input(rq, 0, inputs[0]) == SI_OK && si_request_infer(rq) == SI_ERR_DEVICE &&
+                  strstr(si_last_error(), primary), "strict: expected %s's error, got %s", primary, si_last_error());
+        CHECK(infer_ok(rq, 1), "strict: the next inference works (%s)", si_last_error());
+        si_request_free(rq);
+    }
+    si_compiled_free(cm);
+    /* retries=2: a transient failure is retried on the same device */
+    cm = compile_with(pair, (const char *const[]){"faults", spec, "retries", "2", NULL});
+    if (cm && !si_request_create(cm, &rq)) {
+        CHECK(infer_ok(rq, 0) && infer_ok(rq, 1), "retries: %s", si_last_error());
+        si_compiled_counters(cm, &k);
+        CHECK(k.retries == 1 && k.failovers == 0, "retries: %lld retries, %lld failovers", (long long)k.retries, (long long)k.failovers);
+        si_request_free(rq);
+    }
+    si_compiled_free(cm);
+    /* standby=on: the fallback is compiled in the background and used at the failover */
+    snprintf(spec, sizeof spec, "%s.infer=3", primary);
+    cm = compile_with(pair, (const char *const[]){"faults", spec, "standby", "on", NULL});
+    if (cm && !si_request_create(cm, &rq)) {
+        wait_report(cm, "standby_ready");
+        CHECK(report_has(cm, "standby_ready"), "standby: no standby_ready event");
+        for (int i = 0; i < 5; i++) CHECK(infer_ok(rq, i % N_INPUTS), "standby: inference %d: %s", i, si_last_error());
+        si_compiled_counters(cm, &k);
+        CHECK(k.failovers == 1, "standby: %lld failovers", (long long)k.failovers);
+        si_request_free(rq);
+    }
+    si_compiled_free(cm);
+    /* failback_ms: once OCL.infer=2 has passed, the model moves back to the primary */
+    snprintf(spec, sizeof spec, "%s.infer=2", primary);
+    cm = compile_with(pair, (const char *const[]){"faults", spec, "failback_ms", "30", NULL});
+    if (cm && !si_request_create(cm, &rq)) {
+        CHECK(infer_ok(rq, 0) && infer_ok(rq, 1), "failback: %s", si_last_error());
+        wait_report(cm, "\"failback\"");
+        si_compiled_counters(cm, &k);
+        CHECK(k.failovers == 1 && k.failbacks == 1, "failback: %lld failovers, %lld failbacks", (long long)k.failovers, (long long)k.failbacks);
+        CHECK(infer_ok(rq, 2), "failback: after moving back: %s", si_last_error());
+        si_request_free(rq);
+    }
+    si_compiled_free(cm);
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[2], "quick")) per_request = 3;
     si_status s = si_model_load(SI_EXAMPLE_MODEL, &model);
@@ -218,6 +303,7 @@ int main(int argc, char **argv) {
     run_case(pair, spec, 1, true);
     cases++;
 
+    test_policies(pair, primary);
     for (int i = 0; i < N_INPUTS; i++) {
         si_tensor_free(inputs[i]);
         free(expected[i][0]);
