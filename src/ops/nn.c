@@ -1923,6 +1923,7 @@ static si_status matmul_run(si_kctx *c)
     const si_tensor *a = nn_in(c, 0), *b = nn_in(c, 1);
     si_tensor *y = nn_out(c, 0);
     if (!y || nn_count(y) == 0) return SI_OK;
+    if (p.K == 0) return SI_OK; /* an empty inner dimension: the outputs are the (zero-filled) sums of nothing */
     const int64_t M = p.M, N = p.N, K = p.K, asz = M * K, bsz = K * N, ysz = M * N;
     const si_dtype dt = a->dtype;
     if (dt == SI_F32 || dt == SI_F16 || dt == SI_BF16) {

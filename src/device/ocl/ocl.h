@@ -1,0 +1,104 @@
+/*
+ * ocl.h — internals of the OCL device shared by its files: ocl.c (device discovery, compile, requests),
+ * ocl_ops.c (one planner per ONNX op: checks what the node needs, computes output shapes and emits the
+ * kernel launches) and ocl_kernels.c (the OpenCL C source, generated from kernels.cl).
+ *
+ * A compiled model is a list of steps (a kernel name, its arguments, global and local sizes). Arguments
+ * name graph values, not buffers: every request resolves them to its own buffers when it is created and
+ * sets them once, so inference is only uploads, launches and downloads.
+ */
+#ifndef SI_OCL_H
+#define SI_OCL_H
+
+#include "device/device.h"
+
+#include <CL/cl.h>
+
+/* The kernel source, one line per string (kernels.cl, embedded). */
+extern const char *const si_ocl_kernel_lines[];
+extern const int si_ocl_kernel_n_lines;
+
+/* What the planners need to know about the device. */
+typedef struct ocl_caps {
+    int ts;             /* GEMM tile edge (SI_TS): 16, or 8 on devices with small work-groups */
+    int wg;             /* work-group size of the row reductions (SI_WG), a power of two */
+    size_t elem_wg;     /* local size of element-wise launches */
+    cl_ulong max_alloc; /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    bool cpu;           /* a CPU device: vector GEMM kernels instead of local-memory tiles */
+    size_t im2col_max;  /* largest im2col buffer a convolution may use (else the direct kernel); compile
+                         * option "ocl.im2col_max_bytes" overrides it (0 forces the direct kernel) */
+} ocl_caps;
+
+/* A value as the planner sees it: type and shape (ndim -1: unknown), constant data when known. */
+typedef struct ocl_desc {
+    int vid;               /* graph value id, -1 for an absent optional input/output */
+    si_dtype dtype;
+    int ndim;
+    int64_t dims[SI_MAX_DIMS];
+    const si_tensor *cval; /* constant (initializer or folded) or NULL */
+} ocl_desc;
+
+typedef enum ocl_arg_kind {
+    OA_VAL,     /* the buffer holding graph value `i` */
+    OA_META,    /* the compile-time int buffer `i` */
+    OA_SCRATCH, /* the request's scratch buffer */
+    OA_INT,     /* cl_int `i` */
+    OA_FLOAT,   /* cl_float `f` */
+} ocl_arg_kind;
+
+typedef struct ocl_arg {
+    ocl_arg_kind kind;
+    int i;
+    float f;
+} ocl_arg;
+
+#define OCL_MAX_ARGS 12
+#define OCL_MAX_IO 64
+
+typedef struct ocl_step {
+    const char *kernel; /* name in the program (a string literal) */
+    int node;           /* graph node index, for messages */
+    int n_args;
+    ocl_arg args[OCL_MAX_ARGS];
+    cl_uint dims;
+    size_t gws[3];
+    size_t lws[3]; /* lws[0] == 0: the driver chooses */
+} ocl_step;
+
+typedef struct ocl_build ocl_build; /* the compiled model under construction (ocl.c) */
+
+/* Planning one node. In a dry run (build == NULL: supports_op) nothing is emitted. */
+typedef struct ocl_plan {
+    const si_node *node;
+    int node_index;
+    const ocl_caps *caps;
+    int n_in, n_out;
+    ocl_desc in[OCL_MAX_IO];
+    ocl_desc out[OCL_MAX_IO]; /* the planner sets dtype/ndim/dims of every present output */
+    ocl_build *build;
+} ocl_plan;
+
+/* Plan node p->node: SI_OK, SI_ERR_UNSUPPORTED (message names the reason) or SI_ERR_INVALID_ARG. */
+si_status ocl_plan_node(ocl_plan *p);
+
+/* Emission, implemented in ocl.c; each is a no-op returning SI_OK in a dry run. */
+si_status ocl_emit(ocl_plan *p, const ocl_step *st);
+/* Add an int array uploaded once at compile time; *id names it in OA_META arguments. */
+si_status ocl_meta(ocl_plan *p, const int *vals, int n, int *id);
+/* Output k shares input j's buffer (same byte size): Reshape, Flatten, Squeeze, Identity, ... */
+si_status ocl_alias(ocl_plan *p, int out_k, int in_j);
+/* Output k (int64, shape already set) is the constant vals[0..n): computed at compile time. */
+si_status ocl_const_out(ocl_plan *p, int k, const int64_t *vals, int n);
+/* Before each inference, check that the integer input feeding input k of this node (a model input) holds
+ * indices in [-limit, limit): INVALID_ARG naming the node otherwise, as REF would. */
+si_status ocl_index_check(ocl_plan *p, int k, int64_t limit);
+/* The request's scratch buffer must hold at least `bytes`. */
+void ocl_scratch(ocl_plan *p, size_t bytes);
+
+/* Error helpers: "OCL: Conv (node 'c1'): <message>". */
+si_status ocl_err(const ocl_plan *p, si_status s, const char *fmt, ...) SI_PRINTF(3, 4);
+/* Map an OpenCL error code to a status and message ("out of device memory", "device not available"). */
+si_status ocl_cl_err(cl_int err, const char *what);
+const char *ocl_cl_err_name(cl_int err);
+
+#endif
