@@ -49,6 +49,7 @@ static si_status m_infer(si_ireq *r_) {
     mock_model *m = (mock_model *)r->base.model;
     (*m->infer_calls)++;
     if (!r->in) return si_err(SI_ERR_INVALID_ARG, "mock: input not set");
+    si_tensor_release(&r->out);
     si_status s = si_tensor_init(&r->out, SI_F32, r->in->ndim, r->in->dims);
     if (!s) s = si_tensor_alloc(&r->out);
     if (s) return s;
