@@ -464,10 +464,16 @@ si_status si_compiled_report_json(const si_compiled *c, char **json) {
         sb_str(&b, s->device_names[i]);
     }
     sb_put(&b, "],\n\"submodels\":[");
+    /* the submodels' current devices first: a fail-safe model takes its own lock, then the sink's, so the
+     * sink's lock must not be held while asking it */
+    int *active_dev = si_calloc((size_t)c->part->n + 1, sizeof(int));
+    if (!active_dev) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    for (int k = 0; k < c->part->n; k++)
+        active_dev[k] = si_failsafe_is(c->sub_cms[k]) ? si_failsafe_active_device(c->sub_cms[k]) : c->part->subs[k].device;
     pthread_mutex_lock(&s->mu);
     for (int k = 0; k < c->part->n; k++) {
         const si_submodel *sm = &c->part->subs[k];
-        int active = si_failsafe_is(c->sub_cms[k]) ? si_failsafe_active_device(c->sub_cms[k]) : sm->device;
+        int active = active_dev[k];
         sb_put(&b, "%s\n {\"id\":%d,\"ops\":[", k ? "," : "", k);
         for (int i = 0; i < sm->g->n_nodes; i++) {
             if (i) sb_put(&b, ",");
@@ -511,6 +517,7 @@ si_status si_compiled_report_json(const si_compiled *c, char **json) {
         sb_put(&b, "}");
     }
     pthread_mutex_unlock(&s->mu);
+    si_free(active_dev);
     si_counters k;
     si_compiled_counters(c, &k);
     sb_put(&b, "],\n\"counters\":{\"inferences\":%lld,\"failovers\":%lld,\"retries\":%lld,\"failbacks\":%lld}}\n",
