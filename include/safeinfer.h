@@ -218,6 +218,8 @@ const char *si_model_node_op(const si_model *m, int i);
  *                      and move back when one works (default 0: off)
  *   check_outputs      nan: NaN/Inf outputs where the next device gives finite values are a device failure
  *   strict             on: no fallback; the first device's failure is returned (default off)
+ *   adaptive_threads   on: the CPU device may drop to one thread while other processes slow its threads
+ *                      down, and retries `threads` every 8 inferences (default off: `threads` is exact)
  */
 SI_NODISCARD si_status si_config_create(si_config **out);
 void si_config_free(si_config *c);

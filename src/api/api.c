@@ -189,7 +189,7 @@ const char *si_model_node_op(const si_model *m, int i) {
 
 static const char *const known_keys[] = {"devices",     "threads",       "faults",        "retries",
                                          "infer_timeout_ms", "compile_timeout_ms", "standby", "failback_ms",
-                                         "check_outputs", "strict"};
+                                         "check_outputs", "strict", "adaptive_threads"};
 
 si_status si_config_create(si_config **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
@@ -228,7 +228,8 @@ si_status si_config_set(si_config *c, const char *key, const char *value) {
     bool known = false;
     for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
     if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads, faults, retries, "
-                                                          "infer_timeout_ms, compile_timeout_ms, standby, failback_ms, check_outputs, strict)", key);
+                                                          "infer_timeout_ms, compile_timeout_ms, standby, failback_ms, check_outputs, strict, "
+                                                          "adaptive_threads)", key);
     if (!strcmp(key, "devices")) {
         si_status s = check_devices(value);
         if (s) return s;
@@ -241,7 +242,7 @@ si_status si_config_set(si_config *c, const char *key, const char *value) {
     } else if (!strcmp(key, "infer_timeout_ms") || !strcmp(key, "failback_ms") || !strcmp(key, "compile_timeout_ms")) {
         long v;
         if (!parse_long(value, 0, 86400000, &v)) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not a number of milliseconds (0 = off)", key, value);
-    } else if (!strcmp(key, "standby") || !strcmp(key, "strict")) {
+    } else if (!strcmp(key, "standby") || !strcmp(key, "strict") || !strcmp(key, "adaptive_threads")) {
         if (parse_onoff(value) < 0) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not on or off", key, value);
     } else if (!strcmp(key, "check_outputs")) {
         if (strcmp(value, "nan") && strcmp(value, "off") && strcmp(value, "none"))

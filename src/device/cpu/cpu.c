@@ -1,0 +1,733 @@
+/*
+ * cpu.c — the CPU device: compiled models, requests and the step executor.
+ *
+ * compile() plans the graph once when every input shape is known (cpu_plan.c): oneDNN primitives are
+ * created and weights packed then, and intermediate buffers get fixed offsets in one arena. When an input
+ * has a dimension only known at run time, the plan is built at the first infer for those shapes (the graph
+ * is specialised and its shapes inferred again) and kept in a small per-model cache, so a request whose
+ * shapes change re-plans once per distinct shape. Weights and primitives belong to the plan, shared by all
+ * requests; each request owns an arena, a oneDNN stream and the memory objects binding the plan's buffers
+ * to its arena, inputs and outputs.
+ *
+ * Threads: the `threads` option (default 1) is the OpenMP thread count oneDNN primitives use. It is set on
+ * the calling thread around primitive creation and execution and restored afterwards, so requests of
+ * models compiled with different counts can run on different threads at once.
+ *
+ * Debugging aids (environment): SI_CPU_POISON fills each request's arena with NaN when it is bound (a step
+ * reading a buffer before it is written then shows in the outputs); SI_CPU_NO_FUSION plans every node on
+ * its own; in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
+ * prints the time spent in the steps to stderr when a request is freed.
+ */
+#include "device/cpu/cpu.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define FOLD_MAX ((size_t)2 << 30)
+#define PLAN_CACHE 8
+
+typedef struct cpu_model {
+    si_cmodel base;
+    si_graph *g; /* the compiled graph, shapes as known at compile time */
+    int threads;
+    si_port *in_ports, *out_ports;
+    cpu_plan *plan0; /* the plan for the compile-time shapes, when they are all known */
+    cpu_plan *plan1; /* threads > 1: the same plan on one thread (sharing plan0's packed weights) */
+    pthread_mutex_t lock;
+    cpu_plan *cache[PLAN_CACHE];
+    int n_cache;
+} cpu_model;
+
+typedef struct cpu_req {
+    si_ireq base;
+    si_tensor **bound;       /* per model input: the caller's tensor */
+    si_tensor **outs;        /* per model output: stable tensor objects handed to the caller */
+    const cpu_plan *plan;    /* the plan the request is bound to */
+    cpu_plan *own_plan;      /* a plan of its own when the model's cache is full */
+    void *arena_raw;
+    uint8_t *arena;
+    size_t arena_cap;
+    dnnl_stream_t stream;
+    dnnl_memory_t *mems;     /* per plan argument (step arg_base + i, scratchpad last) */
+    int n_mems;
+    si_tensor *views;        /* per plan buffer: a tensor header for reference kernels */
+    si_tensor *dyn;          /* per graph value: run-time tensors of values whose shape is dynamic */
+    int n_dyn;
+    atomic_bool cancel;
+    /* threads > 1 with a busy machine: see pick_variant */
+    double min_n, ema_1;    /* fastest infer on plan0, running mean on plan1 (ms) */
+    int slow_n, on_one, since_switch;
+    bool profile;
+    double *prof_ms;
+} cpu_req;
+
+// --- binding a request to a plan ------------------------------------------------------------------------------
+
+static void unbind(cpu_req *r) {
+    for (int i = 0; i < r->n_mems; i++)
+        if (r->mems[i]) dnnl_memory_destroy(r->mems[i]);
+    si_free(r->mems);
+    r->mems = NULL;
+    r->n_mems = 0;
+    si_free(r->views);
+    r->views = NULL;
+    for (int v = 0; v < r->n_dyn; v++) si_tensor_release(&r->dyn[v]);
+    si_free(r->dyn);
+    r->dyn = NULL;
+    r->n_dyn = 0;
+    si_free(r->prof_ms);
+    r->prof_ms = NULL;
+    r->plan = NULL;
+}
+
+static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
+    const cpu_slot *s = &p->slots[p->bufs[buf].slot];
+    switch (s->kind) {
+    case SLOT_ARENA: return r->arena + s->off;
+    case SLOT_INPUT: return r->bound[s->index]->data;
+    case SLOT_OUTPUT: return r->outs[s->index]->data;
+    case SLOT_CONST: return (void *)s->cptr;
+    case SLOT_DYN: return r->dyn[s->index].data;
+    }
+    return NULL;
+}
+
+static si_status set_output_shape(si_tensor *o, si_dtype dt, int ndim, const int64_t *dims) {
+    size_t nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
+    if (o->data && o->owned && o->nbytes == nbytes && o->dtype == dt) {
+        o->ndim = ndim;
+        memcpy(o->dims, dims, sizeof(int64_t) * (size_t)ndim);
+        return SI_OK;
+    }
+    si_tensor_release(o);
+    si_status s = si_tensor_init(o, dt, ndim, dims);
+    if (!s) s = si_tensor_alloc(o);
+    return s;
+}
+
+static si_status bind(cpu_req *r, const cpu_plan *p) {
+    unbind(r);
+    dnnl_engine_t eng;
+    si_status s = cpu_engine(&eng);
+    if (s) return s;
+    if (p->arena_size > r->arena_cap) {
+        si_free(r->arena_raw);
+        r->arena = NULL;
+        r->arena_cap = 0;
+        if (!(r->arena_raw = si_malloc(p->arena_size + 64))) return si_err(SI_ERR_NO_MEM, "CPU: out of memory for a %zu-byte arena", p->arena_size);
+        r->arena = (uint8_t *)(((uintptr_t)r->arena_raw + 63) & ~(uintptr_t)63);
+        r->arena_cap = p->arena_size;
+    }
+    if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
+    const si_graph *g = p->g;
+    for (int k = 0; k < g->n_outputs; k++) {
+        const si_value *v = &g->values[g->outputs[k]];
+        if (p->bufs[p->out_buf[k]].dyn || v->const_val) continue;
+        if ((s = set_output_shape(r->outs[k], v->dtype, v->ndim, v->dims))) return s;
+    }
+    r->mems = si_calloc((size_t)p->n_args_total + 1, sizeof(dnnl_memory_t));
+    r->views = si_calloc((size_t)p->n_bufs + 1, sizeof(si_tensor));
+    r->dyn = si_calloc((size_t)g->n_values + 1, sizeof(si_tensor));
+    if (!r->mems || !r->views || !r->dyn) return si_err(SI_ERR_NO_MEM, "CPU: out of memory binding a request");
+    r->n_mems = p->n_args_total;
+    r->n_dyn = g->n_values;
+    if (r->profile && !(r->prof_ms = si_calloc((size_t)p->n_steps + 1, sizeof(double)))) return SI_ERR_NO_MEM;
+    for (int i = 0; i < p->n_bufs; i++) {
+        const cpu_buf *b = &p->bufs[i];
+        if (b->value < 0 || b->dyn) continue;
+        const si_value *v = &g->values[b->value];
+        si_tensor *t = &r->views[i];
+        t->dtype = v->dtype;
+        t->ndim = v->ndim;
+        memcpy(t->dims, v->dims, sizeof t->dims);
+        t->nbytes = cpu_value_nbytes(v);
+        t->owned = false;
+    }
+    for (int i = 0; i < p->n_steps; i++) {
+        const cpu_step *st = &p->steps[i];
+        if (st->kind != STEP_DNNL) continue;
+        int n = st->n_args + (st->scratch_slot >= 0);
+        for (int a = 0; a < n; a++) {
+            const dnnl_memory_desc_t *md = a < st->n_args ? &p->bufs[st->args[a].buf].md : &st->scratch_md;
+            dnnl_memory_t *m = &r->mems[st->arg_base + a];
+            dnnl_status_t ds = dnnl_memory_create(m, md, eng, DNNL_MEMORY_NONE);
+            if (ds != dnnl_success) {
+                *m = NULL;
+                return cpu_dnnl_err(ds, "memory object creation", NULL);
+            }
+            void *ptr = NULL;
+            bool fixed;
+            if (a < st->n_args) {
+                cpu_slot_kind k = p->slots[p->bufs[st->args[a].buf].slot].kind;
+                fixed = k == SLOT_ARENA || k == SLOT_CONST;
+                if (fixed) ptr = buf_ptr(r, p, st->args[a].buf);
+            } else {
+                fixed = true;
+                ptr = r->arena + p->slots[st->scratch_slot].off;
+            }
+            if (fixed && (ds = dnnl_memory_set_data_handle(*m, ptr)) != dnnl_success)
+                return cpu_dnnl_err(ds, "binding memory", NULL);
+        }
+    }
+    r->plan = p;
+    return SI_OK;
+}
+
+// --- executing steps ---------------------------------------------------------------------------------------
+
+static si_status run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
+    const si_graph *g = p->g;
+    const si_node *n = &g->nodes[st->node];
+    const si_tensor *ins[64];
+    si_tensor *outs[64];
+    si_tensor tmp[64];
+    if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "CPU: node '%s' has too many inputs or outputs", n->name);
+    bool all_static = true;
+    for (int k = 0; k < n->n_in; k++) {
+        int b = st->in_buf[k];
+        if (b >= 0) {
+            const cpu_buf *bf = &p->bufs[b];
+            if (bf->dyn) {
+                const cpu_slot *s = &p->slots[bf->slot];
+                ins[k] = s->kind == SLOT_INPUT ? r->bound[s->index] : &r->dyn[bf->value];
+                all_static = false;
+            } else {
+                r->views[b].data = buf_ptr(r, p, b);
+                ins[k] = &r->views[b];
+            }
+        } else {
+            ins[k] = n->in[k] >= 0 ? g->values[n->in[k]].const_val : NULL;
+        }
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        int b = st->out_buf[k];
+        outs[k] = NULL;
+        if (b < 0) continue;
+        const cpu_buf *bf = &p->bufs[b];
+        if (bf->dyn) {
+            si_tensor *t = &r->dyn[bf->value];
+            si_tensor_release(t);
+            memset(t, 0, sizeof *t);
+            outs[k] = t;
+            all_static = false;
+        } else {
+            memset(&tmp[k], 0, sizeof tmp[k]);
+            outs[k] = &tmp[k];
+        }
+    }
+    si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
+    if (!all_static) {
+        si_status s = n->op->infer(&c);
+        if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+        if (s) return s;
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        int b = st->out_buf[k];
+        if (b < 0) continue;
+        const cpu_buf *bf = &p->bufs[b];
+        if (bf->dyn) {
+            si_status s = si_tensor_alloc(outs[k]);
+            if (s) return s;
+            continue;
+        }
+        si_tensor *view = &r->views[b];
+        if (!all_static && (outs[k]->ndim != view->ndim || memcmp(outs[k]->dims, view->dims, sizeof(int64_t) * (size_t)view->ndim)))
+            return si_err(SI_ERR_INTERNAL, "CPU: node '%s' (%s): output %d has a shape other than planned", n->name, n->op_type, k);
+        view->data = buf_ptr(r, p, b);
+        if (view->nbytes) memset(view->data, 0, view->nbytes);
+        outs[k] = view;
+    }
+    return n->op->run(&c);
+}
+
+static si_status run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
+    dnnl_exec_arg_t args[128];
+    int n = 0;
+    if (st->n_args + 1 > (int)SI_ARRAY_LEN(args)) return si_err(SI_ERR_INTERNAL, "CPU: too many primitive arguments");
+    for (int a = 0; a < st->n_args; a++) {
+        dnnl_memory_t m = r->mems[st->arg_base + a];
+        int b = st->args[a].buf;
+        cpu_slot_kind k = p->slots[p->bufs[b].slot].kind;
+        if (k != SLOT_ARENA && k != SLOT_CONST) {
+            dnnl_status_t ds = dnnl_memory_set_data_handle(m, buf_ptr(r, p, b));
+            if (ds != dnnl_success) {
+                cpu_dnnl_err(ds, "binding memory", st->node >= 0 ? p->g->nodes[st->node].name : "?");
+                return SI_ERR_DEVICE;
+            }
+        }
+        args[n].arg = st->args[a].arg;
+        args[n++].memory = m;
+    }
+    if (st->scratch_slot >= 0) {
+        args[n].arg = DNNL_ARG_SCRATCHPAD;
+        args[n++].memory = r->mems[st->arg_base + st->n_args];
+    }
+    dnnl_status_t ds = dnnl_primitive_execute(st->prim, r->stream, n, args);
+    if (ds != dnnl_success) { /* a primitive that ran before and fails now: the device failed */
+        cpu_dnnl_err(ds, "execution", st->node >= 0 ? p->g->nodes[st->node].name : "?");
+        return SI_ERR_DEVICE;
+    }
+    return SI_OK;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static si_status run_plan(cpu_req *r, const cpu_plan *p) {
+    si_status s = SI_OK;
+    for (int i = 0; i < p->n_steps && !s; i++) {
+        if (atomic_load(&r->cancel)) return si_err(SI_ERR_ABORTED, "CPU: inference cancelled");
+        const cpu_step *st = &p->steps[i];
+        double t0 = r->prof_ms ? now_ms() : 0;
+        switch (st->kind) {
+        case STEP_REF: s = run_ref(r, p, st); break;
+        case STEP_DNNL: s = run_dnnl(r, p, st); break;
+        }
+        if (r->prof_ms) r->prof_ms[i] += now_ms() - t0;
+        if (s && st->node >= 0 && s != SI_ERR_ABORTED)
+            si_err_wrap(s, "CPU: step %d (%s, node '%s')", i, st->what, p->g->nodes[st->node].name);
+    }
+    if (!s) {
+        dnnl_status_t ds = dnnl_stream_wait(r->stream);
+        if (ds != dnnl_success) {
+            cpu_dnnl_err(ds, "stream wait", NULL);
+            s = SI_ERR_DEVICE;
+        }
+    }
+    return s;
+}
+
+static si_status copy_outputs(cpu_req *r, const cpu_plan *p) {
+    const si_graph *g = p->g;
+    for (int k = 0; k < g->n_outputs; k++) {
+        if (!p->out_copy[k]) continue;
+        int b = p->out_buf[k];
+        const cpu_buf *bf = &p->bufs[b];
+        const si_value *v = &g->values[g->outputs[k]];
+        const si_tensor *src;
+        if (v->const_val) src = v->const_val;
+        else if (bf->dyn) {
+            const cpu_slot *s = &p->slots[bf->slot];
+            src = s->kind == SLOT_INPUT ? r->bound[s->index] : &r->dyn[bf->value];
+        } else {
+            r->views[b].data = buf_ptr(r, p, b);
+            src = &r->views[b];
+        }
+        si_status s = set_output_shape(r->outs[k], src->dtype, src->ndim, src->dims);
+        if (s) return s;
+        if (src->nbytes) memcpy(r->outs[k]->data, src->data, src->nbytes);
+    }
+    return SI_OK;
+}
+
+// --- plans for the current input shapes ---------------------------------------------------------------------
+
+static bool plan_matches(const cpu_plan *p, si_tensor *const *in, int n) {
+    int o = 0;
+    for (int i = 0; i < n; i++) {
+        if (o >= p->key_len || p->key[o] != in[i]->ndim) return false;
+        o++;
+        for (int d = 0; d < in[i]->ndim; d++)
+            if (p->key[o++] != in[i]->dims[d]) return false;
+    }
+    return true;
+}
+
+static si_status build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan **out) {
+    si_graph *g;
+    si_status s = si_graph_clone(m->g, &g);
+    if (s) return s;
+    for (int i = 0; i < g->n_inputs; i++) {
+        si_value *v = &g->values[g->inputs[i]];
+        v->ndim = in[i]->ndim;
+        memcpy(v->dims, in[i]->dims, sizeof(int64_t) * (size_t)in[i]->ndim);
+    }
+    if ((s = si_graph_infer_shapes(g, FOLD_MAX))) {
+        si_graph_free(g);
+        return s;
+    }
+    int old = cpu_threads_set(m->threads);
+    s = cpu_plan_build(g, m->threads, NULL, out);
+    cpu_threads_set(old);
+    return s;
+}
+
+static si_status plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
+    int n = m->base.n_inputs;
+    if (r->plan && plan_matches(r->plan, r->bound, n)) {
+        *out = r->plan;
+        return SI_OK;
+    }
+    if (m->plan0 && plan_matches(m->plan0, r->bound, n)) {
+        *out = m->plan0;
+        return SI_OK;
+    }
+    pthread_mutex_lock(&m->lock);
+    for (int i = 0; i < m->n_cache; i++)
+        if (plan_matches(m->cache[i], r->bound, n)) {
+            *out = m->cache[i];
+            pthread_mutex_unlock(&m->lock);
+            return SI_OK;
+        }
+    cpu_plan *p;
+    si_status s = build_for_inputs(m, r->bound, &p); /* under the lock: one build per shape */
+    if (!s && m->n_cache < PLAN_CACHE) {
+        m->cache[m->n_cache++] = p;
+        *out = p;
+        pthread_mutex_unlock(&m->lock);
+        return SI_OK;
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (s) return s;
+    unbind(r);
+    cpu_plan_free(r->own_plan);
+    r->own_plan = p;
+    *out = p;
+    return SI_OK;
+}
+
+// --- requests ---------------------------------------------------------------------------------------------
+
+static si_status cpu_set_input(si_ireq *r_, int i, si_tensor *t) {
+    cpu_req *r = (cpu_req *)r_;
+    cpu_model *m = (cpu_model *)r->base.model;
+    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
+    if (t) {
+        si_status s = si_port_check(&m->in_ports[i], t);
+        if (s) return s;
+    }
+    r->bound[i] = t;
+    return SI_OK;
+}
+
+static si_status cpu_get_output(si_ireq *r_, int i, si_tensor **t) {
+    cpu_req *r = (cpu_req *)r_;
+    if (i < 0 || i >= r->base.model->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", i, r->base.model->n_outputs);
+    *t = r->outs[i];
+    return SI_OK;
+}
+
+#ifdef SI_CPU_PROFILE_PRINT
+static void print_profile(const cpu_req *r) {
+    const cpu_plan *p = r->plan;
+    if (!p || !r->prof_ms) return;
+    /* development aid (SI_CPU_PROFILE=1): per step kind totals on stderr */
+    typedef struct { char what[96]; double ms; int n; } agg;
+    agg a[1024];
+    int na = 0;
+    double total = 0;
+    bool each = getenv("SI_CPU_PROFILE")[0] == '2';
+    for (int i = 0; i < p->n_steps; i++) {
+        const cpu_step *st = &p->steps[i];
+        char key[96];
+        if (each) snprintf(key, sizeof key, "%03d %s%.70s", i, st->kind == STEP_REF ? "ref:" : "", st->what);
+        else snprintf(key, sizeof key, "%s%.80s", st->kind == STEP_REF ? "ref:" : "", st->what);
+        int j = 0;
+        while (j < na && strcmp(a[j].what, key)) j++;
+        if (j == na && na < 1024) { snprintf(a[na].what, sizeof a[na].what, "%s", key); a[na].ms = 0; a[na].n = 0; na++; }
+        if (j < na) { a[j].ms += r->prof_ms[i]; a[j].n++; }
+        total += r->prof_ms[i];
+    }
+    for (int i = 0; i < na && !each; i++)
+        for (int j = i + 1; j < na; j++)
+            if (a[j].ms > a[i].ms) { agg t = a[i]; a[i] = a[j]; a[j] = t; }
+    fprintf(stderr, "CPU profile (%d steps, %.2f ms total, arena %.1f MB):\n", p->n_steps, total, p->arena_size / 1e6);
+    for (int i = 0; i < na; i++) fprintf(stderr, "  %8.2f ms %5.1f%% %4d x %s\n", a[i].ms, 100 * a[i].ms / total, a[i].n, a[i].what);
+}
+#endif
+
+/* OpenMP, which Debian's oneDNN runs on, splits each primitive's work statically between the threads and
+ * waits for all of them: when other processes keep a core busy, every primitive waits for the thread that
+ * lost its core, and a model of many small primitives runs several times slower on `threads` threads than
+ * on one (MobileNetV2 on 2 threads with one busy-looping process beside it: 22 ms, against 7 ms on one
+ * thread and 4 ms on an idle machine). So with threads > 1 the request watches its latency: after two
+ * infers in a row over 1.5 times its fastest, it runs the same plan on one thread, and every 8 infers
+ * tries `threads` again, keeping it when that beats the one-thread mean. On an idle machine nothing
+ * changes. This is opt-in (compile property adaptive_threads=on); by default `threads` is exact. */
+static const cpu_plan *pick_variant(cpu_req *r, const cpu_model *m, bool *probe) {
+    *probe = false;
+    if (!r->on_one) return m->plan0;
+    if (++r->since_switch % 8 == 0) {
+        *probe = true;
+        return m->plan0;
+    }
+    return m->plan1;
+}
+
+static void record_variant(cpu_req *r, const cpu_model *m, const cpu_plan *p, bool probe, double ms) {
+    if (p == m->plan1) {
+        r->ema_1 = r->ema_1 > 0 ? 0.7 * r->ema_1 + 0.3 * ms : ms;
+        return;
+    }
+    if (r->min_n <= 0 || ms < r->min_n) r->min_n = ms;
+    if (probe) { /* back to `threads` when it wins again */
+        if (ms < 0.9 * r->ema_1) r->on_one = 0, r->slow_n = 0;
+        return;
+    }
+    r->slow_n = ms > 1.5 * r->min_n ? r->slow_n + 1 : 0;
+    if (r->slow_n >= 2) {
+        r->on_one = 1;
+        r->since_switch = 0;
+        r->ema_1 = 0;
+    }
+}
+
+static si_status cpu_infer(si_ireq *r_) {
+    cpu_req *r = (cpu_req *)r_;
+    cpu_model *m = (cpu_model *)r->base.model;
+    atomic_store(&r->cancel, false);
+    for (int i = 0; i < m->base.n_inputs; i++) {
+        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
+        si_status s = si_port_check(&m->in_ports[i], r->bound[i]); /* its shape may have changed since set */
+        if (s) return s;
+        if (r->bound[i]->nbytes && !r->bound[i]->data) return si_err(SI_ERR_INVALID_ARG, "input '%s' has no data", m->in_ports[i].name);
+    }
+    const cpu_plan *p;
+    si_status s = plan_for(r, m, &p);
+    if (s) return s;
+    bool probe = false;
+    if (m->plan1 && (p == m->plan0 || p == m->plan1)) p = pick_variant(r, m, &probe);
+    if (r->plan != p && (s = bind(r, p))) {
+        unbind(r);
+        return s;
+    }
+    int old = cpu_threads_set(p->threads);
+    double t0 = m->plan1 ? now_ms() : 0;
+    s = run_plan(r, p);
+    if (m->plan1 && !s) record_variant(r, m, p, probe, now_ms() - t0);
+    cpu_threads_set(old);
+    if (!s) s = copy_outputs(r, p);
+    for (int v = 0; v < r->n_dyn; v++) si_tensor_release(&r->dyn[v]);
+    return s;
+}
+
+static void cpu_cancel(si_ireq *r_) { atomic_store(&((cpu_req *)r_)->cancel, true); }
+
+static void cpu_req_free(si_ireq *r_) {
+    cpu_req *r = (cpu_req *)r_;
+    if (!r) return;
+    cpu_model *m = (cpu_model *)r->base.model;
+#ifdef SI_CPU_PROFILE_PRINT
+    if (r->profile) print_profile(r);
+#endif
+    unbind(r);
+    cpu_plan_free(r->own_plan);
+    if (r->outs)
+        for (int k = 0; k < m->base.n_outputs; k++) si_tensor_free(r->outs[k]);
+    if (r->stream) dnnl_stream_destroy(r->stream);
+    si_free(r->arena_raw);
+    si_free(r->bound);
+    si_free(r->outs);
+    si_free(r);
+}
+
+static const si_ireq_i cpu_req_iface = {
+    .set_input = cpu_set_input,
+    .get_output = cpu_get_output,
+    .infer = cpu_infer,
+    .free = cpu_req_free,
+    .cancel = cpu_cancel,
+};
+
+static si_status cpu_create_request(si_cmodel *m_, si_ireq **out) {
+    cpu_model *m = (cpu_model *)m_;
+    *out = NULL;
+    dnnl_engine_t eng;
+    si_status s = cpu_engine(&eng);
+    if (s) return s;
+    cpu_req *r = si_calloc(1, sizeof *r);
+    if (!r) return si_err(SI_ERR_NO_MEM, "CPU: out of memory creating a request");
+    r->base.iface = &cpu_req_iface;
+    r->base.model = m_;
+    atomic_init(&r->cancel, false);
+#ifdef SI_CPU_PROFILE_PRINT
+    r->profile = getenv("SI_CPU_PROFILE") != NULL;
+#endif
+    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
+    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
+    bool ok = r->bound && r->outs;
+    for (int k = 0; ok && k < m->base.n_outputs; k++) {
+        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
+        else r->outs[k]->dtype = m->out_ports[k].dtype;
+    }
+    if (!ok) {
+        cpu_req_free(&r->base);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory creating a request");
+    }
+    dnnl_status_t ds = dnnl_stream_create(&r->stream, eng, dnnl_stream_default_flags);
+    if (ds != dnnl_success) {
+        r->stream = NULL;
+        cpu_req_free(&r->base);
+        return cpu_dnnl_err(ds, "stream creation", NULL);
+    }
+    if (m->plan0 && (s = bind(r, m->plan0))) { /* static shapes: the arena is ready before the first infer */
+        cpu_req_free(&r->base);
+        return s;
+    }
+    *out = &r->base;
+    return SI_OK;
+}
+
+// --- compiled model -----------------------------------------------------------------------------------------
+
+static void cpu_model_free(si_cmodel *m_) {
+    cpu_model *m = (cpu_model *)m_;
+    if (!m) return;
+    cpu_plan_free(m->plan1); /* before plan0, whose packed weights it shares */
+    cpu_plan_free(m->plan0);
+    for (int i = 0; i < m->n_cache; i++) cpu_plan_free(m->cache[i]);
+    pthread_mutex_destroy(&m->lock);
+    si_graph_free(m->g);
+    si_free(m->in_ports);
+    si_free(m->out_ports);
+    si_free(m);
+}
+
+static const si_cmodel_i cpu_model_iface = {.create_request = cpu_create_request, .free = cpu_model_free};
+
+static void port_from_value(si_port *p, const si_value *v) {
+    p->name = v->name;
+    p->dtype = v->dtype;
+    p->ndim = v->ndim;
+    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
+}
+
+static si_status cpu_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
+    (void)d;
+    const si_tensor *ins[64];
+    si_tensor desc[64];
+    if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs", n->name);
+    for (int k = 0; k < n->n_in; k++) {
+        ins[k] = NULL;
+        if (n->in[k] < 0) continue;
+        const si_value *v = &g->values[n->in[k]];
+        if (v->const_val) {
+            ins[k] = v->const_val;
+            continue;
+        }
+        memset(&desc[k], 0, sizeof desc[k]);
+        desc[k].dtype = v->dtype;
+        desc[k].ndim = v->ndim < 0 ? 0 : v->ndim;
+        memcpy(desc[k].dims, v->dims, sizeof desc[k].dims);
+        ins[k] = &desc[k];
+    }
+    /* every op runs: on a oneDNN primitive where the plan finds one, else on the reference kernel */
+    return si_op_supported(n, n->n_in, ins);
+}
+
+static si_status parse_threads(const si_options *opts, int *out) {
+    const char *t = si_options_get(opts, "threads");
+    *out = 1;
+    if (!t) return SI_OK;
+    char *end;
+    errno = 0;
+    long v = strtol(t, &end, 10);
+    if (errno || *end || end == t || v < 1 || v > 1024) return si_err(SI_ERR_INVALID_ARG, "CPU: threads '%s' is not a number in 1..1024", t);
+    *out = (int)v;
+    return SI_OK;
+}
+
+static si_status cpu_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
+    *out = NULL;
+    int threads;
+    si_status s = parse_threads(opts, &threads);
+    if (s) return s;
+    dnnl_engine_t eng;
+    if ((s = cpu_engine(&eng))) return s;
+    cpu_model *m = si_calloc(1, sizeof *m);
+    if (!m) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    m->base.iface = &cpu_model_iface;
+    m->base.device = d->name;
+    m->threads = threads;
+    pthread_mutex_init(&m->lock, NULL);
+    if ((s = si_graph_clone(src, &m->g))) {
+        cpu_model_free(&m->base);
+        return s;
+    }
+    si_graph *g = m->g;
+    for (int i = 0; i < g->n_nodes; i++)
+        if ((s = cpu_supports_op(d, g, &g->nodes[i]))) {
+            si_err_wrap(s, "CPU cannot run node '%s'", g->nodes[i].name);
+            cpu_model_free(&m->base);
+            return s;
+        }
+    m->in_ports = si_calloc((size_t)g->n_inputs + 1, sizeof(si_port));
+    m->out_ports = si_calloc((size_t)g->n_outputs + 1, sizeof(si_port));
+    if (!m->in_ports || !m->out_ports) {
+        cpu_model_free(&m->base);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    }
+    for (int i = 0; i < g->n_inputs; i++) port_from_value(&m->in_ports[i], &g->values[g->inputs[i]]);
+    for (int i = 0; i < g->n_outputs; i++) port_from_value(&m->out_ports[i], &g->values[g->outputs[i]]);
+    m->base.n_inputs = g->n_inputs;
+    m->base.n_outputs = g->n_outputs;
+    m->base.inputs = m->in_ports;
+    m->base.outputs = m->out_ports;
+    bool all_static = true;
+    for (int i = 0; i < g->n_inputs; i++) all_static &= cpu_value_static(&g->values[g->inputs[i]]);
+    if (all_static) {
+        si_graph *pg;
+        if ((s = si_graph_clone(g, &pg))) {
+            cpu_model_free(&m->base);
+            return s;
+        }
+        /* the one-thread variant only when asked for (property adaptive_threads=on): by default `threads`
+         * is exactly the number of threads used */
+        const char *adapt = si_options_get(opts, "adaptive_threads");
+        bool adaptive = adapt && (!strcmp(adapt, "on") || !strcmp(adapt, "1") || !strcmp(adapt, "true"));
+        si_graph *pg1 = NULL;
+        if (threads > 1 && adaptive && (s = si_graph_clone(g, &pg1))) {
+            si_graph_free(pg);
+            cpu_model_free(&m->base);
+            return s;
+        }
+        int old = cpu_threads_set(threads);
+        s = cpu_plan_build(pg, threads, NULL, &m->plan0);
+        if (pg1) {
+            cpu_threads_set(1);
+            if (!s) s = cpu_plan_build(pg1, 1, m->plan0, &m->plan1);
+            else si_graph_free(pg1);
+        }
+        cpu_threads_set(old);
+        if (s) {
+            cpu_model_free(&m->base);
+            return s;
+        }
+        /* every input shape is fixed, so this plan serves every infer: the model's own graph only names
+         * the ports now, and its constants can go */
+        for (int v = 0; v < g->n_values; v++) {
+            si_const_unref(g->values[v].const_val);
+            g->values[v].const_val = NULL;
+        }
+    }
+    *out = &m->base;
+    return SI_OK;
+}
+
+int si_cpu_plan_describe(const si_cmodel *m_, char *buf, size_t n) {
+    const cpu_model *m = (const cpu_model *)m_;
+    if (n) buf[0] = 0;
+    if (!m || m->base.iface != &cpu_model_iface || !m->plan0) return -1;
+    const cpu_plan *p = m->plan0;
+    size_t o = 0;
+    int refs = 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        const cpu_step *st = &p->steps[i];
+        refs += st->kind == STEP_REF;
+        if (o < n) o += (size_t)snprintf(buf + o, n - o, "%s%s%s", i ? ";" : "", st->kind == STEP_REF ? "ref:" : "", st->what);
+    }
+    return refs;
+}
+
+static const si_device_i cpu_iface = {
+    .api_version = SI_DEVICE_API_VERSION,
+    .supports_op = cpu_supports_op,
+    .compile = cpu_compile,
+};
+
+si_device si_device_cpu = {.iface = &cpu_iface, .name = "CPU", .ctx = NULL};

@@ -1,0 +1,257 @@
+/*
+ * cpu.h — internals of the CPU device (safeinfer's fast device), shared by its files:
+ *
+ *   cpu.c        the device vtable, compiled models (a plan per set of input shapes), requests, execution
+ *   cpu_plan.c   the plan builder: buffers and layouts of values, reorders, reference-kernel steps,
+ *                zero-copy views, graph outputs and the arena (intermediate buffers placed by liveness)
+ *   cpu_lower.c  lowering of nodes onto oneDNN primitives
+ *   cpu_chain.c  fusion: nodes after a primitive folded into its weights or appended as post-ops, and
+ *                multi-node activation patterns (GELU with Erf, x*Sigmoid(x), ...)
+ *   cpu_dnnl.c   oneDNN helpers: engine, memory descriptors, status names, OpenMP thread control
+ *
+ * A plan is built once per set of input shapes: every value whose shape is then known gets a buffer in one
+ * layout or more (plain row-major, or the layout a oneDNN convolution chose, e.g. nhwc or nChw16c); each
+ * buffer lives in a slot (arena range, caller's input, request output, constant, or a per-infer tensor for
+ * values whose shape is only known at run time). Steps are oneDNN primitives, reorders between layouts, or
+ * the reference kernels of ops/ for everything without a fast kernel.
+ */
+#ifndef SI_CPU_H
+#define SI_CPU_H
+
+#include "device/device.h"
+#include "ops/ops.h"
+
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+// --- oneDNN helpers (cpu_dnnl.c) --------------------------------------------------------------------------
+
+/* The process-wide CPU engine (created once). SI_ERR_DEVICE when oneDNN cannot create it. */
+si_status cpu_engine(dnnl_engine_t *out);
+/* SI_OK for dnnl_success, else an si_err naming the status and what failed: UNSUPPORTED for
+ * dnnl_unimplemented, NO_MEM for dnnl_out_of_memory, DEVICE otherwise. */
+si_status cpu_dnnl_err(dnnl_status_t st, const char *what, const char *node);
+/* Plain row-major descriptor of a shape (rank 0 becomes {1}). */
+void cpu_md_plain(dnnl_memory_desc_t *md, int ndim, const int64_t *dims);
+/* Same as md_plain with given strides in elements. */
+void cpu_md_strided(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, const int64_t *strides);
+bool cpu_md_is_plain(const dnnl_memory_desc_t *md);
+/* OpenMP thread count of the calling thread: set returns the previous value (0 when OpenMP is not found). */
+int cpu_threads_set(int n);
+int cpu_threads_get(void);
+
+// --- plans ----------------------------------------------------------------------------------------------
+
+typedef enum cpu_slot_kind { SLOT_ARENA, SLOT_INPUT, SLOT_OUTPUT, SLOT_CONST, SLOT_DYN } cpu_slot_kind;
+
+typedef struct cpu_slot {
+    cpu_slot_kind kind;
+    int index;         /* INPUT/OUTPUT: port index; DYN: value id */
+    const void *cptr;  /* CONST: the data (a graph constant, or packed weights owned by the plan) */
+    size_t size;       /* bytes needed (ARENA) */
+    size_t off;        /* ARENA: offset in the request's arena, set by memory planning */
+    int first, last;   /* steps where it is written first / read last */
+} cpu_slot;
+
+typedef struct cpu_buf {
+    int value;         /* the graph value it holds, -1 for internal buffers (packed weights, scratch) */
+    int slot;
+    bool plain;        /* dense row-major in the value's dims */
+    bool dyn;          /* shape known only at run time (DYN slot; md unused) */
+    int next;          /* next buffer of the same value (another layout), -1 at the end */
+    size_t nbytes;     /* bytes the layout takes */
+    dnnl_memory_desc_t md;
+} cpu_buf;
+
+typedef enum cpu_step_kind { STEP_REF, STEP_DNNL } cpu_step_kind;
+
+typedef struct cpu_arg {
+    int arg;           /* DNNL_ARG_* */
+    int buf;
+} cpu_arg;
+
+typedef struct cpu_step {
+    cpu_step_kind kind;
+    int node;          /* the graph node (REF), or the first node of a fused group (for messages) */
+    char what[96];     /* "Conv+BatchNormalization+Relu", "reorder", ... */
+    /* REF: per node input / output the buffer, or -1 (absent, or a constant read from const_val) */
+    int *in_buf, *out_buf;
+    /* DNNL: the primitive and its arguments; arg_base indexes the request's memory objects */
+    dnnl_primitive_t prim;
+    int n_args, arg_base;
+    cpu_arg *args;
+    int scratch_slot;  /* -1 when the primitive needs no scratchpad */
+    dnnl_memory_desc_t scratch_md;
+} cpu_step;
+
+typedef struct cpu_plan {
+    si_graph *g;        /* owned: the graph the plan was built for (shapes specialised) */
+    int threads;
+    int64_t *key;       /* input shapes the plan was built for: per input ndim then dims */
+    int key_len;
+    cpu_slot *slots;
+    int n_slots, cap_slots;
+    cpu_buf *bufs;
+    int n_bufs, cap_bufs;
+    cpu_step *steps;
+    int n_steps, cap_steps;
+    int n_args_total;
+    size_t arena_size;
+    int *out_buf;       /* per graph output: the plain buffer holding it after the steps, or -1 (DYN) */
+    bool *out_copy;     /* per graph output: copy into the output tensor after the steps */
+    int *vbuf_plain;    /* per value: its plain buffer or -1 (REF steps and outputs read these) */
+    void **owned;       /* packed weights and other plan-owned memory (si_free) */
+    int n_owned, cap_owned;
+    struct cpu_packed {  /* weights packed by this plan: another plan of the same graph may share them */
+        int node;
+        dnnl_memory_desc_t md;
+        const void *ptr;
+    } *packed;
+    int n_packed, cap_packed;
+    int n_dnnl, n_ref;  /* step counts, for reports */
+} cpu_plan;
+
+/* The plan builder's state while nodes are lowered in topological order. */
+typedef struct cpu_pb {
+    cpu_plan *p;
+    const si_graph *g;
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;  /* for packing weights at compile time */
+    int *vbuf;             /* per value: first buffer (-1 none) */
+    int *remaining;        /* per value: consumer input slots not lowered yet */
+    int *n_consumers;      /* per value: consumer input slots in total */
+    bool *done;            /* per node: lowered (alone or in a fused group) */
+    bool *const_used;      /* per value: a constant the plan reads at run time (kept in the plan's graph) */
+    int threads;
+    const cpu_plan *donor; /* a plan of the same graph whose packed weights this one reuses, or NULL */
+    bool no_fusion;        /* debugging: lower every node alone */
+    struct {               /* subsampled copies of values (strided 1x1 convolutions), shared */
+        int value, buf;
+        int64_t stride[3];
+    } sub[32];
+    int n_sub;
+} cpu_pb;
+
+/* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
+ * `threads` OpenMP threads. donor (optional): a plan built from the same graph whose packed weights are
+ * reused where the layouts match; it must outlive the new plan. */
+si_status cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out);
+void cpu_plan_free(cpu_plan *p);
+
+/* Builder API used by the lowering code. Functions returning int return a buffer index, or -1 with an
+ * si_err set. */
+bool cpu_value_static(const si_value *v);
+size_t cpu_value_nbytes(const si_value *v);
+int cpu_pb_plain(cpu_pb *b, int value);                                   /* plain buffer, reorders if needed */
+int cpu_pb_in_md(cpu_pb *b, int value, const dnnl_memory_desc_t *md);     /* buffer in layout md */
+int cpu_pb_existing(cpu_pb *b, int value);                                /* any existing buffer (blocked first) */
+int cpu_pb_new_out(cpu_pb *b, int value, const dnnl_memory_desc_t *md);   /* new buffer for a step's output */
+int cpu_pb_new_inplace(cpu_pb *b, int value, const dnnl_memory_desc_t *md, int over); /* shares over's slot */
+bool cpu_pb_can_overwrite(cpu_pb *b, int buf, int consumer_uses);         /* buf's slot is dead after this use */
+int cpu_pb_const_buf(cpu_pb *b, const void *data, const dnnl_memory_desc_t *md); /* data outlives the plan */
+void cpu_pb_keep_const(cpu_pb *b, int value);  /* a step reads this graph constant's data at run time */
+int cpu_pb_view(cpu_pb *b, int value, int over);                          /* value aliases buffer over (plain) */
+int cpu_pb_strided_view(cpu_pb *b, int value, int over, const dnnl_memory_desc_t *md); /* value read through md */
+int cpu_pb_alias(cpu_pb *b, int over, const dnnl_memory_desc_t *md);      /* anonymous view of over's slot */
+int cpu_pb_copy(cpu_pb *b, int buf);                                       /* anonymous copy (same layout) */
+int cpu_pb_internal_md(cpu_pb *b, const dnnl_memory_desc_t *md);          /* scratch arena buffer */
+/* Emit a primitive step: creates the primitive from pd (destroys pd), its scratchpad slot and records the
+ * uses/definitions of its argument buffers. */
+si_status cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
+                           int n_args);
+/* A reorder step from buffer src to buffer dst (their layouts). */
+si_status cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
+/* Constant weights w (layout plain) of node `node` packed into layout want, or the donor plan's copy of
+ * them: a CONST buffer, or -1 with si_err set. */
+int cpu_pb_pack(cpu_pb *b, int node, const float *w, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);
+/* Run a reorder between two memory descriptors right now (packing weights). */
+si_status cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
+                             void *dst);
+void *cpu_pb_own(cpu_pb *b, size_t bytes); /* plan-owned 64-byte aligned memory, NULL with si_err on failure */
+/* Mark node n lowered: its inputs' consumer counts drop. */
+void cpu_pb_consume(cpu_pb *b, int node);
+/* Consumers of value v: count, and the k-th consumer node. */
+int cpu_pb_consumer(const cpu_pb *b, int value, int k);
+bool cpu_value_is_output(const si_graph *g, int v);
+
+// --- fused post-op chains (cpu_chain.c) ----------------------------------------------------------------------
+
+#define CPU_MAX_PO 12
+#define CPU_MAX_CHAIN 48
+
+typedef enum cpu_po_kind { PO_ELTWISE, PO_BINARY, PO_SUM } cpu_po_kind;
+
+typedef struct cpu_po {
+    cpu_po_kind kind;
+    dnnl_alg_kind_t alg;   /* ELTWISE: eltwise alg; BINARY: binary alg */
+    float alpha, beta;
+    int value;             /* BINARY: the other operand; SUM: the residual */
+    int ndim;              /* BINARY: the other operand's dims in the primitive's dst shape */
+    int64_t dims[DNNL_MAX_NDIMS];
+} cpu_po;
+
+/* Nodes after an anchor primitive (Conv, MatMul, Gemm, pooling, eltwise, binary) that become part of it:
+ * per-channel affine ops folded into the weights (BatchNormalization, Add/Sub/Mul/Div by a per-channel
+ * constant) while no post-op precedes them, then oneDNN post-ops: eltwise activations (Relu, Clip, Sigmoid,
+ * the Erf form of GELU, x*Sigmoid(x), ...), binary ops with a broadcast operand, and one residual sum. */
+typedef struct cpu_chain {
+    int anchor;                    /* the anchor node */
+    int vrank;                     /* rank and dims of the anchor's output value */
+    int64_t vdims[SI_MAX_DIMS];
+    int prank;                     /* rank and dims of the primitive's dst (MatMul merges leading dims) */
+    int64_t pdims[DNNL_MAX_NDIMS];
+    int ch_axis;                   /* channel axis in the value's dims (folding), -1: no folding */
+    int64_t n_ch;
+    bool can_sum;
+    bool allow_oscale;             /* scalar Mul/Div become the primitive's output scale (MatMul) */
+    float oscale;
+    float *scale, *shift;          /* folded per-channel affine (NULL until the first fold) */
+    int n_groups;                  /* absorbed groups (one op, or one multi-node pattern) */
+    struct {
+        int node_end, po_end, out;
+        bool fold;
+        char name[24];
+    } grp[CPU_MAX_CHAIN];
+    int nodes[CPU_MAX_CHAIN];
+    int n_nodes;
+    cpu_po po[CPU_MAX_PO];
+    int n_po;
+} cpu_chain;
+
+void cpu_chain_init(cpu_chain *c, const cpu_pb *b, int anchor, int prank, const int64_t *pdims, int ch_axis, bool can_sum);
+void cpu_chain_extend(cpu_pb *b, cpu_chain *c);
+int cpu_chain_out(const cpu_chain *c);              /* the value the chain produces */
+bool cpu_chain_truncate(cpu_chain *c);              /* drop the last post-op group; false when none is left */
+int cpu_chain_sum_value(const cpu_chain *c);        /* residual of the sum post-op, or -1 */
+/* Attribute for the chain: strict fp math, user scratchpad, the post-ops. NULL with si_err on failure. */
+dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale);
+/* Buffers for the binary post-ops' operands appended to args. */
+si_status cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_args);
+/* dst buffer for the chain's result (in place over the residual when there is a sum post-op). */
+int cpu_chain_dst(cpu_pb *b, const cpu_chain *c, const dnnl_memory_desc_t *dst_md);
+void cpu_chain_consume(cpu_pb *b, const cpu_chain *c);
+void cpu_chain_name(const cpu_chain *c, const char *anchor, char *buf, size_t n);
+void cpu_chain_free(cpu_chain *c);
+bool cpu_pd_is_ref(const_dnnl_primitive_desc_t pd);
+/* A unary node as up to two oneDNN eltwise algorithms (HardSigmoid is linear then clip); 0 when it is not. */
+int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], float alpha[2], float beta[2]);
+/* Activation patterns rooted at value v (GELU with Erf, x*Sigmoid(x), x*HardSigmoid(x)): the node count
+ * (0 for none), the algorithm, its alpha, the nodes and the value produced. */
+int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha, int *nodes, int *out);
+
+/* Lower node n (and the nodes it can absorb) onto fast kernels. SI_OK when done (the nodes are marked
+ * done), SI_ERR_UNSUPPORTED (message cleared by the caller) when the node should run on the reference
+ * kernel, another status on failure. */
+si_status cpu_lower_node(cpu_pb *b, int n);
+
+/* Attribute helpers shared by the lowering code. */
+const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);
+bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
+
+/* For tests and reports: the steps of a CPU compiled model's plan for its compile-time shapes, separated by
+ * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
+ * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
+int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
+
+#endif

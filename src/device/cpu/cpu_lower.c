@@ -1,0 +1,1349 @@
+/*
+ * cpu_lower.c — puts nodes on oneDNN primitives (float32, shapes known when planning):
+ *
+ *   Conv (1-3D, groups, depthwise, dilations, auto_pad) and ConvTranspose, with folded BatchNormalization /
+ *   per-channel bias and scale, and post-ops (cpu_chain.c); strided 1x1 convolutions run on a subsampled
+ *   copy shared by the convolutions that read the same value; MatMul and Gemm (constant weights packed
+ *   once; batched products of two activations read Transpose outputs through strides and may write
+ *   straight into the layout of a following Transpose); MaxPool, AveragePool, GlobalAveragePool,
+ *   GlobalMaxPool; BatchNormalization; unary activations; Add/Sub/Mul/Div/Max/Min/Sum with broadcasting;
+ *   Softmax, LogSoftmax; LayerNormalization and its ReduceMean/Sub/Pow/Sqrt/Div form; Concat; LRN;
+ *   Transpose; and Reshape/Flatten/Squeeze/Unsqueeze/Identity/Dropout as zero-copy views.
+ *
+ * Convolutions let oneDNN choose their activation layouts ("any"; on AVX-512 CPUs this oneDNN picks nhwc
+ * for its brgemm kernels): activations then stay in that layout from one convolution, pooling, eltwise or
+ * binary op to the next, and the plan builder reorders only where a node needs plain data. Anything not
+ * taken here returns SI_ERR_UNSUPPORTED and runs on the reference kernel; so does any case oneDNN refuses.
+ */
+#include "device/cpu/cpu.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+
+#define MAX_ARGS 80
+
+static si_status unsupported(void) { return SI_ERR_UNSUPPORTED; }
+
+static bool is_op(const si_node *n, const char *t) { return !n->domain[0] && !strcmp(n->op_type, t); }
+
+static bool out_f32_static(const si_graph *g, const si_node *n) {
+    if (n->n_out < 1 || n->out[0] < 0) return false;
+    for (int k = 1; k < n->n_out; k++)
+        if (n->out[k] >= 0) return false;
+    const si_value *o = &g->values[n->out[0]];
+    return o->dtype == SI_F32 && cpu_value_static(o) && si_shape_count(o->ndim, o->dims) > 0;
+}
+
+static bool in_ok(const si_graph *g, const si_node *n, int k) {
+    return cpu_input_f32_static(g, n, k) && si_shape_count(g->values[n->in[k]].ndim, g->values[n->in[k]].dims) > 0;
+}
+
+/* Create a primitive descriptor for op_desc with the chain's post-ops; drops post-op groups while oneDNN
+ * refuses them or only has its reference implementation for them. */
+static si_status create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname) {
+    for (;;) {
+        dnnl_primitive_attr_t attr = cpu_chain_attr(c, c ? c->oscale : 1.0f);
+        if (!attr) return SI_ERR_NO_MEM;
+        dnnl_status_t st = dnnl_primitive_desc_create(pd, op_desc, attr, b->eng, NULL);
+        dnnl_primitive_attr_destroy(attr);
+        if (st == dnnl_success && (!c || !c->n_po || !cpu_pd_is_ref(*pd))) return SI_OK;
+        if (st == dnnl_success) dnnl_primitive_desc_destroy(*pd);
+        else if (st != dnnl_unimplemented && st != dnnl_invalid_arguments) return cpu_dnnl_err(st, "primitive descriptor", nname);
+        *pd = NULL;
+        if (!c || !cpu_chain_truncate(c)) return SI_ERR_UNSUPPORTED;
+    }
+}
+
+static const dnnl_memory_desc_t *q_md(dnnl_primitive_desc_t pd, dnnl_query_t what) { return dnnl_primitive_desc_query_md(pd, what, 0); }
+
+/* Emit the step of an anchor with its chain; args holds the anchor's own arguments except DST. */
+static si_status finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor) {
+    const dnnl_memory_desc_t *dmd = q_md(pd, dnnl_query_dst_md);
+    dnnl_memory_desc_t dst_md = *dmd;
+    si_status s = cpu_chain_args(b, c, args, &n_args);
+    int dst = s ? -1 : cpu_chain_dst(b, c, &dst_md);
+    if (dst < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return s ? s : SI_ERR_INTERNAL;
+    }
+    args[n_args].arg = DNNL_ARG_DST;
+    args[n_args++].buf = dst;
+    char name[96];
+    cpu_chain_name(c, anchor, name, sizeof name);
+    s = cpu_pb_emit_dnnl(b, c->anchor, name, pd, args, n_args);
+    if (!s) cpu_chain_consume(b, c);
+    return s;
+}
+
+// --- zero-copy views --------------------------------------------------------------------------------------
+
+static bool is_view_op(const si_graph *g, const si_node *n) {
+    const char *t = n->op_type;
+    if (n->domain[0]) return false;
+    if (!strcmp(t, "Reshape") || !strcmp(t, "Flatten") || !strcmp(t, "Squeeze") || !strcmp(t, "Unsqueeze") ||
+        !strcmp(t, "Identity"))
+        return n->n_out == 1;
+    if (!strcmp(t, "Dropout")) { /* inference: output = input, the mask must not be asked for */
+        if (n->n_out > 1 && n->out[1] >= 0) return false;
+        if (n->n_in > 2 && n->in[2] >= 0) {
+            const si_tensor *tm = g->values[n->in[2]].const_val;
+            if (!tm || tm->dtype != SI_BOOL || !tm->data || *(const uint8_t *)tm->data) return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+static si_status lower_view(cpu_pb *b, int n) {
+    const si_node *nd = &b->g->nodes[n];
+    int vi = nd->in[0], vo = nd->out[0];
+    if (vi < 0 || vo < 0) return unsupported();
+    const si_value *in = &b->g->values[vi], *out = &b->g->values[vo];
+    if (in->const_val || !cpu_value_static(in) || !cpu_value_static(out) || in->dtype != out->dtype ||
+        cpu_value_nbytes(in) != cpu_value_nbytes(out))
+        return unsupported();
+    if (b->p->vbuf_plain[vi] >= 0 && b->p->bufs[b->p->vbuf_plain[vi]].dyn) return unsupported();
+    int src = cpu_pb_plain(b, vi);
+    if (src < 0) return SI_ERR_INTERNAL;
+    if (cpu_pb_view(b, vo, src) < 0) return SI_ERR_NO_MEM;
+    cpu_pb_consume(b, n);
+    return SI_OK;
+}
+
+// --- convolution ---------------------------------------------------------------------------------------------
+
+/* Spatial padding per ONNX auto_pad / pads for input dims in[], kernel extents kext[]. */
+static bool spatial_pads(const si_node *n, int sp, const int64_t *in, const int64_t *kext, const int64_t *stride,
+                         int64_t *pl, int64_t *pr) {
+    const char *ap = si_attr_str(n, "auto_pad", "NOTSET");
+    int np;
+    const int64_t *pads = si_attr_ints(n, "pads", &np);
+    for (int i = 0; i < sp; i++) {
+        pl[i] = pr[i] = 0;
+        if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+            int64_t out = (in[i] + stride[i] - 1) / stride[i];
+            int64_t total = (out - 1) * stride[i] + kext[i] - in[i];
+            if (total < 0) total = 0;
+            pl[i] = !strcmp(ap, "SAME_UPPER") ? total / 2 : total - total / 2;
+            pr[i] = total - pl[i];
+        } else if (!strcmp(ap, "NOTSET")) {
+            if (pads && np != 2 * sp) return false;
+            if (pads) {
+                pl[i] = pads[i];
+                pr[i] = pads[i + sp];
+            }
+        } else if (strcmp(ap, "VALID")) {
+            return false;
+        }
+        if (pl[i] < 0 || pr[i] < 0) return false;
+    }
+    return true;
+}
+
+static bool attr_dims(const si_node *n, const char *name, int sp, int64_t dflt, int64_t *out) {
+    int cnt;
+    const int64_t *v = si_attr_ints(n, name, &cnt);
+    for (int i = 0; i < sp; i++) out[i] = dflt;
+    if (!v) return true;
+    if (cnt != sp) return false;
+    for (int i = 0; i < sp; i++) {
+        if (v[i] < 1) return false;
+        out[i] = v[i];
+    }
+    return true;
+}
+
+/* A view of every stride-th pixel of x's current buffer (dims: the subsampled shape), when x has a buffer
+ * without inner blocks and oneDNN accepts the view (it refuses views whose rows overlap in its extent
+ * check, e.g. odd heights). */
+static bool sub_view(cpu_pb *b, int x, const int64_t *stride, const int64_t *dims, int *src_out, dnnl_memory_desc_t *vmd) {
+    int src = b->vbuf[x];
+    if (src < 0 || b->p->bufs[src].dyn) return false;
+    const dnnl_memory_desc_t *md = &b->p->bufs[src].md;
+    if (md->format_kind != dnnl_blocked || md->format_desc.blocking.inner_nblks || md->offset0) return false;
+    dnnl_dims_t d, st;
+    for (int i = 0; i < md->ndims; i++) {
+        d[i] = dims[i];
+        st[i] = md->format_desc.blocking.strides[i] * (i >= 2 ? stride[i - 2] : 1);
+    }
+    if (dnnl_memory_desc_init_by_strides(vmd, md->ndims, d, dnnl_f32, st) != dnnl_success) return false;
+    *src_out = src;
+    return true;
+}
+
+/* Every stride-th pixel of value x, in layout want: a reorder from the strided view (shared by the
+ * convolutions that subsample the same value the same way). */
+static int subsampled(cpu_pb *b, int node, int x, const int64_t *stride, int sp, const dnnl_memory_desc_t *want) {
+    for (int i = 0; i < b->n_sub; i++)
+        if (b->sub[i].value == x && !memcmp(b->sub[i].stride, stride, sizeof(int64_t) * (size_t)sp) &&
+            dnnl_memory_desc_equal(&b->p->bufs[b->sub[i].buf].md, want))
+            return b->sub[i].buf;
+    int src;
+    dnnl_memory_desc_t vmd;
+    int64_t dims[DNNL_MAX_NDIMS];
+    for (int i = 0; i < want->ndims; i++) dims[i] = want->dims[i];
+    if (!sub_view(b, x, stride, dims, &src, &vmd)) {
+        si_err(SI_ERR_INTERNAL, "CPU: subsampled view of '%s' refused", b->g->values[x].name);
+        return -1;
+    }
+    int view = cpu_pb_alias(b, src, &vmd);
+    int dst = view < 0 ? -1 : cpu_pb_internal_md(b, want);
+    if (dst < 0 || cpu_pb_emit_reorder(b, node, view, dst)) return -1;
+    if (b->n_sub < (int)SI_ARRAY_LEN(b->sub)) {
+        b->sub[b->n_sub].value = x;
+        b->sub[b->n_sub].buf = dst;
+        memcpy(b->sub[b->n_sub].stride, stride, sizeof(int64_t) * (size_t)sp);
+        b->n_sub++;
+    }
+    return dst;
+}
+
+static si_status lower_conv(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
+    int r = X->ndim, sp = r - 2;
+    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return unsupported();
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != W->dims[0])) return unsupported();
+    int64_t G = si_attr_int(nd, "group", 1), OC = W->dims[0], ICg = W->dims[1];
+    if (G < 1 || X->dims[1] != ICg * G || OC % G) return unsupported();
+    int64_t stride[3], dil[3], kext[3], pl[3], pr[3];
+    if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+    int nk;
+    const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
+    for (int i = 0; i < sp; i++) {
+        if (ks && (nk != sp || ks[i] != W->dims[2 + i])) return unsupported();
+        kext[i] = (W->dims[2 + i] - 1) * dil[i] + 1;
+    }
+    if (!spatial_pads(nd, sp, X->dims + 2, kext, stride, pl, pr)) return unsupported();
+    for (int i = 0; i < sp; i++) {
+        int64_t num = X->dims[2 + i] + pl[i] + pr[i] - kext[i];
+        if (num < 0 || num / stride[i] + 1 != Y->dims[2 + i]) return unsupported();
+    }
+    if (Y->dims[1] != OC || Y->dims[0] != X->dims[0]) return unsupported();
+    /* a strided 1x1 convolution (ResNet's downsampling) reads every s-th pixel: copy those once (shared by
+     * the convolutions that subsample the same value) and run a unit-stride 1x1 convolution, which oneDNN
+     * runs much closer to peak */
+    bool sub = G == 1 && !b->no_fusion;
+    bool strided = false;
+    for (int i = 0; i < sp; i++) {
+        sub &= W->dims[2 + i] == 1 && pl[i] == 0 && pr[i] == 0;
+        strided |= stride[i] > 1;
+    }
+    sub &= strided;
+    if (sub) { /* the view must exist now: x keeps its current layout when the conv wants the same */
+        int64_t sdims[DNNL_MAX_NDIMS];
+        dnnl_memory_desc_t vmd;
+        int src;
+        for (int i = 0; i < r; i++) sdims[i] = i < 2 ? X->dims[i] : Y->dims[i];
+        sub = sub_view(b, nd->in[0], stride, sdims, &src, &vmd);
+    }
+
+    cpu_chain c;
+    cpu_chain_init(&c, b, n, r, Y->dims, 1, true);
+    cpu_chain_extend(b, &c);
+
+    dnnl_dims_t sd, wd, dd, st, dl, pad_l, pad_r;
+    for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
+    if (sub)
+        for (int i = 0; i < sp; i++) sd[2 + i] = Y->dims[2 + i], stride[i] = 1;
+    int wr = G > 1 ? r + 1 : r;
+    if (G > 1) {
+        wd[0] = G, wd[1] = OC / G;
+        for (int i = 1; i < r; i++) wd[i + 1] = W->dims[i];
+    } else {
+        for (int i = 0; i < r; i++) wd[i] = W->dims[i];
+    }
+    for (int i = 0; i < sp; i++) st[i] = stride[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
+    dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
+    /* "any": oneDNN picks the activation layout its fastest kernel wants (nhwc for its brgemm convolutions
+     * here; forcing nChw16c gets the reference kernel on this oneDNN and CPU) */
+    dnnl_memory_desc_init_by_tag(&smd, r, sd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wmd, wr, wd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    int64_t bdim = OC;
+    cpu_md_plain(&bmd, 1, &bdim);
+    {
+        int64_t wdd[DNNL_MAX_NDIMS];
+        for (int i = 0; i < wr; i++) wdd[i] = wd[i];
+        cpu_md_plain(&wplain, wr, wdd);
+    }
+    dnnl_convolution_desc_t cd;
+    dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, &bmd,
+                                                                  &dmd, st, dl, pad_l, pad_r);
+    if (ds != dnnl_success) {
+        cpu_chain_free(&c);
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "convolution", nd->name);
+    }
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, &c, &cd, &pd, nd->name);
+    if (s) {
+        cpu_chain_free(&c);
+        return s;
+    }
+    /* weights and bias with the folded per-channel affine */
+    int64_t per_oc = si_shape_count(W->ndim, W->dims) / OC;
+    float *w = si_malloc(sizeof(float) * (size_t)(OC * per_oc));
+    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)OC);
+    int in_buf = -1, w_buf = -1, b_buf = -1;
+    if (w && bias) {
+        const float *w0 = W->data, *b0 = B ? B->data : NULL;
+        for (int64_t o = 0; o < OC; o++) {
+            float sc = c.scale ? c.scale[o] : 1.0f, sh = c.shift ? c.shift[o] : 0.0f;
+            for (int64_t k = 0; k < per_oc; k++) w[o * per_oc + k] = w0[o * per_oc + k] * sc;
+            bias[o] = (b0 ? b0[o] : 0.0f) * sc + sh;
+        }
+        int64_t full_stride[3];
+        if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
+        in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md))
+                     : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+        if (in_buf >= 0) w_buf = cpu_pb_pack(b, n, w, &wplain, q_md(pd, dnnl_query_weights_md));
+        if (w_buf >= 0) b_buf = cpu_pb_const_buf(b, bias, &bmd);
+    } else {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+    }
+    si_free(w);
+    if (b_buf < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        cpu_chain_free(&c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
+    s = finish_chain(b, &c, pd, args, 3, G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
+    cpu_chain_free(&c);
+    return s;
+}
+
+/* ConvTranspose (explicit pads, no output_shape) as a oneDNN deconvolution. ONNX weights are
+ * [C, M/group, k...]; oneDNN's are [group, M/group, C/group, k...]: a strided view, packed once. */
+static si_status lower_convtranspose(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
+    int r = X->ndim, sp = r - 2;
+    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return unsupported();
+    const char *ap = si_attr_str(nd, "auto_pad", "NOTSET");
+    if (strcmp(ap, "NOTSET") || si_node_attr(nd, "output_shape")) return unsupported();
+    int64_t G = si_attr_int(nd, "group", 1), C = X->dims[1], OCg = W->dims[1], OC = OCg * G;
+    if (G < 1 || W->dims[0] != C || C % G || Y->dims[1] != OC) return unsupported();
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return unsupported();
+    int64_t stride[3], dil[3], kext[3], pl[3], pr[3], opad[3];
+    if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+    int np;
+    const int64_t *pads = si_attr_ints(nd, "pads", &np), *op = si_attr_ints(nd, "output_padding", &np);
+    if (op && np != sp) return unsupported();
+    if ((pads = si_attr_ints(nd, "pads", &np)) && np != 2 * sp) return unsupported();
+    for (int i = 0; i < sp; i++) {
+        kext[i] = (W->dims[2 + i] - 1) * dil[i] + 1;
+        pl[i] = pads ? pads[i] : 0;
+        opad[i] = op ? op[i] : 0;
+        pr[i] = (pads ? pads[i + sp] : 0) - opad[i]; /* output_padding: extra rows at the end */
+        if (pl[i] < 0 || (pads && pads[i + sp] < 0) || pr[i] < 0) return unsupported();
+        if ((X->dims[2 + i] - 1) * stride[i] + kext[i] - pl[i] - pr[i] != Y->dims[2 + i]) return unsupported();
+    }
+    cpu_chain c;
+    cpu_chain_init(&c, b, n, r, Y->dims, 1, true);
+    cpu_chain_extend(b, &c);
+    dnnl_dims_t sd, wd, dd, st, dl, pad_l, pad_r;
+    int64_t wdims[DNNL_MAX_NDIMS], wstr[DNNL_MAX_NDIMS];
+    int64_t K = si_shape_count(sp, W->dims + 2), Cg = C / G;
+    for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
+    wdims[0] = G, wdims[1] = OCg, wdims[2] = Cg;
+    wstr[0] = Cg * OCg * K, wstr[1] = K, wstr[2] = OCg * K;
+    int64_t ks = 1;
+    for (int i = sp - 1; i >= 0; i--) wdims[3 + i] = W->dims[2 + i], wstr[3 + i] = ks, ks *= W->dims[2 + i];
+    for (int i = 0; i < r + 1; i++) wd[i] = wdims[i];
+    for (int i = 0; i < sp; i++) st[i] = stride[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
+    dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
+    dnnl_memory_desc_init_by_tag(&smd, r, sd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wmd, r + 1, wd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    cpu_md_plain(&bmd, 1, &OC);
+    cpu_md_strided(&wplain, r + 1, wdims, wstr);
+    dnnl_deconvolution_desc_t dcd;
+    dnnl_status_t ds = dnnl_dilated_deconvolution_forward_desc_init(&dcd, dnnl_forward_inference, dnnl_deconvolution_direct, &smd, &wmd, &bmd,
+                                                                    &dmd, st, dl, pad_l, pad_r);
+    if (ds != dnnl_success) {
+        cpu_chain_free(&c);
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "deconvolution", nd->name);
+    }
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, &c, &dcd, &pd, nd->name);
+    if (s) {
+        cpu_chain_free(&c);
+        return s;
+    }
+    float *w = si_malloc(sizeof(float) * (size_t)(C * OCg * K));
+    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)OC);
+    int in_buf = -1, w_buf = -1, b_buf = -1;
+    if (w && bias) {
+        const float *w0 = W->data, *b0 = B ? B->data : NULL;
+        for (int64_t ic = 0; ic < C; ic++)
+            for (int64_t o = 0; o < OCg; o++) {
+                int64_t oc = (ic / Cg) * OCg + o;
+                float sc = c.scale ? c.scale[oc] : 1.0f;
+                for (int64_t k = 0; k < K; k++) w[(ic * OCg + o) * K + k] = w0[(ic * OCg + o) * K + k] * sc;
+            }
+        for (int64_t oc = 0; oc < OC; oc++) bias[oc] = (b0 ? b0[oc] : 0.0f) * (c.scale ? c.scale[oc] : 1.0f) + (c.shift ? c.shift[oc] : 0.0f);
+        in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+        if (in_buf >= 0) w_buf = cpu_pb_pack(b, n, w, &wplain, q_md(pd, dnnl_query_weights_md));
+        if (w_buf >= 0) b_buf = cpu_pb_const_buf(b, bias, &bmd);
+    } else {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+    }
+    si_free(w);
+    if (b_buf < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        cpu_chain_free(&c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
+    s = finish_chain(b, &c, pd, args, 3, "ConvTranspose");
+    cpu_chain_free(&c);
+    return s;
+}
+
+// --- MatMul and Gemm ------------------------------------------------------------------------------------------
+
+/* Shared tail: src md (plain or strided), constant weights (w: [K,N] via its plain md wplain, packed to the
+ * layout matmul wants) or an activation (w_value with md wact), bias [1,N] or NULL. */
+static si_status matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, const dnnl_memory_desc_t *smd,
+                               const float *w, const dnnl_memory_desc_t *wplain, int w_value, const dnnl_memory_desc_t *wact,
+                               const float *bias, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dmd) {
+    const si_node *nd = &b->g->nodes[n];
+    dnnl_memory_desc_t wany, wip, bip;
+    if (w) dnnl_memory_desc_init_by_tag(&wany, wplain->ndims, wplain->dims, dnnl_f32, dnnl_format_tag_any);
+    /* a few rows times constant weights (a classifier head): inner product (as fast as matmul here) */
+    bool ip = w && cpu_md_is_plain(smd) && smd->ndims == 2 && smd->dims[0] <= 4;
+    dnnl_status_t ds;
+    union {
+        dnnl_matmul_desc_t mm;
+        dnnl_inner_product_desc_t ipd;
+    } od;
+    if (ip) {
+        int64_t K = wplain->dims[0], N = wplain->dims[1], wd[2] = {N, K}, ws[2] = {1, N};
+        dnnl_dims_t wdd = {N, K};
+        cpu_md_strided(&wip, 2, wd, ws);
+        dnnl_memory_desc_init_by_tag(&wany, 2, wdd, dnnl_f32, dnnl_format_tag_any);
+        cpu_md_plain(&bip, 1, &N);
+        ds = dnnl_inner_product_forward_desc_init(&od.ipd, dnnl_forward_inference, smd, &wany, bias ? &bip : NULL, dmd);
+        wplain = &wip;
+        if (bias) bmd = &bip;
+    } else {
+        ds = dnnl_matmul_desc_init(&od.mm, smd, w ? &wany : wact, bias ? bmd : NULL, dmd);
+    }
+    if (ds != dnnl_success)
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "matmul", nd->name);
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, c, &od, &pd, nd->name);
+    if (s) return s;
+    /* a strided src (Gemm's transA) is a view of the plain buffer, not a reorder */
+    int sb = cpu_md_is_plain(smd) ? cpu_pb_in_md(b, src_value, smd) : -1;
+    if (!cpu_md_is_plain(smd)) {
+        int pb = cpu_pb_plain(b, src_value);
+        sb = pb < 0 ? -1 : cpu_pb_alias(b, pb, smd);
+    }
+    int wb = sb < 0 ? -1 : w ? cpu_pb_pack(b, n, w, wplain, q_md(pd, dnnl_query_weights_md)) : cpu_pb_in_md(b, w_value, wact);
+    int bb = -1;
+    if (wb >= 0 && bias) {
+        float *bc = cpu_pb_own(b, dnnl_memory_desc_get_size(bmd));
+        if (bc) {
+            memcpy(bc, bias, dnnl_memory_desc_get_size(bmd));
+            bb = cpu_pb_const_buf(b, bc, bmd);
+        }
+    }
+    if (wb < 0 || (bias && bb < 0)) {
+        dnnl_primitive_desc_destroy(pd);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, sb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_BIAS, bb}};
+    return finish_chain(b, c, pd, args, bias ? 3 : 2, nd->op_type);
+}
+
+/* The strided view of v (a Transpose folded into its consumers), or -1. */
+static int strided_buf(cpu_pb *b, int v, const dnnl_memory_desc_t *plain) {
+    for (int i = b->vbuf[v]; i >= 0; i = b->p->bufs[i].next) {
+        const dnnl_memory_desc_t *md = &b->p->bufs[i].md;
+        if (b->p->bufs[i].plain || b->p->bufs[i].dyn || md->format_kind != dnnl_blocked || md->format_desc.blocking.inner_nblks) continue;
+        if (md->ndims == plain->ndims && !memcmp(md->dims, plain->dims, sizeof(dnnl_dim_t) * (size_t)md->ndims)) return i;
+    }
+    return -1;
+}
+
+/* MatMul of two activations of the same rank reading Transpose outputs through their strides, and writing
+ * straight into the layout of a Transpose that follows (attention: Q K^T and P V, then back to [B,S,H,D]).
+ * SI_ERR_UNSUPPORTED when there is nothing to fold or oneDNN has no fast kernel for the strides. */
+static si_status matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0, const dnnl_memory_desc_t *wmd0,
+                                const dnnl_memory_desc_t *dmd0) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    int sa = strided_buf(b, nd->in[0], smd0), sw = strided_buf(b, nd->in[1], wmd0);
+    int y = nd->out[0], tn = -1;
+    int64_t perm[DNNL_MAX_NDIMS];
+    int r = dmd0->ndims;
+    if (b->n_consumers[y] == 1 && !cpu_value_is_output(g, y)) {
+        int cn = cpu_pb_consumer(b, y, 0);
+        const si_node *t = &g->nodes[cn];
+        int np;
+        const int64_t *pp = is_op(t, "Transpose") ? si_attr_ints(t, "perm", &np) : NULL;
+        if (pp && np == r && t->out[0] >= 0 && cpu_value_static(&g->values[t->out[0]])) {
+            tn = cn;
+            for (int i = 0; i < r; i++) perm[i] = pp[i];
+        }
+    }
+    if (sa < 0 && sw < 0 && tn < 0) return unsupported();
+    dnnl_memory_desc_t smd = sa >= 0 ? b->p->bufs[sa].md : *smd0, wmd = sw >= 0 ? b->p->bufs[sw].md : *wmd0, dmd = *dmd0;
+    int64_t ys[DNNL_MAX_NDIMS], dims[DNNL_MAX_NDIMS];
+    if (tn >= 0) { /* dst element i of Y lands where the Transpose puts it: stride of T's dim j with perm[j] == i */
+        const si_value *T = &g->values[g->nodes[tn].out[0]];
+        int64_t ts[DNNL_MAX_NDIMS], s = 1;
+        for (int j = r - 1; j >= 0; j--) ts[j] = s, s *= T->dims[j];
+        for (int j = 0; j < r; j++) {
+            if (perm[j] < 0 || perm[j] >= r) return unsupported();
+            ys[perm[j]] = ts[j];
+        }
+        for (int i = 0; i < r; i++) dims[i] = dmd0->dims[i];
+        cpu_md_strided(&dmd, r, dims, ys);
+    }
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
+    /* without a Transpose after it, the product keeps its post-op chain (scale, mask, ...) */
+    cpu_chain c;
+    int64_t cd[DNNL_MAX_NDIMS];
+    for (int i = 0; i < r; i++) cd[i] = dmd0->dims[i];
+    cpu_chain_init(&c, b, n, r, cd, -1, false);
+    c.allow_oscale = true;
+    if (tn < 0) cpu_chain_extend(b, &c);
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, &c, &md, &pd, nd->name);
+    if (!s && cpu_pd_is_ref(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        s = SI_ERR_UNSUPPORTED;
+    }
+    if (s) {
+        cpu_chain_free(&c);
+        return s;
+    }
+    int ab = sa >= 0 ? sa : cpu_pb_in_md(b, nd->in[0], &smd);
+    int wb = ab < 0 ? -1 : sw >= 0 ? sw : cpu_pb_in_md(b, nd->in[1], &wmd);
+    if (wb >= 0 && tn < 0) {
+        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_WEIGHTS, wb}};
+        s = finish_chain(b, &c, pd, args, 2, "MatMul(strided)");
+        cpu_chain_free(&c);
+        return s;
+    }
+    cpu_chain_free(&c);
+    int db = -1;
+    if (wb >= 0) {
+        if (tn >= 0) {
+            const si_value *T = &g->values[g->nodes[tn].out[0]];
+            dnnl_memory_desc_t tmd;
+            cpu_md_plain(&tmd, T->ndim, T->dims);
+            int tb = cpu_pb_new_out(b, g->nodes[tn].out[0], &tmd);
+            db = tb < 0 ? -1 : cpu_pb_alias(b, tb, &dmd);
+        } else {
+            db = cpu_pb_new_out(b, y, &dmd);
+        }
+    }
+    if (db < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_ERR_INTERNAL;
+    }
+    cpu_arg args[3] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_DST, db}};
+    s = cpu_pb_emit_dnnl(b, n, "MatMul+Transpose", pd, args, 3);
+    if (!s) {
+        cpu_pb_consume(b, n);
+        if (tn >= 0) cpu_pb_consume(b, tn);
+    }
+    return s;
+}
+
+static si_status lower_matmul(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in != 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]], *Y = &g->values[nd->out[0]];
+    const si_tensor *Bc = Bv->const_val;
+    si_status s;
+    if (Bc && Bc->ndim == 2 && A->ndim >= 2 && Bc->data) {
+        /* activations [..., K] x constant [K, N]: one GEMM over all leading rows, weights packed once */
+        int64_t K = Bc->dims[0], N = Bc->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
+        if (A->dims[A->ndim - 1] != K || N < 1) return unsupported();
+        int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N}, bd[2] = {1, N};
+        dnnl_memory_desc_t smd, wplain, dmd, bmd;
+        cpu_md_plain(&smd, 2, sd);
+        cpu_md_plain(&wplain, 2, wd);
+        cpu_md_plain(&dmd, 2, dd);
+        cpu_md_plain(&bmd, 2, bd);
+        cpu_chain c;
+        cpu_chain_init(&c, b, n, 2, dd, Y->ndim - 1, true);
+        cpu_chain_extend(b, &c);
+        float *w = si_malloc(sizeof(float) * (size_t)(K * N));
+        float *bias = c.shift ? si_malloc(sizeof(float) * (size_t)N) : NULL;
+        if (!w || (c.shift && !bias)) {
+            si_free(w);
+            si_free(bias);
+            cpu_chain_free(&c);
+            return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+        }
+        const float *w0 = Bc->data;
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++) w[k * N + j] = w0[k * N + j] * (c.scale ? c.scale[j] : 1.0f);
+        for (int64_t j = 0; bias && j < N; j++) bias[j] = c.shift[j];
+        s = matmul_common(b, n, &c, nd->in[0], &smd, w, &wplain, -1, NULL, bias, &bmd, &dmd);
+        si_free(w);
+        si_free(bias);
+        cpu_chain_free(&c);
+        return s;
+    }
+    /* batched product of two activations (or a constant of another rank), with numpy broadcasting */
+    int ra = A->ndim, rb = Bv->ndim;
+    int64_t a[DNNL_MAX_NDIMS], w[DNNL_MAX_NDIMS], d[DNNL_MAX_NDIMS];
+    int64_t a2[2], b2[2];
+    if (ra == 1) a2[0] = 1, a2[1] = A->dims[0];
+    if (rb == 1) b2[0] = Bv->dims[0], b2[1] = 1;
+    const int64_t *ad = ra == 1 ? a2 : A->dims, *bdm = rb == 1 ? b2 : Bv->dims;
+    int ran = ra == 1 ? 2 : ra, rbn = rb == 1 ? 2 : rb;
+    int rr = SI_MAX(ran, rbn);
+    if (rr > DNNL_MAX_NDIMS) return unsupported();
+    for (int i = 0; i < rr; i++) {
+        int ia = i - (rr - ran), ib = i - (rr - rbn);
+        a[i] = ia < 0 ? 1 : ad[ia];
+        w[i] = ib < 0 ? 1 : bdm[ib];
+    }
+    if (a[rr - 1] != w[rr - 2]) return unsupported();
+    for (int i = 0; i < rr - 2; i++) {
+        if (a[i] != w[i] && a[i] != 1 && w[i] != 1) return unsupported();
+        d[i] = SI_MAX(a[i], w[i]);
+    }
+    d[rr - 2] = a[rr - 2];
+    d[rr - 1] = w[rr - 1];
+    if (si_shape_count(rr, d) != si_shape_count(Y->ndim, Y->dims)) return unsupported();
+    dnnl_memory_desc_t smd, wmd, dmd;
+    cpu_md_plain(&smd, rr, a);
+    cpu_md_plain(&wmd, rr, w);
+    cpu_md_plain(&dmd, rr, d);
+    if (rr == ran && rr == rbn && rr == Y->ndim && !b->no_fusion) {
+        s = matmul_strided(b, n, &smd, &wmd, &dmd);
+        if (s != SI_ERR_UNSUPPORTED) return s;
+    }
+    cpu_chain c;
+    cpu_chain_init(&c, b, n, rr, d, -1, rr == Y->ndim);
+    c.allow_oscale = true;
+    if (rr != Y->ndim) c.can_sum = false;
+    cpu_chain_extend(b, &c);
+    s = matmul_common(b, n, &c, nd->in[0], &smd, NULL, NULL, nd->in[1], &wmd, NULL, NULL, &dmd);
+    cpu_chain_free(&c);
+    return s;
+}
+
+static si_status lower_gemm(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]];
+    const si_tensor *Bc = Bv->const_val, *C = cpu_const_input(g, nd, 2);
+    if (A->ndim != 2 || Bv->ndim != 2 || !Bc || !Bc->data) return unsupported();
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!C || C->dtype != SI_F32 || !C->data)) return unsupported();
+    float alpha = si_attr_float(nd, "alpha", 1.0f), beta = si_attr_float(nd, "beta", 1.0f);
+    bool ta = si_attr_int(nd, "transA", 0) != 0, tb = si_attr_int(nd, "transB", 0) != 0;
+    int64_t M = ta ? A->dims[1] : A->dims[0], K = ta ? A->dims[0] : A->dims[1];
+    int64_t Kb = tb ? Bc->dims[1] : Bc->dims[0], N = tb ? Bc->dims[0] : Bc->dims[1];
+    if (K != Kb) return unsupported();
+    /* C must broadcast to [M, N] along N only (or be a scalar): it becomes the bias row */
+    if (C) {
+        int64_t cnt = si_shape_count(C->ndim, C->dims);
+        if (C->ndim > 2 || !(cnt == 1 || (cnt == N && C->dims[C->ndim - 1] == N))) return unsupported();
+    }
+    int64_t sd[2] = {M, K}, sst[2] = {ta ? 1 : K, ta ? M : 1}, wd[2] = {K, N}, dd[2] = {M, N}, bd[2] = {1, N};
+    dnnl_memory_desc_t smd, wplain, dmd, bmd;
+    cpu_md_strided(&smd, 2, sd, sst);
+    cpu_md_plain(&wplain, 2, wd);
+    cpu_md_plain(&dmd, 2, dd);
+    cpu_md_plain(&bmd, 2, bd);
+    cpu_chain c;
+    cpu_chain_init(&c, b, n, 2, dd, 1, true);
+    cpu_chain_extend(b, &c);
+    float *w = si_malloc(sizeof(float) * (size_t)(K * N));
+    bool has_bias = C || c.shift;
+    float *bias = has_bias ? si_malloc(sizeof(float) * (size_t)N) : NULL;
+    if (!w || (has_bias && !bias)) {
+        si_free(w);
+        si_free(bias);
+        cpu_chain_free(&c);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+    }
+    const float *b0 = Bc->data;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++)
+            w[k * N + j] = (tb ? b0[j * K + k] : b0[k * N + j]) * alpha * (c.scale ? c.scale[j] : 1.0f);
+    if (bias) {
+        int64_t cnt = C ? si_shape_count(C->ndim, C->dims) : 0;
+        for (int64_t j = 0; j < N; j++) {
+            float cv = C ? beta * ((const float *)C->data)[cnt == 1 ? 0 : j] : 0.0f;
+            bias[j] = cv * (c.scale ? c.scale[j] : 1.0f) + (c.shift ? c.shift[j] : 0.0f);
+        }
+    }
+    si_status s = matmul_common(b, n, &c, nd->in[0], &smd, w, &wplain, -1, NULL, bias, &bmd, &dmd);
+    si_free(w);
+    si_free(bias);
+    cpu_chain_free(&c);
+    return s;
+}
+
+// --- pooling --------------------------------------------------------------------------------------------------
+
+static si_status lower_pool(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 1 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    int r = X->ndim, sp = r - 2;
+    if (r < 3 || r > 5 || Y->ndim != r) return unsupported();
+    bool global = !strncmp(nd->op_type, "Global", 6);
+    bool is_max = strstr(nd->op_type, "Max") != NULL;
+    int64_t kern[3], stride[3], dil[3], kext[3], pl[3], pr[3];
+    dnnl_alg_kind_t alg = dnnl_pooling_max;
+    if (global) {
+        for (int i = 0; i < sp; i++) kern[i] = X->dims[2 + i], stride[i] = 1, dil[i] = 1, pl[i] = pr[i] = 0, kext[i] = kern[i];
+        if (!is_max) alg = dnnl_pooling_avg_exclude_padding;
+    } else {
+        int nk;
+        const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
+        if (!ks || nk != sp) return unsupported();
+        if (is_max && ((nd->n_out > 1 && nd->out[1] >= 0) || si_attr_int(nd, "storage_order", 0))) return unsupported();
+        if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+        for (int i = 0; i < sp; i++) {
+            if (ks[i] < 1) return unsupported();
+            kern[i] = ks[i];
+            kext[i] = (ks[i] - 1) * dil[i] + 1;
+        }
+        if (!spatial_pads(nd, sp, X->dims + 2, kext, stride, pl, pr)) return unsupported();
+        bool include_pad = !is_max && si_attr_int(nd, "count_include_pad", 0);
+        if (!is_max) alg = include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
+        for (int i = 0; i < sp; i++) {
+            int64_t num = X->dims[2 + i] + pl[i] + pr[i] - kext[i];
+            if (num >= 0 && num / stride[i] + 1 == Y->dims[2 + i]) continue;
+            /* ceil_mode: a last window that only partly covers the input; extra right padding, which
+             * max pooling ignores and exclude-padding averaging does not count */
+            int64_t pr2 = (Y->dims[2 + i] - 1) * stride[i] + kext[i] - X->dims[2 + i] - pl[i];
+            if (pr2 < pr[i] || include_pad) return unsupported();
+            if ((Y->dims[2 + i] - 1) * stride[i] >= X->dims[2 + i] + pl[i]) return unsupported(); /* window fully in padding */
+            pr[i] = pr2;
+        }
+    }
+    dnnl_dims_t dd, st, kk, dl, pad_l, pad_r;
+    for (int i = 0; i < r; i++) dd[i] = Y->dims[i];
+    for (int i = 0; i < sp; i++) st[i] = stride[i], kk[i] = kern[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
+    int src = cpu_pb_existing(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    dnnl_memory_desc_t smd = b->p->bufs[src].md, dmd;
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_pooling_v2_desc_t pdsc;
+    dnnl_status_t ds = dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg, &smd, &dmd, st, kk, dl, pad_l, pad_r);
+    if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "pooling", nd->name);
+    cpu_chain c;
+    cpu_chain_init(&c, b, n, r, Y->dims, -1, false);
+    cpu_chain_extend(b, &c);
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, &c, &pdsc, &pd, nd->name);
+    if (!s) {
+        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
+        s = finish_chain(b, &c, pd, args, 1, nd->op_type);
+    }
+    cpu_chain_free(&c);
+    return s;
+}
+
+// --- elementwise ------------------------------------------------------------------------------------------------
+
+static si_status eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t alg, float alpha, float beta, const int *extra, int n_extra,
+                              int out_value, const char *name, dnnl_alg_kind_t alg2, float alpha2, float beta2) {
+    int src = cpu_pb_existing(b, in_value);
+    if (src < 0) return SI_ERR_INTERNAL;
+    if (b->p->bufs[src].dyn) return unsupported();
+    dnnl_memory_desc_t md = b->p->bufs[src].md;
+    dnnl_eltwise_desc_t ed;
+    dnnl_status_t ds = dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, &md, alpha, beta);
+    if (ds != dnnl_success) return unsupported();
+    cpu_chain c;
+    int64_t dims[DNNL_MAX_NDIMS];
+    for (int i = 0; i < md.ndims; i++) dims[i] = md.dims[i];
+    cpu_chain_init(&c, b, n, md.ndims, dims, -1, false);
+    c.vrank = b->g->values[in_value].ndim; /* chains check shapes against the op's (unchanged) shape */
+    memcpy(c.vdims, b->g->values[in_value].dims, sizeof c.vdims);
+    /* the multi-node pattern or the second half of HardSigmoid: a first group that is never dropped */
+    if (n_extra || alg2 != dnnl_alg_kind_undef) {
+        if (alg2 != dnnl_alg_kind_undef) {
+            c.po[0].kind = PO_ELTWISE;
+            c.po[0].alg = alg2;
+            c.po[0].alpha = alpha2;
+            c.po[0].beta = beta2;
+            c.n_po = 1;
+        }
+        for (int i = 0; i < n_extra; i++) c.nodes[c.n_nodes++] = extra[i];
+        c.grp[0].node_end = c.n_nodes;
+        c.grp[0].po_end = c.n_po;
+        c.grp[0].out = out_value;
+        c.grp[0].fold = true;
+        snprintf(c.grp[0].name, sizeof c.grp[0].name, "%s", name);
+        c.n_groups = 1;
+    }
+    cpu_chain_extend(b, &c);
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, &c, &ed, &pd, b->g->nodes[n].name);
+    if (!s) {
+        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
+        s = finish_chain(b, &c, pd, args, 1, n_extra ? "Eltwise" : b->g->nodes[n].op_type);
+    }
+    cpu_chain_free(&c);
+    return s;
+}
+
+static si_status lower_eltwise(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (!in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    dnnl_alg_kind_t alg[2];
+    float al[2], be[2];
+    int ne = cpu_eltwise_of(g, nd, alg, al, be);
+    if (!ne) return unsupported();
+    si_status s = eltwise_step(b, n, nd->in[0], alg[0], al[0], be[0], NULL, 0, nd->out[0], nd->op_type,
+                               ne > 1 ? alg[1] : dnnl_alg_kind_undef, al[1], be[1]);
+    if (s != SI_ERR_UNSUPPORTED || ne < 2) return s;
+    /* the eltwise primitive takes no eltwise post-op here: two primitives through an anonymous buffer */
+    int src = cpu_pb_existing(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    dnnl_memory_desc_t md = b->p->bufs[src].md;
+    int mid = cpu_pb_internal_md(b, &md);
+    if (mid < 0) return SI_ERR_NO_MEM;
+    for (int i = 0; i < 2; i++) {
+        dnnl_eltwise_desc_t ed;
+        dnnl_primitive_desc_t pd;
+        if (dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg[i], &md, al[i], be[i]) != dnnl_success) return unsupported();
+        if ((s = create_pd(b, NULL, &ed, &pd, nd->name))) return s;
+        int dst = i == 0 ? mid : cpu_pb_new_out(b, nd->out[0], &md);
+        if (dst < 0) {
+            dnnl_primitive_desc_destroy(pd);
+            return SI_ERR_NO_MEM;
+        }
+        cpu_arg args[2] = {{DNNL_ARG_SRC, i == 0 ? src : mid}, {DNNL_ARG_DST, dst}};
+        if ((s = cpu_pb_emit_dnnl(b, n, nd->op_type, pd, args, 2))) return s;
+    }
+    cpu_pb_consume(b, n);
+    return SI_OK;
+}
+
+/* An activation pattern (GELU, x*Sigmoid(x), ...) on a value whose producer did not absorb it. */
+static si_status lower_pattern(cpu_pb *b, int n, bool *done) {
+    const si_node *nd = &b->g->nodes[n];
+    *done = false;
+    for (int k = 0; k < nd->n_in; k++) {
+        int v = nd->in[k];
+        if (v < 0 || b->g->values[v].const_val || !cpu_value_static(&b->g->values[v])) continue;
+        int nodes[8], out;
+        dnnl_alg_kind_t alg;
+        float alpha;
+        int np = cpu_pattern_match(b, v, &alg, &alpha, nodes, &out);
+        if (!np) continue;
+        bool mine = false;
+        for (int i = 0; i < np; i++) mine |= nodes[i] == n;
+        if (!mine) continue;
+        /* the first pattern node is the step's node; the others ride along */
+        int extra[8], ne = 0;
+        for (int i = 0; i < np; i++)
+            if (nodes[i] != n) extra[ne++] = nodes[i];
+        const char *name = alg == dnnl_eltwise_gelu_erf ? "Gelu" : alg == dnnl_eltwise_swish ? "Swish" : "HardSwish";
+        si_status s = eltwise_step(b, n, v, alg, alpha, 0, extra, ne, out, name, dnnl_alg_kind_undef, 0, 0);
+        if (s == SI_OK) *done = true;
+        return s == SI_ERR_UNSUPPORTED ? SI_OK : s;
+    }
+    return SI_OK;
+}
+
+static si_status lower_binary(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in != 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
+    const char *t = nd->op_type;
+    dnnl_alg_kind_t alg = !strcmp(t, "Add") || !strcmp(t, "Sum") ? dnnl_binary_add : !strcmp(t, "Sub") ? dnnl_binary_sub : !strcmp(t, "Mul") ? dnnl_binary_mul
+                        : !strcmp(t, "Div") ? dnnl_binary_div : !strcmp(t, "Max") ? dnnl_binary_max : dnnl_binary_min;
+    bool commutative = alg != dnnl_binary_sub && alg != dnnl_binary_div;
+    const si_value *Y = &g->values[nd->out[0]];
+    int va = nd->in[0], vb = nd->in[1];
+    const si_value *A = &g->values[va], *B = &g->values[vb];
+    bool a_full = A->ndim == Y->ndim && !memcmp(A->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
+    bool b_full = B->ndim == Y->ndim && !memcmp(B->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
+    if (!a_full || (A->const_val && !B->const_val && b_full && commutative)) {
+        if (!commutative || !b_full) return unsupported();
+        int tv = va;
+        va = vb, vb = tv;
+        A = &g->values[va], B = &g->values[vb];
+        b_full = B->ndim == Y->ndim && !memcmp(B->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
+    }
+    if (A->const_val) return unsupported(); /* folded at compile time unless both are big constants */
+    int64_t bd[DNNL_MAX_NDIMS];
+    int r = Y->ndim < 1 ? 1 : Y->ndim;
+    for (int i = 0; i < r; i++) {
+        int j = i - (Y->ndim - B->ndim);
+        bd[i] = (Y->ndim == 0 || j < 0) ? 1 : B->dims[j];
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int sa = pass ? cpu_pb_plain(b, va) : cpu_pb_existing(b, va);
+        if (sa < 0) return SI_ERR_INTERNAL;
+        if (b->p->bufs[sa].dyn) return unsupported();
+        dnnl_memory_desc_t amd = b->p->bufs[sa].md, bmd;
+        bool blocked = !cpu_md_is_plain(&amd);
+        if (blocked && pass) continue;
+        if (b_full) bmd = amd;
+        else cpu_md_plain(&bmd, r, bd);
+        dnnl_binary_desc_t bdsc;
+        dnnl_status_t ds = dnnl_binary_desc_init(&bdsc, alg, &amd, &bmd, &amd);
+        if (ds != dnnl_success) {
+            if (blocked) continue;
+            return unsupported();
+        }
+        cpu_chain c;
+        int64_t pdims[DNNL_MAX_NDIMS];
+        for (int i = 0; i < amd.ndims; i++) pdims[i] = amd.dims[i];
+        cpu_chain_init(&c, b, n, amd.ndims, pdims, -1, false);
+        cpu_chain_extend(b, &c);
+        dnnl_primitive_desc_t pd;
+        si_status s = create_pd(b, &c, &bdsc, &pd, nd->name);
+        if (s == SI_ERR_UNSUPPORTED && blocked) {
+            cpu_chain_free(&c);
+            continue;
+        }
+        if (!s) {
+            int sb = cpu_pb_in_md(b, vb, &bmd);
+            if (sb < 0) {
+                dnnl_primitive_desc_destroy(pd);
+                cpu_chain_free(&c);
+                return SI_ERR_INTERNAL;
+            }
+            cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC_0, sa}, {DNNL_ARG_SRC_1, sb}};
+            s = finish_chain(b, &c, pd, args, 2, nd->op_type);
+        }
+        cpu_chain_free(&c);
+        return s;
+    }
+    return unsupported();
+}
+
+// --- normalisation, softmax -------------------------------------------------------------------------------------
+
+static bool const_f32_count(const si_tensor *t, int64_t n) {
+    return t && t->dtype == SI_F32 && t->data && si_shape_count(t->ndim, t->dims) == n;
+}
+
+static si_status lower_batchnorm(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 5 || !in_ok(g, nd, 0) || !out_f32_static(g, nd) || si_attr_int(nd, "training_mode", 0)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]];
+    if (X->ndim < 2 || X->ndim > 5) return unsupported();
+    int64_t C = X->dims[1];
+    const si_tensor *ts[4];
+    for (int i = 0; i < 4; i++)
+        if (!const_f32_count(ts[i] = cpu_const_input(g, nd, 1 + i), C)) return unsupported();
+    int src = cpu_pb_existing(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    dnnl_memory_desc_t md = b->p->bufs[src].md, cmd;
+    cpu_md_plain(&cmd, 1, &C);
+    dnnl_batch_normalization_desc_t bd;
+    dnnl_status_t ds = dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference, &md, si_attr_float(nd, "epsilon", 1e-5f),
+                                                                  dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift);
+    if (ds != dnnl_success) return unsupported();
+    cpu_chain c;
+    int64_t pdims[DNNL_MAX_NDIMS];
+    for (int i = 0; i < md.ndims; i++) pdims[i] = md.dims[i];
+    cpu_chain_init(&c, b, n, md.ndims, pdims, -1, false);
+    cpu_chain_extend(b, &c);
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, &c, &bd, &pd, nd->name);
+    if (!s) {
+        int bufs[4];
+        for (int i = 0; i < 4; i++) {
+            cpu_pb_keep_const(b, nd->in[1 + i]);
+            bufs[i] = cpu_pb_const_buf(b, ts[i]->data, &cmd);
+        }
+        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_SCALE, bufs[0]}, {DNNL_ARG_SHIFT, bufs[1]}, {DNNL_ARG_MEAN, bufs[2]},
+                                  {DNNL_ARG_VARIANCE, bufs[3]}};
+        s = finish_chain(b, &c, pd, args, 5, "BatchNormalization");
+    }
+    cpu_chain_free(&c);
+    return s;
+}
+
+static si_status lower_softmax(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (!in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]];
+    int r = X->ndim;
+    if (r < 1) return unsupported();
+    int64_t axis = si_attr_int(nd, "axis", nd->opset >= 13 ? -1 : 1);
+    if (axis < -r || axis >= r) return unsupported();
+    if (axis < 0) axis += r;
+    int64_t dims[DNNL_MAX_NDIMS];
+    int nd2, ax;
+    if (nd->opset >= 13) {
+        if (r > DNNL_MAX_NDIMS) return unsupported();
+        for (int i = 0; i < r; i++) dims[i] = X->dims[i];
+        nd2 = r;
+        ax = (int)axis;
+    } else { /* softmax over the flattened trailing dims */
+        dims[0] = si_shape_count((int)axis, X->dims);
+        dims[1] = si_shape_count(r - (int)axis, X->dims + axis);
+        nd2 = 2;
+        ax = 1;
+    }
+    dnnl_memory_desc_t md;
+    cpu_md_plain(&md, nd2, dims);
+    dnnl_softmax_v2_desc_t sd;
+    bool is_log = is_op(nd, "LogSoftmax");
+    dnnl_status_t ds = dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference, is_log ? dnnl_softmax_log : dnnl_softmax_accurate, &md, &md, ax);
+    if (ds != dnnl_success) return unsupported();
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, NULL, &sd, &pd, nd->name);
+    if (s) return s;
+    int src = cpu_pb_in_md(b, nd->in[0], &md);
+    int dst = src < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &md);
+    if (dst < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_ERR_INTERNAL;
+    }
+    cpu_arg args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    s = cpu_pb_emit_dnnl(b, n, nd->op_type, pd, args, 2);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}
+
+/* y = LayerNorm over the trailing dims from axis on, with constant scale (and bias) of that size. */
+static si_status layernorm_step(cpu_pb *b, int n, int x, int y, int64_t axis, float eps, const float *scale, const float *shift,
+                                const int *extra, int n_extra) {
+    const si_value *X = &b->g->values[x];
+    int64_t dims[2] = {si_shape_count((int)axis, X->dims), si_shape_count(X->ndim - (int)axis, X->dims + axis)};
+    dnnl_memory_desc_t md, cmd;
+    cpu_md_plain(&md, 2, dims);
+    cpu_md_plain(&cmd, 1, &dims[1]);
+    dnnl_layer_normalization_desc_t ld;
+    dnnl_status_t ds = dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &md, NULL, eps,
+                                                                  dnnl_use_scale | (shift ? dnnl_use_shift : 0));
+    if (ds != dnnl_success) return unsupported();
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, NULL, &ld, &pd, b->g->nodes[n].name);
+    if (s) return s;
+    int src = cpu_pb_in_md(b, x, &md);
+    int dst = src < 0 ? -1 : cpu_pb_new_out(b, y, &md);
+    int sb = dst < 0 ? -1 : cpu_pb_const_buf(b, scale, &cmd);
+    int hb = sb < 0 || !shift ? -1 : cpu_pb_const_buf(b, shift, &cmd);
+    if (sb < 0 || (shift && hb < 0)) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_ERR_INTERNAL;
+    }
+    cpu_arg args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_SCALE, sb}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SHIFT, hb}};
+    s = cpu_pb_emit_dnnl(b, n, n_extra ? "LayerNorm(decomposed)" : "LayerNormalization", pd, args, shift ? 4 : 3);
+    if (!s) {
+        cpu_pb_consume(b, n);
+        for (int i = 0; i < n_extra; i++) cpu_pb_consume(b, extra[i]);
+    }
+    return s;
+}
+
+static si_status lower_layernorm(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]];
+    int r = X->ndim;
+    int64_t axis = si_attr_int(nd, "axis", -1);
+    if (r < 1 || axis < -r || axis >= r) return unsupported();
+    if (axis < 0) axis += r;
+    int64_t inner = si_shape_count(r - (int)axis, X->dims + axis);
+    const si_tensor *sc = cpu_const_input(g, nd, 1), *bi = cpu_const_input(g, nd, 2);
+    if (!const_f32_count(sc, inner) || (nd->n_in > 2 && nd->in[2] >= 0 && !const_f32_count(bi, inner))) return unsupported();
+    cpu_pb_keep_const(b, nd->in[1]);
+    if (bi) cpu_pb_keep_const(b, nd->in[2]);
+    return layernorm_step(b, n, nd->in[0], nd->out[0], axis, si_attr_float(nd, "epsilon", 1e-5f), sc->data, bi ? bi->data : NULL, NULL, 0);
+}
+
+/* ReduceMean -> Sub -> Pow 2 (or Mul d d) -> ReduceMean -> Add eps -> Sqrt -> Div [-> Mul gamma] [-> Add beta]
+ * over the last axis: one LayerNormalization. n is the first ReduceMean. */
+static int only_consumer(const cpu_pb *b, int v) {
+    if (v < 0 || b->n_consumers[v] != 1 || cpu_value_is_output(b->g, v)) return -1;
+    int c = cpu_pb_consumer(b, v, 0);
+    return c >= 0 && !b->done[c] ? c : -1;
+}
+
+static bool last_axis_mean(const si_graph *g, const si_node *n, int r) {
+    if (!is_op(n, "ReduceMean") || !si_attr_int(n, "keepdims", 1) || n->n_out != 1) return false;
+    int na = 0;
+    const int64_t *ax = si_attr_ints(n, "axes", &na);
+    const si_tensor *t = cpu_const_input(g, n, 1);
+    int64_t a;
+    if (ax && na == 1) a = ax[0];
+    else if (!ax && t && t->dtype == SI_I64 && si_shape_count(t->ndim, t->dims) == 1 && t->data) a = *(const int64_t *)t->data;
+    else return false;
+    return a == -1 || a == r - 1;
+}
+
+static si_status lower_layernorm_pattern(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *rm1 = &g->nodes[n];
+    if (!in_ok(g, rm1, 0) || b->no_fusion) return unsupported();
+    int x = rm1->in[0];
+    const si_value *X = &g->values[x];
+    int r = X->ndim;
+    if (r < 1 || !last_axis_mean(g, rm1, r) || b->n_consumers[x] != 2 || cpu_value_is_output(g, rm1->out[0])) return unsupported();
+    int nodes[10], nn = 0;
+    int sub = only_consumer(b, rm1->out[0]);
+    if (sub < 0 || !is_op(&g->nodes[sub], "Sub") || g->nodes[sub].in[0] != x || g->nodes[sub].in[1] != rm1->out[0]) return unsupported();
+    nodes[nn++] = sub;
+    int d = g->nodes[sub].out[0];
+    if (b->n_consumers[d] != 2 || cpu_value_is_output(g, d)) return unsupported();
+    int c0 = cpu_pb_consumer(b, d, 0), c1 = cpu_pb_consumer(b, d, 1);
+    if (c0 < 0 || c1 < 0) return unsupported();
+    int sq = -1, dv = -1;
+    for (int i = 0; i < 2; i++) {
+        int c = i ? c1 : c0;
+        const si_node *cn = &g->nodes[c];
+        float e;
+        const si_tensor *et = cpu_const_input(g, cn, 1);
+        if (is_op(cn, "Pow") && cn->in[0] == d && et && et->dtype == SI_F32 && si_shape_count(et->ndim, et->dims) == 1 &&
+            (e = *(const float *)et->data) == 2.0f)
+            sq = c;
+        else if (is_op(cn, "Mul") && cn->in[0] == d && cn->in[1] == d)
+            sq = c;
+        else if (is_op(cn, "Div") && cn->in[0] == d)
+            dv = c;
+    }
+    if (sq < 0 || dv < 0 || c0 == c1) return unsupported();
+    nodes[nn++] = sq;
+    int rm2 = only_consumer(b, g->nodes[sq].out[0]);
+    if (rm2 < 0 || !last_axis_mean(g, &g->nodes[rm2], r)) return unsupported();
+    nodes[nn++] = rm2;
+    int ad = only_consumer(b, g->nodes[rm2].out[0]);
+    if (ad < 0 || !is_op(&g->nodes[ad], "Add")) return unsupported();
+    const si_node *adn = &g->nodes[ad];
+    int ev = adn->in[0] == g->nodes[rm2].out[0] ? adn->in[1] : adn->in[0];
+    const si_tensor *et = g->values[ev].const_val;
+    if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1) return unsupported();
+    float eps = *(const float *)et->data;
+    nodes[nn++] = ad;
+    int sqrt_n = only_consumer(b, adn->out[0]);
+    if (sqrt_n < 0 || !is_op(&g->nodes[sqrt_n], "Sqrt")) return unsupported();
+    nodes[nn++] = sqrt_n;
+    if (only_consumer(b, g->nodes[sqrt_n].out[0]) != dv || g->nodes[dv].in[1] != g->nodes[sqrt_n].out[0]) return unsupported();
+    nodes[nn++] = dv;
+    int out = g->nodes[dv].out[0];
+    int64_t D = X->dims[r - 1];
+    const float *gamma = NULL, *beta = NULL;
+    int gamma_v = -1, beta_v = -1;
+    int m = only_consumer(b, out);
+    if (m >= 0 && is_op(&g->nodes[m], "Mul")) {
+        const si_node *mn = &g->nodes[m];
+        int gv = mn->in[0] == out ? mn->in[1] : mn->in[0];
+        const si_tensor *t = g->values[gv].const_val;
+        if (t && t->dtype == SI_F32 && t->ndim >= 1 && si_shape_count(t->ndim, t->dims) == D && t->dims[t->ndim - 1] == D) {
+            gamma = t->data;
+            gamma_v = gv;
+            nodes[nn++] = m;
+            out = mn->out[0];
+            int a2 = only_consumer(b, out);
+            if (a2 >= 0 && is_op(&g->nodes[a2], "Add")) {
+                const si_node *an = &g->nodes[a2];
+                int bv = an->in[0] == out ? an->in[1] : an->in[0];
+                const si_tensor *bt = g->values[bv].const_val;
+                if (bt && bt->dtype == SI_F32 && bt->ndim >= 1 && si_shape_count(bt->ndim, bt->dims) == D && bt->dims[bt->ndim - 1] == D) {
+                    beta = bt->data;
+                    beta_v = bv;
+                    nodes[nn++] = a2;
+                    out = an->out[0];
+                }
+            }
+        }
+    }
+    const si_value *O = &g->values[out];
+    if (O->dtype != SI_F32 || O->ndim != r || memcmp(O->dims, X->dims, sizeof(int64_t) * (size_t)r)) return unsupported();
+    if (!gamma) {
+        float *ones = cpu_pb_own(b, sizeof(float) * (size_t)D);
+        if (!ones) return SI_ERR_NO_MEM;
+        for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
+        gamma = ones;
+    }
+    if (gamma_v >= 0) cpu_pb_keep_const(b, gamma_v);
+    if (beta_v >= 0) cpu_pb_keep_const(b, beta_v);
+    return layernorm_step(b, n, x, out, r - 1, eps, gamma, beta, nodes, nn);
+}
+
+static si_status lower_lrn(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (!in_ok(g, nd, 0) || !out_f32_static(g, nd) || g->values[nd->in[0]].ndim != 4) return unsupported();
+    int64_t size = si_attr_int(nd, "size", 0);
+    if (size < 1 || !(size & 1)) return unsupported();
+    int src = cpu_pb_existing(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    dnnl_memory_desc_t md = b->p->bufs[src].md;
+    dnnl_lrn_desc_t ld;
+    dnnl_status_t ds = dnnl_lrn_forward_desc_init(&ld, dnnl_forward_inference, dnnl_lrn_across_channels, &md, size,
+                                                  si_attr_float(nd, "alpha", 1e-4f), si_attr_float(nd, "beta", 0.75f), si_attr_float(nd, "bias", 1.0f));
+    if (ds != dnnl_success) return unsupported();
+    dnnl_primitive_desc_t pd;
+    si_status s = create_pd(b, NULL, &ld, &pd, nd->name);
+    if (s) return s;
+    int dst = cpu_pb_new_out(b, nd->out[0], q_md(pd, dnnl_query_dst_md));
+    if (dst < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_ERR_INTERNAL;
+    }
+    cpu_arg args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    s = cpu_pb_emit_dnnl(b, n, "LRN", pd, args, 2);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}
+
+// --- data movement ----------------------------------------------------------------------------------------------
+
+static si_status lower_concat(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || nd->n_in > MAX_ARGS - 2 || !out_f32_static(g, nd)) return unsupported();
+    const si_value *Y = &g->values[nd->out[0]];
+    int r = Y->ndim;
+    int64_t axis = si_attr_int(nd, "axis", 1);
+    if (r < 1 || axis < -r || axis >= r) return unsupported();
+    if (axis < 0) axis += r;
+    dnnl_memory_desc_t mds[MAX_ARGS];
+    cpu_arg args[MAX_ARGS];
+    int na = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        if (nd->in[k] < 0) return unsupported();
+        const si_value *v = &g->values[nd->in[k]];
+        if (v->dtype != SI_F32 || !cpu_value_static(v) || v->ndim != r) return unsupported();
+        if (v->dims[axis] == 0) continue;
+        int bf = cpu_pb_existing(b, nd->in[k]);
+        if (bf < 0) return SI_ERR_INTERNAL;
+        if (b->p->bufs[bf].dyn) return unsupported();
+        mds[na] = b->p->bufs[bf].md;
+        args[na].arg = DNNL_ARG_MULTIPLE_SRC + na;
+        args[na].buf = bf;
+        na++;
+    }
+    if (na < 1) return unsupported();
+    dnnl_dims_t dd;
+    for (int i = 0; i < r; i++) dd[i] = Y->dims[i];
+    /* blocked inputs: let oneDNN pick the output layout; plain ones stay plain */
+    bool any_blocked = false;
+    for (int i = 0; i < na; i++) any_blocked |= !cpu_md_is_plain(&mds[i]);
+    dnnl_memory_desc_t dmd;
+    if (any_blocked) dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    else cpu_md_plain(&dmd, r, Y->dims);
+    dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
+    if (!attr) return SI_ERR_NO_MEM;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t ds = dnnl_concat_primitive_desc_create(&pd, &dmd, na, (int)axis, mds, attr, b->eng);
+    dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "concat", nd->name);
+    int dst = cpu_pb_new_out(b, nd->out[0], q_md(pd, dnnl_query_dst_md));
+    if (dst < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_ERR_INTERNAL;
+    }
+    args[na].arg = DNNL_ARG_DST;
+    args[na++].buf = dst;
+    si_status s = cpu_pb_emit_dnnl(b, n, "Concat", pd, args, na);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}
+
+static si_status lower_transpose(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (!in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    int r = X->ndim;
+    if (r < 2 || r > DNNL_MAX_NDIMS || Y->ndim != r) return unsupported();
+    int np;
+    const int64_t *perm = si_attr_ints(nd, "perm", &np);
+    int64_t p[DNNL_MAX_NDIMS], xs[DNNL_MAX_NDIMS], vd[DNNL_MAX_NDIMS], vs[DNNL_MAX_NDIMS];
+    if (perm && np != r) return unsupported();
+    for (int i = 0; i < r; i++) p[i] = perm ? perm[i] : r - 1 - i;
+    int64_t s = 1;
+    for (int i = r - 1; i >= 0; i--) xs[i] = s, s *= X->dims[i];
+    for (int i = 0; i < r; i++) {
+        if (p[i] < 0 || p[i] >= r) return unsupported();
+        vd[i] = X->dims[p[i]];
+        vs[i] = xs[p[i]];
+        if (vd[i] != Y->dims[i]) return unsupported();
+    }
+    int src = cpu_pb_plain(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    if (b->p->bufs[src].dyn) return unsupported();
+    dnnl_memory_desc_t smd, dmd;
+    cpu_md_strided(&smd, r, vd, vs);
+    /* read by MatMuls only: no copy, they read the input through the permuted strides (a consumer that
+     * needs it plain gets a reorder, which is this transpose done late) */
+    bool all_matmul = b->n_consumers[nd->out[0]] > 0 && !cpu_value_is_output(g, nd->out[0]);
+    for (int k = 0; all_matmul && k < b->n_consumers[nd->out[0]]; k++) {
+        int cn = cpu_pb_consumer(b, nd->out[0], k);
+        all_matmul = cn >= 0 && is_op(&g->nodes[cn], "MatMul") && r >= 3;
+    }
+    if (all_matmul && !b->no_fusion) {
+        if (cpu_pb_strided_view(b, nd->out[0], src, &smd) < 0) return SI_ERR_NO_MEM;
+        cpu_pb_consume(b, n);
+        return SI_OK;
+    }
+    cpu_md_plain(&dmd, r, Y->dims);
+    dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
+    if (!attr) return SI_ERR_NO_MEM;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t ds = dnnl_reorder_primitive_desc_create(&pd, &smd, b->eng, &dmd, b->eng, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success) return unsupported();
+    int sv = cpu_pb_alias(b, src, &smd);
+    int dst = sv < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &dmd);
+    if (dst < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_ERR_INTERNAL;
+    }
+    cpu_arg args[2] = {{DNNL_ARG_FROM, sv}, {DNNL_ARG_TO, dst}};
+    si_status st = cpu_pb_emit_dnnl(b, n, "Transpose", pd, args, 2);
+    if (!st) cpu_pb_consume(b, n);
+    return st;
+}
+
+// --- entry -------------------------------------------------------------------------------------------------
+
+si_status cpu_lower_node(cpu_pb *b, int n) {
+    const si_node *nd = &b->g->nodes[n];
+    if (!nd->op || nd->domain[0]) return unsupported();
+    if (is_view_op(b->g, nd)) return lower_view(b, n);
+    const char *t = nd->op_type;
+    bool done;
+    si_status s = lower_pattern(b, n, &done);
+    if (s || done) return s;
+    if (!strcmp(t, "Conv")) return lower_conv(b, n);
+    if (!strcmp(t, "ConvTranspose")) return lower_convtranspose(b, n);
+    if (!strcmp(t, "MatMul")) return lower_matmul(b, n);
+    if (!strcmp(t, "Gemm")) return lower_gemm(b, n);
+    if (!strcmp(t, "MaxPool") || !strcmp(t, "AveragePool") || !strcmp(t, "GlobalAveragePool") || !strcmp(t, "GlobalMaxPool"))
+        return lower_pool(b, n);
+    if (!strcmp(t, "BatchNormalization")) return lower_batchnorm(b, n);
+    if (!strcmp(t, "Softmax") || !strcmp(t, "LogSoftmax")) return lower_softmax(b, n);
+    if (!strcmp(t, "LayerNormalization")) return lower_layernorm(b, n);
+    if (!strcmp(t, "ReduceMean")) return lower_layernorm_pattern(b, n);
+    if (!strcmp(t, "LRN")) return lower_lrn(b, n);
+    if (!strcmp(t, "Concat")) return lower_concat(b, n);
+    if (!strcmp(t, "Transpose")) return lower_transpose(b, n);
+    if (!strcmp(t, "Add") || !strcmp(t, "Sub") || !strcmp(t, "Mul") || !strcmp(t, "Div") || !strcmp(t, "Max") || !strcmp(t, "Min") ||
+        !strcmp(t, "Sum"))
+        return lower_binary(b, n);
+    return lower_eltwise(b, n);
+}

@@ -1,0 +1,695 @@
+/*
+ * cpu_plan.c — the CPU device's plan builder. It walks the graph in topological order once, asks
+ * cpu_lower.c to put each node (or a fused chain starting at it) on oneDNN primitives, and otherwise emits
+ * a step that runs the node's reference kernel. Along the way it tracks, per value, the buffers that hold
+ * it (one per layout: plain row-major, or a blocked layout a primitive chose), inserting reorders only where
+ * a consumer needs a layout the value does not have yet. Finally it decides where graph outputs are written
+ * and places every intermediate buffer in one arena by liveness (buffers whose lifetimes do not overlap
+ * share memory), so a request allocates a single block.
+ */
+#include "device/cpu/cpu.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define ALIGN 64
+#define ALIGN_UP(x) (((x) + (ALIGN - 1)) & ~(size_t)(ALIGN - 1))
+
+// --- small helpers --------------------------------------------------------------------------------------
+
+bool cpu_value_static(const si_value *v) {
+    if (!si_dtype_valid(v->dtype) || v->ndim < 0) return false;
+    for (int i = 0; i < v->ndim; i++)
+        if (v->dims[i] < 0) return false;
+    return true;
+}
+
+size_t cpu_value_nbytes(const si_value *v) { return (size_t)si_shape_count(v->ndim, v->dims) * si_dtype_size(v->dtype); }
+
+bool cpu_value_is_output(const si_graph *g, int v) {
+    for (int k = 0; k < g->n_outputs; k++)
+        if (g->outputs[k] == v) return true;
+    return false;
+}
+
+static bool grow(void **arr, int *cap, int need, size_t elem) {
+    if (need <= *cap) return true;
+    int nc = *cap ? *cap * 2 : 64;
+    while (nc < need) nc *= 2;
+    void *na = si_realloc(*arr, (size_t)nc * elem);
+    if (!na) return false;
+    memset((char *)na + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *arr = na;
+    *cap = nc;
+    return true;
+}
+
+static int add_slot(cpu_plan *p, cpu_slot_kind kind, int index, size_t size) {
+    if (!grow((void **)&p->slots, &p->cap_slots, p->n_slots + 1, sizeof(cpu_slot))) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning buffers");
+        return -1;
+    }
+    cpu_slot *s = &p->slots[p->n_slots];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->index = index;
+    s->size = size;
+    s->first = INT_MAX;
+    s->last = -1;
+    return p->n_slots++;
+}
+
+static int add_buf(cpu_pb *b, int value, int slot, const dnnl_memory_desc_t *md, bool plain, bool dyn) {
+    cpu_plan *p = b->p;
+    if (!grow((void **)&p->bufs, &p->cap_bufs, p->n_bufs + 1, sizeof(cpu_buf))) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning buffers");
+        return -1;
+    }
+    int i = p->n_bufs++;
+    cpu_buf *bf = &p->bufs[i];
+    memset(bf, 0, sizeof *bf);
+    bf->value = value;
+    bf->slot = slot;
+    bf->plain = plain;
+    bf->dyn = dyn;
+    bf->next = -1;
+    if (md) {
+        bf->md = *md;
+        bf->nbytes = dnnl_memory_desc_get_size(md);
+    }
+    if (value >= 0) {
+        bf->next = b->vbuf[value];
+        b->vbuf[value] = i;
+        if (plain && p->vbuf_plain[value] < 0) p->vbuf_plain[value] = i;
+    }
+    if (slot >= 0 && p->slots[slot].kind == SLOT_ARENA && bf->nbytes > p->slots[slot].size) p->slots[slot].size = bf->nbytes;
+    return i;
+}
+
+static cpu_step *add_step(cpu_pb *b, cpu_step_kind kind, int node, const char *what) {
+    cpu_plan *p = b->p;
+    if (!grow((void **)&p->steps, &p->cap_steps, p->n_steps + 1, sizeof(cpu_step))) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning steps");
+        return NULL;
+    }
+    cpu_step *st = &p->steps[p->n_steps++];
+    memset(st, 0, sizeof *st);
+    st->kind = kind;
+    st->node = node;
+    st->scratch_slot = -1;
+    snprintf(st->what, sizeof st->what, "%s", what);
+    return st;
+}
+
+static void use_buf(cpu_plan *p, int buf, int step) {
+    if (buf < 0) return;
+    cpu_slot *s = &p->slots[p->bufs[buf].slot];
+    if (step > s->last) s->last = step;
+    if (step < s->first) s->first = step; /* read before written: only for non-arena slots */
+}
+
+static void def_buf(cpu_plan *p, int buf, int step) {
+    if (buf < 0) return;
+    cpu_slot *s = &p->slots[p->bufs[buf].slot];
+    if (step < s->first) s->first = step;
+    if (step > s->last) s->last = step;
+}
+
+void *cpu_pb_own(cpu_pb *b, size_t bytes) {
+    cpu_plan *p = b->p;
+    if (!grow((void **)&p->owned, &p->cap_owned, p->n_owned + 1, sizeof(void *))) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+        return NULL;
+    }
+    void *m = si_malloc(ALIGN_UP(bytes ? bytes : 1) + ALIGN);
+    if (!m) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory for packed weights (%zu bytes)", bytes);
+        return NULL;
+    }
+    p->owned[p->n_owned++] = m;
+    return (void *)ALIGN_UP((uintptr_t)m);
+}
+
+// --- buffers of values ---------------------------------------------------------------------------------
+
+void cpu_pb_keep_const(cpu_pb *b, int v) {
+    if (v >= 0) b->const_used[v] = true;
+}
+
+static int const_plain(cpu_pb *b, int v) {
+    const si_value *val = &b->g->values[v];
+    b->const_used[v] = true;
+    dnnl_memory_desc_t md;
+    cpu_md_plain(&md, val->const_val->ndim, val->const_val->dims);
+    int s = add_slot(b->p, SLOT_CONST, -1, 0);
+    if (s < 0) return -1;
+    b->p->slots[s].cptr = val->const_val->data;
+    int bf = add_buf(b, v, s, &md, true, false);
+    if (bf >= 0) b->p->bufs[bf].nbytes = val->const_val->nbytes;
+    return bf;
+}
+
+static dnnl_status_t reorder_pd(cpu_pb *b, const dnnl_memory_desc_t *smd, const dnnl_memory_desc_t *dmd, bool user_scratch,
+                                dnnl_primitive_desc_t *pd) {
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st != dnnl_success) return st;
+    if (user_scratch) dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    st = dnnl_reorder_primitive_desc_create(pd, smd, b->eng, dmd, b->eng, attr);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+si_status cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst) {
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = reorder_pd(b, &b->p->bufs[src].md, &b->p->bufs[dst].md, true, &pd);
+    if (st != dnnl_success) return cpu_dnnl_err(st, "reorder", node >= 0 ? b->g->nodes[node].name : NULL);
+    cpu_arg args[2] = {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, dst}};
+    return cpu_pb_emit_dnnl(b, node, "reorder", pd, args, 2);
+}
+
+si_status cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
+                             void *dst) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t sm = NULL, dm = NULL;
+    dnnl_status_t st = reorder_pd(b, smd, dmd, false, &pd);
+    if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
+    if (st == dnnl_success) st = dnnl_memory_create(&sm, smd, b->eng, (void *)src);
+    if (st == dnnl_success) st = dnnl_memory_create(&dm, dmd, b->eng, dst);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, sm}, {DNNL_ARG_TO, dm}};
+        st = dnnl_primitive_execute(prim, b->stream, 2, args);
+    }
+    if (st == dnnl_success) st = dnnl_stream_wait(b->stream);
+    if (sm) dnnl_memory_destroy(sm);
+    if (dm) dnnl_memory_destroy(dm);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return cpu_dnnl_err(st, "packing weights (reorder)", NULL);
+}
+
+int cpu_pb_pack(cpu_pb *b, int node, const float *w, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want) {
+    cpu_plan *p = b->p;
+    const void *ptr = NULL;
+    for (int i = 0; b->donor && i < b->donor->n_packed && !ptr; i++)
+        if (b->donor->packed[i].node == node && dnnl_memory_desc_equal(&b->donor->packed[i].md, want)) ptr = b->donor->packed[i].ptr;
+    if (!ptr) {
+        void *dst = cpu_pb_own(b, dnnl_memory_desc_get_size(want));
+        if (!dst || cpu_pb_reorder_now(b, plain, w, want, dst)) return -1;
+        if (!grow((void **)&p->packed, &p->cap_packed, p->n_packed + 1, sizeof *p->packed)) {
+            si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+            return -1;
+        }
+        p->packed[p->n_packed].node = node;
+        p->packed[p->n_packed].md = *want;
+        p->packed[p->n_packed++].ptr = dst;
+        ptr = dst;
+    }
+    return cpu_pb_const_buf(b, ptr, want);
+}
+
+int cpu_pb_existing(cpu_pb *b, int v) {
+    if (b->vbuf[v] >= 0) return b->vbuf[v];
+    if (b->g->values[v].const_val) return const_plain(b, v);
+    si_err(SI_ERR_INTERNAL, "CPU: value '%s' is used before it is computed", b->g->values[v].name);
+    return -1;
+}
+
+int cpu_pb_plain(cpu_pb *b, int v) {
+    cpu_plan *p = b->p;
+    if (p->vbuf_plain[v] >= 0) return p->vbuf_plain[v];
+    const si_value *val = &b->g->values[v];
+    if (val->const_val) return const_plain(b, v);
+    int src = b->vbuf[v];
+    if (src < 0) {
+        si_err(SI_ERR_INTERNAL, "CPU: value '%s' is used before it is computed", val->name);
+        return -1;
+    }
+    /* only blocked buffers exist: reorder into a new plain one */
+    dnnl_memory_desc_t md;
+    cpu_md_plain(&md, val->ndim, val->dims);
+    int s = add_slot(p, SLOT_ARENA, -1, 0);
+    if (s < 0) return -1;
+    int dst = add_buf(b, v, s, &md, true, false);
+    if (dst < 0) return -1;
+    if (cpu_pb_emit_reorder(b, val->producer, src, dst)) return -1;
+    return dst;
+}
+
+int cpu_pb_in_md(cpu_pb *b, int v, const dnnl_memory_desc_t *md) {
+    cpu_plan *p = b->p;
+    for (int i = b->vbuf[v]; i >= 0; i = p->bufs[i].next)
+        if (dnnl_memory_desc_equal(&p->bufs[i].md, md)) return i;
+    const si_value *val = &b->g->values[v];
+    if (cpu_md_is_plain(md)) { /* the plain buffer seen through another plain shape: a view, no copy */
+        int pb = cpu_pb_plain(b, v);
+        if (pb < 0) return -1;
+        if (dnnl_memory_desc_get_size(md) != p->bufs[pb].nbytes) {
+            si_err(SI_ERR_INTERNAL, "CPU: plain view of '%s' has a different size (%zu, buffer %zu)", val->name, dnnl_memory_desc_get_size(md), p->bufs[pb].nbytes);
+            return -1;
+        }
+        return add_buf(b, v, p->bufs[pb].slot, md, true, false);
+    }
+    if (val->const_val) { /* a constant needed in a blocked layout: convert once, now */
+        void *dst = cpu_pb_own(b, dnnl_memory_desc_get_size(md));
+        dnnl_memory_desc_t smd;
+        cpu_md_plain(&smd, val->ndim, val->dims);
+        if (!dst || cpu_pb_reorder_now(b, &smd, val->const_val->data, md, dst)) return -1;
+        int s = add_slot(p, SLOT_CONST, -1, 0);
+        if (s < 0) return -1;
+        p->slots[s].cptr = dst;
+        return add_buf(b, v, s, md, false, false);
+    }
+    int src = p->vbuf_plain[v] >= 0 ? p->vbuf_plain[v] : b->vbuf[v];
+    if (src < 0) {
+        si_err(SI_ERR_INTERNAL, "CPU: value '%s' is used before it is computed", val->name);
+        return -1;
+    }
+    int s = add_slot(p, SLOT_ARENA, -1, 0);
+    if (s < 0) return -1;
+    int dst = add_buf(b, v, s, md, false, false);
+    if (dst < 0) return -1;
+    if (cpu_pb_emit_reorder(b, val->producer, src, dst)) return -1;
+    return dst;
+}
+
+int cpu_pb_new_out(cpu_pb *b, int v, const dnnl_memory_desc_t *md) {
+    int s = add_slot(b->p, SLOT_ARENA, -1, 0);
+    if (s < 0) return -1;
+    return add_buf(b, v, s, md, cpu_md_is_plain(md), false);
+}
+
+int cpu_pb_new_inplace(cpu_pb *b, int v, const dnnl_memory_desc_t *md, int over) {
+    return add_buf(b, v, b->p->bufs[over].slot, md, cpu_md_is_plain(md), false);
+}
+
+int cpu_pb_view(cpu_pb *b, int v, int over) {
+    int bf = add_buf(b, v, b->p->bufs[over].slot, NULL, true, false);
+    if (bf < 0) return -1;
+    const si_value *val = &b->g->values[v];
+    cpu_md_plain(&b->p->bufs[bf].md, val->ndim, val->dims);
+    b->p->bufs[bf].nbytes = cpu_value_nbytes(val);
+    return bf;
+}
+
+int cpu_pb_strided_view(cpu_pb *b, int v, int over, const dnnl_memory_desc_t *md) {
+    int bf = add_buf(b, v, b->p->bufs[over].slot, md, false, false);
+    if (bf >= 0) b->p->bufs[bf].nbytes = cpu_value_nbytes(&b->g->values[v]);
+    return bf;
+}
+
+int cpu_pb_alias(cpu_pb *b, int over, const dnnl_memory_desc_t *md) {
+    return add_buf(b, -1, b->p->bufs[over].slot, md, false, false);
+}
+
+int cpu_pb_copy(cpu_pb *b, int src) {
+    int s = add_slot(b->p, SLOT_ARENA, -1, 0);
+    if (s < 0) return -1;
+    dnnl_memory_desc_t md = b->p->bufs[src].md;
+    int dst = add_buf(b, -1, s, &md, false, false);
+    if (dst < 0) return -1;
+    int v = b->p->bufs[src].value;
+    if (cpu_pb_emit_reorder(b, v >= 0 ? b->g->values[v].producer : -1, src, dst)) return -1;
+    return dst;
+}
+
+int cpu_pb_internal_md(cpu_pb *b, const dnnl_memory_desc_t *md) {
+    int s = add_slot(b->p, SLOT_ARENA, -1, 0);
+    if (s < 0) return -1;
+    return add_buf(b, -1, s, md, false, false);
+}
+
+int cpu_pb_const_buf(cpu_pb *b, const void *data, const dnnl_memory_desc_t *md) {
+    int s = add_slot(b->p, SLOT_CONST, -1, 0);
+    if (s < 0) return -1;
+    b->p->slots[s].cptr = data;
+    return add_buf(b, -1, s, md, false, false);
+}
+
+bool cpu_pb_can_overwrite(cpu_pb *b, int buf, int consumer_uses) {
+    cpu_plan *p = b->p;
+    int slot = p->bufs[buf].slot;
+    if (p->slots[slot].kind != SLOT_ARENA) return false;
+    int self = p->bufs[buf].value;
+    for (int i = 0; i < p->n_bufs; i++) {
+        if (p->bufs[i].slot != slot) continue;
+        int v = p->bufs[i].value;
+        if (v < 0) return false;
+        if (cpu_value_is_output(b->g, v)) return false;
+        if (b->remaining[v] != (v == self ? consumer_uses : 0)) return false;
+    }
+    return true;
+}
+
+void cpu_pb_consume(cpu_pb *b, int n) {
+    const si_node *nd = &b->g->nodes[n];
+    for (int k = 0; k < nd->n_in; k++)
+        if (nd->in[k] >= 0) b->remaining[nd->in[k]]--;
+    b->done[n] = true;
+}
+
+int cpu_pb_consumer(const cpu_pb *b, int v, int k) {
+    int seen = 0;
+    for (int n = 0; n < b->g->n_nodes; n++) {
+        const si_node *nd = &b->g->nodes[n];
+        for (int j = 0; j < nd->n_in; j++)
+            if (nd->in[j] == v) {
+                if (seen++ == k) return n;
+                break;
+            }
+    }
+    return -1;
+}
+
+// --- steps ----------------------------------------------------------------------------------------------
+
+static bool arg_is_output(int arg) { return arg == DNNL_ARG_DST || arg == DNNL_ARG_TO || arg == DNNL_ARG_DST_1; }
+
+si_status cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
+                           int n_args) {
+    const char *nname = node >= 0 ? b->g->nodes[node].name : NULL;
+    dnnl_primitive_t prim;
+    dnnl_status_t st = dnnl_primitive_create(&prim, pd);
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    dnnl_memory_desc_t scratch;
+    memset(&scratch, 0, sizeof scratch);
+    if (smd) scratch = *smd;
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) return cpu_dnnl_err(st, "primitive creation", nname);
+    cpu_arg *a = si_malloc(sizeof(cpu_arg) * (size_t)(n_args + 1));
+    cpu_step *s = a ? add_step(b, STEP_DNNL, node, what) : NULL;
+    if (!s) {
+        si_free(a);
+        dnnl_primitive_destroy(prim);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    }
+    int idx = b->p->n_steps - 1;
+    s->prim = prim;
+    s->args = a;
+    s->n_args = n_args;
+    s->arg_base = b->p->n_args_total;
+    memcpy(a, args, sizeof(cpu_arg) * (size_t)n_args);
+    b->p->n_args_total += n_args;
+    s->scratch_md = scratch;
+    size_t ss = dnnl_memory_desc_get_size(&scratch);
+    if (ss) {
+        int sl = add_slot(b->p, SLOT_ARENA, -1, ss);
+        if (sl < 0) return SI_ERR_NO_MEM;
+        b->p->slots[sl].first = b->p->slots[sl].last = idx;
+        b->p->steps[idx].scratch_slot = sl;
+        b->p->n_args_total++;
+    }
+    for (int i = 0; i < n_args; i++)
+        if (arg_is_output(args[i].arg)) def_buf(b->p, args[i].buf, idx);
+        else use_buf(b->p, args[i].buf, idx);
+    b->p->n_dnnl++;
+    return SI_OK;
+}
+
+/* A reference-kernel step: plain inputs, outputs in new plain buffers (per-infer tensors when the shape is
+ * only known at run time). */
+static si_status emit_ref(cpu_pb *b, int n) {
+    const si_node *nd = &b->g->nodes[n];
+    cpu_plan *p = b->p;
+    if (!nd->op) return si_err(SI_ERR_UNSUPPORTED, "CPU: op %s (node '%s') is not implemented", nd->op_type, nd->name);
+    int *ib = si_malloc(sizeof(int) * (size_t)(nd->n_in + 1));
+    int *ob = si_malloc(sizeof(int) * (size_t)(nd->n_out + 1));
+    if (!ib || !ob) {
+        si_free(ib);
+        si_free(ob);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    }
+    for (int k = 0; k < nd->n_in; k++) {
+        int v = nd->in[k];
+        ib[k] = -1;
+        if (v >= 0 && b->g->values[v].const_val) b->const_used[v] = true; /* read from the graph at run time */
+        if (v < 0 || b->g->values[v].const_val) continue;
+        if ((ib[k] = cpu_pb_plain(b, v)) < 0) {
+            si_free(ib);
+            si_free(ob);
+            return SI_ERR_INTERNAL;
+        }
+    }
+    for (int k = 0; k < nd->n_out; k++) {
+        int v = nd->out[k];
+        ob[k] = -1;
+        if (v < 0) continue;
+        const si_value *val = &b->g->values[v];
+        int s;
+        if (cpu_value_static(val)) {
+            dnnl_memory_desc_t md;
+            cpu_md_plain(&md, val->ndim, val->dims);
+            s = add_slot(p, SLOT_ARENA, -1, 0);
+            ob[k] = s < 0 ? -1 : add_buf(b, v, s, &md, true, false);
+            if (ob[k] >= 0) /* non-float types: the md only gave a size for float32 */
+                p->bufs[ob[k]].nbytes = p->slots[s].size = cpu_value_nbytes(val);
+        } else {
+            s = add_slot(p, SLOT_DYN, v, 0);
+            ob[k] = s < 0 ? -1 : add_buf(b, v, s, NULL, true, true);
+        }
+        if (ob[k] < 0) {
+            si_free(ib);
+            si_free(ob);
+            return SI_ERR_NO_MEM;
+        }
+    }
+    cpu_step *st = add_step(b, STEP_REF, n, nd->op_type);
+    if (!st) {
+        si_free(ib);
+        si_free(ob);
+        return SI_ERR_NO_MEM;
+    }
+    int idx = p->n_steps - 1;
+    st->in_buf = ib;
+    st->out_buf = ob;
+    for (int k = 0; k < nd->n_in; k++) use_buf(p, ib[k], idx);
+    for (int k = 0; k < nd->n_out; k++) def_buf(p, ob[k], idx);
+    p->n_ref++;
+    cpu_pb_consume(b, n);
+    return SI_OK;
+}
+
+// --- graph outputs and memory planning ---------------------------------------------------------------------
+
+static si_status plan_outputs(cpu_pb *b) {
+    cpu_plan *p = b->p;
+    const si_graph *g = b->g;
+    p->out_buf = si_calloc((size_t)g->n_outputs + 1, sizeof(int));
+    p->out_copy = si_calloc((size_t)g->n_outputs + 1, sizeof(bool));
+    if (!p->out_buf || !p->out_copy) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    for (int k = 0; k < g->n_outputs; k++) {
+        int v = g->outputs[k];
+        const si_value *val = &g->values[v];
+        int bf = (val->const_val || b->vbuf[v] >= 0 || p->vbuf_plain[v] >= 0) ? cpu_pb_plain(b, v) : -1;
+        if (bf < 0) return si_err(SI_ERR_INTERNAL, "CPU: graph output '%s' is never computed", val->name);
+        p->out_buf[k] = bf;
+        cpu_slot *s = &p->slots[p->bufs[bf].slot];
+        if (s->kind == SLOT_ARENA && s->size == cpu_value_nbytes(val) && !p->bufs[bf].dyn) {
+            s->kind = SLOT_OUTPUT; /* the producing step writes straight into the request's output tensor */
+            s->index = k;
+            p->out_copy[k] = false;
+        } else {
+            p->out_copy[k] = true; /* copied after the last step: keep the buffer alive until then */
+            if (s->kind == SLOT_ARENA) s->last = p->n_steps;
+        }
+    }
+    return SI_OK;
+}
+
+typedef struct slot_ref {
+    size_t size;
+    int id;
+} slot_ref;
+
+static int by_size_desc(const void *a, const void *b) {
+    const slot_ref *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->id - y->id;
+}
+
+static si_status plan_memory(cpu_plan *p) {
+    slot_ref *order = si_malloc(sizeof(slot_ref) * (size_t)(p->n_slots + 1));
+    int *placed = si_malloc(sizeof(int) * (size_t)(p->n_slots + 1));
+    if (!order || !placed) {
+        si_free(order);
+        si_free(placed);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory planning the arena");
+    }
+    int n = 0, np = 0;
+    for (int i = 0; i < p->n_slots; i++) {
+        cpu_slot *s = &p->slots[i];
+        if (s->kind != SLOT_ARENA || !s->size) continue;
+        if (s->first == INT_MAX) s->first = s->last < 0 ? 0 : s->last;
+        if (s->last < s->first) s->last = s->first;
+        s->size = ALIGN_UP(s->size);
+        order[n].size = s->size;
+        order[n++].id = i;
+    }
+    qsort(order, (size_t)n, sizeof *order, by_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        cpu_slot *s = &p->slots[order[i].id];
+        size_t off = 0;
+        /* first fit: the lowest offset clear of every placed slot whose lifetime overlaps */
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int j = 0; j < np; j++) {
+                cpu_slot *o = &p->slots[placed[j]];
+                if (o->last < s->first || s->last < o->first) continue;
+                if (off < o->off + o->size && o->off < off + s->size) {
+                    off = o->off + o->size;
+                    moved = true;
+                }
+            }
+        }
+        s->off = off;
+        placed[np++] = order[i].id;
+        if (off + s->size > total) total = off + s->size;
+    }
+    p->arena_size = total;
+    si_free(order);
+    si_free(placed);
+    return SI_OK;
+}
+
+// --- the plan -----------------------------------------------------------------------------------------------
+
+void cpu_plan_free(cpu_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->n_steps; i++) {
+        cpu_step *s = &p->steps[i];
+        if (s->prim) dnnl_primitive_destroy(s->prim);
+        si_free(s->args);
+        si_free(s->in_buf);
+        si_free(s->out_buf);
+    }
+    for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
+    si_free(p->owned);
+    si_free(p->packed);
+    si_free(p->steps);
+    si_free(p->bufs);
+    si_free(p->slots);
+    si_free(p->out_buf);
+    si_free(p->out_copy);
+    si_free(p->vbuf_plain);
+    si_free(p->key);
+    si_graph_free(p->g);
+    si_free(p);
+}
+
+static bool node_folded(const si_graph *g, const si_node *n) {
+    if (n->n_out == 0) return false;
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && !g->values[n->out[k]].const_val) return false;
+    return true;
+}
+
+si_status cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out) {
+    *out = NULL;
+    cpu_plan *p = si_calloc(1, sizeof *p);
+    if (!p) {
+        si_graph_free(g);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    }
+    p->g = g;
+    p->threads = threads;
+    cpu_pb b;
+    memset(&b, 0, sizeof b);
+    b.p = p;
+    b.g = g;
+    b.threads = threads;
+    b.donor = donor;
+    b.no_fusion = getenv("SI_CPU_NO_FUSION") != NULL;
+    si_status s = cpu_engine(&b.eng);
+    if (s) {
+        cpu_plan_free(p);
+        return s;
+    }
+    dnnl_status_t dst = dnnl_stream_create(&b.stream, b.eng, dnnl_stream_default_flags);
+    if (dst != dnnl_success) {
+        cpu_plan_free(p);
+        return cpu_dnnl_err(dst, "stream creation", NULL);
+    }
+    size_t nv = (size_t)g->n_values + 1;
+    b.vbuf = si_malloc(sizeof(int) * nv);
+    b.remaining = si_calloc(nv, sizeof(int));
+    b.n_consumers = si_calloc(nv, sizeof(int));
+    b.done = si_calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    b.const_used = si_calloc(nv, sizeof(bool));
+    p->vbuf_plain = si_malloc(sizeof(int) * nv);
+    p->key = si_malloc(sizeof(int64_t) * (size_t)(g->n_inputs * (SI_MAX_DIMS + 1) + 1));
+    if (!b.vbuf || !b.remaining || !b.n_consumers || !b.done || !b.const_used || !p->vbuf_plain || !p->key) {
+        s = si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+        goto out;
+    }
+    for (int v = 0; v < g->n_values; v++) b.vbuf[v] = p->vbuf_plain[v] = -1;
+    for (int n = 0; n < g->n_nodes; n++)
+        for (int k = 0; k < g->nodes[n].n_in; k++)
+            if (g->nodes[n].in[k] >= 0) b.remaining[g->nodes[n].in[k]]++, b.n_consumers[g->nodes[n].in[k]]++;
+    for (int i = 0; i < g->n_inputs; i++) {
+        int v = g->inputs[i];
+        const si_value *val = &g->values[v];
+        p->key[p->key_len++] = val->ndim;
+        for (int d = 0; d < val->ndim; d++) p->key[p->key_len++] = val->dims[d];
+        int sl = add_slot(p, SLOT_INPUT, i, 0);
+        if (sl < 0) { s = SI_ERR_NO_MEM; goto out; }
+        if (cpu_value_static(val)) {
+            dnnl_memory_desc_t md;
+            cpu_md_plain(&md, val->ndim, val->dims);
+            if (add_buf(&b, v, sl, &md, true, false) < 0) { s = SI_ERR_NO_MEM; goto out; }
+        } else if (add_buf(&b, v, sl, NULL, true, true) < 0) {
+            s = SI_ERR_NO_MEM;
+            goto out;
+        }
+    }
+    for (int n = 0; n < g->n_nodes; n++) {
+        if (b.done[n]) continue;
+        if (node_folded(g, &g->nodes[n])) {
+            cpu_pb_consume(&b, n);
+            continue;
+        }
+        s = cpu_lower_node(&b, n);
+        if (s == SI_ERR_UNSUPPORTED) {
+            si_err_clear();
+            s = emit_ref(&b, n);
+        }
+        if (s) goto out;
+    }
+    if ((s = plan_outputs(&b))) goto out;
+    s = plan_memory(p);
+    /* constants the steps do not read (weights now packed, folded BatchNormalization parameters, ...) are
+     * dropped from the plan's graph: their memory goes when the caller frees the model */
+    for (int v = 0; !s && v < g->n_values; v++)
+        if (g->values[v].const_val && !b.const_used[v]) {
+            si_const_unref(g->values[v].const_val);
+            g->values[v].const_val = NULL;
+        }
+out:
+    if (b.stream) dnnl_stream_destroy(b.stream);
+    si_free(b.vbuf);
+    si_free(b.remaining);
+    si_free(b.n_consumers);
+    si_free(b.done);
+    si_free(b.const_used);
+    if (s) {
+        cpu_plan_free(p);
+        return s;
+    }
+    *out = p;
+    return SI_OK;
+}
+
+// --- shared attribute helpers ------------------------------------------------------------------------------
+
+const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k) {
+    if (k >= n->n_in || n->in[k] < 0) return NULL;
+    return g->values[n->in[k]].const_val;
+}
+
+bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k) {
+    if (k >= n->n_in || n->in[k] < 0) return false;
+    const si_value *v = &g->values[n->in[k]];
+    return v->dtype == SI_F32 && cpu_value_static(v);
+}
