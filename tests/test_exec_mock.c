@@ -117,7 +117,7 @@ int main(void) {
     si_src out_src[3] = {{.kind = SI_SRC_SUB, .index = 1, .port = 0}, {.kind = SI_SRC_INPUT, .index = 0},
                          {.kind = SI_SRC_CONST, .constant = cst}};
     si_exec_desc d = {.n_subs = 2, .subs = subs, .sub_inputs = sub_inputs, .n_inputs = 1, .n_outputs = 3,
-                      .inputs = ports_in, .outputs = ports_out, .out_src = out_src, .device = "mock,mock"};
+                      .inputs = ports_in, .outputs = ports_out, .out_src = out_src, .label = "mock,mock"};
     si_cmodel *cm = NULL;
     CHECK(si_exec_create(&d, &cm) == SI_OK);
     si_const_unref(cst); /* the executor holds its own reference */

@@ -182,7 +182,7 @@ static si_status build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs)
     if (!st) {
         si_exec_desc d = {.n_subs = p->n, .subs = subs, .sub_inputs = sub_inputs, .n_inputs = g->n_inputs,
                           .n_outputs = g->n_outputs, .inputs = in_ports, .outputs = out_ports, .out_src = out_src,
-                          .device = c->devices};
+                          .label = c->devices};
         st = si_exec_create(&d, &c->cm);
     } else {
         for (int s = 0; s < p->n; s++) subs[s]->iface->free(subs[s]);

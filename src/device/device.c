@@ -62,3 +62,9 @@ si_status si_device_get(const char *name, si_device **out) {
     return si_err(SI_ERR_INVALID_ARG, "unknown device '%s' (known: %s)", name, si_device_names());
 }
 
+const char *si_options_get(const si_options *o, const char *key) {
+    if (!o) return NULL;
+    for (int i = 0; i < o->n; i++)
+        if (!strcmp(o->keys[i], key)) return o->values[i];
+    return NULL;
+}

@@ -14,55 +14,12 @@
 #ifndef SI_DEVICE_H
 #define SI_DEVICE_H
 
+#include "device/iface.h"
 #include "ir/ir.h"
 
 #define SI_DEVICE_API_VERSION 1
 
-typedef struct si_cmodel si_cmodel;
-typedef struct si_ireq si_ireq;
 typedef struct si_device si_device;
-
-/* A port descriptor: name, element type and shape (-1 for dimensions only known at run time). */
-typedef struct si_port {
-    const char *name;
-    si_dtype dtype;
-    int ndim;
-    int64_t dims[SI_MAX_DIMS];
-} si_port;
-
-typedef struct si_cmodel_i {
-    /* A new request. Must be safe to call from several threads at once. */
-    si_status (*create_request)(si_cmodel *m, si_ireq **out);
-    /* Free the compiled model; every request has been freed before. */
-    void (*free)(si_cmodel *m);
-} si_cmodel_i;
-
-struct si_cmodel {
-    const si_cmodel_i *iface;
-    int n_inputs, n_outputs;
-    const si_port *inputs, *outputs; /* owned by the implementation */
-    const char *device;              /* the device (or devices) it runs on, for reports */
-};
-
-typedef struct si_ireq_i {
-    /* Bind input port i to t (borrowed until unbound or the request is freed). Checks dtype, rank and fixed
-     * dimensions: INVALID_ARG on mismatch. */
-    si_status (*set_input)(si_ireq *r, int i, si_tensor *t);
-    /* The tensor of output port i (owned by the request, the same object after every infer). */
-    si_status (*get_output)(si_ireq *r, int i, si_tensor **t);
-    /* Run once. INVALID_ARG for a missing input or a shape the model cannot take; DEVICE/UNSUPPORTED/NO_MEM
-     * otherwise. The request stays usable after a failure. */
-    si_status (*infer)(si_ireq *r);
-    void (*free)(si_ireq *r);
-    /* (optional, may be NULL) Ask an infer running on another thread to return soon with SI_ERR_ABORTED.
-     * Called by a watchdog that has given up on the call; must be safe to call concurrently with infer. */
-    void (*cancel)(si_ireq *r);
-} si_ireq_i;
-
-struct si_ireq {
-    const si_ireq_i *iface;
-    si_cmodel *model;
-};
 
 /* Key/value options passed to compile (borrowed). */
 typedef struct si_options {
@@ -93,15 +50,7 @@ si_status si_device_get(const char *name, si_device **out);
 /* "REF" (comma-separated list of known device names). */
 const char *si_device_names(void);
 
-/* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
-si_status si_port_check(const si_port *p, const si_tensor *t);
-/* The usual set_input: check the index and the port (t may be NULL to unbind), then slots[i] = t. */
-si_status si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots);
-/* SI_OK when k is a valid output index of m, else INVALID_ARG. */
-si_status si_output_index(const si_cmodel *m, int k);
-/* Deep copies of port arrays (names included); NULL on allocation failure. */
-si_port *si_ports_copy(const si_port *p, int n);
-void si_ports_free(si_port *p, int n);
+
 
 /* Built-in devices. REF is always present; CPU and OCL are compiled in when their folders exist
  * (SI_HAVE_CPU / SI_HAVE_OCL). */

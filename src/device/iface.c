@@ -2,16 +2,10 @@
  * iface.c — helpers of the compiled-model and request interfaces, shared by devices, the fail-safe layer and
  * the executor core. No device lives here (the executor core's tests link this file without any device).
  */
-#include "device/device.h"
+#include "device/iface.h"
 
 #include <stdio.h>
 
-const char *si_options_get(const si_options *o, const char *key) {
-    if (!o) return NULL;
-    for (int i = 0; i < o->n; i++)
-        if (!strcmp(o->keys[i], key)) return o->values[i];
-    return NULL;
-}
 
 si_status si_port_check(const si_port *p, const si_tensor *t) {
     char want[256], got[256];

@@ -12,7 +12,7 @@ typedef struct exec_model {
     si_src **sub_inputs;
     si_port *in_ports, *out_ports;
     si_src *out_src;
-    char *device;
+    char *label;
 } exec_model;
 
 typedef struct exec_req {
@@ -37,7 +37,7 @@ static void exec_model_free(si_cmodel *m_) {
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->out_src);
-    si_free(m->device);
+    si_free(m->label);
     si_free(m);
 }
 
@@ -175,8 +175,8 @@ si_status si_exec_create(const si_exec_desc *d, si_cmodel **out) {
     m->in_ports = si_ports_copy(d->inputs, d->n_inputs);
     m->out_ports = si_ports_copy(d->outputs, d->n_outputs);
     m->out_src = si_calloc((size_t)d->n_outputs + 1, sizeof(si_src));
-    m->device = si_strdup(d->device ? d->device : "");
-    bool ok = m->subs && m->sub_inputs && m->in_ports && m->out_ports && m->out_src && m->device;
+    m->label = si_strdup(d->label ? d->label : "");
+    bool ok = m->subs && m->sub_inputs && m->in_ports && m->out_ports && m->out_src && m->label;
     for (int s = 0; ok && s < d->n_subs; s++) {
         int n = d->subs[s]->n_inputs;
         if (!(m->sub_inputs[s] = si_calloc((size_t)n + 1, sizeof(si_src)))) ok = false;
@@ -194,7 +194,7 @@ si_status si_exec_create(const si_exec_desc *d, si_cmodel **out) {
     }
     m->base.inputs = m->in_ports;
     m->base.outputs = m->out_ports;
-    m->base.device = m->device;
+    m->base.device = m->label;
     *out = &m->base;
     return SI_OK;
 }

@@ -3,14 +3,14 @@
  *
  * It feeds the model's inputs to the submodels that read them, binds each submodel's outputs straight to the
  * inputs of the submodels that read them (the same tensor object: no copy) and exposes the model's outputs.
- * It is written only against the compiled-model and request interfaces of device/device.h: it never sees a
+ * It is written only against the compiled-model and request interfaces of device/iface.h: it never sees a
  * device name, a device list or a failover policy (a submodel may be a device's compiled model or a fail-safe
  * one; the core cannot tell).
  */
 #ifndef SI_EXEC_H
 #define SI_EXEC_H
 
-#include "device/device.h"
+#include "device/iface.h"
 
 typedef enum si_src_kind {
     SI_SRC_INPUT = 0, /* model input `index` */
@@ -33,7 +33,7 @@ typedef struct si_exec_desc {
     const si_port *inputs;   /* the model's ports (copied, names too) */
     const si_port *outputs;
     const si_src *out_src;   /* per model output (copied); SI_SRC_CONST tensors get a reference */
-    const char *device;      /* description for reports, e.g. "OCL,CPU" (copied) */
+    const char *label;       /* a label for reports, e.g. "OCL>CPU,CPU" (copied) */
 } si_exec_desc;
 
 /* A compiled model that runs the submodels in order. On success the submodels belong to it; on failure

@@ -13,7 +13,7 @@
 #ifndef SI_FAILSAFE_H
 #define SI_FAILSAFE_H
 
-#include "device/device.h"
+#include "device/iface.h"
 #include "failsafe/events.h"
 
 /* Compile the submodel on candidate `device` (an index in the sink's device list). */
