@@ -395,21 +395,14 @@ static si_status plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
 
 static si_status cpu_set_input(si_ireq *r_, int i, si_tensor *t) {
     cpu_req *r = (cpu_req *)r_;
-    cpu_model *m = (cpu_model *)r->base.model;
-    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
-    if (t) {
-        si_status s = si_port_check(&m->in_ports[i], t);
-        if (s) return s;
-    }
-    r->bound[i] = t;
-    return SI_OK;
+    return si_bind_input(r->base.model, i, t, r->bound);
 }
 
 static si_status cpu_get_output(si_ireq *r_, int i, si_tensor **t) {
     cpu_req *r = (cpu_req *)r_;
-    if (i < 0 || i >= r->base.model->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", i, r->base.model->n_outputs);
-    *t = r->outs[i];
-    return SI_OK;
+    si_status s = si_output_index(r->base.model, i);
+    if (!s) *t = r->outs[i];
+    return s;
 }
 
 #ifdef SI_CPU_PROFILE_PRINT

@@ -716,21 +716,14 @@ static void req_free(si_ireq *r_) {
 
 static si_status req_set_input(si_ireq *r_, int i, si_tensor *t) {
     ocl_req *r = (ocl_req *)r_;
-    ocl_mdl *m = (ocl_mdl *)r->base.model;
-    if (i < 0 || i >= m->base.n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->base.n_inputs);
-    if (t) {
-        si_status s = si_port_check(&m->in_ports[i], t);
-        if (s) return s;
-    }
-    r->bound[i] = t;
-    return SI_OK;
+    return si_bind_input(r->base.model, i, t, r->bound);
 }
 
 static si_status req_get_output(si_ireq *r_, int i, si_tensor **t) {
     ocl_req *r = (ocl_req *)r_;
-    if (i < 0 || i >= r->base.model->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", i, r->base.model->n_outputs);
-    *t = r->outs[i];
-    return SI_OK;
+    si_status s = si_output_index(r->base.model, i);
+    if (!s) *t = r->outs[i];
+    return s;
 }
 
 static void req_cancel(si_ireq *r_) {
