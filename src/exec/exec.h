@@ -4,8 +4,7 @@
  * It feeds the model's inputs to the submodels that read them, binds each submodel's outputs straight to the
  * inputs of the submodels that read them (the same tensor object: no copy) and exposes the model's outputs.
  * It is written only against the compiled-model and request interfaces of device/iface.h: it never sees a
- * device name, a device list or a failover policy (a submodel may be a device's compiled model or a fail-safe
- * one; the core cannot tell).
+ * device name, a device list or a recovery policy (a submodel is just a compiled model, whoever made it).
  */
 #ifndef SI_EXEC_H
 #define SI_EXEC_H
