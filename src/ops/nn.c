@@ -2240,27 +2240,7 @@ static si_status dropout_run(si_kctx *c)
  * Resize, Upsample
  */
 
-enum { NN_RS_NEAREST, NN_RS_LINEAR, NN_RS_CUBIC };
-enum {
-    NN_CT_HALF_PIXEL,
-    NN_CT_PYTORCH_HALF_PIXEL,
-    NN_CT_ALIGN_CORNERS,
-    NN_CT_ASYMMETRIC,
-    NN_CT_TF_HALF_PIXEL_FOR_NN,
-    NN_CT_TF_CROP_AND_RESIZE,
-    NN_CT_HALF_PIXEL_SYMMETRIC
-};
-enum { NN_NM_ROUND_PREFER_FLOOR, NN_NM_ROUND_PREFER_CEIL, NN_NM_FLOOR, NN_NM_CEIL };
 
-typedef struct nn_resize {
-    int rank, naxes;
-    int axes[SI_MAX_DIMS];
-    int64_t in[SI_MAX_DIMS], out[SI_MAX_DIMS];
-    double scale[SI_MAX_DIMS];
-    int mode, ctm, nearest;
-    double cubic_a, extrap;
-    bool exclude_outside, antialias;
-} nn_resize;
 
 static si_status nn_pick(const si_kctx *c, const char *attr, const char *dflt, const char *const *names, int n,
                          int *out)
@@ -2274,7 +2254,7 @@ static si_status nn_pick(const si_kctx *c, const char *attr, const char *dflt, c
     return si_op_err(c, SI_ERR_INVALID_ARG, "unsupported %s '%s'", attr, s);
 }
 
-static si_status resize_prep(si_kctx *c, bool upsample, nn_resize *p)
+si_status si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
 {
     si_status st;
     if ((st = nn_need(c, 0, false))) return st;
@@ -2289,12 +2269,12 @@ static si_status resize_prep(si_kctx *c, bool upsample, nn_resize *p)
     int m = 0;
     if ((st = nn_pick(c, "mode", "nearest", modes, legacy ? 2 : 3, &m))) {
         if (!legacy || strcmp(si_attr_str(c->node, "mode", ""), "bilinear") != 0) return st;
-        m = NN_RS_LINEAR; /* old Upsample spelling */
+        m = SI_RS_LINEAR; /* old Upsample spelling */
     }
     p->mode = m;
     if (legacy) {
-        p->ctm = NN_CT_ASYMMETRIC;
-        p->nearest = NN_NM_FLOOR;
+        p->ctm = SI_CT_ASYMMETRIC;
+        p->nearest = SI_NM_FLOOR;
         p->cubic_a = -0.75;
         p->extrap = 0;
         p->exclude_outside = false;
@@ -2401,13 +2381,31 @@ static si_status resize_prep(si_kctx *c, bool upsample, nn_resize *p)
             }
         }
     }
+    for (int d = 0; d < r; d++) {
+        p->roi0[d] = 0.0;
+        p->roi1[d] = 1.0;
+    }
+    if (p->ctm == SI_CT_TF_CROP_AND_RESIZE) {
+        const si_tensor *roi = nn_in_nonempty(c, 1);
+        if (roi) {
+            double rv[2 * SI_MAX_DIMS];
+            int n = 0;
+            if ((st = nn_read_doubles(c, roi, 2 * SI_MAX_DIMS, rv, &n, "roi"))) return st;
+            if (n != 2 * p->naxes)
+                return si_op_err(c, SI_ERR_INVALID_ARG, "roi has %d values, expected %d", n, 2 * p->naxes);
+            for (int i = 0; i < p->naxes; i++) {
+                p->roi0[p->axes[i]] = rv[i];
+                p->roi1[p->axes[i]] = rv[p->naxes + i];
+            }
+        }
+    }
     return SI_OK;
 }
 
 static si_status resize_infer_common(si_kctx *c, bool upsample)
 {
-    nn_resize p;
-    si_status st = resize_prep(c, upsample, &p);
+    si_resize p;
+    si_status st = si_resize_prepare(c, upsample, &p);
     if (st) return st;
     return nn_set_out(c, 0, nn_in(c, 0)->dtype, p.rank, p.out);
 }
@@ -2429,18 +2427,18 @@ typedef struct nn_taps {
     unsigned char *ext;
 } nn_taps;
 
-static bool nn_resize_taps(const nn_resize *p, int d, double roi0, double roi1, nn_taps *t)
+static bool nn_resize_taps(const si_resize *p, int d, double roi0, double roi1, nn_taps *t)
 {
     const int64_t in = p->in[d], on = p->out[d];
     const double s = p->scale[d], outf = s * (double)in;
-    const bool ident = in == on && s == 1.0 && p->ctm != NN_CT_TF_CROP_AND_RESIZE &&
-                       p->ctm != NN_CT_TF_HALF_PIXEL_FOR_NN;
+    const bool ident = in == on && s == 1.0 && p->ctm != SI_CT_TF_CROP_AND_RESIZE &&
+                       p->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
     const double sa = SI_MIN(s, 1.0); /* antialias kernel scale */
     int64_t nt = 1, start = 0;
-    if (!ident && p->mode == NN_RS_LINEAR) {
+    if (!ident && p->mode == SI_RS_LINEAR) {
         start = p->antialias ? (int64_t)floor(-1.0 / sa) + 1 : 0;
         nt = 2 - 2 * start;
-    } else if (!ident && p->mode == NN_RS_CUBIC) {
+    } else if (!ident && p->mode == SI_RS_CUBIC) {
         start = p->antialias ? (int64_t)floor(-2.0 / sa) + 1 : -1;
         nt = 2 - 2 * start;
     }
@@ -2459,16 +2457,16 @@ static bool nn_resize_taps(const nn_resize *p, int d, double roi0, double roi1, 
         }
         double x;
         switch (p->ctm) {
-        case NN_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
-        case NN_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
-        case NN_CT_ASYMMETRIC: x = (double)o / s; break;
-        case NN_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
-        case NN_CT_HALF_PIXEL_SYMMETRIC: {
+        case SI_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
+        case SI_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
+        case SI_CT_ASYMMETRIC: x = (double)o / s; break;
+        case SI_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
+        case SI_CT_HALF_PIXEL_SYMMETRIC: {
             const double adj = (double)on / outf, center = (double)in / 2.0;
             x = center * (1.0 - adj) + (o + 0.5) / s - 0.5;
             break;
         }
-        case NN_CT_TF_CROP_AND_RESIZE:
+        case SI_CT_TF_CROP_AND_RESIZE:
             x = outf == 1.0 ? (roi1 - roi0) * (double)(in - 1) / 2.0
                             : (double)o * (roi1 - roi0) * (double)(in - 1) / (outf - 1.0);
             x += roi0 * (double)(in - 1);
@@ -2477,14 +2475,14 @@ static bool nn_resize_taps(const nn_resize *p, int d, double roi0, double roi1, 
         default: x = (o + 0.5) / s - 0.5; break;
         }
         const double xf = floor(x);
-        if (p->mode == NN_RS_NEAREST) {
+        if (p->mode == SI_RS_NEAREST) {
             const double fr = x - xf;
             int64_t i = (int64_t)xf;
             if (fr != 0) {
                 switch (p->nearest) {
-                case NN_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
-                case NN_NM_FLOOR: break;
-                case NN_NM_CEIL: i += 1; break;
+                case SI_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
+                case SI_NM_FLOOR: break;
+                case SI_NM_CEIL: i += 1; break;
                 default: i += fr > 0.5 ? 1 : 0; break;
                 }
             }
@@ -2506,7 +2504,7 @@ static bool nn_resize_taps(const nn_resize *p, int d, double roi0, double roi1, 
         for (int64_t k = 0; k < nt; k++) {
             const int64_t off = start + k;
             double v;
-            if (p->mode == NN_RS_LINEAR) {
+            if (p->mode == SI_RS_LINEAR) {
                 v = p->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa))
                                  : (off == 0 ? 1.0 - ratio : ratio);
             } else {
@@ -2527,38 +2525,19 @@ static bool nn_resize_taps(const nn_resize *p, int d, double roi0, double roi1, 
 
 static si_status resize_run_common(si_kctx *c, bool upsample)
 {
-    nn_resize p;
-    si_status st = resize_prep(c, upsample, &p);
+    si_resize p;
+    si_status st = si_resize_prepare(c, upsample, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
     if (!y || nn_count(y) == 0) return SI_OK;
     if (nn_count(x) == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "cannot resize an empty input to a non-empty output");
     const int r = p.rank;
-    double roi0[SI_MAX_DIMS], roi1[SI_MAX_DIMS];
-    for (int d = 0; d < r; d++) {
-        roi0[d] = 0.0;
-        roi1[d] = 1.0;
-    }
-    if (p.ctm == NN_CT_TF_CROP_AND_RESIZE) {
-        const si_tensor *roi = nn_in_nonempty(c, 1);
-        if (roi) {
-            double rv[2 * SI_MAX_DIMS];
-            int n = 0;
-            if ((st = nn_read_doubles(c, roi, 2 * SI_MAX_DIMS, rv, &n, "roi"))) return st;
-            if (n != 2 * p.naxes)
-                return si_op_err(c, SI_ERR_INVALID_ARG, "roi has %d values, expected %d", n, 2 * p.naxes);
-            for (int i = 0; i < p.naxes; i++) {
-                roi0[p.axes[i]] = rv[i];
-                roi1[p.axes[i]] = rv[p.naxes + i];
-            }
-        }
-    }
     nn_taps taps[SI_MAX_DIMS];
     memset(taps, 0, sizeof taps);
     double *xd = nn_to_f64(x), *yd = si_malloc((size_t)nn_count(y) * sizeof(double));
     bool ok = xd && yd;
-    for (int d = 0; ok && d < r; d++) ok = nn_resize_taps(&p, d, roi0[d], roi1[d], &taps[d]);
+    for (int d = 0; ok && d < r; d++) ok = nn_resize_taps(&p, d, p.roi0[d], p.roi1[d], &taps[d]);
     if (ok) {
         int64_t xs[SI_MAX_DIMS], o[SI_MAX_DIMS] = {0};
         xs[r - 1] = 1;

@@ -84,6 +84,35 @@ si_status si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, i
 /* Error naming the node: "Conv (node 'conv1'): <message>". */
 si_status si_op_err(const si_kctx *c, si_status s, const char *fmt, ...) SI_PRINTF(3, 4);
 
+/* Resize / Upsample geometry, shared by the reference kernel and by devices that implement Resize, so that
+ * every device reads the attributes, scales/sizes and roi the same way. */
+enum { SI_RS_NEAREST, SI_RS_LINEAR, SI_RS_CUBIC };
+enum {
+    SI_CT_HALF_PIXEL,
+    SI_CT_PYTORCH_HALF_PIXEL,
+    SI_CT_ALIGN_CORNERS,
+    SI_CT_ASYMMETRIC,
+    SI_CT_TF_HALF_PIXEL_FOR_NN,
+    SI_CT_TF_CROP_AND_RESIZE,
+    SI_CT_HALF_PIXEL_SYMMETRIC
+};
+enum { SI_NM_ROUND_PREFER_FLOOR, SI_NM_ROUND_PREFER_CEIL, SI_NM_FLOOR, SI_NM_CEIL };
+
+typedef struct si_resize {
+    int rank, naxes;
+    int axes[SI_MAX_DIMS];
+    int64_t in[SI_MAX_DIMS], out[SI_MAX_DIMS];
+    double scale[SI_MAX_DIMS];
+    double roi0[SI_MAX_DIMS], roi1[SI_MAX_DIMS]; /* crop box per axis (tf_crop_and_resize), else 0 and 1 */
+    int mode, ctm, nearest;
+    double cubic_a, extrap;
+    bool exclude_outside, antialias;
+} si_resize;
+
+/* The geometry of a Resize (any opset) or Upsample node. Needs the values of scales/sizes/roi:
+ * SI_SHAPE_DYNAMIC when they are not known. INVALID_ARG for a malformed node. */
+si_status si_resize_prepare(si_kctx *c, bool upsample, si_resize *p);
+
 /* Op groups: each file defines its ops in a table registered in ops.c. */
 extern const si_op_def *const si_ops_elementwise[];
 extern const si_op_def *const si_ops_nn[];

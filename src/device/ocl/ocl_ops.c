@@ -1852,163 +1852,28 @@ static si_status plan_gather(ocl_plan *p, const void *arg) {
 // --- Resize / Upsample ------------------------------------------------------------------------------------------
 /* The taps follow REF (ops/nn.c) exactly; only the weighted sums run on the device. */
 
-enum { RS_NEAREST, RS_LINEAR, RS_CUBIC };
-enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_FOR_NN, CT_TF_CROP_AND_RESIZE, CT_HALF_PIXEL_SYMMETRIC };
-enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL };
-
-typedef struct rs_plan {
-    int rank, naxes, axes[SI_MAX_DIMS];
-    int64_t in[SI_MAX_DIMS], out[SI_MAX_DIMS];
-    double scale[SI_MAX_DIMS], roi0[SI_MAX_DIMS], roi1[SI_MAX_DIMS];
-    int mode, ctm, nearest;
-    double cubic_a;
-    float extrap;
-    bool exclude_outside, antialias;
-} rs_plan;
-
-static si_status pick(ocl_plan *p, const char *attr, const char *dflt, const char *const *names, int n, int *out) {
-    const char *v = si_attr_str(p->node, attr, dflt);
-    for (int i = 0; i < n; i++)
-        if (!strcmp(v, names[i])) {
-            *out = i;
-            return SI_OK;
-        }
-    return ocl_err(p, SI_ERR_UNSUPPORTED, "%s '%s' is not supported", attr, v);
-}
-
-static bool nonempty(const ocl_plan *p, int k) { return has_in(p, k) && p->in[k].ndim >= 0 && dcount(&p->in[k]) > 0; }
-
-/* Constant float values of input k (float32/float64). */
-static si_status const_doubles(ocl_plan *p, int k, double *vals, int max, int *n) {
-    const ocl_desc *d = &p->in[k];
-    *n = 0;
-    if (!d->cval) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d must be a constant", k);
-    if (!si_dtype_is_float(d->cval->dtype) || d->cval->ndim > 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d must be a 1-D float tensor", k);
-    int64_t c = si_shape_count(d->cval->ndim, d->cval->dims);
-    if (c > max) return ocl_err(p, SI_ERR_INVALID_ARG, "input %d has %lld values", k, (long long)c);
-    for (int64_t i = 0; i < c; i++) vals[i] = si_load_f64(d->cval->dtype, d->cval->data, i);
-    *n = (int)c;
-    return SI_OK;
-}
-
-static si_status resize_prep(ocl_plan *p, bool upsample, rs_plan *q) {
+/* Resize/Upsample geometry: the reference definition (ops/ si_resize_prepare), read from this node's
+ * constants; scales, sizes and roi must be constants here. */
+static si_status resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
     si_status s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    const int r = x->ndim, opset = p->node->opset;
-    if (r < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank 1 or more");
-    memset(q, 0, sizeof *q);
-    q->rank = r;
-    const bool legacy = upsample || opset < 11;
-    static const char *const modes[4] = {"nearest", "linear", "cubic", "bilinear"};
-    int m = 0;
-    const char *mv = si_attr_str(p->node, "mode", "nearest");
-    if (legacy && !strcmp(mv, "bilinear")) m = RS_LINEAR;
-    else if ((s = pick(p, "mode", "nearest", modes, legacy ? 2 : 3, &m))) return s;
-    q->mode = m;
-    if (legacy) {
-        q->ctm = CT_ASYMMETRIC;
-        q->nearest = NM_FLOOR;
-        q->cubic_a = -0.75;
-    } else {
-        static const char *const ctms[7] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
-                                            "tf_half_pixel_for_nn", "tf_crop_and_resize", "half_pixel_symmetric"};
-        static const char *const nms[4] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
-        if ((s = pick(p, "coordinate_transformation_mode", "half_pixel", ctms, 7, &q->ctm)) ||
-            (s = pick(p, "nearest_mode", "round_prefer_floor", nms, 4, &q->nearest)))
-            return s;
-        q->cubic_a = si_attr_float(p->node, "cubic_coeff_a", -0.75f);
-        q->extrap = si_attr_float(p->node, "extrapolation_value", 0.0f);
-        q->exclude_outside = si_attr_int(p->node, "exclude_outside", 0) != 0;
-        q->antialias = opset >= 18 && si_attr_int(p->node, "antialias", 0) != 0;
+    if (s || (s = max_outputs(p, 1)) || (s = max_inputs(p, upsample || p->node->opset < 11 ? 2 : 4))) return s;
+    si_tensor desc[OCL_MAX_IO];
+    const si_tensor *ins[OCL_MAX_IO];
+    for (int k = 0; k < p->n_in; k++) {
+        ins[k] = NULL;
+        if (!has_in(p, k)) continue;
+        if (p->in[k].cval) { ins[k] = p->in[k].cval; continue; }
+        memset(&desc[k], 0, sizeof desc[k]);
+        desc[k].dtype = p->in[k].dtype;
+        desc[k].ndim = p->in[k].ndim < 0 ? 0 : p->in[k].ndim;
+        memcpy(desc[k].dims, p->in[k].dims, sizeof desc[k].dims);
+        desc[k].nbytes = (size_t)dcount(&p->in[k]) * si_dtype_size(desc[k].dtype);
+        ins[k] = &desc[k];
     }
-    int cnt = 0;
-    const int64_t *ax = (!legacy && opset >= 18) ? si_attr_ints(p->node, "axes", &cnt) : NULL;
-    bool seen[SI_MAX_DIMS] = {false};
-    if (ax && cnt > 0) {
-        if (cnt > r) return ocl_err(p, SI_ERR_INVALID_ARG, "axes has %d values for rank %d", cnt, r);
-        for (int i = 0; i < cnt; i++) {
-            if ((s = norm_axis(p, ax[i], r, &q->axes[i]))) return s;
-            if (seen[q->axes[i]]) return ocl_err(p, SI_ERR_INVALID_ARG, "axes contains %lld twice", (long long)ax[i]);
-            seen[q->axes[i]] = true;
-        }
-        q->naxes = cnt;
-    } else {
-        for (int i = 0; i < r; i++) q->axes[i] = i;
-        q->naxes = r;
-    }
-    for (int d = 0; d < r; d++) {
-        q->in[d] = q->out[d] = x->dims[d];
-        q->scale[d] = 1.0;
-        q->roi0[d] = 0.0;
-        q->roi1[d] = 1.0;
-    }
-    double sv[SI_MAX_DIMS];
-    int64_t zv[SI_MAX_DIMS];
-    int ns = -1, nz = -1;
-    if (upsample && opset < 9) {
-        const float *f = si_attr_floats(p->node, "scales", &cnt);
-        if (!f) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute scales is required");
-        if (cnt > SI_MAX_DIMS) return ocl_err(p, SI_ERR_INVALID_ARG, "scales has %d values", cnt);
-        for (int i = 0; i < cnt; i++) sv[i] = f[i];
-        ns = cnt;
-        if ((s = max_inputs(p, 1))) return s;
-    } else {
-        const int si = legacy ? 1 : 2;
-        bool hs = legacy ? has_in(p, 1) : nonempty(p, 2), hz = !legacy && nonempty(p, 3);
-        if ((s = max_inputs(p, legacy ? 2 : 4))) return s;
-        if (hs && hz) return ocl_err(p, SI_ERR_INVALID_ARG, "only one of scales and sizes may be given");
-        if (!hs && !hz) return ocl_err(p, SI_ERR_INVALID_ARG, "one of scales and sizes is required");
-        if (hs && (s = const_doubles(p, si, sv, SI_MAX_DIMS, &ns))) return s;
-        if (hz && (s = const_ints(p, 3, zv, SI_MAX_DIMS, &nz))) return s;
-    }
-    if (ns >= 0) {
-        if (ns != q->naxes) return ocl_err(p, SI_ERR_INVALID_ARG, "scales has %d values, expected %d", ns, q->naxes);
-        for (int i = 0; i < ns; i++) {
-            const int d = q->axes[i];
-            if (!(sv[i] > 0)) return ocl_err(p, SI_ERR_INVALID_ARG, "scales must be positive, got %g", sv[i]);
-            if (sv[i] * (double)q->in[d] > 2e9) return ocl_err(p, SI_ERR_UNSUPPORTED, "scale %g makes dimension %d too large", sv[i], d);
-            q->scale[d] = sv[i];
-            q->out[d] = (int64_t)floor(sv[i] * (double)q->in[d]);
-        }
-    } else {
-        if (nz != q->naxes) return ocl_err(p, SI_ERR_INVALID_ARG, "sizes has %d values, expected %d", nz, q->naxes);
-        for (int i = 0; i < nz; i++)
-            if (zv[i] < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "sizes must not be negative");
-        static const char *const pols[3] = {"stretch", "not_larger", "not_smaller"};
-        int pol = 0;
-        if (!legacy && opset >= 18 && (s = pick(p, "keep_aspect_ratio_policy", "stretch", pols, 3, &pol))) return s;
-        if (pol == 0) {
-            for (int i = 0; i < nz; i++) {
-                const int d = q->axes[i];
-                q->out[d] = zv[i];
-                q->scale[d] = q->in[d] > 0 ? (double)zv[i] / (double)q->in[d] : 1.0;
-            }
-        } else {
-            double sc = pol == 1 ? INFINITY : 0.0;
-            for (int i = 0; i < nz; i++) {
-                const int d = q->axes[i];
-                const double v = q->in[d] > 0 ? (double)zv[i] / (double)q->in[d] : 1.0;
-                sc = pol == 1 ? SI_MIN(sc, v) : SI_MAX(sc, v);
-            }
-            for (int i = 0; i < nz; i++) {
-                const int d = q->axes[i];
-                q->scale[d] = sc;
-                q->out[d] = (int64_t)(sc * (double)q->in[d] + 0.5);
-            }
-        }
-    }
-    if (q->ctm == CT_TF_CROP_AND_RESIZE && nonempty(p, 1)) {
-        double rv[2 * SI_MAX_DIMS];
-        int n = 0;
-        if ((s = const_doubles(p, 1, rv, 2 * SI_MAX_DIMS, &n))) return s;
-        if (n != 2 * q->naxes) return ocl_err(p, SI_ERR_INVALID_ARG, "roi has %d values, expected %d", n, 2 * q->naxes);
-        for (int i = 0; i < q->naxes; i++) {
-            q->roi0[q->axes[i]] = rv[i];
-            q->roi1[q->axes[i]] = rv[q->naxes + i];
-        }
-    }
-    return SI_OK;
+    si_kctx c = {.node = p->node, .opset = p->node->opset, .n_in = p->n_in, .in = ins, .n_out = 0, .out = NULL};
+    s = si_resize_prepare(&c, upsample, q);
+    if (s == SI_SHAPE_DYNAMIC) return ocl_err(p, SI_ERR_UNSUPPORTED, "scales, sizes and roi must be constants");
+    return s;
 }
 
 static double cubic_w(double x, double A) {
@@ -2019,16 +1884,16 @@ static double cubic_w(double x, double A) {
 }
 
 /* Taps of axis d into tab (o * (1 + 2 * nt) ints per output coordinate); returns nt. */
-static int64_t resize_taps(const rs_plan *q, int d, int *tab, bool count_only) {
+static int64_t resize_taps(const si_resize *q, int d, int *tab, bool count_only) {
     const int64_t in = q->in[d], on = q->out[d];
     const double s = q->scale[d], outf = s * (double)in;
-    const bool ident = in == on && s == 1.0 && q->ctm != CT_TF_CROP_AND_RESIZE && q->ctm != CT_TF_HALF_PIXEL_FOR_NN;
+    const bool ident = in == on && s == 1.0 && q->ctm != SI_CT_TF_CROP_AND_RESIZE && q->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
     const double sa = SI_MIN(s, 1.0);
     int64_t nt = 1, start = 0;
-    if (!ident && q->mode == RS_LINEAR) {
+    if (!ident && q->mode == SI_RS_LINEAR) {
         start = q->antialias ? (int64_t)floor(-1.0 / sa) + 1 : 0;
         nt = 2 - 2 * start;
-    } else if (!ident && q->mode == RS_CUBIC) {
+    } else if (!ident && q->mode == SI_RS_CUBIC) {
         start = q->antialias ? (int64_t)floor(-2.0 / sa) + 1 : -1;
         nt = 2 - 2 * start;
     }
@@ -2043,16 +1908,16 @@ static int64_t resize_taps(const rs_plan *q, int d, int *tab, bool count_only) {
         }
         double x;
         switch (q->ctm) {
-        case CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
-        case CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
-        case CT_ASYMMETRIC: x = (double)o / s; break;
-        case CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
-        case CT_HALF_PIXEL_SYMMETRIC: {
+        case SI_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
+        case SI_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
+        case SI_CT_ASYMMETRIC: x = (double)o / s; break;
+        case SI_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
+        case SI_CT_HALF_PIXEL_SYMMETRIC: {
             const double adj = (double)on / outf, center = (double)in / 2.0;
             x = center * (1.0 - adj) + (o + 0.5) / s - 0.5;
             break;
         }
-        case CT_TF_CROP_AND_RESIZE:
+        case SI_CT_TF_CROP_AND_RESIZE:
             x = outf == 1.0 ? (q->roi1[d] - q->roi0[d]) * (double)(in - 1) / 2.0
                             : (double)o * (q->roi1[d] - q->roi0[d]) * (double)(in - 1) / (outf - 1.0);
             x += q->roi0[d] * (double)(in - 1);
@@ -2061,14 +1926,14 @@ static int64_t resize_taps(const rs_plan *q, int d, int *tab, bool count_only) {
         default: x = (o + 0.5) / s - 0.5; break;
         }
         const double xf = floor(x);
-        if (q->mode == RS_NEAREST) {
+        if (q->mode == SI_RS_NEAREST) {
             const double fr = x - xf;
             int64_t i = (int64_t)xf;
             if (fr != 0) {
                 switch (q->nearest) {
-                case NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
-                case NM_FLOOR: break;
-                case NM_CEIL: i += 1; break;
+                case SI_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
+                case SI_NM_FLOOR: break;
+                case SI_NM_CEIL: i += 1; break;
                 default: i += fr > 0.5 ? 1 : 0; break;
                 }
             }
@@ -2089,7 +1954,7 @@ static int64_t resize_taps(const rs_plan *q, int d, int *tab, bool count_only) {
         for (int64_t k = 0; k < nt && k < 64; k++) {
             const int64_t off = start + k;
             double v;
-            if (q->mode == RS_LINEAR) v = q->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa)) : (off == 0 ? 1.0 - ratio : ratio);
+            if (q->mode == SI_RS_LINEAR) v = q->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa)) : (off == 0 ? 1.0 - ratio : ratio);
             else v = q->antialias ? cubic_w(sa * ((double)off - ratio), q->cubic_a) : cubic_w((double)off - ratio, q->cubic_a);
             const int64_t src = base + off;
             if (q->exclude_outside && (src < 0 || src >= in)) v = 0.0;
@@ -2107,7 +1972,7 @@ static int64_t resize_taps(const rs_plan *q, int d, int *tab, bool count_only) {
 
 static si_status plan_resize(ocl_plan *p, const void *arg) {
     (void)arg;
-    rs_plan q;
+    si_resize q;
     si_status s = resize_prep(p, !strcmp(p->node->op_type, "Upsample"), &q);
     if (s) return s;
     const ocl_desc *x = &p->in[0];
