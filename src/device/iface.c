@@ -57,3 +57,13 @@ void si_ports_free(si_port *p, int n) {
     for (int i = 0; p && i < n; i++) si_free((char *)p[i].name);
     si_free(p);
 }
+
+si_status si_check_bound(const si_cmodel *m, si_tensor *const *bound) {
+    for (int i = 0; i < m->n_inputs; i++) {
+        if (!bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->inputs[i].name);
+        si_status s = si_port_check(&m->inputs[i], bound[i]);
+        if (s) return s;
+        if (bound[i]->nbytes && !bound[i]->data) return si_err(SI_ERR_INVALID_ARG, "input '%s' has no data", m->inputs[i].name);
+    }
+    return SI_OK;
+}

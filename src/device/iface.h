@@ -58,6 +58,9 @@ struct si_ireq {
 si_status si_port_check(const si_port *p, const si_tensor *t);
 /* The usual set_input: check the index and the port (t may be NULL to unbind), then slots[i] = t. */
 si_status si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots);
+/* Before an infer: every input bound, with data, and (again: its shape may have changed since it was set)
+ * matching its port. INVALID_ARG naming the input otherwise. */
+si_status si_check_bound(const si_cmodel *m, si_tensor *const *bound);
 /* SI_OK when k is a valid output index of m, else INVALID_ARG. */
 si_status si_output_index(const si_cmodel *m, int k);
 /* Deep copies of port arrays (names included); NULL on allocation failure. */

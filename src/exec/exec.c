@@ -75,11 +75,8 @@ static si_status source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
 static si_status exec_infer(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    for (int i = 0; i < m->base.n_inputs; i++) {
-        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
-        si_status s = si_port_check(&m->in_ports[i], r->bound[i]);
-        if (s) return s;
-    }
+    si_status chk = si_check_bound(&m->base, r->bound);
+    if (chk) return chk;
     for (int s = 0; s < m->n_subs; s++) {
         si_ireq *sr = r->subs[s];
         for (int p = 0; p < m->subs[s]->n_inputs; p++) {

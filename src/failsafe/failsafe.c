@@ -676,11 +676,8 @@ static si_status infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left
 static si_status fs_infer(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     fs_model *m = (fs_model *)r->base.model;
-    for (int i = 0; i < m->base.n_inputs; i++) {
-        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
-        si_status s = si_port_check(&m->in_ports[i], r->bound[i]);
-        if (s) return s;
-    }
+    si_status chk = si_check_bound(&m->base, r->bound);
+    if (chk) return chk;
     int retries_left = m->pol.retries;
     for (int round = 0; round < 4 * m->n + 4 + m->pol.retries; round++) {
         /* join the active generation */

@@ -474,12 +474,8 @@ static si_status cpu_infer(si_ireq *r_) {
     cpu_req *r = (cpu_req *)r_;
     cpu_model *m = (cpu_model *)r->base.model;
     atomic_store(&r->cancel, false);
-    for (int i = 0; i < m->base.n_inputs; i++) {
-        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
-        si_status s = si_port_check(&m->in_ports[i], r->bound[i]); /* its shape may have changed since set */
-        if (s) return s;
-        if (r->bound[i]->nbytes && !r->bound[i]->data) return si_err(SI_ERR_INVALID_ARG, "input '%s' has no data", m->in_ports[i].name);
-    }
+    si_status chk = si_check_bound(&m->base, r->bound);
+    if (chk) return chk;
     const cpu_plan *p;
     si_status s = plan_for(r, m, &p);
     if (s) return s;

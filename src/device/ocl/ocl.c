@@ -735,11 +735,8 @@ static si_status req_infer(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     ocl_mdl *m = (ocl_mdl *)r->base.model;
     si_graph *g = m->g;
-    for (int i = 0; i < m->base.n_inputs; i++) {
-        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
-        si_status s = si_port_check(&m->in_ports[i], r->bound[i]); /* its shape may have changed since set */
-        if (s) return s;
-    }
+    si_status chk = si_check_bound(&m->base, r->bound);
+    if (chk) return chk;
     for (int c = 0; c < m->n_ichecks; c++) { /* indices are read on the device without checks */
         const ocl_icheck *ic = &m->ichecks[c];
         int root = root_of(m, ic->vid);

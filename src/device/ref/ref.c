@@ -74,10 +74,9 @@ static si_status ref_infer(si_ireq *r_) {
     ref_req *r = (ref_req *)r_;
     ref_model *m = (ref_model *)r->base.model;
     si_graph *g = m->g;
+    si_status chk = si_check_bound(&m->base, r->bound);
+    if (chk) return chk;
     for (int i = 0; i < m->base.n_inputs; i++) {
-        if (!r->bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[i].name);
-        si_status s = si_port_check(&m->in_ports[i], r->bound[i]); /* its shape may have changed since set */
-        if (s) return s;
         si_tensor *slot = &r->slots[g->inputs[i]];
         *slot = *r->bound[i];
         slot->owned = false; /* borrowed view of the caller's data */
