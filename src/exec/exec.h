@@ -32,7 +32,7 @@ typedef struct si_exec_desc {
     const si_port *inputs;   /* the model's ports (copied, names too) */
     const si_port *outputs;
     const si_src *out_src;   /* per model output (copied); SI_SRC_CONST tensors get a reference */
-    const char *label;       /* a label for reports, e.g. "OCL>CPU,CPU" (copied) */
+    const char *label;       /* a label for reports, not interpreted here (copied) */
 } si_exec_desc;
 
 /* A compiled model that runs the submodels in order. On success the submodels belong to it; on failure
