@@ -21,7 +21,7 @@
  *     const float *p = si_tensor_data(y);
  *     si_request_free(rq); si_tensor_free(x); si_compiled_free(cm); si_config_free(cfg); si_model_free(m);
  *
- * Errors: every fallible function returns an si_status; SI_OK is 0. On failure a message naming what is
+ * Errors: every fallible function returns an si_result; SI_OK is 0. On failure a message naming what is
  * wrong is stored in a thread-local buffer read with si_last_error(). The library never exits or aborts on
  * bad input or device failure.
  *
@@ -34,13 +34,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* glibc's <signal.h> (also pulled in by <sys/wait.h>) defines si_status as a macro naming a siginfo_t field,
- * which would break the si_status type below: it is undefined here. Include safeinfer.h after the system
- * headers; code that needs the siginfo field can write info._sifields._sigchld.si_status. */
-#ifdef si_status
-#undef si_status
-#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,7 +50,7 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------------------
  * Status and messages
  */
-typedef enum si_status {
+typedef enum si_result {
     SI_OK = 0,
     SI_ERR_INVALID_ARG = 1, /* the caller's mistake: bad argument, shape, dtype, missing input, bad spec */
     SI_ERR_NO_MEM = 2,      /* an allocation failed */
@@ -68,13 +61,13 @@ typedef enum si_status {
     SI_ERR_ABORTED = 7,     /* the operation was abandoned */
     SI_ERR_INTERNAL = 8,    /* a broken invariant inside safeinfer: a bug */
     SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel */
-} si_status;
+} si_result;
 
 /* The message of the last failure on this thread; "" when none. The pointer stays valid until the next
  * failing call on this thread. */
 const char *si_last_error(void);
 /* A fixed name for a status ("SI_ERR_PARSE"); never NULL. */
-const char *si_status_str(si_status s);
+const char *si_result_str(si_result s);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Element types. The values are ONNX's TensorProto.DataType numbers.
@@ -112,10 +105,10 @@ typedef struct si_tensor si_tensor;
 
 /* A new tensor owning zero-filled memory. dims may be NULL when ndim is 0. Errors: INVALID_ARG (bad dtype,
  * rank or a negative dimension), NO_MEM. The caller frees *out with si_tensor_free. */
-SI_NODISCARD si_status si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out);
+SI_NODISCARD si_result si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out);
 /* A new tensor over the caller's memory (not copied, not freed by safeinfer); nbytes must equal the
  * element count times the element size. The memory must outlive the tensor. */
-SI_NODISCARD si_status si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes,
+SI_NODISCARD si_result si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes,
                                       si_tensor **out);
 /* Frees the tensor (and its data when owned). NULL is a no-op. Must not be called on tensors owned by a
  * request (those from si_request_get_output). */
@@ -130,12 +123,12 @@ void *si_tensor_data(const si_tensor *t);
 
 /* Read a .npy file (format 1.0/2.0/3.0, little-endian, C order, one of the dtypes above) into a new owned
  * tensor. Errors: IO, PARSE (malformed header, size mismatch), UNSUPPORTED (dtype, Fortran order, big-endian). */
-SI_NODISCARD si_status si_tensor_read_npy(const char *path, si_tensor **out);
+SI_NODISCARD si_result si_tensor_read_npy(const char *path, si_tensor **out);
 /* Write t as a .npy file (format 1.0). Errors: IO, UNSUPPORTED (dtype numpy cannot name). */
-SI_NODISCARD si_status si_tensor_write_npy(const si_tensor *t, const char *path);
+SI_NODISCARD si_result si_tensor_write_npy(const si_tensor *t, const char *path);
 /* Read a serialized ONNX TensorProto (the files in test_data_set_N folders). *name_out, when not NULL, receives
  * the tensor's name (caller frees with si_free_string; "" when unnamed). Errors: IO, PARSE, UNSUPPORTED. */
-SI_NODISCARD si_status si_tensor_read_pb(const char *path, si_tensor **out, char **name_out);
+SI_NODISCARD si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out);
 void si_free_string(char *s);
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -148,10 +141,10 @@ typedef struct si_config si_config;
 /* Load an ONNX model file. External data files are looked up relative to the model's folder; a location
  * that leaves that folder is refused (INVALID_ARG). Errors: IO, PARSE (truncated or malformed protobuf, a
  * cycle, a dangling reference), UNSUPPORTED (an element type or a feature safeinfer lacks), NO_MEM. */
-SI_NODISCARD si_status si_model_load(const char *path, si_model **out);
+SI_NODISCARD si_result si_model_load(const char *path, si_model **out);
 /* Load from memory (copied as needed; buf may be freed after the call). External data is refused unless
  * base_dir is given. */
-SI_NODISCARD si_status si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out);
+SI_NODISCARD si_result si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out);
 void si_model_free(si_model *m);
 
 /* Model inputs are the graph inputs that are not initializers. */
@@ -164,18 +157,18 @@ typedef struct si_value_info {
     int64_t dims[SI_MAX_DIMS];      /* -1 for a dimension that is not fixed */
     const char *dim_names[SI_MAX_DIMS]; /* symbolic name of a dimension, or NULL */
 } si_value_info;
-SI_NODISCARD si_status si_model_input_info(const si_model *m, int index, si_value_info *out);
-SI_NODISCARD si_status si_model_output_info(const si_model *m, int index, si_value_info *out);
+SI_NODISCARD si_result si_model_input_info(const si_model *m, int index, si_value_info *out);
+SI_NODISCARD si_result si_model_output_info(const si_model *m, int index, si_value_info *out);
 /* Index of the input or output with that name, or -1. */
 int si_model_input_index(const si_model *m, const char *name);
 int si_model_output_index(const si_model *m, const char *name);
 
 /* Fix every input dimension whose symbolic name is `name` ("batch", "sequence") to `value` (>= 1).
  * Errors: INVALID_ARG when no input dimension has that name or value < 1. */
-SI_NODISCARD si_status si_model_set_dim(si_model *m, const char *name, int64_t value);
+SI_NODISCARD si_result si_model_set_dim(si_model *m, const char *name, int64_t value);
 /* Fix the whole shape of one input. Errors: INVALID_ARG when the input does not exist or the shape
  * contradicts a fixed dimension or the rank of the declaration. */
-SI_NODISCARD si_status si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims);
+SI_NODISCARD si_result si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims);
 
 /* Summary for `inspect`. Strings are borrowed from the model. */
 typedef struct si_model_summary {
@@ -195,7 +188,7 @@ int si_model_num_nodes(const si_model *m);
  * a human-readable description of each submodel (its device and fallbacks, its ops, the tensors that cross
  * into and out of it, and why nodes did not go to earlier devices). *text is a new string (free with
  * si_free_string). Errors: as si_compile's partitioning (UNSUPPORTED names a node no device accepts). */
-SI_NODISCARD si_status si_model_partition_text(const si_model *m, const si_config *cfg, char **text);
+SI_NODISCARD si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text);
 /* op_type of node i in topological order (borrowed), or NULL when out of range. */
 const char *si_model_node_op(const si_model *m, int i);
 
@@ -221,10 +214,10 @@ const char *si_model_node_op(const si_model *m, int i);
  *   adaptive_threads   on: the CPU device may drop to one thread while other processes slow its threads
  *                      down, and retries `threads` every 8 inferences (default off: `threads` is exact)
  */
-SI_NODISCARD si_status si_config_create(si_config **out);
+SI_NODISCARD si_result si_config_create(si_config **out);
 void si_config_free(si_config *c);
 /* Set a property; the strings are copied. Errors: INVALID_ARG for an unknown key or a malformed value. */
-SI_NODISCARD si_status si_config_set(si_config *c, const char *key, const char *value);
+SI_NODISCARD si_result si_config_set(si_config *c, const char *key, const char *value);
 /* The value of a property, or NULL when unset (borrowed from the config). */
 const char *si_config_get(const si_config *c, const char *key);
 
@@ -249,7 +242,7 @@ typedef struct si_event {
     const char *from;     /* device names ("" when not applicable); valid during the callback */
     const char *to;
     const char *stage;    /* "compile", "create", "infer", "check", "probe" */
-    si_status status;     /* the failure that caused it (SI_OK for successes) */
+    si_result status;     /* the failure that caused it (SI_OK for successes) */
     const char *message;
 } si_event;
 
@@ -257,7 +250,7 @@ typedef struct si_event {
  * of the compiled model); it must be thread-safe and must not call back into safeinfer. */
 typedef void (*si_event_fn)(const si_event *e, void *user);
 /* Set (or clear with NULL) the event callback used by compiled models made with this config. */
-SI_NODISCARD si_status si_config_set_callback(si_config *c, si_event_fn fn, void *user);
+SI_NODISCARD si_result si_config_set_callback(si_config *c, si_event_fn fn, void *user);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Compiled models and requests.
@@ -268,7 +261,7 @@ typedef struct si_request si_request;
 /* Compile the model for the configured devices. The compiled model keeps what it needs (the model may be
  * freed afterwards). Errors: INVALID_ARG (bad config), UNSUPPORTED (a node no listed device supports: the
  * message names it), DEVICE (every device that could take it failed), NO_MEM. */
-SI_NODISCARD si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
+SI_NODISCARD si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
 void si_compiled_free(si_compiled *c);
 int si_compiled_num_inputs(const si_compiled *c);
 int si_compiled_num_outputs(const si_compiled *c);
@@ -287,21 +280,21 @@ void si_compiled_counters(const si_compiled *c, si_counters *out);
 /* The report as JSON: {"devices":[...], "submodels":[{"id","ops","device","attempts":[...]}],
  * "events":[{"t_ms","type","submodel","from","to","stage","status","message"}], "counters":{...}}.
  * *json is a new string (free with si_free_string). Thread-safe. */
-SI_NODISCARD si_status si_compiled_report_json(const si_compiled *c, char **json);
+SI_NODISCARD si_result si_compiled_report_json(const si_compiled *c, char **json);
 
 /* A new request. Safe to call from several threads on one compiled model. Free requests before the
  * compiled model. */
-SI_NODISCARD si_status si_request_create(si_compiled *c, si_request **out);
+SI_NODISCARD si_result si_request_create(si_compiled *c, si_request **out);
 void si_request_free(si_request *r);
 /* Bind input `index` to t (borrowed: t must stay alive and unchanged in shape while the request may use
  * it). Errors: INVALID_ARG for an index out of range or a dtype/rank/fixed dimension that does not match. */
-SI_NODISCARD si_status si_request_set_input(si_request *r, int index, si_tensor *t);
+SI_NODISCARD si_result si_request_set_input(si_request *r, int index, si_tensor *t);
 /* Run the model. Errors: INVALID_ARG (a missing input, a shape the model cannot take), DEVICE,
  * UNSUPPORTED, NO_MEM. After a failure the request stays usable. */
-SI_NODISCARD si_status si_request_infer(si_request *r);
+SI_NODISCARD si_result si_request_infer(si_request *r);
 /* The tensor holding output `index` after the last successful infer. Owned by the request: the same
  * object is returned after every infer (its data and shape are refreshed); valid until si_request_free. */
-SI_NODISCARD si_status si_request_get_output(si_request *r, int index, si_tensor **out);
+SI_NODISCARD si_result si_request_get_output(si_request *r, int index, si_tensor **out);
 
 #ifdef __cplusplus
 }

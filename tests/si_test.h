@@ -18,9 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* <signal.h> (pulled in by <sys/wait.h>) defines `si_status` as a macro for a siginfo_t field, which breaks
- * the library's si_status type: drop the macro before including the public header. */
-#undef si_status
 #include "safeinfer.h"
 
 #ifndef SI_TEST_DATA
@@ -43,12 +40,12 @@ static int n_checks, n_failed;
 #define CHECK_STATUS(call, want)                                                                               \
     do {                                                                                                       \
         n_checks++;                                                                                            \
-        si_status got_ = (call);                                                                               \
-        si_status want_ = (want);                                                                              \
+        si_result got_ = (call);                                                                               \
+        si_result want_ = (want);                                                                              \
         if (got_ != want_) {                                                                                   \
             n_failed++;                                                                                        \
             fprintf(stderr, "%s:%d: CHECK failed: %s returned %s, expected %s (last error: \"%s\")\n", __FILE__, \
-                    __LINE__, #call, si_status_str(got_), si_status_str(want_), si_last_error());              \
+                    __LINE__, #call, si_result_str(got_), si_result_str(want_), si_last_error());              \
         }                                                                                                      \
     } while (0)
 
@@ -58,14 +55,14 @@ static int n_checks, n_failed;
 #define CHECK_ERR(call, want, sub)                                                                             \
     do {                                                                                                       \
         n_checks++;                                                                                            \
-        si_status got_ = (call);                                                                               \
-        si_status want_ = (want);                                                                              \
+        si_result got_ = (call);                                                                               \
+        si_result want_ = (want);                                                                              \
         const char *msg_ = si_last_error();                                                                    \
         if (got_ != want_ || !msg_ || !*msg_ || !strstr(msg_, (sub))) {                                        \
             n_failed++;                                                                                        \
             fprintf(stderr, "%s:%d: CHECK failed: %s returned %s, expected %s with \"%s\" in the message "     \
                             "(last error: \"%s\")\n",                                                          \
-                    __FILE__, __LINE__, #call, si_status_str(got_), si_status_str(want_), (sub), msg_ ? msg_ : "(null)"); \
+                    __FILE__, __LINE__, #call, si_result_str(got_), si_result_str(want_), (sub), msg_ ? msg_ : "(null)"); \
         }                                                                                                      \
     } while (0)
 

@@ -66,7 +66,7 @@ static const pipeline pipelines[] = {
 };
 
 typedef struct outcome {
-    si_status status;
+    si_result status;
     stage at;
     int values_ok;
     int kept_ok;  /* after a failed second infer: the outputs still hold the first infer's results */
@@ -96,7 +96,7 @@ static outcome run_pipeline(const pipeline *p, const unsigned char *buf, size_t 
     si_compiled *cm = NULL;
     si_request *rq = NULL;
     si_tensor *in[2] = {NULL, NULL};
-    si_status s;
+    si_result s;
     if (p->from_file) s = si_model_load(data_path(p->name), &m);
     else s = si_model_load_memory(buf, len, NULL, &m);
     if (s) goto done;
@@ -181,7 +181,7 @@ static long run_loop(const pipeline *p, long every, long points) {
     CHECK(base.status == SI_OK && base.values_ok);
     if (base.status != SI_OK || !base.values_ok) {
         fprintf(stderr, "%s: baseline run failed at %s: %s: %s\n", p->name, stage_names[base.at],
-                si_status_str(base.status), si_last_error());
+                si_result_str(base.status), si_last_error());
         free(buf);
         return 0;
     }
@@ -204,7 +204,7 @@ static long run_loop(const pipeline *p, long every, long points) {
                 CHECK(0 && "leak");
                 fprintf(stderr, "%s: leak with one of the allocations %ld..%ld failing (every %ld); the last run ended "
                                 "at %s with %s\n", p->name, n - (n - 1) % LEAK_BATCH, n, every, stage_names[o.at],
-                        si_status_str(o.status));
+                        si_result_str(o.status));
             }
         }
         if (!o.kept_ok) {
@@ -228,7 +228,7 @@ static long run_loop(const pipeline *p, long every, long points) {
             if (!*si_last_error()) {
                 CHECK(*si_last_error());
                 fprintf(stderr, "%s: allocation %ld failing: %s at %s without a message\n", p->name, n,
-                        si_status_str(o.status), stage_names[o.at]);
+                        si_result_str(o.status), stage_names[o.at]);
             }
             if (o.status != SI_ERR_NO_MEM) {
                 /* protobuf-c cannot tell a failed allocation from a malformed message: PARSE at load is
@@ -237,13 +237,13 @@ static long run_loop(const pipeline *p, long every, long points) {
                 if (!ok) {
                     CHECK(o.status == SI_ERR_NO_MEM);
                     fprintf(stderr, "%s: allocation %ld failing (every %ld): %s at %s: \"%s\"\n", p->name, n, every,
-                            si_status_str(o.status), stage_names[o.at], si_last_error());
+                            si_result_str(o.status), stage_names[o.at], si_last_error());
                 }
             }
             if (pending) {
                 CHECK(!pending);
                 fprintf(stderr, "%s: run %ld failed (%s at %s) although no allocation failed\n", p->name, n,
-                        si_status_str(o.status), stage_names[o.at]);
+                        si_result_str(o.status), stage_names[o.at]);
             }
         }
         if (pending) { /* N is past the last allocation: the whole run went through */
@@ -256,7 +256,7 @@ static long run_loop(const pipeline *p, long every, long points) {
     fprintf(stderr, "%s (every %ld): %ld runs;", p->name, every, n - 1);
     for (int st = 0; st < 9; st++)
         for (int ss = 0; ss < 9; ss++)
-            if (counts[st][ss]) fprintf(stderr, " %s:%s=%d", stage_names[st], si_status_str((si_status)ss), counts[st][ss]);
+            if (counts[st][ss]) fprintf(stderr, " %s:%s=%d", stage_names[st], si_result_str((si_result)ss), counts[st][ss]);
     fprintf(stderr, "\n");
     free(buf);
     return n - 1;

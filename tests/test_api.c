@@ -40,8 +40,8 @@ static void small_expected(const float *x, int batch, float *y, float *z) {
 
 static si_model *load(const char *name) {
     si_model *m = NULL;
-    si_status s = si_model_load(data_path(name), &m);
-    if (s) fprintf(stderr, "loading %s: %s: %s\n", name, si_status_str(s), si_last_error());
+    si_result s = si_model_load(data_path(name), &m);
+    if (s) fprintf(stderr, "loading %s: %s: %s\n", name, si_result_str(s), si_last_error());
     return m;
 }
 
@@ -56,14 +56,14 @@ static int runner_open_model(runner *r, si_model *m) {
     memset(r, 0, sizeof *r);
     if (!m) return 0;
     si_config *cfg = NULL;
-    si_status s = si_config_create(&cfg);
+    si_result s = si_config_create(&cfg);
     if (!s) s = si_config_set(cfg, "devices", "REF");
     if (!s) s = si_compile(m, cfg, &r->cm);
     si_config_free(cfg);
     si_model_free(m);
     if (!s) s = si_request_create(r->cm, &r->rq);
     if (s) {
-        fprintf(stderr, "compile/request: %s: %s\n", si_status_str(s), si_last_error());
+        fprintf(stderr, "compile/request: %s: %s\n", si_result_str(s), si_last_error());
         si_compiled_free(r->cm);
         r->cm = NULL;
         return 0;
@@ -82,17 +82,17 @@ static void runner_close(runner *r) {
 /* ---------------------------------------------------------------------------------------------------------- */
 
 static void test_helpers(void) {
-    CHECK_STREQ(si_status_str(SI_OK), "SI_OK");
-    CHECK_STREQ(si_status_str(SI_ERR_INVALID_ARG), "SI_ERR_INVALID_ARG");
-    CHECK_STREQ(si_status_str(SI_ERR_NO_MEM), "SI_ERR_NO_MEM");
-    CHECK_STREQ(si_status_str(SI_ERR_IO), "SI_ERR_IO");
-    CHECK_STREQ(si_status_str(SI_ERR_PARSE), "SI_ERR_PARSE");
-    CHECK_STREQ(si_status_str(SI_ERR_UNSUPPORTED), "SI_ERR_UNSUPPORTED");
-    CHECK_STREQ(si_status_str(SI_ERR_DEVICE), "SI_ERR_DEVICE");
-    CHECK_STREQ(si_status_str(SI_ERR_ABORTED), "SI_ERR_ABORTED");
-    CHECK_STREQ(si_status_str(SI_ERR_INTERNAL), "SI_ERR_INTERNAL");
-    CHECK(si_status_str((si_status)99) != NULL);
-    CHECK(si_status_str((si_status)-1) != NULL);
+    CHECK_STREQ(si_result_str(SI_OK), "SI_OK");
+    CHECK_STREQ(si_result_str(SI_ERR_INVALID_ARG), "SI_ERR_INVALID_ARG");
+    CHECK_STREQ(si_result_str(SI_ERR_NO_MEM), "SI_ERR_NO_MEM");
+    CHECK_STREQ(si_result_str(SI_ERR_IO), "SI_ERR_IO");
+    CHECK_STREQ(si_result_str(SI_ERR_PARSE), "SI_ERR_PARSE");
+    CHECK_STREQ(si_result_str(SI_ERR_UNSUPPORTED), "SI_ERR_UNSUPPORTED");
+    CHECK_STREQ(si_result_str(SI_ERR_DEVICE), "SI_ERR_DEVICE");
+    CHECK_STREQ(si_result_str(SI_ERR_ABORTED), "SI_ERR_ABORTED");
+    CHECK_STREQ(si_result_str(SI_ERR_INTERNAL), "SI_ERR_INTERNAL");
+    CHECK(si_result_str((si_result)99) != NULL);
+    CHECK(si_result_str((si_result)-1) != NULL);
     CHECK(si_last_error() != NULL);
     CHECK_STREQ(si_dtype_name(SI_F32), "float32");
     CHECK_STREQ(si_dtype_name(SI_I64), "int64");
@@ -181,7 +181,7 @@ static void test_tensors(void) {
     CHECK_STATUS(si_tensor_create(SI_F32, 2, d23, NULL), SI_ERR_INVALID_ARG);
     /* absurd shapes: refused (INVALID_ARG) or out of memory, never a crash */
     int64_t dhuge[3] = {INT64_C(1) << 40, INT64_C(1) << 40, INT64_C(1) << 40};
-    si_status s = si_tensor_create(SI_F32, 3, dhuge, &t);
+    si_result s = si_tensor_create(SI_F32, 3, dhuge, &t);
     CHECK(s == SI_ERR_INVALID_ARG || s == SI_ERR_NO_MEM);
     CHECK(t == NULL);
     int64_t dbig[2] = {INT64_C(1) << 28, INT64_C(1) << 28}; /* 2^56 elements: passes overflow checks, cannot fit */
@@ -633,8 +633,8 @@ static void run_one(const char *model, si_dtype dt, const void *x, int n, void *
     si_tensor *tx = NULL;
     CHECK_OK(si_tensor_wrap(dt, 1, d, (void *)x, (size_t)n * esz, &tx));
     CHECK_OK(si_request_set_input(r.rq, 0, tx));
-    si_status s = si_request_infer(r.rq);
-    if (s) fprintf(stderr, "%s: infer: %s: %s\n", model, si_status_str(s), si_last_error());
+    si_result s = si_request_infer(r.rq);
+    if (s) fprintf(stderr, "%s: infer: %s: %s\n", model, si_result_str(s), si_last_error());
     CHECK(s == SI_OK);
     si_tensor *y = NULL;
     if (!s && !si_request_get_output(r.rq, 0, &y) && y) {

@@ -31,8 +31,8 @@ static uint64_t rng(void) {
 
 /* When a model loads, compile and run it with zero inputs of the declared shapes (symbolic dims = 2): any
  * status is fine, a crash or leak is not. Returns the first failing status (SI_OK when all went through). */
-static si_status exercise(si_model *m) {
-    si_status s = SI_OK;
+static si_result exercise(si_model *m) {
+    si_result s = SI_OK;
     for (int i = 0; i < si_model_num_inputs(m); i++) {
         si_value_info vi;
         if (si_model_input_info(m, i, &vi)) continue;
@@ -93,7 +93,7 @@ static void test_truncated(void) {
         unsigned char *b = malloc(cut ? cut : 1);
         memcpy(b, full, cut);
         si_model *m = (si_model *)&m;
-        si_status s = si_model_load_memory(cut ? b : NULL, cut, NULL, &m);
+        si_result s = si_model_load_memory(cut ? b : NULL, cut, NULL, &m);
         if (s == SI_OK) {
             ok_cuts++;
             fprintf(stderr, "truncated small.onnx at %zu of %zu bytes loads OK\n", cut, len);
@@ -101,7 +101,7 @@ static void test_truncated(void) {
             si_model_free(m);
         } else {
             if (!*si_last_error() || m != NULL)
-                fprintf(stderr, "cut %zu: status %s, message \"%s\"\n", cut, si_status_str(s), si_last_error());
+                fprintf(stderr, "cut %zu: status %s, message \"%s\"\n", cut, si_result_str(s), si_last_error());
             CHECK(*si_last_error());
             CHECK(m == NULL);
             CHECK(s == SI_ERR_PARSE || s == SI_ERR_INVALID_ARG || s == SI_ERR_UNSUPPORTED);
@@ -121,7 +121,7 @@ static void test_truncated(void) {
         snprintf(p, sizeof p, "%s/cut%zu.onnx", tmp_dir, cut);
         write_all(p, full, cut);
         m = (si_model *)&m;
-        si_status s = si_model_load(p, &m);
+        si_result s = si_model_load(p, &m);
         CHECK(s != SI_OK);
         CHECK(m == NULL);
         if (s == SI_OK) si_model_free(m);
@@ -143,7 +143,7 @@ static void test_truncated_stream(void) {
     for (size_t cut = 1; cut < len; cut += 3) {
         write_all(p, full, cut);
         si_model *m = (si_model *)&m;
-        si_status s = si_model_load(p, &m);
+        si_result s = si_model_load(p, &m);
         if (s == SI_OK) { ok_cuts++; si_model_free(m); continue; }
         CHECK(m == NULL);
         CHECK(*si_last_error());
@@ -200,7 +200,7 @@ static void test_random_bytes(void) {
         if (i % 4 == 1) b[0] = 0x08; /* start like a ModelProto (ir_version varint) to get past the first byte */
         if (i % 4 == 2 && len > 2) { b[0] = 0x3a; b[1] = (unsigned char)(len - 2 < 127 ? len - 2 : 127); } /* graph */
         si_model *m = (si_model *)&m;
-        si_status s = si_model_load_memory(b, len, NULL, &m);
+        si_result s = si_model_load_memory(b, len, NULL, &m);
         if (s == SI_OK) {
             ok++;
             fprintf(stderr, "random buffer %d (%zu bytes) loads OK\n", i, len);
@@ -258,7 +258,7 @@ static void test_mutations(void) {
             memcpy(exact, b, blen);
             free(b);
             b = exact;
-            si_status s = si_model_load_memory(b, blen, SI_TEST_DATA, &m);
+            si_result s = si_model_load_memory(b, blen, SI_TEST_DATA, &m);
             if (!s) {
                 loaded++;
                 if (!exercise(m)) ran++;
@@ -318,7 +318,7 @@ static void absurd_dims(void *arg) {
         si_model *m = NULL;
         CHECK_OK(si_model_load(data_path("small.onnx"), &m));
         if (!m) break;
-        si_status s = si_model_set_dim(m, "batch", absurd[i]);
+        si_result s = si_model_set_dim(m, "batch", absurd[i]);
         CHECK(s == SI_OK || s == SI_ERR_INVALID_ARG);
         if (s) CHECK(*si_last_error());
         si_compiled *cm = NULL;
@@ -351,7 +351,7 @@ static void test_bad_models(void) {
      * argument error */
     CHECK_ERR(si_model_load(data_path("neg_dim_init.onnx"), &m), SI_ERR_PARSE, "'W'");
     /* a gigantic initializer shape without data: refused, never an attempt to allocate it */
-    si_status s = si_model_load(data_path("huge_init.onnx"), &m);
+    si_result s = si_model_load(data_path("huge_init.onnx"), &m);
     CHECK(s == SI_ERR_PARSE || s == SI_ERR_UNSUPPORTED);
     CHECK(strstr(si_last_error(), "'W'") != NULL);
     CHECK(m == NULL);
@@ -525,7 +525,7 @@ static void test_request_errors(void) {
     /* a batch of 0 is a legal shape: runs, empty outputs */
     CHECK_OK(si_tensor_create(SI_F32, 2, d03, &t0));
     CHECK_OK(si_request_set_input(rq, 0, t0));
-    si_status s = si_request_infer(rq);
+    si_result s = si_request_infer(rq);
     CHECK(s == SI_OK || s == SI_ERR_INVALID_ARG);
     if (s == SI_OK) {
         CHECK_OK(si_request_get_output(rq, 0, &o));
@@ -569,7 +569,7 @@ static void test_tensor_files(void) {
     CHECK(t == NULL);
     /* a ModelProto is not a TensorProto: refused or at least not a crash; never a leak */
     name = NULL;
-    si_status s = si_tensor_read_pb(data_path("small.onnx"), &t, &name);
+    si_result s = si_tensor_read_pb(data_path("small.onnx"), &t, &name);
     if (s == SI_OK) {
         si_tensor_free(t);
         si_free_string(name);

@@ -16,7 +16,6 @@
 #include "ops/ops.h"
 
 #include "si_test.h"
-#undef si_value /* <signal.h> (through si_test.h) defines it as a siginfo_t field */
 
 #include <float.h>
 #include <pthread.h>
@@ -69,7 +68,7 @@ static void push(int **list, int *n, int v) {
  * prefix: "pos" 0.1..3, else -2..2. */
 static void input(const char *name, const int64_t *dims, int nd) {
     int v = val(name);
-    si_value *x = &G->values[v];
+    si_val *x = &G->values[v];
     x->dtype = SI_F32;
     x->ndim = nd;
     if (nd) memcpy(x->dims, dims, sizeof(int64_t) * (size_t)nd);
@@ -85,7 +84,7 @@ static void output(const char *name) {
 
 static void set_const(const char *name, si_tensor *t) {
     int v = val(name);
-    si_value *x = &G->values[v];
+    si_val *x = &G->values[v];
     x->const_val = t;
     x->is_initializer = true;
     x->dtype = t->dtype;
@@ -186,7 +185,7 @@ static void fill_input(si_tensor *t, const char *name) {
     for (int64_t i = 0; i < si_tensor_count(t); i++) p[i] = frand(lo, hi);
 }
 
-static si_status compile_on(si_device *d, const char *threads, si_cmodel **out) {
+static si_result compile_on(si_device *d, const char *threads, si_cmodel **out) {
     const char *keys[1] = {"threads"}, *vals[1] = {threads};
     si_options o = {threads ? 1 : 0, keys, vals};
     return d->iface->compile(d, G, &o, out);
@@ -264,7 +263,7 @@ static void run_case_t(const char *what, const char *expect, bool no_ref, const 
         goto out;
     }
     for (int i = 0; i < G->n_inputs && i < 16; i++) {
-        const si_value *v = &G->values[G->inputs[i]];
+        const si_val *v = &G->values[G->inputs[i]];
         if (si_tensor_create(SI_F32, v->ndim, v->dims, &ins[i])) die("input");
         fill_input(ins[i], v->name);
         if (rc->iface->set_input(rc, i, ins[i]) || rr->iface->set_input(rr, i, ins[i])) {
@@ -885,7 +884,7 @@ typedef struct thr_arg {
     si_tensor *in;
     si_tensor *out_copy;
     int iters;
-    si_status s;
+    si_result s;
 } thr_arg;
 
 static void *thr_main(void *p) {

@@ -30,27 +30,27 @@ typedef struct mock_req {
 
 static si_tensor *bound_in_second, *output_of_first; /* to prove zero-copy binding */
 
-static si_status m_set_input(si_ireq *r, int i, si_tensor *t) {
+static si_result m_set_input(si_ireq *r, int i, si_tensor *t) {
     if (i != 0) return si_err(SI_ERR_INVALID_ARG, "mock: bad input index");
     if (((mock_model *)r->model)->k == 10.0f) bound_in_second = t;
     ((mock_req *)r)->in = t;
     return SI_OK;
 }
 
-static si_status m_get_output(si_ireq *r, int i, si_tensor **t) {
+static si_result m_get_output(si_ireq *r, int i, si_tensor **t) {
     if (i != 0) return si_err(SI_ERR_INVALID_ARG, "mock: bad output index");
     *t = &((mock_req *)r)->out;
     if (((mock_model *)r->model)->k == 1.0f) output_of_first = *t;
     return SI_OK;
 }
 
-static si_status m_infer(si_ireq *r_) {
+static si_result m_infer(si_ireq *r_) {
     mock_req *r = (mock_req *)r_;
     mock_model *m = (mock_model *)r->base.model;
     (*m->infer_calls)++;
     if (!r->in) return si_err(SI_ERR_INVALID_ARG, "mock: input not set");
     si_tensor_release(&r->out);
-    si_status s = si_tensor_init(&r->out, SI_F32, r->in->ndim, r->in->dims);
+    si_result s = si_tensor_init(&r->out, SI_F32, r->in->ndim, r->in->dims);
     if (!s) s = si_tensor_alloc(&r->out);
     if (s) return s;
     const float *x = r->in->data;
@@ -67,7 +67,7 @@ static void m_req_free(si_ireq *r_) {
 
 static const si_ireq_i mock_req_iface = {.set_input = m_set_input, .get_output = m_get_output, .infer = m_infer, .free = m_req_free};
 
-static si_status m_create(si_cmodel *m, si_ireq **out) {
+static si_result m_create(si_cmodel *m, si_ireq **out) {
     mock_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "oom");
     r->base.iface = &mock_req_iface;

@@ -26,20 +26,20 @@ static int failures;
 static si_graph *graph;
 static si_device *devs[2];
 
-static si_status factory(void *user, int d, si_cmodel **out) {
+static si_result factory(void *user, int d, si_cmodel **out) {
     (void)user;
     return devs[d]->iface->compile(devs[d], graph, NULL, out);
 }
 
-static si_status load_graph(void) {
+static si_result load_graph(void) {
     char *buf;
     size_t len;
-    si_status s = si_read_file(SI_TEST_DATA "/small.onnx", &buf, &len);
+    si_result s = si_read_file(SI_TEST_DATA "/small.onnx", &buf, &len);
     if (s) return s;
     s = si_onnx_load(buf, len, NULL, &graph);
     si_free(buf);
     if (s) return s;
-    si_value *x = &graph->values[graph->inputs[0]]; /* X: [batch, 3] -> [2, 3] */
+    si_val *x = &graph->values[graph->inputs[0]]; /* X: [batch, 3] -> [2, 3] */
     x->dims[0] = 2;
     return si_graph_infer_shapes(graph, 1 << 20);
 }
@@ -77,7 +77,7 @@ static bool output_ok(si_ireq *r) {
     return true;
 }
 
-static si_status make(setup *st, const char *fault_a, const char *fault_b, si_failsafe_policy pol) {
+static si_result make(setup *st, const char *fault_a, const char *fault_b, si_failsafe_policy pol) {
     memset(st, 0, sizeof *st);
     const char *names[2] = {"A", "B"};
     CHECK(si_sink_create(names, 2, NULL, NULL, &st->sink) == SI_OK);

@@ -58,9 +58,9 @@ static bool close_to(const si_tensor *t, const float *want, int64_t n) {
     return true;
 }
 
-static si_status compile(const char *devices, const char *faults, si_compiled **cm) {
+static si_result compile(const char *devices, const char *faults, si_compiled **cm) {
     si_config *cfg;
-    si_status s = si_config_create(&cfg);
+    si_result s = si_config_create(&cfg);
     if (!s) s = si_config_set(cfg, "devices", devices);
     if (!s && faults) s = si_config_set(cfg, "faults", faults);
     if (!s && faults) s = si_config_set(cfg, "infer_timeout_ms", "300");
@@ -93,7 +93,7 @@ static void *run(void *arg) {
     }
     for (int i = 0; i < per_request; i++) {
         int which = (j->id + i) % N_INPUTS;
-        si_status s = si_request_set_input(rq, 0, inputs[which]);
+        si_result s = si_request_set_input(rq, 0, inputs[which]);
         if (!s) s = si_request_infer(rq);
         if (j->expect_fail) {
             if (s == SI_ERR_DEVICE && strstr(si_last_error(), "every device failed")) j->failed++;
@@ -112,7 +112,7 @@ static void *run(void *arg) {
 
 static void run_case(const char *devices, const char *faults, int threads, bool expect_fail) {
     si_compiled *cm = NULL;
-    si_status s = compile(devices, faults, &cm);
+    si_result s = compile(devices, faults, &cm);
     if (expect_fail && s) { /* compile-time faults on every device: the compile itself reports them all */
         CHECK(s == SI_ERR_DEVICE || s == SI_ERR_NO_MEM || s == SI_ERR_DEVICE_LOST, "[%s] compile: %s", faults, si_last_error());
         return;
@@ -151,7 +151,7 @@ static void run_case(const char *devices, const char *faults, int threads, bool 
 static si_compiled *compile_with(const char *devices, const char *const *kv) {
     si_config *cfg;
     si_compiled *cm = NULL;
-    si_status s = si_config_create(&cfg);
+    si_result s = si_config_create(&cfg);
     if (!s) s = si_config_set(cfg, "devices", devices);
     for (int i = 0; !s && kv[i]; i += 2) s = si_config_set(cfg, kv[i], kv[i + 1]);
     if (!s) s = si_compile(model, cfg, &cm);
@@ -234,7 +234,7 @@ static void test_policies(const char *pair, const char *primary) {
 
 int main(int argc, char **argv) {
     if (argc > 2 && !strcmp(argv[2], "quick")) per_request = 3;
-    si_status s = si_model_load(SI_EXAMPLE_MODEL, &model);
+    si_result s = si_model_load(SI_EXAMPLE_MODEL, &model);
     if (s) { fprintf(stderr, "load: %s\n", si_last_error()); return 1; }
     if ((s = si_model_set_dim(model, "batch", BATCH))) { fprintf(stderr, "set_dim: %s\n", si_last_error()); return 1; }
     /* which two devices: the accelerator and the CPU when OpenCL is there, else CPU with REF behind it */

@@ -14,9 +14,6 @@
 
 #include "si_test.h"
 
-/* <signal.h> (through <sys/wait.h> in si_test.h) also defines `si_value` as a macro for a siginfo_t field,
- * which breaks the IR's si_value type. */
-#undef si_value
 #include "device/device.h"
 #include "device/faulty/faulty.h"
 #include "ir/ir.h"
@@ -35,14 +32,14 @@ static si_graph *load_small(void) {
     size_t len;
     unsigned char *buf = read_all(data_path("small.onnx"), &len);
     si_graph *g = NULL;
-    si_status s = si_onnx_load(buf, len, NULL, &g);
+    si_result s = si_onnx_load(buf, len, NULL, &g);
     free(buf);
     if (!s) {
         g->values[g->inputs[0]].dims[0] = 2;
         s = si_graph_infer_shapes(g, 1 << 20);
     }
     if (s) {
-        fprintf(stderr, "cannot load small.onnx: %s: %s\n", si_status_str(s), si_last_error());
+        fprintf(stderr, "cannot load small.onnx: %s: %s\n", si_result_str(s), si_last_error());
         exit(2);
     }
     return g;
@@ -59,12 +56,12 @@ static si_device *wrap(si_device *inner, const char *spec) {
 }
 
 static const si_options no_opts = {0, NULL, NULL};
-static si_status compile(si_device *d, si_cmodel **m) { return d->iface->compile(d, g_small, &no_opts, m); }
-static si_status create(si_cmodel *m, si_ireq **r) { return m->iface->create_request(m, r); }
+static si_result compile(si_device *d, si_cmodel **m) { return d->iface->compile(d, g_small, &no_opts, m); }
+static si_result create(si_cmodel *m, si_ireq **r) { return m->iface->create_request(m, r); }
 
 /* Bind input `which` and infer. */
-static si_status infer(si_ireq *r, int which) {
-    si_status s = r->iface->set_input(r, 0, x_in[which]);
+static si_result infer(si_ireq *r, int which) {
+    si_result s = r->iface->set_input(r, 0, x_in[which]);
     return s ? s : r->iface->infer(r);
 }
 
@@ -211,7 +208,7 @@ static void effect_at_stage(const char *stage, const char *effect) {
     CHECK_STREQ(m1->device, "REF");
     CHECK(m1->n_inputs == 1 && m1->n_outputs == 2 && m1->inputs[0].dims[1] == 3);
 
-    si_status s;
+    si_result s;
     bool is_compile = !strcmp(stage, "compile"), is_create = !strcmp(stage, "create");
     if (is_compile) s = compile(d, &m2);
     else if (is_create) s = create(m1, &r2);
@@ -225,7 +222,7 @@ static void effect_at_stage(const char *stage, const char *effect) {
         if (s != (oom ? SI_ERR_NO_MEM : SI_ERR_DEVICE) || !strstr(si_last_error(), where) ||
             !strstr(si_last_error(), oom ? "out of device memory (injected fault)" : "injected fault")) {
             n_failed++;
-            fprintf(stderr, "%s:%d: %s gave %s \"%s\"\n", __FILE__, __LINE__, spec, si_status_str(s), si_last_error());
+            fprintf(stderr, "%s:%d: %s gave %s \"%s\"\n", __FILE__, __LINE__, spec, si_result_str(s), si_last_error());
         }
         CHECK(!m2 && !r2);
         CHECK(outputs_are(r1, 0)); /* nothing computed */
@@ -293,7 +290,7 @@ static void infer_pattern(si_device *inner, const char *spec, int n, char *pat) 
     CHECK_OK(compile(d, &m));
     if (m) CHECK_OK(create(m, &r));
     for (int k = 0; r && k < n; k++) {
-        si_status s = infer(r, k % 2);
+        si_result s = infer(r, k % 2);
         pat[k] = s == SI_OK ? (outputs_are(r, k % 2) ? '.' : '?')
                  : s == SI_ERR_DEVICE && strstr(si_last_error(), "injected fault") ? 'x'
                  : s == SI_ERR_NO_MEM ? 'm' : '?';
@@ -381,7 +378,7 @@ typedef struct hang_job {
     si_cmodel *m;      /* create: the model; compile: receives the result */
     si_ireq *r;        /* infer: the request; create: receives the result */
     const char *stage;
-    si_status s;
+    si_result s;
     char msg[512];
     atomic_int done;
     pthread_t th;
@@ -426,7 +423,7 @@ static void run_hang(hang_job *jobs, int n, bool by_cancel, const char *why) {
         if (jobs[i].s != SI_ERR_DEVICE || !strstr(jobs[i].msg, "hang abandoned") || !strstr(jobs[i].msg, why)) {
             n_failed++;
             fprintf(stderr, "%s:%d: hang at %s gave %s \"%s\", expected SI_ERR_DEVICE \"... hang abandoned (%s)\"\n",
-                    __FILE__, __LINE__, jobs[i].stage, si_status_str(jobs[i].s), jobs[i].msg, why);
+                    __FILE__, __LINE__, jobs[i].stage, si_result_str(jobs[i].s), jobs[i].msg, why);
         }
     }
 }
@@ -597,7 +594,7 @@ static si_graph *mixed_graph(void) {
     static const char *outs[] = {"Y", "H", "D", "B", "J"};
     static const si_dtype types[] = {SI_F32, SI_F16, SI_F64, SI_BF16, SI_I64};
     for (int k = 0; k < 5; k++) add_value(g, outs[k], types[k], k == 4 ? 1 : 2, k == 4 ? d2 : d23, false, true);
-    si_status s = si_graph_finalize(g);
+    si_result s = si_graph_finalize(g);
     if (!s) s = si_graph_infer_shapes(g, 1 << 20);
     if (s) {
         fprintf(stderr, "cannot build the mixed graph: %s\n", si_last_error());
@@ -661,7 +658,7 @@ static atomic_int failed_at[N_CALLS + 2]; /* per call number: injected failures 
 typedef struct infer_job {
     si_cmodel *m;
     int which, wrong;
-    si_status create_status;
+    si_result create_status;
 } infer_job;
 
 static void *infer_thread(void *arg) {
@@ -669,7 +666,7 @@ static void *infer_thread(void *arg) {
     si_ireq *r = NULL;
     if ((j->create_status = create(j->m, &r))) return NULL;
     for (int k = 0; k < N_PER_THREAD; k++) {
-        si_status s = infer(r, j->which);
+        si_result s = infer(r, j->which);
         long call = 0;
         const char *at = strstr(si_last_error(), "OCL infer call ");
         if (s == SI_ERR_DEVICE && at && strstr(si_last_error(), "injected fault")) call = strtol(at + 15, NULL, 10);
@@ -733,7 +730,7 @@ static void test_alloc_failures(void) {
         si_cmodel *m = NULL;
         si_ireq *r = NULL;
         si_alloc_fail_after(n, 1);
-        si_status s = si_fault_spec_parse("REF.infer=2:nan, CPU.compile=always, REF.create=9+:oom", &fs);
+        si_result s = si_fault_spec_parse("REF.infer=2:nan, CPU.compile=always, REF.create=9+:oom", &fs);
         if (!s) s = si_faulty_wrap(&si_device_ref, fs, &d);
         if (!s) s = compile(d, &m);
         if (!s) s = create(m, &r);
@@ -742,7 +739,7 @@ static void test_alloc_failures(void) {
         if (s != SI_OK && s != SI_ERR_NO_MEM) {
             n_checks++;
             n_failed++;
-            fprintf(stderr, "%s:%d: allocation %d failing gave %s: %s\n", __FILE__, __LINE__, n, si_status_str(s),
+            fprintf(stderr, "%s:%d: allocation %d failing gave %s: %s\n", __FILE__, __LINE__, n, si_result_str(s),
                     si_last_error());
         }
         bool done = !s && outputs_are(r, 0);

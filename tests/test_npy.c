@@ -133,17 +133,17 @@ static void make_npy(const char *path, int major, const char *header, long long 
 
 /* Read `path` and expect failure with `want`, *out left NULL, and a message naming the file and containing
  * `needle` (case-sensitive; NULL: any). */
-static void expect_fail_at(const char *path, si_status want, const char *needle, const char *label, int line) {
+static void expect_fail_at(const char *path, si_result want, const char *needle, const char *label, int line) {
     si_tensor *t = (si_tensor *)(uintptr_t)1;
     si_err_clear();
-    si_status s = si_tensor_read_npy(path, &t);
+    si_result s = si_tensor_read_npy(path, &t);
     const char *msg = si_last_error();
     n_checks++;
     if (s != want || t != NULL || !msg[0] || !strstr(msg, path) || (needle && !strstr(msg, needle))) {
         n_failed++;
         fprintf(stderr, "%s:%d: [%s] expected %s%s%s%s, got %s, out %s, message \"%s\"\n", __FILE__, line, label,
-                si_status_str(want), needle ? " with \"" : "", needle ? needle : "", needle ? "\"" : "",
-                si_status_str(s), t ? "not NULL" : "NULL", msg);
+                si_result_str(want), needle ? " with \"" : "", needle ? needle : "", needle ? "\"" : "",
+                si_result_str(s), t ? "not NULL" : "NULL", msg);
     }
     if (s == SI_OK && t)
         si_tensor_free(t);
@@ -154,11 +154,11 @@ static void expect_fail_at(const char *path, si_status want, const char *needle,
 static si_tensor *expect_read_at(const char *path, si_dtype dt, int ndim, const int64_t *dims, const char *label,
                                  int line) {
     si_tensor *t = NULL;
-    si_status s = si_tensor_read_npy(path, &t);
+    si_result s = si_tensor_read_npy(path, &t);
     n_checks++;
     if (s != SI_OK || !t) {
         n_failed++;
-        fprintf(stderr, "%s:%d: [%s] read failed: %s: %s\n", __FILE__, line, label, si_status_str(s),
+        fprintf(stderr, "%s:%d: [%s] read failed: %s: %s\n", __FILE__, line, label, si_result_str(s),
                 si_last_error());
         return NULL;
     }
@@ -642,7 +642,7 @@ static void test_malformed(void) {
     static const struct {
         const char *label;
         const char *header;
-        si_status want;
+        si_result want;
         const char *needle;
     } bad[] = {
         {"missing descr", "{'fortran_order': False, 'shape': (2, 3), }\n", SI_ERR_PARSE, "missing key 'descr'"},
@@ -753,7 +753,7 @@ static void test_malformed(void) {
             write_bytes(path, buf, sizeof buf);
             si_tensor *t = NULL;
             si_err_clear();
-            si_status s = si_tensor_read_npy(path, &t);
+            si_result s = si_tensor_read_npy(path, &t);
             CHECK(s == SI_OK ? t != NULL : (t == NULL && si_last_error()[0] != 0));
             CHECK(s == SI_OK || s == SI_ERR_PARSE || s == SI_ERR_UNSUPPORTED);
             si_tensor_free(t);
@@ -807,7 +807,7 @@ static void test_alloc_failures(void) {
     for (long n = 1; n < 20; n++) {
         si_tensor *t = NULL;
         si_alloc_fail_after(n, 0);
-        si_status s = si_tensor_read_npy(path, &t);
+        si_result s = si_tensor_read_npy(path, &t);
         si_alloc_fail_after(0, 0);
         if (s == SI_OK) {
             CHECK(t != NULL);

@@ -12,7 +12,6 @@
 #include "ops/ops.h"
 
 #include "si_test.h"
-#undef si_value /* <signal.h> (through si_test.h) defines it as a siginfo_t field */
 
 #include <float.h>
 #include <pthread.h>
@@ -69,7 +68,7 @@ static void push(int **list, int *n, int v) {
  * "ge1" (1.1..3), "nz" (+-0.5..2, no zeros), else -2..2. */
 static void input(const char *name, const int64_t *dims, int nd) {
     int v = val(name);
-    si_value *x = &G->values[v];
+    si_val *x = &G->values[v];
     x->dtype = SI_F32;
     x->ndim = nd;
     if (nd) memcpy(x->dims, dims, sizeof(int64_t) * (size_t)nd);
@@ -87,7 +86,7 @@ static void output(const char *name) {
 
 static void set_const(const char *name, si_tensor *t) {
     int v = val(name);
-    si_value *x = &G->values[v];
+    si_val *x = &G->values[v];
     x->const_val = t;
     x->is_initializer = true;
     x->dtype = t->dtype;
@@ -242,8 +241,8 @@ static bool same_tensor(const char *label, const char *oname, const si_tensor *g
 }
 
 /* Run the graph's requests with the given inputs; outs[k] are the request's (borrowed) output tensors. */
-static si_status run_once(si_cmodel *m, si_ireq **rq, si_tensor **ins) {
-    si_status s = m->iface->create_request(m, rq);
+static si_result run_once(si_cmodel *m, si_ireq **rq, si_tensor **ins) {
+    si_result s = m->iface->create_request(m, rq);
     for (int i = 0; !s && i < m->n_inputs; i++) s = (*rq)->iface->set_input(*rq, i, ins[i]);
     if (!s) s = (*rq)->iface->infer(*rq);
     return s;
@@ -269,7 +268,7 @@ static void run_opts(const char *label, const si_options *opts) {
     si_cmodel *mo = NULL, *mr = NULL;
     si_ireq *ro = NULL, *rr = NULL;
     si_tensor *ins[16] = {0};
-    si_status s = si_graph_finalize(G);
+    si_result s = si_graph_finalize(G);
     if (!s) s = si_graph_infer_shapes(G, 1 << 20);
     if (s) {
         fprintf(stderr, "  %s: graph: %s\n", label, si_last_error());
@@ -294,7 +293,7 @@ static void run_opts(const char *label, const si_options *opts) {
         goto out;
     }
     for (int i = 0; i < G->n_inputs && i < 16; i++) {
-        const si_value *v = &G->values[G->inputs[i]];
+        const si_val *v = &G->values[G->inputs[i]];
         if (si_tensor_create(SI_F32, v->ndim, v->dims, &ins[i])) die("input");
         fill_input(ins[i], v->name);
     }
@@ -1273,8 +1272,8 @@ static void test_threads(void) {
 // --- refusals and failures ----------------------------------------------------------------------------------
 
 /* supports_op of the graph's single node. */
-static si_status support_of(void) {
-    si_status s = si_graph_finalize(G);
+static si_result support_of(void) {
+    si_result s = si_graph_finalize(G);
     if (!s) s = si_graph_infer_shapes(G, 1 << 20);
     if (!s) s = ocl->iface->supports_op(ocl, G, &G->nodes[G->n_nodes - 1]);
     return s;
@@ -1403,7 +1402,7 @@ static void test_kernel_source(void) {
 }
 
 int main(void) {
-    si_status s = si_device_get("OCL", &ocl);
+    si_result s = si_device_get("OCL", &ocl);
     if (s) {
         printf("SKIP: no OpenCL device: %s\n", si_last_error());
         return 77;

@@ -215,7 +215,7 @@ int cmd_bench(int argc, char **argv) {
 
     progress pg = {.on = isatty(fileno(stderr)) == 1};
     si_model *m;
-    si_status s;
+    si_result s;
     progress_show(&pg, true, "bench: loading %s", o.model);
     if ((s = si_model_load(o.model, &m))) { progress_end(&pg); return fail_status(s, "load"); }
     for (int i = 0; i < o.n_shapes; i++)

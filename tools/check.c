@@ -119,7 +119,7 @@ static result run_set(checker *ck, const char *model_path, si_tensor **ins, char
     si_request *rq = NULL;
     si_tensor **made = NULL;
     result r = R_FAIL;
-    si_status s = si_model_load(model_path, &m);
+    si_result s = si_model_load(model_path, &m);
     if (s) { snprintf(msg, mn, "load: %s", si_last_error()); r = s == SI_ERR_UNSUPPORTED ? R_SKIP : R_FAIL; goto out; }
     int nin = si_model_num_inputs(m);
     int *map = calloc((size_t)nin + 1, sizeof *map);
@@ -155,7 +155,7 @@ static result run_set(checker *ck, const char *model_path, si_tensor **ins, char
     }
     free(map);
     if (s) goto out;
-    if ((s = si_request_infer(rq))) { snprintf(msg, mn, "infer: %s (%s)", si_last_error(), si_status_str(s)); goto out; }
+    if ((s = si_request_infer(rq))) { snprintf(msg, mn, "infer: %s (%s)", si_last_error(), si_result_str(s)); goto out; }
     int nout = si_compiled_num_outputs(cm);
     if (n_exp > nout) { snprintf(msg, mn, "%d expected outputs, the model has %d", n_exp, nout); goto out; }
     for (int k = 0; k < n_exp; k++) {
@@ -187,7 +187,7 @@ static void tlist_free(tlist *l) {
 }
 
 /* Read dir/prefix_0.pb, prefix_1.pb, ... */
-static si_status tlist_read(tlist *l, const char *dir, const char *prefix) {
+static si_result tlist_read(tlist *l, const char *dir, const char *prefix) {
     memset(l, 0, sizeof *l);
     for (int k = 0;; k++) {
         char p[4096];
@@ -198,7 +198,7 @@ static si_status tlist_read(tlist *l, const char *dir, const char *prefix) {
         if (nt) l->t = nt;
         if (nn) l->names = nn;
         if (!nt || !nn) return SI_ERR_NO_MEM;
-        si_status s = si_tensor_read_pb(p, &l->t[k], &l->names[k]);
+        si_result s = si_tensor_read_pb(p, &l->t[k], &l->names[k]);
         if (s) return s;
         l->n = k + 1;
     }
@@ -217,14 +217,14 @@ static void check_case_dir(checker *ck, const char *dir, const char *name) {
         if (!dir_exists(sd)) break;
         sets++;
         tlist in, out;
-        si_status s = tlist_read(&in, sd, "input");
+        si_result s = tlist_read(&in, sd, "input");
         if (!s) s = tlist_read(&out, sd, "output");
         else memset(&out, 0, sizeof out);
         result r;
         if (s) {
             /* an input we cannot represent: the model load tells whether it is unsupported */
             si_model *m;
-            si_status ls = si_model_load(model, &m);
+            si_result ls = si_model_load(model, &m);
             si_model_free(m);
             snprintf(msg, sizeof msg, "test data: %s", si_last_error());
             r = (s == SI_ERR_UNSUPPORTED || ls == SI_ERR_UNSUPPORTED) ? R_SKIP : R_FAIL;
@@ -253,7 +253,7 @@ static void check_light(checker *ck, const char *model, const char *name) {
     snprintf(exp_path, sizeof exp_path, "%.*s_output_0.pb", (int)(l - 5), model);
     si_tensor *exp = NULL;
     char *exp_name = NULL;
-    si_status s = si_tensor_read_pb(exp_path, &exp, &exp_name);
+    si_result s = si_tensor_read_pb(exp_path, &exp, &exp_name);
     if (s) { snprintf(msg, sizeof msg, "expected output: %s", si_last_error()); report(ck, name, R_FAIL, msg); return; }
     char *names[1] = {exp_name};
     result r = run_set(ck, model, NULL, NULL, 0, &exp, names, 1, msg, sizeof msg);
@@ -385,7 +385,7 @@ int cmd_compare(int argc, char **argv) {
         snprintf(pa, sizeof pa, "%s/%s", dirs[0], e->d_name);
         snprintf(pb, sizeof pb, "%s/%s", dirs[1], e->d_name);
         si_tensor *a = NULL, *b = NULL;
-        si_status s = si_tensor_read_npy(pa, &a);
+        si_result s = si_tensor_read_npy(pa, &a);
         if (!s) s = si_tensor_read_npy(pb, &b);
         bool ok = !s && compare(&ck, e->d_name, a, b, msg, sizeof msg);
         if (s) snprintf(msg, sizeof msg, "%s", si_last_error());

@@ -14,7 +14,7 @@
 /* Exit codes: 0 ok, 1 check failures, 2 usage, 3 + status for library errors. */
 #define EXIT_USAGE 2
 
-int fail_status(si_status s, const char *what);
+int fail_status(si_result s, const char *what);
 double now_ms(void);
 bool parse_i64(const char *s, int64_t *v);
 /* "1x3x224x224" -> dims; "" or "scalar" -> rank 0 */
@@ -28,7 +28,7 @@ void shape_str(const si_tensor *t, char *buf, size_t n);
 /* "KEY=VALUE": copies KEY, points *val at VALUE; -1 when malformed. */
 int split_kv(const char *arg, char *key, size_t kn, const char **val);
 /* --shape NAME=DIMS (an input) or DIM=N (a symbolic dimension); exits with a usage error when malformed. */
-si_status apply_shape(si_model *m, const char *arg);
+si_result apply_shape(si_model *m, const char *arg);
 void print_summary(const char *name, const si_tensor *t);
 bool file_exists(const char *p);
 bool dir_exists(const char *p);

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-int fail_status(si_status s, const char *what) {
-    fprintf(stderr, "safeinfer: %s: %s (%s)\n", what, si_last_error(), si_status_str(s));
+int fail_status(si_result s, const char *what) {
+    fprintf(stderr, "safeinfer: %s: %s (%s)\n", what, si_last_error(), si_result_str(s));
     return 3 + (int)s;
 }
 
@@ -150,7 +150,7 @@ int split_kv(const char *arg, char *key, size_t kn, const char **val) {
     return 0;
 }
 
-si_status apply_shape(si_model *m, const char *arg) {
+si_result apply_shape(si_model *m, const char *arg) {
     char key[256];
     const char *val;
     int nd;
@@ -192,7 +192,7 @@ void print_summary(const char *name, const si_tensor *t) {
 
 int make_inputs(si_model *m, const char *const *specs, int n_specs, si_tensor **tensors) {
     int nin = si_model_num_inputs(m);
-    si_status s;
+    si_result s;
     /* inputs: from --input, else random */
     for (int i = 0; i < n_specs; i++) {
         char key[256];

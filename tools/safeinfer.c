@@ -78,7 +78,7 @@ static void on_event(const si_event *e, void *user) {
     }
     static const char *const names[] = {"compile", "failover", "retry", "quarantine", "standby-ready", "failback", "all-failed"};
     fprintf(stderr, "event %8.1f ms: %-13s submodel %d%s%s%s%s [%s] %s\n", e->t_ms, names[e->type], e->submodel,
-            e->from[0] ? " from " : "", e->from, e->to[0] ? " to " : "", e->to, si_status_str(e->status), e->message);
+            e->from[0] ? " from " : "", e->from, e->to[0] ? " to " : "", e->to, si_result_str(e->status), e->message);
 }
 
 typedef struct run_thread {
@@ -88,7 +88,7 @@ typedef struct run_thread {
     long repeat;
     si_request *rq;
     long failures;
-    si_status first_status;
+    si_result first_status;
     char first_msg[512];
     double total_ms, best_ms;
 } run_thread;
@@ -98,7 +98,7 @@ static void *run_worker(void *arg) {
     t->best_ms = INFINITY;
     for (long it = 0; it < t->repeat; it++) {
         double a = now_ms();
-        si_status s = si_request_infer(t->rq);
+        si_result s = si_request_infer(t->rq);
         double d = now_ms() - a;
         t->total_ms += d;
         t->best_ms = fmin(t->best_ms, d);
@@ -151,7 +151,7 @@ static int cmd_run(int argc, char **argv) {
     if (!model_path) { usage(stderr); return EXIT_USAGE; }
     if (nreq > 256) { fprintf(stderr, "safeinfer: --requests is limited to 256\n"); return EXIT_USAGE; }
     si_model *m;
-    si_status s = si_model_load(model_path, &m);
+    si_result s = si_model_load(model_path, &m);
     if (s) return fail_status(s, "load");
     for (int i = 0; i < n_shapes; i++)
         if ((s = apply_shape(m, shapes[i]))) { si_model_free(m); return fail_status(s, "--shape"); }
@@ -192,7 +192,7 @@ static int cmd_run(int argc, char **argv) {
         failures += th[q].failures;
         if (th[q].failures)
             fprintf(stderr, "safeinfer: request %ld: %ld of %ld inferences failed; first: %s (%s)\n", q, th[q].failures,
-                    repeat, th[q].first_msg, si_status_str(th[q].first_status));
+                    repeat, th[q].first_msg, si_result_str(th[q].first_status));
     }
     printf("model %s on %s: compile %.1f ms, inference %.2f ms (mean of %ld x %ld request%s, best %.2f ms)\n", model_path,
            si_compiled_devices(cm), t1 - t0, total / (double)(repeat * nreq), repeat, nreq, nreq == 1 ? "" : "s", best);
@@ -276,7 +276,7 @@ static int cmd_inspect(int argc, char **argv) {
     if (!path) { usage(stderr); return EXIT_USAGE; }
     argv[0] = (char *)path;
     si_model *m;
-    si_status s = si_model_load(path, &m);
+    si_result s = si_model_load(path, &m);
     if (s) return fail_status(s, "load");
     for (int i = 0; i < n_shapes; i++)
         if ((s = apply_shape(m, shapes[i]))) { si_model_free(m); return fail_status(s, "--shape"); }

@@ -15,33 +15,33 @@
 // --- models -------------------------------------------------------------------------------------------------
 
 
-static si_status model_from_graph(si_graph *g, si_model **out) {
+static si_result model_from_graph(si_graph *g, si_model **out) {
     si_model *m = si_calloc(1, sizeof *m);
     if (!m) { si_graph_free(g); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     m->g = g;
     /* best-effort inference of what the declared shapes allow (for inspect); errors surface at compile */
-    si_status s = si_graph_infer_shapes(g, SI_FOLD_AT_LOAD);
+    si_result s = si_graph_infer_shapes(g, SI_FOLD_AT_LOAD);
     if (s) { si_model_free(m); return s; }
     *out = m;
     return SI_OK;
 }
 
-si_status si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out) {
+si_result si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_model_load_memory: out is NULL");
     *out = NULL;
     si_graph *g;
-    si_status s = si_onnx_load(buf, len, base_dir, &g);
+    si_result s = si_onnx_load(buf, len, base_dir, &g);
     if (s) return s;
     return model_from_graph(g, out);
 }
 
-si_status si_model_load(const char *path, si_model **out) {
+si_result si_model_load(const char *path, si_model **out) {
     if (!out || !path) return si_err(SI_ERR_INVALID_ARG, "si_model_load: path or out is NULL");
     *out = NULL;
     char *dir_copy = si_strdup(path);
     if (!dir_copy) return si_err(SI_ERR_NO_MEM, "out of memory");
     si_graph *g;
-    si_status s = si_onnx_load_file(path, dirname(dir_copy), &g);
+    si_result s = si_onnx_load_file(path, dirname(dir_copy), &g);
     si_free(dir_copy);
     if (s) return si_err_wrap(s, "%s", path);
     return model_from_graph(g, out);
@@ -56,7 +56,7 @@ void si_model_free(si_model *m) {
 int si_model_num_inputs(const si_model *m) { return m ? m->g->n_inputs : 0; }
 int si_model_num_outputs(const si_model *m) { return m ? m->g->n_outputs : 0; }
 
-static void fill_info(const si_value *v, si_value_info *out) {
+static void fill_info(const si_val *v, si_value_info *out) {
     memset(out, 0, sizeof *out);
     out->name = v->name;
     out->dtype = v->dtype;
@@ -67,13 +67,13 @@ static void fill_info(const si_value *v, si_value_info *out) {
     }
 }
 
-si_status si_model_input_info(const si_model *m, int index, si_value_info *out) {
+si_result si_model_input_info(const si_model *m, int index, si_value_info *out) {
     if (!m || !out || index < 0 || index >= m->g->n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range", index);
     fill_info(&m->g->values[m->g->inputs[index]], out);
     return SI_OK;
 }
 
-si_status si_model_output_info(const si_model *m, int index, si_value_info *out) {
+si_result si_model_output_info(const si_model *m, int index, si_value_info *out) {
     if (!m || !out || index < 0 || index >= m->g->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range", index);
     fill_info(&m->g->values[m->g->outputs[index]], out);
     return SI_OK;
@@ -92,10 +92,10 @@ int si_model_output_index(const si_model *m, const char *name) {
 }
 
 /* Forget what inference derived (all non-input, non-constant values), then infer again. */
-static si_status reinfer(si_model *m) {
+static si_result reinfer(si_model *m) {
     si_graph *g = m->g;
     for (int v = 0; v < g->n_values; v++) {
-        si_value *val = &g->values[v];
+        si_val *val = &g->values[v];
         if (val->is_input || val->is_initializer || val->producer < 0) continue;
         si_const_unref(val->const_val);
         val->const_val = NULL;
@@ -111,12 +111,12 @@ static bool shape_fits(int ndim, const int64_t *dims) {
     return n >= 0 && n <= ((int64_t)1 << 40);
 }
 
-si_status si_model_set_dim(si_model *m, const char *name, int64_t value) {
+si_result si_model_set_dim(si_model *m, const char *name, int64_t value) {
     if (!m || !name) return si_err(SI_ERR_INVALID_ARG, "si_model_set_dim: model or name is NULL");
     if (value < 1) return si_err(SI_ERR_INVALID_ARG, "dimension '%s': value %lld must be at least 1", name, (long long)value);
     int hits = 0;
     for (int i = 0; i < m->g->n_inputs; i++) {
-        si_value *v = &m->g->values[m->g->inputs[i]];
+        si_val *v = &m->g->values[m->g->inputs[i]];
         int64_t dims[SI_MAX_DIMS];
         bool named = false;
         for (int d = 0; d < v->ndim; d++) {
@@ -127,7 +127,7 @@ si_status si_model_set_dim(si_model *m, const char *name, int64_t value) {
             return si_err(SI_ERR_INVALID_ARG, "dimension '%s' = %lld makes input '%s' too large", name, (long long)value, v->name);
     }
     for (int i = 0; i < m->g->n_inputs; i++) {
-        si_value *v = &m->g->values[m->g->inputs[i]];
+        si_val *v = &m->g->values[m->g->inputs[i]];
         for (int d = 0; d < v->ndim; d++)
             if (v->dim_names[d] && !strcmp(v->dim_names[d], name)) { v->dims[d] = value; hits++; }
     }
@@ -135,11 +135,11 @@ si_status si_model_set_dim(si_model *m, const char *name, int64_t value) {
     return reinfer(m);
 }
 
-si_status si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims) {
+si_result si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims) {
     if (!m || !input) return si_err(SI_ERR_INVALID_ARG, "si_model_set_input_shape: model or input is NULL");
     int i = si_model_input_index(m, input);
     if (i < 0) return si_err(SI_ERR_INVALID_ARG, "the model has no input named '%s'", input);
-    si_value *v = &m->g->values[m->g->inputs[i]];
+    si_val *v = &m->g->values[m->g->inputs[i]];
     if (ndim < 0 || ndim > SI_MAX_DIMS || (ndim && !dims)) return si_err(SI_ERR_INVALID_ARG, "input '%s': bad rank %d", input, ndim);
     if (v->ndim >= 0 && v->ndim != ndim)
         return si_err(SI_ERR_INVALID_ARG, "input '%s' has rank %d, the shape given has rank %d", input, v->ndim, ndim);
@@ -191,7 +191,7 @@ static const char *const known_keys[] = {"devices",     "threads",       "faults
                                          "infer_timeout_ms", "compile_timeout_ms", "standby", "failback_ms",
                                          "check_outputs", "strict", "adaptive_threads"};
 
-si_status si_config_create(si_config **out) {
+si_result si_config_create(si_config **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
     *out = si_calloc(1, sizeof(si_config));
     return *out ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory");
@@ -203,7 +203,7 @@ void si_config_free(si_config *c) {
     si_free(c);
 }
 
-static si_status check_devices(const char *list) {
+static si_result check_devices(const char *list) {
     if (!*list) return si_err(SI_ERR_INVALID_ARG, "devices: the list is empty");
     char name[64];
     const char *p = list;
@@ -214,7 +214,7 @@ static si_status check_devices(const char *list) {
         memcpy(name, p, n);
         name[n] = 0;
         si_device *d;
-        si_status s = si_device_get(name, &d);
+        si_result s = si_device_get(name, &d);
         if (s == SI_ERR_INVALID_ARG) return si_err_wrap(s, "devices '%s'", list);
         /* a known device that is not present here is fine: the model will run on the rest of the list */
         if (!e) break;
@@ -223,7 +223,7 @@ static si_status check_devices(const char *list) {
     return SI_OK;
 }
 
-si_status si_config_set(si_config *c, const char *key, const char *value) {
+si_result si_config_set(si_config *c, const char *key, const char *value) {
     if (!c || !key || !value) return si_err(SI_ERR_INVALID_ARG, "si_config_set: NULL argument");
     bool known = false;
     for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
@@ -231,7 +231,7 @@ si_status si_config_set(si_config *c, const char *key, const char *value) {
                                                           "infer_timeout_ms, compile_timeout_ms, standby, failback_ms, check_outputs, strict, "
                                                           "adaptive_threads)", key);
     if (!strcmp(key, "devices")) {
-        si_status s = check_devices(value);
+        si_result s = check_devices(value);
         if (s) return s;
     } else if (!strcmp(key, "threads")) {
         long v;
@@ -249,7 +249,7 @@ si_status si_config_set(si_config *c, const char *key, const char *value) {
             return si_err(SI_ERR_INVALID_ARG, "check_outputs: '%s' is not nan or off", value);
     } else if (!strcmp(key, "faults")) {
         si_fault_spec *fs;
-        si_status s = si_fault_spec_parse(value, &fs);
+        si_result s = si_fault_spec_parse(value, &fs);
         if (s) return s;
         si_fault_spec_free(fs);
     }
@@ -278,7 +278,7 @@ int parse_onoff(const char *s) {
     return -1;
 }
 
-si_status si_config_set_callback(si_config *c, si_event_fn fn, void *user) {
+si_result si_config_set_callback(si_config *c, si_event_fn fn, void *user) {
     if (!c) return si_err(SI_ERR_INVALID_ARG, "si_config_set_callback: config is NULL");
     c->fn = fn;
     c->user = user;
@@ -293,11 +293,11 @@ const char *si_config_get(const si_config *c, const char *key) {
 
 // --- tensors from protobuf files ------------------------------------------------------------------------
 
-si_status si_tensor_read_pb(const char *path, si_tensor **out, char **name_out) {
+si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out) {
     if (!path || !out) return si_err(SI_ERR_INVALID_ARG, "si_tensor_read_pb: path or out is NULL");
     char *buf;
     size_t len;
-    si_status s = si_read_file(path, &buf, &len);
+    si_result s = si_read_file(path, &buf, &len);
     if (s) return s;
     s = si_onnx_read_tensor(buf, len, out, name_out);
     si_free(buf);

@@ -39,13 +39,13 @@ typedef struct absent_device {
     char reason[512];
 } absent_device;
 
-static si_status absent_supports(const si_device *d, const si_graph *g, const si_node *n) {
+static si_result absent_supports(const si_device *d, const si_graph *g, const si_node *n) {
     (void)g; (void)n;
     const absent_device *a = (const absent_device *)d;
     return si_err(SI_ERR_UNSUPPORTED, "device %s is not available: %s", a->name, a->reason);
 }
 
-static si_status absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
+static si_result absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
     (void)o;
     *out = NULL;
     return absent_supports(d, g, NULL);
@@ -82,13 +82,13 @@ static void device_set_free(void *arg) {
     si_free(ds);
 }
 
-static si_status factory(void *user, int device, si_cmodel **out) {
+static si_result factory(void *user, int device, si_cmodel **out) {
     factory_ctx *f = user;
     si_device *d = f->c->ds->devs[device];
     return d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
 }
 
-static si_status parse_devices(const char *list, device_set *ds, char names[][64]) {
+static si_result parse_devices(const char *list, device_set *ds, char names[][64]) {
     char buf[512];
     if (strlen(list) >= sizeof buf) return si_err(SI_ERR_INVALID_ARG, "devices: list too long");
     snprintf(buf, sizeof buf, "%s", list);
@@ -98,7 +98,7 @@ static si_status parse_devices(const char *list, device_set *ds, char names[][64
         if (ds->n == MAX_DEVICES) return si_err(SI_ERR_INVALID_ARG, "devices: more than %d devices", MAX_DEVICES);
         for (int i = 0; i < ds->n; i++)
             if (!strcmp(names[i], tok)) return si_err(SI_ERR_INVALID_ARG, "devices: '%s' is listed twice", tok);
-        si_status s = si_device_get(tok, &ds->devs[ds->n]);
+        si_result s = si_device_get(tok, &ds->devs[ds->n]);
         if (s == SI_ERR_UNSUPPORTED || s == SI_ERR_DEVICE) { /* a known kind of device, not present here */
             absent_device *a = &ds->absent[ds->n];
             snprintf(a->name, sizeof a->name, "%s", tok);
@@ -134,13 +134,13 @@ static void sub_out(const si_partition *p, int value, int *sub, int *port) {
 }
 
 /* The executor core's wiring: where each submodel input and each model output comes from. */
-static si_status build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs) {
+static si_result build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs) {
     si_partition *p = c->part;
     si_src **sub_inputs = si_calloc((size_t)p->n + 1, sizeof(si_src *));
     si_src *out_src = si_calloc((size_t)g->n_outputs + 1, sizeof(si_src));
     si_port *in_ports = si_calloc((size_t)g->n_inputs + 1, sizeof(si_port));
     si_port *out_ports = si_calloc((size_t)g->n_outputs + 1, sizeof(si_port));
-    si_status st = (sub_inputs && out_src && in_ports && out_ports) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory");
+    si_result st = (sub_inputs && out_src && in_ports && out_ports) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory");
     for (int s = 0; !st && s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
         if (!(sub_inputs[s] = si_calloc((size_t)sm->g->n_inputs + 1, sizeof(si_src)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); break; }
@@ -159,13 +159,13 @@ static si_status build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs)
         }
     }
     for (int i = 0; !st && i < g->n_inputs; i++) {
-        const si_value *v = &g->values[g->inputs[i]];
+        const si_val *v = &g->values[g->inputs[i]];
         in_ports[i] = (si_port){.name = v->name, .dtype = v->dtype, .ndim = v->ndim};
         memcpy(in_ports[i].dims, v->dims, sizeof v->dims);
     }
     for (int k = 0; !st && k < g->n_outputs; k++) {
         int v = g->outputs[k], from, port = 0;
-        const si_value *val = &g->values[v];
+        const si_val *val = &g->values[v];
         out_ports[k] = (si_port){.name = val->name, .dtype = val->dtype, .ndim = val->ndim};
         memcpy(out_ports[k].dims, val->dims, sizeof val->dims);
         sub_out(p, v, &from, &port);
@@ -242,7 +242,7 @@ typedef struct sub_job {
     si_failsafe_policy pol;
     char (*names)[64];
     si_cmodel *cm;
-    si_status st;
+    si_result st;
     char msg[2048];
 } sub_job;
 
@@ -279,12 +279,12 @@ static void compile_all(sub_job *jobs, int n) {
     }
 }
 
-si_status si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
+si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
     if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "si_compile: model or out is NULL");
     *out = NULL;
     si_compiled *c = si_calloc(1, sizeof *c);
     if (!c || !(c->ds = si_calloc(1, sizeof(device_set)))) { si_free(c); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    si_status st;
+    si_result st;
     si_graph *g = NULL;
     char names[MAX_DEVICES][64];
     const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
@@ -451,7 +451,7 @@ static void sb_str(sbuf *b, const char *s) {
 
 static const char *dname(const si_sink *s, int d) { return d >= 0 && d < s->n_devices ? s->device_names[d] : ""; }
 
-si_status si_compiled_report_json(const si_compiled *c, char **json) {
+si_result si_compiled_report_json(const si_compiled *c, char **json) {
     if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_report_json: NULL argument");
     *json = NULL;
     si_sink *s = c->sink;
@@ -492,7 +492,7 @@ si_status si_compiled_report_json(const si_compiled *c, char **json) {
             sb_put(&b, ",\"stage\":");
             sb_str(&b, a->stage);
             sb_put(&b, ",\"status\":");
-            sb_str(&b, si_status_str(a->status));
+            sb_str(&b, si_result_str(a->status));
             sb_put(&b, ",\"message\":");
             sb_str(&b, a->message);
             sb_put(&b, "}");
@@ -511,7 +511,7 @@ si_status si_compiled_report_json(const si_compiled *c, char **json) {
         sb_put(&b, ",\"stage\":");
         sb_str(&b, e->stage);
         sb_put(&b, ",\"status\":");
-        sb_str(&b, si_status_str(e->status));
+        sb_str(&b, si_result_str(e->status));
         sb_put(&b, ",\"message\":");
         sb_str(&b, e->message);
         sb_put(&b, "}");
@@ -534,13 +534,13 @@ struct si_request {
     si_compiled *c;
 };
 
-si_status si_request_create(si_compiled *c, si_request **out) {
+si_result si_request_create(si_compiled *c, si_request **out) {
     if (!c || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_create: compiled model or out is NULL");
     *out = NULL;
     si_request *rq = si_calloc(1, sizeof *rq);
     if (!rq) return si_err(SI_ERR_NO_MEM, "out of memory");
     rq->c = c;
-    si_status s = c->cm->iface->create_request(c->cm, &rq->r);
+    si_result s = c->cm->iface->create_request(c->cm, &rq->r);
     if (s) { si_free(rq); return s; }
     *out = rq;
     return SI_OK;
@@ -552,25 +552,25 @@ void si_request_free(si_request *r) {
     si_free(r);
 }
 
-si_status si_request_set_input(si_request *r, int index, si_tensor *t) {
+si_result si_request_set_input(si_request *r, int index, si_tensor *t) {
     if (!r || !t) return si_err(SI_ERR_INVALID_ARG, "si_request_set_input: request or tensor is NULL");
     return r->r->iface->set_input(r->r, index, t);
 }
 
-si_status si_request_infer(si_request *r) {
+si_result si_request_infer(si_request *r) {
     if (!r) return si_err(SI_ERR_INVALID_ARG, "si_request_infer: request is NULL");
     atomic_fetch_add(&r->c->sink->inferences, 1);
     return r->r->iface->infer(r->r);
 }
 
-si_status si_request_get_output(si_request *r, int index, si_tensor **out) {
+si_result si_request_get_output(si_request *r, int index, si_tensor **out) {
     if (!r || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_get_output: request or out is NULL");
     return r->r->iface->get_output(r->r, index, out);
 }
 
 // --- partition description (inspect --devices) ------------------------------------------------------------
 
-static void sb_shape(sbuf *b, const si_value *v) {
+static void sb_shape(sbuf *b, const si_val *v) {
     sb_put(b, "%s[", si_dtype_name(v->dtype));
     for (int d = 0; d < v->ndim; d++) {
         if (v->dims[d] >= 0) sb_put(b, d ? ",%lld" : "%lld", (long long)v->dims[d]);
@@ -579,14 +579,14 @@ static void sb_shape(sbuf *b, const si_value *v) {
     sb_put(b, v->ndim < 0 ? "?]" : "]");
 }
 
-si_status si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
+si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
     if (!m || !text) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_text: NULL argument");
     *text = NULL;
     device_set ds;
     memset(&ds, 0, sizeof ds);
     char names[MAX_DEVICES][64];
     const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
-    si_status st = parse_devices(devs ? devs : "REF", &ds, names);
+    si_result st = parse_devices(devs ? devs : "REF", &ds, names);
     if (st) return st;
     si_graph *g = NULL;
     si_partition *p = NULL;
@@ -619,7 +619,7 @@ si_status si_model_partition_text(const si_model *m, const si_config *cfg, char 
         }
         sb_put(&b, "\n");
         for (int k = 0; k < sm->g->n_inputs; k++) {
-            const si_value *v = &g->values[sm->in_values[k]];
+            const si_val *v = &g->values[sm->in_values[k]];
             int from, port;
             sub_out(p, sm->in_values[k], &from, &port);
             sb_put(&b, "    in  %s ", v->name);
@@ -628,7 +628,7 @@ si_status si_model_partition_text(const si_model *m, const si_config *cfg, char 
             else sb_put(&b, " <- model input\n");
         }
         for (int k = 0; k < sm->g->n_outputs; k++) {
-            const si_value *v = &g->values[sm->out_values[k]];
+            const si_val *v = &g->values[sm->out_values[k]];
             sb_put(&b, "    out %s ", v->name);
             sb_shape(&b, v);
             int users = 0;

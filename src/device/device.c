@@ -25,7 +25,7 @@ const char *si_device_names(void) {
            "REF";
 }
 
-static si_status check_version(si_device *d, si_device **out) {
+static si_result check_version(si_device *d, si_device **out) {
     if (d->iface->api_version != SI_DEVICE_API_VERSION)
         return si_err(SI_ERR_UNSUPPORTED, "device %s has interface version %d, expected %d", d->name, d->iface->api_version,
                       SI_DEVICE_API_VERSION);
@@ -33,7 +33,7 @@ static si_status check_version(si_device *d, si_device **out) {
     return SI_OK;
 }
 
-si_status si_device_get(const char *name, si_device **out) {
+si_result si_device_get(const char *name, si_device **out) {
     *out = NULL;
     if (!name) return si_err(SI_ERR_INVALID_ARG, "device name is NULL");
     for (size_t i = 0; i < SI_ARRAY_LEN(registry); i++)
@@ -48,7 +48,7 @@ si_status si_device_get(const char *name, si_device **out) {
                 return si_err(SI_ERR_INVALID_ARG, "bad OpenCL device name '%s' (expected OCL or OCL.N)", name);
         }
         si_device *d;
-        si_status s = si_device_ocl_get((int)idx, &d);
+        si_result s = si_device_ocl_get((int)idx, &d);
         if (s) return s;
         return check_version(d, out);
     }

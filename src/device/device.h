@@ -33,9 +33,9 @@ typedef struct si_device_i {
     int api_version; /* SI_DEVICE_API_VERSION */
     /* Can this device run node n of graph g (types and shapes as far as inferred)? Cheap, no side effects.
      * SI_OK or SI_ERR_UNSUPPORTED with a message naming the reason. */
-    si_status (*supports_op)(const si_device *d, const si_graph *g, const si_node *n);
+    si_result (*supports_op)(const si_device *d, const si_graph *g, const si_node *n);
     /* Compile a graph (a whole model or a submodel). The graph is borrowed for the call only. */
-    si_status (*compile)(si_device *d, const si_graph *g, const si_options *opts, si_cmodel **out);
+    si_result (*compile)(si_device *d, const si_graph *g, const si_options *opts, si_cmodel **out);
 } si_device_i;
 
 struct si_device {
@@ -46,7 +46,7 @@ struct si_device {
 
 /* Find a device by name ("REF", "CPU", "OCL", "OCL.1"; case-sensitive). SI_ERR_INVALID_ARG naming the known
  * devices when there is none. Devices are process-wide singletons; the pointer stays valid. */
-si_status si_device_get(const char *name, si_device **out);
+si_result si_device_get(const char *name, si_device **out);
 /* "REF" (comma-separated list of known device names). */
 const char *si_device_names(void);
 
@@ -62,7 +62,7 @@ extern si_device si_device_cpu;
 /* The OpenCL device `index` (0 for "OCL", n for "OCL.n") in the order the ICD loader lists GPUs first,
  * then other devices. SI_ERR_UNSUPPORTED (message names the reason) when there is no such device. The
  * returned device is a process-wide singleton. */
-si_status si_device_ocl_get(int index, si_device **out);
+si_result si_device_ocl_get(int index, si_device **out);
 #endif
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdio.h>
 
 
-si_status si_port_check(const si_port *p, const si_tensor *t) {
+si_result si_port_check(const si_port *p, const si_tensor *t) {
     char want[256], got[256];
     bool ok = t->dtype == p->dtype && (p->ndim < 0 || p->ndim == t->ndim);
     for (int i = 0; ok && p->ndim >= 0 && i < p->ndim; i++)
@@ -26,17 +26,17 @@ si_status si_port_check(const si_port *p, const si_tensor *t) {
                   si_shape_str(got, sizeof got, t->dtype, t->ndim, t->dims));
 }
 
-si_status si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots) {
+si_result si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots) {
     if (i < 0 || i >= m->n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->n_inputs);
     if (t) {
-        si_status s = si_port_check(&m->inputs[i], t);
+        si_result s = si_port_check(&m->inputs[i], t);
         if (s) return s;
     }
     slots[i] = t;
     return SI_OK;
 }
 
-si_status si_output_index(const si_cmodel *m, int k) {
+si_result si_output_index(const si_cmodel *m, int k) {
     if (k < 0 || k >= m->n_outputs) return si_err(SI_ERR_INVALID_ARG, "output index %d out of range (model has %d)", k, m->n_outputs);
     return SI_OK;
 }
@@ -58,10 +58,10 @@ void si_ports_free(si_port *p, int n) {
     si_free(p);
 }
 
-si_status si_check_bound(const si_cmodel *m, si_tensor *const *bound) {
+si_result si_check_bound(const si_cmodel *m, si_tensor *const *bound) {
     for (int i = 0; i < m->n_inputs; i++) {
         if (!bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->inputs[i].name);
-        si_status s = si_port_check(&m->inputs[i], bound[i]);
+        si_result s = si_port_check(&m->inputs[i], bound[i]);
         if (s) return s;
         if (bound[i]->nbytes && !bound[i]->data) return si_err(SI_ERR_INVALID_ARG, "input '%s' has no data", m->inputs[i].name);
     }

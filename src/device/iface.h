@@ -22,7 +22,7 @@ typedef struct si_port {
 
 typedef struct si_cmodel_i {
     /* A new request. Must be safe to call from several threads at once. */
-    si_status (*create_request)(si_cmodel *m, si_ireq **out);
+    si_result (*create_request)(si_cmodel *m, si_ireq **out);
     /* Free the compiled model; every request has been freed before. */
     void (*free)(si_cmodel *m);
 } si_cmodel_i;
@@ -37,12 +37,12 @@ struct si_cmodel {
 typedef struct si_ireq_i {
     /* Bind input port i to t (borrowed until unbound or the request is freed). Checks dtype, rank and fixed
      * dimensions: INVALID_ARG on mismatch. */
-    si_status (*set_input)(si_ireq *r, int i, si_tensor *t);
+    si_result (*set_input)(si_ireq *r, int i, si_tensor *t);
     /* The tensor of output port i (owned by the request, the same object after every infer). */
-    si_status (*get_output)(si_ireq *r, int i, si_tensor **t);
+    si_result (*get_output)(si_ireq *r, int i, si_tensor **t);
     /* Run once. INVALID_ARG for a missing input or a shape the model cannot take; DEVICE/UNSUPPORTED/NO_MEM
      * otherwise. The request stays usable after a failure. */
-    si_status (*infer)(si_ireq *r);
+    si_result (*infer)(si_ireq *r);
     void (*free)(si_ireq *r);
     /* (optional, may be NULL) Ask an infer running on another thread to return soon with SI_ERR_ABORTED.
      * Called by a watchdog that has given up on the call; must be safe to call concurrently with infer. */
@@ -55,14 +55,14 @@ struct si_ireq {
 };
 
 /* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
-si_status si_port_check(const si_port *p, const si_tensor *t);
+si_result si_port_check(const si_port *p, const si_tensor *t);
 /* The usual set_input: check the index and the port (t may be NULL to unbind), then slots[i] = t. */
-si_status si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots);
+si_result si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots);
 /* Before an infer: every input bound, with data, and (again: its shape may have changed since it was set)
  * matching its port. INVALID_ARG naming the input otherwise. */
-si_status si_check_bound(const si_cmodel *m, si_tensor *const *bound);
+si_result si_check_bound(const si_cmodel *m, si_tensor *const *bound);
 /* SI_OK when k is a valid output index of m, else INVALID_ARG. */
-si_status si_output_index(const si_cmodel *m, int k);
+si_result si_output_index(const si_cmodel *m, int k);
 /* Deep copies of port arrays (names included); NULL on allocation failure. */
 si_port *si_ports_copy(const si_port *p, int n);
 void si_ports_free(si_port *p, int n);

@@ -43,15 +43,15 @@ static void exec_model_free(si_cmodel *m_) {
 
 // --- requests -----------------------------------------------------------------------------------------------
 
-static si_status exec_set_input(si_ireq *r_, int i, si_tensor *t) {
+static si_result exec_set_input(si_ireq *r_, int i, si_tensor *t) {
     exec_req *r = (exec_req *)r_;
     return si_bind_input(r->base.model, i, t, r->bound);
 }
 
-static si_status exec_get_output(si_ireq *r_, int k, si_tensor **t) {
+static si_result exec_get_output(si_ireq *r_, int k, si_tensor **t) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    si_status s = si_output_index(&m->base, k);
+    si_result s = si_output_index(&m->base, k);
     if (s) return s;
     const si_src *src = &m->out_src[k];
     if (src->kind == SI_SRC_SUB) return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
@@ -59,7 +59,7 @@ static si_status exec_get_output(si_ireq *r_, int k, si_tensor **t) {
     return SI_OK;
 }
 
-static si_status source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
+static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
     exec_model *m = (exec_model *)r->base.model;
     switch (src->kind) {
     case SI_SRC_INPUT:
@@ -72,26 +72,26 @@ static si_status source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
     return si_err(SI_ERR_INTERNAL, "bad source kind");
 }
 
-static si_status exec_infer(si_ireq *r_) {
+static si_result exec_infer(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    si_status chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_check_bound(&m->base, r->bound);
     if (chk) return chk;
     for (int s = 0; s < m->n_subs; s++) {
         si_ireq *sr = r->subs[s];
         for (int p = 0; p < m->subs[s]->n_inputs; p++) {
             si_tensor *t;
-            si_status st = source_tensor(r, &m->sub_inputs[s][p], &t);
+            si_result st = source_tensor(r, &m->sub_inputs[s][p], &t);
             if (!st) st = sr->iface->set_input(sr, p, t);
             if (st) return st;
         }
-        si_status st = sr->iface->infer(sr);
+        si_result st = sr->iface->infer(sr);
         if (st) return st;
     }
     for (int k = 0; k < m->base.n_outputs; k++) { /* outputs that are model inputs or constants: copy */
         if (m->out_src[k].kind == SI_SRC_SUB) continue;
         si_tensor *src, fresh;
-        si_status st = source_tensor(r, &m->out_src[k], &src);
+        si_result st = source_tensor(r, &m->out_src[k], &src);
         if (!st) st = si_tensor_init(&fresh, src->dtype, src->ndim, src->dims);
         if (!st) st = si_tensor_alloc(&fresh);
         if (st) return st; /* the previous output stays as it was */
@@ -130,7 +130,7 @@ static const si_ireq_i exec_req_iface = {
     .cancel = exec_cancel,
 };
 
-static si_status exec_create_request(si_cmodel *m_, si_ireq **out) {
+static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {
     exec_model *m = (exec_model *)m_;
     *out = NULL;
     exec_req *r = si_calloc(1, sizeof *r);
@@ -140,7 +140,7 @@ static si_status exec_create_request(si_cmodel *m_, si_ireq **out) {
     r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
     r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
     r->own = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    si_status st = (r->subs && r->bound && r->own) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    si_result st = (r->subs && r->bound && r->own) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
     for (int k = 0; !st && k < m->base.n_outputs; k++)
         if (m->out_src[k].kind != SI_SRC_SUB && !(r->own[k] = si_calloc(1, sizeof(si_tensor))))
             st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
@@ -153,7 +153,7 @@ static si_status exec_create_request(si_cmodel *m_, si_ireq **out) {
 static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free};
 
 
-si_status si_exec_create(const si_exec_desc *d, si_cmodel **out) {
+si_result si_exec_create(const si_exec_desc *d, si_cmodel **out) {
     *out = NULL;
     exec_model *m = si_calloc(1, sizeof *m);
     if (!m) {

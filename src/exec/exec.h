@@ -37,6 +37,6 @@ typedef struct si_exec_desc {
 
 /* A compiled model that runs the submodels in order. On success the submodels belong to it; on failure
  * they are freed too. */
-si_status si_exec_create(const si_exec_desc *d, si_cmodel **out);
+si_result si_exec_create(const si_exec_desc *d, si_cmodel **out);
 
 #endif

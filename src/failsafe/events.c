@@ -13,7 +13,7 @@ static double mono_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-si_status si_sink_create(const char *const *names, int n, si_event_fn fn, void *user, si_sink **out) {
+si_result si_sink_create(const char *const *names, int n, si_event_fn fn, void *user, si_sink **out) {
     *out = NULL;
     si_sink *s = si_calloc(1, sizeof *s);
     if (!s) return si_err(SI_ERR_NO_MEM, "out of memory");
@@ -65,7 +65,7 @@ const char *si_event_type_name(si_event_type t) {
 
 #define LOG_MAX 100000
 
-void si_sink_event(si_sink *s, si_event_type type, int submodel, int from, int to, const char *stage, si_status status,
+void si_sink_event(si_sink *s, si_event_type type, int submodel, int from, int to, const char *stage, si_result status,
                    const char *fmt, ...) {
     char msg[1024];
     va_list ap;
@@ -100,7 +100,7 @@ void si_sink_event(si_sink *s, si_event_type type, int submodel, int from, int t
     }
 }
 
-void si_sink_attempt(si_sink *s, int submodel, int device, const char *stage, si_status status, const char *message) {
+void si_sink_attempt(si_sink *s, int submodel, int device, const char *stage, si_result status, const char *message) {
     pthread_mutex_lock(&s->mu);
     if (s->n_attempts == s->cap_attempts) {
         int cap = s->cap_attempts ? s->cap_attempts * 2 : 16;

@@ -17,7 +17,7 @@ typedef struct si_attempt {
     int submodel;
     int device;     /* index in the device list */
     char stage[16]; /* compile / create / infer / check / probe */
-    si_status status;
+    si_result status;
     char *message;
 } si_attempt;
 
@@ -27,7 +27,7 @@ typedef struct si_logged_event {
     int submodel;
     int from, to;   /* device indices, -1 when none */
     char stage[16];
-    si_status status;
+    si_result status;
     char *message;
 } si_logged_event;
 
@@ -50,14 +50,14 @@ typedef struct si_sink {
     void *cleanup_arg;
 } si_sink;
 
-si_status si_sink_create(const char *const *device_names, int n_devices, si_event_fn fn, void *user, si_sink **out);
+si_result si_sink_create(const char *const *device_names, int n_devices, si_event_fn fn, void *user, si_sink **out);
 si_sink *si_sink_ref(si_sink *s);
 void si_sink_unref(si_sink *s);
 double si_sink_now(const si_sink *s);
 /* Record an event (also calls the user's callback and bumps the counters). */
-void si_sink_event(si_sink *s, si_event_type type, int submodel, int from, int to, const char *stage, si_status status,
+void si_sink_event(si_sink *s, si_event_type type, int submodel, int from, int to, const char *stage, si_result status,
                    const char *fmt, ...) SI_PRINTF(8, 9);
-void si_sink_attempt(si_sink *s, int submodel, int device, const char *stage, si_status status, const char *message);
+void si_sink_attempt(si_sink *s, int submodel, int device, const char *stage, si_result status, const char *message);
 const char *si_event_type_name(si_event_type t);
 
 #endif

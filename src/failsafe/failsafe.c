@@ -76,9 +76,9 @@ static const char *dev_name(const fs_model *m, int pos) {
 
 static bool quarantined(const fs_model *m, int pos) { return atomic_load(&m->sink->quarantined[m->cand[pos] & 63]); }
 
-static void note_failure(fs_model *m, int pos, const char *stage, si_status st, const char *msg) {
+static void note_failure(fs_model *m, int pos, const char *stage, si_result st, const char *msg) {
     char buf[1200];
-    snprintf(buf, sizeof buf, "%s failed (%s): %s", stage, si_status_str(st), msg);
+    snprintf(buf, sizeof buf, "%s failed (%s): %s", stage, si_result_str(st), msg);
     si_free(m->fail_msg[pos]);
     m->fail_msg[pos] = si_strdup(buf);
 }
@@ -100,7 +100,7 @@ typedef struct fs_job {
     si_cmodel *cm;         /* compile: the result */
     si_sink *sink;
     bool done, abandoned;
-    si_status st;
+    si_result st;
     char msg[1024];
 } fs_job;
 
@@ -112,7 +112,7 @@ static void job_free(fs_job *j) {
 
 static void *job_main(void *arg) {
     fs_job *j = arg;
-    si_status st = SI_OK;
+    si_result st = SI_OK;
     si_cmodel *cm = NULL;
     si_ireq *made = NULL;
     switch (j->kind) {
@@ -143,7 +143,7 @@ static void *job_main(void *arg) {
 /* Run j's call on a thread and wait up to timeout_ms. SI_OK/the call's status when it returned in time
  * (results in j, which the caller frees with job_free); when it did not, the job is abandoned (the caller
  * must no longer touch j, nor what it handed to it), *timed_out is set and SI_ERR_DEVICE returned. */
-static si_status run_job(fs_model *m, fs_job *j, int timeout_ms, bool *timed_out, const char *what) {
+static si_result run_job(fs_model *m, fs_job *j, int timeout_ms, bool *timed_out, const char *what) {
     *timed_out = false;
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
@@ -181,10 +181,10 @@ static si_status run_job(fs_model *m, fs_job *j, int timeout_ms, bool *timed_out
 }
 
 /* Compile candidate `pos` (no lock needed; the factory must be thread-safe). */
-static si_status compile_at(fs_model *m, int pos, fs_gen **out) {
+static si_result compile_at(fs_model *m, int pos, fs_gen **out) {
     *out = NULL;
     si_cmodel *cm = NULL;
-    si_status st;
+    si_result st;
     if (m->pol.compile_timeout_ms > 0) {
         fs_job *j = si_calloc(1, sizeof *j);
         bool timed_out = false;
@@ -219,7 +219,7 @@ static si_status compile_at(fs_model *m, int pos, fs_gen **out) {
     return SI_OK;
 }
 
-static si_status all_failed_error(fs_model *m) {
+static si_result all_failed_error(fs_model *m) {
     char buf[4096];
     size_t o = (size_t)snprintf(buf, sizeof buf, "submodel %d: every device failed", m->submodel);
     for (int p = 0; p < m->n && o < sizeof buf; p++)
@@ -263,7 +263,7 @@ static void maybe_start_failback(fs_model *m) {
 }
 
 /* With m->mu held: make the first usable candidate from `from` on active. */
-static void activate_from(fs_model *m, int from, int failed_pos, const char *stage, si_status why, const char *why_msg) {
+static void activate_from(fs_model *m, int from, int failed_pos, const char *stage, si_result why, const char *why_msg) {
     for (int p = from; p < m->n && !m->stopping; p++) {
         if (quarantined(m, p)) {
             if (!m->fail_msg[p]) note_failure(m, p, "quarantine", SI_ERR_DEVICE_LOST, "device lost");
@@ -276,7 +276,7 @@ static void activate_from(fs_model *m, int from, int failed_pos, const char *sta
             m->standby = NULL;
         } else {
             if (m->standby && m->standby->pos < p) { gen_unref(m->standby); m->standby = NULL; }
-            si_status st = compile_at(m, p, &g);
+            si_result st = compile_at(m, p, &g);
             if (st) { note_failure(m, p, "compile", st, si_last_error()); continue; }
         }
         m->active = g;
@@ -296,7 +296,7 @@ static void activate_from(fs_model *m, int from, int failed_pos, const char *sta
 }
 
 /* The generation g failed at `stage`: move the model on from g, unless another request already did. */
-static void failover_from(fs_model *m, fs_gen *g, const char *stage, si_status st, const char *msg, bool lost) {
+static void failover_from(fs_model *m, fs_gen *g, const char *stage, si_result st, const char *msg, bool lost) {
     char copy[1024];
     snprintf(copy, sizeof copy, "%s", msg);
     pthread_mutex_lock(&m->mu);
@@ -333,7 +333,7 @@ static void warm_up(fs_model *m, fs_gen *g) {
         for (int d = 0; d < p->ndim && fixed; d++) fixed = p->dims[d] >= 0;
     }
     si_tensor **ins = fixed ? si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *)) : NULL;
-    si_status st = ins ? SI_OK : SI_ERR_NO_MEM;
+    si_result st = ins ? SI_OK : SI_ERR_NO_MEM;
     for (int i = 0; !st && i < m->base.n_inputs; i++) {
         st = si_tensor_create(m->in_ports[i].dtype, m->in_ports[i].ndim, m->in_ports[i].dims, &ins[i]);
         if (!st) st = r->iface->set_input(r, i, ins[i]);
@@ -355,7 +355,7 @@ static void *standby_main(void *arg) {
     int pos = m->standby_busy_pos;
     pthread_mutex_unlock(&m->mu);
     fs_gen *g = NULL;
-    si_status st = compile_at(m, pos, &g);
+    si_result st = compile_at(m, pos, &g);
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", st ? si_last_error() : "");
     if (!st) warm_up(m, g);
@@ -375,11 +375,11 @@ static void *standby_main(void *arg) {
 }
 
 /* One trial inference on a fresh request of g with zero inputs of the last shapes that ran. */
-static si_status probe(fs_model *m, fs_gen *g, const si_tensor *shapes) {
+static si_result probe(fs_model *m, fs_gen *g, const si_tensor *shapes) {
     si_ireq *r = NULL;
     si_tensor **ins = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
     if (!ins) return si_err(SI_ERR_NO_MEM, "out of memory");
-    si_status st = g->cm->iface->create_request(g->cm, &r);
+    si_result st = g->cm->iface->create_request(g->cm, &r);
     for (int i = 0; !st && i < m->base.n_inputs; i++) {
         st = si_tensor_create(shapes[i].dtype, shapes[i].ndim, shapes[i].dims, &ins[i]);
         if (!st) st = r->iface->set_input(r, i, ins[i]);
@@ -412,7 +412,7 @@ static void *failback_main(void *arg) {
         memcpy(shapes, m->probe_in, sizeof(si_tensor) * (size_t)m->base.n_inputs);
         pthread_mutex_unlock(&m->mu);
         fs_gen *g = NULL;
-        si_status st = compile_at(m, target, &g);
+        si_result st = compile_at(m, target, &g);
         if (!st) {
             st = probe(m, g, shapes);
             si_sink_attempt(m->sink, m->submodel, m->cand[target], "probe", st, st ? si_last_error() : "ok");
@@ -519,7 +519,7 @@ static void drop_inner(fs_req *r) {
 
 /* Run the inner infer, under the watchdog when a timeout is set. *timed_out tells the caller that the inner
  * request was abandoned (it no longer belongs to r). */
-static si_status run_inner(fs_model *m, fs_req *r, bool *timed_out) {
+static si_result run_inner(fs_model *m, fs_req *r, bool *timed_out) {
     *timed_out = false;
     if (m->pol.infer_timeout_ms <= 0) return r->inner->iface->infer(r->inner);
     fs_job *j = si_calloc(1, sizeof *j);
@@ -527,7 +527,7 @@ static si_status run_inner(fs_model *m, fs_req *r, bool *timed_out) {
     j->kind = JOB_INFER;
     j->inner = r->inner;
     j->gen = r->gen;
-    si_status st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "infer");
+    si_result st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "infer");
     if (!*timed_out) {
         job_free(j);
         return st;
@@ -542,7 +542,7 @@ static si_status run_inner(fs_model *m, fs_req *r, bool *timed_out) {
 }
 
 /* create_request on g, under the watchdog when a timeout is set. */
-static si_status create_inner(fs_model *m, fs_gen *g, si_ireq **out, bool *timed_out) {
+static si_result create_inner(fs_model *m, fs_gen *g, si_ireq **out, bool *timed_out) {
     *timed_out = false;
     *out = NULL;
     if (m->pol.infer_timeout_ms <= 0) return g->cm->iface->create_request(g->cm, out);
@@ -550,7 +550,7 @@ static si_status create_inner(fs_model *m, fs_gen *g, si_ireq **out, bool *timed
     if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
     j->kind = JOB_CREATE;
     j->gen = g;
-    si_status st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "create_request");
+    si_result st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "create_request");
     if (*timed_out) return st;
     *out = j->inner;
     job_free(j);
@@ -574,10 +574,10 @@ static bool outputs_finite(fs_req *r) {
     return true;
 }
 
-static si_status bind_views(fs_req *r) {
+static si_result bind_views(fs_req *r) {
     for (int k = 0; k < r->base.model->n_outputs; k++) {
         si_tensor *t;
-        si_status st = r->inner->iface->get_output(r->inner, k, &t);
+        si_result st = r->inner->iface->get_output(r->inner, k, &t);
         if (st) return st;
         si_tensor *o = r->outs[k];
         *o = *t; /* a view: the data stays the inner request's */
@@ -606,7 +606,7 @@ static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
     }
     si_ireq *q = NULL;
     bool finite = false;
-    si_status st = ng->cm->iface->create_request(ng->cm, &q);
+    si_result st = ng->cm->iface->create_request(ng->cm, &q);
     for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->bound[i]);
     if (!st) st = q->iface->infer(q);
     if (!st) {
@@ -639,12 +639,12 @@ static void remember_shapes(fs_model *m, fs_req *r) {
     pthread_mutex_unlock(&m->mu);
 }
 
-#define AGAIN ((si_status)(SI_ERR_ABORTED + 100)) /* internal: go round again (retry or re-run after failover) */
+#define AGAIN ((si_result)(SI_ERR_ABORTED + 100)) /* internal: go round again (retry or re-run after failover) */
 
 /* One attempt on generation g (r->inner made from it): SI_OK, a status for the caller, or AGAIN. */
-static si_status infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left_p) {
+static si_result infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left_p) {
     int retries_left = *retries_left_p;
-    si_status st = SI_OK;
+    si_result st = SI_OK;
     for (int i = 0; i < m->base.n_inputs && !st; i++) st = r->inner->iface->set_input(r->inner, i, r->bound[i]);
     if (st == SI_ERR_INVALID_ARG) return st;
     bool timed_out = false;
@@ -673,10 +673,10 @@ static si_status infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left
     return AGAIN;
 }
 
-static si_status fs_infer(si_ireq *r_) {
+static si_result fs_infer(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     fs_model *m = (fs_model *)r->base.model;
-    si_status chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_check_bound(&m->base, r->bound);
     if (chk) return chk;
     int retries_left = m->pol.retries;
     for (int round = 0; round < 4 * m->n + 4 + m->pol.retries; round++) {
@@ -689,7 +689,7 @@ static si_status fs_infer(si_ireq *r_) {
             continue;
         }
         if (!g) {
-            si_status st = all_failed_error(m);
+            si_result st = all_failed_error(m);
             pthread_mutex_unlock(&m->mu);
             drop_inner(r);
             return st;
@@ -703,7 +703,7 @@ static si_status fs_infer(si_ireq *r_) {
             r->gen = g;
             si_ireq *inner = spare;
             bool create_timed_out = false;
-            si_status st = spare ? SI_OK : create_inner(m, g, &inner, &create_timed_out);
+            si_result st = spare ? SI_OK : create_inner(m, g, &inner, &create_timed_out);
             if (st) {
                 if (st == SI_ERR_INVALID_ARG) return st;
                 char msg[1024];
@@ -729,21 +729,21 @@ static si_status fs_infer(si_ireq *r_) {
         }
         /* bind and run; hold g so that its address cannot be reused by a new generation meanwhile */
         gen_ref(g);
-        si_status st = infer_once(m, r, g, &retries_left);
+        si_result st = infer_once(m, r, g, &retries_left);
         gen_unref(g);
         if (st != AGAIN) return st;
     }
     return si_err(SI_ERR_DEVICE, "submodel %d: inference kept failing; giving up after repeated failovers", m->submodel);
 }
 
-static si_status fs_set_input(si_ireq *r_, int i, si_tensor *t) {
+static si_result fs_set_input(si_ireq *r_, int i, si_tensor *t) {
     fs_req *r = (fs_req *)r_;
     return si_bind_input(r->base.model, i, t, r->bound);
 }
 
-static si_status fs_get_output(si_ireq *r_, int k, si_tensor **t) {
+static si_result fs_get_output(si_ireq *r_, int k, si_tensor **t) {
     fs_req *r = (fs_req *)r_;
-    si_status s = si_output_index(r->base.model, k);
+    si_result s = si_output_index(r->base.model, k);
     if (!s) *t = r->outs[k];
     return s;
 }
@@ -775,7 +775,7 @@ static const si_ireq_i fs_req_iface = {
 };
 
 /* Request creation is lazy about the inner request: it is made (and failed over) by the first infer. */
-static si_status fs_create_request(si_cmodel *m_, si_ireq **out) {
+static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
     fs_model *m = (fs_model *)m_;
     *out = NULL;
     fs_req *r = si_calloc(1, sizeof *r);
@@ -832,7 +832,7 @@ int si_failsafe_active_device(si_cmodel *m_) {
     return d;
 }
 
-si_status si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
+si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     *out = NULL;
     if (d->n_candidates < 1 || !d->factory || !d->sink) return si_err(SI_ERR_INVALID_ARG, "failsafe: no candidates or factory");
     fs_model *m = si_calloc(1, sizeof *m);
@@ -859,14 +859,14 @@ si_status si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     bool ok = m->active != NULL;
     pthread_mutex_unlock(&m->mu);
     if (!ok) {
-        si_status st = all_failed_error(m);
+        si_result st = all_failed_error(m);
         char msg[4096];
         snprintf(msg, sizeof msg, "%s", si_last_error());
         fs_model_free(&m->base);
         return si_err(st, "%s", msg);
     }
     si_cmodel *cm = m->active->cm;
-    si_status st = SI_OK;
+    si_result st = SI_OK;
     if (!(m->in_ports = si_ports_copy(cm->inputs, cm->n_inputs)) || !(m->out_ports = si_ports_copy(cm->outputs, cm->n_outputs)))
         st = si_err(SI_ERR_NO_MEM, "out of memory");
     if (!st && !(m->probe_in = si_calloc((size_t)cm->n_inputs + 1, sizeof(si_tensor)))) st = si_err(SI_ERR_NO_MEM, "out of memory");

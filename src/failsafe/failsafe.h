@@ -17,7 +17,7 @@
 #include "failsafe/events.h"
 
 /* Compile the submodel on candidate `device` (an index in the sink's device list). */
-typedef si_status (*si_factory_fn)(void *user, int device, si_cmodel **out);
+typedef si_result (*si_factory_fn)(void *user, int device, si_cmodel **out);
 
 typedef struct si_failsafe_policy {
     int retries;          /* retries on the same device before failing over (not for SI_ERR_DEVICE_LOST) */
@@ -41,7 +41,7 @@ typedef struct si_failsafe_desc {
 } si_failsafe_desc;
 
 /* Errors: the status of the last candidate when all fail, with a message naming each device and why. */
-si_status si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out);
+si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out);
 /* The device index the compiled model runs on now (-1 when every candidate failed). */
 int si_failsafe_active_device(si_cmodel *m);
 /* Is this compiled model a fail-safe one? */

@@ -32,7 +32,7 @@ void si_node_clear(si_node *n) {
     memset(n, 0, sizeof *n);
 }
 
-static void value_clear(si_value *v) {
+static void value_clear(si_val *v) {
     si_free(v->name);
     for (int i = 0; i < SI_MAX_DIMS; i++) si_free(v->dim_names[i]);
     si_const_unref(v->const_val);
@@ -65,12 +65,12 @@ int si_graph_value(si_graph *g, const char *name) {
     if (i >= 0) return i;
     if (g->n_values == g->cap_values) {
         int cap = g->cap_values ? g->cap_values * 2 : 64;
-        si_value *nv = si_realloc(g->values, sizeof(si_value) * (size_t)cap);
+        si_val *nv = si_realloc(g->values, sizeof(si_val) * (size_t)cap);
         if (!nv) return -1;
         g->values = nv;
         g->cap_values = cap;
     }
-    si_value *v = &g->values[g->n_values];
+    si_val *v = &g->values[g->n_values];
     memset(v, 0, sizeof *v);
     v->name = si_strdup(name);
     if (!v->name) return -1;
@@ -104,7 +104,7 @@ int64_t si_graph_opset(const si_graph *g, const char *domain) {
 
 // --- finalize: validate and sort ------------------------------------------------------------------------
 
-si_status si_graph_finalize(si_graph *g) {
+si_result si_graph_finalize(si_graph *g) {
     int nv = g->n_values, nn = g->n_nodes;
     /* producers */
     for (int v = 0; v < nv; v++) g->values[v].producer = -1;
@@ -113,7 +113,7 @@ si_status si_graph_finalize(si_graph *g) {
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v < 0) continue;
-            si_value *val = &g->values[v];
+            si_val *val = &g->values[v];
             if (val->producer >= 0 || val->is_input || val->is_initializer)
                 return si_err(SI_ERR_PARSE, "value '%s' is produced more than once (again by node '%s' %s)", val->name,
                               n->name, n->op_type);
@@ -126,14 +126,14 @@ si_status si_graph_finalize(si_graph *g) {
         for (int k = 0; k < n->n_in; k++) {
             int v = n->in[k];
             if (v < 0) continue;
-            si_value *val = &g->values[v];
+            si_val *val = &g->values[v];
             if (val->producer < 0 && !val->is_input && !val->is_initializer && !val->const_val)
                 return si_err(SI_ERR_PARSE, "node '%s' (%s) reads '%s', which no node, input or initializer provides",
                               n->name, n->op_type, val->name);
         }
     }
     for (int k = 0; k < g->n_outputs; k++) {
-        si_value *val = &g->values[g->outputs[k]];
+        si_val *val = &g->values[g->outputs[k]];
         if (val->producer < 0 && !val->is_input && !val->is_initializer && !val->const_val)
             return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", val->name);
     }
@@ -146,7 +146,7 @@ si_status si_graph_finalize(si_graph *g) {
     int *users = si_malloc(sizeof(int) * ((size_t)total_in + 1));
     int *fill = si_calloc((size_t)nv + 1, sizeof(int));
     si_node *sorted = si_malloc(sizeof(si_node) * ((size_t)nn + 1));
-    si_status st = SI_OK;
+    si_result st = SI_OK;
     if (!indeg || !order || !users_start || !users || !fill || !sorted) { st = si_err(SI_ERR_NO_MEM, "out of memory sorting the graph"); goto done; }
     for (int i = 0; i < nn; i++)
         for (int k = 0; k < g->nodes[i].n_in; k++) {
@@ -207,7 +207,7 @@ done:
 
 // --- deep copy --------------------------------------------------------------------------------------------
 
-static si_status attr_copy(si_attr *d, const si_attr *s) {
+static si_result attr_copy(si_attr *d, const si_attr *s) {
     *d = *s;
     d->name = NULL; d->s = NULL; d->t = NULL; d->floats = NULL; d->ints = NULL; d->strings = NULL;
     if (!(d->name = si_strdup(s->name))) return SI_ERR_NO_MEM;
@@ -235,17 +235,17 @@ static int *ints_dup(const int *a, int n) {
     return d;
 }
 
-si_status si_graph_clone(const si_graph *g, si_graph **out) {
+si_result si_graph_clone(const si_graph *g, si_graph **out) {
     *out = NULL;
     si_graph *c = si_graph_new();
     if (!c) goto oom;
     c->ir_version = g->ir_version;
     if (!(c->producer = si_strdup(g->producer ? g->producer : ""))) goto oom;
-    if (!(c->values = si_calloc((size_t)g->n_values + 1, sizeof(si_value)))) goto oom;
+    if (!(c->values = si_calloc((size_t)g->n_values + 1, sizeof(si_val)))) goto oom;
     c->cap_values = g->n_values + 1;
     for (int i = 0; i < g->n_values; i++) {
-        const si_value *s = &g->values[i];
-        si_value *d = &c->values[i];
+        const si_val *s = &g->values[i];
+        si_val *d = &c->values[i];
         c->n_values = i + 1;
         *d = *s;
         d->name = NULL; d->const_val = NULL;

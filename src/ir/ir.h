@@ -52,7 +52,7 @@ typedef struct si_node {
     const struct si_op_def *op; /* resolved op definition, NULL when safeinfer does not know the op */
 } si_node;
 
-typedef struct si_value {
+typedef struct si_val {
     char *name;
     si_dtype dtype;                    /* SI_DTYPE_UNDEFINED when not known */
     int ndim;                          /* -1 when the rank is not known */
@@ -61,7 +61,7 @@ typedef struct si_value {
     si_tensor *const_val;              /* initializer or Constant output (owned), else NULL */
     int producer;                      /* node index, or -1 for graph inputs and initializers */
     bool is_input, is_output, is_initializer;
-} si_value;
+} si_val;
 
 typedef struct si_opset {
     char *domain;
@@ -69,7 +69,7 @@ typedef struct si_opset {
 } si_opset;
 
 typedef struct si_graph {
-    si_value *values;
+    si_val *values;
     int n_values, cap_values;
     si_node *nodes;      /* topological order once si_graph_finalize has run */
     int n_nodes, cap_nodes;
@@ -86,7 +86,7 @@ typedef struct si_graph {
 si_graph *si_graph_new(void);
 void si_graph_free(si_graph *g);
 /* Deep copy (constants are copied too). */
-si_status si_graph_clone(const si_graph *g, si_graph **out);
+si_result si_graph_clone(const si_graph *g, si_graph **out);
 /* Value id for a name, creating an unknown value when absent; -1 on allocation failure. */
 int si_graph_value(si_graph *g, const char *name);
 int si_graph_find_value(const si_graph *g, const char *name);
@@ -94,14 +94,14 @@ int si_graph_find_value(const si_graph *g, const char *name);
 int si_graph_add_node(si_graph *g, si_node *n);
 /* Check references, sort nodes topologically (PARSE error on a cycle or a value produced twice or never),
  * resolve op definitions and node opsets. */
-si_status si_graph_finalize(si_graph *g);
+si_result si_graph_finalize(si_graph *g);
 int64_t si_graph_opset(const si_graph *g, const char *domain);
 
 /* Shape inference for the current input shapes: fills dtype/ndim/dims of every value it can, evaluating
  * nodes whose inputs are all constant (constant folding, so Shape->Gather->Reshape chains resolve) when
  * their outputs total at most fold_max_bytes.
  * Errors: INVALID_ARG when shapes contradict an op's rules (the message names the node). */
-si_status si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
+si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
 
 /* ---- attribute access ---- */
 const si_attr *si_node_attr(const si_node *n, const char *name);

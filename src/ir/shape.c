@@ -9,7 +9,7 @@
 #include "ops/ops.h"
 
 
-static bool value_known(const si_value *v) {
+static bool value_known(const si_val *v) {
     if (v->const_val) return true;
     if (v->dtype == SI_DTYPE_UNDEFINED || v->ndim < 0) return false;
     for (int i = 0; i < v->ndim; i++)
@@ -30,7 +30,7 @@ static bool foldable(const si_node *n) {
 
 /* Set each output's dtype (when the op can tell it without shapes, e.g. Cast) is left to infer; here we
  * only copy what infer computed. */
-static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
+static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
     si_node *n = &g->nodes[idx];
     if (!n->op) return SI_OK;
     const si_tensor *ins[64];
@@ -41,7 +41,7 @@ static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = NULL;
         if (n->in[k] < 0) continue;
-        si_value *v = &g->values[n->in[k]];
+        si_val *v = &g->values[n->in[k]];
         if (!value_known(v)) return SI_OK; /* shapes stay unknown until run time */
         if (v->const_val) {
             ins[k] = v->const_val;
@@ -61,7 +61,7 @@ static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
         outs[k] = n->out[k] >= 0 ? &out_t[k] : NULL;
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
-    si_status s = si_op_supported(n, n->n_in, ins);
+    si_result s = si_op_supported(n, n->n_in, ins);
     if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; } /* a device may still take it */
     if (s) return s;
     s = n->op->infer(&c);
@@ -84,7 +84,7 @@ static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
     }
     for (int k = 0; k < n->n_out; k++) {
         if (!outs[k]) continue;
-        si_value *v = &g->values[n->out[k]];
+        si_val *v = &g->values[n->out[k]];
         v->dtype = out_t[k].dtype;
         v->ndim = out_t[k].ndim;
         memcpy(v->dims, out_t[k].dims, sizeof v->dims);
@@ -102,9 +102,9 @@ static si_status infer_node(si_graph *g, int idx, size_t fold_max) {
     return SI_OK;
 }
 
-si_status si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes) {
+si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes) {
     for (int i = 0; i < g->n_nodes; i++) {
-        si_status s = infer_node(g, i, fold_max_bytes);
+        si_result s = infer_node(g, i, fold_max_bytes);
         if (s) return s;
     }
     return SI_OK;

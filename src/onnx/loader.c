@@ -24,7 +24,7 @@ static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
 
 // --- tensors ----------------------------------------------------------------------------------------------
 
-static si_status check_dtype(int32_t dt, const char *what) {
+static si_result check_dtype(int32_t dt, const char *what) {
     si_dtype t = (si_dtype)dt;
     if (t == SI_STRING) return si_err(SI_ERR_UNSUPPORTED, "%s: element type string is not supported", what);
     if (!si_dtype_valid(t)) {
@@ -52,7 +52,7 @@ static bool path_stays_inside(const char *loc) {
     return true;
 }
 
-static si_status read_external(const Onnx__TensorProto *tp, const char *base_dir, const char *what, si_tensor *t) {
+static si_result read_external(const Onnx__TensorProto *tp, const char *base_dir, const char *what, si_tensor *t) {
     const char *loc = NULL;
     int64_t offset = 0, length = -1;
     for (size_t i = 0; i < tp->n_external_data; i++) {
@@ -84,7 +84,7 @@ static si_status read_external(const Onnx__TensorProto *tp, const char *base_dir
         fclose(f);
         return si_err(SI_ERR_PARSE, "%s: external data '%s' is shorter than offset %lld + %zu bytes", what, loc, (long long)offset, t->nbytes);
     }
-    si_status s = si_tensor_alloc(t);
+    si_result s = si_tensor_alloc(t);
     if (!s && t->nbytes && (fseeko(f, (off_t)offset, SEEK_SET) != 0 || fread(t->data, 1, t->nbytes, f) != t->nbytes))
         s = si_err(SI_ERR_IO, "%s: reading external data '%s' failed", what, loc);
     fclose(f);
@@ -92,9 +92,9 @@ static si_status read_external(const Onnx__TensorProto *tp, const char *base_dir
 }
 
 /* Convert a TensorProto; steals raw_data from the message when it can. */
-static si_status tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, const char *what, si_tensor **out) {
+static si_result tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, const char *what, si_tensor **out) {
     *out = NULL;
-    si_status s = check_dtype(tp->data_type, what);
+    si_result s = check_dtype(tp->data_type, what);
     if (s) return s;
     if (tp->segment) return si_err(SI_ERR_UNSUPPORTED, "%s: segmented tensors are not supported", what);
     if (tp->n_dims > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "%s: rank %zu exceeds %d", what, tp->n_dims, SI_MAX_DIMS);
@@ -153,12 +153,12 @@ static si_status tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, 
     return SI_OK;
 }
 
-si_status si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char **name) {
+si_result si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char **name) {
     *out = NULL;
     if (name) *name = NULL;
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&pb_allocator, len, buf);
     if (!tp) return si_err(SI_ERR_PARSE, "not a valid serialized TensorProto (%zu bytes)", len);
-    si_status s = tensor_from_proto(tp, NULL, tp->name && *tp->name ? tp->name : "tensor", out);
+    si_result s = tensor_from_proto(tp, NULL, tp->name && *tp->name ? tp->name : "tensor", out);
     if (!s && name && !(*name = si_strdup(tp->name ? tp->name : ""))) {
         si_tensor_free(*out);
         *out = NULL;
@@ -170,7 +170,7 @@ si_status si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char
 
 // --- value infos ------------------------------------------------------------------------------------------
 
-static si_status apply_value_info(si_value *v, const Onnx__ValueInfoProto *vi, bool required) {
+static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, bool required) {
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) {
         if (required) return si_err(SI_ERR_PARSE, "value '%s' has no type", v->name);
@@ -189,7 +189,7 @@ static si_status apply_value_info(si_value *v, const Onnx__ValueInfoProto *vi, b
     if (tt->has_elem_type && tt->elem_type != 0) {
         char what[300];
         snprintf(what, sizeof what, "value '%s'", v->name);
-        si_status s = check_dtype(tt->elem_type, what);
+        si_result s = check_dtype(tt->elem_type, what);
         if (s) return required ? s : (si_err_clear(), SI_OK);
         v->dtype = (si_dtype)tt->elem_type;
     }
@@ -216,7 +216,7 @@ static si_status apply_value_info(si_value *v, const Onnx__ValueInfoProto *vi, b
 
 // --- nodes ----------------------------------------------------------------------------------------------
 
-static si_status convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *node_name) {
+static si_result convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *node_name) {
     if (!(a->name = si_strdup(ap->name ? ap->name : ""))) return si_err(SI_ERR_NO_MEM, "out of memory");
     int type = ap->has_type ? (int)ap->type : 0;
     if (type == 0) { /* very old models: infer the kind from the field that is set */
@@ -269,12 +269,12 @@ static si_status convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *
     return SI_OK;
 }
 
-static si_status convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
+static si_result convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
     si_node n;
     memset(&n, 0, sizeof n);
     char fallback[32];
     snprintf(fallback, sizeof fallback, "#%d", index);
-    si_status s = SI_OK;
+    si_result s = SI_OK;
     if (!np->op_type || !*np->op_type) return si_err(SI_ERR_PARSE, "node %d has no op_type", index);
     if (!(n.name = si_strdup(np->name && *np->name ? np->name : fallback)) || !(n.op_type = si_strdup(np->op_type)) ||
         !(n.domain = si_strdup(np->domain ? np->domain : "")))
@@ -325,10 +325,10 @@ typedef struct raw_slices {
     size_t n, cap;
 } raw_slices;
 
-static si_status tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, const raw_slice *sl, const char *what,
+static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, const raw_slice *sl, const char *what,
                                    si_tensor **out) {
     *out = NULL;
-    si_status s = check_dtype(tp->data_type, what);
+    si_result s = check_dtype(tp->data_type, what);
     if (s) return s;
     if (tp->n_dims > SI_MAX_DIMS) return si_err(SI_ERR_UNSUPPORTED, "%s: rank %zu exceeds %d", what, tp->n_dims, SI_MAX_DIMS);
     si_tensor *t = si_calloc(1, sizeof *t);
@@ -351,7 +351,7 @@ static si_status tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
     return SI_OK;
 }
 
-static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g) {
+static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g) {
     Onnx__GraphProto *gp = mp->graph;
     if (!gp) return si_err(SI_ERR_PARSE, "the model has no graph");
     g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
@@ -370,7 +370,7 @@ static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
         g->opsets[0].version = 1;
         g->n_opsets = 1;
     }
-    si_status s;
+    si_result s;
     for (size_t i = 0; i < gp->n_initializer; i++) {
         Onnx__TensorProto *tp = gp->initializer[i];
         if (!tp->name || !*tp->name) return si_err(SI_ERR_PARSE, "initializer %zu has no name", i);
@@ -384,7 +384,7 @@ static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
         for (size_t k = 0; rs && k < rs->n && !sl; k++)
             if (rs->v[k].index == i) sl = &rs->v[k];
         if ((s = sl ? tensor_from_slice(tp, rs, sl, what, &t) : tensor_from_proto(tp, base_dir, what, &t))) return s;
-        si_value *val = &g->values[v];
+        si_val *val = &g->values[v];
         val->const_val = t;
         val->is_initializer = true;
         val->dtype = t->dtype;
@@ -427,14 +427,14 @@ static si_status convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     return si_graph_finalize(g);
 }
 
-si_status si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out) {
+si_result si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out) {
     *out = NULL;
     if (!buf) return si_err(SI_ERR_INVALID_ARG, "model buffer is NULL");
     if (len == 0) return si_err(SI_ERR_PARSE, "empty model");
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, buf);
     if (!mp) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
     si_graph *g = si_graph_new();
-    si_status s = g ? convert_graph(mp, base_dir, NULL, g) : si_err(SI_ERR_NO_MEM, "out of memory");
+    si_result s = g ? convert_graph(mp, base_dir, NULL, g) : si_err(SI_ERR_NO_MEM, "out of memory");
     onnx__model_proto__free_unpacked(mp, &pb_allocator);
     if (s) { si_graph_free(g); return s; }
     *out = g;
@@ -578,7 +578,7 @@ static bool rebuild(reader *r, uint64_t start, uint64_t end, int kind, obuf *out
     return pos == end;
 }
 
-si_status si_onnx_load_file(const char *path, const char *base_dir, si_graph **out) {
+si_result si_onnx_load_file(const char *path, const char *base_dir, si_graph **out) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return si_err(SI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -596,7 +596,7 @@ si_status si_onnx_load_file(const char *path, const char *base_dir, si_graph **o
     raw_slices rs = {.fd = fd};
     size_t init_index = 0;
     bool oom = false;
-    si_status s = SI_OK;
+    si_result s = SI_OK;
     if (!r) s = si_err(SI_ERR_NO_MEM, "out of memory");
     else {
         r->fd = fd;

@@ -8,10 +8,10 @@
 
 /* Parse a ModelProto. base_dir (may be NULL: external data is then refused) is the folder external data
  * locations are relative to. On success *out is a finalized graph with declared shapes and constants. */
-si_status si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out);
+si_result si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out);
 /* Load a model file without holding the file and the weights in memory at once (see loader.c). */
-si_status si_onnx_load_file(const char *path, const char *base_dir, si_graph **out);
+si_result si_onnx_load_file(const char *path, const char *base_dir, si_graph **out);
 /* Parse a TensorProto into a new owned tensor; *name (optional) receives a copy of its name. */
-si_status si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char **name);
+si_result si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char **name);
 
 #endif

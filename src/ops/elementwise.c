@@ -124,14 +124,14 @@ static inline void st_f(si_dtype t, void *p, int64_t i, double v)
     }
 }
 
-static si_status check_type(const si_kctx *c, uint32_t types, si_dtype t, const char *what)
+static si_result check_type(const si_kctx *c, uint32_t types, si_dtype t, const char *what)
 {
     if (!si_dtype_valid(t) || !(types & SI_T(t)))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "%s of type %s is not supported", what, si_dtype_name(t));
     return SI_OK;
 }
 
-static si_status set_out(si_kctx *c, si_dtype dt, int ndim, const int64_t *dims)
+static si_result set_out(si_kctx *c, si_dtype dt, int ndim, const int64_t *dims)
 {
     if (c->n_out < 1 || !c->out[0])
         return SI_OK;
@@ -516,7 +516,7 @@ static void bin_apply(const bin_def *d, const si_tensor *a, int na, const int64_
 
 /* The shape B is broadcast with: before opset 7, Add/Sub/Mul/Div/Pow/logic/comparisons took attributes
  * broadcast=1 and axis, which align B's dims with A's starting at `axis`. */
-static si_status legacy_b_shape(const si_kctx *c, int na, int *nb, int64_t *db)
+static si_result legacy_b_shape(const si_kctx *c, int na, int *nb, int64_t *db)
 {
     const si_tensor *b = c->in[1];
     *nb = b->ndim;
@@ -524,7 +524,7 @@ static si_status legacy_b_shape(const si_kctx *c, int na, int *nb, int64_t *db)
     if (c->opset >= 7 || si_attr_int(c->node, "broadcast", 0) != 1 || !si_node_attr(c->node, "axis"))
         return SI_OK;
     int axis;
-    si_status s = si_axis(c, si_attr_int(c->node, "axis", 0), na, &axis);
+    si_result s = si_axis(c, si_attr_int(c->node, "axis", 0), na, &axis);
     if (s)
         return s;
     int pad = na - axis - b->ndim;
@@ -536,12 +536,12 @@ static si_status legacy_b_shape(const si_kctx *c, int na, int *nb, int64_t *db)
     return SI_OK;
 }
 
-static si_status bin_infer(si_kctx *c, const bin_def *d)
+static si_result bin_infer(si_kctx *c, const bin_def *d)
 {
     if (c->n_in != 2 || !c->in[0] || !c->in[1])
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects 2 inputs, got %d", c->n_in);
     const si_tensor *a = c->in[0], *b = c->in[1];
-    si_status s = check_type(c, d->types, a->dtype, "input A");
+    si_result s = check_type(c, d->types, a->dtype, "input A");
     if (s)
         return s;
     if (d->types_b) {
@@ -560,14 +560,14 @@ static si_status bin_infer(si_kctx *c, const bin_def *d)
     return set_out(c, d->out_bool ? SI_BOOL : a->dtype, nout, dout);
 }
 
-static si_status bin_run(si_kctx *c, const bin_def *d)
+static si_result bin_run(si_kctx *c, const bin_def *d)
 {
     si_tensor *out = c->out[0];
     if (!out || tcount(out) == 0)
         return SI_OK;
     int nb;
     int64_t db[SI_MAX_DIMS];
-    si_status s = legacy_b_shape(c, c->in[0]->ndim, &nb, db);
+    si_result s = legacy_b_shape(c, c->in[0]->ndim, &nb, db);
     if (s)
         return s;
     bin_apply(d, c->in[0], c->in[0]->ndim, c->in[0]->dims, c->in[1], nb, db, out);
@@ -576,8 +576,8 @@ static si_status bin_run(si_kctx *c, const bin_def *d)
 
 #define BINARY_OP(ID, NAME, TYPES, TYPES_B, OUT_BOOL, F, S, U, F32)                                            \
     static const bin_def bd_##ID = {NAME, TYPES, TYPES_B, OUT_BOOL, false, F, S, U, F32};                     \
-    static si_status infer_##ID(si_kctx *c) { return bin_infer(c, &bd_##ID); }                                 \
-    static si_status run_##ID(si_kctx *c) { return bin_run(c, &bd_##ID); }                                     \
+    static si_result infer_##ID(si_kctx *c) { return bin_infer(c, &bd_##ID); }                                 \
+    static si_result run_##ID(si_kctx *c) { return bin_run(c, &bd_##ID); }                                     \
     static const si_op_def op_##ID = {NAME, "", TYPES, infer_##ID, run_##ID, NULL};
 
 #define SIGNED_INTS (SI_T(SI_I8) | SI_T(SI_I16) | SI_T(SI_I32) | SI_T(SI_I64))
@@ -601,14 +601,14 @@ BINARY_OP(bit_xor, "BitwiseXor", SI_T_INTS, 0, false, NULL, sb_xor, ub_bxor, NUL
 
 /* Pow: base and exponent may have different types; the output has the base's type. */
 static const bin_def bd_pow = {"Pow", SI_T_NUMERIC, SI_T_NUMERIC, false, true, fb_pow, NULL, NULL, NULL};
-static si_status infer_pow(si_kctx *c) { return bin_infer(c, &bd_pow); }
-static si_status run_pow(si_kctx *c) { return bin_run(c, &bd_pow); }
+static si_result infer_pow(si_kctx *c) { return bin_infer(c, &bd_pow); }
+static si_result run_pow(si_kctx *c) { return bin_run(c, &bd_pow); }
 static const si_op_def op_pow = {"Pow", "", SI_T_NUMERIC, infer_pow, run_pow, NULL};
 
 /* Mod: fmod=0 follows the sign of the divisor (Python/numpy mod), fmod=1 is C fmod. */
 static const bin_def bd_mod = {"Mod", SI_T_NUMERIC, 0, false, false, fb_pymod, sb_pymod, ub_mod, NULL};
 static const bin_def bd_fmod = {"Mod", SI_T_NUMERIC, 0, false, false, fb_fmod, sb_fmod, ub_mod, NULL};
-static si_status mod_def(const si_kctx *c, const bin_def **d)
+static si_result mod_def(const si_kctx *c, const bin_def **d)
 {
     int64_t f = si_attr_int(c->node, "fmod", 0);
     if (f != 0 && f != 1)
@@ -616,16 +616,16 @@ static si_status mod_def(const si_kctx *c, const bin_def **d)
     *d = f ? &bd_fmod : &bd_mod;
     return SI_OK;
 }
-static si_status infer_mod(si_kctx *c)
+static si_result infer_mod(si_kctx *c)
 {
     const bin_def *d = NULL;
-    si_status s = mod_def(c, &d);
+    si_result s = mod_def(c, &d);
     return s ? s : bin_infer(c, d);
 }
-static si_status run_mod(si_kctx *c)
+static si_result run_mod(si_kctx *c)
 {
     const bin_def *d = NULL;
-    si_status s = mod_def(c, &d);
+    si_result s = mod_def(c, &d);
     return s ? s : bin_run(c, d);
 }
 static const si_op_def op_mod = {"Mod", "", SI_T_NUMERIC, infer_mod, run_mod, NULL};
@@ -633,7 +633,7 @@ static const si_op_def op_mod = {"Mod", "", SI_T_NUMERIC, infer_mod, run_mod, NU
 /* BitShift: direction "LEFT" or "RIGHT" (required). */
 static const bin_def bd_shl = {"BitShift", UNSIGNED_INTS, 0, false, false, NULL, NULL, ub_shl, NULL};
 static const bin_def bd_shr = {"BitShift", UNSIGNED_INTS, 0, false, false, NULL, NULL, ub_shr, NULL};
-static si_status shift_def(const si_kctx *c, const bin_def **d)
+static si_result shift_def(const si_kctx *c, const bin_def **d)
 {
     const char *dir = si_attr_str(c->node, "direction", NULL);
     if (!dir)
@@ -646,16 +646,16 @@ static si_status shift_def(const si_kctx *c, const bin_def **d)
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute direction must be LEFT or RIGHT, got '%s'", dir);
     return SI_OK;
 }
-static si_status infer_shift(si_kctx *c)
+static si_result infer_shift(si_kctx *c)
 {
     const bin_def *d = NULL;
-    si_status s = shift_def(c, &d);
+    si_result s = shift_def(c, &d);
     return s ? s : bin_infer(c, d);
 }
-static si_status run_shift(si_kctx *c)
+static si_result run_shift(si_kctx *c)
 {
     const bin_def *d = NULL;
-    si_status s = shift_def(c, &d);
+    si_result s = shift_def(c, &d);
     return s ? s : bin_run(c, d);
 }
 static const si_op_def op_shift = {"BitShift", "", UNSIGNED_INTS, infer_shift, run_shift, NULL};
@@ -664,7 +664,7 @@ static const si_op_def op_shift = {"BitShift", "", UNSIGNED_INTS, infer_shift, r
  * was also accepted; it applies along axis 1. */
 static const bin_def bd_prelu = {"PRelu", SI_T_NUMERIC, 0, false, false, fb_prelu, sb_prelu, ub_prelu, NULL};
 
-static si_status prelu_slope_shape(const si_kctx *c, int *ns, int64_t *ds)
+static si_result prelu_slope_shape(const si_kctx *c, int *ns, int64_t *ds)
 {
     const si_tensor *x = c->in[0], *sl = c->in[1];
     int nout;
@@ -676,7 +676,7 @@ static si_status prelu_slope_shape(const si_kctx *c, int *ns, int64_t *ds)
         for (int i = 2; i < x->ndim; i++)
             ds[(*ns)++] = 1;
     }
-    si_status s = si_broadcast_shape(c, x->ndim, x->dims, *ns, ds, &nout, dout);
+    si_result s = si_broadcast_shape(c, x->ndim, x->dims, *ns, ds, &nout, dout);
     if (s)
         return s;
     if (nout != x->ndim || memcmp(dout, x->dims, sizeof(int64_t) * (size_t)nout) != 0)
@@ -684,12 +684,12 @@ static si_status prelu_slope_shape(const si_kctx *c, int *ns, int64_t *ds)
     return SI_OK;
 }
 
-static si_status infer_prelu(si_kctx *c)
+static si_result infer_prelu(si_kctx *c)
 {
     if (c->n_in != 2 || !c->in[0] || !c->in[1])
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects 2 inputs, got %d", c->n_in);
     const si_tensor *x = c->in[0];
-    si_status s = check_type(c, bd_prelu.types, x->dtype, "input X");
+    si_result s = check_type(c, bd_prelu.types, x->dtype, "input X");
     if (s)
         return s;
     if (c->in[1]->dtype != x->dtype)
@@ -702,14 +702,14 @@ static si_status infer_prelu(si_kctx *c)
     return set_out(c, x->dtype, x->ndim, x->dims);
 }
 
-static si_status run_prelu(si_kctx *c)
+static si_result run_prelu(si_kctx *c)
 {
     si_tensor *out = c->out[0];
     if (!out || tcount(out) == 0)
         return SI_OK;
     int ns;
     int64_t ds[SI_MAX_DIMS];
-    si_status s = prelu_slope_shape(c, &ns, ds);
+    si_result s = prelu_slope_shape(c, &ns, ds);
     if (s)
         return s;
     bin_apply(&bd_prelu, c->in[0], c->in[0]->ndim, c->in[0]->dims, c->in[1], ns, ds, out);
@@ -721,7 +721,7 @@ static const si_op_def op_prelu = {"PRelu", "", SI_T_NUMERIC, infer_prelu, run_p
  * Variadic Min / Max / Sum / Mean: out = in0 broadcast, then out = op(out, in_k) for each further input.
  */
 
-static si_status var_infer(si_kctx *c, const bin_def *d)
+static si_result var_infer(si_kctx *c, const bin_def *d)
 {
     if (c->n_in < 1)
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects at least one input");
@@ -731,7 +731,7 @@ static si_status var_infer(si_kctx *c, const bin_def *d)
         const si_tensor *t = c->in[i];
         if (!t)
             return si_op_err(c, SI_ERR_INVALID_ARG, "input %d is missing", i);
-        si_status s = check_type(c, d->types, t->dtype, "input");
+        si_result s = check_type(c, d->types, t->dtype, "input");
         if (s)
             return s;
         if (t->dtype != c->in[0]->dtype)
@@ -751,7 +751,7 @@ static si_status var_infer(si_kctx *c, const bin_def *d)
     return set_out(c, c->in[0]->dtype, nout, dout);
 }
 
-static si_status var_run(si_kctx *c, const bin_def *d, bool mean)
+static si_result var_run(si_kctx *c, const bin_def *d, bool mean)
 {
     si_tensor *out = c->out[0];
     if (!out || tcount(out) == 0)
@@ -784,14 +784,14 @@ static const bin_def bd_vmax = {"Max", SI_T_NUMERIC, 0, false, false, fb_max, sb
 static const bin_def bd_vsum = {"Sum", SI_T_FLOATS, 0, false, false, fb_add, NULL, NULL, f32_add};
 static const bin_def bd_vmean = {"Mean", SI_T_FLOATS, 0, false, false, fb_add, NULL, NULL, f32_add};
 
-static si_status infer_vmin(si_kctx *c) { return var_infer(c, &bd_vmin); }
-static si_status run_vmin(si_kctx *c) { return var_run(c, &bd_vmin, false); }
-static si_status infer_vmax(si_kctx *c) { return var_infer(c, &bd_vmax); }
-static si_status run_vmax(si_kctx *c) { return var_run(c, &bd_vmax, false); }
-static si_status infer_vsum(si_kctx *c) { return var_infer(c, &bd_vsum); }
-static si_status run_vsum(si_kctx *c) { return var_run(c, &bd_vsum, false); }
-static si_status infer_vmean(si_kctx *c) { return var_infer(c, &bd_vmean); }
-static si_status run_vmean(si_kctx *c) { return var_run(c, &bd_vmean, true); }
+static si_result infer_vmin(si_kctx *c) { return var_infer(c, &bd_vmin); }
+static si_result run_vmin(si_kctx *c) { return var_run(c, &bd_vmin, false); }
+static si_result infer_vmax(si_kctx *c) { return var_infer(c, &bd_vmax); }
+static si_result run_vmax(si_kctx *c) { return var_run(c, &bd_vmax, false); }
+static si_result infer_vsum(si_kctx *c) { return var_infer(c, &bd_vsum); }
+static si_result run_vsum(si_kctx *c) { return var_run(c, &bd_vsum, false); }
+static si_result infer_vmean(si_kctx *c) { return var_infer(c, &bd_vmean); }
+static si_result run_vmean(si_kctx *c) { return var_run(c, &bd_vmean, true); }
 static const si_op_def op_min = {"Min", "", SI_T_NUMERIC, infer_vmin, run_vmin, NULL};
 static const si_op_def op_max = {"Max", "", SI_T_NUMERIC, infer_vmax, run_vmax, NULL};
 static const si_op_def op_sum = {"Sum", "", SI_T_FLOATS, infer_vsum, run_vsum, NULL};
@@ -829,14 +829,14 @@ static void where_row(void *vc, int64_t n, int64_t o, const int64_t *off, const 
     }
 }
 
-static si_status infer_where(si_kctx *c)
+static si_result infer_where(si_kctx *c)
 {
     if (c->n_in != 3 || !c->in[0] || !c->in[1] || !c->in[2])
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects 3 inputs, got %d", c->n_in);
     const si_tensor *cond = c->in[0], *x = c->in[1], *y = c->in[2];
     if (cond->dtype != SI_BOOL)
         return si_op_err(c, SI_ERR_INVALID_ARG, "condition must be bool, got %s", si_dtype_name(cond->dtype));
-    si_status s = check_type(c, SI_T_ALL, x->dtype, "input X");
+    si_result s = check_type(c, SI_T_ALL, x->dtype, "input X");
     if (s)
         return s;
     if (x->dtype != y->dtype)
@@ -851,7 +851,7 @@ static si_status infer_where(si_kctx *c)
     return set_out(c, x->dtype, n2, d2);
 }
 
-static si_status run_where(si_kctx *c)
+static si_result run_where(si_kctx *c)
 {
     si_tensor *out = c->out[0];
     if (!out || tcount(out) == 0)
@@ -890,7 +890,7 @@ typedef struct un_def {
     int64_t (*s)(int64_t, const un_par *);
     uint64_t (*u)(uint64_t, const un_par *);
     f32_un_fn f32;
-    si_status (*par)(const si_kctx *, un_par *); /* reads attributes (and Clip's inputs) */
+    si_result (*par)(const si_kctx *, un_par *); /* reads attributes (and Clip's inputs) */
     int max_in;
 } un_def;
 
@@ -1040,39 +1040,39 @@ static void f32_clip(int64_t n, const float *x, float *y, const un_par *p)
 }
 
 /* attribute readers */
-static si_status par_alpha(const si_kctx *c, float dflt, un_par *p)
+static si_result par_alpha(const si_kctx *c, float dflt, un_par *p)
 {
     p->a = si_attr_float(c->node, "alpha", dflt);
     return SI_OK;
 }
-static si_status par_leaky(const si_kctx *c, un_par *p) { return par_alpha(c, 0.01f, p); }
-static si_status par_alpha1(const si_kctx *c, un_par *p) { return par_alpha(c, 1.0f, p); }
-static si_status par_celu(const si_kctx *c, un_par *p)
+static si_result par_leaky(const si_kctx *c, un_par *p) { return par_alpha(c, 0.01f, p); }
+static si_result par_alpha1(const si_kctx *c, un_par *p) { return par_alpha(c, 1.0f, p); }
+static si_result par_celu(const si_kctx *c, un_par *p)
 {
     par_alpha(c, 1.0f, p);
     if (p->a == 0)
         return si_op_err(c, SI_ERR_INVALID_ARG, "alpha must not be 0");
     return SI_OK;
 }
-static si_status par_selu(const si_kctx *c, un_par *p)
+static si_result par_selu(const si_kctx *c, un_par *p)
 {
     p->a = si_attr_float(c->node, "alpha", 1.67326319217681884765625f);
     p->g = si_attr_float(c->node, "gamma", 1.05070102214813232421875f);
     return SI_OK;
 }
-static si_status par_hsigmoid(const si_kctx *c, un_par *p)
+static si_result par_hsigmoid(const si_kctx *c, un_par *p)
 {
     p->a = si_attr_float(c->node, "alpha", 0.2f);
     p->b = si_attr_float(c->node, "beta", 0.5f);
     return SI_OK;
 }
-static si_status par_shrink(const si_kctx *c, un_par *p)
+static si_result par_shrink(const si_kctx *c, un_par *p)
 {
     p->b = si_attr_float(c->node, "bias", 0.0f);
     p->g = si_attr_float(c->node, "lambd", 0.5f);
     return SI_OK;
 }
-static si_status par_gelu(const si_kctx *c, un_par *p)
+static si_result par_gelu(const si_kctx *c, un_par *p)
 {
     const char *a = si_attr_str(c->node, "approximate", "none");
     if (strcmp(a, "none") == 0)
@@ -1083,7 +1083,7 @@ static si_status par_gelu(const si_kctx *c, un_par *p)
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute approximate must be 'none' or 'tanh', got '%s'", a);
     return SI_OK;
 }
-static si_status par_isinf(const si_kctx *c, un_par *p)
+static si_result par_isinf(const si_kctx *c, un_par *p)
 {
     p->flag1 = si_attr_int(c->node, "detect_positive", 1) != 0;
     p->flag2 = si_attr_int(c->node, "detect_negative", 1) != 0;
@@ -1091,7 +1091,7 @@ static si_status par_isinf(const si_kctx *c, un_par *p)
 }
 
 /* Clip: attributes min/max before opset 11, optional scalar inputs from 11 on. */
-static si_status par_clip(const si_kctx *c, un_par *p)
+static si_result par_clip(const si_kctx *c, un_par *p)
 {
     si_dtype t = c->in[0]->dtype;
     bool sg = t_signed(t);
@@ -1125,13 +1125,13 @@ static si_status par_clip(const si_kctx *c, un_par *p)
     return SI_OK;
 }
 
-static si_status un_infer(si_kctx *c, const un_def *d)
+static si_result un_infer(si_kctx *c, const un_def *d)
 {
     if (c->n_in < 1 || c->n_in > d->max_in || !c->in[0])
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects %s%d input%s, got %d", d->max_in > 1 ? "1 to " : "",
                          d->max_in, d->max_in > 1 ? "s" : "", c->n_in);
     const si_tensor *x = c->in[0];
-    si_status s = check_type(c, d->types, x->dtype, "input");
+    si_result s = check_type(c, d->types, x->dtype, "input");
     if (s)
         return s;
     for (int k = 1; k < c->n_in; k++) {
@@ -1147,7 +1147,7 @@ static si_status un_infer(si_kctx *c, const un_def *d)
     return set_out(c, d->out_bool ? SI_BOOL : x->dtype, x->ndim, x->dims);
 }
 
-static si_status un_run(si_kctx *c, const un_def *d)
+static si_result un_run(si_kctx *c, const un_def *d)
 {
     const si_tensor *x = c->in[0];
     si_tensor *y = c->out[0];
@@ -1159,7 +1159,7 @@ static si_status un_run(si_kctx *c, const un_def *d)
     un_par p;
     memset(&p, 0, sizeof(p));
     if (d->par) {
-        si_status s = d->par(c, &p);
+        si_result s = d->par(c, &p);
         if (s)
             return s;
     }
@@ -1195,8 +1195,8 @@ static si_status un_run(si_kctx *c, const un_def *d)
 
 #define UNARY_OP(ID, NAME, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAXIN)                                          \
     static const un_def ud_##ID = {NAME, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAXIN};                          \
-    static si_status infer_##ID(si_kctx *c) { return un_infer(c, &ud_##ID); }                                  \
-    static si_status run_##ID(si_kctx *c) { return un_run(c, &ud_##ID); }                                      \
+    static si_result infer_##ID(si_kctx *c) { return un_infer(c, &ud_##ID); }                                  \
+    static si_result run_##ID(si_kctx *c) { return un_run(c, &ud_##ID); }                                      \
     static const si_op_def op_##ID = {NAME, "", TYPES, infer_##ID, run_##ID, NULL};
 
 #define FLOATS SI_T_FLOATS
@@ -1266,7 +1266,7 @@ static si_dtype dtype_from_name(const char *s)
     return SI_DTYPE_UNDEFINED;
 }
 
-static si_status cast_target(const si_kctx *c, si_dtype *to)
+static si_result cast_target(const si_kctx *c, si_dtype *to)
 {
     const si_attr *a = si_node_attr(c->node, "to");
     if (!a)
@@ -1334,25 +1334,25 @@ static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_
     }
 }
 
-static si_status cast_check_in(const si_kctx *c, int need)
+static si_result cast_check_in(const si_kctx *c, int need)
 {
     if (c->n_in != need || !c->in[0] || (need > 1 && !c->in[1]))
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects %d input%s, got %d", need, need > 1 ? "s" : "", c->n_in);
     return check_type(c, SI_T_ALL, c->in[0]->dtype, "input");
 }
 
-static si_status infer_cast(si_kctx *c)
+static si_result infer_cast(si_kctx *c)
 {
     si_dtype to = SI_DTYPE_UNDEFINED;
-    si_status s = cast_check_in(c, 1);
+    si_result s = cast_check_in(c, 1);
     if (s || (s = cast_target(c, &to)))
         return s;
     return set_out(c, to, c->in[0]->ndim, c->in[0]->dims);
 }
 
-static si_status infer_castlike(si_kctx *c)
+static si_result infer_castlike(si_kctx *c)
 {
-    si_status s = cast_check_in(c, 2);
+    si_result s = cast_check_in(c, 2);
     if (s)
         return s;
     si_dtype to = c->in[1]->dtype;
@@ -1361,7 +1361,7 @@ static si_status infer_castlike(si_kctx *c)
     return set_out(c, to, c->in[0]->ndim, c->in[0]->dims);
 }
 
-static si_status run_cast(si_kctx *c)
+static si_result run_cast(si_kctx *c)
 {
     si_tensor *y = c->out[0];
     if (!y || tcount(y) == 0)

@@ -57,7 +57,7 @@ static bool nn_type_in(si_dtype dt, uint32_t mask)
     return (int)dt > 0 && (int)dt < 32 && (SI_T(dt) & mask) != 0;
 }
 
-static si_status nn_check_type(const si_kctx *c, const si_tensor *t, uint32_t mask, const char *what)
+static si_result nn_check_type(const si_kctx *c, const si_tensor *t, uint32_t mask, const char *what)
 {
     if (!nn_type_in(t->dtype, mask))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "%s: element type %s is not supported", what,
@@ -65,7 +65,7 @@ static si_status nn_check_type(const si_kctx *c, const si_tensor *t, uint32_t ma
     return SI_OK;
 }
 
-static si_status nn_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what)
+static si_result nn_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what)
 {
     if (a->dtype != b->dtype)
         return si_op_err(c, SI_ERR_INVALID_ARG, "%s has element type %s, expected %s like the first input", what,
@@ -73,13 +73,13 @@ static si_status nn_same_type(const si_kctx *c, const si_tensor *a, const si_ten
     return SI_OK;
 }
 
-static si_status nn_nomem(const si_kctx *c)
+static si_result nn_nomem(const si_kctx *c)
 {
     return si_op_err(c, SI_ERR_NO_MEM, "out of memory");
 }
 
 /* Input i must be present; with need_data its values must be known (else SI_SHAPE_DYNAMIC). */
-static si_status nn_need(const si_kctx *c, int i, bool need_data)
+static si_result nn_need(const si_kctx *c, int i, bool need_data)
 {
     const si_tensor *t = nn_in(c, i);
     if (!t) return si_op_err(c, SI_ERR_INVALID_ARG, "required input %d is missing", i);
@@ -87,7 +87,7 @@ static si_status nn_need(const si_kctx *c, int i, bool need_data)
     return SI_OK;
 }
 
-static si_status nn_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims)
+static si_result nn_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims)
 {
     if (!nn_out(c, k)) return SI_OK;
     return si_set_out(c, k, dt, ndim, dims);
@@ -113,7 +113,7 @@ static int64_t nn_prod(const int64_t *d, int from, int to)
 }
 
 /* Reads an INTS attribute of exactly n values; absent (or empty) gives n copies of dflt. */
-static si_status nn_attr_ints_n(const si_kctx *c, const char *name, int n, int64_t dflt, int64_t *out)
+static si_result nn_attr_ints_n(const si_kctx *c, const char *name, int n, int64_t dflt, int64_t *out)
 {
     int cnt = 0;
     const int64_t *v = si_attr_ints(c->node, name, &cnt);
@@ -204,7 +204,7 @@ static void nn_from_f32(si_tensor *t, const float *v)
 }
 
 /* Values of an integer or float tensor as doubles into a caller array of at most max entries. */
-static si_status nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, double *out, int *n, const char *what)
+static si_result nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, double *out, int *n, const char *what)
 {
     int64_t cnt = nn_count(t);
     if (cnt > max) return si_op_err(c, SI_ERR_INVALID_ARG, "%s has %lld values, at most %d allowed", what,
@@ -214,7 +214,7 @@ static si_status nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, 
     return SI_OK;
 }
 
-static si_status nn_read_ints(const si_kctx *c, const si_tensor *t, int max, int64_t *out, int *n, const char *what)
+static si_result nn_read_ints(const si_kctx *c, const si_tensor *t, int max, int64_t *out, int *n, const char *what)
 {
     if (!si_dtype_is_int(t->dtype))
         return si_op_err(c, SI_ERR_INVALID_ARG, "%s must be an integer tensor, got %s", what,
@@ -426,7 +426,7 @@ typedef struct nn_geom {
 
 enum { NN_PAD_NOTSET, NN_PAD_VALID, NN_PAD_SAME_UPPER, NN_PAD_SAME_LOWER };
 
-static si_status nn_auto_pad(const si_kctx *c, int *out)
+static si_result nn_auto_pad(const si_kctx *c, int *out)
 {
     const char *s = si_attr_str(c->node, "auto_pad", "NOTSET");
     if (!s[0] || !strcmp(s, "NOTSET")) *out = NN_PAD_NOTSET;
@@ -446,7 +446,7 @@ static void nn_geom_clear(nn_geom *g, int nsp)
     }
 }
 
-static si_status nn_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp)
+static si_result nn_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp)
 {
     if (x->ndim < 3)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 3 (N, C, spatial...), got rank %d",
@@ -460,12 +460,12 @@ static si_status nn_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp)
 
 /* Strides, dilations, pads, auto_pad (and ceil_mode when ceil_ok) for a forward window op (Conv, pools) over
  * input spatial shape `in` with kernel `k`; computes the output spatial shape. */
-static si_status nn_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64_t *k, bool ceil_ok,
+static si_result nn_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64_t *k, bool ceil_ok,
                               nn_geom *g)
 {
     int64_t s[NN_SP], d[NN_SP], pads[2 * NN_SP];
     int ap = 0;
-    si_status st;
+    si_result st;
     if ((st = nn_attr_ints_n(c, "strides", nsp, 1, s)) || (st = nn_attr_ints_n(c, "dilations", nsp, 1, d)) ||
         (st = nn_attr_ints_n(c, "pads", 2 * nsp, 0, pads)) || (st = nn_auto_pad(c, &ap)))
         return st;
@@ -825,9 +825,9 @@ static bool nn_convt_core_f64(const nn_conv *p, const double *x, const double *w
  * Conv, ConvTranspose
  */
 
-static si_status nn_conv_common(si_kctx *c, int nsp, const si_tensor *x, const si_tensor *w, const si_tensor *b)
+static si_result nn_conv_common(si_kctx *c, int nsp, const si_tensor *x, const si_tensor *w, const si_tensor *b)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "X")) || (st = nn_same_type(c, x, w, "W"))) return st;
     if (b && (st = nn_same_type(c, x, b, "B"))) return st;
     if (w->ndim != x->ndim)
@@ -845,9 +845,9 @@ static si_status nn_conv_common(si_kctx *c, int nsp, const si_tensor *x, const s
     return SI_OK;
 }
 
-static si_status conv_prep(si_kctx *c, nn_conv *p)
+static si_result conv_prep(si_kctx *c, nn_conv *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false)) || (st = nn_need(c, 1, false))) return st;
     const si_tensor *x = nn_in(c, 0), *w = nn_in(c, 1), *b = nn_in(c, 2);
     int nsp = 0;
@@ -871,7 +871,7 @@ static si_status conv_prep(si_kctx *c, nn_conv *p)
     return nn_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
 }
 
-static si_status nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt)
+static si_result nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt)
 {
     int64_t dims[SI_MAX_DIMS];
     int nsp = p->g.nsp;
@@ -881,17 +881,17 @@ static si_status nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt)
     return nn_set_out(c, 0, dt, nsp + 2, dims);
 }
 
-static si_status conv_infer(si_kctx *c)
+static si_result conv_infer(si_kctx *c)
 {
     nn_conv p;
-    si_status st = conv_prep(c, &p);
+    si_result st = conv_prep(c, &p);
     if (st) return st;
     return nn_conv_set_out(c, &p, nn_in(c, 0)->dtype);
 }
 
 /* Shared driver of Conv and ConvTranspose: float32 directly, float16/bfloat16 through float32 copies,
  * float64 in double. */
-static si_status nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose)
+static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose)
 {
     const si_tensor *x = nn_in(c, 0), *w = nn_in(c, 1), *b = nn_in(c, 2);
     si_tensor *y = nn_out(c, 0);
@@ -929,17 +929,17 @@ static si_status nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose)
     return ok ? SI_OK : nn_nomem(c);
 }
 
-static si_status conv_run(si_kctx *c)
+static si_result conv_run(si_kctx *c)
 {
     nn_conv p;
-    si_status st = conv_prep(c, &p);
+    si_result st = conv_prep(c, &p);
     if (st) return st;
     return nn_conv_dispatch(c, &p, false);
 }
 
-static si_status convt_prep(si_kctx *c, nn_conv *p)
+static si_result convt_prep(si_kctx *c, nn_conv *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false)) || (st = nn_need(c, 1, false))) return st;
     const si_tensor *x = nn_in(c, 0), *w = nn_in(c, 1), *b = nn_in(c, 2);
     int nsp = 0;
@@ -1011,18 +1011,18 @@ static si_status convt_prep(si_kctx *c, nn_conv *p)
     return SI_OK;
 }
 
-static si_status convt_infer(si_kctx *c)
+static si_result convt_infer(si_kctx *c)
 {
     nn_conv p;
-    si_status st = convt_prep(c, &p);
+    si_result st = convt_prep(c, &p);
     if (st) return st;
     return nn_conv_set_out(c, &p, nn_in(c, 0)->dtype);
 }
 
-static si_status convt_run(si_kctx *c)
+static si_result convt_run(si_kctx *c)
 {
     nn_conv p;
-    si_status st = convt_prep(c, &p);
+    si_result st = convt_prep(c, &p);
     if (st) return st;
     return nn_conv_dispatch(c, &p, true);
 }
@@ -1038,9 +1038,9 @@ typedef struct nn_pool {
     int64_t N, C;
 } nn_pool;
 
-static si_status pool_prep(si_kctx *c, uint32_t types, nn_pool *p)
+static si_result pool_prep(si_kctx *c, uint32_t types, nn_pool *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     int nsp = 0;
@@ -1054,10 +1054,10 @@ static si_status pool_prep(si_kctx *c, uint32_t types, nn_pool *p)
     return nn_geom_init(c, nsp, x->dims + 2, ks, true, &p->g);
 }
 
-static si_status pool_infer_common(si_kctx *c, uint32_t types, bool indices)
+static si_result pool_infer_common(si_kctx *c, uint32_t types, bool indices)
 {
     nn_pool p;
-    si_status st = pool_prep(c, types, &p);
+    si_result st = pool_prep(c, types, &p);
     if (st) return st;
     int64_t dims[SI_MAX_DIMS];
     int nsp = p.g.nsp;
@@ -1149,10 +1149,10 @@ static void nn_pool_core(const nn_pool *p, int kind, bool include_pad, double lp
     }
 }
 
-static si_status pool_run_common(si_kctx *c, uint32_t types, int kind)
+static si_result pool_run_common(si_kctx *c, uint32_t types, int kind)
 {
     nn_pool p;
-    si_status st = pool_prep(c, types, &p);
+    si_result st = pool_prep(c, types, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0), *ind = kind == NN_POOL_MAX ? nn_out(c, 1) : NULL;
@@ -1175,34 +1175,34 @@ static si_status pool_run_common(si_kctx *c, uint32_t types, int kind)
 
 #define NN_T_MAXPOOL (SI_T_FLOATS | SI_T(SI_I8) | SI_T(SI_U8))
 
-static si_status maxpool_infer(si_kctx *c)
+static si_result maxpool_infer(si_kctx *c)
 {
     return pool_infer_common(c, NN_T_MAXPOOL, true);
 }
-static si_status maxpool_run(si_kctx *c)
+static si_result maxpool_run(si_kctx *c)
 {
     return pool_run_common(c, NN_T_MAXPOOL, NN_POOL_MAX);
 }
-static si_status avgpool_infer(si_kctx *c)
+static si_result avgpool_infer(si_kctx *c)
 {
     return pool_infer_common(c, SI_T_FLOATS, false);
 }
-static si_status avgpool_run(si_kctx *c)
+static si_result avgpool_run(si_kctx *c)
 {
     return pool_run_common(c, SI_T_FLOATS, NN_POOL_AVG);
 }
-static si_status lppool_infer(si_kctx *c)
+static si_result lppool_infer(si_kctx *c)
 {
     return pool_infer_common(c, SI_T_FLOATS, false);
 }
-static si_status lppool_run(si_kctx *c)
+static si_result lppool_run(si_kctx *c)
 {
     return pool_run_common(c, SI_T_FLOATS, NN_POOL_LP);
 }
 
-static si_status gpool_prep(si_kctx *c)
+static si_result gpool_prep(si_kctx *c)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "X"))) return st;
@@ -1211,9 +1211,9 @@ static si_status gpool_prep(si_kctx *c)
     return SI_OK;
 }
 
-static si_status gpool_infer(si_kctx *c)
+static si_result gpool_infer(si_kctx *c)
 {
-    si_status st = gpool_prep(c);
+    si_result st = gpool_prep(c);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     int64_t dims[SI_MAX_DIMS];
@@ -1221,9 +1221,9 @@ static si_status gpool_infer(si_kctx *c)
     return nn_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_status gpool_run_common(si_kctx *c, int kind)
+static si_result gpool_run_common(si_kctx *c, int kind)
 {
-    si_status st = gpool_prep(c);
+    si_result st = gpool_prep(c);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1254,15 +1254,15 @@ static si_status gpool_run_common(si_kctx *c, int kind)
     return SI_OK;
 }
 
-static si_status gavgpool_run(si_kctx *c)
+static si_result gavgpool_run(si_kctx *c)
 {
     return gpool_run_common(c, NN_POOL_AVG);
 }
-static si_status gmaxpool_run(si_kctx *c)
+static si_result gmaxpool_run(si_kctx *c)
 {
     return gpool_run_common(c, NN_POOL_MAX);
 }
-static si_status glppool_run(si_kctx *c)
+static si_result glppool_run(si_kctx *c)
 {
     return gpool_run_common(c, NN_POOL_LP);
 }
@@ -1272,7 +1272,7 @@ static si_status glppool_run(si_kctx *c)
  */
 
 /* Can t be broadcast (numpy rules, one direction) to shape dims of rank r? */
-static si_status nn_bcast_check(const si_kctx *c, const si_tensor *t, int r, const int64_t *dims, const char *what)
+static si_result nn_bcast_check(const si_kctx *c, const si_tensor *t, int r, const int64_t *dims, const char *what)
 {
     bool ok = t->ndim <= r;
     for (int i = 0; ok && i < t->ndim; i++) {
@@ -1326,9 +1326,9 @@ typedef struct nn_bn {
     bool training;
 } nn_bn;
 
-static si_status bn_prep(si_kctx *c, nn_bn *p)
+static si_result bn_prep(si_kctx *c, nn_bn *p)
 {
-    si_status st;
+    si_result st;
     for (int i = 0; i < 5; i++)
         if ((st = nn_need(c, i, false))) return st;
     const si_tensor *x = nn_in(c, 0);
@@ -1360,10 +1360,10 @@ static si_status bn_prep(si_kctx *c, nn_bn *p)
     return SI_OK;
 }
 
-static si_status bn_infer(si_kctx *c)
+static si_result bn_infer(si_kctx *c)
 {
     nn_bn p;
-    si_status st = bn_prep(c, &p);
+    si_result st = bn_prep(c, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = si_same_as_input(c, 0, 0))) return st;
@@ -1381,10 +1381,10 @@ static si_status bn_infer(si_kctx *c)
     return SI_OK;
 }
 
-static si_status bn_run(si_kctx *c)
+static si_result bn_run(si_kctx *c)
 {
     nn_bn p;
-    si_status st = bn_prep(c, &p);
+    si_result st = bn_prep(c, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1447,9 +1447,9 @@ static si_status bn_run(si_kctx *c)
 
 /* ---- InstanceNormalization ---- */
 
-static si_status instnorm_prep(si_kctx *c)
+static si_result instnorm_prep(si_kctx *c)
 {
-    si_status st;
+    si_result st;
     for (int i = 0; i < 3; i++)
         if ((st = nn_need(c, i, false))) return st;
     const si_tensor *x = nn_in(c, 0);
@@ -1465,15 +1465,15 @@ static si_status instnorm_prep(si_kctx *c)
     return SI_OK;
 }
 
-static si_status instnorm_infer(si_kctx *c)
+static si_result instnorm_infer(si_kctx *c)
 {
-    si_status st = instnorm_prep(c);
+    si_result st = instnorm_prep(c);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status instnorm_run(si_kctx *c)
+static si_result instnorm_run(si_kctx *c)
 {
-    si_status st = instnorm_prep(c);
+    si_result st = instnorm_prep(c);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1501,9 +1501,9 @@ static si_status instnorm_run(si_kctx *c)
 
 /* ---- LayerNormalization / RMSNormalization ---- */
 
-static si_status lnorm_prep(si_kctx *c, bool rms, int *axis)
+static si_result lnorm_prep(si_kctx *c, bool rms, int *axis)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false)) || (st = nn_need(c, 1, false))) return st;
     const si_tensor *x = nn_in(c, 0), *sc = nn_in(c, 1), *b = rms ? NULL : nn_in(c, 2);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "X")) || (st = nn_check_type(c, sc, SI_T_FLOATS, "Scale"))) return st;
@@ -1522,10 +1522,10 @@ static si_dtype nn_stash_type(const si_kctx *c)
     return SI_F32;
 }
 
-static si_status lnorm_infer(si_kctx *c)
+static si_result lnorm_infer(si_kctx *c)
 {
     int axis = 0;
-    si_status st = lnorm_prep(c, false, &axis);
+    si_result st = lnorm_prep(c, false, &axis);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = si_same_as_input(c, 0, 0))) return st;
@@ -1535,17 +1535,17 @@ static si_status lnorm_infer(si_kctx *c)
     return nn_set_out(c, 2, nn_stash_type(c), x->ndim, dims);
 }
 
-static si_status rmsnorm_infer(si_kctx *c)
+static si_result rmsnorm_infer(si_kctx *c)
 {
     int axis = 0;
-    si_status st = lnorm_prep(c, true, &axis);
+    si_result st = lnorm_prep(c, true, &axis);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status lnorm_run_common(si_kctx *c, bool rms)
+static si_result lnorm_run_common(si_kctx *c, bool rms)
 {
     int axis = 0;
-    si_status st = lnorm_prep(c, rms, &axis);
+    si_result st = lnorm_prep(c, rms, &axis);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0), *b = rms ? NULL : nn_in(c, 2);
     si_tensor *y = nn_out(c, 0), *om = rms ? NULL : nn_out(c, 1), *oi = rms ? NULL : nn_out(c, 2);
@@ -1576,20 +1576,20 @@ static si_status lnorm_run_common(si_kctx *c, bool rms)
     return SI_OK;
 }
 
-static si_status lnorm_run(si_kctx *c)
+static si_result lnorm_run(si_kctx *c)
 {
     return lnorm_run_common(c, false);
 }
-static si_status rmsnorm_run(si_kctx *c)
+static si_result rmsnorm_run(si_kctx *c)
 {
     return lnorm_run_common(c, true);
 }
 
 /* ---- GroupNormalization ---- */
 
-static si_status gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel)
+static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel)
 {
-    si_status st;
+    si_result st;
     for (int i = 0; i < 3; i++)
         if ((st = nn_need(c, i, false))) return st;
     const si_tensor *x = nn_in(c, 0);
@@ -1616,19 +1616,19 @@ static si_status gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel)
     return SI_OK;
 }
 
-static si_status gnorm_infer(si_kctx *c)
+static si_result gnorm_infer(si_kctx *c)
 {
     int64_t g = 0;
     bool pc = false;
-    si_status st = gnorm_prep(c, &g, &pc);
+    si_result st = gnorm_prep(c, &g, &pc);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status gnorm_run(si_kctx *c)
+static si_result gnorm_run(si_kctx *c)
 {
     int64_t G = 0;
     bool pc = false;
-    si_status st = gnorm_prep(c, &G, &pc);
+    si_result st = gnorm_prep(c, &G, &pc);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1660,9 +1660,9 @@ static si_status gnorm_run(si_kctx *c)
 
 /* ---- LpNormalization ---- */
 
-static si_status lpnorm_prep(si_kctx *c, int *axis, int64_t *p)
+static si_result lpnorm_prep(si_kctx *c, int *axis, int64_t *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "input"))) return st;
@@ -1672,19 +1672,19 @@ static si_status lpnorm_prep(si_kctx *c, int *axis, int64_t *p)
     return SI_OK;
 }
 
-static si_status lpnorm_infer(si_kctx *c)
+static si_result lpnorm_infer(si_kctx *c)
 {
     int axis = 0;
     int64_t p = 0;
-    si_status st = lpnorm_prep(c, &axis, &p);
+    si_result st = lpnorm_prep(c, &axis, &p);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status lpnorm_run(si_kctx *c)
+static si_result lpnorm_run(si_kctx *c)
 {
     int axis = 0;
     int64_t p = 0;
-    si_status st = lpnorm_prep(c, &axis, &p);
+    si_result st = lpnorm_prep(c, &axis, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1706,9 +1706,9 @@ static si_status lpnorm_run(si_kctx *c)
 
 /* ---- LRN ---- */
 
-static si_status lrn_prep(si_kctx *c, int64_t *size)
+static si_result lrn_prep(si_kctx *c, int64_t *size)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "X"))) return st;
@@ -1719,17 +1719,17 @@ static si_status lrn_prep(si_kctx *c, int64_t *size)
     return SI_OK;
 }
 
-static si_status lrn_infer(si_kctx *c)
+static si_result lrn_infer(si_kctx *c)
 {
     int64_t size = 0;
-    si_status st = lrn_prep(c, &size);
+    si_result st = lrn_prep(c, &size);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status lrn_run(si_kctx *c)
+static si_result lrn_run(si_kctx *c)
 {
     int64_t size = 0;
-    si_status st = lrn_prep(c, &size);
+    si_result st = lrn_prep(c, &size);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1763,9 +1763,9 @@ static si_status lrn_run(si_kctx *c)
 
 /* ---- MeanVarianceNormalization ---- */
 
-static si_status mvn_prep(si_kctx *c, bool *red)
+static si_result mvn_prep(si_kctx *c, bool *red)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "X"))) return st;
@@ -1790,17 +1790,17 @@ static si_status mvn_prep(si_kctx *c, bool *red)
     return SI_OK;
 }
 
-static si_status mvn_infer(si_kctx *c)
+static si_result mvn_infer(si_kctx *c)
 {
     bool red[SI_MAX_DIMS];
-    si_status st = mvn_prep(c, red);
+    si_result st = mvn_prep(c, red);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status mvn_run(si_kctx *c)
+static si_result mvn_run(si_kctx *c)
 {
     bool red[SI_MAX_DIMS];
-    si_status st = mvn_prep(c, red);
+    si_result st = mvn_prep(c, red);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -1860,9 +1860,9 @@ typedef struct nn_mm {
     int64_t odims[SI_MAX_DIMS];
 } nn_mm;
 
-static si_status mm_prep(si_kctx *c, nn_mm *p)
+static si_result mm_prep(si_kctx *c, nn_mm *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false)) || (st = nn_need(c, 1, false))) return st;
     const si_tensor *a = nn_in(c, 0), *b = nn_in(c, 1);
     if ((st = nn_check_type(c, a, NN_T_GEMM, "A")) || (st = nn_same_type(c, a, b, "B"))) return st;
@@ -1893,10 +1893,10 @@ static si_status mm_prep(si_kctx *c, nn_mm *p)
     return SI_OK;
 }
 
-static si_status matmul_infer(si_kctx *c)
+static si_result matmul_infer(si_kctx *c)
 {
     nn_mm p;
-    si_status st = mm_prep(c, &p);
+    si_result st = mm_prep(c, &p);
     if (st) return st;
     return nn_set_out(c, 0, nn_in(c, 0)->dtype, p.nout, p.odims);
 }
@@ -1915,10 +1915,10 @@ static void mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo)
     *bo = b;
 }
 
-static si_status matmul_run(si_kctx *c)
+static si_result matmul_run(si_kctx *c)
 {
     nn_mm p;
-    si_status st = mm_prep(c, &p);
+    si_result st = mm_prep(c, &p);
     if (st) return st;
     const si_tensor *a = nn_in(c, 0), *b = nn_in(c, 1);
     si_tensor *y = nn_out(c, 0);
@@ -1982,9 +1982,9 @@ typedef struct nn_gemm {
     bool ta, tb;
 } nn_gemm;
 
-static si_status gemm_prep(si_kctx *c, nn_gemm *p)
+static si_result gemm_prep(si_kctx *c, nn_gemm *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false)) || (st = nn_need(c, 1, false))) return st;
     const si_tensor *a = nn_in(c, 0), *b = nn_in(c, 1), *cc = nn_in(c, 2);
     if ((st = nn_check_type(c, a, NN_T_GEMM, "A")) || (st = nn_same_type(c, a, b, "B"))) return st;
@@ -2007,19 +2007,19 @@ static si_status gemm_prep(si_kctx *c, nn_gemm *p)
     return SI_OK;
 }
 
-static si_status gemm_infer(si_kctx *c)
+static si_result gemm_infer(si_kctx *c)
 {
     nn_gemm p;
-    si_status st = gemm_prep(c, &p);
+    si_result st = gemm_prep(c, &p);
     if (st) return st;
     int64_t dims[2] = {p.M, p.N};
     return nn_set_out(c, 0, nn_in(c, 0)->dtype, 2, dims);
 }
 
-static si_status gemm_run(si_kctx *c)
+static si_result gemm_run(si_kctx *c)
 {
     nn_gemm p;
-    si_status st = gemm_prep(c, &p);
+    si_result st = gemm_prep(c, &p);
     if (st) return st;
     const si_tensor *a = nn_in(c, 0), *b = nn_in(c, 1), *cc = nn_in(c, 2);
     si_tensor *y = nn_out(c, 0);
@@ -2087,9 +2087,9 @@ enum { NN_SOFTMAX, NN_LOGSOFTMAX, NN_HARDMAX };
 
 /* opset < 13: the input is coerced to 2-D at `axis` (default 1) and normalised over the second dimension;
  * opset >= 13: normalised along the single axis (default -1). */
-static si_status smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *inner)
+static si_result smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *inner)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "input"))) return st;
@@ -2114,17 +2114,17 @@ static si_status smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *in
     return SI_OK;
 }
 
-static si_status smax_infer(si_kctx *c)
+static si_result smax_infer(si_kctx *c)
 {
     int64_t o = 0, l = 0, i = 0;
-    si_status st = smax_prep(c, &o, &l, &i);
+    si_result st = smax_prep(c, &o, &l, &i);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_status smax_run_common(si_kctx *c, int kind)
+static si_result smax_run_common(si_kctx *c, int kind)
 {
     int64_t outer = 0, len = 0, inner = 0;
-    si_status st = smax_prep(c, &outer, &len, &inner);
+    si_result st = smax_prep(c, &outer, &len, &inner);
     if (st) return st;
     si_tensor *y = nn_out(c, 0);
     if (!y || nn_count(y) == 0) return SI_OK;
@@ -2158,15 +2158,15 @@ static si_status smax_run_common(si_kctx *c, int kind)
     return SI_OK;
 }
 
-static si_status softmax_run(si_kctx *c)
+static si_result softmax_run(si_kctx *c)
 {
     return smax_run_common(c, NN_SOFTMAX);
 }
-static si_status logsoftmax_run(si_kctx *c)
+static si_result logsoftmax_run(si_kctx *c)
 {
     return smax_run_common(c, NN_LOGSOFTMAX);
 }
-static si_status hardmax_run(si_kctx *c)
+static si_result hardmax_run(si_kctx *c)
 {
     return smax_run_common(c, NN_HARDMAX);
 }
@@ -2175,9 +2175,9 @@ static si_status hardmax_run(si_kctx *c)
  * Dropout (inference: identity; mask all true)
  */
 
-static si_status dropout_prep(si_kctx *c)
+static si_result dropout_prep(si_kctx *c)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0), *r = nn_in(c, 1), *t = nn_in(c, 2);
     if ((st = nn_check_type(c, x, SI_T_FLOATS, "data"))) return st;
@@ -2193,7 +2193,7 @@ static si_status dropout_prep(si_kctx *c)
 
 /* Training-mode dropout is random: refused before anything runs when the graph may switch it on, i.e. when
  * training_mode is not a constant false (or the ratio is not a constant 0). */
-static si_status dropout_check(si_kctx *c)
+static si_result dropout_check(si_kctx *c)
 {
     if (c->opset < 12 || c->n_in < 3 || !c->in[2]) return SI_OK;
     const si_tensor *r = c->n_in > 1 ? c->in[1] : NULL, *t = c->in[2];
@@ -2204,18 +2204,18 @@ static si_status dropout_check(si_kctx *c)
                      t->data ? "true" : "a graph input, not a constant");
 }
 
-static si_status dropout_infer(si_kctx *c)
+static si_result dropout_infer(si_kctx *c)
 {
-    si_status st = dropout_prep(c);
+    si_result st = dropout_prep(c);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = si_same_as_input(c, 0, 0))) return st;
     return nn_set_out(c, 1, c->opset >= 10 ? SI_BOOL : x->dtype, x->ndim, x->dims);
 }
 
-static si_status dropout_run(si_kctx *c)
+static si_result dropout_run(si_kctx *c)
 {
-    si_status st = dropout_prep(c);
+    si_result st = dropout_prep(c);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0), *r = nn_in(c, 1), *t = nn_in(c, 2);
     if (c->opset >= 12 && t && t->data && si_load_f64(SI_BOOL, t->data, 0) != 0) {
@@ -2242,7 +2242,7 @@ static si_status dropout_run(si_kctx *c)
 
 
 
-static si_status nn_pick(const si_kctx *c, const char *attr, const char *dflt, const char *const *names, int n,
+static si_result nn_pick(const si_kctx *c, const char *attr, const char *dflt, const char *const *names, int n,
                          int *out)
 {
     const char *s = si_attr_str(c->node, attr, dflt);
@@ -2254,9 +2254,9 @@ static si_status nn_pick(const si_kctx *c, const char *attr, const char *dflt, c
     return si_op_err(c, SI_ERR_INVALID_ARG, "unsupported %s '%s'", attr, s);
 }
 
-si_status si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
+si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_ALL, "X"))) return st;
@@ -2402,10 +2402,10 @@ si_status si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
     return SI_OK;
 }
 
-static si_status resize_infer_common(si_kctx *c, bool upsample)
+static si_result resize_infer_common(si_kctx *c, bool upsample)
 {
     si_resize p;
-    si_status st = si_resize_prepare(c, upsample, &p);
+    si_result st = si_resize_prepare(c, upsample, &p);
     if (st) return st;
     return nn_set_out(c, 0, nn_in(c, 0)->dtype, p.rank, p.out);
 }
@@ -2523,10 +2523,10 @@ static bool nn_resize_taps(const si_resize *p, int d, double roi0, double roi1, 
     return true;
 }
 
-static si_status resize_run_common(si_kctx *c, bool upsample)
+static si_result resize_run_common(si_kctx *c, bool upsample)
 {
     si_resize p;
-    si_status st = si_resize_prepare(c, upsample, &p);
+    si_result st = si_resize_prepare(c, upsample, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -2584,19 +2584,19 @@ static si_status resize_run_common(si_kctx *c, bool upsample)
     return ok ? SI_OK : nn_nomem(c);
 }
 
-static si_status resize_infer(si_kctx *c)
+static si_result resize_infer(si_kctx *c)
 {
     return resize_infer_common(c, false);
 }
-static si_status resize_run(si_kctx *c)
+static si_result resize_run(si_kctx *c)
 {
     return resize_run_common(c, false);
 }
-static si_status upsample_infer(si_kctx *c)
+static si_result upsample_infer(si_kctx *c)
 {
     return resize_infer_common(c, true);
 }
-static si_status upsample_run(si_kctx *c)
+static si_result upsample_run(si_kctx *c)
 {
     return resize_run_common(c, true);
 }
@@ -2612,9 +2612,9 @@ typedef struct nn_padp {
     int64_t pb[SI_MAX_DIMS], pe[SI_MAX_DIMS], out[SI_MAX_DIMS];
 } nn_padp;
 
-static si_status pad_prep(si_kctx *c, nn_padp *p)
+static si_result pad_prep(si_kctx *c, nn_padp *p)
 {
-    si_status st;
+    si_result st;
     if ((st = nn_need(c, 0, false))) return st;
     const si_tensor *x = nn_in(c, 0);
     if ((st = nn_check_type(c, x, SI_T_ALL, "data"))) return st;
@@ -2668,18 +2668,18 @@ static si_status pad_prep(si_kctx *c, nn_padp *p)
     return SI_OK;
 }
 
-static si_status pad_infer(si_kctx *c)
+static si_result pad_infer(si_kctx *c)
 {
     nn_padp p;
-    si_status st = pad_prep(c, &p);
+    si_result st = pad_prep(c, &p);
     if (st) return st;
     return nn_set_out(c, 0, nn_in(c, 0)->dtype, p.rank, p.out);
 }
 
-static si_status pad_run(si_kctx *c)
+static si_result pad_run(si_kctx *c)
 {
     nn_padp p;
-    si_status st = pad_prep(c, &p);
+    si_result st = pad_prep(c, &p);
     if (st) return st;
     const si_tensor *x = nn_in(c, 0);
     si_tensor *y = nn_out(c, 0);
@@ -2817,9 +2817,9 @@ static int nn_ein_term(const char *s, const char *end, int *labels, int max)
     return n;
 }
 
-static si_status einsum_prep(si_kctx *c, nn_ein *e)
+static si_result einsum_prep(si_kctx *c, nn_ein *e)
 {
-    si_status st;
+    si_result st;
     const char *eq = si_attr_str(c->node, "equation", NULL);
     if (!eq) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute equation is required");
     if (c->n_in < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "at least one input is required");
@@ -2917,20 +2917,20 @@ static si_status einsum_prep(si_kctx *c, nn_ein *e)
     return SI_OK;
 }
 
-static si_status einsum_infer(si_kctx *c)
+static si_result einsum_infer(si_kctx *c)
 {
     nn_ein e;
-    si_status st = einsum_prep(c, &e);
+    si_result st = einsum_prep(c, &e);
     if (st) return st;
     int64_t dims[SI_MAX_DIMS];
     for (int k = 0; k < e.nout; k++) dims[k] = e.size[e.out[k]];
     return nn_set_out(c, 0, nn_in(c, 0)->dtype, e.nout, dims);
 }
 
-static si_status einsum_run(si_kctx *c)
+static si_result einsum_run(si_kctx *c)
 {
     nn_ein e;
-    si_status st = einsum_prep(c, &e);
+    si_result st = einsum_prep(c, &e);
     if (st) return st;
     si_tensor *y = nn_out(c, 0);
     if (!y || nn_count(y) == 0) return SI_OK;

@@ -33,7 +33,7 @@ const si_op_def *const *si_op_all(int *count) {
     return all;
 }
 
-si_status si_op_supported(const si_node *node, int n_in, const si_tensor *const *in) {
+si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const *in) {
     const si_op_def *op = node->op;
     if (!op) return si_err(SI_ERR_UNSUPPORTED, "op %s%s%s is not implemented", node->domain[0] ? node->domain : "",
                            node->domain[0] ? "." : "", node->op_type);
@@ -49,7 +49,7 @@ si_status si_op_supported(const si_node *node, int n_in, const si_tensor *const 
 
 // --- helpers --------------------------------------------------------------------------------------------
 
-si_status si_op_err(const si_kctx *c, si_status s, const char *fmt, ...) {
+si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -58,14 +58,14 @@ si_status si_op_err(const si_kctx *c, si_status s, const char *fmt, ...) {
     return si_err(s, "%s (node '%s'): %s", c->node->op_type, c->node->name, msg);
 }
 
-si_status si_axis(const si_kctx *c, int64_t axis, int rank, int *out) {
+si_result si_axis(const si_kctx *c, int64_t axis, int rank, int *out) {
     if (axis < -(int64_t)rank || axis >= rank)
         return si_op_err(c, SI_ERR_INVALID_ARG, "axis %lld is out of range for rank %d", (long long)axis, rank);
     *out = (int)(axis < 0 ? axis + rank : axis);
     return SI_OK;
 }
 
-si_status si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
+si_result si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                              int64_t *out) {
     int n = SI_MAX(na, nb);
     for (int i = 0; i < n; i++) {
@@ -94,7 +94,7 @@ void si_broadcast_strides(int nin, const int64_t *in, int nout, const int64_t *o
     }
 }
 
-si_status si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims) {
+si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims) {
     if (k >= c->n_out || !c->out[k]) return SI_OK;
     si_tensor *t = c->out[k];
     if (ndim < 0 || ndim > SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", ndim, SI_MAX_DIMS);
@@ -107,18 +107,18 @@ si_status si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *di
     return SI_OK;
 }
 
-si_status si_same_as_input(si_kctx *c, int k, int i) {
+si_result si_same_as_input(si_kctx *c, int k, int i) {
     if (i >= c->n_in || !c->in[i]) return si_op_err(c, SI_ERR_INVALID_ARG, "input %d is missing", i);
     return si_set_out(c, k, c->in[i]->dtype, c->in[i]->ndim, c->in[i]->dims);
 }
 
-si_status si_need_input(const si_kctx *c, int i, bool need_data) {
+si_result si_need_input(const si_kctx *c, int i, bool need_data) {
     if (i >= c->n_in || !c->in[i]) return si_op_err(c, SI_ERR_INVALID_ARG, "required input %d is missing", i);
     if (need_data && !c->in[i]->data && c->in[i]->nbytes) return SI_SHAPE_DYNAMIC;
     return SI_OK;
 }
 
-si_status si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, int *n) {
+si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, int *n) {
     *vals = NULL;
     *n = 0;
     if (!si_dtype_is_int(t->dtype)) return si_op_err(c, SI_ERR_INVALID_ARG, "expected an integer tensor, got %s", si_dtype_name(t->dtype));

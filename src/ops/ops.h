@@ -25,7 +25,7 @@
 #include "ir/ir.h"
 
 /* Internal status (never returned through the public API): shape depends on a value not known yet. */
-#define SI_SHAPE_DYNAMIC ((si_status)100)
+#define SI_SHAPE_DYNAMIC ((si_result)100)
 
 #define SI_T(dt) (1u << (unsigned)(dt))
 #define SI_T_FLOATS (SI_T(SI_F32) | SI_T(SI_F64) | SI_T(SI_F16) | SI_T(SI_BF16))
@@ -44,7 +44,7 @@ typedef struct si_kctx {
     si_tensor *const *out;      /* NULL entries for absent optional outputs */
 } si_kctx;
 
-typedef si_status (*si_op_fn)(si_kctx *c);
+typedef si_result (*si_op_fn)(si_kctx *c);
 
 typedef struct si_op_def {
     const char *name;   /* ONNX op_type */
@@ -61,28 +61,28 @@ const si_op_def *si_op_find(const char *domain, const char *op_type);
 const si_op_def *const *si_op_all(int *count);
 /* Can the reference kernels run this node with these input types? SI_OK or SI_ERR_UNSUPPORTED (message
  * names the op and the reason). Inputs may be descriptors without data. */
-si_status si_op_supported(const si_node *node, int n_in, const si_tensor *const *in);
+si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const *in);
 
 /* ---- helpers for op authors ------------------------------------------------------------------------------ */
 
 /* Normalise an axis in [-rank, rank) to [0, rank); INVALID_ARG naming the node otherwise. */
-si_status si_axis(const si_kctx *c, int64_t axis, int rank, int *out);
+si_result si_axis(const si_kctx *c, int64_t axis, int rank, int *out);
 /* Numpy-style broadcast of two shapes; INVALID_ARG naming the node when incompatible. */
-si_status si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
+si_result si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                              int64_t *out);
 /* Strides (in elements) of `in` when read with broadcasting into an output of rank `nout` and shape `out`:
  * 0 for broadcast dimensions. */
 void si_broadcast_strides(int nin, const int64_t *in, int nout, const int64_t *out, int64_t *strides);
 /* Set an output's type and shape. */
-si_status si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims);
+si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims);
 /* Copy input i's type and shape to output k. */
-si_status si_same_as_input(si_kctx *c, int k, int i);
+si_result si_same_as_input(si_kctx *c, int k, int i);
 /* Input i present (not NULL) and, when need_data, with data; else SI_SHAPE_DYNAMIC or INVALID_ARG. */
-si_status si_need_input(const si_kctx *c, int i, bool need_data);
+si_result si_need_input(const si_kctx *c, int i, bool need_data);
 /* Read a 1-D (or scalar) integer tensor's values into a new array (caller frees with si_free). */
-si_status si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, int *n);
+si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, int *n);
 /* Error naming the node: "Conv (node 'conv1'): <message>". */
-si_status si_op_err(const si_kctx *c, si_status s, const char *fmt, ...) SI_PRINTF(3, 4);
+si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
 
 /* Resize / Upsample geometry, shared by the reference kernel and by devices that implement Resize, so that
  * every device reads the attributes, scales/sizes and roi the same way. */
@@ -111,7 +111,7 @@ typedef struct si_resize {
 
 /* The geometry of a Resize (any opset) or Upsample node. Needs the values of scales/sizes/roi:
  * SI_SHAPE_DYNAMIC when they are not known. INVALID_ARG for a malformed node. */
-si_status si_resize_prepare(si_kctx *c, bool upsample, si_resize *p);
+si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p);
 
 /* Op groups: each file defines its ops in a table registered in ops.c. */
 extern const si_op_def *const si_ops_elementwise[];

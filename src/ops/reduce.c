@@ -15,21 +15,21 @@
 
 // --- shared helpers -------------------------------------------------------------------------------------
 
-static si_status need_in(const si_kctx *c, int i, const char *what) {
+static si_result need_in(const si_kctx *c, int i, const char *what) {
     if (i >= c->n_in || !c->in[i]) return si_op_err(c, SI_ERR_INVALID_ARG, "required input %d (%s) is missing", i, what);
     return SI_OK;
 }
 
 static bool has_in(const si_kctx *c, int i) { return i < c->n_in && c->in[i] != NULL; }
 
-static si_status check_dtype(const si_kctx *c, si_dtype dt, uint32_t mask) {
+static si_result check_dtype(const si_kctx *c, si_dtype dt, uint32_t mask) {
     if (!si_dtype_valid(dt) || (mask && !(mask & SI_T(dt))))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "element type %s is not supported", si_dtype_name(dt));
     return SI_OK;
 }
 
 /* run(): every present input with elements must carry data, every output with elements must be allocated. */
-static si_status run_ready(const si_kctx *c) {
+static si_result run_ready(const si_kctx *c) {
     for (int i = 0; i < c->n_in; i++)
         if (c->in[i] && !c->in[i]->data && si_shape_count(c->in[i]->ndim, c->in[i]->dims) > 0)
             return si_op_err(c, SI_ERR_INVALID_ARG, "input %d has no data", i);
@@ -40,7 +40,7 @@ static si_status run_ready(const si_kctx *c) {
 }
 
 /* The values of integer input i (scalar or 1-D) into buf[cap]. SI_SHAPE_DYNAMIC when they are not known. */
-static si_status input_ints(const si_kctx *c, int i, const char *what, int64_t *buf, int cap, int *n) {
+static si_result input_ints(const si_kctx *c, int i, const char *what, int64_t *buf, int cap, int *n) {
     const si_tensor *t = c->in[i];
     *n = 0;
     if (!si_dtype_is_int(t->dtype))
@@ -58,7 +58,7 @@ static si_status input_ints(const si_kctx *c, int i, const char *what, int64_t *
 }
 
 /* An INTS attribute into buf[cap]; *present tells whether the node has it. */
-static si_status attr_ints(const si_kctx *c, const char *name, int64_t *buf, int cap, int *n, bool *present) {
+static si_result attr_ints(const si_kctx *c, const char *name, int64_t *buf, int cap, int *n, bool *present) {
     int cnt = 0;
     const int64_t *v = si_attr_ints(c->node, name, &cnt);
     if (present) *present = si_node_attr(c->node, name) != NULL;
@@ -78,11 +78,11 @@ static int64_t prod_dims(const int64_t *dims, int from, int to) {
 }
 
 /* Normalise a list of axes against `rank` into a mask; duplicates are an error. */
-static si_status axes_mask(const si_kctx *c, const int64_t *axes, int n, int rank, bool *mask) {
+static si_result axes_mask(const si_kctx *c, const int64_t *axes, int n, int rank, bool *mask) {
     for (int i = 0; i < rank; i++) mask[i] = false;
     for (int i = 0; i < n; i++) {
         int a;
-        si_status s = si_axis(c, axes[i], rank, &a);
+        si_result s = si_axis(c, axes[i], rank, &a);
         if (s) return s;
         if (mask[a]) return si_op_err(c, SI_ERR_INVALID_ARG, "axis %lld is given twice", (long long)axes[i]);
         mask[a] = true;
@@ -277,8 +277,8 @@ typedef struct rplan {
     int64_t n_red; /* elements folded into each output element */
 } rplan;
 
-static si_status reduce_plan(const si_kctx *c, rkind k, rplan *p) {
-    si_status s = need_in(c, 0, "data");
+static si_result reduce_plan(const si_kctx *c, rkind k, rplan *p) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     uint32_t mask = SI_T_NUMERIC | ((k == R_MAX || k == R_MIN) ? SI_T(SI_BOOL) : 0);
@@ -313,9 +313,9 @@ static si_status reduce_plan(const si_kctx *c, rkind k, rplan *p) {
     return SI_OK;
 }
 
-static si_status reduce_infer_k(si_kctx *c, rkind k) {
+static si_result reduce_infer_k(si_kctx *c, rkind k) {
     rplan p;
-    si_status s = reduce_plan(c, k, &p);
+    si_result s = reduce_plan(c, k, &p);
     if (s) return s;
     return si_set_out(c, 0, c->in[0]->dtype, p.out_nd, p.out_dims);
 }
@@ -463,9 +463,9 @@ static rfold reduce_fold(rkind k) {
     }
 }
 
-static si_status reduce_run_k(si_kctx *c, rkind k) {
+static si_result reduce_run_k(si_kctx *c, rkind k) {
     rplan p;
-    si_status s = reduce_plan(c, k, &p);
+    si_result s = reduce_plan(c, k, &p);
     if (s) return s;
     if ((s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
@@ -537,8 +537,8 @@ static si_status reduce_run_k(si_kctx *c, rkind k) {
 }
 
 #define REDUCE_OP(fn, kind, name)                                                                              \
-    static si_status fn##_infer(si_kctx *c) { return reduce_infer_k(c, kind); }                                \
-    static si_status fn##_run(si_kctx *c) { return reduce_run_k(c, kind); }                                    \
+    static si_result fn##_infer(si_kctx *c) { return reduce_infer_k(c, kind); }                                \
+    static si_result fn##_run(si_kctx *c) { return reduce_run_k(c, kind); }                                    \
     static const si_op_def op_##fn = {name, "", SI_T_NUMERIC | ((kind == R_MAX || kind == R_MIN) ? SI_T(SI_BOOL) : 0), \
                                       fn##_infer, fn##_run, NULL};
 
@@ -562,8 +562,8 @@ typedef struct aplan {
     int64_t out_dims[SI_MAX_DIMS];
 } aplan;
 
-static si_status arg_plan(const si_kctx *c, aplan *p) {
-    si_status s = need_in(c, 0, "data");
+static si_result arg_plan(const si_kctx *c, aplan *p) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, SI_T_NUMERIC))) return s;
@@ -582,9 +582,9 @@ static si_status arg_plan(const si_kctx *c, aplan *p) {
     return SI_OK;
 }
 
-static si_status arg_infer(si_kctx *c) {
+static si_result arg_infer(si_kctx *c) {
     aplan p;
-    si_status s = arg_plan(c, &p);
+    si_result s = arg_plan(c, &p);
     if (s) return s;
     return si_set_out(c, 0, SI_I64, p.out_nd, p.out_dims);
 }
@@ -602,9 +602,9 @@ static bool arg_better_i(int64_t v, int64_t b, bool uns, bool is_max, bool last)
     return is_max ? int_less(b, v, uns) : int_less(v, b, uns);
 }
 
-static si_status arg_run_k(si_kctx *c, bool is_max) {
+static si_result arg_run_k(si_kctx *c, bool is_max) {
     aplan p;
-    si_status s = arg_plan(c, &p);
+    si_result s = arg_plan(c, &p);
     if (s) return s;
     if ((s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
@@ -633,8 +633,8 @@ static si_status arg_run_k(si_kctx *c, bool is_max) {
     return SI_OK;
 }
 
-static si_status argmax_run(si_kctx *c) { return arg_run_k(c, true); }
-static si_status argmin_run(si_kctx *c) { return arg_run_k(c, false); }
+static si_result argmax_run(si_kctx *c) { return arg_run_k(c, true); }
+static si_result argmin_run(si_kctx *c) { return arg_run_k(c, false); }
 
 static const si_op_def op_argmax = {"ArgMax", "", SI_T_NUMERIC, arg_infer, argmax_run, NULL};
 static const si_op_def op_argmin = {"ArgMin", "", SI_T_NUMERIC, arg_infer, argmin_run, NULL};
@@ -647,8 +647,8 @@ typedef struct tplan {
     int64_t out_dims[SI_MAX_DIMS];
 } tplan;
 
-static si_status topk_plan(const si_kctx *c, tplan *p) {
-    si_status s = need_in(c, 0, "X");
+static si_result topk_plan(const si_kctx *c, tplan *p) {
+    si_result s = need_in(c, 0, "X");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, SI_T_NUMERIC))) return s;
@@ -675,9 +675,9 @@ static si_status topk_plan(const si_kctx *c, tplan *p) {
     return SI_OK;
 }
 
-static si_status topk_infer(si_kctx *c) {
+static si_result topk_infer(si_kctx *c) {
     tplan p;
-    si_status s = topk_plan(c, &p);
+    si_result s = topk_plan(c, &p);
     if (s) return s;
     if ((s = si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, p.out_dims))) return s;
     return si_set_out(c, 1, SI_I64, c->in[0]->ndim, p.out_dims);
@@ -713,9 +713,9 @@ static void tkey_sort(tkey *v, tkey *tmp, int64_t n, int cls, bool largest) {
     }
 }
 
-static si_status topk_run(si_kctx *c) {
+static si_result topk_run(si_kctx *c) {
     tplan p;
-    si_status s = topk_plan(c, &p);
+    si_result s = topk_plan(c, &p);
     if (s) return s;
     if ((s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
@@ -758,17 +758,17 @@ static const si_op_def op_topk = {"TopK", "", SI_T_NUMERIC, topk_infer, topk_run
 
 // --- CumSum ---------------------------------------------------------------------------------------------
 
-static si_status cumsum_axis(const si_kctx *c, int *axis) {
+static si_result cumsum_axis(const si_kctx *c, int *axis) {
     int64_t a[1];
     int n = 0;
-    si_status s = input_ints(c, 1, "axis", a, 1, &n);
+    si_result s = input_ints(c, 1, "axis", a, 1, &n);
     if (s) return s;
     if (n != 1) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'axis' must hold exactly one value");
     return si_axis(c, a[0], c->in[0]->ndim, axis);
 }
 
-static si_status cumsum_infer(si_kctx *c) {
-    si_status s = need_in(c, 0, "x");
+static si_result cumsum_infer(si_kctx *c) {
+    si_result s = need_in(c, 0, "x");
     if (s || (s = need_in(c, 1, "axis"))) return s;
     if ((s = check_dtype(c, c->in[0]->dtype, SI_T_NUMERIC))) return s;
     int axis;
@@ -777,8 +777,8 @@ static si_status cumsum_infer(si_kctx *c) {
     return si_same_as_input(c, 0, 0);
 }
 
-static si_status cumsum_run(si_kctx *c) {
-    si_status s = need_in(c, 0, "x");
+static si_result cumsum_run(si_kctx *c) {
+    si_result s = need_in(c, 0, "x");
     if (s || (s = need_in(c, 1, "axis")) || (s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
     si_tensor *y = c->out[0];
@@ -830,8 +830,8 @@ static const si_op_def op_cumsum = {"CumSum", "", SI_T_NUMERIC, cumsum_infer, cu
 
 // --- Reshape, Squeeze, Unsqueeze, Flatten: same bytes, new shape ----------------------------------------
 
-static si_status copy_all(si_kctx *c) {
-    si_status s = run_ready(c);
+static si_result copy_all(si_kctx *c) {
+    si_result s = run_ready(c);
     if (s) return s;
     const si_tensor *x = c->in[0];
     si_tensor *y = c->out[0];
@@ -843,8 +843,8 @@ static si_status copy_all(si_kctx *c) {
     return SI_OK;
 }
 
-static si_status reshape_infer(si_kctx *c) {
-    si_status s = need_in(c, 0, "data");
+static si_result reshape_infer(si_kctx *c) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -899,8 +899,8 @@ static si_status reshape_infer(si_kctx *c) {
 
 static const si_op_def op_reshape = {"Reshape", "", 0, reshape_infer, copy_all, NULL};
 
-static si_status squeeze_infer(si_kctx *c) {
-    si_status s = need_in(c, 0, "data");
+static si_result squeeze_infer(si_kctx *c) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -929,8 +929,8 @@ static si_status squeeze_infer(si_kctx *c) {
 
 static const si_op_def op_squeeze = {"Squeeze", "", 0, squeeze_infer, copy_all, NULL};
 
-static si_status unsqueeze_infer(si_kctx *c) {
-    si_status s = need_in(c, 0, "data");
+static si_result unsqueeze_infer(si_kctx *c) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -955,8 +955,8 @@ static si_status unsqueeze_infer(si_kctx *c) {
 
 static const si_op_def op_unsqueeze = {"Unsqueeze", "", 0, unsqueeze_infer, copy_all, NULL};
 
-static si_status flatten_infer(si_kctx *c) {
-    si_status s = need_in(c, 0, "input");
+static si_result flatten_infer(si_kctx *c) {
+    si_result s = need_in(c, 0, "input");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -974,8 +974,8 @@ static const si_op_def op_flatten = {"Flatten", "", 0, flatten_infer, copy_all, 
 
 // --- Transpose ------------------------------------------------------------------------------------------
 
-static si_status transpose_plan(const si_kctx *c, int *perm) {
-    si_status s = need_in(c, 0, "data");
+static si_result transpose_plan(const si_kctx *c, int *perm) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -998,9 +998,9 @@ static si_status transpose_plan(const si_kctx *c, int *perm) {
     return SI_OK;
 }
 
-static si_status transpose_infer(si_kctx *c) {
+static si_result transpose_infer(si_kctx *c) {
     int perm[SI_MAX_DIMS];
-    si_status s = transpose_plan(c, perm);
+    si_result s = transpose_plan(c, perm);
     if (s) return s;
     const si_tensor *x = c->in[0];
     int64_t dims[SI_MAX_DIMS];
@@ -1008,9 +1008,9 @@ static si_status transpose_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_status transpose_run(si_kctx *c) {
+static si_result transpose_run(si_kctx *c) {
     int perm[SI_MAX_DIMS];
-    si_status s = transpose_plan(c, perm);
+    si_result s = transpose_plan(c, perm);
     if (s || (s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
     if (!c->out[0]) return SI_OK;
@@ -1028,12 +1028,12 @@ static const si_op_def op_transpose = {"Transpose", "", 0, transpose_infer, tran
 
 // --- Concat ---------------------------------------------------------------------------------------------
 
-static si_status concat_plan(const si_kctx *c, int *axis, int64_t *out_dims) {
+static si_result concat_plan(const si_kctx *c, int *axis, int64_t *out_dims) {
     if (c->n_in < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "needs at least one input");
     for (int i = 0; i < c->n_in; i++)
         if (!c->in[i]) return si_op_err(c, SI_ERR_INVALID_ARG, "input %d is missing", i);
     const si_tensor *x = c->in[0];
-    si_status s = check_dtype(c, x->dtype, 0);
+    si_result s = check_dtype(c, x->dtype, 0);
     if (s) return s;
     if (c->opset >= 4 && !si_node_attr(c->node, "axis"))
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axis' is missing");
@@ -1059,18 +1059,18 @@ static si_status concat_plan(const si_kctx *c, int *axis, int64_t *out_dims) {
     return SI_OK;
 }
 
-static si_status concat_infer(si_kctx *c) {
+static si_result concat_infer(si_kctx *c) {
     int axis;
     int64_t dims[SI_MAX_DIMS];
-    si_status s = concat_plan(c, &axis, dims);
+    si_result s = concat_plan(c, &axis, dims);
     if (s) return s;
     return si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, dims);
 }
 
-static si_status concat_run(si_kctx *c) {
+static si_result concat_run(si_kctx *c) {
     int axis;
     int64_t dims[SI_MAX_DIMS];
-    si_status s = concat_plan(c, &axis, dims);
+    si_result s = concat_plan(c, &axis, dims);
     if (s || (s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
     if (!c->out[0]) return SI_OK;
@@ -1093,9 +1093,9 @@ static const si_op_def op_concat = {"Concat", "", 0, concat_infer, concat_run, N
 // --- Split ----------------------------------------------------------------------------------------------
 
 /* *sizes (n_out entries, caller frees with si_free) receives the length of every output along *axis. */
-static si_status split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
+static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
     *sizes = NULL;
-    si_status s = need_in(c, 0, "input");
+    si_result s = need_in(c, 0, "input");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -1153,10 +1153,10 @@ static si_status split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
     return SI_OK;
 }
 
-static si_status split_infer(si_kctx *c) {
+static si_result split_infer(si_kctx *c) {
     int axis;
     int64_t *sz;
-    si_status s = split_plan(c, &axis, &sz);
+    si_result s = split_plan(c, &axis, &sz);
     if (s) return s;
     const si_tensor *x = c->in[0];
     int64_t dims[SI_MAX_DIMS];
@@ -1169,10 +1169,10 @@ static si_status split_infer(si_kctx *c) {
     return s;
 }
 
-static si_status split_run(si_kctx *c) {
+static si_result split_run(si_kctx *c) {
     int axis;
     int64_t *sz;
-    si_status s = split_plan(c, &axis, &sz);
+    si_result s = split_plan(c, &axis, &sz);
     if (s) return s;
     if ((s = run_ready(c))) {
         si_free(sz);
@@ -1202,8 +1202,8 @@ typedef struct splan {
     int64_t start[SI_MAX_DIMS], step[SI_MAX_DIMS], len[SI_MAX_DIMS];
 } splan;
 
-static si_status slice_plan(const si_kctx *c, splan *p) {
-    si_status s = need_in(c, 0, "data");
+static si_result slice_plan(const si_kctx *c, splan *p) {
+    si_result s = need_in(c, 0, "data");
     if (s) return s;
     const si_tensor *x = c->in[0];
     if ((s = check_dtype(c, x->dtype, 0))) return s;
@@ -1261,16 +1261,16 @@ static si_status slice_plan(const si_kctx *c, splan *p) {
     return SI_OK;
 }
 
-static si_status slice_infer(si_kctx *c) {
+static si_result slice_infer(si_kctx *c) {
     splan p;
-    si_status s = slice_plan(c, &p);
+    si_result s = slice_plan(c, &p);
     if (s) return s;
     return si_set_out(c, 0, c->in[0]->dtype, p.rank, p.len);
 }
 
-static si_status slice_run(si_kctx *c) {
+static si_result slice_run(si_kctx *c) {
     splan p;
-    si_status s = slice_plan(c, &p);
+    si_result s = slice_plan(c, &p);
     if (s || (s = run_ready(c))) return s;
     const si_tensor *x = c->in[0];
     if (!c->out[0]) return SI_OK;

@@ -26,7 +26,7 @@ static int64_t prod(const int64_t *dims, int from, int to)
 }
 
 /* Input i must be present; with need_data its values must be known (a tensor without elements always is). */
-static si_status need_in(const si_kctx *c, int i, bool need_data)
+static si_result need_in(const si_kctx *c, int i, bool need_data)
 {
     if (i >= c->n_in || c->in[i] == NULL)
         return si_op_err(c, SI_ERR_INVALID_ARG, "required input %d is missing", i);
@@ -40,7 +40,7 @@ static si_status need_in(const si_kctx *c, int i, bool need_data)
 
 static bool has_in(const si_kctx *c, int i) { return i < c->n_in && c->in[i] != NULL; }
 
-static si_status need_index_type(const si_kctx *c, int i, const char *what)
+static si_result need_index_type(const si_kctx *c, int i, const char *what)
 {
     si_dtype dt = c->in[i]->dtype;
     if (dt != SI_I32 && dt != SI_I64)
@@ -49,7 +49,7 @@ static si_status need_index_type(const si_kctx *c, int i, const char *what)
 }
 
 /* Read an integer tensor of rank <= 1 into a new array (at least one slot is allocated). */
-static si_status read_ints(const si_kctx *c, const si_tensor *t, const char *what, int64_t **vals, int64_t *n)
+static si_result read_ints(const si_kctx *c, const si_tensor *t, const char *what, int64_t **vals, int64_t *n)
 {
     *vals = NULL;
     *n = 0;
@@ -70,7 +70,7 @@ static si_status read_ints(const si_kctx *c, const si_tensor *t, const char *wha
 }
 
 /* A single value (scalar or one-element tensor) as int64. */
-static si_status read_scalar_i64(const si_kctx *c, const si_tensor *t, const char *what, int64_t *v)
+static si_result read_scalar_i64(const si_kctx *c, const si_tensor *t, const char *what, int64_t *v)
 {
     if (numel(t) != 1)
         return si_op_err(c, SI_ERR_INVALID_ARG, "%s must hold exactly one value, got %lld", what,
@@ -101,7 +101,7 @@ static void copy_all(si_tensor *out, const si_tensor *in)
 /* Element-wise reductions used by the scatter ops. */
 enum { RED_NONE, RED_ADD, RED_MUL, RED_MAX, RED_MIN };
 
-static si_status get_reduction(const si_kctx *c, int *red)
+static si_result get_reduction(const si_kctx *c, int *red)
 {
     const char *s = si_attr_str(c->node, "reduction", "none");
     if (!strcmp(s, "none"))
@@ -171,15 +171,15 @@ static bool next_index(int64_t *idx, const int64_t *dims, int nd)
 
 /* ---- Identity --------------------------------------------------------------------------------------------- */
 
-static si_status identity_infer(si_kctx *c)
+static si_result identity_infer(si_kctx *c)
 {
-    si_status s = need_in(c, 0, false);
+    si_result s = need_in(c, 0, false);
     if (s)
         return s;
     return si_same_as_input(c, 0, 0);
 }
 
-static si_status identity_run(si_kctx *c)
+static si_result identity_run(si_kctx *c)
 {
     copy_all(c->out[0], c->in[0]);
     return SI_OK;
@@ -205,9 +205,9 @@ static void shape_range(const si_kctx *c, int rank, int64_t *start, int64_t *end
     *end = en;
 }
 
-static si_status shape_infer(si_kctx *c)
+static si_result shape_infer(si_kctx *c)
 {
-    si_status s = need_in(c, 0, false);
+    si_result s = need_in(c, 0, false);
     if (s)
         return s;
     int64_t st, en;
@@ -216,7 +216,7 @@ static si_status shape_infer(si_kctx *c)
     return si_set_out(c, 0, SI_I64, 1, &d);
 }
 
-static si_status shape_run(si_kctx *c)
+static si_result shape_run(si_kctx *c)
 {
     int64_t st, en;
     shape_range(c, c->in[0]->ndim, &st, &en);
@@ -228,15 +228,15 @@ static si_status shape_run(si_kctx *c)
 
 static const si_op_def op_shape = {"Shape", "", 0, shape_infer, shape_run, NULL};
 
-static si_status size_infer(si_kctx *c)
+static si_result size_infer(si_kctx *c)
 {
-    si_status s = need_in(c, 0, false);
+    si_result s = need_in(c, 0, false);
     if (s)
         return s;
     return si_set_out(c, 0, SI_I64, 0, NULL);
 }
 
-static si_status size_run(si_kctx *c)
+static si_result size_run(si_kctx *c)
 {
     *(int64_t *)c->out[0]->data = numel(c->in[0]);
     return SI_OK;
@@ -247,7 +247,7 @@ static const si_op_def op_size = {"Size", "", 0, size_infer, size_run, NULL};
 /* ---- Constant / ConstantOfShape --------------------------------------------------------------------------- */
 
 /* Which attribute of a Constant node holds the value: returns it, or NULL with an error status. */
-static si_status constant_attr(const si_kctx *c, const si_attr **out)
+static si_result constant_attr(const si_kctx *c, const si_attr **out)
 {
     static const char *const ok[] = {"value", "value_float", "value_floats", "value_int", "value_ints"};
     static const char *const bad[] = {"value_string", "value_strings", "sparse_value"};
@@ -265,10 +265,10 @@ static si_status constant_attr(const si_kctx *c, const si_attr **out)
     return si_op_err(c, SI_ERR_INVALID_ARG, "no value attribute (value, value_float(s), value_int(s))");
 }
 
-static si_status constant_infer(si_kctx *c)
+static si_result constant_infer(si_kctx *c)
 {
     const si_attr *a;
-    si_status s = constant_attr(c, &a);
+    si_result s = constant_attr(c, &a);
     if (s)
         return s;
     if (!strcmp(a->name, "value")) {
@@ -292,10 +292,10 @@ static si_status constant_infer(si_kctx *c)
     return si_set_out(c, 0, SI_I64, 1, &n);
 }
 
-static si_status constant_run(si_kctx *c)
+static si_result constant_run(si_kctx *c)
 {
     const si_attr *a;
-    si_status s = constant_attr(c, &a);
+    si_result s = constant_attr(c, &a);
     if (s)
         return s;
     si_tensor *o = c->out[0];
@@ -316,7 +316,7 @@ static si_status constant_run(si_kctx *c)
 
 static const si_op_def op_constant = {"Constant", "", 0, constant_infer, constant_run, NULL};
 
-static si_status cos_value(const si_kctx *c, const si_tensor **val)
+static si_result cos_value(const si_kctx *c, const si_tensor **val)
 {
     const si_tensor *t = si_attr_tensor(c->node, "value");
     *val = t;
@@ -331,9 +331,9 @@ static si_status cos_value(const si_kctx *c, const si_tensor **val)
     return SI_OK;
 }
 
-static si_status cos_infer(si_kctx *c)
+static si_result cos_infer(si_kctx *c)
 {
-    si_status s = need_in(c, 0, true);
+    si_result s = need_in(c, 0, true);
     if (s)
         return s;
     const si_tensor *val;
@@ -357,10 +357,10 @@ static si_status cos_infer(si_kctx *c)
     return s;
 }
 
-static si_status cos_run(si_kctx *c)
+static si_result cos_run(si_kctx *c)
 {
     const si_tensor *val;
-    si_status s = cos_value(c, &val);
+    si_result s = cos_value(c, &val);
     if (s)
         return s;
     si_tensor *o = c->out[0];
@@ -377,9 +377,9 @@ static const si_op_def op_constantofshape = {"ConstantOfShape", "", SI_T_INTS, c
 
 /* ---- Expand ----------------------------------------------------------------------------------------------- */
 
-static si_status expand_infer(si_kctx *c)
+static si_result expand_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, true)))
         return s;
     int64_t *shape, n;
@@ -436,7 +436,7 @@ static void broadcast_copy(const si_tensor *in, si_tensor *out)
     }
 }
 
-static si_status expand_run(si_kctx *c)
+static si_result expand_run(si_kctx *c)
 {
     broadcast_copy(c->in[0], c->out[0]);
     return SI_OK;
@@ -446,9 +446,9 @@ static const si_op_def op_expand = {"Expand", "", 0, expand_infer, expand_run, N
 
 /* ---- Gather ----------------------------------------------------------------------------------------------- */
 
-static si_status gather_infer(si_kctx *c)
+static si_result gather_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, false)) || (s = need_index_type(c, 1, "indices")))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1];
@@ -469,12 +469,12 @@ static si_status gather_infer(si_kctx *c)
     return si_set_out(c, 0, x->dtype, nd, dims);
 }
 
-static si_status gather_run(si_kctx *c)
+static si_result gather_run(si_kctx *c)
 {
     const si_tensor *x = c->in[0], *ind = c->in[1];
     si_tensor *o = c->out[0];
     int ax;
-    si_status s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &ax);
+    si_result s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &ax);
     if (s)
         return s;
     int64_t outer = prod(x->dims, 0, ax), axd = x->dims[ax];
@@ -507,9 +507,9 @@ static const si_op_def op_gather = {"Gather", "", 0, gather_infer, gather_run, N
 /* ---- GatherElements / ScatterElements / Scatter ----------------------------------------------------------- */
 
 /* data, indices (same rank; indices no larger than data outside the axis); returns the normalised axis. */
-static si_status elements_check(si_kctx *c, int *ax)
+static si_result elements_check(si_kctx *c, int *ax)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, false)) || (s = need_index_type(c, 1, "indices")))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1];
@@ -526,17 +526,17 @@ static si_status elements_check(si_kctx *c, int *ax)
     return SI_OK;
 }
 
-static si_status gather_elements_infer(si_kctx *c)
+static si_result gather_elements_infer(si_kctx *c)
 {
     int ax;
-    si_status s = elements_check(c, &ax);
+    si_result s = elements_check(c, &ax);
     if (s)
         return s;
     return si_set_out(c, 0, c->in[0]->dtype, c->in[1]->ndim, c->in[1]->dims);
 }
 
 /* Offsets (in elements) into data for each element of indices, validating every index. */
-static si_status element_offsets(si_kctx *c, int ax, int64_t **offs_out)
+static si_result element_offsets(si_kctx *c, int ax, int64_t **offs_out)
 {
     const si_tensor *x = c->in[0], *ind = c->in[1];
     int nd = x->ndim;
@@ -572,10 +572,10 @@ static si_status element_offsets(si_kctx *c, int ax, int64_t **offs_out)
     return SI_OK;
 }
 
-static si_status gather_elements_run(si_kctx *c)
+static si_result gather_elements_run(si_kctx *c)
 {
     int ax;
-    si_status s = elements_check(c, &ax);
+    si_result s = elements_check(c, &ax);
     if (s)
         return s;
     int64_t *offs;
@@ -594,10 +594,10 @@ static si_status gather_elements_run(si_kctx *c)
 static const si_op_def op_gather_elements = {"GatherElements", "", 0, gather_elements_infer, gather_elements_run,
                                              NULL};
 
-static si_status scatter_elements_infer(si_kctx *c)
+static si_result scatter_elements_infer(si_kctx *c)
 {
     int ax, red;
-    si_status s;
+    si_result s;
     if ((s = elements_check(c, &ax)) || (s = need_in(c, 2, false)) || (s = get_reduction(c, &red)))
         return s;
     const si_tensor *ind = c->in[1], *upd = c->in[2];
@@ -612,10 +612,10 @@ static si_status scatter_elements_infer(si_kctx *c)
     return si_same_as_input(c, 0, 0);
 }
 
-static si_status scatter_elements_run(si_kctx *c)
+static si_result scatter_elements_run(si_kctx *c)
 {
     int ax, red;
-    si_status s;
+    si_result s;
     if ((s = elements_check(c, &ax)) || (s = get_reduction(c, &red)))
         return s;
     int64_t *offs;
@@ -641,9 +641,9 @@ static const si_op_def op_scatter = {"Scatter", "", 0, scatter_elements_infer, s
 
 /* ---- GatherND / ScatterND --------------------------------------------------------------------------------- */
 
-static si_status gather_nd_infer(si_kctx *c)
+static si_result gather_nd_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, false)) || (s = need_index_type(c, 1, "indices")))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1];
@@ -674,7 +674,7 @@ static si_status gather_nd_infer(si_kctx *c)
 }
 
 /* Element offset of the slice addressed by one index tuple (within one batch), validated. */
-static si_status nd_offset(si_kctx *c, const si_tensor *ind, int64_t t0, int64_t m, const int64_t *dims,
+static si_result nd_offset(si_kctx *c, const si_tensor *ind, int64_t t0, int64_t m, const int64_t *dims,
                            int64_t *off)
 {
     int64_t o = 0;
@@ -691,7 +691,7 @@ static si_status nd_offset(si_kctx *c, const si_tensor *ind, int64_t t0, int64_t
     return SI_OK;
 }
 
-static si_status gather_nd_run(si_kctx *c)
+static si_result gather_nd_run(si_kctx *c)
 {
     const si_tensor *x = c->in[0], *ind = c->in[1];
     int r = x->ndim, q = ind->ndim;
@@ -709,7 +709,7 @@ static si_status gather_nd_run(si_kctx *c)
     for (int64_t bi = 0; bi < nb; bi++) {
         for (int64_t t = 0; t < nt; t++) {
             int64_t off = 0;
-            si_status s = nd_offset(c, ind, (bi * nt + t) * m, m, x->dims + b, &off);
+            si_result s = nd_offset(c, ind, (bi * nt + t) * m, m, x->dims + b, &off);
             if (s)
                 return s;
             memcpy(dst + (size_t)((bi * nt + t) * slice) * es, src + (size_t)(bi * bsz + off * slice) * es,
@@ -721,9 +721,9 @@ static si_status gather_nd_run(si_kctx *c)
 
 static const si_op_def op_gather_nd = {"GatherND", "", 0, gather_nd_infer, gather_nd_run, NULL};
 
-static si_status scatter_nd_infer(si_kctx *c)
+static si_result scatter_nd_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     int red;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, false)) || (s = need_in(c, 2, false)) ||
         (s = need_index_type(c, 1, "indices")) || (s = get_reduction(c, &red)))
@@ -750,10 +750,10 @@ static si_status scatter_nd_infer(si_kctx *c)
     return si_same_as_input(c, 0, 0);
 }
 
-static si_status scatter_nd_run(si_kctx *c)
+static si_result scatter_nd_run(si_kctx *c)
 {
     int red;
-    si_status s = get_reduction(c, &red);
+    si_result s = get_reduction(c, &red);
     if (s)
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1], *upd = c->in[2];
@@ -788,9 +788,9 @@ static const si_op_def op_scatter_nd = {"ScatterND", "", 0, scatter_nd_infer, sc
 /* ---- Tile ------------------------------------------------------------------------------------------------- */
 
 /* The per-dimension repeat counts (rank entries). Opset >= 6: input 'repeats'; opset 1: 'tiles' + 'axis'. */
-static si_status tile_repeats(si_kctx *c, int64_t *rep)
+static si_result tile_repeats(si_kctx *c, int64_t *rep)
 {
-    si_status s;
+    si_result s;
     const si_tensor *x = c->in[0];
     if ((s = need_in(c, 1, true)))
         return s;
@@ -823,9 +823,9 @@ static si_status tile_repeats(si_kctx *c, int64_t *rep)
     return SI_OK;
 }
 
-static si_status tile_infer(si_kctx *c)
+static si_result tile_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     int64_t rep[SI_MAX_DIMS], dims[SI_MAX_DIMS];
     if ((s = need_in(c, 0, false)) || (s = tile_repeats(c, rep)))
         return s;
@@ -835,7 +835,7 @@ static si_status tile_infer(si_kctx *c)
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_status tile_run(si_kctx *c)
+static si_result tile_run(si_kctx *c)
 {
     const si_tensor *x = c->in[0];
     si_tensor *o = c->out[0];
@@ -873,9 +873,9 @@ static const si_op_def op_tile = {"Tile", "", 0, tile_infer, tile_run, NULL};
 
 /* ---- Range ------------------------------------------------------------------------------------------------ */
 
-static si_status range_count(si_kctx *c, int64_t *count)
+static si_result range_count(si_kctx *c, int64_t *count)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, true)) || (s = need_in(c, 1, true)) || (s = need_in(c, 2, true)))
         return s;
     si_dtype dt = c->in[0]->dtype;
@@ -916,19 +916,19 @@ static si_status range_count(si_kctx *c, int64_t *count)
     return SI_OK;
 }
 
-static si_status range_infer(si_kctx *c)
+static si_result range_infer(si_kctx *c)
 {
     int64_t n;
-    si_status s = range_count(c, &n);
+    si_result s = range_count(c, &n);
     if (s)
         return s;
     return si_set_out(c, 0, c->in[0]->dtype, 1, &n);
 }
 
-static si_status range_run(si_kctx *c)
+static si_result range_run(si_kctx *c)
 {
     int64_t n;
-    si_status s = range_count(c, &n);
+    si_result s = range_count(c, &n);
     if (s)
         return s;
     si_dtype dt = c->in[0]->dtype;
@@ -955,12 +955,12 @@ static const si_op_def op_range = {"Range", "", SI_T_NUMERIC, range_infer, range
 
 /* ---- Trilu ------------------------------------------------------------------------------------------------ */
 
-static si_status trilu_k(si_kctx *c, int64_t *k)
+static si_result trilu_k(si_kctx *c, int64_t *k)
 {
     *k = 0;
     if (!has_in(c, 1))
         return SI_OK;
-    si_status s = need_in(c, 1, true);
+    si_result s = need_in(c, 1, true);
     if (s)
         return s;
     if (!si_dtype_is_int(c->in[1]->dtype))
@@ -968,9 +968,9 @@ static si_status trilu_k(si_kctx *c, int64_t *k)
     return read_scalar_i64(c, c->in[1], "input 'k'", k);
 }
 
-static si_status trilu_infer(si_kctx *c)
+static si_result trilu_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     int64_t k;
     if ((s = need_in(c, 0, false)) || (s = trilu_k(c, &k)))
         return s;
@@ -979,10 +979,10 @@ static si_status trilu_infer(si_kctx *c)
     return si_same_as_input(c, 0, 0);
 }
 
-static si_status trilu_run(si_kctx *c)
+static si_result trilu_run(si_kctx *c)
 {
     int64_t k;
-    si_status s = trilu_k(c, &k);
+    si_result s = trilu_k(c, &k);
     if (s)
         return s;
     const si_tensor *x = c->in[0];
@@ -1024,9 +1024,9 @@ static const si_op_def op_trilu = {"Trilu", "", 0, trilu_infer, trilu_run, NULL}
 
 /* ---- DepthToSpace / SpaceToDepth -------------------------------------------------------------------------- */
 
-static si_status blocksize(si_kctx *c, int64_t *b)
+static si_result blocksize(si_kctx *c, int64_t *b)
 {
-    si_status s = need_in(c, 0, false);
+    si_result s = need_in(c, 0, false);
     if (s)
         return s;
     if (c->in[0]->ndim != 4)
@@ -1039,7 +1039,7 @@ static si_status blocksize(si_kctx *c, int64_t *b)
     return SI_OK;
 }
 
-static si_status d2s_mode(si_kctx *c, bool *crd)
+static si_result d2s_mode(si_kctx *c, bool *crd)
 {
     const char *m = si_attr_str(c->node, "mode", "DCR");
     if (!strcmp(m, "DCR"))
@@ -1051,11 +1051,11 @@ static si_status d2s_mode(si_kctx *c, bool *crd)
     return SI_OK;
 }
 
-static si_status d2s_infer(si_kctx *c)
+static si_result d2s_infer(si_kctx *c)
 {
     int64_t b = 1;
     bool crd = false;
-    si_status s;
+    si_result s;
     if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd)))
         return s;
     const int64_t *d = c->in[0]->dims;
@@ -1066,11 +1066,11 @@ static si_status d2s_infer(si_kctx *c)
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
-static si_status d2s_run(si_kctx *c)
+static si_result d2s_run(si_kctx *c)
 {
     int64_t b = 1;
     bool crd = false;
-    si_status s;
+    si_result s;
     if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd)))
         return s;
     const si_tensor *x = c->in[0];
@@ -1096,10 +1096,10 @@ static si_status d2s_run(si_kctx *c)
 
 static const si_op_def op_depth_to_space = {"DepthToSpace", "", 0, d2s_infer, d2s_run, NULL};
 
-static si_status s2d_infer(si_kctx *c)
+static si_result s2d_infer(si_kctx *c)
 {
     int64_t b = 1;
-    si_status s = blocksize(c, &b);
+    si_result s = blocksize(c, &b);
     if (s)
         return s;
     const int64_t *d = c->in[0]->dims;
@@ -1110,10 +1110,10 @@ static si_status s2d_infer(si_kctx *c)
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
-static si_status s2d_run(si_kctx *c)
+static si_result s2d_run(si_kctx *c)
 {
     int64_t b;
-    si_status s = blocksize(c, &b);
+    si_result s = blocksize(c, &b);
     if (s)
         return s;
     const si_tensor *x = c->in[0];
@@ -1141,9 +1141,9 @@ static const si_op_def op_space_to_depth = {"SpaceToDepth", "", 0, s2d_infer, s2
 
 /* ---- OneHot ----------------------------------------------------------------------------------------------- */
 
-static si_status onehot_params(si_kctx *c, int *ax, int64_t *depth)
+static si_result onehot_params(si_kctx *c, int *ax, int64_t *depth)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, true)) || (s = need_in(c, 2, false)))
         return s;
     const si_tensor *ind = c->in[0], *dep = c->in[1], *val = c->in[2];
@@ -1164,11 +1164,11 @@ static si_status onehot_params(si_kctx *c, int *ax, int64_t *depth)
     return si_axis(c, si_attr_int(c->node, "axis", -1), ind->ndim + 1, ax);
 }
 
-static si_status onehot_infer(si_kctx *c)
+static si_result onehot_infer(si_kctx *c)
 {
     int ax;
     int64_t depth;
-    si_status s = onehot_params(c, &ax, &depth);
+    si_result s = onehot_params(c, &ax, &depth);
     if (s)
         return s;
     const si_tensor *ind = c->in[0];
@@ -1184,11 +1184,11 @@ static si_status onehot_infer(si_kctx *c)
     return si_set_out(c, 0, c->in[2]->dtype, k, dims);
 }
 
-static si_status onehot_run(si_kctx *c)
+static si_result onehot_run(si_kctx *c)
 {
     int ax;
     int64_t depth;
-    si_status s = onehot_params(c, &ax, &depth);
+    si_result s = onehot_params(c, &ax, &depth);
     if (s)
         return s;
     const si_tensor *ind = c->in[0], *val = c->in[2];
@@ -1214,9 +1214,9 @@ static const si_op_def op_onehot = {"OneHot", "", SI_T_NUMERIC, onehot_infer, on
 
 /* ---- NonZero ---------------------------------------------------------------------------------------------- */
 
-static si_status nonzero_infer(si_kctx *c)
+static si_result nonzero_infer(si_kctx *c)
 {
-    si_status s = need_in(c, 0, true);
+    si_result s = need_in(c, 0, true);
     if (s)
         return s;
     const si_tensor *x = c->in[0];
@@ -1227,7 +1227,7 @@ static si_status nonzero_infer(si_kctx *c)
     return si_set_out(c, 0, SI_I64, 2, dims);
 }
 
-static si_status nonzero_run(si_kctx *c)
+static si_result nonzero_run(si_kctx *c)
 {
     const si_tensor *x = c->in[0];
     si_tensor *o = c->out[0];
@@ -1256,7 +1256,7 @@ static const si_op_def op_nonzero = {"NonZero", "", 0, nonzero_infer, nonzero_ru
 
 /* ---- EyeLike ---------------------------------------------------------------------------------------------- */
 
-static si_status eyelike_dtype(si_kctx *c, si_dtype *dt)
+static si_result eyelike_dtype(si_kctx *c, si_dtype *dt)
 {
     *dt = c->in[0]->dtype;
     if (si_node_attr(c->node, "dtype")) {
@@ -1268,9 +1268,9 @@ static si_status eyelike_dtype(si_kctx *c, si_dtype *dt)
     return SI_OK;
 }
 
-static si_status eyelike_infer(si_kctx *c)
+static si_result eyelike_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     si_dtype dt;
     if ((s = need_in(c, 0, false)) || (s = eyelike_dtype(c, &dt)))
         return s;
@@ -1279,7 +1279,7 @@ static si_status eyelike_infer(si_kctx *c)
     return si_set_out(c, 0, dt, 2, c->in[0]->dims);
 }
 
-static si_status eyelike_run(si_kctx *c)
+static si_result eyelike_run(si_kctx *c)
 {
     si_tensor *o = c->out[0];
     int64_t k = si_attr_int(c->node, "k", 0);
@@ -1299,9 +1299,9 @@ static const si_op_def op_eyelike = {"EyeLike", "", 0, eyelike_infer, eyelike_ru
 /* ---- Compress --------------------------------------------------------------------------------------------- */
 
 /* Returns the axis (-1 for flattened) and the selected count; validates the condition. */
-static si_status compress_params(si_kctx *c, int *ax, int64_t *nsel)
+static si_result compress_params(si_kctx *c, int *ax, int64_t *nsel)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, true)))
         return s;
     const si_tensor *x = c->in[0], *cond = c->in[1];
@@ -1326,11 +1326,11 @@ static si_status compress_params(si_kctx *c, int *ax, int64_t *nsel)
     return SI_OK;
 }
 
-static si_status compress_infer(si_kctx *c)
+static si_result compress_infer(si_kctx *c)
 {
     int ax;
     int64_t nsel;
-    si_status s = compress_params(c, &ax, &nsel);
+    si_result s = compress_params(c, &ax, &nsel);
     if (s)
         return s;
     const si_tensor *x = c->in[0];
@@ -1342,11 +1342,11 @@ static si_status compress_infer(si_kctx *c)
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_status compress_run(si_kctx *c)
+static si_result compress_run(si_kctx *c)
 {
     int ax;
     int64_t nsel;
-    si_status s = compress_params(c, &ax, &nsel);
+    si_result s = compress_params(c, &ax, &nsel);
     if (s)
         return s;
     const si_tensor *x = c->in[0], *cond = c->in[1];
@@ -1379,9 +1379,9 @@ static const si_op_def op_compress = {"Compress", "", 0, compress_infer, compres
 
 /* ---- ReverseSequence -------------------------------------------------------------------------------------- */
 
-static si_status revseq_axes(si_kctx *c, int *batch_axis, int *time_axis)
+static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis)
 {
-    si_status s;
+    si_result s;
     if ((s = need_in(c, 0, false)) || (s = need_in(c, 1, false)))
         return s;
     const si_tensor *x = c->in[0], *len = c->in[1];
@@ -1401,19 +1401,19 @@ static si_status revseq_axes(si_kctx *c, int *batch_axis, int *time_axis)
     return SI_OK;
 }
 
-static si_status revseq_infer(si_kctx *c)
+static si_result revseq_infer(si_kctx *c)
 {
     int ba, ta;
-    si_status s = revseq_axes(c, &ba, &ta);
+    si_result s = revseq_axes(c, &ba, &ta);
     if (s)
         return s;
     return si_same_as_input(c, 0, 0);
 }
 
-static si_status revseq_run(si_kctx *c)
+static si_result revseq_run(si_kctx *c)
 {
     int ba, ta;
-    si_status s = revseq_axes(c, &ba, &ta);
+    si_result s = revseq_axes(c, &ba, &ta);
     if (s)
         return s;
     const si_tensor *x = c->in[0], *len = c->in[1];
@@ -1510,7 +1510,7 @@ static void uq_free(uq_result *r)
     memset(r, 0, sizeof(*r));
 }
 
-static si_status uq_compute(si_kctx *c, int ax, uq_result *r)
+static si_result uq_compute(si_kctx *c, int ax, uq_result *r)
 {
     const si_tensor *x = c->in[0];
     uq_view v = {x->dtype, x->data, 1, numel(x), 1};
@@ -1588,7 +1588,7 @@ static si_status uq_compute(si_kctx *c, int ax, uq_result *r)
     return SI_OK;
 }
 
-static si_status uq_axis(si_kctx *c, int *ax)
+static si_result uq_axis(si_kctx *c, int *ax)
 {
     *ax = -1;
     if (!si_node_attr(c->node, "axis"))
@@ -1596,9 +1596,9 @@ static si_status uq_axis(si_kctx *c, int *ax)
     return si_axis(c, si_attr_int(c->node, "axis", 0), c->in[0]->ndim, ax);
 }
 
-static si_status unique_infer(si_kctx *c)
+static si_result unique_infer(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     int ax;
     if ((s = need_in(c, 0, true)) || (s = uq_axis(c, &ax)))
         return s;
@@ -1627,9 +1627,9 @@ static si_status unique_infer(si_kctx *c)
     return SI_OK;
 }
 
-static si_status unique_run(si_kctx *c)
+static si_result unique_run(si_kctx *c)
 {
-    si_status s;
+    si_result s;
     int ax;
     if ((s = uq_axis(c, &ax)))
         return s;

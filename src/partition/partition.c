@@ -18,8 +18,8 @@ static void append(char *buf, size_t cap, const char *fmt, const char *a, const 
 }
 
 /* Build the graph of one submodel from the parent's nodes. */
-static si_status build_subgraph(const si_graph *g, si_submodel *s, const int *owner, int sub_index) {
-    si_status st = SI_ERR_NO_MEM;
+static si_result build_subgraph(const si_graph *g, si_submodel *s, const int *owner, int sub_index) {
+    si_result st = SI_ERR_NO_MEM;
     si_graph *sg = si_graph_new();
     int *map = si_malloc(sizeof(int) * ((size_t)g->n_values + 1)); /* parent value -> sub value, -1 */
     int n_in = 0, n_out = 0;
@@ -42,10 +42,10 @@ static si_status build_subgraph(const si_graph *g, si_submodel *s, const int *ow
             for (int k = 0; k < cnt; k++) {
                 int v = ids[k];
                 if (v < 0 || map[v] >= 0) continue;
-                const si_value *pv = &g->values[v];
+                const si_val *pv = &g->values[v];
                 int sv = si_graph_value(sg, pv->name);
                 if (sv < 0) goto fail;
-                si_value *d = &sg->values[sv];
+                si_val *d = &sg->values[sv];
                 d->dtype = pv->dtype;
                 d->ndim = pv->ndim;
                 memcpy(d->dims, pv->dims, sizeof d->dims);
@@ -159,11 +159,11 @@ fail_keep:
     return st;
 }
 
-si_status si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
+si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
     *out = NULL;
     if (n_devs < 1 || n_devs > 64) return si_err(SI_ERR_INVALID_ARG, "partition: %d devices (1..64 allowed)", n_devs);
     int nn = g->n_nodes;
-    si_status st = SI_OK;
+    si_result st = SI_OK;
     int *dev = si_malloc(sizeof(int) * ((size_t)nn + 1));
     int *owner = si_malloc(sizeof(int) * ((size_t)nn + 1));
     int *order = si_malloc(sizeof(int) * ((size_t)nn + 1));
@@ -180,7 +180,7 @@ si_status si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         if (node_folded(g, n)) continue;
         char reasons[2048] = "";
         for (int d = 0; d < n_devs; d++) {
-            si_status s = devs[d]->iface->supports_op(devs[d], g, n);
+            si_result s = devs[d]->iface->supports_op(devs[d], g, n);
             if (s == SI_OK) {
                 accepts[i] |= 1ull << d;
                 if (dev[i] < 0) dev[i] = d;

@@ -32,7 +32,7 @@ typedef struct si_partition {
 /* Partition g (shapes inferred, constants folded) over devs[0..n_devs). Nodes whose outputs are all constant
  * are left out (they were folded). Errors: UNSUPPORTED naming a node no device accepts and every device's
  * reason; NO_MEM. */
-si_status si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out);
+si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out);
 void si_partition_free(si_partition *p);
 
 #endif

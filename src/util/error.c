@@ -14,7 +14,7 @@ const char *si_last_error(void) { return err_buf; }
 
 void si_err_clear(void) { err_buf[0] = 0; }
 
-si_status si_err(si_status s, const char *fmt, ...) {
+si_result si_err(si_result s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
@@ -22,7 +22,7 @@ si_status si_err(si_status s, const char *fmt, ...) {
     return s;
 }
 
-si_status si_err_wrap(si_status s, const char *fmt, ...) {
+si_result si_err_wrap(si_result s, const char *fmt, ...) {
     char old[SI_ERR_CAP];
     char pre[SI_ERR_CAP];
     memcpy(old, err_buf, sizeof old);
@@ -41,7 +41,7 @@ si_status si_err_wrap(si_status s, const char *fmt, ...) {
     return s;
 }
 
-const char *si_status_str(si_status s) {
+const char *si_result_str(si_result s) {
     switch (s) {
     case SI_OK: return "SI_OK";
     case SI_ERR_INVALID_ARG: return "SI_ERR_INVALID_ARG";

@@ -102,7 +102,7 @@ static const char *hp_what(const hparser *p, char *buf, size_t n) {
     return buf;
 }
 
-static si_status hp_error(const hparser *p, const char *expected) {
+static si_result hp_error(const hparser *p, const char *expected) {
     char buf[32];
     return si_err(SI_ERR_PARSE, "%s: malformed .npy header: expected %s at offset %zu, found %s", p->path,
                   expected, p->pos, hp_what(p, buf, sizeof buf));
@@ -110,7 +110,7 @@ static si_status hp_error(const hparser *p, const char *expected) {
 
 /* A quoted Python string ('...' or "..."). *str and *len point into the header (escapes are left as they are:
  * no valid key or dtype name contains one, so an escaped string simply fails to match later). */
-static si_status hp_string(hparser *p, const char **str, size_t *len) {
+static si_result hp_string(hparser *p, const char **str, size_t *len) {
     int q = hp_peek(p);
     if (q != '\'' && q != '"')
         return hp_error(p, "a quoted string");
@@ -144,7 +144,7 @@ static bool hp_word(hparser *p, const char *w) {
     return true;
 }
 
-static si_status hp_bool(hparser *p, bool *out) {
+static si_result hp_bool(hparser *p, bool *out) {
     if (hp_word(p, "True"))
         *out = true;
     else if (hp_word(p, "False"))
@@ -155,7 +155,7 @@ static si_status hp_bool(hparser *p, bool *out) {
 }
 
 /* A non-negative decimal integer (a Python int literal; the 'L' suffix of Python 2 era files is allowed). */
-static si_status hp_dim(hparser *p, int64_t *out) {
+static si_result hp_dim(hparser *p, int64_t *out) {
     int c = hp_peek(p);
     if (c == '-')
         return si_err(SI_ERR_PARSE, "%s: malformed .npy header: negative dimension in 'shape' at offset %zu",
@@ -188,7 +188,7 @@ static si_status hp_dim(hparser *p, int64_t *out) {
 
 /* A tuple of dimensions: "()", "(3,)", "(2, 3)", "(2, 3,)". "(3)" is the int 3 in Python, not a tuple,
  * and is refused like numpy does. */
-static si_status hp_shape(hparser *p, int *ndim, int64_t *dims, int *rank_seen) {
+static si_result hp_shape(hparser *p, int *ndim, int64_t *dims, int *rank_seen) {
     if (hp_peek(p) != '(')
         return hp_error(p, "a tuple '(...)' for 'shape'");
     p->pos++;
@@ -197,7 +197,7 @@ static si_status hp_shape(hparser *p, int *ndim, int64_t *dims, int *rank_seen) 
     hp_skip_ws(p);
     while (hp_peek(p) != ')') {
         int64_t d = 0;
-        si_status s = hp_dim(p, &d);
+        si_result s = hp_dim(p, &d);
         if (s)
             return s;
         if (n < SI_MAX_DIMS)
@@ -234,7 +234,7 @@ typedef struct npy_header {
 } npy_header;
 
 /* Skip a balanced Python list (a structured dtype's descr) without interpreting it. */
-static si_status hp_skip_list(hparser *p) {
+static si_result hp_skip_list(hparser *p) {
     int depth = 0;
     do {
         int c = hp_peek(p);
@@ -243,7 +243,7 @@ static si_status hp_skip_list(hparser *p) {
         if (c == '\'' || c == '"') {
             const char *s;
             size_t l;
-            si_status st = hp_string(p, &s, &l);
+            si_result st = hp_string(p, &s, &l);
             if (st)
                 return st;
             continue;
@@ -257,10 +257,10 @@ static si_status hp_skip_list(hparser *p) {
     return SI_OK;
 }
 
-static si_status parse_header(const char *path, const char *text, size_t len, npy_header *h) {
+static si_result parse_header(const char *path, const char *text, size_t len, npy_header *h) {
     hparser p = {path, text, len, 0};
     bool have_descr = false, have_fortran = false, have_shape = false;
-    si_status s;
+    si_result s;
 
     hp_skip_ws(&p);
     if (hp_peek(&p) != '{')
@@ -338,7 +338,7 @@ static si_status parse_header(const char *path, const char *text, size_t len, np
 }
 
 /* Map a descr string to a dtype. *swap is set when the data must be byte-swapped for this host. */
-static si_status descr_to_dtype(const char *path, const npy_header *h, const npy_type **type, bool *swap) {
+static si_result descr_to_dtype(const char *path, const npy_header *h, const npy_type **type, bool *swap) {
     const char *d = h->descr;
     size_t l = h->descr_len;
     if (!h->descr_is_str)
@@ -385,15 +385,15 @@ static uint32_t le32(const unsigned char *b) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
 
-static si_status read_error(const char *path, FILE *f, const char *what) {
+static si_result read_error(const char *path, FILE *f, const char *what) {
     if (ferror(f))
         return si_err(SI_ERR_IO, "%s: read error in %s: %s", path, what, strerror(errno));
     return si_err(SI_ERR_PARSE, "%s: truncated .npy file: it ends inside the %s", path, what);
 }
 
-static si_status read_npy_file(const char *path, FILE *f, si_tensor **out) {
+static si_result read_npy_file(const char *path, FILE *f, si_tensor **out) {
     unsigned char pre[12];
-    si_status s;
+    si_result s;
 
     struct stat st;
     bool size_known = false;
@@ -525,7 +525,7 @@ static si_status read_npy_file(const char *path, FILE *f, si_tensor **out) {
     return SI_OK;
 }
 
-si_status si_tensor_read_npy(const char *path, si_tensor **out) {
+si_result si_tensor_read_npy(const char *path, si_tensor **out) {
     if (!out)
         return si_err(SI_ERR_INVALID_ARG, "si_tensor_read_npy: out is NULL");
     *out = NULL;
@@ -534,18 +534,18 @@ si_status si_tensor_read_npy(const char *path, si_tensor **out) {
     FILE *f = fopen(path, "rb");
     if (!f)
         return si_err(SI_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    si_status s = read_npy_file(path, f, out);
+    si_result s = read_npy_file(path, f, out);
     fclose(f);
     return s;
 }
 
 /* ---- writing --------------------------------------------------------------------------------------------- */
 
-static si_status write_error(const char *path, int err) {
+static si_result write_error(const char *path, int err) {
     return si_err(SI_ERR_IO, "%s: cannot write: %s", path, strerror(err ? err : EIO));
 }
 
-si_status si_tensor_write_npy(const si_tensor *t, const char *path) {
+si_result si_tensor_write_npy(const si_tensor *t, const char *path) {
     if (!t || !path)
         return si_err(SI_ERR_INVALID_ARG, "si_tensor_write_npy: %s is NULL", !t ? "tensor" : "path");
     const npy_type *nt = NULL;

@@ -202,7 +202,7 @@ const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64
     return buf;
 }
 
-si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
+si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
     memset(t, 0, sizeof *t);
     if (!si_dtype_valid(dtype)) return si_err(SI_ERR_INVALID_ARG, "tensor: element type %d (%s) cannot be stored", (int)dtype, si_dtype_name(dtype));
     if (ndim < 0 || ndim > SI_MAX_DIMS) return si_err(SI_ERR_INVALID_ARG, "tensor: rank %d is outside 0..%d", ndim, SI_MAX_DIMS);
@@ -220,7 +220,7 @@ si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
     return SI_OK;
 }
 
-si_status si_tensor_alloc(si_tensor *t) {
+si_result si_tensor_alloc(si_tensor *t) {
     if (t->owned) si_free(t->data);
     t->data = NULL;
     t->owned = false;
@@ -237,11 +237,11 @@ void si_tensor_release(si_tensor *t) {
     t->owned = false;
 }
 
-si_status si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out) {
+si_result si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_tensor_create: out is NULL");
     *out = NULL;
     si_tensor tmp;
-    si_status s = si_tensor_init(&tmp, dtype, ndim, dims);
+    si_result s = si_tensor_init(&tmp, dtype, ndim, dims);
     if (s) return s;
     si_tensor *t = si_malloc(sizeof *t);
     if (!t) return si_err(SI_ERR_NO_MEM, "si_tensor_create: out of memory");
@@ -251,11 +251,11 @@ si_status si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_ten
     return SI_OK;
 }
 
-si_status si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes, si_tensor **out) {
+si_result si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes, si_tensor **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_tensor_wrap: out is NULL");
     *out = NULL;
     si_tensor tmp;
-    si_status s = si_tensor_init(&tmp, dtype, ndim, dims);
+    si_result s = si_tensor_init(&tmp, dtype, ndim, dims);
     if (s) return s;
     if (nbytes != tmp.nbytes)
         return si_err(SI_ERR_INVALID_ARG, "si_tensor_wrap: %zu bytes given, the shape needs %zu", nbytes, tmp.nbytes);
@@ -268,8 +268,8 @@ si_status si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *da
     return SI_OK;
 }
 
-si_status si_tensor_clone(const si_tensor *src, si_tensor **out) {
-    si_status s = si_tensor_create(src->dtype, src->ndim, src->dims, out);
+si_result si_tensor_clone(const si_tensor *src, si_tensor **out) {
+    si_result s = si_tensor_create(src->dtype, src->ndim, src->dims, out);
     if (s) return s;
     if (src->nbytes) memcpy((*out)->data, src->data, src->nbytes);
     return SI_OK;
@@ -299,7 +299,7 @@ void *si_tensor_data(const si_tensor *t) { return t ? t->data : NULL; }
 
 // --- files ----------------------------------------------------------------------------------------------
 
-si_status si_read_file(const char *path, char **data, size_t *len) {
+si_result si_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");

@@ -21,9 +21,9 @@
 #else
 #define SI_PRINTF(a, b)
 #endif
-si_status si_err(si_status s, const char *fmt, ...) SI_PRINTF(2, 3);
+si_result si_err(si_result s, const char *fmt, ...) SI_PRINTF(2, 3);
 /* Prefix the current message with more context: "ctx: old message". Returns s. */
-si_status si_err_wrap(si_status s, const char *fmt, ...) SI_PRINTF(2, 3);
+si_result si_err_wrap(si_result s, const char *fmt, ...) SI_PRINTF(2, 3);
 void si_err_clear(void);
 
 /* ---- allocation: every allocation of the library goes through these ------------------------------------ */
@@ -49,9 +49,9 @@ struct si_tensor {
 int64_t si_shape_count(int ndim, const int64_t *dims);
 bool si_dtype_valid(si_dtype t); /* a type that can be stored (not STRING or UNDEFINED) */
 /* Initialise a tensor struct in place (no data). Checks rank and dims. */
-si_status si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims);
+si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims);
 /* Give an initialised tensor owned, zero-filled storage for its shape (frees earlier owned data). */
-si_status si_tensor_alloc(si_tensor *t);
+si_result si_tensor_alloc(si_tensor *t);
 /* Release data of a tensor struct that is not itself heap-allocated. */
 void si_tensor_release(si_tensor *t);
 /* Shared immutable constants (graph initializers and folded values): graph copies share them.
@@ -59,7 +59,7 @@ void si_tensor_release(si_tensor *t);
 si_tensor *si_const_ref(si_tensor *t);
 void si_const_unref(si_tensor *t);
 /* A new owned deep copy. */
-si_status si_tensor_clone(const si_tensor *src, si_tensor **out);
+si_result si_tensor_clone(const si_tensor *src, si_tensor **out);
 /* "float32[1,3,224,224]" into buf. */
 const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64_t *dims);
 
@@ -84,6 +84,6 @@ void si_store_i64(si_dtype t, void *p, int64_t i, int64_t v);
 #define SI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Read a whole file into a new buffer (NUL-terminated, *len excludes the NUL). */
-si_status si_read_file(const char *path, char **data, size_t *len);
+si_result si_read_file(const char *path, char **data, size_t *len);
 
 #endif

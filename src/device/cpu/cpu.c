@@ -94,7 +94,7 @@ static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
     return NULL;
 }
 
-static si_status set_output_shape(si_tensor *o, si_dtype dt, int ndim, const int64_t *dims) {
+static si_result set_output_shape(si_tensor *o, si_dtype dt, int ndim, const int64_t *dims) {
     size_t nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
     if (o->data && o->owned && o->nbytes == nbytes && o->dtype == dt) {
         o->ndim = ndim;
@@ -102,15 +102,15 @@ static si_status set_output_shape(si_tensor *o, si_dtype dt, int ndim, const int
         return SI_OK;
     }
     si_tensor_release(o);
-    si_status s = si_tensor_init(o, dt, ndim, dims);
+    si_result s = si_tensor_init(o, dt, ndim, dims);
     if (!s) s = si_tensor_alloc(o);
     return s;
 }
 
-static si_status bind(cpu_req *r, const cpu_plan *p) {
+static si_result bind(cpu_req *r, const cpu_plan *p) {
     unbind(r);
     dnnl_engine_t eng;
-    si_status s = cpu_engine(&eng);
+    si_result s = cpu_engine(&eng);
     if (s) return s;
     if (p->arena_size > r->arena_cap) {
         si_free(r->arena_raw);
@@ -123,7 +123,7 @@ static si_status bind(cpu_req *r, const cpu_plan *p) {
     if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
     const si_graph *g = p->g;
     for (int k = 0; k < g->n_outputs; k++) {
-        const si_value *v = &g->values[g->outputs[k]];
+        const si_val *v = &g->values[g->outputs[k]];
         if (p->bufs[p->out_buf[k]].dyn || v->const_val) continue;
         if ((s = set_output_shape(r->outs[k], v->dtype, v->ndim, v->dims))) return s;
     }
@@ -137,7 +137,7 @@ static si_status bind(cpu_req *r, const cpu_plan *p) {
     for (int i = 0; i < p->n_bufs; i++) {
         const cpu_buf *b = &p->bufs[i];
         if (b->value < 0 || b->dyn) continue;
-        const si_value *v = &g->values[b->value];
+        const si_val *v = &g->values[b->value];
         si_tensor *t = &r->views[i];
         t->dtype = v->dtype;
         t->ndim = v->ndim;
@@ -177,7 +177,7 @@ static si_status bind(cpu_req *r, const cpu_plan *p) {
 
 // --- executing steps ---------------------------------------------------------------------------------------
 
-static si_status run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
+static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     const si_graph *g = p->g;
     const si_node *n = &g->nodes[st->node];
     const si_tensor *ins[64];
@@ -219,7 +219,7 @@ static si_status run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     if (!all_static) {
-        si_status s = n->op->infer(&c);
+        si_result s = n->op->infer(&c);
         if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
         if (s) return s;
     }
@@ -228,7 +228,7 @@ static si_status run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
         if (b < 0) continue;
         const cpu_buf *bf = &p->bufs[b];
         if (bf->dyn) {
-            si_status s = si_tensor_alloc(outs[k]);
+            si_result s = si_tensor_alloc(outs[k]);
             if (s) return s;
             continue;
         }
@@ -242,7 +242,7 @@ static si_status run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     return n->op->run(&c);
 }
 
-static si_status run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
+static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     dnnl_exec_arg_t args[128];
     int n = 0;
     if (st->n_args + 1 > (int)SI_ARRAY_LEN(args)) return si_err(SI_ERR_INTERNAL, "CPU: too many primitive arguments");
@@ -278,8 +278,8 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-static si_status run_plan(cpu_req *r, const cpu_plan *p) {
-    si_status s = SI_OK;
+static si_result run_plan(cpu_req *r, const cpu_plan *p) {
+    si_result s = SI_OK;
     for (int i = 0; i < p->n_steps && !s; i++) {
         if (atomic_load(&r->cancel)) return si_err(SI_ERR_ABORTED, "CPU: inference cancelled");
         const cpu_step *st = &p->steps[i];
@@ -302,13 +302,13 @@ static si_status run_plan(cpu_req *r, const cpu_plan *p) {
     return s;
 }
 
-static si_status copy_outputs(cpu_req *r, const cpu_plan *p) {
+static si_result copy_outputs(cpu_req *r, const cpu_plan *p) {
     const si_graph *g = p->g;
     for (int k = 0; k < g->n_outputs; k++) {
         if (!p->out_copy[k]) continue;
         int b = p->out_buf[k];
         const cpu_buf *bf = &p->bufs[b];
-        const si_value *v = &g->values[g->outputs[k]];
+        const si_val *v = &g->values[g->outputs[k]];
         const si_tensor *src;
         if (v->const_val) src = v->const_val;
         else if (bf->dyn) {
@@ -318,7 +318,7 @@ static si_status copy_outputs(cpu_req *r, const cpu_plan *p) {
             r->views[b].data = buf_ptr(r, p, b);
             src = &r->views[b];
         }
-        si_status s = set_output_shape(r->outs[k], src->dtype, src->ndim, src->dims);
+        si_result s = set_output_shape(r->outs[k], src->dtype, src->ndim, src->dims);
         if (s) return s;
         if (src->nbytes) memcpy(r->outs[k]->data, src->data, src->nbytes);
     }
@@ -338,12 +338,12 @@ static bool plan_matches(const cpu_plan *p, si_tensor *const *in, int n) {
     return true;
 }
 
-static si_status build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan **out) {
+static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan **out) {
     si_graph *g;
-    si_status s = si_graph_clone(m->g, &g);
+    si_result s = si_graph_clone(m->g, &g);
     if (s) return s;
     for (int i = 0; i < g->n_inputs; i++) {
-        si_value *v = &g->values[g->inputs[i]];
+        si_val *v = &g->values[g->inputs[i]];
         v->ndim = in[i]->ndim;
         memcpy(v->dims, in[i]->dims, sizeof(int64_t) * (size_t)in[i]->ndim);
     }
@@ -357,7 +357,7 @@ static si_status build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan *
     return s;
 }
 
-static si_status plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
+static si_result plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
     int n = m->base.n_inputs;
     if (r->plan && plan_matches(r->plan, r->bound, n)) {
         *out = r->plan;
@@ -375,7 +375,7 @@ static si_status plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
             return SI_OK;
         }
     cpu_plan *p;
-    si_status s = build_for_inputs(m, r->bound, &p); /* under the lock: one build per shape */
+    si_result s = build_for_inputs(m, r->bound, &p); /* under the lock: one build per shape */
     if (!s && m->n_cache < PLAN_CACHE) {
         m->cache[m->n_cache++] = p;
         *out = p;
@@ -393,14 +393,14 @@ static si_status plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
 
 // --- requests ---------------------------------------------------------------------------------------------
 
-static si_status cpu_set_input(si_ireq *r_, int i, si_tensor *t) {
+static si_result cpu_set_input(si_ireq *r_, int i, si_tensor *t) {
     cpu_req *r = (cpu_req *)r_;
     return si_bind_input(r->base.model, i, t, r->bound);
 }
 
-static si_status cpu_get_output(si_ireq *r_, int i, si_tensor **t) {
+static si_result cpu_get_output(si_ireq *r_, int i, si_tensor **t) {
     cpu_req *r = (cpu_req *)r_;
-    si_status s = si_output_index(r->base.model, i);
+    si_result s = si_output_index(r->base.model, i);
     if (!s) *t = r->outs[i];
     return s;
 }
@@ -470,14 +470,14 @@ static void record_variant(cpu_req *r, const cpu_model *m, const cpu_plan *p, bo
     }
 }
 
-static si_status cpu_infer(si_ireq *r_) {
+static si_result cpu_infer(si_ireq *r_) {
     cpu_req *r = (cpu_req *)r_;
     cpu_model *m = (cpu_model *)r->base.model;
     atomic_store(&r->cancel, false);
-    si_status chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_check_bound(&m->base, r->bound);
     if (chk) return chk;
     const cpu_plan *p;
-    si_status s = plan_for(r, m, &p);
+    si_result s = plan_for(r, m, &p);
     if (s) return s;
     bool probe = false;
     if (m->plan1 && (p == m->plan0 || p == m->plan1)) p = pick_variant(r, m, &probe);
@@ -523,11 +523,11 @@ static const si_ireq_i cpu_req_iface = {
     .cancel = cpu_cancel,
 };
 
-static si_status cpu_create_request(si_cmodel *m_, si_ireq **out) {
+static si_result cpu_create_request(si_cmodel *m_, si_ireq **out) {
     cpu_model *m = (cpu_model *)m_;
     *out = NULL;
     dnnl_engine_t eng;
-    si_status s = cpu_engine(&eng);
+    si_result s = cpu_engine(&eng);
     if (s) return s;
     cpu_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "CPU: out of memory creating a request");
@@ -579,14 +579,14 @@ static void cpu_model_free(si_cmodel *m_) {
 
 static const si_cmodel_i cpu_model_iface = {.create_request = cpu_create_request, .free = cpu_model_free};
 
-static void port_from_value(si_port *p, const si_value *v) {
+static void port_from_value(si_port *p, const si_val *v) {
     p->name = v->name;
     p->dtype = v->dtype;
     p->ndim = v->ndim;
     for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
 }
 
-static si_status cpu_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
+static si_result cpu_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
     (void)d;
     const si_tensor *ins[64];
     si_tensor desc[64];
@@ -594,7 +594,7 @@ static si_status cpu_supports_op(const si_device *d, const si_graph *g, const si
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = NULL;
         if (n->in[k] < 0) continue;
-        const si_value *v = &g->values[n->in[k]];
+        const si_val *v = &g->values[n->in[k]];
         if (v->const_val) {
             ins[k] = v->const_val;
             continue;
@@ -609,7 +609,7 @@ static si_status cpu_supports_op(const si_device *d, const si_graph *g, const si
     return si_op_supported(n, n->n_in, ins);
 }
 
-static si_status parse_threads(const si_options *opts, int *out) {
+static si_result parse_threads(const si_options *opts, int *out) {
     const char *t = si_options_get(opts, "threads");
     *out = 1;
     if (!t) return SI_OK;
@@ -621,10 +621,10 @@ static si_status parse_threads(const si_options *opts, int *out) {
     return SI_OK;
 }
 
-static si_status cpu_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
+static si_result cpu_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
     *out = NULL;
     int threads;
-    si_status s = parse_threads(opts, &threads);
+    si_result s = parse_threads(opts, &threads);
     if (s) return s;
     dnnl_engine_t eng;
     if ((s = cpu_engine(&eng))) return s;

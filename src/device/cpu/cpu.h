@@ -28,10 +28,10 @@
 // --- oneDNN helpers (cpu_dnnl.c) --------------------------------------------------------------------------
 
 /* The process-wide CPU engine (created once). SI_ERR_DEVICE when oneDNN cannot create it. */
-si_status cpu_engine(dnnl_engine_t *out);
+si_result cpu_engine(dnnl_engine_t *out);
 /* SI_OK for dnnl_success, else an si_err naming the status and what failed: UNSUPPORTED for
  * dnnl_unimplemented, NO_MEM for dnnl_out_of_memory, DEVICE otherwise. */
-si_status cpu_dnnl_err(dnnl_status_t st, const char *what, const char *node);
+si_result cpu_dnnl_err(dnnl_status_t st, const char *what, const char *node);
 /* Plain row-major descriptor of a shape (rank 0 becomes {1}). */
 void cpu_md_plain(dnnl_memory_desc_t *md, int ndim, const int64_t *dims);
 /* Same as md_plain with given strides in elements. */
@@ -136,13 +136,13 @@ typedef struct cpu_pb {
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
  * `threads` OpenMP threads. donor (optional): a plan built from the same graph whose packed weights are
  * reused where the layouts match; it must outlive the new plan. */
-si_status cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out);
+si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out);
 void cpu_plan_free(cpu_plan *p);
 
 /* Builder API used by the lowering code. Functions returning int return a buffer index, or -1 with an
  * si_err set. */
-bool cpu_value_static(const si_value *v);
-size_t cpu_value_nbytes(const si_value *v);
+bool cpu_value_static(const si_val *v);
+size_t cpu_value_nbytes(const si_val *v);
 int cpu_pb_plain(cpu_pb *b, int value);                                   /* plain buffer, reorders if needed */
 int cpu_pb_in_md(cpu_pb *b, int value, const dnnl_memory_desc_t *md);     /* buffer in layout md */
 int cpu_pb_existing(cpu_pb *b, int value);                                /* any existing buffer (blocked first) */
@@ -158,15 +158,15 @@ int cpu_pb_copy(cpu_pb *b, int buf);                                       /* an
 int cpu_pb_internal_md(cpu_pb *b, const dnnl_memory_desc_t *md);          /* scratch arena buffer */
 /* Emit a primitive step: creates the primitive from pd (destroys pd), its scratchpad slot and records the
  * uses/definitions of its argument buffers. */
-si_status cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
+si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
                            int n_args);
 /* A reorder step from buffer src to buffer dst (their layouts). */
-si_status cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
+si_result cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
 /* Constant weights w (layout plain) of node `node` packed into layout want, or the donor plan's copy of
  * them: a CONST buffer, or -1 with si_err set. */
 int cpu_pb_pack(cpu_pb *b, int node, const float *w, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);
 /* Run a reorder between two memory descriptors right now (packing weights). */
-si_status cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
+si_result cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
                              void *dst);
 void *cpu_pb_own(cpu_pb *b, size_t bytes); /* plan-owned 64-byte aligned memory, NULL with si_err on failure */
 /* Mark node n lowered: its inputs' consumer counts drop. */
@@ -227,7 +227,7 @@ int cpu_chain_sum_value(const cpu_chain *c);        /* residual of the sum post-
 /* Attribute for the chain: strict fp math, user scratchpad, the post-ops. NULL with si_err on failure. */
 dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale);
 /* Buffers for the binary post-ops' operands appended to args. */
-si_status cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_args);
+si_result cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_args);
 /* dst buffer for the chain's result (in place over the residual when there is a sum post-op). */
 int cpu_chain_dst(cpu_pb *b, const cpu_chain *c, const dnnl_memory_desc_t *dst_md);
 void cpu_chain_consume(cpu_pb *b, const cpu_chain *c);
@@ -243,7 +243,7 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
 /* Lower node n (and the nodes it can absorb) onto fast kernels. SI_OK when done (the nodes are marked
  * done), SI_ERR_UNSUPPORTED (message cleared by the caller) when the node should run on the reference
  * kernel, another status on failure. */
-si_status cpu_lower_node(cpu_pb *b, int n);
+si_result cpu_lower_node(cpu_pb *b, int n);
 
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);

@@ -46,7 +46,7 @@ static bool out_f32_like(const si_graph *g, const si_node *n, int v_like) {
     if (n->n_out < 1 || n->out[0] < 0) return false;
     for (int k = 1; k < n->n_out; k++)
         if (n->out[k] >= 0) return false;
-    const si_value *o = &g->values[n->out[0]], *l = &g->values[v_like];
+    const si_val *o = &g->values[n->out[0]], *l = &g->values[v_like];
     if (o->dtype != SI_F32 || !cpu_value_static(o) || o->ndim != l->ndim) return false;
     return !memcmp(o->dims, l->dims, sizeof(int64_t) * (size_t)o->ndim);
 }
@@ -197,7 +197,7 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
 
 void cpu_chain_init(cpu_chain *c, const cpu_pb *b, int anchor, int prank, const int64_t *pdims, int ch_axis, bool can_sum) {
     memset(c, 0, sizeof *c);
-    const si_value *o = &b->g->values[b->g->nodes[anchor].out[0]];
+    const si_val *o = &b->g->values[b->g->nodes[anchor].out[0]];
     c->anchor = anchor;
     c->vrank = o->ndim;
     memcpy(c->vdims, o->dims, sizeof c->vdims);
@@ -239,7 +239,7 @@ bool cpu_chain_truncate(cpu_chain *c) {
 
 /* The other operand's dims (right-aligned to the value rank) in the primitive's dst dims; false when they
  * do not broadcast into the output or the merged leading dims are mixed. */
-static bool operand_pdims(const cpu_chain *c, const si_value *o, int *nd, int64_t *pd) {
+static bool operand_pdims(const cpu_chain *c, const si_val *o, int *nd, int64_t *pd) {
     int64_t d[SI_MAX_DIMS];
     if (o->ndim > c->vrank) return false;
     for (int i = 0; i < c->vrank; i++) {
@@ -362,7 +362,7 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     if (balg != dnnl_alg_kind_undef && !n->domain[0] && n->n_in == 2) {
         int other = other_input(n, slot);
         if (other < 0 || other == v) return false;
-        const si_value *ov = &g->values[other];
+        const si_val *ov = &g->values[other];
         if (ov->dtype != SI_F32 || !cpu_value_static(ov)) return false;
         bool first = slot == 0;
         if (!first && (balg == dnnl_binary_sub || balg == dnnl_binary_div)) return false;
@@ -454,7 +454,7 @@ dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale) {
     return attr;
 }
 
-si_status cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_args) {
+si_result cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_args) {
     for (int i = 0; i < c->n_po; i++) {
         const cpu_po *p = &c->po[i];
         if (p->kind != PO_BINARY) continue;

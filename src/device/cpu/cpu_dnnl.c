@@ -32,16 +32,16 @@ static void engine_init(void) {
     if (!omp_set || !omp_get) omp_set = NULL, omp_get = NULL;
 }
 
-si_status cpu_engine(dnnl_engine_t *out) {
+si_result cpu_engine(dnnl_engine_t *out) {
     pthread_once(&engine_once, engine_init);
     *out = engine;
     if (engine_status != dnnl_success) return cpu_dnnl_err(engine_status, "creating the oneDNN CPU engine", NULL);
     return SI_OK;
 }
 
-si_status cpu_dnnl_err(dnnl_status_t st, const char *what, const char *node) {
+si_result cpu_dnnl_err(dnnl_status_t st, const char *what, const char *node) {
     if (st == dnnl_success) return SI_OK;
-    si_status s = st == dnnl_unimplemented ? SI_ERR_UNSUPPORTED : st == dnnl_out_of_memory ? SI_ERR_NO_MEM : SI_ERR_DEVICE;
+    si_result s = st == dnnl_unimplemented ? SI_ERR_UNSUPPORTED : st == dnnl_out_of_memory ? SI_ERR_NO_MEM : SI_ERR_DEVICE;
     if (node) return si_err(s, "CPU: oneDNN %s for node '%s' failed: %s", what, node, dnnl_status2str(st));
     return si_err(s, "CPU: oneDNN %s failed: %s", what, dnnl_status2str(st));
 }

@@ -23,7 +23,7 @@
 
 #define MAX_ARGS 80
 
-static si_status unsupported(void) { return SI_ERR_UNSUPPORTED; }
+static si_result unsupported(void) { return SI_ERR_UNSUPPORTED; }
 
 static bool is_op(const si_node *n, const char *t) { return !n->domain[0] && !strcmp(n->op_type, t); }
 
@@ -31,7 +31,7 @@ static bool out_f32_static(const si_graph *g, const si_node *n) {
     if (n->n_out < 1 || n->out[0] < 0) return false;
     for (int k = 1; k < n->n_out; k++)
         if (n->out[k] >= 0) return false;
-    const si_value *o = &g->values[n->out[0]];
+    const si_val *o = &g->values[n->out[0]];
     return o->dtype == SI_F32 && cpu_value_static(o) && si_shape_count(o->ndim, o->dims) > 0;
 }
 
@@ -41,7 +41,7 @@ static bool in_ok(const si_graph *g, const si_node *n, int k) {
 
 /* Create a primitive descriptor for op_desc with the chain's post-ops; drops post-op groups while oneDNN
  * refuses them or only has its reference implementation for them. */
-static si_status create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname) {
+static si_result create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname) {
     for (;;) {
         dnnl_primitive_attr_t attr = cpu_chain_attr(c, c ? c->oscale : 1.0f);
         if (!attr) return SI_ERR_NO_MEM;
@@ -58,10 +58,10 @@ static si_status create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_pr
 static const dnnl_memory_desc_t *q_md(dnnl_primitive_desc_t pd, dnnl_query_t what) { return dnnl_primitive_desc_query_md(pd, what, 0); }
 
 /* Emit the step of an anchor with its chain; args holds the anchor's own arguments except DST. */
-static si_status finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor) {
+static si_result finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor) {
     const dnnl_memory_desc_t *dmd = q_md(pd, dnnl_query_dst_md);
     dnnl_memory_desc_t dst_md = *dmd;
-    si_status s = cpu_chain_args(b, c, args, &n_args);
+    si_result s = cpu_chain_args(b, c, args, &n_args);
     int dst = s ? -1 : cpu_chain_dst(b, c, &dst_md);
     if (dst < 0) {
         dnnl_primitive_desc_destroy(pd);
@@ -95,11 +95,11 @@ static bool is_view_op(const si_graph *g, const si_node *n) {
     return false;
 }
 
-static si_status lower_view(cpu_pb *b, int n) {
+static si_result lower_view(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
     int vi = nd->in[0], vo = nd->out[0];
     if (vi < 0 || vo < 0) return unsupported();
-    const si_value *in = &b->g->values[vi], *out = &b->g->values[vo];
+    const si_val *in = &b->g->values[vi], *out = &b->g->values[vo];
     if (in->const_val || !cpu_value_static(in) || !cpu_value_static(out) || in->dtype != out->dtype ||
         cpu_value_nbytes(in) != cpu_value_nbytes(out))
         return unsupported();
@@ -199,11 +199,11 @@ static int subsampled(cpu_pb *b, int node, int x, const int64_t *stride, int sp,
     return dst;
 }
 
-static si_status lower_conv(cpu_pb *b, int n) {
+static si_result lower_conv(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return unsupported();
@@ -279,7 +279,7 @@ static si_status lower_conv(cpu_pb *b, int n) {
         return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "convolution", nd->name);
     }
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, &c, &cd, &pd, nd->name);
+    si_result s = create_pd(b, &c, &cd, &pd, nd->name);
     if (s) {
         cpu_chain_free(&c);
         return s;
@@ -319,11 +319,11 @@ static si_status lower_conv(cpu_pb *b, int n) {
 
 /* ConvTranspose (explicit pads, no output_shape) as a oneDNN deconvolution. ONNX weights are
  * [C, M/group, k...]; oneDNN's are [group, M/group, C/group, k...]: a strided view, packed once. */
-static si_status lower_convtranspose(cpu_pb *b, int n) {
+static si_result lower_convtranspose(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return unsupported();
@@ -373,7 +373,7 @@ static si_status lower_convtranspose(cpu_pb *b, int n) {
         return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "deconvolution", nd->name);
     }
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, &c, &dcd, &pd, nd->name);
+    si_result s = create_pd(b, &c, &dcd, &pd, nd->name);
     if (s) {
         cpu_chain_free(&c);
         return s;
@@ -412,7 +412,7 @@ static si_status lower_convtranspose(cpu_pb *b, int n) {
 
 /* Shared tail: src md (plain or strided), constant weights (w: [K,N] via its plain md wplain, packed to the
  * layout matmul wants) or an activation (w_value with md wact), bias [1,N] or NULL. */
-static si_status matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, const dnnl_memory_desc_t *smd,
+static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, const dnnl_memory_desc_t *smd,
                                const float *w, const dnnl_memory_desc_t *wplain, int w_value, const dnnl_memory_desc_t *wact,
                                const float *bias, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dmd) {
     const si_node *nd = &b->g->nodes[n];
@@ -440,7 +440,7 @@ static si_status matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
     if (ds != dnnl_success)
         return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "matmul", nd->name);
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, c, &od, &pd, nd->name);
+    si_result s = create_pd(b, c, &od, &pd, nd->name);
     if (s) return s;
     /* a strided src (Gemm's transA) is a view of the plain buffer, not a reorder */
     int sb = cpu_md_is_plain(smd) ? cpu_pb_in_md(b, src_value, smd) : -1;
@@ -478,7 +478,7 @@ static int strided_buf(cpu_pb *b, int v, const dnnl_memory_desc_t *plain) {
 /* MatMul of two activations of the same rank reading Transpose outputs through their strides, and writing
  * straight into the layout of a Transpose that follows (attention: Q K^T and P V, then back to [B,S,H,D]).
  * SI_ERR_UNSUPPORTED when there is nothing to fold or oneDNN has no fast kernel for the strides. */
-static si_status matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0, const dnnl_memory_desc_t *wmd0,
+static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0, const dnnl_memory_desc_t *wmd0,
                                 const dnnl_memory_desc_t *dmd0) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -500,7 +500,7 @@ static si_status matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
     dnnl_memory_desc_t smd = sa >= 0 ? b->p->bufs[sa].md : *smd0, wmd = sw >= 0 ? b->p->bufs[sw].md : *wmd0, dmd = *dmd0;
     int64_t ys[DNNL_MAX_NDIMS], dims[DNNL_MAX_NDIMS];
     if (tn >= 0) { /* dst element i of Y lands where the Transpose puts it: stride of T's dim j with perm[j] == i */
-        const si_value *T = &g->values[g->nodes[tn].out[0]];
+        const si_val *T = &g->values[g->nodes[tn].out[0]];
         int64_t ts[DNNL_MAX_NDIMS], s = 1;
         for (int j = r - 1; j >= 0; j--) ts[j] = s, s *= T->dims[j];
         for (int j = 0; j < r; j++) {
@@ -520,7 +520,7 @@ static si_status matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
     c.allow_oscale = true;
     if (tn < 0) cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, &c, &md, &pd, nd->name);
+    si_result s = create_pd(b, &c, &md, &pd, nd->name);
     if (!s && cpu_pd_is_ref(pd)) {
         dnnl_primitive_desc_destroy(pd);
         s = SI_ERR_UNSUPPORTED;
@@ -541,7 +541,7 @@ static si_status matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
     int db = -1;
     if (wb >= 0) {
         if (tn >= 0) {
-            const si_value *T = &g->values[g->nodes[tn].out[0]];
+            const si_val *T = &g->values[g->nodes[tn].out[0]];
             dnnl_memory_desc_t tmd;
             cpu_md_plain(&tmd, T->ndim, T->dims);
             int tb = cpu_pb_new_out(b, g->nodes[tn].out[0], &tmd);
@@ -563,13 +563,13 @@ static si_status matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
     return s;
 }
 
-static si_status lower_matmul(cpu_pb *b, int n) {
+static si_result lower_matmul(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in != 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]], *Y = &g->values[nd->out[0]];
+    const si_val *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]], *Y = &g->values[nd->out[0]];
     const si_tensor *Bc = Bv->const_val;
-    si_status s;
+    si_result s;
     if (Bc && Bc->ndim == 2 && A->ndim >= 2 && Bc->data) {
         /* activations [..., K] x constant [K, N]: one GEMM over all leading rows, weights packed once */
         int64_t K = Bc->dims[0], N = Bc->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
@@ -642,11 +642,11 @@ static si_status lower_matmul(cpu_pb *b, int n) {
     return s;
 }
 
-static si_status lower_gemm(cpu_pb *b, int n) {
+static si_result lower_gemm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]];
+    const si_val *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]];
     const si_tensor *Bc = Bv->const_val, *C = cpu_const_input(g, nd, 2);
     if (A->ndim != 2 || Bv->ndim != 2 || !Bc || !Bc->data) return unsupported();
     if (nd->n_in > 2 && nd->in[2] >= 0 && (!C || C->dtype != SI_F32 || !C->data)) return unsupported();
@@ -689,7 +689,7 @@ static si_status lower_gemm(cpu_pb *b, int n) {
             bias[j] = cv * (c.scale ? c.scale[j] : 1.0f) + (c.shift ? c.shift[j] : 0.0f);
         }
     }
-    si_status s = matmul_common(b, n, &c, nd->in[0], &smd, w, &wplain, -1, NULL, bias, &bmd, &dmd);
+    si_result s = matmul_common(b, n, &c, nd->in[0], &smd, w, &wplain, -1, NULL, bias, &bmd, &dmd);
     si_free(w);
     si_free(bias);
     cpu_chain_free(&c);
@@ -698,11 +698,11 @@ static si_status lower_gemm(cpu_pb *b, int n) {
 
 // --- pooling --------------------------------------------------------------------------------------------------
 
-static si_status lower_pool(cpu_pb *b, int n) {
+static si_result lower_pool(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 1 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || Y->ndim != r) return unsupported();
     bool global = !strncmp(nd->op_type, "Global", 6);
@@ -751,7 +751,7 @@ static si_status lower_pool(cpu_pb *b, int n) {
     cpu_chain_init(&c, b, n, r, Y->dims, -1, false);
     cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, &c, &pdsc, &pd, nd->name);
+    si_result s = create_pd(b, &c, &pdsc, &pd, nd->name);
     if (!s) {
         cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
         s = finish_chain(b, &c, pd, args, 1, nd->op_type);
@@ -762,7 +762,7 @@ static si_status lower_pool(cpu_pb *b, int n) {
 
 // --- elementwise ------------------------------------------------------------------------------------------------
 
-static si_status eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t alg, float alpha, float beta, const int *extra, int n_extra,
+static si_result eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t alg, float alpha, float beta, const int *extra, int n_extra,
                               int out_value, const char *name, dnnl_alg_kind_t alg2, float alpha2, float beta2) {
     int src = cpu_pb_existing(b, in_value);
     if (src < 0) return SI_ERR_INTERNAL;
@@ -796,7 +796,7 @@ static si_status eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t al
     }
     cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, &c, &ed, &pd, b->g->nodes[n].name);
+    si_result s = create_pd(b, &c, &ed, &pd, b->g->nodes[n].name);
     if (!s) {
         cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
         s = finish_chain(b, &c, pd, args, 1, n_extra ? "Eltwise" : b->g->nodes[n].op_type);
@@ -805,7 +805,7 @@ static si_status eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t al
     return s;
 }
 
-static si_status lower_eltwise(cpu_pb *b, int n) {
+static si_result lower_eltwise(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (!in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
@@ -813,7 +813,7 @@ static si_status lower_eltwise(cpu_pb *b, int n) {
     float al[2], be[2];
     int ne = cpu_eltwise_of(g, nd, alg, al, be);
     if (!ne) return unsupported();
-    si_status s = eltwise_step(b, n, nd->in[0], alg[0], al[0], be[0], NULL, 0, nd->out[0], nd->op_type,
+    si_result s = eltwise_step(b, n, nd->in[0], alg[0], al[0], be[0], NULL, 0, nd->out[0], nd->op_type,
                                ne > 1 ? alg[1] : dnnl_alg_kind_undef, al[1], be[1]);
     if (s != SI_ERR_UNSUPPORTED || ne < 2) return s;
     /* the eltwise primitive takes no eltwise post-op here: two primitives through an anonymous buffer */
@@ -840,7 +840,7 @@ static si_status lower_eltwise(cpu_pb *b, int n) {
 }
 
 /* An activation pattern (GELU, x*Sigmoid(x), ...) on a value whose producer did not absorb it. */
-static si_status lower_pattern(cpu_pb *b, int n, bool *done) {
+static si_result lower_pattern(cpu_pb *b, int n, bool *done) {
     const si_node *nd = &b->g->nodes[n];
     *done = false;
     for (int k = 0; k < nd->n_in; k++) {
@@ -859,14 +859,14 @@ static si_status lower_pattern(cpu_pb *b, int n, bool *done) {
         for (int i = 0; i < np; i++)
             if (nodes[i] != n) extra[ne++] = nodes[i];
         const char *name = alg == dnnl_eltwise_gelu_erf ? "Gelu" : alg == dnnl_eltwise_swish ? "Swish" : "HardSwish";
-        si_status s = eltwise_step(b, n, v, alg, alpha, 0, extra, ne, out, name, dnnl_alg_kind_undef, 0, 0);
+        si_result s = eltwise_step(b, n, v, alg, alpha, 0, extra, ne, out, name, dnnl_alg_kind_undef, 0, 0);
         if (s == SI_OK) *done = true;
         return s == SI_ERR_UNSUPPORTED ? SI_OK : s;
     }
     return SI_OK;
 }
 
-static si_status lower_binary(cpu_pb *b, int n) {
+static si_result lower_binary(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in != 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
@@ -874,9 +874,9 @@ static si_status lower_binary(cpu_pb *b, int n) {
     dnnl_alg_kind_t alg = !strcmp(t, "Add") || !strcmp(t, "Sum") ? dnnl_binary_add : !strcmp(t, "Sub") ? dnnl_binary_sub : !strcmp(t, "Mul") ? dnnl_binary_mul
                         : !strcmp(t, "Div") ? dnnl_binary_div : !strcmp(t, "Max") ? dnnl_binary_max : dnnl_binary_min;
     bool commutative = alg != dnnl_binary_sub && alg != dnnl_binary_div;
-    const si_value *Y = &g->values[nd->out[0]];
+    const si_val *Y = &g->values[nd->out[0]];
     int va = nd->in[0], vb = nd->in[1];
-    const si_value *A = &g->values[va], *B = &g->values[vb];
+    const si_val *A = &g->values[va], *B = &g->values[vb];
     bool a_full = A->ndim == Y->ndim && !memcmp(A->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
     bool b_full = B->ndim == Y->ndim && !memcmp(B->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
     if (!a_full || (A->const_val && !B->const_val && b_full && commutative)) {
@@ -914,7 +914,7 @@ static si_status lower_binary(cpu_pb *b, int n) {
         cpu_chain_init(&c, b, n, amd.ndims, pdims, -1, false);
         cpu_chain_extend(b, &c);
         dnnl_primitive_desc_t pd;
-        si_status s = create_pd(b, &c, &bdsc, &pd, nd->name);
+        si_result s = create_pd(b, &c, &bdsc, &pd, nd->name);
         if (s == SI_ERR_UNSUPPORTED && blocked) {
             cpu_chain_free(&c);
             continue;
@@ -941,11 +941,11 @@ static bool const_f32_count(const si_tensor *t, int64_t n) {
     return t && t->dtype == SI_F32 && t->data && si_shape_count(t->ndim, t->dims) == n;
 }
 
-static si_status lower_batchnorm(cpu_pb *b, int n) {
+static si_result lower_batchnorm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 5 || !in_ok(g, nd, 0) || !out_f32_static(g, nd) || si_attr_int(nd, "training_mode", 0)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]];
+    const si_val *X = &g->values[nd->in[0]];
     if (X->ndim < 2 || X->ndim > 5) return unsupported();
     int64_t C = X->dims[1];
     const si_tensor *ts[4];
@@ -965,7 +965,7 @@ static si_status lower_batchnorm(cpu_pb *b, int n) {
     cpu_chain_init(&c, b, n, md.ndims, pdims, -1, false);
     cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, &c, &bd, &pd, nd->name);
+    si_result s = create_pd(b, &c, &bd, &pd, nd->name);
     if (!s) {
         int bufs[4];
         for (int i = 0; i < 4; i++) {
@@ -980,11 +980,11 @@ static si_status lower_batchnorm(cpu_pb *b, int n) {
     return s;
 }
 
-static si_status lower_softmax(cpu_pb *b, int n) {
+static si_result lower_softmax(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (!in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]];
+    const si_val *X = &g->values[nd->in[0]];
     int r = X->ndim;
     if (r < 1) return unsupported();
     int64_t axis = si_attr_int(nd, "axis", nd->opset >= 13 ? -1 : 1);
@@ -1010,7 +1010,7 @@ static si_status lower_softmax(cpu_pb *b, int n) {
     dnnl_status_t ds = dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference, is_log ? dnnl_softmax_log : dnnl_softmax_accurate, &md, &md, ax);
     if (ds != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, NULL, &sd, &pd, nd->name);
+    si_result s = create_pd(b, NULL, &sd, &pd, nd->name);
     if (s) return s;
     int src = cpu_pb_in_md(b, nd->in[0], &md);
     int dst = src < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &md);
@@ -1025,9 +1025,9 @@ static si_status lower_softmax(cpu_pb *b, int n) {
 }
 
 /* y = LayerNorm over the trailing dims from axis on, with constant scale (and bias) of that size. */
-static si_status layernorm_step(cpu_pb *b, int n, int x, int y, int64_t axis, float eps, const float *scale, const float *shift,
+static si_result layernorm_step(cpu_pb *b, int n, int x, int y, int64_t axis, float eps, const float *scale, const float *shift,
                                 const int *extra, int n_extra) {
-    const si_value *X = &b->g->values[x];
+    const si_val *X = &b->g->values[x];
     int64_t dims[2] = {si_shape_count((int)axis, X->dims), si_shape_count(X->ndim - (int)axis, X->dims + axis)};
     dnnl_memory_desc_t md, cmd;
     cpu_md_plain(&md, 2, dims);
@@ -1037,7 +1037,7 @@ static si_status layernorm_step(cpu_pb *b, int n, int x, int y, int64_t axis, fl
                                                                   dnnl_use_scale | (shift ? dnnl_use_shift : 0));
     if (ds != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, NULL, &ld, &pd, b->g->nodes[n].name);
+    si_result s = create_pd(b, NULL, &ld, &pd, b->g->nodes[n].name);
     if (s) return s;
     int src = cpu_pb_in_md(b, x, &md);
     int dst = src < 0 ? -1 : cpu_pb_new_out(b, y, &md);
@@ -1056,11 +1056,11 @@ static si_status layernorm_step(cpu_pb *b, int n, int x, int y, int64_t axis, fl
     return s;
 }
 
-static si_status lower_layernorm(cpu_pb *b, int n) {
+static si_result lower_layernorm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]];
+    const si_val *X = &g->values[nd->in[0]];
     int r = X->ndim;
     int64_t axis = si_attr_int(nd, "axis", -1);
     if (r < 1 || axis < -r || axis >= r) return unsupported();
@@ -1093,12 +1093,12 @@ static bool last_axis_mean(const si_graph *g, const si_node *n, int r) {
     return a == -1 || a == r - 1;
 }
 
-static si_status lower_layernorm_pattern(cpu_pb *b, int n) {
+static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *rm1 = &g->nodes[n];
     if (!in_ok(g, rm1, 0) || b->no_fusion) return unsupported();
     int x = rm1->in[0];
-    const si_value *X = &g->values[x];
+    const si_val *X = &g->values[x];
     int r = X->ndim;
     if (r < 1 || !last_axis_mean(g, rm1, r) || b->n_consumers[x] != 2 || cpu_value_is_output(g, rm1->out[0])) return unsupported();
     int nodes[10], nn = 0;
@@ -1169,7 +1169,7 @@ static si_status lower_layernorm_pattern(cpu_pb *b, int n) {
             }
         }
     }
-    const si_value *O = &g->values[out];
+    const si_val *O = &g->values[out];
     if (O->dtype != SI_F32 || O->ndim != r || memcmp(O->dims, X->dims, sizeof(int64_t) * (size_t)r)) return unsupported();
     if (!gamma) {
         float *ones = cpu_pb_own(b, sizeof(float) * (size_t)D);
@@ -1182,7 +1182,7 @@ static si_status lower_layernorm_pattern(cpu_pb *b, int n) {
     return layernorm_step(b, n, x, out, r - 1, eps, gamma, beta, nodes, nn);
 }
 
-static si_status lower_lrn(cpu_pb *b, int n) {
+static si_result lower_lrn(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (!in_ok(g, nd, 0) || !out_f32_static(g, nd) || g->values[nd->in[0]].ndim != 4) return unsupported();
@@ -1196,7 +1196,7 @@ static si_status lower_lrn(cpu_pb *b, int n) {
                                                   si_attr_float(nd, "alpha", 1e-4f), si_attr_float(nd, "beta", 0.75f), si_attr_float(nd, "bias", 1.0f));
     if (ds != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;
-    si_status s = create_pd(b, NULL, &ld, &pd, nd->name);
+    si_result s = create_pd(b, NULL, &ld, &pd, nd->name);
     if (s) return s;
     int dst = cpu_pb_new_out(b, nd->out[0], q_md(pd, dnnl_query_dst_md));
     if (dst < 0) {
@@ -1211,11 +1211,11 @@ static si_status lower_lrn(cpu_pb *b, int n) {
 
 // --- data movement ----------------------------------------------------------------------------------------------
 
-static si_status lower_concat(cpu_pb *b, int n) {
+static si_result lower_concat(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || nd->n_in > MAX_ARGS - 2 || !out_f32_static(g, nd)) return unsupported();
-    const si_value *Y = &g->values[nd->out[0]];
+    const si_val *Y = &g->values[nd->out[0]];
     int r = Y->ndim;
     int64_t axis = si_attr_int(nd, "axis", 1);
     if (r < 1 || axis < -r || axis >= r) return unsupported();
@@ -1225,7 +1225,7 @@ static si_status lower_concat(cpu_pb *b, int n) {
     int na = 0;
     for (int k = 0; k < nd->n_in; k++) {
         if (nd->in[k] < 0) return unsupported();
-        const si_value *v = &g->values[nd->in[k]];
+        const si_val *v = &g->values[nd->in[k]];
         if (v->dtype != SI_F32 || !cpu_value_static(v) || v->ndim != r) return unsupported();
         if (v->dims[axis] == 0) continue;
         int bf = cpu_pb_existing(b, nd->in[k]);
@@ -1258,16 +1258,16 @@ static si_status lower_concat(cpu_pb *b, int n) {
     }
     args[na].arg = DNNL_ARG_DST;
     args[na++].buf = dst;
-    si_status s = cpu_pb_emit_dnnl(b, n, "Concat", pd, args, na);
+    si_result s = cpu_pb_emit_dnnl(b, n, "Concat", pd, args, na);
     if (!s) cpu_pb_consume(b, n);
     return s;
 }
 
-static si_status lower_transpose(cpu_pb *b, int n) {
+static si_result lower_transpose(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (!in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
-    const si_value *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     int r = X->ndim;
     if (r < 2 || r > DNNL_MAX_NDIMS || Y->ndim != r) return unsupported();
     int np;
@@ -1314,20 +1314,20 @@ static si_status lower_transpose(cpu_pb *b, int n) {
         return SI_ERR_INTERNAL;
     }
     cpu_arg args[2] = {{DNNL_ARG_FROM, sv}, {DNNL_ARG_TO, dst}};
-    si_status st = cpu_pb_emit_dnnl(b, n, "Transpose", pd, args, 2);
+    si_result st = cpu_pb_emit_dnnl(b, n, "Transpose", pd, args, 2);
     if (!st) cpu_pb_consume(b, n);
     return st;
 }
 
 // --- entry -------------------------------------------------------------------------------------------------
 
-si_status cpu_lower_node(cpu_pb *b, int n) {
+si_result cpu_lower_node(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
     if (!nd->op || nd->domain[0]) return unsupported();
     if (is_view_op(b->g, nd)) return lower_view(b, n);
     const char *t = nd->op_type;
     bool done;
-    si_status s = lower_pattern(b, n, &done);
+    si_result s = lower_pattern(b, n, &done);
     if (s || done) return s;
     if (!strcmp(t, "Conv")) return lower_conv(b, n);
     if (!strcmp(t, "ConvTranspose")) return lower_convtranspose(b, n);

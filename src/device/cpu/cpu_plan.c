@@ -18,14 +18,14 @@
 
 // --- small helpers --------------------------------------------------------------------------------------
 
-bool cpu_value_static(const si_value *v) {
+bool cpu_value_static(const si_val *v) {
     if (!si_dtype_valid(v->dtype) || v->ndim < 0) return false;
     for (int i = 0; i < v->ndim; i++)
         if (v->dims[i] < 0) return false;
     return true;
 }
 
-size_t cpu_value_nbytes(const si_value *v) { return (size_t)si_shape_count(v->ndim, v->dims) * si_dtype_size(v->dtype); }
+size_t cpu_value_nbytes(const si_val *v) { return (size_t)si_shape_count(v->ndim, v->dims) * si_dtype_size(v->dtype); }
 
 bool cpu_value_is_output(const si_graph *g, int v) {
     for (int k = 0; k < g->n_outputs; k++)
@@ -138,7 +138,7 @@ void cpu_pb_keep_const(cpu_pb *b, int v) {
 }
 
 static int const_plain(cpu_pb *b, int v) {
-    const si_value *val = &b->g->values[v];
+    const si_val *val = &b->g->values[v];
     b->const_used[v] = true;
     dnnl_memory_desc_t md;
     cpu_md_plain(&md, val->const_val->ndim, val->const_val->dims);
@@ -161,7 +161,7 @@ static dnnl_status_t reorder_pd(cpu_pb *b, const dnnl_memory_desc_t *smd, const 
     return st;
 }
 
-si_status cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst) {
+si_result cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst) {
     dnnl_primitive_desc_t pd;
     dnnl_status_t st = reorder_pd(b, &b->p->bufs[src].md, &b->p->bufs[dst].md, true, &pd);
     if (st != dnnl_success) return cpu_dnnl_err(st, "reorder", node >= 0 ? b->g->nodes[node].name : NULL);
@@ -169,7 +169,7 @@ si_status cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst) {
     return cpu_pb_emit_dnnl(b, node, "reorder", pd, args, 2);
 }
 
-si_status cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
+si_result cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
                              void *dst) {
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_t prim = NULL;
@@ -220,7 +220,7 @@ int cpu_pb_existing(cpu_pb *b, int v) {
 int cpu_pb_plain(cpu_pb *b, int v) {
     cpu_plan *p = b->p;
     if (p->vbuf_plain[v] >= 0) return p->vbuf_plain[v];
-    const si_value *val = &b->g->values[v];
+    const si_val *val = &b->g->values[v];
     if (val->const_val) return const_plain(b, v);
     int src = b->vbuf[v];
     if (src < 0) {
@@ -242,7 +242,7 @@ int cpu_pb_in_md(cpu_pb *b, int v, const dnnl_memory_desc_t *md) {
     cpu_plan *p = b->p;
     for (int i = b->vbuf[v]; i >= 0; i = p->bufs[i].next)
         if (dnnl_memory_desc_equal(&p->bufs[i].md, md)) return i;
-    const si_value *val = &b->g->values[v];
+    const si_val *val = &b->g->values[v];
     if (cpu_md_is_plain(md)) { /* the plain buffer seen through another plain shape: a view, no copy */
         int pb = cpu_pb_plain(b, v);
         if (pb < 0) return -1;
@@ -288,7 +288,7 @@ int cpu_pb_new_inplace(cpu_pb *b, int v, const dnnl_memory_desc_t *md, int over)
 int cpu_pb_view(cpu_pb *b, int v, int over) {
     int bf = add_buf(b, v, b->p->bufs[over].slot, NULL, true, false);
     if (bf < 0) return -1;
-    const si_value *val = &b->g->values[v];
+    const si_val *val = &b->g->values[v];
     cpu_md_plain(&b->p->bufs[bf].md, val->ndim, val->dims);
     b->p->bufs[bf].nbytes = cpu_value_nbytes(val);
     return bf;
@@ -367,7 +367,7 @@ int cpu_pb_consumer(const cpu_pb *b, int v, int k) {
 
 static bool arg_is_output(int arg) { return arg == DNNL_ARG_DST || arg == DNNL_ARG_TO || arg == DNNL_ARG_DST_1; }
 
-si_status cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
+si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
                            int n_args) {
     const char *nname = node >= 0 ? b->g->nodes[node].name : NULL;
     dnnl_primitive_t prim;
@@ -410,7 +410,7 @@ si_status cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive
 
 /* A reference-kernel step: plain inputs, outputs in new plain buffers (per-infer tensors when the shape is
  * only known at run time). */
-static si_status emit_ref(cpu_pb *b, int n) {
+static si_result emit_ref(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
     cpu_plan *p = b->p;
     if (!nd->op) return si_err(SI_ERR_UNSUPPORTED, "CPU: op %s (node '%s') is not implemented", nd->op_type, nd->name);
@@ -436,7 +436,7 @@ static si_status emit_ref(cpu_pb *b, int n) {
         int v = nd->out[k];
         ob[k] = -1;
         if (v < 0) continue;
-        const si_value *val = &b->g->values[v];
+        const si_val *val = &b->g->values[v];
         int s;
         if (cpu_value_static(val)) {
             dnnl_memory_desc_t md;
@@ -473,7 +473,7 @@ static si_status emit_ref(cpu_pb *b, int n) {
 
 // --- graph outputs and memory planning ---------------------------------------------------------------------
 
-static si_status plan_outputs(cpu_pb *b) {
+static si_result plan_outputs(cpu_pb *b) {
     cpu_plan *p = b->p;
     const si_graph *g = b->g;
     p->out_buf = si_calloc((size_t)g->n_outputs + 1, sizeof(int));
@@ -481,7 +481,7 @@ static si_status plan_outputs(cpu_pb *b) {
     if (!p->out_buf || !p->out_copy) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
     for (int k = 0; k < g->n_outputs; k++) {
         int v = g->outputs[k];
-        const si_value *val = &g->values[v];
+        const si_val *val = &g->values[v];
         int bf = (val->const_val || b->vbuf[v] >= 0 || p->vbuf_plain[v] >= 0) ? cpu_pb_plain(b, v) : -1;
         if (bf < 0) return si_err(SI_ERR_INTERNAL, "CPU: graph output '%s' is never computed", val->name);
         p->out_buf[k] = bf;
@@ -509,7 +509,7 @@ static int by_size_desc(const void *a, const void *b) {
     return x->id - y->id;
 }
 
-static si_status plan_memory(cpu_plan *p) {
+static si_result plan_memory(cpu_plan *p) {
     slot_ref *order = si_malloc(sizeof(slot_ref) * (size_t)(p->n_slots + 1));
     int *placed = si_malloc(sizeof(int) * (size_t)(p->n_slots + 1));
     if (!order || !placed) {
@@ -586,7 +586,7 @@ static bool node_folded(const si_graph *g, const si_node *n) {
     return true;
 }
 
-si_status cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out) {
+si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out) {
     *out = NULL;
     cpu_plan *p = si_calloc(1, sizeof *p);
     if (!p) {
@@ -602,7 +602,7 @@ si_status cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
     b.threads = threads;
     b.donor = donor;
     b.no_fusion = getenv("SI_CPU_NO_FUSION") != NULL;
-    si_status s = cpu_engine(&b.eng);
+    si_result s = cpu_engine(&b.eng);
     if (s) {
         cpu_plan_free(p);
         return s;
@@ -630,7 +630,7 @@ si_status cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
             if (g->nodes[n].in[k] >= 0) b.remaining[g->nodes[n].in[k]]++, b.n_consumers[g->nodes[n].in[k]]++;
     for (int i = 0; i < g->n_inputs; i++) {
         int v = g->inputs[i];
-        const si_value *val = &g->values[v];
+        const si_val *val = &g->values[v];
         p->key[p->key_len++] = val->ndim;
         for (int d = 0; d < val->ndim; d++) p->key[p->key_len++] = val->dims[d];
         int sl = add_slot(p, SLOT_INPUT, i, 0);
@@ -690,6 +690,6 @@ const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k) {
 
 bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k) {
     if (k >= n->n_in || n->in[k] < 0) return false;
-    const si_value *v = &g->values[n->in[k]];
+    const si_val *v = &g->values[n->in[k]];
     return v->dtype == SI_F32 && cpu_value_static(v);
 }

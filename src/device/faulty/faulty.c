@@ -52,8 +52,8 @@ static char *trim(char *s) {
 }
 
 /* INVALID_ARG "fault spec 'RULE': WHAT". */
-static si_status bad_rule(const char *rule, const char *fmt, ...) SI_PRINTF(2, 3);
-static si_status bad_rule(const char *rule, const char *fmt, ...) {
+static si_result bad_rule(const char *rule, const char *fmt, ...) SI_PRINTF(2, 3);
+static si_result bad_rule(const char *rule, const char *fmt, ...) {
     char what[512];
     va_list ap;
     va_start(ap, fmt);
@@ -118,7 +118,7 @@ static bool parse_when(char *w, fault_rule *r, const char **why) {
 }
 
 /* One rule: `rule` is a trimmed, writable copy (cut in place), `quoted` the same text for messages. */
-static si_status parse_rule(char *rule, const char *quoted, fault_rule *r) {
+static si_result parse_rule(char *rule, const char *quoted, fault_rule *r) {
     char *eq = strchr(rule, '=');
     if (!eq) return bad_rule(quoted, "missing '=' (expected DEVICE.STAGE=WHEN[:EFFECT])");
     *eq = 0;
@@ -164,7 +164,7 @@ void si_fault_spec_free(si_fault_spec *s) {
     si_free(s);
 }
 
-si_status si_fault_spec_parse(const char *spec, si_fault_spec **out) {
+si_result si_fault_spec_parse(const char *spec, si_fault_spec **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_fault_spec_parse: out is NULL");
     *out = NULL;
     if (!spec) spec = "";
@@ -181,7 +181,7 @@ si_status si_fault_spec_parse(const char *spec, si_fault_spec **out) {
         return si_err(SI_ERR_NO_MEM, "out of memory parsing a fault spec");
     }
     memcpy(buf, spec, len + 1);
-    si_status st = SI_OK;
+    si_result st = SI_OK;
     if (*trim(buf)) { /* an empty or blank spec has no rules */
         int idx = 0;
         for (const char *p = spec; !st; idx++) {
@@ -277,7 +277,7 @@ static fault_effect next_call(faulty_dev *d, fault_stage st, int64_t *k) {
 #define CAP_STR(x) CAP_STR_(x)
 
 /* Block until released, cancelled (r, from cancel generation snap) or the cap passes. */
-static si_status hang(faulty_dev *d, fault_stage st, int64_t k, faulty_req *r, uint64_t snap) {
+static si_result hang(faulty_dev *d, fault_stage st, int64_t k, faulty_req *r, uint64_t snap) {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += SI_FAULT_HANG_MAX_MS / 1000;
@@ -302,7 +302,7 @@ static si_status hang(faulty_dev *d, fault_stage st, int64_t k, faulty_req *r, u
 
 /* Apply effect e to call k of stage st: the status to return, SI_OK to go on (E_NONE, E_NAN). A lost device
  * fails every call. */
-static si_status inject(faulty_dev *d, fault_stage st, int64_t k, fault_effect e, faulty_req *r, uint64_t snap) {
+static si_result inject(faulty_dev *d, fault_stage st, int64_t k, fault_effect e, faulty_req *r, uint64_t snap) {
     const char *dn = d->base.name, *sn = stage_names[st];
     if (atomic_load(&d->lost))
         return si_err(SI_ERR_DEVICE_LOST, "%s %s call %lld: device lost (injected fault at %s)", dn, sn, (long long)k,
@@ -341,22 +341,22 @@ static void poison(si_tensor *t) {
 
 // --- requests ---------------------------------------------------------------------------------------------
 
-static si_status faulty_set_input(si_ireq *r, int i, si_tensor *t) {
+static si_result faulty_set_input(si_ireq *r, int i, si_tensor *t) {
     si_ireq *in = ((faulty_req *)r)->inner;
     return in->iface->set_input(in, i, t);
 }
 
-static si_status faulty_get_output(si_ireq *r, int i, si_tensor **t) {
+static si_result faulty_get_output(si_ireq *r, int i, si_tensor **t) {
     si_ireq *in = ((faulty_req *)r)->inner;
     return in->iface->get_output(in, i, t);
 }
 
-static si_status faulty_infer(si_ireq *r_) {
+static si_result faulty_infer(si_ireq *r_) {
     faulty_req *r = (faulty_req *)r_;
     uint64_t snap = atomic_load(&r->cancel_gen); /* only a cancel from now on wakes a hang of this call */
     int64_t k;
     fault_effect e = next_call(r->dev, ST_INFER, &k);
-    si_status s = inject(r->dev, ST_INFER, k, e, r, snap);
+    si_result s = inject(r->dev, ST_INFER, k, e, r, snap);
     if (s) return s;
     if ((s = r->inner->iface->infer(r->inner))) return s;
     if (!r->nan && e != E_NAN) return SI_OK;
@@ -394,12 +394,12 @@ static const si_ireq_i faulty_req_iface = {
 
 // --- compiled models --------------------------------------------------------------------------------------
 
-static si_status faulty_create_request(si_cmodel *m_, si_ireq **out) {
+static si_result faulty_create_request(si_cmodel *m_, si_ireq **out) {
     faulty_model *m = (faulty_model *)m_;
     *out = NULL;
     int64_t k;
     fault_effect e = next_call(m->dev, ST_CREATE, &k);
-    si_status s = inject(m->dev, ST_CREATE, k, e, NULL, 0);
+    si_result s = inject(m->dev, ST_CREATE, k, e, NULL, 0);
     if (s) return s;
     faulty_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "%s: out of memory creating a request", m->dev->base.name);
@@ -426,17 +426,17 @@ static const si_cmodel_i faulty_model_iface = {.create_request = faulty_create_r
 
 // --- the device -------------------------------------------------------------------------------------------
 
-static si_status faulty_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
+static si_result faulty_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
     si_device *in = ((const faulty_dev *)d->ctx)->inner;
     return in->iface->supports_op(in, g, n);
 }
 
-static si_status faulty_compile(si_device *d_, const si_graph *g, const si_options *opts, si_cmodel **out) {
+static si_result faulty_compile(si_device *d_, const si_graph *g, const si_options *opts, si_cmodel **out) {
     faulty_dev *d = d_->ctx;
     *out = NULL;
     int64_t k;
     fault_effect e = next_call(d, ST_COMPILE, &k);
-    si_status s = inject(d, ST_COMPILE, k, e, NULL, 0);
+    si_result s = inject(d, ST_COMPILE, k, e, NULL, 0);
     if (s) return s;
     faulty_model *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "%s: out of memory compiling", d->base.name);
@@ -460,7 +460,7 @@ static const si_device_i faulty_iface = {
 
 static faulty_dev *as_faulty(si_device *d) { return d && d->iface == &faulty_iface ? d->ctx : NULL; }
 
-si_status si_faulty_wrap(si_device *inner, const si_fault_spec *spec, si_device **out) {
+si_result si_faulty_wrap(si_device *inner, const si_fault_spec *spec, si_device **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_faulty_wrap: out is NULL");
     *out = NULL;
     if (!inner || !inner->iface || !inner->name) return si_err(SI_ERR_INVALID_ARG, "si_faulty_wrap: no inner device");

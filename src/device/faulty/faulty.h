@@ -57,7 +57,7 @@ typedef struct si_fault_spec si_fault_spec;
 /* Parse a fault spec (grammar above). NULL is treated as "". On success the caller owns *out (free with
  * si_fault_spec_free). Errors: SI_ERR_INVALID_ARG with a message that quotes the bad rule and names the bad
  * part, e.g. "fault spec 'OCL.infer=3x': bad WHEN '3x' (expected always, N, N+ or pX[@SEED])"; NO_MEM. */
-si_status si_fault_spec_parse(const char *spec, si_fault_spec **out);
+si_result si_fault_spec_parse(const char *spec, si_fault_spec **out);
 /* NULL is a no-op. */
 void si_fault_spec_free(si_fault_spec *s);
 /* Does the spec have a rule for this device name (exact, case-sensitive)? False for a NULL spec. */
@@ -67,7 +67,7 @@ bool si_fault_spec_mentions(const si_fault_spec *s, const char *device);
  * rules are copied: the spec may be freed right after). The wrapper's name is inner's; a spec that does not
  * mention it gives a pure pass-through. Thread-safe like the inner device. Free with si_faulty_free after
  * every compiled model made through it has been freed. Errors: INVALID_ARG (NULL argument), NO_MEM. */
-si_status si_faulty_wrap(si_device *inner, const si_fault_spec *spec, si_device **out);
+si_result si_faulty_wrap(si_device *inner, const si_fault_spec *spec, si_device **out);
 /* NULL, or a device that is not a fault wrapper, is a no-op. No call may be running through it. */
 void si_faulty_free(si_device *d);
 /* Wake every call of this wrapper that is hanging now; they return SI_ERR_DEVICE "... hang abandoned". */

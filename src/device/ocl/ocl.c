@@ -52,7 +52,7 @@ const char *ocl_cl_err_name(cl_int e) {
     }
 }
 
-si_status ocl_cl_err(cl_int e, const char *what) {
+si_result ocl_cl_err(cl_int e, const char *what) {
     switch (e) {
     case CL_MEM_OBJECT_ALLOCATION_FAILURE:
     case CL_OUT_OF_RESOURCES:
@@ -68,7 +68,7 @@ si_status ocl_cl_err(cl_int e, const char *what) {
     }
 }
 
-si_status ocl_err(const ocl_plan *p, si_status s, const char *fmt, ...) {
+si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) {
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
@@ -183,7 +183,7 @@ static void enumerate(void) {
     if (!g_n_devs) snprintf(g_enum_msg, sizeof g_enum_msg, "the %u OpenCL platform%s list%s no device", np, np == 1 ? "" : "s", np == 1 ? "s" : "");
 }
 
-si_status si_device_ocl_get(int index, si_device **out) {
+si_result si_device_ocl_get(int index, si_device **out) {
     *out = NULL;
     pthread_once(&g_once, enumerate);
     if (!g_n_devs) return si_err(SI_ERR_UNSUPPORTED, "OCL: %s", g_enum_msg);
@@ -199,9 +199,9 @@ si_status si_device_ocl_get(int index, si_device **out) {
     return SI_OK;
 }
 
-static si_status dev_context(ocl_dev *d, cl_context *out) {
+static si_result dev_context(ocl_dev *d, cl_context *out) {
     pthread_mutex_lock(&g_lock);
-    si_status s = SI_OK;
+    si_result s = SI_OK;
     if (!d->ctx) {
         cl_bool avail = CL_TRUE;
         cl_int e = clGetDeviceInfo(d->id, CL_DEVICE_AVAILABLE, sizeof avail, &avail, NULL);
@@ -264,7 +264,7 @@ static int root_of(const ocl_mdl *m, int v) {
     return v;
 }
 
-si_status ocl_emit(ocl_plan *p, const ocl_step *st) {
+si_result ocl_emit(ocl_plan *p, const ocl_step *st) {
     ocl_mdl *m = p->build;
     if (!m) return SI_OK;
     if (st->n_args > OCL_MAX_ARGS) return si_err(SI_ERR_INTERNAL, "too many kernel arguments");
@@ -281,7 +281,7 @@ si_status ocl_emit(ocl_plan *p, const ocl_step *st) {
     return SI_OK;
 }
 
-si_status ocl_meta(ocl_plan *p, const int *vals, int n, int *id) {
+si_result ocl_meta(ocl_plan *p, const int *vals, int n, int *id) {
     ocl_mdl *m = p->build;
     *id = 0;
     if (!m) return SI_OK;
@@ -304,7 +304,7 @@ si_status ocl_meta(ocl_plan *p, const int *vals, int n, int *id) {
     return SI_OK;
 }
 
-si_status ocl_alias(ocl_plan *p, int out_k, int in_j) {
+si_result ocl_alias(ocl_plan *p, int out_k, int in_j) {
     ocl_mdl *m = p->build;
     if (!m) return SI_OK;
     int vo = p->out[out_k].vid, vi = p->in[in_j].vid;
@@ -313,14 +313,14 @@ si_status ocl_alias(ocl_plan *p, int out_k, int in_j) {
     return SI_OK;
 }
 
-si_status ocl_const_out(ocl_plan *p, int k, const int64_t *vals, int n) {
+si_result ocl_const_out(ocl_plan *p, int k, const int64_t *vals, int n) {
     ocl_mdl *m = p->build;
     if (!m) return SI_OK;
     int v = p->out[k].vid;
-    si_value *val = &m->g->values[v];
+    si_val *val = &m->g->values[v];
     si_tensor *t = si_calloc(1, sizeof *t);
     if (!t) return si_err(SI_ERR_NO_MEM, "out of memory");
-    si_status s = si_tensor_init(t, SI_I64, p->out[k].ndim, p->out[k].dims);
+    si_result s = si_tensor_init(t, SI_I64, p->out[k].ndim, p->out[k].dims);
     if (!s) s = si_tensor_alloc(t);
     if (s) {
         si_free(t);
@@ -332,7 +332,7 @@ si_status ocl_const_out(ocl_plan *p, int k, const int64_t *vals, int n) {
     return SI_OK;
 }
 
-si_status ocl_index_check(ocl_plan *p, int k, int64_t limit) {
+si_result ocl_index_check(ocl_plan *p, int k, int64_t limit) {
     ocl_mdl *m = p->build;
     if (!m) return SI_OK;
     ocl_icheck *n = si_realloc(m->ichecks, sizeof *n * (size_t)(m->n_ichecks + 1));
@@ -379,12 +379,12 @@ static void model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static size_t value_bytes(const si_value *v) {
+static size_t value_bytes(const si_val *v) {
     if (v->ndim < 0) return 0;
     return (size_t)si_shape_count(v->ndim, v->dims) * si_dtype_size(v->dtype);
 }
 
-static bool shape_known(const si_value *v) {
+static bool shape_known(const si_val *v) {
     if (v->dtype == SI_DTYPE_UNDEFINED || v->ndim < 0) return false;
     for (int i = 0; i < v->ndim; i++)
         if (v->dims[i] < 0) return false;
@@ -405,7 +405,7 @@ static void plan_init(ocl_plan *p, const si_graph *g, const si_node *n, int node
         d->vid = n->in[k];
         d->ndim = -1;
         if (d->vid < 0) continue;
-        const si_value *v = &g->values[d->vid];
+        const si_val *v = &g->values[d->vid];
         d->dtype = v->dtype;
         d->cval = v->const_val;
         if (v->const_val) {
@@ -430,7 +430,7 @@ static bool node_folded(const si_graph *g, const si_node *n) {
     return true;
 }
 
-static si_status ocl_supports_op(const si_device *d_, const si_graph *g, const si_node *n) {
+static si_result ocl_supports_op(const si_device *d_, const si_graph *g, const si_node *n) {
     const ocl_dev *d = d_->ctx;
     if (node_folded(g, n)) return SI_OK; /* computed at compile time: nothing runs */
     if (n->n_in > OCL_MAX_IO || n->n_out > OCL_MAX_IO)
@@ -466,7 +466,7 @@ static void build_log(cl_program prog, cl_device_id dev, char *out, size_t n) {
     si_free(log);
 }
 
-static si_status build_program(ocl_mdl *m, const si_options *opts) {
+static si_result build_program(ocl_mdl *m, const si_options *opts) {
     ocl_dev *d = m->dev;
     if (!d->compiler)
         return si_err(SI_ERR_UNSUPPORTED, "%s has no OpenCL C compiler (CL_DEVICE_COMPILER_AVAILABLE is false)", d->desc);
@@ -494,7 +494,7 @@ static si_status build_program(ocl_mdl *m, const si_options *opts) {
     return SI_OK;
 }
 
-static si_status upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
+static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
     cl_int e;
     if ((cl_ulong)bytes > m->caps.max_alloc)
         return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
@@ -507,7 +507,7 @@ static si_status upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out,
     return SI_OK;
 }
 
-static void port_from_value(si_port *p, const si_value *v) {
+static void port_from_value(si_port *p, const si_val *v) {
     p->name = v->name;
     p->dtype = v->dtype;
     p->ndim = v->ndim;
@@ -515,7 +515,7 @@ static void port_from_value(si_port *p, const si_value *v) {
 }
 
 /* Plan every node (in order), recording output shapes in the model's graph. */
-static si_status plan_nodes(ocl_mdl *m) {
+static si_result plan_nodes(ocl_mdl *m) {
     si_graph *g = m->g;
     m->cur_t = 0;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -526,12 +526,12 @@ static si_status plan_nodes(ocl_mdl *m) {
         ocl_plan p;
         plan_init(&p, g, n, i, &m->caps, m);
         m->node_t[i] = m->cur_t;
-        si_status s = ocl_plan_node(&p);
+        si_result s = ocl_plan_node(&p);
         if (s) return s;
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v < 0) continue;
-            si_value *val = &g->values[v];
+            si_val *val = &g->values[v];
             const ocl_desc *o = &p.out[k];
             if (shape_known(val)) {
                 bool same = val->ndim == o->ndim && val->dtype == o->dtype;
@@ -554,13 +554,13 @@ static si_status plan_nodes(ocl_mdl *m) {
 }
 
 /* Give every root value a storage and pack intermediates into slots by liveness. */
-static si_status plan_storage(ocl_mdl *m) {
+static si_result plan_storage(ocl_mdl *m) {
     si_graph *g = m->g;
     int nv = g->n_values, T = m->cur_t;
     int *first = si_malloc(sizeof(int) * (size_t)(nv + 1));
     int *last = si_malloc(sizeof(int) * (size_t)(nv + 1));
     int *slot_free_at = NULL; /* per slot: 1 when free */
-    si_status s = SI_OK;
+    si_result s = SI_OK;
     if (!first || !last) { s = si_err(SI_ERR_NO_MEM, "out of memory"); goto out; }
     for (int v = 0; v < nv; v++) {
         first[v] = -1;
@@ -638,12 +638,12 @@ out:
     return s;
 }
 
-static si_status upload_constants(ocl_mdl *m) {
+static si_result upload_constants(ocl_mdl *m) {
     si_graph *g = m->g;
     m->metas = si_calloc((size_t)m->n_meta + 1, sizeof(cl_mem));
     if (!m->metas) return si_err(SI_ERR_NO_MEM, "out of memory");
     for (int i = 0; i < m->n_meta; i++) {
-        si_status s = upload(m, m->meta_vals[i], sizeof(int) * (size_t)m->meta_n[i], &m->metas[i], "uploading kernel parameters");
+        si_result s = upload(m, m->meta_vals[i], sizeof(int) * (size_t)m->meta_n[i], &m->metas[i], "uploading kernel parameters");
         if (s) return s;
         si_free(m->meta_vals[i]);
         m->meta_vals[i] = NULL;
@@ -657,7 +657,7 @@ static si_status upload_constants(ocl_mdl *m) {
             const si_tensor *c = g->values[r].const_val;
             char what[200];
             snprintf(what, sizeof what, "uploading constant '%s'", g->values[r].name);
-            si_status s = upload(m, c->data, c->nbytes, &m->cbuf[r], what);
+            si_result s = upload(m, c->data, c->nbytes, &m->cbuf[r], what);
             if (s) return s;
         }
     }
@@ -714,14 +714,14 @@ static void req_free(si_ireq *r_) {
     si_free(r);
 }
 
-static si_status req_set_input(si_ireq *r_, int i, si_tensor *t) {
+static si_result req_set_input(si_ireq *r_, int i, si_tensor *t) {
     ocl_req *r = (ocl_req *)r_;
     return si_bind_input(r->base.model, i, t, r->bound);
 }
 
-static si_status req_get_output(si_ireq *r_, int i, si_tensor **t) {
+static si_result req_get_output(si_ireq *r_, int i, si_tensor **t) {
     ocl_req *r = (ocl_req *)r_;
-    si_status s = si_output_index(r->base.model, i);
+    si_result s = si_output_index(r->base.model, i);
     if (!s) *t = r->outs[i];
     return s;
 }
@@ -731,11 +731,11 @@ static void req_cancel(si_ireq *r_) {
     atomic_store(&r->cancel, 1);
 }
 
-static si_status req_infer(si_ireq *r_) {
+static si_result req_infer(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     ocl_mdl *m = (ocl_mdl *)r->base.model;
     si_graph *g = m->g;
-    si_status chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_check_bound(&m->base, r->bound);
     if (chk) return chk;
     for (int c = 0; c < m->n_ichecks; c++) { /* indices are read on the device without checks */
         const ocl_icheck *ic = &m->ichecks[c];
@@ -809,7 +809,7 @@ static const si_ireq_i req_iface = {
     .cancel = req_cancel,
 };
 
-static si_status new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *what) {
+static si_result new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *what) {
     cl_int e;
     if ((cl_ulong)bytes > m->caps.max_alloc)
         return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
@@ -822,7 +822,7 @@ static si_status new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *w
     return SI_OK;
 }
 
-static si_status create_request(si_cmodel *m_, si_ireq **out) {
+static si_result create_request(si_cmodel *m_, si_ireq **out) {
     ocl_mdl *m = (ocl_mdl *)m_;
     si_graph *g = m->g;
     *out = NULL;
@@ -836,7 +836,7 @@ static si_status create_request(si_cmodel *m_, si_ireq **out) {
     r->kernels = si_calloc((size_t)m->n_steps + 1, sizeof(cl_kernel));
     r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
     r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    si_status s = SI_OK;
+    si_result s = SI_OK;
     if (!r->slots || !r->inbufs || !r->kernels || !r->bound || !r->outs) {
         s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
         goto fail;
@@ -915,7 +915,7 @@ fail:
 
 static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free};
 
-static si_status ocl_compile(si_device *d_, const si_graph *src, const si_options *opts, si_cmodel **out) {
+static si_result ocl_compile(si_device *d_, const si_graph *src, const si_options *opts, si_cmodel **out) {
     ocl_dev *d = d_->ctx;
     *out = NULL;
     ocl_mdl *m = si_calloc(1, sizeof *m);
@@ -928,7 +928,7 @@ static si_status ocl_compile(si_device *d_, const si_graph *src, const si_option
     if (opt) m->caps.im2col_max = (size_t)strtoull(opt, NULL, 10);
     if ((opt = si_options_get(opts, "ocl.gemm"))) m->caps.cpu = !strcmp(opt, "vector"); /* "tiled": the GPU kernel */
     if ((opt = si_options_get(opts, "ocl.max_alloc_bytes"))) m->caps.max_alloc = strtoull(opt, NULL, 10); /* tests: simulate a small device */
-    si_status s = si_graph_clone(src, &m->g);
+    si_result s = si_graph_clone(src, &m->g);
     if (s) goto fail;
     si_graph *g = m->g;
     int nv = g->n_values;
@@ -947,7 +947,7 @@ static si_status ocl_compile(si_device *d_, const si_graph *src, const si_option
     for (int v = 0; v < nv; v++) m->alias_of[v] = m->def_t[v] = -1;
     for (int i = 0; i < g->n_nodes; i++) m->node_t[i] = -1;
     for (int i = 0; i < g->n_inputs; i++) {
-        const si_value *v = &g->values[g->inputs[i]];
+        const si_val *v = &g->values[g->inputs[i]];
         if (!shape_known(v)) {
             char b[160];
             s = si_err(SI_ERR_UNSUPPORTED, "dynamic shape: input '%s' has shape %s (fix its dimensions before compiling)", v->name,

@@ -79,26 +79,26 @@ typedef struct ocl_plan {
 } ocl_plan;
 
 /* Plan node p->node: SI_OK, SI_ERR_UNSUPPORTED (message names the reason) or SI_ERR_INVALID_ARG. */
-si_status ocl_plan_node(ocl_plan *p);
+si_result ocl_plan_node(ocl_plan *p);
 
 /* Emission, implemented in ocl.c; each is a no-op returning SI_OK in a dry run. */
-si_status ocl_emit(ocl_plan *p, const ocl_step *st);
+si_result ocl_emit(ocl_plan *p, const ocl_step *st);
 /* Add an int array uploaded once at compile time; *id names it in OA_META arguments. */
-si_status ocl_meta(ocl_plan *p, const int *vals, int n, int *id);
+si_result ocl_meta(ocl_plan *p, const int *vals, int n, int *id);
 /* Output k shares input j's buffer (same byte size): Reshape, Flatten, Squeeze, Identity, ... */
-si_status ocl_alias(ocl_plan *p, int out_k, int in_j);
+si_result ocl_alias(ocl_plan *p, int out_k, int in_j);
 /* Output k (int64, shape already set) is the constant vals[0..n): computed at compile time. */
-si_status ocl_const_out(ocl_plan *p, int k, const int64_t *vals, int n);
+si_result ocl_const_out(ocl_plan *p, int k, const int64_t *vals, int n);
 /* Before each inference, check that the integer input feeding input k of this node (a model input) holds
  * indices in [-limit, limit): INVALID_ARG naming the node otherwise, as REF would. */
-si_status ocl_index_check(ocl_plan *p, int k, int64_t limit);
+si_result ocl_index_check(ocl_plan *p, int k, int64_t limit);
 /* The request's scratch buffer must hold at least `bytes`. */
 void ocl_scratch(ocl_plan *p, size_t bytes);
 
 /* Error helpers: "OCL: Conv (node 'c1'): <message>". */
-si_status ocl_err(const ocl_plan *p, si_status s, const char *fmt, ...) SI_PRINTF(3, 4);
+si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
 /* Map an OpenCL error code to a status and message ("out of device memory", "device not available"). */
-si_status ocl_cl_err(cl_int err, const char *what);
+si_result ocl_cl_err(cl_int err, const char *what);
 const char *ocl_cl_err_name(cl_int err);
 
 #endif

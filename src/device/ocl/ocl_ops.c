@@ -21,15 +21,15 @@ static int64_t dcount(const ocl_desc *d) { return si_shape_count(d->ndim, d->dim
 static bool has_in(const ocl_plan *p, int k) { return k < p->n_in && p->in[k].vid >= 0; }
 static bool has_out(const ocl_plan *p, int k) { return k < p->n_out && p->out[k].vid >= 0; }
 
-static si_status need_in(ocl_plan *p, int k) {
+static si_result need_in(ocl_plan *p, int k) {
     if (!has_in(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d is missing", k);
     if (p->in[k].ndim < 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "dynamic shape: input %d has an unknown shape", k);
     return SI_OK;
 }
 
 /* Input k: present, float32, known shape, indexable with 32-bit ints. */
-static si_status need_f32(ocl_plan *p, int k) {
-    si_status s = need_in(p, k);
+static si_result need_f32(ocl_plan *p, int k) {
+    si_result s = need_in(p, k);
     if (s) return s;
     const ocl_desc *d = &p->in[k];
     if (d->dtype != SI_F32)
@@ -40,20 +40,20 @@ static si_status need_f32(ocl_plan *p, int k) {
     return SI_OK;
 }
 
-static si_status max_inputs(ocl_plan *p, int n) {
+static si_result max_inputs(ocl_plan *p, int n) {
     for (int k = n; k < p->n_in; k++)
         if (has_in(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d is not supported", k);
     return SI_OK;
 }
 
-static si_status max_outputs(ocl_plan *p, int n) {
+static si_result max_outputs(ocl_plan *p, int n) {
     for (int k = n; k < p->n_out; k++)
         if (has_out(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "output %d is not supported", k);
     return SI_OK;
 }
 
 /* A constant integer list (rank <= 1) from input k. */
-static si_status const_ints(ocl_plan *p, int k, int64_t *vals, int max, int *n) {
+static si_result const_ints(ocl_plan *p, int k, int64_t *vals, int max, int *n) {
     *n = 0;
     const ocl_desc *d = &p->in[k];
     if (!d->cval) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d must be a constant (its value decides the shapes)", k);
@@ -67,7 +67,7 @@ static si_status const_ints(ocl_plan *p, int k, int64_t *vals, int max, int *n) 
 }
 
 /* A constant float scalar from input k (float types only). */
-static si_status const_float(ocl_plan *p, int k, float *v) {
+static si_result const_float(ocl_plan *p, int k, float *v) {
     const ocl_desc *d = &p->in[k];
     if (!d->cval) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d must be a constant", k);
     if (d->cval->dtype != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d has element type %s; float32 expected", k, si_dtype_name(d->cval->dtype));
@@ -77,7 +77,7 @@ static si_status const_float(ocl_plan *p, int k, float *v) {
 }
 
 /* An INTS attribute into vals (at most max); *n = -1 when absent. */
-static si_status attr_ints(ocl_plan *p, const char *name, int64_t *vals, int max, int *n) {
+static si_result attr_ints(ocl_plan *p, const char *name, int64_t *vals, int max, int *n) {
     int c = 0;
     *n = -1;
     const int64_t *a = si_attr_ints(p->node, name, &c);
@@ -91,7 +91,7 @@ static si_status attr_ints(ocl_plan *p, const char *name, int64_t *vals, int max
     return SI_OK;
 }
 
-static si_status norm_axis(ocl_plan *p, int64_t axis, int rank, int *out) {
+static si_result norm_axis(ocl_plan *p, int64_t axis, int rank, int *out) {
     *out = 0;
     if (axis < -(int64_t)rank || axis >= rank)
         return ocl_err(p, SI_ERR_INVALID_ARG, "axis %lld is out of range for rank %d", (long long)axis, rank);
@@ -99,7 +99,7 @@ static si_status norm_axis(ocl_plan *p, int64_t axis, int rank, int *out) {
     return SI_OK;
 }
 
-static si_status set_out(ocl_plan *p, int k, int ndim, const int64_t *dims) {
+static si_result set_out(ocl_plan *p, int k, int ndim, const int64_t *dims) {
     if (k >= p->n_out) return SI_OK;
     ocl_desc *o = &p->out[k];
     if (ndim < 0 || ndim > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d is not supported", ndim);
@@ -122,7 +122,7 @@ static void contiguous_strides(int nd, const int64_t *dims, int64_t *st) {
 }
 
 /* Numpy broadcast of two shapes. */
-static si_status bcast(ocl_plan *p, int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out) {
+static si_result bcast(ocl_plan *p, int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out) {
     int n = SI_MAX(na, nb);
     for (int i = 0; i < n; i++) {
         int64_t da = i < n - na ? 1 : a[i - (n - na)];
@@ -187,7 +187,7 @@ static int f2bits(float f) { /* a float stored in an int metadata buffer, read b
 }
 
 /* Emit a 1-D launch over n items (nothing when n is 0). */
-static si_status emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
+static si_result emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
     if (n <= 0) return SI_OK;
     st->dims = 1;
     st->lws[0] = p->caps->elem_wg;
@@ -195,7 +195,7 @@ static si_status emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
     return ocl_emit(p, st);
 }
 
-static si_status meta_from64(ocl_plan *p, const int64_t *v, int n, int *id) {
+static si_result meta_from64(ocl_plan *p, const int64_t *v, int n, int *id) {
     int buf[128];
     if (n > 128) return ocl_err(p, SI_ERR_INTERNAL, "kernel metadata too long");
     for (int i = 0; i < n; i++) buf[i] = (int)v[i];
@@ -220,7 +220,7 @@ static const char *kernel3_name(const char *k3) {
 }
 
 /* Y[out] = A op B with A and B broadcast to the output shape (nd, od). */
-static si_status emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_desc *da, int vb, const ocl_desc *db, int vy,
+static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_desc *da, int vb, const ocl_desc *db, int vy,
                              int nd, const int64_t *od) {
     int64_t n = si_shape_count(nd, od);
     if (n == 0) return SI_OK;
@@ -240,7 +240,7 @@ static si_status emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
             m3[6 + k] = on ? (int)st[1][r - 1 - k] : 0;
         }
         int mid;
-        si_status s = ocl_meta(p, m3, 9, &mid);
+        si_result s = ocl_meta(p, m3, 9, &mid);
         if (s) return s;
         char k3[32];
         snprintf(k3, sizeof k3, "%s3", kernel);
@@ -271,7 +271,7 @@ static si_status emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
         mn = 1 + 3 * r;
     }
     int mid;
-    si_status s = ocl_meta(p, meta, mn, &mid);
+    si_result s = ocl_meta(p, meta, mn, &mid);
     if (s) return s;
     ocl_step stp;
     st_init(&stp, kernel);
@@ -285,7 +285,7 @@ static si_status emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
 }
 
 /* Strided copy: Y[doff + c.dstride] = X[soff + c.sstride] for every coordinate c of dims. */
-static si_status emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int64_t *dims_in, const int64_t *sst_in,
+static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int64_t *dims_in, const int64_t *sst_in,
                            const int64_t *dst_in, int64_t soff, int64_t doff) {
     int64_t n = si_shape_count(nd, dims_in);
     if (n == 0) return SI_OK;
@@ -305,7 +305,7 @@ static si_status emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
             m3[8 + k] = on ? (int)st[1][r - 1 - k] : 0;
         }
         int mid;
-        si_status s = ocl_meta(p, m3, 11, &mid);
+        si_result s = ocl_meta(p, m3, 11, &mid);
         if (s) return s;
         ocl_step stp;
         st_init(&stp, "copy3");
@@ -328,7 +328,7 @@ static si_status emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
         meta[3 + 2 * r + k] = (int)st[1][k];
     }
     int mid;
-    si_status s = ocl_meta(p, meta, 3 + 3 * r, &mid);
+    si_result s = ocl_meta(p, meta, 3 + 3 * r, &mid);
     if (s) return s;
     ocl_step stp;
     st_init(&stp, "copy_nd");
@@ -349,7 +349,7 @@ typedef struct gemm_args {
     float alpha, beta;
 } gemm_args;
 
-static si_status emit_gemm(ocl_plan *p, gemm_args *g) {
+static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
     int64_t batch = si_shape_count(g->br, g->bdims);
     if (g->M == 0 || g->N == 0 || batch == 0) return SI_OK;
     int r = merge_dims(g->br, g->bdims, 3, g->bs);
@@ -363,7 +363,7 @@ static si_status emit_gemm(ocl_plan *p, gemm_args *g) {
     }
     int64_t sv[10] = {g->M, g->N, g->K, g->sam, g->sak, g->sbk, g->sbn, g->scm, g->scn, g->ystride};
     int mid, sid;
-    si_status s = ocl_meta(p, meta, 1 + 4 * r, &mid);
+    si_result s = ocl_meta(p, meta, 1 + 4 * r, &mid);
     if (!s) s = meta_from64(p, sv, 10, &sid);
     if (s) return s;
     ocl_step st;
@@ -421,9 +421,9 @@ static const unary_def unary_ops[] = {
     {"Asinh", "u_asinh", P_NONE},         {"Acosh", "u_acosh", P_NONE},          {"Atanh", "u_atanh", P_NONE},
 };
 
-static si_status plan_unary(ocl_plan *p, const void *arg) {
+static si_result plan_unary(ocl_plan *p, const void *arg) {
     const unary_def *d = arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     float a = 0, b = 0;
@@ -499,14 +499,14 @@ static si_status plan_unary(ocl_plan *p, const void *arg) {
 }
 
 /* Outputs that are views of input 0 (same elements, maybe another shape). */
-static si_status emit_view(ocl_plan *p) {
+static si_result emit_view(ocl_plan *p) {
     if (!has_out(p, 0)) return SI_OK;
     return ocl_alias(p, 0, 0);
 }
 
-static si_status plan_identity(ocl_plan *p, const void *arg) {
+static si_result plan_identity(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     if ((s = set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
     return emit_view(p);
@@ -514,9 +514,9 @@ static si_status plan_identity(ocl_plan *p, const void *arg) {
 
 /* Dropout in inference: Y is a view of X, the optional mask is all true (1.0 before opset 10). Training
  * mode is accepted only with ratio 0 (REF's rule: nothing is dropped). */
-static si_status plan_dropout(ocl_plan *p, const void *arg) {
+static si_result plan_dropout(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 3)) || (s = max_outputs(p, 2))) return s;
     if (p->node->opset < 7 && si_attr_int(p->node, "is_test", 0) == 0)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode (is_test=0) is not supported");
@@ -551,9 +551,9 @@ static si_status plan_dropout(ocl_plan *p, const void *arg) {
     return emit_view(p);
 }
 
-static si_status plan_lrn(ocl_plan *p, const void *arg) {
+static si_result plan_lrn(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank 2 or more");
@@ -575,9 +575,9 @@ static si_status plan_lrn(ocl_plan *p, const void *arg) {
     return emit_1d(p, &st, dcount(x));
 }
 
-static si_status plan_cast(ocl_plan *p, const void *arg) {
+static si_result plan_cast(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_in(p, 0);
+    si_result s = need_in(p, 0);
     if (s || (s = max_outputs(p, 1))) return s;
     const char *kernel = NULL;
     switch (p->in[0].dtype) {
@@ -613,9 +613,9 @@ static si_status plan_cast(ocl_plan *p, const void *arg) {
 }
 
 /* PRelu: the slope broadcasts to X (one way); before opset 7 a [C] slope is per channel. */
-static si_status plan_prelu(ocl_plan *p, const void *arg) {
+static si_result plan_prelu(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     ocl_desc sl = p->in[1];
@@ -631,9 +631,9 @@ static si_status plan_prelu(ocl_plan *p, const void *arg) {
     return emit_binary(p, "b_prelu", x->vid, x, sl.vid, &sl, p->out[0].vid, nd, od);
 }
 
-static si_status plan_binary(ocl_plan *p, const void *arg) {
+static si_result plan_binary(ocl_plan *p, const void *arg) {
     const char *kernel = arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     int nd;
     int64_t od[SI_MAX_DIMS];
@@ -645,10 +645,10 @@ static si_status plan_binary(ocl_plan *p, const void *arg) {
 
 /* Sum, Mean, Max, Min over any number of inputs: the first two into the output (both broadcast to the
  * final shape), then the output with each further input in place, then Mean's scale. */
-static si_status plan_variadic(ocl_plan *p, const void *arg) {
+static si_result plan_variadic(ocl_plan *p, const void *arg) {
     const char *kernel = arg;
     bool mean = !strcmp(p->node->op_type, "Mean");
-    si_status s;
+    si_result s;
     if (p->n_in < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "expects at least one input");
     if ((s = max_outputs(p, 1))) return s;
     int nd = 0;
@@ -690,9 +690,9 @@ static si_status plan_variadic(ocl_plan *p, const void *arg) {
 
 // --- matrix products ----------------------------------------------------------------------------------------
 
-static si_status plan_matmul(ocl_plan *p, const void *arg) {
+static si_result plan_matmul(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *A = &p->in[0], *B = &p->in[1];
     int na = A->ndim, nb = B->ndim;
@@ -733,9 +733,9 @@ static si_status plan_matmul(ocl_plan *p, const void *arg) {
     return emit_gemm(p, &g);
 }
 
-static si_status plan_gemm(ocl_plan *p, const void *arg) {
+static si_result plan_gemm(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *A = &p->in[0], *B = &p->in[1];
     if (A->ndim != 2 || B->ndim != 2) return ocl_err(p, SI_ERR_INVALID_ARG, "A and B must be matrices");
@@ -788,8 +788,8 @@ typedef struct window {
 
 /* Kernel size, strides, dilations, pads (explicit or auto_pad) and output size of a sliding window over the
  * spatial dims of x (rank 3..5). ceil: pooling's ceil_mode. */
-static si_status window_plan(ocl_plan *p, const ocl_desc *x, const int64_t *kshape, bool ceil_mode, bool allow_dil, window *w) {
-    si_status s;
+static si_result window_plan(ocl_plan *p, const ocl_desc *x, const int64_t *kshape, bool ceil_mode, bool allow_dil, window *w) {
+    si_result s;
     memset(w, 0, sizeof *w);
     w->nsp = x->ndim - 2;
     if (w->nsp < 1 || w->nsp > 3) return ocl_err(p, SI_ERR_UNSUPPORTED, "%d spatial dimensions are not supported (1 to 3)", w->nsp);
@@ -868,9 +868,9 @@ static void window_meta(const window *w, int64_t *m) {
     }
 }
 
-static si_status plan_conv(ocl_plan *p, const void *arg) {
+static si_result plan_conv(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
     if (X->ndim < 3 || X->ndim > 5) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
@@ -983,9 +983,9 @@ static si_status plan_conv(ocl_plan *p, const void *arg) {
     return emit_1d(p, &st, dcount(&p->out[0]));
 }
 
-static si_status plan_conv_transpose(ocl_plan *p, const void *arg) {
+static si_result plan_conv_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
     int nsp = X->ndim - 2;
@@ -1066,10 +1066,10 @@ static si_status plan_conv_transpose(ocl_plan *p, const void *arg) {
     return emit_1d(p, &stp, dcount(&p->out[0]));
 }
 
-static si_status plan_pool(ocl_plan *p, const void *arg) {
+static si_result plan_pool(ocl_plan *p, const void *arg) {
     (void)arg;
     bool maxp = !strcmp(p->node->op_type, "MaxPool");
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1))) return s;
     if (maxp && has_out(p, 1)) return ocl_err(p, SI_ERR_UNSUPPORTED, "the Indices output is not supported");
     if ((s = max_outputs(p, 1))) return s;
@@ -1109,7 +1109,7 @@ static si_status plan_pool(ocl_plan *p, const void *arg) {
 // --- reductions ---------------------------------------------------------------------------------------------
 
 /* Reduce x over the axes flagged in `red` (rank x->ndim) with op, into value vy. */
-static si_status emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, int op, int vy) {
+static si_result emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, int op, int vy) {
     int nd = x->ndim;
     int64_t st[SI_MAX_DIMS];
     contiguous_strides(nd, x->dims, st);
@@ -1141,7 +1141,7 @@ static si_status emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, in
     for (int k = 0; k < nr; k++) meta[o++] = (int)rs[0][k];
     meta[o++] = (int)rcount;
     int mid;
-    si_status s = ocl_meta(p, meta, o, &mid);
+    si_result s = ocl_meta(p, meta, o, &mid);
     if (s) return s;
     ocl_step stp;
     st_init(&stp, "reduce");
@@ -1162,9 +1162,9 @@ static const struct {
     {"ReduceL1", 5, 18},    {"ReduceL2", 6, 18},    {"ReduceSumSquare", 7, 18}, {"ReduceLogSum", 8, 18},     {"ReduceLogSumExp", 9, 18},
 };
 
-static si_status plan_reduce(ocl_plan *p, const void *arg) {
+static si_result plan_reduce(ocl_plan *p, const void *arg) {
     int idx = (int)(intptr_t)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
@@ -1201,9 +1201,9 @@ static si_status plan_reduce(ocl_plan *p, const void *arg) {
     return emit_reduce(p, x, red, reduce_ops[idx].code, p->out[0].vid);
 }
 
-static si_status plan_global_pool(ocl_plan *p, const void *arg) {
+static si_result plan_global_pool(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "input rank %d is below 2", x->ndim);
@@ -1218,9 +1218,9 @@ static si_status plan_global_pool(ocl_plan *p, const void *arg) {
     return emit_reduce(p, x, red, !strcmp(p->node->op_type, "GlobalMaxPool") ? 2 : 1, p->out[0].vid);
 }
 
-static si_status plan_softmax(ocl_plan *p, const void *arg) {
+static si_result plan_softmax(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "a scalar input is not supported");
@@ -1252,9 +1252,9 @@ static si_status plan_softmax(ocl_plan *p, const void *arg) {
 
 // --- normalization ------------------------------------------------------------------------------------------
 
-static si_status plan_batchnorm(ocl_plan *p, const void *arg) {
+static si_result plan_batchnorm(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s;
+    si_result s;
     for (int k = 0; k < 5; k++)
         if ((s = need_f32(p, k))) return s;
     if ((s = max_inputs(p, 5))) return s;
@@ -1324,10 +1324,10 @@ static int64_t row_param_len(const ocl_desc *x, int axis, const ocl_desc *t) {
     return dcount(t);
 }
 
-static si_status plan_layernorm(ocl_plan *p, const void *arg) {
+static si_result plan_layernorm(ocl_plan *p, const void *arg) {
     (void)arg;
     bool rms = !strcmp(p->node->op_type, "RMSNormalization");
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, rms ? 2 : 3)) || (s = max_outputs(p, rms ? 1 : 3))) return s;
     const ocl_desc *x = &p->in[0];
     int axis;
@@ -1372,10 +1372,10 @@ static si_status plan_layernorm(ocl_plan *p, const void *arg) {
     return ocl_emit(p, &st);
 }
 
-static si_status plan_groupnorm(ocl_plan *p, const void *arg) {
+static si_result plan_groupnorm(ocl_plan *p, const void *arg) {
     (void)arg;
     bool inst = !strcmp(p->node->op_type, "InstanceNormalization");
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = need_f32(p, 2)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported", x->ndim);
@@ -1411,9 +1411,9 @@ static si_status plan_groupnorm(ocl_plan *p, const void *arg) {
 
 // --- layout -------------------------------------------------------------------------------------------------
 
-static si_status plan_reshape(ocl_plan *p, const void *arg) {
+static si_result plan_reshape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS];
@@ -1452,9 +1452,9 @@ static si_status plan_reshape(ocl_plan *p, const void *arg) {
     return emit_view(p);
 }
 
-static si_status plan_flatten(ocl_plan *p, const void *arg) {
+static si_result plan_flatten(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axis = si_attr_int(p->node, "axis", 1);
@@ -1465,8 +1465,8 @@ static si_status plan_flatten(ocl_plan *p, const void *arg) {
     return emit_view(p);
 }
 
-static si_status squeeze_axes(ocl_plan *p, int64_t *axes, int *n) {
-    si_status s;
+static si_result squeeze_axes(ocl_plan *p, int64_t *axes, int *n) {
+    si_result s;
     *n = -1;
     if (p->node->opset < 13) return attr_ints(p, "axes", axes, SI_MAX_DIMS * 2, n);
     if ((s = max_inputs(p, 2))) return s;
@@ -1474,9 +1474,9 @@ static si_status squeeze_axes(ocl_plan *p, int64_t *axes, int *n) {
     return SI_OK;
 }
 
-static si_status plan_squeeze(ocl_plan *p, const void *arg) {
+static si_result plan_squeeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
@@ -1501,9 +1501,9 @@ static si_status plan_squeeze(ocl_plan *p, const void *arg) {
     return emit_view(p);
 }
 
-static si_status plan_unsqueeze(ocl_plan *p, const void *arg) {
+static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
@@ -1525,9 +1525,9 @@ static si_status plan_unsqueeze(ocl_plan *p, const void *arg) {
     return emit_view(p);
 }
 
-static si_status plan_transpose(ocl_plan *p, const void *arg) {
+static si_result plan_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
@@ -1554,9 +1554,9 @@ static si_status plan_transpose(ocl_plan *p, const void *arg) {
     return emit_copy(p, arg_val(x->vid), arg_val(p->out[0].vid), nd, od, sst, dst, 0, 0);
 }
 
-static si_status plan_concat(ocl_plan *p, const void *arg) {
+static si_result plan_concat(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s;
+    si_result s;
     if (p->n_in < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "no inputs");
     if ((s = max_outputs(p, 1))) return s;
     for (int k = 0; k < p->n_in; k++)
@@ -1587,9 +1587,9 @@ static si_status plan_concat(ocl_plan *p, const void *arg) {
     return SI_OK;
 }
 
-static si_status plan_split(ocl_plan *p, const void *arg) {
+static si_result plan_split(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s) return s;
     const ocl_desc *x = &p->in[0];
     int axis;
@@ -1635,9 +1635,9 @@ static si_status plan_split(ocl_plan *p, const void *arg) {
     return SI_OK;
 }
 
-static si_status plan_slice(ocl_plan *p, const void *arg) {
+static si_result plan_slice(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
@@ -1700,9 +1700,9 @@ static si_status plan_slice(ocl_plan *p, const void *arg) {
     return emit_copy(p, arg_val(x->vid), arg_val(p->out[0].vid), nd, od, sst, dst, soff, 0);
 }
 
-static si_status plan_expand(ocl_plan *p, const void *arg) {
+static si_result plan_expand(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_in(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS], od[SI_MAX_DIMS];
@@ -1717,9 +1717,9 @@ static si_status plan_expand(ocl_plan *p, const void *arg) {
     return emit_copy(p, arg_val(x->vid), arg_val(p->out[0].vid), nd, od, sst, dst, 0, 0);
 }
 
-static si_status plan_tile(ocl_plan *p, const void *arg) {
+static si_result plan_tile(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_in(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n;
@@ -1748,9 +1748,9 @@ static si_status plan_tile(ocl_plan *p, const void *arg) {
     return emit_copy(p, arg_val(x->vid), arg_val(p->out[0].vid), 2 * nd, dims, sst, dst, 0, 0);
 }
 
-static si_status plan_pad(ocl_plan *p, const void *arg) {
+static si_result plan_pad(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n, na = -1;
@@ -1808,9 +1808,9 @@ static si_status plan_pad(ocl_plan *p, const void *arg) {
 }
 
 /* Gather with float32 data and int32/int64 indices (constants, or model inputs checked before each run). */
-static si_status plan_gather(ocl_plan *p, const void *arg) {
+static si_result plan_gather(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_f32(p, 0);
+    si_result s = need_f32(p, 0);
     if (s || (s = need_in(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0], *ix = &p->in[1];
     if (ix->dtype != SI_I64 && ix->dtype != SI_I32)
@@ -1854,8 +1854,8 @@ static si_status plan_gather(ocl_plan *p, const void *arg) {
 
 /* Resize/Upsample geometry: the reference definition (ops/ si_resize_prepare), read from this node's
  * constants; scales, sizes and roi must be constants here. */
-static si_status resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
-    si_status s = need_f32(p, 0);
+static si_result resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
+    si_result s = need_f32(p, 0);
     if (s || (s = max_outputs(p, 1)) || (s = max_inputs(p, upsample || p->node->opset < 11 ? 2 : 4))) return s;
     si_tensor desc[OCL_MAX_IO];
     const si_tensor *ins[OCL_MAX_IO];
@@ -1970,10 +1970,10 @@ static int64_t resize_taps(const si_resize *q, int d, int *tab, bool count_only)
     return nt;
 }
 
-static si_status plan_resize(ocl_plan *p, const void *arg) {
+static si_result plan_resize(ocl_plan *p, const void *arg) {
     (void)arg;
     si_resize q;
-    si_status s = resize_prep(p, !strcmp(p->node->op_type, "Upsample"), &q);
+    si_result s = resize_prep(p, !strcmp(p->node->op_type, "Upsample"), &q);
     if (s) return s;
     const ocl_desc *x = &p->in[0];
     int r = q.rank;
@@ -2022,9 +2022,9 @@ static si_status plan_resize(ocl_plan *p, const void *arg) {
 }
 
 /* Shape and Size: known at compile time, so their outputs become constants of the compiled model. */
-static si_status plan_shape(ocl_plan *p, const void *arg) {
+static si_result plan_shape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_status s = need_in(p, 0);
+    si_result s = need_in(p, 0);
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t vals[SI_MAX_DIMS], n = 0;
@@ -2047,7 +2047,7 @@ static si_status plan_shape(ocl_plan *p, const void *arg) {
 
 // --- dispatch -----------------------------------------------------------------------------------------------
 
-typedef si_status (*plan_fn)(ocl_plan *p, const void *arg);
+typedef si_result (*plan_fn)(ocl_plan *p, const void *arg);
 
 static const struct {
     const char *op;
@@ -2102,7 +2102,7 @@ static const struct {
     {"Upsample", plan_resize, NULL},
 };
 
-si_status ocl_plan_node(ocl_plan *p) {
+si_result ocl_plan_node(ocl_plan *p) {
     const si_node *n = p->node;
     const char *dom = n->domain ? n->domain : "";
     if (dom[0] && strcmp(dom, "ai.onnx"))

@@ -26,25 +26,25 @@ typedef struct ref_req {
 
 // --- requests ---------------------------------------------------------------------------------------------
 
-static si_status ref_set_input(si_ireq *r_, int i, si_tensor *t) {
+static si_result ref_set_input(si_ireq *r_, int i, si_tensor *t) {
     ref_req *r = (ref_req *)r_;
     return si_bind_input(r->base.model, i, t, r->bound);
 }
 
-static si_status ref_get_output(si_ireq *r_, int i, si_tensor **t) {
+static si_result ref_get_output(si_ireq *r_, int i, si_tensor **t) {
     ref_req *r = (ref_req *)r_;
-    si_status s = si_output_index(r->base.model, i);
+    si_result s = si_output_index(r->base.model, i);
     if (!s) *t = r->outs[i];
     return s;
 }
 
 static const si_tensor *value_tensor(ref_req *r, ref_model *m, int v) {
-    si_value *val = &m->g->values[v];
+    si_val *val = &m->g->values[v];
     if (val->const_val) return val->const_val;
     return &r->slots[v];
 }
 
-static si_status run_step(ref_req *r, ref_model *m, si_node *n) {
+static si_result run_step(ref_req *r, ref_model *m, si_node *n) {
     const si_tensor *ins[64];
     si_tensor *outs[64];
     if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs", n->name);
@@ -58,7 +58,7 @@ static si_status run_step(ref_req *r, ref_model *m, si_node *n) {
         outs[k] = t;
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
-    si_status s = n->op->infer(&c);
+    si_result s = n->op->infer(&c);
     if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
     if (s) return s;
     for (int k = 0; k < n->n_out; k++)
@@ -70,18 +70,18 @@ static void release_slots(ref_req *r, ref_model *m) {
     for (int v = 0; v < m->g->n_values; v++) si_tensor_release(&r->slots[v]);
 }
 
-static si_status ref_infer(si_ireq *r_) {
+static si_result ref_infer(si_ireq *r_) {
     ref_req *r = (ref_req *)r_;
     ref_model *m = (ref_model *)r->base.model;
     si_graph *g = m->g;
-    si_status chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_check_bound(&m->base, r->bound);
     if (chk) return chk;
     for (int i = 0; i < m->base.n_inputs; i++) {
         si_tensor *slot = &r->slots[g->inputs[i]];
         *slot = *r->bound[i];
         slot->owned = false; /* borrowed view of the caller's data */
     }
-    si_status s = SI_OK;
+    si_result s = SI_OK;
     for (int st = 0; st < m->n_steps && !s; st++) {
         si_node *n = &g->nodes[m->steps[st]];
         s = run_step(r, m, n);
@@ -140,7 +140,7 @@ static const si_ireq_i ref_req_iface = {
     .free = ref_req_free,
 };
 
-static si_status ref_create_request(si_cmodel *m_, si_ireq **out) {
+static si_result ref_create_request(si_cmodel *m_, si_ireq **out) {
     ref_model *m = (ref_model *)m_;
     *out = NULL;
     ref_req *r = si_calloc(1, sizeof *r);
@@ -178,18 +178,18 @@ static void ref_model_free(si_cmodel *m_) {
 
 static const si_cmodel_i ref_model_iface = {.create_request = ref_create_request, .free = ref_model_free};
 
-static void port_from_value(si_port *p, const si_value *v) {
+static void port_from_value(si_port *p, const si_val *v) {
     p->name = v->name;
     p->dtype = v->dtype;
     p->ndim = v->ndim;
     for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
 }
 
-static si_status node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
+static si_result node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = NULL;
         if (n->in[k] < 0) continue;
-        const si_value *v = &g->values[n->in[k]];
+        const si_val *v = &g->values[n->in[k]];
         if (v->const_val) { ins[k] = v->const_val; continue; }
         memset(&desc[k], 0, sizeof desc[k]);
         desc[k].dtype = v->dtype;
@@ -200,7 +200,7 @@ static si_status node_inputs(const si_graph *g, const si_node *n, const si_tenso
     return SI_OK;
 }
 
-static si_status ref_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
+static si_result ref_supports_op(const si_device *d, const si_graph *g, const si_node *n) {
     (void)d;
     const si_tensor *ins[64];
     si_tensor desc[64];
@@ -209,14 +209,14 @@ static si_status ref_supports_op(const si_device *d, const si_graph *g, const si
     return si_op_supported(n, n->n_in, ins);
 }
 
-static si_status ref_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
+static si_result ref_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
     (void)opts;
     *out = NULL;
     ref_model *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "REF: out of memory");
     m->base.iface = &ref_model_iface;
     m->base.device = d->name;
-    si_status s = si_graph_clone(src, &m->g);
+    si_result s = si_graph_clone(src, &m->g);
     if (s) { ref_model_free(&m->base); return s; }
     si_graph *g = m->g;
     for (int i = 0; i < g->n_nodes; i++)
