@@ -16,6 +16,10 @@
  * once, so requests are independent and may run on different threads at the same time. Inference
  * uploads the inputs, enqueues the steps, downloads the outputs and waits; host<->device copies happen
  * only at the model's inputs and outputs.
+ *
+ * PoCL: on PoCL's CPU devices the first inference of each compiled model runs alone (no other inference of
+ * any OCL model in flight); later ones run side by side. This works around a PoCL bug that aborted the
+ * process; see "PoCL's kernel cache" below.
  */
 #include "device/ocl/ocl.h"
 
@@ -90,6 +94,7 @@ typedef struct ocl_dev {
     char build_opts[96];
     int c_version;     /* OpenCL C version of the device's compiler, e.g. 120 */
     cl_context ctx;    /* created by the first compile, under g_lock; never released (process singleton) */
+    bool pocl;         /* a PoCL platform: first inferences of compiled models run alone (see below) */
 } ocl_dev;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -121,6 +126,7 @@ static void add_device(cl_platform_id plat, cl_device_id id, cl_device_type type
     if (clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pn, pn, NULL) != CL_SUCCESS) pn[0] = 0;
     pn[sizeof pn - 1] = 0;
     snprintf(d->desc, sizeof d->desc, "%s (%s)", dn, pn);
+    d->pocl = strstr(pn, "Portable Computing Language") != NULL;
     size_t max_wg = 1;
     size_t items[3] = {1, 1, 1};
     cl_ulong max_alloc = 0;
@@ -219,6 +225,56 @@ static si_result dev_context(ocl_dev *d, cl_context *out) {
     return s;
 }
 
+// --- PoCL's kernel cache ---------------------------------------------------------------------------------------
+/*
+ * PoCL's CPU devices keep one process-wide cache of loaded kernel binaries, an entry per kernel (program
+ * source, build options, device, kernel name), local size and widest grid. A launch takes a reference on the
+ * first entry that fits it, or makes a new one when its grid is wider than every entry's; its release looks
+ * the entry up again by kernel and local size only and takes the most recently used one, which need not be
+ * the entry the launch took. While launches of the same kernel and local size run at once from several queues,
+ * a launch with a wider grid than any before makes a new entry; the launches already running then release it
+ * instead of their own, its count drops to zero while it is in use, and PoCL aborts the whole process
+ * ("pocl_release_dlhandle_cache: Assertion `found->ref_count > 0' failed", PoCL 3.1; a standalone OpenCL
+ * program with one kernel object and one queue per thread aborts the same way). It is not about shared
+ * objects: every request has its own queue and kernel objects (clSetKernelArg on them is per request).
+ *
+ * New entries are made only by launches of a kernel, local size and grid that the process has not run before,
+ * and the launches of a compiled model are the same in every inference. So the first inference of each
+ * compiled model runs alone (it waits until no OCL inference is in flight, and none starts meanwhile), and
+ * every later one finds its entries made and runs side by side with the others. Entries stay: PoCL frees only
+ * entries with no references and only beyond 128 entries, and the entry a launch used keeps a reference after
+ * it (3.1 takes two per launch and gives one back). The gate is process-wide because the cache is.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int shared;        /* inferences in flight side by side */
+    bool alone;        /* an inference that must run alone is in flight */
+    int waiting_alone; /* inferences waiting to run alone: new side-by-side ones wait behind them */
+} g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0};
+
+static void gate_enter(bool alone) {
+    pthread_mutex_lock(&g_gate.mu);
+    if (alone) {
+        g_gate.waiting_alone++;
+        while (g_gate.alone || g_gate.shared) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+        g_gate.waiting_alone--;
+        g_gate.alone = true;
+    } else {
+        while (g_gate.alone || g_gate.waiting_alone) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+        g_gate.shared++;
+    }
+    pthread_mutex_unlock(&g_gate.mu);
+}
+
+static void gate_leave(bool alone) {
+    pthread_mutex_lock(&g_gate.mu);
+    if (alone) g_gate.alone = false;
+    else g_gate.shared--;
+    pthread_cond_broadcast(&g_gate.cv);
+    pthread_mutex_unlock(&g_gate.mu);
+}
+
 // --- the compiled model -------------------------------------------------------------------------------------
 
 typedef enum { ST_NONE, ST_INPUT, ST_CONST, ST_TEMP } store_kind;
@@ -255,6 +311,7 @@ struct ocl_build {
     si_port *in_ports, *out_ports;
     ocl_icheck *ichecks;   /* index inputs checked on the host before each inference */
     int n_ichecks;
+    atomic_bool warm;      /* PoCL: every step has run once (see "PoCL's kernel cache") */
 };
 
 typedef ocl_build ocl_mdl;
@@ -753,9 +810,12 @@ static si_result req_infer(si_ireq *r_) {
         }
     }
     atomic_store(&r->cancel, 0);
+    bool gated = m->dev->pocl, alone = gated && !atomic_load(&m->warm);
+    if (gated) gate_enter(alone);
     cl_int e = CL_SUCCESS;
     const char *what = "";
     char what_buf[256];
+    si_result internal = SI_OK;
     for (int i = 0; i < m->base.n_inputs && e == CL_SUCCESS; i++) {
         const si_tensor *t = r->bound[i];
         if (!r->inbufs[i] || !t->nbytes) continue;
@@ -776,7 +836,7 @@ static si_result req_infer(si_ireq *r_) {
             what = what_buf;
         }
     }
-    for (int k = 0; k < m->base.n_outputs && e == CL_SUCCESS && !aborted; k++) {
+    for (int k = 0; k < m->base.n_outputs && e == CL_SUCCESS && !aborted && !internal; k++) {
         si_tensor *o = r->outs[k];
         int v = g->outputs[k];
         int root = root_of(m, v);
@@ -790,11 +850,19 @@ static si_result req_infer(si_ireq *r_) {
             continue;
         }
         cl_mem b = value_buf(r, m, v);
-        if (!b) return si_err(SI_ERR_INTERNAL, "output '%s' has no buffer", m->out_ports[k].name);
+        if (!b) {
+            internal = si_err(SI_ERR_INTERNAL, "output '%s' has no buffer", m->out_ports[k].name);
+            break;
+        }
         e = clEnqueueReadBuffer(r->q, b, CL_FALSE, 0, o->nbytes, o->data, 0, NULL, NULL);
         what = "downloading an output";
     }
-    cl_int fe = clFinish(r->q);
+    cl_int fe = clFinish(r->q); /* always, so that nothing of this inference is still running after it */
+    if (gated) {
+        if (alone && e == CL_SUCCESS && fe == CL_SUCCESS && !aborted && !internal) atomic_store(&m->warm, true);
+        gate_leave(alone);
+    }
+    if (internal) return internal;
     if (e != CL_SUCCESS) return ocl_cl_err(e, what);
     if (fe != CL_SUCCESS) return ocl_cl_err(fe, "waiting for the device");
     if (aborted) return si_err(SI_ERR_ABORTED, "inference was cancelled");
@@ -920,6 +988,7 @@ static si_result ocl_compile(si_device *d_, const si_graph *src, const si_option
     *out = NULL;
     ocl_mdl *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "out of memory");
+    atomic_init(&m->warm, false);
     m->base.iface = &model_iface;
     m->base.device = d->name;
     m->dev = d;
