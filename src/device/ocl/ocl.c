@@ -10,7 +10,8 @@
  * storage: graph inputs have their own per-request buffer, constants are uploaded once and shared by all
  * requests, and intermediates are packed into a few per-request buffers by liveness (a buffer is reused
  * once the last node that reads its value has run). The kernels are built (clBuildProgram) here, so a
- * driver's compiler error is a compile failure.
+ * driver's compiler error is a compile failure; the built program is kept and shared by later compiles with
+ * the same device and build options (see "Programs").
  *
  * Requests: each owns a command queue, its buffers and one kernel object per step with the arguments set
  * once, so requests are independent and may run on different threads at the same time. Inference
@@ -523,6 +524,24 @@ static void build_log(cl_program prog, cl_device_id dev, char *out, size_t n) {
     si_free(log);
 }
 
+/*
+ * Programs: one built program per device and build options, kept for the life of the process (like the
+ * context) and shared by every compiled model built with them; each request creates its own kernel objects
+ * from it (clCreateKernel is thread-safe; only clSetKernelArg on one kernel object is not). Building and
+ * releasing a program per compile made PoCL 3.1 keep ~5 KiB per build for good (tests/pocl/program_rss.c
+ * shows it with plain OpenCL), so a fail-back loop that recompiles OCL again and again grew without bound.
+ * At most OCL_MAX_PROGRAMS are kept; beyond that (many distinct "ocl.build_options") a compiled model builds
+ * its own and releases it when freed.
+ */
+#define OCL_MAX_PROGRAMS 8
+static struct {
+    const ocl_dev *dev;
+    char opts[512];
+    cl_program prog; /* the cache's reference */
+} g_progs[OCL_MAX_PROGRAMS];
+static int g_n_progs;
+static pthread_mutex_t g_prog_lock = PTHREAD_MUTEX_INITIALIZER; /* held while building: one build per key */
+
 static si_result build_program(ocl_mdl *m, const si_options *opts) {
     ocl_dev *d = m->dev;
     if (!d->compiler)
@@ -530,25 +549,41 @@ static si_result build_program(ocl_mdl *m, const si_options *opts) {
     if (d->c_version < 120)
         return si_err(SI_ERR_UNSUPPORTED, "%s compiles OpenCL C %d.%d; the kernels need OpenCL C 1.2", d->desc, d->c_version / 100,
                       d->c_version / 10 % 10);
+    char bopts[512];
+    const char *extra = si_options_get(opts, "ocl.build_options");
+    if ((size_t)snprintf(bopts, sizeof bopts, "%s%s%s", d->build_opts, extra ? " " : "", extra ? extra : "") >= sizeof bopts)
+        return si_err(SI_ERR_INVALID_ARG, "ocl.build_options is too long (%zu characters; at most %zu)", extra ? strlen(extra) : 0,
+                      sizeof bopts - 2 - strlen(d->build_opts));
+    pthread_mutex_lock(&g_prog_lock);
+    for (int i = 0; i < g_n_progs; i++)
+        if (g_progs[i].dev == d && !strcmp(g_progs[i].opts, bopts)) {
+            cl_int e = clRetainProgram(g_progs[i].prog);
+            if (e == CL_SUCCESS) m->prog = g_progs[i].prog;
+            pthread_mutex_unlock(&g_prog_lock);
+            return e == CL_SUCCESS ? SI_OK : ocl_cl_err(e, "retaining the kernel program");
+        }
+    si_result s = SI_OK;
     cl_int e;
     m->prog = clCreateProgramWithSource(m->ctx, (cl_uint)si_ocl_kernel_n_lines, (const char **)si_ocl_kernel_lines, NULL, &e);
     if (e != CL_SUCCESS) {
         m->prog = NULL;
-        return ocl_cl_err(e, "creating the kernel program");
-    }
-    char bopts[512];
-    const char *extra = si_options_get(opts, "ocl.build_options");
-    snprintf(bopts, sizeof bopts, "%s%s%s", d->build_opts, extra ? " " : "", extra ? extra : "");
-    e = clBuildProgram(m->prog, 1, &d->id, bopts, NULL, NULL);
-    if (e != CL_SUCCESS) {
+        s = ocl_cl_err(e, "creating the kernel program");
+    } else if ((e = clBuildProgram(m->prog, 1, &d->id, bopts, NULL, NULL)) != CL_SUCCESS) {
         char log[1024];
         build_log(m->prog, d->id, log, sizeof log);
         if (e == CL_BUILD_PROGRAM_FAILURE || e == CL_INVALID_BUILD_OPTIONS || e == CL_COMPILER_NOT_AVAILABLE)
-            return si_err(SI_ERR_DEVICE, "building the kernels for %s failed (%s): %s", d->desc, ocl_cl_err_name(e),
-                          log[0] ? log : "(empty build log)");
-        return ocl_cl_err(e, "building the kernels");
+            s = si_err(SI_ERR_DEVICE, "building the kernels for %s failed (%s): %s", d->desc, ocl_cl_err_name(e),
+                       log[0] ? log : "(empty build log)");
+        else
+            s = ocl_cl_err(e, "building the kernels");
+    } else if (g_n_progs < OCL_MAX_PROGRAMS && clRetainProgram(m->prog) == CL_SUCCESS) {
+        g_progs[g_n_progs].dev = d;
+        snprintf(g_progs[g_n_progs].opts, sizeof g_progs[g_n_progs].opts, "%s", bopts);
+        g_progs[g_n_progs].prog = m->prog;
+        g_n_progs++;
     }
-    return SI_OK;
+    pthread_mutex_unlock(&g_prog_lock);
+    return s;
 }
 
 static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
