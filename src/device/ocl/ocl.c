@@ -254,24 +254,37 @@ static struct {
     int waiting_alone; /* inferences waiting to run alone: new side-by-side ones wait behind them */
 } g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0};
 
-static void gate_enter(bool alone) {
+/* Enter before the first upload of an inference of a model whose flag is *warm; true: it runs alone. An
+ * inference that waits to run alone runs side by side instead when the model got warm meanwhile (another
+ * request of it ran first), so that the requests of a new model wait for one inference, not one each. */
+static bool gate_enter(const atomic_bool *warm) {
     pthread_mutex_lock(&g_gate.mu);
+    bool alone = !atomic_load(warm);
     if (alone) {
         g_gate.waiting_alone++;
-        while (g_gate.alone || g_gate.shared) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+        while ((g_gate.alone || g_gate.shared) && !atomic_load(warm)) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
         g_gate.waiting_alone--;
-        g_gate.alone = true;
-    } else {
+        alone = !atomic_load(warm);
+        g_gate.alone = alone;
+        if (!alone) pthread_cond_broadcast(&g_gate.cv); /* side-by-side ones may wait for waiting_alone to drop */
+    }
+    if (!alone) {
         while (g_gate.alone || g_gate.waiting_alone) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
         g_gate.shared++;
     }
     pthread_mutex_unlock(&g_gate.mu);
+    return alone;
 }
 
-static void gate_leave(bool alone) {
+/* Leave; `ran` (for an inference that ran alone): every step ran, so the model is warm from now on. */
+static void gate_leave(bool alone, atomic_bool *warm, bool ran) {
     pthread_mutex_lock(&g_gate.mu);
-    if (alone) g_gate.alone = false;
-    else g_gate.shared--;
+    if (alone) {
+        g_gate.alone = false;
+        if (ran) atomic_store(warm, true);
+    } else {
+        g_gate.shared--;
+    }
     pthread_cond_broadcast(&g_gate.cv);
     pthread_mutex_unlock(&g_gate.mu);
 }
@@ -845,8 +858,7 @@ static si_result req_infer(si_ireq *r_) {
         }
     }
     atomic_store(&r->cancel, 0);
-    bool gated = m->dev->pocl, alone = gated && !atomic_load(&m->warm);
-    if (gated) gate_enter(alone);
+    bool gated = m->dev->pocl, alone = gated && gate_enter(&m->warm);
     cl_int e = CL_SUCCESS;
     const char *what = "";
     char what_buf[256];
@@ -893,10 +905,7 @@ static si_result req_infer(si_ireq *r_) {
         what = "downloading an output";
     }
     cl_int fe = clFinish(r->q); /* always, so that nothing of this inference is still running after it */
-    if (gated) {
-        if (alone && e == CL_SUCCESS && fe == CL_SUCCESS && !aborted && !internal) atomic_store(&m->warm, true);
-        gate_leave(alone);
-    }
+    if (gated) gate_leave(alone, &m->warm, e == CL_SUCCESS && fe == CL_SUCCESS && !aborted && !internal);
     if (internal) return internal;
     if (e != CL_SUCCESS) return ocl_cl_err(e, what);
     if (fe != CL_SUCCESS) return ocl_cl_err(fe, "waiting for the device");
