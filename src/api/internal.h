@@ -19,6 +19,16 @@ struct si_config {
     void *user;
 };
 
+/* A growing string; oom is set (and later writes ignored) when an allocation fails. */
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+void sb_put(sbuf *b, const char *fmt, ...) SI_PRINTF(2, 3);
+/* s as a JSON string literal, quotes included. */
+void sb_str(sbuf *b, const char *s);
+
 bool parse_long(const char *s, long lo, long hi, long *out);
 int parse_onoff(const char *s); /* 1 on, 0 off, -1 neither */
 

@@ -1,0 +1,58 @@
+/*
+ * compiled.h — the compiled model of the API layer and what its files share: the device set a compile
+ * runs on (compile.c), the report (report.c), the request wrappers (request.c) and the partition
+ * descriptions (partition_text.c).
+ */
+#ifndef SI_API_COMPILED_H
+#define SI_API_COMPILED_H
+
+#include "api/internal.h"
+#include "device/faulty/faulty.h"
+#include "failsafe/events.h"
+#include "partition/partition.h"
+
+#define MAX_DEVICES 16
+
+/* What a submodel's factory needs: borrowed from the compiled model, which outlives every call. */
+typedef struct factory_ctx {
+    struct si_compiled *c;
+    int sub;
+} factory_ctx;
+
+/* A device named in the list that is not there on this machine (no OpenCL platform, ...): it declines
+ * every node, so the model runs on the rest of the list, and the reason shows in inspect and the report. */
+typedef struct absent_device {
+    si_device base;
+    char name[64];
+    char reason[512];
+} absent_device;
+
+/* Devices, wrappers and the fault spec live as long as anything may still call into them: they are freed by
+ * the event sink's cleanup, when the last reference (compiled model or an abandoned call) is gone. */
+typedef struct device_set {
+    int n;
+    absent_device absent[MAX_DEVICES];
+    si_device *devs[MAX_DEVICES];    /* what is compiled on: wrappers where the spec names the device */
+    si_device *wrappers[MAX_DEVICES]; /* fault wrappers to free (NULL where none) */
+    si_fault_spec *faults;
+} device_set;
+
+struct si_compiled {
+    si_cmodel *cm;
+    char devices[256];
+    si_sink *sink;
+    device_set *ds;
+    si_partition *part;
+    factory_ctx *fctx;
+    si_options opts;
+    const char *keys[CFG_MAX], *vals[CFG_MAX];
+    char *kv_store[2 * CFG_MAX];
+    si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
+};
+
+/* Parse a device list into ds (names[i] receives each name); a known device absent here becomes an absent_device. */
+si_result si_parse_devices(const char *list, device_set *ds, char names[][64]);
+/* The submodel (and its output port) that produces parent value `value`; *sub = -1 when none does. */
+void si_sub_out(const si_partition *p, int value, int *sub, int *port);
+
+#endif
