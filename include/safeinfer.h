@@ -193,30 +193,36 @@ SI_NODISCARD si_result si_model_partition_text(const si_model *m, const si_confi
 const char *si_model_node_op(const si_model *m, int i);
 
 /* ---------------------------------------------------------------------------------------------------------
- * Configuration for compilation: key/value properties.
- *   devices            comma-separated priority list (default "REF"; known: OCL, OCL.N, CPU, REF where built).
- *                      Each node runs on the first device that supports it; a submodel fails over to the later
- *                      devices of the list that support all of its nodes.
- *   threads            worker threads for devices that use them (default 1)
- *   faults             fault injection spec (see README; also $SAFEINFER_FAULTS when unset):
- *                      RULE[,RULE]..., RULE = DEVICE.STAGE=WHEN[:EFFECT], STAGE compile|create|infer,
- *                      WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom
- *   retries            N: retry a failed call N times on the same device before failing over (default 0;
- *                      a lost device is never retried)
- *   infer_timeout_ms   T: a watchdog abandons an inference (or request creation) that has not returned in T ms;
- *                      it counts as a device failure and quarantines the device (default 0: off)
- *   compile_timeout_ms T: the same for compiles (default 0: off)
- *   standby            on: once a submodel is up, compile its next device in the background (default off)
- *   failback_ms        T: after a failover, re-probe better devices every T ms (compile + a trial inference)
- *                      and move back when one works (default 0: off)
- *   check_outputs      nan: NaN/Inf outputs where the next device gives finite values are a device failure
- *   strict             on: no fallback; the first device's failure is returned (default off)
- *   adaptive_threads   on: the CPU device may drop to one thread while other processes slow its threads
- *                      down, and retries `threads` every 8 inferences (default off: `threads` is exact)
+ * Configuration for compilation: key/value properties. The keys, what each takes, its default and its
+ * documentation come from one table inside the library, listed by si_config_num_keys/si_config_key (and by
+ * `safeinfer config --list`; the README's table is generated from it). The main ones:
+ *   devices   priority list, comma separated, each device once (default AUTO: every GPU or accelerator
+ *             OpenCL device, then CPU). Known: OCL, OCL.N, CPU, REF where built in.
+ *   threads   worker threads for devices that use them (default 1)
+ *   faults    fault injection spec (also $SAFEINFER_FAULTS when unset), see the README
+ *   and the fail-safe policies retries, infer_timeout_ms, compile_timeout_ms, standby, failback_ms,
+ *   check_outputs, strict; adaptive_threads for the CPU device.
  */
+#define SI_MAX_DEVICES 16 /* entries in a device list */
+
+typedef struct si_config_key_info {
+    const char *name;          /* "retries" */
+    const char *values;        /* what it takes: "0..100", "on|off", "LIST", "SPEC" */
+    const char *default_value; /* "" when there is none */
+    const char *doc;           /* one paragraph */
+} si_config_key_info;
+/* The number of configuration keys. */
+int si_config_num_keys(void);
+/* Key i (0..si_config_num_keys()-1); the strings are static. Errors: INVALID_ARG when i is out of range. */
+SI_NODISCARD si_result si_config_key(int i, si_config_key_info *out);
+
 SI_NODISCARD si_result si_config_create(si_config **out);
 void si_config_free(si_config *c);
-/* Set a property; the strings are copied. Errors: INVALID_ARG for an unknown key or a malformed value. */
+/* Set a property; the strings are copied. The value is checked as si_compile would read it: INVALID_ARG
+ * naming the key and the value for an unknown key, a number out of range or with anything but digits
+ * (" 5", "5x"), a word that is not one of the key's, a device list with an unknown device, an empty entry,
+ * a space, a device listed twice or more than SI_MAX_DEVICES entries, or a malformed fault spec. The
+ * previous value stays on failure. */
 SI_NODISCARD si_result si_config_set(si_config *c, const char *key, const char *value);
 /* The value of a property, or NULL when unset (borrowed from the config). */
 const char *si_config_get(const si_config *c, const char *key);

@@ -21,21 +21,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-static si_result absent_supports(const si_device *d, const si_graph *g, const si_node *n) {
-    (void)g; (void)n;
-    const absent_device *a = (const absent_device *)d;
-    return si_err(SI_ERR_UNSUPPORTED, "device %s is not available: %s", a->name, a->reason);
-}
-
-static si_result absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
-    (void)o;
-    *out = NULL;
-    return absent_supports(d, g, NULL);
-}
-
-static const si_device_i absent_iface = {.api_version = SI_DEVICE_API_VERSION, .supports_op = absent_supports,
-                                         .compile = absent_compile};
-
 static void device_set_free(void *arg) {
     device_set *ds = arg;
     for (int i = 0; i < ds->n; i++) si_faulty_free(ds->wrappers[i]);
@@ -47,44 +32,6 @@ static si_result factory(void *user, int device, si_cmodel **out) {
     factory_ctx *f = user;
     si_device *d = f->c->ds->devs[device];
     return d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
-}
-
-si_result si_parse_devices(const char *list, device_set *ds, char names[][64]) {
-    char buf[512];
-    if (strlen(list) >= sizeof buf) return si_err(SI_ERR_INVALID_ARG, "devices: list too long");
-    snprintf(buf, sizeof buf, "%s", list);
-    ds->n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        if (ds->n == MAX_DEVICES) return si_err(SI_ERR_INVALID_ARG, "devices: more than %d devices", MAX_DEVICES);
-        for (int i = 0; i < ds->n; i++)
-            if (!strcmp(names[i], tok)) return si_err(SI_ERR_INVALID_ARG, "devices: '%s' is listed twice", tok);
-        si_result s = si_device_get(tok, &ds->devs[ds->n]);
-        if (s == SI_ERR_UNSUPPORTED || s == SI_ERR_DEVICE) { /* a known kind of device, not present here */
-            absent_device *a = &ds->absent[ds->n];
-            snprintf(a->name, sizeof a->name, "%s", tok);
-            snprintf(a->reason, sizeof a->reason, "%s", si_last_error());
-            a->base = (si_device){.iface = &absent_iface, .name = a->name, .ctx = NULL};
-            ds->devs[ds->n] = &a->base;
-        } else if (s) {
-            return s;
-        }
-        snprintf(names[ds->n], 64, "%s", tok);
-        ds->n++;
-    }
-    if (!ds->n) return si_err(SI_ERR_INVALID_ARG, "devices: the list '%s' is empty", list);
-    return SI_OK;
-}
-
-static long cfg_long(const si_config *cfg, const char *key, long dflt) {
-    const char *v = cfg ? si_config_get(cfg, key) : NULL;
-    long x;
-    return (v && parse_long(v, 0, 86400000, &x)) ? x : dflt;
-}
-
-static bool cfg_on(const si_config *cfg, const char *key) {
-    const char *v = cfg ? si_config_get(cfg, key) : NULL;
-    return v && parse_onoff(v) == 1;
 }
 
 void si_sub_out(const si_partition *p, int value, int *sub, int *port) {
@@ -198,7 +145,7 @@ void si_compiled_free(si_compiled *c) {
 typedef struct sub_job {
     si_compiled *c;
     int sub;
-    int cand[MAX_DEVICES], nc;
+    int cand[SI_MAX_DEVICES], nc;
     char desc[256];
     si_failsafe_policy pol;
     char (*names)[64];
@@ -247,9 +194,10 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     if (!c || !(c->ds = si_calloc(1, sizeof(device_set)))) { si_free(c); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     si_result st;
     si_graph *g = NULL;
-    char names[MAX_DEVICES][64];
-    const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
-    if ((st = si_parse_devices(devs ? devs : "REF", c->ds, names))) goto fail;
+    si_cfg_values cv;
+    if ((st = si_cfg_fill(cfg, &cv))) goto fail;
+    if ((st = si_devices_parse(si_config_devices(cfg), c->ds))) goto fail;
+    char (*names)[64] = c->ds->names;
     /* options for the devices: a copy of the config's properties */
     for (int i = 0; cfg && i < cfg->n; i++) {
         c->kv_store[2 * i] = si_strdup(cfg->keys[i]);
@@ -272,7 +220,7 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
                 c->ds->devs[i] = c->ds->wrappers[i];
             }
     }
-    const char *name_ptrs[MAX_DEVICES];
+    const char *name_ptrs[SI_MAX_DEVICES];
     for (int i = 0; i < c->ds->n; i++) name_ptrs[i] = names[i];
     if ((st = si_sink_create(name_ptrs, c->ds->n, cfg ? cfg->fn : NULL, cfg ? cfg->user : NULL, &c->sink))) goto fail;
     c->sink->cleanup = device_set_free;
@@ -286,15 +234,8 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     c->sub_cms = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
     si_cmodel **subs = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
     if (!c->fctx || !c->sub_cms || !subs) { si_free(subs); st = si_err(SI_ERR_NO_MEM, "out of memory"); goto fail; }
-    si_failsafe_policy pol = {
-        .retries = (int)cfg_long(cfg, "retries", 0),
-        .infer_timeout_ms = (int)cfg_long(cfg, "infer_timeout_ms", 0),
-        .compile_timeout_ms = (int)cfg_long(cfg, "compile_timeout_ms", 0),
-        .standby = cfg_on(cfg, "standby"),
-        .failback_ms = (int)cfg_long(cfg, "failback_ms", 0),
-        .check_nan = cfg && si_config_get(cfg, "check_outputs") && !strcmp(si_config_get(cfg, "check_outputs"), "nan"),
-    };
-    bool strict = cfg_on(cfg, "strict");
+    si_failsafe_policy pol = cv.policy;
+    bool strict = cv.strict;
     size_t dl = 0;
     /* one job per submodel; several submodels compile in parallel (devices compile thread-safely) */
     sub_job *jobs = si_calloc((size_t)p->n + 1, sizeof(sub_job));

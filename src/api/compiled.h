@@ -11,8 +11,6 @@
 #include "failsafe/events.h"
 #include "partition/partition.h"
 
-#define MAX_DEVICES 16
-
 /* What a submodel's factory needs: borrowed from the compiled model, which outlives every call. */
 typedef struct factory_ctx {
     struct si_compiled *c;
@@ -31,9 +29,10 @@ typedef struct absent_device {
  * the event sink's cleanup, when the last reference (compiled model or an abandoned call) is gone. */
 typedef struct device_set {
     int n;
-    absent_device absent[MAX_DEVICES];
-    si_device *devs[MAX_DEVICES];    /* what is compiled on: wrappers where the spec names the device */
-    si_device *wrappers[MAX_DEVICES]; /* fault wrappers to free (NULL where none) */
+    char names[SI_MAX_DEVICES][64];      /* as listed, AUTO expanded */
+    absent_device absent[SI_MAX_DEVICES];
+    si_device *devs[SI_MAX_DEVICES];    /* what is compiled on: wrappers where the spec names the device */
+    si_device *wrappers[SI_MAX_DEVICES]; /* fault wrappers to free (NULL where none) */
     si_fault_spec *faults;
 } device_set;
 
@@ -50,8 +49,10 @@ struct si_compiled {
     si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
 };
 
-/* Parse a device list into ds (names[i] receives each name); a known device absent here becomes an absent_device. */
-si_result si_parse_devices(const char *list, device_set *ds, char names[][64]);
+/* The one device-list parser (config.c): fills ds->n, names, devs (no wrappers). A known device absent on
+ * this machine becomes an absent device that declines every node. Errors: INVALID_ARG naming the list and
+ * the entry (empty entry, spaces, unknown device, a device listed twice, more than SI_MAX_DEVICES). */
+si_result si_devices_parse(const char *list, device_set *ds);
 /* The submodel (and its output port) that produces parent value `value`; *sub = -1 when none does. */
 void si_sub_out(const si_partition *p, int value, int *sub, int *port);
 

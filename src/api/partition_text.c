@@ -15,28 +15,32 @@ static void sb_shape(sbuf *b, const si_val *v) {
 si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
     if (!m || !text) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_text: NULL argument");
     *text = NULL;
-    device_set ds;
-    memset(&ds, 0, sizeof ds);
-    char names[MAX_DEVICES][64];
-    const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
-    si_result st = si_parse_devices(devs ? devs : "REF", &ds, names);
-    if (st) return st;
+    const char *devs = si_config_devices(cfg);
+    device_set *ds = si_calloc(1, sizeof *ds);
+    if (!ds) return si_err(SI_ERR_NO_MEM, "out of memory");
+    si_result st = si_devices_parse(devs, ds);
+    if (st) { si_free(ds); return st; }
+    char (*names)[64] = ds->names;
     si_graph *g = NULL;
     si_partition *p = NULL;
     if ((st = si_graph_clone(m->g, &g)) || (st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE)) ||
-        (st = si_partition_graph(g, ds.devs, ds.n, &p))) {
+        (st = si_partition_graph(g, ds->devs, ds->n, &p))) {
         si_graph_free(g);
+        si_free(ds);
         return st;
     }
     sbuf b = {.p = si_malloc(4096), .cap = 4096};
-    if (!b.p) { si_partition_free(p); si_graph_free(g); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    if (!b.p) { si_partition_free(p); si_graph_free(g); si_free(ds); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     b.p[0] = 0;
-    sb_put(&b, "partition over %s: %d submodel%s\n", devs ? devs : "REF", p->n, p->n == 1 ? "" : "s");
+    sb_put(&b, "partition over %s", devs);
+    if (strstr(devs, "AUTO")) /* what AUTO stood for here */
+        for (int d = 0; d < ds->n; d++) sb_put(&b, d ? ",%s" : " (%s", names[d]);
+    sb_put(&b, "%s: %d submodel%s\n", strstr(devs, "AUTO") ? ")" : "", p->n, p->n == 1 ? "" : "s");
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
         sb_put(&b, "  submodel %d on %s", s, names[sm->device]);
         int nf = 0;
-        for (int d = sm->device + 1; d < ds.n; d++)
+        for (int d = sm->device + 1; d < ds->n; d++)
             if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
         sb_put(&b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
         /* op histogram in first-seen order */
@@ -74,6 +78,7 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
     }
     si_partition_free(p);
     si_graph_free(g);
+    si_free(ds);
     if (b.oom) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     *text = b.p;
     return SI_OK;

@@ -15,6 +15,7 @@ static double mono_ms(void) {
 
 si_result si_sink_create(const char *const *names, int n, si_event_fn fn, void *user, si_sink **out) {
     *out = NULL;
+    if (n < 1 || n > SI_MAX_DEVICES) return si_err(SI_ERR_INVALID_ARG, "event sink: %d devices (1..%d allowed)", n, SI_MAX_DEVICES);
     si_sink *s = si_calloc(1, sizeof *s);
     if (!s) return si_err(SI_ERR_NO_MEM, "out of memory");
     s->device_names = si_calloc((size_t)n + 1, sizeof(char *));

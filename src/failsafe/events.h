@@ -44,7 +44,7 @@ typedef struct si_sink {
     si_logged_event *log;
     int n_log, cap_log;
     _Atomic long inferences, failovers, retries, failbacks;
-    _Atomic bool quarantined[64];
+    _Atomic bool quarantined[SI_MAX_DEVICES]; /* by device index (n_devices <= SI_MAX_DEVICES) */
     _Atomic int outstanding; /* abandoned calls still running */
     void (*cleanup)(void *arg); /* called when the last reference drops (frees what devices need) */
     void *cleanup_arg;

@@ -74,7 +74,7 @@ static const char *dev_name(const fs_model *m, int pos) {
     return d >= 0 && d < m->sink->n_devices ? m->sink->device_names[d] : "?";
 }
 
-static bool quarantined(const fs_model *m, int pos) { return atomic_load(&m->sink->quarantined[m->cand[pos] & 63]); }
+static bool quarantined(const fs_model *m, int pos) { return atomic_load(&m->sink->quarantined[m->cand[pos]]); }
 
 static void note_failure(fs_model *m, int pos, const char *stage, si_result st, const char *msg) {
     char buf[1200];
@@ -194,7 +194,7 @@ static si_result compile_at(fs_model *m, int pos, fs_gen **out) {
         if (!timed_out) {
             cm = j->cm;
             job_free(j);
-        } else if (!atomic_exchange(&m->sink->quarantined[m->cand[pos] & 63], true)) {
+        } else if (!atomic_exchange(&m->sink->quarantined[m->cand[pos]], true)) {
             si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, m->cand[pos], -1, "compile", st,
                           "device %s quarantined: %s", dev_name(m, pos), si_last_error());
         }
@@ -304,7 +304,7 @@ static void failover_from(fs_model *m, fs_gen *g, const char *stage, si_result s
         int pos = g->pos;
         note_failure(m, pos, stage, st, copy);
         si_sink_attempt(m->sink, m->submodel, m->cand[pos], stage, st, copy);
-        if (lost && !atomic_exchange(&m->sink->quarantined[m->cand[pos] & 63], true))
+        if (lost && !atomic_exchange(&m->sink->quarantined[m->cand[pos]], true))
             si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, m->cand[pos], -1, stage, st,
                           "device %s quarantined: %s", dev_name(m, pos), copy);
         m->active = NULL;
@@ -835,6 +835,9 @@ int si_failsafe_active_device(si_cmodel *m_) {
 si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     *out = NULL;
     if (d->n_candidates < 1 || !d->factory || !d->sink) return si_err(SI_ERR_INVALID_ARG, "failsafe: no candidates or factory");
+    for (int i = 0; i < d->n_candidates; i++) /* device indices index the sink's tables */
+        if (d->candidates[i] < 0 || d->candidates[i] >= d->sink->n_devices)
+            return si_err(SI_ERR_INVALID_ARG, "failsafe: candidate %d is not a device of the sink", d->candidates[i]);
     fs_model *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "out of memory");
     m->base.iface = &fs_model_iface;
