@@ -194,3 +194,12 @@ si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out) 
     si_free(buf);
     return s ? si_err_wrap(s, "%s", path) : SI_OK;
 }
+
+// --- version ----------------------------------------------------------------------------------------------
+
+const char *si_version(int *major, int *minor, int *patch) {
+    if (major) *major = SI_VERSION_MAJOR;
+    if (minor) *minor = SI_VERSION_MINOR;
+    if (patch) *patch = SI_VERSION_PATCH;
+    return SI_VERSION_STRING;
+}

@@ -84,3 +84,5 @@ si_result si_compiled_report_json(const si_compiled *c, char **json) {
     return SI_OK;
 }
 
+
+const char *si_event_type_str(si_event_type t) { return si_event_type_name(t); }
