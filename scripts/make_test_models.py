@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c and tests/test_alloc_fail.c.
+"""Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c, tests/test_alloc_fail.c and
+tests/cli.sh (case_small/: an ONNX backend test case).
 
     /usr/bin/python3 scripts/make_test_models.py [OUTDIR]     (default: tests/data next to this script)
 
@@ -274,11 +275,25 @@ def build(out):
     with open(os.path.join(out, "short_data.npy"), "wb") as f:
         f.write(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr + b"\0" * 8)
 
+    # an ONNX backend test case for `safeinfer check-onnx` (tests/cli.sh): small.onnx with one data set
+    case = os.path.join(out, "case_small")
+    os.makedirs(os.path.join(case, "test_data_set_0"), exist_ok=True)
+    with open(os.path.join(case, "model.onnx"), "wb") as f:
+        f.write(files["small.onnx"].SerializeToString())
+    x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 4.0]], dtype=np.float32)
+    y = np.maximum(x * W + B, 0).astype(np.float32)
+    case_files = {"input_0.pb": numpy_helper.from_array(x, "X"), "output_0.pb": numpy_helper.from_array(y, "Y"),
+                  "output_1.pb": numpy_helper.from_array(y.T.reshape(-1), "Z")}
+    for name, t in case_files.items():
+        with open(os.path.join(case, "test_data_set_0", name), "wb") as f:
+            f.write(t.SerializeToString())
+
     # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
     for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
                  "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx"):
         onnx.checker.check_model(files[name])
-    return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"])
+    return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"] +
+                  ["case_small/model.onnx"] + ["case_small/test_data_set_0/" + n for n in case_files])
 
 
 if __name__ == "__main__":

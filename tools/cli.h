@@ -39,7 +39,17 @@ int make_inputs(si_model *m, const char *const *specs, int n_specs, si_tensor **
 /* mkdir -p; 0 or -1 (errno set). */
 int mkdir_p(const char *path);
 
+/* A tolerance value (a finite number >= 0); prints a usage error naming the flag otherwise. */
+bool parse_tol(const char *flag, const char *s, double *out);
+
+/* help.c */
 void usage(FILE *f);
+/* A command's synopsis (to stderr: with a pointer to --help; to stdout: with its details). */
+void usage_cmd(FILE *f, const char *cmd);
+/* "--infer-timeout-ms" for the key infer_timeout_ms. */
+void config_flag_name(const char *key, char *flag, size_t n);
+int cmd_config(int argc, char **argv);
+
 int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -65,9 +65,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "fault injection (also $SAFEINFER_FAULTS when unset): RULE[,RULE]..., RULE = DEVICE.STAGE=WHEN[:EFFECT], "
      "STAGE compile|create|infer, WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom"},
     {"retries", CFG_INT, 0, 100, NULL, "0..100", "0", FIELD_INT(policy.retries),
-     "retry a failed call N times on the same device before failing over; a lost device is never retried"},
+     "retry a failed call this many times on the same device before failing over; a lost device is never retried"},
     {"infer_timeout_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", "0", FIELD_INT(policy.infer_timeout_ms),
-     "a watchdog abandons an inference (or request creation) that has not returned in T ms (0: off); the "
+     "a watchdog abandons an inference (or request creation) that has not returned in this many ms (0: off); the "
      "device is quarantined and the inference re-run on the next one"},
     {"compile_timeout_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", "0", FIELD_INT(policy.compile_timeout_ms),
      "the same watchdog for compiles (0: off)"},
@@ -75,7 +75,7 @@ static const si_cfg_key si_cfg_keys[] = {
      "once a submodel is up, compile (and warm up) its next device in the background, so that a failover "
      "costs an inference, not a compile"},
     {"failback_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", "0", FIELD_INT(policy.failback_ms),
-     "after a failover, re-probe the preferred device every T ms (compile + a trial inference) and move "
+     "after a failover, re-probe the preferred device at this interval in ms (compile + a trial inference) and move "
      "back when it works (0: off)"},
     {"check_outputs", CFG_CHOICE, 0, 0, check_outputs_choices, "nan|off", "off", FIELD_BOOL(policy.check_nan),
      "nan: outputs with NaN/Inf where the next device gives finite values count as a device failure"},
