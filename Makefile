@@ -20,6 +20,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
+# The suite's model generators and ONNX Runtime comparisons need python3-onnx and python3-numpy: `make test`
+# installs them too (scripts/install-deps.sh with SI_WITH_PYTHON=1).
+test: export SI_WITH_PYTHON = 1
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
