@@ -214,6 +214,13 @@ SI_API int si_model_num_nodes(const si_model *m);
  * into and out of it, and why nodes did not go to earlier devices). *text is a new string (free with
  * si_free_string). Errors: as si_compile's partitioning (UNSUPPORTED names a node no device accepts). */
 SI_API SI_NODISCARD si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text);
+/* The same as JSON, for programs (`inspect --dot` draws it): {"config_devices": "AUTO", "devices": [the
+ * list, AUTO expanded], "inputs"/"outputs": [{"name","dtype","shape" (-1 for a dimension not fixed; null
+ * when the rank is unknown), outputs also "from": the submodel producing it, -1 for none}], "submodels":
+ * [{"id", "device", "fallbacks": [...], "ops": [op_type per node], "why", "inputs": [{"name","dtype",
+ * "shape","from": submodel or -1 for a model input}], "outputs": [{"name","dtype","shape","to": [submodels],
+ * "model_output": bool}]}]}. *json is a new string (si_free_string). Errors: as si_model_partition_text. */
+SI_API SI_NODISCARD si_result si_model_partition_json(const si_model *m, const si_config *cfg, char **json);
 /* op_type of node i in topological order (borrowed), or NULL when out of range. */
 SI_API const char *si_model_node_op(const si_model *m, int i);
 

@@ -270,15 +270,18 @@ static void print_info(const char *kind, const si_value_info *v) {
 }
 
 static int cmd_inspect(int argc, char **argv) {
-    const char *path = NULL, *devices = NULL, *shapes[64];
+    const char *path = NULL, *devices = NULL, *shapes[64], *dot = NULL, *report = NULL;
     int n_shapes = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
+        else if (!strcmp(argv[i], "--dot") && i + 1 < argc) dot = argv[++i];
+        else if (!strcmp(argv[i], "--report") && i + 1 < argc) report = argv[++i];
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc && n_shapes < 64) shapes[n_shapes++] = argv[++i];
         else if (argv[i][0] == '-' || path) { fprintf(stderr, "safeinfer inspect: unexpected argument '%s'\n", argv[i]); usage_cmd(stderr, "inspect"); return EXIT_USAGE; }
         else path = argv[i];
     }
     if (!path) { usage_cmd(stderr, "inspect"); return EXIT_USAGE; }
+    if (report && !dot) { fprintf(stderr, "safeinfer inspect: --report is drawn on the --dot graph; give --dot FILE.dot\n"); return EXIT_USAGE; }
     argv[0] = (char *)path;
     si_model *m;
     si_result s = si_model_load(path, &m);
@@ -340,8 +343,9 @@ static int cmd_inspect(int argc, char **argv) {
         si_free_string(text);
         si_config_free(cfg);
     }
+    int rc = dot ? write_partition_dot(m, path, devices, dot, report) : 0;
     si_model_free(m);
-    return 0;
+    return rc;
 }
 
 typedef struct command {
