@@ -8,9 +8,13 @@
 #   4. DESTDIR staging: files under DESTDIR/PREFIX, safeinfer.pc naming PREFIX;
 #   5. `make uninstall` removes every installed file.
 # The build folder's own install manifest is not touched (INSTALL_MANIFEST points into WORKDIR).
-# usage: install.sh SOURCE_DIR BUILD_DIR WORKDIR
+# usage: install.sh SOURCE_DIR BUILD_DIR WORKDIR [SANITIZERS]
+# (SANITIZERS: the build's SI_SANITIZE; the consumers are built with the same -fsanitize, since a
+# sanitized library loads only into a sanitized program)
 set -u
-src=$1 build=$2 work=$3
+src=$1 build=$2 work=$3 san=${4:-}
+san_flags=""
+[ -n "$san" ] && san_flags="-fsanitize=$san"
 rm -rf "$work" && mkdir -p "$work"
 for t in pkg-config cc cmake make; do
   command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
@@ -59,7 +63,7 @@ flags=$(pkg-config --cflags --libs safeinfer) || fail "pkg-config safeinfer"
 echo "pkg-config --cflags --libs safeinfer: $flags"
 [ "$(pkg-config --modversion safeinfer)" = "$("$prefix/bin/safeinfer" --version | awk '{print $2}')" ] || fail "pkg-config version"
 # shellcheck disable=SC2086
-cc -std=c11 -Wall -Werror "$work/consumer.c" -o "$work/consumer_pc" $flags -Wl,-rpath,"$libdir" || fail "build with pkg-config"
+cc -std=c11 -Wall -Werror $san_flags "$work/consumer.c" -o "$work/consumer_pc" $flags -Wl,-rpath,"$libdir" || fail "build with pkg-config"
 "$work/consumer_pc" "$src/examples/tiny_cnn.onnx" || fail "consumer built with pkg-config"
 ldd "$work/consumer_pc" | grep -q "$libdir/libsafeinfer.so" || fail "the pkg-config consumer does not use the installed library"
 
@@ -75,7 +79,8 @@ target_link_libraries(consumer_shared PRIVATE safeinfer::safeinfer)
 add_executable(consumer_static consumer.c)
 target_link_libraries(consumer_static PRIVATE safeinfer::safeinfer_static)
 EOF
-cmake -S "$work/cmake-project" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" >"$work/cmake.log" 2>&1 &&
+cmake -S "$work/cmake-project" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="$san_flags" \
+      -DCMAKE_EXE_LINKER_FLAGS="$san_flags" >"$work/cmake.log" 2>&1 &&
   cmake --build "$work/cmake-build" >>"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "CMake project with find_package(safeinfer)"; }
 "$work/cmake-build/consumer_shared" "$src/examples/tiny_cnn.onnx" || fail "consumer_shared"
 "$work/cmake-build/consumer_static" "$src/examples/tiny_cnn.onnx" || fail "consumer_static"
