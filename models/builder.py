@@ -1,0 +1,67 @@
+"""A small graph builder shared by the model generators in this folder (numpy + onnx, Debian's python3-onnx).
+
+Names are made unique per graph; initializers come from a seeded numpy generator, so a generator run twice
+writes the same model.
+"""
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+MS = "com.microsoft"
+
+
+class Builder:
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inits, self.count = [], [], {}
+        self.domains = set()
+
+    def name(self, base):
+        k = self.count.get(base, 0)
+        self.count[base] = k + 1
+        return base if k == 0 else f"{base}_{k}"
+
+    def const(self, base, array):
+        """An initializer (0-d arrays stay 0-d)."""
+        n = self.name(base)
+        self.inits.append(numpy_helper.from_array(np.asarray(array, order="C"), n))
+        return n
+
+    def i64(self, base, values):
+        return self.const(base, np.asarray(values, dtype=np.int64))
+
+    def f32(self, base, value):
+        return self.const(base, np.asarray(value, dtype=np.float32))
+
+    def node(self, op, inputs, base=None, n_out=1, domain="", outputs=None, **attrs):
+        base = self.name(base or op.lower())
+        if outputs is None:
+            outputs = [base] if n_out == 1 else [f"{base}_out{i}" for i in range(n_out)]
+        if domain:
+            self.domains.add(domain)
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=base, domain=domain or None, **attrs))
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def normal(self, shape, std):
+        return (self.rng.standard_normal(shape) * std).astype(np.float32)
+
+    def model(self, name, inputs, outputs, opset, ir_version=8):
+        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
+        ops = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in sorted(self.domains)]
+        m = helper.make_model(graph, opset_imports=ops, producer_name="safeinfer-models")
+        m.ir_version = ir_version
+        return m
+
+
+def tensor(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def save(model, path, check=True):
+    if check:
+        onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+F32, F16, I64, I32, U8, I8, BOOL = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.INT64, TensorProto.INT32,
+                                    TensorProto.UINT8, TensorProto.INT8, TensorProto.BOOL)
