@@ -15,6 +15,20 @@ class Builder:
         self.rng = np.random.default_rng(seed)
         self.nodes, self.inits, self.count = [], [], {}
         self.domains = set()
+        self.constant_nodes = False  # True: const() writes Constant nodes instead of initializers
+
+    def sub(self):
+        """A builder for a subgraph (an If/Loop body): its own node list; names, the seeded generator, the opset
+        domains and the initializers are shared with this builder, so the subgraph's weights are initializers of
+        the main graph read from the outer scope (as exporters write them), and no name repeats in the model."""
+        s = Builder.__new__(Builder)
+        s.rng, s.inits, s.count, s.domains = self.rng, self.inits, self.count, self.domains
+        s.nodes, s.constant_nodes = [], self.constant_nodes
+        return s
+
+    def graph(self, name, outputs, inputs=()):
+        """This builder's nodes as a subgraph (no initializers of its own); outputs are value infos."""
+        return helper.make_graph(self.nodes, name, list(inputs), outputs)
 
     def name(self, base):
         k = self.count.get(base, 0)
@@ -22,8 +36,12 @@ class Builder:
         return base if k == 0 else f"{base}_{k}"
 
     def const(self, base, array):
-        """An initializer (0-d arrays stay 0-d)."""
+        """An initializer (0-d arrays stay 0-d), or a Constant node when constant_nodes is set."""
         n = self.name(base)
+        if self.constant_nodes:
+            t = numpy_helper.from_array(np.asarray(array, order="C"), n)
+            self.nodes.append(helper.make_node("Constant", [], [n], name=n, value=t))
+            return n
         self.inits.append(numpy_helper.from_array(np.asarray(array, order="C"), n))
         return n
 

@@ -1,0 +1,105 @@
+"""Layers shared by the model generators: convolutions with folded batch norm, LayerNormalization, linear
+projections, GELU/SiLU/HardSwish written the ways exporters write them, multi-head attention.
+
+Each takes the Builder first and returns the output value's name. Weights come from the builder's seeded
+generator, scaled so that activations keep a unit-ish range through a deep stack (He-normal for convs followed
+by ReLU-like activations, 1/sqrt(fan_in) for projections), so outputs of the random models are well conditioned.
+"""
+import numpy as np
+
+from builder import F32  # noqa: F401  (re-exported for the generators)
+
+
+def he_std(fan_in, gain=2.0):
+    return float(np.sqrt(gain / fan_in))
+
+
+def conv(b, x, cin, cout, k, base, stride=1, pad=None, dil=1, group=1, bias=True, gain=2.0, dims=2, dtype=np.float32,
+         bias_std=0.05):
+    """Conv with a (folded batch-norm) bias: weights [cout, cin/group, k...], He-normal with the given gain."""
+    ks = [k] * dims if isinstance(k, int) else list(k)
+    st = [stride] * dims if isinstance(stride, int) else list(stride)
+    dl = [dil] * dims if isinstance(dil, int) else list(dil)
+    if pad is None:
+        pad = [d * (kk - 1) // 2 for d, kk in zip(dl, ks)]
+    elif isinstance(pad, int):
+        pad = [pad] * dims
+    fan_in = cin // group * int(np.prod(ks))
+    w = b.normal([cout, cin // group] + ks, he_std(fan_in, gain)).astype(dtype)
+    ins = [x, b.const(base + ".weight", w)]
+    if bias:
+        ins.append(b.const(base + ".bias", (b.rng.standard_normal(cout) * bias_std).astype(dtype)))
+    return b.node("Conv", ins, base=base, kernel_shape=ks, strides=st, pads=list(pad) + list(pad), dilations=dl,
+                  group=group)
+
+
+def batchnorm(b, x, c, base, dtype=np.float32):
+    """An explicit BatchNormalization (inference form) with statistics near (0, 1) and gamma near 1."""
+    g = (1.0 + 0.1 * b.rng.standard_normal(c)).astype(dtype)
+    be = (0.05 * b.rng.standard_normal(c)).astype(dtype)
+    m = (0.05 * b.rng.standard_normal(c)).astype(dtype)
+    v = (1.0 + 0.2 * b.rng.random(c)).astype(dtype)
+    return b.node("BatchNormalization", [x, b.const(base + ".weight", g), b.const(base + ".bias", be),
+                                         b.const(base + ".running_mean", m), b.const(base + ".running_var", v)],
+                  base=base, epsilon=1e-5)
+
+
+def relu(b, x, base=None):
+    return b.node("Relu", [x], base=base or "relu")
+
+
+def silu(b, x, base="silu"):
+    """SiLU as x * Sigmoid(x), the way PyTorch exports it below opset 21."""
+    return b.node("Mul", [x, b.node("Sigmoid", [x], base=base + ".sig")], base=base)
+
+
+def hardswish_opset11(b, x, base="hswish"):
+    """HardSwish below opset 14: x * HardSigmoid(x; alpha 1/6, beta 0.5)."""
+    return b.node("Mul", [x, b.node("HardSigmoid", [x], base=base + ".hsig", alpha=1.0 / 6, beta=0.5)], base=base)
+
+
+def gelu_erf(b, x, base="gelu"):
+    """GELU as exporters write it: 0.5 * x * (1 + Erf(x / sqrt(2)))."""
+    e = b.node("Erf", [b.node("Div", [x, b.f32("sqrt2", np.sqrt(2.0))], base=base + ".div")], base=base + ".erf")
+    one = b.node("Add", [e, b.f32("one_f", 1.0)], base=base + ".add")
+    return b.node("Mul", [b.node("Mul", [x, one], base=base + ".mul"), b.f32("half", 0.5)], base=base)
+
+
+def layernorm(b, x, d, base, axis=-1):
+    g = (1.0 + 0.1 * b.rng.standard_normal(d)).astype(np.float32)
+    be = (0.05 * b.rng.standard_normal(d)).astype(np.float32)
+    return b.node("LayerNormalization", [x, b.const(base + ".weight", g), b.const(base + ".bias", be)], base=base,
+                  axis=axis, epsilon=1e-5)
+
+
+def linear(b, x, k, n, base, bias=True, std=None, scale=1.0):
+    """MatMul by a [k, n] weight (+ Add bias), std 1/sqrt(k) times scale unless std is given."""
+    std = std if std is not None else scale / np.sqrt(k)
+    y = b.node("MatMul", [x, b.const(base + ".weight", b.normal((k, n), std))], base=base + ".matmul")
+    if not bias:
+        return y
+    return b.node("Add", [y, b.const(base + ".bias", b.normal((n,), 0.02))], base=base)
+
+
+def split_heads(b, x, heads, hd, base):
+    """[B, S, heads*hd] -> [B, heads, S, hd]."""
+    r = b.node("Reshape", [x, b.i64("shape_heads", [0, -1, heads, hd])], base=base + ".reshape")
+    return b.node("Transpose", [r], base=base, perm=[0, 2, 1, 3])
+
+
+def merge_heads(b, x, d, base):
+    """[B, heads, S, hd] -> [B, S, heads*hd]."""
+    t = b.node("Transpose", [x], base=base + ".t", perm=[0, 2, 1, 3])
+    return b.node("Reshape", [t, b.i64("shape_merge", [0, -1, d])], base=base)
+
+
+def attention(b, q, k, v, hd, base, bias=None, scale_q=True):
+    """Softmax(q k^T / sqrt(hd) + bias) v on [B, H, S, hd] tensors (bias broadcast to [B, H, S, T])."""
+    kt = b.node("Transpose", [k], base=base + ".kt", perm=[0, 1, 3, 2])
+    s = b.node("MatMul", [q, kt], base=base + ".qk")
+    if scale_q:
+        s = b.node("Mul", [s, b.f32("attn_scale_%d" % hd, 1.0 / np.sqrt(hd))], base=base + ".scaled")
+    if bias is not None:
+        s = b.node("Add", [s, bias], base=base + ".biased")
+    p = b.node("Softmax", [s], base=base + ".probs", axis=-1)
+    return b.node("MatMul", [p, v], base=base + ".pv")
