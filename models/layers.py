@@ -15,8 +15,13 @@ def he_std(fan_in, gain=2.0):
 
 
 def conv(b, x, cin, cout, k, base, stride=1, pad=None, dil=1, group=1, bias=True, gain=2.0, dims=2, dtype=np.float32,
-         bias_std=0.05):
-    """Conv with a (folded batch-norm) bias: weights [cout, cin/group, k...], He-normal with the given gain."""
+         bias_std=0.05, norm=1.0):
+    """Conv with a (folded batch-norm) bias: weights [cout, cin/group, k...], He-normal with the given gain.
+
+    When the builder calibrates and knows x's value, the batch norm is folded from the statistics the conv sees
+    instead: each output channel gets mean beta ~ N(0, bias_std) and standard deviation norm * gamma, gamma ~
+    1 + N(0, 0.1) (a conv without bias gets the spread only); with b.calibrate_center false, only the scale is
+    set (root mean square norm * gamma) and the bias stays beta."""
     ks = [k] * dims if isinstance(k, int) else list(k)
     st = [stride] * dims if isinstance(stride, int) else list(stride)
     dl = [dil] * dims if isinstance(dil, int) else list(dil)
@@ -25,12 +30,38 @@ def conv(b, x, cin, cout, k, base, stride=1, pad=None, dil=1, group=1, bias=True
     elif isinstance(pad, int):
         pad = [pad] * dims
     fan_in = cin // group * int(np.prod(ks))
-    w = b.normal([cout, cin // group] + ks, he_std(fan_in, gain)).astype(dtype)
-    ins = [x, b.const(base + ".weight", w)]
+    w = b.normal([cout, cin // group] + ks, he_std(fan_in, gain))
+    beta = b.rng.standard_normal(cout) * bias_std
+    y = None
+    if b.values is not None and b.values.get(x) is not None:
+        import eager  # noqa: PLC0415
+        y = eager.conv(b.values[x], w, None, strides=st, pads=list(pad) + list(pad), dilations=dl, group=group)
+        sh = [1, -1] + [1] * (y.ndim - 2)
+        if y.size // y.shape[1] >= 16:  # not on a squeeze-excitation's [N, C, 1, 1]: too few samples
+            red = (0,) + tuple(range(2, y.ndim))
+            if b.calibrate_center:
+                mean, std = y.mean(axis=red), y.std(axis=red) + 1e-6
+            else:  # scale only: robust where the statistics depend on the image size (dilations on small maps)
+                mean, std = np.zeros(cout), np.sqrt((y * y).mean(axis=red)) + 1e-6
+            # a factor far from the He scale means statistics from too few real samples (a dilated conv on a map
+            # smaller than its reach sees mostly padding): clamp it so other image sizes stay in range
+            g = norm * (1.0 + 0.1 * b.rng.standard_normal(cout)) * np.clip(1.0 / std, *b.calibrate_clamp)
+            w = w * g.reshape([-1] + [1] * (w.ndim - 1))
+            y = y * g.reshape(sh)
+            if bias:
+                beta = beta - mean * g
+        if bias:
+            y = y + beta.reshape(sh).astype(np.float32)
+    ins = [x, b.const(base + ".weight", w.astype(dtype))]
     if bias:
-        ins.append(b.const(base + ".bias", (b.rng.standard_normal(cout) * bias_std).astype(dtype)))
-    return b.node("Conv", ins, base=base, kernel_shape=ks, strides=st, pads=list(pad) + list(pad), dilations=dl,
-                  group=group)
+        ins.append(b.const(base + ".bias", beta.astype(dtype)))
+    values, b.values = b.values, None  # the output's value is y: no second evaluation
+    out = b.node("Conv", ins, base=base, kernel_shape=ks, strides=st, pads=list(pad) + list(pad), dilations=dl,
+                 group=group)
+    b.values = values
+    if y is not None:
+        values[out] = y
+    return out
 
 
 def batchnorm(b, x, c, base, dtype=np.float32):
