@@ -204,7 +204,7 @@ def yolo(a):
     c2, c3 = 64, 80
     levels = []
     for i, (t, ch) in enumerate(((o3, 64), (o4, 128), (o5, 256))):
-        p = f"model.22"
+        p = "model.22"
         bx = cv(cv(t, ch, c2, 3, 1, f"{p}.cv2.{i}.0"), c2, c2, 3, 1, f"{p}.cv2.{i}.1")
         bx = conv(b, bx, c2, 4 * reg, 1, f"{p}.cv2.{i}.2", norm=2.0)  # peaked DFL bins: distinct boxes
         cl = cv(cv(t, ch, c3, 3, 1, f"{p}.cv3.{i}.0"), c3, c3, 3, 1, f"{p}.cv3.{i}.1")
@@ -261,7 +261,8 @@ def unet_graph(b, size, width, classes=2):
         c = ch[4 - i]
         p = f"up{i + 1}"
         w = b.normal((c, c // 2, 2, 2), np.sqrt(1.0 / c))
-        x = b.node("ConvTranspose", [x, b.const(p + ".up.weight", w), b.const(p + ".up.bias", b.normal((c // 2,), 0.05))],
+        x = b.node("ConvTranspose", [x, b.const(p + ".up.weight", w),
+                                     b.const(p + ".up.bias", b.normal((c // 2,), 0.05))],
                    base=p + ".up", kernel_shape=[2, 2], strides=[2, 2])
         x = b.node("Concat", [skips[3 - i], x], base=p + ".concat", axis=1)
         x = double(x, c, c // 2, p + ".conv")
@@ -430,7 +431,8 @@ def crnn(a):
             h = gelu_erf(b, linear(b, h, d, ffn, p + ".mlp.fc1"), p + ".mlp.act")
             x = b.node("Add", [x, linear(b, h, ffn, d, p + ".mlp.fc2", scale=0.5)], base=p + ".res2")
         x = layernorm(b, x, d, "neck.norm")
-    logits = linear(b, x, d, classes, "head.fc", scale=4.0)
+    # logits of standard deviation ~4 (the LSTM's outputs are tanh-bounded and small: a larger scale)
+    logits = linear(b, x, d, classes, "head.fc", scale=24.0 if a.lstm else 4.0)
     b.node("Softmax", [logits], base="head.softmax", axis=-1, outputs=["softmax_2.tmp_0"])
     return b.model("ppocr_rec_like" + ("_lstm" if a.lstm else "_svtr"),
                    [tensor("x", F32, ["batch", 3, 48, "width"])],

@@ -1,11 +1,14 @@
-"""Numpy evaluation of the ops the convolutional generators use, for calibrating their weights while the graph is
-built (Builder.calibrate): each conv sees its real input on a calibration image and its weights are scaled so
-that its output channels have zero mean and the wanted spread, as a batch norm folded into a trained conv leaves
-them. Without it, random weights make deep SiLU / HardSwish nets (whose gain depends on the activation's scale)
-either fade to zero or blow up within twenty layers.
+"""Numpy evaluation of the ops the generators use, for two things:
 
-Only what the generators need, in float32 (float16 graphs are calibrated in float32): ops not listed here, or
-that fail on the calibration shapes, leave their outputs unknown and the convs after them uncalibrated.
+* calibrating the conv weights while the graph is built (Builder.calibrate): each conv sees its real input on a
+  calibration image and its weights are scaled so that its output channels have zero mean and the wanted spread,
+  as a batch norm folded into a trained conv leaves them. Without it, random weights make deep SiLU / HardSwish
+  nets (whose gain depends on the activation's scale) either fade to zero or blow up within twenty layers. Ops
+  not listed here, or that fail on the calibration shapes, leave their outputs unknown and the convs after them
+  uncalibrated (float16 graphs are calibrated in float32);
+* an independent reference for the quantized models (run_model: DynamicQuantizeLinear, ConvInteger and
+  MatMulInteger written from the ONNX spec, the integer sums exact), which make_all.py --check compares with
+  ONNX Runtime.
 """
 import itertools
 
@@ -15,8 +18,8 @@ from onnx import helper
 from builder import F16, F32
 
 
-def conv(x, w, b=None, strides=None, pads=None, dilations=None, group=1, **_):
-    x, w = x.astype(np.float32), w.astype(np.float32)
+def conv(x, w, b=None, strides=None, pads=None, dilations=None, group=1, _dtype=np.float32, **_):
+    x, w = x.astype(_dtype), w.astype(_dtype)
     n, c = x.shape[:2]
     m, cg = w.shape[:2]
     ks = w.shape[2:]
@@ -28,7 +31,7 @@ def conv(x, w, b=None, strides=None, pads=None, dilations=None, group=1, **_):
     osz = [(xp.shape[2 + i] - dl[i] * (ks[i] - 1) - 1) // st[i] + 1 for i in range(d)]
     xg = xp.reshape((n, group, c // group) + xp.shape[2:])
     wg = w.reshape((group, m // group, cg) + tuple(ks))
-    y = np.zeros((n, group, m // group) + tuple(osz), np.float32)
+    y = np.zeros((n, group, m // group) + tuple(osz), _dtype)
     for off in itertools.product(*[range(k) for k in ks]):
         sl = tuple(slice(o * dl[i], o * dl[i] + st[i] * (osz[i] - 1) + 1, st[i]) for i, o in enumerate(off))
         xs = xg[(Ellipsis,) + sl]
@@ -38,7 +41,7 @@ def conv(x, w, b=None, strides=None, pads=None, dilations=None, group=1, **_):
             y += np.einsum("ngc...,gmc->ngm...", xs, wg[(Ellipsis,) + off], optimize=True)
     y = y.reshape((n, m) + tuple(osz))
     if b is not None:
-        y += b.astype(np.float32).reshape((1, m) + (1,) * d)
+        y += b.astype(_dtype).reshape((1, m) + (1,) * d)
     return y
 
 
@@ -50,7 +53,8 @@ def conv_transpose(x, w, b=None, strides=None, **_):
     y = np.zeros((n, m, (h - 1) * sh + kh, (wd - 1) * sw + kw), np.float32)
     for i in range(kh):
         for j in range(kw):
-            y[:, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (wd - 1) + 1:sw] += np.einsum("nchw,cm->nmhw", x, w[:, :, i, j])
+            y[:, :, i:i + sh * (h - 1) + 1:sh, j:j + sw * (wd - 1) + 1:sw] += \
+                np.einsum("nchw,cm->nmhw", x, w[:, :, i, j])
     if b is not None:
         y += b.astype(np.float32).reshape(1, m, 1, 1)
     return y
@@ -156,6 +160,82 @@ OPS = {
     "Squeeze": lambda i, a: [np.squeeze(i[0], axis=tuple(int(v) for v in i[1]))],
     "Unsqueeze": lambda i, a: [np.expand_dims(i[0], axis=tuple(int(v) for v in i[1]))],
 }
+
+
+def _erf(x):
+    """Abramowitz and Stegun 7.1.26: |error| < 1.5e-7."""
+    x = x.astype(np.float64)
+    t = 1.0 / (1.0 + 0.3275911 * np.abs(x))
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t \
+        * np.exp(-x * x)
+    return np.sign(x) * y
+
+
+def _layernorm(x, g, b=None, axis=-1, epsilon=1e-5, **_):
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    m = x.mean(axis=axes, keepdims=True)
+    v = ((x - m) ** 2).mean(axis=axes, keepdims=True)
+    y = (x - m) / np.sqrt(v + epsilon) * g
+    return (y + b if b is not None else y).astype(np.float32)
+
+
+def _softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+
+
+def dynamic_quantize_linear(x):
+    """ONNX DynamicQuantizeLinear in float32 arithmetic: uint8, scale over a range holding 0, round half to even."""
+    x = x.astype(np.float32)
+    lo, hi = np.float32(min(0.0, float(x.min()))), np.float32(max(0.0, float(x.max())))
+    s = np.float32((hi - lo) / np.float32(255.0))
+    z = np.uint8(np.clip(np.round(-lo / s), 0, 255)) if s > 0 else np.uint8(0)
+    q = np.clip(np.round(x / s) + z, 0, 255).astype(np.uint8) if s > 0 else np.zeros(x.shape, np.uint8)
+    return [q, np.array(s, np.float32), np.array(z, np.uint8)]
+
+
+def _conv_integer(x, w, xz=None, wz=None, **a):
+    xi = x.astype(np.int64) - (0 if xz is None else np.int64(xz))
+    wi = w.astype(np.int64) - (0 if wz is None else np.asarray(wz, np.int64).reshape([-1] + [1] * (w.ndim - 1)))
+    # float64 sums of integer products are exact below 2^53
+    return np.rint(conv(xi.astype(np.float64), wi.astype(np.float64), None, _dtype=np.float64, **a)).astype(np.int32)
+
+
+def _matmul_integer(a, b, az=None, bz=None):
+    ai = a.astype(np.int64) - (0 if az is None else np.asarray(az, np.int64))
+    bi = b.astype(np.int64) - (0 if bz is None else np.asarray(bz, np.int64))
+    return np.matmul(ai, bi).astype(np.int32)
+
+
+OPS.update({
+    "MatMul": lambda i, a: [np.matmul(i[0], i[1]).astype(np.float32)],
+    "Softmax": lambda i, a: [_softmax(i[0], a.get("axis", -1))],
+    "Erf": lambda i, a: [_erf(i[0]).astype(np.float32)],
+    "Tanh": lambda i, a: [np.tanh(i[0])],
+    "LayerNormalization": lambda i, a: [_layernorm(*i, **a)],
+    "Gather": lambda i, a: [np.take(i[0], i[1], axis=a.get("axis", 0))],
+    "DynamicQuantizeLinear": lambda i, a: dynamic_quantize_linear(i[0]),
+    "ConvInteger": lambda i, a: [_conv_integer(*i, **a)],
+    "MatMulInteger": lambda i, a: [_matmul_integer(*i)],
+})
+
+
+def run_model(model, feeds):
+    """Evaluates an ONNX model (main graph only) in numpy: {output name: array}; raises on an op it lacks."""
+    from onnx import numpy_helper
+    vals = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    vals.update(feeds)
+    for n in model.graph.node:
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs_of(n).items()}
+        if n.op_type == "Constant":
+            vals[n.output[0]] = numpy_helper.to_array(a["value"])
+            continue
+        out = evaluate(n.op_type, [vals[i] if i else None for i in n.input], a, len(n.output))
+        if out is None:
+            raise NotImplementedError(f"eager.py has no {n.op_type}")
+        for o, v in zip(n.output, out):
+            vals[o] = v
+    return {o.name: vals[o.name] for o in model.graph.output}
 
 
 def evaluate(op, values, attrs, n_out):

@@ -7,8 +7,6 @@ by ReLU-like activations, 1/sqrt(fan_in) for projections), so outputs of the ran
 """
 import numpy as np
 
-from builder import F32  # noqa: F401  (re-exported for the generators)
-
 
 def he_std(fan_in, gain=2.0):
     return float(np.sqrt(gain / fan_in))

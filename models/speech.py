@@ -191,7 +191,7 @@ class Speech:
 
     def decoder_branch(self, b, W, cache):
         """The decoder's nodes in builder b; returns [logits, present.L.decoder.key, .value, .encoder.key, ...]."""
-        a, d = self.a, self.a.d_model
+        d = self.a.d_model
         tag = "with_past" if cache else "no_past"
         one = b.i64(tag + ".one", 1)
         seq = b.node("Squeeze", [b.node("Shape", ["input_ids"], base=tag + ".seq1", start=1, end=2)], base=tag + ".seq")
@@ -239,7 +239,8 @@ class Speech:
 
     def config(self):
         a = self.a
-        prompt = [50258, 50259, 50359, 50363] if a.vocab == 51865 else [a.vocab - 4, a.vocab - 3, a.vocab - 2, a.vocab - 1]
+        # Whisper's <|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>, or the last four ids
+        prompt = [50258, 50259, 50359, 50363] if a.vocab == 51865 else [a.vocab - 4 + i for i in range(4)]
         return {"model_type": "whisper-like (safeinfer models/speech.py)", "d_model": a.d_model,
                 "encoder_attention_heads": a.heads, "decoder_attention_heads": a.heads,
                 "encoder_layers": a.encoder_layers, "decoder_layers": a.decoder_layers, "encoder_ffn_dim": a.ffn,
@@ -267,7 +268,8 @@ def main():
     ap.add_argument("--seed", type=int, default=8)
     a = ap.parse_args()
     if a.tiny:
-        a.d_model, a.heads, a.encoder_layers, a.decoder_layers, a.ffn, a.vocab, a.frames = 384, 6, 4, 4, 1536, 51865, 3000
+        a.d_model, a.heads, a.encoder_layers, a.decoder_layers = 384, 6, 4, 4
+        a.ffn, a.vocab, a.frames = 1536, 51865, 3000
     assert a.frames // 2 <= MAX_SOURCE
     os.makedirs(a.outdir, exist_ok=True)
     s = Speech(a)
