@@ -12,6 +12,12 @@ def he_std(fan_in, gain=2.0):
     return float(np.sqrt(gain / fan_in))
 
 
+def significant(v, digits):
+    v = np.asarray(v, np.float64)
+    e = np.floor(np.log10(np.maximum(np.abs(v), 1e-30)))
+    return np.round(v / 10 ** e, digits - 1) * 10 ** e
+
+
 def conv(b, x, cin, cout, k, base, stride=1, pad=None, dil=1, group=1, bias=True, gain=2.0, dims=2, dtype=np.float32,
          bias_std=0.05, norm=1.0):
     """Conv with a (folded batch-norm) bias: weights [cout, cin/group, k...], He-normal with the given gain.
@@ -44,6 +50,8 @@ def conv(b, x, cin, cout, k, base, stride=1, pad=None, dil=1, group=1, bias=True
             # a factor far from the He scale means statistics from too few real samples (a dilated conv on a map
             # smaller than its reach sees mostly padding): clamp it so other image sizes stay in range
             g = norm * (1.0 + 0.1 * b.rng.standard_normal(cout)) * np.clip(1.0 / std, *b.calibrate_clamp)
+            # 4 significant digits: the same model on every machine (BLAS sums differ in the last bits)
+            g, mean = significant(g, 4), significant(mean, 4)
             w = w * g.reshape([-1] + [1] * (w.ndim - 1))
             y = y * g.reshape(sh)
             if bias:

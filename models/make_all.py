@@ -17,6 +17,7 @@ usage: make_all.py OUTDIR [--realistic] [--check] [--only NAME,NAME] [--threads 
                                    evaluation of the same graph (eager.run_model: the ONNX spec of
                                    DynamicQuantizeLinear / ConvInteger / MatMulInteger, exact integer sums)
                  bert_padding      a padded row of a batch gives the outputs of the same row alone (the mask)
+                 bert_fused        the com.microsoft fused BERT gives the plain BERT's outputs
                  conformer_padding the same for the conformer's lengths (attention mask and conv padding)
                  vad_state         stateN fed back matters: chunk 2 with the returned state differs from zeros
   --only       a subset (names as printed)
@@ -96,6 +97,8 @@ def models(realistic):
               {"x": uniform([1, 3, 48, w], -1, 1)}))
     m.append(("bert", [gen("transformer.py", "bert", "{out}", *(["--base"] if R else []))], "bert.onnx",
               bert_inputs(30522 if R else 1024, 2, 128 if R else 32, 8)))
+    m.append(("bert_fused", [gen("transformer.py", "bert_fused", "{out}", *(["--base"] if R else []))],
+              "bert_fused.onnx", bert_inputs(30522 if R else 1024, 2, 128 if R else 32, 8)))
     m.append(("conformer", [gen("transformer.py", "conformer", "{out}", *(["--base"] if R else []))], "conformer.onnx",
               conformer_inputs(1000 if R else 200)))
     return m
@@ -120,7 +123,7 @@ def ort_run(model, feeds, workdir, threads, repeat=1, out=None):
         args.append(f"{k}={f}")
     cmd = node("ort_run.js", model, *args, "--threads", threads, "--repeat", repeat)
     if repeat > 1:
-        cmd += ["--warmup", 1]
+        cmd += ["--warmup", "1"]
     if out:
         cmd += ["--out", out]
     rc, so, se = run(cmd)
@@ -242,7 +245,7 @@ def checks(a, results):
                               f"{float(np.abs(ort_out.astype(np.float64) - ref).max()):.2e}")
 
     sdir = os.path.join(a.outdir, "speech")
-    if os.path.exists(os.path.join(sdir, "decoder_model_merged.onnx")):
+    if "speech" in results:
         for q in ([], ["--quantized"]):
             feat = os.path.join(work, "features.npy")
             rc, so, se = run(node("ort_speech.js", sdir, 12, a.threads, "--check", "--dump-features", feat, *q))
@@ -314,8 +317,22 @@ def checks(a, results):
         report(name + "_padding", d < 1e-3 and alone.shape[1] <= batch.shape[1],
                f"row 2 padded in a batch vs alone: max |diff| {d:.2e} over {valid} valid steps (< 1e-3){extra}")
 
+    if "bert" in results and "bert_fused" in results:
+        outs = []
+        for name in ("bert", "bert_fused"):
+            od = os.path.join(work, name + ".fused_cmp")
+            rc, _, _ = ort_run(os.path.join(a.outdir, name + ".onnx"), results[name][1], os.path.join(work, "bf_in"),
+                               a.threads, out=od)
+            outs.append([np.load(os.path.join(od, o + ".npy")) for o in ("last_hidden_state", "pooler_output")]
+                        if rc == 0 else None)
+        if outs[0] and outs[1]:
+            d = max(float(np.abs(x - y).max()) for x, y in zip(*outs))
+            report("bert_fused", d < 1e-4, f"com.microsoft fused form vs plain: max |diff| {d:.2e} (< 1e-4)")
+        else:
+            report("bert_fused", False, "a run failed")
+
     vad = os.path.join(a.outdir, "vad.onnx")
-    if os.path.exists(vad):
+    if "vad" in results:
         rng = np.random.default_rng(3)
         chunk = (0.3 * np.sin(np.arange(512) * 0.2)).astype(np.float32)[None] + \
             0.01 * rng.standard_normal((1, 512)).astype(np.float32)

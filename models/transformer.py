@@ -10,6 +10,9 @@ bert       a BERT encoder as Hugging Face exports it: word + position (Range ove
                       pooler_output float32 [batch_size, hidden]
            default: 2 layers, hidden 128, 2 heads, ffn 512, vocabulary 1024; --base: BERT-base (12 layers, 768,
            12 heads, ffn 3072, vocabulary 30522).
+bert_fused the same model (same seed: same weights, same I/O) as ONNX Runtime's transformer optimizer leaves it:
+           EmbedLayerNormalization, Attention, SkipLayerNormalization and BiasGelu (com.microsoft), checked by
+           running it on ONNX Runtime (make_all.py --check compares it with bert).
 conformer  a Conformer speech encoder as WeNet exports it: conv subsampling (Unsqueeze, two 3x3 stride-2 Conv2d +
            ReLU, Transpose/Reshape to [batch, frames/4, C * 19], Linear), x sqrt(d) + sinusoidal positions sliced
            to the length, N macaron Conformer blocks (half-step Swish FFN; MHSA with the padding mask as an
@@ -83,6 +86,65 @@ def bert(a):
     return b.model("bert_like", ins, outs, opset=17), {"vocab": V}
 
 
+def bert_fused(a):
+    """The BERT above as ONNX Runtime's transformer optimizer leaves it (com.microsoft ops), same weights:
+    Cast of the ids and mask to int32, EmbedLayerNormalization (embeddings, LayerNorm and the mask index in one
+    op), per layer Attention (q/k/v packed in one [hidden, 3 hidden] weight, the mask index), MatMul +
+    SkipLayerNormalization (the bias and the residual folded in), MatMul + BiasGelu (exact Erf GELU), MatMul +
+    SkipLayerNormalization; the pooler unchanged. Its outputs equal the plain model's up to float rounding."""
+    from onnx import numpy_helper
+    plain, info = bert(a)
+    W = {t.name: numpy_helper.to_array(t) for t in plain.graph.initializer}
+    d = W["embeddings.word_embeddings.weight"].shape[1]
+    L = sum(1 for k in W if k.endswith(".attention.self.query.weight"))
+    H = 12 if a.base else (a.heads or 2)
+    b = Builder(a.seed)
+    ms = "com.microsoft"
+    ids = b.node("Cast", ["input_ids"], base="input_ids_int32", to=6)
+    seg = b.node("Cast", ["token_type_ids"], base="token_type_ids_int32", to=6)
+    mask = b.node("Cast", ["attention_mask"], base="attention_mask_int32", to=6)
+    x, mask_index = b.node("EmbedLayerNormalization", [
+        ids, seg, b.const("embeddings.word_embeddings.weight", W["embeddings.word_embeddings.weight"]),
+        b.const("embeddings.position_embeddings.weight", W["embeddings.position_embeddings.weight"]),
+        b.const("embeddings.token_type_embeddings.weight", W["embeddings.token_type_embeddings.weight"]),
+        b.const("embeddings.LayerNorm.weight", W["embeddings.LayerNorm.weight"]),
+        b.const("embeddings.LayerNorm.bias", W["embeddings.LayerNorm.bias"]), mask],
+        base="EmbedLayerNormalization_0", n_out=2, domain=ms, epsilon=1e-5)
+    for l in range(L):
+        p = f"encoder.layer.{l}"
+        q = p + ".attention.self."
+        qkv_w = np.concatenate([W[q + n + ".weight"] for n in ("query", "key", "value")], axis=1)
+        qkv_b = np.concatenate([W[q + n + ".bias"] for n in ("query", "key", "value")])
+        att = b.node("Attention", [x, b.const(p + ".attention.qkv.weight", qkv_w),
+                                   b.const(p + ".attention.qkv.bias", qkv_b), mask_index],
+                     base=p + ".Attention", domain=ms, num_heads=H)
+        o = b.node("MatMul", [att, b.const(q + "output.dense.weight", W[q + "output.dense.weight"])],
+                   base=p + ".attention.output.matmul")
+        x = b.node("SkipLayerNormalization", [
+            o, x, b.const(p + ".attention.output.LayerNorm.weight", W[p + ".attention.output.LayerNorm.weight"]),
+            b.const(p + ".attention.output.LayerNorm.bias", W[p + ".attention.output.LayerNorm.bias"]),
+            b.const(q + "output.dense.bias", W[q + "output.dense.bias"])],
+            base=p + ".SkipLayerNorm_attention", domain=ms, epsilon=1e-5)
+        h = b.node("MatMul", [x, b.const(p + ".intermediate.dense.weight", W[p + ".intermediate.dense.weight"])],
+                   base=p + ".intermediate.matmul")
+        h = b.node("BiasGelu", [h, b.const(p + ".intermediate.dense.bias", W[p + ".intermediate.dense.bias"])],
+                   base=p + ".BiasGelu", domain=ms)
+        h = b.node("MatMul", [h, b.const(p + ".output.dense.weight", W[p + ".output.dense.weight"])],
+                   base=p + ".output.matmul")
+        x = b.node("SkipLayerNormalization", [
+            h, x, b.const(p + ".output.LayerNorm.weight", W[p + ".output.LayerNorm.weight"]),
+            b.const(p + ".output.LayerNorm.bias", W[p + ".output.LayerNorm.bias"]),
+            b.const(p + ".output.dense.bias", W[p + ".output.dense.bias"])],
+            base=p + ".SkipLayerNorm_ffn", domain=ms, epsilon=1e-5)
+    b.node("Identity", [x], base="last_hidden_state.identity", outputs=["last_hidden_state"])
+    first = b.node("Gather", [x, b.i64("first", 0)], base="pooler.first", axis=1)
+    y = b.node("Add", [b.node("MatMul", [first, b.const("pooler.dense.weight", W["pooler.dense.weight"])],
+                              base="pooler.dense.matmul"), b.const("pooler.dense.bias", W["pooler.dense.bias"])],
+               base="pooler.dense")
+    b.node("Tanh", [y], base="pooler.tanh", outputs=["pooler_output"])
+    return b.model("bert_like_ort_fused", list(plain.graph.input), list(plain.graph.output), opset=17), info
+
+
 def sinusoid(n, d):
     pos = np.arange(n)[:, None]
     div = np.exp(np.arange(0, d, 2) * -(np.log(10000.0) / d))
@@ -153,7 +215,7 @@ def conformer(a):
     return b.model("conformer_like", ins, outs, opset=17), {}
 
 
-MODELS = {"bert": bert, "conformer": conformer}
+MODELS = {"bert": bert, "bert_fused": bert_fused, "conformer": conformer}
 
 
 def main():
@@ -166,7 +228,7 @@ def main():
     ap.add_argument("--seed", type=int, default=11)
     a = ap.parse_args()
     m, _ = MODELS[a.model](a)
-    save(m, a.out)
+    save(m, a.out, check=a.model != "bert_fused")  # onnx 1.12's checker does not know the com.microsoft ops
     n = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
     print(f"{a.out}: {a.model}{' base' if a.base else ''}, {n / 1e6:.2f}M values, {len(m.graph.node)} nodes")
 
