@@ -95,7 +95,6 @@ def bert_fused(a):
     from onnx import numpy_helper
     plain, info = bert(a)
     W = {t.name: numpy_helper.to_array(t) for t in plain.graph.initializer}
-    d = W["embeddings.word_embeddings.weight"].shape[1]
     L = sum(1 for k in W if k.endswith(".attention.self.query.weight"))
     H = 12 if a.base else (a.heads or 2)
     b = Builder(a.seed)
