@@ -29,7 +29,10 @@ u2net_fp16     U^2-Net (u2netp geometry: RSU7..RSU4F stages, mid 16, out 64) con
                (Shape, Slice, Concat -> Resize(sizes), as float16 converters leave Resize), residual Adds, six side
                outputs upsampled to the input size, Concat and a 1x1 fuse conv, Sigmoid on all seven.
                input.1 float16 [1, 3, 1024, 1024] (--small 320) -> d0 .. d6 float16 [1, 1, 1024, 1024];
-               --keep-io-types: float32 input and outputs with Casts at the edges.
+               --keep-io-types: float32 input and outputs with Casts at the edges. Sizes that are not multiples
+               of 32 (--size 300) give odd maps, where the ceil-mode pools and the Resize-to-skip matter. u2netp
+               costs ~20 GMAC at 320 x 320 and ~200 at 1024 x 1024 (full resolution convs): for REF tests, use
+               --size 160 or less.
 unet_int8      the U-Net at 1024 x 1024 (base width 16; --small 128, width 8) quantized as ONNX Runtime's
                dynamic quantizer does for Conv: DynamicQuantizeLinear on each conv input, uint8 weights with
                scale / zero point, ConvInteger, Cast to float, Mul by the scales' product, Add of the bias
