@@ -720,6 +720,13 @@ static void test_recovery_quarantine(void) {
         CHECK(r->iface->set_input(r, 0, x) == SI_OK);
         CHECK(r->iface->infer(r) == SI_OK && si_failsafe_active_device(cm) == 1);
         CHECK(si_sink_quarantined(s, 0));
+        pthread_mutex_lock(&s->mu);
+        bool found = false;
+        for (int i = 0; i < s->n_log; i++)
+            found |= s->log[i].type == SI_EVENT_QUARANTINE &&
+                     strstr(s->log[i].message, on ? "D0 quarantined for 1000 ms: infer did not return" : "D0 quarantined: infer did not return");
+        pthread_mutex_unlock(&s->mu);
+        CHECK(found); /* the first timeout: recovery_ms (then doubling per timeout), or for good */
         if (on) {
             WAIT_UNTIL(!si_sink_quarantined(s, 0), 5000);
     CHECK(!si_sink_quarantined(s, 0));

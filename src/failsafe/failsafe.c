@@ -168,8 +168,10 @@ static void note_failure(fs_model *m, int pos, fs_stage stage, si_result st, con
 static void quarantine(fs_model *m, int pos, fs_stage stage, const si_error *why, bool timed_out) {
     int d = m->cand[pos];
     long ms = -1;
-    if (timed_out && why->status != SI_ERR_DEVICE_LOST && m->pol.recovery_ms > 0)
-        ms = (long)m->pol.recovery_ms << SI_MIN(si_sink_strike(m->sink, d), 6);
+    if (timed_out && why->status != SI_ERR_DEVICE_LOST && m->pol.recovery_ms > 0) {
+        int strikes = si_sink_strike(m->sink, d); /* timeouts of d before this one */
+        ms = (long)m->pol.recovery_ms << SI_MIN(strikes, 6);
+    }
     if (!si_sink_quarantine(m->sink, d, ms)) return;
     if (ms > 0)
         si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, d, -1, stage_names[stage], why->status,
@@ -928,7 +930,9 @@ static fs_step infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left, 
         if (m->pol.check_nan && !outputs_finite(m, r->inner) && next_gives_finite(m, r, g)) {
             si_error why = {.status = SI_ERR_DEVICE};
             snprintf(why.msg, sizeof why.msg, "non-finite outputs (NaN/Inf) where the next device gives finite values");
-            failover_from(m, g, STAGE_CHECK, &why, false, false);
+            bool q;
+            (void)decide(STAGE_CHECK, why.status, false, NULL, &q); /* a rejected output fails over */
+            failover_from(m, g, STAGE_CHECK, &why, q, false);
             return STEP_AGAIN;
         }
         st = copies_outputs(m) ? copy_outputs(m, r) : view_outputs(m, r);
