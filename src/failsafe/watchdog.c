@@ -38,8 +38,9 @@ static void *wd_main(void *arg) {
         w->posted = false;
         const si_wd_ops *ops = w->ops;
         void *ctx = w->ctx;
+        bool late = w->abandoned; /* given up on before it even started (a starved worker): do not run it */
         pthread_mutex_unlock(&w->mu);
-        si_result st = ops->run(ctx);
+        si_result st = late ? SI_ERR_ABORTED : ops->run(ctx);
         pthread_mutex_lock(&w->mu);
         if (w->abandoned) { /* nobody waits any more: release what the call owned, then end */
             pthread_mutex_unlock(&w->mu);
