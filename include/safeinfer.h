@@ -60,7 +60,8 @@ typedef enum si_result {
     SI_ERR_DEVICE = 6,      /* a device tried and failed (compiler error, device lost, timeout, ...) */
     SI_ERR_ABORTED = 7,     /* the operation was abandoned */
     SI_ERR_INTERNAL = 8,    /* a broken invariant inside safeinfer: a bug */
-    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel */
+    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel (only a
+                             * recovery round, see recovery_ms, tries it again once every device has failed) */
 } si_result;
 
 /* The message of the last failure on this thread; "" when none. The pointer stays valid until the next
@@ -204,12 +205,18 @@ const char *si_model_node_op(const si_model *m, int i);
  *   retries            N: retry a failed call N times on the same device before failing over (default 0;
  *                      a lost device is never retried)
  *   infer_timeout_ms   T: a watchdog abandons an inference (or request creation) that has not returned in T ms;
- *                      it counts as a device failure and quarantines the device (default 0: off)
+ *                      it counts as a device failure and quarantines the device (default 0: off). With it, each
+ *                      inference works on copies of its inputs and outputs (an abandoned call keeps running)
  *   compile_timeout_ms T: the same for compiles (default 0: off)
  *   standby            on: once a submodel is up, compile its next device in the background (default off)
  *   failback_ms        T: after a failover, re-probe better devices every T ms (compile + a trial inference)
  *                      and move back when one works (default 0: off)
  *   check_outputs      nan: NaN/Inf outputs where the next device gives finite values are a device failure
+ *   recovery_ms        T: once every device of a submodel has failed, the first inference T ms later tries
+ *                      the devices again (lost and quarantined ones too); each round that fails doubles the wait
+ *                      (up to 64 T), an inference that works resets it. A watchdog timeout quarantines its
+ *                      device for T (doubling per timeout of that device, up to 64 T) instead of for good.
+ *                      0: never (default 1000)
  *   strict             on: no fallback; the first device's failure is returned (default off)
  *   adaptive_threads   on: the CPU device may drop to one thread while other processes slow its threads
  *                      down, and retries `threads` every 8 inferences (default off: `threads` is exact)
@@ -262,6 +269,9 @@ typedef struct si_request si_request;
  * freed afterwards). Errors: INVALID_ARG (bad config), UNSUPPORTED (a node no listed device supports: the
  * message names it), DEVICE (every device that could take it failed), NO_MEM. */
 SI_NODISCARD si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
+/* Free the compiled model (its requests first). It does not wait for device calls still running in the
+ * background (a compile ahead, a call a watchdog gave up on): they release what they hold when they return.
+ * The event callback is not called once this has returned. */
 void si_compiled_free(si_compiled *c);
 int si_compiled_num_inputs(const si_compiled *c);
 int si_compiled_num_outputs(const si_compiled *c);

@@ -189,7 +189,7 @@ const char *si_model_node_op(const si_model *m, int i) {
 
 static const char *const known_keys[] = {"devices",     "threads",       "faults",        "retries",
                                          "infer_timeout_ms", "compile_timeout_ms", "standby", "failback_ms",
-                                         "check_outputs", "strict", "adaptive_threads"};
+                                         "check_outputs", "strict", "adaptive_threads", "recovery_ms"};
 
 si_result si_config_create(si_config **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
@@ -229,7 +229,7 @@ si_result si_config_set(si_config *c, const char *key, const char *value) {
     for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
     if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads, faults, retries, "
                                                           "infer_timeout_ms, compile_timeout_ms, standby, failback_ms, check_outputs, strict, "
-                                                          "adaptive_threads)", key);
+                                                          "adaptive_threads, recovery_ms)", key);
     if (!strcmp(key, "devices")) {
         si_result s = check_devices(value);
         if (s) return s;
@@ -239,7 +239,8 @@ si_result si_config_set(si_config *c, const char *key, const char *value) {
     } else if (!strcmp(key, "retries")) {
         long v;
         if (!parse_long(value, 0, 100, &v)) return si_err(SI_ERR_INVALID_ARG, "retries: '%s' is not a number in 0..100", value);
-    } else if (!strcmp(key, "infer_timeout_ms") || !strcmp(key, "failback_ms") || !strcmp(key, "compile_timeout_ms")) {
+    } else if (!strcmp(key, "infer_timeout_ms") || !strcmp(key, "failback_ms") || !strcmp(key, "compile_timeout_ms") ||
+               !strcmp(key, "recovery_ms")) {
         long v;
         if (!parse_long(value, 0, 86400000, &v)) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not a number of milliseconds (0 = off)", key, value);
     } else if (!strcmp(key, "standby") || !strcmp(key, "strict") || !strcmp(key, "adaptive_threads")) {
