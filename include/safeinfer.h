@@ -85,7 +85,8 @@ typedef enum si_result {
     SI_ERR_DEVICE = 6,      /* a device tried and failed (compiler error, device lost, timeout, ...) */
     SI_ERR_ABORTED = 7,     /* the operation was abandoned */
     SI_ERR_INTERNAL = 8,    /* a broken invariant inside safeinfer: a bug */
-    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel */
+    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel (only a
+                             * recovery round, see recovery_ms, tries it again once every device has failed) */
 } si_result;
 
 /* The message of the last failure on this thread; "" when none. The pointer stays valid until the next
@@ -233,7 +234,7 @@ SI_API const char *si_model_node_op(const si_model *m, int i);
  *   threads   worker threads for devices that use them (default 1)
  *   faults    fault injection spec (also $SAFEINFER_FAULTS when unset), see the README
  *   and the fail-safe policies retries, infer_timeout_ms, compile_timeout_ms, standby, failback_ms,
- *   check_outputs, strict; adaptive_threads for the CPU device.
+ *   check_outputs, recovery_ms, strict; adaptive_threads for the CPU device.
  */
 #define SI_MAX_DEVICES 16 /* entries in a device list */
 
@@ -304,6 +305,9 @@ typedef struct si_request si_request;
  * freed afterwards). Errors: INVALID_ARG (bad config), UNSUPPORTED (a node no listed device supports: the
  * message names it), DEVICE (every device that could take it failed), NO_MEM. */
 SI_API SI_NODISCARD si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
+/* Free the compiled model (its requests first). It does not wait for device calls still running in the
+ * background (a compile ahead, a call a watchdog gave up on): they release what they hold when they return.
+ * The event callback is not called once this has returned. */
 SI_API void si_compiled_free(si_compiled *c);
 SI_API int si_compiled_num_inputs(const si_compiled *c);
 SI_API int si_compiled_num_outputs(const si_compiled *c);

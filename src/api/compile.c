@@ -115,30 +115,30 @@ static bool is_whole_model(const si_partition *p, const si_graph *g) {
     return true;
 }
 
-void si_compiled_free(si_compiled *c) {
-    if (!c) return;
-    if (c->ds) /* wake calls abandoned in injected hangs so that they can finish and release what they hold */
-        for (int i = 0; i < c->ds->n; i++)
-            if (c->ds->wrappers[i]) si_faulty_release_hangs(c->ds->wrappers[i]);
-    if (c->cm) c->cm->iface->free(c->cm);
-    /* an abandoned compile may still read the submodel graphs and options: wait for it (bounded) */
-    bool leak = false;
-    for (int i = 0; c->sink && atomic_load(&c->sink->outstanding) > 0; i++) {
-        if (i == 60000) { leak = true; break; } /* a call that never returns: keep what it may read */
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    if (leak) {
-        si_sink_unref(c->sink);
-        return;
-    }
+/* The sink's cleanup: nothing can call into a device any more. */
+static void compiled_release(void *arg) {
+    si_compiled *c = arg;
     si_partition_free(c->part);
     si_free(c->fctx);
     si_free(c->sub_cms);
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
-    if (c->sink) si_sink_unref(c->sink); /* frees the device set with the last reference */
-    else if (c->ds) device_set_free(c->ds);
+    if (c->ds) device_set_free(c->ds);
     si_free(c);
+}
+
+void si_compiled_free(si_compiled *c) {
+    if (!c) return;
+    if (c->cm) c->cm->iface->free(c->cm); /* stops background work; nothing here waits for a device call */
+    c->cm = NULL;
+    if (!c->sink) { /* failed before the sink existed: nothing else holds c */
+        compiled_release(c);
+        return;
+    }
+    si_sink_close(c->sink); /* no event reaches the user's callback after this */
+    if (c->ds) /* wake calls hanging in injected faults now, so that they finish and let go soon */
+        for (int i = 0; i < c->ds->n; i++)
+            if (c->ds->wrappers[i]) si_faulty_release_hangs(c->ds->wrappers[i]);
+    si_sink_unref(c->sink); /* the last reference (this one, or the last call still running) frees c */
 }
 
 /* Compiling one submodel: its own device's compiled model when it has one candidate, else a fail-safe one. */
@@ -187,6 +187,8 @@ static void compile_all(sub_job *jobs, int n) {
     }
 }
 
+_Static_assert(SI_MAX_DEVICES <= SI_SINK_MAX_DEVICES, "the event sink's tables hold every device of a list");
+
 si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
     if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "si_compile: model or out is NULL");
     *out = NULL;
@@ -223,8 +225,8 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     const char *name_ptrs[SI_MAX_DEVICES];
     for (int i = 0; i < c->ds->n; i++) name_ptrs[i] = names[i];
     if ((st = si_sink_create(name_ptrs, c->ds->n, cfg ? cfg->fn : NULL, cfg ? cfg->user : NULL, &c->sink))) goto fail;
-    c->sink->cleanup = device_set_free;
-    c->sink->cleanup_arg = c->ds;
+    c->sink->cleanup = compiled_release;
+    c->sink->cleanup_arg = c;
     /* graph, partition */
     if ((st = si_graph_clone(m->g, &g))) goto fail;
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;

@@ -25,8 +25,6 @@ typedef struct absent_device {
     char reason[512];
 } absent_device;
 
-/* Devices, wrappers and the fault spec live as long as anything may still call into them: they are freed by
- * the event sink's cleanup, when the last reference (compiled model or an abandoned call) is gone. */
 typedef struct device_set {
     int n;
     char names[SI_MAX_DEVICES][64];      /* as listed, AUTO expanded */
@@ -36,6 +34,10 @@ typedef struct device_set {
     si_fault_spec *faults;
 } device_set;
 
+/* What device calls read (the devices and fault wrappers, the submodel graphs, the options, the factory
+ * contexts) lives in the si_compiled itself, and the si_compiled lives as long as anything may still call into
+ * a device: si_compiled_free lets go of the event sink, and the sink's last reference (held by fail-safe
+ * models' background work and by calls a watchdog abandoned) frees the rest (compiled_release). */
 struct si_compiled {
     si_cmodel *cm;
     char devices[256];

@@ -49,6 +49,8 @@ typedef struct si_cfg_key {
 #define FIELD_BOOL(m) offsetof(si_cfg_values, m), 'b'
 #define NO_FIELD -1, 0
 #define MS_MAX 86400000L
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const cfg_choice check_outputs_choices[] = {{"nan", 1}, {"off", 0}, {"none", 0}, {NULL, 0}};
 
@@ -68,7 +70,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "retry a failed call this many times on the same device before failing over; a lost device is never retried"},
     {"infer_timeout_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", "0", FIELD_INT(policy.infer_timeout_ms),
      "a watchdog abandons an inference (or request creation) that has not returned in this many ms (0: off); the "
-     "device is quarantined and the inference re-run on the next one"},
+     "device is quarantined and the inference re-run on the next one; the stuck call finishes on its own and its "
+     "resources are reclaimed then. It works on copies of the inputs (and the request's outputs are copies), so "
+     "the caller may free its tensors as soon as the infer returns"},
     {"compile_timeout_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", "0", FIELD_INT(policy.compile_timeout_ms),
      "the same watchdog for compiles (0: off)"},
     {"standby", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(policy.standby),
@@ -79,6 +83,12 @@ static const si_cfg_key si_cfg_keys[] = {
      "back when it works (0: off)"},
     {"check_outputs", CFG_CHOICE, 0, 0, check_outputs_choices, "nan|off", "off", FIELD_BOOL(policy.check_nan),
      "nan: outputs with NaN/Inf where the next device gives finite values count as a device failure"},
+    {"recovery_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", STR(SI_RECOVERY_MS_DEFAULT), FIELD_INT(policy.recovery_ms),
+     "once every device of a submodel has failed, the first inference this many ms later tries the devices again "
+     "from the first (quarantined ones too: a success lifts the quarantine); each fruitless round doubles the "
+     "wait, up to 64 times, and an inference that works resets it. A watchdog timeout quarantines the device for "
+     "this long (doubling per timeout of that device, up to 64 times) rather than for good. 0: never (a "
+     "failed-out submodel stays failed unless failback_ms finds a device)"},
     {"strict", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(strict),
      "no fallback at all: the first device's failure is returned"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
