@@ -276,12 +276,22 @@ static bool per_channel(const cpu_chain *c, const si_tensor *t, float *vals) {
     return true;
 }
 
+/* Give the chain an identity per-channel affine (scale 1, shift 0) unless it has one. On allocation failure
+ * the chain is left as it was (no half-made affine that a later fold would take as initialised). */
 static bool ensure_affine(cpu_chain *c) {
-    if (c->scale) return true;
-    c->scale = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
-    c->shift = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
-    if (!c->scale || !c->shift) return false;
-    for (int64_t k = 0; k < c->n_ch; k++) c->scale[k] = 1, c->shift[k] = 0;
+    if (c->scale && c->shift) return true;
+    float *scale = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
+    float *shift = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
+    if (!scale || !shift) {
+        si_free(scale);
+        si_free(shift);
+        return false;
+    }
+    for (int64_t k = 0; k < c->n_ch; k++) scale[k] = 1, shift[k] = 0;
+    si_free(c->scale);
+    si_free(c->shift);
+    c->scale = scale;
+    c->shift = shift;
     return true;
 }
 
