@@ -85,6 +85,8 @@ typedef struct si_op_table {
     int n;
 } si_op_table;
 
+/* Is n a node of op `id` (resolved, any version)? */
+static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n->op->id == id; }
 /* The definition of op `op_type` in `domain` ("" or "ai.onnx" for the default) whose opset range covers
  * `opset`; NULL when safeinfer does not implement the op (or not for that opset). */
 const si_op_def *si_op_find(const char *domain, const char *op_type, int opset);
@@ -219,9 +221,23 @@ typedef struct si_resize {
     bool exclude_outside, antialias;
 } si_resize;
 
-/* The geometry of a Resize (any opset) or Upsample node. Needs the values of scales/sizes/roi:
- * SI_SHAPE_DYNAMIC when they are not known. INVALID_ARG for a malformed node. */
-si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p);
+/* The interfaces of Resize and Upsample over the opsets: Upsample-7 (scales attribute), Upsample-9 and
+ * Resize-10 (inputs X and scales, modes nearest and linear), Resize-11 and later (roi, scales or sizes, every
+ * mode and coordinate transformation). */
+typedef enum si_resize_form { SI_RESIZE_SCALES_ATTR, SI_RESIZE_SCALES_INPUT, SI_RESIZE_FULL } si_resize_form;
+/* The interface of a resolved Resize or Upsample node (from the version its definition covers). */
+si_resize_form si_resize_form_of(const si_node *n);
+/* The geometry of a Resize or Upsample node. Needs the values of scales/sizes/roi: SI_SHAPE_DYNAMIC when they
+ * are not known. INVALID_ARG for a malformed node. */
+si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p);
+/* Interpolation taps per output coordinate along axis d (1 for nearest, and for an axis that is not resized). */
+int64_t si_resize_ntaps(const si_resize *p, int d);
+/* The input coordinate that output coordinate o maps to along axis d (coordinate_transformation_mode);
+ * *outside when it lies outside the crop box of tf_crop_and_resize (the output is the extrapolation value). */
+double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside);
+/* The si_resize_ntaps(p, d) taps of output coordinate o along axis d: input indices (clamped into the input)
+ * and weights (normalised where antialias or exclude_outside ask for it); *outside as for si_resize_coord. */
+void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *idx, double *w, bool *outside);
 
 /* The family tables (oplist.h's SI_OP_FAMILIES), collected by ops.c. */
 #define SI_OP_TABLE_DECL_(fam) extern const si_op_table si_ops_##fam;

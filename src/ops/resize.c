@@ -18,7 +18,7 @@ static si_result nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, 
     return SI_OK;
 }
 
-si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
+si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
 {
     si_result st;
     if ((st = si_need_input(c, 0, false))) return st;
@@ -27,7 +27,7 @@ si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
     const int r = x->ndim;
     if (r < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 1");
     p->rank = r;
-    const bool legacy = upsample || c->opset < 11; /* Upsample and Resize-10 */
+    const bool legacy = form != SI_RESIZE_FULL; /* Upsample and Resize-10 */
 
     static const char *const modes[4] = {"nearest", "linear", "cubic", "bilinear"};
     int m = 0;
@@ -82,7 +82,7 @@ si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
     double sv[SI_MAX_DIMS];
     int64_t zv[SI_MAX_DIMS];
     int ns = -1, nz = -1;
-    if (upsample && c->opset < 9) {
+    if (form == SI_RESIZE_SCALES_ATTR) {
         const float *f = si_attr_floats(c->node, "scales", &cnt);
         if (!f) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute scales is required");
         if (cnt > SI_MAX_DIMS) cnt = SI_MAX_DIMS + 1;
@@ -166,15 +166,15 @@ si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p)
     return SI_OK;
 }
 
-static si_result resize_infer_common(si_kctx *c, bool upsample)
+static si_result resize_infer_common(si_kctx *c, si_resize_form form)
 {
     si_resize p;
-    si_result st = si_resize_prepare(c, upsample, &p);
+    si_result st = si_resize_prepare(c, form, &p);
     if (st) return st;
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
 }
 
-static double nn_cubic_w(double x, double A)
+static double cubic_w(double x, double A)
 {
     x = fabs(x);
     if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
@@ -182,8 +182,123 @@ static double nn_cubic_w(double x, double A)
     return 0.0;
 }
 
-/* Interpolation taps of one axis: for output position o, nt source indices and weights, and whether the
- * position lies outside the crop box (tf_crop_and_resize: extrapolation value). */
+/* An axis the node does not resize maps each coordinate to itself (one tap), whatever the mode. */
+static bool axis_identity(const si_resize *p, int d)
+{
+    return p->in[d] == p->out[d] && p->scale[d] == 1.0 && p->ctm != SI_CT_TF_CROP_AND_RESIZE &&
+           p->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
+}
+
+/* The first tap's offset from the base index, and the tap count, for axis d. */
+static int64_t taps_start(const si_resize *p, int d, int64_t *nt)
+{
+    const double sa = SI_MIN(p->scale[d], 1.0); /* antialias kernel scale */
+    int64_t start = 0;
+    *nt = 1;
+    if (axis_identity(p, d)) return 0;
+    if (p->mode == SI_RS_LINEAR) {
+        start = p->antialias ? (int64_t)floor(-1.0 / sa) + 1 : 0;
+        *nt = 2 - 2 * start;
+    } else if (p->mode == SI_RS_CUBIC) {
+        start = p->antialias ? (int64_t)floor(-2.0 / sa) + 1 : -1;
+        *nt = 2 - 2 * start;
+    }
+    return start;
+}
+
+int64_t si_resize_ntaps(const si_resize *p, int d)
+{
+    int64_t nt;
+    taps_start(p, d, &nt);
+    return nt;
+}
+
+double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside)
+{
+    const int64_t in = p->in[d], on = p->out[d];
+    const double s = p->scale[d], outf = s * (double)in, roi0 = p->roi0[d], roi1 = p->roi1[d];
+    double x;
+    *outside = false;
+    switch (p->ctm) {
+    case SI_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
+    case SI_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
+    case SI_CT_ASYMMETRIC: x = (double)o / s; break;
+    case SI_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
+    case SI_CT_HALF_PIXEL_SYMMETRIC: {
+        const double adj = (double)on / outf, center = (double)in / 2.0;
+        x = center * (1.0 - adj) + (o + 0.5) / s - 0.5;
+        break;
+    }
+    case SI_CT_TF_CROP_AND_RESIZE:
+        x = outf == 1.0 ? (roi1 - roi0) * (double)(in - 1) / 2.0
+                        : (double)o * (roi1 - roi0) * (double)(in - 1) / (outf - 1.0);
+        x += roi0 * (double)(in - 1);
+        if (x < 0 || x > (double)(in - 1)) *outside = true;
+        break;
+    default: x = (o + 0.5) / s - 0.5; break;
+    }
+    return x;
+}
+
+void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *ix, double *w, bool *outside)
+{
+    const int64_t in = p->in[d];
+    const double sa = SI_MIN(p->scale[d], 1.0);
+    int64_t nt;
+    const int64_t start = taps_start(p, d, &nt);
+    *outside = false;
+    if (axis_identity(p, d)) {
+        ix[0] = o;
+        w[0] = 1.0;
+        return;
+    }
+    const double x = si_resize_coord(p, d, o, outside);
+    const double xf = floor(x);
+    if (p->mode == SI_RS_NEAREST) {
+        const double fr = x - xf;
+        int64_t i = (int64_t)xf;
+        if (fr != 0) {
+            switch (p->nearest) {
+            case SI_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
+            case SI_NM_FLOOR: break;
+            case SI_NM_CEIL: i += 1; break;
+            default: i += fr > 0.5 ? 1 : 0; break;
+            }
+        }
+        ix[0] = SI_MAX((int64_t)0, SI_MIN(in - 1, i));
+        w[0] = 1.0;
+        return;
+    }
+    /* the neighbours left of x are preferred: ratio in (0, 1] */
+    int64_t base;
+    double ratio;
+    if (x == xf) {
+        base = (int64_t)xf - 1;
+        ratio = 1.0;
+    } else {
+        base = (int64_t)xf;
+        ratio = x - xf;
+    }
+    double sum = 0;
+    for (int64_t k = 0; k < nt; k++) {
+        const int64_t off = start + k;
+        double v;
+        if (p->mode == SI_RS_LINEAR) {
+            v = p->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa)) : (off == 0 ? 1.0 - ratio : ratio);
+        } else {
+            v = p->antialias ? cubic_w(sa * ((double)off - ratio), p->cubic_a) : cubic_w((double)off - ratio, p->cubic_a);
+        }
+        const int64_t src = base + off;
+        if (p->exclude_outside && (src < 0 || src >= in)) v = 0.0;
+        w[k] = v;
+        sum += v;
+        ix[k] = SI_MAX((int64_t)0, SI_MIN(in - 1, src));
+    }
+    if ((p->antialias || p->exclude_outside) && sum != 0)
+        for (int64_t k = 0; k < nt; k++) w[k] /= sum;
+}
+
+/* The taps of every output coordinate of one axis (the reference kernel's tables). */
 typedef struct nn_taps {
     int64_t nt;
     int64_t *idx;
@@ -191,106 +306,26 @@ typedef struct nn_taps {
     unsigned char *ext;
 } nn_taps;
 
-static bool nn_resize_taps(const si_resize *p, int d, double roi0, double roi1, nn_taps *t)
+static bool nn_resize_taps(const si_resize *p, int d, nn_taps *t)
 {
-    const int64_t in = p->in[d], on = p->out[d];
-    const double s = p->scale[d], outf = s * (double)in;
-    const bool ident = in == on && s == 1.0 && p->ctm != SI_CT_TF_CROP_AND_RESIZE &&
-                       p->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
-    const double sa = SI_MIN(s, 1.0); /* antialias kernel scale */
-    int64_t nt = 1, start = 0;
-    if (!ident && p->mode == SI_RS_LINEAR) {
-        start = p->antialias ? (int64_t)floor(-1.0 / sa) + 1 : 0;
-        nt = 2 - 2 * start;
-    } else if (!ident && p->mode == SI_RS_CUBIC) {
-        start = p->antialias ? (int64_t)floor(-2.0 / sa) + 1 : -1;
-        nt = 2 - 2 * start;
-    }
+    const int64_t on = p->out[d], nt = si_resize_ntaps(p, d);
     t->nt = nt;
     t->idx = si_malloc((size_t)(SI_MAX(on, (int64_t)1) * nt) * sizeof(int64_t));
     t->w = si_malloc((size_t)(SI_MAX(on, (int64_t)1) * nt) * sizeof(double));
     t->ext = si_calloc((size_t)SI_MAX(on, (int64_t)1), 1);
     if (!t->idx || !t->w || !t->ext) return false;
     for (int64_t o = 0; o < on; o++) {
-        int64_t *ix = t->idx + o * nt;
-        double *w = t->w + o * nt;
-        if (ident) {
-            ix[0] = o;
-            w[0] = 1.0;
-            continue;
-        }
-        double x;
-        switch (p->ctm) {
-        case SI_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
-        case SI_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
-        case SI_CT_ASYMMETRIC: x = (double)o / s; break;
-        case SI_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
-        case SI_CT_HALF_PIXEL_SYMMETRIC: {
-            const double adj = (double)on / outf, center = (double)in / 2.0;
-            x = center * (1.0 - adj) + (o + 0.5) / s - 0.5;
-            break;
-        }
-        case SI_CT_TF_CROP_AND_RESIZE:
-            x = outf == 1.0 ? (roi1 - roi0) * (double)(in - 1) / 2.0
-                            : (double)o * (roi1 - roi0) * (double)(in - 1) / (outf - 1.0);
-            x += roi0 * (double)(in - 1);
-            if (x < 0 || x > (double)(in - 1)) t->ext[o] = 1;
-            break;
-        default: x = (o + 0.5) / s - 0.5; break;
-        }
-        const double xf = floor(x);
-        if (p->mode == SI_RS_NEAREST) {
-            const double fr = x - xf;
-            int64_t i = (int64_t)xf;
-            if (fr != 0) {
-                switch (p->nearest) {
-                case SI_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
-                case SI_NM_FLOOR: break;
-                case SI_NM_CEIL: i += 1; break;
-                default: i += fr > 0.5 ? 1 : 0; break;
-                }
-            }
-            ix[0] = SI_MAX((int64_t)0, SI_MIN(in - 1, i));
-            w[0] = 1.0;
-            continue;
-        }
-        /* the neighbours left of x are preferred: ratio in (0, 1] */
-        int64_t base;
-        double ratio;
-        if (x == xf) {
-            base = (int64_t)xf - 1;
-            ratio = 1.0;
-        } else {
-            base = (int64_t)xf;
-            ratio = x - xf;
-        }
-        double sum = 0;
-        for (int64_t k = 0; k < nt; k++) {
-            const int64_t off = start + k;
-            double v;
-            if (p->mode == SI_RS_LINEAR) {
-                v = p->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa))
-                                 : (off == 0 ? 1.0 - ratio : ratio);
-            } else {
-                v = p->antialias ? nn_cubic_w(sa * ((double)off - ratio), p->cubic_a)
-                                 : nn_cubic_w((double)off - ratio, p->cubic_a);
-            }
-            const int64_t src = base + off;
-            if (p->exclude_outside && (src < 0 || src >= in)) v = 0.0;
-            w[k] = v;
-            sum += v;
-            ix[k] = SI_MAX((int64_t)0, SI_MIN(in - 1, src));
-        }
-        if ((p->antialias || p->exclude_outside) && sum != 0)
-            for (int64_t k = 0; k < nt; k++) w[k] /= sum;
+        bool outside;
+        si_resize_taps(p, d, o, t->idx + o * nt, t->w + o * nt, &outside);
+        t->ext[o] = outside;
     }
     return true;
 }
 
-static si_result resize_run_common(si_kctx *c, bool upsample)
+static si_result resize_run_common(si_kctx *c, si_resize_form form)
 {
     si_resize p;
-    si_result st = si_resize_prepare(c, upsample, &p);
+    si_result st = si_resize_prepare(c, form, &p);
     if (st) return st;
     const si_tensor *x = si_in(c, 0);
     si_tensor *y = si_out(c, 0);
@@ -301,7 +336,7 @@ static si_result resize_run_common(si_kctx *c, bool upsample)
     memset(taps, 0, sizeof taps);
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)si_count(y) * sizeof(double));
     bool ok = xd && yd;
-    for (int d = 0; ok && d < r; d++) ok = nn_resize_taps(&p, d, p.roi0[d], p.roi1[d], &taps[d]);
+    for (int d = 0; ok && d < r; d++) ok = nn_resize_taps(&p, d, &taps[d]);
     if (ok) {
         int64_t xs[SI_MAX_DIMS], o[SI_MAX_DIMS] = {0};
         xs[r - 1] = 1;
@@ -348,21 +383,18 @@ static si_result resize_run_common(si_kctx *c, bool upsample)
     return ok ? SI_OK : si_op_nomem(c);
 }
 
-static si_result resize_infer(si_kctx *c)
+/* One pair per interface (si_resize_form): the table below says which opsets have which. */
+static si_result upsample7_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_SCALES_ATTR); }
+static si_result upsample7_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_SCALES_ATTR); }
+static si_result resize10_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_SCALES_INPUT); }
+static si_result resize10_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_SCALES_INPUT); }
+static si_result resize_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_FULL); }
+static si_result resize_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_FULL); }
+
+si_resize_form si_resize_form_of(const si_node *n)
 {
-    return resize_infer_common(c, false);
-}
-static si_result resize_run(si_kctx *c)
-{
-    return resize_run_common(c, false);
-}
-static si_result upsample_infer(si_kctx *c)
-{
-    return resize_infer_common(c, true);
-}
-static si_result upsample_run(si_kctx *c)
-{
-    return resize_run_common(c, true);
+    if (n->op->id == SI_OP_UPSAMPLE) return n->op->until == 8 ? SI_RESIZE_SCALES_ATTR : SI_RESIZE_SCALES_INPUT;
+    return n->op->until == 10 ? SI_RESIZE_SCALES_INPUT : SI_RESIZE_FULL;
 }
 
 /* =========================================================================================================
@@ -370,8 +402,10 @@ static si_result upsample_run(si_kctx *c)
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_RESIZE, .types = {SI_T_ALL}, .infer = resize_infer, .run = resize_run},
-    {.id = SI_OP_UPSAMPLE, .types = {SI_T_ALL}, .infer = upsample_infer, .run = upsample_run},
+    {.id = SI_OP_RESIZE, .until = 10, .types = {SI_T_ALL}, .infer = resize10_infer, .run = resize10_run},
+    {.id = SI_OP_RESIZE, .since = 11, .types = {SI_T_ALL}, .infer = resize_infer, .run = resize_run},
+    {.id = SI_OP_UPSAMPLE, .until = 8, .types = {SI_T_ALL}, .infer = upsample7_infer, .run = upsample7_run},
+    {.id = SI_OP_UPSAMPLE, .since = 9, .types = {SI_T_ALL}, .infer = resize10_infer, .run = resize10_run},
 };
 
 const si_op_table si_ops_resize = {defs, (int)SI_ARRAY_LEN(defs)};

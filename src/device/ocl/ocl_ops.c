@@ -400,26 +400,9 @@ static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
 typedef enum { P_NONE, P_LEAKY, P_ALPHA1, P_HSIG, P_SELU, P_SHRINK, P_CLIP, P_GELU, P_CELU } unary_par;
 
 typedef struct unary_def {
-    const char *op;
     const char *kernel;
     unary_par par;
 } unary_def;
-
-static const unary_def unary_ops[] = {
-    {"Relu", "u_relu", P_NONE},           {"LeakyRelu", "u_leaky_relu", P_LEAKY}, {"Sigmoid", "u_sigmoid", P_NONE},
-    {"HardSigmoid", "u_hard_sigmoid", P_HSIG}, {"HardSwish", "u_hard_swish", P_NONE}, {"Tanh", "u_tanh", P_NONE},
-    {"Clip", "u_clip", P_CLIP},           {"Exp", "u_exp", P_NONE},              {"Log", "u_log", P_NONE},
-    {"Sqrt", "u_sqrt", P_NONE},           {"Erf", "u_erf", P_NONE},              {"Neg", "u_neg", P_NONE},
-    {"Abs", "u_abs", P_NONE},             {"Reciprocal", "u_reciprocal", P_NONE}, {"Floor", "u_floor", P_NONE},
-    {"Ceil", "u_ceil", P_NONE},           {"Round", "u_round", P_NONE},          {"Sign", "u_sign", P_NONE},
-    {"Elu", "u_elu", P_ALPHA1},           {"Selu", "u_selu", P_SELU},            {"Celu", "u_celu", P_CELU},
-    {"Softplus", "u_softplus", P_NONE},   {"Softsign", "u_softsign", P_NONE},    {"Mish", "u_mish", P_NONE},
-    {"Swish", "u_swish", P_ALPHA1},       {"Gelu", "u_gelu", P_GELU},            {"ThresholdedRelu", "u_thresholded_relu", P_ALPHA1},
-    {"Shrink", "u_shrink", P_SHRINK},     {"Sin", "u_sin", P_NONE},              {"Cos", "u_cos", P_NONE},
-    {"Tan", "u_tan", P_NONE},             {"Asin", "u_asin", P_NONE},            {"Acos", "u_acos", P_NONE},
-    {"Atan", "u_atan", P_NONE},           {"Sinh", "u_sinh", P_NONE},            {"Cosh", "u_cosh", P_NONE},
-    {"Asinh", "u_asinh", P_NONE},         {"Acosh", "u_acosh", P_NONE},          {"Atanh", "u_atanh", P_NONE},
-};
 
 static si_result plan_unary(ocl_plan *p, const void *arg) {
     const unary_def *d = arg;
@@ -592,7 +575,7 @@ static si_result plan_cast(ocl_plan *p, const void *arg) {
     }
     if (dcount(&p->in[0]) > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "input 0 is too large for 32-bit indexing");
     si_dtype to;
-    if (!strcmp(p->node->op_type, "CastLike")) {
+    if (si_node_is(p->node, SI_OP_CAST_LIKE)) {
         if ((s = need_in(p, 1))) return s;
         to = p->in[1].dtype;
     } else {
@@ -647,7 +630,7 @@ static si_result plan_binary(ocl_plan *p, const void *arg) {
  * final shape), then the output with each further input in place, then Mean's scale. */
 static si_result plan_variadic(ocl_plan *p, const void *arg) {
     const char *kernel = arg;
-    bool mean = !strcmp(p->node->op_type, "Mean");
+    bool mean = si_node_is(p->node, SI_OP_MEAN);
     si_result s;
     if (p->n_in < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "expects at least one input");
     if ((s = max_outputs(p, 1))) return s;
@@ -1068,7 +1051,7 @@ static si_result plan_conv_transpose(ocl_plan *p, const void *arg) {
 
 static si_result plan_pool(ocl_plan *p, const void *arg) {
     (void)arg;
-    bool maxp = !strcmp(p->node->op_type, "MaxPool");
+    bool maxp = si_node_is(p->node, SI_OP_MAX_POOL);
     si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 1))) return s;
     if (maxp && has_out(p, 1)) return ocl_err(p, SI_ERR_UNSUPPORTED, "the Indices output is not supported");
@@ -1153,23 +1136,19 @@ static si_result emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, in
     return emit_1d(p, &stp, n);
 }
 
-static const struct {
-    const char *op;
-    int code;
+typedef struct reduce_def {
+    int code;             /* the reduction of emit_reduce */
     int axes_input_opset; /* opset from which axes is an input */
-} reduce_ops[] = {
-    {"ReduceSum", 0, 13},   {"ReduceMean", 1, 18},  {"ReduceMax", 2, 18},       {"ReduceMin", 3, 18},        {"ReduceProd", 4, 18},
-    {"ReduceL1", 5, 18},    {"ReduceL2", 6, 18},    {"ReduceSumSquare", 7, 18}, {"ReduceLogSum", 8, 18},     {"ReduceLogSumExp", 9, 18},
-};
+} reduce_def;
 
 static si_result plan_reduce(ocl_plan *p, const void *arg) {
-    int idx = (int)(intptr_t)arg;
+    const reduce_def *rd = arg;
     si_result s = need_f32(p, 0);
     if (s || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int na = -1;
-    if (p->node->opset >= reduce_ops[idx].axes_input_opset) {
+    if (p->node->opset >= rd->axes_input_opset) {
         if (has_in(p, 1) && (s = const_ints(p, 1, axes, SI_MAX_DIMS * 2, &na))) return s;
     } else if ((s = attr_ints(p, "axes", axes, SI_MAX_DIMS * 2, &na))) {
         return s;
@@ -1178,7 +1157,7 @@ static si_result plan_reduce(ocl_plan *p, const void *arg) {
     bool noop = si_attr_int(p->node, "noop_with_empty_axes", 0) != 0;
     bool red[SI_MAX_DIMS] = {false};
     if (na <= 0) {
-        if (noop && p->node->opset >= reduce_ops[idx].axes_input_opset) {
+        if (noop && p->node->opset >= rd->axes_input_opset) {
             if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
             return emit_view(p);
         }
@@ -1198,7 +1177,7 @@ static si_result plan_reduce(ocl_plan *p, const void *arg) {
     }
     if ((s = set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    return emit_reduce(p, x, red, reduce_ops[idx].code, p->out[0].vid);
+    return emit_reduce(p, x, red, rd->code, p->out[0].vid);
 }
 
 static si_result plan_global_pool(ocl_plan *p, const void *arg) {
@@ -1215,7 +1194,7 @@ static si_result plan_global_pool(ocl_plan *p, const void *arg) {
     }
     if ((s = set_out(p, 0, x->ndim, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    return emit_reduce(p, x, red, !strcmp(p->node->op_type, "GlobalMaxPool") ? 2 : 1, p->out[0].vid);
+    return emit_reduce(p, x, red, si_node_is(p->node, SI_OP_GLOBAL_MAX_POOL) ? 2 : 1, p->out[0].vid);
 }
 
 static si_result plan_softmax(ocl_plan *p, const void *arg) {
@@ -1246,7 +1225,7 @@ static si_result plan_softmax(ocl_plan *p, const void *arg) {
     a_int(&st, rows);
     a_int(&st, len);
     a_int(&st, inner);
-    a_int(&st, !strcmp(p->node->op_type, "LogSoftmax"));
+    a_int(&st, si_node_is(p->node, SI_OP_LOG_SOFTMAX));
     return emit_1d(p, &st, rows);
 }
 
@@ -1326,7 +1305,7 @@ static int64_t row_param_len(const ocl_desc *x, int axis, const ocl_desc *t) {
 
 static si_result plan_layernorm(ocl_plan *p, const void *arg) {
     (void)arg;
-    bool rms = !strcmp(p->node->op_type, "RMSNormalization");
+    bool rms = si_node_is(p->node, SI_OP_RMS_NORMALIZATION);
     si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, rms ? 2 : 3)) || (s = max_outputs(p, rms ? 1 : 3))) return s;
     const ocl_desc *x = &p->in[0];
@@ -1374,7 +1353,7 @@ static si_result plan_layernorm(ocl_plan *p, const void *arg) {
 
 static si_result plan_groupnorm(ocl_plan *p, const void *arg) {
     (void)arg;
-    bool inst = !strcmp(p->node->op_type, "InstanceNormalization");
+    bool inst = si_node_is(p->node, SI_OP_INSTANCE_NORMALIZATION);
     si_result s = need_f32(p, 0);
     if (s || (s = need_f32(p, 1)) || (s = need_f32(p, 2)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
@@ -1850,13 +1829,14 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
 }
 
 // --- Resize / Upsample ------------------------------------------------------------------------------------------
-/* The taps follow REF (ops/nn.c) exactly; only the weighted sums run on the device. */
+/* The geometry and the taps are REF's (ops/resize.c: si_resize_prepare, si_resize_taps); only the weighted sums
+ * run on the device. */
 
-/* Resize/Upsample geometry: the reference definition (ops/ si_resize_prepare), read from this node's
- * constants; scales, sizes and roi must be constants here. */
-static si_result resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
+/* Resize/Upsample geometry, read from this node's constants; scales, sizes and roi must be constants here. */
+static si_result resize_prep(ocl_plan *p, si_resize *q) {
+    const si_resize_form form = si_resize_form_of(p->node);
     si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1)) || (s = max_inputs(p, upsample || p->node->opset < 11 ? 2 : 4))) return s;
+    if (s || (s = max_outputs(p, 1)) || (s = max_inputs(p, form == SI_RESIZE_FULL ? 4 : 2))) return s;
     si_tensor desc[OCL_MAX_IO];
     const si_tensor *ins[OCL_MAX_IO];
     for (int k = 0; k < p->n_in; k++) {
@@ -1871,100 +1851,26 @@ static si_result resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
         ins[k] = &desc[k];
     }
     si_kctx c = {.node = p->node, .opset = p->node->opset, .n_in = p->n_in, .in = ins, .n_out = 0, .out = NULL};
-    s = si_resize_prepare(&c, upsample, q);
+    s = si_resize_prepare(&c, form, q);
     if (s == SI_SHAPE_DYNAMIC) return ocl_err(p, SI_ERR_UNSUPPORTED, "scales, sizes and roi must be constants");
     return s;
 }
 
-static double cubic_w(double x, double A) {
-    x = fabs(x);
-    if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-    if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-    return 0.0;
-}
-
-/* Taps of axis d into tab (o * (1 + 2 * nt) ints per output coordinate); returns nt. */
+/* Taps of axis d into tab (o * (1 + 2 * nt) ints per output coordinate: outside flag, then index and float
+ * weight bits per tap); returns nt. */
 static int64_t resize_taps(const si_resize *q, int d, int *tab, bool count_only) {
-    const int64_t in = q->in[d], on = q->out[d];
-    const double s = q->scale[d], outf = s * (double)in;
-    const bool ident = in == on && s == 1.0 && q->ctm != SI_CT_TF_CROP_AND_RESIZE && q->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
-    const double sa = SI_MIN(s, 1.0);
-    int64_t nt = 1, start = 0;
-    if (!ident && q->mode == SI_RS_LINEAR) {
-        start = q->antialias ? (int64_t)floor(-1.0 / sa) + 1 : 0;
-        nt = 2 - 2 * start;
-    } else if (!ident && q->mode == SI_RS_CUBIC) {
-        start = q->antialias ? (int64_t)floor(-2.0 / sa) + 1 : -1;
-        nt = 2 - 2 * start;
-    }
-    if (count_only) return nt;
-    for (int64_t o = 0; o < on; o++) {
+    const int64_t nt = si_resize_ntaps(q, d);
+    if (count_only || nt > 64) return nt;
+    int64_t idx[64];
+    double w[64];
+    for (int64_t o = 0; o < q->out[d]; o++) {
         int *e = tab + o * (1 + 2 * nt);
-        e[0] = 0;
-        if (ident) {
-            e[1] = (int)o;
-            e[2] = f2bits(1.0f);
-            continue;
-        }
-        double x;
-        switch (q->ctm) {
-        case SI_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
-        case SI_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
-        case SI_CT_ASYMMETRIC: x = (double)o / s; break;
-        case SI_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
-        case SI_CT_HALF_PIXEL_SYMMETRIC: {
-            const double adj = (double)on / outf, center = (double)in / 2.0;
-            x = center * (1.0 - adj) + (o + 0.5) / s - 0.5;
-            break;
-        }
-        case SI_CT_TF_CROP_AND_RESIZE:
-            x = outf == 1.0 ? (q->roi1[d] - q->roi0[d]) * (double)(in - 1) / 2.0
-                            : (double)o * (q->roi1[d] - q->roi0[d]) * (double)(in - 1) / (outf - 1.0);
-            x += q->roi0[d] * (double)(in - 1);
-            if (x < 0 || x > (double)(in - 1)) e[0] = 1;
-            break;
-        default: x = (o + 0.5) / s - 0.5; break;
-        }
-        const double xf = floor(x);
-        if (q->mode == SI_RS_NEAREST) {
-            const double fr = x - xf;
-            int64_t i = (int64_t)xf;
-            if (fr != 0) {
-                switch (q->nearest) {
-                case SI_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
-                case SI_NM_FLOOR: break;
-                case SI_NM_CEIL: i += 1; break;
-                default: i += fr > 0.5 ? 1 : 0; break;
-                }
-            }
-            e[1] = (int)SI_MAX((int64_t)0, SI_MIN(in - 1, i));
-            e[2] = f2bits(1.0f);
-            continue;
-        }
-        int64_t base;
-        double ratio;
-        if (x == xf) {
-            base = (int64_t)xf - 1;
-            ratio = 1.0;
-        } else {
-            base = (int64_t)xf;
-            ratio = x - xf;
-        }
-        double w[64], sum = 0;
-        for (int64_t k = 0; k < nt && k < 64; k++) {
-            const int64_t off = start + k;
-            double v;
-            if (q->mode == SI_RS_LINEAR) v = q->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa)) : (off == 0 ? 1.0 - ratio : ratio);
-            else v = q->antialias ? cubic_w(sa * ((double)off - ratio), q->cubic_a) : cubic_w((double)off - ratio, q->cubic_a);
-            const int64_t src = base + off;
-            if (q->exclude_outside && (src < 0 || src >= in)) v = 0.0;
-            w[k] = v;
-            sum += v;
-            e[1 + 2 * k] = (int)SI_MAX((int64_t)0, SI_MIN(in - 1, src));
-        }
-        for (int64_t k = 0; k < nt && k < 64; k++) {
-            double v = ((q->antialias || q->exclude_outside) && sum != 0) ? w[k] / sum : w[k];
-            e[2 + 2 * k] = f2bits((float)v);
+        bool outside;
+        si_resize_taps(q, d, o, idx, w, &outside);
+        e[0] = outside;
+        for (int64_t k = 0; k < nt; k++) {
+            e[1 + 2 * k] = (int)idx[k];
+            e[2 + 2 * k] = f2bits((float)w[k]);
         }
     }
     return nt;
@@ -1973,7 +1879,7 @@ static int64_t resize_taps(const si_resize *q, int d, int *tab, bool count_only)
 static si_result plan_resize(ocl_plan *p, const void *arg) {
     (void)arg;
     si_resize q;
-    si_result s = resize_prep(p, !strcmp(p->node->op_type, "Upsample"), &q);
+    si_result s = resize_prep(p, &q);
     if (s) return s;
     const ocl_desc *x = &p->in[0];
     int r = q.rank;
@@ -2028,7 +1934,7 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
     if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t vals[SI_MAX_DIMS], n = 0;
-    if (!strcmp(p->node->op_type, "Size")) {
+    if (si_node_is(p->node, SI_OP_SIZE)) {
         vals[n++] = dcount(x);
     } else {
         int64_t b = si_attr_int(p->node, "start", 0), e = si_attr_int(p->node, "end", x->ndim);
@@ -2038,7 +1944,7 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
         e = SI_MAX((int64_t)0, SI_MIN(e, (int64_t)x->ndim));
         for (int64_t i = b; i < e; i++) vals[n++] = x->dims[i];
     }
-    bool size = !strcmp(p->node->op_type, "Size");
+    bool size = si_node_is(p->node, SI_OP_SIZE);
     if ((s = set_out(p, 0, size ? 0 : 1, &n))) return s;
     p->out[0].dtype = SI_I64;
     if (!has_out(p, 0)) return SI_OK;
@@ -2049,57 +1955,113 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
 
 typedef si_result (*plan_fn)(ocl_plan *p, const void *arg);
 
-static const struct {
-    const char *op;
+/* The planner of each op the OCL device runs, with its argument; an empty entry: not supported. */
+typedef struct planner {
     plan_fn fn;
     const void *arg;
-} plan_table[] = {
-    {"Add", plan_binary, "b_add"},
-    {"Sub", plan_binary, "b_sub"},
-    {"Mul", plan_binary, "b_mul"},
-    {"Div", plan_binary, "b_div"},
-    {"Pow", plan_binary, "b_pow"},
-    {"PRelu", plan_prelu, NULL},
-    {"Shape", plan_shape, NULL},
-    {"Size", plan_shape, NULL},
-    {"Sum", plan_variadic, "b_add"},
-    {"Mean", plan_variadic, "b_add"},
-    {"Max", plan_variadic, "b_max"},
-    {"Min", plan_variadic, "b_min"},
-    {"Identity", plan_identity, NULL},
-    {"Dropout", plan_dropout, NULL},
-    {"LRN", plan_lrn, NULL},
-    {"Cast", plan_cast, NULL},
-    {"CastLike", plan_cast, NULL},
-    {"MatMul", plan_matmul, NULL},
-    {"Gemm", plan_gemm, NULL},
-    {"Conv", plan_conv, NULL},
-    {"ConvTranspose", plan_conv_transpose, NULL},
-    {"Gather", plan_gather, NULL},
-    {"MaxPool", plan_pool, NULL},
-    {"AveragePool", plan_pool, NULL},
-    {"GlobalAveragePool", plan_global_pool, NULL},
-    {"GlobalMaxPool", plan_global_pool, NULL},
-    {"Softmax", plan_softmax, NULL},
-    {"LogSoftmax", plan_softmax, NULL},
-    {"BatchNormalization", plan_batchnorm, NULL},
-    {"LayerNormalization", plan_layernorm, NULL},
-    {"RMSNormalization", plan_layernorm, NULL},
-    {"InstanceNormalization", plan_groupnorm, NULL},
-    {"GroupNormalization", plan_groupnorm, NULL},
-    {"Reshape", plan_reshape, NULL},
-    {"Flatten", plan_flatten, NULL},
-    {"Squeeze", plan_squeeze, NULL},
-    {"Unsqueeze", plan_unsqueeze, NULL},
-    {"Transpose", plan_transpose, NULL},
-    {"Concat", plan_concat, NULL},
-    {"Split", plan_split, NULL},
-    {"Slice", plan_slice, NULL},
-    {"Expand", plan_expand, NULL},
-    {"Tile", plan_tile, NULL},
-    {"Pad", plan_pad, NULL},
-    {"Resize", plan_resize, NULL},
-    {"Upsample", plan_resize, NULL},
+} planner;
+
+#define UNARY(kernel, par) {plan_unary, &(const unary_def){kernel, par}}
+#define REDUCE(code, axes_input_opset) {plan_reduce, &(const reduce_def){code, axes_input_opset}}
+
+static const planner planners[SI_OP_COUNT] = {
+    [SI_OP_ADD] = {plan_binary, "b_add"},
+    [SI_OP_SUB] = {plan_binary, "b_sub"},
+    [SI_OP_MUL] = {plan_binary, "b_mul"},
+    [SI_OP_DIV] = {plan_binary, "b_div"},
+    [SI_OP_POW] = {plan_binary, "b_pow"},
+    [SI_OP_PRELU] = {plan_prelu, NULL},
+    [SI_OP_SHAPE] = {plan_shape, NULL},
+    [SI_OP_SIZE] = {plan_shape, NULL},
+    [SI_OP_SUM] = {plan_variadic, "b_add"},
+    [SI_OP_MEAN] = {plan_variadic, "b_add"},
+    [SI_OP_MAX] = {plan_variadic, "b_max"},
+    [SI_OP_MIN] = {plan_variadic, "b_min"},
+    [SI_OP_IDENTITY] = {plan_identity, NULL},
+    [SI_OP_DROPOUT] = {plan_dropout, NULL},
+    [SI_OP_LRN] = {plan_lrn, NULL},
+    [SI_OP_CAST] = {plan_cast, NULL},
+    [SI_OP_CAST_LIKE] = {plan_cast, NULL},
+    [SI_OP_MATMUL] = {plan_matmul, NULL},
+    [SI_OP_GEMM] = {plan_gemm, NULL},
+    [SI_OP_CONV] = {plan_conv, NULL},
+    [SI_OP_CONV_TRANSPOSE] = {plan_conv_transpose, NULL},
+    [SI_OP_GATHER] = {plan_gather, NULL},
+    [SI_OP_MAX_POOL] = {plan_pool, NULL},
+    [SI_OP_AVERAGE_POOL] = {plan_pool, NULL},
+    [SI_OP_GLOBAL_AVERAGE_POOL] = {plan_global_pool, NULL},
+    [SI_OP_GLOBAL_MAX_POOL] = {plan_global_pool, NULL},
+    [SI_OP_SOFTMAX] = {plan_softmax, NULL},
+    [SI_OP_LOG_SOFTMAX] = {plan_softmax, NULL},
+    [SI_OP_BATCH_NORMALIZATION] = {plan_batchnorm, NULL},
+    [SI_OP_LAYER_NORMALIZATION] = {plan_layernorm, NULL},
+    [SI_OP_RMS_NORMALIZATION] = {plan_layernorm, NULL},
+    [SI_OP_INSTANCE_NORMALIZATION] = {plan_groupnorm, NULL},
+    [SI_OP_GROUP_NORMALIZATION] = {plan_groupnorm, NULL},
+    [SI_OP_RESHAPE] = {plan_reshape, NULL},
+    [SI_OP_FLATTEN] = {plan_flatten, NULL},
+    [SI_OP_SQUEEZE] = {plan_squeeze, NULL},
+    [SI_OP_UNSQUEEZE] = {plan_unsqueeze, NULL},
+    [SI_OP_TRANSPOSE] = {plan_transpose, NULL},
+    [SI_OP_CONCAT] = {plan_concat, NULL},
+    [SI_OP_SPLIT] = {plan_split, NULL},
+    [SI_OP_SLICE] = {plan_slice, NULL},
+    [SI_OP_EXPAND] = {plan_expand, NULL},
+    [SI_OP_TILE] = {plan_tile, NULL},
+    [SI_OP_PAD] = {plan_pad, NULL},
+    [SI_OP_RESIZE] = {plan_resize, NULL},
+    [SI_OP_UPSAMPLE] = {plan_resize, NULL},
+    /* unary ops: one kernel each, with the attributes read as unary_par says */
+    [SI_OP_RELU] = UNARY("u_relu", P_NONE),
+    [SI_OP_LEAKY_RELU] = UNARY("u_leaky_relu", P_LEAKY),
+    [SI_OP_SIGMOID] = UNARY("u_sigmoid", P_NONE),
+    [SI_OP_HARD_SIGMOID] = UNARY("u_hard_sigmoid", P_HSIG),
+    [SI_OP_HARD_SWISH] = UNARY("u_hard_swish", P_NONE),
+    [SI_OP_TANH] = UNARY("u_tanh", P_NONE),
+    [SI_OP_CLIP] = UNARY("u_clip", P_CLIP),
+    [SI_OP_EXP] = UNARY("u_exp", P_NONE),
+    [SI_OP_LOG] = UNARY("u_log", P_NONE),
+    [SI_OP_SQRT] = UNARY("u_sqrt", P_NONE),
+    [SI_OP_ERF] = UNARY("u_erf", P_NONE),
+    [SI_OP_NEG] = UNARY("u_neg", P_NONE),
+    [SI_OP_ABS] = UNARY("u_abs", P_NONE),
+    [SI_OP_RECIPROCAL] = UNARY("u_reciprocal", P_NONE),
+    [SI_OP_FLOOR] = UNARY("u_floor", P_NONE),
+    [SI_OP_CEIL] = UNARY("u_ceil", P_NONE),
+    [SI_OP_ROUND] = UNARY("u_round", P_NONE),
+    [SI_OP_SIGN] = UNARY("u_sign", P_NONE),
+    [SI_OP_ELU] = UNARY("u_elu", P_ALPHA1),
+    [SI_OP_SELU] = UNARY("u_selu", P_SELU),
+    [SI_OP_CELU] = UNARY("u_celu", P_CELU),
+    [SI_OP_SOFTPLUS] = UNARY("u_softplus", P_NONE),
+    [SI_OP_SOFTSIGN] = UNARY("u_softsign", P_NONE),
+    [SI_OP_MISH] = UNARY("u_mish", P_NONE),
+    [SI_OP_SWISH] = UNARY("u_swish", P_ALPHA1),
+    [SI_OP_GELU] = UNARY("u_gelu", P_GELU),
+    [SI_OP_THRESHOLDED_RELU] = UNARY("u_thresholded_relu", P_ALPHA1),
+    [SI_OP_SHRINK] = UNARY("u_shrink", P_SHRINK),
+    [SI_OP_SIN] = UNARY("u_sin", P_NONE),
+    [SI_OP_COS] = UNARY("u_cos", P_NONE),
+    [SI_OP_TAN] = UNARY("u_tan", P_NONE),
+    [SI_OP_ASIN] = UNARY("u_asin", P_NONE),
+    [SI_OP_ACOS] = UNARY("u_acos", P_NONE),
+    [SI_OP_ATAN] = UNARY("u_atan", P_NONE),
+    [SI_OP_SINH] = UNARY("u_sinh", P_NONE),
+    [SI_OP_COSH] = UNARY("u_cosh", P_NONE),
+    [SI_OP_ASINH] = UNARY("u_asinh", P_NONE),
+    [SI_OP_ACOSH] = UNARY("u_acosh", P_NONE),
+    [SI_OP_ATANH] = UNARY("u_atanh", P_NONE),
+    /* reductions: emit_reduce code, opset from which axes is an input */
+    [SI_OP_REDUCE_SUM] = REDUCE(0, 13),
+    [SI_OP_REDUCE_MEAN] = REDUCE(1, 18),
+    [SI_OP_REDUCE_MAX] = REDUCE(2, 18),
+    [SI_OP_REDUCE_MIN] = REDUCE(3, 18),
+    [SI_OP_REDUCE_PROD] = REDUCE(4, 18),
+    [SI_OP_REDUCE_L1] = REDUCE(5, 18),
+    [SI_OP_REDUCE_L2] = REDUCE(6, 18),
+    [SI_OP_REDUCE_SUM_SQUARE] = REDUCE(7, 18),
+    [SI_OP_REDUCE_LOG_SUM] = REDUCE(8, 18),
+    [SI_OP_REDUCE_LOG_SUM_EXP] = REDUCE(9, 18),
 };
 
 si_result ocl_plan_node(ocl_plan *p) {
@@ -2107,11 +2069,7 @@ si_result ocl_plan_node(ocl_plan *p) {
     const char *dom = n->domain ? n->domain : "";
     if (dom[0] && strcmp(dom, "ai.onnx"))
         return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
-    for (size_t i = 0; i < SI_ARRAY_LEN(plan_table); i++)
-        if (!strcmp(plan_table[i].op, n->op_type)) return plan_table[i].fn(p, plan_table[i].arg);
-    for (size_t i = 0; i < SI_ARRAY_LEN(unary_ops); i++)
-        if (!strcmp(unary_ops[i].op, n->op_type)) return plan_unary(p, &unary_ops[i]);
-    for (size_t i = 0; i < SI_ARRAY_LEN(reduce_ops); i++)
-        if (!strcmp(reduce_ops[i].op, n->op_type)) return plan_reduce(p, (const void *)(intptr_t)i);
+    const planner *pl = n->op ? &planners[n->op->id] : NULL;
+    if (pl && pl->fn) return pl->fn(p, pl->arg);
     return si_err(SI_ERR_UNSUPPORTED, "op %s (node '%s') is not supported", n->op_type, n->name);
 }
