@@ -13,19 +13,14 @@
  * Window geometry (Conv, ConvTranspose, pooling)
  */
 
-si_result si_auto_pad(const si_kctx *c, int *out)
-{
-    const char *s = si_attr_str(c->node, "auto_pad", "NOTSET");
-    if (!s[0] || !strcmp(s, "NOTSET")) *out = NN_PAD_NOTSET;
-    else if (!strcmp(s, "VALID")) *out = NN_PAD_VALID;
-    else if (!strcmp(s, "SAME_UPPER")) *out = NN_PAD_SAME_UPPER;
-    else if (!strcmp(s, "SAME_LOWER")) *out = NN_PAD_SAME_LOWER;
-    else return si_op_err(c, SI_ERR_INVALID_ARG, "unknown auto_pad '%s'", s);
-    return SI_OK;
+si_result si_auto_pad(const si_kctx *c, int *out) {
+    static const char *const names[] = {"NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"}; /* NN_PAD_* order */
+    *out = NN_PAD_NOTSET;
+    if (!si_attr_str(c->node, "auto_pad", "NOTSET")[0]) return SI_OK; /* "" is NOTSET too */
+    return si_attr_choice(c, "auto_pad", "NOTSET", names, 4, out);
 }
 
-void si_geom_clear(nn_geom *g, int nsp)
-{
+void si_geom_clear(nn_geom *g, int nsp) {
     g->nsp = nsp;
     for (int i = 0; i < NN_SP; i++) {
         g->in[i] = g->out[i] = g->k[i] = g->s[i] = g->d[i] = 1;
@@ -33,11 +28,9 @@ void si_geom_clear(nn_geom *g, int nsp)
     }
 }
 
-si_result si_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp)
-{
+si_result si_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp) {
     if (x->ndim < 3)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 3 (N, C, spatial...), got rank %d",
-                         x->ndim);
+        return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 3 (N, C, spatial...), got rank %d", x->ndim);
     if (x->ndim - 2 > NN_SP)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "%d spatial dimensions are not supported (1 to %d)", x->ndim - 2,
                          NN_SP);
@@ -45,8 +38,7 @@ si_result si_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp)
     return SI_OK;
 }
 
-si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64_t *k, bool ceil_ok, nn_geom *g)
-{
+si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64_t *k, bool ceil_ok, nn_geom *g) {
     int64_t s[NN_SP], d[NN_SP], pads[2 * NN_SP];
     int ap = 0;
     si_result st;
@@ -102,7 +94,7 @@ si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64
 
 /* Common description of a Conv / ConvTranspose node. */
 typedef struct nn_conv {
-    nn_geom g;       /* Conv: in = X spatial, out = Y spatial. ConvTranspose: the same (X -> Y). */
+    nn_geom g; /* Conv: in = X spatial, out = Y spatial. ConvTranspose: the same (X -> Y). */
     int64_t N, C, M; /* batch, input channels, output channels */
     int64_t group, cg, mg, kp; /* group count, in/out channels per group, kernel elements */
 } nn_conv;
@@ -111,8 +103,7 @@ typedef struct nn_conv {
 #define NN_COL_BUDGET ((int64_t)1 << 21)
 
 static bool nn_dgemm_b(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int64_t csa, const double *B,
-                       int64_t rsb, int64_t csb, double *C, int64_t ldc, bool accumulate)
-{
+                       int64_t rsb, int64_t csb, double *C, int64_t ldc, bool accumulate) {
     si_dgemm(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate);
     return true;
 }
@@ -131,54 +122,54 @@ static bool nn_dgemm_b(int64_t M, int64_t N, int64_t K, const double *A, int64_t
  * Conv, ConvTranspose
  */
 
-static si_result nn_conv_common(si_kctx *c, int nsp, const si_tensor *x, const si_tensor *w, const si_tensor *b)
-{
+/* What Conv and ConvTranspose check alike: X, W (and B) of one float type, W's rank and kernel_shape, group.
+ * Fills N, C, group, kp and *nsp; the caller checks the channels, which the two ops lay out differently. */
+static si_result nn_conv_common(si_kctx *c, nn_conv *p, int *nsp) {
     si_result st;
+    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
+    if ((st = si_spatial_rank(c, x, nsp))) return st;
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_same_type(c, x, w, "W"))) return st;
     if (b && (st = si_same_type(c, x, b, "B"))) return st;
-    if (w->ndim != x->ndim)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "W has rank %d, X has rank %d", w->ndim, x->ndim);
+    if (w->ndim != x->ndim) return si_op_err(c, SI_ERR_INVALID_ARG, "W has rank %d, X has rank %d", w->ndim, x->ndim);
     int cnt = 0;
     const int64_t *ks = si_attr_ints(c->node, "kernel_shape", &cnt);
     if (ks && cnt > 0) {
-        if (cnt != nsp)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape has %d values, expected %d", cnt, nsp);
-        for (int i = 0; i < nsp; i++)
+        if (cnt != *nsp) return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape has %d values, expected %d", cnt, *nsp);
+        for (int i = 0; i < *nsp; i++)
             if (ks[i] != w->dims[2 + i])
                 return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape[%d] = %lld does not match W's %lld", i,
                                  (long long)ks[i], (long long)w->dims[2 + i]);
     }
-    return SI_OK;
-}
-
-static si_result conv_prep(si_kctx *c, nn_conv *p)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
-    const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
-    int nsp = 0;
-    if ((st = si_spatial_rank(c, x, &nsp)) || (st = nn_conv_common(c, nsp, x, w, b))) return st;
     p->group = si_attr_int(c->node, "group", 1);
     if (p->group < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "group %lld must be positive", (long long)p->group);
     p->N = x->dims[0];
     p->C = x->dims[1];
+    p->kp = si_prod(w->dims, 2, w->ndim);
+    return SI_OK;
+}
+
+static si_result conv_prep(si_kctx *c, nn_conv *p) {
+    int nsp = 0;
+    si_result st = nn_conv_common(c, p, &nsp);
+    if (st) return st;
+    const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
     p->M = w->dims[0];
     if (w->dims[1] * p->group != p->C)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "W has %lld input channels per group but X has %lld channels and group %lld",
+        return si_op_err(c, SI_ERR_INVALID_ARG,
+                         "W has %lld input channels per group but X has %lld channels and group %lld",
                          (long long)w->dims[1], (long long)p->C, (long long)p->group);
     if (p->M % p->group != 0)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "output channels %lld are not divisible by group %lld",
-                         (long long)p->M, (long long)p->group);
+        return si_op_err(c, SI_ERR_INVALID_ARG, "output channels %lld are not divisible by group %lld", (long long)p->M,
+                         (long long)p->group);
     if (b && (b->ndim != 1 || b->dims[0] != p->M))
         return si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M);
     p->cg = p->C / p->group;
     p->mg = p->M / p->group;
-    p->kp = si_prod(w->dims, 2, w->ndim);
     return si_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
 }
 
-static si_result nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt)
-{
+static si_result nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt) {
     int64_t dims[SI_MAX_DIMS];
     int nsp = p->g.nsp;
     dims[0] = p->N;
@@ -187,8 +178,7 @@ static si_result nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt)
     return si_set_out(c, 0, dt, nsp + 2, dims);
 }
 
-static si_result conv_infer(si_kctx *c)
-{
+static si_result conv_infer(si_kctx *c) {
     nn_conv p;
     si_result st = conv_prep(c, &p);
     if (st) return st;
@@ -197,8 +187,7 @@ static si_result conv_infer(si_kctx *c)
 
 /* Shared driver of Conv and ConvTranspose: float32 directly, float16/bfloat16 through float32 copies,
  * float64 in double. */
-static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose)
-{
+static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose) {
     const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
@@ -225,8 +214,7 @@ static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose)
     float *xf = si_tensor_to_f32(x), *wf = si_tensor_to_f32(w), *bf = b ? si_tensor_to_f32(b) : NULL;
     float *yf = si_calloc((size_t)si_count(y), sizeof(float));
     bool ok = xf && wf && yf && (!b || bf);
-    if (ok)
-        ok = transpose ? nn_convt_core_f32(p, xf, wf, bf, yf) : nn_conv_core_f32(p, xf, wf, bf, yf);
+    if (ok) ok = transpose ? nn_convt_core_f32(p, xf, wf, bf, yf) : nn_conv_core_f32(p, xf, wf, bf, yf);
     if (ok) si_tensor_from_f32(y, yf);
     si_free(xf);
     si_free(wf);
@@ -235,43 +223,35 @@ static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose)
     return ok ? SI_OK : si_op_nomem(c);
 }
 
-static si_result conv_run(si_kctx *c)
-{
+static si_result conv_run(si_kctx *c) {
     nn_conv p;
     si_result st = conv_prep(c, &p);
     if (st) return st;
     return nn_conv_dispatch(c, &p, false);
 }
 
-static si_result convt_prep(si_kctx *c, nn_conv *p)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
-    const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
+static si_result convt_prep(si_kctx *c, nn_conv *p) {
     int nsp = 0;
-    if ((st = si_spatial_rank(c, x, &nsp)) || (st = nn_conv_common(c, nsp, x, w, b))) return st;
-    p->group = si_attr_int(c->node, "group", 1);
-    if (p->group < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "group %lld must be positive", (long long)p->group);
-    p->N = x->dims[0];
-    p->C = x->dims[1];
+    si_result st = nn_conv_common(c, p, &nsp);
+    if (st) return st;
+    const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
     if (w->dims[0] != p->C)
         return si_op_err(c, SI_ERR_INVALID_ARG, "W has %lld input channels, X has %lld", (long long)w->dims[0],
                          (long long)p->C);
     if (p->C % p->group != 0)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "input channels %lld are not divisible by group %lld",
-                         (long long)p->C, (long long)p->group);
+        return si_op_err(c, SI_ERR_INVALID_ARG, "input channels %lld are not divisible by group %lld", (long long)p->C,
+                         (long long)p->group);
     p->M = w->dims[1] * p->group;
     if (b && (b->ndim != 1 || b->dims[0] != p->M))
         return si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M);
     p->cg = p->C / p->group;
     p->mg = w->dims[1];
-    p->kp = si_prod(w->dims, 2, w->ndim);
 
     int64_t s[NN_SP], d[NN_SP], op[NN_SP], pads[2 * NN_SP], os[NN_SP];
     int ap = 0;
     if ((st = si_attr_ints_n(c, "strides", nsp, 1, s)) || (st = si_attr_ints_n(c, "dilations", nsp, 1, d)) ||
-        (st = si_attr_ints_n(c, "output_padding", nsp, 0, op)) ||
-        (st = si_attr_ints_n(c, "pads", 2 * nsp, 0, pads)) || (st = si_auto_pad(c, &ap)))
+        (st = si_attr_ints_n(c, "output_padding", nsp, 0, op)) || (st = si_attr_ints_n(c, "pads", 2 * nsp, 0, pads)) ||
+        (st = si_auto_pad(c, &ap)))
         return st;
     int cnt = 0;
     const int64_t *osa = si_attr_ints(c->node, "output_shape", &cnt);
@@ -286,8 +266,7 @@ static si_result convt_prep(si_kctx *c, nn_conv *p)
     int off = NN_SP - nsp;
     for (int i = 0; i < nsp; i++) {
         int64_t in = x->dims[2 + i], k = w->dims[2 + i];
-        if (s[i] < 1 || d[i] < 1)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "strides and dilations must be positive");
+        if (s[i] < 1 || d[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "strides and dilations must be positive");
         int64_t eff = (k - 1) * d[i] + 1, pb, pe, o;
         if (have_os || ap == NN_PAD_SAME_UPPER || ap == NN_PAD_SAME_LOWER) {
             o = have_os ? os[i] : in * s[i];
@@ -317,16 +296,14 @@ static si_result convt_prep(si_kctx *c, nn_conv *p)
     return SI_OK;
 }
 
-static si_result convt_infer(si_kctx *c)
-{
+static si_result convt_infer(si_kctx *c) {
     nn_conv p;
     si_result st = convt_prep(c, &p);
     if (st) return st;
     return nn_conv_set_out(c, &p, si_in(c, 0)->dtype);
 }
 
-static si_result convt_run(si_kctx *c)
-{
+static si_result convt_run(si_kctx *c) {
     nn_conv p;
     si_result st = convt_prep(c, &p);
     if (st) return st;

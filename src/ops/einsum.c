@@ -7,19 +7,18 @@
 #include <math.h>
 #include <string.h>
 
-#define NN_EIN_LETTERS 52                         /* 'A'..'Z' -> 0..25, 'a'..'z' -> 26..51 (ASCII order) */
+#define NN_EIN_LETTERS 52 /* 'A'..'Z' -> 0..25, 'a'..'z' -> 26..51 (ASCII order) */
 #define NN_EIN_LABELS (NN_EIN_LETTERS + SI_MAX_DIMS) /* then the broadcast (ellipsis) dimensions */
 #define NN_EIN_MAXOPS 32
 
 typedef struct nn_ein {
     int nops, nout;
     int lab[NN_EIN_MAXOPS][SI_MAX_DIMS]; /* label of each operand dimension */
-    int out[SI_MAX_DIMS];               /* output labels in order */
-    int64_t size[NN_EIN_LABELS];        /* -1: label unused */
+    int out[SI_MAX_DIMS]; /* output labels in order */
+    int64_t size[NN_EIN_LABELS]; /* -1: label unused */
 } nn_ein;
 
-static int nn_ein_label(char ch)
-{
+static int nn_ein_label(char ch) {
     if (ch >= 'A' && ch <= 'Z') return ch - 'A';
     if (ch >= 'a' && ch <= 'z') return 26 + (ch - 'a');
     return -1;
@@ -27,8 +26,7 @@ static int nn_ein_label(char ch)
 
 /* Parses one term: letters and at most one "..."; labels[] receives letter labels with -2 marking where the
  * ellipsis stands. Returns the number of entries or -1 on a syntax error. */
-static int nn_ein_term(const char *s, const char *end, int *labels, int max)
-{
+static int nn_ein_term(const char *s, const char *end, int *labels, int max) {
     int n = 0;
     bool ell = false;
     while (s < end) {
@@ -52,8 +50,7 @@ static int nn_ein_term(const char *s, const char *end, int *labels, int max)
     return n;
 }
 
-static si_result einsum_prep(si_kctx *c, nn_ein *e)
-{
+static si_result einsum_prep(si_kctx *c, nn_ein *e) {
     si_result st;
     const char *eq = si_attr_str(c->node, "equation", NULL);
     if (!eq) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute equation is required");
@@ -86,7 +83,8 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e)
         int letters = 0;
         bool ell = false;
         for (int k = 0; k < nterm[i]; k++) {
-            if (terms[i][k] == -2) ell = true;
+            if (terms[i][k] == -2)
+                ell = true;
             else {
                 letters++;
                 count[terms[i][k]]++;
@@ -113,7 +111,8 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e)
         for (int d = 0; d < x->ndim; d++) {
             const int l = e->lab[i][d];
             const int64_t n = x->dims[d];
-            if (e->size[l] < 0 || e->size[l] == 1) e->size[l] = (e->size[l] == 1 && n == 0) ? 0 : SI_MAX(n, e->size[l]);
+            if (e->size[l] < 0 || e->size[l] == 1)
+                e->size[l] = (e->size[l] == 1 && n == 0) ? 0 : SI_MAX(n, e->size[l]);
             else if (n != e->size[l] && n != 1)
                 return si_op_err(c, SI_ERR_INVALID_ARG, "dimension sizes %lld and %lld of one label differ",
                                  (long long)n, (long long)e->size[l]);
@@ -152,8 +151,7 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e)
     return SI_OK;
 }
 
-static si_result einsum_infer(si_kctx *c)
-{
+static si_result einsum_infer(si_kctx *c) {
     nn_ein e;
     si_result st = einsum_prep(c, &e);
     if (st) return st;
@@ -162,8 +160,7 @@ static si_result einsum_infer(si_kctx *c)
     return si_set_out(c, 0, si_in(c, 0)->dtype, e.nout, dims);
 }
 
-static si_result einsum_run(si_kctx *c)
-{
+static si_result einsum_run(si_kctx *c) {
     nn_ein e;
     si_result st = einsum_prep(c, &e);
     if (st) return st;
@@ -195,8 +192,10 @@ static si_result einsum_run(si_kctx *c)
                 if (loop[k] == l && !(x->dims[d] == 1 && e.size[l] != 1)) st_[i][k] += stride;
             stride *= x->dims[d];
         }
-        if (isf) ok = (ops_d[i] = si_tensor_to_f64(x)) != NULL;
-        else ok = (ops_i[i] = si_tensor_to_i64(x)) != NULL;
+        if (isf)
+            ok = (ops_d[i] = si_tensor_to_f64(x)) != NULL;
+        else
+            ok = (ops_i[i] = si_tensor_to_i64(x)) != NULL;
     }
     if (ok) {
         const int64_t nouter = si_count(y);
@@ -224,8 +223,10 @@ static si_result einsum_run(si_kctx *c)
                     idx[k] = 0;
                 }
             }
-            if (isf) si_store_f64(y->dtype, y->data, o, accd);
-            else si_store_i64(y->dtype, y->data, o, (int64_t)acci);
+            if (isf)
+                si_store_f64(y->dtype, y->data, o, accd);
+            else
+                si_store_i64(y->dtype, y->data, o, (int64_t)acci);
         }
     }
     for (int i = 0; i < e.nops; i++) {

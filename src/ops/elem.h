@@ -10,19 +10,12 @@
 
 #include <math.h>
 
-static inline bool t_float(si_dtype t)
-{
-    return t == SI_F32 || t == SI_F64 || t == SI_F16 || t == SI_BF16;
-}
+static inline bool t_float(si_dtype t) { return t == SI_F32 || t == SI_F64 || t == SI_F16 || t == SI_BF16; }
 
-static inline bool t_signed(si_dtype t)
-{
-    return t == SI_I8 || t == SI_I16 || t == SI_I32 || t == SI_I64;
-}
+static inline bool t_signed(si_dtype t) { return t == SI_I8 || t == SI_I16 || t == SI_I32 || t == SI_I64; }
 
 /* Integer (or bool) element i as 64 bits: signed types sign-extended, unsigned zero-extended. */
-static inline uint64_t ld_raw(si_dtype t, const void *p, int64_t i)
-{
+static inline uint64_t ld_raw(si_dtype t, const void *p, int64_t i) {
     switch (t) {
     case SI_I8: return (uint64_t)(int64_t)((const int8_t *)p)[i];
     case SI_U8:
@@ -50,8 +43,7 @@ static inline uint64_t ld_raw(si_dtype t, const void *p, int64_t i)
 }
 
 /* Store the low bits of v as element i (wrapping conversion between integer types). */
-static inline void st_raw(si_dtype t, void *p, int64_t i, uint64_t v)
-{
+static inline void st_raw(si_dtype t, void *p, int64_t i, uint64_t v) {
     switch (si_dtype_size(t)) {
     case 1: ((uint8_t *)p)[i] = (uint8_t)v; break;
     case 2: ((uint16_t *)p)[i] = (uint16_t)v; break;
@@ -62,8 +54,7 @@ static inline void st_raw(si_dtype t, void *p, int64_t i, uint64_t v)
 }
 
 /* Element i of any stored type as double. */
-static inline double ld_f(si_dtype t, const void *p, int64_t i)
-{
+static inline double ld_f(si_dtype t, const void *p, int64_t i) {
     switch (t) {
     case SI_F32: return ((const float *)p)[i];
     case SI_F64: return ((const double *)p)[i];
@@ -79,26 +70,20 @@ static inline double ld_f(si_dtype t, const void *p, int64_t i)
 
 /* A double converted to an integer type's bit pattern: truncation toward zero, NaN -> 0; values beyond
  * int64 saturate, narrower targets then wrap (what numpy/C casts do on common hardware). */
-static inline uint64_t f2i(si_dtype t, double v)
-{
-    if (isnan(v))
-        return 0;
+static inline uint64_t f2i(si_dtype t, double v) {
+    if (isnan(v)) return 0;
     v = trunc(v);
     if (t == SI_U64 && v >= 0) {
-        if (v >= 18446744073709551616.0)
-            return UINT64_MAX;
+        if (v >= 18446744073709551616.0) return UINT64_MAX;
         return (uint64_t)v;
     }
-    if (v >= 9223372036854775808.0)
-        return (uint64_t)INT64_MAX;
-    if (v < -9223372036854775808.0)
-        return (uint64_t)INT64_MIN;
+    if (v >= 9223372036854775808.0) return (uint64_t)INT64_MAX;
+    if (v < -9223372036854775808.0) return (uint64_t)INT64_MIN;
     return (uint64_t)(int64_t)v;
 }
 
 /* Store v as element i of any stored type (floats round, ints truncate, bool is v != 0). */
-static inline void st_f(si_dtype t, void *p, int64_t i, double v)
-{
+static inline void st_f(si_dtype t, void *p, int64_t i, double v) {
     switch (t) {
     case SI_F32: ((float *)p)[i] = (float)v; break;
     case SI_F64: ((double *)p)[i] = v; break;

@@ -23,9 +23,8 @@
 #define NN_MC 96
 #define NN_NC 2048
 
-static void nn_ukernel(int64_t kc, const float *restrict a, const float *restrict b, float *restrict cc,
-                       int64_t ldc, int mr, int nr, bool acc)
-{
+static void nn_ukernel(int64_t kc, const float *restrict a, const float *restrict b, float *restrict cc, int64_t ldc,
+                       int mr, int nr, bool acc) {
     float t[NN_MR][NN_NR];
     for (int i = 0; i < NN_MR; i++)
         for (int j = 0; j < NN_NR; j++) t[i][j] = 0.0f;
@@ -51,8 +50,7 @@ static void nn_ukernel(int64_t kc, const float *restrict a, const float *restric
     }
 }
 
-static void nn_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *p)
-{
+static void nn_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_t cs, float *p) {
     for (int64_t i0 = 0; i0 < mc; i0 += NN_MR) {
         int mr = (int)SI_MIN(mc - i0, (int64_t)NN_MR);
         for (int64_t k = 0; k < kc; k++) {
@@ -64,8 +62,7 @@ static void nn_pack_a(int64_t mc, int64_t kc, const float *a, int64_t rs, int64_
     }
 }
 
-static void nn_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *p)
-{
+static void nn_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_t cs, float *p) {
     for (int64_t j0 = 0; j0 < nc; j0 += NN_NR) {
         int nr = (int)SI_MIN(nc - j0, (int64_t)NN_NR);
         for (int64_t k = 0; k < kc; k++) {
@@ -81,8 +78,7 @@ static void nn_pack_b(int64_t kc, int64_t nc, const float *b, int64_t rs, int64_
     }
 }
 
-static float nn_sdot(int64_t n, const float *a, int64_t sa, const float *b, int64_t sb)
-{
+static float nn_sdot(int64_t n, const float *a, int64_t sa, const float *b, int64_t sb) {
     float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t i = 0;
     if (sa == 1 && sb == 1) {
@@ -95,9 +91,8 @@ static float nn_sdot(int64_t n, const float *a, int64_t sa, const float *b, int6
 }
 
 /* C = A*B (accumulate: C += A*B). Returns false when out of memory (C is then unchanged). */
-bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa, const float *B,
-                     int64_t rsb, int64_t csb, float *C, int64_t ldc, bool accumulate)
-{
+bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa, const float *B, int64_t rsb,
+              int64_t csb, float *C, int64_t ldc, bool accumulate) {
     if (M <= 0 || N <= 0) return true;
     if (K <= 0) {
         if (!accumulate)
@@ -160,9 +155,8 @@ bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int6
     return true;
 }
 
-void si_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int64_t csa, const double *B,
-                     int64_t rsb, int64_t csb, double *C, int64_t ldc, bool accumulate)
-{
+void si_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int64_t csa, const double *B, int64_t rsb,
+              int64_t csb, double *C, int64_t ldc, bool accumulate) {
     for (int64_t i = 0; i < M; i++) {
         double *cr = C + i * ldc;
         if (!accumulate)
@@ -177,8 +171,7 @@ void si_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int
 
 /* Integer GEMM with wrap-around 64-bit arithmetic (operands already widened to int64). */
 void si_igemm(int64_t M, int64_t N, int64_t K, const int64_t *A, int64_t rsa, int64_t csa, const int64_t *B,
-                     int64_t rsb, int64_t csb, int64_t *C, int64_t ldc)
-{
+              int64_t rsb, int64_t csb, int64_t *C, int64_t ldc) {
     for (int64_t i = 0; i < M; i++) {
         uint64_t *cr = (uint64_t *)(C + i * ldc);
         for (int64_t j = 0; j < N; j++) cr[j] = 0;
@@ -195,15 +188,14 @@ void si_igemm(int64_t M, int64_t N, int64_t K, const int64_t *A, int64_t rsa, in
  */
 
 typedef struct nn_mm {
-    int ob;                                          /* rank of the broadcast batch shape */
+    int ob; /* rank of the broadcast batch shape */
     int64_t bd[SI_MAX_DIMS], ast[SI_MAX_DIMS], bst[SI_MAX_DIMS]; /* batch shape, strides in matrices */
     int64_t M, N, K, nbatch, abatch, bbatch;
     int nout;
     int64_t odims[SI_MAX_DIMS];
 } nn_mm;
 
-static si_result mm_prep(si_kctx *c, nn_mm *p)
-{
+static si_result mm_prep(si_kctx *c, nn_mm *p) {
     si_result st;
     if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1);
@@ -235,8 +227,7 @@ static si_result mm_prep(si_kctx *c, nn_mm *p)
     return SI_OK;
 }
 
-static si_result matmul_infer(si_kctx *c)
-{
+static si_result matmul_infer(si_kctx *c) {
     nn_mm p;
     si_result st = mm_prep(c, &p);
     if (st) return st;
@@ -244,8 +235,7 @@ static si_result matmul_infer(si_kctx *c)
 }
 
 /* Matrix offsets (in matrices) of A and B for output batch index bi. */
-static void mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo)
-{
+static void mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo) {
     int64_t a = 0, b = 0;
     for (int d = p->ob - 1; d >= 0; d--) {
         const int64_t i = bi % p->bd[d];
@@ -257,8 +247,7 @@ static void mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo)
     *bo = b;
 }
 
-static si_result matmul_run(si_kctx *c)
-{
+static si_result matmul_run(si_kctx *c) {
     nn_mm p;
     si_result st = mm_prep(c, &p);
     if (st) return st;
@@ -304,7 +293,8 @@ static si_result matmul_run(si_kctx *c)
         }
         return SI_OK;
     }
-    int64_t *ai = si_tensor_to_i64(a), *bi64 = si_tensor_to_i64(b), *yi = si_malloc((size_t)si_count(y) * sizeof(int64_t));
+    int64_t *ai = si_tensor_to_i64(a), *bi64 = si_tensor_to_i64(b),
+            *yi = si_malloc((size_t)si_count(y) * sizeof(int64_t));
     if (!ai || !bi64 || !yi) {
         nn_free_all(ai, bi64, yi, NULL, NULL, NULL);
         return si_op_nomem(c);
@@ -324,8 +314,7 @@ typedef struct nn_gemm {
     bool ta, tb;
 } nn_gemm;
 
-static si_result gemm_prep(si_kctx *c, nn_gemm *p)
-{
+static si_result gemm_prep(si_kctx *c, nn_gemm *p) {
     si_result st;
     if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1), *cc = si_in(c, 2);
@@ -349,8 +338,7 @@ static si_result gemm_prep(si_kctx *c, nn_gemm *p)
     return SI_OK;
 }
 
-static si_result gemm_infer(si_kctx *c)
-{
+static si_result gemm_infer(si_kctx *c) {
     nn_gemm p;
     si_result st = gemm_prep(c, &p);
     if (st) return st;
@@ -358,8 +346,7 @@ static si_result gemm_infer(si_kctx *c)
     return si_set_out(c, 0, si_in(c, 0)->dtype, 2, dims);
 }
 
-static si_result gemm_run(si_kctx *c)
-{
+static si_result gemm_run(si_kctx *c) {
     nn_gemm p;
     si_result st = gemm_prep(c, &p);
     if (st) return st;

@@ -38,6 +38,13 @@ si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char
     return SI_OK;
 }
 
+si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x) {
+    si_result s = si_need_input(c, 0, false);
+    if (s) return s;
+    *x = c->in[0];
+    return si_check_type(c, (*x)->dtype, mask, what);
+}
+
 si_result si_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what) {
     if (a->dtype != b->dtype)
         return si_op_err(c, SI_ERR_INVALID_ARG, "%s has element type %s, expected %s like the first input", what,
@@ -99,6 +106,18 @@ si_result si_tensor_scalar_i64(const si_kctx *c, const si_tensor *t, const char 
     return SI_OK;
 }
 
+si_result si_tensor_shape(const si_kctx *c, const si_tensor *t, const char *what, int64_t *dims, int *n) {
+    *n = 0;
+    if (si_count(t) > SI_MAX_DIMS)
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "%s has %lld values: ranks above %d are not supported", what,
+                         (long long)si_count(t), SI_MAX_DIMS);
+    si_result s = si_tensor_ints(c, t, what, dims, SI_MAX_DIMS, n);
+    for (int i = 0; !s && i < *n; i++)
+        if (dims[i] < 0)
+            s = si_op_err(c, SI_ERR_INVALID_ARG, "negative dimension %lld in %s", (long long)dims[i], what);
+    return s;
+}
+
 int si_attr_ints_copy(const si_node *n, const char *name, int64_t *buf, int cap) {
     int cnt = 0;
     const int64_t *v = si_attr_ints(n, name, &cnt);
@@ -127,6 +146,13 @@ si_result si_attr_choice(const si_kctx *c, const char *attr, const char *dflt, c
             return SI_OK;
         }
     return si_op_err(c, SI_ERR_INVALID_ARG, "unsupported %s '%s'", attr, s);
+}
+
+si_result si_node_axes(const si_kctx *c, bool from_input, int64_t *axes, int cap, int *n) {
+    *n = -1;
+    if (!from_input) return si_attr_ints_buf(c, "axes", axes, cap, n);
+    const si_tensor *t = si_in(c, 1);
+    return t ? si_tensor_ints(c, t, "input 'axes'", axes, cap, n) : SI_OK;
 }
 
 si_result si_attr_ints_n(const si_kctx *c, const char *name, int n, int64_t dflt, int64_t *out) {
@@ -236,13 +262,7 @@ double *si_broadcast_to_f64(const si_tensor *t, int r, const int64_t *dims) {
     int64_t off = 0;
     for (int64_t i = 0; i < n; i++) {
         out[i] = si_load_f64(t->dtype, t->data, off);
-        for (int d = r - 1; d >= 0; d--) {
-            idx[d]++;
-            off += st[d];
-            if (idx[d] < dims[d]) break;
-            off -= st[d] * idx[d];
-            idx[d] = 0;
-        }
+        si_next_offset(idx, dims, st, r, &off);
     }
     return out;
 }

@@ -66,13 +66,7 @@ static void gather_copy(void *dst, const void *src, size_t es, int nd, const int
     for (int64_t r = 0; r < total / L; r++) {
         copy_strided(d, (const uint8_t *)src + off * (int64_t)es, L, ls, es);
         d += (size_t)L * es;
-        for (int k = nd - 2; k >= 0; k--) {
-            idx[k]++;
-            off += istr[k];
-            if (idx[k] < odims[k]) break;
-            off -= istr[k] * odims[k];
-            idx[k] = 0;
-        }
+        si_next_offset(idx, odims, istr, nd - 1, &off);
     }
 }
 
@@ -93,10 +87,9 @@ static si_result copy_all(si_kctx *c) {
 
 /* Reshape-1 to -4 take the new shape as an attribute, Reshape-5 and later as an input. */
 static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     int64_t shape[SI_MAX_DIMS];
     int n = 0;
     if (shape_input) {
@@ -150,17 +143,12 @@ static si_result reshape_infer(si_kctx *c) { return reshape_infer_common(c, true
 
 /* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on. */
 static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     int64_t axes[SI_MAX_DIMS];
-    int na = 0;
-    if (axes_input) {
-        if (si_in(c, 1) && (s = si_tensor_ints(c, c->in[1], "input 'axes'", axes, SI_MAX_DIMS, &na))) return s;
-    } else if ((s = si_attr_ints_buf(c, "axes", axes, SI_MAX_DIMS, &na))) {
-        return s;
-    }
+    int na;
+    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
     if (na < 0) na = 0;
     bool sq[SI_MAX_DIMS];
     if (na == 0) {
@@ -182,18 +170,14 @@ static si_result squeeze1_infer(si_kctx *c) { return squeeze_infer_common(c, fal
 static si_result squeeze_infer(si_kctx *c) { return squeeze_infer_common(c, true); }
 
 static si_result unsqueeze_infer_common(si_kctx *c, bool axes_input) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     int64_t axes[SI_MAX_DIMS];
-    int na = 0;
-    if (axes_input) {
-        if ((s = si_need_input(c, 1, false)) || (s = si_tensor_ints(c, c->in[1], "input 'axes'", axes, SI_MAX_DIMS, &na))) return s;
-    } else {
-        if ((s = si_attr_ints_buf(c, "axes", axes, SI_MAX_DIMS, &na))) return s;
-        if (na < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axes' is missing");
-    }
+    int na;
+    if ((axes_input && (s = si_need_input(c, 1, false))) || (s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na)))
+        return s;
+    if (na < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axes' is missing");
     int rank = x->ndim + na;
     if (rank > SI_MAX_DIMS)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", rank, SI_MAX_DIMS);
@@ -208,10 +192,9 @@ static si_result unsqueeze1_infer(si_kctx *c) { return unsqueeze_infer_common(c,
 static si_result unsqueeze_infer(si_kctx *c) { return unsqueeze_infer_common(c, true); }
 
 static si_result flatten_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     int64_t axis = si_attr_int(c->node, "axis", 1);
     int64_t lo = c->opset >= 11 ? -(int64_t)x->ndim : 0;
     if (axis < lo || axis > x->ndim)
@@ -225,10 +208,9 @@ static si_result flatten_infer(si_kctx *c) {
 // --- Transpose ------------------------------------------------------------------------------------------
 
 static si_result transpose_plan(const si_kctx *c, int *perm) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     int64_t pv[SI_MAX_DIMS];
     int n = 0;
     if ((s = si_attr_ints_buf(c, "perm", pv, SI_MAX_DIMS, &n))) return s;
@@ -340,10 +322,9 @@ static si_result concat_run(si_kctx *c) {
 /* *sizes (n_out entries, caller frees with si_free) receives the length of every output along *axis. */
 static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
     *sizes = NULL;
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     if (c->n_out < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "needs at least one output");
     if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, axis))) return s;
     int64_t dim = x->dims[*axis], *sz = si_malloc(sizeof(int64_t) * (size_t)c->n_out);
@@ -447,10 +428,9 @@ typedef struct splan {
 
 /* Slice-1 to -9 take starts/ends/axes as attributes, Slice-10 and later starts/ends/axes/steps as inputs. */
 static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, 0, NULL))) return s;
     int64_t starts[SI_MAX_DIMS], ends[SI_MAX_DIMS], axes[SI_MAX_DIMS], steps[SI_MAX_DIMS];
     int ns = 0, ne = 0, na = -1, nst = -1;
     if (inputs) {

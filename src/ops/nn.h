@@ -35,16 +35,15 @@ static inline int64_t nn_geom_out_size(const nn_geom *g) { return g->out[0] * g-
 /* GEMM: C[M x N] (=|+=) A[M x K] * B[K x N] with arbitrary row/column strides (so transposes are free).
  * float32 returns false when out of memory (C is then unchanged); integers wrap in 64 bits (operands already
  * widened to int64). */
-bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa, const float *B,
-              int64_t rsb, int64_t csb, float *C, int64_t ldc, bool accumulate);
-void si_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int64_t csa, const double *B,
-              int64_t rsb, int64_t csb, double *C, int64_t ldc, bool accumulate);
+bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int64_t csa, const float *B, int64_t rsb,
+              int64_t csb, float *C, int64_t ldc, bool accumulate);
+void si_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int64_t csa, const double *B, int64_t rsb,
+              int64_t csb, double *C, int64_t ldc, bool accumulate);
 void si_igemm(int64_t M, int64_t N, int64_t K, const int64_t *A, int64_t rsa, int64_t csa, const int64_t *B,
               int64_t rsb, int64_t csb, int64_t *C, int64_t ldc);
 
 /* Free up to six buffers (NULLs allowed). */
-static inline void nn_free_all(void *a, void *b, void *c, void *d, void *e, void *f)
-{
+static inline void nn_free_all(void *a, void *b, void *c, void *d, void *e, void *f) {
     si_free(a);
     si_free(b);
     si_free(c);

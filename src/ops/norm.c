@@ -15,8 +15,7 @@ typedef struct nn_bn {
     bool training;
 } nn_bn;
 
-static si_result bn_prep(si_kctx *c, nn_bn *p)
-{
+static si_result bn_prep(si_kctx *c, nn_bn *p) {
     si_result st;
     for (int i = 0; i < 5; i++)
         if ((st = si_need_input(c, i, false))) return st;
@@ -49,8 +48,7 @@ static si_result bn_prep(si_kctx *c, nn_bn *p)
     return SI_OK;
 }
 
-static si_result bn_infer(si_kctx *c)
-{
+static si_result bn_infer(si_kctx *c) {
     nn_bn p;
     si_result st = bn_prep(c, &p);
     if (st) return st;
@@ -63,15 +61,16 @@ static si_result bn_infer(si_kctx *c)
         if (c->opset >= 14 && k > 2)
             return si_op_err(c, SI_ERR_INVALID_ARG, "BatchNormalization-%d has at most 3 outputs", c->opset);
         const si_tensor *src = si_in(c, (k % 2) ? 3 : 4);
-        if (p.psz == 1) st = si_set_out(c, k, st_dt, 1, cd);
-        else st = si_set_out(c, k, st_dt, src->ndim, src->dims);
+        if (p.psz == 1)
+            st = si_set_out(c, k, st_dt, 1, cd);
+        else
+            st = si_set_out(c, k, st_dt, src->ndim, src->dims);
         if (st) return st;
     }
     return SI_OK;
 }
 
-static si_result bn_run(si_kctx *c)
-{
+static si_result bn_run(si_kctx *c) {
     nn_bn p;
     si_result st = bn_prep(c, &p);
     if (st) return st;
@@ -123,10 +122,14 @@ static si_result bn_run(si_kctx *c)
         if (!o) continue;
         for (int64_t i = 0; i < np; i++) {
             double v;
-            if (k == 1) v = p.training ? mn[i] * mom + bm[i] * (1 - mom) : mn[i];
-            else if (k == 2) v = p.training ? vr[i] * mom + bv[i] * (1 - mom) : vr[i];
-            else if (k == 3) v = p.training ? bm[i] : mn[i];
-            else v = p.training ? bv[i] : vr[i];
+            if (k == 1)
+                v = p.training ? mn[i] * mom + bm[i] * (1 - mom) : mn[i];
+            else if (k == 2)
+                v = p.training ? vr[i] * mom + bv[i] * (1 - mom) : vr[i];
+            else if (k == 3)
+                v = p.training ? bm[i] : mn[i];
+            else
+                v = p.training ? bv[i] : vr[i];
             si_store_f64(o->dtype, o->data, i, v);
         }
     }
@@ -136,8 +139,7 @@ static si_result bn_run(si_kctx *c)
 
 /* ---- InstanceNormalization ---- */
 
-static si_result instnorm_prep(si_kctx *c)
-{
+static si_result instnorm_prep(si_kctx *c) {
     si_result st;
     for (int i = 0; i < 3; i++)
         if ((st = si_need_input(c, i, false))) return st;
@@ -154,14 +156,12 @@ static si_result instnorm_prep(si_kctx *c)
     return SI_OK;
 }
 
-static si_result instnorm_infer(si_kctx *c)
-{
+static si_result instnorm_infer(si_kctx *c) {
     si_result st = instnorm_prep(c);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result instnorm_run(si_kctx *c)
-{
+static si_result instnorm_run(si_kctx *c) {
     si_result st = instnorm_prep(c);
     if (st) return st;
     const si_tensor *x = si_in(c, 0);
@@ -190,12 +190,12 @@ static si_result instnorm_run(si_kctx *c)
 
 /* ---- LayerNormalization / RMSNormalization ---- */
 
-static si_result lnorm_prep(si_kctx *c, bool rms, int *axis)
-{
+static si_result lnorm_prep(si_kctx *c, bool rms, int *axis) {
     si_result st;
     if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
     const si_tensor *x = si_in(c, 0), *sc = si_in(c, 1), *b = rms ? NULL : si_in(c, 2);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_check_type(c, sc->dtype, SI_T_FLOATS, "Scale"))) return st;
+    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_check_type(c, sc->dtype, SI_T_FLOATS, "Scale")))
+        return st;
     if (b && (st = si_check_type(c, b->dtype, SI_T_FLOATS, "B"))) return st;
     if (x->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 1");
     if ((st = si_axis(c, si_attr_int(c->node, "axis", -1), x->ndim, axis))) return st;
@@ -204,15 +204,13 @@ static si_result lnorm_prep(si_kctx *c, bool rms, int *axis)
     return SI_OK;
 }
 
-static si_dtype nn_stash_type(const si_kctx *c)
-{
+static si_dtype nn_stash_type(const si_kctx *c) {
     int64_t t = si_attr_int(c->node, "stash_type", 1);
     if (t == SI_F64 || t == SI_F16 || t == SI_BF16) return (si_dtype)t;
     return SI_F32;
 }
 
-static si_result lnorm_infer(si_kctx *c)
-{
+static si_result lnorm_infer(si_kctx *c) {
     int axis = 0;
     si_result st = lnorm_prep(c, false, &axis);
     if (st) return st;
@@ -224,15 +222,13 @@ static si_result lnorm_infer(si_kctx *c)
     return si_set_out(c, 2, nn_stash_type(c), x->ndim, dims);
 }
 
-static si_result rmsnorm_infer(si_kctx *c)
-{
+static si_result rmsnorm_infer(si_kctx *c) {
     int axis = 0;
     si_result st = lnorm_prep(c, true, &axis);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result lnorm_run_common(si_kctx *c, bool rms)
-{
+static si_result lnorm_run_common(si_kctx *c, bool rms) {
     int axis = 0;
     si_result st = lnorm_prep(c, rms, &axis);
     if (st) return st;
@@ -265,19 +261,12 @@ static si_result lnorm_run_common(si_kctx *c, bool rms)
     return SI_OK;
 }
 
-static si_result lnorm_run(si_kctx *c)
-{
-    return lnorm_run_common(c, false);
-}
-static si_result rmsnorm_run(si_kctx *c)
-{
-    return lnorm_run_common(c, true);
-}
+static si_result lnorm_run(si_kctx *c) { return lnorm_run_common(c, false); }
+static si_result rmsnorm_run(si_kctx *c) { return lnorm_run_common(c, true); }
 
 /* ---- GroupNormalization ---- */
 
-static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel)
-{
+static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel) {
     si_result st;
     for (int i = 0; i < 3; i++)
         if ((st = si_need_input(c, i, false))) return st;
@@ -292,7 +281,8 @@ static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel)
                          (long long)g, (long long)C);
     *groups = g;
     const si_tensor *sc = si_in(c, 1), *b = si_in(c, 2);
-    if ((st = si_check_type(c, sc->dtype, SI_T_FLOATS, "scale")) || (st = si_check_type(c, b->dtype, SI_T_FLOATS, "bias")))
+    if ((st = si_check_type(c, sc->dtype, SI_T_FLOATS, "scale")) ||
+        (st = si_check_type(c, b->dtype, SI_T_FLOATS, "bias")))
         return st;
     /* opset 21: one scale/bias per channel. opset 18 specifies one per group, but exporters also wrote one
      * per channel (the reason for the revision), so accept both there. */
@@ -305,16 +295,14 @@ static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel)
     return SI_OK;
 }
 
-static si_result gnorm_infer(si_kctx *c)
-{
+static si_result gnorm_infer(si_kctx *c) {
     int64_t g = 0;
     bool pc = false;
     si_result st = gnorm_prep(c, &g, &pc);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result gnorm_run(si_kctx *c)
-{
+static si_result gnorm_run(si_kctx *c) {
     int64_t G = 0;
     bool pc = false;
     si_result st = gnorm_prep(c, &G, &pc);
@@ -349,28 +337,24 @@ static si_result gnorm_run(si_kctx *c)
 
 /* ---- LpNormalization ---- */
 
-static si_result lpnorm_prep(si_kctx *c, int *axis, int64_t *p)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "input"))) return st;
+static si_result lpnorm_prep(si_kctx *c, int *axis, int64_t *p) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_FLOATS, "input", &x);
+    if (st) return st;
     if ((st = si_axis(c, si_attr_int(c->node, "axis", -1), x->ndim, axis))) return st;
     *p = si_attr_int(c->node, "p", 2);
     if (*p != 1 && *p != 2) return si_op_err(c, SI_ERR_INVALID_ARG, "p must be 1 or 2, got %lld", (long long)*p);
     return SI_OK;
 }
 
-static si_result lpnorm_infer(si_kctx *c)
-{
+static si_result lpnorm_infer(si_kctx *c) {
     int axis = 0;
     int64_t p = 0;
     si_result st = lpnorm_prep(c, &axis, &p);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result lpnorm_run(si_kctx *c)
-{
+static si_result lpnorm_run(si_kctx *c) {
     int axis = 0;
     int64_t p = 0;
     si_result st = lpnorm_prep(c, &axis, &p);
@@ -395,12 +379,10 @@ static si_result lpnorm_run(si_kctx *c)
 
 /* ---- LRN ---- */
 
-static si_result lrn_prep(si_kctx *c, int64_t *size)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
+static si_result lrn_prep(si_kctx *c, int64_t *size) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_FLOATS, "X", &x);
+    if (st) return st;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 2, got %d", x->ndim);
     const si_attr *a = si_node_attr(c->node, "size");
     if (!a || a->i < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute size is required and must be positive");
@@ -408,15 +390,13 @@ static si_result lrn_prep(si_kctx *c, int64_t *size)
     return SI_OK;
 }
 
-static si_result lrn_infer(si_kctx *c)
-{
+static si_result lrn_infer(si_kctx *c) {
     int64_t size = 0;
     si_result st = lrn_prep(c, &size);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result lrn_run(si_kctx *c)
-{
+static si_result lrn_run(si_kctx *c) {
     int64_t size = 0;
     si_result st = lrn_prep(c, &size);
     if (st) return st;
@@ -452,12 +432,10 @@ static si_result lrn_run(si_kctx *c)
 
 /* ---- MeanVarianceNormalization ---- */
 
-static si_result mvn_prep(si_kctx *c, bool *red)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
+static si_result mvn_prep(si_kctx *c, bool *red) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_FLOATS, "X", &x);
+    if (st) return st;
     for (int i = 0; i < SI_MAX_DIMS; i++) red[i] = false;
     int cnt = 0;
     const int64_t *ax = c->opset >= 9 ? si_attr_ints(c->node, "axes", &cnt) : NULL;
@@ -479,15 +457,13 @@ static si_result mvn_prep(si_kctx *c, bool *red)
     return SI_OK;
 }
 
-static si_result mvn_infer(si_kctx *c)
-{
+static si_result mvn_infer(si_kctx *c) {
     bool red[SI_MAX_DIMS];
     si_result st = mvn_prep(c, red);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result mvn_run(si_kctx *c)
-{
+static si_result mvn_run(si_kctx *c) {
     bool red[SI_MAX_DIMS];
     si_result st = mvn_prep(c, red);
     if (st) return st;

@@ -126,6 +126,18 @@ static inline bool si_next_index(int64_t *idx, const int64_t *dims, int nd) {
     }
     return false;
 }
+/* Advance a multi-index over dims[0..nd) and the offset of its element in a tensor of strides str; false after
+ * the last one (idx and *off are back at 0). */
+static inline bool si_next_offset(int64_t *idx, const int64_t *dims, const int64_t *str, int nd, int64_t *off) {
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d]++;
+        *off += str[d];
+        if (idx[d] < dims[d]) return true;
+        *off -= str[d] * idx[d];
+        idx[d] = 0;
+    }
+    return false;
+}
 /* Integer division rounding toward -infinity / +infinity. */
 static inline int64_t si_floordiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 static inline int64_t si_ceildiv(int64_t a, int64_t b) { return -si_floordiv(-a, b); }
@@ -138,6 +150,8 @@ si_result si_op_nomem(const si_kctx *c);
 /* Input i present with a valid rank and, when need_data, its values known; else INVALID_ARG naming the input,
  * or SI_SHAPE_DYNAMIC when only the values are missing (a tensor without elements always has them). */
 si_result si_need_input(const si_kctx *c, int i, bool need_data);
+/* Input 0 present and of a type in mask (what as for si_check_type): *x = input 0. The first lines of most ops. */
+si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x);
 /* dt is a stored type and, for a non-zero mask, in it; else UNSUPPORTED ("what: element type ..."; what may
  * be NULL). */
 si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char *what);
@@ -149,6 +163,8 @@ si_result si_run_ready(const si_kctx *c);
  * or into a new array (at least one slot; free with si_free). SI_SHAPE_DYNAMIC when they are not known. */
 si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, const char *what, int64_t *buf, int cap, int *n);
 si_result si_tensor_ints_alloc(const si_kctx *c, const si_tensor *t, const char *what, int64_t **vals, int64_t *n);
+/* A shape given as an input (Expand, ConstantOfShape): at most SI_MAX_DIMS non-negative integers. */
+si_result si_tensor_shape(const si_kctx *c, const si_tensor *t, const char *what, int64_t *dims, int *n);
 /* The single value (scalar or one-element tensor) of t as int64; INVALID_ARG otherwise. */
 si_result si_tensor_scalar_i64(const si_kctx *c, const si_tensor *t, const char *what, int64_t *v);
 /* INTS attribute `name` copied into buf[cap]: returns its length, -1 when the node has no such attribute; a
@@ -159,6 +175,9 @@ si_result si_attr_ints_buf(const si_kctx *c, const char *name, int64_t *buf, int
 /* The index in names[n] of string attribute `attr` (dflt when absent); INVALID_ARG "unsupported attr '...'". */
 si_result si_attr_choice(const si_kctx *c, const char *attr, const char *dflt, const char *const *names, int n,
                          int *out);
+/* The axes of a node, from input 1 (the versions that take them as an input) or from attribute "axes" (the older
+ * versions): *n = -1 when they are not given. */
+si_result si_node_axes(const si_kctx *c, bool from_input, int64_t *axes, int cap, int *n);
 /* An INTS attribute of exactly n values; absent (or empty) gives n copies of dflt. */
 si_result si_attr_ints_n(const si_kctx *c, const char *name, int n, int64_t dflt, int64_t *out);
 

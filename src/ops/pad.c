@@ -13,12 +13,10 @@ typedef struct nn_padp {
     int64_t pb[SI_MAX_DIMS], pe[SI_MAX_DIMS], out[SI_MAX_DIMS];
 } nn_padp;
 
-static si_result pad_prep(si_kctx *c, nn_padp *p)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_ALL, "data"))) return st;
+static si_result pad_prep(si_kctx *c, nn_padp *p) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_ALL, "data", &x);
+    if (st) return st;
     const int r = x->ndim;
     p->rank = r;
     static const char *const modes[4] = {"constant", "reflect", "edge", "wrap"};
@@ -69,16 +67,14 @@ static si_result pad_prep(si_kctx *c, nn_padp *p)
     return SI_OK;
 }
 
-static si_result pad_infer(si_kctx *c)
-{
+static si_result pad_infer(si_kctx *c) {
     nn_padp p;
     si_result st = pad_prep(c, &p);
     if (st) return st;
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
 }
 
-static si_result pad_run(si_kctx *c)
-{
+static si_result pad_run(si_kctx *c) {
     nn_padp p;
     si_result st = pad_prep(c, &p);
     if (st) return st;
@@ -151,13 +147,17 @@ static si_result pad_run(si_kctx *c)
             bool inside = true;
             for (int d = 0; d < r - 1; d++) {
                 const int64_t m = map[d][o[d]];
-                if (m < 0) inside = false;
-                else base += m * xs[d];
+                if (m < 0)
+                    inside = false;
+                else
+                    base += m * xs[d];
             }
             const int64_t *ml = map[r - 1];
             for (int64_t j = 0; j < W; j++, dst += esz) {
-                if (inside && ml[j] >= 0) memcpy(dst, src + (size_t)(base + ml[j]) * esz, esz);
-                else memcpy(dst, cval, esz);
+                if (inside && ml[j] >= 0)
+                    memcpy(dst, src + (size_t)(base + ml[j]) * esz, esz);
+                else
+                    memcpy(dst, cval, esz);
             }
             for (int d = r - 2; d >= 0; d--) {
                 if (++o[d] < p.out[d]) break;

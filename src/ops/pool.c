@@ -8,8 +8,7 @@
 #include <string.h>
 
 /* A number attribute that some opsets declare as INT and others as FLOAT (LpPool's p). */
-static double nn_attr_num(const si_kctx *c, const char *name, double dflt)
-{
+static double nn_attr_num(const si_kctx *c, const char *name, double dflt) {
     const si_attr *a = si_node_attr(c->node, name);
     if (!a) return dflt;
     if (a->type == SI_ATTR_INT) return (double)a->i;
@@ -28,8 +27,7 @@ typedef struct nn_pool {
     int64_t N, C;
 } nn_pool;
 
-static si_result pool_prep(si_kctx *c, uint32_t types, nn_pool *p)
-{
+static si_result pool_prep(si_kctx *c, uint32_t types, nn_pool *p) {
     si_result st;
     if ((st = si_need_input(c, 0, false))) return st;
     const si_tensor *x = si_in(c, 0);
@@ -44,8 +42,7 @@ static si_result pool_prep(si_kctx *c, uint32_t types, nn_pool *p)
     return si_geom_init(c, nsp, x->dims + 2, ks, true, &p->g);
 }
 
-static si_result pool_infer_common(si_kctx *c, uint32_t types, bool indices)
-{
+static si_result pool_infer_common(si_kctx *c, uint32_t types, bool indices) {
     nn_pool p;
     si_result st = pool_prep(c, types, &p);
     if (st) return st;
@@ -60,8 +57,7 @@ static si_result pool_infer_common(si_kctx *c, uint32_t types, bool indices)
 }
 
 /* Number of window taps along one dimension whose coordinate lies in [lo, hi). */
-static int64_t nn_taps_in(int64_t start, int64_t k, int64_t d, int64_t lo, int64_t hi)
-{
+static int64_t nn_taps_in(int64_t start, int64_t k, int64_t d, int64_t lo, int64_t hi) {
     int64_t n = 0;
     for (int64_t i = 0; i < k; i++) {
         int64_t v = start + i * d;
@@ -71,8 +67,7 @@ static int64_t nn_taps_in(int64_t start, int64_t k, int64_t d, int64_t lo, int64
 }
 
 static void nn_pool_core(const nn_pool *p, int kind, bool include_pad, double lp, int64_t storage_order,
-                         const double *x, double *y, int64_t *ind)
-{
+                         const double *x, double *y, int64_t *ind) {
     const nn_geom *g = &p->g;
     const int64_t ID = g->in[0], IH = g->in[1], IW = g->in[2];
     const int64_t OD = g->out[0], OH = g->out[1], OW = g->out[2];
@@ -126,8 +121,8 @@ static void nn_pool_core(const nn_pool *p, int kind, bool include_pad, double lp
                         int64_t div = cnt;
                         if (include_pad) {
                             div = nn_taps_in(sd, g->k[0], g->d[0], -g->pb[0], ID + g->pe[0]) *
-                                  nn_taps_in(sh, g->k[1], g->d[1], -g->pb[1], IH + g->pe[1]) *
-                                  nn_taps_in(sw, g->k[2], g->d[2], -g->pb[2], IW + g->pe[2]);
+                                nn_taps_in(sh, g->k[1], g->d[1], -g->pb[1], IH + g->pe[1]) *
+                                nn_taps_in(sw, g->k[2], g->d[2], -g->pb[2], IW + g->pe[2]);
                         }
                         yo[o] = acc / (double)div;
                     } else {
@@ -139,8 +134,7 @@ static void nn_pool_core(const nn_pool *p, int kind, bool include_pad, double lp
     }
 }
 
-static si_result pool_run_common(si_kctx *c, uint32_t types, int kind)
-{
+static si_result pool_run_common(si_kctx *c, uint32_t types, int kind) {
     nn_pool p;
     si_result st = pool_prep(c, types, &p);
     if (st) return st;
@@ -165,44 +159,22 @@ static si_result pool_run_common(si_kctx *c, uint32_t types, int kind)
 
 #define NN_T_MAXPOOL (SI_T_FLOATS | SI_T(SI_I8) | SI_T(SI_U8))
 
-static si_result maxpool_infer(si_kctx *c)
-{
-    return pool_infer_common(c, NN_T_MAXPOOL, true);
-}
-static si_result maxpool_run(si_kctx *c)
-{
-    return pool_run_common(c, NN_T_MAXPOOL, NN_POOL_MAX);
-}
-static si_result avgpool_infer(si_kctx *c)
-{
-    return pool_infer_common(c, SI_T_FLOATS, false);
-}
-static si_result avgpool_run(si_kctx *c)
-{
-    return pool_run_common(c, SI_T_FLOATS, NN_POOL_AVG);
-}
-static si_result lppool_infer(si_kctx *c)
-{
-    return pool_infer_common(c, SI_T_FLOATS, false);
-}
-static si_result lppool_run(si_kctx *c)
-{
-    return pool_run_common(c, SI_T_FLOATS, NN_POOL_LP);
-}
+static si_result maxpool_infer(si_kctx *c) { return pool_infer_common(c, NN_T_MAXPOOL, true); }
+static si_result maxpool_run(si_kctx *c) { return pool_run_common(c, NN_T_MAXPOOL, NN_POOL_MAX); }
+static si_result avgpool_infer(si_kctx *c) { return pool_infer_common(c, SI_T_FLOATS, false); }
+static si_result avgpool_run(si_kctx *c) { return pool_run_common(c, SI_T_FLOATS, NN_POOL_AVG); }
+static si_result lppool_infer(si_kctx *c) { return pool_infer_common(c, SI_T_FLOATS, false); }
+static si_result lppool_run(si_kctx *c) { return pool_run_common(c, SI_T_FLOATS, NN_POOL_LP); }
 
-static si_result gpool_prep(si_kctx *c)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
-    if (x->ndim < 2)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2 (N, C, ...), got %d", x->ndim);
+static si_result gpool_prep(si_kctx *c) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_FLOATS, "X", &x);
+    if (st) return st;
+    if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2 (N, C, ...), got %d", x->ndim);
     return SI_OK;
 }
 
-static si_result gpool_infer(si_kctx *c)
-{
+static si_result gpool_infer(si_kctx *c) {
     si_result st = gpool_prep(c);
     if (st) return st;
     const si_tensor *x = si_in(c, 0);
@@ -211,8 +183,7 @@ static si_result gpool_infer(si_kctx *c)
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_result gpool_run_common(si_kctx *c, int kind)
-{
+static si_result gpool_run_common(si_kctx *c, int kind) {
     si_result st = gpool_prep(c);
     if (st) return st;
     const si_tensor *x = si_in(c, 0);
@@ -230,12 +201,17 @@ static si_result gpool_run_common(si_kctx *c, int kind)
         const double *v = xd + i * sz;
         double acc = kind == NN_POOL_MAX ? -INFINITY : 0.0;
         for (int64_t j = 0; j < sz; j++) {
-            if (kind == NN_POOL_MAX) acc = (v[j] > acc || isnan(v[j])) ? v[j] : acc;
-            else if (kind == NN_POOL_AVG) acc += v[j];
-            else acc += pow(fabs(v[j]), lp);
+            if (kind == NN_POOL_MAX)
+                acc = (v[j] > acc || isnan(v[j])) ? v[j] : acc;
+            else if (kind == NN_POOL_AVG)
+                acc += v[j];
+            else
+                acc += pow(fabs(v[j]), lp);
         }
-        if (kind == NN_POOL_AVG) acc /= (double)sz;
-        else if (kind == NN_POOL_LP) acc = pow(acc, 1.0 / lp);
+        if (kind == NN_POOL_AVG)
+            acc /= (double)sz;
+        else if (kind == NN_POOL_LP)
+            acc = pow(acc, 1.0 / lp);
         yd[i] = acc;
     }
     si_tensor_from_f64(y, yd);
@@ -244,18 +220,9 @@ static si_result gpool_run_common(si_kctx *c, int kind)
     return SI_OK;
 }
 
-static si_result gavgpool_run(si_kctx *c)
-{
-    return gpool_run_common(c, NN_POOL_AVG);
-}
-static si_result gmaxpool_run(si_kctx *c)
-{
-    return gpool_run_common(c, NN_POOL_MAX);
-}
-static si_result glppool_run(si_kctx *c)
-{
-    return gpool_run_common(c, NN_POOL_LP);
-}
+static si_result gavgpool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_AVG); }
+static si_result gmaxpool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_MAX); }
+static si_result glppool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_LP); }
 
 /* =========================================================================================================
  * Op table

@@ -9,41 +9,23 @@
 
 /* ---- Expand ----------------------------------------------------------------------------------------------- */
 
-static si_result expand_infer(si_kctx *c)
-{
+static si_result expand_infer(si_kctx *c) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, true)))
-        return s;
-    int64_t *shape, n;
-    if ((s = si_tensor_ints_alloc(c, c->in[1], "input 'shape'", &shape, &n)))
-        return s;
-    if (n > SI_MAX_DIMS) {
-        si_free(shape);
-        return si_op_err(c, SI_ERR_UNSUPPORTED, "shape rank %lld exceeds %d", (long long)n, SI_MAX_DIMS);
-    }
-    for (int64_t i = 0; i < n; i++) {
-        if (shape[i] < 0) {
-            si_free(shape);
-            return si_op_err(c, SI_ERR_INVALID_ARG, "negative dimension %lld in 'shape'", (long long)shape[i]);
-        }
-    }
-    int nout;
-    int64_t out[SI_MAX_DIMS];
-    s = si_broadcast_shape(c, c->in[0]->ndim, c->in[0]->dims, (int)n, shape, &nout, out);
-    si_free(shape);
-    if (s)
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, true))) return s;
+    int64_t shape[SI_MAX_DIMS], out[SI_MAX_DIMS];
+    int n, nout;
+    if ((s = si_tensor_shape(c, c->in[1], "input 'shape'", shape, &n)) ||
+        (s = si_broadcast_shape(c, c->in[0]->ndim, c->in[0]->dims, n, shape, &nout, out)))
         return s;
     return si_set_out(c, 0, c->in[0]->dtype, nout, out);
 }
 
 /* Copy `in` into `out` with numpy broadcasting (out's shape is the broadcast shape). */
-static void broadcast_copy(const si_tensor *in, si_tensor *out)
-{
+static void broadcast_copy(const si_tensor *in, si_tensor *out) {
     size_t es = si_esize(out);
     int nd = out->ndim;
     int64_t total = si_count(out);
-    if (total == 0)
-        return;
+    if (total == 0) return;
     const char *src = in->data;
     char *dst = out->data;
     if (nd == 0) {
@@ -56,20 +38,17 @@ static void broadcast_copy(const si_tensor *in, si_tensor *out)
     int64_t idx[SI_MAX_DIMS] = {0};
     for (int64_t o = 0; o < total; o += inner) {
         int64_t off = 0;
-        for (int d = 0; d < nd - 1; d++)
-            off += idx[d] * st[d];
+        for (int d = 0; d < nd - 1; d++) off += idx[d] * st[d];
         if (istr == 1 || inner == 1) {
             memcpy(dst + (size_t)o * es, src + (size_t)off * es, (size_t)inner * es);
         } else {
-            for (int64_t j = 0; j < inner; j++)
-                memcpy(dst + (size_t)(o + j) * es, src + (size_t)off * es, es);
+            for (int64_t j = 0; j < inner; j++) memcpy(dst + (size_t)(o + j) * es, src + (size_t)off * es, es);
         }
         si_next_index(idx, out->dims, nd - 1);
     }
 }
 
-static si_result expand_run(si_kctx *c)
-{
+static si_result expand_run(si_kctx *c) {
     broadcast_copy(c->in[0], c->out[0]);
     return SI_OK;
 }
@@ -77,61 +56,49 @@ static si_result expand_run(si_kctx *c)
 /* ---- Tile ------------------------------------------------------------------------------------------------- */
 
 /* The per-dimension repeat counts (rank entries). Opset >= 6: input 'repeats'; opset 1: 'tiles' + 'axis'. */
-static si_result tile_repeats(si_kctx *c, int64_t *rep)
-{
+static si_result tile_repeats(si_kctx *c, int64_t *rep) {
     si_result s;
     const si_tensor *x = c->in[0];
-    if ((s = si_need_input(c, 1, true)))
-        return s;
+    if ((s = si_need_input(c, 1, true))) return s;
     if (c->opset < 6 && c->n_in >= 3) {
-        if ((s = si_need_input(c, 2, true)))
-            return s;
+        if ((s = si_need_input(c, 2, true))) return s;
         int64_t tiles = 0, axis = 0;
         int ax;
         if ((s = si_tensor_scalar_i64(c, c->in[1], "input 'tiles'", &tiles)) ||
             (s = si_tensor_scalar_i64(c, c->in[2], "input 'axis'", &axis)) || (s = si_axis(c, axis, x->ndim, &ax)))
             return s;
-        for (int d = 0; d < x->ndim; d++)
-            rep[d] = d == ax ? tiles : 1;
+        for (int d = 0; d < x->ndim; d++) rep[d] = d == ax ? tiles : 1;
     } else {
         int64_t *v, n;
-        if ((s = si_tensor_ints_alloc(c, c->in[1], "input 'repeats'", &v, &n)))
-            return s;
+        if ((s = si_tensor_ints_alloc(c, c->in[1], "input 'repeats'", &v, &n))) return s;
         if (n != x->ndim) {
             si_free(v);
             return si_op_err(c, SI_ERR_INVALID_ARG, "'repeats' has %lld entries, input rank is %d", (long long)n,
                              x->ndim);
         }
-        for (int d = 0; d < x->ndim; d++)
-            rep[d] = v[d];
+        for (int d = 0; d < x->ndim; d++) rep[d] = v[d];
         si_free(v);
     }
     for (int d = 0; d < x->ndim; d++)
-        if (rep[d] < 0)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "negative repeat count %lld", (long long)rep[d]);
+        if (rep[d] < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "negative repeat count %lld", (long long)rep[d]);
     return SI_OK;
 }
 
-static si_result tile_infer(si_kctx *c)
-{
+static si_result tile_infer(si_kctx *c) {
     si_result s;
     int64_t rep[SI_MAX_DIMS], dims[SI_MAX_DIMS];
-    if ((s = si_need_input(c, 0, false)) || (s = tile_repeats(c, rep)))
-        return s;
+    if ((s = si_need_input(c, 0, false)) || (s = tile_repeats(c, rep))) return s;
     const si_tensor *x = c->in[0];
-    for (int d = 0; d < x->ndim; d++)
-        dims[d] = x->dims[d] * rep[d];
+    for (int d = 0; d < x->ndim; d++) dims[d] = x->dims[d] * rep[d];
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_result tile_run(si_kctx *c)
-{
+static si_result tile_run(si_kctx *c) {
     const si_tensor *x = c->in[0];
     si_tensor *o = c->out[0];
     int nd = o->ndim;
     size_t es = si_esize(x);
-    if (si_count(o) == 0)
-        return SI_OK;
+    if (si_count(o) == 0) return SI_OK;
     if (nd == 0) {
         memcpy(o->data, x->data, es);
         return SI_OK;
@@ -149,8 +116,7 @@ static si_result tile_run(si_kctx *c)
     char *dst = o->data;
     for (int64_t r = 0; r < rows; r++) {
         int64_t off = 0;
-        for (int d = 0; d < nd - 1; d++)
-            off += (idx[d] % x->dims[d]) * ist[d];
+        for (int d = 0; d < nd - 1; d++) off += (idx[d] % x->dims[d]) * ist[d];
         for (int64_t j = 0; j < row_out; j += row_in)
             memcpy(dst + (size_t)(r * row_out + j) * es, src + (size_t)off * es, (size_t)row_in * es);
         si_next_index(idx, o->dims, nd - 1);
@@ -160,36 +126,28 @@ static si_result tile_run(si_kctx *c)
 
 /* ---- Trilu ------------------------------------------------------------------------------------------------ */
 
-static si_result trilu_k(si_kctx *c, int64_t *k)
-{
+static si_result trilu_k(si_kctx *c, int64_t *k) {
     *k = 0;
-    if (!si_in(c, 1))
-        return SI_OK;
+    if (!si_in(c, 1)) return SI_OK;
     si_result s = si_need_input(c, 1, true);
-    if (s)
-        return s;
-    if (!si_dtype_is_int(c->in[1]->dtype))
-        return si_op_err(c, SI_ERR_INVALID_ARG, "k must be an integer");
+    if (s) return s;
+    if (!si_dtype_is_int(c->in[1]->dtype)) return si_op_err(c, SI_ERR_INVALID_ARG, "k must be an integer");
     return si_tensor_scalar_i64(c, c->in[1], "input 'k'", k);
 }
 
-static si_result trilu_infer(si_kctx *c)
-{
+static si_result trilu_infer(si_kctx *c) {
     si_result s;
     int64_t k;
-    if ((s = si_need_input(c, 0, false)) || (s = trilu_k(c, &k)))
-        return s;
+    if ((s = si_need_input(c, 0, false)) || (s = trilu_k(c, &k))) return s;
     if (c->in[0]->ndim < 2)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", c->in[0]->ndim);
     return si_same_as_input(c, 0, 0);
 }
 
-static si_result trilu_run(si_kctx *c)
-{
+static si_result trilu_run(si_kctx *c) {
     int64_t k;
     si_result s = trilu_k(c, &k);
-    if (s)
-        return s;
+    if (s) return s;
     const si_tensor *x = c->in[0];
     si_tensor *o = c->out[0];
     bool upper = si_attr_int(c->node, "upper", 1) != 0;
@@ -197,13 +155,10 @@ static si_result trilu_run(si_kctx *c)
     int64_t rows = x->dims[nd - 2], cols = x->dims[nd - 1];
     int64_t mats = si_prod(x->dims, 0, nd - 2);
     size_t es = si_esize(x);
-    if (si_count(x) == 0)
-        return SI_OK;
+    if (si_count(x) == 0) return SI_OK;
     int64_t lim = rows + cols;
-    if (k > lim)
-        k = lim;
-    if (k < -lim)
-        k = -lim;
+    if (k > lim) k = lim;
+    if (k < -lim) k = -lim;
     const char *src = x->data;
     char *dst = o->data;
     for (int64_t m = 0; m < mats; m++) {
@@ -227,23 +182,19 @@ static si_result trilu_run(si_kctx *c)
 
 /* ---- DepthToSpace / SpaceToDepth -------------------------------------------------------------------------- */
 
-static si_result blocksize(si_kctx *c, int64_t *b)
-{
+static si_result blocksize(si_kctx *c, int64_t *b) {
     si_result s = si_need_input(c, 0, false);
-    if (s)
-        return s;
+    if (s) return s;
     if (c->in[0]->ndim != 4)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input must be 4-D (N, C, H, W), got rank %d", c->in[0]->ndim);
     if (!si_node_attr(c->node, "blocksize"))
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'blocksize' is required");
     *b = si_attr_int(c->node, "blocksize", 0);
-    if (*b < 1)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "blocksize must be >= 1, got %lld", (long long)*b);
+    if (*b < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "blocksize must be >= 1, got %lld", (long long)*b);
     return SI_OK;
 }
 
-static si_result d2s_mode(si_kctx *c, bool *crd)
-{
+static si_result d2s_mode(si_kctx *c, bool *crd) {
     const char *m = si_attr_str(c->node, "mode", "DCR");
     if (!strcmp(m, "DCR"))
         *crd = false;
@@ -254,13 +205,11 @@ static si_result d2s_mode(si_kctx *c, bool *crd)
     return SI_OK;
 }
 
-static si_result d2s_infer(si_kctx *c)
-{
+static si_result d2s_infer(si_kctx *c) {
     int64_t b = 1;
     bool crd = false;
     si_result s;
-    if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd)))
-        return s;
+    if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd))) return s;
     const int64_t *d = c->in[0]->dims;
     if (d[1] % (b * b))
         return si_op_err(c, SI_ERR_INVALID_ARG, "channels %lld not divisible by blocksize^2 %lld", (long long)d[1],
@@ -269,20 +218,17 @@ static si_result d2s_infer(si_kctx *c)
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
-static si_result d2s_run(si_kctx *c)
-{
+static si_result d2s_run(si_kctx *c) {
     int64_t b = 1;
     bool crd = false;
     si_result s;
-    if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd)))
-        return s;
+    if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd))) return s;
     const si_tensor *x = c->in[0];
     size_t es = si_esize(x);
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], OC = C / (b * b);
     const char *src = x->data;
     char *dst = c->out[0]->data;
-    if (si_count(x) == 0)
-        return SI_OK;
+    if (si_count(x) == 0) return SI_OK;
     for (int64_t n = 0; n < N; n++)
         for (int64_t oc = 0; oc < OC; oc++)
             for (int64_t h = 0; h < H; h++)
@@ -297,12 +243,10 @@ static si_result d2s_run(si_kctx *c)
     return SI_OK;
 }
 
-static si_result s2d_infer(si_kctx *c)
-{
+static si_result s2d_infer(si_kctx *c) {
     int64_t b = 1;
     si_result s = blocksize(c, &b);
-    if (s)
-        return s;
+    if (s) return s;
     const int64_t *d = c->in[0]->dims;
     if (d[2] % b || d[3] % b)
         return si_op_err(c, SI_ERR_INVALID_ARG, "height %lld and width %lld must be divisible by blocksize %lld",
@@ -311,19 +255,16 @@ static si_result s2d_infer(si_kctx *c)
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
-static si_result s2d_run(si_kctx *c)
-{
+static si_result s2d_run(si_kctx *c) {
     int64_t b;
     si_result s = blocksize(c, &b);
-    if (s)
-        return s;
+    if (s) return s;
     const si_tensor *x = c->in[0];
     size_t es = si_esize(x);
     int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], OH = H / b, OW = W / b;
     const char *src = x->data;
     char *dst = c->out[0]->data;
-    if (si_count(x) == 0)
-        return SI_OK;
+    if (si_count(x) == 0) return SI_OK;
     for (int64_t n = 0; n < N; n++)
         for (int64_t i = 0; i < b; i++)
             for (int64_t j = 0; j < b; j++)
@@ -340,18 +281,15 @@ static si_result s2d_run(si_kctx *c)
 
 /* ---- ReverseSequence -------------------------------------------------------------------------------------- */
 
-static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis)
-{
+static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)))
-        return s;
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
     const si_tensor *x = c->in[0], *len = c->in[1];
-    if (x->ndim < 2)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", x->ndim);
+    if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", x->ndim);
     int64_t ba = si_attr_int(c->node, "batch_axis", 1), ta = si_attr_int(c->node, "time_axis", 0);
     if (!((ba == 0 && ta == 1) || (ba == 1 && ta == 0)))
-        return si_op_err(c, SI_ERR_INVALID_ARG, "batch_axis/time_axis must be 0/1 or 1/0, got %lld/%lld",
-                         (long long)ba, (long long)ta);
+        return si_op_err(c, SI_ERR_INVALID_ARG, "batch_axis/time_axis must be 0/1 or 1/0, got %lld/%lld", (long long)ba,
+                         (long long)ta);
     if (!si_dtype_is_int(len->dtype))
         return si_op_err(c, SI_ERR_INVALID_ARG, "sequence_lens must be an integer tensor");
     if (len->ndim != 1 || len->dims[0] != x->dims[ba])
@@ -362,21 +300,17 @@ static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis)
     return SI_OK;
 }
 
-static si_result revseq_infer(si_kctx *c)
-{
+static si_result revseq_infer(si_kctx *c) {
     int ba, ta;
     si_result s = revseq_axes(c, &ba, &ta);
-    if (s)
-        return s;
+    if (s) return s;
     return si_same_as_input(c, 0, 0);
 }
 
-static si_result revseq_run(si_kctx *c)
-{
+static si_result revseq_run(si_kctx *c) {
     int ba, ta;
     si_result s = revseq_axes(c, &ba, &ta);
-    if (s)
-        return s;
+    if (s) return s;
     const si_tensor *x = c->in[0], *len = c->in[1];
     si_tensor *o = c->out[0];
     int64_t B = x->dims[ba], T = x->dims[ta];
@@ -388,8 +322,7 @@ static si_result revseq_run(si_kctx *c)
                              (long long)l, (long long)T);
     }
     si_copy_data(o, x);
-    if (blk == 0)
-        return SI_OK;
+    if (blk == 0) return SI_OK;
     const char *src = x->data;
     char *dst = o->data;
     for (int64_t b = 0; b < B; b++) {

@@ -14,25 +14,21 @@
 // --- element runs ----------------------------------------------------------------------------------------
 
 /* Runs of n elements converted to double / int64 (integers as two's-complement bits, bool as 0/1); the type
- * switch sits outside the loop. */
+ * switch sits outside the loop. LOAD_RUN: one case, element type T converted by CONV. */
+#define LOAD_RUN(DT, T, CONV)                                                                                  \
+    case DT: {                                                                                                 \
+        const T *s = (const T *)p + off;                                                                       \
+        for (int64_t j = 0; j < n; j++) o[j] = CONV(s[j]);                                                     \
+        break;                                                                                                 \
+    }
+#define AS_IS(v) (v)
+
 static void load_run_f64(si_dtype dt, const void *p, int64_t off, int64_t n, double *o) {
     switch (dt) {
-    case SI_F32: {
-        const float *s = (const float *)p + off;
-        for (int64_t j = 0; j < n; j++) o[j] = s[j];
-        break;
-    }
+    LOAD_RUN(SI_F32, float, AS_IS)
+    LOAD_RUN(SI_F16, uint16_t, si_f16_to_f32)
+    LOAD_RUN(SI_BF16, uint16_t, si_bf16_to_f32)
     case SI_F64: memcpy(o, (const double *)p + off, (size_t)n * sizeof(double)); break;
-    case SI_F16: {
-        const uint16_t *s = (const uint16_t *)p + off;
-        for (int64_t j = 0; j < n; j++) o[j] = si_f16_to_f32(s[j]);
-        break;
-    }
-    case SI_BF16: {
-        const uint16_t *s = (const uint16_t *)p + off;
-        for (int64_t j = 0; j < n; j++) o[j] = si_bf16_to_f32(s[j]);
-        break;
-    }
     default:
         for (int64_t j = 0; j < n; j++) o[j] = si_load_f64(dt, p, off + j);
         break;
@@ -41,22 +37,10 @@ static void load_run_f64(si_dtype dt, const void *p, int64_t off, int64_t n, dou
 
 static void load_run_i64(si_dtype dt, const void *p, int64_t off, int64_t n, int64_t *o) {
     switch (dt) {
-    case SI_I32: {
-        const int32_t *s = (const int32_t *)p + off;
-        for (int64_t j = 0; j < n; j++) o[j] = s[j];
-        break;
-    }
+    LOAD_RUN(SI_I32, int32_t, AS_IS)
+    LOAD_RUN(SI_U8, uint8_t, AS_IS)
+    LOAD_RUN(SI_I8, int8_t, AS_IS)
     case SI_I64: memcpy(o, (const int64_t *)p + off, (size_t)n * sizeof(int64_t)); break;
-    case SI_U8: {
-        const uint8_t *s = (const uint8_t *)p + off;
-        for (int64_t j = 0; j < n; j++) o[j] = s[j];
-        break;
-    }
-    case SI_I8: {
-        const int8_t *s = (const int8_t *)p + off;
-        for (int64_t j = 0; j < n; j++) o[j] = s[j];
-        break;
-    }
     default:
         for (int64_t j = 0; j < n; j++) o[j] = si_load_i64(dt, p, off + j);
         break;
@@ -133,12 +117,8 @@ static si_result reduce_plan(const si_kctx *c, rkind k, bool axes_input, rplan *
     uint32_t mask = SI_T_NUMERIC | ((k == R_MAX || k == R_MIN) ? SI_T(SI_BOOL) : 0);
     if ((s = si_check_type(c, x->dtype, mask, NULL))) return s;
     int64_t axes[SI_MAX_DIMS];
-    int na = 0;
-    if (axes_input) {
-        if (si_in(c, 1) && (s = si_tensor_ints(c, c->in[1], "input 'axes'", axes, SI_MAX_DIMS, &na))) return s;
-    } else if ((s = si_attr_ints_buf(c, "axes", axes, SI_MAX_DIMS, &na))) {
-        return s;
-    }
+    int na;
+    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
     if (na < 0) na = 0;
     bool keepdims = si_attr_int(c->node, "keepdims", 1) != 0;
     bool noop = si_attr_int(c->node, "noop_with_empty_axes", 0) != 0;
@@ -416,10 +396,9 @@ typedef struct aplan {
 } aplan;
 
 static si_result arg_plan(const si_kctx *c, aplan *p) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T_NUMERIC, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, SI_T_NUMERIC, NULL))) return s;
     if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &p->axis))) return s;
     bool keepdims = si_attr_int(c->node, "keepdims", 1) != 0;
     p->outer = si_prod(x->dims, 0, p->axis);
@@ -499,10 +478,9 @@ typedef struct tplan {
 } tplan;
 
 static si_result topk_plan(const si_kctx *c, tplan *p) {
-    si_result s = si_need_input(c, 0, false);
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T_NUMERIC, NULL, &x);
     if (s) return s;
-    const si_tensor *x = c->in[0];
-    if ((s = si_check_type(c, x->dtype, SI_T_NUMERIC, NULL))) return s;
     if ((s = si_axis(c, si_attr_int(c->node, "axis", -1), x->ndim, &p->axis))) return s;
     if (c->opset >= 10) {
         if ((s = si_need_input(c, 1, false))) return s;

@@ -8,22 +8,19 @@
 #include <string.h>
 
 /* Values of an integer or float tensor as doubles into a caller array of at most max entries. */
-static si_result nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, double *out, int *n, const char *what)
-{
+static si_result nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, double *out, int *n, const char *what) {
     int64_t cnt = si_count(t);
-    if (cnt > max) return si_op_err(c, SI_ERR_INVALID_ARG, "%s has %lld values, at most %d allowed", what,
-                                    (long long)cnt, max);
+    if (cnt > max)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "%s has %lld values, at most %d allowed", what, (long long)cnt, max);
     for (int64_t i = 0; i < cnt; i++) out[i] = si_load_f64(t->dtype, t->data, i);
     *n = (int)cnt;
     return SI_OK;
 }
 
-si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_ALL, "X"))) return st;
+si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_ALL, "X", &x);
+    if (st) return st;
     const int r = x->ndim;
     if (r < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 1");
     p->rank = r;
@@ -44,8 +41,8 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
         p->exclude_outside = false;
         p->antialias = false;
     } else {
-        static const char *const ctms[7] = {"half_pixel",         "pytorch_half_pixel", "align_corners",
-                                            "asymmetric",         "tf_half_pixel_for_nn", "tf_crop_and_resize",
+        static const char *const ctms[7] = {"half_pixel",          "pytorch_half_pixel",   "align_corners",
+                                            "asymmetric",          "tf_half_pixel_for_nn", "tf_crop_and_resize",
                                             "half_pixel_symmetric"};
         static const char *const nms[4] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
         if ((st = si_attr_choice(c, "coordinate_transformation_mode", "half_pixel", ctms, 7, &p->ctm)) ||
@@ -96,8 +93,7 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
         if (!ts && !tz) return si_op_err(c, SI_ERR_INVALID_ARG, "one of scales and sizes is required");
         if (ts) {
             if ((st = si_need_input(c, si, true))) return st;
-            if (!si_dtype_is_float(ts->dtype))
-                return si_op_err(c, SI_ERR_INVALID_ARG, "scales must be a float tensor");
+            if (!si_dtype_is_float(ts->dtype)) return si_op_err(c, SI_ERR_INVALID_ARG, "scales must be a float tensor");
             if ((st = nn_read_doubles(c, ts, SI_MAX_DIMS, sv, &ns, "scales"))) return st;
         } else {
             if ((st = si_need_input(c, 3, true))) return st;
@@ -105,8 +101,7 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
         }
     }
     if (ns >= 0) {
-        if (ns != p->naxes)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "scales has %d values, expected %d", ns, p->naxes);
+        if (ns != p->naxes) return si_op_err(c, SI_ERR_INVALID_ARG, "scales has %d values, expected %d", ns, p->naxes);
         for (int i = 0; i < ns; i++) {
             const int d = p->axes[i];
             if (!(sv[i] > 0)) return si_op_err(c, SI_ERR_INVALID_ARG, "scales must be positive, got %g", sv[i]);
@@ -116,14 +111,12 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
             p->out[d] = (int64_t)floor(sv[i] * (double)p->in[d]);
         }
     } else {
-        if (nz != p->naxes)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "sizes has %d values, expected %d", nz, p->naxes);
+        if (nz != p->naxes) return si_op_err(c, SI_ERR_INVALID_ARG, "sizes has %d values, expected %d", nz, p->naxes);
         for (int i = 0; i < nz; i++)
             if (zv[i] < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "sizes must not be negative");
         static const char *const pols[3] = {"stretch", "not_larger", "not_smaller"};
         int pol = 0;
-        if (!legacy && c->opset >= 18 &&
-            (st = si_attr_choice(c, "keep_aspect_ratio_policy", "stretch", pols, 3, &pol)))
+        if (!legacy && c->opset >= 18 && (st = si_attr_choice(c, "keep_aspect_ratio_policy", "stretch", pols, 3, &pol)))
             return st;
         if (pol == 0) {
             for (int i = 0; i < nz; i++) {
@@ -166,16 +159,14 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p)
     return SI_OK;
 }
 
-static si_result resize_infer_common(si_kctx *c, si_resize_form form)
-{
+static si_result resize_infer_common(si_kctx *c, si_resize_form form) {
     si_resize p;
     si_result st = si_resize_prepare(c, form, &p);
     if (st) return st;
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
 }
 
-static double cubic_w(double x, double A)
-{
+static double cubic_w(double x, double A) {
     x = fabs(x);
     if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
     if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
@@ -183,15 +174,13 @@ static double cubic_w(double x, double A)
 }
 
 /* An axis the node does not resize maps each coordinate to itself (one tap), whatever the mode. */
-static bool axis_identity(const si_resize *p, int d)
-{
+static bool axis_identity(const si_resize *p, int d) {
     return p->in[d] == p->out[d] && p->scale[d] == 1.0 && p->ctm != SI_CT_TF_CROP_AND_RESIZE &&
-           p->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
+        p->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
 }
 
 /* The first tap's offset from the base index, and the tap count, for axis d. */
-static int64_t taps_start(const si_resize *p, int d, int64_t *nt)
-{
+static int64_t taps_start(const si_resize *p, int d, int64_t *nt) {
     const double sa = SI_MIN(p->scale[d], 1.0); /* antialias kernel scale */
     int64_t start = 0;
     *nt = 1;
@@ -206,15 +195,13 @@ static int64_t taps_start(const si_resize *p, int d, int64_t *nt)
     return start;
 }
 
-int64_t si_resize_ntaps(const si_resize *p, int d)
-{
+int64_t si_resize_ntaps(const si_resize *p, int d) {
     int64_t nt;
     taps_start(p, d, &nt);
     return nt;
 }
 
-double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside)
-{
+double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside) {
     const int64_t in = p->in[d], on = p->out[d];
     const double s = p->scale[d], outf = s * (double)in, roi0 = p->roi0[d], roi1 = p->roi1[d];
     double x;
@@ -240,8 +227,7 @@ double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside)
     return x;
 }
 
-void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *ix, double *w, bool *outside)
-{
+void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *ix, double *w, bool *outside) {
     const int64_t in = p->in[d];
     const double sa = SI_MIN(p->scale[d], 1.0);
     int64_t nt;
@@ -286,7 +272,8 @@ void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *ix, double *w
         if (p->mode == SI_RS_LINEAR) {
             v = p->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa)) : (off == 0 ? 1.0 - ratio : ratio);
         } else {
-            v = p->antialias ? cubic_w(sa * ((double)off - ratio), p->cubic_a) : cubic_w((double)off - ratio, p->cubic_a);
+            v = p->antialias ? cubic_w(sa * ((double)off - ratio), p->cubic_a)
+                             : cubic_w((double)off - ratio, p->cubic_a);
         }
         const int64_t src = base + off;
         if (p->exclude_outside && (src < 0 || src >= in)) v = 0.0;
@@ -306,8 +293,7 @@ typedef struct nn_taps {
     unsigned char *ext;
 } nn_taps;
 
-static bool nn_resize_taps(const si_resize *p, int d, nn_taps *t)
-{
+static bool nn_resize_taps(const si_resize *p, int d, nn_taps *t) {
     const int64_t on = p->out[d], nt = si_resize_ntaps(p, d);
     t->nt = nt;
     t->idx = si_malloc((size_t)(SI_MAX(on, (int64_t)1) * nt) * sizeof(int64_t));
@@ -322,8 +308,7 @@ static bool nn_resize_taps(const si_resize *p, int d, nn_taps *t)
     return true;
 }
 
-static si_result resize_run_common(si_kctx *c, si_resize_form form)
-{
+static si_result resize_run_common(si_kctx *c, si_resize_form form) {
     si_resize p;
     si_result st = si_resize_prepare(c, form, &p);
     if (st) return st;
@@ -391,8 +376,7 @@ static si_result resize10_run(si_kctx *c) { return resize_run_common(c, SI_RESIZ
 static si_result resize_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_FULL); }
 static si_result resize_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_FULL); }
 
-si_resize_form si_resize_form_of(const si_node *n)
-{
+si_resize_form si_resize_form_of(const si_node *n) {
     if (n->op->id == SI_OP_UPSAMPLE) return n->op->until == 8 ? SI_RESIZE_SCALES_ATTR : SI_RESIZE_SCALES_INPUT;
     return n->op->until == 10 ? SI_RESIZE_SCALES_INPUT : SI_RESIZE_FULL;
 }

@@ -10,12 +10,10 @@ enum { NN_SOFTMAX, NN_LOGSOFTMAX, NN_HARDMAX };
 
 /* opset < 13: the input is coerced to 2-D at `axis` (default 1) and normalised over the second dimension;
  * opset >= 13: normalised along the single axis (default -1). */
-static si_result smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *inner)
-{
-    si_result st;
-    if ((st = si_need_input(c, 0, false))) return st;
-    const si_tensor *x = si_in(c, 0);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "input"))) return st;
+static si_result smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *inner) {
+    const si_tensor *x;
+    si_result st = si_input0(c, SI_T_FLOATS, "input", &x);
+    if (st) return st;
     const int r = x->ndim;
     const bool old = c->opset < 13;
     int64_t axis = si_attr_int(c->node, "axis", old ? 1 : -1);
@@ -24,8 +22,10 @@ static si_result smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *in
         *outer = *len = *inner = 1;
         return SI_OK;
     }
-    if (old && axis == r) a = r;
-    else if ((st = si_axis(c, axis, r, &a))) return st;
+    if (old && axis == r)
+        a = r;
+    else if ((st = si_axis(c, axis, r, &a)))
+        return st;
     *outer = si_prod(x->dims, 0, a);
     if (old) {
         *len = si_prod(x->dims, a, r);
@@ -37,15 +37,13 @@ static si_result smax_prep(si_kctx *c, int64_t *outer, int64_t *len, int64_t *in
     return SI_OK;
 }
 
-static si_result smax_infer(si_kctx *c)
-{
+static si_result smax_infer(si_kctx *c) {
     int64_t o = 0, l = 0, i = 0;
     si_result st = smax_prep(c, &o, &l, &i);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result smax_run_common(si_kctx *c, int kind)
-{
+static si_result smax_run_common(si_kctx *c, int kind) {
     int64_t outer = 0, len = 0, inner = 0;
     si_result st = smax_prep(c, &outer, &len, &inner);
     if (st) return st;
@@ -81,18 +79,9 @@ static si_result smax_run_common(si_kctx *c, int kind)
     return SI_OK;
 }
 
-static si_result softmax_run(si_kctx *c)
-{
-    return smax_run_common(c, NN_SOFTMAX);
-}
-static si_result logsoftmax_run(si_kctx *c)
-{
-    return smax_run_common(c, NN_LOGSOFTMAX);
-}
-static si_result hardmax_run(si_kctx *c)
-{
-    return smax_run_common(c, NN_HARDMAX);
-}
+static si_result softmax_run(si_kctx *c) { return smax_run_common(c, NN_SOFTMAX); }
+static si_result logsoftmax_run(si_kctx *c) { return smax_run_common(c, NN_LOGSOFTMAX); }
+static si_result hardmax_run(si_kctx *c) { return smax_run_common(c, NN_HARDMAX); }
 
 /* =========================================================================================================
  * Op table

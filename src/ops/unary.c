@@ -17,8 +17,8 @@
  */
 
 typedef struct un_par {
-    double a, b, g;       /* alpha / beta / gamma style parameters; Clip: min, max */
-    uint64_t lo, hi;      /* Clip on integers: min, max as 64-bit patterns */
+    double a, b, g; /* alpha / beta / gamma style parameters; Clip: min, max */
+    uint64_t lo, hi; /* Clip on integers: min, max as 64-bit patterns */
     int flag1, flag2;
 } un_par;
 
@@ -35,35 +35,23 @@ typedef struct un_def {
     int max_in;
 } un_def;
 
-#define UF(NAME, EXPR)                                                                                         \
-    static double NAME(double x, const un_par *p)                                                              \
-    {                                                                                                          \
-        (void)p;                                                                                               \
-        return (EXPR);                                                                                         \
+#define UF(NAME, EXPR)                                                                                                 \
+    static double NAME(double x, const un_par *p) {                                                                    \
+        (void)p;                                                                                                       \
+        return (EXPR);                                                                                                 \
     }
 
-static double sigmoid_d(double x)
-{
-    if (x >= 0)
-        return 1.0 / (1.0 + exp(-x));
+static double sigmoid_d(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
     return e / (1.0 + e);
 }
 
-static double softplus_d(double x)
-{
-    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
+static double softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
-static double sign_d(double x)
-{
-    return x > 0 ? 1.0 : x < 0 ? -1.0 : x; /* keeps 0, -0 and NaN */
-}
+static double sign_d(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x; /* keeps 0, -0 and NaN */ }
 
-static double clamp01(double v)
-{
-    return v < 0 ? 0 : v > 1 ? 1 : v;
-}
+static double clamp01(double v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
 
 UF(fu_abs, fabs(x))
 UF(fu_neg, -x)
@@ -79,18 +67,19 @@ UF(fu_relu, x < 0 ? 0.0 : x)
 UF(fu_leaky, x < 0 ? p->a * x : x)
 UF(fu_elu, x < 0 ? p->a * (exp(x) - 1.0) : x)
 UF(fu_selu, x > 0 ? p->g * x : p->g * (p->a * exp(x) - p->a))
-UF(fu_celu, (x > 0 ? x : 0.0) + fmin(0.0, p->a * (exp(x / p->a) - 1.0)))
+UF(fu_celu, (x > 0 ? x : 0.0) + fmin(0.0, p->a *(exp(x / p->a) - 1.0)))
 UF(fu_sigmoid, sigmoid_d(x))
-UF(fu_hsigmoid, clamp01(p->a * x + p->b))
-UF(fu_hswish, x * clamp01(x / 6.0 + 0.5))
-UF(fu_swish, x * sigmoid_d(p->a * x))
+UF(fu_hsigmoid, clamp01(p->a *x + p->b))
+UF(fu_hswish, x *clamp01(x / 6.0 + 0.5))
+UF(fu_swish, x *sigmoid_d(p->a *x))
 UF(fu_tanh, tanh(x))
 UF(fu_erf, erf(x))
-UF(fu_gelu, p->flag1 ? 0.5 * x * (1.0 + tanh(0.79788456080286535587989211986876 * (x + 0.044715 * x * x * x)))
-                     : 0.5 * x * (1.0 + erf(x / sqrt(2.0))))
+UF(fu_gelu,
+   p->flag1 ? 0.5 * x *(1.0 + tanh(0.79788456080286535587989211986876 * (x + 0.044715 * x * x * x)))
+            : 0.5 * x * (1.0 + erf(x / sqrt(2.0))))
 UF(fu_softplus, softplus_d(x))
 UF(fu_softsign, x / (1.0 + fabs(x)))
-UF(fu_mish, x * tanh(softplus_d(x)))
+UF(fu_mish, x *tanh(softplus_d(x)))
 UF(fu_sin, sin(x))
 UF(fu_cos, cos(x))
 UF(fu_tan, tan(x))
@@ -103,61 +92,78 @@ UF(fu_asinh, asinh(x))
 UF(fu_acosh, acosh(x))
 UF(fu_atanh, atanh(x))
 UF(fu_threlu, x > p->a ? x : 0.0)
-UF(fu_shrink, x < -p->g ? x + p->b : x > p->g ? x - p->b : 0.0)
+UF(fu_shrink, x<-p->g ? x + p->b : x> p->g ? x - p->b : 0.0)
 UF(fu_isnan, isnan(x) ? 1.0 : 0.0)
 UF(fu_isinf, (isinf(x) && ((x > 0 && p->flag1) || (x < 0 && p->flag2))) ? 1.0 : 0.0)
-UF(fu_clip, x < p->a ? p->a : x > p->b ? p->b : x)
+UF(fu_clip, x<p->a ? p->a : x> p->b ? p->b : x)
 
-static int64_t su_abs(int64_t x, const un_par *p) { (void)p; return x < 0 ? (int64_t)(0 - (uint64_t)x) : x; }
-static int64_t su_neg(int64_t x, const un_par *p) { (void)p; return (int64_t)(0 - (uint64_t)x); }
-static int64_t su_sign(int64_t x, const un_par *p) { (void)p; return x > 0 ? 1 : x < 0 ? -1 : 0; }
-static int64_t su_relu(int64_t x, const un_par *p) { (void)p; return x < 0 ? 0 : x; }
-static int64_t su_bnot(int64_t x, const un_par *p) { (void)p; return ~x; }
-static int64_t su_clip(int64_t x, const un_par *p)
-{
+static int64_t su_abs(int64_t x, const un_par *p) {
+    (void)p;
+    return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+}
+static int64_t su_neg(int64_t x, const un_par *p) {
+    (void)p;
+    return (int64_t)(0 - (uint64_t)x);
+}
+static int64_t su_sign(int64_t x, const un_par *p) {
+    (void)p;
+    return x > 0 ? 1 : x < 0 ? -1 : 0;
+}
+static int64_t su_relu(int64_t x, const un_par *p) {
+    (void)p;
+    return x < 0 ? 0 : x;
+}
+static int64_t su_bnot(int64_t x, const un_par *p) {
+    (void)p;
+    return ~x;
+}
+static int64_t su_clip(int64_t x, const un_par *p) {
     int64_t lo = (int64_t)p->lo, hi = (int64_t)p->hi;
     x = x < lo ? lo : x;
     return x > hi ? hi : x;
 }
-static uint64_t uu_id(uint64_t x, const un_par *p) { (void)p; return x; }
-static uint64_t uu_sign(uint64_t x, const un_par *p) { (void)p; return x > 0; }
-static uint64_t uu_bnot(uint64_t x, const un_par *p) { (void)p; return ~x; }
-static uint64_t uu_not(uint64_t x, const un_par *p) { (void)p; return x == 0; }
-static uint64_t uu_clip(uint64_t x, const un_par *p)
-{
+static uint64_t uu_id(uint64_t x, const un_par *p) {
+    (void)p;
+    return x;
+}
+static uint64_t uu_sign(uint64_t x, const un_par *p) {
+    (void)p;
+    return x > 0;
+}
+static uint64_t uu_bnot(uint64_t x, const un_par *p) {
+    (void)p;
+    return ~x;
+}
+static uint64_t uu_not(uint64_t x, const un_par *p) {
+    (void)p;
+    return x == 0;
+}
+static uint64_t uu_clip(uint64_t x, const un_par *p) {
     x = x < p->lo ? p->lo : x;
     return x > p->hi ? p->hi : x;
 }
 
 /* float32 loops for the activations CNNs use most */
-static void f32_relu(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_relu(int64_t n, const float *x, float *y, const un_par *p) {
     (void)p;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] < 0.0f ? 0.0f : x[i];
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
-static void f32_leaky(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_leaky(int64_t n, const float *x, float *y, const un_par *p) {
     const float a = (float)p->a;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = x[i] < 0.0f ? a * x[i] : x[i];
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? a * x[i] : x[i];
 }
-static void f32_sigmoid(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_sigmoid(int64_t n, const float *x, float *y, const un_par *p) {
     (void)p;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = 1.0f / (1.0f + expf(-x[i]));
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
-static void f32_hsigmoid(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_hsigmoid(int64_t n, const float *x, float *y, const un_par *p) {
     const float a = (float)p->a, b = (float)p->b;
     for (int64_t i = 0; i < n; i++) {
         float v = a * x[i] + b;
         y[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
     }
 }
-static void f32_hswish(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_hswish(int64_t n, const float *x, float *y, const un_par *p) {
     (void)p;
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] / 6.0f + 0.5f;
@@ -165,14 +171,11 @@ static void f32_hswish(int64_t n, const float *x, float *y, const un_par *p)
         y[i] = x[i] * v;
     }
 }
-static void f32_tanh(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_tanh(int64_t n, const float *x, float *y, const un_par *p) {
     (void)p;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = tanhf(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
-static void f32_clip(int64_t n, const float *x, float *y, const un_par *p)
-{
+static void f32_clip(int64_t n, const float *x, float *y, const un_par *p) {
     const float lo = (float)p->a, hi = (float)p->b;
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] < lo ? lo : x[i];
@@ -181,40 +184,33 @@ static void f32_clip(int64_t n, const float *x, float *y, const un_par *p)
 }
 
 /* attribute readers */
-static si_result par_alpha(const si_kctx *c, float dflt, un_par *p)
-{
+static si_result par_alpha(const si_kctx *c, float dflt, un_par *p) {
     p->a = si_attr_float(c->node, "alpha", dflt);
     return SI_OK;
 }
 static si_result par_leaky(const si_kctx *c, un_par *p) { return par_alpha(c, 0.01f, p); }
 static si_result par_alpha1(const si_kctx *c, un_par *p) { return par_alpha(c, 1.0f, p); }
-static si_result par_celu(const si_kctx *c, un_par *p)
-{
+static si_result par_celu(const si_kctx *c, un_par *p) {
     par_alpha(c, 1.0f, p);
-    if (p->a == 0)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "alpha must not be 0");
+    if (p->a == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "alpha must not be 0");
     return SI_OK;
 }
-static si_result par_selu(const si_kctx *c, un_par *p)
-{
+static si_result par_selu(const si_kctx *c, un_par *p) {
     p->a = si_attr_float(c->node, "alpha", 1.67326319217681884765625f);
     p->g = si_attr_float(c->node, "gamma", 1.05070102214813232421875f);
     return SI_OK;
 }
-static si_result par_hsigmoid(const si_kctx *c, un_par *p)
-{
+static si_result par_hsigmoid(const si_kctx *c, un_par *p) {
     p->a = si_attr_float(c->node, "alpha", 0.2f);
     p->b = si_attr_float(c->node, "beta", 0.5f);
     return SI_OK;
 }
-static si_result par_shrink(const si_kctx *c, un_par *p)
-{
+static si_result par_shrink(const si_kctx *c, un_par *p) {
     p->b = si_attr_float(c->node, "bias", 0.0f);
     p->g = si_attr_float(c->node, "lambd", 0.5f);
     return SI_OK;
 }
-static si_result par_gelu(const si_kctx *c, un_par *p)
-{
+static si_result par_gelu(const si_kctx *c, un_par *p) {
     const char *a = si_attr_str(c->node, "approximate", "none");
     if (strcmp(a, "none") == 0)
         p->flag1 = 0;
@@ -224,16 +220,14 @@ static si_result par_gelu(const si_kctx *c, un_par *p)
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute approximate must be 'none' or 'tanh', got '%s'", a);
     return SI_OK;
 }
-static si_result par_isinf(const si_kctx *c, un_par *p)
-{
+static si_result par_isinf(const si_kctx *c, un_par *p) {
     p->flag1 = si_attr_int(c->node, "detect_positive", 1) != 0;
     p->flag2 = si_attr_int(c->node, "detect_negative", 1) != 0;
     return SI_OK;
 }
 
 /* Clip-6: min/max are attributes. */
-static si_result par_clip6(const si_kctx *c, un_par *p)
-{
+static si_result par_clip6(const si_kctx *c, un_par *p) {
     bool sg = t_signed(c->in[0]->dtype);
     p->a = si_attr_float(c->node, "min", -FLT_MAX);
     p->b = si_attr_float(c->node, "max", FLT_MAX);
@@ -243,8 +237,7 @@ static si_result par_clip6(const si_kctx *c, un_par *p)
 }
 
 /* Clip-11 and later: min/max are optional scalar inputs. */
-static si_result par_clip(const si_kctx *c, un_par *p)
-{
+static si_result par_clip(const si_kctx *c, un_par *p) {
     bool sg = t_signed(c->in[0]->dtype);
     p->a = -INFINITY;
     p->b = INFINITY;
@@ -252,10 +245,8 @@ static si_result par_clip(const si_kctx *c, un_par *p)
     p->hi = sg ? (uint64_t)INT64_MAX : UINT64_MAX;
     for (int k = 1; k <= 2 && k < c->n_in; k++) {
         const si_tensor *m = c->in[k];
-        if (!m || si_count(m) == 0)
-            continue;
-        if (!m->data)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "%s has no data", k == 1 ? "min" : "max");
+        if (!m || si_count(m) == 0) continue;
+        if (!m->data) return si_op_err(c, SI_ERR_INVALID_ARG, "%s has no data", k == 1 ? "min" : "max");
         double v = ld_f(m->dtype, m->data, 0);
         uint64_t r = t_float(m->dtype) ? 0 : ld_raw(m->dtype, m->data, 0);
         if (k == 1) {
@@ -269,43 +260,36 @@ static si_result par_clip(const si_kctx *c, un_par *p)
     return SI_OK;
 }
 
-static si_result un_infer(si_kctx *c, const un_def *d)
-{
+static si_result un_infer(si_kctx *c, const un_def *d) {
     if (c->n_in < 1 || c->n_in > d->max_in || !c->in[0])
-        return si_op_err(c, SI_ERR_INVALID_ARG, "expects %s%d input%s, got %d", d->max_in > 1 ? "1 to " : "",
-                         d->max_in, d->max_in > 1 ? "s" : "", c->n_in);
+        return si_op_err(c, SI_ERR_INVALID_ARG, "expects %s%d input%s, got %d", d->max_in > 1 ? "1 to " : "", d->max_in,
+                         d->max_in > 1 ? "s" : "", c->n_in);
     const si_tensor *x = c->in[0];
     si_result s = si_check_type(c, x->dtype, d->types, "input");
-    if (s)
-        return s;
+    if (s) return s;
     for (int k = 1; k < c->n_in; k++) {
         const si_tensor *m = c->in[k];
-        if (!m)
-            continue;
+        if (!m) continue;
         if (m->dtype != x->dtype)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "input %d has type %s, input 0 has %s", k,
-                             si_dtype_name(m->dtype), si_dtype_name(x->dtype));
+            return si_op_err(c, SI_ERR_INVALID_ARG, "input %d has type %s, input 0 has %s", k, si_dtype_name(m->dtype),
+                             si_dtype_name(x->dtype));
         if (si_shape_count(m->ndim, m->dims) > 1)
             return si_op_err(c, SI_ERR_INVALID_ARG, "input %d must be a scalar", k);
     }
     return si_set_out(c, 0, d->out_bool ? SI_BOOL : x->dtype, x->ndim, x->dims);
 }
 
-static si_result un_run(si_kctx *c, const un_def *d)
-{
+static si_result un_run(si_kctx *c, const un_def *d) {
     const si_tensor *x = c->in[0];
     si_tensor *y = c->out[0];
-    if (!y)
-        return SI_OK;
+    if (!y) return SI_OK;
     int64_t n = si_count(x);
-    if (n == 0)
-        return SI_OK;
+    if (n == 0) return SI_OK;
     un_par p;
     memset(&p, 0, sizeof(p));
     if (d->par) {
         si_result s = d->par(c, &p);
-        if (s)
-            return s;
+        if (s) return s;
     }
     si_dtype t = x->dtype, to = y->dtype;
     if (t == SI_F32 && to == SI_F32) {
@@ -314,23 +298,18 @@ static si_result un_run(si_kctx *c, const un_def *d)
         if (d->f32) {
             d->f32(n, xv, yv, &p);
         } else {
-            for (int64_t i = 0; i < n; i++)
-                yv[i] = (float)d->f(xv[i], &p);
+            for (int64_t i = 0; i < n; i++) yv[i] = (float)d->f(xv[i], &p);
         }
     } else if (t == SI_F64 && to == SI_F64) {
         const double *xv = x->data;
         double *yv = y->data;
-        for (int64_t i = 0; i < n; i++)
-            yv[i] = d->f(xv[i], &p);
+        for (int64_t i = 0; i < n; i++) yv[i] = d->f(xv[i], &p);
     } else if (!t_float(t) && t_signed(t) && d->s) {
-        for (int64_t i = 0; i < n; i++)
-            st_raw(to, y->data, i, (uint64_t)d->s((int64_t)ld_raw(t, x->data, i), &p));
+        for (int64_t i = 0; i < n; i++) st_raw(to, y->data, i, (uint64_t)d->s((int64_t)ld_raw(t, x->data, i), &p));
     } else if (!t_float(t) && !t_signed(t) && d->u) {
-        for (int64_t i = 0; i < n; i++)
-            st_raw(to, y->data, i, d->u(ld_raw(t, x->data, i), &p));
+        for (int64_t i = 0; i < n; i++) st_raw(to, y->data, i, d->u(ld_raw(t, x->data, i), &p));
     } else if (d->f) {
-        for (int64_t i = 0; i < n; i++)
-            st_f(to, y->data, i, d->f(ld_f(t, x->data, i), &p));
+        for (int64_t i = 0; i < n; i++) st_f(to, y->data, i, d->f(ld_f(t, x->data, i), &p));
     } else {
         return si_op_err(c, SI_ERR_UNSUPPORTED, "input of type %s is not supported", si_dtype_name(t));
     }
@@ -340,6 +319,7 @@ static si_result un_run(si_kctx *c, const un_def *d)
 /* One line per unary op (per version, where an opset changed the interface):
  * X(ID, fn, SINCE, UNTIL, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAX_IN) gives ud_<id>, infer_<id>, run_<id> and the
  * definition's line in the table at the end (SINCE/UNTIL 0: open). */
+// clang-format off
 #define UNARY_OPS(X) \
     X(ABS, abs, 0, 0, SI_T_NUMERIC, false, fu_abs, su_abs, uu_id, NULL, NULL, 1)                                \
     X(NEG, neg, 0, 0, (SI_T_FLOATS | SI_T_SIGNED_INTS), false, fu_neg, su_neg, NULL, NULL, NULL, 1)             \
@@ -391,32 +371,29 @@ static si_result un_run(si_kctx *c, const un_def *d)
     static si_result infer_##fn(si_kctx *c) { return un_infer(c, &ud_##fn); }                                  \
     static si_result run_##fn(si_kctx *c) { return un_run(c, &ud_##fn); }
 UNARY_OPS(UNARY_FNS)
+// clang-format on
 
 /* ---------------------------------------------------------------------------------------------------------
  * Cast / CastLike
  */
 
 /* Cast-1 named the target type with a string. */
-static si_dtype dtype_from_name(const char *s)
-{
+static si_dtype dtype_from_name(const char *s) {
     static const struct {
         const char *name;
         si_dtype t;
-    } names[] = {{"FLOAT", SI_F32},   {"UINT8", SI_U8},    {"INT8", SI_I8},     {"UINT16", SI_U16},
-                 {"INT16", SI_I16},   {"INT32", SI_I32},   {"INT64", SI_I64},   {"STRING", SI_STRING},
-                 {"BOOL", SI_BOOL},   {"FLOAT16", SI_F16}, {"DOUBLE", SI_F64},  {"UINT32", SI_U32},
-                 {"UINT64", SI_U64},  {"BFLOAT16", SI_BF16}};
+    } names[] = {{"FLOAT", SI_F32},  {"UINT8", SI_U8},     {"INT8", SI_I8},    {"UINT16", SI_U16},
+                 {"INT16", SI_I16},  {"INT32", SI_I32},    {"INT64", SI_I64},  {"STRING", SI_STRING},
+                 {"BOOL", SI_BOOL},  {"FLOAT16", SI_F16},  {"DOUBLE", SI_F64}, {"UINT32", SI_U32},
+                 {"UINT64", SI_U64}, {"BFLOAT16", SI_BF16}};
     for (size_t i = 0; i < SI_ARRAY_LEN(names); i++)
-        if (strcmp(s, names[i].name) == 0)
-            return names[i].t;
+        if (strcmp(s, names[i].name) == 0) return names[i].t;
     return SI_DTYPE_UNDEFINED;
 }
 
-static si_result cast_target(const si_kctx *c, si_dtype *to)
-{
+static si_result cast_target(const si_kctx *c, si_dtype *to) {
     const si_attr *a = si_node_attr(c->node, "to");
-    if (!a)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'to' is required");
+    if (!a) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'to' is required");
     int64_t v;
     if (a->type == SI_ATTR_STRING) {
         v = dtype_from_name(a->s ? a->s : "");
@@ -433,8 +410,7 @@ static si_result cast_target(const si_kctx *c, si_dtype *to)
 }
 
 /* Convert n elements: floats -> ints truncate toward zero, anything -> bool is x != 0, ints -> ints wrap. */
-static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_t n)
-{
+static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_t n) {
     if (ts == td) {
         memcpy(dst, src, (size_t)n * si_dtype_size(ts));
         return;
@@ -442,27 +418,23 @@ static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_
     if (ts == SI_F32 && td == SI_F16) {
         const float *x = src;
         uint16_t *y = dst;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = si_f32_to_f16(x[i]);
+        for (int64_t i = 0; i < n; i++) y[i] = si_f32_to_f16(x[i]);
         return;
     }
     if (ts == SI_F16 && td == SI_F32) {
         const uint16_t *x = src;
         float *y = dst;
-        for (int64_t i = 0; i < n; i++)
-            y[i] = si_f16_to_f32(x[i]);
+        for (int64_t i = 0; i < n; i++) y[i] = si_f16_to_f32(x[i]);
         return;
     }
     if (t_float(ts)) {
-        for (int64_t i = 0; i < n; i++)
-            st_f(td, dst, i, ld_f(ts, src, i));
+        for (int64_t i = 0; i < n; i++) st_f(td, dst, i, ld_f(ts, src, i));
         return;
     }
     /* integer or bool source */
     bool sg = t_signed(ts);
     if (td == SI_BOOL) {
-        for (int64_t i = 0; i < n; i++)
-            ((uint8_t *)dst)[i] = ld_raw(ts, src, i) != 0;
+        for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = ld_raw(ts, src, i) != 0;
     } else if (td == SI_F32) {
         float *y = dst;
         for (int64_t i = 0; i < n; i++) {
@@ -475,43 +447,35 @@ static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_
             st_f(td, dst, i, sg ? (double)(int64_t)r : (double)r);
         }
     } else {
-        for (int64_t i = 0; i < n; i++)
-            st_raw(td, dst, i, ld_raw(ts, src, i));
+        for (int64_t i = 0; i < n; i++) st_raw(td, dst, i, ld_raw(ts, src, i));
     }
 }
 
-static si_result cast_check_in(const si_kctx *c, int need)
-{
+static si_result cast_check_in(const si_kctx *c, int need) {
     if (c->n_in != need || !c->in[0] || (need > 1 && !c->in[1]))
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects %d input%s, got %d", need, need > 1 ? "s" : "", c->n_in);
     return si_check_type(c, c->in[0]->dtype, SI_T_ALL, "input");
 }
 
-static si_result infer_cast(si_kctx *c)
-{
+static si_result infer_cast(si_kctx *c) {
     si_dtype to = SI_DTYPE_UNDEFINED;
     si_result s = cast_check_in(c, 1);
-    if (s || (s = cast_target(c, &to)))
-        return s;
+    if (s || (s = cast_target(c, &to))) return s;
     return si_set_out(c, 0, to, c->in[0]->ndim, c->in[0]->dims);
 }
 
-static si_result infer_castlike(si_kctx *c)
-{
+static si_result infer_castlike(si_kctx *c) {
     si_result s = cast_check_in(c, 2);
-    if (s)
-        return s;
+    if (s) return s;
     si_dtype to = c->in[1]->dtype;
     if (!si_dtype_valid(to))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "cast to element type %s is not supported", si_dtype_name(to));
     return si_set_out(c, 0, to, c->in[0]->ndim, c->in[0]->dims);
 }
 
-static si_result run_cast(si_kctx *c)
-{
+static si_result run_cast(si_kctx *c) {
     si_tensor *y = c->out[0];
-    if (!y || si_count(y) == 0)
-        return SI_OK;
+    if (!y || si_count(y) == 0) return SI_OK;
     convert(c->in[0]->dtype, c->in[0]->data, y->dtype, y->data, si_count(y));
     return SI_OK;
 }
@@ -521,11 +485,11 @@ static si_result run_cast(si_kctx *c)
  */
 
 static const si_op_def defs[] = {
-#define UNARY_DEF(ID, fn, SINCE, UNTIL, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAXIN)                             \
+#define UNARY_DEF(ID, fn, SINCE, UNTIL, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAXIN)                                     \
     {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = infer_##fn, .run = run_##fn},
     UNARY_OPS(UNARY_DEF)
 #undef UNARY_DEF
-    {.id = SI_OP_CAST, .types = {SI_T_ALL}, .infer = infer_cast, .run = run_cast},
+        {.id = SI_OP_CAST, .types = {SI_T_ALL}, .infer = infer_cast, .run = run_cast},
     {.id = SI_OP_CAST_LIKE, .types = {SI_T_ALL}, .infer = infer_castlike, .run = run_cast},
 };
 
