@@ -650,18 +650,18 @@ static si_result run_where(si_kctx *c) {
 
 static const si_op_def defs[] = {
 #define BINARY_DEF(ID, fn, TYPES, OUT_BOOL, F, S, U, F32)                                                              \
-    {.id = SI_OP_##ID, .types = {TYPES}, .infer = infer_##fn, .run = run_##fn},
+    SI_OP_DEF(ID, TYPES, infer_##fn, run_##fn),
     PLAIN_BINARY_OPS(BINARY_DEF)
 #undef BINARY_DEF
-        {.id = SI_OP_POW, .types = {SI_T_NUMERIC}, .infer = infer_pow, .run = run_pow},
-    {.id = SI_OP_MOD, .types = {SI_T_NUMERIC}, .infer = infer_mod, .run = run_mod},
-    {.id = SI_OP_BIT_SHIFT, .types = {SI_T_UNSIGNED_INTS}, .infer = infer_shift, .run = run_shift},
-    {.id = SI_OP_PRELU, .types = {SI_T_NUMERIC}, .infer = infer_prelu, .run = run_prelu},
-    {.id = SI_OP_MIN, .types = {SI_T_NUMERIC}, .infer = infer_vmin, .run = run_vmin},
-    {.id = SI_OP_MAX, .types = {SI_T_NUMERIC}, .infer = infer_vmax, .run = run_vmax},
-    {.id = SI_OP_SUM, .types = {SI_T_FLOATS}, .infer = infer_vsum, .run = run_vsum},
-    {.id = SI_OP_MEAN, .types = {SI_T_FLOATS}, .infer = infer_vmean, .run = run_vmean},
-    {.id = SI_OP_WHERE, .types = {SI_T(SI_BOOL)}, .infer = infer_where, .run = run_where},
+    SI_OP_DEF(POW, SI_T_NUMERIC, infer_pow, run_pow),
+    SI_OP_DEF(MOD, SI_T_NUMERIC, infer_mod, run_mod),
+    SI_OP_DEF(BIT_SHIFT, SI_T_UNSIGNED_INTS, infer_shift, run_shift),
+    SI_OP_DEF(PRELU, SI_T_NUMERIC, infer_prelu, run_prelu),
+    SI_OP_DEF(MIN, SI_T_NUMERIC, infer_vmin, run_vmin),
+    SI_OP_DEF(MAX, SI_T_NUMERIC, infer_vmax, run_vmax),
+    SI_OP_DEF(SUM, SI_T_FLOATS, infer_vsum, run_vsum),
+    SI_OP_DEF(MEAN, SI_T_FLOATS, infer_vmean, run_vmean),
+    SI_OP_DEF(WHERE, SI_T(SI_BOOL), infer_where, run_where),
 };
 
-const si_op_table si_ops_binary = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(binary, defs);

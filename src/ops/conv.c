@@ -315,8 +315,8 @@ static si_result convt_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_CONV, .types = {SI_T_FLOATS}, .infer = conv_infer, .run = conv_run},
-    {.id = SI_OP_CONV_TRANSPOSE, .types = {SI_T_FLOATS}, .infer = convt_infer, .run = convt_run},
+    SI_OP_DEF(CONV, SI_T_FLOATS, conv_infer, conv_run),
+    SI_OP_DEF(CONV_TRANSPOSE, SI_T_FLOATS, convt_infer, convt_run),
 };
 
-const si_op_table si_ops_conv = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(conv, defs);

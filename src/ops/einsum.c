@@ -242,7 +242,7 @@ static si_result einsum_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_EINSUM, .types = {SI_T_NUMERIC}, .infer = einsum_infer, .run = einsum_run},
+    SI_OP_DEF(EINSUM, SI_T_NUMERIC, einsum_infer, einsum_run),
 };
 
-const si_op_table si_ops_einsum = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(einsum, defs);

@@ -451,14 +451,14 @@ static si_result compress_run(si_kctx *c) {
 /* ---- table ------------------------------------------------------------------------------------------------ */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_GATHER, .infer = gather_infer, .run = gather_run},
-    {.id = SI_OP_GATHER_ELEMENTS, .infer = gather_elements_infer, .run = gather_elements_run},
-    {.id = SI_OP_GATHER_ND, .infer = gather_nd_infer, .run = gather_nd_run},
-    {.id = SI_OP_SCATTER_ND, .infer = scatter_nd_infer, .run = scatter_nd_run},
-    {.id = SI_OP_SCATTER_ELEMENTS, .infer = scatter_elements_infer, .run = scatter_elements_run},
-    {.id = SI_OP_SCATTER, .infer = scatter_elements_infer, .run = scatter_elements_run},
-    {.id = SI_OP_COMPRESS, .infer = compress_infer, .run = compress_run},
-    {.id = SI_OP_NON_ZERO, .infer = nonzero_infer, .run = nonzero_run},
+    SI_OP_DEF(GATHER, 0, gather_infer, gather_run),
+    SI_OP_DEF(GATHER_ELEMENTS, 0, gather_elements_infer, gather_elements_run),
+    SI_OP_DEF(GATHER_ND, 0, gather_nd_infer, gather_nd_run),
+    SI_OP_DEF(SCATTER_ND, 0, scatter_nd_infer, scatter_nd_run),
+    SI_OP_DEF(SCATTER_ELEMENTS, 0, scatter_elements_infer, scatter_elements_run),
+    SI_OP_DEF(SCATTER, 0, scatter_elements_infer, scatter_elements_run),
+    SI_OP_DEF(COMPRESS, 0, compress_infer, compress_run),
+    SI_OP_DEF(NON_ZERO, 0, nonzero_infer, nonzero_run),
 };
 
-const si_op_table si_ops_gather = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(gather, defs);

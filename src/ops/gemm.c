@@ -247,6 +247,30 @@ static void mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo) {
     *bo = b;
 }
 
+/* A and B as float32 and Y's float32 buffer: the tensors themselves for float32, converted copies for
+ * float16/bfloat16 (f32_done stores Y back and frees them). */
+typedef struct f32_ops {
+    const float *a, *b;
+    float *y, *ta, *tb, *ty;
+} f32_ops;
+
+static bool f32_get(f32_ops *o, const si_tensor *a, const si_tensor *b, si_tensor *y) {
+    memset(o, 0, sizeof *o);
+    if (a->dtype == SI_F32) {
+        o->a = a->data, o->b = b->data, o->y = y->data;
+        return true;
+    }
+    o->a = o->ta = si_tensor_to_f32(a);
+    o->b = o->tb = si_tensor_to_f32(b);
+    o->y = o->ty = si_malloc((size_t)si_count(y) * sizeof(float));
+    return o->a && o->b && o->y;
+}
+
+static void f32_done(f32_ops *o, si_tensor *y, bool ok) {
+    if (ok && o->ty) si_tensor_from_f32(y, o->ty);
+    nn_free_all(o->ta, o->tb, o->ty, NULL, NULL, NULL);
+}
+
 static si_result matmul_run(si_kctx *c) {
     nn_mm p;
     si_result st = mm_prep(c, &p);
@@ -258,29 +282,19 @@ static si_result matmul_run(si_kctx *c) {
     const int64_t M = p.M, N = p.N, K = p.K, asz = M * K, bsz = K * N, ysz = M * N;
     const si_dtype dt = a->dtype;
     if (dt == SI_F32 || dt == SI_F16 || dt == SI_BF16) {
-        const float *af = a->data, *bf = b->data;
-        float *ta = NULL, *tb = NULL, *yf = y->data, *ty = NULL;
-        if (dt != SI_F32) {
-            ta = si_tensor_to_f32(a);
-            tb = si_tensor_to_f32(b);
-            ty = si_malloc((size_t)si_count(y) * sizeof(float));
-            af = ta;
-            bf = tb;
-            yf = ty;
-        }
-        bool ok = af && bf && yf;
+        f32_ops f;
+        bool ok = f32_get(&f, a, b, y);
         if (ok && p.bbatch == 1 && p.abatch == p.nbatch) {
             /* B shared by every batch: one GEMM over all rows of A */
-            ok = si_sgemm(p.nbatch * M, N, K, af, K, 1, bf, N, 1, yf, N, false);
+            ok = si_sgemm(p.nbatch * M, N, K, f.a, K, 1, f.b, N, 1, f.y, N, false);
         } else {
             for (int64_t bi = 0; ok && bi < p.nbatch; bi++) {
                 int64_t ao, bo;
                 mm_offsets(&p, bi, &ao, &bo);
-                ok = si_sgemm(M, N, K, af + ao * asz, K, 1, bf + bo * bsz, N, 1, yf + bi * ysz, N, false);
+                ok = si_sgemm(M, N, K, f.a + ao * asz, K, 1, f.b + bo * bsz, N, 1, f.y + bi * ysz, N, false);
             }
         }
-        if (ok && dt != SI_F32) si_tensor_from_f32(y, yf);
-        nn_free_all(ta, tb, ty, NULL, NULL, NULL);
+        f32_done(&f, y, ok);
         return ok ? SI_OK : si_op_nomem(c);
     }
     if (dt == SI_F64) {
@@ -362,21 +376,12 @@ static si_result gemm_run(si_kctx *c) {
     const si_dtype dt = a->dtype;
     bool ok = true;
     if (dt == SI_F32 || dt == SI_F16 || dt == SI_BF16) {
-        const float *af = a->data, *bf = b->data;
-        float *ta = NULL, *tb = NULL, *yf = y->data, *ty = NULL;
-        if (dt != SI_F32) {
-            ta = si_tensor_to_f32(a);
-            tb = si_tensor_to_f32(b);
-            ty = si_malloc((size_t)MN * sizeof(float));
-            af = ta;
-            bf = tb;
-            yf = ty;
-        }
-        ok = af && bf && yf && si_sgemm(M, N, K, af, rsa, csa, bf, rsb, csb, yf, N, false);
+        f32_ops f;
+        ok = f32_get(&f, a, b, y) && si_sgemm(M, N, K, f.a, rsa, csa, f.b, rsb, csb, f.y, N, false);
         if (ok && (alpha != 1.0 || cd))
-            for (int64_t i = 0; i < MN; i++) yf[i] = (float)(alpha * yf[i] + (cd ? beta * cd[i] : 0.0));
-        if (ok && dt != SI_F32) si_tensor_from_f32(y, yf);
-        nn_free_all(ta, tb, ty, cd, NULL, NULL);
+            for (int64_t i = 0; i < MN; i++) f.y[i] = (float)(alpha * f.y[i] + (cd ? beta * cd[i] : 0.0));
+        f32_done(&f, y, ok);
+        si_free(cd);
     } else if (dt == SI_F64) {
         double *yd = y->data;
         si_dgemm(M, N, K, a->data, rsa, csa, b->data, rsb, csb, yd, N, false);
@@ -413,8 +418,8 @@ static si_result gemm_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_GEMM, .types = {NN_T_GEMM}, .infer = gemm_infer, .run = gemm_run},
-    {.id = SI_OP_MATMUL, .types = {NN_T_GEMM}, .infer = matmul_infer, .run = matmul_run},
+    SI_OP_DEF(GEMM, NN_T_GEMM, gemm_infer, gemm_run),
+    SI_OP_DEF(MATMUL, NN_T_GEMM, matmul_infer, matmul_run),
 };
 
-const si_op_table si_ops_gemm = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(gemm, defs);

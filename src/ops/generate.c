@@ -323,12 +323,12 @@ static si_result eyelike_run(si_kctx *c) {
 static const si_op_def defs[] = {
     {.id = SI_OP_SHAPE, .flags = SI_OPF_SHAPE_ONLY, .infer = shape_infer, .run = shape_run},
     {.id = SI_OP_SIZE, .flags = SI_OPF_SHAPE_ONLY, .infer = size_infer, .run = size_run},
-    {.id = SI_OP_CONSTANT_OF_SHAPE, .types = {SI_T_INTS}, .infer = cos_infer, .run = cos_run},
-    {.id = SI_OP_CONSTANT, .infer = constant_infer, .run = constant_run},
-    {.id = SI_OP_IDENTITY, .infer = identity_infer, .run = identity_run},
-    {.id = SI_OP_RANGE, .types = {SI_T_NUMERIC}, .infer = range_infer, .run = range_run},
-    {.id = SI_OP_ONE_HOT, .types = {SI_T_NUMERIC}, .infer = onehot_infer, .run = onehot_run},
-    {.id = SI_OP_EYE_LIKE, .infer = eyelike_infer, .run = eyelike_run},
+    SI_OP_DEF(CONSTANT_OF_SHAPE, SI_T_INTS, cos_infer, cos_run),
+    SI_OP_DEF(CONSTANT, 0, constant_infer, constant_run),
+    SI_OP_DEF(IDENTITY, 0, identity_infer, identity_run),
+    SI_OP_DEF(RANGE, SI_T_NUMERIC, range_infer, range_run),
+    SI_OP_DEF(ONE_HOT, SI_T_NUMERIC, onehot_infer, onehot_run),
+    SI_OP_DEF(EYE_LIKE, 0, eyelike_infer, eyelike_run),
 };
 
-const si_op_table si_ops_generate = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(generate, defs);

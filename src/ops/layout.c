@@ -514,18 +514,18 @@ static si_result slice_run(si_kctx *c) { return slice_run_common(c, true); }
 // --- table ----------------------------------------------------------------------------------------------
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_RESHAPE, .until = 4, .infer = reshape1_infer, .run = copy_all},
-    {.id = SI_OP_RESHAPE, .since = 5, .infer = reshape_infer, .run = copy_all},
-    {.id = SI_OP_TRANSPOSE, .infer = transpose_infer, .run = transpose_run},
-    {.id = SI_OP_CONCAT, .infer = concat_infer, .run = concat_run},
-    {.id = SI_OP_SPLIT, .infer = split_infer, .run = split_run},
-    {.id = SI_OP_SLICE, .until = 9, .infer = slice1_infer, .run = slice1_run},
-    {.id = SI_OP_SLICE, .since = 10, .infer = slice_infer, .run = slice_run},
-    {.id = SI_OP_SQUEEZE, .until = 12, .infer = squeeze1_infer, .run = copy_all},
-    {.id = SI_OP_SQUEEZE, .since = 13, .infer = squeeze_infer, .run = copy_all},
-    {.id = SI_OP_UNSQUEEZE, .until = 12, .infer = unsqueeze1_infer, .run = copy_all},
-    {.id = SI_OP_UNSQUEEZE, .since = 13, .infer = unsqueeze_infer, .run = copy_all},
-    {.id = SI_OP_FLATTEN, .infer = flatten_infer, .run = copy_all},
+    SI_OP_VERSION(RESHAPE, 0, 4, 0, reshape1_infer, copy_all),
+    SI_OP_VERSION(RESHAPE, 5, 0, 0, reshape_infer, copy_all),
+    SI_OP_DEF(TRANSPOSE, 0, transpose_infer, transpose_run),
+    SI_OP_DEF(CONCAT, 0, concat_infer, concat_run),
+    SI_OP_DEF(SPLIT, 0, split_infer, split_run),
+    SI_OP_VERSION(SLICE, 0, 9, 0, slice1_infer, slice1_run),
+    SI_OP_VERSION(SLICE, 10, 0, 0, slice_infer, slice_run),
+    SI_OP_VERSION(SQUEEZE, 0, 12, 0, squeeze1_infer, copy_all),
+    SI_OP_VERSION(SQUEEZE, 13, 0, 0, squeeze_infer, copy_all),
+    SI_OP_VERSION(UNSQUEEZE, 0, 12, 0, unsqueeze1_infer, copy_all),
+    SI_OP_VERSION(UNSQUEEZE, 13, 0, 0, unsqueeze_infer, copy_all),
+    SI_OP_DEF(FLATTEN, 0, flatten_infer, copy_all),
 };
 
-const si_op_table si_ops_layout = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(layout, defs);

@@ -518,14 +518,14 @@ static si_result mvn_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_BATCH_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = bn_infer, .run = bn_run},
-    {.id = SI_OP_INSTANCE_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = instnorm_infer, .run = instnorm_run},
-    {.id = SI_OP_LAYER_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = lnorm_infer, .run = lnorm_run},
-    {.id = SI_OP_GROUP_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = gnorm_infer, .run = gnorm_run},
-    {.id = SI_OP_RMS_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = rmsnorm_infer, .run = rmsnorm_run},
-    {.id = SI_OP_LP_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = lpnorm_infer, .run = lpnorm_run},
-    {.id = SI_OP_LRN, .types = {SI_T_FLOATS}, .infer = lrn_infer, .run = lrn_run},
-    {.id = SI_OP_MEAN_VARIANCE_NORMALIZATION, .types = {SI_T_FLOATS}, .infer = mvn_infer, .run = mvn_run},
+    SI_OP_DEF(BATCH_NORMALIZATION, SI_T_FLOATS, bn_infer, bn_run),
+    SI_OP_DEF(INSTANCE_NORMALIZATION, SI_T_FLOATS, instnorm_infer, instnorm_run),
+    SI_OP_DEF(LAYER_NORMALIZATION, SI_T_FLOATS, lnorm_infer, lnorm_run),
+    SI_OP_DEF(GROUP_NORMALIZATION, SI_T_FLOATS, gnorm_infer, gnorm_run),
+    SI_OP_DEF(RMS_NORMALIZATION, SI_T_FLOATS, rmsnorm_infer, rmsnorm_run),
+    SI_OP_DEF(LP_NORMALIZATION, SI_T_FLOATS, lpnorm_infer, lpnorm_run),
+    SI_OP_DEF(LRN, SI_T_FLOATS, lrn_infer, lrn_run),
+    SI_OP_DEF(MEAN_VARIANCE_NORMALIZATION, SI_T_FLOATS, mvn_infer, mvn_run),
 };
 
-const si_op_table si_ops_norm = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(norm, defs);

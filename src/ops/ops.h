@@ -87,6 +87,16 @@ typedef struct si_op_table {
 
 /* Is n a node of op `id` (resolved, any version)? */
 static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n->op->id == id; }
+/* The lines of the table at the end of a family file (its registration footer):
+ *     SI_OP_DEF(CONV, SI_T_FLOATS, conv_infer, conv_run)                   one definition for every opset
+ *     SI_OP_VERSION(CLIP, 11, 0, SI_T_NUMERIC, infer_clip, run_clip)       opsets 11 and later (0: open end)
+ * TYPES: the element types input 0 accepts (0: any). Flags and checks: designated initializers. */
+#define SI_OP_DEF(ID, TYPES, INFER, RUN) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN}
+#define SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, INFER, RUN)                                                      \
+    {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN}
+/* The family's table from its array of definitions: const si_op_table si_ops_<fam>. */
+#define SI_OP_FAMILY(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs)}
+
 /* The definition of op `op_type` in `domain` ("" or "ai.onnx" for the default) whose opset range covers
  * `opset`; NULL when safeinfer does not implement the op (or not for that opset). */
 const si_op_def *si_op_find(const char *domain, const char *op_type, int opset);

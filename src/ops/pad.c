@@ -174,7 +174,7 @@ static si_result pad_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_PAD, .types = {SI_T_ALL}, .infer = pad_infer, .run = pad_run},
+    SI_OP_DEF(PAD, SI_T_ALL, pad_infer, pad_run),
 };
 
-const si_op_table si_ops_pad = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(pad, defs);

@@ -229,12 +229,12 @@ static si_result glppool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_LP
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_MAX_POOL, .types = {NN_T_MAXPOOL}, .infer = maxpool_infer, .run = maxpool_run},
-    {.id = SI_OP_AVERAGE_POOL, .types = {SI_T_FLOATS}, .infer = avgpool_infer, .run = avgpool_run},
-    {.id = SI_OP_LP_POOL, .types = {SI_T_FLOATS}, .infer = lppool_infer, .run = lppool_run},
-    {.id = SI_OP_GLOBAL_AVERAGE_POOL, .types = {SI_T_FLOATS}, .infer = gpool_infer, .run = gavgpool_run},
-    {.id = SI_OP_GLOBAL_MAX_POOL, .types = {SI_T_FLOATS}, .infer = gpool_infer, .run = gmaxpool_run},
-    {.id = SI_OP_GLOBAL_LP_POOL, .types = {SI_T_FLOATS}, .infer = gpool_infer, .run = glppool_run},
+    SI_OP_DEF(MAX_POOL, NN_T_MAXPOOL, maxpool_infer, maxpool_run),
+    SI_OP_DEF(AVERAGE_POOL, SI_T_FLOATS, avgpool_infer, avgpool_run),
+    SI_OP_DEF(LP_POOL, SI_T_FLOATS, lppool_infer, lppool_run),
+    SI_OP_DEF(GLOBAL_AVERAGE_POOL, SI_T_FLOATS, gpool_infer, gavgpool_run),
+    SI_OP_DEF(GLOBAL_MAX_POOL, SI_T_FLOATS, gpool_infer, gmaxpool_run),
+    SI_OP_DEF(GLOBAL_LP_POOL, SI_T_FLOATS, gpool_infer, glppool_run),
 };
 
-const si_op_table si_ops_pool = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(pool, defs);

@@ -339,12 +339,12 @@ static si_result revseq_run(si_kctx *c) {
 /* ---- table ------------------------------------------------------------------------------------------------ */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_EXPAND, .infer = expand_infer, .run = expand_run},
-    {.id = SI_OP_TILE, .infer = tile_infer, .run = tile_run},
-    {.id = SI_OP_TRILU, .infer = trilu_infer, .run = trilu_run},
-    {.id = SI_OP_DEPTH_TO_SPACE, .infer = d2s_infer, .run = d2s_run},
-    {.id = SI_OP_SPACE_TO_DEPTH, .infer = s2d_infer, .run = s2d_run},
-    {.id = SI_OP_REVERSE_SEQUENCE, .infer = revseq_infer, .run = revseq_run},
+    SI_OP_DEF(EXPAND, 0, expand_infer, expand_run),
+    SI_OP_DEF(TILE, 0, tile_infer, tile_run),
+    SI_OP_DEF(TRILU, 0, trilu_infer, trilu_run),
+    SI_OP_DEF(DEPTH_TO_SPACE, 0, d2s_infer, d2s_run),
+    SI_OP_DEF(SPACE_TO_DEPTH, 0, s2d_infer, s2d_run),
+    SI_OP_DEF(REVERSE_SEQUENCE, 0, revseq_infer, revseq_run),
 };
 
-const si_op_table si_ops_rearrange = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(rearrange, defs);

@@ -14,7 +14,8 @@
 // --- element runs ----------------------------------------------------------------------------------------
 
 /* Runs of n elements converted to double / int64 (integers as two's-complement bits, bool as 0/1); the type
- * switch sits outside the loop. LOAD_RUN: one case, element type T converted by CONV. */
+ * switch sits outside the loop: three common types get a loop of their own (LOAD_RUN: element type T converted
+ * by CONV), the target type a copy, the others si_load_*. */
 #define LOAD_RUN(DT, T, CONV)                                                                                  \
     case DT: {                                                                                                 \
         const T *s = (const T *)p + off;                                                                       \
@@ -22,30 +23,20 @@
         break;                                                                                                 \
     }
 #define AS_IS(v) (v)
-
-static void load_run_f64(si_dtype dt, const void *p, int64_t off, int64_t n, double *o) {
-    switch (dt) {
-    LOAD_RUN(SI_F32, float, AS_IS)
-    LOAD_RUN(SI_F16, uint16_t, si_f16_to_f32)
-    LOAD_RUN(SI_BF16, uint16_t, si_bf16_to_f32)
-    case SI_F64: memcpy(o, (const double *)p + off, (size_t)n * sizeof(double)); break;
-    default:
-        for (int64_t j = 0; j < n; j++) o[j] = si_load_f64(dt, p, off + j);
-        break;
+#define LOAD_RUN_FN(NAME, TO, TO_DT, LOAD, CASE1, CASE2, CASE3)                                                \
+    static void NAME(si_dtype dt, const void *p, int64_t off, int64_t n, TO *o) {                              \
+        switch (dt) {                                                                                          \
+            CASE1 CASE2 CASE3                                                                                  \
+        case TO_DT: memcpy(o, (const TO *)p + off, (size_t)n * sizeof(TO)); break;                             \
+        default:                                                                                               \
+            for (int64_t j = 0; j < n; j++) o[j] = LOAD(dt, p, off + j);                                       \
+            break;                                                                                             \
+        }                                                                                                      \
     }
-}
-
-static void load_run_i64(si_dtype dt, const void *p, int64_t off, int64_t n, int64_t *o) {
-    switch (dt) {
-    LOAD_RUN(SI_I32, int32_t, AS_IS)
-    LOAD_RUN(SI_U8, uint8_t, AS_IS)
-    LOAD_RUN(SI_I8, int8_t, AS_IS)
-    case SI_I64: memcpy(o, (const int64_t *)p + off, (size_t)n * sizeof(int64_t)); break;
-    default:
-        for (int64_t j = 0; j < n; j++) o[j] = si_load_i64(dt, p, off + j);
-        break;
-    }
-}
+LOAD_RUN_FN(load_run_f64, double, SI_F64, si_load_f64, LOAD_RUN(SI_F32, float, AS_IS),
+            LOAD_RUN(SI_F16, uint16_t, si_f16_to_f32), LOAD_RUN(SI_BF16, uint16_t, si_bf16_to_f32))
+LOAD_RUN_FN(load_run_i64, int64_t, SI_I64, si_load_i64, LOAD_RUN(SI_I32, int32_t, AS_IS), LOAD_RUN(SI_U8, uint8_t, AS_IS),
+            LOAD_RUN(SI_I8, int8_t, AS_IS))
 
 static void store_run_f64(si_dtype dt, void *p, int64_t off, int64_t n, const double *v) {
     if (dt == SI_F32) {
@@ -658,14 +649,13 @@ static si_result cumsum_run(si_kctx *c) {
 
 static const si_op_def defs[] = {
 #define REDUCE_DEFS(ID, fn, kind, TYPES, V)                                                                    \
-    {.id = SI_OP_##ID, .until = V - 1, .types = {TYPES}, .infer = fn##_infer, .run = fn##_run},               \
-    {.id = SI_OP_##ID, .since = V, .types = {TYPES}, .infer = fn##_infer_in, .run = fn##_run_in},
+    SI_OP_VERSION(ID, 0, V - 1, TYPES, fn##_infer, fn##_run), SI_OP_VERSION(ID, V, 0, TYPES, fn##_infer_in, fn##_run_in),
     REDUCE_OPS(REDUCE_DEFS)
 #undef REDUCE_DEFS
-    {.id = SI_OP_ARG_MAX, .types = {SI_T_NUMERIC}, .infer = arg_infer, .run = argmax_run},
-    {.id = SI_OP_ARG_MIN, .types = {SI_T_NUMERIC}, .infer = arg_infer, .run = argmin_run},
-    {.id = SI_OP_TOP_K, .types = {SI_T_NUMERIC}, .infer = topk_infer, .run = topk_run},
-    {.id = SI_OP_CUM_SUM, .types = {SI_T_NUMERIC}, .infer = cumsum_infer, .run = cumsum_run},
+    SI_OP_DEF(ARG_MAX, SI_T_NUMERIC, arg_infer, argmax_run),
+    SI_OP_DEF(ARG_MIN, SI_T_NUMERIC, arg_infer, argmin_run),
+    SI_OP_DEF(TOP_K, SI_T_NUMERIC, topk_infer, topk_run),
+    SI_OP_DEF(CUM_SUM, SI_T_NUMERIC, cumsum_infer, cumsum_run),
 };
 
-const si_op_table si_ops_reduce = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(reduce, defs);

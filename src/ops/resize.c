@@ -386,10 +386,10 @@ si_resize_form si_resize_form_of(const si_node *n) {
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_RESIZE, .until = 10, .types = {SI_T_ALL}, .infer = resize10_infer, .run = resize10_run},
-    {.id = SI_OP_RESIZE, .since = 11, .types = {SI_T_ALL}, .infer = resize_infer, .run = resize_run},
-    {.id = SI_OP_UPSAMPLE, .until = 8, .types = {SI_T_ALL}, .infer = upsample7_infer, .run = upsample7_run},
-    {.id = SI_OP_UPSAMPLE, .since = 9, .types = {SI_T_ALL}, .infer = resize10_infer, .run = resize10_run},
+    SI_OP_VERSION(RESIZE, 0, 10, SI_T_ALL, resize10_infer, resize10_run),
+    SI_OP_VERSION(RESIZE, 11, 0, SI_T_ALL, resize_infer, resize_run),
+    SI_OP_VERSION(UPSAMPLE, 0, 8, SI_T_ALL, upsample7_infer, upsample7_run),
+    SI_OP_VERSION(UPSAMPLE, 9, 0, SI_T_ALL, resize10_infer, resize10_run),
 };
 
-const si_op_table si_ops_resize = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(resize, defs);

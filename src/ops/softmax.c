@@ -88,9 +88,9 @@ static si_result hardmax_run(si_kctx *c) { return smax_run_common(c, NN_HARDMAX)
  */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_SOFTMAX, .types = {SI_T_FLOATS}, .infer = smax_infer, .run = softmax_run},
-    {.id = SI_OP_LOG_SOFTMAX, .types = {SI_T_FLOATS}, .infer = smax_infer, .run = logsoftmax_run},
-    {.id = SI_OP_HARDMAX, .types = {SI_T_FLOATS}, .infer = smax_infer, .run = hardmax_run},
+    SI_OP_DEF(SOFTMAX, SI_T_FLOATS, smax_infer, softmax_run),
+    SI_OP_DEF(LOG_SOFTMAX, SI_T_FLOATS, smax_infer, logsoftmax_run),
+    SI_OP_DEF(HARDMAX, SI_T_FLOATS, smax_infer, hardmax_run),
 };
 
-const si_op_table si_ops_softmax = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(softmax, defs);

@@ -195,21 +195,17 @@ static si_result par_celu(const si_kctx *c, un_par *p) {
     if (p->a == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "alpha must not be 0");
     return SI_OK;
 }
+/* Two float attributes into two parameters. */
+static si_result par_two(const si_kctx *c, double *x, const char *nx, float dx, double *y, const char *ny, float dy) {
+    *x = si_attr_float(c->node, nx, dx);
+    *y = si_attr_float(c->node, ny, dy);
+    return SI_OK;
+}
 static si_result par_selu(const si_kctx *c, un_par *p) {
-    p->a = si_attr_float(c->node, "alpha", 1.67326319217681884765625f);
-    p->g = si_attr_float(c->node, "gamma", 1.05070102214813232421875f);
-    return SI_OK;
+    return par_two(c, &p->a, "alpha", 1.67326319217681884765625f, &p->g, "gamma", 1.05070102214813232421875f);
 }
-static si_result par_hsigmoid(const si_kctx *c, un_par *p) {
-    p->a = si_attr_float(c->node, "alpha", 0.2f);
-    p->b = si_attr_float(c->node, "beta", 0.5f);
-    return SI_OK;
-}
-static si_result par_shrink(const si_kctx *c, un_par *p) {
-    p->b = si_attr_float(c->node, "bias", 0.0f);
-    p->g = si_attr_float(c->node, "lambd", 0.5f);
-    return SI_OK;
-}
+static si_result par_hsigmoid(const si_kctx *c, un_par *p) { return par_two(c, &p->a, "alpha", 0.2f, &p->b, "beta", 0.5f); }
+static si_result par_shrink(const si_kctx *c, un_par *p) { return par_two(c, &p->b, "bias", 0.0f, &p->g, "lambd", 0.5f); }
 static si_result par_gelu(const si_kctx *c, un_par *p) {
     const char *a = si_attr_str(c->node, "approximate", "none");
     if (strcmp(a, "none") == 0)
@@ -486,11 +482,11 @@ static si_result run_cast(si_kctx *c) {
 
 static const si_op_def defs[] = {
 #define UNARY_DEF(ID, fn, SINCE, UNTIL, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAXIN)                                     \
-    {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = infer_##fn, .run = run_##fn},
+    SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, infer_##fn, run_##fn),
     UNARY_OPS(UNARY_DEF)
 #undef UNARY_DEF
-        {.id = SI_OP_CAST, .types = {SI_T_ALL}, .infer = infer_cast, .run = run_cast},
-    {.id = SI_OP_CAST_LIKE, .types = {SI_T_ALL}, .infer = infer_castlike, .run = run_cast},
+    SI_OP_DEF(CAST, SI_T_ALL, infer_cast, run_cast),
+    SI_OP_DEF(CAST_LIKE, SI_T_ALL, infer_castlike, run_cast),
 };
 
-const si_op_table si_ops_unary = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(unary, defs);

@@ -200,7 +200,7 @@ static si_result unique_run(si_kctx *c) {
 /* ---- table ------------------------------------------------------------------------------------------------ */
 
 static const si_op_def defs[] = {
-    {.id = SI_OP_UNIQUE, .infer = unique_infer, .run = unique_run},
+    SI_OP_DEF(UNIQUE, 0, unique_infer, unique_run),
 };
 
-const si_op_table si_ops_unique = {defs, (int)SI_ARRAY_LEN(defs)};
+SI_OP_FAMILY(unique, defs);

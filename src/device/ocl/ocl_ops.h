@@ -1,6 +1,6 @@
 /*
- * ocl_ops.h — what the OCL device's planner files share (ocl_ops.c: helpers, emitters and the dispatch table;
- * ocl_eltwise.c, ocl_nn.c, ocl_layout.c: the planners by op family). Not used outside src/device/ocl/.
+ * ocl_ops.h — what the OCL device's planner files share (ocl_ops.c: helpers, emitters, most planners and the
+ * dispatch table; ocl_nn.c: the planners of the neural-network ops). Not used outside src/device/ocl/.
  *
  * A planner checks what the node needs (float32 data, constant parameters, attribute combinations it
  * implements), computes the output shapes and emits kernel launches (ocl_emit) whose arguments name graph
@@ -90,15 +90,7 @@ si_result ocl_meta64(ocl_plan *p, const int64_t *v, int n, int *id);
 /* Outputs that are views of input 0 (same elements, maybe another shape). */
 si_result ocl_emit_view(ocl_plan *p);
 
-// --- the planners, by family (the dispatch table of ocl_ops.c names them) -------------------------------------
-
-typedef enum { P_NONE, P_LEAKY, P_ALPHA1, P_HSIG, P_SELU, P_SHRINK, P_CLIP, P_GELU, P_CELU } unary_par;
-
-/* arg of ocl_plan_unary: the kernel and how the node's attributes become its parameters. */
-typedef struct unary_def {
-    const char *kernel;
-    unary_par par;
-} unary_def;
+// --- the planners of ocl_nn.c (the dispatch table of ocl_ops.c names them) -------------------------------------
 
 /* arg of ocl_plan_reduce. */
 typedef struct reduce_def {
@@ -106,15 +98,6 @@ typedef struct reduce_def {
     int axes_input_opset; /* opset from which axes is an input */
 } reduce_def;
 
-/* ocl_eltwise.c (arg: unary_def, or the binary kernel's name) */
-si_result ocl_plan_unary(ocl_plan *p, const void *arg);
-si_result ocl_plan_identity(ocl_plan *p, const void *arg);
-si_result ocl_plan_dropout(ocl_plan *p, const void *arg);
-si_result ocl_plan_lrn(ocl_plan *p, const void *arg);
-si_result ocl_plan_cast(ocl_plan *p, const void *arg);
-si_result ocl_plan_prelu(ocl_plan *p, const void *arg);
-si_result ocl_plan_binary(ocl_plan *p, const void *arg);
-si_result ocl_plan_variadic(ocl_plan *p, const void *arg);
 /* ocl_nn.c (arg: reduce_def for ocl_plan_reduce) */
 si_result ocl_plan_matmul(ocl_plan *p, const void *arg);
 si_result ocl_plan_gemm(ocl_plan *p, const void *arg);
@@ -127,20 +110,5 @@ si_result ocl_plan_softmax(ocl_plan *p, const void *arg);
 si_result ocl_plan_batchnorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_layernorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg);
-/* ocl_layout.c */
-si_result ocl_plan_reshape(ocl_plan *p, const void *arg);
-si_result ocl_plan_flatten(ocl_plan *p, const void *arg);
-si_result ocl_plan_squeeze(ocl_plan *p, const void *arg);
-si_result ocl_plan_unsqueeze(ocl_plan *p, const void *arg);
-si_result ocl_plan_transpose(ocl_plan *p, const void *arg);
-si_result ocl_plan_concat(ocl_plan *p, const void *arg);
-si_result ocl_plan_split(ocl_plan *p, const void *arg);
-si_result ocl_plan_slice(ocl_plan *p, const void *arg);
-si_result ocl_plan_expand(ocl_plan *p, const void *arg);
-si_result ocl_plan_tile(ocl_plan *p, const void *arg);
-si_result ocl_plan_pad(ocl_plan *p, const void *arg);
-si_result ocl_plan_gather(ocl_plan *p, const void *arg);
-si_result ocl_plan_resize(ocl_plan *p, const void *arg);
-si_result ocl_plan_shape(ocl_plan *p, const void *arg);
 
 #endif
