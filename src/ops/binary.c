@@ -391,7 +391,6 @@ static si_result bin_run(si_kctx *c, const bin_def *d) {
 
 /* The binary ops of one bin_def: X(ID, fn, TYPES, OUT_BOOL, F, S, U, F32) gives bd_<id>, infer_<id>, run_<id>
  * and the op's line in the table at the end. */
-// clang-format off
 #define PLAIN_BINARY_OPS(X)                                                                                    \
     X(ADD, add, SI_T_NUMERIC, false, fb_add, sb_add, ub_add, f32_add)                                          \
     X(SUB, sub, SI_T_NUMERIC, false, fb_sub, sb_sub, ub_sub, f32_sub)                                          \
@@ -414,7 +413,6 @@ static si_result bin_run(si_kctx *c, const bin_def *d) {
     static si_result infer_##fn(si_kctx *c) { return bin_infer(c, &bd_##fn); }                                 \
     static si_result run_##fn(si_kctx *c) { return bin_run(c, &bd_##fn); }
 PLAIN_BINARY_OPS(BINARY_FNS)
-// clang-format on
 
 /* Pow: base and exponent may have different types; the output has the base's type. */
 static const bin_def bd_pow = {SI_T_NUMERIC, SI_T_NUMERIC, false, true, fb_pow, NULL, NULL, NULL};

@@ -5,7 +5,6 @@
  */
 #include "ops/ops.h"
 
-#include <limits.h>
 
 static const char *const op_names[] = {
 #define SI_OP_NAME_(id, name, domain) name,

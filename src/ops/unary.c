@@ -315,7 +315,6 @@ static si_result un_run(si_kctx *c, const un_def *d) {
 /* One line per unary op (per version, where an opset changed the interface):
  * X(ID, fn, SINCE, UNTIL, TYPES, OUT_BOOL, F, S, U, F32, PAR, MAX_IN) gives ud_<id>, infer_<id>, run_<id> and the
  * definition's line in the table at the end (SINCE/UNTIL 0: open). */
-// clang-format off
 #define UNARY_OPS(X) \
     X(ABS, abs, 0, 0, SI_T_NUMERIC, false, fu_abs, su_abs, uu_id, NULL, NULL, 1)                                \
     X(NEG, neg, 0, 0, (SI_T_FLOATS | SI_T_SIGNED_INTS), false, fu_neg, su_neg, NULL, NULL, NULL, 1)             \
@@ -367,7 +366,6 @@ static si_result un_run(si_kctx *c, const un_def *d) {
     static si_result infer_##fn(si_kctx *c) { return un_infer(c, &ud_##fn); }                                  \
     static si_result run_##fn(si_kctx *c) { return un_run(c, &ud_##fn); }
 UNARY_OPS(UNARY_FNS)
-// clang-format on
 
 /* ---------------------------------------------------------------------------------------------------------
  * Cast / CastLike
