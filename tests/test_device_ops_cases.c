@@ -863,8 +863,7 @@ static void cases_conv_transpose(void) {
     }
 }
 
-/* Gather: constant indices (checked at compile time), indices from a model input (checked before each run). */
-
+/* Gather with constant indices (checked at compile time; indices from a model input: test_device_ops.c). */
 static void cases_gather(void) {
     static const struct { int nd; int64_t d[3]; int axis, ni; int64_t idx[4]; } cases[] = {
         {2, {10, 6}, 0, 3, {0, 9, -1}}, {3, {2, 5, 4}, 1, 4, {4, 0, -5, 2}}, {3, {2, 3, 4}, -1, 1, {3}}, {1, {7}, 0, 2, {6, -7}},
@@ -878,12 +877,6 @@ static void cases_gather(void) {
         output("y");
         dop_runf(NULL, "Gather case %zu", i);
     }
-    begin(13); /* an embedding table indexed by an int64 model input */
-    weight("table", -1, 1, D(20, 8));
-    int v = val("ids");
-    G->values[v].dtype = SI_I64;
-    G->values[v].ndim = 2;
-    G->values[v].dims[0] = 2;
 }
 
 static void cases_resize(void) {
