@@ -179,7 +179,7 @@ si_result si_axis(const si_kctx *c, int64_t axis, int rank, int *out) {
 si_result si_axes_mask(const si_kctx *c, const int64_t *axes, int n, int rank, bool *mask) {
     for (int i = 0; i < rank; i++) mask[i] = false;
     for (int i = 0; i < n; i++) {
-        int a;
+        int a = 0;
         si_result s = si_axis(c, axes[i], rank, &a);
         if (s) return s;
         if (mask[a]) return si_op_err(c, SI_ERR_INVALID_ARG, "axis %lld is given twice", (long long)axes[i]);
