@@ -392,7 +392,7 @@ class InferenceSession:
         finally:
             LIB.si_config_free(cfg)
             LIB.si_model_free(model)
-        self._devices = string(LIB.si_compiled_devices(self._h.compiled)) or ""
+        self._plan = (string(LIB.si_compiled_devices(self._h.compiled)) or "").split(",")
 
     # -- construction -----------------------------------------------------------------------------------------
     @staticmethod
@@ -462,12 +462,12 @@ class InferenceSession:
         return list(self._providers)
 
     def get_devices(self):
-        """The devices the parts of the model run on now, one per submodel (changes after a failover)."""
-        self._h.enter("get_devices")
-        try:
-            return (string(LIB.si_compiled_devices(self._h.compiled)) or "").split(",")
-        finally:
-            self._h.release(None)
+        """The device each submodel runs on now, in submodel order (it changes after a failover or fail-back)."""
+        return [sub["device"] for sub in self.report()["submodels"]]
+
+    def get_fallbacks(self):
+        """Each submodel's devices in the order it tries them (["OCL>CPU", "CPU"]), as si_compiled_devices says."""
+        return list(self._plan)
 
     def run(self, output_names, input_feed, run_options=None):
         """Run the model: output_names None (or empty) for every output, or a list of names; input_feed a dict
@@ -560,4 +560,4 @@ class InferenceSession:
 
     def __repr__(self):
         return "InferenceSession(inputs=%s, outputs=%s, devices=%r)" % (
-            [a.name for a in self._inputs], [a.name for a in self._outputs], self._devices)
+            [a.name for a in self._inputs], [a.name for a in self._outputs], ",".join(self._plan))
