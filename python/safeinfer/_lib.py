@@ -135,9 +135,9 @@ def _mapped_path(name):
     try:
         with open("/proc/self/maps") as f:
             for line in f:
-                path = line.split(None, 5)[-1].strip() if len(line.split(None, 5)) == 6 else ""
-                if os.path.basename(path).startswith("libsafeinfer.so"):
-                    return path
+                fields = line.split(None, 5)  # address perms offset dev inode [path]
+                if len(fields) == 6 and os.path.basename(fields[5].strip()).startswith("libsafeinfer.so"):
+                    return fields[5].strip()
     except OSError:
         pass
     return name

@@ -1,4 +1,5 @@
 """InferenceSession: a compiled model and a pool of requests, shaped like ONNX Runtime's InferenceSession."""
+import atexit
 import ctypes
 import json
 import os
@@ -220,21 +221,36 @@ class _Handles:
             if self.active == 0:
                 self.cond.notify_all()
 
-    def close(self):
+    def close(self, wait=True):
+        """Free the requests, then the compiled model. wait=False (interpreter exit): when runs are still in
+        progress (daemon threads), leave everything as it is rather than wait for them."""
         with self.cond:
-            if self.closed:
+            if self.closed and not self.compiled:
                 return
             self.closed = True
+            if self.active and not wait:
+                return
             while self.active:
                 self.cond.wait()
-        for rq in self.requests:
+            compiled, self.compiled = self.compiled, None
+            requests, self.requests, self.free = self.requests, [], []
+        for rq in requests:
             LIB.si_request_free(rq.ptr)
             rq.free_tensors()
-        self.requests, self.free = [], []
-        if self.compiled:
-            LIB.si_compiled_free(self.compiled)  # no callback after this returns
-            self.compiled = None
+        if compiled:
+            LIB.si_compiled_free(compiled)  # no callback after this returns
         self.callback = None
+
+
+# Sessions still open at interpreter exit are closed then, before the interpreter goes away under the library's
+# background threads (which may call an on_event callback).
+_live = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit():
+    for h in list(_live):
+        h.close(wait=False)
 
 
 def _event_dict(e):
@@ -344,7 +360,9 @@ class InferenceSession:
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, **kwargs):
         self._h = _Handles()
+        _live.add(self._h)
         self._finalizer = weakref.finalize(self, self._h.close)
+        self._finalizer.atexit = False  # _close_all_at_exit does it, without waiting for daemon threads
         shapes = kwargs.pop("shapes", None)
         on_event = kwargs.pop("on_event", None)
         unknown = [k for k in kwargs if k not in CONFIG_KEYS]
