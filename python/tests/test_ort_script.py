@@ -1,6 +1,6 @@
 """A script written for ONNX Runtime (python/tests/ort_style_script.py: `import onnxruntime as ort`,
 ort.InferenceSession(path, providers=["CPUExecutionProvider"]), get_inputs, run(None, feed), get_outputs,
-get_modelmeta) runs unchanged on safeinfer once its import line reads `import safeinfer as ort`, and gives exactly
+get_modelmeta) runs unchanged, with no CompatWarning (-W error::UserWarning), on safeinfer once its import line reads `import safeinfer as ort`, and gives exactly
 what `safeinfer run --devices CPU` gives on the same inputs (open dimensions are 2 in the script: no shapes= and no
 --shape, the arrays' shapes are used).
 
@@ -38,7 +38,7 @@ class TestOrtScript(unittest.TestCase):
             name = os.path.splitext(os.path.basename(model))[0]
             with self.subTest(model=name):
                 out = os.path.join(WORK, name, "script")
-                r = subprocess.run([sys.executable, "-W", "error", script, model, out], capture_output=True,
+                r = subprocess.run([sys.executable, "-W", "error::UserWarning", script, model, out], capture_output=True,
                                    text=True)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertIn("providers: ['CPU']", r.stdout)
