@@ -1,8 +1,8 @@
 """A script written for ONNX Runtime (python/tests/ort_style_script.py: `import onnxruntime as ort`,
 ort.InferenceSession(path, providers=["CPUExecutionProvider"]), get_inputs, run(None, feed), get_outputs,
-get_modelmeta) runs unchanged, with no CompatWarning (-W error::UserWarning), on safeinfer once its import line reads `import safeinfer as ort`, and gives exactly
-what `safeinfer run --devices CPU` gives on the same inputs (open dimensions are 2 in the script: no shapes= and no
---shape, the arrays' shapes are used).
+get_modelmeta) runs unchanged on safeinfer once its import line reads `import safeinfer as ort`, with no
+CompatWarning (-W error::UserWarning), and gives exactly what `safeinfer run --devices CPU` gives on the same inputs
+(open dimensions are 2 in the script: no shapes= and no --shape, the arrays' shapes are used).
 
 Run by python/tests/run.sh (ctest: python_ort_script) with SAFEINFER_LIBRARY, SAFEINFER_CLI, PYTHONPATH=python.
 """
