@@ -54,8 +54,9 @@ tsan: deps
 	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api
 	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api)$$'
 
-# The shared and static library, safeinfer.h, the CLI, safeinfer.pc and the CMake package
-# (find_package(safeinfer) -> safeinfer::safeinfer). install-files installs an existing build.
+# The shared and static library, safeinfer.h, the CLI, safeinfer.pc, the CMake package
+# (find_package(safeinfer) -> safeinfer::safeinfer) and the Python package (python/install.cmake: the prefix's
+# site folder for Debian's python3, printed). install-files installs an existing build.
 install: build
 	@$(MAKE) --no-print-directory install-files
 
@@ -64,6 +65,8 @@ install-files:
 	@sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt > "$(INSTALL_MANIFEST)"
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig || true; fi
 	@echo "installed into $(DESTDIR)$(PREFIX); the list of files is in $(INSTALL_MANIFEST) (make uninstall)"
+	@site=$$(sed -n 's|/safeinfer/__init__.py$$||p' "$(INSTALL_MANIFEST)" | head -1); site=$${site#"$(DESTDIR)"}; \
+	  if [ -n "$$site" ]; then echo "python: import safeinfer with PYTHONPATH=$$site (where python3 does not search it)"; fi
 
 uninstall:
 	@cmake -DMANIFEST="$(INSTALL_MANIFEST)" -P cmake/uninstall.cmake
