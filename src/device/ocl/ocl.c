@@ -206,6 +206,11 @@ si_result si_device_ocl_get(int index, si_device **out) {
     return SI_OK;
 }
 
+bool si_device_ocl_is_gpu_or_accelerator(const si_device *d) {
+    const ocl_dev *od = d && d->iface == &ocl_iface ? d->ctx : NULL;
+    return od && (od->type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
+}
+
 static si_result dev_context(ocl_dev *d, cl_context *out) {
     pthread_mutex_lock(&g_lock);
     si_result s = SI_OK;
