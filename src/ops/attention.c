@@ -16,7 +16,7 @@
 static void qk_record(const llm_attn *a, int stage, int64_t b, int64_t h, int64_t i, const float *s, int64_t kv) {
     if (!a->qk || a->qk_stage != stage) return;
     float *d = a->qk + ((b * a->N + h) * a->S + i) * a->qk_T;
-    for (int64_t j = 0; j < a->qk_T; j++) d[j] = j < kv ? s[j] : a->qk_fill;
+    for (int64_t j = 0; j < a->qk_T; j++) d[j] = j < kv && !(a->qk_fill_masked && s[j] == -INFINITY) ? s[j] : a->qk_fill;
 }
 
 bool llm_attention(const llm_attn *a) {
@@ -109,7 +109,8 @@ enum { MK_NONE, MK_LEN, MK_END_START, MK_2D, MK_3D };
 typedef struct ms_mask {
     int kind;
     const int32_t *m;
-    int64_t B, S, T, past;
+    int64_t B, S, T, past; /* unidirectional: rows i < S - 1 keep keys j <= past + i, the last row keeps all
+                            * (ONNX Runtime's CPU mask; the usual causal mask when L == S) */
     bool causal;
     float filter;
     const si_tensor *bias;
@@ -148,7 +149,7 @@ static void ms_mask_fn(const llm_attn *a, int64_t b, int64_t h, int64_t i, float
         }
         if (br) s[j] += br[j];
         if (masked) s[j] += k->filter;
-        if (k->causal && j > k->past + i) s[j] = -FLT_MAX;
+        if (k->causal && i < k->S - 1 && j > k->past + i) s[j] = -FLT_MAX;
     }
 }
 

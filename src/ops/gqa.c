@@ -268,7 +268,8 @@ static si_result gqa_run(si_kctx *c) {
             .qs = {N * S * H, S * H, H}, .ks = {Nkv * T * H, T * H, H}, .vs = {Nkv * T * H, T * H, H}, .os = {S * N * H, H, N * H},
             .kv_len = total, .scale = p.scale, .softcap = p.softcap, .mask = gqa_mask, .ctx = &mc,
             .smooth = p.smooth, .sink = sink,
-            .qk = qk, .qk_T = p.tsl, .qk_stage = p.qk_output == 1 ? LLM_QK_RAW : LLM_QK_PROBS, .qk_fill = 0.0f,
+            .qk = qk, .qk_T = p.tsl, .qk_stage = p.qk_output == 1 ? LLM_QK_MASKED : LLM_QK_PROBS, .qk_fill = 0.0f,
+            .qk_fill_masked = true, /* qk_output 1: the scores softmax sees, 0 where the masks removed a key */
         };
         if (!llm_attention(&a)) st = si_op_nomem(c);
     }

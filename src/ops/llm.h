@@ -103,7 +103,8 @@ struct llm_attn {
     float *qk;              /* optional [B, N, S, qk_T] output of stage qk_stage */
     int64_t qk_T;
     int qk_stage;
-    float qk_fill;          /* qk entries past a row's keys */
+    float qk_fill;          /* qk entries past a row's keys ... */
+    bool qk_fill_masked;    /* ... and, when set, those its masks removed (-INFINITY) */
 };
 
 /* Runs the attention described by a; false when out of memory. */
