@@ -103,9 +103,6 @@ static void split_heads(float *dst, const float *src, const float *bias, int64_t
 
 // --- MultiHeadAttention / Attention (com.microsoft): masks ----------------------------------------------------------
 
-/* key_padding_mask / mask_index forms */
-enum { MK_NONE, MK_LEN, MK_END_START, MK_2D, MK_3D };
-
 typedef struct ms_mask {
     int kind;
     const int32_t *m;
@@ -155,15 +152,7 @@ static void ms_mask_fn(const llm_attn *a, int64_t b, int64_t h, int64_t i, float
 
 // --- MultiHeadAttention ---------------------------------------------------------------------------------------------
 
-enum { MHA_Q, MHA_K, MHA_V, MHA_BIAS, MHA_MASK, MHA_ABIAS, MHA_PK, MHA_PV, MHA_PSL, MHA_CACHE };
-
-typedef struct mha_p {
-    int64_t B, S, L, N, H, Hv, P, T;
-    bool cross; /* key/value already [B, N, L, H] */
-    int mask;
-} mha_p;
-
-static si_result mha_prep(si_kctx *c, mha_p *p) {
+si_result si_mha_prepare(const si_kctx *c, si_mha *p) {
     si_result st;
     memset(p, 0, sizeof *p);
     if ((st = si_need_input(c, MHA_Q, false))) return st;
@@ -222,8 +211,8 @@ static si_result mha_prep(si_kctx *c, mha_p *p) {
 }
 
 static si_result mha_infer(si_kctx *c) {
-    mha_p p;
-    si_result st = mha_prep(c, &p);
+    si_mha p;
+    si_result st = si_mha_prepare(c, &p);
     if (st) return st;
     const si_dtype dt = si_in(c, MHA_Q)->dtype;
     if ((st = si_set_out(c, 0, dt, 3, (int64_t[]){p.B, p.S, p.N * p.Hv}))) return st;
@@ -233,8 +222,8 @@ static si_result mha_infer(si_kctx *c) {
 }
 
 static si_result mha_run(si_kctx *c) {
-    mha_p p;
-    si_result st = mha_prep(c, &p);
+    si_mha p;
+    si_result st = si_mha_prepare(c, &p);
     if (st) return st;
     const int64_t B = p.B, S = p.S, L = p.L, N = p.N, H = p.H, Hv = p.Hv, P = p.P, T = p.T, D = N * H;
     const si_tensor *mk = si_in(c, MHA_MASK), *abt = si_in(c, MHA_ABIAS);

@@ -78,6 +78,20 @@ si_result si_gqa_lengths(const si_kctx *c, const si_gqa *p, int64_t b, int64_t *
 /* The rotary position of new token s of row b (past: the row's valid past length); -1 after an error. */
 si_result si_gqa_position(const si_kctx *c, const si_gqa *p, int64_t b, int64_t s, int64_t past, int64_t *pos);
 
+// --- MultiHeadAttention (attention.c) --------------------------------------------------------------------------
+
+enum { MHA_Q, MHA_K, MHA_V, MHA_BIAS, MHA_MASK, MHA_ABIAS, MHA_PK, MHA_PV, MHA_PSL, MHA_CACHE };
+/* forms of key_padding_mask (and of Attention's mask_index): none, valid lengths [B], end and start positions
+ * [2B], [B, T] and [B, S, T] with 0 for a masked key (mask_filter_value added to its score) */
+enum { MK_NONE, MK_LEN, MK_END_START, MK_2D, MK_3D };
+
+typedef struct si_mha {
+    int64_t B, S, L, N, H, Hv, P, T; /* L new keys after P past ones: T in all */
+    bool cross;                      /* key/value given as [B, N, L, H] (used as they are) */
+    int mask;                        /* MK_* */
+} si_mha;
+si_result si_mha_prepare(const si_kctx *c, si_mha *p);
+
 // --- the reference attention loop (attention.c) -----------------------------------------------------------------
 
 /* Scores and softmax stage recorded in an optional qk output. */

@@ -239,7 +239,7 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
         if (view->nbytes) memset(view->data, 0, view->nbytes);
         outs[k] = view;
     }
-    return n->op->run(&c);
+    return st->native ? st->native(&c) : n->op->run(&c);
 }
 
 static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
@@ -285,7 +285,8 @@ static si_result run_plan(cpu_req *r, const cpu_plan *p) {
         const cpu_step *st = &p->steps[i];
         double t0 = r->prof_ms ? now_ms() : 0;
         switch (st->kind) {
-        case STEP_REF: s = run_ref(r, p, st); break;
+        case STEP_REF:
+        case STEP_NATIVE: s = run_ref(r, p, st); break;
         case STEP_DNNL: s = run_dnnl(r, p, st); break;
         }
         if (r->prof_ms) r->prof_ms[i] += now_ms() - t0;
