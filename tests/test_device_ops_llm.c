@@ -91,6 +91,7 @@ typedef struct gqa_p {
     const int64_t *seqlens;
     int64_t tsl;
     bool rotary, interleaved, packed, pos, bias, sink, smooth, noncausal;
+    bool consumed; /* present_k and present_v feed an Add: on CPU they then live in the (NaN-poisoned) arena */
     int64_t window;
     float softcap;
 } gqa_p;
@@ -139,7 +140,15 @@ static void gqa_case(const char *name, gqa_p p) {
     if (p.softcap) af(n, "softcap", p.softcap);
     if (p.smooth) ai(n, "smooth_softmax", 1);
     if (p.noncausal) ai(n, "causal", 0);
-    output("y"), output("present_k"), output("present_v");
+    output("y");
+    if (p.consumed) {
+        fconst("zero", 0.0f);
+        node("Add", "present_k,zero", "pk_out");
+        node("Add", "present_v,zero", "pv_out");
+        output("pk_out"), output("pv_out");
+    } else {
+        output("present_k"), output("present_v");
+    }
     char what[160];
     snprintf(what, sizeof what, "GroupQueryAttention %s (B%lld S%lld past %lld N%lld/%lld H%lld)", name, (long long)p.B, (long long)p.S,
              (long long)p.past, (long long)p.N, (long long)p.Nkv, (long long)p.H);
@@ -153,6 +162,8 @@ static void cases_gqa(void) {
     gqa_case("decode", GQ(1, 1, 5, 4, 2, 16, 6, .seqlens = (int64_t[]){5}));
     gqa_case("ragged decode", GQ(2, 1, 6, 4, 2, 16, 7, .seqlens = (int64_t[]){3, 6}));
     gqa_case("capacity", GQ(1, 1, 8, 4, 2, 16, 5, .seqlens = (int64_t[]){4}));
+    gqa_case("capacity, cache in the arena", GQ(1, 1, 8, 4, 2, 16, 5, .seqlens = (int64_t[]){4}, .consumed = true));
+    gqa_case("ragged decode, cache in the arena", GQ(2, 1, 6, 4, 2, 16, 7, .seqlens = (int64_t[]){3, 6}, .consumed = true));
     gqa_case("padded prompt", GQ(2, 4, -1, 4, 2, 16, 4, .seqlens = (int64_t[]){3, 1}));
     gqa_case("rotary", GQ(1, 5, -1, 4, 2, 32, 5, .seqlens = (int64_t[]){4}, .rotary = true));
     gqa_case("rotary interleaved decode", GQ(1, 1, 7, 4, 2, 16, 8, .seqlens = (int64_t[]){7}, .rotary = true, .interleaved = true));

@@ -24,6 +24,7 @@
 typedef struct si_nbits {
     int64_t M, K, N;     /* M: rows of A (the product of its leading dimensions) */
     int bits, block;     /* 2, 4 or 8; block_size (a power of two >= 16) */
+    int pshift;          /* log2 of the codes per byte (8 / bits): 2, 1, 0 */
     int64_t nb, blob;    /* blocks per row of W (ceil(K / block)), bytes per block (block * bits / 8) */
     int64_t zrow;        /* bytes per row of packed zero points: ceil(nb * bits / 8) */
     enum { NB_ZP_NONE, NB_ZP_PACKED, NB_ZP_FLOAT } zp;
@@ -36,8 +37,8 @@ si_result si_nbits_prepare(const si_kctx *c, si_nbits *p);
 static inline float si_nbits_zero(const si_nbits *p, const uint8_t *zp8, const float *zpf, int64_t n, int64_t blk) {
     if (p->zp == NB_ZP_FLOAT) return zpf[n * p->nb + blk];
     if (p->zp == NB_ZP_NONE) return (float)(1 << (p->bits - 1));
-    const int per = 8 / p->bits;
-    return (float)((zp8[n * p->zrow + blk / per] >> ((blk % per) * p->bits)) & ((1 << p->bits) - 1));
+    const int64_t at = blk >> p->pshift, slot = blk & ((1 << p->pshift) - 1);
+    return (float)((zp8[n * p->zrow + at] >> (slot * p->bits)) & ((1 << p->bits) - 1));
 }
 
 // --- rotary embedding -------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ si_result si_nbits_prepare(const si_kctx *c, si_nbits *p) {
     if (bits != 2 && bits != 4 && bits != 8)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "bits = %lld is not supported (2, 4 or 8)", (long long)bits);
     p->bits = (int)bits;
+    p->pshift = bits == 2 ? 2 : bits == 4 ? 1 : 0;
     if (p->K < 1 || p->N < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "K (%lld) and N (%lld) must be positive", (long long)p->K, (long long)p->N);
     if (abs_->i < 16 || abs_->i > (1 << 20) || (abs_->i & (abs_->i - 1)))
         return si_op_err(c, SI_ERR_INVALID_ARG, "block_size %lld must be a power of two >= 16", (long long)abs_->i);

@@ -236,7 +236,7 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
         if (!all_static && (outs[k]->ndim != view->ndim || memcmp(outs[k]->dims, view->dims, sizeof(int64_t) * (size_t)view->ndim)))
             return si_err(SI_ERR_INTERNAL, "CPU: node '%s' (%s): output %d has a shape other than planned", n->name, n->op_type, k);
         view->data = buf_ptr(r, p, b);
-        if (view->nbytes) memset(view->data, 0, view->nbytes);
+        if (view->nbytes && !st->native) memset(view->data, 0, view->nbytes); /* native kernels write every element */
         outs[k] = view;
     }
     return st->native ? st->native(&c) : n->op->run(&c);

@@ -79,7 +79,8 @@ typedef struct cpu_step {
     char what[96];     /* "Conv+BatchNormalization+Relu", "reorder", ... */
     /* REF, NATIVE: per node input / output the buffer, or -1 (absent, or a constant read from const_val) */
     int *in_buf, *out_buf;
-    si_op_fn native;   /* NATIVE: the device's kernel, called like the reference kernel (plain buffers) */
+    si_op_fn native;   /* NATIVE: the device's kernel, called like the reference kernel (plain buffers) but with
+                        * outputs not zero-filled: it writes every element */
     /* DNNL: the primitive and its arguments; arg_base indexes the request's memory objects */
     dnnl_primitive_t prim;
     int n_args, arg_base;

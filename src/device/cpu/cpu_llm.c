@@ -118,20 +118,27 @@ __attribute__((target("avx2,fma"))) static void scal_avx2(float *y, float a, int
 }
 #endif
 
-static cpu_vec vec = {dot_c, axpy_c, scal_c, false};
+static cpu_vec vec = {dot_c, axpy_c, scal_c, false, false};
 static pthread_once_t vec_once = PTHREAD_ONCE_INIT;
 
 static void vec_init(void) {
 #ifdef CPU_LLM_X86
     __builtin_cpu_init();
+    /* SI_CPU_NO_AVX2 / SI_CPU_NO_AVX512 (tests): use the portable / AVX2 paths */
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("SI_CPU_NO_AVX2"))
-        vec = (cpu_vec){dot_avx2, axpy_avx2, scal_avx2, true};
+        vec = (cpu_vec){dot_avx2, axpy_avx2, scal_avx2, true, __builtin_cpu_supports("avx512f") && !getenv("SI_CPU_NO_AVX512")};
 #endif
 }
 
 const cpu_vec *cpu_vec_get(void) {
     pthread_once(&vec_once, vec_init);
     return &vec;
+}
+
+si_result cpu_llm_ref(si_kctx *c) {
+    for (int k = 0; k < c->n_out; k++)
+        if (c->out[k] && c->out[k]->data && c->out[k]->nbytes) memset(c->out[k]->data, 0, c->out[k]->nbytes);
+    return c->node->op->run(c);
 }
 
 // --- fused norms ------------------------------------------------------------------------------------------------
@@ -182,12 +189,12 @@ static float *fout(const si_kctx *c, int k) { return si_out(c, k) ? si_out(c, k)
 /* SimplifiedLayerNormalization over the last axis with a [H] scale (the lowering checked that form). */
 static si_result sln_run(si_kctx *c) {
     const si_tensor *x = si_in(c, 0), *sc = si_in(c, 1);
-    if (!x || !sc || x->ndim < 1 || si_count(sc) != x->dims[x->ndim - 1]) return c->node->op->run(c);
+    if (!x || !sc || x->ndim < 1 || si_count(sc) != x->dims[x->ndim - 1]) return cpu_llm_ref(c);
     const int64_t H = x->dims[x->ndim - 1];
     norm_job j = {.x = x->data, .gamma = sc->data, .y = fout(c, 0), .inv = fout(c, 1), .H = H, .skip_rows = 1,
                   .eps = si_attr_float(c->node, "epsilon", 1e-5f), .rms = true};
     const int64_t rows = H ? si_count(x) / H : 0;
-    if (!j.y) return c->node->op->run(c);
+    if (!j.y) return cpu_llm_ref(c);
     cpu_par_for(rows, SI_MAX((int64_t)1, 16384 / SI_MAX(H, (int64_t)1)), norm_rows, &j);
     return SI_OK;
 }
@@ -243,7 +250,7 @@ static si_result gelu_run(si_kctx *c) {
     const si_op_id op = c->node->op->id;
     if (!x || x->ndim < 1 || (b && op != SI_OP_QUICK_GELU && (b->ndim != 1 || b->dims[0] != x->dims[x->ndim - 1])) ||
         (op == SI_OP_BIAS_GELU && !b))
-        return c->node->op->run(c); /* the reference kernel names what is wrong */
+        return cpu_llm_ref(c); /* the reference kernel names what is wrong */
     gelu_job j = {.x = x->data, .bias = op != SI_OP_QUICK_GELU && b ? b->data : NULL, .y = fout(c, 0),
                   .last = x->dims[x->ndim - 1], .alpha = si_attr_float(c->node, "alpha", 1.702f), .op = op};
     if (!j.y || j.last == 0) return SI_OK;

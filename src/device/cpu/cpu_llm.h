@@ -6,8 +6,8 @@
  *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
  *   cpu_llm_attn.c   GroupQueryAttention and MultiHeadAttention: a fused per-head loop (Q.K, online softmax, .V)
  *
- * A native step is called like a reference-kernel step (cpu_pb_emit_native): plain float32 buffers, the outputs
- * zero-filled, the node's infer already run. Each kernel validates its node with the op's own prepare function
+ * A native step is called like a reference-kernel step (cpu_pb_emit_native): plain float32 buffers, the node's
+ * infer already run, but the outputs are not zero-filled: a kernel writes every element of what it outputs. Each kernel validates its node with the op's own prepare function
  * (ops/llm.h), so it refuses exactly what the reference kernel refuses, with the same message.
  *
  * Threads: the step runs on the thread count the device set for the plan (OpenMP, like oneDNN's primitives);
@@ -30,9 +30,13 @@ typedef struct cpu_vec {
     float (*dot)(const float *a, const float *b, int64_t n);
     void (*axpy)(float *y, float a, const float *x, int64_t n); /* y += a x */
     void (*scal)(float *y, float a, int64_t n);                 /* y *= a */
-    bool avx2;
+    bool avx2, avx512; /* the CPU has AVX2+FMA, AVX-512F (kernels with intrinsics check these) */
 } cpu_vec;
 const cpu_vec *cpu_vec_get(void);
+
+/* The reference kernel for a node a native kernel does not take after all: zero-fills the outputs first (the
+ * reference kernels expect that, native steps do not get it). */
+si_result cpu_llm_ref(si_kctx *c);
 
 /* The kernels (si_op_fn). */
 si_result cpu_nbits_run(si_kctx *c);

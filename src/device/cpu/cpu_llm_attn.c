@@ -133,7 +133,8 @@ static void gqa_bias(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t
     for (int64_t jj = 0; jj < n; jj++) s[jj] += br[jj];
 }
 
-/* Rows b: the past rows into present, the new tokens' K and V (rotated K) after them, the rotated queries. */
+/* Tasks (b, g): present[b, g] = the valid past rows, the new tokens' K and V (K rotated), zeros after; the task of
+ * g = 0 also rotates row b's queries. */
 static void gqa_fill(void *ctx, int64_t lo, int64_t hi) {
     gqa_ctx *x = ctx;
     const si_kctx *c = x->c;
@@ -142,27 +143,28 @@ static void gqa_fill(void *ctx, int64_t lo, int64_t hi) {
     const float *q = si_in(c, GQ_Q)->data, *kin = p->packed ? NULL : si_in(c, GQ_K)->data, *vin = p->packed ? NULL : si_in(c, GQ_V)->data;
     const float *cos_c = p->half ? si_in(c, GQ_COS)->data : NULL, *sin_c = p->half ? si_in(c, GQ_SIN)->data : NULL;
     const int64_t qrow = si_in(c, GQ_Q)->dims[2], kvrow = Nkv * H;
-    for (int64_t b = lo; b < hi; b++) {
-        const int64_t P = x->past[b];
-        for (int64_t g = 0; g < Nkv && P; g++) {
-            memcpy(x->pk + (b * Nkv + g) * T * H, (const float *)si_in(c, GQ_PK)->data + (b * Nkv + g) * C * H, (size_t)(P * H) * sizeof(float));
-            memcpy(x->pv + (b * Nkv + g) * T * H, (const float *)si_in(c, GQ_PV)->data + (b * Nkv + g) * C * H, (size_t)(P * H) * sizeof(float));
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t b = t / Nkv, g = t % Nkv, P = x->past[b];
+        float *pk = x->pk + (b * Nkv + g) * T * H, *pv = x->pv + (b * Nkv + g) * T * H;
+        if (P) {
+            memcpy(pk, (const float *)si_in(c, GQ_PK)->data + (b * Nkv + g) * C * H, (size_t)(P * H) * sizeof(float));
+            memcpy(pv, (const float *)si_in(c, GQ_PV)->data + (b * Nkv + g) * C * H, (size_t)(P * H) * sizeof(float));
         }
+        memset(pk + (P + S) * H, 0, (size_t)((T - P - S) * H) * sizeof(float));
+        memset(pv + (P + S) * H, 0, (size_t)((T - P - S) * H) * sizeof(float));
         for (int64_t s = 0; s < S; s++) {
             int64_t pos = 0;
             if (p->rotary) (void)si_gqa_position(c, p, b, s, P, &pos); /* checked before */
             const float *tok = q + (b * S + s) * qrow;
             const float *kt = p->packed ? tok + N * H : kin + (b * S + s) * kvrow, *vt = p->packed ? tok + (N + Nkv) * H : vin + (b * S + s) * kvrow;
-            for (int64_t h = 0; h < N; h++) {
+            float *dk = pk + (P + s) * H;
+            memcpy(dk, kt + g * H, (size_t)H * sizeof(float));
+            memcpy(pv + (P + s) * H, vt + g * H, (size_t)H * sizeof(float));
+            if (p->rotary) si_rope(dk, p->half, cos_c + pos * p->half, sin_c + pos * p->half, p->interleaved);
+            for (int64_t h = 0; h < N && g == 0; h++) {
                 float *d = x->qr + ((b * N + h) * S + s) * H;
                 memcpy(d, tok + h * H, (size_t)H * sizeof(float));
                 if (p->rotary) si_rope(d, p->half, cos_c + pos * p->half, sin_c + pos * p->half, p->interleaved);
-            }
-            for (int64_t g = 0; g < Nkv; g++) {
-                float *dk = x->pk + ((b * Nkv + g) * T + P + s) * H, *dv = x->pv + ((b * Nkv + g) * T + P + s) * H;
-                memcpy(dk, kt + g * H, (size_t)H * sizeof(float));
-                memcpy(dv, vt + g * H, (size_t)H * sizeof(float));
-                if (p->rotary) si_rope(dk, p->half, cos_c + pos * p->half, sin_c + pos * p->half, p->interleaved);
             }
         }
     }
@@ -172,7 +174,7 @@ si_result cpu_gqa_run(si_kctx *c) {
     si_gqa p;
     si_result st = si_gqa_prepare(c, true, &p);
     if (st) return st;
-    if (si_in(c, GQ_Q)->dtype != SI_F32 || si_out(c, 3)) return c->node->op->run(c);
+    if (si_in(c, GQ_Q)->dtype != SI_F32 || si_out(c, 3)) return cpu_llm_ref(c);
     const int64_t B = p.B, S = p.S, N = p.N, Nkv = p.Nkv, H = p.H, T = p.Cout;
     si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
     const size_t cache = (size_t)(B * Nkv * T * H);
@@ -198,10 +200,7 @@ si_result cpu_gqa_run(si_kctx *c) {
             st = si_gqa_position(c, &p, b, s, len[b], &pos);
         }
     }
-    if (!st) {
-        if (!opk || !opv) memset(scratch + B * N * S * H, 0, ((opk ? 0 : cache) + (opv ? 0 : cache)) * sizeof(float));
-        cpu_par_for(B, 1, gqa_fill, &x);
-    }
+    if (!st) cpu_par_for(B * Nkv, 1, gqa_fill, &x);
     if (!st) {
         cpu_attn a = {.B = B, .N = N, .Nkv = Nkv, .S = S, .H = H, .Hv = H, .q = x.qr, .k = x.pk, .v = x.pv, .out = si_out(c, 0)->data,
                       .qs = {N * S * H, S * H, H}, .ks = {Nkv * T * H, T * H, H}, .vs = {Nkv * T * H, T * H, H},
@@ -265,7 +264,7 @@ si_result cpu_mha_run(si_kctx *c) {
     si_mha p;
     si_result st = si_mha_prepare(c, &p);
     if (st) return st;
-    if (si_in(c, MHA_Q)->dtype != SI_F32 || si_out(c, 3) || p.mask == MK_END_START) return c->node->op->run(c);
+    if (si_in(c, MHA_Q)->dtype != SI_F32 || si_out(c, 3) || p.mask == MK_END_START) return cpu_llm_ref(c);
     const int64_t B = p.B, S = p.S, L = p.L, N = p.N, H = p.H, Hv = p.Hv, P = p.P, T = p.T;
     si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
     const float *bias = si_in(c, MHA_BIAS) ? si_in(c, MHA_BIAS)->data : NULL;
