@@ -447,7 +447,28 @@ def cases_onnx_attention():
          ["Y", "present_key", "present_value"], domain="", opset=23)
 
 
-GROUPS = [cases_gqa, cases_nbits, cases_mha, cases_rope, cases_moe, cases_norms, cases_bert, cases_onnx_attention]
+def cases_models():
+    """Whole decoder LLMs in ONNX Runtime GenAI's form (models/llm.py --form genai: MatMulNBits, GroupQueryAttention
+    with rotary caches, SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization; --moe adds MoE), prefill
+    after a one-token past and decode, with the symbolic dimensions fixed."""
+    sys.path.insert(0, os.path.join(HERE, "..", "models"))
+    import llm as llm_model
+    for moe in (False, True):
+        a = argparse.Namespace(form="genai", layers=2, hidden=128, heads=4, kv_heads=2, inter=256, vocab=512, bits=4, block=32,
+                               accuracy_level=0, zero_points=not moe, moe=moe, experts=4, top_k=2, max_pos=64, seed=3)
+        m = llm_model.LLM(a).build()
+        for past, S in ((1, 8), (8, 1)):
+            ins = [("input_ids", rng.integers(0, 512, size=(1, S)).astype(np.int64)), ("attention_mask", np.ones((1, past + S), np.int64))]
+            for l in range(2):
+                ins += [(f"past_key_values.{l}.key", R(1, 2, past, 32)), (f"past_key_values.{l}.value", R(1, 2, past, 32))]
+            outs = ["logits"] + [f"present.{l}.{kv}" for l in range(2) for kv in ("key", "value")]
+            name = f"model_genai{'_moe' if moe else ''}_{'prefill' if S > 1 else 'decode'}"
+            CASES.append(dict(name=name, model=m, inputs=ins, outputs=outs, init=set(), rtol=1e-5, error=None, si_only_error=None,
+                              shapes=[f"batch_size=1", f"sequence_length={S}", f"total_sequence_length={past + S}",
+                                      f"past_sequence_length={past}"]))
+
+
+GROUPS = [cases_gqa, cases_nbits, cases_mha, cases_rope, cases_moe, cases_norms, cases_bert, cases_onnx_attention, cases_models]
 
 
 # --- running ----------------------------------------------------------------------------------------------------
@@ -482,7 +503,7 @@ def main():
         d = os.path.join(a.workdir, c["name"])
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-        onnx.save(build(c), os.path.join(d, "model.onnx"))
+        onnx.save(c["model"] if "model" in c else build(c), os.path.join(d, "model.onnx"))
         feeds = {}
         for x in c["inputs"]:
             if x is not None and x[0] not in c["init"]:
@@ -522,6 +543,8 @@ def run_case(a, c):
         cmd += ["--threads", str(a.threads)]
     for n, f in c["feeds"].items():
         cmd += ["--input", f"{n}={f}"]
+    for sh in c.get("shapes", []):
+        cmd += ["--shape", sh]
     r = subprocess.run(cmd, capture_output=True, text=True)
     si_msg = (r.stdout + r.stderr).strip().replace("\n", " | ")
     if c["error"] or c["si_only_error"]:
