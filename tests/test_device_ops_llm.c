@@ -2,7 +2,8 @@
  * test_device_ops_llm.c — device-vs-REF cases of the LLM ops (com.microsoft contrib ops): MatMulNBits over the
  * GEMV and GEMM paths (bits, zero points, padded blocks, bias), GroupQueryAttention (prefill, decode, ragged
  * batches, rotary, windows, softcap, sinks, packed QKV, a cache longer than the kernels' key blocks),
- * MultiHeadAttention (masks, biases, past, cross attention) and the fused norms and GELUs. On CPU each case's plan
+ * MultiHeadAttention (masks, biases, past, cross attention), Attention (com.microsoft: masks, past and present,
+ * unequal hidden sizes) and the fused norms and GELUs. On CPU each case's plan
  * must hold the op's native step and no reference-kernel step. Integer inputs (seqlens_k, masks, positions) are
  * constants: the harness fills integer inputs with random values that would not be valid.
  */
@@ -43,7 +44,10 @@ static void const_typed(const char *name, si_dtype dt, const int64_t *dims, int 
     set_const(name, t);
 }
 
-static void run_llm(const char *what, const char *step) { dop_run(what, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true}); }
+/* OCL has no LLM kernels yet (issue 10 item 1 is REF and CPU): it may refuse these nodes, and skips them. */
+static void run_llm(const char *what, const char *step) {
+    dop_run(what, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
+}
 
 // --- MatMulNBits ------------------------------------------------------------------------------------------------------
 
@@ -229,6 +233,54 @@ static void cases_mha(void) {
     mha_case("cross 4-D", 0, true, 0, false, false, true, 8);
 }
 
+// --- Attention (com.microsoft) -----------------------------------------------------------------------------------------
+
+/* mask: 0 none, 1 lengths, 2 end and start, 3 2-D, 4 3-D. hs: qkv_hidden_sizes (NULL: W's width / 3). */
+static void msattn_case(const char *name, int64_t B, int64_t S, int64_t past, bool bias, int mask, bool abias, bool causal, const int64_t *hs,
+                        bool present) {
+    const int64_t Din = 24, N = 2, Dq = hs ? hs[0] : 16, Dv = hs ? hs[2] : 16, H = Dq / N, T = past + S, W = 2 * Dq + Dv;
+    begin_ms();
+    input("x", D(B, S, Din));
+    weight("w", -0.3f, 0.3f, D(Din, W));
+    if (bias) weight("bias", -1, 1, D(W));
+    int64_t m[128];
+    if (mask == 1) const_typed("mask", SI_I32, D(B), (int64_t[]){T - 1, T});
+    else if (mask == 2) const_typed("mask", SI_I32, D(2 * B), (int64_t[]){T - 1, T, 1, 0});
+    else if (mask == 3) {
+        for (int64_t i = 0; i < B * T; i++) m[i] = (i % 5) != 3;
+        const_typed("mask", SI_I32, D(B, T), m);
+    } else if (mask == 4) {
+        for (int64_t i = 0; i < B * S * T; i++) m[i] = (i % 4) != 1;
+        const_typed("mask", SI_I32, D(B, S, T), m);
+    }
+    if (past > 0) input("past", D(2, B, N, past, H));
+    if (abias) input("ab", D(B, 1, S, T));
+    char ins[96];
+    snprintf(ins, sizeof ins, "x,w,%s,%s,%s,%s", bias ? "bias" : "", mask ? "mask" : "", past > 0 ? "past" : "", abias ? "ab" : "");
+    int n = msnode("Attention", ins, present ? "y,present" : "y");
+    ai(n, "num_heads", N);
+    if (hs) ais(n, "qkv_hidden_sizes", hs, 3);
+    if (causal) ai(n, "unidirectional", 1);
+    output("y");
+    if (present) output("present");
+    char what[96];
+    snprintf(what, sizeof what, "Attention %s", name);
+    run_llm(what, "Attention");
+}
+
+static void cases_msattn(void) {
+    msattn_case("plain", 2, 3, 0, false, 0, false, false, NULL, false);
+    msattn_case("bias, present", 2, 3, 0, true, 0, false, false, NULL, true);
+    msattn_case("lengths mask", 2, 3, 0, true, 1, false, false, NULL, false);
+    msattn_case("end and start mask", 2, 3, 0, true, 2, false, false, NULL, false);
+    msattn_case("2-D mask + attention_bias", 2, 3, 0, false, 3, true, false, NULL, false);
+    msattn_case("3-D mask", 2, 3, 0, true, 4, false, false, NULL, false);
+    msattn_case("past, unidirectional, present", 2, 3, 5, true, 0, false, true, NULL, true);
+    msattn_case("decode over past 70", 1, 1, 70, true, 3, false, true, NULL, true); /* more keys than a key block */
+    static const int64_t hs[3] = {16, 16, 8};
+    msattn_case("qkv_hidden_sizes 16,16,8", 2, 4, 0, true, 0, false, true, hs, false);
+}
+
 // --- norms and GELUs ----------------------------------------------------------------------------------------------------
 
 static void cases_llm_norm(void) {
@@ -271,5 +323,8 @@ static void cases_llm_norm(void) {
 
 void dop_cases_llm_nbits(void) { cases_nbits(); }
 void dop_cases_llm_gqa(void) { cases_gqa(); }
-void dop_cases_llm_mha(void) { cases_mha(); }
+void dop_cases_llm_mha(void) {
+    cases_mha();
+    cases_msattn();
+}
 void dop_cases_llm_norm(void) { cases_llm_norm(); }

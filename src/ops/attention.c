@@ -276,14 +276,7 @@ done:
 
 // --- Attention (com.microsoft): the projection, then MHA ------------------------------------------------------------
 
-enum { AT_X, AT_W, AT_BIAS, AT_MASK, AT_PAST, AT_ABIAS, AT_PSL };
-
-typedef struct msat_p {
-    int64_t B, S, Din, N, Dq, Dk, Dv, P, T;
-    int mask;
-} msat_p;
-
-static si_result msat_prep(si_kctx *c, msat_p *p) {
+si_result si_msattn_prepare(const si_kctx *c, si_msattn *p) {
     si_result st;
     memset(p, 0, sizeof *p);
     if ((st = si_need_input(c, AT_X, false)) || (st = si_need_input(c, AT_W, false))) return st;
@@ -324,14 +317,17 @@ static si_result msat_prep(si_kctx *c, msat_p *p) {
                              (long long)(p->Dq / p->N));
         p->P = past->dims[3];
     }
+    if (c->n_out > 1 && c->out[1] && p->Dq != p->Dv) /* present is [2, B, N, T, head size]: one head size for K and V */
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "output present needs equal Q, K and V hidden sizes, got %lld, %lld, %lld", (long long)hs[0],
+                         (long long)hs[1], (long long)hs[2]);
     p->T = p->P + p->S;
     if ((st = ms_mask_form(c, si_in(c, AT_MASK), p->B, p->S, p->T, true, &p->mask))) return st;
     return bias4_check(c, AT_ABIAS, x, p->B, p->N, p->S, p->T);
 }
 
 static si_result msat_infer(si_kctx *c) {
-    msat_p p;
-    si_result st = msat_prep(c, &p);
+    si_msattn p;
+    si_result st = si_msattn_prepare(c, &p);
     if (st) return st;
     const si_dtype dt = si_in(c, AT_X)->dtype;
     if ((st = si_set_out(c, 0, dt, 3, (int64_t[]){p.B, p.S, p.Dv}))) return st;
@@ -339,8 +335,8 @@ static si_result msat_infer(si_kctx *c) {
 }
 
 static si_result msat_run(si_kctx *c) {
-    msat_p p;
-    si_result st = msat_prep(c, &p);
+    si_msattn p;
+    si_result st = si_msattn_prepare(c, &p);
     if (st) return st;
     const int64_t B = p.B, S = p.S, N = p.N, H = p.Dq / p.N, Hv = p.Dv / p.N, P = p.P, T = p.T, W = p.Dq + p.Dk + p.Dv;
     const si_tensor *mk = si_in(c, AT_MASK), *abt = si_in(c, AT_ABIAS);

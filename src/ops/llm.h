@@ -93,6 +93,16 @@ typedef struct si_mha {
 } si_mha;
 si_result si_mha_prepare(const si_kctx *c, si_mha *p);
 
+// --- Attention (com.microsoft; attention.c) ----------------------------------------------------------------------
+
+enum { AT_X, AT_W, AT_BIAS, AT_MASK, AT_PAST, AT_ABIAS, AT_PSL };
+
+typedef struct si_msattn {
+    int64_t B, S, Din, N, Dq, Dk, Dv, P, T; /* Dq, Dk, Dv: the projection's Q, K, V widths; P past, T = P + S keys */
+    int mask;                              /* MK_* */
+} si_msattn;
+si_result si_msattn_prepare(const si_kctx *c, si_msattn *p);
+
 // --- the reference attention loop (attention.c) -----------------------------------------------------------------
 
 /* Scores and softmax stage recorded in an optional qk output. */

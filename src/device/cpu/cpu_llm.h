@@ -4,7 +4,8 @@
  *   cpu_llm.c        lowering (which nodes get a native step), threads, vector primitives, the fused norms
  *                    (SimplifiedLayerNormalization, Skip[Simplified]LayerNormalization) and GELUs
  *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
- *   cpu_llm_attn.c   GroupQueryAttention and MultiHeadAttention: a fused per-head loop (Q.K, online softmax, .V)
+ *   cpu_llm_attn.c   GroupQueryAttention, MultiHeadAttention and Attention (com.microsoft): a fused per-head loop
+ *                    (Q.K, online softmax, .V); Attention's QKV projection on oneDNN's sgemm
  *
  * A native step is called like a reference-kernel step (cpu_pb_emit_native): plain float32 buffers, the node's
  * infer already run, but the outputs are not zero-filled: a kernel writes every element of what it outputs. Each kernel validates its node with the op's own prepare function
@@ -42,5 +43,6 @@ si_result cpu_llm_ref(si_kctx *c);
 si_result cpu_nbits_run(si_kctx *c);
 si_result cpu_gqa_run(si_kctx *c);
 si_result cpu_mha_run(si_kctx *c);
+si_result cpu_msattn_run(si_kctx *c);
 
 #endif

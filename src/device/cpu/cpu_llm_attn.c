@@ -217,33 +217,41 @@ si_result cpu_gqa_run(si_kctx *c) {
 
 // --- MultiHeadAttention ---------------------------------------------------------------------------------------------
 
-typedef struct mha_ctx {
-    const si_mha *p;
+/* The masks of MultiHeadAttention and Attention (com.microsoft): key padding (mask_filter_value added), an
+ * additive attention_bias, and ORT's unidirectional mask (rows i < S - 1 keep keys j <= P + i). */
+typedef struct ms_mask_ctx {
+    int64_t B, S, T, P;
+    int kind; /* MK_* */
     const int32_t *mask;
     const si_tensor *bias;
     bool causal;
     float filter;
-} mha_ctx;
+} ms_mask_ctx;
 
-static void mha_range(const cpu_attn *a, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
-    const mha_ctx *x = a->ctx;
+static void ms_range(const cpu_attn *a, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
+    const ms_mask_ctx *x = a->ctx;
     (void)b;
     *lo = 0;
-    *hi = x->causal && i < x->p->S - 1 ? SI_MIN(x->p->T, x->p->P + i + 1) : x->p->T; /* ORT's unidirectional mask */
+    *hi = x->causal && i < x->S - 1 ? SI_MIN(x->T, x->P + i + 1) : x->T;
 }
 
-static void mha_adjust(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n) {
-    const mha_ctx *x = a->ctx;
-    const si_mha *p = x->p;
+static void ms_adjust(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n) {
+    const ms_mask_ctx *x = a->ctx;
     if (x->bias) {
         const si_tensor *ab = x->bias;
         const float *br = (const float *)ab->data +
-                          (((ab->dims[0] == 1 ? 0 : b) * ab->dims[1] + (ab->dims[1] == 1 ? 0 : h)) * p->S + i) * p->T + j0;
+                          (((ab->dims[0] == 1 ? 0 : b) * ab->dims[1] + (ab->dims[1] == 1 ? 0 : h)) * x->S + i) * x->T + j0;
         for (int64_t jj = 0; jj < n; jj++) s[jj] += br[jj];
     }
-    for (int64_t jj = 0; jj < n && p->mask != MK_NONE; jj++) {
+    for (int64_t jj = 0; jj < n && x->kind != MK_NONE; jj++) {
         const int64_t j = j0 + jj;
-        const bool masked = p->mask == MK_LEN ? j >= x->mask[b] : p->mask == MK_2D ? !x->mask[b * p->T + j] : !x->mask[(b * p->S + i) * p->T + j];
+        bool masked = false;
+        switch (x->kind) {
+        case MK_LEN: masked = j >= x->mask[b]; break;
+        case MK_END_START: masked = j >= x->mask[b] || j < x->mask[x->B + b]; break;
+        case MK_2D: masked = !x->mask[b * x->T + j]; break;
+        default: masked = !x->mask[(b * x->S + i) * x->T + j]; break;
+        }
         if (masked) s[jj] += x->filter;
     }
 }
@@ -264,7 +272,7 @@ si_result cpu_mha_run(si_kctx *c) {
     si_mha p;
     si_result st = si_mha_prepare(c, &p);
     if (st) return st;
-    if (si_in(c, MHA_Q)->dtype != SI_F32 || si_out(c, 3) || p.mask == MK_END_START) return cpu_llm_ref(c);
+    if (si_in(c, MHA_Q)->dtype != SI_F32 || si_out(c, 3)) return cpu_llm_ref(c);
     const int64_t B = p.B, S = p.S, L = p.L, N = p.N, H = p.H, Hv = p.Hv, P = p.P, T = p.T;
     si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
     const float *bias = si_in(c, MHA_BIAS) ? si_in(c, MHA_BIAS)->data : NULL;
@@ -293,13 +301,65 @@ si_result cpu_mha_run(si_kctx *c) {
         vh = vw;
     }
     const float sc = si_attr_float(c->node, "scale", 0.0f);
-    mha_ctx x = {.p = &p, .mask = si_in(c, MHA_MASK) ? si_in(c, MHA_MASK)->data : NULL, .bias = si_in(c, MHA_ABIAS),
-                 .causal = si_attr_int(c->node, "unidirectional", 0) != 0, .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
+    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = p.mask, .mask = si_in(c, MHA_MASK) ? si_in(c, MHA_MASK)->data : NULL,
+                     .bias = si_in(c, MHA_ABIAS), .causal = si_attr_int(c->node, "unidirectional", 0) != 0,
+                     .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
     cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
                   .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
                   .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
-                  .range = mha_range, .adjust = x.bias || p.mask != MK_NONE ? mha_adjust : NULL, .ctx = &x};
+                  .range = ms_range, .adjust = x.bias || p.mask != MK_NONE ? ms_adjust : NULL, .ctx = &x};
     if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
     si_free(scratch);
+    return st;
+}
+
+// --- Attention (com.microsoft): the QKV projection on sgemm, then the fused loop ----------------------------------------
+
+si_result cpu_msattn_run(si_kctx *c) {
+    si_msattn p;
+    si_result st = si_msattn_prepare(c, &p);
+    if (st) return st;
+    if (si_in(c, AT_X)->dtype != SI_F32) return cpu_llm_ref(c);
+    const int64_t B = p.B, S = p.S, N = p.N, H = p.Dq / p.N, Hv = p.Dv / p.N, P = p.P, T = p.T, W = p.Dq + p.Dk + p.Dv;
+    si_tensor *opres = si_out(c, 1);
+    const size_t nk = (size_t)(B * N * T * H), nv = (size_t)(B * N * T * Hv);
+    float *proj = si_malloc(((size_t)(B * S * W) + (size_t)(B * N * S * H) + (opres ? 0 : nk + nv) + 1) * sizeof(float));
+    if (!proj) return si_op_nomem(c);
+    float *qh = proj + B * S * W, *kh = opres ? opres->data : qh + B * N * S * H, *vh = kh + nk; /* present: keys, then values */
+    const float *bias = si_in(c, AT_BIAS) ? si_in(c, AT_BIAS)->data : NULL;
+    dnnl_status_t ds = dnnl_sgemm('N', 'N', B * S, W, p.Din, 1.0f, si_in(c, AT_X)->data, p.Din, si_in(c, AT_W)->data, W, 0.0f, proj, W);
+    if (ds != dnnl_success) {
+        si_free(proj);
+        return si_op_nomem(c);
+    }
+    if (P) {
+        const float *past = si_in(c, AT_PAST)->data;
+        for (int64_t bh = 0; bh < B * N; bh++) {
+            memcpy(kh + bh * T * H, past + bh * P * H, (size_t)(P * H) * sizeof(float));
+            memcpy(vh + bh * T * Hv, past + (B * N + bh) * P * H, (size_t)(P * Hv) * sizeof(float));
+        }
+    }
+    for (int64_t b = 0; b < B; b++) /* split heads, adding the projection's bias */
+        for (int64_t s = 0; s < S; s++) {
+            const float *row = proj + (b * S + s) * W;
+            for (int64_t h = 0; h < N; h++) {
+                float *dq = qh + ((b * N + h) * S + s) * H, *dk = kh + ((b * N + h) * T + P + s) * H, *dv = vh + ((b * N + h) * T + P + s) * Hv;
+                for (int64_t e = 0; e < H; e++) {
+                    dq[e] = row[h * H + e] + (bias ? bias[h * H + e] : 0.0f);
+                    dk[e] = row[p.Dq + h * H + e] + (bias ? bias[p.Dq + h * H + e] : 0.0f);
+                }
+                for (int64_t e = 0; e < Hv; e++) dv[e] = row[p.Dq + p.Dk + h * Hv + e] + (bias ? bias[p.Dq + p.Dk + h * Hv + e] : 0.0f);
+            }
+        }
+    const float sc = si_attr_float(c->node, "scale", 0.0f);
+    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = p.mask, .mask = si_in(c, AT_MASK) ? si_in(c, AT_MASK)->data : NULL,
+                     .bias = si_in(c, AT_ABIAS), .causal = si_attr_int(c->node, "unidirectional", 0) != 0,
+                     .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
+    cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
+                  .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
+                  .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
+                  .range = ms_range, .adjust = x.bias || p.mask != MK_NONE ? ms_adjust : NULL, .ctx = &x};
+    if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
+    si_free(proj);
     return st;
 }

@@ -1368,6 +1368,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_MATMUL_NBITS] = cpu_lower_llm,
     [SI_OP_GROUP_QUERY_ATTENTION] = cpu_lower_llm,
     [SI_OP_MULTI_HEAD_ATTENTION] = cpu_lower_llm,
+    [SI_OP_MS_ATTENTION] = cpu_lower_llm,
     [SI_OP_SIMPLIFIED_LAYER_NORMALIZATION] = cpu_lower_llm,
     [SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION] = cpu_lower_llm,
     [SI_OP_SKIP_LAYER_NORMALIZATION] = cpu_lower_llm,
