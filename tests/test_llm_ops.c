@@ -362,6 +362,25 @@ static void test_other_bad(void) {
     node("BiasGelu", "com.microsoft", "x,b", "y");
     output("y");
     expect_refused("BiasGelu 2-D bias", SI_ERR_INVALID_ARG, "bias must be 1-D");
+    /* Attention (com.microsoft) asked for present with V narrower than Q and K: present has one head size */
+    begin();
+    input("x", SI_F32, 3, (int64_t[]){1, 3, 8});
+    double w[8 * 40] = {0};
+    constant("w", SI_F32, 2, (int64_t[]){8, 40}, w);
+    node("Attention", "com.microsoft", "x,w", "y,present");
+    n = &g->nodes[0];
+    attr_i(n, "num_heads", 2);
+    n->attrs = si_realloc(n->attrs, sizeof(si_attr) * (size_t)(n->n_attr + 1));
+    si_attr *a = &n->attrs[n->n_attr++];
+    memset(a, 0, sizeof *a);
+    a->name = si_strdup("qkv_hidden_sizes");
+    a->type = SI_ATTR_INTS;
+    a->n = 3;
+    a->ints = si_malloc(3 * sizeof(int64_t));
+    a->ints[0] = 16, a->ints[1] = 16, a->ints[2] = 8;
+    output("y");
+    output("present");
+    expect_refused("Attention present with qkv_hidden_sizes 16,16,8", SI_ERR_UNSUPPORTED, "present needs equal");
 }
 
 /* A request refused for bad values works again with good ones. */
