@@ -48,11 +48,11 @@ asan:
 	@LSAN_OPTIONS=suppressions=$(CURDIR)/src/device/ocl/lsan-pocl.supp \
 	  $(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
 
-# The fail-safe, fault-injection and executor tests under ThreadSanitizer.
+# The fail-safe, fault-injection, isolation and executor tests under ThreadSanitizer.
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api
-	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api)$$'
+	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api test_isolate safeinfer_worker
+	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api|isolate)$$'
 
 # The shared and static library, safeinfer.h, the CLI, safeinfer.pc and the CMake package
 # (find_package(safeinfer) -> safeinfer::safeinfer). install-files installs an existing build.

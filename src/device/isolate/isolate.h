@@ -48,10 +48,11 @@
 #define SI_ISOLATE_STOP_GRACE_MS 3000
 
 /* A proxy for device `name` ("OCL", "OCL.1", "CPU", "REF") running in a helper process, with the fault spec
- * `faults` (NULL or "" for none; the helper applies the rules that name the device). Starts the helper; when
- * it cannot be started (no worker program, the device is not there, ...) the proxy is still made and
- * declines every node with the reason. Nothing of the device is touched in this process. Errors: NO_MEM,
- * INVALID_ARG (NULL arguments). */
+ * `faults` (NULL or "" for none; the helper applies the rules that name the device). Starts the helper. When
+ * the helper says the device is not there, or dies while opening it, the proxy is still made and declines
+ * every node with the reason (as an absent device does). Nothing of the device is touched in this process.
+ * Errors: UNSUPPORTED (no worker program found: the message lists where it looked), DEVICE (it cannot be
+ * started), INVALID_ARG (a worker program from another build; NULL arguments), NO_MEM. */
 si_result si_isolate_create(const char *name, const char *faults, si_device **out);
 /* Stop the helper (an orderly exit, SI_ISOLATE_STOP_GRACE_MS, then SIGKILL), reap it and release the shared
  * memory. Every compiled model made through d must have been freed. NULL or another device: no-op. */

@@ -788,6 +788,8 @@ static const si_device_i iso_iface = {
 
 bool si_isolate_is(const si_device *d) { return d && d->iface == &iso_iface; }
 
+void si_isolate_free(si_device *d_);
+
 si_result si_isolate_create(const char *name, const char *faults, si_device **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_isolate_create: out is NULL");
     *out = NULL;
@@ -802,10 +804,18 @@ si_result si_isolate_create(const char *name, const char *faults, si_device **ou
     d->base = (si_device){.iface = &iso_iface, .name = d->name, .ctx = d};
     uint64_t inc;
     si_result refusal = SI_OK;
-    if (si_helper_ensure(d->h, &inc, &refusal)) { /* kept: supports_op declines with it, compile returns it */
+    if ((st = si_helper_ensure(d->h, &inc, &refusal))) {
+        /* the device is not there, or the helper died while opening it: the proxy declines everything, saying
+         * why (as an absent device does). No worker program, or one from another build: the caller's error. */
+        bool declines = (refusal && refusal != SI_ERR_INVALID_ARG) || (!refusal && st == SI_ERR_DEVICE_LOST);
+        if (!declines) {
+            si_error e;
+            si_error_save(&e, refusal ? refusal : st);
+            si_isolate_free(&d->base);
+            return si_error_restore(&e);
+        }
         snprintf(d->start_error, sizeof d->start_error, "%s", si_last_error());
-        d->refusal = refusal ? refusal : SI_ERR_DEVICE_LOST;
-        if (d->refusal == SI_ERR_DEVICE_LOST || d->refusal == SI_ERR_DEVICE) d->refusal = SI_ERR_UNSUPPORTED;
+        d->refusal = SI_ERR_UNSUPPORTED;
         si_err_clear();
     }
     *out = &d->base;
