@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The soak (tests/soak/soak.c) on a real-sized model: ResNet-18 at half width (bench/make_models.py --small,
+# generated here with a Python that has onnx and numpy), else the bundled example model.
+#   run.sh BUILD SECONDS [WORK] [soak options...]
+# OCL,CPU and OCL,CPU,REF with OCL isolated where an OpenCL device is present; CPU,REF with CPU isolated
+# otherwise. Runs at the lowest priority (nice 19): it is a long job on a shared machine.
+set -u
+build=$1 seconds=$2 work=${3:-$1/tests/soak}
+shift $(( $# >= 3 ? 3 : $# ))
+here=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$work"
+if py=$("$here/scripts/find-python.sh" onnx numpy 2>/dev/null) &&
+   "$py" "$here/bench/make_models.py" "$work" --small --models resnet18_small >/dev/null; then
+  model=$work/resnet18_small.onnx
+  dims=()
+else
+  echo "run.sh: no Python with onnx and numpy: the soak runs on the bundled example model"
+  model=$here/examples/tiny_cnn.onnx
+  dims=(--dim batch=2)
+fi
+if "$build/bin/safeinfer" inspect "$model" --devices OCL,CPU 2>/dev/null | grep -q "submodel 0 on OCL"; then
+  lists="OCL,CPU;OCL,CPU,REF" isolate=OCL
+else
+  echo "run.sh: no OpenCL device here: CPU is the isolated device"
+  lists="CPU,REF" isolate=CPU
+fi
+round=30
+[ "${seconds%.*}" -lt 300 ] && round=15
+exec nice -n 19 "$build/bin/soak" "$model" "${dims[@]}" --seconds "$seconds" --round-seconds "$round" --threads 4 \
+  --lists "$lists" --isolate "$isolate" "$@"
