@@ -4,7 +4,9 @@
 # equal a fault-free REF run (`safeinfer compare`).
 #   isolate_cli.sh SAFEINFER WORK MODE     MODE: crash (OCL.infer=3:crash), segv (OCL.compile=always:segv),
 #                                          split (a model cut into OCL and CPU parts, 4 requests on 4 threads
-#                                          with random crashes and segfaults of the OCL part)
+#                                          with random crashes and segfaults of the OCL part), orphan (the
+#                                          program killed with SIGKILL while its helper hangs in an inference:
+#                                          the helper ends by itself within seconds)
 # Skips (77) without an OpenCL device.
 set -u
 bin=$1 work=$2 mode=$3
@@ -21,6 +23,26 @@ out=$("$bin" inspect "$model" --devices OCL,CPU "${shape[@]}") || { echo "$out";
 echo "$out" | grep -q "submodel 0 on OCL" || { echo "SKIP: no OpenCL device here"; exit 77; }
 
 case $mode in
+orphan)
+  "$bin" run "$model" "${shape[@]}" "${input[@]}" --devices OCL,CPU --isolate OCL --faults OCL.infer=2:hang --repeat 3 \
+    --output-dir "$w/out" > "$w/run.txt" 2>&1 &
+  pid=$!
+  helper=
+  for _ in $(seq 300); do # its helper, once inference 2 hangs in it (inference 1 has written nothing yet: wait)
+    helper=$(pgrep -P "$pid" -x safeinfer-worke | head -1)
+    [ -n "$helper" ] && sleep 1 && break
+    sleep 0.1
+  done
+  [ -n "$helper" ] || { kill -9 "$pid"; fail "no helper process of $pid"; }
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null
+  for _ in $(seq 100); do
+    state=$(sed 's/.*) //' "/proc/$helper/stat" 2>/dev/null | cut -c1)
+    if [ -z "$state" ] || [ "$state" = Z ]; then echo "helper $helper ended after its program $pid was killed"; echo PASS; exit 0; fi
+    sleep 0.1
+  done
+  kill -9 "$helper"
+  fail "helper $helper still runs 10 s after its program $pid was killed" ;;
 crash) faults=OCL.infer=3:crash; args=(--repeat 5) ;;
 segv) faults=OCL.compile=always:segv; args=(--repeat 5) ;;
 split)

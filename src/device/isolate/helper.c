@@ -260,7 +260,8 @@ void si_helper_note_flags(si_helper *h, uint32_t flags) {
 // --- starting -------------------------------------------------------------------------------------------
 
 /* posix_spawn the worker with `sock` as its fd 3, default signal dispositions, nothing blocked, in a process
- * group of its own (a terminal's Ctrl-C is the program's to handle; the helper follows the program out). */
+ * group of its own (a terminal's Ctrl-C is the program's to handle; the helper follows the program out),
+ * stdin from /dev/null and stdout to the program's stderr. */
 static si_result spawn(const char *path, int sock, pid_t *pid) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -281,6 +282,13 @@ static si_result spawn(const char *path, int sock, pid_t *pid) {
     sigdelset(&all, SIGSTOP);
     int rc = fd < 0 ? errno : 0;
     if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, fd, 3);
+    /* no terminal input, nothing on the program's stdout (its stderr is the helper's), and none of the
+     * program's other files (a descriptor the program left inheritable is not the helper's to keep open) */
+    if (!rc) rc = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (!rc) rc = posix_spawn_file_actions_adddup2(&fa, 2, 1);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+#endif
     if (!rc) rc = posix_spawnattr_setsigmask(&at, &none);
     if (!rc) rc = posix_spawnattr_setsigdefault(&at, &all);
     if (!rc) rc = posix_spawnattr_setpgroup(&at, 0);
@@ -363,6 +371,7 @@ si_result si_helper_ensure(si_helper *h, uint64_t *inc, si_result *refusal) {
     if (refusal) *refusal = SI_OK;
     pthread_mutex_lock(&h->start_mu);
     pthread_mutex_lock(&h->mu);
+    while (h->reaping) pthread_cond_wait(&h->cv, &h->mu); /* a death being recorded: then start anew */
     bool up = h->alive;
     *inc = h->inc;
     pthread_mutex_unlock(&h->mu);
