@@ -60,7 +60,7 @@ static bool executable(const char *p) { return access(p, X_OK) == 0; }
 
 /* Append "dir/rel/name" to the candidates when it fits. */
 static void candidate(char (*cand)[PATH_MAX], int *n, const char *dir, const char *rel) {
-    if (*n >= 6 || !dir || !*dir) return;
+    if (*n >= 8 || !dir || !*dir) return;
     int k = snprintf(cand[*n], PATH_MAX, "%s%s%s/%s", dir, rel && *rel ? "/" : "", rel ? rel : "", SI_WORKER_NAME);
     if (k > 0 && k < PATH_MAX) (*n)++;
 }
@@ -73,7 +73,7 @@ si_result si_isolate_worker_path(char *buf, size_t n) {
         snprintf(buf, n, "%s", env);
         return SI_OK;
     }
-    char cand[6][PATH_MAX];
+    char cand[8][PATH_MAX];
     int nc = 0;
     char dir[PATH_MAX];
     /* next to the library: dladdr names the shared library, or the program a static library is linked into */
@@ -85,10 +85,14 @@ si_result si_isolate_worker_path(char *buf, size_t n) {
         candidate(cand, &nc, d, SI_WORKER_LIBEXEC_REL);
 #endif
     }
-    ssize_t k = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    ssize_t k = readlink("/proc/self/exe", dir, sizeof dir - 1); /* the program (a static library is in it) */
     if (k > 0) {
         dir[k] = 0;
-        candidate(cand, &nc, dirname(dir), NULL);
+        char *d = dirname(dir);
+        candidate(cand, &nc, d, NULL);
+#ifdef SI_WORKER_LIBEXEC_REL
+        candidate(cand, &nc, d, SI_WORKER_LIBEXEC_REL); /* bin/../libexec beside lib/../libexec */
+#endif
     }
 #ifdef SI_WORKER_INSTALL_DIR
     candidate(cand, &nc, SI_WORKER_INSTALL_DIR, NULL);
