@@ -1,7 +1,8 @@
 /*
  * test_isolate.c — isolated devices (isolate=DEVICE: the device runs in a helper process, src/device/isolate/):
  *   no driver here        with isolate=OCL this process never loads the OpenCL driver (PoCL)
- *   crash / segv          injected aborts and segfaults in the helper at compile, create and infer: the
+ *   crash / segv          without isolation, the injected effects end the process (SIGABRT, SIGSEGV);
+ *                         isolated, aborts and segfaults in the helper at compile, create and infer: the
  *                         device is lost, the inference re-runs on the next device, outputs equal REF's
  *   killed from outside   SIGKILL to the helper in the middle of an inference (held there by a hang)
  *   hang + watchdog       infer_timeout_ms gives up on a hung inference: the helper is killed (long before the
@@ -193,6 +194,30 @@ static void test_no_driver_here(void) {
     CHECK(pocl == 0);
     si_compiled_free(cm);
     si_tensor_free(in);
+}
+
+/* Without isolation, crash and segv end the process that runs the device: this one (a forked child here). */
+static int in_process_crash(const char *faults) {
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        si_compiled *cm = NULL;
+        si_request *rq = NULL;
+        si_tensor *in = make_input(9);
+        si_config *cfg = NULL;
+        if (si_config_create(&cfg) || si_config_set(cfg, "devices", "REF") || si_config_set(cfg, "faults", faults) ||
+            si_compile(model, cfg, &cm) || si_request_create(cm, &rq) || si_request_set_input(rq, 0, in))
+            _exit(3);
+        _exit(si_request_infer(rq) ? 5 : 4); /* not reached: the infer ended the process */
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) return -1;
+    return WIFSIGNALED(st) ? WTERMSIG(st) : 1000 + (WIFEXITED(st) ? WEXITSTATUS(st) : 0);
+}
+
+static void test_crash_in_process(void) {
+    CHECK(in_process_crash("REF.infer=1:crash") == SIGABRT);
+    CHECK(in_process_crash("REF.infer=1:segv") == SIGSEGV);
 }
 
 /* One fault spec: `n` inferences, each equal to REF's; the device is lost (the report says so). */
@@ -652,6 +677,7 @@ int main(int argc, char **argv) {
     CHECK_OK(si_model_load(SI_EXAMPLE_MODEL, &model));
     CHECK_OK(si_model_set_dim(model, "batch", BATCH));
     if (n_failed) return test_summary("test_isolate");
+    test_crash_in_process(); /* forks: before any thread is started here */
     /* OCL where it is present (asked of a helper: this process must not load the driver), else CPU */
     si_compiled *probe = compile_kv(model, (const char *const[]){"devices", "OCL,CPU", "isolate", "OCL", NULL});
     if (!probe || strcmp(si_compiled_devices(probe), "OCL>CPU")) {

@@ -24,7 +24,7 @@ else
   echo "run.sh: no OpenCL device here: CPU is the isolated device"
   lists="CPU,REF" isolate=CPU
 fi
-round=30
-[ "${seconds%.*}" -lt 300 ] && round=15
+round=20
+[ "${seconds%.*}" -lt 300 ] && round=10
 exec nice -n 19 "$build/bin/soak" "$model" "${dims[@]}" --seconds "$seconds" --round-seconds "$round" --threads 4 \
   --lists "$lists" --isolate "$isolate" "$@"

@@ -130,7 +130,7 @@ static si_result store_add(store *s, const si_graph *g) {
         s->segs = q;
         s->cap_segs = cap;
     }
-    int fd = si_shm_create("constants", total);
+    int fd = si_shm_create("constants", total, true);
     uint8_t *map = fd < 0 ? MAP_FAILED : mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
         if (fd >= 0) {
@@ -142,18 +142,24 @@ static si_result store_add(store *s, const si_graph *g) {
         store_drop_pending(s);
         return si_error_restore(&e);
     }
-    uint32_t id = (uint32_t)s->n_segs + 1;
     for (int v = 0; v < g->n_values; v++) {
         const si_tensor *t = g->values[v].const_val;
-        if (!has_data(t)) continue;
-        store_ent *e = store_find(s, t);
-        if (e->seg) continue;
-        memcpy(map + e->off, t->data, t->nbytes);
-        e->seg = id;
-        si_const_ref((si_tensor *)t);
+        store_ent *e = has_data(t) ? store_find(s, t) : NULL;
+        if (e && !e->seg) memcpy(map + e->off, t->data, t->nbytes);
     }
     munmap(map, total);
-    fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE); /* read-only from now on (best effort: the helper maps it private) */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL)) { /* read-only from now on */
+        si_err(SI_ERR_NO_MEM, "cannot seal the shared memory of constants: %s", strerror(errno));
+        close(fd);
+        store_drop_pending(s);
+        return SI_ERR_NO_MEM;
+    }
+    uint32_t id = (uint32_t)s->n_segs + 1;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->tab[i].t && !s->tab[i].seg) {
+            s->tab[i].seg = id;
+            si_const_ref((si_tensor *)s->tab[i].t);
+        }
     s->segs[s->n_segs++] = (store_seg){.id = id, .fd = fd};
     return SI_OK;
 }
@@ -502,7 +508,7 @@ static si_result req_room(iso_req *r, const size_t *in_need, const size_t *out_n
         }
     if (total == SIZE_MAX) return si_err(SI_ERR_NO_MEM, "request buffers too large");
     if (!total) total = SI_WIRE_ALIGN;
-    int fd = si_shm_create("arena", total);
+    int fd = si_shm_create("arena", total, false);
     if (fd < 0) return SI_ERR_NO_MEM;
     uint8_t *map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {

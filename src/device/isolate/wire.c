@@ -279,7 +279,7 @@ si_result si_wire_recv(int sock, uint32_t *type, si_wbuf *b, int *fds, int *nfds
 
 // --- shared memory -------------------------------------------------------------------------------------
 
-int si_shm_create(const char *what, size_t size) {
+int si_shm_create(const char *what, size_t size, bool seal_later) {
     char name[64];
     snprintf(name, sizeof name, "safeinfer-%s", what);
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -293,7 +293,7 @@ int si_shm_create(const char *what, size_t size) {
         return -1;
     }
     /* the size is fixed from now on: a mapping of it can never lose its pages under the reader */
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | (seal_later ? 0 : F_SEAL_SEAL)) != 0) {
         si_err(SI_ERR_NO_MEM, "cannot seal shared memory for %s: %s", what, strerror(errno));
         close(fd);
         return -1;

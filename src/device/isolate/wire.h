@@ -111,8 +111,10 @@ void si_wire_close_fds(int *fds, int nfds);
 
 /* A new anonymous shared-memory file (memfd "safeinfer-<what>") of `size` bytes, close-on-exec, sealed so
  * that neither side can shrink or grow it (a peer that truncated a mapped file would crash the other with
- * SIGBUS). Returns the fd, or -1 with the message set (SI_ERR_NO_MEM). */
-int si_shm_create(const char *what, size_t size);
+ * SIGBUS) and, unless seal_later, against any further seal. With seal_later the creator adds
+ * F_SEAL_WRITE | F_SEAL_SEAL itself once it has written it. Returns the fd, or -1 with the message set
+ * (SI_ERR_NO_MEM). */
+int si_shm_create(const char *what, size_t size, bool seal_later);
 /* The size of a shared-memory file, or -1. */
 long long si_shm_size(int fd);
 
