@@ -4,6 +4,10 @@
 #   run.sh BUILD SECONDS [WORK] [soak options...]
 # OCL,CPU and OCL,CPU,REF with OCL isolated where an OpenCL device is present; CPU,REF with CPU isolated
 # otherwise. Runs at the lowest priority (nice 19): it is a long job on a shared machine.
+# MALLOC_ARENA_MAX=2 unless set: the resident-memory numbers then follow the memory in use. With glibc's
+# default (up to 8 arenas per core, one per thread that allocates at the same time), memory freed in the
+# arenas of the many short-lived threads (requests, watchdogs, background compiles) stays resident for a
+# long while and the growth measures the arenas' spread, not leaks (set MALLOC_ARENA_MAX= to see it).
 set -u
 build=$1 seconds=$2 work=${3:-$1/tests/soak}
 shift $(( $# >= 3 ? 3 : $# ))
@@ -26,5 +30,7 @@ else
 fi
 round=20
 [ "${seconds%.*}" -lt 300 ] && round=10
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX-2}
+echo "run.sh: MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-(glibc default)}"
 exec nice -n 19 "$build/bin/soak" "$model" "${dims[@]}" --seconds "$seconds" --round-seconds "$round" --threads 4 \
   --lists "$lists" --isolate "$isolate" "$@"
