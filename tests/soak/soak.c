@@ -264,6 +264,9 @@ static int split_list(const char *list, char names[][32]) {
     return n;
 }
 
+static int g_warm_rounds;
+static long g_rss_lo = -1, g_rss_hi = -1; /* per-round resident memory after the warm-up */
+
 static bool run_round(const char *list, const char *isolate, int threads, double seconds, uint64_t seed, int round) {
     char names[16][32], faults[4096];
     int n_dev = split_list(list, names);
@@ -306,10 +309,15 @@ static bool run_round(const char *list, const char *isolate, int threads, double
     T.failbacks += c.failbacks;
     T.retries += c.retries;
     T.deaths += deaths;
+    long rss = rss_kib();
     printf("round %3d  %-12s %6.1f s  inferences %6ld  failovers %4lld  failbacks %4lld  retries %4lld  helper deaths %3d"
            "  wrong %ld  failed %ld  RSS %ld KiB\n",
            round, list, now_s() - t0, atomic_load(&T.inferences) - inf0, (long long)c.failovers, (long long)c.failbacks,
-           (long long)c.retries, deaths, atomic_load(&T.wrong) - wrong0, atomic_load(&T.failed) - failed0, rss_kib());
+           (long long)c.retries, deaths, atomic_load(&T.wrong) - wrong0, atomic_load(&T.failed) - failed0, rss);
+    if (round >= g_warm_rounds) {
+        if (g_rss_lo < 0 || rss < g_rss_lo) g_rss_lo = rss;
+        if (rss > g_rss_hi) g_rss_hi = rss;
+    }
     fflush(stdout);
     return true;
 }
@@ -373,6 +381,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     long rss_warm = -1;
     int round = 0;
+    g_warm_rounds = n_lists;
     start = now_s();
     for (; round < n_lists || now_s() - start < seconds; round++) {
         double left = seconds - (now_s() - start);
@@ -389,8 +398,8 @@ int main(int argc, char **argv) {
     printf("  wrong outputs   %ld%s%s\n", atomic_load(&T.wrong), T.first_wrong[0] ? ": first: " : "", T.first_wrong);
     printf("  failed requests %ld%s%s\n", atomic_load(&T.failed), T.first_failed[0] ? ": first: " : "", T.first_failed);
     printf("  crashes         0 (this process ran to the end)\n");
-    printf("  RSS             start %ld KiB, after warm-up %ld KiB, end %ld KiB (%+.1f%% after warm-up)\n", rss0, rss_warm,
-           rss_end, growth);
+    printf("  RSS             start %ld KiB, after warm-up %ld KiB, end %ld KiB (%+.1f%% after warm-up); the rounds after "
+           "the warm-up ended between %ld and %ld KiB\n", rss0, rss_warm, rss_end, growth, g_rss_lo, g_rss_hi);
     bool ok = !atomic_load(&T.wrong) && !atomic_load(&T.failed);
     if (max_growth >= 0 && growth >= max_growth) {
         printf("  RSS grew %.1f%% after the warm-up (limit %.1f%%)\n", growth, max_growth);
