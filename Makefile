@@ -62,8 +62,9 @@ soak: build
 	@cmake --build $(BUILD) -j$(JOBS) --target soak safeinfer_worker
 	@bash tests/soak/run.sh $(BUILD) $(SOAK_SECONDS) $(BUILD)/tests/soak --max-rss-growth 5
 
-# The shared and static library, safeinfer.h, the CLI, safeinfer.pc and the CMake package
-# (find_package(safeinfer) -> safeinfer::safeinfer). install-files installs an existing build.
+# The shared and static library, safeinfer.h, the CLI, safeinfer.pc, the CMake package
+# (find_package(safeinfer) -> safeinfer::safeinfer) and the Python package (python/install.cmake: the prefix's
+# site folder for Debian's python3, printed). install-files installs an existing build.
 install: build
 	@$(MAKE) --no-print-directory install-files
 
@@ -72,6 +73,8 @@ install-files:
 	@sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt > "$(INSTALL_MANIFEST)"
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig || true; fi
 	@echo "installed into $(DESTDIR)$(PREFIX); the list of files is in $(INSTALL_MANIFEST) (make uninstall)"
+	@site=$$(sed -n 's|/safeinfer/__init__.py$$||p' "$(INSTALL_MANIFEST)" | head -1); site=$${site#"$(DESTDIR)"}; \
+	  if [ -n "$$site" ]; then echo "python: import safeinfer with PYTHONPATH=$$site (where python3 does not search it)"; fi
 
 uninstall:
 	@cmake -DMANIFEST="$(INSTALL_MANIFEST)" -P cmake/uninstall.cmake

@@ -9,6 +9,9 @@
 #      safeinfer::safeinfer_static and runs the model;
 #   4. DESTDIR staging: files under DESTDIR/PREFIX, safeinfer.pc naming PREFIX;
 #   5. `make uninstall` removes every installed file.
+#   6. the Python package: installed into the prefix's site folder with a _config.py naming the installed library;
+#      `PYTHONPATH=SITE python3 -c 'import safeinfer; ...'` (the Python of scripts/find-python.sh) runs the model
+#      with the installed library; `make uninstall` removes it, __pycache__ included.
 # The build folder's own install manifest is not touched (INSTALL_MANIFEST points into WORKDIR).
 # usage: install.sh SOURCE_DIR BUILD_DIR WORKDIR [SANITIZERS]
 # (SANITIZERS: the build's SI_SANITIZE; the consumers are built with the same -fsanitize, since a
@@ -127,6 +130,37 @@ cmake -S "$work/cmake-project" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$pref
 ldd "$work/cmake-build/consumer_shared" | grep -q "$libdir/libsafeinfer.so" || fail "consumer_shared does not use the installed library"
 if ldd "$work/cmake-build/consumer_static" | grep -q libsafeinfer; then fail "consumer_static links the shared library"; fi
 
+# --- 6. Python ---------------------------------------------------------------------------------------------
+pyinit=$(grep -m1 '/safeinfer/__init__.py$' "$work/installed-files.txt")
+[ -n "$pyinit" ] || fail "the Python package is not in the install manifest"
+site=${pyinit%/safeinfer/__init__.py}
+case $site in "$prefix"/lib/*) ;; *) fail "the Python package is outside PREFIX/lib: $site" ;; esac
+grep -qx "LIBRARY = \"$libdir/libsafeinfer.so.0\"" "$site/safeinfer/_config.py" || fail "_config.py: $(cat "$site/safeinfer/_config.py")"
+grep -q "PYTHONPATH=$site" "$work/install.log" || fail "make install does not print the Python package's folder"
+if py=$("$src/scripts/find-python.sh" numpy 2>/dev/null); then
+  pre=""
+  if [ -n "$san" ]; then  # a sanitized library loads into python3 only with its runtime preloaded
+    for rt in libasan.so libubsan.so; do
+      p=$(cc -print-file-name=$rt 2>/dev/null); [ -e "$p" ] && pre="$pre${pre:+:}$(readlink -f "$p")"
+    done
+  fi
+  # from another folder, without $SAFEINFER_LIBRARY, writing byte code (for uninstall to remove)
+  (cd "$work" && env -u SAFEINFER_LIBRARY -u PYTHONDONTWRITEBYTECODE PYTHONPATH="$site" LD_PRELOAD="$pre" \
+     ASAN_OPTIONS=detect_leaks=0 "$py" -c '
+import sys, numpy as np, safeinfer
+assert safeinfer.library_path == sys.argv[2], (safeinfer.library_path, sys.argv[2])
+assert safeinfer.__file__.startswith(sys.argv[3]), safeinfer.__file__
+s = safeinfer.InferenceSession(sys.argv[1], devices="REF")
+probs, logits = s.run(None, {"image": np.zeros((1, 3, 32, 32), np.float32)})
+assert probs.shape == (1, 10) and abs(float(probs.sum()) - 1) < 1e-3, probs
+print("python: safeinfer %s from %s, library %s: probs sum %.4f" % (safeinfer.version, safeinfer.__file__,
+      safeinfer.library_path, probs.sum()))
+' "$src/examples/tiny_cnn.onnx" "$libdir/libsafeinfer.so.0" "$site/safeinfer/") || fail "the installed Python package"
+  [ -d "$site/safeinfer/__pycache__" ] || echo "note: python3 wrote no __pycache__"
+else
+  echo "python: no Python with numpy (python3-numpy); the installed package was not imported"
+fi
+
 # --- 5. uninstall ------------------------------------------------------------------------------------------
 mk uninstall || fail "make uninstall"
 left=$(find "$prefix" -type f -o -type l)
@@ -138,8 +172,10 @@ pc=$(find "$work/stage/opt/safeinfer" -name safeinfer.pc -print -quit)
 [ -n "$pc" ] || fail "DESTDIR: no safeinfer.pc under $work/stage/opt/safeinfer"
 grep -qx "prefix=/opt/safeinfer" "$pc" || fail "DESTDIR: safeinfer.pc does not name the prefix: $(head -1 "$pc")"
 [ -e "$work/stage/opt/safeinfer/include/safeinfer.h" ] || fail "DESTDIR: no header"
+grep -qx 'LIBRARY = "/opt/safeinfer/lib/libsafeinfer.so.0"' "$work/stage/opt/safeinfer/lib/python3/dist-packages/safeinfer/_config.py" ||
+  fail "DESTDIR: the Python package's _config.py does not name the library under PREFIX"
 mk uninstall || fail "make uninstall (DESTDIR)"
 left=$(find "$work/stage" -type f -o -type l)
 [ -z "$left" ] || fail "left after make uninstall (DESTDIR): $left"
 
-echo "OK: installed, used through pkg-config and find_package, staged with DESTDIR, uninstalled"
+echo "OK: installed, used through pkg-config, find_package and Python, staged with DESTDIR, uninstalled"

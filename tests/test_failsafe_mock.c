@@ -367,7 +367,7 @@ static void abandoned_call(bool free_first) {
     reset_devs();
     devs[0].gate_infer = 1;
     si_sink *s = new_sink();
-    si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 300});
+    si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 2000});
     si_ireq *r = NULL;
     CHECK(cm->iface->create_request(cm, &r) == SI_OK);
     si_tensor *x = vec(1.0f);
@@ -408,7 +408,7 @@ static void request_memory(bool free_request) {
     reset_devs();
     devs[0].gate_infer = 1;
     si_sink *s = new_sink();
-    si_cmodel *subs[2] = {mock_model(&devs[2]), make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 300})};
+    si_cmodel *subs[2] = {mock_model(&devs[2]), make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 2000})};
     si_src in0[1] = {{.kind = SI_SRC_INPUT, .index = 0}};
     si_src in1[1] = {{.kind = SI_SRC_SUB, .index = 0, .port = 0}};
     si_src *sub_inputs[2] = {in0, in1};
@@ -751,7 +751,7 @@ static void test_recovery_quarantine(void) {
         reset_devs();
         devs[0].gate_infer = 1;
         si_sink *s = new_sink();
-        si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 300, .recovery_ms = on ? 1000 : 0});
+        si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 2000, .recovery_ms = on ? 1000 : 0});
         si_ireq *r = NULL;
         CHECK(cm->iface->create_request(cm, &r) == SI_OK);
         CHECK(r->iface->set_input(r, 0, x) == SI_OK);

@@ -293,7 +293,7 @@ static bool dec_body(dec *d, si_graph *g) {
             n->n_attr = (int)k + 1;
             if (!dec_attr(d, &n->attrs[k])) return false;
         }
-        n->op = si_op_find(n->domain, n->op_type);
+        n->op = si_op_find(n->domain, n->op_type, n->opset); /* the version of the op for this opset */
     }
     if (!dec_ints(d, &g->inputs, &g->n_inputs, g->n_values, false) || !dec_ints(d, &g->outputs, &g->n_outputs, g->n_values, false))
         return false;
