@@ -42,8 +42,8 @@ run: build
 	@echo "report: $(BUILD)/example/report.json" 
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer (optimised, so the CNN cases stay quick).
-# PoCL leaks a few of its own LLVM objects when it compiles kernels into a cold cache: suppressed (only
-# libpocl/libLLVM frames, see src/device/ocl/lsan-pocl.supp).
+# PoCL leaks a few of its own LLVM objects when it compiles kernels into a cold cache: suppressed (only stacks
+# through its work-group codegen, pocl_check_kernel_disk_cache; see src/device/ocl/lsan-pocl.supp).
 asan:
 	@LSAN_OPTIONS=suppressions=$(CURDIR)/src/device/ocl/lsan-pocl.supp \
 	  $(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
