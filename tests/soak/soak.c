@@ -48,15 +48,27 @@ static double now_s(void) {
 
 /* Resident memory of this process, after giving back to the system what malloc holds free (so that the
  * number follows what is in use, not the allocator's high-water marks). */
+static long g_anon_kib, g_shmem_kib, g_threads; /* of the last rss_kib() */
+
 static long rss_kib(void) {
     malloc_trim(0);
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kib = -1;
-    while (f && fgets(line, sizeof line, f))
+    while (f && fgets(line, sizeof line, f)) {
         if (!strncmp(line, "VmRSS:", 6)) kib = atol(line + 6);
+        if (!strncmp(line, "RssAnon:", 8)) g_anon_kib = atol(line + 8);
+        if (!strncmp(line, "RssShmem:", 9)) g_shmem_kib = atol(line + 9);
+        if (!strncmp(line, "Threads:", 8)) g_threads = atol(line + 8);
+    }
     if (f) fclose(f);
     return kib;
+}
+
+/* What malloc has handed out and not had back (KiB): a leak grows this, whatever the allocator keeps. */
+static long heap_kib(void) {
+    struct mallinfo2 mi = mallinfo2();
+    return (long)((mi.uordblks + mi.hblkhd) / 1024);
 }
 
 // --- the model, its inputs and REF's outputs ----------------------------------------------------------------
@@ -311,9 +323,10 @@ static bool run_round(const char *list, const char *isolate, int threads, double
     T.deaths += deaths;
     long rss = rss_kib();
     printf("round %3d  %-12s %6.1f s  inferences %6ld  failovers %4lld  failbacks %4lld  retries %4lld  helper deaths %3d"
-           "  wrong %ld  failed %ld  RSS %ld KiB\n",
+           "  wrong %ld  failed %ld  RSS %ld KiB (anon %ld, shmem %ld, heap in use %ld; %ld threads)\n",
            round, list, now_s() - t0, atomic_load(&T.inferences) - inf0, (long long)c.failovers, (long long)c.failbacks,
-           (long long)c.retries, deaths, atomic_load(&T.wrong) - wrong0, atomic_load(&T.failed) - failed0, rss);
+           (long long)c.retries, deaths, atomic_load(&T.wrong) - wrong0, atomic_load(&T.failed) - failed0, rss,
+           g_anon_kib, g_shmem_kib, heap_kib(), g_threads);
     if (round >= g_warm_rounds) {
         if (g_rss_lo < 0 || rss < g_rss_lo) g_rss_lo = rss;
         if (rss > g_rss_hi) g_rss_hi = rss;
@@ -379,7 +392,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n_lists; i++) printf(" %s", lists[i]);
     printf(" (isolate=%s)\n", isolate);
     fflush(stdout);
-    long rss_warm = -1;
+    long rss_warm = -1, heap_warm = -1;
     int round = 0;
     g_warm_rounds = n_lists;
     start = now_s();
@@ -387,9 +400,12 @@ int main(int argc, char **argv) {
         double left = seconds - (now_s() - start);
         double r = round < n_lists ? fmin(round_s, fmax(5.0, left / n_lists)) : fmin(round_s, fmax(left, 5.0));
         run_round(lists[round % n_lists], isolate, threads, r, seed * 1000003u + (uint64_t)round * 7919u, round);
-        if (round == n_lists - 1) rss_warm = rss_kib(); /* every list has run once: warm */
+        if (round == n_lists - 1) { /* every list has run once: warm */
+            rss_warm = rss_kib();
+            heap_warm = heap_kib();
+        }
     }
-    long rss_end = rss_kib();
+    long rss_end = rss_kib(), heap_end = heap_kib();
     double growth = rss_warm > 0 ? 100.0 * (double)(rss_end - rss_warm) / (double)rss_warm : 0;
     printf("\nsoak summary after %.0f s, %d rounds:\n", now_s() - start, round);
     printf("  inferences      %ld\n", atomic_load(&T.inferences));
@@ -400,6 +416,8 @@ int main(int argc, char **argv) {
     printf("  crashes         0 (this process ran to the end)\n");
     printf("  RSS             start %ld KiB, after warm-up %ld KiB, end %ld KiB (%+.1f%% after warm-up); the rounds after "
            "the warm-up ended between %ld and %ld KiB\n", rss0, rss_warm, rss_end, growth, g_rss_lo, g_rss_hi);
+    printf("  heap in use     after warm-up %ld KiB, end %ld KiB (%+ld KiB: what malloc handed out and did not get back)\n",
+           heap_warm, heap_end, heap_end - heap_warm);
     bool ok = !atomic_load(&T.wrong) && !atomic_load(&T.failed);
     if (max_growth >= 0 && growth >= max_growth) {
         printf("  RSS grew %.1f%% after the warm-up (limit %.1f%%)\n", growth, max_growth);
