@@ -19,9 +19,9 @@
  * It prints, per round and at the end: inferences, failovers, fail-backs, retries, helper processes that
  * died, wrong outputs, failed requests, and the resident memory of this process at the start, after the
  * warm-up (the first round of each list) and at the end (these two once the device calls that
- * si_compiled_free leaves running have returned), and the heap in use. Exit status: 0 when no output was wrong and no
- * request failed (and, with --max-rss-growth, the growth after the warm-up stayed under PCT percent), 1
- * otherwise, 2 on a usage error. A crash of this process is its own verdict.
+ * si_compiled_free leaves running have returned), and the heap in use. Exit status: 0 when no output was
+ * wrong and no request failed (and, with --max-rss-growth, the growth after the warm-up stayed under PCT
+ * percent), 1 otherwise, 2 on a usage error. A crash of this process is its own verdict.
  */
 #include "safeinfer.h"
 
