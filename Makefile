@@ -9,7 +9,7 @@ DESTDIR ?=
 # The files the last `make install` wrote (DESTDIR included), for `make uninstall`.
 INSTALL_MANIFEST ?= $(BUILD)/installed-files.txt
 
-.PHONY: all deps build test run asan tsan clean install install-files uninstall
+.PHONY: all deps build test run asan tsan soak clean install install-files uninstall
 
 all: build
 
@@ -48,11 +48,19 @@ asan:
 	@LSAN_OPTIONS=suppressions=$(CURDIR)/src/device/ocl/lsan-pocl.supp \
 	  $(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
 
-# The fail-safe, fault-injection and executor tests under ThreadSanitizer.
+# The fail-safe, fault-injection, isolation and executor tests under ThreadSanitizer.
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api
-	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api)$$'
+	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api test_isolate safeinfer_worker
+	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api|isolate)$$'
+
+# The soak: SOAK_SECONDS (600) of 4 requests on 4 threads against ResNet-18 (half width) on OCL,CPU and
+# OCL,CPU,REF with OCL isolated and random faults of every stage and effect, every output checked against REF;
+# fails on a wrong output, a failed request or resident memory growing 5% or more after the warm-up.
+SOAK_SECONDS ?= 600
+soak: build
+	@cmake --build $(BUILD) -j$(JOBS) --target soak safeinfer_worker
+	@bash tests/soak/run.sh $(BUILD) $(SOAK_SECONDS) $(BUILD)/tests/soak --max-rss-growth 5
 
 # The shared and static library, safeinfer.h, the CLI, safeinfer.pc, the CMake package
 # (find_package(safeinfer) -> safeinfer::safeinfer) and the Python package (python/install.cmake: the prefix's

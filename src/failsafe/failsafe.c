@@ -860,32 +860,37 @@ static bool outputs_finite(fs_model *m, si_ireq *q) {
     return true;
 }
 
-/* check_outputs=nan: does the next candidate give finite outputs for the same inputs? Leaves the compiled
- * model it made as the standby, so that the failover that follows reuses it. */
+/* check_outputs=nan: does the next candidate that can run the same inputs give finite outputs? A candidate
+ * whose compile or check inference fails cannot say, so the one after it is asked (otherwise a NaN output
+ * would be taken as the answer whenever the next device happened to fail too). Leaves the compiled model it
+ * made for the first candidate after g's as the standby, so that the failover that follows reuses it. */
 static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
-    pthread_mutex_lock(&m->mu);
-    int pos = -1;
-    for (int p = g->pos + 1; p < m->n && pos < 0; p++)
-        if (!quarantined(m, p)) pos = p;
-    while (pos >= 0 && m->standby_busy_pos == pos) pthread_cond_wait(&m->cv, &m->mu);
-    fs_gen *ng = (pos >= 0 && m->standby && m->standby->pos == pos) ? gen_ref(m->standby) : NULL;
-    pthread_mutex_unlock(&m->mu);
-    if (pos < 0) return false;
-    if (!ng) {
-        if (compile_at(m, pos, &ng)) return false;
+    for (int from = g->pos + 1;;) {
         pthread_mutex_lock(&m->mu);
-        if (!m->standby && m->active == g) m->standby = gen_ref(ng);
+        int pos = -1;
+        for (int p = from; p < m->n && pos < 0; p++)
+            if (!quarantined(m, p)) pos = p;
+        while (pos >= 0 && m->standby_busy_pos == pos) pthread_cond_wait(&m->cv, &m->mu);
+        fs_gen *ng = (pos >= 0 && m->standby && m->standby->pos == pos) ? gen_ref(m->standby) : NULL;
         pthread_mutex_unlock(&m->mu);
+        if (pos < 0) return false;
+        from = pos + 1;
+        if (!ng) {
+            if (compile_at(m, pos, &ng)) continue;
+            pthread_mutex_lock(&m->mu);
+            if (!m->standby && m->active == g) m->standby = gen_ref(ng);
+            pthread_mutex_unlock(&m->mu);
+        }
+        si_ireq *q = NULL;
+        si_result st = ng->cm->iface->create_request(ng->cm, &q);
+        for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->base.bound[i]);
+        if (!st) st = q->iface->infer(q);
+        bool finite = !st && outputs_finite(m, q);
+        si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st, st ? si_last_error() : finite ? "finite outputs" : "non-finite outputs too");
+        if (q) q->iface->free(q);
+        gen_unref(ng);
+        if (!st) return finite;
     }
-    si_ireq *q = NULL;
-    si_result st = ng->cm->iface->create_request(ng->cm, &q);
-    for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->base.bound[i]);
-    if (!st) st = q->iface->infer(q);
-    bool finite = !st && outputs_finite(m, q);
-    si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st, st ? si_last_error() : finite ? "finite outputs" : "non-finite outputs too");
-    if (q) q->iface->free(q);
-    gen_unref(ng);
-    return finite;
 }
 
 static void remember_shapes(fs_model *m, fs_req *r) {
