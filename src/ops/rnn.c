@@ -6,7 +6,7 @@
  * The reference kernel is the specification's equations written out per batch row and time step, in double
  * (float16/bfloat16/float32 inputs are widened, the outputs rounded once). Steps at and after a row's
  * sequence length leave Y at zero; Y_h/Y_c hold the state after the row's last step (for the reverse
- * direction: after time 0).
+ * direction: after time 0), and zeros for a row of length 0 (as ONNX Runtime gives).
  *
  * activation_alpha / activation_beta are consumed in the order of the activations that take them (Affine,
  * LeakyRelu, ThresholdedRelu, ScaledTanh, HardSigmoid, Elu take alpha; Affine, ScaledTanh, HardSigmoid take
@@ -286,6 +286,7 @@ static si_result rnn_run(si_kctx *c) {
                 if (in.c0) memcpy(cc, in.c0 + s_off(&p, d, b), sizeof(double) * (size_t)H);
                 int64_t len = sl ? si_load_i64(sl->dtype, sl->data, b) : p.T;
                 rnn_row(&p, &in, d, b, len, h, cc, g, hn, y);
+                if (len == 0) memset(h, 0, sizeof(double) * (size_t)H), memset(cc, 0, sizeof(double) * (size_t)H);
             }
         if (Y && si_count(Y)) si_tensor_from_f64(Y, y);
         if (Yh && si_count(Yh)) si_tensor_from_f64(Yh, hs);
