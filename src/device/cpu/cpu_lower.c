@@ -1364,6 +1364,13 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_HARD_SIGMOID] = lower_eltwise,
     [SI_OP_CLIP] = lower_eltwise,
     [SI_OP_POW] = lower_eltwise,
+    /* quantized ops (cpu_quant.c), recurrent layers (cpu_rnn.c) */
+    [SI_OP_DYNAMIC_QUANTIZE_LINEAR] = cpu_lower_dynamic_quantize,
+    [SI_OP_CONV_INTEGER] = cpu_lower_conv_integer,
+    [SI_OP_MATMUL_INTEGER] = cpu_lower_matmul_integer,
+    [SI_OP_LSTM] = cpu_lower_rnn,
+    [SI_OP_GRU] = cpu_lower_rnn,
+    [SI_OP_RNN] = cpu_lower_rnn,
 };
 
 si_result cpu_lower_node(cpu_pb *b, int n) {
