@@ -23,6 +23,7 @@
 #include "ops/nn.h"
 #include "ops/quant.h"
 
+#include <immintrin.h>
 #include <stdio.h>
 
 #define MAX_ARGS 48
@@ -41,22 +42,38 @@ static int sole_consumer(const cpu_pb *b, int v) {
 
 static bool static_nonempty(const si_val *v) { return cpu_value_static(v) && si_shape_count(v->ndim, v->dims) > 0; }
 
-/* A buffer holding value v in layout want (element type included): an existing one, else a reorder from the
- * value's plain buffer seen through a plain descriptor of the right type. -1 with si_err set on failure. */
+/* A buffer holding value v in layout want (element type included): an existing one, else a reorder from one of
+ * the value's buffers of that element type (its plain buffer seen through a typed descriptor, when there is no
+ * other). -1 with si_err set on failure. */
 static int typed_in(cpu_pb *b, int v, const dnnl_memory_desc_t *want) {
-    for (int i = b->vbuf[v]; i >= 0; i = b->p->bufs[i].next)
-        if (!b->p->bufs[i].dyn && dnnl_memory_desc_equal(&b->p->bufs[i].md, want)) return i;
-    const si_val *val = &b->g->values[v];
-    int pb = cpu_pb_plain(b, v);
-    if (pb < 0) return -1;
-    if (b->p->bufs[pb].dyn) {
-        si_err(SI_ERR_UNSUPPORTED, "CPU: '%s' has a run-time shape", val->name);
-        return -1;
+    int src = -1;
+    for (int i = b->vbuf[v]; i >= 0; i = b->p->bufs[i].next) {
+        const cpu_buf *bf = &b->p->bufs[i];
+        if (bf->dyn) continue;
+        if (dnnl_memory_desc_equal(&bf->md, want)) return i;
+        if (src < 0 && bf->md.data_type == want->data_type && bf->md.format_kind == dnnl_blocked && bf->md.ndims == want->ndims &&
+            !memcmp(bf->md.dims, want->dims, sizeof(dnnl_dim_t) * (size_t)want->ndims))
+            src = i;
     }
-    dnnl_memory_desc_t pmd;
-    cpu_md_typed(&pmd, val->dtype, val->ndim, val->dims);
-    if (cpu_md_is_plain(want) && want->data_type == pmd.data_type) return cpu_pb_alias(b, pb, want);
-    int src = cpu_pb_alias(b, pb, &pmd);
+    const si_val *val = &b->g->values[v];
+    if (src < 0) { /* the plain buffer seen through a plain descriptor of the right type and want's dims */
+        int pb = cpu_pb_plain(b, v);
+        if (pb < 0) return -1;
+        if (b->p->bufs[pb].dyn) {
+            si_err(SI_ERR_UNSUPPORTED, "CPU: '%s' has a run-time shape", val->name);
+            return -1;
+        }
+        dnnl_memory_desc_t pmd;
+        int64_t d[DNNL_MAX_NDIMS];
+        for (int i = 0; i < want->ndims; i++) d[i] = want->dims[i];
+        cpu_md_plain_dt(&pmd, want->ndims, d, cpu_dnnl_type(val->dtype));
+        if (dnnl_memory_desc_get_size(&pmd) != cpu_value_nbytes(val)) {
+            si_err(SI_ERR_INTERNAL, "CPU: '%s' seen with another size", val->name);
+            return -1;
+        }
+        if (dnnl_memory_desc_equal(&pmd, want)) return cpu_pb_alias(b, pb, want);
+        src = cpu_pb_alias(b, pb, &pmd);
+    }
     int dst = src < 0 ? -1 : cpu_pb_internal_md(b, want);
     if (dst < 0 || cpu_pb_emit_reorder(b, val->producer, src, dst)) return -1;
     return dst;
@@ -72,41 +89,77 @@ typedef struct dql_job {
     float scale, zp;
 } dql_job;
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void minmax_range(const float *x, int64_t n, float *lo, float *hi) {
-    float l[16] = {0}, h[16] = {0}; /* the range always holds 0; NaN compares false and is skipped */
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++) {
-            const float v = x[i + k];
-            l[k] = v < l[k] ? v : l[k];
-            h[k] = v > h[k] ? v : h[k];
-        }
-    for (; i < n; i++) {
-        l[0] = x[i] < l[0] ? x[i] : l[0];
-        h[0] = x[i] > h[0] ? x[i] : h[0];
+/* Scalar versions (any x86-64, and the tails of the vector ones). */
+static void minmax_scalar(const float *x, int64_t n, float *lo, float *hi) {
+    float l = *lo, h = *hi;
+    for (int64_t i = 0; i < n; i++) { /* NaN compares false and is skipped */
+        l = x[i] < l ? x[i] : l;
+        h = x[i] > h ? x[i] : h;
     }
-    float a = 0, bmax = 0;
-    for (int k = 0; k < 16; k++) {
-        a = l[k] < a ? l[k] : a;
-        bmax = h[k] > bmax ? h[k] : bmax;
-    }
-    *lo = a;
-    *hi = bmax;
+    *lo = l;
+    *hi = h;
 }
 
 /* saturate(round(x / scale) + zp): the division and ties-to-even rounding of the reference kernel (the
  * 1.5 * 2^23 addition rounds a float below 2^22 to an integer in the default rounding mode), NaN -> zp. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void quant_range(const float *x, uint8_t *y, int64_t n, float scale,
-                                                                                 float zp) {
+static void quant_scalar(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] / scale;
-        v = v < -1024.0f ? -1024.0f : v > 1024.0f ? 1024.0f : v;
-        v = v != v ? 0.0f : v;
-        v = (v + 12582912.0f) - 12582912.0f;
-        v += zp;
-        v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
-        y[i] = (uint8_t)(int)v;
+        v = v != v ? 0.0f : v < -1024.0f ? -1024.0f : v > 1024.0f ? 1024.0f : v;
+        v = (v + 12582912.0f) - 12582912.0f + zp;
+        y[i] = (uint8_t)(v < 0.0f ? 0 : v > 255.0f ? 255 : (int)v);
     }
+}
+
+/* AVX2 versions (gcc does not vectorise the NaN-exact selects of the scalar ones). */
+__attribute__((target("avx2"))) static void minmax_avx2(const float *x, int64_t n, float *lo, float *hi) {
+    __m256 l0 = _mm256_setzero_ps(), h0 = l0, l1 = l0, h1 = l0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) { /* min_ps(v, m) returns m when v is NaN */
+        __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+        l0 = _mm256_min_ps(a, l0), h0 = _mm256_max_ps(a, h0);
+        l1 = _mm256_min_ps(b, l1), h1 = _mm256_max_ps(b, h1);
+    }
+    float lv[8], hv[8];
+    _mm256_storeu_ps(lv, _mm256_min_ps(l0, l1));
+    _mm256_storeu_ps(hv, _mm256_max_ps(h0, h1));
+    float l = 0, h = 0;
+    for (int k = 0; k < 8; k++) l = lv[k] < l ? lv[k] : l, h = hv[k] > h ? hv[k] : h;
+    minmax_scalar(x + i, n - i, &l, &h);
+    *lo = l;
+    *hi = h;
+}
+
+__attribute__((target("avx2"))) static void quant_avx2(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
+    const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(zp), lo = _mm256_set1_ps(-1024.0f), hi = _mm256_set1_ps(1024.0f);
+    const __m256 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(255.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
+        v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v); /* NaN -> 0 */
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        v = _mm256_add_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+        __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, zero), top));
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(void *)(y + i), _mm_packus_epi16(w, w));
+    }
+    quant_scalar(x + i, y + i, n - i, scale, zp);
+}
+
+static bool have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+
+static void minmax_range(const float *x, int64_t n, float *lo, float *hi) {
+    if (have_avx2()) {
+        minmax_avx2(x, n, lo, hi);
+        return;
+    }
+    *lo = *hi = 0;
+    minmax_scalar(x, n, lo, hi);
+}
+
+static void quant_range(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
+    if (have_avx2()) quant_avx2(x, y, n, scale, zp);
+    else quant_scalar(x, y, n, scale, zp);
 }
 
 static void range_of(int64_t n, int ithr, int nthr, int64_t *b0, int64_t *b1) {
@@ -357,8 +410,20 @@ typedef struct corr_job {
     const uint8_t *x;
     int32_t zp;
     float *dst;
-    int32_t *cs; /* per input pixel and group: the sum of (x - zp) over the group's channels */
+    int32_t *cs;  /* per input pixel and group: the sum of (x - zp) over the group's channels */
+    int32_t *acc; /* per thread: one output row of window sums (OW * G) */
 } corr_job;
+
+/* Sum of n bytes (unsigned, or signed when sx): a loop gcc vectorises. */
+__attribute__((target_clones("avx2", "default"))) static int32_t byte_sum(const uint8_t *p, int64_t n, bool sx) {
+    uint32_t s = 0;
+    if (sx) { /* int8 v = (v ^ 0x80) - 128 read as uint8 */
+        for (int64_t i = 0; i < n; i++) s += (uint8_t)(p[i] ^ 0x80);
+        return (int32_t)s - 128 * (int32_t)n;
+    }
+    for (int64_t i = 0; i < n; i++) s += p[i];
+    return (int32_t)s;
+}
 
 static void corr_sums(void *arg, int ithr, int nthr) {
     const corr_job *j = arg;
@@ -368,53 +433,59 @@ static void corr_sums(void *arg, int ithr, int nthr) {
     range_of(pix, ithr, nthr, &b0, &b1);
     for (int64_t p = b0; p < b1; p++) {
         const uint8_t *xp = j->x + p * c->C;
-        for (int64_t gi = 0; gi < c->G; gi++) {
-            int32_t s = 0;
-            if (c->sx)
-                for (int64_t ch = 0; ch < cg; ch++) s += (int8_t)xp[gi * cg + ch];
-            else
-                for (int64_t ch = 0; ch < cg; ch++) s += xp[gi * cg + ch];
-            j->cs[p * c->G + gi] = s - (int32_t)cg * j->zp;
-        }
+        for (int64_t gi = 0; gi < c->G; gi++) j->cs[p * c->G + gi] = byte_sum(xp + gi * cg, cg, c->sx) - (int32_t)cg * j->zp;
     }
 }
 
-static void corr_fill(void *arg, int ithr, int nthr) {
+__attribute__((target_clones("avx2", "default"))) static void corr_fill(void *arg, int ithr, int nthr) {
     const corr_job *j = arg;
     const corr_ctx *c = j->c;
     const nn_geom *g = &c->g;
-    const int64_t rows = c->N * g->out[0] * g->out[1], ocg = c->OC / c->G;
+    const int64_t OW = g->out[2], G = c->G, rows = c->N * g->out[0] * g->out[1], ocg = c->OC / G, sw = g->s[2];
+    int32_t *acc = j->acc + (int64_t)ithr * OW * G;
     int64_t b0, b1;
     range_of(rows, ithr, nthr, &b0, &b1);
     for (int64_t row = b0; row < b1; row++) {
         const int64_t nb = row / (g->out[0] * g->out[1]), od = (row / g->out[1]) % g->out[0], oh = row % g->out[1];
-        for (int64_t ow = 0; ow < g->out[2]; ow++) {
-            float *d = j->dst + ((row * g->out[2]) + ow) * c->OC;
-            for (int64_t gi = 0; gi < c->G; gi++) {
-                int64_t s = 0;
-                for (int64_t ka = 0; ka < g->k[0]; ka++) {
-                    const int64_t id = od * g->s[0] - g->pb[0] + ka * g->d[0];
-                    if (id < 0 || id >= g->in[0]) continue;
-                    for (int64_t kb = 0; kb < g->k[1]; kb++) {
-                        const int64_t ih = oh * g->s[1] - g->pb[1] + kb * g->d[1];
-                        if (ih < 0 || ih >= g->in[1]) continue;
-                        const int32_t *cr = j->cs + ((nb * g->in[0] + id) * g->in[1] + ih) * g->in[2] * c->G;
-                        for (int64_t ke = 0; ke < g->k[2]; ke++) {
-                            const int64_t iw = ow * g->s[2] - g->pb[2] + ke * g->d[2];
-                            if (iw >= 0 && iw < g->in[2]) s += cr[iw * c->G + gi];
-                        }
+        memset(acc, 0, sizeof(int32_t) * (size_t)(OW * G));
+        for (int64_t ka = 0; ka < g->k[0]; ka++) {
+            const int64_t id = od * g->s[0] - g->pb[0] + ka * g->d[0];
+            if (id < 0 || id >= g->in[0]) continue;
+            for (int64_t kb = 0; kb < g->k[1]; kb++) {
+                const int64_t ih = oh * g->s[1] - g->pb[1] + kb * g->d[1];
+                if (ih < 0 || ih >= g->in[1]) continue;
+                const int32_t *cr = j->cs + ((nb * g->in[0] + id) * g->in[1] + ih) * g->in[2] * G;
+                for (int64_t ke = 0; ke < g->k[2]; ke++) {
+                    const int64_t off = ke * g->d[2] - g->pb[2];
+                    int64_t lo = 0, hi = OW; /* outputs whose tap lies inside the row */
+                    while (lo < OW && off + lo * sw < 0) lo++;
+                    while (hi > lo && off + (hi - 1) * sw >= g->in[2]) hi--;
+                    if (G == 1 && sw == 1) {
+                        const int32_t *src = cr + off;
+                        for (int64_t ow = lo; ow < hi; ow++) acc[ow] += src[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            for (int64_t gi = 0; gi < G; gi++) acc[ow * G + gi] += cr[(off + ow * sw) * G + gi];
                     }
                 }
-                const float v = c->k * (float)s;
-                for (int64_t o = 0; o < ocg; o++) d[gi * ocg + o] = v;
             }
         }
+        float *d = j->dst + row * OW * c->OC;
+        for (int64_t ow = 0; ow < OW; ow++)
+            for (int64_t gi = 0; gi < G; gi++) {
+                const float v = c->k * (float)acc[ow * G + gi];
+                float *dg = d + ow * c->OC + gi * ocg;
+                for (int64_t o = 0; o < ocg; o++) dg[o] = v;
+            }
     }
 }
 
 /* bufs: x (channels-last), zero point (int32), dst (channels-last float32), scratch (int32 per pixel and group). */
 static si_result corr_kernel(const void *ctx, void *const *bufs, int threads) {
-    corr_job j = {.c = ctx, .x = bufs[0], .zp = *(const int32_t *)bufs[1], .dst = bufs[2], .cs = bufs[3]};
+    const corr_ctx *c = ctx;
+    int32_t *cs = bufs[3];
+    corr_job j = {.c = c, .x = bufs[0], .zp = *(const int32_t *)bufs[1], .dst = bufs[2], .cs = cs,
+                  .acc = cs + c->N * nn_geom_in_size(&c->g) * c->G};
     int nthr = SI_MIN(threads, MAX_THR);
     cpu_parallel(nthr, corr_sums, &j);
     cpu_parallel(nthr, corr_fill, &j);
@@ -526,7 +597,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     if (zb >= 0 && kcorr != 0) {
         corr_ctx *cc = cpu_pb_own(b, sizeof *cc);
         dnnl_memory_desc_t csmd;
-        int64_t csn = X->dims[0] * nn_geom_in_size(&geo) * G;
+        int64_t csn = X->dims[0] * nn_geom_in_size(&geo) * G + MAX_THR * geo.out[2] * G; /* sums, then rows per thread */
         cpu_md_plain_dt(&csmd, 1, &csn, dnnl_s32);
         int scratch = cc ? cpu_pb_internal_md(b, &csmd) : -1;
         dst = scratch < 0 ? -1 : cpu_pb_new_out(b, cpu_chain_out(&c), q_md(pd, dnnl_query_dst_md));
