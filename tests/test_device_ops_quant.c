@@ -33,7 +33,7 @@ static void qscalar(const char *name, si_dtype dt, int64_t v) {
     set_const(name, t);
 }
 
-static void expect(const char *label, const char *step) { dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = false}); }
+static void expect(const char *label, const char *step) { dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = false, .may_refuse = "OCL"}); }
 
 // --- DynamicQuantizeLinear ----------------------------------------------------------------------------------------
 
@@ -48,7 +48,7 @@ void dop_cases_dynamic_quantize(void) {
         snprintf(ins, sizeof ins, "%s", cases[i].in);
         node("DynamicQuantizeLinear", ins, "y,s,z");
         output("y"), output("s"), output("z");
-        dop_runf(&(dop_opts){.cpu_plan = "DynamicQuantizeLinear", .cpu_no_ref = true}, "DynamicQuantizeLinear %zu (%s)", i, cases[i].in);
+        dop_runf(&(dop_opts){.cpu_plan = "DynamicQuantizeLinear", .cpu_no_ref = true, .may_refuse = "OCL"}, "DynamicQuantizeLinear %zu (%s)", i, cases[i].in);
     }
     /* after a convolution whose output layout is channels-last: quantized in that layout, dequantized by REF */
     begin(13);
@@ -107,7 +107,7 @@ static void qconv_case(const qconv_p *p) {
              (long long)p->group, si_dtype_name(p->wt), p->wmode, p->chain ? " +Cast+Mul" : "", p->bias ? "+Add" : "", p->relu ? "+Relu" : "");
     bool corr = p->wt == SI_U8 && p->wmode == 0;
     const char *want = !p->chain ? "ConvInteger" : corr ? "ConvInteger(u8w)+Cast+Mul" : "ConvInteger+Cast+Mul";
-    dop_run(label, &(dop_opts){.cpu_plan = want, .cpu_no_ref = true});
+    dop_run(label, &(dop_opts){.cpu_plan = want, .cpu_no_ref = true, .may_refuse = "OCL"});
 }
 
 void dop_cases_conv_integer(void) {
@@ -140,7 +140,7 @@ void dop_cases_conv_integer(void) {
     qconst("wz", SI_U8, 100, 140, D(6));
     node("ConvInteger", "xq,w,xz,wz", "y");
     output("y");
-    dop_runf(NULL, "ConvInteger per-channel zero points, full-range uint8 weights");
+    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "ConvInteger per-channel zero points, full-range uint8 weights");
 }
 
 // --- MatMulInteger ------------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ void dop_cases_matmul_integer(void) {
         }
         output("y");
         /* a per-column scale product Mul(x_scale, w_scale) is a small reference step */
-        dop_runf(&(dop_opts){.cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol},
+        dop_runf(&(dop_opts){.cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol, .may_refuse = "OCL"},
                  "MatMulInteger case %zu (%s, zero point %d)%s%s", i, si_dtype_name(cases[i].wt), cases[i].wz,
                  cases[i].chain ? " +Cast+Mul" : "", cases[i].percol ? " per-column scale" : "");
     }
@@ -257,7 +257,7 @@ static void rnn_case(const rnn_p *p) {
              p->y ? (p->yh ? " Y,Y_h" : " Y") : " Y_h", p->layout);
     char step[32];
     snprintf(step, sizeof step, "%s recurrence", p->op);
-    dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true});
+    dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
 }
 
 void dop_cases_rnn(void) {
