@@ -120,6 +120,18 @@
     X(MATMUL, "MatMul", "")                                                                                    \
     /* nbits.c: block-quantized weights */                                                                     \
     X(MATMUL_NBITS, "MatMulNBits", "com.microsoft")                                                            \
+    /* quant.c: linear quantization and integer products */                                                    \
+    X(QUANTIZE_LINEAR, "QuantizeLinear", "")                                                                   \
+    X(DEQUANTIZE_LINEAR, "DequantizeLinear", "")                                                               \
+    X(DYNAMIC_QUANTIZE_LINEAR, "DynamicQuantizeLinear", "")                                                    \
+    X(MATMUL_INTEGER, "MatMulInteger", "")                                                                     \
+    X(CONV_INTEGER, "ConvInteger", "")                                                                         \
+    X(QLINEAR_MATMUL, "QLinearMatMul", "")                                                                     \
+    X(QLINEAR_CONV, "QLinearConv", "")                                                                         \
+    /* rnn.c: recurrent layers */                                                                              \
+    X(LSTM, "LSTM", "")                                                                                        \
+    X(GRU, "GRU", "")                                                                                          \
+    X(RNN, "RNN", "")                                                                                          \
     /* einsum.c */                                                                                             \
     X(EINSUM, "Einsum", "")                                                                                    \
     /* softmax.c */                                                                                            \
@@ -198,6 +210,7 @@
 /* The family files; each defines `const si_op_table si_ops_<name>` (its si_op_def table) at its end. */
 #define SI_OP_FAMILIES(F)                                                                                      \
     F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
+    F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique)                                           \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)
 

@@ -270,6 +270,13 @@ static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     return SI_OK;
 }
 
+static si_result run_fn(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
+    void *ptrs[32];
+    if (st->n_args > (int)SI_ARRAY_LEN(ptrs)) return si_err(SI_ERR_INTERNAL, "CPU: too many kernel arguments");
+    for (int a = 0; a < st->n_args; a++) ptrs[a] = buf_ptr(r, p, st->args[a].buf);
+    return st->fn(st->fn_ctx, ptrs, p->threads);
+}
+
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -286,6 +293,7 @@ static si_result run_plan(cpu_req *r, const cpu_plan *p) {
         case STEP_REF:
         case STEP_NATIVE: s = run_ref(r, p, st); break;
         case STEP_DNNL: s = run_dnnl(r, p, st); break;
+        case STEP_FN: s = run_fn(r, p, st); break;
         }
         if (r->prof_ms) r->prof_ms[i] += now_ms() - t0;
         if (s && st->node >= 0 && s != SI_ERR_ABORTED)

@@ -1375,6 +1375,13 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_FAST_GELU] = cpu_lower_llm,
     [SI_OP_BIAS_GELU] = cpu_lower_llm,
     [SI_OP_QUICK_GELU] = cpu_lower_llm,
+    /* quantized ops (cpu_quant.c), recurrent layers (cpu_rnn.c) */
+    [SI_OP_DYNAMIC_QUANTIZE_LINEAR] = cpu_lower_dynamic_quantize,
+    [SI_OP_CONV_INTEGER] = cpu_lower_conv_integer,
+    [SI_OP_MATMUL_INTEGER] = cpu_lower_matmul_integer,
+    [SI_OP_LSTM] = cpu_lower_rnn,
+    [SI_OP_GRU] = cpu_lower_rnn,
+    [SI_OP_RNN] = cpu_lower_rnn,
 };
 
 si_result cpu_lower_node(cpu_pb *b, int n) {
