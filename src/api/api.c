@@ -189,7 +189,7 @@ const char *si_model_node_op(const si_model *m, int i) {
 
 static const char *const known_keys[] = {"devices",     "threads",       "faults",        "retries",
                                          "infer_timeout_ms", "compile_timeout_ms", "standby", "failback_ms",
-                                         "check_outputs", "strict", "adaptive_threads"};
+                                         "check_outputs", "strict", "adaptive_threads", "max_memory_mb"};
 
 si_result si_config_create(si_config **out) {
     if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
@@ -229,13 +229,17 @@ si_result si_config_set(si_config *c, const char *key, const char *value) {
     for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
     if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads, faults, retries, "
                                                           "infer_timeout_ms, compile_timeout_ms, standby, failback_ms, check_outputs, strict, "
-                                                          "adaptive_threads)", key);
+                                                          "adaptive_threads, max_memory_mb)", key);
     if (!strcmp(key, "devices")) {
         si_result s = check_devices(value);
         if (s) return s;
     } else if (!strcmp(key, "threads")) {
         long v;
         if (!parse_long(value, 1, 1024, &v)) return si_err(SI_ERR_INVALID_ARG, "threads: '%s' is not a number in 1..1024", value);
+    } else if (!strcmp(key, "max_memory_mb")) {
+        long v;
+        if (!parse_long(value, 0, SI_MAX_MEMORY_MB, &v))
+            return si_err(SI_ERR_INVALID_ARG, "max_memory_mb: '%s' is not a number of MiB in 0..%ld (0 = no budget)", value, (long)SI_MAX_MEMORY_MB);
     } else if (!strcmp(key, "retries")) {
         long v;
         if (!parse_long(value, 0, 100, &v)) return si_err(SI_ERR_INVALID_ARG, "retries: '%s' is not a number in 0..100", value);

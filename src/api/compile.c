@@ -73,6 +73,7 @@ struct si_compiled {
     const char *keys[CFG_MAX], *vals[CFG_MAX];
     char *kv_store[2 * CFG_MAX];
     si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
+    si_budget budget;    /* max_memory_mb: charged by the graph stage, every device compile and requests */
 };
 
 static void device_set_free(void *arg) {
@@ -85,7 +86,18 @@ static void device_set_free(void *arg) {
 static si_result factory(void *user, int device, si_cmodel **out) {
     factory_ctx *f = user;
     si_device *d = f->c->ds->devs[device];
-    return d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    /* every device compile (first, failover, standby, failback; on whatever thread) charges the budget */
+    si_budget *prev = si_budget_enter(&f->c->budget);
+    si_result s = d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    si_budget_leave(prev);
+    return s;
+}
+
+/* The compile property max_memory_mb in bytes (0: none). */
+static int64_t cfg_budget(const si_config *cfg) {
+    const char *v = cfg ? si_config_get(cfg, "max_memory_mb") : NULL;
+    long mb;
+    return (v && parse_long(v, 0, SI_MAX_MEMORY_MB, &mb)) ? (int64_t)mb << 20 : 0;
 }
 
 static si_result parse_devices(const char *list, device_set *ds, char names[][64]) {
@@ -230,6 +242,7 @@ void si_compiled_free(si_compiled *c) {
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
     if (c->sink) si_sink_unref(c->sink); /* frees the device set with the last reference */
     else if (c->ds) device_set_free(c->ds);
+    si_budget_destroy(&c->budget);
     si_free(c);
 }
 
@@ -249,6 +262,7 @@ typedef struct sub_job {
 static void *compile_sub(void *arg) {
     sub_job *j = arg;
     si_compiled *c = j->c;
+    si_budget *prev = si_budget_enter(&c->budget);
     if (j->nc == 1) { /* one device: its own compiled model, no wrapper */
         j->st = factory(&c->fctx[j->sub], j->cand[0], &j->cm);
         si_sink_attempt(c->sink, j->sub, j->cand[0], "compile", j->st, j->st ? si_last_error() : "ok");
@@ -260,6 +274,7 @@ static void *compile_sub(void *arg) {
         j->st = si_failsafe_create(&fd, &j->cm);
     }
     if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
+    si_budget_leave(prev);
     return NULL;
 }
 
@@ -284,6 +299,8 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     *out = NULL;
     si_compiled *c = si_calloc(1, sizeof *c);
     if (!c || !(c->ds = si_calloc(1, sizeof(device_set)))) { si_free(c); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    si_budget_init(&c->budget, cfg_budget(cfg));
+    si_budget *prev_budget = si_budget_enter(&c->budget);
     si_result st;
     si_graph *g = NULL;
     char names[MAX_DEVICES][64];
@@ -381,10 +398,12 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     si_free(subs);
     si_graph_free(g);
+    si_budget_leave(prev_budget);
     *out = c;
     return SI_OK;
 fail:
     si_graph_free(g);
+    si_budget_leave(prev_budget);
     {
         char msg[4096];
         snprintf(msg, sizeof msg, "%s", si_last_error());
@@ -540,7 +559,9 @@ si_result si_request_create(si_compiled *c, si_request **out) {
     si_request *rq = si_calloc(1, sizeof *rq);
     if (!rq) return si_err(SI_ERR_NO_MEM, "out of memory");
     rq->c = c;
+    si_budget *prev = si_budget_enter(&c->budget);
     si_result s = c->cm->iface->create_request(c->cm, &rq->r);
+    si_budget_leave(prev);
     if (s) { si_free(rq); return s; }
     *out = rq;
     return SI_OK;
@@ -560,7 +581,10 @@ si_result si_request_set_input(si_request *r, int index, si_tensor *t) {
 si_result si_request_infer(si_request *r) {
     if (!r) return si_err(SI_ERR_INVALID_ARG, "si_request_infer: request is NULL");
     atomic_fetch_add(&r->c->sink->inferences, 1);
-    return r->r->iface->infer(r->r);
+    si_budget *prev = si_budget_enter(&r->c->budget); /* run-time buffers count against max_memory_mb too */
+    si_result s = r->r->iface->infer(r->r);
+    si_budget_leave(prev);
+    return s;
 }
 
 si_result si_request_get_output(si_request *r, int index, si_tensor **out) {
@@ -590,11 +614,17 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
     if (st) return st;
     si_graph *g = NULL;
     si_partition *p = NULL;
+    si_budget budget;
+    si_budget_init(&budget, cfg_budget(cfg));
+    si_budget *prev = si_budget_enter(&budget);
     if ((st = si_graph_clone(m->g, &g)) || (st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE)) ||
         (st = si_partition_graph(g, ds.devs, ds.n, &p))) {
         si_graph_free(g);
+        si_budget_leave(prev);
+        si_budget_destroy(&budget);
         return st;
     }
+    si_budget_leave(prev);
     sbuf b = {.p = si_malloc(4096), .cap = 4096};
     if (!b.p) { si_partition_free(p); si_graph_free(g); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     b.p[0] = 0;
@@ -641,6 +671,7 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
     }
     si_partition_free(p);
     si_graph_free(g);
+    si_budget_destroy(&budget);
     if (b.oom) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     *text = b.p;
     return SI_OK;
