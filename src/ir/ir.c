@@ -5,6 +5,8 @@
 
 #include "ops/ops.h"
 
+#include <math.h>
+
 // --- construction -------------------------------------------------------------------------------------
 
 si_graph *si_graph_new(void) { return si_calloc(1, sizeof(si_graph)); }
@@ -110,6 +112,8 @@ si_result si_graph_finalize(si_graph *g) {
     for (int v = 0; v < nv; v++) g->values[v].producer = -1;
     for (int i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
+        if (n->n_out == 0) /* every ONNX op has an output; kernels may write output 0 */
+            return si_err(SI_ERR_PARSE, "node '%s' (%s) has no outputs", n->name, n->op_type);
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v < 0) continue;
@@ -181,7 +185,7 @@ si_result si_graph_finalize(si_graph *g) {
         goto done;
     }
     for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
-    memcpy(g->nodes, sorted, sizeof(si_node) * (size_t)nn);
+    if (nn) memcpy(g->nodes, sorted, sizeof(si_node) * (size_t)nn); /* a graph without nodes has no array */
     for (int i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
         for (int k = 0; k < n->n_out; k++)
@@ -193,7 +197,7 @@ si_result si_graph_finalize(si_graph *g) {
             st = si_err(SI_ERR_PARSE, "node '%s' (%s): the model imports no opset for the default domain", n->name, n->op_type);
             goto done;
         }
-        n->opset = (int)ver;
+        n->opset = ver > INT32_MAX ? INT32_MAX : (int)ver; /* a hostile version must not wrap around */
     }
 done:
     si_free(indeg);
@@ -299,7 +303,12 @@ int64_t si_attr_int(const si_node *n, const char *name, int64_t dflt) {
     const si_attr *a = si_node_attr(n, name);
     if (!a) return dflt;
     if (a->type == SI_ATTR_INT) return a->i;
-    if (a->type == SI_ATTR_FLOAT) return (int64_t)a->f;
+    if (a->type == SI_ATTR_FLOAT) { /* converted like a C cast, but NaN and out-of-range floats saturate */
+        if (isnan(a->f)) return dflt;
+        if (a->f >= 9223372036854775807.0f) return INT64_MAX;
+        if (a->f <= -9223372036854775808.0f) return INT64_MIN;
+        return (int64_t)a->f;
+    }
     return dflt;
 }
 

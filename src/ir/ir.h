@@ -99,8 +99,12 @@ int64_t si_graph_opset(const si_graph *g, const char *domain);
 
 /* Shape inference for the current input shapes: fills dtype/ndim/dims of every value it can, evaluating
  * nodes whose inputs are all constant (constant folding, so Shape->Gather->Reshape chains resolve) when
- * their outputs total at most fold_max_bytes.
- * Errors: INVALID_ARG when shapes contradict an op's rules (the message names the node). */
+ * their outputs total at most fold_max_bytes, and while everything folded in this call totals at most
+ * SI_FOLD_TOTAL_FACTOR * fold_max_bytes (so that many small folds cannot add up to gigabytes). Folded
+ * buffers are charged to the thread's memory budget (util.h); a fold that does not fit is left to run time.
+ * Errors: INVALID_ARG when shapes contradict an op's rules (the message names the node); NO_MEM when an
+ * inferred output could never be allocated (larger than the process cap or the budget's limit). */
+#define SI_FOLD_TOTAL_FACTOR 64
 si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
 
 /* ---- attribute access ---- */

@@ -168,6 +168,82 @@ si_result si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char
     return s;
 }
 
+// --- nesting depth ----------------------------------------------------------------------------------------
+/*
+ * protobuf-c unpacks nested messages recursively, so a hostile model that nests subgraphs (an If in an If in
+ * ...) or types (a sequence of a sequence of ...) a few hundred thousand levels deep would overflow the stack
+ * inside onnx__model_proto__unpack. Before unpacking, this walks the wire format, following only the fields
+ * through which ONNX messages can recurse (the other messages have a small fixed depth), and refuses more
+ * than SI_MAX_GRAPH_DEPTH nested graphs or SI_MAX_MSG_DEPTH nested messages. Malformed wire data is refused
+ * too (protobuf-c would refuse it as well).
+ */
+enum { PK_MODEL, PK_GRAPH, PK_NODE, PK_ATTR, PK_FUNCTION, PK_TRAINING, PK_VALUE_INFO, PK_TYPE, PK_TYPE_ELEM, PK_TYPE_MAP, PK_NONE };
+
+/* The kind of the message in field `field` of a message of kind `kind`, or PK_NONE where it cannot nest. */
+static int nested_kind(int kind, uint64_t field) {
+    switch (kind) {
+    case PK_MODEL: return field == 7 ? PK_GRAPH : field == 20 ? PK_TRAINING : field == 25 ? PK_FUNCTION : PK_NONE;
+    case PK_TRAINING: return field == 1 || field == 2 ? PK_GRAPH : PK_NONE;
+    case PK_GRAPH: return field == 1 ? PK_NODE : field >= 11 && field <= 13 ? PK_VALUE_INFO : PK_NONE;
+    case PK_NODE: return field == 5 ? PK_ATTR : PK_NONE;
+    case PK_ATTR: return field == 6 || field == 11 ? PK_GRAPH : field == 14 || field == 15 ? PK_TYPE : PK_NONE;
+    case PK_FUNCTION: return field == 7 ? PK_NODE : PK_NONE;
+    case PK_VALUE_INFO: return field == 2 ? PK_TYPE : PK_NONE;
+    case PK_TYPE: return field == 4 || field == 9 ? PK_TYPE_ELEM : field == 5 ? PK_TYPE_MAP : PK_NONE;
+    case PK_TYPE_ELEM: return field == 1 ? PK_TYPE : PK_NONE; /* Sequence.elem_type, Optional.elem_type */
+    case PK_TYPE_MAP: return field == 2 ? PK_TYPE : PK_NONE;  /* Map.value_type */
+    default: return PK_NONE;
+    }
+}
+
+static bool wire_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && *pos < end; shift += 7) {
+        uint8_t c = p[(*pos)++];
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return true;
+    }
+    return false;
+}
+
+/* 0: fine; 1: malformed; 2: too deep (*what says which limit). */
+static int wire_depth(const uint8_t *p, size_t start, size_t end, int kind, int depth, int graphs, const char **what) {
+    if (kind == PK_GRAPH && ++graphs > SI_MAX_GRAPH_DEPTH) { *what = "subgraphs"; return 2; }
+    if (++depth > SI_MAX_MSG_DEPTH) { *what = "messages"; return 2; }
+    size_t pos = start;
+    while (pos < end) {
+        uint64_t tag, len;
+        if (!wire_varint(p, end, &pos, &tag)) return 1;
+        switch (tag & 7) {
+        case 0: if (!wire_varint(p, end, &pos, &len)) return 1; break;
+        case 1: if (end - pos < 8) return 1; pos += 8; break;
+        case 5: if (end - pos < 4) return 1; pos += 4; break;
+        case 2: {
+            if (!wire_varint(p, end, &pos, &len) || len > end - pos) return 1;
+            int sub = nested_kind(kind, tag >> 3);
+            if (sub != PK_NONE) {
+                int r = wire_depth(p, pos, pos + (size_t)len, sub, depth, graphs, what);
+                if (r) return r;
+            }
+            pos += (size_t)len;
+            break;
+        }
+        default: return 1; /* groups: not used by ONNX, and not by protobuf-c either */
+        }
+    }
+    return 0;
+}
+
+static si_result check_nesting(const void *buf, size_t len) {
+    const char *what = "";
+    int r = wire_depth(buf, 0, len, PK_MODEL, 0, 0, &what);
+    if (r == 1) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
+    if (r == 2)
+        return si_err(SI_ERR_PARSE, "the model nests %s deeper than %d levels", what,
+                      !strcmp(what, "subgraphs") ? SI_MAX_GRAPH_DEPTH : SI_MAX_MSG_DEPTH);
+    return SI_OK;
+}
+
 // --- value infos ------------------------------------------------------------------------------------------
 
 static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, bool required) {
@@ -209,6 +285,17 @@ static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, boo
             } else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param && *d->dim_param) {
                 if (!(v->dim_names[i] = si_strdup(d->dim_param))) return si_err(SI_ERR_NO_MEM, "out of memory");
             }
+        }
+        /* a declared shape whose element count overflows (int64) can never be a tensor */
+        int64_t known[SI_MAX_DIMS];
+        for (int i = 0; i < v->ndim; i++) known[i] = v->dims[i] < 0 ? 1 : v->dims[i];
+        if (si_shape_count(v->ndim, known) > INT64_MAX / 16) {
+            if (required) {
+                char sh[160];
+                return si_err(SI_ERR_PARSE, "value '%s': declared shape %s is too large", v->name,
+                              si_shape_str(sh, sizeof sh, v->dtype, v->ndim, v->dims));
+            }
+            v->ndim = -1; /* only a hint: forget it */
         }
     }
     return SI_OK;
@@ -431,6 +518,8 @@ si_result si_onnx_load(const void *buf, size_t len, const char *base_dir, si_gra
     *out = NULL;
     if (!buf) return si_err(SI_ERR_INVALID_ARG, "model buffer is NULL");
     if (len == 0) return si_err(SI_ERR_PARSE, "empty model");
+    si_result ns = check_nesting(buf, len);
+    if (ns) return ns;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, buf);
     if (!mp) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
     si_graph *g = si_graph_new();
@@ -610,6 +699,7 @@ si_result si_onnx_load_file(const char *path, const char *base_dir, si_graph **o
     }
     si_free(r);
     Onnx__ModelProto *mp = NULL;
+    if (!s) s = check_nesting(msg.p, msg.n);
     if (!s && !(mp = onnx__model_proto__unpack(&pb_allocator, msg.n, msg.p)))
         s = si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%llu bytes)",
                    (unsigned long long)st.st_size);

@@ -100,6 +100,10 @@ si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *di
     if (ndim < 0 || ndim > SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", ndim, SI_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         if (dims[i] < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "output dimension %d is negative (%lld)", i, (long long)dims[i]);
+    if (si_shape_count(ndim, dims) > INT64_MAX / 16) { /* the byte size would overflow */
+        char sh[160];
+        return si_op_err(c, SI_ERR_INVALID_ARG, "output shape %s is too large", si_shape_str(sh, sizeof sh, dt, ndim, dims));
+    }
     t->dtype = dt;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];
