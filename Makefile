@@ -4,7 +4,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test run asan tsan clean
+.PHONY: all deps build test run asan tsan fuzz fuzz-build clean
 
 all: build
 
@@ -46,5 +46,18 @@ tsan: deps
 	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock
 	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock)'
 
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang, ASan and UBSan, each run for FUZZ_SECONDS.
+# The corpus grows in build-fuzz/fuzz-corpus; findings land in build-fuzz/fuzz-artifacts and fail the target.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= model model_file npy pb config
+fuzz-build:
+	@SI_WITH_FUZZ=1 bash scripts/install-deps.sh
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_FUZZ=ON -DSI_SANITIZE=address,undefined \
+	  -DSI_WITH_CPU=OFF -DSI_WITH_OCL=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_HARNESSES))
+
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
