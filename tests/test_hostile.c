@@ -14,10 +14,13 @@
  * overflowing; constant folding and shape inference of ConstantOfShape / Expand / Tile / Range / Resize to
  * petabyte shapes; many medium folds adding up; subgraph and type nesting 100000 levels deep; a run-time
  * shape from input values that is absurd; the compile property max_memory_mb (compile-time folds, run-time
- * buffers, a bad value).
+ * buffers, a bad value); and the budget's accounting itself (charge, refuse, realloc, a free on another
+ * thread gives the bytes back).
  */
 #include "si_test.h"
+#include "util/util.h" /* the budget mechanism itself (si_budget_*) */
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -607,7 +610,47 @@ static si_result node_without_outputs(void) {
     return load_compile_run(&m, NULL, NULL, 0);
 }
 
+static void *free_it(void *p) {
+    si_free(p);
+    return NULL;
+}
+
+/* The accounting under a budget of 8 MiB: live bytes of blocks >= SI_BIG_ALLOC, given back on free. */
+static void budget_accounting(void) {
+    si_budget b;
+    si_budget_init(&b, (int64_t)8 << 20);
+    si_budget *prev = si_budget_enter(&b);
+    void *small = si_malloc(1000); /* not counted */
+    CHECK(small && b.used == 0);
+    void *p = si_malloc((size_t)4 << 20);
+    CHECK(p && b.used == (int64_t)4 << 20);
+    CHECK(si_malloc((size_t)5 << 20) == NULL); /* 4 + 5 > 8 */
+    CHECK(b.used == (int64_t)4 << 20);
+    CHECK_ERR(si_mem_check((size_t)5 << 20, "five"), SI_ERR_NO_MEM, "five: 5.0 MiB would exceed the memory budget max_memory_mb=8");
+    CHECK_OK(si_mem_check((size_t)4 << 20, "four"));
+    void *q = si_realloc(p, (size_t)6 << 20);
+    CHECK(q && b.used == (int64_t)6 << 20);
+    CHECK(si_realloc(q, (size_t)9 << 20) == NULL && b.used == (int64_t)6 << 20); /* refused: q unchanged */
+    void *z = si_calloc(1, (size_t)2 << 20);
+    CHECK(z && b.used == (int64_t)8 << 20 && b.peak == (int64_t)8 << 20);
+    si_budget_leave(prev);
+    pthread_t t; /* a free on another thread, outside any budget, still gives the bytes back */
+    CHECK(pthread_create(&t, NULL, free_it, q) == 0 && pthread_join(t, NULL) == 0);
+    CHECK(b.used == (int64_t)2 << 20);
+    si_free(z);
+    si_free(small);
+    CHECK(b.used == 0);
+    si_budget_destroy(&b);
+    /* the process cap applies to every big allocation, with or without a budget */
+    size_t cap = si_mem_cap();
+    si_mem_set_cap((size_t)16 << 20);
+    CHECK(si_malloc((size_t)17 << 20) == NULL);
+    CHECK_ERR(si_mem_check((size_t)17 << 20, "cap"), SI_ERR_NO_MEM, "more than this process may allocate at once (16.0 MiB)");
+    si_mem_set_cap(cap);
+}
+
 int main(int argc, char **argv) {
+    budget_accounting();
     make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "hostile");
     char ext[4200];
     snprintf(ext, sizeof ext, "%s/ext.bin", tmp_dir);

@@ -282,6 +282,12 @@ static si_result constant_infer(si_kctx *c)
             return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'value' has no data");
         return si_set_out(c, 0, t->dtype, t->ndim, t->dims);
     }
+    /* the kind must match the name: run reads the field the name says */
+    static const struct { const char *name; si_attr_type type; } kinds[] = {
+        {"value_float", SI_ATTR_FLOAT}, {"value_int", SI_ATTR_INT}, {"value_floats", SI_ATTR_FLOATS}, {"value_ints", SI_ATTR_INTS}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(kinds); i++)
+        if (!strcmp(a->name, kinds[i].name) && a->type != kinds[i].type)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "attribute '%s' has the wrong kind (%d)", a->name, (int)a->type);
     if (!strcmp(a->name, "value_float"))
         return si_set_out(c, 0, SI_F32, 0, NULL);
     if (!strcmp(a->name, "value_int"))

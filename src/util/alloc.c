@@ -203,7 +203,7 @@ static charged take_if_charged(void *p) {
 static void *big_alloc(size_t n, bool zero) {
     if (n > si_mem_cap()) return NULL;
     si_budget *b = cur_budget;
-    if (!b) return zero ? calloc(1, n) : malloc(n);
+    if (!b || !b->limit) return zero ? calloc(1, n) : malloc(n); /* no limit: nothing to count */
     if (!reserve(b, n)) return NULL;
     void *p = zero ? calloc(1, n) : malloc(n);
     if (!p || !tab_put(p, n, b)) atomic_fetch_sub(&b->used, (int64_t)n); /* not charged after all */
@@ -226,10 +226,10 @@ void *si_calloc(size_t n, size_t size) {
 
 void *si_realloc(void *p, size_t n) {
     if (should_fail()) return NULL;
-    if (!p) return si_malloc(n);
+    if (!p) return n >= SI_BIG_ALLOC ? big_alloc(n, false) : malloc(n ? n : 1);
     if (n >= SI_BIG_ALLOC && n > si_mem_cap()) return NULL;
     charged old = take_if_charged(p);
-    si_budget *b = old.p ? old.b : (n >= SI_BIG_ALLOC ? cur_budget : NULL);
+    si_budget *b = old.p ? old.b : (n >= SI_BIG_ALLOC && cur_budget && cur_budget->limit ? cur_budget : NULL);
     size_t was = old.p ? old.n : 0;
     /* charge the growth (or the whole block when it was not charged before) */
     if (b && n > was && !reserve(b, n - was)) {

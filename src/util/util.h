@@ -45,7 +45,7 @@ void si_alloc_fail_after(long n, long count);
 #define SI_BIG_ALLOC ((size_t)1 << 20)
 typedef struct si_budget {
     int64_t limit;        /* bytes; 0 = no limit */
-    _Atomic int64_t used; /* live bytes charged */
+    _Atomic int64_t used; /* live bytes charged (counted only when there is a limit) */
     _Atomic int64_t peak; /* the most that was live at once */
 } si_budget;
 void si_budget_init(si_budget *b, int64_t limit_bytes);
