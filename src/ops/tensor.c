@@ -354,8 +354,9 @@ static si_result cos_infer(si_kctx *c)
     }
     for (int64_t i = 0; i < n; i++) {
         if (dims[i] < 0) {
+            long long bad = (long long)dims[i]; /* read before the array is freed */
             si_free(dims);
-            return si_op_err(c, SI_ERR_INVALID_ARG, "negative dimension %lld in 'shape'", (long long)dims[i]);
+            return si_op_err(c, SI_ERR_INVALID_ARG, "negative dimension %lld in 'shape'", bad);
         }
     }
     s = si_set_out(c, 0, val ? val->dtype : SI_F32, (int)n, dims);
@@ -397,8 +398,9 @@ static si_result expand_infer(si_kctx *c)
     }
     for (int64_t i = 0; i < n; i++) {
         if (shape[i] < 0) {
+            long long bad = (long long)shape[i]; /* read before the array is freed */
             si_free(shape);
-            return si_op_err(c, SI_ERR_INVALID_ARG, "negative dimension %lld in 'shape'", (long long)shape[i]);
+            return si_op_err(c, SI_ERR_INVALID_ARG, "negative dimension %lld in 'shape'", bad);
         }
     }
     int nout;
