@@ -213,6 +213,11 @@ const char *si_model_node_op(const si_model *m, int i);
  *   strict             on: no fallback; the first device's failure is returned (default off)
  *   adaptive_threads   on: the CPU device may drop to one thread while other processes slow its threads
  *                      down, and retries `threads` every 8 inferences (default off: `threads` is exact)
+ *   max_memory_mb      N: the most the compiled model may hold at once in buffers of 1 MiB or more (folded
+ *                      constants, device plans, the tensors of its inferences and request creations, also on
+ *                      watchdog threads; not a standby's warm-up), counted from si_compile on; an allocation
+ *                      past it fails with SI_ERR_NO_MEM naming the budget (default 0: no budget; one
+ *                      allocation larger than the machine's physical memory is always refused)
  */
 SI_NODISCARD si_result si_config_create(si_config **out);
 void si_config_free(si_config *c);

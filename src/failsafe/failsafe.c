@@ -98,6 +98,7 @@ typedef struct fs_job {
     fs_gen *gen;           /* create, infer: the generation the call runs on (a reference once abandoned) */
     si_ireq *inner;        /* infer: the request; create: the result */
     si_cmodel *cm;         /* compile: the result */
+    si_budget *budget;     /* the caller's memory budget (util.h): the call on the thread charges it too */
     si_sink *sink;
     bool done, abandoned;
     si_result st;
@@ -115,11 +116,13 @@ static void *job_main(void *arg) {
     si_result st = SI_OK;
     si_cmodel *cm = NULL;
     si_ireq *made = NULL;
+    si_budget *prev = si_budget_enter(j->budget);
     switch (j->kind) {
     case JOB_COMPILE: st = j->factory(j->user, j->device, &cm); break;
     case JOB_CREATE: st = j->gen->cm->iface->create_request(j->gen->cm, &made); break;
     case JOB_INFER: st = j->inner->iface->infer(j->inner); break;
     }
+    si_budget_leave(prev);
     pthread_mutex_lock(&j->mu);
     j->st = st;
     snprintf(j->msg, sizeof j->msg, "%s", st ? si_last_error() : "");
@@ -151,6 +154,7 @@ static si_result run_job(fs_model *m, fs_job *j, int timeout_ms, bool *timed_out
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    j->budget = si_budget_current();
     int rc = pthread_create(&t, &a, job_main, j);
     pthread_attr_destroy(&a);
     if (rc != 0) { /* no thread: run the call here, unguarded */
