@@ -15,9 +15,10 @@
  * petabyte shapes; many medium folds adding up; subgraph and type nesting 100000 levels deep; a run-time
  * shape from input values that is absurd; the compile property max_memory_mb (compile-time folds, run-time
  * buffers, a bad value); and the budget's accounting itself (charge, refuse, realloc, a free on another
- * thread gives the bytes back).
+ * thread gives the bytes back). Nodes without outputs, and every op with its first output absent ("").
  */
 #include "si_test.h"
+#include "ops/ops.h"   /* si_op_all: every op, for the absent-output sweep */
 #include "util/util.h" /* the budget mechanism itself (si_budget_*) */
 
 #include <pthread.h>
@@ -649,6 +650,62 @@ static void budget_accounting(void) {
     si_mem_set_cap(cap);
 }
 
+/* TopK with its values output absent (""), only the indices asked for: the kernel still has somewhere to
+ * write the values, and the indices are right. */
+static si_result topk_values_absent(void) {
+    graph_parts gp = {0};
+    static const char *const in[] = {"X", "K", NULL}, *const out[] = {"", "I", NULL};
+    gp.nodes[gp.n_nodes++] = node("TopK", in, out, NULL, 0);
+    int64_t k[1] = {2}, three[1] = {3};
+    gp.inits[gp.n_inits++] = tensor_i64("K", 1, k);
+    gp.inputs[gp.n_inputs++] = value_info("X", 1, 1, three);
+    gp.outputs[gp.n_outputs++] = value_info("I", 7, 0, NULL);
+    pb m = model(&gp);
+    si_model *mo = NULL;
+    si_compiled *cm = NULL;
+    si_request *rq = NULL;
+    si_tensor *x = NULL, *idx = NULL;
+    si_result s = load_pb(&m, &mo);
+    if (!s) s = si_compile(mo, NULL, &cm);
+    if (!s) s = si_request_create(cm, &rq);
+    if (!s) s = si_tensor_create(SI_F32, 1, three, &x);
+    if (!s) {
+        float *xv = si_tensor_data(x);
+        xv[0] = 3, xv[1] = 1, xv[2] = 2;
+        s = si_request_set_input(rq, 0, x);
+    }
+    if (!s) s = si_request_infer(rq);
+    if (!s) s = si_request_get_output(rq, 0, &idx);
+    if (!s) {
+        const int64_t *iv = si_tensor_data(idx);
+        if (si_tensor_count(idx) != 2 || iv[0] != 0 || iv[1] != 2) s = SI_ERR_INTERNAL; /* wrong indices */
+    }
+    if (s) snprintf(case_msg, sizeof case_msg, "%s", s == SI_ERR_INTERNAL ? "wrong indices" : si_last_error());
+    si_request_free(rq);
+    si_tensor_free(x);
+    si_compiled_free(cm);
+    si_model_free(mo);
+    return s;
+}
+
+/* Every op of the default domain as OP(X, X, X) -> ("", Y1, Y2), the first output absent, Y1 the graph
+ * output, X float32[2,2]: any status is fine (most ops refuse three inputs), a crash is not (Shape, Size,
+ * Identity, NonZero and EyeLike wrote through a NULL output when folded or run). */
+static const char *sweep_op;
+static si_result first_output_absent(void) {
+    graph_parts gp = {0};
+    static const char *const in[] = {"X", "X", "X", NULL}, *const out[] = {"", "Y1", "Y2", NULL};
+    gp.nodes[gp.n_nodes++] = node(sweep_op, in, out, NULL, 0);
+    int64_t d[2] = {2, 2};
+    gp.inputs[gp.n_inputs++] = value_info("X", 1, 2, d);
+    gp.outputs[gp.n_outputs++] = value_info("Y1", 1, 0, NULL);
+    pb m = model(&gp);
+    si_tensor *x = NULL;
+    if (si_tensor_create(SI_F32, 2, d, &x)) exit(2);
+    si_result s = load_compile_run(&m, NULL, &x, 1);
+    return s == SI_OK || *si_last_error() || case_msg[0] ? SI_OK : SI_ERR_INTERNAL; /* an error must be named */
+}
+
 int main(int argc, char **argv) {
     budget_accounting();
     make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "hostile");
@@ -683,5 +740,15 @@ int main(int argc, char **argv) {
     expect("subgraphs 2 deep", shallow_subgraphs, SI_OK, "");
     expect("TensorProto 2^50 elements", pb_tensor_huge, SI_ERR_PARSE, "the shape needs 1125899906842624");
     expect("node without outputs", node_without_outputs, SI_ERR_PARSE, "has no outputs");
+    expect("TopK without its values output", topk_values_absent, SI_OK, "");
+    int n_ops = 0;
+    const si_op_def *const *ops = si_op_all(&n_ops);
+    for (int i = 0; i < n_ops; i++) {
+        if (ops[i]->domain && *ops[i]->domain) continue;
+        sweep_op = ops[i]->name;
+        char name[96];
+        snprintf(name, sizeof name, "%s without its first output", sweep_op);
+        expect(name, first_output_absent, SI_OK, "");
+    }
     return test_summary("test_hostile");
 }
