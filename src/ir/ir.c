@@ -55,8 +55,7 @@ void si_graph_free(si_graph *g) {
 }
 
 int si_graph_find_value(const si_graph *g, const char *name) {
-    /* Linear scans would make loading quadratic; graphs are small enough that a hash is not needed yet for
-     * the value lookups done at load, which go through the loader's own hash table. */
+    /* a linear scan: the loader, which looks up every name of a model, keeps its own hash index */
     for (int i = g->n_values - 1; i >= 0; i--)
         if (!strcmp(g->values[i].name, name)) return i;
     return -1;
@@ -65,6 +64,10 @@ int si_graph_find_value(const si_graph *g, const char *name) {
 int si_graph_value(si_graph *g, const char *name) {
     int i = si_graph_find_value(g, name);
     if (i >= 0) return i;
+    return si_graph_add_value(g, name);
+}
+
+int si_graph_add_value(si_graph *g, const char *name) {
     if (g->n_values == g->cap_values) {
         int cap = g->cap_values ? g->cap_values * 2 : 64;
         si_val *nv = si_realloc(g->values, sizeof(si_val) * (size_t)cap);

@@ -90,6 +90,8 @@ si_result si_graph_clone(const si_graph *g, si_graph **out);
 /* Value id for a name, creating an unknown value when absent; -1 on allocation failure. */
 int si_graph_value(si_graph *g, const char *name);
 int si_graph_find_value(const si_graph *g, const char *name);
+/* Append a new value (the caller knows the name is not there yet); its id, or -1 on allocation failure. */
+int si_graph_add_value(si_graph *g, const char *name);
 /* Append a node (fields are taken over by the graph). Returns its index or -1. */
 int si_graph_add_node(si_graph *g, si_node *n);
 /* Check references, sort nodes topologically (PARSE error on a cycle or a value produced twice or never),

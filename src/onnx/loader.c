@@ -301,6 +301,58 @@ static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, boo
     return SI_OK;
 }
 
+// --- value names ------------------------------------------------------------------------------------------
+/* The loader looks up every input and output name of every node: a hash index over the graph's value names
+ * (si_graph_find_value scans) keeps loading linear in the model's size. */
+
+typedef struct name_index {
+    int *slot; /* value id + 1; 0 = empty */
+    size_t cap, n;
+} name_index;
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static bool index_put(name_index *ix, const si_graph *g, int id) {
+    if ((ix->n + 1) * 2 > ix->cap) {
+        size_t cap = ix->cap ? ix->cap * 2 : 256;
+        int *ns = si_calloc(cap, sizeof(int));
+        if (!ns) return false;
+        for (size_t i = 0; i < ix->cap; i++)
+            if (ix->slot[i]) {
+                size_t j = (size_t)name_hash(g->values[ix->slot[i] - 1].name) & (cap - 1);
+                while (ns[j]) j = (j + 1) & (cap - 1);
+                ns[j] = ix->slot[i];
+            }
+        si_free(ix->slot);
+        ix->slot = ns;
+        ix->cap = cap;
+    }
+    size_t j = (size_t)name_hash(g->values[id].name) & (ix->cap - 1);
+    while (ix->slot[j]) j = (j + 1) & (ix->cap - 1);
+    ix->slot[j] = id + 1;
+    ix->n++;
+    return true;
+}
+
+static int index_find(const name_index *ix, const si_graph *g, const char *name) {
+    if (!ix->cap) return -1;
+    for (size_t j = (size_t)name_hash(name) & (ix->cap - 1); ix->slot[j]; j = (j + 1) & (ix->cap - 1))
+        if (!strcmp(g->values[ix->slot[j] - 1].name, name)) return ix->slot[j] - 1;
+    return -1;
+}
+
+/* The id of the value named `name`, made when new; -1 on allocation failure. */
+static int value_id(name_index *ix, si_graph *g, const char *name) {
+    int v = index_find(ix, g, name);
+    if (v >= 0) return v;
+    if ((v = si_graph_add_value(g, name)) < 0 || !index_put(ix, g, v)) return -1;
+    return v;
+}
+
 // --- nodes ----------------------------------------------------------------------------------------------
 
 static si_result convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *node_name) {
@@ -356,7 +408,7 @@ static si_result convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *
     return SI_OK;
 }
 
-static si_result convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
+static si_result convert_node(si_graph *g, name_index *ix, Onnx__NodeProto *np, int index) {
     si_node n;
     memset(&n, 0, sizeof n);
     char fallback[32];
@@ -372,12 +424,12 @@ static si_result convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
     for (size_t i = 0; i < np->n_input; i++) {
         const char *nm = np->input[i];
         n.in[i] = -1;
-        if (nm && *nm && (n.in[i] = si_graph_value(g, nm)) < 0) goto oom;
+        if (nm && *nm && (n.in[i] = value_id(ix, g, nm)) < 0) goto oom;
     }
     for (size_t i = 0; i < np->n_output; i++) {
         const char *nm = np->output[i];
         n.out[i] = -1;
-        if (nm && *nm && (n.out[i] = si_graph_value(g, nm)) < 0) goto oom;
+        if (nm && *nm && (n.out[i] = value_id(ix, g, nm)) < 0) goto oom;
     }
     if (!(n.attrs = si_calloc(np->n_attribute + 1, sizeof(si_attr)))) goto oom;
     for (size_t i = 0; i < np->n_attribute; i++) {
@@ -438,7 +490,18 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
     return SI_OK;
 }
 
+static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g,
+                                       name_index *ix);
+
 static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g) {
+    name_index ix = {0};
+    si_result s = convert_graph_indexed(mp, base_dir, rs, g, &ix);
+    si_free(ix.slot);
+    return s;
+}
+
+static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g,
+                                       name_index *ix) {
     Onnx__GraphProto *gp = mp->graph;
     if (!gp) return si_err(SI_ERR_PARSE, "the model has no graph");
     g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
@@ -461,7 +524,7 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     for (size_t i = 0; i < gp->n_initializer; i++) {
         Onnx__TensorProto *tp = gp->initializer[i];
         if (!tp->name || !*tp->name) return si_err(SI_ERR_PARSE, "initializer %zu has no name", i);
-        int v = si_graph_value(g, tp->name);
+        int v = value_id(ix, g, tp->name);
         if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
         if (g->values[v].is_initializer) return si_err(SI_ERR_PARSE, "initializer '%s' is defined twice", tp->name);
         char what[300];
@@ -484,7 +547,7 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     for (size_t i = 0; i < gp->n_input; i++) {
         const Onnx__ValueInfoProto *vi = gp->input[i];
         if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph input %zu has no name", i);
-        int v = si_graph_value(g, vi->name);
+        int v = value_id(ix, g, vi->name);
         if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
         if (g->values[v].is_initializer) continue; /* an initializer listed as input: a constant here */
         if (g->values[v].is_input) return si_err(SI_ERR_PARSE, "graph input '%s' is listed twice", vi->name);
@@ -494,11 +557,11 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
         g->inputs[g->n_inputs++] = v;
     }
     for (size_t i = 0; i < gp->n_node; i++)
-        if ((s = convert_node(g, gp->node[i], (int)i))) return s;
+        if ((s = convert_node(g, ix, gp->node[i], (int)i))) return s;
     for (size_t i = 0; i < gp->n_output; i++) {
         const Onnx__ValueInfoProto *vi = gp->output[i];
         if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph output %zu has no name", i);
-        int v = si_graph_find_value(g, vi->name);
+        int v = index_find(ix, g, vi->name);
         if (v < 0) return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", vi->name);
         if ((s = apply_value_info(&g->values[v], vi, true))) return s;
         g->values[v].is_output = true;
@@ -506,7 +569,7 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     }
     for (size_t i = 0; i < gp->n_value_info; i++) {
         const Onnx__ValueInfoProto *vi = gp->value_info[i];
-        int v = vi->name ? si_graph_find_value(g, vi->name) : -1;
+        int v = vi->name ? index_find(ix, g, vi->name) : -1;
         if (v >= 0 && !g->values[v].is_input && !g->values[v].const_val) {
             if ((s = apply_value_info(&g->values[v], vi, false))) return s;
         }
