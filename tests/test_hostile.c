@@ -27,10 +27,14 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(__SANITIZE_THREAD__)
+#define SANITIZED 2
+#elif defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#if __has_feature(thread_sanitizer)
+#define SANITIZED 2
+#elif __has_feature(address_sanitizer)
 #define SANITIZED 1
 #endif
 #endif
@@ -42,7 +46,8 @@
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 
-#define CASE_RSS_MAX_MB (SANITIZED ? 600 : 200)
+/* peak RSS per case: the sanitizers' shadow memory counts too (ThreadSanitizer's is several times the heap) */
+#define CASE_RSS_MAX_MB (SANITIZED == 2 ? 2048 : SANITIZED ? 600 : 200)
 #define CASE_AS_MAX ((rlim_t)4 << 30)
 
 static char tmp_dir[4096];
