@@ -477,8 +477,9 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
         return si_err_wrap(s == SI_ERR_INVALID_ARG ? SI_ERR_PARSE : s, "%s", what);
     }
     if (t->nbytes != sl->len) {
+        size_t need = t->nbytes; /* read before the tensor is freed */
         si_tensor_free(t);
-        return si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %zu", what, (unsigned long long)sl->len, t->nbytes);
+        return si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %zu", what, (unsigned long long)sl->len, need);
     }
     if ((s = si_tensor_alloc(t))) { si_tensor_free(t); return s; }
     for (uint64_t done = 0; done < sl->len;) {
