@@ -605,6 +605,22 @@ static si_result pb_tensor_huge(void) {
     return s;
 }
 
+/* a model file whose initializer's raw_data (2 KiB, left in the file by the streaming reader) does not match
+ * its shape [2] */
+static si_result streamed_raw_mismatch(void) {
+    static float raw[512];
+    int64_t d[1] = {2};
+    pb m = relu_with_init(tensor("W", 1, 1, d, raw, sizeof raw), 1, two);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/streamed.onnx", tmp_dir);
+    write_all(path, m.p, m.n);
+    free(m.p);
+    si_model *mo = NULL;
+    si_result s = si_model_load(path, &mo);
+    si_model_free(mo);
+    return s;
+}
+
 /* a node without outputs (every ONNX op has one; kernels write output 0) */
 static si_result node_without_outputs(void) {
     graph_parts gp = {0};
@@ -744,6 +760,7 @@ int main(int argc, char **argv) {
     expect("types 100000 deep", deep_types, SI_ERR_PARSE, "deeper than");
     expect("subgraphs 2 deep", shallow_subgraphs, SI_OK, "");
     expect("TensorProto 2^50 elements", pb_tensor_huge, SI_ERR_PARSE, "the shape needs 1125899906842624");
+    expect("streamed raw_data of the wrong size", streamed_raw_mismatch, SI_ERR_PARSE, "raw_data has 2048 bytes, the shape needs 8");
     expect("node without outputs", node_without_outputs, SI_ERR_PARSE, "has no outputs");
     expect("TopK without its values output", topk_values_absent, SI_OK, "");
     int n_ops = 0;
