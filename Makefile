@@ -1,10 +1,15 @@
-# Thin wrapper over CMake. `make` builds, `make test` runs the whole suite, `make run` runs the example.
+# Thin wrapper over CMake. `make` builds, `make test` runs the whole suite, `make run` runs the example,
+# `make install [PREFIX=/usr/local] [DESTDIR=]` installs, `make uninstall` removes what it installed.
 BUILD ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
+DESTDIR ?=
+# The files the last `make install` wrote (DESTDIR included), for `make uninstall`.
+INSTALL_MANIFEST ?= $(BUILD)/installed-files.txt
 
-.PHONY: all deps build test run asan tsan fuzz fuzz-build clean
+.PHONY: all deps build test run asan tsan fuzz fuzz-build clean install install-files uninstall
 
 all: build
 
@@ -15,6 +20,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
+# The suite's model generators and ONNX Runtime comparisons need python3-onnx and python3-numpy: `make test`
+# installs them too (scripts/install-deps.sh with SI_WITH_PYTHON=1).
+test: export SI_WITH_PYTHON = 1
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
@@ -34,8 +42,8 @@ run: build
 	@echo "report: $(BUILD)/example/report.json" 
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer (optimised, so the CNN cases stay quick).
-# PoCL leaks a few of its own LLVM objects when it compiles kernels into a cold cache: suppressed (only
-# libpocl/libLLVM frames, see src/device/ocl/lsan-pocl.supp).
+# PoCL leaks a few of its own LLVM objects when it compiles kernels into a cold cache: suppressed (only stacks
+# through its work-group codegen, pocl_check_kernel_disk_cache; see src/device/ocl/lsan-pocl.supp).
 asan:
 	@LSAN_OPTIONS=suppressions=$(CURDIR)/src/device/ocl/lsan-pocl.supp \
 	  $(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
@@ -43,8 +51,25 @@ asan:
 # The fail-safe, fault-injection and executor tests under ThreadSanitizer.
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock
-	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock)'
+	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api
+	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api)$$'
+
+# The shared and static library, safeinfer.h, the CLI, safeinfer.pc, the CMake package
+# (find_package(safeinfer) -> safeinfer::safeinfer) and the Python package (python/install.cmake: the prefix's
+# site folder for Debian's python3, printed). install-files installs an existing build.
+install: build
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+	@sed 's|^|$(DESTDIR)|' $(BUILD)/install_manifest.txt > "$(INSTALL_MANIFEST)"
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then ldconfig || true; fi
+	@echo "installed into $(DESTDIR)$(PREFIX); the list of files is in $(INSTALL_MANIFEST) (make uninstall)"
+	@site=$$(sed -n 's|/safeinfer/__init__.py$$||p' "$(INSTALL_MANIFEST)" | head -1); site=$${site#"$(DESTDIR)"}; \
+	  if [ -n "$$site" ]; then echo "python: import safeinfer with PYTHONPATH=$$site (where python3 does not search it)"; fi
+
+uninstall:
+	@cmake -DMANIFEST="$(INSTALL_MANIFEST)" -P cmake/uninstall.cmake
 
 # libFuzzer harnesses (tests/fuzz/README.md), built with clang, ASan and UBSan, each run for FUZZ_SECONDS.
 # The corpus grows in build-fuzz/fuzz-corpus; findings land in build-fuzz/fuzz-artifacts and fail the target.

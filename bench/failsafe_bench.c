@@ -4,6 +4,10 @@
  *   failsafe_bench overhead [ITERATIONS]
  *       per-inference cost of the fail-safe wrapper on a one-node model (Add of two float32[16]):
  *       CPU alone vs CPU,REF (wrapper present, no fault); nanoseconds per inference, best of 5 rounds.
+ *   failsafe_bench watchdog [ELEMENTS | MODEL [--shape NAME=N]...] [--devices LIST] [--iterations N]
+ *       per-inference cost of the watchdog path (infer_timeout_ms set): the one-node model with float32[ELEMENTS]
+ *       tensors (default 16; try 1048576 for 4 MiB tensors), or MODEL on zero inputs, on LIST (default CPU,REF)
+ *       without and with infer_timeout_ms=10000; nanoseconds per inference, best of 5 rounds.
  *   failsafe_bench failover MODEL [--shape ...] [--devices OCL,CPU] [--fault-at N]
  *       latency of the inference that hits an injected OCL.infer fault, with standby=on and off, against a
  *       normal inference and a compile on the fallback device.
@@ -45,9 +49,9 @@ static size_t put_bytes(unsigned char *p, int field, const void *data, size_t le
     memcpy(p + n, data, len);
     return n + len;
 }
-static size_t value_info(unsigned char *p, const char *name) {
+static size_t value_info(unsigned char *p, const char *name, int64_t elems) {
     unsigned char dim[16], shape[32], tt[64], tp[80], vi[128];
-    size_t nd = put_varint(dim, 1 << 3 | 0); nd += put_varint(dim + nd, 16);           /* dim_value 16 */
+    size_t nd = put_varint(dim, 1 << 3 | 0); nd += put_varint(dim + nd, (uint64_t)elems); /* dim_value */
     size_t ns = put_bytes(shape, 1, dim, nd);                                           /* shape.dim */
     size_t nt = put_varint(tt, 1 << 3 | 0); nt += put_varint(tt + nt, 1);               /* elem_type FLOAT */
     nt += put_bytes(tt + nt, 2, shape, ns);                                             /* shape */
@@ -57,7 +61,7 @@ static size_t value_info(unsigned char *p, const char *name) {
     memcpy(p, vi, nv);
     return nv;
 }
-static size_t one_node_model(unsigned char *out) {
+static size_t one_node_model(unsigned char *out, int64_t elems) {
     unsigned char node[64], graph[512], tmp[128], opset[16];
     size_t nn = put_bytes(node, 1, "a", 1);
     nn += put_bytes(node + nn, 1, "b", 1);
@@ -65,9 +69,9 @@ static size_t one_node_model(unsigned char *out) {
     nn += put_bytes(node + nn, 4, "Add", 3);
     size_t ng = put_bytes(graph, 1, node, nn);
     ng += put_bytes(graph + ng, 2, "g", 1);
-    size_t k = value_info(tmp, "a"); ng += put_bytes(graph + ng, 11, tmp, k);
-    k = value_info(tmp, "b"); ng += put_bytes(graph + ng, 11, tmp, k);
-    k = value_info(tmp, "c"); ng += put_bytes(graph + ng, 12, tmp, k);
+    size_t k = value_info(tmp, "a", elems); ng += put_bytes(graph + ng, 11, tmp, k);
+    k = value_info(tmp, "b", elems); ng += put_bytes(graph + ng, 11, tmp, k);
+    k = value_info(tmp, "c", elems); ng += put_bytes(graph + ng, 12, tmp, k);
     size_t no = put_varint(opset, 2 << 3 | 0); no += put_varint(opset + no, 13);
     size_t n = put_varint(out, 1 << 3 | 0); n += put_varint(out + n, 8);                /* ir_version */
     n += put_bytes(out + n, 8, opset, no);                                              /* opset_import */
@@ -105,13 +109,93 @@ static double ns_per_infer(si_model *m, const char *devices, long iters) {
 static int overhead(int argc, char **argv) {
     long iters = argc > 0 ? atol(argv[0]) : 200000;
     unsigned char buf[1024];
-    size_t n = one_node_model(buf);
+    size_t n = one_node_model(buf, 16);
     si_model *m;
     if (si_model_load_memory(buf, n, NULL, &m)) die("load");
     printf("fail-safe wrapper overhead, one-node model (Add float32[16])\n");
     double alone = ns_per_infer(m, "CPU", iters);
     double wrapped = ns_per_infer(m, "CPU,REF", iters);
     printf("  wrapper cost: %.1f ns per inference (%.2f us)\n", wrapped - alone, (wrapped - alone) / 1000.0);
+    si_model_free(m);
+    return 0;
+}
+
+/* Nanoseconds per inference of a loaded model on `devices` (zero inputs), with infer_timeout_ms when given. */
+static double model_ns(si_model *m, const char *devices, const char *timeout_ms, long iters) {
+    si_config *cfg;
+    si_compiled *cm;
+    si_request *rq;
+    if (si_config_create(&cfg) || si_config_set(cfg, "devices", devices)) die("config");
+    if (timeout_ms && si_config_set(cfg, "infer_timeout_ms", timeout_ms)) die("config");
+    if (si_compile(m, cfg, &cm)) die("compile");
+    if (si_request_create(cm, &rq)) die("request");
+    int nin = si_compiled_num_inputs(cm);
+    si_tensor **ins = calloc((size_t)nin, sizeof *ins);
+    size_t in_bytes = 0;
+    for (int i = 0; i < nin; i++) {
+        si_value_info vi;
+        if (si_model_input_info(m, i, &vi) || si_tensor_create(vi.dtype, vi.ndim, vi.dims, &ins[i])) die("input");
+        if (si_request_set_input(rq, i, ins[i])) die("input");
+        in_bytes += si_tensor_nbytes(ins[i]);
+    }
+    if (si_request_infer(rq)) die("infer"); /* warm-up */
+    size_t out_bytes = 0;
+    for (int k = 0; k < si_compiled_num_outputs(cm); k++) {
+        si_tensor *o;
+        if (!si_request_get_output(rq, k, &o)) out_bytes += si_tensor_nbytes(o);
+    }
+    double best = INFINITY;
+    for (int round = 0; round < 5; round++) {
+        double t0 = now_ms();
+        for (long i = 0; i < iters; i++)
+            if (si_request_infer(rq)) die("infer");
+        best = fmin(best, (now_ms() - t0) * 1e6 / (double)iters);
+    }
+    printf("  %-8s on %-9s%s%s %12.1f ns per inference (inputs %.1f KiB, outputs %.1f KiB; best of 5 x %ld)\n", devices,
+           si_compiled_devices(cm), timeout_ms ? " infer_timeout_ms=" : "", timeout_ms ? timeout_ms : "", best,
+           (double)in_bytes / 1024, (double)out_bytes / 1024, iters);
+    for (int i = 0; i < nin; i++) si_tensor_free(ins[i]);
+    free(ins);
+    si_request_free(rq);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+    return best;
+}
+
+static int watchdog(int argc, char **argv) {
+    const char *devices = "CPU,REF";
+    long iters = 0;
+    int64_t elems = 16;
+    si_model *m = NULL;
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
+        else if (!strcmp(argv[i], "--iterations") && i + 1 < argc) iters = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc && m) {
+            char key[128];
+            const char *eq = strchr(argv[++i], '=');
+            if (!eq || (size_t)(eq - argv[i]) >= sizeof key) { fprintf(stderr, "bad --shape\n"); return 2; }
+            memcpy(key, argv[i], (size_t)(eq - argv[i]));
+            key[eq - argv[i]] = 0;
+            if (si_model_set_dim(m, key, atoll(eq + 1))) die("--shape");
+        } else if (argv[i][0] >= '0' && argv[i][0] <= '9') elems = atoll(argv[i]);
+        else if (si_model_load((path = argv[i]), &m)) die("load");
+    }
+    if (elems < 1) { fprintf(stderr, "ELEMENTS must be >= 1\n"); return 2; }
+    if (!m) {
+        unsigned char buf[1024];
+        size_t n = one_node_model(buf, elems);
+        if (si_model_load_memory(buf, n, NULL, &m)) die("load");
+        printf("watchdog cost, one-node model (Add float32[%lld])\n", (long long)elems);
+        if (!iters) iters = elems > 100000 ? 300 : 20000;
+    } else {
+        printf("watchdog cost, %s\n", path);
+        if (!iters) iters = 200;
+    }
+    double plain = model_ns(m, devices, NULL, iters);
+    double guarded = model_ns(m, devices, "10000", iters);
+    printf("  watchdog cost: %.1f ns per inference (%.2f us, %.1f%%)\n", guarded - plain, (guarded - plain) / 1000.0,
+           100.0 * (guarded - plain) / plain);
     si_model_free(m);
     return 0;
 }
@@ -211,7 +295,8 @@ static int failover(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "overhead")) return overhead(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "watchdog")) return watchdog(argc - 2, argv + 2);
     if (argc >= 2 && !strcmp(argv[1], "failover")) return failover(argc - 2, argv + 2);
-    fprintf(stderr, "usage: failsafe_bench overhead [ITERATIONS] | failover MODEL [--shape DIM=N]... [--devices P,F] [--fault-at N]\n");
+    fprintf(stderr, "usage: failsafe_bench overhead [ITERATIONS] | watchdog [ELEMENTS | MODEL [--shape DIM=N]...] [--devices LIST] [--iterations N] | failover MODEL [--shape DIM=N]... [--devices P,F] [--fault-at N]\n");
     return 2;
 }

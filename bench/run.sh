@@ -12,8 +12,8 @@
 #   --devices      safeinfer device list (default CPU; REF, with a notice, when this safeinfer has no CPU device)
 #
 # Environment: SAFEINFER (the safeinfer binary, default build/bin/safeinfer), MODELS_DIR (default
-# build/bench-models), RESULTS_DIR (default $MODELS_DIR/results), PYTHON (default /usr/bin/python3, needs numpy
-# and onnx), ORT_NODE_MODULES (a node_modules folder holding onnxruntime-node; default bench/node_modules).
+# build/bench-models), RESULTS_DIR (default $MODELS_DIR/results), PYTHON (default: the first of /usr/bin/python3 and
+# the python3s on PATH that has numpy and onnx, scripts/find-python.sh), ORT_NODE_MODULES (a node_modules folder holding onnxruntime-node; default bench/node_modules).
 # Models and their inputs are written once by make_models.py and reused; the same .npy inputs and thread
 # count go to both runtimes. See bench/README.md for how to read the numbers.
 set -euo pipefail
@@ -23,7 +23,8 @@ root=$(cd "$here/.." && pwd)
 SAFEINFER=${SAFEINFER:-$root/build/bin/safeinfer}
 MODELS_DIR=${MODELS_DIR:-$root/build/bench-models}
 RESULTS_DIR=${RESULTS_DIR:-$MODELS_DIR/results}
-PYTHON=${PYTHON:-/usr/bin/python3}
+PYTHON=${PYTHON:-$("$root/scripts/find-python.sh" onnx numpy || echo /usr/bin/python3)}
+echo "bench: using Python $PYTHON" >&2
 
 set_name=full models="" threads="1 2" iterations="" warmup="" devices=CPU devices_given=0
 while [ $# -gt 0 ]; do

@@ -41,11 +41,36 @@ extern "C" {
 
 #define SI_API_VERSION 1
 
+/* The version of this header; si_version() gives the library's (they differ when a program runs with
+ * another build of the shared library than it was compiled against). CMake reads the version from here. */
+#define SI_VERSION_MAJOR 0
+#define SI_VERSION_MINOR 1
+#define SI_VERSION_PATCH 0
+#define SI_VERSION_STRING "0.1.0"
+
+/* SI_API marks what the shared library exports; everything else in it is hidden. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#if defined(SI_BUILDING_LIBRARY)
+#define SI_API __declspec(dllexport)
+#elif defined(SI_STATIC)
+#define SI_API
+#else
+#define SI_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define SI_API __attribute__((visibility("default")))
+#else
+#define SI_API
+#endif
+
 #if defined(__GNUC__)
 #define SI_NODISCARD __attribute__((warn_unused_result))
 #else
 #define SI_NODISCARD
 #endif
+
+/* The library's version ("0.1.0"); *major, *minor, *patch receive its numbers when not NULL. */
+SI_API const char *si_version(int *major, int *minor, int *patch);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Status and messages
@@ -60,14 +85,15 @@ typedef enum si_result {
     SI_ERR_DEVICE = 6,      /* a device tried and failed (compiler error, device lost, timeout, ...) */
     SI_ERR_ABORTED = 7,     /* the operation was abandoned */
     SI_ERR_INTERNAL = 8,    /* a broken invariant inside safeinfer: a bug */
-    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel */
+    SI_ERR_DEVICE_LOST = 9  /* a device is gone for good: never retried, quarantined for every submodel (only a
+                             * recovery round, see recovery_ms, tries it again once every device has failed) */
 } si_result;
 
 /* The message of the last failure on this thread; "" when none. The pointer stays valid until the next
  * failing call on this thread. */
-const char *si_last_error(void);
+SI_API const char *si_last_error(void);
 /* A fixed name for a status ("SI_ERR_PARSE"); never NULL. */
-const char *si_result_str(si_result s);
+SI_API const char *si_result_str(si_result s);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Element types. The values are ONNX's TensorProto.DataType numbers.
@@ -93,9 +119,9 @@ typedef enum si_dtype {
 #define SI_MAX_DIMS 8
 
 /* "float32", "int64", ...; "undefined" for unknown values. Never NULL. */
-const char *si_dtype_name(si_dtype t);
+SI_API const char *si_dtype_name(si_dtype t);
 /* Bytes per element; 0 for types that cannot be stored. */
-size_t si_dtype_size(si_dtype t);
+SI_API size_t si_dtype_size(si_dtype t);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Tensors: an element type, a shape (rank 0..SI_MAX_DIMS, C order) and data that is either owned by the
@@ -105,31 +131,31 @@ typedef struct si_tensor si_tensor;
 
 /* A new tensor owning zero-filled memory. dims may be NULL when ndim is 0. Errors: INVALID_ARG (bad dtype,
  * rank or a negative dimension), NO_MEM. The caller frees *out with si_tensor_free. */
-SI_NODISCARD si_result si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out);
+SI_API SI_NODISCARD si_result si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out);
 /* A new tensor over the caller's memory (not copied, not freed by safeinfer); nbytes must equal the
  * element count times the element size. The memory must outlive the tensor. */
-SI_NODISCARD si_result si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data, size_t nbytes,
-                                      si_tensor **out);
+SI_API SI_NODISCARD si_result si_tensor_wrap(si_dtype dtype, int ndim, const int64_t *dims, void *data,
+                                             size_t nbytes, si_tensor **out);
 /* Frees the tensor (and its data when owned). NULL is a no-op. Must not be called on tensors owned by a
  * request (those from si_request_get_output). */
-void si_tensor_free(si_tensor *t);
-si_dtype si_tensor_dtype(const si_tensor *t);
-int si_tensor_ndim(const si_tensor *t);
+SI_API void si_tensor_free(si_tensor *t);
+SI_API si_dtype si_tensor_dtype(const si_tensor *t);
+SI_API int si_tensor_ndim(const si_tensor *t);
 /* The dims array (ndim entries), valid while the tensor's shape does not change. */
-const int64_t *si_tensor_dims(const si_tensor *t);
-int64_t si_tensor_count(const si_tensor *t);
-size_t si_tensor_nbytes(const si_tensor *t);
-void *si_tensor_data(const si_tensor *t);
+SI_API const int64_t *si_tensor_dims(const si_tensor *t);
+SI_API int64_t si_tensor_count(const si_tensor *t);
+SI_API size_t si_tensor_nbytes(const si_tensor *t);
+SI_API void *si_tensor_data(const si_tensor *t);
 
 /* Read a .npy file (format 1.0/2.0/3.0, little-endian, C order, one of the dtypes above) into a new owned
  * tensor. Errors: IO, PARSE (malformed header, size mismatch), UNSUPPORTED (dtype, Fortran order, big-endian). */
-SI_NODISCARD si_result si_tensor_read_npy(const char *path, si_tensor **out);
+SI_API SI_NODISCARD si_result si_tensor_read_npy(const char *path, si_tensor **out);
 /* Write t as a .npy file (format 1.0). Errors: IO, UNSUPPORTED (dtype numpy cannot name). */
-SI_NODISCARD si_result si_tensor_write_npy(const si_tensor *t, const char *path);
+SI_API SI_NODISCARD si_result si_tensor_write_npy(const si_tensor *t, const char *path);
 /* Read a serialized ONNX TensorProto (the files in test_data_set_N folders). *name_out, when not NULL, receives
  * the tensor's name (caller frees with si_free_string; "" when unnamed). Errors: IO, PARSE, UNSUPPORTED. */
-SI_NODISCARD si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out);
-void si_free_string(char *s);
+SI_API SI_NODISCARD si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out);
+SI_API void si_free_string(char *s);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Models: a loaded ONNX graph. Loading validates the graph (references, cycles, opsets) and infers what it
@@ -141,15 +167,15 @@ typedef struct si_config si_config;
 /* Load an ONNX model file. External data files are looked up relative to the model's folder; a location
  * that leaves that folder is refused (INVALID_ARG). Errors: IO, PARSE (truncated or malformed protobuf, a
  * cycle, a dangling reference), UNSUPPORTED (an element type or a feature safeinfer lacks), NO_MEM. */
-SI_NODISCARD si_result si_model_load(const char *path, si_model **out);
+SI_API SI_NODISCARD si_result si_model_load(const char *path, si_model **out);
 /* Load from memory (copied as needed; buf may be freed after the call). External data is refused unless
  * base_dir is given. */
-SI_NODISCARD si_result si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out);
-void si_model_free(si_model *m);
+SI_API SI_NODISCARD si_result si_model_load_memory(const void *buf, size_t len, const char *base_dir, si_model **out);
+SI_API void si_model_free(si_model *m);
 
 /* Model inputs are the graph inputs that are not initializers. */
-int si_model_num_inputs(const si_model *m);
-int si_model_num_outputs(const si_model *m);
+SI_API int si_model_num_inputs(const si_model *m);
+SI_API int si_model_num_outputs(const si_model *m);
 typedef struct si_value_info {
     const char *name;               /* borrowed from the model */
     si_dtype dtype;
@@ -157,18 +183,18 @@ typedef struct si_value_info {
     int64_t dims[SI_MAX_DIMS];      /* -1 for a dimension that is not fixed */
     const char *dim_names[SI_MAX_DIMS]; /* symbolic name of a dimension, or NULL */
 } si_value_info;
-SI_NODISCARD si_result si_model_input_info(const si_model *m, int index, si_value_info *out);
-SI_NODISCARD si_result si_model_output_info(const si_model *m, int index, si_value_info *out);
+SI_API SI_NODISCARD si_result si_model_input_info(const si_model *m, int index, si_value_info *out);
+SI_API SI_NODISCARD si_result si_model_output_info(const si_model *m, int index, si_value_info *out);
 /* Index of the input or output with that name, or -1. */
-int si_model_input_index(const si_model *m, const char *name);
-int si_model_output_index(const si_model *m, const char *name);
+SI_API int si_model_input_index(const si_model *m, const char *name);
+SI_API int si_model_output_index(const si_model *m, const char *name);
 
 /* Fix every input dimension whose symbolic name is `name` ("batch", "sequence") to `value` (>= 1).
  * Errors: INVALID_ARG when no input dimension has that name or value < 1. */
-SI_NODISCARD si_result si_model_set_dim(si_model *m, const char *name, int64_t value);
+SI_API SI_NODISCARD si_result si_model_set_dim(si_model *m, const char *name, int64_t value);
 /* Fix the whole shape of one input. Errors: INVALID_ARG when the input does not exist or the shape
  * contradicts a fixed dimension or the rank of the declaration. */
-SI_NODISCARD si_result si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims);
+SI_API SI_NODISCARD si_result si_model_set_input_shape(si_model *m, const char *input, int ndim, const int64_t *dims);
 
 /* Summary for `inspect`. Strings are borrowed from the model. */
 typedef struct si_model_summary {
@@ -179,52 +205,64 @@ typedef struct si_model_summary {
     int64_t n_params;     /* elements in all initializers */
     int64_t param_bytes;  /* bytes in all initializers */
 } si_model_summary;
-void si_model_summary_get(const si_model *m, si_model_summary *out);
-int si_model_num_opsets(const si_model *m);
+SI_API void si_model_summary_get(const si_model *m, si_model_summary *out);
+SI_API int si_model_num_opsets(const si_model *m);
 /* The domain ("" for the default ONNX domain) and version of opset import i. */
-void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version);
-int si_model_num_nodes(const si_model *m);
+SI_API void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version);
+SI_API int si_model_num_nodes(const si_model *m);
 /* How the model would be cut for the devices in cfg ("devices", "faults" are read; nothing is compiled):
  * a human-readable description of each submodel (its device and fallbacks, its ops, the tensors that cross
  * into and out of it, and why nodes did not go to earlier devices). *text is a new string (free with
  * si_free_string). Errors: as si_compile's partitioning (UNSUPPORTED names a node no device accepts). */
-SI_NODISCARD si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text);
+SI_API SI_NODISCARD si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text);
+/* The same as JSON, for programs (`inspect --dot` draws it): {"config_devices": "AUTO", "devices": [the
+ * list, AUTO expanded], "inputs"/"outputs": [{"name","dtype","shape" (-1 for a dimension not fixed; null
+ * when the rank is unknown), outputs also "from": the submodel producing it, -1 for none}], "submodels":
+ * [{"id", "device", "fallbacks": [...], "ops": [op_type per node], "why", "inputs": [{"name","dtype",
+ * "shape","from": submodel or -1 for a model input}], "outputs": [{"name","dtype","shape","to": [submodels],
+ * "model_output": bool}]}]}. *json is a new string (si_free_string). Errors: as si_model_partition_text. */
+SI_API SI_NODISCARD si_result si_model_partition_json(const si_model *m, const si_config *cfg, char **json);
 /* op_type of node i in topological order (borrowed), or NULL when out of range. */
-const char *si_model_node_op(const si_model *m, int i);
+SI_API const char *si_model_node_op(const si_model *m, int i);
 
 /* ---------------------------------------------------------------------------------------------------------
- * Configuration for compilation: key/value properties.
- *   devices            comma-separated priority list (default "REF"; known: OCL, OCL.N, CPU, REF where built).
- *                      Each node runs on the first device that supports it; a submodel fails over to the later
- *                      devices of the list that support all of its nodes.
- *   threads            worker threads for devices that use them (default 1)
- *   faults             fault injection spec (see README; also $SAFEINFER_FAULTS when unset):
- *                      RULE[,RULE]..., RULE = DEVICE.STAGE=WHEN[:EFFECT], STAGE compile|create|infer,
- *                      WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom
- *   retries            N: retry a failed call N times on the same device before failing over (default 0;
- *                      a lost device is never retried)
- *   infer_timeout_ms   T: a watchdog abandons an inference (or request creation) that has not returned in T ms;
- *                      it counts as a device failure and quarantines the device (default 0: off)
- *   compile_timeout_ms T: the same for compiles (default 0: off)
- *   standby            on: once a submodel is up, compile its next device in the background (default off)
- *   failback_ms        T: after a failover, re-probe better devices every T ms (compile + a trial inference)
- *                      and move back when one works (default 0: off)
- *   check_outputs      nan: NaN/Inf outputs where the next device gives finite values are a device failure
- *   strict             on: no fallback; the first device's failure is returned (default off)
- *   adaptive_threads   on: the CPU device may drop to one thread while other processes slow its threads
- *                      down, and retries `threads` every 8 inferences (default off: `threads` is exact)
- *   max_memory_mb      N: the most the compiled model may hold at once in buffers of 1 MiB or more (folded
- *                      constants, device plans, the tensors of its inferences and request creations, also on
- *                      watchdog threads; not a standby's warm-up), counted from si_compile on; an allocation
- *                      past it fails with SI_ERR_NO_MEM naming the budget (default 0: no budget; one
- *                      allocation larger than the machine's physical memory is always refused)
+ * Configuration for compilation: key/value properties. The keys, what each takes, its default and its
+ * documentation come from one table inside the library, listed by si_config_num_keys/si_config_key (and by
+ * `safeinfer config --list`; the README's table is generated from it). The main ones:
+ *   devices   priority list, comma separated, each device once (default AUTO: every GPU or accelerator
+ *             OpenCL device, then CPU). Known: OCL, OCL.N, CPU, REF where built in.
+ *   threads   worker threads for devices that use them (default 1)
+ *   faults    fault injection spec (also $SAFEINFER_FAULTS when unset), see the README
+ *   and the fail-safe policies retries, infer_timeout_ms, compile_timeout_ms, standby, failback_ms,
+ *   check_outputs, recovery_ms, strict; adaptive_threads for the CPU device.
+ *   max_memory_mb  N: a memory budget in MiB for the compiled model's buffers of 1 MiB or more (folded
+ *             constants, device plans, the tensors of its inferences and request creations, also on watchdog
+ *             threads; not a standby's warm-up); an allocation past it fails with SI_ERR_NO_MEM naming the
+ *             budget (default 0: none; one allocation larger than physical memory is always refused)
  */
-SI_NODISCARD si_result si_config_create(si_config **out);
-void si_config_free(si_config *c);
-/* Set a property; the strings are copied. Errors: INVALID_ARG for an unknown key or a malformed value. */
-SI_NODISCARD si_result si_config_set(si_config *c, const char *key, const char *value);
+#define SI_MAX_DEVICES 16 /* entries in a device list */
+
+typedef struct si_config_key_info {
+    const char *name;          /* "retries" */
+    const char *values;        /* what it takes: "0..100", "on|off", "LIST", "SPEC" */
+    const char *default_value; /* "" when there is none */
+    const char *doc;           /* one paragraph */
+} si_config_key_info;
+/* The number of configuration keys. */
+SI_API int si_config_num_keys(void);
+/* Key i (0..si_config_num_keys()-1); the strings are static. Errors: INVALID_ARG when i is out of range. */
+SI_API SI_NODISCARD si_result si_config_key(int i, si_config_key_info *out);
+
+SI_API SI_NODISCARD si_result si_config_create(si_config **out);
+SI_API void si_config_free(si_config *c);
+/* Set a property; the strings are copied. The value is checked as si_compile would read it: INVALID_ARG
+ * naming the key and the value for an unknown key, a number out of range or with anything but digits
+ * (" 5", "5x"), a word that is not one of the key's, a device list with an unknown device, an empty entry,
+ * a space, a device listed twice or more than SI_MAX_DEVICES entries, or a malformed fault spec. The
+ * previous value stays on failure. */
+SI_API SI_NODISCARD si_result si_config_set(si_config *c, const char *key, const char *value);
 /* The value of a property, or NULL when unset (borrowed from the config). */
-const char *si_config_get(const si_config *c, const char *key);
+SI_API const char *si_config_get(const si_config *c, const char *key);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Events: every compile attempt, failover, retry, quarantine, standby-ready and fail-back of a compiled
@@ -251,11 +289,15 @@ typedef struct si_event {
     const char *message;
 } si_event;
 
+/* A fixed name for an event type, as in the report ("failover", "standby_ready"); "unknown" for values
+ * outside the enum. Never NULL. */
+SI_API const char *si_event_type_str(si_event_type t);
+
 /* Called synchronously on the thread where the event happens (a request's thread or a background thread
  * of the compiled model); it must be thread-safe and must not call back into safeinfer. */
 typedef void (*si_event_fn)(const si_event *e, void *user);
 /* Set (or clear with NULL) the event callback used by compiled models made with this config. */
-SI_NODISCARD si_result si_config_set_callback(si_config *c, si_event_fn fn, void *user);
+SI_API SI_NODISCARD si_result si_config_set_callback(si_config *c, si_event_fn fn, void *user);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Compiled models and requests.
@@ -266,40 +308,43 @@ typedef struct si_request si_request;
 /* Compile the model for the configured devices. The compiled model keeps what it needs (the model may be
  * freed afterwards). Errors: INVALID_ARG (bad config), UNSUPPORTED (a node no listed device supports: the
  * message names it), DEVICE (every device that could take it failed), NO_MEM. */
-SI_NODISCARD si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
-void si_compiled_free(si_compiled *c);
-int si_compiled_num_inputs(const si_compiled *c);
-int si_compiled_num_outputs(const si_compiled *c);
+SI_API SI_NODISCARD si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
+/* Free the compiled model (its requests first). It does not wait for device calls still running in the
+ * background (a compile ahead, a call a watchdog gave up on): they release what they hold when they return.
+ * The event callback is not called once this has returned. */
+SI_API void si_compiled_free(si_compiled *c);
+SI_API int si_compiled_num_inputs(const si_compiled *c);
+SI_API int si_compiled_num_outputs(const si_compiled *c);
 /* Borrowed name of input/output i, or NULL. */
-const char *si_compiled_input_name(const si_compiled *c, int i);
-const char *si_compiled_output_name(const si_compiled *c, int i);
+SI_API const char *si_compiled_input_name(const si_compiled *c, int i);
+SI_API const char *si_compiled_output_name(const si_compiled *c, int i);
 /* Name of the device each part of the model runs on, comma separated (e.g. "REF"); borrowed. */
-const char *si_compiled_devices(const si_compiled *c);
+SI_API const char *si_compiled_devices(const si_compiled *c);
 
 typedef struct si_counters {
     int64_t inferences; /* si_request_infer calls on requests of this compiled model */
     int64_t failovers, retries, failbacks;
 } si_counters;
 /* Counters so far. Thread-safe. */
-void si_compiled_counters(const si_compiled *c, si_counters *out);
+SI_API void si_compiled_counters(const si_compiled *c, si_counters *out);
 /* The report as JSON: {"devices":[...], "submodels":[{"id","ops","device","attempts":[...]}],
  * "events":[{"t_ms","type","submodel","from","to","stage","status","message"}], "counters":{...}}.
  * *json is a new string (free with si_free_string). Thread-safe. */
-SI_NODISCARD si_result si_compiled_report_json(const si_compiled *c, char **json);
+SI_API SI_NODISCARD si_result si_compiled_report_json(const si_compiled *c, char **json);
 
 /* A new request. Safe to call from several threads on one compiled model. Free requests before the
  * compiled model. */
-SI_NODISCARD si_result si_request_create(si_compiled *c, si_request **out);
-void si_request_free(si_request *r);
+SI_API SI_NODISCARD si_result si_request_create(si_compiled *c, si_request **out);
+SI_API void si_request_free(si_request *r);
 /* Bind input `index` to t (borrowed: t must stay alive and unchanged in shape while the request may use
  * it). Errors: INVALID_ARG for an index out of range or a dtype/rank/fixed dimension that does not match. */
-SI_NODISCARD si_result si_request_set_input(si_request *r, int index, si_tensor *t);
+SI_API SI_NODISCARD si_result si_request_set_input(si_request *r, int index, si_tensor *t);
 /* Run the model. Errors: INVALID_ARG (a missing input, a shape the model cannot take), DEVICE,
  * UNSUPPORTED, NO_MEM. After a failure the request stays usable. */
-SI_NODISCARD si_result si_request_infer(si_request *r);
+SI_API SI_NODISCARD si_result si_request_infer(si_request *r);
 /* The tensor holding output `index` after the last successful infer. Owned by the request: the same
  * object is returned after every infer (its data and shape are refreshed); valid until si_request_free. */
-SI_NODISCARD si_result si_request_get_output(si_request *r, int index, si_tensor **out);
+SI_API SI_NODISCARD si_result si_request_get_output(si_request *r, int index, si_tensor **out);
 
 #ifdef __cplusplus
 }

@@ -9,8 +9,9 @@ for p in build-essential cmake pkg-config protobuf-c-compiler libprotobuf-c-dev 
          libdnnl-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd; do
   have_pkg "$p" || need+=("$p")
 done
-# python3-onnx and python3-numpy regenerate the example and test models (scripts/); they are optional
-# at build time but the model-generation test uses them when present.
+# python3-onnx and python3-numpy regenerate the example and test models (scripts/) and drive the ONNX Runtime
+# comparisons and partition_split: `make test` and .ci/run ask for them (SI_WITH_PYTHON=1); a plain build
+# does not need them.
 if [ "${SI_WITH_PYTHON:-0}" = 1 ]; then
   for p in python3-onnx python3-numpy; do have_pkg "$p" || need+=("$p"); done
 fi

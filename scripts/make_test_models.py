@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c and tests/test_alloc_fail.c.
+"""Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c, tests/test_alloc_fail.c and
+tests/cli.sh (case_small/: an ONNX backend test case) and tests/inspect_dot.sh (mixed_cumsum.onnx).
 
     /usr/bin/python3 scripts/make_test_models.py [OUTDIR]     (default: tests/data next to this script)
 
@@ -173,6 +174,17 @@ def build(out):
                      raw("Wg", np.array([[1, 0, -1], [0.5, 0.5, 0.5]], np.float32)),
                      raw("cg", np.array([1, 2], np.float32))]))
 
+    # A model the OCL device cannot take whole (it has no CumSum): on OCL,CPU it is cut into three submodels,
+    # OCL [Relu] -> CPU [CumSum] -> OCL [Mul, Relu], and A crosses from submodel 0 to submodel 2
+    # (tests/inspect_dot.sh). X float[2,4]: A = Relu(X), C = CumSum(A, axis 1), Y = Relu(C * A).
+    files["mixed_cumsum.onnx"] = model(helper.make_graph(
+        [helper.make_node("Relu", ["X"], ["A"], name="relu_in"),
+         helper.make_node("CumSum", ["A", "axis"], ["C"], name="cumsum"),
+         helper.make_node("Mul", ["C", "A"], ["D"], name="mul"),
+         helper.make_node("Relu", ["D"], ["Y"], name="relu_out")],
+        "mixed_cumsum", [helper.make_tensor_value_info("X", F, [2, 4])], [helper.make_tensor_value_info("Y", F, [2, 4])],
+        initializer=[raw("axis", np.array(1, np.int64))]))
+
     # ---- invalid models ------------------------------------------------------------------------------------
     xy = ([helper.make_tensor_value_info("X", F, [2, 3])], [helper.make_tensor_value_info("Y", F, [2, 3])])
 
@@ -274,11 +286,25 @@ def build(out):
     with open(os.path.join(out, "short_data.npy"), "wb") as f:
         f.write(b"\x93NUMPY\x01\x00" + len(hdr).to_bytes(2, "little") + hdr + b"\0" * 8)
 
+    # an ONNX backend test case for `safeinfer check-onnx` (tests/cli.sh): small.onnx with one data set
+    case = os.path.join(out, "case_small")
+    os.makedirs(os.path.join(case, "test_data_set_0"), exist_ok=True)
+    with open(os.path.join(case, "model.onnx"), "wb") as f:
+        f.write(files["small.onnx"].SerializeToString())
+    x = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 4.0]], dtype=np.float32)
+    y = np.maximum(x * W + B, 0).astype(np.float32)
+    case_files = {"input_0.pb": numpy_helper.from_array(x, "X"), "output_0.pb": numpy_helper.from_array(y, "Y"),
+                  "output_1.pb": numpy_helper.from_array(y.T.reshape(-1), "Z")}
+    for name, t in case_files.items():
+        with open(os.path.join(case, "test_data_set_0", name), "wb") as f:
+            f.write(t.SerializeToString())
+
     # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
     for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
-                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx"):
+                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx", "mixed_cumsum.onnx"):
         onnx.checker.check_model(files[name])
-    return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"])
+    return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"] +
+                  ["case_small/model.onnx"] + ["case_small/test_data_set_0/" + n for n in case_files])
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 set -u
 bin=$1 work=$2 devices=$3
 here=$(cd "$(dirname "$0")/.." && pwd)
-py=/usr/bin/python3
-if ! $py -c 'import onnx, numpy' 2>/dev/null; then echo "SKIP: python3-onnx / python3-numpy not installed"; exit 77; fi
+py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
+echo "using Python $py ($("$py" -c 'import onnx, numpy; print("onnx", onnx.__version__, "numpy", numpy.__version__)'))"
 if ! command -v node >/dev/null; then echo "SKIP: node not installed"; exit 77; fi
 : "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
 export ORT_NODE_MODULES
@@ -20,9 +20,9 @@ rc=0
 while read -r model args; do
   [ -n "$model" ] || continue
   # shellcheck disable=SC2086
-  $py "$here/scripts/compare_ort.py" "$bin" "$model" --devices "$devices" $args --rtol 1e-4 --workdir "$work/$(basename "$model" .onnx)"
+  "$py" "$here/scripts/compare_ort.py" "$bin" "$model" --devices "$devices" $args --rtol 1e-4 --workdir "$work/$(basename "$model" .onnx)"
   r=$?
   [ $r = 77 ] && exit 77
   [ $r != 0 ] && { echo "FAIL: $model"; rc=1; }
-done < <($py "$here/scripts/make_compare_models.py" "$work/models")
+done < <("$py" "$here/scripts/make_compare_models.py" "$work/models")
 exit $rc

@@ -4,9 +4,10 @@
 set -u
 bin=$1 work=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
-/usr/bin/python3 -c 'import onnx, numpy' 2>/dev/null || { echo "SKIP: python3-onnx / python3-numpy not installed"; exit 77; }
+py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
+echo "using Python $py"
 mkdir -p "$work"
-/usr/bin/python3 "$here/scripts/make_compare_models.py" "$work/models" >/dev/null || exit 1
+"$py" "$here/scripts/make_compare_models.py" "$work/models" >/dev/null || exit 1
 model=$work/models/mixed_opset13.onnx
 out=$("$bin" inspect "$model" --devices OCL,CPU --shape batch=2) || { echo "$out"; exit 1; }
 echo "$out" | sed -n '/^partition/,$p'

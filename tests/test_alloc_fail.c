@@ -28,6 +28,10 @@
 #endif
 
 #define MAX_N 20000
+
+/* The devices the pipelines compile for (REF unless $SI_ALLOC_FAIL_DEVICES says otherwise), made before any
+ * failure is armed. */
+static si_config *g_cfg;
 #define LEAK_BATCH 16 /* runs between two leak checks */
 
 typedef enum stage { ST_LOAD, ST_SETDIM, ST_COMPILE, ST_REQUEST, ST_INPUT, ST_INFER1, ST_OUTPUT, ST_INFER2, ST_DONE } stage;
@@ -103,7 +107,7 @@ static outcome run_pipeline(const pipeline *p, const unsigned char *buf, size_t 
     o.at = ST_SETDIM;
     if (p->dim && (s = si_model_set_dim(m, p->dim, p->dim_value))) goto done;
     o.at = ST_COMPILE;
-    if ((s = si_compile(m, NULL, &cm))) goto done;
+    if ((s = si_compile(m, g_cfg, &cm))) goto done;
     si_model_free(m);
     m = NULL;
     o.at = ST_REQUEST;
@@ -265,10 +269,16 @@ static long run_loop(const pipeline *p, long every, long points) {
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
+    const char *devices = getenv("SI_ALLOC_FAIL_DEVICES");
+    if (si_config_create(&g_cfg) || si_config_set(g_cfg, "devices", devices ? devices : "REF")) {
+        fprintf(stderr, "test_alloc_fail: config: %s\n", si_last_error());
+        return 1;
+    }
     for (size_t i = 0; i < sizeof pipelines / sizeof pipelines[0]; i++) {
         long points = run_loop(&pipelines[i], 0, 0);
         run_loop(&pipelines[i], 3, points);
     }
     si_alloc_fail_after(0, 0);
+    si_config_free(g_cfg);
     return test_summary("test_alloc_fail");
 }

@@ -230,8 +230,8 @@ static void test_config(void) {
     CHECK(si_config_get(c, "threads") == NULL);
     CHECK_OK(si_config_set(c, "devices", "REF"));
     CHECK_STREQ(si_config_get(c, "devices"), "REF");
-    CHECK_OK(si_config_set(c, "devices", "REF,REF"));
-    CHECK_STREQ(si_config_get(c, "devices"), "REF,REF");
+    CHECK_OK(si_config_set(c, "devices", "REF,CPU"));
+    CHECK_STREQ(si_config_get(c, "devices"), "REF,CPU");
     /* strings are copied */
     char val[8] = "REF";
     CHECK_OK(si_config_set(c, "devices", val));
@@ -252,17 +252,74 @@ static void test_config(void) {
     longname[sizeof longname - 1] = 0;
     CHECK_STATUS(si_config_set(c, "devices", longname), SI_ERR_INVALID_ARG);
     CHECK_STREQ(si_config_get(c, "devices"), "REF");
+    /* what si_compile would refuse, refused here with a named error (the old value stays) */
+    CHECK_ERR(si_config_set(c, "devices", "REF,REF"), SI_ERR_INVALID_ARG, "REF is listed twice");
+    CHECK_ERR(si_config_set(c, "devices", "CPU,REF,CPU"), SI_ERR_INVALID_ARG, "CPU is listed twice");
+    CHECK_ERR(si_config_set(c, "devices", "OCL,OCL.0"), SI_ERR_INVALID_ARG, "listed twice"); /* one device */
+    CHECK_ERR(si_config_set(c, "devices", "AUTO,CPU"), SI_ERR_INVALID_ARG, "CPU is listed twice (AUTO");
+    CHECK_ERR(si_config_set(c, "devices", "REF, CPU"), SI_ERR_INVALID_ARG, "' CPU' contains a space");
+    CHECK_ERR(si_config_set(c, "devices", " REF"), SI_ERR_INVALID_ARG, "space");
+    CHECK_ERR(si_config_set(c, "devices", "REF "), SI_ERR_INVALID_ARG, "space");
+    CHECK_ERR(si_config_set(c, "devices", "NPU"), SI_ERR_INVALID_ARG, "unknown device 'NPU' (known: AUTO");
+    CHECK_ERR(si_config_set(c, "devices", "OCL.x"), SI_ERR_INVALID_ARG, "OCL.x");
+    CHECK_ERR(si_config_set(c, "devices", "auto"), SI_ERR_INVALID_ARG, "auto");
+    char many[256] = "";
+    for (int i = 0; i <= SI_MAX_DEVICES; i++) /* OCL.0 .. OCL.16: known names, whether present or not */
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%sOCL.%d", i ? "," : "", i + 1);
+    CHECK_ERR(si_config_set(c, "devices", many), SI_ERR_INVALID_ARG, "more than 16 devices");
+    CHECK_STREQ(si_config_get(c, "devices"), "REF");
+    CHECK_OK(si_config_set(c, "devices", "AUTO"));
+    CHECK_OK(si_config_set(c, "devices", "AUTO,REF"));
+    CHECK_OK(si_config_set(c, "devices", "OCL.3,REF")); /* a known device absent here is fine */
 
     /* threads */
     CHECK_OK(si_config_set(c, "threads", "4"));
     CHECK_STREQ(si_config_get(c, "threads"), "4");
-    const char *bad_threads[] = {"0", "-1", "abc", "4x", "", " ", "1025", "99999999999999999999999", "1.5"};
+    const char *bad_threads[] = {"0", "-1", "abc", "4x", "", " ", "1025", "99999999999999999999999", "1.5",
+                                 " 5", "5 ", "+5", "0x10", "5\n", "\t5"};
     for (size_t i = 0; i < sizeof bad_threads / sizeof bad_threads[0]; i++)
         CHECK_ERR(si_config_set(c, "threads", bad_threads[i]), SI_ERR_INVALID_ARG, "threads");
     CHECK_STREQ(si_config_get(c, "threads"), "4");
     CHECK_OK(si_config_set(c, "threads", "1"));
     CHECK_OK(si_config_set(c, "threads", "1024"));
     CHECK_STREQ(si_config_get(c, "threads"), "1024");
+
+    /* every key by its kind: numbers in range with digits only, on/off words, choices */
+    CHECK_ERR(si_config_set(c, "retries", "101"), SI_ERR_INVALID_ARG, "retries: '101' is not a whole number in 0..100");
+    CHECK_ERR(si_config_set(c, "retries", "-1"), SI_ERR_INVALID_ARG, "retries");
+    CHECK_OK(si_config_set(c, "retries", "100"));
+    CHECK_ERR(si_config_set(c, "infer_timeout_ms", "86400001"), SI_ERR_INVALID_ARG, "infer_timeout_ms");
+    CHECK_ERR(si_config_set(c, "failback_ms", "10 "), SI_ERR_INVALID_ARG, "failback_ms");
+    CHECK_OK(si_config_set(c, "compile_timeout_ms", "0"));
+    CHECK_ERR(si_config_set(c, "standby", "yes"), SI_ERR_INVALID_ARG, "standby: 'yes' is not on or off");
+    CHECK_ERR(si_config_set(c, "strict", " on"), SI_ERR_INVALID_ARG, "strict");
+    CHECK_OK(si_config_set(c, "strict", "off"));
+    CHECK_ERR(si_config_set(c, "check_outputs", "inf"), SI_ERR_INVALID_ARG, "check_outputs: 'inf' is not one of nan|off");
+    CHECK_OK(si_config_set(c, "check_outputs", "nan"));
+    CHECK_ERR(si_config_set(c, "faults", "OCL.infer=3x"), SI_ERR_INVALID_ARG, "3x");
+    CHECK_OK(si_config_set(c, "faults", ""));
+
+    /* the key table: each key is documented, its default is a value it accepts, and the "known" list of
+     * the unknown-key message is the table's */
+    int nk = si_config_num_keys();
+    CHECK(nk >= 11);
+    si_config_key_info ki;
+    CHECK_STATUS(si_config_key(nk, &ki), SI_ERR_INVALID_ARG);
+    CHECK_STATUS(si_config_key(-1, &ki), SI_ERR_INVALID_ARG);
+    CHECK_STATUS(si_config_key(0, NULL), SI_ERR_INVALID_ARG);
+    CHECK_ERR(si_config_set(c, "bogus", "1"), SI_ERR_INVALID_ARG, "bogus");
+    char known[1024];
+    snprintf(known, sizeof known, "%s", si_last_error());
+    for (int i = 0; i < nk; i++) {
+        CHECK_OK(si_config_key(i, &ki));
+        CHECK(ki.name && ki.values && ki.default_value && ki.doc && strlen(ki.doc) > 10);
+        if (!ki.name) continue;
+        CHECK(strstr(known, ki.name) != NULL);
+        si_config *d = NULL;
+        CHECK_OK(si_config_create(&d));
+        if (d) CHECK_OK(si_config_set(d, ki.name, ki.default_value));
+        si_config_free(d);
+    }
 
     /* unknown keys */
     CHECK_ERR(si_config_set(c, "bogus", "1"), SI_ERR_INVALID_ARG, "bogus");
@@ -521,7 +578,11 @@ static void test_compile_variants(void) {
     if (!m) { CHECK(m != NULL); return; }
     si_compiled *cm = NULL;
     CHECK_OK(si_compile(m, NULL, &cm));
-    CHECK_STREQ(si_compiled_devices(cm), "REF");
+#ifdef SI_HAVE_CPU
+    if (cm) CHECK(strstr(si_compiled_devices(cm), "CPU") != NULL); /* AUTO: ... then CPU */
+#else
+    if (cm) CHECK_STREQ(si_compiled_devices(cm), "REF");
+#endif
     si_compiled_free(cm);
 
     CHECK_OK(si_model_set_dim(m, "batch", 2));
@@ -556,7 +617,29 @@ static void test_compile_variants(void) {
     CHECK_STATUS(si_config_set(cfg, "devices", "GPU"), SI_ERR_INVALID_ARG);
     m = load("small.onnx");
     cm = NULL;
-    if (m) CHECK_OK(si_compile(m, cfg, &cm)); /* nothing was set: default devices */
+    if (m) CHECK_OK(si_compile(m, cfg, &cm)); /* nothing was set: default devices (AUTO) */
+#ifdef SI_HAVE_CPU
+    /* AUTO: GPU/accelerator OpenCL devices, then CPU; a CPU-type OpenCL device (PoCL) is not picked, so
+     * the list ends with CPU and, on a machine without a GPU, is CPU alone */
+    if (cm) {
+        const char *d = si_compiled_devices(cm);
+        CHECK(strlen(d) >= 3 && !strcmp(d + strlen(d) - 3, "CPU"));
+        CHECK(!strstr(d, "REF"));
+    }
+#endif
+    si_compiled_free(cm);
+    cm = NULL;
+    /* NULL config: the same defaults */
+    if (m) CHECK_OK(si_compile(m, NULL, &cm));
+    si_compiled_free(cm);
+    cm = NULL;
+    /* a bad $SAFEINFER_FAULTS (read when the config has no faults) is refused by si_compile by name */
+    setenv("SAFEINFER_FAULTS", "REF.infer=sometimes", 1);
+    if (m) CHECK_ERR(si_compile(m, cfg, &cm), SI_ERR_INVALID_ARG, "sometimes");
+    CHECK(cm == NULL);
+    CHECK_OK(si_config_set(cfg, "faults", "")); /* an explicit empty spec: no faults, the variable is ignored */
+    if (m) CHECK_OK(si_compile(m, cfg, &cm));
+    unsetenv("SAFEINFER_FAULTS");
     si_compiled_free(cm);
     si_model_free(m);
     si_config_free(cfg);

@@ -63,7 +63,7 @@ static si_result compile(const char *devices, const char *faults, si_compiled **
     si_result s = si_config_create(&cfg);
     if (!s) s = si_config_set(cfg, "devices", devices);
     if (!s && faults) s = si_config_set(cfg, "faults", faults);
-    if (!s && faults) s = si_config_set(cfg, "infer_timeout_ms", "300");
+    if (!s && faults) s = si_config_set(cfg, "infer_timeout_ms", "1000");
     if (!s && faults) s = si_config_set(cfg, "compile_timeout_ms", "5000");
     if (!s && faults) s = si_config_set(cfg, "check_outputs", "nan");
     if (!s) s = si_compile(model, cfg, cm);

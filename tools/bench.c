@@ -198,13 +198,13 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
             o->inputs[o->n_inputs++] = argv[++i];
         } else if (a[0] == '-') {
             fprintf(stderr, "safeinfer bench: unknown option '%s'%s\n", a, has_val ? "" : " (or it lacks its value)");
-            usage(stderr);
+            usage_cmd(stderr, "bench");
             return EXIT_USAGE;
         } else if (!o->model) o->model = a;
         else { fprintf(stderr, "safeinfer bench: unexpected argument '%s'\n", a); return EXIT_USAGE; }
         if (rc) return rc;
     }
-    if (!o->model) { usage(stderr); return EXIT_USAGE; }
+    if (!o->model) { usage_cmd(stderr, "bench"); return EXIT_USAGE; }
     return 0;
 }
 

@@ -26,6 +26,7 @@ typedef struct checker {
     bool has_re;
     FILE *json;
     int passed, failed, skipped, json_count;
+    int found; /* test cases found (selected or not) */
 } checker;
 
 typedef enum { R_PASS, R_FAIL, R_SKIP } result;
@@ -280,10 +281,12 @@ static void check_path(checker *ck, const char *path, int depth) {
     const char *base = strrchr(path, '/');
     base = base && base[1] ? base + 1 : path;
     if (file_exists(model)) {
+        ck->found++;
         if (selected(ck, base)) check_case_dir(ck, path, base);
         return;
     }
     if (is_light_model(path)) {
+        ck->found++;
         if (selected(ck, base)) check_light(ck, path, base);
         return;
     }
@@ -305,7 +308,7 @@ static void check_path(checker *ck, const char *path, int depth) {
             if (!nn) break;
             names = nn;
         }
-        names[n++] = strdup(e->d_name);
+        if ((names[n] = strdup(e->d_name))) n++;
     }
     closedir(d);
     if (n) qsort(names, n, sizeof *names, cmp_str);
@@ -319,44 +322,67 @@ static void check_path(checker *ck, const char *path, int depth) {
 }
 
 int cmd_check(int argc, char **argv) {
+    int rc = 0;
     checker ck = {.rtol = 1e-3, .atol = 1e-7};
-    const char *paths[256];
+    const char **paths = calloc((size_t)argc + 1, sizeof *paths); /* every argument at most */
     int np = 0;
     const char *json_path = NULL;
+    if (!paths) { fprintf(stderr, "safeinfer: out of memory\n"); return 3 + SI_ERR_NO_MEM; }
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
         if (!strcmp(a, "--devices") && has_val) ck.devices = argv[++i];
         else if (!strcmp(a, "--filter") && has_val) {
-            if (regcomp(&ck.re, argv[++i], REG_EXTENDED | REG_NOSUB)) { fprintf(stderr, "safeinfer: bad --filter regex '%s'\n", argv[i]); return EXIT_USAGE; }
+            if (ck.has_re) regfree(&ck.re);
+            ck.has_re = false;
+            if (regcomp(&ck.re, argv[++i], REG_EXTENDED | REG_NOSUB)) { fprintf(stderr, "safeinfer: bad --filter regex '%s'\n", argv[i]); free(paths); return EXIT_USAGE; }
             ck.has_re = true;
         } else if (!strcmp(a, "--json") && has_val) json_path = argv[++i];
-        else if (!strcmp(a, "--rtol") && has_val) ck.rtol = atof(argv[++i]);
-        else if (!strcmp(a, "--atol") && has_val) ck.atol = atof(argv[++i]);
-        else if (a[0] == '-') { fprintf(stderr, "safeinfer check-onnx: unknown option '%s'\n", a); usage(stderr); return EXIT_USAGE; }
-        else if (np < 256) paths[np++] = a;
+        else if (!strcmp(a, "--rtol") && has_val) { if (!parse_tol(a, argv[++i], &ck.rtol)) rc = EXIT_USAGE; }
+        else if (!strcmp(a, "--atol") && has_val) { if (!parse_tol(a, argv[++i], &ck.atol)) rc = EXIT_USAGE; }
+        else if (a[0] == '-') { fprintf(stderr, "safeinfer check-onnx: unknown option '%s' (or missing value)\n", a); usage_cmd(stderr, "check-onnx"); rc = EXIT_USAGE; }
+        else paths[np++] = a;
     }
-    if (!np) { usage(stderr); return EXIT_USAGE; }
-    if (json_path) {
-        if (!(ck.json = fopen(json_path, "w"))) { fprintf(stderr, "safeinfer: cannot write %s: %s\n", json_path, strerror(errno)); return 3 + SI_ERR_IO; }
+    if (!rc && !np) { usage_cmd(stderr, "check-onnx"); rc = EXIT_USAGE; }
+    if (!rc && json_path && !(ck.json = fopen(json_path, "w"))) {
+        fprintf(stderr, "safeinfer: cannot write %s: %s\n", json_path, strerror(errno));
+        rc = 3 + SI_ERR_IO;
+    }
+    if (rc) {
+        if (ck.has_re) regfree(&ck.re);
+        free(paths);
+        return rc;
+    }
+    if (ck.json) {
         fprintf(ck.json, "{\"devices\": ");
-        json_str(ck.json, ck.devices ? ck.devices : "REF");
+        json_str(ck.json, ck.devices ? ck.devices : "AUTO");
         fprintf(ck.json, ", \"cases\": [");
     }
+    int empty = 0;
     for (int i = 0; i < np; i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s", paths[i]);
         size_t l = strlen(p);
         while (l > 1 && p[l - 1] == '/') p[--l] = 0;
+        int before = ck.found, failed_before = ck.failed;
         check_path(&ck, p, 0);
+        if (ck.found == before && ck.failed == failed_before) { /* a folder without a single case */
+            fprintf(stderr, "safeinfer check-onnx: no test case in '%s' (expected folders with model.onnx and "
+                            "test_data_set_N/, or light_X.onnx with light_X_output_0.pb)\n", paths[i]);
+            empty++;
+        }
     }
+    int selected_cases = ck.passed + ck.failed + ck.skipped;
+    if (ck.has_re && ck.found && !selected_cases)
+        fprintf(stderr, "safeinfer check-onnx: --filter selects none of the %d test cases found\n", ck.found);
     if (ck.json) {
         fprintf(ck.json, "\n], \"passed\": %d, \"failed\": %d, \"skipped\": %d}\n", ck.passed, ck.failed, ck.skipped);
         fclose(ck.json);
     }
     if (ck.has_re) regfree(&ck.re);
+    free(paths);
     printf("%d passed, %d failed, %d skipped\n", ck.passed, ck.failed, ck.skipped);
-    return ck.failed ? 1 : 0;
+    return ck.failed || empty || !selected_cases ? 1 : 0;
 }
 
 
@@ -368,12 +394,12 @@ int cmd_compare(int argc, char **argv) {
     const char *dirs[2];
     int nd = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--rtol") && i + 1 < argc) ck.rtol = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--atol") && i + 1 < argc) ck.atol = atof(argv[++i]);
-        else if (argv[i][0] == '-' || nd == 2) { usage(stderr); return EXIT_USAGE; }
+        if (!strcmp(argv[i], "--rtol") && i + 1 < argc) { if (!parse_tol(argv[i], argv[i + 1], &ck.rtol)) return EXIT_USAGE; i++; }
+        else if (!strcmp(argv[i], "--atol") && i + 1 < argc) { if (!parse_tol(argv[i], argv[i + 1], &ck.atol)) return EXIT_USAGE; i++; }
+        else if (argv[i][0] == '-' || nd == 2) { fprintf(stderr, "safeinfer compare: unexpected argument '%s'\n", argv[i]); usage_cmd(stderr, "compare"); return EXIT_USAGE; }
         else dirs[nd++] = argv[i];
     }
-    if (nd != 2) { usage(stderr); return EXIT_USAGE; }
+    if (nd != 2) { usage_cmd(stderr, "compare"); return EXIT_USAGE; }
     DIR *d = opendir(dirs[0]);
     if (!d) { fprintf(stderr, "safeinfer: cannot open %s: %s\n", dirs[0], strerror(errno)); return 3 + SI_ERR_IO; }
     int same = 0, differ = 0;

@@ -39,7 +39,41 @@ int make_inputs(si_model *m, const char *const *specs, int n_specs, si_tensor **
 /* mkdir -p; 0 or -1 (errno set). */
 int mkdir_p(const char *path);
 
+/* A tolerance value (a finite number >= 0); prints a usage error naming the flag otherwise. */
+bool parse_tol(const char *flag, const char *s, double *out);
+
+/* help.c */
 void usage(FILE *f);
+/* A command's synopsis (to stderr: with a pointer to --help; to stdout: with its details). */
+void usage_cmd(FILE *f, const char *cmd);
+/* "--infer-timeout-ms" for the key infer_timeout_ms. */
+void config_flag_name(const char *key, char *flag, size_t n);
+int cmd_config(int argc, char **argv);
+
+/* json.c: a small JSON reader (the partition JSON, `run --report` files). */
+typedef enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+typedef struct jval {
+    jtype type;
+    double num;         /* J_NUM; J_BOOL: 0 or 1 */
+    char *str;          /* J_STR */
+    int n;              /* J_ARR, J_OBJ: items */
+    struct jval *items;
+    char **keys;        /* J_OBJ */
+} jval;
+/* NULL with a message naming the problem and its byte offset in err. */
+jval *json_parse(const char *text, char *err, size_t errn);
+void json_free(jval *v);
+/* Member `key` of an object (NULL when absent or v is not an object). */
+const jval *json_get(const jval *obj, const char *key);
+const char *json_str_of(const jval *v, const char *dflt);
+int json_int_of(const jval *v, int dflt);
+/* A whole text file (NUL-terminated, no NUL inside); NULL with a message in err. */
+char *read_text_file(const char *path, char *err, size_t errn);
+
+/* dot.c: `inspect --dot`. Returns 0 or an exit code (message printed). */
+int write_partition_dot(si_model *m, const char *model_path, const char *devices, const char *dot_path,
+                        const char *report_path);
+
 int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

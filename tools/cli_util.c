@@ -242,3 +242,15 @@ int mkdir_p(const char *path) {
         }
     return (mkdir(buf, 0777) != 0 && errno != EEXIST) ? -1 : 0;
 }
+
+bool parse_tol(const char *flag, const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0) {
+        fprintf(stderr, "safeinfer: %s needs a number >= 0, not '%s'\n", flag, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}

@@ -19,52 +19,19 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-void usage(FILE *f) {
-    fprintf(f,
-            "usage: safeinfer COMMAND [options]\n"
-            "\n"
-            "commands:\n"
-            "  run MODEL [--devices LIST] [--shape NAME=DIMS]... [--input NAME=FILE.npy|random[:SEED]]...\n"
-            "            [--output-dir DIR] [--repeat N] [--requests M] [--threads N] [--report FILE.json]\n"
-            "            [--faults SPEC] [--retries N] [--infer-timeout-ms T] [--compile-timeout-ms T]\n"
-            "            [--standby on|off]\n"
-            "            [--failback-ms T] [--check-outputs nan|off] [--strict on|off]\n"
-            "      run the model and print each output's name, type, shape and a summary.\n"
-            "      --devices OCL,CPU: priority list; each part of the model runs on the first device that can take\n"
-            "        it and fails over to the next one when a device fails.\n"
-            "      --shape NAME=1x3x224x224 fixes an input's shape; --shape batch=1 fixes a symbolic dimension.\n"
-            "      Inputs not given are random (seed 0). --output-dir writes DIR/<output>.npy.\n"
-            "      --requests M runs M requests on M threads, --repeat N inferences each.\n"
-            "      --faults injects device failures: RULE[,RULE...], RULE = DEVICE.STAGE=WHEN[:EFFECT],\n"
-            "        STAGE compile|create|infer, WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom\n"
-            "        (also $SAFEINFER_FAULTS). --report writes compile attempts, events and counters as JSON.\n"
-            "      Policies: --retries N on the same device before failing over; --infer-timeout-ms T (and\n"
-            "        --compile-timeout-ms T) abandon a call that hangs and quarantine its device; --standby on compiles the next device in the background; --failback-ms T\n"
-            "        re-probes a failed preferred device every T ms; --check-outputs nan treats NaN/Inf outputs as\n"
-            "        a device failure when the next device gives finite ones; --strict on: no fallback at all.\n"
-            "  inspect MODEL [--devices LIST]\n"
-            "      inputs, outputs, opsets, op histogram, parameters; with --devices, the submodels it is cut into.\n"
-            "  check-onnx PATH... [--devices LIST] [--filter REGEX] [--json FILE] [--rtol X] [--atol X]\n"
-            "      run ONNX backend test cases (folders with model.onnx and test_data_set_N/, or light_X.onnx\n"
-            "      with light_X_output_0.pb) and compare outputs; exit status 1 when any case fails.\n"
-            "  compare DIR_A DIR_B [--rtol X] [--atol X]\n"
-            "      compare every .npy output in DIR_A with the one of the same name in DIR_B (check-onnx's tolerance).\n"
-            "  bench MODEL [--devices LIST] [--threads N] [--iterations N] [--warmup N] [--shape ...]...\n"
-            "              [--input NAME=FILE.npy|random[:SEED]]... [--json FILE]\n"
-            "      time compile, the first inference, then --warmup (3) untimed and --iterations (20) timed runs;\n"
-            "      prints median / p90 / min latency, throughput, peak RSS and the devices used (threads 1).\n");
-}
-
 // --- run ----------------------------------------------------------------------------------------------------
 
-/* Flags that map one-to-one onto compile properties. */
-static const struct { const char *flag, *key; } config_flags[] = {
-    {"--devices", "devices"},         {"--threads", "threads"},         {"--faults", "faults"},
-    {"--retries", "retries"},         {"--infer-timeout-ms", "infer_timeout_ms"},
-    {"--compile-timeout-ms", "compile_timeout_ms"},
-    {"--standby", "standby"},         {"--failback-ms", "failback_ms"}, {"--check-outputs", "check_outputs"},
-    {"--strict", "strict"},
-};
+/* Is `a` the flag of a configuration key ("--infer-timeout-ms" for infer_timeout_ms)? *key gets the key. */
+static bool config_flag(const char *a, const char **key) {
+    for (int i = 0; i < si_config_num_keys(); i++) {
+        si_config_key_info k;
+        char flag[64];
+        if (si_config_key(i, &k)) continue;
+        config_flag_name(k.name, flag, sizeof flag);
+        if (!strcmp(a, flag)) { *key = k.name; return true; }
+    }
+    return false;
+}
 
 /* Event counts for the one-line summary; important events are also printed as they happen. */
 static atomic_long event_counts[8], event_failed_compiles;
@@ -76,8 +43,7 @@ static void on_event(const si_event *e, void *user) {
         if (e->status) atomic_fetch_add(&event_failed_compiles, 1);
         return;
     }
-    static const char *const names[] = {"compile", "failover", "retry", "quarantine", "standby-ready", "failback", "all-failed"};
-    fprintf(stderr, "event %8.1f ms: %-13s submodel %d%s%s%s%s [%s] %s\n", e->t_ms, names[e->type], e->submodel,
+    fprintf(stderr, "event %8.1f ms: %-13s submodel %d%s%s%s%s [%s] %s\n", e->t_ms, si_event_type_str(e->type), e->submodel,
             e->from[0] ? " from " : "", e->from, e->to[0] ? " to " : "", e->to, si_result_str(e->status), e->message);
 }
 
@@ -112,11 +78,37 @@ static void *run_worker(void *arg) {
     return NULL;
 }
 
-static bool same_tensor(const si_tensor *a, const si_tensor *b) {
-    return si_tensor_dtype(a) == si_tensor_dtype(b) && si_tensor_nbytes(a) == si_tensor_nbytes(b) &&
-           si_tensor_ndim(a) == si_tensor_ndim(b) &&
-           !memcmp(si_tensor_dims(a), si_tensor_dims(b), sizeof(int64_t) * (size_t)si_tensor_ndim(a)) &&
-           (!si_tensor_nbytes(a) || !memcmp(si_tensor_data(a), si_tensor_data(b), si_tensor_nbytes(a)));
+/* The outputs of two requests that ran the same inputs: the same type and shape, integers equal, floats
+ * within rtol times the reference's scale (its largest finite magnitude) plus atol, NaN where the reference
+ * has NaN. *diff receives the largest difference (INFINITY for a type, shape, NaN or integer mismatch) and
+ * *scale the reference's scale. */
+static bool outputs_agree(const si_tensor *ref, const si_tensor *t, double rtol, double atol, double *diff, double *scale) {
+    *diff = INFINITY;
+    *scale = 0;
+    if (si_tensor_dtype(ref) != si_tensor_dtype(t) || si_tensor_ndim(ref) != si_tensor_ndim(t) ||
+        memcmp(si_tensor_dims(ref), si_tensor_dims(t), sizeof(int64_t) * (size_t)si_tensor_ndim(ref)))
+        return false;
+    int64_t n = si_tensor_count(ref);
+    bool flt = is_float(si_tensor_dtype(ref));
+    for (int64_t i = 0; i < n && flt; i++) {
+        double v = fabs(elem(ref, i));
+        if (isfinite(v)) *scale = fmax(*scale, v);
+    }
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!flt) {
+            if (elem_i64(ref, i) != elem_i64(t, i)) return false;
+            continue;
+        }
+        double a = elem(ref, i), b = elem(t, i);
+        if (isnan(a) || isnan(b) || isinf(a) || isinf(b)) {
+            if (!(isnan(a) && isnan(b)) && a != b) return false;
+            continue;
+        }
+        worst = fmax(worst, fabs(a - b));
+    }
+    *diff = worst;
+    return worst <= rtol * *scale + atol;
 }
 
 static int cmd_run(int argc, char **argv) {
@@ -124,18 +116,20 @@ static int cmd_run(int argc, char **argv) {
     const char *shapes[64], *inputs[64], *cfg_keys[32], *cfg_vals[32];
     int n_shapes = 0, n_inputs = 0, n_cfg = 0;
     long repeat = 1, nreq = 1;
+    double rtol = 1e-4, atol = 1e-7;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
-        bool matched = false;
-        for (size_t f = 0; f < sizeof config_flags / sizeof config_flags[0] && !matched; f++)
-            if (!strcmp(a, config_flags[f].flag) && has_val && n_cfg < 32) {
-                cfg_keys[n_cfg] = config_flags[f].key;
-                cfg_vals[n_cfg++] = argv[++i];
-                matched = true;
-            }
-        if (matched) continue;
-        if (!strcmp(a, "--shape") && has_val && n_shapes < 64) shapes[n_shapes++] = argv[++i];
+        const char *key;
+        if (has_val && config_flag(a, &key)) {
+            if (n_cfg == 32) { fprintf(stderr, "safeinfer run: too many configuration flags\n"); return EXIT_USAGE; }
+            cfg_keys[n_cfg] = key;
+            cfg_vals[n_cfg++] = argv[++i];
+            continue;
+        }
+        if ((!strcmp(a, "--rtol") || !strcmp(a, "--atol")) && has_val) {
+            if (!parse_tol(a, argv[++i], !strcmp(a, "--rtol") ? &rtol : &atol)) return EXIT_USAGE;
+        } else if (!strcmp(a, "--shape") && has_val && n_shapes < 64) shapes[n_shapes++] = argv[++i];
         else if (!strcmp(a, "--input") && has_val && n_inputs < 64) inputs[n_inputs++] = argv[++i];
         else if (!strcmp(a, "--output-dir") && has_val) outdir = argv[++i];
         else if (!strcmp(a, "--report") && has_val) report = argv[++i];
@@ -144,11 +138,11 @@ static int cmd_run(int argc, char **argv) {
             if (!parse_i64(argv[++i], &v) || v < 1 || v > 100000000) { fprintf(stderr, "safeinfer: %s needs a positive number\n", a); return EXIT_USAGE; }
             if (!strcmp(a, "--repeat")) repeat = (long)v;
             else nreq = (long)v;
-        } else if (a[0] == '-') { fprintf(stderr, "safeinfer run: unknown option '%s' (or missing value)\n", a); usage(stderr); return EXIT_USAGE; }
+        } else if (a[0] == '-') { fprintf(stderr, "safeinfer run: unknown option '%s' (or missing value)\n", a); usage_cmd(stderr, "run"); return EXIT_USAGE; }
         else if (!model_path) model_path = a;
         else { fprintf(stderr, "safeinfer run: unexpected argument '%s'\n", a); return EXIT_USAGE; }
     }
-    if (!model_path) { usage(stderr); return EXIT_USAGE; }
+    if (!model_path) { usage_cmd(stderr, "run"); return EXIT_USAGE; }
     if (nreq > 256) { fprintf(stderr, "safeinfer: --requests is limited to 256\n"); return EXIT_USAGE; }
     si_model *m;
     si_result s = si_model_load(model_path, &m);
@@ -210,13 +204,24 @@ static int cmd_run(int argc, char **argv) {
         if ((s = si_request_get_output(th[0].rq, o, &t))) { rc = fail_status(s, "output"); goto out; }
         const char *name = si_compiled_output_name(cm, o);
         print_summary(name, t);
-        for (long q = 1; q < nreq; q++) { /* every request ran the same inputs: the outputs must agree */
+        /* every request ran the same inputs: the outputs must agree, to a tolerance, since requests may have
+         * ended on different devices after a failover */
+        double worst = 0, worst_scale = 0;
+        long worst_q = 0, differ = 0;
+        for (long q = 1; q < nreq; q++) {
             si_tensor *u;
-            if (!si_request_get_output(th[q].rq, o, &u) && !same_tensor(t, u)) {
-                fprintf(stderr, "safeinfer: output '%s' of request %ld differs from request 0's\n", name, q);
-                rc = 1;
-            }
+            double d, sc;
+            if ((s = si_request_get_output(th[q].rq, o, &u))) { rc = fail_status(s, "output"); goto out; }
+            bool ok = outputs_agree(t, u, rtol, atol, &d, &sc);
+            if (!ok && !differ++) fprintf(stderr, "safeinfer: output '%s' of request %ld differs from request 0's "
+                                                  "(largest difference %.3g, the output's scale %.3g)\n", name, q, d, sc);
+            if (d > worst || q == 1) { worst = d; worst_q = q; worst_scale = sc; }
         }
+        if (differ) rc = 1;
+        if (nreq > 1)
+            printf("  %s: %ld requests %s: largest difference %.3g (request %ld; %.3g of the output's scale %.3g; "
+                   "rtol %g, atol %g)\n", name, nreq, differ ? "DIFFER" : "agree", worst, worst_q,
+                   worst_scale > 0 ? worst / worst_scale : 0.0, worst_scale, rtol, atol);
         if (outdir) {
             char path[4096], safe[256];
             snprintf(safe, sizeof safe, "%s", name);
@@ -265,15 +270,18 @@ static void print_info(const char *kind, const si_value_info *v) {
 }
 
 static int cmd_inspect(int argc, char **argv) {
-    const char *path = NULL, *devices = NULL, *shapes[64];
+    const char *path = NULL, *devices = NULL, *shapes[64], *dot = NULL, *report = NULL;
     int n_shapes = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
+        else if (!strcmp(argv[i], "--dot") && i + 1 < argc) dot = argv[++i];
+        else if (!strcmp(argv[i], "--report") && i + 1 < argc) report = argv[++i];
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc && n_shapes < 64) shapes[n_shapes++] = argv[++i];
-        else if (argv[i][0] == '-' || path) { usage(stderr); return EXIT_USAGE; }
+        else if (argv[i][0] == '-' || path) { fprintf(stderr, "safeinfer inspect: unexpected argument '%s'\n", argv[i]); usage_cmd(stderr, "inspect"); return EXIT_USAGE; }
         else path = argv[i];
     }
-    if (!path) { usage(stderr); return EXIT_USAGE; }
+    if (!path) { usage_cmd(stderr, "inspect"); return EXIT_USAGE; }
+    if (report && !dot) { fprintf(stderr, "safeinfer inspect: --report is drawn on the --dot graph; give --dot FILE.dot\n"); return EXIT_USAGE; }
     argv[0] = (char *)path;
     si_model *m;
     si_result s = si_model_load(path, &m);
@@ -335,21 +343,41 @@ static int cmd_inspect(int argc, char **argv) {
         si_free_string(text);
         si_config_free(cfg);
     }
+    int rc = dot ? write_partition_dot(m, path, devices, dot, report) : 0;
     si_model_free(m);
-    return 0;
+    return rc;
 }
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run}, {"inspect", cmd_inspect}, {"check-onnx", cmd_check}, {"compare", cmd_compare},
+    {"bench", cmd_bench}, {"config", cmd_config},
+};
 
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
-    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 2, argv + 2);
-    if (!strcmp(cmd, "check-onnx")) return cmd_check(argc - 2, argv + 2);
-    if (!strcmp(cmd, "compare")) return cmd_compare(argc - 2, argv + 2);
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("safeinfer %s (library %s)\n", SI_VERSION_STRING, si_version(NULL, NULL, NULL));
+        return 0;
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "help")) {
+        if (argc > 2) usage_cmd(stdout, argv[2]);
+        else usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name)) continue;
+        for (int k = 2; k < argc; k++)
+            if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) { usage_cmd(stdout, cmd); return 0; }
+        return commands[i].fn(argc - 2, argv + 2);
+    }
     fprintf(stderr, "safeinfer: unknown command '%s'\n", cmd);
     usage(stderr);
     return EXIT_USAGE;
 }
-

@@ -1,13 +1,11 @@
 /*
  * api.c — the public API (include/safeinfer.h) over the layers below: models (a loaded graph plus the
- * caller's shape overrides), configurations, compilation onto devices, and requests.
+ * caller's shape overrides) and tensors read from protobuf files. Configurations are in config.c,
+ * compilation in compile.c, requests in request.c.
  */
 #include "api/internal.h"
-#include "device/faulty/faulty.h"
 #include "onnx/onnx.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,117 +182,6 @@ const char *si_model_node_op(const si_model *m, int i) {
     return (m && i >= 0 && i < m->g->n_nodes) ? m->g->nodes[i].op_type : NULL;
 }
 
-// --- configuration ------------------------------------------------------------------------------------
-
-
-static const char *const known_keys[] = {"devices",     "threads",       "faults",        "retries",
-                                         "infer_timeout_ms", "compile_timeout_ms", "standby", "failback_ms",
-                                         "check_outputs", "strict", "adaptive_threads", "max_memory_mb"};
-
-si_result si_config_create(si_config **out) {
-    if (!out) return si_err(SI_ERR_INVALID_ARG, "si_config_create: out is NULL");
-    *out = si_calloc(1, sizeof(si_config));
-    return *out ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory");
-}
-
-void si_config_free(si_config *c) {
-    if (!c) return;
-    for (int i = 0; i < c->n; i++) { si_free(c->keys[i]); si_free(c->values[i]); }
-    si_free(c);
-}
-
-static si_result check_devices(const char *list) {
-    if (!*list) return si_err(SI_ERR_INVALID_ARG, "devices: the list is empty");
-    char name[64];
-    const char *p = list;
-    while (1) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        if (n == 0 || n >= sizeof name) return si_err(SI_ERR_INVALID_ARG, "devices: bad entry in '%s'", list);
-        memcpy(name, p, n);
-        name[n] = 0;
-        si_device *d;
-        si_result s = si_device_get(name, &d);
-        if (s == SI_ERR_INVALID_ARG) return si_err_wrap(s, "devices '%s'", list);
-        /* a known device that is not present here is fine: the model will run on the rest of the list */
-        if (!e) break;
-        p = e + 1;
-    }
-    return SI_OK;
-}
-
-si_result si_config_set(si_config *c, const char *key, const char *value) {
-    if (!c || !key || !value) return si_err(SI_ERR_INVALID_ARG, "si_config_set: NULL argument");
-    bool known = false;
-    for (size_t i = 0; i < SI_ARRAY_LEN(known_keys); i++) known |= !strcmp(key, known_keys[i]);
-    if (!known) return si_err(SI_ERR_INVALID_ARG, "unknown configuration key '%s' (known: devices, threads, faults, retries, "
-                                                          "infer_timeout_ms, compile_timeout_ms, standby, failback_ms, check_outputs, strict, "
-                                                          "adaptive_threads, max_memory_mb)", key);
-    if (!strcmp(key, "devices")) {
-        si_result s = check_devices(value);
-        if (s) return s;
-    } else if (!strcmp(key, "threads")) {
-        long v;
-        if (!parse_long(value, 1, 1024, &v)) return si_err(SI_ERR_INVALID_ARG, "threads: '%s' is not a number in 1..1024", value);
-    } else if (!strcmp(key, "max_memory_mb")) {
-        long v;
-        if (!parse_long(value, 0, SI_MAX_MEMORY_MB, &v))
-            return si_err(SI_ERR_INVALID_ARG, "max_memory_mb: '%s' is not a number of MiB in 0..%ld (0 = no budget)", value, (long)SI_MAX_MEMORY_MB);
-    } else if (!strcmp(key, "retries")) {
-        long v;
-        if (!parse_long(value, 0, 100, &v)) return si_err(SI_ERR_INVALID_ARG, "retries: '%s' is not a number in 0..100", value);
-    } else if (!strcmp(key, "infer_timeout_ms") || !strcmp(key, "failback_ms") || !strcmp(key, "compile_timeout_ms")) {
-        long v;
-        if (!parse_long(value, 0, 86400000, &v)) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not a number of milliseconds (0 = off)", key, value);
-    } else if (!strcmp(key, "standby") || !strcmp(key, "strict") || !strcmp(key, "adaptive_threads")) {
-        if (parse_onoff(value) < 0) return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not on or off", key, value);
-    } else if (!strcmp(key, "check_outputs")) {
-        if (strcmp(value, "nan") && strcmp(value, "off") && strcmp(value, "none"))
-            return si_err(SI_ERR_INVALID_ARG, "check_outputs: '%s' is not nan or off", value);
-    } else if (!strcmp(key, "faults")) {
-        si_fault_spec *fs;
-        si_result s = si_fault_spec_parse(value, &fs);
-        if (s) return s;
-        si_fault_spec_free(fs);
-    }
-    char *v = si_strdup(value);
-    if (!v) return si_err(SI_ERR_NO_MEM, "out of memory");
-    for (int i = 0; i < c->n; i++)
-        if (!strcmp(c->keys[i], key)) { si_free(c->values[i]); c->values[i] = v; return SI_OK; }
-    if (c->n == CFG_MAX) { si_free(v); return si_err(SI_ERR_INVALID_ARG, "too many configuration keys"); }
-    if (!(c->keys[c->n] = si_strdup(key))) { si_free(v); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    c->values[c->n++] = v;
-    return SI_OK;
-}
-
-bool parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-int parse_onoff(const char *s) {
-    if (!strcmp(s, "on") || !strcmp(s, "1") || !strcmp(s, "true")) return 1;
-    if (!strcmp(s, "off") || !strcmp(s, "0") || !strcmp(s, "false")) return 0;
-    return -1;
-}
-
-si_result si_config_set_callback(si_config *c, si_event_fn fn, void *user) {
-    if (!c) return si_err(SI_ERR_INVALID_ARG, "si_config_set_callback: config is NULL");
-    c->fn = fn;
-    c->user = user;
-    return SI_OK;
-}
-
-const char *si_config_get(const si_config *c, const char *key) {
-    for (int i = 0; c && key && i < c->n; i++)
-        if (!strcmp(c->keys[i], key)) return c->values[i];
-    return NULL;
-}
-
 // --- tensors from protobuf files ------------------------------------------------------------------------
 
 si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out) {
@@ -306,4 +193,13 @@ si_result si_tensor_read_pb(const char *path, si_tensor **out, char **name_out) 
     s = si_onnx_read_tensor(buf, len, out, name_out);
     si_free(buf);
     return s ? si_err_wrap(s, "%s", path) : SI_OK;
+}
+
+// --- version ----------------------------------------------------------------------------------------------
+
+const char *si_version(int *major, int *minor, int *patch) {
+    if (major) *major = SI_VERSION_MAJOR;
+    if (minor) *minor = SI_VERSION_MINOR;
+    if (patch) *patch = SI_VERSION_PATCH;
+    return SI_VERSION_STRING;
 }

@@ -1,5 +1,5 @@
 /*
- * compile.c — si_compile and requests: the one place where the layers are put together.
+ * compile.c — si_compile: the one place where the layers are put together.
  *
  *   model graph --(shape inference, folding)--> partition by device capability --> per submodel: the device's
  *   own compiled model (one candidate device) or a fail-safe compiled model over its candidate devices,
@@ -8,73 +8,18 @@
  *
  * Fault injection wraps the devices that the fault spec names (config "faults" or $SAFEINFER_FAULTS) before
  * anything is compiled, so the layers above see ordinary devices that happen to fail.
+ *
+ * The report is in report.c, the request wrappers in request.c and the partition descriptions (inspect)
+ * in partition_text.c.
  */
-#include "api/internal.h"
-#include "device/faulty/faulty.h"
+#include "api/compiled.h"
 #include "exec/exec.h"
 #include "failsafe/failsafe.h"
-#include "partition/partition.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-#define MAX_DEVICES 16
-
-/* What a submodel's factory needs: borrowed from the compiled model, which outlives every call. */
-typedef struct factory_ctx {
-    struct si_compiled *c;
-    int sub;
-} factory_ctx;
-
-/* Devices, wrappers and the fault spec live as long as anything may still call into them: they are freed by
- * the event sink's cleanup, when the last reference (compiled model or an abandoned call) is gone. */
-/* A device named in the list that is not there on this machine (no OpenCL platform, ...): it declines
- * every node, so the model runs on the rest of the list, and the reason shows in inspect and the report. */
-typedef struct absent_device {
-    si_device base;
-    char name[64];
-    char reason[512];
-} absent_device;
-
-static si_result absent_supports(const si_device *d, const si_graph *g, const si_node *n) {
-    (void)g; (void)n;
-    const absent_device *a = (const absent_device *)d;
-    return si_err(SI_ERR_UNSUPPORTED, "device %s is not available: %s", a->name, a->reason);
-}
-
-static si_result absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
-    (void)o;
-    *out = NULL;
-    return absent_supports(d, g, NULL);
-}
-
-static const si_device_i absent_iface = {.api_version = SI_DEVICE_API_VERSION, .supports_op = absent_supports,
-                                         .compile = absent_compile};
-
-typedef struct device_set {
-    int n;
-    absent_device absent[MAX_DEVICES];
-    si_device *devs[MAX_DEVICES];    /* what is compiled on: wrappers where the spec names the device */
-    si_device *wrappers[MAX_DEVICES]; /* fault wrappers to free (NULL where none) */
-    si_fault_spec *faults;
-} device_set;
-
-struct si_compiled {
-    si_cmodel *cm;
-    char devices[256];
-    si_sink *sink;
-    device_set *ds;
-    si_partition *part;
-    factory_ctx *fctx;
-    si_options opts;
-    const char *keys[CFG_MAX], *vals[CFG_MAX];
-    char *kv_store[2 * CFG_MAX];
-    si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
-    si_budget budget;    /* max_memory_mb: charged by the graph stage, every device compile and requests */
-};
 
 static void device_set_free(void *arg) {
     device_set *ds = arg;
@@ -93,52 +38,7 @@ static si_result factory(void *user, int device, si_cmodel **out) {
     return s;
 }
 
-/* The compile property max_memory_mb in bytes (0: none). */
-static int64_t cfg_budget(const si_config *cfg) {
-    const char *v = cfg ? si_config_get(cfg, "max_memory_mb") : NULL;
-    long mb;
-    return (v && parse_long(v, 0, SI_MAX_MEMORY_MB, &mb)) ? (int64_t)mb << 20 : 0;
-}
-
-static si_result parse_devices(const char *list, device_set *ds, char names[][64]) {
-    char buf[512];
-    if (strlen(list) >= sizeof buf) return si_err(SI_ERR_INVALID_ARG, "devices: list too long");
-    snprintf(buf, sizeof buf, "%s", list);
-    ds->n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        while (*tok == ' ') tok++;
-        if (ds->n == MAX_DEVICES) return si_err(SI_ERR_INVALID_ARG, "devices: more than %d devices", MAX_DEVICES);
-        for (int i = 0; i < ds->n; i++)
-            if (!strcmp(names[i], tok)) return si_err(SI_ERR_INVALID_ARG, "devices: '%s' is listed twice", tok);
-        si_result s = si_device_get(tok, &ds->devs[ds->n]);
-        if (s == SI_ERR_UNSUPPORTED || s == SI_ERR_DEVICE) { /* a known kind of device, not present here */
-            absent_device *a = &ds->absent[ds->n];
-            snprintf(a->name, sizeof a->name, "%s", tok);
-            snprintf(a->reason, sizeof a->reason, "%s", si_last_error());
-            a->base = (si_device){.iface = &absent_iface, .name = a->name, .ctx = NULL};
-            ds->devs[ds->n] = &a->base;
-        } else if (s) {
-            return s;
-        }
-        snprintf(names[ds->n], 64, "%s", tok);
-        ds->n++;
-    }
-    if (!ds->n) return si_err(SI_ERR_INVALID_ARG, "devices: the list '%s' is empty", list);
-    return SI_OK;
-}
-
-static long cfg_long(const si_config *cfg, const char *key, long dflt) {
-    const char *v = cfg ? si_config_get(cfg, key) : NULL;
-    long x;
-    return (v && parse_long(v, 0, 86400000, &x)) ? x : dflt;
-}
-
-static bool cfg_on(const si_config *cfg, const char *key) {
-    const char *v = cfg ? si_config_get(cfg, key) : NULL;
-    return v && parse_onoff(v) == 1;
-}
-
-static void sub_out(const si_partition *p, int value, int *sub, int *port) {
+void si_sub_out(const si_partition *p, int value, int *sub, int *port) {
     *sub = -1;
     for (int s = 0; s < p->n; s++)
         for (int k = 0; k < p->subs[s].g->n_outputs; k++)
@@ -158,7 +58,7 @@ static si_result build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs)
         if (!(sub_inputs[s] = si_calloc((size_t)sm->g->n_inputs + 1, sizeof(si_src)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); break; }
         for (int k = 0; k < sm->g->n_inputs; k++) {
             int v = sm->in_values[k], from, port = 0;
-            sub_out(p, v, &from, &port);
+            si_sub_out(p, v, &from, &port);
             if (from >= 0) {
                 sub_inputs[s][k] = (si_src){.kind = SI_SRC_SUB, .index = from, .port = port};
                 continue;
@@ -180,7 +80,7 @@ static si_result build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs)
         const si_val *val = &g->values[v];
         out_ports[k] = (si_port){.name = val->name, .dtype = val->dtype, .ndim = val->ndim};
         memcpy(out_ports[k].dims, val->dims, sizeof val->dims);
-        sub_out(p, v, &from, &port);
+        si_sub_out(p, v, &from, &port);
         if (from >= 0) out_src[k] = (si_src){.kind = SI_SRC_SUB, .index = from, .port = port};
         else if (val->const_val) out_src[k] = (si_src){.kind = SI_SRC_CONST, .constant = val->const_val};
         else {
@@ -219,38 +119,38 @@ static bool is_whole_model(const si_partition *p, const si_graph *g) {
     return true;
 }
 
-void si_compiled_free(si_compiled *c) {
-    if (!c) return;
-    if (c->ds) /* wake calls abandoned in injected hangs so that they can finish and release what they hold */
-        for (int i = 0; i < c->ds->n; i++)
-            if (c->ds->wrappers[i]) si_faulty_release_hangs(c->ds->wrappers[i]);
-    if (c->cm) c->cm->iface->free(c->cm);
-    /* an abandoned compile may still read the submodel graphs and options: wait for it (bounded) */
-    bool leak = false;
-    for (int i = 0; c->sink && atomic_load(&c->sink->outstanding) > 0; i++) {
-        if (i == 60000) { leak = true; break; } /* a call that never returns: keep what it may read */
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    if (leak) {
-        si_sink_unref(c->sink);
-        return;
-    }
+/* The sink's cleanup: nothing can call into a device any more. */
+static void compiled_release(void *arg) {
+    si_compiled *c = arg;
     si_partition_free(c->part);
     si_free(c->fctx);
     si_free(c->sub_cms);
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
-    if (c->sink) si_sink_unref(c->sink); /* frees the device set with the last reference */
-    else if (c->ds) device_set_free(c->ds);
-    si_budget_destroy(&c->budget);
+    if (c->ds) device_set_free(c->ds);
+    si_budget_destroy(&c->budget); /* nothing charges it any more; blocks still charged are forgotten */
     si_free(c);
+}
+
+void si_compiled_free(si_compiled *c) {
+    if (!c) return;
+    if (c->cm) c->cm->iface->free(c->cm); /* stops background work; nothing here waits for a device call */
+    c->cm = NULL;
+    if (!c->sink) { /* failed before the sink existed: nothing else holds c */
+        compiled_release(c);
+        return;
+    }
+    si_sink_close(c->sink); /* no event reaches the user's callback after this */
+    if (c->ds) /* wake calls hanging in injected faults now, so that they finish and let go soon */
+        for (int i = 0; i < c->ds->n; i++)
+            if (c->ds->wrappers[i]) si_faulty_release_hangs(c->ds->wrappers[i]);
+    si_sink_unref(c->sink); /* the last reference (this one, or the last call still running) frees c */
 }
 
 /* Compiling one submodel: its own device's compiled model when it has one candidate, else a fail-safe one. */
 typedef struct sub_job {
     si_compiled *c;
     int sub;
-    int cand[MAX_DEVICES], nc;
+    int cand[SI_MAX_DEVICES], nc;
     char desc[256];
     si_failsafe_policy pol;
     char (*names)[64];
@@ -294,18 +194,22 @@ static void compile_all(sub_job *jobs, int n) {
     }
 }
 
+_Static_assert(SI_MAX_DEVICES <= SI_SINK_MAX_DEVICES, "the event sink's tables hold every device of a list");
+
 si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out) {
     if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "si_compile: model or out is NULL");
     *out = NULL;
     si_compiled *c = si_calloc(1, sizeof *c);
     if (!c || !(c->ds = si_calloc(1, sizeof(device_set)))) { si_free(c); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    si_budget_init(&c->budget, cfg_budget(cfg));
+    si_budget_init(&c->budget, 0);
     si_budget *prev_budget = si_budget_enter(&c->budget);
     si_result st;
     si_graph *g = NULL;
-    char names[MAX_DEVICES][64];
-    const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
-    if ((st = parse_devices(devs ? devs : "REF", c->ds, names))) goto fail;
+    si_cfg_values cv;
+    if ((st = si_cfg_fill(cfg, &cv))) goto fail;
+    si_budget_init(&c->budget, (int64_t)cv.max_memory_mb << 20); /* max_memory_mb: charged from here on */
+    if ((st = si_devices_parse(si_config_devices(cfg), c->ds))) goto fail;
+    char (*names)[64] = c->ds->names;
     /* options for the devices: a copy of the config's properties */
     for (int i = 0; cfg && i < cfg->n; i++) {
         c->kv_store[2 * i] = si_strdup(cfg->keys[i]);
@@ -328,11 +232,11 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
                 c->ds->devs[i] = c->ds->wrappers[i];
             }
     }
-    const char *name_ptrs[MAX_DEVICES];
+    const char *name_ptrs[SI_MAX_DEVICES];
     for (int i = 0; i < c->ds->n; i++) name_ptrs[i] = names[i];
     if ((st = si_sink_create(name_ptrs, c->ds->n, cfg ? cfg->fn : NULL, cfg ? cfg->user : NULL, &c->sink))) goto fail;
-    c->sink->cleanup = device_set_free;
-    c->sink->cleanup_arg = c->ds;
+    c->sink->cleanup = compiled_release;
+    c->sink->cleanup_arg = c;
     /* graph, partition */
     if ((st = si_graph_clone(m->g, &g))) goto fail;
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;
@@ -342,15 +246,8 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     c->sub_cms = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
     si_cmodel **subs = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
     if (!c->fctx || !c->sub_cms || !subs) { si_free(subs); st = si_err(SI_ERR_NO_MEM, "out of memory"); goto fail; }
-    si_failsafe_policy pol = {
-        .retries = (int)cfg_long(cfg, "retries", 0),
-        .infer_timeout_ms = (int)cfg_long(cfg, "infer_timeout_ms", 0),
-        .compile_timeout_ms = (int)cfg_long(cfg, "compile_timeout_ms", 0),
-        .standby = cfg_on(cfg, "standby"),
-        .failback_ms = (int)cfg_long(cfg, "failback_ms", 0),
-        .check_nan = cfg && si_config_get(cfg, "check_outputs") && !strcmp(si_config_get(cfg, "check_outputs"), "nan"),
-    };
-    bool strict = cfg_on(cfg, "strict");
+    si_failsafe_policy pol = cv.policy;
+    bool strict = cv.strict;
     size_t dl = 0;
     /* one job per submodel; several submodels compile in parallel (devices compile thread-safely) */
     sub_job *jobs = si_calloc((size_t)p->n + 1, sizeof(sub_job));
@@ -431,248 +328,3 @@ void si_compiled_counters(const si_compiled *c, si_counters *out) {
     out->failbacks = atomic_load(&c->sink->failbacks);
 }
 
-// --- report ---------------------------------------------------------------------------------------------
-
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *fmt, ...) SI_PRINTF(2, 3);
-static void sb_put(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-        va_end(ap);
-        if (k < 0) { b->oom = true; return; }
-        if ((size_t)k < b->cap - b->n) { b->n += (size_t)k; return; }
-        size_t cap = b->cap * 2 + (size_t)k + 64;
-        char *np = si_realloc(b->p, cap);
-        if (!np) { b->oom = true; return; }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-static void sb_str(sbuf *b, const char *s) {
-    sb_put(b, "\"");
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') sb_put(b, "\\%c", ch);
-        else if (ch < 0x20) sb_put(b, "\\u%04x", ch);
-        else sb_put(b, "%c", ch);
-    }
-    sb_put(b, "\"");
-}
-
-static const char *dname(const si_sink *s, int d) { return d >= 0 && d < s->n_devices ? s->device_names[d] : ""; }
-
-si_result si_compiled_report_json(const si_compiled *c, char **json) {
-    if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_report_json: NULL argument");
-    *json = NULL;
-    si_sink *s = c->sink;
-    sbuf b = {.p = si_malloc(4096), .cap = 4096};
-    if (!b.p) return si_err(SI_ERR_NO_MEM, "out of memory");
-    b.p[0] = 0;
-    sb_put(&b, "{\"devices\":[");
-    for (int i = 0; i < s->n_devices; i++) {
-        if (i) sb_put(&b, ",");
-        sb_str(&b, s->device_names[i]);
-    }
-    sb_put(&b, "],\n\"submodels\":[");
-    /* the submodels' current devices first: a fail-safe model takes its own lock, then the sink's, so the
-     * sink's lock must not be held while asking it */
-    int *active_dev = si_calloc((size_t)c->part->n + 1, sizeof(int));
-    if (!active_dev) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    for (int k = 0; k < c->part->n; k++)
-        active_dev[k] = si_failsafe_is(c->sub_cms[k]) ? si_failsafe_active_device(c->sub_cms[k]) : c->part->subs[k].device;
-    pthread_mutex_lock(&s->mu);
-    for (int k = 0; k < c->part->n; k++) {
-        const si_submodel *sm = &c->part->subs[k];
-        int active = active_dev[k];
-        sb_put(&b, "%s\n {\"id\":%d,\"ops\":[", k ? "," : "", k);
-        for (int i = 0; i < sm->g->n_nodes; i++) {
-            if (i) sb_put(&b, ",");
-            sb_str(&b, sm->g->nodes[i].op_type);
-        }
-        sb_put(&b, "],\"device\":");
-        sb_str(&b, dname(s, active));
-        sb_put(&b, ",\"attempts\":[");
-        int first = 1;
-        for (int i = 0; i < s->n_attempts; i++) {
-            const si_attempt *a = &s->attempts[i];
-            if (a->submodel != k) continue;
-            sb_put(&b, "%s{\"device\":", first ? "" : ",");
-            first = 0;
-            sb_str(&b, dname(s, a->device));
-            sb_put(&b, ",\"stage\":");
-            sb_str(&b, a->stage);
-            sb_put(&b, ",\"status\":");
-            sb_str(&b, si_result_str(a->status));
-            sb_put(&b, ",\"message\":");
-            sb_str(&b, a->message);
-            sb_put(&b, "}");
-        }
-        sb_put(&b, "]}");
-    }
-    sb_put(&b, "],\n\"events\":[");
-    for (int i = 0; i < s->n_log; i++) {
-        const si_logged_event *e = &s->log[i];
-        sb_put(&b, "%s\n {\"t_ms\":%.3f,\"type\":", i ? "," : "", e->t_ms);
-        sb_str(&b, si_event_type_name(e->type));
-        sb_put(&b, ",\"submodel\":%d,\"from\":", e->submodel);
-        sb_str(&b, dname(s, e->from));
-        sb_put(&b, ",\"to\":");
-        sb_str(&b, dname(s, e->to));
-        sb_put(&b, ",\"stage\":");
-        sb_str(&b, e->stage);
-        sb_put(&b, ",\"status\":");
-        sb_str(&b, si_result_str(e->status));
-        sb_put(&b, ",\"message\":");
-        sb_str(&b, e->message);
-        sb_put(&b, "}");
-    }
-    pthread_mutex_unlock(&s->mu);
-    si_free(active_dev);
-    si_counters k;
-    si_compiled_counters(c, &k);
-    sb_put(&b, "],\n\"counters\":{\"inferences\":%lld,\"failovers\":%lld,\"retries\":%lld,\"failbacks\":%lld}}\n",
-           (long long)k.inferences, (long long)k.failovers, (long long)k.retries, (long long)k.failbacks);
-    if (b.oom) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory writing the report"); }
-    *json = b.p;
-    return SI_OK;
-}
-
-// --- requests -----------------------------------------------------------------------------------------------
-
-struct si_request {
-    si_ireq *r;
-    si_compiled *c;
-};
-
-si_result si_request_create(si_compiled *c, si_request **out) {
-    if (!c || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_create: compiled model or out is NULL");
-    *out = NULL;
-    si_request *rq = si_calloc(1, sizeof *rq);
-    if (!rq) return si_err(SI_ERR_NO_MEM, "out of memory");
-    rq->c = c;
-    si_budget *prev = si_budget_enter(&c->budget);
-    si_result s = c->cm->iface->create_request(c->cm, &rq->r);
-    si_budget_leave(prev);
-    if (s) { si_free(rq); return s; }
-    *out = rq;
-    return SI_OK;
-}
-
-void si_request_free(si_request *r) {
-    if (!r) return;
-    r->r->iface->free(r->r);
-    si_free(r);
-}
-
-si_result si_request_set_input(si_request *r, int index, si_tensor *t) {
-    if (!r || !t) return si_err(SI_ERR_INVALID_ARG, "si_request_set_input: request or tensor is NULL");
-    return r->r->iface->set_input(r->r, index, t);
-}
-
-si_result si_request_infer(si_request *r) {
-    if (!r) return si_err(SI_ERR_INVALID_ARG, "si_request_infer: request is NULL");
-    atomic_fetch_add(&r->c->sink->inferences, 1);
-    si_budget *prev = si_budget_enter(&r->c->budget); /* run-time buffers count against max_memory_mb too */
-    si_result s = r->r->iface->infer(r->r);
-    si_budget_leave(prev);
-    return s;
-}
-
-si_result si_request_get_output(si_request *r, int index, si_tensor **out) {
-    if (!r || !out) return si_err(SI_ERR_INVALID_ARG, "si_request_get_output: request or out is NULL");
-    return r->r->iface->get_output(r->r, index, out);
-}
-
-// --- partition description (inspect --devices) ------------------------------------------------------------
-
-static void sb_shape(sbuf *b, const si_val *v) {
-    sb_put(b, "%s[", si_dtype_name(v->dtype));
-    for (int d = 0; d < v->ndim; d++) {
-        if (v->dims[d] >= 0) sb_put(b, d ? ",%lld" : "%lld", (long long)v->dims[d]);
-        else sb_put(b, d ? ",?" : "?");
-    }
-    sb_put(b, v->ndim < 0 ? "?]" : "]");
-}
-
-si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
-    if (!m || !text) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_text: NULL argument");
-    *text = NULL;
-    device_set ds;
-    memset(&ds, 0, sizeof ds);
-    char names[MAX_DEVICES][64];
-    const char *devs = cfg ? si_config_get(cfg, "devices") : NULL;
-    si_result st = parse_devices(devs ? devs : "REF", &ds, names);
-    if (st) return st;
-    si_graph *g = NULL;
-    si_partition *p = NULL;
-    si_budget budget;
-    si_budget_init(&budget, cfg_budget(cfg));
-    si_budget *prev = si_budget_enter(&budget);
-    if ((st = si_graph_clone(m->g, &g)) || (st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE)) ||
-        (st = si_partition_graph(g, ds.devs, ds.n, &p))) {
-        si_graph_free(g);
-        si_budget_leave(prev);
-        si_budget_destroy(&budget);
-        return st;
-    }
-    si_budget_leave(prev);
-    sbuf b = {.p = si_malloc(4096), .cap = 4096};
-    if (!b.p) { si_partition_free(p); si_graph_free(g); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    b.p[0] = 0;
-    sb_put(&b, "partition over %s: %d submodel%s\n", devs ? devs : "REF", p->n, p->n == 1 ? "" : "s");
-    for (int s = 0; s < p->n; s++) {
-        const si_submodel *sm = &p->subs[s];
-        sb_put(&b, "  submodel %d on %s", s, names[sm->device]);
-        int nf = 0;
-        for (int d = sm->device + 1; d < ds.n; d++)
-            if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
-        sb_put(&b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
-        /* op histogram in first-seen order */
-        for (int i = 0; i < sm->g->n_nodes; i++) {
-            const char *op = sm->g->nodes[i].op_type;
-            bool seen = false;
-            for (int j = 0; j < i && !seen; j++) seen = !strcmp(sm->g->nodes[j].op_type, op);
-            if (seen) continue;
-            int cnt = 0;
-            for (int j = i; j < sm->g->n_nodes; j++) cnt += !strcmp(sm->g->nodes[j].op_type, op);
-            sb_put(&b, " %s", op);
-            if (cnt > 1) sb_put(&b, " x%d", cnt);
-        }
-        sb_put(&b, "\n");
-        for (int k = 0; k < sm->g->n_inputs; k++) {
-            const si_val *v = &g->values[sm->in_values[k]];
-            int from, port;
-            sub_out(p, sm->in_values[k], &from, &port);
-            sb_put(&b, "    in  %s ", v->name);
-            sb_shape(&b, v);
-            if (from >= 0) sb_put(&b, " <- submodel %d\n", from);
-            else sb_put(&b, " <- model input\n");
-        }
-        for (int k = 0; k < sm->g->n_outputs; k++) {
-            const si_val *v = &g->values[sm->out_values[k]];
-            sb_put(&b, "    out %s ", v->name);
-            sb_shape(&b, v);
-            int users = 0;
-            for (int t = s + 1; t < p->n; t++)
-                for (int q = 0; q < p->subs[t].g->n_inputs; q++)
-                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(&b, users++ ? ",%d" : " -> submodel %d", t);
-            sb_put(&b, "%s\n", v->is_output ? (users ? ", model output" : " -> model output") : "");
-        }
-        if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
-    }
-    si_partition_free(p);
-    si_graph_free(g);
-    si_budget_destroy(&budget);
-    if (b.oom) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    *text = b.p;
-    return SI_OK;
-}

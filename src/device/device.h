@@ -63,6 +63,9 @@ extern si_device si_device_cpu;
  * then other devices. SI_ERR_UNSUPPORTED (message names the reason) when there is no such device. The
  * returned device is a process-wide singleton. */
 si_result si_device_ocl_get(int index, si_device **out);
+/* Is d an OpenCL device of type GPU or ACCELERATOR (what devices=AUTO picks)? False for a CPU-type OpenCL
+ * device (PoCL) and for anything that is not an OCL device. */
+bool si_device_ocl_is_gpu_or_accelerator(const si_device *d);
 #endif
 
 #endif

@@ -41,7 +41,8 @@ typedef struct si_ireq_i {
     /* The tensor of output port i (owned by the request, the same object after every infer). */
     si_result (*get_output)(si_ireq *r, int i, si_tensor **t);
     /* Run once. INVALID_ARG for a missing input or a shape the model cannot take; DEVICE/UNSUPPORTED/NO_MEM
-     * otherwise. The request stays usable after a failure. */
+     * otherwise. The request stays usable after a failure, and its outputs should stay as they were (the
+     * fail-safe layer shows them, uncopied, as the last successful inference's results). */
     si_result (*infer)(si_ireq *r);
     void (*free)(si_ireq *r);
     /* (optional, may be NULL) Ask an infer running on another thread to return soon with SI_ERR_ABORTED.

@@ -2,6 +2,12 @@
  * exec.c — the executor core (see exec.h). A request holds one request per submodel; infer binds each
  * submodel input to its source tensor (a model input, or the stable output tensor of an earlier submodel's
  * request) and runs the submodels in order.
+ *
+ * Outputs after a failure: a model output of the last submodel is that submodel's output tensor, which keeps
+ * its last good results when the submodel fails. An output of an earlier submodel would already hold the
+ * failed inference's results when a later submodel fails, so such outputs (and outputs fed by a model input
+ * or a constant) are the request's own copies, replaced only when every submodel has succeeded: after a
+ * failed infer, every output is the last successful infer's.
  */
 #include "exec/exec.h"
 
@@ -19,8 +25,14 @@ typedef struct exec_req {
     si_ireq base;
     si_ireq **subs;
     si_tensor **bound;   /* model inputs, borrowed from the caller */
-    si_tensor **own;     /* per model output fed by a model input or a constant: our copy */
+    si_tensor **own;     /* per model output that is not the last submodel's (see own_output): our copy */
+    void **fresh;        /* per output: scratch for copy_outputs */
 } exec_req;
+
+/* Is model output k a copy of ours (fed by a model input, a constant, or a submodel before the last)? */
+static bool own_output(const exec_model *m, int k) {
+    return m->out_src[k].kind != SI_SRC_SUB || m->out_src[k].index < m->n_subs - 1;
+}
 
 
 static void exec_model_free(si_cmodel *m_) {
@@ -54,7 +66,7 @@ static si_result exec_get_output(si_ireq *r_, int k, si_tensor **t) {
     si_result s = si_output_index(&m->base, k);
     if (s) return s;
     const si_src *src = &m->out_src[k];
-    if (src->kind == SI_SRC_SUB) return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
+    if (!own_output(m, k)) return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
     *t = r->own[k];
     return SI_OK;
 }
@@ -72,6 +84,45 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
     return si_err(SI_ERR_INTERNAL, "bad source kind");
 }
 
+/* Every submodel succeeded: refresh our copies. Room first (buffers are reused while the size stays), so that a
+ * failure leaves the previous outputs whole. */
+static si_result copy_outputs(exec_req *r) {
+    exec_model *m = (exec_model *)r->base.model;
+    si_result st = SI_OK;
+    int k = 0;
+    for (; k < m->base.n_outputs; k++) {
+        r->fresh[k] = NULL;
+        if (!own_output(m, k)) continue;
+        si_tensor *src, *o = r->own[k];
+        if ((st = source_tensor(r, &m->out_src[k], &src))) break;
+        if ((o->owned && o->nbytes == src->nbytes) || !src->nbytes) continue;
+        if (!(r->fresh[k] = si_malloc(src->nbytes))) {
+            st = si_err(SI_ERR_NO_MEM, "out of memory copying output '%s' (%zu bytes)", m->out_ports[k].name, src->nbytes);
+            break;
+        }
+    }
+    if (st) {
+        for (int j = 0; j < k; j++) si_free(r->fresh[j]);
+        return st;
+    }
+    for (k = 0; k < m->base.n_outputs; k++) {
+        if (!own_output(m, k)) continue;
+        si_tensor *src, *o = r->own[k];
+        source_tensor(r, &m->out_src[k], &src);
+        if (r->fresh[k] || !src->nbytes) {
+            si_tensor_release(o);
+            o->data = r->fresh[k];
+            o->owned = o->data != NULL;
+        }
+        o->dtype = src->dtype;
+        o->ndim = src->ndim;
+        memcpy(o->dims, src->dims, sizeof o->dims);
+        o->nbytes = src->nbytes;
+        if (src->nbytes) memcpy(o->data, src->data, src->nbytes);
+    }
+    return SI_OK;
+}
+
 static si_result exec_infer(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
@@ -86,20 +137,9 @@ static si_result exec_infer(si_ireq *r_) {
             if (st) return st;
         }
         si_result st = sr->iface->infer(sr);
-        if (st) return st;
+        if (st) return st; /* the outputs stay the last successful infer's (see the top of the file) */
     }
-    for (int k = 0; k < m->base.n_outputs; k++) { /* outputs that are model inputs or constants: copy */
-        if (m->out_src[k].kind == SI_SRC_SUB) continue;
-        si_tensor *src, fresh;
-        si_result st = source_tensor(r, &m->out_src[k], &src);
-        if (!st) st = si_tensor_init(&fresh, src->dtype, src->ndim, src->dims);
-        if (!st) st = si_tensor_alloc(&fresh);
-        if (st) return st; /* the previous output stays as it was */
-        if (fresh.nbytes) memcpy(fresh.data, src->data, fresh.nbytes);
-        si_tensor_release(r->own[k]);
-        *r->own[k] = fresh;
-    }
-    return SI_OK;
+    return copy_outputs(r);
 }
 
 static void exec_cancel(si_ireq *r_) {
@@ -119,6 +159,7 @@ static void exec_req_free(si_ireq *r_) {
     si_free(r->subs);
     si_free(r->bound);
     si_free(r->own);
+    si_free(r->fresh);
     si_free(r);
 }
 
@@ -140,10 +181,13 @@ static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {
     r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
     r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
     r->own = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    si_result st = (r->subs && r->bound && r->own) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    for (int k = 0; !st && k < m->base.n_outputs; k++)
-        if (m->out_src[k].kind != SI_SRC_SUB && !(r->own[k] = si_calloc(1, sizeof(si_tensor))))
-            st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
+    si_result st = (r->subs && r->bound && r->own && r->fresh) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    for (int k = 0; !st && k < m->base.n_outputs; k++) {
+        if (!own_output(m, k)) continue;
+        if (!(r->own[k] = si_calloc(1, sizeof(si_tensor)))) st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+        else r->own[k]->dtype = m->out_ports[k].dtype;
+    }
     for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
     if (st) { exec_req_free(&r->base); return st; }
     *out = &r->base;

@@ -3,29 +3,27 @@
  */
 #include "failsafe/events.h"
 
+#include "util/thread.h"
+
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
-
-static double mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 si_result si_sink_create(const char *const *names, int n, si_event_fn fn, void *user, si_sink **out) {
     *out = NULL;
+    if (n > SI_SINK_MAX_DEVICES) return si_err(SI_ERR_INVALID_ARG, "more than %d devices", SI_SINK_MAX_DEVICES);
     si_sink *s = si_calloc(1, sizeof *s);
     if (!s) return si_err(SI_ERR_NO_MEM, "out of memory");
+    atomic_init(&s->refs, 1);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_rwlock_init(&s->cb_lock, NULL);
     s->device_names = si_calloc((size_t)n + 1, sizeof(char *));
-    if (!s->device_names) { si_free(s); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    if (!s->device_names) { si_sink_unref(s); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     s->n_devices = n;
     for (int i = 0; i < n; i++)
         if (!(s->device_names[i] = si_strdup(names[i]))) { si_sink_unref(s); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    pthread_mutex_init(&s->mu, NULL);
     s->fn = fn;
     s->user = user;
-    s->t0_ms = mono_ms();
+    s->t0_ms = si_mono_ms();
     *out = s;
     return SI_OK;
 }
@@ -36,7 +34,7 @@ si_sink *si_sink_ref(si_sink *s) {
 }
 
 void si_sink_unref(si_sink *s) {
-    if (!s || atomic_fetch_sub(&s->refs, 1) != 0) return;
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
     if (s->cleanup) s->cleanup(s->cleanup_arg);
     for (int i = 0; i < s->n_attempts; i++) si_free(s->attempts[i].message);
     for (int i = 0; i < s->n_log; i++) si_free(s->log[i].message);
@@ -44,11 +42,48 @@ void si_sink_unref(si_sink *s) {
     si_free(s->device_names);
     si_free(s->attempts);
     si_free(s->log);
+    pthread_rwlock_destroy(&s->cb_lock);
     pthread_mutex_destroy(&s->mu);
     si_free(s);
 }
 
-double si_sink_now(const si_sink *s) { return mono_ms() - s->t0_ms; }
+double si_sink_now(const si_sink *s) { return si_mono_ms() - s->t0_ms; }
+
+void si_sink_close(si_sink *s) {
+    if (!s) return;
+    pthread_rwlock_wrlock(&s->cb_lock);
+    s->closed = true;
+    pthread_rwlock_unlock(&s->cb_lock);
+}
+
+static bool q_active(int64_t until) { return until == INT64_MAX || (until && (double)until > si_mono_ms() * 1e3); }
+
+bool si_sink_quarantine(si_sink *s, int d, long ms) {
+    if (d < 0 || d >= s->n_devices) return false;
+    int64_t until = ms < 0 ? INT64_MAX : (int64_t)(si_mono_ms() * 1e3) + (int64_t)ms * 1000;
+    int64_t old = atomic_load(&s->q_until_us[d]);
+    do {
+        if (q_active(old) && old >= until) return false; /* already quarantined at least that long */
+    } while (!atomic_compare_exchange_weak(&s->q_until_us[d], &old, until));
+    return !q_active(old);
+}
+
+bool si_sink_quarantined(const si_sink *s, int d) {
+    if (d < 0 || d >= s->n_devices) return false;
+    int64_t until = atomic_load(&((si_sink *)s)->q_until_us[d]);
+    return until && q_active(until);
+}
+
+void si_sink_lift(si_sink *s, int d) {
+    if (d < 0 || d >= s->n_devices) return;
+    atomic_store(&s->q_until_us[d], 0);
+    atomic_store(&s->q_strikes[d], 0);
+}
+
+int si_sink_strike(si_sink *s, int d) {
+    if (d < 0 || d >= s->n_devices) return 0;
+    return atomic_fetch_add(&s->q_strikes[d], 1);
+}
 
 const char *si_event_type_name(si_event_type t) {
     switch (t) {
@@ -96,7 +131,9 @@ void si_sink_event(si_sink *s, si_event_type type, int submodel, int from, int t
                        .from = from >= 0 && from < s->n_devices ? s->device_names[from] : "",
                        .to = to >= 0 && to < s->n_devices ? s->device_names[to] : "",
                        .stage = stage ? stage : "", .status = status, .message = msg};
-        s->fn(&ev, s->user);
+        pthread_rwlock_rdlock(&s->cb_lock);
+        if (!s->closed) s->fn(&ev, s->user);
+        pthread_rwlock_unlock(&s->cb_lock);
     }
 }
 

@@ -1,30 +1,83 @@
 /*
- * failsafe.c — the fail-safe compiled model (see failsafe.h).
+ * failsafe.c — the fail-safe compiled model (see failsafe.h): the recovery policy. The mechanism for calls
+ * with a deadline is failsafe/watchdog.h; the event sink and the quarantine table are failsafe/events.h.
  *
- * Generations: each activation of a compiled model (first compile, failover, fail-back) is a new generation
- * `fs_gen` holding the device's compiled model and a reference count (the model's active slot, every request
- * whose inner request was made from it, and abandoned calls still running on it). A request remembers the
- * generation of its inner request; when the model's active generation differs, the inner request is
+ * Generations: each activation of a compiled model (first compile, failover, recovery, fail-back) is a new
+ * generation `fs_gen` holding the device's compiled model, reference counted: the model's active slot, every
+ * request whose inner request was made from it, and abandoned calls still running on it. A request remembers
+ * the generation of its inner request; when the model's active generation differs, the inner request is
  * re-created from the active one before the next inference.
  *
- * Background work (standby compile, fail-back probes) runs on detached threads counted in `bg_running`;
- * freeing the model stops them and waits for them. Calls abandoned by the watchdog run on detached threads
- * that own what they use and release it when the call returns.
+ * Switching: a failover or a recovery round sets `switching` while it chooses the next generation (m->mu is
+ * released while it waits for a standby compile or compiles); every other request waits for the switch to
+ * end and joins the new generation. "Every device failed" is reported only when no switch is under way.
+ *
+ * Failures: one decision (decide) for every stage. The caller's mistakes are returned as they are; a lost
+ * device or a watchdog timeout quarantines the device; a request's other failures are retried (`retries`),
+ * then fail over. A compile failure moves on to the next candidate; a probe failure leaves the model where
+ * it is.
+ *
+ * Recovery (policy recovery_ms > 0): when every candidate has failed, the first request after a back-off
+ * tries the list again from the top, quarantined devices included (a success lifts the quarantine); each
+ * fruitless round doubles the back-off, up to 64 x recovery_ms, and a successful inference resets it. A
+ * watchdog timeout quarantines the device for recovery_ms (doubling with each timeout of that device, up to
+ * 64 x) instead of for good. recovery_ms = 0: a model whose candidates all failed stays failed (unless
+ * fail-back finds one) and timeouts quarantine for good.
+ *
+ * Lifetime: the model is reference counted (its owner and each background thread); freeing it stops the
+ * background work without waiting for it. Abandoned calls own what they use (their inner request, the input
+ * snapshots they read, a generation, a reference on the sink, which keeps the devices alive) and release it
+ * when they return.
+ *
+ * Outputs: a request's output tensors are stable objects that keep the last successful inference's results
+ * when an inference fails. Without a watchdog or a NaN check they are views of the inner request's outputs
+ * (no copy); an inner request whose outputs are viewed is kept ("held") when the request moves to another
+ * generation, until the next success. With a watchdog (an abandoned call may still write its outputs) or the
+ * NaN check (a rejected inference must not replace them) they are copies, made after each accepted inference.
+ * With a watchdog the inner request also reads copies of the inputs (the snapshots), which an abandoned call
+ * takes with it: the caller may free its tensors as soon as the infer returns.
  */
 #include "failsafe/failsafe.h"
 
-#include <errno.h>
+#include "failsafe/watchdog.h"
+#include "util/thread.h"
+
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
+
+// --- stages and the failure decision ------------------------------------------------------------------------
+
+typedef enum { STAGE_COMPILE, STAGE_CREATE, STAGE_INFER, STAGE_CHECK, STAGE_PROBE, STAGE_QUARANTINE, STAGE_RECOVERY } fs_stage;
+static const char *const stage_names[] = {"compile", "create", "infer", "check", "probe", "quarantine", "recovery"};
+
+typedef enum {
+    ACT_RETURN,  /* the caller's mistake: return it as it is */
+    ACT_RETRY,   /* run the call again on the same device */
+    ACT_FAILOVER /* move on: the next candidate (a probe: stay where the model is) */
+} fs_action;
+
+/* The one failure decision, for every stage. st: the failed call's status; timed_out: a watchdog abandoned it;
+ * retries_left: the request's retry budget (requests only). *quarantine: the device must be quarantined. */
+static fs_action decide(fs_stage stage, si_result st, bool timed_out, int *retries_left, bool *quarantine) {
+    *quarantine = st == SI_ERR_DEVICE_LOST || timed_out;
+    bool request = stage == STAGE_CREATE || stage == STAGE_INFER;
+    if (request && st == SI_ERR_INVALID_ARG) return ACT_RETURN;
+    if (request && !*quarantine && retries_left && *retries_left > 0) {
+        (*retries_left)--;
+        return ACT_RETRY;
+    }
+    return ACT_FAILOVER;
+}
+
+/* What one step of an inference leads to (internal; never returned to a caller). */
+typedef enum { STEP_DONE, STEP_AGAIN } fs_step;
 
 // --- generations ------------------------------------------------------------------------------------------
 
 typedef struct fs_gen {
     si_cmodel *cm;
     int pos;          /* candidate position */
-    _Atomic int refs; /* extra references; 0 = one owner */
+    _Atomic int refs;
     si_ireq *spare;   /* a request made and warmed up in the background (standby), taken by the first
                        * request that joins this generation; guarded by the model's mutex */
 } fs_gen;
@@ -35,7 +88,7 @@ static fs_gen *gen_ref(fs_gen *g) {
 }
 
 static void gen_unref(fs_gen *g) {
-    if (!g || atomic_fetch_sub(&g->refs, 1) != 0) return;
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1) return;
     if (g->spare) g->spare->iface->free(g->spare);
     g->cm->iface->free(g->cm);
     si_free(g);
@@ -45,9 +98,10 @@ static void gen_unref(fs_gen *g) {
 
 typedef struct fs_model {
     si_cmodel base;
+    _Atomic int refs; /* the owner and each background thread */
     int submodel;
-    int n;           /* candidates */
-    int *cand;       /* device index per candidate position */
+    int n;            /* candidates */
+    int *cand;        /* device index per candidate position */
     si_factory_fn factory;
     void *user;
     si_failsafe_policy pol;
@@ -56,151 +110,124 @@ typedef struct fs_model {
     si_port *in_ports, *out_ports;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    fs_gen *active;  /* NULL when every candidate has failed */
-    fs_gen *standby; /* compiled ahead for a later position, or NULL */
+    pthread_cond_t cv;    /* monotonic: switches, standby compiles, fail-back timer, stopping */
+    fs_gen *active;       /* NULL while switching, or when every candidate has failed */
+    bool switching;       /* a failover or recovery round is choosing the next generation */
+    fs_gen *standby;      /* compiled ahead for a later position, or NULL */
     int standby_busy_pos; /* position being compiled in the background, -1 when none */
     bool failback_running;
-    bool ready;      /* ports are known: background work may start */
-    bool stopping;
-    int bg_running;
-    char **fail_msg; /* per position: the last failure, for the all-failed message */
-    si_tensor *probe_in; /* per input: the last shapes that ran (descriptors), for fail-back probes */
+    bool ready;           /* ports are known: background work may start */
+    bool stopping;        /* the owner freed the model: background work ends */
+    char **fail_msg;      /* per position: the last failure, for the all-failed message */
+    si_tensor *probe_in;  /* per input: the last shapes that ran (descriptors), for fail-back probes */
     bool have_probe_shapes;
+    int failed_rounds;    /* every candidate failed this many times since the last successful inference */
+    double retry_at_ms;   /* (si_mono_ms) when every candidate has failed: the next recovery round */
+    _Atomic bool recovering; /* a recovery round or fail-back activated a device; no inference succeeded since */
 } fs_model;
+
+static fs_model *model_ref(fs_model *m) {
+    atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+static void model_unref(fs_model *m) {
+    if (atomic_fetch_sub(&m->refs, 1) != 1) return;
+    gen_unref(m->active);
+    gen_unref(m->standby);
+    for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
+    si_free(m->fail_msg);
+    si_free(m->probe_in);
+    si_ports_free(m->in_ports, m->base.n_inputs);
+    si_ports_free(m->out_ports, m->base.n_outputs);
+    si_free(m->cand);
+    si_free(m->device_desc);
+    si_sink_unref(m->sink);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    si_free(m);
+}
 
 static const char *dev_name(const fs_model *m, int pos) {
     int d = m->cand[pos];
     return d >= 0 && d < m->sink->n_devices ? m->sink->device_names[d] : "?";
 }
 
-static bool quarantined(const fs_model *m, int pos) { return atomic_load(&m->sink->quarantined[m->cand[pos] & 63]); }
+static bool quarantined(const fs_model *m, int pos) { return si_sink_quarantined(m->sink, m->cand[pos]); }
 
-static void note_failure(fs_model *m, int pos, const char *stage, si_result st, const char *msg) {
-    char buf[1200];
-    snprintf(buf, sizeof buf, "%s failed (%s): %s", stage, si_result_str(st), msg);
+/* With m->mu held: remember why candidate pos failed, for the all-failed message. */
+static void note_failure(fs_model *m, int pos, fs_stage stage, si_result st, const char *msg) {
+    char buf[SI_ERR_CAP + 128];
+    snprintf(buf, sizeof buf, "%s failed (%s): %s", stage_names[stage], si_result_str(st), msg);
     si_free(m->fail_msg[pos]);
     m->fail_msg[pos] = si_strdup(buf);
 }
 
+/* Quarantine candidate pos for every submodel: a lost device until a recovery round lifts it; a device
+ * abandoned by the watchdog for the back-off when recovery is on, else for good. */
+static void quarantine(fs_model *m, int pos, fs_stage stage, const si_error *why, bool timed_out) {
+    int d = m->cand[pos];
+    long ms = -1;
+    if (timed_out && why->status != SI_ERR_DEVICE_LOST && m->pol.recovery_ms > 0) {
+        int strikes = si_sink_strike(m->sink, d); /* timeouts of d before this one */
+        ms = (long)m->pol.recovery_ms << SI_MIN(strikes, 6);
+    }
+    if (!si_sink_quarantine(m->sink, d, ms)) return;
+    if (ms > 0)
+        si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, d, -1, stage_names[stage], why->status,
+                      "device %s quarantined for %ld ms: %s", dev_name(m, pos), ms, why->msg);
+    else
+        si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, d, -1, stage_names[stage], why->status,
+                      "device %s quarantined: %s", dev_name(m, pos), why->msg);
+}
 
-/* A device call handed to a thread so that a watchdog can give up on it. An abandoned job owns what its
- * call uses (the inner request, a generation, a reference on the sink) and releases it when the call returns. */
-typedef enum { JOB_COMPILE, JOB_CREATE, JOB_INFER } job_kind;
+// --- compiles (under the watchdog when compile_timeout_ms is set) -----------------------------------------
 
-typedef struct fs_job {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    job_kind kind;
-    si_factory_fn factory; /* compile */
+/* A compile handed to the watchdog. Once abandoned it holds a reference on the sink, which owns what the
+ * factory reads (devices, graphs, options). */
+typedef struct compile_call {
+    si_factory_fn factory;
     void *user;
     int device;
-    fs_gen *gen;           /* create, infer: the generation the call runs on (a reference once abandoned) */
-    si_ireq *inner;        /* infer: the request; create: the result */
-    si_cmodel *cm;         /* compile: the result */
-    si_budget *budget;     /* the caller's memory budget (util.h): the call on the thread charges it too */
-    si_sink *sink;
-    bool done, abandoned;
-    si_result st;
-    char msg[1024];
-} fs_job;
+    si_cmodel *cm;
+    si_sink *sink; /* borrowed; a reference once abandoned */
+} compile_call;
 
-static void job_free(fs_job *j) {
-    pthread_mutex_destroy(&j->mu);
-    pthread_cond_destroy(&j->cv);
-    si_free(j);
+static si_result compile_run(void *ctx) {
+    compile_call *c = ctx;
+    return c->factory(c->user, c->device, &c->cm);
 }
 
-static void *job_main(void *arg) {
-    fs_job *j = arg;
-    si_result st = SI_OK;
-    si_cmodel *cm = NULL;
-    si_ireq *made = NULL;
-    si_budget *prev = si_budget_enter(j->budget);
-    switch (j->kind) {
-    case JOB_COMPILE: st = j->factory(j->user, j->device, &cm); break;
-    case JOB_CREATE: st = j->gen->cm->iface->create_request(j->gen->cm, &made); break;
-    case JOB_INFER: st = j->inner->iface->infer(j->inner); break;
-    }
-    si_budget_leave(prev);
-    pthread_mutex_lock(&j->mu);
-    j->st = st;
-    snprintf(j->msg, sizeof j->msg, "%s", st ? si_last_error() : "");
-    if (j->kind == JOB_COMPILE) j->cm = cm;
-    if (j->kind == JOB_CREATE) j->inner = made;
-    j->done = true;
-    bool abandoned = j->abandoned;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    if (abandoned) { /* nobody waits any more: reclaim what the call used */
-        if (j->cm) j->cm->iface->free(j->cm);
-        if (j->inner) j->inner->iface->free(j->inner);
-        gen_unref(j->gen);
-        atomic_fetch_sub(&j->sink->outstanding, 1);
-        si_sink_unref(j->sink);
-        job_free(j);
-    }
-    return NULL;
+static void compile_abandon(void *ctx) { si_sink_ref(((compile_call *)ctx)->sink); }
+
+static void compile_reclaim(void *ctx, si_result st) {
+    (void)st;
+    compile_call *c = ctx;
+    if (c->cm) c->cm->iface->free(c->cm);
+    si_sink *s = c->sink;
+    si_free(c);
+    si_sink_unref(s);
 }
 
-/* Run j's call on a thread and wait up to timeout_ms. SI_OK/the call's status when it returned in time
- * (results in j, which the caller frees with job_free); when it did not, the job is abandoned (the caller
- * must no longer touch j, nor what it handed to it), *timed_out is set and SI_ERR_DEVICE returned. */
-static si_result run_job(fs_model *m, fs_job *j, int timeout_ms, bool *timed_out, const char *what) {
-    *timed_out = false;
-    pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    j->budget = si_budget_current();
-    int rc = pthread_create(&t, &a, job_main, j);
-    pthread_attr_destroy(&a);
-    if (rc != 0) { /* no thread: run the call here, unguarded */
-        j->abandoned = false;
-        job_main(j);
-        return j->st ? si_err(j->st, "%s", j->msg) : SI_OK;
-    }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    long ns = dl.tv_nsec + (long)(timeout_ms % 1000) * 1000000L;
-    dl.tv_sec += timeout_ms / 1000 + ns / 1000000000L;
-    dl.tv_nsec = ns % 1000000000L;
-    pthread_mutex_lock(&j->mu);
-    while (!j->done && pthread_cond_timedwait(&j->cv, &j->mu, &dl) != ETIMEDOUT) {}
-    if (j->done) {
-        pthread_mutex_unlock(&j->mu);
-        return j->st ? si_err(j->st, "%s", j->msg) : SI_OK;
-    }
-    /* give up; under j->mu the call cannot complete, so what it uses is still alive here */
-    if (j->kind == JOB_INFER && j->inner->iface->cancel) j->inner->iface->cancel(j->inner);
-    if (j->gen) gen_ref(j->gen);
-    j->sink = si_sink_ref(m->sink);
-    atomic_fetch_add(&m->sink->outstanding, 1);
-    j->abandoned = true;
-    pthread_mutex_unlock(&j->mu);
-    *timed_out = true;
-    return si_err(SI_ERR_DEVICE, "%s did not return within %d ms (abandoned)", what, timeout_ms);
-}
+static const si_wd_ops compile_ops = {.run = compile_run, .abandon = compile_abandon, .reclaim = compile_reclaim};
 
-/* Compile candidate `pos` (no lock needed; the factory must be thread-safe). */
+/* Compile candidate `pos` (without m->mu; the factory must be thread-safe). Records the attempt; a lost device
+ * or a timeout quarantines it. */
 static si_result compile_at(fs_model *m, int pos, fs_gen **out) {
     *out = NULL;
     si_cmodel *cm = NULL;
     si_result st;
+    bool timed_out = false;
     if (m->pol.compile_timeout_ms > 0) {
-        fs_job *j = si_calloc(1, sizeof *j);
-        bool timed_out = false;
-        if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
-        *j = (fs_job){.kind = JOB_COMPILE, .factory = m->factory, .user = m->user, .device = m->cand[pos]};
-        st = run_job(m, j, m->pol.compile_timeout_ms, &timed_out, "compile");
+        compile_call *c = si_calloc(1, sizeof *c);
+        if (!c) return si_err(SI_ERR_NO_MEM, "out of memory");
+        *c = (compile_call){.factory = m->factory, .user = m->user, .device = m->cand[pos], .sink = m->sink};
+        si_watchdog *w = NULL;
+        st = si_watchdog_call(&w, &compile_ops, c, m->pol.compile_timeout_ms, "compile", &timed_out);
+        si_watchdog_free(w);
         if (!timed_out) {
-            cm = j->cm;
-            job_free(j);
-        } else if (!atomic_exchange(&m->sink->quarantined[m->cand[pos] & 63], true)) {
-            si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, m->cand[pos], -1, "compile", st,
-                          "device %s quarantined: %s", dev_name(m, pos), si_last_error());
+            cm = c->cm;
+            si_free(c);
         }
     } else {
         st = m->factory(m->user, m->cand[pos], &cm);
@@ -211,38 +238,148 @@ static si_result compile_at(fs_model *m, int pos, fs_gen **out) {
                     cm->n_inputs, cm->n_outputs, m->base.n_inputs, m->base.n_outputs);
         cm->iface->free(cm);
     }
-    const char *msg = st ? si_last_error() : "ok";
+    fs_gen *g = st ? NULL : si_calloc(1, sizeof *g);
+    if (!st && !g) {
+        cm->iface->free(cm);
+        st = si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    si_error err;
+    si_error_save(&err, st);
+    const char *msg = st ? err.msg : "ok";
     si_sink_attempt(m->sink, m->submodel, m->cand[pos], "compile", st, msg);
     si_sink_event(m->sink, SI_EVENT_COMPILE, m->submodel, -1, m->cand[pos], "compile", st, "%s", msg);
-    if (st) return st;
-    fs_gen *g = si_calloc(1, sizeof *g);
-    if (!g) { cm->iface->free(cm); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    if (st) {
+        bool q;
+        (void)decide(STAGE_COMPILE, st, timed_out, NULL, &q); /* a compile failure always moves on */
+        if (q) quarantine(m, pos, STAGE_COMPILE, &err, timed_out);
+        return si_error_restore(&err);
+    }
     g->cm = cm;
     g->pos = pos;
+    atomic_init(&g->refs, 1);
     *out = g;
     return SI_OK;
 }
 
+/* With m->mu held. */
 static si_result all_failed_error(fs_model *m) {
     char buf[4096];
     size_t o = (size_t)snprintf(buf, sizeof buf, "submodel %d: every device failed", m->submodel);
     for (int p = 0; p < m->n && o < sizeof buf; p++)
         o += (size_t)snprintf(buf + o, sizeof buf - o, "; %s: %s", dev_name(m, p),
                               m->fail_msg[p] ? m->fail_msg[p] : quarantined(m, p) ? "lost (quarantined)" : "not tried");
+    if (m->pol.recovery_ms > 0 && o < sizeof buf)
+        snprintf(buf + o, sizeof buf - o, "; the devices are tried again in %.0f ms",
+                 fmax(0.0, m->retry_at_ms - si_mono_ms()));
     return si_err(SI_ERR_DEVICE, "%s", buf);
 }
+
+// --- switching ----------------------------------------------------------------------------------------------
+
+static void maybe_start_standby(fs_model *m);
+static void maybe_start_failback(fs_model *m);
+
+/* With m->mu held and m->switching set by the caller: make the first usable candidate from `from` on active.
+ * m->mu is released while waiting for a standby compile and while compiling. A recovery round tries every
+ * candidate, quarantined ones included. */
+static void activate_from(fs_model *m, int from, int failed_pos, fs_stage stage, const si_error *why, bool recovery) {
+    for (int p = from; p < m->n && !m->stopping; p++) {
+        if (!recovery && quarantined(m, p)) {
+            if (!m->fail_msg[p]) note_failure(m, p, STAGE_QUARANTINE, SI_ERR_DEVICE_LOST, "device lost");
+            continue;
+        }
+        while (m->standby_busy_pos == p && !m->stopping) pthread_cond_wait(&m->cv, &m->mu); /* its compile is under way */
+        fs_gen *g = NULL;
+        if (m->standby && m->standby->pos == p) {
+            g = m->standby;
+            m->standby = NULL;
+        } else {
+            if (m->standby && m->standby->pos < p) {
+                fs_gen *old = m->standby;
+                m->standby = NULL;
+                gen_unref(old);
+            }
+            pthread_mutex_unlock(&m->mu);
+            si_result st = compile_at(m, p, &g);
+            pthread_mutex_lock(&m->mu);
+            if (st) {
+                note_failure(m, p, STAGE_COMPILE, st, si_last_error());
+                continue;
+            }
+            if (m->standby && m->standby->pos == p) { /* published meanwhile: keep ours */
+                fs_gen *dup = m->standby;
+                m->standby = NULL;
+                gen_unref(dup);
+            }
+        }
+        m->active = g;
+        if (m->standby && m->standby->pos <= p) { /* published for a position the switch went past */
+            fs_gen *behind = m->standby;
+            m->standby = NULL;
+            gen_unref(behind);
+        }
+        if (recovery) {
+            si_sink_lift(m->sink, m->cand[p]);
+            atomic_store(&m->recovering, true);
+            si_sink_event(m->sink, SI_EVENT_FAILBACK, m->submodel, -1, m->cand[p], stage_names[STAGE_RECOVERY], SI_OK,
+                          "submodel %d recovered on %s after every device had failed", m->submodel, dev_name(m, p));
+        } else if (failed_pos >= 0) {
+            si_sink_event(m->sink, SI_EVENT_FAILOVER, m->submodel, m->cand[failed_pos], m->cand[p], stage_names[stage],
+                          why->status, "submodel %d moved from %s to %s: %s", m->submodel, dev_name(m, failed_pos),
+                          dev_name(m, p), why->msg);
+        }
+        maybe_start_standby(m);
+        if (failed_pos >= 0) maybe_start_failback(m);
+        return;
+    }
+    if (m->stopping) return;
+    if (m->pol.recovery_ms > 0) { /* the back-off before the next recovery round */
+        m->retry_at_ms = si_mono_ms() + (double)((long)m->pol.recovery_ms << SI_MIN(m->failed_rounds, 6));
+        m->failed_rounds++;
+    }
+    all_failed_error(m);
+    si_sink_event(m->sink, SI_EVENT_ALL_FAILED, m->submodel, failed_pos >= 0 ? m->cand[failed_pos] : -1, -1,
+                  recovery ? stage_names[STAGE_RECOVERY] : "", SI_ERR_DEVICE, "%s", si_last_error());
+    maybe_start_failback(m);
+}
+
+/* Generation g failed at `stage`: move the model on from g, unless another request already did (then the
+ * caller just joins the generation that request chose). */
+static void failover_from(fs_model *m, fs_gen *g, fs_stage stage, const si_error *why, bool quarantine_it, bool timed_out) {
+    fs_gen *old = NULL;
+    pthread_mutex_lock(&m->mu);
+    while (m->switching) pthread_cond_wait(&m->cv, &m->mu);
+    if (g && m->active == g) {
+        int pos = g->pos;
+        note_failure(m, pos, stage, why->status, why->msg);
+        si_sink_attempt(m->sink, m->submodel, m->cand[pos], stage_names[stage], why->status, why->msg);
+        if (quarantine_it) quarantine(m, pos, stage, why, timed_out);
+        old = g;
+        m->active = NULL;
+        m->switching = true;
+        activate_from(m, pos + 1, pos, stage, why, false);
+        m->switching = false;
+        pthread_cond_broadcast(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    gen_unref(old);
+}
+
+/* With m->mu held, no switch under way and no active generation: is a recovery round due? */
+static bool recovery_due(const fs_model *m) { return m->pol.recovery_ms > 0 && si_mono_ms() >= m->retry_at_ms; }
+
+// --- background work ------------------------------------------------------------------------------------
 
 static void *standby_main(void *arg);
 static void *failback_main(void *arg);
 
-static void start_bg(fs_model *m, void *(*fn)(void *)) {
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    m->bg_running++;
-    if (pthread_create(&t, &a, fn, m) != 0) m->bg_running--; /* no thread: the policy is skipped */
-    pthread_attr_destroy(&a);
+/* With m->mu held: run fn(m) on a detached thread holding a reference on m. */
+static bool start_bg(fs_model *m, void *(*fn)(void *)) {
+    model_ref(m);
+    if (!si_thread_detached(fn, m)) return true;
+    atomic_fetch_sub(&m->refs, 1); /* never the last: the caller holds one */
+    si_err_clear();                /* no thread: the policy is skipped */
+    return false;
 }
 
 /* With m->mu held: compile the next usable candidate after the active one in the background. */
@@ -251,8 +388,7 @@ static void maybe_start_standby(fs_model *m) {
     for (int p = m->active->pos + 1; p < m->n; p++) {
         if (quarantined(m, p)) continue;
         m->standby_busy_pos = p;
-        start_bg(m, standby_main);
-        if (m->bg_running == 0) m->standby_busy_pos = -1;
+        if (!start_bg(m, standby_main)) m->standby_busy_pos = -1;
         return;
     }
 }
@@ -260,69 +396,7 @@ static void maybe_start_standby(fs_model *m) {
 static void maybe_start_failback(fs_model *m) {
     if (m->pol.failback_ms <= 0 || !m->ready || m->stopping || m->failback_running) return;
     if (m->active && m->active->pos == 0) return;
-    m->failback_running = true;
-    int before = m->bg_running;
-    start_bg(m, failback_main);
-    if (m->bg_running == before) m->failback_running = false;
-}
-
-/* With m->mu held: make the first usable candidate from `from` on active. */
-static void activate_from(fs_model *m, int from, int failed_pos, const char *stage, si_result why, const char *why_msg) {
-    for (int p = from; p < m->n && !m->stopping; p++) {
-        if (quarantined(m, p)) {
-            if (!m->fail_msg[p]) note_failure(m, p, "quarantine", SI_ERR_DEVICE_LOST, "device lost");
-            continue;
-        }
-        while (m->standby_busy_pos == p) pthread_cond_wait(&m->cv, &m->mu); /* its compile is under way */
-        fs_gen *g = NULL;
-        if (m->standby && m->standby->pos == p) {
-            g = m->standby;
-            m->standby = NULL;
-        } else {
-            if (m->standby && m->standby->pos < p) { gen_unref(m->standby); m->standby = NULL; }
-            si_result st = compile_at(m, p, &g);
-            if (st) { note_failure(m, p, "compile", st, si_last_error()); continue; }
-        }
-        m->active = g;
-        if (failed_pos >= 0)
-            si_sink_event(m->sink, SI_EVENT_FAILOVER, m->submodel, m->cand[failed_pos], m->cand[p], stage, why,
-                          "submodel %d moved from %s to %s: %s", m->submodel, dev_name(m, failed_pos), dev_name(m, p), why_msg);
-        maybe_start_standby(m);
-        if (failed_pos >= 0) maybe_start_failback(m);
-        return;
-    }
-    if (!m->stopping) {
-        all_failed_error(m);
-        si_sink_event(m->sink, SI_EVENT_ALL_FAILED, m->submodel, failed_pos >= 0 ? m->cand[failed_pos] : -1, -1, "",
-                      SI_ERR_DEVICE, "%s", si_last_error());
-        maybe_start_failback(m);
-    }
-}
-
-/* The generation g failed at `stage`: move the model on from g, unless another request already did. */
-static void failover_from(fs_model *m, fs_gen *g, const char *stage, si_result st, const char *msg, bool lost) {
-    char copy[1024];
-    snprintf(copy, sizeof copy, "%s", msg);
-    pthread_mutex_lock(&m->mu);
-    if (m->active == g && g) {
-        int pos = g->pos;
-        note_failure(m, pos, stage, st, copy);
-        si_sink_attempt(m->sink, m->submodel, m->cand[pos], stage, st, copy);
-        if (lost && !atomic_exchange(&m->sink->quarantined[m->cand[pos] & 63], true))
-            si_sink_event(m->sink, SI_EVENT_QUARANTINE, m->submodel, m->cand[pos], -1, stage, st,
-                          "device %s quarantined: %s", dev_name(m, pos), copy);
-        m->active = NULL;
-        gen_unref(g);
-        activate_from(m, pos + 1, pos, stage, st, copy);
-    }
-    pthread_mutex_unlock(&m->mu);
-}
-
-// --- background work ------------------------------------------------------------------------------------
-
-static void bg_done(fs_model *m) {
-    m->bg_running--;
-    pthread_cond_broadcast(&m->cv);
+    m->failback_running = start_bg(m, failback_main);
 }
 
 /* Make a request on g and run it once on zero inputs (when the input shapes are fixed), so that the first
@@ -348,33 +422,43 @@ static void warm_up(fs_model *m, fs_gen *g) {
     si_free(ins);
     if (st) si_err_clear(); /* a failed warm-up is not a failure: the real inference will tell */
     pthread_mutex_lock(&m->mu);
-    if (!g->spare) g->spare = r;
-    else r->iface->free(r);
+    if (!g->spare) {
+        g->spare = r;
+        r = NULL;
+    }
     pthread_mutex_unlock(&m->mu);
+    if (r) r->iface->free(r);
 }
 
 static void *standby_main(void *arg) {
     fs_model *m = arg;
     pthread_mutex_lock(&m->mu);
     int pos = m->standby_busy_pos;
+    bool stop = m->stopping;
     pthread_mutex_unlock(&m->mu);
     fs_gen *g = NULL;
-    si_result st = compile_at(m, pos, &g);
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", st ? si_last_error() : "");
-    if (!st) warm_up(m, g);
+    si_result st = stop ? SI_OK : compile_at(m, pos, &g);
+    si_error err;
+    si_error_save(&err, st);
+    pthread_mutex_lock(&m->mu);
+    stop = m->stopping;
+    pthread_mutex_unlock(&m->mu);
+    if (g && !stop) warm_up(m, g);
     pthread_mutex_lock(&m->mu);
     m->standby_busy_pos = -1;
-    if (!st && !m->stopping && m->active && m->active->pos < pos && !m->standby) {
+    /* publish it when it is after the active candidate, or when a switch (perhaps waiting for it) is under way */
+    if (g && !m->stopping && !m->standby && (m->switching || (m->active && m->active->pos < pos))) {
         m->standby = g;
+        g = NULL;
         si_sink_event(m->sink, SI_EVENT_STANDBY_READY, m->submodel, -1, m->cand[pos], "compile", SI_OK,
                       "submodel %d is ready on %s", m->submodel, dev_name(m, pos));
-    } else {
-        if (st) note_failure(m, pos, "compile", st, msg);
-        gen_unref(g);
+    } else if (st) {
+        note_failure(m, pos, STAGE_COMPILE, st, err.msg);
     }
-    bg_done(m);
+    pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
+    gen_unref(g);
+    model_unref(m);
     return NULL;
 }
 
@@ -389,10 +473,12 @@ static si_result probe(fs_model *m, fs_gen *g, const si_tensor *shapes) {
         if (!st) st = r->iface->set_input(r, i, ins[i]);
     }
     if (!st) st = r->iface->infer(r);
+    si_error err;
+    si_error_save(&err, st);
     if (r) r->iface->free(r);
     for (int i = 0; i < m->base.n_inputs; i++) si_tensor_free(ins[i]);
     si_free(ins);
-    return st;
+    return si_error_restore(&err);
 }
 
 static void *failback_main(void *arg) {
@@ -400,195 +486,380 @@ static void *failback_main(void *arg) {
     si_tensor *shapes = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor));
     pthread_mutex_lock(&m->mu);
     while (!m->stopping && shapes) {
-        struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        long ns = dl.tv_nsec + (long)(m->pol.failback_ms % 1000) * 1000000L;
-        dl.tv_sec += m->pol.failback_ms / 1000 + ns / 1000000000L;
-        dl.tv_nsec = ns % 1000000000L;
-        while (!m->stopping && pthread_cond_timedwait(&m->cv, &m->mu, &dl) != ETIMEDOUT) {}
+        struct timespec dl = si_deadline_ms(m->pol.failback_ms);
+        while (!m->stopping && !si_cond_wait_until(&m->cv, &m->mu, &dl)) {}
         if (m->stopping) break;
         int limit = m->active ? m->active->pos : m->n;
         int target = -1;
         for (int p = 0; p < limit && target < 0; p++)
             if (!quarantined(m, p)) target = p;
         if (target < 0) break; /* nothing better to return to */
-        if (!m->have_probe_shapes) continue;
+        if (!m->have_probe_shapes || m->switching) continue;
         memcpy(shapes, m->probe_in, sizeof(si_tensor) * (size_t)m->base.n_inputs);
         pthread_mutex_unlock(&m->mu);
         fs_gen *g = NULL;
         si_result st = compile_at(m, target, &g);
         if (!st) {
             st = probe(m, g, shapes);
-            si_sink_attempt(m->sink, m->submodel, m->cand[target], "probe", st, st ? si_last_error() : "ok");
+            si_error err;
+            si_error_save(&err, st);
+            si_sink_attempt(m->sink, m->submodel, m->cand[target], "probe", st, st ? err.msg : "ok");
+            bool q;
+            if (st && decide(STAGE_PROBE, st, false, NULL, &q) == ACT_FAILOVER && q) quarantine(m, target, STAGE_PROBE, &err, false);
         }
         pthread_mutex_lock(&m->mu);
-        if (st || m->stopping || (m->active && m->active->pos <= target)) {
+        if (st || m->stopping || m->switching || (m->active && m->active->pos <= target)) {
+            pthread_mutex_unlock(&m->mu);
             gen_unref(g);
+            pthread_mutex_lock(&m->mu);
             continue;
         }
         fs_gen *old = m->active;
         int from = old ? old->pos : -1;
         m->active = g;
+        m->failed_rounds = 0;
         si_free(m->fail_msg[target]);
         m->fail_msg[target] = NULL;
-        if (m->standby && m->standby->pos <= target) { gen_unref(m->standby); m->standby = NULL; }
-        gen_unref(old);
+        fs_gen *dropped = NULL;
+        if (m->standby && m->standby->pos <= target) {
+            dropped = m->standby;
+            m->standby = NULL;
+        }
         si_sink_event(m->sink, SI_EVENT_FAILBACK, m->submodel, from >= 0 ? m->cand[from] : -1, m->cand[target], "probe",
                       SI_OK, "submodel %d moved back to %s", m->submodel, dev_name(m, target));
         maybe_start_standby(m);
+        pthread_mutex_unlock(&m->mu);
+        gen_unref(old);
+        gen_unref(dropped);
+        pthread_mutex_lock(&m->mu);
         if (target == 0) break;
     }
     m->failback_running = false;
-    si_free(shapes);
-    bg_done(m);
     pthread_mutex_unlock(&m->mu);
+    si_free(shapes);
+    model_unref(m);
     return NULL;
 }
 
 // --- requests ---------------------------------------------------------------------------------------------
 
+typedef struct fs_guard fs_guard;
+
 typedef struct fs_req {
     si_ireq base;
-    fs_gen *gen;       /* generation of `inner` (a reference) */
+    fs_gen *gen;         /* generation of `inner` (a reference) */
     si_ireq *inner;
-    si_tensor **bound; /* the caller's inputs */
-    si_tensor **outs;  /* stable output tensors: views of the inner request's outputs */
+    bool views_inner;    /* outs are views of inner's outputs */
+    si_ireq *held;       /* a former inner request whose outputs outs still view (with its generation) */
+    fs_gen *held_gen;
+    fs_guard *guard;     /* watchdog on: the worker and the input snapshots, reused from call to call */
+    si_tensor **bound;   /* the caller's inputs */
+    si_tensor **outs;    /* stable output tensors (views or copies, see the top of the file) */
+    void **fresh;        /* per output: scratch for copy_outputs */
     pthread_mutex_t cmu; /* guards `inner` against cancel() from another thread */
 } fs_req;
 
-static void clear_views(fs_req *r) {
-    for (int k = 0; k < r->base.model->n_outputs; k++) {
-        si_tensor *o = r->outs[k];
-        si_dtype dt = o->dtype;
-        memset(o, 0, sizeof *o);
-        o->dtype = dt;
-    }
-}
+/* Outputs are copies (not views) when a call may be abandoned or an inference rejected after it returned. */
+static bool copies_outputs(const fs_model *m) { return m->pol.infer_timeout_ms > 0 || m->pol.check_nan; }
 
-/* Release a request and its generation on a background thread: after a failover the failed device's request
- * may be slow to tear down (driver queues), and the re-run on the next device should not wait for it. */
+/* Release a request and its generation on a background thread: a failed device's request may be slow to tear
+ * down (driver queues), and the re-run on the next device should not wait for it. Keeps the thread's message. */
 typedef struct reap_job {
-    si_ireq *inner;
+    si_ireq *req;
     fs_gen *gen;
     si_sink *sink;
 } reap_job;
 
 static void *reap_main(void *arg) {
     reap_job *j = arg;
-    if (j->inner) j->inner->iface->free(j->inner);
+    if (j->req) j->req->iface->free(j->req);
     gen_unref(j->gen);
-    atomic_fetch_sub(&j->sink->outstanding, 1);
     si_sink_unref(j->sink);
     si_free(j);
     return NULL;
 }
 
-static void drop_inner_async(fs_model *m, fs_req *r) {
-    clear_views(r);
+static void release_async(fs_model *m, si_ireq *req, fs_gen *gen) {
+    if (!req && !gen) return;
+    reap_job *j = si_malloc(sizeof *j);
+    if (j) {
+        si_error keep;
+        si_error_save(&keep, SI_ERR_INTERNAL);
+        *j = (reap_job){.req = req, .gen = gen, .sink = si_sink_ref(m->sink)};
+        bool started = !si_thread_detached(reap_main, j);
+        si_error_restore(&keep);
+        if (started) return;
+        si_sink_unref(m->sink);
+        si_free(j);
+    }
+    if (req) req->iface->free(req); /* no thread: release here */
+    gen_unref(gen);
+}
+
+/* The request leaves its generation: drop its inner request, or keep it (held) while the outputs view it. */
+static void detach_inner(fs_model *m, fs_req *r, bool async) {
     pthread_mutex_lock(&r->cmu);
     si_ireq *inner = r->inner;
     r->inner = NULL;
     pthread_mutex_unlock(&r->cmu);
     fs_gen *g = r->gen;
     r->gen = NULL;
-    reap_job *j = si_malloc(sizeof *j);
-    pthread_t t;
-    pthread_attr_t a;
-    if (j) {
-        *j = (reap_job){.inner = inner, .gen = g, .sink = si_sink_ref(m->sink)};
-        atomic_fetch_add(&m->sink->outstanding, 1);
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        int rc = pthread_create(&t, &a, reap_main, j);
-        pthread_attr_destroy(&a);
-        if (rc == 0) return;
-        atomic_fetch_sub(&m->sink->outstanding, 1);
-        si_sink_unref(m->sink);
-        si_free(j);
+    if (inner && r->views_inner) {
+        release_async(m, r->held, r->held_gen); /* (none: views of inner replaced any held request) */
+        r->held = inner;
+        r->held_gen = g;
+        r->views_inner = false;
+    } else if (async) {
+        release_async(m, inner, g);
+    } else {
+        if (inner) inner->iface->free(inner);
+        gen_unref(g);
     }
-    if (inner) inner->iface->free(inner); /* no thread: release here */
-    gen_unref(g);
 }
 
-static void drop_inner(fs_req *r) {
-    clear_views(r);
-    pthread_mutex_lock(&r->cmu);
-    si_ireq *inner = r->inner;
-    r->inner = NULL;
-    pthread_mutex_unlock(&r->cmu);
-    if (inner) inner->iface->free(inner);
-    gen_unref(r->gen);
-    r->gen = NULL;
-}
-
-/* Run the inner infer, under the watchdog when a timeout is set. *timed_out tells the caller that the inner
- * request was abandoned (it no longer belongs to r). */
-static si_result run_inner(fs_model *m, fs_req *r, bool *timed_out) {
-    *timed_out = false;
-    if (m->pol.infer_timeout_ms <= 0) return r->inner->iface->infer(r->inner);
-    fs_job *j = si_calloc(1, sizeof *j);
-    if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
-    j->kind = JOB_INFER;
-    j->inner = r->inner;
-    j->gen = r->gen;
-    si_result st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "infer");
-    if (!*timed_out) {
-        job_free(j);
-        return st;
-    }
-    clear_views(r);
-    pthread_mutex_lock(&r->cmu);
-    r->inner = NULL; /* the abandoned call owns it now */
-    pthread_mutex_unlock(&r->cmu);
-    gen_unref(r->gen); /* the job took its own reference */
-    r->gen = NULL;
-    return st;
-}
-
-/* create_request on g, under the watchdog when a timeout is set. */
-static si_result create_inner(fs_model *m, fs_gen *g, si_ireq **out, bool *timed_out) {
-    *timed_out = false;
-    *out = NULL;
-    if (m->pol.infer_timeout_ms <= 0) return g->cm->iface->create_request(g->cm, out);
-    fs_job *j = si_calloc(1, sizeof *j);
-    if (!j) return si_err(SI_ERR_NO_MEM, "out of memory");
-    j->kind = JOB_CREATE;
-    j->gen = g;
-    si_result st = run_job(m, j, m->pol.infer_timeout_ms, timed_out, "create_request");
-    if (*timed_out) return st;
-    *out = j->inner;
-    job_free(j);
-    return st;
-}
-
-static bool outputs_finite(fs_req *r) {
-    for (int k = 0; k < r->base.model->n_outputs; k++) {
-        const si_tensor *t = r->outs[k];
-        if (!si_dtype_is_float(t->dtype) || !t->data) continue;
-        int64_t n = si_shape_count(t->ndim, t->dims);
-        if (t->dtype == SI_F32) {
-            const float *p = t->data;
-            for (int64_t i = 0; i < n; i++)
-                if (!isfinite(p[i])) return false;
-        } else {
-            for (int64_t i = 0; i < n; i++)
-                if (!isfinite(si_load_f64(t->dtype, t->data, i))) return false;
-        }
-    }
-    return true;
-}
-
-static si_result bind_views(fs_req *r) {
-    for (int k = 0; k < r->base.model->n_outputs; k++) {
+/* After a successful inference: outs view the inner request's outputs; a held request is no longer needed. */
+static si_result view_outputs(fs_model *m, fs_req *r) {
+    for (int k = 0; k < m->base.n_outputs; k++) {
         si_tensor *t;
         si_result st = r->inner->iface->get_output(r->inner, k, &t);
         if (st) return st;
         si_tensor *o = r->outs[k];
+        if (o->owned) si_tensor_release(o);
         *o = *t; /* a view: the data stays the inner request's */
         o->owned = false;
         atomic_store(&o->refs, 0);
     }
+    r->views_inner = true;
+    release_async(m, r->held, r->held_gen);
+    r->held = NULL;
+    r->held_gen = NULL;
     return SI_OK;
+}
+
+/* After an accepted inference (copy mode): outs get copies of the inner request's outputs, in buffers of their
+ * own (reused while the size stays). On failure the previous outputs are left whole. */
+static si_result copy_outputs(fs_model *m, fs_req *r) {
+    si_result st = SI_OK;
+    int k = 0;
+    for (; k < m->base.n_outputs; k++) { /* room first */
+        si_tensor *t, *o = r->outs[k];
+        r->fresh[k] = NULL;
+        if ((st = r->inner->iface->get_output(r->inner, k, &t))) break;
+        if ((o->owned && o->nbytes == t->nbytes) || !t->nbytes) continue;
+        if (!(r->fresh[k] = si_malloc(t->nbytes))) {
+            st = si_err(SI_ERR_NO_MEM, "out of memory copying output %d (%zu bytes)", k, t->nbytes);
+            break;
+        }
+    }
+    if (st) {
+        for (int j = 0; j < k; j++) si_free(r->fresh[j]);
+        return st;
+    }
+    for (k = 0; k < m->base.n_outputs; k++) {
+        si_tensor *t, *o = r->outs[k];
+        r->inner->iface->get_output(r->inner, k, &t);
+        if (r->fresh[k] || !t->nbytes) {
+            si_tensor_release(o);
+            o->data = r->fresh[k];
+            o->owned = o->data != NULL;
+        }
+        o->dtype = t->dtype;
+        o->ndim = t->ndim;
+        memcpy(o->dims, t->dims, sizeof o->dims);
+        o->nbytes = t->nbytes;
+        if (t->nbytes) memcpy(o->data, t->data, t->nbytes);
+    }
+    return SI_OK;
+}
+
+/* A failed inference should leave the inner request's outputs as they were (the device contract). Where one
+ * replaced them anyway, the views would dangle: re-point them at what is there. */
+static void revalidate_views(fs_model *m, fs_req *r) {
+    if (!r->views_inner || !r->inner) return;
+    for (int k = 0; k < m->base.n_outputs; k++) {
+        si_tensor *t, *o = r->outs[k];
+        if (r->inner->iface->get_output(r->inner, k, &t)) continue;
+        if (t->data != o->data || t->nbytes != o->nbytes) {
+            *o = *t;
+            o->owned = false;
+            atomic_store(&o->refs, 0);
+        }
+    }
+}
+
+// --- guarded inferences (watchdog) ------------------------------------------------------------------------
+
+/* What a guarded inference uses. The request owns it while the call may return in time; an abandoned call owns
+ * it (with references on the generation and the sink) and reclaims it when it returns. */
+struct fs_guard {
+    si_watchdog *wd;
+    si_ireq *inner;          /* borrowed from the request for the call; the call's once abandoned */
+    fs_gen *gen;             /* borrowed; a reference once abandoned */
+    si_sink *sink;           /* borrowed; a reference once abandoned */
+    pthread_mutex_t *cmu;    /* the request's: the abandon hook takes inner out of it */
+    si_ireq **slot;
+    int n_in;
+    si_tensor *snap;         /* the inputs the call reads: copies of the caller's (owned) */
+};
+
+static void guard_free(fs_guard *gd) {
+    if (!gd) return;
+    si_watchdog_free(gd->wd);
+    for (int i = 0; gd->snap && i < gd->n_in; i++) si_tensor_release(&gd->snap[i]);
+    si_free(gd->snap);
+    si_free(gd);
+}
+
+static si_result guard_run(void *ctx) {
+    fs_guard *gd = ctx;
+    return gd->inner->iface->infer(gd->inner);
+}
+
+/* The watchdog gives up: ask the call to stop, take the inner request out of the request (a cancel from
+ * another thread must not reach it any more), and keep what the call needs alive. */
+static void guard_abandon(void *ctx) {
+    fs_guard *gd = ctx;
+    if (gd->inner->iface->cancel) gd->inner->iface->cancel(gd->inner);
+    pthread_mutex_lock(gd->cmu);
+    *gd->slot = NULL;
+    pthread_mutex_unlock(gd->cmu);
+    gd->cmu = NULL;
+    gd->slot = NULL;
+    gen_ref(gd->gen);
+    si_sink_ref(gd->sink);
+}
+
+static void guard_reclaim(void *ctx, si_result st) {
+    (void)st;
+    fs_guard *gd = ctx;
+    gd->inner->iface->free(gd->inner);
+    gen_unref(gd->gen);
+    si_sink *s = gd->sink;
+    guard_free(gd);
+    si_sink_unref(s); /* last: it may free the devices */
+}
+
+static const si_wd_ops guard_ops = {.run = guard_run, .abandon = guard_abandon, .reclaim = guard_reclaim};
+
+/* Copy the caller's inputs into the guard's snapshots (buffers reused while the sizes stay). */
+static si_result snapshot_inputs(fs_model *m, fs_req *r) {
+    fs_guard *gd = r->guard;
+    if (!gd) {
+        if (!(gd = si_calloc(1, sizeof *gd))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        gd->n_in = m->base.n_inputs;
+        if (!(gd->snap = si_calloc((size_t)gd->n_in + 1, sizeof(si_tensor)))) {
+            si_free(gd);
+            return si_err(SI_ERR_NO_MEM, "out of memory");
+        }
+        r->guard = gd;
+    }
+    for (int i = 0; i < gd->n_in; i++) {
+        si_tensor *s = &gd->snap[i];
+        const si_tensor *b = r->bound[i];
+        if (b->nbytes && (!s->owned || s->nbytes != b->nbytes)) {
+            void *p = si_malloc(b->nbytes);
+            if (!p) return si_err(SI_ERR_NO_MEM, "out of memory copying input %d (%zu bytes)", i, b->nbytes);
+            si_tensor_release(s);
+            s->data = p;
+            s->owned = true;
+        } else if (!b->nbytes) {
+            si_tensor_release(s);
+        }
+        s->dtype = b->dtype;
+        s->ndim = b->ndim;
+        memcpy(s->dims, b->dims, sizeof s->dims);
+        s->nbytes = b->nbytes;
+        if (b->nbytes) memcpy(s->data, b->data, b->nbytes);
+    }
+    return SI_OK;
+}
+
+/* Run the inner infer under the watchdog. *timed_out: it was abandoned, and with it the inner request, the
+ * snapshots and the guard (the request has none of them any more). */
+static si_result run_guarded(fs_model *m, fs_req *r, bool *timed_out) {
+    fs_guard *gd = r->guard;
+    gd->inner = r->inner;
+    gd->gen = r->gen;
+    gd->sink = m->sink;
+    gd->cmu = &r->cmu;
+    gd->slot = &r->inner;
+    si_result st = si_watchdog_call(&gd->wd, &guard_ops, gd, m->pol.infer_timeout_ms, "infer", timed_out);
+    if (!*timed_out) return st;
+    r->guard = NULL;   /* r->inner was cleared by the hook */
+    gen_unref(r->gen); /* the call took its own reference */
+    r->gen = NULL;
+    return st;
+}
+
+/* A create_request handed to the watchdog. */
+typedef struct create_call {
+    fs_gen *gen;   /* borrowed; a reference once abandoned */
+    si_sink *sink; /* likewise */
+    si_ireq *made;
+} create_call;
+
+static si_result create_run(void *ctx) {
+    create_call *c = ctx;
+    return c->gen->cm->iface->create_request(c->gen->cm, &c->made);
+}
+
+static void create_abandon(void *ctx) {
+    create_call *c = ctx;
+    gen_ref(c->gen);
+    si_sink_ref(c->sink);
+}
+
+static void create_reclaim(void *ctx, si_result st) {
+    (void)st;
+    create_call *c = ctx;
+    if (c->made) c->made->iface->free(c->made);
+    gen_unref(c->gen);
+    si_sink *s = c->sink;
+    si_free(c);
+    si_sink_unref(s);
+}
+
+static const si_wd_ops create_ops = {.run = create_run, .abandon = create_abandon, .reclaim = create_reclaim};
+
+/* create_request on g, under the watchdog when infer_timeout_ms is set. */
+static si_result create_inner(fs_model *m, fs_gen *g, si_ireq **out, bool *timed_out) {
+    *timed_out = false;
+    *out = NULL;
+    if (m->pol.infer_timeout_ms <= 0) return g->cm->iface->create_request(g->cm, out);
+    create_call *c = si_calloc(1, sizeof *c);
+    if (!c) return si_err(SI_ERR_NO_MEM, "out of memory");
+    *c = (create_call){.gen = g, .sink = m->sink};
+    si_watchdog *w = NULL;
+    si_result st = si_watchdog_call(&w, &create_ops, c, m->pol.infer_timeout_ms, "create_request", timed_out);
+    si_watchdog_free(w);
+    if (*timed_out) return st;
+    *out = c->made;
+    si_free(c);
+    return st;
+}
+
+// --- inference --------------------------------------------------------------------------------------------
+
+static bool tensor_finite(const si_tensor *t) {
+    if (!si_dtype_is_float(t->dtype) || !t->data) return true;
+    int64_t n = si_shape_count(t->ndim, t->dims);
+    if (t->dtype == SI_F32) {
+        const float *p = t->data;
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(p[i])) return false;
+        return true;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(si_load_f64(t->dtype, t->data, i))) return false;
+    return true;
+}
+
+static bool outputs_finite(fs_model *m, si_ireq *q) {
+    for (int k = 0; k < m->base.n_outputs; k++) {
+        si_tensor *t;
+        if (q->iface->get_output(q, k, &t) || !tensor_finite(t)) return false;
+    }
+    return true;
 }
 
 /* check_outputs=nan: does the next candidate give finite outputs for the same inputs? Leaves the compiled
@@ -609,20 +880,10 @@ static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
         pthread_mutex_unlock(&m->mu);
     }
     si_ireq *q = NULL;
-    bool finite = false;
     si_result st = ng->cm->iface->create_request(ng->cm, &q);
     for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->bound[i]);
     if (!st) st = q->iface->infer(q);
-    if (!st) {
-        finite = true;
-        for (int k = 0; k < m->base.n_outputs && finite; k++) {
-            si_tensor *t;
-            if (q->iface->get_output(q, k, &t)) { finite = false; break; }
-            int64_t n = si_shape_count(t->ndim, t->dims);
-            if (si_dtype_is_float(t->dtype) && t->data)
-                for (int64_t i = 0; i < n && finite; i++) finite = isfinite(si_load_f64(t->dtype, t->data, i));
-        }
-    }
+    bool finite = !st && outputs_finite(m, q);
     si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st, st ? si_last_error() : finite ? "finite outputs" : "non-finite outputs too");
     if (q) q->iface->free(q);
     gen_unref(ng);
@@ -643,38 +904,85 @@ static void remember_shapes(fs_model *m, fs_req *r) {
     pthread_mutex_unlock(&m->mu);
 }
 
-#define AGAIN ((si_result)(SI_ERR_ABORTED + 100)) /* internal: go round again (retry or re-run after failover) */
+/* An inference succeeded: a recovery (or fail-back) has proven itself; the back-off starts over. */
+static void note_success(fs_model *m) {
+    if (!atomic_load_explicit(&m->recovering, memory_order_relaxed)) return;
+    pthread_mutex_lock(&m->mu);
+    m->failed_rounds = 0;
+    atomic_store(&m->recovering, false);
+    pthread_mutex_unlock(&m->mu);
+}
 
-/* One attempt on generation g (r->inner made from it): SI_OK, a status for the caller, or AGAIN. */
-static si_result infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left_p) {
-    int retries_left = *retries_left_p;
-    si_result st = SI_OK;
-    for (int i = 0; i < m->base.n_inputs && !st; i++) st = r->inner->iface->set_input(r->inner, i, r->bound[i]);
-    if (st == SI_ERR_INVALID_ARG) return st;
+/* One attempt on generation g (r->inner made from it). STEP_DONE with *out (SI_OK or a status for the
+ * caller), or STEP_AGAIN (retry, or re-run after a failover). */
+static fs_step infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left, si_result *out) {
+    bool guarded = m->pol.infer_timeout_ms > 0;
+    si_result st = guarded ? snapshot_inputs(m, r) : SI_OK;
+    if (st) { /* our own allocation, not the device's failure */
+        *out = st;
+        return STEP_DONE;
+    }
+    for (int i = 0; i < m->base.n_inputs && !st; i++)
+        st = r->inner->iface->set_input(r->inner, i, guarded ? &r->guard->snap[i] : r->bound[i]);
     bool timed_out = false;
-    if (!st) st = run_inner(m, r, &timed_out);
-    if (!st) st = bind_views(r);
+    if (!st) st = guarded ? run_guarded(m, r, &timed_out) : r->inner->iface->infer(r->inner);
     if (!st) {
-        if (m->pol.check_nan && !outputs_finite(r) && next_gives_finite(m, r, g)) {
-            failover_from(m, g, "check", SI_ERR_DEVICE, "non-finite outputs (NaN/Inf) where the next device gives finite values", false);
-            return AGAIN;
+        if (m->pol.check_nan && !outputs_finite(m, r->inner) && next_gives_finite(m, r, g)) {
+            si_error why = {.status = SI_ERR_DEVICE};
+            snprintf(why.msg, sizeof why.msg, "non-finite outputs (NaN/Inf) where the next device gives finite values");
+            bool q;
+            (void)decide(STAGE_CHECK, why.status, false, NULL, &q); /* a rejected output fails over */
+            failover_from(m, g, STAGE_CHECK, &why, q, false);
+            return STEP_AGAIN;
         }
-        remember_shapes(m, r);
-        return SI_OK;
+        st = copies_outputs(m) ? copy_outputs(m, r) : view_outputs(m, r);
+        if (!st) {
+            remember_shapes(m, r);
+            note_success(m);
+        }
+        *out = st;
+        return STEP_DONE;
     }
-    if (st == SI_ERR_INVALID_ARG) { clear_views(r); return st; }
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", si_last_error());
-    bool lost = st == SI_ERR_DEVICE_LOST || timed_out;
-    if (!lost && retries_left > 0) {
-        retries_left--;
-        *retries_left_p = retries_left;
-        si_sink_event(m->sink, SI_EVENT_RETRY, m->submodel, m->cand[g->pos], m->cand[g->pos], "infer", st, "%s", msg);
-        return AGAIN;
+    si_error err;
+    si_error_save(&err, st);
+    if (!timed_out) revalidate_views(m, r);
+    bool q;
+    switch (decide(STAGE_INFER, st, timed_out, retries_left, &q)) {
+    case ACT_RETURN: *out = si_error_restore(&err); return STEP_DONE;
+    case ACT_RETRY:
+        si_sink_event(m->sink, SI_EVENT_RETRY, m->submodel, m->cand[g->pos], m->cand[g->pos], "infer", st, "%s", err.msg);
+        return STEP_AGAIN;
+    case ACT_FAILOVER: break;
     }
-    failover_from(m, g, "infer", st, msg, lost);
-    drop_inner_async(m, r);
-    return AGAIN;
+    failover_from(m, g, STAGE_INFER, &err, q, timed_out);
+    if (!timed_out) detach_inner(m, r, true);
+    return STEP_AGAIN;
+}
+
+/* Make r's inner request on g (the active generation; r holds a reference in r->gen). STEP_DONE with *out
+ * SI_OK when it has one; STEP_AGAIN after a retry or a failover; STEP_DONE with a status for the caller. */
+static fs_step join(fs_model *m, fs_req *r, fs_gen *g, si_ireq *spare, int *retries_left, si_result *out) {
+    si_ireq *inner = spare;
+    bool timed_out = false;
+    si_result st = spare ? SI_OK : create_inner(m, g, &inner, &timed_out);
+    if (!st) {
+        pthread_mutex_lock(&r->cmu);
+        r->inner = inner;
+        pthread_mutex_unlock(&r->cmu);
+        *out = SI_OK;
+        return STEP_DONE;
+    }
+    si_error err;
+    si_error_save(&err, st);
+    bool q;
+    fs_action act = decide(STAGE_CREATE, st, timed_out, retries_left, &q);
+    if (act == ACT_RETRY)
+        si_sink_event(m->sink, SI_EVENT_RETRY, m->submodel, m->cand[g->pos], m->cand[g->pos], "create", st, "%s", err.msg);
+    if (act == ACT_FAILOVER) failover_from(m, g, STAGE_CREATE, &err, q, timed_out);
+    gen_unref(r->gen); /* held until now so that g cannot be reused by a new generation */
+    r->gen = NULL;
+    *out = si_error_restore(&err);
+    return act == ACT_RETURN ? STEP_DONE : STEP_AGAIN;
 }
 
 static si_result fs_infer(si_ireq *r_) {
@@ -683,59 +991,55 @@ static si_result fs_infer(si_ireq *r_) {
     si_result chk = si_check_bound(&m->base, r->bound);
     if (chk) return chk;
     int retries_left = m->pol.retries;
+    bool recovery_tried = false;
     for (int round = 0; round < 4 * m->n + 4 + m->pol.retries; round++) {
-        /* join the active generation */
+        /* join the active generation, once no switch is under way */
         pthread_mutex_lock(&m->mu);
+        while (m->switching) pthread_cond_wait(&m->cv, &m->mu);
         fs_gen *g = m->active;
         if (g && quarantined(m, g->pos)) { /* lost through another submodel: leave it now */
             pthread_mutex_unlock(&m->mu);
-            failover_from(m, g, "quarantine", SI_ERR_DEVICE_LOST, "the device was lost (quarantined)", false);
+            si_error why = {.status = SI_ERR_DEVICE_LOST};
+            snprintf(why.msg, sizeof why.msg, "the device was lost (quarantined)");
+            failover_from(m, g, STAGE_QUARANTINE, &why, false, false);
+            continue;
+        }
+        if (!g && !recovery_tried && recovery_due(m)) { /* every candidate failed a while ago: try them again */
+            recovery_tried = true;
+            m->switching = true;
+            activate_from(m, 0, -1, STAGE_RECOVERY, NULL, true);
+            m->switching = false;
+            pthread_cond_broadcast(&m->cv);
+            pthread_mutex_unlock(&m->mu);
             continue;
         }
         if (!g) {
-            si_result st = all_failed_error(m);
+            si_error err;
+            si_error_save(&err, all_failed_error(m));
             pthread_mutex_unlock(&m->mu);
-            drop_inner(r);
-            return st;
+            detach_inner(m, r, true); /* kept (held) while the outputs, the last good results, view it */
+            return si_error_restore(&err);
         }
         if (r->gen != g) {
             gen_ref(g);
             si_ireq *spare = g->spare;
             g->spare = NULL;
             pthread_mutex_unlock(&m->mu);
-            drop_inner(r);
+            detach_inner(m, r, false);
             r->gen = g;
-            si_ireq *inner = spare;
-            bool create_timed_out = false;
-            si_result st = spare ? SI_OK : create_inner(m, g, &inner, &create_timed_out);
-            if (st) {
-                if (st == SI_ERR_INVALID_ARG) return st;
-                char msg[1024];
-                snprintf(msg, sizeof msg, "%s", si_last_error());
-                bool lost = st == SI_ERR_DEVICE_LOST || create_timed_out;
-                if (!lost && retries_left > 0) {
-                    retries_left--;
-                    si_sink_event(m->sink, SI_EVENT_RETRY, m->submodel, m->cand[g->pos], m->cand[g->pos], "create", st, "%s", msg);
-                    gen_unref(r->gen);
-                    r->gen = NULL;
-                    continue;
-                }
-                failover_from(m, g, "create", st, msg, lost);
-                gen_unref(r->gen); /* held until now so that g cannot be reused by a new generation */
-                r->gen = NULL;
-                continue;
-            }
-            pthread_mutex_lock(&r->cmu);
-            r->inner = inner;
-            pthread_mutex_unlock(&r->cmu);
+            si_result st;
+            fs_step step = join(m, r, g, spare, &retries_left, &st);
+            if (step == STEP_AGAIN) continue;
+            if (st) return st;
         } else {
             pthread_mutex_unlock(&m->mu);
         }
         /* bind and run; hold g so that its address cannot be reused by a new generation meanwhile */
         gen_ref(g);
-        si_result st = infer_once(m, r, g, &retries_left);
+        si_result st;
+        fs_step step = infer_once(m, r, g, &retries_left, &st);
         gen_unref(g);
-        if (st != AGAIN) return st;
+        if (step == STEP_DONE) return st;
     }
     return si_err(SI_ERR_DEVICE, "submodel %d: inference kept failing; giving up after repeated failovers", m->submodel);
 }
@@ -762,10 +1066,15 @@ static void fs_cancel(si_ireq *r_) {
 static void fs_req_free(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     if (!r) return;
-    if (r->outs) drop_inner(r);
-    for (int k = 0; r->outs && k < r->base.model->n_outputs; k++) si_free(r->outs[k]);
+    if (r->inner) r->inner->iface->free(r->inner);
+    gen_unref(r->gen);
+    if (r->held) r->held->iface->free(r->held);
+    gen_unref(r->held_gen);
+    guard_free(r->guard);
+    for (int k = 0; r->outs && k < r->base.model->n_outputs; k++) si_tensor_free(r->outs[k]); /* copies: owned */
     si_free(r->outs);
     si_free(r->bound);
+    si_free(r->fresh);
     pthread_mutex_destroy(&r->cmu);
     si_free(r);
 }
@@ -789,7 +1098,8 @@ static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
     pthread_mutex_init(&r->cmu, NULL);
     r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
     r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    bool ok = r->bound && r->outs;
+    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
+    bool ok = r->bound && r->outs && r->fresh;
     for (int k = 0; ok && k < m->base.n_outputs; k++) {
         if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
         else r->outs[k]->dtype = m->out_ports[k].dtype;
@@ -799,28 +1109,18 @@ static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
     return SI_OK;
 }
 
+// --- the compiled model's interface ------------------------------------------------------------------------
 
+/* The owner lets go: background work stops at its next check and releases its reference; nothing waits for a
+ * call that may not return. */
 static void fs_model_free(si_cmodel *m_) {
     fs_model *m = (fs_model *)m_;
     if (!m) return;
     pthread_mutex_lock(&m->mu);
     m->stopping = true;
     pthread_cond_broadcast(&m->cv);
-    while (m->bg_running > 0) pthread_cond_wait(&m->cv, &m->mu);
     pthread_mutex_unlock(&m->mu);
-    gen_unref(m->active);
-    gen_unref(m->standby);
-    for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
-    si_free(m->fail_msg);
-    si_free(m->probe_in);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m->cand);
-    si_free(m->device_desc);
-    si_sink_unref(m->sink);
-    pthread_cond_destroy(&m->cv);
-    pthread_mutex_destroy(&m->mu);
-    si_free(m);
+    model_unref(m);
 }
 
 static const si_cmodel_i fs_model_iface = {.create_request = fs_create_request, .free = fs_model_free};
@@ -841,6 +1141,13 @@ si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     if (d->n_candidates < 1 || !d->factory || !d->sink) return si_err(SI_ERR_INVALID_ARG, "failsafe: no candidates or factory");
     fs_model *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "out of memory");
+    if (pthread_mutex_init(&m->mu, NULL)) { si_free(m); return si_err(SI_ERR_NO_MEM, "failsafe: cannot create a mutex"); }
+    if (si_cond_init(&m->cv)) {
+        pthread_mutex_destroy(&m->mu);
+        si_free(m);
+        return si_err(SI_ERR_NO_MEM, "failsafe: cannot create a condition variable");
+    }
+    atomic_init(&m->refs, 1);
     m->base.iface = &fs_model_iface;
     m->submodel = d->submodel;
     m->n = d->n_candidates;
@@ -849,8 +1156,6 @@ si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     m->pol = d->policy;
     m->sink = si_sink_ref(d->sink);
     m->standby_busy_pos = -1;
-    pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->cv, NULL);
     m->cand = si_malloc(sizeof(int) * ((size_t)m->n + 1));
     m->fail_msg = si_calloc((size_t)m->n + 1, sizeof(char *));
     m->device_desc = si_strdup(d->device_desc ? d->device_desc : "");
@@ -859,15 +1164,16 @@ si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     m->base.device = m->device_desc;
     /* compile on the first candidate that takes it */
     pthread_mutex_lock(&m->mu);
-    activate_from(m, 0, -1, "compile", SI_OK, "");
+    m->switching = true;
+    activate_from(m, 0, -1, STAGE_COMPILE, NULL, false);
+    m->switching = false;
     bool ok = m->active != NULL;
+    si_error err;
+    if (!ok) si_error_save(&err, all_failed_error(m));
     pthread_mutex_unlock(&m->mu);
     if (!ok) {
-        si_result st = all_failed_error(m);
-        char msg[4096];
-        snprintf(msg, sizeof msg, "%s", si_last_error());
         fs_model_free(&m->base);
-        return si_err(st, "%s", msg);
+        return si_error_restore(&err);
     }
     si_cmodel *cm = m->active->cm;
     si_result st = SI_OK;

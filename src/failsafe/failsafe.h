@@ -7,8 +7,13 @@
  * fails on generation g fails the model over from g; if another request already moved it on, it joins the
  * new generation. Inner requests are re-created lazily when the generation changes; the caller's tensors
  * (inputs it set, outputs it got) stay the same objects and are re-bound; the failed inference is re-run.
- * The caller's mistakes (SI_ERR_INVALID_ARG) are returned as they are; everything else fails over.
+ * The caller's mistakes (SI_ERR_INVALID_ARG) are returned as they are; everything else fails over. After a
+ * failed inference the request's outputs still hold the last successful inference's results.
  * The layer knows device names only to report them: what a device is, it learns from the factory alone.
+ *
+ * Lifetime: freeing the compiled model does not wait for its background work or for calls a watchdog
+ * abandoned; they hold references (on the sink, which owns what the factory needs, and on what they use) and
+ * the last to finish frees it. The factory's `user` must therefore live as long as the sink.
  */
 #ifndef SI_FAILSAFE_H
 #define SI_FAILSAFE_H
@@ -27,14 +32,22 @@ typedef struct si_failsafe_policy {
     bool standby;         /* compile the next candidate in the background once the first is up */
     int failback_ms;      /* 0: none; else re-probe better candidates every failback_ms after a failover */
     bool check_nan;       /* non-finite outputs where the next candidate gives finite ones are a failure */
+    int recovery_ms;      /* 0: none (every candidate failed: the model stays failed; a watchdog timeout
+                           * quarantines for good); else after every candidate failed, the first request
+                           * recovery_ms later tries them all again (the wait doubles with each fruitless
+                           * round, up to 64x; an inference that works resets it), and a watchdog timeout
+                           * quarantines for recovery_ms (doubling per timeout of that device, up to 64x) */
 } si_failsafe_policy;
+
+/* The compile property recovery_ms when it is not set. */
+#define SI_RECOVERY_MS_DEFAULT 1000
 
 typedef struct si_failsafe_desc {
     int submodel;            /* id for events */
     int n_candidates;
     const int *candidates;   /* device indices in priority order (copied) */
     si_factory_fn factory;
-    void *user;              /* passed to factory; must outlive the compiled model and its requests */
+    void *user;              /* passed to factory; must live as long as the sink (see Lifetime above) */
     si_failsafe_policy policy;
     si_sink *sink;           /* a reference is taken */
     const char *device_desc; /* copied; reported as the compiled model's device */

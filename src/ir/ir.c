@@ -5,6 +5,7 @@
 
 #include "ops/ops.h"
 
+#include <limits.h>
 #include <math.h>
 
 // --- construction -------------------------------------------------------------------------------------
@@ -193,14 +194,13 @@ si_result si_graph_finalize(si_graph *g) {
         si_node *n = &g->nodes[i];
         for (int k = 0; k < n->n_out; k++)
             if (n->out[k] >= 0) g->values[n->out[k]].producer = i;
-        n->op = si_op_find(n->domain, n->op_type);
         int64_t ver = si_graph_opset(g, n->domain);
-        if (ver < 0) {
-            if (n->domain[0] && strcmp(n->domain, "ai.onnx")) { n->opset = 1; continue; }
+        if (ver < 0 && (!n->domain[0] || !strcmp(n->domain, "ai.onnx"))) {
             st = si_err(SI_ERR_PARSE, "node '%s' (%s): the model imports no opset for the default domain", n->name, n->op_type);
             goto done;
         }
-        n->opset = ver > INT32_MAX ? INT32_MAX : (int)ver; /* a hostile version must not wrap around */
+        n->opset = ver < 0 ? 1 : ver > INT_MAX ? INT_MAX : (int)ver;
+        n->op = si_op_find(n->domain, n->op_type, n->opset); /* the version of the op for this opset */
     }
 done:
     si_free(indeg);

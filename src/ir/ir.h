@@ -49,7 +49,8 @@ typedef struct si_node {
     int *out;         /* value ids; -1 for an absent optional output */
     int n_attr;
     si_attr *attrs;
-    const struct si_op_def *op; /* resolved op definition, NULL when safeinfer does not know the op */
+    const struct si_op_def *op; /* the op's definition for this opset (op->id names the op), resolved by
+                                 * si_graph_finalize; NULL when safeinfer does not implement it */
 } si_node;
 
 typedef struct si_val {

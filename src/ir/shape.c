@@ -18,16 +18,11 @@ static bool value_known(const si_val *v) {
     return si_shape_count(v->ndim, v->dims) <= INT64_MAX / 16;
 }
 
-/* Ops whose outputs depend only on their input's shape: folded as soon as that shape is known. */
-static bool shape_only(const si_node *n) {
-    return (!n->domain[0] || !strcmp(n->domain, "ai.onnx")) && (!strcmp(n->op_type, "Shape") || !strcmp(n->op_type, "Size"));
-}
+/* Ops whose outputs depend only on their input's shape (Shape, Size) are folded as soon as that shape is
+ * known; random generators never are. */
+static bool shape_only(const si_node *n) { return (n->op->flags & SI_OPF_SHAPE_ONLY) != 0; }
 
-static bool foldable(const si_node *n) {
-    /* random generators must not be folded */
-    return strncmp(n->op_type, "Random", 6) != 0 && strcmp(n->op_type, "Bernoulli") != 0 &&
-           strcmp(n->op_type, "Multinomial") != 0;
-}
+static bool foldable(const si_node *n) { return (n->op->flags & SI_OPF_RANDOM) == 0; }
 
 /* Set each output's dtype (when the op can tell it without shapes, e.g. Cast) is left to infer; here we
  * only copy what infer computed. */

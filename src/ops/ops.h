@@ -12,11 +12,14 @@
  *    is wrong, and unsupported attribute/dtype combinations with SI_ERR_UNSUPPORTED.
  *  - `run(c)` is called after `infer` with every input's data present and every output allocated
  *    (zero-filled) for the shape infer produced. It must not reallocate outputs.
- *  - `types`: bit mask (SI_T(SI_F32) | ...) of element types accepted for input 0; 0 = any stored type.
+ *  - `types[k]`: bit mask (SI_T(SI_F32) | ...) of element types accepted for input k; 0 = any stored type.
  *    `check` (optional) refines what the REF kernel supports for a node with known input types; it
  *    returns SI_ERR_UNSUPPORTED with a message naming the op and the reason.
- *  - Semantics follow the node's opset (c->opset): e.g. Clip's min/max are attributes before 11, inputs
- *    from 11 on. Attributes are read with si_attr_* from ir.h on c->node.
+ *  - Semantics follow the node's opset. Where an opset changed the op's interface (Clip's min/max were
+ *    attributes before 11 and are inputs from 11 on), write one definition per version, each with its opset
+ *    range [since, until]; smaller changes may test c->opset. Attributes are read with si_attr_* (ir.h).
+ *  - Each family file ends with its table (`const si_op_table si_ops_<family>`), like ONNX Runtime's
+ *    registration footers; oplist.h lists the ops and the families.
  *  - Kernels never exit, abort or print; they return a status.
  */
 #ifndef SI_OPS_H
@@ -29,9 +32,9 @@
 
 #define SI_T(dt) (1u << (unsigned)(dt))
 #define SI_T_FLOATS (SI_T(SI_F32) | SI_T(SI_F64) | SI_T(SI_F16) | SI_T(SI_BF16))
-#define SI_T_INTS                                                                                              \
-    (SI_T(SI_I8) | SI_T(SI_I16) | SI_T(SI_I32) | SI_T(SI_I64) | SI_T(SI_U8) | SI_T(SI_U16) | SI_T(SI_U32) |     \
-     SI_T(SI_U64))
+#define SI_T_SIGNED_INTS (SI_T(SI_I8) | SI_T(SI_I16) | SI_T(SI_I32) | SI_T(SI_I64))
+#define SI_T_UNSIGNED_INTS (SI_T(SI_U8) | SI_T(SI_U16) | SI_T(SI_U32) | SI_T(SI_U64))
+#define SI_T_INTS (SI_T_SIGNED_INTS | SI_T_UNSIGNED_INTS)
 #define SI_T_NUMERIC (SI_T_FLOATS | SI_T_INTS)
 #define SI_T_ALL (SI_T_NUMERIC | SI_T(SI_BOOL))
 
@@ -46,43 +49,181 @@ typedef struct si_kctx {
 
 typedef si_result (*si_op_fn)(si_kctx *c);
 
+#include "ops/oplist.h"
+
+/* Op identity: one id per line of oplist.h (SI_OP_CONV, ...), SI_OP_COUNT of them. */
+typedef enum si_op_id {
+#define SI_OP_ENUM_(id, name, domain) SI_OP_##id,
+    SI_OP_LIST(SI_OP_ENUM_)
+#undef SI_OP_ENUM_
+    SI_OP_COUNT
+} si_op_id;
+
+/* si_op_def.flags */
+enum {
+    SI_OPF_SHAPE_ONLY = 1u << 0, /* outputs depend only on input shapes: folded as soon as those are known */
+    SI_OPF_RANDOM = 1u << 1,     /* outputs are random: never folded into constants */
+    SI_OPF_SUBGRAPH = 1u << 2,   /* has graph attributes (control flow) */
+};
+
+#define SI_OP_TYPED_INPUTS 4 /* inputs with a type constraint in si_op_def.types; later ones: any type */
+
+/* One version of an op: the definition used for nodes whose opset lies in [since, until] (0 = open end). */
 typedef struct si_op_def {
-    const char *name;   /* ONNX op_type */
-    const char *domain; /* "" for ai.onnx */
-    uint32_t types;     /* accepted element types of input 0; 0 = any */
+    si_op_id id;
+    int since, until;
+    unsigned flags;                       /* SI_OPF_* */
+    uint32_t types[SI_OP_TYPED_INPUTS];   /* accepted element types of input k (SI_T masks); 0 = any */
     si_op_fn infer;
     si_op_fn run;
-    si_op_fn check;     /* optional: SI_OK or SI_ERR_UNSUPPORTED for this node (input dtypes known) */
+    si_op_fn check; /* optional: SI_OK or SI_ERR_UNSUPPORTED for this node (input dtypes known) */
 } si_op_def;
 
-/* Find an op definition by domain ("" or "ai.onnx" for the default) and type; NULL when unknown. */
-const si_op_def *si_op_find(const char *domain, const char *op_type);
-/* All op definitions, for listing. */
+/* A family file's definitions (its registration footer). */
+typedef struct si_op_table {
+    const si_op_def *defs;
+    int n;
+} si_op_table;
+
+/* Is n a node of op `id` (resolved, any version)? */
+static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n->op->id == id; }
+/* The lines of the table at the end of a family file (its registration footer):
+ *     SI_OP_DEF(CONV, SI_T_FLOATS, conv_infer, conv_run)                   one definition for every opset
+ *     SI_OP_VERSION(CLIP, 11, 0, SI_T_NUMERIC, infer_clip, run_clip)       opsets 11 and later (0: open end)
+ * TYPES: the element types input 0 accepts (0: any). Flags and checks: designated initializers. */
+#define SI_OP_DEF(ID, TYPES, INFER, RUN) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN}
+#define SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, INFER, RUN)                                                      \
+    {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN}
+/* The family's table from its array of definitions: const si_op_table si_ops_<fam>. */
+#define SI_OP_FAMILY(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs)}
+
+/* The definition of op `op_type` in `domain` ("" or "ai.onnx" for the default) whose opset range covers
+ * `opset`; NULL when safeinfer does not implement the op (or not for that opset). */
+const si_op_def *si_op_find(const char *domain, const char *op_type, int opset);
+/* The op's ONNX type name and domain ("" for the default domain). */
+const char *si_op_name(si_op_id id);
+const char *si_op_domain(si_op_id id);
+/* The id of a known op type, or -1. */
+int si_op_id_of(const char *domain, const char *op_type);
+/* Every definition, every version (a static array; *count receives its length). */
 const si_op_def *const *si_op_all(int *count);
 /* Can the reference kernels run this node with these input types? SI_OK or SI_ERR_UNSUPPORTED (message
  * names the op and the reason). Inputs may be descriptors without data. */
 si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const *in);
 
-/* ---- helpers for op authors ------------------------------------------------------------------------------ */
+/* ---- helpers for op authors (helpers.c) ------------------------------------------------------------------ */
+
+/* Input i, or NULL when absent (or past n_in); output k likewise. */
+static inline const si_tensor *si_in(const si_kctx *c, int i) { return (i >= 0 && i < c->n_in) ? c->in[i] : NULL; }
+static inline si_tensor *si_out(const si_kctx *c, int k) { return (k >= 0 && k < c->n_out) ? c->out[k] : NULL; }
+static inline int64_t si_count(const si_tensor *t) { return si_shape_count(t->ndim, t->dims); }
+/* An optional input that is present and has at least one element (empty tensors count as absent, which is
+ * how ONNX models spell "not given" for Resize's roi/scales and similar inputs). */
+static inline const si_tensor *si_in_nonempty(const si_kctx *c, int i) {
+    const si_tensor *t = si_in(c, i);
+    return t && si_count(t) > 0 ? t : NULL;
+}
+static inline size_t si_esize(const si_tensor *t) { return si_dtype_size(t->dtype); }
+/* Copy in's bytes into out (as many as both hold). */
+static inline void si_copy_data(si_tensor *out, const si_tensor *in) {
+    if (out->nbytes > 0 && in->data && out->data) memcpy(out->data, in->data, SI_MIN(out->nbytes, in->nbytes));
+}
+/* Increment a multi-index over dims[0..nd); returns false after the last one. */
+static inline bool si_next_index(int64_t *idx, const int64_t *dims, int nd) {
+    for (int d = nd - 1; d >= 0; d--) {
+        if (++idx[d] < dims[d]) return true;
+        idx[d] = 0;
+    }
+    return false;
+}
+/* Advance a multi-index over dims[0..nd) and the offset of its element in a tensor of strides str; false after
+ * the last one (idx and *off are back at 0). */
+static inline bool si_next_offset(int64_t *idx, const int64_t *dims, const int64_t *str, int nd, int64_t *off) {
+    for (int d = nd - 1; d >= 0; d--) {
+        idx[d]++;
+        *off += str[d];
+        if (idx[d] < dims[d]) return true;
+        *off -= str[d] * idx[d];
+        idx[d] = 0;
+    }
+    return false;
+}
+/* Integer division rounding toward -infinity / +infinity. */
+static inline int64_t si_floordiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+static inline int64_t si_ceildiv(int64_t a, int64_t b) { return -si_floordiv(-a, b); }
+
+/* Error naming the node: "Conv (node 'conv1'): <message>". */
+si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
+/* NO_MEM "out of memory", naming the node. */
+si_result si_op_nomem(const si_kctx *c);
+
+/* Input i present with a valid rank and, when need_data, its values known; else INVALID_ARG naming the input,
+ * or SI_SHAPE_DYNAMIC when only the values are missing (a tensor without elements always has them). */
+si_result si_need_input(const si_kctx *c, int i, bool need_data);
+/* Input 0 present and of a type in mask (what as for si_check_type): *x = input 0. The first lines of most ops. */
+si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x);
+/* dt is a stored type and, for a non-zero mask, in it; else UNSUPPORTED ("what: element type ..."; what may
+ * be NULL). */
+si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char *what);
+/* b has a's element type; else INVALID_ARG ("what has element type ..., expected ... like the first input"). */
+si_result si_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what);
+/* run(): every present input with elements carries data, every output with elements is allocated. */
+si_result si_run_ready(const si_kctx *c);
+/* The values of an integer tensor of rank <= 1 (`what` names it in errors: "input 'axes'"): into buf[cap],
+ * or into a new array (at least one slot; free with si_free). SI_SHAPE_DYNAMIC when they are not known. */
+si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, const char *what, int64_t *buf, int cap, int *n);
+si_result si_tensor_ints_alloc(const si_kctx *c, const si_tensor *t, const char *what, int64_t **vals, int64_t *n);
+/* A shape given as an input (Expand, ConstantOfShape): at most SI_MAX_DIMS non-negative integers. */
+si_result si_tensor_shape(const si_kctx *c, const si_tensor *t, const char *what, int64_t *dims, int *n);
+/* The single value (scalar or one-element tensor) of t as int64; INVALID_ARG otherwise. */
+si_result si_tensor_scalar_i64(const si_kctx *c, const si_tensor *t, const char *what, int64_t *v);
+/* INTS attribute `name` copied into buf[cap]: returns its length, -1 when the node has no such attribute; a
+ * length above cap copies nothing (the caller says what is wrong). Works on any node (devices use it too). */
+int si_attr_ints_copy(const si_node *n, const char *name, int64_t *buf, int cap);
+/* The same for op authors: *n = -1 when absent; INVALID_ARG when longer than cap. */
+si_result si_attr_ints_buf(const si_kctx *c, const char *name, int64_t *buf, int cap, int *n);
+/* The index in names[n] of string attribute `attr` (dflt when absent); INVALID_ARG "unsupported attr '...'". */
+si_result si_attr_choice(const si_kctx *c, const char *attr, const char *dflt, const char *const *names, int n,
+                         int *out);
+/* The axes of a node, from input 1 (the versions that take them as an input) or from attribute "axes" (the older
+ * versions): *n = -1 when they are not given. */
+si_result si_node_axes(const si_kctx *c, bool from_input, int64_t *axes, int cap, int *n);
+/* An INTS attribute of exactly n values; absent (or empty) gives n copies of dflt. */
+si_result si_attr_ints_n(const si_kctx *c, const char *name, int n, int64_t dflt, int64_t *out);
 
 /* Normalise an axis in [-rank, rank) to [0, rank); INVALID_ARG naming the node otherwise. */
 si_result si_axis(const si_kctx *c, int64_t axis, int rank, int *out);
-/* Numpy-style broadcast of two shapes; INVALID_ARG naming the node when incompatible. */
+/* A list of axes as a mask over rank dimensions; out of range or repeated axes are INVALID_ARG. */
+si_result si_axes_mask(const si_kctx *c, const int64_t *axes, int n, int rank, bool *mask);
+/* Product of dims[from..to). */
+int64_t si_prod(const int64_t *dims, int from, int to);
+/* Contiguous strides (in elements) of a shape. */
+void si_strides(int rank, const int64_t *dims, int64_t *str);
+/* Numpy-style broadcast of two shapes into out: returns the rank, or -1 - d when dimension d (of the result)
+ * is incompatible. Does not report: si_broadcast_shape below does, naming the node. */
+int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);
 si_result si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                              int64_t *out);
 /* Strides (in elements) of `in` when read with broadcasting into an output of rank `nout` and shape `out`:
  * 0 for broadcast dimensions. */
 void si_broadcast_strides(int nin, const int64_t *in, int nout, const int64_t *out, int64_t *strides);
-/* Set an output's type and shape. */
+/* t can be broadcast (numpy rules, one direction) to shape dims of rank r; else INVALID_ARG naming `what`. */
+si_result si_unibroadcast_check(const si_kctx *c, const si_tensor *t, int r, const int64_t *dims, const char *what);
+/* t's values broadcast to shape dims (rank r) as a new double array of prod(dims) values; NULL when out of
+ * memory. */
+double *si_broadcast_to_f64(const si_tensor *t, int r, const int64_t *dims);
+/* Set output k's type and shape (nothing when the output is absent). */
 si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims);
 /* Copy input i's type and shape to output k. */
 si_result si_same_as_input(si_kctx *c, int k, int i);
-/* Input i present (not NULL) and, when need_data, with data; else SI_SHAPE_DYNAMIC or INVALID_ARG. */
-si_result si_need_input(const si_kctx *c, int i, bool need_data);
-/* Read a 1-D (or scalar) integer tensor's values into a new array (caller frees with si_free). */
-si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, int64_t **vals, int *n);
-/* Error naming the node: "Conv (node 'conv1'): <message>". */
-si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
+
+/* A whole tensor converted to double / float / int64 (a new array of at least one element; NULL when out of memory),
+ * and back (rounding like ONNX Cast). */
+double *si_tensor_to_f64(const si_tensor *t);
+float *si_tensor_to_f32(const si_tensor *t);
+int64_t *si_tensor_to_i64(const si_tensor *t);
+void si_tensor_from_f64(si_tensor *t, const double *v);
+void si_tensor_from_f32(si_tensor *t, const float *v);
 
 /* Resize / Upsample geometry, shared by the reference kernel and by devices that implement Resize, so that
  * every device reads the attributes, scales/sizes and roi the same way. */
@@ -109,14 +250,27 @@ typedef struct si_resize {
     bool exclude_outside, antialias;
 } si_resize;
 
-/* The geometry of a Resize (any opset) or Upsample node. Needs the values of scales/sizes/roi:
- * SI_SHAPE_DYNAMIC when they are not known. INVALID_ARG for a malformed node. */
-si_result si_resize_prepare(si_kctx *c, bool upsample, si_resize *p);
+/* The interfaces of Resize and Upsample over the opsets: Upsample-7 (scales attribute), Upsample-9 and
+ * Resize-10 (inputs X and scales, modes nearest and linear), Resize-11 and later (roi, scales or sizes, every
+ * mode and coordinate transformation). */
+typedef enum si_resize_form { SI_RESIZE_SCALES_ATTR, SI_RESIZE_SCALES_INPUT, SI_RESIZE_FULL } si_resize_form;
+/* The interface of a resolved Resize or Upsample node (from the version its definition covers). */
+si_resize_form si_resize_form_of(const si_node *n);
+/* The geometry of a Resize or Upsample node. Needs the values of scales/sizes/roi: SI_SHAPE_DYNAMIC when they
+ * are not known. INVALID_ARG for a malformed node. */
+si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p);
+/* Interpolation taps per output coordinate along axis d (1 for nearest, and for an axis that is not resized). */
+int64_t si_resize_ntaps(const si_resize *p, int d);
+/* The input coordinate that output coordinate o maps to along axis d (coordinate_transformation_mode);
+ * *outside when it lies outside the crop box of tf_crop_and_resize (the output is the extrapolation value). */
+double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside);
+/* The si_resize_ntaps(p, d) taps of output coordinate o along axis d: input indices (clamped into the input)
+ * and weights (normalised where antialias or exclude_outside ask for it); *outside as for si_resize_coord. */
+void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *idx, double *w, bool *outside);
 
-/* Op groups: each file defines its ops in a table registered in ops.c. */
-extern const si_op_def *const si_ops_elementwise[];
-extern const si_op_def *const si_ops_nn[];
-extern const si_op_def *const si_ops_tensor[];
-extern const si_op_def *const si_ops_reduce[];
+/* The family tables (oplist.h's SI_OP_FAMILIES), collected by ops.c. */
+#define SI_OP_TABLE_DECL_(fam) extern const si_op_table si_ops_##fam;
+SI_OP_FAMILIES(SI_OP_TABLE_DECL_)
+#undef SI_OP_TABLE_DECL_
 
 #endif

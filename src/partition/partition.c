@@ -161,7 +161,9 @@ fail_keep:
 
 si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
     *out = NULL;
-    if (n_devs < 1 || n_devs > 64) return si_err(SI_ERR_INVALID_ARG, "partition: %d devices (1..64 allowed)", n_devs);
+    _Static_assert(SI_MAX_DEVICES <= 64, "si_submodel.capable is a 64-bit mask");
+    if (n_devs < 1 || n_devs > SI_MAX_DEVICES)
+        return si_err(SI_ERR_INVALID_ARG, "partition: %d devices (1..%d allowed)", n_devs, SI_MAX_DEVICES);
     int nn = g->n_nodes;
     si_result st = SI_OK;
     int *dev = si_malloc(sizeof(int) * ((size_t)nn + 1));

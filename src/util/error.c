@@ -7,12 +7,25 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#define SI_ERR_CAP 2048
 static _Thread_local char err_buf[SI_ERR_CAP];
 
 const char *si_last_error(void) { return err_buf; }
 
 void si_err_clear(void) { err_buf[0] = 0; }
+
+si_result si_error_save(si_error *e, si_result s) {
+    e->status = s;
+    if (s) memcpy(e->msg, err_buf, strnlen(err_buf, SI_ERR_CAP - 1) + 1);
+    else e->msg[0] = 0;
+    e->msg[SI_ERR_CAP - 1] = 0;
+    return s;
+}
+
+si_result si_error_restore(const si_error *e) {
+    if (e->msg != err_buf) memcpy(err_buf, e->msg, strnlen(e->msg, SI_ERR_CAP - 1) + 1);
+    err_buf[SI_ERR_CAP - 1] = 0;
+    return e->status;
+}
 
 si_result si_err(si_result s, const char *fmt, ...) {
     va_list ap;

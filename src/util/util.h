@@ -26,6 +26,21 @@ si_result si_err(si_result s, const char *fmt, ...) SI_PRINTF(2, 3);
 si_result si_err_wrap(si_result s, const char *fmt, ...) SI_PRINTF(2, 3);
 void si_err_clear(void);
 
+/* The capacity of the thread-local message (bytes, NUL included). */
+#define SI_ERR_CAP 2048
+/* A failure kept aside: its status and a copy of its message. The thread-local message belongs to one thread
+ * and is overwritten by the next failing call; a snapshot carries it across threads (a worker's failure to
+ * the caller) or past calls made before it is reported:
+ *     si_error e; si_error_save(&e, st);  ...other calls...  return si_error_restore(&e);   */
+typedef struct si_error {
+    si_result status;
+    char msg[SI_ERR_CAP];
+} si_error;
+/* Save status s with this thread's current message ("" for SI_OK). Returns s. */
+si_result si_error_save(si_error *e, si_result s);
+/* Make e this thread's current failure (message included). Returns e->status. */
+si_result si_error_restore(const si_error *e);
+
 /* ---- allocation: every allocation of the library goes through these ------------------------------------ */
 void *si_malloc(size_t n);
 void *si_calloc(size_t n, size_t size);

@@ -228,7 +228,7 @@ static inline bool fz_mutate_once(fz_rng *r, Onnx__ModelProto *m) {
         int count = 0;
         const si_op_def *const *all = si_op_all(&count);
         if (!count) return false;
-        fz_set_str(&g->node[fz_below(r, g->n_node)]->op_type, all[fz_below(r, (size_t)count)]->name);
+        fz_set_str(&g->node[fz_below(r, g->n_node)]->op_type, si_op_name(all[fz_below(r, (size_t)count)]->id));
         return true;
     }
     case 6: { /* a node's inputs: another value, an absent optional input, one more or one fewer */

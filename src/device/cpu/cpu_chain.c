@@ -40,7 +40,7 @@ static int single_consumer(const cpu_pb *b, int v, int *slot) {
     return -1;
 }
 
-static bool is_op(const si_node *n, const char *t) { return !n->domain[0] && !strcmp(n->op_type, t); }
+static bool is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
 
 static bool out_f32_like(const si_graph *g, const si_node *n, int v_like) {
     if (n->n_out < 1 || n->out[0] < 0) return false;
@@ -66,27 +66,27 @@ bool cpu_pd_is_ref(const_dnnl_primitive_desc_t pd) {
 // --- unary ops as oneDNN eltwise algorithms -------------------------------------------------------------------
 
 int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], float alpha[2], float beta[2]) {
-    if (n->domain[0] || n->n_out != 1) return 0;
-    const char *t = n->op_type;
+    if (n->domain[0] || n->n_out != 1 || !n->op) return 0;
+    const si_op_id t = n->op->id;
     alpha[0] = beta[0] = alpha[1] = beta[1] = 0;
-    if (!strcmp(t, "Relu")) { alg[0] = dnnl_eltwise_relu; return 1; }
-    if (!strcmp(t, "LeakyRelu")) { alg[0] = dnnl_eltwise_relu; alpha[0] = si_attr_float(n, "alpha", 0.01f); return 1; }
-    if (!strcmp(t, "Elu")) { alg[0] = dnnl_eltwise_elu; alpha[0] = si_attr_float(n, "alpha", 1.0f); return 1; }
-    if (!strcmp(t, "Sigmoid")) { alg[0] = dnnl_eltwise_logistic; return 1; }
-    if (!strcmp(t, "Tanh")) { alg[0] = dnnl_eltwise_tanh; return 1; }
-    if (!strcmp(t, "Exp")) { alg[0] = dnnl_eltwise_exp; return 1; }
+    if (t == SI_OP_RELU) { alg[0] = dnnl_eltwise_relu; return 1; }
+    if (t == SI_OP_LEAKY_RELU) { alg[0] = dnnl_eltwise_relu; alpha[0] = si_attr_float(n, "alpha", 0.01f); return 1; }
+    if (t == SI_OP_ELU) { alg[0] = dnnl_eltwise_elu; alpha[0] = si_attr_float(n, "alpha", 1.0f); return 1; }
+    if (t == SI_OP_SIGMOID) { alg[0] = dnnl_eltwise_logistic; return 1; }
+    if (t == SI_OP_TANH) { alg[0] = dnnl_eltwise_tanh; return 1; }
+    if (t == SI_OP_EXP) { alg[0] = dnnl_eltwise_exp; return 1; }
     /* not Log (oneDNN's log(1) is -1.4e-6) nor Softplus (no log1p: 1e-3 relative error below -8) */
-    if (!strcmp(t, "Sqrt")) { alg[0] = dnnl_eltwise_sqrt; return 1; }
-    if (!strcmp(t, "Abs")) { alg[0] = dnnl_eltwise_abs; return 1; }
-    if (!strcmp(t, "Neg")) { alg[0] = dnnl_eltwise_linear; alpha[0] = -1; return 1; }
-    if (!strcmp(t, "Mish")) { alg[0] = dnnl_eltwise_mish; return 1; }
-    if (!strcmp(t, "HardSwish")) { alg[0] = dnnl_eltwise_hardswish; return 1; }
-    if (!strcmp(t, "Gelu")) {
+    if (t == SI_OP_SQRT) { alg[0] = dnnl_eltwise_sqrt; return 1; }
+    if (t == SI_OP_ABS) { alg[0] = dnnl_eltwise_abs; return 1; }
+    if (t == SI_OP_NEG) { alg[0] = dnnl_eltwise_linear; alpha[0] = -1; return 1; }
+    if (t == SI_OP_MISH) { alg[0] = dnnl_eltwise_mish; return 1; }
+    if (t == SI_OP_HARD_SWISH) { alg[0] = dnnl_eltwise_hardswish; return 1; }
+    if (t == SI_OP_GELU) {
         const char *a = si_attr_str(n, "approximate", "none");
         alg[0] = !strcmp(a, "tanh") ? dnnl_eltwise_gelu_tanh : dnnl_eltwise_gelu_erf;
         return 1;
     }
-    if (!strcmp(t, "HardSigmoid")) { /* max(0, min(1, alpha*x + beta)) */
+    if (t == SI_OP_HARD_SIGMOID) { /* max(0, min(1, alpha*x + beta)) */
         alg[0] = dnnl_eltwise_linear;
         alpha[0] = si_attr_float(n, "alpha", 0.2f);
         beta[0] = si_attr_float(n, "beta", 0.5f);
@@ -95,7 +95,7 @@ int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], 
         beta[1] = 1;
         return 2;
     }
-    if (!strcmp(t, "Clip")) {
+    if (t == SI_OP_CLIP) {
         float lo = -FLT_MAX, hi = FLT_MAX;
         if (n->opset < 11) {
             lo = si_attr_float(n, "min", -FLT_MAX);
@@ -110,7 +110,7 @@ int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], 
         beta[0] = hi;
         return 1;
     }
-    if (!strcmp(t, "Pow")) {
+    if (t == SI_OP_POW) {
         float e;
         if (n->n_in != 2 || !const_scalar(g, n->in[1], &e)) return 0;
         if (e == 2.0f) { alg[0] = dnnl_eltwise_square; return 1; }
@@ -133,13 +133,13 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
         int first = pass ? c1 : c0, second = pass ? c0 : c1;
         const si_node *f = &g->nodes[first], *s = &g->nodes[second];
         /* x * Sigmoid(x), x * HardSigmoid(x) with alpha 1/6, beta 1/2 */
-        if ((is_op(f, "Sigmoid") || is_op(f, "HardSigmoid")) && is_op(s, "Mul") && f->n_out == 1 && out_f32_like(g, s, v)) {
+        if ((is_op(f, SI_OP_SIGMOID) || is_op(f, SI_OP_HARD_SIGMOID)) && is_op(s, SI_OP_MUL) && f->n_out == 1 && out_f32_like(g, s, v)) {
             int fv = f->out[0];
             if (single_consumer(b, fv, NULL) != second) continue;
             if (!((s->in[0] == v && s->in[1] == fv) || (s->in[1] == v && s->in[0] == fv))) continue;
-            if (is_op(f, "HardSigmoid") && !(near(si_attr_float(f, "alpha", 0.2f), 1.0f / 6) && near(si_attr_float(f, "beta", 0.5f), 0.5f)))
+            if (is_op(f, SI_OP_HARD_SIGMOID) && !(near(si_attr_float(f, "alpha", 0.2f), 1.0f / 6) && near(si_attr_float(f, "beta", 0.5f), 0.5f)))
                 continue;
-            *alg = is_op(f, "Sigmoid") ? dnnl_eltwise_swish : dnnl_eltwise_hardswish;
+            *alg = is_op(f, SI_OP_SIGMOID) ? dnnl_eltwise_swish : dnnl_eltwise_hardswish;
             *alpha = 1.0f;
             nodes[0] = first;
             nodes[1] = second;
@@ -148,32 +148,32 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
         }
         /* GELU: d = x / sqrt(2) (or x * 0.7071); a = Erf(d) + 1; y = 0.5 * x * a in one of three orders */
         float c;
-        if (!((is_op(f, "Div") && f->in[0] == v && const_scalar(g, f->in[1], &c) && near(c, 1.41421356f)) ||
-              (is_op(f, "Mul") && ((f->in[0] == v && const_scalar(g, f->in[1], &c)) || (f->in[1] == v && const_scalar(g, f->in[0], &c))) &&
+        if (!((is_op(f, SI_OP_DIV) && f->in[0] == v && const_scalar(g, f->in[1], &c) && near(c, 1.41421356f)) ||
+              (is_op(f, SI_OP_MUL) && ((f->in[0] == v && const_scalar(g, f->in[1], &c)) || (f->in[1] == v && const_scalar(g, f->in[0], &c))) &&
                near(c, 0.70710678f))))
             continue;
         int erf = single_consumer(b, f->out[0], NULL);
-        if (erf < 0 || !is_op(&g->nodes[erf], "Erf")) continue;
+        if (erf < 0 || !is_op(&g->nodes[erf], SI_OP_ERF)) continue;
         int add = single_consumer(b, g->nodes[erf].out[0], NULL);
-        if (add < 0 || !is_op(&g->nodes[add], "Add")) continue;
+        if (add < 0 || !is_op(&g->nodes[add], SI_OP_ADD)) continue;
         const si_node *an = &g->nodes[add];
         int e = g->nodes[erf].out[0];
         if (!((an->in[0] == e && const_scalar(g, an->in[1], &c)) || (an->in[1] == e && const_scalar(g, an->in[0], &c))) || c != 1.0f)
             continue;
         int a = an->out[0];
-        if (!is_op(s, "Mul")) continue;
+        if (!is_op(s, SI_OP_MUL)) continue;
         int sl;
         int m2;
         int res = -1;
         if ((s->in[0] == v && s->in[1] == a) || (s->in[1] == v && s->in[0] == a)) { /* m = x * a; y = m * 0.5 */
             if (single_consumer(b, a, NULL) != second) continue;
             m2 = single_consumer(b, s->out[0], &sl);
-            if (m2 < 0 || !is_op(&g->nodes[m2], "Mul") || !const_scalar(g, other_input(&g->nodes[m2], sl), &c) || c != 0.5f) continue;
+            if (m2 < 0 || !is_op(&g->nodes[m2], SI_OP_MUL) || !const_scalar(g, other_input(&g->nodes[m2], sl), &c) || c != 0.5f) continue;
             res = m2;
         } else if ((s->in[0] == v && const_scalar(g, s->in[1], &c)) || (s->in[1] == v && const_scalar(g, s->in[0], &c))) {
             if (c != 0.5f) continue; /* h = x * 0.5; y = h * a */
             m2 = single_consumer(b, s->out[0], &sl);
-            if (m2 < 0 || !is_op(&g->nodes[m2], "Mul") || other_input(&g->nodes[m2], sl) != a) continue;
+            if (m2 < 0 || !is_op(&g->nodes[m2], SI_OP_MUL) || other_input(&g->nodes[m2], sl) != a) continue;
             if (single_consumer(b, a, NULL) != m2) continue;
             res = m2;
         } else {
@@ -276,12 +276,22 @@ static bool per_channel(const cpu_chain *c, const si_tensor *t, float *vals) {
     return true;
 }
 
+/* Give the chain an identity per-channel affine (scale 1, shift 0) unless it has one. On allocation failure
+ * the chain is left as it was (no half-made affine that a later fold would take as initialised). */
 static bool ensure_affine(cpu_chain *c) {
-    if (c->scale) return true;
-    c->scale = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
-    c->shift = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
-    if (!c->scale || !c->shift) return false;
-    for (int64_t k = 0; k < c->n_ch; k++) c->scale[k] = 1, c->shift[k] = 0;
+    if (c->scale && c->shift) return true;
+    float *scale = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
+    float *shift = si_malloc(sizeof(float) * (size_t)(c->n_ch + 1));
+    if (!scale || !shift) {
+        si_free(scale);
+        si_free(shift);
+        return false;
+    }
+    for (int64_t k = 0; k < c->n_ch; k++) scale[k] = 1, shift[k] = 0;
+    si_free(c->scale);
+    si_free(c->shift);
+    c->scale = scale;
+    c->shift = shift;
     return true;
 }
 
@@ -318,13 +328,14 @@ static bool add_po(cpu_chain *c, cpu_po_kind kind, dnnl_alg_kind_t alg, float al
     return true;
 }
 
-static dnnl_alg_kind_t binary_alg(const char *t) {
-    if (!strcmp(t, "Add") || !strcmp(t, "Sum")) return dnnl_binary_add; /* Sum of two inputs */
-    if (!strcmp(t, "Sub")) return dnnl_binary_sub;
-    if (!strcmp(t, "Mul")) return dnnl_binary_mul;
-    if (!strcmp(t, "Div")) return dnnl_binary_div;
-    if (!strcmp(t, "Max")) return dnnl_binary_max;
-    if (!strcmp(t, "Min")) return dnnl_binary_min;
+static dnnl_alg_kind_t binary_alg(const si_node *n) {
+    const int t = n->op ? (int)n->op->id : -1;
+    if (t == SI_OP_ADD || t == SI_OP_SUM) return dnnl_binary_add; /* Sum of two inputs */
+    if (t == SI_OP_SUB) return dnnl_binary_sub;
+    if (t == SI_OP_MUL) return dnnl_binary_mul;
+    if (t == SI_OP_DIV) return dnnl_binary_div;
+    if (t == SI_OP_MAX) return dnnl_binary_max;
+    if (t == SI_OP_MIN) return dnnl_binary_min;
     return dnnl_alg_kind_undef;
 }
 
@@ -354,11 +365,11 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     int save_po = c->n_po;
     bool no_po = c->n_po == 0;
     /* folds into the weights */
-    if (no_po && c->ch_axis >= 0 && is_op(n, "BatchNormalization") && slot == 0) {
+    if (no_po && c->ch_axis >= 0 && is_op(n, SI_OP_BATCH_NORMALIZATION) && slot == 0) {
         if (fold_bn(b, c, n)) return add_group(c, &nn, 1, n->out[0], true, "BatchNormalization");
         return false;
     }
-    dnnl_alg_kind_t balg = binary_alg(n->op_type);
+    dnnl_alg_kind_t balg = binary_alg(n);
     if (balg != dnnl_alg_kind_undef && !n->domain[0] && n->n_in == 2) {
         int other = other_input(n, slot);
         if (other < 0 || other == v) return false;

@@ -25,7 +25,7 @@
 
 static si_result unsupported(void) { return SI_ERR_UNSUPPORTED; }
 
-static bool is_op(const si_node *n, const char *t) { return !n->domain[0] && !strcmp(n->op_type, t); }
+static bool is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
 
 static bool out_f32_static(const si_graph *g, const si_node *n) {
     if (n->n_out < 1 || n->out[0] < 0) return false;
@@ -79,12 +79,12 @@ static si_result finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd,
 // --- zero-copy views --------------------------------------------------------------------------------------
 
 static bool is_view_op(const si_graph *g, const si_node *n) {
-    const char *t = n->op_type;
-    if (n->domain[0]) return false;
-    if (!strcmp(t, "Reshape") || !strcmp(t, "Flatten") || !strcmp(t, "Squeeze") || !strcmp(t, "Unsqueeze") ||
-        !strcmp(t, "Identity"))
+    if (n->domain[0] || !n->op) return false;
+    const si_op_id t = n->op->id;
+    if (t == SI_OP_RESHAPE || t == SI_OP_FLATTEN || t == SI_OP_SQUEEZE || t == SI_OP_UNSQUEEZE ||
+        t == SI_OP_IDENTITY)
         return n->n_out == 1;
-    if (!strcmp(t, "Dropout")) { /* inference: output = input, the mask must not be asked for */
+    if (t == SI_OP_DROPOUT) { /* inference: output = input, the mask must not be asked for */
         if (n->n_out > 1 && n->out[1] >= 0) return false;
         if (n->n_in > 2 && n->in[2] >= 0) {
             const si_tensor *tm = g->values[n->in[2]].const_val;
@@ -490,7 +490,7 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
         int cn = cpu_pb_consumer(b, y, 0);
         const si_node *t = &g->nodes[cn];
         int np;
-        const int64_t *pp = is_op(t, "Transpose") ? si_attr_ints(t, "perm", &np) : NULL;
+        const int64_t *pp = is_op(t, SI_OP_TRANSPOSE) ? si_attr_ints(t, "perm", &np) : NULL;
         if (pp && np == r && t->out[0] >= 0 && cpu_value_static(&g->values[t->out[0]])) {
             tn = cn;
             for (int i = 0; i < r; i++) perm[i] = pp[i];
@@ -705,8 +705,9 @@ static si_result lower_pool(cpu_pb *b, int n) {
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || Y->ndim != r) return unsupported();
-    bool global = !strncmp(nd->op_type, "Global", 6);
-    bool is_max = strstr(nd->op_type, "Max") != NULL;
+    const si_op_id t = nd->op->id;
+    bool global = t == SI_OP_GLOBAL_AVERAGE_POOL || t == SI_OP_GLOBAL_MAX_POOL;
+    bool is_max = t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL;
     int64_t kern[3], stride[3], dil[3], kext[3], pl[3], pr[3];
     dnnl_alg_kind_t alg = dnnl_pooling_max;
     if (global) {
@@ -870,9 +871,9 @@ static si_result lower_binary(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in != 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
-    const char *t = nd->op_type;
-    dnnl_alg_kind_t alg = !strcmp(t, "Add") || !strcmp(t, "Sum") ? dnnl_binary_add : !strcmp(t, "Sub") ? dnnl_binary_sub : !strcmp(t, "Mul") ? dnnl_binary_mul
-                        : !strcmp(t, "Div") ? dnnl_binary_div : !strcmp(t, "Max") ? dnnl_binary_max : dnnl_binary_min;
+    const si_op_id t = nd->op->id;
+    dnnl_alg_kind_t alg = t == SI_OP_ADD || t == SI_OP_SUM ? dnnl_binary_add : t == SI_OP_SUB ? dnnl_binary_sub : t == SI_OP_MUL ? dnnl_binary_mul
+                        : t == SI_OP_DIV ? dnnl_binary_div : t == SI_OP_MAX ? dnnl_binary_max : dnnl_binary_min;
     bool commutative = alg != dnnl_binary_sub && alg != dnnl_binary_div;
     const si_val *Y = &g->values[nd->out[0]];
     int va = nd->in[0], vb = nd->in[1];
@@ -1006,7 +1007,7 @@ static si_result lower_softmax(cpu_pb *b, int n) {
     dnnl_memory_desc_t md;
     cpu_md_plain(&md, nd2, dims);
     dnnl_softmax_v2_desc_t sd;
-    bool is_log = is_op(nd, "LogSoftmax");
+    bool is_log = is_op(nd, SI_OP_LOG_SOFTMAX);
     dnnl_status_t ds = dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference, is_log ? dnnl_softmax_log : dnnl_softmax_accurate, &md, &md, ax);
     if (ds != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;
@@ -1082,7 +1083,7 @@ static int only_consumer(const cpu_pb *b, int v) {
 }
 
 static bool last_axis_mean(const si_graph *g, const si_node *n, int r) {
-    if (!is_op(n, "ReduceMean") || !si_attr_int(n, "keepdims", 1) || n->n_out != 1) return false;
+    if (!is_op(n, SI_OP_REDUCE_MEAN) || !si_attr_int(n, "keepdims", 1) || n->n_out != 1) return false;
     int na = 0;
     const int64_t *ax = si_attr_ints(n, "axes", &na);
     const si_tensor *t = cpu_const_input(g, n, 1);
@@ -1103,7 +1104,7 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     if (r < 1 || !last_axis_mean(g, rm1, r) || b->n_consumers[x] != 2 || cpu_value_is_output(g, rm1->out[0])) return unsupported();
     int nodes[10], nn = 0;
     int sub = only_consumer(b, rm1->out[0]);
-    if (sub < 0 || !is_op(&g->nodes[sub], "Sub") || g->nodes[sub].in[0] != x || g->nodes[sub].in[1] != rm1->out[0]) return unsupported();
+    if (sub < 0 || !is_op(&g->nodes[sub], SI_OP_SUB) || g->nodes[sub].in[0] != x || g->nodes[sub].in[1] != rm1->out[0]) return unsupported();
     nodes[nn++] = sub;
     int d = g->nodes[sub].out[0];
     if (b->n_consumers[d] != 2 || cpu_value_is_output(g, d)) return unsupported();
@@ -1115,12 +1116,12 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
         const si_node *cn = &g->nodes[c];
         float e;
         const si_tensor *et = cpu_const_input(g, cn, 1);
-        if (is_op(cn, "Pow") && cn->in[0] == d && et && et->dtype == SI_F32 && si_shape_count(et->ndim, et->dims) == 1 &&
+        if (is_op(cn, SI_OP_POW) && cn->in[0] == d && et && et->dtype == SI_F32 && si_shape_count(et->ndim, et->dims) == 1 &&
             (e = *(const float *)et->data) == 2.0f)
             sq = c;
-        else if (is_op(cn, "Mul") && cn->in[0] == d && cn->in[1] == d)
+        else if (is_op(cn, SI_OP_MUL) && cn->in[0] == d && cn->in[1] == d)
             sq = c;
-        else if (is_op(cn, "Div") && cn->in[0] == d)
+        else if (is_op(cn, SI_OP_DIV) && cn->in[0] == d)
             dv = c;
     }
     if (sq < 0 || dv < 0 || c0 == c1) return unsupported();
@@ -1129,7 +1130,7 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     if (rm2 < 0 || !last_axis_mean(g, &g->nodes[rm2], r)) return unsupported();
     nodes[nn++] = rm2;
     int ad = only_consumer(b, g->nodes[rm2].out[0]);
-    if (ad < 0 || !is_op(&g->nodes[ad], "Add")) return unsupported();
+    if (ad < 0 || !is_op(&g->nodes[ad], SI_OP_ADD)) return unsupported();
     const si_node *adn = &g->nodes[ad];
     int ev = adn->in[0] == g->nodes[rm2].out[0] ? adn->in[1] : adn->in[0];
     const si_tensor *et = g->values[ev].const_val;
@@ -1137,7 +1138,7 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     float eps = *(const float *)et->data;
     nodes[nn++] = ad;
     int sqrt_n = only_consumer(b, adn->out[0]);
-    if (sqrt_n < 0 || !is_op(&g->nodes[sqrt_n], "Sqrt")) return unsupported();
+    if (sqrt_n < 0 || !is_op(&g->nodes[sqrt_n], SI_OP_SQRT)) return unsupported();
     nodes[nn++] = sqrt_n;
     if (only_consumer(b, g->nodes[sqrt_n].out[0]) != dv || g->nodes[dv].in[1] != g->nodes[sqrt_n].out[0]) return unsupported();
     nodes[nn++] = dv;
@@ -1146,7 +1147,7 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     const float *gamma = NULL, *beta = NULL;
     int gamma_v = -1, beta_v = -1;
     int m = only_consumer(b, out);
-    if (m >= 0 && is_op(&g->nodes[m], "Mul")) {
+    if (m >= 0 && is_op(&g->nodes[m], SI_OP_MUL)) {
         const si_node *mn = &g->nodes[m];
         int gv = mn->in[0] == out ? mn->in[1] : mn->in[0];
         const si_tensor *t = g->values[gv].const_val;
@@ -1156,7 +1157,7 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
             nodes[nn++] = m;
             out = mn->out[0];
             int a2 = only_consumer(b, out);
-            if (a2 >= 0 && is_op(&g->nodes[a2], "Add")) {
+            if (a2 >= 0 && is_op(&g->nodes[a2], SI_OP_ADD)) {
                 const si_node *an = &g->nodes[a2];
                 int bv = an->in[0] == out ? an->in[1] : an->in[0];
                 const si_tensor *bt = g->values[bv].const_val;
@@ -1293,7 +1294,7 @@ static si_result lower_transpose(cpu_pb *b, int n) {
     bool all_matmul = b->n_consumers[nd->out[0]] > 0 && !cpu_value_is_output(g, nd->out[0]);
     for (int k = 0; all_matmul && k < b->n_consumers[nd->out[0]]; k++) {
         int cn = cpu_pb_consumer(b, nd->out[0], k);
-        all_matmul = cn >= 0 && is_op(&g->nodes[cn], "MatMul") && r >= 3;
+        all_matmul = cn >= 0 && is_op(&g->nodes[cn], SI_OP_MATMUL) && r >= 3;
     }
     if (all_matmul && !b->no_fusion) {
         if (cpu_pb_strided_view(b, nd->out[0], src, &smd) < 0) return SI_ERR_NO_MEM;
@@ -1321,29 +1322,57 @@ static si_result lower_transpose(cpu_pb *b, int n) {
 
 // --- entry -------------------------------------------------------------------------------------------------
 
+/* The lowering of each op oneDNN takes; NULL: the reference kernel runs it. */
+typedef si_result (*lower_fn)(cpu_pb *b, int n);
+static const lower_fn lowerers[SI_OP_COUNT] = {
+    [SI_OP_CONV] = lower_conv,
+    [SI_OP_CONV_TRANSPOSE] = lower_convtranspose,
+    [SI_OP_MATMUL] = lower_matmul,
+    [SI_OP_GEMM] = lower_gemm,
+    [SI_OP_MAX_POOL] = lower_pool,
+    [SI_OP_AVERAGE_POOL] = lower_pool,
+    [SI_OP_GLOBAL_AVERAGE_POOL] = lower_pool,
+    [SI_OP_GLOBAL_MAX_POOL] = lower_pool,
+    [SI_OP_BATCH_NORMALIZATION] = lower_batchnorm,
+    [SI_OP_SOFTMAX] = lower_softmax,
+    [SI_OP_LOG_SOFTMAX] = lower_softmax,
+    [SI_OP_LAYER_NORMALIZATION] = lower_layernorm,
+    [SI_OP_REDUCE_MEAN] = lower_layernorm_pattern, /* the first node of a written-out LayerNormalization */
+    [SI_OP_LRN] = lower_lrn,
+    [SI_OP_CONCAT] = lower_concat,
+    [SI_OP_TRANSPOSE] = lower_transpose,
+    [SI_OP_ADD] = lower_binary,
+    [SI_OP_SUB] = lower_binary,
+    [SI_OP_MUL] = lower_binary,
+    [SI_OP_DIV] = lower_binary,
+    [SI_OP_MAX] = lower_binary,
+    [SI_OP_MIN] = lower_binary,
+    [SI_OP_SUM] = lower_binary,
+    /* the unary ops cpu_eltwise_of (cpu_chain.c) maps onto oneDNN eltwise algorithms */
+    [SI_OP_RELU] = lower_eltwise,
+    [SI_OP_LEAKY_RELU] = lower_eltwise,
+    [SI_OP_ELU] = lower_eltwise,
+    [SI_OP_SIGMOID] = lower_eltwise,
+    [SI_OP_TANH] = lower_eltwise,
+    [SI_OP_EXP] = lower_eltwise,
+    [SI_OP_SQRT] = lower_eltwise,
+    [SI_OP_ABS] = lower_eltwise,
+    [SI_OP_NEG] = lower_eltwise,
+    [SI_OP_MISH] = lower_eltwise,
+    [SI_OP_HARD_SWISH] = lower_eltwise,
+    [SI_OP_GELU] = lower_eltwise,
+    [SI_OP_HARD_SIGMOID] = lower_eltwise,
+    [SI_OP_CLIP] = lower_eltwise,
+    [SI_OP_POW] = lower_eltwise,
+};
+
 si_result cpu_lower_node(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
     if (!nd->op || nd->domain[0]) return unsupported();
     if (is_view_op(b->g, nd)) return lower_view(b, n);
-    const char *t = nd->op_type;
     bool done;
     si_result s = lower_pattern(b, n, &done);
     if (s || done) return s;
-    if (!strcmp(t, "Conv")) return lower_conv(b, n);
-    if (!strcmp(t, "ConvTranspose")) return lower_convtranspose(b, n);
-    if (!strcmp(t, "MatMul")) return lower_matmul(b, n);
-    if (!strcmp(t, "Gemm")) return lower_gemm(b, n);
-    if (!strcmp(t, "MaxPool") || !strcmp(t, "AveragePool") || !strcmp(t, "GlobalAveragePool") || !strcmp(t, "GlobalMaxPool"))
-        return lower_pool(b, n);
-    if (!strcmp(t, "BatchNormalization")) return lower_batchnorm(b, n);
-    if (!strcmp(t, "Softmax") || !strcmp(t, "LogSoftmax")) return lower_softmax(b, n);
-    if (!strcmp(t, "LayerNormalization")) return lower_layernorm(b, n);
-    if (!strcmp(t, "ReduceMean")) return lower_layernorm_pattern(b, n);
-    if (!strcmp(t, "LRN")) return lower_lrn(b, n);
-    if (!strcmp(t, "Concat")) return lower_concat(b, n);
-    if (!strcmp(t, "Transpose")) return lower_transpose(b, n);
-    if (!strcmp(t, "Add") || !strcmp(t, "Sub") || !strcmp(t, "Mul") || !strcmp(t, "Div") || !strcmp(t, "Max") || !strcmp(t, "Min") ||
-        !strcmp(t, "Sum"))
-        return lower_binary(b, n);
-    return lower_eltwise(b, n);
+    lower_fn f = lowerers[nd->op->id];
+    return f ? f(b, n) : unsupported();
 }

@@ -10,12 +10,17 @@
  * storage: graph inputs have their own per-request buffer, constants are uploaded once and shared by all
  * requests, and intermediates are packed into a few per-request buffers by liveness (a buffer is reused
  * once the last node that reads its value has run). The kernels are built (clBuildProgram) here, so a
- * driver's compiler error is a compile failure.
+ * driver's compiler error is a compile failure; the built program is kept and shared by later compiles with
+ * the same device and build options (see "Programs").
  *
  * Requests: each owns a command queue, its buffers and one kernel object per step with the arguments set
  * once, so requests are independent and may run on different threads at the same time. Inference
  * uploads the inputs, enqueues the steps, downloads the outputs and waits; host<->device copies happen
  * only at the model's inputs and outputs.
+ *
+ * PoCL: on PoCL's CPU devices the first inference of each compiled model runs alone (no other inference of
+ * any OCL model in flight); later ones run side by side. This works around a PoCL bug that aborted the
+ * process; see "PoCL's kernel cache" below.
  */
 #include "device/ocl/ocl.h"
 
@@ -90,6 +95,7 @@ typedef struct ocl_dev {
     char build_opts[96];
     int c_version;     /* OpenCL C version of the device's compiler, e.g. 120 */
     cl_context ctx;    /* created by the first compile, under g_lock; never released (process singleton) */
+    bool pocl;         /* a PoCL platform: first inferences of compiled models run alone (see below) */
 } ocl_dev;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -121,6 +127,7 @@ static void add_device(cl_platform_id plat, cl_device_id id, cl_device_type type
     if (clGetPlatformInfo(plat, CL_PLATFORM_NAME, sizeof pn, pn, NULL) != CL_SUCCESS) pn[0] = 0;
     pn[sizeof pn - 1] = 0;
     snprintf(d->desc, sizeof d->desc, "%s (%s)", dn, pn);
+    d->pocl = strstr(pn, "Portable Computing Language") != NULL;
     size_t max_wg = 1;
     size_t items[3] = {1, 1, 1};
     cl_ulong max_alloc = 0;
@@ -199,6 +206,11 @@ si_result si_device_ocl_get(int index, si_device **out) {
     return SI_OK;
 }
 
+bool si_device_ocl_is_gpu_or_accelerator(const si_device *d) {
+    const ocl_dev *od = d && d->iface == &ocl_iface ? d->ctx : NULL;
+    return od && (od->type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
+}
+
 static si_result dev_context(ocl_dev *d, cl_context *out) {
     pthread_mutex_lock(&g_lock);
     si_result s = SI_OK;
@@ -217,6 +229,69 @@ static si_result dev_context(ocl_dev *d, cl_context *out) {
     *out = d->ctx;
     pthread_mutex_unlock(&g_lock);
     return s;
+}
+
+// --- PoCL's kernel cache ---------------------------------------------------------------------------------------
+/*
+ * PoCL's CPU devices keep one process-wide cache of loaded kernel binaries, an entry per kernel (program
+ * source, build options, device, kernel name), local size and widest grid. A launch takes a reference on the
+ * first entry that fits it, or makes a new one when its grid is wider than every entry's; its release looks
+ * the entry up again by kernel and local size only and takes the most recently used one, which need not be
+ * the entry the launch took. While launches of the same kernel and local size run at once from several queues,
+ * a launch with a wider grid than any before makes a new entry; the launches already running then release it
+ * instead of their own, its count drops to zero while it is in use, and PoCL aborts the whole process
+ * ("pocl_release_dlhandle_cache: Assertion `found->ref_count > 0' failed", PoCL 3.1; a standalone OpenCL
+ * program with one kernel object and one queue per thread aborts the same way). It is not about shared
+ * objects: every request has its own queue and kernel objects (clSetKernelArg on them is per request).
+ *
+ * New entries are made only by launches of a kernel, local size and grid that the process has not run before,
+ * and the launches of a compiled model are the same in every inference. So the first inference of each
+ * compiled model runs alone (it waits until no OCL inference is in flight, and none starts meanwhile), and
+ * every later one finds its entries made and runs side by side with the others. Entries stay: PoCL frees only
+ * entries with no references and only beyond 128 entries, and the entry a launch used keeps a reference after
+ * it (3.1 takes two per launch and gives one back). The gate is process-wide because the cache is.
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int shared;        /* inferences in flight side by side */
+    bool alone;        /* an inference that must run alone is in flight */
+    int waiting_alone; /* inferences waiting to run alone: new side-by-side ones wait behind them */
+} g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0};
+
+/* Enter before the first upload of an inference of a model whose flag is *warm; true: it runs alone. An
+ * inference that waits to run alone runs side by side instead when the model got warm meanwhile (another
+ * request of it ran first), so that the requests of a new model wait for one inference, not one each. */
+static bool gate_enter(const atomic_bool *warm) {
+    pthread_mutex_lock(&g_gate.mu);
+    bool alone = !atomic_load(warm);
+    if (alone) {
+        g_gate.waiting_alone++;
+        while ((g_gate.alone || g_gate.shared) && !atomic_load(warm)) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+        g_gate.waiting_alone--;
+        alone = !atomic_load(warm);
+        g_gate.alone = alone;
+        if (!alone) pthread_cond_broadcast(&g_gate.cv); /* side-by-side ones may wait for waiting_alone to drop */
+    }
+    if (!alone) {
+        while (g_gate.alone || g_gate.waiting_alone) pthread_cond_wait(&g_gate.cv, &g_gate.mu);
+        g_gate.shared++;
+    }
+    pthread_mutex_unlock(&g_gate.mu);
+    return alone;
+}
+
+/* Leave; `ran` (for an inference that ran alone): every step ran, so the model is warm from now on. */
+static void gate_leave(bool alone, atomic_bool *warm, bool ran) {
+    pthread_mutex_lock(&g_gate.mu);
+    if (alone) {
+        g_gate.alone = false;
+        if (ran) atomic_store(warm, true);
+    } else {
+        g_gate.shared--;
+    }
+    pthread_cond_broadcast(&g_gate.cv);
+    pthread_mutex_unlock(&g_gate.mu);
 }
 
 // --- the compiled model -------------------------------------------------------------------------------------
@@ -255,6 +330,7 @@ struct ocl_build {
     si_port *in_ports, *out_ports;
     ocl_icheck *ichecks;   /* index inputs checked on the host before each inference */
     int n_ichecks;
+    atomic_bool warm;      /* PoCL: every step has run once (see "PoCL's kernel cache") */
 };
 
 typedef ocl_build ocl_mdl;
@@ -466,6 +542,24 @@ static void build_log(cl_program prog, cl_device_id dev, char *out, size_t n) {
     si_free(log);
 }
 
+/*
+ * Programs: one built program per device and build options, kept for the life of the process (like the
+ * context) and shared by every compiled model built with them; each request creates its own kernel objects
+ * from it (clCreateKernel is thread-safe; only clSetKernelArg on one kernel object is not). Building and
+ * releasing a program per compile made PoCL 3.1 keep ~5 KiB per build for good (tests/pocl/program_rss.c
+ * shows it with plain OpenCL), so a fail-back loop that recompiles OCL again and again grew without bound.
+ * At most OCL_MAX_PROGRAMS are kept; beyond that (many distinct "ocl.build_options") a compiled model builds
+ * its own and releases it when freed.
+ */
+#define OCL_MAX_PROGRAMS 8
+static struct {
+    const ocl_dev *dev;
+    char opts[512];
+    cl_program prog; /* the cache's reference */
+} g_progs[OCL_MAX_PROGRAMS];
+static int g_n_progs;
+static pthread_mutex_t g_prog_lock = PTHREAD_MUTEX_INITIALIZER; /* held while building: one build per key */
+
 static si_result build_program(ocl_mdl *m, const si_options *opts) {
     ocl_dev *d = m->dev;
     if (!d->compiler)
@@ -473,25 +567,41 @@ static si_result build_program(ocl_mdl *m, const si_options *opts) {
     if (d->c_version < 120)
         return si_err(SI_ERR_UNSUPPORTED, "%s compiles OpenCL C %d.%d; the kernels need OpenCL C 1.2", d->desc, d->c_version / 100,
                       d->c_version / 10 % 10);
+    char bopts[512];
+    const char *extra = si_options_get(opts, "ocl.build_options");
+    if ((size_t)snprintf(bopts, sizeof bopts, "%s%s%s", d->build_opts, extra ? " " : "", extra ? extra : "") >= sizeof bopts)
+        return si_err(SI_ERR_INVALID_ARG, "ocl.build_options is too long (%zu characters; at most %zu)", extra ? strlen(extra) : 0,
+                      sizeof bopts - 2 - strlen(d->build_opts));
+    pthread_mutex_lock(&g_prog_lock);
+    for (int i = 0; i < g_n_progs; i++)
+        if (g_progs[i].dev == d && !strcmp(g_progs[i].opts, bopts)) {
+            cl_int e = clRetainProgram(g_progs[i].prog);
+            if (e == CL_SUCCESS) m->prog = g_progs[i].prog;
+            pthread_mutex_unlock(&g_prog_lock);
+            return e == CL_SUCCESS ? SI_OK : ocl_cl_err(e, "retaining the kernel program");
+        }
+    si_result s = SI_OK;
     cl_int e;
     m->prog = clCreateProgramWithSource(m->ctx, (cl_uint)si_ocl_kernel_n_lines, (const char **)si_ocl_kernel_lines, NULL, &e);
     if (e != CL_SUCCESS) {
         m->prog = NULL;
-        return ocl_cl_err(e, "creating the kernel program");
-    }
-    char bopts[512];
-    const char *extra = si_options_get(opts, "ocl.build_options");
-    snprintf(bopts, sizeof bopts, "%s%s%s", d->build_opts, extra ? " " : "", extra ? extra : "");
-    e = clBuildProgram(m->prog, 1, &d->id, bopts, NULL, NULL);
-    if (e != CL_SUCCESS) {
+        s = ocl_cl_err(e, "creating the kernel program");
+    } else if ((e = clBuildProgram(m->prog, 1, &d->id, bopts, NULL, NULL)) != CL_SUCCESS) {
         char log[1024];
         build_log(m->prog, d->id, log, sizeof log);
         if (e == CL_BUILD_PROGRAM_FAILURE || e == CL_INVALID_BUILD_OPTIONS || e == CL_COMPILER_NOT_AVAILABLE)
-            return si_err(SI_ERR_DEVICE, "building the kernels for %s failed (%s): %s", d->desc, ocl_cl_err_name(e),
-                          log[0] ? log : "(empty build log)");
-        return ocl_cl_err(e, "building the kernels");
+            s = si_err(SI_ERR_DEVICE, "building the kernels for %s failed (%s): %s", d->desc, ocl_cl_err_name(e),
+                       log[0] ? log : "(empty build log)");
+        else
+            s = ocl_cl_err(e, "building the kernels");
+    } else if (g_n_progs < OCL_MAX_PROGRAMS && clRetainProgram(m->prog) == CL_SUCCESS) {
+        g_progs[g_n_progs].dev = d;
+        snprintf(g_progs[g_n_progs].opts, sizeof g_progs[g_n_progs].opts, "%s", bopts);
+        g_progs[g_n_progs].prog = m->prog;
+        g_n_progs++;
     }
-    return SI_OK;
+    pthread_mutex_unlock(&g_prog_lock);
+    return s;
 }
 
 static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
@@ -753,9 +863,11 @@ static si_result req_infer(si_ireq *r_) {
         }
     }
     atomic_store(&r->cancel, 0);
+    bool gated = m->dev->pocl, alone = gated && gate_enter(&m->warm);
     cl_int e = CL_SUCCESS;
     const char *what = "";
     char what_buf[256];
+    si_result internal = SI_OK;
     for (int i = 0; i < m->base.n_inputs && e == CL_SUCCESS; i++) {
         const si_tensor *t = r->bound[i];
         if (!r->inbufs[i] || !t->nbytes) continue;
@@ -776,7 +888,7 @@ static si_result req_infer(si_ireq *r_) {
             what = what_buf;
         }
     }
-    for (int k = 0; k < m->base.n_outputs && e == CL_SUCCESS && !aborted; k++) {
+    for (int k = 0; k < m->base.n_outputs && e == CL_SUCCESS && !aborted && !internal; k++) {
         si_tensor *o = r->outs[k];
         int v = g->outputs[k];
         int root = root_of(m, v);
@@ -790,11 +902,16 @@ static si_result req_infer(si_ireq *r_) {
             continue;
         }
         cl_mem b = value_buf(r, m, v);
-        if (!b) return si_err(SI_ERR_INTERNAL, "output '%s' has no buffer", m->out_ports[k].name);
+        if (!b) {
+            internal = si_err(SI_ERR_INTERNAL, "output '%s' has no buffer", m->out_ports[k].name);
+            break;
+        }
         e = clEnqueueReadBuffer(r->q, b, CL_FALSE, 0, o->nbytes, o->data, 0, NULL, NULL);
         what = "downloading an output";
     }
-    cl_int fe = clFinish(r->q);
+    cl_int fe = clFinish(r->q); /* always, so that nothing of this inference is still running after it */
+    if (gated) gate_leave(alone, &m->warm, e == CL_SUCCESS && fe == CL_SUCCESS && !aborted && !internal);
+    if (internal) return internal;
     if (e != CL_SUCCESS) return ocl_cl_err(e, what);
     if (fe != CL_SUCCESS) return ocl_cl_err(fe, "waiting for the device");
     if (aborted) return si_err(SI_ERR_ABORTED, "inference was cancelled");
@@ -920,6 +1037,7 @@ static si_result ocl_compile(si_device *d_, const si_graph *src, const si_option
     *out = NULL;
     ocl_mdl *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "out of memory");
+    atomic_init(&m->warm, false);
     m->base.iface = &model_iface;
     m->base.device = d->name;
     m->dev = d;

@@ -1,35 +1,32 @@
 /*
- * ocl_ops.c — the OCL device's op planners. For one node, a planner checks what the node needs (float32
- * data, constant parameters, attribute combinations it implements), computes the output shapes and emits
- * kernel launches (ocl_emit) whose arguments name graph values. supports_op runs the same code without
- * emitting, so "supported" and "compiles" cannot disagree.
+ * ocl_ops.c — the OCL device's op planners: the checks, reads and emitters they share (ocl_ops.h), the planners
+ * of the element-wise ops (unary kernels with their attributes as parameters, binary ops with broadcasting,
+ * PRelu, Sum/Mean/Max/Min, Cast, Identity, Dropout, LRN), of the layout ops (Reshape, Flatten, Squeeze and
+ * Unsqueeze as views; Transpose, Concat, Split, Slice, Expand, Tile, Pad and Gather as strided copies), of
+ * Resize/Upsample (REF's geometry and taps, weighted sums on the device) and of Shape/Size (constants of the
+ * compiled model), and the dispatch table: one entry per op id. The planners of MatMul, Gemm, convolutions,
+ * pooling, reductions, Softmax and the normalisations are in ocl_nn.c.
  *
- * Refusals are SI_ERR_UNSUPPORTED with the reason; the partitioner then gives the node to another device.
  * Everything is float32 with 32-bit indices; parameters (shapes, axes, pads, ...) must be constants.
  */
-#include "device/ocl/ocl.h"
-#include "ops/ops.h"
+#include "device/ocl/ocl_ops.h"
 
 #include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 
-// --- helpers ------------------------------------------------------------------------------------------------
+// --- checks and reads ----------------------------------------------------------------------------------------
 
-static int64_t dcount(const ocl_desc *d) { return si_shape_count(d->ndim, d->dims); }
-static bool has_in(const ocl_plan *p, int k) { return k < p->n_in && p->in[k].vid >= 0; }
-static bool has_out(const ocl_plan *p, int k) { return k < p->n_out && p->out[k].vid >= 0; }
-
-static si_result need_in(ocl_plan *p, int k) {
+si_result ocl_need_in(ocl_plan *p, int k) {
     if (!has_in(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d is missing", k);
     if (p->in[k].ndim < 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "dynamic shape: input %d has an unknown shape", k);
     return SI_OK;
 }
 
 /* Input k: present, float32, known shape, indexable with 32-bit ints. */
-static si_result need_f32(ocl_plan *p, int k) {
-    si_result s = need_in(p, k);
+si_result ocl_need_f32(ocl_plan *p, int k) {
+    si_result s = ocl_need_in(p, k);
     if (s) return s;
     const ocl_desc *d = &p->in[k];
     if (d->dtype != SI_F32)
@@ -40,20 +37,20 @@ static si_result need_f32(ocl_plan *p, int k) {
     return SI_OK;
 }
 
-static si_result max_inputs(ocl_plan *p, int n) {
+si_result ocl_max_inputs(ocl_plan *p, int n) {
     for (int k = n; k < p->n_in; k++)
         if (has_in(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d is not supported", k);
     return SI_OK;
 }
 
-static si_result max_outputs(ocl_plan *p, int n) {
+si_result ocl_max_outputs(ocl_plan *p, int n) {
     for (int k = n; k < p->n_out; k++)
         if (has_out(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "output %d is not supported", k);
     return SI_OK;
 }
 
 /* A constant integer list (rank <= 1) from input k. */
-static si_result const_ints(ocl_plan *p, int k, int64_t *vals, int max, int *n) {
+si_result ocl_const_ints(ocl_plan *p, int k, int64_t *vals, int max, int *n) {
     *n = 0;
     const ocl_desc *d = &p->in[k];
     if (!d->cval) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d must be a constant (its value decides the shapes)", k);
@@ -67,7 +64,7 @@ static si_result const_ints(ocl_plan *p, int k, int64_t *vals, int max, int *n) 
 }
 
 /* A constant float scalar from input k (float types only). */
-static si_result const_float(ocl_plan *p, int k, float *v) {
+si_result ocl_const_float(ocl_plan *p, int k, float *v) {
     const ocl_desc *d = &p->in[k];
     if (!d->cval) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d must be a constant", k);
     if (d->cval->dtype != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d has element type %s; float32 expected", k, si_dtype_name(d->cval->dtype));
@@ -77,21 +74,13 @@ static si_result const_float(ocl_plan *p, int k, float *v) {
 }
 
 /* An INTS attribute into vals (at most max); *n = -1 when absent. */
-static si_result attr_ints(ocl_plan *p, const char *name, int64_t *vals, int max, int *n) {
-    int c = 0;
-    *n = -1;
-    const int64_t *a = si_attr_ints(p->node, name, &c);
-    if (!a) {
-        *n = -1;
-        return SI_OK;
-    }
-    if (c > max) return ocl_err(p, SI_ERR_UNSUPPORTED, "attribute %s has %d values, at most %d are supported", name, c, max);
-    for (int i = 0; i < c; i++) vals[i] = a[i];
-    *n = c;
+si_result ocl_attr_ints(ocl_plan *p, const char *name, int64_t *vals, int max, int *n) {
+    *n = si_attr_ints_copy(p->node, name, vals, max);
+    if (*n > max) return ocl_err(p, SI_ERR_UNSUPPORTED, "attribute %s has %d values, at most %d are supported", name, *n, max);
     return SI_OK;
 }
 
-static si_result norm_axis(ocl_plan *p, int64_t axis, int rank, int *out) {
+si_result ocl_norm_axis(ocl_plan *p, int64_t axis, int rank, int *out) {
     *out = 0;
     if (axis < -(int64_t)rank || axis >= rank)
         return ocl_err(p, SI_ERR_INVALID_ARG, "axis %lld is out of range for rank %d", (long long)axis, rank);
@@ -99,7 +88,7 @@ static si_result norm_axis(ocl_plan *p, int64_t axis, int rank, int *out) {
     return SI_OK;
 }
 
-static si_result set_out(ocl_plan *p, int k, int ndim, const int64_t *dims) {
+si_result ocl_set_out(ocl_plan *p, int k, int ndim, const int64_t *dims) {
     if (k >= p->n_out) return SI_OK;
     ocl_desc *o = &p->out[k];
     if (ndim < 0 || ndim > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d is not supported", ndim);
@@ -113,31 +102,21 @@ static si_result set_out(ocl_plan *p, int k, int ndim, const int64_t *dims) {
     return SI_OK;
 }
 
-static void contiguous_strides(int nd, const int64_t *dims, int64_t *st) {
-    int64_t s = 1;
-    for (int i = nd - 1; i >= 0; i--) {
-        st[i] = s;
-        s *= dims[i];
-    }
-}
-
 /* Numpy broadcast of two shapes. */
-static si_result bcast(ocl_plan *p, int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out) {
-    int n = SI_MAX(na, nb);
-    for (int i = 0; i < n; i++) {
-        int64_t da = i < n - na ? 1 : a[i - (n - na)];
-        int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
-        if (da == db || db == 1) out[i] = da;
-        else if (da == 1) out[i] = db;
-        else return ocl_err(p, SI_ERR_INVALID_ARG, "shapes cannot be broadcast (dimension %d: %lld vs %lld)", i, (long long)da, (long long)db);
+si_result ocl_bcast(ocl_plan *p, int na, const int64_t *a, int nb, const int64_t *b, int *nout, int64_t *out) {
+    int n = si_broadcast_dims(na, a, nb, b, out);
+    *nout = SI_MAX(n, 0);
+    if (n < 0) {
+        int i = -1 - n, m = SI_MAX(na, nb);
+        int64_t da = i < m - na ? 1 : a[i - (m - na)], db = i < m - nb ? 1 : b[i - (m - nb)];
+        return ocl_err(p, SI_ERR_INVALID_ARG, "shapes cannot be broadcast (dimension %d: %lld vs %lld)", i, (long long)da, (long long)db);
     }
-    *nout = n;
     return SI_OK;
 }
 
 /* Merge dimensions that every one of the `ns` stride arrays walks contiguously, dropping dimensions of
  * size 1. dims/strides are rewritten in place; returns the new rank. */
-static int merge_dims(int nd, int64_t *dims, int ns, int64_t (*strides)[SI_MAX_DIMS * 2]) {
+int ocl_merge_dims(int nd, int64_t *dims, int ns, int64_t (*strides)[SI_MAX_DIMS * 2]) {
     int r = 0;
     for (int k = 0; k < nd; k++) {
         if (dims[k] == 1) continue;
@@ -156,38 +135,10 @@ static int merge_dims(int nd, int64_t *dims, int ns, int64_t (*strides)[SI_MAX_D
     return r;
 }
 
-// --- step building ------------------------------------------------------------------------------------------
-
-static void st_init(ocl_step *st, const char *kernel) {
-    memset(st, 0, sizeof *st);
-    st->kernel = kernel;
-}
-static void st_arg(ocl_step *st, ocl_arg_kind kind, int i, float f) {
-    if (st->n_args >= OCL_MAX_ARGS) {
-        st->n_args = OCL_MAX_ARGS + 1; /* ocl_emit reports it */
-        return;
-    }
-    st->args[st->n_args].kind = kind;
-    st->args[st->n_args].i = i;
-    st->args[st->n_args].f = f;
-    st->n_args++;
-}
-static void a_val(ocl_step *st, int vid) { st_arg(st, OA_VAL, vid, 0); }
-static void a_int(ocl_step *st, int64_t v) { st_arg(st, OA_INT, (int)v, 0); }
-static void a_flt(ocl_step *st, float v) { st_arg(st, OA_FLOAT, 0, v); }
-static void a_meta(ocl_step *st, int id) { st_arg(st, OA_META, id, 0); }
-static void a_any(ocl_step *st, ocl_arg a) { st_arg(st, a.kind, a.i, a.f); }
-
-static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
-
-static int f2bits(float f) { /* a float stored in an int metadata buffer, read back with as_float */
-    int b;
-    memcpy(&b, &f, sizeof b);
-    return b;
-}
+// --- emission -----------------------------------------------------------------------------------------------
 
 /* Emit a 1-D launch over n items (nothing when n is 0). */
-static si_result emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
+si_result ocl_emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
     if (n <= 0) return SI_OK;
     st->dims = 1;
     st->lws[0] = p->caps->elem_wg;
@@ -195,20 +146,17 @@ static si_result emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
     return ocl_emit(p, st);
 }
 
-static si_result meta_from64(ocl_plan *p, const int64_t *v, int n, int *id) {
+si_result ocl_meta64(ocl_plan *p, const int64_t *v, int n, int *id) {
     int buf[128];
     if (n > 128) return ocl_err(p, SI_ERR_INTERNAL, "kernel metadata too long");
     for (int i = 0; i < n; i++) buf[i] = (int)v[i];
     return ocl_meta(p, buf, n, id);
 }
 
-static ocl_arg arg_val(int vid) {
-    ocl_arg a = {OA_VAL, vid, 0};
-    return a;
-}
-static ocl_arg arg_scratch(void) {
-    ocl_arg a = {OA_SCRATCH, 0, 0};
-    return a;
+/* Outputs that are views of input 0 (same elements, maybe another shape). */
+si_result ocl_emit_view(ocl_plan *p) {
+    if (!has_out(p, 0)) return SI_OK;
+    return ocl_alias(p, 0, 0);
 }
 
 /* The static name of a binary kernel's 3-D variant (step kernel names must outlive the compile). */
@@ -228,7 +176,7 @@ static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
     si_broadcast_strides(da->ndim, da->dims, nd, od, st[0]);
     si_broadcast_strides(db->ndim, db->dims, nd, od, st[1]);
     memcpy(dims, od, sizeof(int64_t) * (size_t)nd);
-    int r = merge_dims(nd, dims, 2, st);
+    int r = ocl_merge_dims(nd, dims, 2, st);
     int64_t ca = dcount(da), cb = dcount(db);
     int mode = (ca == n && cb == n) ? 1 : (ca == n && cb == 1) ? 2 : (ca == 1 && cb == n) ? 3 : 0;
     if (mode == 0 && r <= 3) { /* a 3-D launch without index arithmetic */
@@ -281,7 +229,278 @@ static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
     a_int(&stp, n);
     a_meta(&stp, mid);
     a_int(&stp, mode);
-    return emit_1d(p, &stp, n);
+    return ocl_emit_1d(p, &stp, n);
+}
+
+// --- element-wise -------------------------------------------------------------------------------------------
+
+typedef enum { P_NONE, P_LEAKY, P_ALPHA1, P_HSIG, P_SELU, P_SHRINK, P_CLIP, P_GELU, P_CELU } unary_par;
+
+/* arg of plan_unary: the kernel and how the node's attributes become its parameters. */
+typedef struct unary_def {
+    const char *kernel;
+    unary_par par;
+} unary_def;
+
+static si_result plan_unary(ocl_plan *p, const void *arg) {
+    const unary_def *d = arg;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    const ocl_desc *x = &p->in[0];
+    float a = 0, b = 0;
+    const char *kernel = d->kernel;
+    switch (d->par) {
+    case P_NONE: break;
+    case P_LEAKY: a = si_attr_float(p->node, "alpha", 0.01f); break;
+    case P_ALPHA1: a = si_attr_float(p->node, "alpha", 1.0f); break;
+    case P_CELU:
+        a = si_attr_float(p->node, "alpha", 1.0f);
+        if (a == 0) return ocl_err(p, SI_ERR_INVALID_ARG, "alpha must not be 0");
+        break;
+    case P_HSIG:
+        a = si_attr_float(p->node, "alpha", 0.2f);
+        b = si_attr_float(p->node, "beta", 0.5f);
+        break;
+    case P_SELU:
+        a = si_attr_float(p->node, "alpha", 1.67326319217681884765625f);
+        b = si_attr_float(p->node, "gamma", 1.05070102214813232421875f);
+        break;
+    case P_SHRINK:
+        a = si_attr_float(p->node, "lambd", 0.5f);
+        b = si_attr_float(p->node, "bias", 0.0f);
+        break;
+    case P_GELU: {
+        const char *ap = si_attr_str(p->node, "approximate", "none");
+        if (!strcmp(ap, "tanh")) kernel = "u_gelu_tanh";
+        else if (strcmp(ap, "none")) return ocl_err(p, SI_ERR_UNSUPPORTED, "approximate='%s' is not supported", ap);
+        break;
+    }
+    case P_CLIP:
+        if (p->node->opset < 11) {
+            a = si_attr_float(p->node, "min", -FLT_MAX);
+            b = si_attr_float(p->node, "max", FLT_MAX);
+            break;
+        }
+        a = -INFINITY;
+        b = INFINITY;
+        bool lo = has_in(p, 1) && p->in[1].ndim >= 0 && dcount(&p->in[1]) > 0;
+        bool hi = has_in(p, 2) && p->in[2].ndim >= 0 && dcount(&p->in[2]) > 0;
+        if ((!lo || p->in[1].cval) && (!hi || p->in[2].cval)) { /* constant bounds: attributes of u_clip */
+            if (lo && (s = ocl_const_float(p, 1, &a))) return s;
+            if (hi && (s = ocl_const_float(p, 2, &b))) return s;
+            break;
+        }
+        for (int k = 1; k <= 2; k++) { /* bounds computed at run time */
+            if (!(k == 1 ? lo : hi)) continue;
+            if ((s = ocl_need_f32(p, k))) return s;
+            if (dcount(&p->in[k]) != 1) return ocl_err(p, SI_ERR_INVALID_ARG, "input %d must hold one value", k);
+        }
+        if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
+        if (!has_out(p, 0)) return SI_OK;
+        ocl_step st;
+        st_init(&st, "u_clip_t");
+        a_val(&st, x->vid);
+        a_val(&st, lo ? p->in[1].vid : x->vid);
+        a_val(&st, hi ? p->in[2].vid : x->vid);
+        a_val(&st, p->out[0].vid);
+        a_int(&st, dcount(x));
+        a_int(&st, (lo ? 1 : 0) | (hi ? 2 : 0));
+        return ocl_emit_1d(p, &st, dcount(x));
+    }
+    if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
+    if (!has_out(p, 0)) return SI_OK;
+    ocl_step st;
+    st_init(&st, kernel);
+    a_val(&st, x->vid);
+    a_val(&st, p->out[0].vid);
+    a_int(&st, dcount(x));
+    a_flt(&st, a);
+    a_flt(&st, b);
+    return ocl_emit_1d(p, &st, dcount(x));
+}
+
+static si_result plan_identity(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    if ((s = ocl_set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
+    return ocl_emit_view(p);
+}
+
+/* Dropout in inference: Y is a view of X, the optional mask is all true (1.0 before opset 10). Training
+ * mode is accepted only with ratio 0 (REF's rule: nothing is dropped). */
+static si_result plan_dropout(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 2))) return s;
+    if (p->node->opset < 7 && si_attr_int(p->node, "is_test", 0) == 0)
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode (is_test=0) is not supported");
+    if (has_in(p, 2)) {
+        const ocl_desc *t = &p->in[2];
+        if (!t->cval || si_shape_count(t->cval->ndim, t->cval->dims) != 1)
+            return ocl_err(p, SI_ERR_UNSUPPORTED, "training_mode must be a constant");
+        if (si_load_i64(t->cval->dtype, t->cval->data, 0) != 0) {
+            double ratio = 0.5;
+            if (has_in(p, 1)) {
+                const ocl_desc *r = &p->in[1];
+                if (!r->cval || si_shape_count(r->cval->ndim, r->cval->dims) != 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "ratio must be a constant");
+                ratio = si_load_f64(r->cval->dtype, r->cval->data, 0);
+            }
+            if (ratio != 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode with ratio %g (random dropout) is not supported", ratio);
+        }
+    }
+    const ocl_desc *x = &p->in[0];
+    if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
+    if (has_out(p, 1)) {
+        if ((s = ocl_set_out(p, 1, x->ndim, x->dims))) return s;
+        bool b = p->node->opset >= 10;
+        p->out[1].dtype = b ? SI_BOOL : SI_F32;
+        ocl_step st;
+        st_init(&st, b ? "fill_u8" : "fill_f32");
+        a_val(&st, p->out[1].vid);
+        a_int(&st, dcount(x));
+        if (b) a_int(&st, 1);
+        else a_flt(&st, 1.0f);
+        if ((s = ocl_emit_1d(p, &st, dcount(x)))) return s;
+    }
+    return ocl_emit_view(p);
+}
+
+static si_result plan_lrn(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    const ocl_desc *x = &p->in[0];
+    if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank 2 or more");
+    const si_attr *a = si_node_attr(p->node, "size");
+    if (!a || a->i < 1 || a->i > INT_MAX) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute size is required and must be positive");
+    if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
+    if (!has_out(p, 0)) return SI_OK;
+    ocl_step st;
+    st_init(&st, "lrn");
+    a_val(&st, x->vid);
+    a_val(&st, p->out[0].vid);
+    a_int(&st, dcount(x));
+    a_int(&st, x->dims[1]);
+    a_int(&st, si_shape_count(x->ndim - 2, x->dims + 2));
+    a_int(&st, a->i);
+    a_flt(&st, si_attr_float(p->node, "alpha", 1e-4f));
+    a_flt(&st, si_attr_float(p->node, "beta", 0.75f));
+    a_flt(&st, si_attr_float(p->node, "bias", 1.0f));
+    return ocl_emit_1d(p, &st, dcount(x));
+}
+
+static si_result plan_cast(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s = ocl_need_in(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    const char *kernel = NULL;
+    switch (p->in[0].dtype) {
+    case SI_F32: break;
+    case SI_I64: kernel = "cast_i64"; break;
+    case SI_I32: kernel = "cast_i32"; break;
+    case SI_BOOL:
+    case SI_U8: kernel = "cast_u8"; break;
+    default:
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "input 0 has element type %s; casts from float32, int64, int32, uint8 and bool are supported",
+                       si_dtype_name(p->in[0].dtype));
+    }
+    if (dcount(&p->in[0]) > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "input 0 is too large for 32-bit indexing");
+    si_dtype to;
+    if (si_node_is(p->node, SI_OP_CAST_LIKE)) {
+        if ((s = ocl_need_in(p, 1))) return s;
+        to = p->in[1].dtype;
+    } else {
+        const si_attr *a = si_node_attr(p->node, "to");
+        if (!a || a->type != SI_ATTR_INT) return ocl_err(p, SI_ERR_UNSUPPORTED, "attribute 'to' must be an integer");
+        to = (si_dtype)a->i;
+    }
+    if (to != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "cast to %s is not supported (float32 only)", si_dtype_name(to));
+    if ((s = ocl_set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
+    if (!kernel) return ocl_emit_view(p);
+    if (!has_out(p, 0)) return SI_OK;
+    ocl_step st;
+    st_init(&st, kernel);
+    a_val(&st, p->in[0].vid);
+    a_val(&st, p->out[0].vid);
+    a_int(&st, dcount(&p->in[0]));
+    return ocl_emit_1d(p, &st, dcount(&p->in[0]));
+}
+
+/* PRelu: the slope broadcasts to X (one way); before opset 7 a [C] slope is per channel. */
+static si_result plan_prelu(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    const ocl_desc *x = &p->in[0];
+    ocl_desc sl = p->in[1];
+    if (p->node->opset < 7 && sl.ndim == 1 && x->ndim >= 2 && sl.dims[0] == x->dims[1] && sl.dims[0] != 1)
+        for (int i = 2; i < x->ndim; i++) sl.dims[sl.ndim++] = 1; /* [C] -> [C, 1, ..., 1] */
+    int nd;
+    int64_t od[SI_MAX_DIMS];
+    if ((s = ocl_bcast(p, x->ndim, x->dims, sl.ndim, sl.dims, &nd, od))) return s;
+    if (nd != x->ndim || memcmp(od, x->dims, sizeof(int64_t) * (size_t)nd))
+        return ocl_err(p, SI_ERR_INVALID_ARG, "slope is not unidirectionally broadcastable to X");
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
+    if (!has_out(p, 0)) return SI_OK;
+    return emit_binary(p, "b_prelu", x->vid, x, sl.vid, &sl, p->out[0].vid, nd, od);
+}
+
+static si_result plan_binary(ocl_plan *p, const void *arg) {
+    const char *kernel = arg;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    int nd;
+    int64_t od[SI_MAX_DIMS];
+    if ((s = ocl_bcast(p, p->in[0].ndim, p->in[0].dims, p->in[1].ndim, p->in[1].dims, &nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
+    if (!has_out(p, 0)) return SI_OK;
+    return emit_binary(p, kernel, p->in[0].vid, &p->in[0], p->in[1].vid, &p->in[1], p->out[0].vid, nd, od);
+}
+
+/* Sum, Mean, Max, Min over any number of inputs: the first two into the output (both broadcast to the
+ * final shape), then the output with each further input in place, then Mean's scale. */
+static si_result plan_variadic(ocl_plan *p, const void *arg) {
+    const char *kernel = arg;
+    bool mean = si_node_is(p->node, SI_OP_MEAN);
+    si_result s;
+    if (p->n_in < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "expects at least one input");
+    if ((s = ocl_max_outputs(p, 1))) return s;
+    int nd = 0;
+    int64_t od[SI_MAX_DIMS];
+    for (int k = 0; k < p->n_in; k++) {
+        if ((s = ocl_need_f32(p, k))) return s;
+        if (k == 0) {
+            nd = p->in[0].ndim;
+            memcpy(od, p->in[0].dims, sizeof od);
+        } else {
+            int64_t t[SI_MAX_DIMS];
+            memcpy(t, od, sizeof t);
+            if ((s = ocl_bcast(p, nd, t, p->in[k].ndim, p->in[k].dims, &nd, od))) return s;
+        }
+    }
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
+    if (!has_out(p, 0)) return SI_OK;
+    int vy = p->out[0].vid;
+    if (p->n_in == 1) {
+        if (p->in[0].ndim == nd) return ocl_alias(p, 0, 0);
+        return SI_OK;
+    }
+    if ((s = emit_binary(p, kernel, p->in[0].vid, &p->in[0], p->in[1].vid, &p->in[1], vy, nd, od))) return s;
+    ocl_desc yd = p->out[0];
+    for (int k = 2; k < p->n_in; k++)
+        if ((s = emit_binary(p, kernel, vy, &yd, p->in[k].vid, &p->in[k], vy, nd, od))) return s;
+    if (mean) {
+        ocl_step st;
+        st_init(&st, "u_scale");
+        a_val(&st, vy);
+        a_val(&st, vy);
+        a_int(&st, si_shape_count(nd, od));
+        a_flt(&st, 1.0f / (float)p->n_in);
+        a_flt(&st, 0.0f);
+        return ocl_emit_1d(p, &st, si_shape_count(nd, od));
+    }
+    return SI_OK;
 }
 
 /* Strided copy: Y[doff + c.dstride] = X[soff + c.sstride] for every coordinate c of dims. */
@@ -293,7 +512,7 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
     memcpy(dims, dims_in, sizeof(int64_t) * (size_t)nd);
     memcpy(st[0], sst_in, sizeof(int64_t) * (size_t)nd);
     memcpy(st[1], dst_in, sizeof(int64_t) * (size_t)nd);
-    int r = merge_dims(nd, dims, 2, st);
+    int r = ocl_merge_dims(nd, dims, 2, st);
     if (r <= 3) { /* a 3-D launch without index arithmetic */
         int m3[11];
         m3[0] = (int)soff;
@@ -336,1093 +555,23 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
     a_any(&stp, y);
     a_int(&stp, n);
     a_meta(&stp, mid);
-    return emit_1d(p, &stp, n);
-}
-
-typedef struct gemm_args {
-    ocl_arg a, b, c, y;
-    bool has_c;
-    int64_t M, N, K, sam, sak, sbk, sbn, scm, scn, ystride;
-    int br;                         /* batch rank */
-    int64_t bdims[SI_MAX_DIMS * 2]; /* batch dims */
-    int64_t bs[3][SI_MAX_DIMS * 2]; /* batch strides of A, B, C */
-    float alpha, beta;
-} gemm_args;
-
-static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
-    int64_t batch = si_shape_count(g->br, g->bdims);
-    if (g->M == 0 || g->N == 0 || batch == 0) return SI_OK;
-    int r = merge_dims(g->br, g->bdims, 3, g->bs);
-    int meta[1 + 4 * SI_MAX_DIMS * 2];
-    meta[0] = r;
-    for (int k = 0; k < r; k++) {
-        meta[1 + k] = (int)g->bdims[k];
-        meta[1 + r + k] = (int)g->bs[0][k];
-        meta[1 + 2 * r + k] = (int)g->bs[1][k];
-        meta[1 + 3 * r + k] = (int)g->bs[2][k];
-    }
-    int64_t sv[10] = {g->M, g->N, g->K, g->sam, g->sak, g->sbk, g->sbn, g->scm, g->scn, g->ystride};
-    int mid, sid;
-    si_result s = ocl_meta(p, meta, 1 + 4 * r, &mid);
-    if (!s) s = meta_from64(p, sv, 10, &sid);
-    if (s) return s;
-    ocl_step st;
-    bool v8 = p->caps->cpu && g->sbn == 1, dot = p->caps->cpu && !v8 && g->sak == 1 && g->sbk == 1;
-    st_init(&st, v8 ? "gemm_v8" : dot ? "gemm_dot" : "gemm");
-    a_any(&st, g->a);
-    a_any(&st, g->b);
-    a_any(&st, g->has_c ? g->c : g->a);
-    a_any(&st, g->y);
-    a_meta(&st, mid);
-    a_meta(&st, sid);
-    a_int(&st, g->has_c);
-    a_flt(&st, g->alpha);
-    a_flt(&st, g->beta);
-    st.dims = 3;
-    if (v8 || dot) { /* one work item per 4x8 (1x4) block; the driver picks the work-group size */
-        st.gws[0] = ((size_t)g->N + (v8 ? 7 : 3)) / (v8 ? 8 : 4);
-        st.gws[1] = v8 ? ((size_t)g->M + 3) / 4 : (size_t)g->M;
-        st.gws[2] = (size_t)batch;
-        return ocl_emit(p, &st);
-    }
-    size_t ts = (size_t)p->caps->ts;
-    st.gws[0] = round_up((size_t)g->N, ts);
-    st.gws[1] = round_up((size_t)g->M, ts);
-    st.gws[2] = (size_t)batch;
-    st.lws[0] = ts;
-    st.lws[1] = ts;
-    st.lws[2] = 1;
-    return ocl_emit(p, &st);
-}
-
-// --- element-wise -------------------------------------------------------------------------------------------
-
-typedef enum { P_NONE, P_LEAKY, P_ALPHA1, P_HSIG, P_SELU, P_SHRINK, P_CLIP, P_GELU, P_CELU } unary_par;
-
-typedef struct unary_def {
-    const char *op;
-    const char *kernel;
-    unary_par par;
-} unary_def;
-
-static const unary_def unary_ops[] = {
-    {"Relu", "u_relu", P_NONE},           {"LeakyRelu", "u_leaky_relu", P_LEAKY}, {"Sigmoid", "u_sigmoid", P_NONE},
-    {"HardSigmoid", "u_hard_sigmoid", P_HSIG}, {"HardSwish", "u_hard_swish", P_NONE}, {"Tanh", "u_tanh", P_NONE},
-    {"Clip", "u_clip", P_CLIP},           {"Exp", "u_exp", P_NONE},              {"Log", "u_log", P_NONE},
-    {"Sqrt", "u_sqrt", P_NONE},           {"Erf", "u_erf", P_NONE},              {"Neg", "u_neg", P_NONE},
-    {"Abs", "u_abs", P_NONE},             {"Reciprocal", "u_reciprocal", P_NONE}, {"Floor", "u_floor", P_NONE},
-    {"Ceil", "u_ceil", P_NONE},           {"Round", "u_round", P_NONE},          {"Sign", "u_sign", P_NONE},
-    {"Elu", "u_elu", P_ALPHA1},           {"Selu", "u_selu", P_SELU},            {"Celu", "u_celu", P_CELU},
-    {"Softplus", "u_softplus", P_NONE},   {"Softsign", "u_softsign", P_NONE},    {"Mish", "u_mish", P_NONE},
-    {"Swish", "u_swish", P_ALPHA1},       {"Gelu", "u_gelu", P_GELU},            {"ThresholdedRelu", "u_thresholded_relu", P_ALPHA1},
-    {"Shrink", "u_shrink", P_SHRINK},     {"Sin", "u_sin", P_NONE},              {"Cos", "u_cos", P_NONE},
-    {"Tan", "u_tan", P_NONE},             {"Asin", "u_asin", P_NONE},            {"Acos", "u_acos", P_NONE},
-    {"Atan", "u_atan", P_NONE},           {"Sinh", "u_sinh", P_NONE},            {"Cosh", "u_cosh", P_NONE},
-    {"Asinh", "u_asinh", P_NONE},         {"Acosh", "u_acosh", P_NONE},          {"Atanh", "u_atanh", P_NONE},
-};
-
-static si_result plan_unary(ocl_plan *p, const void *arg) {
-    const unary_def *d = arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    float a = 0, b = 0;
-    const char *kernel = d->kernel;
-    switch (d->par) {
-    case P_NONE: break;
-    case P_LEAKY: a = si_attr_float(p->node, "alpha", 0.01f); break;
-    case P_ALPHA1: a = si_attr_float(p->node, "alpha", 1.0f); break;
-    case P_CELU:
-        a = si_attr_float(p->node, "alpha", 1.0f);
-        if (a == 0) return ocl_err(p, SI_ERR_INVALID_ARG, "alpha must not be 0");
-        break;
-    case P_HSIG:
-        a = si_attr_float(p->node, "alpha", 0.2f);
-        b = si_attr_float(p->node, "beta", 0.5f);
-        break;
-    case P_SELU:
-        a = si_attr_float(p->node, "alpha", 1.67326319217681884765625f);
-        b = si_attr_float(p->node, "gamma", 1.05070102214813232421875f);
-        break;
-    case P_SHRINK:
-        a = si_attr_float(p->node, "lambd", 0.5f);
-        b = si_attr_float(p->node, "bias", 0.0f);
-        break;
-    case P_GELU: {
-        const char *ap = si_attr_str(p->node, "approximate", "none");
-        if (!strcmp(ap, "tanh")) kernel = "u_gelu_tanh";
-        else if (strcmp(ap, "none")) return ocl_err(p, SI_ERR_UNSUPPORTED, "approximate='%s' is not supported", ap);
-        break;
-    }
-    case P_CLIP:
-        if (p->node->opset < 11) {
-            a = si_attr_float(p->node, "min", -FLT_MAX);
-            b = si_attr_float(p->node, "max", FLT_MAX);
-            break;
-        }
-        a = -INFINITY;
-        b = INFINITY;
-        bool lo = has_in(p, 1) && p->in[1].ndim >= 0 && dcount(&p->in[1]) > 0;
-        bool hi = has_in(p, 2) && p->in[2].ndim >= 0 && dcount(&p->in[2]) > 0;
-        if ((!lo || p->in[1].cval) && (!hi || p->in[2].cval)) { /* constant bounds: attributes of u_clip */
-            if (lo && (s = const_float(p, 1, &a))) return s;
-            if (hi && (s = const_float(p, 2, &b))) return s;
-            break;
-        }
-        for (int k = 1; k <= 2; k++) { /* bounds computed at run time */
-            if (!(k == 1 ? lo : hi)) continue;
-            if ((s = need_f32(p, k))) return s;
-            if (dcount(&p->in[k]) != 1) return ocl_err(p, SI_ERR_INVALID_ARG, "input %d must hold one value", k);
-        }
-        if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-        if (!has_out(p, 0)) return SI_OK;
-        ocl_step st;
-        st_init(&st, "u_clip_t");
-        a_val(&st, x->vid);
-        a_val(&st, lo ? p->in[1].vid : x->vid);
-        a_val(&st, hi ? p->in[2].vid : x->vid);
-        a_val(&st, p->out[0].vid);
-        a_int(&st, dcount(x));
-        a_int(&st, (lo ? 1 : 0) | (hi ? 2 : 0));
-        return emit_1d(p, &st, dcount(x));
-    }
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_flt(&st, a);
-    a_flt(&st, b);
-    return emit_1d(p, &st, dcount(x));
-}
-
-/* Outputs that are views of input 0 (same elements, maybe another shape). */
-static si_result emit_view(ocl_plan *p) {
-    if (!has_out(p, 0)) return SI_OK;
-    return ocl_alias(p, 0, 0);
-}
-
-static si_result plan_identity(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
-    if ((s = set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
-    return emit_view(p);
-}
-
-/* Dropout in inference: Y is a view of X, the optional mask is all true (1.0 before opset 10). Training
- * mode is accepted only with ratio 0 (REF's rule: nothing is dropped). */
-static si_result plan_dropout(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 3)) || (s = max_outputs(p, 2))) return s;
-    if (p->node->opset < 7 && si_attr_int(p->node, "is_test", 0) == 0)
-        return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode (is_test=0) is not supported");
-    if (has_in(p, 2)) {
-        const ocl_desc *t = &p->in[2];
-        if (!t->cval || si_shape_count(t->cval->ndim, t->cval->dims) != 1)
-            return ocl_err(p, SI_ERR_UNSUPPORTED, "training_mode must be a constant");
-        if (si_load_i64(t->cval->dtype, t->cval->data, 0) != 0) {
-            double ratio = 0.5;
-            if (has_in(p, 1)) {
-                const ocl_desc *r = &p->in[1];
-                if (!r->cval || si_shape_count(r->cval->ndim, r->cval->dims) != 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "ratio must be a constant");
-                ratio = si_load_f64(r->cval->dtype, r->cval->data, 0);
-            }
-            if (ratio != 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode with ratio %g (random dropout) is not supported", ratio);
-        }
-    }
-    const ocl_desc *x = &p->in[0];
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    if (has_out(p, 1)) {
-        if ((s = set_out(p, 1, x->ndim, x->dims))) return s;
-        bool b = p->node->opset >= 10;
-        p->out[1].dtype = b ? SI_BOOL : SI_F32;
-        ocl_step st;
-        st_init(&st, b ? "fill_u8" : "fill_f32");
-        a_val(&st, p->out[1].vid);
-        a_int(&st, dcount(x));
-        if (b) a_int(&st, 1);
-        else a_flt(&st, 1.0f);
-        if ((s = emit_1d(p, &st, dcount(x)))) return s;
-    }
-    return emit_view(p);
-}
-
-static si_result plan_lrn(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank 2 or more");
-    const si_attr *a = si_node_attr(p->node, "size");
-    if (!a || a->i < 1 || a->i > INT_MAX) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute size is required and must be positive");
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "lrn");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, x->dims[1]);
-    a_int(&st, si_shape_count(x->ndim - 2, x->dims + 2));
-    a_int(&st, a->i);
-    a_flt(&st, si_attr_float(p->node, "alpha", 1e-4f));
-    a_flt(&st, si_attr_float(p->node, "beta", 0.75f));
-    a_flt(&st, si_attr_float(p->node, "bias", 1.0f));
-    return emit_1d(p, &st, dcount(x));
-}
-
-static si_result plan_cast(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_in(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
-    const char *kernel = NULL;
-    switch (p->in[0].dtype) {
-    case SI_F32: break;
-    case SI_I64: kernel = "cast_i64"; break;
-    case SI_I32: kernel = "cast_i32"; break;
-    case SI_BOOL:
-    case SI_U8: kernel = "cast_u8"; break;
-    default:
-        return ocl_err(p, SI_ERR_UNSUPPORTED, "input 0 has element type %s; casts from float32, int64, int32, uint8 and bool are supported",
-                       si_dtype_name(p->in[0].dtype));
-    }
-    if (dcount(&p->in[0]) > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "input 0 is too large for 32-bit indexing");
-    si_dtype to;
-    if (!strcmp(p->node->op_type, "CastLike")) {
-        if ((s = need_in(p, 1))) return s;
-        to = p->in[1].dtype;
-    } else {
-        const si_attr *a = si_node_attr(p->node, "to");
-        if (!a || a->type != SI_ATTR_INT) return ocl_err(p, SI_ERR_UNSUPPORTED, "attribute 'to' must be an integer");
-        to = (si_dtype)a->i;
-    }
-    if (to != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "cast to %s is not supported (float32 only)", si_dtype_name(to));
-    if ((s = set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
-    if (!kernel) return emit_view(p);
-    if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, p->in[0].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->in[0]));
-    return emit_1d(p, &st, dcount(&p->in[0]));
-}
-
-/* PRelu: the slope broadcasts to X (one way); before opset 7 a [C] slope is per channel. */
-static si_result plan_prelu(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    ocl_desc sl = p->in[1];
-    if (p->node->opset < 7 && sl.ndim == 1 && x->ndim >= 2 && sl.dims[0] == x->dims[1] && sl.dims[0] != 1)
-        for (int i = 2; i < x->ndim; i++) sl.dims[sl.ndim++] = 1; /* [C] -> [C, 1, ..., 1] */
-    int nd;
-    int64_t od[SI_MAX_DIMS];
-    if ((s = bcast(p, x->ndim, x->dims, sl.ndim, sl.dims, &nd, od))) return s;
-    if (nd != x->ndim || memcmp(od, x->dims, sizeof(int64_t) * (size_t)nd))
-        return ocl_err(p, SI_ERR_INVALID_ARG, "slope is not unidirectionally broadcastable to X");
-    if ((s = set_out(p, 0, nd, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    return emit_binary(p, "b_prelu", x->vid, x, sl.vid, &sl, p->out[0].vid, nd, od);
-}
-
-static si_result plan_binary(ocl_plan *p, const void *arg) {
-    const char *kernel = arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
-    int nd;
-    int64_t od[SI_MAX_DIMS];
-    if ((s = bcast(p, p->in[0].ndim, p->in[0].dims, p->in[1].ndim, p->in[1].dims, &nd, od))) return s;
-    if ((s = set_out(p, 0, nd, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    return emit_binary(p, kernel, p->in[0].vid, &p->in[0], p->in[1].vid, &p->in[1], p->out[0].vid, nd, od);
-}
-
-/* Sum, Mean, Max, Min over any number of inputs: the first two into the output (both broadcast to the
- * final shape), then the output with each further input in place, then Mean's scale. */
-static si_result plan_variadic(ocl_plan *p, const void *arg) {
-    const char *kernel = arg;
-    bool mean = !strcmp(p->node->op_type, "Mean");
-    si_result s;
-    if (p->n_in < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "expects at least one input");
-    if ((s = max_outputs(p, 1))) return s;
-    int nd = 0;
-    int64_t od[SI_MAX_DIMS];
-    for (int k = 0; k < p->n_in; k++) {
-        if ((s = need_f32(p, k))) return s;
-        if (k == 0) {
-            nd = p->in[0].ndim;
-            memcpy(od, p->in[0].dims, sizeof od);
-        } else {
-            int64_t t[SI_MAX_DIMS];
-            memcpy(t, od, sizeof t);
-            if ((s = bcast(p, nd, t, p->in[k].ndim, p->in[k].dims, &nd, od))) return s;
-        }
-    }
-    if ((s = set_out(p, 0, nd, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    int vy = p->out[0].vid;
-    if (p->n_in == 1) {
-        if (p->in[0].ndim == nd) return ocl_alias(p, 0, 0);
-        return SI_OK;
-    }
-    if ((s = emit_binary(p, kernel, p->in[0].vid, &p->in[0], p->in[1].vid, &p->in[1], vy, nd, od))) return s;
-    ocl_desc yd = p->out[0];
-    for (int k = 2; k < p->n_in; k++)
-        if ((s = emit_binary(p, kernel, vy, &yd, p->in[k].vid, &p->in[k], vy, nd, od))) return s;
-    if (mean) {
-        ocl_step st;
-        st_init(&st, "u_scale");
-        a_val(&st, vy);
-        a_val(&st, vy);
-        a_int(&st, si_shape_count(nd, od));
-        a_flt(&st, 1.0f / (float)p->n_in);
-        a_flt(&st, 0.0f);
-        return emit_1d(p, &st, si_shape_count(nd, od));
-    }
-    return SI_OK;
-}
-
-// --- matrix products ----------------------------------------------------------------------------------------
-
-static si_result plan_matmul(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *A = &p->in[0], *B = &p->in[1];
-    int na = A->ndim, nb = B->ndim;
-    if (na < 1 || nb < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "inputs must have rank 1 or more");
-    int64_t M = na == 1 ? 1 : A->dims[na - 2], K = A->dims[na - 1];
-    int64_t Kb = nb == 1 ? B->dims[0] : B->dims[nb - 2], N = nb == 1 ? 1 : B->dims[nb - 1];
-    if (K != Kb) return ocl_err(p, SI_ERR_INVALID_ARG, "inner dimensions differ (%lld vs %lld)", (long long)K, (long long)Kb);
-    gemm_args g;
-    memset(&g, 0, sizeof g);
-    int bra = na > 2 ? na - 2 : 0, brb = nb > 2 ? nb - 2 : 0;
-    if ((s = bcast(p, bra, A->dims, brb, B->dims, &g.br, g.bdims))) return s;
-    int64_t od[SI_MAX_DIMS];
-    int nd = 0;
-    for (int k = 0; k < g.br; k++) od[nd++] = g.bdims[k];
-    if (na > 1) od[nd++] = M;
-    if (nb > 1) od[nd++] = N;
-    if ((s = set_out(p, 0, nd, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    si_broadcast_strides(bra, A->dims, g.br, g.bdims, g.bs[0]);
-    si_broadcast_strides(brb, B->dims, g.br, g.bdims, g.bs[1]);
-    for (int k = 0; k < g.br; k++) {
-        g.bs[0][k] *= M * K;
-        g.bs[1][k] *= K * N;
-        g.bs[2][k] = 0;
-    }
-    g.a = arg_val(A->vid);
-    g.b = arg_val(B->vid);
-    g.y = arg_val(p->out[0].vid);
-    g.M = M;
-    g.N = N;
-    g.K = K;
-    g.sam = K;
-    g.sak = 1;
-    g.sbk = N;
-    g.sbn = 1;
-    g.ystride = M * N;
-    g.alpha = 1.0f;
-    return emit_gemm(p, &g);
-}
-
-static si_result plan_gemm(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *A = &p->in[0], *B = &p->in[1];
-    if (A->ndim != 2 || B->ndim != 2) return ocl_err(p, SI_ERR_INVALID_ARG, "A and B must be matrices");
-    bool ta = si_attr_int(p->node, "transA", 0) != 0, tb = si_attr_int(p->node, "transB", 0) != 0;
-    gemm_args g;
-    memset(&g, 0, sizeof g);
-    g.M = ta ? A->dims[1] : A->dims[0];
-    g.K = ta ? A->dims[0] : A->dims[1];
-    g.sam = ta ? 1 : A->dims[1];
-    g.sak = ta ? A->dims[1] : 1;
-    int64_t Kb = tb ? B->dims[1] : B->dims[0];
-    g.N = tb ? B->dims[0] : B->dims[1];
-    g.sbk = tb ? 1 : B->dims[1];
-    g.sbn = tb ? B->dims[1] : 1;
-    if (g.K != Kb) return ocl_err(p, SI_ERR_INVALID_ARG, "inner dimensions differ (%lld vs %lld)", (long long)g.K, (long long)Kb);
-    int64_t od[2] = {g.M, g.N};
-    if (has_in(p, 2)) {
-        if ((s = need_f32(p, 2))) return s;
-        const ocl_desc *C = &p->in[2];
-        if (C->ndim > 2) return ocl_err(p, SI_ERR_INVALID_ARG, "C has rank %d", C->ndim);
-        for (int k = 0; k < C->ndim; k++) {
-            int64_t want = od[2 - C->ndim + k];
-            if (C->dims[k] != 1 && C->dims[k] != want) return ocl_err(p, SI_ERR_INVALID_ARG, "C does not broadcast to [M, N]");
-        }
-        int64_t cs[2];
-        si_broadcast_strides(C->ndim, C->dims, 2, od, cs);
-        g.scm = cs[0];
-        g.scn = cs[1];
-        g.has_c = dcount(C) > 0;
-        g.c = arg_val(C->vid);
-    }
-    if ((s = set_out(p, 0, 2, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    g.a = arg_val(A->vid);
-    g.b = arg_val(B->vid);
-    g.y = arg_val(p->out[0].vid);
-    g.ystride = g.M * g.N;
-    g.alpha = si_attr_float(p->node, "alpha", 1.0f);
-    g.beta = si_attr_float(p->node, "beta", 1.0f);
-    g.br = 0;
-    return emit_gemm(p, &g);
-}
-
-// --- convolution and pooling --------------------------------------------------------------------------------
-
-typedef struct window {
-    int nsp;                 /* spatial dims (1..3) */
-    int64_t in[3], out[3], k[3], s[3], d[3], pb[3], pe[3];
-} window;
-
-/* Kernel size, strides, dilations, pads (explicit or auto_pad) and output size of a sliding window over the
- * spatial dims of x (rank 3..5). ceil: pooling's ceil_mode. */
-static si_result window_plan(ocl_plan *p, const ocl_desc *x, const int64_t *kshape, bool ceil_mode, bool allow_dil, window *w) {
-    si_result s;
-    memset(w, 0, sizeof *w);
-    w->nsp = x->ndim - 2;
-    if (w->nsp < 1 || w->nsp > 3) return ocl_err(p, SI_ERR_UNSUPPORTED, "%d spatial dimensions are not supported (1 to 3)", w->nsp);
-    int64_t v[16];
-    int n;
-    for (int i = 0; i < w->nsp; i++) {
-        w->in[i] = x->dims[2 + i];
-        w->k[i] = kshape[i];
-        w->s[i] = w->d[i] = 1;
-        if (w->k[i] < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "kernel size %lld", (long long)w->k[i]);
-    }
-    if ((s = attr_ints(p, "strides", v, 16, &n))) return s;
-    if (n >= 0) {
-        if (n != w->nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "strides has %d values for %d spatial dimensions", n, w->nsp);
-        for (int i = 0; i < n; i++)
-            if ((w->s[i] = v[i]) < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "stride %lld", (long long)v[i]);
-    }
-    if ((s = attr_ints(p, "dilations", v, 16, &n))) return s;
-    if (n >= 0) {
-        if (n != w->nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "dilations has %d values for %d spatial dimensions", n, w->nsp);
-        for (int i = 0; i < n; i++) {
-            if ((w->d[i] = v[i]) < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "dilation %lld", (long long)v[i]);
-            if (v[i] != 1 && !allow_dil) return ocl_err(p, SI_ERR_UNSUPPORTED, "dilations are not supported in this opset");
-        }
-    }
-    const char *ap = si_attr_str(p->node, "auto_pad", "NOTSET");
-    bool same_upper = !strcmp(ap, "SAME_UPPER"), same_lower = !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
-    if (!same_upper && !same_lower && !valid && strcmp(ap, "NOTSET") && ap[0])
-        return ocl_err(p, SI_ERR_UNSUPPORTED, "auto_pad '%s' is not supported", ap);
-    if ((s = attr_ints(p, "pads", v, 16, &n))) return s;
-    if (n >= 0 && !same_upper && !same_lower && !valid) {
-        if (n != 2 * w->nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "pads has %d values for %d spatial dimensions", n, w->nsp);
-        for (int i = 0; i < w->nsp; i++) {
-            w->pb[i] = v[i];
-            w->pe[i] = v[w->nsp + i];
-            if (w->pb[i] < 0 || w->pe[i] < 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "negative pads are not supported");
-        }
-    }
-    for (int i = 0; i < w->nsp; i++) {
-        int64_t ext = (w->k[i] - 1) * w->d[i] + 1;
-        if (same_upper || same_lower) {
-            w->out[i] = (w->in[i] + w->s[i] - 1) / w->s[i];
-            int64_t total = (w->out[i] - 1) * w->s[i] + ext - w->in[i];
-            if (total < 0) total = 0;
-            w->pb[i] = same_upper ? total / 2 : total - total / 2;
-            w->pe[i] = total - w->pb[i];
-        } else {
-            int64_t span = w->in[i] + w->pb[i] + w->pe[i] - ext;
-            if (span < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "the window (%lld) is larger than the padded input (%lld)", (long long)ext,
-                                         (long long)(w->in[i] + w->pb[i] + w->pe[i]));
-            if (ceil_mode) {
-                w->out[i] = (span + w->s[i] - 1) / w->s[i] + 1;
-                if ((w->out[i] - 1) * w->s[i] >= w->in[i] + w->pb[i]) w->out[i]--; /* the last window must start inside */
-            } else {
-                w->out[i] = span / w->s[i] + 1;
-            }
-        }
-        if (w->out[i] < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "empty output along spatial dimension %d", i);
-    }
-    return SI_OK;
-}
-
-/* [ID, IH, IW, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW] with missing leading spatial
- * dims set to 1 (pads 0). */
-static void window_meta(const window *w, int64_t *m) {
-    int off = 3 - w->nsp;
-    for (int i = 0; i < 3; i++) {
-        int j = i - off;
-        bool on = j >= 0;
-        m[i] = on ? w->in[j] : 1;
-        m[3 + i] = on ? w->out[j] : 1;
-        m[6 + i] = on ? w->k[j] : 1;
-        m[9 + i] = on ? w->s[j] : 1;
-        m[12 + i] = on ? w->pb[j] : 0;
-        m[15 + i] = on ? w->d[j] : 1;
-    }
-}
-
-static si_result plan_conv(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *X = &p->in[0], *W = &p->in[1];
-    if (X->ndim < 3 || X->ndim > 5) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
-    if (W->ndim != X->ndim) return ocl_err(p, SI_ERR_INVALID_ARG, "W has rank %d, X has rank %d", W->ndim, X->ndim);
-    int64_t G = si_attr_int(p->node, "group", 1);
-    int64_t N = X->dims[0], C = X->dims[1], OC = W->dims[0];
-    if (G < 1 || C % G || OC % G || W->dims[1] * G != C)
-        return ocl_err(p, SI_ERR_INVALID_ARG, "group %lld does not fit %lld input and %lld output channels (W has %lld per group)", (long long)G,
-                       (long long)C, (long long)OC, (long long)W->dims[1]);
-    int64_t ks[SI_MAX_DIMS];
-    int n;
-    if ((s = attr_ints(p, "kernel_shape", ks, SI_MAX_DIMS, &n))) return s;
-    if (n >= 0) {
-        if (n != X->ndim - 2) return ocl_err(p, SI_ERR_INVALID_ARG, "kernel_shape has %d values", n);
-        for (int i = 0; i < n; i++)
-            if (ks[i] != W->dims[2 + i]) return ocl_err(p, SI_ERR_INVALID_ARG, "kernel_shape differs from W's shape");
-    }
-    window w;
-    if ((s = window_plan(p, X, W->dims + 2, false, true, &w))) return s;
-    if (has_in(p, 2)) {
-        if ((s = need_f32(p, 2))) return s;
-        if (dcount(&p->in[2]) != OC) return ocl_err(p, SI_ERR_INVALID_ARG, "B has %lld values for %lld output channels", (long long)dcount(&p->in[2]), (long long)OC);
-    }
-    int64_t od[SI_MAX_DIMS] = {N, OC};
-    for (int i = 0; i < w.nsp; i++) od[2 + i] = w.out[i];
-    if ((s = set_out(p, 0, X->ndim, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    int64_t wm[18];
-    window_meta(&w, wm);
-    int64_t P = wm[3] * wm[4] * wm[5], KK = wm[6] * wm[7] * wm[8], CG = C / G, OCG = OC / G;
-    int64_t Pin = wm[0] * wm[1] * wm[2];
-    bool one = KK == 1, unit = true;
-    for (int i = 0; i < w.nsp; i++)
-        if (w.s[i] != 1 || w.pb[i] || w.pe[i]) unit = false;
-    size_t col_bytes = (size_t)(N * C * KK * P) * sizeof(float);
-    if ((one && unit) || (col_bytes <= p->caps->im2col_max && (cl_ulong)col_bytes <= p->caps->max_alloc && N * C * KK * P <= INT_MAX)) {
-        /* as GEMM per (image, group): Y[n,g] (OCG x P) = W[g] (OCG x CG*KK) * cols[n,g] (CG*KK x P) + bias */
-        gemm_args g;
-        memset(&g, 0, sizeof g);
-        if (one && unit) {
-            g.b = arg_val(X->vid);
-            g.bs[1][0] = C * Pin;
-            g.bs[1][1] = CG * Pin;
-        } else {
-            int64_t m[22] = {N, C};
-            memcpy(m + 2, wm, sizeof(int64_t) * 3);
-            m[5] = OC;
-            memcpy(m + 6, wm + 3, sizeof(int64_t) * 15);
-            m[21] = G;
-            int mid;
-            if ((s = meta_from64(p, m, 22, &mid))) return s;
-            ocl_step st;
-            st_init(&st, "im2col");
-            a_val(&st, X->vid);
-            st_arg(&st, OA_SCRATCH, 0, 0);
-            a_int(&st, N * C * KK);
-            a_meta(&st, mid);
-            st.dims = 2;
-            st.gws[0] = (size_t)(wm[3] * wm[4]); /* OD * OH */
-            st.gws[1] = (size_t)(N * C * KK);
-            if ((s = ocl_emit(p, &st))) return s;
-            ocl_scratch(p, col_bytes);
-            g.b = arg_scratch();
-            g.bs[1][0] = C * KK * P;
-            g.bs[1][1] = CG * KK * P;
-        }
-        g.a = arg_val(W->vid);
-        g.y = arg_val(p->out[0].vid);
-        g.M = OCG;
-        g.N = P;
-        g.K = CG * KK;
-        g.sam = CG * KK;
-        g.sak = 1;
-        g.sbk = P;
-        g.sbn = 1;
-        g.ystride = OCG * P;
-        g.br = 2;
-        g.bdims[0] = N;
-        g.bdims[1] = G;
-        g.bs[0][0] = 0;
-        g.bs[0][1] = OCG * CG * KK;
-        g.alpha = 1.0f;
-        if (has_in(p, 2)) {
-            g.has_c = true;
-            g.c = arg_val(p->in[2].vid);
-            g.scm = 1;
-            g.scn = 0;
-            g.bs[2][0] = 0;
-            g.bs[2][1] = OCG;
-            g.beta = 1.0f;
-        }
-        return emit_gemm(p, &g);
-    }
-    int64_t m[22] = {N, C};
-    memcpy(m + 2, wm, sizeof(int64_t) * 3);
-    m[5] = OC;
-    memcpy(m + 6, wm + 3, sizeof(int64_t) * 15);
-    m[21] = G;
-    int mid;
-    if ((s = meta_from64(p, m, 22, &mid))) return s;
-    ocl_step st;
-    st_init(&st, "conv");
-    a_val(&st, X->vid);
-    a_val(&st, W->vid);
-    a_val(&st, has_in(p, 2) ? p->in[2].vid : W->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_meta(&st, mid);
-    a_int(&st, has_in(p, 2));
-    return emit_1d(p, &st, dcount(&p->out[0]));
-}
-
-static si_result plan_conv_transpose(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *X = &p->in[0], *W = &p->in[1];
-    int nsp = X->ndim - 2;
-    if (nsp < 1 || nsp > 3) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
-    if (W->ndim != X->ndim) return ocl_err(p, SI_ERR_INVALID_ARG, "W has rank %d, X has rank %d", W->ndim, X->ndim);
-    int64_t G = si_attr_int(p->node, "group", 1), N = X->dims[0], C = X->dims[1];
-    if (G < 1 || C % G || W->dims[0] != C) return ocl_err(p, SI_ERR_INVALID_ARG, "W does not fit %lld input channels in %lld groups", (long long)C, (long long)G);
-    int64_t OC = W->dims[1] * G;
-    if (has_in(p, 2)) {
-        if ((s = need_f32(p, 2))) return s;
-        if (dcount(&p->in[2]) != OC) return ocl_err(p, SI_ERR_INVALID_ARG, "B must have %lld values", (long long)OC);
-    }
-    int64_t st[3] = {1, 1, 1}, dl[3] = {1, 1, 1}, op[3] = {0, 0, 0}, pads[6] = {0}, os[SI_MAX_DIMS + 2], ks[SI_MAX_DIMS];
-    int n, nos;
-    if ((s = attr_ints(p, "strides", st, 3, &n))) return s;
-    if (n >= 0 && n != nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "strides has %d values", n);
-    if ((s = attr_ints(p, "dilations", dl, 3, &n))) return s;
-    if (n >= 0 && n != nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "dilations has %d values", n);
-    if ((s = attr_ints(p, "output_padding", op, 3, &n))) return s;
-    if (n >= 0 && n != nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "output_padding has %d values", n);
-    if ((s = attr_ints(p, "pads", pads, 6, &n))) return s;
-    if (n >= 0 && n != 2 * nsp) return ocl_err(p, SI_ERR_INVALID_ARG, "pads has %d values", n);
-    if ((s = attr_ints(p, "kernel_shape", ks, SI_MAX_DIMS, &n))) return s;
-    for (int i = 0; n >= 0 && i < nsp; i++)
-        if (n != nsp || ks[i] != W->dims[2 + i]) return ocl_err(p, SI_ERR_INVALID_ARG, "kernel_shape differs from W's shape");
-    if ((s = attr_ints(p, "output_shape", os, SI_MAX_DIMS + 2, &nos))) return s;
-    if (nos > 0 && nos != nsp && nos != nsp + 2) return ocl_err(p, SI_ERR_INVALID_ARG, "output_shape has %d values", nos);
-    const char *ap = si_attr_str(p->node, "auto_pad", "NOTSET");
-    bool su = !strcmp(ap, "SAME_UPPER"), sl = !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
-    if (!su && !sl && !valid && ap[0] && strcmp(ap, "NOTSET")) return ocl_err(p, SI_ERR_UNSUPPORTED, "auto_pad '%s' is not supported", ap);
-    window w;
-    memset(&w, 0, sizeof w);
-    w.nsp = nsp;
-    int64_t od[SI_MAX_DIMS] = {N, OC};
-    for (int i = 0; i < nsp; i++) {
-        int64_t in = X->dims[2 + i], k = W->dims[2 + i], eff = (k - 1) * dl[i] + 1, o, pb, pe;
-        if (st[i] < 1 || dl[i] < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "strides and dilations must be positive");
-        if (nos > 0 || su || sl) {
-            o = nos > 0 ? os[nos - nsp + i] : in * st[i];
-            int64_t total = st[i] * (in - 1) + op[i] + eff - o;
-            int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2); /* floor */
-            pb = su ? half : total - half;
-            pe = total - pb;
-        } else {
-            pb = valid ? 0 : pads[i];
-            pe = valid ? 0 : pads[nsp + i];
-            if (pb < 0 || pe < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "pads must not be negative");
-            o = st[i] * (in - 1) + op[i] + eff - pb - pe;
-        }
-        if (o < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "output spatial size would be %lld", (long long)o);
-        w.in[i] = in;
-        w.out[i] = o;
-        w.k[i] = k;
-        w.s[i] = st[i];
-        w.d[i] = dl[i];
-        w.pb[i] = pb;
-        od[2 + i] = o;
-    }
-    if ((s = set_out(p, 0, X->ndim, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    int64_t wm[18], m[22] = {N, C};
-    window_meta(&w, wm);
-    memcpy(m + 2, wm, sizeof(int64_t) * 3);
-    m[5] = OC;
-    memcpy(m + 6, wm + 3, sizeof(int64_t) * 15);
-    m[21] = G;
-    int mid;
-    if ((s = meta_from64(p, m, 22, &mid))) return s;
-    ocl_step stp;
-    st_init(&stp, "conv_transpose");
-    a_val(&stp, X->vid);
-    a_val(&stp, W->vid);
-    a_val(&stp, has_in(p, 2) ? p->in[2].vid : W->vid);
-    a_val(&stp, p->out[0].vid);
-    a_int(&stp, dcount(&p->out[0]));
-    a_meta(&stp, mid);
-    a_int(&stp, has_in(p, 2));
-    return emit_1d(p, &stp, dcount(&p->out[0]));
-}
-
-static si_result plan_pool(ocl_plan *p, const void *arg) {
-    (void)arg;
-    bool maxp = !strcmp(p->node->op_type, "MaxPool");
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1))) return s;
-    if (maxp && has_out(p, 1)) return ocl_err(p, SI_ERR_UNSUPPORTED, "the Indices output is not supported");
-    if ((s = max_outputs(p, 1))) return s;
-    const ocl_desc *X = &p->in[0];
-    if (X->ndim < 3 || X->ndim > 5) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
-    int64_t ks[SI_MAX_DIMS];
-    int n;
-    if ((s = attr_ints(p, "kernel_shape", ks, SI_MAX_DIMS, &n))) return s;
-    if (n != X->ndim - 2) return ocl_err(p, SI_ERR_INVALID_ARG, "kernel_shape must have %d values", X->ndim - 2);
-    bool ceil_mode = si_attr_int(p->node, "ceil_mode", 0) != 0;
-    bool allow_dil = maxp ? p->node->opset >= 10 : p->node->opset >= 19;
-    window w;
-    if ((s = window_plan(p, X, ks, ceil_mode, allow_dil, &w))) return s;
-    int64_t od[SI_MAX_DIMS] = {X->dims[0], X->dims[1]};
-    for (int i = 0; i < w.nsp; i++) od[2 + i] = w.out[i];
-    if ((s = set_out(p, 0, X->ndim, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    int64_t m[22];
-    m[0] = X->dims[0] * X->dims[1];
-    window_meta(&w, m + 1);
-    /* ends of the padded input per (D, H, W) */
-    int off = 3 - w.nsp;
-    for (int i = 0; i < 3; i++) m[19 + i] = i - off >= 0 ? w.in[i - off] + w.pe[i - off] : 1;
-    int mid;
-    if ((s = meta_from64(p, m, 22, &mid))) return s;
-    int mode = maxp ? 0 : si_attr_int(p->node, "count_include_pad", 0) ? 2 : 1;
-    ocl_step st;
-    st_init(&st, "pool");
-    a_val(&st, X->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_meta(&st, mid);
-    a_int(&st, mode);
-    return emit_1d(p, &st, dcount(&p->out[0]));
-}
-
-// --- reductions ---------------------------------------------------------------------------------------------
-
-/* Reduce x over the axes flagged in `red` (rank x->ndim) with op, into value vy. */
-static si_result emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, int op, int vy) {
-    int nd = x->ndim;
-    int64_t st[SI_MAX_DIMS];
-    contiguous_strides(nd, x->dims, st);
-    int64_t kd[SI_MAX_DIMS * 2], ks[1][SI_MAX_DIMS * 2], rd[SI_MAX_DIMS * 2], rs[1][SI_MAX_DIMS * 2];
-    int nk = 0, nr = 0;
-    int64_t n = 1, rcount = 1;
-    for (int k = 0; k < nd; k++) {
-        if (red[k]) {
-            rd[nr] = x->dims[k];
-            rs[0][nr++] = st[k];
-            rcount *= x->dims[k];
-        } else {
-            kd[nk] = x->dims[k];
-            ks[0][nk++] = st[k];
-            n *= x->dims[k];
-        }
-    }
-    if (n == 0) return SI_OK;
-    nk = merge_dims(nk, kd, 1, ks);
-    nr = merge_dims(nr, rd, 1, rs);
-    if (rcount == 0) nr = 0;
-    int meta[3 + 4 * SI_MAX_DIMS];
-    int o = 0;
-    meta[o++] = nk;
-    for (int k = 0; k < nk; k++) meta[o++] = (int)kd[k];
-    for (int k = 0; k < nk; k++) meta[o++] = (int)ks[0][k];
-    meta[o++] = nr;
-    for (int k = 0; k < nr; k++) meta[o++] = (int)rd[k];
-    for (int k = 0; k < nr; k++) meta[o++] = (int)rs[0][k];
-    meta[o++] = (int)rcount;
-    int mid;
-    si_result s = ocl_meta(p, meta, o, &mid);
-    if (s) return s;
-    ocl_step stp;
-    st_init(&stp, "reduce");
-    a_val(&stp, x->vid);
-    a_val(&stp, vy);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    a_int(&stp, op);
-    return emit_1d(p, &stp, n);
-}
-
-static const struct {
-    const char *op;
-    int code;
-    int axes_input_opset; /* opset from which axes is an input */
-} reduce_ops[] = {
-    {"ReduceSum", 0, 13},   {"ReduceMean", 1, 18},  {"ReduceMax", 2, 18},       {"ReduceMin", 3, 18},        {"ReduceProd", 4, 18},
-    {"ReduceL1", 5, 18},    {"ReduceL2", 6, 18},    {"ReduceSumSquare", 7, 18}, {"ReduceLogSum", 8, 18},     {"ReduceLogSumExp", 9, 18},
-};
-
-static si_result plan_reduce(ocl_plan *p, const void *arg) {
-    int idx = (int)(intptr_t)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    int64_t axes[SI_MAX_DIMS * 2];
-    int na = -1;
-    if (p->node->opset >= reduce_ops[idx].axes_input_opset) {
-        if (has_in(p, 1) && (s = const_ints(p, 1, axes, SI_MAX_DIMS * 2, &na))) return s;
-    } else if ((s = attr_ints(p, "axes", axes, SI_MAX_DIMS * 2, &na))) {
-        return s;
-    }
-    bool keep = si_attr_int(p->node, "keepdims", 1) != 0;
-    bool noop = si_attr_int(p->node, "noop_with_empty_axes", 0) != 0;
-    bool red[SI_MAX_DIMS] = {false};
-    if (na <= 0) {
-        if (noop && p->node->opset >= reduce_ops[idx].axes_input_opset) {
-            if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-            return emit_view(p);
-        }
-        for (int k = 0; k < x->ndim; k++) red[k] = true;
-    } else {
-        for (int i = 0; i < na; i++) {
-            int a;
-            if ((s = norm_axis(p, axes[i], x->ndim, &a))) return s;
-            red[a] = true;
-        }
-    }
-    int64_t od[SI_MAX_DIMS];
-    int nd = 0;
-    for (int k = 0; k < x->ndim; k++) {
-        if (!red[k]) od[nd++] = x->dims[k];
-        else if (keep) od[nd++] = 1;
-    }
-    if ((s = set_out(p, 0, nd, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    return emit_reduce(p, x, red, reduce_ops[idx].code, p->out[0].vid);
-}
-
-static si_result plan_global_pool(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "input rank %d is below 2", x->ndim);
-    bool red[SI_MAX_DIMS] = {false};
-    int64_t od[SI_MAX_DIMS];
-    for (int k = 0; k < x->ndim; k++) {
-        red[k] = k >= 2;
-        od[k] = k >= 2 ? 1 : x->dims[k];
-    }
-    if ((s = set_out(p, 0, x->ndim, od))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    return emit_reduce(p, x, red, !strcmp(p->node->op_type, "GlobalMaxPool") ? 2 : 1, p->out[0].vid);
-}
-
-static si_result plan_softmax(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    if (x->ndim < 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "a scalar input is not supported");
-    bool old = p->node->opset < 13;
-    int axis;
-    if ((s = norm_axis(p, si_attr_int(p->node, "axis", old ? 1 : -1), x->ndim, &axis))) return s;
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    int64_t outer = si_shape_count(axis, x->dims), len, inner;
-    if (old) {
-        len = si_shape_count(x->ndim - axis, x->dims + axis);
-        inner = 1;
-    } else {
-        len = x->dims[axis];
-        inner = si_shape_count(x->ndim - axis - 1, x->dims + axis + 1);
-    }
-    int64_t rows = outer * inner;
-    if (rows == 0 || len == 0) return SI_OK;
-    ocl_step st;
-    st_init(&st, "softmax");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, rows);
-    a_int(&st, len);
-    a_int(&st, inner);
-    a_int(&st, !strcmp(p->node->op_type, "LogSoftmax"));
-    return emit_1d(p, &st, rows);
-}
-
-// --- normalization ------------------------------------------------------------------------------------------
-
-static si_result plan_batchnorm(ocl_plan *p, const void *arg) {
-    (void)arg;
-    si_result s;
-    for (int k = 0; k < 5; k++)
-        if ((s = need_f32(p, k))) return s;
-    if ((s = max_inputs(p, 5))) return s;
-    for (int k = 1; k < p->n_out; k++)
-        if (has_out(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "training outputs (running mean/var) are not supported");
-    if (si_attr_int(p->node, "training_mode", 0)) return ocl_err(p, SI_ERR_UNSUPPORTED, "training_mode=1 is not supported");
-    if (p->node->opset < 9 && si_attr_int(p->node, "spatial", 1) != 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "spatial=0 is not supported");
-    if (p->node->opset < 7 && !si_attr_int(p->node, "is_test", 1)) return ocl_err(p, SI_ERR_UNSUPPORTED, "is_test=0 is not supported");
-    const ocl_desc *x = &p->in[0];
-    if (x->ndim < 2) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported", x->ndim);
-    int64_t C = x->dims[1];
-    for (int k = 1; k < 5; k++)
-        if (dcount(&p->in[k]) != C) return ocl_err(p, SI_ERR_INVALID_ARG, "input %d has %lld values for %lld channels", k, (long long)dcount(&p->in[k]), (long long)C);
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    if (!has_out(p, 0)) return SI_OK;
-    float eps = si_attr_float(p->node, "epsilon", 1e-5f);
-    int64_t inner = si_shape_count(x->ndim - 2, x->dims + 2), nc = dcount(x) / (inner ? inner : 1);
-    ocl_step st;
-    if (p->in[1].cval && p->in[2].cval && p->in[3].cval && p->in[4].cval && inner > 0 && C <= (1 << 20)) {
-        /* constant parameters: y = x * a + b per channel, a and b computed here */
-        if (!p->build) return SI_OK;
-        int *ab = si_malloc(sizeof(int) * (size_t)(2 * C + 1));
-        if (!ab) return si_err(SI_ERR_NO_MEM, "out of memory");
-        const float *sc = p->in[1].cval->data, *bi = p->in[2].cval->data, *mu = p->in[3].cval->data, *va = p->in[4].cval->data;
-        for (int64_t c = 0; c < C; c++) {
-            double a = (double)sc[c] / sqrt((double)va[c] + (double)eps);
-            ab[c] = f2bits((float)a);
-            ab[C + c] = f2bits((float)((double)bi[c] - (double)mu[c] * a));
-        }
-        int mid;
-        s = ocl_meta(p, ab, (int)(2 * C), &mid);
-        si_free(ab);
-        if (s) return s;
-        st_init(&st, "chan_affine");
-        a_val(&st, x->vid);
-        a_meta(&st, mid);
-        a_val(&st, p->out[0].vid);
-        a_int(&st, inner);
-        a_int(&st, nc);
-        a_int(&st, C);
-        st.dims = 2;
-        st.gws[0] = (size_t)inner;
-        st.gws[1] = (size_t)nc;
-        return nc ? ocl_emit(p, &st) : SI_OK;
-    }
-    st_init(&st, "batchnorm");
-    a_val(&st, x->vid);
-    for (int k = 1; k < 5; k++) a_val(&st, p->in[k].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, C);
-    a_int(&st, inner);
-    a_flt(&st, eps);
-    return emit_1d(p, &st, dcount(x));
-}
-
-/* Scale/bias of LayerNormalization over the trailing dims from `axis`: its length when it indexes the row
- * modulo its length (its shape, leading 1s dropped, is a suffix of the normalized shape), else -1. */
-static int64_t row_param_len(const ocl_desc *x, int axis, const ocl_desc *t) {
-    int nt = t->ndim, lead = 0;
-    while (lead < nt && t->dims[lead] == 1) lead++;
-    int rest = nt - lead, nn = x->ndim - axis;
-    if (rest == 0) return 1;
-    if (rest > nn) return -1;
-    for (int i = 0; i < rest; i++)
-        if (t->dims[lead + i] != x->dims[x->ndim - rest + i]) return -1;
-    return dcount(t);
-}
-
-static si_result plan_layernorm(ocl_plan *p, const void *arg) {
-    (void)arg;
-    bool rms = !strcmp(p->node->op_type, "RMSNormalization");
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = max_inputs(p, rms ? 2 : 3)) || (s = max_outputs(p, rms ? 1 : 3))) return s;
-    const ocl_desc *x = &p->in[0];
-    int axis;
-    if ((s = norm_axis(p, si_attr_int(p->node, "axis", -1), x->ndim, &axis))) return s;
-    int64_t stash = si_attr_int(p->node, "stash_type", 1);
-    if (stash != 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "stash_type %lld is not supported (1: float32)", (long long)stash);
-    int64_t rows = si_shape_count(axis, x->dims), cols = si_shape_count(x->ndim - axis, x->dims + axis);
-    int64_t slen = row_param_len(x, axis, &p->in[1]), blen = 1;
-    if (slen < 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "the scale's shape does not broadcast along the normalized axes");
-    if (has_in(p, 2)) {
-        if ((s = need_f32(p, 2))) return s;
-        if ((blen = row_param_len(x, axis, &p->in[2])) < 0) return ocl_err(p, SI_ERR_UNSUPPORTED, "the bias's shape does not broadcast along the normalized axes");
-    }
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    int64_t sd[SI_MAX_DIMS];
-    for (int k = 0; k < x->ndim; k++) sd[k] = k < axis ? x->dims[k] : 1;
-    for (int k = 1; k < 3 && k < p->n_out; k++)
-        if (has_out(p, k) && (s = set_out(p, k, x->ndim, sd))) return s;
-    if (!has_out(p, 0)) {
-        if (has_out(p, 1) || has_out(p, 2)) return ocl_err(p, SI_ERR_UNSUPPORTED, "Mean/InvStdDev without Y are not supported");
-        return SI_OK;
-    }
-    bool stats = has_out(p, 1) || has_out(p, 2);
-    if (stats && !(has_out(p, 1) && has_out(p, 2))) return ocl_err(p, SI_ERR_UNSUPPORTED, "Mean and InvStdDev must be requested together");
-    if (rows == 0) return SI_OK;
-    ocl_step st;
-    st_init(&st, "layernorm");
-    a_val(&st, x->vid);
-    a_val(&st, p->in[1].vid);
-    a_val(&st, has_in(p, 2) ? p->in[2].vid : p->in[1].vid);
-    a_val(&st, p->out[0].vid);
-    a_val(&st, stats ? p->out[1].vid : p->out[0].vid);
-    a_val(&st, stats ? p->out[2].vid : p->out[0].vid);
-    a_int(&st, cols);
-    a_flt(&st, si_attr_float(p->node, "epsilon", 1e-5f));
-    a_int(&st, (has_in(p, 2) ? 1 : 0) | (stats ? 2 : 0) | (rms ? 4 : 0));
-    a_int(&st, slen);
-    a_int(&st, blen);
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)rows * st.lws[0];
-    return ocl_emit(p, &st);
-}
-
-static si_result plan_groupnorm(ocl_plan *p, const void *arg) {
-    (void)arg;
-    bool inst = !strcmp(p->node->op_type, "InstanceNormalization");
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_f32(p, 1)) || (s = need_f32(p, 2)) || (s = max_inputs(p, 3)) || (s = max_outputs(p, 1))) return s;
-    const ocl_desc *x = &p->in[0];
-    if (x->ndim < 2) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported", x->ndim);
-    int64_t N = x->dims[0], C = x->dims[1], sp = si_shape_count(x->ndim - 2, x->dims + 2);
-    int64_t G = inst ? C : si_attr_int(p->node, "num_groups", 0);
-    if (G < 1 || C % G) return ocl_err(p, SI_ERR_INVALID_ARG, "num_groups %lld does not divide %lld channels", (long long)G, (long long)C);
-    if (!inst && si_attr_int(p->node, "stash_type", 1) != 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "stash_type other than float32 is not supported");
-    /* scale/bias per channel (InstanceNormalization, GroupNormalization-21) or per group (-18) */
-    bool per_group = !inst && p->node->opset < 21;
-    int64_t want = per_group ? G : C;
-    for (int k = 1; k < 3; k++)
-        if (dcount(&p->in[k]) != want) return ocl_err(p, SI_ERR_INVALID_ARG, "input %d has %lld values, expected %lld", k, (long long)dcount(&p->in[k]), (long long)want);
-    if ((s = set_out(p, 0, x->ndim, x->dims))) return s;
-    if (!has_out(p, 0) || N * G == 0) return SI_OK;
-    int64_t cols = (C / G) * sp;
-    if (cols == 0) return SI_OK;
-    ocl_step st;
-    st_init(&st, "groupnorm");
-    a_val(&st, x->vid);
-    a_val(&st, p->in[1].vid);
-    a_val(&st, p->in[2].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, cols);
-    a_int(&st, G);
-    a_int(&st, per_group ? 1 : C / G);
-    a_int(&st, per_group ? cols : sp);
-    a_flt(&st, si_attr_float(p->node, "epsilon", 1e-5f));
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)(N * G) * st.lws[0];
-    return ocl_emit(p, &st);
+    return ocl_emit_1d(p, &stp, n);
 }
 
 // --- layout -------------------------------------------------------------------------------------------------
 
 static si_result plan_reshape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS];
     int n;
     if (p->node->opset < 5) {
-        if ((s = max_inputs(p, 1)) || (s = attr_ints(p, "shape", sh, SI_MAX_DIMS, &n))) return s;
+        if ((s = ocl_max_inputs(p, 1)) || (s = ocl_attr_ints(p, "shape", sh, SI_MAX_DIMS, &n))) return s;
         if (n < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute shape is missing");
     } else {
-        if ((s = max_inputs(p, 2)) || (s = need_in(p, 1)) || (s = const_ints(p, 1, sh, SI_MAX_DIMS, &n))) return s;
+        if ((s = ocl_max_inputs(p, 2)) || (s = ocl_need_in(p, 1)) || (s = ocl_const_ints(p, 1, sh, SI_MAX_DIMS, &n))) return s;
     }
     bool allowzero = si_attr_int(p->node, "allowzero", 0) != 0;
     int infer = -1;
@@ -1448,36 +597,36 @@ static si_result plan_reshape(ocl_plan *p, const void *arg) {
     } else if (known != total) {
         return ocl_err(p, SI_ERR_INVALID_ARG, "%lld elements cannot be reshaped to %lld", (long long)total, (long long)known);
     }
-    if ((s = set_out(p, 0, n, sh))) return s;
-    return emit_view(p);
+    if ((s = ocl_set_out(p, 0, n, sh))) return s;
+    return ocl_emit_view(p);
 }
 
 static si_result plan_flatten(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axis = si_attr_int(p->node, "axis", 1);
     if (axis < 0) axis += x->ndim;
     if (axis < 0 || axis > x->ndim) return ocl_err(p, SI_ERR_INVALID_ARG, "axis out of range");
     int64_t od[2] = {si_shape_count((int)axis, x->dims), si_shape_count(x->ndim - (int)axis, x->dims + axis)};
-    if ((s = set_out(p, 0, 2, od))) return s;
-    return emit_view(p);
+    if ((s = ocl_set_out(p, 0, 2, od))) return s;
+    return ocl_emit_view(p);
 }
 
 static si_result squeeze_axes(ocl_plan *p, int64_t *axes, int *n) {
     si_result s;
     *n = -1;
-    if (p->node->opset < 13) return attr_ints(p, "axes", axes, SI_MAX_DIMS * 2, n);
-    if ((s = max_inputs(p, 2))) return s;
-    if (has_in(p, 1)) return const_ints(p, 1, axes, SI_MAX_DIMS * 2, n);
+    if (p->node->opset < 13) return ocl_attr_ints(p, "axes", axes, SI_MAX_DIMS * 2, n);
+    if ((s = ocl_max_inputs(p, 2))) return s;
+    if (has_in(p, 1)) return ocl_const_ints(p, 1, axes, SI_MAX_DIMS * 2, n);
     return SI_OK;
 }
 
 static si_result plan_squeeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int n;
@@ -1488,7 +637,7 @@ static si_result plan_squeeze(ocl_plan *p, const void *arg) {
     } else {
         for (int i = 0; i < n; i++) {
             int a;
-            if ((s = norm_axis(p, axes[i], x->ndim, &a))) return s;
+            if ((s = ocl_norm_axis(p, axes[i], x->ndim, &a))) return s;
             if (x->dims[a] != 1) return ocl_err(p, SI_ERR_INVALID_ARG, "cannot squeeze dimension %d of size %lld", a, (long long)x->dims[a]);
             drop[a] = true;
         }
@@ -1497,14 +646,14 @@ static si_result plan_squeeze(ocl_plan *p, const void *arg) {
     int nd = 0;
     for (int k = 0; k < x->ndim; k++)
         if (!drop[k]) od[nd++] = x->dims[k];
-    if ((s = set_out(p, 0, nd, od))) return s;
-    return emit_view(p);
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
+    return ocl_emit_view(p);
 }
 
 static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int n;
@@ -1515,25 +664,25 @@ static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
     bool ins[SI_MAX_DIMS] = {false};
     for (int i = 0; i < n; i++) {
         int a;
-        if ((s = norm_axis(p, axes[i], nd, &a))) return s;
+        if ((s = ocl_norm_axis(p, axes[i], nd, &a))) return s;
         if (ins[a]) return ocl_err(p, SI_ERR_INVALID_ARG, "axis %d appears twice", a);
         ins[a] = true;
     }
     int64_t od[SI_MAX_DIMS];
     for (int k = 0, j = 0; k < nd; k++) od[k] = ins[k] ? 1 : x->dims[j++];
-    if ((s = set_out(p, 0, nd, od))) return s;
-    return emit_view(p);
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
+    return ocl_emit_view(p);
 }
 
 static si_result plan_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
     int64_t perm[SI_MAX_DIMS];
     int n;
-    if ((s = attr_ints(p, "perm", perm, SI_MAX_DIMS, &n))) return s;
+    if ((s = ocl_attr_ints(p, "perm", perm, SI_MAX_DIMS, &n))) return s;
     if (n < 0) {
         for (int k = 0; k < nd; k++) perm[k] = nd - 1 - k;
     } else if (n != nd) {
@@ -1541,16 +690,16 @@ static si_result plan_transpose(ocl_plan *p, const void *arg) {
     }
     bool seen[SI_MAX_DIMS] = {false};
     int64_t od[SI_MAX_DIMS], ist[SI_MAX_DIMS], sst[SI_MAX_DIMS], dst[SI_MAX_DIMS];
-    contiguous_strides(nd, x->dims, ist);
+    si_strides(nd, x->dims, ist);
     for (int k = 0; k < nd; k++) {
         if (perm[k] < 0 || perm[k] >= nd || seen[perm[k]]) return ocl_err(p, SI_ERR_INVALID_ARG, "perm is not a permutation");
         seen[perm[k]] = true;
         od[k] = x->dims[perm[k]];
         sst[k] = ist[perm[k]];
     }
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    contiguous_strides(nd, od, dst);
+    si_strides(nd, od, dst);
     return emit_copy(p, arg_val(x->vid), arg_val(p->out[0].vid), nd, od, sst, dst, 0, 0);
 }
 
@@ -1558,13 +707,13 @@ static si_result plan_concat(ocl_plan *p, const void *arg) {
     (void)arg;
     si_result s;
     if (p->n_in < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "no inputs");
-    if ((s = max_outputs(p, 1))) return s;
+    if ((s = ocl_max_outputs(p, 1))) return s;
     for (int k = 0; k < p->n_in; k++)
-        if ((s = need_f32(p, k))) return s;
+        if ((s = ocl_need_f32(p, k))) return s;
     const ocl_desc *x0 = &p->in[0];
     int nd = x0->ndim, axis;
     if (!si_node_attr(p->node, "axis")) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute axis is missing");
-    if ((s = norm_axis(p, si_attr_int(p->node, "axis", 0), nd, &axis))) return s;
+    if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), nd, &axis))) return s;
     int64_t od[SI_MAX_DIMS];
     memcpy(od, x0->dims, sizeof od);
     od[axis] = 0;
@@ -1575,7 +724,7 @@ static si_result plan_concat(ocl_plan *p, const void *arg) {
             if (i != axis && x->dims[i] != x0->dims[i]) return ocl_err(p, SI_ERR_INVALID_ARG, "input %d differs in dimension %d", k, i);
         od[axis] += x->dims[axis];
     }
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
     int64_t outer = si_shape_count(axis, od), inner = si_shape_count(nd - axis - 1, od + axis + 1), off = 0;
     for (int k = 0; k < p->n_in; k++) {
@@ -1589,18 +738,18 @@ static si_result plan_concat(ocl_plan *p, const void *arg) {
 
 static si_result plan_split(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
+    si_result s = ocl_need_f32(p, 0);
     if (s) return s;
     const ocl_desc *x = &p->in[0];
     int axis;
-    if ((s = norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
+    if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
     int64_t sizes[OCL_MAX_IO];
     int n = -1, nout = p->n_out;
     if (p->node->opset < 13) {
-        if ((s = max_inputs(p, 1)) || (s = attr_ints(p, "split", sizes, OCL_MAX_IO, &n))) return s;
+        if ((s = ocl_max_inputs(p, 1)) || (s = ocl_attr_ints(p, "split", sizes, OCL_MAX_IO, &n))) return s;
     } else {
-        if ((s = max_inputs(p, 2))) return s;
-        if (has_in(p, 1) && (s = const_ints(p, 1, sizes, OCL_MAX_IO, &n))) return s;
+        if ((s = ocl_max_inputs(p, 2))) return s;
+        if (has_in(p, 1) && (s = ocl_const_ints(p, 1, sizes, OCL_MAX_IO, &n))) return s;
     }
     int64_t d = x->dims[axis];
     if (n < 0) {
@@ -1624,7 +773,7 @@ static si_result plan_split(ocl_plan *p, const void *arg) {
         int64_t od[SI_MAX_DIMS];
         memcpy(od, x->dims, sizeof od);
         od[axis] = sizes[k];
-        if ((s = set_out(p, k, x->ndim, od))) return s;
+        if ((s = ocl_set_out(p, k, x->ndim, od))) return s;
         if (has_out(p, k)) {
             int64_t len = sizes[k] * inner;
             int64_t dims[2] = {outer, len}, sst[2] = {d * inner, 1}, dst[2] = {len, 1};
@@ -1637,21 +786,21 @@ static si_result plan_split(ocl_plan *p, const void *arg) {
 
 static si_result plan_slice(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
     int64_t starts[SI_MAX_DIMS], ends[SI_MAX_DIMS], axes[SI_MAX_DIMS], steps[SI_MAX_DIMS];
     int ns, ne, na = -1, nst = -1;
     if (p->node->opset < 10) {
-        if ((s = max_inputs(p, 1)) || (s = attr_ints(p, "starts", starts, SI_MAX_DIMS, &ns)) || (s = attr_ints(p, "ends", ends, SI_MAX_DIMS, &ne)) ||
-            (s = attr_ints(p, "axes", axes, SI_MAX_DIMS, &na)))
+        if ((s = ocl_max_inputs(p, 1)) || (s = ocl_attr_ints(p, "starts", starts, SI_MAX_DIMS, &ns)) || (s = ocl_attr_ints(p, "ends", ends, SI_MAX_DIMS, &ne)) ||
+            (s = ocl_attr_ints(p, "axes", axes, SI_MAX_DIMS, &na)))
             return s;
     } else {
-        if ((s = max_inputs(p, 5)) || (s = need_in(p, 1)) || (s = need_in(p, 2))) return s;
-        if ((s = const_ints(p, 1, starts, SI_MAX_DIMS, &ns)) || (s = const_ints(p, 2, ends, SI_MAX_DIMS, &ne))) return s;
-        if (has_in(p, 3) && (s = const_ints(p, 3, axes, SI_MAX_DIMS, &na))) return s;
-        if (has_in(p, 4) && (s = const_ints(p, 4, steps, SI_MAX_DIMS, &nst))) return s;
+        if ((s = ocl_max_inputs(p, 5)) || (s = ocl_need_in(p, 1)) || (s = ocl_need_in(p, 2))) return s;
+        if ((s = ocl_const_ints(p, 1, starts, SI_MAX_DIMS, &ns)) || (s = ocl_const_ints(p, 2, ends, SI_MAX_DIMS, &ne))) return s;
+        if (has_in(p, 3) && (s = ocl_const_ints(p, 3, axes, SI_MAX_DIMS, &na))) return s;
+        if (has_in(p, 4) && (s = ocl_const_ints(p, 4, steps, SI_MAX_DIMS, &nst))) return s;
     }
     if (ns < 0 || ne != ns) return ocl_err(p, SI_ERR_INVALID_ARG, "starts and ends differ in length");
     if (na >= 0 && na != ns) return ocl_err(p, SI_ERR_INVALID_ARG, "axes has %d values for %d starts", na, ns);
@@ -1665,7 +814,7 @@ static si_result plan_slice(ocl_plan *p, const void *arg) {
     }
     for (int i = 0; i < ns; i++) {
         int a;
-        if ((s = norm_axis(p, na >= 0 ? axes[i] : i, nd, &a))) return s;
+        if ((s = ocl_norm_axis(p, na >= 0 ? axes[i] : i, nd, &a))) return s;
         if (seen[a]) return ocl_err(p, SI_ERR_INVALID_ARG, "axis %d appears twice", a);
         seen[a] = true;
         int64_t d = x->dims[a], b = starts[i], e = ends[i], t = nst >= 0 ? steps[i] : 1;
@@ -1688,11 +837,11 @@ static si_result plan_slice(ocl_plan *p, const void *arg) {
         step[a] = t;
         od[a] = cnt;
     }
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
     int64_t ist[SI_MAX_DIMS], sst[SI_MAX_DIMS], dst[SI_MAX_DIMS], soff = 0;
-    contiguous_strides(nd, x->dims, ist);
-    contiguous_strides(nd, od, dst);
+    si_strides(nd, x->dims, ist);
+    si_strides(nd, od, dst);
     for (int k = 0; k < nd; k++) {
         soff += st0[k] * ist[k];
         sst[k] = ist[k] * step[k];
@@ -1702,40 +851,40 @@ static si_result plan_slice(ocl_plan *p, const void *arg) {
 
 static si_result plan_expand(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_in(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS], od[SI_MAX_DIMS];
     int n, nd;
-    if ((s = const_ints(p, 1, sh, SI_MAX_DIMS, &n))) return s;
-    if ((s = bcast(p, x->ndim, x->dims, n, sh, &nd, od))) return s;
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_const_ints(p, 1, sh, SI_MAX_DIMS, &n))) return s;
+    if ((s = ocl_bcast(p, x->ndim, x->dims, n, sh, &nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
     int64_t sst[SI_MAX_DIMS], dst[SI_MAX_DIMS];
     si_broadcast_strides(x->ndim, x->dims, nd, od, sst);
-    contiguous_strides(nd, od, dst);
+    si_strides(nd, od, dst);
     return emit_copy(p, arg_val(x->vid), arg_val(p->out[0].vid), nd, od, sst, dst, 0, 0);
 }
 
 static si_result plan_tile(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_in(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n;
     int64_t rep[SI_MAX_DIMS];
-    if ((s = const_ints(p, 1, rep, SI_MAX_DIMS, &n))) return s;
+    if ((s = ocl_const_ints(p, 1, rep, SI_MAX_DIMS, &n))) return s;
     if (n != nd) return ocl_err(p, SI_ERR_INVALID_ARG, "repeats has %d values for rank %d", n, nd);
     int64_t od[SI_MAX_DIMS], ist[SI_MAX_DIMS], ost[SI_MAX_DIMS];
     for (int k = 0; k < nd; k++) {
         if (rep[k] < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "negative repeat");
         od[k] = x->dims[k] * rep[k];
     }
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
     /* view the output as [rep0, in0, rep1, in1, ...]: the repeat dims read the input with stride 0 */
-    contiguous_strides(nd, x->dims, ist);
-    contiguous_strides(nd, od, ost);
+    si_strides(nd, x->dims, ist);
+    si_strides(nd, od, ost);
     int64_t dims[SI_MAX_DIMS * 2], sst[SI_MAX_DIMS * 2], dst[SI_MAX_DIMS * 2];
     for (int k = 0; k < nd; k++) {
         dims[2 * k] = rep[k];
@@ -1750,19 +899,19 @@ static si_result plan_tile(ocl_plan *p, const void *arg) {
 
 static si_result plan_pad(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n, na = -1;
     int64_t pads[2 * SI_MAX_DIMS], axes[SI_MAX_DIMS];
     float value = 0;
     if (p->node->opset < 11) {
-        if ((s = max_inputs(p, 1)) || (s = attr_ints(p, p->node->opset < 2 ? "paddings" : "pads", pads, 2 * SI_MAX_DIMS, &n))) return s;
+        if ((s = ocl_max_inputs(p, 1)) || (s = ocl_attr_ints(p, p->node->opset < 2 ? "paddings" : "pads", pads, 2 * SI_MAX_DIMS, &n))) return s;
         value = si_attr_float(p->node, "value", 0.0f);
     } else {
-        if ((s = max_inputs(p, 4)) || (s = need_in(p, 1)) || (s = const_ints(p, 1, pads, 2 * SI_MAX_DIMS, &n))) return s;
-        if (has_in(p, 2) && dcount(&p->in[2]) > 0 && (s = const_float(p, 2, &value))) return s;
-        if (has_in(p, 3) && (s = const_ints(p, 3, axes, SI_MAX_DIMS, &na))) return s;
+        if ((s = ocl_max_inputs(p, 4)) || (s = ocl_need_in(p, 1)) || (s = ocl_const_ints(p, 1, pads, 2 * SI_MAX_DIMS, &n))) return s;
+        if (has_in(p, 2) && dcount(&p->in[2]) > 0 && (s = ocl_const_float(p, 2, &value))) return s;
+        if (has_in(p, 3) && (s = ocl_const_ints(p, 3, axes, SI_MAX_DIMS, &na))) return s;
     }
     const char *mode = si_attr_str(p->node, "mode", "constant");
     int mcode = !strcmp(mode, "constant") ? 0 : !strcmp(mode, "reflect") ? 1 : !strcmp(mode, "edge") ? 2 : !strcmp(mode, "wrap") ? 3 : -1;
@@ -1772,12 +921,12 @@ static si_result plan_pad(ocl_plan *p, const void *arg) {
     if (n != 2 * nax) return ocl_err(p, SI_ERR_INVALID_ARG, "pads has %d values for %d axes", n, nax);
     for (int i = 0; i < nax; i++) {
         int a = i;
-        if (na >= 0 && (s = norm_axis(p, axes[i], nd, &a))) return s;
+        if (na >= 0 && (s = ocl_norm_axis(p, axes[i], nd, &a))) return s;
         pb[a] = pads[i];
         pe[a] = pads[nax + i];
     }
     int64_t od[SI_MAX_DIMS], xst[SI_MAX_DIMS];
-    contiguous_strides(nd, x->dims, xst);
+    si_strides(nd, x->dims, xst);
     int meta[2 + 5 * SI_MAX_DIMS];
     meta[0] = nd;
     meta[1] = mcode;
@@ -1793,7 +942,7 @@ static si_result plan_pad(ocl_plan *p, const void *arg) {
         meta[2 + 3 * nd + k] = (int)lo;
         meta[2 + 4 * nd + k] = (int)xst[k];
     }
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
     int mid;
     if ((s = ocl_meta(p, meta, 2 + 5 * nd, &mid))) return s;
@@ -1804,20 +953,20 @@ static si_result plan_pad(ocl_plan *p, const void *arg) {
     a_int(&st, si_shape_count(nd, od));
     a_meta(&st, mid);
     a_flt(&st, value);
-    return emit_1d(p, &st, si_shape_count(nd, od));
+    return ocl_emit_1d(p, &st, si_shape_count(nd, od));
 }
 
 /* Gather with float32 data and int32/int64 indices (constants, or model inputs checked before each run). */
 static si_result plan_gather(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_f32(p, 0);
-    if (s || (s = need_in(p, 1)) || (s = max_inputs(p, 2)) || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0], *ix = &p->in[1];
     if (ix->dtype != SI_I64 && ix->dtype != SI_I32)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "indices have element type %s; int32 or int64 expected", si_dtype_name(ix->dtype));
     if (x->ndim < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "data must have rank 1 or more");
     int axis;
-    if ((s = norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
+    if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
     int nd = x->ndim - 1 + ix->ndim;
     if (nd > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     int64_t od[SI_MAX_DIMS];
@@ -1825,7 +974,7 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
     for (int k = 0; k < axis; k++) od[o++] = x->dims[k];
     for (int k = 0; k < ix->ndim; k++) od[o++] = ix->dims[k];
     for (int k = axis + 1; k < x->ndim; k++) od[o++] = x->dims[k];
-    if ((s = set_out(p, 0, nd, od))) return s;
+    if ((s = ocl_set_out(p, 0, nd, od))) return s;
     int64_t len = x->dims[axis], nidx = dcount(ix), inner = si_shape_count(x->ndim - axis - 1, x->dims + axis + 1);
     if (nidx > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "too many indices");
     if (ix->cval) {
@@ -1846,17 +995,18 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
     a_int(&st, nidx);
     a_int(&st, len);
     a_int(&st, inner);
-    return emit_1d(p, &st, dcount(&p->out[0]));
+    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
 }
 
 // --- Resize / Upsample ------------------------------------------------------------------------------------------
-/* The taps follow REF (ops/nn.c) exactly; only the weighted sums run on the device. */
+/* The geometry and the taps are REF's (ops/resize.c: si_resize_prepare, si_resize_taps); only the weighted sums
+ * run on the device. */
 
-/* Resize/Upsample geometry: the reference definition (ops/ si_resize_prepare), read from this node's
- * constants; scales, sizes and roi must be constants here. */
-static si_result resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
-    si_result s = need_f32(p, 0);
-    if (s || (s = max_outputs(p, 1)) || (s = max_inputs(p, upsample || p->node->opset < 11 ? 2 : 4))) return s;
+/* Resize/Upsample geometry, read from this node's constants; scales, sizes and roi must be constants here. */
+static si_result resize_prep(ocl_plan *p, si_resize *q) {
+    const si_resize_form form = si_resize_form_of(p->node);
+    si_result s = ocl_need_f32(p, 0);
+    if (s || (s = ocl_max_outputs(p, 1)) || (s = ocl_max_inputs(p, form == SI_RESIZE_FULL ? 4 : 2))) return s;
     si_tensor desc[OCL_MAX_IO];
     const si_tensor *ins[OCL_MAX_IO];
     for (int k = 0; k < p->n_in; k++) {
@@ -1871,100 +1021,26 @@ static si_result resize_prep(ocl_plan *p, bool upsample, si_resize *q) {
         ins[k] = &desc[k];
     }
     si_kctx c = {.node = p->node, .opset = p->node->opset, .n_in = p->n_in, .in = ins, .n_out = 0, .out = NULL};
-    s = si_resize_prepare(&c, upsample, q);
+    s = si_resize_prepare(&c, form, q);
     if (s == SI_SHAPE_DYNAMIC) return ocl_err(p, SI_ERR_UNSUPPORTED, "scales, sizes and roi must be constants");
     return s;
 }
 
-static double cubic_w(double x, double A) {
-    x = fabs(x);
-    if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-    if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-    return 0.0;
-}
-
-/* Taps of axis d into tab (o * (1 + 2 * nt) ints per output coordinate); returns nt. */
+/* Taps of axis d into tab (o * (1 + 2 * nt) ints per output coordinate: outside flag, then index and float
+ * weight bits per tap); returns nt. */
 static int64_t resize_taps(const si_resize *q, int d, int *tab, bool count_only) {
-    const int64_t in = q->in[d], on = q->out[d];
-    const double s = q->scale[d], outf = s * (double)in;
-    const bool ident = in == on && s == 1.0 && q->ctm != SI_CT_TF_CROP_AND_RESIZE && q->ctm != SI_CT_TF_HALF_PIXEL_FOR_NN;
-    const double sa = SI_MIN(s, 1.0);
-    int64_t nt = 1, start = 0;
-    if (!ident && q->mode == SI_RS_LINEAR) {
-        start = q->antialias ? (int64_t)floor(-1.0 / sa) + 1 : 0;
-        nt = 2 - 2 * start;
-    } else if (!ident && q->mode == SI_RS_CUBIC) {
-        start = q->antialias ? (int64_t)floor(-2.0 / sa) + 1 : -1;
-        nt = 2 - 2 * start;
-    }
-    if (count_only) return nt;
-    for (int64_t o = 0; o < on; o++) {
+    const int64_t nt = si_resize_ntaps(q, d);
+    if (count_only || nt > 64) return nt;
+    int64_t idx[64];
+    double w[64];
+    for (int64_t o = 0; o < q->out[d]; o++) {
         int *e = tab + o * (1 + 2 * nt);
-        e[0] = 0;
-        if (ident) {
-            e[1] = (int)o;
-            e[2] = f2bits(1.0f);
-            continue;
-        }
-        double x;
-        switch (q->ctm) {
-        case SI_CT_PYTORCH_HALF_PIXEL: x = on > 1 ? (o + 0.5) / s - 0.5 : 0.0; break;
-        case SI_CT_ALIGN_CORNERS: x = outf == 1.0 ? 0.0 : (double)o * (double)(in - 1) / (outf - 1.0); break;
-        case SI_CT_ASYMMETRIC: x = (double)o / s; break;
-        case SI_CT_TF_HALF_PIXEL_FOR_NN: x = (o + 0.5) / s; break;
-        case SI_CT_HALF_PIXEL_SYMMETRIC: {
-            const double adj = (double)on / outf, center = (double)in / 2.0;
-            x = center * (1.0 - adj) + (o + 0.5) / s - 0.5;
-            break;
-        }
-        case SI_CT_TF_CROP_AND_RESIZE:
-            x = outf == 1.0 ? (q->roi1[d] - q->roi0[d]) * (double)(in - 1) / 2.0
-                            : (double)o * (q->roi1[d] - q->roi0[d]) * (double)(in - 1) / (outf - 1.0);
-            x += q->roi0[d] * (double)(in - 1);
-            if (x < 0 || x > (double)(in - 1)) e[0] = 1;
-            break;
-        default: x = (o + 0.5) / s - 0.5; break;
-        }
-        const double xf = floor(x);
-        if (q->mode == SI_RS_NEAREST) {
-            const double fr = x - xf;
-            int64_t i = (int64_t)xf;
-            if (fr != 0) {
-                switch (q->nearest) {
-                case SI_NM_ROUND_PREFER_CEIL: i += fr >= 0.5 ? 1 : 0; break;
-                case SI_NM_FLOOR: break;
-                case SI_NM_CEIL: i += 1; break;
-                default: i += fr > 0.5 ? 1 : 0; break;
-                }
-            }
-            e[1] = (int)SI_MAX((int64_t)0, SI_MIN(in - 1, i));
-            e[2] = f2bits(1.0f);
-            continue;
-        }
-        int64_t base;
-        double ratio;
-        if (x == xf) {
-            base = (int64_t)xf - 1;
-            ratio = 1.0;
-        } else {
-            base = (int64_t)xf;
-            ratio = x - xf;
-        }
-        double w[64], sum = 0;
-        for (int64_t k = 0; k < nt && k < 64; k++) {
-            const int64_t off = start + k;
-            double v;
-            if (q->mode == SI_RS_LINEAR) v = q->antialias ? SI_MAX(0.0, 1.0 - fabs(((double)off - ratio) * sa)) : (off == 0 ? 1.0 - ratio : ratio);
-            else v = q->antialias ? cubic_w(sa * ((double)off - ratio), q->cubic_a) : cubic_w((double)off - ratio, q->cubic_a);
-            const int64_t src = base + off;
-            if (q->exclude_outside && (src < 0 || src >= in)) v = 0.0;
-            w[k] = v;
-            sum += v;
-            e[1 + 2 * k] = (int)SI_MAX((int64_t)0, SI_MIN(in - 1, src));
-        }
-        for (int64_t k = 0; k < nt && k < 64; k++) {
-            double v = ((q->antialias || q->exclude_outside) && sum != 0) ? w[k] / sum : w[k];
-            e[2 + 2 * k] = f2bits((float)v);
+        bool outside;
+        si_resize_taps(q, d, o, idx, w, &outside);
+        e[0] = outside;
+        for (int64_t k = 0; k < nt; k++) {
+            e[1 + 2 * k] = (int)idx[k];
+            e[2 + 2 * k] = f2bits((float)w[k]);
         }
     }
     return nt;
@@ -1973,11 +1049,11 @@ static int64_t resize_taps(const si_resize *q, int d, int *tab, bool count_only)
 static si_result plan_resize(ocl_plan *p, const void *arg) {
     (void)arg;
     si_resize q;
-    si_result s = resize_prep(p, !strcmp(p->node->op_type, "Upsample"), &q);
+    si_result s = resize_prep(p, &q);
     if (s) return s;
     const ocl_desc *x = &p->in[0];
     int r = q.rank;
-    if ((s = set_out(p, 0, r, q.out))) return s;
+    if ((s = ocl_set_out(p, 0, r, q.out))) return s;
     if (!has_out(p, 0)) return SI_OK;
     int64_t n = dcount(&p->out[0]);
     if (n == 0) return SI_OK;
@@ -1994,7 +1070,7 @@ static si_result plan_resize(ocl_plan *p, const void *arg) {
     if (!tab) return si_err(SI_ERR_NO_MEM, "out of memory");
     int meta[2 + 5 * SI_MAX_DIMS];
     int64_t xs[SI_MAX_DIMS], off = 0;
-    contiguous_strides(r, x->dims, xs);
+    si_strides(r, x->dims, xs);
     meta[0] = r;
     for (int d = 0; d < r; d++) {
         resize_taps(&q, d, tab + off, false);
@@ -2018,17 +1094,17 @@ static si_result plan_resize(ocl_plan *p, const void *arg) {
     a_int(&st, n);
     a_meta(&st, mid);
     a_meta(&st, tid);
-    return emit_1d(p, &st, n);
+    return ocl_emit_1d(p, &st, n);
 }
 
 /* Shape and Size: known at compile time, so their outputs become constants of the compiled model. */
 static si_result plan_shape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = need_in(p, 0);
-    if (s || (s = max_inputs(p, 1)) || (s = max_outputs(p, 1))) return s;
+    si_result s = ocl_need_in(p, 0);
+    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     int64_t vals[SI_MAX_DIMS], n = 0;
-    if (!strcmp(p->node->op_type, "Size")) {
+    if (si_node_is(p->node, SI_OP_SIZE)) {
         vals[n++] = dcount(x);
     } else {
         int64_t b = si_attr_int(p->node, "start", 0), e = si_attr_int(p->node, "end", x->ndim);
@@ -2038,8 +1114,8 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
         e = SI_MAX((int64_t)0, SI_MIN(e, (int64_t)x->ndim));
         for (int64_t i = b; i < e; i++) vals[n++] = x->dims[i];
     }
-    bool size = !strcmp(p->node->op_type, "Size");
-    if ((s = set_out(p, 0, size ? 0 : 1, &n))) return s;
+    bool size = si_node_is(p->node, SI_OP_SIZE);
+    if ((s = ocl_set_out(p, 0, size ? 0 : 1, &n))) return s;
     p->out[0].dtype = SI_I64;
     if (!has_out(p, 0)) return SI_OK;
     return ocl_const_out(p, 0, vals, (int)n);
@@ -2049,57 +1125,113 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
 
 typedef si_result (*plan_fn)(ocl_plan *p, const void *arg);
 
-static const struct {
-    const char *op;
+/* The planner of each op the OCL device runs, with its argument; an empty entry: not supported. */
+typedef struct planner {
     plan_fn fn;
     const void *arg;
-} plan_table[] = {
-    {"Add", plan_binary, "b_add"},
-    {"Sub", plan_binary, "b_sub"},
-    {"Mul", plan_binary, "b_mul"},
-    {"Div", plan_binary, "b_div"},
-    {"Pow", plan_binary, "b_pow"},
-    {"PRelu", plan_prelu, NULL},
-    {"Shape", plan_shape, NULL},
-    {"Size", plan_shape, NULL},
-    {"Sum", plan_variadic, "b_add"},
-    {"Mean", plan_variadic, "b_add"},
-    {"Max", plan_variadic, "b_max"},
-    {"Min", plan_variadic, "b_min"},
-    {"Identity", plan_identity, NULL},
-    {"Dropout", plan_dropout, NULL},
-    {"LRN", plan_lrn, NULL},
-    {"Cast", plan_cast, NULL},
-    {"CastLike", plan_cast, NULL},
-    {"MatMul", plan_matmul, NULL},
-    {"Gemm", plan_gemm, NULL},
-    {"Conv", plan_conv, NULL},
-    {"ConvTranspose", plan_conv_transpose, NULL},
-    {"Gather", plan_gather, NULL},
-    {"MaxPool", plan_pool, NULL},
-    {"AveragePool", plan_pool, NULL},
-    {"GlobalAveragePool", plan_global_pool, NULL},
-    {"GlobalMaxPool", plan_global_pool, NULL},
-    {"Softmax", plan_softmax, NULL},
-    {"LogSoftmax", plan_softmax, NULL},
-    {"BatchNormalization", plan_batchnorm, NULL},
-    {"LayerNormalization", plan_layernorm, NULL},
-    {"RMSNormalization", plan_layernorm, NULL},
-    {"InstanceNormalization", plan_groupnorm, NULL},
-    {"GroupNormalization", plan_groupnorm, NULL},
-    {"Reshape", plan_reshape, NULL},
-    {"Flatten", plan_flatten, NULL},
-    {"Squeeze", plan_squeeze, NULL},
-    {"Unsqueeze", plan_unsqueeze, NULL},
-    {"Transpose", plan_transpose, NULL},
-    {"Concat", plan_concat, NULL},
-    {"Split", plan_split, NULL},
-    {"Slice", plan_slice, NULL},
-    {"Expand", plan_expand, NULL},
-    {"Tile", plan_tile, NULL},
-    {"Pad", plan_pad, NULL},
-    {"Resize", plan_resize, NULL},
-    {"Upsample", plan_resize, NULL},
+} planner;
+
+#define UNARY(kernel, par) {plan_unary, &(const unary_def){kernel, par}}
+#define REDUCE(code, axes_input_opset) {ocl_plan_reduce, &(const reduce_def){code, axes_input_opset}}
+
+static const planner planners[SI_OP_COUNT] = {
+    [SI_OP_ADD] = {plan_binary, "b_add"},
+    [SI_OP_SUB] = {plan_binary, "b_sub"},
+    [SI_OP_MUL] = {plan_binary, "b_mul"},
+    [SI_OP_DIV] = {plan_binary, "b_div"},
+    [SI_OP_POW] = {plan_binary, "b_pow"},
+    [SI_OP_PRELU] = {plan_prelu, NULL},
+    [SI_OP_SHAPE] = {plan_shape, NULL},
+    [SI_OP_SIZE] = {plan_shape, NULL},
+    [SI_OP_SUM] = {plan_variadic, "b_add"},
+    [SI_OP_MEAN] = {plan_variadic, "b_add"},
+    [SI_OP_MAX] = {plan_variadic, "b_max"},
+    [SI_OP_MIN] = {plan_variadic, "b_min"},
+    [SI_OP_IDENTITY] = {plan_identity, NULL},
+    [SI_OP_DROPOUT] = {plan_dropout, NULL},
+    [SI_OP_LRN] = {plan_lrn, NULL},
+    [SI_OP_CAST] = {plan_cast, NULL},
+    [SI_OP_CAST_LIKE] = {plan_cast, NULL},
+    [SI_OP_MATMUL] = {ocl_plan_matmul, NULL},
+    [SI_OP_GEMM] = {ocl_plan_gemm, NULL},
+    [SI_OP_CONV] = {ocl_plan_conv, NULL},
+    [SI_OP_CONV_TRANSPOSE] = {ocl_plan_conv_transpose, NULL},
+    [SI_OP_GATHER] = {plan_gather, NULL},
+    [SI_OP_MAX_POOL] = {ocl_plan_pool, NULL},
+    [SI_OP_AVERAGE_POOL] = {ocl_plan_pool, NULL},
+    [SI_OP_GLOBAL_AVERAGE_POOL] = {ocl_plan_global_pool, NULL},
+    [SI_OP_GLOBAL_MAX_POOL] = {ocl_plan_global_pool, NULL},
+    [SI_OP_SOFTMAX] = {ocl_plan_softmax, NULL},
+    [SI_OP_LOG_SOFTMAX] = {ocl_plan_softmax, NULL},
+    [SI_OP_BATCH_NORMALIZATION] = {ocl_plan_batchnorm, NULL},
+    [SI_OP_LAYER_NORMALIZATION] = {ocl_plan_layernorm, NULL},
+    [SI_OP_RMS_NORMALIZATION] = {ocl_plan_layernorm, NULL},
+    [SI_OP_INSTANCE_NORMALIZATION] = {ocl_plan_groupnorm, NULL},
+    [SI_OP_GROUP_NORMALIZATION] = {ocl_plan_groupnorm, NULL},
+    [SI_OP_RESHAPE] = {plan_reshape, NULL},
+    [SI_OP_FLATTEN] = {plan_flatten, NULL},
+    [SI_OP_SQUEEZE] = {plan_squeeze, NULL},
+    [SI_OP_UNSQUEEZE] = {plan_unsqueeze, NULL},
+    [SI_OP_TRANSPOSE] = {plan_transpose, NULL},
+    [SI_OP_CONCAT] = {plan_concat, NULL},
+    [SI_OP_SPLIT] = {plan_split, NULL},
+    [SI_OP_SLICE] = {plan_slice, NULL},
+    [SI_OP_EXPAND] = {plan_expand, NULL},
+    [SI_OP_TILE] = {plan_tile, NULL},
+    [SI_OP_PAD] = {plan_pad, NULL},
+    [SI_OP_RESIZE] = {plan_resize, NULL},
+    [SI_OP_UPSAMPLE] = {plan_resize, NULL},
+    /* unary ops: one kernel each, with the attributes read as unary_par says */
+    [SI_OP_RELU] = UNARY("u_relu", P_NONE),
+    [SI_OP_LEAKY_RELU] = UNARY("u_leaky_relu", P_LEAKY),
+    [SI_OP_SIGMOID] = UNARY("u_sigmoid", P_NONE),
+    [SI_OP_HARD_SIGMOID] = UNARY("u_hard_sigmoid", P_HSIG),
+    [SI_OP_HARD_SWISH] = UNARY("u_hard_swish", P_NONE),
+    [SI_OP_TANH] = UNARY("u_tanh", P_NONE),
+    [SI_OP_CLIP] = UNARY("u_clip", P_CLIP),
+    [SI_OP_EXP] = UNARY("u_exp", P_NONE),
+    [SI_OP_LOG] = UNARY("u_log", P_NONE),
+    [SI_OP_SQRT] = UNARY("u_sqrt", P_NONE),
+    [SI_OP_ERF] = UNARY("u_erf", P_NONE),
+    [SI_OP_NEG] = UNARY("u_neg", P_NONE),
+    [SI_OP_ABS] = UNARY("u_abs", P_NONE),
+    [SI_OP_RECIPROCAL] = UNARY("u_reciprocal", P_NONE),
+    [SI_OP_FLOOR] = UNARY("u_floor", P_NONE),
+    [SI_OP_CEIL] = UNARY("u_ceil", P_NONE),
+    [SI_OP_ROUND] = UNARY("u_round", P_NONE),
+    [SI_OP_SIGN] = UNARY("u_sign", P_NONE),
+    [SI_OP_ELU] = UNARY("u_elu", P_ALPHA1),
+    [SI_OP_SELU] = UNARY("u_selu", P_SELU),
+    [SI_OP_CELU] = UNARY("u_celu", P_CELU),
+    [SI_OP_SOFTPLUS] = UNARY("u_softplus", P_NONE),
+    [SI_OP_SOFTSIGN] = UNARY("u_softsign", P_NONE),
+    [SI_OP_MISH] = UNARY("u_mish", P_NONE),
+    [SI_OP_SWISH] = UNARY("u_swish", P_ALPHA1),
+    [SI_OP_GELU] = UNARY("u_gelu", P_GELU),
+    [SI_OP_THRESHOLDED_RELU] = UNARY("u_thresholded_relu", P_ALPHA1),
+    [SI_OP_SHRINK] = UNARY("u_shrink", P_SHRINK),
+    [SI_OP_SIN] = UNARY("u_sin", P_NONE),
+    [SI_OP_COS] = UNARY("u_cos", P_NONE),
+    [SI_OP_TAN] = UNARY("u_tan", P_NONE),
+    [SI_OP_ASIN] = UNARY("u_asin", P_NONE),
+    [SI_OP_ACOS] = UNARY("u_acos", P_NONE),
+    [SI_OP_ATAN] = UNARY("u_atan", P_NONE),
+    [SI_OP_SINH] = UNARY("u_sinh", P_NONE),
+    [SI_OP_COSH] = UNARY("u_cosh", P_NONE),
+    [SI_OP_ASINH] = UNARY("u_asinh", P_NONE),
+    [SI_OP_ACOSH] = UNARY("u_acosh", P_NONE),
+    [SI_OP_ATANH] = UNARY("u_atanh", P_NONE),
+    /* reductions: emit_reduce code, opset from which axes is an input */
+    [SI_OP_REDUCE_SUM] = REDUCE(0, 13),
+    [SI_OP_REDUCE_MEAN] = REDUCE(1, 18),
+    [SI_OP_REDUCE_MAX] = REDUCE(2, 18),
+    [SI_OP_REDUCE_MIN] = REDUCE(3, 18),
+    [SI_OP_REDUCE_PROD] = REDUCE(4, 18),
+    [SI_OP_REDUCE_L1] = REDUCE(5, 18),
+    [SI_OP_REDUCE_L2] = REDUCE(6, 18),
+    [SI_OP_REDUCE_SUM_SQUARE] = REDUCE(7, 18),
+    [SI_OP_REDUCE_LOG_SUM] = REDUCE(8, 18),
+    [SI_OP_REDUCE_LOG_SUM_EXP] = REDUCE(9, 18),
 };
 
 si_result ocl_plan_node(ocl_plan *p) {
@@ -2107,11 +1239,7 @@ si_result ocl_plan_node(ocl_plan *p) {
     const char *dom = n->domain ? n->domain : "";
     if (dom[0] && strcmp(dom, "ai.onnx"))
         return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
-    for (size_t i = 0; i < SI_ARRAY_LEN(plan_table); i++)
-        if (!strcmp(plan_table[i].op, n->op_type)) return plan_table[i].fn(p, plan_table[i].arg);
-    for (size_t i = 0; i < SI_ARRAY_LEN(unary_ops); i++)
-        if (!strcmp(unary_ops[i].op, n->op_type)) return plan_unary(p, &unary_ops[i]);
-    for (size_t i = 0; i < SI_ARRAY_LEN(reduce_ops); i++)
-        if (!strcmp(reduce_ops[i].op, n->op_type)) return plan_reduce(p, (const void *)(intptr_t)i);
+    const planner *pl = n->op ? &planners[n->op->id] : NULL;
+    if (pl && pl->fn) return pl->fn(p, pl->arg);
     return si_err(SI_ERR_UNSUPPORTED, "op %s (node '%s') is not supported", n->op_type, n->name);
 }

@@ -1,0 +1,212 @@
+/*
+ * partition_text.c — how a model would be cut for a device list, without compiling it: as text for people
+ * (si_model_partition_text, `inspect --devices`) and as JSON for programs (si_model_partition_json, which
+ * `inspect --dot` draws).
+ */
+#include "api/compiled.h"
+
+/* The model cut for the config's devices: the device set, the graph with shapes inferred, the partition. */
+typedef struct plan {
+    const char *devs; /* the list as configured ("AUTO" included) */
+    device_set *ds;
+    si_graph *g;
+    si_partition *p;
+} plan;
+
+static void plan_free(plan *pl) {
+    si_partition_free(pl->p);
+    si_graph_free(pl->g);
+    si_free(pl->ds);
+}
+
+static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
+    memset(pl, 0, sizeof *pl);
+    pl->devs = si_config_devices(cfg);
+    if (!(pl->ds = si_calloc(1, sizeof *pl->ds))) return si_err(SI_ERR_NO_MEM, "out of memory");
+    si_result st;
+    si_cfg_values cv;
+    if ((st = si_cfg_fill(cfg, &cv))) { plan_free(pl); return st; }
+    /* the graph stage under max_memory_mb, as in si_compile (the budget ends here: what it charged is forgotten) */
+    si_budget budget;
+    si_budget_init(&budget, (int64_t)cv.max_memory_mb << 20);
+    si_budget *prev = si_budget_enter(&budget);
+    if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_graph_clone(m->g, &pl->g)) ||
+        (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) ||
+        (st = si_partition_graph(pl->g, pl->ds->devs, pl->ds->n, &pl->p)))
+        plan_free(pl);
+    si_budget_leave(prev);
+    si_budget_destroy(&budget);
+    return st;
+}
+
+static void sb_shape(sbuf *b, const si_val *v) {
+    sb_put(b, "%s[", si_dtype_name(v->dtype));
+    for (int d = 0; d < v->ndim; d++) {
+        if (v->dims[d] >= 0) sb_put(b, d ? ",%lld" : "%lld", (long long)v->dims[d]);
+        else sb_put(b, d ? ",?" : "?");
+    }
+    sb_put(b, v->ndim < 0 ? "?]" : "]");
+}
+
+static si_result finish(sbuf *b, char **out) {
+    if (b->oom) { si_free(b->p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    *out = b->p;
+    return SI_OK;
+}
+
+si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
+    if (!m || !text) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_text: NULL argument");
+    *text = NULL;
+    plan pl;
+    si_result st = plan_make(m, cfg, &pl);
+    if (st) return st;
+    const si_partition *p = pl.p;
+    const si_graph *g = pl.g;
+    char (*names)[64] = pl.ds->names;
+    sbuf b = {.p = si_malloc(4096), .cap = 4096};
+    if (!b.p) { plan_free(&pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    b.p[0] = 0;
+    bool is_auto = strstr(pl.devs, "AUTO") != NULL;
+    sb_put(&b, "partition over %s", pl.devs);
+    if (is_auto) /* what AUTO stood for here */
+        for (int d = 0; d < pl.ds->n; d++) sb_put(&b, d ? ",%s" : " (%s", names[d]);
+    sb_put(&b, "%s: %d submodel%s\n", is_auto ? ")" : "", p->n, p->n == 1 ? "" : "s");
+    for (int s = 0; s < p->n; s++) {
+        const si_submodel *sm = &p->subs[s];
+        sb_put(&b, "  submodel %d on %s", s, names[sm->device]);
+        int nf = 0;
+        for (int d = sm->device + 1; d < pl.ds->n; d++)
+            if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
+        sb_put(&b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
+        /* op histogram in first-seen order */
+        for (int i = 0; i < sm->g->n_nodes; i++) {
+            const char *op = sm->g->nodes[i].op_type;
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++) seen = !strcmp(sm->g->nodes[j].op_type, op);
+            if (seen) continue;
+            int cnt = 0;
+            for (int j = i; j < sm->g->n_nodes; j++) cnt += !strcmp(sm->g->nodes[j].op_type, op);
+            sb_put(&b, " %s", op);
+            if (cnt > 1) sb_put(&b, " x%d", cnt);
+        }
+        sb_put(&b, "\n");
+        for (int k = 0; k < sm->g->n_inputs; k++) {
+            const si_val *v = &g->values[sm->in_values[k]];
+            int from, port;
+            si_sub_out(p, sm->in_values[k], &from, &port);
+            sb_put(&b, "    in  %s ", v->name);
+            sb_shape(&b, v);
+            if (from >= 0) sb_put(&b, " <- submodel %d\n", from);
+            else sb_put(&b, " <- model input\n");
+        }
+        for (int k = 0; k < sm->g->n_outputs; k++) {
+            const si_val *v = &g->values[sm->out_values[k]];
+            sb_put(&b, "    out %s ", v->name);
+            sb_shape(&b, v);
+            int users = 0;
+            for (int t = s + 1; t < p->n; t++)
+                for (int q = 0; q < p->subs[t].g->n_inputs; q++)
+                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(&b, users++ ? ",%d" : " -> submodel %d", t);
+            sb_put(&b, "%s\n", v->is_output ? (users ? ", model output" : " -> model output") : "");
+        }
+        if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
+    }
+    plan_free(&pl);
+    return finish(&b, text);
+}
+
+static void json_shape(sbuf *b, const si_val *v) {
+    sb_put(b, "\"dtype\":\"%s\",\"shape\":", si_dtype_name(v->dtype));
+    if (v->ndim < 0) { sb_put(b, "null"); return; }
+    sb_put(b, "[");
+    for (int d = 0; d < v->ndim; d++) sb_put(b, d ? ",%lld" : "%lld", (long long)(v->dims[d] >= 0 ? v->dims[d] : -1));
+    sb_put(b, "]");
+}
+
+si_result si_model_partition_json(const si_model *m, const si_config *cfg, char **json) {
+    if (!m || !json) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_json: NULL argument");
+    *json = NULL;
+    plan pl;
+    si_result st = plan_make(m, cfg, &pl);
+    if (st) return st;
+    const si_partition *p = pl.p;
+    const si_graph *g = pl.g;
+    char (*names)[64] = pl.ds->names;
+    sbuf b = {.p = si_malloc(4096), .cap = 4096};
+    if (!b.p) { plan_free(&pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    b.p[0] = 0;
+    sb_put(&b, "{\"config_devices\":");
+    sb_str(&b, pl.devs);
+    sb_put(&b, ",\"devices\":[");
+    for (int d = 0; d < pl.ds->n; d++) {
+        if (d) sb_put(&b, ",");
+        sb_str(&b, names[d]);
+    }
+    sb_put(&b, "],\n\"inputs\":[");
+    for (int i = 0; i < g->n_inputs; i++) {
+        sb_put(&b, "%s{\"name\":", i ? "," : "");
+        sb_str(&b, g->values[g->inputs[i]].name);
+        sb_put(&b, ",");
+        json_shape(&b, &g->values[g->inputs[i]]);
+        sb_put(&b, "}");
+    }
+    sb_put(&b, "],\n\"outputs\":[");
+    for (int i = 0; i < g->n_outputs; i++) {
+        int from, port;
+        si_sub_out(p, g->outputs[i], &from, &port);
+        sb_put(&b, "%s{\"name\":", i ? "," : "");
+        sb_str(&b, g->values[g->outputs[i]].name);
+        sb_put(&b, ",");
+        json_shape(&b, &g->values[g->outputs[i]]);
+        sb_put(&b, ",\"from\":%d}", from);
+    }
+    sb_put(&b, "],\n\"submodels\":[");
+    for (int s = 0; s < p->n; s++) {
+        const si_submodel *sm = &p->subs[s];
+        sb_put(&b, "%s\n {\"id\":%d,\"device\":", s ? "," : "", s);
+        sb_str(&b, names[sm->device]);
+        sb_put(&b, ",\"fallbacks\":[");
+        int nf = 0;
+        for (int d = sm->device + 1; d < pl.ds->n; d++)
+            if (sm->capable & (1ull << d)) {
+                if (nf++) sb_put(&b, ",");
+                sb_str(&b, names[d]);
+            }
+        sb_put(&b, "],\"ops\":[");
+        for (int i = 0; i < sm->g->n_nodes; i++) {
+            if (i) sb_put(&b, ",");
+            sb_str(&b, sm->g->nodes[i].op_type);
+        }
+        sb_put(&b, "],\"why\":");
+        sb_str(&b, sm->why ? sm->why : "");
+        sb_put(&b, ",\n  \"inputs\":[");
+        for (int k = 0; k < sm->g->n_inputs; k++) {
+            const si_val *v = &g->values[sm->in_values[k]];
+            int from, port;
+            si_sub_out(p, sm->in_values[k], &from, &port);
+            sb_put(&b, "%s{\"name\":", k ? "," : "");
+            sb_str(&b, v->name);
+            sb_put(&b, ",");
+            json_shape(&b, v);
+            sb_put(&b, ",\"from\":%d}", from);
+        }
+        sb_put(&b, "],\n  \"outputs\":[");
+        for (int k = 0; k < sm->g->n_outputs; k++) {
+            const si_val *v = &g->values[sm->out_values[k]];
+            sb_put(&b, "%s{\"name\":", k ? "," : "");
+            sb_str(&b, v->name);
+            sb_put(&b, ",");
+            json_shape(&b, v);
+            sb_put(&b, ",\"to\":[");
+            int users = 0;
+            for (int t = s + 1; t < p->n; t++)
+                for (int q = 0; q < p->subs[t].g->n_inputs; q++)
+                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(&b, users++ ? ",%d" : "%d", t);
+            sb_put(&b, "],\"model_output\":%s}", v->is_output ? "true" : "false");
+        }
+        sb_put(&b, "]}");
+    }
+    sb_put(&b, "]}\n");
+    plan_free(&pl);
+    return finish(&b, json);
+}

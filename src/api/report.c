@@ -1,0 +1,88 @@
+/*
+ * report.c — the compiled model's report as JSON (si_compiled_report_json) and its counters.
+ */
+#include "api/compiled.h"
+#include "failsafe/failsafe.h"
+
+#include <pthread.h>
+
+static const char *dname(const si_sink *s, int d) { return d >= 0 && d < s->n_devices ? s->device_names[d] : ""; }
+
+si_result si_compiled_report_json(const si_compiled *c, char **json) {
+    if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_report_json: NULL argument");
+    *json = NULL;
+    si_sink *s = c->sink;
+    sbuf b = {.p = si_malloc(4096), .cap = 4096};
+    if (!b.p) return si_err(SI_ERR_NO_MEM, "out of memory");
+    b.p[0] = 0;
+    sb_put(&b, "{\"devices\":[");
+    for (int i = 0; i < s->n_devices; i++) {
+        if (i) sb_put(&b, ",");
+        sb_str(&b, s->device_names[i]);
+    }
+    sb_put(&b, "],\n\"submodels\":[");
+    /* the submodels' current devices first: a fail-safe model takes its own lock, then the sink's, so the
+     * sink's lock must not be held while asking it */
+    int *active_dev = si_calloc((size_t)c->part->n + 1, sizeof(int));
+    if (!active_dev) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    for (int k = 0; k < c->part->n; k++)
+        active_dev[k] = si_failsafe_is(c->sub_cms[k]) ? si_failsafe_active_device(c->sub_cms[k]) : c->part->subs[k].device;
+    pthread_mutex_lock(&s->mu);
+    for (int k = 0; k < c->part->n; k++) {
+        const si_submodel *sm = &c->part->subs[k];
+        int active = active_dev[k];
+        sb_put(&b, "%s\n {\"id\":%d,\"ops\":[", k ? "," : "", k);
+        for (int i = 0; i < sm->g->n_nodes; i++) {
+            if (i) sb_put(&b, ",");
+            sb_str(&b, sm->g->nodes[i].op_type);
+        }
+        sb_put(&b, "],\"device\":");
+        sb_str(&b, dname(s, active));
+        sb_put(&b, ",\"attempts\":[");
+        int first = 1;
+        for (int i = 0; i < s->n_attempts; i++) {
+            const si_attempt *a = &s->attempts[i];
+            if (a->submodel != k) continue;
+            sb_put(&b, "%s{\"device\":", first ? "" : ",");
+            first = 0;
+            sb_str(&b, dname(s, a->device));
+            sb_put(&b, ",\"stage\":");
+            sb_str(&b, a->stage);
+            sb_put(&b, ",\"status\":");
+            sb_str(&b, si_result_str(a->status));
+            sb_put(&b, ",\"message\":");
+            sb_str(&b, a->message);
+            sb_put(&b, "}");
+        }
+        sb_put(&b, "]}");
+    }
+    sb_put(&b, "],\n\"events\":[");
+    for (int i = 0; i < s->n_log; i++) {
+        const si_logged_event *e = &s->log[i];
+        sb_put(&b, "%s\n {\"t_ms\":%.3f,\"type\":", i ? "," : "", e->t_ms);
+        sb_str(&b, si_event_type_name(e->type));
+        sb_put(&b, ",\"submodel\":%d,\"from\":", e->submodel);
+        sb_str(&b, dname(s, e->from));
+        sb_put(&b, ",\"to\":");
+        sb_str(&b, dname(s, e->to));
+        sb_put(&b, ",\"stage\":");
+        sb_str(&b, e->stage);
+        sb_put(&b, ",\"status\":");
+        sb_str(&b, si_result_str(e->status));
+        sb_put(&b, ",\"message\":");
+        sb_str(&b, e->message);
+        sb_put(&b, "}");
+    }
+    pthread_mutex_unlock(&s->mu);
+    si_free(active_dev);
+    si_counters k;
+    si_compiled_counters(c, &k);
+    sb_put(&b, "],\n\"counters\":{\"inferences\":%lld,\"failovers\":%lld,\"retries\":%lld,\"failbacks\":%lld}}\n",
+           (long long)k.inferences, (long long)k.failovers, (long long)k.retries, (long long)k.failbacks);
+    if (b.oom) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory writing the report"); }
+    *json = b.p;
+    return SI_OK;
+}
+
+
+const char *si_event_type_str(si_event_type t) { return si_event_type_name(t); }

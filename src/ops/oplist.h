@@ -1,0 +1,182 @@
+/*
+ * oplist.h — the list of ops safeinfer knows: one line per op type, X(ID, "OpType", "domain"), "" being the
+ * default ONNX domain. It generates `si_op_id` (SI_OP_<ID>, then SI_OP_COUNT) and the name tables of ops.c,
+ * which a static assert ties to SI_OP_COUNT.
+ *
+ * An op's versions (Clip before and from opset 11, Resize-10 and Resize-11+) share the op's line and id; each
+ * version is its own si_op_def with the opset range it covers, in the table at the end of its family's file.
+ * To add an op: a line here, and its definition in the family file (a new family: a file of its own and an
+ * F(name) line in SI_OP_FAMILIES below). Devices dispatch through tables indexed by the id; a NULL entry means
+ * "not supported", so nothing else has to change for them.
+ *
+ * Ids index tables inside one build and are stored nowhere, so a new op goes in its family's block; a future
+ * out-of-process protocol that sends ids must check that both sides have the same list (as ggml-rpc does).
+ */
+#ifndef SI_OPLIST_H
+#define SI_OPLIST_H
+
+#define SI_OP_LIST(X)                                                                                          \
+    /* unary.c: element-wise functions of one input, Cast */                                                   \
+    X(ABS, "Abs", "")                                                                                          \
+    X(NEG, "Neg", "")                                                                                          \
+    X(SQRT, "Sqrt", "")                                                                                        \
+    X(EXP, "Exp", "")                                                                                          \
+    X(LOG, "Log", "")                                                                                          \
+    X(RECIPROCAL, "Reciprocal", "")                                                                            \
+    X(FLOOR, "Floor", "")                                                                                      \
+    X(CEIL, "Ceil", "")                                                                                        \
+    X(ROUND, "Round", "")                                                                                      \
+    X(SIGN, "Sign", "")                                                                                        \
+    X(CLIP, "Clip", "")                                                                                        \
+    X(RELU, "Relu", "")                                                                                        \
+    X(LEAKY_RELU, "LeakyRelu", "")                                                                             \
+    X(ELU, "Elu", "")                                                                                          \
+    X(SELU, "Selu", "")                                                                                        \
+    X(CELU, "Celu", "")                                                                                        \
+    X(SIGMOID, "Sigmoid", "")                                                                                  \
+    X(HARD_SIGMOID, "HardSigmoid", "")                                                                         \
+    X(HARD_SWISH, "HardSwish", "")                                                                             \
+    X(SWISH, "Swish", "")                                                                                      \
+    X(TANH, "Tanh", "")                                                                                        \
+    X(ERF, "Erf", "")                                                                                          \
+    X(GELU, "Gelu", "")                                                                                        \
+    X(SOFTPLUS, "Softplus", "")                                                                                \
+    X(SOFTSIGN, "Softsign", "")                                                                                \
+    X(MISH, "Mish", "")                                                                                        \
+    X(SIN, "Sin", "")                                                                                          \
+    X(COS, "Cos", "")                                                                                          \
+    X(TAN, "Tan", "")                                                                                          \
+    X(ASIN, "Asin", "")                                                                                        \
+    X(ACOS, "Acos", "")                                                                                        \
+    X(ATAN, "Atan", "")                                                                                        \
+    X(SINH, "Sinh", "")                                                                                        \
+    X(COSH, "Cosh", "")                                                                                        \
+    X(ASINH, "Asinh", "")                                                                                      \
+    X(ACOSH, "Acosh", "")                                                                                      \
+    X(ATANH, "Atanh", "")                                                                                      \
+    X(THRESHOLDED_RELU, "ThresholdedRelu", "")                                                                 \
+    X(SHRINK, "Shrink", "")                                                                                    \
+    X(IS_NAN, "IsNaN", "")                                                                                     \
+    X(IS_INF, "IsInf", "")                                                                                     \
+    X(NOT, "Not", "")                                                                                          \
+    X(BITWISE_NOT, "BitwiseNot", "")                                                                           \
+    X(CAST, "Cast", "")                                                                                        \
+    X(CAST_LIKE, "CastLike", "")                                                                               \
+    /* binary.c: element-wise functions of two or more broadcast inputs, Where */                              \
+    X(ADD, "Add", "")                                                                                          \
+    X(SUB, "Sub", "")                                                                                          \
+    X(MUL, "Mul", "")                                                                                          \
+    X(DIV, "Div", "")                                                                                          \
+    X(POW, "Pow", "")                                                                                          \
+    X(MOD, "Mod", "")                                                                                          \
+    X(EQUAL, "Equal", "")                                                                                      \
+    X(LESS, "Less", "")                                                                                        \
+    X(GREATER, "Greater", "")                                                                                  \
+    X(LESS_OR_EQUAL, "LessOrEqual", "")                                                                        \
+    X(GREATER_OR_EQUAL, "GreaterOrEqual", "")                                                                  \
+    X(AND, "And", "")                                                                                          \
+    X(OR, "Or", "")                                                                                            \
+    X(XOR, "Xor", "")                                                                                          \
+    X(BIT_SHIFT, "BitShift", "")                                                                               \
+    X(BITWISE_AND, "BitwiseAnd", "")                                                                           \
+    X(BITWISE_OR, "BitwiseOr", "")                                                                             \
+    X(BITWISE_XOR, "BitwiseXor", "")                                                                           \
+    X(PRELU, "PRelu", "")                                                                                      \
+    X(MIN, "Min", "")                                                                                          \
+    X(MAX, "Max", "")                                                                                          \
+    X(SUM, "Sum", "")                                                                                          \
+    X(MEAN, "Mean", "")                                                                                        \
+    X(WHERE, "Where", "")                                                                                      \
+    /* conv.c */                                                                                               \
+    X(CONV, "Conv", "")                                                                                        \
+    X(CONV_TRANSPOSE, "ConvTranspose", "")                                                                     \
+    /* pool.c */                                                                                               \
+    X(MAX_POOL, "MaxPool", "")                                                                                 \
+    X(AVERAGE_POOL, "AveragePool", "")                                                                         \
+    X(LP_POOL, "LpPool", "")                                                                                   \
+    X(GLOBAL_AVERAGE_POOL, "GlobalAveragePool", "")                                                            \
+    X(GLOBAL_MAX_POOL, "GlobalMaxPool", "")                                                                    \
+    X(GLOBAL_LP_POOL, "GlobalLpPool", "")                                                                      \
+    /* norm.c */                                                                                               \
+    X(BATCH_NORMALIZATION, "BatchNormalization", "")                                                           \
+    X(INSTANCE_NORMALIZATION, "InstanceNormalization", "")                                                     \
+    X(LAYER_NORMALIZATION, "LayerNormalization", "")                                                           \
+    X(GROUP_NORMALIZATION, "GroupNormalization", "")                                                           \
+    X(RMS_NORMALIZATION, "RMSNormalization", "")                                                               \
+    X(LP_NORMALIZATION, "LpNormalization", "")                                                                 \
+    X(LRN, "LRN", "")                                                                                          \
+    X(MEAN_VARIANCE_NORMALIZATION, "MeanVarianceNormalization", "")                                           \
+    /* gemm.c */                                                                                               \
+    X(GEMM, "Gemm", "")                                                                                        \
+    X(MATMUL, "MatMul", "")                                                                                    \
+    /* einsum.c */                                                                                             \
+    X(EINSUM, "Einsum", "")                                                                                    \
+    /* softmax.c */                                                                                            \
+    X(SOFTMAX, "Softmax", "")                                                                                  \
+    X(LOG_SOFTMAX, "LogSoftmax", "")                                                                           \
+    X(HARDMAX, "Hardmax", "")                                                                                  \
+    /* dropout.c */                                                                                            \
+    X(DROPOUT, "Dropout", "")                                                                                  \
+    /* resize.c */                                                                                             \
+    X(RESIZE, "Resize", "")                                                                                    \
+    X(UPSAMPLE, "Upsample", "")                                                                                \
+    /* pad.c */                                                                                                \
+    X(PAD, "Pad", "")                                                                                          \
+    /* reduce.c: reductions along axes */                                                                      \
+    X(REDUCE_MEAN, "ReduceMean", "")                                                                           \
+    X(REDUCE_SUM, "ReduceSum", "")                                                                             \
+    X(REDUCE_MAX, "ReduceMax", "")                                                                             \
+    X(REDUCE_MIN, "ReduceMin", "")                                                                             \
+    X(REDUCE_PROD, "ReduceProd", "")                                                                           \
+    X(REDUCE_L1, "ReduceL1", "")                                                                               \
+    X(REDUCE_L2, "ReduceL2", "")                                                                               \
+    X(REDUCE_SUM_SQUARE, "ReduceSumSquare", "")                                                                \
+    X(REDUCE_LOG_SUM, "ReduceLogSum", "")                                                                      \
+    X(REDUCE_LOG_SUM_EXP, "ReduceLogSumExp", "")                                                               \
+    X(ARG_MAX, "ArgMax", "")                                                                                   \
+    X(ARG_MIN, "ArgMin", "")                                                                                   \
+    X(TOP_K, "TopK", "")                                                                                       \
+    X(CUM_SUM, "CumSum", "")                                                                                   \
+    /* layout.c: same elements, another shape or order */                                                      \
+    X(RESHAPE, "Reshape", "")                                                                                  \
+    X(TRANSPOSE, "Transpose", "")                                                                              \
+    X(CONCAT, "Concat", "")                                                                                    \
+    X(SPLIT, "Split", "")                                                                                      \
+    X(SLICE, "Slice", "")                                                                                      \
+    X(SQUEEZE, "Squeeze", "")                                                                                  \
+    X(UNSQUEEZE, "Unsqueeze", "")                                                                              \
+    X(FLATTEN, "Flatten", "")                                                                                  \
+    /* rearrange.c: elements copied into a new arrangement */                                                  \
+    X(EXPAND, "Expand", "")                                                                                    \
+    X(TILE, "Tile", "")                                                                                        \
+    X(TRILU, "Trilu", "")                                                                                      \
+    X(DEPTH_TO_SPACE, "DepthToSpace", "")                                                                      \
+    X(SPACE_TO_DEPTH, "SpaceToDepth", "")                                                                      \
+    X(REVERSE_SEQUENCE, "ReverseSequence", "")                                                                 \
+    /* gather.c: indexed reads and writes, selections */                                                       \
+    X(GATHER, "Gather", "")                                                                                    \
+    X(GATHER_ELEMENTS, "GatherElements", "")                                                                   \
+    X(GATHER_ND, "GatherND", "")                                                                               \
+    X(SCATTER_ND, "ScatterND", "")                                                                             \
+    X(SCATTER_ELEMENTS, "ScatterElements", "")                                                                 \
+    X(SCATTER, "Scatter", "")                                                                                  \
+    X(COMPRESS, "Compress", "")                                                                                \
+    X(NON_ZERO, "NonZero", "")                                                                                 \
+    /* generate.c: shapes and constants, Identity */                                                           \
+    X(SHAPE, "Shape", "")                                                                                      \
+    X(SIZE, "Size", "")                                                                                        \
+    X(CONSTANT_OF_SHAPE, "ConstantOfShape", "")                                                                \
+    X(CONSTANT, "Constant", "")                                                                                \
+    X(IDENTITY, "Identity", "")                                                                                \
+    X(RANGE, "Range", "")                                                                                      \
+    X(ONE_HOT, "OneHot", "")                                                                                   \
+    X(EYE_LIKE, "EyeLike", "")                                                                                 \
+    /* unique.c */                                                                                             \
+    X(UNIQUE, "Unique", "")
+
+/* The family files; each defines `const si_op_table si_ops_<name>` (its si_op_def table) at its end. */
+#define SI_OP_FAMILIES(F)                                                                                      \
+    F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
+    F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique)
+
+#endif

@@ -1,0 +1,874 @@
+/*
+ * test_device_ops.c — the harness of the device-vs-REF op test (see test_device_ops.h): every case of
+ * test_device_ops_cases.c is compiled on the device under test and on REF, run on the same random inputs
+ * (twice on the device: the second infer reuses its buffers) and compared element by element within the
+ * device's tolerance. A node the device refuses fails the case unless the case names the device in
+ * `may_refuse`; REF must take every node.
+ *
+ * Per-device hooks: the CPU device's plan must contain the fast step a case names (and, where asked, no
+ * reference-kernel step); its arena is poisoned with NaN (SI_CPU_POISON) so that reading a buffer before it
+ * is written shows up. Further tests, for every device: integer model inputs (Cast), indices from a model
+ * input (checked before each run, a bad one is INVALID_ARG and the request stays usable), requests of one
+ * model inferring on several threads at once, the caller's mistakes (wrong shape, missing input), an
+ * unknown op refused. For one device: CPU plans per input shape (dynamic batch) and rejects threads=0; OCL
+ * names the reason of its refusals, reports a kernel build error and device memory exhaustion as compile
+ * failures, and embeds kernels.cl as it is.
+ */
+#include "test_device_ops.h"
+
+#include "si_test.h"
+
+#include <float.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <strings.h>
+
+/* Device hooks that exist only when the device is built in (weak: the test links without them). */
+int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n) __attribute__((weak));
+extern const char *const si_ocl_kernel_lines[] __attribute__((weak));
+extern const int si_ocl_kernel_n_lines __attribute__((weak));
+
+/* The device under test. Tolerance: |dev - ref| <= rtol |ref| + atol + mtol max|ref|, and NMSE < nmse_max
+ * where nmse_max > 0. */
+typedef struct dop_device {
+    const char *name;
+    double rtol, atol, mtol, nmse_max;
+    const char *mt_key, *mt_value; /* compile option of the model the threads test shares */
+    void (*check_plan)(si_cmodel *m, const char *label, const dop_opts *o, bool *ok);
+    void (*extra)(void); /* the device's own tests */
+} dop_device;
+
+static const dop_device *dev;
+static si_device *dv, *ref;
+static const char *filter;
+static int n_cases, n_skipped, n_values;
+static bool verbose;
+
+// --- random numbers ---------------------------------------------------------------------------------------
+
+static uint32_t rng_state = 2024;
+static float frand(float lo, float hi) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return lo + (hi - lo) * (float)(rng_state >> 8) / (float)(1u << 24);
+}
+
+// --- graph building -----------------------------------------------------------------------------------------
+
+si_graph *G;
+
+void die(const char *what) {
+    fprintf(stderr, "test setup failed: %s (%s)\n", what, si_last_error());
+    exit(2);
+}
+
+void begin(int opset) {
+    G = si_graph_new();
+    if (!G || !(G->opsets = si_calloc(1, sizeof(si_opset))) || !(G->opsets[0].domain = si_strdup(""))) die("graph");
+    G->opsets[0].version = opset;
+    G->n_opsets = 1;
+}
+
+int val(const char *name) {
+    int v = si_graph_value(G, name);
+    if (v < 0) die("value");
+    return v;
+}
+
+void push(int **list, int *n, int v) {
+    *list = si_realloc(*list, sizeof(int) * (size_t)(*n + 1));
+    if (!*list) die("list");
+    (*list)[(*n)++] = v;
+}
+
+void input_typed(const char *name, si_dtype dt, const int64_t *dims, int nd) {
+    int v = val(name);
+    si_val *x = &G->values[v];
+    x->dtype = dt;
+    x->ndim = nd;
+    if (nd) memcpy(x->dims, dims, sizeof(int64_t) * (size_t)nd);
+    x->is_input = true;
+    push(&G->inputs, &G->n_inputs, v);
+}
+
+void input(const char *name, const int64_t *dims, int nd) { input_typed(name, SI_F32, dims, nd); }
+
+void input0(const char *name) { input(name, NULL, 0); }
+
+void output(const char *name) {
+    int v = val(name);
+    G->values[v].is_output = true;
+    push(&G->outputs, &G->n_outputs, v);
+}
+
+void set_const(const char *name, si_tensor *t) {
+    int v = val(name);
+    si_val *x = &G->values[v];
+    x->const_val = t;
+    x->is_initializer = true;
+    x->dtype = t->dtype;
+    x->ndim = t->ndim;
+    memcpy(x->dims, t->dims, sizeof x->dims);
+}
+
+void weight(const char *name, float lo, float hi, const int64_t *dims, int nd) {
+    si_tensor *t;
+    if (si_tensor_create(SI_F32, nd, dims, &t)) die("tensor");
+    float *p = t->data;
+    for (int64_t i = 0; i < si_tensor_count(t); i++) p[i] = frand(lo, hi);
+    set_const(name, t);
+}
+
+static void const_1d(const char *name, si_dtype dt, const void *vals, int n) {
+    si_tensor *t;
+    int64_t d = n;
+    if (si_tensor_create(dt, 1, &d, &t)) die("tensor");
+    if (n) memcpy(t->data, vals, si_dtype_size(dt) * (size_t)n);
+    set_const(name, t);
+}
+
+void ints(const char *name, const int64_t *vals, int n) { const_1d(name, SI_I64, vals, n); }
+
+void floats(const char *name, const float *vals, int n) { const_1d(name, SI_F32, vals, n); }
+
+void fconst(const char *name, float v) {
+    si_tensor *t;
+    if (si_tensor_create(SI_F32, 0, NULL, &t)) die("tensor");
+    *(float *)t->data = v;
+    set_const(name, t);
+}
+
+/* Split "a,b,,c" into value ids (-1 for an empty name). */
+static int names(const char *list, int *ids) {
+    int n = 0;
+    if (!list || !*list) return 0;
+    const char *p = list;
+    for (;;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char nm[64];
+        snprintf(nm, sizeof nm, "%.*s", (int)l, p);
+        ids[n++] = l ? val(nm) : -1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return n;
+}
+
+int node(const char *op, const char *ins, const char *outs) {
+    int iv[64], ov[64];
+    si_node n;
+    memset(&n, 0, sizeof n);
+    n.n_in = names(ins, iv);
+    n.n_out = names(outs, ov);
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s_%d", op, G->n_nodes);
+    n.name = si_strdup(nm);
+    n.op_type = si_strdup(op);
+    n.domain = si_strdup("");
+    n.in = si_malloc(sizeof(int) * (size_t)(n.n_in + 1));
+    n.out = si_malloc(sizeof(int) * (size_t)(n.n_out + 1));
+    if (!n.name || !n.op_type || !n.domain || !n.in || !n.out) die("node");
+    memcpy(n.in, iv, sizeof(int) * (size_t)n.n_in);
+    memcpy(n.out, ov, sizeof(int) * (size_t)n.n_out);
+    int idx = si_graph_add_node(G, &n);
+    if (idx < 0) die("add node");
+    return idx;
+}
+
+si_attr *attr(int ni, const char *name, si_attr_type type) {
+    si_node *n = &G->nodes[ni];
+    si_attr *a = si_realloc(n->attrs, sizeof(si_attr) * (size_t)(n->n_attr + 1));
+    if (!a) die("attr");
+    n->attrs = a;
+    a = &n->attrs[n->n_attr++];
+    memset(a, 0, sizeof *a);
+    if (!(a->name = si_strdup(name))) die("attr");
+    a->type = type;
+    return a;
+}
+void ai(int ni, const char *name, int64_t v) { attr(ni, name, SI_ATTR_INT)->i = v; }
+void af(int ni, const char *name, float v) { attr(ni, name, SI_ATTR_FLOAT)->f = v; }
+void as(int ni, const char *name, const char *v) {
+    si_attr *a = attr(ni, name, SI_ATTR_STRING);
+    if (!(a->s = si_strdup(v))) die("attr");
+}
+void ais(int ni, const char *name, const int64_t *v, int n) {
+    si_attr *a = attr(ni, name, SI_ATTR_INTS);
+    a->n = n;
+    if (!(a->ints = si_malloc(sizeof(int64_t) * (size_t)(n + 1)))) die("attr");
+    if (n) memcpy(a->ints, v, sizeof(int64_t) * (size_t)n);
+}
+
+// --- running and comparing ---------------------------------------------------------------------------------
+
+static void fill_input(si_tensor *t, const char *name) {
+    if (t->dtype != SI_F32) {
+        for (int64_t i = 0; i < si_tensor_count(t); i++)
+            si_store_i64(t->dtype, t->data, i, t->dtype == SI_BOOL ? i % 2 : (int64_t)frand(0, 5));
+        return;
+    }
+    float lo = -2, hi = 2;
+    bool nz = false;
+    if (!strncmp(name, "pos", 3)) lo = 0.1f, hi = 3;
+    else if (!strncmp(name, "unit", 4)) lo = -0.9f, hi = 0.9f;
+    else if (!strncmp(name, "ge1", 3)) lo = 1.1f, hi = 3;
+    else if (!strncmp(name, "nz", 2)) lo = 0.5f, hi = 2, nz = true;
+    float *p = t->data;
+    for (int64_t i = 0; i < si_tensor_count(t); i++) {
+        p[i] = frand(lo, hi);
+        if (nz && frand(0, 1) < 0.5f) p[i] = -p[i];
+    }
+}
+
+/* got (device) against want (REF) within the device's tolerance; prints the first mismatch. */
+static bool same_tensor(const char *label, const char *oname, const si_tensor *got, const si_tensor *want) {
+    char a[128], b[128];
+    if (got->dtype != want->dtype || got->ndim != want->ndim ||
+        memcmp(got->dims, want->dims, sizeof(int64_t) * (size_t)got->ndim)) {
+        fprintf(stderr, "  %s: output %s is %s on %s, REF gives %s\n", label, oname,
+                si_shape_str(a, sizeof a, got->dtype, got->ndim, got->dims), dev->name,
+                si_shape_str(b, sizeof b, want->dtype, want->ndim, want->dims));
+        return false;
+    }
+    int64_t n = si_shape_count(got->ndim, got->dims);
+    n_values += (int)n;
+    if (got->dtype != SI_F32) {
+        if (got->nbytes && memcmp(got->data, want->data, got->nbytes)) {
+            fprintf(stderr, "  %s: output %s differs from REF\n", label, oname);
+            return false;
+        }
+        return true;
+    }
+    const float *g = got->data, *w = want->data;
+    double maxref = 0, maxabs = 0, se = 0, sr = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(w[i]) && fabs(w[i]) > maxref) maxref = fabs(w[i]);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs((double)g[i] - (double)w[i]);
+        if (isnan(w[i]) || isnan(g[i])) e = isnan(w[i]) && isnan(g[i]) ? 0 : INFINITY;
+        else if (isinf(w[i]) && g[i] == w[i]) e = 0;
+        se += e * e;
+        sr += (double)w[i] * w[i];
+        maxabs = fmax(maxabs, e);
+        if (!(e <= dev->rtol * fabs(w[i]) + dev->atol + dev->mtol * maxref) && bad < 0) bad = i;
+    }
+    double nmse = sr > 0 ? se / sr : se;
+    if (verbose) printf("  %-60s out %s: max abs %.2e, NMSE %.2e\n", label, oname, maxabs, nmse);
+    if (bad >= 0) {
+        fprintf(stderr, "  %s: output %s[%lld] = %.9g on %s, REF gives %.9g (max abs err %.3g)\n", label, oname,
+                (long long)bad, g[bad], dev->name, w[bad], maxabs);
+        return false;
+    }
+    if (dev->nmse_max > 0 && !(nmse < dev->nmse_max)) {
+        fprintf(stderr, "  %s: output %s: NMSE %.3g (max abs err %.3g)\n", label, oname, nmse, maxabs);
+        return false;
+    }
+    return true;
+}
+
+static bool listed(const char *list, const char *name) {
+    size_t l = strlen(name);
+    for (const char *p = list; p && (p = strstr(p, name)); p += l)
+        if ((p == list || p[-1] == ',') && (p[l] == 0 || p[l] == ',')) return true;
+    return false;
+}
+
+/* A compile option for the device: "ocl.gemm" applies to OCL only. */
+static bool option_applies(const char *key) {
+    size_t l = strcspn(key, ".");
+    return strlen(dev->name) == l && !strncasecmp(dev->name, key, l);
+}
+
+static bool filtered_out(void) {
+    if (!filter) return false;
+    for (int i = 0; i < G->n_nodes; i++)
+        if (!strcmp(G->nodes[i].op_type, filter)) return false;
+    return true;
+}
+
+/* The tests below build their graph first: drop it when the filter excludes it. */
+static bool filtered_skip(void) {
+    if (!filtered_out()) return false;
+    si_graph_free(G);
+    G = NULL;
+    return true;
+}
+
+static si_result compile_on(si_device *d, const char *key, const char *value, si_cmodel **out) {
+    const char *keys[1] = {key}, *vals[1] = {value};
+    si_options o = {key ? 1 : 0, keys, vals};
+    return d->iface->compile(d, G, key ? &o : NULL, out);
+}
+
+void dop_run(const char *label, const dop_opts *o) {
+    static const dop_opts none;
+    if (!o) o = &none;
+    bool ok = false, skip = false;
+    si_cmodel *md = NULL, *mr = NULL;
+    si_ireq *rd = NULL, *rr = NULL;
+    si_tensor *ins[16] = {0};
+    if (filtered_out() || (o->opt_key && !option_applies(o->opt_key))) {
+        skip = true;
+        goto out;
+    }
+    n_cases++;
+    si_result s = si_graph_finalize(G);
+    if (!s) s = si_graph_infer_shapes(G, 1 << 20);
+    if (s) {
+        fprintf(stderr, "  %s: graph: %s\n", label, si_last_error());
+        goto out;
+    }
+    for (int i = 0; i < G->n_nodes; i++) {
+        if (ref->iface->supports_op(ref, G, &G->nodes[i])) {
+            fprintf(stderr, "  %s: REF refuses node %s: %s\n", label, G->nodes[i].op_type, si_last_error());
+            goto out;
+        }
+        if (dv->iface->supports_op(dv, G, &G->nodes[i])) {
+            if (listed(o->may_refuse, dev->name)) {
+                if (verbose) printf("  %s: skipped: %s\n", label, si_last_error());
+                n_skipped++;
+                skip = true;
+                goto out;
+            }
+            fprintf(stderr, "  %s: %s refuses node %s: %s\n", label, dev->name, G->nodes[i].op_type, si_last_error());
+            goto out;
+        }
+    }
+    if (compile_on(dv, o->opt_key, o->opt_value, &md)) {
+        fprintf(stderr, "  %s: %s compile: %s\n", label, dev->name, si_last_error());
+        goto out;
+    }
+    if (compile_on(ref, NULL, NULL, &mr)) {
+        fprintf(stderr, "  %s: REF compile: %s\n", label, si_last_error());
+        goto out;
+    }
+    ok = true;
+    if (dev->check_plan) dev->check_plan(md, label, o, &ok);
+    if (md->iface->create_request(md, &rd) || mr->iface->create_request(mr, &rr)) {
+        fprintf(stderr, "  %s: create_request: %s\n", label, si_last_error());
+        ok = false;
+        goto out;
+    }
+    for (int i = 0; i < G->n_inputs && i < 16; i++) {
+        const si_val *v = &G->values[G->inputs[i]];
+        if (si_tensor_create(v->dtype, v->ndim, v->dims, &ins[i])) die("input");
+        fill_input(ins[i], v->name);
+        if (rd->iface->set_input(rd, i, ins[i]) || rr->iface->set_input(rr, i, ins[i])) {
+            fprintf(stderr, "  %s: set_input: %s\n", label, si_last_error());
+            ok = false;
+            goto out;
+        }
+    }
+    if (rr->iface->infer(rr)) {
+        fprintf(stderr, "  %s: REF infer: %s\n", label, si_last_error());
+        ok = false;
+        goto out;
+    }
+    for (int rep = 0; rep < 2 && ok; rep++) { /* twice: the second infer reuses the device's buffers */
+        if (rd->iface->infer(rd)) {
+            fprintf(stderr, "  %s: %s infer: %s\n", label, dev->name, si_last_error());
+            ok = false;
+            break;
+        }
+        ok = md->n_outputs == mr->n_outputs;
+        for (int k = 0; ok && k < md->n_outputs; k++) {
+            si_tensor *a, *b;
+            if (rd->iface->get_output(rd, k, &a) || rr->iface->get_output(rr, k, &b)) die("get_output");
+            ok = same_tensor(label, md->outputs[k].name, a, b);
+        }
+    }
+out:
+    if (!skip) {
+        n_checks++;
+        if (!ok) {
+            n_failed++;
+            fprintf(stderr, "FAIL %s\n", label);
+        }
+    }
+    if (rd) rd->iface->free(rd);
+    if (rr) rr->iface->free(rr);
+    if (md) md->iface->free(md);
+    if (mr) mr->iface->free(mr);
+    for (int i = 0; i < 16; i++) si_tensor_free(ins[i]);
+    si_graph_free(G);
+    G = NULL;
+}
+
+void dop_runf(const dop_opts *o, const char *fmt, ...) {
+    char label[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(label, sizeof label, fmt, ap);
+    va_end(ap);
+    dop_run(label, o);
+}
+
+// --- tests of every device ----------------------------------------------------------------------------------
+
+/* Compile the finished graph on the device and on REF; false (and nothing compiled) when the device refuses it
+ * while allowed to. */
+static bool compile_both(si_cmodel **md, si_cmodel **mr, const char *key, const char *value) {
+    *md = *mr = NULL;
+    CHECK_OK(si_graph_finalize(G));
+    CHECK_OK(si_graph_infer_shapes(G, 1 << 20));
+    CHECK_OK(compile_on(dv, key, value, md));
+    CHECK_OK(compile_on(ref, NULL, NULL, mr));
+    return *md && *mr;
+}
+
+static void free_both(si_cmodel *md, si_cmodel *mr) {
+    if (md) md->iface->free(md);
+    if (mr) mr->iface->free(mr);
+    si_graph_free(G);
+    G = NULL;
+}
+
+/* One infer of a fresh request of each model on `in`; compares the first output. */
+static void infer_compare(si_cmodel *md, si_cmodel *mr, si_tensor *in, const char *label) {
+    si_ireq *rd = NULL, *rr = NULL;
+    si_tensor *a = NULL, *b = NULL;
+    CHECK_OK(md->iface->create_request(md, &rd));
+    CHECK_OK(mr->iface->create_request(mr, &rr));
+    if (rd && rr) {
+        CHECK_OK(rd->iface->set_input(rd, 0, in));
+        CHECK_OK(rr->iface->set_input(rr, 0, in));
+        CHECK_OK(rd->iface->infer(rd));
+        CHECK_OK(rr->iface->infer(rr));
+        CHECK_OK(rd->iface->get_output(rd, 0, &a));
+        CHECK_OK(rr->iface->get_output(rr, 0, &b));
+        CHECK(a && b && same_tensor(label, "0", a, b));
+    }
+    if (rd) rd->iface->free(rd);
+    if (rr) rr->iface->free(rr);
+}
+
+/* Integer and bool model inputs cast to float32. */
+static void test_cast_inputs(void) {
+    static const si_dtype types[] = {SI_I64, SI_I32, SI_BOOL, SI_U8};
+    for (size_t t = 0; t < SI_ARRAY_LEN(types); t++) {
+        begin(13);
+        input_typed("i", types[t], D(3, 5));
+        ai(node("Cast", "i", "f"), "to", SI_F32);
+        node("Neg", "f", "y");
+        output("y");
+        if (filtered_skip()) continue;
+        si_cmodel *md, *mr;
+        si_tensor *in = NULL;
+        CHECK_OK(si_tensor_create(types[t], 2, (const int64_t[]){3, 5}, &in));
+        for (int i = 0; in && i < 15; i++)
+            si_store_i64(types[t], in->data, i, types[t] == SI_BOOL ? i % 2 : (types[t] == SI_U8 ? 200 + i : 1000 * i - 7000));
+        char label[64];
+        snprintf(label, sizeof label, "Cast from %s", si_dtype_name(types[t]));
+        if (compile_both(&md, &mr, NULL, NULL) && in) infer_compare(md, mr, in, label);
+        si_tensor_free(in);
+        free_both(md, mr);
+    }
+}
+
+/* Gather of an embedding table with int64 indices from a model input: checked before each run; a bad index
+ * is the caller's mistake (INVALID_ARG, as on REF) and the request stays usable. */
+static void test_index_input(void) {
+    begin(13);
+    weight("table", -1, 1, D(20, 8));
+    input_typed("ids", SI_I64, D(2, 3));
+    node("Gather", "table,ids", "e");
+    node("Relu", "e", "y");
+    output("y");
+    if (filtered_skip()) return;
+    si_cmodel *md, *mr;
+    si_ireq *rd = NULL;
+    si_tensor *ids = NULL;
+    CHECK_OK(si_tensor_create(SI_I64, 2, (const int64_t[]){2, 3}, &ids));
+    if (compile_both(&md, &mr, NULL, NULL) && ids) {
+        memcpy(ids->data, (const int64_t[]){3, 0, 19, -1, -20, 7}, 6 * sizeof(int64_t));
+        infer_compare(md, mr, ids, "Gather with input indices");
+        CHECK_OK(md->iface->create_request(md, &rd));
+        if (rd) {
+            CHECK_OK(rd->iface->set_input(rd, 0, ids));
+            ((int64_t *)ids->data)[4] = 20; /* out of range */
+            CHECK_ERR(rd->iface->infer(rd), SI_ERR_INVALID_ARG, "out of range");
+            ((int64_t *)ids->data)[4] = 2;
+            CHECK_OK(rd->iface->infer(rd));
+            rd->iface->free(rd);
+        }
+        si_ireq *rr = NULL;
+        CHECK_OK(mr->iface->create_request(mr, &rr));
+        if (rr) {
+            ((int64_t *)ids->data)[4] = 20;
+            CHECK_OK(rr->iface->set_input(rr, 0, ids));
+            CHECK_STATUS(rr->iface->infer(rr), SI_ERR_INVALID_ARG);
+            rr->iface->free(rr);
+        }
+    }
+    si_tensor_free(ids);
+    free_both(md, mr);
+}
+
+/* A small CNN: convolutions, pooling, a residual Add, Gemm, Softmax. */
+void dop_small_net(int64_t batch) {
+    begin(13);
+    input("image", D(batch, 3, 16, 16));
+    weight("w1", -0.4f, 0.4f, D(8, 3, 3, 3));
+    weight("b1", -0.1f, 0.1f, D(8));
+    weight("w2", -0.4f, 0.4f, D(8, 1, 3, 3));
+    weight("w3", -0.4f, 0.4f, D(16, 8, 1, 1));
+    weight("fc", -0.3f, 0.3f, D(10, 16));
+    weight("fcb", -0.1f, 0.1f, D(10));
+    ais(node("Conv", "image,w1,b1", "c1"), "pads", D(1, 1, 1, 1));
+    node("Relu", "c1", "r1");
+    int n = node("MaxPool", "r1", "p1");
+    ais(n, "kernel_shape", D(2, 2));
+    ais(n, "strides", D(2, 2));
+    n = node("Conv", "p1,w2", "c2");
+    ai(n, "group", 8);
+    ais(n, "pads", D(1, 1, 1, 1));
+    node("Add", "c2,p1", "res");
+    node("HardSwish", "res", "h");
+    node("Conv", "h,w3", "c3");
+    node("GlobalAveragePool", "c3", "g");
+    node("Flatten", "g", "f");
+    ai(node("Gemm", "f,fc,fcb", "logits"), "transB", 1);
+    node("Softmax", "logits", "probs");
+    output("probs");
+    output("logits");
+}
+
+typedef struct thread_job {
+    si_cmodel *m;
+    const si_tensor *in[2], *want[2];
+    int reps;
+    int ok;
+} thread_job;
+
+static void *thread_main(void *arg) {
+    thread_job *j = arg;
+    si_ireq *r = NULL;
+    j->ok = 0;
+    if (j->m->iface->create_request(j->m, &r)) return NULL;
+    int good = 1;
+    for (int rep = 0; rep < j->reps && good; rep++) {
+        int k = rep % 2; /* alternate between two inputs: results must follow the input */
+        si_tensor *out = NULL;
+        if (r->iface->set_input(r, 0, (si_tensor *)j->in[k]) || r->iface->infer(r) || r->iface->get_output(r, 0, &out)) {
+            good = 0;
+            break;
+        }
+        const float *a = out->data, *b = j->want[k]->data;
+        for (int64_t i = 0; i < si_tensor_count(out); i++)
+            if (fabsf(a[i] - b[i]) > 1e-4f + 1e-3f * fabsf(b[i])) good = 0;
+    }
+    r->iface->free(r);
+    j->ok = good;
+    return NULL;
+}
+
+/* Requests of one model (compiled with the device's multi-thread option) inferring on four threads at once
+ * give REF's results; the output is the same tensor after every infer; the caller's mistakes are INVALID_ARG. */
+static void test_threads(void) {
+    dop_small_net(1);
+    if (filtered_skip()) return;
+    si_cmodel *md, *mr;
+    si_tensor *in[2] = {0}, *want[2] = {0};
+    si_ireq *rr = NULL;
+    if (compile_both(&md, &mr, dev->mt_key, dev->mt_value) && !mr->iface->create_request(mr, &rr)) {
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(si_tensor_create(SI_F32, 4, (const int64_t[]){1, 3, 16, 16}, &in[k]));
+            fill_input(in[k], "x");
+            si_tensor *o = NULL;
+            CHECK_OK(rr->iface->set_input(rr, 0, in[k]));
+            CHECK_OK(rr->iface->infer(rr));
+            CHECK_OK(rr->iface->get_output(rr, 0, &o));
+            CHECK_OK(si_tensor_clone(o, &want[k]));
+        }
+        enum { NT = 4 };
+        pthread_t th[NT];
+        thread_job jobs[NT];
+        for (int t = 0; t < NT; t++) {
+            jobs[t] = (thread_job){md, {in[t % 2], in[(t + 1) % 2]}, {want[t % 2], want[(t + 1) % 2]}, 20, 0};
+            CHECK(pthread_create(&th[t], NULL, thread_main, &jobs[t]) == 0);
+        }
+        for (int t = 0; t < NT; t++) {
+            pthread_join(th[t], NULL);
+            CHECK(jobs[t].ok);
+        }
+        si_ireq *r = NULL;
+        si_tensor *o1 = NULL, *o2 = NULL;
+        CHECK_OK(md->iface->create_request(md, &r));
+        if (r) {
+            CHECK_OK(r->iface->set_input(r, 0, in[0]));
+            CHECK_OK(r->iface->infer(r));
+            CHECK_OK(r->iface->get_output(r, 0, &o1));
+            CHECK_OK(r->iface->set_input(r, 0, in[1]));
+            CHECK_OK(r->iface->infer(r));
+            CHECK_OK(r->iface->get_output(r, 0, &o2));
+            CHECK(o1 == o2);
+            si_tensor *bad = NULL;
+            CHECK_OK(si_tensor_create(SI_F32, 4, (const int64_t[]){2, 4, 16, 16}, &bad));
+            CHECK_ERR(r->iface->set_input(r, 0, bad), SI_ERR_INVALID_ARG, "image");
+            si_tensor_free(bad);
+            r->iface->free(r);
+        }
+        CHECK_OK(md->iface->create_request(md, &r));
+        if (r) {
+            CHECK_ERR(r->iface->infer(r), SI_ERR_INVALID_ARG, "not set");
+            r->iface->free(r);
+        }
+    }
+    if (rr) rr->iface->free(rr);
+    for (int k = 0; k < 2; k++) {
+        si_tensor_free(in[k]);
+        si_tensor_free(want[k]);
+    }
+    free_both(md, mr);
+}
+
+/* An op nobody implements is refused by supports_op and by compile, on the device as on REF. */
+static void test_unknown_op(void) {
+    begin(13);
+    input("x", D(2, 2));
+    node("NoSuchOp", "x", "y");
+    output("y");
+    CHECK_OK(si_graph_finalize(G));
+    CHECK_ERR(dv->iface->supports_op(dv, G, &G->nodes[0]), SI_ERR_UNSUPPORTED, "NoSuchOp");
+    CHECK_ERR(ref->iface->supports_op(ref, G, &G->nodes[0]), SI_ERR_UNSUPPORTED, "NoSuchOp");
+    si_cmodel *m = NULL;
+    CHECK_STATUS(compile_on(dv, NULL, NULL, &m), SI_ERR_UNSUPPORTED);
+    CHECK(m == NULL);
+    si_graph_free(G);
+    G = NULL;
+}
+
+// --- CPU ------------------------------------------------------------------------------------------------------
+
+static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, bool *ok) {
+    if (!si_cpu_plan_describe) { /* a CPU device without its plan description: nothing could be checked */
+        fprintf(stderr, "  %s: si_cpu_plan_describe is not linked in\n", label);
+        *ok = false;
+        return;
+    }
+    char steps[2048];
+    int refs = si_cpu_plan_describe(m, steps, sizeof steps);
+    if (verbose) printf("%s\n  plan: %s\n", label, steps);
+    if (o->cpu_plan && !strstr(steps, o->cpu_plan)) {
+        fprintf(stderr, "  %s: expected a '%s' step, the CPU plan is: %s\n", label, o->cpu_plan, steps);
+        *ok = false;
+    }
+    if (o->cpu_no_ref && refs != 0) {
+        fprintf(stderr, "  %s: expected no reference-kernel step, the CPU plan is: %s\n", label, steps);
+        *ok = false;
+    }
+}
+
+/* The batch known only at run time: the plan is built per input shape; a shape the port refuses is
+ * INVALID_ARG. threads=0 is a bad option. */
+static void cpu_extra(void) {
+    dop_small_net(-1);
+    if (filtered_skip()) return;
+    si_cmodel *md, *mr;
+    si_ireq *rd = NULL, *rr = NULL;
+    if (compile_both(&md, &mr, NULL, NULL) && !md->iface->create_request(md, &rd) && !mr->iface->create_request(mr, &rr)) {
+        int64_t batches[] = {1, 3, 1, 2};
+        for (size_t i = 0; i < SI_ARRAY_LEN(batches); i++) {
+            si_tensor *in;
+            CHECK_OK(si_tensor_create(SI_F32, 4, (const int64_t[]){batches[i], 3, 16, 16}, &in));
+            fill_input(in, "x");
+            CHECK_OK(rd->iface->set_input(rd, 0, in));
+            CHECK_OK(rr->iface->set_input(rr, 0, in));
+            CHECK_OK(rd->iface->infer(rd));
+            CHECK_OK(rr->iface->infer(rr));
+            si_tensor *a, *b;
+            CHECK_OK(rd->iface->get_output(rd, 0, &a));
+            CHECK_OK(rr->iface->get_output(rr, 0, &b));
+            char label[64];
+            snprintf(label, sizeof label, "dynamic batch %lld", (long long)batches[i]);
+            CHECK(same_tensor(label, "probs", a, b));
+            si_tensor_free(in);
+        }
+        si_tensor *bad;
+        CHECK_OK(si_tensor_create(SI_F32, 4, (const int64_t[]){1, 4, 16, 16}, &bad));
+        CHECK_STATUS(rd->iface->set_input(rd, 0, bad), SI_ERR_INVALID_ARG);
+        si_tensor_free(bad);
+    }
+    if (rd) rd->iface->free(rd);
+    if (rr) rr->iface->free(rr);
+    free_both(md, mr);
+    dop_small_net(1);
+    CHECK_OK(si_graph_finalize(G));
+    si_cmodel *m = NULL;
+    CHECK_STATUS(compile_on(dv, "threads", "0", &m), SI_ERR_INVALID_ARG);
+    si_graph_free(G);
+    G = NULL;
+}
+
+// --- OCL ------------------------------------------------------------------------------------------------------
+
+/* supports_op of the graph's last node. */
+static si_result support_of(void) {
+    si_result s = si_graph_finalize(G);
+    if (!s) s = si_graph_infer_shapes(G, 1 << 20);
+    if (!s) s = dv->iface->supports_op(dv, G, &G->nodes[G->n_nodes - 1]);
+    return s;
+}
+
+/* The device refuses the graph's last node with a message containing `why`; frees the graph. */
+static void expect_refusal(const char *why) {
+    CHECK_ERR(support_of(), SI_ERR_UNSUPPORTED, why);
+    si_graph_free(G);
+    G = NULL;
+}
+
+static void ocl_refusals(void) {
+    begin(14); /* int64 data */
+    input_typed("i", SI_I64, D(3));
+    node("Add", "i,i", "y");
+    output("y");
+    expect_refusal("int64");
+
+    begin(12);
+    input("x", D(1, 2, 4, 4));
+    ais(node("MaxPool", "x", "y,idx"), "kernel_shape", D(2, 2));
+    output("y");
+    output("idx");
+    expect_refusal("Indices");
+
+    begin(13);
+    input("x", D(2, 3));
+    node("Hardmax", "x", "y");
+    output("y");
+    expect_refusal("Hardmax");
+
+    begin(13); /* the shape comes from a computed value */
+    input("x", D(2, 3));
+    input_typed("sh", SI_I64, D(2));
+    node("Reshape", "x,sh", "y");
+    output("y");
+    expect_refusal("constant");
+
+    begin(17);
+    input("x", D(2, 3));
+    input("s", D(3));
+    ai(node("LayerNormalization", "x,s", "y"), "stash_type", 11);
+    output("y");
+    expect_refusal("stash_type");
+
+    begin(13); /* unknown input shape: refused as dynamic */
+    input("x", D(2, 3));
+    G->values[G->inputs[0]].dims[0] = -1;
+    node("Relu", "x", "y");
+    output("y");
+    CHECK_ERR(support_of(), SI_ERR_UNSUPPORTED, "dynamic shape");
+    si_cmodel *m = NULL;
+    CHECK_ERR(dv->iface->compile(dv, G, NULL, &m), SI_ERR_UNSUPPORTED, "dynamic shape");
+    si_graph_free(G);
+
+    /* a driver's compiler error is a compile failure (DEVICE) naming the build log */
+    begin(13);
+    input("x", D(2, 3));
+    node("Relu", "x", "y");
+    output("y");
+    CHECK_OK(si_graph_finalize(G));
+    CHECK_ERR(compile_on(dv, "ocl.build_options", "-DSI_OCL_TEST_BUILD_ERROR", &m), SI_ERR_DEVICE, "deliberate build failure");
+    CHECK(m == NULL);
+    si_graph_free(G);
+
+    /* out of device memory: a DEVICE failure naming it (a device whose largest allocation is 256 bytes) */
+    dop_small_net(1);
+    CHECK_OK(si_graph_finalize(G));
+    CHECK_OK(si_graph_infer_shapes(G, 1 << 20));
+    CHECK_ERR(compile_on(dv, "ocl.max_alloc_bytes", "256", &m), SI_ERR_DEVICE, "out of device memory");
+    CHECK(m == NULL);
+    si_graph_free(G);
+    G = NULL;
+
+    si_device *d = NULL;
+    CHECK_ERR(si_device_get("OCL.63", &d), SI_ERR_UNSUPPORTED, "no OpenCL device 63");
+    CHECK_OK(si_device_get("OCL.0", &d));
+    CHECK(d == dv);
+}
+
+/* The embedded kernel source (ocl_kernels.c) is kernels.cl as it is. */
+static void ocl_kernel_source(void) {
+    CHECK(si_ocl_kernel_lines != NULL);
+    if (!si_ocl_kernel_lines) return;
+    const char *path = SI_TEST_DATA "/../../src/device/ocl/kernels.cl";
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "note: %s not found; embedded source not checked\n", path);
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *file = malloc((size_t)len + 1);
+    CHECK(file && fread(file, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    if (!file) return;
+    file[len] = 0;
+    size_t off = 0;
+    bool same = true;
+    for (int i = 0; i < si_ocl_kernel_n_lines && same; i++) {
+        size_t l = strlen(si_ocl_kernel_lines[i]);
+        if (off + l > (size_t)len || memcmp(file + off, si_ocl_kernel_lines[i], l)) same = false;
+        off += l;
+    }
+    n_checks++;
+    if (!same || off != (size_t)len) {
+        n_failed++;
+        fprintf(stderr, "src/device/ocl/ocl_kernels.c is out of date with kernels.cl: regenerate it with "
+                        "sh src/device/ocl/embed.sh src/device/ocl/kernels.cl > src/device/ocl/ocl_kernels.c\n");
+    }
+    free(file);
+}
+
+static void ocl_extra(void) {
+    ocl_kernel_source();
+    if (!filter) ocl_refusals();
+}
+
+// --- main -------------------------------------------------------------------------------------------------------
+
+static const dop_device devices[] = {
+    {"CPU", 1e-3, 0, 1e-5, 1e-8, "threads", "2", cpu_check_plan, cpu_extra},
+    {"OCL", 1e-3, 1e-5, 1e-4, 0, NULL, NULL, NULL, ocl_extra},
+    {"REF", 0, 0, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_device_ops DEVICE [OP]\n");
+        return 2;
+    }
+    for (size_t i = 0; i < SI_ARRAY_LEN(devices); i++)
+        if (!strncasecmp(argv[1], devices[i].name, 3)) dev = &devices[i];
+    if (!dev) {
+        fprintf(stderr, "test_device_ops: no settings for device %s\n", argv[1]);
+        return 2;
+    }
+    filter = argc > 2 ? argv[2] : NULL;
+    verbose = getenv("SI_TEST_VERBOSE") != NULL;
+    setenv("SI_CPU_POISON", "1", 1);
+    if (si_device_get(argv[1], &dv)) {
+        printf("SKIP: device %s is not available: %s\n", argv[1], si_last_error());
+        return 77;
+    }
+    CHECK_OK(si_device_get("REF", &ref));
+    for (int g = 0; g < dop_n_groups; g++) {
+        if (verbose) printf("--- %s\n", dop_groups[g].name);
+        dop_groups[g].run();
+    }
+    test_cast_inputs();
+    test_index_input();
+    test_threads();
+    if (!filter) test_unknown_op();
+    if (dev->extra) dev->extra();
+    fprintf(stderr, "test_device_ops %s%s%s: %d cases (%d skipped by the device, %d output values compared)\n",
+            dev->name, filter ? " " : "", filter ? filter : "", n_cases, n_skipped, n_values);
+    if (filter && n_cases == 0) {
+        fprintf(stderr, "test_device_ops: no case has a node of op %s\n", filter);
+        return 1;
+    }
+    return test_summary("test_device_ops");
+}

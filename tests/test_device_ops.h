@@ -1,0 +1,86 @@
+/*
+ * test_device_ops.h — the device-vs-REF op test (like ggml's test-backend-ops): one table of cases
+ * (test_device_ops_cases.c) that every device runs, and the harness that builds each case's graph, compiles
+ * it on the device under test and on REF, runs both on the same random inputs and compares the outputs
+ * (test_device_ops.c, with the per-device hooks and tests).
+ *
+ *     test_device_ops DEVICE [OP]     e.g. `test_device_ops CPU`, `test_device_ops OCL Conv`
+ *
+ * OP keeps the cases whose graph has a node of that op type. Exit status 77 (ctest: skipped) when the device
+ * is not available on this machine or not built in.
+ */
+#ifndef SI_TEST_DEVICE_OPS_H
+#define SI_TEST_DEVICE_OPS_H
+
+#include "device/device.h"
+#include "ir/ir.h"
+#include "ops/ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What a case expects beyond "the outputs match REF". Zero-initialised: nothing more. */
+typedef struct dop_opts {
+    const char *cpu_plan; /* CPU: a step its plan must contain ("Conv+BatchNormalization+Relu"), so that a fast
+                           * kernel which silently fell back to the reference one is reported */
+    bool cpu_no_ref;      /* CPU: no step of the plan may run a reference kernel */
+    const char *opt_key;  /* a compile option of one device ("ocl.gemm"): the case runs on that device only */
+    const char *opt_value;
+    const char *may_refuse; /* devices that may refuse a node of this case ("OCL"): they skip it; any other
+                             * device that refuses a node fails the case */
+} dop_opts;
+
+/* A group of cases: builds each graph and runs it (dop_run). */
+typedef struct dop_group {
+    const char *name;
+    void (*run)(void);
+} dop_group;
+
+extern const dop_group dop_groups[];
+extern const int dop_n_groups;
+
+// --- graph building (the case under construction is G) ----------------------------------------------------
+
+extern si_graph *G;
+
+/* D(1, 3, 224, 224): a dims array and its length, for the builders below. */
+#define D(...) (const int64_t[]){__VA_ARGS__}, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
+
+void die(const char *what);
+/* A new graph importing the default domain at `opset`. */
+void begin(int opset);
+int val(const char *name);
+void push(int **list, int *n, int v);
+/* A float32 graph input. Its random values depend on the name's prefix: "pos" (0.1..3), "unit" (-0.9..0.9),
+ * "ge1" (1.1..3), "nz" (+-0.5..2, no zeros), else -2..2. */
+void input(const char *name, const int64_t *dims, int nd);
+void input0(const char *name); /* a float32 scalar input */
+/* A graph input of another element type (integers 0..4, bool 0/1 when run as a case). */
+void input_typed(const char *name, si_dtype dt, const int64_t *dims, int nd);
+void output(const char *name);
+void set_const(const char *name, si_tensor *t);
+/* Initializers: float32 random in lo..hi, int64 1-D, float32 1-D, float32 scalar. */
+void weight(const char *name, float lo, float hi, const int64_t *dims, int nd);
+void ints(const char *name, const int64_t *vals, int n);
+void floats(const char *name, const float *vals, int n);
+void fconst(const char *name, float v);
+/* Add a node (inputs/outputs: comma-separated names, "" for an absent one); returns its index. */
+int node(const char *op, const char *ins, const char *outs);
+si_attr *attr(int ni, const char *name, si_attr_type type);
+void ai(int ni, const char *name, int64_t v);
+void af(int ni, const char *name, float v);
+void as(int ni, const char *name, const char *v);
+void ais(int ni, const char *name, const int64_t *v, int n);
+
+/* A small CNN (Conv, MaxPool, depthwise Conv, residual Add, HardSwish, GlobalAveragePool, Gemm, Softmax) with
+ * input "image" [batch, 3, 16, 16] and outputs "probs", "logits". */
+void dop_small_net(int64_t batch);
+
+// --- running --------------------------------------------------------------------------------------------------
+
+/* Finish G, run it on the device and on REF, compare; frees G. o may be NULL. */
+void dop_run(const char *label, const dop_opts *o);
+void dop_runf(const dop_opts *o, const char *fmt, ...) SI_PRINTF(2, 3);
+
+#endif

@@ -1,0 +1,1311 @@
+/*
+ * test_device_ops_cases.c — the cases of the device-vs-REF op test (test_device_ops.h): small graphs over
+ * several shapes and attribute combinations (strides, pads, groups, dilations, transposes, broadcasting,
+ * opsets), each compiled on the device under test and on REF and compared. Where the CPU device puts a case on
+ * oneDNN, the case names the fused step its plan must contain; where a device kernel has variants (the OCL
+ * GEMM and convolution kernels), the case runs once per variant on that device.
+ *
+ * dop_groups at the end is the table the harness runs; each group builds its graphs and calls dop_run.
+ */
+#include "test_device_ops.h"
+
+#include <math.h>
+
+/* A case whose CPU plan must contain `expect` and no reference-kernel step. */
+static void run_case(const char *what, const char *expect) { dop_run(what, &(dop_opts){.cpu_plan = expect, .cpu_no_ref = true}); }
+
+// --- cases first written for the CPU device ----------------------------------------------------------------
+
+// --- convolution -------------------------------------------------------------------------------------------------
+
+typedef struct conv_p {
+    int64_t n, c, h, w, oc, k, stride, pad, dil, group;
+    bool bias;
+    const char *auto_pad;
+} conv_p;
+
+static void conv_node(const char *x, const char *y, const char *wname, int64_t c, const conv_p *p, bool asym) {
+    weight(wname, -0.5f, 0.5f, D(p->oc, c / p->group, p->k, p->k));
+    char ins[128];
+    char bname[64];
+    snprintf(bname, sizeof bname, "%s_b", wname);
+    if (p->bias) weight(bname, -1, 1, D(p->oc));
+    snprintf(ins, sizeof ins, "%s,%s%s%s", x, wname, p->bias ? "," : "", p->bias ? bname : "");
+    int n = node("Conv", ins, y);
+    if (p->stride != 1) ais(n, "strides", D(p->stride, p->stride));
+    if (p->dil != 1) ais(n, "dilations", D(p->dil, p->dil));
+    if (p->group != 1) ai(n, "group", p->group);
+    ais(n, "kernel_shape", D(p->k, p->k));
+    if (p->auto_pad) as(n, "auto_pad", p->auto_pad);
+    else if (asym) ais(n, "pads", D(p->pad, 0, p->pad + 1, p->pad));
+    else if (p->pad) ais(n, "pads", D(p->pad, p->pad, p->pad, p->pad));
+}
+
+static void cases_conv_2d(void) {
+    static const conv_p cases[] = {
+        {1, 3, 17, 19, 16, 3, 1, 1, 1, 1, true, NULL},     {2, 8, 12, 12, 16, 3, 2, 1, 1, 1, true, NULL},
+        {1, 16, 10, 10, 32, 1, 1, 0, 1, 1, false, NULL},   {1, 16, 14, 14, 16, 3, 1, 2, 2, 1, true, NULL},
+        {1, 16, 9, 11, 16, 3, 1, 1, 1, 16, true, NULL},    {1, 32, 15, 15, 32, 3, 2, 1, 1, 32, false, NULL},
+        {1, 24, 8, 8, 24, 5, 1, 2, 1, 24, true, NULL},     {1, 8, 9, 9, 12, 3, 1, 1, 1, 2, true, NULL},
+        {1, 24, 7, 7, 40, 1, 1, 0, 1, 1, true, NULL},      {1, 6, 13, 13, 10, 5, 3, 0, 1, 1, true, NULL},
+        {1, 8, 10, 10, 16, 3, 2, 0, 1, 1, true, "SAME_UPPER"}, {1, 8, 10, 10, 16, 4, 3, 0, 1, 1, true, "SAME_LOWER"},
+        {1, 8, 10, 10, 16, 3, 1, 0, 1, 1, false, "VALID"}, {1, 3, 32, 32, 64, 7, 2, 3, 1, 1, true, NULL},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        const conv_p *p = &cases[i];
+        for (int asym = 0; asym < 2; asym++) {
+            if (asym && (p->auto_pad || p->pad == 0)) continue;
+            begin(13);
+            input("x", D(p->n, p->c, p->h, p->w));
+            conv_node("x", "y", "w", p->c, p, asym);
+            output("y");
+            char what[160];
+            snprintf(what, sizeof what, "Conv n%lld c%lld %lldx%lld oc%lld k%lld s%lld p%lld%s d%lld g%lld%s %s", (long long)p->n,
+                     (long long)p->c, (long long)p->h, (long long)p->w, (long long)p->oc, (long long)p->k, (long long)p->stride,
+                     (long long)p->pad, asym ? "(asym)" : "", (long long)p->dil, (long long)p->group, p->bias ? " bias" : "",
+                     p->auto_pad ? p->auto_pad : "");
+            run_case(what, "Conv");
+        }
+    }
+    /* 1-D and 3-D */
+    begin(13);
+    input("x", D(2, 8, 30));
+    weight("w", -0.5f, 0.5f, D(16, 8, 3));
+    weight("b", -1, 1, D(16));
+    ais(node("Conv", "x,w,b", "y"), "pads", D(1, 1));
+    output("y");
+    run_case("Conv1D", "Conv");
+    begin(13);
+    input("x", D(1, 4, 6, 7, 8));
+    weight("w", -0.5f, 0.5f, D(8, 4, 3, 3, 3));
+    int n = node("Conv", "x,w", "y");
+    ais(n, "pads", D(1, 0, 1, 1, 0, 1));
+    ais(n, "strides", D(1, 2, 1));
+    output("y");
+    run_case("Conv3D", "Conv");
+}
+
+static void bn_params(const char *p, int64_t c);
+static int bn_node(const char *x, const char *y, const char *p);
+
+static void cases_conv_transpose_fused(void) {
+    typedef struct { int64_t c, oc, k, s, pad, opad, group, h; } ct_p;
+    static const ct_p cases[] = {{8, 16, 3, 2, 1, 1, 1, 7}, {16, 8, 4, 2, 1, 0, 1, 6}, {8, 8, 3, 1, 1, 0, 1, 9},
+                                 {16, 16, 3, 2, 0, 0, 2, 5}, {16, 16, 2, 2, 0, 0, 16, 6}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        const ct_p *p = &cases[i];
+        for (int bn = 0; bn < 2; bn++) {
+            begin(13);
+            input("x", D(1, p->c, p->h, p->h + 1));
+            weight("w", -0.5f, 0.5f, D(p->c, p->oc / p->group, p->k, p->k));
+            weight("b", -1, 1, D(p->oc));
+            int n = node("ConvTranspose", "x,w,b", bn ? "t" : "y");
+            ais(n, "strides", D(p->s, p->s));
+            if (p->pad) ais(n, "pads", D(p->pad, p->pad, p->pad, p->pad));
+            if (p->opad) ais(n, "output_padding", D(p->opad, p->opad));
+            if (p->group > 1) ai(n, "group", p->group);
+            if (bn) {
+                bn_params("bn", p->oc);
+                bn_node("t", "u", "bn");
+                node("Relu", "u", "y");
+            }
+            output("y");
+            char what[128];
+            snprintf(what, sizeof what, "ConvTranspose c%lld oc%lld k%lld s%lld p%lld op%lld g%lld%s", (long long)p->c, (long long)p->oc,
+                     (long long)p->k, (long long)p->s, (long long)p->pad, (long long)p->opad, (long long)p->group, bn ? " +BN+Relu" : "");
+            run_case(what, bn ? "ConvTranspose+BatchNormalization+Relu" : "ConvTranspose");
+        }
+    }
+}
+
+/* Conv chains: BatchNormalization folded, activations, per-channel affine, residual sum. */
+static void bn_params(const char *p, int64_t c) {
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s_s", p), weight(nm, 0.5f, 1.5f, D(c));
+    snprintf(nm, sizeof nm, "%s_b", p), weight(nm, -0.5f, 0.5f, D(c));
+    snprintf(nm, sizeof nm, "%s_m", p), weight(nm, -0.5f, 0.5f, D(c));
+    snprintf(nm, sizeof nm, "%s_v", p), weight(nm, 0.5f, 2.0f, D(c));
+}
+
+static int bn_node(const char *x, const char *y, const char *p) {
+    char ins[256];
+    snprintf(ins, sizeof ins, "%s,%s_s,%s_b,%s_m,%s_v", x, p, p, p, p);
+    int n = node("BatchNormalization", ins, y);
+    af(n, "epsilon", 1e-3f);
+    return n;
+}
+
+static void cases_conv_chains(void) {
+    conv_p p = {1, 16, 12, 12, 16, 3, 1, 1, 1, 1, true, NULL};
+    const char *acts[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "HardSigmoid", "HardSwish", "Clip6", "Clip11", "Exp", "Abs"};
+    for (size_t i = 0; i < SI_ARRAY_LEN(acts); i++) {
+        begin(13);
+        input("x", D(1, 16, 12, 12));
+        conv_node("x", "c", "w", 16, &p, false);
+        bn_params("bn", 16);
+        bn_node("c", "n", "bn");
+        if (!strcmp(acts[i], "Clip6")) {
+            G->opsets[0].version = 6;
+            int k = node("Clip", "n", "y");
+            af(k, "min", 0), af(k, "max", 6);
+        } else if (!strcmp(acts[i], "Clip11")) {
+            fconst("lo", -0.5f), fconst("hi", 0.7f);
+            node("Clip", "n,lo,hi", "y");
+        } else {
+            int k = node(acts[i], "n", "y");
+            if (!strcmp(acts[i], "LeakyRelu")) af(k, "alpha", 0.1f);
+            if (!strcmp(acts[i], "Elu")) af(k, "alpha", 0.7f);
+        }
+        output("y");
+        char what[96], expect[96];
+        snprintf(what, sizeof what, "Conv+BatchNormalization+%s", acts[i]);
+        snprintf(expect, sizeof expect, "Conv+BatchNormalization+%s", strncmp(acts[i], "Clip", 4) ? acts[i] : "Clip");
+        run_case(what, expect);
+    }
+    /* per-channel affine after the conv, then a residual Add (sum post-op, in place) and Relu */
+    begin(13);
+    input("x", D(1, 16, 10, 10));
+    conv_node("x", "c", "w", 16, &p, false);
+    weight("sc", 0.5f, 1.5f, D(16, 1, 1));
+    weight("sh", -1, 1, D(1, 16, 1, 1));
+    node("Mul", "c,sc", "m");
+    node("Sub", "m,sh", "s");
+    node("Add", "s,x", "a");
+    node("Relu", "a", "y");
+    output("y");
+    run_case("Conv+Mul+Sub (folded)+Add(residual)+Relu", "Conv+Mul+Sub+Add+Relu");
+    /* ResNet block: the shortcut conv comes later and takes the sum; the residual is read elsewhere too */
+    begin(13);
+    input("x", D(2, 8, 9, 9));
+    conv_p p1 = {2, 8, 9, 9, 16, 3, 2, 1, 1, 1, true, NULL}, p2 = {2, 8, 9, 9, 16, 1, 2, 0, 1, 1, false, NULL};
+    conv_p p3 = {2, 16, 5, 5, 16, 3, 1, 1, 1, 1, true, NULL};
+    conv_node("x", "a1", "w1", 8, &p1, false);
+    bn_params("bn1", 16);
+    bn_node("a1", "a2", "bn1");
+    node("Relu", "a2", "a3");
+    conv_node("a3", "a4", "w3", 16, &p3, false);
+    conv_node("x", "s1", "w2", 8, &p2, false);
+    bn_params("bn2", 16);
+    bn_node("s1", "s2", "bn2");
+    node("Add", "a4,s2", "y0");
+    node("Relu", "y0", "y");
+    output("y");
+    output("a3");
+    run_case("ResNet downsample block (the later conv takes the sum)", "Add+Relu");
+    /* ResNet v1 downsampling: two strided 1x1 convolutions of one value share its subsampled copy */
+    for (int plain_in = 0; plain_in < 2; plain_in++) {
+        begin(13);
+        input("x", D(1, 16, 8, 10));
+        const char *src = "x";
+        conv_p p0 = {1, 16, 8, 10, 16, 3, 1, 1, 1, 1, true, NULL};
+        if (!plain_in) conv_node("x", "x0", "w0", 16, &p0, false), src = "x0";
+        conv_p ds = {1, 16, 8, 10, 32, 1, 2, 0, 1, 1, false, NULL}, c1 = {1, 16, 8, 10, 8, 1, 2, 0, 1, 1, false, NULL};
+        conv_p c2 = {1, 8, 4, 5, 32, 3, 1, 1, 1, 1, true, NULL};
+        conv_node(src, "s", "wd", 16, &ds, false);
+        bn_params("bd", 32), bn_node("s", "s2", "bd");
+        conv_node(src, "a", "w1", 16, &c1, false);
+        bn_params("b1", 8), bn_node("a", "a2", "b1");
+        node("Relu", "a2", "a3");
+        conv_node("a3", "a4", "w2", 8, &c2, false);
+        node("Add", "a4,s2", "y0");
+        node("Relu", "y0", "y");
+        output("y");
+        run_case(plain_in ? "strided 1x1 convolutions of a graph input" : "strided 1x1 convolutions (subsampled once)", "Conv1x1s");
+    }
+    /* the residual is a graph input that must not be overwritten, and is also an output */
+    begin(13);
+    input("x", D(1, 16, 6, 6));
+    conv_node("x", "c", "w", 16, &p, false);
+    node("Add", "x,c", "y");
+    node("Identity", "x", "xo");
+    output("y");
+    output("xo");
+    run_case("Conv+Add(graph input)", "Conv+Add");
+    /* Swish and HardSwish patterns after a conv, GELU (Erf) pattern */
+    const char *pats[] = {"swish", "hardswish", "gelu"};
+    for (int i = 0; i < 3; i++) {
+        begin(13);
+        input("x", D(1, 16, 7, 7));
+        conv_node("x", "c", "w", 16, &p, false);
+        if (i == 0) node("Sigmoid", "c", "s"), node("Mul", "s,c", "y");
+        if (i == 1) {
+            int k = node("HardSigmoid", "c", "s");
+            af(k, "alpha", 1.0f / 6), af(k, "beta", 0.5f);
+            node("Mul", "c,s", "y");
+        }
+        if (i == 2) {
+            fconst("sq2", 1.41421356f), fconst("one", 1), fconst("half", 0.5f);
+            node("Div", "c,sq2", "d"), node("Erf", "d", "e"), node("Add", "e,one", "a"), node("Mul", "c,a", "m"), node("Mul", "m,half", "y");
+        }
+        output("y");
+        char what[64];
+        snprintf(what, sizeof what, "Conv+%s pattern", pats[i]);
+        run_case(what, i == 0 ? "Conv+Swish" : i == 1 ? "Conv+HardSwish" : "Conv+Gelu");
+    }
+    /* depthwise + pointwise with Clip (MobileNetV2 block) */
+    begin(13);
+    input("x", D(1, 24, 14, 14));
+    conv_p pw = {1, 24, 14, 14, 144, 1, 1, 0, 1, 1, false, NULL}, dw = {1, 144, 14, 14, 144, 3, 2, 1, 1, 144, false, NULL};
+    conv_p pj = {1, 144, 7, 7, 24, 1, 1, 0, 1, 1, false, NULL};
+    conv_node("x", "e", "w1", 24, &pw, false);
+    bn_params("b1", 144), bn_node("e", "e2", "b1");
+    fconst("zero", 0), fconst("six", 6);
+    node("Clip", "e2,zero,six", "e3");
+    conv_node("e3", "d", "w2", 144, &dw, false);
+    bn_params("b2", 144), bn_node("d", "d2", "b2");
+    node("Clip", "d2,zero,six", "d3");
+    conv_node("d3", "y0", "w3", 144, &pj, false);
+    bn_params("b3", 24), bn_node("y0", "y", "b3");
+    output("y");
+    run_case("MobileNetV2 block (24 channels: padded blocked layout)", "ConvDw+BatchNormalization+Clip");
+}
+
+// --- MatMul / Gemm ---------------------------------------------------------------------------------------------
+
+static void cases_matmul_fused(void) {
+    static const int64_t mkn[][3] = {{1, 16, 8}, {7, 33, 5}, {64, 64, 64}, {128, 96, 200}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(mkn); i++) {
+        begin(13);
+        input("a", D(mkn[i][0], mkn[i][1]));
+        weight("b", -1, 1, D(mkn[i][1], mkn[i][2]));
+        node("MatMul", "a,b", "y");
+        output("y");
+        char what[64];
+        snprintf(what, sizeof what, "MatMul %lldx%lldx%lld const B", (long long)mkn[i][0], (long long)mkn[i][1], (long long)mkn[i][2]);
+        run_case(what, "MatMul");
+    }
+    /* transformer linear: [B,S,K] x [K,N] + bias + GELU, + bias + residual */
+    begin(13);
+    input("x", D(2, 12, 32));
+    weight("w", -0.3f, 0.3f, D(32, 48));
+    weight("bias", -1, 1, D(48));
+    fconst("sq2", 1.4142135f), fconst("one", 1), fconst("half", 0.5f);
+    node("MatMul", "x,w", "m");
+    node("Add", "bias,m", "h");
+    node("Mul", "h,half", "hh");
+    node("Div", "h,sq2", "d"), node("Erf", "d", "e"), node("Add", "one,e", "a"), node("Mul", "hh,a", "g");
+    weight("w2", -0.3f, 0.3f, D(48, 32));
+    weight("b2", -1, 1, D(32));
+    node("MatMul", "g,w2", "m2");
+    node("Add", "m2,b2", "o");
+    node("Add", "o,x", "y");
+    output("y");
+    run_case("MatMul+bias+GELU(Erf, 0.5 first), MatMul+bias+residual", "MatMul+Add+Gelu");
+    /* batched activations with broadcasting, 1-D operands (only the first on oneDNN) */
+    static const struct { const char *what; int na, nb; int64_t a[4], b[4]; } acts[] = {
+        {"MatMul batched 2x3", 4, 4, {2, 3, 5, 8}, {2, 3, 8, 6}},
+        {"MatMul broadcast batch [2,1]x[1,3]", 4, 4, {2, 1, 5, 8}, {1, 3, 8, 6}},
+        {"MatMul 3-D x 2-D activation", 3, 2, {4, 7, 8}, {8, 5}},
+        {"MatMul 1-D x 3-D", 1, 3, {8}, {3, 8, 5}},
+        {"MatMul 3-D x 1-D", 3, 1, {3, 4, 8}, {8}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(acts); i++) {
+        begin(13);
+        input("a", acts[i].a, acts[i].na);
+        input("b", acts[i].b, acts[i].nb);
+        node("MatMul", "a,b", "y");
+        output("y");
+        if (i == 0) run_case(acts[i].what, "MatMul");
+        else dop_run(acts[i].what, NULL);
+    }
+    /* attention: scores = Q K^T / 8 + mask; softmax; context = P V */
+    begin(13);
+    input("q", D(1, 4, 16, 8));
+    input("k", D(1, 4, 16, 8));
+    input("v", D(1, 4, 16, 8));
+    input("mask", D(1, 1, 1, 16));
+    fconst("scale", 8.0f);
+    ais(node("Transpose", "k", "kt"), "perm", D(0, 1, 3, 2));
+    node("MatMul", "q,kt", "s");
+    node("Div", "s,scale", "s2");
+    node("Add", "s2,mask", "s3");
+    ai(node("Softmax", "s3", "p"), "axis", -1);
+    node("MatMul", "p,v", "c");
+    ais(node("Transpose", "c", "ct"), "perm", D(0, 2, 1, 3));
+    ints("shape", D(1, 16, 32));
+    node("Reshape", "ct,shape", "y");
+    output("y");
+    run_case("attention (Transpose, MatMul/scale+mask, Softmax, MatMul)", "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose");
+    /* Gemm: transposes, alpha/beta, C shapes */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++)
+            for (int cs = 0; cs < 4; cs++) {
+                begin(13);
+                int64_t M = 6, K = 10, N = 7;
+                if (ta) input("a", D(K, M));
+                else input("a", D(M, K));
+                if (tb) weight("b", -1, 1, D(N, K));
+                else weight("b", -1, 1, D(K, N));
+                if (cs == 1) weight("c", -1, 1, D(N));
+                if (cs == 2) weight("c", -1, 1, D(1, N));
+                if (cs == 3) fconst("c", 0.75f);
+                int n = node("Gemm", cs ? "a,b,c" : "a,b", "g");
+                ai(n, "transA", ta), ai(n, "transB", tb);
+                af(n, "alpha", 0.5f), af(n, "beta", cs == 3 ? 2.0f : 1.0f);
+                node("Relu", "g", "y");
+                output("y");
+                char what[64];
+                snprintf(what, sizeof what, "Gemm transA=%d transB=%d C#%d alpha/beta + Relu", ta, tb, cs);
+                run_case(what, "Gemm+Relu");
+            }
+}
+
+// --- pooling ----------------------------------------------------------------------------------------------------
+
+static void cases_pool_2d(void) {
+    typedef struct { const char *op; int64_t k, s, pad, dil; int ceil, incl; } pool_p;
+    static const pool_p cases[] = {
+        {"MaxPool", 2, 2, 0, 1, 0, 0}, {"MaxPool", 3, 2, 1, 1, 0, 0}, {"MaxPool", 3, 2, 0, 1, 1, 0}, {"MaxPool", 3, 1, 1, 2, 0, 0},
+        {"AveragePool", 2, 2, 0, 1, 0, 0}, {"AveragePool", 3, 2, 1, 1, 0, 0}, {"AveragePool", 3, 2, 1, 1, 0, 1},
+        {"AveragePool", 3, 2, 0, 1, 1, 0}, {"AveragePool", 3, 2, 1, 1, 1, 0},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        const pool_p *p = &cases[i];
+        for (int blocked = 0; blocked < 2; blocked++) {
+            begin(p->dil != 1 ? 19 : 13);
+            input("x", D(2, 16, 11, 12));
+            const char *src = "x";
+            if (blocked) { /* after a conv: pooling runs on the conv's blocked layout */
+                conv_p cp = {2, 16, 11, 12, 16, 1, 1, 0, 1, 1, true, NULL};
+                conv_node("x", "c", "w", 16, &cp, false);
+                src = "c";
+            }
+            char ins[8];
+            snprintf(ins, sizeof ins, "%s", src);
+            int n = node(p->op, ins, "y");
+            ais(n, "kernel_shape", D(p->k, p->k));
+            ais(n, "strides", D(p->s, p->s));
+            if (p->pad) ais(n, "pads", D(p->pad, p->pad, p->pad, p->pad));
+            if (p->dil != 1) ais(n, "dilations", D(p->dil, p->dil));
+            if (p->ceil) ai(n, "ceil_mode", 1);
+            if (p->incl) ai(n, "count_include_pad", 1);
+            output("y");
+            char what[128];
+            snprintf(what, sizeof what, "%s k%lld s%lld p%lld d%lld%s%s%s", p->op, (long long)p->k, (long long)p->s, (long long)p->pad,
+                     (long long)p->dil, p->ceil ? " ceil" : "", p->incl ? " include_pad" : "", blocked ? " after Conv" : "");
+            run_case(what, p->op);
+        }
+    }
+    const char *globals[] = {"GlobalAveragePool", "GlobalMaxPool"};
+    for (int i = 0; i < 2; i++) {
+        begin(13);
+        input("x", D(2, 24, 7, 5));
+        conv_p cp = {2, 24, 7, 5, 24, 3, 1, 1, 1, 1, true, NULL};
+        conv_node("x", "c", "w", 24, &cp, false);
+        node(globals[i], "c", "g");
+        ints("shape", D(2, 24));
+        node("Reshape", "g,shape", "y");
+        output("y");
+        run_case(globals[i], globals[i]);
+    }
+    begin(13);
+    input("x", D(1, 8, 20));
+    ais(node("MaxPool", "x", "y"), "kernel_shape", D(3));
+    output("y");
+    run_case("MaxPool 1-D", "MaxPool");
+}
+
+// --- elementwise, normalisation, data movement -------------------------------------------------------------------
+
+static void cases_eltwise_fused(void) {
+    const char *ops[] = {"Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Exp", "Abs", "Neg", "HardSigmoid", "HardSwish", "Mish", "Sqrt"};
+    for (size_t i = 0; i < SI_ARRAY_LEN(ops); i++) {
+        begin(18);
+        const char *x = !strcmp(ops[i], "Sqrt") ? "posx" : "x";
+        input(x, D(3, 5, 7));
+        node(ops[i], x, "y");
+        output("y");
+        run_case(ops[i], ops[i]);
+    }
+    begin(13);
+    input("x", D(4, 9));
+    fconst("two", 2);
+    node("Pow", "x,two", "y");
+    output("y");
+    run_case("Pow(x, 2)", "Pow");
+    begin(20);
+    input("x", D(4, 9));
+    node("Gelu", "x", "y");
+    output("y");
+    dop_run("Gelu (opset 20)", NULL);
+    /* binary ops with broadcasting, on plain and blocked layouts */
+    const char *bops[] = {"Add", "Sub", "Mul", "Div", "Max", "Min"};
+    for (size_t i = 0; i < SI_ARRAY_LEN(bops); i++) {
+        static const int64_t bshapes[][4] = {{2, 16, 5, 6}, {16, 1, 1, 0}, {6, 0, 0, 0}, {1, 1, 5, 1}, {0}};
+        static const int bnd[] = {4, 3, 1, 4, 0};
+        for (int s = 0; s < 5; s++) {
+            for (int swap = 0; swap < 2; swap++) {
+                begin(13);
+                input("pa", D(2, 16, 5, 6));
+                input("pb", bshapes[s], bnd[s]);
+                const char *ins = swap ? "pb,pa" : "pa,pb";
+                node(bops[i], ins, "y");
+                output("y");
+                char what[96];
+                snprintf(what, sizeof what, "%s [2,16,5,6] %s rank-%d operand", bops[i], swap ? "after" : "before", bnd[s]);
+                bool fast = s == 0 || !swap || (strcmp(bops[i], "Sub") && strcmp(bops[i], "Div"));
+                dop_run(what, &(dop_opts){.cpu_plan = fast ? bops[i] : NULL, .cpu_no_ref = fast});
+            }
+        }
+        /* on a conv's blocked output with a per-channel constant */
+        begin(13);
+        input("x", D(1, 16, 6, 6));
+        conv_p cp = {1, 16, 6, 6, 16, 3, 1, 1, 1, 1, true, NULL};
+        conv_node("x", "c", "w", 16, &cp, false);
+        node("Relu", "c", "r");
+        weight("k", 0.5f, 1.5f, D(16, 1, 1));
+        node(bops[i], "r,k", "y");
+        output("y");
+        char what[64];
+        snprintf(what, sizeof what, "Conv+Relu+%s per-channel", bops[i]);
+        run_case(what, "Conv");
+    }
+    begin(13);
+    input("a", D(3, 4));
+    input("b", D(3, 4));
+    node("Sum", "a,b", "y");
+    output("y");
+    run_case("Sum of two", "Sum");
+    /* standalone BatchNormalization, Softmax, LayerNormalization, LRN */
+    begin(15);
+    input("x", D(2, 12, 5, 5));
+    bn_params("bn", 12);
+    bn_node("x", "y", "bn");
+    output("y");
+    run_case("BatchNormalization", "BatchNormalization");
+    for (int opset = 11; opset <= 13; opset += 2)
+        for (int ax = -3; ax < 3; ax++) {
+            for (int lg = 0; lg < 2; lg++) {
+                begin(opset);
+                input("x", D(2, 3, 17));
+                ai(node(lg ? "LogSoftmax" : "Softmax", "x", "y"), "axis", ax);
+                output("y");
+                char what[64];
+                snprintf(what, sizeof what, "%s opset %d axis %d", lg ? "LogSoftmax" : "Softmax", opset, ax);
+                run_case(what, lg ? "LogSoftmax" : "Softmax");
+            }
+        }
+    for (int ax = -2; ax < 0; ax++)
+        for (int bias = 0; bias < 2; bias++) {
+            begin(17);
+            input("x", D(2, 6, 40));
+            if (ax == -1) weight("s", 0.5f, 1.5f, D(40)), weight("b", -1, 1, D(40));
+            else weight("s", 0.5f, 1.5f, D(6, 40)), weight("b", -1, 1, D(6, 40));
+            int n = node("LayerNormalization", bias ? "x,s,b" : "x,s", "y");
+            ai(n, "axis", ax);
+            af(n, "epsilon", 1e-5f);
+            output("y");
+            char what[64];
+            snprintf(what, sizeof what, "LayerNormalization axis %d%s", ax, bias ? " bias" : "");
+            run_case(what, "LayerNormalization");
+        }
+    /* LayerNormalization written out (older exporters): one LayerNormalization step */
+    for (int affine = 0; affine < 2; affine++) {
+        begin(13);
+        input("x", D(2, 5, 48));
+        fconst("two", 2), fconst("eps", 1e-5f);
+        ais(node("ReduceMean", "x", "mu"), "axes", D(-1));
+        node("Sub", "x,mu", "d");
+        node("Pow", "d,two", "d2");
+        ais(node("ReduceMean", "d2", "var"), "axes", D(-1));
+        node("Add", "var,eps", "ve");
+        node("Sqrt", "ve", "sd");
+        node("Div", "d,sd", affine ? "nrm" : "y");
+        if (affine) {
+            weight("gam", 0.5f, 1.5f, D(48)), weight("bet", -1, 1, D(48));
+            node("Mul", "nrm,gam", "sc");
+            node("Add", "sc,bet", "y");
+        }
+        output("y");
+        run_case(affine ? "LayerNorm decomposition with scale and bias" : "LayerNorm decomposition", "LayerNorm(decomposed)");
+    }
+    begin(13);
+    input("x", D(1, 16, 7, 7));
+    int n = node("LRN", "x", "y");
+    ai(n, "size", 5), af(n, "alpha", 1e-2f), af(n, "beta", 0.75f), af(n, "bias", 2.0f);
+    output("y");
+    run_case("LRN", "LRN");
+}
+
+static void cases_data_fused(void) {
+    /* channel Concat of conv outputs (DenseNet), Concat of plain tensors along other axes */
+    begin(13);
+    input("x", D(1, 16, 8, 8));
+    conv_p p1 = {1, 16, 8, 8, 32, 3, 1, 1, 1, 1, true, NULL}, p2 = {1, 16, 8, 8, 16, 1, 1, 0, 1, 1, true, NULL};
+    conv_node("x", "a", "w1", 16, &p1, false);
+    conv_node("x", "b", "w2", 16, &p2, false);
+    ai(node("Concat", "x,a,b", "c"), "axis", 1);
+    conv_p p3 = {1, 64, 8, 8, 16, 1, 1, 0, 1, 1, true, NULL};
+    conv_node("c", "y", "w3", 64, &p3, false);
+    output("y");
+    output("c");
+    run_case("Concat of conv outputs (channels)", "Concat");
+    for (int ax = 0; ax < 3; ax++) {
+        begin(13);
+        input("a", D(2, 3, 4));
+        input("b", D(2, 3, 4));
+        ai(node("Concat", "a,b", "y"), "axis", ax);
+        output("y");
+        char what[32];
+        snprintf(what, sizeof what, "Concat axis %d", ax);
+        run_case(what, "Concat");
+    }
+    static const int64_t perms[][4] = {{0, 2, 1, 3}, {0, 2, 3, 1}, {3, 2, 1, 0}, {1, 0, 2, 3}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(perms); i++) {
+        begin(13);
+        input("x", D(2, 3, 4, 5));
+        ais(node("Transpose", "x", "y"), "perm", perms[i], 4);
+        output("y");
+        run_case("Transpose", "Transpose");
+    }
+    /* views between fast ops: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout */
+    begin(13);
+    input("x", D(2, 16, 4, 4));
+    conv_p cp = {2, 16, 4, 4, 8, 3, 1, 1, 1, 1, true, NULL};
+    conv_node("x", "c", "w", 16, &cp, false);
+    ai(node("Flatten", "c", "f"), "axis", 1);
+    weight("fw", -0.2f, 0.2f, D(128, 10));
+    node("MatMul", "f,fw", "m");
+    ints("ax", D(1));
+    node("Unsqueeze", "m,ax", "u");
+    node("Identity", "u", "i");
+    node("Dropout", "i", "dr");
+    node("Squeeze", "dr,ax", "y");
+    output("y");
+    run_case("Conv, Flatten, MatMul, Unsqueeze/Identity/Dropout/Squeeze views", "MatMul");
+}
+
+// --- cases first written for the OCL device ----------------------------------------------------------------
+
+// --- element-wise -------------------------------------------------------------------------------------------
+
+static const int64_t shapes[][4] = {{7, 0, 0, 0}, {2, 3, 5, 0}, {1, 16, 9, 9}};
+static const int ranks[] = {1, 3, 4};
+
+static void unary(int opset, const char *op, const char *xname, void (*attrs)(int)) {
+    for (int s = 0; s < 3; s++) {
+        begin(opset);
+        input(xname, shapes[s], ranks[s]);
+        char ins[64];
+        snprintf(ins, sizeof ins, "%s", xname);
+        int n = node(op, ins, "y");
+        if (attrs) attrs(n);
+        output("y");
+        dop_runf(NULL, "%s-%d shape %d", op, opset, s);
+    }
+}
+
+static void at_leaky(int n) { af(n, "alpha", 0.3f); }
+static void at_hsig(int n) { af(n, "alpha", 0.3f); af(n, "beta", 0.4f); }
+static void at_elu(int n) { af(n, "alpha", 0.7f); }
+static void at_selu(int n) { af(n, "alpha", 1.5f); af(n, "gamma", 1.2f); }
+static void at_shrink(int n) { af(n, "lambd", 0.8f); af(n, "bias", 0.3f); }
+static void at_clip6(int n) { af(n, "min", -0.5f); af(n, "max", 0.7f); }
+static void at_gelu_tanh(int n) { as(n, "approximate", "tanh"); }
+static void at_thr(int n) { af(n, "alpha", 0.4f); }
+
+static void cases_unary(void) {
+    static const struct { const char *op; const char *x; int opset; void (*attrs)(int); } ops[] = {
+        {"Relu", "x", 14, NULL},        {"LeakyRelu", "x", 16, at_leaky}, {"LeakyRelu", "x", 16, NULL},
+        {"Sigmoid", "x", 13, NULL},     {"HardSigmoid", "x", 6, at_hsig}, {"HardSwish", "x", 14, NULL},
+        {"Tanh", "x", 13, NULL},        {"Exp", "x", 13, NULL},           {"Log", "pos", 13, NULL},
+        {"Sqrt", "pos", 13, NULL},      {"Erf", "x", 13, NULL},           {"Neg", "x", 13, NULL},
+        {"Abs", "x", 13, NULL},         {"Reciprocal", "nz", 13, NULL},   {"Floor", "x", 13, NULL},
+        {"Ceil", "x", 13, NULL},        {"Round", "x", 11, NULL},         {"Sign", "x", 13, NULL},
+        {"Elu", "x", 6, at_elu},        {"Selu", "x", 6, at_selu},        {"Celu", "x", 12, at_elu},
+        {"Softplus", "x", 1, NULL},     {"Softsign", "x", 1, NULL},       {"Mish", "x", 18, NULL},
+        {"Gelu", "x", 20, NULL},        {"Gelu", "x", 20, at_gelu_tanh},  {"ThresholdedRelu", "x", 10, at_thr},
+        {"Shrink", "x", 9, at_shrink},  {"Sin", "x", 7, NULL},            {"Cos", "x", 7, NULL},
+        {"Tan", "unit", 7, NULL},       {"Asin", "unit", 7, NULL},        {"Acos", "unit", 7, NULL},
+        {"Atan", "x", 7, NULL},         {"Sinh", "x", 9, NULL},           {"Cosh", "x", 9, NULL},
+        {"Asinh", "x", 9, NULL},        {"Acosh", "ge1", 9, NULL},        {"Atanh", "unit", 9, NULL},
+        {"Clip", "x", 6, at_clip6},     {"Clip", "x", 6, NULL},           {"Identity", "x", 16, NULL},
+        {"Swish", "x", 24, at_thr},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(ops); i++) unary(ops[i].opset, ops[i].op, ops[i].x, ops[i].attrs);
+    /* Clip-13: constant bounds, one bound, bounds computed at run time */
+    begin(13);
+    input("x", D(3, 4));
+    fconst("lo", -0.3f);
+    fconst("hi", 0.6f);
+    node("Clip", "x,lo,hi", "y");
+    output("y");
+    dop_runf(NULL, "Clip-13 constant bounds");
+    begin(13);
+    input("x", D(3, 4));
+    fconst("hi", 0.6f);
+    node("Clip", "x,,hi", "y");
+    output("y");
+    dop_runf(NULL, "Clip-13 max only");
+    begin(13);
+    input("x", D(3, 4));
+    input0("lo");
+    input0("hi");
+    node("Abs", "hi", "hi2");
+    node("Clip", "x,lo,hi2", "y");
+    output("y");
+    dop_runf(NULL, "Clip-13 bounds from inputs");
+    /* Dropout and Cast are views in inference */
+    begin(13);
+    input("x", D(2, 5));
+    node("Dropout", "x", "d");
+    node("Cast", "d", "c");
+    ai(G->n_nodes - 1, "to", SI_F32);
+    node("Relu", "c", "y");
+    output("y");
+    output("d");
+    dop_runf(NULL, "Dropout, Cast to float");
+}
+
+static void cases_binary(void) {
+    static const char *ops[] = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min"};
+    static const struct { int na, nb; int64_t a[4], b[4]; } pairs[] = {
+        {3, 3, {2, 3, 4}, {2, 3, 4}}, {3, 1, {2, 3, 4}, {4}},       {3, 2, {2, 1, 4}, {3, 1}},
+        {1, 2, {1}, {5, 2}},          {3, 3, {3, 1, 5}, {1, 4, 1}}, {2, 0, {4, 6}, {0}},
+        {0, 3, {0}, {2, 1, 3}},       {4, 4, {2, 3, 1, 1}, {1, 3, 5, 7}},
+    };
+    for (size_t o = 0; o < SI_ARRAY_LEN(ops); o++)
+        for (size_t p = 0; p < SI_ARRAY_LEN(pairs); p++) {
+            begin(14);
+            bool pw = !strcmp(ops[o], "Pow"), dv = !strcmp(ops[o], "Div");
+            input(pw ? "pos_a" : "a", pairs[p].a, pairs[p].na);
+            input(dv ? "nz_b" : "b", pairs[p].b, pairs[p].nb);
+            node(ops[o], pw ? "pos_a,b" : dv ? "a,nz_b" : "a,b", "y");
+            output("y");
+            dop_runf(NULL, "%s broadcast pair %zu", ops[o], p);
+        }
+    /* a constant operand */
+    begin(14);
+    input("a", D(2, 8));
+    weight("w", -1, 1, D(8));
+    node("Mul", "a,w", "y");
+    output("y");
+    dop_runf(NULL, "Mul by a constant");
+    /* PRelu: slope broadcast, and per channel before opset 7 */
+    static const struct { int opset, ns; int64_t s[3]; } prelu[] = {{16, 3, {3, 1, 1}}, {16, 1, {5}}, {16, 1, {1}}, {6, 1, {3}}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(prelu); i++) {
+        begin(prelu[i].opset);
+        input("x", D(2, 3, 4, 5));
+        input("s", prelu[i].s, prelu[i].ns);
+        node("PRelu", "x,s", "y");
+        output("y");
+        dop_runf(NULL, "PRelu-%d slope %zu", prelu[i].opset, i);
+    }
+    /* variadic: one input, three broadcasting inputs */
+    static const char *vops[] = {"Sum", "Mean", "Max", "Min"};
+    for (size_t o = 0; o < SI_ARRAY_LEN(vops); o++) {
+        begin(13);
+        input("a", D(2, 3));
+        node(vops[o], "a", "y");
+        output("y");
+        dop_runf(NULL, "%s of one input", vops[o]);
+        begin(13);
+        input("a", D(3));
+        input("b", D(2, 1));
+        input("c", D(4, 2, 3));
+        node(vops[o], "a,b,c", "y");
+        output("y");
+        dop_runf(NULL, "%s of three inputs", vops[o]);
+    }
+}
+
+// --- matrix products ----------------------------------------------------------------------------------------
+
+/* The GEMM kernels of the OCL device: its default, the local-memory tiles, the vector kernels. */
+static const dop_opts *gemm_opts(int variant) {
+    static const dop_opts o[3] = {{0}, {.opt_key = "ocl.gemm", .opt_value = "tiled"}, {.opt_key = "ocl.gemm", .opt_value = "vector"}};
+    return &o[variant];
+}
+static const char *const gemm_names[3] = {"default kernel", "tiled kernel", "vector kernels"};
+
+static void cases_matmul(void) {
+    static const struct { int na, nb; int64_t a[4], b[4]; } cases[] = {
+        {2, 2, {2, 3}, {3, 4}},        {1, 2, {5}, {5, 3}},          {3, 1, {2, 3, 4}, {4}},
+        {4, 3, {2, 1, 3, 4}, {3, 4, 5}}, {3, 2, {1, 7, 33}, {33, 17}}, {1, 1, {4}, {4}},
+        {2, 2, {40, 70}, {70, 21}},    {3, 3, {4, 1, 16}, {4, 16, 16}},
+    };
+    char label[96];
+    for (int v = 0; v < 3; v++)
+        for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+            begin(13);
+            input("a", cases[i].a, cases[i].na);
+            input("b", cases[i].b, cases[i].nb);
+            node("MatMul", "a,b", "y");
+            output("y");
+            snprintf(label, sizeof label, "MatMul case %zu (%s)", i, gemm_names[v]);
+            dop_run(label, gemm_opts(v));
+        }
+    begin(13); /* constant weights */
+    input("a", D(3, 10));
+    weight("w", -1, 1, D(10, 6));
+    node("MatMul", "a,w", "y");
+    output("y");
+    dop_runf(NULL, "MatMul constant B");
+
+    static const struct { int ta, tb, cnd; int64_t c[2]; float alpha, beta; } g[] = {
+        {0, 0, 1, {6}, 1, 1},     {1, 0, 2, {5, 1}, 0.5f, 2}, {0, 1, 2, {5, 6}, 1, 0.3f}, {1, 1, 0, {0}, 2, 1},
+        {0, 0, -1, {0}, 1, 1},    {1, 1, 2, {1, 6}, 1, 1},
+    };
+    for (int v = 0; v < 3; v++)
+    for (size_t i = 0; i < SI_ARRAY_LEN(g); i++) {
+        begin(13);
+        input("a", g[i].ta ? (const int64_t[]){7, 5} : (const int64_t[]){5, 7}, 2);
+        input("b", g[i].tb ? (const int64_t[]){6, 7} : (const int64_t[]){7, 6}, 2);
+        if (g[i].cnd >= 0) input("c", g[i].c, g[i].cnd);
+        int n = node("Gemm", g[i].cnd >= 0 ? "a,b,c" : "a,b", "y");
+        ai(n, "transA", g[i].ta);
+        ai(n, "transB", g[i].tb);
+        af(n, "alpha", g[i].alpha);
+        af(n, "beta", g[i].beta);
+        output("y");
+        snprintf(label, sizeof label, "Gemm case %zu (%s)", i, gemm_names[v]);
+        dop_run(label, gemm_opts(v));
+    }
+}
+
+// --- convolution and pooling --------------------------------------------------------------------------------
+
+typedef struct conv_case {
+    int nd;                 /* spatial dims */
+    int64_t n, c, oc, group;
+    int64_t in[3], k[3], s[3], d[3], pads[6];
+    const char *auto_pad;
+    bool bias, w_input;
+} conv_case;
+
+static void conv(const conv_case *cc, const char *label, const dop_opts *opts) {
+    begin(11);
+    int64_t xd[5] = {cc->n, cc->c}, wd[5] = {cc->oc, cc->c / cc->group};
+    for (int i = 0; i < cc->nd; i++) {
+        xd[2 + i] = cc->in[i];
+        wd[2 + i] = cc->k[i];
+    }
+    input("x", xd, 2 + cc->nd);
+    if (cc->w_input) input("w", wd, 2 + cc->nd);
+    else weight("w", -0.5f, 0.5f, wd, 2 + cc->nd);
+    if (cc->bias) weight("b", -1, 1, &cc->oc, 1);
+    int n = node("Conv", cc->bias ? "x,w,b" : "x,w", "y");
+    ai(n, "group", cc->group);
+    if (cc->s[0]) ais(n, "strides", cc->s, cc->nd);
+    if (cc->d[0]) ais(n, "dilations", cc->d, cc->nd);
+    if (cc->auto_pad) as(n, "auto_pad", cc->auto_pad);
+    else ais(n, "pads", cc->pads, 2 * cc->nd);
+    ais(n, "kernel_shape", cc->k, cc->nd);
+    output("y");
+    dop_run(label, opts);
+}
+
+static void cases_conv(void) {
+    static const conv_case cases[] = {
+        {2, 1, 3, 8, 1, {9, 9}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, NULL, true, false},
+        {2, 2, 4, 6, 1, {10, 7}, {3, 2}, {2, 1}, {0}, {0, 1, 2, 0}, NULL, false, false},
+        {2, 1, 4, 4, 1, {9, 9}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, NULL, true, false},
+        {2, 2, 4, 6, 2, {6, 6}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, NULL, true, false},
+        {2, 1, 8, 8, 8, {7, 7}, {3, 3}, {2, 2}, {0}, {1, 1, 1, 1}, NULL, true, false},   /* depthwise */
+        {2, 2, 16, 8, 1, {5, 5}, {1, 1}, {1, 1}, {0}, {0, 0, 0, 0}, NULL, true, false},  /* 1x1 */
+        {2, 1, 6, 4, 2, {5, 5}, {1, 1}, {2, 2}, {0}, {0, 0, 0, 0}, NULL, false, false}, /* 1x1 stride 2, grouped */
+        {1, 2, 3, 5, 1, {17}, {4}, {2}, {0}, {1, 2}, NULL, true, false},                 /* 1-D */
+        {3, 1, 2, 3, 1, {5, 6, 4}, {2, 3, 2}, {1, 2, 1}, {0}, {0, 1, 0, 1, 0, 1}, NULL, true, false},
+        {2, 1, 3, 4, 1, {8, 7}, {3, 3}, {2, 2}, {0}, {0}, "SAME_UPPER", true, false},
+        {2, 1, 3, 4, 1, {8, 7}, {4, 2}, {3, 2}, {0}, {0}, "SAME_LOWER", false, false},
+        {2, 1, 3, 4, 1, {8, 7}, {3, 3}, {2, 2}, {0}, {0}, "VALID", true, false},
+        {2, 2, 3, 5, 1, {6, 6}, {3, 3}, {1, 1}, {0}, {1, 0, 1, 0}, NULL, true, true},     /* W is an input */
+        {2, 1, 32, 33, 1, {12, 12}, {3, 3}, {1, 1}, {0}, {1, 1, 1, 1}, NULL, true, false}, /* K > tile */
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        char label[96];
+        snprintf(label, sizeof label, "Conv case %zu (im2col + GEMM)", i);
+        conv(&cases[i], label, NULL);
+        snprintf(label, sizeof label, "Conv case %zu (direct)", i);
+        conv(&cases[i], label, &(dop_opts){.opt_key = "ocl.im2col_max_bytes", .opt_value = "0"});
+        snprintf(label, sizeof label, "Conv case %zu (im2col + tiled GEMM)", i);
+        conv(&cases[i], label, gemm_opts(1));
+    }
+}
+
+static void cases_conv_transpose(void) {
+    static const struct {
+        int nd;
+        int64_t c, oc, group, in[3], k[3], s[3], d[3], pads[6], opad[3], oshape[3];
+        const char *auto_pad;
+        bool bias;
+    } cases[] = {
+        {2, 3, 4, 1, {5, 5}, {3, 3}, {1, 1}, {1, 1}, {0}, {0}, {0}, NULL, true},
+        {2, 4, 6, 2, {4, 5}, {3, 2}, {2, 3}, {1, 1}, {1, 0, 1, 1}, {1, 0}, {0}, NULL, false},
+        {2, 2, 2, 1, {4, 4}, {3, 3}, {2, 2}, {2, 1}, {0}, {0}, {0}, NULL, true},
+        {1, 3, 2, 1, {7}, {4}, {3}, {1}, {1, 2}, {0}, {0}, NULL, true},
+        {2, 2, 3, 1, {3, 4}, {3, 3}, {2, 2}, {1, 1}, {0}, {0}, {8, 9}, NULL, true},
+        {2, 2, 3, 1, {3, 4}, {3, 3}, {2, 2}, {1, 1}, {0}, {0}, {0}, "SAME_UPPER", false},
+        {2, 2, 3, 1, {3, 4}, {2, 3}, {2, 2}, {1, 1}, {0}, {0}, {0}, "SAME_LOWER", false},
+        {3, 2, 2, 1, {2, 3, 3}, {2, 2, 2}, {2, 1, 2}, {1, 1, 1}, {0}, {0}, {0}, NULL, true},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(11);
+        int nd = cases[i].nd;
+        int64_t xd[5] = {2, cases[i].c}, wd[5] = {cases[i].c, cases[i].oc / cases[i].group};
+        for (int k = 0; k < nd; k++) {
+            xd[2 + k] = cases[i].in[k];
+            wd[2 + k] = cases[i].k[k];
+        }
+        input("x", xd, 2 + nd);
+        weight("w", -0.5f, 0.5f, wd, 2 + nd);
+        if (cases[i].bias) weight("b", -1, 1, &cases[i].oc, 1);
+        int n = node("ConvTranspose", cases[i].bias ? "x,w,b" : "x,w", "y");
+        ai(n, "group", cases[i].group);
+        ais(n, "strides", cases[i].s, nd);
+        ais(n, "dilations", cases[i].d, nd);
+        if (cases[i].pads[0] || cases[i].pads[1]) ais(n, "pads", cases[i].pads, 2 * nd);
+        if (cases[i].opad[0]) ais(n, "output_padding", cases[i].opad, nd);
+        if (cases[i].oshape[0]) ais(n, "output_shape", cases[i].oshape, nd);
+        if (cases[i].auto_pad) as(n, "auto_pad", cases[i].auto_pad);
+        output("y");
+        dop_runf(NULL, "ConvTranspose case %zu", i);
+    }
+}
+
+/* Gather with constant indices (checked at compile time; indices from a model input: test_device_ops.c). */
+static void cases_gather(void) {
+    static const struct { int nd; int64_t d[3]; int axis, ni; int64_t idx[4]; } cases[] = {
+        {2, {10, 6}, 0, 3, {0, 9, -1}}, {3, {2, 5, 4}, 1, 4, {4, 0, -5, 2}}, {3, {2, 3, 4}, -1, 1, {3}}, {1, {7}, 0, 2, {6, -7}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(13);
+        input("x", cases[i].d, cases[i].nd);
+        ints("idx", cases[i].idx, cases[i].ni);
+        int n = node("Gather", "x,idx", "y");
+        ai(n, "axis", cases[i].axis);
+        output("y");
+        dop_runf(NULL, "Gather case %zu", i);
+    }
+}
+
+static void cases_resize(void) {
+    static const struct {
+        const char *mode, *ctm, *nearest;
+        bool sizes;
+        float sc[2];
+        int64_t sz[2];
+        float cubic_a;
+        int exclude, antialias;
+    } cases[] = {
+        {"nearest", NULL, NULL, false, {2, 2}, {0}, 0, 0, 0},
+        {"nearest", "asymmetric", "floor", false, {1.5f, 3}, {0}, 0, 0, 0},
+        {"nearest", "align_corners", "round_prefer_ceil", true, {0}, {9, 5}, 0, 0, 0},
+        {"nearest", "half_pixel", "ceil", false, {0.6f, 0.5f}, {0}, 0, 0, 0},
+        {"nearest", "tf_half_pixel_for_nn", NULL, false, {2, 1.7f}, {0}, 0, 0, 0},
+        {"linear", NULL, NULL, false, {2, 1.5f}, {0}, 0, 0, 0},
+        {"linear", "align_corners", NULL, true, {0}, {7, 11}, 0, 0, 0},
+        {"linear", "pytorch_half_pixel", NULL, false, {0.5f, 2}, {0}, 0, 0, 0},
+        {"linear", "asymmetric", NULL, false, {1.25f, 0.75f}, {0}, 0, 0, 0},
+        {"linear", "half_pixel_symmetric", NULL, false, {2.5f, 0.6f}, {0}, 0, 0, 0},
+        {"linear", NULL, NULL, false, {0.5f, 0.4f}, {0}, 0, 0, 1},
+        {"cubic", NULL, NULL, false, {2, 1.5f}, {0}, -0.5f, 1, 0},
+        {"cubic", "align_corners", NULL, false, {0.7f, 2}, {0}, -0.75f, 0, 0},
+        {"cubic", NULL, NULL, true, {0}, {3, 4}, -0.75f, 0, 1},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(18);
+        input("x", D(2, 3, 6, 8));
+        if (cases[i].sizes) ints("sizes", (const int64_t[]){2, 3, cases[i].sz[0], cases[i].sz[1]}, 4);
+        else floats("scales", (const float[]){1, 1, cases[i].sc[0], cases[i].sc[1]}, 4);
+        int n = node("Resize", cases[i].sizes ? "x,,,sizes" : "x,,scales", "y");
+        as(n, "mode", cases[i].mode);
+        if (cases[i].ctm) as(n, "coordinate_transformation_mode", cases[i].ctm);
+        if (cases[i].nearest) as(n, "nearest_mode", cases[i].nearest);
+        if (cases[i].cubic_a) af(n, "cubic_coeff_a", cases[i].cubic_a);
+        if (cases[i].exclude) ai(n, "exclude_outside", 1);
+        if (cases[i].antialias) ai(n, "antialias", 1);
+        output("y");
+        dop_runf(NULL, "Resize-18 case %zu (%s)", i, cases[i].mode);
+    }
+    begin(18); /* axes and keep_aspect_ratio_policy */
+    input("x", D(1, 2, 5, 7));
+    ints("sizes", (const int64_t[]){9, 9}, 2);
+    int n = node("Resize", "x,,,sizes", "y");
+    ais(n, "axes", (const int64_t[]){3, 2}, 2);
+    as(n, "keep_aspect_ratio_policy", "not_larger");
+    as(n, "mode", "linear");
+    output("y");
+    dop_runf(NULL, "Resize-18 axes, not_larger");
+    begin(13); /* tf_crop_and_resize with an extrapolation value */
+    input("x", D(1, 1, 6, 6));
+    floats("roi", (const float[]){0, 0, -0.2f, 0.3f, 1, 1, 0.8f, 1.3f}, 8);
+    ints("sizes", (const int64_t[]){1, 1, 5, 4}, 4);
+    n = node("Resize", "x,roi,,sizes", "y");
+    as(n, "coordinate_transformation_mode", "tf_crop_and_resize");
+    as(n, "mode", "linear");
+    af(n, "extrapolation_value", 7.5f);
+    output("y");
+    dop_runf(NULL, "Resize-13 tf_crop_and_resize");
+    begin(10);
+    input("x", D(1, 2, 3, 4));
+    floats("scales", (const float[]){1, 1, 2, 3}, 4);
+    node("Resize", "x,scales", "y");
+    output("y");
+    dop_runf(NULL, "Resize-10 nearest");
+    begin(9);
+    input("x", D(2, 2, 3, 3));
+    floats("scales", (const float[]){1, 1, 2, 2}, 4);
+    n = node("Upsample", "x,scales", "y");
+    as(n, "mode", "linear");
+    output("y");
+    dop_runf(NULL, "Upsample-9 linear");
+    begin(7);
+    input("x", D(1, 3, 4, 2));
+    n = node("Upsample", "x", "y");
+    attr(n, "scales", SI_ATTR_FLOATS)->n = 4;
+    G->nodes[n].attrs[G->nodes[n].n_attr - 1].floats = si_malloc(4 * sizeof(float));
+    if (!G->nodes[n].attrs[G->nodes[n].n_attr - 1].floats) die("attr");
+    memcpy(G->nodes[n].attrs[G->nodes[n].n_attr - 1].floats, (const float[]){1, 1, 3, 2}, 4 * sizeof(float));
+    output("y");
+    dop_runf(NULL, "Upsample-7 nearest");
+}
+
+static void pool(int opset, const char *op, int nd, const int64_t *in, const int64_t *k, const int64_t *s, const int64_t *pads,
+                 const int64_t *dil, int ceil, int cip, const char *auto_pad, const char *label) {
+    begin(opset);
+    int64_t xd[5] = {2, 3};
+    for (int i = 0; i < nd; i++) xd[2 + i] = in[i];
+    input("x", xd, 2 + nd);
+    int n = node(op, "x", "y");
+    ais(n, "kernel_shape", k, nd);
+    if (s) ais(n, "strides", s, nd);
+    if (pads) ais(n, "pads", pads, 2 * nd);
+    if (dil) ais(n, "dilations", dil, nd);
+    if (ceil) ai(n, "ceil_mode", 1);
+    if (cip) ai(n, "count_include_pad", 1);
+    if (auto_pad) as(n, "auto_pad", auto_pad);
+    output("y");
+    dop_runf(NULL, "%s-%d %s", op, opset, label);
+}
+
+static void cases_pool(void) {
+    static const char *ops[] = {"MaxPool", "AveragePool"};
+    for (int o = 0; o < 2; o++) {
+        const char *op = ops[o];
+        int opset = o ? 19 : 12;
+        pool(opset, op, 2, (const int64_t[]){9, 9}, (const int64_t[]){3, 3}, (const int64_t[]){2, 2},
+             (const int64_t[]){1, 1, 1, 1}, NULL, 0, 0, NULL, "3x3 s2 p1");
+        pool(opset, op, 2, (const int64_t[]){8, 7}, (const int64_t[]){3, 2}, (const int64_t[]){2, 2}, (const int64_t[]){0, 1, 1, 0}, NULL, 1, 0,
+             NULL, "ceil_mode");
+        pool(opset, op, 2, (const int64_t[]){7, 7}, (const int64_t[]){3, 3}, (const int64_t[]){2, 2}, (const int64_t[]){1, 1, 1, 1}, NULL, 1, 1,
+             NULL, "ceil_mode, count_include_pad");
+        pool(opset, op, 2, (const int64_t[]){9, 8}, (const int64_t[]){2, 2}, NULL, (const int64_t[]){1, 0, 1, 1}, (const int64_t[]){2, 2}, 0, 1,
+             NULL, "dilations, count_include_pad");
+        pool(opset, op, 1, (const int64_t[]){11}, (const int64_t[]){3}, (const int64_t[]){2}, NULL, NULL, 0, 0, NULL, "1-D");
+        pool(opset, op, 3, (const int64_t[]){4, 5, 6}, (const int64_t[]){2, 2, 3}, (const int64_t[]){1, 2, 2}, (const int64_t[]){0, 1, 1, 1, 0, 1},
+             NULL, 0, 0, NULL, "3-D");
+        pool(opset, op, 2, (const int64_t[]){7, 8}, (const int64_t[]){3, 3}, (const int64_t[]){2, 2}, NULL, NULL, 0, 0, "SAME_UPPER", "SAME_UPPER");
+        pool(opset, op, 2, (const int64_t[]){7, 8}, (const int64_t[]){2, 3}, (const int64_t[]){2, 2}, NULL, NULL, 0, 0, "SAME_LOWER", "SAME_LOWER");
+    }
+    static const char *gops[] = {"GlobalAveragePool", "GlobalMaxPool"};
+    for (int o = 0; o < 2; o++)
+        for (int s = 0; s < 2; s++) {
+            begin(13);
+            input("x", s ? (const int64_t[]){2, 5, 7, 3} : (const int64_t[]){3, 4, 11}, s ? 4 : 3);
+            node(gops[o], "x", "y");
+            output("y");
+            dop_runf(NULL, "%s shape %d", gops[o], s);
+        }
+}
+
+// --- reductions and normalization ---------------------------------------------------------------------------
+
+static void cases_reduce(void) {
+    static const char *ops[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                                "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"};
+    static const struct { int na; int64_t axes[3]; int keep; } cases[] = {
+        {1, {1}, 1}, {2, {0, 2}, 0}, {1, {-1}, 0}, {-1, {0}, 1}, {3, {0, 1, 2}, 0},
+    };
+    for (size_t o = 0; o < SI_ARRAY_LEN(ops); o++)
+        for (size_t c = 0; c < SI_ARRAY_LEN(cases); c++)
+            for (int opset = 13; opset <= 18; opset += 5) {
+                bool as_input = opset >= 18 || (!strcmp(ops[o], "ReduceSum") && opset >= 13);
+                begin(opset);
+                bool logsum = !strcmp(ops[o], "ReduceLogSum") || !strcmp(ops[o], "ReduceProd");
+                input(logsum ? "pos" : "x", D(3, 4, 5));
+                int n;
+                if (cases[c].na >= 0 && as_input) {
+                    ints("axes", cases[c].axes, cases[c].na);
+                    n = node(ops[o], logsum ? "pos,axes" : "x,axes", "y");
+                } else {
+                    n = node(ops[o], logsum ? "pos" : "x", "y");
+                    if (cases[c].na >= 0) ais(n, "axes", cases[c].axes, cases[c].na);
+                }
+                ai(n, "keepdims", cases[c].keep);
+                output("y");
+                dop_runf(NULL, "%s-%d case %zu", ops[o], opset, c);
+            }
+}
+
+static void cases_softmax(void) {
+    static const char *ops[] = {"Softmax", "LogSoftmax"};
+    for (int o = 0; o < 2; o++)
+        for (int opset = 11; opset <= 13; opset += 2)
+            for (int axis = -1; axis <= 2; axis++) {
+                begin(opset);
+                input("x", D(2, 3, 17));
+                int n = node(ops[o], "x", "y");
+                ai(n, "axis", axis);
+                output("y");
+                dop_runf(NULL, "%s-%d axis %d", ops[o], opset, axis);
+            }
+    begin(13); /* default axis, large values */
+    input("x", D(4, 100));
+    node("Mul", "x,k", "xk");
+    fconst("k", 40.0f);
+    node("Softmax", "xk", "y");
+    output("y");
+    dop_runf(NULL, "Softmax large values");
+}
+
+static void cases_norm(void) {
+    for (int s = 0; s < 2; s++) {
+        begin(15);
+        input("x", (const int64_t[]){2, 3, 4, 5}, s ? 2 : 4);
+        input("scale", D(3));
+        input("b", D(3));
+        input("mean", D(3));
+        input("pos_var", D(3));
+        int n = node("BatchNormalization", "x,scale,b,mean,pos_var", "y");
+        af(n, "epsilon", 1e-3f);
+        output("y");
+        dop_runf(NULL, "BatchNormalization shape %d", s);
+    }
+    begin(9); /* constant parameters, the usual case */
+    input("x", D(1, 4, 3, 3));
+    weight("scale", 0.5f, 1.5f, D(4));
+    weight("b", -1, 1, D(4));
+    weight("mean", -1, 1, D(4));
+    weight("var", 0.2f, 2, D(4));
+    node("BatchNormalization", "x,scale,b,mean,var", "y");
+    output("y");
+    dop_runf(NULL, "BatchNormalization-9 constant parameters");
+
+    static const struct { int axis; bool bias, stats; int ns; int64_t sd[2]; } ln[] = {
+        {-1, true, false, 1, {40}}, {1, true, true, 2, {3, 40}}, {2, false, false, 1, {40}}, {-1, false, true, 1, {40}},
+        {1, true, false, 1, {40}}, {0, true, true, 2, {3, 40}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(ln); i++) {
+        begin(17);
+        input("x", D(2, 3, 40));
+        if (ln[i].axis == 0) {
+            G->values[G->inputs[0]].dims[0] = 1; /* scale of the whole tensor */
+        }
+        input("scale", ln[i].sd, ln[i].ns);
+        if (ln[i].bias) input("b", ln[i].sd, ln[i].ns);
+        int n = node("LayerNormalization", ln[i].bias ? "x,scale,b" : "x,scale", ln[i].stats ? "y,mean,inv" : "y");
+        ai(n, "axis", ln[i].axis);
+        af(n, "epsilon", 1e-4f);
+        output("y");
+        if (ln[i].stats) {
+            output("mean");
+            output("inv");
+        }
+        dop_runf(NULL, "LayerNormalization case %zu", i);
+    }
+    begin(23);
+    input("x", D(2, 3, 70));
+    input("scale", D(70));
+    node("RMSNormalization", "x,scale", "y");
+    output("y");
+    dop_runf(NULL, "RMSNormalization");
+    begin(6);
+    input("x", D(2, 3, 5, 4));
+    input("scale", D(3));
+    input("b", D(3));
+    node("InstanceNormalization", "x,scale,b", "y");
+    output("y");
+    dop_runf(NULL, "InstanceNormalization");
+    for (int opset = 18; opset <= 21; opset += 3) {
+        begin(opset);
+        input("x", D(2, 6, 5, 4));
+        input("scale", (const int64_t[]){opset < 21 ? 3 : 6}, 1);
+        input("b", (const int64_t[]){opset < 21 ? 3 : 6}, 1);
+        int n = node("GroupNormalization", "x,scale,b", "y");
+        ai(n, "num_groups", 3);
+        output("y");
+        dop_runf(NULL, "GroupNormalization-%d", opset);
+    }
+}
+
+// --- layout -------------------------------------------------------------------------------------------------
+
+static void cases_layout(void) {
+    /* views: the output shares the input's buffer */
+    begin(14);
+    input("x", D(2, 3, 4));
+    ints("shape", (const int64_t[]){3, -1, 0}, 3);
+    node("Reshape", "x,shape", "r");
+    node("Relu", "r", "y");
+    output("y");
+    output("r");
+    dop_runf(NULL, "Reshape (an output that is a view of an input)");
+    begin(13);
+    input("x", D(2, 3, 4, 1));
+    node("Flatten", "x", "f");
+    ai(G->n_nodes - 1, "axis", 2);
+    ints("ax", (const int64_t[]){0}, 1);
+    node("Unsqueeze", "f,ax", "u");
+    node("Squeeze", "u,ax", "s");
+    node("Squeeze", "x", "s2");
+    node("Add", "s,s", "y");
+    output("y");
+    output("s2");
+    dop_runf(NULL, "Flatten, Unsqueeze, Squeeze");
+    begin(11);
+    input("x", D(3, 1, 4));
+    int n = node("Unsqueeze", "x", "u");
+    ais(n, "axes", (const int64_t[]){0, 4}, 2);
+    n = node("Squeeze", "u", "s");
+    ais(n, "axes", (const int64_t[]){2}, 1);
+    node("Neg", "s", "y");
+    output("y");
+    dop_runf(NULL, "Unsqueeze-11, Squeeze-11");
+
+    static const int64_t perms[][4] = {{0, 2, 1, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {2, 3, 0, 1}};
+    for (int i = 0; i < 4; i++) {
+        begin(13);
+        input("x", D(2, 3, 4, 5));
+        n = node("Transpose", "x", "y");
+        ais(n, "perm", perms[i], 4);
+        output("y");
+        dop_runf(NULL, "Transpose perm %d", i);
+    }
+    begin(13);
+    input("x", D(3, 7));
+    node("Transpose", "x", "y");
+    output("y");
+    dop_runf(NULL, "Transpose default perm");
+
+    for (int axis = -3; axis < 3; axis++) {
+        begin(13);
+        int64_t a[3] = {2, 3, 4}, b[3] = {2, 3, 4}, c[3] = {2, 3, 4};
+        int ax = axis < 0 ? axis + 3 : axis;
+        b[ax] = 1;
+        c[ax] = 5;
+        input("a", a, 3);
+        input("b", b, 3);
+        weight("c", -1, 1, c, 3);
+        n = node("Concat", "a,b,c", "y");
+        ai(n, "axis", axis);
+        output("y");
+        dop_runf(NULL, "Concat axis %d", axis);
+    }
+    begin(18);
+    input("x", D(2, 7, 3));
+    n = node("Split", "x", "p,q,r");
+    ai(n, "axis", 1);
+    ai(n, "num_outputs", 3);
+    output("p");
+    output("q");
+    output("r");
+    dop_runf(NULL, "Split-18 num_outputs");
+    begin(13);
+    input("x", D(6, 4));
+    ints("sp", (const int64_t[]){1, 3, 2}, 3);
+    node("Split", "x,sp", "p,q,r");
+    output("p");
+    output("r");
+    output("q");
+    dop_runf(NULL, "Split-13 sizes");
+
+    static const struct { int n; int64_t st[3], en[3], ax[3], sp[3]; } sl[] = {
+        {2, {1, 0}, {3, 4}, {0, 1}, {1, 2}},
+        {3, {-1, 10, 0}, {-100, -100, 5}, {0, 1, 2}, {-1, -2, 2}},
+        {1, {2}, {1000}, {-1}, {1}},
+        {2, {0, 5}, {3, 1}, {1, 0}, {1, 1}}, /* empty */
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(sl); i++) {
+        begin(13);
+        input("x", D(4, 6, 5));
+        ints("st", sl[i].st, sl[i].n);
+        ints("en", sl[i].en, sl[i].n);
+        ints("ax", sl[i].ax, sl[i].n);
+        ints("sp", sl[i].sp, sl[i].n);
+        node("Slice", "x,st,en,ax,sp", "y");
+        output("y");
+        dop_runf(NULL, "Slice case %zu", i);
+    }
+    begin(9);
+    input("x", D(4, 6));
+    n = node("Slice", "x", "y");
+    ais(n, "starts", (const int64_t[]){1, 2}, 2);
+    ais(n, "ends", (const int64_t[]){-1, 100}, 2);
+    output("y");
+    dop_runf(NULL, "Slice-9 attributes");
+
+    begin(13);
+    input("x", D(3, 1));
+    ints("sh", (const int64_t[]){2, 1, 4}, 3);
+    node("Expand", "x,sh", "y");
+    output("y");
+    dop_runf(NULL, "Expand");
+    begin(13);
+    input("x", D(2, 3));
+    ints("rep", (const int64_t[]){2, 3}, 2);
+    node("Tile", "x,rep", "y");
+    output("y");
+    dop_runf(NULL, "Tile");
+
+    static const char *modes[] = {"constant", "reflect", "edge", "wrap"};
+    for (int m = 0; m < 4; m++) {
+        begin(19);
+        input("x", D(2, 3, 5));
+        ints("pads", (const int64_t[]){0, 2, 1, 1, -1, 3}, 6);
+        fconst("v", 1.5f);
+        n = node("Pad", m ? "x,pads" : "x,pads,v", "y");
+        as(n, "mode", modes[m]);
+        output("y");
+        dop_runf(NULL, "Pad-19 %s", modes[m]);
+    }
+    begin(2);
+    input("x", D(3, 4));
+    n = node("Pad", "x", "y");
+    ais(n, "pads", (const int64_t[]){1, 0, 2, 1}, 4);
+    af(n, "value", -2.0f);
+    output("y");
+    dop_runf(NULL, "Pad-2 attributes");
+
+    begin(15); /* Shape/Size: constants of the compiled model */
+    input("x", D(2, 3, 4));
+    n = node("Shape", "x", "s");
+    ai(n, "start", 1);
+    node("Size", "x", "z");
+    node("Relu", "x", "y");
+    output("s");
+    output("z");
+    output("y");
+    dop_runf(NULL, "Shape, Size");
+}
+
+static void cases_net(void) {
+    dop_small_net(2);
+    dop_runf(NULL, "small CNN (batch 2)");
+}
+
+// --- the table --------------------------------------------------------------------------------------------------
+
+const dop_group dop_groups[] = {
+    {"unary", cases_unary},
+    {"binary", cases_binary},
+    {"eltwise_fused", cases_eltwise_fused},
+    {"matmul", cases_matmul},
+    {"matmul_fused", cases_matmul_fused},
+    {"conv", cases_conv},
+    {"conv_2d", cases_conv_2d},
+    {"conv_chains", cases_conv_chains},
+    {"conv_transpose", cases_conv_transpose},
+    {"conv_transpose_fused", cases_conv_transpose_fused},
+    {"pool", cases_pool},
+    {"pool_2d", cases_pool_2d},
+    {"gather", cases_gather},
+    {"resize", cases_resize},
+    {"reduce", cases_reduce},
+    {"softmax", cases_softmax},
+    {"norm", cases_norm},
+    {"layout", cases_layout},
+    {"data_fused", cases_data_fused},
+    {"net", cases_net},
+};
+const int dop_n_groups = (int)(sizeof dop_groups / sizeof dop_groups[0]);

@@ -1,0 +1,186 @@
+/*
+ * test_failsafe_api.c — the fail-safe promises through the public API only, on the example model with injected
+ * faults (CPU and REF exist on every build):
+ *   outputs after a failed infer    the output tensor keeps the last successful infer's shape and data, on one
+ *                                   device and on a device list (defect 4 of "Never die with the device")
+ *   recovery_ms                     after every device failed, the model tries them again (defect 5); the
+ *                                   property is validated; the all-failed message says when
+ *   concurrent failovers            with standby=on, fail-back and random faults, no inference of any thread
+ *                                   fails while another one's failover is under way (defect 2)
+ * The mock-device tests (test_failsafe_mock.c) drive the same defects deterministically at the layer level.
+ */
+#include "si_test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#ifndef SI_EXAMPLE_MODEL
+#define SI_EXAMPLE_MODEL "examples/tiny_cnn.onnx"
+#endif
+
+#define BATCH 2
+#define OUT_N (BATCH * 10)
+
+static si_model *model;
+static si_tensor *input;
+
+static si_compiled *compile_kv(const char *const *kv) {
+    si_config *cfg = NULL;
+    si_compiled *cm = NULL;
+    si_result s = si_config_create(&cfg);
+    for (int i = 0; !s && kv[i]; i += 2) s = si_config_set(cfg, kv[i], kv[i + 1]);
+    if (!s) s = si_compile(model, cfg, &cm);
+    CHECK(s == SI_OK);
+    si_config_free(cfg);
+    return s ? NULL : cm;
+}
+
+/* Inference 1 works, inference 2 fails on every device: output 0 is the same object with inference 1's shape
+ * and data. */
+static void outputs_after_failure(const char *devices, const char *faults) {
+    si_compiled *cm = compile_kv((const char *const[]){"devices", devices, "faults", faults, "recovery_ms", "0", NULL});
+    si_request *rq = NULL;
+    if (!cm || si_request_create(cm, &rq)) {
+        CHECK(false);
+        si_compiled_free(cm);
+        return;
+    }
+    CHECK_OK(si_request_set_input(rq, 0, input));
+    CHECK_OK(si_request_infer(rq));
+    si_tensor *y1 = NULL, *y2 = NULL;
+    CHECK_OK(si_request_get_output(rq, 0, &y1));
+    float good[OUT_N];
+    CHECK(y1 && si_tensor_count(y1) == OUT_N && si_tensor_data(y1));
+    if (y1 && si_tensor_data(y1) && si_tensor_count(y1) == OUT_N) memcpy(good, si_tensor_data(y1), sizeof good);
+    CHECK_ERR(si_request_infer(rq), SI_ERR_DEVICE, "");
+    CHECK_OK(si_request_get_output(rq, 0, &y2));
+    CHECK(y1 == y2);
+    CHECK(si_tensor_ndim(y2) == 2 && si_tensor_dims(y2)[0] == BATCH && si_tensor_dims(y2)[1] == 10);
+    CHECK(si_tensor_count(y2) == OUT_N && si_tensor_nbytes(y2) == sizeof good);
+    if (si_tensor_count(y2) == OUT_N) CHECK_FLOATS(si_tensor_data(y2), good, OUT_N);
+    else fprintf(stderr, "  [%s | %s] after a failed infer: ndim %d count %lld data %p\n", devices, faults,
+                 si_tensor_ndim(y2), (long long)si_tensor_count(y2), si_tensor_data(y2));
+    si_request_free(rq);
+    si_compiled_free(cm);
+}
+
+static void test_outputs_after_failure(void) {
+    outputs_after_failure("CPU", "CPU.infer=2");                 /* one device: the device's own request */
+    outputs_after_failure("CPU,REF", "CPU.infer=2,REF.infer=1"); /* the fail-safe request: every device fails */
+    outputs_after_failure("CPU,REF", "CPU.infer=2+,REF.infer=1+");
+}
+
+/* Seconds in the all-failed message ("... tried again in N ms"), -1 when absent. */
+static double retry_in_ms(void) {
+    const char *p = strstr(si_last_error(), "tried again in ");
+    return p ? atof(p + strlen("tried again in ")) : -1;
+}
+
+static void test_recovery(void) {
+    si_config *cfg = NULL;
+    CHECK_OK(si_config_create(&cfg));
+    CHECK_OK(si_config_set(cfg, "recovery_ms", "250"));
+    CHECK_OK(si_config_set(cfg, "recovery_ms", "0"));
+    CHECK_ERR(si_config_set(cfg, "recovery_ms", "-1"), SI_ERR_INVALID_ARG, "recovery_ms");
+    CHECK_ERR(si_config_set(cfg, "recovery_ms", "soon"), SI_ERR_INVALID_ARG, "recovery_ms");
+    si_config_free(cfg);
+    /* CPU fails its 2nd inference only, REF its first: inference 2 leaves no device; after recovery_ms the
+     * devices are tried again and CPU works (long enough that inference 2 ends before the back-off does) */
+    si_compiled *cm = compile_kv((const char *const[]){"devices", "CPU,REF", "faults", "CPU.infer=2,REF.infer=1",
+                                                       "recovery_ms", "500", NULL});
+    si_request *rq = NULL;
+    if (!cm || si_request_create(cm, &rq)) {
+        CHECK(false);
+        si_compiled_free(cm);
+        return;
+    }
+    CHECK_OK(si_request_set_input(rq, 0, input));
+    CHECK_OK(si_request_infer(rq));
+    CHECK_ERR(si_request_infer(rq), SI_ERR_DEVICE, "every device failed");
+    CHECK(retry_in_ms() >= 0 && retry_in_ms() <= 500);
+    si_result st = SI_ERR_DEVICE;
+    for (int i = 0; i < 5000 && (st = si_request_infer(rq)) != SI_OK; i++) usleep(1000);
+    CHECK(st == SI_OK);
+    CHECK_STREQ(si_compiled_devices(cm), "CPU>REF");
+    char *json = NULL;
+    CHECK_OK(si_compiled_report_json(cm, &json));
+    CHECK(json && strstr(json, "\"type\":\"failback\",\"submodel\":0,\"from\":\"\",\"to\":\"CPU\",\"stage\":\"recovery\""));
+    si_free_string(json);
+    si_request_free(rq);
+    si_compiled_free(cm);
+    /* the default: on (1000 ms), and the message says so */
+    cm = compile_kv((const char *const[]){"devices", "CPU,REF", "faults", "CPU.infer=1+,REF.infer=1+", NULL});
+    if (cm && !si_request_create(cm, &rq)) {
+        CHECK_OK(si_request_set_input(rq, 0, input));
+        CHECK_ERR(si_request_infer(rq), SI_ERR_DEVICE, "every device failed");
+        CHECK(retry_in_ms() > 500 && retry_in_ms() <= 1000);
+        si_request_free(rq);
+    }
+    si_compiled_free(cm);
+}
+
+/* Many requests on one compiled model with standby=on, fail-back and random CPU faults: failovers and
+ * fail-backs (each followed by a standby compile) keep happening; no request may fail meanwhile. */
+typedef struct worker {
+    si_compiled *cm;
+    int ok, failed;
+    char first[512];
+} worker;
+
+static void *work(void *arg) {
+    worker *w = arg;
+    si_request *rq = NULL;
+    if (si_request_create(w->cm, &rq) || si_request_set_input(rq, 0, input)) {
+        w->failed = 1000;
+        return NULL;
+    }
+    for (int i = 0; i < 40; i++) {
+        if (!si_request_infer(rq)) w->ok++;
+        else if (!w->failed++) snprintf(w->first, sizeof w->first, "%s", si_last_error());
+    }
+    si_request_free(rq);
+    return NULL;
+}
+
+static void test_concurrent_failovers(void) {
+    si_compiled *cm = compile_kv((const char *const[]){"devices", "CPU,REF", "standby", "on", "failback_ms", "2",
+                                                       "faults", "CPU.infer=p0.3@5", NULL});
+    if (!cm) return;
+    worker w[6];
+    pthread_t t[6];
+    for (int i = 0; i < 6; i++) {
+        w[i] = (worker){.cm = cm};
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    int ok = 0, failed = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        ok += w[i].ok;
+        failed += w[i].failed;
+        if (w[i].failed) fprintf(stderr, "  request %d: %d failed, first: %s\n", i, w[i].failed, w[i].first);
+    }
+    si_counters k;
+    si_compiled_counters(cm, &k);
+    fprintf(stderr, "  concurrent: %d ok, %d failed; %lld failovers, %lld failbacks\n", ok, failed,
+            (long long)k.failovers, (long long)k.failbacks);
+    CHECK(ok == 240 && failed == 0);
+    CHECK(k.failovers >= 1);
+    si_compiled_free(cm);
+}
+
+int main(void) {
+    CHECK_OK(si_model_load(SI_EXAMPLE_MODEL, &model));
+    CHECK_OK(si_model_set_dim(model, "batch", BATCH));
+    int64_t dims[4] = {BATCH, 3, 32, 32};
+    CHECK_OK(si_tensor_create(SI_F32, 4, dims, &input));
+    if (n_failed) return test_summary("test_failsafe_api");
+    float *p = si_tensor_data(input);
+    for (int64_t i = 0; i < si_tensor_count(input); i++) p[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    test_outputs_after_failure();
+    test_recovery();
+    test_concurrent_failovers();
+    si_tensor_free(input);
+    si_model_free(model);
+    return test_summary("test_failsafe_api");
+}
