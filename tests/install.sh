@@ -69,6 +69,13 @@ echo "pkg-config --cflags --libs safeinfer: $flags"
 cc -std=c11 -Wall -Werror $san_flags "$work/consumer.c" -o "$work/consumer_pc" $flags -Wl,-rpath,"$libdir" || fail "build with pkg-config"
 "$work/consumer_pc" "$src/examples/tiny_cnn.onnx" || fail "consumer built with pkg-config"
 ldd "$work/consumer_pc" | grep -q "$libdir/libsafeinfer.so" || fail "the pkg-config consumer does not use the installed library"
+# the README's C quick start, exactly as it says to build it: it fails over once (CPU.infer=2 on CPU,REF)
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror $san_flags "$src/examples/quickstart.c" $flags -Wl,-rpath,"$libdir" -o "$work/quickstart" ||
+  fail "build examples/quickstart.c with pkg-config"
+(cd "$src" && "$work/quickstart" examples/tiny_cnn.onnx) > "$work/quickstart.log" 2>&1 || { cat "$work/quickstart.log"; fail "examples/quickstart.c"; }
+grep -q "inferences 3, failovers 1" "$work/quickstart.log" || { cat "$work/quickstart.log"; fail "examples/quickstart.c: no failover"; }
+echo "examples/quickstart.c: $(grep -c '^run' "$work/quickstart.log") runs, $(grep failovers "$work/quickstart.log")"
 
 # --- 3. CMake find_package ---------------------------------------------------------------------------------
 mkdir -p "$work/cmake-project"
@@ -116,6 +123,11 @@ assert probs.shape == (1, 10) and abs(float(probs.sum()) - 1) < 1e-3, probs
 print("python: safeinfer %s from %s, library %s: probs sum %.4f" % (safeinfer.version, safeinfer.__file__,
       safeinfer.library_path, probs.sum()))
 ' "$src/examples/tiny_cnn.onnx" "$libdir/libsafeinfer.so.0" "$site/safeinfer/") || fail "the installed Python package"
+  # the README's Python quick start with the installed package
+  (cd "$src" && env -u SAFEINFER_LIBRARY PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$site" LD_PRELOAD="$pre" ASAN_OPTIONS=detect_leaks=0 \
+     "$py" examples/quickstart.py examples/tiny_cnn.onnx) > "$work/quickstart-py.log" 2>&1 ||
+    { cat "$work/quickstart-py.log"; fail "examples/quickstart.py with the installed package"; }
+  echo "examples/quickstart.py: $(tail -1 "$work/quickstart-py.log")"
   [ -d "$site/safeinfer/__pycache__" ] || echo "note: python3 wrote no __pycache__"
 else
   echo "python: no Python with numpy (python3-numpy); the installed package was not imported"
