@@ -18,6 +18,7 @@
  * thread gives the bytes back). Nodes without outputs, and every op with its first output absent ("").
  */
 #include "si_test.h"
+#include "device/device.h" /* si_device_get: is the CPU device built in */
 #include "ops/ops.h"   /* si_op_all: every op, for the absent-output sweep */
 #include "util/util.h" /* the budget mechanism itself (si_budget_*) */
 
@@ -712,6 +713,37 @@ static si_result topk_values_absent(void) {
     return s;
 }
 
+/* Softplus(X) -> (Y, Z): Z is not an output Softplus has. Found by fuzz_model/fuzz_model_file after the merge
+ * with main (tests/fuzz/regress): Z came back as an untyped tensor. With X's shape known the graph stage
+ * refuses it; with the shape known only at run time (Reshape to an input shape) the device does. */
+static const char *extra_output_devices = "REF";
+static si_result extra_output(bool runtime_shape) {
+    graph_parts gp = {0};
+    static const char *const rin[] = {"X", "S", NULL}, *const rout[] = {"R", NULL};
+    static const char *const in_known[] = {"X", NULL}, *const in_runtime[] = {"R", NULL};
+    static const char *const out[] = {"Y", "Z", NULL};
+    int64_t four[1] = {4}, one[1] = {1};
+    if (runtime_shape) gp.nodes[gp.n_nodes++] = node("Reshape", rin, rout, NULL, 0);
+    gp.nodes[gp.n_nodes++] = node("Softplus", runtime_shape ? in_runtime : in_known, out, NULL, 0);
+    gp.inputs[gp.n_inputs++] = value_info("X", 1, 1, four);
+    if (runtime_shape) gp.inputs[gp.n_inputs++] = value_info("S", 7, 1, one);
+    gp.outputs[gp.n_outputs++] = value_info("Y", 1, 1, four);
+    gp.outputs[gp.n_outputs++] = value_info("Z", 1, 1, four);
+    pb m = model(&gp);
+    si_tensor *ins[2] = {NULL, NULL};
+    if (si_tensor_create(SI_F32, 1, four, &ins[0])) exit(2);
+    if (runtime_shape) {
+        if (si_tensor_create(SI_I64, 1, one, &ins[1])) exit(2);
+        ((int64_t *)si_tensor_data(ins[1]))[0] = 4;
+    }
+    char dev[64];
+    snprintf(dev, sizeof dev, "devices=%s", extra_output_devices);
+    const char *const cfg[] = {dev, NULL};
+    return load_compile_run(&m, cfg, ins, runtime_shape ? 2 : 1);
+}
+static si_result extra_output_known(void) { return extra_output(false); }
+static si_result extra_output_runtime(void) { return extra_output(true); }
+
 /* Every version of every op of the default domain (at an opset its version covers) as OP(X, X, X) -> ("", Y1, Y2), the first output absent, Y1 the graph
  * output, X float32[2,2]: any status is fine (most ops refuse three inputs), a crash is not (Shape, Size,
  * Identity, NonZero and EyeLike wrote through a NULL output when folded or run). */
@@ -766,6 +798,17 @@ int main(int argc, char **argv) {
     expect("streamed raw_data of the wrong size", streamed_raw_mismatch, SI_ERR_PARSE, "raw_data has 2048 bytes, the shape needs 8");
     expect("node without outputs", node_without_outputs, SI_ERR_PARSE, "has no outputs");
     expect("TopK without its values output", topk_values_absent, SI_OK, "");
+    expect("Softplus -> (Y, Z), shapes known", extra_output_known, SI_ERR_INVALID_ARG, "output 1 is not one the op produces");
+    expect("Softplus -> (Y, Z), shape at run time", extra_output_runtime, SI_ERR_INVALID_ARG, "output 1 is not one the op produces");
+    {
+        si_device *cpu;
+        if (si_device_get("CPU", &cpu) == SI_OK) { /* the CPU device's own run-time check */
+            extra_output_devices = "CPU";
+            expect("Softplus -> (Y, Z), shape at run time, CPU", extra_output_runtime, SI_ERR_INVALID_ARG, "output 1 is not one the op produces");
+            extra_output_devices = "REF";
+        }
+        si_err_clear();
+    }
     int n_ops = 0;
     const si_op_def *const *ops = si_op_all(&n_ops);
     for (int i = 0; i < n_ops; i++) {

@@ -63,6 +63,7 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
     s = n->op->infer(&c);
     if (s == SI_SHAPE_DYNAMIC) { si_err_clear(); return SI_OK; }
     if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; }
+    if (!s) s = si_outputs_typed(&c);
     if (s) return s;
     size_t total = 0;
     for (int k = 0; k < n->n_out; k++) {

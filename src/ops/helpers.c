@@ -62,6 +62,14 @@ si_result si_run_ready(const si_kctx *c) {
     return SI_OK;
 }
 
+si_result si_outputs_typed(const si_kctx *c) {
+    for (int k = 0; k < c->n_out; k++)
+        if (c->node->out[k] >= 0 && c->out[k] && c->out[k]->dtype == SI_DTYPE_UNDEFINED)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "output %d is not one the op produces (the node names %d outputs)", k,
+                             c->n_out);
+    return SI_OK;
+}
+
 /* The checks shared by the two readers of integer lists: an integer tensor of rank <= 1. */
 static si_result ints_check(const si_kctx *c, const si_tensor *t, const char *what) {
     if (!si_dtype_is_int(t->dtype))

@@ -45,6 +45,7 @@ static si_result run_step(ref_req *r, ref_model *m, si_node *n) {
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     si_result s = n->op->infer(&c);
     if (s == SI_SHAPE_DYNAMIC) s = si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+    if (!s) s = si_outputs_typed(&c);
     for (int k = 0; !s && k < n->n_out; k++)
         if ((s = si_tensor_alloc(outs[k]))) si_err_wrap(s, "node '%s' (%s) output %d", n->name, n->op_type, k);
     if (!s) s = n->op->run(&c);
