@@ -1307,5 +1307,9 @@ const dop_group dop_groups[] = {
     {"layout", cases_layout},
     {"data_fused", cases_data_fused},
     {"net", cases_net},
+    {"llm_nbits", dop_cases_llm_nbits},
+    {"llm_gqa", dop_cases_llm_gqa},
+    {"llm_mha", dop_cases_llm_mha},
+    {"llm_norm", dop_cases_llm_norm},
 };
 const int dop_n_groups = (int)(sizeof dop_groups / sizeof dop_groups[0]);

@@ -235,10 +235,10 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
         if (!all_static && (outs[k]->ndim != view->ndim || memcmp(outs[k]->dims, view->dims, sizeof(int64_t) * (size_t)view->ndim)))
             return si_err(SI_ERR_INTERNAL, "CPU: node '%s' (%s): output %d has a shape other than planned", n->name, n->op_type, k);
         view->data = buf_ptr(r, p, b);
-        if (view->nbytes) memset(view->data, 0, view->nbytes);
+        if (view->nbytes && !st->native) memset(view->data, 0, view->nbytes); /* native kernels write every element */
         outs[k] = view;
     }
-    return n->op->run(&c);
+    return st->native ? st->native(&c) : n->op->run(&c);
 }
 
 static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
@@ -284,7 +284,8 @@ static si_result run_plan(cpu_req *r, const cpu_plan *p) {
         const cpu_step *st = &p->steps[i];
         double t0 = r->prof_ms ? now_ms() : 0;
         switch (st->kind) {
-        case STEP_REF: s = run_ref(r, p, st); break;
+        case STEP_REF:
+        case STEP_NATIVE: s = run_ref(r, p, st); break;
         case STEP_DNNL: s = run_dnnl(r, p, st); break;
         }
         if (r->prof_ms) r->prof_ms[i] += now_ms() - t0;

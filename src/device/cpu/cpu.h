@@ -8,6 +8,8 @@
  *   cpu_chain.c  fusion: nodes after a primitive folded into its weights or appended as post-ops, and
  *                multi-node activation patterns (GELU with Erf, x*Sigmoid(x), ...)
  *   cpu_dnnl.c   oneDNN helpers: engine, memory descriptors, status names, OpenMP thread control
+ *   cpu_llm*.c   native kernels of the LLM ops (MatMulNBits, attention with a KV cache, fused norms, GELUs),
+ *                see cpu_llm.h
  *
  * A plan is built once per set of input shapes: every value whose shape is then known gets a buffer in one
  * layout or more (plain row-major, or the layout a oneDNN convolution chose, e.g. nhwc or nChw16c); each
@@ -64,7 +66,7 @@ typedef struct cpu_buf {
     dnnl_memory_desc_t md;
 } cpu_buf;
 
-typedef enum cpu_step_kind { STEP_REF, STEP_DNNL } cpu_step_kind;
+typedef enum cpu_step_kind { STEP_REF, STEP_DNNL, STEP_NATIVE } cpu_step_kind;
 
 typedef struct cpu_arg {
     int arg;           /* DNNL_ARG_* */
@@ -75,8 +77,10 @@ typedef struct cpu_step {
     cpu_step_kind kind;
     int node;          /* the graph node (REF), or the first node of a fused group (for messages) */
     char what[96];     /* "Conv+BatchNormalization+Relu", "reorder", ... */
-    /* REF: per node input / output the buffer, or -1 (absent, or a constant read from const_val) */
+    /* REF, NATIVE: per node input / output the buffer, or -1 (absent, or a constant read from const_val) */
     int *in_buf, *out_buf;
+    si_op_fn native;   /* NATIVE: the device's kernel, called like the reference kernel (plain buffers) but with
+                        * outputs not zero-filled: it writes every element */
     /* DNNL: the primitive and its arguments; arg_base indexes the request's memory objects */
     dnnl_primitive_t prim;
     int n_args, arg_base;
@@ -160,6 +164,9 @@ int cpu_pb_internal_md(cpu_pb *b, const dnnl_memory_desc_t *md);          /* scr
  * uses/definitions of its argument buffers. */
 si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
                            int n_args);
+/* A step that runs node `node` like a reference-kernel step (plain inputs, new plain outputs, the node's infer at
+ * run time when shapes are dynamic) but through the device's own kernel fn. */
+si_result cpu_pb_emit_native(cpu_pb *b, int node, si_op_fn fn, const char *what);
 /* A reorder step from buffer src to buffer dst (their layouts). */
 si_result cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
 /* Constant weights w (layout plain) of node `node` packed into layout want, or the donor plan's copy of
@@ -244,6 +251,9 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
  * done), SI_ERR_UNSUPPORTED (message cleared by the caller) when the node should run on the reference
  * kernel, another status on failure. */
 si_result cpu_lower_node(cpu_pb *b, int n);
+
+/* The LLM ops (cpu_llm.c): a native step for node n, or SI_ERR_UNSUPPORTED (the reference kernel runs it). */
+si_result cpu_lower_llm(cpu_pb *b, int n);
 
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);

@@ -408,9 +408,9 @@ si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive
     return SI_OK;
 }
 
-/* A reference-kernel step: plain inputs, outputs in new plain buffers (per-infer tensors when the shape is
- * only known at run time). */
-static si_result emit_ref(cpu_pb *b, int n) {
+/* A reference-kernel step (fn NULL) or a native one: plain inputs, outputs in new plain buffers (per-infer
+ * tensors when the shape is only known at run time). */
+static si_result emit_kernel(cpu_pb *b, int n, si_op_fn fn, const char *what) {
     const si_node *nd = &b->g->nodes[n];
     cpu_plan *p = b->p;
     if (!nd->op) return si_err(SI_ERR_UNSUPPORTED, "CPU: op %s (node '%s') is not implemented", nd->op_type, nd->name);
@@ -455,7 +455,7 @@ static si_result emit_ref(cpu_pb *b, int n) {
             return SI_ERR_NO_MEM;
         }
     }
-    cpu_step *st = add_step(b, STEP_REF, n, nd->op_type);
+    cpu_step *st = add_step(b, fn ? STEP_NATIVE : STEP_REF, n, what);
     if (!st) {
         si_free(ib);
         si_free(ob);
@@ -464,12 +464,17 @@ static si_result emit_ref(cpu_pb *b, int n) {
     int idx = p->n_steps - 1;
     st->in_buf = ib;
     st->out_buf = ob;
+    st->native = fn;
     for (int k = 0; k < nd->n_in; k++) use_buf(p, ib[k], idx);
     for (int k = 0; k < nd->n_out; k++) def_buf(p, ob[k], idx);
-    p->n_ref++;
+    if (!fn) p->n_ref++;
     cpu_pb_consume(b, n);
     return SI_OK;
 }
+
+static si_result emit_ref(cpu_pb *b, int n) { return emit_kernel(b, n, NULL, b->g->nodes[n].op_type); }
+
+si_result cpu_pb_emit_native(cpu_pb *b, int n, si_op_fn fn, const char *what) { return emit_kernel(b, n, fn, what); }
 
 // --- graph outputs and memory planning ---------------------------------------------------------------------
 
