@@ -9,7 +9,7 @@ DESTDIR ?=
 # The files the last `make install` wrote (DESTDIR included), for `make uninstall`.
 INSTALL_MANIFEST ?= $(BUILD)/installed-files.txt
 
-.PHONY: all deps build test run asan tsan soak clean install install-files uninstall
+.PHONY: all deps build test run asan tsan soak fuzz fuzz-build clean install install-files uninstall
 
 all: build
 
@@ -79,5 +79,18 @@ install-files:
 uninstall:
 	@cmake -DMANIFEST="$(INSTALL_MANIFEST)" -P cmake/uninstall.cmake
 
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang, ASan and UBSan, each run for FUZZ_SECONDS.
+# The corpus grows in build-fuzz/fuzz-corpus; findings land in build-fuzz/fuzz-artifacts and fail the target.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= model model_file npy pb config
+fuzz-build:
+	@SI_WITH_FUZZ=1 bash scripts/install-deps.sh
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_FUZZ=ON -DSI_SANITIZE=address,undefined \
+	  -DSI_WITH_CPU=OFF -DSI_WITH_OCL=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_HARNESSES))
+
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

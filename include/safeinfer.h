@@ -241,6 +241,10 @@ SI_API const char *si_model_node_op(const si_model *m, int i);
  *             of the program; a call the watchdog gives up on kills it. si_compiled_free reaps it.
  *   and the fail-safe policies retries, infer_timeout_ms, compile_timeout_ms, standby, failback_ms,
  *   check_outputs, recovery_ms, strict; adaptive_threads for the CPU device.
+ *   max_memory_mb  N: a memory budget in MiB for the compiled model's buffers of 1 MiB or more (folded
+ *             constants, device plans, the tensors of its inferences and request creations, also on watchdog
+ *             threads; not a standby's warm-up); an allocation past it fails with SI_ERR_NO_MEM naming the
+ *             budget (default 0: none; one allocation larger than physical memory is always refused)
  */
 #define SI_MAX_DEVICES 16 /* entries in a device list */
 

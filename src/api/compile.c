@@ -37,7 +37,11 @@ static void device_set_free(void *arg) {
 static si_result factory(void *user, int device, si_cmodel **out) {
     factory_ctx *f = user;
     si_device *d = f->c->ds->devs[device];
-    return d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    /* every device compile (first, failover, standby, failback; on whatever thread) charges the budget */
+    si_budget *prev = si_budget_enter(&f->c->budget);
+    si_result s = d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    si_budget_leave(prev);
+    return s;
 }
 
 void si_sub_out(const si_partition *p, int value, int *sub, int *port) {
@@ -129,6 +133,7 @@ static void compiled_release(void *arg) {
     si_free(c->sub_cms);
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
     if (c->ds) device_set_free(c->ds);
+    si_budget_destroy(&c->budget); /* nothing charges it any more; blocks still charged are forgotten */
     si_free(c);
 }
 
@@ -165,6 +170,7 @@ typedef struct sub_job {
 static void *compile_sub(void *arg) {
     sub_job *j = arg;
     si_compiled *c = j->c;
+    si_budget *prev = si_budget_enter(&c->budget);
     if (j->nc == 1) { /* one device: its own compiled model, no wrapper */
         j->st = factory(&c->fctx[j->sub], j->cand[0], &j->cm);
         si_sink_attempt(c->sink, j->sub, j->cand[0], "compile", j->st, j->st ? si_last_error() : "ok");
@@ -176,6 +182,7 @@ static void *compile_sub(void *arg) {
         j->st = si_failsafe_create(&fd, &j->cm);
     }
     if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
+    si_budget_leave(prev);
     return NULL;
 }
 
@@ -202,11 +209,14 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     *out = NULL;
     si_compiled *c = si_calloc(1, sizeof *c);
     if (!c || !(c->ds = si_calloc(1, sizeof(device_set)))) { si_free(c); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    si_budget_init(&c->budget, 0);
+    si_budget *prev_budget = si_budget_enter(&c->budget);
     si_result st;
     si_graph *g = NULL;
     si_cfg_values cv;
     if ((st = si_cfg_fill(cfg, &cv))) goto fail;
     c->ds->isolate = cfg ? si_config_get(cfg, "isolate") : NULL; /* these are not looked up here */
+    si_budget_init(&c->budget, (int64_t)cv.max_memory_mb << 20); /* max_memory_mb: charged from here on */
     if ((st = si_devices_parse(si_config_devices(cfg), c->ds))) goto fail;
     char (*names)[64] = c->ds->names;
     /* options for the devices: a copy of the config's properties */
@@ -300,10 +310,12 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     si_free(subs);
     si_graph_free(g);
+    si_budget_leave(prev_budget);
     *out = c;
     return SI_OK;
 fail:
     si_graph_free(g);
+    si_budget_leave(prev_budget);
     {
         char msg[4096];
         snprintf(msg, sizeof msg, "%s", si_last_error());

@@ -56,6 +56,9 @@ struct si_compiled {
     const char *keys[CFG_MAX], *vals[CFG_MAX];
     char *kv_store[2 * CFG_MAX];
     si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
+    si_budget budget;    /* max_memory_mb: charged by the graph stage, every device compile and requests (also
+                          * on watchdog threads); lives as long as c, so calls abandoned by a watchdog can
+                          * still give their bytes back */
 };
 
 /* The one device-list parser (config.c): fills ds->n, names, devs (no wrappers), isolated. A known device

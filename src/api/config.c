@@ -101,7 +101,14 @@ static const si_cfg_key si_cfg_keys[] = {
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
+    {"max_memory_mb", CFG_INT, 0, SI_MAX_MEMORY_MB, NULL, "0..16777216", "0", FIELD_INT(max_memory_mb),
+     "a memory budget in MiB (0: none): the most the compiled model may hold at once in buffers of 1 MiB or more "
+     "(folded constants, device plans, the tensors of its inferences and request creations, also on watchdog "
+     "threads; not a standby's warm-up), counted from si_compile on; an allocation past it fails with "
+     "SI_ERR_NO_MEM naming the budget. One allocation larger than the machine's physical memory is always refused"},
 };
+
+_Static_assert(SI_MAX_MEMORY_MB == 16777216L, "the max_memory_mb entry's range text");
 
 static const si_cfg_key *find_key(const char *name) {
     for (size_t i = 0; i < SI_ARRAY_LEN(si_cfg_keys); i++)

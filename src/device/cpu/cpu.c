@@ -219,6 +219,7 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     if (!all_static) {
         si_result s = n->op->infer(&c);
         if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+        if (!s) s = si_outputs_typed(&c);
         if (s) return s;
     }
     for (int k = 0; k < n->n_out; k++) {

@@ -31,25 +31,27 @@ static const si_tensor *value_tensor(ref_req *r, ref_model *m, int v) {
 }
 
 static si_result run_step(ref_req *r, ref_model *m, si_node *n) {
-    const si_tensor *ins[64];
-    si_tensor *outs[64];
+    const si_tensor *ins[64] = {0};
+    si_tensor *outs[64] = {0};
+    si_tensor scratch[64]; /* absent outputs ("" in the model) are computed into scratch and dropped */
     if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs", n->name);
     for (int k = 0; k < n->n_in; k++) ins[k] = n->in[k] >= 0 ? value_tensor(r, m, n->in[k]) : NULL;
     for (int k = 0; k < n->n_out; k++) {
-        outs[k] = NULL;
-        if (n->out[k] < 0) continue;
-        si_tensor *t = &r->slots[n->out[k]];
-        si_tensor_release(t);
+        si_tensor *t = n->out[k] >= 0 ? &r->slots[n->out[k]] : &scratch[k];
+        if (n->out[k] >= 0) si_tensor_release(t);
         memset(t, 0, sizeof *t);
         outs[k] = t;
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     si_result s = n->op->infer(&c);
-    if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
-    if (s) return s;
+    if (s == SI_SHAPE_DYNAMIC) s = si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+    if (!s) s = si_outputs_typed(&c);
+    for (int k = 0; !s && k < n->n_out; k++)
+        if ((s = si_tensor_alloc(outs[k]))) si_err_wrap(s, "node '%s' (%s) output %d", n->name, n->op_type, k);
+    if (!s) s = n->op->run(&c);
     for (int k = 0; k < n->n_out; k++)
-        if (outs[k] && (s = si_tensor_alloc(outs[k]))) return s;
-    return n->op->run(&c);
+        if (n->out[k] < 0) si_tensor_release(&scratch[k]);
+    return s;
 }
 
 static void release_slots(ref_req *r, ref_model *m) {
