@@ -276,7 +276,8 @@ SI_API const char *si_config_get(const si_config *c, const char *key);
  */
 typedef enum si_event_type {
     SI_EVENT_COMPILE = 0,       /* a compile attempt of a submodel on a device (status says how it went) */
-    SI_EVENT_FAILOVER = 1,      /* a submodel moved from one device to the next */
+    SI_EVENT_FAILOVER = 1,      /* a submodel moved from one device to a later one (stage infer/create: it ran
+                                 * there; stage compile: its first device would not compile it) */
     SI_EVENT_RETRY = 2,         /* a failed call is retried on the same device */
     SI_EVENT_QUARANTINE = 3,    /* a device was lost; no submodel will use it again */
     SI_EVENT_STANDBY_READY = 4, /* the next device was compiled in the background */

@@ -79,6 +79,8 @@ crash)
 segv)
   grep -q '"stage":"compile","status":"SI_ERR_DEVICE_LOST","message":"OCL (isolated): the helper process (pid [0-9]*) died: killed by signal 11' "$w/report.json" ||
     fail "no DEVICE_LOST compile (segfault) in the report"
+  grep -q '"type":"failover","submodel":0,"from":"OCL","to":"CPU","stage":"compile","status":"SI_ERR_DEVICE_LOST"' "$w/report.json" ||
+    fail "no DEVICE_LOST failover at compile in the report"
   grep -q '"type":"quarantine"' "$w/report.json" || fail "OCL is not quarantined"
   grep -q '"device":"CPU"' "$w/report.json" || fail "the submodel did not end on CPU" ;;
 split)

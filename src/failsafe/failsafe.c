@@ -283,6 +283,10 @@ static void maybe_start_failback(fs_model *m);
  * m->mu is released while waiting for a standby compile and while compiling. A recovery round tries every
  * candidate, quarantined ones included. */
 static void activate_from(fs_model *m, int from, int failed_pos, fs_stage stage, const si_error *why, bool recovery) {
+    int cfail = -1; /* the last candidate whose compile failed on the way (a failover at compile time) */
+    si_error cerr;
+    cerr.status = SI_OK;
+    cerr.msg[0] = 0;
     for (int p = from; p < m->n && !m->stopping; p++) {
         if (!recovery && quarantined(m, p)) {
             if (!m->fail_msg[p]) note_failure(m, p, STAGE_QUARANTINE, SI_ERR_DEVICE_LOST, "device lost");
@@ -304,6 +308,8 @@ static void activate_from(fs_model *m, int from, int failed_pos, fs_stage stage,
             pthread_mutex_lock(&m->mu);
             if (st) {
                 note_failure(m, p, STAGE_COMPILE, st, si_last_error());
+                si_error_save(&cerr, st);
+                cfail = p;
                 continue;
             }
             if (m->standby && m->standby->pos == p) { /* published meanwhile: keep ours */
@@ -327,6 +333,10 @@ static void activate_from(fs_model *m, int from, int failed_pos, fs_stage stage,
             si_sink_event(m->sink, SI_EVENT_FAILOVER, m->submodel, m->cand[failed_pos], m->cand[p], stage_names[stage],
                           why->status, "submodel %d moved from %s to %s: %s", m->submodel, dev_name(m, failed_pos),
                           dev_name(m, p), why->msg);
+        } else if (cfail >= 0) { /* the submodel's first choice would not compile: it starts on a later device */
+            si_sink_event(m->sink, SI_EVENT_FAILOVER, m->submodel, m->cand[cfail], m->cand[p], stage_names[STAGE_COMPILE],
+                          cerr.status, "submodel %d moved from %s to %s: %s", m->submodel, dev_name(m, cfail),
+                          dev_name(m, p), cerr.msg);
         }
         maybe_start_standby(m);
         if (failed_pos >= 0) maybe_start_failback(m);
