@@ -536,6 +536,73 @@ static void test_compile_refused(void) {
     si_model_free(m);
 }
 
+/* The constants a compile context shares (si_shared_const): one make per (constant, tag), the same value for
+ * every later ask, freed once with the cache; without a cache the value is the caller's; a failing make stores
+ * nothing. */
+static int makes, frees;
+static si_result make_copy(void *user, const si_tensor *key, void **out) {
+    makes++;
+    if (user) return si_err(SI_ERR_DEVICE, "make failed on purpose");
+    float *v = si_malloc(sizeof(float));
+    if (!v) return si_err(SI_ERR_NO_MEM, "out of memory");
+    *v = si_load_f64(key->dtype, key->data, 0) * 2;
+    *out = v;
+    return SI_OK;
+}
+static void free_copy(void *p) {
+    frees++;
+    si_free(p);
+}
+
+static void test_shared_consts(void) {
+    fprintf(stderr, "shared constants\n");
+    si_graph *g = NULL;
+    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    if (!g) return;
+    int w = si_graph_find_value(g, "W"), m = si_graph_find_value(g, "M");
+    CHECK(w >= 0 && m >= 0);
+    if (w < 0 || m < 0) {
+        si_graph_free(g);
+        return;
+    }
+    const si_tensor *kw = g->values[w].const_val, *km = g->values[m].const_val;
+    si_shared_consts *sc = NULL;
+    CHECK_OK(si_shared_consts_new(&sc));
+    void *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+    makes = frees = 0;
+    CHECK_OK(si_shared_const(sc, kw, "DEV.0:buffer", make_copy, free_copy, NULL, &a));
+    CHECK_OK(si_shared_const(sc, kw, "DEV.0:buffer", make_copy, free_copy, NULL, &b));
+    CHECK(a && a == b && makes == 1 && *(float *)a == 2.0f); /* W[0] = 1 */
+    CHECK_OK(si_shared_const(sc, kw, "DEV.1:buffer", make_copy, free_copy, NULL, &c)); /* another tag: its own */
+    CHECK(c && c != a && makes == 2);
+    CHECK_OK(si_shared_const(sc, km, "DEV.0:buffer", make_copy, free_copy, NULL, &d)); /* another constant */
+    CHECK(d && d != a && makes == 3 && *(float *)d == 6.0f);           /* M = 3 */
+    /* the same constant reached through a copy of the graph is the same key (constants are shared, not copied) */
+    si_graph *copy = NULL;
+    CHECK_OK(si_graph_clone(g, &copy));
+    if (copy) {
+        void *e = NULL;
+        CHECK(copy->values[w].const_val == kw);
+        CHECK_OK(si_shared_const(sc, copy->values[w].const_val, "DEV.0:buffer", make_copy, free_copy, NULL, &e));
+        CHECK(e == a && makes == 3);
+    }
+    si_graph_free(copy);
+    void *f = (void *)1;
+    CHECK_ERR(si_shared_const(sc, kw, "DEV.2:buffer", make_copy, free_copy, (void *)1, &f), SI_ERR_DEVICE, "on purpose");
+    CHECK(f == NULL && makes == 4);
+    CHECK_ERR(si_shared_const(sc, kw, NULL, make_copy, free_copy, NULL, &f), SI_ERR_INVALID_ARG, "NULL");
+    CHECK(frees == 0);
+    si_shared_consts_free(sc);
+    CHECK(frees == 3);
+    /* no cache: made each time, the caller's to free */
+    CHECK_OK(si_shared_const(NULL, kw, "DEV.0:buffer", make_copy, free_copy, NULL, &a));
+    CHECK_OK(si_shared_const(NULL, kw, "DEV.0:buffer", make_copy, free_copy, NULL, &b));
+    CHECK(a && b && a != b && makes == 6);
+    si_free(a);
+    si_free(b);
+    si_graph_free(g);
+}
+
 static void test_bad_models(void) {
     fprintf(stderr, "bad models\n");
     si_graph *g = NULL;
@@ -603,6 +670,7 @@ int main(void) {
     test_scan();
     test_onnx_models();
     test_compile_refused();
+    test_shared_consts();
     test_bad_models();
     test_alloc_failures();
     fprintf(stderr, "test_subgraph: %d checks, %d failed\n", n_checks, n_failed);
