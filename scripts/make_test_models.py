@@ -461,6 +461,17 @@ def build(out):
         "if_const", [helper.make_tensor_value_info("X", F, ["batch", 3])],
         [helper.make_tensor_value_info("Y1", F, ["y1a", "y1b"]), helper.make_tensor_value_info("Y2", F, ["y2a", "y2b"])],
         initializer=[raw("CT", np.array(True)), raw("two", np.array(2, np.int64))]))
+    # a GRAPHS attribute (no standard op has one; a custom-domain op here): two graphs, each reading a model value
+    # by name (X in the first, W in the second)
+    gs = [helper.make_graph([helper.make_node("Neg", ["X"], ["G0"], name="g0")], "g0", [],
+                            [helper.make_tensor_value_info("G0", F, None)]),
+          helper.make_graph([helper.make_node("Abs", ["W"], ["G1"], name="g1")], "g1", [],
+                            [helper.make_tensor_value_info("G1", F, None)])]
+    multi = helper.make_node("Multi", ["X"], ["Y"], name="multi", domain="com.example")
+    multi.attribute.extend([helper.make_attribute("bodies", gs)])
+    files["control_graphs.onnx"] = model(helper.make_graph(
+        [multi], "graphs_attr", [helper.make_tensor_value_info("X", F, [3])], [helper.make_tensor_value_info("Y", F, [3])],
+        initializer=[raw("W", W)]), domains=[("com.example", 1)])
     # a branch reading 'nowhere', which no enclosing graph has: invalid
     files["control_dangling.onnx"] = model(helper.make_graph(
         [helper.make_node("If", ["C"], ["Y"], name="if",

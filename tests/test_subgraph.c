@@ -603,6 +603,41 @@ static void test_shared_consts(void) {
     si_graph_free(g);
 }
 
+/* A GRAPHS attribute: every graph kept, each with the model's graph as its parent and its outer reads resolved;
+ * copies keep them (and free them: ASan). */
+static void check_graphs(const si_graph *g, const char *what) {
+    char b[128];
+    fprintf(stderr, "  graphs attribute of %s\n", what);
+    const si_node *n = node_named(g, "multi");
+    const si_attr *a = n ? si_node_attr(n, "bodies") : NULL;
+    CHECK(a && a->type == SI_ATTR_GRAPHS && a->n == 2 && a->gs && !a->g);
+    if (!a || a->type != SI_ATTR_GRAPHS || a->n != 2 || !a->gs) return;
+    CHECK(a->gs[0] && a->gs[1] && a->gs[0]->parent == g && a->gs[1]->parent == g);
+    if (!a->gs[0] || !a->gs[1]) return;
+    CHECK(a->gs[0]->depth == g->depth + 1 && a->gs[1]->depth == g->depth + 1);
+    CHECK_STREQ(outer_names(a->gs[0], b, sizeof b), "X");
+    CHECK_STREQ(outer_names(a->gs[1], b, sizeof b), "W");
+    CHECK_STREQ(implicit_names(g, n, b, sizeof b), "W,X");
+    CHECK(node_named(a->gs[0], "g0") && node_named(a->gs[1], "g1"));
+}
+
+static void test_graphs_attr(void) {
+    fprintf(stderr, "graphs attribute\n");
+    si_graph *g = NULL, *c = NULL, *cc = NULL;
+    CHECK_OK(si_onnx_load_file(data("control_graphs.onnx"), NULL, &g));
+    if (!g) return;
+    check_graphs(g, "the loaded model");
+    CHECK_OK(si_graph_clone(g, &c));
+    si_graph_free(g);
+    if (c) {
+        check_graphs(c, "a copy");
+        CHECK_OK(si_graph_clone(c, &cc));
+        si_graph_free(c);
+        if (cc) check_graphs(cc, "a copy of the copy");
+    }
+    si_graph_free(cc);
+}
+
 static void test_bad_models(void) {
     fprintf(stderr, "bad models\n");
     si_graph *g = NULL;
@@ -628,13 +663,15 @@ static void test_bad_models(void) {
 }
 
 /* Allocation failure at every step of load, inference, copy and partitioning: a named error, nothing leaked. */
-static void test_alloc_failures(void) {
-    fprintf(stderr, "allocation failures\n");
+/* Allocation failure at every step of load, inference, copy and partitioning (partition: also the submodels) of
+ * `file`: a named error, nothing leaked. */
+static void alloc_failures(const char *file, bool partition) {
+    fprintf(stderr, "allocation failures: %s\n", file);
     si_device *ref = NULL;
     CHECK_OK(si_device_get("REF", &ref));
     size_t len = 0;
     char *buf = NULL;
-    CHECK_OK(si_read_file(data("control_flow.onnx"), &buf, &len));
+    CHECK_OK(si_read_file(data(file), &buf, &len));
     if (!buf) return;
     int fails = 0, n;
     for (n = 1; n < 100000; n++) {
@@ -644,7 +681,7 @@ static void test_alloc_failures(void) {
         si_result s = si_onnx_load(buf, len, NULL, &g);
         if (!s) s = si_graph_infer_shapes(g, 1 << 20);
         if (!s) s = si_graph_clone(g, &c);
-        if (!s) s = si_partition_graph(c, &ref, 1, &p);
+        if (!s && partition) s = si_partition_graph(c, &ref, 1, &p);
         si_alloc_fail_after(0, 0);
         if (s) { /* NO_MEM; protobuf-c reports its own allocation failures as a malformed message (PARSE) */
             fails++;
@@ -662,6 +699,12 @@ static void test_alloc_failures(void) {
     si_free(buf);
 }
 
+static void test_alloc_failures(void) {
+    alloc_failures("control_flow.onnx", true);
+    alloc_failures("control_scan.onnx", true);
+    alloc_failures("control_graphs.onnx", false); /* a custom op: no device takes it */
+}
+
 int main(void) {
     test_load_and_infer();
     test_clone();
@@ -669,6 +712,7 @@ int main(void) {
     test_partition_devices();
     test_scan();
     test_onnx_models();
+    test_graphs_attr();
     test_compile_refused();
     test_shared_consts();
     test_bad_models();
