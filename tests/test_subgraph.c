@@ -447,7 +447,8 @@ static void describe(const si_graph *g, char *buf, size_t cap, size_t *o) {
     }
 }
 
-/* The ONNX backend test models that hold If, Loop or Scan (../shared/onnx-tests/node, skipped when absent): each
+/* The ONNX backend test models that hold If, Loop or Scan ($SI_ONNX_TESTS/node, else ../shared/onnx-tests/node beside
+ * the repository; skipped when absent): each
  * loads, shape inference takes it, and its subgraphs are the same after partitioning on REF,CPU (or REF) and
  * after copying the submodel's graph with the model and the partition gone. */
 static void test_onnx_models(void) {
@@ -457,7 +458,9 @@ static void test_onnx_models(void) {
         "test_affine_grid_2d_expanded", "test_affine_grid_3d_align_corners_expanded",
         "test_linear_attention_linear_expanded", "test_linear_attention_gated_delta_gqa_expanded"};
     char root[1024], path[1200];
-    snprintf(root, sizeof root, "%s/../../../shared/onnx-tests/node", SI_TEST_DATA);
+    const char *env = getenv("SI_ONNX_TESTS"); /* as for tests/conformance.sh */
+    if (env && *env) snprintf(root, sizeof root, "%s/node", env);
+    else snprintf(root, sizeof root, "%s/../../../shared/onnx-tests/node", SI_TEST_DATA);
     if (access(root, R_OK)) {
         fprintf(stderr, "ONNX backend models: skipped (%s not found)\n", root);
         return;
