@@ -421,6 +421,12 @@ def build(out):
     files["bad_broadcast.onnx"] = model(helper.make_graph(
         [helper.make_node("Add", ["X", "W"], ["Y"], name="add")], "bad_broadcast", *xy,
         initializer=[raw("W", np.arange(4, dtype=np.float32))]))
+    # the same with the batch open (X float[batch,3]): refused once batch is known, as before partial shapes
+    # (tests/test_subgraph.c)
+    files["bad_broadcast_open.onnx"] = model(helper.make_graph(
+        [helper.make_node("Add", ["X", "W"], ["Y"], name="add")], "bad_broadcast_open",
+        [helper.make_tensor_value_info("X", F, ["batch", 3])], [helper.make_tensor_value_info("Y", F, ["batch", 3])],
+        initializer=[raw("W", np.arange(4, dtype=np.float32))]))
     # a model with no graph at all
     nog = onnx.ModelProto()
     nog.ir_version = IR_VERSION

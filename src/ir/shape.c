@@ -74,12 +74,13 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
     si_tensor in_desc[64], out_t[64];
     si_tensor *outs[64];
     if (n->n_in > 64 || n->n_out > 64) return SI_OK;
-    bool all_const = true;
+    bool all_const = true, dims_known = true;
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = NULL;
         if (n->in[k] < 0) continue;
         si_val *v = &g->values[n->in[k]];
         if (!typed(v)) return SI_OK; /* nothing to say before the input's type and rank are known */
+        dims_known &= v->const_val || si_dims_known(v->ndim, v->dims);
         if (v->const_val) {
             ins[k] = v->const_val;
         } else {
@@ -107,6 +108,10 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
     if ((n->op->flags & SI_OPF_SUBGRAPH) && (s = infer_subgraphs(g, n, &c, fold_max))) return s;
     s = n->op->infer(&c);
     if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; } /* outputs stay as they were */
+    /* An error seen while some input dimension is not known yet is left to the run (or to inference with the
+     * dimensions fixed), as before partial shapes: a model is refused at load only for what contradicts known
+     * shapes, and an op whose infer does not follow the partial contract (ops.h) cannot refuse a valid model. */
+    if (s && s != SI_ERR_NO_MEM && !dims_known) { si_err_clear(); return SI_OK; }
     if (s) return s;
     size_t total = 0;
     bool outs_known = true;
