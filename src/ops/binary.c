@@ -667,4 +667,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(WHERE, SI_T(SI_BOOL), infer_where, run_where),
 };
 
-SI_OP_FAMILY(binary, defs);
+SI_OP_FAMILY_PARTIAL(binary, defs);

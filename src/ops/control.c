@@ -274,4 +274,4 @@ static const si_op_def defs[] = {
     {.id = SI_OP_SCAN, .flags = SI_OPF_SUBGRAPH, .infer = scan_infer},
 };
 
-SI_OP_FAMILY(control, defs);
+SI_OP_FAMILY_PARTIAL(control, defs);

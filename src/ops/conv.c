@@ -358,4 +358,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(CONV_TRANSPOSE, SI_T_FLOATS, convt_infer, convt_run),
 };
 
-SI_OP_FAMILY(conv, defs);
+SI_OP_FAMILY_PARTIAL(conv, defs);

@@ -72,4 +72,4 @@ static const si_op_def defs[] = {
     {.id = SI_OP_DROPOUT, .types = {SI_T_FLOATS}, .infer = dropout_infer, .run = dropout_run, .check = dropout_check},
 };
 
-SI_OP_FAMILY(dropout, defs);
+SI_OP_FAMILY_PARTIAL(dropout, defs);

@@ -247,4 +247,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(EINSUM, SI_T_NUMERIC, einsum_infer, einsum_run),
 };
 
-SI_OP_FAMILY(einsum, defs);
+SI_OP_FAMILY_PARTIAL(einsum, defs);

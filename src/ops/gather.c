@@ -473,4 +473,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(NON_ZERO, 0, nonzero_infer, nonzero_run),
 };
 
-SI_OP_FAMILY(gather, defs);
+SI_OP_FAMILY_PARTIAL(gather, defs);

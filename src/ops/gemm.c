@@ -424,4 +424,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MATMUL, NN_T_GEMM, matmul_infer, matmul_run),
 };
 
-SI_OP_FAMILY(gemm, defs);
+SI_OP_FAMILY_PARTIAL(gemm, defs);

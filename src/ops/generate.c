@@ -345,4 +345,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(EYE_LIKE, 0, eyelike_infer, eyelike_run),
 };
 
-SI_OP_FAMILY(generate, defs);
+SI_OP_FAMILY_PARTIAL(generate, defs);

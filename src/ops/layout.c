@@ -629,4 +629,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(FLATTEN, 0, flatten_infer, copy_all),
 };
 
-SI_OP_FAMILY(layout, defs);
+SI_OP_FAMILY_PARTIAL(layout, defs);

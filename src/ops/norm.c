@@ -530,4 +530,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MEAN_VARIANCE_NORMALIZATION, SI_T_FLOATS, mvn_infer, mvn_run),
 };
 
-SI_OP_FAMILY(norm, defs);
+SI_OP_FAMILY_PARTIAL(norm, defs);

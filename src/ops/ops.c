@@ -25,6 +25,12 @@ static const si_op_table *const families[] = {
 #undef SI_OP_FAMILY_
 };
 
+bool si_op_partial(const si_op_def *d) {
+    for (size_t f = 0; f < SI_ARRAY_LEN(families); f++)
+        if (d >= families[f]->defs && d < families[f]->defs + families[f]->n) return families[f]->partial;
+    return false;
+}
+
 const char *si_op_name(si_op_id id) { return (int)id >= 0 && id < SI_OP_COUNT ? op_names[id] : "?"; }
 
 const char *si_op_domain(si_op_id id) { return (int)id >= 0 && id < SI_OP_COUNT ? op_domains[id] : "?"; }

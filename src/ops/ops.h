@@ -89,6 +89,7 @@ typedef struct si_op_def {
 typedef struct si_op_table {
     const si_op_def *defs;
     int n;
+    bool partial; /* its infers follow the partial contract above (SI_OP_FAMILY_PARTIAL) */
 } si_op_table;
 
 /* Is n a node of op `id` (resolved, any version)? */
@@ -100,8 +101,14 @@ static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n
 #define SI_OP_DEF(ID, TYPES, INFER, RUN) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN}
 #define SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, INFER, RUN)                                                      \
     {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN}
-/* The family's table from its array of definitions: const si_op_table si_ops_<fam>. */
-#define SI_OP_FAMILY(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs)}
+/* The family's table from its array of definitions: const si_op_table si_ops_<fam>. SI_OP_FAMILY_PARTIAL: its
+ * infers follow the partial contract (dims may be unknown or symbols at compile time); SI_OP_FAMILY: they expect
+ * every input dimension known, and shape inference asks them only then (a family written before partial
+ * shapes, until it is ported). */
+#define SI_OP_FAMILY(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs), false}
+#define SI_OP_FAMILY_PARTIAL(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs), true}
+/* Does the family of definition d follow the partial contract? */
+bool si_op_partial(const si_op_def *d);
 
 /* The definition of op `op_type` in `domain` ("" or "ai.onnx" for the default) whose opset range covers
  * `opset`; NULL when safeinfer does not implement the op (or not for that opset). */

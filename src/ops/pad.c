@@ -186,4 +186,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(PAD, SI_T_ALL, pad_infer, pad_run),
 };
 
-SI_OP_FAMILY(pad, defs);
+SI_OP_FAMILY_PARTIAL(pad, defs);

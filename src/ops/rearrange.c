@@ -364,4 +364,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(REVERSE_SEQUENCE, 0, revseq_infer, revseq_run),
 };
 
-SI_OP_FAMILY(rearrange, defs);
+SI_OP_FAMILY_PARTIAL(rearrange, defs);

@@ -681,4 +681,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(CUM_SUM, SI_T_NUMERIC, cumsum_infer, cumsum_run),
 };
 
-SI_OP_FAMILY(reduce, defs);
+SI_OP_FAMILY_PARTIAL(reduce, defs);

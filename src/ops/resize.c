@@ -416,4 +416,4 @@ static const si_op_def defs[] = {
     SI_OP_VERSION(UPSAMPLE, 9, 0, SI_T_ALL, resize10_infer, resize10_run),
 };
 
-SI_OP_FAMILY(resize, defs);
+SI_OP_FAMILY_PARTIAL(resize, defs);

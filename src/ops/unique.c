@@ -213,4 +213,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(UNIQUE, 0, unique_infer, unique_run),
 };
 
-SI_OP_FAMILY(unique, defs);
+SI_OP_FAMILY_PARTIAL(unique, defs);
