@@ -300,7 +300,8 @@ static bool filtered_skip(void) {
 static si_result compile_on(si_device *d, const char *key, const char *value, si_cmodel **out) {
     const char *keys[1] = {key}, *vals[1] = {value};
     si_options o = {key ? 1 : 0, keys, vals};
-    return d->iface->compile(d, G, key ? &o : NULL, out);
+    si_compile_ctx cc = {.opts = &o};
+    return d->iface->compile(d, G, key ? &cc : NULL, out);
 }
 
 void dop_run(const char *label, const dop_opts *o) {

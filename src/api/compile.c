@@ -18,6 +18,7 @@
 #include "device/isolate/isolate.h"
 #include "exec/exec.h"
 #include "failsafe/failsafe.h"
+#include "ops/ops.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -39,7 +40,7 @@ static si_result factory(void *user, int device, si_cmodel **out) {
     si_device *d = f->c->ds->devs[device];
     /* every device compile (first, failover, standby, failback; on whatever thread) charges the budget */
     si_budget *prev = si_budget_enter(&f->c->budget);
-    si_result s = d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    si_result s = d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->cctx, out);
     si_budget_leave(prev);
     return s;
 }
@@ -129,6 +130,7 @@ static bool is_whole_model(const si_partition *p, const si_graph *g) {
 static void compiled_release(void *arg) {
     si_compiled *c = arg;
     si_partition_free(c->part);
+    si_shared_consts_free(c->consts); /* after every compiled model of c is gone */
     si_free(c->fctx);
     si_free(c->sub_cms);
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
@@ -230,6 +232,9 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     c->opts.keys = c->keys;
     c->opts.values = c->vals;
+    if ((st = si_shared_consts_new(&c->consts))) goto fail;
+    const char *mm = si_options_get(&c->opts, "max_memory_mb");
+    c->cctx = (si_compile_ctx){.opts = &c->opts, .consts = c->consts, .max_memory_mb = mm ? strtoll(mm, NULL, 10) : 0};
     /* fault injection */
     const char *spec = cfg ? si_config_get(cfg, "faults") : NULL;
     if (!spec) spec = getenv("SAFEINFER_FAULTS");
@@ -257,6 +262,17 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;
     if ((st = si_partition_graph(g, c->ds->devs, c->ds->n, &c->part))) goto fail;
     si_partition *p = c->part;
+    /* Control flow (If, Loop, Scan) has no kernel yet: refused by name here, whatever the device list, rather
+     * than through each candidate's compile (which the fail-safe layer would report as devices failing).
+     * Devices refuse it too (si_op_runnable); this goes once a device compiles subgraphs. */
+    for (int s = 0; s < p->n; s++)
+        for (int i = 0; i < p->subs[s].g->n_nodes; i++) {
+            const si_node *n = &p->subs[s].g->nodes[i];
+            if (n->op && (n->op->flags & SI_OPF_SUBGRAPH) && (st = si_op_runnable(n))) {
+                si_err_wrap(st, "node '%s' (%s)", n->name, n->op_type);
+                goto fail;
+            }
+        }
     c->fctx = si_calloc((size_t)p->n + 1, sizeof(factory_ctx));
     c->sub_cms = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
     si_cmodel **subs = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));

@@ -53,6 +53,8 @@ struct si_compiled {
     si_partition *part;
     factory_ctx *fctx;
     si_options opts;
+    si_compile_ctx cctx;        /* what every device compile of this model receives (opts, consts) */
+    si_shared_consts *consts;   /* constants devices prepared, shared by the compiles of this model */
     const char *keys[CFG_MAX], *vals[CFG_MAX];
     char *kv_store[2 * CFG_MAX];
     si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */

@@ -290,8 +290,8 @@ static si_result absent_supports(const si_device *d, const si_graph *g, const si
     return si_err(SI_ERR_UNSUPPORTED, "device %s is not available: %s", a->name, a->reason);
 }
 
-static si_result absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
-    (void)o;
+static si_result absent_compile(si_device *d, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out) {
+    (void)cc;
     *out = NULL;
     return absent_supports(d, g, NULL);
 }

@@ -218,7 +218,6 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     if (!all_static) {
         si_result s = n->op->infer(&c);
-        if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
         if (!s) s = si_outputs_typed(&c);
         if (s) return s;
     }
@@ -605,7 +604,8 @@ static si_result parse_threads(const si_options *opts, int *out) {
     return SI_OK;
 }
 
-static si_result cpu_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
+static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
+    const si_options *opts = si_compile_opts(cc);
     *out = NULL;
     int threads;
     si_result s = parse_threads(opts, &threads);
@@ -624,7 +624,7 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_options
     }
     si_graph *g = m->g;
     for (int i = 0; i < g->n_nodes; i++)
-        if ((s = cpu_supports_op(d, g, &g->nodes[i]))) {
+        if ((s = cpu_supports_op(d, g, &g->nodes[i])) || (s = si_op_runnable(&g->nodes[i]))) {
             si_err_wrap(s, "CPU cannot run node '%s'", g->nodes[i].name);
             cpu_model_free(&m->base);
             return s;
