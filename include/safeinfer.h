@@ -324,7 +324,10 @@ typedef struct si_counters {
 /* Counters so far. Thread-safe. */
 SI_API void si_compiled_counters(const si_compiled *c, si_counters *out);
 /* The report as JSON: {"devices":[...], "submodels":[{"id","ops","device","attempts":[...]}],
- * "events":[{"t_ms","type","submodel","from","to","stage","status","message"}], "counters":{...}}.
+ * ["subgraphs":[{"scope","submodels":[...]}],] "events":[{"t_ms","type","submodel","from","to","stage","status",
+ * "message"}], "counters":{...}}. A control-flow node is a submodel on device "host"; the submodels of its
+ * branches and bodies (compiled like the model's graph) are listed under "subgraphs" by scope
+ * ("loop.body", "if.then_branch/inner.else_branch"), with ids after the model's.
  * *json is a new string (free with si_free_string). Thread-safe. */
 SI_API SI_NODISCARD si_result si_compiled_report_json(const si_compiled *c, char **json);
 

@@ -91,6 +91,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "failed-out submodel stays failed unless failback_ms finds a device)"},
     {"strict", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(strict),
      "no fallback at all: the first device's failure is returned"},
+    {"loop_max_iterations", CFG_INT, 0, 2147483647L, NULL, "0..2147483647", "1000000", FIELD_INT(loop_max_iterations),
+     "a Loop node that runs more iterations than this in one inference fails with an error naming it, rather "
+     "than running on for ever (a trip count of 2^63-1 with a condition that stays true); 0: no limit"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},

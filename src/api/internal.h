@@ -39,6 +39,7 @@ int parse_onoff(const char *s); /* 1 on, 0 off, -1 neither */
 typedef struct si_cfg_values {
     si_failsafe_policy policy;
     bool strict;
+    int loop_max_iterations;
 } si_cfg_values;
 si_result si_cfg_fill(const si_config *cfg, si_cfg_values *out);
 /* The device list of cfg, or the default ("AUTO") when unset or cfg is NULL. */

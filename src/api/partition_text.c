@@ -25,7 +25,7 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     if (!(pl->ds = si_calloc(1, sizeof *pl->ds))) return si_err(SI_ERR_NO_MEM, "out of memory");
     si_result st;
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_graph_clone(m->g, &pl->g)) ||
-        (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) ||
+        (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
         (st = si_partition_graph(pl->g, pl->ds->devs, pl->ds->n, &pl->p)))
         plan_free(pl);
     return st;
@@ -65,7 +65,7 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
     sb_put(&b, "%s: %d submodel%s\n", is_auto ? ")" : "", p->n, p->n == 1 ? "" : "s");
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
-        sb_put(&b, "  submodel %d on %s", s, names[sm->device]);
+        sb_put(&b, "  submodel %d on %s", s, sm->host ? "host" : names[sm->device]);
         int nf = 0;
         for (int d = sm->device + 1; d < pl.ds->n; d++)
             if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
@@ -156,7 +156,7 @@ si_result si_model_partition_json(const si_model *m, const si_config *cfg, char 
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
         sb_put(&b, "%s\n {\"id\":%d,\"device\":", s ? "," : "", s);
-        sb_str(&b, names[sm->device]);
+        sb_str(&b, sm->host ? "host" : names[sm->device]);
         sb_put(&b, ",\"fallbacks\":[");
         int nf = 0;
         for (int d = sm->device + 1; d < pl.ds->n; d++)
