@@ -7,6 +7,7 @@
  *   - control_loop_if.onnx: an If nested in a Loop body, the loop ending on its trip count or on its condition
  *     (a trip count of 2^63-1 too, as PyTorch exports while loops), with no iteration at all;
  *   - control_scan.onnx: Scan with a scan output stacked along axis 1;
+ *   - control_nested16.onnx: Ifs nested 16 deep, each branch a scope of its own;
  *   - control_if_const.onnx: Ifs on conditions known at compile time are folded away (no host step left);
  *   - failover inside a branch or a body: CPU,REF with CPU failing at its Nth inference, for every N the
  *     inferences reach, gives the fault-free outputs (and OCL,CPU with OCL failing, where OpenCL is present,
@@ -250,6 +251,39 @@ static void test_scan(const char *devices) {
     si_compiled_free(c);
 }
 
+// --- nesting -------------------------------------------------------------------------------------------------
+
+/* control_nested16.onnx: Ifs nested 16 deep (each then-branch holds the next, the innermost gives X; else -X),
+ * every branch a scope compiled on its own: C true gives X through all 16 levels, C false -X at the top. */
+static void test_nested(const char *devices) {
+    fprintf(stderr, "control_nested16.onnx on %s\n", devices);
+    const char *props[] = {"devices", devices, NULL};
+    si_compiled *c = compile("control_nested16.onnx", props, NULL, 0, NULL);
+    si_request *rq = NULL;
+    if (c) CHECK_OK(si_request_create(c, &rq));
+    char *rep = NULL;
+    if (c) CHECK_OK(si_compiled_report_json(c, &rep));
+    /* the deepest branch's scope path names all 16 Ifs */
+    CHECK(rep && strstr(rep, "if0.then_branch/if1.then_branch/if2.then_branch/if3.then_branch/if4.then_branch/"
+                             "if5.then_branch/if6.then_branch/if7.then_branch/if8.then_branch/if9.then_branch/"
+                             "if10.then_branch/if11.then_branch/if12.then_branch/if13.then_branch/if14.then_branch/"
+                             "if15.then_branch\""));
+    si_free_string(rep);
+    const float x[2] = {1.5f, -4.0f}, nx[2] = {-1.5f, 4.0f};
+    si_tensor *keep[2] = {NULL, NULL};
+    for (int k = 0; rq && k < 2; k++) {
+        bool cv = k == 0;
+        feed f[2] = {{"X", SI_F32, 1, {2}, x}, {"C", SI_BOOL, 0, {0}, &cv}};
+        CHECK_OK(infer(c, rq, f, 2, keep));
+        int nd;
+        int64_t dims[8];
+        CHECK_FLOATS(output(c, rq, "Y0", &nd, dims), cv ? x : nx, 2);
+    }
+    for (int i = 0; i < 2; i++) si_tensor_free(keep[i]);
+    si_request_free(rq);
+    si_compiled_free(c);
+}
+
 // --- folding ---------------------------------------------------------------------------------------------------
 
 static void test_fold(void) {
@@ -425,6 +459,7 @@ int main(int argc, char **argv) {
         test_flow(lists[i]);
         test_loop_if(lists[i]);
         test_scan(lists[i]);
+        test_nested(lists[i]);
     }
     test_fold();
     test_bad_loop();
