@@ -102,6 +102,12 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
             sb_put(&b, "%s\n", v->is_output ? (users ? ", model output" : " -> model output") : "");
         }
         if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
+        for (int a = 0; sm->host && a < sm->g->nodes[0].n_attr; a++) { /* the branches or body: compiled like a model */
+            const si_attr *at = &sm->g->nodes[0].attrs[a];
+            if (at->type != SI_ATTR_GRAPH || !at->g) continue;
+            sb_put(&b, "    %s.%s: %d node%s, a scope of its own (partitioned and compiled like the model's graph)\n",
+                   sm->g->nodes[0].name, at->name, at->g->n_nodes, at->g->n_nodes == 1 ? "" : "s");
+        }
     }
     plan_free(&pl);
     return finish(&b, text);
