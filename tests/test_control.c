@@ -19,6 +19,7 @@
  */
 #include "si_test.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -407,6 +408,66 @@ static void test_ocl(void) {
     CHECK(failed_over >= 2);
 }
 
+// --- threads ---------------------------------------------------------------------------------------------------
+
+typedef struct thread_arg {
+    si_compiled *c;
+    int64_t n;
+    int bad;
+} thread_arg;
+
+static void *thread_main(void *p) {
+    thread_arg *a = p;
+    si_request *rq = NULL;
+    if (si_request_create(a->c, &rq)) { a->bad++; return NULL; }
+    bool go = true;
+    float lim = 1e9f;
+    float vf[6], vs[6 * 64];
+    loop_if_expect(a->n, go, lim, vf, vs);
+    const void *feeds[4] = {X23, &a->n, &go, &lim};
+    const char *names[4] = {"X", "N", "GO", "LIM"};
+    si_dtype dts[4] = {SI_F32, SI_I64, SI_BOOL, SI_F32};
+    si_tensor *t[4] = {NULL, NULL, NULL, NULL};
+    int64_t xd[2] = {2, 3};
+    size_t nb[4] = {24, 8, 1, 4};
+    for (int i = 0; i < 4; i++) {
+        int idx = -1;
+        for (int k = 0; k < si_compiled_num_inputs(a->c); k++)
+            if (!strcmp(si_compiled_input_name(a->c, k), names[i])) idx = k;
+        if (idx < 0 || si_tensor_wrap(dts[i], i ? 0 : 2, xd, (void *)feeds[i], nb[i], &t[i]) || si_request_set_input(rq, idx, t[i])) a->bad++;
+    }
+    for (int rep = 0; rep < 20 && !a->bad; rep++) {
+        si_tensor *o = NULL;
+        if (si_request_infer(rq) || si_request_get_output(rq, 0, &o) || !o) { a->bad++; break; }
+        const float *d = si_tensor_data(o);
+        for (int i = 0; i < 6; i++)
+            if (fabsf(d[i] - vf[i]) > 1e-5f * (1 + fabsf(vf[i]))) a->bad++;
+    }
+    for (int i = 0; i < 4; i++) si_tensor_free(t[i]);
+    si_request_free(rq);
+    return NULL;
+}
+
+/* Four threads, each with its own request on one compiled model, each its own trip count: each gets its own
+ * values (a control step's body requests belong to its request). */
+static void test_threads(const char *devices) {
+    fprintf(stderr, "threads on %s\n", devices);
+    const char *props[] = {"devices", devices, NULL};
+    si_compiled *c = compile("control_loop_if.onnx", props, NULL, 0, NULL);
+    if (!c) return;
+    pthread_t th[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){.c = c, .n = 3 + i};
+        CHECK(pthread_create(&th[i], NULL, thread_main, &args[i]) == 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(args[i].bad == 0);
+    }
+    si_compiled_free(c);
+}
+
 // --- bad input -------------------------------------------------------------------------------------------------
 
 static void test_bad_loop(void) {
@@ -463,6 +524,10 @@ int main(int argc, char **argv) {
     }
     test_fold();
     test_bad_loop();
+    test_threads("REF");
+#ifdef SI_HAVE_CPU
+    test_threads("CPU,REF");
+#endif
 #ifdef SI_HAVE_CPU
     test_failover("CPU,REF", "CPU");
 #endif
