@@ -658,10 +658,11 @@ static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
         if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
         else r->outs[k]->dtype = m->out_ports[k].dtype;
     }
-    if (!s && m->kind == SI_CF_LOOP) {
-        int64_t none[1] = {0};
-        if (!(s = si_tensor_init(&r->iter, SI_I64, 0, none)) && !(s = si_tensor_alloc(&r->iter)) &&
-            !(s = si_tensor_init(&r->cond, SI_BOOL, 0, none)))
+    if (!s && m->kind == SI_CF_LOOP) { /* scalars, or [1] where the body declares them so */
+        const si_port *bp = m->bodies[0]->inputs;
+        int64_t one[1] = {1};
+        if (!(s = si_tensor_init(&r->iter, SI_I64, bp[0].ndim == 1 ? 1 : 0, one)) && !(s = si_tensor_alloc(&r->iter)) &&
+            !(s = si_tensor_init(&r->cond, SI_BOOL, bp[1].ndim == 1 ? 1 : 0, one)))
             s = si_tensor_alloc(&r->cond);
     }
     for (int b = 0; !s && b < m->n_bodies; b++) s = m->bodies[b]->iface->create_request(m->bodies[b], &r->body[b]);
