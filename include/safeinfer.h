@@ -314,7 +314,8 @@ SI_API int si_compiled_num_outputs(const si_compiled *c);
 /* Borrowed name of input/output i, or NULL. */
 SI_API const char *si_compiled_input_name(const si_compiled *c, int i);
 SI_API const char *si_compiled_output_name(const si_compiled *c, int i);
-/* Name of the device each part of the model runs on, comma separated (e.g. "REF"); borrowed. */
+/* Name of the device each part of the model runs on, comma separated (e.g. "REF"; "host" for a control-flow node,
+ * whose branches and bodies the report lists); borrowed. */
 SI_API const char *si_compiled_devices(const si_compiled *c);
 
 typedef struct si_counters {

@@ -283,6 +283,8 @@ static si_result add_scope(si_compiled *c, si_scope *sc) {
     return SI_OK;
 }
 
+static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out);
+
 si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmodel **out) {
     *out = NULL;
     si_scope *sc = si_calloc(1, sizeof *sc);
@@ -292,7 +294,18 @@ si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmo
         si_graph_free(g);
         return si_err(SI_ERR_NO_MEM, "out of memory");
     }
-    sc->g = g; /* the scope frees it with the compiled model */
+    sc->g = g;
+    si_result st = compile_scope(c, sc, out);
+    /* what runs needs the partition's graphs only: the whole graph (and constants only it holds, folded
+     * intermediates) goes now */
+    si_graph_free(sc->g);
+    sc->g = NULL;
+    return st;
+}
+
+static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
+    si_graph *g = sc->g;
+    const char *path = sc->path;
     si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
     if (st) return *path ? si_err_wrap(st, "%s", path) : st;
     if ((st = si_partition_graph(g, c->ds->devs, c->ds->n, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;

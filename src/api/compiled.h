@@ -22,7 +22,7 @@ typedef struct factory_ctx {
  * since fail-safe models recompile from its submodel graphs. */
 typedef struct si_scope {
     char *path;          /* "" for the model's graph; "loop.body", "loop.body/inner.then_branch" for subgraphs */
-    si_graph *g;         /* the graph partitioned (owned) */
+    si_graph *g;         /* the graph partitioned (owned; freed once the scope is compiled) */
     si_partition *part;
     factory_ctx *fctx;   /* per submodel */
     si_cmodel **sub_cms; /* per submodel (borrowed from the compiled model's tree) for the report */
