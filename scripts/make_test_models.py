@@ -513,6 +513,28 @@ def build(out):
         "if_const", [helper.make_tensor_value_info("X", F, ["batch", 3])],
         [helper.make_tensor_value_info("Y1", F, ["y1a", "y1b"]), helper.make_tensor_value_info("Y2", F, ["y2a", "y2b"])],
         initializer=[raw("CT", np.array(True)), raw("two", np.array(2, np.int64))]))
+    # Ifs folded at compile time (tests/test_control.c): Y1 = If(CT) whose then-branch is If(CF) whose else-branch
+    # returns the initializer W itself (no node: an Identity takes its place); Y2 = If(CF) whose else-branch returns
+    # the model input X itself; Y3 = If(CT) whose branch makes a value named A like the model's own A (names are
+    # how subgraphs read outer values, so it is not inlined: it runs on the host). Y1 = W, Y2 = X, Y3 = -X, A = Relu(X).
+    def g1(nodes, name, out):
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out, F, None)])
+    inner = helper.make_node("If", ["CF"], ["T1"], name="inner_if",
+                             then_branch=g1([helper.make_node("Neg", ["X"], ["N1"], name="n1")], "it", "N1"),
+                             else_branch=g1([], "ie", "W"))
+    files["control_if_fold.onnx"] = model(helper.make_graph(
+        [helper.make_node("If", ["CT"], ["Y1"], name="if1", then_branch=g1([inner], "t1", "T1"),
+                          else_branch=g1([helper.make_node("Abs", ["X"], ["B1"], name="b1")], "e1", "B1")),
+         helper.make_node("If", ["CF"], ["Y2"], name="if2",
+                          then_branch=g1([helper.make_node("Relu", ["X"], ["R2"], name="r2")], "t2", "R2"),
+                          else_branch=g1([], "e2", "X")),
+         helper.make_node("Relu", ["X"], ["A"], name="relu"),
+         helper.make_node("If", ["CT"], ["Y3"], name="if3",
+                          then_branch=g1([helper.make_node("Neg", ["X"], ["A"], name="a3")], "t3", "A"),
+                          else_branch=g1([helper.make_node("Abs", ["X"], ["B3"], name="b3")], "e3", "B3"))],
+        "if_fold", [helper.make_tensor_value_info("X", F, [3])],
+        [helper.make_tensor_value_info(n, F, [3]) for n in ("Y1", "Y2", "Y3", "A")],
+        initializer=[raw("CT", np.array(True)), raw("CF", np.array(False)), raw("W", W)]))
     # a GRAPHS attribute (no standard op has one; a custom-domain op here): two graphs, each reading a model value
     # by name (X in the first, W in the second)
     gs = [helper.make_graph([helper.make_node("Neg", ["X"], ["G0"], name="g0")], "g0", [],

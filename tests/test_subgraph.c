@@ -567,6 +567,37 @@ static void test_compile(void) {
     si_model_free(m);
 }
 
+/* si_graph_fold_ifs on control_if_fold.onnx: three Ifs go (one found in a branch brought in), their output values
+ * keep their names and get producers (an Identity where a branch returns a value it does not make), the one
+ * whose branch reuses a model value's name stays; si_graph_detach makes a branch a graph of its own whose outer
+ * reads are inputs. */
+static void test_fold_detach(void) {
+    fprintf(stderr, "fold Ifs, detach\n");
+    si_graph *g = NULL;
+    CHECK_OK(si_onnx_load_file(data("control_if_fold.onnx"), NULL, &g));
+    if (!g) return;
+    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
+    int folded = -1;
+    CHECK_OK(si_graph_fold_ifs(g, 1 << 20, &folded));
+    CHECK(folded == 3);
+    CHECK(!node_named(g, "if1") && !node_named(g, "if2") && !node_named(g, "inner_if") && node_named(g, "if3"));
+    int y1 = si_graph_find_value(g, "Y1"), y2 = si_graph_find_value(g, "Y2");
+    CHECK(y1 >= 0 && g->values[y1].const_val); /* Identity(W): folded into a constant */
+    CHECK(y2 >= 0 && g->values[y2].producer >= 0 && si_node_is(&g->nodes[g->values[y2].producer], SI_OP_IDENTITY));
+    /* detach if3's then-branch: X (a model input) becomes its input */
+    const si_node *n3 = node_named(g, "if3");
+    si_graph *d = NULL;
+    if (n3) CHECK_OK(si_graph_detach(branch(n3, "then_branch"), &d));
+    if (d) {
+        char b[64];
+        CHECK(d->parent == NULL && d->n_outer == 0 && d->n_nodes == 1);
+        CHECK_STREQ(input_names(d, b, sizeof b), "X");
+        CHECK(si_graph_opset(d, "") == 17);
+    }
+    si_graph_free(d);
+    si_graph_free(g);
+}
+
 /* The constants a compile context shares (si_shared_const): one make per (constant, tag), the same value for
  * every later ask, freed once with the cache; without a cache the value is the caller's; a failing make stores
  * nothing. */
@@ -745,6 +776,7 @@ int main(void) {
     test_onnx_models();
     test_graphs_attr();
     test_compile();
+    test_fold_detach();
     test_shared_consts();
     test_bad_models();
     test_alloc_failures();
