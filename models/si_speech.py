@@ -6,12 +6,14 @@ empty past tensors ([1, heads, 0, head_dim]), later steps true with the present.
 are compiled once with their dimensions open.
 
 usage: si_speech.py DIR STEPS [--devices LIST] [--faults SPEC] [--quantized] [--frames N] [--report FILE]
-Prints one JSON line: {"tokens", "prompt", "frames", "devices", "decoder_devices", "failovers", "min_margin"}.
+Prints one JSON line: {"tokens", "prompt", "frames", "devices", "decoder_devices", "failovers", "min_margin",
+"compile_ms", "encoder_ms", "first_step_ms", "decode_ms"} (times as ort_speech.js measures them).
 """
 import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -41,10 +43,14 @@ def main():
     props = {"devices": a.devices}
     if a.faults:
         props["faults"] = a.faults
+    t = time.perf_counter()
     enc = safeinfer.InferenceSession(os.path.join(a.dir, "encoder_model" + suffix), **props)
     dec = safeinfer.InferenceSession(os.path.join(a.dir, "decoder_model_merged" + suffix), **props)
+    compile_ms = (time.perf_counter() - t) * 1e3
     feats = features(cfg["num_mel_bins"], a.frames or cfg["frames"])
+    t = time.perf_counter()
     hidden = enc.run(["last_hidden_state"], {"input_features": feats})[0]
+    encoder_ms = (time.perf_counter() - t) * 1e3
     H, L = cfg["decoder_attention_heads"], cfg["decoder_layers"]
     hd = cfg["d_model"] // H
     in_names = [i.name for i in dec.get_inputs()]
@@ -56,8 +62,11 @@ def main():
              "use_cache_branch": np.array([False])}
     for n in pasts:
         feeds[n] = empty
+    t = time.perf_counter()
     out = dict(zip(out_names, dec.run(out_names, feeds)))
+    first_ms = (time.perf_counter() - t) * 1e3
     tokens, margin = [], float("inf")
+    t = time.perf_counter()
     for i in range(a.steps):
         row = out["logits"][0, -1]
         order = np.argsort(row)
@@ -70,13 +79,16 @@ def main():
         for n in pasts:
             f[n] = out[n.replace("past_key_values.", "present.")]
         out = dict(zip(out_names, dec.run(out_names, f)))
+    decode_ms = (time.perf_counter() - t) * 1e3
     rep = dec.report()
     if a.report:
         with open(a.report, "w") as fh:
             json.dump(rep, fh)
     print(json.dumps({"tokens": tokens, "prompt": prompt, "frames": int(feats.shape[2]), "devices": a.devices,
                       "decoder_devices": dec.get_devices(), "failovers": rep["counters"]["failovers"],
-                      "min_margin": round(margin, 4)}))
+                      "min_margin": round(margin, 4), "compile_ms": round(compile_ms, 2),
+                      "encoder_ms": round(encoder_ms, 2), "first_step_ms": round(first_ms, 2),
+                      "decode_ms": round(decode_ms, 2)}))
 
 
 if __name__ == "__main__":
