@@ -581,6 +581,7 @@ static void test_fold_detach(void) {
     CHECK_OK(si_graph_fold_ifs(g, 1 << 20, &folded));
     CHECK(folded == 3);
     CHECK(!node_named(g, "if1") && !node_named(g, "if2") && !node_named(g, "inner_if") && node_named(g, "if3"));
+    CHECK(branch(node_named(g, "if3"), "then_branch") && branch(node_named(g, "if3"), "then_branch")->depth == 1);
     int y1 = si_graph_find_value(g, "Y1"), y2 = si_graph_find_value(g, "Y2");
     CHECK(y1 >= 0 && g->values[y1].const_val); /* Identity(W): folded into a constant */
     CHECK(y2 >= 0 && g->values[y2].producer >= 0 && si_node_is(&g->nodes[g->values[y2].producer], SI_OP_IDENTITY));
@@ -590,7 +591,7 @@ static void test_fold_detach(void) {
     if (n3) CHECK_OK(si_graph_detach(branch(n3, "then_branch"), &d));
     if (d) {
         char b[64];
-        CHECK(d->parent == NULL && d->n_outer == 0 && d->n_nodes == 1);
+        CHECK(d->parent == NULL && d->depth == 0 && d->n_outer == 0 && d->n_nodes == 1);
         CHECK_STREQ(input_names(d, b, sizeof b), "X");
         CHECK(si_graph_opset(d, "") == 17);
     }

@@ -10,6 +10,18 @@
 
 // --- detach -----------------------------------------------------------------------------------------------------
 
+/* g and its subgraphs at depth d (a graph's is its parent's + 1). */
+static void redepth(si_graph *g, int d) {
+    g->depth = d;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int a = 0; a < g->nodes[i].n_attr; a++) {
+            si_attr *at = &g->nodes[i].attrs[a];
+            if (at->g) redepth(at->g, d + 1);
+            for (int k = 0; at->gs && k < at->n; k++)
+                if (at->gs[k]) redepth(at->gs[k], d + 1);
+        }
+}
+
 si_result si_graph_detach(const si_graph *sub, si_graph **out) {
     *out = NULL;
     si_graph *s = NULL;
@@ -17,6 +29,7 @@ si_result si_graph_detach(const si_graph *sub, si_graph **out) {
     if (st) return st;
     const si_graph *root = si_graph_root(sub);
     s->parent = NULL;
+    redepth(s, 0);
     st = SI_ERR_NO_MEM;
     if (si_graph_copy_syms(s, root)) goto fail;
     if (!s->n_opsets) {
@@ -132,6 +145,11 @@ static si_result inline_branch(si_graph *g, int idx, const char *attr) {
         for (int k = 0; k < bn->n_in; k++) c.in[k] = bn->in[k] >= 0 ? map[bn->in[k]] : -1;
         for (int k = 0; k < bn->n_out; k++) c.out[k] = bn->out[k] >= 0 ? map[bn->out[k]] : -1;
         for (int k = 0; k < bn->n_implicit; k++) c.implicit[k] = map[bn->implicit[k]];
+        for (int q = 0; q < c.n_attr; q++) { /* its subgraphs are g's children now */
+            if (c.attrs[q].g) redepth(c.attrs[q].g, g->depth + 1);
+            for (int k = 0; c.attrs[q].gs && k < c.attrs[q].n; k++)
+                if (c.attrs[q].gs[k]) redepth(c.attrs[q].gs[k], g->depth + 1);
+        }
         if (si_graph_add_node(g, &c) < 0) { si_node_clear(&c); st = si_err(SI_ERR_NO_MEM, "out of memory folding If '%s'", if_name); }
     }
     for (int k = 0; k < n_out && !st; k++) {
