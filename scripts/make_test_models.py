@@ -137,6 +137,56 @@ def control_flow_graph():
                              initializer=[raw("W", W), raw("M", np.array(3, np.int64))])
 
 
+def control_loop_if_graph():
+    """X float[batch,3], N int64[], GO bool[], LIM float[], with W float[3] -> VF float[batch,3], VS float[?,batch,3]:
+         VF, VS = Loop(N, GO, X): body(i, cond_in, v):
+             even = Equal(Mod(i, 2), 0)
+             v2 = If(even): then t = v + W       (v of the body, W of the model: two levels up)
+                            else e = v * X       (X of the model, two levels up)
+             cond_out = Less(ReduceSum(v2), LIM)  (LIM of the model)
+             -> (cond_out, v2, v2 as the scan output)
+    A Loop that ends on its trip count or on its condition, with an If nested in its body (tests/test_control.c)."""
+    then_g = helper.make_graph([helper.make_node("Add", ["v", "W"], ["t"], name="then_add")], "then", [],
+                               [helper.make_tensor_value_info("t", F, None)])
+    else_g = helper.make_graph([helper.make_node("Mul", ["v", "X"], ["e"], name="else_mul")], "else", [],
+                               [helper.make_tensor_value_info("e", F, None)])
+    body = helper.make_graph(
+        [helper.make_node("Constant", [], ["two"], name="c_two", value=numpy_helper.from_array(np.array(2, np.int64))),
+         helper.make_node("Constant", [], ["zero"], name="c_zero", value=numpy_helper.from_array(np.array(0, np.int64))),
+         helper.make_node("Mod", ["i", "two"], ["r"], name="mod"),
+         helper.make_node("Equal", ["r", "zero"], ["even"], name="even"),
+         helper.make_node("If", ["even"], ["v2"], name="inner_if", then_branch=then_g, else_branch=else_g),
+         helper.make_node("ReduceSum", ["v2"], ["s"], name="sum", keepdims=0),
+         helper.make_node("Less", ["s", "LIM"], ["cond_out"], name="less"),
+         helper.make_node("Identity", ["v2"], ["sc"], name="scan_out")],
+        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v", F, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("v2", F, None),
+         helper.make_tensor_value_info("sc", F, None)])
+    return helper.make_graph(
+        [helper.make_node("Loop", ["N", "GO", "X"], ["VF", "VS"], name="loop", body=body)], "control_loop_if",
+        [helper.make_tensor_value_info("X", F, ["batch", 3]), helper.make_tensor_value_info("N", I64, []),
+         helper.make_tensor_value_info("GO", TensorProto.BOOL, []), helper.make_tensor_value_info("LIM", F, [])],
+        [helper.make_tensor_value_info("VF", F, ["batch", 3]), helper.make_tensor_value_info("VS", F, [None, "batch", 3])],
+        initializer=[raw("W", W)])
+
+
+def control_bad_loop_graph():
+    """V float[1], N int64[] -> VF = V + N: a Loop whose body keeps its condition true, so it ends on N alone (a
+    negative N, and an N past the property loop_max_iterations, are errors: tests/test_control.c)."""
+    body = helper.make_graph([helper.make_node("Add", ["v", "one"], ["v2"], name="body_add"),
+                              helper.make_node("Identity", ["cond_in"], ["cond_out"], name="body_cond")],
+                             "body", [helper.make_tensor_value_info("i", I64, []),
+                                      helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                                      helper.make_tensor_value_info("v", F, [1])],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v2", F, [1])])
+    return helper.make_graph(
+        [helper.make_node("Loop", ["N", "", "V"], ["VF"], name="loop", body=body)], "control_bad_loop",
+        [helper.make_tensor_value_info("V", F, [1]), helper.make_tensor_value_info("N", I64, [])],
+        [helper.make_tensor_value_info("VF", F, [1])], initializer=[raw("one", np.array([1], np.float32))])
+
+
 def control_scan_graph():
     """H0 float[3], XS float[seq,3] (scanned along axis 0), with W float[3] -> HF float[3], YS float[3,seq]:
          P = XS * XS
@@ -437,6 +487,8 @@ def build(out):
     # ---- control flow (tests/test_subgraph.c) ---------------------------------------------------------------
     files["control_flow.onnx"] = model(control_flow_graph())
     files["control_scan.onnx"] = model(control_scan_graph())
+    files["control_loop_if.onnx"] = model(control_loop_if_graph())
+    files["control_bad_loop.onnx"] = model(control_bad_loop_graph())
     files["open_attention.onnx"] = model(open_attention_graph())  # open batch and sequence (shapes_fixture)
     files["control_nested16.onnx"] = model(nested_ifs(16))  # subgraphs 16 deep: the most safeinfer takes
     files["control_nested17.onnx"] = model(nested_ifs(17))  # one more: refused by name
@@ -467,6 +519,28 @@ def build(out):
         "if_const", [helper.make_tensor_value_info("X", F, ["batch", 3])],
         [helper.make_tensor_value_info("Y1", F, ["y1a", "y1b"]), helper.make_tensor_value_info("Y2", F, ["y2a", "y2b"])],
         initializer=[raw("CT", np.array(True)), raw("two", np.array(2, np.int64))]))
+    # Ifs folded at compile time (tests/test_control.c): Y1 = If(CT) whose then-branch is If(CF) whose else-branch
+    # returns the initializer W itself (no node: an Identity takes its place); Y2 = If(CF) whose else-branch returns
+    # the model input X itself; Y3 = If(CT) whose branch makes a value named A like the model's own A (names are
+    # how subgraphs read outer values, so it is not inlined: it runs on the host). Y1 = W, Y2 = X, Y3 = -X, A = Relu(X).
+    def g1(nodes, name, out):
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out, F, None)])
+    inner = helper.make_node("If", ["CF"], ["T1"], name="inner_if",
+                             then_branch=g1([helper.make_node("Neg", ["X"], ["N1"], name="n1")], "it", "N1"),
+                             else_branch=g1([], "ie", "W"))
+    files["control_if_fold.onnx"] = model(helper.make_graph(
+        [helper.make_node("If", ["CT"], ["Y1"], name="if1", then_branch=g1([inner], "t1", "T1"),
+                          else_branch=g1([helper.make_node("Abs", ["X"], ["B1"], name="b1")], "e1", "B1")),
+         helper.make_node("If", ["CF"], ["Y2"], name="if2",
+                          then_branch=g1([helper.make_node("Relu", ["X"], ["R2"], name="r2")], "t2", "R2"),
+                          else_branch=g1([], "e2", "X")),
+         helper.make_node("Relu", ["X"], ["A"], name="relu"),
+         helper.make_node("If", ["CT"], ["Y3"], name="if3",
+                          then_branch=g1([helper.make_node("Neg", ["X"], ["A"], name="a3")], "t3", "A"),
+                          else_branch=g1([helper.make_node("Abs", ["X"], ["B3"], name="b3")], "e3", "B3"))],
+        "if_fold", [helper.make_tensor_value_info("X", F, [3])],
+        [helper.make_tensor_value_info(n, F, [3]) for n in ("Y1", "Y2", "Y3", "A")],
+        initializer=[raw("CT", np.array(True)), raw("CF", np.array(False)), raw("W", W)]))
     # a GRAPHS attribute (no standard op has one; a custom-domain op here): two graphs, each reading a model value
     # by name (X in the first, W in the second)
     gs = [helper.make_graph([helper.make_node("Neg", ["X"], ["G0"], name="g0")], "g0", [],
@@ -524,7 +598,7 @@ def build(out):
     # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
     for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
                  "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx", "mixed_cumsum.onnx",
-                 "control_flow.onnx", "control_scan.onnx", "open_attention.onnx", "control_if_const.onnx", "control_nested16.onnx", "control_nested17.onnx"):
+                 "control_flow.onnx", "control_scan.onnx", "control_loop_if.onnx", "control_bad_loop.onnx", "open_attention.onnx", "control_if_const.onnx", "control_nested16.onnx", "control_nested17.onnx"):
         onnx.checker.check_model(files[name])
     return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"] +
                   ["case_small/model.onnx"] + ["case_small/test_data_set_0/" + n for n in case_files])

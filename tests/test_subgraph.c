@@ -2,10 +2,11 @@
  * test_subgraph.c — subgraphs in the IR (If, Loop, Scan; nested), against tests/data/control_*.onnx
  * (scripts/make_test_models.py): the loader keeps graph attributes with their outer-scope references, shape
  * inference types the nodes from their subgraphs, deep copies and partitioning carry the subgraphs (the values
- * they read from the outer scope become inputs of the submodel that holds the node; on REF, REF,CPU, OCL,CPU and
- * on a device that declines some ops), nesting is bounded (SI_MAX_GRAPH_DEPTH), and
- * compiling refuses control flow by name. Allocation failures anywhere in load, inference, copy and
- * partitioning end in a named error and leak nothing (ASan builds check the leaks).
+ * they read from the outer scope become inputs of the host submodel that holds the node, one per control-flow
+ * node; on REF, REF,CPU, OCL,CPU and on a device that declines some ops), nesting is bounded
+ * (SI_MAX_GRAPH_DEPTH), devices refuse control flow by name (the executor runs it) while si_compile takes it.
+ * Allocation failures anywhere in load, inference, copy and partitioning end in a named error and leak nothing
+ * (ASan builds check the leaks). Running control flow: test_control.c.
  *
  *   test_subgraph [BUILD_DIR]
  */
@@ -80,23 +81,21 @@ static const char *shape_of(const si_graph *g, const char *name, char *buf, size
     return buf;
 }
 
-/* The structure of control_flow.onnx in g (the model's graph or a copy of it, or a submodel holding its If and
- * Loop): subgraphs present, parents right, outer references and implicit inputs intact. */
-static void check_structure(const si_graph *g, const char *what) {
+/* The If of control_flow.onnx in g (the model's graph or a copy of it, or the host submodel holding it): its
+ * branches present, parents right, outer references and implicit inputs intact. */
+static void check_if(const si_graph *g, const char *what) {
     char b[256];
-    fprintf(stderr, "  structure of %s\n", what);
-    const si_node *nif = node_named(g, "if"), *nloop = node_named(g, "loop");
-    CHECK(nif && nloop && si_node_is(nif, SI_OP_IF) && si_node_is(nloop, SI_OP_LOOP));
-    si_graph *th = branch(nif, "then_branch"), *el = branch(nif, "else_branch"), *body = branch(nloop, "body");
-    CHECK(th && el && body);
-    if (!th || !el || !body) return;
-    CHECK(th->parent == g && el->parent == g && body->parent == g);
-    CHECK(th->depth == g->depth + 1 && body->depth == g->depth + 1);
+    fprintf(stderr, "  If structure of %s\n", what);
+    const si_node *nif = node_named(g, "if");
+    CHECK(nif && si_node_is(nif, SI_OP_IF));
+    si_graph *th = branch(nif, "then_branch"), *el = branch(nif, "else_branch");
+    CHECK(th && el);
+    if (!th || !el) return;
+    CHECK(th->parent == g && el->parent == g);
+    CHECK(th->depth == g->depth + 1);
     CHECK_STREQ(outer_names(th, b, sizeof b), "A,C,W,X");
     CHECK_STREQ(outer_names(el, b, sizeof b), "Q");
-    CHECK_STREQ(outer_names(body, b, sizeof b), "W,X");
     CHECK_STREQ(implicit_names(g, nif, b, sizeof b), "A,C,Q,W,X");
-    CHECK_STREQ(implicit_names(g, nloop, b, sizeof b), "W,X");
     for (int i = 0; i < nif->n_implicit; i++) /* each implicit input is a value of g named as the outer value */
         CHECK(nif->implicit[i] >= 0 && nif->implicit[i] < g->n_values);
     const si_node *inner = node_named(th, "inner_if");
@@ -107,11 +106,42 @@ static void check_structure(const si_graph *g, const char *what) {
     CHECK_STREQ(outer_names(it, b, sizeof b), "TR,W"); /* TR of the then-branch, W of the model */
     CHECK_STREQ(outer_names(ie, b, sizeof b), "W,X");
     CHECK_STREQ(implicit_names(th, inner, b, sizeof b), "TR,W,X");
-    CHECK(node_named(it, "inner_mul") && node_named(ie, "inner_sub") && node_named(body, "body_scan"));
-    CHECK(body->n_inputs == 3 && body->n_outputs == 3);
+    CHECK(node_named(it, "inner_mul") && node_named(ie, "inner_sub"));
     /* outer values resolve by name in the enclosing graph */
     for (int i = 0; i < th->n_outer; i++) CHECK(si_graph_find_value(g, th->values[th->outer[i]].name) >= 0);
     for (int i = 0; i < it->n_outer; i++) CHECK(si_graph_find_value(th, it->values[it->outer[i]].name) >= 0);
+}
+
+/* The Loop of control_flow.onnx in g, likewise. */
+static void check_loop(const si_graph *g, const char *what) {
+    char b[256];
+    fprintf(stderr, "  Loop structure of %s\n", what);
+    const si_node *nloop = node_named(g, "loop");
+    CHECK(nloop && si_node_is(nloop, SI_OP_LOOP));
+    si_graph *body = branch(nloop, "body");
+    CHECK(body);
+    if (!body) return;
+    CHECK(body->parent == g && body->depth == g->depth + 1);
+    CHECK_STREQ(outer_names(body, b, sizeof b), "W,X");
+    CHECK_STREQ(implicit_names(g, nloop, b, sizeof b), "W,X");
+    CHECK(node_named(body, "body_scan"));
+    CHECK(body->n_inputs == 3 && body->n_outputs == 3);
+}
+
+/* The structure of control_flow.onnx in g (the model's graph or a copy of it): both control-flow nodes. */
+static void check_structure(const si_graph *g, const char *what) {
+    check_if(g, what);
+    check_loop(g, what);
+}
+
+/* The names of g's inputs, sorted, comma-separated. */
+static const char *input_names(const si_graph *g, char *buf, size_t cap) {
+    si_graph tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.values = g->values;
+    tmp.outer = g->inputs;
+    tmp.n_outer = g->n_inputs;
+    return outer_names(&tmp, buf, cap);
 }
 
 static void test_load_and_infer(void) {
@@ -195,6 +225,44 @@ static si_device *first_device(void) {
     return d;
 }
 
+/* The submodel of p holding node `name`, or NULL. */
+static const si_submodel *sub_holding(const si_partition *p, const char *name) {
+    for (int i = 0; p && i < p->n; i++)
+        if (node_named(p->subs[i].g, name)) return &p->subs[i];
+    return NULL;
+}
+
+/* The host submodels of control_flow.onnx's If and Loop in p: one node each, subgraphs intact (there, and in a
+ * copy made after the partition is gone), the outer values they read as inputs (constants shared, not inputs);
+ * a device's compile refuses such a graph by name. */
+static void check_host_subs(si_partition *p, si_device *dev, const char *what) {
+    char b[256];
+    const si_submodel *sif = sub_holding(p, "if"), *sloop = sub_holding(p, "loop");
+    CHECK(sif && sloop && sif != sloop);
+    if (!sif || !sloop || sif == sloop) return;
+    CHECK(sif->host && sloop->host && sif->device == -1 && sif->capable == 0 && sloop->capable == 0);
+    CHECK(sif->g->n_nodes == 1 && sloop->g->n_nodes == 1);
+    fprintf(stderr, "  host submodels of %s\n", what);
+    check_if(sif->g, "the host submodel of the If");
+    check_loop(sloop->g, "the host submodel of the Loop");
+    CHECK_STREQ(input_names(sif->g, b, sizeof b), "A,C,Q,X"); /* W is a constant: shared, not an input */
+    CHECK_STREQ(input_names(sloop->g, b, sizeof b), "A,X");   /* M too */
+    int w = si_graph_find_value(sif->g, "W");
+    CHECK(w >= 0 && sif->g->values[w].const_val);
+    si_cmodel *cm = NULL;
+    si_compile_ctx cc = {0};
+    CHECK_ERR(dev->iface->compile(dev, sif->g, &cc, &cm), SI_ERR_UNSUPPORTED, "If");
+    CHECK(cm == NULL);
+    si_graph *ci = NULL, *cl = NULL;
+    CHECK_OK(si_graph_clone(sif->g, &ci));
+    CHECK_OK(si_graph_clone(sloop->g, &cl));
+    si_partition_free(p);
+    if (ci) check_if(ci, "a copy of the If's submodel graph (partition freed)");
+    if (cl) check_loop(cl, "a copy of the Loop's submodel graph (partition freed)");
+    si_graph_free(ci);
+    si_graph_free(cl);
+}
+
 static void test_partition(void) {
     fprintf(stderr, "partition\n");
     si_graph *g = NULL;
@@ -204,33 +272,18 @@ static void test_partition(void) {
     si_device *ref = NULL, *cpu = first_device();
     CHECK_OK(si_device_get("REF", &ref));
 
-    /* CPU,REF: every node on the first device, one submodel with the model's ports */
+    /* CPU,REF: Add and Mul on the first device; the If and the Loop each a host submodel of its own */
     si_device *devs[2] = {cpu, ref};
     si_partition *p = NULL;
     CHECK_OK(si_partition_graph(g, devs, 2, &p));
-    CHECK(p && p->n == 1);
-    if (p && p->n == 1) {
-        check_structure(p->subs[0].g, "the one submodel of CPU,REF");
-        /* each device's compile refuses the submodel by name (no kernel runs control flow yet) */
-        for (int d = 0; d < 2; d++) {
-            si_cmodel *cm = NULL;
-            si_compile_ctx cc = {0};
-            CHECK_ERR(devs[d]->iface->compile(devs[d], p->subs[0].g, &cc, &cm), SI_ERR_UNSUPPORTED,
-                      "no device implements control flow yet");
-            CHECK(cm == NULL);
-        }
-        si_graph *copy = NULL;
-        CHECK_OK(si_graph_clone(p->subs[0].g, &copy));
-        si_partition_free(p);
-        p = NULL;
-        if (copy) check_structure(copy, "a copy of that submodel's graph");
-        si_graph_free(copy);
-    }
-    si_partition_free(p);
+    CHECK(p && p->n == 3);
+    const si_submodel *s0 = sub_holding(p, "add");
+    CHECK(s0 && s0 == sub_holding(p, "square") && !s0->host && s0->device == 0 && s0->g->n_nodes == 2);
+    if (p && p->n == 3) check_host_subs(p, cpu, "CPU,REF");
+    else si_partition_free(p);
 
-    /* a device that declines Add and Mul, then REF: A and Q are made on REF, the If and the Loop run in a later
-     * submodel of the first device, which takes A (read by the Loop and, implicitly, by the If's then-branch)
-     * and Q (read only by the If's else-branch) as inputs */
+    /* a device that declines Add and Mul, then REF: A and Q are made on REF; the If's host submodel takes A (read by
+     * its then-branch) and Q (read only by its else-branch) as inputs */
     static si_device picky;
     picky_inner = cpu->iface;
     picky_base = cpu;
@@ -238,50 +291,29 @@ static void test_partition(void) {
     devs[0] = &picky;
     p = NULL;
     CHECK_OK(si_partition_graph(g, devs, 2, &p));
-    CHECK(p && p->n == 2);
-    if (p && p->n == 2) {
-        const si_submodel *s0 = &p->subs[0], *s1 = &p->subs[1];
-        CHECK(s0->device == 1 && s1->device == 0);
-        CHECK(node_named(s0->g, "add") && node_named(s0->g, "square") && !node_named(s0->g, "if"));
-        bool outs_q = false, outs_a = false, in_q = false, in_a = false, in_w = false;
-        for (int k = 0; k < s0->g->n_outputs; k++) {
+    CHECK(p && p->n == 3);
+    if (p && p->n == 3) {
+        s0 = sub_holding(p, "add");
+        CHECK(s0 && s0 == sub_holding(p, "square") && s0->device == 1 && !node_named(s0->g, "if"));
+        bool outs_q = false, outs_a = false;
+        for (int k = 0; s0 && k < s0->g->n_outputs; k++) {
             outs_q |= !strcmp(s0->g->values[s0->g->outputs[k]].name, "Q");
             outs_a |= !strcmp(s0->g->values[s0->g->outputs[k]].name, "A");
         }
-        for (int k = 0; k < s1->g->n_inputs; k++) {
-            in_q |= !strcmp(s1->g->values[s1->g->inputs[k]].name, "Q");
-            in_a |= !strcmp(s1->g->values[s1->g->inputs[k]].name, "A");
-            in_w |= !strcmp(s1->g->values[s1->g->inputs[k]].name, "W");
-        }
         CHECK(outs_q && outs_a); /* Q leaves submodel 0 although no node reads it explicitly */
-        CHECK(in_q && in_a && !in_w); /* W is a constant: shared, not an input */
-        int w = si_graph_find_value(s1->g, "W");
-        CHECK(w >= 0 && s1->g->values[w].const_val);
-        check_structure(s1->g, "the submodel holding the If and the Loop");
-        si_graph *copy = NULL;
-        CHECK_OK(si_graph_clone(s1->g, &copy));
-        si_partition_free(p);
-        p = NULL;
         si_graph_free(g);
         g = NULL;
-        if (copy) check_structure(copy, "a copy of that submodel's graph (model and partition freed)");
-        si_graph_free(copy);
+        check_host_subs(p, ref, "PICKY,REF (model freed)");
+    } else {
+        si_partition_free(p);
     }
-    si_partition_free(p);
     si_graph_free(g);
 }
 
-/* The submodel of p holding node `name`, or NULL. */
-static const si_submodel *sub_holding(const si_partition *p, const char *name) {
-    for (int i = 0; p && i < p->n; i++)
-        if (node_named(p->subs[i].g, name)) return &p->subs[i];
-    return NULL;
-}
-
-/* Partition control_flow.onnx (batch fixed to 2, as --shape does) on a real device list: the If and the Loop go to
- * the submodel of `ctl_dev` (the device list index that takes control flow), their subgraphs intact there and in
- * a copy made after the model and the partition are gone; every node before them is on `pre_dev`. */
-static void partition_on(const char *what, si_device **devs, int n, int pre_dev, int ctl_dev, int n_subs) {
+/* Partition control_flow.onnx (batch fixed to 2, as --shape does) on a real device list: Add and Mul on `pre_dev`
+ * (one submodel), the If and the Loop in host submodels of their own, their subgraphs intact there and in copies
+ * made after the model and the partition are gone. */
+static void partition_on(const char *what, si_device **devs, int n, int pre_dev) {
     fprintf(stderr, "partition on %s\n", what);
     si_graph *g = NULL;
     CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
@@ -291,50 +323,38 @@ static void partition_on(const char *what, si_device **devs, int n, int pre_dev,
     CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     si_partition *p = NULL;
     CHECK_OK(si_partition_graph(g, devs, n, &p));
-    CHECK(p && p->n == n_subs);
-    if (p && p->n != n_subs)
-        for (int i = 0; i < p->n; i++) fprintf(stderr, "  submodel %d on %s: %s\n", i, devs[p->subs[i].device]->name, p->subs[i].why);
-    const si_submodel *sif = sub_holding(p, "if"), *sloop = sub_holding(p, "loop"), *sadd = sub_holding(p, "add");
-    CHECK(sif && sif == sloop && sadd);
-    if (!sif || sif != sloop || !sadd) {
-        si_partition_free(p);
-        si_graph_free(g);
-        return;
-    }
-    CHECK(sif->device == ctl_dev && sadd->device == pre_dev);
-    check_structure(sif->g, "the submodel holding the If and the Loop");
+    CHECK(p && p->n == 3);
+    if (p && p->n != 3)
+        for (int i = 0; i < p->n; i++)
+            fprintf(stderr, "  submodel %d on %s: %s\n", i, p->subs[i].host ? "host" : devs[p->subs[i].device]->name, p->subs[i].why);
+    const si_submodel *sif = sub_holding(p, "if"), *sadd = sub_holding(p, "add");
+    CHECK(sif && sadd && sadd->device == pre_dev && sadd == sub_holding(p, "square"));
     char b[128];
-    CHECK_STREQ(shape_of(sif->g, "Y", b, sizeof b), "float32[2,3]");
-    si_graph *copy = NULL;
-    CHECK_OK(si_graph_clone(sif->g, &copy));
-    si_partition_free(p);
+    if (sif) CHECK_STREQ(shape_of(sif->g, "Y", b, sizeof b), "float32[2,3]");
     si_graph_free(g);
-    if (copy) {
-        check_structure(copy, "a copy of that submodel's graph (model and partition freed)");
-        CHECK_STREQ(shape_of(copy, "Y", b, sizeof b), "float32[2,3]");
-    }
-    si_graph_free(copy);
+    if (p && p->n == 3) check_host_subs(p, devs[0], what);
+    else si_partition_free(p);
 }
 
 static void test_partition_devices(void) {
     si_device *ref = NULL, *cpu = NULL;
     CHECK_OK(si_device_get("REF", &ref));
     si_device *devs[2] = {ref, ref};
-    partition_on("REF", devs, 1, 0, 0, 1);
+    partition_on("REF", devs, 1, 0);
 #ifdef SI_HAVE_CPU
     CHECK_OK(si_device_get("CPU", &cpu));
     if (cpu) {
-        devs[1] = cpu; /* REF takes everything: one submodel */
-        partition_on("REF,CPU", devs, 2, 0, 0, 1);
+        devs[1] = cpu; /* REF takes Add and Mul */
+        partition_on("REF,CPU", devs, 2, 0);
     }
 #endif
 #if defined(SI_HAVE_OCL) && defined(SI_HAVE_CPU)
     si_device *ocl = NULL;
     if (cpu && !si_device_get("OCL", &ocl) && ocl) {
-        /* OCL takes Add and Mul and no control flow: the If and the Loop go to CPU, with A and Q from OCL */
+        /* OCL takes Add and Mul; control flow is the host's whatever the list */
         devs[0] = ocl;
         devs[1] = cpu;
-        partition_on("OCL,CPU", devs, 2, 0, 1, 2);
+        partition_on("OCL,CPU", devs, 2, 0);
     } else {
         fprintf(stderr, "partition on OCL,CPU: skipped (%s)\n", cpu ? si_last_error() : "no CPU device");
         si_err_clear();
@@ -384,8 +404,8 @@ static void test_scan(void) {
         check_scan(c, "a copy of the model");
         CHECK_STREQ(shape_of(c, "YS", b, sizeof b), "float32[3,seq]");
     }
-    /* a device that declines Mul, then REF: the square goes to REF, the Scan stays on the first device and takes
-     * P as an input; W (read only inside the body) goes with it as a shared constant */
+    /* a device that declines Mul, then REF: the square goes to REF, the Scan is a host submodel that takes P as an
+     * input; W (read only inside the body) goes with it as a shared constant */
     si_device *ref = NULL, *cpu = first_device();
     CHECK_OK(si_device_get("REF", &ref));
     static si_device picky;
@@ -397,7 +417,7 @@ static void test_scan(void) {
     CHECK_OK(si_partition_graph(g, devs, 2, &p));
     CHECK(p && p->n == 2);
     const si_submodel *ss = sub_holding(p, "scan"), *sq = sub_holding(p, "square");
-    CHECK(ss && sq && ss != sq && ss->device == 0 && sq->device == 1);
+    CHECK(ss && sq && ss != sq && ss->host && ss->device == -1 && sq->device == 1);
     if (ss && sq && ss != sq) {
         bool in_p = false;
         for (int k = 0; k < ss->g->n_inputs; k++) in_p |= !strcmp(ss->g->values[ss->g->inputs[k]].name, "P");
@@ -413,12 +433,12 @@ static void test_scan(void) {
     si_partition_free(p);
     si_graph_free(c);
     si_graph_free(g);
-    /* compiling refuses it by name */
+    /* si_compile takes it (the executor runs it: test_control.c) */
     si_model *m = NULL;
     si_compiled *cm = NULL;
     CHECK_OK(si_model_load(data("control_scan.onnx"), &m));
-    if (m) CHECK_ERR(si_compile(m, NULL, &cm), SI_ERR_UNSUPPORTED, "Scan: no device implements control flow yet");
-    CHECK(cm == NULL);
+    if (m) CHECK_OK(si_compile(m, NULL, &cm));
+    si_compiled_free(cm);
     si_model_free(m);
 }
 
@@ -514,7 +534,9 @@ static void test_onnx_models(void) {
     CHECK(loaded > 0);
 }
 
-static void test_compile_refused(void) {
+/* si_compile takes control flow on every device list (the executor runs it; the report shows the host submodels
+ * and each branch's and body's own); a device's compile alone refuses it (check_host_subs). */
+static void test_compile(void) {
     fprintf(stderr, "compile\n");
     si_model *m = NULL;
     si_config *cfg = NULL;
@@ -532,11 +554,52 @@ static void test_compile_refused(void) {
         if (strstr(lists[i], "CPU")) continue;
 #endif
         CHECK_OK(si_config_set(cfg, "devices", lists[i]));
-        CHECK_ERR(si_compile(m, cfg, &c), SI_ERR_UNSUPPORTED, "no device implements control flow yet");
-        CHECK(c == NULL);
+        CHECK_OK(si_compile(m, cfg, &c));
+        char *rep = NULL;
+        if (c) CHECK_OK(si_compiled_report_json(c, &rep));
+        if (rep) {
+            CHECK(strstr(rep, "\"device\":\"host\""));
+            CHECK(strstr(rep, "\"scope\":\"if.then_branch\"") && strstr(rep, "\"scope\":\"if.else_branch\"") &&
+                  strstr(rep, "\"scope\":\"loop.body\"") && strstr(rep, "\"scope\":\"if.then_branch/inner_if.then_branch\""));
+        }
+        si_free_string(rep);
+        si_compiled_free(c);
+        c = NULL;
     }
     si_config_free(cfg);
     si_model_free(m);
+}
+
+/* si_graph_fold_ifs on control_if_fold.onnx: three Ifs go (one found in a branch brought in), their output values
+ * keep their names and get producers (an Identity where a branch returns a value it does not make), the one
+ * whose branch reuses a model value's name stays; si_graph_detach makes a branch a graph of its own whose outer
+ * reads are inputs. */
+static void test_fold_detach(void) {
+    fprintf(stderr, "fold Ifs, detach\n");
+    si_graph *g = NULL;
+    CHECK_OK(si_onnx_load_file(data("control_if_fold.onnx"), NULL, &g));
+    if (!g) return;
+    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
+    int folded = -1;
+    CHECK_OK(si_graph_fold_ifs(g, 1 << 20, &folded));
+    CHECK(folded == 3);
+    CHECK(!node_named(g, "if1") && !node_named(g, "if2") && !node_named(g, "inner_if") && node_named(g, "if3"));
+    CHECK(branch(node_named(g, "if3"), "then_branch") && branch(node_named(g, "if3"), "then_branch")->depth == 1);
+    int y1 = si_graph_find_value(g, "Y1"), y2 = si_graph_find_value(g, "Y2");
+    CHECK(y1 >= 0 && g->values[y1].const_val); /* Identity(W): folded into a constant */
+    CHECK(y2 >= 0 && g->values[y2].producer >= 0 && si_node_is(&g->nodes[g->values[y2].producer], SI_OP_IDENTITY));
+    /* detach if3's then-branch: X (a model input) becomes its input */
+    const si_node *n3 = node_named(g, "if3");
+    si_graph *d = NULL;
+    if (n3) CHECK_OK(si_graph_detach(branch(n3, "then_branch"), &d));
+    if (d) {
+        char b[64];
+        CHECK(d->parent == NULL && d->depth == 0 && d->n_outer == 0 && d->n_nodes == 1);
+        CHECK_STREQ(input_names(d, b, sizeof b), "X");
+        CHECK(si_graph_opset(d, "") == 17);
+    }
+    si_graph_free(d);
+    si_graph_free(g);
 }
 
 /* The constants a compile context shares (si_shared_const): one make per (constant, tag), the same value for
@@ -725,7 +788,8 @@ int main(void) {
     test_scan();
     test_onnx_models();
     test_graphs_attr();
-    test_compile_refused();
+    test_compile();
+    test_fold_detach();
     test_shared_consts();
     test_bad_models();
     test_alloc_failures();

@@ -98,6 +98,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "that device (a lost device: failover, the inference re-run on the next one), not the program; a hung call "
      "ended by infer_timeout_ms kills the helper. The process never touches the device itself. Costs a copy of "
      "the inputs and outputs through shared memory per inference and of the weights at compile"},
+    {"loop_max_iterations", CFG_INT, 0, 2147483647L, NULL, "0..2147483647", "1000000", FIELD_INT(loop_max_iterations),
+     "a Loop node that runs more iterations than this in one inference fails with an error naming it, rather "
+     "than running on for ever (a trip count of 2^63-1 with a condition that stays true); 0: no limit"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},

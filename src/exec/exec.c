@@ -74,6 +74,7 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
         return SI_OK;
     case SI_SRC_SUB: return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
     case SI_SRC_CONST: *t = src->constant; return SI_OK;
+    case SI_SRC_NONE: break;
     }
     return si_err(SI_ERR_INTERNAL, "bad source kind");
 }

@@ -194,6 +194,17 @@ int64_t si_graph_opset(const si_graph *g, const char *domain);
 #define SI_FOLD_TOTAL_FACTOR 64
 si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
 
+/* ---- control flow rewrites (inline.c) ---- */
+/* Subgraph `sub` as a graph of its own (parent NULL, the root's opsets and symbols): its formal inputs stay its
+ * first inputs, and each outer value becomes an initializer when it is a constant, else one more input (in the
+ * order of sub->outer). Types and shapes are sub's as inferred. */
+si_result si_graph_detach(const si_graph *sub, si_graph **out);
+/* Fold away the Ifs of g (a graph of its own, shapes inferred) whose condition is a constant: each is replaced by
+ * the nodes of the branch it takes (output values and names kept), then g is finalized and inferred again, and so
+ * on while branches brought in hold Ifs now known. *folded (may be NULL) counts them. An If whose branch has a
+ * value named like one of g's is left as it is. On failure g is half rewritten: drop it. */
+si_result si_graph_fold_ifs(si_graph *g, size_t fold_max_bytes, int *folded);
+
 /* ---- attribute access ---- */
 const si_attr *si_node_attr(const si_node *n, const char *name);
 int64_t si_attr_int(const si_node *n, const char *name, int64_t dflt);

@@ -1,6 +1,7 @@
 /*
- * control.c — If, Loop and Scan: their types and shapes, from the subgraphs in their attributes. No kernel runs
- * them yet (si_op_runnable refuses them when a device compiles); shape inference infers the subgraphs before
+ * control.c — If, Loop and Scan: their types and shapes, from the subgraphs in their attributes. No device kernel
+ * runs them (si_op_runnable refuses them when a device compiles): the executor runs them on the host
+ * (exec/control.c), with their subgraphs compiled like models of their own (api/compile_cf.c); shape inference infers the subgraphs before
  * the node (ir/shape.c): the values the subgraphs read from the outer scope take the enclosing graph's types,
  * the formal inputs of Loop's and Scan's bodies those si_control_bind gives them, and the node's outputs
  * follow from the subgraphs' outputs.

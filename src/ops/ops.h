@@ -69,7 +69,8 @@ enum {
                                   * dimensions they read are known (a negative value read means one is not) */
     SI_OPF_RANDOM = 1u << 1,     /* outputs are random: never folded into constants */
     SI_OPF_SUBGRAPH = 1u << 2,   /* has graph attributes (control flow): shape inference infers the subgraphs
-                                  * first (si_control_bind gives their formal inputs); no kernel runs it yet */
+                                  * first (si_control_bind gives their formal inputs); the partition makes it a
+                                  * host submodel and the executor runs it (exec/control.c): no device kernel */
 };
 
 #define SI_OP_TYPED_INPUTS 4 /* inputs with a type constraint in si_op_def.types; later ones: any type */
@@ -121,11 +122,12 @@ int si_op_id_of(const char *domain, const char *op_type);
 /* Every definition, every version (a static array; *count receives its length). */
 const si_op_def *const *si_op_all(int *count);
 /* Can the reference kernels run this node with these input types? SI_OK or SI_ERR_UNSUPPORTED (message
- * names the op and the reason). Inputs may be descriptors without data. Control flow passes here (so that a
- * partition keeps the node, with its subgraphs, on a device) and is refused by si_op_runnable. */
+ * names the op and the reason). Inputs may be descriptors without data. Control flow passes here (its types are
+ * checked like any op's) and is refused by si_op_runnable: the partition never gives it to a device. */
 si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const *in);
-/* Is there a kernel for this node? SI_OK, or SI_ERR_UNSUPPORTED: "If: no device implements control flow
- * yet" for If/Loop/Scan. Devices that run the reference kernels check it when they compile. */
+/* Is there a kernel for this node? SI_OK, or SI_ERR_UNSUPPORTED: "If: control flow runs on the host (the
+ * executor), not in a device" for If/Loop/Scan. Devices that run the reference kernels check it when they
+ * compile. */
 si_result si_op_runnable(const si_node *node);
 /* Control flow (control.c): give the formal inputs of `body` (the subgraph in attribute `attr` of c->node)
  * their types from the node's inputs, where the body does not declare them. */

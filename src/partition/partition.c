@@ -1,9 +1,11 @@
 /*
- * partition.c — capability-based partitioning (see partition.h). A node with subgraphs (If, Loop, Scan) is one
- * node here like any other: its subgraphs go with it into its submodel, and the values they read from the
+ * partition.c — capability-based partitioning (see partition.h). A node with subgraphs (If, Loop, Scan) is a
+ * host submodel of its own: its subgraphs go with it into that submodel, and the values they read from the
  * outer scope (the node's implicit inputs) count as inputs of the node everywhere below.
  */
 #include "partition/partition.h"
+
+#include "ops/ops.h"
 
 #include <stdio.h>
 
@@ -13,6 +15,9 @@ static bool node_folded(const si_graph *g, const si_node *n) {
         if (n->out[k] >= 0 && !g->values[n->out[k]].const_val) return false;
     return true;
 }
+
+/* Control flow: run by the executor on the host, never by a device. */
+static bool is_host(const si_node *n) { return n->op && (n->op->flags & SI_OPF_SUBGRAPH); }
 
 static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b, const char *c) {
     size_t l = strlen(buf);
@@ -150,6 +155,10 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         dev[i] = -1;
         owner[i] = -1;
         if (node_folded(g, n)) continue;
+        if (is_host(n)) { /* the pseudo-device n_devs: a run of its own, whatever the neighbours */
+            dev[i] = n_devs;
+            continue;
+        }
         char reasons[2048] = "";
         for (int d = 0; d < n_devs; d++) {
             si_result s = devs[d]->iface->supports_op(devs[d], g, n);
@@ -210,18 +219,21 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
     si_free(done_);
     /* 3. runs -> submodels */
     int nsub = 0;
+    /* a new submodel where the device changes, and for every host node */
+#define NEW_RUN(i) ((i) == 0 || dev[order[i]] != dev[order[(i) - 1]] || dev[order[i]] == n_devs)
     for (int i = 0; i < total; i++)
-        if (i == 0 || dev[order[i]] != dev[order[i - 1]]) nsub++;
+        if (NEW_RUN(i)) nsub++;
     if (!(p->subs = si_calloc((size_t)nsub + 1, sizeof(si_submodel)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
     for (int i = 0, s = -1; i < total; i++) {
         int node = order[i];
-        if (i == 0 || dev[node] != dev[order[i - 1]]) {
+        if (NEW_RUN(i)) {
             s++;
             p->n = s + 1;
             si_submodel *sm = &p->subs[s];
             sm->id = s;
-            sm->device = dev[node];
-            sm->capable = ~0ull;
+            sm->host = dev[node] == n_devs;
+            sm->device = sm->host ? -1 : dev[node];
+            sm->capable = sm->host ? 0 : ~0ull;
             if (!(sm->nodes = si_malloc(sizeof(int) * ((size_t)total + 1)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
         }
         si_submodel *sm = &p->subs[s];
@@ -229,6 +241,7 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         sm->capable &= accepts[node];
         owner[node] = s;
     }
+#undef NEW_RUN
     for (int s = 0; s < p->n; s++) {
         si_submodel *sm = &p->subs[s];
         char buf[4096] = "";
