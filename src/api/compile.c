@@ -123,6 +123,7 @@ static void compiled_release(void *arg) {
     si_free(c->sub_cms);
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
     if (c->ds) device_set_free(c->ds);
+    si_prof_free(c->prof);
     si_free(c);
 }
 
@@ -211,6 +212,9 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     c->opts.keys = c->keys;
     c->opts.values = c->vals;
+    /* profile=on: the devices time their steps (they read the option) and the requests add them here */
+    const char *prof = cfg ? si_config_get(cfg, "profile") : NULL;
+    if (prof && parse_onoff(prof) == 1 && (st = si_prof_create(&c->prof))) goto fail;
     /* fault injection */
     const char *spec = cfg ? si_config_get(cfg, "faults") : NULL;
     if (!spec) spec = getenv("SAFEINFER_FAULTS");
@@ -306,6 +310,13 @@ const char *si_compiled_output_name(const si_compiled *c, int i) {
     return (c && i >= 0 && i < c->cm->n_outputs) ? c->cm->outputs[i].name : NULL;
 }
 const char *si_compiled_devices(const si_compiled *c) { return c ? c->devices : ""; }
+
+si_result si_compiled_profile_json(const si_compiled *c, char **json) {
+    if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_profile_json: NULL argument");
+    *json = NULL;
+    if (!c->prof) return si_err(SI_ERR_INVALID_ARG, "si_compiled_profile_json: the model was compiled without profile=on");
+    return si_prof_json(c->prof, json);
+}
 
 void si_compiled_counters(const si_compiled *c, si_counters *out) {
     memset(out, 0, sizeof *out);

@@ -49,6 +49,7 @@ struct si_compiled {
     const char *keys[CFG_MAX], *vals[CFG_MAX];
     char *kv_store[2 * CFG_MAX];
     si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
+    si_prof *prof;       /* profile=on: the step profile the requests add to after each inference */
 };
 
 /* The one device-list parser (config.c): fills ds->n, names, devs (no wrappers). A known device absent on

@@ -91,6 +91,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "failed-out submodel stays failed unless failback_ms finds a device)"},
     {"strict", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(strict),
      "no fallback at all: the first device's failure is returned"},
+    {"profile", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
+     "time each step the devices run (its ONNX nodes, device and kernel); si_compiled_profile_json and "
+     "`bench --profile` show them. Off: no clock is read"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},

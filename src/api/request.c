@@ -35,7 +35,9 @@ si_result si_request_set_input(si_request *r, int index, si_tensor *t) {
 si_result si_request_infer(si_request *r) {
     if (!r) return si_err(SI_ERR_INVALID_ARG, "si_request_infer: request is NULL");
     atomic_fetch_add(&r->c->sink->inferences, 1);
-    return r->r->iface->infer(r->r);
+    si_result s = r->r->iface->infer(r->r);
+    if (r->c->prof && r->r->iface->profile) r->r->iface->profile(r->r, r->c->prof);
+    return s;
 }
 
 si_result si_request_get_output(si_request *r, int index, si_tensor **out) {

@@ -64,7 +64,11 @@ typedef struct cpu_buf {
     dnnl_memory_desc_t md;
 } cpu_buf;
 
-typedef enum cpu_step_kind { STEP_REF, STEP_DNNL } cpu_step_kind;
+typedef enum cpu_step_kind { STEP_REF, STEP_DNNL, STEP_OWN } cpu_step_kind;
+
+/* An own kernel (STEP_OWN): ptr[i] is the data of the step's argument i (args[i].buf), params belong to the
+ * plan; threads is the plan's OpenMP thread count. */
+typedef si_result (*cpu_own_fn)(const void *params, void *const *ptr, int threads);
 
 typedef struct cpu_arg {
     int arg;           /* DNNL_ARG_* */
@@ -83,6 +87,10 @@ typedef struct cpu_step {
     cpu_arg *args;
     int scratch_slot;  /* -1 when the primitive needs no scratchpad */
     dnnl_memory_desc_t scratch_md;
+    /* OWN: the kernel and its parameters (args as for DNNL; DNNL_ARG_DST marks what it writes) */
+    cpu_own_fn own;
+    const void *own_params;
+    char kernel[48];   /* for profiles: oneDNN's implementation name, "own:...", or "reference" */
 } cpu_step;
 
 typedef struct cpu_plan {
@@ -110,6 +118,7 @@ typedef struct cpu_plan {
     } *packed;
     int n_packed, cap_packed;
     int n_dnnl, n_ref;  /* step counts, for reports */
+    int *node_step;     /* per graph node: the step that runs it (-1: folded, a view, nothing to run) */
 } cpu_plan;
 
 /* The plan builder's state while nodes are lowered in topological order. */
@@ -131,6 +140,7 @@ typedef struct cpu_pb {
         int64_t stride[3];
     } sub[32];
     int n_sub;
+    int lower_start;       /* steps before the node being lowered (which steps cover which nodes) */
 } cpu_pb;
 
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
@@ -160,6 +170,10 @@ int cpu_pb_internal_md(cpu_pb *b, const dnnl_memory_desc_t *md);          /* scr
  * uses/definitions of its argument buffers. */
 si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
                            int n_args);
+/* An own-kernel step (STEP_OWN): args as for a primitive (DNNL_ARG_DST: written, anything else: read);
+ * params is plan-owned (cpu_pb_own). kernel names it in profiles ("own:deconv"). */
+si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *kernel, cpu_own_fn fn, const void *params,
+                          const cpu_arg *args, int n_args);
 /* A reorder step from buffer src to buffer dst (their layouts). */
 si_result cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
 /* Constant weights w (layout plain) of node `node` packed into layout want, or the donor plan's copy of
@@ -245,6 +259,10 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
  * kernel, another status on failure. */
 si_result cpu_lower_node(cpu_pb *b, int n);
 
+/* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
+si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */
+si_result cpu_lower_resize(cpu_pb *b, int n);        /* cpu_resize.c: Resize, Upsample */
+
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);
 bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
@@ -253,5 +271,11 @@ bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
  * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
  * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
+
+// --- profiles (cpu_profile.c) -------------------------------------------------------------------------------
+
+/* Add the per-step times and calls of a request bound to plan p to sink ("CPU" rows keyed by the step
+ * records) and zero them. */
+void cpu_profile_flush(const cpu_plan *p, double *ms, int64_t *calls, si_prof *sink);
 
 #endif
