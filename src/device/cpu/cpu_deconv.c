@@ -50,6 +50,7 @@ static void apply_act(const dc_params *p, float *y, int64_t n) {
             for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
             break;
         case dnnl_eltwise_clip:
+        case dnnl_eltwise_clip_v2:
             for (int64_t i = 0; i < n; i++) y[i] = y[i] < al ? al : y[i] > be ? be : y[i];
             break;
         default: break;
@@ -128,7 +129,8 @@ static bool ints_attr(const si_node *nd, const char *name, int n, int64_t dflt, 
 
 static bool act_of(const cpu_po *po, dnnl_alg_kind_t *alg, float *al, float *be) {
     if (po->kind != PO_ELTWISE) return false;
-    if (po->alg != dnnl_eltwise_relu && po->alg != dnnl_eltwise_logistic && po->alg != dnnl_eltwise_tanh && po->alg != dnnl_eltwise_clip)
+    if (po->alg != dnnl_eltwise_relu && po->alg != dnnl_eltwise_logistic && po->alg != dnnl_eltwise_tanh && po->alg != dnnl_eltwise_clip &&
+        po->alg != dnnl_eltwise_clip_v2)
         return false;
     *alg = po->alg;
     *al = po->alpha;
