@@ -1030,6 +1030,58 @@ static void cases_resize_layouts(void) {
     }
 }
 
+/* Float16 weights in -0.5..0.5 (rounded) as an initializer. */
+static void weight16(const char *name, const int64_t *dims, int nd) {
+    si_tensor *t = si_calloc(1, sizeof *t);
+    if (!t || si_tensor_init(t, SI_F16, nd, dims) || si_tensor_alloc(t)) die("weight16");
+    uint16_t *h = t->data;
+    for (int64_t i = 0; i < si_shape_count(nd, dims); i++) h[i] = si_f32_to_f16(-0.5f + (float)((i * 7919) % 1000) / 1000.0f);
+    set_const(name, t);
+}
+
+/* Float16 models (cpu_fp16.c): float16 inputs, weights and activations, Conv + Relu, MaxPool (ceil), a
+ * linear Resize in float32 between two Casts (as float16 converters leave it), residual Add, ConvTranspose,
+ * Sigmoid; float16 outputs. On CPU they run on the fast kernels (no reference step). */
+static void cases_float16(void) {
+    static const int64_t sizes[][2] = {{9, 11}, {16, 16}, {7, 5}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(sizes); i++) {
+        int64_t h = sizes[i][0], w = sizes[i][1];
+        begin(11);
+        input_typed("x", SI_F16, D(1, 3, h, w));
+        weight16("w1", D(8, 3, 3, 3));
+        weight16("b1", D(8));
+        weight16("w2", D(8, 8, 3, 3));
+        weight16("wt", D(8, 4, 2, 2));
+        int n = node("Conv", "x,w1,b1", "c1");
+        ais(n, "pads", D(1, 1, 1, 1));
+        node("Relu", "c1", "r1");
+        n = node("MaxPool", "r1", "p1");
+        ais(n, "kernel_shape", D(2, 2));
+        ais(n, "strides", D(2, 2));
+        ai(n, "ceil_mode", 1);
+        n = node("Conv", "p1,w2", "c2");
+        ais(n, "pads", D(2, 2, 2, 2));
+        ais(n, "dilations", D(2, 2));
+        node("Relu", "c2", "r2");
+        n = node("Cast", "r2", "f");
+        ai(n, "to", SI_F32);
+        ints("sizes", (const int64_t[]){1, 8, h, w}, 4);
+        n = node("Resize", "f,,,sizes", "rs");
+        as(n, "mode", "linear");
+        as(n, "coordinate_transformation_mode", "align_corners");
+        n = node("Cast", "rs", "h16");
+        ai(n, "to", SI_F16);
+        node("Add", "h16,r1", "y1");
+        n = node("ConvTranspose", "y1,wt", "t");
+        ais(n, "strides", D(2, 2));
+        node("Sigmoid", "t", "y2");
+        output("y1");
+        output("y2");
+        dop_runf(&(dop_opts){.cpu_plan = "Cast(round to float16)", .cpu_no_ref = true, .may_refuse = "OCL"}, "float16 model %lldx%lld", (long long)h,
+                 (long long)w);
+    }
+}
+
 static void pool(int opset, const char *op, int nd, const int64_t *in, const int64_t *k, const int64_t *s, const int64_t *pads,
                  const int64_t *dil, int ceil, int cip, const char *auto_pad, const char *label) {
     begin(opset);
@@ -1371,6 +1423,7 @@ const dop_group dop_groups[] = {
     {"gather", cases_gather},
     {"resize", cases_resize},
     {"resize_layouts", cases_resize_layouts},
+    {"float16", cases_float16},
     {"reduce", cases_reduce},
     {"softmax", cases_softmax},
     {"norm", cases_norm},

@@ -141,6 +141,7 @@ typedef struct cpu_pb {
     } sub[32];
     int n_sub;
     int lower_start;       /* steps before the node being lowered (which steps cover which nodes) */
+    bool *round16;         /* per value: held in float16 by the model (cpu_fp16.c), or NULL */
 } cpu_pb;
 
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
@@ -262,6 +263,13 @@ si_result cpu_lower_node(cpu_pb *b, int n);
 /* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
 si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */
 si_result cpu_lower_resize(cpu_pb *b, int n);        /* cpu_resize.c: Resize, Upsample */
+si_result cpu_lower_cast(cpu_pb *b, int n);          /* cpu_fp16.c: float16 <-> float32 */
+
+/* float16 models (cpu_fp16.c): rewrite the plan's graph to float32 (*round16: per value, held in float16 by
+ * the model; NULL when the graph has no float16 value or an op the rewrite does not know), and after each
+ * lowering round what the new steps wrote to float16 where round16 says so. */
+si_result cpu_fp16_rewrite(si_graph *g, bool **round16);
+si_result cpu_fp16_round_after(cpu_pb *b);
 
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);

@@ -1335,6 +1335,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_CONV_TRANSPOSE] = lower_convtranspose,
     [SI_OP_RESIZE] = cpu_lower_resize,
     [SI_OP_UPSAMPLE] = cpu_lower_resize,
+    [SI_OP_CAST] = cpu_lower_cast,
     [SI_OP_MATMUL] = lower_matmul,
     [SI_OP_GEMM] = lower_gemm,
     [SI_OP_MAX_POOL] = lower_pool,

@@ -642,6 +642,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
         cpu_plan_free(p);
         return cpu_dnnl_err(dst, "stream creation", NULL);
     }
+    if ((s = cpu_fp16_rewrite(g, &b.round16))) goto out; /* float16 values computed in float32 (cpu_fp16.c) */
     size_t nv = (size_t)g->n_values + 1;
     b.vbuf = si_malloc(sizeof(int) * nv);
     b.remaining = si_calloc(nv, sizeof(int));
@@ -688,6 +689,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
             si_err_clear();
             s = emit_ref(&b, n);
         }
+        if (!s) s = cpu_fp16_round_after(&b);
         if (s) goto out;
     }
     if ((s = plan_outputs(&b))) goto out;
@@ -706,6 +708,7 @@ out:
     si_free(b.n_consumers);
     si_free(b.done);
     si_free(b.const_used);
+    si_free(b.round16);
     if (s) {
         cpu_plan_free(p);
         return s;
