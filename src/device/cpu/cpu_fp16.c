@@ -259,10 +259,25 @@ si_result cpu_lower_cast(cpu_pb *b, int n) {
     if (!p) return SI_ERR_NO_MEM;
     p->kind = kind;
     p->n = cnt;
-    int in_buf = cpu_pb_plain(b, nd->in[0]);
-    if (in_buf < 0) return SI_ERR_INTERNAL;
     dnnl_memory_desc_t md;
-    cpu_md_plain(&md, Y->ndim, Y->dims);
+    int in_buf = -1;
+    if (kind >= 2 && X->ndim == Y->ndim && !memcmp(X->dims, Y->dims, sizeof(int64_t) * (size_t)X->ndim)) {
+        /* float32 -> float32 is elementwise: in the layout the input has (nhwc after a convolution) */
+        in_buf = cpu_pb_existing(b, nd->in[0]);
+        if (in_buf >= 0 && b->p->bufs[in_buf].dyn) in_buf = -1;
+    }
+    if (in_buf >= 0) {
+        md = b->p->bufs[in_buf].md;
+        p->n = (int64_t)(b->p->bufs[in_buf].nbytes / sizeof(float));
+        if (kind == 3) { /* a copy: the output is the input's buffer */
+            if (cpu_pb_new_inplace(b, nd->out[0], &md, in_buf) < 0) return SI_ERR_NO_MEM;
+            cpu_pb_consume(b, n);
+            return SI_OK;
+        }
+    } else {
+        if ((in_buf = cpu_pb_plain(b, nd->in[0])) < 0) return SI_ERR_INTERNAL;
+        cpu_md_plain(&md, Y->ndim, Y->dims);
+    }
     int out = cpu_pb_new_out(b, nd->out[0], &md);
     if (out < 0) return SI_ERR_NO_MEM;
     if (Y->dtype == SI_F16) b->p->bufs[out].nbytes = b->p->slots[b->p->bufs[out].slot].size = cpu_value_nbytes(Y);

@@ -40,7 +40,9 @@ void cpu_profile_flush(const cpu_plan *p, double *ms, int64_t *calls, si_prof *s
         char ops[104];
         snprintf(ops, sizeof ops, "%s%s", st->kind == STEP_REF ? "ref:" : "", st->what);
         /* a failure (out of memory) loses this step's sample, never the inference */
-        (void)si_prof_add(sink, st, ops, "CPU", st->kernel[0] ? st->kernel : "oneDNN", st->kind == STEP_REF, step_nodes, &ctx,
+        /* oneDNN's own reference implementations ("ref:any", "ref:...") count as reference kernels too */
+        bool ref = st->kind == STEP_REF || !strncmp(st->kernel, "ref", 3);
+        (void)si_prof_add(sink, st, ops, "CPU", st->kernel[0] ? st->kernel : "oneDNN", ref, step_nodes, &ctx,
                           calls[i], ms[i]);
         calls[i] = 0;
         ms[i] = 0;
