@@ -1001,12 +1001,15 @@ static void cases_resize_layouts(void) {
         output("y");
         dop_runf(&RS_OPTS("Resize"), "Resize after Conv case %zu (%s)", i, cases[i].mode);
     }
-    static const struct { const char *act; int64_t c, oc, k, s, d, g, h; } ct[] = {
-        {"Sigmoid", 24, 1, 2, 2, 1, 1, 9}, {"Tanh", 8, 6, 3, 2, 2, 2, 7}, {"Clip", 6, 9, 4, 3, 1, 3, 5}, {"LeakyRelu", 5, 7, 3, 1, 1, 1, 6},
+    /* the last two: rows wide enough that the kernel's GEMM runs one input row per block (overlapping
+     * kernel rows, activations applied as rows complete) */
+    static const struct { const char *act; int64_t c, oc, k, s, d, g, h, w; } ct[] = {
+        {"Sigmoid", 24, 1, 2, 2, 1, 1, 9, 11}, {"Tanh", 8, 6, 3, 2, 2, 2, 7, 9}, {"Clip", 6, 9, 4, 3, 1, 3, 5, 7},
+        {"LeakyRelu", 5, 7, 3, 1, 1, 1, 6, 8}, {"Relu", 4, 64, 3, 2, 1, 1, 7, 240}, {"Sigmoid", 3, 48, 4, 1, 2, 1, 6, 301},
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(ct); i++) {
         begin(11);
-        input("x", D(1, ct[i].c, ct[i].h, ct[i].h + 2));
+        input("x", D(1, ct[i].c, ct[i].h, ct[i].w));
         weight("w", -0.5f, 0.5f, D(ct[i].c, ct[i].oc / ct[i].g, ct[i].k, ct[i].k));
         weight("a", -1, 1, D(ct[i].oc, 1, 1));
         int n = node("ConvTranspose", "x,w", "t");

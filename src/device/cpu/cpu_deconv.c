@@ -1,20 +1,22 @@
 /*
  * cpu_deconv.c — ConvTranspose (1-3D, every group / stride / pads / output_padding / dilation / auto_pad /
- * output_shape) as the CPU device's own kernel: per image and group, one GEMM (oneDNN's sgemm)
+ * output_shape) as the CPU device's own kernel: per image and group, GEMMs (oneDNN's sgemm) over blocks of
+ * input rows
  *
- *     cols[OCg*K, HWin] = W_g^T [OCg*K, Cg] x X_g [Cg, HWin]
+ *     cols[pix, OCg*K] = X_g^T [pix, Cg] x W_g [Cg, OCg*K]        (pix: the block's input pixels)
  *
- * (computed as its transpose [HWin, OCg*K], which oneDNN's sgemm runs several times faster for these
- * shapes), then col2im: every column element adds to the output pixel o = i*stride - pad_begin + k*dilation
- * it lands on (a scatter; with stride >= kernel extent the kernel positions do not overlap). The output starts
- * as the bias; per-channel affine ops after the ConvTranspose (BatchNormalization, Add/Mul by a per-channel
- * constant) are folded into the weights and bias, and Relu / Sigmoid / Tanh / Clip after them are applied
- * in the same pass. Activations are plain (NCHW) in and out.
+ * (this orientation runs several times faster in oneDNN's sgemm than W^T X for these shapes; a block's
+ * columns stay in the L2 cache), then col2im: every column element adds to the output pixel
+ * o = i*stride - pad_begin + k*dilation it lands on (a scatter; with stride >= kernel extent the kernel
+ * positions do not overlap). The output starts as the bias; per-channel affine ops after the ConvTranspose
+ * (BatchNormalization, Add/Mul by a per-channel constant) are folded into the weights and bias, and Relu /
+ * LeakyRelu / Sigmoid / Tanh / Clip after them are applied as soon as an output row is complete (2-D), so
+ * the output goes to memory once. Activations are plain (NCHW) in and out.
  *
  * Why not oneDNN's deconvolution: on this oneDNN (2.6) and an AVX-512 CPU, its implementations for strided
  * deconvolutions (the jit one in blocked layouts, gemm in plain ones) run 10-30x below the GEMM's speed for
  * the channel counts of segmentation heads (a DBNet head's 2x2 stride-2 ConvTransposes took 43% and 26% of
- * the model). It stays the path for what this kernel declines (a cols buffer over 256 MiB).
+ * the model). It stays the path for what this kernel declines (a block of columns over 256 MiB).
  */
 #include "device/cpu/cpu.h"
 
@@ -29,6 +31,7 @@ typedef struct dc_params {
     int64_t N, C, G, Cg, OCg, OC, K;
     int64_t in[DC_SP], out[DC_SP], k[DC_SP], s[DC_SP], d[DC_SP], pb[DC_SP]; /* 3-D, leading dims 1 */
     int64_t HWin, HWout;
+    int64_t blk_rows;  /* input rows per GEMM block */
     const float *w;    /* [C, OCg, K] with the folded per-output-channel scale */
     const float *bias; /* [OC] */
     int n_act;
@@ -58,29 +61,52 @@ static void apply_act(const dc_params *p, float *y, int64_t n) {
     }
 }
 
-/* ptr: X, scratch (cols [HWin, OCg*K], then one input row of it transposed), Y */
+/* Output rows [r0, r1) of every channel of group g's output planes: set to the bias (init) or through the
+ * activations (fin). 2-D (and 1-D) outputs only: a row is one oy. */
+static void rows_init(const dc_params *p, float *yg, int64_t g, int64_t r0, int64_t r1) {
+    const int64_t ow = p->out[2];
+    for (int64_t o = 0; o < p->OCg; o++) {
+        float b = p->bias[g * p->OCg + o], *yr = yg + o * p->HWout + r0 * ow;
+        for (int64_t i = 0; i < (r1 - r0) * ow; i++) yr[i] = b;
+    }
+}
+
+static void rows_fin(const dc_params *p, float *yg, int64_t r0, int64_t r1) {
+    if (!p->n_act || r1 <= r0) return;
+    for (int64_t o = 0; o < p->OCg; o++) apply_act(p, yg + o * p->HWout + r0 * p->out[2], (r1 - r0) * p->out[2]);
+}
+
+/* ptr: X, scratch (cols of a block of input rows [rows*W, OCg*K], then one input row of it transposed), Y.
+ * Input rows go by blocks whose columns fit the L2 cache: the GEMM writes them, the scatter reads them there;
+ * in 2-D the output rows are set to the bias just before the first input row that reaches them and finished
+ * (activations) as soon as no later input row reaches them, so every output value is written to memory once. */
 static si_result dc_run(const void *params, void *const *ptr, int threads) {
     (void)threads; /* the GEMM runs on the calling thread's OpenMP team (set by the executor) */
     const dc_params *p = params;
     const float *x = ptr[0];
     float *cols = ptr[1], *y = ptr[2];
-    const int64_t OK = p->OCg * p->K, W = p->in[2];
-    float *tr = cols + OK * p->HWin; /* [OK, W] */
+    const int64_t OK = p->OCg * p->K, W = p->in[2], rows = p->in[0] * p->in[1], blk = p->blk_rows;
+    float *tr = cols + OK * W * blk; /* [OK, W] */
+    const bool two_d = p->in[0] == 1 && p->out[0] == 1;
     for (int64_t n = 0; n < p->N; n++)
         for (int64_t g = 0; g < p->G; g++) {
             const float *xg = x + (n * p->C + g * p->Cg) * p->HWin;
             const float *wg = p->w + g * p->Cg * OK;
-            /* cols[pix, o*K + k] = sum_c x[c, pix] w[c, o*K + k] (this shape runs near peak; [OK, HWin] did not) */
-            dnnl_status_t st = dnnl_sgemm('T', 'N', p->HWin, OK, p->Cg, 1.0f, xg, p->HWin, wg, OK, 0.0f, cols, OK);
-            if (st != dnnl_success) return cpu_dnnl_err(st, "sgemm (ConvTranspose)", NULL);
             float *yg = y + (n * p->OC + g * p->OCg) * p->HWout;
-            for (int64_t o = 0; o < p->OCg; o++) {
-                float b = p->bias[g * p->OCg + o], *yo = yg + o * p->HWout;
-                for (int64_t i = 0; i < p->HWout; i++) yo[i] = b;
-            }
-            for (int64_t iz = 0; iz < p->in[0]; iz++)
-                for (int64_t iy = 0; iy < p->in[1]; iy++) {
-                    const float *crow = cols + (iz * p->in[1] + iy) * W * OK;
+            int64_t inited = 0, done = 0; /* 2-D: output rows set to the bias / finished */
+            if (!two_d) rows_init(p, yg, g, 0, p->HWout / p->out[2]);
+            for (int64_t r0 = 0; r0 < rows; r0 += blk) {
+                int64_t nr = SI_MIN(blk, rows - r0);
+                /* cols[pix, o*K + k] = sum_c x[c, pix] w[c, o*K + k] (this shape runs near peak; [OK, pix] did not) */
+                dnnl_status_t st = dnnl_sgemm('T', 'N', nr * W, OK, p->Cg, 1.0f, xg + r0 * W, p->HWin, wg, OK, 0.0f, cols, OK);
+                if (st != dnnl_success) return cpu_dnnl_err(st, "sgemm (ConvTranspose)", NULL);
+                for (int64_t r = r0; r < r0 + nr; r++) {
+                    int64_t iz = r / p->in[1], iy = r % p->in[1];
+                    if (two_d) { /* rows this input row reaches: up to iy*s - pb + (k-1)*d */
+                        int64_t hi = SI_MIN(p->out[1], iy * p->s[1] - p->pb[1] + (p->k[1] - 1) * p->d[1] + 1);
+                        if (hi > inited) rows_init(p, yg, g, inited, hi), inited = hi;
+                    }
+                    const float *crow = cols + (r - r0) * W * OK;
                     for (int64_t ix = 0; ix < W; ix++)
                         for (int64_t j = 0; j < OK; j++) tr[j * W + ix] = crow[ix * OK + j];
                     for (int64_t kz = 0; kz < p->k[0]; kz++) {
@@ -110,9 +136,18 @@ static si_result dc_run(const void *params, void *const *ptr, int threads) {
                             }
                         }
                     }
+                    if (two_d) { /* rows below the first one the next input row reaches are final */
+                        int64_t lo = SI_MIN(inited, SI_MAX((int64_t)0, (iy + 1) * p->s[1] - p->pb[1]));
+                        if (lo > done) rows_fin(p, yg, done, lo), done = lo;
+                    }
                 }
-            if (p->n_act)
-                for (int64_t o = 0; o < p->OCg; o++) apply_act(p, yg + o * p->HWout, p->HWout);
+            }
+            if (two_d) {
+                if (p->out[1] > inited) rows_init(p, yg, g, inited, p->out[1]);
+                rows_fin(p, yg, done, p->out[1]);
+            } else {
+                rows_fin(p, yg, 0, p->HWout / p->out[2]);
+            }
         }
     return SI_OK;
 }
@@ -190,7 +225,11 @@ si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
     }
     p.HWin = si_shape_count(sp, X->dims + 2);
     p.HWout = si_shape_count(sp, Y->dims + 2);
-    size_t cols_bytes = sizeof(float) * (size_t)(p.OCg * p.K) * (size_t)p.HWin;
+    /* input rows per block: their columns take about 512 KiB (L2) */
+    size_t row_bytes = sizeof(float) * (size_t)(p.OCg * p.K) * (size_t)p.in[DC_SP - 1];
+    int64_t rows = p.in[0] * p.in[1];
+    p.blk_rows = SI_MAX((int64_t)1, SI_MIN(rows, (int64_t)(((size_t)512 << 10) / row_bytes)));
+    size_t cols_bytes = row_bytes * (size_t)p.blk_rows;
     if (cols_bytes > DC_COLS_MAX) return SI_ERR_UNSUPPORTED;
 
     /* the chain: folded per-channel affine ops, then the activations this kernel applies */
