@@ -15,7 +15,7 @@
  *
  * Debugging aids (environment): SI_CPU_POISON fills each request's arena with NaN when it is bound (a step
  * reading a buffer before it is written then shows in the outputs); SI_CPU_NO_FUSION plans every node on
- * its own; in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
+ * its own; SI_CPU_NO_OWN keeps the device's own kernels out of plans (cpu_no_own); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
  * prints the time spent in the steps to stderr when a request is freed.
  */
 #include "device/cpu/cpu.h"

@@ -285,5 +285,8 @@ int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
 /* Add the per-step times and calls of a request bound to plan p to sink ("CPU" rows keyed by the step
  * records) and zero them. */
 void cpu_profile_flush(const cpu_plan *p, double *ms, int64_t *calls, si_prof *sink);
+/* Debugging aid: SI_CPU_NO_OWN set in the environment keeps the own kernels (ConvTranspose, Resize, Cast, the
+ * float16 rewrite) out of plans, for A/B comparisons with the paths they replace. */
+bool cpu_no_own(void);
 
 #endif

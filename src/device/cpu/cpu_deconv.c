@@ -174,6 +174,7 @@ static bool act_of(const cpu_po *po, dnnl_alg_kind_t *alg, float *al, float *be)
 }
 
 si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
+    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !cpu_input_f32_static(g, nd, 0) || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;

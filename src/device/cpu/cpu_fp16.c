@@ -108,6 +108,7 @@ static int twin(si_graph *g, int v, si_dtype dt) {
 
 si_result cpu_fp16_rewrite(si_graph *g, bool **round16) {
     *round16 = NULL;
+    if (cpu_no_own()) return SI_OK;
     bool any = false;
     for (int v = 0; v < g->n_values; v++) any |= g->values[v].dtype == SI_F16;
     if (!any) return SI_OK;
@@ -243,6 +244,7 @@ static si_result cv_run(const void *params, void *const *ptr, int threads) {
 
 /* Cast between float16 and float32 (plain buffers), and float32 -> float32 (rounded where round16 says). */
 si_result cpu_lower_cast(cpu_pb *b, int n) {
+    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 1 || nd->in[0] < 0 || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;

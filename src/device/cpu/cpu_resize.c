@@ -163,6 +163,7 @@ static bool dense_perm(const dnnl_memory_desc_t *md, int r, int *perm) {
 }
 
 si_result cpu_lower_resize(cpu_pb *b, int n) {
+    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 1 || !cpu_input_f32_static(g, nd, 0) || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
