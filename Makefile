@@ -9,7 +9,7 @@ DESTDIR ?=
 # The files the last `make install` wrote (DESTDIR included), for `make uninstall`.
 INSTALL_MANIFEST ?= $(BUILD)/installed-files.txt
 
-.PHONY: all deps build test run asan tsan clean install install-files uninstall
+.PHONY: all deps build test run asan tsan soak fuzz fuzz-build clean install install-files uninstall
 
 all: build
 
@@ -48,11 +48,19 @@ asan:
 	@LSAN_OPTIONS=suppressions=$(CURDIR)/src/device/ocl/lsan-pocl.supp \
 	  $(MAKE) --no-print-directory test BUILD=build-asan BUILD_TYPE=RelWithDebInfo CMAKE_FLAGS="-DSI_SANITIZE=address,undefined $(CMAKE_FLAGS)"
 
-# The fail-safe, fault-injection and executor tests under ThreadSanitizer.
+# The fail-safe, fault-injection, isolation and executor tests under ThreadSanitizer.
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api
-	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api)$$'
+	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api test_isolate safeinfer_worker
+	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api|isolate)$$'
+
+# The soak: SOAK_SECONDS (600) of 4 requests on 4 threads against ResNet-18 (half width) on OCL,CPU and
+# OCL,CPU,REF with OCL isolated and random faults of every stage and effect, every output checked against REF;
+# fails on a wrong output, a failed request or resident memory growing 5% or more after the warm-up.
+SOAK_SECONDS ?= 600
+soak: build
+	@cmake --build $(BUILD) -j$(JOBS) --target soak safeinfer_worker
+	@bash tests/soak/run.sh $(BUILD) $(SOAK_SECONDS) $(BUILD)/tests/soak --max-rss-growth 5
 
 # The shared and static library, safeinfer.h, the CLI, safeinfer.pc, the CMake package
 # (find_package(safeinfer) -> safeinfer::safeinfer) and the Python package (python/install.cmake: the prefix's
@@ -71,5 +79,18 @@ install-files:
 uninstall:
 	@cmake -DMANIFEST="$(INSTALL_MANIFEST)" -P cmake/uninstall.cmake
 
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang, ASan and UBSan, each run for FUZZ_SECONDS.
+# The corpus grows in build-fuzz/fuzz-corpus; findings land in build-fuzz/fuzz-artifacts and fail the target.
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= model model_file npy pb config
+fuzz-build:
+	@SI_WITH_FUZZ=1 bash scripts/install-deps.sh
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_FUZZ=ON -DSI_SANITIZE=address,undefined \
+	  -DSI_WITH_CPU=OFF -DSI_WITH_OCL=OFF $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_HARNESSES))
+
+fuzz: fuzz-build
+	@bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

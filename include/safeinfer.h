@@ -210,7 +210,8 @@ SI_API int si_model_num_opsets(const si_model *m);
 /* The domain ("" for the default ONNX domain) and version of opset import i. */
 SI_API void si_model_opset(const si_model *m, int i, const char **domain, int64_t *version);
 SI_API int si_model_num_nodes(const si_model *m);
-/* How the model would be cut for the devices in cfg ("devices", "faults" are read; nothing is compiled):
+/* How the model would be cut for the devices in cfg ("devices", "faults" are read; nothing is compiled; the
+ * devices answer in this process, "isolate" or not):
  * a human-readable description of each submodel (its device and fallbacks, its ops, the tensors that cross
  * into and out of it, and why nodes did not go to earlier devices). *text is a new string (free with
  * si_free_string). Errors: as si_compile's partitioning (UNSUPPORTED names a node no device accepts). */
@@ -232,9 +233,18 @@ SI_API const char *si_model_node_op(const si_model *m, int i);
  *   devices   priority list, comma separated, each device once (default AUTO: every GPU or accelerator
  *             OpenCL device, then CPU). Known: OCL, OCL.N, CPU, REF where built in.
  *   threads   worker threads for devices that use them (default 1)
- *   faults    fault injection spec (also $SAFEINFER_FAULTS when unset), see the README
+ *   faults    fault injection spec (also $SAFEINFER_FAULTS when unset), see the README; the effects crash and
+ *             segv end the process that runs the device (the program itself, unless the device is isolated)
+ *   isolate   devices of the list to run out of process, each in a helper process the library starts
+ *             (safeinfer-worker, found next to the library, in libexec or through $SAFEINFER_WORKER): a helper
+ *             that aborts, segfaults or is killed is a lost device (SI_ERR_DEVICE_LOST, failover), not the end
+ *             of the program; a call the watchdog gives up on kills it. si_compiled_free reaps it.
  *   and the fail-safe policies retries, infer_timeout_ms, compile_timeout_ms, standby, failback_ms,
  *   check_outputs, recovery_ms, strict; adaptive_threads for the CPU device.
+ *   max_memory_mb  N: a memory budget in MiB for the compiled model's buffers of 1 MiB or more (folded
+ *             constants, device plans, the tensors of its inferences and request creations, also on watchdog
+ *             threads; not a standby's warm-up); an allocation past it fails with SI_ERR_NO_MEM naming the
+ *             budget (default 0: none; one allocation larger than physical memory is always refused)
  */
 #define SI_MAX_DEVICES 16 /* entries in a device list */
 
@@ -303,11 +313,14 @@ typedef struct si_request si_request;
 
 /* Compile the model for the configured devices. The compiled model keeps what it needs (the model may be
  * freed afterwards). Errors: INVALID_ARG (bad config), UNSUPPORTED (a node no listed device supports: the
- * message names it), DEVICE (every device that could take it failed), NO_MEM. */
+ * message names it; or no safeinfer-worker program for an isolated device), DEVICE (every device that could
+ * take it failed), NO_MEM. */
 SI_API SI_NODISCARD si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out);
 /* Free the compiled model (its requests first). It does not wait for device calls still running in the
- * background (a compile ahead, a call a watchdog gave up on): they release what they hold when they return.
- * The event callback is not called once this has returned. */
+ * background (a compile ahead, a call a watchdog gave up on): they release what they hold when they return
+ * (an isolated device's helper still busy with one is killed, so that it returns now). Isolated devices'
+ * helper processes are stopped and reaped once nothing uses them any more. The event callback is not called
+ * once this has returned. */
 SI_API void si_compiled_free(si_compiled *c);
 SI_API int si_compiled_num_inputs(const si_compiled *c);
 SI_API int si_compiled_num_outputs(const si_compiled *c);

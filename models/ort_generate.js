@@ -5,7 +5,8 @@
 //
 // usage: node models/ort_generate.js MODEL PROMPT_LEN STEPS [THREADS] [SEED]
 // Prints one JSON line: {"tokens":[...], "prompt":[...], "prefill_ms", "decode_ms", "prefill_tok_s",
-// "decode_tok_s", "compile_ms", "peak_rss_mib"}. The prompt is PROMPT_LEN token ids drawn from a fixed
+// "decode_tok_s", "decode_step_median_ms", "decode_step_min_ms" (the median and the fastest of the decode
+// runs, sess.run only), "compile_ms", "peak_rss_mib"}. The prompt is PROMPT_LEN token ids drawn from a fixed
 // generator (SEED), the same ones `safeinfer bench --generate` uses. Exit 77 when onnxruntime-node is absent.
 'use strict';
 const path = require('path');
@@ -70,6 +71,7 @@ async function main() {
   const prefillMs = Number(process.hrtime.bigint() - t) / 1e6;
   let total = P;
   t = process.hrtime.bigint();
+  const steps = [];
   for (let i = 0; i < N; i++) {
     const next = argmaxLast(out.logits);
     tokens.push(next);
@@ -79,13 +81,18 @@ async function main() {
     for (const n of pasts) f[n] = out[n.replace('past_key_values.', 'present.')];
     f.input_ids = new ort.Tensor('int64', BigInt64Array.from([BigInt(next)]), [1, 1]);
     f.attention_mask = new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]);
+    const ts = process.hrtime.bigint();
     out = await sess.run(f);
+    steps.push(Number(process.hrtime.bigint() - ts) / 1e6);
   }
+  steps.sort((a, b) => a - b);
   const decodeMs = Number(process.hrtime.bigint() - t) / 1e6;
   const rss = process.resourceUsage().maxRSS / 1024;
   console.log(JSON.stringify({ tokens, prompt: ids, compile_ms: +compileMs.toFixed(2), prefill_ms: +prefillMs.toFixed(2),
     decode_ms: +decodeMs.toFixed(2), prefill_tok_s: +(P / prefillMs * 1000).toFixed(2),
-    decode_tok_s: N > 1 ? +((N - 1) / decodeMs * 1000).toFixed(2) : 0, peak_rss_mib: +rss.toFixed(1) }));
+    decode_tok_s: N > 1 ? +((N - 1) / decodeMs * 1000).toFixed(2) : 0,
+    decode_step_median_ms: steps.length ? +steps[Math.floor(steps.length / 2)].toFixed(3) : 0,
+    decode_step_min_ms: steps.length ? +steps[0].toFixed(3) : 0, peak_rss_mib: +rss.toFixed(1) }));
 }
 
 main().catch(e => { console.error('ort_generate:', e.message || e); process.exit(1); });

@@ -15,6 +15,10 @@ done
 if [ "${SI_WITH_PYTHON:-0}" = 1 ]; then
   for p in python3-onnx python3-numpy; do have_pkg "$p" || need+=("$p"); done
 fi
+# clang and its compiler-rt (libFuzzer, ASan, UBSan) build the fuzz harnesses (`make fuzz`).
+if [ "${SI_WITH_FUZZ:-0}" = 1 ]; then
+  for p in clang libclang-rt-dev; do have_pkg "$p" || need+=("$p"); done
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Real-model-style networks (opset 9-11 CNNs, transformer recognisers with symbolic dims) run on safeinfer
-# and on ONNX Runtime with the same inputs; they must agree to 1e-4 relative error.
+# Real-model-style networks (opset 9-11 CNNs, transformer recognisers with symbolic dims) and the attribute space
+# of the recurrent and quantization ops (scripts/make_rnn_quant_models.py) run on safeinfer and on ONNX Runtime
+# with the same inputs; they must agree to 1e-4 relative error.
 # usage: compare_ort.sh SAFEINFER WORKDIR DEVICES
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
@@ -24,5 +25,5 @@ while read -r model args; do
   r=$?
   [ $r = 77 ] && exit 77
   [ $r != 0 ] && { echo "FAIL: $model"; rc=1; }
-done < <("$py" "$here/scripts/make_compare_models.py" "$work/models")
+done < <("$py" "$here/scripts/make_compare_models.py" "$work/models"; "$py" "$here/scripts/make_rnn_quant_models.py" "$work/models-rnn-quant")
 exit $rc

@@ -2,7 +2,9 @@
 # Installing and using the installed library the two usual ways:
 #   1. `make install-files PREFIX=$work/prefix` (what `make install` runs after building): the libraries,
 #      safeinfer.h, the CLI, safeinfer.pc and the CMake package land under the prefix;
-#   2. a C program built with `pkg-config --cflags --libs safeinfer` runs the bundled model;
+#   2. a C program built with `pkg-config --cflags --libs safeinfer` runs the bundled model, in this process
+#      and with isolate=REF, where the installed library starts the installed helper program
+#      (libexec/safeinfer-worker), as does the installed CLI;
 #   3. a CMake project with find_package(safeinfer) builds against safeinfer::safeinfer (shared) and
 #      safeinfer::safeinfer_static and runs the model;
 #   4. DESTDIR staging: files under DESTDIR/PREFIX, safeinfer.pc naming PREFIX;
@@ -30,33 +32,64 @@ mk() { make --no-print-directory -C "$src" BUILD="$build" INSTALL_MANIFEST="$wor
 mk install-files PREFIX="$prefix" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "make install-files"; }
 libdir=$(dirname "$(find "$prefix" -name libsafeinfer.so -print -quit)")
 [ -n "$libdir" ] && [ -d "$libdir" ] || fail "no libsafeinfer.so under $prefix"
-for f in "$prefix/include/safeinfer.h" "$prefix/bin/safeinfer" "$libdir/libsafeinfer.a" "$libdir/pkgconfig/safeinfer.pc" \
+for f in "$prefix/include/safeinfer.h" "$prefix/bin/safeinfer" "$prefix/libexec/safeinfer-worker" "$libdir/libsafeinfer.a" "$libdir/pkgconfig/safeinfer.pc" \
          "$libdir/cmake/safeinfer/safeinferConfig.cmake" "$libdir/cmake/safeinfer/safeinferConfigVersion.cmake"; do
   [ -e "$f" ] || fail "not installed: $f"
 done
 echo "installed: $(grep -c . "$work/installed-files.txt") files under $prefix"
 "$prefix/bin/safeinfer" --version || fail "installed CLI"
 
-# the consumer: loads the bundled model, fixes the batch, compiles for REF, runs zeros, checks the softmax
+# the consumer: loads the bundled model, fixes the batch, compiles for REF (in a helper process with a second
+# argument "isolate": it prints the helper's program), runs zeros, checks the softmax
 cat > "$work/consumer.c" <<'EOF'
+#define _GNU_SOURCE
 #include <safeinfer.h>
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+/* The program of this process's helper child, into buf ("" when there is none). */
+static void helper_exe(char *buf, size_t n) {
+    buf[0] = 0;
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t k = fread(stat, 1, sizeof stat - 1, f);
+        fclose(f);
+        stat[k] = 0;
+        char *close = strrchr(stat, ')');
+        if (!close || atoi(close + 4) != getpid()) continue;
+        snprintf(path, sizeof path, "/proc/%.20s/exe", e->d_name);
+        ssize_t l = readlink(path, buf, n - 1);
+        buf[l > 0 ? l : 0] = 0;
+    }
+    if (d) closedir(d);
+}
 int main(int argc, char **argv) {
     si_model *m; si_config *cfg; si_compiled *cm; si_request *rq; si_tensor *x, *y;
     int64_t dims[4] = {1, 3, 32, 32};
+    int iso = argc > 2 && !strcmp(argv[2], "isolate");
     if (argc < 2 || si_model_load(argv[1], &m) || si_model_set_dim(m, "batch", 1) || si_config_create(&cfg) ||
-        si_config_set(cfg, "devices", "REF") || si_compile(m, cfg, &cm) || si_request_create(cm, &rq) ||
+        si_config_set(cfg, "devices", "REF") || (iso && si_config_set(cfg, "isolate", "REF")) ||
+        si_compile(m, cfg, &cm) || si_request_create(cm, &rq) ||
         si_tensor_create(SI_F32, 4, dims, &x) || si_request_set_input(rq, 0, x) || si_request_infer(rq) ||
         si_request_get_output(rq, 0, &y)) {
         fprintf(stderr, "consumer: %s\n", si_last_error());
         return 1;
     }
+    char exe[4096];
+    helper_exe(exe, sizeof exe);
+    if (iso) printf("consumer: helper %s\n", exe);
     double sum = 0;
     for (int i = 0; i < 10; i++) sum += ((const float *)si_tensor_data(y))[i];
     printf("consumer: safeinfer %s, %s: %lld values, sum %.4f\n", si_version(NULL, NULL, NULL),
            si_compiled_output_name(cm, 0), (long long)si_tensor_count(y), sum);
     si_request_free(rq); si_tensor_free(x); si_compiled_free(cm); si_config_free(cfg); si_model_free(m);
-    return sum > 0.999 && sum < 1.001 ? 0 : 1;
+    return sum > 0.999 && sum < 1.001 && (!iso || exe[0]) ? 0 : 1;
 }
 EOF
 
@@ -76,6 +109,13 @@ cc -std=c11 -Wall -Wextra -Werror $san_flags "$src/examples/quickstart.c" $flags
 (cd "$src" && "$work/quickstart" examples/tiny_cnn.onnx) > "$work/quickstart.log" 2>&1 || { cat "$work/quickstart.log"; fail "examples/quickstart.c"; }
 grep -q "inferences 3, failovers 1" "$work/quickstart.log" || { cat "$work/quickstart.log"; fail "examples/quickstart.c: no failover"; }
 echo "examples/quickstart.c: $(grep -c '^run' "$work/quickstart.log") runs, $(grep failovers "$work/quickstart.log")"
+out=$(env -u SAFEINFER_WORKER "$work/consumer_pc" "$src/examples/tiny_cnn.onnx" isolate) || fail "consumer with isolate=REF: $out"
+echo "$out"
+echo "$out" | grep -qx "consumer: helper $prefix/libexec/safeinfer-worker" || fail "the installed library did not start the installed helper"
+out=$(env -u SAFEINFER_WORKER "$prefix/bin/safeinfer" run "$src/examples/tiny_cnn.onnx" --shape batch=1 --devices CPU,REF \
+      --isolate CPU --faults CPU.infer=1:crash --output-dir "$work/cli-isolate" 2>&1) || fail "installed CLI with --isolate: $out"
+echo "$out" | grep -q "failover.*CPU (isolated): the helper process (pid [0-9]*) died: killed by signal 6" ||
+  fail "installed CLI with --isolate: no failover after the helper's crash: $out"
 
 # --- 3. CMake find_package ---------------------------------------------------------------------------------
 mkdir -p "$work/cmake-project"

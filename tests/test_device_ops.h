@@ -77,6 +77,12 @@ void ais(int ni, const char *name, const int64_t *v, int n);
  * input "image" [batch, 3, 16, 16] and outputs "probs", "logits". */
 void dop_small_net(int64_t batch);
 
+/* The LLM ops' cases (test_device_ops_llm.c). */
+void dop_cases_llm_nbits(void);
+void dop_cases_llm_gqa(void);
+void dop_cases_llm_mha(void);
+void dop_cases_llm_norm(void);
+
 // --- running --------------------------------------------------------------------------------------------------
 
 /* Finish G, run it on the device and on REF, compare; frees G. o may be NULL. */

@@ -1410,6 +1410,9 @@ static void cases_net(void) {
 
 // --- the table --------------------------------------------------------------------------------------------------
 
+/* test_device_ops_quant.c: quantized ops and recurrent layers */
+void dop_cases_dynamic_quantize(void), dop_cases_conv_integer(void), dop_cases_matmul_integer(void), dop_cases_rnn(void);
+
 const dop_group dop_groups[] = {
     {"unary", cases_unary},
     {"binary", cases_binary},
@@ -1433,5 +1436,13 @@ const dop_group dop_groups[] = {
     {"layout", cases_layout},
     {"data_fused", cases_data_fused},
     {"net", cases_net},
+    {"llm_nbits", dop_cases_llm_nbits},
+    {"llm_gqa", dop_cases_llm_gqa},
+    {"llm_mha", dop_cases_llm_mha},
+    {"llm_norm", dop_cases_llm_norm},
+    {"dynamic_quantize", dop_cases_dynamic_quantize},
+    {"conv_integer", dop_cases_conv_integer},
+    {"matmul_integer", dop_cases_matmul_integer},
+    {"rnn", dop_cases_rnn},
 };
 const int dop_n_groups = (int)(sizeof dop_groups / sizeof dop_groups[0]);

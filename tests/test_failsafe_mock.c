@@ -11,6 +11,8 @@
  *   free_does_not_wait                 freeing the model waited for a stuck background compile
  *   outputs_survive_failure            a failed infer emptied the outputs (fail-safe and executor paths)
  *   recovery_*                         the model never tried its devices again after they had all failed
+ *   nan_check_asks_a_working_device    check_outputs=nan took NaN outputs as the answer when the next device's
+ *                                      check inference failed (found by the soak, tests/soak/)
  */
 #include "exec/exec.h"
 #include "failsafe/failsafe.h"
@@ -86,6 +88,7 @@ typedef struct mdev {
     si_result fail_status;
     int gate_infer;          /* this infer call blocks on infer_gate (0: none) */
     gate infer_gate;
+    int nan_call;            /* this infer call writes NaN outputs (0: none) */
     int gate_compile;        /* this compile call blocks on compile_gate (0: none) */
     gate compile_gate;
     _Atomic int finished;    /* gated infer calls that ran to the end */
@@ -135,7 +138,7 @@ static si_result mr_infer(si_ireq *r_) {
         if (s) return s;
     }
     float *y = r->out.data;
-    for (int64_t i = 0; i < si_tensor_count(r->in); i++) y[i] = x[i] + d->k;
+    for (int64_t i = 0; i < si_tensor_count(r->in); i++) y[i] = call == d->nan_call ? NAN : x[i] + d->k;
     if (gated) atomic_fetch_add(&d->finished, 1);
     return SI_OK;
 }
@@ -622,6 +625,31 @@ static void test_outputs_survive_failure(void) {
     exec_outputs_after_failure();
 }
 
+/* check_outputs=nan: D0 gives NaN, D1's check inference fails, D2 gives finite outputs: the NaN outputs are a
+ * failure of D0 (D2 says so), not the answer; the inference re-runs on D1. */
+static void test_nan_check_asks_a_working_device(void) {
+    reset_devs();
+    devs[0].nan_call = 1;
+    devs[1].fail_from = devs[1].fail_to = 1; /* the check's inference on D1 */
+    si_sink *s = new_sink();
+    si_cmodel *cm = make_fs(s, 3, (si_failsafe_policy){.check_nan = true});
+    si_ireq *r = NULL;
+    si_tensor *x = vec(2.0f), *y = NULL;
+    CHECK(cm && !cm->iface->create_request(cm, &r));
+    if (r) {
+        CHECK(r->iface->set_input(r, 0, x) == SI_OK);
+        CHECK(r->iface->infer(r) == SI_OK);
+        CHECK(r->iface->get_output(r, 0, &y) == SI_OK);
+        CHECK(all_equal(y, 12.0f)); /* D1's answer: 2 + 10; not D0's NaN */
+        CHECK(count_events(s, SI_EVENT_FAILOVER, "check") == 1);
+        CHECK(atomic_load(&devs[2].infers) == 1); /* D2 was asked */
+        r->iface->free(r);
+    }
+    if (cm) cm->iface->free(cm);
+    si_tensor_free(x);
+    release_sink(s);
+}
+
 // --- defect 5: recovery after every device failed ----------------------------------------------------------
 
 /* Parse "tried again in N ms" from the all-failed message; -1 when absent. */
@@ -822,6 +850,7 @@ int main(void) {
     test_recovery_after_all_failed();
     test_recovery_quarantine();
     test_recovery_concurrent();
+    test_nan_check_asks_a_working_device();
     if (failures) fprintf(stderr, "test_failsafe_mock: %d failures\n", failures);
     else printf("test_failsafe_mock: ok\n");
     return failures ? 1 : 0;

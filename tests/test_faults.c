@@ -129,7 +129,7 @@ static void test_parse(void) {
         "", "   ", "REF.infer=1", " OCL . infer = 3 : hang ", "OCL.1.compile=2+:lost", "REF.create=always:oom",
         "CPU.create=always:oom,REF.infer=p0.25@42:nan", "OCL.infer=p1", "OCL.infer=p0", "OCL.infer=p.5@0",
         "REF.INFER=Always:NaN", "OCL.infer=9223372036854775807", "OCL.infer=p0.3@18446744073709551615",
-        "REF.compile=1:error , REF.create=2 ,REF.infer=3+:oom",
+        "REF.compile=1:error , REF.create=2 ,REF.infer=3+:oom", "OCL.infer=3:crash", "OCL.compile=always:SEGV",
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(valid); i++) {
         si_fault_spec *s = NULL;
@@ -181,7 +181,7 @@ static void test_parse(void) {
         {"REF.infer=99999999999999999999", "bad WHEN '99999999999999999999'"},
         {"REF.infer=1:boom", "'REF.infer=1:boom': unknown EFFECT 'boom'"},
         {"REF.infer=1:", "unknown EFFECT ''"},
-        {"REF.infer=1, CPU.infer=2:crash", "'CPU.infer=2:crash': unknown EFFECT 'crash'"},
+        {"REF.infer=1, CPU.infer=2:explode", "'CPU.infer=2:explode': unknown EFFECT 'explode' (expected error, lost, hang, nan, oom, crash or segv)"},
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(invalid); i++) {
         si_fault_spec *bad = (si_fault_spec *)&n_checks; /* must be reset to NULL */

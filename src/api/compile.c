@@ -7,12 +7,15 @@
  *   submodel whose ports are the model's).
  *
  * Fault injection wraps the devices that the fault spec names (config "faults" or $SAFEINFER_FAULTS) before
- * anything is compiled, so the layers above see ordinary devices that happen to fail.
+ * anything is compiled, so the layers above see ordinary devices that happen to fail. A device named in
+ * "isolate" becomes a proxy for the same device in a helper process (device/isolate/), which applies the
+ * fault spec's rules for it there: to the layers above it is an ordinary device too.
  *
  * The report is in report.c, the request wrappers in request.c and the partition descriptions (inspect)
  * in partition_text.c.
  */
 #include "api/compiled.h"
+#include "device/isolate/isolate.h"
 #include "exec/exec.h"
 #include "failsafe/failsafe.h"
 
@@ -23,7 +26,10 @@
 
 static void device_set_free(void *arg) {
     device_set *ds = arg;
-    for (int i = 0; i < ds->n; i++) si_faulty_free(ds->wrappers[i]);
+    for (int i = 0; i < ds->n; i++) {
+        si_faulty_free(ds->wrappers[i]);
+        si_isolate_free(ds->proxies[i]); /* stops and reaps its helper process */
+    }
     si_fault_spec_free(ds->faults);
     si_free(ds);
 }
@@ -31,7 +37,11 @@ static void device_set_free(void *arg) {
 static si_result factory(void *user, int device, si_cmodel **out) {
     factory_ctx *f = user;
     si_device *d = f->c->ds->devs[device];
-    return d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    /* every device compile (first, failover, standby, failback; on whatever thread) charges the budget */
+    si_budget *prev = si_budget_enter(&f->c->budget);
+    si_result s = d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    si_budget_leave(prev);
+    return s;
 }
 
 void si_sub_out(const si_partition *p, int value, int *sub, int *port) {
@@ -124,6 +134,7 @@ static void compiled_release(void *arg) {
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
     if (c->ds) device_set_free(c->ds);
     si_prof_free(c->prof);
+    si_budget_destroy(&c->budget); /* nothing charges it any more; blocks still charged are forgotten */
     si_free(c);
 }
 
@@ -137,8 +148,10 @@ void si_compiled_free(si_compiled *c) {
     }
     si_sink_close(c->sink); /* no event reaches the user's callback after this */
     if (c->ds) /* wake calls hanging in injected faults now, so that they finish and let go soon */
-        for (int i = 0; i < c->ds->n; i++)
+        for (int i = 0; i < c->ds->n; i++) {
             if (c->ds->wrappers[i]) si_faulty_release_hangs(c->ds->wrappers[i]);
+            if (c->ds->proxies[i]) si_isolate_abort_calls(c->ds->proxies[i]); /* likewise: kill a helper still busy */
+        }
     si_sink_unref(c->sink); /* the last reference (this one, or the last call still running) frees c */
 }
 
@@ -158,6 +171,7 @@ typedef struct sub_job {
 static void *compile_sub(void *arg) {
     sub_job *j = arg;
     si_compiled *c = j->c;
+    si_budget *prev = si_budget_enter(&c->budget);
     if (j->nc == 1) { /* one device: its own compiled model, no wrapper */
         j->st = factory(&c->fctx[j->sub], j->cand[0], &j->cm);
         si_sink_attempt(c->sink, j->sub, j->cand[0], "compile", j->st, j->st ? si_last_error() : "ok");
@@ -169,6 +183,7 @@ static void *compile_sub(void *arg) {
         j->st = si_failsafe_create(&fd, &j->cm);
     }
     if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
+    si_budget_leave(prev);
     return NULL;
 }
 
@@ -195,10 +210,14 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     *out = NULL;
     si_compiled *c = si_calloc(1, sizeof *c);
     if (!c || !(c->ds = si_calloc(1, sizeof(device_set)))) { si_free(c); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    si_budget_init(&c->budget, 0);
+    si_budget *prev_budget = si_budget_enter(&c->budget);
     si_result st;
     si_graph *g = NULL;
     si_cfg_values cv;
     if ((st = si_cfg_fill(cfg, &cv))) goto fail;
+    c->ds->isolate = cfg ? si_config_get(cfg, "isolate") : NULL; /* these are not looked up here */
+    si_budget_init(&c->budget, (int64_t)cv.max_memory_mb << 20); /* max_memory_mb: charged from here on */
     if ((st = si_devices_parse(si_config_devices(cfg), c->ds))) goto fail;
     char (*names)[64] = c->ds->names;
     /* options for the devices: a copy of the config's properties */
@@ -221,11 +240,17 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     if (spec && *spec) {
         if ((st = si_fault_spec_parse(spec, &c->ds->faults))) goto fail;
         for (int i = 0; i < c->ds->n; i++)
-            if (si_fault_spec_mentions(c->ds->faults, names[i])) {
+            if (!c->ds->isolated[i] && si_fault_spec_mentions(c->ds->faults, names[i])) {
                 if ((st = si_faulty_wrap(c->ds->devs[i], c->ds->faults, &c->ds->wrappers[i]))) goto fail;
                 c->ds->devs[i] = c->ds->wrappers[i];
             }
     }
+    /* isolated devices: a proxy each, its helper process started now (the faults for it apply there) */
+    for (int i = 0; i < c->ds->n; i++)
+        if (c->ds->isolated[i]) {
+            if ((st = si_isolate_create(names[i], spec, &c->ds->proxies[i]))) goto fail;
+            c->ds->devs[i] = c->ds->proxies[i];
+        }
     const char *name_ptrs[SI_MAX_DEVICES];
     for (int i = 0; i < c->ds->n; i++) name_ptrs[i] = names[i];
     if ((st = si_sink_create(name_ptrs, c->ds->n, cfg ? cfg->fn : NULL, cfg ? cfg->user : NULL, &c->sink))) goto fail;
@@ -289,10 +314,12 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     si_free(subs);
     si_graph_free(g);
+    si_budget_leave(prev_budget);
     *out = c;
     return SI_OK;
 fail:
     si_graph_free(g);
+    si_budget_leave(prev_budget);
     {
         char msg[4096];
         snprintf(msg, sizeof msg, "%s", si_last_error());

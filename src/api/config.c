@@ -26,6 +26,7 @@ typedef enum cfg_type {
     CFG_INT,     /* decimal digits only, in [lo, hi] */
     CFG_ONOFF,   /* on|off (also 1|0, true|false) */
     CFG_CHOICE,  /* one of choices[] */
+    CFG_NAMES,   /* device names, comma separated (si_device_name_check; nothing looked up) */
 } cfg_type;
 
 typedef struct cfg_choice {
@@ -65,7 +66,7 @@ static const si_cfg_key si_cfg_keys[] = {
      "worker threads for the devices that use them (CPU)"},
     {"faults", CFG_FAULTS, 0, 0, NULL, "SPEC", "", NO_FIELD,
      "fault injection (also $SAFEINFER_FAULTS when unset): RULE[,RULE]..., RULE = DEVICE.STAGE=WHEN[:EFFECT], "
-     "STAGE compile|create|infer, WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom"},
+     "STAGE compile|create|infer, WHEN always|N|N+|pX[@SEED], EFFECT error|lost|hang|nan|oom|crash|segv (crash and segv end the process that runs the device: use them with isolate)"},
     {"retries", CFG_INT, 0, 100, NULL, "0..100", "0", FIELD_INT(policy.retries),
      "retry a failed call this many times on the same device before failing over; a lost device is never retried"},
     {"infer_timeout_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", "0", FIELD_INT(policy.infer_timeout_ms),
@@ -82,7 +83,7 @@ static const si_cfg_key si_cfg_keys[] = {
      "after a failover, re-probe the preferred device at this interval in ms (compile + a trial inference) and move "
      "back when it works (0: off)"},
     {"check_outputs", CFG_CHOICE, 0, 0, check_outputs_choices, "nan|off", "off", FIELD_BOOL(policy.check_nan),
-     "nan: outputs with NaN/Inf where the next device gives finite values count as a device failure"},
+     "nan: outputs with NaN/Inf where the next device that can run the inference gives finite values count as a device failure"},
     {"recovery_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", STR(SI_RECOVERY_MS_DEFAULT), FIELD_INT(policy.recovery_ms),
      "once every device of a submodel has failed, the first inference this many ms later tries the devices again "
      "from the first (quarantined ones too: a success lifts the quarantine); each fruitless round doubles the "
@@ -94,10 +95,23 @@ static const si_cfg_key si_cfg_keys[] = {
     {"profile", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "time each step the devices run (its ONNX nodes, device and kernel); si_compiled_profile_json and "
      "`bench --profile` show them. Off: no clock is read"},
+    {"isolate", CFG_NAMES, 0, 0, NULL, "LIST", "", NO_FIELD,
+     "run these devices of the list (comma separated, e.g. OCL) out of process: each in a helper process "
+     "(safeinfer-worker) that the library starts, so that a driver that aborts, segfaults or is killed costs "
+     "that device (a lost device: failover, the inference re-run on the next one), not the program; a hung call "
+     "ended by infer_timeout_ms kills the helper. The process never touches the device itself. Costs a copy of "
+     "the inputs and outputs through shared memory per inference and of the weights at compile"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
+    {"max_memory_mb", CFG_INT, 0, SI_MAX_MEMORY_MB, NULL, "0..16777216", "0", FIELD_INT(max_memory_mb),
+     "a memory budget in MiB (0: none): the most the compiled model may hold at once in buffers of 1 MiB or more "
+     "(folded constants, device plans, the tensors of its inferences and request creations, also on watchdog "
+     "threads; not a standby's warm-up), counted from si_compile on; an allocation past it fails with "
+     "SI_ERR_NO_MEM naming the budget. One allocation larger than the machine's physical memory is always refused"},
 };
+
+_Static_assert(SI_MAX_MEMORY_MB == 16777216L, "the max_memory_mb entry's range text");
 
 static const si_cfg_key *find_key(const char *name) {
     for (size_t i = 0; i < SI_ARRAY_LEN(si_cfg_keys); i++)
@@ -145,9 +159,31 @@ static si_result check_value(const si_cfg_key *k, const char *value, long *num) 
     case CFG_DEVICES: {
         device_set *ds = si_calloc(1, sizeof *ds);
         if (!ds) return si_err(SI_ERR_NO_MEM, "out of memory");
+        ds->no_lookup = true; /* the names only: no driver is loaded to check a list */
         si_result s = si_devices_parse(value, ds);
         si_free(ds);
         return s;
+    }
+    case CFG_NAMES: {
+        if (!*value) return SI_OK; /* none */
+        char seen[SI_MAX_DEVICES][64];
+        int n = 0;
+        for (const char *p = value;;) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            char name[64], canon[64];
+            if (!len || len >= sizeof name) return si_err(SI_ERR_INVALID_ARG, "%s '%s': an empty or too long entry", k->name, value);
+            memcpy(name, p, len);
+            name[len] = 0;
+            if (si_device_name_check(name, canon, sizeof canon)) return si_err_wrap(SI_ERR_INVALID_ARG, "%s '%s'", k->name, value);
+            for (int i = 0; i < n; i++)
+                if (!strcmp(seen[i], canon)) return si_err(SI_ERR_INVALID_ARG, "%s '%s': %s is named twice", k->name, value, name);
+            if (n == SI_MAX_DEVICES) return si_err(SI_ERR_INVALID_ARG, "%s '%s': more than %d devices", k->name, value, SI_MAX_DEVICES);
+            snprintf(seen[n++], sizeof seen[0], "%s", canon);
+            if (!e) break;
+            p = e + 1;
+        }
+        return SI_OK;
     }
     case CFG_FAULTS: {
         if (!*value) return SI_OK; /* none */
@@ -266,15 +302,31 @@ static si_result absent_compile(si_device *d, const si_graph *g, const si_option
 static const si_device_i absent_iface = {.api_version = SI_DEVICE_API_VERSION, .supports_op = absent_supports,
                                          .compile = absent_compile};
 
-/* Append device `name` (found as d, or absent with the current message when d is NULL). */
-static si_result add_device(device_set *ds, const char *list, const char *name, si_device *d) {
+/* Two names of one device ("OCL" and "OCL.0")? */
+static bool same_device(const char *a, const char *b) {
+    char ca[64], cb[64];
+    if (si_device_name_check(a, ca, sizeof ca) || si_device_name_check(b, cb, sizeof cb)) {
+        si_err_clear();
+        return !strcmp(a, b);
+    }
+    return !strcmp(ca, cb);
+}
+
+/* Append device `name`: found as d, not looked up (placeholder: devs[] stays NULL), or absent with the
+ * current message when d is NULL. */
+static si_result add_device(device_set *ds, const char *list, const char *name, si_device *d, bool placeholder) {
     if (ds->n == SI_MAX_DEVICES)
         return si_err(SI_ERR_INVALID_ARG, "devices '%s': more than %d devices", list, SI_MAX_DEVICES);
     for (int i = 0; i < ds->n; i++)
-        if (!strcmp(ds->names[i], name) || (d && ds->devs[i] == d))
+        if (same_device(ds->names[i], name) || (d && ds->devs[i] == d))
             return si_err(SI_ERR_INVALID_ARG, "devices '%s': %s is listed twice%s", list, name,
                           strstr(list, "AUTO") ? " (AUTO includes every GPU or accelerator OpenCL device and CPU)" : "");
     snprintf(ds->names[ds->n], sizeof ds->names[ds->n], "%s", name);
+    if (placeholder) {
+        ds->isolated[ds->n] = !ds->no_lookup;
+        ds->devs[ds->n++] = NULL;
+        return SI_OK;
+    }
     if (!d) { /* a known kind of device, not present here */
         absent_device *a = &ds->absent[ds->n];
         snprintf(a->name, sizeof a->name, "%s", name);
@@ -286,6 +338,23 @@ static si_result add_device(device_set *ds, const char *list, const char *name, 
     return SI_OK;
 }
 
+/* Is `name` one of the comma-separated names of list (NULL: none), as a device? */
+static bool names_has(const char *list, const char *name) {
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char one[64];
+        if (len < sizeof one) {
+            memcpy(one, p, len);
+            one[len] = 0;
+            if (same_device(one, name)) return true;
+        }
+        if (!e) break;
+        p = e + 1;
+    }
+    return false;
+}
+
 /* AUTO: every GPU or accelerator OpenCL device present, then CPU (REF in a build without CPU). */
 static si_result add_auto(device_set *ds, const char *list) {
     si_result s;
@@ -293,16 +362,18 @@ static si_result add_auto(device_set *ds, const char *list) {
     for (int i = 0; i < SI_MAX_DEVICES; i++) {
         si_device *d;
         if (si_device_ocl_get(i, &d)) break; /* no more OpenCL devices (or none at all) */
-        if (si_device_ocl_is_gpu_or_accelerator(d) && (s = add_device(ds, list, d->name, d))) return s;
+        bool iso = names_has(ds->isolate, d->name); /* listed here already: from now on only its helper uses it */
+        if (si_device_ocl_is_gpu_or_accelerator(d) && (s = add_device(ds, list, d->name, iso ? NULL : d, iso))) return s;
     }
 #endif
     const char *last = "REF";
 #ifdef SI_HAVE_CPU
     last = "CPU";
 #endif
+    if (names_has(ds->isolate, last)) return add_device(ds, list, last, NULL, true);
     si_device *d;
     if ((s = si_device_get(last, &d))) return s;
-    return add_device(ds, list, last, d);
+    return add_device(ds, list, last, d, false);
 }
 
 si_result si_devices_parse(const char *list, device_set *ds) {
@@ -324,13 +395,20 @@ si_result si_devices_parse(const char *list, device_set *ds) {
         if (!strcmp(name, "AUTO")) {
             if ((s = add_auto(ds, list))) return s;
         } else {
-            si_device *d;
-            s = si_device_get(name, &d);
-            if (s == SI_ERR_INVALID_ARG && strncmp(name, "OCL", 3))
+            char canon[64];
+            s = si_device_name_check(name, canon, sizeof canon);
+            if (s && strncmp(name, "OCL", 3))
                 return si_err(SI_ERR_INVALID_ARG, "devices '%s': unknown device '%s' (known: AUTO, %s)", list, name, si_device_names());
-            if (s == SI_ERR_INVALID_ARG) return si_err_wrap(s, "devices '%s'", list);
-            if (s && s != SI_ERR_UNSUPPORTED && s != SI_ERR_DEVICE) return s;
-            if ((s = add_device(ds, list, name, s ? NULL : d))) return s;
+            if (s) return si_err_wrap(s, "devices '%s'", list);
+            if (ds->no_lookup || names_has(ds->isolate, name)) { /* isolated: only its helper process touches it */
+                if ((s = add_device(ds, list, name, NULL, true))) return s;
+            } else {
+                si_device *d;
+                s = si_device_get(name, &d);
+                if (s == SI_ERR_INVALID_ARG) return si_err_wrap(s, "devices '%s'", list);
+                if (s && s != SI_ERR_UNSUPPORTED && s != SI_ERR_DEVICE) return s;
+                if ((s = add_device(ds, list, name, s ? NULL : d, false))) return s;
+            }
         }
         if (!e) break;
         p = e + 1;

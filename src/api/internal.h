@@ -34,11 +34,15 @@ void sb_str(sbuf *b, const char *s);
 bool parse_long(const char *s, long lo, long hi, long *out);
 int parse_onoff(const char *s); /* 1 on, 0 off, -1 neither */
 
+/* The largest max_memory_mb (MiB): 16 TiB. */
+#define SI_MAX_MEMORY_MB (1L << 24)
+
 /* What si_compile reads from the configuration itself (devices read theirs from the options). Filled from
  * the table of keys in config.c: the value set, else the key's default. */
 typedef struct si_cfg_values {
     si_failsafe_policy policy;
     bool strict;
+    int max_memory_mb; /* the compiled model's memory budget in MiB (0: none) */
 } si_cfg_values;
 si_result si_cfg_fill(const si_config *cfg, si_cfg_values *out);
 /* The device list of cfg, or the default ("AUTO") when unset or cfg is NULL. */

@@ -24,10 +24,18 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     pl->devs = si_config_devices(cfg);
     if (!(pl->ds = si_calloc(1, sizeof *pl->ds))) return si_err(SI_ERR_NO_MEM, "out of memory");
     si_result st;
+    si_cfg_values cv;
+    if ((st = si_cfg_fill(cfg, &cv))) { plan_free(pl); return st; }
+    /* the graph stage under max_memory_mb, as in si_compile (the budget ends here: what it charged is forgotten) */
+    si_budget budget;
+    si_budget_init(&budget, (int64_t)cv.max_memory_mb << 20);
+    si_budget *prev = si_budget_enter(&budget);
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_graph_clone(m->g, &pl->g)) ||
         (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) ||
         (st = si_partition_graph(pl->g, pl->ds->devs, pl->ds->n, &pl->p)))
         plan_free(pl);
+    si_budget_leave(prev);
+    si_budget_destroy(&budget);
     return st;
 }
 

@@ -62,6 +62,27 @@ si_result si_device_get(const char *name, si_device **out) {
     return si_err(SI_ERR_INVALID_ARG, "unknown device '%s' (known: %s)", name, si_device_names());
 }
 
+si_result si_device_name_check(const char *name, char *canon, size_t n) {
+    if (!name) return si_err(SI_ERR_INVALID_ARG, "device name is NULL");
+    if (!strcmp(name, "REF") || !strcmp(name, "CPU")) {
+        snprintf(canon, n, "%s", name);
+        return SI_OK;
+    }
+    if (!strncmp(name, "OCL", 3) && (name[3] == 0 || name[3] == '.')) {
+        long idx = 0;
+        if (name[3] == '.') {
+            char *end;
+            idx = strtol(name + 4, &end, 10);
+            if (end == name + 4 || *end || idx < 0 || idx > 64 || name[4] == '-' || name[4] == '+' || name[4] == ' ')
+                return si_err(SI_ERR_INVALID_ARG, "bad OpenCL device name '%s' (expected OCL or OCL.N)", name);
+        }
+        if (idx) snprintf(canon, n, "OCL.%ld", idx);
+        else snprintf(canon, n, "OCL");
+        return SI_OK;
+    }
+    return si_err(SI_ERR_INVALID_ARG, "unknown device '%s' (known: %s)", name, si_device_names());
+}
+
 const char *si_options_get(const si_options *o, const char *key) {
     if (!o) return NULL;
     for (int i = 0; i < o->n; i++)

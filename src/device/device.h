@@ -47,6 +47,11 @@ struct si_device {
 /* Find a device by name ("REF", "CPU", "OCL", "OCL.1"; case-sensitive). SI_ERR_INVALID_ARG naming the known
  * devices when there is none. Devices are process-wide singletons; the pointer stays valid. */
 si_result si_device_get(const char *name, si_device **out);
+/* Is `name` a device name this library knows the form of ("REF", "CPU", "OCL", "OCL.N" with N in 0..64),
+ * whether or not the device is present or built in? Looks nothing up (no driver is touched). On success
+ * canon (n bytes) receives the canonical name ("OCL.0" -> "OCL"), so that two names of one device compare
+ * equal. INVALID_ARG naming the known devices otherwise. */
+si_result si_device_name_check(const char *name, char *canon, size_t n);
 /* "REF" (comma-separated list of known device names). */
 const char *si_device_names(void);
 

@@ -5,6 +5,7 @@
 #include "device/iface.h"
 
 #include <stdio.h>
+#include <string.h>
 
 
 si_result si_port_check(const si_port *p, const si_tensor *t) {
@@ -66,4 +67,44 @@ si_result si_check_bound(const si_cmodel *m, si_tensor *const *bound) {
         if (bound[i]->nbytes && !bound[i]->data) return si_err(SI_ERR_INVALID_ARG, "input '%s' has no data", m->inputs[i].name);
     }
     return SI_OK;
+}
+
+si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const char *who) {
+    r->iface = iface;
+    r->model = m;
+    r->bound = si_calloc((size_t)m->n_inputs + 1, sizeof(si_tensor *));
+    r->outs = si_calloc((size_t)m->n_outputs + 1, sizeof(si_tensor *));
+    bool ok = r->bound && r->outs;
+    for (int k = 0; ok && k < m->n_outputs; k++) {
+        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
+        else r->outs[k]->dtype = m->outputs[k].dtype;
+    }
+    if (ok) return SI_OK;
+    si_ireq_fini(r);
+    return si_err(SI_ERR_NO_MEM, "%s: out of memory creating a request", who);
+}
+
+void si_ireq_fini(si_ireq *r) {
+    if (r->outs && r->model)
+        for (int k = 0; k < r->model->n_outputs; k++) si_tensor_free(r->outs[k]);
+    si_free(r->outs);
+    si_free(r->bound);
+    r->outs = NULL;
+    r->bound = NULL;
+}
+
+si_result si_ireq_set_input(si_ireq *r, int i, si_tensor *t) { return si_bind_input(r->model, i, t, r->bound); }
+
+si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t) {
+    si_result s = si_output_index(r->model, i);
+    if (!s) *t = r->outs[i];
+    return s;
+}
+
+si_result si_ireq_check_inputs(const si_ireq *r) { return si_check_bound(r->model, r->bound); }
+
+void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh) {
+    si_tensor_release(r->outs[k]);
+    *r->outs[k] = *fresh;
+    memset(fresh, 0, sizeof *fresh);
 }

@@ -55,10 +55,32 @@ typedef struct si_ireq_i {
     void (*profile)(si_ireq *r, si_prof *sink);
 } si_ireq_i;
 
+/* The part of a request every implementation shares (devices, the fail-safe layer, the executor core, the
+ * fault decorator, the proxy of an isolated device): the caller's bound inputs and the stable output tensors.
+ * si_ireq_init sets it up and si_ireq_fini frees it; si_ireq_set_input / si_ireq_get_output are the usual
+ * set_input / get_output (an implementation puts them in its vtable, or wraps them). An implementation
+ * writes only what is its own: new output contents, through si_ireq_publish. */
 struct si_ireq {
     const si_ireq_i *iface;
     si_cmodel *model;
+    si_tensor **bound; /* per input port: the caller's tensor (borrowed), NULL while unbound */
+    si_tensor **outs;  /* per output port: the tensor objects handed out, owned; the same after every infer */
 };
+
+/* Set up r's base for model m: no input bound, every output an empty tensor of its port's dtype. NO_MEM (with
+ * `who` in the message) on allocation failure; r's base is then empty and si_ireq_fini is still safe. */
+si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const char *who);
+/* Free what si_ireq_init allocated (the output tensors and their data). Safe on a zeroed base. */
+void si_ireq_fini(si_ireq *r);
+/* The usual set_input: the index and the port checked (t may be NULL to unbind), then bound[i] = t. */
+si_result si_ireq_set_input(si_ireq *r, int i, si_tensor *t);
+/* The usual get_output: the stable tensor of output port i. */
+si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
+/* Before an infer: every input bound, with data, matching its port (si_check_bound on r's inputs). */
+si_result si_ireq_check_inputs(const si_ireq *r);
+/* Output k takes over fresh's contents (data, shape, ownership; its old data is released); fresh is left
+ * empty. The tensor object the caller holds stays the same. */
+void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh);
 
 /* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
 si_result si_port_check(const si_port *p, const si_tensor *t);

@@ -24,8 +24,7 @@ typedef struct exec_model {
 typedef struct exec_req {
     si_ireq base;
     si_ireq **subs;
-    si_tensor **bound;   /* model inputs, borrowed from the caller */
-    si_tensor **own;     /* per model output that is not the last submodel's (see own_output): our copy */
+    /* base.outs[k]: our copy of model output k when it is not the last submodel's (see own_output) */
     void **fresh;        /* per output: scratch for copy_outputs */
 } exec_req;
 
@@ -55,11 +54,6 @@ static void exec_model_free(si_cmodel *m_) {
 
 // --- requests -----------------------------------------------------------------------------------------------
 
-static si_result exec_set_input(si_ireq *r_, int i, si_tensor *t) {
-    exec_req *r = (exec_req *)r_;
-    return si_bind_input(r->base.model, i, t, r->bound);
-}
-
 static si_result exec_get_output(si_ireq *r_, int k, si_tensor **t) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
@@ -67,7 +61,7 @@ static si_result exec_get_output(si_ireq *r_, int k, si_tensor **t) {
     if (s) return s;
     const si_src *src = &m->out_src[k];
     if (!own_output(m, k)) return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
-    *t = r->own[k];
+    *t = r->base.outs[k];
     return SI_OK;
 }
 
@@ -75,7 +69,7 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
     exec_model *m = (exec_model *)r->base.model;
     switch (src->kind) {
     case SI_SRC_INPUT:
-        *t = r->bound[src->index];
+        *t = r->base.bound[src->index];
         if (!*t) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->in_ports[src->index].name);
         return SI_OK;
     case SI_SRC_SUB: return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
@@ -93,7 +87,7 @@ static si_result copy_outputs(exec_req *r) {
     for (; k < m->base.n_outputs; k++) {
         r->fresh[k] = NULL;
         if (!own_output(m, k)) continue;
-        si_tensor *src, *o = r->own[k];
+        si_tensor *src, *o = r->base.outs[k];
         if ((st = source_tensor(r, &m->out_src[k], &src))) break;
         if ((o->owned && o->nbytes == src->nbytes) || !src->nbytes) continue;
         if (!(r->fresh[k] = si_malloc(src->nbytes))) {
@@ -107,7 +101,7 @@ static si_result copy_outputs(exec_req *r) {
     }
     for (k = 0; k < m->base.n_outputs; k++) {
         if (!own_output(m, k)) continue;
-        si_tensor *src, *o = r->own[k];
+        si_tensor *src, *o = r->base.outs[k];
         source_tensor(r, &m->out_src[k], &src);
         if (r->fresh[k] || !src->nbytes) {
             si_tensor_release(o);
@@ -126,7 +120,7 @@ static si_result copy_outputs(exec_req *r) {
 static si_result exec_infer(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    si_result chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_ireq_check_inputs(&r->base);
     if (chk) return chk;
     for (int s = 0; s < m->n_subs; s++) {
         si_ireq *sr = r->subs[s];
@@ -162,16 +156,14 @@ static void exec_req_free(si_ireq *r_) {
     exec_model *m = (exec_model *)r->base.model;
     for (int s = 0; r->subs && s < m->n_subs; s++)
         if (r->subs[s]) r->subs[s]->iface->free(r->subs[s]);
-    for (int k = 0; r->own && k < m->base.n_outputs; k++) si_tensor_free(r->own[k]);
     si_free(r->subs);
-    si_free(r->bound);
-    si_free(r->own);
+    si_ireq_fini(&r->base);
     si_free(r->fresh);
     si_free(r);
 }
 
 static const si_ireq_i exec_req_iface = {
-    .set_input = exec_set_input,
+    .set_input = si_ireq_set_input,
     .get_output = exec_get_output,
     .infer = exec_infer,
     .free = exec_req_free,
@@ -184,17 +176,11 @@ static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {
     *out = NULL;
     exec_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    r->base.iface = &exec_req_iface;
-    r->base.model = m_;
-    r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
-    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
-    r->own = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
-    si_result st = (r->subs && r->bound && r->own && r->fresh) ? SI_OK : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    for (int k = 0; !st && k < m->base.n_outputs; k++) {
-        if (!own_output(m, k)) continue;
-        if (!(r->own[k] = si_calloc(1, sizeof(si_tensor)))) st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-        else r->own[k]->dtype = m->out_ports[k].dtype;
+    si_result st = si_ireq_init(&r->base, &exec_req_iface, m_, "executor");
+    if (!st) {
+        r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
+        r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
+        if (!r->subs || !r->fresh) st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
     }
     for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
     if (st) { exec_req_free(&r->base); return st; }

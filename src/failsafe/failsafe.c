@@ -553,8 +553,6 @@ typedef struct fs_req {
     si_ireq *held;       /* a former inner request whose outputs outs still view (with its generation) */
     fs_gen *held_gen;
     fs_guard *guard;     /* watchdog on: the worker and the input snapshots, reused from call to call */
-    si_tensor **bound;   /* the caller's inputs */
-    si_tensor **outs;    /* stable output tensors (views or copies, see the top of the file) */
     void **fresh;        /* per output: scratch for copy_outputs */
     pthread_mutex_t cmu; /* guards `inner` against cancel() from another thread */
 } fs_req;
@@ -623,7 +621,7 @@ static si_result view_outputs(fs_model *m, fs_req *r) {
         si_tensor *t;
         si_result st = r->inner->iface->get_output(r->inner, k, &t);
         if (st) return st;
-        si_tensor *o = r->outs[k];
+        si_tensor *o = r->base.outs[k];
         if (o->owned) si_tensor_release(o);
         *o = *t; /* a view: the data stays the inner request's */
         o->owned = false;
@@ -642,7 +640,7 @@ static si_result copy_outputs(fs_model *m, fs_req *r) {
     si_result st = SI_OK;
     int k = 0;
     for (; k < m->base.n_outputs; k++) { /* room first */
-        si_tensor *t, *o = r->outs[k];
+        si_tensor *t, *o = r->base.outs[k];
         r->fresh[k] = NULL;
         if ((st = r->inner->iface->get_output(r->inner, k, &t))) break;
         if ((o->owned && o->nbytes == t->nbytes) || !t->nbytes) continue;
@@ -656,7 +654,7 @@ static si_result copy_outputs(fs_model *m, fs_req *r) {
         return st;
     }
     for (k = 0; k < m->base.n_outputs; k++) {
-        si_tensor *t, *o = r->outs[k];
+        si_tensor *t, *o = r->base.outs[k];
         r->inner->iface->get_output(r->inner, k, &t);
         if (r->fresh[k] || !t->nbytes) {
             si_tensor_release(o);
@@ -677,7 +675,7 @@ static si_result copy_outputs(fs_model *m, fs_req *r) {
 static void revalidate_views(fs_model *m, fs_req *r) {
     if (!r->views_inner || !r->inner) return;
     for (int k = 0; k < m->base.n_outputs; k++) {
-        si_tensor *t, *o = r->outs[k];
+        si_tensor *t, *o = r->base.outs[k];
         if (r->inner->iface->get_output(r->inner, k, &t)) continue;
         if (t->data != o->data || t->nbytes != o->nbytes) {
             *o = *t;
@@ -755,7 +753,7 @@ static si_result snapshot_inputs(fs_model *m, fs_req *r) {
     }
     for (int i = 0; i < gd->n_in; i++) {
         si_tensor *s = &gd->snap[i];
-        const si_tensor *b = r->bound[i];
+        const si_tensor *b = r->base.bound[i];
         if (b->nbytes && (!s->owned || s->nbytes != b->nbytes)) {
             void *p = si_malloc(b->nbytes);
             if (!p) return si_err(SI_ERR_NO_MEM, "out of memory copying input %d (%zu bytes)", i, b->nbytes);
@@ -862,32 +860,37 @@ static bool outputs_finite(fs_model *m, si_ireq *q) {
     return true;
 }
 
-/* check_outputs=nan: does the next candidate give finite outputs for the same inputs? Leaves the compiled
- * model it made as the standby, so that the failover that follows reuses it. */
+/* check_outputs=nan: does the next candidate that can run the same inputs give finite outputs? A candidate
+ * whose compile or check inference fails cannot say, so the one after it is asked (otherwise a NaN output
+ * would be taken as the answer whenever the next device happened to fail too). Leaves the compiled model it
+ * made for the first candidate after g's as the standby, so that the failover that follows reuses it. */
 static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
-    pthread_mutex_lock(&m->mu);
-    int pos = -1;
-    for (int p = g->pos + 1; p < m->n && pos < 0; p++)
-        if (!quarantined(m, p)) pos = p;
-    while (pos >= 0 && m->standby_busy_pos == pos) pthread_cond_wait(&m->cv, &m->mu);
-    fs_gen *ng = (pos >= 0 && m->standby && m->standby->pos == pos) ? gen_ref(m->standby) : NULL;
-    pthread_mutex_unlock(&m->mu);
-    if (pos < 0) return false;
-    if (!ng) {
-        if (compile_at(m, pos, &ng)) return false;
+    for (int from = g->pos + 1;;) {
         pthread_mutex_lock(&m->mu);
-        if (!m->standby && m->active == g) m->standby = gen_ref(ng);
+        int pos = -1;
+        for (int p = from; p < m->n && pos < 0; p++)
+            if (!quarantined(m, p)) pos = p;
+        while (pos >= 0 && m->standby_busy_pos == pos) pthread_cond_wait(&m->cv, &m->mu);
+        fs_gen *ng = (pos >= 0 && m->standby && m->standby->pos == pos) ? gen_ref(m->standby) : NULL;
         pthread_mutex_unlock(&m->mu);
+        if (pos < 0) return false;
+        from = pos + 1;
+        if (!ng) {
+            if (compile_at(m, pos, &ng)) continue;
+            pthread_mutex_lock(&m->mu);
+            if (!m->standby && m->active == g) m->standby = gen_ref(ng);
+            pthread_mutex_unlock(&m->mu);
+        }
+        si_ireq *q = NULL;
+        si_result st = ng->cm->iface->create_request(ng->cm, &q);
+        for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->base.bound[i]);
+        if (!st) st = q->iface->infer(q);
+        bool finite = !st && outputs_finite(m, q);
+        si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st, st ? si_last_error() : finite ? "finite outputs" : "non-finite outputs too");
+        if (q) q->iface->free(q);
+        gen_unref(ng);
+        if (!st) return finite;
     }
-    si_ireq *q = NULL;
-    si_result st = ng->cm->iface->create_request(ng->cm, &q);
-    for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->bound[i]);
-    if (!st) st = q->iface->infer(q);
-    bool finite = !st && outputs_finite(m, q);
-    si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st, st ? si_last_error() : finite ? "finite outputs" : "non-finite outputs too");
-    if (q) q->iface->free(q);
-    gen_unref(ng);
-    return finite;
 }
 
 static void remember_shapes(fs_model *m, fs_req *r) {
@@ -896,9 +899,9 @@ static void remember_shapes(fs_model *m, fs_req *r) {
     for (int i = 0; i < m->base.n_inputs; i++) {
         si_tensor *d = &m->probe_in[i];
         memset(d, 0, sizeof *d);
-        d->dtype = r->bound[i]->dtype;
-        d->ndim = r->bound[i]->ndim;
-        memcpy(d->dims, r->bound[i]->dims, sizeof d->dims);
+        d->dtype = r->base.bound[i]->dtype;
+        d->ndim = r->base.bound[i]->ndim;
+        memcpy(d->dims, r->base.bound[i]->dims, sizeof d->dims);
     }
     m->have_probe_shapes = true;
     pthread_mutex_unlock(&m->mu);
@@ -923,7 +926,7 @@ static fs_step infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left, 
         return STEP_DONE;
     }
     for (int i = 0; i < m->base.n_inputs && !st; i++)
-        st = r->inner->iface->set_input(r->inner, i, guarded ? &r->guard->snap[i] : r->bound[i]);
+        st = r->inner->iface->set_input(r->inner, i, guarded ? &r->guard->snap[i] : r->base.bound[i]);
     bool timed_out = false;
     if (!st) st = guarded ? run_guarded(m, r, &timed_out) : r->inner->iface->infer(r->inner);
     if (!st) {
@@ -988,7 +991,7 @@ static fs_step join(fs_model *m, fs_req *r, fs_gen *g, si_ireq *spare, int *retr
 static si_result fs_infer(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     fs_model *m = (fs_model *)r->base.model;
-    si_result chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_ireq_check_inputs(&r->base);
     if (chk) return chk;
     int retries_left = m->pol.retries;
     bool recovery_tried = false;
@@ -1044,18 +1047,6 @@ static si_result fs_infer(si_ireq *r_) {
     return si_err(SI_ERR_DEVICE, "submodel %d: inference kept failing; giving up after repeated failovers", m->submodel);
 }
 
-static si_result fs_set_input(si_ireq *r_, int i, si_tensor *t) {
-    fs_req *r = (fs_req *)r_;
-    return si_bind_input(r->base.model, i, t, r->bound);
-}
-
-static si_result fs_get_output(si_ireq *r_, int k, si_tensor **t) {
-    fs_req *r = (fs_req *)r_;
-    si_result s = si_output_index(r->base.model, k);
-    if (!s) *t = r->outs[k];
-    return s;
-}
-
 static void fs_cancel(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     pthread_mutex_lock(&r->cmu);
@@ -1078,17 +1069,15 @@ static void fs_req_free(si_ireq *r_) {
     if (r->held) r->held->iface->free(r->held);
     gen_unref(r->held_gen);
     guard_free(r->guard);
-    for (int k = 0; r->outs && k < r->base.model->n_outputs; k++) si_tensor_free(r->outs[k]); /* copies: owned */
-    si_free(r->outs);
-    si_free(r->bound);
+    si_ireq_fini(&r->base); /* the outputs are copies: owned */
     si_free(r->fresh);
     pthread_mutex_destroy(&r->cmu);
     si_free(r);
 }
 
 static const si_ireq_i fs_req_iface = {
-    .set_input = fs_set_input,
-    .get_output = fs_get_output,
+    .set_input = si_ireq_set_input,
+    .get_output = si_ireq_get_output,
     .infer = fs_infer,
     .free = fs_req_free,
     .cancel = fs_cancel,
@@ -1101,18 +1090,11 @@ static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
     *out = NULL;
     fs_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    r->base.iface = &fs_req_iface;
-    r->base.model = m_;
     pthread_mutex_init(&r->cmu, NULL);
-    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
-    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
-    bool ok = r->bound && r->outs && r->fresh;
-    for (int k = 0; ok && k < m->base.n_outputs; k++) {
-        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
-        else r->outs[k]->dtype = m->out_ports[k].dtype;
-    }
-    if (!ok) { fs_req_free(&r->base); return si_err(SI_ERR_NO_MEM, "out of memory creating a request"); }
+    si_result s = si_ireq_init(&r->base, &fs_req_iface, m_, "fail-safe");
+    if (!s && !(r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *))))
+        s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    if (s) { fs_req_free(&r->base); return s; }
     *out = &r->base;
     return SI_OK;
 }

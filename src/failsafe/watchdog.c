@@ -18,6 +18,7 @@ struct si_watchdog {
     pthread_cond_t done_cv; /* the caller waits for the result (monotonic deadline) */
     const si_wd_ops *ops;
     void *ctx;
+    si_budget *budget; /* the caller's memory budget (util.h): the call charges it on the worker too */
     bool posted, done, abandoned, quit;
     si_error err; /* the call's status and message */
 };
@@ -38,9 +39,12 @@ static void *wd_main(void *arg) {
         w->posted = false;
         const si_wd_ops *ops = w->ops;
         void *ctx = w->ctx;
+        si_budget *budget = w->budget;
         bool late = w->abandoned; /* given up on before it even started (a starved worker): do not run it */
         pthread_mutex_unlock(&w->mu);
+        si_budget *prev = si_budget_enter(budget);
         si_result st = late ? SI_ERR_ABORTED : ops->run(ctx);
+        si_budget_leave(prev);
         pthread_mutex_lock(&w->mu);
         if (w->abandoned) { /* nobody waits any more: release what the call owned, then end */
             pthread_mutex_unlock(&w->mu);
@@ -85,6 +89,7 @@ si_result si_watchdog_call(si_watchdog **wp, const si_wd_ops *ops, void *ctx, in
     pthread_mutex_lock(&w->mu);
     w->ops = ops;
     w->ctx = ctx;
+    w->budget = si_budget_current();
     w->done = false;
     w->posted = true;
     pthread_cond_signal(&w->work_cv);

@@ -40,7 +40,9 @@ typedef struct si_watchdog si_watchdog;
  * si_watchdog_free) and wait at most timeout_ms (> 0). The call's status (its message restored on this
  * thread) when it returned in time. Otherwise: ops->abandon(ctx), *abandoned = true, *w = NULL (the worker
  * went with the call), and SI_ERR_DEVICE "WHAT did not return within T ms (abandoned)". When no worker thread
- * can be started, the call runs here, without a deadline. */
+ * can be started, the call runs here, without a deadline. The call runs under the caller's memory budget
+ * (si_budget_current, util.h): what it allocates on the worker is charged as if the caller made it. The
+ * budget must outlive an abandoned call (the caller's compiled model does: the call holds a reference). */
 si_result si_watchdog_call(si_watchdog **w, const si_wd_ops *ops, void *ctx, int timeout_ms, const char *what,
                            bool *abandoned);
 /* Let the (idle) worker end. NULL is a no-op. */

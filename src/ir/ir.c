@@ -6,6 +6,7 @@
 #include "ops/ops.h"
 
 #include <limits.h>
+#include <math.h>
 
 // --- construction -------------------------------------------------------------------------------------
 
@@ -55,8 +56,7 @@ void si_graph_free(si_graph *g) {
 }
 
 int si_graph_find_value(const si_graph *g, const char *name) {
-    /* Linear scans would make loading quadratic; graphs are small enough that a hash is not needed yet for
-     * the value lookups done at load, which go through the loader's own hash table. */
+    /* a linear scan: the loader, which looks up every name of a model, keeps its own hash index */
     for (int i = g->n_values - 1; i >= 0; i--)
         if (!strcmp(g->values[i].name, name)) return i;
     return -1;
@@ -65,6 +65,10 @@ int si_graph_find_value(const si_graph *g, const char *name) {
 int si_graph_value(si_graph *g, const char *name) {
     int i = si_graph_find_value(g, name);
     if (i >= 0) return i;
+    return si_graph_add_value(g, name);
+}
+
+int si_graph_add_value(si_graph *g, const char *name) {
     if (g->n_values == g->cap_values) {
         int cap = g->cap_values ? g->cap_values * 2 : 64;
         si_val *nv = si_realloc(g->values, sizeof(si_val) * (size_t)cap);
@@ -112,6 +116,8 @@ si_result si_graph_finalize(si_graph *g) {
     for (int v = 0; v < nv; v++) g->values[v].producer = -1;
     for (int i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
+        if (n->n_out == 0) /* every ONNX op has an output; kernels may write output 0 */
+            return si_err(SI_ERR_PARSE, "node '%s' (%s) has no outputs", n->name, n->op_type);
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
             if (v < 0) continue;
@@ -183,7 +189,7 @@ si_result si_graph_finalize(si_graph *g) {
         goto done;
     }
     for (int i = 0; i < nn; i++) sorted[i] = g->nodes[order[i]];
-    memcpy(g->nodes, sorted, sizeof(si_node) * (size_t)nn);
+    if (nn) memcpy(g->nodes, sorted, sizeof(si_node) * (size_t)nn); /* a graph without nodes has no array */
     for (int i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
         for (int k = 0; k < n->n_out; k++)
@@ -300,7 +306,12 @@ int64_t si_attr_int(const si_node *n, const char *name, int64_t dflt) {
     const si_attr *a = si_node_attr(n, name);
     if (!a) return dflt;
     if (a->type == SI_ATTR_INT) return a->i;
-    if (a->type == SI_ATTR_FLOAT) return (int64_t)a->f;
+    if (a->type == SI_ATTR_FLOAT) { /* converted like a C cast, but NaN and out-of-range floats saturate */
+        if (isnan(a->f)) return dflt;
+        if (a->f >= 9223372036854775807.0f) return INT64_MAX;
+        if (a->f <= -9223372036854775808.0f) return INT64_MIN;
+        return (int64_t)a->f;
+    }
     return dflt;
 }
 

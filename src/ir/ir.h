@@ -91,6 +91,8 @@ si_result si_graph_clone(const si_graph *g, si_graph **out);
 /* Value id for a name, creating an unknown value when absent; -1 on allocation failure. */
 int si_graph_value(si_graph *g, const char *name);
 int si_graph_find_value(const si_graph *g, const char *name);
+/* Append a new value (the caller knows the name is not there yet); its id, or -1 on allocation failure. */
+int si_graph_add_value(si_graph *g, const char *name);
 /* Append a node (fields are taken over by the graph). Returns its index or -1. */
 int si_graph_add_node(si_graph *g, si_node *n);
 /* Check references, sort nodes topologically (PARSE error on a cycle or a value produced twice or never),
@@ -100,8 +102,12 @@ int64_t si_graph_opset(const si_graph *g, const char *domain);
 
 /* Shape inference for the current input shapes: fills dtype/ndim/dims of every value it can, evaluating
  * nodes whose inputs are all constant (constant folding, so Shape->Gather->Reshape chains resolve) when
- * their outputs total at most fold_max_bytes.
- * Errors: INVALID_ARG when shapes contradict an op's rules (the message names the node). */
+ * their outputs total at most fold_max_bytes, and while everything folded in this call totals at most
+ * SI_FOLD_TOTAL_FACTOR * fold_max_bytes (so that many small folds cannot add up to gigabytes). Folded
+ * buffers are charged to the thread's memory budget (util.h); a fold that does not fit is left to run time.
+ * Errors: INVALID_ARG when shapes contradict an op's rules (the message names the node); NO_MEM when an
+ * inferred output could never be allocated (larger than the process cap or the budget's limit). */
+#define SI_FOLD_TOTAL_FACTOR 64
 si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
 
 /* ---- attribute access ---- */

@@ -14,7 +14,8 @@ static bool value_known(const si_val *v) {
     if (v->dtype == SI_DTYPE_UNDEFINED || v->ndim < 0) return false;
     for (int i = 0; i < v->ndim; i++)
         if (v->dims[i] < 0) return false;
-    return true;
+    /* a declared shape whose size does not fit (hostile value_info) is as good as unknown */
+    return si_shape_count(v->ndim, v->dims) <= INT64_MAX / 16;
 }
 
 /* Ops whose outputs depend only on their input's shape (Shape, Size) are folded as soon as that shape is
@@ -25,12 +26,12 @@ static bool foldable(const si_node *n) { return (n->op->flags & SI_OPF_RANDOM) =
 
 /* Set each output's dtype (when the op can tell it without shapes, e.g. Cast) is left to infer; here we
  * only copy what infer computed. */
-static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
+static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folded) {
     si_node *n = &g->nodes[idx];
     if (!n->op) return SI_OK;
-    const si_tensor *ins[64];
+    const si_tensor *ins[64] = {0};
     si_tensor in_desc[64], out_t[64];
-    si_tensor *outs[64];
+    si_tensor *outs[64] = {0}; /* absent outputs get a tensor too (kernels may write them); it is dropped */
     if (n->n_in > 64 || n->n_out > 64) return SI_OK;
     bool all_const = true;
     for (int k = 0; k < n->n_in; k++) {
@@ -53,7 +54,7 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
     }
     for (int k = 0; k < n->n_out; k++) {
         memset(&out_t[k], 0, sizeof out_t[k]);
-        outs[k] = n->out[k] >= 0 ? &out_t[k] : NULL;
+        outs[k] = &out_t[k];
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     si_result s = si_op_supported(n, n->n_in, ins);
@@ -62,14 +63,27 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
     s = n->op->infer(&c);
     if (s == SI_SHAPE_DYNAMIC) { si_err_clear(); return SI_OK; }
     if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; }
+    if (!s) s = si_outputs_typed(&c);
     if (s) return s;
     size_t total = 0;
-    for (int k = 0; k < n->n_out; k++) total += outs[k] ? out_t[k].nbytes : 0;
-    bool fold = (all_const || shape_only(n)) && foldable(n) && total <= fold_max;
+    for (int k = 0; k < n->n_out; k++) {
+        if (n->out[k] < 0) continue;
+        /* an output that could never be allocated: a named error now, before anything is */
+        if (out_t[k].nbytes >= SI_BIG_ALLOC) {
+            char sh[160];
+            si_shape_str(sh, sizeof sh, out_t[k].dtype, out_t[k].ndim, out_t[k].dims);
+            if ((s = si_mem_fits(out_t[k].nbytes, sh)))
+                return si_err_wrap(s, "node '%s' (%s) output '%s'", n->name, n->op_type, g->values[n->out[k]].name);
+        }
+    }
+    for (int k = 0; k < n->n_out; k++) total = out_t[k].nbytes > SIZE_MAX - total ? SIZE_MAX : total + out_t[k].nbytes;
+    /* per node at most fold_max bytes, per graph at most SI_FOLD_TOTAL_FACTOR times that */
+    bool fold = (all_const || shape_only(n)) && foldable(n) && total <= fold_max &&
+                total <= fold_max * SI_FOLD_TOTAL_FACTOR - *folded;
     if (fold) {
-        for (int k = 0; k < n->n_out && !s; k++)
-            if (outs[k]) s = si_tensor_alloc(outs[k]);
+        for (int k = 0; k < n->n_out && !s; k++) s = si_tensor_alloc(outs[k]);
         if (!s) s = n->op->run(&c);
+        if (!s) *folded += total;
         if (s) { /* folding is an optimisation: leave the node for run time, where the error will show */
             for (int k = 0; k < n->n_out; k++) si_tensor_release(&out_t[k]);
             si_err_clear();
@@ -78,7 +92,7 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
         }
     }
     for (int k = 0; k < n->n_out; k++) {
-        if (!outs[k]) continue;
+        if (n->out[k] < 0) { si_tensor_release(&out_t[k]); continue; }
         si_val *v = &g->values[n->out[k]];
         v->dtype = out_t[k].dtype;
         v->ndim = out_t[k].ndim;
@@ -98,8 +112,10 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max) {
 }
 
 si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes) {
+    size_t folded = 0;
+    if (fold_max_bytes > SIZE_MAX / SI_FOLD_TOTAL_FACTOR) fold_max_bytes = SIZE_MAX / SI_FOLD_TOTAL_FACTOR;
     for (int i = 0; i < g->n_nodes; i++) {
-        si_result s = infer_node(g, i, fold_max_bytes);
+        si_result s = infer_node(g, i, fold_max_bytes, &folded);
         if (s) return s;
     }
     return SI_OK;

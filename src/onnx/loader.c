@@ -168,6 +168,82 @@ si_result si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char
     return s;
 }
 
+// --- nesting depth ----------------------------------------------------------------------------------------
+/*
+ * protobuf-c unpacks nested messages recursively, so a hostile model that nests subgraphs (an If in an If in
+ * ...) or types (a sequence of a sequence of ...) a few hundred thousand levels deep would overflow the stack
+ * inside onnx__model_proto__unpack. Before unpacking, this walks the wire format, following only the fields
+ * through which ONNX messages can recurse (the other messages have a small fixed depth), and refuses more
+ * than SI_MAX_GRAPH_DEPTH nested graphs or SI_MAX_MSG_DEPTH nested messages. Malformed wire data is refused
+ * too (protobuf-c would refuse it as well).
+ */
+enum { PK_MODEL, PK_GRAPH, PK_NODE, PK_ATTR, PK_FUNCTION, PK_TRAINING, PK_VALUE_INFO, PK_TYPE, PK_TYPE_ELEM, PK_TYPE_MAP, PK_NONE };
+
+/* The kind of the message in field `field` of a message of kind `kind`, or PK_NONE where it cannot nest. */
+static int nested_kind(int kind, uint64_t field) {
+    switch (kind) {
+    case PK_MODEL: return field == 7 ? PK_GRAPH : field == 20 ? PK_TRAINING : field == 25 ? PK_FUNCTION : PK_NONE;
+    case PK_TRAINING: return field == 1 || field == 2 ? PK_GRAPH : PK_NONE;
+    case PK_GRAPH: return field == 1 ? PK_NODE : field >= 11 && field <= 13 ? PK_VALUE_INFO : PK_NONE;
+    case PK_NODE: return field == 5 ? PK_ATTR : PK_NONE;
+    case PK_ATTR: return field == 6 || field == 11 ? PK_GRAPH : field == 14 || field == 15 ? PK_TYPE : PK_NONE;
+    case PK_FUNCTION: return field == 7 ? PK_NODE : PK_NONE;
+    case PK_VALUE_INFO: return field == 2 ? PK_TYPE : PK_NONE;
+    case PK_TYPE: return field == 4 || field == 9 ? PK_TYPE_ELEM : field == 5 ? PK_TYPE_MAP : PK_NONE;
+    case PK_TYPE_ELEM: return field == 1 ? PK_TYPE : PK_NONE; /* Sequence.elem_type, Optional.elem_type */
+    case PK_TYPE_MAP: return field == 2 ? PK_TYPE : PK_NONE;  /* Map.value_type */
+    default: return PK_NONE;
+    }
+}
+
+static bool wire_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && *pos < end; shift += 7) {
+        uint8_t c = p[(*pos)++];
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) return true;
+    }
+    return false;
+}
+
+/* 0: fine; 1: malformed; 2: too deep (*what says which limit). */
+static int wire_depth(const uint8_t *p, size_t start, size_t end, int kind, int depth, int graphs, const char **what) {
+    if (kind == PK_GRAPH && ++graphs > SI_MAX_GRAPH_DEPTH) { *what = "subgraphs"; return 2; }
+    if (++depth > SI_MAX_MSG_DEPTH) { *what = "messages"; return 2; }
+    size_t pos = start;
+    while (pos < end) {
+        uint64_t tag, len;
+        if (!wire_varint(p, end, &pos, &tag)) return 1;
+        switch (tag & 7) {
+        case 0: if (!wire_varint(p, end, &pos, &len)) return 1; break;
+        case 1: if (end - pos < 8) return 1; pos += 8; break;
+        case 5: if (end - pos < 4) return 1; pos += 4; break;
+        case 2: {
+            if (!wire_varint(p, end, &pos, &len) || len > end - pos) return 1;
+            int sub = nested_kind(kind, tag >> 3);
+            if (sub != PK_NONE) {
+                int r = wire_depth(p, pos, pos + (size_t)len, sub, depth, graphs, what);
+                if (r) return r;
+            }
+            pos += (size_t)len;
+            break;
+        }
+        default: return 1; /* groups: not used by ONNX, and not by protobuf-c either */
+        }
+    }
+    return 0;
+}
+
+static si_result check_nesting(const void *buf, size_t len) {
+    const char *what = "";
+    int r = wire_depth(buf, 0, len, PK_MODEL, 0, 0, &what);
+    if (r == 1) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
+    if (r == 2)
+        return si_err(SI_ERR_PARSE, "the model nests %s deeper than %d levels", what,
+                      !strcmp(what, "subgraphs") ? SI_MAX_GRAPH_DEPTH : SI_MAX_MSG_DEPTH);
+    return SI_OK;
+}
+
 // --- value infos ------------------------------------------------------------------------------------------
 
 static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, bool required) {
@@ -210,8 +286,71 @@ static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, boo
                 if (!(v->dim_names[i] = si_strdup(d->dim_param))) return si_err(SI_ERR_NO_MEM, "out of memory");
             }
         }
+        /* a declared shape whose element count overflows (int64) can never be a tensor */
+        int64_t known[SI_MAX_DIMS];
+        for (int i = 0; i < v->ndim; i++) known[i] = v->dims[i] < 0 ? 1 : v->dims[i];
+        if (si_shape_count(v->ndim, known) > INT64_MAX / 16) {
+            if (required) {
+                char sh[160];
+                return si_err(SI_ERR_PARSE, "value '%s': declared shape %s is too large", v->name,
+                              si_shape_str(sh, sizeof sh, v->dtype, v->ndim, v->dims));
+            }
+            v->ndim = -1; /* only a hint: forget it */
+        }
     }
     return SI_OK;
+}
+
+// --- value names ------------------------------------------------------------------------------------------
+/* The loader looks up every input and output name of every node: a hash index over the graph's value names
+ * (si_graph_find_value scans) keeps loading linear in the model's size. */
+
+typedef struct name_index {
+    int *slot; /* value id + 1; 0 = empty */
+    size_t cap, n;
+} name_index;
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static bool index_put(name_index *ix, const si_graph *g, int id) {
+    if ((ix->n + 1) * 2 > ix->cap) {
+        size_t cap = ix->cap ? ix->cap * 2 : 256;
+        int *ns = si_calloc(cap, sizeof(int));
+        if (!ns) return false;
+        for (size_t i = 0; i < ix->cap; i++)
+            if (ix->slot[i]) {
+                size_t j = (size_t)name_hash(g->values[ix->slot[i] - 1].name) & (cap - 1);
+                while (ns[j]) j = (j + 1) & (cap - 1);
+                ns[j] = ix->slot[i];
+            }
+        si_free(ix->slot);
+        ix->slot = ns;
+        ix->cap = cap;
+    }
+    size_t j = (size_t)name_hash(g->values[id].name) & (ix->cap - 1);
+    while (ix->slot[j]) j = (j + 1) & (ix->cap - 1);
+    ix->slot[j] = id + 1;
+    ix->n++;
+    return true;
+}
+
+static int index_find(const name_index *ix, const si_graph *g, const char *name) {
+    if (!ix->cap) return -1;
+    for (size_t j = (size_t)name_hash(name) & (ix->cap - 1); ix->slot[j]; j = (j + 1) & (ix->cap - 1))
+        if (!strcmp(g->values[ix->slot[j] - 1].name, name)) return ix->slot[j] - 1;
+    return -1;
+}
+
+/* The id of the value named `name`, made when new; -1 on allocation failure. */
+static int value_id(name_index *ix, si_graph *g, const char *name) {
+    int v = index_find(ix, g, name);
+    if (v >= 0) return v;
+    if ((v = si_graph_add_value(g, name)) < 0 || !index_put(ix, g, v)) return -1;
+    return v;
 }
 
 // --- nodes ----------------------------------------------------------------------------------------------
@@ -269,7 +408,7 @@ static si_result convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *
     return SI_OK;
 }
 
-static si_result convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
+static si_result convert_node(si_graph *g, name_index *ix, Onnx__NodeProto *np, int index) {
     si_node n;
     memset(&n, 0, sizeof n);
     char fallback[32];
@@ -285,12 +424,12 @@ static si_result convert_node(si_graph *g, Onnx__NodeProto *np, int index) {
     for (size_t i = 0; i < np->n_input; i++) {
         const char *nm = np->input[i];
         n.in[i] = -1;
-        if (nm && *nm && (n.in[i] = si_graph_value(g, nm)) < 0) goto oom;
+        if (nm && *nm && (n.in[i] = value_id(ix, g, nm)) < 0) goto oom;
     }
     for (size_t i = 0; i < np->n_output; i++) {
         const char *nm = np->output[i];
         n.out[i] = -1;
-        if (nm && *nm && (n.out[i] = si_graph_value(g, nm)) < 0) goto oom;
+        if (nm && *nm && (n.out[i] = value_id(ix, g, nm)) < 0) goto oom;
     }
     if (!(n.attrs = si_calloc(np->n_attribute + 1, sizeof(si_attr)))) goto oom;
     for (size_t i = 0; i < np->n_attribute; i++) {
@@ -338,8 +477,9 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
         return si_err_wrap(s == SI_ERR_INVALID_ARG ? SI_ERR_PARSE : s, "%s", what);
     }
     if (t->nbytes != sl->len) {
+        size_t need = t->nbytes; /* read before the tensor is freed */
         si_tensor_free(t);
-        return si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %zu", what, (unsigned long long)sl->len, t->nbytes);
+        return si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %zu", what, (unsigned long long)sl->len, need);
     }
     if ((s = si_tensor_alloc(t))) { si_tensor_free(t); return s; }
     for (uint64_t done = 0; done < sl->len;) {
@@ -351,7 +491,18 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
     return SI_OK;
 }
 
+static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g,
+                                       name_index *ix);
+
 static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g) {
+    name_index ix = {0};
+    si_result s = convert_graph_indexed(mp, base_dir, rs, g, &ix);
+    si_free(ix.slot);
+    return s;
+}
+
+static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g,
+                                       name_index *ix) {
     Onnx__GraphProto *gp = mp->graph;
     if (!gp) return si_err(SI_ERR_PARSE, "the model has no graph");
     g->ir_version = mp->has_ir_version ? mp->ir_version : 0;
@@ -374,7 +525,7 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     for (size_t i = 0; i < gp->n_initializer; i++) {
         Onnx__TensorProto *tp = gp->initializer[i];
         if (!tp->name || !*tp->name) return si_err(SI_ERR_PARSE, "initializer %zu has no name", i);
-        int v = si_graph_value(g, tp->name);
+        int v = value_id(ix, g, tp->name);
         if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
         if (g->values[v].is_initializer) return si_err(SI_ERR_PARSE, "initializer '%s' is defined twice", tp->name);
         char what[300];
@@ -397,7 +548,7 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     for (size_t i = 0; i < gp->n_input; i++) {
         const Onnx__ValueInfoProto *vi = gp->input[i];
         if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph input %zu has no name", i);
-        int v = si_graph_value(g, vi->name);
+        int v = value_id(ix, g, vi->name);
         if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
         if (g->values[v].is_initializer) continue; /* an initializer listed as input: a constant here */
         if (g->values[v].is_input) return si_err(SI_ERR_PARSE, "graph input '%s' is listed twice", vi->name);
@@ -407,11 +558,11 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
         g->inputs[g->n_inputs++] = v;
     }
     for (size_t i = 0; i < gp->n_node; i++)
-        if ((s = convert_node(g, gp->node[i], (int)i))) return s;
+        if ((s = convert_node(g, ix, gp->node[i], (int)i))) return s;
     for (size_t i = 0; i < gp->n_output; i++) {
         const Onnx__ValueInfoProto *vi = gp->output[i];
         if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph output %zu has no name", i);
-        int v = si_graph_find_value(g, vi->name);
+        int v = index_find(ix, g, vi->name);
         if (v < 0) return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", vi->name);
         if ((s = apply_value_info(&g->values[v], vi, true))) return s;
         g->values[v].is_output = true;
@@ -419,7 +570,7 @@ static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const
     }
     for (size_t i = 0; i < gp->n_value_info; i++) {
         const Onnx__ValueInfoProto *vi = gp->value_info[i];
-        int v = vi->name ? si_graph_find_value(g, vi->name) : -1;
+        int v = vi->name ? index_find(ix, g, vi->name) : -1;
         if (v >= 0 && !g->values[v].is_input && !g->values[v].const_val) {
             if ((s = apply_value_info(&g->values[v], vi, false))) return s;
         }
@@ -431,6 +582,8 @@ si_result si_onnx_load(const void *buf, size_t len, const char *base_dir, si_gra
     *out = NULL;
     if (!buf) return si_err(SI_ERR_INVALID_ARG, "model buffer is NULL");
     if (len == 0) return si_err(SI_ERR_PARSE, "empty model");
+    si_result ns = check_nesting(buf, len);
+    if (ns) return ns;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pb_allocator, len, buf);
     if (!mp) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
     si_graph *g = si_graph_new();
@@ -610,6 +763,7 @@ si_result si_onnx_load_file(const char *path, const char *base_dir, si_graph **o
     }
     si_free(r);
     Onnx__ModelProto *mp = NULL;
+    if (!s) s = check_nesting(msg.p, msg.n);
     if (!s && !(mp = onnx__model_proto__unpack(&pb_allocator, msg.n, msg.p)))
         s = si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%llu bytes)",
                    (unsigned long long)st.st_size);

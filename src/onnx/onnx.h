@@ -6,6 +6,11 @@
 
 #include "ir/ir.h"
 
+/* Nesting limits of a model (checked on the wire before protobuf-c unpacks it recursively): subgraphs in
+ * attributes (If/Loop/Scan bodies) at most SI_MAX_GRAPH_DEPTH deep, any messages at most SI_MAX_MSG_DEPTH. */
+#define SI_MAX_GRAPH_DEPTH 32
+#define SI_MAX_MSG_DEPTH 128
+
 /* Parse a ModelProto. base_dir (may be NULL: external data is then refused) is the folder external data
  * locations are relative to. On success *out is a finalized graph with declared shapes and constants. */
 si_result si_onnx_load(const void *buf, size_t len, const char *base_dir, si_graph **out);

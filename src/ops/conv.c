@@ -155,7 +155,7 @@ static si_result conv_prep(si_kctx *c, nn_conv *p) {
     if (st) return st;
     const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
     p->M = w->dims[0];
-    if (w->dims[1] * p->group != p->C)
+    if (w->dims[1] > p->C / p->group || w->dims[1] * p->group != p->C) /* no overflow for a hostile group */
         return si_op_err(c, SI_ERR_INVALID_ARG,
                          "W has %lld input channels per group but X has %lld channels and group %lld",
                          (long long)w->dims[1], (long long)p->C, (long long)p->group);
@@ -241,6 +241,8 @@ static si_result convt_prep(si_kctx *c, nn_conv *p) {
     if (p->C % p->group != 0)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input channels %lld are not divisible by group %lld", (long long)p->C,
                          (long long)p->group);
+    if (w->dims[1] > INT64_MAX / 16 / p->group) /* a hostile group must not overflow M */
+        return si_op_err(c, SI_ERR_INVALID_ARG, "group %lld is too large", (long long)p->group);
     p->M = w->dims[1] * p->group;
     if (b && (b->ndim != 1 || b->dims[0] != p->M))
         return si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M);

@@ -75,6 +75,10 @@ static si_result constant_attr(const si_kctx *c, const si_attr **out) {
     for (size_t i = 0; i < SI_ARRAY_LEN(ok); i++) {
         const si_attr *a = si_node_attr(c->node, ok[i]);
         if (a) {
+            /* the kind must match the name: infer and run read the field the name says */
+            static const si_attr_type kinds[] = {SI_ATTR_TENSOR, SI_ATTR_FLOAT, SI_ATTR_FLOATS, SI_ATTR_INT, SI_ATTR_INTS};
+            if (i > 0 && a->type != kinds[i])
+                return si_op_err(c, SI_ERR_INVALID_ARG, "attribute '%s' has the wrong kind (%d)", a->name, (int)a->type);
             *out = a;
             return SI_OK;
         }

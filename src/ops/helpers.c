@@ -62,6 +62,14 @@ si_result si_run_ready(const si_kctx *c) {
     return SI_OK;
 }
 
+si_result si_outputs_typed(const si_kctx *c) {
+    for (int k = 0; k < c->n_out; k++)
+        if (c->node->out[k] >= 0 && c->out[k] && c->out[k]->dtype == SI_DTYPE_UNDEFINED)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "output %d is not one the op produces (the node names %d outputs)", k,
+                             c->n_out);
+    return SI_OK;
+}
+
 /* The checks shared by the two readers of integer lists: an integer tensor of rank <= 1. */
 static si_result ints_check(const si_kctx *c, const si_tensor *t, const char *what) {
     if (!si_dtype_is_int(t->dtype))
@@ -273,6 +281,10 @@ si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *di
     if (ndim < 0 || ndim > SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", ndim, SI_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         if (dims[i] < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "output dimension %d is negative (%lld)", i, (long long)dims[i]);
+    if (si_shape_count(ndim, dims) > INT64_MAX / 16) { /* the byte size would overflow */
+        char sh[160];
+        return si_op_err(c, SI_ERR_INVALID_ARG, "output shape %s is too large", si_shape_str(sh, sizeof sh, dt, ndim, dims));
+    }
     t->dtype = dt;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];

@@ -106,15 +106,48 @@
     X(LP_NORMALIZATION, "LpNormalization", "")                                                                 \
     X(LRN, "LRN", "")                                                                                          \
     X(MEAN_VARIANCE_NORMALIZATION, "MeanVarianceNormalization", "")                                           \
+    /* llm_norm.c: transformer norms and GELUs (ONNX Runtime contrib ops; SimplifiedLayerNormalization is */   \
+    /* registered by ORT in the default domain) */                                                             \
+    X(SIMPLIFIED_LAYER_NORMALIZATION, "SimplifiedLayerNormalization", "")                                      \
+    X(SKIP_LAYER_NORMALIZATION, "SkipLayerNormalization", "com.microsoft")                                     \
+    X(SKIP_SIMPLIFIED_LAYER_NORMALIZATION, "SkipSimplifiedLayerNormalization", "com.microsoft")                \
+    X(EMBED_LAYER_NORMALIZATION, "EmbedLayerNormalization", "com.microsoft")                                   \
+    X(FAST_GELU, "FastGelu", "com.microsoft")                                                                  \
+    X(BIAS_GELU, "BiasGelu", "com.microsoft")                                                                  \
+    X(QUICK_GELU, "QuickGelu", "com.microsoft")                                                                \
     /* gemm.c */                                                                                               \
     X(GEMM, "Gemm", "")                                                                                        \
     X(MATMUL, "MatMul", "")                                                                                    \
+    /* nbits.c: block-quantized weights */                                                                     \
+    X(MATMUL_NBITS, "MatMulNBits", "com.microsoft")                                                            \
+    /* quant.c: linear quantization and integer products */                                                    \
+    X(QUANTIZE_LINEAR, "QuantizeLinear", "")                                                                   \
+    X(DEQUANTIZE_LINEAR, "DequantizeLinear", "")                                                               \
+    X(DYNAMIC_QUANTIZE_LINEAR, "DynamicQuantizeLinear", "")                                                    \
+    X(MATMUL_INTEGER, "MatMulInteger", "")                                                                     \
+    X(CONV_INTEGER, "ConvInteger", "")                                                                         \
+    X(QLINEAR_MATMUL, "QLinearMatMul", "")                                                                     \
+    X(QLINEAR_CONV, "QLinearConv", "")                                                                         \
+    /* rnn.c: recurrent layers */                                                                              \
+    X(LSTM, "LSTM", "")                                                                                        \
+    X(GRU, "GRU", "")                                                                                          \
+    X(RNN, "RNN", "")                                                                                          \
     /* einsum.c */                                                                                             \
     X(EINSUM, "Einsum", "")                                                                                    \
     /* softmax.c */                                                                                            \
     X(SOFTMAX, "Softmax", "")                                                                                  \
     X(LOG_SOFTMAX, "LogSoftmax", "")                                                                           \
     X(HARDMAX, "Hardmax", "")                                                                                  \
+    /* attention.c: scaled dot-product attention */                                                            \
+    X(ATTENTION, "Attention", "")                                                                              \
+    X(MULTI_HEAD_ATTENTION, "MultiHeadAttention", "com.microsoft")                                             \
+    X(MS_ATTENTION, "Attention", "com.microsoft")                                                              \
+    /* gqa.c: attention with a KV cache, rotary embeddings */                                                  \
+    X(GROUP_QUERY_ATTENTION, "GroupQueryAttention", "com.microsoft")                                           \
+    X(ROTARY_EMBEDDING, "RotaryEmbedding", "")                                                                 \
+    X(MS_ROTARY_EMBEDDING, "RotaryEmbedding", "com.microsoft")                                                 \
+    /* moe.c: mixture of experts */                                                                            \
+    X(MOE, "MoE", "com.microsoft")                                                                             \
     /* dropout.c */                                                                                            \
     X(DROPOUT, "Dropout", "")                                                                                  \
     /* resize.c */                                                                                             \
@@ -177,6 +210,8 @@
 /* The family files; each defines `const si_op_table si_ops_<name>` (its si_op_def table) at its end. */
 #define SI_OP_FAMILIES(F)                                                                                      \
     F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
-    F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique)
+    F(quant) F(rnn)                                                                                            \
+    F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique)                                           \
+    F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)
 
 #endif

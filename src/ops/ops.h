@@ -169,6 +169,10 @@ si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char
 si_result si_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what);
 /* run(): every present input with elements carries data, every output with elements is allocated. */
 si_result si_run_ready(const si_kctx *c);
+/* After a successful infer: every output the node names got a type. A node naming more outputs than its op
+ * has (Softplus -> (Y, Z)) leaves the extra ones untyped: INVALID_ARG naming the node and the output, instead
+ * of an untyped tensor handed on as if it were a result. */
+si_result si_outputs_typed(const si_kctx *c);
 /* The values of an integer tensor of rank <= 1 (`what` names it in errors: "input 'axes'"): into buf[cap],
  * or into a new array (at least one slot; free with si_free). SI_SHAPE_DYNAMIC when they are not known. */
 si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, const char *what, int64_t *buf, int cap, int *n);

@@ -225,6 +225,11 @@ si_result si_tensor_alloc(si_tensor *t) {
     t->data = NULL;
     t->owned = false;
     if (t->nbytes == 0) return SI_OK;
+    if (t->nbytes >= SI_BIG_ALLOC) { /* a named error before the allocation, not an OOM kill after it */
+        char sh[160];
+        si_result s = si_mem_check(t->nbytes, si_shape_str(sh, sizeof sh, t->dtype, t->ndim, t->dims));
+        if (s) return s;
+    }
     t->data = si_calloc(1, t->nbytes);
     if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
     t->owned = true;
@@ -313,6 +318,8 @@ si_result si_read_file(const char *path, char **data, size_t *len) {
     long n = ftell(f);
     if (n < 0) { fclose(f); return si_err(SI_ERR_IO, "%s: cannot read (is it a folder?)", path); }
     rewind(f);
+    si_result s = si_mem_check((size_t)n + 1, path);
+    if (s) { fclose(f); return s; }
     char *buf = si_malloc((size_t)n + 1);
     if (!buf) { fclose(f); return si_err(SI_ERR_NO_MEM, "%s: out of memory reading %ld bytes", path, n); }
     size_t got = fread(buf, 1, (size_t)n, f);

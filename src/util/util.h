@@ -50,6 +50,35 @@ char *si_strdup(const char *s);
 /* Test hook: the Nth allocation from now (1-based) and every `count - 1` after it fail; 0 disables. */
 void si_alloc_fail_after(long n, long count);
 
+/* ---- memory bounds (alloc.c) ------------------------------------------------------------------------------
+ * Allocations of at least SI_BIG_ALLOC bytes are checked against a process-wide cap on one allocation
+ * (default: physical memory) and charged to the calling thread's budget, if it has entered one. A budget
+ * counts the live bytes of the big blocks charged to it (a block gives its bytes back when freed, on any
+ * thread) and refuses an allocation that would take it over its limit (0 = no limit): si_malloc returns
+ * NULL. si_mem_check / si_mem_fits give the named error before an allocation: NO_MEM "WHAT: 4.0 GiB would
+ * exceed the memory budget max_memory_mb=256 (10.0 MiB in use)". */
+#define SI_BIG_ALLOC ((size_t)1 << 20)
+typedef struct si_budget {
+    int64_t limit;        /* bytes; 0 = no limit */
+    _Atomic int64_t used; /* live bytes charged (counted only when there is a limit) */
+    _Atomic int64_t peak; /* the most that was live at once */
+} si_budget;
+void si_budget_init(si_budget *b, int64_t limit_bytes);
+/* Forget the blocks still charged to b (before b's storage goes away; they are not freed). */
+void si_budget_destroy(si_budget *b);
+/* Make b (may be NULL) the calling thread's budget; returns the previous one, for si_budget_leave. */
+si_budget *si_budget_enter(si_budget *b);
+void si_budget_leave(si_budget *prev);
+si_budget *si_budget_current(void);
+/* Could n bytes be allocated now (process cap; the current budget's limit less what it has in use)? */
+si_result si_mem_check(size_t n, const char *what);
+/* Could n bytes ever be allocated (process cap; the current budget's whole limit)? For sizes known before
+ * anything is allocated, e.g. an inferred shape. */
+si_result si_mem_fits(size_t n, const char *what);
+size_t si_mem_cap(void);
+/* Set the process-wide cap on one allocation (tests and fuzzers lower it). */
+void si_mem_set_cap(size_t bytes);
+
 /* ---- tensors --------------------------------------------------------------------------------------------- */
 struct si_tensor {
     si_dtype dtype;

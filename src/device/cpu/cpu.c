@@ -43,8 +43,6 @@ typedef struct cpu_model {
 
 typedef struct cpu_req {
     si_ireq base;
-    si_tensor **bound;       /* per model input: the caller's tensor */
-    si_tensor **outs;        /* per model output: stable tensor objects handed to the caller */
     const cpu_plan *plan;    /* the plan the request is bound to */
     cpu_plan *own_plan;      /* a plan of its own when the model's cache is full */
     void *arena_raw;
@@ -90,8 +88,8 @@ static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
     const cpu_slot *s = &p->slots[p->bufs[buf].slot];
     switch (s->kind) {
     case SLOT_ARENA: return r->arena + s->off;
-    case SLOT_INPUT: return r->bound[s->index]->data;
-    case SLOT_OUTPUT: return r->outs[s->index]->data;
+    case SLOT_INPUT: return r->base.bound[s->index]->data;
+    case SLOT_OUTPUT: return r->base.outs[s->index]->data;
     case SLOT_CONST: return (void *)s->cptr;
     case SLOT_DYN: return r->dyn[s->index].data;
     }
@@ -129,7 +127,7 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
     for (int k = 0; k < g->n_outputs; k++) {
         const si_val *v = &g->values[g->outputs[k]];
         if (p->bufs[p->out_buf[k]].dyn || v->const_val) continue;
-        if ((s = set_output_shape(r->outs[k], v->dtype, v->ndim, v->dims))) return s;
+        if ((s = set_output_shape(r->base.outs[k], v->dtype, v->ndim, v->dims))) return s;
     }
     r->mems = si_calloc((size_t)p->n_args_total + 1, sizeof(dnnl_memory_t));
     r->views = si_calloc((size_t)p->n_bufs + 1, sizeof(si_tensor));
@@ -197,7 +195,7 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
             const cpu_buf *bf = &p->bufs[b];
             if (bf->dyn) {
                 const cpu_slot *s = &p->slots[bf->slot];
-                ins[k] = s->kind == SLOT_INPUT ? r->bound[s->index] : &r->dyn[bf->value];
+                ins[k] = s->kind == SLOT_INPUT ? r->base.bound[s->index] : &r->dyn[bf->value];
                 all_static = false;
             } else {
                 r->views[b].data = buf_ptr(r, p, b);
@@ -227,6 +225,7 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     if (!all_static) {
         si_result s = n->op->infer(&c);
         if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+        if (!s) s = si_outputs_typed(&c);
         if (s) return s;
     }
     for (int k = 0; k < n->n_out; k++) {
@@ -242,10 +241,10 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
         if (!all_static && (outs[k]->ndim != view->ndim || memcmp(outs[k]->dims, view->dims, sizeof(int64_t) * (size_t)view->ndim)))
             return si_err(SI_ERR_INTERNAL, "CPU: node '%s' (%s): output %d has a shape other than planned", n->name, n->op_type, k);
         view->data = buf_ptr(r, p, b);
-        if (view->nbytes) memset(view->data, 0, view->nbytes);
+        if (view->nbytes && !st->native) memset(view->data, 0, view->nbytes); /* native kernels write every element */
         outs[k] = view;
     }
-    return n->op->run(&c);
+    return st->native ? st->native(&c) : n->op->run(&c);
 }
 
 static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
@@ -278,11 +277,11 @@ static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     return SI_OK;
 }
 
-static si_result run_own(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
-    void *ptr[16];
-    if (st->n_args > (int)SI_ARRAY_LEN(ptr)) return si_err(SI_ERR_INTERNAL, "CPU: too many kernel arguments");
-    for (int a = 0; a < st->n_args; a++) ptr[a] = buf_ptr(r, p, st->args[a].buf);
-    return st->own(st->own_params, ptr, p->threads);
+static si_result run_fn(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
+    void *ptrs[32];
+    if (st->n_args > (int)SI_ARRAY_LEN(ptrs)) return si_err(SI_ERR_INTERNAL, "CPU: too many kernel arguments");
+    for (int a = 0; a < st->n_args; a++) ptrs[a] = buf_ptr(r, p, st->args[a].buf);
+    return st->fn(st->fn_ctx, ptrs, p->threads);
 }
 
 static double now_ms(void) {
@@ -298,9 +297,10 @@ static si_result run_plan(cpu_req *r, const cpu_plan *p) {
         const cpu_step *st = &p->steps[i];
         double t0 = r->prof_ms ? now_ms() : 0;
         switch (st->kind) {
-        case STEP_REF: s = run_ref(r, p, st); break;
+        case STEP_REF:
+        case STEP_NATIVE: s = run_ref(r, p, st); break;
         case STEP_DNNL: s = run_dnnl(r, p, st); break;
-        case STEP_OWN: s = run_own(r, p, st); break;
+        case STEP_FN: s = run_fn(r, p, st); break;
         }
         if (r->prof_ms) {
             if (st->kind == STEP_DNNL) dnnl_stream_wait(r->stream); /* the step's own time, not the next one's */
@@ -331,14 +331,14 @@ static si_result copy_outputs(cpu_req *r, const cpu_plan *p) {
         if (v->const_val) src = v->const_val;
         else if (bf->dyn) {
             const cpu_slot *s = &p->slots[bf->slot];
-            src = s->kind == SLOT_INPUT ? r->bound[s->index] : &r->dyn[bf->value];
+            src = s->kind == SLOT_INPUT ? r->base.bound[s->index] : &r->dyn[bf->value];
         } else {
             r->views[b].data = buf_ptr(r, p, b);
             src = &r->views[b];
         }
-        si_result s = set_output_shape(r->outs[k], src->dtype, src->ndim, src->dims);
+        si_result s = set_output_shape(r->base.outs[k], src->dtype, src->ndim, src->dims);
         if (s) return s;
-        if (src->nbytes) memcpy(r->outs[k]->data, src->data, src->nbytes);
+        if (src->nbytes) memcpy(r->base.outs[k]->data, src->data, src->nbytes);
     }
     return SI_OK;
 }
@@ -377,23 +377,23 @@ static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan *
 
 static si_result plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
     int n = m->base.n_inputs;
-    if (r->plan && plan_matches(r->plan, r->bound, n)) {
+    if (r->plan && plan_matches(r->plan, r->base.bound, n)) {
         *out = r->plan;
         return SI_OK;
     }
-    if (m->plan0 && plan_matches(m->plan0, r->bound, n)) {
+    if (m->plan0 && plan_matches(m->plan0, r->base.bound, n)) {
         *out = m->plan0;
         return SI_OK;
     }
     pthread_mutex_lock(&m->lock);
     for (int i = 0; i < m->n_cache; i++)
-        if (plan_matches(m->cache[i], r->bound, n)) {
+        if (plan_matches(m->cache[i], r->base.bound, n)) {
             *out = m->cache[i];
             pthread_mutex_unlock(&m->lock);
             return SI_OK;
         }
     cpu_plan *p;
-    si_result s = build_for_inputs(m, r->bound, &p); /* under the lock: one build per shape */
+    si_result s = build_for_inputs(m, r->base.bound, &p); /* under the lock: one build per shape */
     if (!s && m->n_cache < PLAN_CACHE) {
         m->cache[m->n_cache++] = p;
         *out = p;
@@ -411,17 +411,6 @@ static si_result plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
 
 // --- requests ---------------------------------------------------------------------------------------------
 
-static si_result cpu_set_input(si_ireq *r_, int i, si_tensor *t) {
-    cpu_req *r = (cpu_req *)r_;
-    return si_bind_input(r->base.model, i, t, r->bound);
-}
-
-static si_result cpu_get_output(si_ireq *r_, int i, si_tensor **t) {
-    cpu_req *r = (cpu_req *)r_;
-    si_result s = si_output_index(r->base.model, i);
-    if (!s) *t = r->outs[i];
-    return s;
-}
 
 #ifdef SI_CPU_PROFILE_PRINT
 static void print_profile(const cpu_req *r) {
@@ -492,7 +481,7 @@ static si_result cpu_infer(si_ireq *r_) {
     cpu_req *r = (cpu_req *)r_;
     cpu_model *m = (cpu_model *)r->base.model;
     atomic_store(&r->cancel, false);
-    si_result chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_ireq_check_inputs(&r->base);
     if (chk) return chk;
     const cpu_plan *p;
     si_result s = plan_for(r, m, &p);
@@ -523,24 +512,20 @@ static void cpu_profile(si_ireq *r_, si_prof *sink) {
 static void cpu_req_free(si_ireq *r_) {
     cpu_req *r = (cpu_req *)r_;
     if (!r) return;
-    cpu_model *m = (cpu_model *)r->base.model;
 #ifdef SI_CPU_PROFILE_PRINT
     if (r->profile) print_profile(r);
 #endif
     unbind(r);
     cpu_plan_free(r->own_plan);
-    if (r->outs)
-        for (int k = 0; k < m->base.n_outputs; k++) si_tensor_free(r->outs[k]);
     if (r->stream) dnnl_stream_destroy(r->stream);
     si_free(r->arena_raw);
-    si_free(r->bound);
-    si_free(r->outs);
+    si_ireq_fini(&r->base);
     si_free(r);
 }
 
 static const si_ireq_i cpu_req_iface = {
-    .set_input = cpu_set_input,
-    .get_output = cpu_get_output,
+    .set_input = si_ireq_set_input,
+    .get_output = si_ireq_get_output,
     .infer = cpu_infer,
     .free = cpu_req_free,
     .cancel = cpu_cancel,
@@ -555,23 +540,14 @@ static si_result cpu_create_request(si_cmodel *m_, si_ireq **out) {
     if (s) return s;
     cpu_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "CPU: out of memory creating a request");
-    r->base.iface = &cpu_req_iface;
-    r->base.model = m_;
     atomic_init(&r->cancel, false);
 #ifdef SI_CPU_PROFILE_PRINT
     r->profile = getenv("SI_CPU_PROFILE") != NULL;
 #endif
     r->profile |= m->profile;
-    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
-    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    bool ok = r->bound && r->outs;
-    for (int k = 0; ok && k < m->base.n_outputs; k++) {
-        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
-        else r->outs[k]->dtype = m->out_ports[k].dtype;
-    }
-    if (!ok) {
+    if ((s = si_ireq_init(&r->base, &cpu_req_iface, m_, "CPU"))) {
         cpu_req_free(&r->base);
-        return si_err(SI_ERR_NO_MEM, "CPU: out of memory creating a request");
+        return s;
     }
     dnnl_status_t ds = dnnl_stream_create(&r->stream, eng, dnnl_stream_default_flags);
     if (ds != dnnl_success) {

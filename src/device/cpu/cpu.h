@@ -8,12 +8,17 @@
  *   cpu_chain.c  fusion: nodes after a primitive folded into its weights or appended as post-ops, and
  *                multi-node activation patterns (GELU with Erf, x*Sigmoid(x), ...)
  *   cpu_dnnl.c   oneDNN helpers: engine, memory descriptors, status names, OpenMP thread control
+ *   cpu_llm*.c   native kernels of the LLM ops (MatMulNBits, attention with a KV cache, fused norms, GELUs),
+ *                see cpu_llm.h
+ *   cpu_quant.c  quantized ops: DynamicQuantizeLinear as one fused kernel, ConvInteger / MatMulInteger (and the
+ *                Cast -> Mul -> ... that dequantizes their result) on oneDNN int8 primitives
+ *   cpu_rnn.c    LSTM, GRU, RNN: the input projection of all time steps as one GEMM, then the recurrence
  *
  * A plan is built once per set of input shapes: every value whose shape is then known gets a buffer in one
  * layout or more (plain row-major, or the layout a oneDNN convolution chose, e.g. nhwc or nChw16c); each
  * buffer lives in a slot (arena range, caller's input, request output, constant, or a per-infer tensor for
- * values whose shape is only known at run time). Steps are oneDNN primitives, reorders between layouts, or
- * the reference kernels of ops/ for everything without a fast kernel.
+ * values whose shape is only known at run time). Steps are oneDNN primitives, reorders between layouts, the
+ * device's own kernels (FN steps), or the reference kernels of ops/ for everything without a fast kernel.
  */
 #ifndef SI_CPU_H
 #define SI_CPU_H
@@ -40,6 +45,16 @@ bool cpu_md_is_plain(const dnnl_memory_desc_t *md);
 /* OpenMP thread count of the calling thread: set returns the previous value (0 when OpenMP is not found). */
 int cpu_threads_set(int n);
 int cpu_threads_get(void);
+/* Plain row-major descriptor of another element type. */
+void cpu_md_plain_dt(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, dnnl_data_type_t dt);
+/* The oneDNN type of an element type (f32, f16, bf16, s32, s8, u8), dnnl_data_type_undef for the others. */
+dnnl_data_type_t cpu_dnnl_type(si_dtype dt);
+/* Plain descriptor of a value of element type dt: its oneDNN type, or float32 for types oneDNN lacks (the
+ * buffer's size is then set from the value, and only reference kernels read it). */
+void cpu_md_typed(dnnl_memory_desc_t *md, si_dtype dt, int ndim, const int64_t *dims);
+/* Run fn(arg, i, n) for i in [0, n) on up to n OpenMP threads (the pool oneDNN uses), n = nthr; serially when
+ * OpenMP is not found or nthr is 1. */
+void cpu_parallel(int nthr, void (*fn)(void *arg, int ithr, int nthr), void *arg);
 
 // --- plans ----------------------------------------------------------------------------------------------
 
@@ -64,11 +79,13 @@ typedef struct cpu_buf {
     dnnl_memory_desc_t md;
 } cpu_buf;
 
-typedef enum cpu_step_kind { STEP_REF, STEP_DNNL, STEP_OWN } cpu_step_kind;
+typedef enum cpu_step_kind { STEP_REF, STEP_DNNL, STEP_NATIVE, STEP_FN } cpu_step_kind;
 
-/* An own kernel (STEP_OWN): ptr[i] is the data of the step's argument i (args[i].buf), params belong to the
- * plan; threads is the plan's OpenMP thread count. */
-typedef si_result (*cpu_own_fn)(const void *params, void *const *ptr, int threads);
+/* An FN step's kernel: bufs[i] is the address of the step's i-th buffer (its args, in order); ctx its
+ * parameters (plan-owned); threads the plan's thread count. */
+typedef si_result (*cpu_fn)(const void *ctx, void *const *bufs, int threads);
+/* The own kernels of cpu_deconv.c, cpu_resize.c, cpu_fp16.c: FN steps made by cpu_pb_emit_own. */
+typedef cpu_fn cpu_own_fn;
 
 typedef struct cpu_arg {
     int arg;           /* DNNL_ARG_* */
@@ -79,17 +96,19 @@ typedef struct cpu_step {
     cpu_step_kind kind;
     int node;          /* the graph node (REF), or the first node of a fused group (for messages) */
     char what[96];     /* "Conv+BatchNormalization+Relu", "reorder", ... */
-    /* REF: per node input / output the buffer, or -1 (absent, or a constant read from const_val) */
+    /* REF, NATIVE: per node input / output the buffer, or -1 (absent, or a constant read from const_val) */
     int *in_buf, *out_buf;
+    si_op_fn native;   /* NATIVE: the device's kernel, called like the reference kernel (plain buffers) but with
+                        * outputs not zero-filled: it writes every element */
     /* DNNL: the primitive and its arguments; arg_base indexes the request's memory objects */
     dnnl_primitive_t prim;
     int n_args, arg_base;
     cpu_arg *args;
     int scratch_slot;  /* -1 when the primitive needs no scratchpad */
     dnnl_memory_desc_t scratch_md;
-    /* OWN: the kernel and its parameters (args as for DNNL; DNNL_ARG_DST marks what it writes) */
-    cpu_own_fn own;
-    const void *own_params;
+    /* FN: the kernel and its parameters; args[i].buf are its buffers (args[i].arg: 0 read, 1 written) */
+    cpu_fn fn;
+    const void *fn_ctx;
     char kernel[48];   /* for profiles: oneDNN's implementation name, "own:...", or "reference" */
 } cpu_step;
 
@@ -171,8 +190,15 @@ int cpu_pb_internal_md(cpu_pb *b, const dnnl_memory_desc_t *md);          /* scr
  * uses/definitions of its argument buffers. */
 si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
                            int n_args);
-/* An own-kernel step (STEP_OWN): args as for a primitive (DNNL_ARG_DST: written, anything else: read);
- * params is plan-owned (cpu_pb_own). kernel names it in profiles ("own:deconv"). */
+/* A step that runs node `node` like a reference-kernel step (plain inputs, new plain outputs, the node's infer at
+ * run time when shapes are dynamic) but through the device's own kernel fn. */
+si_result cpu_pb_emit_native(cpu_pb *b, int node, si_op_fn fn, const char *what);
+/* A step running the device's own kernel fn over buffers in[0..n_in) (read) and out[0..n_out) (written);
+ * ctx stays valid as long as the plan (cpu_pb_own). */
+si_result cpu_pb_emit_fn(cpu_pb *b, int node, const char *what, cpu_fn fn, const void *ctx, const int *in, int n_in, const int *out,
+                         int n_out);
+/* An FN step from primitive-style arguments (DNNL_ARG_DST: written, anything else: read; in that order for
+ * the kernel) named `kernel` in profiles ("own:gemm+col2im"); params is plan-owned (cpu_pb_own). */
 si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *kernel, cpu_own_fn fn, const void *params,
                           const cpu_arg *args, int n_args);
 /* A reorder step from buffer src to buffer dst (their layouts). */
@@ -184,6 +210,9 @@ int cpu_pb_pack(cpu_pb *b, int node, const float *w, const dnnl_memory_desc_t *p
 si_result cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
                              void *dst);
 void *cpu_pb_own(cpu_pb *b, size_t bytes); /* plan-owned 64-byte aligned memory, NULL with si_err on failure */
+/* Lower node n now, ahead of its place in the graph (a producer a fused step needs first), when all its inputs
+ * are computed: on fast kernels or its reference kernel. UNSUPPORTED (no message) when an input is not ready. */
+si_result cpu_pb_lower_now(cpu_pb *b, int n);
 /* Mark node n lowered: its inputs' consumer counts drop. */
 void cpu_pb_consume(cpu_pb *b, int node);
 /* Consumers of value v: count, and the k-th consumer node. */
@@ -260,6 +289,13 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
  * kernel, another status on failure. */
 si_result cpu_lower_node(cpu_pb *b, int n);
 
+/* The LLM ops (cpu_llm.c): a native step for node n, or SI_ERR_UNSUPPORTED (the reference kernel runs it). */
+si_result cpu_lower_llm(cpu_pb *b, int n);
+/* Lowering of the quantized ops (cpu_quant.c) and recurrent layers (cpu_rnn.c); same contract as cpu_lower_node. */
+si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n);
+si_result cpu_lower_conv_integer(cpu_pb *b, int n);
+si_result cpu_lower_matmul_integer(cpu_pb *b, int n);
+si_result cpu_lower_rnn(cpu_pb *b, int n);
 /* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
 si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */
 si_result cpu_lower_resize(cpu_pb *b, int n);        /* cpu_resize.c: Resize, Upsample */

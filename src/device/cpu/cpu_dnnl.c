@@ -20,6 +20,8 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 
 static void (*omp_set)(int);
 static int (*omp_get)(void);
+static void (*gomp_parallel)(void (*)(void *), void *, unsigned, unsigned);
+static int (*omp_thread)(void), (*omp_team)(void);
 
 static void engine_init(void) {
     engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0);
@@ -30,6 +32,41 @@ static void engine_init(void) {
     memcpy(&omp_set, &fs, sizeof fs);
     memcpy(&omp_get, &fg, sizeof fg);
     if (!omp_set || !omp_get) omp_set = NULL, omp_get = NULL;
+    /* the entry point `#pragma omp parallel` compiles to: the device's own kernels share oneDNN's threads */
+    void *fp = dlsym(RTLD_DEFAULT, "GOMP_parallel"), *ft = dlsym(RTLD_DEFAULT, "omp_get_thread_num"),
+         *fn = dlsym(RTLD_DEFAULT, "omp_get_num_threads");
+    memcpy(&gomp_parallel, &fp, sizeof fp);
+    memcpy(&omp_thread, &ft, sizeof ft);
+    memcpy(&omp_team, &fn, sizeof fn);
+    if (!gomp_parallel || !omp_thread || !omp_team) gomp_parallel = NULL;
+}
+
+typedef struct par_job {
+    void (*fn)(void *arg, int ithr, int nthr);
+    void *arg;
+} par_job;
+
+static void par_trampoline(void *p) {
+    const par_job *j = p;
+    j->fn(j->arg, omp_thread(), omp_team()); /* the team may be smaller than asked for */
+}
+
+void cpu_parallel(int nthr, void (*fn)(void *arg, int ithr, int nthr), void *arg) {
+    pthread_once(&engine_once, engine_init);
+    if (nthr <= 1 || !gomp_parallel) {
+        fn(arg, 0, 1);
+        return;
+    }
+    par_job j = {fn, arg};
+    gomp_parallel(par_trampoline, &j, (unsigned)nthr, 0);
+}
+
+void cpu_md_plain_dt(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, dnnl_data_type_t dt) {
+    cpu_md_plain(md, ndim, dims);
+    int64_t st[DNNL_MAX_NDIMS];
+    dnnl_dims_t d;
+    for (int i = 0; i < md->ndims; i++) d[i] = md->dims[i], st[i] = md->format_desc.blocking.strides[i];
+    dnnl_memory_desc_init_by_strides(md, md->ndims, d, dt, st);
 }
 
 si_result cpu_engine(dnnl_engine_t *out) {
@@ -93,4 +130,22 @@ int cpu_threads_set(int n) {
     int old = omp_get();
     if (n > 0 && n != old) omp_set(n);
     return old;
+}
+
+dnnl_data_type_t cpu_dnnl_type(si_dtype dt) {
+    switch (dt) {
+    case SI_F32: return dnnl_f32;
+    case SI_F16: return dnnl_f16;
+    case SI_BF16: return dnnl_bf16;
+    case SI_I32: return dnnl_s32;
+    case SI_I8: return dnnl_s8;
+    case SI_U8: return dnnl_u8;
+    default: return dnnl_data_type_undef;
+    }
+}
+
+void cpu_md_typed(dnnl_memory_desc_t *md, si_dtype dt, int ndim, const int64_t *dims) {
+    dnnl_data_type_t t = cpu_dnnl_type(dt);
+    if (t == dnnl_data_type_undef || t == dnnl_f32) cpu_md_plain(md, ndim, dims);
+    else cpu_md_plain_dt(md, ndim, dims, t);
 }

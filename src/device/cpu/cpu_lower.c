@@ -1373,11 +1373,30 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_HARD_SIGMOID] = lower_eltwise,
     [SI_OP_CLIP] = lower_eltwise,
     [SI_OP_POW] = lower_eltwise,
+    /* the LLM ops: native kernels (cpu_llm.c) */
+    [SI_OP_MATMUL_NBITS] = cpu_lower_llm,
+    [SI_OP_GROUP_QUERY_ATTENTION] = cpu_lower_llm,
+    [SI_OP_MULTI_HEAD_ATTENTION] = cpu_lower_llm,
+    [SI_OP_MS_ATTENTION] = cpu_lower_llm,
+    [SI_OP_SIMPLIFIED_LAYER_NORMALIZATION] = cpu_lower_llm,
+    [SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION] = cpu_lower_llm,
+    [SI_OP_SKIP_LAYER_NORMALIZATION] = cpu_lower_llm,
+    [SI_OP_FAST_GELU] = cpu_lower_llm,
+    [SI_OP_BIAS_GELU] = cpu_lower_llm,
+    [SI_OP_QUICK_GELU] = cpu_lower_llm,
+    /* quantized ops (cpu_quant.c), recurrent layers (cpu_rnn.c) */
+    [SI_OP_DYNAMIC_QUANTIZE_LINEAR] = cpu_lower_dynamic_quantize,
+    [SI_OP_CONV_INTEGER] = cpu_lower_conv_integer,
+    [SI_OP_MATMUL_INTEGER] = cpu_lower_matmul_integer,
+    [SI_OP_LSTM] = cpu_lower_rnn,
+    [SI_OP_GRU] = cpu_lower_rnn,
+    [SI_OP_RNN] = cpu_lower_rnn,
 };
 
 si_result cpu_lower_node(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
-    if (!nd->op || nd->domain[0]) return unsupported();
+    if (!nd->op) return unsupported();
+    if (nd->domain[0]) return lowerers[nd->op->id] ? lowerers[nd->op->id](b, n) : unsupported(); /* com.microsoft */
     if (is_view_op(b->g, nd)) return lower_view(b, n);
     bool done;
     si_result s = lower_pattern(b, n, &done);

@@ -99,7 +99,7 @@ static cpu_step *add_step(cpu_pb *b, cpu_step_kind kind, int node, const char *w
     st->node = node;
     st->scratch_slot = -1;
     snprintf(st->what, sizeof st->what, "%s", what);
-    snprintf(st->kernel, sizeof st->kernel, "%s", kind == STEP_REF ? "reference" : "");
+    snprintf(st->kernel, sizeof st->kernel, "%s", kind == STEP_REF ? "reference" : kind == STEP_NATIVE ? "own:native" : kind == STEP_FN ? "own" : "");
     return st;
 }
 
@@ -142,7 +142,7 @@ static int const_plain(cpu_pb *b, int v) {
     const si_val *val = &b->g->values[v];
     b->const_used[v] = true;
     dnnl_memory_desc_t md;
-    cpu_md_plain(&md, val->const_val->ndim, val->const_val->dims);
+    cpu_md_typed(&md, val->const_val->dtype, val->const_val->ndim, val->const_val->dims);
     int s = add_slot(b->p, SLOT_CONST, -1, 0);
     if (s < 0) return -1;
     b->p->slots[s].cptr = val->const_val->data;
@@ -230,7 +230,7 @@ int cpu_pb_plain(cpu_pb *b, int v) {
     }
     /* only blocked buffers exist: reorder into a new plain one */
     dnnl_memory_desc_t md;
-    cpu_md_plain(&md, val->ndim, val->dims);
+    cpu_md_typed(&md, val->dtype, val->ndim, val->dims);
     int s = add_slot(p, SLOT_ARENA, -1, 0);
     if (s < 0) return -1;
     int dst = add_buf(b, v, s, &md, true, false);
@@ -256,7 +256,7 @@ int cpu_pb_in_md(cpu_pb *b, int v, const dnnl_memory_desc_t *md) {
     if (val->const_val) { /* a constant needed in a blocked layout: convert once, now */
         void *dst = cpu_pb_own(b, dnnl_memory_desc_get_size(md));
         dnnl_memory_desc_t smd;
-        cpu_md_plain(&smd, val->ndim, val->dims);
+        cpu_md_typed(&smd, val->dtype, val->ndim, val->dims);
         if (!dst || cpu_pb_reorder_now(b, &smd, val->const_val->data, md, dst)) return -1;
         int s = add_slot(p, SLOT_CONST, -1, 0);
         if (s < 0) return -1;
@@ -290,7 +290,7 @@ int cpu_pb_view(cpu_pb *b, int v, int over) {
     int bf = add_buf(b, v, b->p->bufs[over].slot, NULL, true, false);
     if (bf < 0) return -1;
     const si_val *val = &b->g->values[v];
-    cpu_md_plain(&b->p->bufs[bf].md, val->ndim, val->dims);
+    cpu_md_typed(&b->p->bufs[bf].md, val->dtype, val->ndim, val->dims);
     b->p->bufs[bf].nbytes = cpu_value_nbytes(val);
     return bf;
 }
@@ -415,31 +415,43 @@ si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive
     return SI_OK;
 }
 
-si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *kernel, cpu_own_fn fn, const void *params,
-                          const cpu_arg *args, int n_args) {
-    cpu_arg *a = si_malloc(sizeof(cpu_arg) * (size_t)(n_args + 1));
-    cpu_step *s = a ? add_step(b, STEP_OWN, node, what) : NULL;
+si_result cpu_pb_emit_fn(cpu_pb *b, int node, const char *what, cpu_fn fn, const void *ctx, const int *in, int n_in, const int *out,
+                         int n_out) {
+    cpu_arg *a = si_malloc(sizeof(cpu_arg) * (size_t)(n_in + n_out + 1));
+    cpu_step *s = a ? add_step(b, STEP_FN, node, what) : NULL;
     if (!s) {
         si_free(a);
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
     }
     int idx = b->p->n_steps - 1;
-    snprintf(s->kernel, sizeof s->kernel, "%s", kernel);
-    s->own = fn;
-    s->own_params = params;
+    for (int i = 0; i < n_in; i++) a[i].arg = 0, a[i].buf = in[i];
+    for (int i = 0; i < n_out; i++) a[n_in + i].arg = 1, a[n_in + i].buf = out[i];
     s->args = a;
-    s->n_args = n_args;
-    memcpy(a, args, sizeof(cpu_arg) * (size_t)n_args);
-    for (int i = 0; i < n_args; i++)
-        if (arg_is_output(args[i].arg)) def_buf(b->p, args[i].buf, idx);
-        else use_buf(b->p, args[i].buf, idx);
-    b->p->n_dnnl++;
+    s->n_args = n_in + n_out;
+    s->fn = fn;
+    s->fn_ctx = ctx;
+    for (int i = 0; i < n_in; i++) use_buf(b->p, in[i], idx);
+    for (int i = 0; i < n_out; i++) def_buf(b->p, out[i], idx);
     return SI_OK;
 }
 
-/* A reference-kernel step: plain inputs, outputs in new plain buffers (per-infer tensors when the shape is
- * only known at run time). */
-static si_result emit_ref(cpu_pb *b, int n) {
+si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *kernel, cpu_own_fn fn, const void *params,
+                          const cpu_arg *args, int n_args) {
+    int in[16], out[16], n_in = 0, n_out = 0;
+    for (int i = 0; i < n_args; i++) {
+        bool w = arg_is_output(args[i].arg);
+        if ((w ? n_out : n_in) == 16 || (!w && n_out)) return si_err(SI_ERR_INTERNAL, "CPU: bad own-kernel arguments");
+        if (w) out[n_out++] = args[i].buf;
+        else in[n_in++] = args[i].buf;
+    }
+    si_result s = cpu_pb_emit_fn(b, node, what, fn, params, in, n_in, out, n_out);
+    if (!s) snprintf(b->p->steps[b->p->n_steps - 1].kernel, sizeof b->p->steps[0].kernel, "%s", kernel);
+    return s;
+}
+
+/* A reference-kernel step (fn NULL) or a native one: plain inputs, outputs in new plain buffers (per-infer
+ * tensors when the shape is only known at run time). */
+static si_result emit_kernel(cpu_pb *b, int n, si_op_fn fn, const char *what) {
     const si_node *nd = &b->g->nodes[n];
     cpu_plan *p = b->p;
     if (!nd->op) return si_err(SI_ERR_UNSUPPORTED, "CPU: op %s (node '%s') is not implemented", nd->op_type, nd->name);
@@ -469,7 +481,7 @@ static si_result emit_ref(cpu_pb *b, int n) {
         int s;
         if (cpu_value_static(val)) {
             dnnl_memory_desc_t md;
-            cpu_md_plain(&md, val->ndim, val->dims);
+            cpu_md_typed(&md, val->dtype, val->ndim, val->dims);
             s = add_slot(p, SLOT_ARENA, -1, 0);
             ob[k] = s < 0 ? -1 : add_buf(b, v, s, &md, true, false);
             if (ob[k] >= 0) /* non-float types: the md only gave a size for float32 */
@@ -484,7 +496,7 @@ static si_result emit_ref(cpu_pb *b, int n) {
             return SI_ERR_NO_MEM;
         }
     }
-    cpu_step *st = add_step(b, STEP_REF, n, nd->op_type);
+    cpu_step *st = add_step(b, fn ? STEP_NATIVE : STEP_REF, n, what);
     if (!st) {
         si_free(ib);
         si_free(ob);
@@ -493,11 +505,31 @@ static si_result emit_ref(cpu_pb *b, int n) {
     int idx = p->n_steps - 1;
     st->in_buf = ib;
     st->out_buf = ob;
+    st->native = fn;
     for (int k = 0; k < nd->n_in; k++) use_buf(p, ib[k], idx);
     for (int k = 0; k < nd->n_out; k++) def_buf(p, ob[k], idx);
-    p->n_ref++;
+    if (!fn) p->n_ref++;
     cpu_pb_consume(b, n);
     return SI_OK;
+}
+
+static si_result emit_ref(cpu_pb *b, int n) { return emit_kernel(b, n, NULL, b->g->nodes[n].op_type); }
+
+si_result cpu_pb_emit_native(cpu_pb *b, int n, si_op_fn fn, const char *what) { return emit_kernel(b, n, fn, what); }
+
+si_result cpu_pb_lower_now(cpu_pb *b, int n) {
+    if (b->done[n]) return SI_OK;
+    const si_node *nd = &b->g->nodes[n];
+    for (int k = 0; k < nd->n_in; k++) {
+        int v = nd->in[k];
+        if (v >= 0 && !b->g->values[v].const_val && b->vbuf[v] < 0) return SI_ERR_UNSUPPORTED;
+    }
+    si_result s = cpu_lower_node(b, n);
+    if (s == SI_ERR_UNSUPPORTED) {
+        si_err_clear();
+        s = emit_ref(b, n);
+    }
+    return s;
 }
 
 // --- graph outputs and memory planning ---------------------------------------------------------------------
@@ -670,7 +702,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
         if (sl < 0) { s = SI_ERR_NO_MEM; goto out; }
         if (cpu_value_static(val)) {
             dnnl_memory_desc_t md;
-            cpu_md_plain(&md, val->ndim, val->dims);
+            cpu_md_typed(&md, val->dtype, val->ndim, val->dims);
             if (add_buf(&b, v, sl, &md, true, false) < 0) { s = SI_ERR_NO_MEM; goto out; }
         } else if (add_buf(&b, v, sl, NULL, true, true) < 0) {
             s = SI_ERR_NO_MEM;

@@ -16,16 +16,20 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef enum { ST_COMPILE, ST_CREATE, ST_INFER, ST_N } fault_stage;
 typedef enum { W_ALWAYS, W_NTH, W_FROM, W_PROB } fault_when;
-typedef enum { E_NONE, E_ERROR, E_LOST, E_HANG, E_NAN, E_OOM, E_N } fault_effect;
+typedef enum { E_NONE, E_ERROR, E_LOST, E_HANG, E_NAN, E_OOM, E_CRASH, E_SEGV, E_N } fault_effect;
+_Static_assert(ST_N == SI_FAULT_STAGES, "si_faulty_resume's calls[] has one entry per stage");
 
 static const char *const stage_names[ST_N] = {"compile", "create", "infer"};
-static const char *const effect_names[E_N] = {"", "error", "lost", "hang", "nan", "oom"};
+static const char *const effect_names[E_N] = {"", "error", "lost", "hang", "nan", "oom", "crash", "segv"};
 
 typedef struct fault_rule {
     char *device;        /* owned in a spec; NULL in a wrapper's copy */
@@ -150,7 +154,7 @@ static si_result parse_rule(char *rule, const char *quoted, fault_rule *r) {
         int e = -1;
         for (int i = E_ERROR; i < E_N; i++)
             if (!strcasecmp(effect, effect_names[i])) e = i;
-        if (e < 0) return bad_rule(quoted, "unknown EFFECT '%s' (expected error, lost, hang, nan or oom)", effect);
+        if (e < 0) return bad_rule(quoted, "unknown EFFECT '%s' (expected error, lost, hang, nan, oom, crash or segv)", effect);
         r->effect = (fault_effect)e;
     }
     if (!(r->device = si_strdup(dev))) return si_err(SI_ERR_NO_MEM, "out of memory parsing a fault spec");
@@ -300,6 +304,21 @@ static si_result hang(faulty_dev *d, fault_stage st, int64_t k, faulty_req *r, u
                   (long long)k, why);
 }
 
+/* The "crash" and "segv" effects: end this process the way a crashing driver does, without a core file. */
+static _Noreturn void crash_now(fault_effect e) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    if (e == E_CRASH) abort();
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGSEGV, &dfl, NULL); /* a sanitizer's handler would report and exit instead */
+    void *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED) *(volatile int *)page = 1; /* SIGSEGV: the page has no access */
+    raise(SIGSEGV);
+    abort();
+}
+
 /* Apply effect e to call k of stage st: the status to return, SI_OK to go on (E_NONE, E_NAN). A lost device
  * fails every call. */
 static si_result inject(faulty_dev *d, fault_stage st, int64_t k, fault_effect e, faulty_req *r, uint64_t snap) {
@@ -320,6 +339,8 @@ static si_result inject(faulty_dev *d, fault_stage st, int64_t k, fault_effect e
     case E_HANG: return hang(d, st, k, r, snap);
     case E_OOM:
         return si_err(SI_ERR_NO_MEM, "%s %s call %lld: out of device memory (injected fault)", dn, sn, (long long)k);
+    case E_CRASH:
+    case E_SEGV: crash_now(e);
     default: return SI_OK;
     }
 }
@@ -530,4 +551,16 @@ void si_faulty_release_hangs(si_device *d_) {
 bool si_faulty_is_lost(si_device *d_) {
     faulty_dev *d = as_faulty(d_);
     return d && atomic_load(&d->lost);
+}
+
+void si_faulty_resume(si_device *d_, const int64_t calls[SI_FAULT_STAGES], bool lost) {
+    faulty_dev *d = as_faulty(d_);
+    if (!d) return;
+    for (int st = 0; st < ST_N; st++) atomic_store(&d->calls[st], calls[st] > 0 ? calls[st] : 0);
+    if (lost) {
+        pthread_mutex_lock(&d->mu);
+        snprintf(d->lost_at, sizeof d->lost_at, "an earlier helper process");
+        atomic_store(&d->lost, true);
+        pthread_mutex_unlock(&d->mu);
+    }
 }

@@ -10,7 +10,7 @@
  *     STAGE  := compile | create | infer    (device compile, create_request on a compiled model, request infer)
  *     WHEN   := always | N | N+ | pX[@SEED]  (N >= 1: only the Nth call; N+: the Nth and every later call;
  *               pX: each call with probability X in [0,1], deterministic for SEED (default 0), see below)
- *     EFFECT := error (default) | lost | hang | nan | oom
+ *     EFFECT := error (default) | lost | hang | nan | oom | crash | segv
  * Whitespace around tokens is allowed; STAGE, WHEN and EFFECT keywords are case-insensitive, DEVICE is not.
  *
  * Calls are counted per wrapper and per STAGE, 1-based, with atomic counters shared by every compiled model
@@ -38,6 +38,12 @@
  *          The inner infer runs, then the float outputs (float32/16/64, bfloat16) of the inner request are
  *          overwritten in place with NaN; other dtypes are untouched.
  *   oom    SI_ERR_NO_MEM, "... out of device memory (injected fault)".
+ *   crash  the call aborts (abort(): SIGABRT) inside the device, as a driver that hits an assertion does.
+ *   segv   the call makes a real segmentation fault inside the device (a write to a page mapped without
+ *          access, with SIGSEGV's default action restored so that no handler turns it into an exit).
+ *          Both end the process that runs the device, without a core file: the whole program, unless the
+ *          device is isolated (isolate=DEVICE runs it in a helper process, src/device/isolate/), where the
+ *          helper dies and the library sees a lost device.
  *
  * Everything else is forwarded unchanged: ports, device name, supports_op (a fault never changes it),
  * set_input, get_output (the caller sees the inner request's stable output tensors), cancel, free.
@@ -74,5 +80,13 @@ void si_faulty_free(si_device *d);
 void si_faulty_release_hangs(si_device *d);
 /* Has a "lost" fault fired on this wrapper (so that every later call fails)? False for other devices. */
 bool si_faulty_is_lost(si_device *d);
+
+/* Stages, in the order of si_faulty_resume's calls[]: compile, create, infer. */
+#define SI_FAULT_STAGES 3
+/* Continue from another wrapper of the same device: its calls so far per stage (the next call of a stage is
+ * calls[stage] + 1) and whether a "lost" fault fired on it. An isolated device's helper process that replaces
+ * a dead one counts on where the dead one stopped, so a spec means the same with and without isolation.
+ * Call it before any call goes through d; no-op for other devices. */
+void si_faulty_resume(si_device *d, const int64_t calls[SI_FAULT_STAGES], bool lost);
 
 #endif

@@ -783,8 +783,6 @@ typedef struct ocl_req {
     cl_mem *inbufs;      /* per input port; NULL when no step reads it */
     cl_mem scratch;
     cl_kernel *kernels;  /* per step */
-    si_tensor **bound;   /* per input port: the caller's tensor */
-    si_tensor **outs;    /* per output port: request-owned, stable */
     atomic_int cancel;
 } ocl_req;
 
@@ -814,26 +812,11 @@ static void req_free(si_ireq *r_) {
             if (r->inbufs[i]) clReleaseMemObject(r->inbufs[i]);
     if (r->scratch) clReleaseMemObject(r->scratch);
     if (r->q) clReleaseCommandQueue(r->q);
-    if (r->outs)
-        for (int k = 0; k < m->base.n_outputs; k++) si_tensor_free(r->outs[k]);
     si_free(r->kernels);
     si_free(r->slots);
     si_free(r->inbufs);
-    si_free(r->bound);
-    si_free(r->outs);
+    si_ireq_fini(&r->base);
     si_free(r);
-}
-
-static si_result req_set_input(si_ireq *r_, int i, si_tensor *t) {
-    ocl_req *r = (ocl_req *)r_;
-    return si_bind_input(r->base.model, i, t, r->bound);
-}
-
-static si_result req_get_output(si_ireq *r_, int i, si_tensor **t) {
-    ocl_req *r = (ocl_req *)r_;
-    si_result s = si_output_index(r->base.model, i);
-    if (!s) *t = r->outs[i];
-    return s;
 }
 
 static void req_cancel(si_ireq *r_) {
@@ -845,13 +828,13 @@ static si_result req_infer(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     ocl_mdl *m = (ocl_mdl *)r->base.model;
     si_graph *g = m->g;
-    si_result chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_ireq_check_inputs(&r->base);
     if (chk) return chk;
     for (int c = 0; c < m->n_ichecks; c++) { /* indices are read on the device without checks */
         const ocl_icheck *ic = &m->ichecks[c];
         int root = root_of(m, ic->vid);
         if (root < 0 || m->kind[root] != ST_INPUT) continue;
-        const si_tensor *t = r->bound[m->slot[root]];
+        const si_tensor *t = r->base.bound[m->slot[root]];
         int64_t n = si_shape_count(t->ndim, t->dims);
         for (int64_t i = 0; i < n; i++) {
             int64_t k = si_load_i64(t->dtype, t->data, i);
@@ -869,7 +852,7 @@ static si_result req_infer(si_ireq *r_) {
     char what_buf[256];
     si_result internal = SI_OK;
     for (int i = 0; i < m->base.n_inputs && e == CL_SUCCESS; i++) {
-        const si_tensor *t = r->bound[i];
+        const si_tensor *t = r->base.bound[i];
         if (!r->inbufs[i] || !t->nbytes) continue;
         e = clEnqueueWriteBuffer(r->q, r->inbufs[i], CL_FALSE, 0, t->nbytes, t->data, 0, NULL, NULL);
         what = "uploading an input";
@@ -889,7 +872,7 @@ static si_result req_infer(si_ireq *r_) {
         }
     }
     for (int k = 0; k < m->base.n_outputs && e == CL_SUCCESS && !aborted && !internal; k++) {
-        si_tensor *o = r->outs[k];
+        si_tensor *o = r->base.outs[k];
         int v = g->outputs[k];
         int root = root_of(m, v);
         if (!o->nbytes) continue;
@@ -898,7 +881,7 @@ static si_result req_infer(si_ireq *r_) {
             continue;
         }
         if (root >= 0 && m->kind[root] == ST_INPUT && !r->inbufs[m->slot[root]]) {
-            memcpy(o->data, r->bound[m->slot[root]]->data, o->nbytes);
+            memcpy(o->data, r->base.bound[m->slot[root]]->data, o->nbytes);
             continue;
         }
         cl_mem b = value_buf(r, m, v);
@@ -919,8 +902,8 @@ static si_result req_infer(si_ireq *r_) {
 }
 
 static const si_ireq_i req_iface = {
-    .set_input = req_set_input,
-    .get_output = req_get_output,
+    .set_input = si_ireq_set_input,
+    .get_output = si_ireq_get_output,
     .infer = req_infer,
     .free = req_free,
     .cancel = req_cancel,
@@ -945,26 +928,19 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
     *out = NULL;
     ocl_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    r->base.iface = &req_iface;
-    r->base.model = m_;
     atomic_init(&r->cancel, 0);
+    si_result s = si_ireq_init(&r->base, &req_iface, m_, "OCL");
+    if (s) goto fail;
     r->slots = si_calloc((size_t)m->n_slots + 1, sizeof(cl_mem));
     r->inbufs = si_calloc((size_t)m->base.n_inputs + 1, sizeof(cl_mem));
     r->kernels = si_calloc((size_t)m->n_steps + 1, sizeof(cl_kernel));
-    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
-    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    si_result s = SI_OK;
-    if (!r->slots || !r->inbufs || !r->kernels || !r->bound || !r->outs) {
+    if (!r->slots || !r->inbufs || !r->kernels) {
         s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
         goto fail;
     }
     for (int k = 0; k < m->base.n_outputs; k++) {
         const si_port *p = &m->out_ports[k];
-        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) {
-            s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-            goto fail;
-        }
-        if ((s = si_tensor_init(r->outs[k], p->dtype, p->ndim, p->dims)) || (s = si_tensor_alloc(r->outs[k]))) goto fail;
+        if ((s = si_tensor_init(r->base.outs[k], p->dtype, p->ndim, p->dims)) || (s = si_tensor_alloc(r->base.outs[k]))) goto fail;
     }
     cl_int e;
     r->q = clCreateCommandQueue(m->ctx, m->dev->id, 0, &e);

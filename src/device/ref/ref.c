@@ -20,23 +20,9 @@ typedef struct ref_model {
 typedef struct ref_req {
     si_ireq base;
     si_tensor *slots;    /* per value: runtime tensor (data owned) */
-    si_tensor **bound;   /* per model input: the caller's tensor */
-    si_tensor **outs;    /* per model output: stable tensor objects handed to the caller */
 } ref_req;
 
 // --- requests ---------------------------------------------------------------------------------------------
-
-static si_result ref_set_input(si_ireq *r_, int i, si_tensor *t) {
-    ref_req *r = (ref_req *)r_;
-    return si_bind_input(r->base.model, i, t, r->bound);
-}
-
-static si_result ref_get_output(si_ireq *r_, int i, si_tensor **t) {
-    ref_req *r = (ref_req *)r_;
-    si_result s = si_output_index(r->base.model, i);
-    if (!s) *t = r->outs[i];
-    return s;
-}
 
 static const si_tensor *value_tensor(ref_req *r, ref_model *m, int v) {
     si_val *val = &m->g->values[v];
@@ -45,25 +31,27 @@ static const si_tensor *value_tensor(ref_req *r, ref_model *m, int v) {
 }
 
 static si_result run_step(ref_req *r, ref_model *m, si_node *n) {
-    const si_tensor *ins[64];
-    si_tensor *outs[64];
+    const si_tensor *ins[64] = {0};
+    si_tensor *outs[64] = {0};
+    si_tensor scratch[64]; /* absent outputs ("" in the model) are computed into scratch and dropped */
     if (n->n_in > 64 || n->n_out > 64) return si_err(SI_ERR_UNSUPPORTED, "node '%s' has too many inputs or outputs", n->name);
     for (int k = 0; k < n->n_in; k++) ins[k] = n->in[k] >= 0 ? value_tensor(r, m, n->in[k]) : NULL;
     for (int k = 0; k < n->n_out; k++) {
-        outs[k] = NULL;
-        if (n->out[k] < 0) continue;
-        si_tensor *t = &r->slots[n->out[k]];
-        si_tensor_release(t);
+        si_tensor *t = n->out[k] >= 0 ? &r->slots[n->out[k]] : &scratch[k];
+        if (n->out[k] >= 0) si_tensor_release(t);
         memset(t, 0, sizeof *t);
         outs[k] = t;
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     si_result s = n->op->infer(&c);
-    if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
-    if (s) return s;
+    if (s == SI_SHAPE_DYNAMIC) s = si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
+    if (!s) s = si_outputs_typed(&c);
+    for (int k = 0; !s && k < n->n_out; k++)
+        if ((s = si_tensor_alloc(outs[k]))) si_err_wrap(s, "node '%s' (%s) output %d", n->name, n->op_type, k);
+    if (!s) s = n->op->run(&c);
     for (int k = 0; k < n->n_out; k++)
-        if (outs[k] && (s = si_tensor_alloc(outs[k]))) return s;
-    return n->op->run(&c);
+        if (n->out[k] < 0) si_tensor_release(&scratch[k]);
+    return s;
 }
 
 static void release_slots(ref_req *r, ref_model *m) {
@@ -74,11 +62,11 @@ static si_result ref_infer(si_ireq *r_) {
     ref_req *r = (ref_req *)r_;
     ref_model *m = (ref_model *)r->base.model;
     si_graph *g = m->g;
-    si_result chk = si_check_bound(&m->base, r->bound);
+    si_result chk = si_ireq_check_inputs(&r->base);
     if (chk) return chk;
     for (int i = 0; i < m->base.n_inputs; i++) {
         si_tensor *slot = &r->slots[g->inputs[i]];
-        *slot = *r->bound[i];
+        *slot = *r->base.bound[i];
         slot->owned = false; /* borrowed view of the caller's data */
     }
     si_result s = SI_OK;
@@ -112,8 +100,7 @@ static si_result ref_infer(si_ireq *r_) {
     }
     for (int k = 0; fresh && k < m->base.n_outputs; k++) {
         if (s) { si_tensor_release(&fresh[k]); continue; }
-        si_tensor_release(r->outs[k]);
-        *r->outs[k] = fresh[k];
+        si_ireq_publish(&r->base, k, &fresh[k]);
     }
     si_free(fresh);
     release_slots(r, m);
@@ -125,17 +112,14 @@ static void ref_req_free(si_ireq *r_) {
     if (!r) return;
     ref_model *m = (ref_model *)r->base.model;
     if (r->slots) release_slots(r, m);
-    if (r->outs)
-        for (int k = 0; k < m->base.n_outputs; k++) si_tensor_free(r->outs[k]);
     si_free(r->slots);
-    si_free(r->bound);
-    si_free(r->outs);
+    si_ireq_fini(&r->base);
     si_free(r);
 }
 
 static const si_ireq_i ref_req_iface = {
-    .set_input = ref_set_input,
-    .get_output = ref_get_output,
+    .set_input = si_ireq_set_input,
+    .get_output = si_ireq_get_output,
     .infer = ref_infer,
     .free = ref_req_free,
 };
@@ -145,19 +129,12 @@ static si_result ref_create_request(si_cmodel *m_, si_ireq **out) {
     *out = NULL;
     ref_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
-    r->base.iface = &ref_req_iface;
-    r->base.model = m_;
-    r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor));
-    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
-    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
-    bool ok = r->slots && r->bound && r->outs;
-    for (int k = 0; ok && k < m->base.n_outputs; k++) {
-        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) ok = false;
-        else r->outs[k]->dtype = m->out_ports[k].dtype;
-    }
-    if (!ok) {
+    si_result s = si_ireq_init(&r->base, &ref_req_iface, m_, "REF");
+    if (!s && !(r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor))))
+        s = si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
+    if (s) {
         ref_req_free(&r->base);
-        return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
+        return s;
     }
     *out = &r->base;
     return SI_OK;

@@ -1,0 +1,313 @@
+/*
+ * cpu_llm.c — native kernels of the LLM ops on the CPU device (see cpu_llm.h): which nodes get one, the threads
+ * they run on, the vector primitives, and the fused single-pass norms and GELUs. MatMulNBits is in
+ * cpu_llm_nbits.c, the attention ops in cpu_llm_attn.c.
+ */
+#include "device/cpu/cpu_llm.h"
+
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_LLM_X86 1
+#endif
+
+// --- threads ------------------------------------------------------------------------------------------------
+
+/* libgomp's entry for `#pragma omp parallel` (GCC's ABI), loaded with libdnnl: fn(data) runs on every thread of
+ * a team of num_threads. Looked up at run time so that the library does not link OpenMP itself. */
+static void (*gomp_parallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+static int (*omp_max_threads)(void);
+static pthread_once_t par_once = PTHREAD_ONCE_INIT;
+
+static void par_init(void) {
+    void *p = dlsym(RTLD_DEFAULT, "GOMP_parallel"), *q = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
+    memcpy(&gomp_parallel, &p, sizeof p);
+    memcpy(&omp_max_threads, &q, sizeof q);
+    if (!gomp_parallel || !omp_max_threads) gomp_parallel = NULL, omp_max_threads = NULL;
+}
+
+int cpu_par_threads(void) {
+    pthread_once(&par_once, par_init);
+    int n = omp_max_threads ? omp_max_threads() : 1;
+    return n > 0 ? n : 1;
+}
+
+typedef struct par_job {
+    cpu_range_fn fn;
+    void *ctx;
+    int64_t n, chunk;
+    atomic_llong next;
+} par_job;
+
+static void par_body(void *d) {
+    par_job *j = d;
+    for (;;) {
+        const int64_t lo = atomic_fetch_add(&j->next, j->chunk);
+        if (lo >= j->n) break;
+        j->fn(j->ctx, lo, SI_MIN(j->n, lo + j->chunk));
+    }
+}
+
+void cpu_par_for(int64_t n, int64_t chunk, cpu_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (chunk < 1) chunk = 1;
+    int64_t nth = cpu_par_threads();
+    if (nth > (n + chunk - 1) / chunk) nth = (n + chunk - 1) / chunk;
+    if (nth <= 1 || !gomp_parallel) {
+        fn(ctx, 0, n);
+        return;
+    }
+    par_job j = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
+    atomic_init(&j.next, 0);
+    gomp_parallel(par_body, &j, (unsigned)nth, 0);
+}
+
+// --- vector primitives -------------------------------------------------------------------------------------------
+
+static float dot_c(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void axpy_c(float *y, float a, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void scal_c(float *y, float a, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] *= a;
+}
+
+#ifdef CPU_LLM_X86
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    float s = _mm_cvtss_f32(h);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+__attribute__((target("avx2,fma"))) static void axpy_avx2(float *y, float a, const float *x, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+__attribute__((target("avx2,fma"))) static void scal_avx2(float *y, float a, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] *= a;
+}
+#endif
+
+static cpu_vec vec = {dot_c, axpy_c, scal_c, false, false};
+static pthread_once_t vec_once = PTHREAD_ONCE_INIT;
+
+static void vec_init(void) {
+#ifdef CPU_LLM_X86
+    __builtin_cpu_init();
+    /* SI_CPU_NO_AVX2 / SI_CPU_NO_AVX512 (tests): use the portable / AVX2 paths */
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !getenv("SI_CPU_NO_AVX2"))
+        vec = (cpu_vec){dot_avx2, axpy_avx2, scal_avx2, true, __builtin_cpu_supports("avx512f") && !getenv("SI_CPU_NO_AVX512")};
+#endif
+}
+
+const cpu_vec *cpu_vec_get(void) {
+    pthread_once(&vec_once, vec_init);
+    return &vec;
+}
+
+si_result cpu_llm_ref(si_kctx *c) {
+    for (int k = 0; k < c->n_out; k++)
+        if (c->out[k] && c->out[k]->data && c->out[k]->nbytes) memset(c->out[k]->data, 0, c->out[k]->nbytes);
+    return c->node->op->run(c);
+}
+
+// --- fused norms ------------------------------------------------------------------------------------------------
+
+typedef struct norm_job {
+    const float *x, *skip, *gamma, *beta, *bias;
+    float *y, *mean, *inv, *sum;
+    int64_t H, skip_rows;
+    float eps;
+    bool rms;
+} norm_job;
+
+/* One pass over each row in cache: u = x (+ skip + bias), its statistics, then the normalised row. */
+static void norm_rows(void *ctx, int64_t lo, int64_t hi) {
+    const norm_job *j = ctx;
+    const cpu_vec *v = cpu_vec_get();
+    const int64_t H = j->H;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * H;
+        float *y = j->y ? j->y + r * H : NULL, *u = j->sum ? j->sum + r * H : y;
+        if (j->skip) {
+            const float *s = j->skip + (r % j->skip_rows) * H;
+            for (int64_t i = 0; i < H; i++) u[i] = x[i] + s[i] + (j->bias ? j->bias[i] : 0.0f);
+        } else if (u != x) {
+            memcpy(u, x, (size_t)H * sizeof(float));
+        }
+        float mean = 0;
+        if (!j->rms) {
+            double s = 0;
+            for (int64_t i = 0; i < H; i++) s += u[i];
+            mean = H ? (float)(s / (double)H) : 0.0f;
+        }
+        double q = 0;
+        if (j->rms) q = v->dot(u, u, H);
+        else
+            for (int64_t i = 0; i < H; i++) q += (double)(u[i] - mean) * (u[i] - mean);
+        const float inv = (float)(1.0 / sqrt((H ? q / (double)H : 0.0) + j->eps));
+        if (y)
+            for (int64_t i = 0; i < H; i++) y[i] = (u[i] - mean) * inv * j->gamma[i] + (j->beta ? j->beta[i] : 0.0f);
+        if (j->mean) j->mean[r] = mean;
+        if (j->inv) j->inv[r] = inv;
+    }
+}
+
+static const float *fin(const si_kctx *c, int i) { return si_in(c, i) ? si_in(c, i)->data : NULL; }
+static float *fout(const si_kctx *c, int k) { return si_out(c, k) ? si_out(c, k)->data : NULL; }
+
+/* SimplifiedLayerNormalization over the last axis with a [H] scale (the lowering checked that form). */
+static si_result sln_run(si_kctx *c) {
+    const si_tensor *x = si_in(c, 0), *sc = si_in(c, 1);
+    if (!x || !sc || x->ndim < 1 || si_count(sc) != x->dims[x->ndim - 1]) return cpu_llm_ref(c);
+    const int64_t H = x->dims[x->ndim - 1];
+    norm_job j = {.x = x->data, .gamma = sc->data, .y = fout(c, 0), .inv = fout(c, 1), .H = H, .skip_rows = 1,
+                  .eps = si_attr_float(c->node, "epsilon", 1e-5f), .rms = true};
+    const int64_t rows = H ? si_count(x) / H : 0;
+    if (!j.y) return cpu_llm_ref(c);
+    cpu_par_for(rows, SI_MAX((int64_t)1, 16384 / SI_MAX(H, (int64_t)1)), norm_rows, &j);
+    return SI_OK;
+}
+
+static si_result skipnorm_run(si_kctx *c, bool rms) {
+    si_skipnorm p;
+    si_result st = si_skipnorm_prepare(c, rms, &p);
+    if (st) return st;
+    norm_job j = {.x = fin(c, 0), .skip = fin(c, 1), .gamma = fin(c, 2), .beta = p.beta >= 0 ? fin(c, p.beta) : NULL,
+                  .bias = p.bias >= 0 ? fin(c, p.bias) : NULL, .y = fout(c, 0), .mean = fout(c, 1), .inv = fout(c, 2),
+                  .sum = fout(c, 3), .H = p.H, .skip_rows = p.skip_rows, .eps = p.eps, .rms = rms};
+    if (!j.y && !j.sum && !j.mean && !j.inv) return SI_OK;
+    float *tmp = NULL;
+    if (!j.y && !j.sum) { /* only the statistics asked for: u needs a home */
+        if (!(tmp = si_malloc((size_t)SI_MAX(p.rows * p.H, (int64_t)1) * sizeof(float)))) return si_op_nomem(c);
+        j.sum = tmp;
+    }
+    cpu_par_for(p.rows, SI_MAX((int64_t)1, 16384 / SI_MAX(p.H, (int64_t)1)), norm_rows, &j);
+    si_free(tmp);
+    return SI_OK;
+}
+
+static si_result skipln_run(si_kctx *c) { return skipnorm_run(c, false); }
+static si_result skipsln_run(si_kctx *c) { return skipnorm_run(c, true); }
+
+// --- GELUs ----------------------------------------------------------------------------------------------------------
+
+typedef struct gelu_job {
+    const float *x, *bias;
+    float *y;
+    int64_t last;
+    float alpha;
+    si_op_id op;
+} gelu_job;
+
+static void gelu_rows(void *ctx, int64_t lo, int64_t hi) {
+    const gelu_job *j = ctx;
+    const int64_t L = j->last;
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * L;
+        float *y = j->y + r * L;
+        for (int64_t i = 0; i < L; i++) {
+            const float v = x[i] + (j->bias ? j->bias[i] : 0.0f);
+            if (j->op == SI_OP_FAST_GELU) y[i] = 0.5f * v * (1.0f + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+            else if (j->op == SI_OP_BIAS_GELU) y[i] = 0.5f * v * (1.0f + erff(v * 0.70710678f));
+            else y[i] = v / (1.0f + expf(-j->alpha * v));
+        }
+    }
+}
+
+static si_result gelu_run(si_kctx *c) {
+    const si_tensor *x = si_in(c, 0), *b = si_in(c, 1);
+    const si_op_id op = c->node->op->id;
+    if (!x || x->ndim < 1 || (b && op != SI_OP_QUICK_GELU && (b->ndim != 1 || b->dims[0] != x->dims[x->ndim - 1])) ||
+        (op == SI_OP_BIAS_GELU && !b))
+        return cpu_llm_ref(c); /* the reference kernel names what is wrong */
+    gelu_job j = {.x = x->data, .bias = op != SI_OP_QUICK_GELU && b ? b->data : NULL, .y = fout(c, 0),
+                  .last = x->dims[x->ndim - 1], .alpha = si_attr_float(c->node, "alpha", 1.702f), .op = op};
+    if (!j.y || j.last == 0) return SI_OK;
+    cpu_par_for(si_count(x) / j.last, SI_MAX((int64_t)1, 8192 / j.last), gelu_rows, &j);
+    return SI_OK;
+}
+
+// --- lowering ---------------------------------------------------------------------------------------------------------
+
+/* Every present input and output of n is float32 except the inputs listed in `other` (any type). */
+static bool all_f32(const si_graph *g, const si_node *n, uint32_t other) {
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && !(k < 32 && (other >> k) & 1) && g->values[n->in[k]].dtype != SI_F32) return false;
+    for (int k = 0; k < n->n_out; k++)
+        if (n->out[k] >= 0 && g->values[n->out[k]].dtype != SI_F32) return false;
+    return true;
+}
+
+static bool has_out(const si_node *n, int k) { return k < n->n_out && n->out[k] >= 0; }
+
+si_result cpu_lower_llm(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    switch (nd->op->id) {
+    case SI_OP_MATMUL_NBITS: /* B (1) and packed zero points (3) are uint8 */
+        if (!all_f32(g, nd, (1u << 1) | (1u << 3))) break;
+        return cpu_pb_emit_native(b, n, cpu_nbits_run, "MatMulNBits");
+    case SI_OP_GROUP_QUERY_ATTENTION: /* seqlens_k, total_sequence_length, position_ids are integers */
+        if (has_out(nd, 3) || !all_f32(g, nd, (1u << 5) | (1u << 6) | (1u << 9))) break;
+        return cpu_pb_emit_native(b, n, cpu_gqa_run, "GroupQueryAttention");
+    case SI_OP_MULTI_HEAD_ATTENTION: /* key_padding_mask is int32 */
+        if (has_out(nd, 3) || !all_f32(g, nd, 1u << 4)) break;
+        return cpu_pb_emit_native(b, n, cpu_mha_run, "MultiHeadAttention");
+    case SI_OP_MS_ATTENTION: /* mask_index is int32 */
+        if (!all_f32(g, nd, 1u << 3)) break;
+        return cpu_pb_emit_native(b, n, cpu_msattn_run, "Attention");
+    case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: {
+        if (!all_f32(g, nd, 0) || nd->n_in < 2 || nd->in[1] < 0) break;
+        const si_val *x = &g->values[nd->in[0]], *sc = &g->values[nd->in[1]];
+        const int64_t axis = si_attr_int(nd, "axis", -1);
+        if (x->ndim < 1 || (axis != -1 && axis != x->ndim - 1) || sc->ndim < 1 || si_shape_count(sc->ndim, sc->dims) != x->dims[x->ndim - 1] ||
+            x->dims[x->ndim - 1] < 0)
+            break;
+        return cpu_pb_emit_native(b, n, sln_run, "SimplifiedLayerNormalization");
+    }
+    case SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION:
+        if (!all_f32(g, nd, 0)) break;
+        return cpu_pb_emit_native(b, n, skipsln_run, "SkipSimplifiedLayerNormalization");
+    case SI_OP_SKIP_LAYER_NORMALIZATION:
+        if (!all_f32(g, nd, 0)) break;
+        return cpu_pb_emit_native(b, n, skipln_run, "SkipLayerNormalization");
+    case SI_OP_FAST_GELU:
+    case SI_OP_BIAS_GELU:
+    case SI_OP_QUICK_GELU:
+        if (!all_f32(g, nd, 0)) break;
+        return cpu_pb_emit_native(b, n, gelu_run, nd->op_type);
+    default: break;
+    }
+    return SI_ERR_UNSUPPORTED;
+}

@@ -1,0 +1,48 @@
+/*
+ * cpu_llm.h — the CPU device's native kernels for the LLM ops (no oneDNN primitive fits them), shared by
+ *
+ *   cpu_llm.c        lowering (which nodes get a native step), threads, vector primitives, the fused norms
+ *                    (SimplifiedLayerNormalization, Skip[Simplified]LayerNormalization) and GELUs
+ *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
+ *   cpu_llm_attn.c   GroupQueryAttention, MultiHeadAttention and Attention (com.microsoft): a fused per-head loop
+ *                    (Q.K, online softmax, .V); Attention's QKV projection on oneDNN's sgemm
+ *
+ * A native step is called like a reference-kernel step (cpu_pb_emit_native): plain float32 buffers, the node's
+ * infer already run, but the outputs are not zero-filled: a kernel writes every element of what it outputs. Each kernel validates its node with the op's own prepare function
+ * (ops/llm.h), so it refuses exactly what the reference kernel refuses, with the same message.
+ *
+ * Threads: the step runs on the thread count the device set for the plan (OpenMP, like oneDNN's primitives);
+ * cpu_par_for splits work over libgomp's team (looked up at run time, as cpu_dnnl.c does).
+ */
+#ifndef SI_CPU_LLM_H
+#define SI_CPU_LLM_H
+
+#include "device/cpu/cpu.h"
+#include "ops/llm.h"
+
+/* fn(ctx, lo, hi) over [0, n) in chunks of `chunk`, on the plan's threads (dynamic scheduling). */
+typedef void (*cpu_range_fn)(void *ctx, int64_t lo, int64_t hi);
+void cpu_par_for(int64_t n, int64_t chunk, cpu_range_fn fn, void *ctx);
+/* Threads cpu_par_for uses at most (>= 1). */
+int cpu_par_threads(void);
+
+/* Vector primitives (AVX2+FMA when the CPU has them, else portable loops). */
+typedef struct cpu_vec {
+    float (*dot)(const float *a, const float *b, int64_t n);
+    void (*axpy)(float *y, float a, const float *x, int64_t n); /* y += a x */
+    void (*scal)(float *y, float a, int64_t n);                 /* y *= a */
+    bool avx2, avx512; /* the CPU has AVX2+FMA, AVX-512F (kernels with intrinsics check these) */
+} cpu_vec;
+const cpu_vec *cpu_vec_get(void);
+
+/* The reference kernel for a node a native kernel does not take after all: zero-fills the outputs first (the
+ * reference kernels expect that, native steps do not get it). */
+si_result cpu_llm_ref(si_kctx *c);
+
+/* The kernels (si_op_fn). */
+si_result cpu_nbits_run(si_kctx *c);
+si_result cpu_gqa_run(si_kctx *c);
+si_result cpu_mha_run(si_kctx *c);
+si_result cpu_msattn_run(si_kctx *c);
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * cpu_llm_attn.c — GroupQueryAttention and MultiHeadAttention on the CPU device (float32, no qk output).
+ *
+ * One fused loop per (batch row, KV head, query row): the query heads that share the KV head walk the row's keys
+ * in blocks of 64: the scores of a block (q.k, one read of each key for all the heads), softcap and the op's
+ * biases, then an online softmax (running max and denominator per head, the accumulated output rescaled once per
+ * block) and the values added in (one read of each value row). Nothing of size [S, T] is formed, so decode over
+ * a long cache streams K and V once. Work is split over (batch, KV head, query row) tasks on the plan's threads.
+ *
+ * Semantics are the reference kernels' (ops/gqa.c, ops/attention.c); the caches, rotary embedding and the
+ * validation come from the same prepare functions (ops/llm.h).
+ */
+#include "device/cpu/cpu_llm.h"
+
+#include <float.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define ATT_BLK 64
+
+typedef struct cpu_attn cpu_attn;
+struct cpu_attn {
+    int64_t B, N, Nkv, S, H, Hv;
+    const float *q, *k, *v; /* element d of (b, head, row) at base[b*st[0] + head*st[1] + row*st[2] + d] */
+    float *out;
+    int64_t qs[3], ks[3], vs[3], os[3];
+    float scale, softcap;
+    const float *sink; /* per head extra softmax logit, or NULL */
+    bool smooth;       /* extra logit 0 */
+    /* keys [*lo, *hi) of query row i of batch row b */
+    void (*range)(const cpu_attn *a, int64_t b, int64_t i, int64_t *lo, int64_t *hi);
+    /* adds biases / masks to the scores s[0..n) of keys j0.. (NULL: none) */
+    void (*adjust)(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n);
+    const void *ctx;
+    atomic_bool nomem;
+};
+
+static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
+    cpu_attn *a = ctx;
+    const cpu_vec *v = cpu_vec_get();
+    const int64_t G = a->N / a->Nkv, H = a->H, Hv = a->Hv;
+    float *buf = si_malloc((size_t)(G * (ATT_BLK + Hv + 2)) * sizeof(float));
+    if (!buf) {
+        atomic_store(&a->nomem, true);
+        return;
+    }
+    float *sc = buf, *acc = buf + G * ATT_BLK, *m = acc + G * Hv, *l = m + G;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t b = t / (a->Nkv * a->S), g = (t / a->S) % a->Nkv, i = t % a->S;
+        int64_t j0 = 0, j1 = 0;
+        a->range(a, b, i, &j0, &j1);
+        const bool extra = a->sink || a->smooth;
+        for (int64_t hh = 0; hh < G; hh++) {
+            m[hh] = extra ? (a->sink ? a->sink[g * G + hh] : 0.0f) : -INFINITY;
+            l[hh] = extra ? 1.0f : 0.0f;
+            memset(acc + hh * Hv, 0, (size_t)Hv * sizeof(float));
+        }
+        const float *kb = a->k + b * a->ks[0] + g * a->ks[1], *vb = a->v + b * a->vs[0] + g * a->vs[1];
+        for (int64_t js = j0; js < j1; js += ATT_BLK) {
+            const int64_t n = SI_MIN((int64_t)ATT_BLK, j1 - js);
+            for (int64_t jj = 0; jj < n; jj++) {
+                const float *k = kb + (js + jj) * a->ks[2];
+                for (int64_t hh = 0; hh < G; hh++)
+                    sc[hh * ATT_BLK + jj] = a->scale * v->dot(a->q + b * a->qs[0] + (g * G + hh) * a->qs[1] + i * a->qs[2], k, H);
+            }
+            for (int64_t hh = 0; hh < G; hh++) {
+                float *s = sc + hh * ATT_BLK;
+                if (a->softcap > 0)
+                    for (int64_t jj = 0; jj < n; jj++) s[jj] = a->softcap * tanhf(s[jj] / a->softcap);
+                if (a->adjust) a->adjust(a, b, g * G + hh, i, js, s, n);
+                float mb = -INFINITY;
+                for (int64_t jj = 0; jj < n; jj++) mb = s[jj] > mb ? s[jj] : mb;
+                if (mb == -INFINITY) { /* every key of the block masked */
+                    for (int64_t jj = 0; jj < n; jj++) s[jj] = 0;
+                    continue;
+                }
+                const float mn = mb > m[hh] ? mb : m[hh];
+                if (mn != m[hh]) {
+                    const float corr = m[hh] == -INFINITY ? 0.0f : expf(m[hh] - mn);
+                    v->scal(acc + hh * Hv, corr, Hv);
+                    l[hh] *= corr;
+                    m[hh] = mn;
+                }
+                float sum = 0;
+                for (int64_t jj = 0; jj < n; jj++) sum += s[jj] = expf(s[jj] - mn);
+                l[hh] += sum;
+            }
+            for (int64_t jj = 0; jj < n; jj++) {
+                const float *vr = vb + (js + jj) * a->vs[2];
+                for (int64_t hh = 0; hh < G; hh++)
+                    if (sc[hh * ATT_BLK + jj] != 0.0f) v->axpy(acc + hh * Hv, sc[hh * ATT_BLK + jj], vr, Hv);
+            }
+        }
+        for (int64_t hh = 0; hh < G; hh++) {
+            float *o = a->out + b * a->os[0] + (g * G + hh) * a->os[1] + i * a->os[2];
+            const float inv = l[hh] > 0 ? 1.0f / l[hh] : 0.0f;
+            for (int64_t e = 0; e < Hv; e++) o[e] = acc[hh * Hv + e] * inv;
+        }
+    }
+    si_free(buf);
+}
+
+static bool cpu_attention(cpu_attn *a) {
+    atomic_init(&a->nomem, false);
+    cpu_par_for(a->B * a->Nkv * a->S, 1, attn_tasks, a);
+    return !atomic_load(&a->nomem);
+}
+
+// --- GroupQueryAttention ----------------------------------------------------------------------------------------------
+
+enum { GQ_Q, GQ_K, GQ_V, GQ_PK, GQ_PV, GQ_SEQLENS, GQ_TSL, GQ_COS, GQ_SIN, GQ_POS, GQ_BIAS, GQ_SINK };
+
+typedef struct gqa_ctx {
+    const si_kctx *c;
+    const si_gqa *p;
+    const int64_t *past, *total;
+    const float *bias;
+    float *qr, *pk, *pv;
+} gqa_ctx;
+
+static void gqa_range(const cpu_attn *a, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
+    const gqa_ctx *x = a->ctx;
+    const int64_t at = x->past[b] + i;
+    *hi = x->p->causal ? SI_MIN(at + 1, x->total[b]) : x->total[b];
+    *lo = x->p->window > 0 ? SI_MAX((int64_t)0, at - x->p->window + 1) : 0;
+    if (*lo > *hi) *lo = *hi;
+}
+
+static void gqa_bias(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n) {
+    const gqa_ctx *x = a->ctx;
+    const si_gqa *p = x->p;
+    const float *br = x->bias + (((p->bias_b ? b : 0) * (p->bias_n ? p->N : 1) + (p->bias_n ? h : 0)) * p->S + i) * p->tsl + j0;
+    for (int64_t jj = 0; jj < n; jj++) s[jj] += br[jj];
+}
+
+/* Tasks (b, g): present[b, g] = the valid past rows, the new tokens' K and V (K rotated), zeros after; the task of
+ * g = 0 also rotates row b's queries. */
+static void gqa_fill(void *ctx, int64_t lo, int64_t hi) {
+    gqa_ctx *x = ctx;
+    const si_kctx *c = x->c;
+    const si_gqa *p = x->p;
+    const int64_t S = p->S, N = p->N, Nkv = p->Nkv, H = p->H, T = p->Cout, C = p->C;
+    const float *q = si_in(c, GQ_Q)->data, *kin = p->packed ? NULL : si_in(c, GQ_K)->data, *vin = p->packed ? NULL : si_in(c, GQ_V)->data;
+    const float *cos_c = p->half ? si_in(c, GQ_COS)->data : NULL, *sin_c = p->half ? si_in(c, GQ_SIN)->data : NULL;
+    const int64_t qrow = si_in(c, GQ_Q)->dims[2], kvrow = Nkv * H;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t b = t / Nkv, g = t % Nkv, P = x->past[b];
+        float *pk = x->pk + (b * Nkv + g) * T * H, *pv = x->pv + (b * Nkv + g) * T * H;
+        if (P) {
+            memcpy(pk, (const float *)si_in(c, GQ_PK)->data + (b * Nkv + g) * C * H, (size_t)(P * H) * sizeof(float));
+            memcpy(pv, (const float *)si_in(c, GQ_PV)->data + (b * Nkv + g) * C * H, (size_t)(P * H) * sizeof(float));
+        }
+        memset(pk + (P + S) * H, 0, (size_t)((T - P - S) * H) * sizeof(float));
+        memset(pv + (P + S) * H, 0, (size_t)((T - P - S) * H) * sizeof(float));
+        for (int64_t s = 0; s < S; s++) {
+            int64_t pos = 0;
+            if (p->rotary) (void)si_gqa_position(c, p, b, s, P, &pos); /* checked before */
+            const float *tok = q + (b * S + s) * qrow;
+            const float *kt = p->packed ? tok + N * H : kin + (b * S + s) * kvrow, *vt = p->packed ? tok + (N + Nkv) * H : vin + (b * S + s) * kvrow;
+            float *dk = pk + (P + s) * H;
+            memcpy(dk, kt + g * H, (size_t)H * sizeof(float));
+            memcpy(pv + (P + s) * H, vt + g * H, (size_t)H * sizeof(float));
+            if (p->rotary) si_rope(dk, p->half, cos_c + pos * p->half, sin_c + pos * p->half, p->interleaved);
+            for (int64_t h = 0; h < N && g == 0; h++) {
+                float *d = x->qr + ((b * N + h) * S + s) * H;
+                memcpy(d, tok + h * H, (size_t)H * sizeof(float));
+                if (p->rotary) si_rope(d, p->half, cos_c + pos * p->half, sin_c + pos * p->half, p->interleaved);
+            }
+        }
+    }
+}
+
+si_result cpu_gqa_run(si_kctx *c) {
+    si_gqa p;
+    si_result st = si_gqa_prepare(c, true, &p);
+    if (st) return st;
+    if (si_in(c, GQ_Q)->dtype != SI_F32 || si_out(c, 3)) return cpu_llm_ref(c);
+    const int64_t B = p.B, S = p.S, N = p.N, Nkv = p.Nkv, H = p.H, T = p.Cout;
+    si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
+    const size_t cache = (size_t)(B * Nkv * T * H);
+    float *scratch = si_malloc(((opk ? 0 : cache) + (opv ? 0 : cache) + (size_t)(B * N * S * H) + 1) * sizeof(float));
+    int64_t *len = si_malloc((size_t)(2 * B + 1) * sizeof(int64_t));
+    if (!scratch || !len) {
+        si_free(scratch);
+        si_free(len);
+        return si_op_nomem(c);
+    }
+    gqa_ctx x = {.c = c, .p = &p, .past = len, .total = len + B, .bias = si_in(c, GQ_BIAS) ? si_in(c, GQ_BIAS)->data : NULL};
+    float *f = scratch;
+    x.qr = f, f += B * N * S * H;
+    x.pk = opk ? opk->data : f, f += opk ? 0 : cache;
+    x.pv = opv ? opv->data : f;
+    for (int64_t b = 0; b < B && !st; b++) { /* every check before the threads start (messages are per thread) */
+        st = si_gqa_lengths(c, &p, b, &len[b], &len[B + b]);
+        if (!st && len[b] + S > T)
+            st = si_op_err(c, SI_ERR_INVALID_ARG, "batch row %lld: %lld past + %lld new tokens exceed the present length %lld",
+                           (long long)b, (long long)len[b], (long long)S, (long long)T);
+        for (int64_t s = 0; s < S && !st && p.rotary; s++) {
+            int64_t pos;
+            st = si_gqa_position(c, &p, b, s, len[b], &pos);
+        }
+    }
+    if (!st) cpu_par_for(B * Nkv, 1, gqa_fill, &x);
+    if (!st) {
+        cpu_attn a = {.B = B, .N = N, .Nkv = Nkv, .S = S, .H = H, .Hv = H, .q = x.qr, .k = x.pk, .v = x.pv, .out = si_out(c, 0)->data,
+                      .qs = {N * S * H, S * H, H}, .ks = {Nkv * T * H, T * H, H}, .vs = {Nkv * T * H, T * H, H},
+                      .os = {S * N * H, H, N * H}, .scale = p.scale, .softcap = p.softcap,
+                      .sink = si_in(c, GQ_SINK) ? si_in(c, GQ_SINK)->data : NULL, .smooth = p.smooth,
+                      .range = gqa_range, .adjust = x.bias ? gqa_bias : NULL, .ctx = &x};
+        if (!si_out(c, 0)) a.out = NULL;
+        if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
+    }
+    si_free(scratch);
+    si_free(len);
+    return st;
+}
+
+// --- MultiHeadAttention ---------------------------------------------------------------------------------------------
+
+/* The masks of MultiHeadAttention and Attention (com.microsoft): key padding (mask_filter_value added), an
+ * additive attention_bias, and ORT's unidirectional mask (rows i < S - 1 keep keys j <= P + i). */
+typedef struct ms_mask_ctx {
+    int64_t B, S, T, P;
+    int kind; /* MK_* */
+    const int32_t *mask;
+    const si_tensor *bias;
+    bool causal;
+    float filter;
+} ms_mask_ctx;
+
+static void ms_range(const cpu_attn *a, int64_t b, int64_t i, int64_t *lo, int64_t *hi) {
+    const ms_mask_ctx *x = a->ctx;
+    (void)b;
+    *lo = 0;
+    *hi = x->causal && i < x->S - 1 ? SI_MIN(x->T, x->P + i + 1) : x->T;
+}
+
+static void ms_adjust(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n) {
+    const ms_mask_ctx *x = a->ctx;
+    if (x->bias) {
+        const si_tensor *ab = x->bias;
+        const float *br = (const float *)ab->data +
+                          (((ab->dims[0] == 1 ? 0 : b) * ab->dims[1] + (ab->dims[1] == 1 ? 0 : h)) * x->S + i) * x->T + j0;
+        for (int64_t jj = 0; jj < n; jj++) s[jj] += br[jj];
+    }
+    for (int64_t jj = 0; jj < n && x->kind != MK_NONE; jj++) {
+        const int64_t j = j0 + jj;
+        bool masked = false;
+        switch (x->kind) {
+        case MK_LEN: masked = j >= x->mask[b]; break;
+        case MK_END_START: masked = j >= x->mask[b] || j < x->mask[x->B + b]; break;
+        case MK_2D: masked = !x->mask[b * x->T + j]; break;
+        default: masked = !x->mask[(b * x->S + i) * x->T + j]; break;
+        }
+        if (masked) s[jj] += x->filter;
+    }
+}
+
+/* [B, L, heads * hd] (+ bias) into rows [skip, skip + L) of [B, heads, rows, hd]. */
+static void mha_split(float *dst, const float *src, const float *bias, int64_t B, int64_t L, int64_t heads, int64_t hd, int64_t rows,
+                      int64_t skip) {
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t l = 0; l < L; l++)
+            for (int64_t h = 0; h < heads; h++) {
+                float *d = dst + ((b * heads + h) * rows + skip + l) * hd;
+                const float *s = src + (b * L + l) * heads * hd + h * hd;
+                for (int64_t e = 0; e < hd; e++) d[e] = s[e] + (bias ? bias[h * hd + e] : 0.0f);
+            }
+}
+
+si_result cpu_mha_run(si_kctx *c) {
+    si_mha p;
+    si_result st = si_mha_prepare(c, &p);
+    if (st) return st;
+    if (si_in(c, MHA_Q)->dtype != SI_F32 || si_out(c, 3)) return cpu_llm_ref(c);
+    const int64_t B = p.B, S = p.S, L = p.L, N = p.N, H = p.H, Hv = p.Hv, P = p.P, T = p.T;
+    si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
+    const float *bias = si_in(c, MHA_BIAS) ? si_in(c, MHA_BIAS)->data : NULL;
+    const size_t nk = (size_t)(B * N * T * H), nv = (size_t)(B * N * T * Hv);
+    float *scratch = si_malloc(((size_t)(B * N * S * H) + (opk || p.cross ? 0 : nk) + (opv || p.cross ? 0 : nv) + 1) * sizeof(float));
+    if (!scratch) return si_op_nomem(c);
+    float *qh = scratch, *f = scratch + B * N * S * H;
+    const float *kh, *vh;
+    mha_split(qh, si_in(c, MHA_Q)->data, bias, B, S, N, H, S, 0);
+    if (p.cross) { /* K and V as given; present = them */
+        kh = si_in(c, MHA_K)->data;
+        vh = si_in(c, MHA_V)->data;
+        if (opk) memcpy(opk->data, kh, nk * sizeof(float));
+        if (opv) memcpy(opv->data, vh, nv * sizeof(float));
+    } else {
+        float *kw = opk ? opk->data : f;
+        f += opk ? 0 : nk;
+        float *vw = opv ? opv->data : f;
+        for (int64_t bh = 0; bh < B * N && P; bh++) {
+            memcpy(kw + bh * T * H, (const float *)si_in(c, MHA_PK)->data + bh * P * H, (size_t)(P * H) * sizeof(float));
+            memcpy(vw + bh * T * Hv, (const float *)si_in(c, MHA_PV)->data + bh * P * Hv, (size_t)(P * Hv) * sizeof(float));
+        }
+        mha_split(kw, si_in(c, MHA_K)->data, bias ? bias + N * H : NULL, B, L, N, H, T, P);
+        mha_split(vw, si_in(c, MHA_V)->data, bias ? bias + 2 * N * H : NULL, B, L, N, Hv, T, P);
+        kh = kw;
+        vh = vw;
+    }
+    const float sc = si_attr_float(c->node, "scale", 0.0f);
+    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = p.mask, .mask = si_in(c, MHA_MASK) ? si_in(c, MHA_MASK)->data : NULL,
+                     .bias = si_in(c, MHA_ABIAS), .causal = si_attr_int(c->node, "unidirectional", 0) != 0,
+                     .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
+    cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
+                  .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
+                  .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
+                  .range = ms_range, .adjust = x.bias || p.mask != MK_NONE ? ms_adjust : NULL, .ctx = &x};
+    if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
+    si_free(scratch);
+    return st;
+}
+
+// --- Attention (com.microsoft): the QKV projection on sgemm, then the fused loop ----------------------------------------
+
+si_result cpu_msattn_run(si_kctx *c) {
+    si_msattn p;
+    si_result st = si_msattn_prepare(c, &p);
+    if (st) return st;
+    if (si_in(c, AT_X)->dtype != SI_F32) return cpu_llm_ref(c);
+    const int64_t B = p.B, S = p.S, N = p.N, H = p.Dq / p.N, Hv = p.Dv / p.N, P = p.P, T = p.T, W = p.Dq + p.Dk + p.Dv;
+    si_tensor *opres = si_out(c, 1);
+    const size_t nk = (size_t)(B * N * T * H), nv = (size_t)(B * N * T * Hv);
+    float *proj = si_malloc(((size_t)(B * S * W) + (size_t)(B * N * S * H) + (opres ? 0 : nk + nv) + 1) * sizeof(float));
+    if (!proj) return si_op_nomem(c);
+    float *qh = proj + B * S * W, *kh = opres ? opres->data : qh + B * N * S * H, *vh = kh + nk; /* present: keys, then values */
+    const float *bias = si_in(c, AT_BIAS) ? si_in(c, AT_BIAS)->data : NULL;
+    dnnl_status_t ds = dnnl_sgemm('N', 'N', B * S, W, p.Din, 1.0f, si_in(c, AT_X)->data, p.Din, si_in(c, AT_W)->data, W, 0.0f, proj, W);
+    if (ds != dnnl_success) {
+        si_free(proj);
+        return si_op_nomem(c);
+    }
+    if (P) {
+        const float *past = si_in(c, AT_PAST)->data;
+        for (int64_t bh = 0; bh < B * N; bh++) {
+            memcpy(kh + bh * T * H, past + bh * P * H, (size_t)(P * H) * sizeof(float));
+            memcpy(vh + bh * T * Hv, past + (B * N + bh) * P * H, (size_t)(P * Hv) * sizeof(float));
+        }
+    }
+    for (int64_t b = 0; b < B; b++) /* split heads, adding the projection's bias */
+        for (int64_t s = 0; s < S; s++) {
+            const float *row = proj + (b * S + s) * W;
+            for (int64_t h = 0; h < N; h++) {
+                float *dq = qh + ((b * N + h) * S + s) * H, *dk = kh + ((b * N + h) * T + P + s) * H, *dv = vh + ((b * N + h) * T + P + s) * Hv;
+                for (int64_t e = 0; e < H; e++) {
+                    dq[e] = row[h * H + e] + (bias ? bias[h * H + e] : 0.0f);
+                    dk[e] = row[p.Dq + h * H + e] + (bias ? bias[p.Dq + h * H + e] : 0.0f);
+                }
+                for (int64_t e = 0; e < Hv; e++) dv[e] = row[p.Dq + p.Dk + h * Hv + e] + (bias ? bias[p.Dq + p.Dk + h * Hv + e] : 0.0f);
+            }
+        }
+    const float sc = si_attr_float(c->node, "scale", 0.0f);
+    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = p.mask, .mask = si_in(c, AT_MASK) ? si_in(c, AT_MASK)->data : NULL,
+                     .bias = si_in(c, AT_ABIAS), .causal = si_attr_int(c->node, "unidirectional", 0) != 0,
+                     .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
+    cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
+                  .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
+                  .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
+                  .range = ms_range, .adjust = x.bias || p.mask != MK_NONE ? ms_adjust : NULL, .ctx = &x};
+    if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
+    si_free(proj);
+    return st;
+}

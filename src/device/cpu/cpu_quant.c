@@ -1,0 +1,681 @@
+/*
+ * cpu_quant.c — the CPU device's quantized ops:
+ *
+ *   DynamicQuantizeLinear  one kernel (min/max, then quantize, each pass split over the threads) that keeps the
+ *                          layout of its input: a convolution's channels-last output is quantized in place of
+ *                          a reorder, and the next int8 convolution reads it as it is.
+ *   ConvInteger            a oneDNN int8 convolution (u8/s8 activations with their zero point as a run-time
+ *                          attribute, s8 weights packed once), and with it the Cast -> Mul(scale) that ONNX
+ *                          Runtime's dynamic quantizer puts after it, as a post-op (the scale product is read at
+ *                          run time), then what cpu_chain absorbs (bias Add, Relu, ...).
+ *   MatMulInteger          a oneDNN int8 matmul (activations' and weights' zero points as attributes), with the
+ *                          same Cast -> Mul chain.
+ *
+ * oneDNN takes s8 weights only. uint8 weights w with zero point wz are exact as s8 when every w - wz fits; else
+ * the matmul runs w - 128 with the weights zero point wz - 128, and the convolution (which has no weights zero
+ * point) runs w - 128 and adds the missing (128 - wz) * S, S being the sum of (x - xz) over each output's
+ * window: an FN step writes it into the destination, which the convolution accumulates into (a sum post-op).
+ * Everything else (per-channel weight zero points that need that correction, float16 scales, ...) runs on the
+ * reference kernels.
+ */
+#include "device/cpu/cpu.h"
+
+#include "ops/nn.h"
+#include "ops/quant.h"
+
+#include <immintrin.h>
+#include <stdio.h>
+
+#define MAX_ARGS 48
+#define MAX_THR 64
+
+static si_result unsupported(void) { return SI_ERR_UNSUPPORTED; }
+static bool is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
+static const dnnl_memory_desc_t *q_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) { return dnnl_primitive_desc_query_md(pd, what, 0); }
+
+/* The only consumer node of v, not lowered yet, when v is not a graph output; else -1. */
+static int sole_consumer(const cpu_pb *b, int v) {
+    if (v < 0 || b->n_consumers[v] != 1 || cpu_value_is_output(b->g, v)) return -1;
+    int c = cpu_pb_consumer(b, v, 0);
+    return c >= 0 && !b->done[c] ? c : -1;
+}
+
+static bool static_nonempty(const si_val *v) { return cpu_value_static(v) && si_shape_count(v->ndim, v->dims) > 0; }
+
+/* A buffer holding value v in layout want (element type included): an existing one, else a reorder from one of
+ * the value's buffers of that element type (its plain buffer seen through a typed descriptor, when there is no
+ * other). -1 with si_err set on failure. */
+static int typed_in(cpu_pb *b, int v, const dnnl_memory_desc_t *want) {
+    int src = -1;
+    for (int i = b->vbuf[v]; i >= 0; i = b->p->bufs[i].next) {
+        const cpu_buf *bf = &b->p->bufs[i];
+        if (bf->dyn) continue;
+        if (dnnl_memory_desc_equal(&bf->md, want)) return i;
+        if (src < 0 && bf->md.data_type == want->data_type && bf->md.format_kind == dnnl_blocked && bf->md.ndims == want->ndims &&
+            !memcmp(bf->md.dims, want->dims, sizeof(dnnl_dim_t) * (size_t)want->ndims))
+            src = i;
+    }
+    const si_val *val = &b->g->values[v];
+    if (src < 0) { /* the plain buffer seen through a plain descriptor of the right type and want's dims */
+        int pb = cpu_pb_plain(b, v);
+        if (pb < 0) return -1;
+        if (b->p->bufs[pb].dyn) {
+            si_err(SI_ERR_UNSUPPORTED, "CPU: '%s' has a run-time shape", val->name);
+            return -1;
+        }
+        dnnl_memory_desc_t pmd;
+        int64_t d[DNNL_MAX_NDIMS];
+        for (int i = 0; i < want->ndims; i++) d[i] = want->dims[i];
+        cpu_md_plain_dt(&pmd, want->ndims, d, cpu_dnnl_type(val->dtype));
+        if (dnnl_memory_desc_get_size(&pmd) != cpu_value_nbytes(val)) {
+            si_err(SI_ERR_INTERNAL, "CPU: '%s' seen with another size", val->name);
+            return -1;
+        }
+        if (dnnl_memory_desc_equal(&pmd, want)) return cpu_pb_alias(b, pb, want);
+        src = cpu_pb_alias(b, pb, &pmd);
+    }
+    int dst = src < 0 ? -1 : cpu_pb_internal_md(b, want);
+    if (dst < 0 || cpu_pb_emit_reorder(b, val->producer, src, dst)) return -1;
+    return dst;
+}
+
+// --- DynamicQuantizeLinear ------------------------------------------------------------------------------------
+
+typedef struct dql_job {
+    const float *x;
+    uint8_t *y;
+    int64_t n;
+    float lo[MAX_THR], hi[MAX_THR];
+    float scale, zp;
+} dql_job;
+
+/* Scalar versions (any x86-64, and the tails of the vector ones). */
+static void minmax_scalar(const float *x, int64_t n, float *lo, float *hi) {
+    float l = *lo, h = *hi;
+    for (int64_t i = 0; i < n; i++) { /* NaN compares false and is skipped */
+        l = x[i] < l ? x[i] : l;
+        h = x[i] > h ? x[i] : h;
+    }
+    *lo = l;
+    *hi = h;
+}
+
+/* saturate(round(x / scale) + zp): the division and ties-to-even rounding of the reference kernel (the
+ * 1.5 * 2^23 addition rounds a float below 2^22 to an integer in the default rounding mode), NaN -> zp. */
+static void quant_scalar(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] / scale;
+        v = v != v ? 0.0f : v < -1024.0f ? -1024.0f : v > 1024.0f ? 1024.0f : v;
+        v = (v + 12582912.0f) - 12582912.0f + zp;
+        y[i] = (uint8_t)(v < 0.0f ? 0 : v > 255.0f ? 255 : (int)v);
+    }
+}
+
+/* AVX2 versions (gcc does not vectorise the NaN-exact selects of the scalar ones). */
+__attribute__((target("avx2"))) static void minmax_avx2(const float *x, int64_t n, float *lo, float *hi) {
+    __m256 l0 = _mm256_setzero_ps(), h0 = l0, l1 = l0, h1 = l0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) { /* min_ps(v, m) returns m when v is NaN */
+        __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8);
+        l0 = _mm256_min_ps(a, l0), h0 = _mm256_max_ps(a, h0);
+        l1 = _mm256_min_ps(b, l1), h1 = _mm256_max_ps(b, h1);
+    }
+    float lv[8], hv[8];
+    _mm256_storeu_ps(lv, _mm256_min_ps(l0, l1));
+    _mm256_storeu_ps(hv, _mm256_max_ps(h0, h1));
+    float l = 0, h = 0;
+    for (int k = 0; k < 8; k++) l = lv[k] < l ? lv[k] : l, h = hv[k] > h ? hv[k] : h;
+    minmax_scalar(x + i, n - i, &l, &h);
+    *lo = l;
+    *hi = h;
+}
+
+__attribute__((target("avx2"))) static void quant_avx2(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
+    const __m256 s = _mm256_set1_ps(scale), z = _mm256_set1_ps(zp), lo = _mm256_set1_ps(-1024.0f), hi = _mm256_set1_ps(1024.0f);
+    const __m256 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(255.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);
+        v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v); /* NaN -> 0 */
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        v = _mm256_add_ps(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), z);
+        __m256i q = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, zero), top));
+        __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(void *)(y + i), _mm_packus_epi16(w, w));
+    }
+    quant_scalar(x + i, y + i, n - i, scale, zp);
+}
+
+static bool have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+
+static void minmax_range(const float *x, int64_t n, float *lo, float *hi) {
+    if (have_avx2()) {
+        minmax_avx2(x, n, lo, hi);
+        return;
+    }
+    *lo = *hi = 0;
+    minmax_scalar(x, n, lo, hi);
+}
+
+static void quant_range(const float *x, uint8_t *y, int64_t n, float scale, float zp) {
+    if (have_avx2()) quant_avx2(x, y, n, scale, zp);
+    else quant_scalar(x, y, n, scale, zp);
+}
+
+static void range_of(int64_t n, int ithr, int nthr, int64_t *b0, int64_t *b1) {
+    *b0 = n * ithr / nthr;
+    *b1 = n * (ithr + 1) / nthr;
+}
+
+static void dql_minmax(void *arg, int ithr, int nthr) {
+    dql_job *j = arg;
+    int64_t b0, b1;
+    range_of(j->n, ithr, nthr, &b0, &b1);
+    if (ithr < MAX_THR) minmax_range(j->x + b0, b1 - b0, &j->lo[ithr], &j->hi[ithr]);
+}
+
+static void dql_quant(void *arg, int ithr, int nthr) {
+    dql_job *j = arg;
+    int64_t b0, b1;
+    range_of(j->n, ithr, nthr, &b0, &b1);
+    quant_range(j->x + b0, j->y + b0, b1 - b0, j->scale, j->zp);
+}
+
+/* bufs: x, y, y_scale, y_zero_point; ctx: the element count. */
+static si_result dql_kernel(const void *ctx, void *const *bufs, int threads) {
+    dql_job j;
+    memset(&j, 0, sizeof j);
+    j.x = bufs[0];
+    j.y = bufs[1];
+    j.n = *(const int64_t *)ctx;
+    int nthr = j.n < 65536 ? 1 : SI_MIN(threads, MAX_THR);
+    cpu_parallel(nthr, dql_minmax, &j);
+    float lo = 0, hi = 0;
+    for (int i = 0; i < MAX_THR; i++) {
+        lo = j.lo[i] < lo ? j.lo[i] : lo;
+        hi = j.hi[i] > hi ? j.hi[i] : hi;
+    }
+    uint8_t zp;
+    si_dql_params(lo, hi, &j.scale, &zp);
+    j.zp = zp;
+    cpu_parallel(nthr, dql_quant, &j);
+    *(float *)bufs[2] = j.scale;
+    *(uint8_t *)bufs[3] = zp;
+    return SI_OK;
+}
+
+si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in != 1 || nd->in[0] < 0 || nd->n_out != 3) return unsupported();
+    for (int k = 0; k < 3; k++)
+        if (nd->out[k] < 0 || !cpu_value_static(&g->values[nd->out[k]])) return unsupported();
+    const si_val *X = &g->values[nd->in[0]];
+    if (X->dtype != SI_F32 || X->const_val || !static_nonempty(X)) return unsupported();
+    int src = cpu_pb_existing(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    const cpu_buf *sb = &b->p->bufs[src];
+    int64_t count = si_shape_count(X->ndim, X->dims);
+    /* any dense layout without padding: the kernel is element-wise apart from the global min/max */
+    if (sb->dyn || sb->md.data_type != dnnl_f32 || sb->md.format_kind != dnnl_blocked || sb->md.offset0 ||
+        dnnl_memory_desc_get_size(&sb->md) != (size_t)count * sizeof(float))
+        src = cpu_pb_plain(b, nd->in[0]);
+    if (src < 0) return SI_ERR_INTERNAL;
+    dnnl_memory_desc_t ymd = b->p->bufs[src].md, smd, zmd;
+    ymd.data_type = dnnl_u8;
+    cpu_md_plain_dt(&smd, 0, NULL, dnnl_f32);
+    cpu_md_plain_dt(&zmd, 0, NULL, dnnl_u8);
+    int64_t *ctx = cpu_pb_own(b, sizeof(int64_t));
+    if (!ctx) return SI_ERR_NO_MEM;
+    *ctx = count;
+    int out[3] = {cpu_pb_new_out(b, nd->out[0], &ymd), cpu_pb_new_out(b, nd->out[1], &smd), cpu_pb_new_out(b, nd->out[2], &zmd)};
+    if (out[0] < 0 || out[1] < 0 || out[2] < 0) return SI_ERR_NO_MEM;
+    si_result s = cpu_pb_emit_fn(b, n, "DynamicQuantizeLinear", dql_kernel, ctx, &src, 1, out, 3);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}
+
+// --- zero points ------------------------------------------------------------------------------------------------
+
+/* bufs: a uint8/int8 zero point, its int32 copy; ctx: 1 when the zero point is signed. */
+static si_result zp_kernel(const void *ctx, void *const *bufs, int threads) {
+    (void)threads;
+    *(int32_t *)bufs[1] = *(const int *)ctx ? *(const int8_t *)bufs[0] : *(const uint8_t *)bufs[0];
+    return SI_OK;
+}
+
+/* An int32 [1] buffer holding the zero point value zv (-1: absent, 0) for a run-time zero-point attribute. */
+static int zp_buffer(cpu_pb *b, int n, int zv) {
+    dnnl_memory_desc_t md;
+    int64_t one = 1;
+    cpu_md_plain_dt(&md, 1, &one, dnnl_s32);
+    const si_tensor *c = zv >= 0 ? b->g->values[zv].const_val : NULL;
+    if (zv < 0 || c) {
+        int32_t *v = cpu_pb_own(b, sizeof(int32_t));
+        if (!v) return -1;
+        *v = c ? (int32_t)si_load_i64(c->dtype, c->data, 0) : 0;
+        return cpu_pb_const_buf(b, v, &md);
+    }
+    int *ctx = cpu_pb_own(b, sizeof(int));
+    int src = ctx ? cpu_pb_plain(b, zv) : -1;
+    int dst = src < 0 ? -1 : cpu_pb_internal_md(b, &md);
+    if (dst < 0) return -1;
+    *ctx = b->g->values[zv].dtype == SI_I8;
+    if (cpu_pb_emit_fn(b, n, "zero point", zp_kernel, ctx, &src, 1, &dst, 1)) return -1;
+    return dst;
+}
+
+/* A zero point input k of node nd that the primitive can take: absent, a scalar constant, or a scalar value
+ * computed at run time, of element type dt. */
+static bool scalar_zp_ok(const si_graph *g, const si_node *nd, int k, si_dtype dt) {
+    if (k >= nd->n_in || nd->in[k] < 0) return true;
+    const si_val *z = &g->values[nd->in[k]];
+    return z->dtype == dt && cpu_value_static(z) && si_shape_count(z->ndim, z->dims) == 1 && (!z->const_val || z->const_val->data);
+}
+
+// --- the dequantizing chain: Cast(to float) -> Mul(scale product) -> ... -----------------------------------------
+
+typedef struct dq_chain {
+    int cast, mul;   /* nodes, -1 when the product is not dequantized this way */
+    int scale;       /* the scale product's value */
+    int64_t n_scale; /* 1 or one per output channel */
+} dq_chain;
+
+/* y (an int32 product of rank r with channels at axis ch, nch of them) followed by Cast to float32 and a Mul by a
+ * float32 scale that holds one value or one per channel (broadcast along ch). */
+static void find_dq_chain(cpu_pb *b, int y, int ch, int64_t nch, dq_chain *q) {
+    const si_graph *g = b->g;
+    q->cast = q->mul = q->scale = -1;
+    int cast = sole_consumer(b, y);
+    if (cast < 0 || b->no_fusion) return;
+    const si_node *cn = &g->nodes[cast];
+    if (!is_op(cn, SI_OP_CAST) || si_attr_int(cn, "to", 0) != SI_F32 || cn->n_out != 1) return;
+    int mul = sole_consumer(b, cn->out[0]);
+    if (mul < 0) return;
+    const si_node *mn = &g->nodes[mul];
+    if (!is_op(mn, SI_OP_MUL) || mn->n_in != 2 || mn->n_out != 1) return;
+    int sv = mn->in[0] == cn->out[0] ? mn->in[1] : mn->in[0];
+    if (sv == cn->out[0]) return;
+    const si_val *S = &g->values[sv], *Y = &g->values[y], *O = &g->values[mn->out[0]];
+    if (S->dtype != SI_F32 || !cpu_value_static(S)) return;
+    if (O->dtype != SI_F32 || O->ndim != Y->ndim || memcmp(O->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim)) return;
+    int64_t cnt = si_shape_count(S->ndim, S->dims);
+    if (cnt != 1) { /* one per channel: every other dimension 1 (right-aligned) */
+        if (S->ndim > Y->ndim || cnt != nch) return;
+        for (int i = 0; i < S->ndim; i++) {
+            int ax = i + (Y->ndim - S->ndim);
+            if (S->dims[i] != 1 && ax != ch) return;
+        }
+    }
+    /* the scale product (Mul(x_scale, w_scale)) usually comes after the product in the graph: compute it first */
+    if (!S->const_val && b->vbuf[sv] < 0 && (S->producer < 0 || cpu_pb_lower_now(b, S->producer) || b->vbuf[sv] < 0)) {
+        si_err_clear();
+        return;
+    }
+    q->cast = cast;
+    q->mul = mul;
+    q->scale = sv;
+    q->n_scale = cnt;
+}
+
+/* The chain of a dequantized product: optional sum (the correction written into dst beforehand), the binary Mul
+ * by the scale (a first group that is never dropped), then whatever cpu_chain absorbs after the Mul. */
+static void dq_chain_init(cpu_pb *b, cpu_chain *c, const dq_chain *q, int r, const int64_t *pdims, int ch, bool sum) {
+    cpu_chain_init(c, b, q->mul, r, pdims, -1, false);
+    if (sum) c->po[c->n_po++] = (cpu_po){.kind = PO_SUM, .alpha = 1.0f};
+    cpu_po *p = &c->po[c->n_po++];
+    memset(p, 0, sizeof *p);
+    p->kind = PO_BINARY;
+    p->alg = dnnl_binary_mul;
+    p->value = q->scale;
+    p->ndim = r;
+    for (int i = 0; i < r; i++) p->dims[i] = q->n_scale > 1 && i == ch ? q->n_scale : 1;
+    c->grp[0].node_end = 0;
+    c->grp[0].po_end = c->n_po;
+    c->grp[0].out = b->g->nodes[q->mul].out[0];
+    c->grp[0].fold = true;
+    snprintf(c->grp[0].name, sizeof c->grp[0].name, "Cast+Mul");
+    c->n_groups = 1;
+    cpu_chain_extend(b, c);
+}
+
+/* Primitive descriptor for op_desc with the chain's post-ops and the zero points (src at run time; weights a
+ * constant, when wzp is not NULL); drops post-op groups while oneDNN refuses them or only has its reference
+ * implementation. */
+static si_result q_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, bool src_zp, const int32_t *wzp, dnnl_primitive_desc_t *pd,
+                             const char *nname) {
+    for (;;) {
+        dnnl_primitive_attr_t attr = cpu_chain_attr(c, 1.0f);
+        if (!attr) return SI_ERR_NO_MEM;
+        int32_t rt = DNNL_RUNTIME_S32_VAL;
+        dnnl_status_t st = src_zp ? dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &rt) : dnnl_success;
+        if (st == dnnl_success && wzp) st = dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_WEIGHTS, 1, 0, wzp);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, op_desc, attr, b->eng, NULL);
+        dnnl_primitive_attr_destroy(attr);
+        if (st == dnnl_success && !cpu_pd_is_ref(*pd)) return SI_OK;
+        if (st == dnnl_success) dnnl_primitive_desc_destroy(*pd);
+        else if (st != dnnl_unimplemented && st != dnnl_invalid_arguments) return cpu_dnnl_err(st, "primitive descriptor", nname);
+        *pd = NULL;
+        if (!c || !cpu_chain_truncate(c)) return SI_ERR_UNSUPPORTED;
+    }
+}
+
+/* Emit the product's step: args holds SRC, WEIGHTS and the zero points; the chain's operands and DST are added.
+ * dst: the destination buffer (already written by the correction step when the chain sums into it), or -1. */
+static si_result q_finish(cpu_pb *b, int n, cpu_chain *c, const dq_chain *q, dnnl_primitive_desc_t pd, cpu_arg *args, int na, int dst,
+                          const char *anchor) {
+    si_result s = c ? cpu_chain_args(b, c, args, &na) : SI_OK;
+    if (!s && dst < 0) {
+        int out = c ? cpu_chain_out(c) : b->g->nodes[n].out[0];
+        dst = cpu_pb_new_out(b, out, q_md(pd, dnnl_query_dst_md));
+        if (dst < 0) s = SI_ERR_NO_MEM;
+    }
+    if (s) {
+        dnnl_primitive_desc_destroy(pd);
+        return s;
+    }
+    args[na].arg = DNNL_ARG_DST;
+    args[na++].buf = dst;
+    char name[96];
+    if (c) {
+        char tail[96];
+        cpu_chain_name(c, "", tail, sizeof tail);
+        snprintf(name, sizeof name, "%s%s", anchor, tail);
+    } else {
+        snprintf(name, sizeof name, "%s", anchor);
+    }
+    s = cpu_pb_emit_dnnl(b, n, name, pd, args, na);
+    if (s) return s;
+    cpu_pb_consume(b, n);
+    if (c) {
+        cpu_pb_consume(b, q->cast);
+        cpu_chain_consume(b, c);
+    }
+    return SI_OK;
+}
+
+// --- ConvInteger ------------------------------------------------------------------------------------------------
+
+/* The correction (128 - wz) * S of uint8 weights run as w - 128 (see the file comment), written into the
+ * channels-last float32 destination for every output channel of the window's group. */
+typedef struct corr_ctx {
+    nn_geom g;           /* 3-D geometry with leading unit dims */
+    int64_t N, C, G, OC; /* batch, input channels, groups, output channels */
+    float k;             /* 128 - wz */
+    bool sx;             /* x is int8 */
+} corr_ctx;
+
+typedef struct corr_job {
+    const corr_ctx *c;
+    const uint8_t *x;
+    int32_t zp;
+    float *dst;
+    int32_t *cs;  /* per input pixel and group: the sum of (x - zp) over the group's channels */
+    int32_t *acc; /* per thread: one output row of window sums (OW * G) */
+} corr_job;
+
+/* Sum of n bytes (unsigned, or signed when sx): a loop gcc vectorises. */
+__attribute__((target_clones("avx2", "default"))) static int32_t byte_sum(const uint8_t *p, int64_t n, bool sx) {
+    uint32_t s = 0;
+    if (sx) { /* int8 v = (v ^ 0x80) - 128 read as uint8 */
+        for (int64_t i = 0; i < n; i++) s += (uint8_t)(p[i] ^ 0x80);
+        return (int32_t)s - 128 * (int32_t)n;
+    }
+    for (int64_t i = 0; i < n; i++) s += p[i];
+    return (int32_t)s;
+}
+
+static void corr_sums(void *arg, int ithr, int nthr) {
+    const corr_job *j = arg;
+    const corr_ctx *c = j->c;
+    const int64_t pix = c->N * nn_geom_in_size(&c->g), cg = c->C / c->G;
+    int64_t b0, b1;
+    range_of(pix, ithr, nthr, &b0, &b1);
+    for (int64_t p = b0; p < b1; p++) {
+        const uint8_t *xp = j->x + p * c->C;
+        for (int64_t gi = 0; gi < c->G; gi++) j->cs[p * c->G + gi] = byte_sum(xp + gi * cg, cg, c->sx) - (int32_t)cg * j->zp;
+    }
+}
+
+__attribute__((target_clones("avx2", "default"))) static void corr_fill(void *arg, int ithr, int nthr) {
+    const corr_job *j = arg;
+    const corr_ctx *c = j->c;
+    const nn_geom *g = &c->g;
+    const int64_t OW = g->out[2], G = c->G, rows = c->N * g->out[0] * g->out[1], ocg = c->OC / G, sw = g->s[2];
+    int32_t *acc = j->acc + (int64_t)ithr * OW * G;
+    int64_t b0, b1;
+    range_of(rows, ithr, nthr, &b0, &b1);
+    for (int64_t row = b0; row < b1; row++) {
+        const int64_t nb = row / (g->out[0] * g->out[1]), od = (row / g->out[1]) % g->out[0], oh = row % g->out[1];
+        memset(acc, 0, sizeof(int32_t) * (size_t)(OW * G));
+        for (int64_t ka = 0; ka < g->k[0]; ka++) {
+            const int64_t id = od * g->s[0] - g->pb[0] + ka * g->d[0];
+            if (id < 0 || id >= g->in[0]) continue;
+            for (int64_t kb = 0; kb < g->k[1]; kb++) {
+                const int64_t ih = oh * g->s[1] - g->pb[1] + kb * g->d[1];
+                if (ih < 0 || ih >= g->in[1]) continue;
+                const int32_t *cr = j->cs + ((nb * g->in[0] + id) * g->in[1] + ih) * g->in[2] * G;
+                for (int64_t ke = 0; ke < g->k[2]; ke++) {
+                    const int64_t off = ke * g->d[2] - g->pb[2];
+                    int64_t lo = 0, hi = OW; /* outputs whose tap lies inside the row */
+                    while (lo < OW && off + lo * sw < 0) lo++;
+                    while (hi > lo && off + (hi - 1) * sw >= g->in[2]) hi--;
+                    if (G == 1 && sw == 1) {
+                        const int32_t *src = cr + off;
+                        for (int64_t ow = lo; ow < hi; ow++) acc[ow] += src[ow];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            for (int64_t gi = 0; gi < G; gi++) acc[ow * G + gi] += cr[(off + ow * sw) * G + gi];
+                    }
+                }
+            }
+        }
+        float *d = j->dst + row * OW * c->OC;
+        for (int64_t ow = 0; ow < OW; ow++)
+            for (int64_t gi = 0; gi < G; gi++) {
+                const float v = c->k * (float)acc[ow * G + gi];
+                float *dg = d + ow * c->OC + gi * ocg;
+                for (int64_t o = 0; o < ocg; o++) dg[o] = v;
+            }
+    }
+}
+
+/* bufs: x (channels-last), zero point (int32), dst (channels-last float32), scratch (int32 per pixel and group). */
+static si_result corr_kernel(const void *ctx, void *const *bufs, int threads) {
+    const corr_ctx *c = ctx;
+    int32_t *cs = bufs[3];
+    corr_job j = {.c = c, .x = bufs[0], .zp = *(const int32_t *)bufs[1], .dst = bufs[2], .cs = cs,
+                  .acc = cs + c->N * nn_geom_in_size(&c->g) * c->G};
+    int nthr = SI_MIN(threads, MAX_THR);
+    cpu_parallel(nthr, corr_sums, &j);
+    cpu_parallel(nthr, corr_fill, &j);
+    return SI_OK;
+}
+
+/* Channels-last tag of a rank-3..5 tensor. */
+static dnnl_format_tag_t channels_last(int r) { return r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb; }
+
+si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] < 0) return unsupported();
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *W = cpu_const_input(g, nd, 1), *WZ = cpu_const_input(g, nd, 3);
+    const int r = X->ndim, sp = r - 2;
+    if ((X->dtype != SI_U8 && X->dtype != SI_I8) || X->const_val || !static_nonempty(X) || r < 3 || r > 5) return unsupported();
+    if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || W->ndim != r) return unsupported();
+    if (Y->dtype != SI_I32 || !static_nonempty(Y) || Y->ndim != r) return unsupported();
+    if (!scalar_zp_ok(g, nd, 2, X->dtype)) return unsupported();
+    if (nd->n_in > 3 && nd->in[3] >= 0 && (!WZ || WZ->dtype != W->dtype || !WZ->data)) return unsupported();
+    const int64_t OC = W->dims[0], G = si_attr_int(nd, "group", 1), C = X->dims[1];
+    if (WZ && si_shape_count(WZ->ndim, WZ->dims) != 1 && si_shape_count(WZ->ndim, WZ->dims) != OC) return unsupported();
+    if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
+    /* the geometry exactly as the reference kernel reads it (auto_pad, pads, strides, dilations) */
+    si_tensor xd = {.dtype = X->dtype, .ndim = r};
+    memcpy(xd.dims, X->dims, sizeof xd.dims);
+    const si_tensor *ins[1] = {&xd};
+    si_kctx kc = {.node = nd, .opset = nd->opset, .n_in = 1, .in = ins};
+    nn_geom geo;
+    if (si_geom_init(&kc, sp, X->dims + 2, W->dims + 2, false, &geo)) {
+        si_err_clear();
+        return unsupported();
+    }
+    for (int i = 0; i < sp; i++)
+        if (geo.out[NN_SP - sp + i] != Y->dims[2 + i]) return unsupported();
+
+    /* s8 weights: w - wz when every value fits, else w - offset (128 for uint8) and the correction */
+    const int64_t wn = si_shape_count(W->ndim, W->dims), per_oc = wn / OC;
+    int8_t *w8 = si_malloc((size_t)wn + 1);
+    if (!w8) return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+    bool fits = true;
+    for (int64_t i = 0; i < wn && fits; i++) {
+        int64_t z = WZ ? si_load_i64(WZ->dtype, WZ->data, si_shape_count(WZ->ndim, WZ->dims) == 1 ? 0 : i / per_oc) : 0;
+        int64_t v = si_load_i64(W->dtype, W->data, i) - z;
+        fits = v >= -128 && v <= 127;
+        w8[i] = (int8_t)v;
+    }
+    float kcorr = 0;
+    if (!fits) {
+        int64_t off = W->dtype == SI_U8 ? 128 : 0, z0 = si_load_i64(WZ->dtype, WZ->data, 0);
+        for (int64_t i = 1; i < si_shape_count(WZ->ndim, WZ->dims); i++)
+            if (si_load_i64(WZ->dtype, WZ->data, i) != z0) { /* per-channel correction: not as one sum */
+                si_free(w8);
+                return unsupported();
+            }
+        for (int64_t i = 0; i < wn; i++) w8[i] = (int8_t)(si_load_i64(W->dtype, W->data, i) - off);
+        kcorr = (float)(off - z0);
+    }
+    dq_chain q;
+    find_dq_chain(b, nd->out[0], 1, OC, &q);
+    if (kcorr != 0 && q.mul < 0) { /* the correction rides on the float32 destination */
+        si_free(w8);
+        return unsupported();
+    }
+
+    dnnl_dims_t sd, wd, dd, st, dl, pl, pr;
+    for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
+    int wr = G > 1 ? r + 1 : r;
+    if (G > 1) {
+        wd[0] = G, wd[1] = OC / G;
+        for (int i = 1; i < r; i++) wd[i + 1] = W->dims[i];
+    } else {
+        for (int i = 0; i < r; i++) wd[i] = W->dims[i];
+    }
+    for (int i = 0; i < sp; i++) {
+        int j = NN_SP - sp + i;
+        st[i] = geo.s[j], dl[i] = geo.d[j] - 1, pl[i] = geo.pb[j], pr[i] = geo.pe[j];
+    }
+    dnnl_memory_desc_t smd, wmd, dmd, wplain;
+    dnnl_memory_desc_init_by_tag(&smd, r, sd, X->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, channels_last(r));
+    dnnl_memory_desc_init_by_tag(&wmd, wr, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, q.mul >= 0 ? dnnl_f32 : dnnl_s32, channels_last(r));
+    {
+        int64_t wdd[DNNL_MAX_NDIMS];
+        for (int i = 0; i < wr; i++) wdd[i] = wd[i];
+        cpu_md_plain_dt(&wplain, wr, wdd, dnnl_s8);
+    }
+    dnnl_convolution_desc_t cd;
+    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, NULL, &dmd, st, dl, pl,
+                                                   pr) != dnnl_success) {
+        si_free(w8);
+        return unsupported();
+    }
+    cpu_chain c;
+    if (q.mul >= 0) dq_chain_init(b, &c, &q, r, Y->dims, 1, kcorr != 0);
+    dnnl_primitive_desc_t pd;
+    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &cd, true, NULL, &pd, nd->name);
+    if (s) {
+        si_free(w8);
+        if (q.mul >= 0) cpu_chain_free(&c);
+        return s;
+    }
+    int xb = typed_in(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, n, (const float *)(const void *)w8, &wplain, q_md(pd, dnnl_query_weights_md));
+    int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
+    si_free(w8);
+    int dst = -1;
+    if (zb >= 0 && kcorr != 0) {
+        corr_ctx *cc = cpu_pb_own(b, sizeof *cc);
+        dnnl_memory_desc_t csmd;
+        int64_t csn = X->dims[0] * nn_geom_in_size(&geo) * G + MAX_THR * geo.out[2] * G; /* sums, then rows per thread */
+        cpu_md_plain_dt(&csmd, 1, &csn, dnnl_s32);
+        int scratch = cc ? cpu_pb_internal_md(b, &csmd) : -1;
+        dst = scratch < 0 ? -1 : cpu_pb_new_out(b, cpu_chain_out(&c), q_md(pd, dnnl_query_dst_md));
+        if (dst >= 0) {
+            *cc = (corr_ctx){.g = geo, .N = X->dims[0], .C = C, .G = G, .OC = OC, .k = kcorr, .sx = X->dtype == SI_I8};
+            int ins2[2] = {xb, zb}, outs2[2] = {dst, scratch};
+            if (cpu_pb_emit_fn(b, n, "ConvInteger correction", corr_kernel, cc, ins2, 2, outs2, 2)) dst = -1;
+        }
+        if (dst < 0) zb = -1;
+    }
+    if (zb < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        if (q.mul >= 0) cpu_chain_free(&c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zb}};
+    s = q_finish(b, n, q.mul >= 0 ? &c : NULL, &q, pd, args, 3, dst, kcorr != 0 ? "ConvInteger(u8w)" : "ConvInteger");
+    if (q.mul >= 0) cpu_chain_free(&c);
+    return s;
+}
+
+// --- MatMulInteger ----------------------------------------------------------------------------------------------
+
+si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] < 0) return unsupported();
+    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *B = cpu_const_input(g, nd, 1), *BZ = cpu_const_input(g, nd, 3);
+    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || A->ndim < 2) return unsupported();
+    if (!B || !B->data || (B->dtype != SI_U8 && B->dtype != SI_I8) || B->ndim != 2) return unsupported();
+    if (Y->dtype != SI_I32 || !static_nonempty(Y)) return unsupported();
+    if (!scalar_zp_ok(g, nd, 2, A->dtype)) return unsupported();
+    if (nd->n_in > 3 && nd->in[3] >= 0 && (!BZ || BZ->dtype != B->dtype || !BZ->data || si_shape_count(BZ->ndim, BZ->dims) != 1))
+        return unsupported();
+    const int64_t K = B->dims[0], N = B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
+    if (A->dims[A->ndim - 1] != K) return unsupported();
+    /* s8 weights: uint8 ones shifted by 128, with the weights zero point shifted alike (exact) */
+    const int64_t off = B->dtype == SI_U8 ? 128 : 0;
+    int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
+    int8_t *w8 = si_malloc((size_t)(K * N) + 1);
+    if (!w8) return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+    for (int64_t i = 0; i < K * N; i++) w8[i] = (int8_t)(si_load_i64(B->dtype, B->data, i) - off);
+    dq_chain q;
+    find_dq_chain(b, nd->out[0], Y->ndim - 1, N, &q);
+    int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N};
+    dnnl_memory_desc_t smd, wmd, dmd, wplain;
+    cpu_md_plain_dt(&smd, 2, sd, A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    cpu_md_plain_dt(&wplain, 2, wd, dnnl_s8);
+    cpu_md_plain_dt(&dmd, 2, dd, q.mul >= 0 ? dnnl_f32 : dnnl_s32);
+    dnnl_dims_t wdd = {K, N};
+    dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) {
+        si_free(w8);
+        return unsupported();
+    }
+    cpu_chain c;
+    if (q.mul >= 0) dq_chain_init(b, &c, &q, 2, dd, 1, false);
+    dnnl_primitive_desc_t pd;
+    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
+    if (s) {
+        si_free(w8);
+        if (q.mul >= 0) cpu_chain_free(&c);
+        return s;
+    }
+    int xb = typed_in(b, nd->in[0], &smd);
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, n, (const float *)(const void *)w8, &wplain, q_md(pd, dnnl_query_weights_md));
+    int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
+    si_free(w8);
+    if (zb < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        if (q.mul >= 0) cpu_chain_free(&c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    /* the destination is the plain [M, N] view of the output value */
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zb}};
+    s = q_finish(b, n, q.mul >= 0 ? &c : NULL, &q, pd, args, 3, -1, "MatMulInteger");
+    if (q.mul >= 0) cpu_chain_free(&c);
+    return s;
+}

@@ -1,0 +1,148 @@
+/*
+ * llm.h — what the LLM op families share (nbits.c, gqa.c, attention.c, llm_norm.c, moe.c), and what the CPU
+ * device's fast kernels borrow from them: each op's parameter parsing and validation (so that the reference
+ * kernel and a fast kernel read a node the same way and reject the same inputs with the same message), the
+ * rotary embedding, and the reference attention loop.
+ *
+ * Semantics are ONNX Runtime's (com.microsoft contrib ops as ORT 1.30's CPU kernels compute them; see
+ * ../shared/LLM-OPS-NOTES.md). Reference kernels compute in float32 (float16/bfloat16 inputs are widened, the
+ * outputs rounded once at the end), like ORT's CPU kernels.
+ */
+#ifndef SI_OPS_LLM_H
+#define SI_OPS_LLM_H
+
+#include "ops/ops.h"
+
+#include <math.h>
+
+#define LLM_T_FLOAT (SI_T(SI_F32) | SI_T(SI_F16) | SI_T(SI_BF16))
+
+// --- MatMulNBits (nbits.c) ------------------------------------------------------------------------------------
+
+/* Y[m, n] = sum_k A[m, k] * W[n, k] (+ bias[n]), W stored as `bits`-bit codes in blocks of `block` along k:
+ * W[n, k] = (q[n, k] - zp[n, k / block]) * scale[n, k / block]. */
+typedef struct si_nbits {
+    int64_t M, K, N;     /* M: rows of A (the product of its leading dimensions) */
+    int bits, block;     /* 2, 4 or 8; block_size (a power of two >= 16) */
+    int pshift;          /* log2 of the codes per byte (8 / bits): 2, 1, 0 */
+    int64_t nb, blob;    /* blocks per row of W (ceil(K / block)), bytes per block (block * bits / 8) */
+    int64_t zrow;        /* bytes per row of packed zero points: ceil(nb * bits / 8) */
+    enum { NB_ZP_NONE, NB_ZP_PACKED, NB_ZP_FLOAT } zp;
+    bool bias;
+} si_nbits;
+
+/* Attributes and input shapes of a MatMulNBits node (inputs as descriptors, data not needed). */
+si_result si_nbits_prepare(const si_kctx *c, si_nbits *p);
+/* The zero point of block blk of row n (2^(bits-1) without zero points); zpf: the float zero points. */
+static inline float si_nbits_zero(const si_nbits *p, const uint8_t *zp8, const float *zpf, int64_t n, int64_t blk) {
+    if (p->zp == NB_ZP_FLOAT) return zpf[n * p->nb + blk];
+    if (p->zp == NB_ZP_NONE) return (float)(1 << (p->bits - 1));
+    const int64_t at = blk >> p->pshift, slot = blk & ((1 << p->pshift) - 1);
+    return (float)((zp8[n * p->zrow + at] >> (slot * p->bits)) & ((1 << p->bits) - 1));
+}
+
+// --- rotary embedding -------------------------------------------------------------------------------------------
+
+/* Rotate x[0..2*half) in place by the angles of one cache row (cos[m], sin[m], m < half): rotate-half pairs
+ * (m, m + half), or adjacent pairs (2m, 2m + 1) when interleaved. */
+static inline void si_rope(float *x, int64_t half, const float *cs, const float *sn, bool interleaved) {
+    for (int64_t m = 0; m < half; m++) {
+        const int64_t i0 = interleaved ? 2 * m : m, i1 = interleaved ? 2 * m + 1 : m + half;
+        const float a = x[i0], b = x[i1];
+        x[i0] = a * cs[m] - b * sn[m];
+        x[i1] = b * cs[m] + a * sn[m];
+    }
+}
+
+// --- GroupQueryAttention (gqa.c) -------------------------------------------------------------------------------
+
+typedef struct si_gqa {
+    int64_t B, S, N, Nkv, H;
+    bool packed;          /* query holds Q, K and V (no key/value inputs) */
+    int64_t C;            /* past buffer length (0 without past) */
+    int64_t tsl;          /* total_sequence_length (-1 while its value is not known) */
+    int64_t Cout;         /* present length: max(tsl, C) */
+    int64_t half;         /* cos/sin cache width (rotary dimension / 2), 0 without caches */
+    int64_t max_pos;      /* cos/sin cache rows */
+    bool rotary, interleaved, causal, smooth, first_prompt;
+    int64_t window;       /* local_window_size: keys kept per query (<= 0: no window) */
+    float scale, softcap;
+    int qk_output;        /* 0 none, 1 scores, 2 probabilities */
+    bool bias_b, bias_n;  /* attention_bias has a batch / head dimension of its own (else broadcast) */
+} si_gqa;
+
+/* Attributes and input shapes of a GroupQueryAttention node. need_tsl: the value of total_sequence_length
+ * is needed (SI_SHAPE_DYNAMIC while it is not known); without it tsl and Cout are -1. */
+si_result si_gqa_prepare(const si_kctx *c, bool need_tsl, si_gqa *p);
+/* Row b's lengths from seqlens_k (checked against the buffers): *past valid past tokens, *total keys. */
+si_result si_gqa_lengths(const si_kctx *c, const si_gqa *p, int64_t b, int64_t *past, int64_t *total);
+/* The rotary position of new token s of row b (past: the row's valid past length); -1 after an error. */
+si_result si_gqa_position(const si_kctx *c, const si_gqa *p, int64_t b, int64_t s, int64_t past, int64_t *pos);
+
+// --- MultiHeadAttention (attention.c) --------------------------------------------------------------------------
+
+enum { MHA_Q, MHA_K, MHA_V, MHA_BIAS, MHA_MASK, MHA_ABIAS, MHA_PK, MHA_PV, MHA_PSL, MHA_CACHE };
+/* forms of key_padding_mask (and of Attention's mask_index): none, valid lengths [B], end and start positions
+ * [2B], [B, T] and [B, S, T] with 0 for a masked key (mask_filter_value added to its score) */
+enum { MK_NONE, MK_LEN, MK_END_START, MK_2D, MK_3D };
+
+typedef struct si_mha {
+    int64_t B, S, L, N, H, Hv, P, T; /* L new keys after P past ones: T in all */
+    bool cross;                      /* key/value given as [B, N, L, H] (used as they are) */
+    int mask;                        /* MK_* */
+} si_mha;
+si_result si_mha_prepare(const si_kctx *c, si_mha *p);
+
+// --- Attention (com.microsoft; attention.c) ----------------------------------------------------------------------
+
+enum { AT_X, AT_W, AT_BIAS, AT_MASK, AT_PAST, AT_ABIAS, AT_PSL };
+
+typedef struct si_msattn {
+    int64_t B, S, Din, N, Dq, Dk, Dv, P, T; /* Dq, Dk, Dv: the projection's Q, K, V widths; P past, T = P + S keys */
+    int mask;                              /* MK_* */
+} si_msattn;
+si_result si_msattn_prepare(const si_kctx *c, si_msattn *p);
+
+// --- the reference attention loop (attention.c) -----------------------------------------------------------------
+
+/* Scores and softmax stage recorded in an optional qk output. */
+enum { LLM_QK_NONE, LLM_QK_RAW, LLM_QK_CAPPED, LLM_QK_MASKED, LLM_QK_PROBS };
+
+typedef struct llm_attn llm_attn;
+/* Adjusts the scores s[0..kv) of query row i of head h in batch row b in place: adds biases, sets keys that do
+ * not take part to -INFINITY (or to a large negative value, as the op defines). */
+typedef void (*llm_mask_fn)(const llm_attn *a, int64_t b, int64_t h, int64_t i, float *s, int64_t kv);
+
+struct llm_attn {
+    int64_t B, N, Nkv, S, T, H, Hv; /* query head h reads KV head h / (N / Nkv) */
+    /* element d of (b, head, row) sits at base[b*st[0] + head*st[1] + row*st[2] + d] */
+    const float *q, *k, *v;
+    float *out;
+    int64_t qs[3], ks[3], vs[3], os[3];
+    const int64_t *kv_len;  /* keys per batch row (NULL: T) */
+    float scale, softcap;   /* s = scale * q.k, then softcap * tanh(s / softcap) when softcap > 0 */
+    llm_mask_fn mask;       /* then the op's masks and biases (NULL: none) */
+    const void *ctx;        /* for mask */
+    bool smooth;            /* the softmax has an extra logit 0 ... */
+    const float *sink;      /* ... or sink[h] (per head) */
+    float *qk;              /* optional [B, N, S, qk_T] output of stage qk_stage */
+    int64_t qk_T;
+    int qk_stage;
+    float qk_fill;          /* qk entries past a row's keys ... */
+    bool qk_fill_masked;    /* ... and, when set, those its masks removed (-INFINITY) */
+};
+
+/* Runs the attention described by a; false when out of memory. */
+bool llm_attention(const llm_attn *a);
+
+// --- norms (llm_norm.c) ---------------------------------------------------------------------------------------
+
+/* SkipLayerNormalization / SkipSimplifiedLayerNormalization: input [..., H], skip broadcastable over the rows. */
+typedef struct si_skipnorm {
+    int64_t rows, H, skip_rows; /* skip_rows: rows of skip, repeated over the input's rows */
+    int beta, bias;             /* input indices of beta and bias (-1 absent) */
+    float eps;
+} si_skipnorm;
+si_result si_skipnorm_prepare(const si_kctx *c, bool simplified, si_skipnorm *p);
+
+#endif

@@ -1,0 +1,330 @@
+/*
+ * test_device_ops_llm.c — device-vs-REF cases of the LLM ops (com.microsoft contrib ops): MatMulNBits over the
+ * GEMV and GEMM paths (bits, zero points, padded blocks, bias), GroupQueryAttention (prefill, decode, ragged
+ * batches, rotary, windows, softcap, sinks, packed QKV, a cache longer than the kernels' key blocks),
+ * MultiHeadAttention (masks, biases, past, cross attention), Attention (com.microsoft: masks, past and present,
+ * unequal hidden sizes) and the fused norms and GELUs. On CPU each case's plan
+ * must hold the op's native step and no reference-kernel step. Integer inputs (seqlens_k, masks, positions) are
+ * constants: the harness fills integer inputs with random values that would not be valid.
+ */
+#include "test_device_ops.h"
+
+#include <math.h>
+
+static uint32_t seed = 77;
+static uint32_t rnd(void) {
+    seed ^= seed << 13;
+    seed ^= seed >> 17;
+    seed ^= seed << 5;
+    return seed;
+}
+
+/* A graph importing the default domain and com.microsoft. */
+static void begin_ms(void) {
+    begin(17);
+    si_opset *o = si_realloc(G->opsets, 2 * sizeof(si_opset));
+    if (!o) die("opsets");
+    G->opsets = o;
+    if (!(o[1].domain = si_strdup("com.microsoft"))) die("opsets");
+    o[1].version = 1;
+    G->n_opsets = 2;
+}
+
+static int msnode(const char *op, const char *ins, const char *outs) {
+    int n = node(op, ins, outs);
+    si_free(G->nodes[n].domain);
+    if (!(G->nodes[n].domain = si_strdup("com.microsoft"))) die("node");
+    return n;
+}
+
+static void const_typed(const char *name, si_dtype dt, const int64_t *dims, int nd, const int64_t *vals) {
+    si_tensor *t;
+    if (si_tensor_create(dt, nd, dims, &t)) die("tensor");
+    for (int64_t i = 0; i < si_tensor_count(t); i++) si_store_i64(dt, t->data, i, vals ? vals[i] : (int64_t)(rnd() & 0xff));
+    set_const(name, t);
+}
+
+/* OCL has no LLM kernels yet (issue 10 item 1 is REF and CPU): it may refuse these nodes, and skips them. */
+static void run_llm(const char *what, const char *step) {
+    dop_run(what, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
+}
+
+// --- MatMulNBits ------------------------------------------------------------------------------------------------------
+
+static void nbits_case(int64_t M, int64_t K, int64_t N, int bits, int block, int zp, bool bias, bool a3d) {
+    const int64_t nb = (K + block - 1) / block, blob = (int64_t)block * bits / 8, zrow = (nb * bits + 7) / 8;
+    begin_ms();
+    if (a3d) input("a", D(2, M, K));
+    else input("a", D(M, K));
+    const_typed("b", SI_U8, D(N, nb, blob), NULL);
+    weight("scales", 0.01f, 0.1f, D(N * nb));
+    if (zp == 1) const_typed("zp", SI_U8, D(N * zrow), NULL);
+    if (zp == 2) weight("zp", 0, (float)((1 << bits) - 1), D(N * nb));
+    if (bias) weight("bias", -1, 1, D(N));
+    char ins[64];
+    snprintf(ins, sizeof ins, "a,b,scales,%s,,%s", zp ? "zp" : "", bias ? "bias" : "");
+    int n = msnode("MatMulNBits", ins, "y");
+    ai(n, "K", K), ai(n, "N", N), ai(n, "bits", bits), ai(n, "block_size", block);
+    output("y");
+    char what[128];
+    snprintf(what, sizeof what, "MatMulNBits M%lld%s K%lld N%lld %d-bit block %d zp %s%s", (long long)M, a3d ? "x2" : "", (long long)K,
+             (long long)N, bits, block, zp == 0 ? "none" : zp == 1 ? "packed" : "float", bias ? " bias" : "");
+    run_llm(what, "MatMulNBits");
+}
+
+static void cases_nbits(void) {
+    for (int bits = 2; bits <= 8; bits *= 2)
+        for (int zp = 0; zp < 3; zp++) {
+            nbits_case(1, 64, 40, bits, 32, zp, false, false);
+            nbits_case(3, 128, 24, bits, 32, zp, zp == 1, false);
+        }
+    nbits_case(1, 40, 16, 4, 32, 1, true, false);   /* K padded to the block */
+    nbits_case(1, 256, 8, 4, 16, 1, false, false);
+    nbits_case(1, 256, 8, 2, 16, 0, false, false);  /* 4-byte blocks: the portable path */
+    nbits_case(2, 256, 8, 4, 128, 2, false, false);
+    nbits_case(7, 96, 33, 4, 32, 1, true, false);   /* two passes of 4 rows */
+    nbits_case(33, 200, 70, 4, 32, 1, true, false); /* GEMM: panels + sgemm, K padded */
+    nbits_case(16, 64, 130, 8, 64, 0, false, true);
+    nbits_case(1, 1024, 256, 4, 32, 0, false, false);
+}
+
+// --- GroupQueryAttention ------------------------------------------------------------------------------------------------
+
+typedef struct gqa_p {
+    int64_t B, S, past, N, Nkv, H;
+    const int64_t *seqlens;
+    int64_t tsl;
+    bool rotary, interleaved, packed, pos, bias, sink, smooth, noncausal;
+    bool consumed; /* present_k and present_v feed an Add: on CPU they then live in the (NaN-poisoned) arena */
+    int64_t window;
+    float softcap;
+} gqa_p;
+
+static void gqa_case(const char *name, gqa_p p) {
+    begin_ms();
+    const int64_t rows = SI_MAX(p.tsl, (int64_t)16) + 8, half = p.H / 2;
+    if (p.packed) input("q", D(p.B, p.S, (p.N + 2 * p.Nkv) * p.H));
+    else {
+        input("q", D(p.B, p.S, p.N * p.H));
+        input("k", D(p.B, p.S, p.Nkv * p.H));
+        input("v", D(p.B, p.S, p.Nkv * p.H));
+    }
+    if (p.past >= 0) {
+        input("pk", D(p.B, p.Nkv, p.past, p.H));
+        input("pv", D(p.B, p.Nkv, p.past, p.H));
+    }
+    const_typed("seqlens", SI_I32, D(p.B), p.seqlens);
+    const_typed("tsl", SI_I32, D(1), &p.tsl);
+    if (p.rotary) {
+        si_tensor *c, *s;
+        if (si_tensor_create(SI_F32, 2, (int64_t[]){rows, half}, &c) || si_tensor_create(SI_F32, 2, (int64_t[]){rows, half}, &s)) die("tensor");
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t m = 0; m < half; m++) {
+                const double ang = (double)r / pow(10000.0, (double)m / (double)half);
+                ((float *)c->data)[r * half + m] = (float)cos(ang);
+                ((float *)s->data)[r * half + m] = (float)sin(ang);
+            }
+        set_const("cos", c);
+        set_const("sin", s);
+    }
+    if (p.pos) {
+        int64_t v[64];
+        for (int64_t i = 0; i < p.B * p.S && i < 64; i++) v[i] = 3 + i % p.S + (i / p.S);
+        const_typed("pos", SI_I64, D(p.B, p.S), v);
+    }
+    if (p.bias) input("ab", D(p.B, p.N, p.S, p.tsl));
+    if (p.sink) weight("sink", -1, 1, D(p.N));
+    char ins[160];
+    snprintf(ins, sizeof ins, "q,%s,%s,%s,%s,seqlens,tsl,%s,%s,%s,%s,%s", p.packed ? "" : "k", p.packed ? "" : "v", p.past >= 0 ? "pk" : "",
+             p.past >= 0 ? "pv" : "", p.rotary ? "cos" : "", p.rotary ? "sin" : "", p.pos ? "pos" : "", p.bias ? "ab" : "", p.sink ? "sink" : "");
+    int n = msnode("GroupQueryAttention", ins, "y,present_k,present_v");
+    ai(n, "num_heads", p.N), ai(n, "kv_num_heads", p.Nkv);
+    if (p.rotary) ai(n, "do_rotary", 1), ai(n, "rotary_interleaved", p.interleaved);
+    if (p.window) ai(n, "local_window_size", p.window);
+    if (p.softcap) af(n, "softcap", p.softcap);
+    if (p.smooth) ai(n, "smooth_softmax", 1);
+    if (p.noncausal) ai(n, "causal", 0);
+    output("y");
+    if (p.consumed) {
+        fconst("zero", 0.0f);
+        node("Add", "present_k,zero", "pk_out");
+        node("Add", "present_v,zero", "pv_out");
+        output("pk_out"), output("pv_out");
+    } else {
+        output("present_k"), output("present_v");
+    }
+    char what[160];
+    snprintf(what, sizeof what, "GroupQueryAttention %s (B%lld S%lld past %lld N%lld/%lld H%lld)", name, (long long)p.B, (long long)p.S,
+             (long long)p.past, (long long)p.N, (long long)p.Nkv, (long long)p.H);
+    run_llm(what, "GroupQueryAttention");
+}
+
+#define GQ(b, s, pa, n, nkv, h, t, ...) (gqa_p){.B = b, .S = s, .past = pa, .N = n, .Nkv = nkv, .H = h, .tsl = t, __VA_ARGS__}
+
+static void cases_gqa(void) {
+    gqa_case("prefill", GQ(1, 5, -1, 4, 2, 16, 5, .seqlens = (int64_t[]){4}));
+    gqa_case("decode", GQ(1, 1, 5, 4, 2, 16, 6, .seqlens = (int64_t[]){5}));
+    gqa_case("ragged decode", GQ(2, 1, 6, 4, 2, 16, 7, .seqlens = (int64_t[]){3, 6}));
+    gqa_case("capacity", GQ(1, 1, 8, 4, 2, 16, 5, .seqlens = (int64_t[]){4}));
+    gqa_case("capacity, cache in the arena", GQ(1, 1, 8, 4, 2, 16, 5, .seqlens = (int64_t[]){4}, .consumed = true));
+    gqa_case("ragged decode, cache in the arena", GQ(2, 1, 6, 4, 2, 16, 7, .seqlens = (int64_t[]){3, 6}, .consumed = true));
+    gqa_case("padded prompt", GQ(2, 4, -1, 4, 2, 16, 4, .seqlens = (int64_t[]){3, 1}));
+    gqa_case("rotary", GQ(1, 5, -1, 4, 2, 32, 5, .seqlens = (int64_t[]){4}, .rotary = true));
+    gqa_case("rotary interleaved decode", GQ(1, 1, 7, 4, 2, 16, 8, .seqlens = (int64_t[]){7}, .rotary = true, .interleaved = true));
+    gqa_case("rotary chunk", GQ(1, 3, 4, 4, 2, 16, 7, .seqlens = (int64_t[]){6}, .rotary = true));
+    gqa_case("position ids", GQ(1, 3, -1, 4, 2, 16, 3, .seqlens = (int64_t[]){2}, .rotary = true, .pos = true));
+    gqa_case("packed", GQ(1, 5, -1, 4, 2, 16, 5, .seqlens = (int64_t[]){4}, .packed = true));
+    gqa_case("window 3", GQ(1, 7, -1, 4, 2, 16, 7, .seqlens = (int64_t[]){6}, .window = 3));
+    gqa_case("softcap + bias", GQ(1, 5, -1, 4, 2, 16, 5, .seqlens = (int64_t[]){4}, .softcap = 0.7f, .bias = true));
+    gqa_case("head sink", GQ(1, 4, 2, 4, 2, 16, 6, .seqlens = (int64_t[]){5}, .sink = true));
+    gqa_case("smooth softmax", GQ(1, 5, -1, 4, 2, 16, 5, .seqlens = (int64_t[]){4}, .smooth = true));
+    gqa_case("non-causal", GQ(1, 5, -1, 4, 2, 16, 5, .seqlens = (int64_t[]){4}, .noncausal = true));
+    gqa_case("MQA decode, long cache", GQ(1, 1, 300, 8, 1, 64, 301, .seqlens = (int64_t[]){300}, .rotary = true));
+    gqa_case("decode, long cache, window", GQ(2, 1, 200, 4, 2, 32, 201, .seqlens = (int64_t[]){150, 200}, .window = 100));
+    gqa_case("prefill 70 tokens", GQ(1, 70, -1, 4, 4, 16, 70, .seqlens = (int64_t[]){69}));
+}
+
+// --- MultiHeadAttention -----------------------------------------------------------------------------------------------
+
+static void mha_case(const char *name, int64_t past, bool bias, int mask, bool abias, bool causal, bool cross, int64_t Hv) {
+    const int64_t B = 2, S = 3, L = cross ? 6 : 4, N = 2, H = 8, T = (past > 0 ? past : 0) + L;
+    begin_ms();
+    input("q", D(B, S, N * H));
+    if (cross) {
+        input("k", D(B, N, L, H));
+        input("v", D(B, N, L, Hv));
+    } else {
+        input("k", D(B, L, N * H));
+        input("v", D(B, L, N * Hv));
+    }
+    if (bias) weight("bias", -1, 1, D(2 * N * H + N * Hv));
+    int64_t m[64];
+    if (mask == 1) const_typed("mask", SI_I32, D(B), (int64_t[]){T - 1, 2});
+    else if (mask == 2) {
+        for (int64_t i = 0; i < B * T; i++) m[i] = (i % 5) != 3;
+        const_typed("mask", SI_I32, D(B, T), m);
+    } else if (mask == 3) {
+        for (int64_t i = 0; i < B * S * T; i++) m[i] = (i % 4) != 1;
+        const_typed("mask", SI_I32, D(B, S, T), m);
+    }
+    if (abias) input("ab", D(1, N, S, T));
+    if (past > 0) input("pk", D(B, N, past, H)), input("pv", D(B, N, past, Hv));
+    char ins[96];
+    snprintf(ins, sizeof ins, "q,k,v,%s,%s,%s,%s,%s", bias ? "bias" : "", mask ? "mask" : "", abias ? "ab" : "", past > 0 ? "pk" : "",
+             past > 0 ? "pv" : "");
+    const bool present = past > 0 || cross;
+    int n = msnode("MultiHeadAttention", ins, present ? "y,present_k,present_v" : "y");
+    ai(n, "num_heads", N);
+    if (causal) ai(n, "unidirectional", 1);
+    output("y");
+    if (present) output("present_k"), output("present_v");
+    char what[96];
+    snprintf(what, sizeof what, "MultiHeadAttention %s", name);
+    run_llm(what, "MultiHeadAttention");
+}
+
+static void cases_mha(void) {
+    mha_case("plain", 0, false, 0, false, false, false, 8);
+    mha_case("bias, Hv 4", 0, true, 0, false, false, false, 4);
+    mha_case("lengths mask", 0, false, 1, false, false, false, 8);
+    mha_case("2-D mask + attention_bias", 0, false, 2, true, false, false, 8);
+    mha_case("3-D mask", 0, true, 3, false, false, false, 8);
+    mha_case("past, unidirectional", 5, true, 0, false, true, false, 8);
+    mha_case("cross 4-D", 0, true, 0, false, false, true, 8);
+}
+
+// --- Attention (com.microsoft) -----------------------------------------------------------------------------------------
+
+/* mask: 0 none, 1 lengths, 2 end and start, 3 2-D, 4 3-D. hs: qkv_hidden_sizes (NULL: W's width / 3). */
+static void msattn_case(const char *name, int64_t B, int64_t S, int64_t past, bool bias, int mask, bool abias, bool causal, const int64_t *hs,
+                        bool present) {
+    const int64_t Din = 24, N = 2, Dq = hs ? hs[0] : 16, Dv = hs ? hs[2] : 16, H = Dq / N, T = past + S, W = 2 * Dq + Dv;
+    begin_ms();
+    input("x", D(B, S, Din));
+    weight("w", -0.3f, 0.3f, D(Din, W));
+    if (bias) weight("bias", -1, 1, D(W));
+    int64_t m[128];
+    if (mask == 1) const_typed("mask", SI_I32, D(B), (int64_t[]){T - 1, T});
+    else if (mask == 2) const_typed("mask", SI_I32, D(2 * B), (int64_t[]){T - 1, T, 1, 0});
+    else if (mask == 3) {
+        for (int64_t i = 0; i < B * T; i++) m[i] = (i % 5) != 3;
+        const_typed("mask", SI_I32, D(B, T), m);
+    } else if (mask == 4) {
+        for (int64_t i = 0; i < B * S * T; i++) m[i] = (i % 4) != 1;
+        const_typed("mask", SI_I32, D(B, S, T), m);
+    }
+    if (past > 0) input("past", D(2, B, N, past, H));
+    if (abias) input("ab", D(B, 1, S, T));
+    char ins[96];
+    snprintf(ins, sizeof ins, "x,w,%s,%s,%s,%s", bias ? "bias" : "", mask ? "mask" : "", past > 0 ? "past" : "", abias ? "ab" : "");
+    int n = msnode("Attention", ins, present ? "y,present" : "y");
+    ai(n, "num_heads", N);
+    if (hs) ais(n, "qkv_hidden_sizes", hs, 3);
+    if (causal) ai(n, "unidirectional", 1);
+    output("y");
+    if (present) output("present");
+    char what[96];
+    snprintf(what, sizeof what, "Attention %s", name);
+    run_llm(what, "Attention");
+}
+
+static void cases_msattn(void) {
+    msattn_case("plain", 2, 3, 0, false, 0, false, false, NULL, false);
+    msattn_case("bias, present", 2, 3, 0, true, 0, false, false, NULL, true);
+    msattn_case("lengths mask", 2, 3, 0, true, 1, false, false, NULL, false);
+    msattn_case("end and start mask", 2, 3, 0, true, 2, false, false, NULL, false);
+    msattn_case("2-D mask + attention_bias", 2, 3, 0, false, 3, true, false, NULL, false);
+    msattn_case("3-D mask", 2, 3, 0, true, 4, false, false, NULL, false);
+    msattn_case("past, unidirectional, present", 2, 3, 5, true, 0, false, true, NULL, true);
+    msattn_case("decode over past 70", 1, 1, 70, true, 3, false, true, NULL, true); /* more keys than a key block */
+    static const int64_t hs[3] = {16, 16, 8};
+    msattn_case("qkv_hidden_sizes 16,16,8", 2, 4, 0, true, 0, false, true, hs, false);
+}
+
+// --- norms and GELUs ----------------------------------------------------------------------------------------------------
+
+static void cases_llm_norm(void) {
+    begin(17);
+    input("x", D(2, 5, 48));
+    weight("g", 0.5f, 1.5f, D(48));
+    node("SimplifiedLayerNormalization", "x,g", "y,inv");
+    output("y"), output("inv");
+    run_llm("SimplifiedLayerNormalization", "SimplifiedLayerNormalization");
+    for (int simplified = 0; simplified < 2; simplified++) {
+        const char *op = simplified ? "SkipSimplifiedLayerNormalization" : "SkipLayerNormalization";
+        begin_ms();
+        input("x", D(2, 5, 40));
+        input("s", D(5, 40));
+        weight("g", 0.5f, 1.5f, D(40));
+        weight("b1", -1, 1, D(40));
+        weight("b2", -1, 1, D(40));
+        msnode(op, simplified ? "x,s,g,b1" : "x,s,g,b1,b2", "y,mean,inv,sum");
+        output("y"), output("mean"), output("inv"), output("sum");
+        run_llm(op, op);
+        begin_ms();
+        input("x", D(7, 33));
+        input("s", D(7, 33));
+        weight("g", 0.5f, 1.5f, D(33));
+        msnode(op, "x,s,g", "y");
+        output("y");
+        run_llm(op, op);
+    }
+    static const char *const gelus[] = {"FastGelu", "BiasGelu", "QuickGelu"};
+    for (int i = 0; i < 3; i++) {
+        begin_ms();
+        input("x", D(3, 4, 37));
+        if (i < 2) weight("b", -1, 1, D(37));
+        int n = msnode(gelus[i], i < 2 ? "x,b" : "x", "y");
+        if (i == 2) af(n, "alpha", 1.5f);
+        output("y");
+        run_llm(gelus[i], gelus[i]);
+    }
+}
+
+void dop_cases_llm_nbits(void) { cases_nbits(); }
+void dop_cases_llm_gqa(void) { cases_gqa(); }
+void dop_cases_llm_mha(void) {
+    cases_mha();
+    cases_msattn();
+}
+void dop_cases_llm_norm(void) { cases_llm_norm(); }

@@ -1,0 +1,286 @@
+/*
+ * test_device_ops_quant.c — device-vs-REF cases of the quantized ops and the recurrent layers (groups listed in
+ * test_device_ops_cases.c's table): DynamicQuantizeLinear on odd sizes and layouts, ConvInteger and
+ * MatMulInteger alone and in the DynamicQuantizeLinear -> product -> Cast -> Mul(scale) -> Add -> Relu form of
+ * ONNX Runtime's dynamic quantizer (int8 and uint8 weights, weights that fit int8 after their zero point and
+ * weights that need the correction, strides, pads, dilations, groups, 1-D to 3-D), and LSTM / GRU / RNN over
+ * their attribute space. Where the CPU device has a fast kernel the case names the step its plan must contain.
+ */
+#include "test_device_ops.h"
+
+#include <math.h>
+
+static uint32_t qrng = 99;
+static int64_t irand(int64_t lo, int64_t hi) { /* [lo, hi] */
+    qrng ^= qrng << 13;
+    qrng ^= qrng >> 17;
+    qrng ^= qrng << 5;
+    return lo + (int64_t)(qrng % (uint32_t)(hi - lo + 1));
+}
+
+/* A constant of an integer element type with random values in [lo, hi]. */
+static void qconst(const char *name, si_dtype dt, int64_t lo, int64_t hi, const int64_t *dims, int nd) {
+    si_tensor *t;
+    if (si_tensor_create(dt, nd, dims, &t)) die("tensor");
+    for (int64_t i = 0; i < si_tensor_count(t); i++) si_store_i64(dt, t->data, i, irand(lo, hi));
+    set_const(name, t);
+}
+
+static void qscalar(const char *name, si_dtype dt, int64_t v) {
+    si_tensor *t;
+    if (si_tensor_create(dt, 0, NULL, &t)) die("tensor");
+    si_store_i64(dt, t->data, 0, v);
+    set_const(name, t);
+}
+
+static void expect(const char *label, const char *step) { dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = false, .may_refuse = "OCL"}); }
+
+// --- DynamicQuantizeLinear ----------------------------------------------------------------------------------------
+
+void dop_cases_dynamic_quantize(void) {
+    static const struct { int nd; int64_t d[4]; const char *in; } cases[] = {
+        {1, {1}, "x"}, {2, {3, 5}, "x"}, {3, {2, 7, 9}, "pos"}, {4, {2, 16, 33, 17}, "x"}, {4, {1, 3, 150, 151}, "unit"},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(13);
+        input(cases[i].in, cases[i].d, cases[i].nd);
+        char ins[16];
+        snprintf(ins, sizeof ins, "%s", cases[i].in);
+        node("DynamicQuantizeLinear", ins, "y,s,z");
+        output("y"), output("s"), output("z");
+        dop_runf(&(dop_opts){.cpu_plan = "DynamicQuantizeLinear", .cpu_no_ref = true, .may_refuse = "OCL"}, "DynamicQuantizeLinear %zu (%s)", i, cases[i].in);
+    }
+    /* after a convolution whose output layout is channels-last: quantized in that layout, dequantized by REF */
+    begin(13);
+    input("x", D(1, 8, 12, 13));
+    weight("w", -0.5f, 0.5f, D(16, 8, 3, 3));
+    ais(node("Conv", "x,w", "c"), "pads", D(1, 1, 1, 1));
+    node("DynamicQuantizeLinear", "c", "q,s,z");
+    node("DequantizeLinear", "q,s,z", "y");
+    output("y"), output("q");
+    expect("Conv -> DynamicQuantizeLinear -> DequantizeLinear", "DynamicQuantizeLinear");
+}
+
+// --- ConvInteger --------------------------------------------------------------------------------------------------
+
+typedef struct qconv_p {
+    int nsp;
+    int64_t n, c, sz, oc, k, stride, pad, dil, group;
+    si_dtype wt;
+    int wmode; /* 0: w in full range, zero point mid (needs the correction for uint8); 1: w - wz fits int8; 2: int8, zp 0 */
+    bool chain, bias, relu;
+} qconv_p;
+
+static void qconv_case(const qconv_p *p) {
+    begin(13);
+    int64_t xd[5] = {p->n, p->c, p->sz, p->sz + 1, p->sz + 2}, wd[5] = {p->oc, p->c / p->group, p->k, p->k, p->k};
+    input("x", xd, p->nsp + 2);
+    node("DynamicQuantizeLinear", "x", "xq,xs,xz");
+    int64_t lo = p->wt == SI_U8 ? 0 : -128, hi = p->wt == SI_U8 ? 255 : 127, zp = p->wt == SI_U8 ? 131 : 0;
+    if (p->wmode == 1) lo = zp - 128, hi = zp + 127;
+    if (p->wmode == 1 && p->wt == SI_U8) lo = 3, hi = 250, zp = 128;
+    qconst("w", p->wt, lo, hi, wd, p->nsp + 2);
+    qscalar("wz", p->wt, zp);
+    int n = node("ConvInteger", "xq,w,xz,wz", p->chain ? "acc" : "y");
+    int64_t pads[6], st[3], dl[3];
+    for (int i = 0; i < p->nsp; i++) pads[i] = pads[i + p->nsp] = p->pad, st[i] = p->stride, dl[i] = p->dil;
+    if (p->pad) ais(n, "pads", pads, 2 * p->nsp);
+    if (p->stride > 1) ais(n, "strides", st, p->nsp);
+    if (p->dil > 1) ais(n, "dilations", dl, p->nsp);
+    if (p->group > 1) ai(n, "group", p->group);
+    if (p->chain) {
+        ai(node("Cast", "acc", "accf"), "to", SI_F32);
+        fconst("ws", 0.013f);
+        node("Mul", "xs,ws", "sp");
+        node("Mul", "accf,sp", p->bias || p->relu ? "m" : "y");
+        if (p->bias) {
+            int64_t bd[5] = {1, p->oc, 1, 1, 1};
+            weight("b", -1, 1, bd, p->nsp + 2);
+            node("Add", "m,b", p->relu ? "mb" : "y");
+        }
+        if (p->relu) node("Relu", p->bias ? "mb" : "m", "y");
+    }
+    output("y");
+    char label[200];
+    snprintf(label, sizeof label, "ConvInteger %dD n%lld c%lld oc%lld k%lld s%lld p%lld d%lld g%lld %s w%d%s%s%s", p->nsp, (long long)p->n,
+             (long long)p->c, (long long)p->oc, (long long)p->k, (long long)p->stride, (long long)p->pad, (long long)p->dil,
+             (long long)p->group, si_dtype_name(p->wt), p->wmode, p->chain ? " +Cast+Mul" : "", p->bias ? "+Add" : "", p->relu ? "+Relu" : "");
+    bool corr = p->wt == SI_U8 && p->wmode == 0;
+    const char *want = !p->chain ? "ConvInteger" : corr ? "ConvInteger(u8w)+Cast+Mul" : "ConvInteger+Cast+Mul";
+    dop_run(label, &(dop_opts){.cpu_plan = want, .cpu_no_ref = true, .may_refuse = "OCL"});
+}
+
+void dop_cases_conv_integer(void) {
+    static const qconv_p cases[] = {
+        {2, 1, 3, 17, 8, 3, 1, 1, 1, 1, SI_U8, 0, true, true, true},   {2, 1, 8, 12, 16, 3, 1, 1, 1, 1, SI_U8, 1, true, true, true},
+        {2, 2, 8, 11, 16, 3, 2, 1, 1, 1, SI_I8, 2, true, true, false}, {2, 1, 16, 9, 12, 1, 1, 0, 1, 1, SI_U8, 0, true, false, false},
+        {2, 1, 8, 14, 8, 3, 1, 2, 2, 1, SI_U8, 0, true, true, true},   {2, 1, 8, 10, 12, 3, 1, 1, 1, 4, SI_U8, 0, true, true, true},
+        {2, 1, 6, 13, 10, 5, 3, 0, 1, 1, SI_U8, 0, true, true, false}, {2, 1, 16, 10, 32, 3, 1, 1, 1, 16, SI_I8, 2, true, false, true},
+        {2, 1, 8, 9, 16, 3, 1, 1, 1, 1, SI_I8, 2, false, false, false}, {2, 1, 8, 9, 16, 3, 2, 0, 1, 1, SI_U8, 1, false, false, false},
+        {1, 2, 8, 30, 16, 3, 1, 1, 1, 1, SI_U8, 0, true, true, true},  {3, 1, 4, 6, 8, 3, 1, 1, 1, 1, SI_U8, 0, true, true, true},
+        {2, 1, 32, 20, 64, 3, 1, 1, 1, 1, SI_U8, 0, true, true, true},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qconv_case(&cases[i]);
+
+    /* activations zero point as a constant, uint8 weights per output channel zero point that fit int8 */
+    begin(10);
+    input("x", D(1, 4, 7, 8));
+    node("DynamicQuantizeLinear", "x", "xq,xs,xz");
+    qconst("w", SI_U8, 60, 180, D(6, 4, 3, 3));
+    qconst("wz", SI_U8, 100, 140, D(6));
+    qscalar("cz", SI_U8, 7);
+    ais(node("ConvInteger", "xq,w,cz,wz", "y"), "pads", D(1, 1, 1, 1));
+    output("y");
+    expect("ConvInteger per-channel weight zero points, constant x zero point", "ConvInteger");
+    /* per-channel zero points that would need a per-channel correction: the reference kernel */
+    begin(10);
+    input("x", D(1, 4, 7, 8));
+    node("DynamicQuantizeLinear", "x", "xq,xs,xz");
+    qconst("w", SI_U8, 0, 255, D(6, 4, 3, 3));
+    qconst("wz", SI_U8, 100, 140, D(6));
+    node("ConvInteger", "xq,w,xz,wz", "y");
+    output("y");
+    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "ConvInteger per-channel zero points, full-range uint8 weights");
+}
+
+// --- MatMulInteger ------------------------------------------------------------------------------------------------
+
+void dop_cases_matmul_integer(void) {
+    static const struct { int na; int64_t a[3]; int64_t n; si_dtype wt; int wz; bool chain, percol, bias; } cases[] = {
+        {2, {1, 16}, 8, SI_I8, 0, true, false, true},     {2, {7, 33}, 5, SI_U8, 131, true, false, false},
+        {3, {2, 12, 32}, 48, SI_I8, 0, true, true, true},  {3, {3, 5, 24}, 7, SI_U8, 2, true, true, false},
+        {2, {64, 64}, 64, SI_I8, 5, false, false, false}, {2, {9, 17}, 3, SI_U8, 255, false, false, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(13);
+        int na = cases[i].na;
+        int64_t K = cases[i].a[na - 1], N = cases[i].n;
+        input("x", cases[i].a, na);
+        node("DynamicQuantizeLinear", "x", "xq,xs,xz");
+        qconst("w", cases[i].wt, cases[i].wt == SI_U8 ? 0 : -128, cases[i].wt == SI_U8 ? 255 : 127, D(K, N));
+        qscalar("wz", cases[i].wt, cases[i].wz);
+        node("MatMulInteger", "xq,w,xz,wz", cases[i].chain ? "acc" : "y");
+        if (cases[i].chain) {
+            ai(node("Cast", "acc", "accf"), "to", SI_F32);
+            if (cases[i].percol) weight("ws", 0.005f, 0.02f, D(N));
+            else fconst("ws", 0.01f);
+            node("Mul", "xs,ws", "sp");
+            node("Mul", "accf,sp", cases[i].bias ? "m" : "y");
+            if (cases[i].bias) {
+                weight("b", -1, 1, D(N));
+                node("Add", "m,b", "y");
+            }
+        }
+        output("y");
+        /* a per-column scale product Mul(x_scale, w_scale) is a small reference step */
+        dop_runf(&(dop_opts){.cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol, .may_refuse = "OCL"},
+                 "MatMulInteger case %zu (%s, zero point %d)%s%s", i, si_dtype_name(cases[i].wt), cases[i].wz,
+                 cases[i].chain ? " +Cast+Mul" : "", cases[i].percol ? " per-column scale" : "");
+    }
+}
+
+// --- recurrent layers ---------------------------------------------------------------------------------------------
+
+typedef struct rnn_p {
+    const char *op;
+    int64_t T, N, I, H;
+    const char *dir;
+    bool bias, init, peep, seq;
+    const char *acts; /* comma-separated, or NULL */
+    float clip;
+    int extra; /* LSTM: input_forget; GRU: linear_before_reset */
+    int layout;
+    bool y, yh;
+} rnn_p;
+
+static void rnn_case(const rnn_p *p) {
+    begin(14);
+    int ng = !strcmp(p->op, "LSTM") ? 4 : !strcmp(p->op, "GRU") ? 3 : 1, nd = !strcmp(p->dir, "bidirectional") ? 2 : 1;
+    bool lstm = ng == 4;
+    if (p->layout) input("x", D(p->N, p->T, p->I));
+    else input("x", D(p->T, p->N, p->I));
+    weight("W", -0.6f, 0.6f, D(nd, ng * p->H, p->I));
+    weight("R", -0.6f, 0.6f, D(nd, ng * p->H, p->H));
+    if (p->bias) weight("B", -0.5f, 0.5f, D(nd, 2 * ng * p->H));
+    if (p->seq) {
+        si_tensor *t;
+        if (si_tensor_create(SI_I32, 1, (const int64_t[]){p->N}, &t)) die("tensor");
+        for (int64_t i = 0; i < p->N; i++) ((int32_t *)t->data)[i] = (int32_t)(p->T - (2 * i) % (p->T + 1));
+        set_const("seq", t);
+    }
+    if (p->init) {
+        if (p->layout) input("unit_h", D(p->N, nd, p->H));
+        else input("unit_h", D(nd, p->N, p->H));
+        if (lstm) {
+            if (p->layout) input("c0", D(p->N, nd, p->H));
+            else input("c0", D(nd, p->N, p->H));
+        }
+    }
+    if (p->peep) weight("P", -0.5f, 0.5f, D(nd, 3 * p->H));
+    char ins[128];
+    snprintf(ins, sizeof ins, "x,W,R,%s,%s,%s%s%s", p->bias ? "B" : "", p->seq ? "seq" : "", p->init ? "unit_h" : "",
+             lstm ? (p->init ? ",c0" : ",") : "", lstm && p->peep ? ",P" : "");
+    size_t l = strlen(ins);
+    while (l && ins[l - 1] == ',') ins[--l] = 0;
+    const char *outs;
+    if (lstm) outs = p->y ? (p->yh ? "y,yh,yc" : "y") : ",yh,yc";
+    else outs = p->y ? (p->yh ? "y,yh" : "y") : ",yh";
+    int n = node(p->op, ins, outs);
+    ai(n, "hidden_size", p->H);
+    as(n, "direction", p->dir);
+    if (p->layout) ai(n, "layout", 1);
+    if (p->clip > 0) af(n, "clip", p->clip);
+    if (p->extra) ai(n, lstm ? "input_forget" : "linear_before_reset", 1);
+    if (p->acts) {
+        si_attr *a = attr(n, "activations", SI_ATTR_STRINGS);
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", p->acts);
+        if (!(a->strings = si_calloc(16, sizeof(char *)))) die("attr");
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) a->strings[a->n++] = si_strdup(tok);
+        static const float alphas[] = {0.3f, 0.7f, 1.2f, 0.4f}, betas[] = {0.45f, 1.1f};
+        si_attr *al = attr(n, "activation_alpha", SI_ATTR_FLOATS);
+        if (!(al->floats = si_malloc(sizeof alphas))) die("attr");
+        memcpy(al->floats, alphas, sizeof alphas);
+        al->n = 4;
+        si_attr *be = attr(n, "activation_beta", SI_ATTR_FLOATS);
+        if (!(be->floats = si_malloc(sizeof betas))) die("attr");
+        memcpy(be->floats, betas, sizeof betas);
+        be->n = 2;
+    }
+    if (p->y) output("y");
+    if (p->yh) output("yh");
+    if (lstm && p->yh) output("yc");
+    char label[256];
+    snprintf(label, sizeof label, "%s T%lld N%lld I%lld H%lld %s%s%s%s%s%s clip %g %s%s layout %d", p->op, (long long)p->T, (long long)p->N,
+             (long long)p->I, (long long)p->H, p->dir, p->bias ? " B" : "", p->init ? " init" : "", p->peep ? " P" : "",
+             p->seq ? " seq" : "", p->acts ? p->acts : "", (double)p->clip, p->extra ? (lstm ? "input_forget" : "lbr") : "",
+             p->y ? (p->yh ? " Y,Y_h" : " Y") : " Y_h", p->layout);
+    char step[32];
+    snprintf(step, sizeof step, "%s recurrence", p->op);
+    dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
+}
+
+void dop_cases_rnn(void) {
+    static const rnn_p cases[] = {
+        {"LSTM", 5, 3, 4, 6, "forward", true, false, false, false, NULL, 0, 0, 0, true, true},
+        {"LSTM", 7, 2, 16, 32, "reverse", true, true, false, false, NULL, 0, 0, 0, true, true},
+        {"LSTM", 6, 3, 5, 7, "bidirectional", true, true, true, true, NULL, 0, 0, 0, true, true},
+        {"LSTM", 4, 2, 3, 5, "forward", false, true, false, false, NULL, 0.8f, 1, 0, true, true},
+        {"LSTM", 5, 3, 4, 6, "bidirectional", true, false, false, false, "HardSigmoid,ScaledTanh,Softsign,Sigmoid,Elu,Affine", 0, 0, 0, true,
+         true},
+        {"LSTM", 5, 3, 4, 6, "bidirectional", true, true, false, true, NULL, 0, 0, 1, true, true},
+        {"LSTM", 9, 1, 128, 128, "forward", true, true, false, false, NULL, 0, 0, 0, false, true},
+        {"LSTM", 12, 4, 33, 48, "bidirectional", true, false, false, false, NULL, 0, 0, 0, true, false},
+        {"GRU", 5, 3, 4, 6, "forward", true, false, false, false, NULL, 0, 0, 0, true, true},
+        {"GRU", 5, 3, 4, 6, "bidirectional", true, true, false, true, NULL, 0, 1, 0, true, true},
+        {"GRU", 6, 2, 7, 9, "reverse", false, true, false, false, NULL, 0.5f, 0, 0, true, true},
+        {"GRU", 5, 3, 4, 6, "forward", true, false, false, false, "Softplus,LeakyRelu", 0, 0, 1, true, true},
+        {"GRU", 8, 2, 24, 40, "bidirectional", true, true, false, false, "HardSigmoid,ThresholdedRelu,Sigmoid,Softsign", 0, 1, 0, true, true},
+        {"RNN", 5, 3, 4, 6, "forward", true, false, false, false, NULL, 0, 0, 0, true, true},
+        {"RNN", 5, 3, 4, 6, "bidirectional", true, true, false, true, "Relu,Tanh", 0, 0, 0, true, true},
+        {"RNN", 6, 2, 5, 3, "reverse", false, false, false, false, "Affine", 1.5f, 0, 1, false, true},
+        {"RNN", 10, 3, 20, 64, "forward", true, true, false, false, "Sigmoid", 0, 0, 0, true, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) rnn_case(&cases[i]);
+}
+

@@ -1,0 +1,407 @@
+/*
+ * test_quant_rnn.c — the quantization and recurrent ops refuse bad input with a named error (a zero scale that
+ * divides, zero point types that differ, an axis out of range, blocked scales of the wrong shape, an int32 input
+ * with a zero point, recurrent weights of the wrong shape, sequence lengths past the sequence, unknown
+ * activations, ...) on REF and on CPU; and DynamicQuantizeLinear gives the specification's values on the edge
+ * cases its fast kernel treats apart (ties to even, NaN, the all-zero input, saturation) on both devices.
+ */
+#include "si_test.h"
+
+#include "device/device.h"
+#include "ir/ir.h"
+
+static si_graph *G;
+
+static void die(const char *what) {
+    fprintf(stderr, "test setup failed: %s (%s)\n", what, si_last_error());
+    exit(2);
+}
+
+static void begin(int opset) {
+    G = si_graph_new();
+    if (!G || !(G->opsets = si_calloc(1, sizeof(si_opset))) || !(G->opsets[0].domain = si_strdup(""))) die("graph");
+    G->opsets[0].version = opset;
+    G->n_opsets = 1;
+}
+
+static int val(const char *name) {
+    int v = si_graph_value(G, name);
+    if (v < 0) die("value");
+    return v;
+}
+
+static void push(int **list, int *n, int v) {
+    *list = si_realloc(*list, sizeof(int) * (size_t)(*n + 1));
+    if (!*list) die("list");
+    (*list)[(*n)++] = v;
+}
+
+static void input(const char *name, si_dtype dt, int nd, const int64_t *dims) {
+    int v = val(name);
+    G->values[v].dtype = dt;
+    G->values[v].ndim = nd;
+    if (nd) memcpy(G->values[v].dims, dims, sizeof(int64_t) * (size_t)nd);
+    G->values[v].is_input = true;
+    push(&G->inputs, &G->n_inputs, v);
+}
+
+static void output(const char *name) {
+    int v = val(name);
+    G->values[v].is_output = true;
+    push(&G->outputs, &G->n_outputs, v);
+}
+
+/* A constant of element type dt and shape dims holding vals (as doubles). */
+static void cnst(const char *name, si_dtype dt, int nd, const int64_t *dims, const double *vals) {
+    si_tensor *t;
+    if (si_tensor_create(dt, nd, dims, &t)) die("tensor");
+    for (int64_t i = 0; i < si_tensor_count(t); i++) si_store_f64(dt, t->data, i, vals ? vals[i] : 0.1 * (double)(i % 7) - 0.3);
+    int v = val(name);
+    G->values[v].const_val = t;
+    G->values[v].is_initializer = true;
+    G->values[v].dtype = dt;
+    G->values[v].ndim = nd;
+    memcpy(G->values[v].dims, t->dims, sizeof t->dims);
+}
+
+static int node(const char *op, int n_in, const char *const *ins, int n_out, const char *const *outs) {
+    si_node n;
+    memset(&n, 0, sizeof n);
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s_%d", op, G->n_nodes);
+    n.name = si_strdup(nm);
+    n.op_type = si_strdup(op);
+    n.domain = si_strdup("");
+    n.n_in = n_in;
+    n.n_out = n_out;
+    n.in = si_malloc(sizeof(int) * (size_t)(n_in + 1));
+    n.out = si_malloc(sizeof(int) * (size_t)(n_out + 1));
+    if (!n.name || !n.op_type || !n.domain || !n.in || !n.out) die("node");
+    for (int i = 0; i < n_in; i++) n.in[i] = ins[i][0] ? val(ins[i]) : -1;
+    for (int i = 0; i < n_out; i++) n.out[i] = outs[i][0] ? val(outs[i]) : -1;
+    int idx = si_graph_add_node(G, &n);
+    if (idx < 0) die("add node");
+    return idx;
+}
+
+#define NODE(op, ins, outs) node(op, (int)(sizeof(ins) / sizeof(*ins)), ins, (int)(sizeof(outs) / sizeof(*outs)), outs)
+#define S(...) ((const char *const[]){__VA_ARGS__})
+#define DIMS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
+
+static si_attr *attr(int ni, const char *name, si_attr_type type) {
+    si_node *n = &G->nodes[ni];
+    si_attr *a = si_realloc(n->attrs, sizeof(si_attr) * (size_t)(n->n_attr + 1));
+    if (!a) die("attr");
+    n->attrs = a;
+    a = &n->attrs[n->n_attr++];
+    memset(a, 0, sizeof *a);
+    if (!(a->name = si_strdup(name))) die("attr");
+    a->type = type;
+    return a;
+}
+static void ai(int ni, const char *name, int64_t v) { attr(ni, name, SI_ATTR_INT)->i = v; }
+static void as(int ni, const char *name, const char *v) {
+    si_attr *a = attr(ni, name, SI_ATTR_STRING);
+    if (!(a->s = si_strdup(v))) die("attr");
+}
+
+/* Finish G and run it on device d with inputs filled with small values (value `fill` for float ones); the first
+ * failing status, with its message in si_last_error. out0 receives output 0 (caller frees) when not NULL. */
+static si_result run_on(si_device *d, double fill, si_tensor **out0) {
+    si_result s = si_graph_finalize(G);
+    if (!s) s = si_graph_infer_shapes(G, 1 << 20);
+    si_cmodel *m = NULL;
+    si_ireq *r = NULL;
+    si_tensor *ins[8] = {0};
+    if (!s) s = d->iface->compile(d, G, NULL, &m);
+    if (!s) s = m->iface->create_request(m, &r);
+    for (int i = 0; !s && i < G->n_inputs && i < 8; i++) {
+        const si_val *v = &G->values[G->inputs[i]];
+        if ((s = si_tensor_create(v->dtype, v->ndim, v->dims, &ins[i]))) break;
+        for (int64_t k = 0; k < si_tensor_count(ins[i]); k++) si_store_f64(v->dtype, ins[i]->data, k, si_dtype_is_float(v->dtype) ? fill : 1);
+        s = r->iface->set_input(r, i, ins[i]);
+    }
+    if (!s) s = r->iface->infer(r);
+    if (!s && out0) {
+        si_tensor *o;
+        if (!(s = r->iface->get_output(r, 0, &o))) s = si_tensor_clone(o, out0);
+    }
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", si_last_error());
+    if (r) r->iface->free(r);
+    if (m) m->iface->free(m);
+    for (int i = 0; i < 8; i++) si_tensor_free(ins[i]);
+    if (s) si_err(s, "%s", msg);
+    return s;
+}
+
+static si_device *devs[2];
+static int n_devs;
+
+/* Build the graph with `build`, run it on every device with float inputs `fill`: status want with `sub` in the
+ * message. */
+static void expect_err_fill(void (*build)(void), double fill, si_result want, const char *sub) {
+    for (int i = 0; i < n_devs; i++) {
+        build();
+        CHECK_ERR(run_on(devs[i], fill, NULL), want, sub);
+        si_graph_free(G);
+        G = NULL;
+    }
+}
+
+static void expect_err(void (*build)(void), si_result want, const char *sub) { expect_err_fill(build, 0.5, want, sub); }
+
+// --- quantization -------------------------------------------------------------------------------------------------
+
+static void q_zero_scale(void) {
+    begin(13);
+    input("x", SI_F32, DIMS(2, 3));
+    cnst("s", SI_F32, 0, NULL, (const double[]){0.0});
+    cnst("z", SI_U8, 0, NULL, (const double[]){3});
+    NODE("QuantizeLinear", S("x", "s", "z"), S("y"));
+    output("y");
+}
+
+static void q_zero_scale_input(void) { /* a scale known only at run time */
+    begin(13);
+    input("x", SI_F32, DIMS(2, 3));
+    input("s", SI_F32, 0, NULL);
+    NODE("QuantizeLinear", S("x", "s"), S("y"));
+    output("y");
+}
+
+static void q_axis_out_of_range(void) {
+    begin(13);
+    input("x", SI_F32, DIMS(2, 3));
+    cnst("s", SI_F32, DIMS(3), NULL);
+    ai(NODE("QuantizeLinear", S("x", "s"), S("y")), "axis", 2);
+    output("y");
+}
+
+static void q_per_axis_length(void) {
+    begin(13);
+    input("x", SI_F32, DIMS(2, 3));
+    cnst("s", SI_F32, DIMS(4), NULL);
+    ai(NODE("QuantizeLinear", S("x", "s"), S("y")), "axis", 1);
+    output("y");
+}
+
+static void q_blocked_shape(void) {
+    begin(21);
+    input("x", SI_F32, DIMS(2, 6));
+    cnst("s", SI_F32, DIMS(2, 2), NULL); /* block 2 needs [2, 3] */
+    int n = NODE("QuantizeLinear", S("x", "s"), S("y"));
+    ai(n, "axis", 1);
+    ai(n, "block_size", 2);
+    output("y");
+}
+
+static void q_output_dtype_mismatch(void) {
+    begin(21);
+    input("x", SI_F32, DIMS(4));
+    cnst("s", SI_F32, 0, NULL, (const double[]){0.1});
+    cnst("z", SI_U8, 0, NULL, (const double[]){0});
+    ai(NODE("QuantizeLinear", S("x", "s", "z"), S("y")), "output_dtype", SI_I8);
+    output("y");
+}
+
+static void dq_zp_type(void) {
+    begin(13);
+    input("x", SI_U8, DIMS(4));
+    cnst("s", SI_F32, 0, NULL, (const double[]){0.1});
+    cnst("z", SI_I8, 0, NULL, (const double[]){0});
+    NODE("DequantizeLinear", S("x", "s", "z"), S("y"));
+    output("y");
+}
+
+static void dq_zp_shape(void) {
+    begin(13);
+    input("x", SI_U8, DIMS(2, 3));
+    cnst("s", SI_F32, DIMS(3), NULL);
+    cnst("z", SI_U8, DIMS(2), NULL);
+    NODE("DequantizeLinear", S("x", "s", "z"), S("y"));
+    output("y");
+}
+
+static void dq_int32_zp(void) {
+    begin(13);
+    input("x", SI_I32, DIMS(4));
+    cnst("s", SI_F32, 0, NULL, (const double[]){0.1});
+    cnst("z", SI_I32, 0, NULL, (const double[]){5});
+    NODE("DequantizeLinear", S("x", "s", "z"), S("y"));
+    output("y");
+}
+
+static void dql_uint8(void) {
+    begin(11);
+    input("x", SI_U8, DIMS(4));
+    NODE("DynamicQuantizeLinear", S("x"), S("y", "s", "z"));
+    output("y");
+}
+
+static void mmi_zp_type(void) {
+    begin(10);
+    input("a", SI_U8, DIMS(2, 3));
+    cnst("b", SI_I8, DIMS(3, 4), NULL);
+    cnst("az", SI_I8, 0, NULL, (const double[]){1});
+    NODE("MatMulInteger", S("a", "b", "az"), S("y"));
+    output("y");
+}
+
+static void mmi_zp_shape(void) {
+    begin(10);
+    input("a", SI_U8, DIMS(2, 3));
+    cnst("b", SI_I8, DIMS(3, 4), NULL);
+    cnst("az", SI_U8, DIMS(3), NULL); /* per row needs 2 */
+    NODE("MatMulInteger", S("a", "b", "az"), S("y"));
+    output("y");
+}
+
+static void convi_x_zp_vector(void) {
+    begin(10);
+    input("x", SI_U8, DIMS(1, 2, 5, 5));
+    cnst("w", SI_U8, DIMS(3, 2, 3, 3), NULL);
+    cnst("xz", SI_U8, DIMS(2), NULL);
+    NODE("ConvInteger", S("x", "w", "xz"), S("y"));
+    output("y");
+}
+
+static void qlmm_zero_y_scale(void) {
+    begin(10);
+    input("a", SI_U8, DIMS(2, 3));
+    cnst("as", SI_F32, 0, NULL, (const double[]){0.1});
+    cnst("az", SI_U8, 0, NULL, (const double[]){1});
+    cnst("b", SI_U8, DIMS(3, 2), NULL);
+    cnst("bs", SI_F32, 0, NULL, (const double[]){0.1});
+    cnst("bz", SI_U8, 0, NULL, (const double[]){1});
+    cnst("ys", SI_F32, 0, NULL, (const double[]){0.0});
+    cnst("yz", SI_U8, 0, NULL, (const double[]){1});
+    NODE("QLinearMatMul", S("a", "as", "az", "b", "bs", "bz", "ys", "yz"), S("y"));
+    output("y");
+}
+
+// --- recurrent layers ---------------------------------------------------------------------------------------------
+
+static int lstm_base(int64_t wrows, const char *seq) {
+    begin(14);
+    input("x", SI_F32, DIMS(3, 2, 4));
+    cnst("W", SI_F32, DIMS(1, wrows, 4), NULL);
+    cnst("R", SI_F32, DIMS(1, 20, 5), NULL);
+    if (seq) cnst("seq", SI_I32, DIMS(2), (const double[]){3, 4});
+    int n = NODE("LSTM", S("x", "W", "R", "", seq ? "seq" : ""), S("y", "yh"));
+    ai(n, "hidden_size", 5);
+    output("y");
+    return n;
+}
+
+static void lstm_w_shape(void) { lstm_base(16, NULL); }
+static void lstm_seq_past_end(void) { lstm_base(20, "seq"); }
+static void lstm_unknown_activation(void) {
+    int n = lstm_base(20, NULL);
+    si_attr *a = attr(n, "activations", SI_ATTR_STRINGS);
+    a->strings = si_calloc(3, sizeof(char *));
+    if (!a->strings) die("attr");
+    a->strings[0] = si_strdup("Sigmoid"), a->strings[1] = si_strdup("Swoosh"), a->strings[2] = si_strdup("Tanh");
+    a->n = 3;
+}
+static void lstm_activation_count(void) {
+    int n = lstm_base(20, NULL);
+    si_attr *a = attr(n, "activations", SI_ATTR_STRINGS);
+    a->strings = si_calloc(2, sizeof(char *));
+    if (!a->strings) die("attr");
+    a->strings[0] = si_strdup("Sigmoid"), a->strings[1] = si_strdup("Tanh");
+    a->n = 2;
+}
+static void lstm_layout(void) { ai(lstm_base(20, NULL), "layout", 2); }
+static void lstm_direction(void) { as(lstm_base(20, NULL), "direction", "sideways"); }
+
+static void gru_initial_h_shape(void) {
+    begin(14);
+    input("x", SI_F32, DIMS(3, 2, 4));
+    input("h0", SI_F32, DIMS(1, 3, 5));
+    cnst("W", SI_F32, DIMS(1, 15, 4), NULL);
+    cnst("R", SI_F32, DIMS(1, 15, 5), NULL);
+    ai(NODE("GRU", S("x", "W", "R", "", "", "h0"), S("y")), "hidden_size", 5);
+    output("y");
+}
+
+// --- DynamicQuantizeLinear's edge values ----------------------------------------------------------------------------
+
+static void dql_edges(void) {
+    /* range [0, 255]: scale 1, zero point 0; ties round to even; NaN gives the zero point */
+    static const float xs[] = {0, 255, 2.5f, 3.5f, 100.5f, NAN, -0.0f, 254.5f, 0.49f, 1.5f};
+    static const uint8_t want[] = {0, 255, 2, 4, 100, 0, 0, 254, 0, 2};
+    /* an all-zero input: scale 1/255, zero point 0, zeros */
+    for (int i = 0; i < n_devs; i++)
+        for (int zero = 0; zero < 2; zero++) {
+            const int64_t n = 10 + 70000 * zero; /* the large one runs the vector kernel with its tail */
+            begin(11);
+            input("x", SI_F32, 1, &n);
+            NODE("DynamicQuantizeLinear", S("x"), S("y", "s", "z"));
+            output("y"), output("s"), output("z");
+            si_result s = si_graph_finalize(G);
+            if (!s) s = si_graph_infer_shapes(G, 1 << 20);
+            si_cmodel *m = NULL;
+            si_ireq *r = NULL;
+            si_tensor *x = NULL;
+            CHECK_OK(s);
+            CHECK_OK(devs[i]->iface->compile(devs[i], G, NULL, &m));
+            if (m) CHECK_OK(m->iface->create_request(m, &r));
+            CHECK_OK(si_tensor_create(SI_F32, 1, &n, &x));
+            if (r && x) {
+                float *xv = x->data;
+                for (int64_t k = 0; k < n; k++) xv[k] = zero ? 0.0f : xs[k % 10];
+                if (zero) xv[0] = -0.0f;
+                CHECK_OK(r->iface->set_input(r, 0, x));
+                CHECK_OK(r->iface->infer(r));
+                si_tensor *y, *sc, *zp;
+                CHECK_OK(r->iface->get_output(r, 0, &y));
+                CHECK_OK(r->iface->get_output(r, 1, &sc));
+                CHECK_OK(r->iface->get_output(r, 2, &zp));
+                const uint8_t *yv = y->data;
+                bool ok = true;
+                for (int64_t k = 0; k < n; k++) ok &= yv[k] == (zero ? 0 : want[k % 10]);
+                CHECK(ok);
+                CHECK(*(const float *)sc->data == (zero ? 1.0f / 255.0f : 1.0f));
+                CHECK(*(const uint8_t *)zp->data == 0);
+                if (!ok) fprintf(stderr, "  on %s\n", devs[i]->name);
+            }
+            si_tensor_free(x);
+            if (r) r->iface->free(r);
+            if (m) m->iface->free(m);
+            si_graph_free(G);
+            G = NULL;
+        }
+}
+
+int main(void) {
+    CHECK_OK(si_device_get("REF", &devs[n_devs]));
+    if (devs[n_devs]) n_devs++;
+#ifdef SI_HAVE_CPU
+    CHECK_OK(si_device_get("CPU", &devs[n_devs]));
+    if (devs[n_devs]) n_devs++;
+#endif
+    expect_err(q_zero_scale, SI_ERR_INVALID_ARG, "non-zero");
+    expect_err_fill(q_zero_scale_input, 0.0, SI_ERR_INVALID_ARG, "y_scale[0] is 0");
+    expect_err(q_axis_out_of_range, SI_ERR_INVALID_ARG, "axis 2 is out of range");
+    expect_err(q_per_axis_length, SI_ERR_INVALID_ARG, "per-axis y_scale must be 1-D of length 3");
+    expect_err(q_blocked_shape, SI_ERR_INVALID_ARG, "blocked y_scale has 2 in dimension 1, expected 3");
+    expect_err(q_output_dtype_mismatch, SI_ERR_INVALID_ARG, "output_dtype 3 does not match y_zero_point");
+    expect_err(dq_zp_type, SI_ERR_INVALID_ARG, "x_zero_point has element type int8, x has uint8");
+    expect_err(dq_zp_shape, SI_ERR_INVALID_ARG, "x_zero_point must have the shape of x_scale");
+    expect_err(dq_int32_zp, SI_ERR_INVALID_ARG, "x_zero_point must be 0");
+    expect_err(dql_uint8, SI_ERR_UNSUPPORTED, "DynamicQuantizeLinear");
+    expect_err(mmi_zp_type, SI_ERR_INVALID_ARG, "a_zero_point has element type int8, A has uint8");
+    expect_err(mmi_zp_shape, SI_ERR_INVALID_ARG, "a_zero_point has 3 values");
+    expect_err(convi_x_zp_vector, SI_ERR_INVALID_ARG, "x_zero_point must be a scalar");
+    expect_err(qlmm_zero_y_scale, SI_ERR_INVALID_ARG, "y_scale[0] is 0");
+    expect_err(lstm_w_shape, SI_ERR_INVALID_ARG, "W has shape float32[1,16,4], expected float32[1,20,4]");
+    expect_err(lstm_seq_past_end, SI_ERR_INVALID_ARG, "sequence_lens[1] = 4 is outside 0..3");
+    expect_err(lstm_unknown_activation, SI_ERR_UNSUPPORTED, "activation 'Swoosh'");
+    expect_err(lstm_activation_count, SI_ERR_INVALID_ARG, "activations has 2 names, expected 3");
+    expect_err(lstm_layout, SI_ERR_INVALID_ARG, "layout 2 must be 0 or 1");
+    expect_err(lstm_direction, SI_ERR_INVALID_ARG, "sideways");
+    expect_err(gru_initial_h_shape, SI_ERR_INVALID_ARG, "initial_h has shape float32[1,3,5], expected float32[1,2,5]");
+    dql_edges();
+    return test_summary("test_quant_rnn");
+}
