@@ -1085,6 +1085,23 @@ static void cases_float16(void) {
     }
 }
 
+/* Softmax / LogSoftmax over a middle axis (YOLO's DFL: 16 bins of [1, 4, 16, N]), where oneDNN has only its
+ * reference implementation and the CPU device runs its own kernel (cpu_softmax.c). */
+static void cases_softmax_axis(void) {
+    static const struct { const char *op; int opset; int64_t axis; int64_t d[4]; } cases[] = {
+        {"Softmax", 13, 2, {1, 4, 16, 37}}, {"Softmax", 13, 1, {2, 5, 3, 7}}, {"LogSoftmax", 13, -3, {1, 6, 9, 5}},
+        {"Softmax", 13, 0, {7, 3, 2, 5}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(cases[i].opset);
+        input("x", cases[i].d, 4);
+        int n = node(cases[i].op, "x", "y");
+        ai(n, "axis", cases[i].axis);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = cases[i].op, .cpu_no_ref = true}, "%s axis %lld", cases[i].op, (long long)cases[i].axis);
+    }
+}
+
 static void pool(int opset, const char *op, int nd, const int64_t *in, const int64_t *k, const int64_t *s, const int64_t *pads,
                  const int64_t *dil, int ceil, int cip, const char *auto_pad, const char *label) {
     begin(opset);
@@ -1430,6 +1447,7 @@ const dop_group dop_groups[] = {
     {"resize", cases_resize},
     {"resize_layouts", cases_resize_layouts},
     {"float16", cases_float16},
+    {"softmax_axis", cases_softmax_axis},
     {"reduce", cases_reduce},
     {"softmax", cases_softmax},
     {"norm", cases_norm},

@@ -1019,6 +1019,12 @@ static si_result lower_softmax(cpu_pb *b, int n) {
     dnnl_primitive_desc_t pd;
     si_result s = create_pd(b, NULL, &sd, &pd, nd->name);
     if (s) return s;
+    if (cpu_pd_is_ref(pd) && ax + 1 < nd2) { /* oneDNN's reference softmax: the own kernel (cpu_softmax.c) */
+        dnnl_primitive_desc_destroy(pd);
+        s = cpu_lower_softmax_axis(b, n, nd2, dims, ax, is_log);
+        if (s != SI_ERR_UNSUPPORTED) return s;
+        if ((s = create_pd(b, NULL, &sd, &pd, nd->name))) return s;
+    }
     int src = cpu_pb_in_md(b, nd->in[0], &md);
     int dst = src < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &md);
     if (dst < 0) {
