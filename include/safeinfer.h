@@ -344,6 +344,14 @@ SI_API void si_compiled_counters(const si_compiled *c, si_counters *out);
  * ("loop.body", "if.then_branch/inner.else_branch"), with ids after the model's.
  * *json is a new string (free with si_free_string). Thread-safe. */
 SI_API SI_NODISCARD si_result si_compiled_report_json(const si_compiled *c, char **json);
+/* The step profile of a model compiled with the property profile=on: what its devices' steps cost over
+ * every inference so far (each request adds its timings after each of its inferences), as JSON sorted by
+ * time: {"total_ms", "reference_ms", "steps": [{"nodes" (the ONNX node names the step covers, comma
+ * separated), "ops" ("Conv+BatchNormalization+Relu"), "device", "kernel" (a oneDNN implementation name,
+ * "own:..." for a device's own kernel, "reference" for a reference kernel), "reference" (bool), "calls",
+ * "total_ms", "mean_ms", "share"}]}. A device without step timings adds no rows. INVALID_ARG when the model
+ * was compiled without profile=on. *json is a new string (free with si_free_string). Thread-safe. */
+SI_API SI_NODISCARD si_result si_compiled_profile_json(const si_compiled *c, char **json);
 
 /* A new request. Safe to call from several threads on one compiled model. Free requests before the
  * compiled model. */

@@ -151,6 +151,7 @@ static void compiled_release(void *arg) {
     si_shared_consts_free(c->consts); /* after every compiled model of c is gone */
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
     if (c->ds) device_set_free(c->ds);
+    si_prof_free(c->prof);
     si_budget_destroy(&c->budget); /* nothing charges it any more; blocks still charged are forgotten */
     si_free(c);
 }
@@ -252,6 +253,9 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     if ((st = si_shared_consts_new(&c->consts))) goto fail;
     const char *mm = si_options_get(&c->opts, "max_memory_mb");
     c->cctx = (si_compile_ctx){.opts = &c->opts, .consts = c->consts, .max_memory_mb = mm ? strtoll(mm, NULL, 10) : 0};
+    /* profile=on: the devices time their steps (they read the option) and the requests add them here */
+    const char *prof = cfg ? si_config_get(cfg, "profile") : NULL;
+    if (prof && parse_onoff(prof) == 1 && (st = si_prof_create(&c->prof))) goto fail;
     /* fault injection */
     const char *spec = cfg ? si_config_get(cfg, "faults") : NULL;
     if (!spec) spec = getenv("SAFEINFER_FAULTS");
@@ -408,6 +412,13 @@ const char *si_compiled_output_name(const si_compiled *c, int i) {
     return (c && i >= 0 && i < c->cm->n_outputs) ? c->cm->outputs[i].name : NULL;
 }
 const char *si_compiled_devices(const si_compiled *c) { return c ? c->devices : ""; }
+
+si_result si_compiled_profile_json(const si_compiled *c, char **json) {
+    if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_profile_json: NULL argument");
+    *json = NULL;
+    if (!c->prof) return si_err(SI_ERR_INVALID_ARG, "si_compiled_profile_json: the model was compiled without profile=on");
+    return si_prof_json(c->prof, json);
+}
 
 void si_compiled_counters(const si_compiled *c, si_counters *out) {
     memset(out, 0, sizeof *out);

@@ -74,6 +74,7 @@ struct si_compiled {
     si_shared_consts *consts;   /* constants devices prepared, shared by the compiles of this model */
     const char *keys[CFG_MAX], *vals[CFG_MAX];
     char *kv_store[2 * CFG_MAX];
+    si_prof *prof;       /* profile=on: the step profile the requests add to after each inference */
     si_budget budget;    /* max_memory_mb: charged by the graph stage, every device compile and requests (also
                           * on watchdog threads); lives as long as c, so calls abandoned by a watchdog can
                           * still give their bytes back */

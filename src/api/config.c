@@ -92,6 +92,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "failed-out submodel stays failed unless failback_ms finds a device)"},
     {"strict", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(strict),
      "no fallback at all: the first device's failure is returned"},
+    {"profile", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
+     "time each step the devices run (its ONNX nodes, device and kernel); si_compiled_profile_json and "
+     "`bench --profile` show them. Off: no clock is read"},
     {"isolate", CFG_NAMES, 0, 0, NULL, "LIST", "", NO_FIELD,
      "run these devices of the list (comma separated, e.g. OCL) out of process: each in a helper process "
      "(safeinfer-worker) that the library starts, so that a driver that aborts, segfaults or is killed costs "

@@ -144,6 +144,13 @@ static void exec_cancel(si_ireq *r_) {
         if (r->subs[s] && r->subs[s]->iface->cancel) r->subs[s]->iface->cancel(r->subs[s]);
 }
 
+static void exec_profile(si_ireq *r_, si_prof *sink) {
+    exec_req *r = (exec_req *)r_;
+    exec_model *m = (exec_model *)r->base.model;
+    for (int s = 0; s < m->n_subs; s++)
+        if (r->subs[s] && r->subs[s]->iface->profile) r->subs[s]->iface->profile(r->subs[s], sink);
+}
+
 static void exec_req_free(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     if (!r) return;
@@ -162,6 +169,7 @@ static const si_ireq_i exec_req_iface = {
     .infer = exec_infer,
     .free = exec_req_free,
     .cancel = exec_cancel,
+    .profile = exec_profile,
 };
 
 static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {

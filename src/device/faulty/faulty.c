@@ -398,6 +398,11 @@ static void faulty_cancel(si_ireq *r_) {
     if (r->inner->iface->cancel) r->inner->iface->cancel(r->inner);
 }
 
+static void faulty_profile(si_ireq *r_, si_prof *sink) {
+    si_ireq *in = ((faulty_req *)r_)->inner;
+    if (in->iface->profile) in->iface->profile(in, sink);
+}
+
 static void faulty_req_free(si_ireq *r_) {
     faulty_req *r = (faulty_req *)r_;
     if (!r) return;
@@ -411,6 +416,7 @@ static const si_ireq_i faulty_req_iface = {
     .infer = faulty_infer,
     .free = faulty_req_free,
     .cancel = faulty_cancel,
+    .profile = faulty_profile,
 };
 
 // --- compiled models --------------------------------------------------------------------------------------
