@@ -3,7 +3,7 @@
 
 usage: make_models.py OUTDIR [--small | --all] [--models NAME,NAME...] [--force]
 
-  default   the full-size models: resnet50, mobilenetv2, bert_base
+  default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16
   --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny
   --all     both sets
   --models  only the named models (from either set)
@@ -27,6 +27,12 @@ The models:
                   feed-forward of 3072, post-LN residuals, and the tanh pooler. Inputs input_ids and
                   attention_mask, int64 [1, 128]; outputs last_hidden_state [1,128,768], pooler_output [1,768].
                   Opset 17.
+  text_detector   DBNet text detector (PaddleOCR mobile: MobileNetV3 backbone, FPN with six Resizes, a head
+                  with two stride-2 ConvTransposes), 1x3x640x640, opset 11 (models/cnn.py, as the next three).
+  yolo            YOLOv8n (Conv + SiLU, C2f, SPPF, Resize + Concat neck, decode in the graph), 1x3x640x640.
+  unet            U-Net (base width 32, four stride-2 ConvTranspose ups with skip Concats), 1x3x512x512.
+  u2net_fp16      U^2-Net (u2netp geometry) in float16 (weights and activations; float32 input and outputs with
+                  Casts at the edges, as ONNX Runtime's converter leaves them with keep_io_types), 1x3x1024x1024.
   resnet18_small  ResNet-18 topology (basic blocks [2, 2, 2, 2]) at half width (32..256), 1x3x112x112, FC 100.
   mobilenetv2_small  MobileNetV2 at width 0.5, 1x3x96x96, FC 100.
   bert_tiny       the BERT graph with 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary 1024, seq 32.
@@ -267,7 +273,23 @@ FULL = {
     "resnet50": lambda: resnet("resnet50", "bottleneck", [3, 4, 6, 3], [64, 128, 256, 512], 224, 1000, SEED),
     "mobilenetv2": lambda: mobilenetv2("mobilenetv2", 1.0, 224, 1000, SEED + 10),
     "bert_base": lambda: bert("bert_base", 12, 768, 12, 3072, 128, 30522, SEED + 20),
+    "text_detector": lambda: vision("text_detector"),
+    "yolo": lambda: vision("yolo"),
+    "unet": lambda: vision("unet"),
+    "u2net_fp16": lambda: vision("u2net_fp16", keep_io_types=True),
 }
+def vision(name, size=None, keep_io_types=False):
+    """A model of models/cnn.py (the vision models people deploy) and its input: an image in 0..1."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+    import cnn  # noqa: E402 (models/cnn.py)
+    a = argparse.Namespace(small=False, lstm=False, keep_io_types=keep_io_types, weight_type="uint8", width=None,
+                           size=size, seed=5)
+    model, shapes = cnn.MODELS[name](a)
+    rng = np.random.default_rng(SEED)
+    inputs = {k: rng.random(v, dtype=np.float32) for k, v in shapes.items()}
+    return model, inputs
+
+
 SMALL = {
     "resnet18_small": lambda: resnet("resnet18_small", "basic", [2, 2, 2, 2], [32, 64, 128, 256], 112, 100, SEED + 30),
     "mobilenetv2_small": lambda: mobilenetv2("mobilenetv2_small", 0.5, 96, 100, SEED + 40),

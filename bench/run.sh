@@ -5,7 +5,7 @@
 #                     [--devices LIST]
 #
 #   --small        the quick models (resnet18_small, mobilenetv2_small, bert_tiny) instead of the full ones
-#                  (resnet50, mobilenetv2, bert_base); --all runs both
+#                  (resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16); --all runs both
 #   --threads      thread counts to run, each for safeinfer and ONNX Runtime (default "1 2")
 #   --iterations   timed runs per model and thread count (default 20; 3 on REF with a full-size model)
 #   --warmup       untimed runs after the first inference (default 3; 1 on REF with a full-size model)
@@ -43,9 +43,9 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$models" ]; then
     case $set_name in
-    full) models="resnet50 mobilenetv2 bert_base" ;;
+    full) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16" ;;
     small) models="resnet18_small mobilenetv2_small bert_tiny" ;;
-    all) models="resnet50 mobilenetv2 bert_base resnet18_small mobilenetv2_small bert_tiny" ;;
+    all) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 resnet18_small mobilenetv2_small bert_tiny" ;;
     esac
 fi
 
@@ -78,7 +78,7 @@ if [ "$devices_given" = 0 ]; then
     fi
 fi
 big=0
-for m in $models; do case $m in resnet50|mobilenetv2|bert_base) big=1 ;; esac; done
+for m in $models; do case $m in resnet50|mobilenetv2|bert_base|text_detector|yolo|unet|u2net_fp16) big=1 ;; esac; done
 if [ "$devices" = REF ] && [ $big = 1 ]; then
     if [ -z "$iterations" ] || [ -z "$warmup" ]; then
         echo "NOTICE: REF is slow on big models: using --iterations ${iterations:-3} --warmup ${warmup:-1} (override with" \

@@ -328,7 +328,8 @@ SI_API int si_compiled_num_outputs(const si_compiled *c);
 /* Borrowed name of input/output i, or NULL. */
 SI_API const char *si_compiled_input_name(const si_compiled *c, int i);
 SI_API const char *si_compiled_output_name(const si_compiled *c, int i);
-/* Name of the device each part of the model runs on, comma separated (e.g. "REF"); borrowed. */
+/* Name of the device each part of the model runs on, comma separated (e.g. "REF"; "host" for a control-flow node,
+ * whose branches and bodies the report lists); borrowed. */
 SI_API const char *si_compiled_devices(const si_compiled *c);
 
 typedef struct si_counters {
@@ -338,9 +339,20 @@ typedef struct si_counters {
 /* Counters so far. Thread-safe. */
 SI_API void si_compiled_counters(const si_compiled *c, si_counters *out);
 /* The report as JSON: {"devices":[...], "submodels":[{"id","ops","device","attempts":[...]}],
- * "events":[{"t_ms","type","submodel","from","to","stage","status","message"}], "counters":{...}}.
+ * ["subgraphs":[{"scope","submodels":[...]}],] "events":[{"t_ms","type","submodel","from","to","stage","status",
+ * "message"}], "counters":{...}}. A control-flow node is a submodel on device "host"; the submodels of its
+ * branches and bodies (compiled like the model's graph) are listed under "subgraphs" by scope
+ * ("loop.body", "if.then_branch/inner.else_branch"), with ids after the model's.
  * *json is a new string (free with si_free_string). Thread-safe. */
 SI_API SI_NODISCARD si_result si_compiled_report_json(const si_compiled *c, char **json);
+/* The step profile of a model compiled with the property profile=on: what its devices' steps cost over
+ * every inference so far (each request adds its timings after each of its inferences), as JSON sorted by
+ * time: {"total_ms", "reference_ms", "steps": [{"nodes" (the ONNX node names the step covers, comma
+ * separated), "ops" ("Conv+BatchNormalization+Relu"), "device", "kernel" (a oneDNN implementation name,
+ * "own:..." for a device's own kernel, "reference" for a reference kernel), "reference" (bool), "calls",
+ * "total_ms", "mean_ms", "share"}]}. A device without step timings adds no rows. INVALID_ARG when the model
+ * was compiled without profile=on. *json is a new string (free with si_free_string). Thread-safe. */
+SI_API SI_NODISCARD si_result si_compiled_profile_json(const si_compiled *c, char **json);
 
 /* A new request. Safe to call from several threads on one compiled model. Free requests before the
  * compiled model. */

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c, tests/test_alloc_fail.c and
-tests/cli.sh (case_small/: an ONNX backend test case) and tests/inspect_dot.sh (mixed_cumsum.onnx).
+tests/cli.sh (case_small/: an ONNX backend test case), tests/inspect_dot.sh (mixed_cumsum.onnx) and
+tests/test_subgraph.c (control_*.onnx: If, Loop and Scan with nested subgraphs reading outer-scope values) and
+the shapes_fixture test (open_attention.onnx: an encoder block with batch and sequence left open).
 
     /usr/bin/python3 scripts/make_test_models.py [OUTDIR]     (default: tests/data next to this script)
 
@@ -93,6 +95,216 @@ def small_graph(inits, name="small"):
     z = helper.make_tensor_value_info("Z", F, [None])  # a dimension with neither value nor name
     return helper.make_graph(nodes, name, [helper.make_tensor_value_info("X", F, ["batch", 3])],
                              [helper.make_tensor_value_info("Y", F, ["batch", 3]), z], initializer=inits)
+
+
+def control_flow_graph():
+    """X float[batch,3], C bool[] -> Y, AF float[batch,3], S float[?,batch,3], with W float[3], M int64 = 3:
+         A = X + W, Q = X * X
+         Y = If(C): then  TR = Relu(A); TI = If(C): then IT = TR * W    (TR of the enclosing branch, W of the model)
+                                                   else IE = X - W     (both two levels up)
+                    else  EN = Neg(Q)                                  (Q read only by this branch)
+         AF, S = Loop(M, "", A): body(i, cond_in, v): v2 = v + W; cond_out = cond_in; s = v2 * X
+    The subgraphs read A, C, Q, W and X from enclosing graphs by name: If's implicit inputs are A, C, W, X, Q;
+    Loop's W and X."""
+    inner_then = helper.make_graph([helper.make_node("Mul", ["TR", "W"], ["IT"], name="inner_mul")], "inner_then", [],
+                                   [helper.make_tensor_value_info("IT", F, None)])
+    inner_else = helper.make_graph([helper.make_node("Sub", ["X", "W"], ["IE"], name="inner_sub")], "inner_else", [],
+                                   [helper.make_tensor_value_info("IE", F, None)])
+    then_g = helper.make_graph([helper.make_node("Relu", ["A"], ["TR"], name="then_relu"),
+                                helper.make_node("If", ["C"], ["TI"], name="inner_if", then_branch=inner_then,
+                                                 else_branch=inner_else)],
+                               "then", [], [helper.make_tensor_value_info("TI", F, None)])
+    else_g = helper.make_graph([helper.make_node("Neg", ["Q"], ["EN"], name="else_neg")], "else", [],
+                               [helper.make_tensor_value_info("EN", F, None)])
+    body = helper.make_graph([helper.make_node("Add", ["v", "W"], ["v2"], name="body_add"),
+                              helper.make_node("Identity", ["cond_in"], ["cond_out"], name="body_cond"),
+                              helper.make_node("Mul", ["v2", "X"], ["s"], name="body_scan")],
+                             "body", [helper.make_tensor_value_info("i", I64, []),
+                                      helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                                      helper.make_tensor_value_info("v", F, None)],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v2", F, None), helper.make_tensor_value_info("s", F, None)])
+    nodes = [helper.make_node("Add", ["X", "W"], ["A"], name="add"),
+             helper.make_node("Mul", ["X", "X"], ["Q"], name="square"),
+             helper.make_node("If", ["C"], ["Y"], name="if", then_branch=then_g, else_branch=else_g),
+             helper.make_node("Loop", ["M", "", "A"], ["AF", "S"], name="loop", body=body)]
+    return helper.make_graph(nodes, "control_flow",
+                             [helper.make_tensor_value_info("X", F, ["batch", 3]),
+                              helper.make_tensor_value_info("C", TensorProto.BOOL, [])],
+                             [helper.make_tensor_value_info("Y", F, ["batch", 3]),
+                              helper.make_tensor_value_info("AF", F, ["batch", 3]),
+                              helper.make_tensor_value_info("S", F, [None, "batch", 3])],
+                             initializer=[raw("W", W), raw("M", np.array(3, np.int64))])
+
+
+def control_loop_if_graph():
+    """X float[batch,3], N int64[], GO bool[], LIM float[], with W float[3] -> VF float[batch,3], VS float[?,batch,3]:
+         VF, VS = Loop(N, GO, X): body(i, cond_in, v):
+             even = Equal(Mod(i, 2), 0)
+             v2 = If(even): then t = v + W       (v of the body, W of the model: two levels up)
+                            else e = v * X       (X of the model, two levels up)
+             cond_out = Less(ReduceSum(v2), LIM)  (LIM of the model)
+             -> (cond_out, v2, v2 as the scan output)
+    A Loop that ends on its trip count or on its condition, with an If nested in its body (tests/test_control.c)."""
+    then_g = helper.make_graph([helper.make_node("Add", ["v", "W"], ["t"], name="then_add")], "then", [],
+                               [helper.make_tensor_value_info("t", F, None)])
+    else_g = helper.make_graph([helper.make_node("Mul", ["v", "X"], ["e"], name="else_mul")], "else", [],
+                               [helper.make_tensor_value_info("e", F, None)])
+    body = helper.make_graph(
+        [helper.make_node("Constant", [], ["two"], name="c_two", value=numpy_helper.from_array(np.array(2, np.int64))),
+         helper.make_node("Constant", [], ["zero"], name="c_zero", value=numpy_helper.from_array(np.array(0, np.int64))),
+         helper.make_node("Mod", ["i", "two"], ["r"], name="mod"),
+         helper.make_node("Equal", ["r", "zero"], ["even"], name="even"),
+         helper.make_node("If", ["even"], ["v2"], name="inner_if", then_branch=then_g, else_branch=else_g),
+         helper.make_node("ReduceSum", ["v2"], ["s"], name="sum", keepdims=0),
+         helper.make_node("Less", ["s", "LIM"], ["cond_out"], name="less"),
+         helper.make_node("Identity", ["v2"], ["sc"], name="scan_out")],
+        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v", F, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("v2", F, None),
+         helper.make_tensor_value_info("sc", F, None)])
+    return helper.make_graph(
+        [helper.make_node("Loop", ["N", "GO", "X"], ["VF", "VS"], name="loop", body=body)], "control_loop_if",
+        [helper.make_tensor_value_info("X", F, ["batch", 3]), helper.make_tensor_value_info("N", I64, []),
+         helper.make_tensor_value_info("GO", TensorProto.BOOL, []), helper.make_tensor_value_info("LIM", F, [])],
+        [helper.make_tensor_value_info("VF", F, ["batch", 3]), helper.make_tensor_value_info("VS", F, [None, "batch", 3])],
+        initializer=[raw("W", W)])
+
+
+def control_bad_loop_graph():
+    """V float[1], N int64[] -> VF = V + N: a Loop whose body keeps its condition true, so it ends on N alone (a
+    negative N, and an N past the property loop_max_iterations, are errors: tests/test_control.c)."""
+    body = helper.make_graph([helper.make_node("Add", ["v", "one"], ["v2"], name="body_add"),
+                              helper.make_node("Identity", ["cond_in"], ["cond_out"], name="body_cond")],
+                             "body", [helper.make_tensor_value_info("i", I64, []),
+                                      helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                                      helper.make_tensor_value_info("v", F, [1])],
+                             [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+                              helper.make_tensor_value_info("v2", F, [1])])
+    return helper.make_graph(
+        [helper.make_node("Loop", ["N", "", "V"], ["VF"], name="loop", body=body)], "control_bad_loop",
+        [helper.make_tensor_value_info("V", F, [1]), helper.make_tensor_value_info("N", I64, [])],
+        [helper.make_tensor_value_info("VF", F, [1])], initializer=[raw("one", np.array([1], np.float32))])
+
+
+def control_scan_graph():
+    """H0 float[3], XS float[seq,3] (scanned along axis 0), with W float[3] -> HF float[3], YS float[3,seq]:
+         P = XS * XS
+         HF, YS = Scan(H0, P; num_scan_inputs=1, scan_output_axes=[1]):
+                  body(h, x): h2 = h + x * W  (W of the model: an outer value); y = Relu(h2)  -> (h2, y)
+    The body reads W from the model's graph by name: Scan's implicit input is W."""
+    body = helper.make_graph([helper.make_node("Mul", ["x", "W"], ["xw"], name="body_mul"),
+                              helper.make_node("Add", ["h", "xw"], ["h2"], name="body_add"),
+                              helper.make_node("Relu", ["h2"], ["y"], name="body_relu")],
+                             "scan_body", [helper.make_tensor_value_info("h", F, [3]),
+                                           helper.make_tensor_value_info("x", F, [3])],
+                             [helper.make_tensor_value_info("h2", F, None), helper.make_tensor_value_info("y", F, None)])
+    nodes = [helper.make_node("Mul", ["XS", "XS"], ["P"], name="square"),
+             helper.make_node("Scan", ["H0", "P"], ["HF", "YS"], name="scan", body=body, num_scan_inputs=1,
+                              scan_output_axes=[1])]
+    return helper.make_graph(nodes, "control_scan",
+                             [helper.make_tensor_value_info("H0", F, [3]),
+                              helper.make_tensor_value_info("XS", F, ["seq", 3])],
+                             [helper.make_tensor_value_info("HF", F, [3]),
+                              helper.make_tensor_value_info("YS", F, [3, "seq"])],
+                             initializer=[raw("W", W)])
+
+
+def open_attention_graph():
+    """A small encoder block with batch and sequence left open (tests/CMakeLists.txt: shapes_fixture):
+    input_ids int64[batch,sequence], attention_mask int64[batch,sequence] -> hidden float[batch,sequence,8],
+    pooled float[batch,8], probs float[batch,2,sequence,sequence]. Embedding (Gather), LayerNormalization, one
+    QKV MatMul split in three, heads by Shape -> Gather -> Concat -> Reshape, a padding mask (Cast, Unsqueeze,
+    Sub, Mul) and a causal mask (Range over the sequence length, LessOrEqual, Where), Softmax, the output
+    projection and an Erf GELU feed-forward, mean pooling."""
+    rng = np.random.default_rng(8)
+    H, NH, HD, V, FF = 8, 2, 4, 16, 16
+
+    def w(name, *shape):
+        return raw(name, (rng.standard_normal(shape) * 0.2).astype(np.float32))
+
+    def c64(name, vals):
+        return raw(name, np.array(vals, np.int64))
+
+    def cf(name, val):
+        return raw(name, np.array(val, np.float32))
+
+    N = helper.make_node
+    nodes = [
+        N("Gather", ["embed", "input_ids"], ["x0"], name="embed"),
+        N("LayerNormalization", ["x0", "ln1_g", "ln1_b"], ["x1"], name="ln1", axis=-1),
+        N("MatMul", ["x1", "w_qkv"], ["qkv0"], name="qkv"),
+        N("Add", ["qkv0", "b_qkv"], ["qkv"], name="qkv_bias"),
+        N("Split", ["qkv", "split3"], ["q0", "k0", "v0"], name="split", axis=-1),
+        N("Shape", ["x1"], ["xs"], name="shape"),
+        N("Gather", ["xs", "i0"], ["b"], name="batch_dim", axis=0),
+        N("Gather", ["xs", "i1"], ["s"], name="seq_dim", axis=0),
+        N("Unsqueeze", ["b", "ax0"], ["b1"], name="b1"),
+        N("Unsqueeze", ["s", "ax0"], ["s1"], name="s1"),
+        N("Concat", ["b1", "s1", "heads"], ["qshape"], name="qshape", axis=0),
+        N("Concat", ["b1", "s1", "hidden_size"], ["oshape"], name="oshape", axis=0),
+    ]
+    for t in "qkv":
+        nodes += [N("Reshape", [t + "0", "qshape"], [t + "r"], name=t + "_heads"),
+                  N("Transpose", [t + "r"], [t + "h"], name=t + "_t", perm=[0, 2, 1, 3])]
+    nodes += [
+        N("Transpose", ["kh"], ["kt"], name="k_tt", perm=[0, 1, 3, 2]),
+        N("MatMul", ["qh", "kt"], ["sc0"], name="scores"),
+        N("Div", ["sc0", "sqrt_hd"], ["sc1"], name="scale"),
+        N("Cast", ["attention_mask"], ["mf"], name="mask_f", to=F),
+        N("Unsqueeze", ["mf", "ax12"], ["m4"], name="mask_4d"),
+        N("Sub", ["one", "m4"], ["m_inv"], name="mask_inv"),
+        N("Mul", ["m_inv", "neg_big"], ["m_add"], name="mask_add"),
+        N("Add", ["sc1", "m_add"], ["sc2"], name="masked"),
+        N("Range", ["zero", "s", "step"], ["pos"], name="positions"),
+        N("Unsqueeze", ["pos", "ax0"], ["pos_row"], name="pos_row"),
+        N("Unsqueeze", ["pos", "ax1"], ["pos_col"], name="pos_col"),
+        N("LessOrEqual", ["pos_row", "pos_col"], ["causal"], name="causal"),
+        N("Where", ["causal", "sc2", "neg_big"], ["sc3"], name="causal_mask"),
+        N("Softmax", ["sc3"], ["probs"], name="softmax", axis=-1),
+        N("MatMul", ["probs", "vh"], ["ctx"], name="context"),
+        N("Transpose", ["ctx"], ["ctx_t"], name="ctx_t", perm=[0, 2, 1, 3]),
+        N("Reshape", ["ctx_t", "oshape"], ["ctx_r"], name="merge_heads"),
+        N("MatMul", ["ctx_r", "w_o"], ["att"], name="out_proj"),
+        N("Add", ["att", "x0"], ["r1"], name="residual1"),
+        N("LayerNormalization", ["r1", "ln2_g", "ln2_b"], ["x2"], name="ln2", axis=-1),
+        N("MatMul", ["x2", "w_ff1"], ["f1"], name="ff1"),
+        N("Div", ["f1", "sqrt2"], ["f2"], name="gelu_div"),
+        N("Erf", ["f2"], ["f3"], name="gelu_erf"),
+        N("Add", ["f3", "one"], ["f4"], name="gelu_add"),
+        N("Mul", ["f1", "f4"], ["f5"], name="gelu_mul"),
+        N("Mul", ["f5", "half"], ["f6"], name="gelu_half"),
+        N("MatMul", ["f6", "w_ff2"], ["f7"], name="ff2"),
+        N("Add", ["f7", "r1"], ["hidden"], name="residual2"),
+        N("ReduceMean", ["hidden"], ["pooled"], name="pool", axes=[1], keepdims=0),
+    ]
+    inits = [w("embed", V, H), cf("ln1_g", np.ones(H)), cf("ln1_b", np.zeros(H)), w("w_qkv", H, 3 * H),
+             w("b_qkv", 3 * H), c64("split3", [H, H, H]), c64("i0", 0), c64("i1", 1), c64("ax0", [0]),
+             c64("ax1", [1]), c64("ax12", [1, 2]), c64("heads", [NH, HD]), c64("hidden_size", [H]),
+             cf("sqrt_hd", np.sqrt(HD)), cf("one", 1.0), cf("neg_big", -1e4), c64("zero", 0), c64("step", 1),
+             w("w_o", H, H), cf("ln2_g", np.ones(H)), cf("ln2_b", np.zeros(H)), w("w_ff1", H, FF),
+             cf("sqrt2", np.sqrt(2.0)), cf("half", 0.5), w("w_ff2", FF, H)]
+    return helper.make_graph(nodes, "open_attention",
+                             [helper.make_tensor_value_info("input_ids", I64, ["batch", "sequence"]),
+                              helper.make_tensor_value_info("attention_mask", I64, ["batch", "sequence"])],
+                             [helper.make_tensor_value_info("hidden", F, ["batch", "sequence", H]),
+                              helper.make_tensor_value_info("pooled", F, ["batch", H]),
+                              helper.make_tensor_value_info("probs", F, ["batch", NH, "sequence", "sequence"])],
+                             initializer=inits)
+
+
+def nested_ifs(depth):
+    """Y = If(C) nested `depth` deep (each then_branch holds the next If; the innermost returns X)."""
+    g = helper.make_graph([helper.make_node("Identity", ["X"], ["Y%d" % depth], name="leaf")], "leaf", [],
+                          [helper.make_tensor_value_info("Y%d" % depth, F, None)])
+    for d in range(depth - 1, -1, -1):
+        other = helper.make_graph([helper.make_node("Neg", ["X"], ["N%d" % d], name="neg%d" % d)], "else%d" % d, [],
+                                  [helper.make_tensor_value_info("N%d" % d, F, None)])
+        node = helper.make_node("If", ["C"], ["Y%d" % d], name="if%d" % d, then_branch=g, else_branch=other)
+        g = helper.make_graph([node], "then%d" % d, [], [helper.make_tensor_value_info("Y%d" % d, F, None)])
+    return helper.make_graph(g.node, "nested_ifs", [helper.make_tensor_value_info("X", F, [2]),
+                                                      helper.make_tensor_value_info("C", TensorProto.BOOL, [])],
+                             [helper.make_tensor_value_info("Y0", F, [2])])
 
 
 def build(out):
@@ -259,12 +471,96 @@ def build(out):
     files["bad_broadcast.onnx"] = model(helper.make_graph(
         [helper.make_node("Add", ["X", "W"], ["Y"], name="add")], "bad_broadcast", *xy,
         initializer=[raw("W", np.arange(4, dtype=np.float32))]))
+    # the same with the batch open (X float[batch,3]): refused once batch is known, as before partial shapes
+    # (tests/test_subgraph.c)
+    files["bad_broadcast_open.onnx"] = model(helper.make_graph(
+        [helper.make_node("Add", ["X", "W"], ["Y"], name="add")], "bad_broadcast_open",
+        [helper.make_tensor_value_info("X", F, ["batch", 3])], [helper.make_tensor_value_info("Y", F, ["batch", 3])],
+        initializer=[raw("W", np.arange(4, dtype=np.float32))]))
     # a model with no graph at all
     nog = onnx.ModelProto()
     nog.ir_version = IR_VERSION
     nog.producer_name = PRODUCER
     nog.opset_import.extend([helper.make_opsetid("", 17)])
     files["no_graph.onnx"] = nog
+
+    # ---- control flow (tests/test_subgraph.c) ---------------------------------------------------------------
+    files["control_flow.onnx"] = model(control_flow_graph())
+    files["control_scan.onnx"] = model(control_scan_graph())
+    files["control_loop_if.onnx"] = model(control_loop_if_graph())
+    files["control_bad_loop.onnx"] = model(control_bad_loop_graph())
+    files["open_attention.onnx"] = model(open_attention_graph())  # open batch and sequence (shapes_fixture)
+    files["control_nested16.onnx"] = model(nested_ifs(16))  # subgraphs 16 deep: the most safeinfer takes
+    files["control_nested17.onnx"] = model(nested_ifs(17))  # one more: refused by name
+    # an If whose branches disagree in element type (float32 and int64): invalid
+    files["control_if_types.onnx"] = model(helper.make_graph(
+        [helper.make_node("If", ["C"], ["Y"], name="if",
+                          then_branch=helper.make_graph([helper.make_node("Identity", ["X"], ["T"], name="t")], "then",
+                                                        [], [helper.make_tensor_value_info("T", F, None)]),
+                          else_branch=helper.make_graph([helper.make_node("Cast", ["X"], ["E"], name="e", to=I64)],
+                                                        "else", [], [helper.make_tensor_value_info("E", I64, None)]))],
+        "if_types", [helper.make_tensor_value_info("X", F, [2]), helper.make_tensor_value_info("C", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("Y", F, [2])]))
+    # If on conditions known before run time, with branches of different ranks: the outputs are the taken
+    # branch's. Y1: a constant condition (true: X, float[batch,3]); Y2: a condition folded from X's rank
+    # (Equal(Size(Shape(X)), 2): true: the else branch, ReduceSum(X) of rank 1, is not taken)
+    def rank_branches(tag):
+        t = helper.make_graph([helper.make_node("Identity", ["X"], ["T" + tag], name="t" + tag)], "then" + tag, [],
+                              [helper.make_tensor_value_info("T" + tag, F, None)])
+        e = helper.make_graph([helper.make_node("ReduceSum", ["X"], ["E" + tag], name="e" + tag, keepdims=0)],
+                              "else" + tag, [], [helper.make_tensor_value_info("E" + tag, F, None)])
+        return dict(then_branch=t, else_branch=e)
+    files["control_if_const.onnx"] = model(helper.make_graph(
+        [helper.make_node("If", ["CT"], ["Y1"], name="if_const", **rank_branches("1")),
+         helper.make_node("Shape", ["X"], ["XS"], name="shape"),
+         helper.make_node("Size", ["XS"], ["XR"], name="rank"),
+         helper.make_node("Equal", ["XR", "two"], ["C2"], name="is_2d"),
+         helper.make_node("If", ["C2"], ["Y2"], name="if_rank", **rank_branches("2"))],
+        "if_const", [helper.make_tensor_value_info("X", F, ["batch", 3])],
+        [helper.make_tensor_value_info("Y1", F, ["y1a", "y1b"]), helper.make_tensor_value_info("Y2", F, ["y2a", "y2b"])],
+        initializer=[raw("CT", np.array(True)), raw("two", np.array(2, np.int64))]))
+    # Ifs folded at compile time (tests/test_control.c): Y1 = If(CT) whose then-branch is If(CF) whose else-branch
+    # returns the initializer W itself (no node: an Identity takes its place); Y2 = If(CF) whose else-branch returns
+    # the model input X itself; Y3 = If(CT) whose branch makes a value named A like the model's own A (names are
+    # how subgraphs read outer values, so it is not inlined: it runs on the host). Y1 = W, Y2 = X, Y3 = -X, A = Relu(X).
+    def g1(nodes, name, out):
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(out, F, None)])
+    inner = helper.make_node("If", ["CF"], ["T1"], name="inner_if",
+                             then_branch=g1([helper.make_node("Neg", ["X"], ["N1"], name="n1")], "it", "N1"),
+                             else_branch=g1([], "ie", "W"))
+    files["control_if_fold.onnx"] = model(helper.make_graph(
+        [helper.make_node("If", ["CT"], ["Y1"], name="if1", then_branch=g1([inner], "t1", "T1"),
+                          else_branch=g1([helper.make_node("Abs", ["X"], ["B1"], name="b1")], "e1", "B1")),
+         helper.make_node("If", ["CF"], ["Y2"], name="if2",
+                          then_branch=g1([helper.make_node("Relu", ["X"], ["R2"], name="r2")], "t2", "R2"),
+                          else_branch=g1([], "e2", "X")),
+         helper.make_node("Relu", ["X"], ["A"], name="relu"),
+         helper.make_node("If", ["CT"], ["Y3"], name="if3",
+                          then_branch=g1([helper.make_node("Neg", ["X"], ["A"], name="a3")], "t3", "A"),
+                          else_branch=g1([helper.make_node("Abs", ["X"], ["B3"], name="b3")], "e3", "B3"))],
+        "if_fold", [helper.make_tensor_value_info("X", F, [3])],
+        [helper.make_tensor_value_info(n, F, [3]) for n in ("Y1", "Y2", "Y3", "A")],
+        initializer=[raw("CT", np.array(True)), raw("CF", np.array(False)), raw("W", W)]))
+    # a GRAPHS attribute (no standard op has one; a custom-domain op here): two graphs, each reading a model value
+    # by name (X in the first, W in the second)
+    gs = [helper.make_graph([helper.make_node("Neg", ["X"], ["G0"], name="g0")], "g0", [],
+                            [helper.make_tensor_value_info("G0", F, None)]),
+          helper.make_graph([helper.make_node("Abs", ["W"], ["G1"], name="g1")], "g1", [],
+                            [helper.make_tensor_value_info("G1", F, None)])]
+    multi = helper.make_node("Multi", ["X"], ["Y"], name="multi", domain="com.example")
+    multi.attribute.extend([helper.make_attribute("bodies", gs)])
+    files["control_graphs.onnx"] = model(helper.make_graph(
+        [multi], "graphs_attr", [helper.make_tensor_value_info("X", F, [3])], [helper.make_tensor_value_info("Y", F, [3])],
+        initializer=[raw("W", W)]), domains=[("com.example", 1)])
+    # a branch reading 'nowhere', which no enclosing graph has: invalid
+    files["control_dangling.onnx"] = model(helper.make_graph(
+        [helper.make_node("If", ["C"], ["Y"], name="if",
+                          then_branch=helper.make_graph([helper.make_node("Neg", ["nowhere"], ["T"], name="t")], "then",
+                                                        [], [helper.make_tensor_value_info("T", F, None)]),
+                          else_branch=helper.make_graph([helper.make_node("Neg", ["X"], ["E"], name="e")], "else", [],
+                                                        [helper.make_tensor_value_info("E", F, None)]))],
+        "dangling", [helper.make_tensor_value_info("X", F, [2]), helper.make_tensor_value_info("C", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("Y", F, [2])]))
 
     os.makedirs(out, exist_ok=True)
     for name, m in sorted(files.items()):
@@ -301,7 +597,8 @@ def build(out):
 
     # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
     for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
-                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx", "mixed_cumsum.onnx"):
+                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx", "mixed_cumsum.onnx",
+                 "control_flow.onnx", "control_scan.onnx", "control_loop_if.onnx", "control_bad_loop.onnx", "open_attention.onnx", "control_if_const.onnx", "control_nested16.onnx", "control_nested17.onnx"):
         onnx.checker.check_model(files[name])
     return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"] +
                   ["case_small/model.onnx"] + ["case_small/test_data_set_0/" + n for n in case_files])

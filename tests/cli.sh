@@ -36,7 +36,7 @@ echo "$out" | grep -q "unknown command 'frobnicate'" || fail "unknown command me
 
 # --- configuration keys: the library's table, the CLI flags and the README ---------------------------------
 expect 0 "$bin" config --list
-for key in devices threads faults retries infer_timeout_ms compile_timeout_ms standby failback_ms check_outputs recovery_ms strict adaptive_threads; do
+for key in devices threads faults retries infer_timeout_ms compile_timeout_ms standby failback_ms check_outputs recovery_ms strict loop_max_iterations adaptive_threads; do
   flag=--${key//_/-}
   echo "$out" | grep -q -- "^  $flag " || fail "config --list lacks $flag"
 done

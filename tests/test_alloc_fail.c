@@ -49,6 +49,7 @@ typedef struct pipeline {
     int n_out;
     int64_t out_count[2];
     float want[2][8];      /* expected outputs for the input values below */
+    si_dtype in_dt[2];     /* input element types (0: float32); others take the values converted */
 } pipeline;
 
 /* inputs: input k holds in_vals[k][i] */
@@ -56,17 +57,22 @@ static const float in_vals[2][8] = {{1, 2, 3, -1, -2, -3, 0, 0}, {10, 20, 30, 0,
 
 static const pipeline pipelines[] = {
     /* Y = Relu(X*W+B), Z = Transpose(Y) flattened */
-    {"small.onnx", 0, "batch", 2, 1, {2}, {{2, 3}}, 2, {6, 6}, {{1.5f, 0, 0.5f, 0, 5, 0}, {1.5f, 0, 0, 5, 0.5f, 0}}},
-    {"small_typed.onnx", 0, NULL, 0, 1, {2}, {{2, 3}}, 2, {6, 6}, {{1.5f, 0, 0.5f, 0, 5, 0}, {1.5f, 0, 0, 5, 0.5f, 0}}},
-    {"ext.onnx", 1, NULL, 0, 1, {2}, {{2, 3}}, 2, {6, 6}, {{1.5f, 0, 0.5f, 0, 5, 0}, {1.5f, 0, 0, 5, 0.5f, 0}}},
+    {"small.onnx", 0, "batch", 2, 1, {2}, {{2, 3}}, 2, {6, 6}, {{1.5f, 0, 0.5f, 0, 5, 0}, {1.5f, 0, 0, 5, 0.5f, 0}}, {0}},
+    {"small_typed.onnx", 0, NULL, 0, 1, {2}, {{2, 3}}, 2, {6, 6}, {{1.5f, 0, 0.5f, 0, 5, 0}, {1.5f, 0, 0, 5, 0.5f, 0}}, {0}},
+    {"ext.onnx", 1, NULL, 0, 1, {2}, {{2, 3}}, 2, {6, 6}, {{1.5f, 0, 0.5f, 0, 5, 0}, {1.5f, 0, 0, 5, 0.5f, 0}}, {0}},
     /* Y = X + [1,2,3], Z = Reshape(Y, [3,2]) (Constant nodes, folded at compile) */
-    {"constant.onnx", 0, NULL, 0, 1, {2}, {{2, 3}}, 2, {6, 6}, {{2, 4, 6, 0, 0, 0}, {2, 4, 6, 0, 0, 0}}},
+    {"constant.onnx", 0, NULL, 0, 1, {2}, {{2, 3}}, 2, {6, 6}, {{2, 4, 6, 0, 0, 0}, {2, 4, 6, 0, 0, 0}}, {0}},
     /* Y = Relu(X@Wm + bm), G = Gemm(X, Wg, cg, transB=1, alpha=2, beta=0.5) */
-    {"matmul.onnx", 0, "batch", 2, 1, {2}, {{2, 3}}, 2, {4, 4}, {{22.5f, 18, 0, 0}, {-3.5f, 7, 4.5f, -5}}},
+    {"matmul.onnx", 0, "batch", 2, 1, {2}, {{2, 3}}, 2, {4, 4}, {{22.5f, 18, 0, 0}, {-3.5f, 7, 4.5f, -5}}, {0}},
     /* Y = Relu(X), and X itself as the second output (copied, not moved) */
-    {"passthrough.onnx", 0, NULL, 0, 1, {2}, {{2, 2}}, 2, {4, 4}, {{1, 2, 3, 0}, {1, 2, 3, -1}}},
+    {"passthrough.onnx", 0, NULL, 0, 1, {2}, {{2, 2}}, 2, {4, 4}, {{1, 2, 3, 0}, {1, 2, 3, -1}}, {0}},
     /* C = A + B */
-    {"add_dyn.onnx", 0, "n", 3, 2, {2, 1}, {{2, 3}, {3, 0}}, 1, {6}, {{11, 22, 33, 9, 18, 27}}},
+    {"add_dyn.onnx", 0, "n", 3, 2, {2, 1}, {{2, 3}, {3, 0}}, 1, {6}, {{11, 22, 33, 9, 18, 27}}, {0}},
+    /* control flow: HF, YS = Scan(H0, XS * XS) with h += x * [1,-2,0.5], y = Relu(h) (the body compiled as a
+     * scope of its own, the Scan run on the host) */
+    {"control_scan.onnx", 0, "seq", 2, 2, {1, 2}, {{3, 0}, {2, 3}}, 2, {3, 6}, {{101, -798, 453}, {101, 101, 0, 0, 453, 453}}, {0}},
+    /* VF = Loop(N = 10) of V + 1 */
+    {"control_bad_loop.onnx", 0, NULL, 0, 2, {1, 0}, {{1, 0}, {0, 0}}, 1, {1}, {{11}}, {SI_F32, SI_I64}},
 };
 
 typedef struct outcome {
@@ -114,8 +120,9 @@ static outcome run_pipeline(const pipeline *p, const unsigned char *buf, size_t 
     if ((s = si_request_create(cm, &rq))) goto done;
     o.at = ST_INPUT;
     for (int k = 0; k < p->n_in; k++) {
-        if ((s = si_tensor_create(SI_F32, p->in_ndim[k], p->in_dims[k], &in[k]))) goto done;
-        memcpy(si_tensor_data(in[k]), in_vals[k], si_tensor_nbytes(in[k]));
+        si_dtype dt = p->in_dt[k] ? p->in_dt[k] : SI_F32;
+        if ((s = si_tensor_create(dt, p->in_ndim[k], p->in_dims[k], &in[k]))) goto done;
+        for (int64_t i = 0; i < si_tensor_count(in[k]); i++) si_store_f64(dt, si_tensor_data(in[k]), i, in_vals[k][i]);
         if ((s = si_request_set_input(rq, k, in[k]))) goto done;
     }
     /* two infers: the second reuses the request's output objects */

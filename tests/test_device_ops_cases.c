@@ -859,7 +859,7 @@ static void cases_conv_transpose(void) {
         if (cases[i].oshape[0]) ais(n, "output_shape", cases[i].oshape, nd);
         if (cases[i].auto_pad) as(n, "auto_pad", cases[i].auto_pad);
         output("y");
-        dop_runf(NULL, "ConvTranspose case %zu", i);
+        dop_runf(&(dop_opts){.cpu_plan = "ConvTranspose", .cpu_no_ref = true}, "ConvTranspose case %zu", i);
     }
 }
 
@@ -878,6 +878,9 @@ static void cases_gather(void) {
         dop_runf(NULL, "Gather case %zu", i);
     }
 }
+
+/* Resize and Upsample run on the CPU device's own kernel (cpu_resize.c), whatever the mode */
+#define RS_OPTS(op) (dop_opts){.cpu_plan = op, .cpu_no_ref = true}
 
 static void cases_resize(void) {
     static const struct {
@@ -916,7 +919,7 @@ static void cases_resize(void) {
         if (cases[i].exclude) ai(n, "exclude_outside", 1);
         if (cases[i].antialias) ai(n, "antialias", 1);
         output("y");
-        dop_runf(NULL, "Resize-18 case %zu (%s)", i, cases[i].mode);
+        dop_runf(&RS_OPTS("Resize"), "Resize-18 case %zu (%s)", i, cases[i].mode);
     }
     begin(18); /* axes and keep_aspect_ratio_policy */
     input("x", D(1, 2, 5, 7));
@@ -926,7 +929,7 @@ static void cases_resize(void) {
     as(n, "keep_aspect_ratio_policy", "not_larger");
     as(n, "mode", "linear");
     output("y");
-    dop_runf(NULL, "Resize-18 axes, not_larger");
+    dop_runf(&RS_OPTS("Resize"), "Resize-18 axes, not_larger");
     begin(13); /* tf_crop_and_resize with an extrapolation value */
     input("x", D(1, 1, 6, 6));
     floats("roi", (const float[]){0, 0, -0.2f, 0.3f, 1, 1, 0.8f, 1.3f}, 8);
@@ -936,20 +939,20 @@ static void cases_resize(void) {
     as(n, "mode", "linear");
     af(n, "extrapolation_value", 7.5f);
     output("y");
-    dop_runf(NULL, "Resize-13 tf_crop_and_resize");
+    dop_runf(&RS_OPTS("Resize"), "Resize-13 tf_crop_and_resize");
     begin(10);
     input("x", D(1, 2, 3, 4));
     floats("scales", (const float[]){1, 1, 2, 3}, 4);
     node("Resize", "x,scales", "y");
     output("y");
-    dop_runf(NULL, "Resize-10 nearest");
+    dop_runf(&RS_OPTS("Resize"), "Resize-10 nearest");
     begin(9);
     input("x", D(2, 2, 3, 3));
     floats("scales", (const float[]){1, 1, 2, 2}, 4);
     n = node("Upsample", "x,scales", "y");
     as(n, "mode", "linear");
     output("y");
-    dop_runf(NULL, "Upsample-9 linear");
+    dop_runf(&RS_OPTS("Upsample"), "Upsample-9 linear");
     begin(7);
     input("x", D(1, 3, 4, 2));
     n = node("Upsample", "x", "y");
@@ -958,7 +961,145 @@ static void cases_resize(void) {
     if (!G->nodes[n].attrs[G->nodes[n].n_attr - 1].floats) die("attr");
     memcpy(G->nodes[n].attrs[G->nodes[n].n_attr - 1].floats, (const float[]){1, 1, 3, 2}, 4 * sizeof(float));
     output("y");
-    dop_runf(NULL, "Upsample-7 nearest");
+    dop_runf(&RS_OPTS("Upsample"), "Upsample-7 nearest");
+}
+
+/* Resize reading a convolution's output in the layout oneDNN chose (nhwc on AVX-512) and writing the same
+ * layout into an Add / Concat; odd sizes, every mode, a scaled channel axis; ConvTranspose chains with the
+ * activations its kernel applies. */
+static void cases_resize_layouts(void) {
+    static const struct {
+        const char *mode, *ctm;
+        float sc[3];
+        int64_t h, w;
+        bool concat;
+    } cases[] = {
+        {"nearest", NULL, {1, 2, 2}, 7, 9, false},           {"nearest", "asymmetric", {1, 3, 2}, 5, 6, true},
+        {"linear", "half_pixel", {1, 2, 2}, 9, 7, false},    {"linear", "align_corners", {1, 0.5f, 1.5f}, 11, 5, true},
+        {"cubic", "pytorch_half_pixel", {1, 2, 1.5f}, 6, 7, false}, {"nearest", "tf_half_pixel_for_nn", {2, 2, 2}, 5, 5, false},
+        {"linear", "asymmetric", {2, 1.5f, 1}, 6, 6, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(13);
+        int64_t c = 16, oc = (int64_t)(c * cases[i].sc[0]);
+        int64_t oh = (int64_t)floor(cases[i].h * cases[i].sc[1]), ow = (int64_t)floor(cases[i].w * cases[i].sc[2]);
+        input("x", D(1, 3, cases[i].h, cases[i].w));
+        input("skip", D(1, cases[i].concat ? 8 : oc, oh, ow));
+        weight("w", -0.5f, 0.5f, D(c, 3, 3, 3));
+        int n = node("Conv", "x,w", "t");
+        ais(n, "pads", D(1, 1, 1, 1));
+        floats("scales", (const float[]){1, cases[i].sc[0], cases[i].sc[1], cases[i].sc[2]}, 4);
+        n = node("Resize", "t,,scales", "u");
+        as(n, "mode", cases[i].mode);
+        if (cases[i].ctm) as(n, "coordinate_transformation_mode", cases[i].ctm);
+        if (cases[i].concat) {
+            n = node("Concat", "u,skip", "y");
+            ai(n, "axis", 1);
+        } else {
+            node("Add", "u,skip", "y");
+        }
+        output("y");
+        dop_runf(&RS_OPTS("Resize"), "Resize after Conv case %zu (%s)", i, cases[i].mode);
+    }
+    /* the last two: rows wide enough that the kernel's GEMM runs one input row per block (overlapping
+     * kernel rows, activations applied as rows complete) */
+    static const struct { const char *act; int64_t c, oc, k, s, d, g, h, w; } ct[] = {
+        {"Sigmoid", 24, 1, 2, 2, 1, 1, 9, 11}, {"Tanh", 8, 6, 3, 2, 2, 2, 7, 9}, {"Clip", 6, 9, 4, 3, 1, 3, 5, 7},
+        {"LeakyRelu", 5, 7, 3, 1, 1, 1, 6, 8}, {"Relu", 4, 64, 3, 2, 1, 1, 7, 240}, {"Sigmoid", 3, 48, 4, 1, 2, 1, 6, 301},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(ct); i++) {
+        begin(11);
+        input("x", D(1, ct[i].c, ct[i].h, ct[i].w));
+        weight("w", -0.5f, 0.5f, D(ct[i].c, ct[i].oc / ct[i].g, ct[i].k, ct[i].k));
+        weight("a", -1, 1, D(ct[i].oc, 1, 1));
+        int n = node("ConvTranspose", "x,w", "t");
+        ais(n, "strides", D(ct[i].s, ct[i].s));
+        ais(n, "dilations", D(ct[i].d, ct[i].d));
+        ais(n, "pads", D(1, 0, 0, 1));
+        ai(n, "group", ct[i].g);
+        node("Add", "t,a", "u");
+        if (!strcmp(ct[i].act, "Clip")) {
+            fconst("lo", -0.3f);
+            fconst("hi", 0.4f);
+            node("Clip", "u,lo,hi", "y");
+        } else {
+            node(ct[i].act, "u", "y");
+        }
+        output("y");
+        char expect[64];
+        snprintf(expect, sizeof expect, "ConvTranspose+Add+%s", ct[i].act);
+        dop_runf(&(dop_opts){.cpu_plan = !strcmp(ct[i].act, "LeakyRelu") ? "ConvTranspose+Add" : expect, .cpu_no_ref = true},
+                 "ConvTranspose+Add+%s case %zu", ct[i].act, i);
+    }
+}
+
+/* Float16 weights in -0.5..0.5 (rounded) as an initializer. */
+static void weight16(const char *name, const int64_t *dims, int nd) {
+    si_tensor *t = si_calloc(1, sizeof *t);
+    if (!t || si_tensor_init(t, SI_F16, nd, dims) || si_tensor_alloc(t)) die("weight16");
+    uint16_t *h = t->data;
+    for (int64_t i = 0; i < si_shape_count(nd, dims); i++) h[i] = si_f32_to_f16(-0.5f + (float)((i * 7919) % 1000) / 1000.0f);
+    set_const(name, t);
+}
+
+/* Float16 models (cpu_fp16.c): float16 inputs, weights and activations, Conv + Relu, MaxPool (ceil), a
+ * linear Resize in float32 between two Casts (as float16 converters leave it), residual Add, ConvTranspose,
+ * Sigmoid; float16 outputs. On CPU they run on the fast kernels (no reference step). */
+static void cases_float16(void) {
+    static const int64_t sizes[][2] = {{9, 11}, {16, 16}, {7, 5}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(sizes); i++) {
+        int64_t h = sizes[i][0], w = sizes[i][1];
+        begin(11);
+        input_typed("x", SI_F16, D(1, 3, h, w));
+        weight16("w1", D(8, 3, 3, 3));
+        weight16("b1", D(8));
+        weight16("w2", D(8, 8, 3, 3));
+        weight16("wt", D(8, 4, 2, 2));
+        int n = node("Conv", "x,w1,b1", "c1");
+        ais(n, "pads", D(1, 1, 1, 1));
+        node("Relu", "c1", "r1");
+        n = node("MaxPool", "r1", "p1");
+        ais(n, "kernel_shape", D(2, 2));
+        ais(n, "strides", D(2, 2));
+        ai(n, "ceil_mode", 1);
+        n = node("Conv", "p1,w2", "c2");
+        ais(n, "pads", D(2, 2, 2, 2));
+        ais(n, "dilations", D(2, 2));
+        node("Relu", "c2", "r2");
+        n = node("Cast", "r2", "f");
+        ai(n, "to", SI_F32);
+        ints("sizes", (const int64_t[]){1, 8, h, w}, 4);
+        n = node("Resize", "f,,,sizes", "rs");
+        as(n, "mode", "linear");
+        as(n, "coordinate_transformation_mode", "align_corners");
+        n = node("Cast", "rs", "h16");
+        ai(n, "to", SI_F16);
+        node("Add", "h16,r1", "y1");
+        n = node("ConvTranspose", "y1,wt", "t");
+        ais(n, "strides", D(2, 2));
+        node("Sigmoid", "t", "y2");
+        output("y1");
+        output("y2");
+        dop_runf(&(dop_opts){.cpu_plan = "Cast(round to float16)", .cpu_no_ref = true, .may_refuse = "OCL"}, "float16 model %lldx%lld", (long long)h,
+                 (long long)w);
+    }
+}
+
+/* Softmax / LogSoftmax over a middle axis (YOLO's DFL: 16 bins of [1, 4, 16, N]), where oneDNN has only its
+ * reference implementation and the CPU device runs its own kernel (cpu_softmax.c). */
+static void cases_softmax_axis(void) {
+    static const struct { const char *op; int opset; int64_t axis; int64_t d[4]; } cases[] = {
+        {"Softmax", 13, 2, {1, 4, 16, 37}}, {"Softmax", 13, 1, {2, 5, 3, 7}}, {"LogSoftmax", 13, -3, {1, 6, 9, 5}},
+        {"Softmax", 13, 0, {7, 3, 2, 5}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(cases[i].opset);
+        input("x", cases[i].d, 4);
+        int n = node(cases[i].op, "x", "y");
+        ai(n, "axis", cases[i].axis);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = cases[i].op, .cpu_no_ref = true}, "%s axis %lld", cases[i].op, (long long)cases[i].axis);
+    }
 }
 
 static void pool(int opset, const char *op, int nd, const int64_t *in, const int64_t *k, const int64_t *s, const int64_t *pads,
@@ -1304,6 +1445,9 @@ const dop_group dop_groups[] = {
     {"pool_2d", cases_pool_2d},
     {"gather", cases_gather},
     {"resize", cases_resize},
+    {"resize_layouts", cases_resize_layouts},
+    {"float16", cases_float16},
+    {"softmax_axis", cases_softmax_axis},
     {"reduce", cases_reduce},
     {"softmax", cases_softmax},
     {"norm", cases_norm},

@@ -1,9 +1,10 @@
 /*
  * test_exec_mock.c — the layering proof: the executor core (src/exec) builds and runs against mock compiled
- * models, linked with nothing but src/exec/exec.c, src/device/iface.c and src/util (no device, no fail-safe
- * layer, no loader: see tests/CMakeLists.txt). The mocks add a constant to a float32 vector.
+ * models, linked with nothing but src/exec/exec.c, src/exec/control.c, src/device/iface.c and src/util (no device,
+ * no fail-safe layer, no loader, no IR: see tests/CMakeLists.txt). The mocks add a constant to a float32 vector;
+ * the control-flow step (If, Loop, Scan) runs mock bodies that are C functions.
  */
-#include "exec/exec.h"
+#include "exec/control.h"
 
 #include <stdio.h>
 
@@ -99,6 +100,215 @@ static si_cmodel *mock(float k, int *calls) {
     return &m->base;
 }
 
+// --- control flow over mock bodies: a body is a C function of its inputs ------------------------------------------
+
+typedef si_result (*body_fn)(si_tensor *const *in, si_tensor *out);
+typedef struct fn_model {
+    si_cmodel base;
+    si_port ins[6], outs[6];
+    body_fn fn;
+} fn_model;
+typedef struct fn_req {
+    si_ireq base;
+    si_tensor *in[6];
+    si_tensor out[6];
+} fn_req;
+
+static si_result f_set_input(si_ireq *r, int i, si_tensor *t) { return si_bind_input(r->model, i, t, ((fn_req *)r)->in); }
+static si_result f_get_output(si_ireq *r, int i, si_tensor **t) {
+    si_result s = si_output_index(r->model, i);
+    if (!s) *t = &((fn_req *)r)->out[i];
+    return s;
+}
+static si_result f_infer(si_ireq *r_) {
+    fn_req *r = (fn_req *)r_;
+    si_result s = si_check_bound(r->base.model, r->in);
+    return s ? s : ((fn_model *)r->base.model)->fn(r->in, r->out);
+}
+static void f_req_free(si_ireq *r_) {
+    fn_req *r = (fn_req *)r_;
+    for (int k = 0; k < 6; k++) si_tensor_release(&r->out[k]);
+    si_free(r);
+}
+static const si_ireq_i fn_req_iface = {.set_input = f_set_input, .get_output = f_get_output, .infer = f_infer, .free = f_req_free};
+static si_result f_create(si_cmodel *m, si_ireq **out) {
+    fn_req *r = si_calloc(1, sizeof *r);
+    if (!r) return si_err(SI_ERR_NO_MEM, "oom");
+    r->base.iface = &fn_req_iface;
+    r->base.model = m;
+    *out = &r->base;
+    return SI_OK;
+}
+static const si_cmodel_i fn_iface = {.create_request = f_create, .free = m_free};
+
+/* A body with n_in inputs and n_out outputs of the given types, any shape. */
+static si_cmodel *fn_body(body_fn fn, int n_in, const si_dtype *in_t, int n_out, const si_dtype *out_t) {
+    fn_model *m = si_calloc(1, sizeof *m);
+    m->base.iface = &fn_iface;
+    m->base.n_inputs = n_in;
+    m->base.n_outputs = n_out;
+    for (int i = 0; i < n_in; i++) m->ins[i] = (si_port){.name = "in", .dtype = in_t[i], .ndim = -1};
+    for (int k = 0; k < n_out; k++) m->outs[k] = (si_port){.name = "out", .dtype = out_t[k], .ndim = -1};
+    m->base.inputs = m->ins;
+    m->base.outputs = m->outs;
+    m->base.device = "mock";
+    m->fn = fn;
+    return &m->base;
+}
+
+static si_result like(si_tensor *o, si_dtype dt, const si_tensor *shape) {
+    si_tensor_release(o);
+    si_result s = si_tensor_init(o, dt, shape->ndim, shape->dims);
+    return s ? s : si_tensor_alloc(o);
+}
+static int64_t n_of(const si_tensor *t) { return si_tensor_count(t); }
+
+/* If: then out = x + 1, else out = x as int64 (a type the node's float output cannot take) */
+static si_result then_fn(si_tensor *const *in, si_tensor *out) {
+    si_result s = like(&out[0], SI_F32, in[0]);
+    for (int64_t i = 0; !s && i < n_of(in[0]); i++) ((float *)out[0].data)[i] = ((float *)in[0]->data)[i] + 1;
+    return s;
+}
+static si_result else_fn(si_tensor *const *in, si_tensor *out) {
+    si_result s = like(&out[0], SI_I64, in[0]);
+    for (int64_t i = 0; !s && i < n_of(in[0]); i++) ((int64_t *)out[0].data)[i] = (int64_t)((float *)in[0]->data)[i];
+    return s;
+}
+/* Loop body (iter, cond, v, k) -> (cond: iter < 4, v + k, v * iter) */
+static si_result loop_fn(si_tensor *const *in, si_tensor *out) {
+    int64_t it = *(int64_t *)in[0]->data;
+    si_result s = like(&out[0], SI_BOOL, in[1]);
+    if (!s) *(bool *)out[0].data = it < 4;
+    if (!s) s = like(&out[1], SI_F32, in[2]);
+    if (!s) s = like(&out[2], SI_F32, in[2]);
+    for (int64_t i = 0; !s && i < n_of(in[2]); i++) {
+        float v = ((float *)in[2]->data)[i];
+        ((float *)out[1].data)[i] = v + *(float *)in[3]->data;
+        ((float *)out[2].data)[i] = v * (float)it;
+    }
+    return s;
+}
+/* Scan body (s, x) -> (s + x, s + x) */
+static si_result scan_fn(si_tensor *const *in, si_tensor *out) {
+    si_result s = like(&out[0], SI_F32, in[0]);
+    if (!s) s = like(&out[1], SI_F32, in[0]);
+    for (int64_t i = 0; !s && i < n_of(in[0]); i++)
+        ((float *)out[0].data)[i] = ((float *)out[1].data)[i] = ((float *)in[0]->data)[i] + ((float *)in[1]->data)[i];
+    return s;
+}
+
+static void test_control(void) {
+    const si_dtype f32 = SI_F32, i64 = SI_I64;
+    int64_t two = 2;
+    /* If(c; outer x): inputs c, x; output y float32 */
+    si_port if_in[2] = {{.name = "c", .dtype = SI_BOOL, .ndim = 0}, {.name = "x", .dtype = SI_F32, .ndim = 1, .dims = {-1}}};
+    si_port if_out[1] = {{.name = "y", .dtype = SI_F32, .ndim = 1, .dims = {-1}}};
+    si_cmodel *branches[2] = {fn_body(then_fn, 1, &f32, 1, &f32), fn_body(else_fn, 1, &f32, 1, &i64)};
+    si_src cond_src[1] = {{.kind = SI_SRC_INPUT, .index = 0}}, x_src[1] = {{.kind = SI_SRC_INPUT, .index = 1}};
+    const si_src *body_in[2] = {x_src, x_src};
+    int no_formal[2] = {0, 0}, out0[1] = {0};
+    si_cf_desc d = {.kind = SI_CF_IF, .name = "if", .n_inputs = 2, .n_outputs = 1, .inputs = if_in, .outputs = if_out,
+                    .n_node_in = 1, .node_in = cond_src, .n_node_out = 1, .node_out = out0, .n_bodies = 2,
+                    .bodies = branches, .n_formal = no_formal, .body_in = body_in};
+    si_cmodel *cm = NULL;
+    si_ireq *r = NULL;
+    CHECK(si_cf_create(&d, &cm) == SI_OK);
+    CHECK(cm && cm->iface->create_request(cm, &r) == SI_OK);
+    si_tensor *c, *x, *y;
+    CHECK(si_tensor_create(SI_BOOL, 0, NULL, &c) == SI_OK);
+    CHECK(si_tensor_create(SI_F32, 1, &two, &x) == SI_OK);
+    ((float *)x->data)[0] = 1.5f;
+    ((float *)x->data)[1] = -2.0f;
+    *(bool *)c->data = true;
+    if (r) {
+        CHECK(r->iface->set_input(r, 0, c) == SI_OK && r->iface->set_input(r, 1, x) == SI_OK);
+        CHECK(r->iface->infer(r) == SI_OK);
+        CHECK(r->iface->get_output(r, 0, &y) == SI_OK && y->ndim == 1 && ((float *)y->data)[0] == 2.5f && ((float *)y->data)[1] == -1.0f);
+        *(bool *)c->data = false; /* the else-branch makes int64: a named error, the outputs stay */
+        CHECK(r->iface->infer(r) == SI_ERR_INVALID_ARG && strstr(si_last_error(), "If (node 'if'): else_branch output 0 is int64[2]"));
+        CHECK(r->iface->get_output(r, 0, &y) == SI_OK && ((float *)y->data)[0] == 2.5f);
+        r->iface->free(r);
+    }
+    if (cm) cm->iface->free(cm);
+
+    /* Loop(M = 10 (a constant), cond absent, v; outer k): ends on the body's condition after 5 iterations */
+    int64_t one = 1;
+    si_tensor *mt, *k;
+    CHECK(si_tensor_create(SI_I64, 0, NULL, &mt) == SI_OK);
+    *(int64_t *)mt->data = 10;
+    CHECK(si_tensor_create(SI_F32, 1, &one, &k) == SI_OK);
+    *(float *)k->data = 0.5f;
+    si_port lp_in[2] = {{.name = "v", .dtype = SI_F32, .ndim = 1, .dims = {-1}}, {.name = "k", .dtype = SI_F32, .ndim = 1, .dims = {1}}};
+    si_port lp_out[2] = {{.name = "vf", .dtype = SI_F32, .ndim = 1, .dims = {-1}}, {.name = "vs", .dtype = SI_F32, .ndim = 2, .dims = {-1, -1}}};
+    si_dtype lin[4] = {SI_I64, SI_BOOL, SI_F32, SI_F32}, lout[3] = {SI_BOOL, SI_F32, SI_F32};
+    si_cmodel *lb[1] = {fn_body(loop_fn, 4, lin, 3, lout)};
+    si_src lp_node_in[3] = {{.kind = SI_SRC_CONST, .constant = mt}, {.kind = SI_SRC_NONE}, {.kind = SI_SRC_INPUT, .index = 0}};
+    si_src k_src[1] = {{.kind = SI_SRC_INPUT, .index = 1}};
+    const si_src *lbody_in[1] = {k_src};
+    int lformal[1] = {3}, lout_ports[2] = {0, 1};
+    si_cf_desc ld = {.kind = SI_CF_LOOP, .name = "loop", .n_inputs = 2, .n_outputs = 2, .inputs = lp_in, .outputs = lp_out,
+                     .n_node_in = 3, .node_in = lp_node_in, .n_node_out = 2, .node_out = lout_ports, .n_bodies = 1,
+                     .bodies = lb, .n_formal = lformal, .body_in = lbody_in};
+    CHECK(si_cf_create(&ld, &cm) == SI_OK);
+    si_const_unref(mt); /* the step holds its own reference */
+    r = NULL;
+    CHECK(cm && cm->iface->create_request(cm, &r) == SI_OK);
+    if (r) {
+        CHECK(r->iface->set_input(r, 0, x) == SI_OK && r->iface->set_input(r, 1, k) == SI_OK);
+        CHECK(r->iface->infer(r) == SI_OK);
+        si_tensor *vf, *vs;
+        CHECK(r->iface->get_output(r, 0, &vf) == SI_OK && r->iface->get_output(r, 1, &vs) == SI_OK);
+        /* iterations 0..4 (the condition after iteration 4 is false): v = x + 5 * 0.5; vs[i] = (x + i/2) * i */
+        CHECK(vf->ndim == 1 && ((float *)vf->data)[0] == 4.0f && ((float *)vf->data)[1] == 0.5f);
+        CHECK(vs->ndim == 2 && vs->dims[0] == 5 && vs->dims[1] == 2);
+        for (int i = 0; vs->ndim == 2 && vs->dims[0] == 5 && i < 5; i++)
+            CHECK(((float *)vs->data)[i * 2] == (1.5f + 0.5f * (float)i) * (float)i);
+        r->iface->free(r);
+    }
+    if (cm) cm->iface->free(cm);
+
+    /* Scan(s; x[3,2] scanned along axis 0 in reverse), scan output stacked along axis 1 */
+    int64_t xd[2] = {3, 2};
+    si_tensor *xs;
+    CHECK(si_tensor_create(SI_F32, 2, xd, &xs) == SI_OK);
+    for (int i = 0; i < 6; i++) ((float *)xs->data)[i] = (float)(i + 1);
+    si_port sc_in[2] = {{.name = "s", .dtype = SI_F32, .ndim = 1, .dims = {2}}, {.name = "xs", .dtype = SI_F32, .ndim = 2, .dims = {-1, 2}}};
+    si_port sc_out[2] = {{.name = "sf", .dtype = SI_F32, .ndim = 1, .dims = {2}}, {.name = "ys", .dtype = SI_F32, .ndim = 2, .dims = {2, -1}}};
+    si_dtype sin_[2] = {SI_F32, SI_F32};
+    si_cmodel *sb[1] = {fn_body(scan_fn, 2, sin_, 2, sin_)};
+    si_src sc_node_in[2] = {{.kind = SI_SRC_INPUT, .index = 0}, {.kind = SI_SRC_INPUT, .index = 1}};
+    const si_src *sbody_in[1] = {NULL};
+    int sformal[1] = {2}, sout_ports[2] = {0, 1};
+    int64_t rev[1] = {1}, oaxes[1] = {1};
+    si_cf_desc sd = {.kind = SI_CF_SCAN, .name = "scan", .n_inputs = 2, .n_outputs = 2, .inputs = sc_in, .outputs = sc_out,
+                     .n_node_in = 2, .node_in = sc_node_in, .n_node_out = 2, .node_out = sout_ports, .n_bodies = 1,
+                     .bodies = sb, .n_formal = sformal, .body_in = sbody_in,
+                     .scan = {.n_scan_inputs = 1, .in_rev = rev, .out_axes = oaxes}};
+    CHECK(si_cf_create(&sd, &cm) == SI_OK);
+    r = NULL;
+    CHECK(cm && cm->iface->create_request(cm, &r) == SI_OK);
+    if (r) {
+        si_tensor *s0;
+        CHECK(si_tensor_create(SI_F32, 1, &two, &s0) == SI_OK);
+        CHECK(r->iface->set_input(r, 0, s0) == SI_OK && r->iface->set_input(r, 1, xs) == SI_OK);
+        CHECK(r->iface->infer(r) == SI_OK);
+        si_tensor *sf, *ys;
+        CHECK(r->iface->get_output(r, 0, &sf) == SI_OK && r->iface->get_output(r, 1, &ys) == SI_OK);
+        /* rows in reverse: (5,6), (3,4), (1,2): running sums (5,6), (8,10), (9,12); ys[j][t] */
+        CHECK(((float *)sf->data)[0] == 9.0f && ((float *)sf->data)[1] == 12.0f);
+        const float want[6] = {5, 8, 9, 6, 10, 12};
+        CHECK(ys->ndim == 2 && ys->dims[0] == 2 && ys->dims[1] == 3);
+        for (int i = 0; ys->ndim == 2 && ys->dims[1] == 3 && i < 6; i++) CHECK(((float *)ys->data)[i] == want[i]);
+        r->iface->free(r);
+        si_tensor_free(s0);
+    }
+    if (cm) cm->iface->free(cm);
+    si_tensor_free(c);
+    si_tensor_free(x);
+    si_tensor_free(k);
+    si_tensor_free(xs);
+}
+
 int main(void) {
     int calls = 0;
     /* model input -> sub0 (+1) -> sub1 (+10) -> output 0; output 1 is the model input itself; output 2 a constant */
@@ -154,7 +364,10 @@ int main(void) {
     cm->iface->free(cm);
     CHECK(models_freed == 2);
     si_tensor_free(x);
+    models_freed = 0;
+    test_control();
+    CHECK(models_freed == 4); /* the bodies went with their control-flow models */
     if (failures) fprintf(stderr, "test_exec_mock: %d failures\n", failures);
-    else printf("test_exec_mock: executor core ran mock submodels with no device code linked: ok\n");
+    else printf("test_exec_mock: executor core ran mock submodels and control flow with no device code linked: ok\n");
     return failures ? 1 : 0;
 }

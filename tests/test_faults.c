@@ -55,7 +55,8 @@ static si_device *wrap(si_device *inner, const char *spec) {
     return d;
 }
 
-static const si_options no_opts = {0, NULL, NULL};
+static const si_options no_opts_ = {0, NULL, NULL};
+static const si_compile_ctx no_opts = {.opts = &no_opts_};
 static si_result compile(si_device *d, si_cmodel **m) { return d->iface->compile(d, g_small, &no_opts, m); }
 static si_result create(si_cmodel *m, si_ireq **r) { return m->iface->create_request(m, r); }
 

@@ -563,7 +563,8 @@ static si_result deep_types(void) {
     return load_graph_bytes(&g);
 }
 
-/* nesting within the limits still loads (an If two levels deep; GRAPH attributes are kept as markers) */
+/* nesting within the limits passes the nesting guard (an If two levels deep): the subgraphs load and the If, which
+ * has no else_branch, is refused by its own rules */
 static si_result shallow_subgraphs(void) {
     pb g = {0};
     for (int level = 0; level < 2; level++) {
@@ -793,7 +794,7 @@ int main(int argc, char **argv) {
     expect("max_memory_mb=lots", budget_bad_value, SI_ERR_INVALID_ARG, "max_memory_mb: 'lots'");
     expect("subgraphs 100000 deep", deep_subgraphs, SI_ERR_PARSE, "deeper than");
     expect("types 100000 deep", deep_types, SI_ERR_PARSE, "deeper than");
-    expect("subgraphs 2 deep", shallow_subgraphs, SI_OK, "");
+    expect("subgraphs 2 deep", shallow_subgraphs, SI_ERR_INVALID_ARG, "else_branch"); /* past the nesting guard, to If's own rules */
     expect("TensorProto 2^50 elements", pb_tensor_huge, SI_ERR_PARSE, "the shape needs 1125899906842624");
     expect("streamed raw_data of the wrong size", streamed_raw_mismatch, SI_ERR_PARSE, "raw_data has 2048 bytes, the shape needs 8");
     expect("node without outputs", node_without_outputs, SI_ERR_PARSE, "has no outputs");

@@ -27,6 +27,7 @@ typedef struct bench_opts {
     const char *shapes[BENCH_MAX_SPECS], *inputs[BENCH_MAX_SPECS];
     int n_shapes, n_inputs;
     int64_t threads, iterations, warmup;
+    bool profile;
 } bench_opts;
 
 typedef struct bench_result {
@@ -160,7 +161,18 @@ static int write_json(FILE *f, const bench_opts *o, const bench_result *r, const
     json_num(f, "mean_ms", r->mean_ms, false);
     json_num(f, "max_ms", r->max_ms, false);
     json_num(f, "throughput_per_s", r->throughput, false);
-    json_num(f, "peak_rss_mib", r->peak_rss_mib, true);
+    json_num(f, "peak_rss_mib", r->peak_rss_mib, !o->profile);
+    if (o->profile) {
+        char *pj = NULL;
+        if (!si_compiled_profile_json(cm, &pj)) {
+            size_t n = strlen(pj);
+            while (n && pj[n - 1] == '\n') pj[--n] = 0;
+            fprintf(f, "  \"profile\": %s\n", pj);
+        } else {
+            fprintf(f, "  \"profile\": null\n");
+        }
+        si_free_string(pj);
+    }
     fprintf(f, "}\n");
     if (fclose(f)) { fprintf(stderr, "safeinfer bench: error writing %s\n", o->json); return 3 + SI_ERR_IO; }
     return 0;
@@ -184,8 +196,9 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
-        int rc = 0;
-        if (!strcmp(a, "--devices") && has_val) o->devices = argv[++i];
+        int rc = 0, pf = profile_flag(argc, argv, &i);
+        if (pf >= 0) o->profile = pf;
+        else if (!strcmp(a, "--devices") && has_val) o->devices = argv[++i];
         else if (!strcmp(a, "--json") && has_val) o->json = argv[++i];
         else if (!strcmp(a, "--threads") && has_val) rc = parse_count(a, argv[++i], 1, &o->threads);
         else if (!strcmp(a, "--iterations") && has_val) rc = parse_count(a, argv[++i], 1, &o->iterations);
@@ -240,7 +253,7 @@ int cmd_bench(int argc, char **argv) {
     if (!in || !times) { progress_end(&pg); fprintf(stderr, "safeinfer bench: out of memory\n"); rc = 3 + SI_ERR_NO_MEM; goto out; }
     if ((rc = make_inputs(m, o.inputs, o.n_inputs, in))) { progress_end(&pg); goto out; }
     if ((s = si_config_create(&cfg)) || (o.devices && (s = si_config_set(cfg, "devices", o.devices))) ||
-        (s = si_config_set(cfg, "threads", threads))) {
+        (s = si_config_set(cfg, "threads", threads)) || (o.profile && (s = si_config_set(cfg, "profile", "on")))) {
         progress_end(&pg);
         rc = fail_status(s, "config");
         goto out;
@@ -282,6 +295,7 @@ int cmd_bench(int argc, char **argv) {
     r.peak_rss_mib = peak_rss_mib();
     input_desc(cm, in, nin, inputs, sizeof inputs);
     print_table(&o, &r, inputs);
+    if (o.profile && (rc = print_profile(stdout, cm, 0))) goto out;
     if (json) {
         rc = write_json(json, &o, &r, cm, in, nin);
         json = NULL;

@@ -77,5 +77,10 @@ int write_partition_dot(si_model *m, const char *model_path, const char *devices
 int cmd_check(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* profile.c: argv[*i] is --profile (bare, or with on|off, which *i then steps over): 1 on, 0 off; -1 when it
+ * is another argument. print_profile prints the compiled model's step profile as a table (0, or an exit code
+ * with the message printed); infer_ms_total (0: unknown) is the time the timed inferences took in all. */
+int profile_flag(int argc, char **argv, int *i);
+int print_profile(FILE *out, const si_compiled *cm, double infer_ms_total);
 
 #endif

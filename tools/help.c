@@ -22,6 +22,7 @@ static const command_help commands[] = {
      "  --shape NAME=1x3x224x224 fixes an input's shape; --shape batch=1 fixes a symbolic dimension\n"
      "  --input NAME=FILE.npy | NAME=random[:SEED]   inputs not given are random (seed 0 + input index)\n"
      "  --output-dir DIR      write DIR/<output>.npy\n"
+     "  --profile             time each step the devices run and print the table (as bench --profile)\n"
      "  --repeat N            N inferences per request (default 1)\n"
      "  --requests M          M requests on M threads over one compiled model (at most 256); every request\n"
      "                        runs the same inputs and their outputs must agree: the largest difference must\n"
@@ -54,9 +55,14 @@ static const command_help commands[] = {
      "Exit status 1 when any differs or none is found.\n"},
     {"bench",
      "bench MODEL [--devices LIST] [--threads N] [--iterations N] [--warmup N] [--shape ...]...\n"
-     "            [--input NAME=FILE.npy|random[:SEED]]... [--json FILE]",
+     "            [--input NAME=FILE.npy|random[:SEED]]... [--json FILE] [--profile]",
      "Time compile, the first inference, then --warmup (3) untimed and --iterations (20) timed runs; print\n"
-     "median / p90 / min latency, throughput, peak RSS and the devices used (threads 1).\n"},
+     "median / p90 / min latency, throughput, peak RSS and the devices used (threads 1).\n"
+     "  --profile   also time each step the devices run (compile property profile=on) and print them sorted\n"
+     "              by time: the ONNX nodes a step covers, device, kernel (oneDNN's implementation name,\n"
+     "              own:NAME for the CPU device's own kernels, reference), calls, total and mean time, share;\n"
+     "              a warning when reference kernels take more than 5% of a device's steps. --json gets it as\n"
+     "              \"profile\". The latencies then include the step timing.\n"},
     {"config",
      "config --list [--markdown]",
      "List the configuration keys (compile properties; `run` takes each as a flag): what each takes, its\n"

@@ -117,10 +117,16 @@ static int cmd_run(int argc, char **argv) {
     int n_shapes = 0, n_inputs = 0, n_cfg = 0;
     long repeat = 1, nreq = 1;
     double rtol = 1e-4, atol = 1e-7;
+    bool profile = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
         const char *key;
+        int pf = profile_flag(argc, argv, &i);
+        if (pf >= 0) {
+            profile = pf;
+            continue;
+        }
         if (has_val && config_flag(a, &key)) {
             if (n_cfg == 32) { fprintf(stderr, "safeinfer run: too many configuration flags\n"); return EXIT_USAGE; }
             cfg_keys[n_cfg] = key;
@@ -161,6 +167,7 @@ static int cmd_run(int argc, char **argv) {
     if ((s = si_config_create(&cfg))) { rc = fail_status(s, "config"); goto out; }
     for (int i = 0; i < n_cfg; i++)
         if ((s = si_config_set(cfg, cfg_keys[i], cfg_vals[i]))) { rc = fail_status(s, "config"); goto out; }
+    if (profile && (s = si_config_set(cfg, "profile", "on"))) { rc = fail_status(s, "config"); goto out; }
     if ((s = si_config_set_callback(cfg, on_event, NULL))) { rc = fail_status(s, "config"); goto out; }
     double t0 = now_ms();
     if ((s = si_compile(m, cfg, &cm))) { rc = fail_status(s, "compile"); goto out; }
@@ -199,6 +206,10 @@ static int cmd_run(int argc, char **argv) {
            atomic_load(&event_counts[SI_EVENT_QUARANTINE]), atomic_load(&event_counts[SI_EVENT_STANDBY_READY]),
            atomic_load(&event_counts[SI_EVENT_FAILBACK]), (long long)k.inferences, failures);
     if (failures) rc = 3 + (int)SI_ERR_DEVICE;
+    if (profile) {
+        int prc = print_profile(stdout, cm, total);
+        if (prc && !rc) rc = prc;
+    }
     for (int o = 0; o < si_compiled_num_outputs(cm) && !failures; o++) {
         si_tensor *t;
         if ((s = si_request_get_output(th[0].rq, o, &t))) { rc = fail_status(s, "output"); goto out; }

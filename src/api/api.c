@@ -60,7 +60,7 @@ static void fill_info(const si_val *v, si_value_info *out) {
     out->dtype = v->dtype;
     out->ndim = v->ndim;
     for (int i = 0; i < SI_MAX_DIMS; i++) {
-        out->dims[i] = i < v->ndim ? v->dims[i] : -1;
+        out->dims[i] = i < v->ndim && v->dims[i] >= 0 ? v->dims[i] : -1; /* symbols and unknown: -1 */
         out->dim_names[i] = v->dim_names[i];
     }
 }

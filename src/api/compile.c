@@ -1,10 +1,16 @@
 /*
  * compile.c — si_compile: the one place where the layers are put together.
  *
- *   model graph --(shape inference, folding)--> partition by device capability --> per submodel: the device's
- *   own compiled model (one candidate device) or a fail-safe compiled model over its candidate devices,
- *   built through a factory --> the executor core runs the submodels in order (skipped when there is one
- *   submodel whose ports are the model's).
+ *   model graph --(shape inference, folding, Ifs on known conditions folded away)--> partition by device
+ *   capability --> per submodel: the device's own compiled model (one candidate device) or a fail-safe compiled
+ *   model over its candidate devices, built through a factory; per control-flow node (a host submodel): the
+ *   executor core's control step over its branches or body, each compiled by this same path, recursively
+ *   (compile_cf.c) --> the executor core runs the submodels in order (skipped when there is one submodel whose
+ *   ports are the model's).
+ *
+ * Each graph compiled (the model's, and every branch and body) is a scope of the compiled model (si_scope):
+ * its partition and factory contexts live until the compiled model goes, and its submodels take ids after
+ * the earlier scopes' for events and the report.
  *
  * Fault injection wraps the devices that the fault spec names (config "faults" or $SAFEINFER_FAULTS) before
  * anything is compiled, so the layers above see ordinary devices that happen to fail. A device named in
@@ -18,6 +24,7 @@
 #include "device/isolate/isolate.h"
 #include "exec/exec.h"
 #include "failsafe/failsafe.h"
+#include "ops/ops.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -39,9 +46,14 @@ static si_result factory(void *user, int device, si_cmodel **out) {
     si_device *d = f->c->ds->devs[device];
     /* every device compile (first, failover, standby, failback; on whatever thread) charges the budget */
     si_budget *prev = si_budget_enter(&f->c->budget);
-    si_result s = d->iface->compile(d, f->c->part->subs[f->sub].g, &f->c->opts, out);
+    si_result s = d->iface->compile(d, f->g, &f->c->cctx, out);
     si_budget_leave(prev);
     return s;
+}
+
+void si_port_of(si_port *p, const si_val *v) {
+    *p = (si_port){.name = v->name, .dtype = v->dtype, .ndim = v->ndim};
+    memcpy(p->dims, v->dims, sizeof v->dims);
 }
 
 void si_sub_out(const si_partition *p, int value, int *sub, int *port) {
@@ -51,9 +63,10 @@ void si_sub_out(const si_partition *p, int value, int *sub, int *port) {
             if (p->subs[s].out_values[k] == value) { *sub = s; *port = k; }
 }
 
-/* The executor core's wiring: where each submodel input and each model output comes from. */
-static si_result build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs) {
-    si_partition *p = c->part;
+/* The executor core's wiring: where each submodel input and each graph output comes from. */
+static si_result build_exec(si_scope *sc, si_cmodel **subs, si_cmodel **out) {
+    si_partition *p = sc->part;
+    const si_graph *g = sc->g;
     si_src **sub_inputs = si_calloc((size_t)p->n + 1, sizeof(si_src *));
     si_src *out_src = si_calloc((size_t)g->n_outputs + 1, sizeof(si_src));
     si_port *in_ports = si_calloc((size_t)g->n_inputs + 1, sizeof(si_port));
@@ -76,16 +89,11 @@ static si_result build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs)
             sub_inputs[s][k] = (si_src){.kind = SI_SRC_INPUT, .index = mi};
         }
     }
-    for (int i = 0; !st && i < g->n_inputs; i++) {
-        const si_val *v = &g->values[g->inputs[i]];
-        in_ports[i] = (si_port){.name = v->name, .dtype = v->dtype, .ndim = v->ndim};
-        memcpy(in_ports[i].dims, v->dims, sizeof v->dims);
-    }
+    for (int i = 0; !st && i < g->n_inputs; i++) si_port_of(&in_ports[i], &g->values[g->inputs[i]]);
     for (int k = 0; !st && k < g->n_outputs; k++) {
         int v = g->outputs[k], from, port = 0;
         const si_val *val = &g->values[v];
-        out_ports[k] = (si_port){.name = val->name, .dtype = val->dtype, .ndim = val->ndim};
-        memcpy(out_ports[k].dims, val->dims, sizeof val->dims);
+        si_port_of(&out_ports[k], val);
         si_sub_out(p, v, &from, &port);
         if (from >= 0) out_src[k] = (si_src){.kind = SI_SRC_SUB, .index = from, .port = port};
         else if (val->const_val) out_src[k] = (si_src){.kind = SI_SRC_CONST, .constant = val->const_val};
@@ -100,8 +108,8 @@ static si_result build_exec(si_compiled *c, const si_graph *g, si_cmodel **subs)
     if (!st) {
         si_exec_desc d = {.n_subs = p->n, .subs = subs, .sub_inputs = sub_inputs, .n_inputs = g->n_inputs,
                           .n_outputs = g->n_outputs, .inputs = in_ports, .outputs = out_ports, .out_src = out_src,
-                          .label = c->devices};
-        st = si_exec_create(&d, &c->cm);
+                          .label = sc->devices};
+        st = si_exec_create(&d, out);
     } else {
         for (int s = 0; s < p->n; s++) subs[s]->iface->free(subs[s]);
     }
@@ -125,14 +133,25 @@ static bool is_whole_model(const si_partition *p, const si_graph *g) {
     return true;
 }
 
+static void scope_free(si_scope *sc) {
+    if (!sc) return;
+    si_partition_free(sc->part);
+    si_graph_free(sc->g);
+    si_free(sc->fctx);
+    si_free(sc->sub_cms);
+    si_free(sc->path);
+    si_free(sc);
+}
+
 /* The sink's cleanup: nothing can call into a device any more. */
 static void compiled_release(void *arg) {
     si_compiled *c = arg;
-    si_partition_free(c->part);
-    si_free(c->fctx);
-    si_free(c->sub_cms);
+    for (int i = 0; i < c->n_scopes; i++) scope_free(c->scopes[i]);
+    si_free(c->scopes);
+    si_shared_consts_free(c->consts); /* after every compiled model of c is gone */
     for (int i = 0; i < 2 * CFG_MAX; i++) si_free(c->kv_store[i]);
     if (c->ds) device_set_free(c->ds);
+    si_prof_free(c->prof);
     si_budget_destroy(&c->budget); /* nothing charges it any more; blocks still charged are forgotten */
     si_free(c);
 }
@@ -157,7 +176,8 @@ void si_compiled_free(si_compiled *c) {
 /* Compiling one submodel: its own device's compiled model when it has one candidate, else a fail-safe one. */
 typedef struct sub_job {
     si_compiled *c;
-    int sub;
+    factory_ctx *fc;
+    int sub; /* its id (in events) */
     int cand[SI_MAX_DEVICES], nc;
     char desc[256];
     si_failsafe_policy pol;
@@ -172,13 +192,13 @@ static void *compile_sub(void *arg) {
     si_compiled *c = j->c;
     si_budget *prev = si_budget_enter(&c->budget);
     if (j->nc == 1) { /* one device: its own compiled model, no wrapper */
-        j->st = factory(&c->fctx[j->sub], j->cand[0], &j->cm);
+        j->st = factory(j->fc, j->cand[0], &j->cm);
         si_sink_attempt(c->sink, j->sub, j->cand[0], "compile", j->st, j->st ? si_last_error() : "ok");
         si_sink_event(c->sink, SI_EVENT_COMPILE, j->sub, -1, j->cand[0], "compile", j->st, "%s", j->st ? si_last_error() : "ok");
         if (j->st) si_err_wrap(j->st, "submodel %d on %s", j->sub, j->names[j->cand[0]]);
     } else {
         si_failsafe_desc fd = {.submodel = j->sub, .n_candidates = j->nc, .candidates = j->cand, .factory = factory,
-                               .user = &c->fctx[j->sub], .policy = j->pol, .sink = c->sink, .device_desc = j->desc};
+                               .user = j->fc, .policy = j->pol, .sink = c->sink, .device_desc = j->desc};
         j->st = si_failsafe_create(&fd, &j->cm);
     }
     if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
@@ -230,6 +250,12 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     c->opts.keys = c->keys;
     c->opts.values = c->vals;
+    if ((st = si_shared_consts_new(&c->consts))) goto fail;
+    const char *mm = si_options_get(&c->opts, "max_memory_mb");
+    c->cctx = (si_compile_ctx){.opts = &c->opts, .consts = c->consts, .max_memory_mb = mm ? strtoll(mm, NULL, 10) : 0};
+    /* profile=on: the devices time their steps (they read the option) and the requests add them here */
+    const char *prof = cfg ? si_config_get(cfg, "profile") : NULL;
+    if (prof && parse_onoff(prof) == 1 && (st = si_prof_create(&c->prof))) goto fail;
     /* fault injection */
     const char *spec = cfg ? si_config_get(cfg, "faults") : NULL;
     if (!spec) spec = getenv("SAFEINFER_FAULTS");
@@ -252,64 +278,16 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     if ((st = si_sink_create(name_ptrs, c->ds->n, cfg ? cfg->fn : NULL, cfg ? cfg->user : NULL, &c->sink))) goto fail;
     c->sink->cleanup = compiled_release;
     c->sink->cleanup_arg = c;
-    /* graph, partition */
+    c->policy = cv.policy;
+    c->strict = cv.strict;
+    c->loop_max_iterations = cv.loop_max_iterations;
+    /* the graph: shapes, then everything else per scope */
     if ((st = si_graph_clone(m->g, &g))) goto fail;
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;
-    if ((st = si_partition_graph(g, c->ds->devs, c->ds->n, &c->part))) goto fail;
-    si_partition *p = c->part;
-    c->fctx = si_calloc((size_t)p->n + 1, sizeof(factory_ctx));
-    c->sub_cms = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
-    si_cmodel **subs = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
-    if (!c->fctx || !c->sub_cms || !subs) { si_free(subs); st = si_err(SI_ERR_NO_MEM, "out of memory"); goto fail; }
-    si_failsafe_policy pol = cv.policy;
-    bool strict = cv.strict;
-    size_t dl = 0;
-    /* one job per submodel; several submodels compile in parallel (devices compile thread-safely) */
-    sub_job *jobs = si_calloc((size_t)p->n + 1, sizeof(sub_job));
-    if (!jobs) { si_free(subs); st = si_err(SI_ERR_NO_MEM, "out of memory"); goto fail; }
-    for (int s = 0; s < p->n; s++) {
-        si_submodel *sm = &p->subs[s];
-        sub_job *j = &jobs[s];
-        c->fctx[s] = (factory_ctx){.c = c, .sub = s};
-        *j = (sub_job){.c = c, .sub = s, .pol = pol, .names = names};
-        j->cand[j->nc++] = sm->device;
-        for (int d = sm->device + 1; d < c->ds->n && !strict; d++)
-            if (sm->capable & (1ull << d)) j->cand[j->nc++] = d;
-        size_t o = 0;
-        for (int i = 0; i < j->nc && o < sizeof j->desc; i++)
-            o += (size_t)snprintf(j->desc + o, sizeof j->desc - o, i ? ">%s" : "%s", names[j->cand[i]]);
-        if (dl < sizeof c->devices) dl += (size_t)snprintf(c->devices + dl, sizeof c->devices - dl, s ? ",%s" : "%s", j->desc);
-    }
-    compile_all(jobs, p->n);
-    st = SI_OK;
-    for (int s = 0; s < p->n; s++) {
-        subs[s] = jobs[s].cm;
-        c->sub_cms[s] = subs[s];
-        if (jobs[s].st && !st) {
-            st = jobs[s].st;
-            si_err(st, "%s", jobs[s].msg);
-        }
-    }
-    si_free(jobs);
-    if (st) {
-        for (int s = 0; s < p->n; s++)
-            if (subs[s]) subs[s]->iface->free(subs[s]);
-        memset(c->sub_cms, 0, sizeof(si_cmodel *) * (size_t)p->n);
-        si_free(subs);
-        goto fail;
-    }
-    if (is_whole_model(p, g)) {
-        c->cm = subs[0];
-    } else {
-        st = build_exec(c, g, subs);
-        if (st) {
-            memset(c->sub_cms, 0, sizeof(si_cmodel *) * (size_t)p->n);
-            si_free(subs);
-            goto fail;
-        }
-    }
-    si_free(subs);
-    si_graph_free(g);
+    st = si_compile_graph(c, "", g, &c->cm);
+    g = NULL; /* taken */
+    if (st) goto fail;
+    snprintf(c->devices, sizeof c->devices, "%s", c->scopes[0]->devices);
     si_budget_leave(prev_budget);
     *out = c;
     return SI_OK;
@@ -324,6 +302,107 @@ fail:
     }
 }
 
+static si_result add_scope(si_compiled *c, si_scope *sc) {
+    if (c->n_scopes == c->cap_scopes) {
+        int cap = c->cap_scopes ? c->cap_scopes * 2 : 4;
+        si_scope **ns = si_realloc(c->scopes, sizeof(si_scope *) * (size_t)cap);
+        if (!ns) return si_err(SI_ERR_NO_MEM, "out of memory");
+        c->scopes = ns;
+        c->cap_scopes = cap;
+    }
+    c->scopes[c->n_scopes++] = sc;
+    return SI_OK;
+}
+
+static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out);
+
+si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmodel **out) {
+    *out = NULL;
+    si_scope *sc = si_calloc(1, sizeof *sc);
+    if (!sc || !(sc->path = si_strdup(path)) || add_scope(c, sc)) {
+        if (sc) si_free(sc->path);
+        si_free(sc);
+        si_graph_free(g);
+        return si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    sc->g = g;
+    si_result st = compile_scope(c, sc, out);
+    /* what runs needs the partition's graphs only: the whole graph (and constants only it holds, folded
+     * intermediates) goes now */
+    si_graph_free(sc->g);
+    sc->g = NULL;
+    return st;
+}
+
+static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
+    si_graph *g = sc->g;
+    const char *path = sc->path;
+    si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
+    if (st) return *path ? si_err_wrap(st, "%s", path) : st;
+    if ((st = si_partition_graph(g, c->ds->devs, c->ds->n, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
+    si_partition *p = sc->part;
+    char (*names)[64] = c->ds->names;
+    sc->base = c->n_subs;
+    c->n_subs += p->n;
+    sc->fctx = si_calloc((size_t)p->n + 1, sizeof(factory_ctx));
+    sc->sub_cms = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
+    si_cmodel **subs = si_calloc((size_t)p->n + 1, sizeof(si_cmodel *));
+    /* one job per device submodel; several compile in parallel (devices compile thread-safely) */
+    sub_job *jobs = si_calloc((size_t)p->n + 1, sizeof(sub_job));
+    int *job_sub = si_calloc((size_t)p->n + 1, sizeof(int));
+    if (!sc->fctx || !sc->sub_cms || !subs || !jobs || !job_sub) {
+        si_free(subs);
+        si_free(jobs);
+        si_free(job_sub);
+        return si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    int nj = 0;
+    size_t dl = 0;
+    for (int s = 0; s < p->n; s++) {
+        si_submodel *sm = &p->subs[s];
+        sc->fctx[s] = (factory_ctx){.c = c, .g = sm->g};
+        const char *desc = "host";
+        if (!sm->host) {
+            sub_job *j = &jobs[nj];
+            job_sub[nj++] = s;
+            *j = (sub_job){.c = c, .fc = &sc->fctx[s], .sub = sc->base + s, .pol = c->policy, .names = names};
+            j->cand[j->nc++] = sm->device;
+            for (int d = sm->device + 1; d < c->ds->n && !c->strict; d++)
+                if (sm->capable & (1ull << d)) j->cand[j->nc++] = d;
+            size_t o = 0;
+            for (int i = 0; i < j->nc && o < sizeof j->desc; i++)
+                o += (size_t)snprintf(j->desc + o, sizeof j->desc - o, i ? ">%s" : "%s", names[j->cand[i]]);
+            desc = j->desc;
+        }
+        if (dl < sizeof sc->devices) dl += (size_t)snprintf(sc->devices + dl, sizeof sc->devices - dl, s ? ",%s" : "%s", desc);
+    }
+    compile_all(jobs, nj);
+    st = SI_OK;
+    for (int i = 0; i < nj; i++) {
+        subs[job_sub[i]] = jobs[i].cm;
+        if (jobs[i].st && !st) {
+            st = jobs[i].st;
+            si_err(st, "%s%s%s", path, *path ? ": " : "", jobs[i].msg);
+        }
+    }
+    si_free(jobs);
+    si_free(job_sub);
+    /* control flow: each node's branches or body, compiled here in turn (recursively) */
+    for (int s = 0; !st && s < p->n; s++)
+        if (p->subs[s].host) st = si_compile_control(c, sc, s, &subs[s]);
+    if (!st) {
+        memcpy(sc->sub_cms, subs, sizeof(si_cmodel *) * (size_t)p->n);
+        if (is_whole_model(p, g)) *out = subs[0];
+        else st = build_exec(sc, subs, out); /* frees the submodels on failure */
+    } else {
+        for (int s = 0; s < p->n; s++)
+            if (subs[s]) subs[s]->iface->free(subs[s]);
+    }
+    if (st) memset(sc->sub_cms, 0, sizeof(si_cmodel *) * (size_t)p->n);
+    si_free(subs);
+    return st;
+}
+
 int si_compiled_num_inputs(const si_compiled *c) { return c ? c->cm->n_inputs : 0; }
 int si_compiled_num_outputs(const si_compiled *c) { return c ? c->cm->n_outputs : 0; }
 const char *si_compiled_input_name(const si_compiled *c, int i) {
@@ -333,6 +412,13 @@ const char *si_compiled_output_name(const si_compiled *c, int i) {
     return (c && i >= 0 && i < c->cm->n_outputs) ? c->cm->outputs[i].name : NULL;
 }
 const char *si_compiled_devices(const si_compiled *c) { return c ? c->devices : ""; }
+
+si_result si_compiled_profile_json(const si_compiled *c, char **json) {
+    if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_profile_json: NULL argument");
+    *json = NULL;
+    if (!c->prof) return si_err(SI_ERR_INVALID_ARG, "si_compiled_profile_json: the model was compiled without profile=on");
+    return si_prof_json(c->prof, json);
+}
 
 void si_compiled_counters(const si_compiled *c, si_counters *out) {
     memset(out, 0, sizeof *out);

@@ -14,8 +14,21 @@
 /* What a submodel's factory needs: borrowed from the compiled model, which outlives every call. */
 typedef struct factory_ctx {
     struct si_compiled *c;
-    int sub;
+    const si_graph *g; /* the submodel's graph (its scope's partition holds it) */
 } factory_ctx;
+
+/* One graph compiled: the model's (scope 0), or a branch or body of a control-flow node (recursively, each
+ * partitioned and compiled like the model's graph). Lives as long as the compiled model (compiled_release),
+ * since fail-safe models recompile from its submodel graphs. */
+typedef struct si_scope {
+    char *path;          /* "" for the model's graph; "loop.body", "loop.body/inner.then_branch" for subgraphs */
+    si_graph *g;         /* the graph partitioned (owned; freed once the scope is compiled) */
+    si_partition *part;
+    factory_ctx *fctx;   /* per submodel */
+    si_cmodel **sub_cms; /* per submodel (borrowed from the compiled model's tree) for the report */
+    int base;            /* the id of its first submodel in events and the report */
+    char devices[256];   /* per submodel: its device (candidates joined by '>'), or "host"; comma separated */
+} si_scope;
 
 /* A device named in the list that is not there on this machine (no OpenCL platform, ...): it declines
  * every node, so the model runs on the rest of the list, and the reason shows in inspect and the report. */
@@ -50,16 +63,32 @@ struct si_compiled {
     char devices[256];
     si_sink *sink;
     device_set *ds;
-    si_partition *part;
-    factory_ctx *fctx;
+    si_scope **scopes;          /* scope 0: the model's graph; then the subgraphs in compile order */
+    int n_scopes, cap_scopes;
+    int n_subs;                 /* submodels over every scope (their ids) */
+    si_failsafe_policy policy;  /* for every fail-safe submodel */
+    bool strict;                /* no fallback devices */
+    int64_t loop_max_iterations;
     si_options opts;
+    si_compile_ctx cctx;        /* what every device compile of this model receives (opts, consts) */
+    si_shared_consts *consts;   /* constants devices prepared, shared by the compiles of this model */
     const char *keys[CFG_MAX], *vals[CFG_MAX];
     char *kv_store[2 * CFG_MAX];
-    si_cmodel **sub_cms; /* per submodel (borrowed from cm's tree) for the report */
+    si_prof *prof;       /* profile=on: the step profile the requests add to after each inference */
     si_budget budget;    /* max_memory_mb: charged by the graph stage, every device compile and requests (also
                           * on watchdog threads); lives as long as c, so calls abandoned by a watchdog can
                           * still give their bytes back */
 };
+
+/* Compile graph g (shapes inferred; taken over, freed on failure too) as scope `path` of c: If folding,
+ * partition, each device submodel through the factory (fail-safe over its candidates), each control-flow node
+ * through si_compile_control, then the executor over them. */
+si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmodel **out);
+/* The control-flow model of host submodel `sub` of scope sc (compile_cf.c): its branches or body detached,
+ * compiled by si_compile_graph, and run by the executor core's control step. */
+si_result si_compile_control(si_compiled *c, si_scope *sc, int sub, si_cmodel **out);
+/* A port describing value v (dims as inferred: negative ones are open). */
+void si_port_of(si_port *p, const si_val *v);
 
 /* The one device-list parser (config.c): fills ds->n, names, devs (no wrappers), isolated. A known device
  * absent on this machine becomes an absent device that declines every node. A device named in ds->isolate

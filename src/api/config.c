@@ -92,12 +92,18 @@ static const si_cfg_key si_cfg_keys[] = {
      "failed-out submodel stays failed unless failback_ms finds a device)"},
     {"strict", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(strict),
      "no fallback at all: the first device's failure is returned"},
+    {"profile", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
+     "time each step the devices run (its ONNX nodes, device and kernel); si_compiled_profile_json and "
+     "`bench --profile` show them. Off: no clock is read"},
     {"isolate", CFG_NAMES, 0, 0, NULL, "LIST", "", NO_FIELD,
      "run these devices of the list (comma separated, e.g. OCL) out of process: each in a helper process "
      "(safeinfer-worker) that the library starts, so that a driver that aborts, segfaults or is killed costs "
      "that device (a lost device: failover, the inference re-run on the next one), not the program; a hung call "
      "ended by infer_timeout_ms kills the helper. The process never touches the device itself. Costs a copy of "
      "the inputs and outputs through shared memory per inference and of the weights at compile"},
+    {"loop_max_iterations", CFG_INT, 0, 2147483647L, NULL, "0..2147483647", "1000000", FIELD_INT(loop_max_iterations),
+     "a Loop node that runs more iterations than this in one inference fails with an error naming it, rather "
+     "than running on for ever (a trip count of 2^63-1 with a condition that stays true); 0: no limit"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
@@ -290,8 +296,8 @@ static si_result absent_supports(const si_device *d, const si_graph *g, const si
     return si_err(SI_ERR_UNSUPPORTED, "device %s is not available: %s", a->name, a->reason);
 }
 
-static si_result absent_compile(si_device *d, const si_graph *g, const si_options *o, si_cmodel **out) {
-    (void)o;
+static si_result absent_compile(si_device *d, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out) {
+    (void)cc;
     *out = NULL;
     return absent_supports(d, g, NULL);
 }

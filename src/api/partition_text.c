@@ -31,7 +31,7 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     si_budget_init(&budget, (int64_t)cv.max_memory_mb << 20);
     si_budget *prev = si_budget_enter(&budget);
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_graph_clone(m->g, &pl->g)) ||
-        (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) ||
+        (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
         (st = si_partition_graph(pl->g, pl->ds->devs, pl->ds->n, &pl->p)))
         plan_free(pl);
     si_budget_leave(prev);
@@ -73,7 +73,7 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
     sb_put(&b, "%s: %d submodel%s\n", is_auto ? ")" : "", p->n, p->n == 1 ? "" : "s");
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
-        sb_put(&b, "  submodel %d on %s", s, names[sm->device]);
+        sb_put(&b, "  submodel %d on %s", s, sm->host ? "host" : names[sm->device]);
         int nf = 0;
         for (int d = sm->device + 1; d < pl.ds->n; d++)
             if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
@@ -110,6 +110,12 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
             sb_put(&b, "%s\n", v->is_output ? (users ? ", model output" : " -> model output") : "");
         }
         if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
+        for (int a = 0; sm->host && a < sm->g->nodes[0].n_attr; a++) { /* the branches or body: compiled like a model */
+            const si_attr *at = &sm->g->nodes[0].attrs[a];
+            if (at->type != SI_ATTR_GRAPH || !at->g) continue;
+            sb_put(&b, "    %s.%s: %d node%s, a scope of its own (partitioned and compiled like the model's graph)\n",
+                   sm->g->nodes[0].name, at->name, at->g->n_nodes, at->g->n_nodes == 1 ? "" : "s");
+        }
     }
     plan_free(&pl);
     return finish(&b, text);
@@ -164,7 +170,7 @@ si_result si_model_partition_json(const si_model *m, const si_config *cfg, char 
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
         sb_put(&b, "%s\n {\"id\":%d,\"device\":", s ? "," : "", s);
-        sb_str(&b, names[sm->device]);
+        sb_str(&b, sm->host ? "host" : names[sm->device]);
         sb_put(&b, ",\"fallbacks\":[");
         int nf = 0;
         for (int d = sm->device + 1; d < pl.ds->n; d++)

@@ -8,6 +8,34 @@
 
 static const char *dname(const si_sink *s, int d) { return d >= 0 && d < s->n_devices ? s->device_names[d] : ""; }
 
+/* One submodel's entry: its ops, the device it is on now ("host" for control flow), its compile attempts. */
+static void put_submodel(sbuf *b, const si_sink *s, const si_submodel *sm, int id, int k, int active) {
+    sb_put(b, "%s\n {\"id\":%d,\"ops\":[", k ? "," : "", id);
+    for (int i = 0; i < sm->g->n_nodes; i++) {
+        if (i) sb_put(b, ",");
+        sb_str(b, sm->g->nodes[i].op_type);
+    }
+    sb_put(b, "],\"device\":");
+    sb_str(b, sm->host ? "host" : dname(s, active));
+    sb_put(b, ",\"attempts\":[");
+    int first = 1;
+    for (int i = 0; i < s->n_attempts; i++) {
+        const si_attempt *a = &s->attempts[i];
+        if (a->submodel != id) continue;
+        sb_put(b, "%s{\"device\":", first ? "" : ",");
+        first = 0;
+        sb_str(b, dname(s, a->device));
+        sb_put(b, ",\"stage\":");
+        sb_str(b, a->stage);
+        sb_put(b, ",\"status\":");
+        sb_str(b, si_result_str(a->status));
+        sb_put(b, ",\"message\":");
+        sb_str(b, a->message);
+        sb_put(b, "}");
+    }
+    sb_put(b, "]}");
+}
+
 si_result si_compiled_report_json(const si_compiled *c, char **json) {
     if (!c || !json) return si_err(SI_ERR_INVALID_ARG, "si_compiled_report_json: NULL argument");
     *json = NULL;
@@ -23,38 +51,26 @@ si_result si_compiled_report_json(const si_compiled *c, char **json) {
     sb_put(&b, "],\n\"submodels\":[");
     /* the submodels' current devices first: a fail-safe model takes its own lock, then the sink's, so the
      * sink's lock must not be held while asking it */
-    int *active_dev = si_calloc((size_t)c->part->n + 1, sizeof(int));
+    int *active_dev = si_calloc((size_t)c->n_subs + 1, sizeof(int));
     if (!active_dev) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    for (int k = 0; k < c->part->n; k++)
-        active_dev[k] = si_failsafe_is(c->sub_cms[k]) ? si_failsafe_active_device(c->sub_cms[k]) : c->part->subs[k].device;
+    for (int i = 0; i < c->n_scopes; i++) {
+        const si_scope *sc = c->scopes[i];
+        for (int k = 0; sc->part && k < sc->part->n; k++)
+            active_dev[sc->base + k] = sc->sub_cms[k] && si_failsafe_is(sc->sub_cms[k]) ? si_failsafe_active_device(sc->sub_cms[k])
+                                                                                       : sc->part->subs[k].device;
+    }
     pthread_mutex_lock(&s->mu);
-    for (int k = 0; k < c->part->n; k++) {
-        const si_submodel *sm = &c->part->subs[k];
-        int active = active_dev[k];
-        sb_put(&b, "%s\n {\"id\":%d,\"ops\":[", k ? "," : "", k);
-        for (int i = 0; i < sm->g->n_nodes; i++) {
-            if (i) sb_put(&b, ",");
-            sb_str(&b, sm->g->nodes[i].op_type);
+    for (int i = 0; i < c->n_scopes; i++) {
+        const si_scope *sc = c->scopes[i];
+        if (i == 1) sb_put(&b, "],\n\"subgraphs\":[");
+        if (i) {
+            sb_put(&b, "%s\n {\"scope\":", i > 1 ? "," : "");
+            sb_str(&b, sc->path);
+            sb_put(&b, ",\"submodels\":[");
         }
-        sb_put(&b, "],\"device\":");
-        sb_str(&b, dname(s, active));
-        sb_put(&b, ",\"attempts\":[");
-        int first = 1;
-        for (int i = 0; i < s->n_attempts; i++) {
-            const si_attempt *a = &s->attempts[i];
-            if (a->submodel != k) continue;
-            sb_put(&b, "%s{\"device\":", first ? "" : ",");
-            first = 0;
-            sb_str(&b, dname(s, a->device));
-            sb_put(&b, ",\"stage\":");
-            sb_str(&b, a->stage);
-            sb_put(&b, ",\"status\":");
-            sb_str(&b, si_result_str(a->status));
-            sb_put(&b, ",\"message\":");
-            sb_str(&b, a->message);
-            sb_put(&b, "}");
-        }
-        sb_put(&b, "]}");
+        for (int k = 0; sc->part && k < sc->part->n; k++)
+            put_submodel(&b, s, &sc->part->subs[k], sc->base + k, k, active_dev[sc->base + k]);
+        if (i) sb_put(&b, "]}");
     }
     sb_put(&b, "],\n\"events\":[");
     for (int i = 0; i < s->n_log; i++) {

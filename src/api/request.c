@@ -39,6 +39,7 @@ si_result si_request_infer(si_request *r) {
     atomic_fetch_add(&r->c->sink->inferences, 1);
     si_budget *prev = si_budget_enter(&r->c->budget); /* run-time buffers count against max_memory_mb too */
     si_result s = r->r->iface->infer(r->r);
+    if (r->c->prof && r->r->iface->profile) r->r->iface->profile(r->r, r->c->prof);
     si_budget_leave(prev);
     return s;
 }

@@ -89,3 +89,77 @@ const char *si_options_get(const si_options *o, const char *key) {
         if (!strcmp(o->keys[i], key)) return o->values[i];
     return NULL;
 }
+
+// --- constants shared by the compiles of one model ----------------------------------------------------------
+
+#include <pthread.h>
+
+typedef struct shared_entry {
+    const si_tensor *key;
+    char *tag;
+    void *value;
+    void (*free_fn)(void *);
+} shared_entry;
+
+struct si_shared_consts {
+    pthread_mutex_t lock;
+    shared_entry *v;
+    int n, cap;
+};
+
+si_result si_shared_consts_new(si_shared_consts **out) {
+    *out = si_calloc(1, sizeof **out);
+    if (!*out) return si_err(SI_ERR_NO_MEM, "out of memory");
+    pthread_mutex_init(&(*out)->lock, NULL);
+    return SI_OK;
+}
+
+void si_shared_consts_free(si_shared_consts *sc) {
+    if (!sc) return;
+    for (int i = 0; i < sc->n; i++) {
+        if (sc->v[i].free_fn) sc->v[i].free_fn(sc->v[i].value);
+        si_free(sc->v[i].tag);
+    }
+    si_free(sc->v);
+    pthread_mutex_destroy(&sc->lock);
+    si_free(sc);
+}
+
+si_result si_shared_const(si_shared_consts *sc, const si_tensor *key, const char *tag, si_shared_make_fn make,
+                          void (*free_fn)(void *), void *user, void **out) {
+    *out = NULL;
+    if (!key || !tag || !make) return si_err(SI_ERR_INVALID_ARG, "si_shared_const: key, tag or make is NULL");
+    if (!sc) return make(user, key, out);
+    pthread_mutex_lock(&sc->lock);
+    si_result s = SI_OK;
+    for (int i = 0; i < sc->n; i++)
+        if (sc->v[i].key == key && !strcmp(sc->v[i].tag, tag)) {
+            *out = sc->v[i].value;
+            goto done;
+        }
+    if (sc->n == sc->cap) {
+        int cap = sc->cap ? 2 * sc->cap : 16;
+        shared_entry *nv = si_realloc(sc->v, sizeof *nv * (size_t)cap);
+        if (!nv) {
+            s = si_err(SI_ERR_NO_MEM, "out of memory");
+            goto done;
+        }
+        sc->v = nv;
+        sc->cap = cap;
+    }
+    char *t = si_strdup(tag);
+    if (!t) {
+        s = si_err(SI_ERR_NO_MEM, "out of memory");
+        goto done;
+    }
+    void *val = NULL;
+    if ((s = make(user, key, &val))) {
+        si_free(t);
+        goto done;
+    }
+    sc->v[sc->n++] = (shared_entry){.key = key, .tag = t, .value = val, .free_fn = free_fn};
+    *out = val;
+done:
+    pthread_mutex_unlock(&sc->lock);
+    return s;
+}

@@ -17,7 +17,7 @@
 #include "device/iface.h"
 #include "ir/ir.h"
 
-#define SI_DEVICE_API_VERSION 1
+#define SI_DEVICE_API_VERSION 2 /* 2: compile takes an si_compile_ctx */
 
 typedef struct si_device si_device;
 
@@ -29,13 +29,38 @@ typedef struct si_options {
 } si_options;
 const char *si_options_get(const si_options *o, const char *key);
 
+/* Constants prepared by devices (uploaded buffers, packed weights), shared by the compiles of one compiled
+ * model: submodels on one device, the candidates a fail-safe model compiles and recompiles. An entry is keyed
+ * by a constant of the graph (shared by every copy of it, see si_const_ref) and a tag naming what was made of
+ * it ("OCL.0:buffer"); it lives until the compiled model goes. Thread-safe. */
+typedef struct si_shared_consts si_shared_consts;
+si_result si_shared_consts_new(si_shared_consts **out);
+/* Frees every entry (its free_fn) and the cache. */
+void si_shared_consts_free(si_shared_consts *sc);
+/* The entry for (key, tag): *out is the value stored first for it; when there is none, make(user, key, out) makes
+ * it (under the cache's lock: one make per entry) and free_fn (may be NULL) will free it. A NULL cache makes a
+ * value that is the caller's to free. */
+typedef si_result (*si_shared_make_fn)(void *user, const si_tensor *key, void **out);
+si_result si_shared_const(si_shared_consts *sc, const si_tensor *key, const char *tag, si_shared_make_fn make,
+                          void (*free_fn)(void *), void *user, void **out);
+
+/* What a device's compile receives besides the graph; borrowed for the call (the shared constants live as long
+ * as the compiled model). A NULL context is an empty one. */
+typedef struct si_compile_ctx {
+    const si_options *opts;   /* key/value options (the compile's configuration properties) */
+    si_shared_consts *consts; /* constants prepared by devices, shared within one compiled model (may be NULL) */
+    void *aux;                /* reserved: auxiliary compiled models (subgraph bodies) a device may call; NULL */
+    int64_t max_memory_mb;    /* the compile's memory budget (property max_memory_mb; 0: none) */
+} si_compile_ctx;
+static inline const si_options *si_compile_opts(const si_compile_ctx *cc) { return cc ? cc->opts : NULL; }
+
 typedef struct si_device_i {
     int api_version; /* SI_DEVICE_API_VERSION */
     /* Can this device run node n of graph g (types and shapes as far as inferred)? Cheap, no side effects.
      * SI_OK or SI_ERR_UNSUPPORTED with a message naming the reason. */
     si_result (*supports_op)(const si_device *d, const si_graph *g, const si_node *n);
-    /* Compile a graph (a whole model or a submodel). The graph is borrowed for the call only. */
-    si_result (*compile)(si_device *d, const si_graph *g, const si_options *opts, si_cmodel **out);
+    /* Compile a graph (a whole model or a submodel). The graph and the context are borrowed for the call only. */
+    si_result (*compile)(si_device *d, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out);
 } si_device_i;
 
 struct si_device {

@@ -7,6 +7,7 @@
 #ifndef SI_IFACE_H
 #define SI_IFACE_H
 
+#include "util/prof.h"
 #include "util/util.h"
 
 typedef struct si_cmodel si_cmodel;
@@ -48,6 +49,10 @@ typedef struct si_ireq_i {
     /* (optional, may be NULL) Ask an infer running on another thread to return soon with SI_ERR_ABORTED.
      * Called by a watchdog that has given up on the call; must be safe to call concurrently with infer. */
     void (*cancel)(si_ireq *r);
+    /* (optional, may be NULL) Add the step timings gathered since the last call to sink (util/prof.h) and
+     * reset them. A request gathers timings only when its model was compiled with the option profile=on;
+     * wrappers pass the call on to the requests they run. Not called concurrently with infer. */
+    void (*profile)(si_ireq *r, si_prof *sink);
 } si_ireq_i;
 
 /* The part of a request every implementation shares (devices, the fail-safe layer, the executor core, the

@@ -74,6 +74,7 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
         return SI_OK;
     case SI_SRC_SUB: return r->subs[src->index]->iface->get_output(r->subs[src->index], src->port, t);
     case SI_SRC_CONST: *t = src->constant; return SI_OK;
+    case SI_SRC_NONE: break;
     }
     return si_err(SI_ERR_INTERNAL, "bad source kind");
 }
@@ -143,6 +144,13 @@ static void exec_cancel(si_ireq *r_) {
         if (r->subs[s] && r->subs[s]->iface->cancel) r->subs[s]->iface->cancel(r->subs[s]);
 }
 
+static void exec_profile(si_ireq *r_, si_prof *sink) {
+    exec_req *r = (exec_req *)r_;
+    exec_model *m = (exec_model *)r->base.model;
+    for (int s = 0; s < m->n_subs; s++)
+        if (r->subs[s] && r->subs[s]->iface->profile) r->subs[s]->iface->profile(r->subs[s], sink);
+}
+
 static void exec_req_free(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     if (!r) return;
@@ -161,6 +169,7 @@ static const si_ireq_i exec_req_iface = {
     .infer = exec_infer,
     .free = exec_req_free,
     .cancel = exec_cancel,
+    .profile = exec_profile,
 };
 
 static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {

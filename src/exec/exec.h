@@ -14,7 +14,8 @@
 typedef enum si_src_kind {
     SI_SRC_INPUT = 0, /* model input `index` */
     SI_SRC_SUB = 1,   /* output `port` of submodel `index` (an earlier one) */
-    SI_SRC_CONST = 2  /* a constant tensor (borrowed, must outlive the compiled model; use si_const_ref) */
+    SI_SRC_CONST = 2, /* a constant tensor (borrowed, must outlive the compiled model; use si_const_ref) */
+    SI_SRC_NONE = 3   /* nothing (control flow: an absent optional input); not a valid source in si_exec_desc */
 } si_src_kind;
 
 typedef struct si_src {

@@ -1064,6 +1064,13 @@ static void fs_cancel(si_ireq *r_) {
     pthread_mutex_unlock(&r->cmu);
 }
 
+static void fs_profile(si_ireq *r_, si_prof *sink) {
+    fs_req *r = (fs_req *)r_;
+    pthread_mutex_lock(&r->cmu);
+    if (r->inner && r->inner->iface->profile) r->inner->iface->profile(r->inner, sink);
+    pthread_mutex_unlock(&r->cmu);
+}
+
 static void fs_req_free(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     if (!r) return;
@@ -1084,6 +1091,7 @@ static const si_ireq_i fs_req_iface = {
     .infer = fs_infer,
     .free = fs_req_free,
     .cancel = fs_cancel,
+    .profile = fs_profile,
 };
 
 /* Request creation is lazy about the inner request: it is made (and failed over) by the first infer. */

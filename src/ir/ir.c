@@ -1,5 +1,6 @@
 /*
- * ir.c — graph construction, validation and topological ordering, deep copy, and attribute access.
+ * ir.c — graph construction, validation and topological ordering (outer-scope reads of subgraphs included),
+ * deep copy (one node and attribute copy, recursing into subgraphs), symbols, and attribute access.
  */
 #include "ir/ir.h"
 
@@ -21,6 +22,10 @@ void si_attr_clear(si_attr *a) {
     if (a->strings)
         for (int i = 0; i < a->n; i++) si_free(a->strings[i]);
     si_free(a->strings);
+    si_graph_free(a->g);
+    if (a->gs)
+        for (int i = 0; i < a->n; i++) si_graph_free(a->gs[i]);
+    si_free(a->gs);
     memset(a, 0, sizeof *a);
 }
 
@@ -32,6 +37,7 @@ void si_node_clear(si_node *n) {
     si_free(n->out);
     for (int i = 0; i < n->n_attr; i++) si_attr_clear(&n->attrs[i]);
     si_free(n->attrs);
+    si_free(n->implicit);
     memset(n, 0, sizeof *n);
 }
 
@@ -52,7 +58,44 @@ void si_graph_free(si_graph *g) {
     for (int i = 0; i < g->n_opsets; i++) si_free(g->opsets[i].domain);
     si_free(g->opsets);
     si_free(g->producer);
+    si_free(g->outer);
+    for (int i = 0; i < g->n_syms; i++) si_free(g->syms[i]);
+    si_free(g->syms);
     si_free(g);
+}
+
+si_graph *si_graph_root(const si_graph *g) {
+    while (g->parent) g = g->parent;
+    return (si_graph *)g;
+}
+
+int si_graph_sym(si_graph *g, const char *name) {
+    si_graph *r = si_graph_root(g);
+    for (int i = 0; i < r->n_syms; i++)
+        if (!strcmp(r->syms[i], name)) return i;
+    if (r->n_syms >= SI_MAX_SYMS) return -1;
+    if (r->n_syms == r->cap_syms) {
+        int cap = r->cap_syms ? r->cap_syms * 2 : 8;
+        char **ns = si_realloc(r->syms, sizeof(char *) * (size_t)cap);
+        if (!ns) return -1;
+        r->syms = ns;
+        r->cap_syms = cap;
+    }
+    if (!(r->syms[r->n_syms] = si_strdup(name))) return -1;
+    return r->n_syms++;
+}
+
+const char *si_graph_sym_name(const si_graph *g, int64_t d) {
+    const si_graph *r = si_graph_root(g);
+    int id = si_dim_sym_id(d);
+    return id >= 0 && id < r->n_syms ? r->syms[id] : NULL;
+}
+
+si_result si_graph_copy_syms(si_graph *dst, const si_graph *src) {
+    const si_graph *r = si_graph_root(src);
+    for (int i = 0; i < r->n_syms; i++)
+        if (si_graph_sym(dst, r->syms[i]) != i) return si_err(SI_ERR_NO_MEM, "out of memory copying dimension symbols");
+    return SI_OK;
 }
 
 int si_graph_find_value(const si_graph *g, const char *name) {
@@ -99,6 +142,7 @@ int si_graph_add_node(si_graph *g, si_node *n) {
 }
 
 int64_t si_graph_opset(const si_graph *g, const char *domain) {
+    g = si_graph_root(g); /* subgraphs use the model's opset imports */
     bool def = !domain || !*domain || !strcmp(domain, "ai.onnx");
     for (int i = 0; i < g->n_opsets; i++) {
         const char *d = g->opsets[i].domain;
@@ -110,7 +154,57 @@ int64_t si_graph_opset(const si_graph *g, const char *domain) {
 
 // --- finalize: validate and sort ------------------------------------------------------------------------
 
+/* The names the subgraphs of n read from the outer scope, as values of g (created when g lacks them: then they
+ * are outer reads of g too), into n->implicit without repeats. */
+static si_result resolve_implicit(si_graph *g, si_node *n) {
+    si_free(n->implicit);
+    n->implicit = NULL;
+    n->n_implicit = 0;
+    int total = 0;
+    for (int a = 0; a < n->n_attr; a++) {
+        const si_attr *at = &n->attrs[a];
+        if (at->g) total += at->g->n_outer;
+        for (int k = 0; at->gs && k < at->n; k++) total += at->gs[k] ? at->gs[k]->n_outer : 0;
+    }
+    if (!total) return SI_OK;
+    if (!(n->implicit = si_malloc(sizeof(int) * (size_t)total))) return si_err(SI_ERR_NO_MEM, "out of memory");
+    for (int a = 0; a < n->n_attr; a++) {
+        const si_attr *at = &n->attrs[a];
+        int ng = at->g ? 1 : at->gs ? at->n : 0;
+        for (int k = 0; k < ng; k++) {
+            const si_graph *sg = at->g ? at->g : at->gs[k];
+            for (int i = 0; sg && i < sg->n_outer; i++) {
+                int v = si_graph_value(g, sg->values[sg->outer[i]].name);
+                if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
+                bool dup = false;
+                for (int j = 0; j < n->n_implicit && !dup; j++) dup = n->implicit[j] == v;
+                if (!dup) n->implicit[n->n_implicit++] = v;
+            }
+        }
+    }
+    return SI_OK;
+}
+
+/* A value that a node or an output reads: its source must be in g, or (subgraphs) in an enclosing graph. */
+static si_result check_source(si_graph *g, int v, const si_node *reader) {
+    si_val *val = &g->values[v];
+    if (val->producer >= 0 || val->is_input || val->is_initializer || val->const_val) return SI_OK;
+    if (g->parent) {
+        val->is_outer = true;
+        return SI_OK;
+    }
+    if (reader)
+        return si_err(SI_ERR_PARSE, "node '%s' (%s) reads '%s', which no node, input or initializer provides",
+                      reader->name, reader->op_type, val->name);
+    return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", val->name);
+}
+
 si_result si_graph_finalize(si_graph *g) {
+    /* implicit inputs first: they may add values */
+    for (int i = 0; i < g->n_nodes; i++) {
+        si_result s = resolve_implicit(g, &g->nodes[i]);
+        if (s) return s;
+    }
     int nv = g->n_values, nn = g->n_nodes;
     /* producers */
     for (int v = 0; v < nv; v++) g->values[v].producer = -1;
@@ -126,45 +220,51 @@ si_result si_graph_finalize(si_graph *g) {
                 return si_err(SI_ERR_PARSE, "value '%s' is produced more than once (again by node '%s' %s)", val->name,
                               n->name, n->op_type);
             val->producer = i;
+            val->is_outer = false;
         }
     }
-    /* every consumed value must have a source */
+    /* every consumed value must have a source (in a subgraph: here or in an enclosing graph) */
     for (int i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_in; k++) {
-            int v = n->in[k];
-            if (v < 0) continue;
-            si_val *val = &g->values[v];
-            if (val->producer < 0 && !val->is_input && !val->is_initializer && !val->const_val)
-                return si_err(SI_ERR_PARSE, "node '%s' (%s) reads '%s', which no node, input or initializer provides",
-                              n->name, n->op_type, val->name);
+        for (int k = 0; k < n->n_in + n->n_implicit; k++) {
+            int v = k < n->n_in ? n->in[k] : n->implicit[k - n->n_in];
+            si_result s = v < 0 ? SI_OK : check_source(g, v, n);
+            if (s) return s;
         }
     }
     for (int k = 0; k < g->n_outputs; k++) {
-        si_val *val = &g->values[g->outputs[k]];
-        if (val->producer < 0 && !val->is_input && !val->is_initializer && !val->const_val)
-            return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", val->name);
+        si_result s = check_source(g, g->outputs[k], NULL);
+        if (s) return s;
+    }
+    if (g->parent) {
+        int n_outer = 0;
+        for (int v = 0; v < nv; v++) n_outer += g->values[v].is_outer;
+        si_free(g->outer);
+        g->n_outer = 0;
+        if (!(g->outer = si_malloc(sizeof(int) * ((size_t)n_outer + 1)))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        for (int v = 0; v < nv; v++)
+            if (g->values[v].is_outer) g->outer[g->n_outer++] = v;
     }
     /* Kahn's algorithm over node dependencies, keeping the file's order where it is already valid */
     int *indeg = si_calloc((size_t)nn + 1, sizeof(int));
     int *order = si_malloc(sizeof(int) * ((size_t)nn + 1));
     int *users_start = si_calloc((size_t)nv + 1, sizeof(int));
     int total_in = 0;
-    for (int i = 0; i < nn; i++) total_in += g->nodes[i].n_in;
+    for (int i = 0; i < nn; i++) total_in += g->nodes[i].n_in + g->nodes[i].n_implicit;
     int *users = si_malloc(sizeof(int) * ((size_t)total_in + 1));
     int *fill = si_calloc((size_t)nv + 1, sizeof(int));
     si_node *sorted = si_malloc(sizeof(si_node) * ((size_t)nn + 1));
     si_result st = SI_OK;
     if (!indeg || !order || !users_start || !users || !fill || !sorted) { st = si_err(SI_ERR_NO_MEM, "out of memory sorting the graph"); goto done; }
     for (int i = 0; i < nn; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++) {
-            int v = g->nodes[i].in[k];
+        for (int k = 0; k < g->nodes[i].n_in + g->nodes[i].n_implicit; k++) {
+            int v = si_node_reads(&g->nodes[i], k);
             if (v >= 0 && g->values[v].producer >= 0) { users_start[v + 1]++; indeg[i]++; }
         }
     for (int v = 0; v < nv; v++) users_start[v + 1] += users_start[v];
     for (int i = 0; i < nn; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++) {
-            int v = g->nodes[i].in[k];
+        for (int k = 0; k < g->nodes[i].n_in + g->nodes[i].n_implicit; k++) {
+            int v = si_node_reads(&g->nodes[i], k);
             if (v >= 0 && g->values[v].producer >= 0) users[users_start[v] + fill[v]++] = i;
         }
     /* a min-ordered ready list keeps the original order stable; use a simple queue scanned in index order */
@@ -214,27 +314,7 @@ done:
 
 // --- deep copy --------------------------------------------------------------------------------------------
 
-static si_result attr_copy(si_attr *d, const si_attr *s) {
-    *d = *s;
-    d->name = NULL; d->s = NULL; d->t = NULL; d->floats = NULL; d->ints = NULL; d->strings = NULL;
-    if (!(d->name = si_strdup(s->name))) return SI_ERR_NO_MEM;
-    if (s->s && !(d->s = si_strdup(s->s))) return SI_ERR_NO_MEM;
-    if (s->t && si_tensor_clone(s->t, &d->t)) return SI_ERR_NO_MEM;
-    if (s->floats) {
-        if (!(d->floats = si_malloc(sizeof(float) * (size_t)s->n + 1))) return SI_ERR_NO_MEM;
-        memcpy(d->floats, s->floats, sizeof(float) * (size_t)s->n);
-    }
-    if (s->ints) {
-        if (!(d->ints = si_malloc(sizeof(int64_t) * (size_t)s->n + 1))) return SI_ERR_NO_MEM;
-        memcpy(d->ints, s->ints, sizeof(int64_t) * (size_t)s->n);
-    }
-    if (s->strings) {
-        if (!(d->strings = si_calloc((size_t)s->n + 1, sizeof(char *)))) return SI_ERR_NO_MEM;
-        for (int i = 0; i < s->n; i++)
-            if (!(d->strings[i] = si_strdup(s->strings[i]))) return SI_ERR_NO_MEM;
-    }
-    return SI_OK;
-}
+static si_result graph_clone(const si_graph *g, si_graph *parent, si_graph **out);
 
 static int *ints_dup(const int *a, int n) {
     int *d = si_malloc(sizeof(int) * ((size_t)n + 1));
@@ -242,13 +322,75 @@ static int *ints_dup(const int *a, int n) {
     return d;
 }
 
-si_result si_graph_clone(const si_graph *g, si_graph **out) {
+si_result si_attr_copy(si_attr *d, const si_attr *s, si_graph *owner) {
+    *d = *s;
+    d->name = NULL; d->s = NULL; d->t = NULL; d->floats = NULL; d->ints = NULL; d->strings = NULL;
+    d->g = NULL; d->gs = NULL;
+    si_result st = SI_ERR_NO_MEM;
+    if (!(d->name = si_strdup(s->name))) goto fail;
+    if (s->s && !(d->s = si_strdup(s->s))) goto fail;
+    if (s->t && si_tensor_clone(s->t, &d->t)) goto fail;
+    if (s->floats) {
+        if (!(d->floats = si_malloc(sizeof(float) * (size_t)s->n + 1))) goto fail;
+        memcpy(d->floats, s->floats, sizeof(float) * (size_t)s->n);
+    }
+    if (s->ints) {
+        if (!(d->ints = si_malloc(sizeof(int64_t) * (size_t)s->n + 1))) goto fail;
+        memcpy(d->ints, s->ints, sizeof(int64_t) * (size_t)s->n);
+    }
+    if (s->strings) {
+        if (!(d->strings = si_calloc((size_t)s->n + 1, sizeof(char *)))) goto fail;
+        for (int i = 0; i < s->n; i++)
+            if (!(d->strings[i] = si_strdup(s->strings[i]))) goto fail;
+    }
+    if (s->g && (st = graph_clone(s->g, owner, &d->g))) goto fail;
+    if (s->gs) {
+        st = SI_ERR_NO_MEM;
+        if (!(d->gs = si_calloc((size_t)s->n + 1, sizeof(si_graph *)))) goto fail;
+        for (int i = 0; i < s->n; i++)
+            if (s->gs[i] && (st = graph_clone(s->gs[i], owner, &d->gs[i]))) goto fail;
+    }
+    return SI_OK;
+fail:
+    si_attr_clear(d);
+    return st == SI_ERR_NO_MEM ? si_err(SI_ERR_NO_MEM, "out of memory copying attribute '%s'", s->name) : st;
+}
+
+si_result si_node_copy(si_node *d, const si_node *s, si_graph *owner) {
+    memset(d, 0, sizeof *d);
+    d->opset = s->opset;
+    d->op = s->op;
+    d->n_in = s->n_in;
+    d->n_out = s->n_out;
+    d->n_implicit = s->n_implicit;
+    if (!(d->name = si_strdup(s->name)) || !(d->op_type = si_strdup(s->op_type)) || !(d->domain = si_strdup(s->domain)) ||
+        !(d->in = ints_dup(s->in, s->n_in)) || !(d->out = ints_dup(s->out, s->n_out)) ||
+        !(d->implicit = ints_dup(s->implicit, s->n_implicit)) ||
+        !(d->attrs = si_calloc((size_t)s->n_attr + 1, sizeof(si_attr)))) {
+        si_node_clear(d);
+        return si_err(SI_ERR_NO_MEM, "out of memory copying node '%s'", s->name);
+    }
+    for (int k = 0; k < s->n_attr; k++) {
+        si_result st = si_attr_copy(&d->attrs[k], &s->attrs[k], owner);
+        if (st) {
+            si_node_clear(d);
+            return st;
+        }
+        d->n_attr = k + 1;
+    }
+    return SI_OK;
+}
+
+static si_result graph_clone(const si_graph *g, si_graph *parent, si_graph **out) {
     *out = NULL;
+    si_result st = SI_ERR_NO_MEM;
     si_graph *c = si_graph_new();
-    if (!c) goto oom;
+    if (!c) goto fail;
     c->ir_version = g->ir_version;
-    if (!(c->producer = si_strdup(g->producer ? g->producer : ""))) goto oom;
-    if (!(c->values = si_calloc((size_t)g->n_values + 1, sizeof(si_val)))) goto oom;
+    c->parent = parent;
+    c->depth = g->depth;
+    if (!(c->producer = si_strdup(g->producer ? g->producer : ""))) goto fail;
+    if (!(c->values = si_calloc((size_t)g->n_values + 1, sizeof(si_val)))) goto fail;
     c->cap_values = g->n_values + 1;
     for (int i = 0; i < g->n_values; i++) {
         const si_val *s = &g->values[i];
@@ -257,42 +399,44 @@ si_result si_graph_clone(const si_graph *g, si_graph **out) {
         *d = *s;
         d->name = NULL; d->const_val = NULL;
         memset(d->dim_names, 0, sizeof d->dim_names);
-        if (!(d->name = si_strdup(s->name))) goto oom;
+        if (!(d->name = si_strdup(s->name))) goto fail;
         for (int k = 0; k < SI_MAX_DIMS; k++)
-            if (s->dim_names[k] && !(d->dim_names[k] = si_strdup(s->dim_names[k]))) goto oom;
+            if (s->dim_names[k] && !(d->dim_names[k] = si_strdup(s->dim_names[k]))) goto fail;
         d->const_val = si_const_ref(s->const_val); /* constants are immutable: shared, not copied */
     }
-    if (!(c->nodes = si_calloc((size_t)g->n_nodes + 1, sizeof(si_node)))) goto oom;
+    if (!(c->nodes = si_calloc((size_t)g->n_nodes + 1, sizeof(si_node)))) goto fail;
     c->cap_nodes = g->n_nodes + 1;
     for (int i = 0; i < g->n_nodes; i++) {
-        const si_node *s = &g->nodes[i];
-        si_node *d = &c->nodes[i];
+        if ((st = si_node_copy(&c->nodes[i], &g->nodes[i], c))) goto fail;
         c->n_nodes = i + 1;
-        d->opset = s->opset; d->op = s->op; d->n_in = s->n_in; d->n_out = s->n_out;
-        if (!(d->name = si_strdup(s->name)) || !(d->op_type = si_strdup(s->op_type)) || !(d->domain = si_strdup(s->domain)))
-            goto oom;
-        if (!(d->in = ints_dup(s->in, s->n_in)) || !(d->out = ints_dup(s->out, s->n_out))) goto oom;
-        if (!(d->attrs = si_calloc((size_t)s->n_attr + 1, sizeof(si_attr)))) goto oom;
-        for (int k = 0; k < s->n_attr; k++) {
-            d->n_attr = k + 1;
-            if (attr_copy(&d->attrs[k], &s->attrs[k])) goto oom;
-        }
     }
-    if (!(c->inputs = ints_dup(g->inputs, g->n_inputs)) || !(c->outputs = ints_dup(g->outputs, g->n_outputs))) goto oom;
+    st = SI_ERR_NO_MEM;
+    if (!(c->inputs = ints_dup(g->inputs, g->n_inputs)) || !(c->outputs = ints_dup(g->outputs, g->n_outputs)) ||
+        !(c->outer = ints_dup(g->outer, g->n_outer)))
+        goto fail;
     c->n_inputs = g->n_inputs;
     c->n_outputs = g->n_outputs;
-    if (!(c->opsets = si_calloc((size_t)g->n_opsets + 1, sizeof(si_opset)))) goto oom;
+    c->n_outer = g->n_outer;
+    if (!(c->opsets = si_calloc((size_t)g->n_opsets + 1, sizeof(si_opset)))) goto fail;
     for (int i = 0; i < g->n_opsets; i++) {
         c->n_opsets = i + 1;
         c->opsets[i].version = g->opsets[i].version;
-        if (!(c->opsets[i].domain = si_strdup(g->opsets[i].domain))) goto oom;
+        if (!(c->opsets[i].domain = si_strdup(g->opsets[i].domain))) goto fail;
+    }
+    if (g->n_syms && (!(c->syms = si_calloc((size_t)g->n_syms, sizeof(char *))))) goto fail;
+    c->cap_syms = g->n_syms;
+    for (int i = 0; i < g->n_syms; i++) {
+        if (!(c->syms[i] = si_strdup(g->syms[i]))) goto fail;
+        c->n_syms = i + 1;
     }
     *out = c;
     return SI_OK;
-oom:
+fail:
     si_graph_free(c);
-    return si_err(SI_ERR_NO_MEM, "out of memory copying the graph");
+    return st == SI_ERR_NO_MEM ? si_err(SI_ERR_NO_MEM, "out of memory copying the graph") : st;
 }
+
+si_result si_graph_clone(const si_graph *g, si_graph **out) { return graph_clone(g, g->parent, out); }
 
 // --- attributes -----------------------------------------------------------------------------------------
 

@@ -3,29 +3,75 @@
  * folding: a node whose inputs are all constant is evaluated once here with the reference kernels, so that
  * shape computations (Shape -> Gather -> Concat -> Reshape) and generated weights (ConstantOfShape) are
  * resolved before any device sees the graph.
+ *
+ * Shapes may be partial: a dimension is a size, a symbol or unknown (ir.h), and each op's infer sets what
+ * follows from what is known (ops.h). A node is inferred when every input has a dtype and a rank; its outputs
+ * are then replaced by what infer says. A node that cannot be inferred (an op safeinfer lacks, an input of
+ * unknown rank, values only known at run time where the op cannot say more) keeps its outputs as they were
+ * (declared types, or unknown). Subgraphs are inferred before their node: the values they read from the outer
+ * scope take the enclosing graph's types (and constants), their formal inputs the node's (si_control_bind).
+ * A contradiction inside a subgraph is not an error of the model: a branch that is not taken for these shapes
+ * may well contradict them (ONNX's own expanded functions do), so the node whose rules are broken there keeps
+ * unknown outputs and inference goes on; running the subgraph will report it if it is ever taken.
  */
 #include "ir/ir.h"
 
 #include "ops/ops.h"
 
+/* Type and rank known (a constant always is): the node can be asked about it. */
+static bool typed(const si_val *v) { return v->const_val || (v->dtype != SI_DTYPE_UNDEFINED && v->ndim >= 0); }
 
-static bool value_known(const si_val *v) {
-    if (v->const_val) return true;
-    if (v->dtype == SI_DTYPE_UNDEFINED || v->ndim < 0) return false;
-    for (int i = 0; i < v->ndim; i++)
-        if (v->dims[i] < 0) return false;
-    /* a declared shape whose size does not fit (hostile value_info) is as good as unknown */
-    return si_shape_count(v->ndim, v->dims) <= INT64_MAX / 16;
+static si_result infer_graph(si_graph *g, size_t fold_max, size_t *folded, bool lenient);
+
+/* The outer-scope values of subgraph sg (a subgraph of a node of g) take g's types, shapes and constants. */
+static void bind_outer(const si_graph *g, si_graph *sg) {
+    for (int i = 0; i < sg->n_outer; i++) {
+        si_val *d = &sg->values[sg->outer[i]];
+        int pv = si_graph_find_value(g, d->name);
+        if (pv < 0) continue;
+        const si_val *s = &g->values[pv];
+        d->dtype = s->dtype;
+        d->ndim = s->ndim;
+        memcpy(d->dims, s->dims, sizeof d->dims);
+        if (d->const_val != s->const_val) {
+            si_const_unref(d->const_val);
+            d->const_val = si_const_ref(s->const_val);
+        }
+    }
 }
 
-/* Ops whose outputs depend only on their input's shape (Shape, Size) are folded as soon as that shape is
- * known; random generators never are. */
-static bool shape_only(const si_node *n) { return (n->op->flags & SI_OPF_SHAPE_ONLY) != 0; }
+/* Infer the subgraphs of node n (of g) before the node itself. */
+static si_result infer_subgraphs(si_graph *g, si_node *n, si_kctx *c, size_t fold_max, size_t *folded) {
+    for (int a = 0; a < n->n_attr; a++) {
+        si_attr *at = &n->attrs[a];
+        int ng = at->g ? 1 : at->gs ? at->n : 0;
+        for (int k = 0; k < ng; k++) {
+            si_graph *sg = at->g ? at->g : at->gs[k];
+            if (!sg) continue;
+            bind_outer(g, sg);
+            si_result s = si_control_bind(c, at->name, sg);
+            if (!s) s = infer_graph(sg, fold_max, folded, true);
+            if (s == SI_ERR_NO_MEM) return si_err_wrap(s, "node '%s' (%s) attribute '%s'", n->name, n->op_type, at->name);
+            if (s) si_err_clear(); /* the node's own rules (si_control_bind's) are checked again by its infer */
+        }
+    }
+    return SI_OK;
+}
 
-static bool foldable(const si_node *n) { return (n->op->flags & SI_OPF_RANDOM) == 0; }
+/* SHAPE_ONLY ops give sizes: a negative value means that a dimension they read is not known. */
+static bool sizes_known(const si_tensor *t) {
+    if (t->dtype != SI_I64) return false;
+    const int64_t *v = t->data;
+    for (int64_t i = 0; i < si_shape_count(t->ndim, t->dims); i++)
+        if (v[i] < 0) return false;
+    return true;
+}
 
-/* Set each output's dtype (when the op can tell it without shapes, e.g. Cast) is left to infer; here we
- * only copy what infer computed. */
+/* A declared shape whose size does not fit (hostile value_info) is as good as unknown. */
+static bool size_fits(const si_val *v) {
+    return v->const_val || !si_dims_known(v->ndim, v->dims) || si_shape_count(v->ndim, v->dims) <= INT64_MAX / 16;
+}
+
 static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folded) {
     si_node *n = &g->nodes[idx];
     if (!n->op) return SI_OK;
@@ -33,12 +79,13 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
     si_tensor in_desc[64], out_t[64];
     si_tensor *outs[64] = {0}; /* absent outputs get a tensor too (kernels may write them); it is dropped */
     if (n->n_in > 64 || n->n_out > 64) return SI_OK;
-    bool all_const = true;
+    bool all_const = true, dims_known = true;
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = NULL;
         if (n->in[k] < 0) continue;
         si_val *v = &g->values[n->in[k]];
-        if (!value_known(v)) return SI_OK; /* shapes stay unknown until run time */
+        if (!typed(v) || !size_fits(v)) return SI_OK; /* nothing to say before the input's type and rank are known */
+        dims_known &= v->const_val || si_dims_known(v->ndim, v->dims);
         if (v->const_val) {
             ins[k] = v->const_val;
         } else {
@@ -47,8 +94,10 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
             memset(d, 0, sizeof *d);
             d->dtype = v->dtype;
             d->ndim = v->ndim;
-            memcpy(d->dims, v->dims, sizeof d->dims);
-            d->nbytes = (size_t)si_shape_count(v->ndim, v->dims) * si_dtype_size(v->dtype);
+            for (int i = 0; i < v->ndim; i++) /* any other negative (a -1 written by hand) is unknown too */
+                d->dims[i] = si_dim_valid(v->dims[i]) ? v->dims[i] : SI_DIM_UNKNOWN;
+            int64_t cnt = si_shape_count(v->ndim, v->dims);
+            d->nbytes = cnt > 0 ? (size_t)cnt * si_dtype_size(v->dtype) : 0;
             ins[k] = d;
         }
     }
@@ -56,35 +105,51 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
         memset(&out_t[k], 0, sizeof out_t[k]);
         outs[k] = &out_t[k];
     }
-    si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
+    if (!dims_known && !si_op_partial(n->op)) return SI_OK; /* a family not ported to partial shapes yet */
+    si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs,
+                 .partial = true};
     si_result s = si_op_supported(n, n->n_in, ins);
     if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; } /* a device may still take it */
     if (s) return s;
+    if ((n->op->flags & SI_OPF_SUBGRAPH) && (s = infer_subgraphs(g, n, &c, fold_max, folded))) return s;
     s = n->op->infer(&c);
-    if (s == SI_SHAPE_DYNAMIC) { si_err_clear(); return SI_OK; }
-    if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; }
-    if (!s) s = si_outputs_typed(&c);
+    if (s == SI_ERR_UNSUPPORTED) { si_err_clear(); return SI_OK; } /* outputs stay as they were */
+    /* An error seen while some input dimension is not known yet is left to the run (or to inference with the
+     * dimensions fixed), as before partial shapes: a model is refused at load only for what contradicts known
+     * shapes, and an op whose infer does not follow the partial contract (ops.h) cannot refuse a valid model. */
+    if (s && s != SI_ERR_NO_MEM && !dims_known) { si_err_clear(); return SI_OK; }
+    /* an output the op does not produce (a node naming more outputs than its op has) is refused by name; an
+     * op with subgraphs, or inputs not fully known, may leave an output's type to run time */
+    if (!s && dims_known && !(n->op->flags & SI_OPF_SUBGRAPH)) s = si_outputs_typed(&c);
     if (s) return s;
     size_t total = 0;
+    bool outs_known = true;
     for (int k = 0; k < n->n_out; k++) {
-        if (n->out[k] < 0) continue;
+        if (!outs[k]) continue;
+        bool known = si_dims_known(out_t[k].ndim, out_t[k].dims);
+        outs_known &= known;
+        if (!known) continue;
         /* an output that could never be allocated: a named error now, before anything is */
-        if (out_t[k].nbytes >= SI_BIG_ALLOC) {
+        if (n->out[k] >= 0 && out_t[k].nbytes >= SI_BIG_ALLOC) {
             char sh[160];
             si_shape_str(sh, sizeof sh, out_t[k].dtype, out_t[k].ndim, out_t[k].dims);
             if ((s = si_mem_fits(out_t[k].nbytes, sh)))
                 return si_err_wrap(s, "node '%s' (%s) output '%s'", n->name, n->op_type, g->values[n->out[k]].name);
         }
+        total = out_t[k].nbytes > SIZE_MAX - total ? SIZE_MAX : total + out_t[k].nbytes;
     }
-    for (int k = 0; k < n->n_out; k++) total = out_t[k].nbytes > SIZE_MAX - total ? SIZE_MAX : total + out_t[k].nbytes;
-    /* per node at most fold_max bytes, per graph at most SI_FOLD_TOTAL_FACTOR times that */
-    bool fold = (all_const || shape_only(n)) && foldable(n) && total <= fold_max &&
-                total <= fold_max * SI_FOLD_TOTAL_FACTOR - *folded;
+    bool shape_only = (n->op->flags & SI_OPF_SHAPE_ONLY) != 0;
+    /* Shape and Size also when some dimension is not known: the dimensions they read may be. Per node at most
+     * fold_max bytes, per graph (subgraphs included) at most SI_FOLD_TOTAL_FACTOR times that. */
+    bool fold = (all_const || shape_only) && n->op->run && outs_known && !(n->op->flags & SI_OPF_RANDOM) &&
+                total <= fold_max && total <= fold_max * SI_FOLD_TOTAL_FACTOR - *folded;
     if (fold) {
         for (int k = 0; k < n->n_out && !s; k++) s = si_tensor_alloc(outs[k]);
         if (!s) s = n->op->run(&c);
+        for (int k = 0; k < n->n_out && !s && shape_only; k++)
+            if (outs[k] && !sizes_known(outs[k])) s = SI_ERR_UNSUPPORTED; /* read a dimension not known yet */
         if (!s) *folded += total;
-        if (s) { /* folding is an optimisation: leave the node for run time, where the error will show */
+        if (s) { /* folding is an optimisation: leave the node for run time, where an error will show */
             for (int k = 0; k < n->n_out; k++) si_tensor_release(&out_t[k]);
             si_err_clear();
             fold = false;
@@ -97,6 +162,8 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
         v->dtype = out_t[k].dtype;
         v->ndim = out_t[k].ndim;
         memcpy(v->dims, out_t[k].dims, sizeof v->dims);
+        si_const_unref(v->const_val);
+        v->const_val = NULL;
         if (fold) {
             si_tensor *t = si_malloc(sizeof *t);
             if (!t) {
@@ -104,8 +171,28 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
                 return si_err(SI_ERR_NO_MEM, "out of memory folding constants");
             }
             *t = out_t[k];
-            si_const_unref(v->const_val);
             v->const_val = t;
+        }
+    }
+    return SI_OK;
+}
+
+/* lenient (subgraphs): a node whose rules its inputs break gets unknown outputs, and inference goes on. */
+static si_result infer_graph(si_graph *g, size_t fold_max, size_t *folded, bool lenient) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        si_result s = infer_node(g, i, fold_max, folded);
+        if (s && (!lenient || s == SI_ERR_NO_MEM)) return s;
+        if (s) {
+            si_err_clear();
+            const si_node *n = &g->nodes[i];
+            for (int k = 0; k < n->n_out; k++) {
+                if (n->out[k] < 0) continue;
+                si_val *v = &g->values[n->out[k]];
+                v->dtype = SI_DTYPE_UNDEFINED;
+                v->ndim = -1;
+                si_const_unref(v->const_val);
+                v->const_val = NULL;
+            }
         }
     }
     return SI_OK;
@@ -114,9 +201,5 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
 si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes) {
     size_t folded = 0;
     if (fold_max_bytes > SIZE_MAX / SI_FOLD_TOTAL_FACTOR) fold_max_bytes = SIZE_MAX / SI_FOLD_TOTAL_FACTOR;
-    for (int i = 0; i < g->n_nodes; i++) {
-        si_result s = infer_node(g, i, fold_max_bytes, &folded);
-        if (s) return s;
-    }
-    return SI_OK;
+    return infer_graph(g, fold_max_bytes, &folded, false);
 }

@@ -174,7 +174,7 @@ si_result si_onnx_read_tensor(const void *buf, size_t len, si_tensor **out, char
  * ...) or types (a sequence of a sequence of ...) a few hundred thousand levels deep would overflow the stack
  * inside onnx__model_proto__unpack. Before unpacking, this walks the wire format, following only the fields
  * through which ONNX messages can recurse (the other messages have a small fixed depth), and refuses more
- * than SI_MAX_GRAPH_DEPTH nested graphs or SI_MAX_MSG_DEPTH nested messages. Malformed wire data is refused
+ * than SI_MAX_WIRE_GRAPH_DEPTH nested graphs or SI_MAX_MSG_DEPTH nested messages. Malformed wire data is refused
  * too (protobuf-c would refuse it as well).
  */
 enum { PK_MODEL, PK_GRAPH, PK_NODE, PK_ATTR, PK_FUNCTION, PK_TRAINING, PK_VALUE_INFO, PK_TYPE, PK_TYPE_ELEM, PK_TYPE_MAP, PK_NONE };
@@ -208,7 +208,7 @@ static bool wire_varint(const uint8_t *p, size_t end, size_t *pos, uint64_t *v) 
 
 /* 0: fine; 1: malformed; 2: too deep (*what says which limit). */
 static int wire_depth(const uint8_t *p, size_t start, size_t end, int kind, int depth, int graphs, const char **what) {
-    if (kind == PK_GRAPH && ++graphs > SI_MAX_GRAPH_DEPTH) { *what = "subgraphs"; return 2; }
+    if (kind == PK_GRAPH && ++graphs > SI_MAX_WIRE_GRAPH_DEPTH) { *what = "subgraphs"; return 2; }
     if (++depth > SI_MAX_MSG_DEPTH) { *what = "messages"; return 2; }
     size_t pos = start;
     while (pos < end) {
@@ -240,13 +240,16 @@ static si_result check_nesting(const void *buf, size_t len) {
     if (r == 1) return si_err(SI_ERR_PARSE, "not a valid ONNX model: the protobuf is malformed or truncated (%zu bytes)", len);
     if (r == 2)
         return si_err(SI_ERR_PARSE, "the model nests %s deeper than %d levels", what,
-                      !strcmp(what, "subgraphs") ? SI_MAX_GRAPH_DEPTH : SI_MAX_MSG_DEPTH);
+                      !strcmp(what, "subgraphs") ? SI_MAX_WIRE_GRAPH_DEPTH : SI_MAX_MSG_DEPTH);
     return SI_OK;
 }
 
 // --- value infos ------------------------------------------------------------------------------------------
 
-static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, bool required) {
+/* The declared type of v (a value of g). required: v must be a tensor with a type (graph inputs and outputs); a
+ * dim_param becomes the dimension symbol of that name. */
+static si_result apply_value_info(si_graph *g, int vid, const Onnx__ValueInfoProto *vi, bool required) {
+    si_val *v = &g->values[vid];
     const Onnx__TypeProto *tp = vi->type;
     if (!tp) {
         if (required) return si_err(SI_ERR_PARSE, "value '%s' has no type", v->name);
@@ -277,13 +280,15 @@ static si_result apply_value_info(si_val *v, const Onnx__ValueInfoProto *vi, boo
         v->ndim = (int)tt->shape->n_dim;
         for (size_t i = 0; i < tt->shape->n_dim; i++) {
             const Onnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-            v->dims[i] = -1;
+            v->dims[i] = SI_DIM_UNKNOWN;
             si_free(v->dim_names[i]);
             v->dim_names[i] = NULL;
             if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0) {
                 v->dims[i] = d->dim_value;
             } else if (d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param && *d->dim_param) {
-                if (!(v->dim_names[i] = si_strdup(d->dim_param))) return si_err(SI_ERR_NO_MEM, "out of memory");
+                int sym = si_graph_sym(g, d->dim_param);
+                if (sym < 0 || !(v->dim_names[i] = si_strdup(d->dim_param))) return si_err(SI_ERR_NO_MEM, "out of memory");
+                v->dims[i] = si_dim_sym(sym);
             }
         }
         /* a declared shape whose element count overflows (int64) can never be a tensor */
@@ -355,7 +360,11 @@ static int value_id(name_index *ix, si_graph *g, const char *name) {
 
 // --- nodes ----------------------------------------------------------------------------------------------
 
-static si_result convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *node_name) {
+static si_result load_subgraph(Onnx__GraphProto *gp, si_graph *parent, const char *base_dir, const char *what,
+                               si_graph **out);
+
+static si_result convert_attr(si_graph *g, si_attr *a, Onnx__AttributeProto *ap, const char *node_name,
+                              const char *base_dir) {
     if (!(a->name = si_strdup(ap->name ? ap->name : ""))) return si_err(SI_ERR_NO_MEM, "out of memory");
     int type = ap->has_type ? (int)ap->type : 0;
     if (type == 0) { /* very old models: infer the kind from the field that is set */
@@ -403,12 +412,23 @@ static si_result convert_attr(si_attr *a, Onnx__AttributeProto *ap, const char *
             a->strings[i][ap->strings[i].len] = 0;
         }
         break;
-    default: break; /* graphs, sparse tensors, type protos: kept as a typed marker; ops needing them are unsupported */
+    case SI_ATTR_GRAPH:
+        if (!ap->g) return si_err(SI_ERR_PARSE, "%s: graph attribute without a graph", what);
+        return load_subgraph(ap->g, g, base_dir, what, &a->g);
+    case SI_ATTR_GRAPHS:
+        if (!(a->gs = si_calloc(ap->n_graphs + 1, sizeof(si_graph *)))) return si_err(SI_ERR_NO_MEM, "out of memory");
+        a->n = (int)ap->n_graphs;
+        for (size_t i = 0; i < ap->n_graphs; i++) {
+            si_result s = load_subgraph(ap->graphs[i], g, base_dir, what, &a->gs[i]);
+            if (s) return s;
+        }
+        break;
+    default: break; /* sparse tensors, type protos: kept as a typed marker; ops needing them are unsupported */
     }
     return SI_OK;
 }
 
-static si_result convert_node(si_graph *g, name_index *ix, Onnx__NodeProto *np, int index) {
+static si_result convert_node(si_graph *g, name_index *ix, Onnx__NodeProto *np, int index, const char *base_dir) {
     si_node n;
     memset(&n, 0, sizeof n);
     char fallback[32];
@@ -438,7 +458,7 @@ static si_result convert_node(si_graph *g, name_index *ix, Onnx__NodeProto *np, 
             s = si_err(SI_ERR_PARSE, "node '%s': attribute reference outside a function", n.name);
             goto fail;
         }
-        if ((s = convert_attr(&n.attrs[i], np->attribute[i], n.name))) goto fail;
+        if ((s = convert_attr(g, &n.attrs[i], np->attribute[i], n.name, base_dir))) goto fail;
     }
     if (si_graph_add_node(g, &n) < 0) goto oom;
     return SI_OK;
@@ -494,6 +514,31 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
 static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g,
                                        name_index *ix);
 
+static si_result convert_body(Onnx__GraphProto *gp, const char *base_dir, const raw_slices *rs, si_graph *g,
+                              name_index *ix);
+
+static si_result load_subgraph(Onnx__GraphProto *gp, si_graph *parent, const char *base_dir, const char *what,
+                               si_graph **out) {
+    *out = NULL;
+    if (parent->depth + 1 > SI_MAX_GRAPH_DEPTH)
+        return si_err(SI_ERR_UNSUPPORTED, "%s: subgraphs nested more than %d deep are not supported", what,
+                      SI_MAX_GRAPH_DEPTH);
+    si_graph *g = si_graph_new();
+    if (!g) return si_err(SI_ERR_NO_MEM, "out of memory");
+    g->parent = parent;
+    g->depth = parent->depth + 1;
+    g->ir_version = parent->ir_version;
+    name_index ix = {0}; /* the subgraph's own names */
+    si_result s = (g->producer = si_strdup("")) ? convert_body(gp, base_dir, NULL, g, &ix) : si_err(SI_ERR_NO_MEM, "out of memory");
+    si_free(ix.slot);
+    if (s) {
+        si_graph_free(g);
+        return si_err_wrap(s, "%s", what);
+    }
+    *out = g;
+    return SI_OK;
+}
+
 static si_result convert_graph(Onnx__ModelProto *mp, const char *base_dir, const raw_slices *rs, si_graph *g) {
     name_index ix = {0};
     si_result s = convert_graph_indexed(mp, base_dir, rs, g, &ix);
@@ -521,6 +566,14 @@ static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_di
         g->opsets[0].version = 1;
         g->n_opsets = 1;
     }
+    return convert_body(gp, base_dir, rs, g, ix);
+}
+
+/* A GraphProto's initializers, inputs, nodes and outputs into g: the model's graph, or a subgraph (g->parent
+ * set), whose inputs and outputs may omit their types and whose outputs may be values of enclosing graphs. */
+static si_result convert_body(Onnx__GraphProto *gp, const char *base_dir, const raw_slices *rs, si_graph *g,
+                              name_index *ix) {
+    const bool sub = g->parent != NULL;
     si_result s;
     for (size_t i = 0; i < gp->n_initializer; i++) {
         Onnx__TensorProto *tp = gp->initializer[i];
@@ -552,19 +605,21 @@ static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_di
         if (v < 0) return si_err(SI_ERR_NO_MEM, "out of memory");
         if (g->values[v].is_initializer) continue; /* an initializer listed as input: a constant here */
         if (g->values[v].is_input) return si_err(SI_ERR_PARSE, "graph input '%s' is listed twice", vi->name);
-        if ((s = apply_value_info(&g->values[v], vi, true))) return s;
-        if (g->values[v].dtype == SI_DTYPE_UNDEFINED) return si_err(SI_ERR_PARSE, "graph input '%s' has no element type", vi->name);
+        if ((!sub || vi->type) && (s = apply_value_info(g, v, vi, true))) return s;
+        if (!sub && g->values[v].dtype == SI_DTYPE_UNDEFINED) return si_err(SI_ERR_PARSE, "graph input '%s' has no element type", vi->name);
         g->values[v].is_input = true;
         g->inputs[g->n_inputs++] = v;
     }
     for (size_t i = 0; i < gp->n_node; i++)
-        if ((s = convert_node(g, ix, gp->node[i], (int)i))) return s;
+        if ((s = convert_node(g, ix, gp->node[i], (int)i, base_dir))) return s;
     for (size_t i = 0; i < gp->n_output; i++) {
         const Onnx__ValueInfoProto *vi = gp->output[i];
         if (!vi->name || !*vi->name) return si_err(SI_ERR_PARSE, "graph output %zu has no name", i);
-        int v = index_find(ix, g, vi->name);
+        /* a subgraph's output may be a value of an enclosing graph, returned as it is */
+        int v = sub ? value_id(ix, g, vi->name) : index_find(ix, g, vi->name);
+        if (v < 0 && sub) return si_err(SI_ERR_NO_MEM, "out of memory");
         if (v < 0) return si_err(SI_ERR_PARSE, "graph output '%s' is not produced by any node", vi->name);
-        if ((s = apply_value_info(&g->values[v], vi, true))) return s;
+        if ((!sub || vi->type) && (s = apply_value_info(g, v, vi, true))) return s;
         g->values[v].is_output = true;
         g->outputs[g->n_outputs++] = v;
     }
@@ -572,7 +627,7 @@ static si_result convert_graph_indexed(Onnx__ModelProto *mp, const char *base_di
         const Onnx__ValueInfoProto *vi = gp->value_info[i];
         int v = vi->name ? index_find(ix, g, vi->name) : -1;
         if (v >= 0 && !g->values[v].is_input && !g->values[v].const_val) {
-            if ((s = apply_value_info(&g->values[v], vi, false))) return s;
+            if ((s = apply_value_info(g, v, vi, false))) return s;
         }
     }
     return si_graph_finalize(g);

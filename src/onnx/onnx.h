@@ -7,8 +7,8 @@
 #include "ir/ir.h"
 
 /* Nesting limits of a model (checked on the wire before protobuf-c unpacks it recursively): subgraphs in
- * attributes (If/Loop/Scan bodies) at most SI_MAX_GRAPH_DEPTH deep, any messages at most SI_MAX_MSG_DEPTH. */
-#define SI_MAX_GRAPH_DEPTH 32
+ * attributes (If/Loop/Scan bodies) at most SI_MAX_WIRE_GRAPH_DEPTH deep (the IR then allows SI_MAX_GRAPH_DEPTH), any messages at most SI_MAX_MSG_DEPTH. */
+#define SI_MAX_WIRE_GRAPH_DEPTH 32
 #define SI_MAX_MSG_DEPTH 128
 
 /* Parse a ModelProto. base_dir (may be NULL: external data is then refused) is the folder external data

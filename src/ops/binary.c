@@ -474,14 +474,17 @@ static si_result prelu_slope_shape(const si_kctx *c, int *ns, int64_t *ds) {
     int64_t dout[SI_MAX_DIMS];
     *ns = sl->ndim;
     memcpy(ds, sl->dims, sizeof(int64_t) * (size_t)sl->ndim);
-    if (c->opset < 7 && sl->ndim == 1 && x->ndim >= 2 && sl->dims[0] == x->dims[1] && sl->dims[0] != 1) {
+    if (c->opset < 7 && sl->ndim == 1 && x->ndim >= 2 && si_dim_known(sl->dims[0]) && sl->dims[0] == x->dims[1] &&
+        sl->dims[0] != 1) {
         /* channel slope: [C] -> [C, 1, ..., 1] */
         for (int i = 2; i < x->ndim; i++) ds[(*ns)++] = 1;
     }
     si_result s = si_broadcast_shape(c, x->ndim, x->dims, *ns, ds, &nout, dout);
     if (s) return s;
-    if (nout != x->ndim || memcmp(dout, x->dims, sizeof(int64_t) * (size_t)nout) != 0)
-        return si_op_err(c, SI_ERR_INVALID_ARG, "slope is not unidirectionally broadcastable to X");
+    bool ok = nout == x->ndim;
+    for (int i = 0; ok && i < nout; i++) /* a dimension not known passes: the run checks it */
+        ok = dout[i] == x->dims[i] || !si_dim_known(x->dims[i]) || !si_dim_known(dout[i]);
+    if (!ok) return si_op_err(c, SI_ERR_INVALID_ARG, "slope is not unidirectionally broadcastable to X");
     return SI_OK;
 }
 
@@ -496,7 +499,9 @@ static si_result infer_prelu(si_kctx *c) {
                          si_dtype_name(x->dtype));
     int ns;
     int64_t ds[SI_MAX_DIMS];
-    if ((s = prelu_slope_shape(c, &ns, ds))) return s;
+    /* before opset 7, whether a 1-D slope is per channel depends on X's channel count */
+    bool undecided = c->opset < 7 && c->in[1]->ndim == 1 && x->ndim >= 2 && !si_dim_known(x->dims[1]);
+    if (!undecided && (s = prelu_slope_shape(c, &ns, ds))) return s;
     return si_set_out(c, 0, x->dtype, x->ndim, x->dims);
 }
 
@@ -662,4 +667,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(WHERE, SI_T(SI_BOOL), infer_where, run_where),
 };
 
-SI_OP_FAMILY(binary, defs);
+SI_OP_FAMILY_PARTIAL(binary, defs);

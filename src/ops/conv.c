@@ -49,11 +49,31 @@ si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64
     si_geom_clear(g, nsp);
     int off = NN_SP - nsp;
     for (int i = 0; i < nsp; i++) {
-        if (k[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "kernel size %lld must be positive", (long long)k[i]);
+        if (si_dim_known(k[i]) && k[i] < 1)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "kernel size %lld must be positive", (long long)k[i]);
         if (s[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "stride %lld must be positive", (long long)s[i]);
         if (d[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "dilation %lld must be positive", (long long)d[i]);
         int64_t pb = pads[i], pe = pads[i + nsp], o;
         if (pb < 0 || pe < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "pads must not be negative");
+        if (!si_dim_known(in[i]) || !si_dim_known(k[i])) {
+            /* compile time: with stride 1 the output is the input plus a known amount (a symbol stays one when
+             * that is 0: "same" convolutions); otherwise it is not known either */
+            int64_t o_ = SI_DIM_UNKNOWN;
+            if (s[i] == 1 && si_dim_known(k[i])) {
+                int64_t eff = (k[i] - 1) * d[i] + 1;
+                o_ = ap == NN_PAD_SAME_UPPER || ap == NN_PAD_SAME_LOWER ? in[i]
+                     : ap == NN_PAD_VALID                               ? si_dim_add(in[i], 1 - eff)
+                                                                        : si_dim_add(in[i], pb + pe + 1 - eff);
+            }
+            g->in[off + i] = in[i];
+            g->out[off + i] = o_;
+            g->k[off + i] = k[i];
+            g->s[off + i] = s[i];
+            g->d[off + i] = d[i];
+            g->pb[off + i] = ap == NN_PAD_NOTSET ? pb : 0;
+            g->pe[off + i] = ap == NN_PAD_NOTSET ? pe : 0;
+            continue;
+        }
         int64_t eff = (k[i] - 1) * d[i] + 1;
         if (ap == NN_PAD_SAME_UPPER || ap == NN_PAD_SAME_LOWER) {
             o = si_ceildiv(in[i], s[i]);
@@ -137,7 +157,7 @@ static si_result nn_conv_common(si_kctx *c, nn_conv *p, int *nsp) {
     if (ks && cnt > 0) {
         if (cnt != *nsp) return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape has %d values, expected %d", cnt, *nsp);
         for (int i = 0; i < *nsp; i++)
-            if (ks[i] != w->dims[2 + i])
+            if (si_dim_ne(ks[i], w->dims[2 + i]))
                 return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape[%d] = %lld does not match W's %lld", i,
                                  (long long)ks[i], (long long)w->dims[2 + i]);
     }
@@ -155,15 +175,17 @@ static si_result conv_prep(si_kctx *c, nn_conv *p) {
     if (st) return st;
     const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
     p->M = w->dims[0];
-    if (w->dims[1] > p->C / p->group || w->dims[1] * p->group != p->C) /* no overflow for a hostile group */
+    if (si_dim_known(w->dims[1]) && si_dim_known(p->C) &&
+        (w->dims[1] > p->C / p->group || w->dims[1] * p->group != p->C)) /* no overflow for a hostile group */
         return si_op_err(c, SI_ERR_INVALID_ARG,
                          "W has %lld input channels per group but X has %lld channels and group %lld",
                          (long long)w->dims[1], (long long)p->C, (long long)p->group);
-    if (p->M % p->group != 0)
+    if (si_dim_known(p->M) && p->M % p->group != 0)
         return si_op_err(c, SI_ERR_INVALID_ARG, "output channels %lld are not divisible by group %lld", (long long)p->M,
                          (long long)p->group);
-    if (b && (b->ndim != 1 || b->dims[0] != p->M))
-        return si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M);
+    if (b && (b->ndim != 1 || si_dim_ne(b->dims[0], p->M)))
+        return si_dim_known(p->M) ? si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M)
+                                  : si_op_err(c, SI_ERR_INVALID_ARG, "B must be 1-D");
     p->cg = p->C / p->group;
     p->mg = p->M / p->group;
     return si_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
@@ -235,17 +257,18 @@ static si_result convt_prep(si_kctx *c, nn_conv *p) {
     si_result st = nn_conv_common(c, p, &nsp);
     if (st) return st;
     const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
-    if (w->dims[0] != p->C)
+    if (si_dim_ne(w->dims[0], p->C))
         return si_op_err(c, SI_ERR_INVALID_ARG, "W has %lld input channels, X has %lld", (long long)w->dims[0],
                          (long long)p->C);
-    if (p->C % p->group != 0)
+    if (si_dim_known(p->C) && p->C % p->group != 0)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input channels %lld are not divisible by group %lld", (long long)p->C,
                          (long long)p->group);
-    if (w->dims[1] > INT64_MAX / 16 / p->group) /* a hostile group must not overflow M */
+    if (si_dim_known(w->dims[1]) && w->dims[1] > INT64_MAX / 16 / p->group) /* a hostile group must not overflow M */
         return si_op_err(c, SI_ERR_INVALID_ARG, "group %lld is too large", (long long)p->group);
-    p->M = w->dims[1] * p->group;
-    if (b && (b->ndim != 1 || b->dims[0] != p->M))
-        return si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M);
+    p->M = si_dim_mul(w->dims[1], p->group);
+    if (b && (b->ndim != 1 || si_dim_ne(b->dims[0], p->M)))
+        return si_dim_known(p->M) ? si_op_err(c, SI_ERR_INVALID_ARG, "B must have shape [%lld]", (long long)p->M)
+                                  : si_op_err(c, SI_ERR_INVALID_ARG, "B must be 1-D");
     p->cg = p->C / p->group;
     p->mg = w->dims[1];
 
@@ -269,6 +292,23 @@ static si_result convt_prep(si_kctx *c, nn_conv *p) {
     for (int i = 0; i < nsp; i++) {
         int64_t in = x->dims[2 + i], k = w->dims[2 + i];
         if (s[i] < 1 || d[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "strides and dilations must be positive");
+        if (!si_dim_known(in) || !si_dim_known(k)) {
+            /* compile time: an explicit output_shape, or with stride 1 the input plus a known amount */
+            int64_t o_ = have_os ? os[i] : SI_DIM_UNKNOWN;
+            if (!have_os && s[i] == 1 && si_dim_known(k)) {
+                int64_t eff = (k - 1) * d[i] + 1;
+                o_ = ap == NN_PAD_SAME_UPPER || ap == NN_PAD_SAME_LOWER ? in
+                     : ap == NN_PAD_VALID ? si_dim_add(in, op[i] + eff - 1)
+                                          : si_dim_add(in, op[i] + eff - 1 - pads[i] - pads[i + nsp]);
+            }
+            g->in[off + i] = in;
+            g->out[off + i] = o_;
+            g->k[off + i] = k;
+            g->s[off + i] = s[i];
+            g->d[off + i] = d[i];
+            g->pb[off + i] = g->pe[off + i] = 0;
+            continue;
+        }
         int64_t eff = (k - 1) * d[i] + 1, pb, pe, o;
         if (have_os || ap == NN_PAD_SAME_UPPER || ap == NN_PAD_SAME_LOWER) {
             o = have_os ? os[i] : in * s[i];
@@ -321,4 +361,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(CONV_TRANSPOSE, SI_T_FLOATS, convt_infer, convt_run),
 };
 
-SI_OP_FAMILY(conv, defs);
+SI_OP_FAMILY_PARTIAL(conv, defs);

@@ -14,10 +14,10 @@ static si_result dropout_prep(si_kctx *c) {
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "data"))) return st;
     if (c->opset >= 12) {
         if (r && (st = si_check_type(c, r->dtype, SI_T_FLOATS, "ratio"))) return st;
-        if (r && si_count(r) != 1) return si_op_err(c, SI_ERR_INVALID_ARG, "ratio must be a scalar");
+        if (r && si_dim_ne(si_count(r), 1)) return si_op_err(c, SI_ERR_INVALID_ARG, "ratio must be a scalar");
         if (t && t->dtype != SI_BOOL)
             return si_op_err(c, SI_ERR_INVALID_ARG, "training_mode must be bool, got %s", si_dtype_name(t->dtype));
-        if (t && si_count(t) != 1) return si_op_err(c, SI_ERR_INVALID_ARG, "training_mode must be a scalar");
+        if (t && si_dim_ne(si_count(t), 1)) return si_op_err(c, SI_ERR_INVALID_ARG, "training_mode must be a scalar");
     }
     return SI_OK;
 }
@@ -72,4 +72,4 @@ static const si_op_def defs[] = {
     {.id = SI_OP_DROPOUT, .types = {SI_T_FLOATS}, .infer = dropout_infer, .run = dropout_run, .check = dropout_check},
 };
 
-SI_OP_FAMILY(dropout, defs);
+SI_OP_FAMILY_PARTIAL(dropout, defs);

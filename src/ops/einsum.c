@@ -11,11 +11,13 @@
 #define NN_EIN_LABELS (NN_EIN_LETTERS + SI_MAX_DIMS) /* then the broadcast (ellipsis) dimensions */
 #define NN_EIN_MAXOPS 32
 
+#define NN_EIN_UNUSED ((int64_t)-1) /* no dimension is -1, not even an unknown one (ir.h) */
+
 typedef struct nn_ein {
     int nops, nout;
     int lab[NN_EIN_MAXOPS][SI_MAX_DIMS]; /* label of each operand dimension */
     int out[SI_MAX_DIMS]; /* output labels in order */
-    int64_t size[NN_EIN_LABELS]; /* -1: label unused */
+    int64_t size[NN_EIN_LABELS]; /* NN_EIN_UNUSED: label unused; compile time: may be unknown or a symbol */
 } nn_ein;
 
 static int nn_ein_label(char ch) {
@@ -65,7 +67,7 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
     }
     const char *arrow = strstr(eq, "->");
     const char *lhs_end = arrow ? arrow : eq + strlen(eq);
-    for (int l = 0; l < NN_EIN_LABELS; l++) e->size[l] = -1;
+    for (int l = 0; l < NN_EIN_LABELS; l++) e->size[l] = NN_EIN_UNUSED;
     int count[NN_EIN_LETTERS] = {0};
     int ell_rank = 0, terms[NN_EIN_MAXOPS][SI_MAX_DIMS + 1], nterm[NN_EIN_MAXOPS];
     /* first pass: split terms and find the broadcast rank */
@@ -110,12 +112,12 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
         }
         for (int d = 0; d < x->ndim; d++) {
             const int l = e->lab[i][d];
-            const int64_t n = x->dims[d];
-            if (e->size[l] < 0 || e->size[l] == 1)
-                e->size[l] = (e->size[l] == 1 && n == 0) ? 0 : SI_MAX(n, e->size[l]);
-            else if (n != e->size[l] && n != 1)
+            const int64_t n = x->dims[d], was = e->size[l];
+            if (was == NN_EIN_UNUSED)
+                e->size[l] = n;
+            else if (!si_dim_broadcast(was, n, &e->size[l])) /* 1 broadcasts (a 1 and a 0 give 0) */
                 return si_op_err(c, SI_ERR_INVALID_ARG, "dimension sizes %lld and %lld of one label differ",
-                                 (long long)n, (long long)e->size[l]);
+                                 (long long)n, (long long)was);
         }
     }
     /* output labels */
@@ -133,7 +135,7 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
                 }
                 continue;
             }
-            if (e->size[ol[k]] < 0 || used[ol[k]])
+            if (e->size[ol[k]] == NN_EIN_UNUSED || used[ol[k]])
                 return si_op_err(c, SI_ERR_INVALID_ARG, "output label '%c' of '%s' is unknown or repeated",
                                  ol[k] < 26 ? 'A' + ol[k] : 'a' + ol[k] - 26, eq);
             used[ol[k]] = true;
@@ -174,7 +176,7 @@ static si_result einsum_run(si_kctx *c) {
         is_out[e.out[k]] = true;
     }
     for (int l = 0; l < NN_EIN_LABELS; l++)
-        if (e.size[l] >= 0 && !is_out[l]) loop[nl++] = l;
+        if (e.size[l] != NN_EIN_UNUSED && !is_out[l]) loop[nl++] = l;
     int64_t inner = 1;
     for (int k = e.nout; k < nl; k++) inner *= e.size[loop[k]];
     /* per operand stride of each loop label (repeated labels add up: diagonals; broadcast dims: 0) */
@@ -245,4 +247,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(EINSUM, SI_T_NUMERIC, einsum_infer, einsum_run),
 };
 
-SI_OP_FAMILY(einsum, defs);
+SI_OP_FAMILY_PARTIAL(einsum, defs);

@@ -131,7 +131,7 @@ static si_result elements_check(si_kctx *c, int *ax) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "indices rank %d differs from data rank %d", ind->ndim, x->ndim);
     if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, ax))) return s;
     for (int d = 0; d < x->ndim; d++)
-        if (d != *ax && ind->dims[d] > x->dims[d])
+        if (d != *ax && si_dim_known(ind->dims[d]) && si_dim_known(x->dims[d]) && ind->dims[d] > x->dims[d])
             return si_op_err(c, SI_ERR_INVALID_ARG, "indices dimension %d (%lld) exceeds data's (%lld)", d,
                              (long long)ind->dims[d], (long long)x->dims[d]);
     return SI_OK;
@@ -201,7 +201,7 @@ static si_result scatter_elements_infer(si_kctx *c) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "updates type %s differs from data type %s", si_dtype_name(upd->dtype),
                          si_dtype_name(c->in[0]->dtype));
     bool same = upd->ndim == ind->ndim;
-    for (int d = 0; same && d < ind->ndim; d++) same = upd->dims[d] == ind->dims[d];
+    for (int d = 0; same && d < ind->ndim; d++) same = !si_dim_ne(upd->dims[d], ind->dims[d]);
     if (!same) return si_op_err(c, SI_ERR_INVALID_ARG, "updates and indices must have the same shape");
     return si_same_as_input(c, 0, 0);
 }
@@ -238,10 +238,11 @@ static si_result gather_nd_infer(si_kctx *c) {
     if (b < 0 || b >= q || b >= r)
         return si_op_err(c, SI_ERR_INVALID_ARG, "batch_dims %lld must be in [0, min(%d, %d))", (long long)b, q, r);
     for (int i = 0; i < b; i++)
-        if (ind->dims[i] != x->dims[i])
+        if (si_dim_ne(ind->dims[i], x->dims[i]))
             return si_op_err(c, SI_ERR_INVALID_ARG, "batch dimension %d differs: indices %lld, data %lld", i,
                              (long long)ind->dims[i], (long long)x->dims[i]);
     int64_t m = ind->dims[q - 1];
+    if (!si_dim_known(m)) return si_set_out_unknown(c, 0, x->dtype, -1); /* compile time: the rank depends on m */
     if (m < 1 || m > r - b)
         return si_op_err(c, SI_ERR_INVALID_ARG, "indices last dimension %lld must be in [1, %lld]", (long long)m,
                          (long long)(r - b));
@@ -307,12 +308,13 @@ static si_result scatter_nd_infer(si_kctx *c) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "updates type %s differs from data type %s", si_dtype_name(upd->dtype),
                          si_dtype_name(x->dtype));
     int64_t m = ind->dims[q - 1];
+    if (!si_dim_known(m)) return si_same_as_input(c, 0, 0); /* compile time: the run checks the updates */
     if (m < 1 || m > r)
         return si_op_err(c, SI_ERR_INVALID_ARG, "indices last dimension %lld must be in [1, %d]", (long long)m, r);
     /* updates shape = indices.shape[:-1] + data.shape[m:] */
     bool ok = upd->ndim == q - 1 + r - (int)m;
-    for (int i = 0; ok && i < q - 1; i++) ok = upd->dims[i] == ind->dims[i];
-    for (int i = (int)m; ok && i < r; i++) ok = upd->dims[q - 1 + i - m] == x->dims[i];
+    for (int i = 0; ok && i < q - 1; i++) ok = !si_dim_ne(upd->dims[i], ind->dims[i]);
+    for (int i = (int)m; ok && i < r; i++) ok = !si_dim_ne(upd->dims[q - 1 + i - m], x->dims[i]);
     if (!ok)
         return si_op_err(c, SI_ERR_INVALID_ARG, "updates shape must be indices.shape[:-1] + data.shape[%lld:]",
                          (long long)m);
@@ -350,9 +352,13 @@ static si_result scatter_nd_run(si_kctx *c) {
 /* ---- NonZero ---------------------------------------------------------------------------------------------- */
 
 static si_result nonzero_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, true);
+    si_result s = si_need_input(c, 0, false);
     if (s) return s;
     const si_tensor *x = c->in[0];
+    if (!si_has_values(x)) { /* compile time: [rank, count of non-zeros] */
+        int64_t dims[2] = {x->ndim > 0 ? x->ndim : 1, SI_DIM_UNKNOWN};
+        return si_set_out(c, 0, SI_I64, 2, dims);
+    }
     int64_t n = si_count(x), nnz = 0;
     for (int64_t i = 0; i < n; i++) nnz += elem_nonzero(x->dtype, x->data, i);
     int64_t dims[2] = {x->ndim > 0 ? x->ndim : 1, nnz};
@@ -384,14 +390,20 @@ static si_result nonzero_run(si_kctx *c) {
 /* Returns the axis (-1 for flattened) and the selected count; validates the condition. */
 static si_result compress_params(si_kctx *c, int *ax, int64_t *nsel) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, true))) return s;
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
     const si_tensor *x = c->in[0], *cond = c->in[1];
     if (cond->ndim > 1) return si_op_err(c, SI_ERR_INVALID_ARG, "condition must be 1-D, got rank %d", cond->ndim);
     *ax = -1;
     if (si_node_attr(c->node, "axis")) {
         if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, ax))) return s;
     }
+    if (!si_has_values(cond)) { /* compile time: the count is known at run time */
+        *nsel = SI_DIM_UNKNOWN;
+        return SI_OK;
+    }
+    if ((s = si_need_input(c, 1, true))) return s;
     int64_t len = *ax < 0 ? si_count(x) : x->dims[*ax];
+    if (len < 0) len = INT64_MAX; /* compile time: not known, the run checks */
     int64_t nc = si_count(cond), cnt = 0;
     for (int64_t i = 0; i < nc; i++) {
         if (elem_nonzero(cond->dtype, cond->data, i)) {
@@ -461,4 +473,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(NON_ZERO, 0, nonzero_infer, nonzero_run),
 };
 
-SI_OP_FAMILY(gather, defs);
+SI_OP_FAMILY_PARTIAL(gather, defs);

@@ -206,7 +206,7 @@ static si_result mm_prep(si_kctx *c, nn_mm *p) {
     p->K = a->dims[ar - 1];
     const int64_t kb = br >= 2 ? b->dims[br - 2] : b->dims[0];
     p->N = br >= 2 ? b->dims[br - 1] : 1;
-    if (kb != p->K) {
+    if (si_dim_ne(kb, p->K)) {
         char s1[96], s2[96];
         return si_op_err(c, SI_ERR_INVALID_ARG, "inner dimensions differ: A %s, B %s",
                          si_shape_str(s1, sizeof s1, a->dtype, a->ndim, a->dims),
@@ -214,8 +214,10 @@ static si_result mm_prep(si_kctx *c, nn_mm *p) {
     }
     const int na = ar >= 2 ? ar - 2 : 0, nb = br >= 2 ? br - 2 : 0;
     if ((st = si_broadcast_shape(c, na, a->dims, nb, b->dims, &p->ob, p->bd))) return st;
-    si_broadcast_strides(na, a->dims, p->ob, p->bd, p->ast);
-    si_broadcast_strides(nb, b->dims, p->ob, p->bd, p->bst);
+    if (si_dims_known(p->ob, p->bd) && si_dims_known(na, a->dims) && si_dims_known(nb, b->dims)) { /* run time */
+        si_broadcast_strides(na, a->dims, p->ob, p->bd, p->ast);
+        si_broadcast_strides(nb, b->dims, p->ob, p->bd, p->bst);
+    }
     p->nbatch = si_prod(p->bd, 0, p->ob);
     p->abatch = si_prod(a->dims, 0, na);
     p->bbatch = si_prod(b->dims, 0, nb);
@@ -342,7 +344,7 @@ static si_result gemm_prep(si_kctx *c, nn_gemm *p) {
     p->K = p->ta ? a->dims[0] : a->dims[1];
     const int64_t kb = p->tb ? b->dims[1] : b->dims[0];
     p->N = p->tb ? b->dims[0] : b->dims[1];
-    if (kb != p->K)
+    if (si_dim_ne(kb, p->K))
         return si_op_err(c, SI_ERR_INVALID_ARG, "inner dimensions differ: %lld (A) and %lld (B)", (long long)p->K,
                          (long long)kb);
     if (cc) {
@@ -422,4 +424,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MATMUL, NN_T_GEMM, matmul_infer, matmul_run),
 };
 
-SI_OP_FAMILY(gemm, defs);
+SI_OP_FAMILY_PARTIAL(gemm, defs);

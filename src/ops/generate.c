@@ -140,10 +140,15 @@ static si_result cos_value(const si_kctx *c, const si_tensor **val) {
 }
 
 static si_result cos_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, true);
+    si_result s = si_need_input(c, 0, false);
     if (s) return s;
-    const si_tensor *val;
+    const si_tensor *val, *sh = c->in[0];
     if ((s = cos_value(c, &val))) return s;
+    if (!si_has_values(sh) && si_dtype_is_int(sh->dtype) && sh->ndim == 1) { /* compile time: the rank only */
+        int64_t n = sh->dims[0];
+        return si_set_out_unknown(c, 0, val ? val->dtype : SI_F32, si_dim_known(n) && n <= SI_MAX_DIMS ? (int)n : -1);
+    }
+    if ((s = si_need_input(c, 0, true))) return s;
     int64_t dims[SI_MAX_DIMS];
     int n;
     if ((s = si_tensor_shape(c, c->in[0], "input 'shape'", dims, &n))) return s;
@@ -167,15 +172,20 @@ static si_result cos_run(si_kctx *c) {
 
 static si_result range_count(si_kctx *c, int64_t *count) {
     si_result s;
-    if ((s = si_need_input(c, 0, true)) || (s = si_need_input(c, 1, true)) || (s = si_need_input(c, 2, true))) return s;
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
     si_dtype dt = c->in[0]->dtype;
     for (int i = 0; i < 3; i++) {
         if (c->in[i]->dtype != dt)
             return si_op_err(c, SI_ERR_INVALID_ARG, "start, limit and delta must have the same type");
-        if (si_count(c->in[i]) != 1) return si_op_err(c, SI_ERR_INVALID_ARG, "input %d must be a scalar", i);
+        if (si_dim_ne(si_count(c->in[i]), 1)) return si_op_err(c, SI_ERR_INVALID_ARG, "input %d must be a scalar", i);
     }
     if (!si_dtype_is_float(dt) && !si_dtype_is_int(dt))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "type %s is not supported", si_dtype_name(dt));
+    if (!c->in[0]->data || !c->in[1]->data || !c->in[2]->data) { /* compile time: the count is known at run time */
+        if (!c->partial) return si_op_err(c, SI_ERR_INVALID_ARG, "start, limit and delta need their values");
+        *count = SI_DIM_UNKNOWN;
+        return SI_OK;
+    }
     int64_t n;
     if (si_dtype_is_float(dt)) {
         double st = si_load_f64(dt, c->in[0]->data, 0), lim = si_load_f64(dt, c->in[1]->data, 0),
@@ -233,19 +243,23 @@ static si_result range_run(si_kctx *c) {
 
 static si_result onehot_params(si_kctx *c, int *ax, int64_t *depth) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, true)) || (s = si_need_input(c, 2, false)))
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false)))
         return s;
     const si_tensor *ind = c->in[0], *dep = c->in[1], *val = c->in[2];
     if (!si_dtype_is_float(ind->dtype) && !si_dtype_is_int(ind->dtype))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "indices of type %s are not supported", si_dtype_name(ind->dtype));
     if (!si_dtype_is_float(dep->dtype) && !si_dtype_is_int(dep->dtype))
         return si_op_err(c, SI_ERR_INVALID_ARG, "depth must be numeric");
-    if (si_count(val) != 2)
+    if (si_dim_ne(si_count(val), 2))
         return si_op_err(c, SI_ERR_INVALID_ARG, "values must hold 2 elements [off, on], has %lld",
                          (long long)si_count(val));
     if (ind->ndim + 1 > SI_MAX_DIMS)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", ind->ndim + 1, SI_MAX_DIMS);
-    if ((s = si_tensor_scalar_i64(c, dep, "depth", depth))) return s;
+    if (c->partial && !si_has_values(dep)) { /* compile time: depth known at run time */
+        *depth = SI_DIM_UNKNOWN;
+        return si_axis(c, si_attr_int(c->node, "axis", -1), ind->ndim + 1, ax);
+    }
+    if ((s = si_need_input(c, 1, true)) || (s = si_tensor_scalar_i64(c, dep, "depth", depth))) return s;
     if (*depth < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "depth must be non-negative, got %lld", (long long)*depth);
     return si_axis(c, si_attr_int(c->node, "axis", -1), ind->ndim + 1, ax);
 }
@@ -335,4 +349,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(EYE_LIKE, 0, eyelike_infer, eyelike_run),
 };
 
-SI_OP_FAMILY(generate, defs);
+SI_OP_FAMILY_PARTIAL(generate, defs);

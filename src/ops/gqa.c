@@ -132,7 +132,7 @@ si_result si_gqa_prepare(const si_kctx *c, bool need_tsl, si_gqa *p) {
             return si_op_err(c, SI_ERR_INVALID_ARG, "head_sink must hold one value per head (%lld)", (long long)p->N);
     }
     /* total_sequence_length decides the mode and the present length */
-    if (!tt->data) return need_tsl ? SI_SHAPE_DYNAMIC : SI_OK;
+    if (!tt->data) return need_tsl ? si_err(SI_ERR_UNSUPPORTED, "total_sequence_length is not known until run time") : SI_OK;
     p->tsl = si_load_i64(tt->dtype, tt->data, 0);
     if (p->tsl < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "total_sequence_length %lld must be positive", (long long)p->tsl);
     p->first_prompt = p->S == p->tsl;

@@ -19,6 +19,13 @@ si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) {
 
 si_result si_op_nomem(const si_kctx *c) { return si_op_err(c, SI_ERR_NO_MEM, "out of memory"); }
 
+/* Values needed but not known: at compile time the node's outputs stay unknown (UNSUPPORTED tells shape
+ * inference so); at run time it is the caller's mistake. */
+static si_result values_missing(const si_kctx *c, const char *what) {
+    if (c->partial) return si_op_err(c, SI_ERR_UNSUPPORTED, "the values of %s are only known at run time", what);
+    return si_op_err(c, SI_ERR_INVALID_ARG, "%s has no data", what);
+}
+
 // --- inputs and attributes ------------------------------------------------------------------------------
 
 si_result si_need_input(const si_kctx *c, int i, bool need_data) {
@@ -26,7 +33,11 @@ si_result si_need_input(const si_kctx *c, int i, bool need_data) {
     if (!t) return si_op_err(c, SI_ERR_INVALID_ARG, "required input %d is missing", i);
     if (t->ndim < 0 || t->ndim > SI_MAX_DIMS)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input %d has an invalid rank %d", i, t->ndim);
-    if (need_data && !t->data && si_shape_count(t->ndim, t->dims) > 0) return SI_SHAPE_DYNAMIC;
+    if (need_data && !si_has_values(t)) {
+        char what[32];
+        snprintf(what, sizeof what, "input %d", i);
+        return values_missing(c, what);
+    }
     return SI_OK;
 }
 
@@ -86,7 +97,7 @@ si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, const char *what,
     if (cnt > cap)
         return si_op_err(c, SI_ERR_INVALID_ARG, "%s has %lld values, at most %d are allowed here", what, (long long)cnt,
                          cap);
-    if (cnt > 0 && !t->data) return SI_SHAPE_DYNAMIC;
+    if (!si_has_values(t)) return values_missing(c, what);
     for (int64_t k = 0; k < cnt; k++) buf[k] = si_load_i64(t->dtype, t->data, k);
     *n = (int)cnt;
     return SI_OK;
@@ -98,7 +109,7 @@ si_result si_tensor_ints_alloc(const si_kctx *c, const si_tensor *t, const char 
     si_result s = ints_check(c, t, what);
     if (s) return s;
     int64_t cnt = si_shape_count(t->ndim, t->dims);
-    if (cnt > 0 && !t->data) return SI_SHAPE_DYNAMIC;
+    if (!si_has_values(t)) return values_missing(c, what);
     int64_t *v = si_malloc((size_t)(cnt > 0 ? cnt : 1) * sizeof(int64_t));
     if (!v) return si_op_nomem(c);
     for (int64_t k = 0; k < cnt; k++) v[k] = si_load_i64(t->dtype, t->data, k);
@@ -108,8 +119,9 @@ si_result si_tensor_ints_alloc(const si_kctx *c, const si_tensor *t, const char 
 }
 
 si_result si_tensor_scalar_i64(const si_kctx *c, const si_tensor *t, const char *what, int64_t *v) {
-    if (si_count(t) != 1)
+    if (si_dim_ne(si_count(t), 1))
         return si_op_err(c, SI_ERR_INVALID_ARG, "%s must hold exactly one value, got %lld", what, (long long)si_count(t));
+    if (!t->data) return values_missing(c, what);
     *v = si_load_i64(t->dtype, t->data, 0);
     return SI_OK;
 }
@@ -196,11 +208,7 @@ si_result si_axes_mask(const si_kctx *c, const int64_t *axes, int n, int rank, b
     return SI_OK;
 }
 
-int64_t si_prod(const int64_t *dims, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p *= dims[i];
-    return p;
-}
+int64_t si_prod(const int64_t *dims, int from, int to) { return si_dim_prod(dims, from, to); }
 
 void si_strides(int rank, const int64_t *dims, int64_t *str) {
     int64_t s = 1;
@@ -215,9 +223,7 @@ int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_
     for (int i = 0; i < n; i++) {
         int64_t da = i < n - na ? 1 : a[i - (n - na)];
         int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
-        if (da == db || db == 1) out[i] = da;
-        else if (da == 1) out[i] = db;
-        else return -1 - i;
+        if (!si_dim_broadcast(da, db, &out[i])) return -1 - i;
     }
     return n;
 }
@@ -252,7 +258,7 @@ si_result si_unibroadcast_check(const si_kctx *c, const si_tensor *t, int r, con
     bool ok = t->ndim <= r;
     for (int i = 0; ok && i < t->ndim; i++) {
         int64_t td = t->dims[t->ndim - 1 - i], xd = dims[r - 1 - i];
-        if (td != 1 && td != xd) ok = false;
+        if (td != 1 && si_dim_ne(td, xd)) ok = false;
     }
     if (!ok) {
         char a[96], b[96];
@@ -280,16 +286,33 @@ si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *di
     si_tensor *t = c->out[k];
     if (ndim < 0 || ndim > SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", ndim, SI_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
-        if (dims[i] < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "output dimension %d is negative (%lld)", i, (long long)dims[i]);
-    if (si_shape_count(ndim, dims) > INT64_MAX / 16) { /* the byte size would overflow */
+        if (dims[i] < 0 && !(c->partial && si_dim_valid(dims[i])))
+            return si_op_err(c, SI_ERR_INVALID_ARG, "output dimension %d is negative (%lld)", i, (long long)dims[i]);
+    if (si_dims_known(ndim, dims) && si_shape_count(ndim, dims) > INT64_MAX / 16) { /* the byte size would overflow */
         char sh[160];
         return si_op_err(c, SI_ERR_INVALID_ARG, "output shape %s is too large", si_shape_str(sh, sizeof sh, dt, ndim, dims));
     }
     t->dtype = dt;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->dims[i] = dims[i];
-    t->nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
+    int64_t n = si_shape_count(ndim, dims);
+    t->nbytes = n > 0 ? (size_t)n * si_dtype_size(dt) : 0;
     return SI_OK;
+}
+
+si_result si_set_out_unknown(si_kctx *c, int k, si_dtype dt, int ndim) {
+    if (k >= c->n_out || !c->out[k]) return SI_OK;
+    if (!c->partial) return si_op_err(c, SI_ERR_INTERNAL, "output %d: shape not known at run time", k);
+    if (ndim < 0) {
+        si_tensor *t = c->out[k];
+        t->dtype = dt;
+        t->ndim = -1;
+        t->nbytes = 0;
+        return SI_OK;
+    }
+    int64_t dims[SI_MAX_DIMS];
+    for (int i = 0; i < ndim && i < SI_MAX_DIMS; i++) dims[i] = SI_DIM_UNKNOWN;
+    return si_set_out(c, k, dt, ndim, dims);
 }
 
 si_result si_same_as_input(si_kctx *c, int k, int i) {

@@ -85,6 +85,44 @@ static si_result copy_all(si_kctx *c) {
     return SI_OK;
 }
 
+/* The factors of a shape that are not known sizes: symbols (ids into sym[], at most SI_MAX_DIMS) and the
+ * count of unknown ones; *known is the product of the known sizes. */
+typedef struct factors {
+    int64_t known;
+    int sym[SI_MAX_DIMS], nsym, nunknown;
+} factors;
+
+static void factorize(int n, const int64_t *dims, int skip, factors *f) {
+    f->known = 1;
+    f->nsym = f->nunknown = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == skip) continue;
+        int id = si_dim_sym_id(dims[i]);
+        if (dims[i] >= 0) f->known *= dims[i];
+        else if (id >= 0) f->sym[f->nsym++] = id;
+        else f->nunknown++;
+    }
+}
+
+/* Compile time: Reshape's -1 where some dimension is a symbol or unknown. The symbols of the new shape cancel
+ * those of the input; what is left is the -1: a size when only known sizes remain, a symbol when exactly that
+ * symbol remains, else unknown. */
+static int64_t reshape_free_dim(const si_tensor *x, int n, const int64_t *dims, int infer_at) {
+    factors in, out;
+    factorize(x->ndim, x->dims, -1, &in);
+    factorize(n, dims, infer_at, &out);
+    if (in.nunknown || out.nunknown || in.known == 0 || out.known == 0 || in.known % out.known) return SI_DIM_UNKNOWN;
+    for (int i = 0; i < out.nsym; i++) {
+        int j = 0;
+        while (j < in.nsym && in.sym[j] != out.sym[i]) j++;
+        if (j == in.nsym) return SI_DIM_UNKNOWN;
+        in.sym[j] = in.sym[--in.nsym];
+    }
+    int64_t q = in.known / out.known;
+    if (in.nsym == 0) return q;
+    return in.nsym == 1 && q == 1 ? si_dim_sym(in.sym[0]) : SI_DIM_UNKNOWN;
+}
+
 /* Reshape-1 to -4 take the new shape as an attribute, Reshape-5 and later as an input. */
 static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
     const si_tensor *x;
@@ -93,7 +131,13 @@ static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
     int64_t shape[SI_MAX_DIMS];
     int n = 0;
     if (shape_input) {
-        if ((s = si_need_input(c, 1, false)) || (s = si_tensor_ints(c, c->in[1], "input 'shape'", shape, SI_MAX_DIMS, &n))) return s;
+        if ((s = si_need_input(c, 1, false))) return s;
+        const si_tensor *st = c->in[1];
+        if (!si_has_values(st) && si_dtype_is_int(st->dtype) && st->ndim <= 1) { /* compile time: rank only */
+            int64_t len = st->ndim == 0 ? 1 : st->dims[0];
+            return si_set_out_unknown(c, 0, x->dtype, si_dim_known(len) && len <= SI_MAX_DIMS ? (int)len : -1);
+        }
+        if ((s = si_tensor_ints(c, st, "input 'shape'", shape, SI_MAX_DIMS, &n))) return s;
     } else {
         if ((s = si_attr_ints_buf(c, "shape", shape, SI_MAX_DIMS, &n))) return s;
         if (n < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'shape' is missing");
@@ -101,7 +145,7 @@ static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
     bool allowzero = c->opset >= 14 && si_attr_int(c->node, "allowzero", 0) != 0;
     int64_t dims[SI_MAX_DIMS], known = 1, count = si_shape_count(x->ndim, x->dims);
     int infer_at = -1;
-    bool has_zero = false;
+    bool has_zero = false, partial = count < 0; /* compile time: a dimension is a symbol or unknown */
     for (int i = 0; i < n; i++) {
         int64_t v = shape[i];
         if (v == -1) {
@@ -121,11 +165,14 @@ static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
             }
         }
         dims[i] = v;
-        known *= v;
+        if (v < 0) partial = true;
+        else known *= v;
     }
     if (allowzero && has_zero && infer_at >= 0)
         return si_op_err(c, SI_ERR_INVALID_ARG, "shape has both 0 and -1 while allowzero is set");
-    if (infer_at >= 0) {
+    if (partial) {
+        if (infer_at >= 0) dims[infer_at] = reshape_free_dim(x, n, dims, infer_at);
+    } else if (infer_at >= 0) {
         if (known == 0 || count % known != 0)
             return si_op_err(c, SI_ERR_INVALID_ARG, "cannot infer the -1 dimension: %lld elements into blocks of %lld",
                              (long long)count, (long long)known);
@@ -148,15 +195,23 @@ static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
     if (s) return s;
     int64_t axes[SI_MAX_DIMS];
     int na;
+    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) { /* compile time: axes known at run time */
+        int64_t cnt = si_count(c->in[1]); /* > 0 or not known */
+        return si_set_out_unknown(c, 0, x->dtype, cnt > 0 && cnt <= x->ndim ? x->ndim - (int)cnt : -1);
+    }
     if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
     if (na < 0) na = 0;
     bool sq[SI_MAX_DIMS];
     if (na == 0) {
-        for (int i = 0; i < x->ndim; i++) sq[i] = x->dims[i] == 1;
+        for (int i = 0; i < x->ndim; i++) {
+            if (!si_dim_known(x->dims[i])) /* compile time: it may be 1 (a symbol too) */
+                return si_set_out_unknown(c, 0, x->dtype, -1);
+            sq[i] = x->dims[i] == 1;
+        }
     } else {
         if ((s = si_axes_mask(c, axes, na, x->ndim, sq))) return s;
         for (int i = 0; i < x->ndim; i++)
-            if (sq[i] && x->dims[i] != 1)
+            if (sq[i] && si_dim_known(x->dims[i]) && x->dims[i] != 1)
                 return si_op_err(c, SI_ERR_INVALID_ARG, "cannot squeeze axis %d of size %lld", i, (long long)x->dims[i]);
     }
     int64_t dims[SI_MAX_DIMS];
@@ -175,8 +230,12 @@ static si_result unsqueeze_infer_common(si_kctx *c, bool axes_input) {
     if (s) return s;
     int64_t axes[SI_MAX_DIMS];
     int na;
-    if ((axes_input && (s = si_need_input(c, 1, false))) || (s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na)))
-        return s;
+    if (axes_input && (s = si_need_input(c, 1, false))) return s;
+    if (axes_input && !si_has_values(c->in[1])) { /* compile time: axes known at run time */
+        int64_t cnt = si_count(c->in[1]);
+        return si_set_out_unknown(c, 0, x->dtype, cnt >= 0 && x->ndim + cnt <= SI_MAX_DIMS ? x->ndim + (int)cnt : -1);
+    }
+    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
     if (na < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axes' is missing");
     int rank = x->ndim + na;
     if (rank > SI_MAX_DIMS)
@@ -276,14 +335,16 @@ static si_result concat_plan(const si_kctx *c, int *axis, int64_t *out_dims) {
                              si_dtype_name(x->dtype));
         bool ok = t->ndim == x->ndim;
         for (int d = 0; ok && d < x->ndim; d++)
-            if (d != *axis && t->dims[d] != x->dims[d]) ok = false;
+            if (d != *axis && si_dim_ne(t->dims[d], x->dims[d])) ok = false;
         if (!ok) {
             char a[160], b[160];
             return si_op_err(c, SI_ERR_INVALID_ARG, "input %d %s does not match input 0 %s outside axis %d", i,
                              si_shape_str(a, sizeof a, t->dtype, t->ndim, t->dims),
                              si_shape_str(b, sizeof b, x->dtype, x->ndim, x->dims), *axis);
         }
-        out_dims[*axis] += t->dims[*axis];
+        for (int d = 0; d < x->ndim; d++) /* compile time: what one input does not know another may */
+            if (d != *axis) out_dims[d] = si_dim_merge(out_dims[d], t->dims[d]);
+        out_dims[*axis] = si_dim_add(out_dims[*axis], t->dims[*axis]);
     }
     return SI_OK;
 }
@@ -331,6 +392,11 @@ static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
     if (!sz) return si_err(SI_ERR_NO_MEM, "out of memory in Split");
     int n = 0;
     bool given = false;
+    if (c->opset >= 13 && si_in(c, 1) && !si_has_values(c->in[1]) && si_count(c->in[1]) != 0) {
+        for (int i = 0; i < c->n_out; i++) sz[i] = SI_DIM_UNKNOWN; /* compile time: sizes known at run time */
+        *sizes = sz;
+        return SI_OK;
+    }
     if (c->opset >= 13) {
         if (si_in(c, 1)) {
             s = si_tensor_ints(c, c->in[1], "input 'split'", sz, c->n_out, &n);
@@ -353,23 +419,24 @@ static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
             if (sz[i] < 0) s = si_op_err(c, SI_ERR_INVALID_ARG, "split[%d] = %lld is negative", i, (long long)sz[i]);
             sum += sz[i];
         }
-        if (!s && sum != dim)
+        if (!s && si_dim_ne(sum, dim))
             s = si_op_err(c, SI_ERR_INVALID_ARG, "split sizes add up to %lld, axis %d has %lld", (long long)sum, *axis,
                           (long long)dim);
     } else if (!s && has_num) {
         int64_t num = si_attr_int(c->node, "num_outputs", 0);
         if (num != c->n_out)
             s = si_op_err(c, SI_ERR_INVALID_ARG, "num_outputs = %lld but the node has %d outputs", (long long)num, c->n_out);
-        int64_t chunk = num > 0 ? (dim + num - 1) / num : 0;
-        for (int i = 0; !s && i < c->n_out; i++) sz[i] = i < c->n_out - 1 ? chunk : dim - chunk * (c->n_out - 1);
-        if (!s && sz[c->n_out - 1] < 0)
+        int64_t chunk = num > 0 ? si_dim_div(dim, num, true) : 0;
+        for (int i = 0; !s && i < c->n_out; i++)
+            sz[i] = i < c->n_out - 1 ? chunk : si_dim_sub(dim, si_dim_mul(chunk, c->n_out - 1));
+        if (!s && si_dim_known(dim) && sz[c->n_out - 1] < 0)
             s = si_op_err(c, SI_ERR_INVALID_ARG, "axis of size %lld cannot be split into %lld chunks", (long long)dim,
                           (long long)num);
     } else if (!s) {
-        if (dim % c->n_out != 0)
+        if (si_dim_known(dim) && dim % c->n_out != 0)
             s = si_op_err(c, SI_ERR_INVALID_ARG, "axis of size %lld does not split into %d equal parts", (long long)dim,
                           c->n_out);
-        for (int i = 0; !s && i < c->n_out; i++) sz[i] = dim / c->n_out;
+        for (int i = 0; !s && i < c->n_out; i++) sz[i] = si_dim_div(dim, c->n_out, false);
     }
     if (s) {
         si_free(sz);
@@ -426,6 +493,33 @@ typedef struct splan {
     int64_t start[SI_MAX_DIMS], step[SI_MAX_DIMS], len[SI_MAX_DIMS];
 } splan;
 
+/* An end at least this large is past the end of any dimension (sizes stay below 2^40 elements). */
+#define SI_SLICE_TO_END ((int64_t)1 << 40)
+
+/* Compile time, starts/ends/axes/steps not known: the sliced axes' lengths are not known (every axis when the
+ * axes are not known either). */
+static si_result slice_values_unknown(const si_kctx *c, splan *p) {
+    const si_tensor *x = c->in[0], *ta = si_in(c, 3);
+    int64_t axes[SI_MAX_DIMS];
+    int na = -1;
+    p->rank = x->ndim;
+    for (int d = 0; d < x->ndim; d++) {
+        p->start[d] = 0;
+        p->step[d] = 1;
+        p->len[d] = ta && si_has_values(ta) ? x->dims[d] : SI_DIM_UNKNOWN;
+    }
+    if (ta && si_has_values(ta)) {
+        si_result s = si_tensor_ints(c, ta, "input 'axes'", axes, SI_MAX_DIMS, &na);
+        if (s) return s;
+        for (int i = 0; i < na; i++) {
+            int a;
+            if ((s = si_axis(c, axes[i], x->ndim, &a))) return s;
+            p->len[a] = SI_DIM_UNKNOWN;
+        }
+    }
+    return SI_OK;
+}
+
 /* Slice-1 to -9 take starts/ends/axes as attributes, Slice-10 and later starts/ends/axes/steps as inputs. */
 static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
     const si_tensor *x;
@@ -435,6 +529,9 @@ static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
     int ns = 0, ne = 0, na = -1, nst = -1;
     if (inputs) {
         if ((s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+        if (!si_has_values(c->in[1]) || !si_has_values(c->in[2]) || (si_in(c, 3) && !si_has_values(c->in[3])) ||
+            (si_in(c, 4) && !si_has_values(c->in[4])))
+            return slice_values_unknown(c, p);
         if ((s = si_tensor_ints(c, c->in[1], "input 'starts'", starts, SI_MAX_DIMS, &ns))) return s;
         if ((s = si_tensor_ints(c, c->in[2], "input 'ends'", ends, SI_MAX_DIMS, &ne))) return s;
         if (si_in(c, 3) && (s = si_tensor_ints(c, c->in[3], "input 'axes'", axes, SI_MAX_DIMS, &na))) return s;
@@ -463,6 +560,10 @@ static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
         seen[a] = true;
         int64_t dim = x->dims[a], st = starts[i], en = ends[i], step = nst >= 0 ? steps[i] : 1;
         if (step == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "step for axis %d is 0", a);
+        if (!si_dim_known(dim)) { /* compile time: known only when the slice runs to the end of any size */
+            p->len[a] = step == 1 && st >= 0 && en >= SI_SLICE_TO_END ? si_dim_sub(dim, st) : SI_DIM_UNKNOWN;
+            continue;
+        }
         if (st < 0) st += dim;
         if (en < 0) en += dim;
         int64_t len;
@@ -528,4 +629,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(FLATTEN, 0, flatten_infer, copy_all),
 };
 
-SI_OP_FAMILY(layout, defs);
+SI_OP_FAMILY_PARTIAL(layout, defs);

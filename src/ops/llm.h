@@ -72,7 +72,7 @@ typedef struct si_gqa {
 } si_gqa;
 
 /* Attributes and input shapes of a GroupQueryAttention node. need_tsl: the value of total_sequence_length
- * is needed (SI_SHAPE_DYNAMIC while it is not known); without it tsl and Cout are -1. */
+ * is needed (SI_ERR_UNSUPPORTED while it is not known: shape inference leaves the outputs to run time); without it tsl and Cout are -1. */
 si_result si_gqa_prepare(const si_kctx *c, bool need_tsl, si_gqa *p);
 /* Row b's lengths from seqlens_k (checked against the buffers): *past valid past tokens, *total keys. */
 si_result si_gqa_lengths(const si_kctx *c, const si_gqa *p, int64_t b, int64_t *past, int64_t *total);

@@ -31,7 +31,7 @@ static si_result bn_prep(si_kctx *c, nn_bn *p) {
     for (int i = 1; i < 5; i++) {
         const si_tensor *t = si_in(c, i);
         if ((st = si_check_type(c, t->dtype, SI_T_FLOATS, names[i]))) return st;
-        if (si_count(t) != p->C * p->psz)
+        if (si_dim_ne(si_count(t), si_dim_mul(p->C, p->psz)))
             return si_op_err(c, SI_ERR_INVALID_ARG, "%s has %lld values, expected %lld", names[i],
                              (long long)si_count(t), (long long)(p->C * p->psz));
     }
@@ -149,7 +149,7 @@ static si_result instnorm_prep(si_kctx *c) {
     for (int i = 1; i < 3; i++) {
         const si_tensor *t = si_in(c, i);
         if ((st = si_check_type(c, t->dtype, SI_T_FLOATS, i == 1 ? "scale" : "B"))) return st;
-        if (si_count(t) != x->dims[1])
+        if (si_dim_ne(si_count(t), x->dims[1]))
             return si_op_err(c, SI_ERR_INVALID_ARG, "%s has %lld values, expected %lld", i == 1 ? "scale" : "B",
                              (long long)si_count(t), (long long)x->dims[1]);
     }
@@ -276,7 +276,9 @@ static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel) {
     const si_attr *a = si_node_attr(c->node, "num_groups");
     if (!a) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute num_groups is required");
     int64_t g = a->i, C = x->dims[1];
-    if (g < 1 || C % g != 0)
+    if (g < 1 && !si_dim_known(C))
+        return si_op_err(c, SI_ERR_INVALID_ARG, "num_groups %lld must be positive", (long long)g);
+    if (g < 1 || (si_dim_known(C) && C % g != 0))
         return si_op_err(c, SI_ERR_INVALID_ARG, "num_groups %lld must be positive and divide the %lld channels",
                          (long long)g, (long long)C);
     *groups = g;
@@ -286,8 +288,8 @@ static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel) {
         return st;
     /* opset 21: one scale/bias per channel. opset 18 specifies one per group, but exporters also wrote one
      * per channel (the reason for the revision), so accept both there. */
-    int64_t n = si_count(sc);
-    bool ok = n == si_count(b) && (n == C || (c->opset < 21 && n == g));
+    int64_t n = si_count(sc), nb = si_count(b); /* -1: not known yet (compile time) */
+    bool ok = (n < 0 || nb < 0 || n == nb) && (n < 0 || !si_dim_known(C) || n == C || (c->opset < 21 && n == g));
     if (!ok)
         return si_op_err(c, SI_ERR_INVALID_ARG, "scale and bias must have %lld values (got %lld and %lld)",
                          (long long)(c->opset >= 21 ? C : g), (long long)n, (long long)si_count(b));
@@ -528,4 +530,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MEAN_VARIANCE_NORMALIZATION, SI_T_FLOATS, mvn_infer, mvn_run),
 };
 
-SI_OP_FAMILY(norm, defs);
+SI_OP_FAMILY_PARTIAL(norm, defs);

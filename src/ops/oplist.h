@@ -205,13 +205,17 @@
     X(ONE_HOT, "OneHot", "")                                                                                   \
     X(EYE_LIKE, "EyeLike", "")                                                                                 \
     /* unique.c */                                                                                             \
-    X(UNIQUE, "Unique", "")
+    X(UNIQUE, "Unique", "")                                                                                    \
+    /* control.c: control flow (subgraphs; types and shapes only, no kernel yet) */                           \
+    X(IF, "If", "")                                                                                            \
+    X(LOOP, "Loop", "")                                                                                        \
+    X(SCAN, "Scan", "")
 
 /* The family files; each defines `const si_op_table si_ops_<name>` (its si_op_def table) at its end. */
 #define SI_OP_FAMILIES(F)                                                                                      \
     F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
     F(quant) F(rnn)                                                                                            \
-    F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique)                                           \
+    F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)
 
 #endif

@@ -25,6 +25,12 @@ static const si_op_table *const families[] = {
 #undef SI_OP_FAMILY_
 };
 
+bool si_op_partial(const si_op_def *d) {
+    for (size_t f = 0; f < SI_ARRAY_LEN(families); f++)
+        if (d >= families[f]->defs && d < families[f]->defs + families[f]->n) return families[f]->partial;
+    return false;
+}
+
 const char *si_op_name(si_op_id id) { return (int)id >= 0 && id < SI_OP_COUNT ? op_names[id] : "?"; }
 
 const char *si_op_domain(si_op_id id) { return (int)id >= 0 && id < SI_OP_COUNT ? op_domains[id] : "?"; }
@@ -91,4 +97,12 @@ si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const 
         return op->check(&c);
     }
     return SI_OK;
+}
+
+si_result si_op_runnable(const si_node *node) {
+    if (!node->op) return si_op_supported(node, 0, NULL); /* names what is not implemented */
+    if (node->op->run) return SI_OK;
+    if (node->op->flags & SI_OPF_SUBGRAPH)
+        return si_err(SI_ERR_UNSUPPORTED, "%s: control flow runs on the host (the executor), not in a device", node->op_type);
+    return si_err(SI_ERR_UNSUPPORTED, "%s: there is no kernel for it", node->op_type);
 }

@@ -4,12 +4,18 @@
  * each node; faster devices bring their own kernels and may borrow these for rare ops.
  *
  * Contract for op authors:
- *  - `infer(c)` sets c->out[k]->dtype/ndim/dims for every present output (c->out[k] != NULL). Inputs are
- *    tensors whose `data` may be NULL at compile time (value not known yet): an op whose output shape
- *    depends on input *values* (Reshape's shape, NonZero, Range, ...) returns SI_SHAPE_DYNAMIC when it needs
- *    data that is NULL. Absent optional inputs are NULL pointers (c->in[i] == NULL), and c->n_in counts
- *    trailing absent inputs too. It must reject bad input with si_err(SI_ERR_INVALID_ARG, ...) naming what
- *    is wrong, and unsupported attribute/dtype combinations with SI_ERR_UNSUPPORTED.
+ *  - `infer(c)` sets c->out[k]->dtype/ndim/dims for every present output (c->out[k] != NULL). At run time
+ *    (c->partial false) every input has its data and every dimension is known. At compile time (c->partial:
+ *    shape inference over the graph) inputs have a known dtype and rank, but a dimension may be unknown or a
+ *    symbol (ir.h: test with si_dim_known, compare with si_dim_ne, compute with si_dim_*; never read a dim
+ *    as a size without that), and `data` is NULL for values not known yet (si_has_values). Infer then sets
+ *    what follows: the dtype where the type rules say, the rank where it follows, dims where they follow,
+ *    SI_DIM_UNKNOWN elsewhere; an output whose shape depends on input *values* that are not known (Reshape's
+ *    shape, NonZero, Range, ...) gets its rank when that is known (si_set_out_unknown) and unknown dims. A
+ *    check that involves an unknown dimension is left to run time. Absent optional inputs are NULL pointers
+ *    (c->in[i] == NULL), and c->n_in counts trailing absent inputs too. It must reject bad input with
+ *    si_err(SI_ERR_INVALID_ARG, ...) naming what is wrong, and unsupported attribute/dtype combinations with
+ *    SI_ERR_UNSUPPORTED (at compile time: the node's outputs stay as they were).
  *  - `run(c)` is called after `infer` with every input's data present and every output allocated
  *    (zero-filled) for the shape infer produced. It must not reallocate outputs.
  *  - `types[k]`: bit mask (SI_T(SI_F32) | ...) of element types accepted for input k; 0 = any stored type.
@@ -27,9 +33,6 @@
 
 #include "ir/ir.h"
 
-/* Internal status (never returned through the public API): shape depends on a value not known yet. */
-#define SI_SHAPE_DYNAMIC ((si_result)100)
-
 #define SI_T(dt) (1u << (unsigned)(dt))
 #define SI_T_FLOATS (SI_T(SI_F32) | SI_T(SI_F64) | SI_T(SI_F16) | SI_T(SI_BF16))
 #define SI_T_SIGNED_INTS (SI_T(SI_I8) | SI_T(SI_I16) | SI_T(SI_I32) | SI_T(SI_I64))
@@ -45,6 +48,7 @@ typedef struct si_kctx {
     const si_tensor *const *in; /* NULL entries for absent optional inputs */
     int n_out;
     si_tensor *const *out;      /* NULL entries for absent optional outputs */
+    bool partial;               /* compile-time inference: dims may be unknown or symbols, data may be missing */
 } si_kctx;
 
 typedef si_result (*si_op_fn)(si_kctx *c);
@@ -61,9 +65,12 @@ typedef enum si_op_id {
 
 /* si_op_def.flags */
 enum {
-    SI_OPF_SHAPE_ONLY = 1u << 0, /* outputs depend only on input shapes: folded as soon as those are known */
+    SI_OPF_SHAPE_ONLY = 1u << 0, /* outputs depend only on input shapes, and are sizes: folded as soon as the
+                                  * dimensions they read are known (a negative value read means one is not) */
     SI_OPF_RANDOM = 1u << 1,     /* outputs are random: never folded into constants */
-    SI_OPF_SUBGRAPH = 1u << 2,   /* has graph attributes (control flow) */
+    SI_OPF_SUBGRAPH = 1u << 2,   /* has graph attributes (control flow): shape inference infers the subgraphs
+                                  * first (si_control_bind gives their formal inputs); the partition makes it a
+                                  * host submodel and the executor runs it (exec/control.c): no device kernel */
 };
 
 #define SI_OP_TYPED_INPUTS 4 /* inputs with a type constraint in si_op_def.types; later ones: any type */
@@ -83,6 +90,7 @@ typedef struct si_op_def {
 typedef struct si_op_table {
     const si_op_def *defs;
     int n;
+    bool partial; /* its infers follow the partial contract above (SI_OP_FAMILY_PARTIAL) */
 } si_op_table;
 
 /* Is n a node of op `id` (resolved, any version)? */
@@ -94,8 +102,14 @@ static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n
 #define SI_OP_DEF(ID, TYPES, INFER, RUN) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN}
 #define SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, INFER, RUN)                                                      \
     {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN}
-/* The family's table from its array of definitions: const si_op_table si_ops_<fam>. */
-#define SI_OP_FAMILY(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs)}
+/* The family's table from its array of definitions: const si_op_table si_ops_<fam>. SI_OP_FAMILY_PARTIAL: its
+ * infers follow the partial contract (dims may be unknown or symbols at compile time); SI_OP_FAMILY: they expect
+ * every input dimension known, and shape inference asks them only then (a family written before partial
+ * shapes, until it is ported). */
+#define SI_OP_FAMILY(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs), false}
+#define SI_OP_FAMILY_PARTIAL(fam, defs) const si_op_table si_ops_##fam = {defs, (int)SI_ARRAY_LEN(defs), true}
+/* Does the family of definition d follow the partial contract? */
+bool si_op_partial(const si_op_def *d);
 
 /* The definition of op `op_type` in `domain` ("" or "ai.onnx" for the default) whose opset range covers
  * `opset`; NULL when safeinfer does not implement the op (or not for that opset). */
@@ -108,20 +122,32 @@ int si_op_id_of(const char *domain, const char *op_type);
 /* Every definition, every version (a static array; *count receives its length). */
 const si_op_def *const *si_op_all(int *count);
 /* Can the reference kernels run this node with these input types? SI_OK or SI_ERR_UNSUPPORTED (message
- * names the op and the reason). Inputs may be descriptors without data. */
+ * names the op and the reason). Inputs may be descriptors without data. Control flow passes here (its types are
+ * checked like any op's) and is refused by si_op_runnable: the partition never gives it to a device. */
 si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const *in);
+/* Is there a kernel for this node? SI_OK, or SI_ERR_UNSUPPORTED: "If: control flow runs on the host (the
+ * executor), not in a device" for If/Loop/Scan. Devices that run the reference kernels check it when they
+ * compile. */
+si_result si_op_runnable(const si_node *node);
+/* Control flow (control.c): give the formal inputs of `body` (the subgraph in attribute `attr` of c->node)
+ * their types from the node's inputs, where the body does not declare them. */
+si_result si_control_bind(si_kctx *c, const char *attr, si_graph *body);
 
 /* ---- helpers for op authors (helpers.c) ------------------------------------------------------------------ */
 
 /* Input i, or NULL when absent (or past n_in); output k likewise. */
 static inline const si_tensor *si_in(const si_kctx *c, int i) { return (i >= 0 && i < c->n_in) ? c->in[i] : NULL; }
 static inline si_tensor *si_out(const si_kctx *c, int k) { return (k >= 0 && k < c->n_out) ? c->out[k] : NULL; }
+/* Element count; -1 while a dimension is not known (0 when one is 0). */
 static inline int64_t si_count(const si_tensor *t) { return si_shape_count(t->ndim, t->dims); }
+/* Are t's values known: data present, or no elements at all? (At compile time only constants have data.) */
+static inline bool si_has_values(const si_tensor *t) { return t->data || si_count(t) == 0; }
 /* An optional input that is present and has at least one element (empty tensors count as absent, which is
- * how ONNX models spell "not given" for Resize's roi/scales and similar inputs). */
+ * how ONNX models spell "not given" for Resize's roi/scales and similar inputs). At compile time an input whose
+ * length is not known yet counts as present. */
 static inline const si_tensor *si_in_nonempty(const si_kctx *c, int i) {
     const si_tensor *t = si_in(c, i);
-    return t && si_count(t) > 0 ? t : NULL;
+    return t && si_count(t) != 0 ? t : NULL;
 }
 static inline size_t si_esize(const si_tensor *t) { return si_dtype_size(t->dtype); }
 /* Copy in's bytes into out (as many as both hold). */
@@ -157,8 +183,9 @@ si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) SI_PRIN
 /* NO_MEM "out of memory", naming the node. */
 si_result si_op_nomem(const si_kctx *c);
 
-/* Input i present with a valid rank and, when need_data, its values known; else INVALID_ARG naming the input,
- * or SI_SHAPE_DYNAMIC when only the values are missing (a tensor without elements always has them). */
+/* Input i present with a valid rank and, when need_data, its values known; else INVALID_ARG naming the input.
+ * Values that are only missing at compile time give UNSUPPORTED ("only known at run time"), which leaves the
+ * node's outputs unknown: ops that can say more about their outputs test si_has_values first. */
 si_result si_need_input(const si_kctx *c, int i, bool need_data);
 /* Input 0 present and of a type in mask (what as for si_check_type): *x = input 0. The first lines of most ops. */
 si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x);
@@ -174,7 +201,7 @@ si_result si_run_ready(const si_kctx *c);
  * of an untyped tensor handed on as if it were a result. */
 si_result si_outputs_typed(const si_kctx *c);
 /* The values of an integer tensor of rank <= 1 (`what` names it in errors: "input 'axes'"): into buf[cap],
- * or into a new array (at least one slot; free with si_free). SI_SHAPE_DYNAMIC when they are not known. */
+ * or into a new array (at least one slot; free with si_free). Values not known: as for si_need_input. */
 si_result si_tensor_ints(const si_kctx *c, const si_tensor *t, const char *what, int64_t *buf, int cap, int *n);
 si_result si_tensor_ints_alloc(const si_kctx *c, const si_tensor *t, const char *what, int64_t **vals, int64_t *n);
 /* A shape given as an input (Expand, ConstantOfShape): at most SI_MAX_DIMS non-negative integers. */
@@ -199,25 +226,30 @@ si_result si_attr_ints_n(const si_kctx *c, const char *name, int n, int64_t dflt
 si_result si_axis(const si_kctx *c, int64_t axis, int rank, int *out);
 /* A list of axes as a mask over rank dimensions; out of range or repeated axes are INVALID_ARG. */
 si_result si_axes_mask(const si_kctx *c, const int64_t *axes, int n, int rank, bool *mask);
-/* Product of dims[from..to). */
+/* Product of dims[from..to) (si_dim_prod: -1 never, SI_DIM_UNKNOWN while a factor is not known). */
 int64_t si_prod(const int64_t *dims, int from, int to);
 /* Contiguous strides (in elements) of a shape. */
 void si_strides(int rank, const int64_t *dims, int64_t *str);
 /* Numpy-style broadcast of two shapes into out: returns the rank, or -1 - d when dimension d (of the result)
- * is incompatible. Does not report: si_broadcast_shape below does, naming the node. */
+ * is incompatible. Does not report: si_broadcast_shape below does, naming the node. Dimensions may be unknown
+ * or symbols (si_dim_broadcast): only known ones can be incompatible. */
 int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);
 si_result si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                              int64_t *out);
 /* Strides (in elements) of `in` when read with broadcasting into an output of rank `nout` and shape `out`:
  * 0 for broadcast dimensions. */
 void si_broadcast_strides(int nin, const int64_t *in, int nout, const int64_t *out, int64_t *strides);
-/* t can be broadcast (numpy rules, one direction) to shape dims of rank r; else INVALID_ARG naming `what`. */
+/* t can be broadcast (numpy rules, one direction) to shape dims of rank r; else INVALID_ARG naming `what`
+ * (dimensions that are not known pass). */
 si_result si_unibroadcast_check(const si_kctx *c, const si_tensor *t, int r, const int64_t *dims, const char *what);
 /* t's values broadcast to shape dims (rank r) as a new double array of prod(dims) values; NULL when out of
  * memory. */
 double *si_broadcast_to_f64(const si_tensor *t, int r, const int64_t *dims);
-/* Set output k's type and shape (nothing when the output is absent). */
+/* Set output k's type and shape (nothing when the output is absent). Negative dims are refused, except, at
+ * compile time, SI_DIM_UNKNOWN and symbols. */
 si_result si_set_out(si_kctx *c, int k, si_dtype dt, int ndim, const int64_t *dims);
+/* Compile time: output k's type and rank (ndim -1: the rank is not known either), every dimension unknown. */
+si_result si_set_out_unknown(si_kctx *c, int k, si_dtype dt, int ndim);
 /* Copy input i's type and shape to output k. */
 si_result si_same_as_input(si_kctx *c, int k, int i);
 
@@ -252,6 +284,7 @@ typedef struct si_resize {
     int mode, ctm, nearest;
     double cubic_a, extrap;
     bool exclude_outside, antialias;
+    bool complete; /* every value and dimension known: the taps can be computed */
 } si_resize;
 
 /* The interfaces of Resize and Upsample over the opsets: Upsample-7 (scales attribute), Upsample-9 and
@@ -260,8 +293,9 @@ typedef struct si_resize {
 typedef enum si_resize_form { SI_RESIZE_SCALES_ATTR, SI_RESIZE_SCALES_INPUT, SI_RESIZE_FULL } si_resize_form;
 /* The interface of a resolved Resize or Upsample node (from the version its definition covers). */
 si_resize_form si_resize_form_of(const si_node *n);
-/* The geometry of a Resize or Upsample node. Needs the values of scales/sizes/roi: SI_SHAPE_DYNAMIC when they
- * are not known. INVALID_ARG for a malformed node. */
+/* The geometry of a Resize or Upsample node. INVALID_ARG for a malformed node. When the values of
+ * scales/sizes/roi or the input's dimensions are not known (compile time), the output dimensions that depend
+ * on them are SI_DIM_UNKNOWN and p->complete is false: the geometry only gives the output's shape then. */
 si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p);
 /* Interpolation taps per output coordinate along axis d (1 for nearest, and for an axis that is not resized). */
 int64_t si_resize_ntaps(const si_resize *p, int d);

@@ -56,6 +56,10 @@ static si_result pad_prep(si_kctx *c, nn_padp *p) {
         p->pe[axes[i]] = pads[naxes + i];
     }
     for (int d = 0; d < r; d++) {
+        if (!si_dim_known(x->dims[d])) { /* compile time */
+            p->out[d] = si_dim_add(x->dims[d], p->pb[d] + p->pe[d]);
+            continue;
+        }
         p->out[d] = x->dims[d] + p->pb[d] + p->pe[d];
         if (p->out[d] < 0)
             return si_op_err(c, SI_ERR_INVALID_ARG, "pads make dimension %d negative (%lld)", d, (long long)p->out[d]);
@@ -69,7 +73,12 @@ static si_result pad_prep(si_kctx *c, nn_padp *p) {
 
 static si_result pad_infer(si_kctx *c) {
     nn_padp p;
-    si_result st = pad_prep(c, &p);
+    const si_tensor *x, *pads = si_in(c, 1), *axes = c->opset >= 18 ? si_in(c, 3) : NULL;
+    si_result st = si_input0(c, SI_T_ALL, "data", &x);
+    if (st) return st;
+    if (c->opset >= 11 && ((pads && !si_has_values(pads)) || (axes && !si_has_values(axes))))
+        return si_set_out_unknown(c, 0, x->dtype, x->ndim); /* compile time: pads known at run time */
+    st = pad_prep(c, &p);
     if (st) return st;
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
 }
@@ -177,4 +186,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(PAD, SI_T_ALL, pad_infer, pad_run),
 };
 
-SI_OP_FAMILY(pad, defs);
+SI_OP_FAMILY_PARTIAL(pad, defs);

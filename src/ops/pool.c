@@ -237,4 +237,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(GLOBAL_LP_POOL, SI_T_FLOATS, gpool_infer, glppool_run),
 };
 
-SI_OP_FAMILY(pool, defs);
+SI_OP_FAMILY_PARTIAL(pool, defs);

@@ -11,9 +11,18 @@
 
 static si_result expand_infer(si_kctx *c) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, true))) return s;
     int64_t shape[SI_MAX_DIMS], out[SI_MAX_DIMS];
     int n, nout;
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    const si_tensor *st = c->in[1];
+    if (!si_has_values(st) && st->ndim == 1 && si_dim_known(st->dims[0]) && st->dims[0] <= SI_MAX_DIMS) {
+        /* compile time: the shape's length is known, its values are not */
+        n = (int)st->dims[0];
+        for (int i = 0; i < n; i++) shape[i] = SI_DIM_UNKNOWN;
+        if ((s = si_broadcast_shape(c, c->in[0]->ndim, c->in[0]->dims, n, shape, &nout, out))) return s;
+        return si_set_out(c, 0, c->in[0]->dtype, nout, out);
+    }
+    if ((s = si_need_input(c, 1, true))) return s;
     if ((s = si_tensor_shape(c, c->in[1], "input 'shape'", shape, &n)) ||
         (s = si_broadcast_shape(c, c->in[0]->ndim, c->in[0]->dims, n, shape, &nout, out)))
         return s;
@@ -87,9 +96,14 @@ static si_result tile_repeats(si_kctx *c, int64_t *rep) {
 static si_result tile_infer(si_kctx *c) {
     si_result s;
     int64_t rep[SI_MAX_DIMS], dims[SI_MAX_DIMS];
-    if ((s = si_need_input(c, 0, false)) || (s = tile_repeats(c, rep))) return s;
+    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
     const si_tensor *x = c->in[0];
-    for (int d = 0; d < x->ndim; d++) dims[d] = x->dims[d] * rep[d];
+    bool known = si_has_values(c->in[1]) && (c->opset >= 6 || c->n_in < 3 || !c->in[2] || si_has_values(c->in[2]));
+    if (!known) /* compile time: the repeats are known at run time */
+        for (int d = 0; d < x->ndim; d++) rep[d] = SI_DIM_UNKNOWN;
+    else if ((s = tile_repeats(c, rep)))
+        return s;
+    for (int d = 0; d < x->ndim; d++) dims[d] = si_dim_mul(x->dims[d], rep[d]);
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
@@ -138,7 +152,8 @@ static si_result trilu_k(si_kctx *c, int64_t *k) {
 static si_result trilu_infer(si_kctx *c) {
     si_result s;
     int64_t k;
-    if ((s = si_need_input(c, 0, false)) || (s = trilu_k(c, &k))) return s;
+    if ((s = si_need_input(c, 0, false))) return s;
+    if ((!si_in(c, 1) || si_has_values(c->in[1])) && (s = trilu_k(c, &k))) return s; /* the shape does not need k */
     if (c->in[0]->ndim < 2)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", c->in[0]->ndim);
     return si_same_as_input(c, 0, 0);
@@ -211,10 +226,10 @@ static si_result d2s_infer(si_kctx *c) {
     si_result s;
     if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd))) return s;
     const int64_t *d = c->in[0]->dims;
-    if (d[1] % (b * b))
+    if (si_dim_known(d[1]) && d[1] % (b * b))
         return si_op_err(c, SI_ERR_INVALID_ARG, "channels %lld not divisible by blocksize^2 %lld", (long long)d[1],
                          (long long)(b * b));
-    int64_t od[4] = {d[0], d[1] / (b * b), d[2] * b, d[3] * b};
+    int64_t od[4] = {d[0], si_dim_div(d[1], b * b, false), si_dim_mul(d[2], b), si_dim_mul(d[3], b)};
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
@@ -248,10 +263,10 @@ static si_result s2d_infer(si_kctx *c) {
     si_result s = blocksize(c, &b);
     if (s) return s;
     const int64_t *d = c->in[0]->dims;
-    if (d[2] % b || d[3] % b)
+    if ((si_dim_known(d[2]) && d[2] % b) || (si_dim_known(d[3]) && d[3] % b))
         return si_op_err(c, SI_ERR_INVALID_ARG, "height %lld and width %lld must be divisible by blocksize %lld",
                          (long long)d[2], (long long)d[3], (long long)b);
-    int64_t od[4] = {d[0], d[1] * b * b, d[2] / b, d[3] / b};
+    int64_t od[4] = {d[0], si_dim_mul(d[1], b * b), si_dim_div(d[2], b, false), si_dim_div(d[3], b, false)};
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
@@ -292,9 +307,11 @@ static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis) {
                          (long long)ta);
     if (!si_dtype_is_int(len->dtype))
         return si_op_err(c, SI_ERR_INVALID_ARG, "sequence_lens must be an integer tensor");
-    if (len->ndim != 1 || len->dims[0] != x->dims[ba])
-        return si_op_err(c, SI_ERR_INVALID_ARG, "sequence_lens must be 1-D with %lld entries (the batch size)",
-                         (long long)x->dims[ba]);
+    if (len->ndim != 1 || si_dim_ne(len->dims[0], x->dims[ba]))
+        return si_dim_known(x->dims[ba])
+                   ? si_op_err(c, SI_ERR_INVALID_ARG, "sequence_lens must be 1-D with %lld entries (the batch size)",
+                               (long long)x->dims[ba])
+                   : si_op_err(c, SI_ERR_INVALID_ARG, "sequence_lens must be 1-D (one entry per batch element)");
     *batch_axis = (int)ba;
     *time_axis = (int)ta;
     return SI_OK;
@@ -347,4 +364,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(REVERSE_SEQUENCE, 0, revseq_infer, revseq_run),
 };
 
-SI_OP_FAMILY(rearrange, defs);
+SI_OP_FAMILY_PARTIAL(rearrange, defs);

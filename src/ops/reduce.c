@@ -124,7 +124,7 @@ static si_result reduce_plan(const si_kctx *c, rkind k, bool axes_input, rplan *
     p->n_red = 1;
     for (int i = 0; i < p->rank; i++) {
         if (p->red[i]) {
-            p->n_red *= p->dims[i];
+            p->n_red = si_dim_mul(p->n_red, p->dims[i]);
             if (keepdims) p->out_dims[p->out_nd++] = 1;
         } else {
             p->out_dims[p->out_nd++] = p->dims[i];
@@ -133,9 +133,27 @@ static si_result reduce_plan(const si_kctx *c, rkind k, bool axes_input, rplan *
     return SI_OK;
 }
 
+/* Compile time, axes given as an input whose values are not known: the rank when it follows, unknown dims
+ * (a dimension of 1 stays 1 whether it is reduced or not, with keepdims). */
+static si_result reduce_axes_unknown(si_kctx *c, const si_tensor *axes) {
+    const si_tensor *x = c->in[0];
+    if (si_attr_int(c->node, "keepdims", 1) != 0) {
+        int64_t dims[SI_MAX_DIMS];
+        for (int i = 0; i < x->ndim; i++) dims[i] = x->dims[i] == 1 ? 1 : SI_DIM_UNKNOWN;
+        return si_set_out(c, 0, x->dtype, x->ndim, dims);
+    }
+    int64_t n = si_count(axes); /* > 0 or not known: an empty axes tensor has its values */
+    return si_set_out_unknown(c, 0, x->dtype, n > 0 && n <= x->ndim ? x->ndim - (int)n : -1);
+}
+
 static si_result reduce_infer_k(si_kctx *c, rkind k, bool axes_input) {
     rplan p;
-    si_result s = reduce_plan(c, k, axes_input, &p);
+    si_result s;
+    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) {
+        if ((s = si_need_input(c, 0, false)) || (s = si_check_type(c, c->in[0]->dtype, 0, NULL))) return s;
+        return reduce_axes_unknown(c, c->in[1]);
+    }
+    s = reduce_plan(c, k, axes_input, &p);
     if (s) return s;
     return si_set_out(c, 0, c->in[0]->dtype, p.out_nd, p.out_dims);
 }
@@ -395,7 +413,7 @@ static si_result arg_plan(const si_kctx *c, aplan *p) {
     p->outer = si_prod(x->dims, 0, p->axis);
     p->n = x->dims[p->axis];
     p->inner = si_prod(x->dims, p->axis + 1, x->ndim);
-    if (p->n == 0 && p->outer * p->inner > 0)
+    if (p->n == 0 && si_dim_mul(p->outer, p->inner) > 0) /* not known (compile time): checked at run time */
         return si_op_err(c, SI_ERR_INVALID_ARG, "cannot take the arg-extremum over an empty axis %d", p->axis);
     p->out_nd = 0;
     for (int i = 0; i < x->ndim; i++) {
@@ -475,6 +493,12 @@ static si_result topk_plan(const si_kctx *c, tplan *p) {
     if ((s = si_axis(c, si_attr_int(c->node, "axis", -1), x->ndim, &p->axis))) return s;
     if (c->opset >= 10) {
         if ((s = si_need_input(c, 1, false))) return s;
+        if (!si_has_values(c->in[1])) { /* compile time: K is known at run time */
+            memcpy(p->out_dims, x->dims, sizeof p->out_dims);
+            p->out_dims[p->axis] = SI_DIM_UNKNOWN;
+            p->k = -1;
+            return SI_OK;
+        }
         int64_t kv[1];
         int nk = 0;
         if ((s = si_tensor_ints(c, c->in[1], "input 'K'", kv, 1, &nk))) return s;
@@ -487,7 +511,7 @@ static si_result topk_plan(const si_kctx *c, tplan *p) {
     p->outer = si_prod(x->dims, 0, p->axis);
     p->n = x->dims[p->axis];
     p->inner = si_prod(x->dims, p->axis + 1, x->ndim);
-    if (p->k < 0 || p->k > p->n)
+    if (p->k < 0 || (si_dim_known(p->n) && p->k > p->n))
         return si_op_err(c, SI_ERR_INVALID_ARG, "k = %lld is out of range for axis %d of size %lld", (long long)p->k,
                          p->axis, (long long)p->n);
     memcpy(p->out_dims, x->dims, sizeof p->out_dims);
@@ -591,8 +615,7 @@ static si_result cumsum_infer(si_kctx *c) {
     if (s || (s = si_need_input(c, 1, false))) return s;
     if ((s = si_check_type(c, c->in[0]->dtype, SI_T_NUMERIC, NULL))) return s;
     int axis;
-    s = cumsum_axis(c, &axis);
-    if (s && s != SI_SHAPE_DYNAMIC) return s; /* the output shape does not depend on the axis value */
+    if (si_has_values(c->in[1]) && (s = cumsum_axis(c, &axis))) return s; /* the shape does not depend on it */
     return si_same_as_input(c, 0, 0);
 }
 
@@ -658,4 +681,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(CUM_SUM, SI_T_NUMERIC, cumsum_infer, cumsum_run),
 };
 
-SI_OP_FAMILY(reduce, defs);
+SI_OP_FAMILY_PARTIAL(reduce, defs);

@@ -17,6 +17,13 @@ static si_result nn_read_doubles(const si_kctx *c, const si_tensor *t, int max, 
     return SI_OK;
 }
 
+/* Compile time, scales or sizes not known: the resized axes' sizes are not known either. */
+static si_result resize_values_unknown(si_resize *p) {
+    for (int i = 0; i < p->naxes; i++) p->out[p->axes[i]] = SI_DIM_UNKNOWN;
+    p->complete = false;
+    return SI_OK;
+}
+
 si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
     const si_tensor *x;
     si_result st = si_input0(c, SI_T_ALL, "X", &x);
@@ -70,9 +77,11 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
         for (int i = 0; i < r; i++) p->axes[i] = i;
         p->naxes = r;
     }
+    p->complete = true;
     for (int d = 0; d < r; d++) {
         p->in[d] = p->out[d] = x->dims[d];
         p->scale[d] = 1.0;
+        if (!si_dim_known(x->dims[d])) p->complete = false; /* compile time */
     }
 
     /* scales or sizes */
@@ -89,14 +98,19 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
         const int si = legacy ? 1 : 2;
         const si_tensor *ts = legacy ? si_in(c, 1) : si_in_nonempty(c, 2);
         const si_tensor *tz = legacy ? NULL : si_in_nonempty(c, 3);
+        /* compile time: an input whose length is not known may still turn out empty at run time */
+        if (c->partial && ((ts && si_count(ts) < 0) || (tz && si_count(tz) < 0))) return resize_values_unknown(p);
         if (ts && tz) return si_op_err(c, SI_ERR_INVALID_ARG, "only one of scales and sizes may be given");
         if (!ts && !tz) return si_op_err(c, SI_ERR_INVALID_ARG, "one of scales and sizes is required");
         if (ts) {
-            if ((st = si_need_input(c, si, true))) return st;
+            if ((st = si_need_input(c, si, false))) return st;
             if (!si_dtype_is_float(ts->dtype)) return si_op_err(c, SI_ERR_INVALID_ARG, "scales must be a float tensor");
+            if (c->partial && !si_has_values(ts)) return resize_values_unknown(p);
+            if ((st = si_need_input(c, si, true))) return st;
             if ((st = nn_read_doubles(c, ts, SI_MAX_DIMS, sv, &ns, "scales"))) return st;
         } else {
-            if ((st = si_need_input(c, 3, true))) return st;
+            if ((st = si_need_input(c, 3, false))) return st;
+            if (c->partial && !si_has_values(tz)) return resize_values_unknown(p);
             if ((st = si_tensor_ints(c, tz, "sizes", zv, SI_MAX_DIMS, &nz))) return st;
         }
     }
@@ -105,9 +119,13 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
         for (int i = 0; i < ns; i++) {
             const int d = p->axes[i];
             if (!(sv[i] > 0)) return si_op_err(c, SI_ERR_INVALID_ARG, "scales must be positive, got %g", sv[i]);
+            p->scale[d] = sv[i];
+            if (!si_dim_known(p->in[d])) { /* compile time */
+                p->out[d] = sv[i] == 1.0 ? p->in[d] : SI_DIM_UNKNOWN;
+                continue;
+            }
             if (sv[i] * (double)p->in[d] > 4e18)
                 return si_op_err(c, SI_ERR_INVALID_ARG, "scale %g makes dimension %d too large", sv[i], d);
-            p->scale[d] = sv[i];
             p->out[d] = (int64_t)floor(sv[i] * (double)p->in[d]);
         }
     } else {
@@ -118,12 +136,16 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
         int pol = 0;
         if (!legacy && c->opset >= 18 && (st = si_attr_choice(c, "keep_aspect_ratio_policy", "stretch", pols, 3, &pol)))
             return st;
+        bool in_known = true;
+        for (int i = 0; i < nz; i++) in_known &= si_dim_known(p->in[p->axes[i]]);
         if (pol == 0) {
             for (int i = 0; i < nz; i++) {
                 const int d = p->axes[i];
                 p->out[d] = zv[i];
                 p->scale[d] = p->in[d] > 0 ? (double)zv[i] / (double)p->in[d] : 1.0;
             }
+        } else if (!in_known) { /* compile time: the common scale is not known */
+            for (int i = 0; i < nz; i++) p->out[p->axes[i]] = SI_DIM_UNKNOWN;
         } else {
             double s = pol == 1 ? INFINITY : 0.0;
             for (int i = 0; i < nz; i++) {
@@ -144,7 +166,9 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
     }
     if (p->ctm == SI_CT_TF_CROP_AND_RESIZE) {
         const si_tensor *roi = si_in_nonempty(c, 1);
-        if (roi) {
+        if (roi && c->partial && !si_has_values(roi)) {
+            p->complete = false; /* the crop box only moves the taps, not the output's shape */
+        } else if (roi) {
             double rv[2 * SI_MAX_DIMS];
             int n = 0;
             if ((st = nn_read_doubles(c, roi, 2 * SI_MAX_DIMS, rv, &n, "roi"))) return st;
@@ -392,4 +416,4 @@ static const si_op_def defs[] = {
     SI_OP_VERSION(UPSAMPLE, 9, 0, SI_T_ALL, resize10_infer, resize10_run),
 };
 
-SI_OP_FAMILY(resize, defs);
+SI_OP_FAMILY_PARTIAL(resize, defs);

@@ -93,4 +93,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(HARDMAX, SI_T_FLOATS, smax_infer, hardmax_run),
 };
 
-SI_OP_FAMILY(softmax, defs);
+SI_OP_FAMILY_PARTIAL(softmax, defs);

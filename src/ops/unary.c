@@ -487,4 +487,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(CAST_LIKE, SI_T_ALL, infer_castlike, run_cast),
 };
 
-SI_OP_FAMILY(unary, defs);
+SI_OP_FAMILY_PARTIAL(unary, defs);

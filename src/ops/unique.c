@@ -146,7 +146,17 @@ static si_result uq_axis(si_kctx *c, int *ax) {
 static si_result unique_infer(si_kctx *c) {
     si_result s;
     int ax;
-    if ((s = si_need_input(c, 0, true)) || (s = uq_axis(c, &ax))) return s;
+    if ((s = si_need_input(c, 0, false)) || (s = uq_axis(c, &ax))) return s;
+    const si_tensor *xv = c->in[0];
+    if (!si_has_values(xv)) { /* compile time: the unique count is known at run time */
+        int64_t dims[SI_MAX_DIMS], u = SI_DIM_UNKNOWN, n = si_count(xv);
+        int64_t S = ax >= 0 ? xv->dims[ax] : n >= 0 ? n : SI_DIM_UNKNOWN;
+        memcpy(dims, xv->dims, sizeof dims);
+        if (ax >= 0) dims[ax] = SI_DIM_UNKNOWN;
+        if ((s = ax >= 0 ? si_set_out(c, 0, xv->dtype, xv->ndim, dims) : si_set_out(c, 0, xv->dtype, 1, &u))) return s;
+        if ((s = si_set_out(c, 1, SI_I64, 1, &u)) || (s = si_set_out(c, 2, SI_I64, 1, &S))) return s;
+        return si_set_out(c, 3, SI_I64, 1, &u);
+    }
     uq_result r;
     if ((s = uq_compute(c, ax, &r))) return s;
     const si_tensor *x = c->in[0];
@@ -203,4 +213,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(UNIQUE, 0, unique_infer, unique_run),
 };
 
-SI_OP_FAMILY(unique, defs);
+SI_OP_FAMILY_PARTIAL(unique, defs);

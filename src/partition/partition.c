@@ -1,7 +1,11 @@
 /*
- * partition.c — capability-based partitioning (see partition.h).
+ * partition.c — capability-based partitioning (see partition.h). A node with subgraphs (If, Loop, Scan) is a
+ * host submodel of its own: its subgraphs go with it into that submodel, and the values they read from the
+ * outer scope (the node's implicit inputs) count as inputs of the node everywhere below.
  */
 #include "partition/partition.h"
+
+#include "ops/ops.h"
 
 #include <stdio.h>
 
@@ -11,6 +15,9 @@ static bool node_folded(const si_graph *g, const si_node *n) {
         if (n->out[k] >= 0 && !g->values[n->out[k]].const_val) return false;
     return true;
 }
+
+/* Control flow: run by the executor on the host, never by a device. */
+static bool is_host(const si_node *n) { return n->op && (n->op->flags & SI_OPF_SUBGRAPH); }
 
 static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b, const char *c) {
     size_t l = strlen(buf);
@@ -27,18 +34,19 @@ static si_result build_subgraph(const si_graph *g, si_submodel *s, const int *ow
     for (int v = 0; v < g->n_values; v++) map[v] = -1;
     sg->ir_version = g->ir_version;
     if (!(sg->producer = si_strdup(g->producer ? g->producer : ""))) goto fail;
+    if (si_graph_copy_syms(sg, g)) goto fail;
     if (!(sg->opsets = si_calloc((size_t)g->n_opsets + 1, sizeof(si_opset)))) goto fail;
     for (int i = 0; i < g->n_opsets; i++) {
         sg->n_opsets = i + 1;
         sg->opsets[i].version = g->opsets[i].version;
         if (!(sg->opsets[i].domain = si_strdup(g->opsets[i].domain))) goto fail;
     }
-    /* values used by the submodel's nodes, in first-use order */
+    /* values used by the submodel's nodes (implicit inputs included), in first-use order */
     for (int i = 0; i < s->n_nodes; i++) {
         const si_node *n = &g->nodes[s->nodes[i]];
-        for (int pass = 0; pass < 2; pass++) {
-            int cnt = pass ? n->n_out : n->n_in;
-            const int *ids = pass ? n->out : n->in;
+        for (int pass = 0; pass < 3; pass++) {
+            int cnt = pass == 0 ? n->n_in : pass == 1 ? n->n_implicit : n->n_out;
+            const int *ids = pass == 0 ? n->in : pass == 1 ? n->implicit : n->out;
             for (int k = 0; k < cnt; k++) {
                 int v = ids[k];
                 if (v < 0 || map[v] >= 0) continue;
@@ -90,8 +98,8 @@ static si_result build_subgraph(const si_graph *g, si_submodel *s, const int *ow
         bool needed = g->values[v].is_output;
         for (int i = 0; i < g->n_nodes && !needed; i++) {
             if (owner[i] == sub_index || owner[i] < 0) continue;
-            for (int k = 0; k < g->nodes[i].n_in; k++)
-                if (g->nodes[i].in[k] == v) { needed = true; break; }
+            for (int k = 0; k < g->nodes[i].n_in + g->nodes[i].n_implicit; k++)
+                if (si_node_reads(&g->nodes[i], k) == v) { needed = true; break; }
         }
         if (needed) {
             seen[v] = true;
@@ -104,47 +112,14 @@ static si_result build_subgraph(const si_graph *g, si_submodel *s, const int *ow
     si_free(seen);
     sg->n_inputs = n_in;
     sg->n_outputs = n_out;
-    /* nodes */
+    /* nodes: deep copies (subgraphs included, now children of sg) with value ids mapped into sg */
     for (int i = 0; i < s->n_nodes; i++) {
         const si_node *pn = &g->nodes[s->nodes[i]];
         si_node n;
-        memset(&n, 0, sizeof n);
-        n.opset = pn->opset;
-        n.op = pn->op;
-        n.n_in = pn->n_in;
-        n.n_out = pn->n_out;
-        n.in = si_malloc(sizeof(int) * ((size_t)pn->n_in + 1));
-        n.out = si_malloc(sizeof(int) * ((size_t)pn->n_out + 1));
-        n.attrs = si_calloc((size_t)pn->n_attr + 1, sizeof(si_attr));
-        n.name = si_strdup(pn->name);
-        n.op_type = si_strdup(pn->op_type);
-        n.domain = si_strdup(pn->domain);
-        if (!n.in || !n.out || !n.attrs || !n.name || !n.op_type || !n.domain) { si_node_clear(&n); goto fail; }
+        if ((st = si_node_copy(&n, pn, sg))) goto fail_keep;
         for (int k = 0; k < pn->n_in; k++) n.in[k] = pn->in[k] >= 0 ? map[pn->in[k]] : -1;
         for (int k = 0; k < pn->n_out; k++) n.out[k] = pn->out[k] >= 0 ? map[pn->out[k]] : -1;
-        for (int k = 0; k < pn->n_attr; k++) {
-            const si_attr *a = &pn->attrs[k];
-            si_attr *d = &n.attrs[k];
-            n.n_attr = k + 1;
-            *d = *a;
-            d->name = NULL; d->s = NULL; d->t = NULL; d->floats = NULL; d->ints = NULL; d->strings = NULL; d->n = a->n;
-            bool ok = (d->name = si_strdup(a->name)) != NULL;
-            if (ok && a->s) ok = (d->s = si_strdup(a->s)) != NULL;
-            if (ok && a->t) ok = si_tensor_clone(a->t, &d->t) == SI_OK;
-            if (ok && a->floats) {
-                ok = (d->floats = si_malloc(sizeof(float) * ((size_t)a->n + 1))) != NULL;
-                if (ok) memcpy(d->floats, a->floats, sizeof(float) * (size_t)a->n);
-            }
-            if (ok && a->ints) {
-                ok = (d->ints = si_malloc(sizeof(int64_t) * ((size_t)a->n + 1))) != NULL;
-                if (ok) memcpy(d->ints, a->ints, sizeof(int64_t) * (size_t)a->n);
-            }
-            if (ok && a->strings) {
-                ok = (d->strings = si_calloc((size_t)a->n + 1, sizeof(char *))) != NULL;
-                for (int j = 0; ok && j < a->n; j++) ok = (d->strings[j] = si_strdup(a->strings[j])) != NULL;
-            }
-            if (!ok) { si_node_clear(&n); goto fail; }
-        }
+        for (int k = 0; k < pn->n_implicit; k++) n.implicit[k] = map[pn->implicit[k]];
         if (si_graph_add_node(sg, &n) < 0) { si_node_clear(&n); goto fail; }
     }
     if ((st = si_graph_finalize(sg))) goto fail_keep;
@@ -180,6 +155,10 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         dev[i] = -1;
         owner[i] = -1;
         if (node_folded(g, n)) continue;
+        if (is_host(n)) { /* the pseudo-device n_devs: a run of its own, whatever the neighbours */
+            dev[i] = n_devs;
+            continue;
+        }
         char reasons[2048] = "";
         for (int d = 0; d < n_devs; d++) {
             si_result s = devs[d]->iface->supports_op(devs[d], g, n);
@@ -205,8 +184,8 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         if (dev[i] < 0) continue;
         total++;
         const si_node *n = &g->nodes[i];
-        for (int k = 0; k < n->n_in; k++) {
-            int v = n->in[k];
+        for (int k = 0; k < n->n_in + n->n_implicit; k++) {
+            int v = si_node_reads(n, k);
             if (v < 0) continue;
             int pr = g->values[v].producer;
             if (pr >= 0 && dev[pr] >= 0) indeg[i]++;
@@ -232,26 +211,29 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
             if (v < 0) continue;
             for (int j = 0; j < nn; j++) {
                 if (dev[j] < 0 || done_[j]) continue;
-                for (int q = 0; q < g->nodes[j].n_in; q++)
-                    if (g->nodes[j].in[q] == v) indeg[j]--;
+                for (int q = 0; q < g->nodes[j].n_in + g->nodes[j].n_implicit; q++)
+                    if (si_node_reads(&g->nodes[j], q) == v) indeg[j]--;
             }
         }
     }
     si_free(done_);
     /* 3. runs -> submodels */
     int nsub = 0;
+    /* a new submodel where the device changes, and for every host node */
+#define NEW_RUN(i) ((i) == 0 || dev[order[i]] != dev[order[(i) - 1]] || dev[order[i]] == n_devs)
     for (int i = 0; i < total; i++)
-        if (i == 0 || dev[order[i]] != dev[order[i - 1]]) nsub++;
+        if (NEW_RUN(i)) nsub++;
     if (!(p->subs = si_calloc((size_t)nsub + 1, sizeof(si_submodel)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
     for (int i = 0, s = -1; i < total; i++) {
         int node = order[i];
-        if (i == 0 || dev[node] != dev[order[i - 1]]) {
+        if (NEW_RUN(i)) {
             s++;
             p->n = s + 1;
             si_submodel *sm = &p->subs[s];
             sm->id = s;
-            sm->device = dev[node];
-            sm->capable = ~0ull;
+            sm->host = dev[node] == n_devs;
+            sm->device = sm->host ? -1 : dev[node];
+            sm->capable = sm->host ? 0 : ~0ull;
             if (!(sm->nodes = si_malloc(sizeof(int) * ((size_t)total + 1)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
         }
         si_submodel *sm = &p->subs[s];
@@ -259,6 +241,7 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         sm->capable &= accepts[node];
         owner[node] = s;
     }
+#undef NEW_RUN
     for (int s = 0; s < p->n; s++) {
         si_submodel *sm = &p->subs[s];
         char buf[4096] = "";

@@ -6,6 +6,10 @@
  * in progress), and each run becomes a submodel: a graph of its own whose inputs are the values that cross
  * into it and whose outputs are the values later submodels or the model's outputs read. Constants are shared
  * with the parent graph, not copied. The partitioner only calls supports_op; it compiles nothing.
+ *
+ * Control flow (If, Loop, Scan: ops with subgraphs) is not given to a device: each such node becomes a host
+ * submodel of its own (host set, device -1, no candidates), whose graph holds the node with its subgraphs. The
+ * compile step runs it on the host through the executor and compiles its subgraphs like a model of their own.
  */
 #ifndef SI_PARTITION_H
 #define SI_PARTITION_H
@@ -14,7 +18,8 @@
 
 typedef struct si_submodel {
     int id;
-    int device;         /* index in the device list of the first device that accepts every node */
+    bool host;          /* one control-flow node, run by the executor on the host (device -1, capable 0) */
+    int device;         /* index in the device list of the first device that accepts every node; -1 for host */
     uint64_t capable;   /* bit i: device i accepts every node of the submodel (the failover candidates) */
     int n_nodes;
     int *nodes;         /* node indices in the parent graph, in execution order */
@@ -30,7 +35,7 @@ typedef struct si_partition {
 } si_partition;
 
 /* Partition g (shapes inferred, constants folded) over devs[0..n_devs). Nodes whose outputs are all constant
- * are left out (they were folded). Errors: UNSUPPORTED naming a node no device accepts and every device's
+ * are left out (they were folded); nodes with subgraphs become host submodels (above), devices are not asked. Errors: UNSUPPORTED naming a node no device accepts and every device's
  * reason; NO_MEM. */
 si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out);
 void si_partition_free(si_partition *p);

@@ -196,8 +196,9 @@ int64_t si_shape_count(int ndim, const int64_t *dims) {
 
 const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64_t *dims) {
     size_t o = (size_t)snprintf(buf, n, "%s[", si_dtype_name(dt));
-    for (int i = 0; i < ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, i ? ",%lld" : "%lld", (long long)dims[i]);
+    for (int i = 0; i < ndim && o < n; i++) /* a dimension not known yet (ir.h: unknown or a symbol) is "?" */
+        o += dims[i] >= 0 ? (size_t)snprintf(buf + o, n - o, i ? ",%lld" : "%lld", (long long)dims[i])
+                          : (size_t)snprintf(buf + o, n - o, i ? ",?" : "?");
     if (o < n) snprintf(buf + o, n - o, "]");
     return buf;
 }

@@ -104,7 +104,7 @@ si_tensor *si_const_ref(si_tensor *t);
 void si_const_unref(si_tensor *t);
 /* A new owned deep copy. */
 si_result si_tensor_clone(const si_tensor *src, si_tensor **out);
-/* "float32[1,3,224,224]" into buf. */
+/* "float32[1,3,224,224]" into buf ("?" for a dimension that is not known). */
 const char *si_shape_str(char *buf, size_t n, si_dtype dt, int ndim, const int64_t *dims);
 
 /* ---- element helpers ------------------------------------------------------------------------------------- */

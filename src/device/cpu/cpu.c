@@ -15,7 +15,7 @@
  *
  * Debugging aids (environment): SI_CPU_POISON fills each request's arena with NaN when it is bound (a step
  * reading a buffer before it is written then shows in the outputs); SI_CPU_NO_FUSION plans every node on
- * its own; in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
+ * its own; SI_CPU_NO_OWN keeps the device's own kernels out of plans (cpu_no_own); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
  * prints the time spent in the steps to stderr when a request is freed.
  */
 #include "device/cpu/cpu.h"
@@ -32,6 +32,7 @@ typedef struct cpu_model {
     si_cmodel base;
     si_graph *g; /* the compiled graph, shapes as known at compile time */
     int threads;
+    bool profile;    /* option profile=on: requests time their steps */
     si_port *in_ports, *out_ports;
     cpu_plan *plan0; /* the plan for the compile-time shapes, when they are all known */
     cpu_plan *plan1; /* threads > 1: the same plan on one thread (sharing plan0's packed weights) */
@@ -58,7 +59,8 @@ typedef struct cpu_req {
     double min_n, ema_1;    /* fastest infer on plan0, running mean on plan1 (ms) */
     int slow_n, on_one, since_switch;
     bool profile;
-    double *prof_ms;
+    double *prof_ms;         /* per plan step: time and calls since the last profile flush */
+    int64_t *prof_calls;
 } cpu_req;
 
 // --- binding a request to a plan ------------------------------------------------------------------------------
@@ -77,6 +79,8 @@ static void unbind(cpu_req *r) {
     r->n_dyn = 0;
     si_free(r->prof_ms);
     r->prof_ms = NULL;
+    si_free(r->prof_calls);
+    r->prof_calls = NULL;
     r->plan = NULL;
 }
 
@@ -131,7 +135,9 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
     if (!r->mems || !r->views || !r->dyn) return si_err(SI_ERR_NO_MEM, "CPU: out of memory binding a request");
     r->n_mems = p->n_args_total;
     r->n_dyn = g->n_values;
-    if (r->profile && !(r->prof_ms = si_calloc((size_t)p->n_steps + 1, sizeof(double)))) return SI_ERR_NO_MEM;
+    if (r->profile && (!(r->prof_ms = si_calloc((size_t)p->n_steps + 1, sizeof(double))) ||
+                       !(r->prof_calls = si_calloc((size_t)p->n_steps + 1, sizeof(int64_t)))))
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory for the profile");
     for (int i = 0; i < p->n_bufs; i++) {
         const cpu_buf *b = &p->bufs[i];
         if (b->value < 0 || b->dyn) continue;
@@ -218,7 +224,6 @@ static si_result run_ref(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     if (!all_static) {
         si_result s = n->op->infer(&c);
-        if (s == SI_SHAPE_DYNAMIC) return si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
         if (!s) s = si_outputs_typed(&c);
         if (s) return s;
     }
@@ -296,7 +301,11 @@ static si_result run_plan(cpu_req *r, const cpu_plan *p) {
         case STEP_DNNL: s = run_dnnl(r, p, st); break;
         case STEP_FN: s = run_fn(r, p, st); break;
         }
-        if (r->prof_ms) r->prof_ms[i] += now_ms() - t0;
+        if (r->prof_ms) {
+            if (st->kind == STEP_DNNL) dnnl_stream_wait(r->stream); /* the step's own time, not the next one's */
+            r->prof_ms[i] += now_ms() - t0;
+            r->prof_calls[i]++;
+        }
         if (s && st->node >= 0 && s != SI_ERR_ABORTED)
             si_err_wrap(s, "CPU: step %d (%s, node '%s')", i, st->what, p->g->nodes[st->node].name);
     }
@@ -494,6 +503,11 @@ static si_result cpu_infer(si_ireq *r_) {
 
 static void cpu_cancel(si_ireq *r_) { atomic_store(&((cpu_req *)r_)->cancel, true); }
 
+static void cpu_profile(si_ireq *r_, si_prof *sink) {
+    cpu_req *r = (cpu_req *)r_;
+    if (r->plan && r->prof_ms && ((cpu_model *)r->base.model)->profile) cpu_profile_flush(r->plan, r->prof_ms, r->prof_calls, sink);
+}
+
 static void cpu_req_free(si_ireq *r_) {
     cpu_req *r = (cpu_req *)r_;
     if (!r) return;
@@ -514,6 +528,7 @@ static const si_ireq_i cpu_req_iface = {
     .infer = cpu_infer,
     .free = cpu_req_free,
     .cancel = cpu_cancel,
+    .profile = cpu_profile,
 };
 
 static si_result cpu_create_request(si_cmodel *m_, si_ireq **out) {
@@ -528,6 +543,7 @@ static si_result cpu_create_request(si_cmodel *m_, si_ireq **out) {
 #ifdef SI_CPU_PROFILE_PRINT
     r->profile = getenv("SI_CPU_PROFILE") != NULL;
 #endif
+    r->profile |= m->profile;
     if ((s = si_ireq_init(&r->base, &cpu_req_iface, m_, "CPU"))) {
         cpu_req_free(&r->base);
         return s;
@@ -605,7 +621,8 @@ static si_result parse_threads(const si_options *opts, int *out) {
     return SI_OK;
 }
 
-static si_result cpu_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
+static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
+    const si_options *opts = si_compile_opts(cc);
     *out = NULL;
     int threads;
     si_result s = parse_threads(opts, &threads);
@@ -617,6 +634,8 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_options
     m->base.iface = &cpu_model_iface;
     m->base.device = d->name;
     m->threads = threads;
+    const char *prof = si_options_get(opts, "profile");
+    m->profile = prof && (!strcmp(prof, "on") || !strcmp(prof, "1") || !strcmp(prof, "true"));
     pthread_mutex_init(&m->lock, NULL);
     if ((s = si_graph_clone(src, &m->g))) {
         cpu_model_free(&m->base);
@@ -624,7 +643,7 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_options
     }
     si_graph *g = m->g;
     for (int i = 0; i < g->n_nodes; i++)
-        if ((s = cpu_supports_op(d, g, &g->nodes[i]))) {
+        if ((s = cpu_supports_op(d, g, &g->nodes[i])) || (s = si_op_runnable(&g->nodes[i]))) {
             si_err_wrap(s, "CPU cannot run node '%s'", g->nodes[i].name);
             cpu_model_free(&m->base);
             return s;

@@ -84,6 +84,8 @@ typedef enum cpu_step_kind { STEP_REF, STEP_DNNL, STEP_NATIVE, STEP_FN } cpu_ste
 /* An FN step's kernel: bufs[i] is the address of the step's i-th buffer (its args, in order); ctx its
  * parameters (plan-owned); threads the plan's thread count. */
 typedef si_result (*cpu_fn)(const void *ctx, void *const *bufs, int threads);
+/* The own kernels of cpu_deconv.c, cpu_resize.c, cpu_fp16.c: FN steps made by cpu_pb_emit_own. */
+typedef cpu_fn cpu_own_fn;
 
 typedef struct cpu_arg {
     int arg;           /* DNNL_ARG_* */
@@ -107,6 +109,7 @@ typedef struct cpu_step {
     /* FN: the kernel and its parameters; args[i].buf are its buffers (args[i].arg: 0 read, 1 written) */
     cpu_fn fn;
     const void *fn_ctx;
+    char kernel[48];   /* for profiles: oneDNN's implementation name, "own:...", or "reference" */
 } cpu_step;
 
 typedef struct cpu_plan {
@@ -134,6 +137,7 @@ typedef struct cpu_plan {
     } *packed;
     int n_packed, cap_packed;
     int n_dnnl, n_ref;  /* step counts, for reports */
+    int *node_step;     /* per graph node: the step that runs it (-1: folded, a view, nothing to run) */
 } cpu_plan;
 
 /* The plan builder's state while nodes are lowered in topological order. */
@@ -155,6 +159,8 @@ typedef struct cpu_pb {
         int64_t stride[3];
     } sub[32];
     int n_sub;
+    int lower_start;       /* steps before the node being lowered (which steps cover which nodes) */
+    bool *round16;         /* per value: held in float16 by the model (cpu_fp16.c), or NULL */
 } cpu_pb;
 
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
@@ -191,6 +197,10 @@ si_result cpu_pb_emit_native(cpu_pb *b, int node, si_op_fn fn, const char *what)
  * ctx stays valid as long as the plan (cpu_pb_own). */
 si_result cpu_pb_emit_fn(cpu_pb *b, int node, const char *what, cpu_fn fn, const void *ctx, const int *in, int n_in, const int *out,
                          int n_out);
+/* An FN step from primitive-style arguments (DNNL_ARG_DST: written, anything else: read; in that order for
+ * the kernel) named `kernel` in profiles ("own:gemm+col2im"); params is plan-owned (cpu_pb_own). */
+si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *kernel, cpu_own_fn fn, const void *params,
+                          const cpu_arg *args, int n_args);
 /* A reorder step from buffer src to buffer dst (their layouts). */
 si_result cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
 /* Constant weights w (layout plain) of node `node` packed into layout want, or the donor plan's copy of
@@ -286,6 +296,18 @@ si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n);
 si_result cpu_lower_conv_integer(cpu_pb *b, int n);
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n);
 si_result cpu_lower_rnn(cpu_pb *b, int n);
+/* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
+si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */
+si_result cpu_lower_resize(cpu_pb *b, int n);        /* cpu_resize.c: Resize, Upsample */
+si_result cpu_lower_cast(cpu_pb *b, int n);          /* cpu_fp16.c: float16 <-> float32 */
+/* Softmax / LogSoftmax of node n over axis ax of dims (plain) where oneDNN has only its reference kernel. */
+si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dims, int ax, bool is_log);
+
+/* float16 models (cpu_fp16.c): rewrite the plan's graph to float32 (*round16: per value, held in float16 by
+ * the model; NULL when the graph has no float16 value or an op the rewrite does not know), and after each
+ * lowering round what the new steps wrote to float16 where round16 says so. */
+si_result cpu_fp16_rewrite(si_graph *g, bool **round16);
+si_result cpu_fp16_round_after(cpu_pb *b);
 
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);
@@ -295,5 +317,14 @@ bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
  * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
  * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
+
+// --- profiles (cpu_profile.c) -------------------------------------------------------------------------------
+
+/* Add the per-step times and calls of a request bound to plan p to sink ("CPU" rows keyed by the step
+ * records) and zero them. */
+void cpu_profile_flush(const cpu_plan *p, double *ms, int64_t *calls, si_prof *sink);
+/* Debugging aid: SI_CPU_NO_OWN set in the environment keeps the own kernels (ConvTranspose, Resize, Cast, the
+ * float16 rewrite) out of plans, for A/B comparisons with the paths they replace. */
+bool cpu_no_own(void);
 
 #endif

@@ -319,7 +319,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
 
 /* ConvTranspose (explicit pads, no output_shape) as a oneDNN deconvolution. ONNX weights are
  * [C, M/group, k...]; oneDNN's are [group, M/group, C/group, k...]: a strided view, packed once. */
-static si_result lower_convtranspose(cpu_pb *b, int n) {
+static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
@@ -406,6 +406,12 @@ static si_result lower_convtranspose(cpu_pb *b, int n) {
     s = finish_chain(b, &c, pd, args, 3, "ConvTranspose");
     cpu_chain_free(&c);
     return s;
+}
+
+/* The own GEMM + col2im kernel (cpu_deconv.c), else oneDNN's deconvolution. */
+static si_result lower_convtranspose(cpu_pb *b, int n) {
+    si_result s = cpu_lower_convtranspose(b, n);
+    return s == SI_ERR_UNSUPPORTED ? lower_convtranspose_dnnl(b, n) : s;
 }
 
 // --- MatMul and Gemm ------------------------------------------------------------------------------------------
@@ -1013,6 +1019,12 @@ static si_result lower_softmax(cpu_pb *b, int n) {
     dnnl_primitive_desc_t pd;
     si_result s = create_pd(b, NULL, &sd, &pd, nd->name);
     if (s) return s;
+    if (cpu_pd_is_ref(pd) && ax + 1 < nd2) { /* oneDNN's reference softmax: the own kernel (cpu_softmax.c) */
+        dnnl_primitive_desc_destroy(pd);
+        s = cpu_lower_softmax_axis(b, n, nd2, dims, ax, is_log);
+        if (s != SI_ERR_UNSUPPORTED) return s;
+        if ((s = create_pd(b, NULL, &sd, &pd, nd->name))) return s;
+    }
     int src = cpu_pb_in_md(b, nd->in[0], &md);
     int dst = src < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &md);
     if (dst < 0) {
@@ -1327,6 +1339,9 @@ typedef si_result (*lower_fn)(cpu_pb *b, int n);
 static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_CONV] = lower_conv,
     [SI_OP_CONV_TRANSPOSE] = lower_convtranspose,
+    [SI_OP_RESIZE] = cpu_lower_resize,
+    [SI_OP_UPSAMPLE] = cpu_lower_resize,
+    [SI_OP_CAST] = cpu_lower_cast,
     [SI_OP_MATMUL] = lower_matmul,
     [SI_OP_GEMM] = lower_gemm,
     [SI_OP_MAX_POOL] = lower_pool,

@@ -99,6 +99,7 @@ static cpu_step *add_step(cpu_pb *b, cpu_step_kind kind, int node, const char *w
     st->node = node;
     st->scratch_slot = -1;
     snprintf(st->what, sizeof st->what, "%s", what);
+    snprintf(st->kernel, sizeof st->kernel, "%s", kind == STEP_REF ? "reference" : kind == STEP_NATIVE ? "own:native" : kind == STEP_FN ? "own" : "");
     return st;
 }
 
@@ -348,6 +349,7 @@ void cpu_pb_consume(cpu_pb *b, int n) {
     for (int k = 0; k < nd->n_in; k++)
         if (nd->in[k] >= 0) b->remaining[nd->in[k]]--;
     b->done[n] = true;
+    if (b->p->node_step) b->p->node_step[n] = b->p->n_steps > b->lower_start ? b->p->n_steps - 1 : -1;
 }
 
 int cpu_pb_consumer(const cpu_pb *b, int v, int k) {
@@ -373,6 +375,10 @@ si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive
     dnnl_primitive_t prim;
     dnnl_status_t st = dnnl_primitive_create(&prim, pd);
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) impl = "oneDNN";
+    char kernel[48];
+    snprintf(kernel, sizeof kernel, "%s", impl);
     dnnl_memory_desc_t scratch;
     memset(&scratch, 0, sizeof scratch);
     if (smd) scratch = *smd;
@@ -386,6 +392,7 @@ si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
     }
     int idx = b->p->n_steps - 1;
+    memcpy(s->kernel, kernel, sizeof s->kernel);
     s->prim = prim;
     s->args = a;
     s->n_args = n_args;
@@ -426,6 +433,20 @@ si_result cpu_pb_emit_fn(cpu_pb *b, int node, const char *what, cpu_fn fn, const
     for (int i = 0; i < n_in; i++) use_buf(b->p, in[i], idx);
     for (int i = 0; i < n_out; i++) def_buf(b->p, out[i], idx);
     return SI_OK;
+}
+
+si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *kernel, cpu_own_fn fn, const void *params,
+                          const cpu_arg *args, int n_args) {
+    int in[16], out[16], n_in = 0, n_out = 0;
+    for (int i = 0; i < n_args; i++) {
+        bool w = arg_is_output(args[i].arg);
+        if ((w ? n_out : n_in) == 16 || (!w && n_out)) return si_err(SI_ERR_INTERNAL, "CPU: bad own-kernel arguments");
+        if (w) out[n_out++] = args[i].buf;
+        else in[n_in++] = args[i].buf;
+    }
+    si_result s = cpu_pb_emit_fn(b, node, what, fn, params, in, n_in, out, n_out);
+    if (!s) snprintf(b->p->steps[b->p->n_steps - 1].kernel, sizeof b->p->steps[0].kernel, "%s", kernel);
+    return s;
 }
 
 /* A reference-kernel step (fn NULL) or a native one: plain inputs, outputs in new plain buffers (per-infer
@@ -605,6 +626,7 @@ void cpu_plan_free(cpu_plan *p) {
         si_free(s->in_buf);
         si_free(s->out_buf);
     }
+    si_free(p->node_step);
     for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
     si_free(p->owned);
     si_free(p->packed);
@@ -652,6 +674,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
         cpu_plan_free(p);
         return cpu_dnnl_err(dst, "stream creation", NULL);
     }
+    if ((s = cpu_fp16_rewrite(g, &b.round16))) goto out; /* float16 values computed in float32 (cpu_fp16.c) */
     size_t nv = (size_t)g->n_values + 1;
     b.vbuf = si_malloc(sizeof(int) * nv);
     b.remaining = si_calloc(nv, sizeof(int));
@@ -660,11 +683,13 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
     b.const_used = si_calloc(nv, sizeof(bool));
     p->vbuf_plain = si_malloc(sizeof(int) * nv);
     p->key = si_malloc(sizeof(int64_t) * (size_t)(g->n_inputs * (SI_MAX_DIMS + 1) + 1));
-    if (!b.vbuf || !b.remaining || !b.n_consumers || !b.done || !b.const_used || !p->vbuf_plain || !p->key) {
+    p->node_step = si_malloc(sizeof(int) * (size_t)(g->n_nodes + 1));
+    if (!p->node_step || !b.vbuf || !b.remaining || !b.n_consumers || !b.done || !b.const_used || !p->vbuf_plain || !p->key) {
         s = si_err(SI_ERR_NO_MEM, "CPU: out of memory");
         goto out;
     }
     for (int v = 0; v < g->n_values; v++) b.vbuf[v] = p->vbuf_plain[v] = -1;
+    for (int n = 0; n < g->n_nodes; n++) p->node_step[n] = -1;
     for (int n = 0; n < g->n_nodes; n++)
         for (int k = 0; k < g->nodes[n].n_in; k++)
             if (g->nodes[n].in[k] >= 0) b.remaining[g->nodes[n].in[k]]++, b.n_consumers[g->nodes[n].in[k]]++;
@@ -686,6 +711,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
     }
     for (int n = 0; n < g->n_nodes; n++) {
         if (b.done[n]) continue;
+        b.lower_start = p->n_steps;
         if (node_folded(g, &g->nodes[n])) {
             cpu_pb_consume(&b, n);
             continue;
@@ -695,6 +721,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
             si_err_clear();
             s = emit_ref(&b, n);
         }
+        if (!s) s = cpu_fp16_round_after(&b);
         if (s) goto out;
     }
     if ((s = plan_outputs(&b))) goto out;
@@ -713,6 +740,7 @@ out:
     si_free(b.n_consumers);
     si_free(b.done);
     si_free(b.const_used);
+    si_free(b.round16);
     if (s) {
         cpu_plan_free(p);
         return s;

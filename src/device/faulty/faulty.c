@@ -398,6 +398,11 @@ static void faulty_cancel(si_ireq *r_) {
     if (r->inner->iface->cancel) r->inner->iface->cancel(r->inner);
 }
 
+static void faulty_profile(si_ireq *r_, si_prof *sink) {
+    si_ireq *in = ((faulty_req *)r_)->inner;
+    if (in->iface->profile) in->iface->profile(in, sink);
+}
+
 static void faulty_req_free(si_ireq *r_) {
     faulty_req *r = (faulty_req *)r_;
     if (!r) return;
@@ -411,6 +416,7 @@ static const si_ireq_i faulty_req_iface = {
     .infer = faulty_infer,
     .free = faulty_req_free,
     .cancel = faulty_cancel,
+    .profile = faulty_profile,
 };
 
 // --- compiled models --------------------------------------------------------------------------------------
@@ -452,7 +458,7 @@ static si_result faulty_supports_op(const si_device *d, const si_graph *g, const
     return in->iface->supports_op(in, g, n);
 }
 
-static si_result faulty_compile(si_device *d_, const si_graph *g, const si_options *opts, si_cmodel **out) {
+static si_result faulty_compile(si_device *d_, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out) {
     faulty_dev *d = d_->ctx;
     *out = NULL;
     int64_t k;
@@ -461,7 +467,7 @@ static si_result faulty_compile(si_device *d_, const si_graph *g, const si_optio
     if (s) return s;
     faulty_model *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "%s: out of memory compiling", d->base.name);
-    if ((s = d->inner->iface->compile(d->inner, g, opts, &m->inner))) {
+    if ((s = d->inner->iface->compile(d->inner, g, cc, &m->inner))) {
         si_free(m);
         return s;
     }

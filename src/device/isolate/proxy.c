@@ -404,10 +404,16 @@ static bool read_ports(si_rbuf *r, si_port **out, int *n_out, int want) {
     return true;
 }
 
-static si_result iso_compile(si_device *d_, const si_graph *g, const si_options *opts, si_cmodel **out) {
+static si_result iso_compile(si_device *d_, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out) {
     iso_dev *d = d_->ctx;
+    const si_options *opts = si_compile_opts(cc);
     *out = NULL;
     if (d->refusal) return si_err(d->refusal, "%s", d->start_error);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int a = 0; a < g->nodes[i].n_attr; a++)
+            if (g->nodes[i].attrs[a].g || g->nodes[i].attrs[a].gs)
+                return si_err(SI_ERR_UNSUPPORTED, "%s (isolated): node '%s' (%s) holds a subgraph, which an isolated device does not take yet",
+                              d_->name, g->nodes[i].name, g->nodes[i].op_type);
     uint64_t inc;
     si_result st = si_helper_ensure(d->h, &inc, NULL);
     if (st) return st;

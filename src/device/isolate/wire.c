@@ -129,7 +129,7 @@ void rb_shape(si_rbuf *r, si_dtype *dtype, int *ndim, int64_t *dims, bool allow_
     }
     for (int i = 0; i < nd; i++) {
         dims[i] = rb_i64(r);
-        if (dims[i] < (allow_unknown ? -1 : 0)) r->bad = true;
+        if (allow_unknown ? dims[i] != -1 && !si_dim_valid(dims[i]) : dims[i] < 0) r->bad = true; /* sizes, unknown, symbols */
     }
     if (r->bad) return;
     *dtype = (si_dtype)t;

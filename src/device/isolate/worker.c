@@ -212,7 +212,8 @@ static void serve_compile(channel *c) {
     }
     si_options opts = {.n = (int)nopt, .keys = keys, .values = vals};
     si_cmodel *cm = NULL;
-    if (!st) st = W.dev->iface->compile(W.dev, g, &opts, &cm);
+    si_compile_ctx cc = {.opts = &opts};
+    if (!st) st = W.dev->iface->compile(W.dev, g, &cc, &cm);
     si_graph_free(g);
     for (uint32_t i = 0; kv && i < 2 * nopt; i++) si_free(kv[i]);
     si_free(kv);

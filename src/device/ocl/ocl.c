@@ -1008,7 +1008,8 @@ fail:
 
 static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free};
 
-static si_result ocl_compile(si_device *d_, const si_graph *src, const si_options *opts, si_cmodel **out) {
+static si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
+    const si_options *opts = si_compile_opts(cc);
     ocl_dev *d = d_->ctx;
     *out = NULL;
     ocl_mdl *m = si_calloc(1, sizeof *m);

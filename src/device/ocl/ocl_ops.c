@@ -1020,9 +1020,11 @@ static si_result resize_prep(ocl_plan *p, si_resize *q) {
         desc[k].nbytes = (size_t)dcount(&p->in[k]) * si_dtype_size(desc[k].dtype);
         ins[k] = &desc[k];
     }
-    si_kctx c = {.node = p->node, .opset = p->node->opset, .n_in = p->n_in, .in = ins, .n_out = 0, .out = NULL};
+    si_kctx c = {.node = p->node, .opset = p->node->opset, .n_in = p->n_in, .in = ins, .n_out = 0, .out = NULL,
+                 .partial = true}; /* values may be missing here: they are refused below */
     s = si_resize_prepare(&c, form, q);
-    if (s == SI_SHAPE_DYNAMIC) return ocl_err(p, SI_ERR_UNSUPPORTED, "scales, sizes and roi must be constants");
+    if (!s && !q->complete)
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "scales, sizes and roi must be constants");
     return s;
 }
 

@@ -44,7 +44,6 @@ static si_result run_step(ref_req *r, ref_model *m, si_node *n) {
     }
     si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs};
     si_result s = n->op->infer(&c);
-    if (s == SI_SHAPE_DYNAMIC) s = si_err(SI_ERR_INTERNAL, "node '%s' (%s): shape still unknown with all inputs present", n->name, n->op_type);
     if (!s) s = si_outputs_typed(&c);
     for (int k = 0; !s && k < n->n_out; k++)
         if ((s = si_tensor_alloc(outs[k]))) si_err_wrap(s, "node '%s' (%s) output %d", n->name, n->op_type, k);
@@ -186,8 +185,8 @@ static si_result ref_supports_op(const si_device *d, const si_graph *g, const si
     return si_op_supported(n, n->n_in, ins);
 }
 
-static si_result ref_compile(si_device *d, const si_graph *src, const si_options *opts, si_cmodel **out) {
-    (void)opts;
+static si_result ref_compile(si_device *d, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
+    (void)cc;
     *out = NULL;
     ref_model *m = si_calloc(1, sizeof *m);
     if (!m) return si_err(SI_ERR_NO_MEM, "REF: out of memory");
@@ -197,7 +196,7 @@ static si_result ref_compile(si_device *d, const si_graph *src, const si_options
     if (s) { ref_model_free(&m->base); return s; }
     si_graph *g = m->g;
     for (int i = 0; i < g->n_nodes; i++)
-        if ((s = ref_supports_op(d, g, &g->nodes[i]))) {
+        if ((s = ref_supports_op(d, g, &g->nodes[i])) || (s = si_op_runnable(&g->nodes[i]))) {
             si_err_wrap(s, "REF cannot run node '%s'", g->nodes[i].name);
             ref_model_free(&m->base);
             return s;

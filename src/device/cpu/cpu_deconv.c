@@ -1,0 +1,284 @@
+/*
+ * cpu_deconv.c — ConvTranspose (1-3D, every group / stride / pads / output_padding / dilation / auto_pad /
+ * output_shape) as the CPU device's own kernel: per image and group, GEMMs (oneDNN's sgemm) over blocks of
+ * input rows
+ *
+ *     cols[pix, OCg*K] = X_g^T [pix, Cg] x W_g [Cg, OCg*K]        (pix: the block's input pixels)
+ *
+ * (this orientation runs several times faster in oneDNN's sgemm than W^T X for these shapes; a block's
+ * columns stay in the L2 cache), then col2im: every column element adds to the output pixel
+ * o = i*stride - pad_begin + k*dilation it lands on (a scatter; with stride >= kernel extent the kernel
+ * positions do not overlap). The output starts as the bias; per-channel affine ops after the ConvTranspose
+ * (BatchNormalization, Add/Mul by a per-channel constant) are folded into the weights and bias, and Relu /
+ * LeakyRelu / Sigmoid / Tanh / Clip after them are applied as soon as an output row is complete (2-D), so
+ * the output goes to memory once. Activations are plain (NCHW) in and out.
+ *
+ * Why not oneDNN's deconvolution: on this oneDNN (2.6) and an AVX-512 CPU, its implementations for strided
+ * deconvolutions (the jit one in blocked layouts, gemm in plain ones) run 10-30x below the GEMM's speed for
+ * the channel counts of segmentation heads (a DBNet head's 2x2 stride-2 ConvTransposes took 43% and 26% of
+ * the model). It stays the path for what this kernel declines (a block of columns over 256 MiB).
+ */
+#include "device/cpu/cpu.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define DC_SP 3
+#define DC_MAX_ACT 4
+#define DC_COLS_MAX ((size_t)256 << 20)
+
+typedef struct dc_params {
+    int64_t N, C, G, Cg, OCg, OC, K;
+    int64_t in[DC_SP], out[DC_SP], k[DC_SP], s[DC_SP], d[DC_SP], pb[DC_SP]; /* 3-D, leading dims 1 */
+    int64_t HWin, HWout;
+    int64_t blk_rows;  /* input rows per GEMM block */
+    const float *w;    /* [C, OCg, K] with the folded per-output-channel scale */
+    const float *bias; /* [OC] */
+    int n_act;
+    dnnl_alg_kind_t act[DC_MAX_ACT];
+    float alpha[DC_MAX_ACT], beta[DC_MAX_ACT];
+} dc_params;
+
+static void apply_act(const dc_params *p, float *y, int64_t n) {
+    for (int a = 0; a < p->n_act; a++) {
+        float al = p->alpha[a], be = p->beta[a];
+        switch (p->act[a]) {
+        case dnnl_eltwise_relu:
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : y[i] * al;
+            break;
+        case dnnl_eltwise_logistic:
+            for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+            break;
+        case dnnl_eltwise_tanh:
+            for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
+            break;
+        case dnnl_eltwise_clip:
+        case dnnl_eltwise_clip_v2:
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] < al ? al : y[i] > be ? be : y[i];
+            break;
+        default: break;
+        }
+    }
+}
+
+/* Output rows [r0, r1) of every channel of group g's output planes: set to the bias (init) or through the
+ * activations (fin). 2-D (and 1-D) outputs only: a row is one oy. */
+static void rows_init(const dc_params *p, float *yg, int64_t g, int64_t r0, int64_t r1) {
+    const int64_t ow = p->out[2];
+    for (int64_t o = 0; o < p->OCg; o++) {
+        float b = p->bias[g * p->OCg + o], *yr = yg + o * p->HWout + r0 * ow;
+        for (int64_t i = 0; i < (r1 - r0) * ow; i++) yr[i] = b;
+    }
+}
+
+static void rows_fin(const dc_params *p, float *yg, int64_t r0, int64_t r1) {
+    if (!p->n_act || r1 <= r0) return;
+    for (int64_t o = 0; o < p->OCg; o++) apply_act(p, yg + o * p->HWout + r0 * p->out[2], (r1 - r0) * p->out[2]);
+}
+
+/* ptr: X, scratch (cols of a block of input rows [rows*W, OCg*K], then one input row of it transposed), Y.
+ * Input rows go by blocks whose columns fit the L2 cache: the GEMM writes them, the scatter reads them there;
+ * in 2-D the output rows are set to the bias just before the first input row that reaches them and finished
+ * (activations) as soon as no later input row reaches them, so every output value is written to memory once. */
+static si_result dc_run(const void *params, void *const *ptr, int threads) {
+    (void)threads; /* the GEMM runs on the calling thread's OpenMP team (set by the executor) */
+    const dc_params *p = params;
+    const float *x = ptr[0];
+    float *cols = ptr[1], *y = ptr[2];
+    const int64_t OK = p->OCg * p->K, W = p->in[2], rows = p->in[0] * p->in[1], blk = p->blk_rows;
+    float *tr = cols + OK * W * blk; /* [OK, W] */
+    const bool two_d = p->in[0] == 1 && p->out[0] == 1;
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t g = 0; g < p->G; g++) {
+            const float *xg = x + (n * p->C + g * p->Cg) * p->HWin;
+            const float *wg = p->w + g * p->Cg * OK;
+            float *yg = y + (n * p->OC + g * p->OCg) * p->HWout;
+            int64_t inited = 0, done = 0; /* 2-D: output rows set to the bias / finished */
+            if (!two_d) rows_init(p, yg, g, 0, p->HWout / p->out[2]);
+            for (int64_t r0 = 0; r0 < rows; r0 += blk) {
+                int64_t nr = SI_MIN(blk, rows - r0);
+                /* cols[pix, o*K + k] = sum_c x[c, pix] w[c, o*K + k] (this shape runs near peak; [OK, pix] did not) */
+                dnnl_status_t st = dnnl_sgemm('T', 'N', nr * W, OK, p->Cg, 1.0f, xg + r0 * W, p->HWin, wg, OK, 0.0f, cols, OK);
+                if (st != dnnl_success) return cpu_dnnl_err(st, "sgemm (ConvTranspose)", NULL);
+                for (int64_t r = r0; r < r0 + nr; r++) {
+                    int64_t iz = r / p->in[1], iy = r % p->in[1];
+                    if (two_d) { /* rows this input row reaches: up to iy*s - pb + (k-1)*d */
+                        int64_t hi = SI_MIN(p->out[1], iy * p->s[1] - p->pb[1] + (p->k[1] - 1) * p->d[1] + 1);
+                        if (hi > inited) rows_init(p, yg, g, inited, hi), inited = hi;
+                    }
+                    const float *crow = cols + (r - r0) * W * OK;
+                    for (int64_t ix = 0; ix < W; ix++)
+                        for (int64_t j = 0; j < OK; j++) tr[j * W + ix] = crow[ix * OK + j];
+                    for (int64_t kz = 0; kz < p->k[0]; kz++) {
+                        int64_t oz = iz * p->s[0] - p->pb[0] + kz * p->d[0];
+                        if (oz < 0 || oz >= p->out[0]) continue;
+                        for (int64_t ky = 0; ky < p->k[1]; ky++) {
+                            int64_t oy = iy * p->s[1] - p->pb[1] + ky * p->d[1];
+                            if (oy < 0 || oy >= p->out[1]) continue;
+                            for (int64_t kx = 0; kx < p->k[2]; kx++) {
+                                /* valid ix: 0 <= ix*s - pb + kx*d < out */
+                                int64_t offx = kx * p->d[2] - p->pb[2], sx = p->s[2];
+                                int64_t ix0 = offx >= 0 ? 0 : (-offx + sx - 1) / sx;
+                                int64_t ix1 = p->out[2] - offx <= 0 ? 0 : (p->out[2] - offx + sx - 1) / sx; /* exclusive */
+                                if (ix1 > W) ix1 = W;
+                                if (ix0 >= ix1) continue;
+                                int64_t kk = (kz * p->k[1] + ky) * p->k[2] + kx;
+                                for (int64_t o = 0; o < p->OCg; o++) {
+                                    const float *t = tr + (o * p->K + kk) * W;
+                                    float *yr = yg + o * p->HWout + (oz * p->out[1] + oy) * p->out[2] + offx;
+                                    if (sx == 1)
+                                        for (int64_t ix = ix0; ix < ix1; ix++) yr[ix] += t[ix];
+                                    else if (sx == 2)
+                                        for (int64_t ix = ix0; ix < ix1; ix++) yr[2 * ix] += t[ix];
+                                    else
+                                        for (int64_t ix = ix0; ix < ix1; ix++) yr[ix * sx] += t[ix];
+                                }
+                            }
+                        }
+                    }
+                    if (two_d) { /* rows below the first one the next input row reaches are final */
+                        int64_t lo = SI_MIN(inited, SI_MAX((int64_t)0, (iy + 1) * p->s[1] - p->pb[1]));
+                        if (lo > done) rows_fin(p, yg, done, lo), done = lo;
+                    }
+                }
+            }
+            if (two_d) {
+                if (p->out[1] > inited) rows_init(p, yg, g, inited, p->out[1]);
+                rows_fin(p, yg, done, p->out[1]);
+            } else {
+                rows_fin(p, yg, 0, p->HWout / p->out[2]);
+            }
+        }
+    return SI_OK;
+}
+
+static bool ints_attr(const si_node *nd, const char *name, int n, int64_t dflt, int64_t *out) {
+    int cnt;
+    const int64_t *v = si_attr_ints(nd, name, &cnt);
+    for (int i = 0; i < n; i++) out[i] = dflt;
+    if (!v) return true;
+    if (cnt != n) return false;
+    for (int i = 0; i < n; i++) out[i] = v[i];
+    return true;
+}
+
+static bool act_of(const cpu_po *po, dnnl_alg_kind_t *alg, float *al, float *be) {
+    if (po->kind != PO_ELTWISE) return false;
+    if (po->alg != dnnl_eltwise_relu && po->alg != dnnl_eltwise_logistic && po->alg != dnnl_eltwise_tanh && po->alg != dnnl_eltwise_clip &&
+        po->alg != dnnl_eltwise_clip_v2)
+        return false;
+    *alg = po->alg;
+    *al = po->alpha;
+    *be = po->beta;
+    return true;
+}
+
+si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
+    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 2 || !cpu_input_f32_static(g, nd, 0) || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    if (Y->dtype != SI_F32 || !cpu_value_static(Y) || si_shape_count(Y->ndim, Y->dims) <= 0 || si_shape_count(X->ndim, X->dims) <= 0)
+        return SI_ERR_UNSUPPORTED;
+    const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
+    int r = X->ndim, sp = r - 2;
+    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return SI_ERR_UNSUPPORTED;
+    int64_t G = si_attr_int(nd, "group", 1), C = X->dims[1];
+    if (G < 1 || C % G || W->dims[0] != C) return SI_ERR_UNSUPPORTED;
+    int64_t OCg = W->dims[1], OC = OCg * G;
+    if (Y->dims[1] != OC || Y->dims[0] != X->dims[0]) return SI_ERR_UNSUPPORTED;
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return SI_ERR_UNSUPPORTED;
+    int64_t s[DC_SP], d[DC_SP], op[DC_SP], pads[2 * DC_SP];
+    if (!ints_attr(nd, "strides", sp, 1, s) || !ints_attr(nd, "dilations", sp, 1, d) || !ints_attr(nd, "output_padding", sp, 0, op) ||
+        !ints_attr(nd, "pads", 2 * sp, 0, pads))
+        return SI_ERR_UNSUPPORTED;
+    const char *ap = si_attr_str(nd, "auto_pad", "NOTSET");
+    bool upper = !strcmp(ap, "SAME_UPPER"), lower = !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");
+    if (!upper && !lower && !valid && strcmp(ap, "NOTSET")) return SI_ERR_UNSUPPORTED;
+    int cnt = 0;
+    const int64_t *osa = si_attr_ints(nd, "output_shape", &cnt);
+    bool have_os = osa && cnt > 0;
+    if (have_os && cnt != sp && cnt != sp + 2) return SI_ERR_UNSUPPORTED;
+
+    dc_params p;
+    memset(&p, 0, sizeof p);
+    p.N = X->dims[0], p.C = C, p.G = G, p.Cg = C / G, p.OCg = OCg, p.OC = OC;
+    p.K = si_shape_count(sp, W->dims + 2);
+    for (int i = 0; i < DC_SP; i++) p.in[i] = p.out[i] = p.k[i] = p.s[i] = p.d[i] = 1, p.pb[i] = 0;
+    for (int i = 0; i < sp; i++) {
+        int j = DC_SP - sp + i;
+        int64_t in = X->dims[2 + i], k = W->dims[2 + i], eff = (k - 1) * d[i] + 1, pb, pe, o;
+        if (s[i] < 1 || d[i] < 1) return SI_ERR_UNSUPPORTED;
+        if (have_os || upper || lower) { /* the reference kernel's rule (ops/conv.c) */
+            o = have_os ? osa[cnt - sp + i] : in * s[i];
+            int64_t total = s[i] * (in - 1) + op[i] + eff - o;
+            pe = total >= 0 ? total / 2 : -((-total + 1) / 2);
+            if (upper) pb = pe, pe = total - pb;
+            else pb = total - pe;
+        } else {
+            pb = valid ? 0 : pads[i];
+            pe = valid ? 0 : pads[i + sp];
+            o = s[i] * (in - 1) + op[i] + eff - pb - pe;
+        }
+        if (o != Y->dims[2 + i]) return SI_ERR_UNSUPPORTED;
+        p.in[j] = in, p.out[j] = o, p.k[j] = k, p.s[j] = s[i], p.d[j] = d[i], p.pb[j] = pb;
+    }
+    p.HWin = si_shape_count(sp, X->dims + 2);
+    p.HWout = si_shape_count(sp, Y->dims + 2);
+    /* input rows per block: their columns take about 512 KiB (L2) */
+    size_t row_bytes = sizeof(float) * (size_t)(p.OCg * p.K) * (size_t)p.in[DC_SP - 1];
+    int64_t rows = p.in[0] * p.in[1];
+    p.blk_rows = SI_MAX((int64_t)1, SI_MIN(rows, (int64_t)(((size_t)512 << 10) / row_bytes)));
+    size_t cols_bytes = row_bytes * (size_t)p.blk_rows;
+    if (cols_bytes > DC_COLS_MAX) return SI_ERR_UNSUPPORTED;
+
+    /* the chain: folded per-channel affine ops, then the activations this kernel applies */
+    cpu_chain c;
+    cpu_chain_init(&c, b, n, r, Y->dims, 1, false);
+    cpu_chain_extend(b, &c);
+    for (;;) {
+        bool ok = c.n_po <= DC_MAX_ACT;
+        for (int i = 0; ok && i < c.n_po; i++) ok = act_of(&c.po[i], &p.act[i], &p.alpha[i], &p.beta[i]);
+        if (ok) break;
+        if (!cpu_chain_truncate(&c)) break;
+    }
+    p.n_act = c.n_po;
+    float *w = cpu_pb_own(b, sizeof(float) * (size_t)(C * OCg * p.K));
+    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)OC);
+    dc_params *pp = cpu_pb_own(b, sizeof *pp);
+    if (!w || !bias || !pp) {
+        cpu_chain_free(&c);
+        return SI_ERR_NO_MEM;
+    }
+    const float *w0 = W->data, *b0 = B ? B->data : NULL;
+    for (int64_t ic = 0; ic < C; ic++)
+        for (int64_t o = 0; o < OCg; o++) {
+            int64_t oc = (ic / p.Cg) * OCg + o;
+            float sc = c.scale ? c.scale[oc] : 1.0f;
+            for (int64_t k = 0; k < p.K; k++) w[(ic * OCg + o) * p.K + k] = w0[(ic * OCg + o) * p.K + k] * sc;
+        }
+    for (int64_t oc = 0; oc < OC; oc++) bias[oc] = (b0 ? b0[oc] : 0.0f) * (c.scale ? c.scale[oc] : 1.0f) + (c.shift ? c.shift[oc] : 0.0f);
+    p.w = w;
+    p.bias = bias;
+    *pp = p;
+
+    int in_buf = cpu_pb_plain(b, nd->in[0]);
+    dnnl_memory_desc_t cmd, ymd;
+    int64_t cdim = (int64_t)(cols_bytes / sizeof(float)) + p.OCg * p.K * p.in[DC_SP - 1];
+    cpu_md_plain(&cmd, 1, &cdim);
+    cpu_md_plain(&ymd, r, Y->dims);
+    int cols = in_buf < 0 ? -1 : cpu_pb_internal_md(b, &cmd);
+    int out = cols < 0 ? -1 : cpu_chain_dst(b, &c, &ymd);
+    if (out < 0) {
+        cpu_chain_free(&c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[3] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_DST, cols}, {DNNL_ARG_DST, out}};
+    char name[96];
+    cpu_chain_name(&c, "ConvTranspose", name, sizeof name);
+    si_result st = cpu_pb_emit_own(b, n, name, "own:gemm+col2im", dc_run, pp, args, 3);
+    if (!st) cpu_chain_consume(b, &c);
+    cpu_chain_free(&c);
+    return st;
+}
