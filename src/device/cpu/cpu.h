@@ -221,6 +221,20 @@ bool cpu_value_is_output(const si_graph *g, int v);
 
 // --- fused post-op chains (cpu_chain.c) ----------------------------------------------------------------------
 
+/* Function multi-versioning (target_clones: the dynamic loader picks a version through an ifunc resolver). Not
+ * under ThreadSanitizer: the loader runs the resolvers before the TSan runtime is up, and the instrumented
+ * resolver crashes the process before main; there the default version is the only one. */
+#if defined(__SANITIZE_THREAD__)
+#define CPU_TARGET_CLONES(...)
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CPU_TARGET_CLONES(...)
+#endif
+#endif
+#ifndef CPU_TARGET_CLONES
+#define CPU_TARGET_CLONES(...) __attribute__((target_clones(__VA_ARGS__)))
+#endif
+
 #define CPU_MAX_PO 12
 #define CPU_MAX_CHAIN 48
 

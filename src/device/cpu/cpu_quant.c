@@ -415,7 +415,7 @@ typedef struct corr_job {
 } corr_job;
 
 /* Sum of n bytes (unsigned, or signed when sx): a loop gcc vectorises. */
-__attribute__((target_clones("avx2", "default"))) static int32_t byte_sum(const uint8_t *p, int64_t n, bool sx) {
+CPU_TARGET_CLONES("avx2", "default") static int32_t byte_sum(const uint8_t *p, int64_t n, bool sx) {
     uint32_t s = 0;
     if (sx) { /* int8 v = (v ^ 0x80) - 128 read as uint8 */
         for (int64_t i = 0; i < n; i++) s += (uint8_t)(p[i] ^ 0x80);
@@ -437,7 +437,7 @@ static void corr_sums(void *arg, int ithr, int nthr) {
     }
 }
 
-__attribute__((target_clones("avx2", "default"))) static void corr_fill(void *arg, int ithr, int nthr) {
+CPU_TARGET_CLONES("avx2", "default") static void corr_fill(void *arg, int ithr, int nthr) {
     const corr_job *j = arg;
     const corr_ctx *c = j->c;
     const nn_geom *g = &c->g;

@@ -61,7 +61,7 @@ static inline float tanh_f(float x) {
     return x < 0 ? -r : r;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void act_apply(const si_rnn_act *a, bool has_clip, float clip, float *x,
+CPU_TARGET_CLONES("avx512f", "avx2", "default") static void act_apply(const si_rnn_act *a, bool has_clip, float clip, float *x,
                                                                                   int64_t n) {
     if (has_clip)
         for (int64_t i = 0; i < n; i++) x[i] = x[i] < -clip ? -clip : x[i] > clip ? clip : x[i];
@@ -107,7 +107,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void act_app
 }
 
 /* g[0..n) += h[0..H) M, M [H, ld] row-major (columns 0..n): 64 columns at a time held in registers. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static void vec_mat(const float *restrict h, int64_t H, const float *restrict m,
+CPU_TARGET_CLONES("avx512f", "avx2", "default") static void vec_mat(const float *restrict h, int64_t H, const float *restrict m,
                                                                                 int64_t ld, int64_t n, float *restrict g) {
     int64_t j0 = 0;
     for (; j0 + 64 <= n; j0 += 64) {
