@@ -266,7 +266,7 @@ static si_result run_if(cf_req *r) {
     const cf_model *m = (const cf_model *)r->base.model;
     const si_tensor *c = node_input(r, 0);
     if (!c) return cf_err(m, SI_ERR_INVALID_ARG, "the condition is missing");
-    bool v;
+    bool v = false; /* read only when read_cond succeeds; set for the failing path too */
     si_result s = read_cond(m, c, "the condition", &v);
     int b = v ? 0 : 1;
     if (!s) s = bind_outer(r, b);

@@ -110,6 +110,8 @@ si_result si_rnn_prepare(const si_kctx *c, si_rnn *p) {
     if (r->ndim != 3) return si_op_err(c, SI_ERR_INVALID_ARG, "R must have rank 3, got %d", r->ndim);
     p->H = si_attr_int(c->node, "hidden_size", r->dims[2]);
     if (p->H < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "hidden_size %lld must be positive", (long long)p->H);
+    if (p->H > ((int64_t)1 << 32)) /* gates * hidden_size and its multiples must not overflow */
+        return si_op_err(c, SI_ERR_INVALID_ARG, "hidden_size %lld is too large", (long long)p->H);
     const int64_t D = p->ndir, GH = p->gates * p->H;
     if ((st = need_shape(c, w, "W", 3, (const int64_t[]){D, GH, p->I})) || (st = need_shape(c, r, "R", 3, (const int64_t[]){D, GH, p->H})))
         return st;
