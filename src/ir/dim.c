@@ -7,7 +7,7 @@
 #include "ir/ir.h"
 
 int64_t si_dim_add(int64_t a, int64_t b) {
-    if (a >= 0 && b >= 0) return a + b;
+    if (a >= 0 && b >= 0) return a > INT64_MAX - b ? INT64_MAX : a + b; /* saturate: si_set_out refuses it */
     if (b == 0) return a;
     if (a == 0) return b;
     return SI_DIM_UNKNOWN;
@@ -20,7 +20,7 @@ int64_t si_dim_sub(int64_t a, int64_t b) {
 }
 
 int64_t si_dim_mul(int64_t a, int64_t b) {
-    if (a >= 0 && b >= 0) return a * b;
+    if (a >= 0 && b >= 0) return b && a > INT64_MAX / b ? INT64_MAX : a * b; /* saturate: si_set_out refuses it */
     if (a == 0 || b == 0) return 0;
     if (b == 1) return a;
     if (a == 1) return b;

@@ -206,6 +206,8 @@ static si_result blocksize(si_kctx *c, int64_t *b) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'blocksize' is required");
     *b = si_attr_int(c->node, "blocksize", 0);
     if (*b < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "blocksize must be >= 1, got %lld", (long long)*b);
+    if (*b > ((int64_t)1 << 20)) /* blocksize^2 and the output dimensions must not overflow */
+        return si_op_err(c, SI_ERR_INVALID_ARG, "blocksize %lld is too large", (long long)*b);
     return SI_OK;
 }
 
