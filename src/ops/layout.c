@@ -166,7 +166,7 @@ static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
         }
         dims[i] = v;
         if (v < 0) partial = true;
-        else known *= v;
+        else known = v && known > INT64_MAX / v ? INT64_MAX : known * v; /* saturate: the counts then differ */
     }
     if (allowzero && has_zero && infer_at >= 0)
         return si_op_err(c, SI_ERR_INVALID_ARG, "shape has both 0 and -1 while allowzero is set");
