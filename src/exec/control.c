@@ -49,8 +49,6 @@ typedef struct gather {
 typedef struct cf_req {
     si_ireq base;
     si_ireq *body[2];
-    si_tensor **bound;     /* per input port: the caller's tensor */
-    si_tensor **outs;      /* per output port: stable tensor objects handed to the caller */
     si_tensor *fresh;      /* per node output: this inference's result, moved into outs on success */
     si_tensor *state[2];   /* per carried value / state: the current set and the next one */
     int cur;               /* which state set is current */
@@ -126,7 +124,7 @@ static const si_tensor *node_input(const cf_req *r, int k) {
     const cf_model *m = (const cf_model *)r->base.model;
     if (k >= m->n_node_in) return NULL;
     const si_src *s = &m->node_in[k];
-    if (s->kind == SI_SRC_INPUT) return r->bound[s->index];
+    if (s->kind == SI_SRC_INPUT) return r->base.bound[s->index];
     if (s->kind == SI_SRC_CONST) return s->constant;
     return NULL;
 }
@@ -137,7 +135,7 @@ static si_result bind_outer(cf_req *r, int b) {
     const si_cmodel *bm = m->bodies[b];
     for (int p = m->n_formal[b]; p < bm->n_inputs; p++) {
         const si_src *s = &m->body_in[b][p - m->n_formal[b]];
-        si_tensor *t = s->kind == SI_SRC_INPUT ? r->bound[s->index] : s->constant;
+        si_tensor *t = s->kind == SI_SRC_INPUT ? r->base.bound[s->index] : s->constant;
         si_result st = r->body[b]->iface->set_input(r->body[b], p, t);
         if (st) return st;
     }
@@ -190,7 +188,7 @@ static si_result read_cond(const cf_model *m, const si_tensor *t, const char *wh
 static void commit(cf_req *r) {
     const cf_model *m = (const cf_model *)r->base.model;
     for (int k = 0; k < m->n_node_out; k++)
-        if (m->node_out[k] >= 0) move(r->outs[m->node_out[k]], &r->fresh[k]);
+        if (m->node_out[k] >= 0) move(r->base.outs[m->node_out[k]], &r->fresh[k]);
 }
 
 // --- gathering scan outputs ---------------------------------------------------------------------------------
@@ -567,22 +565,10 @@ static si_result run_scan8(cf_req *r) {
 
 // --- requests ------------------------------------------------------------------------------------------------
 
-static si_result cf_set_input(si_ireq *r_, int i, si_tensor *t) {
-    cf_req *r = (cf_req *)r_;
-    return si_bind_input(r->base.model, i, t, r->bound);
-}
-
-static si_result cf_get_output(si_ireq *r_, int k, si_tensor **t) {
-    cf_req *r = (cf_req *)r_;
-    si_result s = si_output_index(r->base.model, k);
-    if (!s) *t = r->outs[k];
-    return s;
-}
-
 static si_result cf_infer(si_ireq *r_) {
     cf_req *r = (cf_req *)r_;
     cf_model *m = (cf_model *)r->base.model;
-    si_result s = si_check_bound(&m->base, r->bound);
+    si_result s = si_ireq_check_inputs(&r->base);
     if (s) return s;
     atomic_store(&r->cancelled, false);
     switch (m->kind) {
@@ -608,7 +594,6 @@ static void cf_req_free(si_ireq *r_) {
     cf_model *m = (cf_model *)r->base.model;
     for (int b = 0; b < m->n_bodies; b++)
         if (r->body[b]) r->body[b]->iface->free(r->body[b]);
-    for (int k = 0; r->outs && k < m->base.n_outputs; k++) si_tensor_free(r->outs[k]);
     for (int k = 0; r->fresh && k < m->n_node_out; k++) si_tensor_release(&r->fresh[k]);
     for (int h = 0; h < 2; h++) {
         for (int i = 0; r->state[h] && i < m->n_state; i++) si_tensor_release(&r->state[h][i]);
@@ -618,8 +603,7 @@ static void cf_req_free(si_ireq *r_) {
     for (int k = 0; r->gathers && k < m->n_scan_out; k++) si_free(r->gathers[k].data);
     si_tensor_release(&r->iter);
     si_tensor_release(&r->cond);
-    si_free(r->bound);
-    si_free(r->outs);
+    si_ireq_fini(&r->base);
     si_free(r->fresh);
     si_free(r->slices);
     si_free(r->views);
@@ -628,8 +612,8 @@ static void cf_req_free(si_ireq *r_) {
 }
 
 static const si_ireq_i cf_req_iface = {
-    .set_input = cf_set_input,
-    .get_output = cf_get_output,
+    .set_input = si_ireq_set_input,
+    .get_output = si_ireq_get_output,
     .infer = cf_infer,
     .free = cf_req_free,
     .cancel = cf_cancel,
@@ -640,24 +624,16 @@ static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
     *out = NULL;
     cf_req *r = si_calloc(1, sizeof *r);
     if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    r->base.iface = &cf_req_iface;
-    r->base.model = m_;
     atomic_init(&r->cancelled, false);
-    r->bound = si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *));
-    r->outs = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor *));
+    si_result s = si_ireq_init(&r->base, &cf_req_iface, m_, "control flow");
     r->fresh = si_calloc((size_t)m->n_node_out + 1, sizeof(si_tensor));
     r->state[0] = si_calloc((size_t)m->n_state + 1, sizeof(si_tensor));
     r->state[1] = si_calloc((size_t)m->n_state + 1, sizeof(si_tensor));
     r->slices = si_calloc((size_t)m->n_scan_in + 1, sizeof(si_tensor));
     r->views = si_calloc((size_t)m->n_node_in + 1, sizeof(si_tensor));
     r->gathers = si_calloc((size_t)m->n_scan_out + 1, sizeof(gather));
-    si_result s = (r->bound && r->outs && r->fresh && r->state[0] && r->state[1] && r->slices && r->views && r->gathers)
-                      ? SI_OK
-                      : si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    for (int k = 0; !s && k < m->base.n_outputs; k++) {
-        if (!(r->outs[k] = si_calloc(1, sizeof(si_tensor)))) s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-        else r->outs[k]->dtype = m->out_ports[k].dtype;
-    }
+    if (!s && !(r->fresh && r->state[0] && r->state[1] && r->slices && r->views && r->gathers))
+        s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
     if (!s && m->kind == SI_CF_LOOP) { /* scalars, or [1] where the body declares them so */
         const si_port *bp = m->bodies[0]->inputs;
         int64_t one[1] = {1};
