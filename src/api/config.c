@@ -104,6 +104,11 @@ static const si_cfg_key si_cfg_keys[] = {
     {"loop_max_iterations", CFG_INT, 0, 2147483647L, NULL, "0..2147483647", "1000000", FIELD_INT(loop_max_iterations),
      "a Loop node that runs more iterations than this in one inference fails with an error naming it, rather "
      "than running on for ever (a trip count of 2^63-1 with a condition that stays true); 0: no limit"},
+    {"plan_cache", CFG_INT, 1, 1024, NULL, "1..1024", "8", NO_FIELD,
+     "a device that plans per set of input shapes (OCL, CPU) keeps this many recent plans per compiled model; a "
+     "model compiled with open dimensions plans each new set of input shapes at its first inference, and the "
+     "least recently used plan that no request is bound to is dropped beyond this many. The weights are not "
+     "part of a plan: they are uploaded (packed) once per compiled model"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
