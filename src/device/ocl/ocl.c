@@ -5,21 +5,14 @@
  * and makes one process-wide si_device per device ("OCL", "OCL.1", ...); a device's context is created
  * by its first compile.
  *
- * Compile: every node is planned by ocl_ops.c into kernel launches ("steps") whose arguments name graph
- * values; views (Reshape, Flatten, Squeeze, Identity, ...) share their input's buffer. Values then get
- * storage: graph inputs have their own per-request buffer, constants are uploaded once and shared by all
- * requests, and intermediates are packed into a few per-request buffers by liveness (a buffer is reused
- * once the last node that reads its value has run). The kernels are built (clBuildProgram) here, so a
- * driver's compiler error is a compile failure; the built program is kept and shared by later compiles with
- * the same device and build options (see "Programs").
+ * Compiled models and requests are in ocl_model.c: kernel launches planned per set of input shapes (open
+ * dimensions are planned at the first inference with them), weights uploaded once per compiled model. This
+ * file builds the kernel program (clBuildProgram at compile, so a driver's compiler error is a compile
+ * failure); the built program is kept and shared by later compiles with the same device and build options
+ * (see "Programs").
  *
- * Requests: each owns a command queue, its buffers and one kernel object per step with the arguments set
- * once, so requests are independent and may run on different threads at the same time. Inference
- * uploads the inputs, enqueues the steps, downloads the outputs and waits; host<->device copies happen
- * only at the model's inputs and outputs.
- *
- * PoCL: on PoCL's CPU devices the first inference of each compiled model runs alone (no other inference of
- * any OCL model in flight); later ones run side by side. This works around a PoCL bug that aborted the
+ * PoCL: on PoCL's CPU devices the first inference of each plan (a compiled model at one set of input shapes)
+ * runs alone (no other inference of any OCL model in flight); later ones run side by side. This works around a PoCL bug that aborted the
  * process; see "PoCL's kernel cache" below.
  */
 #include "device/ocl/ocl.h"
@@ -231,8 +224,8 @@ si_result ocl_dev_context(ocl_dev *d, cl_context *out) {
  * objects: every request has its own queue and kernel objects (clSetKernelArg on them is per request).
  *
  * New entries are made only by launches of a kernel, local size and grid that the process has not run before,
- * and the launches of a compiled model are the same in every inference. So the first inference of each
- * compiled model runs alone (it waits until no OCL inference is in flight, and none starts meanwhile), and
+ * and the launches of a plan are the same in every inference. So the first inference of each
+ * plan runs alone (it waits until no OCL inference is in flight, and none starts meanwhile), and
  * every later one finds its entries made and runs side by side with the others. Entries stay: PoCL frees only
  * entries with no references and only beyond 128 entries, and the entry a launch used keeps a reference after
  * it (3.1 takes two per launch and gives one back). The gate is process-wide because the cache is.
