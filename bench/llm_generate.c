@@ -14,7 +14,8 @@
  * the presents included, as in ort_generate.js). RERUN 1 runs every decode step's inference a second time on the same
  * inputs and adds "rerun_step_median_ms" / "rerun_step_min_ms": a device that plans per input shape (the CPU device
  * does, once per distinct shape) has its plan cached for the second run, so the difference to decode_step_* is the
- * per-token cost of planning a new shape.
+ * per-token cost of planning a new shape. With LLM_GENERATE_REPORT=FILE in the environment the compiled model's
+ * report (submodels, their devices, failovers) is written to FILE at the end.
  */
 #include "safeinfer.h"
 
@@ -186,6 +187,16 @@ int main(int argc, char **argv) {
     si_tensor_free(tid), si_tensor_free(tmask);
     free(ids), free(mask), free(tokens), free(step_ms), free(rerun_ms);
     si_request_free(r);
+    const char *report = getenv("LLM_GENERATE_REPORT"); /* the compiled model's report (submodels, failovers) */
+    char *json = NULL;
+    if (report && !si_compiled_report_json(c, &json)) {
+        FILE *f = fopen(report, "w");
+        if (f) {
+            fputs(json, f);
+            fclose(f);
+        }
+        si_free_string(json);
+    }
     si_compiled_free(c);
     si_config_free(cfg);
     si_model_free(m);
