@@ -27,6 +27,7 @@ typedef enum cfg_type {
     CFG_ONOFF,   /* on|off (also 1|0, true|false) */
     CFG_CHOICE,  /* one of choices[] */
     CFG_NAMES,   /* device names, comma separated (si_device_name_check; nothing looked up) */
+    CFG_AVOID,   /* placement rules (si_avoid_parse) */
 } cfg_type;
 
 typedef struct cfg_choice {
@@ -104,6 +105,10 @@ static const si_cfg_key si_cfg_keys[] = {
     {"loop_max_iterations", CFG_INT, 0, 2147483647L, NULL, "0..2147483647", "1000000", FIELD_INT(loop_max_iterations),
      "a Loop node that runs more iterations than this in one inference fails with an error naming it, rather "
      "than running on for ever (a trip count of 2^63-1 with a condition that stays true); 0: no limit"},
+    {"avoid", CFG_AVOID, 0, 0, NULL, "RULES", "", NO_FIELD,
+     "keep ops or nodes off a device: Op:OPTYPE/DEVICE or Node:NAME/DEVICE, comma separated (e.g. "
+     "Op:Softmax/OCL,Op:GroupQueryAttention/OCL); the nodes go to the next device of the list that runs them, "
+     "and the device is not their failover candidate"},
     {"plan_cache", CFG_INT, 1, 1024, NULL, "1..1024", "8", NO_FIELD,
      "a device that plans per set of input shapes (OCL, CPU) keeps this many recent plans per compiled model; a "
      "model compiled with open dimensions plans each new set of input shapes at its first inference, and the "
@@ -192,6 +197,12 @@ static si_result check_value(const si_cfg_key *k, const char *value, long *num) 
             p = e + 1;
         }
         return SI_OK;
+    }
+    case CFG_AVOID: {
+        si_avoid *a;
+        si_result s = si_avoid_parse(value, &a);
+        si_avoid_free(a);
+        return s;
     }
     case CFG_FAULTS: {
         if (!*value) return SI_OK; /* none */
