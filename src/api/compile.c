@@ -281,6 +281,17 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     c->sink->cleanup = compiled_release;
     c->sink->cleanup_arg = c;
     c->policy = cv.policy;
+    const char *acc = cfg ? si_config_get(cfg, "accuracy_check") : NULL;
+    if (acc && *acc) {
+        char canon[64];
+        if ((st = si_device_name_check(acc, canon, sizeof canon))) goto fail;
+        for (int i = 0; i < c->ds->n; i++)
+            if (!strcmp(names[i], canon)) c->policy.acc_device = i, c->policy.acc_check = true;
+        if (!c->policy.acc_check) {
+            st = si_err(SI_ERR_INVALID_ARG, "accuracy_check: %s is not in the device list (%s)", acc, si_config_devices(cfg));
+            goto fail;
+        }
+    }
     c->strict = cv.strict;
     c->loop_max_iterations = cv.loop_max_iterations;
     /* the graph: shapes, then everything else per scope */
