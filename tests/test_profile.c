@@ -1,10 +1,12 @@
 /*
  * test_profile.c — the step profile (compile property profile=on, si_compiled_profile_json): the CPU device
  * reports each step with the ONNX nodes it covers, its ops, its kernel and its calls; a step on a reference
- * kernel is flagged; without profile=on there is no profile; rows of REF-only submodels do not break it.
+ * kernel is flagged; the OCL device reports its kernel launches (device time from event timestamps); without
+ * profile=on there is no profile; rows of REF-only submodels do not break it.
  */
 #include "si_test.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,19 @@ static const char *step_with(const char *json, const char *ops, char *buf, size_
     return buf;
 }
 
+/* Whether the example model compiles on OCL here (built in, a device present). */
+static bool ocl_available(void) {
+    si_model *m = NULL;
+    si_config *cfg = NULL;
+    si_compiled *cm = NULL;
+    bool ok = !si_model_load(SI_EXAMPLE_MODEL, &m) && !si_config_create(&cfg) && !si_config_set(cfg, "devices", "OCL") &&
+              !si_compile(m, cfg, &cm);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+    si_model_free(m);
+    return ok;
+}
+
 int main(void) {
     si_result st;
     char step[1024];
@@ -95,6 +110,23 @@ int main(void) {
     }
     si_free_string(j);
 #endif
+    /* OCL: a row per kernel launch, timed by the device (event timestamps), named ocl:KERNEL, three calls each */
+    if (ocl_available()) {
+        j = profile_of(SI_EXAMPLE_MODEL, "OCL", "on", 3, &st);
+        CHECK(st == SI_OK && j);
+        if (j) {
+            step_with(j, "Conv", step, sizeof step);
+            CHECK(strstr(step, "\"device\":\"OCL\""));
+            CHECK(strstr(step, "\"calls\":3,"));
+            CHECK(strstr(step, "\"kernel\":\"ocl:"));
+            CHECK(strstr(step, "\"reference\":false"));
+            CHECK(!strstr(j, "\"total_ms\":0,"));
+            if (!strstr(step, "ocl:")) fprintf(stderr, "profile: %s\n", j);
+        }
+        si_free_string(j);
+    } else {
+        fprintf(stderr, "test_profile: no OCL device: the OCL part is not run\n");
+    }
     /* profile off (the default, or off): no profile, a named error */
     j = profile_of(SI_EXAMPLE_MODEL, "REF", NULL, 1, &st);
     CHECK(st == SI_ERR_INVALID_ARG && !j && strstr(si_last_error(), "profile=on"));

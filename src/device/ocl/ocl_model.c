@@ -24,6 +24,7 @@
  * at the model's inputs and outputs. On PoCL the first inference of each plan runs alone (ocl.c).
  */
 #include "device/ocl/ocl.h"
+#include "util/prof.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ struct ocl_model {
     int n_plans, cap_plans, max_plans;
     unsigned long tick;
     ocl_build *fixed;      /* every input shape fixed at compile: the one plan */
+    bool profile;          /* option profile=on: requests time their kernels (event timestamps) */
 };
 
 typedef ocl_build ocl_mdl;
@@ -608,6 +610,9 @@ typedef struct ocl_req {
     cl_mem *inbufs;      /* per input port; NULL when no step reads it */
     cl_mem scratch;
     cl_kernel *kernels;  /* per step */
+    cl_event *events;    /* profile=on: per step, the launch's event (NULL when it did not run) */
+    double *prof_ms;     /* profile=on: per step, device time and launches since the last profile flush */
+    int64_t *prof_calls;
     atomic_int cancel;
 } ocl_req;
 
@@ -639,6 +644,12 @@ static void req_unbind(ocl_req *r) {
     si_free(r->kernels);
     si_free(r->slots);
     si_free(r->inbufs);
+    si_free(r->events);
+    si_free(r->prof_ms);
+    si_free(r->prof_calls);
+    r->events = NULL;
+    r->prof_ms = NULL;
+    r->prof_calls = NULL;
     r->kernels = NULL;
     r->slots = r->inbufs = NULL;
     r->scratch = NULL;
@@ -696,6 +707,10 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
     r->inbufs = si_calloc((size_t)M->base.n_inputs + 1, sizeof(cl_mem));
     r->kernels = si_calloc((size_t)m->n_steps + 1, sizeof(cl_kernel));
     if (!r->slots || !r->inbufs || !r->kernels) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    if (M->profile && (!(r->events = si_calloc((size_t)m->n_steps + 1, sizeof(cl_event))) ||
+                       !(r->prof_ms = si_calloc((size_t)m->n_steps + 1, sizeof(double))) ||
+                       !(r->prof_calls = si_calloc((size_t)m->n_steps + 1, sizeof(int64_t)))))
+        return si_err(SI_ERR_NO_MEM, "OCL: out of memory for the profile");
     si_result s;
     for (int k = 0; k < M->base.n_outputs; k++) {
         const si_val *v = &g->values[g->outputs[k]];
@@ -767,6 +782,50 @@ static bool step_empty(const ocl_step *st) {
     return false;
 }
 
+/* profile=on: add each launch's device time (its event's start to end) to the step's row, and let the events go. */
+static void collect_times(ocl_req *r, const ocl_mdl *m) {
+    for (int i = 0; i < m->n_steps; i++) {
+        if (!r->events[i]) continue;
+        cl_ulong t0 = 0, t1 = 0;
+        if (clGetEventProfilingInfo(r->events[i], CL_PROFILING_COMMAND_START, sizeof t0, &t0, NULL) == CL_SUCCESS &&
+            clGetEventProfilingInfo(r->events[i], CL_PROFILING_COMMAND_END, sizeof t1, &t1, NULL) == CL_SUCCESS && t1 >= t0) {
+            r->prof_ms[i] += (double)(t1 - t0) / 1e6;
+            r->prof_calls[i]++;
+        }
+        clReleaseEvent(r->events[i]);
+        r->events[i] = NULL;
+    }
+}
+
+typedef struct step_ctx {
+    const ocl_mdl *m;
+    int step;
+} step_ctx;
+
+static char *step_node(void *ctx_) {
+    const step_ctx *c = ctx_;
+    const si_node *n = &c->m->g->nodes[c->m->steps[c->step].node];
+    return si_strdup(n->name ? n->name : "");
+}
+
+/* The steps timed since the last call, one row per kernel launch of a node: device time from event timestamps. */
+static void req_profile(si_ireq *r_, si_prof *sink) {
+    ocl_req *r = (ocl_req *)r_;
+    const ocl_mdl *m = r->plan;
+    if (!m || !r->prof_ms) return;
+    for (int i = 0; i < m->n_steps; i++) {
+        if (!r->prof_calls[i]) continue;
+        const ocl_step *st = &m->steps[i];
+        char kernel[96];
+        snprintf(kernel, sizeof kernel, "ocl:%s", st->kernel);
+        step_ctx ctx = {m, i};
+        /* a failure (out of memory) loses this step's sample, never the inference */
+        (void)si_prof_add(sink, st, m->g->nodes[st->node].op_type, "OCL", kernel, false, step_node, &ctx, r->prof_calls[i], r->prof_ms[i]);
+        r->prof_calls[i] = 0;
+        r->prof_ms[i] = 0;
+    }
+}
+
 static si_result req_infer(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     si_result chk = si_ireq_check_inputs(&r->base);
@@ -809,7 +868,8 @@ static si_result req_infer(si_ireq *r_) {
             break;
         }
         if (step_empty(st)) continue; /* a zero-sized dimension: nothing to compute */
-        e = clEnqueueNDRangeKernel(r->q, r->kernels[i], st->dims, NULL, st->gws, st->lws[0] ? st->lws : NULL, 0, NULL, NULL);
+        e = clEnqueueNDRangeKernel(r->q, r->kernels[i], st->dims, NULL, st->gws, st->lws[0] ? st->lws : NULL, 0, NULL,
+                                   r->events ? &r->events[i] : NULL);
         if (e != CL_SUCCESS) {
             const si_node *n = &g->nodes[st->node];
             snprintf(what_buf, sizeof what_buf, "running kernel %s of %s node '%s'", st->kernel, n->op_type, n->name);
@@ -838,6 +898,7 @@ static si_result req_infer(si_ireq *r_) {
         what = "downloading an output";
     }
     cl_int fe = clFinish(r->q); /* always, so that nothing of this inference is still running after it */
+    if (r->events) collect_times(r, m);
     if (gated) ocl_gate_leave(alone, &m->warm, e == CL_SUCCESS && fe == CL_SUCCESS && !aborted && !internal);
     if (internal) return internal;
     if (e != CL_SUCCESS) return ocl_cl_err(e, what);
@@ -852,6 +913,7 @@ static const si_ireq_i req_iface = {
     .infer = req_infer,
     .free = req_free,
     .cancel = req_cancel,
+    .profile = req_profile,
 };
 
 static si_result create_request(si_cmodel *m_, si_ireq **out) {
@@ -863,7 +925,7 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
     si_result s = si_ireq_init(&r->base, &req_iface, m_, "OCL");
     if (s) goto fail;
     cl_int e;
-    r->q = clCreateCommandQueue(M->ctx, M->dev->id, 0, &e);
+    r->q = clCreateCommandQueue(M->ctx, M->dev->id, M->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
     if (e != CL_SUCCESS) {
         r->q = NULL;
         s = ocl_cl_err(e, "creating a command queue");
@@ -928,6 +990,7 @@ si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *
     if ((opt = si_options_get(opts, "ocl.max_alloc_bytes"))) M->caps.max_alloc = strtoull(opt, NULL, 10); /* tests: simulate a small device */
     if ((opt = si_options_get(opts, "plan_cache"))) M->max_plans = (int)strtol(opt, NULL, 10); /* validated by the config table */
     if (M->max_plans < 1) M->max_plans = 1;
+    M->profile = (opt = si_options_get(opts, "profile")) && !strcmp(opt, "on");
     si_result s = si_graph_clone(src, &M->g);
     if (s) goto fail;
     si_graph *g = M->g;
