@@ -23,6 +23,7 @@
 #ifndef SI_CPU_H
 #define SI_CPU_H
 
+#include "device/cpu/cpu_stats.h"
 #include "device/device.h"
 #include "ops/ops.h"
 
@@ -366,17 +367,7 @@ bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
  * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
  * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
-/* For tests and reports: what a CPU compiled model has planned and packed. plans_built counts every plan made
- * (the compile-time ones too), weight_packs every entry of its store (each one packing or conversion of weights,
- * done once per model). Returns -1 when m is not a CPU model. */
-typedef struct si_cpu_plan_stats_t {
-    int64_t plans_built, plans_evicted;
-    int plans_cached, plans_bound;
-    int64_t weight_packs;
-    int store_entries;
-    size_t store_bytes;
-} si_cpu_plan_stats_t;
-int si_cpu_plan_stats(const si_cmodel *m, si_cpu_plan_stats_t *st);
+/* si_cpu_plan_stats: cpu_stats.h */
 
 // --- profiles (cpu_profile.c) -------------------------------------------------------------------------------
 
