@@ -352,7 +352,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
     int64_t full_stride[3];
     if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
     in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, NULL, fill_scaled_rows, &sr, &wplain, q_md(pd, dnnl_query_weights_md));
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_scaled_rows : NULL, &sr, &wplain, q_md(pd, dnnl_query_weights_md));
     if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
     if (b_buf < 0) {
         dnnl_primitive_desc_destroy(pd);
@@ -429,7 +429,7 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     deconv_w dw = {W->data, c.scale, C, OCg, K, Cg};
     cpu_skey wk = {.node = n, .tag = "deconv.w", .fp = cpu_chain_fp(&c), .src = W};
     int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md)), w_buf = -1, b_buf = -1;
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, NULL, fill_deconv_w, &dw, &wplain, q_md(pd, dnnl_query_weights_md));
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_deconv_w : NULL, &dw, &wplain, q_md(pd, dnnl_query_weights_md));
     if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
     if (b_buf < 0) {
         dnnl_primitive_desc_destroy(pd);
@@ -450,8 +450,8 @@ static si_result lower_convtranspose(cpu_pb *b, int n) {
 
 // --- MatMul and Gemm ------------------------------------------------------------------------------------------
 
-/* Shared tail: src md (plain or strided), constant weights (wk: their store key, written [K,N] by wfill(wctx) via
- * their plain md wplain, packed to the layout matmul wants) or an activation (w_value with md wact), bias [1,N] or
+/* Shared tail: src md (plain or strided), constant weights (wk: their store key, written [K,N] by wfill(wctx), or
+ * wctx itself when wfill is NULL, via their plain md wplain, packed to the layout matmul wants) or an activation (w_value with md wact), bias [1,N] or
  * NULL. */
 static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, const dnnl_memory_desc_t *smd,
                                const cpu_skey *wk, cpu_wfill wfill, const void *wctx, const dnnl_memory_desc_t *wplain, int w_value,
@@ -491,7 +491,7 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         int pb = cpu_pb_plain(b, src_value);
         sb = pb < 0 ? -1 : cpu_pb_alias(b, pb, smd);
     }
-    int wb = sb < 0 ? -1 : w ? cpu_pb_pack(b, wk, NULL, wfill, wctx, wplain, q_md(pd, dnnl_query_weights_md)) : cpu_pb_in_md(b, w_value, wact);
+    int wb = sb < 0 ? -1 : w ? cpu_pb_pack(b, wk, wfill ? NULL : wctx, wfill, wctx, wplain, q_md(pd, dnnl_query_weights_md)) : cpu_pb_in_md(b, w_value, wact);
     int bb = -1;
     if (wb >= 0 && bias) {
         const void *bc = cpu_pb_shared_data(b, n, "bias", bias, dnnl_memory_desc_get_size(bmd));
@@ -626,7 +626,8 @@ static si_result lower_matmul(cpu_pb *b, int n) {
         /* the weights with the folded per-column scale: made once per compiled model (the store) */
         gemm_w gw = {Bc->data, c.scale, 1.0f, K, N, false};
         cpu_skey wk = {.node = n, .tag = "mm.w", .fp = cpu_chain_fp(&c), .src = Bc};
-        s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, fill_gemm_w, &gw, &wplain, -1, NULL, c.shift, &bmd, &dmd);
+        s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, c.scale ? fill_gemm_w : NULL, c.scale ? (const void *)&gw : Bc->data, &wplain, -1, NULL,
+                          c.shift, &bmd, &dmd);
         cpu_chain_free(&c);
         return s;
     }
@@ -716,7 +717,9 @@ static si_result lower_gemm(cpu_pb *b, int n) {
             bias[j] = cv * (c.scale ? c.scale[j] : 1.0f) + (c.shift ? c.shift[j] : 0.0f);
         }
     }
-    si_result s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, fill_gemm_w, &gw, &wplain, -1, NULL, bias, &bmd, &dmd);
+    bool as_is = !tb && alpha == 1.0f && !c.scale; /* packed straight from the constant */
+    si_result s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, as_is ? NULL : fill_gemm_w, as_is ? (const void *)Bc->data : &gw, &wplain, -1,
+                                NULL, bias, &bmd, &dmd);
     si_free(bias);
     cpu_chain_free(&c);
     return s;
