@@ -450,9 +450,9 @@ static si_result lower_convtranspose(cpu_pb *b, int n) {
 
 // --- MatMul and Gemm ------------------------------------------------------------------------------------------
 
-/* Shared tail: src md (plain or strided), constant weights (wk: their store key, written [K,N] by wfill(wctx), or
- * wctx itself when wfill is NULL, via their plain md wplain, packed to the layout matmul wants) or an activation (w_value with md wact), bias [1,N] or
- * NULL. */
+/* Shared tail: src md (plain or strided), constant weights (wk: their store key; written [K,N] by wfill(wctx), or
+ * wctx itself when wfill is NULL, via their plain md wplain, packed to the layout matmul wants) or an activation
+ * (w_value with md wact), bias [1,N] or NULL. */
 static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, const dnnl_memory_desc_t *smd,
                                const cpu_skey *wk, cpu_wfill wfill, const void *wctx, const dnnl_memory_desc_t *wplain, int w_value,
                                const dnnl_memory_desc_t *wact, const float *bias, const dnnl_memory_desc_t *bmd,
