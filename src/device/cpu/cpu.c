@@ -722,6 +722,7 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
         return s;
     }
     si_graph *g = m->g;
+    cpu_store_set_graph(m->store, g);
     for (int i = 0; i < g->n_nodes; i++)
         if ((s = cpu_supports_op(d, g, &g->nodes[i])) || (s = si_op_runnable(&g->nodes[i]))) {
             si_err_wrap(s, "CPU cannot run node '%s'", g->nodes[i].name);

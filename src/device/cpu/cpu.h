@@ -167,6 +167,11 @@ typedef struct cpu_pb {
 typedef struct cpu_store cpu_store;
 si_result cpu_store_new(cpu_store **out);
 void cpu_store_free(cpu_store *s);
+/* The compiled model's graph (borrowed; it outlives the store's use in builds): constants of it are the same
+ * pointers in every plan's graph (si_graph_clone shares them), the others were folded for one plan's shapes, and
+ * what is made from those stays the plan's own (cpu_pb_shared). */
+void cpu_store_set_graph(cpu_store *s, const si_graph *g);
+bool cpu_store_model_const(const cpu_store *s, const si_tensor *t);
 /* Entries made so far (each one packing or conversion of weights), entries held, their bytes. */
 void cpu_store_stats(cpu_store *s, int64_t *fills, int *entries, size_t *bytes);
 

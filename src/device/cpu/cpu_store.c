@@ -14,6 +14,8 @@
  *   src    the large constant the contents are made from (held by a reference). Graph copies share their
  *          constants, so the same pointer is the same data; a different pointer (a constant folded again for
  *          another shape) matches when its bytes are equal.
+ * What is made from a constant folded for one plan's shapes (not one of the model graph's) stays the plan's own memory: it may
+ * differ with every shape, and the store would grow with every shape seen.
  * Lookups and additions take the store's lock (plans are built under the model's lock already; compile builds
  * the static plans before the model is shared).
  */
@@ -42,6 +44,7 @@ struct cpu_store {
     pthread_mutex_t lock;
     cpu_sentry *e;
     int n, cap;
+    const si_graph *g; /* the compiled model's graph: its constants are shared by every plan's graph */
     int64_t fills;  /* entries made (each a packing or conversion of weights) */
     size_t bytes;   /* memory the entries hold */
 };
@@ -95,9 +98,20 @@ static bool key_eq(const cpu_sentry *e, const cpu_skey *k, size_t bytes) {
     return same_src(e->src, k->src);
 }
 
+void cpu_store_set_graph(cpu_store *s, const si_graph *g) { s->g = g; }
+
+bool cpu_store_model_const(const cpu_store *s, const si_tensor *t) {
+    if (!s || !s->g || !t) return false;
+    for (int v = 0; v < s->g->n_values; v++)
+        if (s->g->values[v].const_val == t) return true;
+    return false;
+}
+
 void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill) {
     cpu_store *s = b->store;
     *fill = true;
+    /* made from a constant folded for this plan's shapes (it may differ with every shape): the plan's own */
+    if (k->src && !cpu_store_model_const(s, k->src)) return cpu_pb_own(b, bytes);
     pthread_mutex_lock(&s->lock);
     cpu_sentry *e = NULL;
     for (int i = 0; i < s->n && !e; i++)
