@@ -4,10 +4,13 @@
  * compile() plans the graph once when every input shape is known (cpu_plan.c): oneDNN primitives are
  * created and weights packed then, and intermediate buffers get fixed offsets in one arena. When an input
  * has a dimension only known at run time, the plan is built at the first infer for those shapes (the graph
- * is specialised and its shapes inferred again) and kept in a small per-model cache, so a request whose
- * shapes change re-plans once per distinct shape. Weights and primitives belong to the plan, shared by all
- * requests; each request owns an arena, a oneDNN stream and the memory objects binding the plan's buffers
- * to its arena, inputs and outputs.
+ * is specialised and its shapes inferred again) and kept in a per-model LRU cache of plan_cache plans
+ * (property, default 8): a plan no request is bound to goes first, a plan a request is bound to never goes
+ * under it. Packed weights are not the plans': the model's store (cpu_store.c) makes each once and every plan
+ * borrows it, so a new shape costs its primitives and buffer plan, not the weights again (a decode loop plans
+ * a new shape per token). Primitives belong to the plan, shared by all requests; each request owns an arena
+ * (grown by half at least when a plan needs more), a oneDNN stream and the memory objects binding the plan's
+ * buffers to its arena, inputs and outputs.
  *
  * Threads: the `threads` option (default 1) is the OpenMP thread count oneDNN primitives use. It is set on
  * the calling thread around primitive creation and execution and restored afterwards, so requests of

@@ -1,7 +1,9 @@
 /*
  * cpu.h — internals of the CPU device (safeinfer's fast device), shared by its files:
  *
- *   cpu.c        the device vtable, compiled models (a plan per set of input shapes), requests, execution
+ *   cpu.c        the device vtable, compiled models (a plan per set of input shapes, an LRU cache of them),
+ *                requests, execution
+ *   cpu_store.c  the compiled model's packed weights, made once and borrowed by all its plans
  *   cpu_plan.c   the plan builder: buffers and layouts of values, reorders, reference-kernel steps,
  *                zero-copy views, graph outputs and the arena (intermediate buffers placed by liveness)
  *   cpu_lower.c  lowering of nodes onto oneDNN primitives
