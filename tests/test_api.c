@@ -283,6 +283,13 @@ static void test_config(void) {
     CHECK_OK(si_config_set(c, "threads", "1"));
     CHECK_OK(si_config_set(c, "threads", "1024"));
     CHECK_STREQ(si_config_get(c, "threads"), "1024");
+    /* plan_cache: plans the CPU device keeps for run-time shapes, 0..1024 */
+    CHECK_ERR(si_config_set(c, "plan_cache", "1025"), SI_ERR_INVALID_ARG, "plan_cache");
+    CHECK_ERR(si_config_set(c, "plan_cache", "-1"), SI_ERR_INVALID_ARG, "plan_cache");
+    CHECK_ERR(si_config_set(c, "plan_cache", "two"), SI_ERR_INVALID_ARG, "plan_cache");
+    CHECK_OK(si_config_set(c, "plan_cache", "0"));
+    CHECK_OK(si_config_set(c, "plan_cache", "1024"));
+    CHECK_STREQ(si_config_get(c, "plan_cache"), "1024");
 
     /* every key by its kind: numbers in range with digits only, on/off words, choices */
     CHECK_ERR(si_config_set(c, "retries", "101"), SI_ERR_INVALID_ARG, "retries: '101' is not a whole number in 0..100");

@@ -15,6 +15,7 @@
  * failures, and embeds kernels.cl as it is.
  */
 #include "test_device_ops.h"
+#include "device/cpu/cpu_stats.h"
 
 #include "si_test.h"
 
@@ -690,6 +691,8 @@ static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, b
 
 /* The batch known only at run time: the plan is built per input shape; a shape the port refuses is
  * INVALID_ARG. threads=0 is a bad option. */
+static void cpu_plans(void);
+
 static void cpu_extra(void) {
     dop_small_net(-1);
     if (filtered_skip()) return;
@@ -725,6 +728,167 @@ static void cpu_extra(void) {
     CHECK_OK(si_graph_finalize(G));
     si_cmodel *m = NULL;
     CHECK_STATUS(compile_on(dv, "threads", "0", &m), SI_ERR_INVALID_ARG);
+    si_graph_free(G);
+    G = NULL;
+    cpu_plans();
+}
+
+/* Plans for new input shapes (the CPU device's plan cache and its store of packed weights). */
+
+int si_cpu_plan_stats(const si_cmodel *m, si_cpu_plan_stats_t *st) __attribute__((weak));
+
+/* got within 1e-3 (relative to the larger magnitude, or absolute near zero) of want; no globals touched (threads). */
+static bool close_enough(const si_tensor *got, const si_tensor *want) {
+    if (got->dtype != SI_F32 || got->dtype != want->dtype || got->ndim != want->ndim ||
+        memcmp(got->dims, want->dims, sizeof(int64_t) * (size_t)got->ndim))
+        return false;
+    const float *a = got->data, *b = want->data;
+    for (int64_t i = 0; i < si_tensor_count(got); i++)
+        if (!(fabsf(a[i] - b[i]) <= 1e-3f * fmaxf(1.0f, fmaxf(fabsf(a[i]), fabsf(b[i]))))) return false;
+    return true;
+}
+
+/* One infer on request r with input `in`; a copy of output 0 in *out (NULL on failure). */
+static si_result infer_copy(si_ireq *r, si_tensor *in, si_tensor **out) {
+    *out = NULL;
+    si_tensor *y;
+    si_result s = r->iface->set_input(r, 0, in);
+    if (!s) s = r->iface->infer(r);
+    if (!s) s = r->iface->get_output(r, 0, &y);
+    if (!s) s = si_tensor_clone(y, out);
+    return s;
+}
+
+#define PLAN_SHAPES 8
+
+typedef struct plan_thread {
+    si_cmodel *m;
+    si_tensor **in, **want; /* per batch 1..PLAN_SHAPES (index batch - 1) */
+    int id, runs, wrong, failed;
+} plan_thread;
+
+static void *plan_thread_run(void *arg) {
+    plan_thread *t = arg;
+    si_ireq *r = NULL;
+    if (t->m->iface->create_request(t->m, &r)) {
+        t->failed++;
+        return NULL;
+    }
+    for (int i = 0; i < 24; i++) {
+        int k = (t->id * 3 + i * (t->id + 1)) % PLAN_SHAPES; /* each thread its own walk over the shapes */
+        si_tensor *y;
+        if (infer_copy(r, t->in[k], &y)) {
+            t->failed++;
+            continue;
+        }
+        t->runs++;
+        t->wrong += !close_enough(y, t->want[k]);
+        si_tensor_free(y);
+    }
+    r->iface->free(r);
+    return NULL;
+}
+
+/* The small CNN with its batch open, run at PLAN_SHAPES batch sizes, twice over, on one request with plan_cache=3:
+ * every output equals REF's; a plan evicted and built again packs no weight again (the store's count stays
+ * what the first pass made); the cache keeps 3 plans, evicting the least recently used. Then four threads with a
+ * request each walk the shapes with plan_cache=2: every output equals REF's, and when they are done no plan is
+ * bound and at most 2 are kept. A bad plan_cache is refused by name. */
+static void cpu_plans(void) {
+    if (!si_cpu_plan_stats) {
+        fprintf(stderr, "  cpu_plans: si_cpu_plan_stats is not linked in\n");
+        CHECK(0);
+        return;
+    }
+    si_tensor *in[PLAN_SHAPES], *want[PLAN_SHAPES];
+    si_cmodel *md = NULL, *mr = NULL;
+    dop_small_net(-1);
+    if (!compile_both(&md, &mr, "plan_cache", "3")) {
+        free_both(md, mr);
+        return;
+    }
+    si_ireq *rd = NULL, *rr = NULL;
+    CHECK_OK(md->iface->create_request(md, &rd));
+    CHECK_OK(mr->iface->create_request(mr, &rr));
+    for (int k = 0; k < PLAN_SHAPES; k++) {
+        CHECK_OK(si_tensor_create(SI_F32, 4, (const int64_t[]){k + 1, 3, 16, 16}, &in[k]));
+        fill_input(in[k], "x");
+        want[k] = NULL;
+        if (rr) CHECK_OK(infer_copy(rr, in[k], &want[k]));
+    }
+    si_cpu_plan_stats_t st0 = {0}, st = {0};
+    int64_t packs_first = -1;
+    for (int pass = 0; pass < 2 && rd; pass++)
+        for (int i = 0; i < PLAN_SHAPES; i++) {
+            int k = pass ? PLAN_SHAPES - 1 - i : i; /* the second pass backwards: the 3 most recent are cached */
+            si_tensor *y = NULL;
+            CHECK_OK(infer_copy(rd, in[k], &y));
+            char label[64];
+            snprintf(label, sizeof label, "plan_cache=3, pass %d, batch %d", pass, k + 1);
+            if (y && want[k]) CHECK(same_tensor(label, "probs", y, want[k]));
+            si_tensor_free(y);
+            CHECK(!si_cpu_plan_stats(md, &st));
+            if (pass == 0 && i == 0) st0 = st;
+            if (pass == 0 && i == PLAN_SHAPES - 1) packs_first = st.weight_packs;
+            CHECK(st.plans_cached <= 3);
+        }
+    if (rd) {
+        if (verbose)
+            printf("  plans: built %lld, evicted %lld, cached %d; weight packs %lld after one shape, %lld after all (%zu bytes)\n",
+                   (long long)st.plans_built, (long long)st.plans_evicted, st.plans_cached, (long long)st0.weight_packs,
+                   (long long)st.weight_packs, st.store_bytes);
+        CHECK(st0.weight_packs > 0);                    /* the convolutions' and the Gemm's weights */
+        CHECK(st.weight_packs == packs_first);          /* plans built again for evicted shapes pack nothing */
+        CHECK(st.plans_built == PLAN_SHAPES + PLAN_SHAPES - 3); /* 3 shapes were still cached for the second pass */
+        CHECK(st.plans_evicted == st.plans_built - 3);
+        CHECK(st.plans_cached == 3 && st.plans_bound == 1);
+    }
+    if (rd) rd->iface->free(rd);
+    if (rr) rr->iface->free(rr);
+    if (md) {
+        CHECK(!si_cpu_plan_stats(md, &st));
+        CHECK(st.plans_bound == 0 && st.plans_cached == 3);
+        md->iface->free(md);
+        md = NULL;
+    }
+
+    /* requests on several threads, each at its own shapes, with room for 2 plans */
+    CHECK_OK(compile_on(dv, "plan_cache", "2", &md));
+    if (md) {
+        plan_thread t[4];
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++) {
+            t[i] = (plan_thread){.m = md, .in = in, .want = want, .id = i};
+            CHECK(!pthread_create(&th[i], NULL, plan_thread_run, &t[i]));
+        }
+        int runs = 0, wrong = 0, failed = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            runs += t[i].runs, wrong += t[i].wrong, failed += t[i].failed;
+        }
+        CHECK(failed == 0 && wrong == 0 && runs == 4 * 24);
+        CHECK(!si_cpu_plan_stats(md, &st));
+        if (verbose) printf("  4 threads, plan_cache=2: %d runs, %d wrong; plans built %lld, cached %d\n", runs, wrong, (long long)st.plans_built, st.plans_cached);
+        CHECK(st.plans_bound == 0 && st.plans_cached <= 2);
+        CHECK(st.weight_packs == packs_first);
+        md->iface->free(md);
+    }
+    for (int k = 0; k < PLAN_SHAPES; k++) {
+        si_tensor_free(in[k]);
+        si_tensor_free(want[k]);
+    }
+    si_graph_free(G);
+    G = NULL;
+    if (mr) mr->iface->free(mr);
+
+    dop_small_net(1);
+    CHECK_OK(si_graph_finalize(G));
+    const char *bad[] = {"1025", "-1", "x", ""};
+    for (size_t i = 0; i < SI_ARRAY_LEN(bad); i++) {
+        si_cmodel *m = NULL;
+        CHECK_ERR(compile_on(dv, "plan_cache", bad[i], &m), SI_ERR_INVALID_ARG, "plan_cache");
+        CHECK(m == NULL);
+    }
     si_graph_free(G);
     G = NULL;
 }

@@ -129,6 +129,11 @@ static const si_cfg_key si_cfg_keys[] = {
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
+    {"plan_cache", CFG_INT, 0, 1024, NULL, "0..1024", "8", NO_FIELD,
+     "plans the CPU device keeps per compiled model for input shapes other than the compile-time ones (a model "
+     "with open dimensions gets one plan per set of input shapes, built at its first inference); past it the "
+     "least recently used plan no request is bound to goes. Weights are packed once per compiled model and "
+     "shared by its plans, whatever this is"},
     {"max_memory_mb", CFG_INT, 0, SI_MAX_MEMORY_MB, NULL, "0..16777216", "0", FIELD_INT(max_memory_mb),
      "a memory budget in MiB (0: none): the most the compiled model may hold at once in buffers of 1 MiB or more "
      "(folded constants, device plans, the tensors of its inferences and request creations, also on watchdog "

@@ -4,10 +4,13 @@
  * compile() plans the graph once when every input shape is known (cpu_plan.c): oneDNN primitives are
  * created and weights packed then, and intermediate buffers get fixed offsets in one arena. When an input
  * has a dimension only known at run time, the plan is built at the first infer for those shapes (the graph
- * is specialised and its shapes inferred again) and kept in a small per-model cache, so a request whose
- * shapes change re-plans once per distinct shape. Weights and primitives belong to the plan, shared by all
- * requests; each request owns an arena, a oneDNN stream and the memory objects binding the plan's buffers
- * to its arena, inputs and outputs.
+ * is specialised and its shapes inferred again) and kept in a per-model LRU cache of plan_cache plans
+ * (property, default 8): a plan no request is bound to goes first, a plan a request is bound to never goes
+ * under it. Packed weights are not the plans': the model's store (cpu_store.c) makes each once and every plan
+ * borrows it, so a new shape costs its primitives and buffer plan, not the weights again (a decode loop plans
+ * a new shape per token). Primitives belong to the plan, shared by all requests; each request owns an arena
+ * (grown by half at least when a plan needs more), a oneDNN stream and the memory objects binding the plan's
+ * buffers to its arena, inputs and outputs.
  *
  * Threads: the `threads` option (default 1) is the OpenMP thread count oneDNN primitives use. It is set on
  * the calling thread around primitive creation and execution and restored afterwards, so requests of
@@ -26,7 +29,8 @@
 #include <time.h>
 
 #define FOLD_MAX ((size_t)2 << 30)
-#define PLAN_CACHE 8
+#define PLAN_CACHE_DEFAULT 8
+#define PLAN_CACHE_MAX 1024
 
 typedef struct cpu_model {
     si_cmodel base;
@@ -35,16 +39,24 @@ typedef struct cpu_model {
     bool profile;    /* option profile=on: requests time their steps */
     si_port *in_ports, *out_ports;
     cpu_plan *plan0; /* the plan for the compile-time shapes, when they are all known */
-    cpu_plan *plan1; /* threads > 1: the same plan on one thread (sharing plan0's packed weights) */
-    pthread_mutex_t lock;
-    cpu_plan *cache[PLAN_CACHE];
-    int n_cache;
+    cpu_plan *plan1; /* threads > 1: the same plan on one thread */
+    cpu_store *store; /* packed weights of every plan (cpu_store.c): made once per model, never per shape */
+    pthread_mutex_t lock; /* the plan cache and its entries' counts; plans for new shapes are built under it */
+    struct cpu_cached {
+        cpu_plan *p;
+        int bound;      /* requests bound to it: a plan is freed only when none is */
+        uint64_t used;  /* the tick of its last use (least recently used goes first) */
+    } *cache;
+    int n_cache, cap_cache;
+    int cache_max;      /* property plan_cache: plans kept that no request is bound to */
+    uint64_t tick;
+    int64_t plans_built, plans_evicted;
 } cpu_model;
 
 typedef struct cpu_req {
     si_ireq base;
     const cpu_plan *plan;    /* the plan the request is bound to */
-    cpu_plan *own_plan;      /* a plan of its own when the model's cache is full */
+    const cpu_plan *held;    /* the cached plan whose bound count this request holds (not plan0/plan1), or NULL */
     void *arena_raw;
     uint8_t *arena;
     size_t arena_cap;
@@ -115,12 +127,16 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
     si_result s = cpu_engine(&eng);
     if (s) return s;
     if (p->arena_size > r->arena_cap) {
+        /* a request whose shapes grow (a decode loop: one position more per step) grows its arena by half at
+         * least, so that it is not allocated and faulted in afresh for every new shape */
+        size_t cap = r->arena_cap && r->arena_cap + r->arena_cap / 2 > p->arena_size ? r->arena_cap + r->arena_cap / 2 : p->arena_size;
         si_free(r->arena_raw);
         r->arena = NULL;
         r->arena_cap = 0;
-        if (!(r->arena_raw = si_malloc(p->arena_size + 64))) return si_err(SI_ERR_NO_MEM, "CPU: out of memory for a %zu-byte arena", p->arena_size);
+        if (!(r->arena_raw = si_malloc(cap + 64)) && !(r->arena_raw = si_malloc((cap = p->arena_size) + 64)))
+            return si_err(SI_ERR_NO_MEM, "CPU: out of memory for a %zu-byte arena", p->arena_size);
         r->arena = (uint8_t *)(((uintptr_t)r->arena_raw + 63) & ~(uintptr_t)63);
-        r->arena_cap = p->arena_size;
+        r->arena_cap = cap;
     }
     if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
     const si_graph *g = p->g;
@@ -369,9 +385,41 @@ static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan *
         return s;
     }
     int old = cpu_threads_set(m->threads);
-    s = cpu_plan_build(g, m->threads, NULL, out);
+    s = cpu_plan_build(g, m->threads, m->store, out);
     cpu_threads_set(old);
     return s;
+}
+
+/* Under m->lock: free least recently used plans no request is bound to while more than plan_cache are kept. */
+static void cache_trim(cpu_model *m) {
+    while (m->n_cache > m->cache_max) {
+        int lru = -1;
+        for (int i = 0; i < m->n_cache; i++)
+            if (!m->cache[i].bound && (lru < 0 || m->cache[i].used < m->cache[lru].used)) lru = i;
+        if (lru < 0) return; /* every plan kept is in use: the extra ones go when their requests move on */
+        cpu_plan_free(m->cache[lru].p);
+        m->cache[lru] = m->cache[--m->n_cache];
+        m->plans_evicted++;
+    }
+}
+
+/* Under m->lock: the cache entry of plan p, or NULL. */
+static struct cpu_cached *cache_entry(cpu_model *m, const cpu_plan *p) {
+    for (int i = 0; i < m->n_cache; i++)
+        if (m->cache[i].p == p) return &m->cache[i];
+    return NULL;
+}
+
+/* The request lets go of the cached plan it holds (it is unbound from it first: the plan may go now). */
+static void release_held(cpu_req *r, cpu_model *m) {
+    if (!r->held) return;
+    if (r->plan == r->held) unbind(r);
+    pthread_mutex_lock(&m->lock);
+    struct cpu_cached *e = cache_entry(m, r->held);
+    if (e) e->bound--;
+    r->held = NULL;
+    cache_trim(m);
+    pthread_mutex_unlock(&m->lock);
 }
 
 static si_result plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
@@ -381,30 +429,48 @@ static si_result plan_for(cpu_req *r, cpu_model *m, const cpu_plan **out) {
         return SI_OK;
     }
     if (m->plan0 && plan_matches(m->plan0, r->base.bound, n)) {
+        release_held(r, m);
         *out = m->plan0;
         return SI_OK;
     }
-    pthread_mutex_lock(&m->lock);
-    for (int i = 0; i < m->n_cache; i++)
-        if (plan_matches(m->cache[i], r->base.bound, n)) {
-            *out = m->cache[i];
-            pthread_mutex_unlock(&m->lock);
-            return SI_OK;
-        }
-    cpu_plan *p;
-    si_result s = build_for_inputs(m, r->base.bound, &p); /* under the lock: one build per shape */
-    if (!s && m->n_cache < PLAN_CACHE) {
-        m->cache[m->n_cache++] = p;
-        *out = p;
-        pthread_mutex_unlock(&m->lock);
+    if (r->held && plan_matches(r->held, r->base.bound, n)) {
+        *out = r->held;
         return SI_OK;
     }
+    if (r->plan == r->held) unbind(r); /* its plan may be freed once it is let go of below */
+    pthread_mutex_lock(&m->lock);
+    struct cpu_cached *e = r->held ? cache_entry(m, r->held) : NULL;
+    if (e) e->bound--;
+    r->held = NULL;
+    e = NULL;
+    for (int i = 0; i < m->n_cache && !e; i++)
+        if (plan_matches(m->cache[i].p, r->base.bound, n)) e = &m->cache[i];
+    if (!e) {
+        cpu_plan *p;
+        si_result s = build_for_inputs(m, r->base.bound, &p); /* under the lock: one build per shape */
+        if (!s && m->n_cache == m->cap_cache) {
+            int cap = m->cap_cache ? 2 * m->cap_cache : 8;
+            struct cpu_cached *nc = si_realloc(m->cache, sizeof *nc * (size_t)cap);
+            if (nc) m->cache = nc, m->cap_cache = cap;
+            else s = si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+            if (s) cpu_plan_free(p);
+        }
+        if (s) {
+            cache_trim(m);
+            pthread_mutex_unlock(&m->lock);
+            return s;
+        }
+        m->plans_built++;
+        e = &m->cache[m->n_cache++];
+        e->p = p;
+        e->bound = 0;
+    }
+    e->bound++;
+    e->used = ++m->tick;
+    r->held = e->p;
+    cache_trim(m); /* e is bound: not freed, but it may move in the array */
     pthread_mutex_unlock(&m->lock);
-    if (s) return s;
-    unbind(r);
-    cpu_plan_free(r->own_plan);
-    r->own_plan = p;
-    *out = p;
+    *out = r->held;
     return SI_OK;
 }
 
@@ -515,7 +581,7 @@ static void cpu_req_free(si_ireq *r_) {
     if (r->profile) print_profile(r);
 #endif
     unbind(r);
-    cpu_plan_free(r->own_plan);
+    release_held(r, (cpu_model *)r->base.model);
     if (r->stream) dnnl_stream_destroy(r->stream);
     si_free(r->arena_raw);
     si_ireq_fini(&r->base);
@@ -567,9 +633,11 @@ static si_result cpu_create_request(si_cmodel *m_, si_ireq **out) {
 static void cpu_model_free(si_cmodel *m_) {
     cpu_model *m = (cpu_model *)m_;
     if (!m) return;
-    cpu_plan_free(m->plan1); /* before plan0, whose packed weights it shares */
+    cpu_plan_free(m->plan1);
     cpu_plan_free(m->plan0);
-    for (int i = 0; i < m->n_cache; i++) cpu_plan_free(m->cache[i]);
+    for (int i = 0; i < m->n_cache; i++) cpu_plan_free(m->cache[i].p);
+    si_free(m->cache);
+    cpu_store_free(m->store); /* after every plan: they borrow its weights */
     pthread_mutex_destroy(&m->lock);
     si_graph_free(m->g);
     si_free(m->in_ports);
@@ -621,11 +689,25 @@ static si_result parse_threads(const si_options *opts, int *out) {
     return SI_OK;
 }
 
+static si_result parse_plan_cache(const si_options *opts, int *out) {
+    const char *t = si_options_get(opts, "plan_cache");
+    *out = PLAN_CACHE_DEFAULT;
+    if (!t) return SI_OK;
+    char *end;
+    errno = 0;
+    long v = strtol(t, &end, 10);
+    if (errno || *end || end == t || v < 0 || v > PLAN_CACHE_MAX)
+        return si_err(SI_ERR_INVALID_ARG, "CPU: plan_cache '%s' is not a number in 0..%d", t, PLAN_CACHE_MAX);
+    *out = (int)v;
+    return SI_OK;
+}
+
 static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
     const si_options *opts = si_compile_opts(cc);
     *out = NULL;
-    int threads;
+    int threads, plan_cache;
     si_result s = parse_threads(opts, &threads);
+    if (!s) s = parse_plan_cache(opts, &plan_cache);
     if (s) return s;
     dnnl_engine_t eng;
     if ((s = cpu_engine(&eng))) return s;
@@ -634,14 +716,16 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
     m->base.iface = &cpu_model_iface;
     m->base.device = d->name;
     m->threads = threads;
+    m->cache_max = plan_cache;
     const char *prof = si_options_get(opts, "profile");
     m->profile = prof && (!strcmp(prof, "on") || !strcmp(prof, "1") || !strcmp(prof, "true"));
     pthread_mutex_init(&m->lock, NULL);
-    if ((s = si_graph_clone(src, &m->g))) {
+    if ((s = cpu_store_new(&m->store)) || (s = si_graph_clone(src, &m->g))) {
         cpu_model_free(&m->base);
         return s;
     }
     si_graph *g = m->g;
+    cpu_store_set_graph(m->store, g);
     for (int i = 0; i < g->n_nodes; i++)
         if ((s = cpu_supports_op(d, g, &g->nodes[i])) || (s = si_op_runnable(&g->nodes[i]))) {
             si_err_wrap(s, "CPU cannot run node '%s'", g->nodes[i].name);
@@ -679,10 +763,10 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
             return s;
         }
         int old = cpu_threads_set(threads);
-        s = cpu_plan_build(pg, threads, NULL, &m->plan0);
+        s = cpu_plan_build(pg, threads, m->store, &m->plan0);
         if (pg1) {
             cpu_threads_set(1);
-            if (!s) s = cpu_plan_build(pg1, 1, m->plan0, &m->plan1);
+            if (!s) s = cpu_plan_build(pg1, 1, m->store, &m->plan1);
             else si_graph_free(pg1);
         }
         cpu_threads_set(old);
@@ -714,6 +798,20 @@ int si_cpu_plan_describe(const si_cmodel *m_, char *buf, size_t n) {
         if (o < n) o += (size_t)snprintf(buf + o, n - o, "%s%s%s", i ? ";" : "", st->kind == STEP_REF ? "ref:" : "", st->what);
     }
     return refs;
+}
+
+int si_cpu_plan_stats(const si_cmodel *m_, si_cpu_plan_stats_t *st) {
+    cpu_model *m = (cpu_model *)m_;
+    memset(st, 0, sizeof *st);
+    if (!m || m->base.iface != &cpu_model_iface) return -1;
+    pthread_mutex_lock(&m->lock);
+    st->plans_built = m->plans_built + (m->plan0 != NULL) + (m->plan1 != NULL);
+    st->plans_evicted = m->plans_evicted;
+    st->plans_cached = m->n_cache;
+    for (int i = 0; i < m->n_cache; i++) st->plans_bound += m->cache[i].bound > 0;
+    pthread_mutex_unlock(&m->lock);
+    cpu_store_stats(m->store, &st->weight_packs, &st->store_entries, &st->store_bytes);
+    return 0;
 }
 
 static const si_device_i cpu_iface = {

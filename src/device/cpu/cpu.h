@@ -1,7 +1,9 @@
 /*
  * cpu.h — internals of the CPU device (safeinfer's fast device), shared by its files:
  *
- *   cpu.c        the device vtable, compiled models (a plan per set of input shapes), requests, execution
+ *   cpu.c        the device vtable, compiled models (a plan per set of input shapes, an LRU cache of them),
+ *                requests, execution
+ *   cpu_store.c  the compiled model's packed weights, made once and borrowed by all its plans
  *   cpu_plan.c   the plan builder: buffers and layouts of values, reorders, reference-kernel steps,
  *                zero-copy views, graph outputs and the arena (intermediate buffers placed by liveness)
  *   cpu_lower.c  lowering of nodes onto oneDNN primitives
@@ -23,6 +25,7 @@
 #ifndef SI_CPU_H
 #define SI_CPU_H
 
+#include "device/cpu/cpu_stats.h"
 #include "device/device.h"
 #include "ops/ops.h"
 
@@ -128,14 +131,9 @@ typedef struct cpu_plan {
     int *out_buf;       /* per graph output: the plain buffer holding it after the steps, or -1 (DYN) */
     bool *out_copy;     /* per graph output: copy into the output tensor after the steps */
     int *vbuf_plain;    /* per value: its plain buffer or -1 (REF steps and outputs read these) */
-    void **owned;       /* packed weights and other plan-owned memory (si_free) */
+    void **owned;       /* plan-owned memory (si_free): kernel parameters of this shape set; never weights (the
+                         * model's store holds those, cpu_store.c) */
     int n_owned, cap_owned;
-    struct cpu_packed {  /* weights packed by this plan: another plan of the same graph may share them */
-        int node;
-        dnnl_memory_desc_t md;
-        const void *ptr;
-    } *packed;
-    int n_packed, cap_packed;
     int n_dnnl, n_ref;  /* step counts, for reports */
     int *node_step;     /* per graph node: the step that runs it (-1: folded, a view, nothing to run) */
 } cpu_plan;
@@ -152,7 +150,7 @@ typedef struct cpu_pb {
     bool *done;            /* per node: lowered (alone or in a fused group) */
     bool *const_used;      /* per value: a constant the plan reads at run time (kept in the plan's graph) */
     int threads;
-    const cpu_plan *donor; /* a plan of the same graph whose packed weights this one reuses, or NULL */
+    struct cpu_store *store; /* the compiled model's packed weights, shared by all its plans */
     bool no_fusion;        /* debugging: lower every node alone */
     struct {               /* subsampled copies of values (strided 1x1 convolutions), shared */
         int value, buf;
@@ -163,10 +161,50 @@ typedef struct cpu_pb {
     bool *round16;         /* per value: held in float16 by the model (cpu_fp16.c), or NULL */
 } cpu_pb;
 
+// --- the compiled model's store of packed weights (cpu_store.c) ------------------------------------------------
+
+/* What plans derive from the graph's constants (packed or folded weights, biases, converted weights) lives in
+ * the compiled model's store, made once and borrowed by every plan of the model (one per set of input shapes).
+ * Thread-safe; it must outlive the model's plans. */
+typedef struct cpu_store cpu_store;
+si_result cpu_store_new(cpu_store **out);
+void cpu_store_free(cpu_store *s);
+/* The compiled model's graph (borrowed; it outlives the store's use in builds): constants of it are the same
+ * pointers in every plan's graph (si_graph_clone shares them), the others were folded for one plan's shapes, and
+ * what is made from those stays the plan's own (cpu_pb_shared). */
+void cpu_store_set_graph(cpu_store *s, const si_graph *g);
+bool cpu_store_model_const(const cpu_store *s, const si_tensor *t);
+/* Entries made so far (each one packing or conversion of weights), entries held, their bytes. */
+void cpu_store_stats(cpu_store *s, int64_t *fills, int *entries, size_t *bytes);
+
+/* The key of an entry: everything its contents depend on. */
+typedef struct cpu_skey {
+    int node;                       /* the graph node it is made for (or a value id, with its own tag) */
+    const char *tag;                /* what was made, up to 15 characters ("conv.w", "mm.w") */
+    uint64_t fp;                    /* cpu_fp of the small inputs: folded scales and shifts, attributes */
+    const si_tensor *src;           /* the large constant it is made from, or NULL (compared by pointer, then bytes) */
+    const dnnl_memory_desc_t *md;   /* its layout, or NULL for a plain array */
+    const void *data;               /* non-NULL: the entry holds exactly these bytes (compared on lookup) */
+} cpu_skey;
+/* FNV-1a of n bytes, continuing from h (0 to start). */
+uint64_t cpu_fp(uint64_t h, const void *data, size_t n);
+/* The store's memory for key k (bytes long, 64-byte aligned): when the entry is made already, *fill is false;
+ * else *fill is true and the caller fills it, then calls cpu_pb_shared_ready (an entry not made ready is filled
+ * by the next plan needing it). NULL with si_err on failure. */
+void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill);
+void cpu_pb_shared_ready(cpu_pb *b, const void *ptr);
+/* The store's copy of `bytes` bytes of data made for node `node` (small arrays: biases, folded shifts). NULL with
+ * si_err on failure. */
+const void *cpu_pb_shared_data(cpu_pb *b, int node, const char *tag, const void *data, size_t bytes);
+
+/* A reference to make(src) (a constant made from constant src, e.g. converted to float32), made once per store:
+ * the caller unrefs it (si_const_unref). NULL with si_err on failure. */
+si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src));
+
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
- * `threads` OpenMP threads. donor (optional): a plan built from the same graph whose packed weights are
- * reused where the layouts match; it must outlive the new plan. */
-si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out);
+ * `threads` OpenMP threads; the weights it packs are looked up in / added to `store` (the compiled model's),
+ * which must outlive the plan. */
+si_result cpu_plan_build(si_graph *g, int threads, cpu_store *store, cpu_plan **out);
 void cpu_plan_free(cpu_plan *p);
 
 /* Builder API used by the lowering code. Functions returning int return a buffer index, or -1 with an
@@ -203,9 +241,12 @@ si_result cpu_pb_emit_own(cpu_pb *b, int node, const char *what, const char *ker
                           const cpu_arg *args, int n_args);
 /* A reorder step from buffer src to buffer dst (their layouts). */
 si_result cpu_pb_emit_reorder(cpu_pb *b, int node, int src, int dst);
-/* Constant weights w (layout plain) of node `node` packed into layout want, or the donor plan's copy of
- * them: a CONST buffer, or -1 with si_err set. */
-int cpu_pb_pack(cpu_pb *b, int node, const float *w, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);
+/* Constant weights of key k (k->md is ignored: the layout is want) packed into layout want: the store's copy when
+ * it has one, else packed now from w in layout plain (fill, when not NULL, writes them into a temporary first:
+ * fill(ctx, tmp), so that folding is done once too). A CONST buffer, or -1 with si_err set. */
+typedef void (*cpu_wfill)(const void *ctx, void *dst);
+int cpu_pb_pack(cpu_pb *b, const cpu_skey *k, const void *w, cpu_wfill fill, const void *ctx, const dnnl_memory_desc_t *plain,
+                const dnnl_memory_desc_t *want);
 /* Run a reorder between two memory descriptors right now (packing weights). */
 si_result cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const void *src, const dnnl_memory_desc_t *dmd,
                              void *dst);
@@ -291,6 +332,8 @@ int cpu_chain_dst(cpu_pb *b, const cpu_chain *c, const dnnl_memory_desc_t *dst_m
 void cpu_chain_consume(cpu_pb *b, const cpu_chain *c);
 void cpu_chain_name(const cpu_chain *c, const char *anchor, char *buf, size_t n);
 void cpu_chain_free(cpu_chain *c);
+/* Fingerprint of what the chain folds into weights (the per-channel scale and shift): part of a store key. */
+uint64_t cpu_chain_fp(const cpu_chain *c);
 bool cpu_pd_is_ref(const_dnnl_primitive_desc_t pd);
 /* A unary node as up to two oneDNN eltwise algorithms (HardSigmoid is linear then clip); 0 when it is not. */
 int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], float alpha[2], float beta[2]);
@@ -320,7 +363,7 @@ si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dim
 /* float16 models (cpu_fp16.c): rewrite the plan's graph to float32 (*round16: per value, held in float16 by
  * the model; NULL when the graph has no float16 value or an op the rewrite does not know), and after each
  * lowering round what the new steps wrote to float16 where round16 says so. */
-si_result cpu_fp16_rewrite(si_graph *g, bool **round16);
+si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16); /* float16 constants converted once per store */
 si_result cpu_fp16_round_after(cpu_pb *b);
 
 /* Attribute helpers shared by the lowering code. */
@@ -331,6 +374,7 @@ bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
  * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
  * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
+/* si_cpu_plan_stats: cpu_stats.h */
 
 // --- profiles (cpu_profile.c) -------------------------------------------------------------------------------
 

@@ -514,3 +514,13 @@ void cpu_chain_free(cpu_chain *c) {
     si_free(c->shift);
     c->scale = c->shift = NULL;
 }
+
+uint64_t cpu_chain_fp(const cpu_chain *c) {
+    uint64_t h = cpu_fp(0, &c->n_ch, sizeof c->n_ch);
+    h = cpu_fp(h, &c->oscale, sizeof c->oscale);
+    bool has[2] = {c->scale != NULL, c->shift != NULL};
+    h = cpu_fp(h, has, sizeof has);
+    if (c->n_ch > 0 && c->scale) h = cpu_fp(h, c->scale, sizeof(float) * (size_t)c->n_ch);
+    if (c->n_ch > 0 && c->shift) h = cpu_fp(h, c->shift, sizeof(float) * (size_t)c->n_ch);
+    return h;
+}

@@ -244,23 +244,34 @@ si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
         if (!cpu_chain_truncate(&c)) break;
     }
     p.n_act = c.n_po;
-    float *w = cpu_pb_own(b, sizeof(float) * (size_t)(C * OCg * p.K));
-    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)OC);
+    /* weights and bias with the folded affine: made once per compiled model (the store) */
+    cpu_skey wk = {.node = n, .tag = "deconv.own.w", .fp = cpu_chain_fp(&c), .src = W};
+    bool make_w;
+    float *w = cpu_pb_shared(b, &wk, sizeof(float) * (size_t)(C * OCg * p.K), &make_w);
+    float *bias = si_malloc(sizeof(float) * (size_t)OC + 1);
     dc_params *pp = cpu_pb_own(b, sizeof *pp);
     if (!w || !bias || !pp) {
+        si_free(bias);
         cpu_chain_free(&c);
         return SI_ERR_NO_MEM;
     }
     const float *w0 = W->data, *b0 = B ? B->data : NULL;
-    for (int64_t ic = 0; ic < C; ic++)
+    for (int64_t ic = 0; make_w && ic < C; ic++)
         for (int64_t o = 0; o < OCg; o++) {
             int64_t oc = (ic / p.Cg) * OCg + o;
             float sc = c.scale ? c.scale[oc] : 1.0f;
             for (int64_t k = 0; k < p.K; k++) w[(ic * OCg + o) * p.K + k] = w0[(ic * OCg + o) * p.K + k] * sc;
         }
+    if (make_w) cpu_pb_shared_ready(b, w);
     for (int64_t oc = 0; oc < OC; oc++) bias[oc] = (b0 ? b0[oc] : 0.0f) * (c.scale ? c.scale[oc] : 1.0f) + (c.shift ? c.shift[oc] : 0.0f);
+    const float *sbias = cpu_pb_shared_data(b, n, "bias", bias, sizeof(float) * (size_t)OC);
+    si_free(bias);
+    if (!sbias) {
+        cpu_chain_free(&c);
+        return SI_ERR_NO_MEM;
+    }
     p.w = w;
-    p.bias = bias;
+    p.bias = sbias;
     *pp = p;
 
     int in_buf = cpu_pb_plain(b, nd->in[0]);

@@ -106,7 +106,7 @@ static int twin(si_graph *g, int v, si_dtype dt) {
     return t;
 }
 
-si_result cpu_fp16_rewrite(si_graph *g, bool **round16) {
+si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16) {
     *round16 = NULL;
     if (cpu_no_own()) return SI_OK;
     bool any = false;
@@ -126,7 +126,8 @@ si_result cpu_fp16_rewrite(si_graph *g, bool **round16) {
         si_val *val = &g->values[v];
         if (val->dtype != SI_F16) continue;
         if (val->const_val) {
-            si_tensor *c = const_to_f32(val->const_val);
+            /* the model's constants are converted once per model; those folded for this plan's shapes per plan */
+            si_tensor *c = cpu_store_model_const(store, val->const_val) ? cpu_store_tensor(store, val->const_val, "f16>f32", const_to_f32) : const_to_f32(val->const_val);
             if (!c) {
                 si_free(r16);
                 return si_err(SI_ERR_NO_MEM, "CPU: out of memory converting float16 constants");

@@ -199,6 +199,67 @@ static int subsampled(cpu_pb *b, int node, int x, const int64_t *stride, int sp,
     return dst;
 }
 
+// --- weights made once per compiled model (the store, cpu_store.c) -------------------------------------------
+
+/* Rows of w times a per-row scale (convolution weights [OC, ...] with a folded per-channel affine). */
+typedef struct scaled_rows {
+    const float *w, *scale;
+    int64_t rows, cols;
+} scaled_rows;
+
+static void fill_scaled_rows(const void *ctx, void *dst) {
+    const scaled_rows *r = ctx;
+    float *d = dst;
+    for (int64_t o = 0; o < r->rows; o++)
+        for (int64_t k = 0; k < r->cols; k++) d[o * r->cols + k] = r->w[o * r->cols + k] * (r->scale ? r->scale[o] : 1.0f);
+}
+
+/* ConvTranspose weights [C, OCg, K] with the scale of output channel (c / Cg) * OCg + o. */
+typedef struct deconv_w {
+    const float *w, *scale;
+    int64_t C, OCg, K, Cg;
+} deconv_w;
+
+static void fill_deconv_w(const void *ctx, void *dst) {
+    const deconv_w *p = ctx;
+    float *d = dst;
+    for (int64_t ic = 0; ic < p->C; ic++)
+        for (int64_t o = 0; o < p->OCg; o++) {
+            float sc = p->scale ? p->scale[(ic / p->Cg) * p->OCg + o] : 1.0f;
+            for (int64_t k = 0; k < p->K; k++) d[(ic * p->OCg + o) * p->K + k] = p->w[(ic * p->OCg + o) * p->K + k] * sc;
+        }
+}
+
+/* MatMul / Gemm weights [K, N] from B ([K, N], or [N, K] transposed) times alpha and a per-column scale. */
+typedef struct gemm_w {
+    const float *w, *scale;
+    float alpha;
+    int64_t K, N;
+    bool tb;
+} gemm_w;
+
+static void fill_gemm_w(const void *ctx, void *dst) {
+    const gemm_w *p = ctx;
+    float *d = dst;
+    for (int64_t k = 0; k < p->K; k++)
+        for (int64_t j = 0; j < p->N; j++)
+            d[k * p->N + j] = (p->tb ? p->w[j * p->K + k] : p->w[k * p->N + j]) * p->alpha * (p->scale ? p->scale[j] : 1.0f);
+}
+
+/* The bias B (or zeros) with the chain's folded per-channel affine, as a CONST buffer of the store's. */
+static int folded_bias(cpu_pb *b, int n, const si_tensor *B, const cpu_chain *c, int64_t OC, const dnnl_memory_desc_t *bmd) {
+    float *bias = si_malloc(sizeof(float) * (size_t)OC + 1);
+    if (!bias) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+        return -1;
+    }
+    const float *b0 = B ? B->data : NULL;
+    for (int64_t o = 0; o < OC; o++) bias[o] = (b0 ? b0[o] : 0.0f) * (c->scale ? c->scale[o] : 1.0f) + (c->shift ? c->shift[o] : 0.0f);
+    const void *sb = cpu_pb_shared_data(b, n, "bias", bias, sizeof(float) * (size_t)OC);
+    si_free(bias);
+    return sb ? cpu_pb_const_buf(b, sb, bmd) : -1;
+}
+
 static si_result lower_conv(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -284,28 +345,15 @@ static si_result lower_conv(cpu_pb *b, int n) {
         cpu_chain_free(&c);
         return s;
     }
-    /* weights and bias with the folded per-channel affine */
-    int64_t per_oc = si_shape_count(W->ndim, W->dims) / OC;
-    float *w = si_malloc(sizeof(float) * (size_t)(OC * per_oc));
-    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)OC);
+    /* weights and bias with the folded per-channel affine, made once per compiled model (the store) */
+    scaled_rows sr = {W->data, c.scale, OC, si_shape_count(W->ndim, W->dims) / OC};
+    cpu_skey wk = {.node = n, .tag = "conv.w", .fp = cpu_chain_fp(&c), .src = W};
     int in_buf = -1, w_buf = -1, b_buf = -1;
-    if (w && bias) {
-        const float *w0 = W->data, *b0 = B ? B->data : NULL;
-        for (int64_t o = 0; o < OC; o++) {
-            float sc = c.scale ? c.scale[o] : 1.0f, sh = c.shift ? c.shift[o] : 0.0f;
-            for (int64_t k = 0; k < per_oc; k++) w[o * per_oc + k] = w0[o * per_oc + k] * sc;
-            bias[o] = (b0 ? b0[o] : 0.0f) * sc + sh;
-        }
-        int64_t full_stride[3];
-        if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
-        in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md))
-                     : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
-        if (in_buf >= 0) w_buf = cpu_pb_pack(b, n, w, &wplain, q_md(pd, dnnl_query_weights_md));
-        if (w_buf >= 0) b_buf = cpu_pb_const_buf(b, bias, &bmd);
-    } else {
-        si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
-    }
-    si_free(w);
+    int64_t full_stride[3];
+    if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
+    in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_scaled_rows : NULL, &sr, &wplain, q_md(pd, dnnl_query_weights_md));
+    if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
     if (b_buf < 0) {
         dnnl_primitive_desc_destroy(pd);
         cpu_chain_free(&c);
@@ -378,25 +426,11 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
         cpu_chain_free(&c);
         return s;
     }
-    float *w = si_malloc(sizeof(float) * (size_t)(C * OCg * K));
-    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)OC);
-    int in_buf = -1, w_buf = -1, b_buf = -1;
-    if (w && bias) {
-        const float *w0 = W->data, *b0 = B ? B->data : NULL;
-        for (int64_t ic = 0; ic < C; ic++)
-            for (int64_t o = 0; o < OCg; o++) {
-                int64_t oc = (ic / Cg) * OCg + o;
-                float sc = c.scale ? c.scale[oc] : 1.0f;
-                for (int64_t k = 0; k < K; k++) w[(ic * OCg + o) * K + k] = w0[(ic * OCg + o) * K + k] * sc;
-            }
-        for (int64_t oc = 0; oc < OC; oc++) bias[oc] = (b0 ? b0[oc] : 0.0f) * (c.scale ? c.scale[oc] : 1.0f) + (c.shift ? c.shift[oc] : 0.0f);
-        in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
-        if (in_buf >= 0) w_buf = cpu_pb_pack(b, n, w, &wplain, q_md(pd, dnnl_query_weights_md));
-        if (w_buf >= 0) b_buf = cpu_pb_const_buf(b, bias, &bmd);
-    } else {
-        si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
-    }
-    si_free(w);
+    deconv_w dw = {W->data, c.scale, C, OCg, K, Cg};
+    cpu_skey wk = {.node = n, .tag = "deconv.w", .fp = cpu_chain_fp(&c), .src = W};
+    int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md)), w_buf = -1, b_buf = -1;
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_deconv_w : NULL, &dw, &wplain, q_md(pd, dnnl_query_weights_md));
+    if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
     if (b_buf < 0) {
         dnnl_primitive_desc_destroy(pd);
         cpu_chain_free(&c);
@@ -416,11 +450,14 @@ static si_result lower_convtranspose(cpu_pb *b, int n) {
 
 // --- MatMul and Gemm ------------------------------------------------------------------------------------------
 
-/* Shared tail: src md (plain or strided), constant weights (w: [K,N] via its plain md wplain, packed to the
- * layout matmul wants) or an activation (w_value with md wact), bias [1,N] or NULL. */
+/* Shared tail: src md (plain or strided), constant weights (wk: their store key; written [K,N] by wfill(wctx), or
+ * wctx itself when wfill is NULL, via their plain md wplain, packed to the layout matmul wants) or an activation
+ * (w_value with md wact), bias [1,N] or NULL. */
 static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, const dnnl_memory_desc_t *smd,
-                               const float *w, const dnnl_memory_desc_t *wplain, int w_value, const dnnl_memory_desc_t *wact,
-                               const float *bias, const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dmd) {
+                               const cpu_skey *wk, cpu_wfill wfill, const void *wctx, const dnnl_memory_desc_t *wplain, int w_value,
+                               const dnnl_memory_desc_t *wact, const float *bias, const dnnl_memory_desc_t *bmd,
+                               const dnnl_memory_desc_t *dmd) {
+    const bool w = wk != NULL;
     const si_node *nd = &b->g->nodes[n];
     dnnl_memory_desc_t wany, wip, bip;
     if (w) dnnl_memory_desc_init_by_tag(&wany, wplain->ndims, wplain->dims, dnnl_f32, dnnl_format_tag_any);
@@ -454,14 +491,11 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         int pb = cpu_pb_plain(b, src_value);
         sb = pb < 0 ? -1 : cpu_pb_alias(b, pb, smd);
     }
-    int wb = sb < 0 ? -1 : w ? cpu_pb_pack(b, n, w, wplain, q_md(pd, dnnl_query_weights_md)) : cpu_pb_in_md(b, w_value, wact);
+    int wb = sb < 0 ? -1 : w ? cpu_pb_pack(b, wk, wfill ? NULL : wctx, wfill, wctx, wplain, q_md(pd, dnnl_query_weights_md)) : cpu_pb_in_md(b, w_value, wact);
     int bb = -1;
     if (wb >= 0 && bias) {
-        float *bc = cpu_pb_own(b, dnnl_memory_desc_get_size(bmd));
-        if (bc) {
-            memcpy(bc, bias, dnnl_memory_desc_get_size(bmd));
-            bb = cpu_pb_const_buf(b, bc, bmd);
-        }
+        const void *bc = cpu_pb_shared_data(b, n, "bias", bias, dnnl_memory_desc_get_size(bmd));
+        if (bc) bb = cpu_pb_const_buf(b, bc, bmd);
     }
     if (wb < 0 || (bias && bb < 0)) {
         dnnl_primitive_desc_destroy(pd);
@@ -589,21 +623,11 @@ static si_result lower_matmul(cpu_pb *b, int n) {
         cpu_chain c;
         cpu_chain_init(&c, b, n, 2, dd, Y->ndim - 1, true);
         cpu_chain_extend(b, &c);
-        float *w = si_malloc(sizeof(float) * (size_t)(K * N));
-        float *bias = c.shift ? si_malloc(sizeof(float) * (size_t)N) : NULL;
-        if (!w || (c.shift && !bias)) {
-            si_free(w);
-            si_free(bias);
-            cpu_chain_free(&c);
-            return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
-        }
-        const float *w0 = Bc->data;
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t j = 0; j < N; j++) w[k * N + j] = w0[k * N + j] * (c.scale ? c.scale[j] : 1.0f);
-        for (int64_t j = 0; bias && j < N; j++) bias[j] = c.shift[j];
-        s = matmul_common(b, n, &c, nd->in[0], &smd, w, &wplain, -1, NULL, bias, &bmd, &dmd);
-        si_free(w);
-        si_free(bias);
+        /* the weights with the folded per-column scale: made once per compiled model (the store) */
+        gemm_w gw = {Bc->data, c.scale, 1.0f, K, N, false};
+        cpu_skey wk = {.node = n, .tag = "mm.w", .fp = cpu_chain_fp(&c), .src = Bc};
+        s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, c.scale ? fill_gemm_w : NULL, c.scale ? (const void *)&gw : Bc->data, &wplain, -1, NULL,
+                          c.shift, &bmd, &dmd);
         cpu_chain_free(&c);
         return s;
     }
@@ -643,7 +667,7 @@ static si_result lower_matmul(cpu_pb *b, int n) {
     c.allow_oscale = true;
     if (rr != Y->ndim) c.can_sum = false;
     cpu_chain_extend(b, &c);
-    s = matmul_common(b, n, &c, nd->in[0], &smd, NULL, NULL, nd->in[1], &wmd, NULL, NULL, &dmd);
+    s = matmul_common(b, n, &c, nd->in[0], &smd, NULL, NULL, NULL, NULL, nd->in[1], &wmd, NULL, NULL, &dmd);
     cpu_chain_free(&c);
     return s;
 }
@@ -675,19 +699,17 @@ static si_result lower_gemm(cpu_pb *b, int n) {
     cpu_chain c;
     cpu_chain_init(&c, b, n, 2, dd, 1, true);
     cpu_chain_extend(b, &c);
-    float *w = si_malloc(sizeof(float) * (size_t)(K * N));
     bool has_bias = C || c.shift;
     float *bias = has_bias ? si_malloc(sizeof(float) * (size_t)N) : NULL;
-    if (!w || (has_bias && !bias)) {
-        si_free(w);
-        si_free(bias);
+    if (has_bias && !bias) {
         cpu_chain_free(&c);
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
     }
-    const float *b0 = Bc->data;
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t j = 0; j < N; j++)
-            w[k * N + j] = (tb ? b0[j * K + k] : b0[k * N + j]) * alpha * (c.scale ? c.scale[j] : 1.0f);
+    gemm_w gw = {Bc->data, c.scale, alpha, K, N, tb};
+    uint64_t fp = cpu_chain_fp(&c);
+    fp = cpu_fp(fp, &alpha, sizeof alpha);
+    fp = cpu_fp(fp, &tb, sizeof tb);
+    cpu_skey wk = {.node = n, .tag = "gemm.w", .fp = fp, .src = Bc};
     if (bias) {
         int64_t cnt = C ? si_shape_count(C->ndim, C->dims) : 0;
         for (int64_t j = 0; j < N; j++) {
@@ -695,8 +717,9 @@ static si_result lower_gemm(cpu_pb *b, int n) {
             bias[j] = cv * (c.scale ? c.scale[j] : 1.0f) + (c.shift ? c.shift[j] : 0.0f);
         }
     }
-    si_result s = matmul_common(b, n, &c, nd->in[0], &smd, w, &wplain, -1, NULL, bias, &bmd, &dmd);
-    si_free(w);
+    bool as_is = !tb && alpha == 1.0f && !c.scale; /* packed straight from the constant */
+    si_result s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, as_is ? NULL : fill_gemm_w, as_is ? (const void *)Bc->data : &gw, &wplain, -1,
+                                NULL, bias, &bmd, &dmd);
     si_free(bias);
     cpu_chain_free(&c);
     return s;

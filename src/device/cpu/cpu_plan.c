@@ -191,24 +191,41 @@ si_result cpu_pb_reorder_now(cpu_pb *b, const dnnl_memory_desc_t *smd, const voi
     return cpu_dnnl_err(st, "packing weights (reorder)", NULL);
 }
 
-int cpu_pb_pack(cpu_pb *b, int node, const float *w, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want) {
-    cpu_plan *p = b->p;
-    const void *ptr = NULL;
-    for (int i = 0; b->donor && i < b->donor->n_packed && !ptr; i++)
-        if (b->donor->packed[i].node == node && dnnl_memory_desc_equal(&b->donor->packed[i].md, want)) ptr = b->donor->packed[i].ptr;
-    if (!ptr) {
-        void *dst = cpu_pb_own(b, dnnl_memory_desc_get_size(want));
-        if (!dst || cpu_pb_reorder_now(b, plain, w, want, dst)) return -1;
-        if (!grow((void **)&p->packed, &p->cap_packed, p->n_packed + 1, sizeof *p->packed)) {
-            si_err(SI_ERR_NO_MEM, "CPU: out of memory");
-            return -1;
+int cpu_pb_pack(cpu_pb *b, const cpu_skey *k, const void *w, cpu_wfill fill, const void *ctx, const dnnl_memory_desc_t *plain,
+                const dnnl_memory_desc_t *want) {
+    cpu_skey key = *k;
+    key.md = want;
+    key.data = NULL;
+    bool make;
+    void *dst = cpu_pb_shared(b, &key, dnnl_memory_desc_get_size(want), &make);
+    if (!dst) return -1;
+    if (make) {
+        void *tmp = NULL;
+        if (fill) {
+            if (!(tmp = si_malloc(dnnl_memory_desc_get_size(plain) + 1))) {
+                si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
+                return -1;
+            }
+            fill(ctx, tmp);
+            w = tmp;
         }
-        p->packed[p->n_packed].node = node;
-        p->packed[p->n_packed].md = *want;
-        p->packed[p->n_packed++].ptr = dst;
-        ptr = dst;
+        si_result s = cpu_pb_reorder_now(b, plain, w, want, dst);
+        si_free(tmp);
+        if (s) return -1;
+        cpu_pb_shared_ready(b, dst);
     }
-    return cpu_pb_const_buf(b, ptr, want);
+    return cpu_pb_const_buf(b, dst, want);
+}
+
+const void *cpu_pb_shared_data(cpu_pb *b, int node, const char *tag, const void *data, size_t bytes) {
+    cpu_skey k = {.node = node, .tag = tag, .fp = cpu_fp(0, data, bytes), .data = data};
+    bool make;
+    void *dst = cpu_pb_shared(b, &k, bytes, &make);
+    if (dst && make) {
+        memcpy(dst, data, bytes);
+        cpu_pb_shared_ready(b, dst);
+    }
+    return dst;
 }
 
 int cpu_pb_existing(cpu_pb *b, int v) {
@@ -253,11 +270,14 @@ int cpu_pb_in_md(cpu_pb *b, int v, const dnnl_memory_desc_t *md) {
         }
         return add_buf(b, v, p->bufs[pb].slot, md, true, false);
     }
-    if (val->const_val) { /* a constant needed in a blocked layout: convert once, now */
-        void *dst = cpu_pb_own(b, dnnl_memory_desc_get_size(md));
+    if (val->const_val) { /* a constant needed in a blocked layout: converted once per compiled model */
+        cpu_skey k = {.node = v, .tag = "const", .src = val->const_val, .md = md};
+        bool make;
+        void *dst = cpu_pb_shared(b, &k, dnnl_memory_desc_get_size(md), &make);
         dnnl_memory_desc_t smd;
         cpu_md_typed(&smd, val->dtype, val->ndim, val->dims);
-        if (!dst || cpu_pb_reorder_now(b, &smd, val->const_val->data, md, dst)) return -1;
+        if (!dst || (make && cpu_pb_reorder_now(b, &smd, val->const_val->data, md, dst))) return -1;
+        if (make) cpu_pb_shared_ready(b, dst);
         int s = add_slot(p, SLOT_CONST, -1, 0);
         if (s < 0) return -1;
         p->slots[s].cptr = dst;
@@ -629,7 +649,6 @@ void cpu_plan_free(cpu_plan *p) {
     si_free(p->node_step);
     for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
     si_free(p->owned);
-    si_free(p->packed);
     si_free(p->steps);
     si_free(p->bufs);
     si_free(p->slots);
@@ -648,7 +667,7 @@ static bool node_folded(const si_graph *g, const si_node *n) {
     return true;
 }
 
-si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_plan **out) {
+si_result cpu_plan_build(si_graph *g, int threads, cpu_store *store, cpu_plan **out) {
     *out = NULL;
     cpu_plan *p = si_calloc(1, sizeof *p);
     if (!p) {
@@ -662,7 +681,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
     b.p = p;
     b.g = g;
     b.threads = threads;
-    b.donor = donor;
+    b.store = store;
     b.no_fusion = getenv("SI_CPU_NO_FUSION") != NULL;
     si_result s = cpu_engine(&b.eng);
     if (s) {
@@ -674,7 +693,7 @@ si_result cpu_plan_build(si_graph *g, int threads, const cpu_plan *donor, cpu_pl
         cpu_plan_free(p);
         return cpu_dnnl_err(dst, "stream creation", NULL);
     }
-    if ((s = cpu_fp16_rewrite(g, &b.round16))) goto out; /* float16 values computed in float32 (cpu_fp16.c) */
+    if ((s = cpu_fp16_rewrite(g, store, &b.round16))) goto out; /* float16 values computed in float32 (cpu_fp16.c) */
     size_t nv = (size_t)g->n_values + 1;
     b.vbuf = si_malloc(sizeof(int) * nv);
     b.remaining = si_calloc(nv, sizeof(int));

@@ -590,7 +590,10 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
         return s;
     }
     int xb = typed_in(b, nd->in[0], q_md(pd, dnnl_query_src_md));
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, n, (const float *)(const void *)w8, &wplain, q_md(pd, dnnl_query_weights_md));
+    uint64_t fp = cpu_fp(0, &kcorr, sizeof kcorr);
+    if (WZ && WZ->data) fp = cpu_fp(fp, WZ->data, WZ->nbytes);
+    cpu_skey wk = {.node = n, .tag = "qconv.w", .fp = fp, .src = W};
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
     int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
     si_free(w8);
     int dst = -1;
@@ -665,7 +668,8 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
         return s;
     }
     int xb = typed_in(b, nd->in[0], &smd);
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, n, (const float *)(const void *)w8, &wplain, q_md(pd, dnnl_query_weights_md));
+    cpu_skey wk = {.node = n, .tag = "qmm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
     int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
     si_free(w8);
     if (zb < 0) {

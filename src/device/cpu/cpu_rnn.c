@@ -232,6 +232,21 @@ static int in_buf(cpu_pb *b, const si_node *nd, int k) {
     return cpu_pb_plain(b, nd->in[k]);
 }
 
+/* W [D, G*H, I] transposed to W^T [I, D*G*H] (the input projection's weights). */
+typedef struct rnn_wt {
+    const float *w;
+    int64_t D, GH, I;
+} rnn_wt;
+
+static void fill_rnn_wt(const void *ctx, void *dst) {
+    const rnn_wt *p = ctx;
+    float *wt = dst;
+    const int64_t DGH = p->D * p->GH;
+    for (int64_t d = 0; d < p->D; d++)
+        for (int64_t k = 0; k < p->GH; k++)
+            for (int64_t i = 0; i < p->I; i++) wt[i * DGH + d * p->GH + k] = p->w[(d * p->GH + k) * p->I + i];
+}
+
 si_result cpu_lower_rnn(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -274,25 +289,27 @@ si_result cpu_lower_rnn(cpu_pb *b, int n) {
     const int64_t D = p->ndir, H = p->H, G = p->gates, GH = G * H, DGH = D * GH, I = p->I, rows = p->T * p->N;
     if (rows == 0 || p->N == 0) return SI_ERR_UNSUPPORTED;
 
-    /* packed constants: W^T [I, D*G*H] with the bias row Wb + Rb (Rbh stays apart for the GRU), R^T per direction */
-    float *wt = si_malloc(sizeof(float) * (size_t)(I * DGH + 1));
-    float *bias = cpu_pb_own(b, sizeof(float) * (size_t)DGH);
-    float *rt = cpu_pb_own(b, sizeof(float) * (size_t)(D * H * GH));
+    /* packed constants, made once per compiled model (the store): W^T [I, D*G*H] with the bias row Wb + Rb (Rbh
+     * stays apart for the GRU), R^T per direction */
+    float *bias = si_malloc(sizeof(float) * (size_t)DGH + 1);
     float *rbh = p->kind == SI_RNN_GRU && B ? cpu_pb_own(b, sizeof(float) * (size_t)(D * H)) : NULL;
     float *peep = P ? cpu_pb_own(b, sizeof(float) * (size_t)(D * 3 * H)) : NULL;
-    if (!wt || !bias || !rt || (p->kind == SI_RNN_GRU && B && !rbh) || (P && !peep)) {
-        si_free(wt);
+    cpu_skey rk = {.node = n, .tag = "rnn.rt", .src = R};
+    bool make_rt = false;
+    float *rt = bias ? cpu_pb_shared(b, &rk, sizeof(float) * (size_t)(D * H * GH), &make_rt) : NULL;
+    if (!bias || !rt || (p->kind == SI_RNN_GRU && B && !rbh) || (P && !peep)) {
+        si_free(bias);
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing recurrent weights");
     }
-    const float *w0 = W->data, *r0 = R->data, *b0 = B ? B->data : NULL;
+    const float *r0 = R->data, *b0 = B ? B->data : NULL;
     for (int64_t d = 0; d < D; d++)
         for (int64_t k = 0; k < GH; k++) {
-            for (int64_t i = 0; i < I; i++) wt[i * DGH + d * GH + k] = w0[(d * GH + k) * I + i];
-            for (int64_t h = 0; h < H; h++) rt[(d * H + h) * GH + k] = r0[(d * GH + k) * H + h];
+            for (int64_t h = 0; make_rt && h < H; h++) rt[(d * H + h) * GH + k] = r0[(d * GH + k) * H + h];
             bool gru_h = p->kind == SI_RNN_GRU && k >= 2 * H;
             bias[d * GH + k] = b0 ? b0[d * 2 * GH + k] + (gru_h ? 0.0f : b0[d * 2 * GH + GH + k]) : 0.0f;
             if (gru_h && rbh) rbh[d * H + k - 2 * H] = b0[d * 2 * GH + GH + k];
         }
+    if (make_rt) cpu_pb_shared_ready(b, rt);
     if (peep) memcpy(peep, P->data, sizeof(float) * (size_t)(D * 3 * H));
     c->rt = rt;
     c->rbh = rbh;
@@ -300,7 +317,7 @@ si_result cpu_lower_rnn(cpu_pb *b, int n) {
     if (SEQ) {
         int32_t *sq = cpu_pb_own(b, sizeof(int32_t) * (size_t)p->N);
         if (!sq) {
-            si_free(wt);
+            si_free(bias);
             return SI_ERR_NO_MEM;
         }
         memcpy(sq, SEQ->data, sizeof(int32_t) * (size_t)p->N);
@@ -323,13 +340,16 @@ si_result cpu_lower_rnn(cpu_pb *b, int n) {
     if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &mdesc, attr, b->eng, NULL);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success) {
-        si_free(wt);
+        si_free(bias);
         return ds == dnnl_unimplemented ? SI_ERR_UNSUPPORTED : cpu_dnnl_err(ds, "recurrent input projection", nd->name);
     }
     int xb = cpu_pb_in_md(b, nd->in[0], &smd);
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, n, wt, &wplain, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
-    si_free(wt);
-    int bb = wb < 0 ? -1 : cpu_pb_const_buf(b, bias, &bmd);
+    rnn_wt wt = {W->data, D, GH, I};
+    cpu_skey wk = {.node = n, .tag = "rnn.w", .src = W};
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, fill_rnn_wt, &wt, &wplain, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0));
+    const void *sbias = wb < 0 ? NULL : cpu_pb_shared_data(b, n, "bias", bias, sizeof(float) * (size_t)DGH);
+    si_free(bias);
+    int bb = sbias ? cpu_pb_const_buf(b, sbias, &bmd) : -1;
     int xw = bb < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
     if (xw < 0) {
         dnnl_primitive_desc_destroy(pd);

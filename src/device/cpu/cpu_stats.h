@@ -1,0 +1,28 @@
+/*
+ * cpu_stats.h — for tests and reports (no oneDNN needed to include it): what a CPU compiled model has planned and
+ * packed.
+ */
+#ifndef SI_CPU_STATS_H
+#define SI_CPU_STATS_H
+
+#include "device/device.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* plans_built counts every plan made (the compile-time ones too), plans_evicted those the cache freed,
+ * plans_cached the plans kept for run-time shapes and plans_bound those of them a request is bound to;
+ * weight_packs counts the entries of the model's store (each one packing or conversion of weights, made once per
+ * compiled model and shared by its plans), store_bytes their memory. */
+typedef struct si_cpu_plan_stats_t {
+    int64_t plans_built, plans_evicted;
+    int plans_cached, plans_bound;
+    int64_t weight_packs;
+    int store_entries;
+    size_t store_bytes;
+} si_cpu_plan_stats_t;
+
+/* The counts of CPU compiled model m; -1 when m is not one. */
+int si_cpu_plan_stats(const si_cmodel *m, si_cpu_plan_stats_t *st);
+
+#endif

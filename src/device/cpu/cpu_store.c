@@ -1,0 +1,204 @@
+/*
+ * cpu_store.c — the compiled model's store of what plans derive from the graph's constants: weights packed
+ * into the layout a primitive wants, weights with a folded per-channel scale, folded biases, transposed or
+ * converted weights of the device's own kernels. A model with open dimensions builds one plan per set of
+ * input shapes (cpu.c); the plans borrow these entries, so weights are packed once per compiled model, not
+ * once per shape. The store lives as long as the compiled model and outlives every plan of it.
+ *
+ * An entry is keyed by what determines its contents:
+ *   node   the graph node (or value) it is made for,
+ *   tag    what was made ("conv.w", "mm.w", "rnn.w", ...),
+ *   md     the layout (oneDNN memory descriptor; zeroed for plain arrays) and the byte size,
+ *   fp     a fingerprint (FNV-1a) of the small things the contents depend on: folded scales and shifts, attributes,
+ *          small constants,
+ *   src    the large constant the contents are made from (held by a reference). Graph copies share their
+ *          constants, so the same pointer is the same data; a different pointer (a constant folded again for
+ *          another shape) matches when its bytes are equal.
+ * What is made from a constant folded for one plan's shapes (not one of the model graph's) stays the plan's own memory: it may
+ * differ with every shape, and the store would grow with every shape seen.
+ * Lookups and additions take the store's lock (plans are built under the model's lock already; compile builds
+ * the static plans before the model is shared).
+ */
+#include "device/cpu/cpu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+
+typedef struct cpu_sentry {
+    int node;
+    char tag[16];
+    uint64_t fp;
+    bool has_md;
+    dnnl_memory_desc_t md;
+    size_t bytes;
+    si_tensor *src; /* a reference (si_const_ref), or NULL */
+    void *raw, *ptr;
+    si_tensor *made; /* a tensor entry (cpu_store_tensor): a reference */
+    bool ready;     /* filled by its maker (an entry whose maker failed is filled by the next one) */
+} cpu_sentry;
+
+struct cpu_store {
+    pthread_mutex_t lock;
+    cpu_sentry *e;
+    int n, cap;
+    const si_graph *g; /* the compiled model's graph: its constants are shared by every plan's graph */
+    int64_t fills;  /* entries made (each a packing or conversion of weights) */
+    size_t bytes;   /* memory the entries hold */
+};
+
+si_result cpu_store_new(cpu_store **out) {
+    *out = si_calloc(1, sizeof **out);
+    if (!*out) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    pthread_mutex_init(&(*out)->lock, NULL);
+    return SI_OK;
+}
+
+void cpu_store_free(cpu_store *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) {
+        si_free(s->e[i].raw);
+        si_const_unref(s->e[i].src);
+        si_const_unref(s->e[i].made);
+    }
+    si_free(s->e);
+    pthread_mutex_destroy(&s->lock);
+    si_free(s);
+}
+
+void cpu_store_stats(cpu_store *s, int64_t *fills, int *entries, size_t *bytes) {
+    pthread_mutex_lock(&s->lock);
+    if (fills) *fills = s->fills;
+    if (entries) *entries = s->n;
+    if (bytes) *bytes = s->bytes;
+    pthread_mutex_unlock(&s->lock);
+}
+
+uint64_t cpu_fp(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    if (!h) h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool same_src(const si_tensor *a, const si_tensor *b) {
+    if (a == b) return true;
+    if (!a || !b || a->dtype != b->dtype || a->nbytes != b->nbytes || a->ndim != b->ndim) return false;
+    if (memcmp(a->dims, b->dims, sizeof(int64_t) * (size_t)a->ndim)) return false;
+    return !a->nbytes || !memcmp(a->data, b->data, a->nbytes);
+}
+
+static bool key_eq(const cpu_sentry *e, const cpu_skey *k, size_t bytes) {
+    if (e->node != k->node || e->fp != k->fp || e->bytes != bytes || strncmp(e->tag, k->tag, sizeof e->tag)) return false;
+    if (e->made || e->has_md != (k->md != NULL)) return false;
+    if (k->md && !dnnl_memory_desc_equal(&e->md, k->md)) return false;
+    if (k->data && (!e->ready || memcmp(e->ptr, k->data, bytes))) return false; /* keyed by its contents */
+    return same_src(e->src, k->src);
+}
+
+void cpu_store_set_graph(cpu_store *s, const si_graph *g) { s->g = g; }
+
+bool cpu_store_model_const(const cpu_store *s, const si_tensor *t) {
+    if (!s || !s->g || !t) return false;
+    for (int v = 0; v < s->g->n_values; v++)
+        if (s->g->values[v].const_val == t) return true;
+    return false;
+}
+
+void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill) {
+    cpu_store *s = b->store;
+    *fill = true;
+    /* made from a constant folded for this plan's shapes (it may differ with every shape): the plan's own */
+    if (k->src && !cpu_store_model_const(s, k->src)) return cpu_pb_own(b, bytes);
+    pthread_mutex_lock(&s->lock);
+    cpu_sentry *e = NULL;
+    for (int i = 0; i < s->n && !e; i++)
+        if (key_eq(&s->e[i], k, bytes)) e = &s->e[i];
+    if (e && e->ready) {
+        *fill = false;
+        void *ptr = e->ptr;
+        pthread_mutex_unlock(&s->lock);
+        return ptr;
+    }
+    if (!e) {
+        if (s->n == s->cap) {
+            int cap = s->cap ? 2 * s->cap : 32;
+            cpu_sentry *ne = si_realloc(s->e, sizeof *ne * (size_t)cap);
+            if (!ne) {
+                pthread_mutex_unlock(&s->lock);
+                si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+                return NULL;
+            }
+            s->e = ne;
+            s->cap = cap;
+        }
+        void *raw = si_malloc((bytes ? bytes : 1) + ALIGN);
+        if (!raw) {
+            pthread_mutex_unlock(&s->lock);
+            si_err(SI_ERR_NO_MEM, "CPU: out of memory for packed weights (%zu bytes)", bytes);
+            return NULL;
+        }
+        e = &s->e[s->n++];
+        memset(e, 0, sizeof *e);
+        e->node = k->node;
+        snprintf(e->tag, sizeof e->tag, "%s", k->tag);
+        e->fp = k->fp;
+        e->has_md = k->md != NULL;
+        if (k->md) e->md = *k->md;
+        e->bytes = bytes;
+        e->src = k->src ? si_const_ref((si_tensor *)k->src) : NULL;
+        e->raw = raw;
+        e->ptr = (void *)(((uintptr_t)raw + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+        s->bytes += bytes;
+    }
+    void *ptr = e->ptr;
+    pthread_mutex_unlock(&s->lock);
+    return ptr;
+}
+
+void cpu_pb_shared_ready(cpu_pb *b, const void *ptr) {
+    cpu_store *s = b->store;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n; i++)
+        if (s->e[i].ptr == ptr && !s->e[i].ready) {
+            s->e[i].ready = true;
+            s->fills++;
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+}
+
+si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src)) {
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n; i++) {
+        cpu_sentry *e = &s->e[i];
+        if (e->made && e->src == src && !strncmp(e->tag, tag, sizeof e->tag)) {
+            si_tensor *t = si_const_ref(e->made);
+            pthread_mutex_unlock(&s->lock);
+            return t;
+        }
+    }
+    si_tensor *t = NULL;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 32;
+        cpu_sentry *ne = si_realloc(s->e, sizeof *ne * (size_t)cap);
+        if (ne) s->e = ne, s->cap = cap;
+    }
+    if (s->n < s->cap && (t = make(src))) {
+        cpu_sentry *e = &s->e[s->n++];
+        memset(e, 0, sizeof *e);
+        e->node = -1;
+        snprintf(e->tag, sizeof e->tag, "%s", tag);
+        e->src = si_const_ref(src);
+        e->made = t;
+        e->ready = true;
+        s->fills++;
+        s->bytes += t->nbytes;
+        t = si_const_ref(t);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!t) si_err(SI_ERR_NO_MEM, "CPU: out of memory converting a constant");
+    return t;
+}
