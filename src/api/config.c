@@ -121,19 +121,14 @@ static const si_cfg_key si_cfg_keys[] = {
      "keep ops or nodes off a device: Op:OPTYPE/DEVICE or Node:NAME/DEVICE, comma separated (e.g. "
      "Op:Softmax/OCL,Op:GroupQueryAttention/OCL); the nodes go to the next device of the list that runs them, "
      "and the device is not their failover candidate"},
-    {"plan_cache", CFG_INT, 1, 1024, NULL, "1..1024", "8", NO_FIELD,
-     "a device that plans per set of input shapes (OCL, CPU) keeps this many recent plans per compiled model; a "
-     "model compiled with open dimensions plans each new set of input shapes at its first inference, and the "
-     "least recently used plan that no request is bound to is dropped beyond this many. The weights are not "
-     "part of a plan: they are uploaded (packed) once per compiled model"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
     {"plan_cache", CFG_INT, 0, 1024, NULL, "0..1024", "8", NO_FIELD,
-     "plans the CPU device keeps per compiled model for input shapes other than the compile-time ones (a model "
-     "with open dimensions gets one plan per set of input shapes, built at its first inference); past it the "
-     "least recently used plan no request is bound to goes. Weights are packed once per compiled model and "
-     "shared by its plans, whatever this is"},
+     "plans a device that plans per set of input shapes (CPU, OCL) keeps per compiled model beyond the ones requests "
+     "are bound to (a model with open dimensions gets one plan per set of input shapes, built at its first "
+     "inference); past it the least recently used plan no request is bound to goes. Weights are packed (uploaded) "
+     "once per compiled model and shared by its plans, whatever this is"},
     {"max_memory_mb", CFG_INT, 0, SI_MAX_MEMORY_MB, NULL, "0..16777216", "0", FIELD_INT(max_memory_mb),
      "a memory budget in MiB (0: none): the most the compiled model may hold at once in buffers of 1 MiB or more "
      "(folded constants, device plans, the tensors of its inferences and request creations, also on watchdog "

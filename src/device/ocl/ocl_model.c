@@ -989,7 +989,7 @@ si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *
     if ((opt = si_options_get(opts, "ocl.gemm"))) M->caps.cpu = !strcmp(opt, "vector"); /* "tiled": the GPU kernel */
     if ((opt = si_options_get(opts, "ocl.max_alloc_bytes"))) M->caps.max_alloc = strtoull(opt, NULL, 10); /* tests: simulate a small device */
     if ((opt = si_options_get(opts, "plan_cache"))) M->max_plans = (int)strtol(opt, NULL, 10); /* validated by the config table */
-    if (M->max_plans < 1) M->max_plans = 1;
+    if (M->max_plans < 0) M->max_plans = 0; /* 0: only the plans requests are bound to */
     M->profile = (opt = si_options_get(opts, "profile")) && !strcmp(opt, "on");
     si_result s = si_graph_clone(src, &M->g);
     if (s) goto fail;
