@@ -514,6 +514,34 @@ static si_result run_cast(si_kctx *c) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------
+ * BitCast (opset 26): the same bytes read as another type of the same size.
+ */
+
+static si_result infer_bitcast(si_kctx *c) {
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T_ALL, "input", &x);
+    if (s) return s;
+    int64_t v = si_attr_int(c->node, "to", 0);
+    si_dtype to = (si_dtype)v;
+    if (v <= 0 || v >= 32 || !(SI_T(to) & SI_T_ALL))
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "bit cast to element type %lld (%s) is not supported", (long long)v, si_dtype_name(to));
+    if (si_dtype_size(to) != si_dtype_size(x->dtype))
+        return si_op_err(c, SI_ERR_INVALID_ARG, "bit cast from %s to %s: the element types must have the same size", si_dtype_name(x->dtype),
+                         si_dtype_name(to));
+    if (to == SI_BOOL && x->dtype != SI_BOOL)
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "bit cast from %s to bool is not supported (bytes other than 0 and 1 are no bool)",
+                         si_dtype_name(x->dtype));
+    return si_set_out(c, 0, to, x->ndim, x->dims);
+}
+
+static si_result run_bitcast(si_kctx *c) {
+    si_result s = infer_bitcast(c);
+    if (s || (s = si_run_ready(c))) return s;
+    if (c->out[0]) si_copy_data(c->out[0], c->in[0]);
+    return SI_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
  * The table
  */
 
@@ -524,6 +552,7 @@ static const si_op_def defs[] = {
 #undef UNARY_DEF
     SI_OP_DEF(CAST, T_CAST, infer_cast, run_cast),
     {.id = SI_OP_CAST_LIKE, .types = {T_CAST, T_CAST}, .infer = infer_castlike, .run = run_cast},
+    SI_OP_VERSION(BIT_CAST, 26, 0, SI_T_ALL, infer_bitcast, run_bitcast),
 };
 
 SI_OP_FAMILY_PARTIAL(unary, defs);
