@@ -161,7 +161,7 @@ static si_result nms_run(si_kctx *c) {
 }
 
 static const si_op_def defs[] = {
-    SI_OP_VERSION(NON_MAX_SUPPRESSION, 10, 0, SI_T_FLOATS, nms_infer, nms_run),
+    SI_OP_DEF(NON_MAX_SUPPRESSION, SI_T_FLOATS, nms_infer, nms_run),
 };
 
 SI_OP_FAMILY(detect, defs);

@@ -253,7 +253,7 @@ static si_result stft_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    SI_OP_VERSION(DFT, 17, 19, SI_T_FLOATS, dft_infer, dft_run),
+    SI_OP_VERSION(DFT, 0, 19, SI_T_FLOATS, dft_infer, dft_run),
     SI_OP_VERSION(DFT, 20, 0, SI_T_FLOATS, dft_infer, dft_run),
     SI_OP_DEF(STFT, SI_T_FLOATS, stft_infer, stft_run),
 };

@@ -552,7 +552,7 @@ static const si_op_def defs[] = {
 #undef UNARY_DEF
     SI_OP_DEF(CAST, T_CAST, infer_cast, run_cast),
     {.id = SI_OP_CAST_LIKE, .types = {T_CAST, T_CAST}, .infer = infer_castlike, .run = run_cast},
-    SI_OP_VERSION(BIT_CAST, 26, 0, SI_T_ALL, infer_bitcast, run_bitcast),
+    SI_OP_DEF(BIT_CAST, SI_T_ALL, infer_bitcast, run_bitcast),
 };
 
 SI_OP_FAMILY_PARTIAL(unary, defs);
