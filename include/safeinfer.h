@@ -113,7 +113,22 @@ typedef enum si_dtype {
     SI_F64 = 11,
     SI_U32 = 12,
     SI_U64 = 13,
-    SI_BF16 = 16
+    SI_BF16 = 16,
+    /* Narrow types. In memory each element takes one byte: a float8 its 8-bit code; float4e2m1 its 4-bit code
+     * in the low bits; int4 / int2 their value sign-extended (an int8 in -8..7 / -2..1); uint4 / uint2 their
+     * value (a uint8 in 0..15 / 0..3). Only the high bits beyond the type's width are ignored when read. ONNX
+     * files pack 4-bit and 2-bit types (two / four per byte, low bits first); the loader unpacks them. Only some
+     * ops accept them (Cast, CastLike, QuantizeLinear, DequantizeLinear, ...); other ops refuse them by name. */
+    SI_F8E4M3FN = 17,
+    SI_F8E4M3FNUZ = 18,
+    SI_F8E5M2 = 19,
+    SI_F8E5M2FNUZ = 20,
+    SI_U4 = 21,
+    SI_I4 = 22,
+    SI_F4E2M1 = 23,
+    SI_F8E8M0 = 24,
+    SI_U2 = 25,
+    SI_I2 = 26
 } si_dtype;
 
 #define SI_MAX_DIMS 8

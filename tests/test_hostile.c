@@ -300,6 +300,72 @@ static si_result init_huge_typed_short(void) {
     return s;
 }
 
+/* narrow element types: an int4 [5] initializer needs 3 packed bytes; 2 are given */
+static si_result int4_raw_short(void) {
+    int64_t d[1] = {5};
+    uint8_t raw[2] = {0x21, 0x43};
+    pb m = relu_with_init(tensor("W", 22, 1, d, raw, 2), 1, two);
+    si_model *mo = NULL;
+    si_result s = load_pb(&m, &mo);
+    si_model_free(mo);
+    return s;
+}
+
+/* an int4 [5] initializer in int32_data (one packed byte per value): 3 needed, 1 given */
+static si_result int4_int32_short(void) {
+    int64_t d[1] = {5};
+    pb t = tensor("W", 22, 1, d, NULL, 0);
+    pb_int(&t, 5, 0x21);
+    pb m = relu_with_init(t, 1, two);
+    si_model *mo = NULL;
+    si_result s = load_pb(&m, &mo);
+    si_model_free(mo);
+    return s;
+}
+
+/* a float8e4m3fn [4] initializer with 3 bytes of raw data */
+static si_result float8_raw_short(void) {
+    int64_t d[1] = {4};
+    uint8_t raw[3] = {0x38, 0x40, 0x48};
+    pb m = relu_with_init(tensor("W", 17, 1, d, raw, 3), 1, two);
+    si_model *mo = NULL;
+    si_result s = load_pb(&m, &mo);
+    si_model_free(mo);
+    return s;
+}
+
+/* Relu of a float8e4m3fn input: no kernel reads float8 but Cast, CastLike and the (de)quantizers */
+static si_result relu_float8(void) {
+    graph_parts gp = {0};
+    static const char *const in[] = {"X", NULL}, *const out[] = {"Y", NULL};
+    gp.nodes[gp.n_nodes++] = node("Relu", in, out, NULL, 0);
+    gp.inputs[gp.n_inputs++] = value_info("X", 17, 1, two);
+    gp.outputs[gp.n_outputs++] = value_info("Y", 17, 1, two);
+    pb m = model(&gp);
+    si_tensor *x = NULL;
+    si_result s = si_tensor_create(SI_F8E4M3FN, 1, two, &x);
+    if (s) return s;
+    return load_compile_run(&m, NULL, &x, 1);
+}
+
+/* DFT (opset 20) of a [1, 4, 1] signal along axis 2, the last dimension (which holds the complex parts) */
+static si_result dft_axis_out_of_range(void) {
+    graph_parts gp = {0};
+    static const char *const in[] = {"X", "", "axis", NULL}, *const out[] = {"Y", NULL};
+    int64_t xd[3] = {1, 4, 1}, ax = 2;
+    gp.nodes[gp.n_nodes++] = node("DFT", in, out, NULL, 0);
+    gp.inits[gp.n_inits++] = tensor("axis", 7, 0, NULL, &ax, sizeof ax);
+    gp.inputs[gp.n_inputs++] = value_info("X", 1, 3, xd);
+    gp.outputs[gp.n_outputs++] = value_info("Y", 1, 3, (int64_t[3]){1, 4, 2});
+    model_opset = 20;
+    pb m = model(&gp);
+    model_opset = 17;
+    si_tensor *x = NULL;
+    si_result s = si_tensor_create(SI_F32, 3, xd, &x);
+    if (s) return s;
+    return load_compile_run(&m, NULL, &x, 1);
+}
+
 /* a graph input declared [INT64_MAX, 16] */
 static si_result input_dims_overflow(void) {
     int64_t d[2] = {INT64_MAX, 16};
@@ -798,6 +864,11 @@ int main(int argc, char **argv) {
     expect("TensorProto 2^50 elements", pb_tensor_huge, SI_ERR_PARSE, "the shape needs 1125899906842624");
     expect("streamed raw_data of the wrong size", streamed_raw_mismatch, SI_ERR_PARSE, "raw_data has 2048 bytes, the shape needs 8");
     expect("node without outputs", node_without_outputs, SI_ERR_PARSE, "has no outputs");
+    expect("int4 raw_data too short", int4_raw_short, SI_ERR_PARSE, "raw_data has 2 bytes, shape int4[5] needs 3");
+    expect("int4 int32_data too short", int4_int32_short, SI_ERR_PARSE, "1 int32_data values stored, shape int4[5] needs 3");
+    expect("float8 raw_data of the wrong size", float8_raw_short, SI_ERR_PARSE, "raw_data has 3 bytes, shape float8e4m3fn[4] needs 4");
+    expect("Relu of float8", relu_float8, SI_ERR_UNSUPPORTED, "does not support element type float8e4m3fn");
+    expect("DFT axis out of range", dft_axis_out_of_range, SI_ERR_INVALID_ARG, "axis 2 is out of range for an input of rank 3");
     expect("TopK without its values output", topk_values_absent, SI_OK, "");
     expect("Softplus -> (Y, Z), shapes known", extra_output_known, SI_ERR_INVALID_ARG, "output 1 is not one the op produces");
     expect("Softplus -> (Y, Z), shape at run time", extra_output_runtime, SI_ERR_INVALID_ARG, "output 1 is not one the op produces");

@@ -96,9 +96,32 @@ void fill_random(si_tensor *t, uint64_t seed) {
     }
 }
 
+/* The value of a narrow float code (safeinfer.h: one byte per element): ebits/mbits/bias of the format; kind 0:
+ * NaN is all ones (e4m3fn), 1: NaN is 0x80 (fnuz), 2: IEEE (e5m2), 3: no NaN (e2m1). */
+static double minifloat(uint8_t code, int ebits, int mbits, int bias, int kind) {
+    const int nb = 1 + ebits + mbits;
+    code &= (uint8_t)((1u << nb) - 1);
+    const unsigned sign = code >> (nb - 1), mag = code & ((1u << (nb - 1)) - 1), e = mag >> mbits, m = mag & ((1u << mbits) - 1);
+    if ((kind == 1 && code == 0x80) || (kind == 0 && mag == 0x7f)) return NAN;
+    if (kind == 2 && e == (1u << ebits) - 1) return m ? NAN : sign ? -INFINITY : INFINITY;
+    double v = e == 0 ? ldexp(m, 1 - bias - mbits) : ldexp(m | (1u << mbits), (int)e - bias - mbits);
+    return sign ? -v : v;
+}
+
 double elem(const si_tensor *t, int64_t i) {
     const void *p = si_tensor_data(t);
+    const uint8_t c8 = si_tensor_dtype(t) >= SI_F8E4M3FN ? ((const uint8_t *)p)[i] : 0;
     switch (si_tensor_dtype(t)) {
+    case SI_F8E4M3FN: return minifloat(c8, 4, 3, 7, 0);
+    case SI_F8E4M3FNUZ: return minifloat(c8, 4, 3, 8, 1);
+    case SI_F8E5M2: return minifloat(c8, 5, 2, 15, 2);
+    case SI_F8E5M2FNUZ: return minifloat(c8, 5, 2, 16, 1);
+    case SI_F4E2M1: return minifloat(c8, 2, 1, 1, 3);
+    case SI_F8E8M0: return c8 == 0xff ? NAN : ldexp(1.0, (int)c8 - 127);
+    case SI_U4: return c8 & 0xf;
+    case SI_U2: return c8 & 0x3;
+    case SI_I4: return (c8 & 0x8) ? (int)(c8 & 0xf) - 16 : (int)(c8 & 0xf);
+    case SI_I2: return (c8 & 0x2) ? (int)(c8 & 0x3) - 4 : (int)(c8 & 0x3);
     case SI_F32: return ((const float *)p)[i];
     case SI_F64: return ((const double *)p)[i];
     case SI_F16: {
@@ -129,7 +152,10 @@ int64_t elem_i64(const si_tensor *t, int64_t i) {
     }
 }
 
-bool is_float(si_dtype t) { return t == SI_F32 || t == SI_F64 || t == SI_F16 || t == SI_BF16; }
+bool is_float(si_dtype t) {
+    return t == SI_F32 || t == SI_F64 || t == SI_F16 || t == SI_BF16 || t == SI_F8E4M3FN || t == SI_F8E4M3FNUZ ||
+           t == SI_F8E5M2 || t == SI_F8E5M2FNUZ || t == SI_F4E2M1 || t == SI_F8E8M0;
+}
 
 void shape_str(const si_tensor *t, char *buf, size_t n) {
     size_t o = (size_t)snprintf(buf, n, "[");

@@ -14,15 +14,20 @@ from ._lib import LIB, P, ConfigKeyInfo, Counters, EVENT_FN, ModelSummary, Value
 
 # ---- element types ---------------------------------------------------------------------------------------
 # si_dtype (ONNX TensorProto numbers) -> numpy dtype. bfloat16 (16) travels as its uint16 bit patterns (numpy has
-# no bfloat16); string (8) is never stored.
+# no bfloat16); string (8) is never stored. The narrow types (17..26: float8, 4-bit, 2-bit; safeinfer.h) travel as the
+# library stores them, one byte per element: float codes as uint8, int4/int2 as int8, uint4/uint2 as uint8.
 NUMPY_OF = {1: np.float32, 2: np.uint8, 3: np.int8, 4: np.uint16, 5: np.int16, 6: np.int32, 7: np.int64,
-            9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64, 16: np.uint16}
+            9: np.bool_, 10: np.float16, 11: np.float64, 12: np.uint32, 13: np.uint64, 16: np.uint16,
+            17: np.uint8, 18: np.uint8, 19: np.uint8, 20: np.uint8, 21: np.uint8, 22: np.int8, 23: np.uint8,
+            24: np.uint8, 25: np.uint8, 26: np.int8}
 NUMPY_OF = {k: np.dtype(v) for k, v in NUMPY_OF.items()}
 ORT_TYPE = {0: "tensor(undefined)", 1: "tensor(float)", 2: "tensor(uint8)", 3: "tensor(int8)", 4: "tensor(uint16)",
             5: "tensor(int16)", 6: "tensor(int32)", 7: "tensor(int64)", 8: "tensor(string)", 9: "tensor(bool)",
             10: "tensor(float16)", 11: "tensor(double)", 12: "tensor(uint32)", 13: "tensor(uint64)",
-            16: "tensor(bfloat16)"}
-_SI_OF_NUMPY = {v: k for k, v in NUMPY_OF.items() if k != 16}
+            16: "tensor(bfloat16)", 17: "tensor(float8e4m3fn)", 18: "tensor(float8e4m3fnuz)",
+            19: "tensor(float8e5m2)", 20: "tensor(float8e5m2fnuz)", 21: "tensor(uint4)", 22: "tensor(int4)",
+            23: "tensor(float4e2m1)", 24: "tensor(float8e8m0)", 25: "tensor(uint2)", 26: "tensor(int2)"}
+_SI_OF_NUMPY = {v: k for k, v in NUMPY_OF.items() if k < 16}
 
 
 def _ort_type_of_numpy(dt):

@@ -106,9 +106,35 @@ static si_result tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, 
     }
     int64_t count = si_shape_count(t->ndim, t->dims);
     size_t esz = si_dtype_size(t->dtype);
+    const int pbits = si_dtype_packed_bits(t->dtype); /* 4-bit / 2-bit types: packed in the file */
     bool external = tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-    if (external) {
+    if (external && pbits) {
+        s = si_err(SI_ERR_UNSUPPORTED, "%s: external data of packed element type %s is not supported", what,
+                   si_dtype_name(t->dtype));
+    } else if (external) {
         s = read_external(tp, base_dir, what, t);
+    } else if (pbits && tp->has_raw_data && (tp->raw_data.len || !tp->n_int32_data)) {
+        size_t need = (size_t)((count * pbits + 7) / 8);
+        if (tp->raw_data.len != need)
+            s = si_err(SI_ERR_PARSE, "%s: raw_data has %zu bytes, shape %s needs %zu (%d-bit values, packed)", what,
+                       tp->raw_data.len, si_shape_str((char[128]){0}, 128, t->dtype, t->ndim, t->dims), need, pbits);
+        else if (!(s = si_tensor_alloc(t)))
+            si_narrow_unpack(t->dtype, tp->raw_data.data, t->data, count);
+    } else if (pbits) {
+        size_t need = (size_t)((count * pbits + 7) / 8);
+        if (tp->n_int32_data != need) {
+            s = si_err(SI_ERR_PARSE, "%s: %zu int32_data values stored, shape %s needs %zu (%d-bit values, packed)", what,
+                       tp->n_int32_data, si_shape_str((char[128]){0}, 128, t->dtype, t->ndim, t->dims), need, pbits);
+        } else if (!(s = si_tensor_alloc(t))) {
+            uint8_t *bytes = si_malloc(need ? need : 1);
+            if (!bytes) {
+                s = si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
+            } else {
+                for (size_t i = 0; i < need; i++) bytes[i] = (uint8_t)tp->int32_data[i];
+                si_narrow_unpack(t->dtype, bytes, t->data, count);
+                si_free(bytes);
+            }
+        }
     } else if (tp->has_raw_data && (tp->raw_data.len || !(tp->n_float_data | tp->n_int32_data | tp->n_int64_data | tp->n_double_data | tp->n_uint64_data))) {
         if (tp->raw_data.len != t->nbytes) {
             s = si_err(SI_ERR_PARSE, "%s: raw_data has %zu bytes, shape %s needs %zu", what, tp->raw_data.len,
@@ -142,6 +168,9 @@ static si_result tensor_from_proto(Onnx__TensorProto *tp, const char *base_dir, 
                 case SI_U32: ((uint32_t *)t->data)[i] = (uint32_t)tp->uint64_data[i]; break;
                 case SI_U64: ((uint64_t *)t->data)[i] = tp->uint64_data[i]; break;
                 case SI_F16: case SI_BF16: ((uint16_t *)t->data)[i] = (uint16_t)tp->int32_data[i]; break;
+                case SI_F8E4M3FN: case SI_F8E4M3FNUZ: case SI_F8E5M2: case SI_F8E5M2FNUZ: case SI_F8E8M0:
+                    ((uint8_t *)t->data)[i] = (uint8_t)tp->int32_data[i]; /* the 8-bit code */
+                    break;
                 default: si_store_i64(t->dtype, t->data, i, tp->int32_data[i]); break;
                 }
             }
@@ -495,6 +524,24 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
     if ((s = si_tensor_init(t, (si_dtype)tp->data_type, (int)tp->n_dims, tp->dims))) {
         si_free(t);
         return si_err_wrap(s == SI_ERR_INVALID_ARG ? SI_ERR_PARSE : s, "%s", what);
+    }
+    if (si_dtype_packed_bits(t->dtype)) { /* packed 4-bit / 2-bit values: read, then unpack */
+        const int64_t count = si_shape_count(t->ndim, t->dims);
+        const uint64_t need = (uint64_t)((count * si_dtype_packed_bits(t->dtype) + 7) / 8);
+        uint8_t *bytes = NULL;
+        if (need != sl->len) s = si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %llu (packed)", what,
+                                        (unsigned long long)sl->len, (unsigned long long)need);
+        else if (!(s = si_tensor_alloc(t)) && !(bytes = si_malloc((size_t)need + 1))) s = si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
+        for (uint64_t done = 0; !s && done < need;) {
+            ssize_t k = pread(rs->fd, bytes + done, (size_t)SI_MIN(need - done, (uint64_t)1 << 30), (off_t)(sl->offset + done));
+            if (k <= 0) s = si_err(SI_ERR_IO, "%s: reading its data failed", what);
+            else done += (uint64_t)k;
+        }
+        if (!s) si_narrow_unpack(t->dtype, bytes, t->data, count);
+        si_free(bytes);
+        if (s) { si_tensor_free(t); return s; }
+        *out = t;
+        return SI_OK;
     }
     if (t->nbytes != sl->len) {
         size_t need = t->nbytes; /* read before the tensor is freed */

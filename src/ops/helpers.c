@@ -42,7 +42,8 @@ si_result si_need_input(const si_kctx *c, int i, bool need_data) {
 }
 
 si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char *what) {
-    if (!si_dtype_valid(dt) || (int)dt >= 32 || (mask && !(mask & SI_T(dt)))) {
+    /* mask 0 is any type but the narrow ones, which an op accepts only where it names them */
+    if (!si_dtype_valid(dt) || (int)dt >= 32 || (mask && !(mask & SI_T(dt))) || (!mask && si_dtype_is_narrow(dt))) {
         if (what) return si_op_err(c, SI_ERR_UNSUPPORTED, "%s: element type %s is not supported", what, si_dtype_name(dt));
         return si_op_err(c, SI_ERR_UNSUPPORTED, "element type %s is not supported", si_dtype_name(dt));
     }

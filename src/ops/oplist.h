@@ -62,6 +62,7 @@
     X(BITWISE_NOT, "BitwiseNot", "")                                                                           \
     X(CAST, "Cast", "")                                                                                        \
     X(CAST_LIKE, "CastLike", "")                                                                               \
+    X(BIT_CAST, "BitCast", "")                                                                                 \
     /* binary.c: element-wise functions of two or more broadcast inputs, Where */                              \
     X(ADD, "Add", "")                                                                                          \
     X(SUB, "Sub", "")                                                                                          \
@@ -209,13 +210,19 @@
     /* control.c: control flow (subgraphs; types and shapes only, no kernel yet) */                           \
     X(IF, "If", "")                                                                                            \
     X(LOOP, "Loop", "")                                                                                        \
-    X(SCAN, "Scan", "")
+    X(SCAN, "Scan", "")                                                                                        \
+    /* signal.c: Fourier transforms */                                                                          \
+    X(DFT, "DFT", "")                                                                                          \
+    X(STFT, "STFT", "")                                                                                        \
+    /* detect.c: object detection */                                                                            \
+    X(NON_MAX_SUPPRESSION, "NonMaxSuppression", "")
 
 /* The family files; each defines `const si_op_table si_ops_<name>` (its si_op_def table) at its end. */
 #define SI_OP_FAMILIES(F)                                                                                      \
     F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
     F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
-    F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)
+    F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
+    F(signal) F(detect)
 
 #endif

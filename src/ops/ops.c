@@ -83,6 +83,16 @@ si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const 
                           node->op_type, node->opset);
         return si_err(SI_ERR_UNSUPPORTED, "op %s%s%s is not implemented", dom, *dom ? "." : "", node->op_type);
     }
+    for (int k = 0; k < n_in; k++) { /* narrow types only where an op names them (types[k]) */
+        if (!in[k] || !si_dtype_is_narrow(in[k]->dtype) ||
+            (k < SI_OP_TYPED_INPUTS && (op->types[k] & SI_T(in[k]->dtype))))
+            continue;
+        if (k == 0)
+            return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s", node->op_type,
+                          si_dtype_name(in[0]->dtype));
+        return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s for input %d", node->op_type,
+                      si_dtype_name(in[k]->dtype), k);
+    }
     for (int k = 0; k < n_in && k < SI_OP_TYPED_INPUTS; k++) {
         if (!op->types[k] || !in[k] || in[k]->dtype == SI_DTYPE_UNDEFINED || (op->types[k] & SI_T(in[k]->dtype)))
             continue;

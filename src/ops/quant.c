@@ -9,8 +9,10 @@
  * (in 64 bits here, stored as int32 as the specification's int32 accumulator wraps); the QLinear ops requantize
  * with the multiplier a_scale * b_scale / y_scale computed in the scales' type, applied in double.
  *
- * Element types: uint8, int8, uint16, int16 (and int32 for DequantizeLinear) quantized values; float8, 4-bit
- * and 2-bit types are refused when a model is loaded (they cannot be stored).
+ * Element types: uint8, int8, uint16, int16 (and int32 for DequantizeLinear) quantized values, and for
+ * QuantizeLinear / DequantizeLinear the narrow types: int4/uint4, int2/uint2 (saturated like the others),
+ * float8 and float4e2m1 (x / scale + zero point rounded to nearest even, saturated unless `saturate` is 0).
+ * The integer products take 8-bit types only.
  */
 #include "ops/quant.h"
 
@@ -53,7 +55,7 @@ static si_result q_prepare(const si_kctx *c, const si_tensor *x, int si, int zi,
     p->zp = si_in(c, zi);
     const si_tensor *s = p->scale;
     if ((st = si_check_type(c, s->dtype, T_SCALE, sname))) return st;
-    if (p->zp) {
+    if (p->zp && !(si_count(p->zp) == 1 && si_count(s) == 1 && p->zp->ndim <= 1 && s->ndim <= 1)) { /* [] and [1] */
         if (p->zp->ndim != s->ndim || memcmp(p->zp->dims, s->dims, sizeof(int64_t) * (size_t)s->ndim))
             return si_op_err(c, SI_ERR_INVALID_ARG, "%s must have the shape of %s", zname, sname);
     }
@@ -118,7 +120,8 @@ static si_result q_prep(const si_kctx *c, q_node *q) {
                          si_dtype_name(zp->dtype));
     q->out = zp ? zp->dtype : odt ? (si_dtype)odt : SI_U8;
     int64_t lo, hi;
-    if ((int)q->out < 0 || (int)q->out >= 32 || !(SI_T(q->out) & SI_T_QUANT) || !si_q_range(q->out, &lo, &hi))
+    if ((int)q->out < 0 || (int)q->out >= 32 || !(SI_T(q->out) & (SI_T_QUANT | SI_T_QUANT_NARROW)) ||
+        !(si_q_range(q->out, &lo, &hi) || si_dtype_is_minifloat(q->out)))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "quantizing to element type %s is not supported", si_dtype_name(q->out));
     int64_t prec = c->opset >= 23 ? si_attr_int(c->node, "precision", 0) : 0;
     q->prec = prec ? (si_dtype)prec : q->p.scale->dtype;
@@ -154,6 +157,8 @@ static si_result quantize_run(si_kctx *c) {
     if (!y || si_count(y) == 0) return SI_OK;
     if ((st = check_divisor(c, s, "y_scale"))) return st;
     int64_t lo = 0, hi = 0;
+    const bool mf = si_dtype_is_minifloat(q.out);
+    const bool sat = c->opset < 19 || si_attr_int(c->node, "saturate", 1) != 0;
     si_q_range(q.out, &lo, &hi);
     const int64_t n = si_count(x);
     for (int64_t i = 0; i < n; i++) {
@@ -165,6 +170,11 @@ static si_result quantize_run(si_kctx *c) {
             float xv = round_to(q.prec, (float)si_load_f64(x->dtype, x->data, i));
             float sv = round_to(q.prec, (float)si_load_f64(s->dtype, s->data, k));
             v = round_to(q.prec, xv / sv);
+        }
+        if (mf) { /* float8 / float4e2m1: x / scale + zero point, rounded once to the type */
+            float f = (float)v + (zp ? (float)si_load_f64(zp->dtype, zp->data, k) : 0.0f);
+            ((uint8_t *)y->data)[i] = si_minifloat_encode(q.out, f, sat);
+            continue;
         }
         double r = isnan(v) ? 0.0 : nearbyint(v);
         if (zp) r += (double)si_load_i64(zp->dtype, zp->data, k);
@@ -184,7 +194,7 @@ typedef struct dq_node {
 
 static si_result dq_prep(const si_kctx *c, dq_node *d) {
     const si_tensor *x;
-    si_result st = si_input0(c, SI_T_QUANT | SI_T(SI_I32), "x", &x);
+    si_result st = si_input0(c, SI_T_QUANT | SI_T_QUANT_NARROW | SI_T(SI_I32), "x", &x);
     if (st || (st = q_prepare(c, x, 1, 2, "x_scale", "x_zero_point", &d->p))) return st;
     if (d->p.zp && d->p.zp->dtype != x->dtype)
         return si_op_err(c, SI_ERR_INVALID_ARG, "x_zero_point has element type %s, x has %s: they must be the same",
@@ -218,6 +228,11 @@ static si_result dequantize_run(si_kctx *c) {
     const int64_t n = si_count(x);
     for (int64_t i = 0; i < n; i++) {
         int64_t k = q_index(&d.p, i);
+        if (si_dtype_is_minifloat(x->dtype)) { /* float8 / float4e2m1: (x - zero point) * scale in float32 */
+            float xv = (float)si_load_f64(x->dtype, x->data, i) - (zp ? (float)si_load_f64(zp->dtype, zp->data, k) : 0.0f);
+            si_store_f64(d.out, y->data, i, (double)(xv * (float)si_load_f64(s->dtype, s->data, k)));
+            continue;
+        }
         int64_t q = si_load_i64(x->dtype, x->data, i) - (zp ? si_load_i64(zp->dtype, zp->data, k) : 0);
         /* (x - zp) is exact in double and the product rounds once, as float32 arithmetic does */
         si_store_f64(d.out, y->data, i, (double)(float)((double)q * si_load_f64(s->dtype, s->data, k)));
@@ -676,8 +691,10 @@ static si_result qlconv_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    SI_OP_DEF(QUANTIZE_LINEAR, T_SCALE | SI_T(SI_I32), quantize_infer, quantize_run),
-    SI_OP_DEF(DEQUANTIZE_LINEAR, SI_T_QUANT | SI_T(SI_I32), dequantize_infer, dequantize_run),
+    {.id = SI_OP_QUANTIZE_LINEAR, .types = {T_SCALE | SI_T(SI_I32), 0, SI_T_ALL | SI_T_QUANT_NARROW},
+     .infer = quantize_infer, .run = quantize_run},
+    {.id = SI_OP_DEQUANTIZE_LINEAR, .types = {SI_T_QUANT | SI_T_QUANT_NARROW | SI_T(SI_I32), 0, SI_T_ALL | SI_T_QUANT_NARROW},
+     .infer = dequantize_infer, .run = dequantize_run},
     SI_OP_DEF(DYNAMIC_QUANTIZE_LINEAR, SI_T(SI_F32), dql_infer, dql_run),
     SI_OP_DEF(MATMUL_INTEGER, T_Q8, mmi_infer, mmi_run),
     SI_OP_DEF(CONV_INTEGER, T_Q8, convi_infer, convi_run),

@@ -12,6 +12,11 @@
 
 /* The quantized element types (outputs of QuantizeLinear, inputs of DequantizeLinear). */
 #define SI_T_QUANT (SI_T(SI_U8) | SI_T(SI_I8) | SI_T(SI_U16) | SI_T(SI_I16))
+/* The narrow quantized types (QuantizeLinear / DequantizeLinear only): 4-bit and 2-bit integers, float8 and
+ * float4e2m1 (these round to nearest even instead of saturating to an integer range). */
+#define SI_T_QUANT_NARROW                                                                                       \
+    (SI_T(SI_U4) | SI_T(SI_I4) | SI_T(SI_U2) | SI_T(SI_I2) | SI_T(SI_F8E4M3FN) | SI_T(SI_F8E4M3FNUZ) |            \
+     SI_T(SI_F8E5M2) | SI_T(SI_F8E5M2FNUZ) | SI_T(SI_F4E2M1))
 
 /* Saturation range of a quantized type (int32 too, for DequantizeLinear's input); false for other types. */
 static inline bool si_q_range(si_dtype dt, int64_t *lo, int64_t *hi) {
@@ -21,6 +26,10 @@ static inline bool si_q_range(si_dtype dt, int64_t *lo, int64_t *hi) {
     case SI_U16: *lo = 0, *hi = 65535; return true;
     case SI_I16: *lo = -32768, *hi = 32767; return true;
     case SI_I32: *lo = INT32_MIN, *hi = INT32_MAX; return true;
+    case SI_U4: *lo = 0, *hi = 15; return true;
+    case SI_I4: *lo = -8, *hi = 7; return true;
+    case SI_U2: *lo = 0, *hi = 3; return true;
+    case SI_I2: *lo = -2, *hi = 1; return true;
     default: return false;
     }
 }

@@ -403,8 +403,36 @@ static si_result cast_target(const si_kctx *c, si_dtype *to) {
     return SI_OK;
 }
 
+/* The narrow types (util.h): read each element as double (floats) or int64 (4-bit and 2-bit integers), write
+ * each with ONNX's rules: to float8 / float4e2m1 round to nearest even with `saturate`; to float8e8m0 with
+ * `round_mode`; float -> integer truncates toward zero, then int4/int2 (like every integer type) wrap. */
+static void convert_narrow(si_dtype ts, const void *src, si_dtype td, void *dst, int64_t n, bool sat, int round_mode) {
+    const bool src_int = !t_float(ts) && !si_dtype_is_minifloat(ts);
+    for (int64_t i = 0; i < n; i++) {
+        if (td == SI_F8E8M0) {
+            ((uint8_t *)dst)[i] = si_e8m0_encode(si_load_f64(ts, src, i), sat, round_mode);
+        } else if (si_dtype_is_minifloat(td)) {
+            ((uint8_t *)dst)[i] = si_minifloat_encode(td, si_load_f64(ts, src, i), sat);
+        } else if (src_int) {
+            int64_t v = si_load_i64(ts, src, i);
+            if (t_float(td)) st_f(td, dst, i, (double)v);
+            else if (td == SI_BOOL) ((uint8_t *)dst)[i] = v != 0;
+            else if (si_dtype_is_narrow(td)) si_store_i64(td, dst, i, v);
+            else st_raw(td, dst, i, (uint64_t)v);
+        } else {
+            double v = si_load_f64(ts, src, i);
+            if (si_dtype_is_narrow(td)) si_store_i64(td, dst, i, (int64_t)f2i(SI_I64, v));
+            else st_f(td, dst, i, v);
+        }
+    }
+}
+
 /* Convert n elements: floats -> ints truncate toward zero, anything -> bool is x != 0, ints -> ints wrap. */
-static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_t n) {
+static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_t n, bool sat, int round_mode) {
+    if (si_dtype_is_narrow(ts) || si_dtype_is_narrow(td)) {
+        convert_narrow(ts, src, td, dst, n, sat, round_mode);
+        return;
+    }
     if (ts == td) {
         memcpy(dst, src, (size_t)n * si_dtype_size(ts));
         return;
@@ -445,16 +473,25 @@ static void convert(si_dtype ts, const void *src, si_dtype td, void *dst, int64_
     }
 }
 
+#define T_CAST (SI_T_ALL | SI_T_NARROW_MASK)
+
 static si_result cast_check_in(const si_kctx *c, int need) {
     if (c->n_in != need || !c->in[0] || (need > 1 && !c->in[1]))
         return si_op_err(c, SI_ERR_INVALID_ARG, "expects %d input%s, got %d", need, need > 1 ? "s" : "", c->n_in);
-    return si_check_type(c, c->in[0]->dtype, SI_T_ALL, "input");
+    return si_check_type(c, c->in[0]->dtype, T_CAST, "input");
+}
+
+/* Cast's `round_mode` (opset 25, for float8e8m0): 0 up, 1 down, 2 nearest; -1 for another value. */
+static int cast_round_mode(const si_kctx *c) {
+    const char *m = si_attr_str(c->node, "round_mode", "up");
+    return !strcmp(m, "up") ? 0 : !strcmp(m, "down") ? 1 : !strcmp(m, "nearest") ? 2 : -1;
 }
 
 static si_result infer_cast(si_kctx *c) {
     si_dtype to = SI_DTYPE_UNDEFINED;
     si_result s = cast_check_in(c, 1);
     if (s || (s = cast_target(c, &to))) return s;
+    if (cast_round_mode(c) < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "round_mode '%s' is not up, down or nearest", si_attr_str(c->node, "round_mode", ""));
     return si_set_out(c, 0, to, c->in[0]->ndim, c->in[0]->dims);
 }
 
@@ -462,6 +499,7 @@ static si_result infer_castlike(si_kctx *c) {
     si_result s = cast_check_in(c, 2);
     if (s) return s;
     si_dtype to = c->in[1]->dtype;
+    if (cast_round_mode(c) < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "round_mode '%s' is not up, down or nearest", si_attr_str(c->node, "round_mode", ""));
     if (!si_dtype_valid(to))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "cast to element type %s is not supported", si_dtype_name(to));
     return si_set_out(c, 0, to, c->in[0]->ndim, c->in[0]->dims);
@@ -470,7 +508,36 @@ static si_result infer_castlike(si_kctx *c) {
 static si_result run_cast(si_kctx *c) {
     si_tensor *y = c->out[0];
     if (!y || si_count(y) == 0) return SI_OK;
-    convert(c->in[0]->dtype, c->in[0]->data, y->dtype, y->data, si_count(y));
+    bool sat = si_attr_int(c->node, "saturate", 1) != 0; /* opset 19 on: only float8 targets read it */
+    convert(c->in[0]->dtype, c->in[0]->data, y->dtype, y->data, si_count(y), sat, cast_round_mode(c));
+    return SI_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * BitCast (opset 26): the same bytes read as another type of the same size.
+ */
+
+static si_result infer_bitcast(si_kctx *c) {
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T_ALL, "input", &x);
+    if (s) return s;
+    int64_t v = si_attr_int(c->node, "to", 0);
+    si_dtype to = (si_dtype)v;
+    if (v <= 0 || v >= 32 || !(SI_T(to) & SI_T_ALL))
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "bit cast to element type %lld (%s) is not supported", (long long)v, si_dtype_name(to));
+    if (si_dtype_size(to) != si_dtype_size(x->dtype))
+        return si_op_err(c, SI_ERR_INVALID_ARG, "bit cast from %s to %s: the element types must have the same size", si_dtype_name(x->dtype),
+                         si_dtype_name(to));
+    if (to == SI_BOOL && x->dtype != SI_BOOL)
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "bit cast from %s to bool is not supported (bytes other than 0 and 1 are no bool)",
+                         si_dtype_name(x->dtype));
+    return si_set_out(c, 0, to, x->ndim, x->dims);
+}
+
+static si_result run_bitcast(si_kctx *c) {
+    si_result s = infer_bitcast(c);
+    if (s || (s = si_run_ready(c))) return s;
+    if (c->out[0]) si_copy_data(c->out[0], c->in[0]);
     return SI_OK;
 }
 
@@ -483,8 +550,9 @@ static const si_op_def defs[] = {
     SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, infer_##fn, run_##fn),
     UNARY_OPS(UNARY_DEF)
 #undef UNARY_DEF
-    SI_OP_DEF(CAST, SI_T_ALL, infer_cast, run_cast),
-    SI_OP_DEF(CAST_LIKE, SI_T_ALL, infer_castlike, run_cast),
+    SI_OP_DEF(CAST, T_CAST, infer_cast, run_cast),
+    {.id = SI_OP_CAST_LIKE, .types = {T_CAST, T_CAST}, .infer = infer_castlike, .run = run_cast},
+    SI_OP_DEF(BIT_CAST, SI_T_ALL, infer_bitcast, run_bitcast),
 };
 
 SI_OP_FAMILY_PARTIAL(unary, defs);

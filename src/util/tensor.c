@@ -28,6 +28,16 @@ const char *si_dtype_name(si_dtype t) {
     case SI_U32: return "uint32";
     case SI_U64: return "uint64";
     case SI_BF16: return "bfloat16";
+    case SI_F8E4M3FN: return "float8e4m3fn";
+    case SI_F8E4M3FNUZ: return "float8e4m3fnuz";
+    case SI_F8E5M2: return "float8e5m2";
+    case SI_F8E5M2FNUZ: return "float8e5m2fnuz";
+    case SI_U4: return "uint4";
+    case SI_I4: return "int4";
+    case SI_F4E2M1: return "float4e2m1";
+    case SI_F8E8M0: return "float8e8m0";
+    case SI_U2: return "uint2";
+    case SI_I2: return "int2";
     case SI_DTYPE_UNDEFINED: break;
     }
     return "undefined";
@@ -36,6 +46,8 @@ const char *si_dtype_name(si_dtype t) {
 size_t si_dtype_size(si_dtype t) {
     switch (t) {
     case SI_U8: case SI_I8: case SI_BOOL: return 1;
+    case SI_F8E4M3FN: case SI_F8E4M3FNUZ: case SI_F8E5M2: case SI_F8E5M2FNUZ: case SI_U4: case SI_I4:
+    case SI_F4E2M1: case SI_F8E8M0: case SI_U2: case SI_I2: return 1; /* one element per byte (safeinfer.h) */
     case SI_U16: case SI_I16: case SI_F16: case SI_BF16: return 2;
     case SI_F32: case SI_I32: case SI_U32: return 4;
     case SI_F64: case SI_I64: case SI_U64: return 8;
@@ -127,7 +139,8 @@ double si_load_f64(si_dtype t, const void *p, int64_t i) {
     case SI_U32: return ((const uint32_t *)p)[i];
     case SI_U64: return (double)((const uint64_t *)p)[i];
     case SI_BOOL: return ((const uint8_t *)p)[i] ? 1.0 : 0.0;
-    default: return 0;
+    case SI_U4: case SI_I4: case SI_U2: case SI_I2: return (double)si_load_i64(t, p, i);
+    default: return si_dtype_is_minifloat(t) ? si_minifloat_decode(t, ((const uint8_t *)p)[i]) : 0;
     }
 }
 
@@ -149,6 +162,10 @@ int64_t si_load_i64(si_dtype t, const void *p, int64_t i) {
     case SI_U32: return ((const uint32_t *)p)[i];
     case SI_U64: return (int64_t)((const uint64_t *)p)[i];
     case SI_BOOL: return ((const uint8_t *)p)[i] ? 1 : 0;
+    case SI_U4: return ((const uint8_t *)p)[i] & 0xf;
+    case SI_U2: return ((const uint8_t *)p)[i] & 0x3;
+    case SI_I4: return (int8_t)(uint8_t)(((const uint8_t *)p)[i] << 4) >> 4;
+    case SI_I2: return (int8_t)(uint8_t)(((const uint8_t *)p)[i] << 6) >> 6;
     default: return f64_to_i64(si_load_f64(t, p, i));
     }
 }
@@ -160,6 +177,10 @@ void si_store_f64(si_dtype t, void *p, int64_t i, double v) {
     case SI_F16: ((uint16_t *)p)[i] = si_f32_to_f16((float)v); break;
     case SI_BF16: ((uint16_t *)p)[i] = si_f32_to_bf16((float)v); break;
     case SI_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    case SI_F8E4M3FN: case SI_F8E4M3FNUZ: case SI_F8E5M2: case SI_F8E5M2FNUZ: case SI_F4E2M1:
+        ((uint8_t *)p)[i] = si_minifloat_encode(t, v, true);
+        break;
+    case SI_F8E8M0: ((uint8_t *)p)[i] = si_e8m0_encode(v, true, 0); break;
     case SI_U64:
         ((uint64_t *)p)[i] = (isnan(v) || v <= 0) ? 0 : v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v;
         break;
@@ -178,6 +199,10 @@ void si_store_i64(si_dtype t, void *p, int64_t i, int64_t v) {
     case SI_U32: ((uint32_t *)p)[i] = (uint32_t)v; break;
     case SI_U64: ((uint64_t *)p)[i] = (uint64_t)v; break;
     case SI_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    case SI_U4: ((uint8_t *)p)[i] = (uint8_t)(v & 0xf); break; /* wraps, as ONNX Cast does */
+    case SI_U2: ((uint8_t *)p)[i] = (uint8_t)(v & 0x3); break;
+    case SI_I4: ((int8_t *)p)[i] = (int8_t)((uint8_t)((uint64_t)v << 4) ) >> 4; break;
+    case SI_I2: ((int8_t *)p)[i] = (int8_t)((uint8_t)((uint64_t)v << 6)) >> 6; break;
     default: si_store_f64(t, p, i, (double)v); break;
     }
 }

@@ -122,6 +122,27 @@ int64_t si_load_i64(si_dtype t, const void *p, int64_t i);
 void si_store_f64(si_dtype t, void *p, int64_t i, double v);
 void si_store_i64(si_dtype t, void *p, int64_t i, int64_t v);
 
+/* ---- narrow types (narrow.c): float8, float4e2m1, int4/uint4, int2/uint2, one element per byte ------------- */
+bool si_dtype_is_narrow(si_dtype t); /* SI_F8E4M3FN .. SI_I2 */
+#define SI_T_NARROW_MASK                                                                                        \
+    ((1u << SI_F8E4M3FN) | (1u << SI_F8E4M3FNUZ) | (1u << SI_F8E5M2) | (1u << SI_F8E5M2FNUZ) | (1u << SI_U4) |   \
+     (1u << SI_I4) | (1u << SI_F4E2M1) | (1u << SI_F8E8M0) | (1u << SI_U2) | (1u << SI_I2))
+bool si_dtype_is_minifloat(si_dtype t); /* the float8 types and float4e2m1 */
+/* Bits per element in ONNX's packed form (4 or 2 for the packed types; 0 for types stored a byte or more each). */
+int si_dtype_packed_bits(si_dtype t);
+/* The value of a float8 / float4e2m1 code (NaN for NaN codes, +-inf for float8e5m2's). */
+double si_minifloat_decode(si_dtype t, uint8_t code);
+/* x rounded to nearest, ties to even, as a float8 / float4e2m1 code. saturate (ONNX Cast's attribute): values
+ * beyond the largest finite one, infinities included, become it; else they become NaN (inf for float8e5m2).
+ * float4e2m1 has neither and always saturates (NaN gives the code 0x8, as ONNX's reference does). */
+uint8_t si_minifloat_encode(si_dtype t, double x, bool saturate);
+/* float8e8m0 (a power of two 2^(code-127), 0xff NaN): round_mode 0 up, 1 down, 2 nearest. */
+uint8_t si_e8m0_encode(double x, bool saturate, int round_mode);
+/* Unpack count elements of a packed 4-bit / 2-bit type from src (low bits first) into one byte each (signed
+ * types sign-extended); pack is its inverse (dst has (count * bits + 7) / 8 bytes). */
+void si_narrow_unpack(si_dtype t, const uint8_t *src, uint8_t *dst, int64_t count);
+void si_narrow_pack(si_dtype t, const uint8_t *src, uint8_t *dst, int64_t count);
+
 /* ---- small helpers --------------------------------------------------------------------------------------- */
 #define SI_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SI_MAX(a, b) ((a) > (b) ? (a) : (b))

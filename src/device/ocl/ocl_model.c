@@ -275,6 +275,12 @@ static bool node_folded(const si_graph *g, const si_node *n) {
 si_result ocl_supports_op(const si_device *d_, const si_graph *g, const si_node *n) {
     const ocl_dev *d = d_->ctx;
     if (node_folded(g, n)) return SI_OK; /* computed at compile time: nothing runs */
+    for (int k = 0; k < n->n_in + n->n_out; k++) { /* float8, 4-bit, 2-bit: no OpenCL kernel reads them */
+        int vid = k < n->n_in ? n->in[k] : n->out[k - n->n_in];
+        if (vid >= 0 && si_dtype_is_narrow(g->values[vid].dtype))
+            return si_err(SI_ERR_UNSUPPORTED, "%s (node '%s'): element type %s is not supported by OCL", n->op_type, n->name,
+                          si_dtype_name(g->values[vid].dtype));
+    }
     if (n->n_in > OCL_MAX_IO || n->n_out > OCL_MAX_IO)
         return si_err(SI_ERR_UNSUPPORTED, "node '%s' has more than %d inputs or outputs", n->name, OCL_MAX_IO);
     ocl_plan p;
