@@ -815,8 +815,7 @@ static void req_free(si_ireq *r_) {
     si_free(r->kernels);
     si_free(r->slots);
     si_free(r->inbufs);
-    si_ireq_fini(&r->base);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 static void req_cancel(si_ireq *r_) {
@@ -925,32 +924,30 @@ static si_result new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *w
 static si_result create_request(si_cmodel *m_, si_ireq **out) {
     ocl_mdl *m = (ocl_mdl *)m_;
     si_graph *g = m->g;
-    *out = NULL;
-    ocl_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    si_result s = si_ireq_new(sizeof(ocl_req), &req_iface, m_, "OCL", out);
+    if (s) return s;
+    ocl_req *r = (ocl_req *)*out;
     atomic_init(&r->cancel, 0);
-    si_result s = si_ireq_init(&r->base, &req_iface, m_, "OCL");
-    if (s) goto fail;
     r->slots = si_calloc((size_t)m->n_slots + 1, sizeof(cl_mem));
     r->inbufs = si_calloc((size_t)m->base.n_inputs + 1, sizeof(cl_mem));
     r->kernels = si_calloc((size_t)m->n_steps + 1, sizeof(cl_kernel));
     if (!r->slots || !r->inbufs || !r->kernels) {
-        s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-        goto fail;
+        s = si_err(SI_ERR_NO_MEM, "OCL: out of memory creating a request");
+        goto done;
     }
     for (int k = 0; k < m->base.n_outputs; k++) {
         const si_port *p = &m->out_ports[k];
-        if ((s = si_tensor_init(r->base.outs[k], p->dtype, p->ndim, p->dims)) || (s = si_tensor_alloc(r->base.outs[k]))) goto fail;
+        if ((s = si_tensor_init(r->base.outs[k], p->dtype, p->ndim, p->dims)) || (s = si_tensor_alloc(r->base.outs[k]))) goto done;
     }
     cl_int e;
     r->q = clCreateCommandQueue(m->ctx, m->dev->id, 0, &e);
     if (e != CL_SUCCESS) {
         r->q = NULL;
         s = ocl_cl_err(e, "creating a command queue");
-        goto fail;
+        goto done;
     }
     for (int k = 0; k < m->n_slots; k++)
-        if ((s = new_buffer(m, m->slot_bytes[k], &r->slots[k], "allocating an intermediate buffer"))) goto fail;
+        if ((s = new_buffer(m, m->slot_bytes[k], &r->slots[k], "allocating an intermediate buffer"))) goto done;
     /* input buffers: only for inputs some step reads */
     for (int i = 0; i < m->n_steps; i++)
         for (int a = 0; a < m->steps[i].n_args; a++) {
@@ -959,9 +956,9 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
             if (root < 0 || m->kind[root] != ST_INPUT) continue;
             int port = m->slot[root];
             if (!r->inbufs[port] && (s = new_buffer(m, value_bytes(&g->values[root]), &r->inbufs[port], "allocating an input buffer")))
-                goto fail;
+                goto done;
         }
-    if (m->scratch && (s = new_buffer(m, m->scratch, &r->scratch, "allocating the scratch buffer"))) goto fail;
+    if (m->scratch && (s = new_buffer(m, m->scratch, &r->scratch, "allocating the scratch buffer"))) goto done;
     for (int i = 0; i < m->n_steps; i++) {
         const ocl_step *st = &m->steps[i];
         r->kernels[i] = clCreateKernel(m->prog, st->kernel, &e);
@@ -970,7 +967,7 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
             char what[160];
             snprintf(what, sizeof what, "creating kernel %s", st->kernel);
             s = ocl_cl_err(e, what);
-            goto fail;
+            goto done;
         }
         for (int a = 0; a < st->n_args && e == CL_SUCCESS; a++) {
             const ocl_arg *ar = &st->args[a];
@@ -982,7 +979,7 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
                 b = value_buf(r, m, ar->i);
                 if (!b) {
                     s = si_err(SI_ERR_INTERNAL, "kernel %s argument %d has no buffer", st->kernel, a);
-                    goto fail;
+                    goto done;
                 }
                 e = clSetKernelArg(r->kernels[i], (cl_uint)a, sizeof b, &b);
                 break;
@@ -996,14 +993,11 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
             char what[160];
             snprintf(what, sizeof what, "setting the arguments of kernel %s", st->kernel);
             s = ocl_cl_err(e, what);
-            goto fail;
+            goto done;
         }
     }
-    *out = &r->base;
-    return SI_OK;
-fail:
-    req_free(&r->base);
-    return s;
+done:
+    return si_ireq_done(out, s);
 }
 
 static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free};

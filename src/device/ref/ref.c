@@ -112,8 +112,7 @@ static void ref_req_free(si_ireq *r_) {
     ref_model *m = (ref_model *)r->base.model;
     if (r->slots) release_slots(r, m);
     si_free(r->slots);
-    si_ireq_fini(&r->base);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 static const si_ireq_i ref_req_iface = {
@@ -125,18 +124,12 @@ static const si_ireq_i ref_req_iface = {
 
 static si_result ref_create_request(si_cmodel *m_, si_ireq **out) {
     ref_model *m = (ref_model *)m_;
-    *out = NULL;
-    ref_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
-    si_result s = si_ireq_init(&r->base, &ref_req_iface, m_, "REF");
-    if (!s && !(r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor))))
+    si_result s = si_ireq_new(sizeof(ref_req), &ref_req_iface, m_, "REF", out);
+    if (s) return s;
+    ref_req *r = (ref_req *)*out;
+    if (!(r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor))))
         s = si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
-    if (s) {
-        ref_req_free(&r->base);
-        return s;
-    }
-    *out = &r->base;
-    return SI_OK;
+    return si_ireq_done(out, s);
 }
 
 // --- compiled model -----------------------------------------------------------------------------------------
