@@ -12,6 +12,8 @@
  *       latency of the inference that hits an injected OCL.infer fault, with standby=on and off, against a
  *       normal inference and a compile on the fallback device.
  */
+#define BENCH_NAME "failsafe_bench"
+#include "bench.h"
 #include "safeinfer.h"
 
 #include <math.h>
@@ -20,22 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "failsafe_bench: %s: %s\n", what, si_last_error());
-    exit(1);
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* A one-node model (Add) serialized by hand: ModelProto{ir_version 8, opset 13, graph{node Add(a,b)->c}}. */
 static size_t put_varint(unsigned char *p, uint64_t v) {

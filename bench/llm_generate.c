@@ -16,6 +16,8 @@
  * does, once per distinct shape) has its plan cached for the second run, so the difference to decode_step_* is the
  * per-token cost of planning a new shape.
  */
+#define BENCH_NAME "llm_generate"
+#include "bench.h"
 #include "safeinfer.h"
 
 #include <stdbool.h>
@@ -26,22 +28,6 @@
 #include <time.h>
 
 #define MAX_IO 256
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "llm_generate: %s: %s\n", what, si_last_error());
-    exit(1);
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int64_t argmax_last(const si_tensor *logits) {
     const int64_t *d = si_tensor_dims(logits);
