@@ -617,13 +617,6 @@ static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out,
     return SI_OK;
 }
 
-static void port_from_value(si_port *p, const si_val *v) {
-    p->name = v->name;
-    p->dtype = v->dtype;
-    p->ndim = v->ndim;
-    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
-}
-
 /* Plan every node (in order), recording output shapes in the model's graph. */
 static si_result plan_nodes(ocl_mdl *m) {
     si_graph *g = m->g;
@@ -1054,12 +1047,7 @@ static si_result ocl_compile(si_device *d_, const si_graph *src, const si_compil
     if ((s = dev_context(d, &m->ctx))) goto fail;
     if ((s = build_program(m, opts))) goto fail;
     if ((s = upload_constants(m))) goto fail;
-    for (int i = 0; i < g->n_inputs; i++) port_from_value(&m->in_ports[i], &g->values[g->inputs[i]]);
-    for (int i = 0; i < g->n_outputs; i++) port_from_value(&m->out_ports[i], &g->values[g->outputs[i]]);
-    m->base.n_inputs = g->n_inputs;
-    m->base.n_outputs = g->n_outputs;
-    m->base.inputs = m->in_ports;
-    m->base.outputs = m->out_ports;
+    si_cmodel_ports_from_graph(&m->base, g, m->in_ports, m->out_ports);
     *out = &m->base;
     return SI_OK;
 fail:

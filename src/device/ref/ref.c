@@ -147,13 +147,6 @@ static void ref_model_free(si_cmodel *m_) {
 
 static const si_cmodel_i ref_model_iface = {.create_request = ref_create_request, .free = ref_model_free};
 
-static void port_from_value(si_port *p, const si_val *v) {
-    p->name = v->name;
-    p->dtype = v->dtype;
-    p->ndim = v->ndim;
-    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
-}
-
 static si_result node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
     for (int k = 0; k < n->n_in; k++) {
         ins[k] = NULL;
@@ -213,12 +206,7 @@ static si_result ref_compile(si_device *d, const si_graph *src, const si_compile
             if (n->in[k] >= 0) m->last_use[n->in[k]] = m->n_steps;
         m->steps[m->n_steps++] = i;
     }
-    for (int i = 0; i < g->n_inputs; i++) port_from_value(&m->in_ports[i], &g->values[g->inputs[i]]);
-    for (int i = 0; i < g->n_outputs; i++) port_from_value(&m->out_ports[i], &g->values[g->outputs[i]]);
-    m->base.n_inputs = g->n_inputs;
-    m->base.n_outputs = g->n_outputs;
-    m->base.inputs = m->in_ports;
-    m->base.outputs = m->out_ports;
+    si_cmodel_ports_from_graph(&m->base, g, m->in_ports, m->out_ports);
     *out = &m->base;
     return SI_OK;
 }
