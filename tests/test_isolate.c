@@ -31,10 +31,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#ifndef SI_EXAMPLE_MODEL
-#define SI_EXAMPLE_MODEL "examples/tiny_cnn.onnx"
-#endif
-
 #define BATCH 2
 #define OUT_N (BATCH * 10)
 
