@@ -604,17 +604,24 @@ static si_result build_program(ocl_mdl *m, const si_options *opts) {
     return s;
 }
 
-static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
+/* A device buffer of `bytes` (4 when 0) made with `flags` (from data when given); DEVICE naming `what` when it is
+ * over the device's largest allocation or the device refuses it. */
+static si_result make_buffer(ocl_mdl *m, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out, const char *what) {
     cl_int e;
     if ((cl_ulong)bytes > m->caps.max_alloc)
         return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
                       what, bytes, (unsigned long long)m->caps.max_alloc);
-    *out = clCreateBuffer(m->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes ? bytes : 4, (void *)data, &e);
+    *out = clCreateBuffer(m->ctx, flags, bytes ? bytes : 4, (void *)data, &e);
     if (e != CL_SUCCESS) {
         *out = NULL;
         return ocl_cl_err(e, what);
     }
     return SI_OK;
+}
+
+/* A read-only buffer holding a copy of data. */
+static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
+    return make_buffer(m, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, data, bytes, out, what);
 }
 
 /* Plan every node (in order), recording output shapes in the model's graph. */
@@ -901,17 +908,9 @@ static const si_ireq_i req_iface = {
     .cancel = req_cancel,
 };
 
+/* A read-write buffer, uninitialised. */
 static si_result new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *what) {
-    cl_int e;
-    if ((cl_ulong)bytes > m->caps.max_alloc)
-        return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
-                      what, bytes, (unsigned long long)m->caps.max_alloc);
-    *out = clCreateBuffer(m->ctx, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &e);
-    if (e != CL_SUCCESS) {
-        *out = NULL;
-        return ocl_cl_err(e, what);
-    }
-    return SI_OK;
+    return make_buffer(m, CL_MEM_READ_WRITE, NULL, bytes, out, what);
 }
 
 static si_result create_request(si_cmodel *m_, si_ireq **out) {
