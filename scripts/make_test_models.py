@@ -371,6 +371,18 @@ def build(out):
         [helper.make_tensor_value_info("A", F, ["batch", 3]), helper.make_tensor_value_info("B", F, ["n"])],
         [helper.make_tensor_value_info("C", F, ["batch", 3])]))
 
+    # one KV-cache step (test_ocl_shapes): present = Concat(past, new) on axis 2, scores = query x present^T;
+    # past float[1,2,past_len,4] (0 at the first step), new and query float[1,2,seq,4]
+    files["kv_concat.onnx"] = model(helper.make_graph(
+        [helper.make_node("Concat", ["past", "new"], ["present"], name="concat", axis=2),
+         helper.make_node("Transpose", ["present"], ["present_t"], name="transpose", perm=[0, 1, 3, 2]),
+         helper.make_node("MatMul", ["query", "present_t"], ["scores"], name="scores")], "kv_concat",
+        [helper.make_tensor_value_info("past", F, [1, 2, "past_len", 4]),
+         helper.make_tensor_value_info("new", F, [1, 2, "seq", 4]),
+         helper.make_tensor_value_info("query", F, [1, 2, "seq", 4])],
+        [helper.make_tensor_value_info("present", F, [1, 2, "total_len", 4]),
+         helper.make_tensor_value_info("scores", F, [1, 2, "seq", "total_len"])]))
+
     # MatMul and Gemm (src/ops/nn.c), X float[batch,3]:
     #   Y = Relu(MatMul(X, Wm) + bm), Wm = [[1,2],[3,4],[5,6]], bm = [0.5,-10]
     #   G = Gemm(X, Wg, cg, transB=1, alpha=2, beta=0.5), Wg = [[1,0,-1],[0.5,0.5,0.5]], cg = [1,2]
@@ -597,7 +609,7 @@ def build(out):
 
     # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
     for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
-                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "matmul.onnx", "mixed_cumsum.onnx",
+                 "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "kv_concat.onnx", "matmul.onnx", "mixed_cumsum.onnx",
                  "control_flow.onnx", "control_scan.onnx", "control_loop_if.onnx", "control_bad_loop.onnx", "open_attention.onnx", "control_if_const.onnx", "control_nested16.onnx", "control_nested17.onnx"):
         onnx.checker.check_model(files[name])
     return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"] +

@@ -7,7 +7,7 @@
 # model's inputs and weights from the outer scope) compiled once with its dimensions open and run as a greedy
 # decode through the library (models/si_speech.py, the Python package over include/safeinfer.h): the tokens must
 # equal ONNX Runtime's (models/ort_speech.js) on CPU, on CPU,REF with CPU failing mid-sequence (the cached branch
-# fails over to REF) and on OCL,CPU with OCL failing.
+# fails over to REF) and on OCL,CPU with OCL failing (OCL takes the open dimensions, so its fault must fail over).
 # usage: control_ort.sh SAFEINFER LIBRARY WORKDIR [SANITIZERS]
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent. Part 2 is
 # skipped for a sanitizer build of the library (it does not load into python3 without preloading its runtime).
@@ -81,6 +81,6 @@ CPU - 0
 REF - 0
 CPU,REF CPU.infer=5 1
 OCL,CPU - 0
-OCL,CPU OCL.infer=3 0
+OCL,CPU OCL.infer=3 1
 LIST
 exit $rc

@@ -7,6 +7,9 @@
  *                                   property is validated; the all-failed message says when
  *   concurrent failovers            with standby=on, fail-back and random faults, no inference of any thread
  *                                   fails while another one's failover is under way (defect 2)
+ *   accuracy_check                  outputs off the reference device's (NRMSE over accuracy_threshold) fail the
+ *                                   active device over (stage accuracy) and the inference gives the reference's
+ *                                   answer; within the threshold nothing moves; the keys are validated
  * The mock-device tests (test_failsafe_mock.c) drive the same defects deterministically at the layer level.
  */
 #include "si_test.h"
@@ -166,6 +169,94 @@ static void test_concurrent_failovers(void) {
     si_compiled_free(cm);
 }
 
+/* Whether cm's report has a submodel that ended on `device`. */
+static bool ended_on(si_compiled *cm, const char *device) {
+    char *json = NULL, want[64];
+    if (si_compiled_report_json(cm, &json)) return false;
+    snprintf(want, sizeof want, "\"device\":\"%s\",\"attempts\"", device);
+    bool yes = strstr(json, want) != NULL;
+    si_free_string(json);
+    return yes;
+}
+
+/* Number of failovers with stage "accuracy" in cm's report, and whether a passing check was recorded. */
+static int accuracy_failovers(si_compiled *cm, bool *passed) {
+    char *json = NULL;
+    int n = 0;
+    *passed = false;
+    if (si_compiled_report_json(cm, &json)) return -1;
+    for (const char *p = json; (p = strstr(p, "\"type\":\"failover\"")); p++) {
+        const char *e = strchr(p, '}');
+        const char *st = strstr(p, "\"stage\":\"accuracy\"");
+        if (st && e && st < e) n++;
+    }
+    *passed = strstr(json, "\"stage\":\"accuracy\",\"status\":\"SI_OK\"") != NULL;
+    si_free_string(json);
+    return n;
+}
+
+static void test_accuracy_check(void) {
+    fprintf(stderr, "accuracy_check\n");
+    /* CPU agrees with REF: checked, nothing moves */
+    si_compiled *cm = compile_kv((const char *const[]){"devices", "CPU,REF", "accuracy_check", "REF", NULL});
+    si_request *rq = NULL;
+    float want[OUT_N];
+    bool passed = false;
+    if (cm && !si_request_create(cm, &rq)) {
+        si_tensor *y = NULL;
+        for (int i = 0; i < 3; i++) {
+            CHECK_OK(si_request_set_input(rq, 0, input));
+            CHECK_OK(si_request_infer(rq));
+        }
+        CHECK_OK(si_request_get_output(rq, 0, &y));
+        if (y && si_tensor_count(y) == OUT_N) memcpy(want, si_tensor_data(y), sizeof want);
+        CHECK(accuracy_failovers(cm, &passed) == 0 && passed);
+        CHECK(ended_on(cm, "CPU") && !ended_on(cm, "REF"));
+    }
+    si_request_free(rq);
+    si_compiled_free(cm);
+    /* CPU's second inference gives NaN: the check against REF fails it over, and that inference gives REF's answer */
+    cm = compile_kv((const char *const[]){"devices", "CPU,REF", "accuracy_check", "REF", "faults", "CPU.infer=2:nan", NULL});
+    rq = NULL;
+    if (cm && !si_request_create(cm, &rq)) {
+        si_tensor *y = NULL;
+        for (int i = 0; i < 2; i++) {
+            CHECK_OK(si_request_set_input(rq, 0, input));
+            CHECK_OK(si_request_infer(rq));
+        }
+        CHECK_OK(si_request_get_output(rq, 0, &y));
+        if (y && si_tensor_count(y) == OUT_N) CHECK_FLOATS(si_tensor_data(y), want, OUT_N);
+        CHECK(accuracy_failovers(cm, &passed) == 1);
+        CHECK(ended_on(cm, "REF"));
+    }
+    si_request_free(rq);
+    si_compiled_free(cm);
+    /* sampling: with accuracy_check_every=4 the NaN of inference 2 is not seen (inferences 1 and 5 are checked) */
+    cm = compile_kv((const char *const[]){"devices", "CPU,REF", "accuracy_check", "REF", "accuracy_check_every", "4",
+                                          "faults", "CPU.infer=2:nan", NULL});
+    rq = NULL;
+    if (cm && !si_request_create(cm, &rq)) {
+        CHECK_OK(si_request_set_input(rq, 0, input));
+        for (int i = 0; i < 3; i++) CHECK_OK(si_request_infer(rq));
+        CHECK(accuracy_failovers(cm, &passed) == 0);
+    }
+    si_request_free(rq);
+    si_compiled_free(cm);
+    /* bad keys: named errors */
+    si_config *cfg = NULL;
+    CHECK_OK(si_config_create(&cfg));
+    CHECK_ERR(si_config_set(cfg, "accuracy_threshold", "-1"), SI_ERR_INVALID_ARG, "accuracy_threshold");
+    CHECK_ERR(si_config_set(cfg, "accuracy_threshold", "nan"), SI_ERR_INVALID_ARG, "accuracy_threshold");
+    CHECK_ERR(si_config_set(cfg, "accuracy_check_every", "0"), SI_ERR_INVALID_ARG, "accuracy_check_every");
+    CHECK_ERR(si_config_set(cfg, "accuracy_check", "GPU"), SI_ERR_INVALID_ARG, "GPU");
+    CHECK_OK(si_config_set(cfg, "devices", "CPU"));
+    CHECK_OK(si_config_set(cfg, "accuracy_check", "REF"));
+    cm = NULL;
+    CHECK_ERR(si_compile(model, cfg, &cm), SI_ERR_INVALID_ARG, "not in the device list");
+    CHECK(cm == NULL);
+    si_config_free(cfg);
+}
+
 int main(void) {
     CHECK_OK(si_model_load(SI_EXAMPLE_MODEL, &model));
     CHECK_OK(si_model_set_dim(model, "batch", BATCH));
@@ -177,6 +268,7 @@ int main(void) {
     test_outputs_after_failure();
     test_recovery();
     test_concurrent_failovers();
+    test_accuracy_check();
     si_tensor_free(input);
     si_model_free(model);
     return test_summary("test_failsafe_api");

@@ -9,6 +9,7 @@
  * includes loading the model and the inputs, not just inference.
  */
 #include "cli.h"
+#include "generate.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +28,7 @@ typedef struct bench_opts {
     const char *shapes[BENCH_MAX_SPECS], *inputs[BENCH_MAX_SPECS];
     int n_shapes, n_inputs;
     int64_t threads, iterations, warmup;
+    int64_t gen_prompt, gen_steps; /* --generate P,N (0: not asked) */
     bool profile;
 } bench_opts;
 
@@ -203,6 +205,19 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "--threads") && has_val) rc = parse_count(a, argv[++i], 1, &o->threads);
         else if (!strcmp(a, "--iterations") && has_val) rc = parse_count(a, argv[++i], 1, &o->iterations);
         else if (!strcmp(a, "--warmup") && has_val) rc = parse_count(a, argv[++i], 0, &o->warmup);
+        else if (!strcmp(a, "--generate") && has_val) {
+            const char *v = argv[++i], *comma = strchr(v, ',');
+            char pbuf[32];
+            if (!comma || (size_t)(comma - v) >= sizeof pbuf) {
+                fprintf(stderr, "safeinfer bench: --generate needs PROMPT,STEPS (e.g. 128,32; got '%s')\n", v);
+                return EXIT_USAGE;
+            }
+            memcpy(pbuf, v, (size_t)(comma - v));
+            pbuf[comma - v] = 0;
+            if ((rc = parse_count("--generate (prompt)", pbuf, 1, &o->gen_prompt)) ||
+                (rc = parse_count("--generate (steps)", comma + 1, 1, &o->gen_steps)))
+                return rc;
+        }
         else if (!strcmp(a, "--shape") && has_val) {
             if (o->n_shapes == BENCH_MAX_SPECS) { fprintf(stderr, "safeinfer bench: too many --shape\n"); return EXIT_USAGE; }
             o->shapes[o->n_shapes++] = argv[++i];
@@ -218,13 +233,104 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
         if (rc) return rc;
     }
     if (!o->model) { usage_cmd(stderr, "bench"); return EXIT_USAGE; }
+    if (o->gen_steps && (o->n_shapes || o->n_inputs)) {
+        fprintf(stderr, "safeinfer bench: --generate makes its own inputs (--shape and --input do not apply)\n");
+        return EXIT_USAGE;
+    }
     return 0;
+}
+
+// --- --generate P,N -----------------------------------------------------------------------------------------
+
+static void gen_print(FILE *f, const bench_opts *o, const gen_result *g, bool json) {
+    double pp = g->prefill_ms > 0 ? (double)o->gen_prompt * 1e3 / g->prefill_ms : NAN;
+    double tg = o->gen_steps > 1 && g->decode_ms > 0 ? (double)(o->gen_steps - 1) * 1e3 / g->decode_ms : NAN;
+    if (!json) {
+        fprintf(f, "safeinfer bench --generate %lld,%lld: %s\n", (long long)o->gen_prompt, (long long)o->gen_steps, o->model);
+        fprintf(f, "  %-22s %s\n", "devices requested", o->devices ? o->devices : "(default)");
+        fprintf(f, "  %-22s %s\n", "devices used", g->devices);
+        fprintf(f, "  %-22s %lld\n", "threads", (long long)o->threads);
+        fprintf(f, "  %-22s %12.3f ms\n", "compile", g->compile_ms);
+        fprintf(f, "  %-22s %12.3f ms   pp%lld %10.2f tokens/s\n", "prefill", g->prefill_ms, (long long)o->gen_prompt, pp);
+        if (o->gen_steps > 1) {
+            fprintf(f, "  %-22s %12.3f ms   tg%lld %10.2f tokens/s\n", "decode", g->decode_ms, (long long)(o->gen_steps - 1), tg);
+            fprintf(f, "  %-22s %12.3f ms (median) %10.3f ms (min)\n", "decode step", g->step_median_ms, g->step_min_ms);
+        }
+        fprintf(f, "  %-22s %12.1f MiB\n", "peak RSS", g->peak_rss_mib);
+        fprintf(f, "  %-22s %lld failovers, %lld retries, %lld failbacks\n", "events", (long long)g->counters.failovers,
+                (long long)g->counters.retries, (long long)g->counters.failbacks);
+        fprintf(f, "  %-22s", "tokens");
+        for (int64_t i = 0; i < o->gen_steps; i++) fprintf(f, " %lld", (long long)g->tokens[i]);
+        fprintf(f, "\n");
+        return;
+    }
+    fprintf(f, "{\n  \"model\": ");
+    json_str(f, o->model);
+    fprintf(f, ",\n  \"devices_requested\": ");
+    if (o->devices) json_str(f, o->devices);
+    else fprintf(f, "null");
+    fprintf(f, ",\n  \"devices\": ");
+    json_str(f, g->devices);
+    fprintf(f, ",\n  \"threads\": %lld,\n  \"prompt\": %lld,\n  \"steps\": %lld,\n  \"tokens\": [", (long long)o->threads,
+            (long long)o->gen_prompt, (long long)o->gen_steps);
+    for (int64_t i = 0; i < o->gen_steps; i++) fprintf(f, i ? ", %lld" : "%lld", (long long)g->tokens[i]);
+    fprintf(f, "],\n");
+    json_num(f, "compile_ms", g->compile_ms, false);
+    json_num(f, "prefill_ms", g->prefill_ms, false);
+    json_num(f, "prefill_tokens_per_s", pp, false);
+    json_num(f, "decode_ms", g->decode_ms, false);
+    json_num(f, "decode_tokens_per_s", tg, false);
+    json_num(f, "decode_step_median_ms", o->gen_steps > 1 ? g->step_median_ms : NAN, false);
+    json_num(f, "decode_step_min_ms", o->gen_steps > 1 ? g->step_min_ms : NAN, false);
+    json_num(f, "peak_rss_mib", g->peak_rss_mib, false);
+    fprintf(f, "  \"failovers\": %lld,\n  \"retries\": %lld,\n  \"failbacks\": %lld,\n  \"report\": %s\n}\n",
+            (long long)g->counters.failovers, (long long)g->counters.retries, (long long)g->counters.failbacks,
+            g->report ? g->report : "null");
+}
+
+static int bench_generate(const bench_opts *o) {
+    FILE *json = NULL;
+    if (o->json && !(json = fopen(o->json, "w"))) {
+        fprintf(stderr, "safeinfer bench: cannot write %s\n", o->json);
+        return 3 + SI_ERR_IO;
+    }
+    si_config *cfg = NULL;
+    char threads[32], err[1024];
+    snprintf(threads, sizeof threads, "%lld", (long long)o->threads);
+    si_result s;
+    if ((s = si_config_create(&cfg)) || (o->devices && (s = si_config_set(cfg, "devices", o->devices))) ||
+        (s = si_config_set(cfg, "threads", threads)) || (o->profile && (s = si_config_set(cfg, "profile", "on")))) {
+        if (json) fclose(json), remove(o->json);
+        si_config_free(cfg);
+        return fail_status(s, "config");
+    }
+    gen_opts go = {.model = o->model, .cfg = cfg, .prompt = o->gen_prompt, .steps = o->gen_steps, .seed = 1};
+    gen_result g;
+    s = gen_run(&go, &g, err, sizeof err);
+    si_config_free(cfg);
+    if (s) {
+        if (json) fclose(json), remove(o->json);
+        fprintf(stderr, "safeinfer bench: %s (%s)\n", err, si_result_str(s));
+        return 3 + (int)s;
+    }
+    gen_print(stdout, o, &g, false);
+    int rc = 0;
+    if (json) {
+        gen_print(json, o, &g, true);
+        if (fclose(json)) {
+            fprintf(stderr, "safeinfer bench: error writing %s\n", o->json);
+            rc = 3 + SI_ERR_IO;
+        }
+    }
+    gen_result_free(&g);
+    return rc;
 }
 
 int cmd_bench(int argc, char **argv) {
     bench_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc;
+    if (o.gen_steps) return bench_generate(&o);
 
     progress pg = {.on = isatty(fileno(stderr)) == 1};
     si_model *m;

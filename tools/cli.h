@@ -71,7 +71,7 @@ int json_int_of(const jval *v, int dflt);
 char *read_text_file(const char *path, char *err, size_t errn);
 
 /* dot.c: `inspect --dot`. Returns 0 or an exit code (message printed). */
-int write_partition_dot(si_model *m, const char *model_path, const char *devices, const char *dot_path,
+int write_partition_dot(si_model *m, const char *model_path, const char *devices, const char *avoid, const char *dot_path,
                         const char *report_path);
 
 int cmd_check(int argc, char **argv);

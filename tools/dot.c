@@ -229,7 +229,7 @@ static void write_dot(FILE *f, const jval *part, const jval *rep, const char *mo
     fputs("}\n", f);
 }
 
-int write_partition_dot(si_model *m, const char *model_path, const char *devices, const char *dot_path,
+int write_partition_dot(si_model *m, const char *model_path, const char *devices, const char *avoid, const char *dot_path,
                         const char *report_path) {
     si_config *cfg = NULL;
     char *json = NULL, *rep_text = NULL, err[1024];
@@ -237,7 +237,7 @@ int write_partition_dot(si_model *m, const char *model_path, const char *devices
     int rc = 0;
     si_result s;
     if ((s = si_config_create(&cfg)) || (devices && (s = si_config_set(cfg, "devices", devices))) ||
-        (s = si_model_partition_json(m, cfg, &json))) {
+        (avoid && (s = si_config_set(cfg, "avoid", avoid))) || (s = si_model_partition_json(m, cfg, &json))) {
         rc = fail_status(s, "partition");
         goto out;
     }

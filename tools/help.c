@@ -33,7 +33,7 @@ static const command_help commands[] = {
      "Failover events are printed as they happen, then a one-line summary. Every configuration key is also\n"
      "a flag (KEY with '-' for '_'):\n"},
     {"inspect",
-     "inspect MODEL [--devices LIST] [--shape NAME=DIMS|DIM=N]... [--dot FILE.dot [--report FILE.json]]",
+     "inspect MODEL [--devices LIST [--avoid RULES]] [--shape NAME=DIMS|DIM=N]... [--dot FILE.dot [--report FILE.json]]",
      "Print the model's inputs, outputs, opsets, op histogram and parameters. With --devices, the submodels\n"
      "it is cut into: their device and fallbacks, their ops, the tensors that cross between them, and why\n"
      "nodes did not go to earlier devices (nothing is compiled).\n"
@@ -41,7 +41,8 @@ static const command_help commands[] = {
      "                        device, fallbacks in its label, the tensors that cross between submodels on the\n"
      "                        edges (render: dot -Tsvg FILE.dot -o FILE.svg)\n"
      "  --report FILE.json    with --dot: overlay a `run --report` file (the device each submodel ended on,\n"
-     "                        its failovers)\n"},
+     "                        its failovers)\n"
+     "  --avoid RULES         placement rules as the configuration key avoid (Op:Softmax/OCL,Node:NAME/OCL)\n"},
     {"check-onnx",
      "check-onnx PATH... [--devices LIST] [--filter REGEX] [--json FILE] [--rtol X] [--atol X]",
      "Run ONNX backend test cases (folders with model.onnx and test_data_set_N/, or light_X.onnx with\n"
@@ -55,14 +56,21 @@ static const command_help commands[] = {
      "Exit status 1 when any differs or none is found.\n"},
     {"bench",
      "bench MODEL [--devices LIST] [--threads N] [--iterations N] [--warmup N] [--shape ...]...\n"
-     "            [--input NAME=FILE.npy|random[:SEED]]... [--json FILE] [--profile]",
+     "            [--input NAME=FILE.npy|random[:SEED]]... [--json FILE] [--profile]\n"
+     "       bench MODEL --generate P,N [--devices LIST] [--threads N] [--json FILE]",
      "Time compile, the first inference, then --warmup (3) untimed and --iterations (20) timed runs; print\n"
      "median / p90 / min latency, throughput, peak RSS and the devices used (threads 1).\n"
      "  --profile   also time each step the devices run (compile property profile=on) and print them sorted\n"
      "              by time: the ONNX nodes a step covers, device, kernel (oneDNN's implementation name,\n"
      "              own:NAME for the CPU device's own kernels, reference), calls, total and mean time, share;\n"
      "              a warning when reference kernels take more than 5% of a device's steps. --json gets it as\n"
-     "              \"profile\". The latencies then include the step timing.\n"},
+     "              \"profile\". The latencies then include the step timing.\n"
+     "  --generate P,N  for a decoder with a KV cache (inputs input_ids, attention_mask, [position_ids,]\n"
+     "              past_key_values.*; outputs logits, present.*, the Hugging Face / GenAI naming): compile it\n"
+     "              once with its dimensions open, prefill a prompt of P tokens (from a fixed generator) over an\n"
+     "              empty cache, then greedy-decode to N tokens feeding the presents back; print prefill and\n"
+     "              decode tokens/s (pp and tg, as llama-bench), the decode step's median and min, compile time,\n"
+     "              peak RSS, failover events and the tokens. --json adds the compiled model's report.\n"},
     {"config",
      "config --list [--markdown]",
      "List the configuration keys (compile properties; `run` takes each as a flag): what each takes, its\n"

@@ -281,10 +281,11 @@ static void print_info(const char *kind, const si_value_info *v) {
 }
 
 static int cmd_inspect(int argc, char **argv) {
-    const char *path = NULL, *devices = NULL, *shapes[64], *dot = NULL, *report = NULL;
+    const char *path = NULL, *devices = NULL, *shapes[64], *dot = NULL, *report = NULL, *avoid = NULL;
     int n_shapes = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
+        else if (!strcmp(argv[i], "--avoid") && i + 1 < argc) avoid = argv[++i];
         else if (!strcmp(argv[i], "--dot") && i + 1 < argc) dot = argv[++i];
         else if (!strcmp(argv[i], "--report") && i + 1 < argc) report = argv[++i];
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc && n_shapes < 64) shapes[n_shapes++] = argv[++i];
@@ -345,7 +346,7 @@ static int cmd_inspect(int argc, char **argv) {
         si_config *cfg = NULL;
         char *text = NULL;
         if ((s = si_config_create(&cfg)) || (s = si_config_set(cfg, "devices", devices)) ||
-            (s = si_model_partition_text(m, cfg, &text))) {
+            (avoid && (s = si_config_set(cfg, "avoid", avoid))) || (s = si_model_partition_text(m, cfg, &text))) {
             si_config_free(cfg);
             si_model_free(m);
             return fail_status(s, "partition");
@@ -354,7 +355,7 @@ static int cmd_inspect(int argc, char **argv) {
         si_free_string(text);
         si_config_free(cfg);
     }
-    int rc = dot ? write_partition_dot(m, path, devices, dot, report) : 0;
+    int rc = dot ? write_partition_dot(m, path, devices, avoid, dot, report) : 0;
     si_model_free(m);
     return rc;
 }

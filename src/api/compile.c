@@ -38,6 +38,7 @@ static void device_set_free(void *arg) {
         si_isolate_free(ds->proxies[i]); /* stops and reaps its helper process */
     }
     si_fault_spec_free(ds->faults);
+    si_avoid_free(ds->avoid);
     si_free(ds);
 }
 
@@ -238,6 +239,7 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     c->ds->isolate = cfg ? si_config_get(cfg, "isolate") : NULL; /* these are not looked up here */
     si_budget_init(&c->budget, (int64_t)cv.max_memory_mb << 20); /* max_memory_mb: charged from here on */
     if ((st = si_devices_parse(si_config_devices(cfg), c->ds))) goto fail;
+    if ((st = si_avoid_parse(cfg ? si_config_get(cfg, "avoid") : NULL, &c->ds->avoid))) goto fail;
     char (*names)[64] = c->ds->names;
     /* options for the devices: a copy of the config's properties */
     for (int i = 0; cfg && i < cfg->n; i++) {
@@ -279,6 +281,17 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     c->sink->cleanup = compiled_release;
     c->sink->cleanup_arg = c;
     c->policy = cv.policy;
+    const char *acc = cfg ? si_config_get(cfg, "accuracy_check") : NULL;
+    if (acc && *acc) {
+        char canon[64];
+        if ((st = si_device_name_check(acc, canon, sizeof canon))) goto fail;
+        for (int i = 0; i < c->ds->n; i++)
+            if (!strcmp(names[i], canon)) c->policy.acc_device = i, c->policy.acc_check = true;
+        if (!c->policy.acc_check) {
+            st = si_err(SI_ERR_INVALID_ARG, "accuracy_check: %s is not in the device list (%s)", acc, si_config_devices(cfg));
+            goto fail;
+        }
+    }
     c->strict = cv.strict;
     c->loop_max_iterations = cv.loop_max_iterations;
     /* the graph: shapes, then everything else per scope */
@@ -339,7 +352,7 @@ static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     const char *path = sc->path;
     si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
     if (st) return *path ? si_err_wrap(st, "%s", path) : st;
-    if ((st = si_partition_graph(g, c->ds->devs, c->ds->n, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
+    if ((st = si_partition_graph_avoid(g, c->ds->devs, c->ds->n, c->ds->avoid, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
     si_partition *p = sc->part;
     char (*names)[64] = c->ds->names;
     sc->base = c->n_subs;

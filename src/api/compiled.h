@@ -10,6 +10,7 @@
 #include "device/faulty/faulty.h"
 #include "failsafe/events.h"
 #include "partition/partition.h"
+#include "partition/partition.h"
 
 /* What a submodel's factory needs: borrowed from the compiled model, which outlives every call. */
 typedef struct factory_ctx {
@@ -52,6 +53,7 @@ typedef struct device_set {
     si_device *wrappers[SI_MAX_DEVICES]; /* fault wrappers to free (NULL where none) */
     si_device *proxies[SI_MAX_DEVICES];  /* isolated devices' proxies to free (NULL where none) */
     si_fault_spec *faults;
+    si_avoid *avoid;                     /* placement rules (config "avoid"), NULL when none */
 } device_set;
 
 /* What device calls read (the devices and fault wrappers, the submodel graphs, the options, the factory

@@ -14,6 +14,7 @@
 #include "device/faulty/faulty.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@ typedef enum cfg_type {
     CFG_ONOFF,   /* on|off (also 1|0, true|false) */
     CFG_CHOICE,  /* one of choices[] */
     CFG_NAMES,   /* device names, comma separated (si_device_name_check; nothing looked up) */
+    CFG_AVOID,   /* placement rules (si_avoid_parse) */
+    CFG_FLOAT,   /* a finite decimal number in [lo, hi] */
 } cfg_type;
 
 typedef struct cfg_choice {
@@ -48,6 +51,7 @@ typedef struct si_cfg_key {
 
 #define FIELD_INT(m) offsetof(si_cfg_values, m), 'i'
 #define FIELD_BOOL(m) offsetof(si_cfg_values, m), 'b'
+#define FIELD_DBL(m) offsetof(si_cfg_values, m), 'd'
 #define NO_FIELD -1, 0
 #define MS_MAX 86400000L
 #define STR_(x) #x
@@ -104,6 +108,24 @@ static const si_cfg_key si_cfg_keys[] = {
     {"loop_max_iterations", CFG_INT, 0, 2147483647L, NULL, "0..2147483647", "1000000", FIELD_INT(loop_max_iterations),
      "a Loop node that runs more iterations than this in one inference fails with an error naming it, rather "
      "than running on for ever (a trip count of 2^63-1 with a condition that stays true); 0: no limit"},
+    {"accuracy_check", CFG_NAMES, 0, 0, NULL, "DEVICE", "", NO_FIELD,
+     "a device of the list whose outputs are the reference: on sampled inferences of a submodel that runs on "
+     "another device (and that this device can run too), the same inputs run on it, and when an output's NRMSE "
+     "(RMS of the differences over the reference's range) exceeds accuracy_threshold the active device counts as "
+     "failed (stage accuracy): the submodel fails over and the inference is re-run"},
+    {"accuracy_threshold", CFG_FLOAT, 0, 1000000000L, NULL, "X >= 0", "0.02", FIELD_DBL(policy.acc_threshold),
+     "the NRMSE above which accuracy_check fails a device"},
+    {"accuracy_check_every", CFG_INT, 1, 1000000, NULL, "1..1000000", "1", FIELD_INT(policy.acc_every),
+     "accuracy_check samples every N-th inference of a submodel (1: every one)"},
+    {"avoid", CFG_AVOID, 0, 0, NULL, "RULES", "", NO_FIELD,
+     "keep ops or nodes off a device: Op:OPTYPE/DEVICE or Node:NAME/DEVICE, comma separated (e.g. "
+     "Op:Softmax/OCL,Op:GroupQueryAttention/OCL); the nodes go to the next device of the list that runs them, "
+     "and the device is not their failover candidate"},
+    {"plan_cache", CFG_INT, 1, 1024, NULL, "1..1024", "8", NO_FIELD,
+     "a device that plans per set of input shapes (OCL, CPU) keeps this many recent plans per compiled model; a "
+     "model compiled with open dimensions plans each new set of input shapes at its first inference, and the "
+     "least recently used plan that no request is bound to is dropped beyond this many. The weights are not "
+     "part of a plan: they are uploaded (packed) once per compiled model"},
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
@@ -188,12 +210,27 @@ static si_result check_value(const si_cfg_key *k, const char *value, long *num) 
         }
         return SI_OK;
     }
+    case CFG_AVOID: {
+        si_avoid *a;
+        si_result s = si_avoid_parse(value, &a);
+        si_avoid_free(a);
+        return s;
+    }
     case CFG_FAULTS: {
         if (!*value) return SI_OK; /* none */
         si_fault_spec *fs;
         si_result s = si_fault_spec_parse(value, &fs);
         if (!s) si_fault_spec_free(fs);
         return s;
+    }
+    case CFG_FLOAT: {
+        char *end = NULL;
+        errno = 0;
+        double d = *value ? strtod(value, &end) : NAN;
+        if (!end || *end || errno || !isfinite(d) || d < (double)k->lo || d > (double)k->hi)
+            return si_err(SI_ERR_INVALID_ARG, "%s: '%s' is not a number in %ld..%ld", k->name, value, k->lo, k->hi);
+        *num = 0;
+        return SI_OK;
     }
     case CFG_INT:
         if (!parse_long(value, k->lo, k->hi, num))
@@ -234,6 +271,7 @@ si_result si_cfg_fill(const si_config *cfg, si_cfg_values *out) {
         if (s) return s;
         char *dst = (char *)out + k->field;
         if (k->field_kind == 'b') *(bool *)dst = num != 0;
+        else if (k->field_kind == 'd') *(double *)dst = strtod(v ? v : k->dflt, NULL); /* checked above */
         else *(int *)dst = (int)num;
     }
     return SI_OK;

@@ -16,6 +16,7 @@ typedef struct plan {
 static void plan_free(plan *pl) {
     si_partition_free(pl->p);
     si_graph_free(pl->g);
+    if (pl->ds) si_avoid_free(pl->ds->avoid);
     si_free(pl->ds);
 }
 
@@ -30,9 +31,10 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     si_budget budget;
     si_budget_init(&budget, (int64_t)cv.max_memory_mb << 20);
     si_budget *prev = si_budget_enter(&budget);
-    if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_graph_clone(m->g, &pl->g)) ||
+    if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_avoid_parse(cfg ? si_config_get(cfg, "avoid") : NULL, &pl->ds->avoid)) ||
+        (st = si_graph_clone(m->g, &pl->g)) ||
         (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
-        (st = si_partition_graph(pl->g, pl->ds->devs, pl->ds->n, &pl->p)))
+        (st = si_partition_graph_avoid(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, &pl->p)))
         plan_free(pl);
     si_budget_leave(prev);
     si_budget_destroy(&budget);

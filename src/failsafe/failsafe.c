@@ -47,8 +47,8 @@
 
 // --- stages and the failure decision ------------------------------------------------------------------------
 
-typedef enum { STAGE_COMPILE, STAGE_CREATE, STAGE_INFER, STAGE_CHECK, STAGE_PROBE, STAGE_QUARANTINE, STAGE_RECOVERY } fs_stage;
-static const char *const stage_names[] = {"compile", "create", "infer", "check", "probe", "quarantine", "recovery"};
+typedef enum { STAGE_COMPILE, STAGE_CREATE, STAGE_INFER, STAGE_CHECK, STAGE_PROBE, STAGE_QUARANTINE, STAGE_RECOVERY, STAGE_ACCURACY } fs_stage;
+static const char *const stage_names[] = {"compile", "create", "infer", "check", "probe", "quarantine", "recovery", "accuracy"};
 
 typedef enum {
     ACT_RETURN,  /* the caller's mistake: return it as it is */
@@ -124,6 +124,10 @@ typedef struct fs_model {
     int failed_rounds;    /* every candidate failed this many times since the last successful inference */
     double retry_at_ms;   /* (si_mono_ms) when every candidate has failed: the next recovery round */
     _Atomic bool recovering; /* a recovery round or fail-back activated a device; no inference succeeded since */
+    int acc_pos;          /* accuracy check: the reference device's candidate position, -1 when none */
+    fs_gen *acc_ref;      /* its compiled model, made by the first check (under mu) */
+    _Atomic long acc_count; /* inferences that could be sampled */
+    _Atomic bool acc_logged; /* a passing check was recorded (only the first is: the log keeps failures) */
 } fs_model;
 
 static fs_model *model_ref(fs_model *m) {
@@ -135,6 +139,7 @@ static void model_unref(fs_model *m) {
     if (atomic_fetch_sub(&m->refs, 1) != 1) return;
     gen_unref(m->active);
     gen_unref(m->standby);
+    gen_unref(m->acc_ref);
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
     si_free(m->fail_msg);
     si_free(m->probe_in);
@@ -903,6 +908,71 @@ static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
     }
 }
 
+/* NRMSE of output t against the reference ref: the RMS of the differences over the reference's range (max - min;
+ * its largest magnitude when that is 0; 1 when both are 0). Shapes that differ: +inf. */
+static double nrmse(const si_tensor *t, const si_tensor *ref) {
+    if (t->dtype != ref->dtype || t->ndim != ref->ndim) return INFINITY;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->dims[d] != ref->dims[d]) return INFINITY;
+    int64_t n = si_shape_count(t->ndim, t->dims);
+    if (n == 0) return 0;
+    double sq = 0, lo = INFINITY, hi = -INFINITY, mag = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = si_load_f64(t->dtype, t->data, i), b = si_load_f64(ref->dtype, ref->data, i);
+        sq += (a - b) * (a - b);
+        lo = fmin(lo, b), hi = fmax(hi, b), mag = fmax(mag, fabs(b));
+    }
+    double range = hi - lo > 0 ? hi - lo : mag > 0 ? mag : 1;
+    double e = sqrt(sq / (double)n) / range;
+    return isnan(e) ? INFINITY : e;
+}
+
+/* accuracy_check: run r's inputs on the reference device and compare r->inner's outputs with its. True when the
+ * active device's outputs are out of bounds (why says by how much); false when they are within, or when the
+ * reference cannot say (its compile or inference failed: recorded as an attempt). */
+static bool accuracy_breach(fs_model *m, fs_req *r, si_error *why) {
+    pthread_mutex_lock(&m->mu);
+    fs_gen *ref = gen_ref(m->acc_ref);
+    pthread_mutex_unlock(&m->mu);
+    if (!ref) {
+        si_result cst = compile_at(m, m->acc_pos, &ref);
+        if (cst) {
+            si_sink_attempt(m->sink, m->submodel, m->cand[m->acc_pos], stage_names[STAGE_ACCURACY], cst, si_last_error());
+            return false;
+        }
+        pthread_mutex_lock(&m->mu);
+        if (!m->acc_ref) m->acc_ref = gen_ref(ref);
+        if (!m->standby && m->standby_busy_pos < 0) m->standby = gen_ref(ref); /* a failover to it reuses this compile */
+        pthread_mutex_unlock(&m->mu);
+    }
+    si_ireq *q = NULL;
+    si_result st = ref->cm->iface->create_request(ref->cm, &q);
+    for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->base.bound[i]);
+    if (!st) st = q->iface->infer(q);
+    double worst = 0;
+    int worst_k = -1;
+    for (int k = 0; !st && k < m->base.n_outputs; k++) {
+        si_tensor *a, *b;
+        if ((st = r->inner->iface->get_output(r->inner, k, &a)) || (st = q->iface->get_output(q, k, &b))) break;
+        double e = nrmse(a, b);
+        if (e > worst || worst_k < 0) worst = e, worst_k = k;
+    }
+    bool breach = !st && worst > m->pol.acc_threshold;
+    char msg[256];
+    if (!st)
+        snprintf(msg, sizeof msg, "NRMSE %.3g against %s%s%s (threshold %.3g)", worst, dev_name(m, m->acc_pos), worst_k >= 0 ? " on output " : "",
+                 worst_k >= 0 ? m->out_ports[worst_k].name : "", m->pol.acc_threshold);
+    if (st || breach || !atomic_exchange(&m->acc_logged, true))
+        si_sink_attempt(m->sink, m->submodel, m->cand[m->acc_pos], stage_names[STAGE_ACCURACY], st, st ? si_last_error() : msg);
+    if (q) q->iface->free(q);
+    gen_unref(ref);
+    if (breach) {
+        why->status = SI_ERR_DEVICE;
+        snprintf(why->msg, sizeof why->msg, "outputs off the reference: %s", msg);
+    }
+    return breach;
+}
+
 static void remember_shapes(fs_model *m, fs_req *r) {
     if (m->pol.failback_ms <= 0) return;
     pthread_mutex_lock(&m->mu);
@@ -947,6 +1017,15 @@ static fs_step infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left, 
             (void)decide(STAGE_CHECK, why.status, false, NULL, &q); /* a rejected output fails over */
             failover_from(m, g, STAGE_CHECK, &why, q, false);
             return STEP_AGAIN;
+        }
+        if (m->acc_pos >= 0 && g->pos != m->acc_pos && atomic_fetch_add(&m->acc_count, 1) % m->pol.acc_every == 0) {
+            si_error why = {.status = SI_ERR_DEVICE};
+            if (accuracy_breach(m, r, &why)) {
+                bool q;
+                (void)decide(STAGE_ACCURACY, why.status, false, NULL, &q); /* an inaccurate device fails over */
+                failover_from(m, g, STAGE_ACCURACY, &why, q, false);
+                return STEP_AGAIN;
+            }
         }
         st = copies_outputs(m) ? copy_outputs(m, r) : view_outputs(m, r);
         if (!st) {
@@ -1158,6 +1237,10 @@ si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     if (!m->cand || !m->fail_msg || !m->device_desc) { fs_model_free(&m->base); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     memcpy(m->cand, d->candidates, sizeof(int) * (size_t)m->n);
     m->base.device = m->device_desc;
+    m->acc_pos = -1;
+    for (int p = 0; p < m->n && m->pol.acc_check; p++)
+        if (m->cand[p] == m->pol.acc_device) m->acc_pos = p;
+    if (m->pol.acc_every < 1) m->pol.acc_every = 1;
     /* compile on the first candidate that takes it */
     pthread_mutex_lock(&m->mu);
     m->switching = true;

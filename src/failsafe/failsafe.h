@@ -37,6 +37,13 @@ typedef struct si_failsafe_policy {
                            * recovery_ms later tries them all again (the wait doubles with each fruitless
                            * round, up to 64x; an inference that works resets it), and a watchdog timeout
                            * quarantines for recovery_ms (doubling per timeout of that device, up to 64x) */
+    bool acc_check;       /* accuracy check (zero-initialised policies have none) */
+    int acc_device;       /* acc_check: the device index whose outputs are the reference. On sampled
+                           * inferences on another candidate, the same inputs run on it and an output whose NRMSE
+                           * (RMS difference over the reference's range) exceeds acc_threshold is a failure of the
+                           * active device (stage "accuracy"): fail over, re-run. Not a candidate: no check */
+    double acc_threshold;
+    int acc_every;        /* check every acc_every-th inference of the submodel (>= 1) */
 } si_failsafe_policy;
 
 /* The compile property recovery_ms when it is not set. */

@@ -134,7 +134,72 @@ fail_keep:
     return st;
 }
 
+// --- placement rules ------------------------------------------------------------------------------------------
+
+void si_avoid_free(si_avoid *a) {
+    if (!a) return;
+    si_free(a->rules);
+    si_free(a);
+}
+
+si_result si_avoid_parse(const char *spec, si_avoid **out) {
+    *out = NULL;
+    if (!spec || !*spec) return SI_OK;
+    si_avoid *a = si_calloc(1, sizeof *a);
+    size_t cap = 1;
+    for (const char *q = spec; *q; q++) cap += *q == ',';
+    if (!a || !(a->rules = si_calloc(cap, sizeof *a->rules))) {
+        si_avoid_free(a);
+        return si_err(SI_ERR_NO_MEM, "out of memory");
+    }
+    for (const char *p = spec;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char entry[256];
+        if (!len || len >= sizeof entry) {
+            si_avoid_free(a);
+            return si_err(SI_ERR_INVALID_ARG, "avoid '%s': an empty or too long entry (KIND:NAME/DEVICE, e.g. Op:Softmax/OCL)", spec);
+        }
+        memcpy(entry, p, len);
+        entry[len] = 0;
+        struct si_avoid_rule *r = &a->rules[a->n];
+        const char *colon = strchr(entry, ':'), *slash = strrchr(entry, '/');
+        size_t kl = colon ? (size_t)(colon - entry) : 0;
+        r->node = colon && kl == 4 && !strncmp(entry, "Node", 4);
+        bool op = colon && kl == 2 && !strncmp(entry, "Op", 2);
+        size_t nl = colon && slash > colon ? (size_t)(slash - colon - 1) : 0;
+        char canon[64];
+        if ((!op && !r->node) || !nl || nl >= sizeof r->name || !slash[1] || si_device_name_check(slash + 1, canon, sizeof canon)) {
+            si_avoid_free(a);
+            return si_err(SI_ERR_INVALID_ARG, "avoid: entry '%s' is not Op:OPTYPE/DEVICE or Node:NAME/DEVICE (a device as in the list: OCL, OCL.1, CPU, REF)",
+                          entry);
+        }
+        memcpy(r->name, colon + 1, nl);
+        r->name[nl] = 0;
+        snprintf(r->device, sizeof r->device, "%s", canon);
+        a->n++;
+        if (!e) break;
+        p = e + 1;
+    }
+    *out = a;
+    return SI_OK;
+}
+
+/* The rule that keeps node n off device `dev`, or NULL. */
+static const struct si_avoid_rule *avoided(const si_avoid *a, const si_node *n, const char *dev) {
+    for (int i = 0; a && i < a->n; i++) {
+        const struct si_avoid_rule *r = &a->rules[i];
+        if (strcmp(r->device, dev)) continue;
+        if (r->node ? (n->name && !strcmp(n->name, r->name)) : !strcmp(n->op_type, r->name)) return r;
+    }
+    return NULL;
+}
+
 si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
+    return si_partition_graph_avoid(g, devs, n_devs, NULL, out);
+}
+
+si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, si_partition **out) {
     *out = NULL;
     _Static_assert(SI_MAX_DEVICES <= 64, "si_submodel.capable is a 64-bit mask");
     if (n_devs < 1 || n_devs > SI_MAX_DEVICES)
@@ -161,7 +226,9 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
         }
         char reasons[2048] = "";
         for (int d = 0; d < n_devs; d++) {
-            si_result s = devs[d]->iface->supports_op(devs[d], g, n);
+            const struct si_avoid_rule *r = avoided(avoid, n, devs[d]->name);
+            si_result s = r ? si_err(SI_ERR_UNSUPPORTED, "kept off by avoid=%s:%s/%s", r->node ? "Node" : "Op", r->name, r->device)
+                            : devs[d]->iface->supports_op(devs[d], g, n);
             if (s == SI_OK) {
                 accepts[i] |= 1ull << d;
                 if (dev[i] < 0) dev[i] = d;

@@ -38,6 +38,24 @@ typedef struct si_partition {
  * are left out (they were folded); nodes with subgraphs become host submodels (above), devices are not asked. Errors: UNSUPPORTED naming a node no device accepts and every device's
  * reason; NO_MEM. */
 si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out);
+
+/* Placement rules (config key `avoid`): keep ops or nodes off a device. "Op:Softmax/OCL,Node:attn_3/OCL": an
+ * entry is KIND:NAME/DEVICE with KIND Op (an op type, any domain) or Node (a node name); the device named (as
+ * in the device list) does not get the nodes the entry matches, as if it did not support them (they go to the
+ * next device of the list that does, and the device is not their failover candidate). */
+typedef struct si_avoid {
+    int n;
+    struct si_avoid_rule {
+        bool node;        /* Node: (else Op:) */
+        char name[128];   /* op type or node name */
+        char device[64];  /* canonical device name */
+    } *rules;
+} si_avoid;
+/* Parse an avoid spec ("" or NULL: no rules; *out NULL). Errors: INVALID_ARG naming the entry; NO_MEM. */
+si_result si_avoid_parse(const char *spec, si_avoid **out);
+void si_avoid_free(si_avoid *a);
+/* si_partition_graph with placement rules (NULL: none). */
+si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, si_partition **out);
 void si_partition_free(si_partition *p);
 
 #endif

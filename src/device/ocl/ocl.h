@@ -13,6 +13,7 @@
 #include "device/device.h"
 
 #include <CL/cl.h>
+#include <stdatomic.h>
 
 /* The kernel source, one line per string (kernels.cl, embedded). */
 extern const char *const si_ocl_kernel_lines[];
@@ -100,5 +101,35 @@ si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) SI_PRINT
 /* Map an OpenCL error code to a status and message ("out of device memory", "device not available"). */
 si_result ocl_cl_err(cl_int err, const char *what);
 const char *ocl_cl_err_name(cl_int err);
+
+// --- devices and programs (ocl.c) ---------------------------------------------------------------------------
+
+typedef struct ocl_dev {
+    si_device base;
+    char name[16];     /* "OCL", "OCL.1" */
+    cl_device_id id;
+    cl_device_type type;
+    char desc[192];    /* "pthread-skylake-avx512 (Portable Computing Language)" */
+    cl_bool compiler;
+    ocl_caps caps;
+    char build_opts[96];
+    int c_version;     /* OpenCL C version of the device's compiler, e.g. 120 */
+    cl_context ctx;    /* created by the first compile, under g_lock; never released (process singleton) */
+    bool pocl;         /* a PoCL platform: first inferences of compiled models run alone (see below) */
+} ocl_dev;
+
+/* The device's context, created by its first compile. */
+si_result ocl_dev_context(ocl_dev *d, cl_context *out);
+/* The kernel program for the device and build options ("ocl.build_options"), built once and shared. */
+si_result ocl_build_program(ocl_dev *d, cl_context ctx, const si_options *opts, cl_program *prog);
+/* PoCL: around each inference of a plan whose flag is *warm; true from enter: it runs alone. `ran`: every
+ * step ran, so the plan is warm from now on (see "PoCL's kernel cache" in ocl.c). */
+bool ocl_gate_enter(const atomic_bool *warm);
+void ocl_gate_leave(bool alone, atomic_bool *warm, bool ran);
+
+// --- compiled models (ocl_model.c) --------------------------------------------------------------------------
+
+si_result ocl_supports_op(const si_device *d, const si_graph *g, const si_node *n);
+si_result ocl_compile(si_device *d, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out);
 
 #endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# LLM generation against ONNX Runtime: decoders written by models/llm.py (the plain-ONNX form, the GenAI form with
+# int4 MatMulNBits + GroupQueryAttention + SkipSimplifiedLayerNormalization, and the GenAI form with MoE layers),
+# each compiled once with its dimensions open and run by `safeinfer bench MODEL --generate P,N`: a prompt prefilled
+# over an empty KV cache, then greedy decoding with the presents fed back. The tokens must equal ONNX Runtime's
+# (models/ort_generate.js, the same prompt) on CPU, on OCL,CPU, and on OCL,CPU with OCL failing mid-generation
+# (SAFEINFER_FAULTS=OCL.infer=4: the run must report a failover and still give the same tokens).
+# usage: generate_ort.sh SAFEINFER WORKDIR
+# Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
+set -u
+bin=$1 work=$2
+here=$(cd "$(dirname "$0")/.." && pwd)
+py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
+if ! command -v node >/dev/null; then echo "SKIP: node not installed"; exit 77; fi
+: "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
+export ORT_NODE_MODULES
+if [ ! -d "$ORT_NODE_MODULES/onnxruntime-node" ]; then
+  echo "SKIP: onnxruntime-node not found at $ORT_NODE_MODULES (npm install --ignore-scripts onnxruntime-node --prefix build/ort)"
+  exit 77
+fi
+rm -rf "$work"
+mkdir -p "$work"
+geom=(--layers 2 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)
+"$py" "$here/models/llm.py" "$work/plain.onnx" "${geom[@]}" >/dev/null || { echo "FAIL: models/llm.py plain"; exit 1; }
+"$py" "$here/models/llm.py" "$work/genai.onnx" --form genai --zero-points "${geom[@]}" >/dev/null || { echo "FAIL: models/llm.py genai"; exit 1; }
+"$py" "$here/models/llm.py" "$work/moe.onnx" --form genai --moe --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
+  { echo "FAIL: models/llm.py genai --moe"; exit 1; }
+P=12 N=8
+ocl=1
+"$bin" run "$here/examples/tiny_cnn.onnx" --devices OCL --shape batch=1 >/dev/null 2>&1 || { ocl=0; echo "no OCL device: the OCL,CPU rows are skipped"; }
+field() { "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d[sys.argv[2]])' "$1" "$2"; }
+rc=0
+for model in plain genai moe; do
+  ort=$(node "$here/models/ort_generate.js" "$work/$model.onnx" $P $N | tail -1) || { echo "FAIL: ort_generate.js $model: $ort"; rc=1; continue; }
+  want=$(echo "$ort" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["tokens"])')
+  echo "$model: ONNX Runtime $want"
+  while read -r devices faults need_failover; do
+    [ $ocl = 1 ] || [ "$devices" = CPU ] || continue
+    json="$work/$model-$devices-$faults.json"
+    if [ "$faults" = - ]; then
+      out=$("$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --json "$json" 2>&1)
+    else
+      out=$(SAFEINFER_FAULTS=$faults "$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --json "$json" 2>&1)
+    fi
+    if [ $? -ne 0 ]; then echo "FAIL: $model on $devices ($faults): $out"; rc=1; continue; fi
+    got=$(field "$json" tokens) fo=$(field "$json" failovers)
+    if [ "$got" != "$want" ]; then
+      echo "FAIL: $model on $devices ($faults): tokens $got"; rc=1
+    elif [ "$need_failover" = 1 ] && [ "$fo" -lt 1 ]; then
+      echo "FAIL: $model on $devices ($faults): no failover"; rc=1
+    else
+      echo "ok   $model on $devices ($faults): $fo failover(s), $(echo "$out" | grep -E '^  (prefill|decode) ' | tr -s ' ' | tr '\n' ';')"
+    fi
+  done <<'LIST'
+CPU - 0
+OCL,CPU - 0
+OCL,CPU OCL.infer=4 1
+LIST
+done
+# not a decoder: a named error, no crash
+out=$("$bin" bench "$here/examples/tiny_cnn.onnx" --generate 4,2 2>&1)
+if [ $? -lt 3 ] || ! echo "$out" | grep -q "logits"; then echo "FAIL: --generate on a CNN: $out"; rc=1; else echo "ok   --generate on a CNN: $out"; fi
+exit $rc
