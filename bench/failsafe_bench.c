@@ -12,6 +12,8 @@
  *       latency of the inference that hits an injected OCL.infer fault, with standby=on and off, against a
  *       normal inference and a compile on the fallback device.
  */
+#define BENCH_NAME "failsafe_bench"
+#include "bench.h"
 #include "safeinfer.h"
 
 #include <math.h>
@@ -20,22 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "failsafe_bench: %s: %s\n", what, si_last_error());
-    exit(1);
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* A one-node model (Add) serialized by hand: ModelProto{ir_version 8, opset 13, graph{node Add(a,b)->c}}. */
 static size_t put_varint(unsigned char *p, uint64_t v) {
@@ -79,6 +65,50 @@ static size_t one_node_model(unsigned char *out, int64_t elems) {
     return n;
 }
 
+/* The best of 5 rounds of iters inferences on rq, in nanoseconds per inference. */
+static double best_ns(si_request *rq, long iters) {
+    double best = INFINITY;
+    for (int round = 0; round < 5; round++) {
+        double t0 = now_ms();
+        for (long i = 0; i < iters; i++)
+            if (si_request_infer(rq)) die("infer");
+        best = fmin(best, (now_ms() - t0) * 1e6 / (double)iters);
+    }
+    return best;
+}
+
+/* Zero inputs of the model's declared shapes, bound to rq; *nin their count, *bytes (when given) their size. */
+static si_tensor **zero_inputs(si_model *m, si_compiled *cm, si_request *rq, int *nin, size_t *bytes) {
+    *nin = si_compiled_num_inputs(cm);
+    si_tensor **ins = calloc((size_t)*nin, sizeof *ins);
+    for (int i = 0; i < *nin; i++) {
+        si_value_info vi;
+        if (si_model_input_info(m, i, &vi) || si_tensor_create(vi.dtype, vi.ndim, vi.dims, &ins[i])) die("input");
+        if (si_request_set_input(rq, i, ins[i])) die("input");
+        if (bytes) *bytes += si_tensor_nbytes(ins[i]);
+    }
+    return ins;
+}
+
+static void free_run(si_tensor **ins, int nin, si_request *rq, si_compiled *cm, si_config *cfg) {
+    for (int i = 0; i < nin; i++) si_tensor_free(ins[i]);
+    free(ins);
+    si_request_free(rq);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+}
+
+/* --shape NAME=N: the model's symbolic dimension NAME fixed to N; false when the argument is malformed. */
+static bool set_shape_arg(si_model *m, const char *arg) {
+    char key[128];
+    const char *eq = strchr(arg, '=');
+    if (!eq || (size_t)(eq - arg) >= sizeof key) return false;
+    memcpy(key, arg, (size_t)(eq - arg));
+    key[eq - arg] = 0;
+    if (si_model_set_dim(m, key, atoll(eq + 1))) die("--shape");
+    return true;
+}
+
 static double ns_per_infer(si_model *m, const char *devices, long iters) {
     si_config *cfg;
     si_compiled *cm;
@@ -90,13 +120,7 @@ static double ns_per_infer(si_model *m, const char *devices, long iters) {
     si_tensor *a, *b;
     if (si_tensor_create(SI_F32, 1, &d, &a) || si_tensor_create(SI_F32, 1, &d, &b)) die("tensor");
     if (si_request_set_input(rq, 0, a) || si_request_set_input(rq, 1, b)) die("input");
-    double best = INFINITY;
-    for (int round = 0; round < 5; round++) {
-        double t0 = now_ms();
-        for (long i = 0; i < iters; i++)
-            if (si_request_infer(rq)) die("infer");
-        best = fmin(best, (now_ms() - t0) * 1e6 / (double)iters);
-    }
+    double best = best_ns(rq, iters);
     printf("  %-8s on %-9s %8.1f ns per inference (best of 5 x %ld)\n", devices, si_compiled_devices(cm), best, iters);
     si_tensor_free(a);
     si_tensor_free(b);
@@ -129,36 +153,20 @@ static double model_ns(si_model *m, const char *devices, const char *timeout_ms,
     if (timeout_ms && si_config_set(cfg, "infer_timeout_ms", timeout_ms)) die("config");
     if (si_compile(m, cfg, &cm)) die("compile");
     if (si_request_create(cm, &rq)) die("request");
-    int nin = si_compiled_num_inputs(cm);
-    si_tensor **ins = calloc((size_t)nin, sizeof *ins);
+    int nin;
     size_t in_bytes = 0;
-    for (int i = 0; i < nin; i++) {
-        si_value_info vi;
-        if (si_model_input_info(m, i, &vi) || si_tensor_create(vi.dtype, vi.ndim, vi.dims, &ins[i])) die("input");
-        if (si_request_set_input(rq, i, ins[i])) die("input");
-        in_bytes += si_tensor_nbytes(ins[i]);
-    }
+    si_tensor **ins = zero_inputs(m, cm, rq, &nin, &in_bytes);
     if (si_request_infer(rq)) die("infer"); /* warm-up */
     size_t out_bytes = 0;
     for (int k = 0; k < si_compiled_num_outputs(cm); k++) {
         si_tensor *o;
         if (!si_request_get_output(rq, k, &o)) out_bytes += si_tensor_nbytes(o);
     }
-    double best = INFINITY;
-    for (int round = 0; round < 5; round++) {
-        double t0 = now_ms();
-        for (long i = 0; i < iters; i++)
-            if (si_request_infer(rq)) die("infer");
-        best = fmin(best, (now_ms() - t0) * 1e6 / (double)iters);
-    }
+    double best = best_ns(rq, iters);
     printf("  %-8s on %-9s%s%s %12.1f ns per inference (inputs %.1f KiB, outputs %.1f KiB; best of 5 x %ld)\n", devices,
            si_compiled_devices(cm), timeout_ms ? " infer_timeout_ms=" : "", timeout_ms ? timeout_ms : "", best,
            (double)in_bytes / 1024, (double)out_bytes / 1024, iters);
-    for (int i = 0; i < nin; i++) si_tensor_free(ins[i]);
-    free(ins);
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_config_free(cfg);
+    free_run(ins, nin, rq, cm, cfg);
     return best;
 }
 
@@ -172,12 +180,7 @@ static int watchdog(int argc, char **argv) {
         if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
         else if (!strcmp(argv[i], "--iterations") && i + 1 < argc) iters = atol(argv[++i]);
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc && m) {
-            char key[128];
-            const char *eq = strchr(argv[++i], '=');
-            if (!eq || (size_t)(eq - argv[i]) >= sizeof key) { fprintf(stderr, "bad --shape\n"); return 2; }
-            memcpy(key, argv[i], (size_t)(eq - argv[i]));
-            key[eq - argv[i]] = 0;
-            if (si_model_set_dim(m, key, atoll(eq + 1))) die("--shape");
+            if (!set_shape_arg(m, argv[++i])) { fprintf(stderr, "bad --shape\n"); return 2; }
         } else if (argv[i][0] >= '0' && argv[i][0] <= '9') elems = atoll(argv[i]);
         else if (si_model_load((path = argv[i]), &m)) die("load");
     }
@@ -214,13 +217,8 @@ static timing run(si_model *m, const char *devices, const char *faults, bool sta
     if (si_compile(m, cfg, &cm)) die("compile");
     timing t = {.compile_ms = now_ms() - t0};
     if (si_request_create(cm, &rq)) die("request");
-    int nin = si_compiled_num_inputs(cm);
-    si_tensor **ins = calloc((size_t)nin, sizeof *ins);
-    for (int i = 0; i < nin; i++) {
-        si_value_info vi;
-        if (si_model_input_info(m, i, &vi) || si_tensor_create(vi.dtype, vi.ndim, vi.dims, &ins[i])) die("input");
-        if (si_request_set_input(rq, i, ins[i])) die("input");
-    }
+    int nin;
+    si_tensor **ins = zero_inputs(m, cm, rq, &nin, NULL);
     if (standby) { /* give the background compile time to finish before the fault hits */
         struct timespec ts = {0, 200000000};
         nanosleep(&ts, NULL);
@@ -246,11 +244,7 @@ static timing run(si_model *m, const char *devices, const char *faults, bool sta
     qsort(lat, (size_t)iters, sizeof *lat, cmp_d);
     t.median_ms = lat[iters / 2];
     free(lat);
-    for (int i = 0; i < nin; i++) si_tensor_free(ins[i]);
-    free(ins);
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_config_free(cfg);
+    free_run(ins, nin, rq, cm, cfg);
     return t;
 }
 
@@ -264,12 +258,7 @@ static int failover(int argc, char **argv) {
         if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
         else if (!strcmp(argv[i], "--fault-at") && i + 1 < argc) fault_at = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
-            char key[128];
-            const char *eq = strchr(argv[++i], '=');
-            if (!eq || (size_t)(eq - argv[i]) >= sizeof key) { fprintf(stderr, "bad --shape\n"); return 2; }
-            memcpy(key, argv[i], (size_t)(eq - argv[i]));
-            key[eq - argv[i]] = 0;
-            if (si_model_set_dim(m, key, atoll(eq + 1))) die("--shape");
+            if (!set_shape_arg(m, argv[++i])) { fprintf(stderr, "bad --shape\n"); return 2; }
         }
     }
     char primary[64], fallback[64];

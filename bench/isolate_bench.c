@@ -9,6 +9,7 @@
  * each (default 5), after 20 untimed warm-up inferences of each. Inputs are zeros of the model's shapes
  * (unknown dimensions 1). Prints the numbers; asserts nothing.
  */
+#include "bench.h"
 #include "safeinfer.h"
 
 #include <stdbool.h>
@@ -16,17 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct run {
     const char *label;

@@ -8,6 +8,8 @@
  * all threads). On a machine shared with other work, min_ms and, for one thread, cpu_ms are the steadier numbers.
  * bench/llm_ops_bench.py drives it.
  */
+#define BENCH_NAME "llm_ops_time"
+#include "bench.h"
 #include "safeinfer.h"
 
 #include <stdio.h>
@@ -16,26 +18,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static double cpu_ms(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "llm_ops_time: %s: %s\n", what, si_last_error());
-    exit(1);
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {

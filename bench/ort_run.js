@@ -8,43 +8,8 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-let ort;
-try {
-  ort = require(process.env.ORT_NODE_MODULES ? path.join(process.env.ORT_NODE_MODULES, 'onnxruntime-node') : 'onnxruntime-node');
-} catch (e) {
-  console.log('SKIP: onnxruntime-node not found (npm install --ignore-scripts onnxruntime-node; set ORT_NODE_MODULES)');
-  process.exit(77);
-}
-
-const DT = { '<f4': ['float32', Float32Array], '<f8': ['float64', Float64Array], '<i8': ['int64', BigInt64Array],
-             '<i4': ['int32', Int32Array], '|i1': ['int8', Int8Array], '|u1': ['uint8', Uint8Array],
-             '|b1': ['bool', Uint8Array] };
-
-function readNpy(file) {
-  const b = fs.readFileSync(file);
-  const major = b[6];
-  const hlen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
-  const off = (major === 1 ? 10 : 12) + hlen;
-  const h = b.slice(major === 1 ? 10 : 12, off).toString('latin1');
-  const descr = /'descr':\s*'([^']+)'/.exec(h)[1];
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(h)[1].split(',').map(s => s.trim()).filter(s => s).map(Number);
-  const [type, Arr] = DT[descr];
-  const data = b.buffer.slice(b.byteOffset + off, b.byteOffset + b.length);
-  let arr = new Arr(data.slice(0));
-  if (type === 'bool') arr = Uint8Array.from(arr).map(v => v ? 1 : 0);
-  return new ort.Tensor(type, type === 'bool' ? Array.from(arr, v => !!v) : arr, shape);
-}
-
-function writeNpy(file, t) {
-  const descr = { float32: '<f4', float64: '<f8', int64: '<i8', int32: '<i4', int8: '|i1', uint8: '|u1', bool: '|b1' }[t.type];
-  let h = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${t.dims.join(', ')}${t.dims.length === 1 ? ',' : ''}), }`;
-  const pad = 64 - ((10 + h.length + 1) % 64);
-  h = h + ' '.repeat(pad === 64 ? 0 : pad) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1'); head[6] = 1; head[7] = 0; head.writeUInt16LE(h.length, 8);
-  const data = t.type === 'bool' ? Buffer.from(Array.from(t.data, v => v ? 1 : 0)) : Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  fs.writeFileSync(file, Buffer.concat([head, Buffer.from(h, 'latin1'), data]));
-}
+const ort = require(path.join(__dirname, '..', 'models', 'ort_load.js')).loadOrt(require);
+const { readNpy, writeNpy } = require(path.join(__dirname, '..', 'models', 'npy.js'));
 
 (async () => {
   const [model, outdir, threads, repeatArg, ...rest] = process.argv.slice(2);
@@ -54,7 +19,7 @@ function writeNpy(file, t) {
   const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: Number(threads) || 1, interOpNumThreads: 1,
                                                           executionMode: 'sequential' });
   const feeds = {};
-  for (const a of feedArgs) { const i = a.indexOf('='); feeds[a.slice(0, i)] = readNpy(a.slice(i + 1)); }
+  for (const a of feedArgs) { const i = a.indexOf('='); feeds[a.slice(0, i)] = readNpy(ort, a.slice(i + 1)); }
   let out, times = [];
   const warmup = Number(process.env.ORT_WARMUP || 0);
   for (let r = 0; r < warmup; r++) out = await sess.run(feeds);

@@ -5,13 +5,7 @@
 // Exit 77 without onnxruntime-node (ORT_NODE_MODULES).
 'use strict';
 const path = require('path');
-let ort;
-try {
-  ort = require(process.env.ORT_NODE_MODULES ? path.join(process.env.ORT_NODE_MODULES, 'onnxruntime-node') : 'onnxruntime-node');
-} catch (e) {
-  console.log('SKIP: onnxruntime-node not found (set ORT_NODE_MODULES)');
-  process.exit(77);
-}
+const ort = require(path.join(__dirname, '..', 'models', 'ort_load.js')).loadOrt(require);
 const { readNpy } = require(path.join(__dirname, '..', 'models', 'npy.js'));
 
 async function main() {

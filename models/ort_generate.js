@@ -9,14 +9,7 @@
 // runs, sess.run only), "compile_ms", "peak_rss_mib"}. The prompt is PROMPT_LEN token ids drawn from a fixed
 // generator (SEED), the same ones `safeinfer bench --generate` uses. Exit 77 when onnxruntime-node is absent.
 'use strict';
-const path = require('path');
-let ort;
-try {
-  ort = require(process.env.ORT_NODE_MODULES ? path.join(process.env.ORT_NODE_MODULES, 'onnxruntime-node') : 'onnxruntime-node');
-} catch (e) {
-  console.log('SKIP: onnxruntime-node not found (npm install --ignore-scripts onnxruntime-node; set ORT_NODE_MODULES)');
-  process.exit(77);
-}
+const ort = require('./ort_load.js').loadOrt(require);
 
 // The prompt generator: a 64-bit LCG (Knuth's MMIX constants), token = (state >> 33) % vocab.
 function prompt(n, vocab, seed) {

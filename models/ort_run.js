@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Run a model with ONNX Runtime (onnxruntime-node, CPU) on .npy inputs; write the outputs as .npy and print one
-// JSON line with the timings and a summary of each output. bench/ort_run.js does the same for the benchmark
-// script's text format but has no float16; this one reads and writes float16 (u2net_fp16) and bool too.
+// JSON line with the timings and a summary of each output (bench/ort_run.js does the same for the benchmark
+// script's text format). Both read and write float16 (u2net_fp16) and bool through models/npy.js.
 //
 // usage: node models/ort_run.js MODEL NAME=FILE.npy... [--out DIR] [--threads N] [--repeat N] [--warmup N]
 //                               [--opt all|basic|disabled]
@@ -11,13 +11,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-let ort;
-try {
-  ort = require(process.env.ORT_NODE_MODULES ? path.join(process.env.ORT_NODE_MODULES, 'onnxruntime-node') : 'onnxruntime-node');
-} catch (e) {
-  console.log('SKIP: onnxruntime-node not found (npm install --ignore-scripts onnxruntime-node; set ORT_NODE_MODULES)');
-  process.exit(77);
-}
+const ort = require('./ort_load.js').loadOrt(require);
 const { readNpy, writeNpy } = require('./npy.js');
 
 function half(h) {

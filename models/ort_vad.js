@@ -12,14 +12,7 @@
 // Prints one JSON line: {"sr", "chunk", "batch", "probs" (CHUNKS rows of B), "compile_ms", "total_ms",
 // "ms_per_chunk", "peak_rss_mib"}. Exit 77 without onnxruntime-node.
 'use strict';
-const path = require('path');
-let ort;
-try {
-  ort = require(process.env.ORT_NODE_MODULES ? path.join(process.env.ORT_NODE_MODULES, 'onnxruntime-node') : 'onnxruntime-node');
-} catch (e) {
-  console.log('SKIP: onnxruntime-node not found (npm install --ignore-scripts onnxruntime-node; set ORT_NODE_MODULES)');
-  process.exit(77);
-}
+const ort = require('./ort_load.js').loadOrt(require);
 const { writeNpy } = require('./npy.js');
 
 function audio(total, sr) {

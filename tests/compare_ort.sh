@@ -7,15 +7,10 @@
 set -u
 bin=$1 work=$2 devices=$3
 here=$(cd "$(dirname "$0")/.." && pwd)
-py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
+. "$here/tests/need.sh"
+need_python
 echo "using Python $py ($("$py" -c 'import onnx, numpy; print("onnx", onnx.__version__, "numpy", numpy.__version__)'))"
-if ! command -v node >/dev/null; then echo "SKIP: node not installed"; exit 77; fi
-: "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
-export ORT_NODE_MODULES
-if [ ! -d "$ORT_NODE_MODULES/onnxruntime-node" ]; then
-  echo "SKIP: onnxruntime-node not found at $ORT_NODE_MODULES (npm install --ignore-scripts onnxruntime-node --prefix build/ort)"
-  exit 77
-fi
+need_ort
 mkdir -p "$work"
 rc=0
 while read -r model args; do

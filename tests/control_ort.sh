@@ -14,14 +14,9 @@
 set -u
 bin=$1 lib=$2 work=$3 san=${4:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
-py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
-if ! command -v node >/dev/null; then echo "SKIP: node not installed"; exit 77; fi
-: "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
-export ORT_NODE_MODULES
-if [ ! -d "$ORT_NODE_MODULES/onnxruntime-node" ]; then
-  echo "SKIP: onnxruntime-node not found at $ORT_NODE_MODULES (npm install --ignore-scripts onnxruntime-node --prefix build/ort)"
-  exit 77
-fi
+. "$here/tests/need.sh"
+need_python
+need_ort
 mkdir -p "$work"
 rc=0
 # --- 1. the fixtures ---

@@ -3,7 +3,8 @@
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
-py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
+. "$here/tests/need.sh"
+need_python
 : "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
 export ORT_NODE_MODULES
 exec "$py" "$here/tests/llm_ops_ort.py" "$1" "$2" --devices "$3" --threads "${4:-1}"

@@ -6,13 +6,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-let ort;
-try {
-  ort = require(process.env.ORT_NODE_MODULES ? path.join(process.env.ORT_NODE_MODULES, 'onnxruntime-node') : 'onnxruntime-node');
-} catch (e) {
-  console.log('SKIP: onnxruntime-node not found (set ORT_NODE_MODULES)');
-  process.exit(77);
-}
+const ort = require(path.join(__dirname, '..', 'models', 'ort_load.js')).loadOrt(require);
 const { readNpy, writeNpy } = require(path.join(__dirname, '..', 'models', 'npy.js'));
 
 async function main() {

@@ -4,7 +4,8 @@
 set -u
 bin=$1 work=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
-py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
+. "$here/tests/need.sh"
+need_python
 echo "using Python $py"
 mkdir -p "$work"
 "$py" "$here/scripts/make_compare_models.py" "$work/models" >/dev/null || exit 1

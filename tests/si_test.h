@@ -23,6 +23,10 @@
 #ifndef SI_TEST_DATA
 #define SI_TEST_DATA "tests/data"
 #endif
+/* The bundled example model (a compile definition too). */
+#ifndef SI_EXAMPLE_MODEL
+#define SI_EXAMPLE_MODEL "examples/tiny_cnn.onnx"
+#endif
 
 static int n_checks, n_failed;
 

@@ -53,6 +53,19 @@ static si_compiled *compile(const char *file, const char *const *props, const ch
     return c;
 }
 
+/* compile(file, props) and a request on it: the request (*c its compiled model), or NULL with nothing left when
+ * either fails (a failed check). */
+static si_request *compile_request(const char *file, const char *const *props, si_compiled **c) {
+    si_request *rq = NULL;
+    *c = compile(file, props, NULL, 0, NULL);
+    if (*c) CHECK_OK(si_request_create(*c, &rq));
+    if (!rq) {
+        si_compiled_free(*c);
+        *c = NULL;
+    }
+    return rq;
+}
+
 /* Bind the feeds by name, infer. The tensors wrap the caller's data. */
 static si_result infer(si_compiled *c, si_request *rq, const feed *f, int n, si_tensor **keep) {
     for (int i = 0; i < n; i++) {
@@ -195,13 +208,9 @@ static void loop_if_case(si_compiled *c, si_request *rq, si_tensor **keep, int64
 static void test_loop_if(const char *devices) {
     fprintf(stderr, "control_loop_if.onnx on %s\n", devices);
     const char *props[] = {"devices", devices, NULL};
-    si_compiled *c = compile("control_loop_if.onnx", props, NULL, 0, NULL);
-    si_request *rq = NULL;
-    if (c) CHECK_OK(si_request_create(c, &rq));
-    if (!rq) {
-        si_compiled_free(c);
-        return;
-    }
+    si_compiled *c;
+    si_request *rq = compile_request("control_loop_if.onnx", props, &c);
+    if (!rq) return;
     si_tensor *keep[4] = {NULL, NULL, NULL, NULL};
     loop_if_case(c, rq, keep, 5, true, 1e9f);      /* ends on the trip count */
     loop_if_case(c, rq, keep, INT64_MAX, true, 40.0f); /* ends on the condition (the sums grow past 40) */
@@ -218,13 +227,9 @@ static void test_loop_if(const char *devices) {
 static void test_scan(const char *devices) {
     fprintf(stderr, "control_scan.onnx on %s\n", devices);
     const char *props[] = {"devices", devices, NULL};
-    si_compiled *c = compile("control_scan.onnx", props, NULL, 0, NULL);
-    si_request *rq = NULL;
-    if (c) CHECK_OK(si_request_create(c, &rq));
-    if (!rq) {
-        si_compiled_free(c);
-        return;
-    }
+    si_compiled *c;
+    si_request *rq = compile_request("control_scan.onnx", props, &c);
+    if (!rq) return;
     const float h0[3] = {0.5f, -1.0f, 2.0f};
     const float xs[12] = {1, 2, 3, -1, 0.5f, -2, 0, 1, -1, 2, -0.5f, 0.25f};
     si_tensor *keep[2] = {NULL, NULL};
@@ -348,14 +353,10 @@ static void test_fold(void) {
 /* control_loop_if on `devices` with `faults`: the fault-free values, *failovers the count. */
 static void fault_case(const char *devices, const char *faults, int64_t *failovers, bool *ok) {
     const char *props[] = {"devices", devices, "faults", faults, NULL};
-    si_compiled *c = compile("control_loop_if.onnx", props, NULL, 0, NULL);
-    si_request *rq = NULL;
     *ok = false;
-    if (c) CHECK_OK(si_request_create(c, &rq));
-    if (!rq) {
-        si_compiled_free(c);
-        return;
-    }
+    si_compiled *c;
+    si_request *rq = compile_request("control_loop_if.onnx", props, &c);
+    if (!rq) return;
     si_tensor *keep[4] = {NULL, NULL, NULL, NULL};
     int before = n_failed;
     for (int rep = 0; rep < 2; rep++) loop_if_case(c, rq, keep, 6, true, 1e9f);
@@ -503,13 +504,9 @@ static void test_threads(const char *devices) {
 static void test_bad_loop(void) {
     fprintf(stderr, "bad trip counts\n");
     const char *props[] = {"devices", "REF", "loop_max_iterations", "1000", NULL};
-    si_compiled *c = compile("control_bad_loop.onnx", props, NULL, 0, NULL);
-    si_request *rq = NULL;
-    if (c) CHECK_OK(si_request_create(c, &rq));
-    if (!rq) {
-        si_compiled_free(c);
-        return;
-    }
+    si_compiled *c;
+    si_request *rq = compile_request("control_bad_loop.onnx", props, &c);
+    if (!rq) return;
     const float v = 2.5f;
     si_tensor *keep[2] = {NULL, NULL};
     int64_t n = 5;

@@ -3,6 +3,8 @@
  * behind a fault wrapper) and "B" (plain REF), over tests/data/small.onnx. Every policy and failure path is
  * checked against the outputs of a fault-free run.
  */
+#include "si_test.h"
+
 #include "device/faulty/faulty.h"
 #include "failsafe/failsafe.h"
 #include "onnx/onnx.h"
@@ -14,15 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SI_TEST_DATA
-#define SI_TEST_DATA "tests/data"
-#endif
-
-static int failures;
-#define CHECK(c)                                                                                                  \
-    do {                                                                                                          \
-        if (!(c)) { fprintf(stderr, "%s:%d: CHECK failed: %s [last error: %s]\n", __FILE__, __LINE__, #c, si_last_error()); failures++; } \
-    } while (0)
 
 static si_graph *graph;
 static si_device *devs[2];
@@ -382,7 +375,7 @@ int main(void) {
     test_failback();
     si_tensor_free(input);
     si_graph_free(graph);
-    if (failures) fprintf(stderr, "test_failsafe: %d failures\n", failures);
+    if (n_failed) fprintf(stderr, "test_failsafe: %d failures\n", n_failed);
     else printf("test_failsafe: ok\n");
-    return failures ? 1 : 0;
+    return n_failed ? 1 : 0;
 }

@@ -18,10 +18,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#ifndef SI_EXAMPLE_MODEL
-#define SI_EXAMPLE_MODEL "examples/tiny_cnn.onnx"
-#endif
-
 #define BATCH 2
 #define OUT_N (BATCH * 10)
 
@@ -39,16 +35,21 @@ static si_compiled *compile_kv(const char *const *kv) {
     return s ? NULL : cm;
 }
 
+/* A request on cm (a failed check when cm is NULL or the request cannot be made; cm is freed then). */
+static si_request *request_on(si_compiled *cm) {
+    si_request *rq = NULL;
+    if (cm && !si_request_create(cm, &rq)) return rq;
+    CHECK(false);
+    si_compiled_free(cm);
+    return NULL;
+}
+
 /* Inference 1 works, inference 2 fails on every device: output 0 is the same object with inference 1's shape
  * and data. */
 static void outputs_after_failure(const char *devices, const char *faults) {
     si_compiled *cm = compile_kv((const char *const[]){"devices", devices, "faults", faults, "recovery_ms", "0", NULL});
-    si_request *rq = NULL;
-    if (!cm || si_request_create(cm, &rq)) {
-        CHECK(false);
-        si_compiled_free(cm);
-        return;
-    }
+    si_request *rq = request_on(cm);
+    if (!rq) return;
     CHECK_OK(si_request_set_input(rq, 0, input));
     CHECK_OK(si_request_infer(rq));
     si_tensor *y1 = NULL, *y2 = NULL;
@@ -92,12 +93,8 @@ static void test_recovery(void) {
      * devices are tried again and CPU works (long enough that inference 2 ends before the back-off does) */
     si_compiled *cm = compile_kv((const char *const[]){"devices", "CPU,REF", "faults", "CPU.infer=2,REF.infer=1",
                                                        "recovery_ms", "500", NULL});
-    si_request *rq = NULL;
-    if (!cm || si_request_create(cm, &rq)) {
-        CHECK(false);
-        si_compiled_free(cm);
-        return;
-    }
+    si_request *rq = request_on(cm);
+    if (!rq) return;
     CHECK_OK(si_request_set_input(rq, 0, input));
     CHECK_OK(si_request_infer(rq));
     CHECK_ERR(si_request_infer(rq), SI_ERR_DEVICE, "every device failed");

@@ -222,6 +222,14 @@ static si_result load_pb(pb *m, si_model **out) {
     return s;
 }
 
+/* Load only: the status (the model is freed). */
+static si_result load_only(pb *m) {
+    si_model *mo = NULL;
+    si_result s = load_pb(m, &mo);
+    si_model_free(mo);
+    return s;
+}
+
 /* Load; when it loads, compile on REF with the config lines given ("key=value", NULL-terminated) and run
  * once with the inputs given (float32 / int64 tensors made by the case). */
 static si_result load_compile_run(pb *m, const char *const *cfg_lines, si_tensor **inputs, int n_inputs) {
@@ -271,10 +279,7 @@ static si_result init_dims_overflow(void) {
     int64_t d[3] = {(int64_t)1 << 32, (int64_t)1 << 32, (int64_t)1 << 32};
     float x = 1;
     pb m = relu_with_init(tensor("W", 1, 3, d, &x, 4), 1, two);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 
 /* 2^50 float32 elements declared, 4 bytes of raw data */
@@ -282,10 +287,7 @@ static si_result init_huge_raw_short(void) {
     int64_t d[2] = {(int64_t)1 << 25, (int64_t)1 << 25};
     float x = 1;
     pb m = relu_with_init(tensor("W", 1, 2, d, &x, 4), 1, two);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 
 /* 2^50 int64 elements declared, one typed value */
@@ -294,10 +296,7 @@ static si_result init_huge_typed_short(void) {
     pb t = tensor("W", 7, 2, d, NULL, 0);
     pb_int(&t, 7, 5); /* int64_data: one value */
     pb m = relu_with_init(t, 1, two);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 
 /* narrow element types: an int4 [5] initializer needs 3 packed bytes; 2 are given */
@@ -370,10 +369,7 @@ static si_result dft_axis_out_of_range(void) {
 static si_result input_dims_overflow(void) {
     int64_t d[2] = {INT64_MAX, 16};
     pb m = relu_with_init((pb){0}, 2, d);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 
 /* external data: an initializer of 2^40 floats whose data would be at (offset, length) of ext.bin */
@@ -390,10 +386,7 @@ static si_result external(int64_t dim, const char *offset, const char *length) {
     }
     pb_int(&t, 14, 1); /* data_location = EXTERNAL */
     pb m = relu_with_init(t, 1, two);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 static si_result ext_huge_no_length(void) { return external((int64_t)1 << 40, "0", NULL); }
 static si_result ext_huge_length(void) { return external((int64_t)1 << 40, "0", "4398046511104"); }
@@ -402,42 +395,38 @@ static si_result ext_offset_overflow(void) { return external(4, "922337203685477
 static si_result ext_offset_negative(void) { return external(4, "-8", "16"); }
 static si_result ext_length_overflow(void) { return external(4, "0", "99999999999999999999"); }
 
+/* A one-node model: out = op(X, S), or op(S) without X, where X is a float32 graph input [2] and S the int64
+ * initializer named s_name holding [n] values v, and out a float32 graph output of unknown shape; loaded,
+ * compiled on REF under the budget config line (NULL: none) and run once with no inputs fed. */
+static si_result shape_op(const char *op, bool with_x, const char *s_name, int n, const int64_t *v, const char *out_name,
+                          const char *budget) {
+    graph_parts gp = {0};
+    const char *in[] = {with_x ? "X" : s_name, with_x ? s_name : NULL, NULL}, *out[] = {out_name, NULL};
+    gp.nodes[gp.n_nodes++] = node(op, in, out, NULL, 0);
+    gp.inits[gp.n_inits++] = tensor_i64(s_name, n, v);
+    if (with_x) gp.inputs[gp.n_inputs++] = value_info("X", 1, 1, two);
+    gp.outputs[gp.n_outputs++] = value_info(out_name, 1, 0, NULL);
+    pb m = model(&gp);
+    const char *cfg[] = {budget, NULL};
+    return load_compile_run(&m, budget ? cfg : NULL, NULL, 0);
+}
+
 /* C = ConstantOfShape(S) with S = [2^25, 2^25]: a 4 PiB constant */
 static si_result constant_of_shape_huge(void) {
-    graph_parts gp = {0};
     int64_t shape[2] = {(int64_t)1 << 25, (int64_t)1 << 25};
-    static const char *const in[] = {"S", NULL}, *const out[] = {"C", NULL};
-    gp.nodes[gp.n_nodes++] = node("ConstantOfShape", in, out, NULL, 0);
-    gp.inits[gp.n_inits++] = tensor_i64("S", 2, shape);
-    gp.outputs[gp.n_outputs++] = value_info("C", 1, 0, NULL);
-    pb m = model(&gp);
-    return load_compile_run(&m, NULL, NULL, 0);
+    return shape_op("ConstantOfShape", false, "S", 2, shape, "C", NULL);
 }
 
 /* Y = Expand(X[2], S) with S = [2^24, 2^24, 2] */
 static si_result expand_huge(void) {
-    graph_parts gp = {0};
     int64_t shape[3] = {(int64_t)1 << 24, (int64_t)1 << 24, 2};
-    static const char *const in[] = {"X", "S", NULL}, *const out[] = {"Y", NULL};
-    gp.nodes[gp.n_nodes++] = node("Expand", in, out, NULL, 0);
-    gp.inits[gp.n_inits++] = tensor_i64("S", 3, shape);
-    gp.inputs[gp.n_inputs++] = value_info("X", 1, 1, two);
-    gp.outputs[gp.n_outputs++] = value_info("Y", 1, 0, NULL);
-    pb m = model(&gp);
-    return load_compile_run(&m, NULL, NULL, 0);
+    return shape_op("Expand", true, "S", 3, shape, "Y", NULL);
 }
 
 /* Y = Tile(X[2], R) with R = [2^50] */
 static si_result tile_huge(void) {
-    graph_parts gp = {0};
     int64_t reps[1] = {(int64_t)1 << 50};
-    static const char *const in[] = {"X", "R", NULL}, *const out[] = {"Y", NULL};
-    gp.nodes[gp.n_nodes++] = node("Tile", in, out, NULL, 0);
-    gp.inits[gp.n_inits++] = tensor_i64("R", 1, reps);
-    gp.inputs[gp.n_inputs++] = value_info("X", 1, 1, two);
-    gp.outputs[gp.n_outputs++] = value_info("Y", 1, 0, NULL);
-    pb m = model(&gp);
-    return load_compile_run(&m, NULL, NULL, 0);
+    return shape_op("Tile", true, "R", 1, reps, "Y", NULL);
 }
 
 /* Y = Range(0, 2^52, 1) in float32 */
@@ -491,30 +480,15 @@ static si_result many_medium_folds(void) {
     return load_compile_run(&m, cfg, NULL, 0);
 }
 
-/* ConstantOfShape [2^24] float32 (64 MiB; folded at compile) under max_memory_mb=16: refused at compile */
-static si_result budget_compile_fold(void) {
-    graph_parts gp = {0};
+/* ConstantOfShape [2^24] float32 (64 MiB; folded at compile) under the budget config line (NULL: none) */
+static si_result compile_fold(const char *budget) {
     int64_t shape[1] = {(int64_t)1 << 24};
-    static const char *const in[] = {"S", NULL}, *const out[] = {"C", NULL};
-    gp.nodes[gp.n_nodes++] = node("ConstantOfShape", in, out, NULL, 0);
-    gp.inits[gp.n_inits++] = tensor_i64("S", 1, shape);
-    gp.outputs[gp.n_outputs++] = value_info("C", 1, 0, NULL);
-    pb m = model(&gp);
-    static const char *const cfg[] = {"max_memory_mb=16", NULL};
-    return load_compile_run(&m, cfg, NULL, 0);
+    return shape_op("ConstantOfShape", false, "S", 1, shape, "C", budget);
 }
-
+/* under max_memory_mb=16: refused at compile */
+static si_result budget_compile_fold(void) { return compile_fold("max_memory_mb=16"); }
 /* the same model without a budget compiles and runs (64 MiB is fine) */
-static si_result no_budget_compile_fold(void) {
-    graph_parts gp = {0};
-    int64_t shape[1] = {(int64_t)1 << 24};
-    static const char *const in[] = {"S", NULL}, *const out[] = {"C", NULL};
-    gp.nodes[gp.n_nodes++] = node("ConstantOfShape", in, out, NULL, 0);
-    gp.inits[gp.n_inits++] = tensor_i64("S", 1, shape);
-    gp.outputs[gp.n_outputs++] = value_info("C", 1, 0, NULL);
-    pb m = model(&gp);
-    return load_compile_run(&m, NULL, NULL, 0);
-}
+static si_result no_budget_compile_fold(void) { return compile_fold(NULL); }
 
 /* Y = Expand(X[1], S) with S a graph input: the shape comes at run time, [2^16, 2^16] (16 GiB); under
  * max_memory_mb=256 the run-time allocation is refused by name. */
@@ -592,10 +566,7 @@ static si_result load_graph_bytes(pb *g) {
     pb_str(&op, 1, "");
     pb_int(&op, 2, 17);
     pb_msg(&m, 8, &op);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 
 static si_result deep_subgraphs(void) {
@@ -654,10 +625,7 @@ static si_result shallow_subgraphs(void) {
     pb_str(&op, 1, "");
     pb_int(&op, 2, 17);
     pb_msg(&m, 8, &op);
-    si_model *mo = NULL;
-    si_result s = load_pb(&m, &mo);
-    si_model_free(mo);
-    return s;
+    return load_only(&m);
 }
 
 /* a TensorProto file declaring 2^50 elements with no data */

@@ -31,10 +31,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#ifndef SI_EXAMPLE_MODEL
-#define SI_EXAMPLE_MODEL "examples/tiny_cnn.onnx"
-#endif
-
 #define BATCH 2
 #define OUT_N (BATCH * 10)
 
@@ -220,20 +216,28 @@ static void test_crash_in_process(void) {
     CHECK(in_process_crash("REF.infer=1:segv") == SIGSEGV);
 }
 
+/* A request on cm with `in` bound; NULL (a failed check; cm and in freed) when either is missing or the request
+ * cannot be made. */
+static si_request *bound_request(si_compiled *cm, si_tensor *in) {
+    si_request *rq = NULL;
+    if (!cm || !in || si_request_create(cm, &rq)) {
+        CHECK(false);
+        si_compiled_free(cm);
+        si_tensor_free(in);
+        return NULL;
+    }
+    CHECK_OK(si_request_set_input(rq, 0, in));
+    return rq;
+}
+
 /* One fault spec: `n` inferences, each equal to REF's; the device is lost (the report says so). */
 static void crash_case(const char *faults, int n, bool expect_failover) {
     si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, NULL});
     si_tensor *in = make_input(2);
     float want[2][OUT_N];
     ref_outputs(in, want);
-    si_request *rq = NULL;
-    if (!cm || !in || si_request_create(cm, &rq)) {
-        CHECK(false);
-        si_compiled_free(cm);
-        si_tensor_free(in);
-        return;
-    }
-    CHECK_OK(si_request_set_input(rq, 0, in));
+    si_request *rq = bound_request(cm, in);
+    if (!rq) return;
     int ok = 0, same = 0;
     for (int i = 0; i < n; i++) {
         si_result st = si_request_infer(rq);
@@ -289,9 +293,8 @@ static void test_sigkill(void) {
     si_tensor *in = make_input(3);
     float want[2][OUT_N];
     ref_outputs(in, want);
-    si_request *rq = NULL;
-    if (!cm || !in || si_request_create(cm, &rq)) { CHECK(false); si_compiled_free(cm); si_tensor_free(in); return; }
-    CHECK_OK(si_request_set_input(rq, 0, in));
+    si_request *rq = bound_request(cm, in);
+    if (!rq) return;
     CHECK_OK(si_request_infer(rq));
     int pids[16], z;
     CHECK(worker_children(pids, 16, &z) == 1);
@@ -324,9 +327,8 @@ static void test_hang_watchdog(void) {
     si_tensor *in = make_input(4);
     float want[2][OUT_N];
     ref_outputs(in, want);
-    si_request *rq = NULL;
-    if (!cm || !in || si_request_create(cm, &rq)) { CHECK(false); si_compiled_free(cm); si_tensor_free(in); return; }
-    CHECK_OK(si_request_set_input(rq, 0, in));
+    si_request *rq = bound_request(cm, in);
+    if (!rq) return;
     CHECK_OK(si_request_infer(rq));
     CHECK_OK(si_request_infer(rq)); /* hangs in the helper; the watchdog gives up, the CPU re-runs it */
     CHECK(outputs_match(rq, want));
@@ -352,9 +354,8 @@ static void test_restart(void) {
     si_tensor *in = make_input(5);
     float want[2][OUT_N];
     ref_outputs(in, want);
-    si_request *rq = NULL;
-    if (!cm || !in || si_request_create(cm, &rq)) { CHECK(false); si_compiled_free(cm); si_tensor_free(in); return; }
-    CHECK_OK(si_request_set_input(rq, 0, in));
+    si_request *rq = bound_request(cm, in);
+    if (!rq) return;
     int pids[16], z, first = worker_children(pids, 16, &z) == 1 ? pids[0] : -1;
     CHECK_OK(si_request_infer(rq));
     CHECK(outputs_match(rq, want));
@@ -455,9 +456,8 @@ static void test_free(void) {
     CHECK(no_workers_within(10000)); /* the earlier tests' helpers are gone */
     si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, NULL});
     si_tensor *in = make_input(6);
-    si_request *rq = NULL;
-    if (!cm || !in || si_request_create(cm, &rq)) { CHECK(false); si_compiled_free(cm); si_tensor_free(in); return; }
-    CHECK_OK(si_request_set_input(rq, 0, in));
+    si_request *rq = bound_request(cm, in);
+    if (!rq) return;
     CHECK_OK(si_request_infer(rq));
     int pids[16], z;
     CHECK(worker_children(pids, 16, &z) == 1);

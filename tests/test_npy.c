@@ -9,25 +9,8 @@
  * headers); header variants numpy or other writers produce; and every malformed or unsupported case, each of
  * which must return the right status and a message naming the file. Exit status: 0 when all checks pass.
  */
-#include "safeinfer.h"
+#include "si_test.h"
 #include "util/util.h"
-
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-static int n_checks, n_failed;
-
-#define CHECK(cond)                                                                                            \
-    do {                                                                                                       \
-        n_checks++;                                                                                            \
-        if (!(cond)) {                                                                                         \
-            n_failed++;                                                                                        \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                           \
-        }                                                                                                      \
-    } while (0)
 
 /* like CHECK, with the failing case's label and the library's last message */
 #define CHECKL(cond, label)                                                                                    \
@@ -63,19 +46,6 @@ static void tmp_path(char *buf, size_t n, const char *tag) {
         exit(2);
     }
     strcpy(made[n_made++], buf);
-}
-
-static void write_bytes(const char *path, const void *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "cannot create %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    if (len && fwrite(data, 1, len, f) != len) {
-        fprintf(stderr, "cannot write %s\n", path);
-        exit(2);
-    }
-    fclose(f);
 }
 
 static unsigned char *slurp(const char *path, size_t *len) {
@@ -128,7 +98,7 @@ static void make_npy(const char *path, int major, const char *header, long long 
     if (data_len)
         memcpy(buf + n, data, data_len);
     n += data_len;
-    write_bytes(path, buf, n);
+    write_all(path, buf, n);
 }
 
 /* Read `path` and expect failure with `want`, *out left NULL, and a message naming the file and containing
@@ -183,145 +153,91 @@ static si_tensor *expect_read_at(const char *path, si_dtype dt, int ndim, const 
 
 /* ---- files written by numpy 1.24 (np.save / np.lib.format.write_array), byte for byte ------------------- */
 
-/* np_f32_2x3
- * v1.0 {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } */
-static const unsigned char np_f32_2x3[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x66, 0x34, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x32, 0x2c, 0x20,
-    0x33, 0x29, 0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x00, 0x00, 0x00, 0xc0, 0x00, 0x00, 0x00, 0xbf, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x20, 0x40,
-    0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xb0, 0x40,
-};
-/* np_i64_v2
- * v2.0 {'descr': '<i8', 'fortran_order': False, 'shape': (3,), } */
-static const unsigned char np_i64_v2[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x02, 0x00, 0x74, 0x00, 0x00, 0x00, 0x7b, 0x27, 0x64, 0x65,
-    0x73, 0x63, 0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x69, 0x38, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f,
-    0x72, 0x74, 0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61,
-    0x6c, 0x73, 0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x33,
-    0x2c, 0x29, 0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00,
-    0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-};
-/* np_u16_v3
- * v3.0 {'descr': '<u2', 'fortran_order': False, 'shape': (1, 2), } */
-static const unsigned char np_u16_v3[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x03, 0x00, 0x74, 0x00, 0x00, 0x00, 0x7b, 0x27, 0x64, 0x65,
-    0x73, 0x63, 0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x75, 0x32, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f,
-    0x72, 0x74, 0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61,
-    0x6c, 0x73, 0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x31,
-    0x2c, 0x20, 0x32, 0x29, 0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x01, 0x00, 0xff, 0xff,
-};
-/* np_bool_2x2
- * v1.0 {'descr': '|b1', 'fortran_order': False, 'shape': (2, 2), } */
-static const unsigned char np_bool_2x2[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x7c, 0x62, 0x31, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x32, 0x2c, 0x20,
-    0x32, 0x29, 0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x01, 0x00, 0x00, 0x01,
-};
-/* np_f16_scalar
- * v1.0 {'descr': '<f2', 'fortran_order': False, 'shape': (), } */
-static const unsigned char np_f16_scalar[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x66, 0x32, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x29, 0x2c, 0x20,
-    0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x00, 0xc1,
-};
-/* np_f64_0x4
- * v1.0 {'descr': '<f8', 'fortran_order': False, 'shape': (0, 4), } */
-static const unsigned char np_f64_0x4[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x66, 0x38, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x30, 0x2c, 0x20,
-    0x34, 0x29, 0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-};
-/* np_u8_5
- * v1.0 {'descr': '|u1', 'fortran_order': False, 'shape': (5,), } */
-static const unsigned char np_u8_5[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x7c, 0x75, 0x31, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x35, 0x2c, 0x29,
-    0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x00, 0x01, 0x7f, 0x80, 0xff,
-};
-/* np_fortran
- * v1.0 {'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), } */
-static const unsigned char np_fortran[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x66, 0x34, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x54, 0x72, 0x75, 0x65,
-    0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x32, 0x2c, 0x20, 0x33,
-    0x29, 0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40, 0x40, 0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0x40,
-    0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0xa0, 0x40,
-};
-/* np_bigendian
- * v1.0 {'descr': '>i4', 'fortran_order': False, 'shape': (2,), } */
-static const unsigned char np_bigendian[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x3e, 0x69, 0x34, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x32, 0x2c, 0x29,
-    0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02,
-};
-/* np_complex
- * v1.0 {'descr': '<c8', 'fortran_order': False, 'shape': (1,), } */
-static const unsigned char np_complex[] = {
-    0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00, 0x7b, 0x27, 0x64, 0x65, 0x73, 0x63,
-    0x72, 0x27, 0x3a, 0x20, 0x27, 0x3c, 0x63, 0x38, 0x27, 0x2c, 0x20, 0x27, 0x66, 0x6f, 0x72, 0x74,
-    0x72, 0x61, 0x6e, 0x5f, 0x6f, 0x72, 0x64, 0x65, 0x72, 0x27, 0x3a, 0x20, 0x46, 0x61, 0x6c, 0x73,
-    0x65, 0x2c, 0x20, 0x27, 0x73, 0x68, 0x61, 0x70, 0x65, 0x27, 0x3a, 0x20, 0x28, 0x31, 0x2c, 0x29,
-    0x2c, 0x20, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
-    0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x0a,
-    0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0x40,
-};
+/* A file numpy 1.24 wrote (np.save / np.lib.format.write_array), as numpy wrote it: the format version, the header
+ * length, the header's dict (numpy pads it with spaces to the header length, whose last byte is '\n'), and the
+ * data bytes. np_bytes makes the file's bytes. */
+typedef struct np_file {
+    int major;
+    unsigned hlen;
+    const char *dict;
+    const char *data;
+    size_t data_len;
+} np_file;
+#define NP_DATA(bytes) bytes, sizeof(bytes) - 1
 
-static bool file_equals(const char *path, const unsigned char *want, size_t want_len) {
-    size_t len = 0;
+static const np_file np_f32_2x3 = {1, 118, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+    NP_DATA("\x00\x00\x00\xc0\x00\x00\x00\xbf\x00\x00\x80\x3f\x00\x00\x20\x40"
+            "\x00\x00\x80\x40\x00\x00\xb0\x40")};
+static const np_file np_i64_v2 = {2, 116, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }",
+    NP_DATA("\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x01\x00\x00"
+            "\x07\x00\x00\x00\x00\x00\x00\x00")};
+static const np_file np_u16_v3 = {3, 116, "{'descr': '<u2', 'fortran_order': False, 'shape': (1, 2), }",
+    NP_DATA("\x01\x00\xff\xff")};
+static const np_file np_bool_2x2 = {1, 118, "{'descr': '|b1', 'fortran_order': False, 'shape': (2, 2), }",
+    NP_DATA("\x01\x00\x00\x01")};
+static const np_file np_f16_scalar = {1, 118, "{'descr': '<f2', 'fortran_order': False, 'shape': (), }",
+    NP_DATA("\x00\xc1")};
+static const np_file np_f64_0x4 = {1, 118, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 4), }", NP_DATA("")};
+static const np_file np_u8_5 = {1, 118, "{'descr': '|u1', 'fortran_order': False, 'shape': (5,), }",
+    NP_DATA("\x00\x01\x7f\x80\xff")};
+static const np_file np_fortran = {1, 118, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+    NP_DATA("\x00\x00\x00\x00\x00\x00\x40\x40\x00\x00\x80\x3f\x00\x00\x80\x40"
+            "\x00\x00\x00\x40\x00\x00\xa0\x40")};
+static const np_file np_bigendian = {1, 118, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
+    NP_DATA("\x00\x00\x00\x01\x00\x00\x00\x02")};
+static const np_file np_complex = {1, 118, "{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }",
+    NP_DATA("\x00\x00\x80\x3f\x00\x00\x00\x40")};
+
+enum { NP_MAX = 256 };
+
+/* The bytes of f into buf (NP_MAX bytes); returns their count. */
+static size_t np_bytes(const np_file *f, unsigned char *buf) {
+    size_t n = 0, dl = strlen(f->dict), lenb = f->major == 1 ? 2 : 4;
+    memcpy(buf, "\x93NUMPY", 6);
+    n = 6;
+    buf[n++] = (unsigned char)f->major;
+    buf[n++] = 0;
+    for (size_t k = 0; k < lenb; k++) buf[n++] = (unsigned char)(f->hlen >> (8 * k));
+    memcpy(buf + n, f->dict, dl);
+    memset(buf + n + dl, ' ', f->hlen - 1 - dl);
+    n += f->hlen;
+    buf[n - 1] = '\n';
+    memcpy(buf + n, f->data, f->data_len);
+    return n + f->data_len;
+}
+
+/* f written to a fresh path (into path, 4200 bytes) under `tag`. */
+static void np_write(const np_file *f, char *path, const char *tag) {
+    unsigned char buf[NP_MAX];
+    size_t n = np_bytes(f, buf);
+    tmp_path(path, 4200, tag);
+    write_all(path, buf, n);
+}
+
+/* The file at path holds exactly numpy's bytes of f. */
+static bool file_equals(const char *path, const np_file *f) {
+    unsigned char want[NP_MAX];
+    size_t want_len = np_bytes(f, want), len = 0;
     unsigned char *got = slurp(path, &len);
     bool eq = got && len == want_len && memcmp(got, want, len) == 0;
     free(got);
     return eq;
+}
+
+/* numpy's file f is read as dt and dims (EXPECT_READ); with `rewrite`, writing the tensor read gives numpy's bytes
+ * again. Returns the tensor (the caller checks its values and frees it), or NULL. */
+static si_tensor *read_numpy(const np_file *f, const char *tag, si_dtype dt, int ndim, const int64_t *dims,
+                             const char *label, bool rewrite) {
+    char path[4200], out[4200];
+    np_write(f, path, tag);
+    si_tensor *t = EXPECT_READ(path, dt, ndim, dims, label);
+    if (t && rewrite) {
+        tmp_path(out, sizeof out, tag);
+        CHECKL(si_tensor_write_npy(t, out) == SI_OK, label);
+        CHECKL(file_equals(out, f), label);
+        unlink(out);
+    }
+    return t;
 }
 
 /* ---- tests ------------------------------------------------------------------------------------------------ */
@@ -392,25 +308,16 @@ static void test_numpy_files(void) {
     si_tensor *t;
 
     /* float32 (2, 3): reading gives the values, writing them gives numpy's exact bytes */
-    tmp_path(path, sizeof path, "np_f32");
-    write_bytes(path, np_f32_2x3, sizeof np_f32_2x3);
-    t = EXPECT_READ(path, SI_F32, 2, ((const int64_t[]){2, 3}), "numpy f32");
+    t = read_numpy(&np_f32_2x3, "np_f32", SI_F32, 2, ((const int64_t[]){2, 3}), "numpy f32", true);
     if (t) {
         const float *p = si_tensor_data(t);
         for (int i = 0; i < 6; i++)
             CHECK(p[i] == (float)i * 1.5f - 2.0f);
-        char out[4200];
-        tmp_path(out, sizeof out, "np_f32_rewrite");
-        CHECK(si_tensor_write_npy(t, out) == SI_OK);
-        CHECK(file_equals(out, np_f32_2x3, sizeof np_f32_2x3));
-        unlink(out);
         si_tensor_free(t);
     }
 
     /* int64 (3,), format 2.0 */
-    tmp_path(path, sizeof path, "np_i64_v2");
-    write_bytes(path, np_i64_v2, sizeof np_i64_v2);
-    t = EXPECT_READ(path, SI_I64, 1, ((const int64_t[]){3}), "numpy i64 v2.0");
+    t = read_numpy(&np_i64_v2, "np_i64_v2", SI_I64, 1, ((const int64_t[]){3}), "numpy i64 v2.0", false);
     if (t) {
         const int64_t *p = si_tensor_data(t);
         CHECK(p[0] == -1 && p[1] == (int64_t)1 << 40 && p[2] == 7);
@@ -418,9 +325,7 @@ static void test_numpy_files(void) {
     }
 
     /* uint16 (1, 2), format 3.0 */
-    tmp_path(path, sizeof path, "np_u16_v3");
-    write_bytes(path, np_u16_v3, sizeof np_u16_v3);
-    t = EXPECT_READ(path, SI_U16, 2, ((const int64_t[]){1, 2}), "numpy u16 v3.0");
+    t = read_numpy(&np_u16_v3, "np_u16_v3", SI_U16, 2, ((const int64_t[]){1, 2}), "numpy u16 v3.0", false);
     if (t) {
         const uint16_t *p = si_tensor_data(t);
         CHECK(p[0] == 1 && p[1] == 65535);
@@ -428,73 +333,40 @@ static void test_numpy_files(void) {
     }
 
     /* bool (2, 2) '|b1' */
-    tmp_path(path, sizeof path, "np_bool");
-    write_bytes(path, np_bool_2x2, sizeof np_bool_2x2);
-    t = EXPECT_READ(path, SI_BOOL, 2, ((const int64_t[]){2, 2}), "numpy bool");
+    t = read_numpy(&np_bool_2x2, "np_bool", SI_BOOL, 2, ((const int64_t[]){2, 2}), "numpy bool", true);
     if (t) {
         const uint8_t *p = si_tensor_data(t);
         CHECK(p[0] == 1 && p[1] == 0 && p[2] == 0 && p[3] == 1);
-        char out[4200];
-        tmp_path(out, sizeof out, "np_bool_rewrite");
-        CHECK(si_tensor_write_npy(t, out) == SI_OK);
-        CHECK(file_equals(out, np_bool_2x2, sizeof np_bool_2x2));
-        unlink(out);
         si_tensor_free(t);
     }
 
     /* float16 scalar, shape () */
-    tmp_path(path, sizeof path, "np_f16");
-    write_bytes(path, np_f16_scalar, sizeof np_f16_scalar);
-    t = EXPECT_READ(path, SI_F16, 0, NULL, "numpy f16 scalar");
+    t = read_numpy(&np_f16_scalar, "np_f16", SI_F16, 0, NULL, "numpy f16 scalar", true);
     if (t) {
         uint16_t h;
         memcpy(&h, si_tensor_data(t), 2);
         CHECK(h == 0xc100); /* -2.5 */
-        char out[4200];
-        tmp_path(out, sizeof out, "np_f16_rewrite");
-        CHECK(si_tensor_write_npy(t, out) == SI_OK);
-        CHECK(file_equals(out, np_f16_scalar, sizeof np_f16_scalar));
-        unlink(out);
         si_tensor_free(t);
     }
 
     /* float64 (0, 4): no data bytes */
-    tmp_path(path, sizeof path, "np_f64_empty");
-    write_bytes(path, np_f64_0x4, sizeof np_f64_0x4);
-    t = EXPECT_READ(path, SI_F64, 2, ((const int64_t[]){0, 4}), "numpy f64 (0,4)");
-    if (t) {
-        char out[4200];
-        tmp_path(out, sizeof out, "np_f64_empty_rewrite");
-        CHECK(si_tensor_write_npy(t, out) == SI_OK);
-        CHECK(file_equals(out, np_f64_0x4, sizeof np_f64_0x4));
-        unlink(out);
-        si_tensor_free(t);
-    }
+    t = read_numpy(&np_f64_0x4, "np_f64_empty", SI_F64, 2, ((const int64_t[]){0, 4}), "numpy f64 (0,4)", true);
+    si_tensor_free(t);
 
     /* uint8 (5,) '|u1' */
-    tmp_path(path, sizeof path, "np_u8");
-    write_bytes(path, np_u8_5, sizeof np_u8_5);
-    t = EXPECT_READ(path, SI_U8, 1, ((const int64_t[]){5}), "numpy u8");
+    t = read_numpy(&np_u8_5, "np_u8", SI_U8, 1, ((const int64_t[]){5}), "numpy u8", true);
     if (t) {
         const uint8_t *p = si_tensor_data(t);
         CHECK(p[0] == 0 && p[1] == 1 && p[2] == 127 && p[3] == 128 && p[4] == 255);
-        char out[4200];
-        tmp_path(out, sizeof out, "np_u8_rewrite");
-        CHECK(si_tensor_write_npy(t, out) == SI_OK);
-        CHECK(file_equals(out, np_u8_5, sizeof np_u8_5));
-        unlink(out);
         si_tensor_free(t);
     }
 
     /* valid files safeinfer cannot represent */
-    tmp_path(path, sizeof path, "np_fortran");
-    write_bytes(path, np_fortran, sizeof np_fortran);
+    np_write(&np_fortran, path, "np_fortran");
     EXPECT_FAIL(path, SI_ERR_UNSUPPORTED, "Fortran", "numpy Fortran order");
-    tmp_path(path, sizeof path, "np_bigendian");
-    write_bytes(path, np_bigendian, sizeof np_bigendian);
+    np_write(&np_bigendian, path, "np_bigendian");
     EXPECT_FAIL(path, SI_ERR_UNSUPPORTED, "big-endian", "numpy >i4");
-    tmp_path(path, sizeof path, "np_complex");
-    write_bytes(path, np_complex, sizeof np_complex);
+    np_write(&np_complex, path, "np_complex");
     EXPECT_FAIL(path, SI_ERR_UNSUPPORTED, "<c8", "numpy complex64");
 }
 
@@ -584,59 +456,56 @@ static void test_malformed(void) {
     tmp_path(path, sizeof path, "missing");
     EXPECT_FAIL(path, SI_ERR_IO, "No such file", "missing file");
     EXPECT_FAIL(tmp_dir, SI_ERR_IO, NULL, "a directory");
-    tmp_path(path, sizeof path, "empty");
-    write_bytes(path, "", 0);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "not a .npy", "empty file");
-    tmp_path(path, sizeof path, "short");
-    write_bytes(path, "\x93NUM", 4);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "not a .npy", "4-byte file");
-    tmp_path(path, sizeof path, "badmagic");
-    write_bytes(path, "\x93NUMPZ\x01\x00\x10\x00{}              ", 26);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "magic", "bad magic");
-    tmp_path(path, sizeof path, "text");
-    write_bytes(path, "hello, this is not numpy data at all\n", 37);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "magic", "text file");
-    tmp_path(path, sizeof path, "no_version");
-    write_bytes(path, "\x93NUMPY\x01", 7);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "version", "ends in version");
-    tmp_path(path, sizeof path, "no_hlen");
-    write_bytes(path, "\x93NUMPY\x01\x00\x76", 9);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "header length", "ends in header length");
-    tmp_path(path, sizeof path, "no_hlen_v2");
-    write_bytes(path, "\x93NUMPY\x02\x00\x76\x00\x00", 11);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "header length", "v2 ends in header length");
-    tmp_path(path, sizeof path, "version4");
-    make_npy(path, 4, good, -1, zeros, 24);
-    EXPECT_FAIL(path, SI_ERR_UNSUPPORTED, "version 4.0", "version 4.0");
-    tmp_path(path, sizeof path, "version1_1");
-    write_bytes(path, "\x93NUMPY\x01\x01\x02\x00{}", 12);
-    EXPECT_FAIL(path, SI_ERR_UNSUPPORTED, "version 1.1", "version 1.1");
+    /* raw bytes: not a .npy file, or one that ends early */
+#define RAW(bytes) bytes, sizeof(bytes) - 1
+    static const struct {
+        const char *label, *bytes;
+        size_t len;
+        si_result want;
+        const char *needle;
+    } raw[] = {
+        {"empty file", RAW(""), SI_ERR_PARSE, "not a .npy"},
+        {"4-byte file", RAW("\x93NUM"), SI_ERR_PARSE, "not a .npy"},
+        {"bad magic", RAW("\x93NUMPZ\x01\x00\x10\x00{}              "), SI_ERR_PARSE, "magic"},
+        {"text file", RAW("hello, this is not numpy data at all\n"), SI_ERR_PARSE, "magic"},
+        {"ends in version", RAW("\x93NUMPY\x01"), SI_ERR_PARSE, "version"},
+        {"ends in header length", RAW("\x93NUMPY\x01\x00\x76"), SI_ERR_PARSE, "header length"},
+        {"v2 ends in header length", RAW("\x93NUMPY\x02\x00\x76\x00\x00"), SI_ERR_PARSE, "header length"},
+        {"version 1.1", RAW("\x93NUMPY\x01\x01\x02\x00{}"), SI_ERR_UNSUPPORTED, "version 1.1"},
+    };
+#undef RAW
+    for (size_t i = 0; i < SI_ARRAY_LEN(raw); i++) {
+        tmp_path(path, sizeof path, "raw");
+        write_all(path, raw[i].bytes, raw[i].len);
+        EXPECT_FAIL(path, raw[i].want, raw[i].needle, raw[i].label);
+    }
 
-    /* header length and truncation */
-    tmp_path(path, sizeof path, "trunc_header");
-    make_npy(path, 1, "{'descr': '<f4', 'fort", 118, NULL, 0);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "truncated", "truncated header");
-    tmp_path(path, sizeof path, "hlen_short");
-    make_npy(path, 1, good, 20, zeros, 24); /* header length cuts the dict */
-    EXPECT_FAIL(path, SI_ERR_PARSE, "malformed .npy header", "header length too small");
-    tmp_path(path, sizeof path, "hlen_huge");
-    make_npy(path, 2, good, 0xffffffffLL, zeros, 24);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "header length", "header length 4 GiB");
-    tmp_path(path, sizeof path, "hlen_zero");
-    make_npy(path, 1, "", 0, NULL, 0);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "'{'", "empty header");
-    tmp_path(path, sizeof path, "data_short");
-    make_npy(path, 1, good, -1, zeros, 20);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "truncated", "data 20 of 24 bytes");
-    tmp_path(path, sizeof path, "data_none");
-    make_npy(path, 1, good, -1, NULL, 0);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "truncated", "no data");
-    tmp_path(path, sizeof path, "data_long");
-    make_npy(path, 1, good, -1, zeros, 25);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "after the data", "one byte too many");
-    tmp_path(path, sizeof path, "scalar_no_data");
-    make_npy(path, 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), }\n", -1, zeros, 4);
-    EXPECT_FAIL(path, SI_ERR_PARSE, "truncated", "scalar with 4 of 8 bytes");
+    /* the version, the header length and truncation (make_npy: header length -1 is the real one; zero data) */
+    static const struct {
+        const char *label;
+        int major;
+        const char *header;
+        long long hlen;
+        size_t data_len;
+        si_result want;
+        const char *needle;
+    } framing[] = {
+        {"version 4.0", 4, good, -1, 24, SI_ERR_UNSUPPORTED, "version 4.0"},
+        {"truncated header", 1, "{'descr': '<f4', 'fort", 118, 0, SI_ERR_PARSE, "truncated"},
+        {"header length too small", 1, good, 20, 24, SI_ERR_PARSE, "malformed .npy header"}, /* it cuts the dict */
+        {"header length 4 GiB", 2, good, 0xffffffffLL, 24, SI_ERR_PARSE, "header length"},
+        {"empty header", 1, "", 0, 0, SI_ERR_PARSE, "'{'"},
+        {"data 20 of 24 bytes", 1, good, -1, 20, SI_ERR_PARSE, "truncated"},
+        {"no data", 1, good, -1, 0, SI_ERR_PARSE, "truncated"},
+        {"one byte too many", 1, good, -1, 25, SI_ERR_PARSE, "after the data"},
+        {"scalar with 4 of 8 bytes", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (), }\n", -1, 4, SI_ERR_PARSE,
+         "truncated"},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(framing); i++) {
+        tmp_path(path, sizeof path, "framing");
+        make_npy(path, framing[i].major, framing[i].header, framing[i].hlen, zeros, framing[i].data_len);
+        EXPECT_FAIL(path, framing[i].want, framing[i].needle, framing[i].label);
+    }
 
     /* header text */
     static const struct {
@@ -734,9 +603,11 @@ static void test_malformed(void) {
     }
 
     /* every prefix of a real numpy file fails cleanly (PARSE), never crashes */
-    for (size_t n = 0; n < sizeof np_f32_2x3; n++) {
+    unsigned char f32[NP_MAX];
+    size_t f32_len = np_bytes(&np_f32_2x3, f32);
+    for (size_t n = 0; n < f32_len; n++) {
         tmp_path(path, sizeof path, "prefix");
-        write_bytes(path, np_f32_2x3, n);
+        write_all(path, f32, n);
         char label[64];
         snprintf(label, sizeof label, "prefix of %zu bytes", n);
         EXPECT_FAIL(path, SI_ERR_PARSE, NULL, label);
@@ -744,13 +615,13 @@ static void test_malformed(void) {
     }
     /* every single-byte corruption of the header area either reads or fails with a message, never crashes */
     for (size_t n = 0; n < 128; n++) {
-        unsigned char buf[sizeof np_f32_2x3];
-        memcpy(buf, np_f32_2x3, sizeof buf);
+        unsigned char buf[NP_MAX];
+        memcpy(buf, f32, f32_len);
         static const unsigned char subs[] = {0x00, 0xff, '(', ')', ',', '\'', '-', '9', '}'};
         for (size_t k = 0; k < sizeof subs; k++) {
             buf[n] = subs[k];
             tmp_path(path, sizeof path, "corrupt");
-            write_bytes(path, buf, sizeof buf);
+            write_all(path, buf, f32_len);
             si_tensor *t = NULL;
             si_err_clear();
             si_result s = si_tensor_read_npy(path, &t);
@@ -758,7 +629,7 @@ static void test_malformed(void) {
             CHECK(s == SI_OK || s == SI_ERR_PARSE || s == SI_ERR_UNSUPPORTED);
             si_tensor_free(t);
             unlink(path);
-            buf[n] = np_f32_2x3[n];
+            buf[n] = f32[n];
         }
     }
 }
@@ -801,8 +672,7 @@ static void test_write_errors(void) {
 /* Allocation failures while reading are reported as NO_MEM without leaks (ASan checks the leaks). */
 static void test_alloc_failures(void) {
     char path[4200];
-    tmp_path(path, sizeof path, "alloc");
-    write_bytes(path, np_f32_2x3, sizeof np_f32_2x3);
+    np_write(&np_f32_2x3, path, "alloc");
     int failures = 0;
     for (long n = 1; n < 20; n++) {
         si_tensor *t = NULL;

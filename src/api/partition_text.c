@@ -50,6 +50,18 @@ static void sb_shape(sbuf *b, const si_val *v) {
     sb_put(b, v->ndim < 0 ? "?]" : "]");
 }
 
+/* The start of both renderings: the arguments checked (fn names the call), the plan made, an empty buffer. */
+static si_result start(const si_model *m, const si_config *cfg, char **out, const char *fn, plan *pl, sbuf *b) {
+    if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    *out = NULL;
+    si_result st = plan_make(m, cfg, pl);
+    if (st) return st;
+    *b = (sbuf){.p = si_malloc(4096), .cap = 4096};
+    if (!b->p) { plan_free(pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    b->p[0] = 0;
+    return SI_OK;
+}
+
 static si_result finish(sbuf *b, char **out) {
     if (b->oom) { si_free(b->p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     *out = b->p;
@@ -57,17 +69,13 @@ static si_result finish(sbuf *b, char **out) {
 }
 
 si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
-    if (!m || !text) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_text: NULL argument");
-    *text = NULL;
     plan pl;
-    si_result st = plan_make(m, cfg, &pl);
+    sbuf b;
+    si_result st = start(m, cfg, text, "si_model_partition_text", &pl, &b);
     if (st) return st;
     const si_partition *p = pl.p;
     const si_graph *g = pl.g;
     char (*names)[64] = pl.ds->names;
-    sbuf b = {.p = si_malloc(4096), .cap = 4096};
-    if (!b.p) { plan_free(&pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    b.p[0] = 0;
     bool is_auto = strstr(pl.devs, "AUTO") != NULL;
     sb_put(&b, "partition over %s", pl.devs);
     if (is_auto) /* what AUTO stood for here */
@@ -132,17 +140,13 @@ static void json_shape(sbuf *b, const si_val *v) {
 }
 
 si_result si_model_partition_json(const si_model *m, const si_config *cfg, char **json) {
-    if (!m || !json) return si_err(SI_ERR_INVALID_ARG, "si_model_partition_json: NULL argument");
-    *json = NULL;
     plan pl;
-    si_result st = plan_make(m, cfg, &pl);
+    sbuf b;
+    si_result st = start(m, cfg, json, "si_model_partition_json", &pl, &b);
     if (st) return st;
     const si_partition *p = pl.p;
     const si_graph *g = pl.g;
     char (*names)[64] = pl.ds->names;
-    sbuf b = {.p = si_malloc(4096), .cap = 4096};
-    if (!b.p) { plan_free(&pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    b.p[0] = 0;
     sb_put(&b, "{\"config_devices\":");
     sb_str(&b, pl.devs);
     sb_put(&b, ",\"devices\":[");

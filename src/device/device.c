@@ -83,6 +83,22 @@ si_result si_device_name_check(const char *name, char *canon, size_t n) {
     return si_err(SI_ERR_INVALID_ARG, "unknown device '%s' (known: %s)", name, si_device_names());
 }
 
+static void port_from_value(si_port *p, const si_val *v) {
+    p->name = v->name;
+    p->dtype = v->dtype;
+    p->ndim = v->ndim;
+    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
+}
+
+void si_cmodel_ports_from_graph(si_cmodel *m, const si_graph *g, si_port *in, si_port *out) {
+    for (int i = 0; i < g->n_inputs; i++) port_from_value(&in[i], &g->values[g->inputs[i]]);
+    for (int i = 0; i < g->n_outputs; i++) port_from_value(&out[i], &g->values[g->outputs[i]]);
+    m->n_inputs = g->n_inputs;
+    m->n_outputs = g->n_outputs;
+    m->inputs = in;
+    m->outputs = out;
+}
+
 const char *si_options_get(const si_options *o, const char *key) {
     if (!o) return NULL;
     for (int i = 0; i < o->n; i++)

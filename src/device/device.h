@@ -29,6 +29,11 @@ typedef struct si_options {
 } si_options;
 const char *si_options_get(const si_options *o, const char *key);
 
+/* A device's compiled model gets its ports from its graph g: in[i] and out[k] (arrays of g->n_inputs and
+ * g->n_outputs, the model's own) describe g's inputs and outputs (names borrowed from g; dimensions past the
+ * rank, or of unknown rank, -1), and m's port counts and arrays are set to them. */
+void si_cmodel_ports_from_graph(si_cmodel *m, const si_graph *g, si_port *in, si_port *out);
+
 /* Constants prepared by devices (uploaded buffers, packed weights), shared by the compiles of one compiled
  * model: submodels on one device, the candidates a fail-safe model compiles and recompiles. An entry is keyed
  * by a constant of the graph (shared by every copy of it, see si_const_ref) and a tag naming what was made of

@@ -93,6 +93,31 @@ void si_ireq_fini(si_ireq *r) {
     r->bound = NULL;
 }
 
+si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out) {
+    si_ireq *r = *out = si_calloc(1, size);
+    if (!r) return si_err(SI_ERR_NO_MEM, "%s: out of memory creating a request", who);
+    si_result s = si_ireq_init(r, iface, m, who);
+    if (s) {
+        si_free(r);
+        *out = NULL;
+    }
+    return s;
+}
+
+si_result si_ireq_done(si_ireq **out, si_result s) {
+    if (!s || !*out) return s;
+    si_error e;
+    si_error_save(&e, s); /* what the free does must not change the message */
+    (*out)->iface->free(*out);
+    *out = NULL;
+    return si_error_restore(&e);
+}
+
+void si_ireq_destroy(si_ireq *r) {
+    si_ireq_fini(r);
+    si_free(r);
+}
+
 si_result si_ireq_set_input(si_ireq *r, int i, si_tensor *t) { return si_bind_input(r->model, i, t, r->bound); }
 
 si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t) {

@@ -603,12 +603,11 @@ static void cf_req_free(si_ireq *r_) {
     for (int k = 0; r->gathers && k < m->n_scan_out; k++) si_free(r->gathers[k].data);
     si_tensor_release(&r->iter);
     si_tensor_release(&r->cond);
-    si_ireq_fini(&r->base);
     si_free(r->fresh);
     si_free(r->slices);
     si_free(r->views);
     si_free(r->gathers);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 static const si_ireq_i cf_req_iface = {
@@ -621,19 +620,18 @@ static const si_ireq_i cf_req_iface = {
 
 static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
     cf_model *m = (cf_model *)m_;
-    *out = NULL;
-    cf_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    si_result s = si_ireq_new(sizeof(cf_req), &cf_req_iface, m_, "control flow", out);
+    if (s) return s;
+    cf_req *r = (cf_req *)*out;
     atomic_init(&r->cancelled, false);
-    si_result s = si_ireq_init(&r->base, &cf_req_iface, m_, "control flow");
     r->fresh = si_calloc((size_t)m->n_node_out + 1, sizeof(si_tensor));
     r->state[0] = si_calloc((size_t)m->n_state + 1, sizeof(si_tensor));
     r->state[1] = si_calloc((size_t)m->n_state + 1, sizeof(si_tensor));
     r->slices = si_calloc((size_t)m->n_scan_in + 1, sizeof(si_tensor));
     r->views = si_calloc((size_t)m->n_node_in + 1, sizeof(si_tensor));
     r->gathers = si_calloc((size_t)m->n_scan_out + 1, sizeof(gather));
-    if (!s && !(r->fresh && r->state[0] && r->state[1] && r->slices && r->views && r->gathers))
-        s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    if (!(r->fresh && r->state[0] && r->state[1] && r->slices && r->views && r->gathers))
+        s = si_err(SI_ERR_NO_MEM, "control flow: out of memory creating a request");
     if (!s && m->kind == SI_CF_LOOP) { /* scalars, or [1] where the body declares them so */
         const si_port *bp = m->bodies[0]->inputs;
         int64_t one[1] = {1};
@@ -642,12 +640,7 @@ static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
             s = si_tensor_alloc(&r->cond);
     }
     for (int b = 0; !s && b < m->n_bodies; b++) s = m->bodies[b]->iface->create_request(m->bodies[b], &r->body[b]);
-    if (s) {
-        cf_req_free(&r->base);
-        return s;
-    }
-    *out = &r->base;
-    return SI_OK;
+    return si_ireq_done(out, s);
 }
 
 // --- the compiled model --------------------------------------------------------------------------------------

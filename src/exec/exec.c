@@ -158,9 +158,8 @@ static void exec_req_free(si_ireq *r_) {
     for (int s = 0; r->subs && s < m->n_subs; s++)
         if (r->subs[s]) r->subs[s]->iface->free(r->subs[s]);
     si_free(r->subs);
-    si_ireq_fini(&r->base);
     si_free(r->fresh);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 static const si_ireq_i exec_req_iface = {
@@ -174,19 +173,14 @@ static const si_ireq_i exec_req_iface = {
 
 static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {
     exec_model *m = (exec_model *)m_;
-    *out = NULL;
-    exec_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    si_result st = si_ireq_init(&r->base, &exec_req_iface, m_, "executor");
-    if (!st) {
-        r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
-        r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
-        if (!r->subs || !r->fresh) st = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    }
+    si_result st = si_ireq_new(sizeof(exec_req), &exec_req_iface, m_, "executor", out);
+    if (st) return st;
+    exec_req *r = (exec_req *)*out;
+    r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
+    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
+    if (!r->subs || !r->fresh) st = si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request");
     for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
-    if (st) { exec_req_free(&r->base); return st; }
-    *out = &r->base;
-    return SI_OK;
+    return si_ireq_done(out, st);
 }
 
 static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free};

@@ -1158,10 +1158,9 @@ static void fs_req_free(si_ireq *r_) {
     if (r->held) r->held->iface->free(r->held);
     gen_unref(r->held_gen);
     guard_free(r->guard);
-    si_ireq_fini(&r->base); /* the outputs are copies: owned */
     si_free(r->fresh);
     pthread_mutex_destroy(&r->cmu);
-    si_free(r);
+    si_ireq_destroy(&r->base); /* the outputs are copies: owned */
 }
 
 static const si_ireq_i fs_req_iface = {
@@ -1176,16 +1175,13 @@ static const si_ireq_i fs_req_iface = {
 /* Request creation is lazy about the inner request: it is made (and failed over) by the first infer. */
 static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
     fs_model *m = (fs_model *)m_;
-    *out = NULL;
-    fs_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    si_result s = si_ireq_new(sizeof(fs_req), &fs_req_iface, m_, "fail-safe", out);
+    if (s) return s;
+    fs_req *r = (fs_req *)*out;
     pthread_mutex_init(&r->cmu, NULL);
-    si_result s = si_ireq_init(&r->base, &fs_req_iface, m_, "fail-safe");
-    if (!s && !(r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *))))
-        s = si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    if (s) { fs_req_free(&r->base); return s; }
-    *out = &r->base;
-    return SI_OK;
+    if (!(r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *))))
+        s = si_err(SI_ERR_NO_MEM, "fail-safe: out of memory creating a request");
+    return si_ireq_done(out, s);
 }
 
 // --- the compiled model's interface ------------------------------------------------------------------------

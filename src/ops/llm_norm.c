@@ -6,17 +6,9 @@
  * outputs rounded once.
  */
 #include "ops/llm.h"
+#include "ops/nn.h"
 
 #include <string.h>
-
-static void free_all(float *a, float *b, float *c, float *d, float *e, float *f) {
-    si_free(a);
-    si_free(b);
-    si_free(c);
-    si_free(d);
-    si_free(e);
-    si_free(f);
-}
 
 /* Optional float outputs with X's shape but the normalised axes (from `axis` on) set to 1, float32. */
 static si_result stat_out(si_kctx *c, int k, const si_tensor *x, int axis) {
@@ -65,7 +57,7 @@ static si_result sln_run(si_kctx *c) {
     const int64_t outer = si_prod(x->dims, 0, axis), inner = si_prod(x->dims, axis, x->ndim);
     float *xf = si_tensor_to_f32(x), *g = si_malloc((size_t)SI_MAX(inner, (int64_t)1) * sizeof(float));
     if (!xf || !g) {
-        free_all(xf, g, NULL, NULL, NULL, NULL);
+        nn_free_all(xf, g, NULL, NULL, NULL, NULL);
         return si_op_nomem(c);
     }
     /* the scale over the normalised shape (broadcast) */
@@ -85,7 +77,7 @@ static si_result sln_run(si_kctx *c) {
         if (oi) si_store_f64(oi->dtype, oi->data, o, inv);
     }
     if (y) si_tensor_from_f32(y, xf);
-    free_all(xf, g, NULL, NULL, NULL, NULL);
+    nn_free_all(xf, g, NULL, NULL, NULL, NULL);
     return SI_OK;
 }
 
@@ -158,7 +150,7 @@ static si_result skipnorm_run_common(si_kctx *c, bool simplified) {
     float *bi = p.bias >= 0 ? si_tensor_to_f32(si_in(c, p.bias)) : NULL;
     float *yf = si_malloc((size_t)SI_MAX(si_count(x), (int64_t)1) * sizeof(float));
     if (!u || !sk || !g || (p.beta >= 0 && !be) || (p.bias >= 0 && !bi) || !yf) {
-        free_all(u, sk, g, be, bi, yf);
+        nn_free_all(u, sk, g, be, bi, yf);
         return si_op_nomem(c);
     }
     const int64_t H = p.H;
@@ -179,7 +171,7 @@ static si_result skipnorm_run_common(si_kctx *c, bool simplified) {
     }
     if (y) si_tensor_from_f32(y, yf);
     if (osum) si_tensor_from_f32(osum, u);
-    free_all(u, sk, g, be, bi, yf);
+    nn_free_all(u, sk, g, be, bi, yf);
     return SI_OK;
 }
 
@@ -263,7 +255,7 @@ static si_result eln_run(si_kctx *c) {
     float *g = si_tensor_to_f32(si_in(c, 5)), *be = si_tensor_to_f32(si_in(c, 6));
     float *sum = si_malloc((size_t)SI_MAX(B * S * H, (int64_t)1) * 2 * sizeof(float));
     if (!w || !p || (se && !sg) || !g || !be || !sum) {
-        free_all(w, p, sg, g, be, sum);
+        nn_free_all(w, p, sg, g, be, sum);
         return si_op_nomem(c);
     }
     float *out = sum + B * S * H;
@@ -297,7 +289,7 @@ static si_result eln_run(si_kctx *c) {
             ((int32_t *)omask->data)[b] = n;
         }
     }
-    free_all(w, p, sg, g, be, sum);
+    nn_free_all(w, p, sg, g, be, sum);
     return st;
 }
 

@@ -33,6 +33,8 @@
 
 #include "ir/ir.h"
 
+#include <stdarg.h>
+
 #define SI_T(dt) (1u << (unsigned)(dt))
 #define SI_T_FLOATS (SI_T(SI_F32) | SI_T(SI_F64) | SI_T(SI_F16) | SI_T(SI_BF16))
 #define SI_T_SIGNED_INTS (SI_T(SI_I8) | SI_T(SI_I16) | SI_T(SI_I32) | SI_T(SI_I64))
@@ -180,6 +182,8 @@ static inline int64_t si_ceildiv(int64_t a, int64_t b) { return -si_floordiv(-a,
 
 /* Error naming the node: "Conv (node 'conv1'): <message>". */
 si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
+/* The same for node n with a va_list (for a device's own error helpers). */
+si_result si_node_verr(const si_node *n, si_result s, const char *fmt, va_list ap) SI_PRINTF(3, 0);
 /* NO_MEM "out of memory", naming the node. */
 si_result si_op_nomem(const si_kctx *c);
 

@@ -162,4 +162,25 @@ done:
     si_config_free(cfg);
 }
 
+/* A model load's result: the status names its error, a failed load leaves no model, and a model that loaded is
+ * exercised (fz_exercise_model) and freed. */
+static inline void fz_loaded_model(si_result s, si_model *m) {
+    fz_check_error(s);
+    if (s) {
+        if (m) fz_fail("a model with an error");
+        return;
+    }
+    fz_exercise_model(m);
+    si_model_free(m);
+}
+
+/* The LLVMFuzzerInitialize of a harness that needs nothing but the process's allocation cap. */
+#define FZ_INITIALIZE_WITH_CAP()                                                                               \
+    int LLVMFuzzerInitialize(int *argc, char ***argv) {                                                        \
+        (void)argc;                                                                                            \
+        (void)argv;                                                                                            \
+        si_mem_set_cap(FZ_MEM_CAP);                                                                            \
+        return 0;                                                                                              \
+    }
+
 #endif

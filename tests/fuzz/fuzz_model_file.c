@@ -36,11 +36,7 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 }
 #endif
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc; (void)argv;
-    si_mem_set_cap(FZ_MEM_CAP);
-    return 0;
-}
+FZ_INITIALIZE_WITH_CAP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len = size;
@@ -57,12 +53,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz_write("model.onnx", data, len, path);
     si_model *m = NULL;
     si_result s = si_model_load(path, &m);
-    fz_check_error(s);
-    if (s) {
-        if (m) fz_fail("a model with an error");
-        return 0;
-    }
-    fz_exercise_model(m);
-    si_model_free(m);
+    fz_loaded_model(s, m);
     return 0;
 }

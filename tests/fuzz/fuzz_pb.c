@@ -5,11 +5,7 @@
  */
 #include "fuzz_common.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc; (void)argv;
-    si_mem_set_cap(FZ_MEM_CAP);
-    return 0;
-}
+FZ_INITIALIZE_WITH_CAP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[512];

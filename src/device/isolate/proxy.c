@@ -545,7 +545,6 @@ static void req_free(si_ireq *r_) {
     unmap(&r->old_map, &r->old_size);
     if (r->arena >= 0) close(r->arena);
     wb_free(&r->msg);
-    si_ireq_fini(&r->base);
     si_free(r->in_desc);
     si_free(r->in_need);
     si_free(r->in_cap);
@@ -554,7 +553,7 @@ static void req_free(si_ireq *r_) {
     si_free(r->out_off[0]);
     si_free(r->out_off[1]);
     pthread_mutex_destroy(&r->io_mu);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 /* The watchdog gave up on an inference: from now on nothing of the caller's is read (inputs are staged under
@@ -712,8 +711,9 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
     iso_dev *d = m->dev;
     *out = NULL;
     if (!si_helper_alive(d->h, m->inc)) return si_helper_lost(d->h, m->inc, "create_request");
-    iso_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    si_result st = si_ireq_new(sizeof(iso_req), &iso_req_iface, m_, "isolated device", out);
+    if (st) return st;
+    iso_req *r = (iso_req *)*out;
     r->m = m;
     r->chan = -1;
     r->arena = -1;
@@ -722,7 +722,6 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
     r->n_out = m->base.n_outputs;
     pthread_mutex_init(&r->io_mu, NULL);
     size_t ni = (size_t)r->n_in + 1, no = (size_t)r->n_out + 1;
-    si_result ist = si_ireq_init(&r->base, &iso_req_iface, m_, "isolated device");
     r->in_desc = si_calloc(ni, sizeof(si_tensor));
     r->in_need = si_calloc(ni, sizeof(size_t));
     r->in_cap = si_calloc(ni, sizeof(size_t));
@@ -730,10 +729,8 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
     r->out_cap = si_calloc(no, sizeof(size_t));
     r->out_off[0] = si_calloc(no, sizeof(size_t));
     r->out_off[1] = si_calloc(no, sizeof(size_t));
-    if (ist || !r->in_desc || !r->in_need || !r->in_cap || !r->in_off || !r->out_cap || !r->out_off[0] || !r->out_off[1]) {
-        req_free(&r->base);
-        return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
-    }
+    if (!r->in_desc || !r->in_need || !r->in_cap || !r->in_off || !r->out_cap || !r->out_off[0] || !r->out_off[1])
+        return si_ireq_done(out, si_err(SI_ERR_NO_MEM, "isolated device: out of memory creating a request"));
     for (int k = 0; k < r->n_out; k++) {
         const si_port *p = &m->out_ports[k];
         size_t n = si_wire_nbytes(p->dtype, p->ndim, p->dims); /* fixed shape: the room it needs */
@@ -744,7 +741,7 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
         size_t n = si_wire_nbytes(p->dtype, p->ndim, p->dims);
         r->in_cap[i] = n == SIZE_MAX ? 0 : n;
     }
-    si_result st = si_helper_channel(d->h, m->inc, SI_CH_REQUEST, m->id, &r->chan);
+    st = si_helper_channel(d->h, m->inc, SI_CH_REQUEST, m->id, &r->chan);
     uint32_t type = 0;
     int fds[SI_WIRE_MAX_FDS], nfds = 0;
     if (!st) {
@@ -760,14 +757,7 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
         if (type != SI_MSG_REPLY) st = protocol_broken(d, m->inc, "create_request");
         else st = reply_head(d, m->inc, &rd, "create_request");
     }
-    if (st) {
-        si_error e;
-        si_error_save(&e, st);
-        req_free(&r->base);
-        return si_error_restore(&e);
-    }
-    *out = &r->base;
-    return SI_OK;
+    return si_ireq_done(out, st);
 }
 
 static const si_cmodel_i iso_model_iface = {.create_request = iso_create_request, .free = iso_model_free};

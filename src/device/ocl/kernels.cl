@@ -1,9 +1,8 @@
 /*
  * kernels.cl — the OpenCL C 1.2 kernels of the OCL device (float32 only).
  *
- * This file is the readable source; ocl_kernels.c embeds it as C string literals (regenerate with
- * `sh src/device/ocl/embed.sh src/device/ocl/kernels.cl > src/device/ocl/ocl_kernels.c`; test_ocl_ops
- * checks that the two agree), so the library never reads it at run time.
+ * This file is the source; the build embeds it as C string literals (ocl_kernels.c, written by embed.sh in the
+ * build folder; test_device_ops checks that the two agree), so the library never reads it at run time.
  *
  * Conventions: indices are int (the host refuses tensors of 2^31 elements or more); every kernel guards
  * its global id (the host rounds global sizes up to the work-group size); shape metadata that does not fit

@@ -16,6 +16,7 @@
  * process; see "PoCL's kernel cache" below.
  */
 #include "device/ocl/ocl.h"
+#include "ops/ops.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -67,12 +68,11 @@ si_result ocl_cl_err(cl_int e, const char *what) {
 }
 
 si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) {
-    char msg[768];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    si_result r = si_node_verr(p->node, s, fmt, ap);
     va_end(ap);
-    return si_err(s, "%s (node '%s'): %s", p->node->op_type, p->node->name ? p->node->name : "", msg);
+    return r;
 }
 
 // --- devices ------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /*
  * ocl.h — internals of the OCL device shared by its files: ocl.c (device discovery, compile, requests),
  * ocl_ops.c (one planner per ONNX op: checks what the node needs, computes output shapes and emits the
- * kernel launches) and ocl_kernels.c (the OpenCL C source, generated from kernels.cl).
+ * kernel launches) and ocl_kernels.c (the OpenCL C source, generated from kernels.cl at build time).
  *
  * A compiled model is a list of steps (a kernel name, its arguments, global and local sizes). Arguments
  * name graph values, not buffers: every request resolves them to its own buffers when it is created and

@@ -295,12 +295,14 @@ si_result ocl_supports_op(const si_device *d_, const si_graph *g, const si_node 
     return s;
 }
 
-static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
+/* A device buffer of `bytes` (4 when 0) made with `flags` (from data when given); DEVICE naming `what` when it is
+ * over the device's largest allocation or the device refuses it. */
+static si_result make_buffer(ocl_mdl *m, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out, const char *what) {
     cl_int e;
     if ((cl_ulong)bytes > m->caps->max_alloc)
         return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
                       what, bytes, (unsigned long long)m->caps->max_alloc);
-    *out = clCreateBuffer(m->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes ? bytes : 4, (void *)data, &e);
+    *out = clCreateBuffer(m->ctx, flags, bytes ? bytes : 4, (void *)data, &e);
     if (e != CL_SUCCESS) {
         *out = NULL;
         return ocl_cl_err(e, what);
@@ -308,11 +310,9 @@ static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out,
     return SI_OK;
 }
 
-static void port_from_value(si_port *p, const si_val *v) {
-    p->name = v->name;
-    p->dtype = v->dtype;
-    p->ndim = v->ndim;
-    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
+/* A read-only buffer holding a copy of data. */
+static si_result upload(ocl_mdl *m, const void *data, size_t bytes, cl_mem *out, const char *what) {
+    return make_buffer(m, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, data, bytes, out, what);
 }
 
 /* Plan every node (in order), recording output shapes in the model's graph. */
@@ -668,8 +668,7 @@ static void req_free(si_ireq *r_) {
     if (!r) return;
     req_unbind(r);
     if (r->q) clReleaseCommandQueue(r->q);
-    si_ireq_fini(&r->base);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 static void req_cancel(si_ireq *r_) {
@@ -677,17 +676,9 @@ static void req_cancel(si_ireq *r_) {
     atomic_store(&r->cancel, 1);
 }
 
+/* A read-write buffer, uninitialised. */
 static si_result new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *what) {
-    cl_int e;
-    if ((cl_ulong)bytes > m->caps->max_alloc)
-        return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
-                      what, bytes, (unsigned long long)m->caps->max_alloc);
-    *out = clCreateBuffer(m->ctx, CL_MEM_READ_WRITE, bytes ? bytes : 4, NULL, &e);
-    if (e != CL_SUCCESS) {
-        *out = NULL;
-        return ocl_cl_err(e, what);
-    }
-    return SI_OK;
+    return make_buffer(m, CL_MEM_READ_WRITE, NULL, bytes, out, what);
 }
 
 /* Output k holds a tensor of this type and shape (its memory kept when the size is the same). */
@@ -924,37 +915,32 @@ static const si_ireq_i req_iface = {
 
 static si_result create_request(si_cmodel *m_, si_ireq **out) {
     ocl_model *M = (ocl_model *)m_;
-    *out = NULL;
-    ocl_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    si_result s = si_ireq_new(sizeof(ocl_req), &req_iface, m_, "OCL", out);
+    if (s) return s;
+    ocl_req *r = (ocl_req *)*out;
     atomic_init(&r->cancel, 0);
-    si_result s = si_ireq_init(&r->base, &req_iface, m_, "OCL");
-    if (s) goto fail;
     cl_int e;
     r->q = clCreateCommandQueue(M->ctx, M->dev->id, M->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
     if (e != CL_SUCCESS) {
         r->q = NULL;
         s = ocl_cl_err(e, "creating a command queue");
-        goto fail;
+        goto done;
     }
     if (M->fixed) { /* fixed shapes: everything is ready before the first inference */
         pthread_mutex_lock(&M->lock);
         M->fixed->refs++;
         pthread_mutex_unlock(&M->lock);
-        if ((s = req_bind(r, M->fixed))) goto fail;
+        if ((s = req_bind(r, M->fixed))) goto done;
     } else {
         for (int k = 0; k < M->base.n_outputs; k++) { /* open shapes: outputs get their shape at the first inference */
             const si_port *p = &M->out_ports[k];
             int64_t dims[SI_MAX_DIMS];
             for (int d = 0; d < p->ndim; d++) dims[d] = p->dims[d] >= 0 ? p->dims[d] : 0;
-            if ((s = shape_output(r->base.outs[k], p->dtype, p->ndim < 0 ? 0 : p->ndim, dims))) goto fail;
+            if ((s = shape_output(r->base.outs[k], p->dtype, p->ndim < 0 ? 0 : p->ndim, dims))) goto done;
         }
     }
-    *out = &r->base;
-    return SI_OK;
-fail:
-    req_free(&r->base);
-    return s;
+done:
+    return si_ireq_done(out, s);
 }
 
 // --- compiled model -----------------------------------------------------------------------------------------
@@ -1036,12 +1022,7 @@ si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *
             memcpy(v->dims, pv->dims, sizeof v->dims);
         }
     }
-    for (int i = 0; i < g->n_inputs; i++) port_from_value(&M->in_ports[i], &g->values[g->inputs[i]]);
-    for (int i = 0; i < g->n_outputs; i++) port_from_value(&M->out_ports[i], &g->values[g->outputs[i]]);
-    M->base.n_inputs = g->n_inputs;
-    M->base.n_outputs = g->n_outputs;
-    M->base.inputs = M->in_ports;
-    M->base.outputs = M->out_ports;
+    si_cmodel_ports_from_graph(&M->base, g, M->in_ports, M->out_ports);
     *out = &M->base;
     return SI_OK;
 fail:

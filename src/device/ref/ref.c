@@ -112,8 +112,7 @@ static void ref_req_free(si_ireq *r_) {
     ref_model *m = (ref_model *)r->base.model;
     if (r->slots) release_slots(r, m);
     si_free(r->slots);
-    si_ireq_fini(&r->base);
-    si_free(r);
+    si_ireq_destroy(&r->base);
 }
 
 static const si_ireq_i ref_req_iface = {
@@ -125,18 +124,12 @@ static const si_ireq_i ref_req_iface = {
 
 static si_result ref_create_request(si_cmodel *m_, si_ireq **out) {
     ref_model *m = (ref_model *)m_;
-    *out = NULL;
-    ref_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
-    si_result s = si_ireq_init(&r->base, &ref_req_iface, m_, "REF");
-    if (!s && !(r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor))))
+    si_result s = si_ireq_new(sizeof(ref_req), &ref_req_iface, m_, "REF", out);
+    if (s) return s;
+    ref_req *r = (ref_req *)*out;
+    if (!(r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor))))
         s = si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
-    if (s) {
-        ref_req_free(&r->base);
-        return s;
-    }
-    *out = &r->base;
-    return SI_OK;
+    return si_ireq_done(out, s);
 }
 
 // --- compiled model -----------------------------------------------------------------------------------------
@@ -153,13 +146,6 @@ static void ref_model_free(si_cmodel *m_) {
 }
 
 static const si_cmodel_i ref_model_iface = {.create_request = ref_create_request, .free = ref_model_free};
-
-static void port_from_value(si_port *p, const si_val *v) {
-    p->name = v->name;
-    p->dtype = v->dtype;
-    p->ndim = v->ndim;
-    for (int i = 0; i < SI_MAX_DIMS; i++) p->dims[i] = i < v->ndim ? v->dims[i] : -1;
-}
 
 static si_result node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
     for (int k = 0; k < n->n_in; k++) {
@@ -220,12 +206,7 @@ static si_result ref_compile(si_device *d, const si_graph *src, const si_compile
             if (n->in[k] >= 0) m->last_use[n->in[k]] = m->n_steps;
         m->steps[m->n_steps++] = i;
     }
-    for (int i = 0; i < g->n_inputs; i++) port_from_value(&m->in_ports[i], &g->values[g->inputs[i]]);
-    for (int i = 0; i < g->n_outputs; i++) port_from_value(&m->out_ports[i], &g->values[g->outputs[i]]);
-    m->base.n_inputs = g->n_inputs;
-    m->base.n_outputs = g->n_outputs;
-    m->base.inputs = m->in_ports;
-    m->base.outputs = m->out_ports;
+    si_cmodel_ports_from_graph(&m->base, g, m->in_ports, m->out_ports);
     *out = &m->base;
     return SI_OK;
 }
