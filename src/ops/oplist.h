@@ -138,6 +138,9 @@
     X(SOFTMAX, "Softmax", "")                                                                                  \
     X(LOG_SOFTMAX, "LogSoftmax", "")                                                                           \
     X(HARDMAX, "Hardmax", "")                                                                                  \
+    /* loss.c: training losses */                                                                              \
+    X(NEGATIVE_LOG_LIKELIHOOD_LOSS, "NegativeLogLikelihoodLoss", "")                                           \
+    X(SOFTMAX_CROSS_ENTROPY_LOSS, "SoftmaxCrossEntropyLoss", "")                                               \
     /* attention.c: scaled dot-product attention */                                                            \
     X(ATTENTION, "Attention", "")                                                                              \
     X(MULTI_HEAD_ATTENTION, "MultiHeadAttention", "com.microsoft")                                             \
@@ -153,6 +156,12 @@
     /* resize.c */                                                                                             \
     X(RESIZE, "Resize", "")                                                                                    \
     X(UPSAMPLE, "Upsample", "")                                                                                \
+    /* sample.c: sampling at computed positions, image/column rearrangements */                                \
+    X(GRID_SAMPLE, "GridSample", "")                                                                           \
+    X(AFFINE_GRID, "AffineGrid", "")                                                                           \
+    X(ROI_ALIGN, "RoiAlign", "")                                                                               \
+    X(COL2IM, "Col2Im", "")                                                                                    \
+    X(DEFORM_CONV, "DeformConv", "")                                                                           \
     /* pad.c */                                                                                                \
     X(PAD, "Pad", "")                                                                                          \
     /* reduce.c: reductions along axes */                                                                      \
@@ -170,6 +179,7 @@
     X(ARG_MIN, "ArgMin", "")                                                                                   \
     X(TOP_K, "TopK", "")                                                                                       \
     X(CUM_SUM, "CumSum", "")                                                                                   \
+    X(CUM_PROD, "CumProd", "")                                                                                 \
     /* layout.c: same elements, another shape or order */                                                      \
     X(RESHAPE, "Reshape", "")                                                                                  \
     X(TRANSPOSE, "Transpose", "")                                                                              \
@@ -204,6 +214,10 @@
     X(RANGE, "Range", "")                                                                                      \
     X(ONE_HOT, "OneHot", "")                                                                                   \
     X(EYE_LIKE, "EyeLike", "")                                                                                 \
+    /* tensorops.c: CenterCropPad, TensorScatter, SwiGLU */                                                    \
+    X(CENTER_CROP_PAD, "CenterCropPad", "")                                                                    \
+    X(TENSOR_SCATTER, "TensorScatter", "")                                                                     \
+    X(SWIGLU, "SwiGLU", "")                                                                                    \
     /* unique.c */                                                                                             \
     X(UNIQUE, "Unique", "")                                                                                    \
     /* control.c: control flow (subgraphs; types and shapes only, no kernel yet) */                           \
@@ -216,6 +230,7 @@
     F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
     F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
-    F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)
+    F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
+    F(loss) F(sample) F(tensorops)
 
 #endif
