@@ -480,6 +480,130 @@ static si_result c2i_run(si_kctx *c) {
     return SI_OK;
 }
 
+// --- DeformConv (2-D) -------------------------------------------------------------------------------------
+
+typedef struct dc_plan {
+    nn_geom g;
+    int64_t group, og; /* groups of channels, groups of offsets */
+} dc_plan;
+
+static si_result dc_plan_of(si_kctx *c, dc_plan *p) {
+    si_result s = si_need_input(c, 0, false);
+    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    const si_tensor *x = c->in[0], *w = c->in[1], *off = c->in[2], *b = si_in(c, 3), *mk = si_in(c, 4);
+    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_same_type(c, x, w, "input 'W'")) ||
+        (s = si_same_type(c, x, off, "input 'offset'")) || (b && (s = si_same_type(c, x, b, "input 'B'"))) ||
+        (mk && (s = si_same_type(c, x, mk, "input 'mask'"))))
+        return s;
+    if (x->ndim != 4) return si_op_err(c, SI_ERR_UNSUPPORTED, "input 'X' must have rank 4 (N, C, H, W: 2-D only), got %d", x->ndim);
+    if (w->ndim != 4 || off->ndim != 4 || (mk && mk->ndim != 4))
+        return si_op_err(c, SI_ERR_INVALID_ARG, "inputs 'W', 'offset' and 'mask' must have rank 4");
+    int64_t ks[2] = {w->dims[2], w->dims[3]};
+    int nk = 0;
+    if ((s = si_attr_ints_buf(c, "kernel_shape", ks, 2, &nk))) return s;
+    if (nk >= 0 && nk != 2) return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape has %d values, expected 2", nk);
+    for (int i = 0; i < 2; i++)
+        if (si_dim_known(w->dims[2 + i]) && ks[i] != w->dims[2 + i])
+            return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape[%d] = %lld does not match W's %lld", i, (long long)ks[i],
+                             (long long)w->dims[2 + i]);
+    p->group = si_attr_int(c->node, "group", 1);
+    p->og = si_attr_int(c->node, "offset_group", 1);
+    if (p->group < 1 || p->og < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "group and offset_group must be positive");
+    const int64_t C = x->dims[1], M = w->dims[0];
+    if (si_dim_known(C) && (C % p->group || C % p->og))
+        return si_op_err(c, SI_ERR_INVALID_ARG, "channels %lld are not a multiple of group %lld and offset_group %lld",
+                         (long long)C, (long long)p->group, (long long)p->og);
+    if (si_dim_known(C) && si_dim_known(w->dims[1]) && w->dims[1] * p->group != C)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "W has %lld input channels per group, X has %lld channels in %lld groups",
+                         (long long)w->dims[1], (long long)C, (long long)p->group);
+    if (si_dim_known(M) && M % p->group)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "output channels %lld are not a multiple of group %lld", (long long)M, (long long)p->group);
+    if (b && (b->ndim != 1 || (si_dim_known(b->dims[0]) && si_dim_known(M) && b->dims[0] != M)))
+        return si_op_err(c, SI_ERR_INVALID_ARG, "input 'B' must have shape (%lld)", (long long)M);
+    if ((s = si_geom_init(c, 2, x->dims + 2, ks, false, &p->g))) return s;
+    const int64_t oh = p->g.out[NN_SP - 2], ow = p->g.out[NN_SP - 1];
+    const int64_t K = si_dim_mul(ks[0], ks[1]);
+    const int64_t want[2][4] = {{x->dims[0], si_dim_mul(p->og, si_dim_mul(2, K)), oh, ow}, {x->dims[0], si_dim_mul(p->og, K), oh, ow}};
+    for (int t = 0; t < 2; t++) {
+        const si_tensor *v = t ? mk : off;
+        if (!v) continue;
+        for (int d = 0; d < 4; d++)
+            if (si_dim_known(v->dims[d]) && si_dim_known(want[t][d]) && v->dims[d] != want[t][d])
+                return si_op_err(c, SI_ERR_INVALID_ARG, "input '%s' dimension %d is %lld, expected %lld", t ? "mask" : "offset",
+                                 d, (long long)v->dims[d], (long long)want[t][d]);
+    }
+    return SI_OK;
+}
+
+static si_result dc_infer(si_kctx *c) {
+    dc_plan p;
+    si_result s = dc_plan_of(c, &p);
+    if (s) return s;
+    const int64_t od[4] = {c->in[0]->dims[0], c->in[1]->dims[0], p.g.out[NN_SP - 2], p.g.out[NN_SP - 1]};
+    return si_set_out(c, 0, c->in[0]->dtype, 4, od);
+}
+
+/* x (h x w plane) at (y, xx) by bilinear interpolation, 0 outside */
+static double dc_bilinear(const double *x, int64_t H, int64_t W, double y, double xx) {
+    if (!(y > -1.0 && y < (double)H && xx > -1.0 && xx < (double)W)) return 0;
+    const double fy = floor(y), fx = floor(xx), ly = y - fy, lx = xx - fx;
+    const int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
+    double v = 0;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            const int64_t yy = y0 + i, xj = x0 + j;
+            if (yy < 0 || yy >= H || xj < 0 || xj >= W) continue;
+            v += (i ? ly : 1 - ly) * (j ? lx : 1 - lx) * x[yy * W + xj];
+        }
+    return v;
+}
+
+static si_result dc_run(si_kctx *c) {
+    dc_plan p;
+    si_result s = dc_plan_of(c, &p);
+    if (s || (s = si_run_ready(c))) return s;
+    si_tensor *yt = si_out(c, 0);
+    if (!yt || si_count(yt) == 0) return SI_OK;
+    const si_tensor *xt = c->in[0], *wt = c->in[1], *bt = si_in(c, 3), *mt = si_in(c, 4);
+    const int64_t N = xt->dims[0], C = xt->dims[1], H = xt->dims[2], W = xt->dims[3], M = wt->dims[0];
+    const int64_t KH = wt->dims[2], KW = wt->dims[3], K = KH * KW, OH = yt->dims[2], OW = yt->dims[3];
+    const int64_t cpg = C / p.group, mpg = M / p.group, cpo = C / p.og;
+    const int o = NN_SP - 2;
+    double *x = si_tensor_to_f64(xt), *w = si_tensor_to_f64(wt), *off = si_tensor_to_f64(c->in[2]);
+    double *b = bt ? si_tensor_to_f64(bt) : NULL, *mk = mt ? si_tensor_to_f64(mt) : NULL;
+    double *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
+    if (!x || !w || !off || !y || (bt && !b) || (mt && !mk)) {
+        nn_free_all(x, w, off, b, mk, y);
+        return si_op_nomem(c);
+    }
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t m = 0; m < M; m++) {
+            const int64_t g = m / mpg;
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    double acc = b ? b[m] : 0;
+                    for (int64_t ci = 0; ci < cpg; ci++) {
+                        const int64_t ch = g * cpg + ci, og = ch / cpo;
+                        const double *xp = x + (n * C + ch) * H * W;
+                        for (int64_t k = 0; k < K; k++) {
+                            const int64_t ky = k / KW, kx = k % KW;
+                            const double dy = off[(((n * p.og + og) * 2 * K + 2 * k) * OH + oy) * OW + ox];
+                            const double dx = off[(((n * p.og + og) * 2 * K + 2 * k + 1) * OH + oy) * OW + ox];
+                            const double py = (double)(oy * p.g.s[o] - p.g.pb[o] + ky * p.g.d[o]) + dy;
+                            const double px = (double)(ox * p.g.s[o + 1] - p.g.pb[o + 1] + kx * p.g.d[o + 1]) + dx;
+                            double v = dc_bilinear(xp, H, W, py, px);
+                            if (mk) v *= mk[(((n * p.og + og) * K + k) * OH + oy) * OW + ox];
+                            acc += w[(m * cpg + ci) * K + k] * v;
+                        }
+                    }
+                    y[((n * M + m) * OH + oy) * OW + ox] = acc;
+                }
+        }
+    si_tensor_from_f64(yt, y);
+    nn_free_all(x, w, off, b, mk, y);
+    return SI_OK;
+}
+
 /* =========================================================================================================
  * Op table
  */
@@ -489,6 +613,7 @@ static const si_op_def defs[] = {
     SI_OP_DEF(AFFINE_GRID, SI_T_FLOATS, ag_infer, ag_run),
     SI_OP_DEF(ROI_ALIGN, SI_T_FLOATS, roi_infer, roi_run),
     SI_OP_DEF(COL2IM, SI_T_FLOATS, c2i_infer, c2i_run),
+    SI_OP_DEF(DEFORM_CONV, SI_T_FLOATS, dc_infer, dc_run),
 };
 
 SI_OP_FAMILY_PARTIAL(sample, defs);
