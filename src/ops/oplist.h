@@ -141,6 +141,10 @@
     /* loss.c: training losses */                                                                              \
     X(NEGATIVE_LOG_LIKELIHOOD_LOSS, "NegativeLogLikelihoodLoss", "")                                           \
     X(SOFTMAX_CROSS_ENTROPY_LOSS, "SoftmaxCrossEntropyLoss", "")                                               \
+    /* seqmodel.c: linear attention, causal convolution with state, flex attention */                          \
+    X(LINEAR_ATTENTION, "LinearAttention", "")                                                                 \
+    X(CAUSAL_CONV_WITH_STATE, "CausalConvWithState", "")                                                       \
+    X(FLEX_ATTENTION, "FlexAttention", "ai.onnx.preview")                                                      \
     /* attention.c: scaled dot-product attention */                                                            \
     X(ATTENTION, "Attention", "")                                                                              \
     X(MULTI_HEAD_ATTENTION, "MultiHeadAttention", "com.microsoft")                                             \
@@ -231,6 +235,6 @@
     F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
-    F(loss) F(sample) F(tensorops)
+    F(loss) F(sample) F(tensorops) F(seqmodel)
 
 #endif
