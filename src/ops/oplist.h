@@ -145,6 +145,15 @@
     X(LINEAR_ATTENTION, "LinearAttention", "")                                                                 \
     X(CAUSAL_CONV_WITH_STATE, "CausalConvWithState", "")                                                       \
     X(FLEX_ATTENTION, "FlexAttention", "ai.onnx.preview")                                                      \
+    /* window.c: signal windows, mel filter bank */                                                            \
+    X(HANN_WINDOW, "HannWindow", "")                                                                           \
+    X(HAMMING_WINDOW, "HammingWindow", "")                                                                     \
+    X(BLACKMAN_WINDOW, "BlackmanWindow", "")                                                                   \
+    X(MEL_WEIGHT_MATRIX, "MelWeightMatrix", "")                                                                \
+    /* training.c: optimizers (ai.onnx.preview.training) */                                                    \
+    X(ADAGRAD, "Adagrad", "ai.onnx.preview.training")                                                          \
+    X(MOMENTUM, "Momentum", "ai.onnx.preview.training")                                                        \
+    X(ADAM, "Adam", "ai.onnx.preview.training")                                                                \
     /* attention.c: scaled dot-product attention */                                                            \
     X(ATTENTION, "Attention", "")                                                                              \
     X(MULTI_HEAD_ATTENTION, "MultiHeadAttention", "com.microsoft")                                             \
@@ -218,10 +227,14 @@
     X(RANGE, "Range", "")                                                                                      \
     X(ONE_HOT, "OneHot", "")                                                                                   \
     X(EYE_LIKE, "EyeLike", "")                                                                                 \
-    /* tensorops.c: CenterCropPad, TensorScatter, SwiGLU */                                                    \
+    /* tensorops.c: CenterCropPad, TensorScatter, SwiGLU, Det, MaxUnpool, ml ops */                            \
     X(CENTER_CROP_PAD, "CenterCropPad", "")                                                                    \
     X(TENSOR_SCATTER, "TensorScatter", "")                                                                     \
     X(SWIGLU, "SwiGLU", "")                                                                                    \
+    X(DET, "Det", "")                                                                                          \
+    X(MAX_UNPOOL, "MaxUnpool", "")                                                                             \
+    X(BINARIZER, "Binarizer", "ai.onnx.ml")                                                                    \
+    X(ARRAY_FEATURE_EXTRACTOR, "ArrayFeatureExtractor", "ai.onnx.ml")                                          \
     /* unique.c */                                                                                             \
     X(UNIQUE, "Unique", "")                                                                                    \
     /* control.c: control flow (subgraphs; types and shapes only, no kernel yet) */                           \
@@ -235,6 +248,6 @@
     F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
-    F(loss) F(sample) F(tensorops) F(seqmodel)
+    F(loss) F(sample) F(tensorops) F(seqmodel) F(window) F(training)
 
 #endif

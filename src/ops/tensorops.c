@@ -1,6 +1,8 @@
 /*
  * tensorops.c — reference kernels for CenterCropPad (crop or zero-pad around the centre), TensorScatter (write an
- * update into a cache at per-batch positions, linear or circular) and SwiGLU (a * sigmoid(alpha * a) * b).
+ * update into a cache at per-batch positions, linear or circular), SwiGLU (a * sigmoid(alpha * a) * b), Det
+ * (determinants), MaxUnpool (MaxPool's values put back at their indices) and the ai.onnx.ml ops Binarizer and
+ * ArrayFeatureExtractor.
  */
 #include "ops/ops.h"
 
@@ -187,6 +189,236 @@ static si_result swiglu_run(si_kctx *c) {
     return SI_OK;
 }
 
+// --- Det --------------------------------------------------------------------------------------------------
+
+static si_result det_infer(si_kctx *c) {
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T_FLOATS, "input", &x);
+    if (s) return s;
+    if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2 ([..., M, M]), got %d", x->ndim);
+    const int64_t m = x->dims[x->ndim - 1], m2 = x->dims[x->ndim - 2];
+    if (si_dim_known(m) && si_dim_known(m2) && m != m2)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "input matrices must be square, got %lld x %lld", (long long)m2, (long long)m);
+    return si_set_out(c, 0, x->dtype, x->ndim - 2, x->dims);
+}
+
+/* Determinants by LU decomposition with partial pivoting. */
+static si_result det_run(si_kctx *c) {
+    si_result s = det_infer(c);
+    if (s || (s = si_run_ready(c))) return s;
+    si_tensor *yt = si_out(c, 0);
+    const si_tensor *xt = c->in[0];
+    if (!yt || si_count(yt) == 0) return SI_OK;
+    const int64_t M = xt->dims[xt->ndim - 1], nb = si_count(yt);
+    double *x = si_tensor_to_f64(xt), *y = si_malloc(sizeof(double) * (size_t)nb);
+    if (!x || !y) {
+        si_free(x);
+        si_free(y);
+        return si_op_nomem(c);
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        double *a = x + b * M * M, det = 1.0;
+        for (int64_t k = 0; k < M && det != 0; k++) {
+            int64_t piv = k;
+            for (int64_t i = k + 1; i < M; i++)
+                if (fabs(a[i * M + k]) > fabs(a[piv * M + k])) piv = i;
+            if (a[piv * M + k] == 0) {
+                det = 0;
+                break;
+            }
+            if (piv != k) {
+                for (int64_t j = 0; j < M; j++) {
+                    const double t = a[k * M + j];
+                    a[k * M + j] = a[piv * M + j];
+                    a[piv * M + j] = t;
+                }
+                det = -det;
+            }
+            det *= a[k * M + k];
+            for (int64_t i = k + 1; i < M; i++) {
+                const double f = a[i * M + k] / a[k * M + k];
+                for (int64_t j = k; j < M; j++) a[i * M + j] -= f * a[k * M + j];
+            }
+        }
+        y[b] = det;
+    }
+    si_tensor_from_f64(yt, y);
+    si_free(x);
+    si_free(y);
+    return SI_OK;
+}
+
+// --- MaxUnpool --------------------------------------------------------------------------------------------
+
+/* Output shape: input 'output_shape' when given, else (in - 1) * stride - pads + kernel per spatial axis (that
+ * default shape into *dflt, when not NULL). */
+static si_result unpool_shape(si_kctx *c, int64_t *od, bool *known, int64_t *dflt) {
+    si_result s = si_need_input(c, 0, false);
+    if (s || (s = si_need_input(c, 1, false))) return s;
+    const si_tensor *x = c->in[0], *ix = c->in[1], *os = si_in_nonempty(c, 2);
+    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_check_type(c, ix->dtype, SI_T(SI_I64), "input 'I'")))
+        return s;
+    const int r = x->ndim, nsp = r - 2;
+    if (nsp < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' must have rank >= 3, got %d", r);
+    if (ix->ndim != r) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'I' must have X's rank %d, got %d", r, ix->ndim);
+    for (int d = 0; d < r; d++)
+        if (si_dim_known(x->dims[d]) && si_dim_known(ix->dims[d]) && x->dims[d] != ix->dims[d])
+            return si_op_err(c, SI_ERR_INVALID_ARG, "input 'I' dimension %d is %lld, X has %lld", d, (long long)ix->dims[d],
+                             (long long)x->dims[d]);
+    int64_t k[SI_MAX_DIMS], st[SI_MAX_DIMS], pads[2 * SI_MAX_DIMS];
+    int nk = 0;
+    if ((s = si_attr_ints_buf(c, "kernel_shape", k, SI_MAX_DIMS, &nk))) return s;
+    if (nk != nsp) return si_op_err(c, SI_ERR_INVALID_ARG, "kernel_shape must have %d values", nsp);
+    if ((s = si_attr_ints_n(c, "strides", nsp, 1, st)) || (s = si_attr_ints_n(c, "pads", 2 * nsp, 0, pads))) return s;
+    od[0] = x->dims[0];
+    od[1] = x->dims[1];
+    *known = true;
+    for (int d = 0; d < nsp; d++) {
+        if (k[d] < 1 || st[d] < 1 || pads[d] < 0 || pads[nsp + d] < 0 || k[d] > INT32_MAX || st[d] > INT32_MAX)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "axis %d: kernel %lld, stride %lld or pads out of range", d, (long long)k[d],
+                             (long long)st[d]);
+        const int64_t in = x->dims[2 + d];
+        od[2 + d] = si_dim_known(in) ? (in - 1) * st[d] - pads[d] - pads[nsp + d] + k[d] : SI_DIM_UNKNOWN;
+        if (si_dim_known(in) && (in > INT32_MAX || od[2 + d] < 0))
+            return si_op_err(c, SI_ERR_INVALID_ARG, "axis %d: the output size is out of range", d);
+    }
+    if (dflt)
+        for (int d = 0; d < r; d++) dflt[d] = od[d];
+    if (os) {
+        if (!si_has_values(os)) {
+            *known = false;
+            return SI_OK;
+        }
+        int64_t v[SI_MAX_DIMS];
+        int nv = 0;
+        if ((s = si_tensor_ints(c, os, "input 'output_shape'", v, SI_MAX_DIMS, &nv))) return s;
+        if (nv != r) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'output_shape' must have %d values, got %d", r, nv);
+        for (int d = 0; d < r; d++) {
+            if (v[d] < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'output_shape' value %d is negative", d);
+            if (d < 2 && si_dim_known(od[d]) && v[d] != od[d])
+                return si_op_err(c, SI_ERR_INVALID_ARG, "input 'output_shape' dimension %d must be X's %lld", d, (long long)od[d]);
+            od[d] = v[d];
+        }
+    }
+    return SI_OK;
+}
+
+static si_result unpool_infer(si_kctx *c) {
+    int64_t od[SI_MAX_DIMS];
+    bool known = false;
+    si_result s = unpool_shape(c, od, &known, NULL);
+    if (s) return s;
+    if (!known) return si_set_out_unknown(c, 0, c->in[0]->dtype, c->in[0]->ndim);
+    return si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, od);
+}
+
+/* Y.flat[I[i]] = X[i] (indices as MaxPool gives them: into the whole output of the default shape, batch and
+ * channel included); with output_shape, that result is padded with zeros at the end of each axis (or cut). */
+static si_result unpool_run(si_kctx *c) {
+    si_result s = unpool_infer(c);
+    if (s || (s = si_run_ready(c))) return s;
+    int64_t od[SI_MAX_DIMS], dd[SI_MAX_DIMS];
+    bool known = false;
+    if ((s = unpool_shape(c, od, &known, dd))) return s;
+    si_tensor *yt = si_out(c, 0);
+    const si_tensor *xt = c->in[0];
+    const int r = xt->ndim;
+    if (!yt || si_count(xt) == 0 || si_count(yt) == 0) return SI_OK;
+    const int64_t n = si_count(xt), nd = si_shape_count(r, dd), ny = si_count(yt);
+    double *x = si_tensor_to_f64(xt), *u = si_calloc((size_t)(nd > 0 ? nd : 1), sizeof(double));
+    double *y = si_calloc((size_t)ny, sizeof(double));
+    int64_t *ix = si_tensor_to_i64(c->in[1]);
+    if (!x || !u || !y || !ix) s = si_op_nomem(c);
+    for (int64_t i = 0; !s && i < n; i++) {
+        if (ix[i] < 0 || ix[i] >= nd)
+            s = si_op_err(c, SI_ERR_INVALID_ARG, "index %lld at element %lld is outside the unpooled tensor (%lld elements)",
+                          (long long)ix[i], (long long)i, (long long)nd);
+        else
+            u[ix[i]] = x[i];
+    }
+    if (!s && nd > 0) {
+        int64_t idx[SI_MAX_DIMS] = {0}, ys[SI_MAX_DIMS], k = 0;
+        si_strides(r, od, ys);
+        do {
+            int64_t off = 0;
+            bool in = true;
+            for (int d = 0; d < r && in; d++) {
+                in = idx[d] < od[d];
+                off += idx[d] * ys[d];
+            }
+            if (in) y[off] = u[k];
+            k++;
+        } while (si_next_index(idx, dd, r));
+        si_tensor_from_f64(yt, y);
+    }
+    si_free(x);
+    si_free(u);
+    si_free(y);
+    si_free(ix);
+    return s;
+}
+
+// --- ai.onnx.ml: Binarizer, ArrayFeatureExtractor ---------------------------------------------------------
+
+static si_result binarizer_infer(si_kctx *c) {
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T_FLOATS | SI_T(SI_I32) | SI_T(SI_I64), "input", &x);
+    return s ? s : si_same_as_input(c, 0, 0);
+}
+
+static si_result binarizer_run(si_kctx *c) {
+    si_result s = binarizer_infer(c);
+    if (s || (s = si_run_ready(c))) return s;
+    si_tensor *y = si_out(c, 0);
+    if (!y || si_count(y) == 0) return SI_OK;
+    const double th = si_attr_float(c->node, "threshold", 0.0f);
+    double *v = si_tensor_to_f64(c->in[0]);
+    if (!v) return si_op_nomem(c);
+    for (int64_t i = 0; i < si_count(y); i++) v[i] = v[i] > th ? 1.0 : isnan(v[i]) ? v[i] : 0.0;
+    si_tensor_from_f64(y, v);
+    si_free(v);
+    return SI_OK;
+}
+
+/* Z = X[..., Y] along the last axis (a 1-D X is read as [1, C]). */
+static si_result afe_infer(si_kctx *c) {
+    si_result s = si_need_input(c, 0, false);
+    if (s || (s = si_need_input(c, 1, false))) return s;
+    const si_tensor *x = c->in[0], *ix = c->in[1];
+    if ((s = si_check_type(c, ix->dtype, SI_T(SI_I64), "input 'Y'"))) return s;
+    if (x->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' must have rank >= 1");
+    int64_t od[SI_MAX_DIMS];
+    int r = x->ndim;
+    if (r == 1) {
+        od[0] = 1;
+        r = 2;
+    } else {
+        for (int d = 0; d < r - 1; d++) od[d] = x->dims[d];
+    }
+    od[r - 1] = si_count(ix);
+    return si_set_out(c, 0, x->dtype, r, od);
+}
+
+static si_result afe_run(si_kctx *c) {
+    si_result s = afe_infer(c);
+    if (s || (s = si_run_ready(c))) return s;
+    si_tensor *yt = si_out(c, 0);
+    const si_tensor *xt = c->in[0];
+    if (!yt || si_count(yt) == 0) return SI_OK;
+    const int64_t C = xt->dims[xt->ndim - 1], outer = si_count(xt) / (C > 0 ? C : 1), k = si_count(c->in[1]);
+    int64_t *ix = si_tensor_to_i64(c->in[1]);
+    if (!ix) return si_op_nomem(c);
+    const size_t es = si_esize(xt);
+    for (int64_t j = 0; j < k && !s; j++)
+        if (ix[j] < 0 || ix[j] >= C)
+            s = si_op_err(c, SI_ERR_INVALID_ARG, "index %lld is outside [0, %lld)", (long long)ix[j], (long long)C);
+    for (int64_t o = 0; o < outer && !s; o++)
+        for (int64_t j = 0; j < k; j++)
+            memcpy((char *)yt->data + (size_t)(o * k + j) * es, (const char *)xt->data + (size_t)(o * C + ix[j]) * es, es);
+    si_free(ix);
+    return s;
+}
+
 /* =========================================================================================================
  * Op table
  */
@@ -195,6 +427,10 @@ static const si_op_def defs[] = {
     SI_OP_DEF(CENTER_CROP_PAD, 0, ccp_infer, ccp_run),
     SI_OP_DEF(TENSOR_SCATTER, 0, ts_infer, ts_run),
     SI_OP_DEF(SWIGLU, SI_T_FLOATS, swiglu_infer, swiglu_run),
+    SI_OP_DEF(DET, SI_T_FLOATS, det_infer, det_run),
+    SI_OP_DEF(MAX_UNPOOL, SI_T_FLOATS, unpool_infer, unpool_run),
+    SI_OP_DEF(BINARIZER, 0, binarizer_infer, binarizer_run),
+    SI_OP_DEF(ARRAY_FEATURE_EXTRACTOR, 0, afe_infer, afe_run),
 };
 
 SI_OP_FAMILY_PARTIAL(tensorops, defs);
