@@ -235,6 +235,7 @@
     X(MAX_UNPOOL, "MaxUnpool", "")                                                                             \
     X(BINARIZER, "Binarizer", "ai.onnx.ml")                                                                    \
     X(ARRAY_FEATURE_EXTRACTOR, "ArrayFeatureExtractor", "ai.onnx.ml")                                          \
+    X(TF_IDF_VECTORIZER, "TfIdfVectorizer", "")                                                                \
     /* unique.c */                                                                                             \
     X(UNIQUE, "Unique", "")                                                                                    \
     /* control.c: control flow (subgraphs; types and shapes only, no kernel yet) */                           \

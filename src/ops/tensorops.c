@@ -2,7 +2,7 @@
  * tensorops.c — reference kernels for CenterCropPad (crop or zero-pad around the centre), TensorScatter (write an
  * update into a cache at per-batch positions, linear or circular), SwiGLU (a * sigmoid(alpha * a) * b), Det
  * (determinants), MaxUnpool (MaxPool's values put back at their indices) and the ai.onnx.ml ops Binarizer and
- * ArrayFeatureExtractor.
+ * ArrayFeatureExtractor, and TfIdfVectorizer (n-gram counts over integer tokens).
  */
 #include "ops/ops.h"
 
@@ -419,6 +419,116 @@ static si_result afe_run(si_kctx *c) {
     return s;
 }
 
+// --- TfIdfVectorizer --------------------------------------------------------------------------------------
+
+enum { TFIDF_TF, TFIDF_IDF, TFIDF_TFIDF };
+
+typedef struct tfidf_plan {
+    const int64_t *pool, *counts, *index;
+    const float *weights;
+    int npool, nlev, nidx, nw, mode;
+    int64_t minn, maxn, skip, width;
+} tfidf_plan;
+
+static si_result tfidf_plan_of(si_kctx *c, tfidf_plan *p) {
+    const si_tensor *x;
+    si_result s = si_input0(c, SI_T(SI_I32) | SI_T(SI_I64), "input", &x);
+    if (s) return s;
+    if (x->ndim != 1 && x->ndim != 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank 1 or 2, got %d", x->ndim);
+    static const char *const modes[] = {"TF", "IDF", "TFIDF"};
+    if ((s = si_attr_choice(c, "mode", "TF", modes, 3, &p->mode))) return s;
+    p->minn = si_attr_int(c->node, "min_gram_length", 1);
+    p->maxn = si_attr_int(c->node, "max_gram_length", 1);
+    p->skip = si_attr_int(c->node, "max_skip_count", 0);
+    p->pool = si_attr_ints(c->node, "pool_int64s", &p->npool);
+    p->counts = si_attr_ints(c->node, "ngram_counts", &p->nlev);
+    p->index = si_attr_ints(c->node, "ngram_indexes", &p->nidx);
+    p->weights = si_attr_floats(c->node, "weights", &p->nw);
+    if (!p->pool) {
+        if (si_node_attr(c->node, "pool_strings")) return si_op_err(c, SI_ERR_UNSUPPORTED, "pool_strings: string inputs are not supported");
+        return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'pool_int64s' is missing");
+    }
+    if (p->minn < 1 || p->maxn < p->minn || p->skip < 0 || p->skip > INT32_MAX || p->maxn > INT32_MAX)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "min_gram_length %lld, max_gram_length %lld or max_skip_count %lld is out of range",
+                         (long long)p->minn, (long long)p->maxn, (long long)p->skip);
+    if (!p->counts || !p->index || p->nlev < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "attributes 'ngram_counts' and 'ngram_indexes' are required");
+    int64_t grams = 0;
+    for (int l = 0; l < p->nlev; l++) {
+        const int64_t a = p->counts[l], b = l + 1 < p->nlev ? p->counts[l + 1] : p->npool;
+        if (a < 0 || b < a || b > p->npool || (b - a) % (l + 1))
+            return si_op_err(c, SI_ERR_INVALID_ARG, "ngram_counts[%d] = %lld does not delimit whole %d-grams of the pool", l,
+                             (long long)a, l + 1);
+        grams += (b - a) / (l + 1);
+    }
+    if (grams != p->nidx)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "the pool holds %lld n-grams, ngram_indexes has %d", (long long)grams, p->nidx);
+    if (p->weights && p->nw != p->nidx)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'weights' has %d values, expected %d", p->nw, p->nidx);
+    p->width = 0;
+    for (int i = 0; i < p->nidx; i++) {
+        if (p->index[i] < 0 || p->index[i] >= (1 << 24))
+            return si_op_err(c, SI_ERR_INVALID_ARG, "ngram_indexes[%d] = %lld is out of range", i, (long long)p->index[i]);
+        if (p->index[i] + 1 > p->width) p->width = p->index[i] + 1;
+    }
+    return SI_OK;
+}
+
+static si_result tfidf_infer(si_kctx *c) {
+    tfidf_plan p;
+    si_result s = tfidf_plan_of(c, &p);
+    if (s) return s;
+    const si_tensor *x = c->in[0];
+    const int64_t od[2] = {x->ndim == 2 ? x->dims[0] : p.width, p.width};
+    return x->ndim == 2 ? si_set_out(c, 0, SI_F32, 2, od) : si_set_out(c, 0, SI_F32, 1, od + 1);
+}
+
+static si_result tfidf_run(si_kctx *c) {
+    tfidf_plan p;
+    si_result s = tfidf_plan_of(c, &p);
+    if (s || (s = tfidf_infer(c)) || (s = si_run_ready(c))) return s;
+    si_tensor *yt = si_out(c, 0);
+    const si_tensor *xt = c->in[0];
+    if (!yt || si_count(yt) == 0) return SI_OK;
+    const int64_t rows = xt->ndim == 2 ? xt->dims[0] : 1, C = xt->dims[xt->ndim - 1];
+    int64_t *x = si_tensor_to_i64(xt);
+    double *y = si_calloc((size_t)si_count(yt), sizeof(double));
+    if (!x || !y) {
+        si_free(x);
+        si_free(y);
+        return si_op_nomem(c);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t *row = x + r * C;
+        double *out = y + r * p.width;
+        int64_t base = 0; /* n-grams of the levels before */
+        for (int l = 0; l < p.nlev; l++) {
+            const int64_t n = l + 1, a = p.counts[l], b = l + 1 < p.nlev ? p.counts[l + 1] : p.npool, ng = (b - a) / n;
+            if (n >= p.minn && n <= p.maxn)
+                for (int64_t i = 0; i < C; i++)
+                    for (int64_t k = 0; k <= (n == 1 ? 0 : p.skip); k++) {
+                        if (i + (n - 1) * (k + 1) >= C) break;
+                        for (int64_t g = 0; g < ng; g++) {
+                            const int64_t *gram = p.pool + a + g * n;
+                            int64_t j = 0;
+                            while (j < n && row[i + j * (k + 1)] == gram[j]) j++;
+                            if (j == n) out[p.index[base + g]] += 1.0;
+                        }
+                    }
+            base += ng;
+        }
+        if (p.mode != TFIDF_TF)
+            for (int g = 0; g < p.nidx; g++) {
+                double *v = &out[p.index[g]];
+                const double w = p.weights ? p.weights[g] : 1.0;
+                *v = p.mode == TFIDF_IDF ? (*v > 0 ? w : 0.0) : *v * w;
+            }
+    }
+    si_tensor_from_f64(yt, y);
+    si_free(x);
+    si_free(y);
+    return SI_OK;
+}
+
 /* =========================================================================================================
  * Op table
  */
@@ -431,6 +541,7 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MAX_UNPOOL, SI_T_FLOATS, unpool_infer, unpool_run),
     SI_OP_DEF(BINARIZER, 0, binarizer_infer, binarizer_run),
     SI_OP_DEF(ARRAY_FEATURE_EXTRACTOR, 0, afe_infer, afe_run),
+    SI_OP_DEF(TF_IDF_VECTORIZER, SI_T(SI_I32) | SI_T(SI_I64), tfidf_infer, tfidf_run),
 };
 
 SI_OP_FAMILY_PARTIAL(tensorops, defs);
