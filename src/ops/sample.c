@@ -318,7 +318,9 @@ static si_result roi_run(si_kctx *c) {
         }
         const double bh = rh / (double)OH, bw = rw / (double)OW;
         double gh_d = sr > 0 ? (double)sr : ceil(rh / (double)OH), gw_d = sr > 0 ? (double)sr : ceil(rw / (double)OW);
-        if (!(gh_d >= 0) || gh_d > 4096 || !(gw_d >= 0) || gw_d > 4096) {
+        gh_d = gh_d < 0 ? 0 : gh_d; /* an inverted box (half_pixel) samples nothing: zeros */
+        gw_d = gw_d < 0 ? 0 : gw_d;
+        if (!(gh_d <= 4096) || !(gw_d <= 4096)) {
             s = si_op_err(c, SI_ERR_INVALID_ARG, "roi %lld: sampling grid %g x %g is not in [0, 4096]", (long long)r, gh_d, gw_d);
             break;
         }
