@@ -154,6 +154,8 @@
     X(ADAGRAD, "Adagrad", "ai.onnx.preview.training")                                                          \
     X(MOMENTUM, "Momentum", "ai.onnx.preview.training")                                                        \
     X(ADAM, "Adam", "ai.onnx.preview.training")                                                                \
+    /* tree.c: tree ensembles (ai.onnx.ml) */                                                                  \
+    X(TREE_ENSEMBLE, "TreeEnsemble", "ai.onnx.ml")                                                             \
     /* attention.c: scaled dot-product attention */                                                            \
     X(ATTENTION, "Attention", "")                                                                              \
     X(MULTI_HEAD_ATTENTION, "MultiHeadAttention", "com.microsoft")                                             \
@@ -249,6 +251,6 @@
     F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
-    F(loss) F(sample) F(tensorops) F(seqmodel) F(window) F(training)
+    F(loss) F(sample) F(tensorops) F(seqmodel) F(window) F(training) F(tree)
 
 #endif
