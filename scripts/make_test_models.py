@@ -307,6 +307,38 @@ def nested_ifs(depth):
                              [helper.make_tensor_value_info("Y0", F, [2])])
 
 
+def bad_op_models():
+    """Models whose op input is malformed (tests/test_bad_input.c: each gets INVALID_ARG naming the problem).
+    op_bad_nll: NegativeLogLikelihoodLoss over scores X float[2,3] with targets T int64[2] given at run time
+    (ignore_index -1: the test feeds a target of 7, outside [0, 3)). op_bad_gridsample: a grid of rank 3 for a
+    rank-4 X. op_bad_col2im: block_shape [3,3] with 4 columns per block (not a multiple of 9).
+    op_bad_tensorscatter: write_indices given at run time (the test feeds 3: 2 updates do not fit in 4 positions,
+    mode linear). op_bad_roialign: batch_indices given at run time (the test feeds 5 for a batch of 1)."""
+    m = {}
+    m["op_bad_nll.onnx"] = model(helper.make_graph(
+        [helper.make_node("NegativeLogLikelihoodLoss", ["X", "T"], ["Y"], name="nll", ignore_index=-1)], "bad_nll",
+        [helper.make_tensor_value_info("X", F, [2, 3]), helper.make_tensor_value_info("T", I64, [2])],
+        [helper.make_tensor_value_info("Y", F, [])]), opset=13)
+    m["op_bad_gridsample.onnx"] = model(helper.make_graph(
+        [helper.make_node("GridSample", ["X", "G"], ["Y"], name="gs")], "bad_gridsample",
+        [helper.make_tensor_value_info("X", F, [1, 1, 3, 3]), helper.make_tensor_value_info("G", F, [1, 2, 2])],
+        [helper.make_tensor_value_info("Y", F, None)]), opset=16)
+    m["op_bad_col2im.onnx"] = model(helper.make_graph(
+        [helper.make_node("Col2Im", ["X", "I", "B"], ["Y"], name="c2i")], "bad_col2im",
+        [helper.make_tensor_value_info("X", F, [1, 4, 4])], [helper.make_tensor_value_info("Y", F, None)],
+        initializer=[raw("I", np.array([4, 4], np.int64)), raw("B", np.array([3, 3], np.int64))]), opset=18)
+    m["op_bad_tensorscatter.onnx"] = model(helper.make_graph(
+        [helper.make_node("TensorScatter", ["P", "U", "W"], ["Y"], name="ts")], "bad_tensorscatter",
+        [helper.make_tensor_value_info("P", F, [1, 4, 2]), helper.make_tensor_value_info("U", F, [1, 2, 2]),
+         helper.make_tensor_value_info("W", I64, [1])], [helper.make_tensor_value_info("Y", F, [1, 4, 2])]), opset=24)
+    m["op_bad_roialign.onnx"] = model(helper.make_graph(
+        [helper.make_node("RoiAlign", ["X", "R", "BI"], ["Y"], name="roi")], "bad_roialign",
+        [helper.make_tensor_value_info("X", F, [1, 1, 4, 4]), helper.make_tensor_value_info("BI", I64, [1])],
+        [helper.make_tensor_value_info("Y", F, None)],
+        initializer=[raw("R", np.array([[0, 0, 2, 2]], np.float32))]), opset=16)
+    return m
+
+
 def build(out):
     files = {}
 
@@ -573,6 +605,8 @@ def build(out):
                                                         [helper.make_tensor_value_info("E", F, None)]))],
         "dangling", [helper.make_tensor_value_info("X", F, [2]), helper.make_tensor_value_info("C", TensorProto.BOOL, [])],
         [helper.make_tensor_value_info("Y", F, [2])]))
+
+    files.update(bad_op_models())
 
     os.makedirs(out, exist_ok=True)
     for name, m in sorted(files.items()):

@@ -9,7 +9,8 @@
  * paths; cycles, unknown ops, dangling references, missing outputs, values produced twice; external data
  * leaving the model's folder (relative, absolute, through a symlink), missing or short; unsupported element
  * types and ranks; inconsistent initializers; wrong input dtypes and shapes; missing inputs; malformed .npy
- * and TensorProto files; NULL for every pointer argument of the public API.
+ * and TensorProto files; NULL for every pointer argument of the public API; malformed inputs of the newer
+ * ops' reference kernels (NegativeLogLikelihoodLoss, GridSample, Col2Im, TensorScatter, RoiAlign) on REF and CPU.
  */
 #include "si_test.h"
 
@@ -710,6 +711,81 @@ static void test_null_args(void) {
     si_tensor_free(NULL);
 }
 
+/* ---- malformed op inputs (reference kernels of the newer ops) ------------------------------------------------ */
+
+static char bad_op_msg[1024];
+
+/* Load data/<file>, compile it for `devices` and run it with the given inputs (NULL: zeros of the declared
+ * shape): the first failing status, its message kept in bad_op_msg. */
+static si_result run_bad_op(const char *file, const char *devices, int n_in, si_tensor *const *ins) {
+    si_model *m = NULL;
+    si_config *cfg = NULL;
+    si_compiled *cm = NULL;
+    si_request *rq = NULL;
+    bad_op_msg[0] = 0;
+    si_result s = si_model_load(data_path(file), &m);
+    if (!s) s = si_config_create(&cfg);
+    if (!s) s = si_config_set(cfg, "devices", devices);
+    if (!s) s = si_compile(m, cfg, &cm);
+    if (!s) s = si_request_create(cm, &rq);
+    for (int i = 0; !s && i < n_in; i++) s = si_request_set_input(rq, i, ins[i]);
+    if (!s) s = si_request_infer(rq);
+    if (s) snprintf(bad_op_msg, sizeof bad_op_msg, "%s", si_last_error());
+    si_request_free(rq);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+    si_model_free(m);
+    return s;
+}
+
+static void test_bad_ops(void) {
+    static const char *const devs[] = {"REF", "CPU"};
+    int64_t d23[2] = {2, 3}, d2[1] = {2}, d1[1] = {1}, d142[3] = {1, 4, 2}, d122[3] = {1, 2, 2}, d1144[4] = {1, 1, 4, 4};
+    si_tensor *x23 = NULL, *t2 = NULL, *p = NULL, *u = NULL, *w = NULL, *x44 = NULL, *bi = NULL;
+    CHECK_OK(si_tensor_create(SI_F32, 2, d23, &x23));
+    CHECK_OK(si_tensor_create(SI_I64, 1, d2, &t2));
+    CHECK_OK(si_tensor_create(SI_F32, 3, d142, &p));
+    CHECK_OK(si_tensor_create(SI_F32, 3, d122, &u));
+    CHECK_OK(si_tensor_create(SI_I64, 1, d1, &w));
+    CHECK_OK(si_tensor_create(SI_F32, 4, d1144, &x44));
+    CHECK_OK(si_tensor_create(SI_I64, 1, d1, &bi));
+    if (!x23 || !t2 || !p || !u || !w || !x44 || !bi) goto done;
+    for (int d = 0; d < 2; d++) {
+        /* a target outside [0, C) that is not ignore_index; the ignored -1 and valid targets run */
+        int64_t *tv = si_tensor_data(t2);
+        tv[0] = 1;
+        tv[1] = 7;
+        CHECK_STATUS(run_bad_op("op_bad_nll.onnx", devs[d], 2, (si_tensor *[]){x23, t2}), SI_ERR_INVALID_ARG);
+        CHECK(strstr(bad_op_msg, "nll") && strstr(bad_op_msg, "target value 7") && strstr(bad_op_msg, "ignore_index"));
+        tv[1] = -1;
+        CHECK_OK(run_bad_op("op_bad_nll.onnx", devs[d], 2, (si_tensor *[]){x23, t2}));
+        /* a grid of rank 3 for a rank-4 X */
+        CHECK(run_bad_op("op_bad_gridsample.onnx", devs[d], 0, NULL) == SI_ERR_INVALID_ARG);
+        CHECK(strstr(bad_op_msg, "gs") && strstr(bad_op_msg, "'grid' must have rank 4"));
+        /* block_shape 3x3 with 4 values per column */
+        CHECK(run_bad_op("op_bad_col2im.onnx", devs[d], 0, NULL) == SI_ERR_INVALID_ARG);
+        CHECK(strstr(bad_op_msg, "c2i") && strstr(bad_op_msg, "not a multiple of prod(block_shape) = 9"));
+        /* two updates written at 3 of 4 positions (linear): refused; at 2 they fit */
+        ((int64_t *)si_tensor_data(w))[0] = 3;
+        CHECK_STATUS(run_bad_op("op_bad_tensorscatter.onnx", devs[d], 3, (si_tensor *[]){p, u, w}), SI_ERR_INVALID_ARG);
+        CHECK(strstr(bad_op_msg, "ts") && strstr(bad_op_msg, "write_indices[0] = 3"));
+        ((int64_t *)si_tensor_data(w))[0] = 2;
+        CHECK_OK(run_bad_op("op_bad_tensorscatter.onnx", devs[d], 3, (si_tensor *[]){p, u, w}));
+        /* a batch index past the batch */
+        ((int64_t *)si_tensor_data(bi))[0] = 5;
+        CHECK_STATUS(run_bad_op("op_bad_roialign.onnx", devs[d], 2, (si_tensor *[]){x44, bi}), SI_ERR_INVALID_ARG);
+        CHECK(strstr(bad_op_msg, "roi") && strstr(bad_op_msg, "batch_indices[0] = 5"));
+    }
+done:
+    si_tensor_free(x23);
+    si_tensor_free(t2);
+    si_tensor_free(p);
+    si_tensor_free(u);
+    si_tensor_free(w);
+    si_tensor_free(x44);
+    si_tensor_free(bi);
+}
+
 int main(int argc, char **argv) {
     make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "test_bad_input");
     test_files();
@@ -718,6 +794,7 @@ int main(int argc, char **argv) {
     test_request_errors();
     test_tensor_files();
     test_null_args();
+    test_bad_ops();
     test_truncated();
     test_truncated_stream();
     test_random_bytes();

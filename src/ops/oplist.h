@@ -139,6 +139,24 @@
     X(SOFTMAX, "Softmax", "")                                                                                  \
     X(LOG_SOFTMAX, "LogSoftmax", "")                                                                           \
     X(HARDMAX, "Hardmax", "")                                                                                  \
+    /* loss.c: training losses */                                                                              \
+    X(NEGATIVE_LOG_LIKELIHOOD_LOSS, "NegativeLogLikelihoodLoss", "")                                           \
+    X(SOFTMAX_CROSS_ENTROPY_LOSS, "SoftmaxCrossEntropyLoss", "")                                               \
+    /* seqmodel.c: linear attention, causal convolution with state, flex attention */                          \
+    X(LINEAR_ATTENTION, "LinearAttention", "")                                                                 \
+    X(CAUSAL_CONV_WITH_STATE, "CausalConvWithState", "")                                                       \
+    X(FLEX_ATTENTION, "FlexAttention", "ai.onnx.preview")                                                      \
+    /* window.c: signal windows, mel filter bank */                                                            \
+    X(HANN_WINDOW, "HannWindow", "")                                                                           \
+    X(HAMMING_WINDOW, "HammingWindow", "")                                                                     \
+    X(BLACKMAN_WINDOW, "BlackmanWindow", "")                                                                   \
+    X(MEL_WEIGHT_MATRIX, "MelWeightMatrix", "")                                                                \
+    /* training.c: optimizers (ai.onnx.preview.training) */                                                    \
+    X(ADAGRAD, "Adagrad", "ai.onnx.preview.training")                                                          \
+    X(MOMENTUM, "Momentum", "ai.onnx.preview.training")                                                        \
+    X(ADAM, "Adam", "ai.onnx.preview.training")                                                                \
+    /* tree.c: tree ensembles (ai.onnx.ml) */                                                                  \
+    X(TREE_ENSEMBLE, "TreeEnsemble", "ai.onnx.ml")                                                             \
     /* attention.c: scaled dot-product attention */                                                            \
     X(ATTENTION, "Attention", "")                                                                              \
     X(MULTI_HEAD_ATTENTION, "MultiHeadAttention", "com.microsoft")                                             \
@@ -154,6 +172,12 @@
     /* resize.c */                                                                                             \
     X(RESIZE, "Resize", "")                                                                                    \
     X(UPSAMPLE, "Upsample", "")                                                                                \
+    /* sample.c: sampling at computed positions, image/column rearrangements */                                \
+    X(GRID_SAMPLE, "GridSample", "")                                                                           \
+    X(AFFINE_GRID, "AffineGrid", "")                                                                           \
+    X(ROI_ALIGN, "RoiAlign", "")                                                                               \
+    X(COL2IM, "Col2Im", "")                                                                                    \
+    X(DEFORM_CONV, "DeformConv", "")                                                                           \
     /* pad.c */                                                                                                \
     X(PAD, "Pad", "")                                                                                          \
     /* reduce.c: reductions along axes */                                                                      \
@@ -171,6 +195,7 @@
     X(ARG_MIN, "ArgMin", "")                                                                                   \
     X(TOP_K, "TopK", "")                                                                                       \
     X(CUM_SUM, "CumSum", "")                                                                                   \
+    X(CUM_PROD, "CumProd", "")                                                                                 \
     /* layout.c: same elements, another shape or order */                                                      \
     X(RESHAPE, "Reshape", "")                                                                                  \
     X(TRANSPOSE, "Transpose", "")                                                                              \
@@ -205,6 +230,15 @@
     X(RANGE, "Range", "")                                                                                      \
     X(ONE_HOT, "OneHot", "")                                                                                   \
     X(EYE_LIKE, "EyeLike", "")                                                                                 \
+    /* tensorops.c: CenterCropPad, TensorScatter, SwiGLU, Det, MaxUnpool, ml ops */                            \
+    X(CENTER_CROP_PAD, "CenterCropPad", "")                                                                    \
+    X(TENSOR_SCATTER, "TensorScatter", "")                                                                     \
+    X(SWIGLU, "SwiGLU", "")                                                                                    \
+    X(DET, "Det", "")                                                                                          \
+    X(MAX_UNPOOL, "MaxUnpool", "")                                                                             \
+    X(BINARIZER, "Binarizer", "ai.onnx.ml")                                                                    \
+    X(ARRAY_FEATURE_EXTRACTOR, "ArrayFeatureExtractor", "ai.onnx.ml")                                          \
+    X(TF_IDF_VECTORIZER, "TfIdfVectorizer", "")                                                                \
     /* unique.c */                                                                                             \
     X(UNIQUE, "Unique", "")                                                                                    \
     /* control.c: control flow (subgraphs; types and shapes only, no kernel yet) */                           \
@@ -223,6 +257,7 @@
     F(quant) F(rnn)                                                                                            \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
-    F(signal) F(detect)
+    F(signal) F(detect)                                                                                            \
+    F(loss) F(sample) F(tensorops) F(seqmodel) F(window) F(training) F(tree)
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * reduce.c — reference kernels for reductions: Reduce* (ten kinds), ArgMax/ArgMin, TopK and CumSum.
+ * reduce.c — reference kernels for reductions: Reduce* (ten kinds), ArgMax/ArgMin, TopK, CumSum and CumProd.
  *
  * Every op computes its parameters in one "plan" function shared by infer and run, so that both agree.
  * Reductions use one driver: the input is walked once in memory order as runs of its innermost (merged)
@@ -599,7 +599,7 @@ static si_result topk_run(si_kctx *c) {
 }
 
 
-// --- CumSum ---------------------------------------------------------------------------------------------
+// --- CumSum, CumProd ---------------------------------------------------------------------------------------------
 
 static si_result cumsum_axis(const si_kctx *c, int *axis) {
     int64_t a[1];
@@ -619,7 +619,7 @@ static si_result cumsum_infer(si_kctx *c) {
     return si_same_as_input(c, 0, 0);
 }
 
-static si_result cumsum_run(si_kctx *c) {
+static si_result cum_run(si_kctx *c, bool prod) {
     si_result s = si_need_input(c, 0, false);
     if (s || (s = si_need_input(c, 1, false)) || (s = si_run_ready(c))) return s;
     const si_tensor *x = c->in[0];
@@ -636,10 +636,15 @@ static si_result cumsum_run(si_kctx *c) {
     if (!acc || !row) {
         si_free(acc);
         si_free(row);
-        return si_err(SI_ERR_NO_MEM, "out of memory in CumSum");
+        return si_op_nomem(c);
     }
     for (int64_t o = 0; o < outer; o++) {
-        memset(acc, 0, esz * (size_t)inner);
+        for (int64_t i = 0; i < inner; i++) {
+            if (fl)
+                ((double *)acc)[i] = prod ? 1.0 : 0.0;
+            else
+                ((int64_t *)acc)[i] = prod ? 1 : 0;
+        }
         for (int64_t jj = 0; jj < n; jj++) {
             int64_t j = reverse ? n - 1 - jj : jj, off = (o * n + j) * inner;
             if (fl) {
@@ -647,15 +652,16 @@ static si_result cumsum_run(si_kctx *c) {
                 load_run_f64(x->dtype, x->data, off, inner, r);
                 for (int64_t i = 0; i < inner; i++) {
                     double v = r[i];
-                    r[i] = exclusive ? a[i] : a[i] + v;
-                    a[i] += v;
+                    const double nv = prod ? a[i] * v : a[i] + v;
+                    r[i] = exclusive ? a[i] : nv;
+                    a[i] = nv;
                 }
                 store_run_f64(y->dtype, y->data, off, inner, r);
             } else {
                 int64_t *a = acc, *r = row;
                 load_run_i64(x->dtype, x->data, off, inner, r);
                 for (int64_t i = 0; i < inner; i++) {
-                    int64_t v = r[i], sum = (int64_t)((uint64_t)a[i] + (uint64_t)v);
+                    int64_t v = r[i], sum = (int64_t)(prod ? (uint64_t)a[i] * (uint64_t)v : (uint64_t)a[i] + (uint64_t)v);
                     r[i] = exclusive ? a[i] : sum;
                     a[i] = sum;
                 }
@@ -668,6 +674,9 @@ static si_result cumsum_run(si_kctx *c) {
     return SI_OK;
 }
 
+static si_result cumsum_run(si_kctx *c) { return cum_run(c, false); }
+static si_result cumprod_run(si_kctx *c) { return cum_run(c, true); }
+
 // --- table ----------------------------------------------------------------------------------------------
 
 static const si_op_def defs[] = {
@@ -679,6 +688,7 @@ static const si_op_def defs[] = {
     SI_OP_DEF(ARG_MIN, SI_T_NUMERIC, arg_infer, argmin_run),
     SI_OP_DEF(TOP_K, SI_T_NUMERIC, topk_infer, topk_run),
     SI_OP_DEF(CUM_SUM, SI_T_NUMERIC, cumsum_infer, cumsum_run),
+    SI_OP_DEF(CUM_PROD, SI_T_NUMERIC, cumsum_infer, cumprod_run),
 };
 
 SI_OP_FAMILY_PARTIAL(reduce, defs);
