@@ -347,7 +347,33 @@ static void cases_llm_norm(void) {
     }
 }
 
-void dop_cases_llm_nbits(void) { cases_nbits(); }
+// --- DequantizeLinear (OCL: int8/uint8, per tensor and per axis) -------------------------------------------------------
+
+/* x a graph input (a constant one would be folded before any device sees the node); zero points random over
+ * the whole type range, so that their sign matters */
+static void dq_case(const char *what, si_dtype dt, const int64_t *xd, int nx, int64_t axis, int64_t len, bool zp) {
+    begin(19);
+    input_typed("x", dt, xd, nx);
+    if (len) weight("s", 0.01f, 0.5f, (const int64_t[]){len}, 1);
+    else fconst("s", 0.125f);
+    if (zp) const_typed("z", dt, (const int64_t[]){len}, len ? 1 : 0, NULL);
+    int n = node("DequantizeLinear", zp ? "x,s,z" : "x,s", "y");
+    if (axis != 1) ai(n, "axis", axis);
+    output("y");
+    dop_run(what, &(dop_opts){.cpu_plan = NULL});
+}
+
+static void cases_dq(void) {
+    dq_case("DequantizeLinear uint8 per tensor, zero point", SI_U8, D(3, 4, 5), 1, 0, true);
+    dq_case("DequantizeLinear int8 per tensor", SI_I8, D(3, 4, 5), 1, 0, false);
+    dq_case("DequantizeLinear int8 per axis 1, zero points", SI_I8, D(2, 6, 3), 1, 6, true);
+    dq_case("DequantizeLinear uint8 per axis -1", SI_U8, D(4, 7), -1, 7, false);
+}
+
+void dop_cases_llm_nbits(void) {
+    cases_nbits();
+    cases_dq();
+}
 void dop_cases_llm_gqa(void) { cases_gqa(); }
 void dop_cases_llm_mha(void) {
     cases_mha();

@@ -1030,4 +1030,19 @@ __kernel void ms_gelu(__global const float *X, __global const float *Bias, __glo
     Y[i] = r;
 }
 
+/* DequantizeLinear, int8 (flags 1) or uint8, zero point (flags 2) or none: y = (x - zp[k]) * s[k] with
+ * k = (i / inner) % len (per tensor: inner 1, len 1). (x - zp) is exact, the product rounds once. */
+__kernel void dq_linear(__global const uchar *X, __global const float *S, __global const uchar *Zp, __global float *Y,
+                        const int n, const int inner, const int len, const int flags)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const int k = (i / inner) % len;
+    int q = (flags & 1) ? (int)as_char(X[i]) : (int)X[i];
+    if (flags & 2)
+        q -= (flags & 1) ? (int)as_char(Zp[k]) : (int)Zp[k];
+    Y[i] = (float)q * S[k];
+}
+
 /* ==== end of LLM and quantized ops ================================================================== */

@@ -3,7 +3,7 @@
  * SimplifiedLayerNormalization, SkipLayerNormalization and SkipSimplifiedLayerNormalization (one reduction
  * kernel, optional outputs included), MatMulNBits (a GEMV kernel that decodes the quantized weight on the fly
  * for a few rows of A, else a dequantization into the scratch buffer and a tiled GEMM) and FastGelu, BiasGelu,
- * QuickGelu (one element-wise kernel). The semantics are those of the reference kernels (src/ops/llm_norm.c,
+ * QuickGelu (one element-wise kernel), DequantizeLinear (int8/uint8, per tensor or per axis). The semantics are those of the reference kernels (src/ops/llm_norm.c,
  * src/ops/nbits.c); attention, rotary embeddings and the rest stay on other devices.
  */
 #include "device/ocl/ocl_ops.h"
@@ -269,6 +269,60 @@ static si_result plan_gelu(ocl_plan *p, const void *arg) {
     return ocl_emit_1d(p, &st, dcount(x));
 }
 
+// --- DequantizeLinear -----------------------------------------------------------------------------------------
+
+/* int8/uint8 to float32, per tensor or per axis (blocked quantization and other types stay on other devices). */
+static si_result plan_dequantize(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s = ocl_need_in(p, 0);
+    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    const ocl_desc *x = &p->in[0], *sc = &p->in[1];
+    if (x->dtype != SI_I8 && x->dtype != SI_U8)
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "x of element type %s is not supported (int8, uint8)", si_dtype_name(x->dtype));
+    if (dcount(x) > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "x has more elements than 32-bit indexing allows");
+    int64_t block = p->node->opset >= 21 ? si_attr_int(p->node, "block_size", 0) : 0;
+    if (block < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "block_size %lld must not be negative", (long long)block);
+    if (block) return ocl_err(p, SI_ERR_UNSUPPORTED, "blocked quantization (block_size %lld) is not supported", (long long)block);
+    int64_t odt = p->node->opset >= 23 ? si_attr_int(p->node, "output_dtype", 0) : 0;
+    if (odt && odt != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "output_dtype %lld is not supported (float32)", (long long)odt);
+    int64_t inner = 1, len = 1;
+    int r = x->ndim;
+    if (!(dcount(sc) == 1 && sc->ndim <= 1)) { /* per axis */
+        if (p->node->opset < 13 || r == 0)
+            return ocl_err(p, SI_ERR_INVALID_ARG, "x_scale must be a scalar here (it has %lld values)", (long long)dcount(sc));
+        int axis;
+        if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 1), r, &axis))) return s;
+        len = x->dims[axis];
+        inner = si_shape_count(r - axis - 1, x->dims + axis + 1);
+        if (sc->ndim != 1 || sc->dims[0] != len)
+            return ocl_err(p, SI_ERR_INVALID_ARG, "per-axis x_scale must be 1-D of length %lld (axis %d), got rank %d with %lld values",
+                           (long long)len, axis, sc->ndim, (long long)dcount(sc));
+    }
+    bool zp = has_in(p, 2);
+    if (zp) {
+        if ((s = ocl_need_in(p, 2))) return s;
+        const ocl_desc *z = &p->in[2];
+        if (z->dtype != x->dtype)
+            return ocl_err(p, SI_ERR_INVALID_ARG, "x_zero_point has element type %s, x has %s: they must be the same",
+                           si_dtype_name(z->dtype), si_dtype_name(x->dtype));
+        if (z->ndim != sc->ndim || dcount(z) != dcount(sc))
+            return ocl_err(p, SI_ERR_INVALID_ARG, "x_zero_point must have x_scale's shape");
+    }
+    if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
+    if (!has_out(p, 0)) return SI_OK;
+    ocl_step st;
+    st_init(&st, "dq_linear");
+    a_val(&st, x->vid);
+    a_val(&st, sc->vid);
+    a_val(&st, zp ? p->in[2].vid : x->vid);
+    a_val(&st, p->out[0].vid);
+    a_int(&st, dcount(x));
+    a_int(&st, inner > 0 ? inner : 1);
+    a_int(&st, len > 0 ? len : 1);
+    a_int(&st, (x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0));
+    return ocl_emit_1d(p, &st, dcount(x));
+}
+
 // --- dispatch -----------------------------------------------------------------------------------------------
 
 bool ocl_plan_llm(ocl_plan *p, si_result *out) {
@@ -280,6 +334,7 @@ bool ocl_plan_llm(ocl_plan *p, si_result *out) {
     case SI_OP_FAST_GELU:
     case SI_OP_BIAS_GELU:
     case SI_OP_QUICK_GELU: *out = plan_gelu(p, NULL); return true;
+    case SI_OP_DEQUANTIZE_LINEAR: *out = plan_dequantize(p, NULL); return true;
     default: return false;
     }
 }
