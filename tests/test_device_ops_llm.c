@@ -44,8 +44,12 @@ static void const_typed(const char *name, si_dtype dt, const int64_t *dims, int 
     set_const(name, t);
 }
 
-/* OCL has no LLM kernels yet (issue 10 item 1 is REF and CPU): it may refuse these nodes, and skips them. */
+/* OCL runs MatMulNBits, the fused norms and the GELUs (ocl_llm.c): it must take those nodes (run_llm); the
+ * attention ops stay on other devices, so OCL may refuse them and skips them (run_attn). */
 static void run_llm(const char *what, const char *step) {
+    dop_run(what, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true});
+}
+static void run_attn(const char *what, const char *step) {
     dop_run(what, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
 }
 
@@ -86,6 +90,12 @@ static void cases_nbits(void) {
     nbits_case(33, 200, 70, 4, 32, 1, true, false); /* GEMM: panels + sgemm, K padded */
     nbits_case(16, 64, 130, 8, 64, 0, false, true);
     nbits_case(1, 1024, 256, 4, 32, 0, false, false);
+    /* OCL's branches: GEMV up to 4 rows of A (a3d: 2 x 2 rows), else dequantization + tiled GEMM with N and
+     * M not multiples of the tile; 8-bit packed zero points with K padded; a long row for the GEMV loop */
+    nbits_case(2, 100, 9, 4, 64, 2, true, true);
+    nbits_case(5, 72, 19, 8, 16, 1, true, false);
+    nbits_case(1, 72, 19, 8, 16, 1, true, false);
+    nbits_case(1, 4096, 3, 4, 128, 1, true, false);
 }
 
 // --- GroupQueryAttention ------------------------------------------------------------------------------------------------
@@ -156,7 +166,7 @@ static void gqa_case(const char *name, gqa_p p) {
     char what[160];
     snprintf(what, sizeof what, "GroupQueryAttention %s (B%lld S%lld past %lld N%lld/%lld H%lld)", name, (long long)p.B, (long long)p.S,
              (long long)p.past, (long long)p.N, (long long)p.Nkv, (long long)p.H);
-    run_llm(what, "GroupQueryAttention");
+    run_attn(what, "GroupQueryAttention");
 }
 
 #define GQ(b, s, pa, n, nkv, h, t, ...) (gqa_p){.B = b, .S = s, .past = pa, .N = n, .Nkv = nkv, .H = h, .tsl = t, __VA_ARGS__}
@@ -220,7 +230,7 @@ static void mha_case(const char *name, int64_t past, bool bias, int mask, bool a
     if (present) output("present_k"), output("present_v");
     char what[96];
     snprintf(what, sizeof what, "MultiHeadAttention %s", name);
-    run_llm(what, "MultiHeadAttention");
+    run_attn(what, "MultiHeadAttention");
 }
 
 static void cases_mha(void) {
@@ -265,7 +275,7 @@ static void msattn_case(const char *name, int64_t B, int64_t S, int64_t past, bo
     if (present) output("present");
     char what[96];
     snprintf(what, sizeof what, "Attention %s", name);
-    run_llm(what, "Attention");
+    run_attn(what, "Attention");
 }
 
 static void cases_msattn(void) {
@@ -290,6 +300,13 @@ static void cases_llm_norm(void) {
     node("SimplifiedLayerNormalization", "x,g", "y,inv");
     output("y"), output("inv");
     run_llm("SimplifiedLayerNormalization", "SimplifiedLayerNormalization");
+    /* OCL: normalized over the last two axes, the scale [1, 8] broadcast over axis -2; no inv_std_var */
+    begin(17);
+    input("x", D(2, 3, 4, 8));
+    weight("g", 0.5f, 1.5f, D(1, 8));
+    ai(node("SimplifiedLayerNormalization", "x,g", "y"), "axis", -2);
+    output("y");
+    dop_run("SimplifiedLayerNormalization axis -2", &(dop_opts){0}); /* CPU runs it with the reference kernel */
     for (int simplified = 0; simplified < 2; simplified++) {
         const char *op = simplified ? "SkipSimplifiedLayerNormalization" : "SkipLayerNormalization";
         begin_ms();
@@ -308,6 +325,15 @@ static void cases_llm_norm(void) {
         msnode(op, "x,s,g", "y");
         output("y");
         run_llm(op, op);
+        /* skip [1, S, H] repeated over the batch, bias only, the sum output alone besides Y */
+        begin_ms();
+        input("x", D(3, 4, 70));
+        input("s", D(1, 4, 70));
+        weight("g", 0.5f, 1.5f, D(70));
+        weight("bias", -1, 1, D(70));
+        msnode(op, simplified ? "x,s,g,bias" : "x,s,g,,bias", "y,,,sum");
+        output("y"), output("sum");
+        run_llm(op, op);
     }
     static const char *const gelus[] = {"FastGelu", "BiasGelu", "QuickGelu"};
     for (int i = 0; i < 3; i++) {
@@ -321,7 +347,33 @@ static void cases_llm_norm(void) {
     }
 }
 
-void dop_cases_llm_nbits(void) { cases_nbits(); }
+// --- DequantizeLinear (OCL: int8/uint8, per tensor and per axis) -------------------------------------------------------
+
+/* x a graph input (a constant one would be folded before any device sees the node); zero points random over
+ * the whole type range, so that their sign matters */
+static void dq_case(const char *what, si_dtype dt, const int64_t *xd, int nx, int64_t axis, int64_t len, bool zp) {
+    begin(19);
+    input_typed("x", dt, xd, nx);
+    if (len) weight("s", 0.01f, 0.5f, (const int64_t[]){len}, 1);
+    else fconst("s", 0.125f);
+    if (zp) const_typed("z", dt, (const int64_t[]){len}, len ? 1 : 0, NULL);
+    int n = node("DequantizeLinear", zp ? "x,s,z" : "x,s", "y");
+    if (axis != 1) ai(n, "axis", axis);
+    output("y");
+    dop_run(what, &(dop_opts){.cpu_plan = NULL});
+}
+
+static void cases_dq(void) {
+    dq_case("DequantizeLinear uint8 per tensor, zero point", SI_U8, D(3, 4, 5), 1, 0, true);
+    dq_case("DequantizeLinear int8 per tensor", SI_I8, D(3, 4, 5), 1, 0, false);
+    dq_case("DequantizeLinear int8 per axis 1, zero points", SI_I8, D(2, 6, 3), 1, 6, true);
+    dq_case("DequantizeLinear uint8 per axis -1", SI_U8, D(4, 7), -1, 7, false);
+}
+
+void dop_cases_llm_nbits(void) {
+    cases_nbits();
+    cases_dq();
+}
 void dop_cases_llm_gqa(void) { cases_gqa(); }
 void dop_cases_llm_mha(void) {
     cases_mha();

@@ -179,7 +179,25 @@ si_result si_gqa_position(const si_kctx *c, const si_gqa *p, int64_t b, int64_t 
     return SI_OK;
 }
 
+/* Open dimensions: output [B, S, N * H] (H from the query's hidden size when known), present [B, Nkv, ?, H]
+ * (its length depends on total_sequence_length's value), output_qk [B, N, S, ?]. */
+static si_result gqa_infer_open(si_kctx *c) {
+    const si_tensor *q = si_in(c, GQ_Q);
+    const si_attr *an = si_node_attr(c->node, "num_heads"), *akv = si_node_attr(c->node, "kv_num_heads");
+    if (!q || q->ndim != 3 || !an || !akv || an->i < 1 || akv->i < 1)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "a 3-D query and attributes num_heads, kv_num_heads are required");
+    const int64_t N = an->i, Nkv = akv->i, heads = si_in(c, GQ_K) ? N : N + 2 * Nkv, hid = q->dims[2];
+    const int64_t H = si_dim_known(hid) ? hid / heads : SI_DIM_UNKNOWN;
+    const int64_t B = q->dims[0], S = q->dims[1], NH = si_dim_known(H) ? N * H : SI_DIM_UNKNOWN;
+    si_result st;
+    if ((st = si_set_out(c, 0, q->dtype, 3, (int64_t[]){B, S, NH}))) return st;
+    if ((st = si_set_out(c, 1, q->dtype, 4, (int64_t[]){B, Nkv, SI_DIM_UNKNOWN, H}))) return st;
+    if ((st = si_set_out(c, 2, q->dtype, 4, (int64_t[]){B, Nkv, SI_DIM_UNKNOWN, H}))) return st;
+    return si_set_out(c, 3, q->dtype, 4, (int64_t[]){B, N, S, SI_DIM_UNKNOWN});
+}
+
 static si_result gqa_infer(si_kctx *c) {
+    if (llm_dims_open(c)) return gqa_infer_open(c);
     const bool need = si_out(c, 1) || si_out(c, 2) || si_out(c, 3);
     si_gqa p;
     si_result st = si_gqa_prepare(c, need, &p);
@@ -404,6 +422,7 @@ static si_result rope_apply(si_kctx *c, const rope_geo *g, const si_tensor *pos,
 }
 
 static si_result ms_rope_infer(si_kctx *c) {
+    if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
     rope_geo g;
     si_result st = ms_rope_prep(c, &g);
     return st ? st : si_same_as_input(c, 0, 0);
@@ -414,6 +433,7 @@ static si_result ms_rope_run(si_kctx *c) {
     return st ? st : rope_apply(c, &g, si_in(c, 1), 2, false);
 }
 static si_result onnx_rope_infer(si_kctx *c) {
+    if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
     rope_geo g;
     si_result st = onnx_rope_prep(c, &g);
     return st ? st : si_same_as_input(c, 0, 0);
@@ -430,4 +450,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(ROTARY_EMBEDDING, SI_T_FLOATS, onnx_rope_infer, onnx_rope_run),
 };
 
-SI_OP_FAMILY(gqa, defs);
+SI_OP_FAMILY_PARTIAL(gqa, defs);

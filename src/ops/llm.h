@@ -34,6 +34,18 @@ typedef struct si_nbits {
 /* Attributes and input shapes of a MatMulNBits node (inputs as descriptors, data not needed). */
 si_result si_nbits_prepare(const si_kctx *c, si_nbits *p);
 /* The zero point of block blk of row n (2^(bits-1) without zero points); zpf: the float zero points. */
+/* Compile-time inference (c->partial) with some input dimension not known: the families of llm.h then set
+ * only the output types and the dimensions that follow from the known ones, and leave their checks to run time
+ * (the partial contract, ops.h); with every dimension known they infer as at run time. */
+static inline bool llm_dims_open(const si_kctx *c) {
+    if (!c->partial) return false;
+    for (int k = 0; k < c->n_in; k++) {
+        const si_tensor *t = c->in[k];
+        if (t && !si_dims_known(t->ndim, t->dims)) return true;
+    }
+    return false;
+}
+
 static inline float si_nbits_zero(const si_nbits *p, const uint8_t *zp8, const float *zpf, int64_t n, int64_t blk) {
     if (p->zp == NB_ZP_FLOAT) return zpf[n * p->nb + blk];
     if (p->zp == NB_ZP_NONE) return (float)(1 << (p->bits - 1));

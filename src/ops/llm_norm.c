@@ -42,6 +42,13 @@ static si_result sln_prep(si_kctx *c, int *axis) {
 
 static si_result sln_infer(si_kctx *c) {
     int axis = 0;
+    if (llm_dims_open(c)) {
+        const si_tensor *x = si_in(c, 0);
+        si_result st;
+        if (!x || x->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 1");
+        if ((st = si_axis(c, si_attr_int(c->node, "axis", -1), x->ndim, &axis)) || (st = si_same_as_input(c, 0, 0))) return st;
+        return stat_out(c, 1, x, axis);
+    }
     si_result st = sln_prep(c, &axis);
     if (st || (st = si_same_as_input(c, 0, 0))) return st;
     return stat_out(c, 1, si_in(c, 0), axis);
@@ -132,6 +139,15 @@ si_result si_skipnorm_prepare(const si_kctx *c, bool simplified, si_skipnorm *p)
 
 static si_result skipnorm_infer_common(si_kctx *c, bool simplified) {
     si_skipnorm p;
+    if (llm_dims_open(c)) {
+        const si_tensor *x = si_in(c, 0);
+        si_result st;
+        if (!x || x->ndim < 2 || x->ndim > 3)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "input must be 3-D [batch, sequence, hidden] or 2-D");
+        if ((st = si_same_as_input(c, 0, 0)) || (st = stat_out(c, 1, x, x->ndim - 1)) || (st = stat_out(c, 2, x, x->ndim - 1)))
+            return st;
+        return si_same_as_input(c, 3, 0);
+    }
     si_result st = si_skipnorm_prepare(c, simplified, &p);
     if (st || (st = si_same_as_input(c, 0, 0))) return st;
     const si_tensor *x = si_in(c, 0);
@@ -225,6 +241,15 @@ static si_result eln_prep(si_kctx *c, int64_t *B, int64_t *S, int64_t *H) {
 
 static si_result eln_infer(si_kctx *c) {
     int64_t B = 0, S = 0, H = 0;
+    if (llm_dims_open(c)) { /* [B, S] ids, [rows, H] word embedding */
+        const si_tensor *ids = si_in(c, 0), *we = si_in(c, 2);
+        if (!ids || !we || ids->ndim != 2 || we->ndim != 2)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "input_ids and word_embedding must be 2-D");
+        const int64_t d[3] = {ids->dims[0], ids->dims[1], we->dims[1]};
+        si_result st;
+        if ((st = si_set_out(c, 0, we->dtype, 3, d)) || (st = si_set_out(c, 1, SI_I32, 1, d))) return st;
+        return si_set_out(c, 2, we->dtype, 3, d);
+    }
     si_result st = eln_prep(c, &B, &S, &H);
     if (st) return st;
     const si_dtype dt = si_in(c, 2)->dtype;
@@ -333,14 +358,17 @@ static si_result act_run(si_kctx *c, int kind) {
 }
 
 static si_result fastgelu_infer(si_kctx *c) {
+    if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
     si_result st = gelu_prep(c, false);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 static si_result biasgelu_infer(si_kctx *c) {
+    if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
     si_result st = gelu_prep(c, true);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 static si_result quickgelu_infer(si_kctx *c) {
+    if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
     const si_tensor *x;
     si_result st = si_input0(c, LLM_T_FLOAT | SI_T(SI_F64), "X", &x);
     return st ? st : si_same_as_input(c, 0, 0);
@@ -363,4 +391,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(QUICK_GELU, LLM_T_FLOAT | SI_T(SI_F64), quickgelu_infer, quickgelu_run),
 };
 
-SI_OP_FAMILY(llm_norm, defs);
+SI_OP_FAMILY_PARTIAL(llm_norm, defs);

@@ -88,6 +88,15 @@ si_result si_nbits_prepare(const si_kctx *c, si_nbits *p) {
 }
 
 static si_result nbits_infer(si_kctx *c) {
+    if (llm_dims_open(c)) { /* A's leading dimensions, then N */
+        const si_tensor *a = si_in(c, 0);
+        const si_attr *an = si_node_attr(c->node, "N");
+        if (!a || a->ndim < 1 || !an || an->i < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "A (rank >= 1) and attribute N are required");
+        int64_t dims[SI_MAX_DIMS];
+        memcpy(dims, a->dims, sizeof(int64_t) * (size_t)a->ndim);
+        dims[a->ndim - 1] = an->i;
+        return si_set_out(c, 0, a->dtype, a->ndim, dims);
+    }
     si_nbits p;
     si_result st = si_nbits_prepare(c, &p);
     if (st) return st;
@@ -140,4 +149,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MATMUL_NBITS, LLM_T_FLOAT, nbits_infer, nbits_run),
 };
 
-SI_OP_FAMILY(nbits, defs);
+SI_OP_FAMILY_PARTIAL(nbits, defs);

@@ -872,3 +872,176 @@ __kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void groupnorm(
         y[j] = (x[j] - mean) * inv * S[c] + B[c];
     }
 }
+
+/* ==== LLM and quantized ops (com.microsoft contrib ops; planners in ocl_llm.c) ============================== */
+
+/* SimplifiedLayerNormalization, SkipLayerNormalization, SkipSimplifiedLayerNormalization: one work-group per
+ * row of m[0] = cols contiguous elements. v = x + skip[row % m[2]] + bias; y = (v - mean) * inv * gamma + beta,
+ * with mean 0 when simplified. m[1] flags: 1 skip, 2 bias, 4 beta, 8 simplified, 16 write Mean, 32 write
+ * InvStdDev, 64 write the sum v. Gamma is indexed modulo m[3] (a suffix of the normalized shape). */
+__kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void ms_norm(
+    __global const float *X, __global const float *Skip, __global const float *Bias, __global const float *G,
+    __global const float *Beta, __global float *Y, __global float *MeanOut, __global float *InvOut,
+    __global float *SumOut, __global const int *m, const float eps)
+{
+    __local float red[SI_WG];
+    const int cols = m[0], flags = m[1], skip_rows = m[2], glen = m[3];
+    const int row = get_group_id(0), l = get_local_id(0);
+    __global const float *x = X + row * cols;
+    __global const float *sk = Skip + (row % skip_rows) * cols;
+    __global float *y = Y + row * cols;
+    float s = 0.0f;
+    for (int j = l; j < cols; j += SI_WG) {
+        float v = x[j];
+        if (flags & 1)
+            v += sk[j];
+        if (flags & 2)
+            v += Bias[j];
+        if (flags & 64)
+            SumOut[row * cols + j] = v;
+        s += v;
+    }
+    float mean = (flags & 8) ? 0.0f : si_wg_sum(red, s) / (float)cols;
+    float q = 0.0f;
+    for (int j = l; j < cols; j += SI_WG) {
+        float v = x[j];
+        if (flags & 1)
+            v += sk[j];
+        if (flags & 2)
+            v += Bias[j];
+        float d = v - mean;
+        q += d * d;
+    }
+    float inv = 1.0f / sqrt(si_wg_sum(red, q) / (float)cols + eps);
+    for (int j = l; j < cols; j += SI_WG) {
+        float v = x[j];
+        if (flags & 1)
+            v += sk[j];
+        if (flags & 2)
+            v += Bias[j];
+        float r = (v - mean) * inv * G[j % glen];
+        if (flags & 4)
+            r += Beta[j];
+        y[j] = r;
+    }
+    if (l == 0) {
+        if (flags & 16)
+            MeanOut[row] = mean;
+        if (flags & 32)
+            InvOut[row] = inv;
+    }
+}
+
+/* MatMulNBits metadata m: K, N, block, bits, n_blocks, blob bytes, zero-point bytes per row, zero-point mode
+ * (0 none: 2^(bits-1), 1 packed uint8, 2 float), bias present, M. The zero point of block `blk` of row n. */
+float si_nbits_zero(__global const uchar *Zp8, __global const float *Zpf, __global const int *m, int n, int blk)
+{
+    const int bits = m[3], mode = m[7];
+    if (mode == 2)
+        return Zpf[n * m[4] + blk];
+    if (mode == 0)
+        return (float)(1 << (bits - 1));
+    const int per = 8 / bits;
+    return (float)((Zp8[n * m[6] + blk / per] >> ((blk % per) * bits)) & ((1 << bits) - 1));
+}
+
+/* MatMulNBits for few rows of A (decode): one work-group per output (n, m); its work items walk the bytes of
+ * row n of B (coalesced), decode the 8 / bits codes of each and reduce the dot product with row m of A. */
+__kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void nbits_gemv(
+    __global const float *A, __global const uchar *B, __global const float *Sc, __global const uchar *Zp8,
+    __global const float *Zpf, __global const float *Bias, __global float *Y, __global const int *m)
+{
+    __local float red[SI_WG];
+    const int K = m[0], N = m[1], block = m[2], bits = m[3], nb = m[4], blob = m[5];
+    const int n = get_group_id(0), row = get_global_id(1), l = get_local_id(0);
+    const int per = 8 / bits, msk = (1 << bits) - 1, nbytes = nb * blob;
+    __global const uchar *b = B + n * nbytes;
+    __global const float *a = A + row * K;
+    float acc = 0.0f;
+    for (int t = l; t < nbytes; t += SI_WG) {
+        const int blk = t / blob, k0 = blk * block + (t - blk * blob) * per;
+        const float s = Sc[n * nb + blk], z = si_nbits_zero(Zp8, Zpf, m, n, blk);
+        const int byte = b[t];
+        for (int i = 0; i < per && k0 + i < K; i++)
+            acc += a[k0 + i] * (((float)((byte >> (i * bits)) & msk) - z) * s);
+    }
+    float r = si_wg_sum(red, acc);
+    if (l == 0)
+        Y[row * N + n] = r + (m[8] ? Bias[n] : 0.0f);
+}
+
+/* MatMulNBits for many rows: W [N, K] dequantized into the scratch buffer first, one work item per byte. */
+__kernel void nbits_dequant(__global const uchar *B, __global const float *Sc, __global const uchar *Zp8,
+                            __global const float *Zpf, __global float *W, __global const int *m, const int total)
+{
+    const int t = get_global_id(0);
+    if (t >= total)
+        return;
+    const int K = m[0], block = m[2], bits = m[3], nb = m[4], blob = m[5];
+    const int per = 8 / bits, msk = (1 << bits) - 1, nbytes = nb * blob;
+    const int n = t / nbytes, r = t - n * nbytes, blk = r / blob, k0 = blk * block + (r - blk * blob) * per;
+    const float s = Sc[n * nb + blk], z = si_nbits_zero(Zp8, Zpf, m, n, blk);
+    const int byte = B[t];
+    for (int i = 0; i < per && k0 + i < K; i++)
+        W[n * K + k0 + i] = ((float)((byte >> (i * bits)) & msk) - z) * s;
+}
+
+/* Y [M, N] = A [M, K] W [N, K]^T + bias: SI_TS x SI_TS tiles through local memory. */
+__kernel __attribute__((reqd_work_group_size(SI_TS, SI_TS, 1))) void nbits_mm(
+    __global const float *A, __global const float *W, __global const float *Bias, __global float *Y,
+    __global const int *m)
+{
+    __local float as[SI_TS][SI_TS + 1], ws[SI_TS][SI_TS + 1];
+    const int K = m[0], N = m[1], M = m[9];
+    const int lx = get_local_id(0), ly = get_local_id(1);
+    const int n = get_group_id(0) * SI_TS + lx, row = get_group_id(1) * SI_TS + ly;
+    const int n_t = get_group_id(0) * SI_TS + ly; /* the W row this item loads */
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < K; k0 += SI_TS) {
+        as[ly][lx] = row < M && k0 + lx < K ? A[row * K + k0 + lx] : 0.0f;
+        ws[ly][lx] = n_t < N && k0 + lx < K ? W[n_t * K + k0 + lx] : 0.0f;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int i = 0; i < SI_TS; i++)
+            acc += as[ly][i] * ws[lx][i];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (row < M && n < N)
+        Y[row * N + n] = acc + (m[8] ? Bias[n] : 0.0f);
+}
+
+/* FastGelu (kind 0), BiasGelu (1), QuickGelu (2, alpha): bias (has_bias) over the last axis of `last`. */
+__kernel void ms_gelu(__global const float *X, __global const float *Bias, __global float *Y, const int n,
+                      const int last, const int kind, const int has_bias, const float alpha)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float v = X[i];
+    if (has_bias)
+        v += Bias[i % last];
+    float r;
+    if (kind == 0)
+        r = 0.5f * v * (1.0f + tanh(0.79788456080286535588f * (v + 0.044715f * v * v * v)));
+    else if (kind == 1)
+        r = 0.5f * v * (1.0f + erf(v * 0.70710678118654752f));
+    else
+        r = v * si_sigmoid(alpha * v);
+    Y[i] = r;
+}
+
+/* DequantizeLinear, int8 (flags 1) or uint8, zero point (flags 2) or none: y = (x - zp[k]) * s[k] with
+ * k = (i / inner) % len (per tensor: inner 1, len 1). (x - zp) is exact, the product rounds once. */
+__kernel void dq_linear(__global const uchar *X, __global const float *S, __global const uchar *Zp, __global float *Y,
+                        const int n, const int inner, const int len, const int flags)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const int k = (i / inner) % len;
+    int q = (flags & 1) ? (int)as_char(X[i]) : (int)X[i];
+    if (flags & 2)
+        q -= (flags & 1) ? (int)as_char(Zp[k]) : (int)Zp[k];
+    Y[i] = (float)q * S[k];
+}
+
+/* ==== end of LLM and quantized ops ================================================================== */

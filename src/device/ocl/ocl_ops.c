@@ -1239,6 +1239,8 @@ static const planner planners[SI_OP_COUNT] = {
 si_result ocl_plan_node(ocl_plan *p) {
     const si_node *n = p->node;
     const char *dom = n->domain ? n->domain : "";
+    si_result llm;
+    if (ocl_plan_llm(p, &llm)) return llm;
     if (dom[0] && strcmp(dom, "ai.onnx"))
         return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
     const planner *pl = n->op ? &planners[n->op->id] : NULL;

@@ -111,4 +111,7 @@ si_result ocl_plan_batchnorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_layernorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg);
 
+/* ocl_llm.c: the LLM ops (norms, MatMulNBits, GELUs; default domain and com.microsoft). False: not one of them. */
+bool ocl_plan_llm(ocl_plan *p, si_result *out);
+
 #endif
