@@ -455,6 +455,12 @@ static si_result plan_binary(ocl_plan *p, const void *arg) {
     if ((s = ocl_bcast(p, p->in[0].ndim, p->in[0].dims, p->in[1].ndim, p->in[1].dims, &nd, od))) return s;
     if ((s = ocl_set_out(p, 0, nd, od))) return s;
     if (!has_out(p, 0)) return SI_OK;
+    /* x^2 (RMSNorm and LayerNorm exports square this way): x * x, exact where pow() may be off by ulps, and much
+     * cheaper than pow() on every device */
+    const si_tensor *e = p->in[1].cval;
+    if (!strcmp(kernel, "b_pow") && e && e->dtype == SI_F32 && si_shape_count(e->ndim, e->dims) == 1 && ((const float *)e->data)[0] == 2.0f &&
+        nd == p->in[0].ndim)
+        return emit_binary(p, "b_mul", p->in[0].vid, &p->in[0], p->in[0].vid, &p->in[0], p->out[0].vid, nd, od);
     return emit_binary(p, kernel, p->in[0].vid, &p->in[0], p->in[1].vid, &p->in[1], p->out[0].vid, nd, od);
 }
 
