@@ -970,6 +970,32 @@ __kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void nbits_gemv(
         Y[row * N + n] = r + (m[8] ? Bias[n] : 0.0f);
 }
 
+/* The same on a CPU device (PoCL): one work item per output, walking its packed row block by block (scale and
+ * zero point read once per block), no local memory or barriers. Same arithmetic per element as nbits_gemv. */
+__kernel void nbits_gemv_col(__global const float *A, __global const uchar *B, __global const float *Sc,
+                             __global const uchar *Zp8, __global const float *Zpf, __global const float *Bias,
+                             __global float *Y, __global const int *m)
+{
+    const int K = m[0], N = m[1], block = m[2], bits = m[3], nb = m[4], blob = m[5];
+    const int n = get_global_id(0), row = get_global_id(1);
+    if (n >= N)
+        return;
+    const int per = 8 / bits, msk = (1 << bits) - 1;
+    __global const uchar *b = B + n * nb * blob;
+    __global const float *a = A + row * K;
+    float acc = 0.0f;
+    for (int blk = 0; blk < nb; blk++) {
+        const float s = Sc[n * nb + blk], z = si_nbits_zero(Zp8, Zpf, m, n, blk);
+        const int kend = min(K, (blk + 1) * block);
+        for (int t = 0; t < blob; t++) {
+            const int byte = b[blk * blob + t], kb = blk * block + t * per;
+            for (int i = 0; i < per && kb + i < kend; i++)
+                acc += a[kb + i] * (((float)((byte >> (i * bits)) & msk) - z) * s);
+        }
+    }
+    Y[row * N + n] = acc + (m[8] ? Bias[n] : 0.0f);
+}
+
 /* MatMulNBits for many rows: W [N, K] dequantized into the scratch buffer first, one work item per byte. */
 __kernel void nbits_dequant(__global const uchar *B, __global const float *Sc, __global const uchar *Zp8,
                             __global const float *Zpf, __global float *W, __global const int *m, const int total)

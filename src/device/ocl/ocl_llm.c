@@ -196,7 +196,7 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
     int bvid = bias ? p->in[5].vid : a->vid;
     ocl_step st;
     if (M <= NBITS_GEMV_MAX_M) {
-        st_init(&st, "nbits_gemv");
+        st_init(&st, p->caps->cpu ? "nbits_gemv_col" : "nbits_gemv");
         a_val(&st, a->vid);
         a_val(&st, b->vid);
         a_val(&st, sc->vid);
@@ -206,9 +206,9 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
         a_val(&st, p->out[0].vid);
         a_meta(&st, mid);
         st.dims = 2;
-        st.lws[0] = (size_t)p->caps->wg;
+        st.lws[0] = p->caps->cpu ? p->caps->elem_wg : (size_t)p->caps->wg;
         st.lws[1] = 1;
-        st.gws[0] = (size_t)N * st.lws[0];
+        st.gws[0] = p->caps->cpu ? (size_t)(N + (int64_t)st.lws[0] - 1) / st.lws[0] * st.lws[0] : (size_t)N * st.lws[0];
         st.gws[1] = (size_t)M;
         return ocl_emit(p, &st);
     }
