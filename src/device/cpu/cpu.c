@@ -414,8 +414,8 @@ static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan *
  * cached ones) and one with many (prefill: PROBE_ROWS tokens over an empty cache). An open dimension gets its
  * size from its symbol's name: *past* the cached length, *total* cached + new, *batch* 1 when another dimension
  * is open (else the batch is the rows: a CNN), any other the rows.
- * A probe whose shapes the graph refuses (names that mean something else) is skipped: the plan for the real
- * shapes packs what is missing then, as without probes. */
+ * A probe whose shapes the graph refuses (names that mean something else) is skipped, and so are both when an
+ * input's rank is not known: the plan for the real shapes packs what is missing then, as without probes. */
 #define PROBE_ROWS 16
 
 static bool is_batch(const si_graph *g, int64_t d) {
@@ -441,7 +441,14 @@ static void prepack(cpu_model *m) {
     bool batch_rows = true; /* the batch is the rows when no other dimension is open (a CNN's batch) */
     for (int i = 0; i < n; i++) {
         const si_val *v = &g->values[g->inputs[i]];
-        for (int d = 0; d < v->ndim; d++) batch_rows &= v->dims[d] >= 0 || is_batch(g, v->dims[d]);
+        if (v->ndim < 0 || v->ndim > SI_MAX_DIMS) n = -1; /* a rank not known: no shape to probe with */
+        for (int d = 0; n >= 0 && d < v->ndim; d++) batch_rows &= v->dims[d] >= 0 || is_batch(g, v->dims[d]);
+        if (n < 0) break;
+    }
+    if (n < 0) {
+        si_free(nd);
+        si_free(dims);
+        return;
     }
     for (int k = 0; nd && dims && k < 2; k++) {
         for (int i = 0; i < n; i++) {
