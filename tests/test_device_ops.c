@@ -692,6 +692,7 @@ static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, b
 /* The batch known only at run time: the plan is built per input shape; a shape the port refuses is
  * INVALID_ARG. threads=0 is a bad option. */
 static void cpu_plans(void);
+static void cpu_prepack_rows(void);
 
 static void cpu_extra(void) {
     dop_small_net(-1);
@@ -731,6 +732,7 @@ static void cpu_extra(void) {
     si_graph_free(G);
     G = NULL;
     cpu_plans();
+    cpu_prepack_rows();
 }
 
 /* Plans for new input shapes (the CPU device's plan cache and its store of packed weights). */
@@ -790,7 +792,8 @@ static void *plan_thread_run(void *arg) {
 }
 
 /* The small CNN with its batch open, run at PLAN_SHAPES batch sizes, twice over, on one request with plan_cache=3:
- * every output equals REF's; a plan evicted and built again packs no weight again (the store's count stays
+ * every output equals REF's; compile packed the weights (the store has entries before the first inference) and
+ * no inference at any of the batch sizes packs more (cpu.c prepack); a plan evicted and built again packs no weight again (the store's count stays
  * what the first pass made); the cache keeps 3 plans, evicting the least recently used. Then four threads with a
  * request each walk the shapes with plan_cache=2: every output equals REF's, and when they are done no plan is
  * bound and at most 2 are kept. A bad plan_cache is refused by name. */
@@ -807,6 +810,10 @@ static void cpu_plans(void) {
         free_both(md, mr);
         return;
     }
+    /* compile packed the weights ahead (probe plans at 1 and 16 rows), before any plan for a real shape */
+    si_cpu_plan_stats_t stc = {0};
+    CHECK(!si_cpu_plan_stats(md, &stc));
+    CHECK(stc.weight_packs > 0 && stc.plans_cached == 0 && stc.plans_built == 0);
     si_ireq *rd = NULL, *rr = NULL;
     CHECK_OK(md->iface->create_request(md, &rd));
     CHECK_OK(mr->iface->create_request(mr, &rr));
@@ -838,6 +845,8 @@ static void cpu_plans(void) {
                    (long long)st.plans_built, (long long)st.plans_evicted, st.plans_cached, (long long)st0.weight_packs,
                    (long long)st.weight_packs, st.store_bytes);
         CHECK(st0.weight_packs > 0);                    /* the convolutions' and the Gemm's weights */
+        CHECK(st.weight_packs == stc.weight_packs);     /* every batch 1..8 found its weights packed at compile */
+        CHECK(st.store_bytes == stc.store_bytes);
         CHECK(st.weight_packs == packs_first);          /* plans built again for evicted shapes pack nothing */
         CHECK(st.plans_built == PLAN_SHAPES + PLAN_SHAPES - 3); /* 3 shapes were still cached for the second pass */
         CHECK(st.plans_evicted == st.plans_built - 3);
@@ -891,6 +900,42 @@ static void cpu_plans(void) {
     }
     si_graph_free(G);
     G = NULL;
+}
+
+/* A MatMul of open rows times constant weights: compile packs the weights once, in one layout that serves few
+ * rows (decode) and many (prefill) alike (the probe plans at 1 and 16 rows share the matmul layout rather than
+ * adding the inner product's: one store entry, not two); inferences at 1, 3 and 40 rows equal REF's and pack
+ * nothing more. */
+static void cpu_prepack_rows(void) {
+    begin(13);
+    input("x", D(-1, 64));
+    weight("w", -0.3f, 0.3f, D(64, 48));
+    node("MatMul", "x,w", "y");
+    output("y");
+    si_cmodel *md = NULL, *mr = NULL;
+    if (!compile_both(&md, &mr, NULL, NULL)) {
+        free_both(md, mr);
+        return;
+    }
+    si_cpu_plan_stats_t st0 = {0}, st = {0};
+    CHECK(!si_cpu_plan_stats(md, &st0));
+    if (verbose) printf("  prepack rows: after compile %lld packs, %d entries, %zu bytes\n", (long long)st0.weight_packs, st0.store_entries, st0.store_bytes);
+    CHECK(st0.weight_packs == 1 && st0.store_entries == 1);
+    CHECK(st0.store_bytes >= 64 * 48 * sizeof(float) && st0.store_bytes < 2 * 64 * 48 * sizeof(float));
+    const int64_t rows[] = {1, 3, 40};
+    for (size_t i = 0; i < SI_ARRAY_LEN(rows); i++) {
+        si_tensor *in = NULL;
+        CHECK_OK(si_tensor_create(SI_F32, 2, (const int64_t[]){rows[i], 64}, &in));
+        if (!in) continue;
+        fill_input(in, "x");
+        char label[48];
+        snprintf(label, sizeof label, "prepack rows %lld", (long long)rows[i]);
+        infer_compare(md, mr, in, label);
+        si_tensor_free(in);
+    }
+    CHECK(!si_cpu_plan_stats(md, &st));
+    CHECK(st.weight_packs == st0.weight_packs && st.store_bytes == st0.store_bytes);
+    free_both(md, mr);
 }
 
 // --- OCL ------------------------------------------------------------------------------------------------------

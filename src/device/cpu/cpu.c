@@ -18,7 +18,7 @@
  *
  * Debugging aids (environment): SI_CPU_POISON fills each request's arena with NaN when it is bound (a step
  * reading a buffer before it is written then shows in the outputs); SI_CPU_NO_FUSION plans every node on
- * its own; SI_CPU_NO_OWN keeps the device's own kernels out of plans (cpu_no_own); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
+ * its own; SI_CPU_NO_PREPACK skips the probe plans of compile (prepack); SI_CPU_NO_OWN keeps the device's own kernels out of plans (cpu_no_own); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
  * prints the time spent in the steps to stderr when a request is freed.
  */
 #include "device/cpu/cpu.h"
@@ -371,14 +371,15 @@ static bool plan_matches(const cpu_plan *p, si_tensor *const *in, int n) {
     return true;
 }
 
-static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan **out) {
+/* The plan for input shapes given as ndims[i] and dims[i] (SI_MAX_DIMS each). */
+static si_result build_for_dims(cpu_model *m, const int *ndims, int64_t (*dims)[SI_MAX_DIMS], cpu_plan **out) {
     si_graph *g;
     si_result s = si_graph_clone(m->g, &g);
     if (s) return s;
     for (int i = 0; i < g->n_inputs; i++) {
         si_val *v = &g->values[g->inputs[i]];
-        v->ndim = in[i]->ndim;
-        memcpy(v->dims, in[i]->dims, sizeof(int64_t) * (size_t)in[i]->ndim);
+        v->ndim = ndims[i];
+        memcpy(v->dims, dims[i], sizeof(int64_t) * (size_t)ndims[i]);
     }
     if ((s = si_graph_infer_shapes(g, FOLD_MAX))) {
         si_graph_free(g);
@@ -388,6 +389,79 @@ static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan *
     s = cpu_plan_build(g, m->threads, m->store, out);
     cpu_threads_set(old);
     return s;
+}
+
+static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan **out) {
+    int n = m->base.n_inputs;
+    int *nd = si_malloc(sizeof(int) * (size_t)(n + 1));
+    int64_t(*dims)[SI_MAX_DIMS] = si_malloc(sizeof *dims * (size_t)(n + 1));
+    si_result s = nd && dims ? SI_OK : si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    for (int i = 0; !s && i < n; i++) {
+        nd[i] = in[i]->ndim;
+        memcpy(dims[i], in[i]->dims, sizeof(int64_t) * (size_t)in[i]->ndim);
+    }
+    if (!s) s = build_for_dims(m, nd, dims, out);
+    si_free(nd);
+    si_free(dims);
+    return s;
+}
+
+/* Packing ahead (unless SI_CPU_NO_PREPACK is set in the environment: for comparisons). A model with open dimensions plans per set of input
+ * shapes at run time, and its first plan would pack every weight into the store: for an LLM that is the
+ * prefill, which then cost several times ONNX Runtime's. So compile builds throw-away probe plans at
+ * representative shapes, which fill the store in the layouts later plans want (a layout depends on the shape:
+ * few rows take oneDNN's inner product, more its matmul): one with few rows (decode: 1 new token over PROBE_ROWS
+ * cached ones) and one with many (prefill: PROBE_ROWS tokens over an empty cache). An open dimension gets its
+ * size from its symbol's name: *past* the cached length, *total* cached + new, *batch* 1 when another dimension
+ * is open (else the batch is the rows: a CNN), any other the rows.
+ * A probe whose shapes the graph refuses (names that mean something else) is skipped, and so are both when an
+ * input's rank is not known: the plan for the real shapes packs what is missing then, as without probes. */
+#define PROBE_ROWS 16
+
+static bool is_batch(const si_graph *g, int64_t d) {
+    const char *name = si_dim_sym_id(d) >= 0 ? si_graph_sym_name(g, d) : NULL;
+    return name && strstr(name, "batch");
+}
+
+static int64_t probe_dim(const si_graph *g, int64_t d, int64_t rows, int64_t past, bool batch_rows) {
+    if (d >= 0) return d;
+    const char *name = si_dim_sym_id(d) >= 0 ? si_graph_sym_name(g, d) : NULL;
+    if (name && strstr(name, "batch")) return batch_rows ? rows : 1;
+    if (name && strstr(name, "past")) return past;
+    if (name && strstr(name, "total")) return past + rows;
+    return rows;
+}
+
+static void prepack(cpu_model *m) {
+    const si_graph *g = m->g;
+    int n = g->n_inputs;
+    int *nd = si_malloc(sizeof(int) * (size_t)(n + 1));
+    int64_t(*dims)[SI_MAX_DIMS] = si_malloc(sizeof *dims * (size_t)(n + 1));
+    const int64_t probes[2][2] = {{PROBE_ROWS, 0}, {1, PROBE_ROWS}}; /* {rows, past}: prefill, decode */
+    bool batch_rows = true; /* the batch is the rows when no other dimension is open (a CNN's batch) */
+    for (int i = 0; i < n; i++) {
+        const si_val *v = &g->values[g->inputs[i]];
+        if (v->ndim < 0 || v->ndim > SI_MAX_DIMS) n = -1; /* a rank not known: no shape to probe with */
+        for (int d = 0; n >= 0 && d < v->ndim; d++) batch_rows &= v->dims[d] >= 0 || is_batch(g, v->dims[d]);
+        if (n < 0) break;
+    }
+    if (n < 0) {
+        si_free(nd);
+        si_free(dims);
+        return;
+    }
+    for (int k = 0; nd && dims && k < 2; k++) {
+        for (int i = 0; i < n; i++) {
+            const si_val *v = &g->values[g->inputs[i]];
+            nd[i] = v->ndim;
+            for (int d = 0; d < v->ndim; d++) dims[i][d] = probe_dim(g, v->dims[d], probes[k][0], probes[k][1], batch_rows);
+        }
+        cpu_plan *p = NULL;
+        if (build_for_dims(m, nd, dims, &p)) si_err_clear(); /* best effort: the real shapes plan what is missing */
+        else cpu_plan_free(p);
+    }
+    si_free(nd);
+    si_free(dims);
 }
 
 /* Under m->lock: free least recently used plans no request is bound to while more than plan_cache are kept. */
@@ -780,6 +854,8 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
             si_const_unref(g->values[v].const_val);
             g->values[v].const_val = NULL;
         }
+    } else if (!getenv("SI_CPU_NO_PREPACK")) {
+        prepack(m);
     }
     *out = &m->base;
     return SI_OK;

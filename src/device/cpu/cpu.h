@@ -193,6 +193,9 @@ uint64_t cpu_fp(uint64_t h, const void *data, size_t n);
  * by the next plan needing it). NULL with si_err on failure. */
 void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill);
 void cpu_pb_shared_ready(cpu_pb *b, const void *ptr);
+/* The layout of an entry made already for key k (its md ignored) whose dims are plain's: weights packed for
+ * one shape that a plan at another shape can take as they are rather than pack them again. */
+bool cpu_store_layout(cpu_store *s, const cpu_skey *k, const dnnl_memory_desc_t *plain, dnnl_memory_desc_t *md);
 /* The store's copy of `bytes` bytes of data made for node `node` (small arrays: biases, folded shifts). NULL with
  * si_err on failure. */
 const void *cpu_pb_shared_data(cpu_pb *b, int node, const char *tag, const void *data, size_t bytes);

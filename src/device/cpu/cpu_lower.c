@@ -461,14 +461,22 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
     const si_node *nd = &b->g->nodes[n];
     dnnl_memory_desc_t wany, wip, bip;
     if (w) dnnl_memory_desc_init_by_tag(&wany, wplain->ndims, wplain->dims, dnnl_f32, dnnl_format_tag_any);
-    /* a few rows times constant weights (a classifier head): inner product (as fast as matmul here) */
-    bool ip = w && cpu_md_is_plain(smd) && smd->ndims == 2 && smd->dims[0] <= 4;
+    /* weights a matmul at another shape packed already (compile's probe plans): their layout, not a second copy */
+    bool kept = w && cpu_store_layout(b->store, wk, wplain, &wany);
+    /* else a few rows times constant weights (a classifier head): inner product (as fast as matmul here) */
+    bool ip = !kept && w && cpu_md_is_plain(smd) && smd->ndims == 2 && smd->dims[0] <= 4;
     dnnl_status_t ds;
     union {
         dnnl_matmul_desc_t mm;
         dnnl_inner_product_desc_t ipd;
     } od;
-    if (ip) {
+    char iptag[24];
+    cpu_skey ipk;
+    if (ip) { /* its own tag: an [N, K] layout is never taken for a matmul's [K, N] */
+        snprintf(iptag, sizeof iptag, "%.12s.ip", wk->tag);
+        ipk = *wk;
+        ipk.tag = iptag;
+        wk = &ipk;
         int64_t K = wplain->dims[0], N = wplain->dims[1], wd[2] = {N, K}, ws[2] = {1, N};
         dnnl_dims_t wdd = {N, K};
         cpu_md_strided(&wip, 2, wd, ws);
@@ -484,6 +492,12 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "matmul", nd->name);
     dnnl_primitive_desc_t pd;
     si_result s = create_pd(b, c, &od, &pd, nd->name);
+    if (kept && (s == SI_ERR_UNSUPPORTED || (!s && cpu_pd_is_ref(pd)))) { /* no fast kernel for the kept layout: one of its own */
+        if (!s) dnnl_primitive_desc_destroy(pd);
+        s = SI_ERR_UNSUPPORTED;
+        dnnl_memory_desc_init_by_tag(&wany, wplain->ndims, wplain->dims, dnnl_f32, dnnl_format_tag_any);
+        if (dnnl_matmul_desc_init(&od.mm, smd, &wany, bias ? bmd : NULL, dmd) == dnnl_success) s = create_pd(b, c, &od, &pd, nd->name);
+    }
     if (s) return s;
     /* a strided src (Gemm's transA) is a view of the plain buffer, not a reorder */
     int sb = cpu_md_is_plain(smd) ? cpu_pb_in_md(b, src_value, smd) : -1;

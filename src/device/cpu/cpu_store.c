@@ -158,6 +158,22 @@ void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill) {
     return ptr;
 }
 
+bool cpu_store_layout(cpu_store *s, const cpu_skey *k, const dnnl_memory_desc_t *plain, dnnl_memory_desc_t *md) {
+    bool found = false;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n && !found; i++) {
+        const cpu_sentry *e = &s->e[i];
+        if (!e->ready || !e->has_md || e->made || e->node != k->node || e->fp != k->fp || strncmp(e->tag, k->tag, sizeof e->tag))
+            continue;
+        if (e->md.ndims != plain->ndims || memcmp(e->md.dims, plain->dims, sizeof(dnnl_dim_t) * (size_t)plain->ndims) || !same_src(e->src, k->src))
+            continue;
+        *md = e->md;
+        found = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
 void cpu_pb_shared_ready(cpu_pb *b, const void *ptr) {
     cpu_store *s = b->store;
     pthread_mutex_lock(&s->lock);
