@@ -99,6 +99,16 @@ static inline float round_to(si_dtype dt, float v) {
     return v;
 }
 
+/* An element type attribute (since opset `since`; 0 or absent: dflt, the scale's type) that must be float32,
+ * float16 or bfloat16. */
+static si_result float_type_attr(const si_kctx *c, int since, const char *name, si_dtype dflt, si_dtype *out) {
+    int64_t v = c->opset >= since ? si_attr_int(c->node, name, 0) : 0;
+    *out = v ? (si_dtype)v : dflt;
+    if (!(*out == SI_F32 || *out == SI_F16 || *out == SI_BF16))
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "%s %lld is not supported (float32, float16, bfloat16)", name, (long long)v);
+    return SI_OK;
+}
+
 /* =========================================================================================================
  * QuantizeLinear
  */
@@ -123,11 +133,7 @@ static si_result q_prep(const si_kctx *c, q_node *q) {
     if ((int)q->out < 0 || (int)q->out >= 32 || !(SI_T(q->out) & (SI_T_QUANT | SI_T_QUANT_NARROW)) ||
         !(si_q_range(q->out, &lo, &hi) || si_dtype_is_minifloat(q->out)))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "quantizing to element type %s is not supported", si_dtype_name(q->out));
-    int64_t prec = c->opset >= 23 ? si_attr_int(c->node, "precision", 0) : 0;
-    q->prec = prec ? (si_dtype)prec : q->p.scale->dtype;
-    if (!(q->prec == SI_F32 || q->prec == SI_F16 || q->prec == SI_BF16))
-        return si_op_err(c, SI_ERR_UNSUPPORTED, "precision %lld is not supported (float32, float16, bfloat16)", (long long)prec);
-    return SI_OK;
+    return float_type_attr(c, 23, "precision", q->p.scale->dtype, &q->prec);
 }
 
 static si_result quantize_infer(si_kctx *c) {
@@ -199,11 +205,7 @@ static si_result dq_prep(const si_kctx *c, dq_node *d) {
     if (d->p.zp && d->p.zp->dtype != x->dtype)
         return si_op_err(c, SI_ERR_INVALID_ARG, "x_zero_point has element type %s, x has %s: they must be the same",
                          si_dtype_name(d->p.zp->dtype), si_dtype_name(x->dtype));
-    int64_t odt = c->opset >= 23 ? si_attr_int(c->node, "output_dtype", 0) : 0;
-    d->out = odt ? (si_dtype)odt : d->p.scale->dtype;
-    if (odt && !(d->out == SI_F32 || d->out == SI_F16 || d->out == SI_BF16))
-        return si_op_err(c, SI_ERR_UNSUPPORTED, "output_dtype %lld is not supported (float32, float16, bfloat16)", (long long)odt);
-    return SI_OK;
+    return float_type_attr(c, 23, "output_dtype", d->p.scale->dtype, &d->out);
 }
 
 static si_result dequantize_infer(si_kctx *c) {
