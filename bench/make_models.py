@@ -47,7 +47,10 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+import builder  # noqa: E402 (models/builder.py)
 
 SEED = 20240601
 # BN gamma of the last conv of a residual branch: small, so that activations do not grow block after block
@@ -55,38 +58,11 @@ SEED = 20240601
 RESIDUAL_GAMMA = (0.2, 0.4)
 
 
-class Builder:
-    """Accumulates nodes and initializers for one graph, with unique names."""
-
-    def __init__(self, seed):
-        self.rng = np.random.default_rng(seed)
-        self.nodes, self.inits, self.count = [], [], {}
-
-    def name(self, base):
-        k = self.count.get(base, 0)
-        self.count[base] = k + 1
-        return base if k == 0 else f"{base}_{k}"
-
-    def const(self, base, array):
-        n = self.name(base)
-        self.inits.append(numpy_helper.from_array(np.asarray(array, order="C"), n))  # keeps 0-d arrays 0-d
-        return n
-
-    def node(self, op, inputs, base=None, n_out=1, **attrs):
-        base = self.name(base or op.lower())
-        outs = [base] if n_out == 1 else [f"{base}_out{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op, inputs, outs, name=base, **attrs))
-        return outs[0] if n_out == 1 else outs
-
-    def normal(self, shape, std):
-        return (self.rng.standard_normal(shape) * std).astype(np.float32)
+class Builder(builder.Builder):
+    """Accumulates nodes and initializers for one graph, with unique names (models/builder.py)."""
 
     def model(self, name, inputs, outputs, opset):
-        graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="safeinfer bench/make_models.py")
-        m.ir_version = 8
-        return m
+        return super().model(name, inputs, outputs, opset, producer="safeinfer bench/make_models.py")
 
 
 # --- CNN pieces ---------------------------------------------------------------------------------------------
@@ -109,12 +85,19 @@ def conv_bn(b, x, cin, cout, k, stride, name, groups=1, act="relu", gamma_range=
     return y
 
 
-def classifier(b, x, cin, classes):
-    y = b.node("GlobalAveragePool", [x], "pool")
+def classifier(b, name, x, y, cin, hw, classes, seed):
+    """The head (average pool, FC to classes) on features y of image input x [1, 3, hw, hw]: the model and its
+    input (normal, from seed + 1)."""
+    y = b.node("GlobalAveragePool", [y], "pool")
     y = b.node("Flatten", [y], "flatten", axis=1)
     w = b.const("fc.weight", b.normal((classes, cin), np.sqrt(1.0 / cin)))
     bias = b.const("fc.bias", np.zeros(classes, np.float32))
-    return b.node("Gemm", [y, w, bias], "logits", transB=1)
+    y = b.node("Gemm", [y, w, bias], "logits", transB=1)
+    inp = helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 3, hw, hw])
+    out = helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, classes])
+    m = b.model(name, [inp], [out], 13)
+    rng = np.random.default_rng(seed + 1)
+    return m, {x: rng.standard_normal((1, 3, hw, hw)).astype(np.float32)}
 
 
 def resnet(name, block, layers, widths, hw, classes, seed):
@@ -140,12 +123,7 @@ def resnet(name, block, layers, widths, hw, classes, seed):
             y = b.node("Add", [h, short], f"{p}.add")
             y = b.node("Relu", [y], f"{p}.relu")
             cin = cout
-    y = classifier(b, y, cin, classes)
-    inp = helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 3, hw, hw])
-    out = helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, classes])
-    m = b.model(name, [inp], [out], 13)
-    rng = np.random.default_rng(seed + 1)
-    return m, {x: rng.standard_normal((1, 3, hw, hw)).astype(np.float32)}
+    return classifier(b, name, x, y, cin, hw, classes, seed)
 
 
 def make_divisible(v, d=8):
@@ -177,12 +155,7 @@ def mobilenetv2(name, width, hw, classes, seed):
             k += 1
     last = make_divisible(1280 * max(1.0, width))
     y = conv_bn(b, y, cin, last, 1, 1, f"features.{k}", act="relu6")
-    y = classifier(b, y, last, classes)
-    inp = helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 3, hw, hw])
-    out = helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, classes])
-    m = b.model(name, [inp], [out], 13)
-    rng = np.random.default_rng(seed + 1)
-    return m, {x: rng.standard_normal((1, 3, hw, hw)).astype(np.float32)}
+    return classifier(b, name, x, y, last, hw, classes, seed)
 
 
 # --- BERT ---------------------------------------------------------------------------------------------------
@@ -280,8 +253,7 @@ FULL = {
 }
 def vision(name, size=None, keep_io_types=False):
     """A model of models/cnn.py (the vision models people deploy) and its input: an image in 0..1."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
-    import cnn  # noqa: E402 (models/cnn.py)
+    import cnn  # noqa: E402, PLC0415 (models/cnn.py)
     a = argparse.Namespace(small=False, lstm=False, keep_io_types=keep_io_types, weight_type="uint8", width=None,
                            size=size, seed=5)
     model, shapes = cnn.MODELS[name](a)

@@ -16,21 +16,12 @@
  * end and their difference. No pass/fail: the numbers are for a person to read.
  */
 #include <safeinfer.h>
+#include "rss.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static double rss_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
 
 static void fill(si_tensor *t, unsigned *seed) {
     if (si_tensor_dtype(t) != SI_F32) return;

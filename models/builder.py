@@ -93,10 +93,10 @@ class Builder:
     def normal(self, shape, std):
         return (self.rng.standard_normal(shape) * std).astype(np.float32)
 
-    def model(self, name, inputs, outputs, opset, ir_version=8):
+    def model(self, name, inputs, outputs, opset, ir_version=8, producer="safeinfer-models"):
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
         ops = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in sorted(self.domains)]
-        m = helper.make_model(graph, opset_imports=ops, producer_name="safeinfer-models")
+        m = helper.make_model(graph, opset_imports=ops, producer_name=producer)
         m.ir_version = ir_version
         return m
 

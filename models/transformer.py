@@ -99,16 +99,26 @@ def bert_fused(a):
     H = 12 if a.base else (a.heads or 2)
     b = Builder(a.seed)
     ms = "com.microsoft"
+
+    def w(name):
+        return b.const(name, W[name])
+
     ids = b.node("Cast", ["input_ids"], base="input_ids_int32", to=6)
     seg = b.node("Cast", ["token_type_ids"], base="token_type_ids_int32", to=6)
     mask = b.node("Cast", ["attention_mask"], base="attention_mask_int32", to=6)
     x, mask_index = b.node("EmbedLayerNormalization", [
-        ids, seg, b.const("embeddings.word_embeddings.weight", W["embeddings.word_embeddings.weight"]),
-        b.const("embeddings.position_embeddings.weight", W["embeddings.position_embeddings.weight"]),
-        b.const("embeddings.token_type_embeddings.weight", W["embeddings.token_type_embeddings.weight"]),
-        b.const("embeddings.LayerNorm.weight", W["embeddings.LayerNorm.weight"]),
-        b.const("embeddings.LayerNorm.bias", W["embeddings.LayerNorm.bias"]), mask],
+        ids, seg, w("embeddings.word_embeddings.weight"), w("embeddings.position_embeddings.weight"),
+        w("embeddings.token_type_embeddings.weight"), w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"),
+        mask],
         base="EmbedLayerNormalization_0", n_out=2, domain=ms, epsilon=1e-5)
+
+    def dense_skip_ln(h, x, dense, ln, mm_base, base):
+        """MatMul by dense.weight, then SkipLayerNormalization with the residual x, the LayerNorm ln and the
+        dense bias folded in."""
+        o = b.node("MatMul", [h, w(dense + ".weight")], base=mm_base)
+        return b.node("SkipLayerNormalization", [o, x, w(ln + ".weight"), w(ln + ".bias"), w(dense + ".bias")],
+                      base=base, domain=ms, epsilon=1e-5)
+
     for l in range(L):
         p = f"encoder.layer.{l}"
         q = p + ".attention.self."
@@ -117,29 +127,16 @@ def bert_fused(a):
         att = b.node("Attention", [x, b.const(p + ".attention.qkv.weight", qkv_w),
                                    b.const(p + ".attention.qkv.bias", qkv_b), mask_index],
                      base=p + ".Attention", domain=ms, num_heads=H)
-        o = b.node("MatMul", [att, b.const(q + "output.dense.weight", W[q + "output.dense.weight"])],
-                   base=p + ".attention.output.matmul")
-        x = b.node("SkipLayerNormalization", [
-            o, x, b.const(p + ".attention.output.LayerNorm.weight", W[p + ".attention.output.LayerNorm.weight"]),
-            b.const(p + ".attention.output.LayerNorm.bias", W[p + ".attention.output.LayerNorm.bias"]),
-            b.const(q + "output.dense.bias", W[q + "output.dense.bias"])],
-            base=p + ".SkipLayerNorm_attention", domain=ms, epsilon=1e-5)
-        h = b.node("MatMul", [x, b.const(p + ".intermediate.dense.weight", W[p + ".intermediate.dense.weight"])],
-                   base=p + ".intermediate.matmul")
-        h = b.node("BiasGelu", [h, b.const(p + ".intermediate.dense.bias", W[p + ".intermediate.dense.bias"])],
-                   base=p + ".BiasGelu", domain=ms)
-        h = b.node("MatMul", [h, b.const(p + ".output.dense.weight", W[p + ".output.dense.weight"])],
-                   base=p + ".output.matmul")
-        x = b.node("SkipLayerNormalization", [
-            h, x, b.const(p + ".output.LayerNorm.weight", W[p + ".output.LayerNorm.weight"]),
-            b.const(p + ".output.LayerNorm.bias", W[p + ".output.LayerNorm.bias"]),
-            b.const(p + ".output.dense.bias", W[p + ".output.dense.bias"])],
-            base=p + ".SkipLayerNorm_ffn", domain=ms, epsilon=1e-5)
+        x = dense_skip_ln(att, x, q + "output.dense", p + ".attention.output.LayerNorm",
+                          p + ".attention.output.matmul", p + ".SkipLayerNorm_attention")
+        h = b.node("MatMul", [x, w(p + ".intermediate.dense.weight")], base=p + ".intermediate.matmul")
+        h = b.node("BiasGelu", [h, w(p + ".intermediate.dense.bias")], base=p + ".BiasGelu", domain=ms)
+        x = dense_skip_ln(h, x, p + ".output.dense", p + ".output.LayerNorm", p + ".output.matmul",
+                          p + ".SkipLayerNorm_ffn")
     b.node("Identity", [x], base="last_hidden_state.identity", outputs=["last_hidden_state"])
     first = b.node("Gather", [x, b.i64("first", 0)], base="pooler.first", axis=1)
-    y = b.node("Add", [b.node("MatMul", [first, b.const("pooler.dense.weight", W["pooler.dense.weight"])],
-                              base="pooler.dense.matmul"), b.const("pooler.dense.bias", W["pooler.dense.bias"])],
-               base="pooler.dense")
+    y = b.node("Add", [b.node("MatMul", [first, w("pooler.dense.weight")], base="pooler.dense.matmul"),
+                       w("pooler.dense.bias")], base="pooler.dense")
     b.node("Tanh", [y], base="pooler.tanh", outputs=["pooler_output"])
     return b.model("bert_like_ort_fused", list(plain.graph.input), list(plain.graph.output), opset=17), info
 

@@ -10,14 +10,9 @@
 set -u
 bin=$1 work=$2
 here=$(cd "$(dirname "$0")/.." && pwd)
-py=$("$here/scripts/find-python.sh" onnx numpy) || { echo "SKIP: no Python with onnx and numpy (python3-onnx, python3-numpy)"; exit 77; }
-if ! command -v node >/dev/null; then echo "SKIP: node not installed"; exit 77; fi
-: "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
-export ORT_NODE_MODULES
-if [ ! -d "$ORT_NODE_MODULES/onnxruntime-node" ]; then
-  echo "SKIP: onnxruntime-node not found at $ORT_NODE_MODULES (npm install --ignore-scripts onnxruntime-node --prefix build/ort)"
-  exit 77
-fi
+. "$here/tests/need.sh"
+need_python
+need_ort
 rm -rf "$work"
 mkdir -p "$work"
 geom=(--layers 2 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)

@@ -141,6 +141,18 @@ static inline void write_all(const char *path, const void *data, size_t len) {
     fclose(f);
 }
 
+/* Fill a float32 tensor with reproducible values in [lo, lo + 1) from seed (xorshift32). */
+static inline void fill_xorshift(si_tensor *t, uint32_t seed, float lo) {
+    float *p = si_tensor_data(t);
+    uint32_t s = seed * 2654435761u + 1;
+    for (int64_t i = 0; i < si_tensor_count(t); i++) {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        p[i] = lo + (float)(s >> 8) / (float)(1u << 24);
+    }
+}
+
 /* A fresh temp folder under `parent` (the build folder given as argv[1]) or /tmp. */
 static inline void make_temp_dir(char *buf, size_t n, const char *parent, const char *tag) {
     snprintf(buf, n, "%s/%s_XXXXXX", parent && *parent ? parent : "/tmp", tag);

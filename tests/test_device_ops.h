@@ -13,8 +13,8 @@
 #define SI_TEST_DEVICE_OPS_H
 
 #include "device/device.h"
-#include "ir/ir.h"
 #include "ops/ops.h"
+#include "test_graph.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,38 +40,14 @@ typedef struct dop_group {
 extern const dop_group dop_groups[];
 extern const int dop_n_groups;
 
-// --- graph building (the case under construction is G) ----------------------------------------------------
+// --- graph building (the case under construction is G; the builders: test_graph.h) ----------------------------
 
-extern si_graph *G;
-
-/* D(1, 3, 224, 224): a dims array and its length, for the builders below. */
-#define D(...) (const int64_t[]){__VA_ARGS__}, (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
-
-void die(const char *what);
-/* A new graph importing the default domain at `opset`. */
-void begin(int opset);
-int val(const char *name);
-void push(int **list, int *n, int v);
 /* A float32 graph input. Its random values depend on the name's prefix: "pos" (0.1..3), "unit" (-0.9..0.9),
  * "ge1" (1.1..3), "nz" (+-0.5..2, no zeros), else -2..2. */
 void input(const char *name, const int64_t *dims, int nd);
 void input0(const char *name); /* a float32 scalar input */
-/* A graph input of another element type (integers 0..4, bool 0/1 when run as a case). */
-void input_typed(const char *name, si_dtype dt, const int64_t *dims, int nd);
-void output(const char *name);
-void set_const(const char *name, si_tensor *t);
-/* Initializers: float32 random in lo..hi, int64 1-D, float32 1-D, float32 scalar. */
+/* A float32 initializer, random in lo..hi. */
 void weight(const char *name, float lo, float hi, const int64_t *dims, int nd);
-void ints(const char *name, const int64_t *vals, int n);
-void floats(const char *name, const float *vals, int n);
-void fconst(const char *name, float v);
-/* Add a node (inputs/outputs: comma-separated names, "" for an absent one); returns its index. */
-int node(const char *op, const char *ins, const char *outs);
-si_attr *attr(int ni, const char *name, si_attr_type type);
-void ai(int ni, const char *name, int64_t v);
-void af(int ni, const char *name, float v);
-void as(int ni, const char *name, const char *v);
-void ais(int ni, const char *name, const int64_t *v, int n);
 
 /* A small CNN (Conv, MaxPool, depthwise Conv, residual Add, HardSwish, GlobalAveragePool, Gemm, Softmax) with
  * input "image" [batch, 3, 16, 16] and outputs "probs", "logits". */

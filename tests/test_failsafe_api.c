@@ -179,6 +179,17 @@ static bool ended_on(si_compiled *cm, const char *device) {
     return yes;
 }
 
+/* n inferences of rq on the global input; output 0 after them (NULL when it cannot be read). */
+static si_tensor *infer_n(si_request *rq, int n) {
+    si_tensor *y = NULL;
+    for (int i = 0; i < n; i++) {
+        CHECK_OK(si_request_set_input(rq, 0, input));
+        CHECK_OK(si_request_infer(rq));
+    }
+    CHECK_OK(si_request_get_output(rq, 0, &y));
+    return y;
+}
+
 /* Number of failovers with stage "accuracy" in cm's report, and whether a passing check was recorded. */
 static int accuracy_failovers(si_compiled *cm, bool *passed) {
     char *json = NULL;
@@ -203,12 +214,7 @@ static void test_accuracy_check(void) {
     float want[OUT_N];
     bool passed = false;
     if (cm && !si_request_create(cm, &rq)) {
-        si_tensor *y = NULL;
-        for (int i = 0; i < 3; i++) {
-            CHECK_OK(si_request_set_input(rq, 0, input));
-            CHECK_OK(si_request_infer(rq));
-        }
-        CHECK_OK(si_request_get_output(rq, 0, &y));
+        si_tensor *y = infer_n(rq, 3);
         if (y && si_tensor_count(y) == OUT_N) memcpy(want, si_tensor_data(y), sizeof want);
         CHECK(accuracy_failovers(cm, &passed) == 0 && passed);
         CHECK(ended_on(cm, "CPU") && !ended_on(cm, "REF"));
@@ -219,12 +225,7 @@ static void test_accuracy_check(void) {
     cm = compile_kv((const char *const[]){"devices", "CPU,REF", "accuracy_check", "REF", "faults", "CPU.infer=2:nan", NULL});
     rq = NULL;
     if (cm && !si_request_create(cm, &rq)) {
-        si_tensor *y = NULL;
-        for (int i = 0; i < 2; i++) {
-            CHECK_OK(si_request_set_input(rq, 0, input));
-            CHECK_OK(si_request_infer(rq));
-        }
-        CHECK_OK(si_request_get_output(rq, 0, &y));
+        si_tensor *y = infer_n(rq, 2);
         if (y && si_tensor_count(y) == OUT_N) CHECK_FLOATS(si_tensor_data(y), want, OUT_N);
         CHECK(accuracy_failovers(cm, &passed) == 1);
         CHECK(ended_on(cm, "REF"));

@@ -243,6 +243,15 @@ static bool all_equal(const si_tensor *t, float v) {
     return true;
 }
 
+/* A request of cm with x set as input 0 and one inference run (each step checked to succeed). */
+static si_ireq *infer_once(si_cmodel *cm, si_tensor *x) {
+    si_ireq *r = NULL;
+    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
+    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
+    CHECK(r->iface->infer(r) == SI_OK);
+    return r;
+}
+
 static int count_events(si_sink *s, si_event_type t, const char *stage) {
     pthread_mutex_lock(&s->mu);
     int n = 0;
@@ -368,11 +377,8 @@ static void abandoned_call(bool free_first) {
     devs[0].gate_infer = 1;
     si_sink *s = new_sink();
     si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.infer_timeout_ms = 2000});
-    si_ireq *r = NULL;
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
     si_tensor *x = vec(1.0f);
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    si_ireq *r = infer_once(cm, x);
     si_tensor *y;
     CHECK(r->iface->get_output(r, 0, &y) == SI_OK && all_equal(y, 11.0f)); /* D1: x + 10 */
     CHECK(gate_entered(&devs[0].infer_gate) == 1 && atomic_load(&devs[0].finished) == 0);
@@ -418,11 +424,8 @@ static void request_memory(bool free_request) {
                        .inputs = &port, .outputs = &port, .out_src = out_src, .label = "mock"};
     si_cmodel *cm = NULL;
     CHECK(si_exec_create(&ed, &cm) == SI_OK);
-    si_ireq *r = NULL;
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
     si_tensor *x = vec(1.0f);
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    si_ireq *r = infer_once(cm, x);
     si_tensor *y;
     CHECK(r->iface->get_output(r, 0, &y) == SI_OK && all_equal(y, 111.0f)); /* 1 + 100 + 10 */
     CHECK(gate_entered(&devs[0].infer_gate) == 1);
@@ -559,11 +562,8 @@ static void outputs_after_failure(si_failsafe_policy pol, const char *what) {
     devs[1].fail_from = 1, devs[1].fail_to = 99;
     si_sink *s = new_sink();
     si_cmodel *cm = make_fs(s, 2, pol);
-    si_ireq *r = NULL;
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
     si_tensor *x = vec(1.0f), *y1, *y2;
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    si_ireq *r = infer_once(cm, x);
     CHECK(r->iface->get_output(r, 0, &y1) == SI_OK && all_equal(y1, 2.0f));
     for (int i = 0; i < N; i++) ((float *)x->data)[i] = 3.0f;
     CHECK(r->iface->infer(r) == SI_ERR_DEVICE && strstr(si_last_error(), "every device failed"));
@@ -597,11 +597,8 @@ static void exec_outputs_after_failure(void) {
                        .inputs = ports_in, .outputs = ports_out, .out_src = out_src, .label = "mock"};
     si_cmodel *cm = NULL;
     CHECK(si_exec_create(&ed, &cm) == SI_OK);
-    si_ireq *r = NULL;
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
     si_tensor *x = vec(1.0f), *a1, *b1, *a2, *b2;
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    si_ireq *r = infer_once(cm, x);
     CHECK(r->iface->get_output(r, 0, &a1) == SI_OK && r->iface->get_output(r, 1, &b1) == SI_OK);
     CHECK(all_equal(a1, 2.0f) && all_equal(b1, 102.0f));
     for (int i = 0; i < N; i++) ((float *)x->data)[i] = 3.0f;
@@ -681,11 +678,8 @@ static void test_recovery_after_all_failed(void) {
     devs[1].fail_from = 1, devs[1].fail_to = 99;
     si_sink *s = new_sink();
     si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.recovery_ms = 500});
-    si_ireq *r = NULL;
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
     si_tensor *x = vec(1.0f), *y;
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    si_ireq *r = infer_once(cm, x);
     CHECK(r->iface->infer(r) == SI_ERR_DEVICE && strstr(si_last_error(), "every device failed"));
     CHECK(retry_in_ms() >= 0 && retry_in_ms() <= 500);
     CHECK(si_failsafe_active_device(cm) == -1);
@@ -707,9 +701,7 @@ static void test_recovery_after_all_failed(void) {
     devs[1].fail_from = 1, devs[1].fail_to = 999;
     s = new_sink();
     cm = make_fs(s, 2, (si_failsafe_policy){.recovery_ms = 50});
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    r = infer_once(cm, x);
     WAIT_UNTIL(r->iface->infer(r) == SI_ERR_DEVICE && count_events(s, SI_EVENT_ALL_FAILED, NULL) >= 3, 10000);
     CHECK(count_events(s, SI_EVENT_ALL_FAILED, NULL) >= 3);
     for (int k = 0; k < 3; k++) {
@@ -730,9 +722,7 @@ static void test_recovery_after_all_failed(void) {
     devs[1].fail_from = 1, devs[1].fail_to = 99;
     s = new_sink();
     cm = make_fs(s, 2, (si_failsafe_policy){0});
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    r = infer_once(cm, x);
     CHECK(r->iface->infer(r) == SI_ERR_DEVICE && retry_in_ms() < 0);
     usleep(100000);
     CHECK(r->iface->infer(r) == SI_ERR_DEVICE);
@@ -782,10 +772,7 @@ static void test_recovery_quarantine(void) {
     devs[1].fail_from = 1, devs[1].fail_to = 99;
     si_sink *s = new_sink();
     si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.recovery_ms = 500});
-    si_ireq *r = NULL;
-    CHECK(cm->iface->create_request(cm, &r) == SI_OK);
-    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
-    CHECK(r->iface->infer(r) == SI_OK);
+    si_ireq *r = infer_once(cm, x);
     CHECK(r->iface->infer(r) == SI_ERR_DEVICE);
     CHECK(si_sink_quarantined(s, 0) && atomic_load(&s->q_until_us[0]) == INT64_MAX);
     si_result st = SI_ERR_DEVICE;

@@ -36,17 +36,6 @@ static void die(const char *what) {
     exit(2);
 }
 
-static void fill_input(si_tensor *t, uint32_t seed) {
-    float *p = si_tensor_data(t);
-    uint32_t s = seed * 2654435761u + 1;
-    for (int64_t i = 0; i < si_tensor_count(t); i++) {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        p[i] = (float)(s >> 8) / (float)(1u << 24);
-    }
-}
-
 static si_model *load_at_width(int64_t w) {
     si_model *m = NULL;
     const int64_t dims[4] = {1, 3, 48, w};
@@ -105,7 +94,7 @@ static void *job_main(void *arg) {
     si_tensor *in = NULL;
     const int64_t dims[4] = {1, 3, 48, w};
     if (si_tensor_create(SI_F32, 4, dims, &in)) die("input");
-    fill_input(in, (uint32_t)(1000 * j->round + j->t + 1));
+    fill_xorshift(in, (uint32_t)(1000 * j->round + j->t + 1), 0.0f);
     int64_t n_ref = 0, n_out = 0;
     float *want = ref_output(m, in, &n_ref);
     si_compiled *c = j->shared ? j->shared : compile_on(m, "OCL");

@@ -23,17 +23,6 @@
 
 static si_model *model;
 
-static void fill(si_tensor *t, uint32_t seed) {
-    float *p = si_tensor_data(t);
-    uint32_t s = seed * 2654435761u + 1;
-    for (int64_t i = 0; i < si_tensor_count(t); i++) {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        p[i] = (float)(s >> 8) / (float)(1u << 24) - 0.5f;
-    }
-}
-
 static si_compiled *compile_on(const si_model *m, const char *devices, const char *plan_cache) {
     si_config *cfg = NULL;
     si_compiled *c = NULL;
@@ -67,7 +56,7 @@ static bool run_width(si_request *r, si_request *rr, int64_t n, int64_t w, uint3
     int64_t dims[4] = {n, 3, 48, w};
     si_tensor *x = NULL;
     if (si_tensor_create(SI_F32, 4, dims, &x)) return false;
-    fill(x, seed);
+    fill_xorshift(x, seed, -0.5f);
     bool ok = !si_request_set_input(r, 0, x) && !si_request_infer(r);
     if (!ok) fprintf(stderr, "OCL at %lldx3x48x%lld: %s\n", (long long)n, (long long)w, si_last_error());
     ok = ok && !si_request_set_input(rr, 0, x) && !si_request_infer(rr);
@@ -101,9 +90,9 @@ static bool kv_step(si_request *r, si_request *rr, int64_t past, int64_t s, uint
     si_tensor *tp = NULL, *tn = NULL, *tq = NULL;
     bool ok = !si_tensor_create(SI_F32, 4, dp, &tp) && !si_tensor_create(SI_F32, 4, dn, &tn) && !si_tensor_create(SI_F32, 4, dn, &tq);
     if (ok) {
-        if (past) fill(tp, seed);
-        fill(tn, seed + 1);
-        fill(tq, seed + 2);
+        if (past) fill_xorshift(tp, seed, -0.5f);
+        fill_xorshift(tn, seed + 1, -0.5f);
+        fill_xorshift(tq, seed + 2, -0.5f);
     }
     for (int k = 0; ok && k < 2; k++) {
         si_request *q = k ? rr : r;
@@ -152,7 +141,7 @@ int main(void) {
         si_tensor *x = NULL;
         CHECK_OK(si_tensor_create(SI_F32, 4, bad, &x));
         if (x && r) {
-            fill(x, 9);
+            fill_xorshift(x, 9, -0.5f);
             si_result st = si_request_set_input(r, 0, x);
             if (!st) st = si_request_infer(r);
             CHECK(st == SI_ERR_INVALID_ARG && strstr(si_last_error(), "'x'"));

@@ -8,101 +8,14 @@
 #include "si_test.h"
 
 #include "device/device.h"
-#include "ir/ir.h"
-
-static si_graph *G;
-
-static void die(const char *what) {
-    fprintf(stderr, "test setup failed: %s (%s)\n", what, si_last_error());
-    exit(2);
-}
-
-static void begin(int opset) {
-    G = si_graph_new();
-    if (!G || !(G->opsets = si_calloc(1, sizeof(si_opset))) || !(G->opsets[0].domain = si_strdup(""))) die("graph");
-    G->opsets[0].version = opset;
-    G->n_opsets = 1;
-}
-
-static int val(const char *name) {
-    int v = si_graph_value(G, name);
-    if (v < 0) die("value");
-    return v;
-}
-
-static void push(int **list, int *n, int v) {
-    *list = si_realloc(*list, sizeof(int) * (size_t)(*n + 1));
-    if (!*list) die("list");
-    (*list)[(*n)++] = v;
-}
-
-static void input(const char *name, si_dtype dt, int nd, const int64_t *dims) {
-    int v = val(name);
-    G->values[v].dtype = dt;
-    G->values[v].ndim = nd;
-    if (nd) memcpy(G->values[v].dims, dims, sizeof(int64_t) * (size_t)nd);
-    G->values[v].is_input = true;
-    push(&G->inputs, &G->n_inputs, v);
-}
-
-static void output(const char *name) {
-    int v = val(name);
-    G->values[v].is_output = true;
-    push(&G->outputs, &G->n_outputs, v);
-}
+#include "test_graph.h"
 
 /* A constant of element type dt and shape dims holding vals (as doubles). */
-static void cnst(const char *name, si_dtype dt, int nd, const int64_t *dims, const double *vals) {
+static void cnst(const char *name, si_dtype dt, const int64_t *dims, int nd, const double *vals) {
     si_tensor *t;
     if (si_tensor_create(dt, nd, dims, &t)) die("tensor");
     for (int64_t i = 0; i < si_tensor_count(t); i++) si_store_f64(dt, t->data, i, vals ? vals[i] : 0.1 * (double)(i % 7) - 0.3);
-    int v = val(name);
-    G->values[v].const_val = t;
-    G->values[v].is_initializer = true;
-    G->values[v].dtype = dt;
-    G->values[v].ndim = nd;
-    memcpy(G->values[v].dims, t->dims, sizeof t->dims);
-}
-
-static int node(const char *op, int n_in, const char *const *ins, int n_out, const char *const *outs) {
-    si_node n;
-    memset(&n, 0, sizeof n);
-    char nm[64];
-    snprintf(nm, sizeof nm, "%s_%d", op, G->n_nodes);
-    n.name = si_strdup(nm);
-    n.op_type = si_strdup(op);
-    n.domain = si_strdup("");
-    n.n_in = n_in;
-    n.n_out = n_out;
-    n.in = si_malloc(sizeof(int) * (size_t)(n_in + 1));
-    n.out = si_malloc(sizeof(int) * (size_t)(n_out + 1));
-    if (!n.name || !n.op_type || !n.domain || !n.in || !n.out) die("node");
-    for (int i = 0; i < n_in; i++) n.in[i] = ins[i][0] ? val(ins[i]) : -1;
-    for (int i = 0; i < n_out; i++) n.out[i] = outs[i][0] ? val(outs[i]) : -1;
-    int idx = si_graph_add_node(G, &n);
-    if (idx < 0) die("add node");
-    return idx;
-}
-
-#define NODE(op, ins, outs) node(op, (int)(sizeof(ins) / sizeof(*ins)), ins, (int)(sizeof(outs) / sizeof(*outs)), outs)
-#define S(...) ((const char *const[]){__VA_ARGS__})
-#define DIMS(...) (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]){__VA_ARGS__}
-
-static si_attr *attr(int ni, const char *name, si_attr_type type) {
-    si_node *n = &G->nodes[ni];
-    si_attr *a = si_realloc(n->attrs, sizeof(si_attr) * (size_t)(n->n_attr + 1));
-    if (!a) die("attr");
-    n->attrs = a;
-    a = &n->attrs[n->n_attr++];
-    memset(a, 0, sizeof *a);
-    if (!(a->name = si_strdup(name))) die("attr");
-    a->type = type;
-    return a;
-}
-static void ai(int ni, const char *name, int64_t v) { attr(ni, name, SI_ATTR_INT)->i = v; }
-static void as(int ni, const char *name, const char *v) {
-    si_attr *a = attr(ni, name, SI_ATTR_STRING);
-    if (!(a->s = si_strdup(v))) die("attr");
+    set_const(name, t);
 }
 
 /* Finish G and run it on device d with inputs filled with small values (value `fill` for float ones); the first
@@ -155,42 +68,42 @@ static void expect_err(void (*build)(void), si_result want, const char *sub) { e
 
 static void q_zero_scale(void) {
     begin(13);
-    input("x", SI_F32, DIMS(2, 3));
-    cnst("s", SI_F32, 0, NULL, (const double[]){0.0});
-    cnst("z", SI_U8, 0, NULL, (const double[]){3});
-    NODE("QuantizeLinear", S("x", "s", "z"), S("y"));
+    input_typed("x", SI_F32, D(2, 3));
+    cnst("s", SI_F32, NULL, 0, (const double[]){0.0});
+    cnst("z", SI_U8, NULL, 0, (const double[]){3});
+    node("QuantizeLinear", "x,s,z", "y");
     output("y");
 }
 
 static void q_zero_scale_input(void) { /* a scale known only at run time */
     begin(13);
-    input("x", SI_F32, DIMS(2, 3));
-    input("s", SI_F32, 0, NULL);
-    NODE("QuantizeLinear", S("x", "s"), S("y"));
+    input_typed("x", SI_F32, D(2, 3));
+    input_typed("s", SI_F32, NULL, 0);
+    node("QuantizeLinear", "x,s", "y");
     output("y");
 }
 
 static void q_axis_out_of_range(void) {
     begin(13);
-    input("x", SI_F32, DIMS(2, 3));
-    cnst("s", SI_F32, DIMS(3), NULL);
-    ai(NODE("QuantizeLinear", S("x", "s"), S("y")), "axis", 2);
+    input_typed("x", SI_F32, D(2, 3));
+    cnst("s", SI_F32, D(3), NULL);
+    ai(node("QuantizeLinear", "x,s", "y"), "axis", 2);
     output("y");
 }
 
 static void q_per_axis_length(void) {
     begin(13);
-    input("x", SI_F32, DIMS(2, 3));
-    cnst("s", SI_F32, DIMS(4), NULL);
-    ai(NODE("QuantizeLinear", S("x", "s"), S("y")), "axis", 1);
+    input_typed("x", SI_F32, D(2, 3));
+    cnst("s", SI_F32, D(4), NULL);
+    ai(node("QuantizeLinear", "x,s", "y"), "axis", 1);
     output("y");
 }
 
 static void q_blocked_shape(void) {
     begin(21);
-    input("x", SI_F32, DIMS(2, 6));
-    cnst("s", SI_F32, DIMS(2, 2), NULL); /* block 2 needs [2, 3] */
-    int n = NODE("QuantizeLinear", S("x", "s"), S("y"));
+    input_typed("x", SI_F32, D(2, 6));
+    cnst("s", SI_F32, D(2, 2), NULL); /* block 2 needs [2, 3] */
+    int n = node("QuantizeLinear", "x,s", "y");
     ai(n, "axis", 1);
     ai(n, "block_size", 2);
     output("y");
@@ -198,85 +111,85 @@ static void q_blocked_shape(void) {
 
 static void q_output_dtype_mismatch(void) {
     begin(21);
-    input("x", SI_F32, DIMS(4));
-    cnst("s", SI_F32, 0, NULL, (const double[]){0.1});
-    cnst("z", SI_U8, 0, NULL, (const double[]){0});
-    ai(NODE("QuantizeLinear", S("x", "s", "z"), S("y")), "output_dtype", SI_I8);
+    input_typed("x", SI_F32, D(4));
+    cnst("s", SI_F32, NULL, 0, (const double[]){0.1});
+    cnst("z", SI_U8, NULL, 0, (const double[]){0});
+    ai(node("QuantizeLinear", "x,s,z", "y"), "output_dtype", SI_I8);
     output("y");
 }
 
 static void dq_zp_type(void) {
     begin(13);
-    input("x", SI_U8, DIMS(4));
-    cnst("s", SI_F32, 0, NULL, (const double[]){0.1});
-    cnst("z", SI_I8, 0, NULL, (const double[]){0});
-    NODE("DequantizeLinear", S("x", "s", "z"), S("y"));
+    input_typed("x", SI_U8, D(4));
+    cnst("s", SI_F32, NULL, 0, (const double[]){0.1});
+    cnst("z", SI_I8, NULL, 0, (const double[]){0});
+    node("DequantizeLinear", "x,s,z", "y");
     output("y");
 }
 
 static void dq_zp_shape(void) {
     begin(13);
-    input("x", SI_U8, DIMS(2, 3));
-    cnst("s", SI_F32, DIMS(3), NULL);
-    cnst("z", SI_U8, DIMS(2), NULL);
-    NODE("DequantizeLinear", S("x", "s", "z"), S("y"));
+    input_typed("x", SI_U8, D(2, 3));
+    cnst("s", SI_F32, D(3), NULL);
+    cnst("z", SI_U8, D(2), NULL);
+    node("DequantizeLinear", "x,s,z", "y");
     output("y");
 }
 
 static void dq_int32_zp(void) {
     begin(13);
-    input("x", SI_I32, DIMS(4));
-    cnst("s", SI_F32, 0, NULL, (const double[]){0.1});
-    cnst("z", SI_I32, 0, NULL, (const double[]){5});
-    NODE("DequantizeLinear", S("x", "s", "z"), S("y"));
+    input_typed("x", SI_I32, D(4));
+    cnst("s", SI_F32, NULL, 0, (const double[]){0.1});
+    cnst("z", SI_I32, NULL, 0, (const double[]){5});
+    node("DequantizeLinear", "x,s,z", "y");
     output("y");
 }
 
 static void dql_uint8(void) {
     begin(11);
-    input("x", SI_U8, DIMS(4));
-    NODE("DynamicQuantizeLinear", S("x"), S("y", "s", "z"));
+    input_typed("x", SI_U8, D(4));
+    node("DynamicQuantizeLinear", "x", "y,s,z");
     output("y");
 }
 
 static void mmi_zp_type(void) {
     begin(10);
-    input("a", SI_U8, DIMS(2, 3));
-    cnst("b", SI_I8, DIMS(3, 4), NULL);
-    cnst("az", SI_I8, 0, NULL, (const double[]){1});
-    NODE("MatMulInteger", S("a", "b", "az"), S("y"));
+    input_typed("a", SI_U8, D(2, 3));
+    cnst("b", SI_I8, D(3, 4), NULL);
+    cnst("az", SI_I8, NULL, 0, (const double[]){1});
+    node("MatMulInteger", "a,b,az", "y");
     output("y");
 }
 
 static void mmi_zp_shape(void) {
     begin(10);
-    input("a", SI_U8, DIMS(2, 3));
-    cnst("b", SI_I8, DIMS(3, 4), NULL);
-    cnst("az", SI_U8, DIMS(3), NULL); /* per row needs 2 */
-    NODE("MatMulInteger", S("a", "b", "az"), S("y"));
+    input_typed("a", SI_U8, D(2, 3));
+    cnst("b", SI_I8, D(3, 4), NULL);
+    cnst("az", SI_U8, D(3), NULL); /* per row needs 2 */
+    node("MatMulInteger", "a,b,az", "y");
     output("y");
 }
 
 static void convi_x_zp_vector(void) {
     begin(10);
-    input("x", SI_U8, DIMS(1, 2, 5, 5));
-    cnst("w", SI_U8, DIMS(3, 2, 3, 3), NULL);
-    cnst("xz", SI_U8, DIMS(2), NULL);
-    NODE("ConvInteger", S("x", "w", "xz"), S("y"));
+    input_typed("x", SI_U8, D(1, 2, 5, 5));
+    cnst("w", SI_U8, D(3, 2, 3, 3), NULL);
+    cnst("xz", SI_U8, D(2), NULL);
+    node("ConvInteger", "x,w,xz", "y");
     output("y");
 }
 
 static void qlmm_zero_y_scale(void) {
     begin(10);
-    input("a", SI_U8, DIMS(2, 3));
-    cnst("as", SI_F32, 0, NULL, (const double[]){0.1});
-    cnst("az", SI_U8, 0, NULL, (const double[]){1});
-    cnst("b", SI_U8, DIMS(3, 2), NULL);
-    cnst("bs", SI_F32, 0, NULL, (const double[]){0.1});
-    cnst("bz", SI_U8, 0, NULL, (const double[]){1});
-    cnst("ys", SI_F32, 0, NULL, (const double[]){0.0});
-    cnst("yz", SI_U8, 0, NULL, (const double[]){1});
-    NODE("QLinearMatMul", S("a", "as", "az", "b", "bs", "bz", "ys", "yz"), S("y"));
+    input_typed("a", SI_U8, D(2, 3));
+    cnst("as", SI_F32, NULL, 0, (const double[]){0.1});
+    cnst("az", SI_U8, NULL, 0, (const double[]){1});
+    cnst("b", SI_U8, D(3, 2), NULL);
+    cnst("bs", SI_F32, NULL, 0, (const double[]){0.1});
+    cnst("bz", SI_U8, NULL, 0, (const double[]){1});
+    cnst("ys", SI_F32, NULL, 0, (const double[]){0.0});
+    cnst("yz", SI_U8, NULL, 0, (const double[]){1});
+    node("QLinearMatMul", "a,as,az,b,bs,bz,ys,yz", "y");
     output("y");
 }
 
@@ -284,11 +197,11 @@ static void qlmm_zero_y_scale(void) {
 
 static int lstm_base(int64_t wrows, const char *seq) {
     begin(14);
-    input("x", SI_F32, DIMS(3, 2, 4));
-    cnst("W", SI_F32, DIMS(1, wrows, 4), NULL);
-    cnst("R", SI_F32, DIMS(1, 20, 5), NULL);
-    if (seq) cnst("seq", SI_I32, DIMS(2), (const double[]){3, 4});
-    int n = NODE("LSTM", S("x", "W", "R", "", seq ? "seq" : ""), S("y", "yh"));
+    input_typed("x", SI_F32, D(3, 2, 4));
+    cnst("W", SI_F32, D(1, wrows, 4), NULL);
+    cnst("R", SI_F32, D(1, 20, 5), NULL);
+    if (seq) cnst("seq", SI_I32, D(2), (const double[]){3, 4});
+    int n = node("LSTM", seq ? "x,W,R,,seq" : "x,W,R,,", "y,yh");
     ai(n, "hidden_size", 5);
     output("y");
     return n;
@@ -317,11 +230,11 @@ static void lstm_direction(void) { as(lstm_base(20, NULL), "direction", "sideway
 
 static void gru_initial_h_shape(void) {
     begin(14);
-    input("x", SI_F32, DIMS(3, 2, 4));
-    input("h0", SI_F32, DIMS(1, 3, 5));
-    cnst("W", SI_F32, DIMS(1, 15, 4), NULL);
-    cnst("R", SI_F32, DIMS(1, 15, 5), NULL);
-    ai(NODE("GRU", S("x", "W", "R", "", "", "h0"), S("y")), "hidden_size", 5);
+    input_typed("x", SI_F32, D(3, 2, 4));
+    input_typed("h0", SI_F32, D(1, 3, 5));
+    cnst("W", SI_F32, D(1, 15, 4), NULL);
+    cnst("R", SI_F32, D(1, 15, 5), NULL);
+    ai(node("GRU", "x,W,R,,,h0", "y"), "hidden_size", 5);
     output("y");
 }
 
@@ -336,8 +249,8 @@ static void dql_edges(void) {
         for (int zero = 0; zero < 2; zero++) {
             const int64_t n = 10 + 70000 * zero; /* the large one runs the vector kernel with its tail */
             begin(11);
-            input("x", SI_F32, 1, &n);
-            NODE("DynamicQuantizeLinear", S("x"), S("y", "s", "z"));
+            input_typed("x", SI_F32, &n, 1);
+            node("DynamicQuantizeLinear", "x", "y,s,z");
             output("y"), output("s"), output("z");
             si_result s = si_graph_finalize(G);
             if (!s) s = si_graph_infer_shapes(G, 1 << 20);

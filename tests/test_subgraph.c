@@ -24,6 +24,13 @@ static const char *data(const char *name) {
     return path[k];
 }
 
+/* The fixture `name` loaded as a graph; NULL (a failed check) when it does not load. */
+static si_graph *load_fixture(const char *name) {
+    si_graph *g = NULL;
+    CHECK_OK(si_onnx_load_file(data(name), NULL, &g));
+    return g;
+}
+
 static const si_node *node_named(const si_graph *g, const char *name) {
     for (int i = 0; i < g->n_nodes; i++)
         if (!strcmp(g->nodes[i].name, name)) return &g->nodes[i];
@@ -146,8 +153,7 @@ static const char *input_names(const si_graph *g, char *buf, size_t cap) {
 
 static void test_load_and_infer(void) {
     fprintf(stderr, "load, infer\n");
-    si_graph *g = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_flow.onnx");
     if (!g) return;
     check_structure(g, "the loaded model");
     char b[256];
@@ -180,8 +186,7 @@ static void test_load_and_infer(void) {
 
 static void test_clone(void) {
     fprintf(stderr, "clone\n");
-    si_graph *g = NULL, *c = NULL, *cc = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_flow.onnx"), *c = NULL, *cc = NULL;
     if (!g) return;
     CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     CHECK_OK(si_graph_clone(g, &c));
@@ -265,8 +270,7 @@ static void check_host_subs(si_partition *p, si_device *dev, const char *what) {
 
 static void test_partition(void) {
     fprintf(stderr, "partition\n");
-    si_graph *g = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_flow.onnx");
     if (!g) return;
     CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     si_device *ref = NULL, *cpu = first_device();
@@ -315,8 +319,7 @@ static void test_partition(void) {
  * made after the model and the partition are gone. */
 static void partition_on(const char *what, si_device **devs, int n, int pre_dev) {
     fprintf(stderr, "partition on %s\n", what);
-    si_graph *g = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_flow.onnx");
     if (!g) return;
     for (int i = 0; i < g->n_inputs; i++)
         if (!strcmp(g->values[g->inputs[i]].name, "X")) g->values[g->inputs[i]].dims[0] = 2;
@@ -384,8 +387,7 @@ static void check_scan(const si_graph *g, const char *what) {
 
 static void test_scan(void) {
     fprintf(stderr, "scan\n");
-    si_graph *g = NULL, *c = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_scan.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_scan.onnx"), *c = NULL;
     if (!g) return;
     check_scan(g, "the loaded model");
     char b[128];
@@ -576,8 +578,7 @@ static void test_compile(void) {
  * reads are inputs. */
 static void test_fold_detach(void) {
     fprintf(stderr, "fold Ifs, detach\n");
-    si_graph *g = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_if_fold.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_if_fold.onnx");
     if (!g) return;
     CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     int folded = -1;
@@ -622,8 +623,7 @@ static void free_copy(void *p) {
 
 static void test_shared_consts(void) {
     fprintf(stderr, "shared constants\n");
-    si_graph *g = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_flow.onnx");
     if (!g) return;
     int w = si_graph_find_value(g, "W"), m = si_graph_find_value(g, "M");
     CHECK(w >= 0 && m >= 0);
@@ -689,8 +689,7 @@ static void check_graphs(const si_graph *g, const char *what) {
 
 static void test_graphs_attr(void) {
     fprintf(stderr, "graphs attribute\n");
-    si_graph *g = NULL, *c = NULL, *cc = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_graphs.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_graphs.onnx"), *c = NULL, *cc = NULL;
     if (!g) return;
     check_graphs(g, "the loaded model");
     CHECK_OK(si_graph_clone(g, &c));
@@ -792,8 +791,7 @@ static void test_avoid(void) {
         CHECK_ERR(si_avoid_parse(bad[i], &a), SI_ERR_INVALID_ARG, "avoid");
         CHECK(a == NULL);
     }
-    si_graph *g = NULL;
-    CHECK_OK(si_onnx_load_file(data("control_flow.onnx"), NULL, &g));
+    si_graph *g = load_fixture("control_flow.onnx");
     if (!g) return;
     CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     si_device *ref = NULL, *cpu = first_device();

@@ -136,15 +136,20 @@ static void json_num(FILE *f, const char *key, double v, bool last) {
     fprintf(f, last ? "\n" : ",\n");
 }
 
-/* Writes the result to f (opened before the run, so that a bad path fails at once) and closes it. */
-static int write_json(FILE *f, const bench_opts *o, const bench_result *r, const si_compiled *cm, si_tensor *const *in, int nin) {
+/* The opening of a result object: the model, the devices asked for (null: the default) and those used. */
+static void json_head(FILE *f, const bench_opts *o, const char *devices_used) {
     fprintf(f, "{\n  \"model\": ");
     json_str(f, o->model);
     fprintf(f, ",\n  \"devices_requested\": ");
     if (o->devices) json_str(f, o->devices);
     else fprintf(f, "null");
     fprintf(f, ",\n  \"devices\": ");
-    json_str(f, r->devices_used);
+    json_str(f, devices_used);
+}
+
+/* Writes the result to f (opened before the run, so that a bad path fails at once) and closes it. */
+static int write_json(FILE *f, const bench_opts *o, const bench_result *r, const si_compiled *cm, si_tensor *const *in, int nin) {
+    json_head(f, o, r->devices_used);
     fprintf(f, ",\n  \"threads\": %" PRId64 ",\n  \"warmup\": %" PRId64 ",\n  \"iterations\": %" PRId64 ",\n  \"inputs\": [",
             o->threads, o->warmup, o->iterations);
     for (int i = 0; i < nin; i++) {
@@ -264,13 +269,7 @@ static void gen_print(FILE *f, const bench_opts *o, const gen_result *g, bool js
         fprintf(f, "\n");
         return;
     }
-    fprintf(f, "{\n  \"model\": ");
-    json_str(f, o->model);
-    fprintf(f, ",\n  \"devices_requested\": ");
-    if (o->devices) json_str(f, o->devices);
-    else fprintf(f, "null");
-    fprintf(f, ",\n  \"devices\": ");
-    json_str(f, g->devices);
+    json_head(f, o, g->devices);
     fprintf(f, ",\n  \"threads\": %lld,\n  \"prompt\": %lld,\n  \"steps\": %lld,\n  \"tokens\": [", (long long)o->threads,
             (long long)o->gen_prompt, (long long)o->gen_steps);
     for (int64_t i = 0; i < o->gen_steps; i++) fprintf(f, i ? ", %lld" : "%lld", (long long)g->tokens[i]);

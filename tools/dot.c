@@ -39,6 +39,17 @@ static void shape_text(const jval *v, char *buf, size_t n) {
     if (o < n) snprintf(buf + o, n - o, shape->n ? "]" : "[]");
 }
 
+/* The rest of a label: "NAME\nSHAPE" (the shape of the {"dtype","shape"} object v), then the closing of the
+ * attribute list. */
+static void label_end(FILE *f, const char *name, const jval *v) {
+    char sh[256];
+    shape_text(v, sh, sizeof sh);
+    dot_text(f, name);
+    fputs("\\n", f);
+    dot_text(f, sh);
+    fputs("\"];\n", f);
+}
+
 static int device_index(const jval *devices, const char *name) {
     for (int i = 0; devices && i < devices->n; i++)
         if (!strcmp(json_str_of(&devices->items[i], ""), name)) return i;
@@ -118,7 +129,6 @@ static void report_lines(FILE *f, const jval *rep, int sub, const char *planned,
 static void write_dot(FILE *f, const jval *part, const jval *rep, const char *model_path, const char *report_path) {
     const jval *devs = json_get(part, "devices"), *subs = json_get(part, "submodels");
     const jval *ins = json_get(part, "inputs"), *outs = json_get(part, "outputs");
-    char sh[256];
     fputs("digraph safeinfer {\n  graph [rankdir=TB, fontname=\"Helvetica\", labelloc=t, label=\"", f);
     dot_text(f, model_path);
     fputs(" on ", f);
@@ -139,20 +149,12 @@ static void write_dot(FILE *f, const jval *part, const jval *rep, const char *mo
     }
     fputs("  }\n", f);
     for (int i = 0; ins && i < ins->n; i++) {
-        shape_text(&ins->items[i], sh, sizeof sh);
         fprintf(f, "  input_%d [shape=ellipse, label=\"", i);
-        dot_text(f, json_str_of(json_get(&ins->items[i], "name"), "?"));
-        fputs("\\n", f);
-        dot_text(f, sh);
-        fputs("\"];\n", f);
+        label_end(f, json_str_of(json_get(&ins->items[i], "name"), "?"), &ins->items[i]);
     }
     for (int i = 0; outs && i < outs->n; i++) {
-        shape_text(&outs->items[i], sh, sizeof sh);
         fprintf(f, "  output_%d [shape=ellipse, style=bold, label=\"", i);
-        dot_text(f, json_str_of(json_get(&outs->items[i], "name"), "?"));
-        fputs("\\n", f);
-        dot_text(f, sh);
-        fputs("\"];\n", f);
+        label_end(f, json_str_of(json_get(&outs->items[i], "name"), "?"), &outs->items[i]);
     }
     for (int s = 0; s < subs->n; s++) {
         const jval *sm = &subs->items[s];
@@ -215,11 +217,7 @@ static void write_dot(FILE *f, const jval *part, const jval *rep, const char *mo
                 if (mi < 0) continue;
                 fprintf(f, "  input_%d -> submodel_%d [label=\"", mi, s);
             }
-            shape_text(t, sh, sizeof sh);
-            dot_text(f, name);
-            fputs("\\n", f);
-            dot_text(f, sh);
-            fputs("\"];\n", f);
+            label_end(f, name, t);
         }
     }
     for (int i = 0; outs && i < outs->n; i++) {

@@ -258,6 +258,21 @@ static si_result gather_stack(const cf_model *m, gather *g, int k, int port, int
     return SI_OK;
 }
 
+/* The final loop-carried values (Loop) or states (Scan) of r: each of the N the node outputs, checked against its
+ * output (`label` and its index name it in an error), moved to its output. */
+static si_result take_states(cf_req *r, int N, const char *label) {
+    const cf_model *m = (const cf_model *)r->base.model;
+    for (int i = 0; i < N; i++) {
+        if (m->node_out[i] < 0) continue;
+        char what[64];
+        snprintf(what, sizeof what, "%s %d", label, i);
+        si_result s = check_result(m, i, &r->state[r->cur][i], what);
+        if (s) return s;
+        move(&r->fresh[i], &r->state[r->cur][i]);
+    }
+    return SI_OK;
+}
+
 // --- If ------------------------------------------------------------------------------------------------------
 
 static si_result run_if(cf_req *r) {
@@ -331,13 +346,7 @@ static si_result run_loop(cf_req *r) {
             if ((s = body_output(r, 0, 1 + N + k, &t)) || (s = gather_add(m, &r->gathers[k], t, k))) return s;
         r->cur = !r->cur;
     }
-    for (int i = 0; i < N; i++) {
-        if (m->node_out[i] < 0) continue;
-        char what[64];
-        snprintf(what, sizeof what, "loop-carried value %d", i);
-        if ((s = check_result(m, i, &r->state[r->cur][i], what))) return s;
-        move(&r->fresh[i], &r->state[r->cur][i]);
-    }
+    if ((s = take_states(r, N, "loop-carried value"))) return s;
     for (int k = 0; k < K; k++) {
         if (m->node_out[N + k] < 0) continue;
         if ((s = gather_stack(m, &r->gathers[k], k, m->node_out[N + k], 0, false, &r->fresh[N + k]))) return s;
@@ -435,13 +444,7 @@ static si_result run_scan9(cf_req *r) {
     if (!s) s = bind_outer(r, 0);
     if (!s) s = scan_once(r, xs, axes, len);
     if (s) return s;
-    for (int i = 0; i < N; i++) {
-        if (m->node_out[i] < 0) continue;
-        char what[64];
-        snprintf(what, sizeof what, "state %d", i);
-        if ((s = check_result(m, i, &r->state[r->cur][i], what))) return s;
-        move(&r->fresh[i], &r->state[r->cur][i]);
-    }
+    if ((s = take_states(r, N, "state"))) return s;
     for (int k = 0; k < K; k++) {
         if (m->node_out[N + k] < 0) continue;
         bool rev = m->out_rev && m->out_rev[k];

@@ -649,6 +649,15 @@ static si_result view_outputs(fs_model *m, fs_req *r) {
     return SI_OK;
 }
 
+/* dst takes src's element type, shape and bytes (dst->data has room for them). */
+static void copy_tensor(si_tensor *dst, const si_tensor *src) {
+    dst->dtype = src->dtype;
+    dst->ndim = src->ndim;
+    memcpy(dst->dims, src->dims, sizeof dst->dims);
+    dst->nbytes = src->nbytes;
+    if (src->nbytes) memcpy(dst->data, src->data, src->nbytes);
+}
+
 /* After an accepted inference (copy mode): outs get copies of the inner request's outputs, in buffers of their
  * own (reused while the size stays). On failure the previous outputs are left whole. */
 static si_result copy_outputs(fs_model *m, fs_req *r) {
@@ -676,11 +685,7 @@ static si_result copy_outputs(fs_model *m, fs_req *r) {
             o->data = r->fresh[k];
             o->owned = o->data != NULL;
         }
-        o->dtype = t->dtype;
-        o->ndim = t->ndim;
-        memcpy(o->dims, t->dims, sizeof o->dims);
-        o->nbytes = t->nbytes;
-        if (t->nbytes) memcpy(o->data, t->data, t->nbytes);
+        copy_tensor(o, t);
     }
     return SI_OK;
 }
@@ -778,11 +783,7 @@ static si_result snapshot_inputs(fs_model *m, fs_req *r) {
         } else if (!b->nbytes) {
             si_tensor_release(s);
         }
-        s->dtype = b->dtype;
-        s->ndim = b->ndim;
-        memcpy(s->dims, b->dims, sizeof s->dims);
-        s->nbytes = b->nbytes;
-        if (b->nbytes) memcpy(s->data, b->data, b->nbytes);
+        copy_tensor(s, b);
     }
     return SI_OK;
 }

@@ -150,6 +150,23 @@ static void ms_mask_fn(const llm_attn *a, int64_t b, int64_t h, int64_t i, float
     }
 }
 
+/* The attention of MultiHeadAttention and Attention (com.microsoft) over split heads q [B, N, S, H], k [B, N, T, H]
+ * and v [B, N, T, Hv] into out [B, S, N x Hv], with mask m (its causal flag and filter value taken here from the
+ * node's unidirectional and mask_filter_value) and the node's scale (0: 1/sqrt(H)); qk, when not NULL, receives
+ * the masked scores [B, N, S, T]. False when out of memory. */
+static bool ms_attend(const si_kctx *c, ms_mask *m, int64_t N, int64_t H, int64_t Hv, const float *q, const float *k,
+                      const float *v, float *out, float *qk) {
+    const int64_t S = m->S, T = m->T;
+    const float sc = si_attr_float(c->node, "scale", 0.0f);
+    m->causal = si_attr_int(c->node, "unidirectional", 0) != 0;
+    m->filter = si_attr_float(c->node, "mask_filter_value", -10000.0f);
+    llm_attn a = {.B = m->B, .N = N, .Nkv = N, .S = S, .T = T, .H = H, .Hv = Hv, .q = q, .k = k, .v = v, .out = out,
+                  .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H}, .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv},
+                  .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)), .mask = ms_mask_fn, .ctx = m,
+                  .qk = qk, .qk_T = T, .qk_stage = LLM_QK_MASKED};
+    return llm_attention(&a);
+}
+
 // --- MultiHeadAttention ---------------------------------------------------------------------------------------------
 
 si_result si_mha_prepare(const si_kctx *c, si_mha *p) {
@@ -252,15 +269,8 @@ static si_result mha_run(si_kctx *c) {
         split_heads(kh, kf, bias ? bias + D : NULL, B, L, N, H, D, 0, T, P);
         split_heads(vh, vf, bias ? bias + 2 * D : NULL, B, L, N, Hv, N * Hv, 0, T, P);
     }
-    const float sc = si_attr_float(c->node, "scale", 0.0f);
-    ms_mask mm = {.kind = p.mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P,
-                  .causal = si_attr_int(c->node, "unidirectional", 0) != 0, .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f),
-                  .bias = abt, .bias_d = ab};
-    llm_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .T = T, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh, .out = out,
-                  .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H}, .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv},
-                  .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)), .mask = ms_mask_fn, .ctx = &mm,
-                  .qk = qk, .qk_T = T, .qk_stage = LLM_QK_MASKED};
-    if (!llm_attention(&a)) {
+    ms_mask mm = {.kind = p.mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P, .bias = abt, .bias_d = ab};
+    if (!ms_attend(c, &mm, N, H, Hv, qh, kh, vh, out, qk)) {
         st = si_op_nomem(c);
         goto done;
     }
@@ -364,14 +374,8 @@ static si_result msat_run(si_kctx *c) {
     split_heads(qh, proj, NULL, B, S, N, H, W, 0, S, 0);
     split_heads(kh, proj, NULL, B, S, N, H, W, p.Dq, T, P);
     split_heads(vh, proj, NULL, B, S, N, Hv, W, p.Dq + p.Dk, T, P);
-    const float sc = si_attr_float(c->node, "scale", 0.0f);
-    ms_mask mm = {.kind = p.mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P,
-                  .causal = si_attr_int(c->node, "unidirectional", 0) != 0, .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f),
-                  .bias = abt, .bias_d = ab};
-    llm_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .T = T, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh, .out = out,
-                  .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H}, .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv},
-                  .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)), .mask = ms_mask_fn, .ctx = &mm};
-    if (!llm_attention(&a)) {
+    ms_mask mm = {.kind = p.mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P, .bias = abt, .bias_d = ab};
+    if (!ms_attend(c, &mm, N, H, Hv, qh, kh, vh, out, NULL)) {
         st = si_op_nomem(c);
         goto done;
     }

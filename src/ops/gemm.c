@@ -187,19 +187,8 @@ void si_igemm(int64_t M, int64_t N, int64_t K, const int64_t *A, int64_t rsa, in
  * MatMul, Gemm
  */
 
-typedef struct nn_mm {
-    int ob; /* rank of the broadcast batch shape */
-    int64_t bd[SI_MAX_DIMS], ast[SI_MAX_DIMS], bst[SI_MAX_DIMS]; /* batch shape, strides in matrices */
-    int64_t M, N, K, nbatch, abatch, bbatch;
-    int nout;
-    int64_t odims[SI_MAX_DIMS];
-} nn_mm;
-
-static si_result mm_prep(si_kctx *c, nn_mm *p) {
+si_result si_mm_shape(const si_kctx *c, const si_tensor *a, const si_tensor *b, nn_mm *p) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
-    const si_tensor *a = si_in(c, 0), *b = si_in(c, 1);
-    if ((st = si_check_type(c, a->dtype, NN_T_GEMM, "A")) || (st = si_same_type(c, a, b, "B"))) return st;
     if (a->ndim < 1 || b->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "operands must have rank >= 1");
     const int ar = a->ndim, br = b->ndim;
     p->M = ar >= 2 ? a->dims[ar - 2] : 1;
@@ -229,6 +218,14 @@ static si_result mm_prep(si_kctx *c, nn_mm *p) {
     return SI_OK;
 }
 
+static si_result mm_prep(si_kctx *c, nn_mm *p) {
+    si_result st;
+    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    const si_tensor *a = si_in(c, 0), *b = si_in(c, 1);
+    if ((st = si_check_type(c, a->dtype, NN_T_GEMM, "A")) || (st = si_same_type(c, a, b, "B"))) return st;
+    return si_mm_shape(c, a, b, p);
+}
+
 static si_result matmul_infer(si_kctx *c) {
     nn_mm p;
     si_result st = mm_prep(c, &p);
@@ -236,8 +233,7 @@ static si_result matmul_infer(si_kctx *c) {
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.nout, p.odims);
 }
 
-/* Matrix offsets (in matrices) of A and B for output batch index bi. */
-static void mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo) {
+void si_mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo) {
     int64_t a = 0, b = 0;
     for (int d = p->ob - 1; d >= 0; d--) {
         const int64_t i = bi % p->bd[d];
@@ -292,7 +288,7 @@ static si_result matmul_run(si_kctx *c) {
         } else {
             for (int64_t bi = 0; ok && bi < p.nbatch; bi++) {
                 int64_t ao, bo;
-                mm_offsets(&p, bi, &ao, &bo);
+                si_mm_offsets(&p, bi, &ao, &bo);
                 ok = si_sgemm(M, N, K, f.a + ao * asz, K, 1, f.b + bo * bsz, N, 1, f.y + bi * ysz, N, false);
             }
         }
@@ -304,7 +300,7 @@ static si_result matmul_run(si_kctx *c) {
         double *yd = y->data;
         for (int64_t bi = 0; bi < p.nbatch; bi++) {
             int64_t ao, bo;
-            mm_offsets(&p, bi, &ao, &bo);
+            si_mm_offsets(&p, bi, &ao, &bo);
             si_dgemm(M, N, K, ad + ao * asz, K, 1, bd + bo * bsz, N, 1, yd + bi * ysz, N, false);
         }
         return SI_OK;
@@ -317,7 +313,7 @@ static si_result matmul_run(si_kctx *c) {
     }
     for (int64_t bi = 0; bi < p.nbatch; bi++) {
         int64_t ao, bo;
-        mm_offsets(&p, bi, &ao, &bo);
+        si_mm_offsets(&p, bi, &ao, &bo);
         si_igemm(M, N, K, ai + ao * asz, K, 1, bi64 + bo * bsz, N, 1, yi + bi * ysz, N);
     }
     for (int64_t i = 0; i < si_count(y); i++) si_store_i64(y->dtype, y->data, i, yi[i]);

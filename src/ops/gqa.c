@@ -421,33 +421,29 @@ static si_result rope_apply(si_kctx *c, const rope_geo *g, const si_tensor *pos,
     return st;
 }
 
-static si_result ms_rope_infer(si_kctx *c) {
+/* RotaryEmbedding of either domain: the geometry, then (run) the rotation with that form's inputs. */
+static si_result rope_prep(si_kctx *c, rope_geo *g) {
+    return si_node_is(c->node, SI_OP_ROTARY_EMBEDDING) ? onnx_rope_prep(c, g) : ms_rope_prep(c, g);
+}
+static si_result rope_infer(si_kctx *c) {
     if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
     rope_geo g;
-    si_result st = ms_rope_prep(c, &g);
+    si_result st = rope_prep(c, &g);
     return st ? st : si_same_as_input(c, 0, 0);
 }
-static si_result ms_rope_run(si_kctx *c) {
+static si_result rope_run(si_kctx *c) {
     rope_geo g;
-    si_result st = ms_rope_prep(c, &g);
-    return st ? st : rope_apply(c, &g, si_in(c, 1), 2, false);
-}
-static si_result onnx_rope_infer(si_kctx *c) {
-    if (llm_dims_open(c)) return si_same_as_input(c, 0, 0);
-    rope_geo g;
-    si_result st = onnx_rope_prep(c, &g);
-    return st ? st : si_same_as_input(c, 0, 0);
-}
-static si_result onnx_rope_run(si_kctx *c) {
-    rope_geo g;
-    si_result st = onnx_rope_prep(c, &g);
-    return st ? st : rope_apply(c, &g, si_in(c, 3), 1, true);
+    si_result st = rope_prep(c, &g);
+    if (st) return st;
+    /* ONNX: the caches are inputs 1, 2 and position_ids input 3; com.microsoft: position_ids 1, the caches 2, 3 */
+    const bool onnx = si_node_is(c->node, SI_OP_ROTARY_EMBEDDING);
+    return rope_apply(c, &g, si_in(c, onnx ? 3 : 1), onnx ? 1 : 2, onnx);
 }
 
 static const si_op_def defs[] = {
     SI_OP_DEF(GROUP_QUERY_ATTENTION, LLM_T_FLOAT, gqa_infer, gqa_run),
-    SI_OP_DEF(MS_ROTARY_EMBEDDING, LLM_T_FLOAT, ms_rope_infer, ms_rope_run),
-    SI_OP_DEF(ROTARY_EMBEDDING, SI_T_FLOATS, onnx_rope_infer, onnx_rope_run),
+    SI_OP_DEF(MS_ROTARY_EMBEDDING, LLM_T_FLOAT, rope_infer, rope_run),
+    SI_OP_DEF(ROTARY_EMBEDDING, SI_T_FLOATS, rope_infer, rope_run),
 };
 
 SI_OP_FAMILY_PARTIAL(gqa, defs);

@@ -120,25 +120,15 @@ static si_result loss_compute(si_kctx *c, const loss_plan *p, const double *logp
     return s;
 }
 
-static si_result nll_run(si_kctx *c) {
+/* The loss of input 0 as log-probabilities (NegativeLogLikelihoodLoss), or of scores whose log-softmax over the
+ * class axis it takes first (SoftmaxCrossEntropyLoss, which also gives that log-softmax as output 1). */
+static si_result loss_run(si_kctx *c, bool log_softmax) {
     loss_plan p;
     si_result s = loss_plan_of(c, &p);
     if (s || (s = si_run_ready(c))) return s;
     double *x = si_tensor_to_f64(c->in[0]);
     if (!x) return si_op_nomem(c);
-    s = loss_compute(c, &p, x);
-    si_free(x);
-    return s;
-}
-
-static si_result sce_run(si_kctx *c) {
-    loss_plan p;
-    si_result s = loss_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
-    double *x = si_tensor_to_f64(c->in[0]);
-    if (!x) return si_op_nomem(c);
-    /* log-softmax over the class axis, in place */
-    for (int64_t n = 0; n < p.n; n++)
+    for (int64_t n = 0; log_softmax && n < p.n; n++) /* in place */
         for (int64_t k = 0; k < p.inner; k++) {
             double *v = x + n * p.c * p.inner + k, mx = -INFINITY, sum = 0;
             for (int64_t j = 0; j < p.c; j++) mx = fmax(mx, v[j * p.inner]);
@@ -147,10 +137,13 @@ static si_result sce_run(si_kctx *c) {
             for (int64_t j = 0; j < p.c; j++) v[j * p.inner] -= ls;
         }
     s = loss_compute(c, &p, x);
-    if (!s && si_out(c, 1)) si_tensor_from_f64(si_out(c, 1), x);
+    if (!s && log_softmax && si_out(c, 1)) si_tensor_from_f64(si_out(c, 1), x);
     si_free(x);
     return s;
 }
+
+static si_result nll_run(si_kctx *c) { return loss_run(c, false); }
+static si_result sce_run(si_kctx *c) { return loss_run(c, true); }
 
 /* =========================================================================================================
  * Op table

@@ -42,6 +42,21 @@ void si_dgemm(int64_t M, int64_t N, int64_t K, const double *A, int64_t rsa, int
 void si_igemm(int64_t M, int64_t N, int64_t K, const int64_t *A, int64_t rsa, int64_t csa, const int64_t *B,
               int64_t rsb, int64_t csb, int64_t *C, int64_t ldc);
 
+/* numpy matmul shapes: A [..., M, K] (or [K]) times B [..., K, N] (or [K]) with broadcast batch dimensions. */
+typedef struct nn_mm {
+    int ob; /* rank of the broadcast batch shape */
+    int64_t bd[SI_MAX_DIMS], ast[SI_MAX_DIMS], bst[SI_MAX_DIMS]; /* batch shape, strides in matrices */
+    int64_t M, N, K, nbatch, abatch, bbatch;
+    int nout;
+    int64_t odims[SI_MAX_DIMS]; /* Y's shape (nout dims) */
+} nn_mm;
+
+/* The shapes of a matmul of a and b (element types checked by the caller); the strides only when every
+ * dimension is known. INVALID_ARG when the inner dimensions differ. */
+si_result si_mm_shape(const si_kctx *c, const si_tensor *a, const si_tensor *b, nn_mm *p);
+/* Matrix offsets (in matrices) of A and B for output batch index bi. */
+void si_mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo);
+
 /* Free up to six buffers (NULLs allowed). */
 static inline void nn_free_all(void *a, void *b, void *c, void *d, void *e, void *f) {
     si_free(a);

@@ -74,6 +74,14 @@ const si_op_def *const *si_op_all(int *count) {
     return all;
 }
 
+/* UNSUPPORTED: node's op does not take input k (element type of t). */
+static si_result type_refused(const si_node *node, const si_tensor *t, int k) {
+    if (k == 0)
+        return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s", node->op_type, si_dtype_name(t->dtype));
+    return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s for input %d", node->op_type,
+                  si_dtype_name(t->dtype), k);
+}
+
 si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const *in) {
     const si_op_def *op = node->op;
     if (!op) {
@@ -87,20 +95,12 @@ si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const 
         if (!in[k] || !si_dtype_is_narrow(in[k]->dtype) ||
             (k < SI_OP_TYPED_INPUTS && (op->types[k] & SI_T(in[k]->dtype))))
             continue;
-        if (k == 0)
-            return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s", node->op_type,
-                          si_dtype_name(in[0]->dtype));
-        return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s for input %d", node->op_type,
-                      si_dtype_name(in[k]->dtype), k);
+        return type_refused(node, in[k], k);
     }
     for (int k = 0; k < n_in && k < SI_OP_TYPED_INPUTS; k++) {
         if (!op->types[k] || !in[k] || in[k]->dtype == SI_DTYPE_UNDEFINED || (op->types[k] & SI_T(in[k]->dtype)))
             continue;
-        if (k == 0)
-            return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s", node->op_type,
-                          si_dtype_name(in[0]->dtype));
-        return si_err(SI_ERR_UNSUPPORTED, "op %s does not support element type %s for input %d", node->op_type,
-                      si_dtype_name(in[k]->dtype), k);
+        return type_refused(node, in[k], k);
     }
     if (op->check) {
         si_kctx c = {.node = node, .opset = node->opset, .n_in = n_in, .in = in, .n_out = 0, .out = NULL};

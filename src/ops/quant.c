@@ -99,6 +99,16 @@ static inline float round_to(si_dtype dt, float v) {
     return v;
 }
 
+/* An element type attribute (since opset `since`; 0 or absent: dflt, the scale's type) that must be float32,
+ * float16 or bfloat16. */
+static si_result float_type_attr(const si_kctx *c, int since, const char *name, si_dtype dflt, si_dtype *out) {
+    int64_t v = c->opset >= since ? si_attr_int(c->node, name, 0) : 0;
+    *out = v ? (si_dtype)v : dflt;
+    if (!(*out == SI_F32 || *out == SI_F16 || *out == SI_BF16))
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "%s %lld is not supported (float32, float16, bfloat16)", name, (long long)v);
+    return SI_OK;
+}
+
 /* =========================================================================================================
  * QuantizeLinear
  */
@@ -123,11 +133,7 @@ static si_result q_prep(const si_kctx *c, q_node *q) {
     if ((int)q->out < 0 || (int)q->out >= 32 || !(SI_T(q->out) & (SI_T_QUANT | SI_T_QUANT_NARROW)) ||
         !(si_q_range(q->out, &lo, &hi) || si_dtype_is_minifloat(q->out)))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "quantizing to element type %s is not supported", si_dtype_name(q->out));
-    int64_t prec = c->opset >= 23 ? si_attr_int(c->node, "precision", 0) : 0;
-    q->prec = prec ? (si_dtype)prec : q->p.scale->dtype;
-    if (!(q->prec == SI_F32 || q->prec == SI_F16 || q->prec == SI_BF16))
-        return si_op_err(c, SI_ERR_UNSUPPORTED, "precision %lld is not supported (float32, float16, bfloat16)", (long long)prec);
-    return SI_OK;
+    return float_type_attr(c, 23, "precision", q->p.scale->dtype, &q->prec);
 }
 
 static si_result quantize_infer(si_kctx *c) {
@@ -199,11 +205,7 @@ static si_result dq_prep(const si_kctx *c, dq_node *d) {
     if (d->p.zp && d->p.zp->dtype != x->dtype)
         return si_op_err(c, SI_ERR_INVALID_ARG, "x_zero_point has element type %s, x has %s: they must be the same",
                          si_dtype_name(d->p.zp->dtype), si_dtype_name(x->dtype));
-    int64_t odt = c->opset >= 23 ? si_attr_int(c->node, "output_dtype", 0) : 0;
-    d->out = odt ? (si_dtype)odt : d->p.scale->dtype;
-    if (odt && !(d->out == SI_F32 || d->out == SI_F16 || d->out == SI_BF16))
-        return si_op_err(c, SI_ERR_UNSUPPORTED, "output_dtype %lld is not supported (float32, float16, bfloat16)", (long long)odt);
-    return SI_OK;
+    return float_type_attr(c, 23, "output_dtype", d->p.scale->dtype, &d->out);
 }
 
 static si_result dequantize_infer(si_kctx *c) {
@@ -277,54 +279,13 @@ static si_result dql_run(si_kctx *c) {
  * Integer matrix products: MatMulInteger, QLinearMatMul
  */
 
-typedef struct qmm {
-    int ob;                                                      /* rank of the broadcast batch shape */
-    int64_t bd[SI_MAX_DIMS], ast[SI_MAX_DIMS], bst[SI_MAX_DIMS]; /* batch shape, strides in matrices */
-    int64_t M, N, K, nbatch;
-    int nout;
-    int64_t odims[SI_MAX_DIMS];
-} qmm;
-
 /* numpy matmul shapes of A and B (8-bit integers, each of either signedness). */
-static si_result qmm_prep(const si_kctx *c, int ia, int ib, qmm *p) {
+static si_result qmm_prep(const si_kctx *c, int ia, int ib, nn_mm *p) {
     si_result st;
     if ((st = si_need_input(c, ia, false)) || (st = si_need_input(c, ib, false))) return st;
     const si_tensor *a = si_in(c, ia), *b = si_in(c, ib);
     if ((st = si_check_type(c, a->dtype, T_Q8, "A")) || (st = si_check_type(c, b->dtype, T_Q8, "B"))) return st;
-    if (a->ndim < 1 || b->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "operands must have rank >= 1");
-    const int ar = a->ndim, br = b->ndim;
-    p->M = ar >= 2 ? a->dims[ar - 2] : 1;
-    p->K = a->dims[ar - 1];
-    int64_t kb = br >= 2 ? b->dims[br - 2] : b->dims[0];
-    p->N = br >= 2 ? b->dims[br - 1] : 1;
-    if (kb != p->K) {
-        char s1[96], s2[96];
-        return si_op_err(c, SI_ERR_INVALID_ARG, "inner dimensions differ: A %s, B %s", si_shape_str(s1, sizeof s1, a->dtype, a->ndim, a->dims),
-                         si_shape_str(s2, sizeof s2, b->dtype, b->ndim, b->dims));
-    }
-    const int na = ar >= 2 ? ar - 2 : 0, nb = br >= 2 ? br - 2 : 0;
-    if ((st = si_broadcast_shape(c, na, a->dims, nb, b->dims, &p->ob, p->bd))) return st;
-    si_broadcast_strides(na, a->dims, p->ob, p->bd, p->ast);
-    si_broadcast_strides(nb, b->dims, p->ob, p->bd, p->bst);
-    p->nbatch = si_prod(p->bd, 0, p->ob);
-    p->nout = 0;
-    for (int i = 0; i < p->ob; i++) p->odims[p->nout++] = p->bd[i];
-    if (ar >= 2) p->odims[p->nout++] = p->M;
-    if (br >= 2) p->odims[p->nout++] = p->N;
-    return SI_OK;
-}
-
-/* Matrix offsets (in matrices) of A and B for output batch index bi. */
-static void qmm_offsets(const qmm *p, int64_t bi, int64_t *ao, int64_t *bo) {
-    int64_t a = 0, b = 0;
-    for (int d = p->ob - 1; d >= 0; d--) {
-        const int64_t i = bi % p->bd[d];
-        bi /= p->bd[d];
-        a += i * p->ast[d];
-        b += i * p->bst[d];
-    }
-    *ao = a;
-    *bo = b;
+    return si_mm_shape(c, a, b, p);
 }
 
 /* A zero point (or scale) of an operand: a scalar (stride 0), one per row of A ([M], or A's shape with K = 1)
@@ -366,9 +327,9 @@ static inline double qvec_f64(const qvec *v, int64_t mat, int64_t i) {
 }
 
 /* acc[M x N] = (A - a_zp) (B - b_zp) for batch bi, exact in 64 bits. */
-static void qmm_batch(const qmm *p, int64_t bi, const si_tensor *a, const qvec *az, const si_tensor *b, const qvec *bz, int64_t *acc) {
+static void qmm_batch(const nn_mm *p, int64_t bi, const si_tensor *a, const qvec *az, const si_tensor *b, const qvec *bz, int64_t *acc) {
     int64_t ao, bo;
-    qmm_offsets(p, bi, &ao, &bo);
+    si_mm_offsets(p, bi, &ao, &bo);
     const int64_t M = p->M, N = p->N, K = p->K;
     for (int64_t i = 0; i < M * N; i++) acc[i] = 0;
     for (int64_t i = 0; i < M; i++) {
@@ -391,7 +352,7 @@ static si_result zp_type(const si_kctx *c, const si_tensor *zp, const si_tensor 
     return SI_OK;
 }
 
-static si_result mmi_prep(const si_kctx *c, qmm *p, qvec *az, qvec *bz) {
+static si_result mmi_prep(const si_kctx *c, nn_mm *p, qvec *az, qvec *bz) {
     si_result st = qmm_prep(c, 0, 1, p);
     if (st) return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1), *za = si_in(c, 2), *zb = si_in(c, 3);
@@ -401,7 +362,7 @@ static si_result mmi_prep(const si_kctx *c, qmm *p, qvec *az, qvec *bz) {
 }
 
 static si_result mmi_infer(si_kctx *c) {
-    qmm p;
+    nn_mm p;
     qvec az, bz;
     si_result st = mmi_prep(c, &p, &az, &bz);
     if (st) return st;
@@ -409,7 +370,7 @@ static si_result mmi_infer(si_kctx *c) {
 }
 
 static si_result mmi_run(si_kctx *c) {
-    qmm p;
+    nn_mm p;
     qvec az, bz;
     si_result st = mmi_prep(c, &p, &az, &bz);
     if (st || (st = si_run_ready(c))) return st;
@@ -441,7 +402,7 @@ static void requant_store(si_dtype dt, void *y, int64_t i, double v, int64_t zp)
 }
 
 typedef struct qlmm {
-    qmm p;
+    nn_mm p;
     qvec az, bz, as, bs, ys, yz;
 } qlmm;
 
@@ -484,14 +445,14 @@ static si_result qlmm_run(si_kctx *c) {
     if (!y || si_count(y) == 0) return SI_OK;
     const si_tensor *ys = si_in(c, 6), *zy = si_in(c, 7);
     if ((st = check_divisor(c, ys, "y_scale"))) return st;
-    const qmm *p = &q.p;
+    const nn_mm *p = &q.p;
     int64_t *acc = si_malloc(sizeof(int64_t) * (size_t)(p->M * p->N + 1));
     if (!acc) return si_op_nomem(c);
     const double ysv = si_load_f64(ys->dtype, ys->data, 0);
     const int64_t yzp = si_load_i64(zy->dtype, zy->data, 0);
     for (int64_t bi = 0; bi < p->nbatch; bi++) {
         int64_t ao, bo;
-        qmm_offsets(p, bi, &ao, &bo);
+        si_mm_offsets(p, bi, &ao, &bo);
         qmm_batch(p, bi, si_in(c, 0), &q.az, si_in(c, 3), &q.bz, acc);
         for (int64_t i = 0; i < p->M; i++)
             for (int64_t j = 0; j < p->N; j++) {

@@ -12,22 +12,34 @@
 
 #define SIG_MAX_WORK ((int64_t)1 << 34)
 
-/* cos / sin of 2*pi*j/n for j in [0, n). */
-static si_result twiddles(const si_kctx *c, int64_t n, double **cs, double **sn) {
-    *cs = si_malloc(sizeof(double) * (size_t)n);
-    *sn = si_malloc(sizeof(double) * (size_t)n);
-    if (!*cs || !*sn) {
-        si_free(*cs);
-        si_free(*sn);
-        *cs = *sn = NULL;
-        return si_op_nomem(c);
-    }
+/* The work buffers of a length-n DFT: cos / sin of 2*pi*j/n for j in [0, n), and the signal's real and
+ * imaginary parts (one allocation, freed with si_free(w->cs)). */
+typedef struct dft_work {
+    double *cs, *sn, *re, *im;
+} dft_work;
+
+static si_result dft_work_new(const si_kctx *c, int64_t n, dft_work *w) {
+    *w = (dft_work){0};
+    if (!(w->cs = si_malloc(sizeof(double) * (size_t)n * 4))) return si_op_nomem(c);
+    w->sn = w->cs + n, w->re = w->sn + n, w->im = w->re + n;
     for (int64_t j = 0; j < n; j++) {
         double a = 2.0 * M_PI * (double)j / (double)n;
-        (*cs)[j] = cos(a);
-        (*sn)[j] = sin(a);
+        w->cs[j] = cos(a);
+        w->sn[j] = sin(a);
     }
     return SI_OK;
+}
+
+/* Bin k of the DFT of w's signal (sign -1: forward, +1: inverse, unscaled) into *sr, *si. */
+static void dft_bin(const dft_work *w, int64_t n, int64_t k, double sign, double *sr, double *si) {
+    double r = 0, i = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t t = (int64_t)(((uint64_t)k * (uint64_t)j) % (uint64_t)n);
+        double wr = w->cs[t], wi = sign * w->sn[t];
+        r += w->re[j] * wr - w->im[j] * wi;
+        i += w->re[j] * wi + w->im[j] * wr;
+    }
+    *sr = r, *si = i;
 }
 
 /* =========================================================================================================
@@ -105,15 +117,9 @@ static si_result dft_run(si_kctx *c) {
     const int cin = (int)x->dims[r - 1];
     const int64_t outer = si_prod(x->dims, 0, p.axis), inner = si_prod(x->dims, p.axis + 1, r - 1), n = p.n;
     const int64_t m = SI_MIN(p.len, p.inverse && p.onesided ? n / 2 + 1 : n); /* input values used */
-    double *cs, *sn;
-    if ((s = twiddles(c, n, &cs, &sn))) return s;
-    double *re = si_malloc(sizeof(double) * (size_t)n * 2);
-    if (!re) {
-        si_free(cs);
-        si_free(sn);
-        return si_op_nomem(c);
-    }
-    double *im = re + n;
+    dft_work dw;
+    if ((s = dft_work_new(c, n, &dw))) return s;
+    double *re = dw.re, *im = dw.im;
     const double sign = p.inverse ? 1.0 : -1.0, scale = p.inverse ? 1.0 / (double)n : 1.0;
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t i = 0; i < inner; i++) {
@@ -128,22 +134,15 @@ static si_result dft_run(si_kctx *c) {
                 for (int64_t k = m; k < n; k++)
                     if (n - k < m) re[k] = re[n - k], im[k] = -im[n - k];
             for (int64_t k = 0; k < p.out_len; k++) {
-                double sr = 0, si = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    int64_t t = (int64_t)(((uint64_t)k * (uint64_t)j) % (uint64_t)n);
-                    double wr = cs[t], wi = sign * sn[t];
-                    sr += re[j] * wr - im[j] * wi;
-                    si += re[j] * wi + im[j] * wr;
-                }
+                double sr, si;
+                dft_bin(&dw, n, k, sign, &sr, &si);
                 int64_t off = ((o * p.out_len + k) * inner + i) * p.out_c;
                 si_store_f64(y->dtype, y->data, off, sr * scale);
                 if (p.out_c == 2) si_store_f64(y->dtype, y->data, off + 1, si * scale);
             }
         }
     }
-    si_free(re);
-    si_free(cs);
-    si_free(sn);
+    si_free(dw.cs);
     return SI_OK;
 }
 
@@ -212,15 +211,9 @@ static si_result stft_run(si_kctx *c) {
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
     const int64_t n = p.flen;
-    double *cs, *sn;
-    if ((s = twiddles(c, n, &cs, &sn))) return s;
-    double *re = si_malloc(sizeof(double) * (size_t)n * 2);
-    if (!re) {
-        si_free(cs);
-        si_free(sn);
-        return si_op_nomem(c);
-    }
-    double *im = re + n;
+    dft_work dw;
+    if ((s = dft_work_new(c, n, &dw))) return s;
+    double *re = dw.re, *im = dw.im;
     for (int64_t b = 0; b < p.batch; b++) {
         for (int64_t f = 0; f < p.frames; f++) {
             for (int64_t j = 0; j < n; j++) {
@@ -230,21 +223,15 @@ static si_result stft_run(si_kctx *c) {
                 im[j] = p.cin == 2 ? wv * si_load_f64(x->dtype, x->data, off + 1) : 0;
             }
             for (int64_t k = 0; k < p.bins; k++) {
-                double sr = 0, si = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    int64_t t = (int64_t)(((uint64_t)k * (uint64_t)j) % (uint64_t)n);
-                    sr += re[j] * cs[t] + im[j] * sn[t];
-                    si += im[j] * cs[t] - re[j] * sn[t];
-                }
+                double sr, si;
+                dft_bin(&dw, n, k, -1.0, &sr, &si);
                 int64_t off = ((b * p.frames + f) * p.bins + k) * 2;
                 si_store_f64(y->dtype, y->data, off, sr);
                 si_store_f64(y->dtype, y->data, off + 1, si);
             }
         }
     }
-    si_free(re);
-    si_free(cs);
-    si_free(sn);
+    si_free(dw.cs);
     return SI_OK;
 }
 

@@ -15,15 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static double rss_mib(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
+#include "../../bench/rss.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {
