@@ -133,3 +133,17 @@ void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh) {
     *r->outs[k] = *fresh;
     memset(fresh, 0, sizeof *fresh);
 }
+
+si_result si_ireq_shape_output(si_ireq *r, int k, si_dtype dt, int ndim, const int64_t *dims) {
+    si_tensor *o = r->outs[k];
+    size_t nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
+    if (o->data && o->owned && o->nbytes == nbytes && o->dtype == dt) {
+        o->ndim = ndim;
+        memcpy(o->dims, dims, sizeof(int64_t) * (size_t)ndim);
+        return SI_OK;
+    }
+    si_tensor_release(o);
+    si_result s = si_tensor_init(o, dt, ndim, dims);
+    if (!s) s = si_tensor_alloc(o);
+    return s;
+}

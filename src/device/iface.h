@@ -90,6 +90,9 @@ si_result si_ireq_check_inputs(const si_ireq *r);
 /* Output k takes over fresh's contents (data, shape, ownership; its old data is released); fresh is left
  * empty. The tensor object the caller holds stays the same. */
 void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh);
+/* Output k holds a tensor of this type and shape: its memory is kept when type and byte size are the same (the
+ * caller's tensor object and, then, its data pointer stay), else it is allocated anew. NO_MEM. */
+si_result si_ireq_shape_output(si_ireq *r, int k, si_dtype dt, int ndim, const int64_t *dims);
 
 /* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */
 si_result si_port_check(const si_port *p, const si_tensor *t);

@@ -108,19 +108,6 @@ static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
     return NULL;
 }
 
-static si_result set_output_shape(si_tensor *o, si_dtype dt, int ndim, const int64_t *dims) {
-    size_t nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
-    if (o->data && o->owned && o->nbytes == nbytes && o->dtype == dt) {
-        o->ndim = ndim;
-        memcpy(o->dims, dims, sizeof(int64_t) * (size_t)ndim);
-        return SI_OK;
-    }
-    si_tensor_release(o);
-    si_result s = si_tensor_init(o, dt, ndim, dims);
-    if (!s) s = si_tensor_alloc(o);
-    return s;
-}
-
 static si_result bind(cpu_req *r, const cpu_plan *p) {
     unbind(r);
     dnnl_engine_t eng;
@@ -143,7 +130,7 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
     for (int k = 0; k < g->n_outputs; k++) {
         const si_val *v = &g->values[g->outputs[k]];
         if (p->bufs[p->out_buf[k]].dyn || v->const_val) continue;
-        if ((s = set_output_shape(r->base.outs[k], v->dtype, v->ndim, v->dims))) return s;
+        if ((s = si_ireq_shape_output(&r->base, k, v->dtype, v->ndim, v->dims))) return s;
     }
     r->mems = si_calloc((size_t)p->n_args_total + 1, sizeof(dnnl_memory_t));
     r->views = si_calloc((size_t)p->n_bufs + 1, sizeof(si_tensor));
@@ -351,7 +338,7 @@ static si_result copy_outputs(cpu_req *r, const cpu_plan *p) {
             r->views[b].data = buf_ptr(r, p, b);
             src = &r->views[b];
         }
-        si_result s = set_output_shape(r->base.outs[k], src->dtype, src->ndim, src->dims);
+        si_result s = si_ireq_shape_output(&r->base, k, src->dtype, src->ndim, src->dims);
         if (s) return s;
         if (src->nbytes) memcpy(r->base.outs[k]->data, src->data, src->nbytes);
     }

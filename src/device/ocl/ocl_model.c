@@ -681,20 +681,6 @@ static si_result new_buffer(ocl_mdl *m, size_t bytes, cl_mem *out, const char *w
     return make_buffer(m, CL_MEM_READ_WRITE, NULL, bytes, out, what);
 }
 
-/* Output k holds a tensor of this type and shape (its memory kept when the size is the same). */
-static si_result shape_output(si_tensor *o, si_dtype dt, int ndim, const int64_t *dims) {
-    size_t nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
-    if (o->data && o->owned && o->nbytes == nbytes && o->dtype == dt) {
-        o->ndim = ndim;
-        memcpy(o->dims, dims, sizeof(int64_t) * (size_t)ndim);
-        return SI_OK;
-    }
-    si_tensor_release(o);
-    si_result s = si_tensor_init(o, dt, ndim, dims);
-    if (!s) s = si_tensor_alloc(o);
-    return s;
-}
-
 /* Bind the request to plan m (taking over the caller's reference): its buffers, kernels and arguments. */
 static si_result req_bind(ocl_req *r, ocl_mdl *m) {
     si_graph *g = m->g;
@@ -711,7 +697,7 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
     si_result s;
     for (int k = 0; k < M->base.n_outputs; k++) {
         const si_val *v = &g->values[g->outputs[k]];
-        if ((s = shape_output(r->base.outs[k], v->dtype, v->ndim, v->dims))) return s;
+        if ((s = si_ireq_shape_output(&r->base, k, v->dtype, v->ndim, v->dims))) return s;
     }
     for (int k = 0; k < m->n_slots; k++)
         if ((s = new_buffer(m, m->slot_bytes[k], &r->slots[k], "allocating an intermediate buffer"))) return s;
@@ -936,7 +922,7 @@ static si_result create_request(si_cmodel *m_, si_ireq **out) {
             const si_port *p = &M->out_ports[k];
             int64_t dims[SI_MAX_DIMS];
             for (int d = 0; d < p->ndim; d++) dims[d] = p->dims[d] >= 0 ? p->dims[d] : 0;
-            if ((s = shape_output(r->base.outs[k], p->dtype, p->ndim < 0 ? 0 : p->ndim, dims))) goto done;
+            if ((s = si_ireq_shape_output(&r->base, k, p->dtype, p->ndim < 0 ? 0 : p->ndim, dims))) goto done;
         }
     }
 done:
