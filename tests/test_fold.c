@@ -7,6 +7,7 @@
  *   - the body is one fail-safe unit: CPU,REF with CPU failing at its Nth inference (N = 1..4: one call of the
  *     body each) fails the body over once (one failover event, on the body's submodel, one compile on REF) and
  *     every later call runs on REF; the outputs are the fault-free ones;
+ *   - the watchdog, standby warm-ups and fail-back probes with the body's weights (parameters) bound;
  *   - requests on 3 threads with random CPU faults share the body (TSan runs this);
  *   - a model that uses the Call op itself is refused by name.
  *
@@ -182,6 +183,35 @@ static void test_body_failover(void) {
     }
 }
 
+/* The fail-safe policies that bind a body's inputs themselves: the watchdog (copies of the inputs, never of the
+ * weights), standby warm-ups and fail-back probes (the weights a call bound, never zeros). Outputs stay right while
+ * the body moves between CPU and REF. */
+static void test_policies(void) {
+    static const char *const cases[][2] = {
+        {"infer_timeout_ms", "60000"}, /* the watchdog's input snapshots */
+        {"standby", "on"},             /* REF compiled and warmed up in the background */
+        {"failback_ms", "5"},          /* CPU probed again after it failed once, with the weights seen */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fprintf(stderr, "fold_blocks on CPU,REF, CPU failing once, %s=%s\n", cases[c][0], cases[c][1]);
+        const char *props[] = {"devices", "CPU,REF", "faults", "CPU.infer=2", cases[c][0], cases[c][1], NULL};
+        si_compiled *cm = compile(props);
+        si_request *rq = NULL;
+        if (cm) CHECK_OK(si_request_create(cm, &rq));
+        if (!rq) { si_compiled_free(cm); continue; }
+        for (int i = 0; i < 30; i++) {
+            CHECK(run_once(cm, rq, 1 + i % 4));
+            if (!strcmp(cases[c][0], "failback_ms")) usleep(2000);
+        }
+        si_counters k;
+        si_compiled_counters(cm, &k);
+        CHECK(k.failovers == 1);
+        if (!strcmp(cases[c][0], "failback_ms")) CHECK(k.failbacks >= 1);
+        si_request_free(rq);
+        si_compiled_free(cm);
+    }
+}
+
 typedef struct worker {
     si_compiled *c;
     int bad;
@@ -234,6 +264,7 @@ int main(int argc, char **argv) {
     test_outputs("CPU");
     test_outputs("CPU,REF");
     test_body_failover();
+    test_policies();
     test_threads();
     test_hostile();
     return test_summary("test_fold");

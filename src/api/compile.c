@@ -205,9 +205,14 @@ static void *compile_sub(void *arg) {
         si_sink_event(c->sink, SI_EVENT_COMPILE, j->sub, -1, j->cand[0], "compile", j->st, "%s", j->st ? si_last_error() : "ok");
         if (j->st) si_err_wrap(j->st, "submodel %d on %s", j->sub, j->names[j->cand[0]]);
     } else {
+        const si_graph *g = j->fc->g;
+        bool *in_param = si_calloc((size_t)g->n_inputs + 1, sizeof(bool)); /* a function body's weights */
+        for (int i = 0; in_param && i < g->n_inputs; i++) in_param[i] = g->values[g->inputs[i]].is_param;
         si_failsafe_desc fd = {.submodel = j->sub, .n_candidates = j->nc, .candidates = j->cand, .factory = factory,
-                               .user = j->fc, .policy = j->pol, .sink = c->sink, .device_desc = j->desc};
-        j->st = si_failsafe_create(&fd, &j->cm);
+                               .user = j->fc, .policy = j->pol, .sink = c->sink, .device_desc = j->desc,
+                               .n_in_param = in_param ? g->n_inputs : 0, .in_param = in_param};
+        j->st = in_param ? si_failsafe_create(&fd, &j->cm) : si_err(SI_ERR_NO_MEM, "out of memory");
+        si_free(in_param);
     }
     if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
     si_budget_leave(prev);

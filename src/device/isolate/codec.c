@@ -16,7 +16,8 @@
 #if defined(__x86_64__) || defined(__aarch64__)
 /* Not encoded, since a graph with subgraphs is refused before it is sent (iso_compile): si_graph's parent, depth,
  * outer and syms, si_val's is_outer, si_node's implicit, si_attr's g and gs (symbolic dimensions travel as
- * their values; their names stay with the sender). */
+ * their values; their names stay with the sender). Nor si_val's is_param: in the helper process a parameter is a
+ * plain input (its tensors there are the request's shared-memory copies, not the model's constants). */
 _Static_assert(sizeof(si_graph) == 144 && sizeof(si_val) == 168 && sizeof(si_node) == 96 && sizeof(si_attr) == 88 &&
                    sizeof(si_opset) == 16,
                "the IR structs changed: encode and decode the new fields in src/device/isolate/codec.c");
@@ -71,7 +72,7 @@ bool si_graph_encode(si_wbuf *b, const si_graph *g, si_const_place_fn place, voi
             if (val->dim_names[k]) wb_str(b, val->dim_names[k]);
         const si_tensor *t = val->const_val;
         wb_u8(b, (uint8_t)((val->is_input ? 1 : 0) | (val->is_output ? 2 : 0) | (val->is_initializer ? 4 : 0) |
-                           (t ? 8 : 0) | (t && t->data ? 16 : 0) | (val->is_param ? 32 : 0)));
+                           (t ? 8 : 0) | (t && t->data ? 16 : 0)));
         if (t) {
             wb_shape(b, t->dtype, t->ndim, t->dims);
             wb_u64(b, t->nbytes);
@@ -272,7 +273,6 @@ static bool dec_body(dec *d, si_graph *g) {
         val->is_input = fl & 1;
         val->is_output = (fl & 2) != 0;
         val->is_initializer = (fl & 4) != 0;
-        val->is_param = (fl & 32) != 0;
         if ((fl & 8) && !dec_const(d, val, (fl & 16) != 0)) return false;
     }
     uint32_t nn = rb_count(r, MAX_ITEMS);
