@@ -9,6 +9,7 @@
  *     every later call runs on REF; the outputs are the fault-free ones;
  *   - the watchdog, standby warm-ups and fail-back probes with the body's weights (parameters) bound;
  *   - requests on 3 threads with random CPU faults share the body (TSan runs this);
+ *   - OCL,CPU (where an OpenCL device takes the body): its weights uploaded once per call, a failover moves it once;
  *   - a model that uses the Call op itself is refused by name.
  *
  *   test_fold [BUILD_DIR]
@@ -250,6 +251,36 @@ static void test_threads(void) {
     si_compiled_free(c);
 }
 
+/* OCL,CPU: the body on OCL (its weights uploaded once per call's constant), OCL failing at its Nth inference moves
+ * the body to CPU once. Skipped without an OpenCL device that takes the body. */
+static void test_ocl(void) {
+    for (int n = 0; n <= 3; n++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, n ? "OCL.infer=%d" : "", n);
+        const char *props[] = {"devices", "OCL,CPU", "faults", spec, NULL};
+        si_compiled *c = compile(props);
+        char *rep = NULL;
+        if (c) CHECK_OK(si_compiled_report_json(c, &rep));
+        const char *fn = rep ? strstr(rep, "\"scope\":\"fn0\"") : NULL;
+        bool on_ocl = fn && strstr(fn, "\"device\":\"OCL\"");
+        si_free_string(rep);
+        if (!on_ocl) {
+            fprintf(stderr, "OCL,CPU: skipped (no OpenCL device takes the body here)\n");
+            si_compiled_free(c);
+            return;
+        }
+        fprintf(stderr, "fold_blocks on OCL,CPU%s%s\n", n ? ", " : "", spec);
+        si_request *rq = NULL;
+        CHECK_OK(si_request_create(c, &rq));
+        for (int i = 0; rq && i < 4; i++) CHECK(run_once(c, rq, 2 + i % 3));
+        si_counters k;
+        si_compiled_counters(c, &k);
+        CHECK(k.failovers == (n ? 1 : 0));
+        si_request_free(rq);
+        si_compiled_free(c);
+    }
+}
+
 static void test_hostile(void) {
     fprintf(stderr, "a model using Call (ai.safeinfer) itself\n");
     si_model *m = NULL;
@@ -266,6 +297,7 @@ int main(int argc, char **argv) {
     test_body_failover();
     test_policies();
     test_threads();
+    test_ocl();
     test_hostile();
     return test_summary("test_fold");
 }
