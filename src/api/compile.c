@@ -306,7 +306,9 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     c->strict = cv.strict;
     c->loop_max_iterations = cv.loop_max_iterations;
-    c->fold = cv.fold;
+    /* an isolated device gets its inputs copied through shared memory per inference: the weights of every call too,
+     * so folding is off there unless asked for */
+    c->fold = cv.fold && !(c->ds->isolate && *c->ds->isolate && !si_config_get(cfg, "fold"));
     /* the graph: shapes, then everything else per scope */
     if ((st = si_graph_clone(m->g, &g))) goto fail;
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;

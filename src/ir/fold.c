@@ -136,6 +136,33 @@ static bool same_const(const si_tensor *a, const si_tensor *b) {
 /* The node of copy j that is the block's node t. */
 static inline int at(const block *b, int j, int t) { return b->s + j * b->L + t; }
 
+/* Can input q of n be a parameter: an op whose weight the devices take as a run-time input as fast as a constant
+ * (the CPU device packs a MatMul's parameter once per bound constant; MatMulNBits, norms, elementwise ops, MoE and
+ * an embedding Gather read it as it is)? A block whose weights feed anything else (a Conv, a Gemm, integer or
+ * QLinear ops, a DequantizeLinear, whose fast paths want constants) is not folded. */
+static bool param_ok(const si_node *n, int q) {
+    if (!n->op) return false;
+    switch (n->op->id) {
+    case SI_OP_MATMUL: return q == 1;
+    case SI_OP_GATHER: return q == 0;
+    case SI_OP_MATMUL_NBITS:
+    case SI_OP_MOE:
+    case SI_OP_LAYER_NORMALIZATION:
+    case SI_OP_RMS_NORMALIZATION:
+    case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION:
+    case SI_OP_SKIP_LAYER_NORMALIZATION:
+    case SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION:
+    case SI_OP_BIAS_GELU:
+    case SI_OP_FAST_GELU: return q >= 1;
+    case SI_OP_ADD:
+    case SI_OP_SUB:
+    case SI_OP_MUL:
+    case SI_OP_DIV:
+    case SI_OP_WHERE: return true;
+    default: return false;
+    }
+}
+
 /* Check block b (s, L, k set) and fill the rest; false when the copies are not one function. last_use[v]: the
  * last node reading v (n for graph outputs). */
 static bool check_block(const si_graph *g, const int *last_use, block *b, int *val_cls) {
@@ -178,7 +205,7 @@ static bool check_block(const si_graph *g, const int *last_use, block *b, int *v
                             shared = w >= 0 && g->values[w].const_val && same_const(g->values[v].const_val, g->values[w].const_val);
                         }
                         r->kind = shared ? RD_SHARED : RD_PARAM;
-                        if (shared) continue;
+                        if (!shared && !param_ok(n, q)) goto done; /* a weight the devices want as a constant */
                         continue; /* params get their classes in pass 1, after the data */
                     }
                     r->kind = RD_DATA;
@@ -315,6 +342,14 @@ static si_result make_body(const si_graph *g, const block *b, si_graph **out) {
             if (v < 0) continue;
             int id = add_typed(d, &g->values[v], g->values[v].name);
             if (id < 0) goto fail;
+            /* folded (a shape chain) and the same in every copy: stays folded; a value folded from a copy's own
+             * constants (a dequantized weight) is computed by the body from its parameters */
+            bool same = g->values[v].const_val != NULL;
+            for (int j = 1; j < b->k && same; j++) {
+                int w = g->nodes[at(b, j, t)].out[o];
+                same = w >= 0 && g->values[w].const_val && same_const(g->values[v].const_val, g->values[w].const_val);
+            }
+            if (same) d->values[id].const_val = si_const_ref(g->values[v].const_val);
             map[v] = id;
         }
         si_node n;
@@ -414,6 +449,26 @@ static int cand_cmp(const void *a, const void *b) {
     return x->L < y->L ? -1 : x->L > y->L;
 }
 
+/* For block length L: H[i] the rolling hash of the signatures of nodes [i, i+L), run[i] how many windows right after
+ * window i repeat it (i, i+L, i+2L, ... all equal); returns the most windows in a row (1 when none repeats). */
+static int runs(const uint64_t *sig, int n, int L, uint64_t *H, int *run) {
+    const uint64_t B = 0x100000001b3ull;
+    uint64_t pw = 1, h = 0;
+    for (int i = 0; i < L - 1; i++) pw *= B;
+    for (int i = 0; i < L; i++) h = h * B + sig[i];
+    for (int i = 0;; i++) {
+        H[i] = h;
+        if (i + L >= n) break;
+        h = (h - sig[i] * pw) * B + sig[i + L];
+    }
+    int kmax = 1;
+    for (int i = n - L; i >= 0; i--) {
+        run[i] = (i + 2 * L <= n && H[i] == H[i + L]) ? run[i + L] + 1 : 0;
+        if (run[i] + 1 > kmax) kmax = run[i] + 1;
+    }
+    return kmax;
+}
+
 /* The best block of g, or b->k = 0 when there is none. */
 static si_result find_block(const si_graph *g, block *best) {
     memset(best, 0, sizeof *best);
@@ -436,24 +491,11 @@ static si_result find_block(const si_graph *g, block *best) {
             if (v >= 0 && last_use[v] < i) last_use[v] = i;
         }
     /* per length L: the longest run of windows each followed by an equal one */
-    const uint64_t B = 0x100000001b3ull;
     int nc = 0;
     int64_t top = 0;
     for (int L = FOLD_MIN_NODES; 2 * L <= n; L++) {
         if ((int64_t)(n / L - 1) * L < top / 2) continue; /* cannot come near the best */
-        uint64_t pw = 1, h = 0;
-        for (int i = 0; i < L - 1; i++) pw *= B;
-        for (int i = 0; i < L; i++) h = h * B + sig[i];
-        for (int i = 0;; i++) {
-            H[i] = h;
-            if (i + L >= n) break;
-            h = (h - sig[i] * pw) * B + sig[i + L];
-        }
-        int kmax = 1;
-        for (int i = n - L; i >= 0; i--) {
-            run[i] = (i + 2 * L <= n && H[i] == H[i + L]) ? run[i + L] + 1 : 0;
-            if (run[i] + 1 > kmax) kmax = run[i] + 1;
-        }
+        int kmax = runs(sig, n, L, H, run);
         if (kmax < 2) continue;
         cands[nc++] = (cand){.L = L, .k = kmax, .score = (int64_t)(kmax - 1) * L};
         if (cands[nc - 1].score > top) top = cands[nc - 1].score;
@@ -462,15 +504,7 @@ static si_result find_block(const si_graph *g, block *best) {
     /* exact checks, best candidates first; per length every start that reaches its run, fewest ports kept */
     for (int c = 0; c < nc && c < FOLD_TRIES && !best->k; c++) {
         const int L = cands[c].L;
-        uint64_t pw = 1, h = 0;
-        for (int i = 0; i < L - 1; i++) pw *= B;
-        for (int i = 0; i < L; i++) h = h * B + sig[i];
-        for (int i = 0;; i++) {
-            H[i] = h;
-            if (i + L >= n) break;
-            h = (h - sig[i] * pw) * B + sig[i + L];
-        }
-        for (int i = n - L; i >= 0; i--) run[i] = (i + 2 * L <= n && H[i] == H[i + L]) ? run[i + L] + 1 : 0;
+        runs(sig, n, L, H, run);
         int best_ports = 0;
         for (int s = 0; s + L <= n; s++) {
             if (run[s] + 1 != cands[c].k) continue;
