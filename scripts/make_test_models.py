@@ -2,7 +2,8 @@
 """Write the small ONNX fixtures used by tests/test_api.c, tests/test_bad_input.c, tests/test_alloc_fail.c and
 tests/cli.sh (case_small/: an ONNX backend test case), tests/inspect_dot.sh (mixed_cumsum.onnx) and
 tests/test_subgraph.c (control_*.onnx: If, Loop and Scan with nested subgraphs reading outer-scope values) and
-the shapes_fixture test (open_attention.onnx: an encoder block with batch and sequence left open).
+the shapes_fixture test (open_attention.onnx: an encoder block with batch and sequence left open) and
+tests/test_fold.c (fold_*.onnx: repeated blocks folded into function calls).
 
     /usr/bin/python3 scripts/make_test_models.py [OUTDIR]     (default: tests/data next to this script)
 
@@ -135,6 +136,44 @@ def control_flow_graph():
                               helper.make_tensor_value_info("AF", F, ["batch", 3]),
                               helper.make_tensor_value_info("S", F, [None, "batch", 3])],
                              initializer=[raw("W", W), raw("M", np.array(3, np.int64))])
+
+
+FOLD_LAYERS, FOLD_D = 4, 8
+
+
+def fold_weights(j):
+    """Layer j's weights of fold_blocks.onnx: W [D, D], B [D] (values k/8 - 1 .. in a fixed pattern)."""
+    k = np.arange(FOLD_D * FOLD_D, dtype=np.float32)
+    w = (((k * 7 + j * 5) % 17) / 16.0 - 0.5).astype(np.float32).reshape(FOLD_D, FOLD_D)
+    b = (((np.arange(FOLD_D) * 3 + j) % 5) / 8.0 - 0.25).astype(np.float32)
+    return w, b
+
+
+def fold_blocks_graph():
+    """A stack of FOLD_LAYERS identical blocks (tests/test_fold.c), X float[batch, seq, D], P_j float[batch, seq, D]:
+        h_j = X_j @ W_j + B_j + P_j;  K_j = Tanh(h_j) (an output per layer);  X_{j+1} = X_j + Relu(h_j) * S
+    with S = 0.5 shared by every block, Y = X_4."""
+    nodes, inits = [], [raw("S", np.array(0.5, np.float32))]
+    ins = [helper.make_tensor_value_info("X", F, ["batch", "seq", FOLD_D])]
+    outs = []
+    x = "X"
+    for j in range(FOLD_LAYERS):
+        w, b = fold_weights(j)
+        inits += [raw("W%d" % j, w), raw("B%d" % j, b)]
+        ins.append(helper.make_tensor_value_info("P%d" % j, F, ["batch", "seq", FOLD_D]))
+        n = "l%d." % j
+        nodes += [helper.make_node("MatMul", [x, "W%d" % j], [n + "mm"], name=n + "matmul"),
+                  helper.make_node("Add", [n + "mm", "B%d" % j], [n + "b"], name=n + "bias"),
+                  helper.make_node("Add", [n + "b", "P%d" % j], [n + "h"], name=n + "past"),
+                  helper.make_node("Tanh", [n + "h"], ["K%d" % j], name=n + "tanh"),
+                  helper.make_node("Relu", [n + "h"], [n + "r"], name=n + "relu"),
+                  helper.make_node("Mul", [n + "r", "S"], [n + "s"], name=n + "scale"),
+                  helper.make_node("Add", [x, n + "s"], [n + "x"], name=n + "residual")]
+        outs.append(helper.make_tensor_value_info("K%d" % j, F, ["batch", "seq", FOLD_D]))
+        x = n + "x"
+    nodes.append(helper.make_node("Identity", [x], ["Y"], name="out"))
+    outs.append(helper.make_tensor_value_info("Y", F, ["batch", "seq", FOLD_D]))
+    return helper.make_graph(nodes, "fold_blocks", ins, outs, initializer=inits)
 
 
 def control_loop_if_graph():
@@ -527,6 +566,14 @@ def build(out):
     nog.producer_name = PRODUCER
     nog.opset_import.extend([helper.make_opsetid("", 17)])
     files["no_graph.onnx"] = nog
+
+    # ---- repeated blocks folded into function calls (tests/test_fold.c) -------------------------------------
+    files["fold_blocks.onnx"] = model(fold_blocks_graph())
+    # a model that uses the op safeinfer's folding makes: refused by name
+    files["fold_hostile_call.onnx"] = model(helper.make_graph(
+        [helper.make_node("Call", ["X"], ["Y"], name="call", domain="ai.safeinfer", function=0)], "hostile_call",
+        [helper.make_tensor_value_info("X", F, [3])], [helper.make_tensor_value_info("Y", F, [3])]),
+        domains=[("ai.safeinfer", 1)])
 
     # ---- control flow (tests/test_subgraph.c) ---------------------------------------------------------------
     files["control_flow.onnx"] = model(control_flow_graph())

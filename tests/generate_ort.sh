@@ -4,7 +4,9 @@
 # each compiled once with its dimensions open and run by `safeinfer bench MODEL --generate P,N`: a prompt prefilled
 # over an empty KV cache, then greedy decoding with the presents fed back. The tokens must equal ONNX Runtime's
 # (models/ort_generate.js, the same prompt) on CPU, on OCL,CPU, and on OCL,CPU with OCL failing mid-generation
-# (SAFEINFER_FAULTS=OCL.infer=4: the run must report a failover and still give the same tokens).
+# (SAFEINFER_FAULTS=OCL.infer=4: the run must report a failover and still give the same tokens). The layers are
+# folded into one function body and its calls (fold=on, the default: the report must show a function of at least 2
+# calls), and the CPU rows run again with fold=off.
 # usage: generate_ort.sh SAFEINFER WORKDIR
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
@@ -15,7 +17,7 @@ need_python
 need_ort
 rm -rf "$work"
 mkdir -p "$work"
-geom=(--layers 2 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)
+geom=(--layers 4 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)
 "$py" "$here/models/llm.py" "$work/plain.onnx" "${geom[@]}" >/dev/null || { echo "FAIL: models/llm.py plain"; exit 1; }
 "$py" "$here/models/llm.py" "$work/genai.onnx" --form genai --zero-points "${geom[@]}" >/dev/null || { echo "FAIL: models/llm.py genai"; exit 1; }
 "$py" "$here/models/llm.py" "$work/moe.onnx" --form genai --moe --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
@@ -29,27 +31,32 @@ for model in plain genai moe; do
   ort=$(node "$here/models/ort_generate.js" "$work/$model.onnx" $P $N | tail -1) || { echo "FAIL: ort_generate.js $model: $ort"; rc=1; continue; }
   want=$(echo "$ort" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["tokens"])')
   echo "$model: ONNX Runtime $want"
-  while read -r devices faults need_failover; do
+  while read -r devices faults need_failover fold; do
     [ $ocl = 1 ] || [ "$devices" = CPU ] || continue
-    json="$work/$model-$devices-$faults.json"
+    json="$work/$model-$devices-$faults-$fold.json"
     if [ "$faults" = - ]; then
-      out=$("$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --json "$json" 2>&1)
+      out=$("$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --set fold=$fold --json "$json" 2>&1)
     else
-      out=$(SAFEINFER_FAULTS=$faults "$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --json "$json" 2>&1)
+      out=$(SAFEINFER_FAULTS=$faults "$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --set fold=$fold --json "$json" 2>&1)
     fi
-    if [ $? -ne 0 ]; then echo "FAIL: $model on $devices ($faults): $out"; rc=1; continue; fi
+    if [ $? -ne 0 ]; then echo "FAIL: $model on $devices ($faults, fold=$fold): $out"; rc=1; continue; fi
     got=$(field "$json" tokens) fo=$(field "$json" failovers)
+    calls=$("$py" -c 'import json, sys; f = json.load(open(sys.argv[1]))["report"]["functions"]; print(f[0]["calls"] if f else 0)' "$json")
     if [ "$got" != "$want" ]; then
-      echo "FAIL: $model on $devices ($faults): tokens $got"; rc=1
+      echo "FAIL: $model on $devices ($faults, fold=$fold): tokens $got"; rc=1
     elif [ "$need_failover" = 1 ] && [ "$fo" -lt 1 ]; then
-      echo "FAIL: $model on $devices ($faults): no failover"; rc=1
+      echo "FAIL: $model on $devices ($faults, fold=$fold): no failover"; rc=1
+    elif { [ "$fold" = on ] && [ "$calls" -lt 2 ]; } || { [ "$fold" = off ] && [ "$calls" -ne 0 ]; }; then
+      echo "FAIL: $model on $devices ($faults, fold=$fold): the report's first function has $calls calls"; rc=1
     else
-      echo "ok   $model on $devices ($faults): $fo failover(s), $(echo "$out" | grep -E '^  (prefill|decode) ' | tr -s ' ' | tr '\n' ';')"
+      echo "ok   $model on $devices ($faults, fold=$fold): $calls calls, $fo failover(s), $(echo "$out" | grep -E '^  (prefill|decode) ' | tr -s ' ' | tr '\n' ';')"
     fi
   done <<'LIST'
-CPU - 0
-OCL,CPU - 0
-OCL,CPU OCL.infer=4 1
+CPU - 0 on
+CPU - 0 off
+OCL,CPU - 0 on
+OCL,CPU OCL.infer=4 1 on
+OCL,CPU OCL.infer=4 1 off
 LIST
 done
 # not a decoder: a named error, no crash

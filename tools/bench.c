@@ -25,8 +25,8 @@
 
 typedef struct bench_opts {
     const char *model, *devices, *json;
-    const char *shapes[BENCH_MAX_SPECS], *inputs[BENCH_MAX_SPECS];
-    int n_shapes, n_inputs;
+    const char *shapes[BENCH_MAX_SPECS], *inputs[BENCH_MAX_SPECS], *sets[BENCH_MAX_SPECS];
+    int n_shapes, n_inputs, n_sets;
     int64_t threads, iterations, warmup;
     int64_t gen_prompt, gen_steps; /* --generate P,N (0: not asked) */
     bool profile;
@@ -195,6 +195,30 @@ static int parse_count(const char *opt, const char *s, int64_t lo, int64_t *v) {
     return 0;
 }
 
+/* The compile properties of the options: devices, threads, profile, then every --set KEY=VALUE. */
+static si_result bench_config(const bench_opts *o, si_config **out) {
+    char threads[32], kv[512];
+    snprintf(threads, sizeof threads, "%lld", (long long)o->threads);
+    si_config *cfg = NULL;
+    si_result s;
+    if ((s = si_config_create(&cfg)) || (o->devices && (s = si_config_set(cfg, "devices", o->devices))) ||
+        (s = si_config_set(cfg, "threads", threads)) || (o->profile && (s = si_config_set(cfg, "profile", "on")))) {
+        si_config_free(cfg);
+        return s;
+    }
+    for (int i = 0; i < o->n_sets; i++) {
+        snprintf(kv, sizeof kv, "%s", o->sets[i]);
+        char *eq = strchr(kv, '=');
+        *eq = 0;
+        if ((s = si_config_set(cfg, kv, eq + 1))) {
+            si_config_free(cfg);
+            return s;
+        }
+    }
+    *out = cfg;
+    return SI_OK;
+}
+
 static int parse_opts(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->threads = 1;
@@ -226,6 +250,10 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "--shape") && has_val) {
             if (o->n_shapes == BENCH_MAX_SPECS) { fprintf(stderr, "safeinfer bench: too many --shape\n"); return EXIT_USAGE; }
             o->shapes[o->n_shapes++] = argv[++i];
+        } else if (!strcmp(a, "--set") && has_val) {
+            if (o->n_sets == BENCH_MAX_SPECS) { fprintf(stderr, "safeinfer bench: too many --set\n"); return EXIT_USAGE; }
+            if (!strchr(argv[i + 1], '=')) { fprintf(stderr, "safeinfer bench: --set needs KEY=VALUE (got '%s')\n", argv[i + 1]); return EXIT_USAGE; }
+            o->sets[o->n_sets++] = argv[++i];
         } else if (!strcmp(a, "--input") && has_val) {
             if (o->n_inputs == BENCH_MAX_SPECS) { fprintf(stderr, "safeinfer bench: too many --input\n"); return EXIT_USAGE; }
             o->inputs[o->n_inputs++] = argv[++i];
@@ -294,13 +322,10 @@ static int bench_generate(const bench_opts *o) {
         return 3 + SI_ERR_IO;
     }
     si_config *cfg = NULL;
-    char threads[32], err[1024];
-    snprintf(threads, sizeof threads, "%lld", (long long)o->threads);
+    char err[1024];
     si_result s;
-    if ((s = si_config_create(&cfg)) || (o->devices && (s = si_config_set(cfg, "devices", o->devices))) ||
-        (s = si_config_set(cfg, "threads", threads)) || (o->profile && (s = si_config_set(cfg, "profile", "on")))) {
+    if ((s = bench_config(o, &cfg))) {
         if (json) fclose(json), remove(o->json);
-        si_config_free(cfg);
         return fail_status(s, "config");
     }
     gen_opts go = {.model = o->model, .cfg = cfg, .prompt = o->gen_prompt, .steps = o->gen_steps, .seed = 1};
@@ -357,8 +382,7 @@ int cmd_bench(int argc, char **argv) {
     snprintf(threads, sizeof threads, "%" PRId64, o.threads);
     if (!in || !times) { progress_end(&pg); fprintf(stderr, "safeinfer bench: out of memory\n"); rc = 3 + SI_ERR_NO_MEM; goto out; }
     if ((rc = make_inputs(m, o.inputs, o.n_inputs, in))) { progress_end(&pg); goto out; }
-    if ((s = si_config_create(&cfg)) || (o.devices && (s = si_config_set(cfg, "devices", o.devices))) ||
-        (s = si_config_set(cfg, "threads", threads)) || (o.profile && (s = si_config_set(cfg, "profile", "on")))) {
+    if ((s = bench_config(&o, &cfg))) {
         progress_end(&pg);
         rc = fail_status(s, "config");
         goto out;

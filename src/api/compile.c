@@ -136,6 +136,8 @@ static bool is_whole_model(const si_partition *p, const si_graph *g) {
 
 static void scope_free(si_scope *sc) {
     if (!sc) return;
+    for (int f = 0; f < SI_FOLD_MAX_FUNCS; f++) si_fn_unref(sc->fns[f]);
+    si_folding_free(&sc->fold);
     si_partition_free(sc->part);
     si_graph_free(sc->g);
     si_free(sc->fctx);
@@ -161,6 +163,11 @@ void si_compiled_free(si_compiled *c) {
     if (!c) return;
     if (c->cm) c->cm->iface->free(c->cm); /* stops background work; nothing here waits for a device call */
     c->cm = NULL;
+    for (int i = 0; i < c->n_scopes; i++) /* function bodies: the calls that shared them are gone */
+        for (int f = 0; f < SI_FOLD_MAX_FUNCS; f++) {
+            si_fn_unref(c->scopes[i]->fns[f]);
+            c->scopes[i]->fns[f] = NULL;
+        }
     if (!c->sink) { /* failed before the sink existed: nothing else holds c */
         compiled_release(c);
         return;
@@ -198,9 +205,14 @@ static void *compile_sub(void *arg) {
         si_sink_event(c->sink, SI_EVENT_COMPILE, j->sub, -1, j->cand[0], "compile", j->st, "%s", j->st ? si_last_error() : "ok");
         if (j->st) si_err_wrap(j->st, "submodel %d on %s", j->sub, j->names[j->cand[0]]);
     } else {
+        const si_graph *g = j->fc->g;
+        bool *in_param = si_calloc((size_t)g->n_inputs + 1, sizeof(bool)); /* a function body's weights */
+        for (int i = 0; in_param && i < g->n_inputs; i++) in_param[i] = g->values[g->inputs[i]].is_param;
         si_failsafe_desc fd = {.submodel = j->sub, .n_candidates = j->nc, .candidates = j->cand, .factory = factory,
-                               .user = j->fc, .policy = j->pol, .sink = c->sink, .device_desc = j->desc};
-        j->st = si_failsafe_create(&fd, &j->cm);
+                               .user = j->fc, .policy = j->pol, .sink = c->sink, .device_desc = j->desc,
+                               .n_in_param = in_param ? g->n_inputs : 0, .in_param = in_param};
+        j->st = in_param ? si_failsafe_create(&fd, &j->cm) : si_err(SI_ERR_NO_MEM, "out of memory");
+        si_free(in_param);
     }
     if (j->st) snprintf(j->msg, sizeof j->msg, "%s", si_last_error());
     si_budget_leave(prev);
@@ -294,6 +306,9 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     }
     c->strict = cv.strict;
     c->loop_max_iterations = cv.loop_max_iterations;
+    /* an isolated device gets its inputs copied through shared memory per inference: the weights of every call too,
+     * so folding is off there unless asked for */
+    c->fold = cv.fold && !(c->ds->isolate && *c->ds->isolate && !si_config_get(cfg, "fold"));
     /* the graph: shapes, then everything else per scope */
     if ((st = si_graph_clone(m->g, &g))) goto fail;
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;
@@ -351,6 +366,7 @@ static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     si_graph *g = sc->g;
     const char *path = sc->path;
     si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
+    if (!st && c->fold && !*path) st = si_graph_fold_blocks(g, &sc->fold); /* the model's graph: bodies are not folded again */
     if (st) return *path ? si_err_wrap(st, "%s", path) : st;
     if ((st = si_partition_graph_avoid(g, c->ds->devs, c->ds->n, c->ds->avoid, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
     si_partition *p = sc->part;
@@ -402,7 +418,8 @@ static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     si_free(job_sub);
     /* control flow: each node's branches or body, compiled here in turn (recursively) */
     for (int s = 0; !st && s < p->n; s++)
-        if (p->subs[s].host) st = si_compile_control(c, sc, s, &subs[s]);
+        if (p->subs[s].host)
+            st = si_node_is(&p->subs[s].g->nodes[0], SI_OP_CALL) ? si_compile_call(c, sc, s, &subs[s]) : si_compile_control(c, sc, s, &subs[s]);
     if (!st) {
         memcpy(sc->sub_cms, subs, sizeof(si_cmodel *) * (size_t)p->n);
         if (is_whole_model(p, g)) *out = subs[0];

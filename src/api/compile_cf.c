@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 /* The source of value `name` of host graph h: a constant of h, or one of h's inputs. */
-static si_result source_of(const si_graph *h, const char *name, si_src *src) {
+si_result si_host_source(const si_graph *h, const char *name, si_src *src) {
     int v = si_graph_find_value(h, name);
     if (v >= 0 && h->values[v].const_val) {
         *src = (si_src){.kind = SI_SRC_CONST, .constant = h->values[v].const_val};
@@ -67,7 +67,7 @@ si_result si_compile_control(si_compiled *c, si_scope *sc, int sub, si_cmodel **
     for (int k = 0; k < h->n_outputs; k++) si_port_of(&out_ports[k], &h->values[h->outputs[k]]);
     for (int k = 0; k < n->n_in && !st; k++) {
         if (n->in[k] < 0) node_in[k] = (si_src){.kind = SI_SRC_NONE};
-        else st = source_of(h, h->values[n->in[k]].name, &node_in[k]);
+        else st = si_host_source(h, h->values[n->in[k]].name, &node_in[k]);
     }
     for (int k = 0; k < n->n_out; k++) {
         node_out[k] = -1;
@@ -87,7 +87,7 @@ si_result si_compile_control(si_compiled *c, si_scope *sc, int sub, si_cmodel **
         int n_outer = body->n_inputs - n_formal[b];
         if (!(body_in[b] = si_calloc((size_t)n_outer + 1, sizeof(si_src)))) st = si_err(SI_ERR_NO_MEM, "out of memory");
         for (int p = 0; p < n_outer && !st; p++)
-            st = source_of(h, body->values[body->inputs[n_formal[b] + p]].name, &body_in[b][p]);
+            st = si_host_source(h, body->values[body->inputs[n_formal[b] + p]].name, &body_in[b][p]);
         if (st) { si_graph_free(body); break; }
         char path[1024];
         snprintf(path, sizeof path, "%s%s%s.%s", sc->path, *sc->path ? "/" : "", n->name, attrs[b]);

@@ -9,7 +9,8 @@
 #include "api/internal.h"
 #include "device/faulty/faulty.h"
 #include "failsafe/events.h"
-#include "partition/partition.h"
+#include "exec/call.h"
+#include "ir/fold.h"
 #include "partition/partition.h"
 
 /* What a submodel's factory needs: borrowed from the compiled model, which outlives every call. */
@@ -29,6 +30,9 @@ typedef struct si_scope {
     si_cmodel **sub_cms; /* per submodel (borrowed from the compiled model's tree) for the report */
     int base;            /* the id of its first submodel in events and the report */
     char devices[256];   /* per submodel: its device (candidates joined by '>'), or "host"; comma separated */
+    si_folding fold;     /* the functions of its repeated blocks (ir/fold.h; none when fold=off) */
+    si_fn *fns[SI_FOLD_MAX_FUNCS];  /* their bodies, compiled at the first call (a reference each) */
+    int fn_scope[SI_FOLD_MAX_FUNCS]; /* the scope each body was compiled as */
 } si_scope;
 
 /* A device named in the list that is not there on this machine (no OpenCL platform, ...): it declines
@@ -71,6 +75,7 @@ struct si_compiled {
     si_failsafe_policy policy;  /* for every fail-safe submodel */
     bool strict;                /* no fallback devices */
     int64_t loop_max_iterations;
+    bool fold;                  /* config fold */
     si_options opts;
     si_compile_ctx cctx;        /* what every device compile of this model receives (opts, consts) */
     si_shared_consts *consts;   /* constants devices prepared, shared by the compiles of this model */
@@ -89,6 +94,11 @@ si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmo
 /* The control-flow model of host submodel `sub` of scope sc (compile_cf.c): its branches or body detached,
  * compiled by si_compile_graph, and run by the executor core's control step. */
 si_result si_compile_control(si_compiled *c, si_scope *sc, int sub, si_cmodel **out);
+/* The call of host submodel `sub` of scope sc (a Call node, compile_fn.c): its function's body compiled at the
+ * first call (by si_compile_graph, a scope of its own), then the executor core's call step over it. */
+si_result si_compile_call(si_compiled *c, si_scope *sc, int sub, si_cmodel **out);
+/* The source of value `name` of host submodel graph h: a constant of h, or one of h's inputs (compile_cf.c). */
+si_result si_host_source(const si_graph *h, const char *name, si_src *src);
 /* A port describing value v (dims as inferred: negative ones are open). */
 void si_port_of(si_port *p, const si_val *v);
 

@@ -129,6 +129,12 @@ static const si_cfg_key si_cfg_keys[] = {
      "are bound to (a model with open dimensions gets one plan per set of input shapes, built at its first "
      "inference); past it the least recently used plan no request is bound to goes. Weights are packed (uploaded) "
      "once per compiled model and shared by its plans, whatever this is"},
+    {"fold", CFG_ONOFF, 0, 0, NULL, "on|off", "on", FIELD_BOOL(fold),
+     "repeated blocks of the model (identical ops, attributes, shapes and wiring, different weights: a "
+     "transformer's layers) become one function body, compiled once per device, and a call per block that binds "
+     "its own weights; the body is one fail-safe unit for all its calls. `inspect` and the report show the "
+     "functions. off: every block is compiled as it is. Off by default when `isolate` names a device (a call's "
+     "weights would be copied to the helper process at every inference)"},
     {"max_memory_mb", CFG_INT, 0, SI_MAX_MEMORY_MB, NULL, "0..16777216", "0", FIELD_INT(max_memory_mb),
      "a memory budget in MiB (0: none): the most the compiled model may hold at once in buffers of 1 MiB or more "
      "(folded constants, device plans, the tensors of its inferences and request creations, also on watchdog "

@@ -4,6 +4,7 @@
  * `inspect --dot` draws).
  */
 #include "api/compiled.h"
+#include "ops/ops.h"
 
 /* The model cut for the config's devices: the device set, the graph with shapes inferred, the partition. */
 typedef struct plan {
@@ -11,9 +12,13 @@ typedef struct plan {
     device_set *ds;
     si_graph *g;
     si_partition *p;
+    si_folding fold;                     /* the repeated blocks folded (fold=on) */
+    si_partition *fp[SI_FOLD_MAX_FUNCS]; /* each function body cut for the same devices */
 } plan;
 
 static void plan_free(plan *pl) {
+    for (int f = 0; f < pl->fold.n_funcs; f++) si_partition_free(pl->fp[f]);
+    si_folding_free(&pl->fold);
     si_partition_free(pl->p);
     si_graph_free(pl->g);
     if (pl->ds) si_avoid_free(pl->ds->avoid);
@@ -34,8 +39,11 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_avoid_parse(cfg ? si_config_get(cfg, "avoid") : NULL, &pl->ds->avoid)) ||
         (st = si_graph_clone(m->g, &pl->g)) ||
         (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
+        (cv.fold && (st = si_graph_fold_blocks(pl->g, &pl->fold))) ||
         (st = si_partition_graph_avoid(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, &pl->p)))
         plan_free(pl);
+    for (int f = 0; !st && f < pl->fold.n_funcs; f++)
+        if ((st = si_partition_graph_avoid(pl->fold.funcs[f].body, pl->ds->devs, pl->ds->n, pl->ds->avoid, &pl->fp[f]))) plan_free(pl);
     si_budget_leave(prev);
     si_budget_destroy(&budget);
     return st;
@@ -68,6 +76,25 @@ static si_result finish(sbuf *b, char **out) {
     return SI_OK;
 }
 
+/* " Op xN" per op type of g, in first-seen order. */
+static void sb_ops(sbuf *b, const si_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const char *op = g->nodes[i].op_type;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = !strcmp(g->nodes[j].op_type, op);
+        if (seen) continue;
+        int cnt = 0;
+        for (int j = i; j < g->n_nodes; j++) cnt += !strcmp(g->nodes[j].op_type, op);
+        sb_put(b, " %s", op);
+        if (cnt > 1) sb_put(b, " x%d", cnt);
+    }
+}
+
+/* The function a host submodel calls, or -1. */
+static int called(const si_submodel *sm) {
+    return sm->host && si_node_is(&sm->g->nodes[0], SI_OP_CALL) ? (int)si_attr_int(&sm->g->nodes[0], "function", -1) : -1;
+}
+
 si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
     plan pl;
     sbuf b;
@@ -88,17 +115,8 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
         for (int d = sm->device + 1; d < pl.ds->n; d++)
             if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
         sb_put(&b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
-        /* op histogram in first-seen order */
-        for (int i = 0; i < sm->g->n_nodes; i++) {
-            const char *op = sm->g->nodes[i].op_type;
-            bool seen = false;
-            for (int j = 0; j < i && !seen; j++) seen = !strcmp(sm->g->nodes[j].op_type, op);
-            if (seen) continue;
-            int cnt = 0;
-            for (int j = i; j < sm->g->n_nodes; j++) cnt += !strcmp(sm->g->nodes[j].op_type, op);
-            sb_put(&b, " %s", op);
-            if (cnt > 1) sb_put(&b, " x%d", cnt);
-        }
+        sb_ops(&b, sm->g);
+        if (called(sm) >= 0) sb_put(&b, " of function %d (%s)", called(sm), sm->g->nodes[0].name);
         sb_put(&b, "\n");
         for (int k = 0; k < sm->g->n_inputs; k++) {
             const si_val *v = &g->values[sm->in_values[k]];
@@ -125,6 +143,19 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
             if (at->type != SI_ATTR_GRAPH || !at->g) continue;
             sb_put(&b, "    %s.%s: %d node%s, a scope of its own (partitioned and compiled like the model's graph)\n",
                    sm->g->nodes[0].name, at->name, at->g->n_nodes, at->g->n_nodes == 1 ? "" : "s");
+        }
+    }
+    for (int f = 0; f < pl.fold.n_funcs; f++) { /* the bodies: compiled once, for every call */
+        const si_fold_func *fn = &pl.fold.funcs[f];
+        sb_put(&b, "function %d: %d calls, %d nodes, compiled once (weights bound per call):", f, fn->calls, fn->nodes);
+        sb_ops(&b, fn->body);
+        sb_put(&b, "\n");
+        for (int s = 0; s < pl.fp[f]->n; s++) {
+            const si_submodel *sm = &pl.fp[f]->subs[s];
+            sb_put(&b, "  body submodel %d on %s: %d node%s:", s, sm->host ? "host" : names[sm->device], sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
+            sb_ops(&b, sm->g);
+            sb_put(&b, "\n");
+            if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
         }
     }
     plan_free(&pl);
@@ -191,6 +222,7 @@ si_result si_model_partition_json(const si_model *m, const si_config *cfg, char 
         }
         sb_put(&b, "],\"why\":");
         sb_str(&b, sm->why ? sm->why : "");
+        if (called(sm) >= 0) sb_put(&b, ",\"function\":%d", called(sm));
         sb_put(&b, ",\n  \"inputs\":[");
         for (int k = 0; k < sm->g->n_inputs; k++) {
             const si_val *v = &g->values[sm->in_values[k]];
@@ -215,6 +247,16 @@ si_result si_model_partition_json(const si_model *m, const si_config *cfg, char 
                 for (int q = 0; q < p->subs[t].g->n_inputs; q++)
                     if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(&b, users++ ? ",%d" : "%d", t);
             sb_put(&b, "],\"model_output\":%s}", v->is_output ? "true" : "false");
+        }
+        sb_put(&b, "]}");
+    }
+    sb_put(&b, "],\n\"functions\":[");
+    for (int f = 0; f < pl.fold.n_funcs; f++) {
+        sb_put(&b, "%s\n {\"id\":%d,\"calls\":%d,\"ops\":%d,\"devices\":[", f ? "," : "", f, pl.fold.funcs[f].calls,
+               pl.fold.funcs[f].nodes);
+        for (int s = 0; s < pl.fp[f]->n; s++) {
+            if (s) sb_put(&b, ",");
+            sb_str(&b, pl.fp[f]->subs[s].host ? "host" : names[pl.fp[f]->subs[s].device]);
         }
         sb_put(&b, "]}");
     }

@@ -3,6 +3,7 @@
  */
 #include "api/compiled.h"
 #include "failsafe/failsafe.h"
+#include "ops/ops.h"
 
 #include <pthread.h>
 
@@ -17,6 +18,7 @@ static void put_submodel(sbuf *b, const si_sink *s, const si_submodel *sm, int i
     }
     sb_put(b, "],\"device\":");
     sb_str(b, sm->host ? "host" : dname(s, active));
+    if (sm->host && si_node_is(&sm->g->nodes[0], SI_OP_CALL)) sb_put(b, ",\"function\":%lld", (long long)si_attr_int(&sm->g->nodes[0], "function", -1));
     sb_put(b, ",\"attempts\":[");
     int first = 1;
     for (int i = 0; i < s->n_attempts; i++) {
@@ -71,6 +73,19 @@ si_result si_compiled_report_json(const si_compiled *c, char **json) {
         for (int k = 0; sc->part && k < sc->part->n; k++)
             put_submodel(&b, s, &sc->part->subs[k], sc->base + k, k, active_dev[sc->base + k]);
         if (i) sb_put(&b, "]}");
+    }
+    sb_put(&b, "],\n\"functions\":[");
+    for (int i = 0, first = 1; i < c->n_scopes; i++) { /* folded blocks: one body each, compiled as a scope */
+        const si_scope *sc = c->scopes[i];
+        for (int f = 0; f < sc->fold.n_funcs; f++) {
+            const si_fold_func *fn = &sc->fold.funcs[f];
+            sb_put(&b, "%s\n {\"id\":%d,\"calls\":%d,\"ops\":%d,\"device\":", first ? "" : ",", f, fn->calls, fn->nodes);
+            sb_str(&b, sc->fns[f] ? c->scopes[sc->fn_scope[f]]->devices : "");
+            sb_put(&b, ",\"scope\":");
+            sb_str(&b, sc->fns[f] ? c->scopes[sc->fn_scope[f]]->path : "");
+            sb_put(&b, "}");
+            first = 0;
+        }
     }
     sb_put(&b, "],\n\"events\":[");
     for (int i = 0; i < s->n_log; i++) {

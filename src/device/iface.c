@@ -10,7 +10,8 @@
 
 si_result si_port_check(const si_port *p, const si_tensor *t) {
     char want[256], got[256];
-    bool ok = t->dtype == p->dtype && (p->ndim < 0 || p->ndim == t->ndim);
+    /* an undefined type is one not known at compile time (a value after an op inferred only at run time) */
+    bool ok = (t->dtype == p->dtype || p->dtype == SI_DTYPE_UNDEFINED) && (p->ndim < 0 || p->ndim == t->ndim);
     for (int i = 0; ok && p->ndim >= 0 && i < p->ndim; i++)
         if (p->dims[i] >= 0 && p->dims[i] != t->dims[i]) ok = false;
     if (ok) return SI_OK;

@@ -120,6 +120,10 @@ typedef struct fs_model {
     bool stopping;        /* the owner freed the model: background work ends */
     char **fail_msg;      /* per position: the last failure, for the all-failed message */
     si_tensor *probe_in;  /* per input: the last shapes that ran (descriptors), for fail-back probes */
+    bool *in_param;       /* per input: a parameter (si_failsafe_desc), or NULL when none is */
+    int n_in_param;
+    si_tensor **param_seen; /* per parameter input: a tensor bound to it (a constant), for warm-ups and probes */
+    _Atomic bool params_seen;
     bool have_probe_shapes;
     int failed_rounds;    /* every candidate failed this many times since the last successful inference */
     double retry_at_ms;   /* (si_mono_ms) when every candidate has failed: the next recovery round */
@@ -129,6 +133,12 @@ typedef struct fs_model {
     _Atomic long acc_count; /* inferences that could be sampled */
     _Atomic bool acc_logged; /* a passing check was recorded (only the first is: the log keeps failures) */
 } fs_model;
+
+/* A parameter input's constant, seen bound by an inference (NULL for other inputs, or before one ran). */
+static si_tensor *param_input(fs_model *m, int i) {
+    if (!m->in_param || !m->in_param[i] || !atomic_load(&m->params_seen)) return NULL;
+    return m->param_seen[i];
+}
 
 static fs_model *model_ref(fs_model *m) {
     atomic_fetch_add(&m->refs, 1);
@@ -143,6 +153,8 @@ static void model_unref(fs_model *m) {
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
     si_free(m->fail_msg);
     si_free(m->probe_in);
+    si_free(m->in_param);
+    si_free(m->param_seen);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->cand);
@@ -425,11 +437,13 @@ static void warm_up(fs_model *m, fs_gen *g) {
         if (p->ndim < 0) fixed = false;
         for (int d = 0; d < p->ndim && fixed; d++) fixed = p->dims[d] >= 0;
     }
+    for (int i = 0; i < m->base.n_inputs && fixed; i++) fixed = !m->in_param || !m->in_param[i] || param_input(m, i);
     si_tensor **ins = fixed ? si_calloc((size_t)m->base.n_inputs + 1, sizeof(si_tensor *)) : NULL;
     si_result st = ins ? SI_OK : SI_ERR_NO_MEM;
     for (int i = 0; !st && i < m->base.n_inputs; i++) {
-        st = si_tensor_create(m->in_ports[i].dtype, m->in_ports[i].ndim, m->in_ports[i].dims, &ins[i]);
-        if (!st) st = r->iface->set_input(r, i, ins[i]);
+        si_tensor *w = param_input(m, i); /* a parameter: the weights an inference bound, never zeros */
+        if (!w) st = si_tensor_create(m->in_ports[i].dtype, m->in_ports[i].ndim, m->in_ports[i].dims, &ins[i]);
+        if (!st) st = r->iface->set_input(r, i, w ? w : ins[i]);
     }
     if (!st) st = r->iface->infer(r);
     for (int i = 0; !st && i < m->base.n_inputs; i++) r->iface->set_input(r, i, NULL);
@@ -484,8 +498,9 @@ static si_result probe(fs_model *m, fs_gen *g, const si_tensor *shapes) {
     if (!ins) return si_err(SI_ERR_NO_MEM, "out of memory");
     si_result st = g->cm->iface->create_request(g->cm, &r);
     for (int i = 0; !st && i < m->base.n_inputs; i++) {
-        st = si_tensor_create(shapes[i].dtype, shapes[i].ndim, shapes[i].dims, &ins[i]);
-        if (!st) st = r->iface->set_input(r, i, ins[i]);
+        si_tensor *w = param_input(m, i);
+        if (!w) st = si_tensor_create(shapes[i].dtype, shapes[i].ndim, shapes[i].dims, &ins[i]);
+        if (!st) st = r->iface->set_input(r, i, w ? w : ins[i]);
     }
     if (!st) st = r->iface->infer(r);
     si_error err;
@@ -772,6 +787,7 @@ static si_result snapshot_inputs(fs_model *m, fs_req *r) {
         r->guard = gd;
     }
     for (int i = 0; i < gd->n_in; i++) {
+        if (m->in_param && m->in_param[i]) continue; /* a constant: bound as it is (in_bound) */
         si_tensor *s = &gd->snap[i];
         const si_tensor *b = r->base.bound[i];
         if (b->nbytes && (!s->owned || s->nbytes != b->nbytes)) {
@@ -974,6 +990,18 @@ static bool accuracy_breach(fs_model *m, fs_req *r, si_error *why) {
     return breach;
 }
 
+/* The first inference's parameters: kept for warm-ups and probes (constants, alive as long as the model). */
+static void remember_params(fs_model *m, fs_req *r) {
+    if (!m->in_param || atomic_load(&m->params_seen)) return;
+    pthread_mutex_lock(&m->mu);
+    if (!atomic_load(&m->params_seen)) {
+        for (int i = 0; i < m->base.n_inputs; i++)
+            if (m->in_param[i]) m->param_seen[i] = r->base.bound[i];
+        atomic_store(&m->params_seen, true);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void remember_shapes(fs_model *m, fs_req *r) {
     if (m->pol.failback_ms <= 0) return;
     pthread_mutex_lock(&m->mu);
@@ -1006,8 +1034,9 @@ static fs_step infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left, 
         *out = st;
         return STEP_DONE;
     }
+    remember_params(m, r);
     for (int i = 0; i < m->base.n_inputs && !st; i++)
-        st = r->inner->iface->set_input(r->inner, i, guarded ? &r->guard->snap[i] : r->base.bound[i]);
+        st = r->inner->iface->set_input(r->inner, i, guarded && !(m->in_param && m->in_param[i]) ? &r->guard->snap[i] : r->base.bound[i]);
     bool timed_out = false;
     if (!st) st = guarded ? run_guarded(m, r, &timed_out) : r->inner->iface->infer(r->inner);
     if (!st) {
@@ -1238,6 +1267,15 @@ si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     if (!m->cand || !m->fail_msg || !m->device_desc) { fs_model_free(&m->base); return si_err(SI_ERR_NO_MEM, "out of memory"); }
     memcpy(m->cand, d->candidates, sizeof(int) * (size_t)m->n);
     m->base.device = m->device_desc;
+    bool any_param = false;
+    for (int i = 0; d->in_param && i < d->n_in_param; i++) any_param |= d->in_param[i];
+    if (any_param) {
+        m->in_param = si_calloc((size_t)d->n_in_param + 1, sizeof(bool));
+        m->param_seen = si_calloc((size_t)d->n_in_param + 1, sizeof(si_tensor *));
+        if (!m->in_param || !m->param_seen) { fs_model_free(&m->base); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+        memcpy(m->in_param, d->in_param, sizeof(bool) * (size_t)d->n_in_param);
+        m->n_in_param = d->n_in_param;
+    }
     m->acc_pos = -1;
     for (int p = 0; p < m->n && m->pol.acc_check; p++)
         if (m->cand[p] == m->pol.acc_device) m->acc_pos = p;
@@ -1260,6 +1298,8 @@ si_result si_failsafe_create(const si_failsafe_desc *d, si_cmodel **out) {
     if (!(m->in_ports = si_ports_copy(cm->inputs, cm->n_inputs)) || !(m->out_ports = si_ports_copy(cm->outputs, cm->n_outputs)))
         st = si_err(SI_ERR_NO_MEM, "out of memory");
     if (!st && !(m->probe_in = si_calloc((size_t)cm->n_inputs + 1, sizeof(si_tensor)))) st = si_err(SI_ERR_NO_MEM, "out of memory");
+    if (!st && m->in_param && m->n_in_param != cm->n_inputs)
+        st = si_err(SI_ERR_INTERNAL, "failsafe: %d parameter flags for %d inputs", m->n_in_param, cm->n_inputs);
     m->base.n_inputs = cm->n_inputs;
     m->base.n_outputs = cm->n_outputs;
     if (st) { fs_model_free(&m->base); return st; }

@@ -58,6 +58,12 @@ typedef struct si_failsafe_desc {
     si_failsafe_policy policy;
     si_sink *sink;           /* a reference is taken */
     const char *device_desc; /* copied; reported as the compiled model's device */
+    /* Parameters: per input (n_in_param of them; 0: none), whether it is a constant the caller binds for the
+     * compiled model's whole life (a function body's weight, ir/fold.h). It is never copied for the watchdog, and
+     * warm-ups and fail-back probes bind the one an inference bound rather than a zero tensor (devices may cache
+     * what they derive from it). Copied. */
+    int n_in_param;
+    const bool *in_param;
 } si_failsafe_desc;
 
 /* Errors: the status of the last candidate when all fail, with a message naming each device and why. */

@@ -124,6 +124,9 @@ typedef struct si_val {
     int producer;                      /* node index, or -1 for graph inputs and initializers */
     bool is_input, is_output, is_initializer;
     bool is_outer;                     /* subgraph: a value of an enclosing graph, read by name */
+    bool is_param;                     /* a function body's input bound to a constant per call (a layer's weight,
+                                        * see fold.h): its contents never change while a compiled model lives, so
+                                        * a device may keep what it derives from a bound tensor (by its data) */
 } si_val;
 
 typedef struct si_opset {

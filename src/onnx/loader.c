@@ -5,6 +5,7 @@
  * model's size.
  */
 #include "onnx/onnx.h"
+#include "ir/fold.h"
 
 #include "onnx.pb-c.h"
 
@@ -464,6 +465,9 @@ static si_result convert_node(si_graph *g, name_index *ix, Onnx__NodeProto *np, 
     snprintf(fallback, sizeof fallback, "#%d", index);
     si_result s = SI_OK;
     if (!np->op_type || !*np->op_type) return si_err(SI_ERR_PARSE, "node %d has no op_type", index);
+    if (np->domain && !strcmp(np->domain, SI_FOLD_DOMAIN)) /* its ops are made by safeinfer itself (ir/fold.h) */
+        return si_err(SI_ERR_UNSUPPORTED, "node '%s' (%s): domain %s is safeinfer's own (the calls it makes when it folds "
+                      "repeated blocks); a model may not use it", np->name && *np->name ? np->name : fallback, np->op_type, SI_FOLD_DOMAIN);
     if (!(n.name = si_strdup(np->name && *np->name ? np->name : fallback)) || !(n.op_type = si_strdup(np->op_type)) ||
         !(n.domain = si_strdup(np->domain ? np->domain : "")))
         goto oom;

@@ -267,12 +267,20 @@ si_result si_control_bind(si_kctx *c, const char *attr, si_graph *body) {
     return SI_OK; /* If's branches have no formal inputs */
 }
 
+/* A Call (ir/fold.h) is made after shape inference, its outputs typed, and never inferred again: one in a model
+ * is refused here. */
+static si_result call_infer(si_kctx *c) {
+    return si_err(SI_ERR_UNSUPPORTED, "node '%s': Call (%s) is made by safeinfer when it folds repeated blocks; a model "
+                  "may not use it", c->node->name, c->node->domain);
+}
+
 // --- table ------------------------------------------------------------------------------------------------
 
 static const si_op_def defs[] = {
     {.id = SI_OP_IF, .flags = SI_OPF_SUBGRAPH, .types = {SI_T(SI_BOOL)}, .infer = if_infer},
     {.id = SI_OP_LOOP, .flags = SI_OPF_SUBGRAPH, .types = {SI_T_INTS, SI_T(SI_BOOL)}, .infer = loop_infer},
     {.id = SI_OP_SCAN, .flags = SI_OPF_SUBGRAPH, .infer = scan_infer},
+    {.id = SI_OP_CALL, .flags = SI_OPF_HOST, .infer = call_infer},
 };
 
 SI_OP_FAMILY_PARTIAL(control, defs);

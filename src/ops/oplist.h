@@ -245,6 +245,7 @@
     X(IF, "If", "")                                                                                            \
     X(LOOP, "Loop", "")                                                                                        \
     X(SCAN, "Scan", "")                                                                                        \
+    X(CALL, "Call", "ai.safeinfer") /* a folded block's call (ir/fold.h), run by the executor */               \
     /* signal.c: Fourier transforms */                                                                          \
     X(DFT, "DFT", "")                                                                                          \
     X(STFT, "STFT", "")                                                                                        \

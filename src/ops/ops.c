@@ -112,7 +112,7 @@ si_result si_op_supported(const si_node *node, int n_in, const si_tensor *const 
 si_result si_op_runnable(const si_node *node) {
     if (!node->op) return si_op_supported(node, 0, NULL); /* names what is not implemented */
     if (node->op->run) return SI_OK;
-    if (node->op->flags & SI_OPF_SUBGRAPH)
+    if (node->op->flags & (SI_OPF_SUBGRAPH | SI_OPF_HOST))
         return si_err(SI_ERR_UNSUPPORTED, "%s: control flow runs on the host (the executor), not in a device", node->op_type);
     return si_err(SI_ERR_UNSUPPORTED, "%s: there is no kernel for it", node->op_type);
 }

@@ -73,6 +73,8 @@ enum {
     SI_OPF_SUBGRAPH = 1u << 2,   /* has graph attributes (control flow): shape inference infers the subgraphs
                                   * first (si_control_bind gives their formal inputs); the partition makes it a
                                   * host submodel and the executor runs it (exec/control.c): no device kernel */
+    SI_OPF_HOST = 1u << 3,       /* run by the executor on the host, like control flow, without subgraphs (a
+                                  * folded block's Call, ir/fold.h): a host submodel of its own, no kernel */
 };
 
 #define SI_OP_TYPED_INPUTS 4 /* inputs with a type constraint in si_op_def.types; later ones: any type */

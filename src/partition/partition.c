@@ -17,7 +17,7 @@ static bool node_folded(const si_graph *g, const si_node *n) {
 }
 
 /* Control flow: run by the executor on the host, never by a device. */
-static bool is_host(const si_node *n) { return n->op && (n->op->flags & SI_OPF_SUBGRAPH); }
+static bool is_host(const si_node *n) { return n->op && (n->op->flags & (SI_OPF_SUBGRAPH | SI_OPF_HOST)); }
 
 static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b, const char *c) {
     size_t l = strlen(buf);
@@ -57,6 +57,7 @@ static si_result build_subgraph(const si_graph *g, si_submodel *s, const int *ow
                 d->dtype = pv->dtype;
                 d->ndim = pv->ndim;
                 memcpy(d->dims, pv->dims, sizeof d->dims);
+                d->is_param = pv->is_param;
                 if (pv->const_val) {
                     d->const_val = si_const_ref(pv->const_val);
                     d->is_initializer = true;

@@ -73,6 +73,8 @@ typedef struct cpu_req {
     bool profile;
     double *prof_ms;         /* per plan step: time and calls since the last profile flush */
     int64_t *prof_calls;
+    void **pp_ptr;           /* per plan parameter (SLOT_PARAM): its packed weights for the tensor bound now */
+    const si_tensor **pp_src; /* ... and that tensor */
 } cpu_req;
 
 // --- binding a request to a plan ------------------------------------------------------------------------------
@@ -94,6 +96,10 @@ static void unbind(cpu_req *r) {
     si_free(r->prof_calls);
     r->prof_calls = NULL;
     r->plan = NULL;
+    si_free(r->pp_ptr);
+    si_free(r->pp_src);
+    r->pp_ptr = NULL;
+    r->pp_src = NULL;
 }
 
 static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
@@ -104,6 +110,7 @@ static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
     case SLOT_OUTPUT: return r->base.outs[s->index]->data;
     case SLOT_CONST: return (void *)s->cptr;
     case SLOT_DYN: return r->dyn[s->index].data;
+    case SLOT_PARAM: return r->pp_ptr[s->index];
     }
     return NULL;
 }
@@ -178,7 +185,24 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
                 return cpu_dnnl_err(ds, "binding memory", NULL);
         }
     }
+    if (p->n_ppacks && (!(r->pp_ptr = si_calloc((size_t)p->n_ppacks, sizeof(void *))) ||
+                        !(r->pp_src = si_calloc((size_t)p->n_ppacks, sizeof(si_tensor *)))))
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory binding a request");
     r->plan = p;
+    return SI_OK;
+}
+
+/* The packed weights of the parameters bound now (a function body's request is bound to one call's weights, so this
+ * looks them up once per request, not per inference). */
+static si_result resolve_params(cpu_req *r, const cpu_model *m, const cpu_plan *p) {
+    for (int i = 0; i < p->n_ppacks; i++) {
+        const si_tensor *t = r->base.bound[p->ppacks[i].port];
+        if (r->pp_src[i] == t && r->pp_ptr[i]) continue;
+        r->pp_src[i] = NULL;
+        si_result s = cpu_store_param(m->store, &p->ppacks[i], t, r->stream, &r->pp_ptr[i]);
+        if (s) return si_err_wrap(s, "CPU: input '%s'", p->g->values[p->g->inputs[p->ppacks[i].port]].name);
+        r->pp_src[i] = t;
+    }
     return SI_OK;
 }
 
@@ -618,6 +642,7 @@ static si_result cpu_infer(si_ireq *r_) {
         unbind(r);
         return s;
     }
+    if (p->n_ppacks && (s = resolve_params(r, m, p))) return s;
     int old = cpu_threads_set(p->threads);
     double t0 = m->plan1 ? now_ms() : 0;
     s = run_plan(r, p);

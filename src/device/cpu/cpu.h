@@ -61,7 +61,10 @@ void cpu_parallel(int nthr, void (*fn)(void *arg, int ithr, int nthr), void *arg
 
 // --- plans ----------------------------------------------------------------------------------------------
 
-typedef enum cpu_slot_kind { SLOT_ARENA, SLOT_INPUT, SLOT_OUTPUT, SLOT_CONST, SLOT_DYN } cpu_slot_kind;
+/* SLOT_PARAM: weights packed from a parameter input (si_val.is_param: a function body's weight, bound per call),
+ * looked up in (or packed into) the model's store when a request sees a new tensor bound to it; index: the
+ * plan's ppacks entry. */
+typedef enum cpu_slot_kind { SLOT_ARENA, SLOT_INPUT, SLOT_OUTPUT, SLOT_CONST, SLOT_DYN, SLOT_PARAM } cpu_slot_kind;
 
 typedef struct cpu_slot {
     cpu_slot_kind kind;
@@ -115,8 +118,20 @@ typedef struct cpu_step {
     char kernel[48];   /* for profiles: oneDNN's implementation name, "own:...", or "reference" */
 } cpu_step;
 
+/* Weights from a parameter input, packed at run time (SLOT_PARAM): the input port, the store key (its src is the
+ * bound tensor), the plain layout of the bound tensor and the layout the primitive wants. */
+typedef struct cpu_ppack {
+    int port;
+    int node;
+    char tag[16];
+    uint64_t fp;
+    dnnl_memory_desc_t plain, want;
+} cpu_ppack;
+
 typedef struct cpu_plan {
     si_graph *g;        /* owned: the graph the plan was built for (shapes specialised) */
+    cpu_ppack *ppacks;  /* parameters packed at run time (SLOT_PARAM slots index it) */
+    int n_ppacks, cap_ppacks;
     int threads;
     int64_t *key;       /* input shapes the plan was built for: per input ndim then dims */
     int key_len;
@@ -221,6 +236,13 @@ int cpu_pb_new_out(cpu_pb *b, int value, const dnnl_memory_desc_t *md);   /* new
 int cpu_pb_new_inplace(cpu_pb *b, int value, const dnnl_memory_desc_t *md, int over); /* shares over's slot */
 bool cpu_pb_can_overwrite(cpu_pb *b, int buf, int consumer_uses);         /* buf's slot is dead after this use */
 int cpu_pb_const_buf(cpu_pb *b, const void *data, const dnnl_memory_desc_t *md); /* data outlives the plan */
+/* A buffer of weights packed from parameter input `value` (plain layout `plain`) into `want` at run time, when a
+ * request is bound to a tensor for it (cpu_store_param); -1 with si_err on failure. */
+int cpu_pb_param_buf(cpu_pb *b, int value, const cpu_skey *k, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);
+/* The packed form of parameter tensor t for pp (*out): the store's entry, packed now (on `stream`) when this is the
+ * first request to bind t. Packs are serialised; lookups of a packed entry only take the store's lock. INVALID_ARG
+ * (t is not of the parameter's size), NO_MEM, DEVICE. */
+si_result cpu_store_param(cpu_store *s, const cpu_ppack *pp, const si_tensor *t, dnnl_stream_t stream, void **out);
 void cpu_pb_keep_const(cpu_pb *b, int value);  /* a step reads this graph constant's data at run time */
 int cpu_pb_view(cpu_pb *b, int value, int over);                          /* value aliases buffer over (plain) */
 int cpu_pb_strided_view(cpu_pb *b, int value, int over, const dnnl_memory_desc_t *md); /* value read through md */

@@ -458,11 +458,26 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
                                const dnnl_memory_desc_t *wact, const float *bias, const dnnl_memory_desc_t *bmd,
                                const dnnl_memory_desc_t *dmd) {
     const bool w = wk != NULL;
+    const bool param = w && w_value >= 0; /* weights from a parameter input: packed per bound tensor at run time */
     const si_node *nd = &b->g->nodes[n];
     dnnl_memory_desc_t wany, wip, bip;
     if (w) dnnl_memory_desc_init_by_tag(&wany, wplain->ndims, wplain->dims, dnnl_f32, dnnl_format_tag_any);
     /* weights a matmul at another shape packed already (compile's probe plans): their layout, not a second copy */
-    bool kept = w && cpu_store_layout(b->store, wk, wplain, &wany);
+    bool kept = w && !param && cpu_store_layout(b->store, wk, wplain, &wany);
+    if (param && wplain->ndims == 2) { /* one layout for every plan (prefill, decode): the one a 64-row GEMM wants */
+        dnnl_memory_desc_t psrc, pdst;
+        dnnl_dims_t sd = {64, wplain->dims[0]}, dd = {64, wplain->dims[1]};
+        dnnl_memory_desc_init_by_tag(&psrc, 2, sd, dnnl_f32, dnnl_ab);
+        dnnl_memory_desc_init_by_tag(&pdst, 2, dd, dnnl_f32, dnnl_ab);
+        dnnl_matmul_desc_t pmm;
+        dnnl_primitive_desc_t ppd = NULL;
+        if (dnnl_matmul_desc_init(&pmm, &psrc, &wany, NULL, &pdst) == dnnl_success &&
+            dnnl_primitive_desc_create(&ppd, &pmm, NULL, b->eng, NULL) == dnnl_success) {
+            wany = *q_md(ppd, dnnl_query_weights_md);
+            kept = true;
+        }
+        if (ppd) dnnl_primitive_desc_destroy(ppd);
+    }
     /* else a few rows times constant weights (a classifier head): inner product (as fast as matmul here) */
     bool ip = !kept && w && cpu_md_is_plain(smd) && smd->ndims == 2 && smd->dims[0] <= 4;
     dnnl_status_t ds;
@@ -505,7 +520,10 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         int pb = cpu_pb_plain(b, src_value);
         sb = pb < 0 ? -1 : cpu_pb_alias(b, pb, smd);
     }
-    int wb = sb < 0 ? -1 : w ? cpu_pb_pack(b, wk, wfill ? NULL : wctx, wfill, wctx, wplain, q_md(pd, dnnl_query_weights_md)) : cpu_pb_in_md(b, w_value, wact);
+    int wb = sb < 0 ? -1
+             : param ? cpu_pb_param_buf(b, w_value, wk, wplain, q_md(pd, dnnl_query_weights_md))
+             : w     ? cpu_pb_pack(b, wk, wfill ? NULL : wctx, wfill, wctx, wplain, q_md(pd, dnnl_query_weights_md))
+                     : cpu_pb_in_md(b, w_value, wact);
     int bb = -1;
     if (wb >= 0 && bias) {
         const void *bc = cpu_pb_shared_data(b, n, "bias", bias, dnnl_memory_desc_get_size(bmd));
@@ -642,6 +660,24 @@ static si_result lower_matmul(cpu_pb *b, int n) {
         cpu_skey wk = {.node = n, .tag = "mm.w", .fp = cpu_chain_fp(&c), .src = Bc};
         s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, c.scale ? fill_gemm_w : NULL, c.scale ? (const void *)&gw : Bc->data, &wplain, -1, NULL,
                           c.shift, &bmd, &dmd);
+        cpu_chain_free(&c);
+        return s;
+    }
+    if (Bv->is_param && !Bc && Bv->ndim == 2 && Bv->dtype == SI_F32 && A->ndim >= 2 && si_dims_known(2, Bv->dims)) {
+        /* activations x a function body's weight (a parameter, bound per call): packed once per bound tensor into
+         * the model's store at run time; nothing folds into it (the chain keeps its post-ops) */
+        int64_t K = Bv->dims[0], N = Bv->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
+        if (A->dims[A->ndim - 1] != K || N < 1) return unsupported();
+        int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N};
+        dnnl_memory_desc_t smd, wplain, dmd;
+        cpu_md_plain(&smd, 2, sd);
+        cpu_md_plain(&wplain, 2, wd);
+        cpu_md_plain(&dmd, 2, dd);
+        cpu_chain c;
+        cpu_chain_init(&c, b, n, 2, dd, -1, true);
+        cpu_chain_extend(b, &c);
+        cpu_skey wk = {.node = n, .tag = "mm.p", .fp = cpu_chain_fp(&c)};
+        s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, NULL, NULL, &wplain, nd->in[1], NULL, NULL, NULL, &dmd);
         cpu_chain_free(&c);
         return s;
     }

@@ -349,6 +349,31 @@ int cpu_pb_const_buf(cpu_pb *b, const void *data, const dnnl_memory_desc_t *md) 
     return add_buf(b, -1, s, md, false, false);
 }
 
+int cpu_pb_param_buf(cpu_pb *b, int value, const cpu_skey *k, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want) {
+    cpu_plan *p = b->p;
+    int port = -1;
+    for (int i = 0; i < b->g->n_inputs; i++)
+        if (b->g->inputs[i] == value) port = i;
+    if (port < 0) {
+        si_err(SI_ERR_INTERNAL, "CPU: parameter '%s' is no input", b->g->values[value].name);
+        return -1;
+    }
+    if (!grow((void **)&p->ppacks, &p->cap_ppacks, p->n_ppacks + 1, sizeof(cpu_ppack))) {
+        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning buffers");
+        return -1;
+    }
+    cpu_ppack *pp = &p->ppacks[p->n_ppacks];
+    memset(pp, 0, sizeof *pp);
+    pp->port = port;
+    pp->node = k->node;
+    snprintf(pp->tag, sizeof pp->tag, "%s", k->tag);
+    pp->fp = k->fp;
+    pp->plain = *plain;
+    pp->want = *want;
+    int s = add_slot(p, SLOT_PARAM, p->n_ppacks++, 0);
+    return s < 0 ? -1 : add_buf(b, -1, s, want, false, false);
+}
+
 bool cpu_pb_can_overwrite(cpu_pb *b, int buf, int consumer_uses) {
     cpu_plan *p = b->p;
     int slot = p->bufs[buf].slot;
@@ -647,6 +672,7 @@ void cpu_plan_free(cpu_plan *p) {
         si_free(s->out_buf);
     }
     si_free(p->node_step);
+    si_free(p->ppacks);
     for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
     si_free(p->owned);
     si_free(p->steps);

@@ -42,6 +42,7 @@ typedef struct cpu_sentry {
 
 struct cpu_store {
     pthread_mutex_t lock;
+    pthread_mutex_t pack_lock; /* run-time packing of parameters (cpu_store_param), one at a time */
     cpu_sentry *e;
     int n, cap;
     const si_graph *g; /* the compiled model's graph: its constants are shared by every plan's graph */
@@ -53,6 +54,7 @@ si_result cpu_store_new(cpu_store **out) {
     *out = si_calloc(1, sizeof **out);
     if (!*out) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
     pthread_mutex_init(&(*out)->lock, NULL);
+    pthread_mutex_init(&(*out)->pack_lock, NULL);
     return SI_OK;
 }
 
@@ -65,6 +67,7 @@ void cpu_store_free(cpu_store *s) {
     }
     si_free(s->e);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->pack_lock);
     si_free(s);
 }
 
@@ -107,11 +110,9 @@ bool cpu_store_model_const(const cpu_store *s, const si_tensor *t) {
     return false;
 }
 
-void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill) {
-    cpu_store *s = b->store;
+/* The entry for key k (made when missing): its memory; *fill tells whether it still has to be filled. */
+static void *store_entry(cpu_store *s, const cpu_skey *k, size_t bytes, bool *fill) {
     *fill = true;
-    /* made from a constant folded for this plan's shapes (it may differ with every shape): the plan's own */
-    if (k->src && !cpu_store_model_const(s, k->src)) return cpu_pb_own(b, bytes);
     pthread_mutex_lock(&s->lock);
     cpu_sentry *e = NULL;
     for (int i = 0; i < s->n && !e; i++)
@@ -158,6 +159,73 @@ void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill) {
     return ptr;
 }
 
+void *cpu_pb_shared(cpu_pb *b, const cpu_skey *k, size_t bytes, bool *fill) {
+    /* made from a constant folded for this plan's shapes (it may differ with every shape): the plan's own */
+    if (k->src && !cpu_store_model_const(b->store, k->src)) {
+        *fill = true;
+        return cpu_pb_own(b, bytes);
+    }
+    return store_entry(b->store, k, bytes, fill);
+}
+
+static void set_ready(cpu_store *s, const void *ptr) {
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n; i++)
+        if (s->e[i].ptr == ptr && !s->e[i].ready) {
+            s->e[i].ready = true;
+            s->fills++;
+            break;
+        }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Parameters are bound by the executor to the model's constants (the calls' weights), which live as long as the
+ * compiled model: the entry holds a reference, keyed by the tensor like any constant. */
+si_result cpu_store_param(cpu_store *s, const cpu_ppack *pp, const si_tensor *t, dnnl_stream_t stream, void **out) {
+    *out = NULL;
+    if (!t->data || t->nbytes != dnnl_memory_desc_get_size(&pp->plain))
+        return si_err(SI_ERR_INVALID_ARG, "CPU: parameter input %d holds %zu bytes, not the %zu its layout takes", pp->port,
+                      t->nbytes, (size_t)dnnl_memory_desc_get_size(&pp->plain));
+    cpu_skey k = {.node = pp->node, .tag = pp->tag, .fp = pp->fp, .src = t, .md = &pp->want};
+    size_t bytes = dnnl_memory_desc_get_size(&pp->want);
+    bool fill;
+    void *dst = store_entry(s, &k, bytes, &fill);
+    if (!dst) return SI_ERR_NO_MEM;
+    if (!fill) {
+        *out = dst;
+        return SI_OK;
+    }
+    si_result res = SI_OK;
+    pthread_mutex_lock(&s->pack_lock); /* one packer: another request may be packing this entry right now */
+    dst = store_entry(s, &k, bytes, &fill);
+    if (dst && fill) {
+        dnnl_engine_t eng;
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_t prim = NULL;
+        dnnl_memory_t sm = NULL, dm = NULL;
+        dnnl_status_t st = cpu_engine(&eng) ? dnnl_runtime_error : dnnl_reorder_primitive_desc_create(&pd, &pp->plain, eng, &pp->want, eng, NULL);
+        if (st == dnnl_success) st = dnnl_primitive_create(&prim, pd);
+        if (st == dnnl_success) st = dnnl_memory_create(&sm, &pp->plain, eng, t->data);
+        if (st == dnnl_success) st = dnnl_memory_create(&dm, &pp->want, eng, dst);
+        if (st == dnnl_success) {
+            dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, sm}, {DNNL_ARG_TO, dm}};
+            st = dnnl_primitive_execute(prim, stream, 2, args);
+        }
+        if (st == dnnl_success) st = dnnl_stream_wait(stream);
+        if (sm) dnnl_memory_destroy(sm);
+        if (dm) dnnl_memory_destroy(dm);
+        if (prim) dnnl_primitive_destroy(prim);
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (st == dnnl_success) set_ready(s, dst);
+        else res = cpu_dnnl_err(st, "packing a parameter (reorder)", NULL);
+    } else if (!dst) {
+        res = SI_ERR_NO_MEM;
+    }
+    pthread_mutex_unlock(&s->pack_lock);
+    if (!res) *out = dst;
+    return res;
+}
+
 bool cpu_store_layout(cpu_store *s, const cpu_skey *k, const dnnl_memory_desc_t *plain, dnnl_memory_desc_t *md) {
     bool found = false;
     pthread_mutex_lock(&s->lock);
@@ -174,17 +242,7 @@ bool cpu_store_layout(cpu_store *s, const cpu_skey *k, const dnnl_memory_desc_t 
     return found;
 }
 
-void cpu_pb_shared_ready(cpu_pb *b, const void *ptr) {
-    cpu_store *s = b->store;
-    pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < s->n; i++)
-        if (s->e[i].ptr == ptr && !s->e[i].ready) {
-            s->e[i].ready = true;
-            s->fills++;
-            break;
-        }
-    pthread_mutex_unlock(&s->lock);
-}
+void cpu_pb_shared_ready(cpu_pb *b, const void *ptr) { set_ready(b->store, ptr); }
 
 si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src)) {
     pthread_mutex_lock(&s->lock);

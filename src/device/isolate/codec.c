@@ -16,8 +16,9 @@
 #if defined(__x86_64__) || defined(__aarch64__)
 /* Not encoded, since a graph with subgraphs is refused before it is sent (iso_compile): si_graph's parent, depth,
  * outer and syms, si_val's is_outer, si_node's implicit, si_attr's g and gs (symbolic dimensions travel as
- * their values; their names stay with the sender). */
-_Static_assert(sizeof(si_graph) == 144 && sizeof(si_val) == 160 && sizeof(si_node) == 96 && sizeof(si_attr) == 88 &&
+ * their values; their names stay with the sender). Nor si_val's is_param: in the helper process a parameter is a
+ * plain input (its tensors there are the request's shared-memory copies, not the model's constants). */
+_Static_assert(sizeof(si_graph) == 144 && sizeof(si_val) == 168 && sizeof(si_node) == 96 && sizeof(si_attr) == 88 &&
                    sizeof(si_opset) == 16,
                "the IR structs changed: encode and decode the new fields in src/device/isolate/codec.c");
 #endif

@@ -95,6 +95,12 @@ struct ocl_model {
     unsigned long tick;
     ocl_build *fixed;      /* every input shape fixed at compile: the one plan */
     bool profile;          /* option profile=on: requests time their kernels (event timestamps) */
+    struct ocl_pbuf {      /* parameters (a function body's weights, si_val.is_param): uploaded once per bound
+                            * constant, shared by every request and plan (under lock) */
+        const si_tensor *t;
+        cl_mem mem;
+    } *pbufs;
+    int n_pbufs, cap_pbufs;
 };
 
 typedef ocl_build ocl_mdl;
@@ -616,6 +622,7 @@ typedef struct ocl_req {
     cl_mem *inbufs;      /* per input port; NULL when no step reads it */
     cl_mem scratch;
     cl_kernel *kernels;  /* per step */
+    const si_tensor **pbound; /* per input port that is a parameter: the constant the kernels' arguments read now */
     cl_event *events;    /* profile=on: per step, the launch's event (NULL when it did not run) */
     double *prof_ms;     /* profile=on: per step, device time and launches since the last profile flush */
     int64_t *prof_calls;
@@ -650,6 +657,8 @@ static void req_unbind(ocl_req *r) {
     si_free(r->kernels);
     si_free(r->slots);
     si_free(r->inbufs);
+    si_free(r->pbound);
+    r->pbound = NULL;
     si_free(r->events);
     si_free(r->prof_ms);
     si_free(r->prof_calls);
@@ -688,8 +697,9 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
     r->plan = m;
     r->slots = si_calloc((size_t)m->n_slots + 1, sizeof(cl_mem));
     r->inbufs = si_calloc((size_t)M->base.n_inputs + 1, sizeof(cl_mem));
+    r->pbound = si_calloc((size_t)M->base.n_inputs + 1, sizeof(si_tensor *));
     r->kernels = si_calloc((size_t)m->n_steps + 1, sizeof(cl_kernel));
-    if (!r->slots || !r->inbufs || !r->kernels) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
+    if (!r->slots || !r->inbufs || !r->pbound || !r->kernels) return si_err(SI_ERR_NO_MEM, "out of memory creating a request");
     if (M->profile && (!(r->events = si_calloc((size_t)m->n_steps + 1, sizeof(cl_event))) ||
                        !(r->prof_ms = si_calloc((size_t)m->n_steps + 1, sizeof(double))) ||
                        !(r->prof_calls = si_calloc((size_t)m->n_steps + 1, sizeof(int64_t)))))
@@ -708,6 +718,7 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
             int root = root_of(m, m->steps[i].args[a].i);
             if (root < 0 || m->kind[root] != ST_INPUT) continue;
             int port = m->slot[root];
+            if (g->values[root].is_param) continue; /* the model's upload of the constant bound (bind_params) */
             if (!r->inbufs[port] && (s = new_buffer(m, value_bytes(&g->values[root]), &r->inbufs[port], "allocating an input buffer")))
                 return s;
         }
@@ -729,6 +740,8 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
             cl_float fv = ar->f;
             switch (ar->kind) {
             case OA_VAL:
+                if (root_of(m, ar->i) >= 0 && m->kind[root_of(m, ar->i)] == ST_INPUT && g->values[root_of(m, ar->i)].is_param)
+                    break; /* set per bound constant (bind_params) */
                 if (!(b = value_buf(r, m, ar->i))) return si_err(SI_ERR_INTERNAL, "kernel %s argument %d has no buffer", st->kernel, a);
                 e = clSetKernelArg(r->kernels[i], (cl_uint)a, sizeof b, &b);
                 break;
@@ -743,6 +756,56 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
             snprintf(what, sizeof what, "setting the arguments of kernel %s", st->kernel);
             return ocl_cl_err(e, what);
         }
+    }
+    return SI_OK;
+}
+
+/* The model's buffer of parameter constant t, uploaded at its first use. */
+static si_result param_buf(ocl_mdl *m, const si_tensor *t, cl_mem *out) {
+    ocl_model *M = m->owner;
+    si_result s = SI_OK;
+    pthread_mutex_lock(&M->lock);
+    *out = NULL;
+    for (int i = 0; i < M->n_pbufs && !*out; i++)
+        if (M->pbufs[i].t == t) *out = M->pbufs[i].mem;
+    if (!*out) {
+        if (M->n_pbufs == M->cap_pbufs) {
+            int cap = M->cap_pbufs ? 2 * M->cap_pbufs : 16;
+            struct ocl_pbuf *n = si_realloc(M->pbufs, sizeof *n * (size_t)cap);
+            if (!n) s = si_err(SI_ERR_NO_MEM, "out of memory");
+            else M->pbufs = n, M->cap_pbufs = cap;
+        }
+        if (!s && !(s = upload(m, t->data, t->nbytes, out, "uploading a parameter (a function body's weight)")))
+            M->pbufs[M->n_pbufs++] = (struct ocl_pbuf){t, *out};
+    }
+    pthread_mutex_unlock(&M->lock);
+    return s;
+}
+
+/* Point the kernels' arguments that read a parameter input at the model's upload of the constant bound to it (once
+ * per request and constant: a function body's request is bound to one call's weights). */
+static si_result bind_params(ocl_req *r) {
+    ocl_mdl *m = r->plan;
+    const si_graph *g = m->g;
+    for (int port = 0; port < g->n_inputs; port++) {
+        const si_tensor *t = r->base.bound[port];
+        int v = g->inputs[port];
+        if (!g->values[v].is_param || r->pbound[port] == t) continue;
+        if (!t->data || t->nbytes != value_bytes(&g->values[v]))
+            return si_err(SI_ERR_INVALID_ARG, "parameter '%s' holds %zu bytes, not %zu", g->values[v].name, t->nbytes,
+                          value_bytes(&g->values[v]));
+        cl_mem b;
+        si_result s = param_buf(m, t, &b);
+        if (s) return s;
+        r->pbound[port] = NULL;
+        for (int i = 0; i < m->n_steps; i++)
+            for (int a = 0; a < m->steps[i].n_args; a++) {
+                const ocl_arg *ar = &m->steps[i].args[a];
+                if (ar->kind != OA_VAL || root_of(m, ar->i) != v) continue;
+                cl_int e = clSetKernelArg(r->kernels[i], (cl_uint)a, sizeof b, &b);
+                if (e != CL_SUCCESS) return ocl_cl_err(e, "setting a parameter argument");
+            }
+        r->pbound[port] = t;
     }
     return SI_OK;
 }
@@ -812,7 +875,7 @@ static void req_profile(si_ireq *r_, si_prof *sink) {
 static si_result req_infer(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     si_result chk = si_ireq_check_inputs(&r->base);
-    if (chk || (chk = req_plan(r))) return chk;
+    if (chk || (chk = req_plan(r)) || (chk = bind_params(r))) return chk;
     ocl_mdl *m = r->plan;
     ocl_model *M = m->owner;
     si_graph *g = m->g;
@@ -935,6 +998,8 @@ static void model_free(si_cmodel *m_) {
     ocl_model *M = (ocl_model *)m_;
     if (!M) return;
     for (int i = 0; i < M->n_plans; i++) plan_free(M->plans[i]);
+    for (int i = 0; i < M->n_pbufs; i++) clReleaseMemObject(M->pbufs[i].mem);
+    si_free(M->pbufs);
     if (M->cbuf && M->g)
         for (int v = 0; v < M->g->n_values; v++)
             if (M->cbuf[v]) clReleaseMemObject(M->cbuf[v]);

@@ -1,0 +1,303 @@
+/*
+ * test_fold.c — repeated blocks folded into one function body and calls (ir/fold.h), end to end through
+ * include/safeinfer.h on tests/data/fold_blocks.onnx (4 identical blocks, each with its own weights, its own
+ * input P_j and output K_j; see scripts/make_test_models.py), against values computed here:
+ *   - fold=on and fold=off give the same outputs, equal to this file's, on REF, CPU and CPU,REF, at two sequence
+ *     lengths; the report shows one function with 4 calls (none with fold=off) and each call names it;
+ *   - the body is one fail-safe unit: CPU,REF with CPU failing at its Nth inference (N = 1..4: one call of the
+ *     body each) fails the body over once (one failover event, on the body's submodel, one compile on REF) and
+ *     every later call runs on REF; the outputs are the fault-free ones;
+ *   - the watchdog, standby warm-ups and fail-back probes with the body's weights (parameters) bound;
+ *   - requests on 3 threads with random CPU faults share the body (TSan runs this);
+ *   - OCL,CPU (where an OpenCL device takes the body): its weights uploaded once per call, a failover moves it once;
+ *   - a model that uses the Call op itself is refused by name.
+ *
+ *   test_fold [BUILD_DIR]
+ */
+#include "si_test.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define L 4 /* blocks */
+#define D 8 /* width */
+
+static void weights(int j, float *w, float *b) {
+    for (int k = 0; k < D * D; k++) w[k] = (float)((k * 7 + j * 5) % 17) / 16.0f - 0.5f;
+    for (int i = 0; i < D; i++) b[i] = (float)((i * 3 + j) % 5) / 8.0f - 0.25f;
+}
+
+/* Inputs for `rows` = batch * seq rows: X and P_j in a fixed pattern. */
+static void inputs(int rows, float *x, float p[L][64]) {
+    for (int i = 0; i < rows * D; i++) x[i] = (float)((i * 11) % 13) / 6.0f - 1.0f;
+    for (int j = 0; j < L; j++)
+        for (int i = 0; i < rows * D; i++) p[j][i] = (float)((i * 5 + j * 3) % 7) / 10.0f - 0.3f;
+}
+
+/* Y and K_j as the model defines them. */
+static void expected(int rows, const float *x0, float p[L][64], float *y, float k[L][64]) {
+    float x[64], w[D * D], b[D];
+    memcpy(x, x0, sizeof(float) * (size_t)(rows * D));
+    for (int j = 0; j < L; j++) {
+        weights(j, w, b);
+        float nx[64];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < D; c++) {
+                float h = 0;
+                for (int q = 0; q < D; q++) h += x[r * D + q] * w[q * D + c];
+                h += b[c] + p[j][r * D + c];
+                k[j][r * D + c] = tanhf(h);
+                nx[r * D + c] = x[r * D + c] + (h > 0 ? h : 0) * 0.5f;
+            }
+        memcpy(x, nx, sizeof(float) * (size_t)(rows * D));
+    }
+    memcpy(y, x, sizeof(float) * (size_t)(rows * D));
+}
+
+static int in_index(const si_compiled *c, const char *name) {
+    for (int i = 0; i < si_compiled_num_inputs(c); i++)
+        if (!strcmp(si_compiled_input_name(c, i), name)) return i;
+    return -1;
+}
+
+static int out_index(const si_compiled *c, const char *name) {
+    for (int i = 0; i < si_compiled_num_outputs(c); i++)
+        if (!strcmp(si_compiled_output_name(c, i), name)) return i;
+    return -1;
+}
+
+static si_compiled *compile(const char *const *props) {
+    si_model *m = NULL;
+    si_config *cfg = NULL;
+    si_compiled *c = NULL;
+    CHECK_OK(si_model_load(data_path("fold_blocks.onnx"), &m));
+    CHECK_OK(si_config_create(&cfg));
+    for (int i = 0; cfg && props[i]; i += 2) CHECK_OK(si_config_set(cfg, props[i], props[i + 1]));
+    if (m && cfg) CHECK_OK(si_compile(m, cfg, &c));
+    si_config_free(cfg);
+    si_model_free(m);
+    return c;
+}
+
+/* One inference at `seq` rows (batch 1) on rq; true when every output matches. */
+static bool run_once(si_compiled *c, si_request *rq, int seq) {
+    float x[64], p[L][64], y[64], k[L][64];
+    inputs(seq, x, p);
+    expected(seq, x, p, y, k);
+    int64_t dims[3] = {1, seq, D};
+    si_tensor *tx = NULL, *tp[L] = {NULL};
+    bool ok = si_tensor_wrap(SI_F32, 3, dims, x, sizeof(float) * (size_t)(seq * D), &tx) == SI_OK;
+    ok = ok && si_request_set_input(rq, in_index(c, "X"), tx) == SI_OK;
+    for (int j = 0; j < L && ok; j++) {
+        char name[8];
+        snprintf(name, sizeof name, "P%d", j);
+        ok = si_tensor_wrap(SI_F32, 3, dims, p[j], sizeof(float) * (size_t)(seq * D), &tp[j]) == SI_OK &&
+             si_request_set_input(rq, in_index(c, name), tp[j]) == SI_OK;
+    }
+    if (ok && si_request_infer(rq) != SI_OK) {
+        fprintf(stderr, "  infer: %s\n", si_last_error());
+        ok = false;
+    }
+    for (int o = 0; ok && o <= L; o++) {
+        char name[8];
+        snprintf(name, sizeof name, o < L ? "K%d" : "Y", o);
+        si_tensor *t = NULL;
+        ok = si_request_get_output(rq, out_index(c, name), &t) == SI_OK && t &&
+             si_tensor_ndim(t) == 3 && si_tensor_dims(t)[1] == seq;
+        const float *got = ok ? si_tensor_data(t) : NULL, *want = o < L ? k[o] : y;
+        for (int i = 0; ok && i < seq * D; i++)
+            if (fabsf(got[i] - want[i]) > 1e-5f) {
+                fprintf(stderr, "  %s[%d] = %g, expected %g\n", name, i, got[i], want[i]);
+                ok = false;
+            }
+    }
+    si_tensor_free(tx);
+    for (int j = 0; j < L; j++) si_tensor_free(tp[j]);
+    return ok;
+}
+
+/* Occurrences of `needle` in s. */
+static int count(const char *s, const char *needle) {
+    int n = 0;
+    for (const char *p = s ? strstr(s, needle) : NULL; p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+static void test_outputs(const char *devices) {
+    for (int fold = 0; fold < 2; fold++) {
+        fprintf(stderr, "fold_blocks on %s, fold=%s\n", devices, fold ? "on" : "off");
+        const char *props[] = {"devices", devices, "fold", fold ? "on" : "off", NULL};
+        si_compiled *c = compile(props);
+        si_request *rq = NULL;
+        if (c) CHECK_OK(si_request_create(c, &rq));
+        if (!rq) { si_compiled_free(c); continue; }
+        CHECK(run_once(c, rq, 3));
+        CHECK(run_once(c, rq, 5)); /* another shape: the body plans it once for every call */
+        CHECK(run_once(c, rq, 3));
+        char *rep = NULL;
+        CHECK_OK(si_compiled_report_json(c, &rep));
+        if (fold) {
+            CHECK(strstr(rep, "\"functions\":[\n {\"id\":0,\"calls\":4,\"ops\":7,") != NULL);
+            CHECK(count(rep, "\"function\":0") == 4); /* each call names its function */
+            CHECK(strstr(rep, "\"scope\":\"fn0\"") != NULL);
+        } else {
+            CHECK(strstr(rep, "\"functions\":[]") != NULL);
+            CHECK(count(rep, "\"function\":") == 0);
+        }
+        si_free_string(rep);
+        si_request_free(rq);
+        si_compiled_free(c);
+    }
+}
+
+/* CPU,REF with CPU failing at its nth inference: the body fails over once, for all its calls. */
+static void test_body_failover(void) {
+    fprintf(stderr, "fold_blocks on CPU,REF, CPU failing at its Nth inference (N = 1..4: a call of the body)\n");
+    for (int n = 1; n <= 4; n++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "CPU.infer=%d", n);
+        const char *props[] = {"devices", "CPU,REF", "faults", spec, NULL};
+        si_compiled *c = compile(props);
+        si_request *rq = NULL;
+        if (c) CHECK_OK(si_request_create(c, &rq));
+        if (!rq) { si_compiled_free(c); continue; }
+        bool ok = run_once(c, rq, 3) && run_once(c, rq, 4);
+        if (!ok) fprintf(stderr, "  %s: outputs differ\n", spec);
+        CHECK(ok);
+        si_counters k;
+        si_compiled_counters(c, &k);
+        CHECK(k.failovers == 1);
+        char *rep = NULL;
+        CHECK_OK(si_compiled_report_json(c, &rep));
+        /* one failover event, on the body's submodel (5: after the model's 4 calls and its Identity); one compile
+         * of it on REF; the body runs on REF now */
+        CHECK(count(rep, "\"type\":\"failover\"") == 1);
+        CHECK(strstr(rep, "\"type\":\"failover\",\"submodel\":5,") != NULL);
+        CHECK(count(rep, "{\"device\":\"REF\",\"stage\":\"compile\"") == 1);
+        const char *fn = strstr(rep, "\"scope\":\"fn0\"");
+        CHECK(fn && strstr(fn, "\"device\":\"REF\"") != NULL);
+        if (!ok || k.failovers != 1) fprintf(stderr, "%s\n", rep);
+        si_free_string(rep);
+        si_request_free(rq);
+        si_compiled_free(c);
+    }
+}
+
+/* The fail-safe policies that bind a body's inputs themselves: the watchdog (copies of the inputs, never of the
+ * weights), standby warm-ups and fail-back probes (the weights a call bound, never zeros). Outputs stay right while
+ * the body moves between CPU and REF. */
+static void test_policies(void) {
+    static const char *const cases[][2] = {
+        {"infer_timeout_ms", "60000"}, /* the watchdog's input snapshots */
+        {"standby", "on"},             /* REF compiled and warmed up in the background */
+        {"failback_ms", "5"},          /* CPU probed again after it failed once, with the weights seen */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fprintf(stderr, "fold_blocks on CPU,REF, CPU failing once, %s=%s\n", cases[c][0], cases[c][1]);
+        const char *props[] = {"devices", "CPU,REF", "faults", "CPU.infer=2", cases[c][0], cases[c][1], NULL};
+        si_compiled *cm = compile(props);
+        si_request *rq = NULL;
+        if (cm) CHECK_OK(si_request_create(cm, &rq));
+        if (!rq) { si_compiled_free(cm); continue; }
+        for (int i = 0; i < 30; i++) {
+            CHECK(run_once(cm, rq, 1 + i % 4));
+            if (!strcmp(cases[c][0], "failback_ms")) usleep(2000);
+        }
+        si_counters k;
+        si_compiled_counters(cm, &k);
+        CHECK(k.failovers == 1);
+        if (!strcmp(cases[c][0], "failback_ms")) CHECK(k.failbacks >= 1);
+        si_request_free(rq);
+        si_compiled_free(cm);
+    }
+}
+
+typedef struct worker {
+    si_compiled *c;
+    int bad;
+} worker;
+
+static void *work(void *arg) {
+    worker *w = arg;
+    si_request *rq = NULL;
+    if (si_request_create(w->c, &rq) != SI_OK) {
+        w->bad++;
+        return NULL;
+    }
+    for (int i = 0; i < 12; i++) w->bad += !run_once(w->c, rq, 1 + i % 5);
+    si_request_free(rq);
+    return NULL;
+}
+
+static void test_threads(void) {
+    fprintf(stderr, "fold_blocks on CPU,REF from 3 threads, CPU failing at random\n");
+    const char *props[] = {"devices", "CPU,REF", "faults", "CPU.infer=p0.1@5", "recovery_ms", "1", NULL};
+    si_compiled *c = compile(props);
+    if (!c) return;
+    pthread_t t[3];
+    worker w[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (worker){.c = c};
+        CHECK(pthread_create(&t[i], NULL, work, &w[i]) == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(w[i].bad == 0);
+    }
+    si_counters k;
+    si_compiled_counters(c, &k);
+    CHECK(k.failovers >= 1);
+    si_compiled_free(c);
+}
+
+/* OCL,CPU: the body on OCL (its weights uploaded once per call's constant), OCL failing at its Nth inference moves
+ * the body to CPU once. Skipped without an OpenCL device that takes the body. */
+static void test_ocl(void) {
+    for (int n = 0; n <= 3; n++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, n ? "OCL.infer=%d" : "", n);
+        const char *props[] = {"devices", "OCL,CPU", "faults", spec, NULL};
+        si_compiled *c = compile(props);
+        char *rep = NULL;
+        if (c) CHECK_OK(si_compiled_report_json(c, &rep));
+        const char *fn = rep ? strstr(rep, "\"scope\":\"fn0\"") : NULL;
+        bool on_ocl = fn && strstr(fn, "\"device\":\"OCL\"");
+        si_free_string(rep);
+        if (!on_ocl) {
+            fprintf(stderr, "OCL,CPU: skipped (no OpenCL device takes the body here)\n");
+            si_compiled_free(c);
+            return;
+        }
+        fprintf(stderr, "fold_blocks on OCL,CPU%s%s\n", n ? ", " : "", spec);
+        si_request *rq = NULL;
+        CHECK_OK(si_request_create(c, &rq));
+        for (int i = 0; rq && i < 4; i++) CHECK(run_once(c, rq, 2 + i % 3));
+        si_counters k;
+        si_compiled_counters(c, &k);
+        CHECK(k.failovers == (n ? 1 : 0));
+        si_request_free(rq);
+        si_compiled_free(c);
+    }
+}
+
+static void test_hostile(void) {
+    fprintf(stderr, "a model using Call (ai.safeinfer) itself\n");
+    si_model *m = NULL;
+    CHECK_ERR(si_model_load(data_path("fold_hostile_call.onnx"), &m), SI_ERR_UNSUPPORTED, "ai.safeinfer");
+    si_model_free(m);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    test_outputs("REF");
+    test_outputs("CPU");
+    test_outputs("CPU,REF");
+    test_body_failover();
+    test_policies();
+    test_threads();
+    test_ocl();
+    test_hostile();
+    return test_summary("test_fold");
+}
