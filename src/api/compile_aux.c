@@ -272,6 +272,7 @@ si_result si_aux_compile(si_device *d, const si_graph *g, const si_compile_ctx *
     for (int i = 0; T > 0 && i < g->n_nodes && at < 0; i++)
         if (si_hfa_match_at(g, i, &m)) at = i;
     si_cmodel *plain = NULL, *tile = NULL, *fin = NULL;
+    if (getenv("HFA_DEBUG")) fprintf(stderr, "aux compile on %s: match at %d\n", d->name, at);
     si_result st = d->iface->compile(d, g, cc, &plain);
     if (st || at < 0) return st ? st : (*out = plain, SI_OK);
     const int q_in = port_of(g, m.q), k_in = port_of(g, m.k), v_in = port_of(g, m.v);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static _Atomic int64_t tile_runs;
 int64_t si_hfa_tile_runs(void) { return atomic_load(&tile_runs); }
@@ -178,8 +179,10 @@ static si_result hfa_infer(si_ireq *r_) {
     const si_tensor *q = r_->bound[m->q_in], *k = r_->bound[m->k_in], *v = r_->bound[m->v_in];
     const si_tensor *mk = m->mask_in >= 0 ? r_->bound[m->mask_in] : m->mask_const;
     const int rank = q->ndim;
+    if (getenv("HFA_DEBUG")) fprintf(stderr, "hfa infer: rank %d k %d\n", rank, k->ndim);
     if (k->ndim != rank || m->k_axis >= rank) return run_plain(r, m);
     const int64_t Skv = k->dims[m->k_axis], T = m->tile_n;
+    if (getenv("HFA_DEBUG")) fprintf(stderr, "hfa: Skv %lld T %lld takes %d v %lld\n", (long long)Skv, (long long)T, loop_takes(m, q, k, v, mk), (long long)v->dims[rank - 2]);
     if (Skv <= T || !loop_takes(m, q, k, v, mk) || v->dims[rank - 2] != Skv) return run_plain(r, m);
     const int64_t Sq = q->dims[rank - 2], Dv = v->dims[rank - 1];
     int64_t sd[SI_MAX_DIMS], kd[SI_MAX_DIMS], vd[SI_MAX_DIMS];

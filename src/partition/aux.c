@@ -35,6 +35,14 @@ static bool f32(const si_graph *g, int v, int rank) {
     return v >= 0 && g->values[v].dtype == SI_F32 && g->values[v].ndim == rank;
 }
 
+/* An output: float32 (as inferred: an op whose output type is left to run time is not taken, the submodel after
+ * it would not know what it reads), of that rank or of a rank not known at compile time. */
+static bool f32_out(const si_graph *g, int v, int rank) {
+    if (v < 0) return false;
+    const si_val *x = &g->values[v];
+    return x->dtype == SI_F32 && (x->ndim == rank || x->ndim < 0);
+}
+
 static bool match_attention(const si_graph *g, int ni, si_hfa_match *m) {
     const si_node *n = &g->nodes[ni];
     if (n->n_in < 3 || n->n_out < 1 || n->out[0] < 0) return false;
@@ -44,7 +52,7 @@ static bool match_attention(const si_graph *g, int ni, si_hfa_match *m) {
         if (used(g, n->out[k])) return false;
     if (si_attr_float(n, "softcap", 0.0f) != 0.0f) return false;
     const int q = n->in[0], k = n->in[1], v = n->in[2], mk = n->n_in > 3 ? n->in[3] : -1;
-    if (!f32(g, q, 4) || !f32(g, k, 4) || !f32(g, v, 4) || !f32(g, n->out[0], 4)) return false;
+    if (!f32(g, q, 4) || !f32(g, k, 4) || !f32(g, v, 4) || !f32_out(g, n->out[0], 4)) return false;
     const si_val *qv = &g->values[q], *kv = &g->values[k];
     if (qv->dims[1] < 0 || qv->dims[1] != kv->dims[1]) return false; /* one head count (no grouped heads) */
     if (mk >= 0) {
@@ -103,7 +111,7 @@ static bool match_pattern(const si_graph *g, int ni, si_hfa_match *m) {
     cn = &g->nodes[c];
     if (!is_op(cn, "MatMul") || cn->n_in != 2 || cn->in[0] != v || cn->in[1] == v) return false;
     m->v = cn->in[1];
-    if (!f32(g, m->v, r) || !f32(g, cn->out[0], r)) return false;
+    if (!f32(g, m->v, r) || !f32_out(g, cn->out[0], r)) return false;
     m->nodes[m->n_nodes++] = c;
     m->out = cn->out[0];
     return true;

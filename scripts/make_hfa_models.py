@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""Write the host flash attention fixtures of tests/test_hfa.c (tests/data/hfa_*.onnx): attentions whose context
+length L is left open, so that one model runs short contexts (the plain attention) and long ones (the tile loop).
+
+    /usr/bin/python3 scripts/make_hfa_models.py [OUTDIR]     (default: tests/data next to this script)
+
+hfa_attn.onnx     Y = Relu(Attention(Q[1,2,4,8], K[1,2,L,8], V[1,2,L,8], M[4,L] float, is_causal=1))   (opset 23)
+                  (the Attention's output declared in value_info: safeinfer infers no type for it while L is open)
+hfa_attn_bool.onnx  Attention with a bool mask M[1,2,4,L] and no Relu after it: the whole model is the unit
+hfa_pat.onnx      Y = Softmax((Q[2,2,3,8] @ KT[2,2,8,L]) / sqrt(8) + M[2,1,1,L]) @ V[2,2,L,8]          (opset 17)
+hfa_mha.onnx      Y = Softmax(Q @ KT * 0.25) @ V with Q[1,3,6,16] (no mask), then an Add of a constant
+Deterministic: the same bytes on every run.
+"""
+import os
+import sys
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+F = TensorProto.FLOAT
+
+
+def model(graph, opset):
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="safeinfer-tests")
+    m.ir_version = 8 if opset <= 17 else 10
+    return m
+
+
+def vi(name, dims, t=F):
+    return helper.make_tensor_value_info(name, t, dims)
+
+
+def build(out):
+    files = {}
+    files["hfa_attn.onnx"] = model(helper.make_graph(
+        [helper.make_node("Attention", ["Q", "K", "V", "M"], ["A"], name="attn", is_causal=1),
+         helper.make_node("Relu", ["A"], ["Y"], name="relu")], "hfa_attn",
+        [vi("Q", [1, 2, 4, 8]), vi("K", [1, 2, "L", 8]), vi("V", [1, 2, "L", 8]), vi("M", [4, "L"])],
+        [vi("Y", [1, 2, 4, 8])], value_info=[vi("A", [1, 2, 4, 8])]), 23)
+    files["hfa_attn_bool.onnx"] = model(helper.make_graph(
+        [helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"], name="attn_bool", scale=0.5)], "hfa_attn_bool",
+        [vi("Q", [1, 2, 4, 8]), vi("K", [1, 2, "L", 8]), vi("V", [1, 2, "L", 8]), vi("M", [1, 2, 4, "L"], TensorProto.BOOL)],
+        [vi("Y", [1, 2, 4, 8])]), 23)
+    files["hfa_pat.onnx"] = model(helper.make_graph(
+        [helper.make_node("MatMul", ["Q", "KT"], ["s0"], name="qk"),
+         helper.make_node("Div", ["s0", "c"], ["s1"], name="scale"),
+         helper.make_node("Add", ["s1", "M"], ["s2"], name="mask"),
+         helper.make_node("Softmax", ["s2"], ["p"], name="softmax", axis=-1),
+         helper.make_node("MatMul", ["p", "V"], ["Y"], name="pv")], "hfa_pat",
+        [vi("Q", [2, 2, 3, 8]), vi("KT", [2, 2, 8, "L"]), vi("V", [2, 2, "L", 8]), vi("M", [2, 1, 1, "L"])],
+        [vi("Y", [2, 2, 3, 8])], initializer=[numpy_helper.from_array(np.array(np.sqrt(8.0), dtype=np.float32), "c")]), 17)
+    files["hfa_mha.onnx"] = model(helper.make_graph(
+        [helper.make_node("MatMul", ["Q", "KT"], ["s0"], name="qk"),
+         helper.make_node("Mul", ["c", "s0"], ["s1"], name="scale"),
+         helper.make_node("Softmax", ["s1"], ["p"], name="softmax", axis=3),
+         helper.make_node("MatMul", ["p", "V"], ["A"], name="pv"),
+         helper.make_node("Add", ["A", "b"], ["Y"], name="bias")], "hfa_mha",
+        [vi("Q", [1, 3, 6, 16]), vi("KT", [1, 3, 16, "L"]), vi("V", [1, 3, "L", 16])],
+        [vi("Y", [1, 3, 6, 16])],
+        initializer=[numpy_helper.from_array(np.array(0.25, dtype=np.float32), "c"),
+                     numpy_helper.from_array(np.linspace(-1, 1, 16).astype(np.float32), "b")]), 17)
+    os.makedirs(out, exist_ok=True)
+    for name, m in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(m.SerializeToString())
+    return sorted(files)
+
+
+if __name__ == "__main__":
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
+    names = build(os.path.normpath(out))
+    print("wrote %d files to %s" % (len(names), os.path.normpath(out)))
