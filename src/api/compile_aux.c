@@ -178,19 +178,30 @@ static void aux_graphs_free(void *p) {
     si_free(a);
 }
 
-/* The tile graph of match m in g for T keys per tile (hfa.h gives its ports). */
+/* Rows of the attention (queries times every leading dimension) when known at compile time, else -1. */
+static int64_t rows_of(const si_val *q) {
+    int64_t n = 1;
+    for (int i = 0; i < q->ndim - 1; i++) {
+        if (q->dims[i] < 0) return -1;
+        n *= q->dims[i];
+    }
+    return n;
+}
+
+/* The tile graph of match m in g for T keys per tile (hfa.h gives its ports). The scores [..., Sq, T] are seen as
+ * [1, rows, T] and the running state as [1, rows, Dv] and [1, rows, 1], so that every broadcast is along the
+ * middle axis (the form devices' fast binary kernels take: oneDNN's has no fast kernel for a broadcast last axis). */
 static si_graph *tile_graph(const si_graph *g, const si_hfa_match *m, int64_t T, si_result *st) {
     gb b;
     if ((*st = gb_begin(&b))) return NULL;
     const si_val *qv = &g->values[m->q], *kv = &g->values[m->k], *vv = &g->values[m->v];
     const int r = qv->ndim;
-    int64_t kd[SI_MAX_DIMS], vd[SI_MAX_DIMS], sd[SI_MAX_DIMS], md[SI_MAX_DIMS];
+    const int64_t R = rows_of(qv), Dv = vv->dims[r - 1];
+    int64_t kd[SI_MAX_DIMS], vd[SI_MAX_DIMS], md[SI_MAX_DIMS];
     memcpy(kd, kv->dims, sizeof kd);
     memcpy(vd, vv->dims, sizeof vd);
-    memcpy(sd, qv->dims, sizeof sd);
     kd[m->k_axis] = T;
     vd[r - 2] = T;
-    sd[r - 1] = vv->dims[r - 1];
     for (int i = 0; i < r; i++) md[i] = 1;
     if (m->mask >= 0) {
         const si_val *mv = &g->values[m->mask];
@@ -199,9 +210,10 @@ static si_graph *tile_graph(const si_graph *g, const si_hfa_match *m, int64_t T,
     if (m->causal) md[r - 2] = qv->dims[r - 2];
     md[r - 1] = T;
     int q = gb_input(&b, "q", r, qv->dims), k = gb_input(&b, "k_tile", r, kd), v = gb_input(&b, "v_tile", r, vd);
-    int mk = gb_input(&b, "mask_tile", r, md), acc = gb_input(&b, "acc", r, sd);
-    sd[r - 1] = 1;
-    int mx = gb_input(&b, "m", r, sd), l = gb_input(&b, "l", r, sd);
+    int mk = gb_input(&b, "mask_tile", r, md);
+    int acc = gb_input(&b, "acc", 3, (int64_t[]){1, R < 0 ? SI_DIM_UNKNOWN : R, Dv < 0 ? SI_DIM_UNKNOWN : Dv});
+    int mx = gb_input(&b, "m", 3, (int64_t[]){1, R < 0 ? SI_DIM_UNKNOWN : R, 1});
+    int l = gb_input(&b, "l", 3, (int64_t[]){1, R < 0 ? SI_DIM_UNKNOWN : R, 1});
     if (m->transpose_k) {
         int64_t perm[SI_MAX_DIMS];
         for (int i = 0; i < r; i++) perm[i] = i;
@@ -221,19 +233,24 @@ static si_graph *tile_graph(const si_graph *g, const si_hfa_match *m, int64_t T,
         s = gb_node(&b, "Mul", 2, (int[]){s, c}, NULL);
     }
     s = gb_node(&b, "Add", 2, (int[]){s, mk}, NULL);
+    int s_shape = gb_node(&b, "Shape", 1, &s, NULL);
+    int rows_t = gb_const_new(&b, "rows_t", SI_I64, 1, (int64_t[]){3}, (int64_t[]){1, -1, T});
+    int s3 = gb_node(&b, "Reshape", 2, (int[]){s, rows_t}, NULL);
     const int64_t last = -1;
     int axes = gb_const_new(&b, "axes", SI_I64, 1, (int64_t[]){1}, &last);
     int rn = -1;
-    int smax = gb_node(&b, "ReduceMax", 2, (int[]){s, axes}, &rn);
+    int smax = gb_node(&b, "ReduceMax", 2, (int[]){s3, axes}, &rn);
     if (rn >= 0) gb_attr_int(&b, rn, "keepdims", 1, NULL, 0);
     int mn = gb_node(&b, "Max", 2, (int[]){mx, smax}, NULL);
-    int p = gb_node(&b, "Exp", 1, (int[]){gb_node(&b, "Sub", 2, (int[]){s, mn}, NULL)}, NULL);
+    int p3 = gb_node(&b, "Exp", 1, (int[]){gb_node(&b, "Sub", 2, (int[]){s3, mn}, NULL)}, NULL);
     int alpha = gb_node(&b, "Exp", 1, (int[]){gb_node(&b, "Sub", 2, (int[]){mx, mn}, NULL)}, NULL);
-    int sum = gb_node(&b, "ReduceSum", 2, (int[]){p, axes}, &rn);
+    int sum = gb_node(&b, "ReduceSum", 2, (int[]){p3, axes}, &rn);
     if (rn >= 0) gb_attr_int(&b, rn, "keepdims", 1, NULL, 0);
     int l2 = gb_node(&b, "Add", 2, (int[]){gb_node(&b, "Mul", 2, (int[]){l, alpha}, NULL), sum}, NULL);
+    int p = gb_node(&b, "Reshape", 2, (int[]){p3, s_shape}, NULL);
     int pv = gb_node(&b, "MatMul", 2, (int[]){p, v}, NULL);
-    int acc2 = gb_node(&b, "Add", 2, (int[]){gb_node(&b, "Mul", 2, (int[]){acc, alpha}, NULL), pv}, NULL);
+    int pv3 = gb_node(&b, "Reshape", 2, (int[]){pv, gb_node(&b, "Shape", 1, &acc, NULL)}, NULL);
+    int acc2 = gb_node(&b, "Add", 2, (int[]){gb_node(&b, "Mul", 2, (int[]){acc, alpha}, NULL), pv3}, NULL);
     gb_output(&b, acc2);
     gb_output(&b, mn);
     gb_output(&b, l2);
@@ -242,18 +259,15 @@ static si_graph *tile_graph(const si_graph *g, const si_hfa_match *m, int64_t T,
     return out;
 }
 
-/* The final graph: out = acc / max(l, FLT_MIN) (a row whose every key is masked gives 0, as the reference does). */
+/* The final graph: out = acc / max(l, FLT_MIN) on [1, rows, Dv] (a row whose every key is masked gives 0, as the
+ * reference does); the driver gives it the attention's shape. */
 static si_graph *final_graph(const si_graph *g, const si_hfa_match *m, si_result *st) {
     gb b;
     if ((*st = gb_begin(&b))) return NULL;
     const si_val *qv = &g->values[m->q], *vv = &g->values[m->v];
-    const int r = qv->ndim;
-    int64_t sd[SI_MAX_DIMS];
-    memcpy(sd, qv->dims, sizeof sd);
-    sd[r - 1] = vv->dims[r - 1];
-    int acc = gb_input(&b, "acc", r, sd);
-    sd[r - 1] = 1;
-    int l = gb_input(&b, "l", r, sd);
+    const int64_t R = rows_of(qv), Dv = vv->dims[qv->ndim - 1];
+    int acc = gb_input(&b, "acc", 3, (int64_t[]){1, R < 0 ? SI_DIM_UNKNOWN : R, Dv < 0 ? SI_DIM_UNKNOWN : Dv});
+    int l = gb_input(&b, "l", 3, (int64_t[]){1, R < 0 ? SI_DIM_UNKNOWN : R, 1});
     const float tiny = FLT_MIN;
     int c = gb_const_new(&b, "tiny", SI_F32, 0, NULL, &tiny);
     int y = gb_node(&b, "Div", 2, (int[]){acc, gb_node(&b, "Max", 2, (int[]){l, c}, NULL)}, NULL);
@@ -272,7 +286,6 @@ si_result si_aux_compile(si_device *d, const si_graph *g, const si_compile_ctx *
     for (int i = 0; T > 0 && i < g->n_nodes && at < 0; i++)
         if (si_hfa_match_at(g, i, &m)) at = i;
     si_cmodel *plain = NULL, *tile = NULL, *fin = NULL;
-    if (getenv("HFA_DEBUG")) fprintf(stderr, "aux compile on %s: match at %d\n", d->name, at);
     si_result st = d->iface->compile(d, g, cc, &plain);
     if (st || at < 0) return st ? st : (*out = plain, SI_OK);
     const int q_in = port_of(g, m.q), k_in = port_of(g, m.k), v_in = port_of(g, m.v);

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 static _Atomic int64_t tile_runs;
 int64_t si_hfa_tile_runs(void) { return atomic_load(&tile_runs); }
@@ -179,26 +178,26 @@ static si_result hfa_infer(si_ireq *r_) {
     const si_tensor *q = r_->bound[m->q_in], *k = r_->bound[m->k_in], *v = r_->bound[m->v_in];
     const si_tensor *mk = m->mask_in >= 0 ? r_->bound[m->mask_in] : m->mask_const;
     const int rank = q->ndim;
-    if (getenv("HFA_DEBUG")) fprintf(stderr, "hfa infer: rank %d k %d\n", rank, k->ndim);
     if (k->ndim != rank || m->k_axis >= rank) return run_plain(r, m);
     const int64_t Skv = k->dims[m->k_axis], T = m->tile_n;
-    if (getenv("HFA_DEBUG")) fprintf(stderr, "hfa: Skv %lld T %lld takes %d v %lld\n", (long long)Skv, (long long)T, loop_takes(m, q, k, v, mk), (long long)v->dims[rank - 2]);
     if (Skv <= T || !loop_takes(m, q, k, v, mk) || v->dims[rank - 2] != Skv) return run_plain(r, m);
     const int64_t Sq = q->dims[rank - 2], Dv = v->dims[rank - 1];
-    int64_t sd[SI_MAX_DIMS], kd[SI_MAX_DIMS], vd[SI_MAX_DIMS];
-    memcpy(sd, q->dims, sizeof(int64_t) * (size_t)rank);
+    int64_t kd[SI_MAX_DIMS], vd[SI_MAX_DIMS], od[SI_MAX_DIMS];
     memcpy(kd, k->dims, sizeof(int64_t) * (size_t)rank);
     memcpy(vd, v->dims, sizeof(int64_t) * (size_t)rank);
+    memcpy(od, q->dims, sizeof(int64_t) * (size_t)rank);
     kd[m->k_axis] = T;
     vd[rank - 2] = T;
-    sd[rank - 1] = Dv;
-    if ((s = shape_buf(&r->kt, rank, kd)) || (s = shape_buf(&r->vt, rank, vd)) || (s = shape_buf(&r->acc, rank, sd))) return s;
-    sd[rank - 1] = 1;
-    if ((s = shape_buf(&r->m, rank, sd)) || (s = shape_buf(&r->l, rank, sd))) return s;
+    od[rank - 1] = Dv;
+    /* the state: [1, rows, Dv] and [1, rows, 1], rows = every query of every leading dimension */
+    const int64_t rows = si_shape_count(rank - 1, q->dims);
+    if ((s = shape_buf(&r->kt, rank, kd)) || (s = shape_buf(&r->vt, rank, vd)) || (s = shape_buf(&r->acc, 3, (int64_t[]){1, rows, Dv})) ||
+        (s = shape_buf(&r->m, 3, (int64_t[]){1, rows, 1})) || (s = shape_buf(&r->l, 3, (int64_t[]){1, rows, 1})))
+        return s;
     memset(r->acc.data, 0, r->acc.nbytes);
     memset(r->l.data, 0, r->l.nbytes);
     float *mx = r->m.data;
-    for (int64_t i = 0, n = si_shape_count(rank, sd); i < n; i++) mx[i] = -FLT_MAX; /* finite: exp(m - m') stays 0, not NaN */
+    for (int64_t i = 0; i < rows; i++) mx[i] = -FLT_MAX; /* finite: exp(m - m') stays 0, not NaN */
     si_ireq *t = r->tile;
     si_tensor *bind[T_NIN] = {(si_tensor *)q, &r->kt, &r->vt, &r->mt, &r->acc, &r->m, &r->l};
     for (int64_t t0 = 0; t0 < Skv; t0 += T) {
@@ -223,7 +222,11 @@ static si_result hfa_infer(si_ireq *r_) {
         return aux_fail(s, m, "final");
     si_tensor *o = NULL;
     if ((s = f->iface->get_output(f, 0, &o))) return aux_fail(s, m, "final");
-    return copy_out(r, 0, o);
+    if (o->dtype != SI_F32 || (int64_t)o->nbytes != rows * Dv * (int64_t)sizeof(float))
+        return si_err(SI_ERR_DEVICE, "%s: the final model's output has %zu bytes, not %lld", m->label, o->nbytes, (long long)(rows * Dv * 4));
+    if ((s = si_ireq_shape_output(r_, 0, SI_F32, rank, od))) return s;
+    memcpy(r_->outs[0]->data, o->data, o->nbytes);
+    return SI_OK;
 }
 
 static void hfa_cancel(si_ireq *r_) {

@@ -8,7 +8,8 @@
  *          rescaled by exp(m - m') (online softmax);
  *   final  (acc, l) -> out = acc / l.
  *
- * The host slices K and V into tiles of `tile` keys (zero padded at the end), makes the mask tile (the
+ * The state is [1, rows, Dv] and [1, rows, 1] (rows: every query of every leading dimension), the final
+ * model's output [1, rows, Dv], given the attention's shape here. The host slices K and V into tiles of `tile` keys (zero padded at the end), makes the mask tile (the
  * attention's additive or boolean mask sliced, the causal mask, -inf on padded keys) and keeps acc, m and l
  * between the tile runs, so that memory is O(queries x tile), not O(queries x keys). A context of at most
  * `tile` keys runs the `plain` model (the attention as compiled normally) instead, as does a shape the loop
