@@ -9,6 +9,8 @@ hfa_attn.onnx     Y = Relu(Attention(Q[1,2,4,8], K[1,2,L,8], V[1,2,L,8], M[4,L] 
 hfa_attn_bool.onnx  Attention with a bool mask M[1,2,4,L] and no Relu after it: the whole model is the unit
 hfa_pat.onnx      Y = Softmax((Q[2,2,3,8] @ KT[2,2,8,L]) / sqrt(8) + M[2,1,1,L]) @ V[2,2,L,8]          (opset 17)
 hfa_mha.onnx      Y = Softmax(Q @ KT * 0.25) @ V with Q[1,3,6,16] (no mask), then an Add of a constant
+moe_experts.onnx  X[T,16] -> MoE(silu, k=2, normalized, biases; router X @ Wa) -> MoE(gelu, k=1, no biases; router
+                  from its input) -> Y[T,16], 8 experts of inner size 24 each (com.microsoft, opset 17); T is open
 Deterministic: the same bytes on every run.
 """
 import os
@@ -59,6 +61,23 @@ def build(out):
         [vi("Y", [1, 3, 6, 16])],
         initializer=[numpy_helper.from_array(np.array(0.25, dtype=np.float32), "c"),
                      numpy_helper.from_array(np.linspace(-1, 1, 16).astype(np.float32), "b")]), 17)
+    rng = np.random.default_rng(7)
+    E, H, Fi = 8, 16, 24
+    def w(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+    ms = "com.microsoft"
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "Wa"], ["ra"], name="router_a"),
+         helper.make_node("MoE", ["X", "ra", "W1a", "B1a", "W2a", "B2a"], ["Ya"], name="moe_a", domain=ms, k=2,
+                          activation_type="silu", normalize_routing_weights=1),
+         helper.make_node("MatMul", ["Ya", "Wb"], ["rb"], name="router_b"),
+         helper.make_node("MoE", ["Ya", "rb", "W1b", "", "W2b"], ["Y"], name="moe_b", domain=ms, k=1, activation_type="gelu")],
+        "moe_experts", [vi("X", ["T", H])], [vi("Y", ["T", H])],
+        initializer=[w("Wa", H, E), w("W1a", E, Fi, H), w("B1a", E, Fi), w("W2a", E, H, Fi), w("B2a", E, H), w("Wb", H, E),
+                     w("W1b", E, Fi, H), w("W2b", E, H, Fi)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)], producer_name="safeinfer-tests")
+    m.ir_version = 8
+    files["moe_experts.onnx"] = m
     os.makedirs(out, exist_ok=True)
     for name, m in files.items():
         with open(os.path.join(out, name), "wb") as f:

@@ -18,6 +18,11 @@
  *   fail-back      after a failover, failback_ms brings the unit back to CPU with fresh auxiliary models and the
  *                  tile loop runs there again, results unchanged
  *   many threads   4 requests x 30 inferences with random tile faults (p=0.1): every result is the oracle's
+ * MoE experts as auxiliary models (moe_experts=on; moe_experts.onnx: two MoE nodes, 8 experts each, k=2 then 1):
+ *   results        at 1, 5 and 37 tokens on CPU and REF equal the oracle's; one token runs exactly k experts per
+ *                  MoE, and never more experts than there are
+ *   expert fault   a fault in an expert's inference (CPU,REF): the MoE fails over, naming the expert, and the result
+ *                  is the oracle's; likewise a failing compile of an expert model and a lost CPU
  * Also run under ThreadSanitizer (make tsan).
  */
 #include "si_test.h"
@@ -28,6 +33,7 @@
 
 #include "api/compiled.h"
 #include "exec/hfa.h"
+#include "exec/moe_drv.h"
 
 #define TILE "16"
 
@@ -41,6 +47,7 @@ typedef struct fixture {
 static const fixture fx_attn = {"hfa_attn.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {4, -1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
 static const fixture fx_bool = {"hfa_attn_bool.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {1, 2, 4, -1}}, {SI_F32, SI_F32, SI_F32, SI_BOOL}};
 static const fixture fx_pat = {"hfa_pat.onnx", 4, {{2, 2, 3, 8}, {2, 2, 8, -1}, {2, 2, -1, 8}, {2, 1, 1, -1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
+static const fixture fx_moe = {"moe_experts.onnx", 1, {{-1, 16}}, {SI_F32}};
 static const fixture fx_mha = {"hfa_mha.onnx", 3, {{1, 3, 6, 16}, {1, 3, 16, -1}, {1, 3, -1, 16}}, {SI_F32, SI_F32, SI_F32}};
 
 static int ndims(const int64_t *d) {
@@ -370,6 +377,56 @@ static void test_many_threads(void) {
     free_inputs(&fx_pat, in);
 }
 
+static void test_moe(void) {
+    const fixture *f = &fx_moe;
+    static const int64_t Ts[] = {1, 5, 37};
+    for (const char *const *dev = (const char *const[]){"CPU", "REF", NULL}; *dev; dev++) {
+        si_compiled *c = compile_kv(f, (const char *const[]){"devices", *dev, "moe_experts", "on", NULL});
+        for (int i = 0; c && i < 3; i++) {
+            si_tensor *in[1];
+            make_inputs(f, Ts[i], (uint32_t)i + 3, in);
+            si_tensor *want = oracle(f, in);
+            int64_t before = si_moe_expert_runs();
+            si_tensor *got = infer_once(c, f, in);
+            int64_t runs = si_moe_expert_runs() - before;
+            if (Ts[i] == 1) CHECK(runs == 2 + 1); /* k = 2, then k = 1 */
+            CHECK(runs >= 2 && runs <= 16);
+            CHECK(close_to(got, want));
+            si_tensor_free(want);
+            si_tensor_free(got);
+            free_inputs(f, in);
+        }
+        si_compiled_free(c);
+    }
+    /* faults: CPU infer calls are router_a (1), moe_a's 2 experts (2, 3), router_b (4), moe_b's expert (5) */
+    static const struct {
+        const char *faults, *want;
+        int64_t failovers;
+    } cases[] = {{"CPU.infer=3", "MoE 'moe_a': expert ", 1},
+                 {"CPU.infer=5", "MoE 'moe_b': expert ", 1},
+                 /* submodels compile in parallel; each MoE makes 9 compiles (plain, 8 experts), the routers 1: from
+                  * the 4th on, an expert's compile fails whatever the order */
+                 {"CPU.compile=4+", "MoE expert ", 0},
+                 /* lost on moe_a's first expert: it, router_b and moe_b fail over (router_a ran before) */
+                 {"CPU.infer=2:lost", "moe_a': expert ", 3}};
+    for (int i = 0; i < 4; i++) {
+        si_tensor *in[1];
+        make_inputs(f, 1, 9, in);
+        si_tensor *want = oracle(f, in);
+        si_compiled *c = compile_kv(f, (const char *const[]){"devices", "CPU,REF", "moe_experts", "on", "faults", cases[i].faults, NULL});
+        if (c) {
+            si_tensor *got = infer_once(c, f, in);
+            CHECK(close_to(got, want));
+            if (strstr(cases[i].faults, "infer")) CHECK(failovers(c) == cases[i].failovers);
+            CHECK(report_has(c, cases[i].want));
+            si_tensor_free(got);
+        }
+        si_compiled_free(c);
+        si_tensor_free(want);
+        free_inputs(f, in);
+    }
+}
+
 int main(void) {
     test_results(&fx_attn);
     test_results(&fx_bool);
@@ -380,5 +437,6 @@ int main(void) {
     test_concurrent_failover();
     test_failback();
     test_many_threads();
+    test_moe();
     return test_summary("test_hfa");
 }

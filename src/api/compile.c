@@ -353,7 +353,9 @@ static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
     if (st) return *path ? si_err_wrap(st, "%s", path) : st;
     const char *hfa = si_options_get(&c->opts, "hfa_tile");
-    if ((st = si_partition_graph_aux(g, c->ds->devs, c->ds->n, c->ds->avoid, hfa ? strtoll(hfa, NULL, 10) : 0, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
+    const char *moe = si_options_get(&c->opts, "moe_experts");
+    if ((st = si_partition_graph_aux(g, c->ds->devs, c->ds->n, c->ds->avoid, hfa ? strtoll(hfa, NULL, 10) : 0, moe && parse_onoff(moe) == 1,
+                                     &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
     si_partition *p = sc->part;
     char (*names)[64] = c->ds->names;
     sc->base = c->n_subs;

@@ -1,15 +1,17 @@
 /*
  * compile_aux.c — the factory's product for an auxiliary unit (si_submodel.aux, partition/aux.h) on one device:
- * host flash attention over a tile model and a final model compiled on that device, with the attention as it is
- * (the plain model) for short contexts, all three run by the executor core's driver (exec/hfa.c).
+ *   - host flash attention: a tile model and a final model compiled on that device, with the attention as it is
+ *     (the plain model) for short contexts, all three run by the executor core's driver (exec/hfa.c);
+ *   - sparse MoE: one model per expert (its weights views of the node's, not copies) and the MoE as it is, run by
+ *     the executor core's MoE driver (exec/moe_drv.c).
  *
- * The fail-safe layer sees the driver as the submodel's compiled model on that device: a failure of any of the
- * three fails the unit over, and the factory builds all three again on the next device. Nothing here outlives
- * the driver: the tile and final graphs (which a device may read until its compiled model goes) are freed with
- * it.
+ * The fail-safe layer sees the driver as the submodel's compiled model on that device: a failure of any of its
+ * models fails the unit over, and the factory builds them all again on the next device. Nothing here outlives
+ * the driver: the generated graphs (which a device may read until its compiled model goes) are freed with it.
  */
 #include "api/compiled.h"
 #include "exec/hfa.h"
+#include "exec/moe_drv.h"
 #include "partition/aux.h"
 
 #include <float.h>
@@ -136,6 +138,23 @@ static void gb_attr_int(gb *b, int node, const char *name, int64_t v, const int6
         a->type = SI_ATTR_INT;
         a->i = v;
     }
+}
+
+static void gb_attr_str(gb *b, int node, const char *name, const char *v) {
+    if (b->st) return;
+    si_node *nd = &b->g->nodes[node];
+    si_attr *a = si_realloc(nd->attrs, sizeof(si_attr) * (size_t)(nd->n_attr + 1));
+    if (!a) { b->st = si_err(SI_ERR_NO_MEM, "out of memory"); return; }
+    nd->attrs = a;
+    a = &a[nd->n_attr];
+    memset(a, 0, sizeof *a);
+    if (!(a->name = si_strdup(name)) || !(a->s = si_strdup(v))) {
+        si_free(a->name);
+        b->st = si_err(SI_ERR_NO_MEM, "out of memory");
+        return;
+    }
+    a->type = SI_ATTR_STRING;
+    nd->n_attr++;
 }
 
 static si_result gb_begin(gb *b) {
@@ -277,6 +296,105 @@ static si_graph *final_graph(const si_graph *g, const si_hfa_match *m, si_result
     return out;
 }
 
+
+// --- MoE ----------------------------------------------------------------------------------------------------
+
+typedef struct moe_owned {
+    si_graph **g;  /* per expert */
+    int n;
+    si_tensor *w[4]; /* references to the node's weights the experts' views read */
+} moe_owned;
+
+static void moe_owned_free(void *p) {
+    moe_owned *o = p;
+    if (!o) return;
+    for (int e = 0; o->g && e < o->n; e++) si_graph_free(o->g[e]);
+    si_free(o->g);
+    for (int i = 0; i < 4; i++) si_const_unref(o->w[i]);
+    si_free(o);
+}
+
+/* A constant of the expert graph that is a view of expert e's block of t ([E, ...]): no copy (t outlives it). */
+static int gb_view(gb *b, const char *name, const si_tensor *t, int64_t e) {
+    if (b->st) return -1;
+    si_tensor *v = si_calloc(1, sizeof *v);
+    if (!v) { b->st = si_err(SI_ERR_NO_MEM, "out of memory"); return -1; }
+    v->dtype = t->dtype;
+    v->ndim = t->ndim - 1;
+    memcpy(v->dims, t->dims + 1, sizeof(int64_t) * (size_t)v->ndim);
+    v->nbytes = t->nbytes / (size_t)t->dims[0];
+    v->data = (char *)t->data + (size_t)e * v->nbytes;
+    v->owned = false;
+    int id = gb_const(&b[0], name, v);
+    si_const_unref(v); /* the graph holds it now */
+    return id;
+}
+
+/* Expert e of MoE match m: x [n, H] -> Gemm(act(Gemm(x, W1[e]^T + b1[e])), W2[e]^T + b2[e]). */
+static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t e, si_result *st) {
+    gb b;
+    if ((*st = gb_begin(&b))) return NULL;
+    int x = gb_input(&b, "x", 2, (int64_t[]){SI_DIM_UNKNOWN, m->H});
+    int w1 = gb_view(&b, "w1", g->values[m->w1].const_val, e), w2 = gb_view(&b, "w2", g->values[m->w2].const_val, e);
+    int b1 = m->b1 >= 0 ? gb_view(&b, "b1", g->values[m->b1].const_val, e) : -1;
+    int b2 = m->b2 >= 0 ? gb_view(&b, "b2", g->values[m->b2].const_val, e) : -1;
+    int gn = -1;
+    int h = gb_node(&b, "Gemm", b1 >= 0 ? 3 : 2, (int[]){x, w1, b1}, &gn);
+    if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
+    switch (m->act) {
+    case SI_MOE_RELU: h = gb_node(&b, "Relu", 1, &h, NULL); break;
+    case SI_MOE_GELU: /* ONNX Runtime's CPU kernel: the tanh approximation */
+        h = gb_node(&b, "Gelu", 1, &h, &gn);
+        if (gn >= 0) gb_attr_str(&b, gn, "approximate", "tanh");
+        break;
+    case SI_MOE_SILU: h = gb_node(&b, "Mul", 2, (int[]){h, gb_node(&b, "Sigmoid", 1, &h, NULL)}, NULL); break;
+    default: break;
+    }
+    int y = gb_node(&b, "Gemm", b2 >= 0 ? 3 : 2, (int[]){h, w2, b2}, &gn);
+    if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
+    gb_output(&b, y);
+    si_graph *out = gb_end(&b, g);
+    *st = b.st;
+    return out;
+}
+
+static si_result moe_compile(si_device *d, const si_graph *g, const si_compile_ctx *cc, const si_moe_match *m, si_cmodel *plain, si_cmodel **out) {
+    const int x_in = port_of(g, m->x), r_in = port_of(g, m->router);
+    if (x_in < 0 || r_in < 0 || g->n_outputs != 1 || g->outputs[0] != g->nodes[m->node].out[0]) {
+        *out = plain;
+        return SI_OK;
+    }
+    si_result st = SI_OK;
+    moe_owned *o = si_calloc(1, sizeof *o);
+    si_cmodel **ex = si_calloc((size_t)m->E + 1, sizeof(si_cmodel *));
+    if (!o || !ex || !(o->g = si_calloc((size_t)m->E + 1, sizeof(si_graph *)))) st = si_err(SI_ERR_NO_MEM, "out of memory");
+    if (!st) {
+        o->n = (int)m->E;
+        const int ws[4] = {m->w1, m->b1, m->w2, m->b2};
+        for (int i = 0; i < 4; i++) o->w[i] = ws[i] >= 0 ? si_const_ref(g->values[ws[i]].const_val) : NULL;
+    }
+    for (int64_t e = 0; !st && e < m->E; e++) {
+        if (!(o->g[e] = expert_graph(g, m, e, &st))) si_err_wrap(st, "MoE expert %lld graph", (long long)e);
+        else if ((st = d->iface->compile(d, o->g[e], cc, &ex[e]))) si_err_wrap(st, "MoE expert %lld model", (long long)e);
+    }
+    if (st) {
+        for (int64_t e = 0; ex && e < m->E; e++)
+            if (ex[e]) ex[e]->iface->free(ex[e]);
+        si_free(ex);
+        plain->iface->free(plain);
+        moe_owned_free(o);
+        return st;
+    }
+    char label[96];
+    const si_node *n = &g->nodes[m->node];
+    snprintf(label, sizeof label, "MoE '%s'", n->name && n->name[0] ? n->name : g->values[n->out[0]].name);
+    si_moe_desc md = {.plain = plain, .experts = ex, .n_experts = (int)m->E, .x_in = x_in, .router_in = r_in, .k = m->k,
+                      .normalize = m->normalize, .label = label, .owned = o, .owned_free = moe_owned_free};
+    st = si_moe_create(&md, out);
+    si_free(ex);
+    return st;
+}
+
 si_result si_aux_compile(si_device *d, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out) {
     *out = NULL;
     const char *ts = si_options_get(si_compile_opts(cc), "hfa_tile");
@@ -287,7 +405,15 @@ si_result si_aux_compile(si_device *d, const si_graph *g, const si_compile_ctx *
         if (si_hfa_match_at(g, i, &m)) at = i;
     si_cmodel *plain = NULL, *tile = NULL, *fin = NULL;
     si_result st = d->iface->compile(d, g, cc, &plain);
-    if (st || at < 0) return st ? st : (*out = plain, SI_OK);
+    if (st) return st;
+    const char *moe = si_options_get(si_compile_opts(cc), "moe_experts");
+    si_moe_match mm;
+    for (int i = 0; moe && parse_onoff(moe) == 1 && i < g->n_nodes; i++)
+        if (si_moe_match_at(g, i, &mm)) return moe_compile(d, g, cc, &mm, plain, out);
+    if (at < 0) {
+        *out = plain;
+        return SI_OK;
+    }
     const int q_in = port_of(g, m.q), k_in = port_of(g, m.k), v_in = port_of(g, m.v);
     const int mask_in = m.mask >= 0 ? port_of(g, m.mask) : -1;
     si_tensor *mask_const = m.mask >= 0 && mask_in < 0 ? g->values[m.mask].const_val : NULL;

@@ -124,10 +124,52 @@ bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m) {
     return false;
 }
 
-int si_aux_find(const si_graph *g, int64_t hfa_tile, int *unit) {
+static const si_tensor *cf32(const si_graph *g, int v, int rank) {
+    return v >= 0 && g->values[v].const_val && g->values[v].const_val->dtype == SI_F32 && g->values[v].const_val->ndim == rank
+               ? g->values[v].const_val
+               : NULL;
+}
+
+bool si_moe_match_at(const si_graph *g, int ni, si_moe_match *m) {
+    const si_node *n = &g->nodes[ni];
+    if (strcmp(n->op_type, "MoE") || !n->domain || strcmp(n->domain, "com.microsoft") || n->n_in < 5 || n->n_out != 1) return false;
+    for (int k = 6; k < n->n_in; k++)
+        if (n->in[k] >= 0) return false; /* fc3 */
+    const int x = n->in[0], r = n->in[1];
+    if (x < 0 || r < 0 || g->values[x].dtype != SI_F32 || (g->values[x].ndim != 2 && g->values[x].ndim != 3) || g->values[x].const_val ||
+        g->values[r].dtype != SI_F32 || g->values[r].ndim != 2 || g->values[n->out[0]].dtype != SI_F32)
+        return false;
+    const si_tensor *w1 = cf32(g, n->in[2], 3), *w2 = cf32(g, n->in[4], 3);
+    const int b1v = n->in[3], b2v = n->n_in > 5 ? n->in[5] : -1;
+    const si_tensor *b1 = cf32(g, b1v, 2), *b2 = cf32(g, b2v, 2);
+    if (!w1 || !w2 || (b1v >= 0 && !b1) || (b2v >= 0 && !b2)) return false;
+    const char *act = "relu";
+    const si_attr *a = si_node_attr(n, "activation_type");
+    if (a && a->s) act = a->s;
+    static const char *const acts[] = {"relu", "gelu", "silu", "identity"};
+    int ai = -1;
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(act, acts[i])) ai = i;
+    const int64_t E = w1->dims[0], F = w1->dims[1], H = w1->dims[2], k = si_attr_int(n, "k", 1);
+    if (ai < 0 || w2->dims[0] != E || w2->dims[1] != H || w2->dims[2] != F || (b1 && (b1->dims[0] != E || b1->dims[1] != F)) ||
+        (b2 && (b2->dims[0] != E || b2->dims[1] != H)) || k < 1 || k > E || g->values[x].dims[g->values[x].ndim - 1] != H ||
+        (g->values[r].dims[1] >= 0 && g->values[r].dims[1] != E))
+        return false;
+    *m = (si_moe_match){.node = ni, .x = x, .router = r, .w1 = n->in[2], .b1 = b1 ? b1v : -1, .w2 = n->in[4], .b2 = b2 ? b2v : -1,
+                        .act = ai, .k = k, .E = E, .F = F, .H = H, .normalize = si_attr_int(n, "normalize_routing_weights", 0) != 0};
+    return true;
+}
+
+int si_aux_find(const si_graph *g, int64_t hfa_tile, bool moe, int *unit, int *kind) {
     for (int i = 0; i < g->n_nodes; i++) unit[i] = -1;
-    if (hfa_tile <= 0) return 0;
     int nu = 0;
+    for (int i = 0; moe && i < g->n_nodes; i++) {
+        si_moe_match mm;
+        if (!si_moe_match_at(g, i, &mm)) continue;
+        if (kind) kind[nu] = SI_AUX_MOE;
+        unit[i] = nu++;
+    }
+    if (hfa_tile <= 0) return nu;
     for (int i = 0; i < g->n_nodes; i++) {
         si_hfa_match m;
         if (unit[i] >= 0 || !si_hfa_match_at(g, i, &m)) continue;
@@ -136,6 +178,7 @@ int si_aux_find(const si_graph *g, int64_t hfa_tile, int *unit) {
         for (int k = 0; k < m.n_nodes; k++) free_ = free_ && unit[m.nodes[k]] < 0;
         if (!free_) continue;
         for (int k = 0; k < m.n_nodes; k++) unit[m.nodes[k]] = nu;
+        if (kind) kind[nu] = SI_AUX_HFA;
         nu++;
     }
     return nu;

@@ -10,7 +10,7 @@
 #include "ir/ir.h"
 
 /* Kinds of auxiliary units (si_submodel.aux). */
-enum { SI_AUX_NONE = 0, SI_AUX_HFA = 1 };
+enum { SI_AUX_NONE = 0, SI_AUX_HFA = 1, SI_AUX_MOE = 2 };
 
 #define SI_HFA_MAX_NODES 5
 
@@ -31,8 +31,24 @@ typedef struct si_hfa_match {
  * past, no softcap, only its first output used)? Fills *m. */
 bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m);
 
+/* One MoE (com.microsoft) whose experts can run as auxiliary models: float32 input [tokens, hidden] or
+ * [batch, sequence, hidden], router logits from the graph, expert weights and biases constant, activation relu,
+ * gelu, silu or identity (not swiglu), no fc3. */
+enum { SI_MOE_RELU, SI_MOE_GELU, SI_MOE_SILU, SI_MOE_IDENTITY };
+typedef struct si_moe_match {
+    int node;
+    int x, router;          /* value ids */
+    int w1, b1, w2, b2;     /* constant value ids ([E, F, H], [E, F], [E, H, F], [E, H]); b1, b2 -1 when absent */
+    int act;
+    int64_t k, E, F, H;
+    bool normalize;
+} si_moe_match;
+bool si_moe_match_at(const si_graph *g, int n, si_moe_match *m);
+
 /* Mark the attentions of g worth tiling for hfa_tile keys per tile (a context known to be shorter than twice
- * that is not): unit[i] = the unit of node i (0, 1, ...) or -1. Returns the number of units. */
-int si_aux_find(const si_graph *g, int64_t hfa_tile, int *unit);
+ * that is not) and, with moe, the MoE nodes whose experts can run as auxiliary models: unit[i] = the unit of
+ * node i (0, 1, ...) or -1; kind[u] (when not NULL, room for g->n_nodes) = the unit's SI_AUX_ kind. Returns the
+ * number of units. */
+int si_aux_find(const si_graph *g, int64_t hfa_tile, bool moe, int *unit, int *kind);
 
 #endif

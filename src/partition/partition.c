@@ -201,11 +201,11 @@ si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_de
 }
 
 si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, si_partition **out) {
-    return si_partition_graph_aux(g, devs, n_devs, avoid, 0, out);
+    return si_partition_graph_aux(g, devs, n_devs, avoid, 0, false, out);
 }
 
 si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, int64_t hfa_tile,
-                                 si_partition **out) {
+                                 bool moe, si_partition **out) {
     *out = NULL;
     _Static_assert(SI_MAX_DEVICES <= 64, "si_submodel.capable is a 64-bit mask");
     if (n_devs < 1 || n_devs > SI_MAX_DEVICES)
@@ -220,7 +220,8 @@ si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int 
     char **why = si_calloc((size_t)nn + 1, sizeof(char *));
     si_partition *p = si_calloc(1, sizeof *p);
     int *unit = si_malloc(sizeof(int) * ((size_t)nn + 1)), *key = si_malloc(sizeof(int) * ((size_t)nn + 1));
-    if (!dev || !owner || !order || !indeg || !accepts || !why || !p || !unit || !key) { st = si_err(SI_ERR_NO_MEM, "out of memory partitioning"); goto done; }
+    int *kind = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    if (!dev || !owner || !order || !indeg || !accepts || !why || !p || !unit || !key || !kind) { st = si_err(SI_ERR_NO_MEM, "out of memory partitioning"); goto done; }
     /* 1. which devices accept each node; the first one gets it */
     for (int i = 0; i < nn; i++) {
         const si_node *n = &g->nodes[i];
@@ -254,7 +255,7 @@ si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int 
     }
     /* 1b. auxiliary units (host flash attention): each on the first device that takes all its nodes, a run of
      * its own (its key), or not a unit when no device does */
-    int n_units = si_aux_find(g, hfa_tile, unit);
+    int n_units = si_aux_find(g, hfa_tile, moe, unit, kind);
     for (int u = 0; u < n_units; u++) {
         uint64_t all = ~0ull;
         for (int i = 0; i < nn; i++)
@@ -339,7 +340,7 @@ reorder:
             sm->host = dev[node] == n_devs;
             sm->device = sm->host ? -1 : dev[node];
             sm->capable = sm->host ? 0 : ~0ull;
-            sm->aux = unit[node] >= 0 ? SI_AUX_HFA : SI_AUX_NONE;
+            sm->aux = unit[node] >= 0 ? kind[unit[node]] : SI_AUX_NONE;
             if (!(sm->nodes = si_malloc(sizeof(int) * ((size_t)total + 1)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
         }
         si_submodel *sm = &p->subs[s];
@@ -369,6 +370,7 @@ done:
     si_free(accepts);
     si_free(unit);
     si_free(key);
+    si_free(kind);
     if (st) { si_partition_free(p); return st; }
     *out = p;
     return SI_OK;
