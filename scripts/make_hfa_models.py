@@ -7,6 +7,7 @@ length L is left open, so that one model runs short contexts (the plain attentio
 hfa_attn.onnx     Y = Relu(Attention(Q[1,2,4,8], K[1,2,L,8], V[1,2,L,8], M[4,L] float, is_causal=1))   (opset 23)
                   (the Attention's output declared in value_info: safeinfer infers no type for it while L is open)
 hfa_attn_bool.onnx  Attention with a bool mask M[1,2,4,L] and no Relu after it: the whole model is the unit
+hfa_attn_mask1.onnx, hfa_attn_mask40.onnx   Attention with a float mask M[4,1] / M[4,40] covering fewer keys than L
 hfa_pat.onnx      Y = Softmax((Q[2,2,3,8] @ KT[2,2,8,L]) / sqrt(8) + M[2,1,1,L]) @ V[2,2,L,8]          (opset 17)
 hfa_mha.onnx      Y = Softmax(Q @ KT * 0.25) @ V with Q[1,3,6,16] (no mask), then an Add of a constant
 moe_experts.onnx  X[T,16] -> MoE(silu, k=2, normalized, biases; router X @ Wa) -> MoE(gelu, k=1, no biases; router
@@ -43,6 +44,11 @@ def build(out):
         [helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"], name="attn_bool", scale=0.5)], "hfa_attn_bool",
         [vi("Q", [1, 2, 4, 8]), vi("K", [1, 2, "L", 8]), vi("V", [1, 2, "L", 8]), vi("M", [1, 2, 4, "L"], TensorProto.BOOL)],
         [vi("Y", [1, 2, 4, 8])]), 23)
+    for n in (1, 40):  # a mask covering fewer keys than there are: the keys past it are masked (not broadcast)
+        files["hfa_attn_mask%d.onnx" % n] = model(helper.make_graph(
+            [helper.make_node("Attention", ["Q", "K", "V", "M"], ["Y"], name="attn_mask%d" % n)], "hfa_attn_mask%d" % n,
+            [vi("Q", [1, 2, 4, 8]), vi("K", [1, 2, "L", 8]), vi("V", [1, 2, "L", 8]), vi("M", [4, n])],
+            [vi("Y", [1, 2, 4, 8])]), 23)
     files["hfa_pat.onnx"] = model(helper.make_graph(
         [helper.make_node("MatMul", ["Q", "KT"], ["s0"], name="qk"),
          helper.make_node("Div", ["s0", "c"], ["s1"], name="scale"),

@@ -2,7 +2,7 @@
  * test_hfa.c — host flash attention (hfa_tile) through the public API, on the fixtures of
  * scripts/make_hfa_models.py (attentions whose context length L is open). The oracle is the same model compiled
  * on REF without hfa_tile (the reference attention kernel).
- *   results        Attention (causal + float mask, bool mask + scale) and MatMul->Softmax->MatMul (Div scale +
+ *   results        Attention (causal + float mask, bool mask + scale, masks covering 1 and 40 keys of more) and MatMul->Softmax->MatMul (Div scale +
  *                  mask; Mul scale, no mask, a node after it) on CPU and REF, at contexts shorter than a tile
  *                  (the plain attention: no tile runs), of one tile plus one key, of exact tiles and of many
  *                  tiles, equal the oracle's
@@ -47,6 +47,8 @@ typedef struct fixture {
 static const fixture fx_attn = {"hfa_attn.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {4, -1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
 static const fixture fx_bool = {"hfa_attn_bool.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {1, 2, 4, -1}}, {SI_F32, SI_F32, SI_F32, SI_BOOL}};
 static const fixture fx_pat = {"hfa_pat.onnx", 4, {{2, 2, 3, 8}, {2, 2, 8, -1}, {2, 2, -1, 8}, {2, 1, 1, -1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
+static const fixture fx_mask1 = {"hfa_attn_mask1.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {4, 1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
+static const fixture fx_mask40 = {"hfa_attn_mask40.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {4, 40}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
 static const fixture fx_moe = {"moe_experts.onnx", 1, {{-1, 16}}, {SI_F32}};
 static const fixture fx_mha = {"hfa_mha.onnx", 3, {{1, 3, 6, 16}, {1, 3, 16, -1}, {1, 3, -1, 16}}, {SI_F32, SI_F32, SI_F32}};
 
@@ -155,10 +157,11 @@ static int64_t failovers(si_compiled *c) {
 }
 
 static void test_results(const fixture *f) {
-    static const int64_t Ls[] = {9, 16, 17, 64, 200};
+    static const int64_t all[] = {9, 16, 17, 64, 200}, long_[] = {64, 64, 100, 100, 200}; /* masks of 40 keys: L >= 40 */
+    const int64_t *Ls = f == &fx_mask40 ? long_ : all;
     for (const char *const *dev = (const char *const[]){"CPU", "REF", NULL}; *dev; dev++) {
         si_compiled *c = compile_kv(f, (const char *const[]){"devices", *dev, "hfa_tile", TILE, NULL});
-        for (int i = 0; c && i < (int)(sizeof Ls / sizeof Ls[0]); i++) {
+        for (int i = 0; c && i < 5; i++) {
             si_tensor *in[4], *want = NULL, *got = NULL;
             make_inputs(f, Ls[i], (uint32_t)i + 1, in);
             want = oracle(f, in);
@@ -431,6 +434,8 @@ int main(void) {
     test_results(&fx_attn);
     test_results(&fx_bool);
     test_results(&fx_pat);
+    test_results(&fx_mask1);
+    test_results(&fx_mask40);
     test_results(&fx_mha);
     test_faults();
     test_compile_create_faults();

@@ -437,7 +437,8 @@ si_result si_aux_compile(si_device *d, const si_graph *g, const si_compile_ctx *
     const char *nm = g->nodes[at].name && g->nodes[at].name[0] ? g->nodes[at].name : g->values[m.out].name;
     snprintf(label, sizeof label, "attention '%s'", nm);
     si_hfa_desc hd = {.plain = plain, .tile = tile, .final = fin, .q_in = q_in, .k_in = k_in, .v_in = v_in, .mask_in = mask_in,
-                      .mask_const = mask_const, .k_axis = m.k_axis, .causal = m.causal, .tile_keys = T, .label = label,
+                      .mask_const = mask_const, .k_axis = m.k_axis, .causal = m.causal,
+                      .mask_short = m.transpose_k /* the Attention op */, .tile_keys = T, .label = label,
                       .owned = ag, .owned_free = aux_graphs_free};
     return si_hfa_create(&hd, out);
 }

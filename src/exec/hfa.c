@@ -25,7 +25,7 @@ typedef struct hfa_model {
     int q_in, k_in, v_in, mask_in;
     si_tensor *mask_const;
     int k_axis;
-    bool causal;
+    bool causal, mask_short;
     int64_t tile_n;
     char label[128];
     void *owned;
@@ -91,7 +91,8 @@ static void slice_keys(si_tensor *dst, const si_tensor *src, int ax, int64_t t0,
 }
 
 /* The mask tile [mask's dims aligned to rank r (rows Sq when causal), T]: the mask's columns t0.. (bool: 0 or
- * -inf; a last dimension of 1 broadcasts; columns past it -inf), -inf where causal masks, -inf past the keys. */
+ * -inf; a last dimension of 1 broadcasts unless mask_short; columns past it -inf), -inf where causal masks, -inf
+ * past the keys. */
 static si_result make_mask(hfa_req *r, const hfa_model *m, const si_tensor *mk, int rank, int64_t Sq, int64_t Skv, int64_t t0) {
     const int64_t T = m->tile_n;
     int64_t md[SI_MAX_DIMS];
@@ -114,7 +115,7 @@ static si_result make_mask(hfa_req *r, const hfa_model *m, const si_tensor *mk, 
                 float v = 0.0f;
                 if (col >= Skv || (m->causal && col > i)) v = -INFINITY;
                 else if (mk) {
-                    const int64_t mc = mcols == 1 ? 0 : col;
+                    const int64_t mc = mcols == 1 && !m->mask_short ? 0 : col;
                     if (mc >= mcols) v = -INFINITY;
                     else {
                         const int64_t at = (o * mrows + mi) * mcols + mc;
@@ -283,7 +284,7 @@ si_result si_hfa_create(const si_hfa_desc *d, si_cmodel **out) {
     m->base.inputs = m->in_ports, m->base.outputs = m->out_ports;
     m->q_in = d->q_in, m->k_in = d->k_in, m->v_in = d->v_in, m->mask_in = d->mask_in;
     m->mask_const = d->mask_const ? si_const_ref(d->mask_const) : NULL;
-    m->k_axis = d->k_axis, m->causal = d->causal, m->tile_n = d->tile_keys;
+    m->k_axis = d->k_axis, m->causal = d->causal, m->mask_short = d->mask_short, m->tile_n = d->tile_keys;
     snprintf(m->label, sizeof m->label, "%s", d->label ? d->label : "flash attention");
     *out = &m->base;
     return SI_OK;

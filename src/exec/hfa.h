@@ -31,6 +31,8 @@ typedef struct si_hfa_desc {
     si_tensor *mask_const;           /* or a constant mask (a reference is taken), or NULL */
     int k_axis;                      /* the axis of K that holds the keys: rank-2 for K, rank-1 for K^T */
     bool causal;                     /* key j of query i masked when j > i */
+    bool mask_short;                 /* keys past the mask's last dimension are masked (the Attention op: a mask may
+                                      * cover fewer keys); else a last dimension of 1 broadcasts (an Add) */
     int64_t tile_keys;               /* keys per tile (> 0) */
     const char *label;               /* for messages ("attention 'attn'"), copied */
     void *owned;                     /* freed by owned_free(owned) after the three models (what they read: graphs) */
