@@ -10,6 +10,7 @@ hfa_attn_bool.onnx  Attention with a bool mask M[1,2,4,L] and no Relu after it: 
 hfa_attn_mask1.onnx, hfa_attn_mask40.onnx   Attention with a float mask M[4,1] / M[4,40] covering fewer keys than L
 hfa_pat.onnx      Y = Softmax((Q[2,2,3,8] @ KT[2,2,8,L]) / sqrt(8) + M[2,1,1,L]) @ V[2,2,L,8]          (opset 17)
 hfa_mha.onnx      Y = Softmax(Q @ KT * 0.25) @ V with Q[1,3,6,16] (no mask), then an Add of a constant
+hfa_late_v.onnx   Softmax(Q @ KT) @ (X @ Wv), the V projection listed between the Softmax and the last MatMul
 moe_experts.onnx  X[T,16] -> MoE(silu, k=2, normalized, biases; router X @ Wa) -> MoE(gelu, k=1, no biases; router
                   from its input) -> Y[T,16], 8 experts of inner size 24 each (com.microsoft, opset 17); T is open
 Deterministic: the same bytes on every run.
@@ -57,6 +58,14 @@ def build(out):
          helper.make_node("MatMul", ["p", "V"], ["Y"], name="pv")], "hfa_pat",
         [vi("Q", [2, 2, 3, 8]), vi("KT", [2, 2, 8, "L"]), vi("V", [2, 2, "L", 8]), vi("M", [2, 1, 1, "L"])],
         [vi("Y", [2, 2, 3, 8])], initializer=[numpy_helper.from_array(np.array(np.sqrt(8.0), dtype=np.float32), "c")]), 17)
+    # V projected by a node listed after the attention: the unit waits for it and still runs in one stretch
+    files["hfa_late_v.onnx"] = model(helper.make_graph(
+        [helper.make_node("MatMul", ["Q", "KT"], ["s0"], name="qk"),
+         helper.make_node("Softmax", ["s0"], ["p"], name="softmax", axis=-1),
+         helper.make_node("MatMul", ["X", "Wv"], ["V"], name="v_proj"),
+         helper.make_node("MatMul", ["p", "V"], ["Y"], name="pv")], "hfa_late_v",
+        [vi("Q", [1, 2, 3, 8]), vi("KT", [1, 2, 8, "L"]), vi("X", [1, 2, "L", 8])], [vi("Y", [1, 2, 3, 8])],
+        initializer=[numpy_helper.from_array((np.arange(64, dtype=np.float32).reshape(8, 8) % 7 - 3) / 8, "Wv")]), 17)
     files["hfa_mha.onnx"] = model(helper.make_graph(
         [helper.make_node("MatMul", ["Q", "KT"], ["s0"], name="qk"),
          helper.make_node("Mul", ["c", "s0"], ["s1"], name="scale"),

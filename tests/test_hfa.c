@@ -49,6 +49,7 @@ static const fixture fx_bool = {"hfa_attn_bool.onnx", 4, {{1, 2, 4, 8}, {1, 2, -
 static const fixture fx_pat = {"hfa_pat.onnx", 4, {{2, 2, 3, 8}, {2, 2, 8, -1}, {2, 2, -1, 8}, {2, 1, 1, -1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
 static const fixture fx_mask1 = {"hfa_attn_mask1.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {4, 1}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
 static const fixture fx_mask40 = {"hfa_attn_mask40.onnx", 4, {{1, 2, 4, 8}, {1, 2, -1, 8}, {1, 2, -1, 8}, {4, 40}}, {SI_F32, SI_F32, SI_F32, SI_F32}};
+static const fixture fx_late_v = {"hfa_late_v.onnx", 3, {{1, 2, 3, 8}, {1, 2, 8, -1}, {1, 2, -1, 8}}, {SI_F32, SI_F32, SI_F32}};
 static const fixture fx_moe = {"moe_experts.onnx", 1, {{-1, 16}}, {SI_F32}};
 static const fixture fx_mha = {"hfa_mha.onnx", 3, {{1, 3, 6, 16}, {1, 3, 16, -1}, {1, 3, -1, 16}}, {SI_F32, SI_F32, SI_F32}};
 
@@ -435,6 +436,7 @@ int main(void) {
     test_results(&fx_bool);
     test_results(&fx_pat);
     test_results(&fx_mask1);
+    test_results(&fx_late_v); /* the partitioner waits for V's projection before it enters the unit */
     test_results(&fx_mask40);
     test_results(&fx_mha);
     test_faults();

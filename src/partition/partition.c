@@ -196,6 +196,19 @@ static const struct si_avoid_rule *avoided(const si_avoid *a, const si_node *n, 
     return NULL;
 }
 
+/* Are the values unit u's nodes read from outside it all computed (so that its nodes run in one stretch)? */
+static bool unit_ready(const si_graph *g, const int *unit, const int *dev, const bool *done, int u) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (unit[i] != u) continue;
+        const si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in + n->n_implicit; k++) {
+            int v = si_node_reads(n, k), pr = v >= 0 ? g->values[v].producer : -1;
+            if (pr >= 0 && dev[pr] >= 0 && unit[pr] != u && !done[pr]) return false;
+        }
+    }
+    return true;
+}
+
 si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
     return si_partition_graph_avoid(g, devs, n_devs, NULL, out);
 }
@@ -264,7 +277,7 @@ si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int 
         while (d < n_devs && !(all & (1ull << d))) d++;
         for (int i = 0; i < nn; i++)
             if (unit[i] == u) {
-                if (d < n_devs) dev[i] = d;
+                if (d < n_devs) key[i] = dev[i], dev[i] = d; /* key: the node's own first device, while a unit's */
                 else unit[i] = -1;
             }
     }
@@ -273,6 +286,8 @@ si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int 
     int total = 0;
     bool *done_ = si_calloc((size_t)nn + 1, sizeof(bool));
     if (!done_) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+    int *own = owner; /* owner is not in use before step 3: it keeps each unit node's own first device */
+    for (int i = 0; i < nn; i++) own[i] = unit[i] >= 0 ? key[i] : dev[i];
 reorder:
     total = 0;
     for (int i = 0; i < nn; i++) {
@@ -295,16 +310,20 @@ reorder:
         for (int i = 0; i < nn; i++) /* prefer a ready node on the current device, else the first ready node */
             if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) {
                 if (key[i] == cur) { pick = i; break; }
-                if (pick < 0) pick = i;
+                if (pick < 0 && (key[i] <= n_devs || unit_ready(g, unit, dev, done_, unit[i]))) pick = i;
             }
+        if (pick < 0) /* only units whose outside inputs are not all there: enter one anyway (it is dropped below) */
+            for (int i = 0; i < nn && pick < 0; i++)
+                if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) pick = i;
         if (pick < 0) { si_free(done_); st = si_err(SI_ERR_INTERNAL, "partition: no ready node (cycle?)"); goto done; }
         if (cur > n_devs && key[pick] != cur) { /* leaving a unit: every node of it placed? */
             bool whole = true;
             for (int i = 0; i < nn; i++)
                 if (key[i] == cur && !done_[i]) whole = false;
-            if (!whole) {
+            if (!whole) { /* not a unit: its nodes go back to their own first devices */
+                int u = cur - n_devs - 1;
                 for (int i = 0; i < nn; i++)
-                    if (key[i] == cur) unit[i] = -1;
+                    if (unit[i] == u) unit[i] = -1, dev[i] = own[i];
                 goto reorder;
             }
         }
