@@ -214,6 +214,22 @@ static void test_faults(void) {
     fault_case("CPU.infer=3:lost", "tile model: CPU infer call 3: device lost", 2);
 }
 
+/* A mask of 40 keys over a context of 20: the caller's mistake, named as the plain attention names it, on the tile
+ * loop's path too (20 > one tile), and no failover. */
+static void test_bad_mask(void) {
+    si_tensor *in[4];
+    make_inputs(&fx_mask40, 20, 1, in);
+    si_compiled *c = compile_kv(&fx_mask40, (const char *const[]){"devices", "CPU,REF", "hfa_tile", TILE, NULL});
+    si_request *rq = NULL;
+    if (c && !si_request_create(c, &rq)) {
+        CHECK_ERR(infer_req(rq, &fx_mask40, in, NULL), SI_ERR_INVALID_ARG, "40 keys");
+        CHECK(failovers(c) == 0);
+    }
+    si_request_free(rq);
+    si_compiled_free(c);
+    free_inputs(&fx_mask40, in);
+}
+
 static void test_compile_create_faults(void) {
     const fixture *f = &fx_bool; /* one submodel: the call numbers are the unit's (submodels compile in parallel) */
     si_tensor *in[4];
@@ -439,6 +455,7 @@ int main(void) {
     test_results(&fx_late_v); /* the partitioner waits for V's projection before it enters the unit */
     test_results(&fx_mask40);
     test_results(&fx_mha);
+    test_bad_mask();
     test_faults();
     test_compile_create_faults();
     test_concurrent_failover();

@@ -166,8 +166,8 @@ static bool loop_takes(const hfa_model *m, const si_tensor *q, const si_tensor *
             if (mk->dims[i] != 1 && mk->dims[i] != want) return false;
         }
         if (mk->ndim >= 2 && mk->dims[mk->ndim - 2] != 1 && mk->dims[mk->ndim - 2] != q->dims[r - 2]) return false;
+        if (mk->ndim >= 1 && mk->dims[mk->ndim - 1] > k->dims[m->k_axis]) return false; /* the plain model names it */
     }
-    (void)m;
     return true;
 }
 
