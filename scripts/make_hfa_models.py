@@ -3,6 +3,8 @@
 length L is left open, so that one model runs short contexts (the plain attention) and long ones (the tile loop).
 
     /usr/bin/python3 scripts/make_hfa_models.py [OUTDIR]     (default: tests/data next to this script)
+    /usr/bin/python3 scripts/make_hfa_models.py --bench DIR  the models of the measurements in docs/DESIGN.md
+                                                             ("Auxiliary models"), not used by the tests
 
 hfa_attn.onnx     Y = Relu(Attention(Q[1,2,4,8], K[1,2,L,8], V[1,2,L,8], M[4,L] float, is_causal=1))   (opset 23)
                   (the Attention's output declared in value_info: safeinfer infers no type for it while L is open)
@@ -100,7 +102,43 @@ def build(out):
     return sorted(files)
 
 
+def bench(out):
+    """8 heads of 64: Attention (causal) and MatMul->Mul->Softmax->MatMul at 2048 x 2048 and 1 x 8192; a MoE of 16
+    experts (hidden 256, inner 512, k 2, silu) with an open token count."""
+    os.makedirs(out, exist_ok=True)
+    files = {}
+    for tag, S, L in (("2k", 2048, 2048), ("1x8k", 1, 8192)):
+        files["big_attn_%s.onnx" % tag] = model(helper.make_graph(
+            [helper.make_node("Attention", ["Q", "K", "V"], ["Y"], is_causal=1, name="attn")], "big_attn",
+            [vi("Q", [1, 8, S, 64]), vi("K", [1, 8, L, 64]), vi("V", [1, 8, L, 64])], [vi("Y", [1, 8, S, 64])]), 23)
+        files["big_pat_%s.onnx" % tag] = model(helper.make_graph(
+            [helper.make_node("MatMul", ["Q", "KT"], ["s0"]), helper.make_node("Mul", ["s0", "c"], ["s1"]),
+             helper.make_node("Softmax", ["s1"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "V"], ["Y"])], "big_pat",
+            [vi("Q", [1, 8, S, 64]), vi("KT", [1, 8, 64, L]), vi("V", [1, 8, L, 64])], [vi("Y", [1, 8, S, 64])],
+            initializer=[numpy_helper.from_array(np.array(0.125, dtype=np.float32), "c")]), 17)
+    rng = np.random.default_rng(1)
+    E, H, Fi = 16, 256, 512
+    def w(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.05).astype(np.float32), name)
+    m = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["X", "Wr"], ["r"]),
+         helper.make_node("MoE", ["X", "r", "W1", "B1", "W2", "B2"], ["Y"], domain="com.microsoft", k=2, activation_type="silu",
+                          normalize_routing_weights=1, name="moe")], "big_moe", [vi("X", ["T", H])], [vi("Y", ["T", H])],
+        initializer=[w("Wr", H, E), w("W1", E, Fi, H), w("B1", E, Fi), w("W2", E, H, Fi), w("B2", E, H)]),
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)], producer_name="safeinfer-tests")
+    m.ir_version = 8
+    files["big_moe.onnx"] = m
+    for name, mm in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(mm.SerializeToString())
+    return sorted(files)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--bench":
+        names = bench(sys.argv[2])
+        print("wrote %d files to %s" % (len(names), sys.argv[2]))
+        sys.exit(0)
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data")
     names = build(os.path.normpath(out))
     print("wrote %d files to %s" % (len(names), os.path.normpath(out)))
