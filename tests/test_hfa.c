@@ -23,6 +23,9 @@
  *                  MoE, and never more experts than there are
  *   expert fault   a fault in an expert's inference (CPU,REF): the MoE fails over, naming the expert, and the result
  *                  is the oracle's; likewise a failing compile of an expert model and a lost CPU
+ * out of memory    for N = 1, 2, ... the Nth allocation fails while the attention (L = 40, 3 tiles) and the MoE model
+ *                  compile with their auxiliary models on REF and infer: each run ends with the oracle's result or
+ *                  a failure status with a message, never a crash (and no leak under AddressSanitizer)
  * Also run under ThreadSanitizer (make tsan).
  */
 #include "si_test.h"
@@ -34,6 +37,7 @@
 #include "api/compiled.h"
 #include "exec/hfa.h"
 #include "exec/moe_drv.h"
+#include "util/util.h"
 
 #define TILE "16"
 
@@ -447,6 +451,59 @@ static void test_moe(void) {
     }
 }
 
+/* Is an armed allocation failure still to come? (disarms it) */
+static bool failure_pending(long n) {
+    bool pending = false;
+    for (long i = 0; i < n && !pending; i++) {
+        void *q = si_malloc(1);
+        pending = q == NULL;
+        si_free(q);
+    }
+    si_alloc_fail_after(0, 0);
+    return pending;
+}
+
+static void alloc_fail_loop(const fixture *f, int64_t L, const char *key, const char *val) {
+    si_tensor *in[4];
+    make_inputs(f, L, 2, in);
+    si_tensor *want = oracle(f, in);
+    si_model *m = NULL;
+    si_config *cfg = NULL;
+    CHECK_OK(si_model_load(data_path(f->file), &m));
+    CHECK_OK(si_config_create(&cfg));
+    CHECK_OK(si_config_set(cfg, "devices", "REF"));
+    CHECK_OK(si_config_set(cfg, key, val));
+    long n = 1, ok = 0, failed = 0;
+    for (; n < 200000; n++) {
+        si_compiled *c = NULL;
+        si_request *rq = NULL;
+        si_tensor *y = NULL;
+        si_alloc_fail_after(n, 0);
+        si_result s = si_compile(m, cfg, &c);
+        if (!s) s = si_request_create(c, &rq);
+        if (!s) s = infer_req(rq, f, in, &y);
+        bool pending = failure_pending(n);
+        if (s) {
+            failed++;
+            if (!*si_last_error()) fprintf(stderr, "  N=%ld: status %d without a message\n", n, (int)s);
+            CHECK(*si_last_error() != 0);
+        } else {
+            ok++;
+            CHECK(close_to(y, want));
+        }
+        si_tensor_free(y);
+        si_request_free(rq);
+        si_compiled_free(c);
+        if (!s && pending) break; /* the run made fewer than n allocations: every failure point was tried */
+    }
+    fprintf(stderr, "  out of memory, %s: %ld failure points, %ld runs failed cleanly, %ld succeeded\n", f->file, n - 1, failed, ok);
+    CHECK(n > 100 && n < 200000);
+    si_config_free(cfg);
+    si_model_free(m);
+    si_tensor_free(want);
+    free_inputs(f, in);
+}
+
 int main(void) {
     test_results(&fx_attn);
     test_results(&fx_bool);
@@ -462,5 +519,7 @@ int main(void) {
     test_failback();
     test_many_threads();
     test_moe();
+    alloc_fail_loop(&fx_attn, 40, "hfa_tile", TILE);
+    alloc_fail_loop(&fx_moe, 5, "moe_experts", "on");
     return test_summary("test_hfa");
 }

@@ -108,7 +108,8 @@ static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
     memcpy(n.in, in, sizeof(int) * (size_t)n_in);
     n.out[0] = out;
     int idx = si_graph_add_node(b->g, &n);
-    if (idx < 0) {
+    if (idx < 0) { /* not taken over */
+        si_node_clear(&n);
         b->st = si_err(SI_ERR_NO_MEM, "out of memory");
         return -1;
     }
@@ -159,9 +160,12 @@ static void gb_attr_str(gb *b, int node, const char *name, const char *v) {
 
 static si_result gb_begin(gb *b) {
     memset(b, 0, sizeof *b);
-    if (!(b->g = si_graph_new()) || !(b->g->opsets = si_calloc(1, sizeof(si_opset))) || !(b->g->opsets[0].domain = si_strdup("")))
+    if (!(b->g = si_graph_new()) || !(b->g->opsets = si_calloc(1, sizeof(si_opset))) || !(b->g->n_opsets = 1) ||
+        !(b->g->opsets[0].domain = si_strdup(""))) {
+        si_graph_free(b->g);
+        b->g = NULL;
         return b->st = si_err(SI_ERR_NO_MEM, "out of memory");
-    b->g->n_opsets = 1;
+    }
     b->g->opsets[0].version = 21;
     b->g->ir_version = 10;
     return SI_OK;
