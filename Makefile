@@ -51,8 +51,8 @@ asan:
 # The fail-safe, fault-injection, isolation and executor tests under ThreadSanitizer.
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSI_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api test_isolate test_control test_fold safeinfer_worker test_device_ops
-	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api|isolate|control|fold)$$'
+	@cmake --build build-tsan -j$(JOBS) --target test_failsafe test_faults test_fault_matrix test_exec_mock test_failsafe_mock test_failsafe_api test_isolate test_control test_fold test_hfa safeinfer_worker test_device_ops
+	@cd build-tsan && ctest --output-on-failure -R 'test_(failsafe|faults|fault_matrix|exec_mock|failsafe_mock|failsafe_api|isolate|control|fold|hfa)$$'
 	@# the CPU device's plans for new shapes: requests on 4 threads at different shapes with plan_cache=2 (cpu_plans)
 	@build-tsan/bin/test_device_ops CPU Conv
 

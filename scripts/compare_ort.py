@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Run a model on safeinfer and on ONNX Runtime with the same random inputs and compare the outputs.
-usage: compare_ort.py SAFEINFER MODEL [--devices LIST] [--shape NAME=DIMS]... [--rtol 1e-4] [--workdir DIR]
+usage: compare_ort.py SAFEINFER MODEL [--devices LIST] [--shape NAME=DIMS]... [--config KEY=VALUE]... [--rtol 1e-4] [--workdir DIR]
 Needs python3-numpy and node with onnxruntime-node (ORT_NODE_MODULES=.../node_modules); exits 77 when absent.
 Prints the relative error per output (max |safeinfer - ORT| / max |ORT|) and exits 1 when any exceeds rtol.
 """
@@ -12,6 +12,7 @@ ap.add_argument("safeinfer"); ap.add_argument("model")
 ap.add_argument("--devices", default="REF"); ap.add_argument("--shape", action="append", default=[])
 ap.add_argument("--rtol", type=float, default=1e-4); ap.add_argument("--workdir")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--config", action="append", default=[], help="KEY=VALUE: a configuration flag for safeinfer run")
 a = ap.parse_args()
 here = os.path.dirname(os.path.abspath(__file__))
 work = a.workdir or tempfile.mkdtemp(prefix="si-cmp-")
@@ -56,6 +57,9 @@ for inp in m.graph.input:
 
 si_out, ort_out = os.path.join(work, "si"), os.path.join(work, "ort")
 cmd = [a.safeinfer, "run", a.model, "--devices", a.devices, "--output-dir", si_out]
+for kv in a.config:
+    k, v = kv.split("=", 1)
+    cmd += ["--" + k.replace("_", "-"), v]
 for s in a.shape:
     cmd += ["--shape", s]
 for n, f in feeds:

@@ -1,10 +1,15 @@
 /*
  * test_exec_mock.c — the layering proof: the executor core (src/exec) builds and runs against mock compiled
- * models, linked with nothing but src/exec/exec.c, src/exec/control.c, src/device/iface.c and src/util (no device,
- * no fail-safe layer, no loader, no IR: see tests/CMakeLists.txt). The mocks add a constant to a float32 vector;
- * the control-flow step (If, Loop, Scan) runs mock bodies that are C functions.
+ * models, linked with nothing but src/exec/exec.c, src/exec/control.c, src/exec/hfa.c, src/exec/moe_drv.c,
+ * src/device/iface.c and src/util (no device, no fail-safe layer, no loader, no IR: see tests/CMakeLists.txt). The
+ * mocks add a constant to a float32 vector; the control-flow step (If, Loop, Scan) runs mock bodies that are C
+ * functions; the host flash attention driver runs mock tile, final and plain models that are C functions too.
  */
 #include "exec/control.h"
+#include "exec/hfa.h"
+
+#include <float.h>
+#include <math.h>
 
 #include <stdio.h>
 
@@ -105,12 +110,12 @@ static si_cmodel *mock(float k, int *calls) {
 typedef si_result (*body_fn)(si_tensor *const *in, si_tensor *out);
 typedef struct fn_model {
     si_cmodel base;
-    si_port ins[6], outs[6];
+    si_port ins[8], outs[6];
     body_fn fn;
 } fn_model;
 typedef struct fn_req {
     si_ireq base;
-    si_tensor *in[6];
+    si_tensor *in[8];
     si_tensor out[6];
 } fn_req;
 
@@ -309,6 +314,133 @@ static void test_control(void) {
     si_tensor_free(xs);
 }
 
+
+// --- host flash attention over mock models: q [B, S, D], k [B, L, D], v [B, L, Dv], scale 0.5, causal ----------
+
+static int tile_calls, tile_fail_at;
+
+static si_result hfa_plain_fn(si_tensor *const *in, si_tensor *out) {
+    const si_tensor *q = in[0], *k = in[1], *v = in[2];
+    const int64_t B = q->dims[0], S = q->dims[1], D = q->dims[2], L = k->dims[1], Dv = v->dims[2];
+    si_tensor_release(out);
+    si_result st = si_tensor_init(out, SI_F32, 3, (int64_t[]){B, S, Dv});
+    if (st || (st = si_tensor_alloc(out))) return st;
+    const float *qd = q->data, *kd = k->data, *vd = v->data;
+    float *o = out->data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < S; i++) {
+            double sc[64], mx = -INFINITY, sum = 0;
+            for (int64_t j = 0; j < L && j < 64; j++) {
+                double d = 0;
+                for (int64_t e = 0; e < D; e++) d += (double)qd[(b * S + i) * D + e] * kd[(b * L + j) * D + e];
+                sc[j] = j > i ? -INFINITY : 0.5 * d;
+                mx = fmax(mx, sc[j]);
+            }
+            for (int64_t j = 0; j < L; j++) sum += sc[j] = exp(sc[j] - mx);
+            for (int64_t e = 0; e < Dv; e++) {
+                double a = 0;
+                for (int64_t j = 0; j < L; j++) a += sc[j] * vd[(b * L + j) * Dv + e];
+                o[(b * S + i) * Dv + e] = (float)(a / sum);
+            }
+        }
+    return SI_OK;
+}
+
+/* (q, k_tile, v_tile, mask_tile [1, S, T], acc [1, B S, Dv], m, l) -> (acc', m', l'), as hfa.h states */
+static si_result hfa_tile_fn(si_tensor *const *in, si_tensor *out) {
+    if (++tile_calls == tile_fail_at) return si_err(SI_ERR_DEVICE, "mock tile failure");
+    const si_tensor *q = in[0], *k = in[1], *v = in[2], *mt = in[3], *acc = in[4], *m = in[5], *l = in[6];
+    const int64_t B = q->dims[0], S = q->dims[1], D = q->dims[2], T = k->dims[1], Dv = v->dims[2];
+    if (mt->ndim != 3 || mt->dims[1] != S || mt->dims[2] != T || acc->dims[1] != B * S) return si_err(SI_ERR_INVALID_ARG, "mock tile: shapes");
+    si_result st;
+    for (int x = 0; x < 3; x++)
+        if ((st = like(&out[x], SI_F32, in[4 + x]))) return st;
+    const float *qd = q->data, *kd = k->data, *vd = v->data, *md = mt->data, *ad = acc->data, *mm = m->data, *ld = l->data;
+    float *a2 = out[0].data, *m2 = out[1].data, *l2 = out[2].data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < S; i++) {
+            const int64_t row = b * S + i;
+            float sc[64], mx = mm[row];
+            for (int64_t j = 0; j < T && j < 64; j++) {
+                float d = 0;
+                for (int64_t e = 0; e < D; e++) d += qd[row * D + e] * kd[(b * T + j) * D + e];
+                sc[j] = 0.5f * d + md[i * T + j];
+                mx = fmaxf(mx, sc[j]);
+            }
+            const float alpha = expf(mm[row] - mx);
+            float sum = 0;
+            for (int64_t j = 0; j < T; j++) sum += sc[j] = expf(sc[j] - mx);
+            m2[row] = mx;
+            l2[row] = ld[row] * alpha + sum;
+            for (int64_t e = 0; e < Dv; e++) {
+                float a = ad[row * Dv + e] * alpha;
+                for (int64_t j = 0; j < T; j++) a += sc[j] * vd[(b * T + j) * Dv + e];
+                a2[row * Dv + e] = a;
+            }
+        }
+    return SI_OK;
+}
+
+static si_result hfa_final_fn(si_tensor *const *in, si_tensor *out) {
+    si_result st = like(out, SI_F32, in[0]);
+    if (st) return st;
+    const int64_t R = in[0]->dims[1], Dv = in[0]->dims[2];
+    const float *a = in[0]->data, *l = in[1]->data;
+    float *o = out->data;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t e = 0; e < Dv; e++) o[r * Dv + e] = a[r * Dv + e] / fmaxf(l[r], FLT_MIN);
+    return SI_OK;
+}
+
+static void test_hfa(void) {
+    static const si_dtype f3[3] = {SI_F32, SI_F32, SI_F32}, f7[7] = {SI_F32, SI_F32, SI_F32, SI_F32, SI_F32, SI_F32, SI_F32};
+    si_hfa_desc d = {.plain = fn_body(hfa_plain_fn, 3, f3, 1, f3), .tile = fn_body(hfa_tile_fn, 7, f7, 3, f3),
+                     .final = fn_body(hfa_final_fn, 2, f3, 1, f3), .q_in = 0, .k_in = 1, .v_in = 2, .mask_in = -1,
+                     .k_axis = 1, .causal = true, .tile_keys = 4, .label = "mock attention"};
+    si_cmodel *cm = NULL, *ref = fn_body(hfa_plain_fn, 3, f3, 1, f3);
+    CHECK(si_hfa_create(&d, &cm) == SI_OK);
+    si_ireq *r = NULL, *rr = NULL;
+    CHECK(cm && cm->iface->create_request(cm, &r) == SI_OK);
+    CHECK(ref->iface->create_request(ref, &rr) == SI_OK);
+    for (int64_t L = 3; r && L <= 11; L += 4) { /* 3: one tile or less, the plain model; 7, 11: 2 and 3 tiles */
+        si_tensor *q, *k, *v, *y, *want;
+        CHECK(si_tensor_create(SI_F32, 3, (int64_t[]){2, 3, 4}, &q) == SI_OK);
+        CHECK(si_tensor_create(SI_F32, 3, (int64_t[]){2, L, 4}, &k) == SI_OK);
+        CHECK(si_tensor_create(SI_F32, 3, (int64_t[]){2, L, 5}, &v) == SI_OK);
+        si_tensor *all[3] = {q, k, v};
+        for (int t = 0; t < 3; t++)
+            for (int64_t i = 0; i < si_tensor_count(all[t]); i++) ((float *)all[t]->data)[i] = (float)sin((double)(i * 7 + t * 3 + L));
+        for (int t = 0; t < 3; t++) {
+            CHECK(r->iface->set_input(r, t, all[t]) == SI_OK);
+            CHECK(rr->iface->set_input(rr, t, all[t]) == SI_OK);
+        }
+        const int64_t runs = si_hfa_tile_runs();
+        CHECK(r->iface->infer(r) == SI_OK && rr->iface->infer(rr) == SI_OK);
+        CHECK(si_hfa_tile_runs() - runs == (L <= 4 ? 0 : (L + 3) / 4));
+        CHECK(r->iface->get_output(r, 0, &y) == SI_OK && rr->iface->get_output(rr, 0, &want) == SI_OK);
+        CHECK(y->ndim == 3 && y->dims[0] == 2 && y->dims[1] == 3 && y->dims[2] == 5);
+        double diff = 0;
+        for (int64_t i = 0; i < si_tensor_count(want); i++) diff = fmax(diff, fabs((double)((float *)y->data)[i] - ((float *)want->data)[i]));
+        CHECK(diff < 1e-5);
+        /* the second tile fails: the inference fails with the device's status, naming the tile model */
+        if (L == 11) {
+            tile_fail_at = tile_calls + 2;
+            CHECK(r->iface->infer(r) == SI_ERR_DEVICE);
+            CHECK(strstr(si_last_error(), "mock attention: tile model: mock tile failure") != NULL);
+            CHECK(r->iface->infer(r) == SI_OK); /* and the request stays usable */
+        }
+        for (int t = 0; t < 3; t++) {
+            CHECK(r->iface->set_input(r, t, NULL) == SI_OK);
+            CHECK(rr->iface->set_input(rr, t, NULL) == SI_OK);
+            si_tensor_free(all[t]);
+        }
+    }
+    if (r) r->iface->free(r);
+    if (rr) rr->iface->free(rr);
+    if (cm) cm->iface->free(cm);
+    ref->iface->free(ref);
+}
+
 int main(void) {
     int calls = 0;
     /* model input -> sub0 (+1) -> sub1 (+10) -> output 0; output 1 is the model input itself; output 2 a constant */
@@ -367,7 +499,10 @@ int main(void) {
     models_freed = 0;
     test_control();
     CHECK(models_freed == 4); /* the bodies went with their control-flow models */
+    models_freed = 0;
+    test_hfa();
+    CHECK(models_freed == 4); /* plain, tile and final went with the driver; the reference */
     if (failures) fprintf(stderr, "test_exec_mock: %d failures\n", failures);
-    else printf("test_exec_mock: executor core ran mock submodels and control flow with no device code linked: ok\n");
+    else printf("test_exec_mock: executor core ran mock submodels, control flow and flash attention with no device code linked: ok\n");
     return failures ? 1 : 0;
 }

@@ -47,7 +47,7 @@ static si_result factory(void *user, int device, si_cmodel **out) {
     si_device *d = f->c->ds->devs[device];
     /* every device compile (first, failover, standby, failback; on whatever thread) charges the budget */
     si_budget *prev = si_budget_enter(&f->c->budget);
-    si_result s = d->iface->compile(d, f->g, &f->c->cctx, out);
+    si_result s = f->aux ? si_aux_compile(d, f->g, &f->c->cctx, out) : d->iface->compile(d, f->g, &f->c->cctx, out);
     si_budget_leave(prev);
     return s;
 }
@@ -365,10 +365,14 @@ si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmo
 static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     si_graph *g = sc->g;
     const char *path = sc->path;
+    const char *hfa = si_options_get(&c->opts, "hfa_tile");
+    const char *moe = si_options_get(&c->opts, "moe_experts");
     si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
-    if (!st && c->fold && !*path) st = si_graph_fold_blocks(g, &sc->fold); /* the model's graph: bodies are not folded again */
+    /* the model's graph (bodies are not folded again); MoE experts as auxiliary models want their weights constant */
+    if (!st && c->fold && !*path) st = si_graph_fold_blocks(g, !(moe && parse_onoff(moe) == 1), &sc->fold);
     if (st) return *path ? si_err_wrap(st, "%s", path) : st;
-    if ((st = si_partition_graph_avoid(g, c->ds->devs, c->ds->n, c->ds->avoid, &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
+    if ((st = si_partition_graph_aux(g, c->ds->devs, c->ds->n, c->ds->avoid, hfa ? strtoll(hfa, NULL, 10) : 0, moe && parse_onoff(moe) == 1,
+                                     &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
     si_partition *p = sc->part;
     char (*names)[64] = c->ds->names;
     sc->base = c->n_subs;
@@ -389,7 +393,7 @@ static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     size_t dl = 0;
     for (int s = 0; s < p->n; s++) {
         si_submodel *sm = &p->subs[s];
-        sc->fctx[s] = (factory_ctx){.c = c, .g = sm->g};
+        sc->fctx[s] = (factory_ctx){.c = c, .g = sm->g, .aux = sm->aux};
         const char *desc = "host";
         if (!sm->host) {
             sub_job *j = &jobs[nj];

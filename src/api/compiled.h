@@ -17,6 +17,7 @@
 typedef struct factory_ctx {
     struct si_compiled *c;
     const si_graph *g; /* the submodel's graph (its scope's partition holds it) */
+    int aux;           /* the submodel's si_submodel.aux: SI_AUX_HFA / SI_AUX_MOE build a driver (compile_aux.c) */
 } factory_ctx;
 
 /* One graph compiled: the model's (scope 0), or a branch or body of a control-flow node (recursively, each
@@ -99,6 +100,11 @@ si_result si_compile_control(si_compiled *c, si_scope *sc, int sub, si_cmodel **
 si_result si_compile_call(si_compiled *c, si_scope *sc, int sub, si_cmodel **out);
 /* The source of value `name` of host submodel graph h: a constant of h, or one of h's inputs (compile_cf.c). */
 si_result si_host_source(const si_graph *h, const char *name, si_src *src);
+/* The factory's product for an auxiliary unit on device d (compile_aux.c): host flash attention over tile and
+ * final models compiled on d (exec/hfa.c), or the sparse MoE driver over one model per expert compiled on d
+ * (exec/moe_drv.c), or d's plain compiled model of g when g holds nothing the drivers take or their properties
+ * (hfa_tile, moe_experts) are off. Errors: d's compile errors, NO_MEM. */
+si_result si_aux_compile(si_device *d, const si_graph *g, const si_compile_ctx *cc, si_cmodel **out);
 /* A port describing value v (dims as inferred: negative ones are open). */
 void si_port_of(si_port *p, const si_val *v);
 

@@ -39,7 +39,7 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_avoid_parse(cfg ? si_config_get(cfg, "avoid") : NULL, &pl->ds->avoid)) ||
         (st = si_graph_clone(m->g, &pl->g)) ||
         (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
-        (cv.fold && (st = si_graph_fold_blocks(pl->g, &pl->fold))) ||
+        (cv.fold && (st = si_graph_fold_blocks(pl->g, true, &pl->fold))) ||
         (st = si_partition_graph_avoid(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, &pl->p)))
         plan_free(pl);
     for (int f = 0; !st && f < pl->fold.n_funcs; f++)

@@ -653,9 +653,7 @@ static si_result view_outputs(fs_model *m, fs_req *r) {
         if (st) return st;
         si_tensor *o = r->base.outs[k];
         if (o->owned) si_tensor_release(o);
-        *o = *t; /* a view: the data stays the inner request's */
-        o->owned = false;
-        atomic_store(&o->refs, 0);
+        si_tensor_view(o, t); /* the data stays the inner request's */
     }
     r->views_inner = true;
     release_async(m, r->held, r->held_gen);
@@ -712,11 +710,7 @@ static void revalidate_views(fs_model *m, fs_req *r) {
     for (int k = 0; k < m->base.n_outputs; k++) {
         si_tensor *t, *o = r->base.outs[k];
         if (r->inner->iface->get_output(r->inner, k, &t)) continue;
-        if (t->data != o->data || t->nbytes != o->nbytes) {
-            *o = *t;
-            o->owned = false;
-            atomic_store(&o->refs, 0);
-        }
+        if (t->data != o->data || t->nbytes != o->nbytes) si_tensor_view(o, t);
     }
 }
 

@@ -107,6 +107,7 @@ typedef struct rd {
 
 typedef struct block {
     int s, L, k;     /* nodes [s + j*L, s + (j+1)*L) for j < k */
+    bool moe_params; /* a MoE node's weights may be parameters */
     int n_pos;       /* input positions: sum of n_in over the block's nodes */
     int *pos_base;   /* per node t: its first position */
     rd *rd;          /* per position */
@@ -140,13 +141,13 @@ static inline int at(const block *b, int j, int t) { return b->s + j * b->L + t;
  * (the CPU device packs a MatMul's parameter once per bound constant; MatMulNBits, norms, elementwise ops, MoE and
  * an embedding Gather read it as it is)? A block whose weights feed anything else (a Conv, a Gemm, integer or
  * QLinear ops, a DequantizeLinear, whose fast paths want constants) is not folded. */
-static bool param_ok(const si_node *n, int q) {
+static bool param_ok(const si_node *n, int q, bool moe_params) {
     if (!n->op) return false;
     switch (n->op->id) {
     case SI_OP_MATMUL: return q == 1;
     case SI_OP_GATHER: return q == 0;
+    case SI_OP_MOE: return q >= 1 && moe_params;
     case SI_OP_MATMUL_NBITS:
-    case SI_OP_MOE:
     case SI_OP_LAYER_NORMALIZATION:
     case SI_OP_RMS_NORMALIZATION:
     case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION:
@@ -205,7 +206,7 @@ static bool check_block(const si_graph *g, const int *last_use, block *b, int *v
                             shared = w >= 0 && g->values[w].const_val && same_const(g->values[v].const_val, g->values[w].const_val);
                         }
                         r->kind = shared ? RD_SHARED : RD_PARAM;
-                        if (!shared && !param_ok(n, q)) goto done; /* a weight the devices want as a constant */
+                        if (!shared && !param_ok(n, q, b->moe_params)) goto done; /* a weight the devices want as a constant */
                         continue; /* params get their classes in pass 1, after the data */
                     }
                     r->kind = RD_DATA;
@@ -470,7 +471,7 @@ static int runs(const uint64_t *sig, int n, int L, uint64_t *H, int *run) {
 }
 
 /* The best block of g, or b->k = 0 when there is none. */
-static si_result find_block(const si_graph *g, block *best) {
+static si_result find_block(const si_graph *g, bool moe_params, block *best) {
     memset(best, 0, sizeof *best);
     const int n = g->n_nodes;
     if (n < 2 * FOLD_MIN_NODES) return SI_OK;
@@ -512,7 +513,7 @@ static si_result find_block(const si_graph *g, block *best) {
             for (int j = 1; j < cands[c].k && exact; j++)
                 exact = !memcmp(&sig[s], &sig[s + j * L], sizeof(uint64_t) * (size_t)L);
             if (!exact) continue;
-            block b = {.s = s, .L = L, .k = cands[c].k};
+            block b = {.s = s, .L = L, .k = cands[c].k, .moe_params = moe_params};
             if (check_block(g, last_use, &b, val_cls)) {
                 int ports = b.n_data + b.n_outs;
                 if (!best->k || ports < best_ports) {
@@ -541,11 +542,11 @@ void si_folding_free(si_folding *f) {
     memset(f, 0, sizeof *f);
 }
 
-si_result si_graph_fold_blocks(si_graph *g, si_folding *out) {
+si_result si_graph_fold_blocks(si_graph *g, bool moe_params, si_folding *out) {
     memset(out, 0, sizeof *out);
     for (int fid = 0; fid < SI_FOLD_MAX_FUNCS; fid++) {
         block b;
-        si_result st = find_block(g, &b);
+        si_result st = find_block(g, moe_params, &b);
         if (!st && !b.k) break;
         si_graph *body = NULL;
         if (!st) st = make_body(g, &b, &body);

@@ -28,9 +28,10 @@ typedef struct si_folding {
     si_fold_func funcs[SI_FOLD_MAX_FUNCS];
 } si_folding;
 
-/* Fold g's repeated blocks (g finalized, shapes inferred). g is rewritten and finalized again; *out receives the
+/* Fold g's repeated blocks (g finalized, shapes inferred). moe_params: a MoE node's weights may be parameters (false
+ * when the MoE experts run as auxiliary models, which want the weights as constants). g is rewritten and finalized again; *out receives the
  * bodies (none when nothing repeats). On failure g may be half rewritten: drop it. NO_MEM. */
-si_result si_graph_fold_blocks(si_graph *g, si_folding *out);
+si_result si_graph_fold_blocks(si_graph *g, bool moe_params, si_folding *out);
 void si_folding_free(si_folding *f);
 
 #endif

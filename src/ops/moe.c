@@ -73,6 +73,13 @@ static si_result moe_prep(si_kctx *c, moe_p *p) {
 }
 
 static si_result moe_infer(si_kctx *c) {
+    /* compile time with the token count (or another dimension) open: the output is the input's type and shape
+     * (what the submodel after it reads); the checks wait for the run */
+    if (c->partial && c->n_in > 1 && c->in[0] && c->in[1] &&
+        (!si_dims_known(c->in[0]->ndim, c->in[0]->dims) || !si_dims_known(c->in[1]->ndim, c->in[1]->dims))) {
+        si_result st = si_check_type(c, c->in[0]->dtype, LLM_T_FLOAT, "input");
+        return st ? st : si_same_as_input(c, 0, 0);
+    }
     moe_p p;
     si_result st = moe_prep(c, &p);
     return st ? st : si_same_as_input(c, 0, 0);
@@ -155,4 +162,4 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MOE, LLM_T_FLOAT, moe_infer, moe_run),
 };
 
-SI_OP_FAMILY(moe, defs);
+SI_OP_FAMILY_PARTIAL(moe, defs);

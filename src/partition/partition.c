@@ -4,6 +4,7 @@
  * outer scope (the node's implicit inputs) count as inputs of the node everywhere below.
  */
 #include "partition/partition.h"
+#include "partition/aux.h"
 
 #include "ops/ops.h"
 
@@ -196,11 +197,29 @@ static const struct si_avoid_rule *avoided(const si_avoid *a, const si_node *n, 
     return NULL;
 }
 
+/* Are the values unit u's nodes read from outside it all computed (so that its nodes run in one stretch)? */
+static bool unit_ready(const si_graph *g, const int *unit, const int *dev, const bool *done, int u) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (unit[i] != u) continue;
+        const si_node *n = &g->nodes[i];
+        for (int k = 0; k < n->n_in + n->n_implicit; k++) {
+            int v = si_node_reads(n, k), pr = v >= 0 ? g->values[v].producer : -1;
+            if (pr >= 0 && dev[pr] >= 0 && unit[pr] != u && !done[pr]) return false;
+        }
+    }
+    return true;
+}
+
 si_result si_partition_graph(const si_graph *g, si_device *const *devs, int n_devs, si_partition **out) {
     return si_partition_graph_avoid(g, devs, n_devs, NULL, out);
 }
 
 si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, si_partition **out) {
+    return si_partition_graph_aux(g, devs, n_devs, avoid, 0, false, out);
+}
+
+si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, int64_t hfa_tile,
+                                 bool moe, si_partition **out) {
     *out = NULL;
     _Static_assert(SI_MAX_DEVICES <= 64, "si_submodel.capable is a 64-bit mask");
     if (n_devs < 1 || n_devs > SI_MAX_DEVICES)
@@ -214,7 +233,9 @@ si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, in
     uint64_t *accepts = si_calloc((size_t)nn + 1, sizeof(uint64_t));
     char **why = si_calloc((size_t)nn + 1, sizeof(char *));
     si_partition *p = si_calloc(1, sizeof *p);
-    if (!dev || !owner || !order || !indeg || !accepts || !why || !p) { st = si_err(SI_ERR_NO_MEM, "out of memory partitioning"); goto done; }
+    int *unit = si_malloc(sizeof(int) * ((size_t)nn + 1)), *key = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    int *kind = si_malloc(sizeof(int) * ((size_t)nn + 1));
+    if (!dev || !owner || !order || !indeg || !accepts || !why || !p || !unit || !key || !kind) { st = si_err(SI_ERR_NO_MEM, "out of memory partitioning"); goto done; }
     /* 1. which devices accept each node; the first one gets it */
     for (int i = 0; i < nn; i++) {
         const si_node *n = &g->nodes[i];
@@ -246,9 +267,34 @@ si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, in
         }
         if (reasons[0] && !(why[i] = si_strdup(reasons))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
     }
-    /* 2. topological order that keeps runs on one device together */
+    /* 1b. auxiliary units (host flash attention): each on the first device that takes all its nodes, a run of
+     * its own (its key), or not a unit when no device does */
+    int n_units = si_aux_find(g, hfa_tile, moe, unit, kind);
+    for (int u = 0; u < n_units; u++) {
+        uint64_t all = ~0ull;
+        for (int i = 0; i < nn; i++)
+            if (unit[i] == u) all &= dev[i] >= 0 ? accepts[i] : 0;
+        int d = 0;
+        while (d < n_devs && !(all & (1ull << d))) d++;
+        for (int i = 0; i < nn; i++)
+            if (unit[i] == u) {
+                if (d < n_devs) key[i] = dev[i], dev[i] = d; /* key: the node's own first device, while a unit's */
+                else unit[i] = -1;
+            }
+    }
+    /* 2. topological order that keeps runs on one device together (and each unit's nodes in one stretch: a unit
+     * that cannot be is dropped and the order made again) */
     int total = 0;
+    bool *done_ = si_calloc((size_t)nn + 1, sizeof(bool));
+    if (!done_) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+    int *own = owner; /* owner is not in use before step 3: it keeps each unit node's own first device */
+    for (int i = 0; i < nn; i++) own[i] = unit[i] >= 0 ? key[i] : dev[i];
+reorder:
+    total = 0;
     for (int i = 0; i < nn; i++) {
+        key[i] = unit[i] >= 0 ? n_devs + 1 + unit[i] : dev[i];
+        indeg[i] = 0;
+        done_[i] = false;
         if (dev[i] < 0) continue;
         total++;
         const si_node *n = &g->nodes[i];
@@ -259,20 +305,32 @@ si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, in
             if (pr >= 0 && dev[pr] >= 0) indeg[i]++;
         }
     }
-    bool *done_ = si_calloc((size_t)nn + 1, sizeof(bool));
-    if (!done_) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
     int cur = -1, placed = 0;
     while (placed < total) {
         int pick = -1;
         for (int i = 0; i < nn; i++) /* prefer a ready node on the current device, else the first ready node */
             if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) {
-                if (dev[i] == cur) { pick = i; break; }
-                if (pick < 0) pick = i;
+                if (key[i] == cur) { pick = i; break; }
+                if (pick < 0 && (key[i] <= n_devs || unit_ready(g, unit, dev, done_, unit[i]))) pick = i;
             }
+        if (pick < 0) /* only units whose outside inputs are not all there: enter one anyway (it is dropped below) */
+            for (int i = 0; i < nn && pick < 0; i++)
+                if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) pick = i;
         if (pick < 0) { si_free(done_); st = si_err(SI_ERR_INTERNAL, "partition: no ready node (cycle?)"); goto done; }
+        if (cur > n_devs && key[pick] != cur) { /* leaving a unit: every node of it placed? */
+            bool whole = true;
+            for (int i = 0; i < nn; i++)
+                if (key[i] == cur && !done_[i]) whole = false;
+            if (!whole) { /* not a unit: its nodes go back to their own first devices */
+                int u = cur - n_devs - 1;
+                for (int i = 0; i < nn; i++)
+                    if (unit[i] == u) unit[i] = -1, dev[i] = own[i];
+                goto reorder;
+            }
+        }
         done_[pick] = true;
         order[placed++] = pick;
-        cur = dev[pick];
+        cur = key[pick];
         const si_node *n = &g->nodes[pick];
         for (int k = 0; k < n->n_out; k++) {
             int v = n->out[k];
@@ -288,7 +346,7 @@ si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, in
     /* 3. runs -> submodels */
     int nsub = 0;
     /* a new submodel where the device changes, and for every host node */
-#define NEW_RUN(i) ((i) == 0 || dev[order[i]] != dev[order[(i) - 1]] || dev[order[i]] == n_devs)
+#define NEW_RUN(i) ((i) == 0 || key[order[i]] != key[order[(i) - 1]] || dev[order[i]] == n_devs)
     for (int i = 0; i < total; i++)
         if (NEW_RUN(i)) nsub++;
     if (!(p->subs = si_calloc((size_t)nsub + 1, sizeof(si_submodel)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
@@ -302,6 +360,7 @@ si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, in
             sm->host = dev[node] == n_devs;
             sm->device = sm->host ? -1 : dev[node];
             sm->capable = sm->host ? 0 : ~0ull;
+            sm->aux = unit[node] >= 0 ? kind[unit[node]] : SI_AUX_NONE;
             if (!(sm->nodes = si_malloc(sizeof(int) * ((size_t)total + 1)))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
         }
         si_submodel *sm = &p->subs[s];
@@ -329,6 +388,9 @@ done:
     si_free(order);
     si_free(indeg);
     si_free(accepts);
+    si_free(unit);
+    si_free(key);
+    si_free(kind);
     if (st) { si_partition_free(p); return st; }
     *out = p;
     return SI_OK;

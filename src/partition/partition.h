@@ -19,6 +19,8 @@
 typedef struct si_submodel {
     int id;
     bool host;          /* one control-flow node, run by the executor on the host (device -1, capable 0) */
+    int aux;            /* SI_AUX_HFA / SI_AUX_MOE (partition/aux.h): an attention or a MoE run as auxiliary models by a
+                         * host loop; else 0 */
     int device;         /* index in the device list of the first device that accepts every node; -1 for host */
     uint64_t capable;   /* bit i: device i accepts every node of the submodel (the failover candidates) */
     int n_nodes;
@@ -56,6 +58,12 @@ si_result si_avoid_parse(const char *spec, si_avoid **out);
 void si_avoid_free(si_avoid *a);
 /* si_partition_graph with placement rules (NULL: none). */
 si_result si_partition_graph_avoid(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, si_partition **out);
+/* si_partition_graph_avoid that also cuts each attention worth tiling for hfa_tile keys per tile (config
+ * hfa_tile; 0: none) into a submodel of its own with aux = SI_AUX_HFA, and with moe (config moe_experts) each MoE
+ * whose experts can run as auxiliary models with aux = SI_AUX_MOE, on the first device that accepts all its
+ * nodes (a unit no device takes whole, or whose nodes cannot run in one stretch, is left as it is). */
+si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int n_devs, const si_avoid *avoid, int64_t hfa_tile,
+                                 bool moe, si_partition **out);
 void si_partition_free(si_partition *p);
 
 #endif

@@ -262,6 +262,16 @@ si_result si_tensor_alloc(si_tensor *t) {
     return SI_OK;
 }
 
+void si_tensor_view(si_tensor *dst, const si_tensor *src) {
+    dst->dtype = src->dtype;
+    dst->ndim = src->ndim;
+    memcpy(dst->dims, src->dims, sizeof dst->dims);
+    dst->data = src->data;
+    dst->nbytes = src->nbytes;
+    dst->owned = false;
+    atomic_store(&dst->refs, 0);
+}
+
 void si_tensor_release(si_tensor *t) {
     if (t->owned) si_free(t->data);
     t->data = NULL;

@@ -98,6 +98,9 @@ si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
 si_result si_tensor_alloc(si_tensor *t);
 /* Release data of a tensor struct that is not itself heap-allocated. */
 void si_tensor_release(si_tensor *t);
+/* dst becomes a view of src's data (type, shape, data; not owned, no references): the fields are read one by one,
+ * never src's reference count, which other threads may be changing (a shared constant). */
+void si_tensor_view(si_tensor *dst, const si_tensor *src);
 /* Shared immutable constants (graph initializers and folded values): graph copies share them.
  * si_const_ref adds a reference and returns t; si_const_unref drops one and frees t with the last. */
 si_tensor *si_const_ref(si_tensor *t);

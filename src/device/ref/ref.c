@@ -65,8 +65,7 @@ static si_result ref_infer(si_ireq *r_) {
     if (chk) return chk;
     for (int i = 0; i < m->base.n_inputs; i++) {
         si_tensor *slot = &r->slots[g->inputs[i]];
-        *slot = *r->base.bound[i];
-        slot->owned = false; /* borrowed view of the caller's data */
+        si_tensor_view(slot, r->base.bound[i]); /* borrowed view of the caller's data */
     }
     si_result s = SI_OK;
     for (int st = 0; st < m->n_steps && !s; st++) {
