@@ -6,7 +6,10 @@
 # (models/ort_generate.js, the same prompt) on CPU, on OCL,CPU, and on OCL,CPU with OCL failing mid-generation
 # (SAFEINFER_FAULTS=OCL.infer=4: the run must report a failover and still give the same tokens). The layers are
 # folded into one function body and its calls (fold=on, the default: the report must show a function of at least 2
-# calls), and the CPU rows run again with fold=off.
+# calls), and the CPU rows run again with fold=off. The MoE model runs with its experts as auxiliary models
+# (moe_experts=on) with a device failing mid-generation, and the plain model's attention as host flash attention over
+# tiles of 4 keys (hfa_tile=4, inside the folded body) with CPU failing mid-generation: the auxiliary models fail over
+# with their owner and the tokens stay ONNX Runtime's.
 # usage: generate_ort.sh SAFEINFER WORKDIR
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
@@ -31,32 +34,39 @@ for model in plain genai moe; do
   ort=$(node "$here/models/ort_generate.js" "$work/$model.onnx" $P $N | tail -1) || { echo "FAIL: ort_generate.js $model: $ort"; rc=1; continue; }
   want=$(echo "$ort" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["tokens"])')
   echo "$model: ONNX Runtime $want"
-  while read -r devices faults need_failover fold; do
+  while read -r only devices faults need_failover sets calls_want; do
+    [ "$only" = all ] || [ "$only" = "$model" ] || continue
     [ $ocl = 1 ] || [ "$devices" = CPU ] || continue
-    json="$work/$model-$devices-$faults-$fold.json"
+    json="$work/$model-$devices-$faults-$sets.json"
+    setargs=()
+    for kv in ${sets//,/ }; do setargs+=(--set "$kv"); done
     if [ "$faults" = - ]; then
-      out=$("$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --set fold=$fold --json "$json" 2>&1)
+      out=$("$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" "${setargs[@]}" --json "$json" 2>&1)
     else
-      out=$(SAFEINFER_FAULTS=$faults "$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" --set fold=$fold --json "$json" 2>&1)
+      out=$(SAFEINFER_FAULTS=$faults "$bin" bench "$work/$model.onnx" --generate $P,$N --devices "$devices" "${setargs[@]}" --json "$json" 2>&1)
     fi
-    if [ $? -ne 0 ]; then echo "FAIL: $model on $devices ($faults, fold=$fold): $out"; rc=1; continue; fi
+    if [ $? -ne 0 ]; then echo "FAIL: $model on $devices ($faults, $sets): $out"; rc=1; continue; fi
     got=$(field "$json" tokens) fo=$(field "$json" failovers)
     calls=$("$py" -c 'import json, sys; f = json.load(open(sys.argv[1]))["report"]["functions"]; print(f[0]["calls"] if f else 0)' "$json")
     if [ "$got" != "$want" ]; then
-      echo "FAIL: $model on $devices ($faults, fold=$fold): tokens $got"; rc=1
+      echo "FAIL: $model on $devices ($faults, $sets): tokens $got"; rc=1
     elif [ "$need_failover" = 1 ] && [ "$fo" -lt 1 ]; then
-      echo "FAIL: $model on $devices ($faults, fold=$fold): no failover"; rc=1
-    elif { [ "$fold" = on ] && [ "$calls" -lt 2 ]; } || { [ "$fold" = off ] && [ "$calls" -ne 0 ]; }; then
-      echo "FAIL: $model on $devices ($faults, fold=$fold): the report's first function has $calls calls"; rc=1
+      echo "FAIL: $model on $devices ($faults, $sets): no failover"; rc=1
+    elif { [ "$calls_want" = 2+ ] && [ "$calls" -lt 2 ]; } || { [ "$calls_want" = 0 ] && [ "$calls" -ne 0 ]; }; then
+      echo "FAIL: $model on $devices ($faults, $sets): the report's first function has $calls calls"; rc=1
     else
-      echo "ok   $model on $devices ($faults, fold=$fold): $calls calls, $fo failover(s), $(echo "$out" | grep -E '^  (prefill|decode) ' | tr -s ' ' | tr '\n' ';')"
+      echo "ok   $model on $devices ($faults, $sets): $calls calls, $fo failover(s), $(echo "$out" | grep -E '^  (prefill|decode) ' | tr -s ' ' | tr '\n' ';')"
     fi
   done <<'LIST'
-CPU - 0 on
-CPU - 0 off
-OCL,CPU - 0 on
-OCL,CPU OCL.infer=4 1 on
-OCL,CPU OCL.infer=4 1 off
+all CPU - 0 fold=on 2+
+all CPU - 0 fold=off 0
+all OCL,CPU - 0 fold=on 2+
+all OCL,CPU OCL.infer=4 1 fold=on 2+
+all OCL,CPU OCL.infer=4 1 fold=off 0
+moe CPU - 0 moe_experts=on 0
+moe OCL,CPU OCL.infer=6 1 moe_experts=on 0
+moe CPU,REF CPU.infer=9 1 moe_experts=on 0
+plain CPU,REF CPU.infer=7 1 hfa_tile=4 2+
 LIST
 done
 # not a decoder: a named error, no crash
