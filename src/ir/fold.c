@@ -29,6 +29,7 @@
 
 #define FOLD_MIN_NODES 6 /* a block smaller than this is not worth a call */
 #define FOLD_TRIES 24    /* candidate lengths checked exactly, best first */
+#define FOLD_WORK ((int64_t)200 * 1000 * 1000) /* hash steps, and node checks, one search may take */
 
 // --- signatures ---------------------------------------------------------------------------------------------
 
@@ -494,7 +495,10 @@ static si_result find_block(const si_graph *g, bool moe_params, block *best) {
     /* per length L: the longest run of windows each followed by an equal one */
     int nc = 0;
     int64_t top = 0;
-    for (int L = FOLD_MIN_NODES; 2 * L <= n; L++) {
+    /* the hash steps grow as n * L: lengths up to what keeps them near FOLD_WORK (a layer of a few thousand
+     * nodes in a graph of a hundred thousand), so that a hostile graph cannot make compile take minutes */
+    const int L_max = (int)SI_MIN((int64_t)n / 2, SI_MAX((int64_t)256, FOLD_WORK / n));
+    for (int L = FOLD_MIN_NODES; L <= L_max; L++) {
         if ((int64_t)(n / L - 1) * L < top / 2) continue; /* cannot come near the best */
         int kmax = runs(sig, n, L, H, run);
         if (kmax < 2) continue;
@@ -502,13 +506,16 @@ static si_result find_block(const si_graph *g, bool moe_params, block *best) {
         if (cands[nc - 1].score > top) top = cands[nc - 1].score;
     }
     qsort(cands, (size_t)nc, sizeof(cand), cand_cmp);
-    /* exact checks, best candidates first; per length every start that reaches its run, fewest ports kept */
-    for (int c = 0; c < nc && c < FOLD_TRIES && !best->k; c++) {
+    /* exact checks, best candidates first; per length every start that reaches its run, fewest ports kept (the
+     * checks cost k * L each: they stop at FOLD_WORK too) */
+    int64_t work = 0;
+    for (int c = 0; c < nc && c < FOLD_TRIES && !best->k && work < FOLD_WORK; c++) {
         const int L = cands[c].L;
         runs(sig, n, L, H, run);
         int best_ports = 0;
-        for (int s = 0; s + L <= n; s++) {
+        for (int s = 0; s + L <= n && work < FOLD_WORK; s++) {
             if (run[s] + 1 != cands[c].k) continue;
+            work += (int64_t)cands[c].k * L;
             bool exact = true; /* hashes agree: the signatures must too */
             for (int j = 1; j < cands[c].k && exact; j++)
                 exact = !memcmp(&sig[s], &sig[s + j * L], sizeof(uint64_t) * (size_t)L);
