@@ -176,6 +176,28 @@ def fold_blocks_graph():
     return helper.make_graph(nodes, "fold_blocks", ins, outs, initializer=inits)
 
 
+def fold_conv_graph():
+    """3 identical conv blocks (tests/test_fold.c), X float[1, 4, 6, 6]: X_{j+1} = X_j + Sigmoid(Relu(Conv(X_j, W_j) + B_j)
+    * S) with W_j [4, 4, 3, 3] (pads 1), B_j [1, 4, 1, 1], S = 0.5 shared; Y = X_3. Not folded: W_j feeds a Conv."""
+    nodes, inits = [], [raw("S", np.array(0.5, np.float32))]
+    x = "X"
+    for j in range(3):
+        w = ((np.arange(144, dtype=np.float32) * (j + 3)) % 11 / 22.0 - 0.25).reshape(4, 4, 3, 3).astype(np.float32)
+        b = (np.arange(4, dtype=np.float32) * 0.1 - 0.1 * j).reshape(1, 4, 1, 1).astype(np.float32)
+        inits += [raw("W%d" % j, w), raw("B%d" % j, b)]
+        n = "c%d." % j
+        nodes += [helper.make_node("Conv", [x, "W%d" % j], [n + "conv"], name=n + "conv", pads=[1, 1, 1, 1]),
+                  helper.make_node("Add", [n + "conv", "B%d" % j], [n + "b"], name=n + "bias"),
+                  helper.make_node("Relu", [n + "b"], [n + "r"], name=n + "relu"),
+                  helper.make_node("Mul", [n + "r", "S"], [n + "s"], name=n + "scale"),
+                  helper.make_node("Sigmoid", [n + "s"], [n + "g"], name=n + "gate"),
+                  helper.make_node("Add", [x, n + "g"], [n + "x"], name=n + "residual")]
+        x = n + "x"
+    nodes.append(helper.make_node("Identity", [x], ["Y"], name="out"))
+    return helper.make_graph(nodes, "fold_conv", [helper.make_tensor_value_info("X", F, [1, 4, 6, 6])],
+                             [helper.make_tensor_value_info("Y", F, [1, 4, 6, 6])], initializer=inits)
+
+
 def control_loop_if_graph():
     """X float[batch,3], N int64[], GO bool[], LIM float[], with W float[3] -> VF float[batch,3], VS float[?,batch,3]:
          VF, VS = Loop(N, GO, X): body(i, cond_in, v):
@@ -569,6 +591,8 @@ def build(out):
 
     # ---- repeated blocks folded into function calls (tests/test_fold.c) -------------------------------------
     files["fold_blocks.onnx"] = model(fold_blocks_graph())
+    # blocks whose weights feed a Conv (whose fast path wants them constant): not folded
+    files["fold_conv.onnx"] = model(fold_conv_graph())
     # a model that uses the op safeinfer's folding makes: refused by name
     files["fold_hostile_call.onnx"] = model(helper.make_graph(
         [helper.make_node("Call", ["X"], ["Y"], name="call", domain="ai.safeinfer", function=0)], "hostile_call",

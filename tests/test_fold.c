@@ -10,6 +10,7 @@
  *   - the watchdog, standby warm-ups and fail-back probes with the body's weights (parameters) bound;
  *   - requests on 3 threads with random CPU faults share the body (TSan runs this);
  *   - OCL,CPU (where an OpenCL device takes the body): its weights uploaded once per call, a failover moves it once;
+ *   - blocks whose weights feed a Conv are not folded (fold_conv.onnx);
  *   - a model that uses the Call op itself is refused by name.
  *
  *   test_fold [BUILD_DIR]
@@ -281,6 +282,44 @@ static void test_ocl(void) {
     }
 }
 
+/* Blocks whose weights feed a Conv are not folded (its fast path wants constant weights): the same outputs with
+ * fold on and off, and no function. */
+static void test_not_folded(void) {
+    fprintf(stderr, "fold_conv: conv blocks are not folded\n");
+    float out[2][144];
+    for (int fold = 0; fold < 2; fold++) {
+        si_model *m = NULL;
+        si_config *cfg = NULL;
+        si_compiled *c = NULL;
+        si_request *rq = NULL;
+        CHECK_OK(si_model_load(data_path("fold_conv.onnx"), &m));
+        CHECK_OK(si_config_create(&cfg));
+        if (cfg) CHECK_OK(si_config_set(cfg, "fold", fold ? "on" : "off"));
+        if (cfg) CHECK_OK(si_config_set(cfg, "devices", "CPU"));
+        if (m && cfg) CHECK_OK(si_compile(m, cfg, &c));
+        if (c) CHECK_OK(si_request_create(c, &rq));
+        float x[144];
+        for (int i = 0; i < 144; i++) x[i] = (float)(i % 9) / 4.0f - 1.0f;
+        int64_t dims[4] = {1, 4, 6, 6};
+        si_tensor *tx = NULL, *y = NULL;
+        if (rq) CHECK_OK(si_tensor_wrap(SI_F32, 4, dims, x, sizeof x, &tx));
+        if (tx) CHECK_OK(si_request_set_input(rq, 0, tx));
+        if (tx) CHECK_OK(si_request_infer(rq));
+        if (tx) CHECK_OK(si_request_get_output(rq, 0, &y));
+        memcpy(out[fold], y ? si_tensor_data(y) : x, sizeof x);
+        char *rep = NULL;
+        if (c) CHECK_OK(si_compiled_report_json(c, &rep));
+        CHECK(rep && strstr(rep, "\"functions\":[]"));
+        si_free_string(rep);
+        si_tensor_free(tx);
+        si_request_free(rq);
+        si_compiled_free(c);
+        si_config_free(cfg);
+        si_model_free(m);
+    }
+    CHECK(!memcmp(out[0], out[1], sizeof out[0]));
+}
+
 static void test_hostile(void) {
     fprintf(stderr, "a model using Call (ai.safeinfer) itself\n");
     si_model *m = NULL;
@@ -298,6 +337,7 @@ int main(int argc, char **argv) {
     test_policies();
     test_threads();
     test_ocl();
+    test_not_folded();
     test_hostile();
     return test_summary("test_fold");
 }
