@@ -33,7 +33,8 @@ static const command_help commands[] = {
      "Failover events are printed as they happen, then a one-line summary. Every configuration key is also\n"
      "a flag (KEY with '-' for '_'):\n"},
     {"inspect",
-     "inspect MODEL [--devices LIST [--avoid RULES]] [--shape NAME=DIMS|DIM=N]... [--dot FILE.dot [--report FILE.json]]",
+     "inspect MODEL [--devices LIST [--avoid RULES] [--set KEY=VALUE]...] [--shape NAME=DIMS|DIM=N]...\n"
+     "              [--dot FILE.dot [--report FILE.json]]",
      "Print the model's inputs, outputs, opsets, op histogram and parameters. With --devices, the submodels\n"
      "it is cut into: their device and fallbacks, their ops, the tensors that cross between them, and why\n"
      "nodes did not go to earlier devices (nothing is compiled).\n"
@@ -42,7 +43,8 @@ static const command_help commands[] = {
      "                        edges (render: dot -Tsvg FILE.dot -o FILE.svg)\n"
      "  --report FILE.json    with --dot: overlay a `run --report` file (the device each submodel ended on,\n"
      "                        its failovers)\n"
-     "  --avoid RULES         placement rules as the configuration key avoid (Op:Softmax/OCL,Node:NAME/OCL)\n"},
+     "  --avoid RULES         placement rules as the configuration key avoid (Op:Softmax/OCL,Node:NAME/OCL)\n"
+     "  --set KEY=VALUE       another compile property that changes the cut: fold=off, hfa_tile=N, moe_experts=on\n"},
     {"check-onnx",
      "check-onnx PATH... [--devices LIST] [--filter REGEX] [--json FILE] [--rtol X] [--atol X]",
      "Run ONNX backend test cases (folders with model.onnx and test_data_set_N/, or light_X.onnx with\n"

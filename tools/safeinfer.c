@@ -281,10 +281,11 @@ static void print_info(const char *kind, const si_value_info *v) {
 }
 
 static int cmd_inspect(int argc, char **argv) {
-    const char *path = NULL, *devices = NULL, *shapes[64], *dot = NULL, *report = NULL, *avoid = NULL;
-    int n_shapes = 0;
+    const char *path = NULL, *devices = NULL, *shapes[64], *dot = NULL, *report = NULL, *avoid = NULL, *sets[64];
+    int n_shapes = 0, n_sets = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--devices") && i + 1 < argc) devices = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_sets < 64 && strchr(argv[i + 1], '=')) sets[n_sets++] = argv[++i];
         else if (!strcmp(argv[i], "--avoid") && i + 1 < argc) avoid = argv[++i];
         else if (!strcmp(argv[i], "--dot") && i + 1 < argc) dot = argv[++i];
         else if (!strcmp(argv[i], "--report") && i + 1 < argc) report = argv[++i];
@@ -345,8 +346,15 @@ static int cmd_inspect(int argc, char **argv) {
     if (devices) {
         si_config *cfg = NULL;
         char *text = NULL;
-        if ((s = si_config_create(&cfg)) || (s = si_config_set(cfg, "devices", devices)) ||
-            (avoid && (s = si_config_set(cfg, "avoid", avoid))) || (s = si_model_partition_text(m, cfg, &text))) {
+        if (!(s = si_config_create(&cfg)) && !(s = si_config_set(cfg, "devices", devices)))
+            for (int i = 0; i < n_sets && !s; i++) { /* --set KEY=VALUE: fold, hfa_tile, moe_experts, ... */
+                char kv[512];
+                snprintf(kv, sizeof kv, "%s", sets[i]);
+                char *eq = strchr(kv, '=');
+                *eq = 0;
+                s = si_config_set(cfg, kv, eq + 1);
+            }
+        if (s || (avoid && (s = si_config_set(cfg, "avoid", avoid))) || (s = si_model_partition_text(m, cfg, &text))) {
             si_config_free(cfg);
             si_model_free(m);
             return fail_status(s, "partition");

@@ -5,6 +5,9 @@
  */
 #include "api/compiled.h"
 #include "ops/ops.h"
+#include "partition/aux.h"
+
+#include <stdlib.h>
 
 /* The model cut for the config's devices: the device set, the graph with shapes inferred, the partition. */
 typedef struct plan {
@@ -36,14 +39,19 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     si_budget budget;
     si_budget_init(&budget, (int64_t)cv.max_memory_mb << 20);
     si_budget *prev = si_budget_enter(&budget);
+    /* auxiliary units (host flash attention, MoE experts) as si_compile cuts them */
+    const char *hfa = cfg ? si_config_get(cfg, "hfa_tile") : NULL, *moe_s = cfg ? si_config_get(cfg, "moe_experts") : NULL;
+    int64_t hfa_tile = hfa ? strtoll(hfa, NULL, 10) : 0;
+    bool moe = moe_s && parse_onoff(moe_s) == 1;
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_avoid_parse(cfg ? si_config_get(cfg, "avoid") : NULL, &pl->ds->avoid)) ||
         (st = si_graph_clone(m->g, &pl->g)) ||
         (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
-        (cv.fold && (st = si_graph_fold_blocks(pl->g, true, &pl->fold))) ||
-        (st = si_partition_graph_avoid(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, &pl->p)))
+        (cv.fold && (st = si_graph_fold_blocks(pl->g, !moe, &pl->fold))) ||
+        (st = si_partition_graph_aux(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, hfa_tile, moe, &pl->p)))
         plan_free(pl);
     for (int f = 0; !st && f < pl->fold.n_funcs; f++)
-        if ((st = si_partition_graph_avoid(pl->fold.funcs[f].body, pl->ds->devs, pl->ds->n, pl->ds->avoid, &pl->fp[f]))) plan_free(pl);
+        if ((st = si_partition_graph_aux(pl->fold.funcs[f].body, pl->ds->devs, pl->ds->n, pl->ds->avoid, hfa_tile, moe, &pl->fp[f])))
+            plan_free(pl);
     si_budget_leave(prev);
     si_budget_destroy(&budget);
     return st;
@@ -90,6 +98,11 @@ static void sb_ops(sbuf *b, const si_graph *g) {
     }
 }
 
+/* What runs an auxiliary unit. */
+static const char *aux_label(const si_submodel *sm) {
+    return sm->aux == SI_AUX_HFA ? "host flash attention over tile models" : sm->aux == SI_AUX_MOE ? "one model per expert" : "";
+}
+
 /* The function a host submodel calls, or -1. */
 static int called(const si_submodel *sm) {
     return sm->host && si_node_is(&sm->g->nodes[0], SI_OP_CALL) ? (int)si_attr_int(&sm->g->nodes[0], "function", -1) : -1;
@@ -117,6 +130,7 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
         sb_put(&b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
         sb_ops(&b, sm->g);
         if (called(sm) >= 0) sb_put(&b, " of function %d (%s)", called(sm), sm->g->nodes[0].name);
+        if (sm->aux) sb_put(&b, " (%s)", aux_label(sm));
         sb_put(&b, "\n");
         for (int k = 0; k < sm->g->n_inputs; k++) {
             const si_val *v = &g->values[sm->in_values[k]];
@@ -154,6 +168,7 @@ si_result si_model_partition_text(const si_model *m, const si_config *cfg, char 
             const si_submodel *sm = &pl.fp[f]->subs[s];
             sb_put(&b, "  body submodel %d on %s: %d node%s:", s, sm->host ? "host" : names[sm->device], sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
             sb_ops(&b, sm->g);
+            if (sm->aux) sb_put(&b, " (%s)", aux_label(sm));
             sb_put(&b, "\n");
             if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
         }
