@@ -92,5 +92,14 @@ expect 2 "$bin" check-onnx "$case_dir" --rtol 1e-3x
 expect 0 "$bin" check-onnx "$src/tests/data" --filter small --devices REF --json "$work/check.json"
 grep -q '"passed": 1' "$work/check.json" || fail "check-onnx --json: $(cat "$work/check.json")"
 
+# --- folding in inspect and bench: the functions shown, --set changing the cut --------------------------------
+expect 0 "$bin" inspect "$src/tests/data/fold_blocks.onnx" --devices CPU
+echo "$out" | grep -q "^function 0: 4 calls, 7 nodes" || fail "inspect shows the folded function: $out"
+echo "$out" | grep -q "Call of function 0" || fail "inspect shows the calls: $out"
+expect 0 "$bin" inspect "$src/tests/data/fold_blocks.onnx" --devices CPU --set fold=off
+echo "$out" | grep -q "function" && fail "inspect --set fold=off shows no function: $out"
+expect 4 "$bin" inspect "$src/tests/data/fold_blocks.onnx" --devices CPU --set fold=maybe
+expect 2 "$bin" bench "$model" --set fold
+
 [ $fails = 0 ] && echo "OK: all CLI checks passed"
 exit $((fails > 0))
