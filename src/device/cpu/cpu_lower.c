@@ -260,6 +260,39 @@ static int folded_bias(cpu_pb *b, int n, const si_tensor *B, const cpu_chain *c,
     return sb ? cpu_pb_const_buf(b, sb, bmd) : -1;
 }
 
+/* The primitive of a (de)convolution whose op descriptor init returned ds (what names it in an error); on
+ * failure the chain is freed. */
+static si_result conv_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_status_t ds, const char *what, const char *nname,
+                         dnnl_primitive_desc_t *pd) {
+    if (ds != dnnl_success) {
+        cpu_chain_free(c);
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, what, nname);
+    }
+    si_result s = create_pd(b, c, op_desc, pd, nname);
+    if (s) cpu_chain_free(c);
+    return s;
+}
+
+/* The rest of a (de)convolution once its primitive is made, on input buffer in_buf (< 0: failed): the weights
+ * packed once per compiled model from wplain (fill folds the chain's per-channel scale in when there is one),
+ * the bias folded, and the chain finished as anchor. Frees the chain, and pd on failure. */
+static si_result conv_finish(cpu_pb *b, int n, cpu_chain *c, dnnl_primitive_desc_t pd, int in_buf, const cpu_skey *wk, cpu_wfill fill,
+                             const void *fill_ctx, const dnnl_memory_desc_t *wplain, const si_tensor *B, int64_t OC,
+                             const dnnl_memory_desc_t *bmd, const char *anchor) {
+    int w_buf = -1, b_buf = -1;
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, wk, wk->src->data, c->scale ? fill : NULL, fill_ctx, wplain, q_md(pd, dnnl_query_weights_md));
+    if (w_buf >= 0) b_buf = folded_bias(b, n, B, c, OC, bmd);
+    if (b_buf < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        cpu_chain_free(c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
+    si_result s = finish_chain(b, c, pd, args, 3, anchor);
+    cpu_chain_free(c);
+    return s;
+}
+
 static si_result lower_conv(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -335,34 +368,17 @@ static si_result lower_conv(cpu_pb *b, int n) {
     dnnl_convolution_desc_t cd;
     dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, &bmd,
                                                                   &dmd, st, dl, pad_l, pad_r);
-    if (ds != dnnl_success) {
-        cpu_chain_free(&c);
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "convolution", nd->name);
-    }
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &cd, &pd, nd->name);
-    if (s) {
-        cpu_chain_free(&c);
-        return s;
-    }
+    si_result s = conv_pd(b, &c, &cd, ds, "convolution", nd->name, &pd);
+    if (s) return s;
     /* weights and bias with the folded per-channel affine, made once per compiled model (the store) */
     scaled_rows sr = {W->data, c.scale, OC, si_shape_count(W->ndim, W->dims) / OC};
     cpu_skey wk = {.node = n, .tag = "conv.w", .fp = cpu_chain_fp(&c), .src = W};
-    int in_buf = -1, w_buf = -1, b_buf = -1;
     int64_t full_stride[3];
     if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
-    in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_scaled_rows : NULL, &sr, &wplain, q_md(pd, dnnl_query_weights_md));
-    if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
-    if (b_buf < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        cpu_chain_free(&c);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
-    s = finish_chain(b, &c, pd, args, 3, G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
-    cpu_chain_free(&c);
-    return s;
+    int in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    return conv_finish(b, n, &c, pd, in_buf, &wk, fill_scaled_rows, &sr, &wplain, B, OC, &bmd,
+                       G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
 }
 
 /* ConvTranspose (explicit pads, no output_shape) as a oneDNN deconvolution. ONNX weights are
@@ -416,30 +432,13 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     dnnl_deconvolution_desc_t dcd;
     dnnl_status_t ds = dnnl_dilated_deconvolution_forward_desc_init(&dcd, dnnl_forward_inference, dnnl_deconvolution_direct, &smd, &wmd, &bmd,
                                                                     &dmd, st, dl, pad_l, pad_r);
-    if (ds != dnnl_success) {
-        cpu_chain_free(&c);
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "deconvolution", nd->name);
-    }
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &dcd, &pd, nd->name);
-    if (s) {
-        cpu_chain_free(&c);
-        return s;
-    }
+    si_result s = conv_pd(b, &c, &dcd, ds, "deconvolution", nd->name, &pd);
+    if (s) return s;
     deconv_w dw = {W->data, c.scale, C, OCg, K, Cg};
     cpu_skey wk = {.node = n, .tag = "deconv.w", .fp = cpu_chain_fp(&c), .src = W};
-    int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md)), w_buf = -1, b_buf = -1;
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_deconv_w : NULL, &dw, &wplain, q_md(pd, dnnl_query_weights_md));
-    if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
-    if (b_buf < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        cpu_chain_free(&c);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
-    s = finish_chain(b, &c, pd, args, 3, "ConvTranspose");
-    cpu_chain_free(&c);
-    return s;
+    int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    return conv_finish(b, n, &c, pd, in_buf, &wk, fill_deconv_w, &dw, &wplain, B, OC, &bmd, "ConvTranspose");
 }
 
 /* The own GEMM + col2im kernel (cpu_deconv.c), else oneDNN's deconvolution. */
