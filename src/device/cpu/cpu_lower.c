@@ -344,13 +344,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
     if (sub)
         for (int i = 0; i < sp; i++) sd[2 + i] = Y->dims[2 + i], stride[i] = 1;
-    int wr = G > 1 ? r + 1 : r;
-    if (G > 1) {
-        wd[0] = G, wd[1] = OC / G;
-        for (int i = 1; i < r; i++) wd[i + 1] = W->dims[i];
-    } else {
-        for (int i = 0; i < r; i++) wd[i] = W->dims[i];
-    }
+    int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
     for (int i = 0; i < sp; i++) st[i] = stride[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
     dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
     /* "any": oneDNN picks the activation layout its fastest kernel wants (nhwc for its brgemm convolutions
