@@ -471,27 +471,35 @@ __kernel void gemm_dot(__global const float *A, __global const float *B, __globa
 }
 
 /* ---- convolution ------------------------------------------------------------------------------------------
- * Direct convolution over 1 to 3 spatial dimensions (missing ones have size 1), grouped, strided, padded,
- * dilated. One work item per output element.
  * m = [N, C, ID, IH, IW, OC, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, G] */
+
+/* The output element i of a convolution with geometry m: batch nb, channel oc, position (od, oh, ow). */
+void si_conv_out_at(__global const int *m, int i, int *nb, int *oc, int *od, int *oh, int *ow)
+{
+    const int OC = m[5], OD = m[6], OH = m[7], OW = m[8];
+    *ow = i % OW;
+    i /= OW;
+    *oh = i % OH;
+    i /= OH;
+    *od = i % OD;
+    i /= OD;
+    *oc = i % OC;
+    *nb = i / OC;
+}
+
+/* Direct convolution over 1 to 3 spatial dimensions (missing ones have size 1), grouped, strided, padded,
+ * dilated. One work item per output element. */
 __kernel void conv(__global const float *X, __global const float *W, __global const float *Bias, __global float *Y,
                    const int n, __global const int *m, const int has_bias)
 {
     int i = get_global_id(0);
     if (i >= n)
         return;
-    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5], OD = m[6], OH = m[7], OW = m[8];
+    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];
     const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];
     const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];
-    int rem = i;
-    const int ow = rem % OW;
-    rem /= OW;
-    const int oh = rem % OH;
-    rem /= OH;
-    const int od = rem % OD;
-    rem /= OD;
-    const int oc = rem % OC;
-    const int nb = rem / OC;
+    int nb, oc, od, oh, ow;
+    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow);
     const int CG = C / G, OCG = OC / G, g = oc / OCG;
     float acc = has_bias ? Bias[oc] : 0.0f;
     const int d0 = od * SD - PD, h0 = oh * SH - PH, w0 = ow * SW - PW;
@@ -527,18 +535,11 @@ __kernel void conv_transpose(__global const float *X, __global const float *W, _
     int i = get_global_id(0);
     if (i >= n)
         return;
-    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5], OD = m[6], OH = m[7], OW = m[8];
+    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];
     const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];
     const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];
-    int rem = i;
-    const int ow = rem % OW;
-    rem /= OW;
-    const int oh = rem % OH;
-    rem /= OH;
-    const int od = rem % OD;
-    rem /= OD;
-    const int oc = rem % OC;
-    const int nb = rem / OC;
+    int nb, oc, od, oh, ow;
+    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow);
     const int CG = C / G, OCG = OC / G, g = oc / OCG, ocg = oc % OCG;
     float acc = has_bias ? Bias[oc] : 0.0f;
     for (int ic = 0; ic < CG; ic++) {
