@@ -1160,6 +1160,19 @@ static int only_consumer(const cpu_pb *b, int v) {
     return c >= 0 && !b->done[c] ? c : -1;
 }
 
+/* The only consumer of value v when it is an op `id` whose other input is a float32 constant of D values along
+ * its last dimension (a LayerNorm's gamma or beta): the node, with the constant's value in *cv; else -1. */
+static int const_row_step(const cpu_pb *b, int v, si_op_id id, int64_t D, int *cv) {
+    int n = only_consumer(b, v);
+    if (n < 0 || !is_op(&b->g->nodes[n], id)) return -1;
+    const si_node *nd = &b->g->nodes[n];
+    int c = nd->in[0] == v ? nd->in[1] : nd->in[0];
+    const si_tensor *t = b->g->values[c].const_val;
+    if (!t || t->dtype != SI_F32 || t->ndim < 1 || si_shape_count(t->ndim, t->dims) != D || t->dims[t->ndim - 1] != D) return -1;
+    *cv = c;
+    return n;
+}
+
 static bool last_axis_mean(const si_graph *g, const si_node *n, int r) {
     if (!is_op(n, SI_OP_REDUCE_MEAN) || !si_attr_int(n, "keepdims", 1) || n->n_out != 1) return false;
     int na = 0;
@@ -1224,28 +1237,16 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     int64_t D = X->dims[r - 1];
     const float *gamma = NULL, *beta = NULL;
     int gamma_v = -1, beta_v = -1;
-    int m = only_consumer(b, out);
-    if (m >= 0 && is_op(&g->nodes[m], SI_OP_MUL)) {
-        const si_node *mn = &g->nodes[m];
-        int gv = mn->in[0] == out ? mn->in[1] : mn->in[0];
-        const si_tensor *t = g->values[gv].const_val;
-        if (t && t->dtype == SI_F32 && t->ndim >= 1 && si_shape_count(t->ndim, t->dims) == D && t->dims[t->ndim - 1] == D) {
-            gamma = t->data;
-            gamma_v = gv;
-            nodes[nn++] = m;
-            out = mn->out[0];
-            int a2 = only_consumer(b, out);
-            if (a2 >= 0 && is_op(&g->nodes[a2], SI_OP_ADD)) {
-                const si_node *an = &g->nodes[a2];
-                int bv = an->in[0] == out ? an->in[1] : an->in[0];
-                const si_tensor *bt = g->values[bv].const_val;
-                if (bt && bt->dtype == SI_F32 && bt->ndim >= 1 && si_shape_count(bt->ndim, bt->dims) == D && bt->dims[bt->ndim - 1] == D) {
-                    beta = bt->data;
-                    beta_v = bv;
-                    nodes[nn++] = a2;
-                    out = an->out[0];
-                }
-            }
+    int m = const_row_step(b, out, SI_OP_MUL, D, &gamma_v);
+    if (m >= 0) {
+        gamma = g->values[gamma_v].const_val->data;
+        nodes[nn++] = m;
+        out = g->nodes[m].out[0];
+        int a2 = const_row_step(b, out, SI_OP_ADD, D, &beta_v);
+        if (a2 >= 0) {
+            beta = g->values[beta_v].const_val->data;
+            nodes[nn++] = a2;
+            out = g->nodes[a2].out[0];
         }
     }
     const si_val *O = &g->values[out];
