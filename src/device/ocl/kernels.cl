@@ -527,6 +527,17 @@ __kernel void conv(__global const float *X, __global const float *W, __global co
     Y[i] = acc;
 }
 
+/* The input position that output position o of a transposed convolution reads through kernel tap k (pad P,
+ * dilation D, stride S, input size I), or -1 where it reads none. */
+int si_convt_src(int o, int k, int P, int D, int S, int I)
+{
+    int t = o + P - k * D;
+    if (t < 0 || t % S)
+        return -1;
+    t /= S;
+    return t < I ? t : -1;
+}
+
 /* ConvTranspose, direct: every output element gathers the input elements whose window covers it.
  * m as for conv with OC the output channels; W is [C, OC/G, k...]; P* may be negative. */
 __kernel void conv_transpose(__global const float *X, __global const float *W, __global const float *Bias,
@@ -547,25 +558,16 @@ __kernel void conv_transpose(__global const float *X, __global const float *W, _
         __global const float *x = X + (nb * C + c) * ID * IH * IW;
         __global const float *w = W + ((c * OCG + ocg) * KD) * KH * KW;
         for (int kd = 0; kd < KD; kd++) {
-            int td = od + PD - kd * DD;
-            if (td < 0 || td % SD)
-                continue;
-            int id = td / SD;
-            if (id >= ID)
+            int id = si_convt_src(od, kd, PD, DD, SD, ID);
+            if (id < 0)
                 continue;
             for (int kh = 0; kh < KH; kh++) {
-                int th = oh + PH - kh * DH;
-                if (th < 0 || th % SH)
-                    continue;
-                int ih = th / SH;
-                if (ih >= IH)
+                int ih = si_convt_src(oh, kh, PH, DH, SH, IH);
+                if (ih < 0)
                     continue;
                 for (int kw = 0; kw < KW; kw++) {
-                    int tw = ow + PW - kw * DW;
-                    if (tw < 0 || tw % SW)
-                        continue;
-                    int iw = tw / SW;
-                    if (iw < IW)
+                    int iw = si_convt_src(ow, kw, PW, DW, SW, IW);
+                    if (iw >= 0)
                         acc += x[(id * IH + ih) * IW + iw] * w[(kd * KH + kh) * KW + kw];
                 }
             }
