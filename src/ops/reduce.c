@@ -195,6 +195,18 @@ static void reduce_space(const rplan *p, rspace *sp) {
     sp->m = m;
 }
 
+/* From one run of the input (the last dimension, idx over the others) to the next: idx and the output offset o
+ * step on. */
+static void rspace_next_run(const rspace *sp, int64_t *idx, int64_t *o) {
+    for (int d = sp->m - 2; d >= 0; d--) {
+        idx[d]++;
+        *o += sp->ostr[d];
+        if (idx[d] < sp->md[d]) break;
+        *o -= sp->ostr[d] * sp->md[d];
+        idx[d] = 0;
+    }
+}
+
 /* One pass in double: acc[o] = fold(acc[o], x) for every input element x of output element o. aux holds the
  * per-output maximum for F_EXPSUM. buf has room for one run (md[m-1] elements). */
 static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc, const double *aux, double *buf) {
@@ -240,13 +252,7 @@ static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc
             case F_EXPSUM: for (int64_t j = 0; j < L; j++) a[j] += exp(buf[j] - aux[o + j]); break;
             }
         }
-        for (int d = m - 2; d >= 0; d--) {
-            idx[d]++;
-            o += sp->ostr[d];
-            if (idx[d] < sp->md[d]) break;
-            o -= sp->ostr[d] * sp->md[d];
-            idx[d] = 0;
-        }
+        rspace_next_run(sp, idx, &o);
     }
 }
 
@@ -279,13 +285,7 @@ static void rpass_i64(const si_tensor *x, const rspace *sp, rfold f, bool uns, i
             }
         }
         if (inner_red) acc[o] = a1;
-        for (int d = m - 2; d >= 0; d--) {
-            idx[d]++;
-            o += sp->ostr[d];
-            if (idx[d] < sp->md[d]) break;
-            o -= sp->ostr[d] * sp->md[d];
-            idx[d] = 0;
-        }
+        rspace_next_run(sp, idx, &o);
     }
 }
 
