@@ -31,6 +31,13 @@ static si_graph *load_fixture(const char *name) {
     return g;
 }
 
+/* A fixture with its shapes inferred, or NULL (a failed check). */
+static si_graph *load_shaped(const char *name) {
+    si_graph *g = load_fixture(name);
+    if (g) CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
+    return g;
+}
+
 static const si_node *node_named(const si_graph *g, const char *name) {
     for (int i = 0; i < g->n_nodes; i++)
         if (!strcmp(g->nodes[i].name, name)) return &g->nodes[i];
@@ -186,9 +193,8 @@ static void test_load_and_infer(void) {
 
 static void test_clone(void) {
     fprintf(stderr, "clone\n");
-    si_graph *g = load_fixture("control_flow.onnx"), *c = NULL, *cc = NULL;
+    si_graph *g = load_shaped("control_flow.onnx"), *c = NULL, *cc = NULL;
     if (!g) return;
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     CHECK_OK(si_graph_clone(g, &c));
     si_graph_free(g); /* the copy owns everything it holds (ASan: no use after free below) */
     if (!c) return;
@@ -270,9 +276,8 @@ static void check_host_subs(si_partition *p, si_device *dev, const char *what) {
 
 static void test_partition(void) {
     fprintf(stderr, "partition\n");
-    si_graph *g = load_fixture("control_flow.onnx");
+    si_graph *g = load_shaped("control_flow.onnx");
     if (!g) return;
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     si_device *ref = NULL, *cpu = first_device();
     CHECK_OK(si_device_get("REF", &ref));
 
@@ -578,9 +583,8 @@ static void test_compile(void) {
  * reads are inputs. */
 static void test_fold_detach(void) {
     fprintf(stderr, "fold Ifs, detach\n");
-    si_graph *g = load_fixture("control_if_fold.onnx");
+    si_graph *g = load_shaped("control_if_fold.onnx");
     if (!g) return;
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     int folded = -1;
     CHECK_OK(si_graph_fold_ifs(g, 1 << 20, &folded));
     CHECK(folded == 3);
@@ -791,9 +795,8 @@ static void test_avoid(void) {
         CHECK_ERR(si_avoid_parse(bad[i], &a), SI_ERR_INVALID_ARG, "avoid");
         CHECK(a == NULL);
     }
-    si_graph *g = load_fixture("control_flow.onnx");
+    si_graph *g = load_shaped("control_flow.onnx");
     if (!g) return;
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     si_device *ref = NULL, *cpu = first_device();
     CHECK_OK(si_device_get("REF", &ref));
     si_device *devs[2] = {cpu, ref};

@@ -117,20 +117,35 @@ static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
     return out;
 }
 
-static void gb_attr_int(gb *b, int node, const char *name, int64_t v, const int64_t *ints, int n) {
-    if (b->st) return;
+/* Room for one more attribute of the node, zeroed and named (not yet counted in n_attr), or NULL (b->st set). */
+static si_attr *gb_attr_slot(gb *b, int node, const char *name) {
+    if (b->st) return NULL;
     si_node *nd = &b->g->nodes[node];
     si_attr *a = si_realloc(nd->attrs, sizeof(si_attr) * (size_t)(nd->n_attr + 1));
-    if (!a) { b->st = si_err(SI_ERR_NO_MEM, "out of memory"); return; }
+    if (!a) {
+        b->st = si_err(SI_ERR_NO_MEM, "out of memory");
+        return NULL;
+    }
     nd->attrs = a;
     a = &a[nd->n_attr];
     memset(a, 0, sizeof *a);
-    if (!(a->name = si_strdup(name)) || (ints && !(a->ints = si_malloc(sizeof(int64_t) * (size_t)(n + 1))))) {
+    if (!(a->name = si_strdup(name))) {
+        b->st = si_err(SI_ERR_NO_MEM, "out of memory");
+        return NULL;
+    }
+    return a;
+}
+
+static void gb_attr_int(gb *b, int node, const char *name, int64_t v, const int64_t *ints, int n) {
+    si_attr *a = gb_attr_slot(b, node, name);
+    if (!a) return;
+    if (ints && !(a->ints = si_malloc(sizeof(int64_t) * (size_t)(n + 1)))) {
         si_free(a->name);
+        a->name = NULL;
         b->st = si_err(SI_ERR_NO_MEM, "out of memory");
         return;
     }
-    nd->n_attr++;
+    b->g->nodes[node].n_attr++;
     if (ints) {
         a->type = SI_ATTR_INTS;
         a->n = n;
@@ -142,20 +157,16 @@ static void gb_attr_int(gb *b, int node, const char *name, int64_t v, const int6
 }
 
 static void gb_attr_str(gb *b, int node, const char *name, const char *v) {
-    if (b->st) return;
-    si_node *nd = &b->g->nodes[node];
-    si_attr *a = si_realloc(nd->attrs, sizeof(si_attr) * (size_t)(nd->n_attr + 1));
-    if (!a) { b->st = si_err(SI_ERR_NO_MEM, "out of memory"); return; }
-    nd->attrs = a;
-    a = &a[nd->n_attr];
-    memset(a, 0, sizeof *a);
-    if (!(a->name = si_strdup(name)) || !(a->s = si_strdup(v))) {
+    si_attr *a = gb_attr_slot(b, node, name);
+    if (!a) return;
+    if (!(a->s = si_strdup(v))) {
         si_free(a->name);
+        a->name = NULL;
         b->st = si_err(SI_ERR_NO_MEM, "out of memory");
         return;
     }
     a->type = SI_ATTR_STRING;
-    nd->n_attr++;
+    b->g->nodes[node].n_attr++;
 }
 
 static si_result gb_begin(gb *b) {

@@ -195,6 +195,18 @@ static void reduce_space(const rplan *p, rspace *sp) {
     sp->m = m;
 }
 
+/* From one run of the input (the last dimension, idx over the others) to the next: idx and the output offset o
+ * step on. */
+static void rspace_next_run(const rspace *sp, int64_t *idx, int64_t *o) {
+    for (int d = sp->m - 2; d >= 0; d--) {
+        idx[d]++;
+        *o += sp->ostr[d];
+        if (idx[d] < sp->md[d]) break;
+        *o -= sp->ostr[d] * sp->md[d];
+        idx[d] = 0;
+    }
+}
+
 /* One pass in double: acc[o] = fold(acc[o], x) for every input element x of output element o. aux holds the
  * per-output maximum for F_EXPSUM. buf has room for one run (md[m-1] elements). */
 static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc, const double *aux, double *buf) {
@@ -240,13 +252,7 @@ static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc
             case F_EXPSUM: for (int64_t j = 0; j < L; j++) a[j] += exp(buf[j] - aux[o + j]); break;
             }
         }
-        for (int d = m - 2; d >= 0; d--) {
-            idx[d]++;
-            o += sp->ostr[d];
-            if (idx[d] < sp->md[d]) break;
-            o -= sp->ostr[d] * sp->md[d];
-            idx[d] = 0;
-        }
+        rspace_next_run(sp, idx, &o);
     }
 }
 
@@ -279,13 +285,7 @@ static void rpass_i64(const si_tensor *x, const rspace *sp, rfold f, bool uns, i
             }
         }
         if (inner_red) acc[o] = a1;
-        for (int d = m - 2; d >= 0; d--) {
-            idx[d]++;
-            o += sp->ostr[d];
-            if (idx[d] < sp->md[d]) break;
-            o -= sp->ostr[d] * sp->md[d];
-            idx[d] = 0;
-        }
+        rspace_next_run(sp, idx, &o);
     }
 }
 
@@ -404,15 +404,22 @@ typedef struct aplan {
     int64_t out_dims[SI_MAX_DIMS];
 } aplan;
 
+/* The numeric input x of ArgMax, ArgMin or TopK, and its attribute axis (def where absent): the axis of n
+ * values, and the counts before (outer) and after it (inner). */
+static si_result axis_input(const si_kctx *c, int64_t def, const si_tensor **x, int *axis, int64_t *outer, int64_t *n, int64_t *inner) {
+    si_result s = si_input0(c, SI_T_NUMERIC, NULL, x);
+    if (s || (s = si_axis(c, si_attr_int(c->node, "axis", def), (*x)->ndim, axis))) return s;
+    *outer = si_prod((*x)->dims, 0, *axis);
+    *n = (*x)->dims[*axis];
+    *inner = si_prod((*x)->dims, *axis + 1, (*x)->ndim);
+    return SI_OK;
+}
+
 static si_result arg_plan(const si_kctx *c, aplan *p) {
     const si_tensor *x;
-    si_result s = si_input0(c, SI_T_NUMERIC, NULL, &x);
+    si_result s = axis_input(c, 0, &x, &p->axis, &p->outer, &p->n, &p->inner);
     if (s) return s;
-    if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &p->axis))) return s;
     bool keepdims = si_attr_int(c->node, "keepdims", 1) != 0;
-    p->outer = si_prod(x->dims, 0, p->axis);
-    p->n = x->dims[p->axis];
-    p->inner = si_prod(x->dims, p->axis + 1, x->ndim);
     if (p->n == 0 && si_dim_mul(p->outer, p->inner) > 0) /* not known (compile time): checked at run time */
         return si_op_err(c, SI_ERR_INVALID_ARG, "cannot take the arg-extremum over an empty axis %d", p->axis);
     p->out_nd = 0;
@@ -488,9 +495,8 @@ typedef struct tplan {
 
 static si_result topk_plan(const si_kctx *c, tplan *p) {
     const si_tensor *x;
-    si_result s = si_input0(c, SI_T_NUMERIC, NULL, &x);
+    si_result s = axis_input(c, -1, &x, &p->axis, &p->outer, &p->n, &p->inner);
     if (s) return s;
-    if ((s = si_axis(c, si_attr_int(c->node, "axis", -1), x->ndim, &p->axis))) return s;
     if (c->opset >= 10) {
         if ((s = si_need_input(c, 1, false))) return s;
         if (!si_has_values(c->in[1])) { /* compile time: K is known at run time */
@@ -508,9 +514,6 @@ static si_result topk_plan(const si_kctx *c, tplan *p) {
         if (!si_node_attr(c->node, "k")) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'k' is missing");
         p->k = si_attr_int(c->node, "k", 0);
     }
-    p->outer = si_prod(x->dims, 0, p->axis);
-    p->n = x->dims[p->axis];
-    p->inner = si_prod(x->dims, p->axis + 1, x->ndim);
     if (p->k < 0 || (si_dim_known(p->n) && p->k > p->n))
         return si_op_err(c, SI_ERR_INVALID_ARG, "k = %lld is out of range for axis %d of size %lld", (long long)p->k,
                          p->axis, (long long)p->n);

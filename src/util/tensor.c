@@ -66,6 +66,19 @@ bool si_dtype_is_signed(si_dtype t) {
     return t == SI_I8 || t == SI_I16 || t == SI_I32 || t == SI_I64 || si_dtype_is_float(t);
 }
 
+/* The float with these bits, and the bits of a float. */
+static float f32_from_bits(uint32_t bits) {
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static uint32_t f32_bits(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    return x;
+}
+
 float si_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
     if (exp == 0) {
@@ -81,14 +94,11 @@ float si_f16_to_f32(uint16_t h) {
     } else {
         bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
     }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return f32_from_bits(bits);
 }
 
 uint16_t si_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
+    uint32_t x = f32_bits(f);
     uint32_t sign = (x >> 16) & 0x8000;
     int32_t exp = (int32_t)((x >> 23) & 0xff);
     uint32_t man = x & 0x7fffff;
@@ -110,15 +120,11 @@ uint16_t si_f32_to_f16(float f) {
 }
 
 float si_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
+    return f32_from_bits((uint32_t)h << 16);
 }
 
 uint16_t si_f32_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
+    uint32_t x = f32_bits(f);
     if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
     uint32_t round = 0x7fff + ((x >> 16) & 1);
     return (uint16_t)((x + round) >> 16);

@@ -48,6 +48,9 @@ bool cpu_md_is_plain(const dnnl_memory_desc_t *md);
 /* OpenMP thread count of the calling thread: set returns the previous value (0 when OpenMP is not found). */
 int cpu_threads_set(int n);
 int cpu_threads_get(void);
+/* oneDNN's dimensions of ONNX convolution weights w [OC, C/G, k...] of rank r: with G > 1 groups
+ * [G, OC/G, C/G, k...]. Returns their rank (r or r + 1). */
+int cpu_conv_weight_dims(int r, int64_t G, const int64_t *w, dnnl_dims_t wd);
 /* Plain row-major descriptor of another element type. */
 void cpu_md_plain_dt(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, dnnl_data_type_t dt);
 /* The oneDNN type of an element type (f32, f16, bf16, s32, s8, u8), dnnl_data_type_undef for the others. */

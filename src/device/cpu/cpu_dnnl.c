@@ -98,6 +98,16 @@ void cpu_md_strided(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, const
     dnnl_memory_desc_init_by_strides(md, ndim, d, dnnl_f32, s);
 }
 
+int cpu_conv_weight_dims(int r, int64_t G, const int64_t *w, dnnl_dims_t wd) {
+    if (G == 1) {
+        for (int i = 0; i < r; i++) wd[i] = w[i];
+        return r;
+    }
+    wd[0] = G, wd[1] = w[0] / G;
+    for (int i = 1; i < r; i++) wd[i + 1] = w[i];
+    return r + 1;
+}
+
 void cpu_md_plain(dnnl_memory_desc_t *md, int ndim, const int64_t *dims) {
     int64_t st[SI_MAX_DIMS + 4];
     int64_t s = 1;

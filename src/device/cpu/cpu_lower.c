@@ -260,6 +260,39 @@ static int folded_bias(cpu_pb *b, int n, const si_tensor *B, const cpu_chain *c,
     return sb ? cpu_pb_const_buf(b, sb, bmd) : -1;
 }
 
+/* The primitive of a (de)convolution whose op descriptor init returned ds (what names it in an error); on
+ * failure the chain is freed. */
+static si_result conv_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_status_t ds, const char *what, const char *nname,
+                         dnnl_primitive_desc_t *pd) {
+    if (ds != dnnl_success) {
+        cpu_chain_free(c);
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, what, nname);
+    }
+    si_result s = create_pd(b, c, op_desc, pd, nname);
+    if (s) cpu_chain_free(c);
+    return s;
+}
+
+/* The rest of a (de)convolution once its primitive is made, on input buffer in_buf (< 0: failed): the weights
+ * packed once per compiled model from wplain (fill folds the chain's per-channel scale in when there is one),
+ * the bias folded, and the chain finished as anchor. Frees the chain, and pd on failure. */
+static si_result conv_finish(cpu_pb *b, int n, cpu_chain *c, dnnl_primitive_desc_t pd, int in_buf, const cpu_skey *wk, cpu_wfill fill,
+                             const void *fill_ctx, const dnnl_memory_desc_t *wplain, const si_tensor *B, int64_t OC,
+                             const dnnl_memory_desc_t *bmd, const char *anchor) {
+    int w_buf = -1, b_buf = -1;
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, wk, wk->src->data, c->scale ? fill : NULL, fill_ctx, wplain, q_md(pd, dnnl_query_weights_md));
+    if (w_buf >= 0) b_buf = folded_bias(b, n, B, c, OC, bmd);
+    if (b_buf < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        cpu_chain_free(c);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
+    si_result s = finish_chain(b, c, pd, args, 3, anchor);
+    cpu_chain_free(c);
+    return s;
+}
+
 static si_result lower_conv(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -311,13 +344,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
     if (sub)
         for (int i = 0; i < sp; i++) sd[2 + i] = Y->dims[2 + i], stride[i] = 1;
-    int wr = G > 1 ? r + 1 : r;
-    if (G > 1) {
-        wd[0] = G, wd[1] = OC / G;
-        for (int i = 1; i < r; i++) wd[i + 1] = W->dims[i];
-    } else {
-        for (int i = 0; i < r; i++) wd[i] = W->dims[i];
-    }
+    int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
     for (int i = 0; i < sp; i++) st[i] = stride[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
     dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
     /* "any": oneDNN picks the activation layout its fastest kernel wants (nhwc for its brgemm convolutions
@@ -335,34 +362,17 @@ static si_result lower_conv(cpu_pb *b, int n) {
     dnnl_convolution_desc_t cd;
     dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, &bmd,
                                                                   &dmd, st, dl, pad_l, pad_r);
-    if (ds != dnnl_success) {
-        cpu_chain_free(&c);
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "convolution", nd->name);
-    }
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &cd, &pd, nd->name);
-    if (s) {
-        cpu_chain_free(&c);
-        return s;
-    }
+    si_result s = conv_pd(b, &c, &cd, ds, "convolution", nd->name, &pd);
+    if (s) return s;
     /* weights and bias with the folded per-channel affine, made once per compiled model (the store) */
     scaled_rows sr = {W->data, c.scale, OC, si_shape_count(W->ndim, W->dims) / OC};
     cpu_skey wk = {.node = n, .tag = "conv.w", .fp = cpu_chain_fp(&c), .src = W};
-    int in_buf = -1, w_buf = -1, b_buf = -1;
     int64_t full_stride[3];
     if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
-    in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_scaled_rows : NULL, &sr, &wplain, q_md(pd, dnnl_query_weights_md));
-    if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
-    if (b_buf < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        cpu_chain_free(&c);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
-    s = finish_chain(b, &c, pd, args, 3, G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
-    cpu_chain_free(&c);
-    return s;
+    int in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    return conv_finish(b, n, &c, pd, in_buf, &wk, fill_scaled_rows, &sr, &wplain, B, OC, &bmd,
+                       G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
 }
 
 /* ConvTranspose (explicit pads, no output_shape) as a oneDNN deconvolution. ONNX weights are
@@ -416,30 +426,13 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     dnnl_deconvolution_desc_t dcd;
     dnnl_status_t ds = dnnl_dilated_deconvolution_forward_desc_init(&dcd, dnnl_forward_inference, dnnl_deconvolution_direct, &smd, &wmd, &bmd,
                                                                     &dmd, st, dl, pad_l, pad_r);
-    if (ds != dnnl_success) {
-        cpu_chain_free(&c);
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "deconvolution", nd->name);
-    }
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &dcd, &pd, nd->name);
-    if (s) {
-        cpu_chain_free(&c);
-        return s;
-    }
+    si_result s = conv_pd(b, &c, &dcd, ds, "deconvolution", nd->name, &pd);
+    if (s) return s;
     deconv_w dw = {W->data, c.scale, C, OCg, K, Cg};
     cpu_skey wk = {.node = n, .tag = "deconv.w", .fp = cpu_chain_fp(&c), .src = W};
-    int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md)), w_buf = -1, b_buf = -1;
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, &wk, W->data, c.scale ? fill_deconv_w : NULL, &dw, &wplain, q_md(pd, dnnl_query_weights_md));
-    if (w_buf >= 0) b_buf = folded_bias(b, n, B, &c, OC, &bmd);
-    if (b_buf < 0) {
-        dnnl_primitive_desc_destroy(pd);
-        cpu_chain_free(&c);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
-    s = finish_chain(b, &c, pd, args, 3, "ConvTranspose");
-    cpu_chain_free(&c);
-    return s;
+    int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    return conv_finish(b, n, &c, pd, in_buf, &wk, fill_deconv_w, &dw, &wplain, B, OC, &bmd, "ConvTranspose");
 }
 
 /* The own GEMM + col2im kernel (cpu_deconv.c), else oneDNN's deconvolution. */
@@ -1167,6 +1160,19 @@ static int only_consumer(const cpu_pb *b, int v) {
     return c >= 0 && !b->done[c] ? c : -1;
 }
 
+/* The only consumer of value v when it is an op `id` whose other input is a float32 constant of D values along
+ * its last dimension (a LayerNorm's gamma or beta): the node, with the constant's value in *cv; else -1. */
+static int const_row_step(const cpu_pb *b, int v, si_op_id id, int64_t D, int *cv) {
+    int n = only_consumer(b, v);
+    if (n < 0 || !is_op(&b->g->nodes[n], id)) return -1;
+    const si_node *nd = &b->g->nodes[n];
+    int c = nd->in[0] == v ? nd->in[1] : nd->in[0];
+    const si_tensor *t = b->g->values[c].const_val;
+    if (!t || t->dtype != SI_F32 || t->ndim < 1 || si_shape_count(t->ndim, t->dims) != D || t->dims[t->ndim - 1] != D) return -1;
+    *cv = c;
+    return n;
+}
+
 static bool last_axis_mean(const si_graph *g, const si_node *n, int r) {
     if (!is_op(n, SI_OP_REDUCE_MEAN) || !si_attr_int(n, "keepdims", 1) || n->n_out != 1) return false;
     int na = 0;
@@ -1231,28 +1237,16 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     int64_t D = X->dims[r - 1];
     const float *gamma = NULL, *beta = NULL;
     int gamma_v = -1, beta_v = -1;
-    int m = only_consumer(b, out);
-    if (m >= 0 && is_op(&g->nodes[m], SI_OP_MUL)) {
-        const si_node *mn = &g->nodes[m];
-        int gv = mn->in[0] == out ? mn->in[1] : mn->in[0];
-        const si_tensor *t = g->values[gv].const_val;
-        if (t && t->dtype == SI_F32 && t->ndim >= 1 && si_shape_count(t->ndim, t->dims) == D && t->dims[t->ndim - 1] == D) {
-            gamma = t->data;
-            gamma_v = gv;
-            nodes[nn++] = m;
-            out = mn->out[0];
-            int a2 = only_consumer(b, out);
-            if (a2 >= 0 && is_op(&g->nodes[a2], SI_OP_ADD)) {
-                const si_node *an = &g->nodes[a2];
-                int bv = an->in[0] == out ? an->in[1] : an->in[0];
-                const si_tensor *bt = g->values[bv].const_val;
-                if (bt && bt->dtype == SI_F32 && bt->ndim >= 1 && si_shape_count(bt->ndim, bt->dims) == D && bt->dims[bt->ndim - 1] == D) {
-                    beta = bt->data;
-                    beta_v = bv;
-                    nodes[nn++] = a2;
-                    out = an->out[0];
-                }
-            }
+    int m = const_row_step(b, out, SI_OP_MUL, D, &gamma_v);
+    if (m >= 0) {
+        gamma = g->values[gamma_v].const_val->data;
+        nodes[nn++] = m;
+        out = g->nodes[m].out[0];
+        int a2 = const_row_step(b, out, SI_OP_ADD, D, &beta_v);
+        if (a2 >= 0) {
+            beta = g->values[beta_v].const_val->data;
+            nodes[nn++] = a2;
+            out = g->nodes[a2].out[0];
         }
     }
     const si_val *O = &g->values[out];

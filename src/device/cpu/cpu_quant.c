@@ -554,13 +554,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
 
     dnnl_dims_t sd, wd, dd, st, dl, pl, pr;
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
-    int wr = G > 1 ? r + 1 : r;
-    if (G > 1) {
-        wd[0] = G, wd[1] = OC / G;
-        for (int i = 1; i < r; i++) wd[i + 1] = W->dims[i];
-    } else {
-        for (int i = 0; i < r; i++) wd[i] = W->dims[i];
-    }
+    int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
     for (int i = 0; i < sp; i++) {
         int j = NN_SP - sp + i;
         st[i] = geo.s[j], dl[i] = geo.d[j] - 1, pl[i] = geo.pb[j], pr[i] = geo.pe[j];

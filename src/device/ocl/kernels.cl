@@ -471,27 +471,35 @@ __kernel void gemm_dot(__global const float *A, __global const float *B, __globa
 }
 
 /* ---- convolution ------------------------------------------------------------------------------------------
- * Direct convolution over 1 to 3 spatial dimensions (missing ones have size 1), grouped, strided, padded,
- * dilated. One work item per output element.
  * m = [N, C, ID, IH, IW, OC, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH, PW, DD, DH, DW, G] */
+
+/* The output element i of a convolution with geometry m: batch nb, channel oc, position (od, oh, ow). */
+void si_conv_out_at(__global const int *m, int i, int *nb, int *oc, int *od, int *oh, int *ow)
+{
+    const int OC = m[5], OD = m[6], OH = m[7], OW = m[8];
+    *ow = i % OW;
+    i /= OW;
+    *oh = i % OH;
+    i /= OH;
+    *od = i % OD;
+    i /= OD;
+    *oc = i % OC;
+    *nb = i / OC;
+}
+
+/* Direct convolution over 1 to 3 spatial dimensions (missing ones have size 1), grouped, strided, padded,
+ * dilated. One work item per output element. */
 __kernel void conv(__global const float *X, __global const float *W, __global const float *Bias, __global float *Y,
                    const int n, __global const int *m, const int has_bias)
 {
     int i = get_global_id(0);
     if (i >= n)
         return;
-    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5], OD = m[6], OH = m[7], OW = m[8];
+    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];
     const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];
     const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];
-    int rem = i;
-    const int ow = rem % OW;
-    rem /= OW;
-    const int oh = rem % OH;
-    rem /= OH;
-    const int od = rem % OD;
-    rem /= OD;
-    const int oc = rem % OC;
-    const int nb = rem / OC;
+    int nb, oc, od, oh, ow;
+    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow);
     const int CG = C / G, OCG = OC / G, g = oc / OCG;
     float acc = has_bias ? Bias[oc] : 0.0f;
     const int d0 = od * SD - PD, h0 = oh * SH - PH, w0 = ow * SW - PW;
@@ -519,6 +527,17 @@ __kernel void conv(__global const float *X, __global const float *W, __global co
     Y[i] = acc;
 }
 
+/* The input position that output position o of a transposed convolution reads through kernel tap k (pad P,
+ * dilation D, stride S, input size I), or -1 where it reads none. */
+int si_convt_src(int o, int k, int P, int D, int S, int I)
+{
+    int t = o + P - k * D;
+    if (t < 0 || t % S)
+        return -1;
+    t /= S;
+    return t < I ? t : -1;
+}
+
 /* ConvTranspose, direct: every output element gathers the input elements whose window covers it.
  * m as for conv with OC the output channels; W is [C, OC/G, k...]; P* may be negative. */
 __kernel void conv_transpose(__global const float *X, __global const float *W, __global const float *Bias,
@@ -527,18 +546,11 @@ __kernel void conv_transpose(__global const float *X, __global const float *W, _
     int i = get_global_id(0);
     if (i >= n)
         return;
-    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5], OD = m[6], OH = m[7], OW = m[8];
+    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];
     const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];
     const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];
-    int rem = i;
-    const int ow = rem % OW;
-    rem /= OW;
-    const int oh = rem % OH;
-    rem /= OH;
-    const int od = rem % OD;
-    rem /= OD;
-    const int oc = rem % OC;
-    const int nb = rem / OC;
+    int nb, oc, od, oh, ow;
+    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow);
     const int CG = C / G, OCG = OC / G, g = oc / OCG, ocg = oc % OCG;
     float acc = has_bias ? Bias[oc] : 0.0f;
     for (int ic = 0; ic < CG; ic++) {
@@ -546,25 +558,16 @@ __kernel void conv_transpose(__global const float *X, __global const float *W, _
         __global const float *x = X + (nb * C + c) * ID * IH * IW;
         __global const float *w = W + ((c * OCG + ocg) * KD) * KH * KW;
         for (int kd = 0; kd < KD; kd++) {
-            int td = od + PD - kd * DD;
-            if (td < 0 || td % SD)
-                continue;
-            int id = td / SD;
-            if (id >= ID)
+            int id = si_convt_src(od, kd, PD, DD, SD, ID);
+            if (id < 0)
                 continue;
             for (int kh = 0; kh < KH; kh++) {
-                int th = oh + PH - kh * DH;
-                if (th < 0 || th % SH)
-                    continue;
-                int ih = th / SH;
-                if (ih >= IH)
+                int ih = si_convt_src(oh, kh, PH, DH, SH, IH);
+                if (ih < 0)
                     continue;
                 for (int kw = 0; kw < KW; kw++) {
-                    int tw = ow + PW - kw * DW;
-                    if (tw < 0 || tw % SW)
-                        continue;
-                    int iw = tw / SW;
-                    if (iw < IW)
+                    int iw = si_convt_src(ow, kw, PW, DW, SW, IW);
+                    if (iw >= 0)
                         acc += x[(id * IH + ih) * IW + iw] * w[(kd * KH + kh) * KW + kw];
                 }
             }
