@@ -10,6 +10,7 @@
 #include "test_device_ops.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint32_t seed = 77;
 static uint32_t rnd(void) {
@@ -96,6 +97,39 @@ static void cases_nbits(void) {
     nbits_case(5, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 4096, 3, 4, 128, 1, true, false);
+}
+
+// --- MoE ---------------------------------------------------------------------------------------------------------------
+
+/* T tokens (x2 with a3d) over E experts, hidden Hd, inner F, top k: the GEMV path (an expert with <= 4 tokens) and
+ * the sgemm path (more), every activation, biases, SwiGLU's limit. */
+static void moe_case(int64_t T, bool a3d, int64_t Hd, int64_t F, int64_t E, int64_t k, const char *act, bool bias, bool norm) {
+    const int64_t f = strcmp(act, "swiglu") ? 1 : 2, rows = a3d ? 2 * T : T;
+    begin_ms();
+    if (a3d) input("x", D(2, T, Hd));
+    else input("x", D(T, Hd));
+    input("router", D(rows, E));
+    weight("fc1", -0.3f, 0.3f, D(E, f * F, Hd));
+    weight("fc2", -0.3f, 0.3f, D(E, Hd, F));
+    if (bias) weight("b1", -0.5f, 0.5f, D(E, f * F)), weight("b2", -0.5f, 0.5f, D(E, Hd));
+    int n = msnode("MoE", bias ? "x,router,fc1,b1,fc2,b2" : "x,router,fc1,,fc2", "y");
+    ai(n, "k", k), ai(n, "normalize_routing_weights", norm);
+    as(n, "activation_type", act);
+    if (f == 2) ai(n, "swiglu_fusion", 1), af(n, "swiglu_limit", 0.8f), af(n, "activation_alpha", 1.5f), af(n, "activation_beta", 0.5f);
+    output("y");
+    char what[128];
+    snprintf(what, sizeof what, "MoE T%lld%s H%lld F%lld E%lld k%lld %s%s%s", (long long)T, a3d ? "x2" : "", (long long)Hd, (long long)F,
+             (long long)E, (long long)k, act, bias ? " bias" : "", norm ? " normalized" : "");
+    run_attn(what, "MoE"); /* OCL does not take MoE */
+}
+
+static void cases_moe(void) {
+    moe_case(1, false, 32, 48, 4, 2, "silu", false, true);   /* decode: GEMV */
+    moe_case(3, false, 24, 40, 3, 1, "relu", true, false);   /* GEMV, some experts idle */
+    moe_case(37, false, 40, 24, 4, 2, "silu", false, true);  /* sgemm for the busy experts */
+    moe_case(20, true, 16, 20, 5, 3, "gelu", true, true);    /* k = 3, [batch, seq, hidden] */
+    moe_case(11, false, 16, 12, 2, 2, "swiglu", true, false); /* interleaved SwiGLU with limit, alpha, beta */
+    moe_case(9, false, 8, 8, 6, 2, "identity", false, false);
 }
 
 // --- GroupQueryAttention ------------------------------------------------------------------------------------------------
@@ -379,4 +413,7 @@ void dop_cases_llm_mha(void) {
     cases_mha();
     cases_msattn();
 }
-void dop_cases_llm_norm(void) { cases_llm_norm(); }
+void dop_cases_llm_norm(void) {
+    cases_llm_norm();
+    cases_moe();
+}

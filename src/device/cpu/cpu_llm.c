@@ -287,6 +287,9 @@ si_result cpu_lower_llm(cpu_pb *b, int n) {
     case SI_OP_MS_ATTENTION: /* mask_index is int32 */
         if (!all_f32(g, nd, 1u << 3)) break;
         return cpu_pb_emit_native(b, n, cpu_msattn_run, "Attention");
+    case SI_OP_MOE:
+        if (!all_f32(g, nd, 0)) break;
+        return cpu_pb_emit_native(b, n, cpu_moe_run, "MoE");
     case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: {
         if (!all_f32(g, nd, 0) || nd->n_in < 2 || nd->in[1] < 0) break;
         const si_val *x = &g->values[nd->in[0]], *sc = &g->values[nd->in[1]];

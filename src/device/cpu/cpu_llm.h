@@ -4,6 +4,7 @@
  *   cpu_llm.c        lowering (which nodes get a native step), threads, vector primitives, the fused norms
  *                    (SimplifiedLayerNormalization, Skip[Simplified]LayerNormalization) and GELUs
  *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
+ *   cpu_llm_moe.c    MoE (float weights): routing, tokens grouped by expert, GEMV or oneDNN sgemm per expert
  *   cpu_llm_attn.c   GroupQueryAttention, MultiHeadAttention and Attention (com.microsoft): a fused per-head loop
  *                    (Q.K, online softmax, .V); Attention's QKV projection on oneDNN's sgemm
  *
@@ -44,5 +45,6 @@ si_result cpu_nbits_run(si_kctx *c);
 si_result cpu_gqa_run(si_kctx *c);
 si_result cpu_mha_run(si_kctx *c);
 si_result cpu_msattn_run(si_kctx *c);
+si_result cpu_moe_run(si_kctx *c);
 
 #endif
