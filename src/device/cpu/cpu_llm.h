@@ -4,6 +4,7 @@
  *   cpu_llm.c        lowering (which nodes get a native step), threads, vector primitives, the fused norms
  *                    (SimplifiedLayerNormalization, Skip[Simplified]LayerNormalization) and GELUs
  *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
+ *   cpu_llm_nbgemm.c MatMulNBits prefill on AVX-512: panels packed from the codes, an 8 x 32 microkernel
  *   cpu_llm_moe.c    MoE (float weights): routing, tokens grouped by expert, GEMV or oneDNN sgemm per expert
  *   cpu_llm_attn.c   GroupQueryAttention, MultiHeadAttention and Attention (com.microsoft): a fused per-head loop
  *                    (Q.K, online softmax, .V); Attention's QKV projection on oneDNN's sgemm
@@ -39,6 +40,13 @@ const cpu_vec *cpu_vec_get(void);
 /* The reference kernel for a node a native kernel does not take after all: zero-fills the outputs first (the
  * reference kernels expect that, native steps do not get it). */
 si_result cpu_llm_ref(si_kctx *c);
+
+/* MatMulNBits for many rows of A with AVX-512 (cpu_llm_nbgemm.c): Y[M, N] = Ap W^T + bias, Ap [M rounded up to 8]
+ * [kp] in the permuted k order of cpu_llm_nbits.c, zero past M and past K. _fits: the CPU and the sizes allow it.
+ * False: out of memory. */
+bool cpu_nbits_gemm_fits(const si_nbits *p);
+bool cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *ap, int64_t kp, float *y);
 
 /* The kernels (si_op_fn). */
 si_result cpu_nbits_run(si_kctx *c);
