@@ -42,7 +42,7 @@ const cpu_vec *cpu_vec_get(void);
 si_result cpu_llm_ref(si_kctx *c);
 
 /* MatMulNBits for many rows of A with AVX-512 (cpu_llm_nbgemm.c): Y[M, N] = Ap W^T + bias, Ap [M rounded up to 8]
- * [kp] in the permuted k order of cpu_llm_nbits.c, zero past M and past K. _fits: the CPU and the sizes allow it.
+ * [kp]: A's rows zero-padded to whole blocks, zero rows past M. _fits: the CPU and the sizes allow it.
  * False: out of memory. */
 bool cpu_nbits_gemm_fits(const si_nbits *p);
 bool cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,

@@ -2,8 +2,7 @@
  * cpu_llm_nbgemm.c — MatMulNBits with many rows of A (prefill) on AVX-512: Y = Ap W^T (+ bias), float32 compute.
  *
  * W is split into groups of 32 output columns (rows of W). Each group is dequantised once per call into a packed
- * panel Wp[k][32] (k in the permuted order of cpu_llm_nbits.c: slot t of byte i of a block is k = t * blob + i,
- * the order Ap's rows are in), straight from the codes: one 32-bit gather fetches 4 bytes of the same block of
+ * panel Wp[k][32] (k in A's order: slot t of byte i of a block is k = per * i + t), straight from the codes: one 32-bit gather fetches 4 bytes of the same block of
  * 16 rows of W, and each (byte, slot) of it becomes one 16-lane vector of Wp, q * scale - zero * scale. Then an
  * 8 x 32 outer-product microkernel (16 accumulators, each k step: two loads of Wp, eight broadcasts of Ap) runs
  * over all of k for every 8 rows of A. The groups are split over the threads; each thread packs its own panel.
@@ -58,7 +57,7 @@ __attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64
                     for (int t = 0; t < per; t++) {
                         const __m512i q = _mm512_and_si512(_mm512_srli_epi32(x, (unsigned)(8 * b + t * bits)), msk);
                         const __m512 w = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), s, zs);
-                        _mm512_storeu_ps(wb + (t * blob + i + b) * NG_NR, w);
+                        _mm512_storeu_ps(wb + ((i + b) * per + t) * NG_NR, w);
                     }
             }
         }

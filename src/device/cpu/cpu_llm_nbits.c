@@ -254,20 +254,24 @@ si_result cpu_nbits_run(si_kctx *c) {
     float *ap = si_calloc((size_t)(mp * kp), sizeof(float));
     if (!ap) return si_op_nomem(c);
     const float *a = si_in(c, 0)->data;
+    const bool gemm = p.M > NB_GEMV_MAX && cpu_nbits_gemm_fits(&p); /* takes A in the natural order */
     for (int64_t m = 0; m < p.M; m++)
         for (int64_t blk = 0; blk < p.nb; blk++) {
             const float *ar = a + m * p.K + blk * p.block;
             float *dst = ap + m * kp + blk * p.block;
             const int64_t len = SI_MIN((int64_t)p.block, p.K - blk * p.block);
-            if (per == 1) memcpy(dst, ar, (size_t)len * sizeof(float));
-            else
-                for (int64_t jj = 0; jj < len; jj++) dst[(jj % per) * p.blob + jj / per] = ar[jj];
+            if (per == 1 || gemm) {
+                memcpy(dst, ar, (size_t)len * sizeof(float));
+            } else {
+                for (int64_t i = 0; i < p.blob; i++)
+                    for (int t = 0; t < per && i * per + t < len; t++) dst[t * p.blob + i] = ar[i * per + t];
+            }
         }
     j.ap = ap;
     if (p.M <= NB_GEMV_MAX) {
         cpu_par_for(p.N, 16, gemv_cols, &j);
     } else {
-        if (cpu_nbits_gemm_fits(&p)) {
+        if (gemm) {
             if (!cpu_nbits_gemm(&p, j.B, j.zp8, j.scales, j.zpf, j.bias, ap, kp, j.y)) atomic_store(&j.nomem, true);
         } else {
             cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
