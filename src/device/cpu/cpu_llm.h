@@ -41,12 +41,11 @@ const cpu_vec *cpu_vec_get(void);
  * reference kernels expect that, native steps do not get it). */
 si_result cpu_llm_ref(si_kctx *c);
 
-/* MatMulNBits for many rows of A with AVX-512 (cpu_llm_nbgemm.c): Y[M, N] = Ap W^T + bias, Ap [M rounded up to 8]
- * [kp]: A's rows zero-padded to whole blocks, zero rows past M. _fits: the CPU and the sizes allow it.
- * False: out of memory. */
+/* MatMulNBits for many rows of A with AVX-512 (cpu_llm_nbgemm.c): Y[M, N] = A[M, K] W^T + bias, float32 A read in
+ * place. _fits: the CPU and the sizes allow it. */
 bool cpu_nbits_gemm_fits(const si_nbits *p);
-bool cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
-                    const float *ap, int64_t kp, float *y);
+void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *a, float *y);
 
 /* The kernels (si_op_fn). */
 si_result cpu_nbits_run(si_kctx *c);

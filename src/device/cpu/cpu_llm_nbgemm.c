@@ -9,39 +9,41 @@
  */
 #include "device/cpu/cpu_llm.h"
 
-#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
-#define NG_NR 32 /* columns of Y per panel */
+#define NG_NR 32  /* columns of Y per panel */
+#define NG_KC 256 /* rows of k per panel: 32 KiB, in L1 */
+#define NG_MC 256 /* rows of A per pass over the panels (A's block stays in L2) */
 
 typedef struct ng_job {
     const si_nbits *p;
     const uint8_t *B, *zp8;
-    const float *scales, *zpf, *bias, *ap;
-    int64_t kp, groups, tasks;
+    const float *scales, *zpf, *bias, *a;
+    int64_t groups, tasks;
     float *y;
-    atomic_bool nomem;
 } ng_job;
 
-/* Wp[kp][32] for columns n0 .. n0+nc-1 (nc <= 32; the other lanes are zero). */
-__attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64_t n0, int nc, float *wp) {
+/* wp[k - k0][32] for k in [k0, k0 + NG_KC) and columns n0 .. n0+nc-1 (nc <= 32; the other lanes are zero). k0 is
+ * a multiple of NG_KC; a block is either a whole number of panels or a panel a whole number of blocks. */
+__attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
     const si_nbits *p = j->p;
     const int bits = p->bits, per = 8 / bits;
-    const int64_t blob = p->blob, nb = p->nb, kp = j->kp;
+    const int64_t blob = p->blob, nb = p->nb, block = p->block;
     const __m512i msk = _mm512_set1_epi32((1 << bits) - 1);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)(nb * blob)));
+    const int64_t b0 = k0 / block, b1 = SI_MIN(nb, (k0 + NG_KC + block - 1) / block);
     for (int h = 0; h < 2; h++) { /* two halves of 16 columns */
         const int c0 = h * 16, hc = SI_MAX(0, SI_MIN(16, nc - c0));
-        const __mmask16 lanes = (__mmask16)((1u << hc) - 1);
         if (!hc) {
-            for (int64_t k = 0; k < kp; k++) _mm512_storeu_ps(wp + k * NG_NR + c0, _mm512_setzero_ps());
+            for (int64_t k = 0; k < NG_KC; k++) _mm512_storeu_ps(wp + k * NG_NR + c0, _mm512_setzero_ps());
             continue;
         }
-        const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                                _mm512_set1_epi32((int)(nb * blob)));
-        for (int64_t blk = 0; blk < nb; blk++) {
+        const __mmask16 lanes = (__mmask16)((1u << hc) - 1);
+        for (int64_t blk = b0; blk < b1; blk++) {
             float sv[16] = {0}, zv[16] = {0};
             for (int c = 0; c < hc; c++) {
                 const int64_t n = n0 + c0 + c;
@@ -50,76 +52,94 @@ __attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64
             }
             const __m512 s = _mm512_loadu_ps(sv), zs = _mm512_loadu_ps(zv);
             const uint8_t *base = j->B + ((n0 + c0) * nb + blk) * blob;
-            float *wb = wp + blk * p->block * NG_NR + c0;
-            for (int64_t i = 0; i < blob; i += 4) {
+            const int64_t kb = blk * block; /* k of the block's first code */
+            const int64_t i0 = SI_MAX((int64_t)0, (k0 - kb) / per), i1 = SI_MIN(blob, (k0 + NG_KC - kb) / per);
+            for (int64_t i = i0; i < i1; i += 4) {
                 const __m512i x = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, rows, base + i, 1);
+                float *wr = wp + (kb + i * per - k0) * NG_NR + c0;
                 for (int b = 0; b < 4; b++)
                     for (int t = 0; t < per; t++) {
                         const __m512i q = _mm512_and_si512(_mm512_srli_epi32(x, (unsigned)(8 * b + t * bits)), msk);
-                        const __m512 w = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), s, zs);
-                        _mm512_storeu_ps(wb + ((i + b) * per + t) * NG_NR, w);
+                        _mm512_storeu_ps(wr + (b * per + t) * NG_NR, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), s, zs));
                     }
             }
         }
     }
 }
 
-/* c[8][32] = a[8 rows, stride kp][0..kp) . wp[kp][32]. */
-__attribute__((target("avx512f"))) static void kernel_8x32(const float *a, int64_t kp, const float *wp, __m512 acc[8][2]) {
-    for (int r = 0; r < 8; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kp; k++) {
+/* Y[MR rows][32 columns] (+)= A[MR rows, stride lda][k0 .. k0+kl) . wp[kl][32]; first: store with the bias. */
+__attribute__((always_inline, target("avx512f"))) static inline void kernel_body(const float *a, int64_t lda, int64_t kl, const float *wp,
+                                                                              float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,
+                                                                              const float *bias, bool first, const int MR) {
+    __m512 acc[8][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kl; k++) {
         const __m512 w0 = _mm512_loadu_ps(wp + k * NG_NR), w1 = _mm512_loadu_ps(wp + k * NG_NR + 16);
-        for (int r = 0; r < 8; r++) {
-            const __m512 av = _mm512_set1_ps(a[r * kp + k]);
+        for (int r = 0; r < MR; r++) {
+            const __m512 av = _mm512_set1_ps(a[r * lda + k]);
             acc[r][0] = _mm512_fmadd_ps(av, w0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(av, w1, acc[r][1]);
         }
     }
+    for (int r = 0; r < MR; r++) {
+        float *yr = y + r * ldy;
+        __m512 c0, c1;
+        if (first) c0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), c1 = bias && m1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        else c0 = _mm512_maskz_loadu_ps(m0, yr), c1 = _mm512_maskz_loadu_ps(m1, yr + 16);
+        _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(c0, acc[r][0]));
+        if (m1) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(c1, acc[r][1]));
+    }
 }
 
-__attribute__((target("avx512f"))) static void ng_task(void *ctx, int64_t lo, int64_t hi) {
-    ng_job *j = ctx;
-    const si_nbits *p = j->p;
-    const int64_t kp = j->kp;
-    float *wp = si_malloc((size_t)(kp * NG_NR) * sizeof(float));
-    if (!wp) {
-        atomic_store(&j->nomem, true);
-        return;
+__attribute__((target("avx512f"))) static void kernel(const float *a, int64_t lda, int64_t kl, const float *wp, float *y, int64_t ldy,
+                                                      __mmask16 m0, __mmask16 m1, const float *bias, bool first, int mr) {
+    switch (mr) { /* one instance per row count: the accumulators stay in registers */
+    case 1: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 1); break;
+    case 2: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 2); break;
+    case 3: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 3); break;
+    case 4: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 4); break;
+    case 5: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 5); break;
+    case 6: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 6); break;
+    case 7: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 7); break;
+    default: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 8); break;
     }
+}
+
+/* Task t of nt: column groups t, t + nt, ...; for each block of NG_MC rows of A, each panel of the group is packed
+ * once and multiplied with every 8 rows of the block. */
+__attribute__((target("avx512f"))) static void ng_task(void *ctx, int64_t lo, int64_t hi) {
+    const ng_job *j = ctx;
+    const si_nbits *p = j->p;
+    const int64_t K = p->K, N = p->N;
+    _Alignas(64) float wp[NG_KC * NG_NR];
     for (int64_t t = lo; t < hi; t++)
         for (int64_t g = t; g < j->groups; g += j->tasks) {
             const int64_t n0 = g * NG_NR;
-            const int nc = (int)SI_MIN((int64_t)NG_NR, p->N - n0);
-            pack_panel(j, n0, nc, wp);
-            __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+            const int nc = (int)SI_MIN((int64_t)NG_NR, N - n0);
             const __mmask16 m0 = (__mmask16)((1u << SI_MIN(16, nc)) - 1), m1 = (__mmask16)((1u << SI_MAX(0, nc - 16)) - 1);
-            if (j->bias) b0 = _mm512_maskz_loadu_ps(m0, j->bias + n0), b1 = _mm512_maskz_loadu_ps(m1, j->bias + n0 + 16);
-            for (int64_t r0 = 0; r0 < p->M; r0 += 8) {
-                __m512 acc[8][2];
-                kernel_8x32(j->ap + r0 * kp, kp, wp, acc);
-                const int mr = (int)SI_MIN((int64_t)8, p->M - r0);
-                for (int r = 0; r < mr; r++) {
-                    float *yr = j->y + (r0 + r) * p->N + n0;
-                    _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(acc[r][0], b0));
-                    if (m1) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(acc[r][1], b1));
+            for (int64_t mc = 0; mc < p->M; mc += NG_MC) {
+                const int64_t me = SI_MIN(p->M, mc + NG_MC);
+                for (int64_t k0 = 0; k0 < K; k0 += NG_KC) {
+                    pack_panel(j, n0, nc, k0, wp);
+                    const int64_t kl = SI_MIN((int64_t)NG_KC, K - k0);
+                    for (int64_t r0 = mc; r0 < me; r0 += 8)
+                        kernel(j->a + r0 * K + k0, K, kl, wp, j->y + r0 * N + n0, N, m0, m1, j->bias ? j->bias + n0 : NULL, k0 == 0,
+                               (int)SI_MIN((int64_t)8, me - r0));
                 }
             }
         }
-    si_free(wp);
 }
 
 bool cpu_nbits_gemm_fits(const si_nbits *p) {
     return cpu_vec_get()->avx512 && p->N * p->nb * p->blob < ((int64_t)1 << 31) - 64;
 }
 
-bool cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
-                    const float *ap, int64_t kp, float *y) {
-    ng_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .ap = ap, .kp = kp, .y = y,
+void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *a, float *y) {
+    ng_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .a = a, .y = y,
                 .groups = (p->N + NG_NR - 1) / NG_NR};
-    atomic_init(&j.nomem, false);
     j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
     cpu_par_for(j.tasks, 1, ng_task, &j);
-    return !atomic_load(&j.nomem);
 }
 
 #else
@@ -127,9 +147,8 @@ bool cpu_nbits_gemm_fits(const si_nbits *p) {
     (void)p;
     return false;
 }
-bool cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
-                    const float *ap, int64_t kp, float *y) {
-    (void)p, (void)B, (void)zp8, (void)scales, (void)zpf, (void)bias, (void)ap, (void)kp, (void)y;
-    return false;
+void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *a, float *y) {
+    (void)p, (void)B, (void)zp8, (void)scales, (void)zpf, (void)bias, (void)a, (void)y;
 }
 #endif

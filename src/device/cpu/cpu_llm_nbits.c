@@ -250,17 +250,19 @@ si_result cpu_nbits_run(si_kctx *c) {
     nb_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
                 .zpf = p.zp == NB_ZP_FLOAT ? si_in(c, 3)->data : NULL, .bias = p.bias ? si_in(c, 5)->data : NULL, .kp = kp, .y = y->data};
     atomic_init(&j.nomem, false);
-    const int64_t mp = (p.M + 7) / 8 * 8; /* rows of Ap: whole tiles of 8 for cpu_nbits_gemm (zero rows past M) */
-    float *ap = si_calloc((size_t)(mp * kp), sizeof(float));
-    if (!ap) return si_op_nomem(c);
     const float *a = si_in(c, 0)->data;
-    const bool gemm = p.M > NB_GEMV_MAX && cpu_nbits_gemm_fits(&p); /* takes A in the natural order */
+    if (p.M > NB_GEMV_MAX && cpu_nbits_gemm_fits(&p)) { /* A in place, no copy */
+        cpu_nbits_gemm(&p, j.B, j.zp8, j.scales, j.zpf, j.bias, a, j.y);
+        return SI_OK;
+    }
+    float *ap = si_calloc((size_t)(p.M * kp), sizeof(float));
+    if (!ap) return si_op_nomem(c);
     for (int64_t m = 0; m < p.M; m++)
         for (int64_t blk = 0; blk < p.nb; blk++) {
             const float *ar = a + m * p.K + blk * p.block;
             float *dst = ap + m * kp + blk * p.block;
             const int64_t len = SI_MIN((int64_t)p.block, p.K - blk * p.block);
-            if (per == 1 || gemm) {
+            if (per == 1) {
                 memcpy(dst, ar, (size_t)len * sizeof(float));
             } else {
                 for (int64_t i = 0; i < p.blob; i++)
@@ -268,15 +270,8 @@ si_result cpu_nbits_run(si_kctx *c) {
             }
         }
     j.ap = ap;
-    if (p.M <= NB_GEMV_MAX) {
-        cpu_par_for(p.N, 16, gemv_cols, &j);
-    } else {
-        if (gemm) {
-            if (!cpu_nbits_gemm(&p, j.B, j.zp8, j.scales, j.zpf, j.bias, ap, kp, j.y)) atomic_store(&j.nomem, true);
-        } else {
-            cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
-        }
-    }
+    if (p.M <= NB_GEMV_MAX) cpu_par_for(p.N, 16, gemv_cols, &j);
+    else cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
     si_free(ap);
     return atomic_load(&j.nomem) ? si_op_nomem(c) : SI_OK;
 }
