@@ -47,6 +47,10 @@ bool cpu_nbits_gemm_fits(const si_nbits *p);
 void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
                     const float *a, float *y);
 
+/* Y[M, N] = A[M, K] W[N, K]^T + bias (bias optional) with the same kernel; _fits: the CPU and the sizes allow it. */
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K);
+void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K);
+
 /* The kernels (si_op_fn). */
 si_result cpu_nbits_run(si_kctx *c);
 si_result cpu_gqa_run(si_kctx *c);

@@ -5,7 +5,8 @@
  * at a time through scalar dot products; here the weights are read in place. Routing is the reference's
  * (softmax over the router logits, the k largest with the lower expert index first among equals, optionally
  * renormalised). Then the tokens are grouped by expert, and each expert with tokens runs its two projections on
- * the whole group: a GEMV (rows of the weight over the threads) for few tokens, oneDNN's sgemm for more. Each
+ * the whole group: a GEMV (rows of the weight over the threads) for few tokens, for more cpu_sgemm_nt
+ * (AVX-512) or oneDNN's sgemm. Each
  * (token, choice) result lands in its own slot and a token's output is the weighted sum of its slots in the
  * order of its choices, as the reference adds them.
  */
@@ -34,6 +35,10 @@ static bool project(const float *x, const float *w, const float *bias, float *y,
     if (m <= MOE_GEMV_MAX) {
         moe_gemv g = {.w = w, .x = x, .bias = bias, .y = y, .m = m, .rows = rows, .in = in};
         cpu_par_for(rows, 16, gemv_rows, &g);
+        return true;
+    }
+    if (cpu_sgemm_nt_fits(rows, in)) {
+        cpu_sgemm_nt(x, w, bias, y, m, rows, in);
         return true;
     }
     if (dnnl_sgemm('N', 'T', m, rows, in, 1.0f, x, in, w, in, 0.0f, y, rows) != dnnl_success) return false;

@@ -1,5 +1,6 @@
 /*
- * cpu_llm_nbgemm.c — MatMulNBits with many rows of A (prefill) on AVX-512: Y = Ap W^T (+ bias), float32 compute.
+ * cpu_llm_nbgemm.c — Y = A W^T (+ bias) for many rows of A on AVX-512, float32 compute: MatMulNBits (W from its
+ * codes, prefill) and float W [N, K] (the MoE experts, cpu_sgemm_nt: panels packed with gathers).
  *
  * W is split into groups of 32 output columns (rows of W). Each group is dequantised once per call into a packed
  * panel Wp[k][32] (k in A's order: slot t of byte i of a block is k = per * i + t), straight from the codes: one 32-bit gather fetches 4 bytes of the same block of
@@ -18,16 +19,23 @@
 #define NG_KC 256 /* rows of k per panel: 32 KiB, in L1 */
 #define NG_MC 256 /* rows of A per pass over the panels (A's block stays in L2) */
 
-typedef struct ng_job {
-    const si_nbits *p;
-    const uint8_t *B, *zp8;
-    const float *scales, *zpf, *bias, *a;
-    int64_t groups, tasks;
-    float *y;
-} ng_job;
+typedef struct ng_job ng_job;
+/* wp[k - k0][32] for k in [k0, k0 + NG_KC) and columns n0 .. n0+nc-1 of W (nc <= 32; the other lanes zero) */
+typedef void (*ng_pack_fn)(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp);
 
-/* wp[k - k0][32] for k in [k0, k0 + NG_KC) and columns n0 .. n0+nc-1 (nc <= 32; the other lanes are zero). k0 is
- * a multiple of NG_KC; a block is either a whole number of panels or a panel a whole number of blocks. */
+struct ng_job {
+    const si_nbits *p;   /* MatMulNBits: the codes */
+    const uint8_t *B, *zp8;
+    const float *scales, *zpf;
+    const float *w;      /* float W [N, K] */
+    const float *bias, *a;
+    int64_t M, N, K, groups, tasks;
+    float *y;
+    ng_pack_fn pack;
+};
+
+/* ng_pack_fn from the codes. k0 is a multiple of NG_KC; a block is either a whole number of panels or a panel a
+ * whole number of blocks. Lanes past nc and rows past K are not read by the kernel. */
 __attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
     const si_nbits *p = j->p;
     const int bits = p->bits, per = 8 / bits;
@@ -64,6 +72,19 @@ __attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64
                     }
             }
         }
+    }
+}
+
+/* ng_pack_fn from a float W [N, K]: one gather per k and 16 rows. */
+__attribute__((target("avx512f"))) static void pack_f32(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
+    const int64_t K = j->K, kl = SI_MIN((int64_t)NG_KC, K - k0);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)K));
+    for (int h = 0; h < 2; h++) {
+        const int c0 = h * 16, hc = SI_MAX(0, SI_MIN(16, nc - c0));
+        const __mmask16 lanes = (__mmask16)((1u << hc) - 1);
+        const float *base = j->w + (n0 + c0) * K + k0;
+        for (int64_t k = 0; k < kl; k++)
+            _mm512_storeu_ps(wp + k * NG_NR + c0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, rows, base + k, 4));
     }
 }
 
@@ -109,18 +130,17 @@ __attribute__((target("avx512f"))) static void kernel(const float *a, int64_t ld
  * once and multiplied with every 8 rows of the block. */
 __attribute__((target("avx512f"))) static void ng_task(void *ctx, int64_t lo, int64_t hi) {
     const ng_job *j = ctx;
-    const si_nbits *p = j->p;
-    const int64_t K = p->K, N = p->N;
+    const int64_t K = j->K, N = j->N;
     _Alignas(64) float wp[NG_KC * NG_NR];
     for (int64_t t = lo; t < hi; t++)
         for (int64_t g = t; g < j->groups; g += j->tasks) {
             const int64_t n0 = g * NG_NR;
             const int nc = (int)SI_MIN((int64_t)NG_NR, N - n0);
             const __mmask16 m0 = (__mmask16)((1u << SI_MIN(16, nc)) - 1), m1 = (__mmask16)((1u << SI_MAX(0, nc - 16)) - 1);
-            for (int64_t mc = 0; mc < p->M; mc += NG_MC) {
-                const int64_t me = SI_MIN(p->M, mc + NG_MC);
+            for (int64_t mc = 0; mc < j->M; mc += NG_MC) {
+                const int64_t me = SI_MIN(j->M, mc + NG_MC);
                 for (int64_t k0 = 0; k0 < K; k0 += NG_KC) {
-                    pack_panel(j, n0, nc, k0, wp);
+                    j->pack(j, n0, nc, k0, wp);
                     const int64_t kl = SI_MIN((int64_t)NG_KC, K - k0);
                     for (int64_t r0 = mc; r0 < me; r0 += 8)
                         kernel(j->a + r0 * K + k0, K, kl, wp, j->y + r0 * N + n0, N, m0, m1, j->bias ? j->bias + n0 : NULL, k0 == 0,
@@ -136,8 +156,16 @@ bool cpu_nbits_gemm_fits(const si_nbits *p) {
 
 void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
                     const float *a, float *y) {
-    ng_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .a = a, .y = y,
-                .groups = (p->N + NG_NR - 1) / NG_NR};
+    ng_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .a = a, .y = y, .M = p->M, .N = p->N, .K = p->K,
+                .groups = (p->N + NG_NR - 1) / NG_NR, .pack = pack_panel};
+    j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
+    cpu_par_for(j.tasks, 1, ng_task, &j);
+}
+
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K) { return cpu_vec_get()->avx512 && 16 * K < ((int64_t)1 << 31) && N > 0 && K > 0; }
+
+void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
+    ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .groups = (N + NG_NR - 1) / NG_NR, .pack = pack_f32};
     j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
     cpu_par_for(j.tasks, 1, ng_task, &j);
 }
@@ -146,6 +174,13 @@ void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, con
 bool cpu_nbits_gemm_fits(const si_nbits *p) {
     (void)p;
     return false;
+}
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K) {
+    (void)N, (void)K;
+    return false;
+}
+void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
+    (void)a, (void)w, (void)bias, (void)y, (void)M, (void)N, (void)K;
 }
 void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
                     const float *a, float *y) {
