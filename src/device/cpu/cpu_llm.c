@@ -271,12 +271,27 @@ static bool all_f32(const si_graph *g, const si_node *n, uint32_t other) {
 
 static bool has_out(const si_node *n, int k) { return k < n->n_out && n->out[k] >= 0; }
 
+/* Read one byte of every page of the node's constant inputs (the weights its native step reads in place), so that
+ * the first inference does not pay for mapping them: on virtual machines with shadow page tables the first
+ * user-space touch of a page the loader filled costs microseconds, hundreds of milliseconds over an LLM's weights. */
+static void touch_consts(const si_graph *g, const si_node *nd) {
+    volatile unsigned char sink = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        const si_tensor *t = nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL;
+        if (!t || !t->data) continue;
+        const unsigned char *d = t->data;
+        for (size_t o = 0; o < t->nbytes; o += 4096) sink ^= d[o];
+    }
+    (void)sink;
+}
+
 si_result cpu_lower_llm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     switch (nd->op->id) {
     case SI_OP_MATMUL_NBITS: /* B (1) and packed zero points (3) are uint8 */
         if (!all_f32(g, nd, (1u << 1) | (1u << 3))) break;
+        touch_consts(g, nd);
         return cpu_pb_emit_native(b, n, cpu_nbits_run, "MatMulNBits");
     case SI_OP_GROUP_QUERY_ATTENTION: /* seqlens_k, total_sequence_length, position_ids are integers */
         if (has_out(nd, 3) || !all_f32(g, nd, (1u << 5) | (1u << 6) | (1u << 9))) break;
@@ -289,6 +304,7 @@ si_result cpu_lower_llm(cpu_pb *b, int n) {
         return cpu_pb_emit_native(b, n, cpu_msattn_run, "Attention");
     case SI_OP_MOE:
         if (!all_f32(g, nd, 0)) break;
+        touch_consts(g, nd);
         return cpu_pb_emit_native(b, n, cpu_moe_run, "MoE");
     case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: {
         if (!all_f32(g, nd, 0) || nd->n_in < 2 || nd->in[1] < 0) break;

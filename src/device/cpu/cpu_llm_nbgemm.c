@@ -1,6 +1,6 @@
 /*
  * cpu_llm_nbgemm.c — Y = A W^T (+ bias) for many rows of A on AVX-512, float32 compute: MatMulNBits (W from its
- * codes, prefill) and float W [N, K] (the MoE experts, cpu_sgemm_nt: panels packed with gathers).
+ * codes, prefill) and float W [N, K] (the MoE experts, cpu_sgemm_nt: panels packed by 16 x 16 transposes).
  *
  * W is split into groups of 32 output columns (rows of W). Each group is dequantised once per call into a packed
  * panel Wp[k][32] (k in A's order: slot t of byte i of a block is k = per * i + t), straight from the codes: one 32-bit gather fetches 4 bytes of the same block of
@@ -75,16 +75,42 @@ __attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64
     }
 }
 
-/* ng_pack_fn from a float W [N, K]: one gather per k and 16 rows. */
+/* ng_pack_fn from a float W [N, K]: 16 x 16 blocks (16 rows of W, 16 values of k) loaded row by row and
+ * transposed in registers (unpack, then 128-bit lane shuffles). */
 __attribute__((target("avx512f"))) static void pack_f32(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
     const int64_t K = j->K, kl = SI_MIN((int64_t)NG_KC, K - k0);
-    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32((int)K));
     for (int h = 0; h < 2; h++) {
         const int c0 = h * 16, hc = SI_MAX(0, SI_MIN(16, nc - c0));
-        const __mmask16 lanes = (__mmask16)((1u << hc) - 1);
         const float *base = j->w + (n0 + c0) * K + k0;
-        for (int64_t k = 0; k < kl; k++)
-            _mm512_storeu_ps(wp + k * NG_NR + c0, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, rows, base + k, 4));
+        for (int64_t k = 0; k < kl; k += 16) {
+            const int kr = (int)SI_MIN((int64_t)16, kl - k);
+            const __mmask16 km = (__mmask16)((1u << kr) - 1);
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = i < hc ? _mm512_maskz_loadu_ps(km, base + i * K + k) : _mm512_setzero_ps();
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            for (int i = 0; i < 4; i++) { /* r[4i + q]: rows 4i..4i+3 of column 4l + q in 128-bit lane l */
+                r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+                r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+                r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+                r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+            }
+            for (int q = 0; q < 4; q++) {
+                t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+                t[4 + q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);
+                t[8 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+                t[12 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+            }
+            for (int q = 0; q < 4; q++) { /* column c of the block: all 16 rows */
+                r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+                r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xDD);
+                r[4 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0x88);
+                r[12 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0xDD);
+            }
+            for (int c = 0; c < kr; c++) _mm512_storeu_ps(wp + (k + c) * NG_NR + c0, r[c]);
+        }
     }
 }
 
@@ -162,7 +188,7 @@ void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, con
     cpu_par_for(j.tasks, 1, ng_task, &j);
 }
 
-bool cpu_sgemm_nt_fits(int64_t N, int64_t K) { return cpu_vec_get()->avx512 && 16 * K < ((int64_t)1 << 31) && N > 0 && K > 0; }
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K) { return cpu_vec_get()->avx512 && N > 0 && K > 0; }
 
 void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
     ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .groups = (N + NG_NR - 1) / NG_NR, .pack = pack_f32};
