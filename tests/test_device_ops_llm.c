@@ -97,6 +97,14 @@ static void cases_nbits(void) {
     nbits_case(5, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 4096, 3, 4, 128, 1, true, false);
+    /* CPU's AVX-512 GEMM (M > 8, cpu_llm_nbgemm.c): every bits and zero-point form; M not a multiple of the 8-row
+     * tile; N not a multiple of the 32-column panel (and under 16: one half empty); K not a multiple of the block
+     * or of the 256-deep panel; blocks larger than a panel; more rows than one 256-row pass */
+    for (int bits = 2; bits <= 8; bits *= 2)
+        for (int zp = 0; zp < 3; zp++) nbits_case(19, 300, 45, bits, 32, zp, zp == 2, false);
+    nbits_case(9, 1000, 12, 4, 512, 1, true, false);
+    nbits_case(13, 768, 64, 8, 256, 2, false, true);
+    nbits_case(300, 136, 33, 4, 16, 0, true, false);
 }
 
 // --- MoE ---------------------------------------------------------------------------------------------------------------
@@ -130,6 +138,10 @@ static void cases_moe(void) {
     moe_case(20, true, 16, 20, 5, 3, "gelu", true, true);    /* k = 3, [batch, seq, hidden] */
     moe_case(11, false, 16, 12, 2, 2, "swiglu", true, false); /* interleaved SwiGLU with limit, alpha, beta */
     moe_case(9, false, 8, 8, 6, 2, "identity", false, false);
+    /* the AVX-512 panel kernel with transposed float panels: hidden and inner not multiples of 16, inner over one
+     * 256-deep panel, an expert with more than 256 tokens */
+    moe_case(60, false, 37, 300, 3, 2, "silu", true, true);
+    moe_case(300, false, 24, 40, 2, 1, "swiglu", false, false);
 }
 
 // --- GroupQueryAttention ------------------------------------------------------------------------------------------------
