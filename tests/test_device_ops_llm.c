@@ -238,6 +238,13 @@ static void cases_gqa(void) {
     gqa_case("MQA decode, long cache", GQ(1, 1, 300, 8, 1, 64, 301, .seqlens = (int64_t[]){300}, .rotary = true));
     gqa_case("decode, long cache, window", GQ(2, 1, 200, 4, 2, 32, 201, .seqlens = (int64_t[]){150, 200}, .window = 100));
     gqa_case("prefill 70 tokens", GQ(1, 70, -1, 4, 4, 16, 70, .seqlens = (int64_t[]){69}));
+    /* CPU's blocked path (several query rows x heads against 64-key blocks): a chunk over a past cache, ragged
+     * prompts, 8 query heads per KV head with rotary, a window, softcap and bias across key blocks */
+    gqa_case("chunk of 100 over past 40", GQ(1, 100, 40, 8, 2, 32, 140, .seqlens = (int64_t[]){139}));
+    gqa_case("ragged prefill", GQ(2, 40, -1, 8, 2, 16, 40, .seqlens = (int64_t[]){39, 20}));
+    gqa_case("prefill, 8 heads per KV head, rotary", GQ(1, 37, -1, 16, 2, 32, 37, .seqlens = (int64_t[]){36}, .rotary = true));
+    gqa_case("prefill, window 50, softcap + bias", GQ(1, 90, -1, 4, 2, 16, 90, .seqlens = (int64_t[]){89}, .window = 50, .softcap = 0.7f, .bias = true));
+    gqa_case("prefill, head sink", GQ(1, 70, -1, 4, 2, 16, 70, .seqlens = (int64_t[]){69}, .sink = true));
 }
 
 // --- MultiHeadAttention -----------------------------------------------------------------------------------------------
@@ -335,6 +342,8 @@ static void cases_msattn(void) {
     msattn_case("decode over past 70", 1, 1, 70, true, 3, false, true, NULL, true); /* more keys than a key block */
     static const int64_t hs[3] = {16, 16, 8};
     msattn_case("qkv_hidden_sizes 16,16,8", 2, 4, 0, true, 0, false, true, hs, false);
+    static const int64_t hs32[3] = {32, 32, 32}; /* head size 16: CPU's blocked path */
+    msattn_case("9 rows, past 5, mask + attention_bias, unidirectional", 2, 9, 5, true, 3, true, true, hs32, true);
 }
 
 // --- norms and GELUs ----------------------------------------------------------------------------------------------------
