@@ -5,10 +5,10 @@
   prefill_2048   2048 queries over an empty cache (causal 2048 x 2048)
 
 usage: bench/llm_long_ctx.py [--si build/bin/safeinfer] [--dir build/bench-llm] [--threads "1 2"] [--repeat 5]
-Per case and thread count: safeinfer (`safeinfer run --devices CPU --repeat R`, whose own median is not printed:
-the wall time of the process is not the op's) and ONNX Runtime (bench/ort_run.js) write their outputs; prints the
-largest |safeinfer - ORT| over each output, each side's median latency where it prints one (ORT) and each process's
-peak RSS (/usr/bin/time -f %M; both hold the same inputs and outputs: the K/V caches dominate). A benchmark: it
+Per case and thread count: safeinfer (`safeinfer run --devices CPU`) and ONNX Runtime (bench/ort_run.js) write
+their outputs; prints the largest |safeinfer - ORT| over the three outputs, the median latency of an inference
+(`safeinfer bench`, bench/ort_time.js: R runs after warm-up) and each timed process's peak RSS (/usr/bin/time -f %M of
+`safeinfer bench` and of bench/ort_run.js; both hold the same inputs and outputs: the K/V caches dominate). A benchmark: it
 prints, it asserts nothing.
 """
 import argparse
@@ -90,13 +90,14 @@ def main():
             if r.returncode:
                 print(f"{name:<13} {t:>7} ONNX Runtime failed: {(r.stdout + r.stderr)[-300:]}")
                 continue
-            m = re.search(r"median_ms=([\d.]+)", r.stdout)
+            r2 = subprocess.run(["node", os.path.join(HERE, "ort_time.js"), path, str(t), str(a.repeat)] + args, capture_output=True, text=True)
+            m = re.search(r'"median_ms":([\d.]+)', r2.stdout)
             ort_ms = float(m.group(1)) if m else float("nan")
             diff = max(float(np.max(np.abs(np.load(os.path.join(so, o + ".npy")) - np.load(os.path.join(oo, o + ".npy")))))
                        for o in ("output", "present_key", "present_value"))
             print(f"{name:<13} {t:>7} {diff:>15.3g} {si_ms:>9.2f} {ort_ms:>9.2f} {si_rss:>12.1f} {ort_rss:>13.1f}", flush=True)
-    print("si ms / ORT ms: median latency of one inference (safeinfer bench, bench/ort_run.js); peak MiB: the whole "
-          "process's peak RSS during the timed runs, inputs and outputs included")
+    print("si ms / ORT ms: median latency of one inference (safeinfer bench, bench/ort_time.js); peak MiB: the whole "
+          "process's peak RSS (safeinfer bench, bench/ort_run.js), inputs and outputs included")
     return 0
 
 

@@ -39,6 +39,8 @@ struct cpu_attn {
     void (*adjust)(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n);
     const void *ctx;
     atomic_bool nomem;
+    const float *kt;   /* blocked path: K transposed per 64-key block, [B][Nkv][ktb][H][64], or NULL */
+    int64_t ktb;       /* blocks of 64 keys per (b, KV head) in kt */
 };
 
 static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
@@ -196,6 +198,33 @@ __attribute__((target("avx512f"))) static void pv(float *const *o, const float *
     else PV_CASES(1)
 }
 
+/* kt[d][jj] = k_jj[d] for n keys (rows of k, stride kst), zero for jj in [n, 64). */
+static void kt_block(const float *k, int64_t kst, int64_t n, int64_t H, float *kt) {
+    for (int64_t jj = 0; jj < ATT_BLK; jj++) {
+        if (jj < n)
+            for (int64_t d = 0; d < H; d++) kt[d * ATT_BLK + jj] = k[jj * kst + d];
+        else
+            for (int64_t d = 0; d < H; d++) kt[d * ATT_BLK + jj] = 0.0f;
+    }
+}
+
+typedef struct kt_job {
+    cpu_attn *a;
+    float *kt;
+    const int64_t *keys; /* keys of batch row b: kt holds blocks of [0, keys[b]) */
+} kt_job;
+
+/* Tasks (b, g, block): a->kt's block. */
+static void kt_tasks(void *ctx, int64_t lo, int64_t hi) {
+    const kt_job *j = ctx;
+    const cpu_attn *a = j->a;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t blk = t % a->ktb, bg = t / a->ktb, b = bg / a->Nkv, g = bg % a->Nkv, js = blk * ATT_BLK;
+        const int64_t n = SI_MAX((int64_t)0, SI_MIN((int64_t)ATT_BLK, j->keys[b] - js));
+        kt_block(a->k + b * a->ks[0] + g * a->ks[1] + js * a->ks[2], a->ks[2], n, a->H, j->kt + t * a->H * ATT_BLK);
+    }
+}
+
 /* Task t: batch row b, KV head g, query rows [i0, i0 + qb): the qb x G query vectors walk the union of their key
  * ranges in blocks of 64; each block of keys is transposed once and read by all of them. */
 __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo, int64_t hi) {
@@ -230,28 +259,35 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
             pp[x] = sc + x * ATT_BLK;
         }
         const float *kb = a->k + b * a->ks[0] + g * a->ks[1], *vb = a->v + b * a->vs[0] + g * a->vs[1];
-        for (int64_t js = j0; js < j1; js += ATT_BLK) {
+        const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        for (int64_t js = j0 / ATT_BLK * ATT_BLK; js < j1; js += ATT_BLK) {
             const int64_t n = SI_MIN((int64_t)ATT_BLK, j1 - js);
-            for (int64_t jj = 0; jj < ATT_BLK; jj++) {
-                const float *k = kb + (js + jj) * a->ks[2];
-                if (jj < n)
-                    for (int64_t d = 0; d < H; d++) kt[d * ATT_BLK + jj] = k[d];
-                else
-                    for (int64_t d = 0; d < H; d++) kt[d * ATT_BLK + jj] = 0.0f;
-            }
-            for (int64_t x = 0; x < nv; x += 4) scores(qp + x, kt, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)4, nv - x));
+            const float *ktp = a->kt ? a->kt + ((b * a->Nkv + g) * a->ktb + js / ATT_BLK) * H * ATT_BLK : kt;
+            if (!a->kt) kt_block(kb + js * a->ks[2], a->ks[2], n, H, kt);
+            for (int64_t x = 0; x < nv; x += 4) scores(qp + x, ktp, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)4, nv - x));
             for (int64_t x = 0; x < nv; x++) {
                 float *s = sc + x * ATT_BLK;
                 const int64_t r = x / G, i = i0 + r;
                 const int64_t vlo = SI_MAX((int64_t)0, rl[r] - js), vhi = SI_MIN(n, rh[r] - js);
-                for (int64_t jj = 0; jj < n; jj++) s[jj] *= a->scale;
-                if (a->softcap > 0)
-                    for (int64_t jj = 0; jj < n; jj++) s[jj] = a->softcap * tanhf(s[jj] / a->softcap);
-                if (a->adjust) a->adjust(a, b, g * G + x % G, i, js, s, n);
-                for (int64_t jj = 0; jj < ATT_BLK; jj++)
-                    if (jj < vlo || jj >= vhi) s[jj] = -INFINITY;
-                float mb = -INFINITY;
-                for (int64_t jj = 0; jj < n; jj++) mb = s[jj] > mb ? s[jj] : mb;
+                const bool scalar = a->softcap > 0 || a->adjust;
+                if (scalar) {
+                    for (int64_t jj = 0; jj < n; jj++) s[jj] *= a->scale;
+                    if (a->softcap > 0)
+                        for (int64_t jj = 0; jj < n; jj++) s[jj] = a->softcap * tanhf(s[jj] / a->softcap);
+                    if (a->adjust) a->adjust(a, b, g * G + x % G, i, js, s, n);
+                }
+                __m512 mxv = _mm512_set1_ps(-INFINITY);
+                for (int c = 0; c < ATT_BLK; c += 16) { /* keys outside the row's range: -inf */
+                    const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32(c));
+                    const __mmask16 ok = _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vlo), _MM_CMPINT_NLT) &
+                                         _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vhi), _MM_CMPINT_LT);
+                    __m512 v = _mm512_loadu_ps(s + c);
+                    if (!scalar) v = _mm512_mul_ps(v, _mm512_set1_ps(a->scale));
+                    v = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), v);
+                    _mm512_storeu_ps(s + c, v);
+                    mxv = _mm512_max_ps(mxv, v);
+                }
+                const float mb = _mm512_reduce_max_ps(mxv);
                 if (mb == -INFINITY) { /* every key of the block masked for this vector */
                     memset(s, 0, ATT_BLK * sizeof(float));
                     continue;
@@ -298,7 +334,34 @@ static bool cpu_attention(cpu_attn *a) {
     const int64_t G = a->N / a->Nkv;
     if (a->S >= 4 && a->Hv % 16 == 0 && G <= ATT_QV && cpu_vec_get()->avx512 && !getenv("SI_CPU_ATTN_ROWS")) {
         const int64_t qb = SI_MAX((int64_t)1, ATT_QV / G);
+        float *kt = NULL;
+        int64_t *keys = NULL;
+        if (a->S > qb) { /* several tasks per KV head: transpose each 64-key block of K once, not once per task */
+            if (!(keys = si_malloc((size_t)a->B * sizeof(int64_t)))) return false;
+            int64_t most = 0;
+            for (int64_t b = 0; b < a->B; b++) {
+                keys[b] = 0;
+                for (int64_t i = 0; i < a->S; i++) {
+                    int64_t lo, hi;
+                    a->range(a, b, i, &lo, &hi);
+                    keys[b] = SI_MAX(keys[b], hi);
+                }
+                most = SI_MAX(most, keys[b]);
+            }
+            a->ktb = (most + ATT_BLK - 1) / ATT_BLK;
+            kt = a->ktb ? si_malloc((size_t)(a->B * a->Nkv * a->ktb * a->H * ATT_BLK) * sizeof(float)) : NULL;
+            if (a->ktb && !kt) {
+                si_free(keys);
+                return false;
+            }
+            kt_job j = {.a = a, .kt = kt, .keys = keys};
+            cpu_par_for(a->B * a->Nkv * a->ktb, 4, kt_tasks, &j);
+            a->kt = kt;
+        }
         cpu_par_for(a->B * a->Nkv * ((a->S + qb - 1) / qb), 1, attn_blocks, a);
+        si_free(kt);
+        si_free(keys);
+        a->kt = NULL;
         return !atomic_load(&a->nomem);
     }
 #endif
