@@ -1,7 +1,7 @@
 /*
  * cpu_llm_nbits.c — MatMulNBits on the CPU device (float32 A).
  *
- * The reduction over k may visit k in any order, so the rows of A are first permuted (once per call, M x K floats,
+ * GEMV and the non-AVX-512 GEMM: the reduction over k may visit k in any order, so the rows of A are first permuted (once per call, M x K floats,
  * zero-padded to whole blocks) into the order the codes sit in a block's bytes: slot t of byte i holds
  * k = per*i + t (per = 8 / bits codes a byte), and Ap[blk][t][i] = A[blk*block + per*i + t]. Unpacking a block
  * then needs no shuffles: slot t of every byte, in byte order, lines up with Ap[blk][t][...].
@@ -11,8 +11,8 @@
  * block's zero point, FMA with Ap; the block's scale is applied once to its partial sums. Up to four rows of A
  * share each block's codes. Rows of W are split over the threads.
  *
- * More rows (prefill): with AVX-512, cpu_llm_nbgemm.c (packed panels of 32 columns, an 8 x 32 microkernel);
- * otherwise each thread dequantises a panel of 256 rows of W (in the permuted order, contiguous loops the compiler
+ * More rows (prefill): with AVX-512, cpu_llm_nbgemm.c (A read in place, no permutation; panels of 32 columns x 256
+ * values of k packed from the codes; an 8 x 32 microkernel); otherwise each thread dequantises a panel of 256 rows of W (in the permuted order, contiguous loops the compiler
  * vectorises) into a float buffer and multiplies it with oneDNN's sgemm (single-threaded inside the team).
  */
 #include "device/cpu/cpu_llm.h"
