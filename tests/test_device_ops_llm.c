@@ -10,6 +10,7 @@
 #include "test_device_ops.h"
 
 #include <math.h>
+#include <string.h>
 
 static uint32_t seed = 77;
 static uint32_t rnd(void) {
@@ -96,6 +97,51 @@ static void cases_nbits(void) {
     nbits_case(5, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 4096, 3, 4, 128, 1, true, false);
+    /* CPU's AVX-512 GEMM (M > 8, cpu_llm_nbgemm.c): every bits and zero-point form; M not a multiple of the 8-row
+     * tile; N not a multiple of the 32-column panel (and under 16: one half empty); K not a multiple of the block
+     * or of the 256-deep panel; blocks larger than a panel; more rows than one 256-row pass */
+    for (int bits = 2; bits <= 8; bits *= 2)
+        for (int zp = 0; zp < 3; zp++) nbits_case(19, 300, 45, bits, 32, zp, zp == 2, false);
+    nbits_case(9, 1000, 12, 4, 512, 1, true, false);
+    nbits_case(13, 768, 64, 8, 256, 2, false, true);
+    nbits_case(300, 136, 33, 4, 16, 0, true, false);
+}
+
+// --- MoE ---------------------------------------------------------------------------------------------------------------
+
+/* T tokens (x2 with a3d) over E experts, hidden Hd, inner F, top k: the GEMV path (an expert with <= 4 tokens) and
+ * the sgemm path (more), every activation, biases, SwiGLU's limit. */
+static void moe_case(int64_t T, bool a3d, int64_t Hd, int64_t F, int64_t E, int64_t k, const char *act, bool bias, bool norm) {
+    const int64_t f = strcmp(act, "swiglu") ? 1 : 2, rows = a3d ? 2 * T : T;
+    begin_ms();
+    if (a3d) input("x", D(2, T, Hd));
+    else input("x", D(T, Hd));
+    input("router", D(rows, E));
+    weight("fc1", -0.3f, 0.3f, D(E, f * F, Hd));
+    weight("fc2", -0.3f, 0.3f, D(E, Hd, F));
+    if (bias) weight("b1", -0.5f, 0.5f, D(E, f * F)), weight("b2", -0.5f, 0.5f, D(E, Hd));
+    int n = msnode("MoE", bias ? "x,router,fc1,b1,fc2,b2" : "x,router,fc1,,fc2", "y");
+    ai(n, "k", k), ai(n, "normalize_routing_weights", norm);
+    as(n, "activation_type", act);
+    if (f == 2) ai(n, "swiglu_fusion", 1), af(n, "swiglu_limit", 0.8f), af(n, "activation_alpha", 1.5f), af(n, "activation_beta", 0.5f);
+    output("y");
+    char what[128];
+    snprintf(what, sizeof what, "MoE T%lld%s H%lld F%lld E%lld k%lld %s%s%s", (long long)T, a3d ? "x2" : "", (long long)Hd, (long long)F,
+             (long long)E, (long long)k, act, bias ? " bias" : "", norm ? " normalized" : "");
+    run_attn(what, "MoE"); /* OCL does not take MoE */
+}
+
+static void cases_moe(void) {
+    moe_case(1, false, 32, 48, 4, 2, "silu", false, true);   /* decode: GEMV */
+    moe_case(3, false, 24, 40, 3, 1, "relu", true, false);   /* GEMV, some experts idle */
+    moe_case(37, false, 40, 24, 4, 2, "silu", false, true);  /* sgemm for the busy experts */
+    moe_case(20, true, 16, 20, 5, 3, "gelu", true, true);    /* k = 3, [batch, seq, hidden] */
+    moe_case(11, false, 16, 12, 2, 2, "swiglu", true, false); /* interleaved SwiGLU with limit, alpha, beta */
+    moe_case(9, false, 8, 8, 6, 2, "identity", false, false);
+    /* the AVX-512 panel kernel with transposed float panels: hidden and inner not multiples of 16, inner over one
+     * 256-deep panel, an expert with more than 256 tokens */
+    moe_case(60, false, 37, 300, 3, 2, "silu", true, true);
+    moe_case(300, false, 24, 40, 2, 1, "swiglu", false, false);
 }
 
 // --- GroupQueryAttention ------------------------------------------------------------------------------------------------
@@ -192,6 +238,13 @@ static void cases_gqa(void) {
     gqa_case("MQA decode, long cache", GQ(1, 1, 300, 8, 1, 64, 301, .seqlens = (int64_t[]){300}, .rotary = true));
     gqa_case("decode, long cache, window", GQ(2, 1, 200, 4, 2, 32, 201, .seqlens = (int64_t[]){150, 200}, .window = 100));
     gqa_case("prefill 70 tokens", GQ(1, 70, -1, 4, 4, 16, 70, .seqlens = (int64_t[]){69}));
+    /* CPU's blocked path (several query rows x heads against 64-key blocks): a chunk over a past cache, ragged
+     * prompts, 8 query heads per KV head with rotary, a window, softcap and bias across key blocks */
+    gqa_case("chunk of 100 over past 40", GQ(1, 100, 40, 8, 2, 32, 140, .seqlens = (int64_t[]){139}));
+    gqa_case("ragged prefill", GQ(2, 40, -1, 8, 2, 16, 40, .seqlens = (int64_t[]){39, 20}));
+    gqa_case("prefill, 8 heads per KV head, rotary", GQ(1, 37, -1, 16, 2, 32, 37, .seqlens = (int64_t[]){36}, .rotary = true));
+    gqa_case("prefill, window 50, softcap + bias", GQ(1, 90, -1, 4, 2, 16, 90, .seqlens = (int64_t[]){89}, .window = 50, .softcap = 0.7f, .bias = true));
+    gqa_case("prefill, head sink", GQ(1, 70, -1, 4, 2, 16, 70, .seqlens = (int64_t[]){69}, .sink = true));
 }
 
 // --- MultiHeadAttention -----------------------------------------------------------------------------------------------
@@ -289,6 +342,8 @@ static void cases_msattn(void) {
     msattn_case("decode over past 70", 1, 1, 70, true, 3, false, true, NULL, true); /* more keys than a key block */
     static const int64_t hs[3] = {16, 16, 8};
     msattn_case("qkv_hidden_sizes 16,16,8", 2, 4, 0, true, 0, false, true, hs, false);
+    static const int64_t hs32[3] = {32, 32, 32}; /* head size 16: CPU's blocked path */
+    msattn_case("9 rows, past 5, mask + attention_bias, unidirectional", 2, 9, 5, true, 3, true, true, hs32, true);
 }
 
 // --- norms and GELUs ----------------------------------------------------------------------------------------------------
@@ -379,4 +434,7 @@ void dop_cases_llm_mha(void) {
     cases_mha();
     cases_msattn();
 }
-void dop_cases_llm_norm(void) { cases_llm_norm(); }
+void dop_cases_llm_norm(void) {
+    cases_llm_norm();
+    cases_moe();
+}

@@ -147,6 +147,29 @@ struct llm_attn {
 /* Runs the attention described by a; false when out of memory. */
 bool llm_attention(const llm_attn *a);
 
+// --- MoE (moe.c) ------------------------------------------------------------------------------------------------
+
+enum { MOE_RELU, MOE_GELU, MOE_SILU, MOE_IDENTITY, MOE_SWIGLU };
+
+typedef struct si_moe {
+    int64_t T, hidden, E, F, k; /* F: the inner size (fc1 gives 2F values with SwiGLU) */
+    int act;
+    bool normalize;
+    float alpha, beta, limit;
+} si_moe;
+/* Validates a MoE node (fc1 [E, f F, hidden], fc2 [E, hidden, F], f = 2 with SwiGLU), fills p. */
+si_result si_moe_prepare(const si_kctx *c, si_moe *p);
+
+/* The non-gated activations (relu, gelu as ORT's CPU kernel: the tanh approximation, silu, identity). */
+static inline float si_moe_act(int act, float v) {
+    switch (act) {
+    case MOE_RELU: return v > 0 ? v : 0.0f;
+    case MOE_GELU: return (float)(0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * (double)v * v * v))));
+    case MOE_SILU: return v / (1.0f + expf(-v));
+    default: return v;
+    }
+}
+
 // --- norms (llm_norm.c) ---------------------------------------------------------------------------------------
 
 /* SkipLayerNormalization / SkipSimplifiedLayerNormalization: input [..., H], skip broadcastable over the rows. */

@@ -15,16 +15,7 @@
 #include <float.h>
 #include <string.h>
 
-enum { MOE_RELU, MOE_GELU, MOE_SILU, MOE_IDENTITY, MOE_SWIGLU };
-
-typedef struct moe_p {
-    int64_t T, hidden, E, F, k; /* F: the inner size (fc1 gives 2F values with SwiGLU) */
-    int act;
-    bool normalize;
-    float alpha, beta, limit;
-} moe_p;
-
-static si_result moe_prep(si_kctx *c, moe_p *p) {
+si_result si_moe_prepare(const si_kctx *c, si_moe *p) {
     si_result st;
     memset(p, 0, sizeof *p);
     static const int req[] = {0, 1, 2, 4};
@@ -80,23 +71,15 @@ static si_result moe_infer(si_kctx *c) {
         si_result st = si_check_type(c, c->in[0]->dtype, LLM_T_FLOAT, "input");
         return st ? st : si_same_as_input(c, 0, 0);
     }
-    moe_p p;
-    si_result st = moe_prep(c, &p);
+    si_moe p;
+    si_result st = si_moe_prepare(c, &p);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static float moe_act(int act, float v) {
-    switch (act) {
-    case MOE_RELU: return v > 0 ? v : 0.0f;
-    case MOE_GELU: return (float)(0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * (double)v * v * v))));
-    case MOE_SILU: return v / (1.0f + expf(-v));
-    default: return v;
-    }
-}
 
 static si_result moe_run(si_kctx *c) {
-    moe_p p;
-    si_result st = moe_prep(c, &p);
+    si_moe p;
+    si_result st = si_moe_prepare(c, &p);
     if (st) return st;
     const int64_t Hd = p.hidden, F = p.F, E = p.E, f = p.act == MOE_SWIGLU ? 2 : 1;
     float *x = si_tensor_to_f32(si_in(c, 0)), *r = si_tensor_to_f32(si_in(c, 1)), *w1 = si_tensor_to_f32(si_in(c, 2));
@@ -143,7 +126,7 @@ static si_result moe_run(si_kctx *c) {
                     h[o] = g / (1.0f + expf(-p.alpha * g)) * (l + p.beta);
                 }
             else
-                for (int64_t o = 0; o < F; o++) h[o] = moe_act(p.act, h[o]);
+                for (int64_t o = 0; o < F; o++) h[o] = si_moe_act(p.act, h[o]);
             for (int64_t o = 0; o < Hd; o++) {
                 double d = b2 ? b2[e * Hd + o] : 0.0;
                 for (int64_t in = 0; in < F; in++) d += (double)W2[o * F + in] * h[in];

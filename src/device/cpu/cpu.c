@@ -295,7 +295,9 @@ static si_result run_dnnl(cpu_req *r, const cpu_plan *p, const cpu_step *st) {
         args[n].arg = DNNL_ARG_SCRATCHPAD;
         args[n++].memory = r->mems[st->arg_base + st->n_args];
     }
+    const int old = st->one_thread ? cpu_threads_set(1) : 0;
     dnnl_status_t ds = dnnl_primitive_execute(st->prim, r->stream, n, args);
+    if (st->one_thread) cpu_threads_set(old);
     if (ds != dnnl_success) { /* a primitive that ran before and fails now: the device failed */
         cpu_dnnl_err(ds, "execution", st->node >= 0 ? p->g->nodes[st->node].name : "?");
         return SI_ERR_DEVICE;

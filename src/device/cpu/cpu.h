@@ -115,6 +115,8 @@ typedef struct cpu_step {
     cpu_arg *args;
     int scratch_slot;  /* -1 when the primitive needs no scratchpad */
     dnnl_memory_desc_t scratch_md;
+    bool one_thread;   /* a small eltwise / binary primitive: runs on the calling thread alone (an OpenMP region's
+                        * barrier costs more than the work, and far more on a busy machine) */
     /* FN: the kernel and its parameters; args[i].buf are its buffers (args[i].arg: 0 read, 1 written) */
     cpu_fn fn;
     const void *fn_ctx;

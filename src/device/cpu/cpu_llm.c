@@ -6,6 +6,8 @@
 #include "device/cpu/cpu_llm.h"
 
 #include <dlfcn.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -16,17 +18,14 @@
 
 // --- threads ------------------------------------------------------------------------------------------------
 
-/* libgomp's entry for `#pragma omp parallel` (GCC's ABI), loaded with libdnnl: fn(data) runs on every thread of
- * a team of num_threads. Looked up at run time so that the library does not link OpenMP itself. */
-static void (*gomp_parallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+/* libgomp's omp_get_max_threads, loaded with libdnnl: the thread count the device set for the plan on this
+ * thread. Looked up at run time so that the library does not link OpenMP itself. */
 static int (*omp_max_threads)(void);
 static pthread_once_t par_once = PTHREAD_ONCE_INIT;
 
 static void par_init(void) {
-    void *p = dlsym(RTLD_DEFAULT, "GOMP_parallel"), *q = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
-    memcpy(&gomp_parallel, &p, sizeof p);
+    void *q = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
     memcpy(&omp_max_threads, &q, sizeof q);
-    if (!gomp_parallel || !omp_max_threads) gomp_parallel = NULL, omp_max_threads = NULL;
 }
 
 int cpu_par_threads(void) {
@@ -35,34 +34,114 @@ int cpu_par_threads(void) {
     return n > 0 ? n : 1;
 }
 
+/* The team: helper threads of our own rather than an OpenMP parallel region. A region ends at a barrier that waits
+ * for every thread of the team, so on a machine whose cores are busy with other work each call waited for a
+ * descheduled helper to get a time slice (2-thread prefill slower than 1 thread). Here the caller runs the chunks
+ * itself and waits only for chunks a helper has started: a helper that wakes late finds nothing left to do.
+ * Helpers (up to the plan's thread count - 1, started on first use, never stopped) spin briefly on the job
+ * generation, then sleep on a condition variable. A job is reference-counted: a late helper may still hold it
+ * after its caller returned, but claims no chunk of it (the caller's ctx is never touched after the return). */
 typedef struct par_job {
     cpu_range_fn fn;
     void *ctx;
-    int64_t n, chunk;
-    atomic_llong next;
+    int64_t n, chunk, nchunks;
+    int helpers_max;
+    atomic_int helpers;
+    atomic_llong next, done;
+    atomic_int refs;
 } par_job;
 
-static void par_body(void *d) {
-    par_job *j = d;
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    par_job *job; /* the latest job (the pool holds a reference), or NULL */
+    atomic_ullong gen;
+    int workers;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void job_unref(par_job *j) {
+    if (atomic_fetch_sub(&j->refs, 1) == 1) free(j);
+}
+
+static void job_run(par_job *j) {
     for (;;) {
-        const int64_t lo = atomic_fetch_add(&j->next, j->chunk);
-        if (lo >= j->n) break;
+        const long long c = atomic_fetch_add(&j->next, 1);
+        if (c >= j->nchunks) break;
+        const int64_t lo = c * j->chunk;
         j->fn(j->ctx, lo, SI_MIN(j->n, lo + j->chunk));
+        atomic_fetch_add_explicit(&j->done, 1, memory_order_release);
     }
+}
+
+static void *pool_worker(void *arg) {
+    (void)arg;
+    unsigned long long seen = atomic_load(&pool.gen);
+    for (;;) {
+        for (int spin = 0; spin < 20000 && atomic_load_explicit(&pool.gen, memory_order_acquire) == seen; spin++) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        pthread_mutex_lock(&pool.mu);
+        while (atomic_load(&pool.gen) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+        seen = atomic_load(&pool.gen);
+        par_job *j = pool.job;
+        if (j) atomic_fetch_add(&j->refs, 1);
+        pthread_mutex_unlock(&pool.mu);
+        if (!j) continue;
+        if (atomic_fetch_add(&j->helpers, 1) < j->helpers_max) job_run(j);
+        job_unref(j);
+    }
+    return NULL;
 }
 
 void cpu_par_for(int64_t n, int64_t chunk, cpu_range_fn fn, void *ctx) {
     if (n <= 0) return;
     if (chunk < 1) chunk = 1;
+    const int64_t nchunks = (n + chunk - 1) / chunk;
     int64_t nth = cpu_par_threads();
-    if (nth > (n + chunk - 1) / chunk) nth = (n + chunk - 1) / chunk;
-    if (nth <= 1 || !gomp_parallel) {
+    if (nth > nchunks) nth = nchunks;
+    par_job *j = nth > 1 ? calloc(1, sizeof *j) : NULL; /* bookkeeping, not the library's data: plain calloc */
+    if (!j) {
         fn(ctx, 0, n);
         return;
     }
-    par_job j = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk};
-    atomic_init(&j.next, 0);
-    gomp_parallel(par_body, &j, (unsigned)nth, 0);
+    j->fn = fn, j->ctx = ctx, j->n = n, j->chunk = chunk, j->nchunks = nchunks, j->helpers_max = (int)nth - 1;
+    atomic_init(&j->helpers, 0);
+    atomic_init(&j->next, 0);
+    atomic_init(&j->done, 0);
+    atomic_init(&j->refs, 2); /* the caller's and the pool's */
+    pthread_mutex_lock(&pool.mu);
+    while (pool.workers < nth - 1) {
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        const int rc = pthread_create(&t, &at, pool_worker, NULL);
+        pthread_attr_destroy(&at);
+        if (rc) break; /* fewer helpers: the caller does the rest */
+        pool.workers++;
+    }
+    par_job *old = pool.job;
+    pool.job = j;
+    atomic_fetch_add(&pool.gen, 1);
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    if (old) job_unref(old);
+    job_run(j);
+    for (int spin = 0; atomic_load_explicit(&j->done, memory_order_acquire) < nchunks; spin++) {
+        if (spin < 4000) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+    pthread_mutex_lock(&pool.mu);
+    if (pool.job == j) pool.job = NULL, job_unref(j);
+    pthread_mutex_unlock(&pool.mu);
+    job_unref(j);
 }
 
 // --- vector primitives -------------------------------------------------------------------------------------------
@@ -271,12 +350,27 @@ static bool all_f32(const si_graph *g, const si_node *n, uint32_t other) {
 
 static bool has_out(const si_node *n, int k) { return k < n->n_out && n->out[k] >= 0; }
 
+/* Read one byte of every page of the node's constant inputs (the weights its native step reads in place), so that
+ * the first inference does not pay for mapping them: on virtual machines with shadow page tables the first
+ * user-space touch of a page the loader filled costs microseconds, hundreds of milliseconds over an LLM's weights. */
+static void touch_consts(const si_graph *g, const si_node *nd) {
+    volatile unsigned char sink = 0;
+    for (int k = 0; k < nd->n_in; k++) {
+        const si_tensor *t = nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL;
+        if (!t || !t->data) continue;
+        const unsigned char *d = t->data;
+        for (size_t o = 0; o < t->nbytes; o += 4096) sink ^= d[o];
+    }
+    (void)sink;
+}
+
 si_result cpu_lower_llm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     switch (nd->op->id) {
     case SI_OP_MATMUL_NBITS: /* B (1) and packed zero points (3) are uint8 */
         if (!all_f32(g, nd, (1u << 1) | (1u << 3))) break;
+        touch_consts(g, nd);
         return cpu_pb_emit_native(b, n, cpu_nbits_run, "MatMulNBits");
     case SI_OP_GROUP_QUERY_ATTENTION: /* seqlens_k, total_sequence_length, position_ids are integers */
         if (has_out(nd, 3) || !all_f32(g, nd, (1u << 5) | (1u << 6) | (1u << 9))) break;
@@ -287,6 +381,10 @@ si_result cpu_lower_llm(cpu_pb *b, int n) {
     case SI_OP_MS_ATTENTION: /* mask_index is int32 */
         if (!all_f32(g, nd, 1u << 3)) break;
         return cpu_pb_emit_native(b, n, cpu_msattn_run, "Attention");
+    case SI_OP_MOE:
+        if (!all_f32(g, nd, 0)) break;
+        touch_consts(g, nd);
+        return cpu_pb_emit_native(b, n, cpu_moe_run, "MoE");
     case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: {
         if (!all_f32(g, nd, 0) || nd->n_in < 2 || nd->in[1] < 0) break;
         const si_val *x = &g->values[nd->in[0]], *sc = &g->values[nd->in[1]];

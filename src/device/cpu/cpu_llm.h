@@ -4,6 +4,8 @@
  *   cpu_llm.c        lowering (which nodes get a native step), threads, vector primitives, the fused norms
  *                    (SimplifiedLayerNormalization, Skip[Simplified]LayerNormalization) and GELUs
  *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
+ *   cpu_llm_nbgemm.c MatMulNBits prefill on AVX-512: panels packed from the codes, an 8 x 32 microkernel
+ *   cpu_llm_moe.c    MoE (float weights): routing, tokens grouped by expert, GEMV or oneDNN sgemm per expert
  *   cpu_llm_attn.c   GroupQueryAttention, MultiHeadAttention and Attention (com.microsoft): a fused per-head loop
  *                    (Q.K, online softmax, .V); Attention's QKV projection on oneDNN's sgemm
  *
@@ -12,7 +14,8 @@
  * (ops/llm.h), so it refuses exactly what the reference kernel refuses, with the same message.
  *
  * Threads: the step runs on the thread count the device set for the plan (OpenMP, like oneDNN's primitives);
- * cpu_par_for splits work over libgomp's team (looked up at run time, as cpu_dnnl.c does).
+ * cpu_par_for splits work over that many threads: the caller and helper threads of its own (cpu_llm.c), which
+ * the caller does not wait for unless they took a chunk (no team barrier).
  */
 #ifndef SI_CPU_LLM_H
 #define SI_CPU_LLM_H
@@ -39,10 +42,21 @@ const cpu_vec *cpu_vec_get(void);
  * reference kernels expect that, native steps do not get it). */
 si_result cpu_llm_ref(si_kctx *c);
 
+/* MatMulNBits for many rows of A with AVX-512 (cpu_llm_nbgemm.c): Y[M, N] = A[M, K] W^T + bias, float32 A read in
+ * place. _fits: the CPU and the sizes allow it. */
+bool cpu_nbits_gemm_fits(const si_nbits *p);
+void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *a, float *y);
+
+/* Y[M, N] = A[M, K] W[N, K]^T + bias (bias optional) with the same kernel; _fits: the CPU and the sizes allow it. */
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K);
+void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K);
+
 /* The kernels (si_op_fn). */
 si_result cpu_nbits_run(si_kctx *c);
 si_result cpu_gqa_run(si_kctx *c);
 si_result cpu_mha_run(si_kctx *c);
 si_result cpu_msattn_run(si_kctx *c);
+si_result cpu_moe_run(si_kctx *c);
 
 #endif

@@ -14,7 +14,13 @@
 
 #include <float.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ATT_X86 1
+#endif
 
 #define ATT_BLK 64
 
@@ -33,6 +39,8 @@ struct cpu_attn {
     void (*adjust)(const cpu_attn *a, int64_t b, int64_t h, int64_t i, int64_t j0, float *s, int64_t n);
     const void *ctx;
     atomic_bool nomem;
+    const float *kt;   /* blocked path: K transposed per 64-key block, [B][Nkv][ktb][H][64], or NULL */
+    int64_t ktb;       /* blocks of 64 keys per (b, KV head) in kt */
 };
 
 static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
@@ -100,8 +108,263 @@ static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
     si_free(buf);
 }
 
+#ifdef ATT_X86
+// --- many query rows on AVX-512: blocks of queries against blocks of keys ----------------------------------------------
+
+#define ATT_QV 32 /* query vectors (rows x heads of a KV group) per task, at most */
+
+/* e^x for x <= 0 (scores minus their running max; -inf gives 0): 2^n e^r, |r| <= ln2 / 2, degree-7 polynomial
+ * (relative error under 1e-7). */
+__attribute__((always_inline, target("avx512f"))) static inline __m512 exp512(__m512 x) {
+    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x); /* NaN stays NaN (max returns its second operand) */
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.0f / 5040);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(y, n));
+}
+
+/* s[r][0..64) = q_r . kt[.][0..64) for MR query vectors (kt: the key block transposed, [H][64]). */
+__attribute__((always_inline, target("avx512f"))) static inline void scores_body(const float *const *q, const float *kt, int64_t H, float *s,
+                                                                              const int MR) {
+    __m512 acc[4][4];
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < H; d++) {
+        const float *kd = kt + d * ATT_BLK;
+        const __m512 k0 = _mm512_loadu_ps(kd), k1 = _mm512_loadu_ps(kd + 16), k2 = _mm512_loadu_ps(kd + 32), k3 = _mm512_loadu_ps(kd + 48);
+        for (int r = 0; r < MR; r++) {
+            const __m512 qv = _mm512_set1_ps(q[r][d]);
+            acc[r][0] = _mm512_fmadd_ps(qv, k0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(qv, k1, acc[r][1]);
+            acc[r][2] = _mm512_fmadd_ps(qv, k2, acc[r][2]);
+            acc[r][3] = _mm512_fmadd_ps(qv, k3, acc[r][3]);
+        }
+    }
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < 4; c++) _mm512_storeu_ps(s + r * ATT_BLK + c * 16, acc[r][c]);
+}
+
+__attribute__((target("avx512f"))) static void scores(const float *const *q, const float *kt, int64_t H, float *s, int mr) {
+    switch (mr) {
+    case 1: scores_body(q, kt, H, s, 1); break;
+    case 2: scores_body(q, kt, H, s, 2); break;
+    case 3: scores_body(q, kt, H, s, 3); break;
+    default: scores_body(q, kt, H, s, 4); break;
+    }
+}
+
+/* o_r[0..16 NV) += sum_j p_r[j] v_j[0..16 NV) for QR query vectors, n values (rows of v, stride vst). */
+__attribute__((always_inline, target("avx512f"))) static inline void pv_body(float *const *o, const float *const *pr, const float *v, int64_t vst,
+                                                                          int64_t n, const int QR, const int NV) {
+    __m512 acc[2][8];
+    for (int r = 0; r < QR; r++)
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_loadu_ps(o[r] + 16 * c);
+    for (int64_t j = 0; j < n; j++) {
+        const float *vj = v + j * vst;
+        __m512 vv[8];
+        for (int c = 0; c < NV; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+        for (int r = 0; r < QR; r++) {
+            const __m512 pj = _mm512_set1_ps(pr[r][j]);
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(pj, vv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < QR; r++)
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(o[r] + 16 * c, acc[r][c]);
+}
+
+#define PV_CASES(QR)                                                                                                              \
+    switch (nv) {                                                                                                                 \
+    case 1: pv_body(o, pr, v, vst, n, QR, 1); break;                                                                              \
+    case 2: pv_body(o, pr, v, vst, n, QR, 2); break;                                                                              \
+    case 3: pv_body(o, pr, v, vst, n, QR, 3); break;                                                                              \
+    case 4: pv_body(o, pr, v, vst, n, QR, 4); break;                                                                              \
+    case 5: pv_body(o, pr, v, vst, n, QR, 5); break;                                                                              \
+    case 6: pv_body(o, pr, v, vst, n, QR, 6); break;                                                                              \
+    case 7: pv_body(o, pr, v, vst, n, QR, 7); break;                                                                              \
+    default: pv_body(o, pr, v, vst, n, QR, 8); break;                                                                             \
+    }
+
+__attribute__((target("avx512f"))) static void pv(float *const *o, const float *const *pr, const float *v, int64_t vst, int64_t n, int qr, int nv) {
+    if (qr == 2) PV_CASES(2)
+    else PV_CASES(1)
+}
+
+/* kt[d][jj] = k_jj[d] for n keys (rows of k, stride kst), zero for jj in [n, 64). */
+static void kt_block(const float *k, int64_t kst, int64_t n, int64_t H, float *kt) {
+    for (int64_t jj = 0; jj < ATT_BLK; jj++) {
+        if (jj < n)
+            for (int64_t d = 0; d < H; d++) kt[d * ATT_BLK + jj] = k[jj * kst + d];
+        else
+            for (int64_t d = 0; d < H; d++) kt[d * ATT_BLK + jj] = 0.0f;
+    }
+}
+
+typedef struct kt_job {
+    cpu_attn *a;
+    float *kt;
+    const int64_t *keys; /* keys of batch row b: kt holds blocks of [0, keys[b]) */
+} kt_job;
+
+/* Tasks (b, g, block): a->kt's block. */
+static void kt_tasks(void *ctx, int64_t lo, int64_t hi) {
+    const kt_job *j = ctx;
+    const cpu_attn *a = j->a;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t blk = t % a->ktb, bg = t / a->ktb, b = bg / a->Nkv, g = bg % a->Nkv, js = blk * ATT_BLK;
+        const int64_t n = SI_MAX((int64_t)0, SI_MIN((int64_t)ATT_BLK, j->keys[b] - js));
+        kt_block(a->k + b * a->ks[0] + g * a->ks[1] + js * a->ks[2], a->ks[2], n, a->H, j->kt + t * a->H * ATT_BLK);
+    }
+}
+
+/* Task t: batch row b, KV head g, query rows [i0, i0 + qb): the qb x G query vectors walk the union of their key
+ * ranges in blocks of 64; each block of keys is transposed once and read by all of them. */
+__attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo, int64_t hi) {
+    cpu_attn *a = ctx;
+    const int64_t G = a->N / a->Nkv, H = a->H, Hv = a->Hv, qb = SI_MAX((int64_t)1, ATT_QV / G), nqb = (a->S + qb - 1) / qb;
+    const int64_t QV = qb * G;
+    float *buf = si_malloc((size_t)(QV * (ATT_BLK + Hv + 2) + H * ATT_BLK) * sizeof(float));
+    if (!buf) {
+        atomic_store(&a->nomem, true);
+        return;
+    }
+    float *sc = buf, *acc = sc + QV * ATT_BLK, *m = acc + QV * Hv, *l = m + QV, *kt = l + QV;
+    int64_t rl[ATT_QV], rh[ATT_QV];
+    const float *qp[ATT_QV];
+    float *op[ATT_QV];
+    const float *pp[ATT_QV];
+    const bool extra = a->sink || a->smooth;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t b = t / (a->Nkv * nqb), g = (t / nqb) % a->Nkv, i0 = (t % nqb) * qb, nq = SI_MIN(qb, a->S - i0), nv = nq * G;
+        int64_t j0 = INT64_MAX, j1 = 0;
+        for (int64_t r = 0; r < nq; r++) {
+            a->range(a, b, i0 + r, &rl[r], &rh[r]);
+            if (rl[r] < rh[r]) j0 = SI_MIN(j0, rl[r]), j1 = SI_MAX(j1, rh[r]);
+        }
+        for (int64_t x = 0; x < nv; x++) { /* query vector x: row i0 + x / G, head g G + x % G */
+            const int64_t i = i0 + x / G, hh = x % G;
+            m[x] = extra ? (a->sink ? a->sink[g * G + hh] : 0.0f) : -INFINITY;
+            l[x] = extra ? 1.0f : 0.0f;
+            memset(acc + x * Hv, 0, (size_t)Hv * sizeof(float));
+            qp[x] = a->q + b * a->qs[0] + (g * G + hh) * a->qs[1] + i * a->qs[2];
+            op[x] = acc + x * Hv;
+            pp[x] = sc + x * ATT_BLK;
+        }
+        const float *kb = a->k + b * a->ks[0] + g * a->ks[1], *vb = a->v + b * a->vs[0] + g * a->vs[1];
+        const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        for (int64_t js = j0 / ATT_BLK * ATT_BLK; js < j1; js += ATT_BLK) {
+            const int64_t n = SI_MIN((int64_t)ATT_BLK, j1 - js);
+            const float *ktp = a->kt ? a->kt + ((b * a->Nkv + g) * a->ktb + js / ATT_BLK) * H * ATT_BLK : kt;
+            if (!a->kt) kt_block(kb + js * a->ks[2], a->ks[2], n, H, kt);
+            for (int64_t x = 0; x < nv; x += 4) scores(qp + x, ktp, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)4, nv - x));
+            for (int64_t x = 0; x < nv; x++) {
+                float *s = sc + x * ATT_BLK;
+                const int64_t r = x / G, i = i0 + r;
+                const int64_t vlo = SI_MAX((int64_t)0, rl[r] - js), vhi = SI_MIN(n, rh[r] - js);
+                const bool scalar = a->softcap > 0 || a->adjust;
+                if (scalar) {
+                    for (int64_t jj = 0; jj < n; jj++) s[jj] *= a->scale;
+                    if (a->softcap > 0)
+                        for (int64_t jj = 0; jj < n; jj++) s[jj] = a->softcap * tanhf(s[jj] / a->softcap);
+                    if (a->adjust) a->adjust(a, b, g * G + x % G, i, js, s, n);
+                }
+                __m512 mxv = _mm512_set1_ps(-INFINITY);
+                for (int c = 0; c < ATT_BLK; c += 16) { /* keys outside the row's range: -inf */
+                    const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32(c));
+                    const __mmask16 ok = _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vlo), _MM_CMPINT_NLT) &
+                                         _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vhi), _MM_CMPINT_LT);
+                    __m512 v = _mm512_loadu_ps(s + c);
+                    if (!scalar) v = _mm512_mul_ps(v, _mm512_set1_ps(a->scale));
+                    v = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), v);
+                    _mm512_storeu_ps(s + c, v);
+                    mxv = _mm512_max_ps(mxv, v);
+                }
+                const float mb = _mm512_reduce_max_ps(mxv);
+                if (mb == -INFINITY) { /* every key of the block masked for this vector */
+                    memset(s, 0, ATT_BLK * sizeof(float));
+                    continue;
+                }
+                const float mn = mb > m[x] ? mb : m[x];
+                if (mn != m[x]) {
+                    const float corr = m[x] == -INFINITY ? 0.0f : expf(m[x] - mn);
+                    for (int64_t e = 0; e < Hv; e++) acc[x * Hv + e] *= corr;
+                    l[x] *= corr;
+                    m[x] = mn;
+                }
+                const __m512 mv = _mm512_set1_ps(mn);
+                __m512 sum = _mm512_setzero_ps();
+                for (int c = 0; c < ATT_BLK; c += 16) {
+                    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + c), mv));
+                    _mm512_storeu_ps(s + c, e);
+                    sum = _mm512_add_ps(sum, e);
+                }
+                l[x] += _mm512_reduce_add_ps(sum);
+            }
+            for (int64_t x = 0; x < nv; x += 2) {
+                const int qr = (int)SI_MIN((int64_t)2, nv - x);
+                for (int64_t e0 = 0; e0 < Hv; e0 += 128) {
+                    float *oo[2] = {op[x] + e0, qr > 1 ? op[x + 1] + e0 : NULL};
+                    pv(oo, pp + x, vb + js * a->vs[2] + e0, a->vs[2], n, qr, (int)(SI_MIN((int64_t)128, Hv - e0) / 16));
+                }
+            }
+        }
+        for (int64_t x = 0; x < nv; x++) {
+            const int64_t i = i0 + x / G, hh = x % G;
+            float *o = a->out + b * a->os[0] + (g * G + hh) * a->os[1] + i * a->os[2];
+            const float inv = l[x] > 0 ? 1.0f / l[x] : 0.0f;
+            for (int64_t e = 0; e < Hv; e++) o[e] = acc[x * Hv + e] * inv;
+        }
+    }
+    si_free(buf);
+}
+#endif
+
 static bool cpu_attention(cpu_attn *a) {
     atomic_init(&a->nomem, false);
+#ifdef ATT_X86
+    /* several query rows: blocks (decode, one row, stays on the per-row loop that streams K and V once) */
+    const int64_t G = a->N / a->Nkv;
+    if (a->S >= 4 && a->Hv % 16 == 0 && G <= ATT_QV && cpu_vec_get()->avx512 && !getenv("SI_CPU_ATTN_ROWS")) {
+        const int64_t qb = SI_MAX((int64_t)1, ATT_QV / G);
+        float *kt = NULL;
+        int64_t *keys = NULL;
+        if (a->S > qb) { /* several tasks per KV head: transpose each 64-key block of K once, not once per task */
+            if (!(keys = si_malloc((size_t)a->B * sizeof(int64_t)))) return false;
+            int64_t most = 0;
+            for (int64_t b = 0; b < a->B; b++) {
+                keys[b] = 0;
+                for (int64_t i = 0; i < a->S; i++) {
+                    int64_t lo, hi;
+                    a->range(a, b, i, &lo, &hi);
+                    keys[b] = SI_MAX(keys[b], hi);
+                }
+                most = SI_MAX(most, keys[b]);
+            }
+            a->ktb = (most + ATT_BLK - 1) / ATT_BLK;
+            kt = a->ktb ? si_malloc((size_t)(a->B * a->Nkv * a->ktb * a->H * ATT_BLK) * sizeof(float)) : NULL;
+            if (a->ktb && !kt) {
+                si_free(keys);
+                return false;
+            }
+            kt_job j = {.a = a, .kt = kt, .keys = keys};
+            cpu_par_for(a->B * a->Nkv * a->ktb, 4, kt_tasks, &j);
+            a->kt = kt;
+        }
+        cpu_par_for(a->B * a->Nkv * ((a->S + qb - 1) / qb), 1, attn_blocks, a);
+        si_free(kt);
+        si_free(keys);
+        a->kt = NULL;
+        return !atomic_load(&a->nomem);
+    }
+#endif
     cpu_par_for(a->B * a->Nkv * a->S, 1, attn_tasks, a);
     return !atomic_load(&a->nomem);
 }

@@ -1,7 +1,7 @@
 /*
  * cpu_llm_nbits.c — MatMulNBits on the CPU device (float32 A).
  *
- * The reduction over k may visit k in any order, so the rows of A are first permuted (once per call, M x K floats,
+ * GEMV and the non-AVX-512 GEMM: the reduction over k may visit k in any order, so the rows of A are first permuted (once per call, M x K floats,
  * zero-padded to whole blocks) into the order the codes sit in a block's bytes: slot t of byte i holds
  * k = per*i + t (per = 8 / bits codes a byte), and Ap[blk][t][i] = A[blk*block + per*i + t]. Unpacking a block
  * then needs no shuffles: slot t of every byte, in byte order, lines up with Ap[blk][t][...].
@@ -11,9 +11,9 @@
  * block's zero point, FMA with Ap; the block's scale is applied once to its partial sums. Up to four rows of A
  * share each block's codes. Rows of W are split over the threads.
  *
- * More rows (prefill): each thread dequantises a panel of 256 rows of W (in the permuted order, contiguous loops
- * the compiler vectorises) into a float buffer and multiplies it with oneDNN's sgemm (single-threaded inside the
- * team).
+ * More rows (prefill): with AVX-512, cpu_llm_nbgemm.c (A read in place, no permutation; panels of 32 columns x 256
+ * values of k packed from the codes; an 8 x 32 microkernel); otherwise each thread dequantises a panel of 256 rows of W (in the permuted order, contiguous loops the compiler
+ * vectorises) into a float buffer and multiplies it with oneDNN's sgemm (single-threaded inside the team).
  */
 #include "device/cpu/cpu_llm.h"
 
@@ -250,17 +250,28 @@ si_result cpu_nbits_run(si_kctx *c) {
     nb_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
                 .zpf = p.zp == NB_ZP_FLOAT ? si_in(c, 3)->data : NULL, .bias = p.bias ? si_in(c, 5)->data : NULL, .kp = kp, .y = y->data};
     atomic_init(&j.nomem, false);
+    const float *a = si_in(c, 0)->data;
+    if (p.M > NB_GEMV_MAX && cpu_nbits_gemm_fits(&p)) { /* A in place, no copy */
+        cpu_nbits_gemm(&p, j.B, j.zp8, j.scales, j.zpf, j.bias, a, j.y);
+        return SI_OK;
+    }
     float *ap = si_calloc((size_t)(p.M * kp), sizeof(float));
     if (!ap) return si_op_nomem(c);
-    const float *a = si_in(c, 0)->data;
     for (int64_t m = 0; m < p.M; m++)
-        for (int64_t k = 0; k < p.K; k++) {
-            const int64_t blk = k / p.block, jj = k % p.block;
-            ap[m * kp + blk * p.block + (jj % per) * p.blob + jj / per] = a[m * p.K + k];
+        for (int64_t blk = 0; blk < p.nb; blk++) {
+            const float *ar = a + m * p.K + blk * p.block;
+            float *dst = ap + m * kp + blk * p.block;
+            const int64_t len = SI_MIN((int64_t)p.block, p.K - blk * p.block);
+            if (per == 1) {
+                memcpy(dst, ar, (size_t)len * sizeof(float));
+            } else {
+                for (int64_t i = 0; i < p.blob; i++)
+                    for (int t = 0; t < per && i * per + t < len; t++) dst[t * p.blob + i] = ar[i * per + t];
+            }
         }
     j.ap = ap;
-    if (p.M > NB_GEMV_MAX) cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
-    else cpu_par_for(p.N, 16, gemv_cols, &j);
+    if (p.M <= NB_GEMV_MAX) cpu_par_for(p.N, 16, gemv_cols, &j);
+    else cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
     si_free(ap);
     return atomic_load(&j.nomem) ? si_op_nomem(c) : SI_OK;
 }

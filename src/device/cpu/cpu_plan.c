@@ -412,13 +412,21 @@ int cpu_pb_consumer(const cpu_pb *b, int v, int k) {
 
 // --- steps ----------------------------------------------------------------------------------------------
 
+#define CPU_ONE_THREAD_BYTES (256 << 10) /* eltwise / binary primitives writing at most this: one thread */
+
 static bool arg_is_output(int arg) { return arg == DNNL_ARG_DST || arg == DNNL_ARG_TO || arg == DNNL_ARG_DST_1; }
 
 si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive_desc_t pd, const cpu_arg *args,
                            int n_args) {
     const char *nname = node >= 0 ? b->g->nodes[node].name : NULL;
     dnnl_primitive_t prim;
+    dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
+    const dnnl_memory_desc_t *dmd = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const bool one = dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind) == dnnl_success &&
+                     (kind == dnnl_eltwise || kind == dnnl_binary) && dmd && dnnl_memory_desc_get_size(dmd) <= CPU_ONE_THREAD_BYTES;
+    const int old_threads = one ? cpu_threads_set(1) : 0;
     dnnl_status_t st = dnnl_primitive_create(&prim, pd);
+    if (one) cpu_threads_set(old_threads);
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     const char *impl = NULL;
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl) impl = "oneDNN";
@@ -439,6 +447,7 @@ si_result cpu_pb_emit_dnnl(cpu_pb *b, int node, const char *what, dnnl_primitive
     int idx = b->p->n_steps - 1;
     memcpy(s->kernel, kernel, sizeof s->kernel);
     s->prim = prim;
+    s->one_thread = one;
     s->args = a;
     s->n_args = n_args;
     s->arg_base = b->p->n_args_total;

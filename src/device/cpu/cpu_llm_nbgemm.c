@@ -1,0 +1,215 @@
+/*
+ * cpu_llm_nbgemm.c — Y = A W^T (+ bias) for many rows of A on AVX-512, float32 compute: MatMulNBits (W from its
+ * codes, prefill) and float W [N, K] (the MoE experts, cpu_sgemm_nt: panels packed by 16 x 16 transposes).
+ *
+ * W is split into groups of 32 output columns (rows of W). Each group is dequantised once per call into a packed
+ * panel Wp[k][32] (k in A's order: slot t of byte i of a block is k = per * i + t), straight from the codes: one 32-bit gather fetches 4 bytes of the same block of
+ * 16 rows of W, and each (byte, slot) of it becomes one 16-lane vector of Wp, q * scale - zero * scale. Then an
+ * 8 x 32 outer-product microkernel (16 accumulators, each k step: two loads of Wp, eight broadcasts of Ap) runs
+ * over all of k for every 8 rows of A. The groups are split over the threads; each thread packs its own panel.
+ */
+#include "device/cpu/cpu_llm.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define NG_NR 32  /* columns of Y per panel */
+#define NG_KC 256 /* rows of k per panel: 32 KiB, in L1 */
+#define NG_MC 256 /* rows of A per pass over the panels (A's block stays in L2) */
+
+typedef struct ng_job ng_job;
+/* wp[k - k0][32] for k in [k0, k0 + NG_KC) and columns n0 .. n0+nc-1 of W (nc <= 32; the other lanes zero) */
+typedef void (*ng_pack_fn)(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp);
+
+struct ng_job {
+    const si_nbits *p;   /* MatMulNBits: the codes */
+    const uint8_t *B, *zp8;
+    const float *scales, *zpf;
+    const float *w;      /* float W [N, K] */
+    const float *bias, *a;
+    int64_t M, N, K, groups, tasks;
+    float *y;
+    ng_pack_fn pack;
+};
+
+/* ng_pack_fn from the codes. k0 is a multiple of NG_KC; a block is either a whole number of panels or a panel a
+ * whole number of blocks. Lanes past nc and rows past K are not read by the kernel. */
+__attribute__((target("avx512f"))) static void pack_panel(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
+    const si_nbits *p = j->p;
+    const int bits = p->bits, per = 8 / bits;
+    const int64_t blob = p->blob, nb = p->nb, block = p->block;
+    const __m512i msk = _mm512_set1_epi32((1 << bits) - 1);
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)(nb * blob)));
+    const int64_t b0 = k0 / block, b1 = SI_MIN(nb, (k0 + NG_KC + block - 1) / block);
+    for (int h = 0; h < 2; h++) { /* two halves of 16 columns */
+        const int c0 = h * 16, hc = SI_MAX(0, SI_MIN(16, nc - c0));
+        if (!hc) {
+            for (int64_t k = 0; k < NG_KC; k++) _mm512_storeu_ps(wp + k * NG_NR + c0, _mm512_setzero_ps());
+            continue;
+        }
+        const __mmask16 lanes = (__mmask16)((1u << hc) - 1);
+        for (int64_t blk = b0; blk < b1; blk++) {
+            float sv[16] = {0}, zv[16] = {0};
+            for (int c = 0; c < hc; c++) {
+                const int64_t n = n0 + c0 + c;
+                sv[c] = j->scales[n * nb + blk];
+                zv[c] = -si_nbits_zero(p, j->zp8, j->zpf, n, blk) * sv[c];
+            }
+            const __m512 s = _mm512_loadu_ps(sv), zs = _mm512_loadu_ps(zv);
+            const uint8_t *base = j->B + ((n0 + c0) * nb + blk) * blob;
+            const int64_t kb = blk * block; /* k of the block's first code */
+            const int64_t i0 = SI_MAX((int64_t)0, (k0 - kb) / per), i1 = SI_MIN(blob, (k0 + NG_KC - kb) / per);
+            for (int64_t i = i0; i < i1; i += 4) {
+                const __m512i x = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, rows, base + i, 1);
+                float *wr = wp + (kb + i * per - k0) * NG_NR + c0;
+                for (int b = 0; b < 4; b++)
+                    for (int t = 0; t < per; t++) {
+                        const __m512i q = _mm512_and_si512(_mm512_srli_epi32(x, (unsigned)(8 * b + t * bits)), msk);
+                        _mm512_storeu_ps(wr + (b * per + t) * NG_NR, _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), s, zs));
+                    }
+            }
+        }
+    }
+}
+
+/* ng_pack_fn from a float W [N, K]: 16 x 16 blocks (16 rows of W, 16 values of k) loaded row by row and
+ * transposed in registers (unpack, then 128-bit lane shuffles). */
+__attribute__((target("avx512f"))) static void pack_f32(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
+    const int64_t K = j->K, kl = SI_MIN((int64_t)NG_KC, K - k0);
+    for (int h = 0; h < 2; h++) {
+        const int c0 = h * 16, hc = SI_MAX(0, SI_MIN(16, nc - c0));
+        const float *base = j->w + (n0 + c0) * K + k0;
+        for (int64_t k = 0; k < kl; k += 16) {
+            const int kr = (int)SI_MIN((int64_t)16, kl - k);
+            const __mmask16 km = (__mmask16)((1u << kr) - 1);
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++) r[i] = i < hc ? _mm512_maskz_loadu_ps(km, base + i * K + k) : _mm512_setzero_ps();
+            for (int i = 0; i < 8; i++) {
+                t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+                t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+            }
+            for (int i = 0; i < 4; i++) { /* r[4i + q]: rows 4i..4i+3 of column 4l + q in 128-bit lane l */
+                r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+                r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+                r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+                r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+            }
+            for (int q = 0; q < 4; q++) {
+                t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+                t[4 + q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);
+                t[8 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+                t[12 + q] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+            }
+            for (int q = 0; q < 4; q++) { /* column c of the block: all 16 rows */
+                r[q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0x88);
+                r[8 + q] = _mm512_shuffle_f32x4(t[q], t[8 + q], 0xDD);
+                r[4 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0x88);
+                r[12 + q] = _mm512_shuffle_f32x4(t[4 + q], t[12 + q], 0xDD);
+            }
+            for (int c = 0; c < kr; c++) _mm512_storeu_ps(wp + (k + c) * NG_NR + c0, r[c]);
+        }
+    }
+}
+
+/* Y[MR rows][32 columns] (+)= A[MR rows, stride lda][k0 .. k0+kl) . wp[kl][32]; first: store with the bias. */
+__attribute__((always_inline, target("avx512f"))) static inline void kernel_body(const float *a, int64_t lda, int64_t kl, const float *wp,
+                                                                              float *y, int64_t ldy, __mmask16 m0, __mmask16 m1,
+                                                                              const float *bias, bool first, const int MR) {
+    __m512 acc[8][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kl; k++) {
+        const __m512 w0 = _mm512_loadu_ps(wp + k * NG_NR), w1 = _mm512_loadu_ps(wp + k * NG_NR + 16);
+        for (int r = 0; r < MR; r++) {
+            const __m512 av = _mm512_set1_ps(a[r * lda + k]);
+            acc[r][0] = _mm512_fmadd_ps(av, w0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, w1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        float *yr = y + r * ldy;
+        __m512 c0, c1;
+        if (first) c0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps(), c1 = bias && m1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+        else c0 = _mm512_maskz_loadu_ps(m0, yr), c1 = _mm512_maskz_loadu_ps(m1, yr + 16);
+        _mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(c0, acc[r][0]));
+        if (m1) _mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(c1, acc[r][1]));
+    }
+}
+
+__attribute__((target("avx512f"))) static void kernel(const float *a, int64_t lda, int64_t kl, const float *wp, float *y, int64_t ldy,
+                                                      __mmask16 m0, __mmask16 m1, const float *bias, bool first, int mr) {
+    switch (mr) { /* one instance per row count: the accumulators stay in registers */
+    case 1: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 1); break;
+    case 2: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 2); break;
+    case 3: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 3); break;
+    case 4: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 4); break;
+    case 5: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 5); break;
+    case 6: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 6); break;
+    case 7: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 7); break;
+    default: kernel_body(a, lda, kl, wp, y, ldy, m0, m1, bias, first, 8); break;
+    }
+}
+
+/* Task t of nt: column groups t, t + nt, ...; for each block of NG_MC rows of A, each panel of the group is packed
+ * once and multiplied with every 8 rows of the block. */
+__attribute__((target("avx512f"))) static void ng_task(void *ctx, int64_t lo, int64_t hi) {
+    const ng_job *j = ctx;
+    const int64_t K = j->K, N = j->N;
+    _Alignas(64) float wp[NG_KC * NG_NR];
+    for (int64_t t = lo; t < hi; t++)
+        for (int64_t g = t; g < j->groups; g += j->tasks) {
+            const int64_t n0 = g * NG_NR;
+            const int nc = (int)SI_MIN((int64_t)NG_NR, N - n0);
+            const __mmask16 m0 = (__mmask16)((1u << SI_MIN(16, nc)) - 1), m1 = (__mmask16)((1u << SI_MAX(0, nc - 16)) - 1);
+            for (int64_t mc = 0; mc < j->M; mc += NG_MC) {
+                const int64_t me = SI_MIN(j->M, mc + NG_MC);
+                for (int64_t k0 = 0; k0 < K; k0 += NG_KC) {
+                    j->pack(j, n0, nc, k0, wp);
+                    const int64_t kl = SI_MIN((int64_t)NG_KC, K - k0);
+                    for (int64_t r0 = mc; r0 < me; r0 += 8)
+                        kernel(j->a + r0 * K + k0, K, kl, wp, j->y + r0 * N + n0, N, m0, m1, j->bias ? j->bias + n0 : NULL, k0 == 0,
+                               (int)SI_MIN((int64_t)8, me - r0));
+                }
+            }
+        }
+}
+
+bool cpu_nbits_gemm_fits(const si_nbits *p) {
+    return cpu_vec_get()->avx512 && p->N * p->nb * p->blob < ((int64_t)1 << 31) - 64;
+}
+
+void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *a, float *y) {
+    ng_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .a = a, .y = y, .M = p->M, .N = p->N, .K = p->K,
+                .groups = (p->N + NG_NR - 1) / NG_NR, .pack = pack_panel};
+    j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
+    cpu_par_for(j.tasks, 1, ng_task, &j);
+}
+
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K) { return cpu_vec_get()->avx512 && N > 0 && K > 0; }
+
+void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
+    ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .groups = (N + NG_NR - 1) / NG_NR, .pack = pack_f32};
+    j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
+    cpu_par_for(j.tasks, 1, ng_task, &j);
+}
+
+#else
+bool cpu_nbits_gemm_fits(const si_nbits *p) {
+    (void)p;
+    return false;
+}
+bool cpu_sgemm_nt_fits(int64_t N, int64_t K) {
+    (void)N, (void)K;
+    return false;
+}
+void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
+    (void)a, (void)w, (void)bias, (void)y, (void)M, (void)N, (void)K;
+}
+void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                    const float *a, float *y) {
+    (void)p, (void)B, (void)zp8, (void)scales, (void)zpf, (void)bias, (void)a, (void)y;
+}
+#endif
