@@ -1,19 +1,31 @@
 /*
  * call.c — a folded block's call: the shared body run with this call's inputs and weights (call.h).
+ *
+ * The calls of one inference run one after the other, so they share body requests: a function keeps the idle ones in
+ * a pool, a call takes one for its inference (a new one only when every request of the pool is busy: calls of
+ * inferences running at the same time), binds its inputs and weights, runs it, copies the body's outputs into its
+ * own output tensors and puts the request back. So a folded model holds one body request (one activation arena, one
+ * set of device buffers) per inference running, not one per call; the copies are a layer's outputs (the hidden
+ * state, its KV cache), small next to the layer's compute.
  */
 #include "exec/call.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct si_fn {
     si_cmodel *body;
     atomic_int refs;
+    pthread_mutex_t mu; /* the pool */
+    si_ireq **pool;     /* idle body requests */
+    int n_pool, cap_pool;
 };
 
 si_result si_fn_new(si_cmodel *body, si_fn **out) {
     *out = NULL;
     si_fn *f = si_calloc(1, sizeof *f);
-    if (!f) {
+    if (!f || pthread_mutex_init(&f->mu, NULL)) {
+        si_free(f);
         body->iface->free(body);
         return si_err(SI_ERR_NO_MEM, "out of memory");
     }
@@ -30,11 +42,39 @@ si_fn *si_fn_ref(si_fn *f) {
 
 void si_fn_unref(si_fn *f) {
     if (!f || atomic_fetch_sub(&f->refs, 1) != 1) return;
+    for (int i = 0; i < f->n_pool; i++) f->pool[i]->iface->free(f->pool[i]);
+    si_free(f->pool);
+    pthread_mutex_destroy(&f->mu);
     f->body->iface->free(f->body);
     si_free(f);
 }
 
 const si_cmodel *si_fn_body(const si_fn *f) { return f->body; }
+
+/* An idle body request, or a new one. */
+static si_result fn_take(si_fn *f, si_ireq **out) {
+    pthread_mutex_lock(&f->mu);
+    *out = f->n_pool ? f->pool[--f->n_pool] : NULL;
+    pthread_mutex_unlock(&f->mu);
+    return *out ? SI_OK : f->body->iface->create_request(f->body, out);
+}
+
+/* Back to the pool (freed when the pool cannot grow). Its inputs are unbound: the caller's tensors are not kept. */
+static void fn_give(si_fn *f, si_ireq *r) {
+    for (int p = 0; p < f->body->n_inputs; p++) (void)r->iface->set_input(r, p, NULL);
+    pthread_mutex_lock(&f->mu);
+    if (f->n_pool == f->cap_pool) {
+        int cap = f->cap_pool ? 2 * f->cap_pool : 4;
+        si_ireq **np = si_realloc(f->pool, sizeof *np * (size_t)cap);
+        if (np) f->pool = np, f->cap_pool = cap;
+    }
+    if (f->n_pool < f->cap_pool) {
+        f->pool[f->n_pool++] = r;
+        r = NULL;
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (r) r->iface->free(r);
+}
 
 typedef struct call_model {
     si_cmodel base;
@@ -47,50 +87,68 @@ typedef struct call_model {
 
 typedef struct call_req {
     si_ireq base;
-    si_ireq *body;
+    _Atomic(si_ireq *) active; /* the body request running for it now (for cancel), or NULL */
 } call_req;
+
+/* Output k of this call: a copy of the body output it is. */
+static si_result take_output(call_req *r, si_ireq *b, int k) {
+    const call_model *m = (const call_model *)r->base.model;
+    si_tensor *t = NULL;
+    si_result s = b->iface->get_output(b, m->out_body[k], &t);
+    if (!s && !t) s = si_err(SI_ERR_INTERNAL, "body output %d is missing", m->out_body[k]);
+    if (!s) s = si_ireq_shape_output(&r->base, k, t->dtype, t->ndim, t->dims);
+    if (!s && t->nbytes) memcpy(r->base.outs[k]->data, t->data, t->nbytes);
+    return s;
+}
 
 static si_result call_infer(si_ireq *r_) {
     call_req *r = (call_req *)r_;
     const call_model *m = (const call_model *)r->base.model;
     si_result s = si_ireq_check_inputs(&r->base);
-    const si_cmodel *b = m->fn->body;
-    for (int p = 0; !s && p < b->n_inputs; p++) {
+    if (s) return s;
+    si_ireq *b = NULL;
+    if ((s = fn_take(m->fn, &b))) return si_err_wrap(s, "%s", m->name);
+    const si_cmodel *bm = m->fn->body;
+    for (int p = 0; !s && p < bm->n_inputs; p++) {
         const si_src *src = &m->body_in[p];
-        s = r->body->iface->set_input(r->body, p, src->kind == SI_SRC_INPUT ? r->base.bound[src->index] : src->constant);
+        s = b->iface->set_input(b, p, src->kind == SI_SRC_INPUT ? r->base.bound[src->index] : src->constant);
     }
-    if (!s) s = r->body->iface->infer(r->body);
+    atomic_store(&r->active, b);
+    if (!s) s = b->iface->infer(b);
+    atomic_store(&r->active, NULL);
+    /* the body's outputs into this call's own (on a failure some may already hold this inference's) */
+    for (int k = 0; !s && k < m->base.n_outputs; k++) s = take_output(r, b, k);
+    fn_give(m->fn, b);
     return s ? si_err_wrap(s, "%s", m->name) : SI_OK;
 }
 
-/* The body request's own output tensor: stable across inferences, as the interface wants. */
-static si_result call_get_output(si_ireq *r_, int i, si_tensor **t) {
-    call_req *r = (call_req *)r_;
-    const call_model *m = (const call_model *)r->base.model;
-    si_result s = si_output_index(r->base.model, i);
-    return s ? s : r->body->iface->get_output(r->body, m->out_body[i], t);
-}
-
+/* Cancel reaches the body request running for this call; a cancel that comes between two calls' inferences is
+ * the next call's caller's to see (the executor checks its own flag). */
 static void call_cancel(si_ireq *r_) {
     call_req *r = (call_req *)r_;
-    if (r->body && r->body->iface->cancel) r->body->iface->cancel(r->body);
+    si_ireq *b = atomic_load(&r->active);
+    if (b && b->iface->cancel) b->iface->cancel(b);
 }
 
+/* The step timings of the idle body requests (those of requests running for other calls stay with them until a
+ * later flush): each timing is added once. */
 static void call_profile(si_ireq *r_, si_prof *sink) {
-    call_req *r = (call_req *)r_;
-    if (r->body && r->body->iface->profile) r->body->iface->profile(r->body, sink);
+    const call_model *m = (const call_model *)r_->model;
+    si_fn *f = m->fn;
+    pthread_mutex_lock(&f->mu);
+    for (int i = 0; i < f->n_pool; i++)
+        if (f->pool[i]->iface->profile) f->pool[i]->iface->profile(f->pool[i], sink);
+    pthread_mutex_unlock(&f->mu);
 }
 
 static void call_req_free(si_ireq *r_) {
     call_req *r = (call_req *)r_;
-    if (!r) return;
-    if (r->body) r->body->iface->free(r->body);
-    si_ireq_destroy(&r->base);
+    if (r) si_ireq_destroy(&r->base);
 }
 
 static const si_ireq_i call_req_iface = {
     .set_input = si_ireq_set_input,
-    .get_output = call_get_output,
+    .get_output = si_ireq_get_output,
     .infer = call_infer,
     .free = call_req_free,
     .cancel = call_cancel,
@@ -98,11 +156,10 @@ static const si_ireq_i call_req_iface = {
 };
 
 static si_result call_create_request(si_cmodel *m_, si_ireq **out) {
-    call_model *m = (call_model *)m_;
     si_result s = si_ireq_new(sizeof(call_req), &call_req_iface, m_, "call", out);
     if (s) return s;
-    call_req *r = (call_req *)*out;
-    return si_ireq_done(out, m->fn->body->iface->create_request(m->fn->body, &r->body));
+    atomic_init(&((call_req *)*out)->active, NULL);
+    return SI_OK;
 }
 
 static void call_model_free(si_cmodel *m_) {

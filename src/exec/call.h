@@ -3,11 +3,11 @@
  * the function's body, shared by every call, with its own inputs and weights.
  *
  * A function (si_fn) holds the body's compiled model, made once for all its calls (for the API layer: partitioned
- * and fail-safe like any graph, so a body that fails on a device fails over once, for every call). Each call
- * model holds a reference; the last one frees the body. A call's request makes a request of the body of its
- * own (its activations are its own, so calls in a sequence never overwrite each other's outputs) and binds the
- * body's inputs to its own inputs or to constants (its weights) before each inference. Its outputs are the body
- * request's output tensors themselves: no copy.
+ * and fail-safe like any graph, so a body that fails on a device fails over once, for every call). Each call model
+ * holds a reference; the last one frees the body. The function also keeps a pool of idle body requests: a call's
+ * inference takes one (the calls of one inference run one after the other, so they share it), binds the body's
+ * inputs to its own inputs or to constants (its weights), runs it, copies the body's outputs into its own output
+ * tensors and gives the request back.
  *
  * Failures are the body's: a call fails the inference with the body's status (named with the call).
  */

@@ -75,6 +75,13 @@ typedef struct cpu_req {
     int64_t *prof_calls;
     void **pp_ptr;           /* per plan parameter (SLOT_PARAM): its packed weights for the tensor bound now */
     const si_tensor **pp_src; /* ... and that tensor */
+    struct cpu_ppm {         /* every (parameter, tensor) this request was bound to on its plan, and its packed form:
+                              * the calls of a folded block take turns on one request, each with its own weights */
+        int i;
+        const si_tensor *t;
+        void *p;
+    } *ppm;
+    int n_ppm, cap_ppm;
 } cpu_req;
 
 // --- binding a request to a plan ------------------------------------------------------------------------------
@@ -98,8 +105,11 @@ static void unbind(cpu_req *r) {
     r->plan = NULL;
     si_free(r->pp_ptr);
     si_free(r->pp_src);
+    si_free(r->ppm);
     r->pp_ptr = NULL;
     r->pp_src = NULL;
+    r->ppm = NULL;
+    r->n_ppm = r->cap_ppm = 0;
 }
 
 static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
@@ -199,8 +209,20 @@ static si_result resolve_params(cpu_req *r, const cpu_model *m, const cpu_plan *
         const si_tensor *t = r->base.bound[p->ppacks[i].port];
         if (r->pp_src[i] == t && r->pp_ptr[i]) continue;
         r->pp_src[i] = NULL;
-        si_result s = cpu_store_param(m->store, &p->ppacks[i], t, r->stream, &r->pp_ptr[i]);
-        if (s) return si_err_wrap(s, "CPU: input '%s'", p->g->values[p->g->inputs[p->ppacks[i].port]].name);
+        void *ptr = NULL;
+        for (int k = 0; k < r->n_ppm && !ptr; k++)
+            if (r->ppm[k].i == i && r->ppm[k].t == t) ptr = r->ppm[k].p;
+        if (!ptr) {
+            si_result s = cpu_store_param(m->store, &p->ppacks[i], t, r->stream, &ptr);
+            if (s) return si_err_wrap(s, "CPU: input '%s'", p->g->values[p->g->inputs[p->ppacks[i].port]].name);
+            if (r->n_ppm == r->cap_ppm) { /* the memo is a shortcut: when it cannot grow, the store answers */
+                int cap = r->cap_ppm ? 2 * r->cap_ppm : 16;
+                struct cpu_ppm *n = si_realloc(r->ppm, sizeof *n * (size_t)cap);
+                if (n) r->ppm = n, r->cap_ppm = cap;
+            }
+            if (r->n_ppm < r->cap_ppm) r->ppm[r->n_ppm++] = (struct cpu_ppm){i, t, ptr};
+        }
+        r->pp_ptr[i] = ptr;
         r->pp_src[i] = t;
     }
     return SI_OK;
