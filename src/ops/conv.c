@@ -38,6 +38,8 @@ si_result si_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp) {
     return SI_OK;
 }
 
+#define NN_GEOM_MAX (((int64_t)1 << 31) - 1)
+
 si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64_t *k, bool ceil_ok, nn_geom *g) {
     int64_t s[NN_SP], d[NN_SP], pads[2 * NN_SP];
     int ap = 0;
@@ -55,6 +57,11 @@ si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64
         if (d[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "dilation %lld must be positive", (long long)d[i]);
         int64_t pb = pads[i], pe = pads[i + nsp], o;
         if (pb < 0 || pe < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "pads must not be negative");
+        /* beyond any tensor that fits in memory, and small enough that the window arithmetic cannot overflow */
+        if (s[i] > NN_GEOM_MAX || d[i] > NN_GEOM_MAX || pb > NN_GEOM_MAX || pe > NN_GEOM_MAX || k[i] > NN_GEOM_MAX)
+            return si_op_err(c, SI_ERR_INVALID_ARG, "kernel %lld, stride %lld, dilation %lld or pads %lld/%lld exceed %lld",
+                             (long long)k[i], (long long)s[i], (long long)d[i], (long long)pb, (long long)pe,
+                             (long long)NN_GEOM_MAX);
         if (!si_dim_known(in[i]) || !si_dim_known(k[i])) {
             /* compile time: with stride 1 the output is the input plus a known amount (a symbol stays one when
              * that is 0: "same" convolutions); otherwise it is not known either */
