@@ -424,7 +424,6 @@ static si_result rewrite(si_graph *g, const block *b, int fid) {
     memmove(&g->nodes[first + b->k], &g->nodes[after], sizeof(si_node) * (size_t)(n - after));
     g->n_nodes = n - (after - first) + b->k;
     si_free(calls);
-    /* values only the copies' nodes made and read are gone with them: forget their types */
     return SI_OK;
 }
 

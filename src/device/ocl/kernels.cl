@@ -882,6 +882,17 @@ __kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void groupnorm(
  * row of m[0] = cols contiguous elements. v = x + skip[row % m[2]] + bias; y = (v - mean) * inv * gamma + beta,
  * with mean 0 when simplified. m[1] flags: 1 skip, 2 bias, 4 beta, 8 simplified, 16 write Mean, 32 write
  * InvStdDev, 64 write the sum v. Gamma is indexed modulo m[3] (a suffix of the normalized shape). */
+/* ms_norm's input element j of a row: x plus the skip and the bias its flags ask for. */
+inline float ms_in(__global const float *x, __global const float *sk, __global const float *Bias, int flags, int j)
+{
+    float v = x[j];
+    if (flags & 1)
+        v += sk[j];
+    if (flags & 2)
+        v += Bias[j];
+    return v;
+}
+
 __kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void ms_norm(
     __global const float *X, __global const float *Skip, __global const float *Bias, __global const float *G,
     __global const float *Beta, __global float *Y, __global float *MeanOut, __global float *InvOut,
@@ -895,11 +906,7 @@ __kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void ms_norm(
     __global float *y = Y + row * cols;
     float s = 0.0f;
     for (int j = l; j < cols; j += SI_WG) {
-        float v = x[j];
-        if (flags & 1)
-            v += sk[j];
-        if (flags & 2)
-            v += Bias[j];
+        float v = ms_in(x, sk, Bias, flags, j);
         if (flags & 64)
             SumOut[row * cols + j] = v;
         s += v;
@@ -907,21 +914,13 @@ __kernel __attribute__((reqd_work_group_size(SI_WG, 1, 1))) void ms_norm(
     float mean = (flags & 8) ? 0.0f : si_wg_sum(red, s) / (float)cols;
     float q = 0.0f;
     for (int j = l; j < cols; j += SI_WG) {
-        float v = x[j];
-        if (flags & 1)
-            v += sk[j];
-        if (flags & 2)
-            v += Bias[j];
+        float v = ms_in(x, sk, Bias, flags, j);
         float d = v - mean;
         q += d * d;
     }
     float inv = 1.0f / sqrt(si_wg_sum(red, q) / (float)cols + eps);
     for (int j = l; j < cols; j += SI_WG) {
-        float v = x[j];
-        if (flags & 1)
-            v += sk[j];
-        if (flags & 2)
-            v += Bias[j];
+        float v = ms_in(x, sk, Bias, flags, j);
         float r = (v - mean) * inv * G[j % glen];
         if (flags & 4)
             r += Beta[j];
