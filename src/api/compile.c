@@ -309,6 +309,8 @@ si_result si_compile(const si_model *m, const si_config *cfg, si_compiled **out)
     /* an isolated device gets its inputs copied through shared memory per inference: the weights of every call too,
      * so folding is off there unless asked for */
     c->fold = cv.fold && !(c->ds->isolate && *c->ds->isolate && !si_config_get(cfg, "fold"));
+    c->hfa_tile = cv.hfa_tile;
+    c->moe_experts = cv.moe_experts;
     /* the graph: shapes, then everything else per scope */
     if ((st = si_graph_clone(m->g, &g))) goto fail;
     if ((st = si_graph_infer_shapes(g, SI_FOLD_AT_COMPILE))) goto fail;
@@ -365,14 +367,12 @@ si_result si_compile_graph(si_compiled *c, const char *path, si_graph *g, si_cmo
 static si_result compile_scope(si_compiled *c, si_scope *sc, si_cmodel **out) {
     si_graph *g = sc->g;
     const char *path = sc->path;
-    const char *hfa = si_options_get(&c->opts, "hfa_tile");
-    const char *moe = si_options_get(&c->opts, "moe_experts");
     si_result st = si_graph_fold_ifs(g, SI_FOLD_AT_COMPILE, NULL);
     /* the model's graph (bodies are not folded again); MoE experts as auxiliary models want their weights constant */
-    if (!st && c->fold && !*path) st = si_graph_fold_blocks(g, !(moe && parse_onoff(moe) == 1), &sc->fold);
+    if (!st && c->fold && !*path) st = si_graph_fold_blocks(g, !c->moe_experts, &sc->fold);
     if (st) return *path ? si_err_wrap(st, "%s", path) : st;
-    if ((st = si_partition_graph_aux(g, c->ds->devs, c->ds->n, c->ds->avoid, hfa ? strtoll(hfa, NULL, 10) : 0, moe && parse_onoff(moe) == 1,
-                                     &sc->part))) return *path ? si_err_wrap(st, "%s", path) : st;
+    if ((st = si_partition_graph_aux(g, c->ds->devs, c->ds->n, c->ds->avoid, c->hfa_tile, c->moe_experts, &sc->part)))
+        return *path ? si_err_wrap(st, "%s", path) : st;
     si_partition *p = sc->part;
     char (*names)[64] = c->ds->names;
     sc->base = c->n_subs;

@@ -77,6 +77,8 @@ struct si_compiled {
     bool strict;                /* no fallback devices */
     int64_t loop_max_iterations;
     bool fold;                  /* config fold */
+    int hfa_tile;               /* config hfa_tile */
+    bool moe_experts;           /* config moe_experts */
     si_options opts;
     si_compile_ctx cctx;        /* what every device compile of this model receives (opts, consts) */
     si_shared_consts *consts;   /* constants devices prepared, shared by the compiles of this model */

@@ -124,13 +124,13 @@ static const si_cfg_key si_cfg_keys[] = {
     {"adaptive_threads", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
      "the CPU device may drop to one thread while other processes slow its threads down, and retries "
      "`threads` every 8 inferences (off: `threads` is exact)"},
-    {"hfa_tile", CFG_INT, 0, 1048576, NULL, "0..1048576", "0", NO_FIELD,
+    {"hfa_tile", CFG_INT, 0, 1048576, NULL, "0..1048576", "0", FIELD_INT(hfa_tile),
      "attention over a long context (the Attention op with one head count, and MatMul->Softmax->MatMul with its "
      "scale and additive mask) runs as host flash attention: a tile model updates a running (accumulator, max, "
      "sum) per this many keys and a final model normalizes, both compiled on the attention's device and failing "
      "over with it; memory is O(tile), not O(queries x keys). Contexts of at most this many keys run the plain "
      "attention; a context known at compile time shorter than twice this is not tiled at all. 0: off"},
-    {"moe_experts", CFG_ONOFF, 0, 0, NULL, "on|off", "off", NO_FIELD,
+    {"moe_experts", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(moe_experts),
      "a MoE (com.microsoft; float32, constant expert weights, relu/gelu/silu/identity) runs only the top-k experts "
      "of each token: the router on the host, each expert an auxiliary model compiled on the MoE's device (its "
      "weights a view of the node's, not a copy) run on the tokens routed to it, failing over with the MoE"},

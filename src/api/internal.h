@@ -45,6 +45,8 @@ typedef struct si_cfg_values {
     int max_memory_mb; /* the compiled model's memory budget in MiB (0: none) */
     int loop_max_iterations;
     bool fold; /* repeated blocks become one function body and calls (ir/fold.h) */
+    int hfa_tile;     /* attention cut into host flash attention units over tiles of this many keys (0: off) */
+    bool moe_experts; /* MoE cut into units run as one model per expert */
 } si_cfg_values;
 si_result si_cfg_fill(const si_config *cfg, si_cfg_values *out);
 /* The device list of cfg, or the default ("AUTO") when unset or cfg is NULL. */

@@ -7,8 +7,6 @@
 #include "ops/ops.h"
 #include "partition/aux.h"
 
-#include <stdlib.h>
-
 /* The model cut for the config's devices: the device set, the graph with shapes inferred, the partition. */
 typedef struct plan {
     const char *devs; /* the list as configured ("AUTO" included) */
@@ -39,18 +37,14 @@ static si_result plan_make(const si_model *m, const si_config *cfg, plan *pl) {
     si_budget budget;
     si_budget_init(&budget, (int64_t)cv.max_memory_mb << 20);
     si_budget *prev = si_budget_enter(&budget);
-    /* auxiliary units (host flash attention, MoE experts) as si_compile cuts them */
-    const char *hfa = cfg ? si_config_get(cfg, "hfa_tile") : NULL, *moe_s = cfg ? si_config_get(cfg, "moe_experts") : NULL;
-    int64_t hfa_tile = hfa ? strtoll(hfa, NULL, 10) : 0;
-    bool moe = moe_s && parse_onoff(moe_s) == 1;
     if ((st = si_devices_parse(pl->devs, pl->ds)) || (st = si_avoid_parse(cfg ? si_config_get(cfg, "avoid") : NULL, &pl->ds->avoid)) ||
         (st = si_graph_clone(m->g, &pl->g)) ||
         (st = si_graph_infer_shapes(pl->g, SI_FOLD_AT_COMPILE)) || (st = si_graph_fold_ifs(pl->g, SI_FOLD_AT_COMPILE, NULL)) ||
-        (cv.fold && (st = si_graph_fold_blocks(pl->g, !moe, &pl->fold))) ||
-        (st = si_partition_graph_aux(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, hfa_tile, moe, &pl->p)))
+        (cv.fold && (st = si_graph_fold_blocks(pl->g, !cv.moe_experts, &pl->fold))) ||
+        (st = si_partition_graph_aux(pl->g, pl->ds->devs, pl->ds->n, pl->ds->avoid, cv.hfa_tile, cv.moe_experts, &pl->p)))
         plan_free(pl);
     for (int f = 0; !st && f < pl->fold.n_funcs; f++)
-        if ((st = si_partition_graph_aux(pl->fold.funcs[f].body, pl->ds->devs, pl->ds->n, pl->ds->avoid, hfa_tile, moe, &pl->fp[f])))
+        if ((st = si_partition_graph_aux(pl->fold.funcs[f].body, pl->ds->devs, pl->ds->n, pl->ds->avoid, cv.hfa_tile, cv.moe_experts, &pl->fp[f])))
             plan_free(pl);
     si_budget_leave(prev);
     si_budget_destroy(&budget);
