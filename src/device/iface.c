@@ -94,7 +94,7 @@ void si_ireq_fini(si_ireq *r) {
     r->bound = NULL;
 }
 
-si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out) {
+static si_result ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out) {
     si_ireq *r = *out = si_calloc(1, size);
     if (!r) return si_err(SI_ERR_NO_MEM, "%s: out of memory creating a request", who);
     si_result s = si_ireq_init(r, iface, m, who);
@@ -105,13 +105,22 @@ si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const c
     return s;
 }
 
-si_result si_ireq_done(si_ireq **out, si_result s) {
+/* The end of a create_request begun by ireq_new: when s is not SI_OK, the request *out is freed through its
+ * interface and *out = NULL. Returns s, its message kept. */
+static si_result ireq_done(si_ireq **out, si_result s) {
     if (!s || !*out) return s;
     si_error e;
     si_error_save(&e, s); /* what the free does must not change the message */
     (*out)->iface->free(*out);
     *out = NULL;
     return si_error_restore(&e);
+}
+
+si_result si_ireq_create(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_result (*init)(si_ireq *r),
+                         si_ireq **out) {
+    si_result s = ireq_new(size, iface, m, who, out);
+    if (s || !init) return s;
+    return ireq_done(out, init(*out));
 }
 
 void si_ireq_destroy(si_ireq *r) {

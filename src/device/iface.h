@@ -72,19 +72,23 @@ struct si_ireq {
 si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const char *who);
 /* Free what si_ireq_init allocated (the output tensors and their data). Safe on a zeroed base. */
 void si_ireq_fini(si_ireq *r);
-/* The start of a create_request: *out = a zeroed request of `size` bytes (an implementation's struct whose first
- * member is its si_ireq base) with its base set up (si_ireq_init). NO_MEM (naming `who`) and *out = NULL when
- * out of memory; nothing is left allocated then. */
-si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out);
-/* The end of a create_request begun by si_ireq_new: when s is not SI_OK, the request *out (partly built: its
- * free must take that) is freed through its interface and *out = NULL. Returns s, its message kept. */
-si_result si_ireq_done(si_ireq **out, si_result s);
-/* The end of an implementation's free, for a request made by si_ireq_new: si_ireq_fini, then the request. */
+/* A whole create_request: *out = a zeroed request of `size` bytes (an implementation's struct whose first member
+ * is its si_ireq base) with its base set up (si_ireq_init), then init(*out) (NULL: nothing more) sets up what is
+ * the implementation's own. When init fails, the partly built request is freed through iface->free (which must
+ * take it) and *out = NULL; init's status is returned, its message kept. NO_MEM (naming `who`) and *out = NULL
+ * when out of memory for the request itself; nothing is left allocated then. */
+si_result si_ireq_create(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_result (*init)(si_ireq *r),
+                         si_ireq **out);
+/* The end of an implementation's free, for a request made by si_ireq_create: si_ireq_fini, then the request. */
 void si_ireq_destroy(si_ireq *r);
 /* The usual set_input: the index and the port checked (t may be NULL to unbind), then bound[i] = t. */
 si_result si_ireq_set_input(si_ireq *r, int i, si_tensor *t);
 /* The usual get_output: the stable tensor of output port i. */
 si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
+/* The initializer of a request vtable that keeps the base's set_input and get_output (above): an implementation
+ * names only what is its own, e.g. `static const si_ireq_i my_iface = SI_IREQ_IFACE(.infer = my_infer, .free =
+ * my_free);`. One that wraps set_input or get_output writes its whole vtable. */
+#define SI_IREQ_IFACE(...) {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, __VA_ARGS__}
 /* Before an infer: every input bound, with data, matching its port (si_check_bound on r's inputs). */
 si_result si_ireq_check_inputs(const si_ireq *r);
 /* Output k takes over fresh's contents (data, shape, ownership; its old data is released); fresh is left

@@ -146,20 +146,16 @@ static void call_req_free(si_ireq *r_) {
     if (r) si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i call_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = call_infer,
-    .free = call_req_free,
-    .cancel = call_cancel,
-    .profile = call_profile,
-};
+static const si_ireq_i call_req_iface =
+    SI_IREQ_IFACE(.infer = call_infer, .free = call_req_free, .cancel = call_cancel, .profile = call_profile);
 
-static si_result call_create_request(si_cmodel *m_, si_ireq **out) {
-    si_result s = si_ireq_new(sizeof(call_req), &call_req_iface, m_, "call", out);
-    if (s) return s;
-    atomic_init(&((call_req *)*out)->active, NULL);
+static si_result call_req_init(si_ireq *r) {
+    atomic_init(&((call_req *)r)->active, NULL);
     return SI_OK;
+}
+
+static si_result call_create_request(si_cmodel *m, si_ireq **out) {
+    return si_ireq_create(sizeof(call_req), &call_req_iface, m, "call", call_req_init, out);
 }
 
 static void call_model_free(si_cmodel *m_) {

@@ -613,19 +613,12 @@ static void cf_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i cf_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = cf_infer,
-    .free = cf_req_free,
-    .cancel = cf_cancel,
-};
+static const si_ireq_i cf_req_iface = SI_IREQ_IFACE(.infer = cf_infer, .free = cf_req_free, .cancel = cf_cancel);
 
-static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
-    cf_model *m = (cf_model *)m_;
-    si_result s = si_ireq_new(sizeof(cf_req), &cf_req_iface, m_, "control flow", out);
-    if (s) return s;
-    cf_req *r = (cf_req *)*out;
+static si_result cf_req_init(si_ireq *r_) {
+    cf_req *r = (cf_req *)r_;
+    const cf_model *m = (const cf_model *)r_->model;
+    si_result s = SI_OK;
     atomic_init(&r->cancelled, false);
     r->fresh = si_calloc((size_t)m->n_node_out + 1, sizeof(si_tensor));
     r->state[0] = si_calloc((size_t)m->n_state + 1, sizeof(si_tensor));
@@ -643,7 +636,11 @@ static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
             s = si_tensor_alloc(&r->cond);
     }
     for (int b = 0; !s && b < m->n_bodies; b++) s = m->bodies[b]->iface->create_request(m->bodies[b], &r->body[b]);
-    return si_ireq_done(out, s);
+    return s;
+}
+
+static si_result cf_create_request(si_cmodel *m, si_ireq **out) {
+    return si_ireq_create(sizeof(cf_req), &cf_req_iface, m, "control flow", cf_req_init, out);
 }
 
 // --- the compiled model --------------------------------------------------------------------------------------

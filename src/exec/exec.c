@@ -171,16 +171,18 @@ static const si_ireq_i exec_req_iface = {
     .profile = exec_profile,
 };
 
-static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {
-    exec_model *m = (exec_model *)m_;
-    si_result st = si_ireq_new(sizeof(exec_req), &exec_req_iface, m_, "executor", out);
-    if (st) return st;
-    exec_req *r = (exec_req *)*out;
+static si_result exec_req_init(si_ireq *r_) {
+    exec_req *r = (exec_req *)r_;
+    const exec_model *m = (const exec_model *)r_->model;
     r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
     r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
-    if (!r->subs || !r->fresh) st = si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request");
+    si_result st = !r->subs || !r->fresh ? si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request") : SI_OK;
     for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
-    return si_ireq_done(out, st);
+    return st;
+}
+
+static si_result exec_create_request(si_cmodel *m, si_ireq **out) {
+    return si_ireq_create(sizeof(exec_req), &exec_req_iface, m, "executor", exec_req_init, out);
 }
 
 static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free};

@@ -181,19 +181,21 @@ static void moe_profile(si_ireq *r_, si_prof *sink) {
         if (r->experts[e] && r->experts[e]->iface->profile) r->experts[e]->iface->profile(r->experts[e], sink);
 }
 
-static const si_ireq_i moe_req_iface = {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, .infer = moe_infer,
-                                        .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile};
+static const si_ireq_i moe_req_iface = SI_IREQ_IFACE(.infer = moe_infer, .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile);
 
-static si_result moe_create_request(si_cmodel *m_, si_ireq **out) {
-    moe_model *m = (moe_model *)m_;
-    si_result s = si_ireq_new(sizeof(moe_req), &moe_req_iface, m_, "MoE request", out);
-    if (s) return s;
-    moe_req *r = (moe_req *)*out;
+static si_result moe_req_init(si_ireq *r_) {
+    moe_req *r = (moe_req *)r_;
+    const moe_model *m = (const moe_model *)r_->model;
+    si_result s = SI_OK;
     if (!(r->experts = si_calloc((size_t)m->E + 1, sizeof(si_ireq *)))) s = si_err(SI_ERR_NO_MEM, "out of memory");
     else if ((s = m->plain->iface->create_request(m->plain, &r->plain))) s = aux_fail(s, m, "plain MoE", -1);
     for (int e = 0; !s && e < m->E; e++)
         if ((s = m->experts[e]->iface->create_request(m->experts[e], &r->experts[e]))) s = aux_fail(s, m, NULL, e);
-    return si_ireq_done(out, s);
+    return s;
+}
+
+static si_result moe_create_request(si_cmodel *m, si_ireq **out) {
+    return si_ireq_create(sizeof(moe_req), &moe_req_iface, m, "MoE request", moe_req_init, out);
 }
 
 static const si_cmodel_i moe_iface = {.create_request = moe_create_request, .free = moe_model_free};

@@ -1187,25 +1187,19 @@ static void fs_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base); /* the outputs are copies: owned */
 }
 
-static const si_ireq_i fs_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = fs_infer,
-    .free = fs_req_free,
-    .cancel = fs_cancel,
-    .profile = fs_profile,
-};
+static const si_ireq_i fs_req_iface = SI_IREQ_IFACE(.infer = fs_infer, .free = fs_req_free, .cancel = fs_cancel, .profile = fs_profile);
 
 /* Request creation is lazy about the inner request: it is made (and failed over) by the first infer. */
-static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
-    fs_model *m = (fs_model *)m_;
-    si_result s = si_ireq_new(sizeof(fs_req), &fs_req_iface, m_, "fail-safe", out);
-    if (s) return s;
-    fs_req *r = (fs_req *)*out;
+static si_result fs_req_init(si_ireq *r_) {
+    fs_req *r = (fs_req *)r_;
     pthread_mutex_init(&r->cmu, NULL);
-    if (!(r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *))))
-        s = si_err(SI_ERR_NO_MEM, "fail-safe: out of memory creating a request");
-    return si_ireq_done(out, s);
+    if (!(r->fresh = si_calloc((size_t)r_->model->n_outputs + 1, sizeof(void *))))
+        return si_err(SI_ERR_NO_MEM, "fail-safe: out of memory creating a request");
+    return SI_OK;
+}
+
+static si_result fs_create_request(si_cmodel *m, si_ireq **out) {
+    return si_ireq_create(sizeof(fs_req), &fs_req_iface, m, "fail-safe", fs_req_init, out);
 }
 
 // --- the compiled model's interface ------------------------------------------------------------------------

@@ -698,22 +698,12 @@ static si_result infer_exchange(iso_req *r, int s) {
     return si_helper_lost(d->h, m->inc, "infer");
 }
 
-static const si_ireq_i iso_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = req_infer,
-    .free = req_free,
-    .cancel = req_cancel,
-};
+static const si_ireq_i iso_req_iface = SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel);
 
-static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
-    iso_model *m = (iso_model *)m_;
+static si_result iso_req_init(si_ireq *r_) {
+    iso_req *r = (iso_req *)r_;
+    iso_model *m = (iso_model *)r_->model;
     iso_dev *d = m->dev;
-    *out = NULL;
-    if (!si_helper_alive(d->h, m->inc)) return si_helper_lost(d->h, m->inc, "create_request");
-    si_result st = si_ireq_new(sizeof(iso_req), &iso_req_iface, m_, "isolated device", out);
-    if (st) return st;
-    iso_req *r = (iso_req *)*out;
     r->m = m;
     r->chan = -1;
     r->arena = -1;
@@ -730,7 +720,7 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
     r->out_off[0] = si_calloc(no, sizeof(size_t));
     r->out_off[1] = si_calloc(no, sizeof(size_t));
     if (!r->in_desc || !r->in_need || !r->in_cap || !r->in_off || !r->out_cap || !r->out_off[0] || !r->out_off[1])
-        return si_ireq_done(out, si_err(SI_ERR_NO_MEM, "isolated device: out of memory creating a request"));
+        return si_err(SI_ERR_NO_MEM, "isolated device: out of memory creating a request");
     for (int k = 0; k < r->n_out; k++) {
         const si_port *p = &m->out_ports[k];
         size_t n = si_wire_nbytes(p->dtype, p->ndim, p->dims); /* fixed shape: the room it needs */
@@ -741,7 +731,7 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
         size_t n = si_wire_nbytes(p->dtype, p->ndim, p->dims);
         r->in_cap[i] = n == SIZE_MAX ? 0 : n;
     }
-    st = si_helper_channel(d->h, m->inc, SI_CH_REQUEST, m->id, &r->chan);
+    si_result st = si_helper_channel(d->h, m->inc, SI_CH_REQUEST, m->id, &r->chan);
     uint32_t type = 0;
     int fds[SI_WIRE_MAX_FDS], nfds = 0;
     if (!st) {
@@ -757,7 +747,14 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
         if (type != SI_MSG_REPLY) st = protocol_broken(d, m->inc, "create_request");
         else st = reply_head(d, m->inc, &rd, "create_request");
     }
-    return si_ireq_done(out, st);
+    return st;
+}
+
+static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
+    const iso_model *m = (const iso_model *)m_;
+    *out = NULL;
+    if (!si_helper_alive(m->dev->h, m->inc)) return si_helper_lost(m->dev->h, m->inc, "create_request");
+    return si_ireq_create(sizeof(iso_req), &iso_req_iface, m_, "isolated device", iso_req_init, out);
 }
 
 static const si_cmodel_i iso_model_iface = {.create_request = iso_create_request, .free = iso_model_free};
