@@ -116,11 +116,11 @@ static si_result ireq_done(si_ireq **out, si_result s) {
     return si_error_restore(&e);
 }
 
-si_result si_ireq_create(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_result (*init)(si_ireq *r),
-                         si_ireq **out) {
-    si_result s = ireq_new(size, iface, m, who, out);
-    if (s || !init) return s;
-    return ireq_done(out, init(*out));
+si_result si_ireq_create(si_cmodel *m, si_ireq **out) {
+    const si_ireq_i *iface = m->iface->request;
+    si_result s = ireq_new(iface->size, iface, m, iface->who, out);
+    if (s || !iface->init) return s;
+    return ireq_done(out, iface->init(*out));
 }
 
 void si_ireq_destroy(si_ireq *r) {

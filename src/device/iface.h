@@ -26,6 +26,9 @@ typedef struct si_cmodel_i {
     si_result (*create_request)(si_cmodel *m, si_ireq **out);
     /* Free the compiled model; every request has been freed before. */
     void (*free)(si_cmodel *m);
+    /* The interface of the model's requests, for si_ireq_create (the usual create_request, which makes requests
+     * of this kind); NULL where the model makes its requests itself. */
+    const struct si_ireq_i *request;
 } si_cmodel_i;
 
 struct si_cmodel {
@@ -53,6 +56,13 @@ typedef struct si_ireq_i {
      * reset them. A request gathers timings only when its model was compiled with the option profile=on;
      * wrappers pass the call on to the requests they run. Not called concurrently with infer. */
     void (*profile)(si_ireq *r, si_prof *sink);
+    /* For si_ireq_create (0 and NULL where the implementation makes its requests itself): the size of the
+     * implementation's request struct (whose first member is its si_ireq base), a label for messages, and
+     * (optional, may be NULL) init: what the implementation sets up beyond the base. When init fails, free is
+     * called on the partly built request, and must take it. */
+    size_t size;
+    const char *who;
+    si_result (*init)(si_ireq *r);
 } si_ireq_i;
 
 /* The part of a request every implementation shares (devices, the fail-safe layer, the executor core, the
@@ -72,13 +82,12 @@ struct si_ireq {
 si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const char *who);
 /* Free what si_ireq_init allocated (the output tensors and their data). Safe on a zeroed base. */
 void si_ireq_fini(si_ireq *r);
-/* A whole create_request: *out = a zeroed request of `size` bytes (an implementation's struct whose first member
- * is its si_ireq base) with its base set up (si_ireq_init), then init(*out) (NULL: nothing more) sets up what is
- * the implementation's own. When init fails, the partly built request is freed through iface->free (which must
- * take it) and *out = NULL; init's status is returned, its message kept. NO_MEM (naming `who`) and *out = NULL
- * when out of memory for the request itself; nothing is left allocated then. */
-si_result si_ireq_create(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_result (*init)(si_ireq *r),
-                         si_ireq **out);
+/* The usual create_request (a model's vtable names it, with the interface of its requests as `request`): *out = a
+ * zeroed request of request->size bytes with its base set up (si_ireq_init), then request->init(*out) sets up
+ * what is the implementation's own. When init fails, the partly built request is freed through request->free and
+ * *out = NULL; init's status is returned, its message kept. NO_MEM (naming request->who) and *out = NULL when out
+ * of memory for the request itself; nothing is left allocated then. */
+si_result si_ireq_create(si_cmodel *m, si_ireq **out);
 /* The end of an implementation's free, for a request made by si_ireq_create: si_ireq_fini, then the request. */
 void si_ireq_destroy(si_ireq *r);
 /* The usual set_input: the index and the port checked (t may be NULL to unbind), then bound[i] = t. */
@@ -87,7 +96,8 @@ si_result si_ireq_set_input(si_ireq *r, int i, si_tensor *t);
 si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
 /* The initializer of a request vtable that keeps the base's set_input and get_output (above): an implementation
  * names only what is its own, e.g. `static const si_ireq_i my_iface = SI_IREQ_IFACE(.infer = my_infer, .free =
- * my_free);`. One that wraps set_input or get_output writes its whole vtable. */
+ * my_free, .size = sizeof(my_req), .who = "MINE", .init = my_init);`. One that wraps set_input or get_output
+ * writes its whole vtable. */
 #define SI_IREQ_IFACE(...) {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, __VA_ARGS__}
 /* Before an infer: every input bound, with data, matching its port (si_check_bound on r's inputs). */
 si_result si_ireq_check_inputs(const si_ireq *r);

@@ -146,17 +146,14 @@ static void call_req_free(si_ireq *r_) {
     if (r) si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i call_req_iface =
-    SI_IREQ_IFACE(.infer = call_infer, .free = call_req_free, .cancel = call_cancel, .profile = call_profile);
-
 static si_result call_req_init(si_ireq *r) {
     atomic_init(&((call_req *)r)->active, NULL);
     return SI_OK;
 }
 
-static si_result call_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(call_req), &call_req_iface, m, "call", call_req_init, out);
-}
+static const si_ireq_i call_req_iface =
+    SI_IREQ_IFACE(.infer = call_infer, .free = call_req_free, .cancel = call_cancel, .profile = call_profile,
+                  .size = sizeof(call_req), .who = "call", .init = call_req_init);
 
 static void call_model_free(si_cmodel *m_) {
     call_model *m = (call_model *)m_;
@@ -172,7 +169,7 @@ static void call_model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static const si_cmodel_i call_model_iface = {.create_request = call_create_request, .free = call_model_free};
+static const si_cmodel_i call_model_iface = {.create_request = si_ireq_create, .request = &call_req_iface, .free = call_model_free};
 
 si_result si_call_create(const si_call_desc *d, si_cmodel **out) {
     *out = NULL;

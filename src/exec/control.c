@@ -613,8 +613,6 @@ static void cf_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i cf_req_iface = SI_IREQ_IFACE(.infer = cf_infer, .free = cf_req_free, .cancel = cf_cancel);
-
 static si_result cf_req_init(si_ireq *r_) {
     cf_req *r = (cf_req *)r_;
     const cf_model *m = (const cf_model *)r_->model;
@@ -639,9 +637,8 @@ static si_result cf_req_init(si_ireq *r_) {
     return s;
 }
 
-static si_result cf_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(cf_req), &cf_req_iface, m, "control flow", cf_req_init, out);
-}
+static const si_ireq_i cf_req_iface = SI_IREQ_IFACE(.infer = cf_infer, .free = cf_req_free, .cancel = cf_cancel,
+                                                    .size = sizeof(cf_req), .who = "control flow", .init = cf_req_init);
 
 // --- the compiled model --------------------------------------------------------------------------------------
 
@@ -666,7 +663,7 @@ static void cf_model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static const si_cmodel_i cf_model_iface = {.create_request = cf_create_request, .free = cf_model_free};
+static const si_cmodel_i cf_model_iface = {.create_request = si_ireq_create, .request = &cf_req_iface, .free = cf_model_free};
 
 static int64_t *ints_copy(const int64_t *v, int n, bool *ok) {
     if (!v) return NULL;

@@ -162,15 +162,6 @@ static void exec_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i exec_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = exec_get_output,
-    .infer = exec_infer,
-    .free = exec_req_free,
-    .cancel = exec_cancel,
-    .profile = exec_profile,
-};
-
 static si_result exec_req_init(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     const exec_model *m = (const exec_model *)r_->model;
@@ -181,11 +172,19 @@ static si_result exec_req_init(si_ireq *r_) {
     return st;
 }
 
-static si_result exec_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(exec_req), &exec_req_iface, m, "executor", exec_req_init, out);
-}
+static const si_ireq_i exec_req_iface = {
+    .set_input = si_ireq_set_input,
+    .get_output = exec_get_output,
+    .infer = exec_infer,
+    .free = exec_req_free,
+    .cancel = exec_cancel,
+    .profile = exec_profile,
+    .size = sizeof(exec_req),
+    .who = "executor",
+    .init = exec_req_init,
+};
 
-static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free};
+static const si_cmodel_i exec_model_iface = {.create_request = si_ireq_create, .request = &exec_req_iface, .free = exec_model_free};
 
 
 si_result si_exec_create(const si_exec_desc *d, si_cmodel **out) {

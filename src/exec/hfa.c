@@ -244,8 +244,6 @@ static void hfa_profile(si_ireq *r_, si_prof *sink) {
         if (rs[i] && rs[i]->iface->profile) rs[i]->iface->profile(rs[i], sink);
 }
 
-static const si_ireq_i hfa_req_iface = SI_IREQ_IFACE(.infer = hfa_infer, .free = hfa_req_free, .cancel = hfa_cancel, .profile = hfa_profile);
-
 static si_result hfa_req_init(si_ireq *r_) {
     hfa_req *r = (hfa_req *)r_;
     const hfa_model *m = (const hfa_model *)r_->model;
@@ -256,11 +254,11 @@ static si_result hfa_req_init(si_ireq *r_) {
     return s;
 }
 
-static si_result hfa_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(hfa_req), &hfa_req_iface, m, "flash attention request", hfa_req_init, out);
-}
+static const si_ireq_i hfa_req_iface =
+    SI_IREQ_IFACE(.infer = hfa_infer, .free = hfa_req_free, .cancel = hfa_cancel, .profile = hfa_profile,
+                  .size = sizeof(hfa_req), .who = "flash attention request", .init = hfa_req_init);
 
-static const si_cmodel_i hfa_iface = {.create_request = hfa_create_request, .free = hfa_model_free};
+static const si_cmodel_i hfa_iface = {.create_request = si_ireq_create, .request = &hfa_req_iface, .free = hfa_model_free};
 
 si_result si_hfa_create(const si_hfa_desc *d, si_cmodel **out) {
     *out = NULL;

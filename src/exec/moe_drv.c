@@ -181,8 +181,6 @@ static void moe_profile(si_ireq *r_, si_prof *sink) {
         if (r->experts[e] && r->experts[e]->iface->profile) r->experts[e]->iface->profile(r->experts[e], sink);
 }
 
-static const si_ireq_i moe_req_iface = SI_IREQ_IFACE(.infer = moe_infer, .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile);
-
 static si_result moe_req_init(si_ireq *r_) {
     moe_req *r = (moe_req *)r_;
     const moe_model *m = (const moe_model *)r_->model;
@@ -194,11 +192,11 @@ static si_result moe_req_init(si_ireq *r_) {
     return s;
 }
 
-static si_result moe_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(moe_req), &moe_req_iface, m, "MoE request", moe_req_init, out);
-}
+static const si_ireq_i moe_req_iface =
+    SI_IREQ_IFACE(.infer = moe_infer, .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile,
+                  .size = sizeof(moe_req), .who = "MoE request", .init = moe_req_init);
 
-static const si_cmodel_i moe_iface = {.create_request = moe_create_request, .free = moe_model_free};
+static const si_cmodel_i moe_iface = {.create_request = si_ireq_create, .request = &moe_req_iface, .free = moe_model_free};
 
 si_result si_moe_create(const si_moe_desc *d, si_cmodel **out) {
     *out = NULL;

@@ -1187,8 +1187,6 @@ static void fs_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base); /* the outputs are copies: owned */
 }
 
-static const si_ireq_i fs_req_iface = SI_IREQ_IFACE(.infer = fs_infer, .free = fs_req_free, .cancel = fs_cancel, .profile = fs_profile);
-
 /* Request creation is lazy about the inner request: it is made (and failed over) by the first infer. */
 static si_result fs_req_init(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
@@ -1198,9 +1196,9 @@ static si_result fs_req_init(si_ireq *r_) {
     return SI_OK;
 }
 
-static si_result fs_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(fs_req), &fs_req_iface, m, "fail-safe", fs_req_init, out);
-}
+static const si_ireq_i fs_req_iface =
+    SI_IREQ_IFACE(.infer = fs_infer, .free = fs_req_free, .cancel = fs_cancel, .profile = fs_profile,
+                  .size = sizeof(fs_req), .who = "fail-safe", .init = fs_req_init);
 
 // --- the compiled model's interface ------------------------------------------------------------------------
 
@@ -1216,7 +1214,7 @@ static void fs_model_free(si_cmodel *m_) {
     model_unref(m);
 }
 
-static const si_cmodel_i fs_model_iface = {.create_request = fs_create_request, .free = fs_model_free};
+static const si_cmodel_i fs_model_iface = {.create_request = si_ireq_create, .request = &fs_req_iface, .free = fs_model_free};
 
 bool si_failsafe_is(const si_cmodel *m) { return m && m->iface == &fs_model_iface; }
 

@@ -698,8 +698,6 @@ static void cpu_req_free(si_ireq *r_) {
     si_free(r);
 }
 
-static const si_ireq_i cpu_req_iface = SI_IREQ_IFACE(.infer = cpu_infer, .free = cpu_req_free, .cancel = cpu_cancel, .profile = cpu_profile);
-
 static si_result cpu_req_init(si_ireq *r_) {
     cpu_req *r = (cpu_req *)r_;
     const cpu_model *m = (const cpu_model *)r_->model;
@@ -719,9 +717,9 @@ static si_result cpu_req_init(si_ireq *r_) {
     return m->plan0 ? bind(r, m->plan0) : SI_OK; /* static shapes: the arena is ready before the first infer */
 }
 
-static si_result cpu_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(cpu_req), &cpu_req_iface, m, "CPU", cpu_req_init, out);
-}
+static const si_ireq_i cpu_req_iface =
+    SI_IREQ_IFACE(.infer = cpu_infer, .free = cpu_req_free, .cancel = cpu_cancel, .profile = cpu_profile,
+                  .size = sizeof(cpu_req), .who = "CPU", .init = cpu_req_init);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
@@ -740,7 +738,7 @@ static void cpu_model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static const si_cmodel_i cpu_model_iface = {.create_request = cpu_create_request, .free = cpu_model_free};
+static const si_cmodel_i cpu_model_iface = {.create_request = si_ireq_create, .request = &cpu_req_iface, .free = cpu_model_free};
 
 static void port_from_value(si_port *p, const si_val *v) {
     p->name = v->name;

@@ -698,8 +698,6 @@ static si_result infer_exchange(iso_req *r, int s) {
     return si_helper_lost(d->h, m->inc, "infer");
 }
 
-static const si_ireq_i iso_req_iface = SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel);
-
 static si_result iso_req_init(si_ireq *r_) {
     iso_req *r = (iso_req *)r_;
     iso_model *m = (iso_model *)r_->model;
@@ -750,14 +748,17 @@ static si_result iso_req_init(si_ireq *r_) {
     return st;
 }
 
+static const si_ireq_i iso_req_iface = SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel,
+                                                     .size = sizeof(iso_req), .who = "isolated device", .init = iso_req_init);
+
 static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
     const iso_model *m = (const iso_model *)m_;
     *out = NULL;
     if (!si_helper_alive(m->dev->h, m->inc)) return si_helper_lost(m->dev->h, m->inc, "create_request");
-    return si_ireq_create(sizeof(iso_req), &iso_req_iface, m_, "isolated device", iso_req_init, out);
+    return si_ireq_create(m_, out);
 }
 
-static const si_cmodel_i iso_model_iface = {.create_request = iso_create_request, .free = iso_model_free};
+static const si_cmodel_i iso_model_iface = {.create_request = iso_create_request, .request = &iso_req_iface, .free = iso_model_free};
 
 // --- the device -------------------------------------------------------------------------------------------
 

@@ -953,8 +953,6 @@ static si_result req_infer(si_ireq *r_) {
     return SI_OK;
 }
 
-static const si_ireq_i req_iface = SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel, .profile = req_profile);
-
 static si_result req_init(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     ocl_model *M = (ocl_model *)r_->model;
@@ -981,9 +979,9 @@ static si_result req_init(si_ireq *r_) {
     return SI_OK;
 }
 
-static si_result create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(ocl_req), &req_iface, m, "OCL", req_init, out);
-}
+static const si_ireq_i req_iface =
+    SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel, .profile = req_profile,
+                  .size = sizeof(ocl_req), .who = "OCL", .init = req_init);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
@@ -1006,7 +1004,7 @@ static void model_free(si_cmodel *m_) {
     si_free(M);
 }
 
-static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free};
+static const si_cmodel_i model_iface = {.create_request = si_ireq_create, .request = &req_iface, .free = model_free};
 
 si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
     const si_options *opts = si_compile_opts(cc);

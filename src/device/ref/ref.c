@@ -122,11 +122,8 @@ static si_result ref_req_init(si_ireq *r_) {
     return SI_OK;
 }
 
-static const si_ireq_i ref_req_iface = SI_IREQ_IFACE(.infer = ref_infer, .free = ref_req_free);
-
-static si_result ref_create_request(si_cmodel *m, si_ireq **out) {
-    return si_ireq_create(sizeof(ref_req), &ref_req_iface, m, "REF", ref_req_init, out);
-}
+static const si_ireq_i ref_req_iface = SI_IREQ_IFACE(.infer = ref_infer, .free = ref_req_free,
+                                                     .size = sizeof(ref_req), .who = "REF", .init = ref_req_init);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
@@ -141,7 +138,7 @@ static void ref_model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static const si_cmodel_i ref_model_iface = {.create_request = ref_create_request, .free = ref_model_free};
+static const si_cmodel_i ref_model_iface = {.create_request = si_ireq_create, .request = &ref_req_iface, .free = ref_model_free};
 
 static si_result node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
     for (int k = 0; k < n->n_in; k++) {
