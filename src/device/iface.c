@@ -88,10 +88,8 @@ si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const c
 void si_ireq_fini(si_ireq *r) {
     if (r->outs && r->model)
         for (int k = 0; k < r->model->n_outputs; k++) si_tensor_free(r->outs[k]);
-    si_free(r->outs);
-    si_free(r->bound);
-    r->outs = NULL;
-    r->bound = NULL;
+    SI_FREE_CLEAR(r->outs);
+    SI_FREE_CLEAR(r->bound);
 }
 
 static si_result ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out) {

@@ -548,8 +548,7 @@ static void *failback_main(void *arg) {
         int from = old ? old->pos : -1;
         m->active = g;
         m->failed_rounds = 0;
-        si_free(m->fail_msg[target]);
-        m->fail_msg[target] = NULL;
+        SI_FREE_CLEAR(m->fail_msg[target]);
         fs_gen *dropped = NULL;
         if (m->standby && m->standby->pos <= target) {
             dropped = m->standby;

@@ -46,6 +46,8 @@ void *si_malloc(size_t n);
 void *si_calloc(size_t n, size_t size);
 void *si_realloc(void *p, size_t n);
 void si_free(void *p);
+/* Free what the pointer lvalue p points to and set p to NULL (a pointer freed and kept for later: no dangling). */
+#define SI_FREE_CLEAR(p) (si_free(p), (p) = NULL)
 char *si_strdup(const char *s);
 /* Test hook: the Nth allocation from now (1-based) and every `count - 1` after it fail; 0 disables. */
 void si_alloc_fail_after(long n, long count);

@@ -296,12 +296,9 @@ static uint64_t node_fp(const si_graph *g, const si_node *n) {
 
 static void sup_clear(iso_dev *d) {
     for (int i = 0; d->sup_msg && i < d->sup_n; i++) si_free(d->sup_msg[i]);
-    si_free(d->sup_msg);
-    si_free(d->sup_st);
-    si_free(d->sup_fp);
-    d->sup_msg = NULL;
-    d->sup_st = NULL;
-    d->sup_fp = NULL;
+    SI_FREE_CLEAR(d->sup_msg);
+    SI_FREE_CLEAR(d->sup_st);
+    SI_FREE_CLEAR(d->sup_fp);
     d->sup_g = NULL;
     d->sup_n = 0;
 }
