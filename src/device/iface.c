@@ -134,6 +134,22 @@ si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t) {
     return s;
 }
 
+void si_ireq_cancel(si_ireq *r) {
+    if (r && r->iface->cancel) r->iface->cancel(r);
+}
+
+void si_ireq_profile(si_ireq *r, si_prof *sink) {
+    if (r && r->iface->profile) r->iface->profile(r, sink);
+}
+
+void si_ireqs_cancel(si_ireq *const *rs, int n) {
+    for (int i = 0; rs && i < n; i++) si_ireq_cancel(rs[i]);
+}
+
+void si_ireqs_profile(si_ireq *const *rs, int n, si_prof *sink) {
+    for (int i = 0; rs && i < n; i++) si_ireq_profile(rs[i], sink);
+}
+
 si_result si_ireq_check_inputs(const si_ireq *r) { return si_check_bound(r->model, r->bound); }
 
 void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh) {

@@ -99,6 +99,12 @@ si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
  * my_free, .size = sizeof(my_req), .who = "MINE", .init = my_init);`. One that wraps set_input or get_output
  * writes its whole vtable. */
 #define SI_IREQ_IFACE(...) {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, __VA_ARGS__}
+/* What a wrapper does with cancel and profile: pass the call on to request r (NULL: nothing) when it has one. */
+void si_ireq_cancel(si_ireq *r);
+void si_ireq_profile(si_ireq *r, si_prof *sink);
+/* The same for each of the n requests rs[0..n-1]. */
+void si_ireqs_cancel(si_ireq *const *rs, int n);
+void si_ireqs_profile(si_ireq *const *rs, int n, si_prof *sink);
 /* Before an infer: every input bound, with data, matching its port (si_check_bound on r's inputs). */
 si_result si_ireq_check_inputs(const si_ireq *r);
 /* Output k takes over fresh's contents (data, shape, ownership; its old data is released); fresh is left

@@ -126,8 +126,7 @@ static si_result call_infer(si_ireq *r_) {
  * the next call's caller's to see (the executor checks its own flag). */
 static void call_cancel(si_ireq *r_) {
     call_req *r = (call_req *)r_;
-    si_ireq *b = atomic_load(&r->active);
-    if (b && b->iface->cancel) b->iface->cancel(b);
+    si_ireq_cancel(atomic_load(&r->active));
 }
 
 /* The step timings of the idle body requests (those of requests running for other calls stay with them until a
@@ -136,8 +135,7 @@ static void call_profile(si_ireq *r_, si_prof *sink) {
     const call_model *m = (const call_model *)r_->model;
     si_fn *f = m->fn;
     pthread_mutex_lock(&f->mu);
-    for (int i = 0; i < f->n_pool; i++)
-        if (f->pool[i]->iface->profile) f->pool[i]->iface->profile(f->pool[i], sink);
+    si_ireqs_profile(f->pool, f->n_pool, sink);
     pthread_mutex_unlock(&f->mu);
 }
 

@@ -587,8 +587,7 @@ static void cf_cancel(si_ireq *r_) {
     cf_req *r = (cf_req *)r_;
     cf_model *m = (cf_model *)r->base.model;
     atomic_store(&r->cancelled, true);
-    for (int b = 0; b < m->n_bodies; b++)
-        if (r->body[b] && r->body[b]->iface->cancel) r->body[b]->iface->cancel(r->body[b]);
+    si_ireqs_cancel(r->body, m->n_bodies);
 }
 
 static void cf_req_free(si_ireq *r_) {

@@ -140,15 +140,13 @@ static si_result exec_infer(si_ireq *r_) {
 static void exec_cancel(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    for (int s = 0; s < m->n_subs; s++)
-        if (r->subs[s] && r->subs[s]->iface->cancel) r->subs[s]->iface->cancel(r->subs[s]);
+    si_ireqs_cancel(r->subs, m->n_subs);
 }
 
 static void exec_profile(si_ireq *r_, si_prof *sink) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    for (int s = 0; s < m->n_subs; s++)
-        if (r->subs[s] && r->subs[s]->iface->profile) r->subs[s]->iface->profile(r->subs[s], sink);
+    si_ireqs_profile(r->subs, m->n_subs, sink);
 }
 
 static void exec_req_free(si_ireq *r_) {

@@ -232,16 +232,12 @@ static si_result hfa_infer(si_ireq *r_) {
 
 static void hfa_cancel(si_ireq *r_) {
     hfa_req *r = (hfa_req *)r_;
-    si_ireq *rs[3] = {r->plain, r->tile, r->final};
-    for (int i = 0; i < 3; i++)
-        if (rs[i] && rs[i]->iface->cancel) rs[i]->iface->cancel(rs[i]);
+    si_ireqs_cancel((si_ireq *[3]){r->plain, r->tile, r->final}, 3);
 }
 
 static void hfa_profile(si_ireq *r_, si_prof *sink) {
     hfa_req *r = (hfa_req *)r_;
-    si_ireq *rs[3] = {r->plain, r->tile, r->final};
-    for (int i = 0; i < 3; i++)
-        if (rs[i] && rs[i]->iface->profile) rs[i]->iface->profile(rs[i], sink);
+    si_ireqs_profile((si_ireq *[3]){r->plain, r->tile, r->final}, 3, sink);
 }
 
 static si_result hfa_req_init(si_ireq *r_) {

@@ -168,17 +168,15 @@ static si_result moe_infer(si_ireq *r_) {
 static void moe_cancel(si_ireq *r_) {
     moe_req *r = (moe_req *)r_;
     const moe_model *m = (const moe_model *)r_->model;
-    if (r->plain && r->plain->iface->cancel) r->plain->iface->cancel(r->plain);
-    for (int e = 0; r->experts && e < m->E; e++)
-        if (r->experts[e] && r->experts[e]->iface->cancel) r->experts[e]->iface->cancel(r->experts[e]);
+    si_ireq_cancel(r->plain);
+    si_ireqs_cancel(r->experts, m->E);
 }
 
 static void moe_profile(si_ireq *r_, si_prof *sink) {
     moe_req *r = (moe_req *)r_;
     const moe_model *m = (const moe_model *)r_->model;
-    if (r->plain && r->plain->iface->profile) r->plain->iface->profile(r->plain, sink);
-    for (int e = 0; r->experts && e < m->E; e++)
-        if (r->experts[e] && r->experts[e]->iface->profile) r->experts[e]->iface->profile(r->experts[e], sink);
+    si_ireq_profile(r->plain, sink);
+    si_ireqs_profile(r->experts, m->E, sink);
 }
 
 static si_result moe_req_init(si_ireq *r_) {

@@ -745,7 +745,7 @@ static si_result guard_run(void *ctx) {
  * another thread must not reach it any more), and keep what the call needs alive. */
 static void guard_abandon(void *ctx) {
     fs_guard *gd = ctx;
-    if (gd->inner->iface->cancel) gd->inner->iface->cancel(gd->inner);
+    si_ireq_cancel(gd->inner);
     pthread_mutex_lock(gd->cmu);
     *gd->slot = NULL;
     pthread_mutex_unlock(gd->cmu);
@@ -1162,14 +1162,14 @@ static si_result fs_infer(si_ireq *r_) {
 static void fs_cancel(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     pthread_mutex_lock(&r->cmu);
-    if (r->inner && r->inner->iface->cancel) r->inner->iface->cancel(r->inner);
+    si_ireq_cancel(r->inner);
     pthread_mutex_unlock(&r->cmu);
 }
 
 static void fs_profile(si_ireq *r_, si_prof *sink) {
     fs_req *r = (fs_req *)r_;
     pthread_mutex_lock(&r->cmu);
-    if (r->inner && r->inner->iface->profile) r->inner->iface->profile(r->inner, sink);
+    si_ireq_profile(r->inner, sink);
     pthread_mutex_unlock(&r->cmu);
 }
 
