@@ -560,6 +560,7 @@ static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, b
  * INVALID_ARG. threads=0 is a bad option. */
 static void cpu_plans(void);
 static void cpu_prepack_rows(void);
+static void cpu_prepare_param(void);
 
 static void cpu_extra(void) {
     dop_small_net(-1);
@@ -600,6 +601,7 @@ static void cpu_extra(void) {
     G = NULL;
     cpu_plans();
     cpu_prepack_rows();
+    cpu_prepare_param();
 }
 
 /* Plans for new input shapes (the CPU device's plan cache and its store of packed weights). */
@@ -803,6 +805,65 @@ static void cpu_prepack_rows(void) {
     CHECK(!si_cpu_plan_stats(md, &st));
     CHECK(st.weight_packs == st0.weight_packs && st.store_bytes == st0.store_bytes);
     free_both(md, mr);
+}
+
+/* A parameter input (a function body's weight, bound per call): compile packs nothing for it; prepare_input packs
+ * the constant it will be bound to, once (a second prepare finds it packed); a tensor of another size is refused
+ * by name; inferences bound to the constant at 1 and 5 rows give the product computed here and pack nothing more. */
+static void cpu_prepare_param(void) {
+    begin(13);
+    input("x", D(-1, 8));
+    input("w", D(8, 6));
+    node("MatMul", "x,w", "y");
+    output("y");
+    CHECK_OK(si_graph_finalize(G));
+    int wv = si_graph_find_value(G, "w");
+    CHECK(wv >= 0);
+    if (wv < 0) return;
+    G->values[wv].is_param = true;
+    CHECK_OK(si_graph_infer_shapes(G, 1 << 20));
+    si_cmodel *md = NULL;
+    si_tensor *w = NULL, *bad = NULL;
+    CHECK_OK(compile_on(dv, NULL, NULL, &md));
+    CHECK_OK(si_tensor_create(SI_F32, 2, (const int64_t[]){8, 6}, &w));
+    CHECK_OK(si_tensor_create(SI_F32, 2, (const int64_t[]){8, 5}, &bad));
+    if (md && w && bad) {
+        for (int i = 0; i < 48; i++) ((float *)w->data)[i] = frand(-1, 1);
+        si_cpu_plan_stats_t st = {0};
+        CHECK(!si_cpu_plan_stats(md, &st) && st.weight_packs == 0);
+        CHECK_OK(si_cmodel_prepare_input(md, 1, w));
+        CHECK(!si_cpu_plan_stats(md, &st) && st.weight_packs == 1);
+        CHECK_OK(si_cmodel_prepare_input(md, 1, w)); /* packed already */
+        CHECK_ERR(si_cmodel_prepare_input(md, 1, bad), SI_ERR_INVALID_ARG, "parameter input 1");
+        CHECK_STATUS(si_cmodel_prepare_input(md, 2, w), SI_ERR_INVALID_ARG);
+        si_ireq *r = NULL;
+        CHECK_OK(md->iface->create_request(md, &r));
+        for (int rows = 1; r && rows <= 5; rows += 4) {
+            si_tensor *x = NULL, *y = NULL;
+            CHECK_OK(si_tensor_create(SI_F32, 2, (const int64_t[]){rows, 8}, &x));
+            if (!x) break;
+            fill_input(x, "x");
+            CHECK_OK(r->iface->set_input(r, 0, x));
+            CHECK_OK(r->iface->set_input(r, 1, w));
+            CHECK_OK(r->iface->infer(r));
+            CHECK_OK(r->iface->get_output(r, 0, &y));
+            const float *xa = x->data, *wa = w->data;
+            for (int i = 0; y && i < rows; i++)
+                for (int j = 0; j < 6; j++) {
+                    float want = 0;
+                    for (int k = 0; k < 8; k++) want += xa[i * 8 + k] * wa[k * 6 + j];
+                    CHECK(fabsf(((const float *)y->data)[i * 6 + j] - want) < 1e-4f);
+                }
+            si_tensor_free(x);
+        }
+        if (r) r->iface->free(r);
+        CHECK(!si_cpu_plan_stats(md, &st) && st.weight_packs == 1);
+    }
+    si_tensor_free(w);
+    si_tensor_free(bad);
+    if (md) md->iface->free(md);
+    si_graph_free(G);
+    G = NULL;
 }
 
 // --- OCL ------------------------------------------------------------------------------------------------------

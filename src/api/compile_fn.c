@@ -53,6 +53,9 @@ si_result si_compile_call(si_compiled *c, si_scope *sc, int sub, si_cmodel **out
                           .inputs = in_ports, .outputs = out_ports, .body_in = body_in, .out_body = out_body};
         st = si_call_create(&d, out);
     }
+    /* this call's weights packed or uploaded now, not by the first inference (a hint: the bind does what fails) */
+    for (int k = 0; !st && k < n->n_in; k++)
+        if (body_in[k].kind == SI_SRC_CONST && si_cmodel_prepare_input((si_cmodel *)b, k, body_in[k].constant)) si_err_clear();
     if (!st)
         si_sink_event(c->sink, SI_EVENT_COMPILE, sc->base + sub, -1, -1, "compile", SI_OK, "call '%s' of function %lld on the host",
                       n->name, (long long)fid);

@@ -28,6 +28,11 @@ si_result si_port_check(const si_port *p, const si_tensor *t) {
                   si_shape_str(got, sizeof got, t->dtype, t->ndim, t->dims));
 }
 
+si_result si_cmodel_prepare_input(si_cmodel *m, int i, const si_tensor *t) {
+    if (i < 0 || i >= m->n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->n_inputs);
+    return m->iface->prepare_input ? m->iface->prepare_input(m, i, t) : SI_OK;
+}
+
 si_result si_bind_input(const si_cmodel *m, int i, si_tensor *t, si_tensor **slots) {
     if (i < 0 || i >= m->n_inputs) return si_err(SI_ERR_INVALID_ARG, "input index %d out of range (model has %d)", i, m->n_inputs);
     if (t) {
@@ -159,15 +164,5 @@ void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh) {
 }
 
 si_result si_ireq_shape_output(si_ireq *r, int k, si_dtype dt, int ndim, const int64_t *dims) {
-    si_tensor *o = r->outs[k];
-    size_t nbytes = (size_t)si_shape_count(ndim, dims) * si_dtype_size(dt);
-    if (o->data && o->owned && o->nbytes == nbytes && o->dtype == dt) {
-        o->ndim = ndim;
-        memcpy(o->dims, dims, sizeof(int64_t) * (size_t)ndim);
-        return SI_OK;
-    }
-    si_tensor_release(o);
-    si_result s = si_tensor_init(o, dt, ndim, dims);
-    if (!s) s = si_tensor_alloc(o);
-    return s;
+    return si_tensor_reshape(r->outs[k], dt, ndim, dims);
 }

@@ -26,10 +26,17 @@ typedef struct si_cmodel_i {
     si_result (*create_request)(si_cmodel *m, si_ireq **out);
     /* Free the compiled model; every request has been freed before. */
     void (*free)(si_cmodel *m);
+    /* (optional, may be NULL) Input i will be bound to the constant t (which outlives the model) by some
+     * inferences: do now what the first such bind would do (pack, upload), so that the first inference does not
+     * pay for it. A hint: an error only says it was not done (the bind will do it, or report the error). */
+    si_result (*prepare_input)(si_cmodel *m, int i, const si_tensor *t);
     /* The interface of the model's requests, for si_ireq_create (the usual create_request, which makes requests
      * of this kind); NULL where the model makes its requests itself. */
     const struct si_ireq_i *request;
 } si_cmodel_i;
+
+/* m->iface->prepare_input where the model has one; SI_OK where it has none. */
+si_result si_cmodel_prepare_input(si_cmodel *m, int i, const si_tensor *t);
 
 struct si_cmodel {
     const si_cmodel_i *iface;
@@ -110,8 +117,9 @@ si_result si_ireq_check_inputs(const si_ireq *r);
 /* Output k takes over fresh's contents (data, shape, ownership; its old data is released); fresh is left
  * empty. The tensor object the caller holds stays the same. */
 void si_ireq_publish(si_ireq *r, int k, si_tensor *fresh);
-/* Output k holds a tensor of this type and shape: its memory is kept when type and byte size are the same (the
- * caller's tensor object and, then, its data pointer stay), else it is allocated anew. NO_MEM. */
+/* Output k holds a tensor of this type and shape: its memory is kept while it fits (si_tensor_fits: a decode
+ * loop's growing outputs are not allocated anew each step), else it is allocated anew; the caller's tensor object
+ * stays. The contents are the caller's to write. NO_MEM. */
 si_result si_ireq_shape_output(si_ireq *r, int k, si_dtype dt, int ndim, const int64_t *dims);
 
 /* Check a tensor bound to a port: dtype, rank and fixed dims. INVALID_ARG with a message naming the port. */

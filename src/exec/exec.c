@@ -79,20 +79,18 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
     return si_err(SI_ERR_INTERNAL, "bad source kind");
 }
 
-/* Every submodel succeeded: refresh our copies. Room first (buffers are reused while the size stays), so that a
- * failure leaves the previous outputs whole. */
+/* Every submodel succeeded: refresh our copies. Room first (buffers are kept while they fit), so that a failure
+ * leaves the previous outputs whole. */
 static si_result copy_outputs(exec_req *r) {
     exec_model *m = (exec_model *)r->base.model;
     si_result st = SI_OK;
+    si_tensor *src;
     int k = 0;
     for (; k < m->base.n_outputs; k++) {
         r->fresh[k] = NULL;
         if (!own_output(m, k)) continue;
-        si_tensor *src, *o = r->base.outs[k];
-        if ((st = source_tensor(r, &m->out_src[k], &src))) break;
-        if ((o->owned && o->nbytes == src->nbytes) || !src->nbytes) continue;
-        if (!(r->fresh[k] = si_malloc(src->nbytes))) {
-            st = si_err(SI_ERR_NO_MEM, "out of memory copying output '%s' (%zu bytes)", m->out_ports[k].name, src->nbytes);
+        if ((st = source_tensor(r, &m->out_src[k], &src)) || (st = si_tensor_copy_room(r->base.outs[k], src, &r->fresh[k]))) {
+            st = si_err_wrap(st, "output '%s'", m->out_ports[k].name);
             break;
         }
     }
@@ -100,21 +98,8 @@ static si_result copy_outputs(exec_req *r) {
         for (int j = 0; j < k; j++) si_free(r->fresh[j]);
         return st;
     }
-    for (k = 0; k < m->base.n_outputs; k++) {
-        if (!own_output(m, k)) continue;
-        si_tensor *src, *o = r->base.outs[k];
-        source_tensor(r, &m->out_src[k], &src);
-        if (r->fresh[k] || !src->nbytes) {
-            si_tensor_release(o);
-            o->data = r->fresh[k];
-            o->owned = o->data != NULL;
-        }
-        o->dtype = src->dtype;
-        o->ndim = src->ndim;
-        memcpy(o->dims, src->dims, sizeof o->dims);
-        o->nbytes = src->nbytes;
-        if (src->nbytes) memcpy(o->data, src->data, src->nbytes);
-    }
+    for (k = 0; k < m->base.n_outputs; k++)
+        if (own_output(m, k) && !source_tensor(r, &m->out_src[k], &src)) si_tensor_copy_into(r->base.outs[k], src, r->fresh[k]);
     return SI_OK;
 }
 
@@ -182,7 +167,19 @@ static const si_ireq_i exec_req_iface = {
     .init = exec_req_init,
 };
 
-static const si_cmodel_i exec_model_iface = {.create_request = si_ireq_create, .request = &exec_req_iface, .free = exec_model_free};
+/* Every submodel input that reads model input i is bound to t. */
+static si_result exec_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
+    exec_model *m = (exec_model *)m_;
+    si_result s = SI_OK;
+    for (int k = 0; !s && k < m->n_subs; k++)
+        for (int p = 0; !s && p < m->subs[k]->n_inputs; p++)
+            if (m->sub_inputs[k][p].kind == SI_SRC_INPUT && m->sub_inputs[k][p].index == i)
+                s = si_cmodel_prepare_input(m->subs[k], p, t);
+    return s;
+}
+
+static const si_cmodel_i exec_model_iface = {.create_request = si_ireq_create, .request = &exec_req_iface, .free = exec_model_free,
+                                             .prepare_input = exec_prepare_input};
 
 
 si_result si_exec_create(const si_exec_desc *d, si_cmodel **out) {

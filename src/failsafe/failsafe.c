@@ -661,27 +661,16 @@ static si_result view_outputs(fs_model *m, fs_req *r) {
     return SI_OK;
 }
 
-/* dst takes src's element type, shape and bytes (dst->data has room for them). */
-static void copy_tensor(si_tensor *dst, const si_tensor *src) {
-    dst->dtype = src->dtype;
-    dst->ndim = src->ndim;
-    memcpy(dst->dims, src->dims, sizeof dst->dims);
-    dst->nbytes = src->nbytes;
-    if (src->nbytes) memcpy(dst->data, src->data, src->nbytes);
-}
-
 /* After an accepted inference (copy mode): outs get copies of the inner request's outputs, in buffers of their
- * own (reused while the size stays). On failure the previous outputs are left whole. */
+ * own (kept while they fit). On failure the previous outputs are left whole. */
 static si_result copy_outputs(fs_model *m, fs_req *r) {
     si_result st = SI_OK;
+    si_tensor *t;
     int k = 0;
     for (; k < m->base.n_outputs; k++) { /* room first */
-        si_tensor *t, *o = r->base.outs[k];
         r->fresh[k] = NULL;
-        if ((st = r->inner->iface->get_output(r->inner, k, &t))) break;
-        if ((o->owned && o->nbytes == t->nbytes) || !t->nbytes) continue;
-        if (!(r->fresh[k] = si_malloc(t->nbytes))) {
-            st = si_err(SI_ERR_NO_MEM, "out of memory copying output %d (%zu bytes)", k, t->nbytes);
+        if ((st = r->inner->iface->get_output(r->inner, k, &t)) || (st = si_tensor_copy_room(r->base.outs[k], t, &r->fresh[k]))) {
+            st = si_err_wrap(st, "output %d", k);
             break;
         }
     }
@@ -689,16 +678,8 @@ static si_result copy_outputs(fs_model *m, fs_req *r) {
         for (int j = 0; j < k; j++) si_free(r->fresh[j]);
         return st;
     }
-    for (k = 0; k < m->base.n_outputs; k++) {
-        si_tensor *t, *o = r->base.outs[k];
-        r->inner->iface->get_output(r->inner, k, &t);
-        if (r->fresh[k] || !t->nbytes) {
-            si_tensor_release(o);
-            o->data = r->fresh[k];
-            o->owned = o->data != NULL;
-        }
-        copy_tensor(o, t);
-    }
+    for (k = 0; k < m->base.n_outputs; k++)
+        if (!r->inner->iface->get_output(r->inner, k, &t)) si_tensor_copy_into(r->base.outs[k], t, r->fresh[k]);
     return SI_OK;
 }
 
@@ -781,18 +762,10 @@ static si_result snapshot_inputs(fs_model *m, fs_req *r) {
     }
     for (int i = 0; i < gd->n_in; i++) {
         if (m->in_param && m->in_param[i]) continue; /* a constant: bound as it is (in_bound) */
-        si_tensor *s = &gd->snap[i];
-        const si_tensor *b = r->base.bound[i];
-        if (b->nbytes && (!s->owned || s->nbytes != b->nbytes)) {
-            void *p = si_malloc(b->nbytes);
-            if (!p) return si_err(SI_ERR_NO_MEM, "out of memory copying input %d (%zu bytes)", i, b->nbytes);
-            si_tensor_release(s);
-            s->data = p;
-            s->owned = true;
-        } else if (!b->nbytes) {
-            si_tensor_release(s);
-        }
-        copy_tensor(s, b);
+        void *fresh;
+        si_result st = si_tensor_copy_room(&gd->snap[i], r->base.bound[i], &fresh);
+        if (st) return si_err_wrap(st, "input %d", i);
+        si_tensor_copy_into(&gd->snap[i], r->base.bound[i], fresh);
     }
     return SI_OK;
 }
@@ -1213,7 +1186,19 @@ static void fs_model_free(si_cmodel *m_) {
     model_unref(m);
 }
 
-static const si_cmodel_i fs_model_iface = {.create_request = si_ireq_create, .request = &fs_req_iface, .free = fs_model_free};
+/* The active generation's model prepares; a failover's next device binds the constant when it first runs. */
+static si_result fs_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
+    fs_model *m = (fs_model *)m_;
+    pthread_mutex_lock(&m->mu);
+    fs_gen *g = gen_ref(m->active);
+    pthread_mutex_unlock(&m->mu);
+    si_result s = g ? si_cmodel_prepare_input(g->cm, i, t) : SI_OK;
+    gen_unref(g);
+    return s;
+}
+
+static const si_cmodel_i fs_model_iface = {.create_request = si_ireq_create, .request = &fs_req_iface, .free = fs_model_free,
+                                           .prepare_input = fs_prepare_input};
 
 bool si_failsafe_is(const si_cmodel *m) { return m && m->iface == &fs_model_iface; }
 

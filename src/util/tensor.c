@@ -265,7 +265,63 @@ si_result si_tensor_alloc(si_tensor *t) {
     t->data = si_calloc(1, t->nbytes);
     if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
     t->owned = true;
+    t->cap = t->nbytes;
     return SI_OK;
+}
+
+bool si_tensor_fits(const si_tensor *t, size_t nbytes) {
+    size_t room = t->cap > t->nbytes ? t->cap : t->nbytes;
+    return t->owned && t->data && nbytes <= room && room / 2 <= nbytes + 65536;
+}
+
+size_t si_tensor_room_for(const si_tensor *t, size_t nbytes) {
+    bool grows = t->owned && t->data && nbytes > t->nbytes;
+    return grows && nbytes <= SIZE_MAX / 2 ? nbytes + nbytes / 4 : nbytes;
+}
+
+void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {
+    si_tensor_release(t);
+    t->data = data;
+    t->owned = data != NULL;
+    t->cap = data ? cap : 0;
+}
+
+si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
+    si_tensor s = {0};
+    si_result st = si_tensor_init(&s, dtype, ndim, dims);
+    if (st) return st;
+    if (!si_tensor_fits(t, s.nbytes)) {
+        size_t cap = si_tensor_room_for(t, s.nbytes);
+        void *d = NULL;
+        if (cap >= SI_BIG_ALLOC) {
+            char sh[160];
+            if ((st = si_mem_check(cap, si_shape_str(sh, sizeof sh, dtype, ndim, dims)))) return st;
+        }
+        if (cap && !(d = si_calloc(1, cap))) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", cap);
+        si_tensor_adopt(t, d, cap);
+    }
+    t->dtype = dtype;
+    t->ndim = ndim;
+    memcpy(t->dims, s.dims, sizeof t->dims);
+    t->nbytes = s.nbytes;
+    return SI_OK;
+}
+
+si_result si_tensor_copy_room(const si_tensor *o, const si_tensor *src, void **fresh) {
+    *fresh = NULL;
+    if (!src->nbytes || si_tensor_fits(o, src->nbytes)) return SI_OK;
+    if (!(*fresh = si_malloc(si_tensor_room_for(o, src->nbytes))))
+        return si_err(SI_ERR_NO_MEM, "out of memory copying a tensor (%zu bytes)", src->nbytes);
+    return SI_OK;
+}
+
+void si_tensor_copy_into(si_tensor *o, const si_tensor *src, void *fresh) {
+    if (fresh || !src->nbytes) si_tensor_adopt(o, fresh, fresh ? si_tensor_room_for(o, src->nbytes) : 0);
+    o->dtype = src->dtype;
+    o->ndim = src->ndim;
+    memcpy(o->dims, src->dims, sizeof o->dims);
+    o->nbytes = src->nbytes;
+    if (src->nbytes) memcpy(o->data, src->data, src->nbytes);
 }
 
 void si_tensor_view(si_tensor *dst, const si_tensor *src) {
@@ -275,6 +331,7 @@ void si_tensor_view(si_tensor *dst, const si_tensor *src) {
     dst->data = src->data;
     dst->nbytes = src->nbytes;
     dst->owned = false;
+    dst->cap = 0;
     atomic_store(&dst->refs, 0);
 }
 
@@ -282,6 +339,7 @@ void si_tensor_release(si_tensor *t) {
     if (t->owned) si_free(t->data);
     t->data = NULL;
     t->owned = false;
+    t->cap = 0;
 }
 
 si_result si_tensor_create(si_dtype dtype, int ndim, const int64_t *dims, si_tensor **out) {

@@ -89,6 +89,7 @@ struct si_tensor {
     void *data;      /* NULL only when the tensor has no elements or is a descriptor without data */
     size_t nbytes;   /* count * element size */
     bool owned;      /* data was allocated by the library and is freed with the tensor */
+    size_t cap;      /* owned data: the bytes allocated (>= nbytes; 0 when not known) */
     _Atomic int refs; /* extra references to a shared constant (see si_const_ref); 0 = one owner */
 };
 
@@ -100,6 +101,23 @@ si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
 si_result si_tensor_alloc(si_tensor *t);
 /* Release data of a tensor struct that is not itself heap-allocated. */
 void si_tensor_release(si_tensor *t);
+/* Output buffers that keep their room while shapes change (a KV cache grows by one position a step, and each
+ * step's outputs would otherwise be a new allocation, faulted in page by page, and a copy):
+ * si_tensor_fits: t's own buffer can hold nbytes and is not more than about twice that;
+ * si_tensor_room_for: how much to allocate for nbytes where it does not fit (a quarter more when t grows, so that
+ * a decode loop allocates every few steps, not every step);
+ * si_tensor_adopt: t owns data (cap bytes) from now on, its previous owned data freed;
+ * si_tensor_reshape: t takes the type and shape, keeping its buffer where it fits, else a new one (zero-filled);
+ * the contents are not kept. On failure t is unchanged. */
+bool si_tensor_fits(const si_tensor *t, size_t nbytes);
+size_t si_tensor_room_for(const si_tensor *t, size_t nbytes);
+void si_tensor_adopt(si_tensor *t, void *data, size_t cap);
+si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims);
+/* Copies that leave the previous ones whole on failure, in two passes: si_tensor_copy_room gives *fresh a new
+ * buffer where dst's own cannot take src's bytes (NULL where it can; NO_MEM leaves dst as it was);
+ * si_tensor_copy_into then gives dst src's type, shape and bytes (in fresh when not NULL). */
+si_result si_tensor_copy_room(const si_tensor *dst, const si_tensor *src, void **fresh);
+void si_tensor_copy_into(si_tensor *dst, const si_tensor *src, void *fresh);
 /* dst becomes a view of src's data (type, shape, data; not owned, no references): the fields are read one by one,
  * never src's reference count, which other threads may be changing (a shared constant). */
 void si_tensor_view(si_tensor *dst, const si_tensor *src);

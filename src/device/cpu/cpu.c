@@ -51,6 +51,8 @@ typedef struct cpu_model {
     int cache_max;      /* property plan_cache: plans kept that no request is bound to */
     uint64_t tick;
     int64_t plans_built, plans_evicted;
+    cpu_ppack *ppacks;  /* the parameters the plans built at compile pack at run time (prepare_input) */
+    int n_ppacks;
 } cpu_model;
 
 typedef struct cpu_req {
@@ -467,6 +469,45 @@ static int64_t probe_dim(const si_graph *g, int64_t d, int64_t rows, int64_t pas
     return rows;
 }
 
+/* The parameters plan p packs at run time, for prepare_input (every plan packs a parameter in one layout). */
+static void keep_ppacks(cpu_model *m, const cpu_plan *p) {
+    for (int i = 0; i < p->n_ppacks; i++) {
+        const cpu_ppack *pp = &p->ppacks[i];
+        bool seen = false;
+        for (int j = 0; j < m->n_ppacks && !seen; j++)
+            seen = m->ppacks[j].port == pp->port && m->ppacks[j].node == pp->node && m->ppacks[j].fp == pp->fp &&
+                   !strcmp(m->ppacks[j].tag, pp->tag);
+        if (seen) continue;
+        cpu_ppack *n = si_realloc(m->ppacks, sizeof *n * (size_t)(m->n_ppacks + 1));
+        if (!n) return; /* a shortcut only: the first bind packs what is not kept */
+        m->ppacks = n;
+        m->ppacks[m->n_ppacks++] = *pp;
+    }
+}
+
+/* Pack the constant that parameter input i will be bound to now, in the layouts the compile-time plans use. */
+static si_result cpu_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
+    cpu_model *m = (cpu_model *)m_;
+    dnnl_engine_t eng;
+    dnnl_stream_t stream = NULL;
+    si_result s = SI_OK;
+    for (int k = 0; !s && k < m->n_ppacks; k++) {
+        if (m->ppacks[k].port != i) continue;
+        if (!stream && !(s = cpu_engine(&eng)) && dnnl_stream_create(&stream, eng, dnnl_stream_default_flags) != dnnl_success) {
+            stream = NULL;
+            s = si_err(SI_ERR_DEVICE, "CPU: cannot create a stream");
+        }
+        void *ptr;
+        if (!s) {
+            int old = cpu_threads_set(m->threads);
+            s = cpu_store_param(m->store, &m->ppacks[k], t, stream, &ptr);
+            cpu_threads_set(old);
+        }
+    }
+    if (stream) dnnl_stream_destroy(stream);
+    return s;
+}
+
 static void prepack(cpu_model *m) {
     const si_graph *g = m->g;
     int n = g->n_inputs;
@@ -493,7 +534,7 @@ static void prepack(cpu_model *m) {
         }
         cpu_plan *p = NULL;
         if (build_for_dims(m, nd, dims, &p)) si_err_clear(); /* best effort: the real shapes plan what is missing */
-        else cpu_plan_free(p);
+        else keep_ppacks(m, p), cpu_plan_free(p);
     }
     si_free(nd);
     si_free(dims);
@@ -731,6 +772,7 @@ static void cpu_model_free(si_cmodel *m_) {
     for (int i = 0; i < m->n_cache; i++) cpu_plan_free(m->cache[i].p);
     si_free(m->cache);
     cpu_store_free(m->store); /* after every plan: they borrow its weights */
+    si_free(m->ppacks);
     pthread_mutex_destroy(&m->lock);
     si_graph_free(m->g);
     si_free(m->in_ports);
@@ -738,7 +780,8 @@ static void cpu_model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static const si_cmodel_i cpu_model_iface = {.create_request = si_ireq_create, .request = &cpu_req_iface, .free = cpu_model_free};
+static const si_cmodel_i cpu_model_iface = {.create_request = si_ireq_create, .request = &cpu_req_iface, .free = cpu_model_free,
+                                            .prepare_input = cpu_prepare_input};
 
 static void port_from_value(si_port *p, const si_val *v) {
     p->name = v->name;
@@ -867,6 +910,7 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
             cpu_model_free(&m->base);
             return s;
         }
+        keep_ppacks(m, m->plan0);
         /* every input shape is fixed, so this plan serves every infer: the model's own graph only names
          * the ports now, and its constants can go */
         for (int v = 0; v < g->n_values; v++) {
