@@ -303,17 +303,22 @@ si_result ocl_supports_op(const si_device *d_, const si_graph *g, const si_node 
 
 /* A device buffer of `bytes` (4 when 0) made with `flags` (from data when given); DEVICE naming `what` when it is
  * over the device's largest allocation or the device refuses it. */
-static si_result make_buffer(ocl_mdl *m, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out, const char *what) {
+static si_result ctx_buffer(cl_context ctx, const ocl_caps *caps, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out,
+                            const char *what) {
     cl_int e;
-    if ((cl_ulong)bytes > m->caps->max_alloc)
+    if ((cl_ulong)bytes > caps->max_alloc)
         return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
-                      what, bytes, (unsigned long long)m->caps->max_alloc);
-    *out = clCreateBuffer(m->ctx, flags, bytes ? bytes : 4, (void *)data, &e);
+                      what, bytes, (unsigned long long)caps->max_alloc);
+    *out = clCreateBuffer(ctx, flags, bytes ? bytes : 4, (void *)data, &e);
     if (e != CL_SUCCESS) {
         *out = NULL;
         return ocl_cl_err(e, what);
     }
     return SI_OK;
+}
+
+static si_result make_buffer(ocl_mdl *m, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out, const char *what) {
+    return ctx_buffer(m->ctx, m->caps, flags, data, bytes, out, what);
 }
 
 /* A read-only buffer holding a copy of data. */
@@ -760,9 +765,8 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
     return SI_OK;
 }
 
-/* The model's buffer of parameter constant t, uploaded at its first use. */
-static si_result param_buf(ocl_mdl *m, const si_tensor *t, cl_mem *out) {
-    ocl_model *M = m->owner;
+/* The model's buffer of parameter constant t, uploaded at its first use (a bind, or prepare_input). */
+static si_result param_buf(ocl_model *M, const si_tensor *t, cl_mem *out) {
     si_result s = SI_OK;
     pthread_mutex_lock(&M->lock);
     *out = NULL;
@@ -775,7 +779,8 @@ static si_result param_buf(ocl_mdl *m, const si_tensor *t, cl_mem *out) {
             if (!n) s = si_err(SI_ERR_NO_MEM, "out of memory");
             else M->pbufs = n, M->cap_pbufs = cap;
         }
-        if (!s && !(s = upload(m, t->data, t->nbytes, out, "uploading a parameter (a function body's weight)")))
+        if (!s && !(s = ctx_buffer(M->ctx, &M->caps, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, t->data, t->nbytes, out,
+                                  "uploading a parameter (a function body's weight)")))
             M->pbufs[M->n_pbufs++] = (struct ocl_pbuf){t, *out};
     }
     pthread_mutex_unlock(&M->lock);
@@ -795,7 +800,7 @@ static si_result bind_params(ocl_req *r) {
             return si_err(SI_ERR_INVALID_ARG, "parameter '%s' holds %zu bytes, not %zu", g->values[v].name, t->nbytes,
                           value_bytes(&g->values[v]));
         cl_mem b;
-        si_result s = param_buf(m, t, &b);
+        si_result s = param_buf(m->owner, t, &b);
         if (s) return s;
         r->pbound[port] = NULL;
         for (int i = 0; i < m->n_steps; i++)
@@ -1013,7 +1018,19 @@ static void model_free(si_cmodel *m_) {
     si_free(M);
 }
 
-static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free};
+/* A parameter input's constant uploaded now, at compile, not by the first inference that binds it. */
+static si_result model_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
+    ocl_model *M = (ocl_model *)m_;
+    const si_val *v = &M->g->values[M->g->inputs[i]];
+    if (!v->is_param) return SI_OK;
+    if (!t->data || t->nbytes != value_bytes(v))
+        return si_err(SI_ERR_INVALID_ARG, "parameter '%s' holds %zu bytes, not %zu", v->name, t->nbytes, value_bytes(v));
+    cl_mem b;
+    return param_buf(M, t, &b);
+}
+
+static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free,
+                                        .prepare_input = model_prepare_input};
 
 si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
     const si_options *opts = si_compile_opts(cc);
