@@ -843,14 +843,9 @@ static void collect_times(ocl_req *r, const ocl_mdl *m) {
     }
 }
 
-typedef struct step_ctx {
-    const ocl_mdl *m;
-    int step;
-} step_ctx;
-
-static char *step_node(void *ctx_) {
-    const step_ctx *c = ctx_;
-    const si_node *n = &c->m->g->nodes[c->m->steps[c->step].node];
+/* The nodes of a step's row: the one node it launches a kernel for (ctx). */
+static char *step_node(void *ctx) {
+    const si_node *n = ctx;
     return si_strdup(n->name ? n->name : "");
 }
 
@@ -864,9 +859,9 @@ static void req_profile(si_ireq *r_, si_prof *sink) {
         const ocl_step *st = &m->steps[i];
         char kernel[96];
         snprintf(kernel, sizeof kernel, "ocl:%s", st->kernel);
-        step_ctx ctx = {m, i};
+        const si_node *n = &m->g->nodes[st->node];
         /* a failure (out of memory) loses this step's sample, never the inference */
-        (void)si_prof_add(sink, st, m->g->nodes[st->node].op_type, "OCL", kernel, false, step_node, &ctx, r->prof_calls[i], r->prof_ms[i]);
+        (void)si_prof_add(sink, st, n->op_type, "OCL", kernel, false, step_node, (void *)n, r->prof_calls[i], r->prof_ms[i]);
         r->prof_calls[i] = 0;
         r->prof_ms[i] = 0;
     }
