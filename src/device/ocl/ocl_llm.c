@@ -26,10 +26,7 @@ static si_result emit_norm(ocl_plan *p, int64_t rows, int64_t cols, int flags, i
     for (int k = 0; k < 9; k++) a_val(&st, vids[k] >= 0 ? vids[k] : vids[0]);
     a_meta(&st, mid);
     a_flt(&st, eps);
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)rows * st.lws[0];
-    return ocl_emit(p, &st);
+    return ocl_emit_rows(p, &st, rows);
 }
 
 /* SimplifiedLayerNormalization: X, scale broadcast over the normalized axes; outputs Y and inv_std_var. */
@@ -196,15 +193,8 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
     int bvid = bias ? p->in[5].vid : a->vid;
     ocl_step st;
     if (M <= NBITS_GEMV_MAX_M) {
-        st_init(&st, p->caps->cpu ? "nbits_gemv_col" : "nbits_gemv");
-        a_val(&st, a->vid);
-        a_val(&st, b->vid);
-        a_val(&st, sc->vid);
-        a_val(&st, zvid);
-        a_val(&st, zvid);
-        a_val(&st, bvid);
-        a_val(&st, p->out[0].vid);
-        a_meta(&st, mid);
+        st_args(&st, p->caps->cpu ? "nbits_gemv_col" : "nbits_gemv", arg_val(a->vid), arg_val(b->vid), arg_val(sc->vid), arg_val(zvid), arg_val(zvid),
+                arg_val(bvid), arg_val(p->out[0].vid), arg_meta(mid));
         st.dims = 2;
         st.lws[0] = p->caps->cpu ? p->caps->elem_wg : (size_t)p->caps->wg;
         st.lws[1] = 1;
@@ -212,22 +202,11 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
         st.gws[1] = (size_t)M;
         return ocl_emit(p, &st);
     }
-    st_init(&st, "nbits_dequant");
-    a_val(&st, b->vid);
-    a_val(&st, sc->vid);
-    a_val(&st, zvid);
-    a_val(&st, zvid);
-    st_arg(&st, OA_SCRATCH, 0, 0);
-    a_meta(&st, mid);
-    a_int(&st, N * nb * blob);
-    if ((s = ocl_emit_1d(p, &st, N * nb * blob))) return s;
+    if ((s = OCL_EMIT_1D(p, "nbits_dequant", N * nb * blob, arg_val(b->vid), arg_val(sc->vid), arg_val(zvid), arg_val(zvid), arg_scratch(),
+                         arg_meta(mid), arg_int(N * nb * blob))))
+        return s;
     ocl_scratch(p, (size_t)(N * K) * sizeof(float));
-    st_init(&st, "nbits_mm");
-    a_val(&st, a->vid);
-    st_arg(&st, OA_SCRATCH, 0, 0);
-    a_val(&st, bvid);
-    a_val(&st, p->out[0].vid);
-    a_meta(&st, mid);
+    st_args(&st, "nbits_mm", arg_val(a->vid), arg_scratch(), arg_val(bvid), arg_val(p->out[0].vid), arg_meta(mid));
     size_t ts = (size_t)p->caps->ts;
     st.dims = 2;
     st.lws[0] = ts;
@@ -256,17 +235,8 @@ static si_result plan_gelu(ocl_plan *p, const void *arg) {
     }
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "ms_gelu");
-    a_val(&st, x->vid);
-    a_val(&st, bias ? p->in[1].vid : x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, last > 0 ? last : 1);
-    a_int(&st, kind);
-    a_int(&st, bias);
-    a_flt(&st, si_attr_float(p->node, "alpha", 1.702f));
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "ms_gelu", dcount(x), arg_val(x->vid), arg_val(bias ? p->in[1].vid : x->vid), arg_val(p->out[0].vid), arg_int(dcount(x)),
+                       arg_int(last > 0 ? last : 1), arg_int(kind), arg_int(bias), arg_flt(si_attr_float(p->node, "alpha", 1.702f)));
 }
 
 // --- DequantizeLinear -----------------------------------------------------------------------------------------
@@ -310,17 +280,9 @@ static si_result plan_dequantize(ocl_plan *p, const void *arg) {
     }
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "dq_linear");
-    a_val(&st, x->vid);
-    a_val(&st, sc->vid);
-    a_val(&st, zp ? p->in[2].vid : x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, inner > 0 ? inner : 1);
-    a_int(&st, len > 0 ? len : 1);
-    a_int(&st, (x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0));
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "dq_linear", dcount(x), arg_val(x->vid), arg_val(sc->vid), arg_val(zp ? p->in[2].vid : x->vid), arg_val(p->out[0].vid),
+                       arg_int(dcount(x)), arg_int(inner > 0 ? inner : 1), arg_int(len > 0 ? len : 1),
+                       arg_int((x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0)));
 }
 
 // --- dispatch -----------------------------------------------------------------------------------------------

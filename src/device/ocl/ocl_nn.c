@@ -38,16 +38,8 @@ static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
     if (s) return s;
     ocl_step st;
     bool v8 = p->caps->cpu && g->sbn == 1, dot = p->caps->cpu && !v8 && g->sak == 1 && g->sbk == 1;
-    st_init(&st, v8 ? "gemm_v8" : dot ? "gemm_dot" : "gemm");
-    a_any(&st, g->a);
-    a_any(&st, g->b);
-    a_any(&st, g->has_c ? g->c : g->a);
-    a_any(&st, g->y);
-    a_meta(&st, mid);
-    a_meta(&st, sid);
-    a_int(&st, g->has_c);
-    a_flt(&st, g->alpha);
-    a_flt(&st, g->beta);
+    const char *kernel = v8 ? "gemm_v8" : dot ? "gemm_dot" : "gemm";
+    st_args(&st, kernel, g->a, g->b, g->has_c ? g->c : g->a, g->y, arg_meta(mid), arg_meta(sid), arg_int(g->has_c), arg_flt(g->alpha), arg_flt(g->beta));
     st.dims = 3;
     if (v8 || dot) { /* one work item per 4x8 (1x4) block; the driver picks the work-group size */
         st.gws[0] = ((size_t)g->N + (v8 ? 7 : 3)) / (v8 ? 8 : 4);
@@ -260,16 +252,8 @@ static si_result conv_meta(ocl_plan *p, const window *w, int64_t N, int64_t C, i
 /* A direct convolution kernel (conv, conv_transpose): one work-item per output element. */
 static si_result emit_direct_conv(ocl_plan *p, const char *kernel, int mid) {
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, X->vid);
-    a_val(&st, W->vid);
-    a_val(&st, has_in(p, 2) ? p->in[2].vid : W->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_meta(&st, mid);
-    a_int(&st, has_in(p, 2));
-    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
+    return OCL_EMIT_1D(p, kernel, dcount(&p->out[0]), arg_val(X->vid), arg_val(W->vid), arg_val(has_in(p, 2) ? p->in[2].vid : W->vid),
+                       arg_val(p->out[0].vid), arg_int(dcount(&p->out[0])), arg_meta(mid), arg_int(has_in(p, 2)));
 }
 
 si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
@@ -322,11 +306,7 @@ si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
             int mid;
             if ((s = conv_meta(p, &w, N, C, OC, G, &mid))) return s;
             ocl_step st;
-            st_init(&st, "im2col");
-            a_val(&st, X->vid);
-            st_arg(&st, OA_SCRATCH, 0, 0);
-            a_int(&st, N * C * KK);
-            a_meta(&st, mid);
+            st_args(&st, "im2col", arg_val(X->vid), arg_scratch(), arg_int(N * C * KK), arg_meta(mid));
             st.dims = 2;
             st.gws[0] = (size_t)(wm[3] * wm[4]); /* OD * OH */
             st.gws[1] = (size_t)(N * C * KK);
@@ -466,14 +446,8 @@ si_result ocl_plan_pool(ocl_plan *p, const void *arg) {
     int mid;
     if ((s = ocl_meta64(p, m, 22, &mid))) return s;
     int mode = maxp ? 0 : si_attr_int(p->node, "count_include_pad", 0) ? 2 : 1;
-    ocl_step st;
-    st_init(&st, "pool");
-    a_val(&st, X->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_meta(&st, mid);
-    a_int(&st, mode);
-    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
+    return OCL_EMIT_1D(p, "pool", dcount(&p->out[0]), arg_val(X->vid), arg_val(p->out[0].vid), arg_int(dcount(&p->out[0])), arg_meta(mid),
+                       arg_int(mode));
 }
 
 // --- reductions ---------------------------------------------------------------------------------------------
@@ -513,14 +487,7 @@ static si_result emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, in
     int mid;
     si_result s = ocl_meta(p, meta, o, &mid);
     if (s) return s;
-    ocl_step stp;
-    st_init(&stp, "reduce");
-    a_val(&stp, x->vid);
-    a_val(&stp, vy);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    a_int(&stp, op);
-    return ocl_emit_1d(p, &stp, n);
+    return OCL_EMIT_1D(p, "reduce", n, arg_val(x->vid), arg_val(vy), arg_int(n), arg_meta(mid), arg_int(op));
 }
 
 si_result ocl_plan_reduce(ocl_plan *p, const void *arg) {
@@ -600,15 +567,8 @@ si_result ocl_plan_softmax(ocl_plan *p, const void *arg) {
     }
     int64_t rows = outer * inner;
     if (rows == 0 || len == 0) return SI_OK;
-    ocl_step st;
-    st_init(&st, "softmax");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, rows);
-    a_int(&st, len);
-    a_int(&st, inner);
-    a_int(&st, si_node_is(p->node, SI_OP_LOG_SOFTMAX));
-    return ocl_emit_1d(p, &st, rows);
+    return OCL_EMIT_1D(p, "softmax", rows, arg_val(x->vid), arg_val(p->out[0].vid), arg_int(rows), arg_int(len), arg_int(inner),
+                       arg_int(si_node_is(p->node, SI_OP_LOG_SOFTMAX)));
 }
 
 // --- normalization ------------------------------------------------------------------------------------------
@@ -649,27 +609,14 @@ si_result ocl_plan_batchnorm(ocl_plan *p, const void *arg) {
         s = ocl_meta(p, ab, (int)(2 * C), &mid);
         si_free(ab);
         if (s) return s;
-        st_init(&st, "chan_affine");
-        a_val(&st, x->vid);
-        a_meta(&st, mid);
-        a_val(&st, p->out[0].vid);
-        a_int(&st, inner);
-        a_int(&st, nc);
-        a_int(&st, C);
+        st_args(&st, "chan_affine", arg_val(x->vid), arg_meta(mid), arg_val(p->out[0].vid), arg_int(inner), arg_int(nc), arg_int(C));
         st.dims = 2;
         st.gws[0] = (size_t)inner;
         st.gws[1] = (size_t)nc;
         return nc ? ocl_emit(p, &st) : SI_OK;
     }
-    st_init(&st, "batchnorm");
-    a_val(&st, x->vid);
-    for (int k = 1; k < 5; k++) a_val(&st, p->in[k].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, C);
-    a_int(&st, inner);
-    a_flt(&st, eps);
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "batchnorm", dcount(x), arg_val(x->vid), arg_val(p->in[1].vid), arg_val(p->in[2].vid), arg_val(p->in[3].vid),
+                       arg_val(p->in[4].vid), arg_val(p->out[0].vid), arg_int(dcount(x)), arg_int(C), arg_int(inner), arg_flt(eps));
 }
 
 /* Scale/bias of LayerNormalization over the trailing dims from `axis`: its length when it indexes the row
@@ -715,22 +662,11 @@ si_result ocl_plan_layernorm(ocl_plan *p, const void *arg) {
     if (stats && !(has_out(p, 1) && has_out(p, 2))) return ocl_err(p, SI_ERR_UNSUPPORTED, "Mean and InvStdDev must be requested together");
     if (rows == 0) return SI_OK;
     ocl_step st;
-    st_init(&st, "layernorm");
-    a_val(&st, x->vid);
-    a_val(&st, p->in[1].vid);
-    a_val(&st, has_in(p, 2) ? p->in[2].vid : p->in[1].vid);
-    a_val(&st, p->out[0].vid);
-    a_val(&st, stats ? p->out[1].vid : p->out[0].vid);
-    a_val(&st, stats ? p->out[2].vid : p->out[0].vid);
-    a_int(&st, cols);
-    a_flt(&st, si_attr_float(p->node, "epsilon", 1e-5f));
-    a_int(&st, (has_in(p, 2) ? 1 : 0) | (stats ? 2 : 0) | (rms ? 4 : 0));
-    a_int(&st, slen);
-    a_int(&st, blen);
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)rows * st.lws[0];
-    return ocl_emit(p, &st);
+    st_args(&st, "layernorm", arg_val(x->vid), arg_val(p->in[1].vid), arg_val(has_in(p, 2) ? p->in[2].vid : p->in[1].vid), arg_val(p->out[0].vid),
+            arg_val(stats ? p->out[1].vid : p->out[0].vid), arg_val(stats ? p->out[2].vid : p->out[0].vid), arg_int(cols),
+            arg_flt(si_attr_float(p->node, "epsilon", 1e-5f)), arg_int((has_in(p, 2) ? 1 : 0) | (stats ? 2 : 0) | (rms ? 4 : 0)), arg_int(slen),
+            arg_int(blen));
+    return ocl_emit_rows(p, &st, rows);
 }
 
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg) {
@@ -754,18 +690,7 @@ si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg) {
     int64_t cols = (C / G) * sp;
     if (cols == 0) return SI_OK;
     ocl_step st;
-    st_init(&st, "groupnorm");
-    a_val(&st, x->vid);
-    a_val(&st, p->in[1].vid);
-    a_val(&st, p->in[2].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, cols);
-    a_int(&st, G);
-    a_int(&st, per_group ? 1 : C / G);
-    a_int(&st, per_group ? cols : sp);
-    a_flt(&st, si_attr_float(p->node, "epsilon", 1e-5f));
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)(N * G) * st.lws[0];
-    return ocl_emit(p, &st);
+    st_args(&st, "groupnorm", arg_val(x->vid), arg_val(p->in[1].vid), arg_val(p->in[2].vid), arg_val(p->out[0].vid), arg_int(cols), arg_int(G),
+            arg_int(per_group ? 1 : C / G), arg_int(per_group ? cols : sp), arg_flt(si_attr_float(p->node, "epsilon", 1e-5f)));
+    return ocl_emit_rows(p, &st, N * G);
 }

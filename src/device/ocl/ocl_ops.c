@@ -146,6 +146,19 @@ si_result ocl_emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
     return ocl_emit(p, st);
 }
 
+si_result ocl_emit_1d_of(ocl_plan *p, const char *kernel, int64_t n, int n_args, const ocl_arg *args) {
+    ocl_step st;
+    st_set(&st, kernel, n_args, args);
+    return ocl_emit_1d(p, &st, n);
+}
+
+si_result ocl_emit_rows(ocl_plan *p, ocl_step *st, int64_t rows) {
+    st->dims = 1;
+    st->lws[0] = (size_t)p->caps->wg;
+    st->gws[0] = (size_t)rows * st->lws[0];
+    return ocl_emit(p, st);
+}
+
 si_result ocl_meta64(ocl_plan *p, const int64_t *v, int n, int *id) {
     int buf[128];
     if (n > 128) return ocl_err(p, SI_ERR_INTERNAL, "kernel metadata too long");
@@ -192,14 +205,10 @@ static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
         if (s) return s;
         char k3[32];
         snprintf(k3, sizeof k3, "%s3", kernel);
+        const char *kernel3 = kernel3_name(k3);
+        if (!kernel3) return ocl_err(p, SI_ERR_INTERNAL, "no 3-D variant of %s", kernel);
         ocl_step stp;
-        st_init(&stp, NULL);
-        stp.kernel = kernel3_name(k3);
-        if (!stp.kernel) return ocl_err(p, SI_ERR_INTERNAL, "no 3-D variant of %s", kernel);
-        a_val(&stp, va);
-        a_val(&stp, vb);
-        a_val(&stp, vy);
-        a_meta(&stp, mid);
+        st_args(&stp, kernel3, arg_val(va), arg_val(vb), arg_val(vy), arg_meta(mid));
         stp.dims = 3;
         stp.gws[0] = (size_t)m3[0];
         stp.gws[1] = (size_t)m3[1];
@@ -221,15 +230,7 @@ static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
     int mid;
     si_result s = ocl_meta(p, meta, mn, &mid);
     if (s) return s;
-    ocl_step stp;
-    st_init(&stp, kernel);
-    a_val(&stp, va);
-    a_val(&stp, vb);
-    a_val(&stp, vy);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    a_int(&stp, mode);
-    return ocl_emit_1d(p, &stp, n);
+    return OCL_EMIT_1D(p, kernel, n, arg_val(va), arg_val(vb), arg_val(vy), arg_int(n), arg_meta(mid), arg_int(mode));
 }
 
 // --- element-wise -------------------------------------------------------------------------------------------
@@ -297,26 +298,12 @@ static si_result plan_unary(ocl_plan *p, const void *arg) {
         }
         if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
         if (!has_out(p, 0)) return SI_OK;
-        ocl_step st;
-        st_init(&st, "u_clip_t");
-        a_val(&st, x->vid);
-        a_val(&st, lo ? p->in[1].vid : x->vid);
-        a_val(&st, hi ? p->in[2].vid : x->vid);
-        a_val(&st, p->out[0].vid);
-        a_int(&st, dcount(x));
-        a_int(&st, (lo ? 1 : 0) | (hi ? 2 : 0));
-        return ocl_emit_1d(p, &st, dcount(x));
+        return OCL_EMIT_1D(p, "u_clip_t", dcount(x), arg_val(x->vid), arg_val(lo ? p->in[1].vid : x->vid), arg_val(hi ? p->in[2].vid : x->vid),
+                           arg_val(p->out[0].vid), arg_int(dcount(x)), arg_int((lo ? 1 : 0) | (hi ? 2 : 0)));
     }
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_flt(&st, a);
-    a_flt(&st, b);
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, kernel, dcount(x), arg_val(x->vid), arg_val(p->out[0].vid), arg_int(dcount(x)), arg_flt(a), arg_flt(b));
 }
 
 static si_result plan_identity(ocl_plan *p, const void *arg) {
@@ -355,13 +342,8 @@ static si_result plan_dropout(ocl_plan *p, const void *arg) {
         if ((s = ocl_set_out(p, 1, x->ndim, x->dims))) return s;
         bool b = p->node->opset >= 10;
         p->out[1].dtype = b ? SI_BOOL : SI_F32;
-        ocl_step st;
-        st_init(&st, b ? "fill_u8" : "fill_f32");
-        a_val(&st, p->out[1].vid);
-        a_int(&st, dcount(x));
-        if (b) a_int(&st, 1);
-        else a_flt(&st, 1.0f);
-        if ((s = ocl_emit_1d(p, &st, dcount(x)))) return s;
+        if ((s = OCL_EMIT_1D(p, b ? "fill_u8" : "fill_f32", dcount(x), arg_val(p->out[1].vid), arg_int(dcount(x)), b ? arg_int(1) : arg_flt(1.0f))))
+            return s;
     }
     return ocl_emit_view(p);
 }
@@ -376,18 +358,9 @@ static si_result plan_lrn(ocl_plan *p, const void *arg) {
     if (!a || a->i < 1 || a->i > INT_MAX) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute size is required and must be positive");
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "lrn");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, x->dims[1]);
-    a_int(&st, si_shape_count(x->ndim - 2, x->dims + 2));
-    a_int(&st, a->i);
-    a_flt(&st, si_attr_float(p->node, "alpha", 1e-4f));
-    a_flt(&st, si_attr_float(p->node, "beta", 0.75f));
-    a_flt(&st, si_attr_float(p->node, "bias", 1.0f));
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "lrn", dcount(x), arg_val(x->vid), arg_val(p->out[0].vid), arg_int(dcount(x)), arg_int(x->dims[1]),
+                       arg_int(si_shape_count(x->ndim - 2, x->dims + 2)), arg_int(a->i), arg_flt(si_attr_float(p->node, "alpha", 1e-4f)),
+                       arg_flt(si_attr_float(p->node, "beta", 0.75f)), arg_flt(si_attr_float(p->node, "bias", 1.0f)));
 }
 
 static si_result plan_cast(ocl_plan *p, const void *arg) {
@@ -419,12 +392,7 @@ static si_result plan_cast(ocl_plan *p, const void *arg) {
     if ((s = ocl_set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
     if (!kernel) return ocl_emit_view(p);
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, p->in[0].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->in[0]));
-    return ocl_emit_1d(p, &st, dcount(&p->in[0]));
+    return OCL_EMIT_1D(p, kernel, dcount(&p->in[0]), arg_val(p->in[0].vid), arg_val(p->out[0].vid), arg_int(dcount(&p->in[0])));
 }
 
 /* PRelu: the slope broadcasts to X (one way); before opset 7 a [C] slope is per channel. */
@@ -497,14 +465,8 @@ static si_result plan_variadic(ocl_plan *p, const void *arg) {
     for (int k = 2; k < p->n_in; k++)
         if ((s = emit_binary(p, kernel, vy, &yd, p->in[k].vid, &p->in[k], vy, nd, od))) return s;
     if (mean) {
-        ocl_step st;
-        st_init(&st, "u_scale");
-        a_val(&st, vy);
-        a_val(&st, vy);
-        a_int(&st, si_shape_count(nd, od));
-        a_flt(&st, 1.0f / (float)p->n_in);
-        a_flt(&st, 0.0f);
-        return ocl_emit_1d(p, &st, si_shape_count(nd, od));
+        return OCL_EMIT_1D(p, "u_scale", si_shape_count(nd, od), arg_val(vy), arg_val(vy), arg_int(si_shape_count(nd, od)),
+                           arg_flt(1.0f / (float)p->n_in), arg_flt(0.0f));
     }
     return SI_OK;
 }
@@ -533,10 +495,7 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
         si_result s = ocl_meta(p, m3, 11, &mid);
         if (s) return s;
         ocl_step stp;
-        st_init(&stp, "copy3");
-        a_any(&stp, x);
-        a_any(&stp, y);
-        a_meta(&stp, mid);
+        st_args(&stp, "copy3", x, y, arg_meta(mid));
         stp.dims = 3;
         stp.gws[0] = (size_t)m3[2];
         stp.gws[1] = (size_t)m3[3];
@@ -555,13 +514,7 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
     int mid;
     si_result s = ocl_meta(p, meta, 3 + 3 * r, &mid);
     if (s) return s;
-    ocl_step stp;
-    st_init(&stp, "copy_nd");
-    a_any(&stp, x);
-    a_any(&stp, y);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    return ocl_emit_1d(p, &stp, n);
+    return OCL_EMIT_1D(p, "copy_nd", n, x, y, arg_int(n), arg_meta(mid));
 }
 
 // --- layout -------------------------------------------------------------------------------------------------
@@ -952,14 +905,8 @@ static si_result plan_pad(ocl_plan *p, const void *arg) {
     if (!has_out(p, 0)) return SI_OK;
     int mid;
     if ((s = ocl_meta(p, meta, 2 + 5 * nd, &mid))) return s;
-    ocl_step st;
-    st_init(&st, "pad_nd");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, si_shape_count(nd, od));
-    a_meta(&st, mid);
-    a_flt(&st, value);
-    return ocl_emit_1d(p, &st, si_shape_count(nd, od));
+    return OCL_EMIT_1D(p, "pad_nd", si_shape_count(nd, od), arg_val(x->vid), arg_val(p->out[0].vid), arg_int(si_shape_count(nd, od)), arg_meta(mid),
+                       arg_flt(value));
 }
 
 /* Gather with float32 data and int32/int64 indices (constants, or model inputs checked before each run). */
@@ -992,16 +939,8 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
         return s;
     }
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, ix->dtype == SI_I64 ? "gather_i64" : "gather_i32");
-    a_val(&st, x->vid);
-    a_val(&st, ix->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_int(&st, nidx);
-    a_int(&st, len);
-    a_int(&st, inner);
-    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
+    return OCL_EMIT_1D(p, ix->dtype == SI_I64 ? "gather_i64" : "gather_i32", dcount(&p->out[0]), arg_val(x->vid), arg_val(ix->vid),
+                       arg_val(p->out[0].vid), arg_int(dcount(&p->out[0])), arg_int(nidx), arg_int(len), arg_int(inner));
 }
 
 // --- Resize / Upsample ------------------------------------------------------------------------------------------
@@ -1095,14 +1034,7 @@ static si_result plan_resize(ocl_plan *p, const void *arg) {
     if (!s) s = ocl_meta(p, tab, (int)total, &tid);
     si_free(tab);
     if (s) return s;
-    ocl_step st;
-    st_init(&st, "resize");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, n);
-    a_meta(&st, mid);
-    a_meta(&st, tid);
-    return ocl_emit_1d(p, &st, n);
+    return OCL_EMIT_1D(p, "resize", n, arg_val(x->vid), arg_val(p->out[0].vid), arg_int(n), arg_meta(mid), arg_meta(tid));
 }
 
 /* Shape and Size: known at compile time, so their outputs become constants of the compiled model. */
