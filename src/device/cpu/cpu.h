@@ -399,6 +399,12 @@ si_result cpu_fp16_round_after(cpu_pb *b);
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);
 bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
+/* The inputs and output an own kernel (ConvTranspose, Resize) needs: input 0 and output 0 float32 with static
+ * non-empty shapes (*X, *Y), and own kernels not turned off (SI_CPU_NO_OWN). */
+bool cpu_own_f32_io(const si_graph *g, const si_node *n, const si_val **X, const si_val **Y);
+/* An INTS attribute of `count` values each at least lo into out; dflt everywhere when it is absent. False: another
+ * count, or a value below lo. */
+bool cpu_attr_ints(const si_node *n, const char *name, int count, int64_t dflt, int64_t lo, int64_t *out);
 
 /* For tests and reports: the steps of a CPU compiled model's plan for its compile-time shapes, separated by
  * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference

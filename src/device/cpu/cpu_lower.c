@@ -141,19 +141,6 @@ static bool spatial_pads(const si_node *n, int sp, const int64_t *in, const int6
     return true;
 }
 
-static bool attr_dims(const si_node *n, const char *name, int sp, int64_t dflt, int64_t *out) {
-    int cnt;
-    const int64_t *v = si_attr_ints(n, name, &cnt);
-    for (int i = 0; i < sp; i++) out[i] = dflt;
-    if (!v) return true;
-    if (cnt != sp) return false;
-    for (int i = 0; i < sp; i++) {
-        if (v[i] < 1) return false;
-        out[i] = v[i];
-    }
-    return true;
-}
-
 /* A view of every stride-th pixel of x's current buffer (dims: the subsampled shape), when x has a buffer
  * without inner blocks and oneDNN accepts the view (it refuses views whose rows overlap in its extent
  * check, e.g. odd heights). */
@@ -305,7 +292,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
     int64_t G = si_attr_int(nd, "group", 1), OC = W->dims[0], ICg = W->dims[1];
     if (G < 1 || X->dims[1] != ICg * G || OC % G) return unsupported();
     int64_t stride[3], dil[3], kext[3], pl[3], pr[3];
-    if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
     int nk;
     const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
     for (int i = 0; i < sp; i++) {
@@ -369,7 +356,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
     scaled_rows sr = {W->data, c.scale, OC, si_shape_count(W->ndim, W->dims) / OC};
     cpu_skey wk = {.node = n, .tag = "conv.w", .fp = cpu_chain_fp(&c), .src = W};
     int64_t full_stride[3];
-    if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
+    if (sub) cpu_attr_ints(nd, "strides", sp, 1, 1, full_stride);
     int in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
     return conv_finish(b, n, &c, pd, in_buf, &wk, fill_scaled_rows, &sr, &wplain, B, OC, &bmd,
                        G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
@@ -391,7 +378,7 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     if (G < 1 || W->dims[0] != C || C % G || Y->dims[1] != OC) return unsupported();
     if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return unsupported();
     int64_t stride[3], dil[3], kext[3], pl[3], pr[3], opad[3];
-    if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
     int np;
     const int64_t *pads = si_attr_ints(nd, "pads", &np), *op = si_attr_ints(nd, "output_padding", &np);
     if (op && np != sp) return unsupported();
@@ -790,7 +777,7 @@ static si_result lower_pool(cpu_pb *b, int n) {
         const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
         if (!ks || nk != sp) return unsupported();
         if (is_max && ((nd->n_out > 1 && nd->out[1] >= 0) || si_attr_int(nd, "storage_order", 0))) return unsupported();
-        if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+        if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
         for (int i = 0; i < sp; i++) {
             if (ks[i] < 1) return unsupported();
             kern[i] = ks[i];

@@ -815,3 +815,23 @@ bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k) {
     const si_val *v = &g->values[n->in[k]];
     return v->dtype == SI_F32 && cpu_value_static(v);
 }
+
+bool cpu_own_f32_io(const si_graph *g, const si_node *n, const si_val **X, const si_val **Y) {
+    if (cpu_no_own() || !cpu_input_f32_static(g, n, 0) || n->n_out < 1 || n->out[0] < 0) return false;
+    *X = &g->values[n->in[0]];
+    *Y = &g->values[n->out[0]];
+    return (*Y)->dtype == SI_F32 && cpu_value_static(*Y) && si_shape_count((*Y)->ndim, (*Y)->dims) > 0 && si_shape_count((*X)->ndim, (*X)->dims) > 0;
+}
+
+bool cpu_attr_ints(const si_node *n, const char *name, int count, int64_t dflt, int64_t lo, int64_t *out) {
+    int cnt;
+    const int64_t *v = si_attr_ints(n, name, &cnt);
+    for (int i = 0; i < count; i++) out[i] = dflt;
+    if (!v) return true;
+    if (cnt != count) return false;
+    for (int i = 0; i < count; i++) {
+        if (v[i] < lo) return false;
+        out[i] = v[i];
+    }
+    return true;
+}
