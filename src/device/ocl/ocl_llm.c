@@ -32,8 +32,7 @@ static si_result emit_norm(ocl_plan *p, int64_t rows, int64_t cols, int flags, i
 /* SimplifiedLayerNormalization: X, scale broadcast over the normalized axes; outputs Y and inv_std_var. */
 static si_result plan_sln(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 2))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0], *g = &p->in[1];
     if (x->ndim < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank >= 1");
     int axis;
@@ -124,8 +123,7 @@ static si_result plan_skipnorm(ocl_plan *p, const void *arg) {
 
 static si_result plan_nbits(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_need_f32(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     if ((s = ocl_max_inputs(p, 6))) return s;
     const ocl_desc *a = &p->in[0], *b = &p->in[1], *sc = &p->in[2];
     if (b->dtype != SI_U8) return ocl_err(p, SI_ERR_INVALID_ARG, "B must be uint8, got %s", si_dtype_name(b->dtype));
@@ -221,8 +219,8 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
 static si_result plan_gelu(ocl_plan *p, const void *arg) {
     (void)arg;
     int kind = si_node_is(p->node, SI_OP_FAST_GELU) ? 0 : si_node_is(p->node, SI_OP_BIAS_GELU) ? 1 : 2;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, kind == 2 ? 1 : 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
+    if ((s = ocl_max_inputs(p, kind == 2 ? 1 : 2)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     bool bias = kind != 2 && has_in(p, 1);
     if (kind == 1 && !bias) return ocl_err(p, SI_ERR_INVALID_ARG, "input 1 (bias) is required");
@@ -244,8 +242,7 @@ static si_result plan_gelu(ocl_plan *p, const void *arg) {
 /* int8/uint8 to float32, per tensor or per axis (blocked quantization and other types stay on other devices). */
 static si_result plan_dequantize(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_in(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0], *sc = &p->in[1];
     if (x->dtype != SI_I8 && x->dtype != SI_U8)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "x of element type %s is not supported (int8, uint8)", si_dtype_name(x->dtype));
@@ -287,16 +284,19 @@ static si_result plan_dequantize(ocl_plan *p, const void *arg) {
 
 // --- dispatch -----------------------------------------------------------------------------------------------
 
-bool ocl_plan_llm(ocl_plan *p, si_result *out) {
-    switch (p->node->op ? (int)p->node->op->id : -1) {
-    case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: *out = plan_sln(p, NULL); return true;
+const ocl_planner *ocl_llm_planner(const si_node *n) {
+    static const ocl_planner sln = {plan_sln, NULL, {"ff", 2, 2}}, skipnorm = {plan_skipnorm, NULL, {NULL, 0, 0}},
+                             nbits = {plan_nbits, NULL, {"fif", 0, 1}}, gelu = {plan_gelu, NULL, {"f", 0, 0}},
+                             dequantize = {plan_dequantize, NULL, {"if", 3, 1}};
+    switch (n->op ? (int)n->op->id : -1) {
+    case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: return &sln;
     case SI_OP_SKIP_LAYER_NORMALIZATION:
-    case SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION: *out = plan_skipnorm(p, NULL); return true;
-    case SI_OP_MATMUL_NBITS: *out = plan_nbits(p, NULL); return true;
+    case SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION: return &skipnorm;
+    case SI_OP_MATMUL_NBITS: return &nbits;
     case SI_OP_FAST_GELU:
     case SI_OP_BIAS_GELU:
-    case SI_OP_QUICK_GELU: *out = plan_gelu(p, NULL); return true;
-    case SI_OP_DEQUANTIZE_LINEAR: *out = plan_dequantize(p, NULL); return true;
-    default: return false;
+    case SI_OP_QUICK_GELU: return &gelu;
+    case SI_OP_DEQUANTIZE_LINEAR: return &dequantize;
+    default: return NULL;
     }
 }

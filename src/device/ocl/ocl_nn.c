@@ -61,8 +61,7 @@ static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
 
 si_result ocl_plan_matmul(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *A = &p->in[0], *B = &p->in[1];
     int na = A->ndim, nb = B->ndim;
     if (na < 1 || nb < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "inputs must have rank 1 or more");
@@ -104,8 +103,7 @@ si_result ocl_plan_matmul(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_gemm(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *A = &p->in[0], *B = &p->in[1];
     if (A->ndim != 2 || B->ndim != 2) return ocl_err(p, SI_ERR_INVALID_ARG, "A and B must be matrices");
     bool ta = si_attr_int(p->node, "transA", 0) != 0, tb = si_attr_int(p->node, "transB", 0) != 0;
@@ -258,8 +256,7 @@ static si_result emit_direct_conv(ocl_plan *p, const char *kernel, int mid) {
 
 si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
     if (X->ndim < 3 || X->ndim > 5) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
     if (W->ndim != X->ndim) return ocl_err(p, SI_ERR_INVALID_ARG, "W has rank %d, X has rank %d", W->ndim, X->ndim);
@@ -350,8 +347,7 @@ si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_conv_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
     int nsp = X->ndim - 2;
     if (nsp < 1 || nsp > 3) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
@@ -419,8 +415,7 @@ si_result ocl_plan_conv_transpose(ocl_plan *p, const void *arg) {
 si_result ocl_plan_pool(ocl_plan *p, const void *arg) {
     (void)arg;
     bool maxp = si_node_is(p->node, SI_OP_MAX_POOL);
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1))) return s;
+    si_result s;
     if (maxp && has_out(p, 1)) return ocl_err(p, SI_ERR_UNSUPPORTED, "the Indices output is not supported");
     if ((s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *X = &p->in[0];
@@ -492,8 +487,7 @@ static si_result emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, in
 
 si_result ocl_plan_reduce(ocl_plan *p, const void *arg) {
     const reduce_def *rd = arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int na = -1;
@@ -531,8 +525,7 @@ si_result ocl_plan_reduce(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_global_pool(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "input rank %d is below 2", x->ndim);
     bool red[SI_MAX_DIMS] = {false};
@@ -548,8 +541,7 @@ si_result ocl_plan_global_pool(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_softmax(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "a scalar input is not supported");
     bool old = p->node->opset < 13;
@@ -635,8 +627,8 @@ static int64_t row_param_len(const ocl_desc *x, int axis, const ocl_desc *t) {
 si_result ocl_plan_layernorm(ocl_plan *p, const void *arg) {
     (void)arg;
     bool rms = si_node_is(p->node, SI_OP_RMS_NORMALIZATION);
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, rms ? 2 : 3)) || (s = ocl_max_outputs(p, rms ? 1 : 3))) return s;
+    si_result s;
+    if ((s = ocl_max_inputs(p, rms ? 2 : 3)) || (s = ocl_max_outputs(p, rms ? 1 : 3))) return s;
     const ocl_desc *x = &p->in[0];
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", -1), x->ndim, &axis))) return s;
@@ -672,8 +664,7 @@ si_result ocl_plan_layernorm(ocl_plan *p, const void *arg) {
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg) {
     (void)arg;
     bool inst = si_node_is(p->node, SI_OP_INSTANCE_NORMALIZATION);
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_need_f32(p, 2)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported", x->ndim);
     int64_t N = x->dims[0], C = x->dims[1], sp = si_shape_count(x->ndim - 2, x->dims + 2);

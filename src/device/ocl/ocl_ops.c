@@ -245,8 +245,8 @@ typedef struct unary_def {
 
 static si_result plan_unary(ocl_plan *p, const void *arg) {
     const unary_def *d = arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
+    if ((s = ocl_max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     float a = 0, b = 0;
     const char *kernel = d->kernel;
@@ -308,8 +308,7 @@ static si_result plan_unary(ocl_plan *p, const void *arg) {
 
 static si_result plan_identity(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     if ((s = ocl_set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
     return ocl_emit_view(p);
 }
@@ -318,8 +317,7 @@ static si_result plan_identity(ocl_plan *p, const void *arg) {
  * mode is accepted only with ratio 0 (REF's rule: nothing is dropped). */
 static si_result plan_dropout(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 2))) return s;
+    si_result s;
     if (p->node->opset < 7 && si_attr_int(p->node, "is_test", 0) == 0)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode (is_test=0) is not supported");
     if (has_in(p, 2)) {
@@ -350,8 +348,7 @@ static si_result plan_dropout(ocl_plan *p, const void *arg) {
 
 static si_result plan_lrn(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank 2 or more");
     const si_attr *a = si_node_attr(p->node, "size");
@@ -365,8 +362,7 @@ static si_result plan_lrn(ocl_plan *p, const void *arg) {
 
 static si_result plan_cast(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_in(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const char *kernel = NULL;
     switch (p->in[0].dtype) {
     case SI_F32: break;
@@ -398,8 +394,7 @@ static si_result plan_cast(ocl_plan *p, const void *arg) {
 /* PRelu: the slope broadcasts to X (one way); before opset 7 a [C] slope is per channel. */
 static si_result plan_prelu(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     ocl_desc sl = p->in[1];
     if (p->node->opset < 7 && sl.ndim == 1 && x->ndim >= 2 && sl.dims[0] == x->dims[1] && sl.dims[0] != 1)
@@ -416,8 +411,7 @@ static si_result plan_prelu(ocl_plan *p, const void *arg) {
 
 static si_result plan_binary(ocl_plan *p, const void *arg) {
     const char *kernel = arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     int nd;
     int64_t od[SI_MAX_DIMS];
     if ((s = ocl_bcast(p, p->in[0].ndim, p->in[0].dims, p->in[1].ndim, p->in[1].dims, &nd, od))) return s;
@@ -521,8 +515,7 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
 
 static si_result plan_reshape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS];
     int n;
@@ -562,8 +555,7 @@ static si_result plan_reshape(ocl_plan *p, const void *arg) {
 
 static si_result plan_flatten(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axis = si_attr_int(p->node, "axis", 1);
     if (axis < 0) axis += x->ndim;
@@ -584,8 +576,7 @@ static si_result squeeze_axes(ocl_plan *p, int64_t *axes, int *n) {
 
 static si_result plan_squeeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int n;
@@ -611,8 +602,7 @@ static si_result plan_squeeze(ocl_plan *p, const void *arg) {
 
 static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int n;
@@ -635,8 +625,7 @@ static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
 
 static si_result plan_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
     int64_t perm[SI_MAX_DIMS];
@@ -697,8 +686,7 @@ static si_result plan_concat(ocl_plan *p, const void *arg) {
 
 static si_result plan_split(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
@@ -745,8 +733,7 @@ static si_result plan_split(ocl_plan *p, const void *arg) {
 
 static si_result plan_slice(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
     int64_t starts[SI_MAX_DIMS], ends[SI_MAX_DIMS], axes[SI_MAX_DIMS], steps[SI_MAX_DIMS];
@@ -810,8 +797,7 @@ static si_result plan_slice(ocl_plan *p, const void *arg) {
 
 static si_result plan_expand(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS], od[SI_MAX_DIMS];
     int n, nd;
@@ -827,8 +813,7 @@ static si_result plan_expand(ocl_plan *p, const void *arg) {
 
 static si_result plan_tile(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n;
     int64_t rep[SI_MAX_DIMS];
@@ -858,8 +843,7 @@ static si_result plan_tile(ocl_plan *p, const void *arg) {
 
 static si_result plan_pad(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n, na = -1;
     int64_t pads[2 * SI_MAX_DIMS], axes[SI_MAX_DIMS];
@@ -912,8 +896,7 @@ static si_result plan_pad(ocl_plan *p, const void *arg) {
 /* Gather with float32 data and int32/int64 indices (constants, or model inputs checked before each run). */
 static si_result plan_gather(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0], *ix = &p->in[1];
     if (ix->dtype != SI_I64 && ix->dtype != SI_I32)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "indices have element type %s; int32 or int64 expected", si_dtype_name(ix->dtype));
@@ -1040,8 +1023,7 @@ static si_result plan_resize(ocl_plan *p, const void *arg) {
 /* Shape and Size: known at compile time, so their outputs become constants of the compiled model. */
 static si_result plan_shape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_in(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t vals[SI_MAX_DIMS], n = 0;
     if (si_node_is(p->node, SI_OP_SIZE)) {
@@ -1063,64 +1045,57 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
 
 // --- dispatch -----------------------------------------------------------------------------------------------
 
-typedef si_result (*plan_fn)(ocl_plan *p, const void *arg);
+/* The planner of each op the OCL device runs, with its argument and first checks; an empty entry: not supported. */
+#define UNARY(kernel, par) {plan_unary, &(const unary_def){kernel, par}, {"f", 0, 0}}
+#define REDUCE(code, axes_input_opset) {ocl_plan_reduce, &(const reduce_def){code, axes_input_opset}, {"f", 2, 1}}
 
-/* The planner of each op the OCL device runs, with its argument; an empty entry: not supported. */
-typedef struct planner {
-    plan_fn fn;
-    const void *arg;
-} planner;
-
-#define UNARY(kernel, par) {plan_unary, &(const unary_def){kernel, par}}
-#define REDUCE(code, axes_input_opset) {ocl_plan_reduce, &(const reduce_def){code, axes_input_opset}}
-
-static const planner planners[SI_OP_COUNT] = {
-    [SI_OP_ADD] = {plan_binary, "b_add"},
-    [SI_OP_SUB] = {plan_binary, "b_sub"},
-    [SI_OP_MUL] = {plan_binary, "b_mul"},
-    [SI_OP_DIV] = {plan_binary, "b_div"},
-    [SI_OP_POW] = {plan_binary, "b_pow"},
-    [SI_OP_PRELU] = {plan_prelu, NULL},
-    [SI_OP_SHAPE] = {plan_shape, NULL},
-    [SI_OP_SIZE] = {plan_shape, NULL},
-    [SI_OP_SUM] = {plan_variadic, "b_add"},
-    [SI_OP_MEAN] = {plan_variadic, "b_add"},
-    [SI_OP_MAX] = {plan_variadic, "b_max"},
-    [SI_OP_MIN] = {plan_variadic, "b_min"},
-    [SI_OP_IDENTITY] = {plan_identity, NULL},
-    [SI_OP_DROPOUT] = {plan_dropout, NULL},
-    [SI_OP_LRN] = {plan_lrn, NULL},
-    [SI_OP_CAST] = {plan_cast, NULL},
-    [SI_OP_CAST_LIKE] = {plan_cast, NULL},
-    [SI_OP_MATMUL] = {ocl_plan_matmul, NULL},
-    [SI_OP_GEMM] = {ocl_plan_gemm, NULL},
-    [SI_OP_CONV] = {ocl_plan_conv, NULL},
-    [SI_OP_CONV_TRANSPOSE] = {ocl_plan_conv_transpose, NULL},
-    [SI_OP_GATHER] = {plan_gather, NULL},
-    [SI_OP_MAX_POOL] = {ocl_plan_pool, NULL},
-    [SI_OP_AVERAGE_POOL] = {ocl_plan_pool, NULL},
-    [SI_OP_GLOBAL_AVERAGE_POOL] = {ocl_plan_global_pool, NULL},
-    [SI_OP_GLOBAL_MAX_POOL] = {ocl_plan_global_pool, NULL},
-    [SI_OP_SOFTMAX] = {ocl_plan_softmax, NULL},
-    [SI_OP_LOG_SOFTMAX] = {ocl_plan_softmax, NULL},
-    [SI_OP_BATCH_NORMALIZATION] = {ocl_plan_batchnorm, NULL},
-    [SI_OP_LAYER_NORMALIZATION] = {ocl_plan_layernorm, NULL},
-    [SI_OP_RMS_NORMALIZATION] = {ocl_plan_layernorm, NULL},
-    [SI_OP_INSTANCE_NORMALIZATION] = {ocl_plan_groupnorm, NULL},
-    [SI_OP_GROUP_NORMALIZATION] = {ocl_plan_groupnorm, NULL},
-    [SI_OP_RESHAPE] = {plan_reshape, NULL},
-    [SI_OP_FLATTEN] = {plan_flatten, NULL},
-    [SI_OP_SQUEEZE] = {plan_squeeze, NULL},
-    [SI_OP_UNSQUEEZE] = {plan_unsqueeze, NULL},
-    [SI_OP_TRANSPOSE] = {plan_transpose, NULL},
-    [SI_OP_CONCAT] = {plan_concat, NULL},
-    [SI_OP_SPLIT] = {plan_split, NULL},
-    [SI_OP_SLICE] = {plan_slice, NULL},
-    [SI_OP_EXPAND] = {plan_expand, NULL},
-    [SI_OP_TILE] = {plan_tile, NULL},
-    [SI_OP_PAD] = {plan_pad, NULL},
-    [SI_OP_RESIZE] = {plan_resize, NULL},
-    [SI_OP_UPSAMPLE] = {plan_resize, NULL},
+static const ocl_planner planners[SI_OP_COUNT] = {
+    [SI_OP_ADD] = {plan_binary, "b_add", {"ff", 2, 1}},
+    [SI_OP_SUB] = {plan_binary, "b_sub", {"ff", 2, 1}},
+    [SI_OP_MUL] = {plan_binary, "b_mul", {"ff", 2, 1}},
+    [SI_OP_DIV] = {plan_binary, "b_div", {"ff", 2, 1}},
+    [SI_OP_POW] = {plan_binary, "b_pow", {"ff", 2, 1}},
+    [SI_OP_PRELU] = {plan_prelu, NULL, {"ff", 2, 1}},
+    [SI_OP_SHAPE] = {plan_shape, NULL, {"i", 1, 1}},
+    [SI_OP_SIZE] = {plan_shape, NULL, {"i", 1, 1}},
+    [SI_OP_SUM] = {plan_variadic, "b_add", {NULL, 0, 0}},
+    [SI_OP_MEAN] = {plan_variadic, "b_add", {NULL, 0, 0}},
+    [SI_OP_MAX] = {plan_variadic, "b_max", {NULL, 0, 0}},
+    [SI_OP_MIN] = {plan_variadic, "b_min", {NULL, 0, 0}},
+    [SI_OP_IDENTITY] = {plan_identity, NULL, {"f", 1, 1}},
+    [SI_OP_DROPOUT] = {plan_dropout, NULL, {"f", 3, 2}},
+    [SI_OP_LRN] = {plan_lrn, NULL, {"f", 1, 1}},
+    [SI_OP_CAST] = {plan_cast, NULL, {"i", 0, 1}},
+    [SI_OP_CAST_LIKE] = {plan_cast, NULL, {"i", 0, 1}},
+    [SI_OP_MATMUL] = {ocl_plan_matmul, NULL, {"ff", 2, 1}},
+    [SI_OP_GEMM] = {ocl_plan_gemm, NULL, {"ff", 3, 1}},
+    [SI_OP_CONV] = {ocl_plan_conv, NULL, {"ff", 3, 1}},
+    [SI_OP_CONV_TRANSPOSE] = {ocl_plan_conv_transpose, NULL, {"ff", 3, 1}},
+    [SI_OP_GATHER] = {plan_gather, NULL, {"fi", 2, 1}},
+    [SI_OP_MAX_POOL] = {ocl_plan_pool, NULL, {"f", 1, 0}},
+    [SI_OP_AVERAGE_POOL] = {ocl_plan_pool, NULL, {"f", 1, 0}},
+    [SI_OP_GLOBAL_AVERAGE_POOL] = {ocl_plan_global_pool, NULL, {"f", 1, 1}},
+    [SI_OP_GLOBAL_MAX_POOL] = {ocl_plan_global_pool, NULL, {"f", 1, 1}},
+    [SI_OP_SOFTMAX] = {ocl_plan_softmax, NULL, {"f", 1, 1}},
+    [SI_OP_LOG_SOFTMAX] = {ocl_plan_softmax, NULL, {"f", 1, 1}},
+    [SI_OP_BATCH_NORMALIZATION] = {ocl_plan_batchnorm, NULL, {NULL, 0, 0}},
+    [SI_OP_LAYER_NORMALIZATION] = {ocl_plan_layernorm, NULL, {"ff", 0, 0}},
+    [SI_OP_RMS_NORMALIZATION] = {ocl_plan_layernorm, NULL, {"ff", 0, 0}},
+    [SI_OP_INSTANCE_NORMALIZATION] = {ocl_plan_groupnorm, NULL, {"fff", 3, 1}},
+    [SI_OP_GROUP_NORMALIZATION] = {ocl_plan_groupnorm, NULL, {"fff", 3, 1}},
+    [SI_OP_RESHAPE] = {plan_reshape, NULL, {"f", 0, 1}},
+    [SI_OP_FLATTEN] = {plan_flatten, NULL, {"f", 1, 1}},
+    [SI_OP_SQUEEZE] = {plan_squeeze, NULL, {"f", 0, 1}},
+    [SI_OP_UNSQUEEZE] = {plan_unsqueeze, NULL, {"f", 0, 1}},
+    [SI_OP_TRANSPOSE] = {plan_transpose, NULL, {"f", 1, 1}},
+    [SI_OP_CONCAT] = {plan_concat, NULL, {NULL, 0, 0}},
+    [SI_OP_SPLIT] = {plan_split, NULL, {"f", 0, 0}},
+    [SI_OP_SLICE] = {plan_slice, NULL, {"f", 0, 1}},
+    [SI_OP_EXPAND] = {plan_expand, NULL, {"fi", 2, 1}},
+    [SI_OP_TILE] = {plan_tile, NULL, {"fi", 2, 1}},
+    [SI_OP_PAD] = {plan_pad, NULL, {"f", 0, 1}},
+    [SI_OP_RESIZE] = {plan_resize, NULL, {NULL, 0, 0}},
+    [SI_OP_UPSAMPLE] = {plan_resize, NULL, {NULL, 0, 0}},
     /* unary ops: one kernel each, with the attributes read as unary_par says */
     [SI_OP_RELU] = UNARY("u_relu", P_NONE),
     [SI_OP_LEAKY_RELU] = UNARY("u_leaky_relu", P_LEAKY),
@@ -1174,14 +1149,25 @@ static const planner planners[SI_OP_COUNT] = {
     [SI_OP_REDUCE_LOG_SUM_EXP] = REDUCE(9, 18),
 };
 
+/* A planner's first checks (ocl_io). */
+static si_result check_io(ocl_plan *p, const ocl_io *io) {
+    si_result s = SI_OK;
+    for (int k = 0; io->need && io->need[k] && !s; k++) s = io->need[k] == 'f' ? ocl_need_f32(p, k) : ocl_need_in(p, k);
+    if (!s && io->max_in) s = ocl_max_inputs(p, io->max_in);
+    if (!s && io->max_out) s = ocl_max_outputs(p, io->max_out);
+    return s;
+}
+
 si_result ocl_plan_node(ocl_plan *p) {
     const si_node *n = p->node;
     const char *dom = n->domain ? n->domain : "";
-    si_result llm;
-    if (ocl_plan_llm(p, &llm)) return llm;
-    if (dom[0] && strcmp(dom, "ai.onnx"))
-        return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
-    const planner *pl = n->op ? &planners[n->op->id] : NULL;
-    if (pl && pl->fn) return pl->fn(p, pl->arg);
-    return si_err(SI_ERR_UNSUPPORTED, "op %s (node '%s') is not supported", n->op_type, n->name);
+    const ocl_planner *pl = ocl_llm_planner(n);
+    if (!pl) {
+        if (dom[0] && strcmp(dom, "ai.onnx"))
+            return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
+        pl = n->op ? &planners[n->op->id] : NULL;
+    }
+    if (!pl || !pl->fn) return si_err(SI_ERR_UNSUPPORTED, "op %s (node '%s') is not supported", n->op_type, n->name);
+    si_result s = check_io(p, &pl->io);
+    return s ? s : pl->fn(p, pl->arg);
 }

@@ -137,7 +137,25 @@ si_result ocl_plan_batchnorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_layernorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg);
 
-/* ocl_llm.c: the LLM ops (norms, MatMulNBits, GELUs; default domain and com.microsoft). False: not one of them. */
-bool ocl_plan_llm(ocl_plan *p, si_result *out);
+// --- dispatch ---------------------------------------------------------------------------------------------------
+
+/* The first checks of a planner, made by ocl_plan_node before it runs: the leading inputs `need` names ('f': present,
+ * float32, known shape: ocl_need_f32; 'i': present with a known shape: ocl_need_in), then at most max_in inputs and
+ * max_out outputs (0: the planner checks them itself). */
+typedef struct ocl_io {
+    const char *need;
+    int max_in, max_out;
+} ocl_io;
+
+/* A planner with its argument and first checks. */
+typedef struct ocl_planner {
+    si_result (*fn)(ocl_plan *p, const void *arg);
+    const void *arg;
+    ocl_io io;
+} ocl_planner;
+
+/* ocl_llm.c: the planner of an LLM op (norms, MatMulNBits, GELUs; default domain and com.microsoft); NULL: not one
+ * of them. */
+const ocl_planner *ocl_llm_planner(const si_node *n);
 
 #endif
