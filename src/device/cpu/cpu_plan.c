@@ -679,17 +679,8 @@ void cpu_plan_free(cpu_plan *p) {
         si_free(s->in_buf);
         si_free(s->out_buf);
     }
-    si_free(p->node_step);
-    si_free(p->ppacks);
     for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
-    si_free(p->owned);
-    si_free(p->steps);
-    si_free(p->bufs);
-    si_free(p->slots);
-    si_free(p->out_buf);
-    si_free(p->out_copy);
-    si_free(p->vbuf_plain);
-    si_free(p->key);
+    CPU_FREE_ALL(p->node_step, p->ppacks, p->owned, p->steps, p->bufs, p->slots, p->out_buf, p->out_copy, p->vbuf_plain, p->key);
     si_graph_free(p->g);
     si_free(p);
 }

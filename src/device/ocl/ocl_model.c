@@ -205,20 +205,8 @@ static void plan_free(ocl_mdl *m) {
     if (m->cbuf && m->cown && m->g)
         for (int v = 0; v < m->g->n_values; v++)
             if (m->cbuf[v] && m->cown[v]) clReleaseMemObject(m->cbuf[v]);
-    si_free(m->metas);
-    si_free(m->meta_vals);
-    si_free(m->meta_n);
-    si_free(m->steps);
-    si_free(m->alias_of);
-    si_free(m->def_t);
-    si_free(m->node_t);
-    si_free(m->kind);
-    si_free(m->slot);
-    si_free(m->cbuf);
-    si_free(m->cown);
-    si_free(m->slot_bytes);
-    si_free(m->ichecks);
-    si_free(m->key);
+    OCL_FREE_ALL(m->metas, m->meta_vals, m->meta_n, m->steps, m->alias_of, m->def_t, m->node_t, m->kind, m->slot, m->cbuf, m->cown, m->slot_bytes,
+                 m->ichecks, m->key);
     si_graph_free(m->g);
     si_free(m);
 }
@@ -994,16 +982,12 @@ static void model_free(si_cmodel *m_) {
     if (!M) return;
     for (int i = 0; i < M->n_plans; i++) plan_free(M->plans[i]);
     for (int i = 0; i < M->n_pbufs; i++) clReleaseMemObject(M->pbufs[i].mem);
-    si_free(M->pbufs);
     if (M->cbuf && M->g)
         for (int v = 0; v < M->g->n_values; v++)
             if (M->cbuf[v]) clReleaseMemObject(M->cbuf[v]);
     if (M->prog) clReleaseProgram(M->prog);
     pthread_mutex_destroy(&M->lock);
-    si_free(M->plans);
-    si_free(M->cbuf);
-    si_free(M->in_ports);
-    si_free(M->out_ports);
+    OCL_FREE_ALL(M->pbufs, M->plans, M->cbuf, M->in_ports, M->out_ports);
     si_graph_free(M->g);
     si_free(M);
 }
