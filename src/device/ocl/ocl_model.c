@@ -205,20 +205,8 @@ static void plan_free(ocl_mdl *m) {
     if (m->cbuf && m->cown && m->g)
         for (int v = 0; v < m->g->n_values; v++)
             if (m->cbuf[v] && m->cown[v]) clReleaseMemObject(m->cbuf[v]);
-    si_free(m->metas);
-    si_free(m->meta_vals);
-    si_free(m->meta_n);
-    si_free(m->steps);
-    si_free(m->alias_of);
-    si_free(m->def_t);
-    si_free(m->node_t);
-    si_free(m->kind);
-    si_free(m->slot);
-    si_free(m->cbuf);
-    si_free(m->cown);
-    si_free(m->slot_bytes);
-    si_free(m->ichecks);
-    si_free(m->key);
+    OCL_FREE_ALL(m->metas, m->meta_vals, m->meta_n, m->steps, m->alias_of, m->def_t, m->node_t, m->kind, m->slot, m->cbuf, m->cown, m->slot_bytes,
+                 m->ichecks, m->key);
     si_graph_free(m->g);
     si_free(m);
 }
@@ -848,14 +836,9 @@ static void collect_times(ocl_req *r, const ocl_mdl *m) {
     }
 }
 
-typedef struct step_ctx {
-    const ocl_mdl *m;
-    int step;
-} step_ctx;
-
-static char *step_node(void *ctx_) {
-    const step_ctx *c = ctx_;
-    const si_node *n = &c->m->g->nodes[c->m->steps[c->step].node];
+/* The nodes of a step's row: the one node it launches a kernel for (ctx). */
+static char *step_node(void *ctx) {
+    const si_node *n = ctx;
     return si_strdup(n->name ? n->name : "");
 }
 
@@ -869,9 +852,9 @@ static void req_profile(si_ireq *r_, si_prof *sink) {
         const ocl_step *st = &m->steps[i];
         char kernel[96];
         snprintf(kernel, sizeof kernel, "ocl:%s", st->kernel);
-        step_ctx ctx = {m, i};
+        const si_node *n = &m->g->nodes[st->node];
         /* a failure (out of memory) loses this step's sample, never the inference */
-        (void)si_prof_add(sink, st, m->g->nodes[st->node].op_type, "OCL", kernel, false, step_node, &ctx, r->prof_calls[i], r->prof_ms[i]);
+        (void)si_prof_add(sink, st, n->op_type, "OCL", kernel, false, step_node, (void *)n, r->prof_calls[i], r->prof_ms[i]);
         r->prof_calls[i] = 0;
         r->prof_ms[i] = 0;
     }
@@ -1004,16 +987,12 @@ static void model_free(si_cmodel *m_) {
     if (!M) return;
     for (int i = 0; i < M->n_plans; i++) plan_free(M->plans[i]);
     for (int i = 0; i < M->n_pbufs; i++) clReleaseMemObject(M->pbufs[i].mem);
-    si_free(M->pbufs);
     if (M->cbuf && M->g)
         for (int v = 0; v < M->g->n_values; v++)
             if (M->cbuf[v]) clReleaseMemObject(M->cbuf[v]);
     if (M->prog) clReleaseProgram(M->prog);
     pthread_mutex_destroy(&M->lock);
-    si_free(M->plans);
-    si_free(M->cbuf);
-    si_free(M->in_ports);
-    si_free(M->out_ports);
+    OCL_FREE_ALL(M->pbufs, M->plans, M->cbuf, M->in_ports, M->out_ports);
     si_graph_free(M->g);
     si_free(M);
 }
