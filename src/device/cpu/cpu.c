@@ -813,27 +813,15 @@ static si_result cpu_supports_op(const si_device *d, const si_graph *g, const si
     return si_op_supported(n, n->n_in, ins);
 }
 
-static si_result parse_threads(const si_options *opts, int *out) {
-    const char *t = si_options_get(opts, "threads");
-    *out = 1;
+/* An integer option of the CPU device in lo..hi; dflt when it is not set. */
+static si_result parse_int_option(const si_options *opts, const char *key, int dflt, int lo, int hi, int *out) {
+    const char *t = si_options_get(opts, key);
+    *out = dflt;
     if (!t) return SI_OK;
     char *end;
     errno = 0;
     long v = strtol(t, &end, 10);
-    if (errno || *end || end == t || v < 1 || v > 1024) return si_err(SI_ERR_INVALID_ARG, "CPU: threads '%s' is not a number in 1..1024", t);
-    *out = (int)v;
-    return SI_OK;
-}
-
-static si_result parse_plan_cache(const si_options *opts, int *out) {
-    const char *t = si_options_get(opts, "plan_cache");
-    *out = PLAN_CACHE_DEFAULT;
-    if (!t) return SI_OK;
-    char *end;
-    errno = 0;
-    long v = strtol(t, &end, 10);
-    if (errno || *end || end == t || v < 0 || v > PLAN_CACHE_MAX)
-        return si_err(SI_ERR_INVALID_ARG, "CPU: plan_cache '%s' is not a number in 0..%d", t, PLAN_CACHE_MAX);
+    if (errno || *end || end == t || v < lo || v > hi) return si_err(SI_ERR_INVALID_ARG, "CPU: %s '%s' is not a number in %d..%d", key, t, lo, hi);
     *out = (int)v;
     return SI_OK;
 }
@@ -842,8 +830,8 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
     const si_options *opts = si_compile_opts(cc);
     *out = NULL;
     int threads, plan_cache;
-    si_result s = parse_threads(opts, &threads);
-    if (!s) s = parse_plan_cache(opts, &plan_cache);
+    si_result s = parse_int_option(opts, "threads", 1, 1, 1024, &threads);
+    if (!s) s = parse_int_option(opts, "plan_cache", PLAN_CACHE_DEFAULT, 0, PLAN_CACHE_MAX, &plan_cache);
     if (s) return s;
     dnnl_engine_t eng;
     if ((s = cpu_engine(&eng))) return s;

@@ -399,12 +399,24 @@ si_result cpu_fp16_round_after(cpu_pb *b);
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);
 bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k);
+/* The inputs and output an own kernel (ConvTranspose, Resize) needs: input 0 and output 0 float32 with static
+ * non-empty shapes (*X, *Y), and own kernels not turned off (SI_CPU_NO_OWN). */
+bool cpu_own_f32_io(const si_graph *g, const si_node *n, const si_val **X, const si_val **Y);
+/* An INTS attribute of `count` values each at least lo into out; dflt everywhere when it is absent. False: another
+ * count, or a value below lo. */
+bool cpu_attr_ints(const si_node *n, const char *name, int count, int64_t dflt, int64_t lo, int64_t *out);
 
 /* For tests and reports: the steps of a CPU compiled model's plan for its compile-time shapes, separated by
  * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
  * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
 /* si_cpu_plan_stats: cpu_stats.h */
+
+/* si_free each pointer listed, in order: CPU_FREE_ALL(m->a, m->b, ...). */
+static inline void cpu_free_each(void *const *ptrs, size_t n) {
+    for (size_t i = 0; i < n; i++) si_free(ptrs[i]);
+}
+#define CPU_FREE_ALL(...) cpu_free_each((void *const[]){__VA_ARGS__}, sizeof((void *const[]){__VA_ARGS__}) / sizeof(void *))
 
 // --- profiles (cpu_profile.c) -------------------------------------------------------------------------------
 

@@ -152,16 +152,6 @@ static si_result dc_run(const void *params, void *const *ptr, int threads) {
     return SI_OK;
 }
 
-static bool ints_attr(const si_node *nd, const char *name, int n, int64_t dflt, int64_t *out) {
-    int cnt;
-    const int64_t *v = si_attr_ints(nd, name, &cnt);
-    for (int i = 0; i < n; i++) out[i] = dflt;
-    if (!v) return true;
-    if (cnt != n) return false;
-    for (int i = 0; i < n; i++) out[i] = v[i];
-    return true;
-}
-
 static bool act_of(const cpu_po *po, dnnl_alg_kind_t *alg, float *al, float *be) {
     if (po->kind != PO_ELTWISE) return false;
     if (po->alg != dnnl_eltwise_relu && po->alg != dnnl_eltwise_logistic && po->alg != dnnl_eltwise_tanh && po->alg != dnnl_eltwise_clip &&
@@ -174,13 +164,10 @@ static bool act_of(const cpu_po *po, dnnl_alg_kind_t *alg, float *al, float *be)
 }
 
 si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
-    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 2 || !cpu_input_f32_static(g, nd, 0) || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
-    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    if (Y->dtype != SI_F32 || !cpu_value_static(Y) || si_shape_count(Y->ndim, Y->dims) <= 0 || si_shape_count(X->ndim, X->dims) <= 0)
-        return SI_ERR_UNSUPPORTED;
+    const si_val *X, *Y;
+    if (nd->n_in < 2 || !cpu_own_f32_io(g, nd, &X, &Y)) return SI_ERR_UNSUPPORTED;
     const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return SI_ERR_UNSUPPORTED;
@@ -190,8 +177,8 @@ si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
     if (Y->dims[1] != OC || Y->dims[0] != X->dims[0]) return SI_ERR_UNSUPPORTED;
     if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return SI_ERR_UNSUPPORTED;
     int64_t s[DC_SP], d[DC_SP], op[DC_SP], pads[2 * DC_SP];
-    if (!ints_attr(nd, "strides", sp, 1, s) || !ints_attr(nd, "dilations", sp, 1, d) || !ints_attr(nd, "output_padding", sp, 0, op) ||
-        !ints_attr(nd, "pads", 2 * sp, 0, pads))
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, s) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, d) ||
+        !cpu_attr_ints(nd, "output_padding", sp, 0, INT64_MIN, op) || !cpu_attr_ints(nd, "pads", 2 * sp, 0, INT64_MIN, pads))
         return SI_ERR_UNSUPPORTED;
     const char *ap = si_attr_str(nd, "auto_pad", "NOTSET");
     bool upper = !strcmp(ap, "SAME_UPPER"), lower = !strcmp(ap, "SAME_LOWER"), valid = !strcmp(ap, "VALID");

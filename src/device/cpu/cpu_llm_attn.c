@@ -531,6 +531,21 @@ static void mha_split(float *dst, const float *src, const float *bias, int64_t B
             }
 }
 
+/* The fused loop of MultiHeadAttention and Attention (com.microsoft) on heads in [B, N, S|T, H] layout (qh, kh, vh)
+ * into output 0, with the op's mask kind, mask (int32 key mask, may be NULL) and attention bias (may be NULL). */
+static si_result ms_attend(si_kctx *c, int64_t B, int64_t S, int64_t T, int64_t P, int64_t N, int64_t H, int64_t Hv, int mask_kind,
+                           const si_tensor *mask, const si_tensor *abias, const float *qh, const float *kh, const float *vh) {
+    const float sc = si_attr_float(c->node, "scale", 0.0f);
+    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = mask_kind, .mask = mask ? mask->data : NULL, .bias = abias,
+                     .causal = si_attr_int(c->node, "unidirectional", 0) != 0, .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
+    cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
+                  .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
+                  .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
+                  .range = ms_range, .adjust = x.bias || mask_kind != MK_NONE ? ms_adjust : NULL, .ctx = &x};
+    if (a.out && !cpu_attention(&a)) return si_op_nomem(c);
+    return SI_OK;
+}
+
 si_result cpu_mha_run(si_kctx *c) {
     si_mha p;
     si_result st = si_mha_prepare(c, &p);
@@ -563,15 +578,7 @@ si_result cpu_mha_run(si_kctx *c) {
         kh = kw;
         vh = vw;
     }
-    const float sc = si_attr_float(c->node, "scale", 0.0f);
-    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = p.mask, .mask = si_in(c, MHA_MASK) ? si_in(c, MHA_MASK)->data : NULL,
-                     .bias = si_in(c, MHA_ABIAS), .causal = si_attr_int(c->node, "unidirectional", 0) != 0,
-                     .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
-    cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
-                  .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
-                  .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
-                  .range = ms_range, .adjust = x.bias || p.mask != MK_NONE ? ms_adjust : NULL, .ctx = &x};
-    if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
+    st = ms_attend(c, B, S, T, P, N, H, Hv, p.mask, si_in(c, MHA_MASK), si_in(c, MHA_ABIAS), qh, kh, vh);
     si_free(scratch);
     return st;
 }
@@ -614,15 +621,7 @@ si_result cpu_msattn_run(si_kctx *c) {
                 for (int64_t e = 0; e < Hv; e++) dv[e] = row[p.Dq + p.Dk + h * Hv + e] + (bias ? bias[p.Dq + p.Dk + h * Hv + e] : 0.0f);
             }
         }
-    const float sc = si_attr_float(c->node, "scale", 0.0f);
-    ms_mask_ctx x = {.B = B, .S = S, .T = T, .P = P, .kind = p.mask, .mask = si_in(c, AT_MASK) ? si_in(c, AT_MASK)->data : NULL,
-                     .bias = si_in(c, AT_ABIAS), .causal = si_attr_int(c->node, "unidirectional", 0) != 0,
-                     .filter = si_attr_float(c->node, "mask_filter_value", -10000.0f)};
-    cpu_attn a = {.B = B, .N = N, .Nkv = N, .S = S, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh,
-                  .out = si_out(c, 0) ? si_out(c, 0)->data : NULL, .qs = {N * S * H, S * H, H}, .ks = {N * T * H, T * H, H},
-                  .vs = {N * T * Hv, T * Hv, Hv}, .os = {S * N * Hv, Hv, N * Hv}, .scale = sc != 0.0f ? sc : (float)(1.0 / sqrt((double)H)),
-                  .range = ms_range, .adjust = x.bias || p.mask != MK_NONE ? ms_adjust : NULL, .ctx = &x};
-    if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
+    st = ms_attend(c, B, S, T, P, N, H, Hv, p.mask, si_in(c, AT_MASK), si_in(c, AT_ABIAS), qh, kh, vh);
     si_free(proj);
     return st;
 }

@@ -55,9 +55,22 @@ static si_result create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_pr
     }
 }
 
+/* A chain anchored at node n over the dims of md (no channel affine to fold), extended over the nodes that follow,
+ * and the primitive descriptor of op_desc with its post-ops; on failure the chain is freed. */
+static si_result chain_pd(cpu_pb *b, int n, const dnnl_memory_desc_t *md, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd) {
+    int64_t dims[DNNL_MAX_NDIMS];
+    for (int i = 0; i < md->ndims; i++) dims[i] = md->dims[i];
+    cpu_chain_init(c, b, n, md->ndims, dims, -1, false);
+    cpu_chain_extend(b, c);
+    si_result s = create_pd(b, c, op_desc, pd, b->g->nodes[n].name);
+    if (s) cpu_chain_free(c);
+    return s;
+}
+
 static const dnnl_memory_desc_t *q_md(dnnl_primitive_desc_t pd, dnnl_query_t what) { return dnnl_primitive_desc_query_md(pd, what, 0); }
 
-/* Emit the step of an anchor with its chain; args holds the anchor's own arguments except DST. */
+/* Emit the step of an anchor with its chain; args holds the anchor's own arguments except DST. Frees the chain
+ * (cpu_chain_free), and pd when it fails before the step owns it. */
 static si_result finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor) {
     const dnnl_memory_desc_t *dmd = q_md(pd, dnnl_query_dst_md);
     dnnl_memory_desc_t dst_md = *dmd;
@@ -65,6 +78,7 @@ static si_result finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd,
     int dst = s ? -1 : cpu_chain_dst(b, c, &dst_md);
     if (dst < 0) {
         dnnl_primitive_desc_destroy(pd);
+        cpu_chain_free(c);
         return s ? s : SI_ERR_INTERNAL;
     }
     args[n_args].arg = DNNL_ARG_DST;
@@ -73,6 +87,7 @@ static si_result finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd,
     cpu_chain_name(c, anchor, name, sizeof name);
     s = cpu_pb_emit_dnnl(b, c->anchor, name, pd, args, n_args);
     if (!s) cpu_chain_consume(b, c);
+    cpu_chain_free(c);
     return s;
 }
 
@@ -137,19 +152,6 @@ static bool spatial_pads(const si_node *n, int sp, const int64_t *in, const int6
             return false;
         }
         if (pl[i] < 0 || pr[i] < 0) return false;
-    }
-    return true;
-}
-
-static bool attr_dims(const si_node *n, const char *name, int sp, int64_t dflt, int64_t *out) {
-    int cnt;
-    const int64_t *v = si_attr_ints(n, name, &cnt);
-    for (int i = 0; i < sp; i++) out[i] = dflt;
-    if (!v) return true;
-    if (cnt != sp) return false;
-    for (int i = 0; i < sp; i++) {
-        if (v[i] < 1) return false;
-        out[i] = v[i];
     }
     return true;
 }
@@ -260,15 +262,31 @@ static int folded_bias(cpu_pb *b, int n, const si_tensor *B, const cpu_chain *c,
     return sb ? cpu_pb_const_buf(b, sb, bmd) : -1;
 }
 
-/* The primitive of a (de)convolution whose op descriptor init returned ds (what names it in an error); on
- * failure the chain is freed. */
-static si_result conv_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_status_t ds, const char *what, const char *nname,
-                         dnnl_primitive_desc_t *pd) {
+/* The primitive of a convolution or, with deconv, a transposed convolution: source sd and destination dd (rank r),
+ * weights wd (rank wr), all in the layouts oneDNN picks ("any": nhwc for its brgemm convolutions here; forcing
+ * nChw16c gets the reference kernel on this oneDNN and CPU), bias bmd, strides st, dilations dl (oneDNN's: 0 for
+ * none) and pads; on failure the chain is freed. */
+static si_result conv_pd(cpu_pb *b, cpu_chain *c, bool deconv, int r, const int64_t *sd, int wr, const int64_t *wd, const int64_t *dd,
+                         const dnnl_memory_desc_t *bmd, const int64_t *st, const int64_t *dl, const int64_t *pad_l, const int64_t *pad_r,
+                         const char *nname, dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t smd, wmd, dmd;
+    dnnl_memory_desc_init_by_tag(&smd, r, sd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&wmd, wr, wd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    union {
+        dnnl_convolution_desc_t conv;
+        dnnl_deconvolution_desc_t deconv;
+    } od;
+    dnnl_status_t ds = deconv ? dnnl_dilated_deconvolution_forward_desc_init(&od.deconv, dnnl_forward_inference, dnnl_deconvolution_direct, &smd,
+                                                                             &wmd, bmd, &dmd, st, dl, pad_l, pad_r)
+                              : dnnl_dilated_convolution_forward_desc_init(&od.conv, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd,
+                                                                           bmd, &dmd, st, dl, pad_l, pad_r);
     if (ds != dnnl_success) {
         cpu_chain_free(c);
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, what, nname);
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported()
+                                                                         : cpu_dnnl_err(ds, deconv ? "deconvolution" : "convolution", nname);
     }
-    si_result s = create_pd(b, c, op_desc, pd, nname);
+    si_result s = create_pd(b, c, &od, pd, nname);
     if (s) cpu_chain_free(c);
     return s;
 }
@@ -288,9 +306,7 @@ static si_result conv_finish(cpu_pb *b, int n, cpu_chain *c, dnnl_primitive_desc
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
     cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_WEIGHTS, w_buf}, {DNNL_ARG_BIAS, b_buf}};
-    si_result s = finish_chain(b, c, pd, args, 3, anchor);
-    cpu_chain_free(c);
-    return s;
+    return finish_chain(b, c, pd, args, 3, anchor);
 }
 
 static si_result lower_conv(cpu_pb *b, int n) {
@@ -305,7 +321,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
     int64_t G = si_attr_int(nd, "group", 1), OC = W->dims[0], ICg = W->dims[1];
     if (G < 1 || X->dims[1] != ICg * G || OC % G) return unsupported();
     int64_t stride[3], dil[3], kext[3], pl[3], pr[3];
-    if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
     int nk;
     const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
     for (int i = 0; i < sp; i++) {
@@ -346,12 +362,7 @@ static si_result lower_conv(cpu_pb *b, int n) {
         for (int i = 0; i < sp; i++) sd[2 + i] = Y->dims[2 + i], stride[i] = 1;
     int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
     for (int i = 0; i < sp; i++) st[i] = stride[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
-    dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
-    /* "any": oneDNN picks the activation layout its fastest kernel wants (nhwc for its brgemm convolutions
-     * here; forcing nChw16c gets the reference kernel on this oneDNN and CPU) */
-    dnnl_memory_desc_init_by_tag(&smd, r, sd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&wmd, wr, wd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_t bmd, wplain;
     int64_t bdim = OC;
     cpu_md_plain(&bmd, 1, &bdim);
     {
@@ -359,17 +370,14 @@ static si_result lower_conv(cpu_pb *b, int n) {
         for (int i = 0; i < wr; i++) wdd[i] = wd[i];
         cpu_md_plain(&wplain, wr, wdd);
     }
-    dnnl_convolution_desc_t cd;
-    dnnl_status_t ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, &bmd,
-                                                                  &dmd, st, dl, pad_l, pad_r);
     dnnl_primitive_desc_t pd;
-    si_result s = conv_pd(b, &c, &cd, ds, "convolution", nd->name, &pd);
+    si_result s = conv_pd(b, &c, false, r, sd, wr, wd, dd, &bmd, st, dl, pad_l, pad_r, nd->name, &pd);
     if (s) return s;
     /* weights and bias with the folded per-channel affine, made once per compiled model (the store) */
     scaled_rows sr = {W->data, c.scale, OC, si_shape_count(W->ndim, W->dims) / OC};
     cpu_skey wk = {.node = n, .tag = "conv.w", .fp = cpu_chain_fp(&c), .src = W};
     int64_t full_stride[3];
-    if (sub) attr_dims(nd, "strides", sp, 1, full_stride);
+    if (sub) cpu_attr_ints(nd, "strides", sp, 1, 1, full_stride);
     int in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
     return conv_finish(b, n, &c, pd, in_buf, &wk, fill_scaled_rows, &sr, &wplain, B, OC, &bmd,
                        G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
@@ -391,7 +399,7 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     if (G < 1 || W->dims[0] != C || C % G || Y->dims[1] != OC) return unsupported();
     if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return unsupported();
     int64_t stride[3], dil[3], kext[3], pl[3], pr[3], opad[3];
-    if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
     int np;
     const int64_t *pads = si_attr_ints(nd, "pads", &np), *op = si_attr_ints(nd, "output_padding", &np);
     if (op && np != sp) return unsupported();
@@ -417,17 +425,11 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     for (int i = sp - 1; i >= 0; i--) wdims[3 + i] = W->dims[2 + i], wstr[3 + i] = ks, ks *= W->dims[2 + i];
     for (int i = 0; i < r + 1; i++) wd[i] = wdims[i];
     for (int i = 0; i < sp; i++) st[i] = stride[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
-    dnnl_memory_desc_t smd, wmd, bmd, dmd, wplain;
-    dnnl_memory_desc_init_by_tag(&smd, r, sd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&wmd, r + 1, wd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    dnnl_memory_desc_t bmd, wplain;
     cpu_md_plain(&bmd, 1, &OC);
     cpu_md_strided(&wplain, r + 1, wdims, wstr);
-    dnnl_deconvolution_desc_t dcd;
-    dnnl_status_t ds = dnnl_dilated_deconvolution_forward_desc_init(&dcd, dnnl_forward_inference, dnnl_deconvolution_direct, &smd, &wmd, &bmd,
-                                                                    &dmd, st, dl, pad_l, pad_r);
     dnnl_primitive_desc_t pd;
-    si_result s = conv_pd(b, &c, &dcd, ds, "deconvolution", nd->name, &pd);
+    si_result s = conv_pd(b, &c, true, r, sd, r + 1, wd, dd, &bmd, st, dl, pad_l, pad_r, nd->name, &pd);
     if (s) return s;
     deconv_w dw = {W->data, c.scale, C, OCg, K, Cg};
     cpu_skey wk = {.node = n, .tag = "deconv.w", .fp = cpu_chain_fp(&c), .src = W};
@@ -598,9 +600,7 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
     int wb = ab < 0 ? -1 : sw >= 0 ? sw : cpu_pb_in_md(b, nd->in[1], &wmd);
     if (wb >= 0 && tn < 0) {
         cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_WEIGHTS, wb}};
-        s = finish_chain(b, &c, pd, args, 2, "MatMul(strided)");
-        cpu_chain_free(&c);
-        return s;
+        return finish_chain(b, &c, pd, args, 2, "MatMul(strided)");
     }
     cpu_chain_free(&c);
     int db = -1;
@@ -790,7 +790,7 @@ static si_result lower_pool(cpu_pb *b, int n) {
         const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
         if (!ks || nk != sp) return unsupported();
         if (is_max && ((nd->n_out > 1 && nd->out[1] >= 0) || si_attr_int(nd, "storage_order", 0))) return unsupported();
-        if (!attr_dims(nd, "strides", sp, 1, stride) || !attr_dims(nd, "dilations", sp, 1, dil)) return unsupported();
+        if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
         for (int i = 0; i < sp; i++) {
             if (ks[i] < 1) return unsupported();
             kern[i] = ks[i];
@@ -821,16 +821,11 @@ static si_result lower_pool(cpu_pb *b, int n) {
     dnnl_status_t ds = dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg, &smd, &dmd, st, kk, dl, pad_l, pad_r);
     if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "pooling", nd->name);
     cpu_chain c;
-    cpu_chain_init(&c, b, n, r, Y->dims, -1, false);
-    cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &pdsc, &pd, nd->name);
-    if (!s) {
-        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
-        s = finish_chain(b, &c, pd, args, 1, nd->op_type);
-    }
-    cpu_chain_free(&c);
-    return s;
+    si_result s = chain_pd(b, n, &dmd, &c, &pdsc, &pd);
+    if (s) return s;
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
+    return finish_chain(b, &c, pd, args, 1, nd->op_type);
 }
 
 // --- elementwise ------------------------------------------------------------------------------------------------
@@ -870,12 +865,12 @@ static si_result eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t al
     cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
     si_result s = create_pd(b, &c, &ed, &pd, b->g->nodes[n].name);
-    if (!s) {
-        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
-        s = finish_chain(b, &c, pd, args, 1, n_extra ? "Eltwise" : b->g->nodes[n].op_type);
+    if (s) {
+        cpu_chain_free(&c);
+        return s;
     }
-    cpu_chain_free(&c);
-    return s;
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
+    return finish_chain(b, &c, pd, args, 1, n_extra ? "Eltwise" : b->g->nodes[n].op_type);
 }
 
 static si_result lower_eltwise(cpu_pb *b, int n) {
@@ -982,28 +977,18 @@ static si_result lower_binary(cpu_pb *b, int n) {
             return unsupported();
         }
         cpu_chain c;
-        int64_t pdims[DNNL_MAX_NDIMS];
-        for (int i = 0; i < amd.ndims; i++) pdims[i] = amd.dims[i];
-        cpu_chain_init(&c, b, n, amd.ndims, pdims, -1, false);
-        cpu_chain_extend(b, &c);
         dnnl_primitive_desc_t pd;
-        si_result s = create_pd(b, &c, &bdsc, &pd, nd->name);
-        if (s == SI_ERR_UNSUPPORTED && blocked) {
+        si_result s = chain_pd(b, n, &amd, &c, &bdsc, &pd);
+        if (s == SI_ERR_UNSUPPORTED && blocked) continue;
+        if (s) return s;
+        int sb = cpu_pb_in_md(b, vb, &bmd);
+        if (sb < 0) {
+            dnnl_primitive_desc_destroy(pd);
             cpu_chain_free(&c);
-            continue;
+            return SI_ERR_INTERNAL;
         }
-        if (!s) {
-            int sb = cpu_pb_in_md(b, vb, &bmd);
-            if (sb < 0) {
-                dnnl_primitive_desc_destroy(pd);
-                cpu_chain_free(&c);
-                return SI_ERR_INTERNAL;
-            }
-            cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC_0, sa}, {DNNL_ARG_SRC_1, sb}};
-            s = finish_chain(b, &c, pd, args, 2, nd->op_type);
-        }
-        cpu_chain_free(&c);
-        return s;
+        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC_0, sa}, {DNNL_ARG_SRC_1, sb}};
+        return finish_chain(b, &c, pd, args, 2, nd->op_type);
     }
     return unsupported();
 }
@@ -1033,24 +1018,17 @@ static si_result lower_batchnorm(cpu_pb *b, int n) {
                                                                   dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift);
     if (ds != dnnl_success) return unsupported();
     cpu_chain c;
-    int64_t pdims[DNNL_MAX_NDIMS];
-    for (int i = 0; i < md.ndims; i++) pdims[i] = md.dims[i];
-    cpu_chain_init(&c, b, n, md.ndims, pdims, -1, false);
-    cpu_chain_extend(b, &c);
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &bd, &pd, nd->name);
-    if (!s) {
-        int bufs[4];
-        for (int i = 0; i < 4; i++) {
-            cpu_pb_keep_const(b, nd->in[1 + i]);
-            bufs[i] = cpu_pb_const_buf(b, ts[i]->data, &cmd);
-        }
-        cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_SCALE, bufs[0]}, {DNNL_ARG_SHIFT, bufs[1]}, {DNNL_ARG_MEAN, bufs[2]},
-                                  {DNNL_ARG_VARIANCE, bufs[3]}};
-        s = finish_chain(b, &c, pd, args, 5, "BatchNormalization");
+    si_result s = chain_pd(b, n, &md, &c, &bd, &pd);
+    if (s) return s;
+    int bufs[4];
+    for (int i = 0; i < 4; i++) {
+        cpu_pb_keep_const(b, nd->in[1 + i]);
+        bufs[i] = cpu_pb_const_buf(b, ts[i]->data, &cmd);
     }
-    cpu_chain_free(&c);
-    return s;
+    cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_SCALE, bufs[0]}, {DNNL_ARG_SHIFT, bufs[1]}, {DNNL_ARG_MEAN, bufs[2]},
+                              {DNNL_ARG_VARIANCE, bufs[3]}};
+    return finish_chain(b, &c, pd, args, 5, "BatchNormalization");
 }
 
 static si_result lower_softmax(cpu_pb *b, int n) {

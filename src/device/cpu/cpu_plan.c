@@ -45,30 +45,44 @@ static bool grow(void **arr, int *cap, int need, size_t elem) {
     return true;
 }
 
-static int add_slot(cpu_plan *p, cpu_slot_kind kind, int index, size_t size) {
-    if (!grow((void **)&p->slots, &p->cap_slots, p->n_slots + 1, sizeof(cpu_slot))) {
-        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning buffers");
-        return -1;
+/* A new zeroed element at the end of the array *arr of *n elements (capacity *cap); NULL with `msg` as the error
+ * when out of memory. */
+static void *push(void **arr, int *n, int *cap, size_t elem, const char *msg) {
+    if (!grow(arr, cap, *n + 1, elem)) {
+        si_err(SI_ERR_NO_MEM, "%s", msg);
+        return NULL;
     }
-    cpu_slot *s = &p->slots[p->n_slots];
-    memset(s, 0, sizeof *s);
+    void *e = (char *)*arr + (size_t)(*n)++ * elem;
+    memset(e, 0, elem);
+    return e;
+}
+
+/* Two arrays of na and nb bytes (+1 each), or neither (false). */
+static bool alloc_two(void **a, size_t na, void **b, size_t nb) {
+    *a = si_malloc(na + 1);
+    *b = si_malloc(nb + 1);
+    if (*a && *b) return true;
+    si_free(*a);
+    si_free(*b);
+    return false;
+}
+
+static int add_slot(cpu_plan *p, cpu_slot_kind kind, int index, size_t size) {
+    cpu_slot *s = push((void **)&p->slots, &p->n_slots, &p->cap_slots, sizeof(cpu_slot), "CPU: out of memory planning buffers");
+    if (!s) return -1;
     s->kind = kind;
     s->index = index;
     s->size = size;
     s->first = INT_MAX;
     s->last = -1;
-    return p->n_slots++;
+    return p->n_slots - 1;
 }
 
 static int add_buf(cpu_pb *b, int value, int slot, const dnnl_memory_desc_t *md, bool plain, bool dyn) {
     cpu_plan *p = b->p;
-    if (!grow((void **)&p->bufs, &p->cap_bufs, p->n_bufs + 1, sizeof(cpu_buf))) {
-        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning buffers");
-        return -1;
-    }
-    int i = p->n_bufs++;
-    cpu_buf *bf = &p->bufs[i];
-    memset(bf, 0, sizeof *bf);
+    cpu_buf *bf = push((void **)&p->bufs, &p->n_bufs, &p->cap_bufs, sizeof(cpu_buf), "CPU: out of memory planning buffers");
+    if (!bf) return -1;
+    int i = p->n_bufs - 1;
     bf->value = value;
     bf->slot = slot;
     bf->plain = plain;
@@ -89,12 +103,8 @@ static int add_buf(cpu_pb *b, int value, int slot, const dnnl_memory_desc_t *md,
 
 static cpu_step *add_step(cpu_pb *b, cpu_step_kind kind, int node, const char *what) {
     cpu_plan *p = b->p;
-    if (!grow((void **)&p->steps, &p->cap_steps, p->n_steps + 1, sizeof(cpu_step))) {
-        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning steps");
-        return NULL;
-    }
-    cpu_step *st = &p->steps[p->n_steps++];
-    memset(st, 0, sizeof *st);
+    cpu_step *st = push((void **)&p->steps, &p->n_steps, &p->cap_steps, sizeof(cpu_step), "CPU: out of memory planning steps");
+    if (!st) return NULL;
     st->kind = kind;
     st->node = node;
     st->scratch_slot = -1;
@@ -358,19 +368,15 @@ int cpu_pb_param_buf(cpu_pb *b, int value, const cpu_skey *k, const dnnl_memory_
         si_err(SI_ERR_INTERNAL, "CPU: parameter '%s' is no input", b->g->values[value].name);
         return -1;
     }
-    if (!grow((void **)&p->ppacks, &p->cap_ppacks, p->n_ppacks + 1, sizeof(cpu_ppack))) {
-        si_err(SI_ERR_NO_MEM, "CPU: out of memory planning buffers");
-        return -1;
-    }
-    cpu_ppack *pp = &p->ppacks[p->n_ppacks];
-    memset(pp, 0, sizeof *pp);
+    cpu_ppack *pp = push((void **)&p->ppacks, &p->n_ppacks, &p->cap_ppacks, sizeof(cpu_ppack), "CPU: out of memory planning buffers");
+    if (!pp) return -1;
     pp->port = port;
     pp->node = k->node;
     snprintf(pp->tag, sizeof pp->tag, "%s", k->tag);
     pp->fp = k->fp;
     pp->plain = *plain;
     pp->want = *want;
-    int s = add_slot(p, SLOT_PARAM, p->n_ppacks++, 0);
+    int s = add_slot(p, SLOT_PARAM, p->n_ppacks - 1, 0);
     return s < 0 ? -1 : add_buf(b, -1, s, want, false, false);
 }
 
@@ -509,13 +515,9 @@ static si_result emit_kernel(cpu_pb *b, int n, si_op_fn fn, const char *what) {
     const si_node *nd = &b->g->nodes[n];
     cpu_plan *p = b->p;
     if (!nd->op) return si_err(SI_ERR_UNSUPPORTED, "CPU: op %s (node '%s') is not implemented", nd->op_type, nd->name);
-    int *ib = si_malloc(sizeof(int) * (size_t)(nd->n_in + 1));
-    int *ob = si_malloc(sizeof(int) * (size_t)(nd->n_out + 1));
-    if (!ib || !ob) {
-        si_free(ib);
-        si_free(ob);
+    int *ib, *ob;
+    if (!alloc_two((void **)&ib, sizeof(int) * (size_t)nd->n_in, (void **)&ob, sizeof(int) * (size_t)nd->n_out))
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
-    }
     for (int k = 0; k < nd->n_in; k++) {
         int v = nd->in[k];
         ib[k] = -1;
@@ -625,13 +627,10 @@ static int by_size_desc(const void *a, const void *b) {
 }
 
 static si_result plan_memory(cpu_plan *p) {
-    slot_ref *order = si_malloc(sizeof(slot_ref) * (size_t)(p->n_slots + 1));
-    int *placed = si_malloc(sizeof(int) * (size_t)(p->n_slots + 1));
-    if (!order || !placed) {
-        si_free(order);
-        si_free(placed);
+    slot_ref *order;
+    int *placed;
+    if (!alloc_two((void **)&order, sizeof(slot_ref) * (size_t)p->n_slots, (void **)&placed, sizeof(int) * (size_t)p->n_slots))
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory planning the arena");
-    }
     int n = 0, np = 0;
     for (int i = 0; i < p->n_slots; i++) {
         cpu_slot *s = &p->slots[i];
@@ -680,17 +679,8 @@ void cpu_plan_free(cpu_plan *p) {
         si_free(s->in_buf);
         si_free(s->out_buf);
     }
-    si_free(p->node_step);
-    si_free(p->ppacks);
     for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
-    si_free(p->owned);
-    si_free(p->steps);
-    si_free(p->bufs);
-    si_free(p->slots);
-    si_free(p->out_buf);
-    si_free(p->out_copy);
-    si_free(p->vbuf_plain);
-    si_free(p->key);
+    CPU_FREE_ALL(p->node_step, p->ppacks, p->owned, p->steps, p->bufs, p->slots, p->out_buf, p->out_copy, p->vbuf_plain, p->key);
     si_graph_free(p->g);
     si_free(p);
 }
@@ -814,4 +804,24 @@ bool cpu_input_f32_static(const si_graph *g, const si_node *n, int k) {
     if (k >= n->n_in || n->in[k] < 0) return false;
     const si_val *v = &g->values[n->in[k]];
     return v->dtype == SI_F32 && cpu_value_static(v);
+}
+
+bool cpu_own_f32_io(const si_graph *g, const si_node *n, const si_val **X, const si_val **Y) {
+    if (cpu_no_own() || !cpu_input_f32_static(g, n, 0) || n->n_out < 1 || n->out[0] < 0) return false;
+    *X = &g->values[n->in[0]];
+    *Y = &g->values[n->out[0]];
+    return (*Y)->dtype == SI_F32 && cpu_value_static(*Y) && si_shape_count((*Y)->ndim, (*Y)->dims) > 0 && si_shape_count((*X)->ndim, (*X)->dims) > 0;
+}
+
+bool cpu_attr_ints(const si_node *n, const char *name, int count, int64_t dflt, int64_t lo, int64_t *out) {
+    int cnt;
+    const int64_t *v = si_attr_ints(n, name, &cnt);
+    for (int i = 0; i < count; i++) out[i] = dflt;
+    if (!v) return true;
+    if (cnt != count) return false;
+    for (int i = 0; i < count; i++) {
+        if (v[i] < lo) return false;
+        out[i] = v[i];
+    }
+    return true;
 }

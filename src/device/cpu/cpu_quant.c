@@ -495,18 +495,29 @@ static si_result corr_kernel(const void *ctx, void *const *bufs, int threads) {
 /* Channels-last tag of a rank-3..5 tensor. */
 static dnnl_format_tag_t channels_last(int r) { return r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb; }
 
+/* What ConvInteger and MatMulInteger share: input 0 (*X) 8-bit integers computed at run time with a static non-empty
+ * shape, constant 8-bit weights (*W) with their constant zero point (*WZ, may be NULL), a scalar input zero point,
+ * one int32 output (*Y) with a static non-empty shape. */
+static bool int8_io(const si_graph *g, const si_node *nd, const si_val **X, const si_tensor **W, const si_tensor **WZ, const si_val **Y) {
+    if (nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] < 0) return false;
+    *X = &g->values[nd->in[0]];
+    *Y = &g->values[nd->out[0]];
+    *W = cpu_const_input(g, nd, 1);
+    *WZ = cpu_const_input(g, nd, 3);
+    if (((*X)->dtype != SI_U8 && (*X)->dtype != SI_I8) || (*X)->const_val || !static_nonempty(*X)) return false;
+    if (!*W || !(*W)->data || ((*W)->dtype != SI_U8 && (*W)->dtype != SI_I8)) return false;
+    if ((*Y)->dtype != SI_I32 || !static_nonempty(*Y) || !scalar_zp_ok(g, nd, 2, (*X)->dtype)) return false;
+    return !(nd->n_in > 3 && nd->in[3] >= 0 && (!*WZ || (*WZ)->dtype != (*W)->dtype || !(*WZ)->data));
+}
+
 si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] < 0) return unsupported();
-    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    const si_tensor *W = cpu_const_input(g, nd, 1), *WZ = cpu_const_input(g, nd, 3);
+    const si_val *X, *Y;
+    const si_tensor *W, *WZ;
+    if (!int8_io(g, nd, &X, &W, &WZ, &Y)) return unsupported();
     const int r = X->ndim, sp = r - 2;
-    if ((X->dtype != SI_U8 && X->dtype != SI_I8) || X->const_val || !static_nonempty(X) || r < 3 || r > 5) return unsupported();
-    if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || W->ndim != r) return unsupported();
-    if (Y->dtype != SI_I32 || !static_nonempty(Y) || Y->ndim != r) return unsupported();
-    if (!scalar_zp_ok(g, nd, 2, X->dtype)) return unsupported();
-    if (nd->n_in > 3 && nd->in[3] >= 0 && (!WZ || WZ->dtype != W->dtype || !WZ->data)) return unsupported();
+    if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return unsupported();
     const int64_t OC = W->dims[0], G = si_attr_int(nd, "group", 1), C = X->dims[1];
     if (WZ && si_shape_count(WZ->ndim, WZ->dims) != 1 && si_shape_count(WZ->ndim, WZ->dims) != OC) return unsupported();
     if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
@@ -621,15 +632,10 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] < 0) return unsupported();
-    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    const si_tensor *B = cpu_const_input(g, nd, 1), *BZ = cpu_const_input(g, nd, 3);
-    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || A->ndim < 2) return unsupported();
-    if (!B || !B->data || (B->dtype != SI_U8 && B->dtype != SI_I8) || B->ndim != 2) return unsupported();
-    if (Y->dtype != SI_I32 || !static_nonempty(Y)) return unsupported();
-    if (!scalar_zp_ok(g, nd, 2, A->dtype)) return unsupported();
-    if (nd->n_in > 3 && nd->in[3] >= 0 && (!BZ || BZ->dtype != B->dtype || !BZ->data || si_shape_count(BZ->ndim, BZ->dims) != 1))
-        return unsupported();
+    const si_val *A, *Y;
+    const si_tensor *B, *BZ;
+    if (!int8_io(g, nd, &A, &B, &BZ, &Y) || A->ndim < 2 || B->ndim != 2) return unsupported();
+    if (BZ && si_shape_count(BZ->ndim, BZ->dims) != 1) return unsupported();
     const int64_t K = B->dims[0], N = B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
     if (A->dims[A->ndim - 1] != K) return unsupported();
     /* s8 weights: uint8 ones shifted by 128, with the weights zero point shifted alike (exact) */

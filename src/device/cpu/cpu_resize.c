@@ -163,14 +163,10 @@ static bool dense_perm(const dnnl_memory_desc_t *md, int r, int *perm) {
 }
 
 si_result cpu_lower_resize(cpu_pb *b, int n) {
-    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 1 || !cpu_input_f32_static(g, nd, 0) || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
-    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    if (Y->dtype != SI_F32 || !cpu_value_static(Y) || X->ndim < 1 || X->ndim > DNNL_MAX_NDIMS || Y->ndim != X->ndim ||
-        si_shape_count(Y->ndim, Y->dims) <= 0 || si_shape_count(X->ndim, X->dims) <= 0)
-        return SI_ERR_UNSUPPORTED;
+    const si_val *X, *Y;
+    if (!cpu_own_f32_io(g, nd, &X, &Y) || X->ndim < 1 || X->ndim > DNNL_MAX_NDIMS || Y->ndim != X->ndim) return SI_ERR_UNSUPPORTED;
     /* the geometry, as the reference kernel reads it: scales / sizes / roi must be constants by now */
     const si_tensor *ins[8];
     si_tensor xdesc;

@@ -487,19 +487,24 @@ void si_conv_out_at(__global const int *m, int i, int *nb, int *oc, int *od, int
     *nb = i / OC;
 }
 
+/* The start of conv and conv_transpose: work item i (none past n), the geometry of m as constants and the
+ * output position of i. */
+#define SI_CONV_ITEM(n, m)                                                                                 \
+    const int i = get_global_id(0);                                                                        \
+    if (i >= n)                                                                                            \
+        return;                                                                                            \
+    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];                                        \
+    const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];                       \
+    const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];           \
+    int nb, oc, od, oh, ow;                                                                                \
+    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow)
+
 /* Direct convolution over 1 to 3 spatial dimensions (missing ones have size 1), grouped, strided, padded,
  * dilated. One work item per output element. */
 __kernel void conv(__global const float *X, __global const float *W, __global const float *Bias, __global float *Y,
                    const int n, __global const int *m, const int has_bias)
 {
-    int i = get_global_id(0);
-    if (i >= n)
-        return;
-    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];
-    const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];
-    const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];
-    int nb, oc, od, oh, ow;
-    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow);
+    SI_CONV_ITEM(n, m);
     const int CG = C / G, OCG = OC / G, g = oc / OCG;
     float acc = has_bias ? Bias[oc] : 0.0f;
     const int d0 = od * SD - PD, h0 = oh * SH - PH, w0 = ow * SW - PW;
@@ -543,14 +548,7 @@ int si_convt_src(int o, int k, int P, int D, int S, int I)
 __kernel void conv_transpose(__global const float *X, __global const float *W, __global const float *Bias,
                              __global float *Y, const int n, __global const int *m, const int has_bias)
 {
-    int i = get_global_id(0);
-    if (i >= n)
-        return;
-    const int C = m[1], ID = m[2], IH = m[3], IW = m[4], OC = m[5];
-    const int KD = m[9], KH = m[10], KW = m[11], SD = m[12], SH = m[13], SW = m[14];
-    const int PD = m[15], PH = m[16], PW = m[17], DD = m[18], DH = m[19], DW = m[20], G = m[21];
-    int nb, oc, od, oh, ow;
-    si_conv_out_at(m, i, &nb, &oc, &od, &oh, &ow);
+    SI_CONV_ITEM(n, m);
     const int CG = C / G, OCG = OC / G, g = oc / OCG, ocg = oc % OCG;
     float acc = has_bias ? Bias[oc] : 0.0f;
     for (int ic = 0; ic < CG; ic++) {
@@ -663,6 +661,19 @@ __kernel void pool(__global const float *X, __global float *Y, const int n, __gl
  * One work item per output element. m = [kr, kdims[kr], kstrides[kr], rr, rdims[rr], rstrides[rr], rcount]
  * (kept and reduced dimensions of the input with their strides). ops: 0 sum, 1 mean, 2 max, 3 min, 4 prod,
  * 5 l1, 6 l2, 7 sum of squares, 8 log sum, 9 log sum exp. */
+/* The offset of the j-th reduced element from base: j decomposed over the rr reduced dimensions rd[0..rr) with
+ * their strides rd[rr..2rr). */
+static inline int si_reduce_off(int base, int j, int rr, __global const int *rd)
+{
+    int off = base;
+    for (int k = rr - 1; k >= 0; k--) {
+        int d = rd[k], c = j % d;
+        j /= d;
+        off += c * rd[rr + k];
+    }
+    return off;
+}
+
 __kernel void reduce(__global const float *X, __global float *Y, const int n, __global const int *m, const int op)
 {
     int i = get_global_id(0);
@@ -682,25 +693,13 @@ __kernel void reduce(__global const float *X, __global float *Y, const int n, __
     float mx = -INFINITY;
     if (op == 9) {
         for (int j = 0; j < rcount; j++) {
-            int off = base, r = j;
-            for (int k = rr - 1; k >= 0; k--) {
-                int d = rd[k], c = r % d;
-                r /= d;
-                off += c * rd[rr + k];
-            }
-            mx = fmax(mx, X[off]);
+            mx = fmax(mx, X[si_reduce_off(base, j, rr, rd)]);
         }
         if (isinf(mx))
             mx = 0.0f;
     }
     for (int j = 0; j < rcount; j++) {
-        int off = base, r = j;
-        for (int k = rr - 1; k >= 0; k--) {
-            int d = rd[k], c = r % d;
-            r /= d;
-            off += c * rd[rr + k];
-        }
-        float v = X[off];
+        float v = X[si_reduce_off(base, j, rr, rd)];
         switch (op) {
         case 2: acc = (v > acc || v != v) ? v : acc; break;
         case 3: acc = (v < acc || v != v) ? v : acc; break;

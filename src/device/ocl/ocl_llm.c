@@ -26,17 +26,13 @@ static si_result emit_norm(ocl_plan *p, int64_t rows, int64_t cols, int flags, i
     for (int k = 0; k < 9; k++) a_val(&st, vids[k] >= 0 ? vids[k] : vids[0]);
     a_meta(&st, mid);
     a_flt(&st, eps);
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)rows * st.lws[0];
-    return ocl_emit(p, &st);
+    return ocl_emit_rows(p, &st, rows);
 }
 
 /* SimplifiedLayerNormalization: X, scale broadcast over the normalized axes; outputs Y and inv_std_var. */
 static si_result plan_sln(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 2))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0], *g = &p->in[1];
     if (x->ndim < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank >= 1");
     int axis;
@@ -127,8 +123,7 @@ static si_result plan_skipnorm(ocl_plan *p, const void *arg) {
 
 static si_result plan_nbits(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_need_f32(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     if ((s = ocl_max_inputs(p, 6))) return s;
     const ocl_desc *a = &p->in[0], *b = &p->in[1], *sc = &p->in[2];
     if (b->dtype != SI_U8) return ocl_err(p, SI_ERR_INVALID_ARG, "B must be uint8, got %s", si_dtype_name(b->dtype));
@@ -196,15 +191,8 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
     int bvid = bias ? p->in[5].vid : a->vid;
     ocl_step st;
     if (M <= NBITS_GEMV_MAX_M) {
-        st_init(&st, p->caps->cpu ? "nbits_gemv_col" : "nbits_gemv");
-        a_val(&st, a->vid);
-        a_val(&st, b->vid);
-        a_val(&st, sc->vid);
-        a_val(&st, zvid);
-        a_val(&st, zvid);
-        a_val(&st, bvid);
-        a_val(&st, p->out[0].vid);
-        a_meta(&st, mid);
+        st_args(&st, p->caps->cpu ? "nbits_gemv_col" : "nbits_gemv", arg_val(a->vid), arg_val(b->vid), arg_val(sc->vid), arg_val(zvid), arg_val(zvid),
+                arg_val(bvid), arg_val(p->out[0].vid), arg_meta(mid));
         st.dims = 2;
         st.lws[0] = p->caps->cpu ? p->caps->elem_wg : (size_t)p->caps->wg;
         st.lws[1] = 1;
@@ -212,22 +200,11 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
         st.gws[1] = (size_t)M;
         return ocl_emit(p, &st);
     }
-    st_init(&st, "nbits_dequant");
-    a_val(&st, b->vid);
-    a_val(&st, sc->vid);
-    a_val(&st, zvid);
-    a_val(&st, zvid);
-    st_arg(&st, OA_SCRATCH, 0, 0);
-    a_meta(&st, mid);
-    a_int(&st, N * nb * blob);
-    if ((s = ocl_emit_1d(p, &st, N * nb * blob))) return s;
+    if ((s = OCL_EMIT_1D(p, "nbits_dequant", N * nb * blob, arg_val(b->vid), arg_val(sc->vid), arg_val(zvid), arg_val(zvid), arg_scratch(),
+                         arg_meta(mid), arg_int(N * nb * blob))))
+        return s;
     ocl_scratch(p, (size_t)(N * K) * sizeof(float));
-    st_init(&st, "nbits_mm");
-    a_val(&st, a->vid);
-    st_arg(&st, OA_SCRATCH, 0, 0);
-    a_val(&st, bvid);
-    a_val(&st, p->out[0].vid);
-    a_meta(&st, mid);
+    st_args(&st, "nbits_mm", arg_val(a->vid), arg_scratch(), arg_val(bvid), arg_val(p->out[0].vid), arg_meta(mid));
     size_t ts = (size_t)p->caps->ts;
     st.dims = 2;
     st.lws[0] = ts;
@@ -242,8 +219,8 @@ static si_result plan_nbits(ocl_plan *p, const void *arg) {
 static si_result plan_gelu(ocl_plan *p, const void *arg) {
     (void)arg;
     int kind = si_node_is(p->node, SI_OP_FAST_GELU) ? 0 : si_node_is(p->node, SI_OP_BIAS_GELU) ? 1 : 2;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, kind == 2 ? 1 : 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
+    if ((s = ocl_max_inputs(p, kind == 2 ? 1 : 2)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     bool bias = kind != 2 && has_in(p, 1);
     if (kind == 1 && !bias) return ocl_err(p, SI_ERR_INVALID_ARG, "input 1 (bias) is required");
@@ -256,17 +233,8 @@ static si_result plan_gelu(ocl_plan *p, const void *arg) {
     }
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "ms_gelu");
-    a_val(&st, x->vid);
-    a_val(&st, bias ? p->in[1].vid : x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, last > 0 ? last : 1);
-    a_int(&st, kind);
-    a_int(&st, bias);
-    a_flt(&st, si_attr_float(p->node, "alpha", 1.702f));
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "ms_gelu", dcount(x), arg_val(x->vid), arg_val(bias ? p->in[1].vid : x->vid), arg_val(p->out[0].vid), arg_int(dcount(x)),
+                       arg_int(last > 0 ? last : 1), arg_int(kind), arg_int(bias), arg_flt(si_attr_float(p->node, "alpha", 1.702f)));
 }
 
 // --- DequantizeLinear -----------------------------------------------------------------------------------------
@@ -274,8 +242,7 @@ static si_result plan_gelu(ocl_plan *p, const void *arg) {
 /* int8/uint8 to float32, per tensor or per axis (blocked quantization and other types stay on other devices). */
 static si_result plan_dequantize(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_in(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0], *sc = &p->in[1];
     if (x->dtype != SI_I8 && x->dtype != SI_U8)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "x of element type %s is not supported (int8, uint8)", si_dtype_name(x->dtype));
@@ -310,31 +277,26 @@ static si_result plan_dequantize(ocl_plan *p, const void *arg) {
     }
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "dq_linear");
-    a_val(&st, x->vid);
-    a_val(&st, sc->vid);
-    a_val(&st, zp ? p->in[2].vid : x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, inner > 0 ? inner : 1);
-    a_int(&st, len > 0 ? len : 1);
-    a_int(&st, (x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0));
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "dq_linear", dcount(x), arg_val(x->vid), arg_val(sc->vid), arg_val(zp ? p->in[2].vid : x->vid), arg_val(p->out[0].vid),
+                       arg_int(dcount(x)), arg_int(inner > 0 ? inner : 1), arg_int(len > 0 ? len : 1),
+                       arg_int((x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0)));
 }
 
 // --- dispatch -----------------------------------------------------------------------------------------------
 
-bool ocl_plan_llm(ocl_plan *p, si_result *out) {
-    switch (p->node->op ? (int)p->node->op->id : -1) {
-    case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: *out = plan_sln(p, NULL); return true;
+const ocl_planner *ocl_llm_planner(const si_node *n) {
+    static const ocl_planner sln = {plan_sln, NULL, {"ff", 2, 2}}, skipnorm = {plan_skipnorm, NULL, {NULL, 0, 0}},
+                             nbits = {plan_nbits, NULL, {"fif", 0, 1}}, gelu = {plan_gelu, NULL, {"f", 0, 0}},
+                             dequantize = {plan_dequantize, NULL, {"if", 3, 1}};
+    switch (n->op ? (int)n->op->id : -1) {
+    case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: return &sln;
     case SI_OP_SKIP_LAYER_NORMALIZATION:
-    case SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION: *out = plan_skipnorm(p, NULL); return true;
-    case SI_OP_MATMUL_NBITS: *out = plan_nbits(p, NULL); return true;
+    case SI_OP_SKIP_SIMPLIFIED_LAYER_NORMALIZATION: return &skipnorm;
+    case SI_OP_MATMUL_NBITS: return &nbits;
     case SI_OP_FAST_GELU:
     case SI_OP_BIAS_GELU:
-    case SI_OP_QUICK_GELU: *out = plan_gelu(p, NULL); return true;
-    case SI_OP_DEQUANTIZE_LINEAR: *out = plan_dequantize(p, NULL); return true;
-    default: return false;
+    case SI_OP_QUICK_GELU: return &gelu;
+    case SI_OP_DEQUANTIZE_LINEAR: return &dequantize;
+    default: return NULL;
     }
 }

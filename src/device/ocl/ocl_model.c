@@ -205,20 +205,8 @@ static void plan_free(ocl_mdl *m) {
     if (m->cbuf && m->cown && m->g)
         for (int v = 0; v < m->g->n_values; v++)
             if (m->cbuf[v] && m->cown[v]) clReleaseMemObject(m->cbuf[v]);
-    si_free(m->metas);
-    si_free(m->meta_vals);
-    si_free(m->meta_n);
-    si_free(m->steps);
-    si_free(m->alias_of);
-    si_free(m->def_t);
-    si_free(m->node_t);
-    si_free(m->kind);
-    si_free(m->slot);
-    si_free(m->cbuf);
-    si_free(m->cown);
-    si_free(m->slot_bytes);
-    si_free(m->ichecks);
-    si_free(m->key);
+    OCL_FREE_ALL(m->metas, m->meta_vals, m->meta_n, m->steps, m->alias_of, m->def_t, m->node_t, m->kind, m->slot, m->cbuf, m->cown, m->slot_bytes,
+                 m->ichecks, m->key);
     si_graph_free(m->g);
     si_free(m);
 }
@@ -303,17 +291,22 @@ si_result ocl_supports_op(const si_device *d_, const si_graph *g, const si_node 
 
 /* A device buffer of `bytes` (4 when 0) made with `flags` (from data when given); DEVICE naming `what` when it is
  * over the device's largest allocation or the device refuses it. */
-static si_result make_buffer(ocl_mdl *m, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out, const char *what) {
+static si_result ctx_buffer(cl_context ctx, const ocl_caps *caps, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out,
+                            const char *what) {
     cl_int e;
-    if ((cl_ulong)bytes > m->caps->max_alloc)
+    if ((cl_ulong)bytes > caps->max_alloc)
         return si_err(SI_ERR_DEVICE, "%s: %zu bytes exceed the device's largest allocation (%llu bytes): out of device memory",
-                      what, bytes, (unsigned long long)m->caps->max_alloc);
-    *out = clCreateBuffer(m->ctx, flags, bytes ? bytes : 4, (void *)data, &e);
+                      what, bytes, (unsigned long long)caps->max_alloc);
+    *out = clCreateBuffer(ctx, flags, bytes ? bytes : 4, (void *)data, &e);
     if (e != CL_SUCCESS) {
         *out = NULL;
         return ocl_cl_err(e, what);
     }
     return SI_OK;
+}
+
+static si_result make_buffer(ocl_mdl *m, cl_mem_flags flags, const void *data, size_t bytes, cl_mem *out, const char *what) {
+    return ctx_buffer(m->ctx, m->caps, flags, data, bytes, out, what);
 }
 
 /* A read-only buffer holding a copy of data. */
@@ -760,9 +753,8 @@ static si_result req_bind(ocl_req *r, ocl_mdl *m) {
     return SI_OK;
 }
 
-/* The model's buffer of parameter constant t, uploaded at its first use. */
-static si_result param_buf(ocl_mdl *m, const si_tensor *t, cl_mem *out) {
-    ocl_model *M = m->owner;
+/* The model's buffer of parameter constant t, uploaded at its first use (a bind, or prepare_input). */
+static si_result param_buf(ocl_model *M, const si_tensor *t, cl_mem *out) {
     si_result s = SI_OK;
     pthread_mutex_lock(&M->lock);
     *out = NULL;
@@ -775,7 +767,8 @@ static si_result param_buf(ocl_mdl *m, const si_tensor *t, cl_mem *out) {
             if (!n) s = si_err(SI_ERR_NO_MEM, "out of memory");
             else M->pbufs = n, M->cap_pbufs = cap;
         }
-        if (!s && !(s = upload(m, t->data, t->nbytes, out, "uploading a parameter (a function body's weight)")))
+        if (!s && !(s = ctx_buffer(M->ctx, &M->caps, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, t->data, t->nbytes, out,
+                                  "uploading a parameter (a function body's weight)")))
             M->pbufs[M->n_pbufs++] = (struct ocl_pbuf){t, *out};
     }
     pthread_mutex_unlock(&M->lock);
@@ -795,7 +788,7 @@ static si_result bind_params(ocl_req *r) {
             return si_err(SI_ERR_INVALID_ARG, "parameter '%s' holds %zu bytes, not %zu", g->values[v].name, t->nbytes,
                           value_bytes(&g->values[v]));
         cl_mem b;
-        si_result s = param_buf(m, t, &b);
+        si_result s = param_buf(m->owner, t, &b);
         if (s) return s;
         r->pbound[port] = NULL;
         for (int i = 0; i < m->n_steps; i++)
@@ -843,14 +836,9 @@ static void collect_times(ocl_req *r, const ocl_mdl *m) {
     }
 }
 
-typedef struct step_ctx {
-    const ocl_mdl *m;
-    int step;
-} step_ctx;
-
-static char *step_node(void *ctx_) {
-    const step_ctx *c = ctx_;
-    const si_node *n = &c->m->g->nodes[c->m->steps[c->step].node];
+/* The nodes of a step's row: the one node it launches a kernel for (ctx). */
+static char *step_node(void *ctx) {
+    const si_node *n = ctx;
     return si_strdup(n->name ? n->name : "");
 }
 
@@ -864,9 +852,9 @@ static void req_profile(si_ireq *r_, si_prof *sink) {
         const ocl_step *st = &m->steps[i];
         char kernel[96];
         snprintf(kernel, sizeof kernel, "ocl:%s", st->kernel);
-        step_ctx ctx = {m, i};
+        const si_node *n = &m->g->nodes[st->node];
         /* a failure (out of memory) loses this step's sample, never the inference */
-        (void)si_prof_add(sink, st, m->g->nodes[st->node].op_type, "OCL", kernel, false, step_node, &ctx, r->prof_calls[i], r->prof_ms[i]);
+        (void)si_prof_add(sink, st, n->op_type, "OCL", kernel, false, step_node, (void *)n, r->prof_calls[i], r->prof_ms[i]);
         r->prof_calls[i] = 0;
         r->prof_ms[i] = 0;
     }
@@ -990,21 +978,29 @@ static void model_free(si_cmodel *m_) {
     if (!M) return;
     for (int i = 0; i < M->n_plans; i++) plan_free(M->plans[i]);
     for (int i = 0; i < M->n_pbufs; i++) clReleaseMemObject(M->pbufs[i].mem);
-    si_free(M->pbufs);
     if (M->cbuf && M->g)
         for (int v = 0; v < M->g->n_values; v++)
             if (M->cbuf[v]) clReleaseMemObject(M->cbuf[v]);
     if (M->prog) clReleaseProgram(M->prog);
     pthread_mutex_destroy(&M->lock);
-    si_free(M->plans);
-    si_free(M->cbuf);
-    si_free(M->in_ports);
-    si_free(M->out_ports);
+    OCL_FREE_ALL(M->pbufs, M->plans, M->cbuf, M->in_ports, M->out_ports);
     si_graph_free(M->g);
     si_free(M);
 }
 
-static const si_cmodel_i model_iface = {.create_request = si_ireq_create, .request = &req_iface, .free = model_free};
+/* A parameter input's constant uploaded now, at compile, not by the first inference that binds it. */
+static si_result model_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
+    ocl_model *M = (ocl_model *)m_;
+    const si_val *v = &M->g->values[M->g->inputs[i]];
+    if (!v->is_param) return SI_OK;
+    if (!t->data || t->nbytes != value_bytes(v))
+        return si_err(SI_ERR_INVALID_ARG, "parameter '%s' holds %zu bytes, not %zu", v->name, t->nbytes, value_bytes(v));
+    cl_mem b;
+    return param_buf(M, t, &b);
+}
+
+static const si_cmodel_i model_iface = {.create_request = si_ireq_create, .request = &req_iface, .free = model_free,
+                                        .prepare_input = model_prepare_input};
 
 si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {
     const si_options *opts = si_compile_opts(cc);

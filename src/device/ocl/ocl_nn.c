@@ -38,16 +38,8 @@ static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
     if (s) return s;
     ocl_step st;
     bool v8 = p->caps->cpu && g->sbn == 1, dot = p->caps->cpu && !v8 && g->sak == 1 && g->sbk == 1;
-    st_init(&st, v8 ? "gemm_v8" : dot ? "gemm_dot" : "gemm");
-    a_any(&st, g->a);
-    a_any(&st, g->b);
-    a_any(&st, g->has_c ? g->c : g->a);
-    a_any(&st, g->y);
-    a_meta(&st, mid);
-    a_meta(&st, sid);
-    a_int(&st, g->has_c);
-    a_flt(&st, g->alpha);
-    a_flt(&st, g->beta);
+    const char *kernel = v8 ? "gemm_v8" : dot ? "gemm_dot" : "gemm";
+    st_args(&st, kernel, g->a, g->b, g->has_c ? g->c : g->a, g->y, arg_meta(mid), arg_meta(sid), arg_int(g->has_c), arg_flt(g->alpha), arg_flt(g->beta));
     st.dims = 3;
     if (v8 || dot) { /* one work item per 4x8 (1x4) block; the driver picks the work-group size */
         st.gws[0] = ((size_t)g->N + (v8 ? 7 : 3)) / (v8 ? 8 : 4);
@@ -69,8 +61,7 @@ static si_result emit_gemm(ocl_plan *p, gemm_args *g) {
 
 si_result ocl_plan_matmul(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *A = &p->in[0], *B = &p->in[1];
     int na = A->ndim, nb = B->ndim;
     if (na < 1 || nb < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "inputs must have rank 1 or more");
@@ -112,8 +103,7 @@ si_result ocl_plan_matmul(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_gemm(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *A = &p->in[0], *B = &p->in[1];
     if (A->ndim != 2 || B->ndim != 2) return ocl_err(p, SI_ERR_INVALID_ARG, "A and B must be matrices");
     bool ta = si_attr_int(p->node, "transA", 0) != 0, tb = si_attr_int(p->node, "transB", 0) != 0;
@@ -260,22 +250,13 @@ static si_result conv_meta(ocl_plan *p, const window *w, int64_t N, int64_t C, i
 /* A direct convolution kernel (conv, conv_transpose): one work-item per output element. */
 static si_result emit_direct_conv(ocl_plan *p, const char *kernel, int mid) {
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, X->vid);
-    a_val(&st, W->vid);
-    a_val(&st, has_in(p, 2) ? p->in[2].vid : W->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_meta(&st, mid);
-    a_int(&st, has_in(p, 2));
-    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
+    return OCL_EMIT_1D(p, kernel, dcount(&p->out[0]), arg_val(X->vid), arg_val(W->vid), arg_val(has_in(p, 2) ? p->in[2].vid : W->vid),
+                       arg_val(p->out[0].vid), arg_int(dcount(&p->out[0])), arg_meta(mid), arg_int(has_in(p, 2)));
 }
 
 si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
     if (X->ndim < 3 || X->ndim > 5) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
     if (W->ndim != X->ndim) return ocl_err(p, SI_ERR_INVALID_ARG, "W has rank %d, X has rank %d", W->ndim, X->ndim);
@@ -322,11 +303,7 @@ si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
             int mid;
             if ((s = conv_meta(p, &w, N, C, OC, G, &mid))) return s;
             ocl_step st;
-            st_init(&st, "im2col");
-            a_val(&st, X->vid);
-            st_arg(&st, OA_SCRATCH, 0, 0);
-            a_int(&st, N * C * KK);
-            a_meta(&st, mid);
+            st_args(&st, "im2col", arg_val(X->vid), arg_scratch(), arg_int(N * C * KK), arg_meta(mid));
             st.dims = 2;
             st.gws[0] = (size_t)(wm[3] * wm[4]); /* OD * OH */
             st.gws[1] = (size_t)(N * C * KK);
@@ -370,8 +347,7 @@ si_result ocl_plan_conv(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_conv_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *X = &p->in[0], *W = &p->in[1];
     int nsp = X->ndim - 2;
     if (nsp < 1 || nsp > 3) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported (3 to 5)", X->ndim);
@@ -439,8 +415,7 @@ si_result ocl_plan_conv_transpose(ocl_plan *p, const void *arg) {
 si_result ocl_plan_pool(ocl_plan *p, const void *arg) {
     (void)arg;
     bool maxp = si_node_is(p->node, SI_OP_MAX_POOL);
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1))) return s;
+    si_result s;
     if (maxp && has_out(p, 1)) return ocl_err(p, SI_ERR_UNSUPPORTED, "the Indices output is not supported");
     if ((s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *X = &p->in[0];
@@ -466,14 +441,8 @@ si_result ocl_plan_pool(ocl_plan *p, const void *arg) {
     int mid;
     if ((s = ocl_meta64(p, m, 22, &mid))) return s;
     int mode = maxp ? 0 : si_attr_int(p->node, "count_include_pad", 0) ? 2 : 1;
-    ocl_step st;
-    st_init(&st, "pool");
-    a_val(&st, X->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_meta(&st, mid);
-    a_int(&st, mode);
-    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
+    return OCL_EMIT_1D(p, "pool", dcount(&p->out[0]), arg_val(X->vid), arg_val(p->out[0].vid), arg_int(dcount(&p->out[0])), arg_meta(mid),
+                       arg_int(mode));
 }
 
 // --- reductions ---------------------------------------------------------------------------------------------
@@ -513,20 +482,12 @@ static si_result emit_reduce(ocl_plan *p, const ocl_desc *x, const bool *red, in
     int mid;
     si_result s = ocl_meta(p, meta, o, &mid);
     if (s) return s;
-    ocl_step stp;
-    st_init(&stp, "reduce");
-    a_val(&stp, x->vid);
-    a_val(&stp, vy);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    a_int(&stp, op);
-    return ocl_emit_1d(p, &stp, n);
+    return OCL_EMIT_1D(p, "reduce", n, arg_val(x->vid), arg_val(vy), arg_int(n), arg_meta(mid), arg_int(op));
 }
 
 si_result ocl_plan_reduce(ocl_plan *p, const void *arg) {
     const reduce_def *rd = arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int na = -1;
@@ -564,8 +525,7 @@ si_result ocl_plan_reduce(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_global_pool(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "input rank %d is below 2", x->ndim);
     bool red[SI_MAX_DIMS] = {false};
@@ -581,8 +541,7 @@ si_result ocl_plan_global_pool(ocl_plan *p, const void *arg) {
 
 si_result ocl_plan_softmax(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 1) return ocl_err(p, SI_ERR_UNSUPPORTED, "a scalar input is not supported");
     bool old = p->node->opset < 13;
@@ -600,15 +559,8 @@ si_result ocl_plan_softmax(ocl_plan *p, const void *arg) {
     }
     int64_t rows = outer * inner;
     if (rows == 0 || len == 0) return SI_OK;
-    ocl_step st;
-    st_init(&st, "softmax");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, rows);
-    a_int(&st, len);
-    a_int(&st, inner);
-    a_int(&st, si_node_is(p->node, SI_OP_LOG_SOFTMAX));
-    return ocl_emit_1d(p, &st, rows);
+    return OCL_EMIT_1D(p, "softmax", rows, arg_val(x->vid), arg_val(p->out[0].vid), arg_int(rows), arg_int(len), arg_int(inner),
+                       arg_int(si_node_is(p->node, SI_OP_LOG_SOFTMAX)));
 }
 
 // --- normalization ------------------------------------------------------------------------------------------
@@ -649,27 +601,14 @@ si_result ocl_plan_batchnorm(ocl_plan *p, const void *arg) {
         s = ocl_meta(p, ab, (int)(2 * C), &mid);
         si_free(ab);
         if (s) return s;
-        st_init(&st, "chan_affine");
-        a_val(&st, x->vid);
-        a_meta(&st, mid);
-        a_val(&st, p->out[0].vid);
-        a_int(&st, inner);
-        a_int(&st, nc);
-        a_int(&st, C);
+        st_args(&st, "chan_affine", arg_val(x->vid), arg_meta(mid), arg_val(p->out[0].vid), arg_int(inner), arg_int(nc), arg_int(C));
         st.dims = 2;
         st.gws[0] = (size_t)inner;
         st.gws[1] = (size_t)nc;
         return nc ? ocl_emit(p, &st) : SI_OK;
     }
-    st_init(&st, "batchnorm");
-    a_val(&st, x->vid);
-    for (int k = 1; k < 5; k++) a_val(&st, p->in[k].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, C);
-    a_int(&st, inner);
-    a_flt(&st, eps);
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "batchnorm", dcount(x), arg_val(x->vid), arg_val(p->in[1].vid), arg_val(p->in[2].vid), arg_val(p->in[3].vid),
+                       arg_val(p->in[4].vid), arg_val(p->out[0].vid), arg_int(dcount(x)), arg_int(C), arg_int(inner), arg_flt(eps));
 }
 
 /* Scale/bias of LayerNormalization over the trailing dims from `axis`: its length when it indexes the row
@@ -688,8 +627,8 @@ static int64_t row_param_len(const ocl_desc *x, int axis, const ocl_desc *t) {
 si_result ocl_plan_layernorm(ocl_plan *p, const void *arg) {
     (void)arg;
     bool rms = si_node_is(p->node, SI_OP_RMS_NORMALIZATION);
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, rms ? 2 : 3)) || (s = ocl_max_outputs(p, rms ? 1 : 3))) return s;
+    si_result s;
+    if ((s = ocl_max_inputs(p, rms ? 2 : 3)) || (s = ocl_max_outputs(p, rms ? 1 : 3))) return s;
     const ocl_desc *x = &p->in[0];
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", -1), x->ndim, &axis))) return s;
@@ -715,29 +654,17 @@ si_result ocl_plan_layernorm(ocl_plan *p, const void *arg) {
     if (stats && !(has_out(p, 1) && has_out(p, 2))) return ocl_err(p, SI_ERR_UNSUPPORTED, "Mean and InvStdDev must be requested together");
     if (rows == 0) return SI_OK;
     ocl_step st;
-    st_init(&st, "layernorm");
-    a_val(&st, x->vid);
-    a_val(&st, p->in[1].vid);
-    a_val(&st, has_in(p, 2) ? p->in[2].vid : p->in[1].vid);
-    a_val(&st, p->out[0].vid);
-    a_val(&st, stats ? p->out[1].vid : p->out[0].vid);
-    a_val(&st, stats ? p->out[2].vid : p->out[0].vid);
-    a_int(&st, cols);
-    a_flt(&st, si_attr_float(p->node, "epsilon", 1e-5f));
-    a_int(&st, (has_in(p, 2) ? 1 : 0) | (stats ? 2 : 0) | (rms ? 4 : 0));
-    a_int(&st, slen);
-    a_int(&st, blen);
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)rows * st.lws[0];
-    return ocl_emit(p, &st);
+    st_args(&st, "layernorm", arg_val(x->vid), arg_val(p->in[1].vid), arg_val(has_in(p, 2) ? p->in[2].vid : p->in[1].vid), arg_val(p->out[0].vid),
+            arg_val(stats ? p->out[1].vid : p->out[0].vid), arg_val(stats ? p->out[2].vid : p->out[0].vid), arg_int(cols),
+            arg_flt(si_attr_float(p->node, "epsilon", 1e-5f)), arg_int((has_in(p, 2) ? 1 : 0) | (stats ? 2 : 0) | (rms ? 4 : 0)), arg_int(slen),
+            arg_int(blen));
+    return ocl_emit_rows(p, &st, rows);
 }
 
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg) {
     (void)arg;
     bool inst = si_node_is(p->node, SI_OP_INSTANCE_NORMALIZATION);
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_need_f32(p, 2)) || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_UNSUPPORTED, "input rank %d is not supported", x->ndim);
     int64_t N = x->dims[0], C = x->dims[1], sp = si_shape_count(x->ndim - 2, x->dims + 2);
@@ -754,18 +681,7 @@ si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg) {
     int64_t cols = (C / G) * sp;
     if (cols == 0) return SI_OK;
     ocl_step st;
-    st_init(&st, "groupnorm");
-    a_val(&st, x->vid);
-    a_val(&st, p->in[1].vid);
-    a_val(&st, p->in[2].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, cols);
-    a_int(&st, G);
-    a_int(&st, per_group ? 1 : C / G);
-    a_int(&st, per_group ? cols : sp);
-    a_flt(&st, si_attr_float(p->node, "epsilon", 1e-5f));
-    st.dims = 1;
-    st.lws[0] = (size_t)p->caps->wg;
-    st.gws[0] = (size_t)(N * G) * st.lws[0];
-    return ocl_emit(p, &st);
+    st_args(&st, "groupnorm", arg_val(x->vid), arg_val(p->in[1].vid), arg_val(p->in[2].vid), arg_val(p->out[0].vid), arg_int(cols), arg_int(G),
+            arg_int(per_group ? 1 : C / G), arg_int(per_group ? cols : sp), arg_flt(si_attr_float(p->node, "epsilon", 1e-5f)));
+    return ocl_emit_rows(p, &st, N * G);
 }

@@ -146,6 +146,19 @@ si_result ocl_emit_1d(ocl_plan *p, ocl_step *st, int64_t n) {
     return ocl_emit(p, st);
 }
 
+si_result ocl_emit_1d_of(ocl_plan *p, const char *kernel, int64_t n, int n_args, const ocl_arg *args) {
+    ocl_step st;
+    st_set(&st, kernel, n_args, args);
+    return ocl_emit_1d(p, &st, n);
+}
+
+si_result ocl_emit_rows(ocl_plan *p, ocl_step *st, int64_t rows) {
+    st->dims = 1;
+    st->lws[0] = (size_t)p->caps->wg;
+    st->gws[0] = (size_t)rows * st->lws[0];
+    return ocl_emit(p, st);
+}
+
 si_result ocl_meta64(ocl_plan *p, const int64_t *v, int n, int *id) {
     int buf[128];
     if (n > 128) return ocl_err(p, SI_ERR_INTERNAL, "kernel metadata too long");
@@ -192,14 +205,10 @@ static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
         if (s) return s;
         char k3[32];
         snprintf(k3, sizeof k3, "%s3", kernel);
+        const char *kernel3 = kernel3_name(k3);
+        if (!kernel3) return ocl_err(p, SI_ERR_INTERNAL, "no 3-D variant of %s", kernel);
         ocl_step stp;
-        st_init(&stp, NULL);
-        stp.kernel = kernel3_name(k3);
-        if (!stp.kernel) return ocl_err(p, SI_ERR_INTERNAL, "no 3-D variant of %s", kernel);
-        a_val(&stp, va);
-        a_val(&stp, vb);
-        a_val(&stp, vy);
-        a_meta(&stp, mid);
+        st_args(&stp, kernel3, arg_val(va), arg_val(vb), arg_val(vy), arg_meta(mid));
         stp.dims = 3;
         stp.gws[0] = (size_t)m3[0];
         stp.gws[1] = (size_t)m3[1];
@@ -221,15 +230,7 @@ static si_result emit_binary(ocl_plan *p, const char *kernel, int va, const ocl_
     int mid;
     si_result s = ocl_meta(p, meta, mn, &mid);
     if (s) return s;
-    ocl_step stp;
-    st_init(&stp, kernel);
-    a_val(&stp, va);
-    a_val(&stp, vb);
-    a_val(&stp, vy);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    a_int(&stp, mode);
-    return ocl_emit_1d(p, &stp, n);
+    return OCL_EMIT_1D(p, kernel, n, arg_val(va), arg_val(vb), arg_val(vy), arg_int(n), arg_meta(mid), arg_int(mode));
 }
 
 // --- element-wise -------------------------------------------------------------------------------------------
@@ -244,8 +245,8 @@ typedef struct unary_def {
 
 static si_result plan_unary(ocl_plan *p, const void *arg) {
     const unary_def *d = arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
+    if ((s = ocl_max_inputs(p, d->par == P_CLIP ? 3 : 1)) || (s = ocl_max_outputs(p, 1))) return s;
     const ocl_desc *x = &p->in[0];
     float a = 0, b = 0;
     const char *kernel = d->kernel;
@@ -297,32 +298,17 @@ static si_result plan_unary(ocl_plan *p, const void *arg) {
         }
         if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
         if (!has_out(p, 0)) return SI_OK;
-        ocl_step st;
-        st_init(&st, "u_clip_t");
-        a_val(&st, x->vid);
-        a_val(&st, lo ? p->in[1].vid : x->vid);
-        a_val(&st, hi ? p->in[2].vid : x->vid);
-        a_val(&st, p->out[0].vid);
-        a_int(&st, dcount(x));
-        a_int(&st, (lo ? 1 : 0) | (hi ? 2 : 0));
-        return ocl_emit_1d(p, &st, dcount(x));
+        return OCL_EMIT_1D(p, "u_clip_t", dcount(x), arg_val(x->vid), arg_val(lo ? p->in[1].vid : x->vid), arg_val(hi ? p->in[2].vid : x->vid),
+                           arg_val(p->out[0].vid), arg_int(dcount(x)), arg_int((lo ? 1 : 0) | (hi ? 2 : 0)));
     }
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_flt(&st, a);
-    a_flt(&st, b);
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, kernel, dcount(x), arg_val(x->vid), arg_val(p->out[0].vid), arg_int(dcount(x)), arg_flt(a), arg_flt(b));
 }
 
 static si_result plan_identity(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     if ((s = ocl_set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
     return ocl_emit_view(p);
 }
@@ -331,8 +317,7 @@ static si_result plan_identity(ocl_plan *p, const void *arg) {
  * mode is accepted only with ratio 0 (REF's rule: nothing is dropped). */
 static si_result plan_dropout(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 3)) || (s = ocl_max_outputs(p, 2))) return s;
+    si_result s;
     if (p->node->opset < 7 && si_attr_int(p->node, "is_test", 0) == 0)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "training mode (is_test=0) is not supported");
     if (has_in(p, 2)) {
@@ -355,45 +340,29 @@ static si_result plan_dropout(ocl_plan *p, const void *arg) {
         if ((s = ocl_set_out(p, 1, x->ndim, x->dims))) return s;
         bool b = p->node->opset >= 10;
         p->out[1].dtype = b ? SI_BOOL : SI_F32;
-        ocl_step st;
-        st_init(&st, b ? "fill_u8" : "fill_f32");
-        a_val(&st, p->out[1].vid);
-        a_int(&st, dcount(x));
-        if (b) a_int(&st, 1);
-        else a_flt(&st, 1.0f);
-        if ((s = ocl_emit_1d(p, &st, dcount(x)))) return s;
+        if ((s = OCL_EMIT_1D(p, b ? "fill_u8" : "fill_f32", dcount(x), arg_val(p->out[1].vid), arg_int(dcount(x)), b ? arg_int(1) : arg_flt(1.0f))))
+            return s;
     }
     return ocl_emit_view(p);
 }
 
 static si_result plan_lrn(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     if (x->ndim < 2) return ocl_err(p, SI_ERR_INVALID_ARG, "X must have rank 2 or more");
     const si_attr *a = si_node_attr(p->node, "size");
     if (!a || a->i < 1 || a->i > INT_MAX) return ocl_err(p, SI_ERR_INVALID_ARG, "attribute size is required and must be positive");
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, "lrn");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(x));
-    a_int(&st, x->dims[1]);
-    a_int(&st, si_shape_count(x->ndim - 2, x->dims + 2));
-    a_int(&st, a->i);
-    a_flt(&st, si_attr_float(p->node, "alpha", 1e-4f));
-    a_flt(&st, si_attr_float(p->node, "beta", 0.75f));
-    a_flt(&st, si_attr_float(p->node, "bias", 1.0f));
-    return ocl_emit_1d(p, &st, dcount(x));
+    return OCL_EMIT_1D(p, "lrn", dcount(x), arg_val(x->vid), arg_val(p->out[0].vid), arg_int(dcount(x)), arg_int(x->dims[1]),
+                       arg_int(si_shape_count(x->ndim - 2, x->dims + 2)), arg_int(a->i), arg_flt(si_attr_float(p->node, "alpha", 1e-4f)),
+                       arg_flt(si_attr_float(p->node, "beta", 0.75f)), arg_flt(si_attr_float(p->node, "bias", 1.0f)));
 }
 
 static si_result plan_cast(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_in(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const char *kernel = NULL;
     switch (p->in[0].dtype) {
     case SI_F32: break;
@@ -419,19 +388,13 @@ static si_result plan_cast(ocl_plan *p, const void *arg) {
     if ((s = ocl_set_out(p, 0, p->in[0].ndim, p->in[0].dims))) return s;
     if (!kernel) return ocl_emit_view(p);
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, kernel);
-    a_val(&st, p->in[0].vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->in[0]));
-    return ocl_emit_1d(p, &st, dcount(&p->in[0]));
+    return OCL_EMIT_1D(p, kernel, dcount(&p->in[0]), arg_val(p->in[0].vid), arg_val(p->out[0].vid), arg_int(dcount(&p->in[0])));
 }
 
 /* PRelu: the slope broadcasts to X (one way); before opset 7 a [C] slope is per channel. */
 static si_result plan_prelu(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     ocl_desc sl = p->in[1];
     if (p->node->opset < 7 && sl.ndim == 1 && x->ndim >= 2 && sl.dims[0] == x->dims[1] && sl.dims[0] != 1)
@@ -448,8 +411,7 @@ static si_result plan_prelu(ocl_plan *p, const void *arg) {
 
 static si_result plan_binary(ocl_plan *p, const void *arg) {
     const char *kernel = arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_f32(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     int nd;
     int64_t od[SI_MAX_DIMS];
     if ((s = ocl_bcast(p, p->in[0].ndim, p->in[0].dims, p->in[1].ndim, p->in[1].dims, &nd, od))) return s;
@@ -497,14 +459,8 @@ static si_result plan_variadic(ocl_plan *p, const void *arg) {
     for (int k = 2; k < p->n_in; k++)
         if ((s = emit_binary(p, kernel, vy, &yd, p->in[k].vid, &p->in[k], vy, nd, od))) return s;
     if (mean) {
-        ocl_step st;
-        st_init(&st, "u_scale");
-        a_val(&st, vy);
-        a_val(&st, vy);
-        a_int(&st, si_shape_count(nd, od));
-        a_flt(&st, 1.0f / (float)p->n_in);
-        a_flt(&st, 0.0f);
-        return ocl_emit_1d(p, &st, si_shape_count(nd, od));
+        return OCL_EMIT_1D(p, "u_scale", si_shape_count(nd, od), arg_val(vy), arg_val(vy), arg_int(si_shape_count(nd, od)),
+                           arg_flt(1.0f / (float)p->n_in), arg_flt(0.0f));
     }
     return SI_OK;
 }
@@ -533,10 +489,7 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
         si_result s = ocl_meta(p, m3, 11, &mid);
         if (s) return s;
         ocl_step stp;
-        st_init(&stp, "copy3");
-        a_any(&stp, x);
-        a_any(&stp, y);
-        a_meta(&stp, mid);
+        st_args(&stp, "copy3", x, y, arg_meta(mid));
         stp.dims = 3;
         stp.gws[0] = (size_t)m3[2];
         stp.gws[1] = (size_t)m3[3];
@@ -555,21 +508,14 @@ static si_result emit_copy(ocl_plan *p, ocl_arg x, ocl_arg y, int nd, const int6
     int mid;
     si_result s = ocl_meta(p, meta, 3 + 3 * r, &mid);
     if (s) return s;
-    ocl_step stp;
-    st_init(&stp, "copy_nd");
-    a_any(&stp, x);
-    a_any(&stp, y);
-    a_int(&stp, n);
-    a_meta(&stp, mid);
-    return ocl_emit_1d(p, &stp, n);
+    return OCL_EMIT_1D(p, "copy_nd", n, x, y, arg_int(n), arg_meta(mid));
 }
 
 // --- layout -------------------------------------------------------------------------------------------------
 
 static si_result plan_reshape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS];
     int n;
@@ -609,8 +555,7 @@ static si_result plan_reshape(ocl_plan *p, const void *arg) {
 
 static si_result plan_flatten(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axis = si_attr_int(p->node, "axis", 1);
     if (axis < 0) axis += x->ndim;
@@ -631,8 +576,7 @@ static si_result squeeze_axes(ocl_plan *p, int64_t *axes, int *n) {
 
 static si_result plan_squeeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int n;
@@ -658,8 +602,7 @@ static si_result plan_squeeze(ocl_plan *p, const void *arg) {
 
 static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t axes[SI_MAX_DIMS * 2];
     int n;
@@ -682,8 +625,7 @@ static si_result plan_unsqueeze(ocl_plan *p, const void *arg) {
 
 static si_result plan_transpose(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
     int64_t perm[SI_MAX_DIMS];
@@ -744,8 +686,7 @@ static si_result plan_concat(ocl_plan *p, const void *arg) {
 
 static si_result plan_split(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
@@ -792,8 +733,7 @@ static si_result plan_split(ocl_plan *p, const void *arg) {
 
 static si_result plan_slice(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim;
     int64_t starts[SI_MAX_DIMS], ends[SI_MAX_DIMS], axes[SI_MAX_DIMS], steps[SI_MAX_DIMS];
@@ -857,8 +797,7 @@ static si_result plan_slice(ocl_plan *p, const void *arg) {
 
 static si_result plan_expand(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t sh[SI_MAX_DIMS], od[SI_MAX_DIMS];
     int n, nd;
@@ -874,8 +813,7 @@ static si_result plan_expand(ocl_plan *p, const void *arg) {
 
 static si_result plan_tile(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n;
     int64_t rep[SI_MAX_DIMS];
@@ -905,8 +843,7 @@ static si_result plan_tile(ocl_plan *p, const void *arg) {
 
 static si_result plan_pad(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int nd = x->ndim, n, na = -1;
     int64_t pads[2 * SI_MAX_DIMS], axes[SI_MAX_DIMS];
@@ -952,21 +889,14 @@ static si_result plan_pad(ocl_plan *p, const void *arg) {
     if (!has_out(p, 0)) return SI_OK;
     int mid;
     if ((s = ocl_meta(p, meta, 2 + 5 * nd, &mid))) return s;
-    ocl_step st;
-    st_init(&st, "pad_nd");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, si_shape_count(nd, od));
-    a_meta(&st, mid);
-    a_flt(&st, value);
-    return ocl_emit_1d(p, &st, si_shape_count(nd, od));
+    return OCL_EMIT_1D(p, "pad_nd", si_shape_count(nd, od), arg_val(x->vid), arg_val(p->out[0].vid), arg_int(si_shape_count(nd, od)), arg_meta(mid),
+                       arg_flt(value));
 }
 
 /* Gather with float32 data and int32/int64 indices (constants, or model inputs checked before each run). */
 static si_result plan_gather(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_f32(p, 0);
-    if (s || (s = ocl_need_in(p, 1)) || (s = ocl_max_inputs(p, 2)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0], *ix = &p->in[1];
     if (ix->dtype != SI_I64 && ix->dtype != SI_I32)
         return ocl_err(p, SI_ERR_UNSUPPORTED, "indices have element type %s; int32 or int64 expected", si_dtype_name(ix->dtype));
@@ -992,16 +922,8 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
         return s;
     }
     if (!has_out(p, 0)) return SI_OK;
-    ocl_step st;
-    st_init(&st, ix->dtype == SI_I64 ? "gather_i64" : "gather_i32");
-    a_val(&st, x->vid);
-    a_val(&st, ix->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, dcount(&p->out[0]));
-    a_int(&st, nidx);
-    a_int(&st, len);
-    a_int(&st, inner);
-    return ocl_emit_1d(p, &st, dcount(&p->out[0]));
+    return OCL_EMIT_1D(p, ix->dtype == SI_I64 ? "gather_i64" : "gather_i32", dcount(&p->out[0]), arg_val(x->vid), arg_val(ix->vid),
+                       arg_val(p->out[0].vid), arg_int(dcount(&p->out[0])), arg_int(nidx), arg_int(len), arg_int(inner));
 }
 
 // --- Resize / Upsample ------------------------------------------------------------------------------------------
@@ -1095,21 +1017,13 @@ static si_result plan_resize(ocl_plan *p, const void *arg) {
     if (!s) s = ocl_meta(p, tab, (int)total, &tid);
     si_free(tab);
     if (s) return s;
-    ocl_step st;
-    st_init(&st, "resize");
-    a_val(&st, x->vid);
-    a_val(&st, p->out[0].vid);
-    a_int(&st, n);
-    a_meta(&st, mid);
-    a_meta(&st, tid);
-    return ocl_emit_1d(p, &st, n);
+    return OCL_EMIT_1D(p, "resize", n, arg_val(x->vid), arg_val(p->out[0].vid), arg_int(n), arg_meta(mid), arg_meta(tid));
 }
 
 /* Shape and Size: known at compile time, so their outputs become constants of the compiled model. */
 static si_result plan_shape(ocl_plan *p, const void *arg) {
     (void)arg;
-    si_result s = ocl_need_in(p, 0);
-    if (s || (s = ocl_max_inputs(p, 1)) || (s = ocl_max_outputs(p, 1))) return s;
+    si_result s;
     const ocl_desc *x = &p->in[0];
     int64_t vals[SI_MAX_DIMS], n = 0;
     if (si_node_is(p->node, SI_OP_SIZE)) {
@@ -1131,64 +1045,57 @@ static si_result plan_shape(ocl_plan *p, const void *arg) {
 
 // --- dispatch -----------------------------------------------------------------------------------------------
 
-typedef si_result (*plan_fn)(ocl_plan *p, const void *arg);
+/* The planner of each op the OCL device runs, with its argument and first checks; an empty entry: not supported. */
+#define UNARY(kernel, par) {plan_unary, &(const unary_def){kernel, par}, {"f", 0, 0}}
+#define REDUCE(code, axes_input_opset) {ocl_plan_reduce, &(const reduce_def){code, axes_input_opset}, {"f", 2, 1}}
 
-/* The planner of each op the OCL device runs, with its argument; an empty entry: not supported. */
-typedef struct planner {
-    plan_fn fn;
-    const void *arg;
-} planner;
-
-#define UNARY(kernel, par) {plan_unary, &(const unary_def){kernel, par}}
-#define REDUCE(code, axes_input_opset) {ocl_plan_reduce, &(const reduce_def){code, axes_input_opset}}
-
-static const planner planners[SI_OP_COUNT] = {
-    [SI_OP_ADD] = {plan_binary, "b_add"},
-    [SI_OP_SUB] = {plan_binary, "b_sub"},
-    [SI_OP_MUL] = {plan_binary, "b_mul"},
-    [SI_OP_DIV] = {plan_binary, "b_div"},
-    [SI_OP_POW] = {plan_binary, "b_pow"},
-    [SI_OP_PRELU] = {plan_prelu, NULL},
-    [SI_OP_SHAPE] = {plan_shape, NULL},
-    [SI_OP_SIZE] = {plan_shape, NULL},
-    [SI_OP_SUM] = {plan_variadic, "b_add"},
-    [SI_OP_MEAN] = {plan_variadic, "b_add"},
-    [SI_OP_MAX] = {plan_variadic, "b_max"},
-    [SI_OP_MIN] = {plan_variadic, "b_min"},
-    [SI_OP_IDENTITY] = {plan_identity, NULL},
-    [SI_OP_DROPOUT] = {plan_dropout, NULL},
-    [SI_OP_LRN] = {plan_lrn, NULL},
-    [SI_OP_CAST] = {plan_cast, NULL},
-    [SI_OP_CAST_LIKE] = {plan_cast, NULL},
-    [SI_OP_MATMUL] = {ocl_plan_matmul, NULL},
-    [SI_OP_GEMM] = {ocl_plan_gemm, NULL},
-    [SI_OP_CONV] = {ocl_plan_conv, NULL},
-    [SI_OP_CONV_TRANSPOSE] = {ocl_plan_conv_transpose, NULL},
-    [SI_OP_GATHER] = {plan_gather, NULL},
-    [SI_OP_MAX_POOL] = {ocl_plan_pool, NULL},
-    [SI_OP_AVERAGE_POOL] = {ocl_plan_pool, NULL},
-    [SI_OP_GLOBAL_AVERAGE_POOL] = {ocl_plan_global_pool, NULL},
-    [SI_OP_GLOBAL_MAX_POOL] = {ocl_plan_global_pool, NULL},
-    [SI_OP_SOFTMAX] = {ocl_plan_softmax, NULL},
-    [SI_OP_LOG_SOFTMAX] = {ocl_plan_softmax, NULL},
-    [SI_OP_BATCH_NORMALIZATION] = {ocl_plan_batchnorm, NULL},
-    [SI_OP_LAYER_NORMALIZATION] = {ocl_plan_layernorm, NULL},
-    [SI_OP_RMS_NORMALIZATION] = {ocl_plan_layernorm, NULL},
-    [SI_OP_INSTANCE_NORMALIZATION] = {ocl_plan_groupnorm, NULL},
-    [SI_OP_GROUP_NORMALIZATION] = {ocl_plan_groupnorm, NULL},
-    [SI_OP_RESHAPE] = {plan_reshape, NULL},
-    [SI_OP_FLATTEN] = {plan_flatten, NULL},
-    [SI_OP_SQUEEZE] = {plan_squeeze, NULL},
-    [SI_OP_UNSQUEEZE] = {plan_unsqueeze, NULL},
-    [SI_OP_TRANSPOSE] = {plan_transpose, NULL},
-    [SI_OP_CONCAT] = {plan_concat, NULL},
-    [SI_OP_SPLIT] = {plan_split, NULL},
-    [SI_OP_SLICE] = {plan_slice, NULL},
-    [SI_OP_EXPAND] = {plan_expand, NULL},
-    [SI_OP_TILE] = {plan_tile, NULL},
-    [SI_OP_PAD] = {plan_pad, NULL},
-    [SI_OP_RESIZE] = {plan_resize, NULL},
-    [SI_OP_UPSAMPLE] = {plan_resize, NULL},
+static const ocl_planner planners[SI_OP_COUNT] = {
+    [SI_OP_ADD] = {plan_binary, "b_add", {"ff", 2, 1}},
+    [SI_OP_SUB] = {plan_binary, "b_sub", {"ff", 2, 1}},
+    [SI_OP_MUL] = {plan_binary, "b_mul", {"ff", 2, 1}},
+    [SI_OP_DIV] = {plan_binary, "b_div", {"ff", 2, 1}},
+    [SI_OP_POW] = {plan_binary, "b_pow", {"ff", 2, 1}},
+    [SI_OP_PRELU] = {plan_prelu, NULL, {"ff", 2, 1}},
+    [SI_OP_SHAPE] = {plan_shape, NULL, {"i", 1, 1}},
+    [SI_OP_SIZE] = {plan_shape, NULL, {"i", 1, 1}},
+    [SI_OP_SUM] = {plan_variadic, "b_add", {NULL, 0, 0}},
+    [SI_OP_MEAN] = {plan_variadic, "b_add", {NULL, 0, 0}},
+    [SI_OP_MAX] = {plan_variadic, "b_max", {NULL, 0, 0}},
+    [SI_OP_MIN] = {plan_variadic, "b_min", {NULL, 0, 0}},
+    [SI_OP_IDENTITY] = {plan_identity, NULL, {"f", 1, 1}},
+    [SI_OP_DROPOUT] = {plan_dropout, NULL, {"f", 3, 2}},
+    [SI_OP_LRN] = {plan_lrn, NULL, {"f", 1, 1}},
+    [SI_OP_CAST] = {plan_cast, NULL, {"i", 0, 1}},
+    [SI_OP_CAST_LIKE] = {plan_cast, NULL, {"i", 0, 1}},
+    [SI_OP_MATMUL] = {ocl_plan_matmul, NULL, {"ff", 2, 1}},
+    [SI_OP_GEMM] = {ocl_plan_gemm, NULL, {"ff", 3, 1}},
+    [SI_OP_CONV] = {ocl_plan_conv, NULL, {"ff", 3, 1}},
+    [SI_OP_CONV_TRANSPOSE] = {ocl_plan_conv_transpose, NULL, {"ff", 3, 1}},
+    [SI_OP_GATHER] = {plan_gather, NULL, {"fi", 2, 1}},
+    [SI_OP_MAX_POOL] = {ocl_plan_pool, NULL, {"f", 1, 0}},
+    [SI_OP_AVERAGE_POOL] = {ocl_plan_pool, NULL, {"f", 1, 0}},
+    [SI_OP_GLOBAL_AVERAGE_POOL] = {ocl_plan_global_pool, NULL, {"f", 1, 1}},
+    [SI_OP_GLOBAL_MAX_POOL] = {ocl_plan_global_pool, NULL, {"f", 1, 1}},
+    [SI_OP_SOFTMAX] = {ocl_plan_softmax, NULL, {"f", 1, 1}},
+    [SI_OP_LOG_SOFTMAX] = {ocl_plan_softmax, NULL, {"f", 1, 1}},
+    [SI_OP_BATCH_NORMALIZATION] = {ocl_plan_batchnorm, NULL, {NULL, 0, 0}},
+    [SI_OP_LAYER_NORMALIZATION] = {ocl_plan_layernorm, NULL, {"ff", 0, 0}},
+    [SI_OP_RMS_NORMALIZATION] = {ocl_plan_layernorm, NULL, {"ff", 0, 0}},
+    [SI_OP_INSTANCE_NORMALIZATION] = {ocl_plan_groupnorm, NULL, {"fff", 3, 1}},
+    [SI_OP_GROUP_NORMALIZATION] = {ocl_plan_groupnorm, NULL, {"fff", 3, 1}},
+    [SI_OP_RESHAPE] = {plan_reshape, NULL, {"f", 0, 1}},
+    [SI_OP_FLATTEN] = {plan_flatten, NULL, {"f", 1, 1}},
+    [SI_OP_SQUEEZE] = {plan_squeeze, NULL, {"f", 0, 1}},
+    [SI_OP_UNSQUEEZE] = {plan_unsqueeze, NULL, {"f", 0, 1}},
+    [SI_OP_TRANSPOSE] = {plan_transpose, NULL, {"f", 1, 1}},
+    [SI_OP_CONCAT] = {plan_concat, NULL, {NULL, 0, 0}},
+    [SI_OP_SPLIT] = {plan_split, NULL, {"f", 0, 0}},
+    [SI_OP_SLICE] = {plan_slice, NULL, {"f", 0, 1}},
+    [SI_OP_EXPAND] = {plan_expand, NULL, {"fi", 2, 1}},
+    [SI_OP_TILE] = {plan_tile, NULL, {"fi", 2, 1}},
+    [SI_OP_PAD] = {plan_pad, NULL, {"f", 0, 1}},
+    [SI_OP_RESIZE] = {plan_resize, NULL, {NULL, 0, 0}},
+    [SI_OP_UPSAMPLE] = {plan_resize, NULL, {NULL, 0, 0}},
     /* unary ops: one kernel each, with the attributes read as unary_par says */
     [SI_OP_RELU] = UNARY("u_relu", P_NONE),
     [SI_OP_LEAKY_RELU] = UNARY("u_leaky_relu", P_LEAKY),
@@ -1242,14 +1149,25 @@ static const planner planners[SI_OP_COUNT] = {
     [SI_OP_REDUCE_LOG_SUM_EXP] = REDUCE(9, 18),
 };
 
+/* A planner's first checks (ocl_io). */
+static si_result check_io(ocl_plan *p, const ocl_io *io) {
+    si_result s = SI_OK;
+    for (int k = 0; io->need && io->need[k] && !s; k++) s = io->need[k] == 'f' ? ocl_need_f32(p, k) : ocl_need_in(p, k);
+    if (!s && io->max_in) s = ocl_max_inputs(p, io->max_in);
+    if (!s && io->max_out) s = ocl_max_outputs(p, io->max_out);
+    return s;
+}
+
 si_result ocl_plan_node(ocl_plan *p) {
     const si_node *n = p->node;
     const char *dom = n->domain ? n->domain : "";
-    si_result llm;
-    if (ocl_plan_llm(p, &llm)) return llm;
-    if (dom[0] && strcmp(dom, "ai.onnx"))
-        return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
-    const planner *pl = n->op ? &planners[n->op->id] : NULL;
-    if (pl && pl->fn) return pl->fn(p, pl->arg);
-    return si_err(SI_ERR_UNSUPPORTED, "op %s (node '%s') is not supported", n->op_type, n->name);
+    const ocl_planner *pl = ocl_llm_planner(n);
+    if (!pl) {
+        if (dom[0] && strcmp(dom, "ai.onnx"))
+            return si_err(SI_ERR_UNSUPPORTED, "op %s.%s (node '%s') is not supported", dom, n->op_type, n->name);
+        pl = n->op ? &planners[n->op->id] : NULL;
+    }
+    if (!pl || !pl->fn) return si_err(SI_ERR_UNSUPPORTED, "op %s (node '%s') is not supported", n->op_type, n->name);
+    si_result s = check_io(p, &pl->io);
+    return s ? s : pl->fn(p, pl->arg);
 }

@@ -55,6 +55,27 @@ static inline ocl_arg arg_scratch(void) {
     ocl_arg a = {OA_SCRATCH, 0, 0};
     return a;
 }
+static inline ocl_arg arg_int(int64_t v) {
+    ocl_arg a = {OA_INT, (int)v, 0};
+    return a;
+}
+static inline ocl_arg arg_flt(float v) {
+    ocl_arg a = {OA_FLOAT, 0, v};
+    return a;
+}
+static inline ocl_arg arg_meta(int id) {
+    ocl_arg a = {OA_META, id, 0};
+    return a;
+}
+
+/* A step of `kernel` with the arguments listed, in one statement:
+ *     st_args(&st, "pool", arg_val(x->vid), arg_val(y->vid), arg_int(n), arg_meta(mid));   */
+static inline void st_set(ocl_step *st, const char *kernel, int n_args, const ocl_arg *args) {
+    st_init(st, kernel);
+    for (int i = 0; i < n_args; i++) a_any(st, args[i]);
+}
+#define OCL_NARGS(...) ((int)(sizeof((ocl_arg[]){__VA_ARGS__}) / sizeof(ocl_arg)))
+#define st_args(st, kernel, ...) st_set((st), (kernel), OCL_NARGS(__VA_ARGS__), (ocl_arg[]){__VA_ARGS__})
 
 // --- checks and reads shared by the planners (ocl_ops.c) -----------------------------------------------------
 
@@ -85,6 +106,11 @@ int ocl_merge_dims(int nd, int64_t *dims, int ns, int64_t (*strides)[SI_MAX_DIMS
 
 /* Emit a 1-D launch over n items (nothing when n is 0). */
 si_result ocl_emit_1d(ocl_plan *p, ocl_step *st, int64_t n);
+/* The same for a step of `kernel` with the arguments listed: OCL_EMIT_1D(p, "k", n, arg_val(x), arg_int(n)). */
+si_result ocl_emit_1d_of(ocl_plan *p, const char *kernel, int64_t n, int n_args, const ocl_arg *args);
+#define OCL_EMIT_1D(p, kernel, n, ...) ocl_emit_1d_of((p), (kernel), (n), OCL_NARGS(__VA_ARGS__), (ocl_arg[]){__VA_ARGS__})
+/* Emit one work-group of caps->wg items per row (the row-wise reductions: norms). */
+si_result ocl_emit_rows(ocl_plan *p, ocl_step *st, int64_t rows);
 /* Metadata given as int64 values (each fits an int). */
 si_result ocl_meta64(ocl_plan *p, const int64_t *v, int n, int *id);
 /* Outputs that are views of input 0 (same elements, maybe another shape). */
@@ -111,7 +137,25 @@ si_result ocl_plan_batchnorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_layernorm(ocl_plan *p, const void *arg);
 si_result ocl_plan_groupnorm(ocl_plan *p, const void *arg);
 
-/* ocl_llm.c: the LLM ops (norms, MatMulNBits, GELUs; default domain and com.microsoft). False: not one of them. */
-bool ocl_plan_llm(ocl_plan *p, si_result *out);
+// --- dispatch ---------------------------------------------------------------------------------------------------
+
+/* The first checks of a planner, made by ocl_plan_node before it runs: the leading inputs `need` names ('f': present,
+ * float32, known shape: ocl_need_f32; 'i': present with a known shape: ocl_need_in), then at most max_in inputs and
+ * max_out outputs (0: the planner checks them itself). */
+typedef struct ocl_io {
+    const char *need;
+    int max_in, max_out;
+} ocl_io;
+
+/* A planner with its argument and first checks. */
+typedef struct ocl_planner {
+    si_result (*fn)(ocl_plan *p, const void *arg);
+    const void *arg;
+    ocl_io io;
+} ocl_planner;
+
+/* ocl_llm.c: the planner of an LLM op (norms, MatMulNBits, GELUs; default domain and com.microsoft); NULL: not one
+ * of them. */
+const ocl_planner *ocl_llm_planner(const si_node *n);
 
 #endif
