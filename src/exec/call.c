@@ -161,9 +161,7 @@ static void call_model_free(si_cmodel *m_) {
     si_fn_unref(m->fn);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m->body_in);
-    si_free(m->out_body);
-    si_free(m->name);
+    SI_FREE_ALL(m->body_in, m->out_body, m->name);
     si_free(m);
 }
 

@@ -605,10 +605,7 @@ static void cf_req_free(si_ireq *r_) {
     for (int k = 0; r->gathers && k < m->n_scan_out; k++) si_free(r->gathers[k].data);
     si_tensor_release(&r->iter);
     si_tensor_release(&r->cond);
-    si_free(r->fresh);
-    si_free(r->slices);
-    si_free(r->views);
-    si_free(r->gathers);
+    SI_FREE_ALL(r->fresh, r->slices, r->views, r->gathers);
     si_ireq_destroy(&r->base);
 }
 
@@ -652,13 +649,7 @@ static void cf_model_free(si_cmodel *m_) {
         if (m->node_in[k].kind == SI_SRC_CONST) si_const_unref(m->node_in[k].constant);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m->node_in);
-    si_free(m->node_out);
-    si_free(m->in_axes);
-    si_free(m->in_rev);
-    si_free(m->out_axes);
-    si_free(m->out_rev);
-    si_free(m->name);
+    SI_FREE_ALL(m->node_in, m->node_out, m->in_axes, m->in_rev, m->out_axes, m->out_rev, m->name);
     si_free(m);
 }
 

@@ -60,9 +60,7 @@ static void moe_req_free(si_ireq *r_) {
         if (r->experts[e]) r->experts[e]->iface->free(r->experts[e]);
     si_free(r->experts);
     si_tensor_release(&r->xe);
-    si_free(r->sel);
-    si_free(r->w);
-    si_free(r->rows);
+    SI_FREE_ALL(r->sel, r->w, r->rows);
     si_ireq_destroy(r_);
 }
 

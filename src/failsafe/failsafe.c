@@ -151,10 +151,7 @@ static void model_unref(fs_model *m) {
     gen_unref(m->standby);
     gen_unref(m->acc_ref);
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
-    si_free(m->fail_msg);
-    si_free(m->probe_in);
-    si_free(m->in_param);
-    si_free(m->param_seen);
+    SI_FREE_ALL(m->fail_msg, m->probe_in, m->in_param, m->param_seen);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->cand);

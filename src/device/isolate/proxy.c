@@ -542,13 +542,7 @@ static void req_free(si_ireq *r_) {
     unmap(&r->old_map, &r->old_size);
     if (r->arena >= 0) close(r->arena);
     wb_free(&r->msg);
-    si_free(r->in_desc);
-    si_free(r->in_need);
-    si_free(r->in_cap);
-    si_free(r->out_cap);
-    si_free(r->in_off);
-    si_free(r->out_off[0]);
-    si_free(r->out_off[1]);
+    SI_FREE_ALL(r->in_desc, r->in_need, r->in_cap, r->out_cap, r->in_off, r->out_off[0], r->out_off[1]);
     pthread_mutex_destroy(&r->io_mu);
     si_ireq_destroy(&r->base);
 }

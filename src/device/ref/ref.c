@@ -131,10 +131,7 @@ static void ref_model_free(si_cmodel *m_) {
     ref_model *m = (ref_model *)m_;
     if (!m) return;
     si_graph_free(m->g);
-    si_free(m->steps);
-    si_free(m->last_use);
-    si_free(m->in_ports);
-    si_free(m->out_ports);
+    SI_FREE_ALL(m->steps, m->last_use, m->in_ports, m->out_ports);
     si_free(m);
 }
 
