@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,35 @@ static inline void fill_xorshift(si_tensor *t, uint32_t seed, float lo) {
     }
 }
 
+/* The compiled model's index of its input (or, with `output`, output) `name`; -1 when it has none. */
+static inline int compiled_index(const si_compiled *c, int output, const char *name) {
+    int n = output ? si_compiled_num_outputs(c) : si_compiled_num_inputs(c);
+    for (int k = 0; k < n; k++)
+        if (!strcmp(output ? si_compiled_output_name(c, k) : si_compiled_input_name(c, k), name)) return k;
+    return -1;
+}
+
+/* m compiled for the config's key/value pairs (NULL-terminated; NULL: none) and one inference on a fresh request
+ * with ins[0..n_in-1] bound: the first failing status, its message copied to msg (when not NULL). m stays the
+ * caller's. */
+static inline si_result compile_infer_once(const si_model *m, const char *const *kv, si_tensor *const *ins, int n_in,
+                                           char *msg, size_t msg_n) {
+    si_config *cfg = NULL;
+    si_compiled *cm = NULL;
+    si_request *rq = NULL;
+    si_result s = si_config_create(&cfg);
+    for (int i = 0; !s && kv && kv[i]; i += 2) s = si_config_set(cfg, kv[i], kv[i + 1]);
+    if (!s) s = si_compile(m, cfg, &cm);
+    if (!s) s = si_request_create(cm, &rq);
+    for (int i = 0; !s && i < n_in; i++) s = si_request_set_input(rq, i, ins[i]);
+    if (!s) s = si_request_infer(rq);
+    if (s && msg) snprintf(msg, msg_n, "%s", si_last_error());
+    si_request_free(rq);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+    return s;
+}
+
 /* A fresh temp folder under `parent` (the build folder given as argv[1]) or /tmp. */
 static inline void make_temp_dir(char *buf, size_t n, const char *parent, const char *tag) {
     snprintf(buf, n, "%s/%s_XXXXXX", parent && *parent ? parent : "/tmp", tag);
@@ -195,5 +225,62 @@ static inline int runs_without_crash(void (*fn)(void *), void *arg) {
             fprintf(stderr, "%s:%d: CHECK failed: %s crashed or failed a check\n", __FILE__, __LINE__, #fn);   \
         }                                                                                                      \
     } while (0)
+
+/* ---- several threads at once (run_threads) ------------------------------------------------------------------ */
+
+/* One thread of run_threads: what it is given (the shared compiled model, the test's context, its index) and what
+ * its body counts (good and failed steps, the first failure's message). */
+typedef struct test_thread {
+    si_compiled *cm;
+    void *ctx;
+    int id;
+    int ok, failed;
+    char first[512];
+    void (*body)(struct test_thread *);
+} test_thread;
+
+/* Count a failure of t's; the first one's message (what, and the library's last error) is kept. */
+static inline void test_thread_failed(test_thread *t, const char *what) {
+    if (!t->failed++) snprintf(t->first, sizeof t->first, "%s: %s", what, si_last_error());
+}
+
+/* A new request on t->cm, or NULL with the failure counted. */
+static inline si_request *test_thread_request(test_thread *t) {
+    si_request *rq = NULL;
+    if (si_request_create(t->cm, &rq)) {
+        test_thread_failed(t, "request creation");
+        return NULL;
+    }
+    return rq;
+}
+
+static inline void *test_thread_main(void *p) {
+    test_thread *t = p;
+    t->body(t);
+    return NULL;
+}
+
+/* Run body on n threads at once (t[i] gets cm, ctx and id i), join them, and sum their counts into *ok and
+ * *failed (either may be NULL); each thread's first failure is printed. A thread that cannot start is a failed
+ * check. */
+static inline void run_threads(test_thread *t, int n, si_compiled *cm, void *ctx, void (*body)(test_thread *),
+                               int *ok, int *failed) {
+    pthread_t th[64];
+    int started[64] = {0}, sum_ok = 0, sum_failed = 0;
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; i++) {
+        t[i] = (test_thread){.cm = cm, .ctx = ctx, .id = i, .body = body};
+        started[i] = pthread_create(&th[i], NULL, test_thread_main, &t[i]) == 0;
+        CHECK(started[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        sum_ok += t[i].ok;
+        sum_failed += t[i].failed;
+        if (t[i].failed) fprintf(stderr, "  thread %d: %d failed, first: %s\n", i, t[i].failed, t[i].first);
+    }
+    if (ok) *ok = sum_ok;
+    if (failed) *failed = sum_failed;
+}
 
 #endif

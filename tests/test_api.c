@@ -14,7 +14,6 @@
  */
 #include "si_test.h"
 
-#include <pthread.h>
 #include <stdint.h>
 
 /* Under AddressSanitizer, let impossible allocations return NULL (as malloc does) instead of aborting, so
@@ -923,36 +922,30 @@ static void test_passthrough(void) {
 
 /* Requests created and run from several threads on one compiled model (the header allows
  * si_request_create from many threads; each thread then uses its own request). */
-typedef struct thread_job {
-    si_compiled *cm;
-    int id;
-    int ok;
-} thread_job;
-
-static void *thread_main(void *arg) {
-    thread_job *j = arg;
-    j->ok = 1;
-    for (int rep = 0; rep < 20 && j->ok; rep++) {
-        si_request *rq = NULL;
-        if (si_request_create(j->cm, &rq)) { j->ok = 0; break; }
+static void thread_main(test_thread *t) {
+    for (int rep = 0; rep < 20 && !t->failed; rep++) {
+        si_request *rq = test_thread_request(t);
+        if (!rq) break;
         float x[6];
-        for (int i = 0; i < 6; i++) x[i] = (float)(j->id * 10 + rep - i);
+        for (int i = 0; i < 6; i++) x[i] = (float)(t->id * 10 + rep - i);
         float y[6], z[6];
         small_expected(x, 2, y, z);
         int64_t d[2] = {2, 3};
         si_tensor *tx = NULL, *ty = NULL;
         if (si_tensor_wrap(SI_F32, 2, d, x, sizeof x, &tx) || si_request_set_input(rq, 0, tx) || si_request_infer(rq) ||
             si_request_get_output(rq, 0, &ty) || si_tensor_nbytes(ty) != sizeof y) {
-            j->ok = 0;
+            test_thread_failed(t, "infer");
         } else {
             const float *p = si_tensor_data(ty);
+            int good = 1;
             for (int i = 0; i < 6; i++)
-                if (!(fabsf(p[i] - y[i]) <= 1e-6f * (1.0f + fabsf(y[i])))) j->ok = 0;
+                if (!(fabsf(p[i] - y[i]) <= 1e-6f * (1.0f + fabsf(y[i])))) good = 0;
+            if (good) t->ok++;
+            else test_thread_failed(t, "output differs");
         }
         si_tensor_free(tx);
         si_request_free(rq);
     }
-    return NULL;
 }
 
 static void test_threads(void) {
@@ -962,22 +955,10 @@ static void test_threads(void) {
     CHECK_OK(si_compile(m, NULL, &cm));
     si_model_free(m);
     if (!cm) return;
-    enum { NT = 4 };
-    pthread_t th[NT];
-    thread_job jobs[NT];
-    int started[NT] = {0};
-    for (int i = 0; i < NT; i++) {
-        jobs[i].cm = cm;
-        jobs[i].id = i;
-        jobs[i].ok = 0;
-        started[i] = pthread_create(&th[i], NULL, thread_main, &jobs[i]) == 0;
-        CHECK(started[i]);
-    }
-    for (int i = 0; i < NT; i++)
-        if (started[i]) {
-            pthread_join(th[i], NULL);
-            CHECK(jobs[i].ok);
-        }
+    test_thread t[4];
+    int ok = 0, failed = 0;
+    run_threads(t, 4, cm, NULL, thread_main, &ok, &failed);
+    CHECK(ok == 4 * 20 && failed == 0);
     si_compiled_free(cm);
 }
 

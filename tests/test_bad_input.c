@@ -719,21 +719,10 @@ static char bad_op_msg[1024];
  * shape): the first failing status, its message kept in bad_op_msg. */
 static si_result run_bad_op(const char *file, const char *devices, int n_in, si_tensor *const *ins) {
     si_model *m = NULL;
-    si_config *cfg = NULL;
-    si_compiled *cm = NULL;
-    si_request *rq = NULL;
     bad_op_msg[0] = 0;
     si_result s = si_model_load(data_path(file), &m);
-    if (!s) s = si_config_create(&cfg);
-    if (!s) s = si_config_set(cfg, "devices", devices);
-    if (!s) s = si_compile(m, cfg, &cm);
-    if (!s) s = si_request_create(cm, &rq);
-    for (int i = 0; !s && i < n_in; i++) s = si_request_set_input(rq, i, ins[i]);
-    if (!s) s = si_request_infer(rq);
     if (s) snprintf(bad_op_msg, sizeof bad_op_msg, "%s", si_last_error());
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_config_free(cfg);
+    else s = compile_infer_once(m, (const char *const[]){"devices", devices, NULL}, ins, n_in, bad_op_msg, sizeof bad_op_msg);
     si_model_free(m);
     return s;
 }

@@ -20,7 +20,6 @@
  */
 #include "si_test.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,9 +68,7 @@ static si_request *compile_request(const char *file, const char *const *props, s
 /* Bind the feeds by name, infer. The tensors wrap the caller's data. */
 static si_result infer(si_compiled *c, si_request *rq, const feed *f, int n, si_tensor **keep) {
     for (int i = 0; i < n; i++) {
-        int idx = -1;
-        for (int k = 0; k < si_compiled_num_inputs(c); k++)
-            if (!strcmp(si_compiled_input_name(c, k), f[i].name)) idx = k;
+        int idx = compiled_index(c, 0, f[i].name);
         CHECK(idx >= 0);
         if (idx < 0) continue;
         si_tensor_free(keep[i]);
@@ -87,17 +84,17 @@ static si_result infer(si_compiled *c, si_request *rq, const feed *f, int n, si_
 
 /* Output `name` of rq: its float data and shape. */
 static const float *output(si_compiled *c, si_request *rq, const char *name, int *nd, int64_t *dims) {
-    for (int k = 0; k < si_compiled_num_outputs(c); k++)
-        if (!strcmp(si_compiled_output_name(c, k), name)) {
-            si_tensor *t = NULL;
-            CHECK_OK(si_request_get_output(rq, k, &t));
-            if (!t) return NULL;
-            *nd = si_tensor_ndim(t);
-            for (int d = 0; d < *nd; d++) dims[d] = si_tensor_dims(t)[d];
-            return si_tensor_data(t);
-        }
-    CHECK(!"no such output");
-    return NULL;
+    int k = compiled_index(c, 1, name);
+    if (k < 0) {
+        CHECK(!"no such output");
+        return NULL;
+    }
+    si_tensor *t = NULL;
+    CHECK_OK(si_request_get_output(rq, k, &t));
+    if (!t) return NULL;
+    *nd = si_tensor_ndim(t);
+    for (int d = 0; d < *nd; d++) dims[d] = si_tensor_dims(t)[d];
+    return si_tensor_data(t);
 }
 
 static void check_shape(int nd, const int64_t *dims, int want_nd, const int64_t *want) {
@@ -441,42 +438,35 @@ static void test_ocl(void) {
 
 // --- threads ---------------------------------------------------------------------------------------------------
 
-typedef struct thread_arg {
-    si_compiled *c;
-    int64_t n;
-    int bad;
-} thread_arg;
-
-static void *thread_main(void *p) {
-    thread_arg *a = p;
-    si_request *rq = NULL;
-    if (si_request_create(a->c, &rq)) { a->bad++; return NULL; }
+/* A thread's trip count is 3 + its index. */
+static void thread_main(test_thread *t) {
+    si_request *rq = test_thread_request(t);
+    if (!rq) return;
+    int64_t n = 3 + t->id;
     bool go = true;
     float lim = 1e9f;
     float vf[6], vs[6 * 64];
-    loop_if_expect(a->n, go, lim, vf, vs);
-    const void *feeds[4] = {X23, &a->n, &go, &lim};
+    loop_if_expect(n, go, lim, vf, vs);
+    const void *feeds[4] = {X23, &n, &go, &lim};
     const char *names[4] = {"X", "N", "GO", "LIM"};
     si_dtype dts[4] = {SI_F32, SI_I64, SI_BOOL, SI_F32};
-    si_tensor *t[4] = {NULL, NULL, NULL, NULL};
+    si_tensor *t4[4] = {NULL, NULL, NULL, NULL};
     int64_t xd[2] = {2, 3};
     size_t nb[4] = {24, 8, 1, 4};
     for (int i = 0; i < 4; i++) {
-        int idx = -1;
-        for (int k = 0; k < si_compiled_num_inputs(a->c); k++)
-            if (!strcmp(si_compiled_input_name(a->c, k), names[i])) idx = k;
-        if (idx < 0 || si_tensor_wrap(dts[i], i ? 0 : 2, xd, (void *)feeds[i], nb[i], &t[i]) || si_request_set_input(rq, idx, t[i])) a->bad++;
+        int idx = compiled_index(t->cm, 0, names[i]);
+        if (idx < 0 || si_tensor_wrap(dts[i], i ? 0 : 2, xd, (void *)feeds[i], nb[i], &t4[i]) || si_request_set_input(rq, idx, t4[i]))
+            test_thread_failed(t, names[i]);
     }
-    for (int rep = 0; rep < 20 && !a->bad; rep++) {
+    for (int rep = 0; rep < 20 && !t->failed; rep++) {
         si_tensor *o = NULL;
-        if (si_request_infer(rq) || si_request_get_output(rq, 0, &o) || !o) { a->bad++; break; }
+        if (si_request_infer(rq) || si_request_get_output(rq, 0, &o) || !o) { test_thread_failed(t, "infer"); break; }
         const float *d = si_tensor_data(o);
         for (int i = 0; i < 6; i++)
-            if (fabsf(d[i] - vf[i]) > 1e-5f * (1 + fabsf(vf[i]))) a->bad++;
+            if (fabsf(d[i] - vf[i]) > 1e-5f * (1 + fabsf(vf[i]))) test_thread_failed(t, "output differs");
     }
-    for (int i = 0; i < 4; i++) si_tensor_free(t[i]);
+    for (int i = 0; i < 4; i++) si_tensor_free(t4[i]);
     si_request_free(rq);
-    return NULL;
 }
 
 /* Four threads, each with its own request on one compiled model, each its own trip count: each gets its own
@@ -486,16 +476,10 @@ static void test_threads(const char *devices) {
     const char *props[] = {"devices", devices, NULL};
     si_compiled *c = compile("control_loop_if.onnx", props, NULL, 0, NULL);
     if (!c) return;
-    pthread_t th[4];
-    thread_arg args[4];
-    for (int i = 0; i < 4; i++) {
-        args[i] = (thread_arg){.c = c, .n = 3 + i};
-        CHECK(pthread_create(&th[i], NULL, thread_main, &args[i]) == 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        CHECK(args[i].bad == 0);
-    }
+    test_thread t[4];
+    int failed = 0;
+    run_threads(t, 4, c, NULL, thread_main, NULL, &failed);
+    CHECK(failed == 0);
     si_compiled_free(c);
 }
 

@@ -286,39 +286,25 @@ static void test_invalid_arg_is_not_failover(void) {
     teardown(&st);
 }
 
-typedef struct worker {
-    si_cmodel *cm;
-    int ok, bad;
-} worker;
-
-static void *work(void *arg) {
-    worker *w = arg;
+/* A thread on the compiled model ctx: its own request, 25 inferences. */
+static void work(test_thread *t) {
+    si_cmodel *cm = t->ctx;
     si_ireq *r = NULL;
-    if (w->cm->iface->create_request(w->cm, &r)) { w->bad = 1000; return NULL; }
+    if (cm->iface->create_request(cm, &r)) { t->failed = 1000; return; }
     r->iface->set_input(r, 0, input);
     for (int i = 0; i < 25; i++) {
-        if (r->iface->infer(r) == SI_OK && output_ok(r)) w->ok++;
-        else w->bad++;
+        if (r->iface->infer(r) == SI_OK && output_ok(r)) t->ok++;
+        else test_thread_failed(t, "infer");
     }
     r->iface->free(r);
-    return NULL;
 }
 
 static void test_concurrent(void) {
     setup st;
     CHECK(make(&st, "REF.infer=p0.2@3", "", none) == SI_OK);
-    pthread_t t[8];
-    worker w[8];
-    for (int i = 0; i < 8; i++) {
-        w[i] = (worker){.cm = st.cm};
-        pthread_create(&t[i], NULL, work, &w[i]);
-    }
+    test_thread w[8];
     int ok = 0, bad = 0;
-    for (int i = 0; i < 8; i++) {
-        pthread_join(t[i], NULL);
-        ok += w[i].ok;
-        bad += w[i].bad;
-    }
+    run_threads(w, 8, NULL, st.cm, work, &ok, &bad);
     CHECK(ok == 200 && bad == 0);
     CHECK(atomic_load(&st.sink->failovers) == 1); /* the first failure moves the model; the others join */
     teardown(&st);

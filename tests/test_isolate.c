@@ -382,58 +382,49 @@ static void test_restart(void) {
     si_tensor_free(in);
 }
 
-typedef struct worker_arg {
-    si_compiled *cm;
-    int seed, n, ok, same, failed;
-    char first[512];
-} worker_arg;
+/* Thread i: its own input (seed 100 + i) and request, n inferences, each checked against REF (same[i] of them
+ * equal to it). */
+typedef struct threads_ctx {
+    int n, same[16];
+} threads_ctx;
 
-static void *worker(void *arg) {
-    worker_arg *w = arg;
-    si_tensor *in = make_input(w->seed);
+static void worker(test_thread *t) {
+    threads_ctx *x = t->ctx;
+    int n = x->n;
+    si_tensor *in = make_input(100 + t->id);
     float want[2][OUT_N];
     static pthread_mutex_t ref_mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&ref_mu);
     ref_outputs(in, want);
     pthread_mutex_unlock(&ref_mu);
-    si_request *rq = NULL;
-    if (!in || si_request_create(w->cm, &rq) || si_request_set_input(rq, 0, in)) {
-        w->failed = w->n;
+    si_request *rq = in ? test_thread_request(t) : NULL;
+    if (!rq || si_request_set_input(rq, 0, in)) {
+        t->failed = n;
         si_request_free(rq);
         si_tensor_free(in);
-        return NULL;
+        return;
     }
-    for (int i = 0; i < w->n; i++) {
+    for (int i = 0; i < n; i++) {
         if (si_request_infer(rq)) {
-            if (!w->failed++) snprintf(w->first, sizeof w->first, "%s", si_last_error());
+            test_thread_failed(t, "infer");
             continue;
         }
-        w->ok++;
-        w->same += outputs_match(rq, want);
+        t->ok++;
+        x->same[t->id] += outputs_match(rq, want);
     }
     si_request_free(rq);
     si_tensor_free(in);
-    return NULL;
 }
 
 static void threads_case(const char *faults, int nthreads, int n) {
     si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults,
                                                               "failback_ms", "20", "standby", "on", NULL});
     if (!cm) return;
-    worker_arg w[16];
-    pthread_t t[16];
-    for (int i = 0; i < nthreads; i++) {
-        w[i] = (worker_arg){.cm = cm, .seed = 100 + i, .n = n};
-        pthread_create(&t[i], NULL, worker, &w[i]);
-    }
+    test_thread w[16];
+    threads_ctx x = {.n = n};
     int ok = 0, same = 0, failed = 0;
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(t[i], NULL);
-        ok += w[i].ok;
-        same += w[i].same;
-        failed += w[i].failed;
-        if (w[i].failed) fprintf(stderr, "  thread %d: %d failed, first: %s\n", i, w[i].failed, w[i].first);
-    }
+    run_threads(w, nthreads, cm, &x, worker, &ok, &failed);
+    for (int i = 0; i < nthreads; i++) same += x.same[i];
     si_counters k;
     si_compiled_counters(cm, &k);
     fprintf(stderr, "  threads [%s]: %d ok, %d equal to REF, %d failed; %lld failovers, %lld failbacks\n", faults, ok,
