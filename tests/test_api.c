@@ -604,12 +604,7 @@ static void test_compile_variants(void) {
         CHECK_OK(si_tensor_wrap(SI_F32, 2, d33, x, sizeof x, &t33));
         CHECK_OK(si_tensor_wrap(SI_F32, 2, d23, x, 6 * sizeof(float), &t23));
         CHECK_ERR(si_request_set_input(rq, 0, t33), SI_ERR_INVALID_ARG, "X");
-        CHECK_OK(si_request_set_input(rq, 0, t23));
-        CHECK_OK(si_request_infer(rq));
-        si_tensor *y = NULL;
-        CHECK_OK(si_request_get_output(rq, 0, &y));
-        const float want[6] = {0.5f, 1, 0, 0.5f, 1, 0};
-        if (y) CHECK_FLOATS(si_tensor_data(y), want, 6);
+        check_small_on_zeros(rq, t23);
         si_tensor_free(t33);
         si_tensor_free(t23);
         si_request_free(rq);
