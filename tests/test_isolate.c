@@ -230,23 +230,43 @@ static si_request *bound_request(si_compiled *cm, si_tensor *in) {
     return rq;
 }
 
+/* A case on one compiled model: cm on LIST with DEV isolated, `faults` and one more key/value pair (key NULL: none);
+ * rq with in (make_input(seed)) bound; REF's outputs for in. */
+typedef struct iso_case {
+    si_compiled *cm;
+    si_tensor *in;
+    si_request *rq;
+    float want[2][OUT_N];
+} iso_case;
+
+/* false (a failed check, nothing left to free) when the compile or the request fails. */
+static bool iso_open(iso_case *c, int seed, const char *faults, const char *key, const char *value) {
+    c->cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, key, value, NULL});
+    c->in = make_input(seed);
+    ref_outputs(c->in, c->want);
+    c->rq = bound_request(c->cm, c->in);
+    return c->rq != NULL;
+}
+
+static void iso_close(iso_case *c) {
+    si_request_free(c->rq);
+    si_compiled_free(c->cm);
+    si_tensor_free(c->in);
+}
+
 /* One fault spec: `n` inferences, each equal to REF's; the device is lost (the report says so). */
 static void crash_case(const char *faults, int n, bool expect_failover) {
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, NULL});
-    si_tensor *in = make_input(2);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
+    iso_case c;
+    if (!iso_open(&c, 2, faults, NULL, NULL)) return;
     int ok = 0, same = 0;
     for (int i = 0; i < n; i++) {
-        si_result st = si_request_infer(rq);
+        si_result st = si_request_infer(c.rq);
         if (st) fprintf(stderr, "  [%s] infer %d: %s\n", faults, i + 1, si_last_error());
         ok += st == SI_OK;
-        same += st == SI_OK && outputs_match(rq, want);
+        same += st == SI_OK && outputs_match(c.rq, c.want);
     }
     CHECK(ok == n && same == n);
-    char *json = report(cm);
+    char *json = report(c.cm);
     bool lost = json && strstr(json, "\"status\":\"SI_ERR_DEVICE_LOST\"");
     bool how = json && (strstr(json, "killed by signal 6") || strstr(json, "killed by signal 11"));
     bool failover = json && strstr(json, "\"type\":\"failover\"");
@@ -254,12 +274,10 @@ static void crash_case(const char *faults, int n, bool expect_failover) {
     CHECK(lost && how);
     CHECK(failover == expect_failover);
     si_counters k;
-    si_compiled_counters(cm, &k);
+    si_compiled_counters(c.cm, &k);
     CHECK(k.failovers == (expect_failover ? 1 : 0));
     si_free_string(json);
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    iso_close(&c);
 }
 
 static void test_crash_segv(void) {
@@ -289,16 +307,12 @@ static void *run_infer(void *arg) {
 static void test_sigkill(void) {
     char faults[64];
     snprintf(faults, sizeof faults, "%s.infer=2:hang", DEV);
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, NULL});
-    si_tensor *in = make_input(3);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
-    CHECK_OK(si_request_infer(rq));
+    iso_case c;
+    if (!iso_open(&c, 3, faults, NULL, NULL)) return;
+    CHECK_OK(si_request_infer(c.rq));
     int pids[16], z;
     CHECK(worker_children(pids, 16, &z) == 1);
-    bg_infer b = {.rq = rq};
+    bg_infer b = {.rq = c.rq};
     pthread_t t;
     pthread_create(&t, NULL, run_infer, &b);
     usleep(300000); /* the inference is in the helper, hanging */
@@ -308,39 +322,30 @@ static void test_sigkill(void) {
     pthread_join(t, NULL);
     CHECK(si_mono_ms() - t0 < 20000); /* the hang alone would last 30 s */
     if (b.st) fprintf(stderr, "  infer after SIGKILL: %s\n", b.msg);
-    CHECK(b.st == SI_OK && outputs_match(rq, want));
-    char *json = report(cm);
+    CHECK(b.st == SI_OK && outputs_match(c.rq, c.want));
+    char *json = report(c.cm);
     CHECK(json && strstr(json, "\"type\":\"failover\"") && strstr(json, "killed by signal 9"));
     si_free_string(json);
     CHECK(no_workers_within(5000)); /* the dead helper was reaped */
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    iso_close(&c);
 }
 
 /* A hung inference given up on by the watchdog: the helper is killed and reaped, the inference re-run. */
 static void test_hang_watchdog(void) {
     char faults[64];
     snprintf(faults, sizeof faults, "%s.infer=2:hang", DEV);
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults,
-                                                              "infer_timeout_ms", "700", NULL});
-    si_tensor *in = make_input(4);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
-    CHECK_OK(si_request_infer(rq));
-    CHECK_OK(si_request_infer(rq)); /* hangs in the helper; the watchdog gives up, the CPU re-runs it */
-    CHECK(outputs_match(rq, want));
+    iso_case c;
+    if (!iso_open(&c, 4, faults, "infer_timeout_ms", "700")) return;
+    CHECK_OK(si_request_infer(c.rq));
+    CHECK_OK(si_request_infer(c.rq)); /* hangs in the helper; the watchdog gives up, the CPU re-runs it */
+    CHECK(outputs_match(c.rq, c.want));
     CHECK(no_workers_within(10000)); /* killed and reaped: an abandoned hang would keep it 30 s */
-    char *json = report(cm);
+    char *json = report(c.cm);
     CHECK(json && strstr(json, "did not return within 700 ms") && strstr(json, "\"type\":\"failover\""));
     si_free_string(json);
-    CHECK_OK(si_request_infer(rq));
-    CHECK(outputs_match(rq, want));
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    CHECK_OK(si_request_infer(c.rq));
+    CHECK(outputs_match(c.rq, c.want));
+    iso_close(&c);
 }
 
 /* A lost device stays quarantined until a recovery round (every device failed, recovery_ms later) tries it
@@ -349,26 +354,21 @@ static void test_hang_watchdog(void) {
 static void test_restart(void) {
     char faults[96];
     snprintf(faults, sizeof faults, "%s.infer=2:crash,%s.infer=always", DEV, strcmp(DEV, "OCL") ? "REF" : "CPU");
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults,
-                                                              "recovery_ms", "100", NULL});
-    si_tensor *in = make_input(5);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
+    iso_case c;
+    if (!iso_open(&c, 5, faults, "recovery_ms", "100")) return;
     int pids[16], z, first = worker_children(pids, 16, &z) == 1 ? pids[0] : -1;
-    CHECK_OK(si_request_infer(rq));
-    CHECK(outputs_match(rq, want));
-    CHECK_ERR(si_request_infer(rq), SI_ERR_DEVICE, "every device failed"); /* the helper crashed, the other fails */
+    CHECK_OK(si_request_infer(c.rq));
+    CHECK(outputs_match(c.rq, c.want));
+    CHECK_ERR(si_request_infer(c.rq), SI_ERR_DEVICE, "every device failed"); /* the helper crashed, the other fails */
     si_result st = SI_ERR_DEVICE;
-    for (int i = 0; i < 1000 && (st = si_request_infer(rq)); i++) usleep(5000); /* until the recovery round */
-    CHECK(st == SI_OK && outputs_match(rq, want));
+    for (int i = 0; i < 1000 && (st = si_request_infer(c.rq)); i++) usleep(5000); /* until the recovery round */
+    CHECK(st == SI_OK && outputs_match(c.rq, c.want));
     for (int i = 0; i < 6; i++) { /* inferences 3.. of the device: no crash in the new helper */
-        CHECK_OK(si_request_infer(rq));
-        CHECK(outputs_match(rq, want));
+        CHECK_OK(si_request_infer(c.rq));
+        CHECK(outputs_match(c.rq, c.want));
     }
     CHECK(worker_children(pids, 16, &z) == 1 && pids[0] != first && z == 0);
-    char *json = report(cm);
+    char *json = report(c.cm);
     int deaths = 0, others = 0; /* every helper death in the report is the first helper's */
     for (const char *p = json; p && (p = strstr(p, "the helper process (pid ")); p++) {
         deaths++;
@@ -377,9 +377,7 @@ static void test_restart(void) {
     CHECK(deaths >= 1 && others == 0);
     CHECK(json && strstr(json, "\"stage\":\"recovery\""));
     si_free_string(json);
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    iso_close(&c);
 }
 
 /* Thread i: its own input (seed 100 + i) and request, n inferences, each checked against REF (same[i] of them
