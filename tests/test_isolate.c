@@ -19,13 +19,13 @@
  * OCL is the isolated device where it is present (PoCL on machines without a GPU), CPU otherwise.
  */
 #include "si_test.h"
+#include "children.h"
 
 #include "api/internal.h"
 #include "device/isolate/isolate.h"
 #include "device/isolate/wire.h"
 #include "util/thread.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -99,32 +99,23 @@ static bool outputs_match(si_request *rq, float want[2][OUT_N]) {
 }
 
 /* Children of this process that run the worker program: their pids, and how many are zombies. */
+typedef struct workers_seen {
+    int *pids, max, n, zombies;
+} workers_seen;
+
+static void count_worker(int pid, const char *comm, char state, void *arg) {
+    workers_seen *w = arg;
+    if (strcmp(comm, "safeinfer-worke")) return;
+    if (state == 'Z') w->zombies++;
+    if (w->n < w->max) w->pids[w->n] = pid;
+    w->n++;
+}
+
 static int worker_children(int *pids, int max, int *zombies) {
-    int n = 0;
-    *zombies = 0;
-    DIR *d = opendir("/proc");
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%.32s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t k = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[k] = 0;
-        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        if (!open || !close) continue;
-        *close = 0;
-        char state = 0;
-        int ppid = 0;
-        if (sscanf(close + 2, "%c %d", &state, &ppid) != 2 || ppid != getpid()) continue;
-        if (strcmp(open + 1, "safeinfer-worke")) continue;
-        if (state == 'Z') (*zombies)++;
-        if (n < max) pids[n] = atoi(e->d_name);
-        n++;
-    }
-    if (d) closedir(d);
-    return n;
+    workers_seen w = {.pids = pids, .max = max};
+    for_each_child(count_worker, &w);
+    *zombies = w.zombies;
+    return w.n;
 }
 
 /* Wait up to ms for no worker child (alive or zombie) to remain. */
