@@ -95,6 +95,17 @@ static const char *shape_of(const si_graph *g, const char *name, char *buf, size
     return buf;
 }
 
+/* Shape inference on g works, and then each value named in want ("name", "shape" pairs, NULL-terminated) has that
+ * type and shape. */
+static void check_inferred(si_graph *g, const char *const *want) {
+    char b[256];
+    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
+    for (int i = 0; want[i]; i += 2) {
+        CHECK_STREQ(shape_of(g, want[i], b, sizeof b), want[i + 1]);
+        if (strcmp(b, want[i + 1])) fprintf(stderr, "  (value %s)\n", want[i]);
+    }
+}
+
 /* The If of control_flow.onnx in g (the model's graph or a copy of it, or the host submodel holding it): its
  * branches present, parents right, outer references and implicit inputs intact. */
 static void check_if(const si_graph *g, const char *what) {
@@ -163,13 +174,10 @@ static void test_load_and_infer(void) {
     si_graph *g = load_fixture("control_flow.onnx");
     if (!g) return;
     check_structure(g, "the loaded model");
-    char b[256];
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     /* If: both branches give float32[batch,3] (the nested If's too); Loop: the carried value keeps its width,
      * its rows after the body are not known; the scan output stacks one [?,3] per iteration */
-    CHECK_STREQ(shape_of(g, "Y", b, sizeof b), "float32[batch,3]");
-    CHECK_STREQ(shape_of(g, "AF", b, sizeof b), "float32[?,3]");
-    CHECK_STREQ(shape_of(g, "S", b, sizeof b), "float32[?,?,3]");
+    check_inferred(g, (const char *const[]){"Y", "float32[batch,3]", "AF", "float32[?,3]", "S", "float32[?,?,3]", NULL});
+    char b[256];
     si_graph *th = branch(node_named(g, "if"), "then_branch");
     si_graph *body = branch(node_named(g, "loop"), "body");
     CHECK(th && body);
@@ -185,8 +193,7 @@ static void test_load_and_infer(void) {
     /* a fixed batch: the shapes follow */
     for (int i = 0; i < g->n_inputs; i++)
         if (!strcmp(g->values[g->inputs[i]].name, "X")) g->values[g->inputs[i]].dims[0] = 2;
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
-    CHECK_STREQ(shape_of(g, "Y", b, sizeof b), "float32[2,3]");
+    check_inferred(g, (const char *const[]){"Y", "float32[2,3]", NULL});
     if (th) CHECK_STREQ(shape_of(th, "TI", b, sizeof b), "float32[2,3]");
     si_graph_free(g);
 }
@@ -395,11 +402,9 @@ static void test_scan(void) {
     si_graph *g = load_fixture("control_scan.onnx"), *c = NULL;
     if (!g) return;
     check_scan(g, "the loaded model");
+    /* YS: stacked along axis 1, one per step */
+    check_inferred(g, (const char *const[]){"P", "float32[seq,3]", "HF", "float32[3]", "YS", "float32[3,seq]", NULL});
     char b[128];
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
-    CHECK_STREQ(shape_of(g, "P", b, sizeof b), "float32[seq,3]");
-    CHECK_STREQ(shape_of(g, "HF", b, sizeof b), "float32[3]");
-    CHECK_STREQ(shape_of(g, "YS", b, sizeof b), "float32[3,seq]"); /* stacked along axis 1, one per step */
     si_graph *body = branch(node_named(g, "scan"), "body");
     if (body) {
         CHECK_STREQ(shape_of(body, "W", b, sizeof b), "float32[3]"); /* the outer value takes the model's type */
@@ -711,11 +716,7 @@ static void test_bad_models(void) {
     fprintf(stderr, "bad models\n");
     si_graph *g = NULL;
     CHECK_OK(si_onnx_load_file(data("control_nested16.onnx"), NULL, &g));
-    if (g) {
-        CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
-        char b[64];
-        CHECK_STREQ(shape_of(g, "Y0", b, sizeof b), "float32[2]");
-    }
+    if (g) check_inferred(g, (const char *const[]){"Y0", "float32[2]", NULL});
     si_graph_free(g);
     g = NULL;
     CHECK_ERR(si_onnx_load_file(data("control_nested17.onnx"), NULL, &g), SI_ERR_UNSUPPORTED, "nested more than 16 deep");
