@@ -206,6 +206,15 @@ static inline void make_temp_dir(char *buf, size_t n, const char *parent, const 
     }
 }
 
+/* A test program's main: a fresh temp folder (into tmp, n bytes) under argv[1] or /tmp, named for the program;
+ * each test of the NULL-terminated list in turn; the folder removed (the tests leave it empty); the summary. */
+static inline int run_tests(const char *name, char *tmp, size_t n, int argc, char **argv, void (*const *tests)(void)) {
+    make_temp_dir(tmp, n, argc > 1 ? argv[1] : NULL, name);
+    for (int i = 0; tests[i]; i++) tests[i]();
+    rmdir(tmp);
+    return test_summary(name);
+}
+
 /* Run fn(arg) in a child process: true when it returned normally (no crash, no sanitizer report) and every
  * CHECK inside it passed. Used for calls that may crash, so that a crash counts as one failed check instead of
  * ending the test. */

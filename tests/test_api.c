@@ -1002,20 +1002,8 @@ static void test_matmul(void) {
 }
 
 int main(int argc, char **argv) {
-    make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "test_api");
-    test_helpers();
-    test_tensors();
-    test_config();
-    test_model_info();
-    test_infer_small();
-    test_compile_variants();
-    test_error_recovery();
-    test_clip_opsets();
-    test_constant();
-    test_initializer_forms();
-    test_passthrough();
-    test_threads();
-    test_matmul();
-    rmdir(tmp_dir);
-    return test_summary("test_api");
+    static void (*const tests[])(void) = {test_helpers, test_tensors, test_config, test_model_info, test_infer_small,
+                                          test_compile_variants, test_error_recovery, test_clip_opsets, test_constant,
+                                          test_initializer_forms, test_passthrough, test_threads, test_matmul, NULL};
+    return run_tests("test_api", tmp_dir, sizeof tmp_dir, argc, argv, tests);
 }

@@ -799,18 +799,8 @@ done:
 }
 
 int main(int argc, char **argv) {
-    make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "test_bad_input");
-    test_files();
-    test_bad_models();
-    test_external();
-    test_request_errors();
-    test_tensor_files();
-    test_null_args();
-    test_bad_ops();
-    test_truncated();
-    test_truncated_stream();
-    test_random_bytes();
-    test_mutations();
-    rmdir(tmp_dir);
-    return test_summary("test_bad_input");
+    static void (*const tests[])(void) = {test_files, test_bad_models, test_external, test_request_errors,
+                                          test_tensor_files, test_null_args, test_bad_ops, test_truncated,
+                                          test_truncated_stream, test_random_bytes, test_mutations, NULL};
+    return run_tests("test_bad_input", tmp_dir, sizeof tmp_dir, argc, argv, tests);
 }
