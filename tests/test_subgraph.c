@@ -38,6 +38,13 @@ static si_graph *load_shaped(const char *name) {
     return g;
 }
 
+/* A test's start: what it tests printed, and the fixture file loaded (its shapes inferred when `shaped`); NULL (a
+ * failed check) when it does not load. */
+static si_graph *open_fixture(const char *what, const char *file, bool shaped) {
+    fprintf(stderr, "%s\n", what);
+    return shaped ? load_shaped(file) : load_fixture(file);
+}
+
 static const si_node *node_named(const si_graph *g, const char *name) {
     for (int i = 0; i < g->n_nodes; i++)
         if (!strcmp(g->nodes[i].name, name)) return &g->nodes[i];
@@ -170,8 +177,7 @@ static const char *input_names(const si_graph *g, char *buf, size_t cap) {
 }
 
 static void test_load_and_infer(void) {
-    fprintf(stderr, "load, infer\n");
-    si_graph *g = load_fixture("control_flow.onnx");
+    si_graph *g = open_fixture("load, infer", "control_flow.onnx", false);
     if (!g) return;
     check_structure(g, "the loaded model");
     /* If: both branches give float32[batch,3] (the nested If's too); Loop: the carried value keeps its width,
@@ -199,8 +205,7 @@ static void test_load_and_infer(void) {
 }
 
 static void test_clone(void) {
-    fprintf(stderr, "clone\n");
-    si_graph *g = load_shaped("control_flow.onnx"), *c = NULL, *cc = NULL;
+    si_graph *g = open_fixture("clone", "control_flow.onnx", true), *c = NULL, *cc = NULL;
     if (!g) return;
     CHECK_OK(si_graph_clone(g, &c));
     si_graph_free(g); /* the copy owns everything it holds (ASan: no use after free below) */
@@ -282,8 +287,7 @@ static void check_host_subs(si_partition *p, si_device *dev, const char *what) {
 }
 
 static void test_partition(void) {
-    fprintf(stderr, "partition\n");
-    si_graph *g = load_shaped("control_flow.onnx");
+    si_graph *g = open_fixture("partition", "control_flow.onnx", true);
     if (!g) return;
     si_device *ref = NULL, *cpu = first_device();
     CHECK_OK(si_device_get("REF", &ref));
@@ -398,8 +402,7 @@ static void check_scan(const si_graph *g, const char *what) {
 }
 
 static void test_scan(void) {
-    fprintf(stderr, "scan\n");
-    si_graph *g = load_fixture("control_scan.onnx"), *c = NULL;
+    si_graph *g = open_fixture("scan", "control_scan.onnx", false), *c = NULL;
     if (!g) return;
     check_scan(g, "the loaded model");
     /* YS: stacked along axis 1, one per step */
@@ -587,8 +590,7 @@ static void test_compile(void) {
  * whose branch reuses a model value's name stays; si_graph_detach makes a branch a graph of its own whose outer
  * reads are inputs. */
 static void test_fold_detach(void) {
-    fprintf(stderr, "fold Ifs, detach\n");
-    si_graph *g = load_shaped("control_if_fold.onnx");
+    si_graph *g = open_fixture("fold Ifs, detach", "control_if_fold.onnx", true);
     if (!g) return;
     int folded = -1;
     CHECK_OK(si_graph_fold_ifs(g, 1 << 20, &folded));
@@ -631,8 +633,7 @@ static void free_copy(void *p) {
 }
 
 static void test_shared_consts(void) {
-    fprintf(stderr, "shared constants\n");
-    si_graph *g = load_fixture("control_flow.onnx");
+    si_graph *g = open_fixture("shared constants", "control_flow.onnx", false);
     if (!g) return;
     int w = si_graph_find_value(g, "W"), m = si_graph_find_value(g, "M");
     CHECK(w >= 0 && m >= 0);
@@ -697,8 +698,7 @@ static void check_graphs(const si_graph *g, const char *what) {
 }
 
 static void test_graphs_attr(void) {
-    fprintf(stderr, "graphs attribute\n");
-    si_graph *g = load_fixture("control_graphs.onnx"), *c = NULL, *cc = NULL;
+    si_graph *g = open_fixture("graphs attribute", "control_graphs.onnx", false), *c = NULL, *cc = NULL;
     if (!g) return;
     check_graphs(g, "the loaded model");
     CHECK_OK(si_graph_clone(g, &c));
