@@ -314,8 +314,7 @@ typedef struct rope_geo {
 /* com.microsoft: input [B, S, D] or [B, N, S, H]; position_ids int64 [B, S] or [1] (an offset); caches [rows, half]. */
 static si_result ms_rope_prep(si_kctx *c, rope_geo *g) {
     si_result st;
-    for (int i = 0; i < 4; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 4))) return st;
     const si_tensor *x = si_in(c, 0), *pos = si_in(c, 1), *cs = si_in(c, 2), *sn = si_in(c, 3);
     if ((st = si_check_type(c, x->dtype, LLM_T_FLOAT, "input"))) return st;
     if ((st = si_same_type(c, x, cs, "cos_cache")) || (st = si_same_type(c, x, sn, "sin_cache"))) return st;
@@ -358,8 +357,7 @@ static si_result ms_rope_prep(si_kctx *c, rope_geo *g) {
 /* ONNX: X [B, N, S, H] or [B, S, D] (num_heads); caches [rows, half] with position_ids, else [B, S, half]. */
 static si_result onnx_rope_prep(si_kctx *c, rope_geo *g) {
     si_result st;
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 3))) return st;
     const si_tensor *x = si_in(c, 0), *cs = si_in(c, 1), *sn = si_in(c, 2), *pos = si_in(c, 3);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
     if ((st = si_same_type(c, x, cs, "cos_cache")) || (st = si_same_type(c, x, sn, "sin_cache"))) return st;
@@ -431,13 +429,10 @@ static si_result rope_infer(si_kctx *c) {
     si_result st = rope_prep(c, &g);
     return st ? st : si_same_as_input(c, 0, 0);
 }
-static si_result rope_run(si_kctx *c) {
-    rope_geo g;
-    si_result st = rope_prep(c, &g);
-    if (st) return st;
+SI_OP_PLANNED(rope_run, rope_geo, g, rope_prep) {
     /* ONNX: the caches are inputs 1, 2 and position_ids input 3; com.microsoft: position_ids 1, the caches 2, 3 */
     const bool onnx = si_node_is(c->node, SI_OP_ROTARY_EMBEDDING);
-    return rope_apply(c, &g, si_in(c, onnx ? 3 : 1), onnx ? 1 : 2, onnx);
+    return rope_apply(c, g, si_in(c, onnx ? 3 : 1), onnx ? 1 : 2, onnx);
 }
 
 static const si_op_def defs[] = {

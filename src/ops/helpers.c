@@ -46,6 +46,12 @@ si_result si_need_input(const si_kctx *c, int i, bool need_data) {
     return SI_OK;
 }
 
+si_result si_need_inputs(const si_kctx *c, int n) {
+    si_result s = SI_OK;
+    for (int i = 0; i < n && !s; i++) s = si_need_input(c, i, false);
+    return s;
+}
+
 si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char *what) {
     /* mask 0 is any type but the narrow ones, which an op accepts only where it names them */
     if (!si_dtype_valid(dt) || (int)dt >= 32 || (mask && !(mask & SI_T(dt))) || (!mask && si_dtype_is_narrow(dt))) {

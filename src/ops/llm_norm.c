@@ -21,7 +21,7 @@ static si_result stat_out(si_kctx *c, int k, const si_tensor *x, int axis) {
 
 static si_result sln_prep(si_kctx *c, int *axis) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    if ((st = si_need_inputs(c, 2))) return st;
     const si_tensor *x = si_in(c, 0), *sc = si_in(c, 1);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_check_type(c, sc->dtype, SI_T_FLOATS, "scale")))
         return st;
@@ -94,8 +94,7 @@ static si_result sln_run(si_kctx *c) {
  * beta (3) and bias (4) for SkipLayerNormalization, bias (3) for the simplified form. */
 si_result si_skipnorm_prepare(const si_kctx *c, bool simplified, si_skipnorm *p) {
     si_result st;
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 3))) return st;
     const si_tensor *x = si_in(c, 0), *sk = si_in(c, 1), *g = si_in(c, 2);
     if ((st = si_check_type(c, x->dtype, LLM_T_FLOAT, "input"))) return st;
     if (x->ndim < 2 || x->ndim > 3)

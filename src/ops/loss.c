@@ -22,8 +22,8 @@ typedef struct loss_plan {
 } loss_plan;
 
 static si_result loss_plan_of(si_kctx *c, loss_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *t = c->in[1], *w = si_in(c, 2);
     if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'scores'"))) return s;
     if ((s = si_check_type(c, t->dtype, SI_T(SI_I32) | SI_T(SI_I64), "input 'target'"))) return s;
@@ -62,16 +62,12 @@ static si_result loss_set_outputs(si_kctx *c, const loss_plan *p, bool log_prob)
     return SI_OK;
 }
 
-static si_result nll_infer(si_kctx *c) {
-    loss_plan p;
-    si_result s = loss_plan_of(c, &p);
-    return s ? s : loss_set_outputs(c, &p, false);
+SI_OP_PLANNED(nll_infer, loss_plan, p, loss_plan_of) {
+    return loss_set_outputs(c, p, false);
 }
 
-static si_result sce_infer(si_kctx *c) {
-    loss_plan p;
-    si_result s = loss_plan_of(c, &p);
-    return s ? s : loss_set_outputs(c, &p, true);
+SI_OP_PLANNED(sce_infer, loss_plan, p, loss_plan_of) {
+    return loss_set_outputs(c, p, true);
 }
 
 /* The loss over logp (n, c, inner) into output 0. */

@@ -97,6 +97,18 @@ typedef struct si_op_table {
     bool partial; /* its infers follow the partial contract above (SI_OP_FAMILY_PARTIAL) */
 } si_op_table;
 
+/* An op function that first reads its node into a plan, the step an op's infer and run share:
+ *     SI_OP_PLANNED(conv_run, nn_conv, p, conv_prep) { ... p->groups ... }
+ * defines `static si_result conv_run(si_kctx *c)`: it fills a plan of type T with PREP(c, &plan), returns PREP's error,
+ * or else runs the body with P pointing at the plan. */
+#define SI_OP_PLANNED(NAME, T, P, PREP)                                                                          \
+    static si_result NAME##_planned(si_kctx *c, T *P);                                                          \
+    static si_result NAME(si_kctx *c) {                                                                         \
+        T plan_ = {0};                                                                                          \
+        si_result s_ = PREP(c, &plan_);                                                                         \
+        return s_ ? s_ : NAME##_planned(c, &plan_);                                                             \
+    }                                                                                                           \
+    static si_result NAME##_planned(si_kctx *c, T *P)
 /* Is n a node of op `id` (resolved, any version)? */
 static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n->op->id == id; }
 /* The lines of the table at the end of a family file (its registration footer):
@@ -193,6 +205,9 @@ si_result si_op_nomem(const si_kctx *c);
  * Values that are only missing at compile time give UNSUPPORTED ("only known at run time"), which leaves the
  * node's outputs unknown: ops that can say more about their outputs test si_has_values first. */
 si_result si_need_input(const si_kctx *c, int i, bool need_data);
+/* Inputs 0 .. n-1 present with valid ranks (si_need_input without data, for each): the first check of an op whose
+ * first n inputs are required. */
+si_result si_need_inputs(const si_kctx *c, int n);
 /* Input 0 present and of a type in mask (what as for si_check_type): *x = input 0. The first lines of most ops. */
 si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x);
 /* dt is a stored type and, for a non-zero mask, in it; else UNSUPPORTED ("what: element type ..."; what may

@@ -13,7 +13,7 @@ static si_result expand_infer(si_kctx *c) {
     si_result s;
     int64_t shape[SI_MAX_DIMS], out[SI_MAX_DIMS];
     int n, nout;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *st = c->in[1];
     if (!si_has_values(st) && st->ndim == 1 && si_dim_known(st->dims[0]) && st->dims[0] <= SI_MAX_DIMS) {
         /* compile time: the shape's length is known, its values are not */
@@ -96,7 +96,7 @@ static si_result tile_repeats(si_kctx *c, int64_t *rep) {
 static si_result tile_infer(si_kctx *c) {
     si_result s;
     int64_t rep[SI_MAX_DIMS], dims[SI_MAX_DIMS];
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *x = c->in[0];
     bool known = si_has_values(c->in[1]) && (c->opset >= 6 || c->n_in < 3 || !c->in[2] || si_has_values(c->in[2]));
     if (!known) /* compile time: the repeats are known at run time */
@@ -300,7 +300,7 @@ static si_result s2d_run(si_kctx *c) {
 
 static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *x = c->in[0], *len = c->in[1];
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", x->ndim);
     int64_t ba = si_attr_int(c->node, "batch_axis", 1), ta = si_attr_int(c->node, "time_axis", 0);

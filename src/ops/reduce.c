@@ -430,11 +430,8 @@ static si_result arg_plan(const si_kctx *c, aplan *p) {
     return SI_OK;
 }
 
-static si_result arg_infer(si_kctx *c) {
-    aplan p;
-    si_result s = arg_plan(c, &p);
-    if (s) return s;
-    return si_set_out(c, 0, SI_I64, p.out_nd, p.out_dims);
+SI_OP_PLANNED(arg_infer, aplan, p, arg_plan) {
+    return si_set_out(c, 0, SI_I64, p->out_nd, p->out_dims);
 }
 
 /* Is v a better pick than the current best b? NaN wins (like numpy), ties go by select_last_index. */
@@ -522,12 +519,10 @@ static si_result topk_plan(const si_kctx *c, tplan *p) {
     return SI_OK;
 }
 
-static si_result topk_infer(si_kctx *c) {
-    tplan p;
-    si_result s = topk_plan(c, &p);
-    if (s) return s;
-    if ((s = si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, p.out_dims))) return s;
-    return si_set_out(c, 1, SI_I64, c->in[0]->ndim, p.out_dims);
+SI_OP_PLANNED(topk_infer, tplan, p, topk_plan) {
+    si_result s = SI_OK;
+    if ((s = si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, p->out_dims))) return s;
+    return si_set_out(c, 1, SI_I64, c->in[0]->ndim, p->out_dims);
 }
 
 typedef struct tkey {
@@ -560,17 +555,15 @@ static void tkey_sort(tkey *v, tkey *tmp, int64_t n, int cls, bool largest) {
     }
 }
 
-static si_result topk_run(si_kctx *c) {
-    tplan p;
-    si_result s = topk_plan(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(topk_run, tplan, p, topk_plan) {
+    si_result s = SI_OK;
     if ((s = si_run_ready(c))) return s;
     const si_tensor *x = c->in[0];
-    if (p.k == 0 || p.outer * p.inner == 0) return SI_OK;
+    if (p->k == 0 || p->outer * p->inner == 0) return SI_OK;
     bool largest = si_attr_int(c->node, "largest", 1) != 0;
     int cls = si_dtype_is_float(x->dtype) ? 0 : x->dtype == SI_U64 ? 2 : 1;
     size_t es = si_dtype_size(x->dtype);
-    tkey *v = si_malloc(sizeof(tkey) * (size_t)p.n), *tmp = si_malloc(sizeof(tkey) * (size_t)p.n);
+    tkey *v = si_malloc(sizeof(tkey) * (size_t)p->n), *tmp = si_malloc(sizeof(tkey) * (size_t)p->n);
     if (!v || !tmp) {
         si_free(v);
         si_free(tmp);
@@ -579,20 +572,20 @@ static si_result topk_run(si_kctx *c) {
     uint8_t *yv = c->out[0] ? c->out[0]->data : NULL;
     int64_t *yi = (c->n_out > 1 && c->out[1]) ? c->out[1]->data : NULL;
     const uint8_t *xd = x->data;
-    for (int64_t o = 0; o < p.outer; o++)
-        for (int64_t i = 0; i < p.inner; i++) {
-            int64_t base = o * p.n * p.inner + i;
-            for (int64_t j = 0; j < p.n; j++) {
-                int64_t e = base + j * p.inner;
+    for (int64_t o = 0; o < p->outer; o++)
+        for (int64_t i = 0; i < p->inner; i++) {
+            int64_t base = o * p->n * p->inner + i;
+            for (int64_t j = 0; j < p->n; j++) {
+                int64_t e = base + j * p->inner;
                 v[j].idx = j;
                 if (cls == 0) v[j].f = si_load_f64(x->dtype, xd, e);
                 else v[j].i = si_load_i64(x->dtype, xd, e);
             }
-            tkey_sort(v, tmp, p.n, cls, largest);
-            int64_t obase = o * p.k * p.inner + i;
-            for (int64_t j = 0; j < p.k; j++) {
-                int64_t oe = obase + j * p.inner;
-                if (yv) memcpy(yv + (size_t)oe * es, xd + (size_t)(base + v[j].idx * p.inner) * es, es);
+            tkey_sort(v, tmp, p->n, cls, largest);
+            int64_t obase = o * p->k * p->inner + i;
+            for (int64_t j = 0; j < p->k; j++) {
+                int64_t oe = obase + j * p->inner;
+                if (yv) memcpy(yv + (size_t)oe * es, xd + (size_t)(base + v[j].idx * p->inner) * es, es);
                 if (yi) yi[oe] = v[j].idx;
             }
         }
@@ -614,8 +607,8 @@ static si_result cumsum_axis(const si_kctx *c, int *axis) {
 }
 
 static si_result cumsum_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     if ((s = si_check_type(c, c->in[0]->dtype, SI_T_NUMERIC, NULL))) return s;
     int axis;
     if (si_has_values(c->in[1]) && (s = cumsum_axis(c, &axis))) return s; /* the shape does not depend on it */
@@ -623,8 +616,8 @@ static si_result cumsum_infer(si_kctx *c) {
 }
 
 static si_result cum_run(si_kctx *c, bool prod) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_run_ready(c))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s || (s = si_run_ready(c))) return s;
     const si_tensor *x = c->in[0];
     si_tensor *y = c->out[0];
     int axis;

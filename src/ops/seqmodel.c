@@ -30,8 +30,8 @@ typedef struct la_plan {
 } la_plan;
 
 static si_result la_plan_of(si_kctx *c, la_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_need_inputs(c, 3);
+    if (s) return s;
     const si_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2], *past = si_in(c, 3), *dec = si_in(c, 4), *beta = si_in(c, 5);
     if ((s = si_check_type(c, q->dtype, SI_T_FLOATS, "input 'query'")) || (s = si_same_type(c, q, k, "input 'key'")) ||
         (s = si_same_type(c, q, v, "input 'value'")) || (past && (s = si_same_type(c, q, past, "input 'past_state'"))) ||
@@ -96,24 +96,21 @@ static si_result la_plan_of(si_kctx *c, la_plan *p) {
     return SI_OK;
 }
 
-static si_result la_infer(si_kctx *c) {
-    la_plan p;
-    si_result s = la_plan_of(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(la_infer, la_plan, p, la_plan_of) {
+    si_result s = SI_OK;
     const si_dtype dt = c->in[0]->dtype;
-    const int64_t od[3] = {p.B, p.T, si_dim_mul(p.hq, p.dv)}, sd[4] = {p.B, p.hkv, p.dk, p.dv};
+    const int64_t od[3] = {p->B, p->T, si_dim_mul(p->hq, p->dv)}, sd[4] = {p->B, p->hkv, p->dk, p->dv};
     if ((s = si_set_out(c, 0, dt, 3, od))) return s;
     return si_set_out(c, 1, dt, 4, sd);
 }
 
-static si_result la_run(si_kctx *c) {
-    la_plan p;
-    si_result s = la_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(la_run, la_plan, p, la_plan_of) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     const si_tensor *past = si_in(c, 3), *dec = si_in(c, 4), *bt = si_in(c, 5);
-    const int64_t B = p.B, T = p.T, HQ = p.hq, HKV = p.hkv, DK = p.dk, DV = p.dv, G = HQ / HKV;
+    const int64_t B = p->B, T = p->T, HQ = p->hq, HKV = p->hkv, DK = p->dk, DV = p->dv, G = HQ / HKV;
     const int64_t ns = B * HKV * DK * DV;
-    const bool gated = p.rule == LA_GATED || p.rule == LA_GATED_DELTA, delta = p.rule >= LA_DELTA;
+    const bool gated = p->rule == LA_GATED || p->rule == LA_GATED_DELTA, delta = p->rule >= LA_DELTA;
     double *q = si_tensor_to_f64(c->in[0]), *k = si_tensor_to_f64(c->in[1]), *v = si_tensor_to_f64(c->in[2]);
     double *st = past ? si_tensor_to_f64(past) : si_malloc(sizeof(double) * (size_t)(ns > 0 ? ns : 1));
     double *g = gated ? si_tensor_to_f64(dec) : NULL, *be = delta ? si_tensor_to_f64(bt) : NULL;
@@ -124,7 +121,7 @@ static si_result la_run(si_kctx *c) {
         return si_op_nomem(c);
     }
     if (!past) memset(st, 0, sizeof(double) * (size_t)ns);
-    const int64_t glast = p.decay_per_head ? HKV : HKV * DK, blast = p.beta_shared ? 1 : HKV;
+    const int64_t glast = p->decay_per_head ? HKV : HKV * DK, blast = p->beta_shared ? 1 : HKV;
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t < T; t++) {
             const int64_t bt0 = b * T + t;
@@ -133,13 +130,13 @@ static si_result la_run(si_kctx *c) {
                 const double *kt = k + bt0 * HKV * DK + h * DK, *vt = v + bt0 * HKV * DV + h * DV;
                 if (gated)
                     for (int64_t i = 0; i < DK; i++) {
-                        const double e = exp(g[bt0 * glast + (p.decay_per_head ? h : h * DK + i)]);
+                        const double e = exp(g[bt0 * glast + (p->decay_per_head ? h : h * DK + i)]);
                         for (int64_t j = 0; j < DV; j++) S[i * DV + j] *= e;
                     }
                 /* the row written: v (linear, gated) or beta * (v - S^T k) (delta rules) */
                 for (int64_t j = 0; j < DV; j++) tmp[j] = vt[j];
                 if (delta) {
-                    const double bv = be[bt0 * blast + (p.beta_shared ? 0 : h)];
+                    const double bv = be[bt0 * blast + (p->beta_shared ? 0 : h)];
                     for (int64_t j = 0; j < DV; j++) {
                         double r = 0;
                         for (int64_t i = 0; i < DK; i++) r += S[i * DV + j] * kt[i];
@@ -155,7 +152,7 @@ static si_result la_run(si_kctx *c) {
                 for (int64_t j = 0; j < DV; j++) {
                     double r = 0;
                     for (int64_t i = 0; i < DK; i++) r += qt[i] * S[i * DV + j];
-                    yo[j] = p.scale * r;
+                    yo[j] = p->scale * r;
                 }
             }
         }
@@ -168,8 +165,8 @@ static si_result la_run(si_kctx *c) {
 // --- CausalConvWithState --------------------------------------------------------------------------------
 
 static si_result ccs_check(si_kctx *c, bool *silu) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *w = c->in[1], *b = si_in(c, 2), *past = si_in(c, 3);
     if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'input'")) || (s = si_same_type(c, x, w, "input 'weight'")) ||
         (b && (s = si_same_type(c, x, b, "input 'bias'"))) || (past && (s = si_same_type(c, x, past, "input 'past_state'"))))
@@ -250,8 +247,8 @@ static si_result flex_check(si_kctx *c) {
 }
 
 static si_result flex_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_need_inputs(c, 3);
+    if (s) return s;
     const si_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
     if ((s = si_check_type(c, q->dtype, SI_T_FLOATS, "input 'Q'")) || (s = si_same_type(c, q, k, "input 'K'")) ||
         (s = si_same_type(c, q, v, "input 'V'")))

@@ -14,8 +14,8 @@
 /* The output shape: input dims, with the axes named by attribute `axes` (all of them by default) set to the
  * values of input 'shape'. *known false at compile time while those values are not known. */
 static si_result ccp_shape(si_kctx *c, int64_t *od, bool *known) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *sh = c->in[1];
     if ((s = si_check_type(c, sh->dtype, SI_T(SI_I32) | SI_T(SI_I64), "input 'shape'"))) return s;
     const int r = x->ndim;
@@ -90,8 +90,8 @@ typedef struct ts_plan {
 } ts_plan;
 
 static si_result ts_plan_of(si_kctx *c, ts_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *u = c->in[1], *wi = si_in(c, 2);
     if ((s = si_same_type(c, x, u, "input 'update'"))) return s;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'past_cache' must have rank >= 2, got %d", x->ndim);
@@ -118,31 +118,29 @@ static si_result ts_plan_of(si_kctx *c, ts_plan *p) {
     return SI_OK;
 }
 
-static si_result ts_infer(si_kctx *c) {
-    ts_plan p;
-    si_result s = ts_plan_of(c, &p);
-    return s ? s : si_same_as_input(c, 0, 0);
+SI_OP_PLANNED(ts_infer, ts_plan, p, ts_plan_of) {
+    (void)p;
+    return si_same_as_input(c, 0, 0);
 }
 
-static si_result ts_run(si_kctx *c) {
-    ts_plan p;
-    si_result s = ts_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(ts_run, ts_plan, p, ts_plan_of) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     const si_tensor *x = c->in[0], *u = c->in[1], *wt = si_in(c, 2);
     si_tensor *y = si_out(c, 0);
     if (!y) return SI_OK;
     si_copy_data(y, x);
-    const int64_t batch = x->dims[0], max_seq = x->dims[p.axis], seq = u->dims[p.axis];
-    const int64_t mid = si_prod(x->dims, 1, p.axis), inner = si_prod(x->dims, p.axis + 1, x->ndim);
+    const int64_t batch = x->dims[0], max_seq = x->dims[p->axis], seq = u->dims[p->axis];
+    const int64_t mid = si_prod(x->dims, 1, p->axis), inner = si_prod(x->dims, p->axis + 1, x->ndim);
     if (si_count(u) == 0) return SI_OK;
     int64_t *wi = wt ? si_tensor_to_i64(wt) : NULL;
     if (wt && !wi) return si_op_nomem(c);
     const size_t es = si_esize(x), row = (size_t)inner * es;
     for (int64_t b = 0; b < batch && !s; b++) {
         const int64_t w0 = wi ? wi[b] : 0;
-        if (w0 < 0 || w0 >= max_seq || (!p.circular && w0 + seq > max_seq)) {
+        if (w0 < 0 || w0 >= max_seq || (!p->circular && w0 + seq > max_seq)) {
             s = si_op_err(c, SI_ERR_INVALID_ARG, "write_indices[%lld] = %lld: %lld updates do not fit in %lld positions (mode %s)",
-                          (long long)b, (long long)w0, (long long)seq, (long long)max_seq, p.circular ? "circular" : "linear");
+                          (long long)b, (long long)w0, (long long)seq, (long long)max_seq, p->circular ? "circular" : "linear");
             break;
         }
         for (int64_t m = 0; m < mid; m++)
@@ -159,8 +157,8 @@ static si_result ts_run(si_kctx *c) {
 // --- SwiGLU -----------------------------------------------------------------------------------------------
 
 static si_result swiglu_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *a = c->in[0], *b = c->in[1];
     if ((s = si_check_type(c, a->dtype, SI_T_FLOATS, "input 'a'")) || (s = si_same_type(c, a, b, "input 'b'"))) return s;
     int n = 0;
@@ -253,8 +251,8 @@ static si_result det_run(si_kctx *c) {
 /* Output shape: input 'output_shape' when given, else (in - 1) * stride - pads + kernel per spatial axis (that
  * default shape into *dflt, when not NULL). */
 static si_result unpool_shape(si_kctx *c, int64_t *od, bool *known, int64_t *dflt) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *ix = c->in[1], *os = si_in_nonempty(c, 2);
     if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_check_type(c, ix->dtype, SI_T(SI_I64), "input 'I'")))
         return s;
@@ -382,8 +380,8 @@ static si_result binarizer_run(si_kctx *c) {
 
 /* Z = X[..., Y] along the last axis (a 1-D X is read as [1, C]). */
 static si_result afe_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *ix = c->in[1];
     if ((s = si_check_type(c, ix->dtype, SI_T(SI_I64), "input 'Y'"))) return s;
     if (x->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' must have rank >= 1");
@@ -473,19 +471,15 @@ static si_result tfidf_plan_of(si_kctx *c, tfidf_plan *p) {
     return SI_OK;
 }
 
-static si_result tfidf_infer(si_kctx *c) {
-    tfidf_plan p;
-    si_result s = tfidf_plan_of(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(tfidf_infer, tfidf_plan, p, tfidf_plan_of) {
     const si_tensor *x = c->in[0];
-    const int64_t od[2] = {x->ndim == 2 ? x->dims[0] : p.width, p.width};
+    const int64_t od[2] = {x->ndim == 2 ? x->dims[0] : p->width, p->width};
     return x->ndim == 2 ? si_set_out(c, 0, SI_F32, 2, od) : si_set_out(c, 0, SI_F32, 1, od + 1);
 }
 
-static si_result tfidf_run(si_kctx *c) {
-    tfidf_plan p;
-    si_result s = tfidf_plan_of(c, &p);
-    if (s || (s = tfidf_infer(c)) || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(tfidf_run, tfidf_plan, p, tfidf_plan_of) {
+    si_result s = tfidf_infer(c);
+    if (s || (s = si_run_ready(c))) return s;
     si_tensor *yt = si_out(c, 0);
     const si_tensor *xt = c->in[0];
     if (!yt || si_count(yt) == 0) return SI_OK;
@@ -499,28 +493,28 @@ static si_result tfidf_run(si_kctx *c) {
     }
     for (int64_t r = 0; r < rows; r++) {
         const int64_t *row = x + r * C;
-        double *out = y + r * p.width;
+        double *out = y + r * p->width;
         int64_t base = 0; /* n-grams of the levels before */
-        for (int l = 0; l < p.nlev; l++) {
-            const int64_t n = l + 1, a = p.counts[l], b = l + 1 < p.nlev ? p.counts[l + 1] : p.npool, ng = (b - a) / n;
-            if (n >= p.minn && n <= p.maxn)
+        for (int l = 0; l < p->nlev; l++) {
+            const int64_t n = l + 1, a = p->counts[l], b = l + 1 < p->nlev ? p->counts[l + 1] : p->npool, ng = (b - a) / n;
+            if (n >= p->minn && n <= p->maxn)
                 for (int64_t i = 0; i < C; i++)
-                    for (int64_t k = 0; k <= (n == 1 ? 0 : p.skip); k++) {
+                    for (int64_t k = 0; k <= (n == 1 ? 0 : p->skip); k++) {
                         if (i + (n - 1) * (k + 1) >= C) break;
                         for (int64_t g = 0; g < ng; g++) {
-                            const int64_t *gram = p.pool + a + g * n;
+                            const int64_t *gram = p->pool + a + g * n;
                             int64_t j = 0;
                             while (j < n && row[i + j * (k + 1)] == gram[j]) j++;
-                            if (j == n) out[p.index[base + g]] += 1.0;
+                            if (j == n) out[p->index[base + g]] += 1.0;
                         }
                     }
             base += ng;
         }
-        if (p.mode != TFIDF_TF)
-            for (int g = 0; g < p.nidx; g++) {
-                double *v = &out[p.index[g]];
-                const double w = p.weights ? p.weights[g] : 1.0;
-                *v = p.mode == TFIDF_IDF ? (*v > 0 ? w : 0.0) : *v * w;
+        if (p->mode != TFIDF_TF)
+            for (int g = 0; g < p->nidx; g++) {
+                double *v = &out[p->index[g]];
+                const double w = p->weights ? p->weights[g] : 1.0;
+                *v = p->mode == TFIDF_IDF ? (*v > 0 ? w : 0.0) : *v * w;
             }
     }
     si_tensor_from_f64(yt, y);
