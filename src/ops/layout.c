@@ -7,6 +7,10 @@
  */
 #include "ops/ops.h"
 
+/* The arg of the versions of Reshape, Squeeze, Unsqueeze and Slice: the older ones read their parameters from
+ * attributes, the newer ones from inputs. */
+enum { LAYOUT_ATTRS, LAYOUT_INPUTS };
+
 // --- strided copies --------------------------------------------------------------------------------------
 
 /* Copy n elements of size es from src (element stride sstride, may be negative) to contiguous dst. */
@@ -124,7 +128,8 @@ static int64_t reshape_free_dim(const si_tensor *x, int n, const int64_t *dims, 
 }
 
 /* Reshape-1 to -4 take the new shape as an attribute, Reshape-5 and later as an input. */
-static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
+static si_result reshape_infer(si_kctx *c) {
+    const bool shape_input = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
@@ -185,11 +190,10 @@ static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
     return si_set_out(c, 0, x->dtype, n, dims);
 }
 
-static si_result reshape1_infer(si_kctx *c) { return reshape_infer_common(c, false); }
-static si_result reshape_infer(si_kctx *c) { return reshape_infer_common(c, true); }
 
 /* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on. */
-static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
+static si_result squeeze_infer(si_kctx *c) {
+    const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
@@ -221,10 +225,9 @@ static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
     return si_set_out(c, 0, x->dtype, nd, dims);
 }
 
-static si_result squeeze1_infer(si_kctx *c) { return squeeze_infer_common(c, false); }
-static si_result squeeze_infer(si_kctx *c) { return squeeze_infer_common(c, true); }
 
-static si_result unsqueeze_infer_common(si_kctx *c, bool axes_input) {
+static si_result unsqueeze_infer(si_kctx *c) {
+    const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
@@ -247,8 +250,6 @@ static si_result unsqueeze_infer_common(si_kctx *c, bool axes_input) {
     return si_set_out(c, 0, x->dtype, rank, dims);
 }
 
-static si_result unsqueeze1_infer(si_kctx *c) { return unsqueeze_infer_common(c, false); }
-static si_result unsqueeze_infer(si_kctx *c) { return unsqueeze_infer_common(c, true); }
 
 static si_result flatten_infer(si_kctx *c) {
     const si_tensor *x;
@@ -521,7 +522,8 @@ static si_result slice_values_unknown(const si_kctx *c, splan *p) {
 }
 
 /* Slice-1 to -9 take starts/ends/axes as attributes, Slice-10 and later starts/ends/axes/steps as inputs. */
-static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
+static si_result slice_plan(const si_kctx *c, splan *p) {
+    const bool inputs = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
@@ -584,48 +586,40 @@ static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
     return SI_OK;
 }
 
-static si_result slice_infer_common(si_kctx *c, bool inputs) {
-    splan p;
-    si_result s = slice_plan(c, inputs, &p);
-    if (s) return s;
-    return si_set_out(c, 0, c->in[0]->dtype, p.rank, p.len);
+SI_OP_PLANNED(slice_infer, splan, p, slice_plan) {
+    return si_set_out(c, 0, c->in[0]->dtype, p->rank, p->len);
 }
 
-static si_result slice_run_common(si_kctx *c, bool inputs) {
-    splan p;
-    si_result s = slice_plan(c, inputs, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(slice_run, splan, p, slice_plan) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     const si_tensor *x = c->in[0];
     if (!c->out[0]) return SI_OK;
     int64_t istr[SI_MAX_DIMS], str[SI_MAX_DIMS], base = 0;
     si_strides(x->ndim, x->dims, istr);
-    for (int d = 0; d < p.rank; d++) {
-        base += p.start[d] * istr[d];
-        str[d] = p.step[d] * istr[d];
+    for (int d = 0; d < p->rank; d++) {
+        base += p->start[d] * istr[d];
+        str[d] = p->step[d] * istr[d];
     }
-    gather_copy(c->out[0]->data, x->data, si_dtype_size(x->dtype), p.rank, p.len, str, base);
+    gather_copy(c->out[0]->data, x->data, si_dtype_size(x->dtype), p->rank, p->len, str, base);
     return SI_OK;
 }
 
-static si_result slice1_infer(si_kctx *c) { return slice_infer_common(c, false); }
-static si_result slice1_run(si_kctx *c) { return slice_run_common(c, false); }
-static si_result slice_infer(si_kctx *c) { return slice_infer_common(c, true); }
-static si_result slice_run(si_kctx *c) { return slice_run_common(c, true); }
 
 // --- table ----------------------------------------------------------------------------------------------
 
 static const si_op_def defs[] = {
-    SI_OP_VERSION(RESHAPE, 0, 4, 0, reshape1_infer, copy_all),
-    SI_OP_VERSION(RESHAPE, 5, 0, 0, reshape_infer, copy_all),
+    SI_OP_VERSION_ARG(RESHAPE, 0, 4, 0, reshape_infer, copy_all, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(RESHAPE, 5, 0, 0, reshape_infer, copy_all, LAYOUT_INPUTS),
     SI_OP_DEF(TRANSPOSE, 0, transpose_infer, transpose_run),
     SI_OP_DEF(CONCAT, 0, concat_infer, concat_run),
     SI_OP_DEF(SPLIT, 0, split_infer, split_run),
-    SI_OP_VERSION(SLICE, 0, 9, 0, slice1_infer, slice1_run),
-    SI_OP_VERSION(SLICE, 10, 0, 0, slice_infer, slice_run),
-    SI_OP_VERSION(SQUEEZE, 0, 12, 0, squeeze1_infer, copy_all),
-    SI_OP_VERSION(SQUEEZE, 13, 0, 0, squeeze_infer, copy_all),
-    SI_OP_VERSION(UNSQUEEZE, 0, 12, 0, unsqueeze1_infer, copy_all),
-    SI_OP_VERSION(UNSQUEEZE, 13, 0, 0, unsqueeze_infer, copy_all),
+    SI_OP_VERSION_ARG(SLICE, 0, 9, 0, slice_infer, slice_run, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(SLICE, 10, 0, 0, slice_infer, slice_run, LAYOUT_INPUTS),
+    SI_OP_VERSION_ARG(SQUEEZE, 0, 12, 0, squeeze_infer, copy_all, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(SQUEEZE, 13, 0, 0, squeeze_infer, copy_all, LAYOUT_INPUTS),
+    SI_OP_VERSION_ARG(UNSQUEEZE, 0, 12, 0, unsqueeze_infer, copy_all, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(UNSQUEEZE, 13, 0, 0, unsqueeze_infer, copy_all, LAYOUT_INPUTS),
     SI_OP_DEF(FLATTEN, 0, flatten_infer, copy_all),
 };
 

@@ -88,6 +88,7 @@ typedef struct si_op_def {
     si_op_fn infer;
     si_op_fn run;
     si_op_fn check; /* optional: SI_OK or SI_ERR_UNSUPPORTED for this node (input dtypes known) */
+    int arg;        /* for functions that serve several definitions: which one they run (si_op_arg) */
 } si_op_def;
 
 /* A family file's definitions (its registration footer). */
@@ -111,6 +112,9 @@ typedef struct si_op_table {
     static si_result NAME##_planned(si_kctx *c, T *P)
 /* Is n a node of op `id` (resolved, any version)? */
 static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n->op->id == id; }
+/* The arg of the definition being run (SI_OP_DEF_ARG): what a function shared by several ops (Softmax, LogSoftmax,
+ * Hardmax) or versions (Reshape-1 and Reshape-5) reads to know which one it is. */
+static inline int si_op_arg(const si_kctx *c) { return c->node->op ? c->node->op->arg : 0; }
 /* The lines of the table at the end of a family file (its registration footer):
  *     SI_OP_DEF(CONV, SI_T_FLOATS, conv_infer, conv_run)                   one definition for every opset
  *     SI_OP_VERSION(CLIP, 11, 0, SI_T_NUMERIC, infer_clip, run_clip)       opsets 11 and later (0: open end)
@@ -118,6 +122,10 @@ static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n
 #define SI_OP_DEF(ID, TYPES, INFER, RUN) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN}
 #define SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, INFER, RUN)                                                      \
     {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN}
+/* The same with an arg for functions shared by several definitions (si_op_arg). */
+#define SI_OP_DEF_ARG(ID, TYPES, INFER, RUN, ARG) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN, .arg = ARG}
+#define SI_OP_VERSION_ARG(ID, SINCE, UNTIL, TYPES, INFER, RUN, ARG)                                             \
+    {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN, .arg = ARG}
 /* The family's table from its array of definitions: const si_op_table si_ops_<fam>. SI_OP_FAMILY_PARTIAL: its
  * infers follow the partial contract (dims may be unknown or symbols at compile time); SI_OP_FAMILY: they expect
  * every input dimension known, and shape inference asks them only then (a family written before partial

@@ -183,7 +183,8 @@ static si_result gpool_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_result gpool_run_common(si_kctx *c, int kind) {
+static si_result gpool_run(si_kctx *c) {
+    const int kind = si_op_arg(c); /* NN_POOL_AVG, NN_POOL_MAX or NN_POOL_LP */
     si_result st = gpool_prep(c);
     if (st) return st;
     const si_tensor *x = si_in(c, 0);
@@ -220,9 +221,6 @@ static si_result gpool_run_common(si_kctx *c, int kind) {
     return SI_OK;
 }
 
-static si_result gavgpool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_AVG); }
-static si_result gmaxpool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_MAX); }
-static si_result glppool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_LP); }
 
 /* =========================================================================================================
  * Op table
@@ -232,9 +230,9 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MAX_POOL, NN_T_MAXPOOL, maxpool_infer, maxpool_run),
     SI_OP_DEF(AVERAGE_POOL, SI_T_FLOATS, avgpool_infer, avgpool_run),
     SI_OP_DEF(LP_POOL, SI_T_FLOATS, lppool_infer, lppool_run),
-    SI_OP_DEF(GLOBAL_AVERAGE_POOL, SI_T_FLOATS, gpool_infer, gavgpool_run),
-    SI_OP_DEF(GLOBAL_MAX_POOL, SI_T_FLOATS, gpool_infer, gmaxpool_run),
-    SI_OP_DEF(GLOBAL_LP_POOL, SI_T_FLOATS, gpool_infer, glppool_run),
+    SI_OP_DEF_ARG(GLOBAL_AVERAGE_POOL, SI_T_FLOATS, gpool_infer, gpool_run, NN_POOL_AVG),
+    SI_OP_DEF_ARG(GLOBAL_MAX_POOL, SI_T_FLOATS, gpool_infer, gpool_run, NN_POOL_MAX),
+    SI_OP_DEF_ARG(GLOBAL_LP_POOL, SI_T_FLOATS, gpool_infer, gpool_run, NN_POOL_LP),
 };
 
 SI_OP_FAMILY_PARTIAL(pool, defs);

@@ -48,7 +48,8 @@ static si_result win_infer(si_kctx *c) {
     return si_set_out(c, 0, dt, 1, &n);
 }
 
-static si_result win_run(si_kctx *c, int kind) {
+static si_result win_run(si_kctx *c) {
+    const int kind = si_op_arg(c); /* WIN_HANN, WIN_HAMMING or WIN_BLACKMAN */
     si_result s = win_infer(c);
     if (s || (s = si_run_ready(c))) return s;
     si_tensor *y = si_out(c, 0);
@@ -71,9 +72,6 @@ static si_result win_run(si_kctx *c, int kind) {
     return SI_OK;
 }
 
-static si_result hann_run(si_kctx *c) { return win_run(c, WIN_HANN); }
-static si_result hamming_run(si_kctx *c) { return win_run(c, WIN_HAMMING); }
-static si_result blackman_run(si_kctx *c) { return win_run(c, WIN_BLACKMAN); }
 
 // --- MelWeightMatrix --------------------------------------------------------------------------------------
 
@@ -160,9 +158,9 @@ static si_result mel_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    SI_OP_DEF(HANN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, hann_run),
-    SI_OP_DEF(HAMMING_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, hamming_run),
-    SI_OP_DEF(BLACKMAN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, blackman_run),
+    SI_OP_DEF_ARG(HANN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, win_run, WIN_HANN),
+    SI_OP_DEF_ARG(HAMMING_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, win_run, WIN_HAMMING),
+    SI_OP_DEF_ARG(BLACKMAN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, win_run, WIN_BLACKMAN),
     SI_OP_DEF(MEL_WEIGHT_MATRIX, SI_T(SI_I32) | SI_T(SI_I64), mel_infer, mel_run),
 };
 
