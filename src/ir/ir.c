@@ -13,31 +13,24 @@
 
 si_graph *si_graph_new(void) { return si_calloc(1, sizeof(si_graph)); }
 
+void si_free_each(void *const *p, size_t n) {
+    for (size_t i = 0; i < n; i++) si_free(p[i]);
+}
+
 void si_attr_clear(si_attr *a) {
-    si_free(a->name);
-    si_free(a->s);
     si_tensor_free(a->t);
-    si_free(a->floats);
-    si_free(a->ints);
     if (a->strings)
         for (int i = 0; i < a->n; i++) si_free(a->strings[i]);
-    si_free(a->strings);
     si_graph_free(a->g);
     if (a->gs)
         for (int i = 0; i < a->n; i++) si_graph_free(a->gs[i]);
-    si_free(a->gs);
+    SI_FREE_ALL(a->name, a->s, a->floats, a->ints, a->strings, a->gs);
     memset(a, 0, sizeof *a);
 }
 
 void si_node_clear(si_node *n) {
-    si_free(n->name);
-    si_free(n->op_type);
-    si_free(n->domain);
-    si_free(n->in);
-    si_free(n->out);
     for (int i = 0; i < n->n_attr; i++) si_attr_clear(&n->attrs[i]);
-    si_free(n->attrs);
-    si_free(n->implicit);
+    SI_FREE_ALL(n->name, n->op_type, n->domain, n->in, n->out, n->attrs, n->implicit);
     memset(n, 0, sizeof *n);
 }
 
@@ -52,16 +45,11 @@ void si_graph_free(si_graph *g) {
     for (int i = 0; i < g->n_values; i++) value_clear(&g->values[i]);
     si_free(g->values);
     for (int i = 0; i < g->n_nodes; i++) si_node_clear(&g->nodes[i]);
-    si_free(g->nodes);
-    si_free(g->inputs);
-    si_free(g->outputs);
+    SI_FREE_ALL(g->nodes, g->inputs, g->outputs);
     for (int i = 0; i < g->n_opsets; i++) si_free(g->opsets[i].domain);
-    si_free(g->opsets);
-    si_free(g->producer);
-    si_free(g->outer);
+    SI_FREE_ALL(g->opsets, g->producer, g->outer);
     for (int i = 0; i < g->n_syms; i++) si_free(g->syms[i]);
-    si_free(g->syms);
-    si_free(g);
+    SI_FREE_ALL(g->syms, g);
 }
 
 si_graph *si_graph_root(const si_graph *g) {
@@ -303,12 +291,7 @@ si_result si_graph_finalize(si_graph *g) {
         n->op = si_op_find(n->domain, n->op_type, n->opset); /* the version of the op for this opset */
     }
 done:
-    si_free(indeg);
-    si_free(order);
-    si_free(users_start);
-    si_free(users);
-    si_free(fill);
-    si_free(sorted);
+    SI_FREE_ALL(indeg, order, users_start, users, fill, sorted);
     return st;
 }
 

@@ -23,8 +23,7 @@ bool llm_attention(const llm_attn *a) {
     float *s = si_malloc((size_t)(a->T + 1) * sizeof(float));
     double *acc = si_malloc((size_t)(a->Hv + 1) * sizeof(double));
     if (!s || !acc) {
-        si_free(s);
-        si_free(acc);
+        SI_FREE_ALL(s, acc);
         return false;
     }
     const int64_t G = a->N / a->Nkv;
@@ -65,8 +64,7 @@ bool llm_attention(const llm_attn *a) {
                 float *o = a->out + b * a->os[0] + h * a->os[1] + i * a->os[2];
                 for (int64_t e = 0; e < a->Hv; e++) o[e] = (float)acc[e];
             }
-    si_free(s);
-    si_free(acc);
+    SI_FREE_ALL(s, acc);
     return true;
 }
 
@@ -275,8 +273,7 @@ SI_OP_PLANNED(mha_run, si_mha, p, si_mha_prepare) {
     if (si_out(c, 2)) si_tensor_from_f32(si_out(c, 2), vh);
     if (si_out(c, 3)) si_tensor_from_f32(si_out(c, 3), qk);
 done:
-    si_free(qf), si_free(kf), si_free(vf), si_free(bias), si_free(pkf), si_free(pvf), si_free(ab);
-    si_free(qh), si_free(kh), si_free(vh), si_free(out), si_free(qk);
+    SI_FREE_ALL(qf, kf, vf, bias, pkf, pvf, ab, qh, kh, vh, out, qk);
     return st;
 }
 
@@ -377,8 +374,7 @@ SI_OP_PLANNED(msat_run, si_msattn, p, si_msattn_prepare) {
         si_tensor_from_f32(si_out(c, 1), kv);
     }
 done:
-    si_free(xf), si_free(wf), si_free(bias), si_free(pf), si_free(ab);
-    si_free(proj), si_free(qh), si_free(kv), si_free(vh), si_free(out);
+    SI_FREE_ALL(xf, wf, bias, pf, ab, proj, qh, kv, vh, out);
     return st;
 }
 
@@ -550,8 +546,7 @@ SI_OP_PLANNED(oa_run, oa_p, p, oa_prep) {
     if (si_out(c, 2)) si_tensor_from_f32(si_out(c, 2), vh);
     if (si_out(c, 3)) si_tensor_from_f32(si_out(c, 3), qk);
 done:
-    si_free(qf), si_free(kf), si_free(vf), si_free(pkf), si_free(pvf), si_free(mf);
-    si_free(qh), si_free(kh), si_free(vh), si_free(out), si_free(qk);
+    SI_FREE_ALL(qf, kf, vf, pkf, pvf, mf, qh, kh, vh, out, qk);
     return st;
 }
 

@@ -242,10 +242,7 @@ static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose) 
     bool ok = xf && wf && yf && (!b || bf);
     if (ok) ok = transpose ? nn_convt_core_f32(p, xf, wf, bf, yf) : nn_conv_core_f32(p, xf, wf, bf, yf);
     if (ok) si_tensor_from_f32(y, yf);
-    si_free(xf);
-    si_free(wf);
-    si_free(bf);
-    si_free(yf);
+    SI_FREE_ALL(xf, wf, bf, yf);
     return ok ? SI_OK : si_op_nomem(c);
 }
 

@@ -101,9 +101,7 @@ static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count,
     double *boxes = si_malloc(sizeof(double) * 4 * (size_t)p->nbox);
     int64_t *kept = si_malloc(sizeof(int64_t) * (size_t)p->nbox);
     if (!cand || !boxes || !kept) {
-        si_free(cand);
-        si_free(boxes);
-        si_free(kept);
+        SI_FREE_ALL(cand, boxes, kept);
         return si_op_nomem(c);
     }
     for (int64_t bt = 0; bt < p->nb; bt++) {
@@ -131,9 +129,7 @@ static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count,
             }
         }
     }
-    si_free(cand);
-    si_free(boxes);
-    si_free(kept);
+    SI_FREE_ALL(cand, boxes, kept);
     return SI_OK;
 }
 

@@ -226,8 +226,7 @@ SI_OP_PLANNED(einsum_run, nn_ein, e, einsum_prep) {
         }
     }
     for (int i = 0; i < e->nops; i++) {
-        si_free(ops_d[i]);
-        si_free(ops_i[i]);
+        SI_FREE_ALL(ops_d[i], ops_i[i]);
     }
     si_free(st_);
     return ok ? SI_OK : si_op_nomem(c);

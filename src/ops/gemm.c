@@ -127,8 +127,7 @@ bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int6
     float *pa = si_malloc((size_t)(mcap * kcap) * sizeof(float));
     float *pb = si_malloc((size_t)(ncap * kcap) * sizeof(float));
     if (!pa || !pb) {
-        si_free(pa);
-        si_free(pb);
+        SI_FREE_ALL(pa, pb);
         return false;
     }
     for (int64_t jc = 0; jc < N; jc += NN_NC) {
@@ -150,8 +149,7 @@ bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int6
             }
         }
     }
-    si_free(pa);
-    si_free(pb);
+    SI_FREE_ALL(pa, pb);
     return true;
 }
 
@@ -263,7 +261,7 @@ static bool f32_get(f32_ops *o, const si_tensor *a, const si_tensor *b, si_tenso
 
 static void f32_done(f32_ops *o, si_tensor *y, bool ok) {
     if (ok && o->ty) si_tensor_from_f32(y, o->ty);
-    nn_free_all(o->ta, o->tb, o->ty, NULL, NULL, NULL);
+    SI_FREE_ALL(o->ta, o->tb, o->ty);
 }
 
 SI_OP_PLANNED(matmul_run, nn_mm, p, mm_prep) {
@@ -302,7 +300,7 @@ SI_OP_PLANNED(matmul_run, nn_mm, p, mm_prep) {
     int64_t *ai = si_tensor_to_i64(a), *bi64 = si_tensor_to_i64(b),
             *yi = si_malloc((size_t)si_count(y) * sizeof(int64_t));
     if (!ai || !bi64 || !yi) {
-        nn_free_all(ai, bi64, yi, NULL, NULL, NULL);
+        SI_FREE_ALL(ai, bi64, yi);
         return si_op_nomem(c);
     }
     for (int64_t bi = 0; bi < p->nbatch; bi++) {
@@ -311,7 +309,7 @@ SI_OP_PLANNED(matmul_run, nn_mm, p, mm_prep) {
         si_igemm(M, N, K, ai + ao * asz, K, 1, bi64 + bo * bsz, N, 1, yi + bi * ysz, N);
     }
     for (int64_t i = 0; i < si_count(y); i++) si_store_i64(y->dtype, y->data, i, yi[i]);
-    nn_free_all(ai, bi64, yi, NULL, NULL, NULL);
+    SI_FREE_ALL(ai, bi64, yi);
     return SI_OK;
 }
 
@@ -394,7 +392,7 @@ SI_OP_PLANNED(gemm_run, nn_gemm, p, gemm_prep) {
                     si_store_f64(y->dtype, y->data, i, alpha * (double)yi[i] + (cd ? beta * cd[i] : 0.0));
             }
         }
-        nn_free_all(ai, bi, yi, ci, cd, NULL);
+        SI_FREE_ALL(ai, bi, yi, ci, cd);
     }
     return ok ? SI_OK : si_op_nomem(c);
 }

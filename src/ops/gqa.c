@@ -297,8 +297,7 @@ static si_result gqa_run(si_kctx *c) {
         if (si_out(c, 2)) si_tensor_from_f32(si_out(c, 2), pv);
         if (si_out(c, 3)) si_tensor_from_f32(si_out(c, 3), qk);
     }
-    si_free(qf), si_free(kf), si_free(vf), si_free(pkf), si_free(pvf), si_free(cs), si_free(sn), si_free(ab), si_free(sink);
-    si_free(pres), si_free(qr), si_free(out), si_free(qk), si_free(len);
+    SI_FREE_ALL(qf, kf, vf, pkf, pvf, cs, sn, ab, sink, pres, qr, out, qk, len);
     return st;
 }
 

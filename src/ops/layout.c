@@ -190,20 +190,31 @@ static si_result reshape_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, n, dims);
 }
 
-
-/* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on. */
-static si_result squeeze_infer(si_kctx *c) {
+/* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on (required when
+ * `need`): input 0 in *x and the axes in axes[*na] (*na -1: not given). *later: at compile time, the axes input's
+ * values are known only at run time; *na is then their count (-1: not known either). */
+static si_result sq_axes(si_kctx *c, bool need, const si_tensor **x, int64_t *axes, int *na, bool *later) {
     const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS;
+    *later = false;
+    si_result s = si_input0(c, 0, NULL, x);
+    if (s || (axes_input && need && (s = si_need_input(c, 1, false)))) return s;
+    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) {
+        const int64_t cnt = si_count(c->in[1]);
+        *later = true;
+        *na = cnt >= 0 && cnt <= SI_MAX_DIMS ? (int)cnt : -1;
+        return SI_OK;
+    }
+    return si_node_axes(c, axes_input, axes, SI_MAX_DIMS, na);
+}
+
+static si_result squeeze_infer(si_kctx *c) {
     const si_tensor *x;
-    si_result s = si_input0(c, 0, NULL, &x);
-    if (s) return s;
     int64_t axes[SI_MAX_DIMS];
     int na;
-    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) { /* compile time: axes known at run time */
-        int64_t cnt = si_count(c->in[1]); /* > 0 or not known */
-        return si_set_out_unknown(c, 0, x->dtype, cnt > 0 && cnt <= x->ndim ? x->ndim - (int)cnt : -1);
-    }
-    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
+    bool later;
+    si_result s = sq_axes(c, false, &x, axes, &na, &later);
+    if (s) return s;
+    if (later) return si_set_out_unknown(c, 0, x->dtype, na > 0 && na <= x->ndim ? x->ndim - na : -1);
     if (na < 0) na = 0;
     bool sq[SI_MAX_DIMS];
     if (na == 0) {
@@ -225,20 +236,14 @@ static si_result squeeze_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, nd, dims);
 }
 
-
 static si_result unsqueeze_infer(si_kctx *c) {
-    const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
-    si_result s = si_input0(c, 0, NULL, &x);
-    if (s) return s;
     int64_t axes[SI_MAX_DIMS];
     int na;
-    if (axes_input && (s = si_need_input(c, 1, false))) return s;
-    if (axes_input && !si_has_values(c->in[1])) { /* compile time: axes known at run time */
-        int64_t cnt = si_count(c->in[1]);
-        return si_set_out_unknown(c, 0, x->dtype, cnt >= 0 && x->ndim + cnt <= SI_MAX_DIMS ? x->ndim + (int)cnt : -1);
-    }
-    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
+    bool later;
+    si_result s = sq_axes(c, true, &x, axes, &na, &later);
+    if (s) return s;
+    if (later) return si_set_out_unknown(c, 0, x->dtype, na >= 0 && x->ndim + na <= SI_MAX_DIMS ? x->ndim + na : -1);
     if (na < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axes' is missing");
     int rank = x->ndim + na;
     if (rank > SI_MAX_DIMS)
@@ -249,7 +254,6 @@ static si_result unsqueeze_infer(si_kctx *c) {
     for (int i = 0, j = 0; i < rank; i++) dims[i] = ins[i] ? 1 : x->dims[j++];
     return si_set_out(c, 0, x->dtype, rank, dims);
 }
-
 
 static si_result flatten_infer(si_kctx *c) {
     const si_tensor *x;
@@ -604,7 +608,6 @@ SI_OP_PLANNED(slice_run, splan, p, slice_plan) {
     gather_copy(c->out[0]->data, x->data, si_dtype_size(x->dtype), p->rank, p->len, str, base);
     return SI_OK;
 }
-
 
 // --- table ----------------------------------------------------------------------------------------------
 

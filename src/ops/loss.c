@@ -79,9 +79,7 @@ static si_result loss_compute(si_kctx *c, const loss_plan *p, const double *logp
     double *w = wt ? si_tensor_to_f64(wt) : NULL;
     double *l = si_malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
     if (!tg || !l || (wt && !w)) {
-        si_free(tg);
-        si_free(w);
-        si_free(l);
+        SI_FREE_ALL(tg, w, l);
         return si_op_nomem(c);
     }
     si_result s = SI_OK;
@@ -110,9 +108,7 @@ static si_result loss_compute(si_kctx *c, const loss_plan *p, const double *logp
             si_tensor_from_f64(y, &v);
         }
     }
-    si_free(tg);
-    si_free(w);
-    si_free(l);
+    SI_FREE_ALL(tg, w, l);
     return s;
 }
 

@@ -134,8 +134,7 @@ SI_OP_PLANNED(moe_run, si_moe, p, si_moe_prepare) {
     }
     if (si_out(c, 0)) si_tensor_from_f32(si_out(c, 0), y);
 done:
-    si_free(x), si_free(r), si_free(w1), si_free(w2), si_free(b1), si_free(b2);
-    si_free(y), si_free(h), si_free(prob), si_free(sel);
+    SI_FREE_ALL(x, r, w1, w2, b1, b2, y, h, prob, sel);
     return st;
 }
 

@@ -57,14 +57,5 @@ si_result si_mm_shape(const si_kctx *c, const si_tensor *a, const si_tensor *b, 
 /* Matrix offsets (in matrices) of A and B for output batch index bi. */
 void si_mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo);
 
-/* Free up to six buffers (NULLs allowed). */
-static inline void nn_free_all(void *a, void *b, void *c, void *d, void *e, void *f) {
-    si_free(a);
-    si_free(b);
-    si_free(c);
-    si_free(d);
-    si_free(e);
-    si_free(f);
-}
 
 #endif

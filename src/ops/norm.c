@@ -77,7 +77,7 @@ SI_OP_PLANNED(bn_run, nn_bn, p, bn_prep) {
     const int64_t np = p->C * p->psz;
     double *bm = si_calloc((size_t)(2 * np + 1), sizeof(double));
     if (!xd || !sc || !bi || !mn || !vr || !bm) {
-        nn_free_all(xd, sc, bi, mn, vr, bm);
+        SI_FREE_ALL(xd, sc, bi, mn, vr, bm);
         return si_op_nomem(c);
     }
     double *bv = bm + np;
@@ -127,7 +127,7 @@ SI_OP_PLANNED(bn_run, nn_bn, p, bn_prep) {
             si_store_f64(o->dtype, o->data, i, v);
         }
     }
-    nn_free_all(xd, sc, bi, mn, vr, bm);
+    SI_FREE_ALL(xd, sc, bi, mn, vr, bm);
     return SI_OK;
 }
 
@@ -164,7 +164,7 @@ static si_result instnorm_run(si_kctx *c) {
     const int64_t N = x->dims[0], C = x->dims[1], S = si_prod(x->dims, 2, x->ndim);
     double *xd = si_tensor_to_f64(x), *sc = si_tensor_to_f64(si_in(c, 1)), *bi = si_tensor_to_f64(si_in(c, 2));
     if (!xd || !sc || !bi) {
-        nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, sc, bi);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++)
@@ -177,7 +177,7 @@ static si_result instnorm_run(si_kctx *c) {
             for (int64_t i = 0; i < S; i++) v[i] = (v[i] - m) * inv * sc[ch] + bi[ch];
         }
     si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, sc, bi);
     return SI_OK;
 }
 
@@ -232,7 +232,7 @@ static si_result lnorm_run_common(si_kctx *c, bool rms) {
     double *xd = si_tensor_to_f64(x), *sc = si_broadcast_to_f64(si_in(c, 1), x->ndim, x->dims);
     double *bd = b ? si_broadcast_to_f64(b, x->ndim, x->dims) : NULL;
     if (!xd || !sc || (b && !bd)) {
-        nn_free_all(xd, sc, bd, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, sc, bd);
         return si_op_nomem(c);
     }
     for (int64_t o = 0; o < outer; o++) {
@@ -250,7 +250,7 @@ static si_result lnorm_run_common(si_kctx *c, bool rms) {
         if (oi) si_store_f64(oi->dtype, oi->data, o, inv);
     }
     if (y) si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sc, bd, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, sc, bd);
     return SI_OK;
 }
 
@@ -308,7 +308,7 @@ static si_result gnorm_run(si_kctx *c) {
     const int64_t N = x->dims[0], C = x->dims[1], S = si_prod(x->dims, 2, x->ndim), cpg = C / G;
     double *xd = si_tensor_to_f64(x), *sc = si_tensor_to_f64(si_in(c, 1)), *bi = si_tensor_to_f64(si_in(c, 2));
     if (!xd || !sc || !bi) {
-        nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, sc, bi);
         return si_op_nomem(c);
     }
     const int64_t gsz = cpg * S;
@@ -325,7 +325,7 @@ static si_result gnorm_run(si_kctx *c) {
             }
         }
     si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, sc, bi);
     return SI_OK;
 }
 
@@ -403,7 +403,7 @@ static si_result lrn_run(si_kctx *c) {
     const int64_t lo = (size - 1) / 2, hi = size - 1 - lo; /* floor((size-1)/2), ceil((size-1)/2) */
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)SI_MAX(si_count(x), (int64_t)1) * sizeof(double));
     if (!xd || !yd) {
-        nn_free_all(xd, yd, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, yd);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++)
@@ -420,7 +420,7 @@ static si_result lrn_run(si_kctx *c) {
             }
         }
     si_tensor_from_f64(y, yd);
-    nn_free_all(xd, yd, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, yd);
     return SI_OK;
 }
 
@@ -475,7 +475,7 @@ static si_result mvn_run(si_kctx *c) {
     double *xd = si_tensor_to_f64(x), *sum = si_calloc((size_t)(2 * ng), sizeof(double));
     int64_t *gid = si_malloc((size_t)n * sizeof(int64_t)), *gcnt = si_calloc((size_t)ng, sizeof(int64_t));
     if (!xd || !sum || !gid || !gcnt) {
-        nn_free_all(xd, sum, gid, gcnt, NULL, NULL);
+        SI_FREE_ALL(xd, sum, gid, gcnt);
         return si_op_nomem(c);
     }
     double *sq = sum + ng;
@@ -503,7 +503,7 @@ static si_result mvn_run(si_kctx *c) {
     const bool scale = c->opset >= 9 || si_attr_int(c->node, "normalize_variance", 1) != 0;
     for (int64_t i = 0; i < n; i++) xd[i] = scale ? (xd[i] - sum[gid[i]]) / sq[gid[i]] : xd[i] - sum[gid[i]];
     si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sum, gid, gcnt, NULL, NULL);
+    SI_FREE_ALL(xd, sum, gid, gcnt);
     return SI_OK;
 }
 

@@ -146,14 +146,12 @@ static si_result pool_run_common(si_kctx *c, uint32_t types, int kind) {
     int64_t so = kind == NN_POOL_MAX ? si_attr_int(c->node, "storage_order", 0) : 0;
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)si_count(y) * sizeof(double));
     if (!xd || !yd) {
-        si_free(xd);
-        si_free(yd);
+        SI_FREE_ALL(xd, yd);
         return si_op_nomem(c);
     }
     nn_pool_core(&p, kind, include_pad, lp, so, xd, yd, ind ? (int64_t *)ind->data : NULL);
     si_tensor_from_f64(y, yd);
-    si_free(xd);
-    si_free(yd);
+    SI_FREE_ALL(xd, yd);
     return SI_OK;
 }
 
@@ -194,8 +192,7 @@ static si_result gpool_run(si_kctx *c) {
     const double lp = kind == NN_POOL_LP ? nn_attr_num(c, "p", 2.0) : 2.0;
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)nc * sizeof(double));
     if (!xd || !yd) {
-        si_free(xd);
-        si_free(yd);
+        SI_FREE_ALL(xd, yd);
         return si_op_nomem(c);
     }
     for (int64_t i = 0; i < nc; i++) {
@@ -216,11 +213,9 @@ static si_result gpool_run(si_kctx *c) {
         yd[i] = acc;
     }
     si_tensor_from_f64(y, yd);
-    si_free(xd);
-    si_free(yd);
+    SI_FREE_ALL(xd, yd);
     return SI_OK;
 }
-
 
 /* =========================================================================================================
  * Op table

@@ -521,7 +521,7 @@ static int64_t *qconv_acc(const qconv *p) {
     int32_t *xs = si_malloc(sizeof(int32_t) * (size_t)(nx + 1)), *ws = si_malloc(sizeof(int32_t) * (size_t)(nw + 1));
     int64_t *acc = si_calloc((size_t)(p->N * p->M * outsz + 1), sizeof(int64_t));
     if (!xs || !ws || !acc) {
-        nn_free_all(xs, ws, acc, NULL, NULL, NULL);
+        SI_FREE_ALL(xs, ws, acc);
         return NULL;
     }
     int64_t xz = p->xz ? si_load_i64(p->xz->dtype, p->xz->data, 0) : 0;
@@ -559,8 +559,7 @@ static int64_t *qconv_acc(const qconv *p) {
                         }
             }
         }
-    si_free(xs);
-    si_free(ws);
+    SI_FREE_ALL(xs, ws);
     return acc;
 }
 

@@ -321,9 +321,7 @@ static si_result reduce_run_k(si_kctx *c, rkind k, bool axes_input) {
         double *aux = k == R_LOGSUMEXP ? si_malloc(sizeof(double) * (size_t)n_out) : NULL;
         double *buf = si_malloc(sizeof(double) * (size_t)(L > 0 ? L : 1));
         if (!acc || !buf || (k == R_LOGSUMEXP && !aux)) {
-            si_free(acc);
-            si_free(aux);
-            si_free(buf);
+            SI_FREE_ALL(acc, aux, buf);
             return si_err(SI_ERR_NO_MEM, "out of memory in reduction");
         }
         if (k == R_LOGSUMEXP) {
@@ -345,16 +343,13 @@ static si_result reduce_run_k(si_kctx *c, rkind k, bool axes_input) {
             acc[i] = a;
         }
         store_run_f64(y->dtype, y->data, 0, n_out, acc);
-        si_free(acc);
-        si_free(aux);
-        si_free(buf);
+        SI_FREE_ALL(acc, aux, buf);
     } else {
         bool uns = x->dtype == SI_U64;
         int64_t *acc = si_malloc(sizeof(int64_t) * (size_t)n_out);
         int64_t *buf = si_malloc(sizeof(int64_t) * (size_t)(L > 0 ? L : 1));
         if (!acc || !buf) {
-            si_free(acc);
-            si_free(buf);
+            SI_FREE_ALL(acc, buf);
             return si_err(SI_ERR_NO_MEM, "out of memory in reduction");
         }
         int64_t init = k == R_PROD ? 1 : k == R_MAX ? int_type_min(x->dtype) : k == R_MIN ? int_type_max(x->dtype) : 0;
@@ -368,8 +363,7 @@ static si_result reduce_run_k(si_kctx *c, rkind k, bool axes_input) {
             }
         }
         store_run_i64(y->dtype, y->data, 0, n_out, acc);
-        si_free(acc);
-        si_free(buf);
+        SI_FREE_ALL(acc, buf);
     }
     return SI_OK;
 }
@@ -565,8 +559,7 @@ SI_OP_PLANNED(topk_run, tplan, p, topk_plan) {
     size_t es = si_dtype_size(x->dtype);
     tkey *v = si_malloc(sizeof(tkey) * (size_t)p->n), *tmp = si_malloc(sizeof(tkey) * (size_t)p->n);
     if (!v || !tmp) {
-        si_free(v);
-        si_free(tmp);
+        SI_FREE_ALL(v, tmp);
         return si_err(SI_ERR_NO_MEM, "out of memory in TopK");
     }
     uint8_t *yv = c->out[0] ? c->out[0]->data : NULL;
@@ -589,8 +582,7 @@ SI_OP_PLANNED(topk_run, tplan, p, topk_plan) {
                 if (yi) yi[oe] = v[j].idx;
             }
         }
-    si_free(v);
-    si_free(tmp);
+    SI_FREE_ALL(v, tmp);
     return SI_OK;
 }
 
@@ -630,8 +622,7 @@ static si_result cum_run(si_kctx *c, bool prod) {
     size_t esz = fl ? sizeof(double) : sizeof(int64_t);
     void *acc = si_malloc(esz * (size_t)inner), *row = si_malloc(esz * (size_t)inner);
     if (!acc || !row) {
-        si_free(acc);
-        si_free(row);
+        SI_FREE_ALL(acc, row);
         return si_op_nomem(c);
     }
     for (int64_t o = 0; o < outer; o++) {
@@ -665,8 +656,7 @@ static si_result cum_run(si_kctx *c, bool prod) {
             }
         }
     }
-    si_free(acc);
-    si_free(row);
+    SI_FREE_ALL(acc, row);
     return SI_OK;
 }
 

@@ -380,12 +380,9 @@ SI_OP_PLANNED(resize_run, si_resize, p, resize_prep) {
         si_tensor_from_f64(y, yd);
     }
     for (int d = 0; d < r; d++) {
-        si_free(taps[d].idx);
-        si_free(taps[d].w);
-        si_free(taps[d].ext);
+        SI_FREE_ALL(taps[d].idx, taps[d].w, taps[d].ext);
     }
-    si_free(xd);
-    si_free(yd);
+    SI_FREE_ALL(xd, yd);
     return ok ? SI_OK : si_op_nomem(c);
 }
 

@@ -183,15 +183,7 @@ typedef struct rnn_data {
     double *x, *w, *r, *b, *h0, *c0, *pp;
 } rnn_data;
 
-static void rnn_data_free(rnn_data *d) {
-    si_free(d->x);
-    si_free(d->w);
-    si_free(d->r);
-    si_free(d->b);
-    si_free(d->h0);
-    si_free(d->c0);
-    si_free(d->pp);
-}
+static void rnn_data_free(rnn_data *d) { SI_FREE_ALL(d->x, d->w, d->r, d->b, d->h0, d->c0, d->pp); }
 
 /* Run one direction d for batch row b: state h (and cell cs) in and out; writes Y rows. g: gate scratch. */
 static void rnn_row(const si_rnn *p, const rnn_data *in, int d, int64_t b, int64_t len, double *h, double *cs, double *g,
@@ -292,11 +284,7 @@ SI_OP_PLANNED(rnn_run, si_rnn, p, si_rnn_prepare) {
         if (Yc && si_count(Yc)) si_tensor_from_f64(Yc, cs);
     }
     rnn_data_free(&in);
-    si_free(y);
-    si_free(hs);
-    si_free(cs);
-    si_free(g);
-    si_free(hn);
+    SI_FREE_ALL(y, hs, cs, g, hn);
     return ok ? SI_OK : si_op_nomem(c);
 }
 

@@ -106,7 +106,7 @@ SI_OP_PLANNED(gs_run, gs_plan, p, gs_plan_of) {
         if (xt->dims[2 + d] == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' spatial dimension %d is 0", d);
     double *x = si_tensor_to_f64(xt), *g = si_tensor_to_f64(gt), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!x || !g || !y) {
-        nn_free_all(x, g, y, NULL, NULL, NULL);
+        SI_FREE_ALL(x, g, y);
         return si_op_nomem(c);
     }
     const int ntap1 = p->mode == GS_NEAREST ? 1 : p->mode == GS_LINEAR ? 2 : 4;
@@ -165,7 +165,7 @@ SI_OP_PLANNED(gs_run, gs_plan, p, gs_plan_of) {
             }
         }
     si_tensor_from_f64(yt, y);
-    nn_free_all(x, g, y, NULL, NULL, NULL);
+    SI_FREE_ALL(x, g, y);
     return SI_OK;
 }
 
@@ -222,7 +222,7 @@ static si_result ag_run(si_kctx *c) {
     const int64_t N = od[0], sp = si_prod(od, 1, 1 + r);
     double *th = si_tensor_to_f64(c->in[0]), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!th || !y) {
-        nn_free_all(th, y, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(th, y);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++) {
@@ -249,7 +249,7 @@ static si_result ag_run(si_kctx *c) {
         }
     }
     si_tensor_from_f64(yt, y);
-    nn_free_all(th, y, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(th, y);
     return SI_OK;
 }
 
@@ -296,7 +296,7 @@ static si_result roi_run(si_kctx *c) {
     double *x = si_tensor_to_f64(xt), *rois = si_tensor_to_f64(c->in[1]), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     int64_t *bi = si_tensor_to_i64(c->in[2]);
     if (!x || !rois || !y || !bi) {
-        nn_free_all(x, rois, y, bi, NULL, NULL);
+        SI_FREE_ALL(x, rois, y, bi);
         return si_op_nomem(c);
     }
     for (int64_t r = 0; r < R && !s; r++) {
@@ -366,7 +366,7 @@ static si_result roi_run(si_kctx *c) {
         }
     }
     if (!s) si_tensor_from_f64(yt, y);
-    nn_free_all(x, rois, y, bi, NULL, NULL);
+    SI_FREE_ALL(x, rois, y, bi);
     return s;
 }
 
@@ -443,7 +443,7 @@ SI_OP_PLANNED(c2i_run, c2i_plan, p, c2i_plan_of) {
     const int64_t isz = si_prod(p->img, 0, r);
     double *x = si_tensor_to_f64(xt), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!x || !y) {
-        nn_free_all(x, y, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(x, y);
         return si_op_nomem(c);
     }
     memset(y, 0, sizeof(double) * (size_t)si_count(yt));
@@ -470,7 +470,7 @@ SI_OP_PLANNED(c2i_run, c2i_plan, p, c2i_plan_of) {
             }
         }
     si_tensor_from_f64(yt, y);
-    nn_free_all(x, y, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(x, y);
     return SI_OK;
 }
 
@@ -563,7 +563,7 @@ SI_OP_PLANNED(dc_run, dc_plan, p, dc_plan_of) {
     double *b = bt ? si_tensor_to_f64(bt) : NULL, *mk = mt ? si_tensor_to_f64(mt) : NULL;
     double *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!x || !w || !off || !y || (bt && !b) || (mt && !mk)) {
-        nn_free_all(x, w, off, b, mk, y);
+        SI_FREE_ALL(x, w, off, b, mk, y);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++)
@@ -590,7 +590,7 @@ SI_OP_PLANNED(dc_run, dc_plan, p, dc_plan_of) {
                 }
         }
     si_tensor_from_f64(yt, y);
-    nn_free_all(x, w, off, b, mk, y);
+    SI_FREE_ALL(x, w, off, b, mk, y);
     return SI_OK;
 }
 

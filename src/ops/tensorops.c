@@ -175,15 +175,13 @@ static si_result swiglu_run(si_kctx *c) {
     const double alpha = si_attr_float(c->node, "alpha", 1.0f);
     double *a = si_broadcast_to_f64(c->in[0], y->ndim, y->dims), *b = si_broadcast_to_f64(c->in[1], y->ndim, y->dims);
     if (!a || !b) {
-        si_free(a);
-        si_free(b);
+        SI_FREE_ALL(a, b);
         return si_op_nomem(c);
     }
     const int64_t n = si_count(y);
     for (int64_t i = 0; i < n; i++) a[i] = a[i] / (1.0 + exp(-alpha * a[i])) * b[i];
     si_tensor_from_f64(y, a);
-    si_free(a);
-    si_free(b);
+    SI_FREE_ALL(a, b);
     return SI_OK;
 }
 
@@ -210,8 +208,7 @@ static si_result det_run(si_kctx *c) {
     const int64_t M = xt->dims[xt->ndim - 1], nb = si_count(yt);
     double *x = si_tensor_to_f64(xt), *y = si_malloc(sizeof(double) * (size_t)nb);
     if (!x || !y) {
-        si_free(x);
-        si_free(y);
+        SI_FREE_ALL(x, y);
         return si_op_nomem(c);
     }
     for (int64_t b = 0; b < nb; b++) {
@@ -241,8 +238,7 @@ static si_result det_run(si_kctx *c) {
         y[b] = det;
     }
     si_tensor_from_f64(yt, y);
-    si_free(x);
-    si_free(y);
+    SI_FREE_ALL(x, y);
     return SI_OK;
 }
 
@@ -349,10 +345,7 @@ static si_result unpool_run(si_kctx *c) {
         } while (si_next_index(idx, dd, r));
         si_tensor_from_f64(yt, y);
     }
-    si_free(x);
-    si_free(u);
-    si_free(y);
-    si_free(ix);
+    SI_FREE_ALL(x, u, y, ix);
     return s;
 }
 
@@ -487,8 +480,7 @@ SI_OP_PLANNED(tfidf_run, tfidf_plan, p, tfidf_plan_of) {
     int64_t *x = si_tensor_to_i64(xt);
     double *y = si_calloc((size_t)si_count(yt), sizeof(double));
     if (!x || !y) {
-        si_free(x);
-        si_free(y);
+        SI_FREE_ALL(x, y);
         return si_op_nomem(c);
     }
     for (int64_t r = 0; r < rows; r++) {
@@ -518,8 +510,7 @@ SI_OP_PLANNED(tfidf_run, tfidf_plan, p, tfidf_plan_of) {
             }
     }
     si_tensor_from_f64(yt, y);
-    si_free(x);
-    si_free(y);
+    SI_FREE_ALL(x, y);
     return SI_OK;
 }
 

@@ -100,14 +100,10 @@ static si_result opt_run(si_kctx *c) {
             if (si_out(c, n + i)) si_tensor_from_f64(si_out(c, n + i), a);
             if (b && si_out(c, 2 * n + i)) si_tensor_from_f64(si_out(c, 2 * n + i), b);
         }
-        si_free(x);
-        si_free(g);
-        si_free(a);
-        si_free(b);
+        SI_FREE_ALL(x, g, a, b);
     }
     return s;
 }
-
 
 /* =========================================================================================================
  * Op table

@@ -72,7 +72,6 @@ static si_result win_run(si_kctx *c) {
     return SI_OK;
 }
 
-
 // --- MelWeightMatrix --------------------------------------------------------------------------------------
 
 typedef struct mel_plan {
@@ -128,8 +127,7 @@ static si_result mel_run(si_kctx *c) {
     double *w = si_calloc((size_t)(nspec * M), sizeof(double));
     int64_t *f = si_malloc(sizeof(int64_t) * (size_t)(M + 2));
     if (!w || !f) {
-        si_free(w);
-        si_free(f);
+        SI_FREE_ALL(w, f);
         return si_op_nomem(c);
     }
     const double lmel = 2595.0 * log10(1.0 + p.lo / 700.0), hmel = 2595.0 * log10(1.0 + p.hi / 700.0);
@@ -148,8 +146,7 @@ static si_result mel_run(si_kctx *c) {
         for (int64_t j = ctr; j < r; j++) w[j * M + i] = (double)(r - j) / (double)(r - ctr);
     }
     si_tensor_from_f64(y, w);
-    si_free(w);
-    si_free(f);
+    SI_FREE_ALL(w, f);
     return SI_OK;
 }
 
