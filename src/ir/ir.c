@@ -57,18 +57,24 @@ si_graph *si_graph_root(const si_graph *g) {
     return (si_graph *)g;
 }
 
+/* Room for element n of an array arr of *cap elements of esz bytes: arr itself while n < *cap, else arr grown to
+ * twice its capacity (first: `first`), NULL when out of memory (arr and *cap unchanged then). */
+static void *grow_for(void *arr, int n, int *cap, int first, size_t esz) {
+    if (n < *cap) return arr;
+    int c = *cap ? *cap * 2 : first;
+    void *p = si_realloc(arr, esz * (size_t)c);
+    if (p) *cap = c;
+    return p;
+}
+
 int si_graph_sym(si_graph *g, const char *name) {
     si_graph *r = si_graph_root(g);
     for (int i = 0; i < r->n_syms; i++)
         if (!strcmp(r->syms[i], name)) return i;
     if (r->n_syms >= SI_MAX_SYMS) return -1;
-    if (r->n_syms == r->cap_syms) {
-        int cap = r->cap_syms ? r->cap_syms * 2 : 8;
-        char **ns = si_realloc(r->syms, sizeof(char *) * (size_t)cap);
-        if (!ns) return -1;
-        r->syms = ns;
-        r->cap_syms = cap;
-    }
+    char **ns = grow_for(r->syms, r->n_syms, &r->cap_syms, 8, sizeof(char *));
+    if (!ns) return -1;
+    r->syms = ns;
     if (!(r->syms[r->n_syms] = si_strdup(name))) return -1;
     return r->n_syms++;
 }
@@ -100,13 +106,9 @@ int si_graph_value(si_graph *g, const char *name) {
 }
 
 int si_graph_add_value(si_graph *g, const char *name) {
-    if (g->n_values == g->cap_values) {
-        int cap = g->cap_values ? g->cap_values * 2 : 64;
-        si_val *nv = si_realloc(g->values, sizeof(si_val) * (size_t)cap);
-        if (!nv) return -1;
-        g->values = nv;
-        g->cap_values = cap;
-    }
+    si_val *nv = grow_for(g->values, g->n_values, &g->cap_values, 64, sizeof(si_val));
+    if (!nv) return -1;
+    g->values = nv;
     si_val *v = &g->values[g->n_values];
     memset(v, 0, sizeof *v);
     v->name = si_strdup(name);
@@ -117,13 +119,9 @@ int si_graph_add_value(si_graph *g, const char *name) {
 }
 
 int si_graph_add_node(si_graph *g, si_node *n) {
-    if (g->n_nodes == g->cap_nodes) {
-        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        si_node *nn = si_realloc(g->nodes, sizeof(si_node) * (size_t)cap);
-        if (!nn) return -1;
-        g->nodes = nn;
-        g->cap_nodes = cap;
-    }
+    si_node *nn = grow_for(g->nodes, g->n_nodes, &g->cap_nodes, 64, sizeof(si_node));
+    if (!nn) return -1;
+    g->nodes = nn;
     g->nodes[g->n_nodes] = *n;
     memset(n, 0, sizeof *n);
     return g->n_nodes++;

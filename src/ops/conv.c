@@ -198,17 +198,16 @@ static si_result conv_prep(si_kctx *c, nn_conv *p) {
     return si_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
 }
 
-static si_result nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt) {
+si_result si_geom_set_out(si_kctx *c, int k, si_dtype dt, int64_t n, int64_t ch, const nn_geom *g) {
     int64_t dims[SI_MAX_DIMS];
-    int nsp = p->g.nsp;
-    dims[0] = p->N;
-    dims[1] = p->M;
-    for (int i = 0; i < nsp; i++) dims[2 + i] = p->g.out[NN_SP - nsp + i];
-    return si_set_out(c, 0, dt, nsp + 2, dims);
+    dims[0] = n;
+    dims[1] = ch;
+    for (int i = 0; i < g->nsp; i++) dims[2 + i] = g->out[NN_SP - g->nsp + i];
+    return si_set_out(c, k, dt, g->nsp + 2, dims);
 }
 
 SI_OP_PLANNED(conv_infer, nn_conv, p, conv_prep) {
-    return nn_conv_set_out(c, p, si_in(c, 0)->dtype);
+    return si_geom_set_out(c, 0, si_in(c, 0)->dtype, p->N, p->M, &p->g);
 }
 
 /* Shared driver of Conv and ConvTranspose: float32 directly, float16/bfloat16 through float32 copies,
@@ -337,7 +336,7 @@ static si_result convt_prep(si_kctx *c, nn_conv *p) {
 }
 
 SI_OP_PLANNED(convt_infer, nn_conv, p, convt_prep) {
-    return nn_conv_set_out(c, p, si_in(c, 0)->dtype);
+    return si_geom_set_out(c, 0, si_in(c, 0)->dtype, p->N, p->M, &p->g);
 }
 
 SI_OP_PLANNED(convt_run, nn_conv, p, convt_prep) {

@@ -19,31 +19,20 @@ static void copy_strided(void *dst, const void *src, int64_t n, int64_t sstride,
         memcpy(dst, src, (size_t)n * es);
         return;
     }
+    /* the loop for elements of type T, one per common element size */
+#define COPY_STRIDED_AS(T)                                                                                     \
+    {                                                                                                          \
+        const T *s = src;                                                                                      \
+        T *d = dst;                                                                                            \
+        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];                                                 \
+        break;                                                                                                 \
+    }
     switch (es) {
-    case 1: {
-        const uint8_t *s = src;
-        uint8_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
-    case 2: {
-        const uint16_t *s = src;
-        uint16_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
-    case 4: {
-        const uint32_t *s = src;
-        uint32_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
-    case 8: {
-        const uint64_t *s = src;
-        uint64_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
+    case 1: COPY_STRIDED_AS(uint8_t)
+    case 2: COPY_STRIDED_AS(uint16_t)
+    case 4: COPY_STRIDED_AS(uint32_t)
+    case 8: COPY_STRIDED_AS(uint64_t)
+#undef COPY_STRIDED_AS
     default: {
         const uint8_t *s = src;
         uint8_t *d = dst;

@@ -77,6 +77,28 @@ static si_result moe_infer(si_kctx *c) {
 }
 
 
+double si_moe_route(const si_moe *p, const float *logits, float *prob, int64_t *sel) {
+    const int64_t E = p->E;
+    float m = -INFINITY;
+    double sum = 0;
+    for (int64_t e = 0; e < E; e++) m = logits[e] > m ? logits[e] : m;
+    for (int64_t e = 0; e < E; e++) sum += prob[e] = expf(logits[e] - m);
+    for (int64_t e = 0; e < E; e++) prob[e] = (float)(prob[e] / sum);
+    /* top k, the lower index first among equal probabilities */
+    double wsum = 0;
+    for (int64_t i = 0; i < p->k; i++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool taken = false;
+            for (int64_t j = 0; j < i; j++) taken |= sel[j] == e;
+            if (!taken && (best < 0 || prob[e] > prob[best])) best = e;
+        }
+        sel[i] = best;
+        wsum += prob[best];
+    }
+    return wsum;
+}
+
 SI_OP_PLANNED(moe_run, si_moe, p, si_moe_prepare) {
     si_result st = SI_OK;
     const int64_t Hd = p->hidden, F = p->F, E = p->E, f = p->act == MOE_SWIGLU ? 2 : 1;
@@ -91,24 +113,8 @@ SI_OP_PLANNED(moe_run, si_moe, p, si_moe_prepare) {
         goto done;
     }
     for (int64_t t = 0; t < p->T; t++) {
-        const float *lg = r + t * E, *xt = x + t * Hd;
-        float m = -INFINITY;
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) m = lg[e] > m ? lg[e] : m;
-        for (int64_t e = 0; e < E; e++) sum += prob[e] = expf(lg[e] - m);
-        for (int64_t e = 0; e < E; e++) prob[e] = (float)(prob[e] / sum);
-        /* top k, the lower index first among equal probabilities */
-        double wsum = 0;
-        for (int64_t i = 0; i < p->k; i++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t j = 0; j < i; j++) taken |= sel[j] == e;
-                if (!taken && (best < 0 || prob[e] > prob[best])) best = e;
-            }
-            sel[i] = best;
-            wsum += prob[best];
-        }
+        const float *xt = x + t * Hd;
+        const double wsum = si_moe_route(p, r + t * E, prob, sel);
         for (int64_t i = 0; i < p->k; i++) {
             const int64_t e = sel[i];
             const float w = p->normalize ? (float)(prob[e] / wsum) : prob[e];

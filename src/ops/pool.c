@@ -46,13 +46,8 @@ static si_result pool_infer_common(si_kctx *c, uint32_t types, bool indices) {
     nn_pool p;
     si_result st = pool_prep(c, types, &p);
     if (st) return st;
-    int64_t dims[SI_MAX_DIMS];
-    int nsp = p.g.nsp;
-    dims[0] = p.N;
-    dims[1] = p.C;
-    for (int i = 0; i < nsp; i++) dims[2 + i] = p.g.out[NN_SP - nsp + i];
-    if ((st = si_set_out(c, 0, si_in(c, 0)->dtype, nsp + 2, dims))) return st;
-    if (indices && (st = si_set_out(c, 1, SI_I64, nsp + 2, dims))) return st;
+    if ((st = si_geom_set_out(c, 0, si_in(c, 0)->dtype, p.N, p.C, &p.g))) return st;
+    if (indices && (st = si_geom_set_out(c, 1, SI_I64, p.N, p.C, &p.g))) return st;
     return SI_OK;
 }
 

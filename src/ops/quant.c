@@ -503,15 +503,6 @@ static si_result qconv_prep(const si_kctx *c, int ix, int iw, int ixz, int iwz, 
     return si_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
 }
 
-static si_result qconv_set_out(si_kctx *c, const qconv *p, si_dtype dt) {
-    int64_t dims[SI_MAX_DIMS];
-    int nsp = p->g.nsp;
-    dims[0] = p->N;
-    dims[1] = p->M;
-    for (int i = 0; i < nsp; i++) dims[2 + i] = p->g.out[NN_SP - nsp + i];
-    return si_set_out(c, 0, dt, nsp + 2, dims);
-}
-
 /* acc[N, M, out...] = conv(x - x_zp, w - w_zp), exact in 64 bits; padding reads x_zp (contributes 0). NULL when
  * out of memory. */
 static int64_t *qconv_acc(const qconv *p) {
@@ -567,7 +558,7 @@ static si_result convi_infer(si_kctx *c) {
     qconv p;
     si_result st = qconv_prep(c, 0, 1, 2, 3, &p);
     if (st) return st;
-    return qconv_set_out(c, &p, SI_I32);
+    return si_geom_set_out(c, 0, SI_I32, p.N, p.M, &p.g);
 }
 
 static si_result convi_run(si_kctx *c) {
@@ -606,7 +597,7 @@ static si_result qlconv_prep(const si_kctx *c, qconv *p) {
 }
 
 SI_OP_PLANNED(qlconv_infer, qconv, p, qlconv_prep) {
-    return qconv_set_out(c, p, si_in(c, 7)->dtype);
+    return si_geom_set_out(c, 0, si_in(c, 7)->dtype, p->N, p->M, &p->g);
 }
 
 SI_OP_PLANNED(qlconv_run, qconv, p, qlconv_prep) {
