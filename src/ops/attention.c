@@ -69,6 +69,21 @@ bool llm_attention(const llm_attn *a) {
 }
 
 /* An additive bias [B or 1, N or 1, S, T] (attention_bias of the contrib ops). */
+/* past_key [B, heads, P, H] and past_value [B, heads, P, Hv]: given together, typed like q; *P = P (0 without them). */
+static si_result past_kv_check(const si_kctx *c, const si_tensor *q, const si_tensor *pk, const si_tensor *pv, int64_t B,
+                               int64_t heads, int64_t H, int64_t Hv, int64_t *P) {
+    si_result st;
+    if (!!pk != !!pv) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key and past_value must be given together");
+    if (!pk) return SI_OK;
+    if ((st = si_same_type(c, q, pk, "past_key")) || (st = si_same_type(c, q, pv, "past_value"))) return st;
+    if (pk->ndim != 4 || pk->dims[0] != B || pk->dims[1] != heads || pk->dims[3] != H || pv->ndim != 4 || pv->dims[0] != B ||
+        pv->dims[1] != heads || pv->dims[2] != pk->dims[2] || pv->dims[3] != Hv)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "past_key must be [%lld, %lld, past, %lld] and past_value [.., %lld]", (long long)B,
+                         (long long)heads, (long long)H, (long long)Hv);
+    *P = pk->dims[2];
+    return SI_OK;
+}
+
 static si_result bias4_check(const si_kctx *c, int i, const si_tensor *q, int64_t B, int64_t N, int64_t S, int64_t T) {
     const si_tensor *ab = si_in(c, i);
     if (!ab) return SI_OK;
@@ -210,16 +225,8 @@ si_result si_mha_prepare(const si_kctx *c, si_mha *p) {
         if (bias->ndim != 1 || bias->dims[0] != 2 * D + p->N * p->Hv)
             return si_op_err(c, SI_ERR_INVALID_ARG, "bias must be 1-D with %lld values (Q, K, V biases)", (long long)(2 * D + p->N * p->Hv));
     }
-    if (!!pk != !!pv) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key and past_value must be given together");
-    if (pk) {
-        if (p->cross) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key/past_value cannot be used with 4-D key and value");
-        if ((st = si_same_type(c, q, pk, "past_key")) || (st = si_same_type(c, q, pv, "past_value"))) return st;
-        if (pk->ndim != 4 || pk->dims[0] != p->B || pk->dims[1] != p->N || pk->dims[3] != p->H || pv->ndim != 4 ||
-            pv->dims[0] != p->B || pv->dims[1] != p->N || pv->dims[2] != pk->dims[2] || pv->dims[3] != p->Hv)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "past_key must be [%lld, %lld, past, %lld] and past_value [.., %lld]", (long long)p->B,
-                             (long long)p->N, (long long)p->H, (long long)p->Hv);
-        p->P = pk->dims[2];
-    }
+    if (pk && pv && p->cross) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key/past_value cannot be used with 4-D key and value");
+    if ((st = past_kv_check(c, q, pk, pv, p->B, p->N, p->H, p->Hv, &p->P))) return st;
     p->T = p->P + p->L;
     if ((st = ms_mask_form(c, si_in(c, MHA_MASK), p->B, p->S, p->T, false, &p->mask))) return st;
     return bias4_check(c, MHA_ABIAS, q, p->B, p->N, p->S, p->T);
@@ -392,11 +399,10 @@ typedef struct oa_p {
 static si_result oa_prep(si_kctx *c, oa_p *p) {
     si_result st;
     memset(p, 0, sizeof *p);
-    if ((st = si_need_inputs(c, 3))) return st;
+    if ((st = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0}, (const char *const[]){"Q", "K", "V"})))
+        return st;
     const si_tensor *q = si_in(c, OA_Q), *k = si_in(c, OA_K), *v = si_in(c, OA_V), *mk = si_in(c, OA_MASK);
     const si_tensor *pk = si_in(c, OA_PK), *pv = si_in(c, OA_PV), *np = si_in(c, OA_NONPAD);
-    if ((st = si_check_type(c, q->dtype, SI_T_FLOATS, "Q")) || (st = si_same_type(c, q, k, "K")) || (st = si_same_type(c, q, v, "V")))
-        return st;
     if (q->ndim != k->ndim || q->ndim != v->ndim || (q->ndim != 3 && q->ndim != 4))
         return si_op_err(c, SI_ERR_INVALID_ARG, "Q, K and V must all be 3-D or all 4-D");
     p->B = q->dims[0];
@@ -418,15 +424,7 @@ static si_result oa_prep(si_kctx *c, oa_p *p) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "K and V must have Q's batch and the same sequence length");
     if (p->Nq % p->Nkv) return si_op_err(c, SI_ERR_INVALID_ARG, "q heads (%lld) must be a multiple of kv heads (%lld)", (long long)p->Nq,
                                          (long long)p->Nkv);
-    if (!!pk != !!pv) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key and past_value must be given together");
-    if (pk) {
-        if ((st = si_same_type(c, q, pk, "past_key")) || (st = si_same_type(c, q, pv, "past_value"))) return st;
-        if (pk->ndim != 4 || pk->dims[0] != p->B || pk->dims[1] != p->Nkv || pk->dims[3] != p->H || pv->ndim != 4 ||
-            pv->dims[0] != p->B || pv->dims[1] != p->Nkv || pv->dims[2] != pk->dims[2] || pv->dims[3] != p->Hv)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "past_key must be [%lld, %lld, past, %lld], past_value [.., %lld]", (long long)p->B,
-                             (long long)p->Nkv, (long long)p->H, (long long)p->Hv);
-        p->P = pk->dims[2];
-    }
+    if ((st = past_kv_check(c, q, pk, pv, p->B, p->Nkv, p->H, p->Hv, &p->P))) return st;
     p->T = p->P + p->L;
     if (mk) {
         if (mk->dtype != SI_BOOL && (st = si_same_type(c, q, mk, "attn_mask"))) return st;

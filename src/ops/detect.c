@@ -20,9 +20,8 @@ typedef struct nms_plan {
 
 static si_result nms_prep(const si_kctx *c, nms_plan *p) {
     si_result s;
-    if ((s = si_need_inputs(c, 2))) return s;
+    if ((s = si_inputs_typed(c, 2, 2, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0}, (const char *const[]){"boxes", "scores"}))) return s;
     const si_tensor *b = c->in[0], *sc = c->in[1];
-    if ((s = si_check_type(c, b->dtype, SI_T_FLOATS, "boxes")) || (s = si_same_type(c, b, sc, "scores"))) return s;
     if (b->ndim != 3 || b->dims[2] != 4)
         return si_op_err(c, SI_ERR_INVALID_ARG, "boxes must be [num_batches, spatial_dimension, 4], got rank %d", b->ndim);
     if (sc->ndim != 3 || sc->dims[0] != b->dims[0] || sc->dims[2] != b->dims[1])

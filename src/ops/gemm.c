@@ -218,9 +218,8 @@ si_result si_mm_shape(const si_kctx *c, const si_tensor *a, const si_tensor *b, 
 
 static si_result mm_prep(si_kctx *c, nn_mm *p) {
     si_result st;
-    if ((st = si_need_inputs(c, 2))) return st;
+    if ((st = si_inputs_typed(c, 2, 2, (const uint32_t[]){NN_T_GEMM, SI_T_LIKE0}, (const char *const[]){"A", "B"}))) return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1);
-    if ((st = si_check_type(c, a->dtype, NN_T_GEMM, "A")) || (st = si_same_type(c, a, b, "B"))) return st;
     return si_mm_shape(c, a, b, p);
 }
 
@@ -320,10 +319,9 @@ typedef struct nn_gemm {
 
 static si_result gemm_prep(si_kctx *c, nn_gemm *p) {
     si_result st;
-    if ((st = si_need_inputs(c, 2))) return st;
+    if ((st = si_inputs_typed(c, 2, 3, (const uint32_t[]){NN_T_GEMM, SI_T_LIKE0, SI_T_LIKE0}, (const char *const[]){"A", "B", "C"})))
+        return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1), *cc = si_in(c, 2);
-    if ((st = si_check_type(c, a->dtype, NN_T_GEMM, "A")) || (st = si_same_type(c, a, b, "B"))) return st;
-    if (cc && (st = si_same_type(c, a, cc, "C"))) return st;
     if (a->ndim != 2 || b->ndim != 2)
         return si_op_err(c, SI_ERR_INVALID_ARG, "A and B must be 2-D (got ranks %d and %d)", a->ndim, b->ndim);
     p->ta = si_attr_int(c->node, "transA", 0) != 0;

@@ -179,31 +179,33 @@ static si_result reshape_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, n, dims);
 }
 
-/* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on (required when
- * `need`): input 0 in *x and the axes in axes[*na] (*na -1: not given). *later: at compile time, the axes input's
- * values are known only at run time; *na is then their count (-1: not known either). */
-static si_result sq_axes(si_kctx *c, bool need, const si_tensor **x, int64_t *axes, int *na, bool *later) {
-    const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS;
-    *later = false;
-    si_result s = si_input0(c, 0, NULL, x);
-    if (s || (axes_input && need && (s = si_need_input(c, 1, false)))) return s;
-    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) {
-        const int64_t cnt = si_count(c->in[1]);
-        *later = true;
-        *na = cnt >= 0 && cnt <= SI_MAX_DIMS ? (int)cnt : -1;
-        return SI_OK;
-    }
-    return si_node_axes(c, axes_input, axes, SI_MAX_DIMS, na);
-}
-
-static si_result squeeze_infer(si_kctx *c) {
+/* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on (which Unsqueeze
+ * requires): input 0 and the axes (na -1: not given). later: at compile time, the axes input's values are known only
+ * at run time; na is then their count (-1: not known either). */
+typedef struct sq_p {
     const si_tensor *x;
     int64_t axes[SI_MAX_DIMS];
     int na;
     bool later;
-    si_result s = sq_axes(c, false, &x, axes, &na, &later);
-    if (s) return s;
-    if (later) return si_set_out_unknown(c, 0, x->dtype, na > 0 && na <= x->ndim ? x->ndim - na : -1);
+} sq_p;
+
+static si_result sq_axes(si_kctx *c, sq_p *p) {
+    const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS, need = si_node_is(c->node, SI_OP_UNSQUEEZE);
+    si_result s = si_input0(c, 0, NULL, &p->x);
+    if (s || (axes_input && need && (s = si_need_input(c, 1, false)))) return s;
+    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) {
+        const int64_t cnt = si_count(c->in[1]);
+        p->later = true;
+        p->na = cnt >= 0 && cnt <= SI_MAX_DIMS ? (int)cnt : -1;
+        return SI_OK;
+    }
+    return si_node_axes(c, axes_input, p->axes, SI_MAX_DIMS, &p->na);
+}
+
+SI_OP_PLANNED(squeeze_infer, sq_p, p, sq_axes) {
+    const si_tensor *x = p->x;
+    int na = p->na;
+    if (p->later) return si_set_out_unknown(c, 0, x->dtype, na > 0 && na <= x->ndim ? x->ndim - na : -1);
     if (na < 0) na = 0;
     bool sq[SI_MAX_DIMS];
     if (na == 0) {
@@ -213,7 +215,8 @@ static si_result squeeze_infer(si_kctx *c) {
             sq[i] = x->dims[i] == 1;
         }
     } else {
-        if ((s = si_axes_mask(c, axes, na, x->ndim, sq))) return s;
+        si_result s = si_axes_mask(c, p->axes, na, x->ndim, sq);
+        if (s) return s;
         for (int i = 0; i < x->ndim; i++)
             if (sq[i] && si_dim_known(x->dims[i]) && x->dims[i] != 1)
                 return si_op_err(c, SI_ERR_INVALID_ARG, "cannot squeeze axis %d of size %lld", i, (long long)x->dims[i]);
@@ -225,20 +228,17 @@ static si_result squeeze_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, nd, dims);
 }
 
-static si_result unsqueeze_infer(si_kctx *c) {
-    const si_tensor *x;
-    int64_t axes[SI_MAX_DIMS];
-    int na;
-    bool later;
-    si_result s = sq_axes(c, true, &x, axes, &na, &later);
-    if (s) return s;
-    if (later) return si_set_out_unknown(c, 0, x->dtype, na >= 0 && x->ndim + na <= SI_MAX_DIMS ? x->ndim + na : -1);
+SI_OP_PLANNED(unsqueeze_infer, sq_p, p, sq_axes) {
+    const si_tensor *x = p->x;
+    const int na = p->na;
+    if (p->later) return si_set_out_unknown(c, 0, x->dtype, na >= 0 && x->ndim + na <= SI_MAX_DIMS ? x->ndim + na : -1);
     if (na < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axes' is missing");
     int rank = x->ndim + na;
     if (rank > SI_MAX_DIMS)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", rank, SI_MAX_DIMS);
     bool ins[SI_MAX_DIMS];
-    if ((s = si_axes_mask(c, axes, na, rank, ins))) return s;
+    si_result s = si_axes_mask(c, p->axes, na, rank, ins);
+    if (s) return s;
     int64_t dims[SI_MAX_DIMS];
     for (int i = 0, j = 0; i < rank; i++) dims[i] = ins[i] ? 1 : x->dims[j++];
     return si_set_out(c, 0, x->dtype, rank, dims);
@@ -374,21 +374,26 @@ static si_result concat_run(si_kctx *c) {
 
 // --- Split ----------------------------------------------------------------------------------------------
 
-/* *sizes (n_out entries, caller frees with si_free) receives the length of every output along *axis. */
-static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
-    *sizes = NULL;
+/* The axis, and the length of every output along it (sz: n_out entries; the op function frees it). */
+typedef struct split_p {
+    int axis;
+    int64_t *sz;
+} split_p;
+
+static si_result split_plan(const si_kctx *c, split_p *p) {
+    p->sz = NULL;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
     if (c->n_out < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "needs at least one output");
-    if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, axis))) return s;
-    int64_t dim = x->dims[*axis], *sz = si_malloc(sizeof(int64_t) * (size_t)c->n_out);
+    if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &p->axis))) return s;
+    int64_t dim = x->dims[p->axis], *sz = si_malloc(sizeof(int64_t) * (size_t)c->n_out);
     if (!sz) return si_err(SI_ERR_NO_MEM, "out of memory in Split");
     int n = 0;
     bool given = false;
     if (c->opset >= 13 && si_in(c, 1) && !si_has_values(c->in[1]) && si_count(c->in[1]) != 0) {
         for (int i = 0; i < c->n_out; i++) sz[i] = SI_DIM_UNKNOWN; /* compile time: sizes known at run time */
-        *sizes = sz;
+        p->sz = sz;
         return SI_OK;
     }
     if (c->opset >= 13) {
@@ -414,7 +419,7 @@ static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
             sum += sz[i];
         }
         if (!s && si_dim_ne(sum, dim))
-            s = si_op_err(c, SI_ERR_INVALID_ARG, "split sizes add up to %lld, axis %d has %lld", (long long)sum, *axis,
+            s = si_op_err(c, SI_ERR_INVALID_ARG, "split sizes add up to %lld, axis %d has %lld", (long long)sum, p->axis,
                           (long long)dim);
     } else if (!s && has_num) {
         int64_t num = si_attr_int(c->node, "num_outputs", 0);
@@ -436,15 +441,14 @@ static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
         si_free(sz);
         return s;
     }
-    *sizes = sz;
+    p->sz = sz;
     return SI_OK;
 }
 
-static si_result split_infer(si_kctx *c) {
-    int axis;
-    int64_t *sz;
-    si_result s = split_plan(c, &axis, &sz);
-    if (s) return s;
+SI_OP_PLANNED(split_infer, split_p, p, split_plan) {
+    const int axis = p->axis;
+    int64_t *sz = p->sz;
+    si_result s = SI_OK;
     const si_tensor *x = c->in[0];
     int64_t dims[SI_MAX_DIMS];
     memcpy(dims, x->dims, sizeof dims);
@@ -456,12 +460,11 @@ static si_result split_infer(si_kctx *c) {
     return s;
 }
 
-static si_result split_run(si_kctx *c) {
-    int axis;
-    int64_t *sz;
-    si_result s = split_plan(c, &axis, &sz);
-    if (s) return s;
-    if ((s = si_run_ready(c))) {
+SI_OP_PLANNED(split_run, split_p, p, split_plan) {
+    const int axis = p->axis;
+    int64_t *sz = p->sz;
+    si_result s = si_run_ready(c);
+    if (s) {
         si_free(sz);
         return s;
     }

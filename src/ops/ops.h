@@ -216,6 +216,12 @@ si_result si_need_input(const si_kctx *c, int i, bool need_data);
 /* Inputs 0 .. n-1 present with valid ranks (si_need_input without data, for each): the first check of an op whose
  * first n inputs are required. */
 si_result si_need_inputs(const si_kctx *c, int n);
+/* SI_T_LIKE0 in si_inputs_typed's types: input 0's element type. */
+#define SI_T_LIKE0 (1u << 31)
+/* An op's inputs checked from one table: inputs 0 .. n_req-1 present (si_need_inputs), then each present input i < n of a
+ * type in types[i] (si_check_type; SI_T_LIKE0: input 0's type, si_same_type; 0: not checked here), names[i] naming it in
+ * the errors. */
+si_result si_inputs_typed(const si_kctx *c, int n_req, int n, const uint32_t *types, const char *const *names);
 /* Input 0 present and of a type in mask (what as for si_check_type): *x = input 0. The first lines of most ops. */
 si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x);
 /* dt is a stored type and, for a non-zero mask, in it; else UNSUPPORTED ("what: element type ..."; what may

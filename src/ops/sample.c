@@ -256,12 +256,10 @@ static si_result ag_run(si_kctx *c) {
 // --- RoiAlign ---------------------------------------------------------------------------------------------
 
 static si_result roi_infer(si_kctx *c) {
-    si_result s = si_need_inputs(c, 3);
+    si_result s = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T(SI_I64) | SI_T(SI_I32)},
+                                  (const char *const[]){"input 'X'", "input 'rois'", "input 'batch_indices'"});
     if (s) return s;
     const si_tensor *x = c->in[0], *rois = c->in[1], *bi = c->in[2];
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_same_type(c, x, rois, "input 'rois'")) ||
-        (s = si_check_type(c, bi->dtype, SI_T(SI_I64) | SI_T(SI_I32), "input 'batch_indices'")))
-        return s;
     if (x->ndim != 4) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' must have rank 4 (N, C, H, W), got %d", x->ndim);
     if (rois->ndim != 2 || (si_dim_known(rois->dims[1]) && rois->dims[1] != 4))
         return si_op_err(c, SI_ERR_INVALID_ARG, "input 'rois' must have shape (num_rois, 4)");
@@ -482,13 +480,10 @@ typedef struct dc_plan {
 } dc_plan;
 
 static si_result dc_plan_of(si_kctx *c, dc_plan *p) {
-    si_result s = si_need_inputs(c, 3);
+    si_result s = si_inputs_typed(c, 3, 5, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0},
+                                  (const char *const[]){"input 'X'", "input 'W'", "input 'offset'", "input 'B'", "input 'mask'"});
     if (s) return s;
     const si_tensor *x = c->in[0], *w = c->in[1], *off = c->in[2], *b = si_in(c, 3), *mk = si_in(c, 4);
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_same_type(c, x, w, "input 'W'")) ||
-        (s = si_same_type(c, x, off, "input 'offset'")) || (b && (s = si_same_type(c, x, b, "input 'B'"))) ||
-        (mk && (s = si_same_type(c, x, mk, "input 'mask'"))))
-        return s;
     if (x->ndim != 4) return si_op_err(c, SI_ERR_UNSUPPORTED, "input 'X' must have rank 4 (N, C, H, W: 2-D only), got %d", x->ndim);
     if (w->ndim != 4 || off->ndim != 4 || (mk && mk->ndim != 4))
         return si_op_err(c, SI_ERR_INVALID_ARG, "inputs 'W', 'offset' and 'mask' must have rank 4");

@@ -30,13 +30,11 @@ typedef struct la_plan {
 } la_plan;
 
 static si_result la_plan_of(si_kctx *c, la_plan *p) {
-    si_result s = si_need_inputs(c, 3);
+    si_result s = si_inputs_typed(
+        c, 3, 6, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0},
+        (const char *const[]){"input 'query'", "input 'key'", "input 'value'", "input 'past_state'", "input 'decay'", "input 'beta'"});
     if (s) return s;
     const si_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2], *past = si_in(c, 3), *dec = si_in(c, 4), *beta = si_in(c, 5);
-    if ((s = si_check_type(c, q->dtype, SI_T_FLOATS, "input 'query'")) || (s = si_same_type(c, q, k, "input 'key'")) ||
-        (s = si_same_type(c, q, v, "input 'value'")) || (past && (s = si_same_type(c, q, past, "input 'past_state'"))) ||
-        (dec && (s = si_same_type(c, q, dec, "input 'decay'"))) || (beta && (s = si_same_type(c, q, beta, "input 'beta'"))))
-        return s;
     if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "query, key and value must have rank 3 (batch, sequence, heads * size)");
     static const char *const rules[] = {"linear", "gated", "delta", "gated_delta"};
@@ -165,12 +163,10 @@ SI_OP_PLANNED(la_run, la_plan, p, la_plan_of) {
 // --- CausalConvWithState --------------------------------------------------------------------------------
 
 static si_result ccs_check(si_kctx *c, bool *silu) {
-    si_result s = si_need_inputs(c, 2);
+    si_result s = si_inputs_typed(c, 2, 4, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0},
+                                  (const char *const[]){"input 'input'", "input 'weight'", "input 'bias'", "input 'past_state'"});
     if (s) return s;
     const si_tensor *x = c->in[0], *w = c->in[1], *b = si_in(c, 2), *past = si_in(c, 3);
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'input'")) || (s = si_same_type(c, x, w, "input 'weight'")) ||
-        (b && (s = si_same_type(c, x, b, "input 'bias'"))) || (past && (s = si_same_type(c, x, past, "input 'past_state'"))))
-        return s;
     if (x->ndim != 3) return si_op_err(c, SI_ERR_UNSUPPORTED, "input must have rank 3 (batch, channels, length), got %d", x->ndim);
     if (w->ndim != 3 || (si_dim_known(w->dims[1]) && w->dims[1] != 1) ||
         (si_dim_known(w->dims[0]) && si_dim_known(x->dims[1]) && w->dims[0] != x->dims[1]))
@@ -247,12 +243,10 @@ static si_result flex_check(si_kctx *c) {
 }
 
 static si_result flex_infer(si_kctx *c) {
-    si_result s = si_need_inputs(c, 3);
+    si_result s = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0},
+                                  (const char *const[]){"input 'Q'", "input 'K'", "input 'V'"});
     if (s) return s;
     const si_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
-    if ((s = si_check_type(c, q->dtype, SI_T_FLOATS, "input 'Q'")) || (s = si_same_type(c, q, k, "input 'K'")) ||
-        (s = si_same_type(c, q, v, "input 'V'")))
-        return s;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
         return si_op_err(c, SI_ERR_INVALID_ARG, "Q, K and V must have rank 4 (batch, heads, sequence, head size)");
     const int64_t hq = q->dims[1], hkv = k->dims[1];

@@ -157,10 +157,9 @@ SI_OP_PLANNED(ts_run, ts_plan, p, ts_plan_of) {
 // --- SwiGLU -----------------------------------------------------------------------------------------------
 
 static si_result swiglu_infer(si_kctx *c) {
-    si_result s = si_need_inputs(c, 2);
+    si_result s = si_inputs_typed(c, 2, 2, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0}, (const char *const[]){"input 'a'", "input 'b'"});
     if (s) return s;
     const si_tensor *a = c->in[0], *b = c->in[1];
-    if ((s = si_check_type(c, a->dtype, SI_T_FLOATS, "input 'a'")) || (s = si_same_type(c, a, b, "input 'b'"))) return s;
     int n = 0;
     int64_t od[SI_MAX_DIMS];
     if ((s = si_broadcast_shape(c, a->ndim, a->dims, b->ndim, b->dims, &n, od))) return s;
