@@ -22,11 +22,10 @@ typedef struct loss_plan {
 } loss_plan;
 
 static si_result loss_plan_of(si_kctx *c, loss_plan *p) {
-    si_result s = si_need_inputs(c, 2);
+    si_result s = si_inputs_typed(c, 2, 2, (const uint32_t[]){SI_T_FLOATS, SI_T(SI_I32) | SI_T(SI_I64)},
+                                  (const char *const[]){"input 'scores'", "input 'target'"});
     if (s) return s;
     const si_tensor *x = c->in[0], *t = c->in[1], *w = si_in(c, 2);
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'scores'"))) return s;
-    if ((s = si_check_type(c, t->dtype, SI_T(SI_I32) | SI_T(SI_I64), "input 'target'"))) return s;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'scores' must have rank >= 2 (N, C, ...), got %d", x->ndim);
     if (t->ndim != x->ndim - 1)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input 'target' must have rank %d (scores' rank - 1), got %d",

@@ -231,6 +231,9 @@ si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char
 si_result si_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what);
 /* run(): every present input with elements carries data, every output with elements is allocated. */
 si_result si_run_ready(const si_kctx *c);
+/* The first step of most runs: si_run_ready, then *y = output 0, or NULL when it is absent or empty (nothing to
+ * compute: the run returns SI_OK). */
+si_result si_run_begin(const si_kctx *c, si_tensor **y);
 /* After a successful infer: every output the node names got a type. A node naming more outputs than its op
  * has (Softplus -> (Y, Z)) leaves the extra ones untyped: INVALID_ARG naming the node and the output, instead
  * of an untyped tensor handed on as if it were a result. */

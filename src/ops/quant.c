@@ -152,11 +152,10 @@ static si_result check_divisor(const si_kctx *c, const si_tensor *s, const char 
 }
 
 SI_OP_PLANNED(quantize_run, q_node, q, q_prep) {
-    si_result st = si_run_ready(c);
-    if (st) return st;
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
     const si_tensor *x = si_in(c, 0), *s = q->p.scale, *zp = q->p.zp;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
     if ((st = check_divisor(c, s, "y_scale"))) return st;
     int64_t lo = 0, hi = 0;
     const bool mf = si_dtype_is_minifloat(q->out);
@@ -209,11 +208,10 @@ SI_OP_PLANNED(dequantize_infer, dq_node, d, dq_prep) {
 }
 
 SI_OP_PLANNED(dequantize_run, dq_node, d, dq_prep) {
-    si_result st = si_run_ready(c);
-    if (st) return st;
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
     const si_tensor *x = si_in(c, 0), *s = d->p.scale, *zp = d->p.zp;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
     if (zp && x->dtype == SI_I32)
         for (int64_t i = 0; i < si_count(zp); i++)
             if (si_load_i64(zp->dtype, zp->data, i) != 0)
@@ -365,9 +363,8 @@ static si_result mmi_run(si_kctx *c) {
     nn_mm p;
     qvec az, bz;
     si_result st = mmi_prep(c, &p, &az, &bz);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (st || (st = si_run_begin(c, &y)) || !y) return st;
     int64_t *acc = si_malloc(sizeof(int64_t) * (size_t)(p.M * p.N + 1));
     if (!acc) return si_op_nomem(c);
     int32_t *yd = y->data;
@@ -427,10 +424,9 @@ SI_OP_PLANNED(qlmm_infer, qlmm, q, qlmm_prep) {
 }
 
 SI_OP_PLANNED(qlmm_run, qlmm, q, qlmm_prep) {
-    si_result st = si_run_ready(c);
-    if (st) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
     const si_tensor *ys = si_in(c, 6), *zy = si_in(c, 7);
     if ((st = check_divisor(c, ys, "y_scale"))) return st;
     const nn_mm *p = &q->p;
@@ -564,9 +560,8 @@ static si_result convi_infer(si_kctx *c) {
 static si_result convi_run(si_kctx *c) {
     qconv p;
     si_result st = qconv_prep(c, 0, 1, 2, 3, &p);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (st || (st = si_run_begin(c, &y)) || !y) return st;
     int64_t *acc = qconv_acc(&p);
     if (!acc) return si_op_nomem(c);
     for (int64_t i = 0; i < si_count(y); i++) ((int32_t *)y->data)[i] = (int32_t)(uint32_t)(uint64_t)acc[i];
@@ -601,10 +596,9 @@ SI_OP_PLANNED(qlconv_infer, qconv, p, qlconv_prep) {
 }
 
 SI_OP_PLANNED(qlconv_run, qconv, p, qlconv_prep) {
-    si_result st = si_run_ready(c);
-    if (st) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
     const si_tensor *xs = si_in(c, 1), *ws = si_in(c, 4), *ys = si_in(c, 6), *zy = si_in(c, 7), *b = si_in(c, 8);
     if ((st = check_divisor(c, ys, "y_scale"))) return st;
     int64_t *acc = qconv_acc(p);

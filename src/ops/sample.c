@@ -94,11 +94,10 @@ static void gs_cubic_coeffs(double t, double *w) {
 }
 
 SI_OP_PLANNED(gs_run, gs_plan, p, gs_plan_of) {
-    si_result s = si_run_ready(c);
-    if (s) return s;
+    si_tensor *yt;
+    si_result s = si_run_begin(c, &yt);
+    if (s || !yt) return s;
     const si_tensor *xt = c->in[0], *gt = c->in[1];
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int r = p->r;
     const int64_t N = xt->dims[0], C = xt->dims[1], in_sp = si_prod(xt->dims, 2, xt->ndim);
     const int64_t out_sp = si_prod(gt->dims, 1, gt->ndim - 1);
@@ -215,9 +214,8 @@ static si_result ag_run(si_kctx *c) {
     int r = 0;
     bool known = false;
     si_result s = ag_shape(c, od, &r, &known);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const bool align = si_attr_int(c->node, "align_corners", 0) != 0;
     const int64_t N = od[0], sp = si_prod(od, 1, 1 + r);
     double *th = si_tensor_to_f64(c->in[0]), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
@@ -281,9 +279,8 @@ static si_result roi_infer(si_kctx *c) {
 
 static si_result roi_run(si_kctx *c) {
     si_result s = roi_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
     const int64_t C = xt->dims[1], H = xt->dims[2], W = xt->dims[3], R = yt->dims[0], OH = yt->dims[2], OW = yt->dims[3];
     const bool maxm = !strcmp(si_attr_str(c->node, "mode", "avg"), "max");
@@ -545,10 +542,9 @@ static double dc_bilinear(const double *x, int64_t H, int64_t W, double y, doubl
 }
 
 SI_OP_PLANNED(dc_run, dc_plan, p, dc_plan_of) {
-    si_result s = si_run_ready(c);
-    if (s) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    si_result s = si_run_begin(c, &yt);
+    if (s || !yt) return s;
     const si_tensor *xt = c->in[0], *wt = c->in[1], *bt = si_in(c, 3), *mt = si_in(c, 4);
     const int64_t N = xt->dims[0], C = xt->dims[1], H = xt->dims[2], W = xt->dims[3], M = wt->dims[0];
     const int64_t KH = wt->dims[2], KW = wt->dims[3], K = KH * KW, OH = yt->dims[2], OW = yt->dims[3];

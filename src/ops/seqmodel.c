@@ -265,9 +265,8 @@ static si_result flex_infer(si_kctx *c) {
 static si_result flex_run(si_kctx *c) {
     si_result s = flex_check(c);
     if (!s) s = flex_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *qt = c->in[0], *kt = c->in[1], *vt = c->in[2];
     const int64_t B = qt->dims[0], HQ = qt->dims[1], TQ = qt->dims[2], D = qt->dims[3];
     const int64_t HKV = kt->dims[1], TK = kt->dims[2], DV = vt->dims[3], G = HQ / HKV;

@@ -104,11 +104,10 @@ SI_OP_PLANNED(dft_infer, dft_plan, p, dft_prep) {
 }
 
 SI_OP_PLANNED(dft_run, dft_plan, p, dft_prep) {
-    si_result s = si_run_ready(c);
-    if (s) return s;
+    si_tensor *y;
+    si_result s = si_run_begin(c, &y);
+    if (s || !y) return s;
     const si_tensor *x = c->in[0];
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
     const int r = x->ndim;
     const int cin = (int)x->dims[r - 1];
     const int64_t outer = si_prod(x->dims, 0, p->axis), inner = si_prod(x->dims, p->axis + 1, r - 1), n = p->n;
@@ -197,11 +196,10 @@ SI_OP_PLANNED(stft_infer, stft_plan, p, stft_prep) {
 }
 
 SI_OP_PLANNED(stft_run, stft_plan, p, stft_prep) {
-    si_result s = si_run_ready(c);
-    if (s) return s;
+    si_tensor *y;
+    si_result s = si_run_begin(c, &y);
+    if (s || !y) return s;
     const si_tensor *x = c->in[0], *w = si_in_nonempty(c, 2);
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
     const int64_t n = p->flen;
     dft_work dw;
     if ((s = dft_work_new(c, n, &dw))) return s;

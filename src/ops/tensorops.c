@@ -90,10 +90,9 @@ typedef struct ts_plan {
 } ts_plan;
 
 static si_result ts_plan_of(si_kctx *c, ts_plan *p) {
-    si_result s = si_need_inputs(c, 2);
+    si_result s = si_inputs_typed(c, 2, 2, (const uint32_t[]){0, SI_T_LIKE0}, (const char *const[]){"input 'past_cache'", "input 'update'"});
     if (s) return s;
     const si_tensor *x = c->in[0], *u = c->in[1], *wi = si_in(c, 2);
-    if ((s = si_same_type(c, x, u, "input 'update'"))) return s;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'past_cache' must have rank >= 2, got %d", x->ndim);
     if (u->ndim != x->ndim)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input 'update' has rank %d, past_cache has %d", u->ndim, x->ndim);
@@ -168,9 +167,8 @@ static si_result swiglu_infer(si_kctx *c) {
 
 static si_result swiglu_run(si_kctx *c) {
     si_result s = swiglu_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (s || (s = si_run_begin(c, &y)) || !y) return s;
     const double alpha = si_attr_float(c->node, "alpha", 1.0f);
     double *a = si_broadcast_to_f64(c->in[0], y->ndim, y->dims), *b = si_broadcast_to_f64(c->in[1], y->ndim, y->dims);
     if (!a || !b) {
@@ -358,9 +356,8 @@ static si_result binarizer_infer(si_kctx *c) {
 
 static si_result binarizer_run(si_kctx *c) {
     si_result s = binarizer_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (s || (s = si_run_begin(c, &y)) || !y) return s;
     const double th = si_attr_float(c->node, "threshold", 0.0f);
     double *v = si_tensor_to_f64(c->in[0]);
     if (!v) return si_op_nomem(c);

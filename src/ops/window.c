@@ -51,9 +51,8 @@ static si_result win_infer(si_kctx *c) {
 static si_result win_run(si_kctx *c) {
     const int kind = si_op_arg(c); /* WIN_HANN, WIN_HAMMING or WIN_BLACKMAN */
     si_result s = win_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (s || (s = si_run_begin(c, &y)) || !y) return s;
     const int64_t n = y->dims[0];
     const bool periodic = si_attr_int(c->node, "periodic", 1) != 0;
     const double N = periodic ? (double)n : (double)(n - 1), pi = 3.14159265358979323846;
