@@ -198,10 +198,9 @@ static si_result det_infer(si_kctx *c) {
 /* Determinants by LU decomposition with partial pivoting. */
 static si_result det_run(si_kctx *c) {
     si_result s = det_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int64_t M = xt->dims[xt->ndim - 1], nb = si_count(yt);
     double *x = si_tensor_to_f64(xt), *y = si_malloc(sizeof(double) * (size_t)nb);
     if (!x || !y) {
@@ -388,10 +387,9 @@ static si_result afe_infer(si_kctx *c) {
 
 static si_result afe_run(si_kctx *c) {
     si_result s = afe_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int64_t C = xt->dims[xt->ndim - 1], outer = si_count(xt) / (C > 0 ? C : 1), k = si_count(c->in[1]);
     int64_t *ix = si_tensor_to_i64(c->in[1]);
     if (!ix) return si_op_nomem(c);
@@ -468,10 +466,9 @@ SI_OP_PLANNED(tfidf_infer, tfidf_plan, p, tfidf_plan_of) {
 
 SI_OP_PLANNED(tfidf_run, tfidf_plan, p, tfidf_plan_of) {
     si_result s = tfidf_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int64_t rows = xt->ndim == 2 ? xt->dims[0] : 1, C = xt->dims[xt->ndim - 1];
     int64_t *x = si_tensor_to_i64(xt);
     double *y = si_calloc((size_t)si_count(yt), sizeof(double));
