@@ -195,28 +195,38 @@ static void reduce_space(const rplan *p, rspace *sp) {
     sp->m = m;
 }
 
-/* From one run of the input (the last dimension, idx over the others) to the next: idx and the output offset o
- * step on. */
-static void rspace_next_run(const rspace *sp, int64_t *idx, int64_t *o) {
+/* A walk over the runs of the input: run r (of n) is the L contiguous elements of the last dimension at idx over
+ * the others; o is the offset of its first output element; inner_red: the run folds into that one element. */
+typedef struct rrun {
+    int64_t r, n, L, o, idx[SI_MAX_DIMS];
+    bool inner_red;
+} rrun;
+
+static rrun rrun_first(const rspace *sp) {
+    rrun w = {.L = sp->md[sp->m - 1], .inner_red = sp->ostr[sp->m - 1] == 0};
+    w.n = si_prod(sp->md, 0, sp->m) / w.L;
+    return w;
+}
+
+/* From one run to the next: idx and the output offset o step on. */
+static void rrun_next(const rspace *sp, rrun *w) {
+    w->r++;
     for (int d = sp->m - 2; d >= 0; d--) {
-        idx[d]++;
-        *o += sp->ostr[d];
-        if (idx[d] < sp->md[d]) break;
-        *o -= sp->ostr[d] * sp->md[d];
-        idx[d] = 0;
+        w->idx[d]++;
+        w->o += sp->ostr[d];
+        if (w->idx[d] < sp->md[d]) break;
+        w->o -= sp->ostr[d] * sp->md[d];
+        w->idx[d] = 0;
     }
 }
 
 /* One pass in double: acc[o] = fold(acc[o], x) for every input element x of output element o. aux holds the
  * per-output maximum for F_EXPSUM. buf has room for one run (md[m-1] elements). */
 static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc, const double *aux, double *buf) {
-    int m = sp->m;
-    int64_t L = sp->md[m - 1];
-    bool inner_red = sp->ostr[m - 1] == 0;
-    int64_t total = si_prod(sp->md, 0, m), idx[SI_MAX_DIMS] = {0}, o = 0;
-    for (int64_t r = 0; r < total / L; r++) {
-        load_run_f64(x->dtype, x->data, r * L, L, buf);
-        if (inner_red) {
+    for (rrun w = rrun_first(sp); w.r < w.n; rrun_next(sp, &w)) {
+        const int64_t L = w.L, o = w.o;
+        load_run_f64(x->dtype, x->data, w.r * L, L, buf);
+        if (w.inner_red) {
             double a = acc[o];
             switch (f) {
             case F_SUM: for (int64_t j = 0; j < L; j++) a += buf[j]; break;
@@ -252,18 +262,15 @@ static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc
             case F_EXPSUM: for (int64_t j = 0; j < L; j++) a[j] += exp(buf[j] - aux[o + j]); break;
             }
         }
-        rspace_next_run(sp, idx, &o);
     }
 }
 
 /* The same in 64-bit integers (sums and products wrap; uns: compare as uint64). */
 static void rpass_i64(const si_tensor *x, const rspace *sp, rfold f, bool uns, int64_t *acc, int64_t *buf) {
-    int m = sp->m;
-    int64_t L = sp->md[m - 1];
-    bool inner_red = sp->ostr[m - 1] == 0;
-    int64_t total = si_prod(sp->md, 0, m), idx[SI_MAX_DIMS] = {0}, o = 0;
-    for (int64_t r = 0; r < total / L; r++) {
-        load_run_i64(x->dtype, x->data, r * L, L, buf);
+    for (rrun w = rrun_first(sp); w.r < w.n; rrun_next(sp, &w)) {
+        const int64_t L = w.L, o = w.o;
+        const bool inner_red = w.inner_red;
+        load_run_i64(x->dtype, x->data, w.r * L, L, buf);
         int64_t a1 = 0;
         int64_t *a = inner_red ? &a1 : acc + o;
         int64_t as = inner_red ? 0 : 1; /* accumulator step per element of the run */
@@ -285,7 +292,6 @@ static void rpass_i64(const si_tensor *x, const rspace *sp, rfold f, bool uns, i
             }
         }
         if (inner_red) acc[o] = a1;
-        rspace_next_run(sp, idx, &o);
     }
 }
 
