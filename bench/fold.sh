@@ -12,17 +12,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SAFEINFER:-$here/build/bin/safeinfer}
 py=/usr/bin/python3
 devices=CPU prompt=64 steps=16 forms="genai plain" layers="4 24" runs=1
-while [ $# -gt 0 ]; do
-  case $1 in
-    --devices) devices=$2; shift 2 ;;
-    --prompt) prompt=$2; shift 2 ;;
-    --steps) steps=$2; shift 2 ;;
-    --forms) forms=$2; shift 2 ;;
-    --layers) layers=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
-    *) echo "usage: $0 [--devices LIST] [--prompt P] [--steps N] [--forms F] [--layers L] [--runs R]" >&2; exit 2 ;;
-  esac
-done
+. "$here/bench/opts.sh"
+parse_opts "devices prompt steps forms layers runs" "$@"
 work=${TMPDIR:-/tmp}/si-fold-bench
 mkdir -p "$work"
 echo "| model | layers | fold | run | compile ms | first prefill ms (pp$prompt) | decode step median ms | peak RSS MiB | functions (calls) | tokens |"

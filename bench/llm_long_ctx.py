@@ -11,7 +11,6 @@ their outputs; prints the largest |safeinfer - ORT| over the three outputs, the 
 `safeinfer bench` and of bench/ort_run.js; both hold the same inputs and outputs: the K/V caches dominate). A benchmark: it
 prints, it asserts nothing.
 """
-import argparse
 import os
 import re
 import subprocess
@@ -20,8 +19,8 @@ import sys
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+import llm_bench_args
+from llm_bench_args import HERE
 
 
 def model(d, name, S, past, N=32, Nkv=8, H=128):
@@ -56,14 +55,9 @@ def timed_rss(cmd, env=None):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--si", default=os.path.join(ROOT, "build", "bin", "safeinfer"))
-    ap.add_argument("--dir", default=os.path.join(ROOT, "build", "bench-llm"))
-    ap.add_argument("--threads", default="1 2")
+    ap = llm_bench_args.parser("si", "safeinfer", "decode_8192,prefill_2048")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--cases", default="decode_8192,prefill_2048")
-    a = ap.parse_args()
-    os.makedirs(a.dir, exist_ok=True)
+    a = llm_bench_args.parse(ap)
     shapes = {"decode_8192": (1, 8192), "prefill_2048": (2048, 0)}
     print(f"{'case':<13} {'threads':>7} {'max |si - ORT|':>15} {'si ms':>9} {'ORT ms':>9} {'si peak MiB':>12} {'ORT peak MiB':>13}")
     for name in a.cases.split(","):

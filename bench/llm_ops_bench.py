@@ -14,7 +14,6 @@ packed weights, scales and zero points; GQA's past K and V). safeinfer runs thro
 llm_ops_time target), ONNX Runtime through bench/ort_time.js when onnxruntime-node is found (ORT_NODE_MODULES), with
 the same inputs and intra-op threads. REF has no threads: it runs once, at 1.
 """
-import argparse
 import json
 import os
 import subprocess
@@ -23,8 +22,8 @@ import sys
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+import llm_bench_args
+from llm_bench_args import HERE
 
 
 def save(model, path):
@@ -95,15 +94,10 @@ def ort_bench(a, model, feeds, threads, iters):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--timer", default=os.path.join(ROOT, "build", "bin", "llm_ops_time"))
-    ap.add_argument("--dir", default=os.path.join(ROOT, "build", "bench-llm"))
-    ap.add_argument("--threads", default="1 2")
+    ap = llm_bench_args.parser("timer", "llm_ops_time", "nbits_gemv,nbits_gemm,gqa_2048,gqa_8192")
     ap.add_argument("--iterations", type=int, default=20)
-    ap.add_argument("--cases", default="nbits_gemv,nbits_gemm,gqa_2048,gqa_8192")
     ap.add_argument("--no-ref", action="store_true")
-    a = ap.parse_args()
-    os.makedirs(a.dir, exist_ok=True)
+    a = llm_bench_args.parse(ap)
     makers = {"nbits_gemv": lambda: nbits_model(a.dir, "nbits_gemv", 1), "nbits_gemm": lambda: nbits_model(a.dir, "nbits_gemm", 64),
               "gqa_2048": lambda: gqa_model(a.dir, "gqa_2048", 2048), "gqa_8192": lambda: gqa_model(a.dir, "gqa_8192", 8192)}
     threads = [int(t) for t in a.threads.split()]

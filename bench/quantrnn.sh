@@ -19,15 +19,8 @@ models=unet_int8,crnn_lstm,enc_q,enc_tiny_q,dec_step_q,vad16k
 threads="1 2"
 iterations=10
 warmup=2
-while [ $# -gt 0 ]; do
-  case $1 in
-    --models) models=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --iterations) iterations=$2; shift 2 ;;
-    --warmup) warmup=$2; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
-  esac
-done
+. "$root/bench/opts.sh"
+parse_opts "models threads iterations warmup" "$@"
 mkdir -p "$MODELS_DIR"
 cd "$MODELS_DIR"
 

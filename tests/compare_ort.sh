@@ -6,11 +6,9 @@
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
 bin=$1 work=$2 devices=$3
-here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/tests/need.sh"
-need_python
+. "$(dirname "$0")/need.sh"
+need_python_ort
 echo "using Python $py ($("$py" -c 'import onnx, numpy; print("onnx", onnx.__version__, "numpy", numpy.__version__)'))"
-need_ort
 mkdir -p "$work"
 rc=0
 while read -r model args; do

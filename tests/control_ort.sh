@@ -13,10 +13,8 @@
 # skipped for a sanitizer build of the library (it does not load into python3 without preloading its runtime).
 set -u
 bin=$1 lib=$2 work=$3 san=${4:-}
-here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/tests/need.sh"
-need_python
-need_ort
+. "$(dirname "$0")/need.sh"
+need_python_ort
 mkdir -p "$work"
 rc=0
 # --- 1. the fixtures ---

@@ -14,10 +14,8 @@
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
 bin=$1 work=$2
-here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/tests/need.sh"
-need_python
-need_ort
+. "$(dirname "$0")/need.sh"
+need_python_ort
 rm -rf "$work"
 mkdir -p "$work"
 geom=(--layers 4 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)

@@ -5,10 +5,8 @@
 # usage: hfa_ort.sh SAFEINFER WORKDIR DEVICES        (exits 77, skipped, without Python+onnx, node or onnxruntime-node)
 set -u
 bin=$1 work=$2 devices=$3
-here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/tests/need.sh"
-need_python
-need_ort
+. "$(dirname "$0")/need.sh"
+need_python_ort
 mkdir -p "$work"
 rc=0
 for m in hfa_attn hfa_attn_bool hfa_pat hfa_mha; do

@@ -41,33 +41,33 @@ echo "installed: $(grep -c . "$work/installed-files.txt") files under $prefix"
 
 # the consumer: loads the bundled model, fixes the batch, compiles for REF (in a helper process with a second
 # argument "isolate": it prints the helper's program), runs zeros, checks the softmax
+cp "$src/tests/children.h" "$work/"
 cat > "$work/consumer.c" <<'EOF'
 #define _GNU_SOURCE
 #include <safeinfer.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "children.h"
+/* The program of a child of this process (the helper), into buf. */
+typedef struct exe_buf {
+    char *buf;
+    size_t n;
+} exe_buf;
+static void child_exe(int pid, const char *comm, char state, void *arg) {
+    exe_buf *b = arg;
+    char path[64];
+    (void)comm, (void)state;
+    snprintf(path, sizeof path, "/proc/%d/exe", pid);
+    ssize_t l = readlink(path, b->buf, b->n - 1);
+    b->buf[l > 0 ? l : 0] = 0;
+}
 /* The program of this process's helper child, into buf ("" when there is none). */
 static void helper_exe(char *buf, size_t n) {
+    exe_buf b = {buf, n};
     buf[0] = 0;
-    DIR *d = opendir("/proc");
-    for (struct dirent *e; d && (e = readdir(d));) {
-        char path[64], stat[512];
-        snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t k = fread(stat, 1, sizeof stat - 1, f);
-        fclose(f);
-        stat[k] = 0;
-        char *close = strrchr(stat, ')');
-        if (!close || atoi(close + 4) != getpid()) continue;
-        snprintf(path, sizeof path, "/proc/%.20s/exe", e->d_name);
-        ssize_t l = readlink(path, buf, n - 1);
-        buf[l > 0 ? l : 0] = 0;
-    }
-    if (d) closedir(d);
+    for_each_child(child_exe, &b);
 }
 int main(int argc, char **argv) {
     si_model *m; si_config *cfg; si_compiled *cm; si_request *rq; si_tensor *x, *y;
@@ -119,7 +119,7 @@ echo "$out" | grep -q "failover.*CPU (isolated): the helper process (pid [0-9]*)
 
 # --- 3. CMake find_package ---------------------------------------------------------------------------------
 mkdir -p "$work/cmake-project"
-cp "$work/consumer.c" "$work/cmake-project/"
+cp "$work/consumer.c" "$work/children.h" "$work/cmake-project/"
 cat > "$work/cmake-project/CMakeLists.txt" <<'EOF'
 cmake_minimum_required(VERSION 3.18)
 project(consumer C)

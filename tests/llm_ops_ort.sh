@@ -2,8 +2,7 @@
 # The LLM ops against ONNX Runtime (tests/llm_ops_ort.py): usage: llm_ops_ort.sh SAFEINFER WORKDIR DEVICES [THREADS]
 # Exits 77 (skipped) with a message when python3-onnx/numpy, node or onnxruntime-node are absent.
 set -u
-here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/tests/need.sh"
+. "$(dirname "$0")/need.sh"
 need_python
 : "${ORT_NODE_MODULES:=$here/build/ort/node_modules}"
 export ORT_NODE_MODULES

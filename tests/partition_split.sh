@@ -3,8 +3,7 @@
 # OCL and CPU submodels, and the outputs equal REF's. Skips (77) without python3-onnx or an OpenCL device.
 set -u
 bin=$1 work=$2
-here=$(cd "$(dirname "$0")/.." && pwd)
-. "$here/tests/need.sh"
+. "$(dirname "$0")/need.sh"
 need_python
 echo "using Python $py"
 mkdir -p "$work"

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,46 @@ static inline void fill_xorshift(si_tensor *t, uint32_t seed, float lo) {
     }
 }
 
+/* The compiled model's index of its input (or, with `output`, output) `name`; -1 when it has none. */
+static inline int compiled_index(const si_compiled *c, int output, const char *name) {
+    int n = output ? si_compiled_num_outputs(c) : si_compiled_num_inputs(c);
+    for (int k = 0; k < n; k++)
+        if (!strcmp(output ? si_compiled_output_name(c, k) : si_compiled_input_name(c, k), name)) return k;
+    return -1;
+}
+
+/* m compiled for the config's key/value pairs (NULL-terminated; NULL: none) and one inference on a fresh request
+ * with ins[0..n_in-1] bound: the first failing status, its message copied to msg (when not NULL). m stays the
+ * caller's. */
+static inline si_result compile_infer_once(const si_model *m, const char *const *kv, si_tensor *const *ins, int n_in,
+                                           char *msg, size_t msg_n) {
+    si_config *cfg = NULL;
+    si_compiled *cm = NULL;
+    si_request *rq = NULL;
+    si_result s = si_config_create(&cfg);
+    for (int i = 0; !s && kv && kv[i]; i += 2) s = si_config_set(cfg, kv[i], kv[i + 1]);
+    if (!s) s = si_compile(m, cfg, &cm);
+    if (!s) s = si_request_create(cm, &rq);
+    for (int i = 0; !s && i < n_in; i++) s = si_request_set_input(rq, i, ins[i]);
+    if (!s) s = si_request_infer(rq);
+    if (s && msg) snprintf(msg, msg_n, "%s", si_last_error());
+    si_request_free(rq);
+    si_compiled_free(cm);
+    si_config_free(cfg);
+    return s;
+}
+
+/* small.onnx (Y = Relu(X * W + B), W = [1, -2, 0.5], B = [0.5, 1, -1]) on rq with x, zeros of [2, 3], bound: the
+ * infer works and Y is B's Relu in both rows. */
+static inline void check_small_on_zeros(si_request *rq, si_tensor *x) {
+    CHECK_OK(si_request_set_input(rq, 0, x));
+    CHECK_OK(si_request_infer(rq));
+    si_tensor *y = NULL;
+    CHECK_OK(si_request_get_output(rq, 0, &y));
+    static const float want[6] = {0.5f, 1, 0, 0.5f, 1, 0};
+    if (y) CHECK_FLOATS(si_tensor_data(y), want, 6);
+}
+
 /* A fresh temp folder under `parent` (the build folder given as argv[1]) or /tmp. */
 static inline void make_temp_dir(char *buf, size_t n, const char *parent, const char *tag) {
     snprintf(buf, n, "%s/%s_XXXXXX", parent && *parent ? parent : "/tmp", tag);
@@ -163,6 +204,15 @@ static inline void make_temp_dir(char *buf, size_t n, const char *parent, const 
             exit(2);
         }
     }
+}
+
+/* A test program's main: a fresh temp folder (into tmp, n bytes) under argv[1] or /tmp, named for the program;
+ * each test of the NULL-terminated list in turn; the folder removed (the tests leave it empty); the summary. */
+static inline int run_tests(const char *name, char *tmp, size_t n, int argc, char **argv, void (*const *tests)(void)) {
+    make_temp_dir(tmp, n, argc > 1 ? argv[1] : NULL, name);
+    for (int i = 0; tests[i]; i++) tests[i]();
+    rmdir(tmp);
+    return test_summary(name);
 }
 
 /* Run fn(arg) in a child process: true when it returned normally (no crash, no sanitizer report) and every
@@ -195,5 +245,63 @@ static inline int runs_without_crash(void (*fn)(void *), void *arg) {
             fprintf(stderr, "%s:%d: CHECK failed: %s crashed or failed a check\n", __FILE__, __LINE__, #fn);   \
         }                                                                                                      \
     } while (0)
+
+/* ---- several threads at once (run_threads) ------------------------------------------------------------------ */
+
+/* One thread of run_threads: what it is given (the shared compiled model, the test's context, its index) and what
+ * its body counts (good and failed steps, the first failure's message). */
+typedef struct test_thread {
+    si_compiled *cm;
+    void *ctx;
+    int id;
+    int ok, failed;
+    char first[512];
+    void (*body)(struct test_thread *);
+} test_thread;
+
+/* Count a failure of t's; the first one's message (what, and the library's last error) is kept. */
+static inline void test_thread_failed(test_thread *t, const char *what) {
+    if (!t->failed++) snprintf(t->first, sizeof t->first, "%s: %s", what, si_last_error());
+}
+
+/* A new request on t->cm, or NULL with the failure counted. */
+static inline si_request *test_thread_request(test_thread *t) {
+    si_request *rq = NULL;
+    if (si_request_create(t->cm, &rq)) {
+        test_thread_failed(t, "request creation");
+        return NULL;
+    }
+    return rq;
+}
+
+static inline void *test_thread_main(void *p) {
+    test_thread *t = p;
+    t->body(t);
+    return NULL;
+}
+
+/* Run body on n threads at once (t[i] gets cm, ctx and id i), join them, and sum their counts into *ok and
+ * *failed (either may be NULL); each thread's first failure is printed. A thread that cannot start is a failed
+ * check. */
+static inline void run_threads(test_thread *t, int n, si_compiled *cm, void *ctx, void (*body)(test_thread *),
+                               int *ok, int *failed) {
+    pthread_t th[64];
+    int started[64] = {0}, not_started = 0, sum_ok = 0, sum_failed = 0;
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; i++) {
+        t[i] = (test_thread){.cm = cm, .ctx = ctx, .id = i, .body = body};
+        started[i] = pthread_create(&th[i], NULL, test_thread_main, &t[i]) == 0;
+        not_started += !started[i];
+    }
+    for (int i = 0; i < n; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+        sum_ok += t[i].ok;
+        sum_failed += t[i].failed;
+        if (t[i].failed) fprintf(stderr, "  thread %d: %d failed, first: %s\n", i, t[i].failed, t[i].first);
+    }
+    CHECK(not_started == 0); /* after the joins: the bodies may CHECK too */
+    if (ok) *ok = sum_ok;
+    if (failed) *failed = sum_failed;
+}
 
 #endif

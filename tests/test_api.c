@@ -14,7 +14,6 @@
  */
 #include "si_test.h"
 
-#include <pthread.h>
 #include <stdint.h>
 
 /* Under AddressSanitizer, let impossible allocations return NULL (as malloc does) instead of aborting, so
@@ -46,8 +45,22 @@ static si_model *load(const char *name) {
     return m;
 }
 
-/* Load, compile for REF and create a request; NULL on failure (reported). The model is freed right after
- * compiling: the compiled model must not need it. */
+/* m compiled for the config's key/value pairs (NULL-terminated; NULL: no config, the defaults), and freed right
+ * after: the compiled model must not need it. NULL (reported) on failure. */
+static si_compiled *compile_model(si_model *m, const char *const *kv) {
+    si_compiled *cm = NULL;
+    si_config *cfg = NULL;
+    if (!m) return NULL;
+    si_result s = kv ? si_config_create(&cfg) : SI_OK;
+    for (int i = 0; !s && kv && kv[i]; i += 2) s = si_config_set(cfg, kv[i], kv[i + 1]);
+    if (!s) s = si_compile(m, cfg, &cm);
+    if (s) fprintf(stderr, "compile: %s: %s\n", si_result_str(s), si_last_error());
+    si_config_free(cfg);
+    si_model_free(m);
+    return cm;
+}
+
+/* Load, compile for REF and create a request; NULL on failure (reported). */
 typedef struct runner {
     si_compiled *cm;
     si_request *rq;
@@ -55,16 +68,11 @@ typedef struct runner {
 
 static int runner_open_model(runner *r, si_model *m) {
     memset(r, 0, sizeof *r);
-    if (!m) return 0;
-    si_config *cfg = NULL;
-    si_result s = si_config_create(&cfg);
-    if (!s) s = si_config_set(cfg, "devices", "REF");
-    if (!s) s = si_compile(m, cfg, &r->cm);
-    si_config_free(cfg);
-    si_model_free(m);
-    if (!s) s = si_request_create(r->cm, &r->rq);
+    r->cm = compile_model(m, (const char *const[]){"devices", "REF", NULL});
+    if (!r->cm) return 0;
+    si_result s = si_request_create(r->cm, &r->rq);
     if (s) {
-        fprintf(stderr, "compile/request: %s: %s\n", si_result_str(s), si_last_error());
+        fprintf(stderr, "request: %s: %s\n", si_result_str(s), si_last_error());
         si_compiled_free(r->cm);
         r->cm = NULL;
         return 0;
@@ -78,6 +86,37 @@ static void runner_close(runner *r) {
     si_request_free(r->rq);
     si_compiled_free(r->cm);
     memset(r, 0, sizeof *r);
+}
+
+/* Wrap x, float32 [d0, d1], as *tx (the caller frees it), bind it as input 0 of rq, infer, and fetch outputs 0
+ * and 1 into *o0 and *o1 (NULL when they fail). */
+static void infer_2d(si_request *rq, float *x, int64_t d0, int64_t d1, si_tensor **tx, si_tensor **o0, si_tensor **o1) {
+    int64_t d[2] = {d0, d1};
+    *tx = NULL, *o0 = NULL, *o1 = NULL;
+    CHECK_OK(si_tensor_wrap(SI_F32, 2, d, x, sizeof(float) * (size_t)(d0 * d1), tx));
+    CHECK_OK(si_request_set_input(rq, 0, *tx));
+    CHECK_OK(si_request_infer(rq));
+    CHECK_OK(si_request_get_output(rq, 0, o0));
+    CHECK_OK(si_request_get_output(rq, 1, o1));
+}
+
+/* t (when not NULL) is [d0, d1] holding want. */
+static void check_2d(const si_tensor *t, int64_t d0, int64_t d1, const float *want) {
+    if (!t) return;
+    CHECK(si_tensor_ndim(t) == 2 && si_tensor_dims(t)[0] == d0 && si_tensor_dims(t)[1] == d1);
+    CHECK_FLOATS(si_tensor_data(t), want, d0 * d1);
+}
+
+/* A value's information: its name, float32, rank nd, dims[0] open and named dim0 (NULL: unnamed), dims[1] = dim1
+ * when nd is 2. */
+static void check_value_info(const si_value_info *vi, const char *name, int nd, const char *dim0, int64_t dim1) {
+    CHECK_STREQ(vi->name, name);
+    CHECK(vi->dtype == SI_F32);
+    CHECK(vi->ndim == nd);
+    CHECK(vi->dims[0] == -1);
+    if (dim0) CHECK_STREQ(vi->dim_names[0], dim0);
+    else CHECK(vi->dim_names[0] == NULL);
+    if (nd == 2) CHECK(vi->dims[1] == dim1);
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -347,28 +386,14 @@ static void test_model_info(void) {
 
     si_value_info vi;
     CHECK_OK(si_model_input_info(m, 0, &vi));
-    CHECK_STREQ(vi.name, "X");
-    CHECK(vi.dtype == SI_F32);
-    CHECK(vi.ndim == 2);
-    CHECK(vi.dims[0] == -1);
-    CHECK_STREQ(vi.dim_names[0], "batch");
-    CHECK(vi.dims[1] == 3);
+    check_value_info(&vi, "X", 2, "batch", 3);
     CHECK(vi.dim_names[1] == NULL);
     for (int i = 2; i < SI_MAX_DIMS; i++) CHECK(vi.dims[i] == -1 && vi.dim_names[i] == NULL);
 
     CHECK_OK(si_model_output_info(m, 0, &vi));
-    CHECK_STREQ(vi.name, "Y");
-    CHECK(vi.dtype == SI_F32);
-    CHECK(vi.ndim == 2);
-    CHECK(vi.dims[0] == -1);
-    CHECK_STREQ(vi.dim_names[0], "batch");
-    CHECK(vi.dims[1] == 3);
+    check_value_info(&vi, "Y", 2, "batch", 3);
     CHECK_OK(si_model_output_info(m, 1, &vi));
-    CHECK_STREQ(vi.name, "Z");
-    CHECK(vi.dtype == SI_F32);
-    CHECK(vi.ndim == 1);
-    CHECK(vi.dims[0] == -1);
-    CHECK(vi.dim_names[0] == NULL);
+    check_value_info(&vi, "Z", 1, NULL, 0);
 
     CHECK_STATUS(si_model_input_info(m, 1, &vi), SI_ERR_INVALID_ARG);
     CHECK_STATUS(si_model_input_info(m, -1, &vi), SI_ERR_INVALID_ARG);
@@ -448,16 +473,7 @@ static void test_model_info(void) {
 
 /* compile + request + infer on small.onnx; Y and Z checked against the arithmetic above */
 static void test_infer_small(void) {
-    si_model *m = load("small.onnx");
-    if (!m) return;
-    si_config *cfg = NULL;
-    CHECK_OK(si_config_create(&cfg));
-    CHECK_OK(si_config_set(cfg, "devices", "REF"));
-    CHECK_OK(si_config_set(cfg, "threads", "2"));
-    si_compiled *cm = NULL;
-    CHECK_OK(si_compile(m, cfg, &cm));
-    si_config_free(cfg);
-    si_model_free(m); /* the compiled model keeps what it needs */
+    si_compiled *cm = compile_model(load("small.onnx"), (const char *const[]){"devices", "REF", "threads", "2", NULL});
     CHECK(cm != NULL);
     if (!cm) return;
     CHECK(si_compiled_num_inputs(cm) == 1);
@@ -481,13 +497,8 @@ static void test_infer_small(void) {
     const float y1[6] = {1.5f, 0, 0.5f, 0, 5, 0};
     const float z1[6] = {1.5f, 0, 0, 5, 0.5f, 0};
     int64_t d1[2] = {2, 3};
-    si_tensor *tx1 = NULL;
-    CHECK_OK(si_tensor_wrap(SI_F32, 2, d1, x1, sizeof x1, &tx1));
-    CHECK_OK(si_request_set_input(rq, 0, tx1));
-    CHECK_OK(si_request_infer(rq));
-    si_tensor *ty = NULL, *tz = NULL;
-    CHECK_OK(si_request_get_output(rq, 0, &ty));
-    CHECK_OK(si_request_get_output(rq, 1, &tz));
+    si_tensor *tx1, *ty, *tz;
+    infer_2d(rq, x1, 2, 3, &tx1, &ty, &tz);
     CHECK(ty && tz);
     if (!ty || !tz) goto out;
     CHECK(si_tensor_dtype(ty) == SI_F32 && si_tensor_ndim(ty) == 2 && si_tensor_dims(ty)[0] == 2 && si_tensor_dims(ty)[1] == 3);
@@ -510,14 +521,8 @@ static void test_infer_small(void) {
     /* by hand: [0.75, 3, 3], [10.5, 0, 0], [0, 1.5, 0] */
     const float y2_hand[9] = {0.75f, 3, 3, 10.5f, 0, 0, 0, 1.5f, 0};
     CHECK_FLOATS(y2, y2_hand, 9);
-    int64_t d2[2] = {3, 3};
-    si_tensor *tx2 = NULL;
-    CHECK_OK(si_tensor_wrap(SI_F32, 2, d2, x2, sizeof x2, &tx2));
-    CHECK_OK(si_request_set_input(rq, 0, tx2));
-    CHECK_OK(si_request_infer(rq));
-    si_tensor *ty2 = NULL, *tz2 = NULL;
-    CHECK_OK(si_request_get_output(rq, 0, &ty2));
-    CHECK_OK(si_request_get_output(rq, 1, &tz2));
+    si_tensor *tx2, *ty2, *tz2;
+    infer_2d(rq, x2, 3, 3, &tx2, &ty2, &tz2);
     CHECK(ty2 == ty);
     CHECK(tz2 == tz);
     CHECK(si_tensor_ndim(ty) == 2 && si_tensor_dims(ty)[0] == 3 && si_tensor_dims(ty)[1] == 3);
@@ -605,12 +610,7 @@ static void test_compile_variants(void) {
         CHECK_OK(si_tensor_wrap(SI_F32, 2, d33, x, sizeof x, &t33));
         CHECK_OK(si_tensor_wrap(SI_F32, 2, d23, x, 6 * sizeof(float), &t23));
         CHECK_ERR(si_request_set_input(rq, 0, t33), SI_ERR_INVALID_ARG, "X");
-        CHECK_OK(si_request_set_input(rq, 0, t23));
-        CHECK_OK(si_request_infer(rq));
-        si_tensor *y = NULL;
-        CHECK_OK(si_request_get_output(rq, 0, &y));
-        const float want[6] = {0.5f, 1, 0, 0.5f, 1, 0};
-        if (y) CHECK_FLOATS(si_tensor_data(y), want, 6);
+        check_small_on_zeros(rq, t23);
         si_tensor_free(t33);
         si_tensor_free(t23);
         si_request_free(rq);
@@ -770,24 +770,12 @@ static void test_constant(void) {
     runner r;
     if (!runner_open(&r, "constant.onnx")) { CHECK(0); return; }
     float x[6] = {0, 1, 2, 3, 4, 5};
-    int64_t d[2] = {2, 3};
-    si_tensor *tx = NULL;
-    CHECK_OK(si_tensor_wrap(SI_F32, 2, d, x, sizeof x, &tx));
-    CHECK_OK(si_request_set_input(r.rq, 0, tx));
-    CHECK_OK(si_request_infer(r.rq));
-    si_tensor *y = NULL, *z = NULL;
-    CHECK_OK(si_request_get_output(r.rq, 0, &y));
-    CHECK_OK(si_request_get_output(r.rq, 1, &z));
+    si_tensor *tx, *y, *z;
+    infer_2d(r.rq, x, 2, 3, &tx, &y, &z);
     /* Y = X + [1,2,3]; Z = Reshape(Y, [3,2]) */
     const float want[6] = {1, 3, 5, 4, 6, 8};
-    if (y) {
-        CHECK(si_tensor_ndim(y) == 2 && si_tensor_dims(y)[0] == 2 && si_tensor_dims(y)[1] == 3);
-        CHECK_FLOATS(si_tensor_data(y), want, 6);
-    }
-    if (z) {
-        CHECK(si_tensor_ndim(z) == 2 && si_tensor_dims(z)[0] == 3 && si_tensor_dims(z)[1] == 2);
-        CHECK_FLOATS(si_tensor_data(z), want, 6);
-    }
+    check_2d(y, 2, 3, want);
+    check_2d(z, 3, 2, want);
     x[5] = -5;
     CHECK_OK(si_request_infer(r.rq));
     const float want2[6] = {1, 3, 5, 4, 6, -2};
@@ -893,21 +881,12 @@ static void test_passthrough(void) {
     CHECK(si_compiled_num_outputs(r.cm) == 2);
     CHECK_STREQ(si_compiled_output_name(r.cm, 1), "X");
     float x[4] = {-1, 2, -3, 4};
-    int64_t d[2] = {2, 2};
-    si_tensor *tx = NULL;
-    CHECK_OK(si_tensor_wrap(SI_F32, 2, d, x, sizeof x, &tx));
-    CHECK_OK(si_request_set_input(r.rq, 0, tx));
-    CHECK_OK(si_request_infer(r.rq));
-    si_tensor *y = NULL, *xo = NULL;
-    CHECK_OK(si_request_get_output(r.rq, 0, &y));
-    CHECK_OK(si_request_get_output(r.rq, 1, &xo));
+    si_tensor *tx, *y, *xo;
+    infer_2d(r.rq, x, 2, 2, &tx, &y, &xo);
     const float wy[4] = {0, 2, 0, 4}, wx[4] = {-1, 2, -3, 4};
     if (y) CHECK_FLOATS(si_tensor_data(y), wy, 4);
-    if (xo) {
-        CHECK(xo != tx);
-        CHECK(si_tensor_ndim(xo) == 2 && si_tensor_dims(xo)[0] == 2 && si_tensor_dims(xo)[1] == 2);
-        CHECK_FLOATS(si_tensor_data(xo), wx, 4);
-    }
+    if (xo) CHECK(xo != tx);
+    check_2d(xo, 2, 2, wx);
     /* the output is the request's copy: it does not follow later changes of the caller's tensor */
     x[0] = 9;
     if (xo) CHECK(((float *)si_tensor_data(xo))[0] == -1);
@@ -923,61 +902,40 @@ static void test_passthrough(void) {
 
 /* Requests created and run from several threads on one compiled model (the header allows
  * si_request_create from many threads; each thread then uses its own request). */
-typedef struct thread_job {
-    si_compiled *cm;
-    int id;
-    int ok;
-} thread_job;
-
-static void *thread_main(void *arg) {
-    thread_job *j = arg;
-    j->ok = 1;
-    for (int rep = 0; rep < 20 && j->ok; rep++) {
-        si_request *rq = NULL;
-        if (si_request_create(j->cm, &rq)) { j->ok = 0; break; }
+static void thread_main(test_thread *t) {
+    for (int rep = 0; rep < 20 && !t->failed; rep++) {
+        si_request *rq = test_thread_request(t);
+        if (!rq) break;
         float x[6];
-        for (int i = 0; i < 6; i++) x[i] = (float)(j->id * 10 + rep - i);
+        for (int i = 0; i < 6; i++) x[i] = (float)(t->id * 10 + rep - i);
         float y[6], z[6];
         small_expected(x, 2, y, z);
         int64_t d[2] = {2, 3};
         si_tensor *tx = NULL, *ty = NULL;
         if (si_tensor_wrap(SI_F32, 2, d, x, sizeof x, &tx) || si_request_set_input(rq, 0, tx) || si_request_infer(rq) ||
             si_request_get_output(rq, 0, &ty) || si_tensor_nbytes(ty) != sizeof y) {
-            j->ok = 0;
+            test_thread_failed(t, "infer");
         } else {
             const float *p = si_tensor_data(ty);
+            int good = 1;
             for (int i = 0; i < 6; i++)
-                if (!(fabsf(p[i] - y[i]) <= 1e-6f * (1.0f + fabsf(y[i])))) j->ok = 0;
+                if (!(fabsf(p[i] - y[i]) <= 1e-6f * (1.0f + fabsf(y[i])))) good = 0;
+            if (good) t->ok++;
+            else test_thread_failed(t, "output differs");
         }
         si_tensor_free(tx);
         si_request_free(rq);
     }
-    return NULL;
 }
 
 static void test_threads(void) {
-    si_model *m = load("small.onnx");
-    if (!m) return;
-    si_compiled *cm = NULL;
-    CHECK_OK(si_compile(m, NULL, &cm));
-    si_model_free(m);
+    si_compiled *cm = compile_model(load("small.onnx"), NULL);
+    CHECK(cm != NULL);
     if (!cm) return;
-    enum { NT = 4 };
-    pthread_t th[NT];
-    thread_job jobs[NT];
-    int started[NT] = {0};
-    for (int i = 0; i < NT; i++) {
-        jobs[i].cm = cm;
-        jobs[i].id = i;
-        jobs[i].ok = 0;
-        started[i] = pthread_create(&th[i], NULL, thread_main, &jobs[i]) == 0;
-        CHECK(started[i]);
-    }
-    for (int i = 0; i < NT; i++)
-        if (started[i]) {
-            pthread_join(th[i], NULL);
-            CHECK(jobs[i].ok);
-        }
+    test_thread t[4];
+    int ok = 0, failed = 0;
+    run_threads(t, 4, cm, NULL, thread_main, &ok, &failed);
+    CHECK(ok == 4 * 20 && failed == 0);
     si_compiled_free(cm);
 }
 
@@ -986,26 +944,14 @@ static void test_matmul(void) {
     runner r;
     if (!runner_open(&r, "matmul.onnx")) { CHECK(0); return; }
     float x[6] = {1, 2, 3, -1, 0, 1};
-    int64_t d[2] = {2, 3};
-    si_tensor *tx = NULL;
-    CHECK_OK(si_tensor_wrap(SI_F32, 2, d, x, sizeof x, &tx));
-    CHECK_OK(si_request_set_input(r.rq, 0, tx));
-    CHECK_OK(si_request_infer(r.rq));
-    si_tensor *y = NULL, *g = NULL;
-    CHECK_OK(si_request_get_output(r.rq, 0, &y));
-    CHECK_OK(si_request_get_output(r.rq, 1, &g));
+    si_tensor *tx, *y, *g;
+    infer_2d(r.rq, x, 2, 3, &tx, &y, &g);
     /* X@Wm = [[22,28],[4,4]]; + [0.5,-10] = [[22.5,18],[4.5,-6]]; Relu */
     const float wy[4] = {22.5f, 18, 4.5f, 0};
     /* X@Wg^T = [[-2,3],[-2,0]]; *2 + 0.5*[1,2] */
     const float wg[4] = {-3.5f, 7, -3.5f, 1};
-    if (y) {
-        CHECK(si_tensor_ndim(y) == 2 && si_tensor_dims(y)[0] == 2 && si_tensor_dims(y)[1] == 2);
-        CHECK_FLOATS(si_tensor_data(y), wy, 4);
-    }
-    if (g) {
-        CHECK(si_tensor_ndim(g) == 2 && si_tensor_dims(g)[0] == 2 && si_tensor_dims(g)[1] == 2);
-        CHECK_FLOATS(si_tensor_data(g), wg, 4);
-    }
+    check_2d(y, 2, 2, wy);
+    check_2d(g, 2, 2, wg);
     /* batch 1 */
     float x1[3] = {0, 0, 1};
     int64_t d1[2] = {1, 3};
@@ -1026,20 +972,8 @@ static void test_matmul(void) {
 }
 
 int main(int argc, char **argv) {
-    make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "test_api");
-    test_helpers();
-    test_tensors();
-    test_config();
-    test_model_info();
-    test_infer_small();
-    test_compile_variants();
-    test_error_recovery();
-    test_clip_opsets();
-    test_constant();
-    test_initializer_forms();
-    test_passthrough();
-    test_threads();
-    test_matmul();
-    rmdir(tmp_dir);
-    return test_summary("test_api");
+    static void (*const tests[])(void) = {test_helpers, test_tensors, test_config, test_model_info, test_infer_small,
+                                          test_compile_variants, test_error_recovery, test_clip_opsets, test_constant,
+                                          test_initializer_forms, test_passthrough, test_threads, test_matmul, NULL};
+    return run_tests("test_api", tmp_dir, sizeof tmp_dir, argc, argv, tests);
 }

@@ -85,6 +85,24 @@ done:
 
 /* ---- truncation, random bytes, mutations -------------------------------------------------------------- */
 
+/* Load the len bytes at b from memory (NULL when len is 0): a model that loads (said, with `label`) is exercised and
+ * freed; a failure must leave the model NULL and name what is wrong. The status. */
+static si_result load_bytes(const unsigned char *b, size_t len, const char *label) {
+    si_model *m = (si_model *)&m;
+    si_result s = si_model_load_memory(len ? b : NULL, len, NULL, &m);
+    if (s == SI_OK) {
+        fprintf(stderr, "%s loads OK\n", label);
+        exercise(m);
+        si_model_free(m);
+        return s;
+    }
+    if (!*si_last_error() || m != NULL)
+        fprintf(stderr, "%s: status %s, message \"%s\"\n", label, si_result_str(s), si_last_error());
+    CHECK(*si_last_error());
+    CHECK(m == NULL);
+    return s;
+}
+
 static void test_truncated(void) {
     size_t len;
     unsigned char *full = read_all(data_path("small.onnx"), &len);
@@ -93,20 +111,11 @@ static void test_truncated(void) {
         /* a heap copy of exactly `cut` bytes, so that ASan catches a read past the end */
         unsigned char *b = malloc(cut ? cut : 1);
         memcpy(b, full, cut);
-        si_model *m = (si_model *)&m;
-        si_result s = si_model_load_memory(cut ? b : NULL, cut, NULL, &m);
-        if (s == SI_OK) {
-            ok_cuts++;
-            fprintf(stderr, "truncated small.onnx at %zu of %zu bytes loads OK\n", cut, len);
-            exercise(m);
-            si_model_free(m);
-        } else {
-            if (!*si_last_error() || m != NULL)
-                fprintf(stderr, "cut %zu: status %s, message \"%s\"\n", cut, si_result_str(s), si_last_error());
-            CHECK(*si_last_error());
-            CHECK(m == NULL);
-            CHECK(s == SI_ERR_PARSE || s == SI_ERR_INVALID_ARG || s == SI_ERR_UNSUPPORTED);
-        }
+        char label[96];
+        snprintf(label, sizeof label, "truncated small.onnx at %zu of %zu bytes", cut, len);
+        si_result s = load_bytes(b, cut, label);
+        if (s == SI_OK) ok_cuts++;
+        else CHECK(s == SI_ERR_PARSE || s == SI_ERR_INVALID_ARG || s == SI_ERR_UNSUPPORTED);
         free(b);
     }
     /* A cut only loads when it is the whole file. (A cut between top-level fields leaves a well-formed
@@ -200,17 +209,9 @@ static void test_random_bytes(void) {
         for (size_t k = 0; k < len; k++) b[k] = (unsigned char)rng();
         if (i % 4 == 1) b[0] = 0x08; /* start like a ModelProto (ir_version varint) to get past the first byte */
         if (i % 4 == 2 && len > 2) { b[0] = 0x3a; b[1] = (unsigned char)(len - 2 < 127 ? len - 2 : 127); } /* graph */
-        si_model *m = (si_model *)&m;
-        si_result s = si_model_load_memory(b, len, NULL, &m);
-        if (s == SI_OK) {
-            ok++;
-            fprintf(stderr, "random buffer %d (%zu bytes) loads OK\n", i, len);
-            exercise(m);
-            si_model_free(m);
-        } else {
-            CHECK(m == NULL);
-            CHECK(*si_last_error());
-        }
+        char label[64];
+        snprintf(label, sizeof label, "random buffer %d (%zu bytes)", i, len);
+        if (load_bytes(b, len, label) == SI_OK) ok++;
         free(b);
     }
     CHECK(ok == 0);
@@ -338,32 +339,53 @@ static void absurd_dims(void *arg) {
     }
 }
 
+/* Loading data/<file> fails with `want`, its message holding `needle` (and `needle2` when not NULL); *out is NULL. */
+typedef struct bad_file {
+    const char *file;
+    si_result want;
+    const char *needle, *needle2;
+} bad_file;
+
+static void check_bad_models(const bad_file *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int before = n_failed;
+        si_model *m = (si_model *)&m;
+        CHECK_ERR(si_model_load(data_path(b[i].file), &m), b[i].want, b[i].needle);
+        if (b[i].needle2) CHECK(strstr(si_last_error(), b[i].needle2) != NULL);
+        CHECK(m == NULL);
+        if (n_failed != before) fprintf(stderr, "  (loading %s)\n", b[i].file);
+    }
+}
+
 static void test_bad_models(void) {
-    si_model *m = (si_model *)&m;
-    CHECK_ERR(si_model_load(data_path("cycle.onnx"), &m), SI_ERR_PARSE, "cycle");
-    CHECK(m == NULL);
-    CHECK_ERR(si_model_load(data_path("dangling.onnx"), &m), SI_ERR_PARSE, "ghost");
-    CHECK_ERR(si_model_load(data_path("output_missing.onnx"), &m), SI_ERR_PARSE, "nowhere");
-    CHECK_ERR(si_model_load(data_path("double_producer.onnx"), &m), SI_ERR_PARSE, "more than once");
-    CHECK_ERR(si_model_load(data_path("no_default_opset.onnx"), &m), SI_ERR_PARSE, "opset");
-    CHECK_ERR(si_model_load(data_path("raw_size_mismatch.onnx"), &m), SI_ERR_PARSE, "'W'");
-    CHECK_ERR(si_model_load(data_path("typed_count_mismatch.onnx"), &m), SI_ERR_PARSE, "'W'");
-    /* a negative dimension in an initializer is a malformed model (PARSE per the header), not a caller's
-     * argument error */
-    CHECK_ERR(si_model_load(data_path("neg_dim_init.onnx"), &m), SI_ERR_PARSE, "'W'");
+    static const bad_file malformed[] = {
+        {"cycle.onnx", SI_ERR_PARSE, "cycle", NULL},
+        {"dangling.onnx", SI_ERR_PARSE, "ghost", NULL},
+        {"output_missing.onnx", SI_ERR_PARSE, "nowhere", NULL},
+        {"double_producer.onnx", SI_ERR_PARSE, "more than once", NULL},
+        {"no_default_opset.onnx", SI_ERR_PARSE, "opset", NULL},
+        {"raw_size_mismatch.onnx", SI_ERR_PARSE, "'W'", NULL},
+        {"typed_count_mismatch.onnx", SI_ERR_PARSE, "'W'", NULL},
+        /* a negative dimension in an initializer is a malformed model (PARSE per the header), not a caller's
+         * argument error */
+        {"neg_dim_init.onnx", SI_ERR_PARSE, "'W'", NULL},
+    };
+    check_bad_models(malformed, sizeof malformed / sizeof malformed[0]);
     /* a gigantic initializer shape without data: refused, never an attempt to allocate it */
+    si_model *m = (si_model *)&m;
     si_result s = si_model_load(data_path("huge_init.onnx"), &m);
     CHECK(s == SI_ERR_PARSE || s == SI_ERR_UNSUPPORTED);
     CHECK(strstr(si_last_error(), "'W'") != NULL);
     CHECK(m == NULL);
 
     /* unsupported types and ranks */
-    CHECK_ERR(si_model_load(data_path("string_input.onnx"), &m), SI_ERR_UNSUPPORTED, "string");
-    CHECK(strstr(si_last_error(), "'X'") != NULL);
-    CHECK_ERR(si_model_load(data_path("sequence_input.onnx"), &m), SI_ERR_UNSUPPORTED, "sequence");
-    CHECK_ERR(si_model_load(data_path("rank9_input.onnx"), &m), SI_ERR_UNSUPPORTED, "rank 9");
-    CHECK_ERR(si_model_load(data_path("complex_init.onnx"), &m), SI_ERR_UNSUPPORTED, "complex64");
-    CHECK(m == NULL);
+    static const bad_file unsupported[] = {
+        {"string_input.onnx", SI_ERR_UNSUPPORTED, "string", "'X'"},
+        {"sequence_input.onnx", SI_ERR_UNSUPPORTED, "sequence", NULL},
+        {"rank9_input.onnx", SI_ERR_UNSUPPORTED, "rank 9", NULL},
+        {"complex_init.onnx", SI_ERR_UNSUPPORTED, "complex64", NULL},
+    };
+    check_bad_models(unsupported, sizeof unsupported / sizeof unsupported[0]);
 
     /* an unknown op loads, and compile names it */
     m = NULL;
@@ -533,11 +555,7 @@ static void test_request_errors(void) {
         CHECK(o && si_tensor_count(o) == 0 && si_tensor_dims(o)[0] == 0);
     }
     /* and then a good one */
-    CHECK_OK(si_request_set_input(rq, 0, tf));
-    CHECK_OK(si_request_infer(rq));
-    CHECK_OK(si_request_get_output(rq, 0, &o));
-    const float want[6] = {0.5f, 1, 0, 0.5f, 1, 0};
-    if (o) CHECK_FLOATS(si_tensor_data(o), want, 6);
+    check_small_on_zeros(rq, tf);
 
     si_request_free(rq);
     si_compiled_free(cm);
@@ -553,13 +571,18 @@ static void test_request_errors(void) {
 /* ---- tensor files ------------------------------------------------------------------------------------------ */
 
 static void test_tensor_files(void) {
+    /* .npy files: the message names the file */
+    static const struct {
+        const char *file;
+        si_result want;
+    } npy[] = {{"bad_header.npy", SI_ERR_PARSE}, {"short_data.npy", SI_ERR_PARSE}, {"small.onnx", SI_ERR_PARSE},
+               {"empty.onnx", SI_ERR_PARSE}, {"nope.npy", SI_ERR_IO}};
     si_tensor *t = (si_tensor *)&t;
-    CHECK_ERR(si_tensor_read_npy(data_path("bad_header.npy"), &t), SI_ERR_PARSE, "bad_header.npy");
-    CHECK(t == NULL);
-    CHECK_ERR(si_tensor_read_npy(data_path("short_data.npy"), &t), SI_ERR_PARSE, "short_data.npy");
-    CHECK_ERR(si_tensor_read_npy(data_path("small.onnx"), &t), SI_ERR_PARSE, "small.onnx");
-    CHECK_ERR(si_tensor_read_npy(data_path("empty.onnx"), &t), SI_ERR_PARSE, "empty.onnx");
-    CHECK_ERR(si_tensor_read_npy(data_path("nope.npy"), &t), SI_ERR_IO, "nope.npy");
+    for (size_t i = 0; i < sizeof npy / sizeof npy[0]; i++) {
+        t = (si_tensor *)&t;
+        CHECK_ERR(si_tensor_read_npy(data_path(npy[i].file), &t), npy[i].want, npy[i].file);
+        CHECK(t == NULL);
+    }
     CHECK_STATUS(si_tensor_read_npy(SI_TEST_DATA, &t), SI_ERR_IO);
     CHECK(t == NULL);
     /* TensorProto files */
@@ -719,21 +742,10 @@ static char bad_op_msg[1024];
  * shape): the first failing status, its message kept in bad_op_msg. */
 static si_result run_bad_op(const char *file, const char *devices, int n_in, si_tensor *const *ins) {
     si_model *m = NULL;
-    si_config *cfg = NULL;
-    si_compiled *cm = NULL;
-    si_request *rq = NULL;
     bad_op_msg[0] = 0;
     si_result s = si_model_load(data_path(file), &m);
-    if (!s) s = si_config_create(&cfg);
-    if (!s) s = si_config_set(cfg, "devices", devices);
-    if (!s) s = si_compile(m, cfg, &cm);
-    if (!s) s = si_request_create(cm, &rq);
-    for (int i = 0; !s && i < n_in; i++) s = si_request_set_input(rq, i, ins[i]);
-    if (!s) s = si_request_infer(rq);
     if (s) snprintf(bad_op_msg, sizeof bad_op_msg, "%s", si_last_error());
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_config_free(cfg);
+    else s = compile_infer_once(m, (const char *const[]){"devices", devices, NULL}, ins, n_in, bad_op_msg, sizeof bad_op_msg);
     si_model_free(m);
     return s;
 }
@@ -787,18 +799,8 @@ done:
 }
 
 int main(int argc, char **argv) {
-    make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "test_bad_input");
-    test_files();
-    test_bad_models();
-    test_external();
-    test_request_errors();
-    test_tensor_files();
-    test_null_args();
-    test_bad_ops();
-    test_truncated();
-    test_truncated_stream();
-    test_random_bytes();
-    test_mutations();
-    rmdir(tmp_dir);
-    return test_summary("test_bad_input");
+    static void (*const tests[])(void) = {test_files, test_bad_models, test_external, test_request_errors,
+                                          test_tensor_files, test_null_args, test_bad_ops, test_truncated,
+                                          test_truncated_stream, test_random_bytes, test_mutations, NULL};
+    return run_tests("test_bad_input", tmp_dir, sizeof tmp_dir, argc, argv, tests);
 }

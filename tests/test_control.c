@@ -20,7 +20,6 @@
  */
 #include "si_test.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -66,12 +65,40 @@ static si_request *compile_request(const char *file, const char *const *props, s
     return rq;
 }
 
+/* A compiled model, a request on it (compile_request) and the tensors wrapping the feeds that infer() binds (at most
+ * 4). */
+typedef struct ctl_run {
+    si_compiled *c;
+    si_request *rq;
+    si_tensor *keep[4];
+} ctl_run;
+
+static bool run_open(ctl_run *r, const char *file, const char *const *props) {
+    memset(r, 0, sizeof *r);
+    r->rq = compile_request(file, props, &r->c);
+    return r->rq != NULL;
+}
+
+/* Free the request and the kept tensors (not the compiled model: other runs may share it). */
+static void run_release(ctl_run *r) {
+    for (int i = 0; i < 4; i++) si_tensor_free(r->keep[i]);
+    si_request_free(r->rq);
+    memset(r->keep, 0, sizeof r->keep);
+    r->rq = NULL;
+}
+
+static void run_close(ctl_run *r) {
+    run_release(r);
+    si_compiled_free(r->c);
+}
+
 /* Bind the feeds by name, infer. The tensors wrap the caller's data. */
-static si_result infer(si_compiled *c, si_request *rq, const feed *f, int n, si_tensor **keep) {
+static si_result infer(ctl_run *r, const feed *f, int n) {
+    si_compiled *c = r->c;
+    si_request *rq = r->rq;
+    si_tensor **keep = r->keep;
     for (int i = 0; i < n; i++) {
-        int idx = -1;
-        for (int k = 0; k < si_compiled_num_inputs(c); k++)
-            if (!strcmp(si_compiled_input_name(c, k), f[i].name)) idx = k;
+        int idx = compiled_index(c, 0, f[i].name);
         CHECK(idx >= 0);
         if (idx < 0) continue;
         si_tensor_free(keep[i]);
@@ -85,19 +112,19 @@ static si_result infer(si_compiled *c, si_request *rq, const feed *f, int n, si_
     return si_request_infer(rq);
 }
 
-/* Output `name` of rq: its float data and shape. */
-static const float *output(si_compiled *c, si_request *rq, const char *name, int *nd, int64_t *dims) {
-    for (int k = 0; k < si_compiled_num_outputs(c); k++)
-        if (!strcmp(si_compiled_output_name(c, k), name)) {
-            si_tensor *t = NULL;
-            CHECK_OK(si_request_get_output(rq, k, &t));
-            if (!t) return NULL;
-            *nd = si_tensor_ndim(t);
-            for (int d = 0; d < *nd; d++) dims[d] = si_tensor_dims(t)[d];
-            return si_tensor_data(t);
-        }
-    CHECK(!"no such output");
-    return NULL;
+/* Output `name` of r's request: its float data and shape. */
+static const float *output(ctl_run *r, const char *name, int *nd, int64_t *dims) {
+    int k = compiled_index(r->c, 1, name);
+    if (k < 0) {
+        CHECK(!"no such output");
+        return NULL;
+    }
+    si_tensor *t = NULL;
+    CHECK_OK(si_request_get_output(r->rq, k, &t));
+    if (!t) return NULL;
+    *nd = si_tensor_ndim(t);
+    for (int d = 0; d < *nd; d++) dims[d] = si_tensor_dims(t)[d];
+    return si_tensor_data(t);
 }
 
 static void check_shape(int nd, const int64_t *dims, int want_nd, const int64_t *want) {
@@ -124,38 +151,33 @@ static void test_flow(const char *devices) {
     const char *props[] = {"devices", devices, NULL};
     si_compiled *c = compile("control_flow.onnx", props, NULL, 0, NULL);
     if (!c) return;
-    si_request *rq[2] = {NULL, NULL};
-    CHECK_OK(si_request_create(c, &rq[0]));
-    CHECK_OK(si_request_create(c, &rq[1]));
-    si_tensor *keep[2][2] = {{NULL, NULL}, {NULL, NULL}};
-    for (int round = 0; round < 2 && rq[0] && rq[1]; round++)
+    ctl_run run[2] = {{.c = c}, {.c = c}};
+    CHECK_OK(si_request_create(c, &run[0].rq));
+    CHECK_OK(si_request_create(c, &run[1].rq));
+    for (int round = 0; round < 2 && run[0].rq && run[1].rq; round++)
         for (int r = 0; r < 2; r++) { /* two requests, the two branches, then swapped */
             bool cv = (r + round) % 2 == 0;
             feed f[2] = {{"X", SI_F32, 2, {2, 3}, X23}, {"C", SI_BOOL, 0, {0}, &cv}};
-            CHECK_OK(infer(c, rq[r], f, 2, keep[r]));
+            CHECK_OK(infer(&run[r], f, 2));
         }
-    for (int r = 0; r < 2 && rq[r]; r++) {
+    for (int r = 0; r < 2 && run[r].rq; r++) {
         bool cv = r % 2 == 1; /* the last round's condition */
         float y[6], af[6], s[18];
         flow_expect(cv, y, af, s);
         int nd;
         int64_t dims[8];
-        const float *p = output(c, rq[r], "Y", &nd, dims);
+        const float *p = output(&run[r], "Y", &nd, dims);
         check_shape(nd, dims, 2, (int64_t[]){2, 3});
         CHECK_FLOATS(p, y, 6);
-        p = output(c, rq[r], "AF", &nd, dims);
+        p = output(&run[r], "AF", &nd, dims);
         check_shape(nd, dims, 2, (int64_t[]){2, 3});
         CHECK_FLOATS(p, af, 6);
-        p = output(c, rq[r], "S", &nd, dims);
+        p = output(&run[r], "S", &nd, dims);
         check_shape(nd, dims, 3, (int64_t[]){3, 2, 3});
         CHECK_FLOATS(p, s, 18);
     }
-    for (int r = 0; r < 2; r++) {
-        si_request_free(rq[r]);
-        si_tensor_free(keep[r][0]);
-        si_tensor_free(keep[r][1]);
-    }
-    si_compiled_free(c);
+    run_release(&run[0]);
+    run_close(&run[1]);
 }
 
 // --- control_loop_if.onnx ------------------------------------------------------------------------------------
@@ -178,14 +200,14 @@ static int64_t loop_if_expect(int64_t n, bool go, float lim, float *vf, float *v
     return it;
 }
 
-/* Run control_loop_if on compiled c for (n, go, lim) and compare. */
-static void loop_if_case(si_compiled *c, si_request *rq, si_tensor **keep, int64_t n, bool go, float lim) {
+/* Run control_loop_if on r for (n, go, lim) and compare. */
+static void loop_if_case(ctl_run *r, int64_t n, bool go, float lim) {
     feed f[4] = {{"X", SI_F32, 2, {2, 3}, X23}, {"N", SI_I64, 0, {0}, &n}, {"GO", SI_BOOL, 0, {0}, &go},
                  {"LIM", SI_F32, 0, {0}, &lim}};
     float vf[6], vs[6 * 64];
     int64_t iters = loop_if_expect(n, go, lim, vf, vs);
     CHECK(iters < 64);
-    si_result s = infer(c, rq, f, 4, keep);
+    si_result s = infer(r, f, 4);
     CHECK(s == SI_OK);
     if (s) {
         fprintf(stderr, "  N=%lld GO=%d LIM=%g: %s\n", (long long)n, go, (double)lim, si_last_error());
@@ -193,10 +215,10 @@ static void loop_if_case(si_compiled *c, si_request *rq, si_tensor **keep, int64
     }
     int nd;
     int64_t dims[8];
-    const float *p = output(c, rq, "VF", &nd, dims);
+    const float *p = output(r, "VF", &nd, dims);
     check_shape(nd, dims, 2, (int64_t[]){2, 3});
     CHECK_FLOATS(p, vf, 6);
-    p = output(c, rq, "VS", &nd, dims);
+    p = output(r, "VS", &nd, dims);
     if (iters) {
         check_shape(nd, dims, 3, (int64_t[]){iters, 2, 3});
         CHECK_FLOATS(p, vs, iters * 6);
@@ -208,18 +230,14 @@ static void loop_if_case(si_compiled *c, si_request *rq, si_tensor **keep, int64
 static void test_loop_if(const char *devices) {
     fprintf(stderr, "control_loop_if.onnx on %s\n", devices);
     const char *props[] = {"devices", devices, NULL};
-    si_compiled *c;
-    si_request *rq = compile_request("control_loop_if.onnx", props, &c);
-    if (!rq) return;
-    si_tensor *keep[4] = {NULL, NULL, NULL, NULL};
-    loop_if_case(c, rq, keep, 5, true, 1e9f);      /* ends on the trip count */
-    loop_if_case(c, rq, keep, INT64_MAX, true, 40.0f); /* ends on the condition (the sums grow past 40) */
-    loop_if_case(c, rq, keep, 7, false, 1e9f);     /* no iteration: the initial value, an empty scan output */
-    loop_if_case(c, rq, keep, 0, true, 1e9f);
-    loop_if_case(c, rq, keep, 1, true, -1e9f);     /* one iteration, then the condition is false */
-    for (int i = 0; i < 4; i++) si_tensor_free(keep[i]);
-    si_request_free(rq);
-    si_compiled_free(c);
+    ctl_run r;
+    if (!run_open(&r, "control_loop_if.onnx", props)) return;
+    loop_if_case(&r, 5, true, 1e9f);      /* ends on the trip count */
+    loop_if_case(&r, INT64_MAX, true, 40.0f); /* ends on the condition (the sums grow past 40) */
+    loop_if_case(&r, 7, false, 1e9f);     /* no iteration: the initial value, an empty scan output */
+    loop_if_case(&r, 0, true, 1e9f);
+    loop_if_case(&r, 1, true, -1e9f);     /* one iteration, then the condition is false */
+    run_close(&r);
 }
 
 // --- control_scan.onnx ---------------------------------------------------------------------------------------
@@ -227,15 +245,13 @@ static void test_loop_if(const char *devices) {
 static void test_scan(const char *devices) {
     fprintf(stderr, "control_scan.onnx on %s\n", devices);
     const char *props[] = {"devices", devices, NULL};
-    si_compiled *c;
-    si_request *rq = compile_request("control_scan.onnx", props, &c);
-    if (!rq) return;
+    ctl_run r;
+    if (!run_open(&r, "control_scan.onnx", props)) return;
     const float h0[3] = {0.5f, -1.0f, 2.0f};
     const float xs[12] = {1, 2, 3, -1, 0.5f, -2, 0, 1, -1, 2, -0.5f, 0.25f};
-    si_tensor *keep[2] = {NULL, NULL};
     for (int64_t seq = 4; seq >= 0; seq -= 2) { /* the sequence length changes from one inference to the next */
         feed f[2] = {{"H0", SI_F32, 1, {3}, h0}, {"XS", SI_F32, 2, {seq, 3}, xs}};
-        CHECK_OK(infer(c, rq, f, 2, keep));
+        CHECK_OK(infer(&r, f, 2));
         float h[3], ys[12];
         memcpy(h, h0, sizeof h);
         for (int t = 0; t < seq; t++)
@@ -246,16 +262,14 @@ static void test_scan(const char *devices) {
             }
         int nd;
         int64_t dims[8];
-        const float *p = output(c, rq, "HF", &nd, dims);
+        const float *p = output(&r, "HF", &nd, dims);
         check_shape(nd, dims, 1, (int64_t[]){3});
         CHECK_FLOATS(p, h, 3);
-        p = output(c, rq, "YS", &nd, dims);
+        p = output(&r, "YS", &nd, dims);
         check_shape(nd, dims, 2, (int64_t[]){3, seq});
         if (seq) CHECK_FLOATS(p, ys, seq * 3);
     }
-    for (int i = 0; i < 2; i++) si_tensor_free(keep[i]);
-    si_request_free(rq);
-    si_compiled_free(c);
+    run_close(&r);
 }
 
 // --- nesting -------------------------------------------------------------------------------------------------
@@ -265,11 +279,10 @@ static void test_scan(const char *devices) {
 static void test_nested(const char *devices) {
     fprintf(stderr, "control_nested16.onnx on %s\n", devices);
     const char *props[] = {"devices", devices, NULL};
-    si_compiled *c = compile("control_nested16.onnx", props, NULL, 0, NULL);
-    si_request *rq = NULL;
-    if (c) CHECK_OK(si_request_create(c, &rq));
+    ctl_run r = {.c = compile("control_nested16.onnx", props, NULL, 0, NULL)};
+    if (r.c) CHECK_OK(si_request_create(r.c, &r.rq));
     char *rep = NULL;
-    if (c) CHECK_OK(si_compiled_report_json(c, &rep));
+    if (r.c) CHECK_OK(si_compiled_report_json(r.c, &rep));
     /* the deepest branch's scope path names all 16 Ifs */
     CHECK(rep && strstr(rep, "if0.then_branch/if1.then_branch/if2.then_branch/if3.then_branch/if4.then_branch/"
                              "if5.then_branch/if6.then_branch/if7.then_branch/if8.then_branch/if9.then_branch/"
@@ -277,18 +290,15 @@ static void test_nested(const char *devices) {
                              "if15.then_branch\""));
     si_free_string(rep);
     const float x[2] = {1.5f, -4.0f}, nx[2] = {-1.5f, 4.0f};
-    si_tensor *keep[2] = {NULL, NULL};
-    for (int k = 0; rq && k < 2; k++) {
+    for (int k = 0; r.rq && k < 2; k++) {
         bool cv = k == 0;
         feed f[2] = {{"X", SI_F32, 1, {2}, x}, {"C", SI_BOOL, 0, {0}, &cv}};
-        CHECK_OK(infer(c, rq, f, 2, keep));
+        CHECK_OK(infer(&r, f, 2));
         int nd;
         int64_t dims[8];
-        CHECK_FLOATS(output(c, rq, "Y0", &nd, dims), cv ? x : nx, 2);
+        CHECK_FLOATS(output(&r, "Y0", &nd, dims), cv ? x : nx, 2);
     }
-    for (int i = 0; i < 2; i++) si_tensor_free(keep[i]);
-    si_request_free(rq);
-    si_compiled_free(c);
+    run_close(&r);
 }
 
 // --- folding ---------------------------------------------------------------------------------------------------
@@ -296,56 +306,48 @@ static void test_nested(const char *devices) {
 static void test_fold(void) {
     fprintf(stderr, "control_if_const.onnx: Ifs on known conditions folded away\n");
     const char *props[] = {"devices", "REF", NULL};
-    si_compiled *c = compile("control_if_const.onnx", props, NULL, 0, NULL);
-    if (!c) return;
+    ctl_run r = {.c = compile("control_if_const.onnx", props, NULL, 0, NULL)};
+    if (!r.c) return;
     char *rep = NULL;
-    CHECK_OK(si_compiled_report_json(c, &rep));
+    CHECK_OK(si_compiled_report_json(r.c, &rep));
     CHECK(rep && !strstr(rep, "\"host\"") && !strstr(rep, "\"subgraphs\"") && !strstr(rep, "\"If\""));
     si_free_string(rep);
-    si_request *rq = NULL;
-    CHECK_OK(si_request_create(c, &rq));
-    si_tensor *keep[1] = {NULL};
+    CHECK_OK(si_request_create(r.c, &r.rq));
     feed f[1] = {{"X", SI_F32, 2, {2, 3}, X23}};
-    if (rq) CHECK_OK(infer(c, rq, f, 1, keep));
+    if (r.rq) CHECK_OK(infer(&r, f, 1));
     int nd;
     int64_t dims[8];
-    for (int k = 0; rq && k < 2; k++) { /* Y1 (a constant condition) and Y2 (one folded from X's rank): X */
-        const float *p = output(c, rq, k ? "Y2" : "Y1", &nd, dims);
+    for (int k = 0; r.rq && k < 2; k++) { /* Y1 (a constant condition) and Y2 (one folded from X's rank): X */
+        const float *p = output(&r, k ? "Y2" : "Y1", &nd, dims);
         check_shape(nd, dims, 2, (int64_t[]){2, 3});
         CHECK_FLOATS(p, X23, 6);
     }
-    si_tensor_free(keep[0]);
-    keep[0] = NULL;
-    si_request_free(rq);
-    si_compiled_free(c);
+    run_close(&r);
 
     /* control_if_fold.onnx: an If in a folded branch folds too, branches that return an initializer or a model
      * input as they are; the If whose branch reuses a model value's name (A) is left to the host */
     fprintf(stderr, "control_if_fold.onnx\n");
-    c = compile("control_if_fold.onnx", props, NULL, 0, NULL);
-    if (!c) return;
+    r = (ctl_run){.c = compile("control_if_fold.onnx", props, NULL, 0, NULL)};
+    if (!r.c) return;
     rep = NULL;
-    CHECK_OK(si_compiled_report_json(c, &rep));
+    CHECK_OK(si_compiled_report_json(r.c, &rep));
     const char *h = rep ? strstr(rep, "\"host\"") : NULL;
     CHECK(h && !strstr(h + 1, "\"host\"")); /* one host step */
     CHECK(rep && strstr(rep, "\"scope\":\"if3.then_branch\"") && !strstr(rep, "if1.") && !strstr(rep, "if2.") &&
           !strstr(rep, "inner_if"));
     si_free_string(rep);
-    rq = NULL;
-    CHECK_OK(si_request_create(c, &rq));
+    CHECK_OK(si_request_create(r.c, &r.rq));
     const float x[3] = {1, -2, 3}, nx[3] = {-1, 2, -3}, rx[3] = {1, 0, 3};
     feed f3[1] = {{"X", SI_F32, 1, {3}, x}};
-    if (rq) CHECK_OK(infer(c, rq, f3, 1, keep));
+    if (r.rq) CHECK_OK(infer(&r, f3, 1));
     const char *names[4] = {"Y1", "Y2", "Y3", "A"};
     const float *want[4] = {W, x, nx, rx};
-    for (int k = 0; rq && k < 4; k++) {
-        const float *p = output(c, rq, names[k], &nd, dims);
+    for (int k = 0; r.rq && k < 4; k++) {
+        const float *p = output(&r, names[k], &nd, dims);
         check_shape(nd, dims, 1, (int64_t[]){3});
         CHECK_FLOATS(p, want[k], 3);
     }
-    si_tensor_free(keep[0]);
-    si_request_free(rq);
-    si_compiled_free(c);
+    run_close(&r);
 }
 
 // --- failover inside branches and bodies ---------------------------------------------------------------------
@@ -354,19 +356,15 @@ static void test_fold(void) {
 static void fault_case(const char *devices, const char *faults, int64_t *failovers, bool *ok) {
     const char *props[] = {"devices", devices, "faults", faults, NULL};
     *ok = false;
-    si_compiled *c;
-    si_request *rq = compile_request("control_loop_if.onnx", props, &c);
-    if (!rq) return;
-    si_tensor *keep[4] = {NULL, NULL, NULL, NULL};
+    ctl_run r;
+    if (!run_open(&r, "control_loop_if.onnx", props)) return;
     int before = n_failed;
-    for (int rep = 0; rep < 2; rep++) loop_if_case(c, rq, keep, 6, true, 1e9f);
+    for (int rep = 0; rep < 2; rep++) loop_if_case(&r, 6, true, 1e9f);
     *ok = n_failed == before;
     si_counters k;
-    si_compiled_counters(c, &k);
+    si_compiled_counters(r.c, &k);
     *failovers = k.failovers;
-    for (int i = 0; i < 4; i++) si_tensor_free(keep[i]);
-    si_request_free(rq);
-    si_compiled_free(c);
+    run_close(&r);
 }
 
 static void test_failover(const char *devices, const char *dev) {
@@ -410,30 +408,26 @@ static void test_ocl(void) {
         char spec[64];
         snprintf(spec, sizeof spec, "OCL.infer=%d", n);
         const char *fprops[] = {"devices", "OCL,CPU", "faults", spec, NULL};
-        si_compiled *fc = compile("control_flow.onnx", fprops, "X", 2, fix);
-        si_request *rq = NULL;
-        if (fc) CHECK_OK(si_request_create(fc, &rq));
-        si_tensor *keep[2] = {NULL, NULL};
-        for (int r = 0; rq && r < 3; r++) {
+        ctl_run run = {.c = compile("control_flow.onnx", fprops, "X", 2, fix)};
+        if (run.c) CHECK_OK(si_request_create(run.c, &run.rq));
+        for (int r = 0; run.rq && r < 3; r++) {
             bool cv = true;
             feed f[2] = {{"X", SI_F32, 2, {2, 3}, X23}, {"C", SI_BOOL, 0, {0}, &cv}};
-            CHECK_OK(infer(fc, rq, f, 2, keep));
+            CHECK_OK(infer(&run, f, 2));
             float y[6], af[6], s[18];
             flow_expect(cv, y, af, s);
             int nd;
             int64_t dims[8];
-            CHECK_FLOATS(output(fc, rq, "Y", &nd, dims), y, 6);
-            CHECK_FLOATS(output(fc, rq, "AF", &nd, dims), af, 6);
-            CHECK_FLOATS(output(fc, rq, "S", &nd, dims), s, 18);
+            CHECK_FLOATS(output(&run, "Y", &nd, dims), y, 6);
+            CHECK_FLOATS(output(&run, "AF", &nd, dims), af, 6);
+            CHECK_FLOATS(output(&run, "S", &nd, dims), s, 18);
         }
         si_counters k;
-        if (fc) {
-            si_compiled_counters(fc, &k);
+        if (run.c) {
+            si_compiled_counters(run.c, &k);
             failed_over += k.failovers > 0;
         }
-        for (int i = 0; i < 2; i++) si_tensor_free(keep[i]);
-        si_request_free(rq);
-        si_compiled_free(fc);
+        run_close(&run);
     }
     fprintf(stderr, "  %d fault positions failed over\n", failed_over);
     CHECK(failed_over >= 2);
@@ -441,42 +435,35 @@ static void test_ocl(void) {
 
 // --- threads ---------------------------------------------------------------------------------------------------
 
-typedef struct thread_arg {
-    si_compiled *c;
-    int64_t n;
-    int bad;
-} thread_arg;
-
-static void *thread_main(void *p) {
-    thread_arg *a = p;
-    si_request *rq = NULL;
-    if (si_request_create(a->c, &rq)) { a->bad++; return NULL; }
+/* A thread's trip count is 3 + its index. */
+static void thread_main(test_thread *t) {
+    si_request *rq = test_thread_request(t);
+    if (!rq) return;
+    int64_t n = 3 + t->id;
     bool go = true;
     float lim = 1e9f;
     float vf[6], vs[6 * 64];
-    loop_if_expect(a->n, go, lim, vf, vs);
-    const void *feeds[4] = {X23, &a->n, &go, &lim};
+    loop_if_expect(n, go, lim, vf, vs);
+    const void *feeds[4] = {X23, &n, &go, &lim};
     const char *names[4] = {"X", "N", "GO", "LIM"};
     si_dtype dts[4] = {SI_F32, SI_I64, SI_BOOL, SI_F32};
-    si_tensor *t[4] = {NULL, NULL, NULL, NULL};
+    si_tensor *t4[4] = {NULL, NULL, NULL, NULL};
     int64_t xd[2] = {2, 3};
     size_t nb[4] = {24, 8, 1, 4};
     for (int i = 0; i < 4; i++) {
-        int idx = -1;
-        for (int k = 0; k < si_compiled_num_inputs(a->c); k++)
-            if (!strcmp(si_compiled_input_name(a->c, k), names[i])) idx = k;
-        if (idx < 0 || si_tensor_wrap(dts[i], i ? 0 : 2, xd, (void *)feeds[i], nb[i], &t[i]) || si_request_set_input(rq, idx, t[i])) a->bad++;
+        int idx = compiled_index(t->cm, 0, names[i]);
+        if (idx < 0 || si_tensor_wrap(dts[i], i ? 0 : 2, xd, (void *)feeds[i], nb[i], &t4[i]) || si_request_set_input(rq, idx, t4[i]))
+            test_thread_failed(t, names[i]);
     }
-    for (int rep = 0; rep < 20 && !a->bad; rep++) {
+    for (int rep = 0; rep < 20 && !t->failed; rep++) {
         si_tensor *o = NULL;
-        if (si_request_infer(rq) || si_request_get_output(rq, 0, &o) || !o) { a->bad++; break; }
+        if (si_request_infer(rq) || si_request_get_output(rq, 0, &o) || !o) { test_thread_failed(t, "infer"); break; }
         const float *d = si_tensor_data(o);
         for (int i = 0; i < 6; i++)
-            if (fabsf(d[i] - vf[i]) > 1e-5f * (1 + fabsf(vf[i]))) a->bad++;
+            if (fabsf(d[i] - vf[i]) > 1e-5f * (1 + fabsf(vf[i]))) test_thread_failed(t, "output differs");
     }
-    for (int i = 0; i < 4; i++) si_tensor_free(t[i]);
+    for (int i = 0; i < 4; i++) si_tensor_free(t4[i]);
     si_request_free(rq);
-    return NULL;
 }
 
 /* Four threads, each with its own request on one compiled model, each its own trip count: each gets its own
@@ -486,16 +473,10 @@ static void test_threads(const char *devices) {
     const char *props[] = {"devices", devices, NULL};
     si_compiled *c = compile("control_loop_if.onnx", props, NULL, 0, NULL);
     if (!c) return;
-    pthread_t th[4];
-    thread_arg args[4];
-    for (int i = 0; i < 4; i++) {
-        args[i] = (thread_arg){.c = c, .n = 3 + i};
-        CHECK(pthread_create(&th[i], NULL, thread_main, &args[i]) == 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        CHECK(args[i].bad == 0);
-    }
+    test_thread t[4];
+    int failed = 0;
+    run_threads(t, 4, c, NULL, thread_main, NULL, &failed);
+    CHECK(failed == 0);
     si_compiled_free(c);
 }
 
@@ -504,31 +485,27 @@ static void test_threads(const char *devices) {
 static void test_bad_loop(void) {
     fprintf(stderr, "bad trip counts\n");
     const char *props[] = {"devices", "REF", "loop_max_iterations", "1000", NULL};
-    si_compiled *c;
-    si_request *rq = compile_request("control_bad_loop.onnx", props, &c);
-    if (!rq) return;
+    ctl_run r;
+    if (!run_open(&r, "control_bad_loop.onnx", props)) return;
     const float v = 2.5f;
-    si_tensor *keep[2] = {NULL, NULL};
     int64_t n = 5;
     feed f[2] = {{"V", SI_F32, 1, {1}, &v}, {"N", SI_I64, 0, {0}, &n}};
-    CHECK_OK(infer(c, rq, f, 2, keep));
+    CHECK_OK(infer(&r, f, 2));
     int nd;
     int64_t dims[8];
     const float want = 7.5f;
-    CHECK_FLOATS(output(c, rq, "VF", &nd, dims), &want, 1);
+    CHECK_FLOATS(output(&r, "VF", &nd, dims), &want, 1);
     n = -3;
-    CHECK_ERR(infer(c, rq, f, 2, keep), SI_ERR_INVALID_ARG, "Loop (node 'loop'): the trip count M is negative (-3)");
-    CHECK_FLOATS(output(c, rq, "VF", &nd, dims), &want, 1); /* the last successful inference's */
+    CHECK_ERR(infer(&r, f, 2), SI_ERR_INVALID_ARG, "Loop (node 'loop'): the trip count M is negative (-3)");
+    CHECK_FLOATS(output(&r, "VF", &nd, dims), &want, 1); /* the last successful inference's */
     n = INT64_MAX;
-    CHECK_ERR(infer(c, rq, f, 2, keep), SI_ERR_INVALID_ARG, "stopped after 1000 iterations");
-    CHECK_FLOATS(output(c, rq, "VF", &nd, dims), &want, 1);
+    CHECK_ERR(infer(&r, f, 2), SI_ERR_INVALID_ARG, "stopped after 1000 iterations");
+    CHECK_FLOATS(output(&r, "VF", &nd, dims), &want, 1);
     n = 1000; /* the limit itself is allowed */
-    CHECK_OK(infer(c, rq, f, 2, keep));
+    CHECK_OK(infer(&r, f, 2));
     const float w1000 = 1002.5f;
-    CHECK_FLOATS(output(c, rq, "VF", &nd, dims), &w1000, 1);
-    for (int i = 0; i < 2; i++) si_tensor_free(keep[i]);
-    si_request_free(rq);
-    si_compiled_free(c);
+    CHECK_FLOATS(output(&r, "VF", &nd, dims), &w1000, 1);
+    run_close(&r);
     /* the limit is a checked property */
     si_config *cfg = NULL;
     CHECK_OK(si_config_create(&cfg));

@@ -430,37 +430,35 @@ void dop_small_net(int64_t batch) {
     output("logits");
 }
 
-typedef struct thread_job {
+/* The two inputs of test_threads and REF's outputs for them. */
+typedef struct thread_io {
     si_cmodel *m;
     const si_tensor *in[2], *want[2];
-    int reps;
-    int ok;
-} thread_job;
+} thread_io;
 
-static void *thread_main(void *arg) {
-    thread_job *j = arg;
+/* A thread's own request of the model, 20 infers alternating between the two inputs (thread i starts at input
+ * i % 2): the results must follow the input. */
+static void thread_main(test_thread *t) {
+    const thread_io *io = t->ctx;
     si_ireq *r = NULL;
-    j->ok = 0;
-    if (j->m->iface->create_request(j->m, &r)) return NULL;
-    int good = 1;
-    for (int rep = 0; rep < j->reps && good; rep++) {
-        int k = rep % 2; /* alternate between two inputs: results must follow the input */
+    if (io->m->iface->create_request(io->m, &r)) { test_thread_failed(t, "create_request"); return; }
+    for (int rep = 0; rep < 20 && !t->failed; rep++) {
+        int k = (t->id + rep) % 2;
         si_tensor *out = NULL;
-        if (r->iface->set_input(r, 0, (si_tensor *)j->in[k]) || r->iface->infer(r) || r->iface->get_output(r, 0, &out)) {
-            good = 0;
+        if (r->iface->set_input(r, 0, (si_tensor *)io->in[k]) || r->iface->infer(r) || r->iface->get_output(r, 0, &out)) {
+            test_thread_failed(t, "infer");
             break;
         }
-        const float *a = out->data, *b = j->want[k]->data;
+        const float *a = out->data, *b = io->want[k]->data;
         for (int64_t i = 0; i < si_tensor_count(out); i++)
-            if (fabsf(a[i] - b[i]) > 1e-4f + 1e-3f * fabsf(b[i])) good = 0;
+            if (fabsf(a[i] - b[i]) > 1e-4f + 1e-3f * fabsf(b[i])) {
+                test_thread_failed(t, "output differs from REF");
+                break;
+            }
     }
     r->iface->free(r);
-    j->ok = good;
-    return NULL;
 }
 
-/* Requests of one model (compiled with the device's multi-thread option) inferring on four threads at once
- * give REF's results; the output is the same tensor after every infer; the caller's mistakes are INVALID_ARG. */
 static void test_threads(void) {
     dop_small_net(1);
     if (filtered_skip()) return;
@@ -477,17 +475,11 @@ static void test_threads(void) {
             CHECK_OK(rr->iface->get_output(rr, 0, &o));
             CHECK_OK(si_tensor_clone(o, &want[k]));
         }
-        enum { NT = 4 };
-        pthread_t th[NT];
-        thread_job jobs[NT];
-        for (int t = 0; t < NT; t++) {
-            jobs[t] = (thread_job){md, {in[t % 2], in[(t + 1) % 2]}, {want[t % 2], want[(t + 1) % 2]}, 20, 0};
-            CHECK(pthread_create(&th[t], NULL, thread_main, &jobs[t]) == 0);
-        }
-        for (int t = 0; t < NT; t++) {
-            pthread_join(th[t], NULL);
-            CHECK(jobs[t].ok);
-        }
+        test_thread t[4];
+        thread_io io = {md, {in[0], in[1]}, {want[0], want[1]}};
+        int failed = 0;
+        run_threads(t, 4, NULL, &io, thread_main, NULL, &failed);
+        CHECK(failed == 0);
         si_ireq *r = NULL;
         si_tensor *o1 = NULL, *o2 = NULL;
         CHECK_OK(md->iface->create_request(md, &r));

@@ -262,6 +262,15 @@ static void cases_conv_chains(void) {
 
 // --- MatMul / Gemm ---------------------------------------------------------------------------------------------
 
+/* y = MatMul(a, b) with both operands graph inputs of the given shapes. */
+static void matmul_graph(const int64_t *a, int na, const int64_t *b, int nb) {
+    begin(13);
+    input("a", a, na);
+    input("b", b, nb);
+    node("MatMul", "a,b", "y");
+    output("y");
+}
+
 static void cases_matmul_fused(void) {
     static const int64_t mkn[][3] = {{1, 16, 8}, {7, 33, 5}, {64, 64, 64}, {128, 96, 200}};
     for (size_t i = 0; i < SI_ARRAY_LEN(mkn); i++) {
@@ -300,11 +309,7 @@ static void cases_matmul_fused(void) {
         {"MatMul 3-D x 1-D", 3, 1, {3, 4, 8}, {8}},
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(acts); i++) {
-        begin(13);
-        input("a", acts[i].a, acts[i].na);
-        input("b", acts[i].b, acts[i].nb);
-        node("MatMul", "a,b", "y");
-        output("y");
+        matmul_graph(acts[i].a, acts[i].na, acts[i].b, acts[i].nb);
         if (i == 0) run_case(acts[i].what, "MatMul");
         else dop_run(acts[i].what, NULL);
     }
@@ -727,11 +732,7 @@ static void cases_matmul(void) {
     char label[96];
     for (int v = 0; v < 3; v++)
         for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
-            begin(13);
-            input("a", cases[i].a, cases[i].na);
-            input("b", cases[i].b, cases[i].nb);
-            node("MatMul", "a,b", "y");
-            output("y");
+            matmul_graph(cases[i].a, cases[i].na, cases[i].b, cases[i].nb);
             snprintf(label, sizeof label, "MatMul case %zu (%s)", i, gemm_names[v]);
             dop_run(label, gemm_opts(v));
         }

@@ -249,6 +249,17 @@ static void cases_gqa(void) {
 
 // --- MultiHeadAttention -----------------------------------------------------------------------------------------------
 
+/* The int32 constant "mask" of MultiHeadAttention and Attention cases: [B, T] with every 5th key from the 4th
+ * masked, or (three_d) [B, S, T] with every 4th from the 2nd masked. */
+static void pattern_mask(int64_t B, int64_t S, int64_t T, bool three_d) {
+    int64_t m[128];
+    const int64_t n = three_d ? B * S * T : B * T;
+    if (n > 128) exit(2);
+    for (int64_t i = 0; i < n; i++) m[i] = three_d ? (i % 4) != 1 : (i % 5) != 3;
+    if (three_d) const_typed("mask", SI_I32, D(B, S, T), m);
+    else const_typed("mask", SI_I32, D(B, T), m);
+}
+
 static void mha_case(const char *name, int64_t past, bool bias, int mask, bool abias, bool causal, bool cross, int64_t Hv) {
     const int64_t B = 2, S = 3, L = cross ? 6 : 4, N = 2, H = 8, T = (past > 0 ? past : 0) + L;
     begin_ms();
@@ -261,15 +272,8 @@ static void mha_case(const char *name, int64_t past, bool bias, int mask, bool a
         input("v", D(B, L, N * Hv));
     }
     if (bias) weight("bias", -1, 1, D(2 * N * H + N * Hv));
-    int64_t m[64];
     if (mask == 1) const_typed("mask", SI_I32, D(B), (int64_t[]){T - 1, 2});
-    else if (mask == 2) {
-        for (int64_t i = 0; i < B * T; i++) m[i] = (i % 5) != 3;
-        const_typed("mask", SI_I32, D(B, T), m);
-    } else if (mask == 3) {
-        for (int64_t i = 0; i < B * S * T; i++) m[i] = (i % 4) != 1;
-        const_typed("mask", SI_I32, D(B, S, T), m);
-    }
+    else if (mask == 2 || mask == 3) pattern_mask(B, S, T, mask == 3);
     if (abias) input("ab", D(1, N, S, T));
     if (past > 0) input("pk", D(B, N, past, H)), input("pv", D(B, N, past, Hv));
     char ins[96];
@@ -306,16 +310,9 @@ static void msattn_case(const char *name, int64_t B, int64_t S, int64_t past, bo
     input("x", D(B, S, Din));
     weight("w", -0.3f, 0.3f, D(Din, W));
     if (bias) weight("bias", -1, 1, D(W));
-    int64_t m[128];
     if (mask == 1) const_typed("mask", SI_I32, D(B), (int64_t[]){T - 1, T});
     else if (mask == 2) const_typed("mask", SI_I32, D(2 * B), (int64_t[]){T - 1, T, 1, 0});
-    else if (mask == 3) {
-        for (int64_t i = 0; i < B * T; i++) m[i] = (i % 5) != 3;
-        const_typed("mask", SI_I32, D(B, T), m);
-    } else if (mask == 4) {
-        for (int64_t i = 0; i < B * S * T; i++) m[i] = (i % 4) != 1;
-        const_typed("mask", SI_I32, D(B, S, T), m);
-    }
+    else if (mask == 3 || mask == 4) pattern_mask(B, S, T, mask == 4);
     if (past > 0) input("past", D(2, B, N, past, H));
     if (abias) input("ab", D(B, 1, S, T));
     char ins[96];

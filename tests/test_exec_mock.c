@@ -7,6 +7,7 @@
  */
 #include "exec/control.h"
 #include "exec/hfa.h"
+#include "mock_model.h"
 
 #include <float.h>
 #include <math.h>
@@ -27,12 +28,6 @@ typedef struct mock_model {
     float k;
     int *infer_calls;
 } mock_model;
-
-typedef struct mock_req {
-    si_ireq base;
-    si_tensor *in;
-    si_tensor out;
-} mock_req;
 
 static si_tensor *bound_in_second, *output_of_first; /* to prove zero-copy binding */
 
@@ -65,23 +60,9 @@ static si_result m_infer(si_ireq *r_) {
     return SI_OK;
 }
 
-static void m_req_free(si_ireq *r_) {
-    mock_req *r = (mock_req *)r_;
-    si_tensor_release(&r->out);
-    si_free(r);
-}
+static const si_ireq_i mock_req_iface = {.set_input = m_set_input, .get_output = m_get_output, .infer = m_infer, .free = mock_req_free};
 
-static const si_ireq_i mock_req_iface = {.set_input = m_set_input, .get_output = m_get_output, .infer = m_infer, .free = m_req_free};
-
-static si_result m_create(si_cmodel *m, si_ireq **out) {
-    mock_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "oom");
-    r->base.iface = &mock_req_iface;
-    r->base.model = m;
-    r->out.dtype = SI_F32;
-    *out = &r->base;
-    return SI_OK;
-}
+static si_result m_create(si_cmodel *m, si_ireq **out) { return mock_req_new(m, &mock_req_iface, sizeof(mock_req), out); }
 
 static int models_freed;
 static void m_free(si_cmodel *m) {
@@ -94,12 +75,7 @@ static const si_cmodel_i mock_iface = {.create_request = m_create, .free = m_fre
 static si_cmodel *mock(float k, int *calls) {
     mock_model *m = si_calloc(1, sizeof *m);
     m->base.iface = &mock_iface;
-    m->base.n_inputs = m->base.n_outputs = 1;
-    m->in = (si_port){.name = "x", .dtype = SI_F32, .ndim = 1, .dims = {-1}};
-    m->out = (si_port){.name = "y", .dtype = SI_F32, .ndim = 1, .dims = {-1}};
-    m->base.inputs = &m->in;
-    m->base.outputs = &m->out;
-    m->base.device = "mock";
+    mock_ports(&m->base, &m->in, &m->out, -1);
     m->k = k;
     m->infer_calls = calls;
     return &m->base;

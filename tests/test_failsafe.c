@@ -137,21 +137,60 @@ static si_ireq *req(setup *st) {
 
 static const si_failsafe_policy none = {0};
 
-static void test_no_fault(void) {
-    setup st;
-    CHECK(make(&st, "", "", none) == SI_OK);
-    si_ireq *r = req(&st);
-    for (int i = 0; i < 3; i++) CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    CHECK(si_failsafe_active_device(st.cm) == 0);
-    CHECK(count_events(st.sink, SI_EVENT_FAILOVER) == 0);
+/* make() (which must work) and a request with the input bound. */
+static si_ireq *open_req(setup *st, const char *fault_a, const char *fault_b, si_failsafe_policy pol) {
+    CHECK(make(st, fault_a, fault_b, pol) == SI_OK);
+    return req(st);
+}
+
+static void close_req(setup *st, si_ireq *r) {
     r->iface->free(r);
-    teardown(&st);
+    teardown(st);
+}
+
+/* A fault on device A (B has none) under a policy: `infers` inferences, each with the right output; then the model
+ * is on device `active`, with `failovers` failovers (counted and as events) and `retries` retries (-1: not checked),
+ * A quarantined or not. */
+typedef struct fault_case {
+    const char *fault;
+    si_failsafe_policy pol;
+    int infers, active, failovers, retries;
+    bool quarantined;
+    const char *what;
+} fault_case;
+
+static const fault_case fault_cases[] = {
+    {"", {0}, 3, 0, 0, -1, false, "no fault: no failover"},
+    {"REF.create=1", {0}, 1, 1, -1, -1, false, "request creation (lazy: the inner request is made by the first infer)"},
+    {"REF.infer=1:lost", {.retries = 3}, 1, -1, -1, 0, true, "a lost device: quarantined, no retries"},
+    {"REF.infer=1", {.retries = 2}, 1, 0, 0, 1, false, "an error retried on A: the retry works"},
+    {"REF.infer=1:nan", {.check_nan = true}, 1, 1, -1, -1, false, "NaN outputs with check_nan"},
+    {"REF.infer=1:oom", {0}, 1, 1, -1, -1, false, "out of memory"},
+};
+
+static void test_fault_cases(void) {
+    for (size_t i = 0; i < sizeof fault_cases / sizeof fault_cases[0]; i++) {
+        const fault_case *c = &fault_cases[i];
+        int before = n_failed;
+        setup st;
+        si_ireq *r = open_req(&st, c->fault, "", c->pol);
+        for (int k = 0; k < c->infers; k++) CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
+        if (c->active >= 0) CHECK(si_failsafe_active_device(st.cm) == c->active);
+        if (c->failovers >= 0) {
+            CHECK(atomic_load(&st.sink->failovers) == c->failovers);
+            CHECK(count_events(st.sink, SI_EVENT_FAILOVER) == c->failovers);
+        }
+        if (c->retries >= 0) CHECK(atomic_load(&st.sink->retries) == c->retries);
+        CHECK(si_sink_quarantined(st.sink, 0) == c->quarantined);
+        CHECK(count_events(st.sink, SI_EVENT_QUARANTINE) == (c->quarantined ? 1 : 0));
+        if (n_failed != before) fprintf(stderr, "  fault case \"%s\": %s\n", c->fault, c->what);
+        close_req(&st, r);
+    }
 }
 
 static void test_infer_failover_keeps_tensors(void) {
     setup st;
-    CHECK(make(&st, "REF.infer=2", "", none) == SI_OK);
-    si_ireq *r = req(&st);
+    si_ireq *r = open_req(&st, "REF.infer=2", "", none);
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
     si_tensor *before, *after;
     CHECK(r->iface->get_output(r, 0, &before) == SI_OK);
@@ -161,8 +200,7 @@ static void test_infer_failover_keeps_tensors(void) {
     CHECK(si_failsafe_active_device(st.cm) == 1);
     CHECK(count_events(st.sink, SI_EVENT_FAILOVER) == 1);
     CHECK(atomic_load(&st.sink->failovers) == 1);
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
 static void test_compile_failure(void) {
@@ -172,48 +210,12 @@ static void test_compile_failure(void) {
     CHECK(st.sink->n_attempts >= 2 && st.sink->attempts[0].status == SI_ERR_DEVICE && st.sink->attempts[0].device == 0);
     si_ireq *r = req(&st);
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    r->iface->free(r);
-    teardown(&st);
-}
-
-static void test_create_failure(void) {
-    setup st;
-    CHECK(make(&st, "REF.create=1", "", none) == SI_OK);
-    si_ireq *r = req(&st); /* lazy: the inner request is made by the first infer */
-    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    CHECK(si_failsafe_active_device(st.cm) == 1);
-    r->iface->free(r);
-    teardown(&st);
-}
-
-static void test_lost_quarantines(void) {
-    setup st;
-    CHECK(make(&st, "REF.infer=1:lost", "", (si_failsafe_policy){.retries = 3}) == SI_OK);
-    si_ireq *r = req(&st);
-    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    CHECK(atomic_load(&st.sink->retries) == 0); /* lost: no retries */
-    CHECK(si_sink_quarantined(st.sink, 0));
-    CHECK(count_events(st.sink, SI_EVENT_QUARANTINE) == 1);
-    r->iface->free(r);
-    teardown(&st);
-}
-
-static void test_retries(void) {
-    setup st;
-    CHECK(make(&st, "REF.infer=1", "", (si_failsafe_policy){.retries = 2}) == SI_OK);
-    si_ireq *r = req(&st);
-    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    CHECK(si_failsafe_active_device(st.cm) == 0); /* the retry on A worked */
-    CHECK(atomic_load(&st.sink->retries) == 1);
-    CHECK(atomic_load(&st.sink->failovers) == 0);
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
 static void test_hang_watchdog(void) {
     setup st;
-    CHECK(make(&st, "REF.infer=1:hang", "", (si_failsafe_policy){.infer_timeout_ms = 100}) == SI_OK);
-    si_ireq *r = req(&st);
+    si_ireq *r = open_req(&st, "REF.infer=1:hang", "", (si_failsafe_policy){.infer_timeout_ms = 100});
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
@@ -221,50 +223,29 @@ static void test_hang_watchdog(void) {
     CHECK(si_failsafe_active_device(st.cm) == 1);
     CHECK(b.tv_sec - a.tv_sec < 10); /* rescued by the watchdog, not by the hang's 30 s cap */
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
-static void test_nan_check(void) {
+/* Without check_nan (the fault cases have it on), NaN outputs are returned as they are. */
+static void test_nan_unchecked(void) {
     setup st;
-    CHECK(make(&st, "REF.infer=1:nan", "", (si_failsafe_policy){.check_nan = true}) == SI_OK);
-    si_ireq *r = req(&st);
-    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    CHECK(si_failsafe_active_device(st.cm) == 1);
-    r->iface->free(r);
-    teardown(&st);
-    /* without the check, the NaN outputs are returned as they are */
-    CHECK(make(&st, "REF.infer=1:nan", "", none) == SI_OK);
-    r = req(&st);
+    si_ireq *r = open_req(&st, "REF.infer=1:nan", "", none);
     CHECK(r->iface->infer(r) == SI_OK);
     si_tensor *y;
     CHECK(r->iface->get_output(r, 0, &y) == SI_OK && isnan(((float *)y->data)[0]));
     CHECK(si_failsafe_active_device(st.cm) == 0);
-    r->iface->free(r);
-    teardown(&st);
-}
-
-static void test_oom(void) {
-    setup st;
-    CHECK(make(&st, "REF.infer=1:oom", "", none) == SI_OK);
-    si_ireq *r = req(&st);
-    CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
-    CHECK(si_failsafe_active_device(st.cm) == 1);
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
 static void test_all_failed(void) {
     setup st;
-    CHECK(make(&st, "REF.infer=1+", "REF.infer=1+", none) == SI_OK);
-    si_ireq *r = req(&st);
+    si_ireq *r = open_req(&st, "REF.infer=1+", "REF.infer=1+", none);
     for (int i = 0; i < 2; i++) { /* the request stays usable and keeps saying why */
         CHECK(r->iface->infer(r) == SI_ERR_DEVICE);
         CHECK(strstr(si_last_error(), "every device failed") && strstr(si_last_error(), "A:") && strstr(si_last_error(), "B:"));
     }
     CHECK(count_events(st.sink, SI_EVENT_ALL_FAILED) == 1);
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
     /* both fail at compile: creation fails with a message naming both */
     CHECK(make(&st, "REF.compile=always", "REF.compile=always", none) == SI_ERR_DEVICE);
     CHECK(strstr(si_last_error(), "A:") && strstr(si_last_error(), "B:"));
@@ -273,8 +254,7 @@ static void test_all_failed(void) {
 
 static void test_invalid_arg_is_not_failover(void) {
     setup st;
-    CHECK(make(&st, "", "", none) == SI_OK);
-    si_ireq *r = req(&st);
+    si_ireq *r = open_req(&st, "", "", none);
     int64_t d[2] = {2, 4};
     si_tensor *bad;
     CHECK(si_tensor_create(SI_F32, 2, d, &bad) == SI_OK);
@@ -282,43 +262,28 @@ static void test_invalid_arg_is_not_failover(void) {
     CHECK(si_failsafe_active_device(st.cm) == 0);
     CHECK(atomic_load(&st.sink->failovers) == 0);
     si_tensor_free(bad);
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
-typedef struct worker {
-    si_cmodel *cm;
-    int ok, bad;
-} worker;
-
-static void *work(void *arg) {
-    worker *w = arg;
+/* A thread on the compiled model ctx: its own request, 25 inferences. */
+static void work(test_thread *t) {
+    si_cmodel *cm = t->ctx;
     si_ireq *r = NULL;
-    if (w->cm->iface->create_request(w->cm, &r)) { w->bad = 1000; return NULL; }
+    if (cm->iface->create_request(cm, &r)) { t->failed = 1000; return; }
     r->iface->set_input(r, 0, input);
     for (int i = 0; i < 25; i++) {
-        if (r->iface->infer(r) == SI_OK && output_ok(r)) w->ok++;
-        else w->bad++;
+        if (r->iface->infer(r) == SI_OK && output_ok(r)) t->ok++;
+        else test_thread_failed(t, "infer");
     }
     r->iface->free(r);
-    return NULL;
 }
 
 static void test_concurrent(void) {
     setup st;
     CHECK(make(&st, "REF.infer=p0.2@3", "", none) == SI_OK);
-    pthread_t t[8];
-    worker w[8];
-    for (int i = 0; i < 8; i++) {
-        w[i] = (worker){.cm = st.cm};
-        pthread_create(&t[i], NULL, work, &w[i]);
-    }
+    test_thread w[8];
     int ok = 0, bad = 0;
-    for (int i = 0; i < 8; i++) {
-        pthread_join(t[i], NULL);
-        ok += w[i].ok;
-        bad += w[i].bad;
-    }
+    run_threads(w, 8, NULL, st.cm, work, &ok, &bad);
     CHECK(ok == 200 && bad == 0);
     CHECK(atomic_load(&st.sink->failovers) == 1); /* the first failure moves the model; the others join */
     teardown(&st);
@@ -334,14 +299,12 @@ static void test_standby(void) {
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* fails on A, B is ready */
     CHECK(si_failsafe_active_device(st.cm) == 1);
     CHECK(count_events(st.sink, SI_EVENT_COMPILE) == compiles); /* no compile at failover time */
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
 static void test_failback(void) {
     setup st;
-    CHECK(make(&st, "REF.infer=2", "", (si_failsafe_policy){.failback_ms = 20}) == SI_OK);
-    si_ireq *r = req(&st);
+    si_ireq *r = open_req(&st, "REF.infer=2", "", (si_failsafe_policy){.failback_ms = 20});
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r));
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* A's 2nd infer fails: over to B */
     CHECK(si_failsafe_active_device(st.cm) == 1);
@@ -349,8 +312,7 @@ static void test_failback(void) {
     CHECK(si_failsafe_active_device(st.cm) == 0);
     CHECK(r->iface->infer(r) == SI_OK && output_ok(r)); /* runs on A again */
     CHECK(atomic_load(&st.sink->failbacks) == 1);
-    r->iface->free(r);
-    teardown(&st);
+    close_req(&st, r);
 }
 
 int main(void) {
@@ -359,15 +321,11 @@ int main(void) {
     if (si_tensor_create(SI_F32, 2, d, &input)) return 1;
     for (int i = 0; i < 6; i++) ((float *)input->data)[i] = (float)i * 0.7f - 1.5f;
     compute_expected();
-    test_no_fault();
+    test_fault_cases();
     test_infer_failover_keeps_tensors();
     test_compile_failure();
-    test_create_failure();
-    test_lost_quarantines();
-    test_retries();
     test_hang_watchdog();
-    test_nan_check();
-    test_oom();
+    test_nan_unchecked();
     test_all_failed();
     test_invalid_arg_is_not_failover();
     test_concurrent();

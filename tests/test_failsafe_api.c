@@ -14,7 +14,6 @@
  */
 #include "si_test.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -122,44 +121,28 @@ static void test_recovery(void) {
 
 /* Many requests on one compiled model with standby=on, fail-back and random CPU faults: failovers and
  * fail-backs (each followed by a standby compile) keep happening; no request may fail meanwhile. */
-typedef struct worker {
-    si_compiled *cm;
-    int ok, failed;
-    char first[512];
-} worker;
-
-static void *work(void *arg) {
-    worker *w = arg;
-    si_request *rq = NULL;
-    if (si_request_create(w->cm, &rq) || si_request_set_input(rq, 0, input)) {
-        w->failed = 1000;
-        return NULL;
+static void work(test_thread *t) {
+    si_request *rq = test_thread_request(t);
+    if (!rq) return;
+    if (si_request_set_input(rq, 0, input)) {
+        test_thread_failed(t, "set_input");
+        si_request_free(rq);
+        return;
     }
     for (int i = 0; i < 40; i++) {
-        if (!si_request_infer(rq)) w->ok++;
-        else if (!w->failed++) snprintf(w->first, sizeof w->first, "%s", si_last_error());
+        if (!si_request_infer(rq)) t->ok++;
+        else test_thread_failed(t, "infer");
     }
     si_request_free(rq);
-    return NULL;
 }
 
 static void test_concurrent_failovers(void) {
     si_compiled *cm = compile_kv((const char *const[]){"devices", "CPU,REF", "standby", "on", "failback_ms", "2",
                                                        "faults", "CPU.infer=p0.3@5", NULL});
     if (!cm) return;
-    worker w[6];
-    pthread_t t[6];
-    for (int i = 0; i < 6; i++) {
-        w[i] = (worker){.cm = cm};
-        pthread_create(&t[i], NULL, work, &w[i]);
-    }
+    test_thread w[6];
     int ok = 0, failed = 0;
-    for (int i = 0; i < 6; i++) {
-        pthread_join(t[i], NULL);
-        ok += w[i].ok;
-        failed += w[i].failed;
-        if (w[i].failed) fprintf(stderr, "  request %d: %d failed, first: %s\n", i, w[i].failed, w[i].first);
-    }
+    run_threads(w, 6, cm, NULL, work, &ok, &failed);
     si_counters k;
     si_compiled_counters(cm, &k);
     fprintf(stderr, "  concurrent: %d ok, %d failed; %lld failovers, %lld failbacks\n", ok, failed,

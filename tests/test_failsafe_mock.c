@@ -17,6 +17,7 @@
 #include "exec/exec.h"
 #include "failsafe/failsafe.h"
 #include "failsafe/watchdog.h"
+#include "mock_model.h"
 #include "util/thread.h"
 
 #include <math.h>
@@ -103,25 +104,19 @@ typedef struct mmodel {
     mdev *d;
 } mmodel;
 
-typedef struct mreq {
-    si_ireq base;
-    si_tensor *in;
-    si_tensor out;
-} mreq;
-
 static si_result mr_set_input(si_ireq *r, int i, si_tensor *t) {
-    return si_bind_input(r->model, i, t, &((mreq *)r)->in);
+    return si_bind_input(r->model, i, t, &((mock_req *)r)->in);
 }
 
 static si_result mr_get_output(si_ireq *r, int i, si_tensor **t) {
     si_result s = si_output_index(r->model, i);
-    if (!s) *t = &((mreq *)r)->out;
+    if (!s) *t = &((mock_req *)r)->out;
     return s;
 }
 
 /* Writes its output in place when the size stays (as a device with device-side buffers mapped back does). */
 static si_result mr_infer(si_ireq *r_) {
-    mreq *r = (mreq *)r_;
+    mock_req *r = (mock_req *)r_;
     mdev *d = ((mmodel *)r->base.model)->d;
     int call = atomic_fetch_add(&d->infers, 1) + 1;
     si_result chk = si_check_bound(r->base.model, &r->in);
@@ -143,22 +138,11 @@ static si_result mr_infer(si_ireq *r_) {
     return SI_OK;
 }
 
-static void mr_free(si_ireq *r_) {
-    mreq *r = (mreq *)r_;
-    si_tensor_release(&r->out);
-    free(r);
-}
-
-static const si_ireq_i mreq_iface = {.set_input = mr_set_input, .get_output = mr_get_output, .infer = mr_infer, .free = mr_free};
+static const si_ireq_i mreq_iface = {.set_input = mr_set_input, .get_output = mr_get_output, .infer = mr_infer, .free = mock_req_free};
 
 static si_result mm_create(si_cmodel *m, si_ireq **out) {
     atomic_fetch_add(&((mmodel *)m)->d->creates, 1);
-    mreq *r = calloc(1, sizeof *r);
-    r->base.iface = &mreq_iface;
-    r->base.model = m;
-    r->out.dtype = SI_F32;
-    *out = &r->base;
-    return SI_OK;
+    return mock_req_new(m, &mreq_iface, sizeof(mock_req), out);
 }
 
 static void mm_free(si_cmodel *m) { free(m); }
@@ -168,12 +152,7 @@ static const si_cmodel_i mmodel_iface = {.create_request = mm_create, .free = mm
 static si_cmodel *mock_model(mdev *d) {
     mmodel *m = calloc(1, sizeof *m);
     m->base.iface = &mmodel_iface;
-    m->base.n_inputs = m->base.n_outputs = 1;
-    m->in = (si_port){.name = "x", .dtype = SI_F32, .ndim = 1, .dims = {N}};
-    m->out = (si_port){.name = "y", .dtype = SI_F32, .ndim = 1, .dims = {N}};
-    m->base.inputs = &m->in;
-    m->base.outputs = &m->out;
-    m->base.device = "mock";
+    mock_ports(&m->base, &m->in, &m->out, N);
     m->d = d;
     return &m->base;
 }

@@ -60,6 +60,21 @@ static const si_compile_ctx no_opts = {.opts = &no_opts_};
 static si_result compile(si_device *d, si_cmodel **m) { return d->iface->compile(d, g_small, &no_opts, m); }
 static si_result create(si_cmodel *m, si_ireq **r) { return m->iface->create_request(m, r); }
 
+/* *d = inner wrapped with spec, and its compiled model (a failed check and NULL when the compile fails). */
+static si_cmodel *wrap_compile(si_device **d, si_device *inner, const char *spec) {
+    si_cmodel *m = NULL;
+    *d = wrap(inner, spec);
+    CHECK_OK(compile(*d, &m));
+    return m;
+}
+
+/* Free what a case made: the request and the model (either may be NULL), then the wrapper d. */
+static void free_case(si_device *d, si_cmodel *m, si_ireq *r) {
+    if (r) r->iface->free(r);
+    if (m) m->iface->free(m);
+    si_faulty_free(d);
+}
+
 /* Bind input `which` and infer. */
 static si_result infer(si_ireq *r, int which) {
     si_result s = r->iface->set_input(r, 0, x_in[which]);
@@ -297,9 +312,7 @@ static void infer_pattern(si_device *inner, const char *spec, int n, char *pat) 
                  : s == SI_ERR_NO_MEM ? 'm' : '?';
     }
     pat[n] = 0;
-    if (r) r->iface->free(r);
-    if (m) m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
 }
 
 #define CHECK_PATTERN_ON(inner, spec, want)                                                                    \
@@ -441,28 +454,20 @@ static void test_hangs(void) {
     CHECK_OK(create(m, &r));
     CHECK_OK(infer(r, 0));
     CHECK(outputs_are(r, 0));
-    r->iface->free(r);
-    m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
 
     /* create, released */
-    d = wrap(&si_device_ref, "REF.create=1:hang");
-    m = NULL;
-    CHECK_OK(compile(d, &m));
+    m = wrap_compile(&d, &si_device_ref, "REF.create=1:hang");
     j = (hang_job){.d = d, .m = m, .stage = "create"};
     run_hang(&j, 1, false, "released");
     CHECK(!j.r && strstr(j.msg, "REF create call 1"));
     r = NULL;
     CHECK_OK(create(m, &r));
-    r->iface->free(r);
-    m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
 
     /* infer, cancelled through the request; the next infer works */
-    d = wrap(&si_device_ref, "REF.infer=1:hang");
-    m = NULL;
     r = NULL;
-    CHECK_OK(compile(d, &m));
+    m = wrap_compile(&d, &si_device_ref, "REF.infer=1:hang");
     CHECK_OK(create(m, &r));
     CHECK_OK(r->iface->set_input(r, 0, x_in[1]));
     j = (hang_job){.d = d, .r = r, .stage = "infer"};
@@ -470,14 +475,10 @@ static void test_hangs(void) {
     CHECK(strstr(j.msg, "REF infer call 1"));
     CHECK_OK(infer(r, 1));
     CHECK(outputs_are(r, 1));
-    r->iface->free(r);
-    m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
 
     /* infer on two requests on two threads, both woken by one release */
-    d = wrap(&si_device_ref, "REF.infer=always:hang");
-    m = NULL;
-    CHECK_OK(compile(d, &m));
+    m = wrap_compile(&d, &si_device_ref, "REF.infer=always:hang");
     hang_job js[2] = {{.d = d, .stage = "infer"}, {.d = d, .stage = "infer"}};
     for (int i = 0; i < 2; i++) {
         CHECK_OK(create(m, &js[i].r));
@@ -485,8 +486,7 @@ static void test_hangs(void) {
     }
     run_hang(js, 2, false, "released");
     for (int i = 0; i < 2; i++) js[i].r->iface->free(js[i].r);
-    m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, NULL);
 }
 
 // --- device names, supports_op, pass-through --------------------------------------------------------------
@@ -524,9 +524,7 @@ static void test_names(void) {
     CHECK(t1 && t1 == t2 && outputs_are(r, 1));
     CHECK_ERR(r->iface->get_output(r, 2, &t2), SI_ERR_INVALID_ARG, "out of range");
     CHECK_ERR(r->iface->set_input(r, 0, t1), SI_ERR_INVALID_ARG, "");
-    r->iface->free(r);
-    m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
 
     /* not wrappers: no-ops */
     si_faulty_free(NULL);
@@ -640,9 +638,7 @@ static void test_nan_dtypes(void) {
             if (k == 1 && call != 2) CHECK(si_f16_to_f32(((uint16_t *)t->data)[2]) == 3.0f);
         }
     }
-    if (r) r->iface->free(r);
-    if (m) m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
     si_tensor_free(x);
     si_tensor_free(ix);
     si_graph_free(g);
@@ -714,9 +710,7 @@ static void test_threads(void) {
     si_ireq *r = NULL;
     CHECK_OK(create(m, &r));
     if (r) CHECK_ERR(infer(r, 0), SI_ERR_NO_MEM, "OCL infer call 401: out of device memory (injected fault)");
-    if (r) r->iface->free(r);
-    m->iface->free(m);
-    si_faulty_free(d);
+    free_case(d, m, r);
 }
 
 // --- allocation failures ----------------------------------------------------------------------------------
@@ -744,9 +738,7 @@ static void test_alloc_failures(void) {
                     si_last_error());
         }
         bool done = !s && outputs_are(r, 0);
-        if (r) r->iface->free(r);
-        if (m) m->iface->free(m);
-        si_faulty_free(d);
+        free_case(d, m, r);
         si_fault_spec_free(fs);
         if (done) break;
     }

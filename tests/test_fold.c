@@ -17,7 +17,6 @@
  */
 #include "si_test.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -56,18 +55,6 @@ static void expected(int rows, const float *x0, float p[L][64], float *y, float 
     memcpy(y, x, sizeof(float) * (size_t)(rows * D));
 }
 
-static int in_index(const si_compiled *c, const char *name) {
-    for (int i = 0; i < si_compiled_num_inputs(c); i++)
-        if (!strcmp(si_compiled_input_name(c, i), name)) return i;
-    return -1;
-}
-
-static int out_index(const si_compiled *c, const char *name) {
-    for (int i = 0; i < si_compiled_num_outputs(c); i++)
-        if (!strcmp(si_compiled_output_name(c, i), name)) return i;
-    return -1;
-}
-
 static si_compiled *compile(const char *const *props) {
     si_model *m = NULL;
     si_config *cfg = NULL;
@@ -89,12 +76,12 @@ static bool run_once(si_compiled *c, si_request *rq, int seq) {
     int64_t dims[3] = {1, seq, D};
     si_tensor *tx = NULL, *tp[L] = {NULL};
     bool ok = si_tensor_wrap(SI_F32, 3, dims, x, sizeof(float) * (size_t)(seq * D), &tx) == SI_OK;
-    ok = ok && si_request_set_input(rq, in_index(c, "X"), tx) == SI_OK;
+    ok = ok && si_request_set_input(rq, compiled_index(c, 0, "X"), tx) == SI_OK;
     for (int j = 0; j < L && ok; j++) {
         char name[8];
         snprintf(name, sizeof name, "P%d", j);
         ok = si_tensor_wrap(SI_F32, 3, dims, p[j], sizeof(float) * (size_t)(seq * D), &tp[j]) == SI_OK &&
-             si_request_set_input(rq, in_index(c, name), tp[j]) == SI_OK;
+             si_request_set_input(rq, compiled_index(c, 0, name), tp[j]) == SI_OK;
     }
     if (ok && si_request_infer(rq) != SI_OK) {
         fprintf(stderr, "  infer: %s\n", si_last_error());
@@ -104,7 +91,7 @@ static bool run_once(si_compiled *c, si_request *rq, int seq) {
         char name[8];
         snprintf(name, sizeof name, o < L ? "K%d" : "Y", o);
         si_tensor *t = NULL;
-        ok = si_request_get_output(rq, out_index(c, name), &t) == SI_OK && t &&
+        ok = si_request_get_output(rq, compiled_index(c, 1, name), &t) == SI_OK && t &&
              si_tensor_ndim(t) == 3 && si_tensor_dims(t)[1] == seq;
         const float *got = ok ? si_tensor_data(t) : NULL, *want = o < L ? k[o] : y;
         for (int i = 0; ok && i < seq * D; i++)
@@ -214,21 +201,12 @@ static void test_policies(void) {
     }
 }
 
-typedef struct worker {
-    si_compiled *c;
-    int bad;
-} worker;
-
-static void *work(void *arg) {
-    worker *w = arg;
-    si_request *rq = NULL;
-    if (si_request_create(w->c, &rq) != SI_OK) {
-        w->bad++;
-        return NULL;
-    }
-    for (int i = 0; i < 12; i++) w->bad += !run_once(w->c, rq, 1 + i % 5);
+static void work(test_thread *t) {
+    si_request *rq = test_thread_request(t);
+    if (!rq) return;
+    for (int i = 0; i < 12; i++)
+        if (!run_once(t->cm, rq, 1 + i % 5)) test_thread_failed(t, "run");
     si_request_free(rq);
-    return NULL;
 }
 
 static void test_threads(void) {
@@ -236,16 +214,10 @@ static void test_threads(void) {
     const char *props[] = {"devices", "CPU,REF", "faults", "CPU.infer=p0.1@5", "recovery_ms", "1", NULL};
     si_compiled *c = compile(props);
     if (!c) return;
-    pthread_t t[3];
-    worker w[3];
-    for (int i = 0; i < 3; i++) {
-        w[i] = (worker){.c = c};
-        CHECK(pthread_create(&t[i], NULL, work, &w[i]) == 0);
-    }
-    for (int i = 0; i < 3; i++) {
-        pthread_join(t[i], NULL);
-        CHECK(w[i].bad == 0);
-    }
+    test_thread w[3];
+    int failed = 0;
+    run_threads(w, 3, c, NULL, work, NULL, &failed);
+    CHECK(failed == 0);
     si_counters k;
     si_compiled_counters(c, &k);
     CHECK(k.failovers >= 1);

@@ -230,30 +230,15 @@ static si_result load_only(pb *m) {
     return s;
 }
 
-/* Load; when it loads, compile on REF with the config lines given ("key=value", NULL-terminated) and run
- * once with the inputs given (float32 / int64 tensors made by the case). */
-static si_result load_compile_run(pb *m, const char *const *cfg_lines, si_tensor **inputs, int n_inputs) {
+/* Load; when it loads, compile on REF with the config's key/value pairs given (NULL-terminated, at most 8 pairs;
+ * NULL: none) and run once with the inputs given (float32 / int64 tensors made by the case, freed here). */
+static si_result load_compile_run(pb *m, const char *const *kv, si_tensor **inputs, int n_inputs) {
     si_model *mo = NULL;
-    si_config *cfg = NULL;
-    si_compiled *cm = NULL;
-    si_request *rq = NULL;
+    const char *all[20] = {"devices", "REF"};
+    for (int i = 0; kv && kv[i] && i < 16; i++) all[2 + i] = kv[i];
     si_result s = load_pb(m, &mo);
-    if (!s) s = si_config_create(&cfg);
-    if (!s) s = si_config_set(cfg, "devices", "REF");
-    for (int i = 0; !s && cfg_lines && cfg_lines[i]; i++) {
-        char key[64];
-        const char *eq = strchr(cfg_lines[i], '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - cfg_lines[i]), cfg_lines[i]);
-        s = si_config_set(cfg, key, eq + 1);
-    }
-    if (!s) s = si_compile(mo, cfg, &cm);
-    if (!s) s = si_request_create(cm, &rq);
-    for (int i = 0; !s && i < n_inputs; i++) s = si_request_set_input(rq, i, inputs[i]);
-    if (!s) s = si_request_infer(rq);
     if (s) snprintf(case_msg, sizeof case_msg, "%s", si_last_error());
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_config_free(cfg);
+    else s = compile_infer_once(mo, all, inputs, n_inputs, case_msg, sizeof case_msg);
     si_model_free(mo);
     for (int i = 0; i < n_inputs; i++) si_tensor_free(inputs[i]);
     return s;
@@ -388,7 +373,7 @@ static si_result ext_length_overflow(void) { return external(4, "0", "9999999999
 
 /* A one-node model: out = op(X, S), or op(S) without X, where X is a float32 graph input [2] and S the int64
  * initializer named s_name holding [n] values v, and out a float32 graph output of unknown shape; loaded,
- * compiled on REF under the budget config line (NULL: none) and run once with no inputs fed. */
+ * compiled on REF with max_memory_mb = budget (NULL: none) and run once with no inputs fed. */
 static si_result shape_op(const char *op, bool with_x, const char *s_name, int n, const int64_t *v, const char *out_name,
                           const char *budget) {
     graph_parts gp = {0};
@@ -398,7 +383,7 @@ static si_result shape_op(const char *op, bool with_x, const char *s_name, int n
     if (with_x) gp.inputs[gp.n_inputs++] = value_info("X", 1, 1, two);
     gp.outputs[gp.n_outputs++] = value_info(out_name, 1, 0, NULL);
     pb m = model(&gp);
-    const char *cfg[] = {budget, NULL};
+    const char *cfg[] = {"max_memory_mb", budget, NULL};
     return load_compile_run(&m, budget ? cfg : NULL, NULL, 0);
 }
 
@@ -467,17 +452,17 @@ static si_result many_medium_folds(void) {
         gp.outputs[gp.n_outputs++] = value_info(names[i], 1, 0, NULL);
     }
     pb m = model(&gp);
-    static const char *const cfg[] = {"max_memory_mb=32", NULL};
+    static const char *const cfg[] = {"max_memory_mb", "32", NULL};
     return load_compile_run(&m, cfg, NULL, 0);
 }
 
-/* ConstantOfShape [2^24] float32 (64 MiB; folded at compile) under the budget config line (NULL: none) */
+/* ConstantOfShape [2^24] float32 (64 MiB; folded at compile) with max_memory_mb = budget (NULL: none) */
 static si_result compile_fold(const char *budget) {
     int64_t shape[1] = {(int64_t)1 << 24};
     return shape_op("ConstantOfShape", false, "S", 1, shape, "C", budget);
 }
 /* under max_memory_mb=16: refused at compile */
-static si_result budget_compile_fold(void) { return compile_fold("max_memory_mb=16"); }
+static si_result budget_compile_fold(void) { return compile_fold("16"); }
 /* the same model without a budget compiles and runs (64 MiB is fine) */
 static si_result no_budget_compile_fold(void) { return compile_fold(NULL); }
 
@@ -498,12 +483,12 @@ static si_result expand_runtime(const char *budget, int64_t d0, int64_t d1) {
     int64_t *sv = si_tensor_data(ins[1]);
     sv[0] = d0;
     sv[1] = d1;
-    const char *cfg[] = {budget, NULL};
+    const char *cfg[] = {"max_memory_mb", budget, NULL};
     return load_compile_run(&m, budget ? cfg : NULL, ins, 2);
 }
-static si_result runtime_budget(void) { return expand_runtime("max_memory_mb=256", (int64_t)1 << 16, (int64_t)1 << 16); }
+static si_result runtime_budget(void) { return expand_runtime("256", (int64_t)1 << 16, (int64_t)1 << 16); }
 static si_result runtime_absurd(void) { return expand_runtime(NULL, (int64_t)1 << 25, (int64_t)1 << 25); }
-static si_result runtime_small_ok(void) { return expand_runtime("max_memory_mb=256", 64, 64); }
+static si_result runtime_small_ok(void) { return expand_runtime("256", 64, 64); }
 
 static si_result budget_bad_value(void) {
     si_config *c = NULL;
@@ -762,9 +747,7 @@ static si_result extra_output(bool runtime_shape) {
         if (si_tensor_create(SI_I64, 1, one, &ins[1])) exit(2);
         ((int64_t *)si_tensor_data(ins[1]))[0] = 4;
     }
-    char dev[64];
-    snprintf(dev, sizeof dev, "devices=%s", extra_output_devices);
-    const char *const cfg[] = {dev, NULL};
+    const char *const cfg[] = {"devices", extra_output_devices, NULL};
     return load_compile_run(&m, cfg, ins, runtime_shape ? 2 : 1);
 }
 static si_result extra_output_known(void) { return extra_output(false); }

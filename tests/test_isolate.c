@@ -19,13 +19,13 @@
  * OCL is the isolated device where it is present (PoCL on machines without a GPU), CPU otherwise.
  */
 #include "si_test.h"
+#include "children.h"
 
 #include "api/internal.h"
 #include "device/isolate/isolate.h"
 #include "device/isolate/wire.h"
 #include "util/thread.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -99,32 +99,23 @@ static bool outputs_match(si_request *rq, float want[2][OUT_N]) {
 }
 
 /* Children of this process that run the worker program: their pids, and how many are zombies. */
+typedef struct workers_seen {
+    int *pids, max, n, zombies;
+} workers_seen;
+
+static void count_worker(int pid, const char *comm, char state, void *arg) {
+    workers_seen *w = arg;
+    if (strcmp(comm, "safeinfer-worke")) return;
+    if (state == 'Z') w->zombies++;
+    if (w->n < w->max) w->pids[w->n] = pid;
+    w->n++;
+}
+
 static int worker_children(int *pids, int max, int *zombies) {
-    int n = 0;
-    *zombies = 0;
-    DIR *d = opendir("/proc");
-    for (struct dirent *e; d && (e = readdir(d));) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%.32s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue;
-        size_t k = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[k] = 0;
-        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        if (!open || !close) continue;
-        *close = 0;
-        char state = 0;
-        int ppid = 0;
-        if (sscanf(close + 2, "%c %d", &state, &ppid) != 2 || ppid != getpid()) continue;
-        if (strcmp(open + 1, "safeinfer-worke")) continue;
-        if (state == 'Z') (*zombies)++;
-        if (n < max) pids[n] = atoi(e->d_name);
-        n++;
-    }
-    if (d) closedir(d);
-    return n;
+    workers_seen w = {.pids = pids, .max = max};
+    for_each_child(count_worker, &w);
+    *zombies = w.zombies;
+    return w.n;
 }
 
 /* Wait up to ms for no worker child (alive or zombie) to remain. */
@@ -230,23 +221,43 @@ static si_request *bound_request(si_compiled *cm, si_tensor *in) {
     return rq;
 }
 
+/* A case on one compiled model: cm on LIST with DEV isolated, `faults` and one more key/value pair (key NULL: none);
+ * rq with in (make_input(seed)) bound; REF's outputs for in. */
+typedef struct iso_case {
+    si_compiled *cm;
+    si_tensor *in;
+    si_request *rq;
+    float want[2][OUT_N];
+} iso_case;
+
+/* false (a failed check, nothing left to free) when the compile or the request fails. */
+static bool iso_open(iso_case *c, int seed, const char *faults, const char *key, const char *value) {
+    c->cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, key, value, NULL});
+    c->in = make_input(seed);
+    ref_outputs(c->in, c->want);
+    c->rq = bound_request(c->cm, c->in);
+    return c->rq != NULL;
+}
+
+static void iso_close(iso_case *c) {
+    si_request_free(c->rq);
+    si_compiled_free(c->cm);
+    si_tensor_free(c->in);
+}
+
 /* One fault spec: `n` inferences, each equal to REF's; the device is lost (the report says so). */
 static void crash_case(const char *faults, int n, bool expect_failover) {
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, NULL});
-    si_tensor *in = make_input(2);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
+    iso_case c;
+    if (!iso_open(&c, 2, faults, NULL, NULL)) return;
     int ok = 0, same = 0;
     for (int i = 0; i < n; i++) {
-        si_result st = si_request_infer(rq);
+        si_result st = si_request_infer(c.rq);
         if (st) fprintf(stderr, "  [%s] infer %d: %s\n", faults, i + 1, si_last_error());
         ok += st == SI_OK;
-        same += st == SI_OK && outputs_match(rq, want);
+        same += st == SI_OK && outputs_match(c.rq, c.want);
     }
     CHECK(ok == n && same == n);
-    char *json = report(cm);
+    char *json = report(c.cm);
     bool lost = json && strstr(json, "\"status\":\"SI_ERR_DEVICE_LOST\"");
     bool how = json && (strstr(json, "killed by signal 6") || strstr(json, "killed by signal 11"));
     bool failover = json && strstr(json, "\"type\":\"failover\"");
@@ -254,12 +265,10 @@ static void crash_case(const char *faults, int n, bool expect_failover) {
     CHECK(lost && how);
     CHECK(failover == expect_failover);
     si_counters k;
-    si_compiled_counters(cm, &k);
+    si_compiled_counters(c.cm, &k);
     CHECK(k.failovers == (expect_failover ? 1 : 0));
     si_free_string(json);
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    iso_close(&c);
 }
 
 static void test_crash_segv(void) {
@@ -289,16 +298,12 @@ static void *run_infer(void *arg) {
 static void test_sigkill(void) {
     char faults[64];
     snprintf(faults, sizeof faults, "%s.infer=2:hang", DEV);
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults, NULL});
-    si_tensor *in = make_input(3);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
-    CHECK_OK(si_request_infer(rq));
+    iso_case c;
+    if (!iso_open(&c, 3, faults, NULL, NULL)) return;
+    CHECK_OK(si_request_infer(c.rq));
     int pids[16], z;
     CHECK(worker_children(pids, 16, &z) == 1);
-    bg_infer b = {.rq = rq};
+    bg_infer b = {.rq = c.rq};
     pthread_t t;
     pthread_create(&t, NULL, run_infer, &b);
     usleep(300000); /* the inference is in the helper, hanging */
@@ -308,39 +313,30 @@ static void test_sigkill(void) {
     pthread_join(t, NULL);
     CHECK(si_mono_ms() - t0 < 20000); /* the hang alone would last 30 s */
     if (b.st) fprintf(stderr, "  infer after SIGKILL: %s\n", b.msg);
-    CHECK(b.st == SI_OK && outputs_match(rq, want));
-    char *json = report(cm);
+    CHECK(b.st == SI_OK && outputs_match(c.rq, c.want));
+    char *json = report(c.cm);
     CHECK(json && strstr(json, "\"type\":\"failover\"") && strstr(json, "killed by signal 9"));
     si_free_string(json);
     CHECK(no_workers_within(5000)); /* the dead helper was reaped */
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    iso_close(&c);
 }
 
 /* A hung inference given up on by the watchdog: the helper is killed and reaped, the inference re-run. */
 static void test_hang_watchdog(void) {
     char faults[64];
     snprintf(faults, sizeof faults, "%s.infer=2:hang", DEV);
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults,
-                                                              "infer_timeout_ms", "700", NULL});
-    si_tensor *in = make_input(4);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
-    CHECK_OK(si_request_infer(rq));
-    CHECK_OK(si_request_infer(rq)); /* hangs in the helper; the watchdog gives up, the CPU re-runs it */
-    CHECK(outputs_match(rq, want));
+    iso_case c;
+    if (!iso_open(&c, 4, faults, "infer_timeout_ms", "700")) return;
+    CHECK_OK(si_request_infer(c.rq));
+    CHECK_OK(si_request_infer(c.rq)); /* hangs in the helper; the watchdog gives up, the CPU re-runs it */
+    CHECK(outputs_match(c.rq, c.want));
     CHECK(no_workers_within(10000)); /* killed and reaped: an abandoned hang would keep it 30 s */
-    char *json = report(cm);
+    char *json = report(c.cm);
     CHECK(json && strstr(json, "did not return within 700 ms") && strstr(json, "\"type\":\"failover\""));
     si_free_string(json);
-    CHECK_OK(si_request_infer(rq));
-    CHECK(outputs_match(rq, want));
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    CHECK_OK(si_request_infer(c.rq));
+    CHECK(outputs_match(c.rq, c.want));
+    iso_close(&c);
 }
 
 /* A lost device stays quarantined until a recovery round (every device failed, recovery_ms later) tries it
@@ -349,26 +345,21 @@ static void test_hang_watchdog(void) {
 static void test_restart(void) {
     char faults[96];
     snprintf(faults, sizeof faults, "%s.infer=2:crash,%s.infer=always", DEV, strcmp(DEV, "OCL") ? "REF" : "CPU");
-    si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults,
-                                                              "recovery_ms", "100", NULL});
-    si_tensor *in = make_input(5);
-    float want[2][OUT_N];
-    ref_outputs(in, want);
-    si_request *rq = bound_request(cm, in);
-    if (!rq) return;
+    iso_case c;
+    if (!iso_open(&c, 5, faults, "recovery_ms", "100")) return;
     int pids[16], z, first = worker_children(pids, 16, &z) == 1 ? pids[0] : -1;
-    CHECK_OK(si_request_infer(rq));
-    CHECK(outputs_match(rq, want));
-    CHECK_ERR(si_request_infer(rq), SI_ERR_DEVICE, "every device failed"); /* the helper crashed, the other fails */
+    CHECK_OK(si_request_infer(c.rq));
+    CHECK(outputs_match(c.rq, c.want));
+    CHECK_ERR(si_request_infer(c.rq), SI_ERR_DEVICE, "every device failed"); /* the helper crashed, the other fails */
     si_result st = SI_ERR_DEVICE;
-    for (int i = 0; i < 1000 && (st = si_request_infer(rq)); i++) usleep(5000); /* until the recovery round */
-    CHECK(st == SI_OK && outputs_match(rq, want));
+    for (int i = 0; i < 1000 && (st = si_request_infer(c.rq)); i++) usleep(5000); /* until the recovery round */
+    CHECK(st == SI_OK && outputs_match(c.rq, c.want));
     for (int i = 0; i < 6; i++) { /* inferences 3.. of the device: no crash in the new helper */
-        CHECK_OK(si_request_infer(rq));
-        CHECK(outputs_match(rq, want));
+        CHECK_OK(si_request_infer(c.rq));
+        CHECK(outputs_match(c.rq, c.want));
     }
     CHECK(worker_children(pids, 16, &z) == 1 && pids[0] != first && z == 0);
-    char *json = report(cm);
+    char *json = report(c.cm);
     int deaths = 0, others = 0; /* every helper death in the report is the first helper's */
     for (const char *p = json; p && (p = strstr(p, "the helper process (pid ")); p++) {
         deaths++;
@@ -377,63 +368,52 @@ static void test_restart(void) {
     CHECK(deaths >= 1 && others == 0);
     CHECK(json && strstr(json, "\"stage\":\"recovery\""));
     si_free_string(json);
-    si_request_free(rq);
-    si_compiled_free(cm);
-    si_tensor_free(in);
+    iso_close(&c);
 }
 
-typedef struct worker_arg {
-    si_compiled *cm;
-    int seed, n, ok, same, failed;
-    char first[512];
-} worker_arg;
+/* Thread i: its own input (seed 100 + i) and request, n inferences, each checked against REF (same[i] of them
+ * equal to it). */
+typedef struct threads_ctx {
+    int n, same[16];
+} threads_ctx;
 
-static void *worker(void *arg) {
-    worker_arg *w = arg;
-    si_tensor *in = make_input(w->seed);
+static void worker(test_thread *t) {
+    threads_ctx *x = t->ctx;
+    int n = x->n;
+    si_tensor *in = make_input(100 + t->id);
     float want[2][OUT_N];
     static pthread_mutex_t ref_mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&ref_mu);
     ref_outputs(in, want);
     pthread_mutex_unlock(&ref_mu);
-    si_request *rq = NULL;
-    if (!in || si_request_create(w->cm, &rq) || si_request_set_input(rq, 0, in)) {
-        w->failed = w->n;
+    si_request *rq = in ? test_thread_request(t) : NULL;
+    if (!rq || si_request_set_input(rq, 0, in)) {
+        t->failed = n;
         si_request_free(rq);
         si_tensor_free(in);
-        return NULL;
+        return;
     }
-    for (int i = 0; i < w->n; i++) {
+    for (int i = 0; i < n; i++) {
         if (si_request_infer(rq)) {
-            if (!w->failed++) snprintf(w->first, sizeof w->first, "%s", si_last_error());
+            test_thread_failed(t, "infer");
             continue;
         }
-        w->ok++;
-        w->same += outputs_match(rq, want);
+        t->ok++;
+        x->same[t->id] += outputs_match(rq, want);
     }
     si_request_free(rq);
     si_tensor_free(in);
-    return NULL;
 }
 
 static void threads_case(const char *faults, int nthreads, int n) {
     si_compiled *cm = compile_kv(model, (const char *const[]){"devices", LIST, "isolate", DEV, "faults", faults,
                                                               "failback_ms", "20", "standby", "on", NULL});
     if (!cm) return;
-    worker_arg w[16];
-    pthread_t t[16];
-    for (int i = 0; i < nthreads; i++) {
-        w[i] = (worker_arg){.cm = cm, .seed = 100 + i, .n = n};
-        pthread_create(&t[i], NULL, worker, &w[i]);
-    }
+    test_thread w[16];
+    threads_ctx x = {.n = n};
     int ok = 0, same = 0, failed = 0;
-    for (int i = 0; i < nthreads; i++) {
-        pthread_join(t[i], NULL);
-        ok += w[i].ok;
-        same += w[i].same;
-        failed += w[i].failed;
-        if (w[i].failed) fprintf(stderr, "  thread %d: %d failed, first: %s\n", i, w[i].failed, w[i].first);
-    }
+    run_threads(w, nthreads, cm, &x, worker, &ok, &failed);
+    for (int i = 0; i < nthreads; i++) same += x.same[i];
     si_counters k;
     si_compiled_counters(cm, &k);
     fprintf(stderr, "  threads [%s]: %d ok, %d equal to REF, %d failed; %lld failovers, %lld failbacks\n", faults, ok,

@@ -256,26 +256,34 @@ static void gqa_graph(int64_t B, int64_t S, int64_t N, int64_t Nkv, int64_t H, i
     output("y"), output("pko"), output("pvo");
 }
 
+/* GQA graphs every device must refuse (INVALID_ARG): gqa_graph's arguments, and what the message must hold. */
+static const struct gqa_bad {
+    const char *label;
+    int64_t B, S, N, Nkv, H, past;
+    double seqlens[2];
+    int64_t tsl, rows, half;
+    bool rotary;
+    int64_t ntsl;
+    const char *msg;
+} gqa_bad[] = {
+    {"GQA head size 12", 1, 4, 4, 2, 12, 0, {3}, 4, 0, 0, false, 1, "multiple of 8"},
+    {"GQA head size 8 with caches", 1, 4, 4, 2, 8, 0, {3}, 4, 16, 4, false, 1, "multiple of 16"},
+    {"GQA chunk with batch 2", 2, 3, 4, 2, 16, 4, {6, 6}, 7, 0, 0, false, 1, "needs batch 1"},
+    {"GQA total_sequence_length of 2 values", 1, 4, 4, 2, 16, 0, {3}, 4, 0, 0, false, 2, "exactly one value"},
+    {"GQA cos_cache rows < total", 1, 5, 4, 2, 16, 0, {4}, 5, 4, 8, true, 1, "fewer than total_sequence_length"},
+    {"GQA do_rotary without caches", 1, 4, 4, 2, 16, 0, {3}, 4, 0, 0, true, 1, "needs cos_cache"},
+    {"GQA cache width not a multiple of 8", 1, 4, 4, 2, 16, 0, {3}, 4, 16, 12, false, 1, "multiple of 8"},
+    /* values: seqlens_k beyond the past buffer (decode), beyond the prompt */
+    {"GQA seqlens_k beyond the past", 1, 1, 4, 2, 16, 4, {9}, 6, 0, 0, false, 1, "does not fit"},
+    {"GQA seqlens_k beyond the prompt", 2, 4, 4, 2, 16, 0, {3, 5}, 4, 0, 0, false, 1, "does not fit"},
+};
+
 static void test_gqa_bad(void) {
-    gqa_graph(1, 4, 4, 2, 12, 0, (double[]){3}, 4, 0, 0, false, 1);
-    expect_refused("GQA head size 12", SI_ERR_INVALID_ARG, "multiple of 8");
-    gqa_graph(1, 4, 4, 2, 8, 0, (double[]){3}, 4, 16, 4, false, 1);
-    expect_refused("GQA head size 8 with caches", SI_ERR_INVALID_ARG, "multiple of 16");
-    gqa_graph(2, 3, 4, 2, 16, 4, (double[]){6, 6}, 7, 0, 0, false, 1);
-    expect_refused("GQA chunk with batch 2", SI_ERR_INVALID_ARG, "needs batch 1");
-    gqa_graph(1, 4, 4, 2, 16, 0, (double[]){3}, 4, 0, 0, false, 2);
-    expect_refused("GQA total_sequence_length of 2 values", SI_ERR_INVALID_ARG, "exactly one value");
-    gqa_graph(1, 5, 4, 2, 16, 0, (double[]){4}, 5, 4, 8, true, 1);
-    expect_refused("GQA cos_cache rows < total", SI_ERR_INVALID_ARG, "fewer than total_sequence_length");
-    gqa_graph(1, 4, 4, 2, 16, 0, (double[]){3}, 4, 0, 0, true, 1);
-    expect_refused("GQA do_rotary without caches", SI_ERR_INVALID_ARG, "needs cos_cache");
-    gqa_graph(1, 4, 4, 2, 16, 0, (double[]){3}, 4, 16, 12, false, 1);
-    expect_refused("GQA cache width not a multiple of 8", SI_ERR_INVALID_ARG, "multiple of 8");
-    /* values: seqlens_k beyond the past buffer (decode) */
-    gqa_graph(1, 1, 4, 2, 16, 4, (double[]){9}, 6, 0, 0, false, 1);
-    expect_refused("GQA seqlens_k beyond the past", SI_ERR_INVALID_ARG, "does not fit");
-    gqa_graph(2, 4, 4, 2, 16, 0, (double[]){3, 5}, 4, 0, 0, false, 1);
-    expect_refused("GQA seqlens_k beyond the prompt", SI_ERR_INVALID_ARG, "does not fit");
+    for (size_t i = 0; i < sizeof gqa_bad / sizeof gqa_bad[0]; i++) {
+        const struct gqa_bad *c = &gqa_bad[i];
+        gqa_graph(c->B, c->S, c->N, c->Nkv, c->H, c->past, c->seqlens, c->tsl, c->rows, c->half, c->rotary, c->ntsl);
+        expect_refused(c->label, SI_ERR_INVALID_ARG, c->msg);
+    }
 }
 
 static void nbits_graph(int64_t K, int64_t Ka, int64_t N, int bits, int64_t bbytes, bool gidx) {

@@ -49,9 +49,7 @@ static si_compiled *compile_on(const si_model *m, const char *devices, si_result
 static bool infer_probs(si_compiled *c, si_tensor *in, float out[20]) {
     si_request *r = NULL;
     si_tensor *o = NULL;
-    int k = -1;
-    for (int i = 0; i < si_compiled_num_outputs(c); i++)
-        if (!strcmp(si_compiled_output_name(c, i), "probs")) k = i;
+    int k = compiled_index(c, 1, "probs");
     bool ok = k >= 0 && !si_request_create(c, &r) && !si_request_set_input(r, 0, in) && !si_request_infer(r) &&
               !si_request_infer(r) && !si_request_get_output(r, k, &o) && si_tensor_count(o) == 20;
     if (ok) memcpy(out, si_tensor_data(o), sizeof(float) * 20);

@@ -63,6 +63,28 @@ static const char *step_with(const char *json, const char *ops, char *buf, size_
     return buf;
 }
 
+/* The step of json whose "ops" is ops holds each of the strings in want (NULL-terminated); the missing ones and
+ * the whole profile are printed when not. The step is copied to step (n bytes). */
+static void check_step(const char *json, const char *ops, const char *const *want, char *step, size_t n) {
+    step[0] = 0;
+    if (!json) return; /* profile_on counted it */
+    step_with(json, ops, step, n);
+    int before = n_failed;
+    for (int i = 0; want[i]; i++) {
+        CHECK(strstr(step, want[i]));
+        if (!strstr(step, want[i])) fprintf(stderr, "  the step of %s lacks %s\n", ops, want[i]);
+    }
+    if (n_failed != before) fprintf(stderr, "profile: %s\n", json);
+}
+
+/* profile_of with profile=on: the profile, its status checked. */
+static char *profile_on(const char *path, const char *devices, int runs) {
+    si_result st;
+    char *j = profile_of(path, devices, "on", runs, &st);
+    CHECK(st == SI_OK && j);
+    return j;
+}
+
 /* Whether the example model compiles on OCL here (built in, a device present). */
 static bool ocl_available(void) {
     si_model *m = NULL;
@@ -81,48 +103,35 @@ int main(void) {
     char step[1024];
 #ifdef SI_HAVE_CPU
     /* a small CNN on CPU: fused steps on oneDNN kernels, named by their nodes, three calls each */
-    char *j = profile_of(SI_EXAMPLE_MODEL, "CPU", "on", 3, &st);
-    CHECK(st == SI_OK && j);
-    if (j) {
-        step_with(j, "Conv+BatchNormalization+Relu", step, sizeof step);
-        CHECK(strstr(step, "\"device\":\"CPU\""));
-        CHECK(strstr(step, "\"calls\":3,"));
-        CHECK(strstr(step, "\"reference\":false"));
-        CHECK(strstr(step, "\"nodes\":\"#0,#1,#2\"")); /* tiny_cnn's nodes have no names: their indices */
-        CHECK(strstr(step, "\"kernel\":\"") && !strstr(step, "\"kernel\":\"\"") && !strstr(step, "\"kernel\":\"reference\""));
-        CHECK(strstr(j, "\"reference_ms\":0,"));
-        if (!strstr(step, "calls")) fprintf(stderr, "profile: %s\n", j);
-    }
+    char *j = profile_on(SI_EXAMPLE_MODEL, "CPU", 3);
+    /* tiny_cnn's nodes have no names: their indices */
+    check_step(j, "Conv+BatchNormalization+Relu",
+               (const char *const[]){"\"device\":\"CPU\"", "\"calls\":3,", "\"reference\":false", "\"nodes\":\"#0,#1,#2\"",
+                                     "\"kernel\":\"", NULL},
+               step, sizeof step);
+    CHECK(!strstr(step, "\"kernel\":\"\"") && !strstr(step, "\"kernel\":\"reference\""));
+    CHECK(j && strstr(j, "\"reference_ms\":0,"));
     si_free_string(j);
 
     /* CumSum has no fast kernel: its step is a reference one, flagged, named by its node */
-    j = profile_of(SI_TEST_DATA "/mixed_cumsum.onnx", "CPU", "on", 2, &st);
-    CHECK(st == SI_OK && j);
-    if (j) {
-        step_with(j, "ref:CumSum", step, sizeof step);
-        CHECK(strstr(step, "\"nodes\":\"cumsum\""));
-        CHECK(strstr(step, "\"kernel\":\"reference\""));
-        CHECK(strstr(step, "\"reference\":true"));
-        CHECK(strstr(step, "\"calls\":2,"));
-        step_with(j, "Mul+Relu", step, sizeof step);
-        CHECK(strstr(step, "\"nodes\":\"mul,relu_out\"") && strstr(step, "\"reference\":false"));
-        CHECK(!strstr(j, "\"reference_ms\":0,"));
-    }
+    j = profile_on(SI_TEST_DATA "/mixed_cumsum.onnx", "CPU", 2);
+    check_step(j, "ref:CumSum",
+               (const char *const[]){"\"nodes\":\"cumsum\"", "\"kernel\":\"reference\"", "\"reference\":true",
+                                     "\"calls\":2,", NULL},
+               step, sizeof step);
+    check_step(j, "Mul+Relu", (const char *const[]){"\"nodes\":\"mul,relu_out\"", "\"reference\":false", NULL}, step,
+               sizeof step);
+    CHECK(j && !strstr(j, "\"reference_ms\":0,"));
     si_free_string(j);
 #endif
     /* OCL: a row per kernel launch, timed by the device (event timestamps), named ocl:KERNEL, three calls each */
     if (ocl_available()) {
-        j = profile_of(SI_EXAMPLE_MODEL, "OCL", "on", 3, &st);
-        CHECK(st == SI_OK && j);
-        if (j) {
-            step_with(j, "Conv", step, sizeof step);
-            CHECK(strstr(step, "\"device\":\"OCL\""));
-            CHECK(strstr(step, "\"calls\":3,"));
-            CHECK(strstr(step, "\"kernel\":\"ocl:"));
-            CHECK(strstr(step, "\"reference\":false"));
-            CHECK(!strstr(j, "\"total_ms\":0,"));
-            if (!strstr(step, "ocl:")) fprintf(stderr, "profile: %s\n", j);
-        }
+        j = profile_on(SI_EXAMPLE_MODEL, "OCL", 3);
+        check_step(j, "Conv",
+                   (const char *const[]){"\"device\":\"OCL\"", "\"calls\":3,", "\"kernel\":\"ocl:", "\"reference\":false",
+                                         NULL},
+                   step, sizeof step);
+        CHECK(j && !strstr(j, "\"total_ms\":0,"));
         si_free_string(j);
     } else {
         fprintf(stderr, "test_profile: no OCL device: the OCL part is not run\n");

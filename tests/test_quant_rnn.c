@@ -66,14 +66,29 @@ static void expect_err(void (*build)(void), si_result want, const char *sub) { e
 
 // --- quantization -------------------------------------------------------------------------------------------------
 
-static void q_zero_scale(void) {
+/* y = op(x, s, z): x a graph input of type xt and shape dims (nd), s a float32 scalar, z a scalar of type zt; the
+ * node's index. */
+static int qdq_scalars(int opset, const char *op, si_dtype xt, const int64_t *dims, int nd, double s, si_dtype zt,
+                       double z) {
+    begin(opset);
+    input_typed("x", xt, dims, nd);
+    cnst("s", SI_F32, NULL, 0, (const double[]){s});
+    cnst("z", zt, NULL, 0, (const double[]){z});
+    int n = node(op, "x,s,z", "y");
+    output("y");
+    return n;
+}
+
+/* x float32 [2, 3] quantized with a scale of `len` values along `axis`. */
+static void q_per_axis(int64_t len, int64_t axis) {
     begin(13);
     input_typed("x", SI_F32, D(2, 3));
-    cnst("s", SI_F32, NULL, 0, (const double[]){0.0});
-    cnst("z", SI_U8, NULL, 0, (const double[]){3});
-    node("QuantizeLinear", "x,s,z", "y");
+    cnst("s", SI_F32, D(len), NULL);
+    ai(node("QuantizeLinear", "x,s", "y"), "axis", axis);
     output("y");
 }
+
+static void q_zero_scale(void) { qdq_scalars(13, "QuantizeLinear", SI_F32, D(2, 3), 0.0, SI_U8, 3); }
 
 static void q_zero_scale_input(void) { /* a scale known only at run time */
     begin(13);
@@ -83,21 +98,9 @@ static void q_zero_scale_input(void) { /* a scale known only at run time */
     output("y");
 }
 
-static void q_axis_out_of_range(void) {
-    begin(13);
-    input_typed("x", SI_F32, D(2, 3));
-    cnst("s", SI_F32, D(3), NULL);
-    ai(node("QuantizeLinear", "x,s", "y"), "axis", 2);
-    output("y");
-}
+static void q_axis_out_of_range(void) { q_per_axis(3, 2); }
 
-static void q_per_axis_length(void) {
-    begin(13);
-    input_typed("x", SI_F32, D(2, 3));
-    cnst("s", SI_F32, D(4), NULL);
-    ai(node("QuantizeLinear", "x,s", "y"), "axis", 1);
-    output("y");
-}
+static void q_per_axis_length(void) { q_per_axis(4, 1); }
 
 static void q_blocked_shape(void) {
     begin(21);
@@ -110,22 +113,10 @@ static void q_blocked_shape(void) {
 }
 
 static void q_output_dtype_mismatch(void) {
-    begin(21);
-    input_typed("x", SI_F32, D(4));
-    cnst("s", SI_F32, NULL, 0, (const double[]){0.1});
-    cnst("z", SI_U8, NULL, 0, (const double[]){0});
-    ai(node("QuantizeLinear", "x,s,z", "y"), "output_dtype", SI_I8);
-    output("y");
+    ai(qdq_scalars(21, "QuantizeLinear", SI_F32, D(4), 0.1, SI_U8, 0), "output_dtype", SI_I8);
 }
 
-static void dq_zp_type(void) {
-    begin(13);
-    input_typed("x", SI_U8, D(4));
-    cnst("s", SI_F32, NULL, 0, (const double[]){0.1});
-    cnst("z", SI_I8, NULL, 0, (const double[]){0});
-    node("DequantizeLinear", "x,s,z", "y");
-    output("y");
-}
+static void dq_zp_type(void) { qdq_scalars(13, "DequantizeLinear", SI_U8, D(4), 0.1, SI_I8, 0); }
 
 static void dq_zp_shape(void) {
     begin(13);
@@ -136,14 +127,7 @@ static void dq_zp_shape(void) {
     output("y");
 }
 
-static void dq_int32_zp(void) {
-    begin(13);
-    input_typed("x", SI_I32, D(4));
-    cnst("s", SI_F32, NULL, 0, (const double[]){0.1});
-    cnst("z", SI_I32, NULL, 0, (const double[]){5});
-    node("DequantizeLinear", "x,s,z", "y");
-    output("y");
-}
+static void dq_int32_zp(void) { qdq_scalars(13, "DequantizeLinear", SI_I32, D(4), 0.1, SI_I32, 5); }
 
 static void dql_uint8(void) {
     begin(11);
@@ -152,23 +136,20 @@ static void dql_uint8(void) {
     output("y");
 }
 
-static void mmi_zp_type(void) {
+/* MatMulInteger of a uint8 [2, 3] input and an int8 [3, 4] constant with the zero point az of type azt and shape
+ * azd (aznd; NULL: a scalar) holding azv (NULL: the default values). */
+static void mmi_with_zp(si_dtype azt, const int64_t *azd, int aznd, const double *azv) {
     begin(10);
     input_typed("a", SI_U8, D(2, 3));
     cnst("b", SI_I8, D(3, 4), NULL);
-    cnst("az", SI_I8, NULL, 0, (const double[]){1});
+    cnst("az", azt, azd, aznd, azv);
     node("MatMulInteger", "a,b,az", "y");
     output("y");
 }
 
-static void mmi_zp_shape(void) {
-    begin(10);
-    input_typed("a", SI_U8, D(2, 3));
-    cnst("b", SI_I8, D(3, 4), NULL);
-    cnst("az", SI_U8, D(3), NULL); /* per row needs 2 */
-    node("MatMulInteger", "a,b,az", "y");
-    output("y");
-}
+static void mmi_zp_type(void) { mmi_with_zp(SI_I8, NULL, 0, (const double[]){1}); }
+
+static void mmi_zp_shape(void) { mmi_with_zp(SI_U8, D(3), NULL); } /* per row needs 2 */
 
 static void convi_x_zp_vector(void) {
     begin(10);

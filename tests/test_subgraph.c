@@ -38,6 +38,13 @@ static si_graph *load_shaped(const char *name) {
     return g;
 }
 
+/* A test's start: what it tests printed, and the fixture file loaded (its shapes inferred when `shaped`); NULL (a
+ * failed check) when it does not load. */
+static si_graph *open_fixture(const char *what, const char *file, bool shaped) {
+    fprintf(stderr, "%s\n", what);
+    return shaped ? load_shaped(file) : load_fixture(file);
+}
+
 static const si_node *node_named(const si_graph *g, const char *name) {
     for (int i = 0; i < g->n_nodes; i++)
         if (!strcmp(g->nodes[i].name, name)) return &g->nodes[i];
@@ -93,6 +100,17 @@ static const char *shape_of(const si_graph *g, const char *name, char *buf, size
     }
     if (o < n) snprintf(buf + o, n - o, "]");
     return buf;
+}
+
+/* Shape inference on g works, and then each value named in want ("name", "shape" pairs, NULL-terminated) has that
+ * type and shape. */
+static void check_inferred(si_graph *g, const char *const *want) {
+    char b[256];
+    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
+    for (int i = 0; want[i]; i += 2) {
+        CHECK_STREQ(shape_of(g, want[i], b, sizeof b), want[i + 1]);
+        if (strcmp(b, want[i + 1])) fprintf(stderr, "  (value %s)\n", want[i]);
+    }
 }
 
 /* The If of control_flow.onnx in g (the model's graph or a copy of it, or the host submodel holding it): its
@@ -159,17 +177,13 @@ static const char *input_names(const si_graph *g, char *buf, size_t cap) {
 }
 
 static void test_load_and_infer(void) {
-    fprintf(stderr, "load, infer\n");
-    si_graph *g = load_fixture("control_flow.onnx");
+    si_graph *g = open_fixture("load, infer", "control_flow.onnx", false);
     if (!g) return;
     check_structure(g, "the loaded model");
-    char b[256];
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
     /* If: both branches give float32[batch,3] (the nested If's too); Loop: the carried value keeps its width,
      * its rows after the body are not known; the scan output stacks one [?,3] per iteration */
-    CHECK_STREQ(shape_of(g, "Y", b, sizeof b), "float32[batch,3]");
-    CHECK_STREQ(shape_of(g, "AF", b, sizeof b), "float32[?,3]");
-    CHECK_STREQ(shape_of(g, "S", b, sizeof b), "float32[?,?,3]");
+    check_inferred(g, (const char *const[]){"Y", "float32[batch,3]", "AF", "float32[?,3]", "S", "float32[?,?,3]", NULL});
+    char b[256];
     si_graph *th = branch(node_named(g, "if"), "then_branch");
     si_graph *body = branch(node_named(g, "loop"), "body");
     CHECK(th && body);
@@ -185,15 +199,13 @@ static void test_load_and_infer(void) {
     /* a fixed batch: the shapes follow */
     for (int i = 0; i < g->n_inputs; i++)
         if (!strcmp(g->values[g->inputs[i]].name, "X")) g->values[g->inputs[i]].dims[0] = 2;
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
-    CHECK_STREQ(shape_of(g, "Y", b, sizeof b), "float32[2,3]");
+    check_inferred(g, (const char *const[]){"Y", "float32[2,3]", NULL});
     if (th) CHECK_STREQ(shape_of(th, "TI", b, sizeof b), "float32[2,3]");
     si_graph_free(g);
 }
 
 static void test_clone(void) {
-    fprintf(stderr, "clone\n");
-    si_graph *g = load_shaped("control_flow.onnx"), *c = NULL, *cc = NULL;
+    si_graph *g = open_fixture("clone", "control_flow.onnx", true), *c = NULL, *cc = NULL;
     if (!g) return;
     CHECK_OK(si_graph_clone(g, &c));
     si_graph_free(g); /* the copy owns everything it holds (ASan: no use after free below) */
@@ -275,8 +287,7 @@ static void check_host_subs(si_partition *p, si_device *dev, const char *what) {
 }
 
 static void test_partition(void) {
-    fprintf(stderr, "partition\n");
-    si_graph *g = load_shaped("control_flow.onnx");
+    si_graph *g = open_fixture("partition", "control_flow.onnx", true);
     if (!g) return;
     si_device *ref = NULL, *cpu = first_device();
     CHECK_OK(si_device_get("REF", &ref));
@@ -391,15 +402,12 @@ static void check_scan(const si_graph *g, const char *what) {
 }
 
 static void test_scan(void) {
-    fprintf(stderr, "scan\n");
-    si_graph *g = load_fixture("control_scan.onnx"), *c = NULL;
+    si_graph *g = open_fixture("scan", "control_scan.onnx", false), *c = NULL;
     if (!g) return;
     check_scan(g, "the loaded model");
+    /* YS: stacked along axis 1, one per step */
+    check_inferred(g, (const char *const[]){"P", "float32[seq,3]", "HF", "float32[3]", "YS", "float32[3,seq]", NULL});
     char b[128];
-    CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
-    CHECK_STREQ(shape_of(g, "P", b, sizeof b), "float32[seq,3]");
-    CHECK_STREQ(shape_of(g, "HF", b, sizeof b), "float32[3]");
-    CHECK_STREQ(shape_of(g, "YS", b, sizeof b), "float32[3,seq]"); /* stacked along axis 1, one per step */
     si_graph *body = branch(node_named(g, "scan"), "body");
     if (body) {
         CHECK_STREQ(shape_of(body, "W", b, sizeof b), "float32[3]"); /* the outer value takes the model's type */
@@ -582,8 +590,7 @@ static void test_compile(void) {
  * whose branch reuses a model value's name stays; si_graph_detach makes a branch a graph of its own whose outer
  * reads are inputs. */
 static void test_fold_detach(void) {
-    fprintf(stderr, "fold Ifs, detach\n");
-    si_graph *g = load_shaped("control_if_fold.onnx");
+    si_graph *g = open_fixture("fold Ifs, detach", "control_if_fold.onnx", true);
     if (!g) return;
     int folded = -1;
     CHECK_OK(si_graph_fold_ifs(g, 1 << 20, &folded));
@@ -626,8 +633,7 @@ static void free_copy(void *p) {
 }
 
 static void test_shared_consts(void) {
-    fprintf(stderr, "shared constants\n");
-    si_graph *g = load_fixture("control_flow.onnx");
+    si_graph *g = open_fixture("shared constants", "control_flow.onnx", false);
     if (!g) return;
     int w = si_graph_find_value(g, "W"), m = si_graph_find_value(g, "M");
     CHECK(w >= 0 && m >= 0);
@@ -692,8 +698,7 @@ static void check_graphs(const si_graph *g, const char *what) {
 }
 
 static void test_graphs_attr(void) {
-    fprintf(stderr, "graphs attribute\n");
-    si_graph *g = load_fixture("control_graphs.onnx"), *c = NULL, *cc = NULL;
+    si_graph *g = open_fixture("graphs attribute", "control_graphs.onnx", false), *c = NULL, *cc = NULL;
     if (!g) return;
     check_graphs(g, "the loaded model");
     CHECK_OK(si_graph_clone(g, &c));
@@ -711,11 +716,7 @@ static void test_bad_models(void) {
     fprintf(stderr, "bad models\n");
     si_graph *g = NULL;
     CHECK_OK(si_onnx_load_file(data("control_nested16.onnx"), NULL, &g));
-    if (g) {
-        CHECK_OK(si_graph_infer_shapes(g, 1 << 20));
-        char b[64];
-        CHECK_STREQ(shape_of(g, "Y0", b, sizeof b), "float32[2]");
-    }
+    if (g) check_inferred(g, (const char *const[]){"Y0", "float32[2]", NULL});
     si_graph_free(g);
     g = NULL;
     CHECK_ERR(si_onnx_load_file(data("control_nested17.onnx"), NULL, &g), SI_ERR_UNSUPPORTED, "nested more than 16 deep");

@@ -438,8 +438,7 @@ out:
     si_request_free(rq);
     si_compiled_free(cm);
     si_config_free(cfg);
-    for (int i = 0; in && i < nin; i++) si_tensor_free(in[i]);
-    free(in);
+    free_inputs(in, nin);
     free(times);
     si_model_free(m);
     return rc;

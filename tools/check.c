@@ -183,8 +183,7 @@ static result run_set(checker *ck, const char *model_path, si_tensor **ins, char
     }
     r = R_PASS;
 out:
-    for (int i = 0; made && m && i < si_model_num_inputs(m); i++) si_tensor_free(made[i]);
-    free(made);
+    free_inputs(made, m ? si_model_num_inputs(m) : 0);
     si_request_free(rq);
     si_compiled_free(cm);
     si_config_free(cfg);

@@ -36,6 +36,8 @@ void json_str(FILE *f, const char *s);
 /* Inputs for every model input: from NAME=FILE.npy / NAME=random[:SEED] specs, else random (seed 0 + index).
  * tensors has si_model_num_inputs(m) slots. Returns 0 or an exit code (message printed). */
 int make_inputs(si_model *m, const char *const *specs, int n_specs, si_tensor **tensors);
+/* Free make_inputs's n tensors and the array (either may be NULL). */
+void free_inputs(si_tensor **tensors, int n);
 /* mkdir -p; 0 or -1 (errno set). */
 int mkdir_p(const char *path);
 

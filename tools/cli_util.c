@@ -216,6 +216,11 @@ void print_summary(const char *name, const si_tensor *t) {
 }
 
 
+void free_inputs(si_tensor **tensors, int n) {
+    for (int i = 0; tensors && i < n; i++) si_tensor_free(tensors[i]);
+    free(tensors);
+}
+
 int make_inputs(si_model *m, const char *const *specs, int n_specs, si_tensor **tensors) {
     int nin = si_model_num_inputs(m);
     si_result s;

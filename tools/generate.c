@@ -25,34 +25,23 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* err = the message (and, with `lib`, ": " and the library's message of the call that failed); returns s. */
-static si_result gen_msg(char *err, size_t n, si_result s, bool lib, const char *fmt, va_list ap) {
+/* err = the message (and, with `lib`, ": " and the library's message of the call that failed); returns s, or
+ * when s is SI_OK, INTERNAL for a library call and INVALID_ARG for a failure of generate.c's own. */
+static si_result gen_report(char *err, size_t n, si_result s, bool lib, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static si_result gen_report(char *err, size_t n, si_result s, bool lib, const char *fmt, ...) {
     char what[256];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     const char *le = lib ? si_last_error() : NULL;
     snprintf(err, n, "%s%s%s", what, le && *le ? ": " : "", le && *le ? le : "");
-    return s ? s : SI_ERR_INVALID_ARG;
+    return s ? s : lib ? SI_ERR_INTERNAL : SI_ERR_INVALID_ARG;
 }
-
 /* A failure of generate.c's own (the model is not a decoder it can drive, out of memory). */
-static si_result gen_fail(char *err, size_t n, si_result s, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static si_result gen_fail(char *err, size_t n, si_result s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    gen_msg(err, n, s, false, fmt, ap);
-    va_end(ap);
-    return s ? s : SI_ERR_INVALID_ARG;
-}
-
+#define gen_fail(err, n, s, ...) gen_report(err, n, s, false, __VA_ARGS__)
 /* A library call that returned s. */
-static si_result lib_fail(char *err, size_t n, si_result s, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static si_result lib_fail(char *err, size_t n, si_result s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    gen_msg(err, n, s, true, fmt, ap);
-    va_end(ap);
-    return s ? s : SI_ERR_INTERNAL;
-}
+#define lib_fail(err, n, s, ...) gen_report(err, n, s, true, __VA_ARGS__)
 
 /* Index of the vocabulary entry with the largest logit at the last position of logits [1, S, V]. */
 static int64_t argmax_last(const si_tensor *logits) {
@@ -80,15 +69,11 @@ typedef struct gen_io {
     int64_t kvh, hd, vocab;
 } gen_io;
 
-static int compiled_input(const si_compiled *c, const char *name) {
-    for (int k = 0; k < si_compiled_num_inputs(c); k++)
-        if (!strcmp(si_compiled_input_name(c, k), name)) return k;
-    return -1;
-}
-
-static int compiled_output(const si_compiled *c, const char *name) {
-    for (int k = 0; k < si_compiled_num_outputs(c); k++)
-        if (!strcmp(si_compiled_output_name(c, k), name)) return k;
+/* The compiled model's index of its input (or output) `name`; -1 when it has none. */
+static int compiled_index(const si_compiled *c, bool output, const char *name) {
+    int n = output ? si_compiled_num_outputs(c) : si_compiled_num_inputs(c);
+    for (int k = 0; k < n; k++)
+        if (!strcmp(output ? si_compiled_output_name(c, k) : si_compiled_input_name(c, k), name)) return k;
     return -1;
 }
 
@@ -102,7 +87,7 @@ static si_result find_io(const si_model *m, const si_compiled *c, gen_io *io, ch
     if (k < 0 || si_model_output_info(m, k, &vi) || vi.ndim != 3 || vi.dims[2] < 1 || vi.dtype != SI_F32)
         return gen_fail(err, errn, SI_ERR_INVALID_ARG, "the model needs an output logits float32[batch, sequence, vocab] with the vocabulary size fixed");
     io->vocab = vi.dims[2];
-    io->logits = compiled_output(c, "logits");
+    io->logits = compiled_index(c, true, "logits");
     static const char *const names[3] = {"input_ids", "attention_mask", "position_ids"};
     int *idx[3] = {&io->ids, &io->mask, &io->pos};
     si_dtype *typ[3] = {&io->ids_t, &io->mask_t, &io->pos_t};
@@ -113,7 +98,7 @@ static si_result find_io(const si_model *m, const si_compiled *c, gen_io *io, ch
         if (i < 0 || si_model_input_info(m, i, &vi) || vi.ndim != 2 || !int_type(vi.dtype))
             return gen_fail(err, errn, SI_ERR_INVALID_ARG, "the model needs an input %s int64[batch, length] (int32 also taken)", names[j]);
         *typ[j] = vi.dtype;
-        *idx[j] = compiled_input(c, names[j]);
+        *idx[j] = compiled_index(c, false, names[j]);
     }
     for (int i = 0; i < si_model_num_inputs(m); i++) {
         if (si_model_input_info(m, i, &vi)) return gen_fail(err, errn, SI_ERR_INTERNAL, "input %d", i);
@@ -127,8 +112,8 @@ static si_result find_io(const si_model *m, const si_compiled *c, gen_io *io, ch
         io->kvh = vi.dims[1], io->hd = vi.dims[3], io->past_t = vi.dtype;
         char present[300];
         snprintf(present, sizeof present, "present.%s", vi.name + 16);
-        io->past_in[io->n_past] = compiled_input(c, vi.name);
-        io->present_out[io->n_past] = compiled_output(c, present);
+        io->past_in[io->n_past] = compiled_index(c, false, vi.name);
+        io->present_out[io->n_past] = compiled_index(c, true, present);
         if (io->present_out[io->n_past] < 0) return gen_fail(err, errn, SI_ERR_INVALID_ARG, "input %s has no output %s", vi.name, present);
         io->n_past++;
     }

@@ -258,8 +258,7 @@ out:
     for (long q = 0; th && q < nreq; q++) si_request_free(th[q].rq);
     si_compiled_free(cm);
     si_config_free(cfg);
-    for (int i = 0; tensors && i < nin; i++) si_tensor_free(tensors[i]);
-    free(tensors);
+    free_inputs(tensors, nin);
     free(th);
     free(tids);
     si_model_free(m);

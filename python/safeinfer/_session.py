@@ -1,5 +1,6 @@
 """InferenceSession: a compiled model and a pool of requests, shaped like ONNX Runtime's InferenceSession."""
 import atexit
+import contextlib
 import ctypes
 import json
 import os
@@ -211,12 +212,19 @@ class _Handles:
             self.requests.append(rq)
         return rq
 
-    def enter(self, what):
-        """Hold the compiled model open (close() waits) for a call that takes no request."""
+    @contextlib.contextmanager
+    def held(self, what):
+        """Hold the compiled model open (close() waits) for a call `what` that takes no request (and does not come
+        from inside an on_event callback); yields the compiled model."""
+        _not_in_callback(what)
         with self.cond:
             if self.closed:
                 raise _errors.InvalidArgument("%s: the session is closed" % what)
             self.active += 1
+        try:
+            yield self.compiled
+        finally:
+            self.release(None)
 
     def release(self, rq):
         with self.cond:
@@ -549,24 +557,16 @@ class InferenceSession:
     # -- safeinfer's own --------------------------------------------------------------------------------------
     def report(self):
         """The report as a dict: devices, submodels (id, ops, device, attempts), events, counters."""
-        _not_in_callback("report")
-        self._h.enter("report")
-        try:
+        with self._h.held("report") as compiled:
             p = P()
-            LIB.si_compiled_report_json(self._h.compiled, ctypes.byref(p))
+            LIB.si_compiled_report_json(compiled, ctypes.byref(p))
             return json.loads(take_string(p))
-        finally:
-            self._h.release(None)
 
     def counters(self):
         """{"inferences", "failovers", "retries", "failbacks"} so far."""
-        _not_in_callback("counters")
-        self._h.enter("counters")
-        try:
+        with self._h.held("counters") as compiled:
             c = Counters()
-            LIB.si_compiled_counters(self._h.compiled, ctypes.byref(c))
-        finally:
-            self._h.release(None)
+            LIB.si_compiled_counters(compiled, ctypes.byref(c))
         return {"inferences": c.inferences, "failovers": c.failovers, "retries": c.retries, "failbacks": c.failbacks}
 
     def close(self):

@@ -119,11 +119,7 @@ typedef struct block {
 } block;
 
 static void block_free(block *b) {
-    si_free(b->pos_base);
-    si_free(b->rd);
-    si_free(b->cls_pos);
-    si_free(b->out_t);
-    si_free(b->out_oi);
+    SI_FREE_ALL(b->pos_base, b->rd, b->cls_pos, b->out_t, b->out_oi);
     memset(b, 0, sizeof *b);
 }
 
@@ -533,12 +529,7 @@ static si_result find_block(const si_graph *g, bool moe_params, block *best) {
         }
     }
 done:
-    si_free(sig);
-    si_free(H);
-    si_free(run);
-    si_free(last_use);
-    si_free(val_cls);
-    si_free(cands);
+    SI_FREE_ALL(sig, H, run, last_use, val_cls, cands);
     return st;
 }
 

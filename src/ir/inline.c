@@ -173,9 +173,7 @@ static si_result inline_branch(si_graph *g, int idx, const char *attr) {
     }
     si_free(direct);
 done:
-    si_free(map);
-    si_free(outs);
-    si_free(if_name);
+    SI_FREE_ALL(map, outs, if_name);
     si_graph_free(b);
     return st;
 }

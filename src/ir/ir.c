@@ -13,31 +13,24 @@
 
 si_graph *si_graph_new(void) { return si_calloc(1, sizeof(si_graph)); }
 
+void si_free_each(void *const *p, size_t n) {
+    for (size_t i = 0; i < n; i++) si_free(p[i]);
+}
+
 void si_attr_clear(si_attr *a) {
-    si_free(a->name);
-    si_free(a->s);
     si_tensor_free(a->t);
-    si_free(a->floats);
-    si_free(a->ints);
     if (a->strings)
         for (int i = 0; i < a->n; i++) si_free(a->strings[i]);
-    si_free(a->strings);
     si_graph_free(a->g);
     if (a->gs)
         for (int i = 0; i < a->n; i++) si_graph_free(a->gs[i]);
-    si_free(a->gs);
+    SI_FREE_ALL(a->name, a->s, a->floats, a->ints, a->strings, a->gs);
     memset(a, 0, sizeof *a);
 }
 
 void si_node_clear(si_node *n) {
-    si_free(n->name);
-    si_free(n->op_type);
-    si_free(n->domain);
-    si_free(n->in);
-    si_free(n->out);
     for (int i = 0; i < n->n_attr; i++) si_attr_clear(&n->attrs[i]);
-    si_free(n->attrs);
-    si_free(n->implicit);
+    SI_FREE_ALL(n->name, n->op_type, n->domain, n->in, n->out, n->attrs, n->implicit);
     memset(n, 0, sizeof *n);
 }
 
@@ -52,16 +45,11 @@ void si_graph_free(si_graph *g) {
     for (int i = 0; i < g->n_values; i++) value_clear(&g->values[i]);
     si_free(g->values);
     for (int i = 0; i < g->n_nodes; i++) si_node_clear(&g->nodes[i]);
-    si_free(g->nodes);
-    si_free(g->inputs);
-    si_free(g->outputs);
+    SI_FREE_ALL(g->nodes, g->inputs, g->outputs);
     for (int i = 0; i < g->n_opsets; i++) si_free(g->opsets[i].domain);
-    si_free(g->opsets);
-    si_free(g->producer);
-    si_free(g->outer);
+    SI_FREE_ALL(g->opsets, g->producer, g->outer);
     for (int i = 0; i < g->n_syms; i++) si_free(g->syms[i]);
-    si_free(g->syms);
-    si_free(g);
+    SI_FREE_ALL(g->syms, g);
 }
 
 si_graph *si_graph_root(const si_graph *g) {
@@ -69,18 +57,24 @@ si_graph *si_graph_root(const si_graph *g) {
     return (si_graph *)g;
 }
 
+/* Room for element n of an array arr of *cap elements of esz bytes: arr itself while n < *cap, else arr grown to
+ * twice its capacity (first: `first`), NULL when out of memory (arr and *cap unchanged then). */
+static void *grow_for(void *arr, int n, int *cap, int first, size_t esz) {
+    if (n < *cap) return arr;
+    int c = *cap ? *cap * 2 : first;
+    void *p = si_realloc(arr, esz * (size_t)c);
+    if (p) *cap = c;
+    return p;
+}
+
 int si_graph_sym(si_graph *g, const char *name) {
     si_graph *r = si_graph_root(g);
     for (int i = 0; i < r->n_syms; i++)
         if (!strcmp(r->syms[i], name)) return i;
     if (r->n_syms >= SI_MAX_SYMS) return -1;
-    if (r->n_syms == r->cap_syms) {
-        int cap = r->cap_syms ? r->cap_syms * 2 : 8;
-        char **ns = si_realloc(r->syms, sizeof(char *) * (size_t)cap);
-        if (!ns) return -1;
-        r->syms = ns;
-        r->cap_syms = cap;
-    }
+    char **ns = grow_for(r->syms, r->n_syms, &r->cap_syms, 8, sizeof(char *));
+    if (!ns) return -1;
+    r->syms = ns;
     if (!(r->syms[r->n_syms] = si_strdup(name))) return -1;
     return r->n_syms++;
 }
@@ -112,13 +106,9 @@ int si_graph_value(si_graph *g, const char *name) {
 }
 
 int si_graph_add_value(si_graph *g, const char *name) {
-    if (g->n_values == g->cap_values) {
-        int cap = g->cap_values ? g->cap_values * 2 : 64;
-        si_val *nv = si_realloc(g->values, sizeof(si_val) * (size_t)cap);
-        if (!nv) return -1;
-        g->values = nv;
-        g->cap_values = cap;
-    }
+    si_val *nv = grow_for(g->values, g->n_values, &g->cap_values, 64, sizeof(si_val));
+    if (!nv) return -1;
+    g->values = nv;
     si_val *v = &g->values[g->n_values];
     memset(v, 0, sizeof *v);
     v->name = si_strdup(name);
@@ -129,13 +119,9 @@ int si_graph_add_value(si_graph *g, const char *name) {
 }
 
 int si_graph_add_node(si_graph *g, si_node *n) {
-    if (g->n_nodes == g->cap_nodes) {
-        int cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
-        si_node *nn = si_realloc(g->nodes, sizeof(si_node) * (size_t)cap);
-        if (!nn) return -1;
-        g->nodes = nn;
-        g->cap_nodes = cap;
-    }
+    si_node *nn = grow_for(g->nodes, g->n_nodes, &g->cap_nodes, 64, sizeof(si_node));
+    if (!nn) return -1;
+    g->nodes = nn;
     g->nodes[g->n_nodes] = *n;
     memset(n, 0, sizeof *n);
     return g->n_nodes++;
@@ -303,12 +289,7 @@ si_result si_graph_finalize(si_graph *g) {
         n->op = si_op_find(n->domain, n->op_type, n->opset); /* the version of the op for this opset */
     }
 done:
-    si_free(indeg);
-    si_free(order);
-    si_free(users_start);
-    si_free(users);
-    si_free(fill);
-    si_free(sorted);
+    SI_FREE_ALL(indeg, order, users_start, users, fill, sorted);
     return st;
 }
 

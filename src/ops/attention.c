@@ -23,8 +23,7 @@ bool llm_attention(const llm_attn *a) {
     float *s = si_malloc((size_t)(a->T + 1) * sizeof(float));
     double *acc = si_malloc((size_t)(a->Hv + 1) * sizeof(double));
     if (!s || !acc) {
-        si_free(s);
-        si_free(acc);
+        SI_FREE_ALL(s, acc);
         return false;
     }
     const int64_t G = a->N / a->Nkv;
@@ -65,12 +64,26 @@ bool llm_attention(const llm_attn *a) {
                 float *o = a->out + b * a->os[0] + h * a->os[1] + i * a->os[2];
                 for (int64_t e = 0; e < a->Hv; e++) o[e] = (float)acc[e];
             }
-    si_free(s);
-    si_free(acc);
+    SI_FREE_ALL(s, acc);
     return true;
 }
 
 /* An additive bias [B or 1, N or 1, S, T] (attention_bias of the contrib ops). */
+/* past_key [B, heads, P, H] and past_value [B, heads, P, Hv]: given together, typed like q; *P = P (0 without them). */
+static si_result past_kv_check(const si_kctx *c, const si_tensor *q, const si_tensor *pk, const si_tensor *pv, int64_t B,
+                               int64_t heads, int64_t H, int64_t Hv, int64_t *P) {
+    si_result st;
+    if (!!pk != !!pv) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key and past_value must be given together");
+    if (!pk) return SI_OK;
+    if ((st = si_same_type(c, q, pk, "past_key")) || (st = si_same_type(c, q, pv, "past_value"))) return st;
+    if (pk->ndim != 4 || pk->dims[0] != B || pk->dims[1] != heads || pk->dims[3] != H || pv->ndim != 4 || pv->dims[0] != B ||
+        pv->dims[1] != heads || pv->dims[2] != pk->dims[2] || pv->dims[3] != Hv)
+        return si_op_err(c, SI_ERR_INVALID_ARG, "past_key must be [%lld, %lld, past, %lld] and past_value [.., %lld]", (long long)B,
+                         (long long)heads, (long long)H, (long long)Hv);
+    *P = pk->dims[2];
+    return SI_OK;
+}
+
 static si_result bias4_check(const si_kctx *c, int i, const si_tensor *q, int64_t B, int64_t N, int64_t S, int64_t T) {
     const si_tensor *ab = si_in(c, i);
     if (!ab) return SI_OK;
@@ -212,37 +225,25 @@ si_result si_mha_prepare(const si_kctx *c, si_mha *p) {
         if (bias->ndim != 1 || bias->dims[0] != 2 * D + p->N * p->Hv)
             return si_op_err(c, SI_ERR_INVALID_ARG, "bias must be 1-D with %lld values (Q, K, V biases)", (long long)(2 * D + p->N * p->Hv));
     }
-    if (!!pk != !!pv) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key and past_value must be given together");
-    if (pk) {
-        if (p->cross) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key/past_value cannot be used with 4-D key and value");
-        if ((st = si_same_type(c, q, pk, "past_key")) || (st = si_same_type(c, q, pv, "past_value"))) return st;
-        if (pk->ndim != 4 || pk->dims[0] != p->B || pk->dims[1] != p->N || pk->dims[3] != p->H || pv->ndim != 4 ||
-            pv->dims[0] != p->B || pv->dims[1] != p->N || pv->dims[2] != pk->dims[2] || pv->dims[3] != p->Hv)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "past_key must be [%lld, %lld, past, %lld] and past_value [.., %lld]", (long long)p->B,
-                             (long long)p->N, (long long)p->H, (long long)p->Hv);
-        p->P = pk->dims[2];
-    }
+    if (pk && pv && p->cross) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key/past_value cannot be used with 4-D key and value");
+    if ((st = past_kv_check(c, q, pk, pv, p->B, p->N, p->H, p->Hv, &p->P))) return st;
     p->T = p->P + p->L;
     if ((st = ms_mask_form(c, si_in(c, MHA_MASK), p->B, p->S, p->T, false, &p->mask))) return st;
     return bias4_check(c, MHA_ABIAS, q, p->B, p->N, p->S, p->T);
 }
 
-static si_result mha_infer(si_kctx *c) {
-    si_mha p;
-    si_result st = si_mha_prepare(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(mha_infer, si_mha, p, si_mha_prepare) {
+    si_result st = SI_OK;
     const si_dtype dt = si_in(c, MHA_Q)->dtype;
-    if ((st = si_set_out(c, 0, dt, 3, (int64_t[]){p.B, p.S, p.N * p.Hv}))) return st;
-    if ((st = si_set_out(c, 1, dt, 4, (int64_t[]){p.B, p.N, p.T, p.H}))) return st;
-    if ((st = si_set_out(c, 2, dt, 4, (int64_t[]){p.B, p.N, p.T, p.Hv}))) return st;
-    return si_set_out(c, 3, dt, 4, (int64_t[]){p.B, p.N, p.S, p.T});
+    if ((st = si_set_out(c, 0, dt, 3, (int64_t[]){p->B, p->S, p->N * p->Hv}))) return st;
+    if ((st = si_set_out(c, 1, dt, 4, (int64_t[]){p->B, p->N, p->T, p->H}))) return st;
+    if ((st = si_set_out(c, 2, dt, 4, (int64_t[]){p->B, p->N, p->T, p->Hv}))) return st;
+    return si_set_out(c, 3, dt, 4, (int64_t[]){p->B, p->N, p->S, p->T});
 }
 
-static si_result mha_run(si_kctx *c) {
-    si_mha p;
-    si_result st = si_mha_prepare(c, &p);
-    if (st) return st;
-    const int64_t B = p.B, S = p.S, L = p.L, N = p.N, H = p.H, Hv = p.Hv, P = p.P, T = p.T, D = N * H;
+SI_OP_PLANNED(mha_run, si_mha, p, si_mha_prepare) {
+    si_result st = SI_OK;
+    const int64_t B = p->B, S = p->S, L = p->L, N = p->N, H = p->H, Hv = p->Hv, P = p->P, T = p->T, D = N * H;
     const si_tensor *mk = si_in(c, MHA_MASK), *abt = si_in(c, MHA_ABIAS);
     float *qf = si_tensor_to_f32(si_in(c, MHA_Q)), *kf = si_tensor_to_f32(si_in(c, MHA_K)), *vf = si_tensor_to_f32(si_in(c, MHA_V));
     float *bias = si_in(c, MHA_BIAS) ? si_tensor_to_f32(si_in(c, MHA_BIAS)) : NULL;
@@ -258,7 +259,7 @@ static si_result mha_run(si_kctx *c) {
         goto done;
     }
     split_heads(qh, qf, bias, B, S, N, H, D, 0, S, 0);
-    if (p.cross) {
+    if (p->cross) {
         memcpy(kh, kf, (size_t)(B * N * T * H) * sizeof(float));
         memcpy(vh, vf, (size_t)(B * N * T * Hv) * sizeof(float));
     } else {
@@ -269,7 +270,7 @@ static si_result mha_run(si_kctx *c) {
         split_heads(kh, kf, bias ? bias + D : NULL, B, L, N, H, D, 0, T, P);
         split_heads(vh, vf, bias ? bias + 2 * D : NULL, B, L, N, Hv, N * Hv, 0, T, P);
     }
-    ms_mask mm = {.kind = p.mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P, .bias = abt, .bias_d = ab};
+    ms_mask mm = {.kind = p->mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P, .bias = abt, .bias_d = ab};
     if (!ms_attend(c, &mm, N, H, Hv, qh, kh, vh, out, qk)) {
         st = si_op_nomem(c);
         goto done;
@@ -279,8 +280,7 @@ static si_result mha_run(si_kctx *c) {
     if (si_out(c, 2)) si_tensor_from_f32(si_out(c, 2), vh);
     if (si_out(c, 3)) si_tensor_from_f32(si_out(c, 3), qk);
 done:
-    si_free(qf), si_free(kf), si_free(vf), si_free(bias), si_free(pkf), si_free(pvf), si_free(ab);
-    si_free(qh), si_free(kh), si_free(vh), si_free(out), si_free(qk);
+    SI_FREE_ALL(qf, kf, vf, bias, pkf, pvf, ab, qh, kh, vh, out, qk);
     return st;
 }
 
@@ -335,20 +335,16 @@ si_result si_msattn_prepare(const si_kctx *c, si_msattn *p) {
     return bias4_check(c, AT_ABIAS, x, p->B, p->N, p->S, p->T);
 }
 
-static si_result msat_infer(si_kctx *c) {
-    si_msattn p;
-    si_result st = si_msattn_prepare(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(msat_infer, si_msattn, p, si_msattn_prepare) {
+    si_result st = SI_OK;
     const si_dtype dt = si_in(c, AT_X)->dtype;
-    if ((st = si_set_out(c, 0, dt, 3, (int64_t[]){p.B, p.S, p.Dv}))) return st;
-    return si_set_out(c, 1, dt, 5, (int64_t[]){2, p.B, p.N, p.T, p.Dq / p.N});
+    if ((st = si_set_out(c, 0, dt, 3, (int64_t[]){p->B, p->S, p->Dv}))) return st;
+    return si_set_out(c, 1, dt, 5, (int64_t[]){2, p->B, p->N, p->T, p->Dq / p->N});
 }
 
-static si_result msat_run(si_kctx *c) {
-    si_msattn p;
-    si_result st = si_msattn_prepare(c, &p);
-    if (st) return st;
-    const int64_t B = p.B, S = p.S, N = p.N, H = p.Dq / p.N, Hv = p.Dv / p.N, P = p.P, T = p.T, W = p.Dq + p.Dk + p.Dv;
+SI_OP_PLANNED(msat_run, si_msattn, p, si_msattn_prepare) {
+    si_result st = SI_OK;
+    const int64_t B = p->B, S = p->S, N = p->N, H = p->Dq / p->N, Hv = p->Dv / p->N, P = p->P, T = p->T, W = p->Dq + p->Dk + p->Dv;
     const si_tensor *mk = si_in(c, AT_MASK), *abt = si_in(c, AT_ABIAS);
     float *xf = si_tensor_to_f32(si_in(c, AT_X)), *wf = si_tensor_to_f32(si_in(c, AT_W));
     float *bias = si_in(c, AT_BIAS) ? si_tensor_to_f32(si_in(c, AT_BIAS)) : NULL;
@@ -363,7 +359,7 @@ static si_result msat_run(si_kctx *c) {
     for (int64_t r = 0; r < B * S; r++)
         for (int64_t o = 0; o < W; o++) {
             double d = bias ? bias[o] : 0.0;
-            for (int64_t i = 0; i < p.Din; i++) d += (double)xf[r * p.Din + i] * wf[i * W + o];
+            for (int64_t i = 0; i < p->Din; i++) d += (double)xf[r * p->Din + i] * wf[i * W + o];
             proj[r * W + o] = (float)d;
         }
     float *kh = kv; /* present = [2, B, N, T, H]: keys, then values (H == Hv with a past) */
@@ -372,9 +368,9 @@ static si_result msat_run(si_kctx *c) {
         memcpy(vh + bh * T * Hv, pf + (B * N + bh) * P * H, (size_t)(P * Hv) * sizeof(float));
     }
     split_heads(qh, proj, NULL, B, S, N, H, W, 0, S, 0);
-    split_heads(kh, proj, NULL, B, S, N, H, W, p.Dq, T, P);
-    split_heads(vh, proj, NULL, B, S, N, Hv, W, p.Dq + p.Dk, T, P);
-    ms_mask mm = {.kind = p.mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P, .bias = abt, .bias_d = ab};
+    split_heads(kh, proj, NULL, B, S, N, H, W, p->Dq, T, P);
+    split_heads(vh, proj, NULL, B, S, N, Hv, W, p->Dq + p->Dk, T, P);
+    ms_mask mm = {.kind = p->mask, .m = mk ? mk->data : NULL, .B = B, .S = S, .T = T, .past = P, .bias = abt, .bias_d = ab};
     if (!ms_attend(c, &mm, N, H, Hv, qh, kh, vh, out, NULL)) {
         st = si_op_nomem(c);
         goto done;
@@ -385,8 +381,7 @@ static si_result msat_run(si_kctx *c) {
         si_tensor_from_f32(si_out(c, 1), kv);
     }
 done:
-    si_free(xf), si_free(wf), si_free(bias), si_free(pf), si_free(ab);
-    si_free(proj), si_free(qh), si_free(kv), si_free(vh), si_free(out);
+    SI_FREE_ALL(xf, wf, bias, pf, ab, proj, qh, kv, vh, out);
     return st;
 }
 
@@ -404,12 +399,10 @@ typedef struct oa_p {
 static si_result oa_prep(si_kctx *c, oa_p *p) {
     si_result st;
     memset(p, 0, sizeof *p);
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0}, (const char *const[]){"Q", "K", "V"})))
+        return st;
     const si_tensor *q = si_in(c, OA_Q), *k = si_in(c, OA_K), *v = si_in(c, OA_V), *mk = si_in(c, OA_MASK);
     const si_tensor *pk = si_in(c, OA_PK), *pv = si_in(c, OA_PV), *np = si_in(c, OA_NONPAD);
-    if ((st = si_check_type(c, q->dtype, SI_T_FLOATS, "Q")) || (st = si_same_type(c, q, k, "K")) || (st = si_same_type(c, q, v, "V")))
-        return st;
     if (q->ndim != k->ndim || q->ndim != v->ndim || (q->ndim != 3 && q->ndim != 4))
         return si_op_err(c, SI_ERR_INVALID_ARG, "Q, K and V must all be 3-D or all 4-D");
     p->B = q->dims[0];
@@ -431,15 +424,7 @@ static si_result oa_prep(si_kctx *c, oa_p *p) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "K and V must have Q's batch and the same sequence length");
     if (p->Nq % p->Nkv) return si_op_err(c, SI_ERR_INVALID_ARG, "q heads (%lld) must be a multiple of kv heads (%lld)", (long long)p->Nq,
                                          (long long)p->Nkv);
-    if (!!pk != !!pv) return si_op_err(c, SI_ERR_INVALID_ARG, "past_key and past_value must be given together");
-    if (pk) {
-        if ((st = si_same_type(c, q, pk, "past_key")) || (st = si_same_type(c, q, pv, "past_value"))) return st;
-        if (pk->ndim != 4 || pk->dims[0] != p->B || pk->dims[1] != p->Nkv || pk->dims[3] != p->H || pv->ndim != 4 ||
-            pv->dims[0] != p->B || pv->dims[1] != p->Nkv || pv->dims[2] != pk->dims[2] || pv->dims[3] != p->Hv)
-            return si_op_err(c, SI_ERR_INVALID_ARG, "past_key must be [%lld, %lld, past, %lld], past_value [.., %lld]", (long long)p->B,
-                             (long long)p->Nkv, (long long)p->H, (long long)p->Hv);
-        p->P = pk->dims[2];
-    }
+    if ((st = past_kv_check(c, q, pk, pv, p->B, p->Nkv, p->H, p->Hv, &p->P))) return st;
     p->T = p->P + p->L;
     if (mk) {
         if (mk->dtype != SI_BOOL && (st = si_same_type(c, q, mk, "attn_mask"))) return st;
@@ -466,17 +451,15 @@ static si_result oa_prep(si_kctx *c, oa_p *p) {
     return SI_OK;
 }
 
-static si_result oa_infer(si_kctx *c) {
-    oa_p p;
-    si_result st = oa_prep(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(oa_infer, oa_p, p, oa_prep) {
+    si_result st = SI_OK;
     const si_dtype dt = si_in(c, OA_Q)->dtype;
-    if (p.three_d) st = si_set_out(c, 0, dt, 3, (int64_t[]){p.B, p.S, p.Nq * p.Hv});
-    else st = si_set_out(c, 0, dt, 4, (int64_t[]){p.B, p.Nq, p.S, p.Hv});
-    if (st || (st = si_set_out(c, 1, dt, 4, (int64_t[]){p.B, p.Nkv, p.T, p.H})) ||
-        (st = si_set_out(c, 2, dt, 4, (int64_t[]){p.B, p.Nkv, p.T, p.Hv})))
+    if (p->three_d) st = si_set_out(c, 0, dt, 3, (int64_t[]){p->B, p->S, p->Nq * p->Hv});
+    else st = si_set_out(c, 0, dt, 4, (int64_t[]){p->B, p->Nq, p->S, p->Hv});
+    if (st || (st = si_set_out(c, 1, dt, 4, (int64_t[]){p->B, p->Nkv, p->T, p->H})) ||
+        (st = si_set_out(c, 2, dt, 4, (int64_t[]){p->B, p->Nkv, p->T, p->Hv})))
         return st;
-    return si_set_out(c, 3, dt, 4, (int64_t[]){p.B, p.Nq, p.S, p.T});
+    return si_set_out(c, 3, dt, 4, (int64_t[]){p->B, p->Nq, p->S, p->T});
 }
 
 typedef struct oa_mask {
@@ -507,11 +490,9 @@ static void oa_mask_fn(const llm_attn *a, int64_t b, int64_t h, int64_t i, float
     }
 }
 
-static si_result oa_run(si_kctx *c) {
-    oa_p p;
-    si_result st = oa_prep(c, &p);
-    if (st) return st;
-    const int64_t B = p.B, Nq = p.Nq, Nkv = p.Nkv, S = p.S, L = p.L, H = p.H, Hv = p.Hv, P = p.P, T = p.T;
+SI_OP_PLANNED(oa_run, oa_p, p, oa_prep) {
+    si_result st = SI_OK;
+    const int64_t B = p->B, Nq = p->Nq, Nkv = p->Nkv, S = p->S, L = p->L, H = p->H, Hv = p->Hv, P = p->P, T = p->T;
     const si_tensor *mk = si_in(c, OA_MASK), *npt = si_in(c, OA_NONPAD);
     float *qf = si_tensor_to_f32(si_in(c, OA_Q)), *kf = si_tensor_to_f32(si_in(c, OA_K)), *vf = si_tensor_to_f32(si_in(c, OA_V));
     float *pkf = P ? si_tensor_to_f32(si_in(c, OA_PK)) : NULL, *pvf = P ? si_tensor_to_f32(si_in(c, OA_PV)) : NULL;
@@ -524,13 +505,13 @@ static si_result oa_run(si_kctx *c) {
         st = si_op_nomem(c);
         goto done;
     }
-    if (p.three_d) split_heads(qh, qf, NULL, B, S, Nq, H, Nq * H, 0, S, 0);
+    if (p->three_d) split_heads(qh, qf, NULL, B, S, Nq, H, Nq * H, 0, S, 0);
     else memcpy(qh, qf, (size_t)(B * Nq * S * H) * sizeof(float));
     for (int64_t bh = 0; bh < B * Nkv && P; bh++) {
         memcpy(kh + bh * T * H, pkf + bh * P * H, (size_t)(P * H) * sizeof(float));
         memcpy(vh + bh * T * Hv, pvf + bh * P * Hv, (size_t)(P * Hv) * sizeof(float));
     }
-    if (p.three_d) {
+    if (p->three_d) {
         split_heads(kh, kf, NULL, B, L, Nkv, H, Nkv * H, 0, T, P);
         split_heads(vh, vf, NULL, B, L, Nkv, Hv, Nkv * Hv, 0, T, P);
     } else {
@@ -544,12 +525,12 @@ static si_result oa_run(si_kctx *c) {
     /* What the ONNX test data (the reference implementation) records: the scores after the softcap for modes 0 and
      * 1, with the mask added for mode 2, the probabilities for mode 3. */
     static const int stage_of[4] = {LLM_QK_CAPPED, LLM_QK_CAPPED, LLM_QK_MASKED, LLM_QK_PROBS};
-    oa_mask om = {.p = &p, .mask = mk, .mf = mf, .nonpad = npt ? npt->data : NULL, .causal = si_attr_int(c->node, "is_causal", 0) != 0};
+    oa_mask om = {.p = p, .mask = mk, .mf = mf, .nonpad = npt ? npt->data : NULL, .causal = si_attr_int(c->node, "is_causal", 0) != 0};
     llm_attn a = {.B = B, .N = Nq, .Nkv = Nkv, .S = S, .T = T, .H = H, .Hv = Hv, .q = qh, .k = kh, .v = vh, .out = out,
                   .qs = {Nq * S * H, S * H, H}, .ks = {Nkv * T * H, T * H, H}, .vs = {Nkv * T * Hv, T * Hv, Hv},
                   .scale = asc ? asc->f : (float)(1.0 / sqrt((double)H)), .softcap = si_attr_float(c->node, "softcap", 0.0f),
                   .mask = oa_mask_fn, .ctx = &om, .qk = qk, .qk_T = T, .qk_stage = stage_of[mode]};
-    if (p.three_d) {
+    if (p->three_d) {
         a.os[0] = S * Nq * Hv, a.os[1] = Hv, a.os[2] = Nq * Hv;
     } else {
         a.os[0] = Nq * S * Hv, a.os[1] = S * Hv, a.os[2] = Hv;
@@ -563,8 +544,7 @@ static si_result oa_run(si_kctx *c) {
     if (si_out(c, 2)) si_tensor_from_f32(si_out(c, 2), vh);
     if (si_out(c, 3)) si_tensor_from_f32(si_out(c, 3), qk);
 done:
-    si_free(qf), si_free(kf), si_free(vf), si_free(pkf), si_free(pvf), si_free(mf);
-    si_free(qh), si_free(kh), si_free(vh), si_free(out), si_free(qk);
+    SI_FREE_ALL(qf, kf, vf, pkf, pvf, mf, qh, kh, vh, out, qk);
     return st;
 }
 

@@ -153,7 +153,7 @@ static bool nn_dgemm_b(int64_t M, int64_t N, int64_t K, const double *A, int64_t
  * Fills N, C, group, kp and *nsp; the caller checks the channels, which the two ops lay out differently. */
 static si_result nn_conv_common(si_kctx *c, nn_conv *p, int *nsp) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    if ((st = si_need_inputs(c, 2))) return st;
     const si_tensor *x = si_in(c, 0), *w = si_in(c, 1), *b = si_in(c, 2);
     if ((st = si_spatial_rank(c, x, nsp))) return st;
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_same_type(c, x, w, "W"))) return st;
@@ -198,20 +198,16 @@ static si_result conv_prep(si_kctx *c, nn_conv *p) {
     return si_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
 }
 
-static si_result nn_conv_set_out(si_kctx *c, const nn_conv *p, si_dtype dt) {
+si_result si_geom_set_out(si_kctx *c, int k, si_dtype dt, int64_t n, int64_t ch, const nn_geom *g) {
     int64_t dims[SI_MAX_DIMS];
-    int nsp = p->g.nsp;
-    dims[0] = p->N;
-    dims[1] = p->M;
-    for (int i = 0; i < nsp; i++) dims[2 + i] = p->g.out[NN_SP - nsp + i];
-    return si_set_out(c, 0, dt, nsp + 2, dims);
+    dims[0] = n;
+    dims[1] = ch;
+    for (int i = 0; i < g->nsp; i++) dims[2 + i] = g->out[NN_SP - g->nsp + i];
+    return si_set_out(c, k, dt, g->nsp + 2, dims);
 }
 
-static si_result conv_infer(si_kctx *c) {
-    nn_conv p;
-    si_result st = conv_prep(c, &p);
-    if (st) return st;
-    return nn_conv_set_out(c, &p, si_in(c, 0)->dtype);
+SI_OP_PLANNED(conv_infer, nn_conv, p, conv_prep) {
+    return si_geom_set_out(c, 0, si_in(c, 0)->dtype, p->N, p->M, &p->g);
 }
 
 /* Shared driver of Conv and ConvTranspose: float32 directly, float16/bfloat16 through float32 copies,
@@ -245,18 +241,12 @@ static si_result nn_conv_dispatch(si_kctx *c, const nn_conv *p, bool transpose) 
     bool ok = xf && wf && yf && (!b || bf);
     if (ok) ok = transpose ? nn_convt_core_f32(p, xf, wf, bf, yf) : nn_conv_core_f32(p, xf, wf, bf, yf);
     if (ok) si_tensor_from_f32(y, yf);
-    si_free(xf);
-    si_free(wf);
-    si_free(bf);
-    si_free(yf);
+    SI_FREE_ALL(xf, wf, bf, yf);
     return ok ? SI_OK : si_op_nomem(c);
 }
 
-static si_result conv_run(si_kctx *c) {
-    nn_conv p;
-    si_result st = conv_prep(c, &p);
-    if (st) return st;
-    return nn_conv_dispatch(c, &p, false);
+SI_OP_PLANNED(conv_run, nn_conv, p, conv_prep) {
+    return nn_conv_dispatch(c, p, false);
 }
 
 static si_result convt_prep(si_kctx *c, nn_conv *p) {
@@ -345,18 +335,12 @@ static si_result convt_prep(si_kctx *c, nn_conv *p) {
     return SI_OK;
 }
 
-static si_result convt_infer(si_kctx *c) {
-    nn_conv p;
-    si_result st = convt_prep(c, &p);
-    if (st) return st;
-    return nn_conv_set_out(c, &p, si_in(c, 0)->dtype);
+SI_OP_PLANNED(convt_infer, nn_conv, p, convt_prep) {
+    return si_geom_set_out(c, 0, si_in(c, 0)->dtype, p->N, p->M, &p->g);
 }
 
-static si_result convt_run(si_kctx *c) {
-    nn_conv p;
-    si_result st = convt_prep(c, &p);
-    if (st) return st;
-    return nn_conv_dispatch(c, &p, true);
+SI_OP_PLANNED(convt_run, nn_conv, p, convt_prep) {
+    return nn_conv_dispatch(c, p, true);
 }
 
 /* =========================================================================================================

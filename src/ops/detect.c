@@ -20,9 +20,8 @@ typedef struct nms_plan {
 
 static si_result nms_prep(const si_kctx *c, nms_plan *p) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_inputs_typed(c, 2, 2, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0}, (const char *const[]){"boxes", "scores"}))) return s;
     const si_tensor *b = c->in[0], *sc = c->in[1];
-    if ((s = si_check_type(c, b->dtype, SI_T_FLOATS, "boxes")) || (s = si_same_type(c, b, sc, "scores"))) return s;
     if (b->ndim != 3 || b->dims[2] != 4)
         return si_op_err(c, SI_ERR_INVALID_ARG, "boxes must be [num_batches, spatial_dimension, 4], got rank %d", b->ndim);
     if (sc->ndim != 3 || sc->dims[0] != b->dims[0] || sc->dims[2] != b->dims[1])
@@ -101,9 +100,7 @@ static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count,
     double *boxes = si_malloc(sizeof(double) * 4 * (size_t)p->nbox);
     int64_t *kept = si_malloc(sizeof(int64_t) * (size_t)p->nbox);
     if (!cand || !boxes || !kept) {
-        si_free(cand);
-        si_free(boxes);
-        si_free(kept);
+        SI_FREE_ALL(cand, boxes, kept);
         return si_op_nomem(c);
     }
     for (int64_t bt = 0; bt < p->nb; bt++) {
@@ -131,33 +128,28 @@ static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count,
             }
         }
     }
-    si_free(cand);
-    si_free(boxes);
-    si_free(kept);
+    SI_FREE_ALL(cand, boxes, kept);
     return SI_OK;
 }
 
-static si_result nms_infer(si_kctx *c) {
-    nms_plan p;
-    si_result s = nms_prep(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(nms_infer, nms_plan, p, nms_prep) {
+    si_result s = SI_OK;
     if (!si_has_values(c->in[0]) || !si_has_values(c->in[1])) return si_set_out_unknown(c, 0, SI_I64, 2);
     int64_t n;
-    if ((s = nms_select(c, &p, &n, NULL))) return s;
+    if ((s = nms_select(c, p, &n, NULL))) return s;
     int64_t dims[2] = {n, 3};
     return si_set_out(c, 0, SI_I64, 2, dims);
 }
 
-static si_result nms_run(si_kctx *c) {
-    nms_plan p;
-    si_result s = nms_prep(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(nms_run, nms_plan, p, nms_prep) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     si_tensor *y = si_out(c, 0);
     if (!y) return SI_OK;
     int64_t n;
-    if ((s = nms_select(c, &p, &n, NULL))) return s;
+    if ((s = nms_select(c, p, &n, NULL))) return s;
     if (y->ndim != 2 || y->dims[0] != n) return si_op_err(c, SI_ERR_INTERNAL, "the selection changed since shape inference");
-    return n ? nms_select(c, &p, &n, y->data) : SI_OK;
+    return n ? nms_select(c, p, &n, y->data) : SI_OK;
 }
 
 static const si_op_def defs[] = {

@@ -153,45 +153,39 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
     return SI_OK;
 }
 
-static si_result einsum_infer(si_kctx *c) {
-    nn_ein e;
-    si_result st = einsum_prep(c, &e);
-    if (st) return st;
+SI_OP_PLANNED(einsum_infer, nn_ein, e, einsum_prep) {
     int64_t dims[SI_MAX_DIMS];
-    for (int k = 0; k < e.nout; k++) dims[k] = e.size[e.out[k]];
-    return si_set_out(c, 0, si_in(c, 0)->dtype, e.nout, dims);
+    for (int k = 0; k < e->nout; k++) dims[k] = e->size[e->out[k]];
+    return si_set_out(c, 0, si_in(c, 0)->dtype, e->nout, dims);
 }
 
-static si_result einsum_run(si_kctx *c) {
-    nn_ein e;
-    si_result st = einsum_prep(c, &e);
-    if (st) return st;
+SI_OP_PLANNED(einsum_run, nn_ein, e, einsum_prep) {
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
     /* loop labels: the output labels, then the summed ones */
     int loop[NN_EIN_LABELS], nl = 0;
     bool is_out[NN_EIN_LABELS] = {false};
-    for (int k = 0; k < e.nout; k++) {
-        loop[nl++] = e.out[k];
-        is_out[e.out[k]] = true;
+    for (int k = 0; k < e->nout; k++) {
+        loop[nl++] = e->out[k];
+        is_out[e->out[k]] = true;
     }
     for (int l = 0; l < NN_EIN_LABELS; l++)
-        if (e.size[l] != NN_EIN_UNUSED && !is_out[l]) loop[nl++] = l;
+        if (e->size[l] != NN_EIN_UNUSED && !is_out[l]) loop[nl++] = l;
     int64_t inner = 1;
-    for (int k = e.nout; k < nl; k++) inner *= e.size[loop[k]];
+    for (int k = e->nout; k < nl; k++) inner *= e->size[loop[k]];
     /* per operand stride of each loop label (repeated labels add up: diagonals; broadcast dims: 0) */
     int64_t(*st_)[NN_EIN_LABELS] = si_calloc(NN_EIN_MAXOPS, sizeof(*st_));
     const bool isf = si_dtype_is_float(y->dtype);
     double *ops_d[NN_EIN_MAXOPS] = {NULL};
     int64_t *ops_i[NN_EIN_MAXOPS] = {NULL};
     bool ok = st_ != NULL;
-    for (int i = 0; ok && i < e.nops; i++) {
+    for (int i = 0; ok && i < e->nops; i++) {
         const si_tensor *x = si_in(c, i);
         int64_t stride = 1;
         for (int d = x->ndim - 1; d >= 0; d--) {
-            const int l = e.lab[i][d];
+            const int l = e->lab[i][d];
             for (int k = 0; k < nl; k++)
-                if (loop[k] == l && !(x->dims[d] == 1 && e.size[l] != 1)) st_[i][k] += stride;
+                if (loop[k] == l && !(x->dims[d] == 1 && e->size[l] != 1)) st_[i][k] += stride;
             stride *= x->dims[d];
         }
         if (isf)
@@ -208,20 +202,20 @@ static si_result einsum_run(si_kctx *c) {
             for (int64_t s = 0; s < inner; s++) {
                 if (isf) {
                     double v = 1;
-                    for (int i = 0; i < e.nops; i++) v *= ops_d[i][off[i]];
+                    for (int i = 0; i < e->nops; i++) v *= ops_d[i][off[i]];
                     accd += v;
                 } else {
                     uint64_t v = 1;
-                    for (int i = 0; i < e.nops; i++) v *= (uint64_t)ops_i[i][off[i]];
+                    for (int i = 0; i < e->nops; i++) v *= (uint64_t)ops_i[i][off[i]];
                     acci += v;
                 }
                 /* advance the summed labels (innermost) and, after the last one, the output labels */
                 for (int k = nl - 1; k >= 0; k--) {
-                    if (k < e.nout && s + 1 < inner) break;
+                    if (k < e->nout && s + 1 < inner) break;
                     idx[k]++;
-                    for (int i = 0; i < e.nops; i++) off[i] += st_[i][k];
-                    if (idx[k] < e.size[loop[k]]) break;
-                    for (int i = 0; i < e.nops; i++) off[i] -= st_[i][k] * idx[k];
+                    for (int i = 0; i < e->nops; i++) off[i] += st_[i][k];
+                    if (idx[k] < e->size[loop[k]]) break;
+                    for (int i = 0; i < e->nops; i++) off[i] -= st_[i][k] * idx[k];
                     idx[k] = 0;
                 }
             }
@@ -231,9 +225,8 @@ static si_result einsum_run(si_kctx *c) {
                 si_store_i64(y->dtype, y->data, o, (int64_t)acci);
         }
     }
-    for (int i = 0; i < e.nops; i++) {
-        si_free(ops_d[i]);
-        si_free(ops_i[i]);
+    for (int i = 0; i < e->nops; i++) {
+        SI_FREE_ALL(ops_d[i], ops_i[i]);
     }
     si_free(st_);
     return ok ? SI_OK : si_op_nomem(c);

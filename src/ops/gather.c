@@ -74,7 +74,7 @@ static void combine(si_dtype dt, size_t es, void *dst, const void *src, int red)
 
 static si_result gather_infer(si_kctx *c) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = need_index_type(c, 1, "indices")))
+    if ((s = si_need_inputs(c, 2)) || (s = need_index_type(c, 1, "indices")))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1];
     int ax;
@@ -123,7 +123,7 @@ static si_result gather_run(si_kctx *c) {
 /* data, indices (same rank; indices no larger than data outside the axis); returns the normalised axis. */
 static si_result elements_check(si_kctx *c, int *ax) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = need_index_type(c, 1, "indices")))
+    if ((s = si_need_inputs(c, 2)) || (s = need_index_type(c, 1, "indices")))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1];
     if (x->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "data must have rank >= 1");
@@ -229,7 +229,7 @@ static si_result scatter_elements_run(si_kctx *c) {
 
 static si_result gather_nd_infer(si_kctx *c) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = need_index_type(c, 1, "indices")))
+    if ((s = si_need_inputs(c, 2)) || (s = need_index_type(c, 1, "indices")))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1];
     int r = x->ndim, q = ind->ndim;
@@ -298,7 +298,7 @@ static si_result gather_nd_run(si_kctx *c) {
 static si_result scatter_nd_infer(si_kctx *c) {
     si_result s;
     int red;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false)) ||
+    if ((s = si_need_inputs(c, 3)) ||
         (s = need_index_type(c, 1, "indices")) || (s = get_reduction(c, &red)))
         return s;
     const si_tensor *x = c->in[0], *ind = c->in[1], *upd = c->in[2];
@@ -390,7 +390,7 @@ static si_result nonzero_run(si_kctx *c) {
 /* Returns the axis (-1 for flattened) and the selected count; validates the condition. */
 static si_result compress_params(si_kctx *c, int *ax, int64_t *nsel) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *x = c->in[0], *cond = c->in[1];
     if (cond->ndim > 1) return si_op_err(c, SI_ERR_INVALID_ARG, "condition must be 1-D, got rank %d", cond->ndim);
     *ax = -1;

@@ -127,8 +127,7 @@ bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int6
     float *pa = si_malloc((size_t)(mcap * kcap) * sizeof(float));
     float *pb = si_malloc((size_t)(ncap * kcap) * sizeof(float));
     if (!pa || !pb) {
-        si_free(pa);
-        si_free(pb);
+        SI_FREE_ALL(pa, pb);
         return false;
     }
     for (int64_t jc = 0; jc < N; jc += NN_NC) {
@@ -150,8 +149,7 @@ bool si_sgemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t rsa, int6
             }
         }
     }
-    si_free(pa);
-    si_free(pb);
+    SI_FREE_ALL(pa, pb);
     return true;
 }
 
@@ -220,17 +218,13 @@ si_result si_mm_shape(const si_kctx *c, const si_tensor *a, const si_tensor *b, 
 
 static si_result mm_prep(si_kctx *c, nn_mm *p) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    if ((st = si_inputs_typed(c, 2, 2, (const uint32_t[]){NN_T_GEMM, SI_T_LIKE0}, (const char *const[]){"A", "B"}))) return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1);
-    if ((st = si_check_type(c, a->dtype, NN_T_GEMM, "A")) || (st = si_same_type(c, a, b, "B"))) return st;
     return si_mm_shape(c, a, b, p);
 }
 
-static si_result matmul_infer(si_kctx *c) {
-    nn_mm p;
-    si_result st = mm_prep(c, &p);
-    if (st) return st;
-    return si_set_out(c, 0, si_in(c, 0)->dtype, p.nout, p.odims);
+SI_OP_PLANNED(matmul_infer, nn_mm, p, mm_prep) {
+    return si_set_out(c, 0, si_in(c, 0)->dtype, p->nout, p->odims);
 }
 
 void si_mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo) {
@@ -266,29 +260,26 @@ static bool f32_get(f32_ops *o, const si_tensor *a, const si_tensor *b, si_tenso
 
 static void f32_done(f32_ops *o, si_tensor *y, bool ok) {
     if (ok && o->ty) si_tensor_from_f32(y, o->ty);
-    nn_free_all(o->ta, o->tb, o->ty, NULL, NULL, NULL);
+    SI_FREE_ALL(o->ta, o->tb, o->ty);
 }
 
-static si_result matmul_run(si_kctx *c) {
-    nn_mm p;
-    si_result st = mm_prep(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(matmul_run, nn_mm, p, mm_prep) {
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1);
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
-    if (p.K == 0) return SI_OK; /* an empty inner dimension: the outputs are the (zero-filled) sums of nothing */
-    const int64_t M = p.M, N = p.N, K = p.K, asz = M * K, bsz = K * N, ysz = M * N;
+    if (p->K == 0) return SI_OK; /* an empty inner dimension: the outputs are the (zero-filled) sums of nothing */
+    const int64_t M = p->M, N = p->N, K = p->K, asz = M * K, bsz = K * N, ysz = M * N;
     const si_dtype dt = a->dtype;
     if (dt == SI_F32 || dt == SI_F16 || dt == SI_BF16) {
         f32_ops f;
         bool ok = f32_get(&f, a, b, y);
-        if (ok && p.bbatch == 1 && p.abatch == p.nbatch) {
+        if (ok && p->bbatch == 1 && p->abatch == p->nbatch) {
             /* B shared by every batch: one GEMM over all rows of A */
-            ok = si_sgemm(p.nbatch * M, N, K, f.a, K, 1, f.b, N, 1, f.y, N, false);
+            ok = si_sgemm(p->nbatch * M, N, K, f.a, K, 1, f.b, N, 1, f.y, N, false);
         } else {
-            for (int64_t bi = 0; ok && bi < p.nbatch; bi++) {
+            for (int64_t bi = 0; ok && bi < p->nbatch; bi++) {
                 int64_t ao, bo;
-                si_mm_offsets(&p, bi, &ao, &bo);
+                si_mm_offsets(p, bi, &ao, &bo);
                 ok = si_sgemm(M, N, K, f.a + ao * asz, K, 1, f.b + bo * bsz, N, 1, f.y + bi * ysz, N, false);
             }
         }
@@ -298,9 +289,9 @@ static si_result matmul_run(si_kctx *c) {
     if (dt == SI_F64) {
         const double *ad = a->data, *bd = b->data;
         double *yd = y->data;
-        for (int64_t bi = 0; bi < p.nbatch; bi++) {
+        for (int64_t bi = 0; bi < p->nbatch; bi++) {
             int64_t ao, bo;
-            si_mm_offsets(&p, bi, &ao, &bo);
+            si_mm_offsets(p, bi, &ao, &bo);
             si_dgemm(M, N, K, ad + ao * asz, K, 1, bd + bo * bsz, N, 1, yd + bi * ysz, N, false);
         }
         return SI_OK;
@@ -308,16 +299,16 @@ static si_result matmul_run(si_kctx *c) {
     int64_t *ai = si_tensor_to_i64(a), *bi64 = si_tensor_to_i64(b),
             *yi = si_malloc((size_t)si_count(y) * sizeof(int64_t));
     if (!ai || !bi64 || !yi) {
-        nn_free_all(ai, bi64, yi, NULL, NULL, NULL);
+        SI_FREE_ALL(ai, bi64, yi);
         return si_op_nomem(c);
     }
-    for (int64_t bi = 0; bi < p.nbatch; bi++) {
+    for (int64_t bi = 0; bi < p->nbatch; bi++) {
         int64_t ao, bo;
-        si_mm_offsets(&p, bi, &ao, &bo);
+        si_mm_offsets(p, bi, &ao, &bo);
         si_igemm(M, N, K, ai + ao * asz, K, 1, bi64 + bo * bsz, N, 1, yi + bi * ysz, N);
     }
     for (int64_t i = 0; i < si_count(y); i++) si_store_i64(y->dtype, y->data, i, yi[i]);
-    nn_free_all(ai, bi64, yi, NULL, NULL, NULL);
+    SI_FREE_ALL(ai, bi64, yi);
     return SI_OK;
 }
 
@@ -328,10 +319,9 @@ typedef struct nn_gemm {
 
 static si_result gemm_prep(si_kctx *c, nn_gemm *p) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    if ((st = si_inputs_typed(c, 2, 3, (const uint32_t[]){NN_T_GEMM, SI_T_LIKE0, SI_T_LIKE0}, (const char *const[]){"A", "B", "C"})))
+        return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1), *cc = si_in(c, 2);
-    if ((st = si_check_type(c, a->dtype, NN_T_GEMM, "A")) || (st = si_same_type(c, a, b, "B"))) return st;
-    if (cc && (st = si_same_type(c, a, cc, "C"))) return st;
     if (a->ndim != 2 || b->ndim != 2)
         return si_op_err(c, SI_ERR_INVALID_ARG, "A and B must be 2-D (got ranks %d and %d)", a->ndim, b->ndim);
     p->ta = si_attr_int(c->node, "transA", 0) != 0;
@@ -350,24 +340,18 @@ static si_result gemm_prep(si_kctx *c, nn_gemm *p) {
     return SI_OK;
 }
 
-static si_result gemm_infer(si_kctx *c) {
-    nn_gemm p;
-    si_result st = gemm_prep(c, &p);
-    if (st) return st;
-    int64_t dims[2] = {p.M, p.N};
+SI_OP_PLANNED(gemm_infer, nn_gemm, p, gemm_prep) {
+    int64_t dims[2] = {p->M, p->N};
     return si_set_out(c, 0, si_in(c, 0)->dtype, 2, dims);
 }
 
-static si_result gemm_run(si_kctx *c) {
-    nn_gemm p;
-    si_result st = gemm_prep(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(gemm_run, nn_gemm, p, gemm_prep) {
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1), *cc = si_in(c, 2);
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
     const double alpha = si_attr_float(c->node, "alpha", 1.0f), beta = si_attr_float(c->node, "beta", 1.0f);
-    const int64_t M = p.M, N = p.N, K = p.K, MN = M * N;
-    const int64_t rsa = p.ta ? 1 : K, csa = p.ta ? M : 1, rsb = p.tb ? 1 : N, csb = p.tb ? K : 1;
+    const int64_t M = p->M, N = p->N, K = p->K, MN = M * N;
+    const int64_t rsa = p->ta ? 1 : K, csa = p->ta ? M : 1, rsb = p->tb ? 1 : N, csb = p->tb ? K : 1;
     int64_t dims[2] = {M, N};
     double *cd = cc ? si_broadcast_to_f64(cc, 2, dims) : NULL;
     if (cc && !cd) return si_op_nomem(c);
@@ -406,7 +390,7 @@ static si_result gemm_run(si_kctx *c) {
                     si_store_f64(y->dtype, y->data, i, alpha * (double)yi[i] + (cd ? beta * cd[i] : 0.0));
             }
         }
-        nn_free_all(ai, bi, yi, ci, cd, NULL);
+        SI_FREE_ALL(ai, bi, yi, ci, cd);
     }
     return ok ? SI_OK : si_op_nomem(c);
 }

@@ -172,7 +172,7 @@ static si_result cos_run(si_kctx *c) {
 
 static si_result range_count(si_kctx *c, int64_t *count) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    if ((s = si_need_inputs(c, 3))) return s;
     si_dtype dt = c->in[0]->dtype;
     for (int i = 0; i < 3; i++) {
         if (c->in[i]->dtype != dt)
@@ -243,7 +243,7 @@ static si_result range_run(si_kctx *c) {
 
 static si_result onehot_params(si_kctx *c, int *ax, int64_t *depth) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false)))
+    if ((s = si_need_inputs(c, 3)))
         return s;
     const si_tensor *ind = c->in[0], *dep = c->in[1], *val = c->in[2];
     if (!si_dtype_is_float(ind->dtype) && !si_dtype_is_int(ind->dtype))

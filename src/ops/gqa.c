@@ -297,8 +297,7 @@ static si_result gqa_run(si_kctx *c) {
         if (si_out(c, 2)) si_tensor_from_f32(si_out(c, 2), pv);
         if (si_out(c, 3)) si_tensor_from_f32(si_out(c, 3), qk);
     }
-    si_free(qf), si_free(kf), si_free(vf), si_free(pkf), si_free(pvf), si_free(cs), si_free(sn), si_free(ab), si_free(sink);
-    si_free(pres), si_free(qr), si_free(out), si_free(qk), si_free(len);
+    SI_FREE_ALL(qf, kf, vf, pkf, pvf, cs, sn, ab, sink, pres, qr, out, qk, len);
     return st;
 }
 
@@ -314,11 +313,10 @@ typedef struct rope_geo {
 /* com.microsoft: input [B, S, D] or [B, N, S, H]; position_ids int64 [B, S] or [1] (an offset); caches [rows, half]. */
 static si_result ms_rope_prep(si_kctx *c, rope_geo *g) {
     si_result st;
-    for (int i = 0; i < 4; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_inputs_typed(c, 4, 4, (const uint32_t[]){LLM_T_FLOAT, 0, SI_T_LIKE0, SI_T_LIKE0},
+                              (const char *const[]){"input", "position_ids", "cos_cache", "sin_cache"})))
+        return st;
     const si_tensor *x = si_in(c, 0), *pos = si_in(c, 1), *cs = si_in(c, 2), *sn = si_in(c, 3);
-    if ((st = si_check_type(c, x->dtype, LLM_T_FLOAT, "input"))) return st;
-    if ((st = si_same_type(c, x, cs, "cos_cache")) || (st = si_same_type(c, x, sn, "sin_cache"))) return st;
     if (pos->dtype != SI_I64) return si_op_err(c, SI_ERR_INVALID_ARG, "position_ids must be int64, got %s", si_dtype_name(pos->dtype));
     if (cs->ndim != 2 || sn->ndim != 2 || cs->dims[0] != sn->dims[0] || cs->dims[1] != sn->dims[1])
         return si_op_err(c, SI_ERR_INVALID_ARG, "cos_cache and sin_cache must be 2-D of the same shape");
@@ -358,11 +356,10 @@ static si_result ms_rope_prep(si_kctx *c, rope_geo *g) {
 /* ONNX: X [B, N, S, H] or [B, S, D] (num_heads); caches [rows, half] with position_ids, else [B, S, half]. */
 static si_result onnx_rope_prep(si_kctx *c, rope_geo *g) {
     si_result st;
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0},
+                              (const char *const[]){"X", "cos_cache", "sin_cache"})))
+        return st;
     const si_tensor *x = si_in(c, 0), *cs = si_in(c, 1), *sn = si_in(c, 2), *pos = si_in(c, 3);
-    if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
-    if ((st = si_same_type(c, x, cs, "cos_cache")) || (st = si_same_type(c, x, sn, "sin_cache"))) return st;
     const int64_t nh = si_attr_int(c->node, "num_heads", 0), rdim = si_attr_int(c->node, "rotary_embedding_dim", 0);
     g->interleaved = si_attr_int(c->node, "interleaved", 0) != 0;
     if (x->ndim == 4) {
@@ -431,13 +428,10 @@ static si_result rope_infer(si_kctx *c) {
     si_result st = rope_prep(c, &g);
     return st ? st : si_same_as_input(c, 0, 0);
 }
-static si_result rope_run(si_kctx *c) {
-    rope_geo g;
-    si_result st = rope_prep(c, &g);
-    if (st) return st;
+SI_OP_PLANNED(rope_run, rope_geo, g, rope_prep) {
     /* ONNX: the caches are inputs 1, 2 and position_ids input 3; com.microsoft: position_ids 1, the caches 2, 3 */
     const bool onnx = si_node_is(c->node, SI_OP_ROTARY_EMBEDDING);
-    return rope_apply(c, &g, si_in(c, onnx ? 3 : 1), onnx ? 1 : 2, onnx);
+    return rope_apply(c, g, si_in(c, onnx ? 3 : 1), onnx ? 1 : 2, onnx);
 }
 
 static const si_op_def defs[] = {

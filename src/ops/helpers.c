@@ -46,6 +46,22 @@ si_result si_need_input(const si_kctx *c, int i, bool need_data) {
     return SI_OK;
 }
 
+si_result si_need_inputs(const si_kctx *c, int n) {
+    si_result s = SI_OK;
+    for (int i = 0; i < n && !s; i++) s = si_need_input(c, i, false);
+    return s;
+}
+
+si_result si_inputs_typed(const si_kctx *c, int n_req, int n, const uint32_t *types, const char *const *names) {
+    si_result s = si_need_inputs(c, n_req);
+    for (int i = 0; i < n && !s; i++) {
+        const si_tensor *t = si_in(c, i);
+        if (!t || !types[i]) continue;
+        s = types[i] == SI_T_LIKE0 ? si_same_type(c, c->in[0], t, names[i]) : si_check_type(c, t->dtype, types[i], names[i]);
+    }
+    return s;
+}
+
 si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char *what) {
     /* mask 0 is any type but the narrow ones, which an op accepts only where it names them */
     if (!si_dtype_valid(dt) || (int)dt >= 32 || (mask && !(mask & SI_T(dt))) || (!mask && si_dtype_is_narrow(dt))) {
@@ -77,6 +93,12 @@ si_result si_run_ready(const si_kctx *c) {
         if (c->out[k] && !c->out[k]->data && si_shape_count(c->out[k]->ndim, c->out[k]->dims) > 0)
             return si_op_err(c, SI_ERR_INTERNAL, "output %d is not allocated", k);
     return SI_OK;
+}
+
+si_result si_run_begin(const si_kctx *c, si_tensor **y) {
+    si_tensor *t = si_out(c, 0);
+    *y = t && si_count(t) != 0 ? t : NULL;
+    return si_run_ready(c);
 }
 
 si_result si_outputs_typed(const si_kctx *c) {

@@ -7,6 +7,10 @@
  */
 #include "ops/ops.h"
 
+/* The arg of the versions of Reshape, Squeeze, Unsqueeze and Slice: the older ones read their parameters from
+ * attributes, the newer ones from inputs. */
+enum { LAYOUT_ATTRS, LAYOUT_INPUTS };
+
 // --- strided copies --------------------------------------------------------------------------------------
 
 /* Copy n elements of size es from src (element stride sstride, may be negative) to contiguous dst. */
@@ -15,31 +19,20 @@ static void copy_strided(void *dst, const void *src, int64_t n, int64_t sstride,
         memcpy(dst, src, (size_t)n * es);
         return;
     }
+    /* the loop for elements of type T, one per common element size */
+#define COPY_STRIDED_AS(T)                                                                                     \
+    {                                                                                                          \
+        const T *s = src;                                                                                      \
+        T *d = dst;                                                                                            \
+        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];                                                 \
+        break;                                                                                                 \
+    }
     switch (es) {
-    case 1: {
-        const uint8_t *s = src;
-        uint8_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
-    case 2: {
-        const uint16_t *s = src;
-        uint16_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
-    case 4: {
-        const uint32_t *s = src;
-        uint32_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
-    case 8: {
-        const uint64_t *s = src;
-        uint64_t *d = dst;
-        for (int64_t j = 0; j < n; j++) d[j] = s[j * sstride];
-        break;
-    }
+    case 1: COPY_STRIDED_AS(uint8_t)
+    case 2: COPY_STRIDED_AS(uint16_t)
+    case 4: COPY_STRIDED_AS(uint32_t)
+    case 8: COPY_STRIDED_AS(uint64_t)
+#undef COPY_STRIDED_AS
     default: {
         const uint8_t *s = src;
         uint8_t *d = dst;
@@ -124,7 +117,8 @@ static int64_t reshape_free_dim(const si_tensor *x, int n, const int64_t *dims, 
 }
 
 /* Reshape-1 to -4 take the new shape as an attribute, Reshape-5 and later as an input. */
-static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
+static si_result reshape_infer(si_kctx *c) {
+    const bool shape_input = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
@@ -185,21 +179,33 @@ static si_result reshape_infer_common(si_kctx *c, bool shape_input) {
     return si_set_out(c, 0, x->dtype, n, dims);
 }
 
-static si_result reshape1_infer(si_kctx *c) { return reshape_infer_common(c, false); }
-static si_result reshape_infer(si_kctx *c) { return reshape_infer_common(c, true); }
-
-/* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on. */
-static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
+/* Squeeze and Unsqueeze take axes as an attribute before opset 13, as an input from 13 on (which Unsqueeze
+ * requires): input 0 and the axes (na -1: not given). later: at compile time, the axes input's values are known only
+ * at run time; na is then their count (-1: not known either). */
+typedef struct sq_p {
     const si_tensor *x;
-    si_result s = si_input0(c, 0, NULL, &x);
-    if (s) return s;
     int64_t axes[SI_MAX_DIMS];
     int na;
-    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) { /* compile time: axes known at run time */
-        int64_t cnt = si_count(c->in[1]); /* > 0 or not known */
-        return si_set_out_unknown(c, 0, x->dtype, cnt > 0 && cnt <= x->ndim ? x->ndim - (int)cnt : -1);
+    bool later;
+} sq_p;
+
+static si_result sq_axes(si_kctx *c, sq_p *p) {
+    const bool axes_input = si_op_arg(c) == LAYOUT_INPUTS, need = si_node_is(c->node, SI_OP_UNSQUEEZE);
+    si_result s = si_input0(c, 0, NULL, &p->x);
+    if (s || (axes_input && need && (s = si_need_input(c, 1, false)))) return s;
+    if (axes_input && si_in(c, 1) && !si_has_values(c->in[1])) {
+        const int64_t cnt = si_count(c->in[1]);
+        p->later = true;
+        p->na = cnt >= 0 && cnt <= SI_MAX_DIMS ? (int)cnt : -1;
+        return SI_OK;
     }
-    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
+    return si_node_axes(c, axes_input, p->axes, SI_MAX_DIMS, &p->na);
+}
+
+SI_OP_PLANNED(squeeze_infer, sq_p, p, sq_axes) {
+    const si_tensor *x = p->x;
+    int na = p->na;
+    if (p->later) return si_set_out_unknown(c, 0, x->dtype, na > 0 && na <= x->ndim ? x->ndim - na : -1);
     if (na < 0) na = 0;
     bool sq[SI_MAX_DIMS];
     if (na == 0) {
@@ -209,7 +215,8 @@ static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
             sq[i] = x->dims[i] == 1;
         }
     } else {
-        if ((s = si_axes_mask(c, axes, na, x->ndim, sq))) return s;
+        si_result s = si_axes_mask(c, p->axes, na, x->ndim, sq);
+        if (s) return s;
         for (int i = 0; i < x->ndim; i++)
             if (sq[i] && si_dim_known(x->dims[i]) && x->dims[i] != 1)
                 return si_op_err(c, SI_ERR_INVALID_ARG, "cannot squeeze axis %d of size %lld", i, (long long)x->dims[i]);
@@ -221,34 +228,21 @@ static si_result squeeze_infer_common(si_kctx *c, bool axes_input) {
     return si_set_out(c, 0, x->dtype, nd, dims);
 }
 
-static si_result squeeze1_infer(si_kctx *c) { return squeeze_infer_common(c, false); }
-static si_result squeeze_infer(si_kctx *c) { return squeeze_infer_common(c, true); }
-
-static si_result unsqueeze_infer_common(si_kctx *c, bool axes_input) {
-    const si_tensor *x;
-    si_result s = si_input0(c, 0, NULL, &x);
-    if (s) return s;
-    int64_t axes[SI_MAX_DIMS];
-    int na;
-    if (axes_input && (s = si_need_input(c, 1, false))) return s;
-    if (axes_input && !si_has_values(c->in[1])) { /* compile time: axes known at run time */
-        int64_t cnt = si_count(c->in[1]);
-        return si_set_out_unknown(c, 0, x->dtype, cnt >= 0 && x->ndim + cnt <= SI_MAX_DIMS ? x->ndim + (int)cnt : -1);
-    }
-    if ((s = si_node_axes(c, axes_input, axes, SI_MAX_DIMS, &na))) return s;
+SI_OP_PLANNED(unsqueeze_infer, sq_p, p, sq_axes) {
+    const si_tensor *x = p->x;
+    const int na = p->na;
+    if (p->later) return si_set_out_unknown(c, 0, x->dtype, na >= 0 && x->ndim + na <= SI_MAX_DIMS ? x->ndim + na : -1);
     if (na < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'axes' is missing");
     int rank = x->ndim + na;
     if (rank > SI_MAX_DIMS)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", rank, SI_MAX_DIMS);
     bool ins[SI_MAX_DIMS];
-    if ((s = si_axes_mask(c, axes, na, rank, ins))) return s;
+    si_result s = si_axes_mask(c, p->axes, na, rank, ins);
+    if (s) return s;
     int64_t dims[SI_MAX_DIMS];
     for (int i = 0, j = 0; i < rank; i++) dims[i] = ins[i] ? 1 : x->dims[j++];
     return si_set_out(c, 0, x->dtype, rank, dims);
 }
-
-static si_result unsqueeze1_infer(si_kctx *c) { return unsqueeze_infer_common(c, false); }
-static si_result unsqueeze_infer(si_kctx *c) { return unsqueeze_infer_common(c, true); }
 
 static si_result flatten_infer(si_kctx *c) {
     const si_tensor *x;
@@ -380,21 +374,26 @@ static si_result concat_run(si_kctx *c) {
 
 // --- Split ----------------------------------------------------------------------------------------------
 
-/* *sizes (n_out entries, caller frees with si_free) receives the length of every output along *axis. */
-static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
-    *sizes = NULL;
+/* The axis, and the length of every output along it (sz: n_out entries; the op function frees it). */
+typedef struct split_p {
+    int axis;
+    int64_t *sz;
+} split_p;
+
+static si_result split_plan(const si_kctx *c, split_p *p) {
+    p->sz = NULL;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
     if (c->n_out < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "needs at least one output");
-    if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, axis))) return s;
-    int64_t dim = x->dims[*axis], *sz = si_malloc(sizeof(int64_t) * (size_t)c->n_out);
+    if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &p->axis))) return s;
+    int64_t dim = x->dims[p->axis], *sz = si_malloc(sizeof(int64_t) * (size_t)c->n_out);
     if (!sz) return si_err(SI_ERR_NO_MEM, "out of memory in Split");
     int n = 0;
     bool given = false;
     if (c->opset >= 13 && si_in(c, 1) && !si_has_values(c->in[1]) && si_count(c->in[1]) != 0) {
         for (int i = 0; i < c->n_out; i++) sz[i] = SI_DIM_UNKNOWN; /* compile time: sizes known at run time */
-        *sizes = sz;
+        p->sz = sz;
         return SI_OK;
     }
     if (c->opset >= 13) {
@@ -420,7 +419,7 @@ static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
             sum += sz[i];
         }
         if (!s && si_dim_ne(sum, dim))
-            s = si_op_err(c, SI_ERR_INVALID_ARG, "split sizes add up to %lld, axis %d has %lld", (long long)sum, *axis,
+            s = si_op_err(c, SI_ERR_INVALID_ARG, "split sizes add up to %lld, axis %d has %lld", (long long)sum, p->axis,
                           (long long)dim);
     } else if (!s && has_num) {
         int64_t num = si_attr_int(c->node, "num_outputs", 0);
@@ -442,15 +441,14 @@ static si_result split_plan(const si_kctx *c, int *axis, int64_t **sizes) {
         si_free(sz);
         return s;
     }
-    *sizes = sz;
+    p->sz = sz;
     return SI_OK;
 }
 
-static si_result split_infer(si_kctx *c) {
-    int axis;
-    int64_t *sz;
-    si_result s = split_plan(c, &axis, &sz);
-    if (s) return s;
+SI_OP_PLANNED(split_infer, split_p, p, split_plan) {
+    const int axis = p->axis;
+    int64_t *sz = p->sz;
+    si_result s = SI_OK;
     const si_tensor *x = c->in[0];
     int64_t dims[SI_MAX_DIMS];
     memcpy(dims, x->dims, sizeof dims);
@@ -462,12 +460,11 @@ static si_result split_infer(si_kctx *c) {
     return s;
 }
 
-static si_result split_run(si_kctx *c) {
-    int axis;
-    int64_t *sz;
-    si_result s = split_plan(c, &axis, &sz);
-    if (s) return s;
-    if ((s = si_run_ready(c))) {
+SI_OP_PLANNED(split_run, split_p, p, split_plan) {
+    const int axis = p->axis;
+    int64_t *sz = p->sz;
+    si_result s = si_run_ready(c);
+    if (s) {
         si_free(sz);
         return s;
     }
@@ -521,7 +518,8 @@ static si_result slice_values_unknown(const si_kctx *c, splan *p) {
 }
 
 /* Slice-1 to -9 take starts/ends/axes as attributes, Slice-10 and later starts/ends/axes/steps as inputs. */
-static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
+static si_result slice_plan(const si_kctx *c, splan *p) {
+    const bool inputs = si_op_arg(c) == LAYOUT_INPUTS;
     const si_tensor *x;
     si_result s = si_input0(c, 0, NULL, &x);
     if (s) return s;
@@ -584,48 +582,39 @@ static si_result slice_plan(const si_kctx *c, bool inputs, splan *p) {
     return SI_OK;
 }
 
-static si_result slice_infer_common(si_kctx *c, bool inputs) {
-    splan p;
-    si_result s = slice_plan(c, inputs, &p);
-    if (s) return s;
-    return si_set_out(c, 0, c->in[0]->dtype, p.rank, p.len);
+SI_OP_PLANNED(slice_infer, splan, p, slice_plan) {
+    return si_set_out(c, 0, c->in[0]->dtype, p->rank, p->len);
 }
 
-static si_result slice_run_common(si_kctx *c, bool inputs) {
-    splan p;
-    si_result s = slice_plan(c, inputs, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(slice_run, splan, p, slice_plan) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     const si_tensor *x = c->in[0];
     if (!c->out[0]) return SI_OK;
     int64_t istr[SI_MAX_DIMS], str[SI_MAX_DIMS], base = 0;
     si_strides(x->ndim, x->dims, istr);
-    for (int d = 0; d < p.rank; d++) {
-        base += p.start[d] * istr[d];
-        str[d] = p.step[d] * istr[d];
+    for (int d = 0; d < p->rank; d++) {
+        base += p->start[d] * istr[d];
+        str[d] = p->step[d] * istr[d];
     }
-    gather_copy(c->out[0]->data, x->data, si_dtype_size(x->dtype), p.rank, p.len, str, base);
+    gather_copy(c->out[0]->data, x->data, si_dtype_size(x->dtype), p->rank, p->len, str, base);
     return SI_OK;
 }
-
-static si_result slice1_infer(si_kctx *c) { return slice_infer_common(c, false); }
-static si_result slice1_run(si_kctx *c) { return slice_run_common(c, false); }
-static si_result slice_infer(si_kctx *c) { return slice_infer_common(c, true); }
-static si_result slice_run(si_kctx *c) { return slice_run_common(c, true); }
 
 // --- table ----------------------------------------------------------------------------------------------
 
 static const si_op_def defs[] = {
-    SI_OP_VERSION(RESHAPE, 0, 4, 0, reshape1_infer, copy_all),
-    SI_OP_VERSION(RESHAPE, 5, 0, 0, reshape_infer, copy_all),
+    SI_OP_VERSION_ARG(RESHAPE, 0, 4, 0, reshape_infer, copy_all, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(RESHAPE, 5, 0, 0, reshape_infer, copy_all, LAYOUT_INPUTS),
     SI_OP_DEF(TRANSPOSE, 0, transpose_infer, transpose_run),
     SI_OP_DEF(CONCAT, 0, concat_infer, concat_run),
     SI_OP_DEF(SPLIT, 0, split_infer, split_run),
-    SI_OP_VERSION(SLICE, 0, 9, 0, slice1_infer, slice1_run),
-    SI_OP_VERSION(SLICE, 10, 0, 0, slice_infer, slice_run),
-    SI_OP_VERSION(SQUEEZE, 0, 12, 0, squeeze1_infer, copy_all),
-    SI_OP_VERSION(SQUEEZE, 13, 0, 0, squeeze_infer, copy_all),
-    SI_OP_VERSION(UNSQUEEZE, 0, 12, 0, unsqueeze1_infer, copy_all),
-    SI_OP_VERSION(UNSQUEEZE, 13, 0, 0, unsqueeze_infer, copy_all),
+    SI_OP_VERSION_ARG(SLICE, 0, 9, 0, slice_infer, slice_run, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(SLICE, 10, 0, 0, slice_infer, slice_run, LAYOUT_INPUTS),
+    SI_OP_VERSION_ARG(SQUEEZE, 0, 12, 0, squeeze_infer, copy_all, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(SQUEEZE, 13, 0, 0, squeeze_infer, copy_all, LAYOUT_INPUTS),
+    SI_OP_VERSION_ARG(UNSQUEEZE, 0, 12, 0, unsqueeze_infer, copy_all, LAYOUT_ATTRS),
+    SI_OP_VERSION_ARG(UNSQUEEZE, 13, 0, 0, unsqueeze_infer, copy_all, LAYOUT_INPUTS),
     SI_OP_DEF(FLATTEN, 0, flatten_infer, copy_all),
 };
 

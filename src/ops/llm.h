@@ -159,6 +159,9 @@ typedef struct si_moe {
 } si_moe;
 /* Validates a MoE node (fc1 [E, f F, hidden], fc2 [E, hidden, F], f = 2 with SwiGLU), fills p. */
 si_result si_moe_prepare(const si_kctx *c, si_moe *p);
+/* The routing of one token: prob[E] = softmax(logits[E]), sel[k] = the k most probable experts (the lower index first
+ * among equal probabilities). Returns the sum of their probabilities (the weights' divisor when p->normalize). */
+double si_moe_route(const si_moe *p, const float *logits, float *prob, int64_t *sel);
 
 /* The non-gated activations (relu, gelu as ORT's CPU kernel: the tanh approximation, silu, identity). */
 static inline float si_moe_act(int act, float v) {

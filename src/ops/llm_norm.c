@@ -21,7 +21,7 @@ static si_result stat_out(si_kctx *c, int k, const si_tensor *x, int axis) {
 
 static si_result sln_prep(si_kctx *c, int *axis) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    if ((st = si_need_inputs(c, 2))) return st;
     const si_tensor *x = si_in(c, 0), *sc = si_in(c, 1);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_check_type(c, sc->dtype, SI_T_FLOATS, "scale")))
         return st;
@@ -64,7 +64,7 @@ static si_result sln_run(si_kctx *c) {
     const int64_t outer = si_prod(x->dims, 0, axis), inner = si_prod(x->dims, axis, x->ndim);
     float *xf = si_tensor_to_f32(x), *g = si_malloc((size_t)SI_MAX(inner, (int64_t)1) * sizeof(float));
     if (!xf || !g) {
-        nn_free_all(xf, g, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(xf, g);
         return si_op_nomem(c);
     }
     /* the scale over the normalised shape (broadcast) */
@@ -84,7 +84,7 @@ static si_result sln_run(si_kctx *c) {
         if (oi) si_store_f64(oi->dtype, oi->data, o, inv);
     }
     if (y) si_tensor_from_f32(y, xf);
-    nn_free_all(xf, g, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(xf, g);
     return SI_OK;
 }
 
@@ -94,8 +94,7 @@ static si_result sln_run(si_kctx *c) {
  * beta (3) and bias (4) for SkipLayerNormalization, bias (3) for the simplified form. */
 si_result si_skipnorm_prepare(const si_kctx *c, bool simplified, si_skipnorm *p) {
     si_result st;
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 3))) return st;
     const si_tensor *x = si_in(c, 0), *sk = si_in(c, 1), *g = si_in(c, 2);
     if ((st = si_check_type(c, x->dtype, LLM_T_FLOAT, "input"))) return st;
     if (x->ndim < 2 || x->ndim > 3)
@@ -166,7 +165,7 @@ static si_result skipnorm_run_common(si_kctx *c, bool simplified) {
     float *bi = p.bias >= 0 ? si_tensor_to_f32(si_in(c, p.bias)) : NULL;
     float *yf = si_malloc((size_t)SI_MAX(si_count(x), (int64_t)1) * sizeof(float));
     if (!u || !sk || !g || (p.beta >= 0 && !be) || (p.bias >= 0 && !bi) || !yf) {
-        nn_free_all(u, sk, g, be, bi, yf);
+        SI_FREE_ALL(u, sk, g, be, bi, yf);
         return si_op_nomem(c);
     }
     const int64_t H = p.H;
@@ -187,7 +186,7 @@ static si_result skipnorm_run_common(si_kctx *c, bool simplified) {
     }
     if (y) si_tensor_from_f32(y, yf);
     if (osum) si_tensor_from_f32(osum, u);
-    nn_free_all(u, sk, g, be, bi, yf);
+    SI_FREE_ALL(u, sk, g, be, bi, yf);
     return SI_OK;
 }
 
@@ -280,7 +279,7 @@ static si_result eln_run(si_kctx *c) {
     float *g = si_tensor_to_f32(si_in(c, 5)), *be = si_tensor_to_f32(si_in(c, 6));
     float *sum = si_malloc((size_t)SI_MAX(B * S * H, (int64_t)1) * 2 * sizeof(float));
     if (!w || !p || (se && !sg) || !g || !be || !sum) {
-        nn_free_all(w, p, sg, g, be, sum);
+        SI_FREE_ALL(w, p, sg, g, be, sum);
         return si_op_nomem(c);
     }
     float *out = sum + B * S * H;
@@ -314,7 +313,7 @@ static si_result eln_run(si_kctx *c) {
             ((int32_t *)omask->data)[b] = n;
         }
     }
-    nn_free_all(w, p, sg, g, be, sum);
+    SI_FREE_ALL(w, p, sg, g, be, sum);
     return st;
 }
 

@@ -22,11 +22,10 @@ typedef struct loss_plan {
 } loss_plan;
 
 static si_result loss_plan_of(si_kctx *c, loss_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_inputs_typed(c, 2, 2, (const uint32_t[]){SI_T_FLOATS, SI_T(SI_I32) | SI_T(SI_I64)},
+                                  (const char *const[]){"input 'scores'", "input 'target'"});
+    if (s) return s;
     const si_tensor *x = c->in[0], *t = c->in[1], *w = si_in(c, 2);
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'scores'"))) return s;
-    if ((s = si_check_type(c, t->dtype, SI_T(SI_I32) | SI_T(SI_I64), "input 'target'"))) return s;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'scores' must have rank >= 2 (N, C, ...), got %d", x->ndim);
     if (t->ndim != x->ndim - 1)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input 'target' must have rank %d (scores' rank - 1), got %d",
@@ -62,16 +61,12 @@ static si_result loss_set_outputs(si_kctx *c, const loss_plan *p, bool log_prob)
     return SI_OK;
 }
 
-static si_result nll_infer(si_kctx *c) {
-    loss_plan p;
-    si_result s = loss_plan_of(c, &p);
-    return s ? s : loss_set_outputs(c, &p, false);
+SI_OP_PLANNED(nll_infer, loss_plan, p, loss_plan_of) {
+    return loss_set_outputs(c, p, false);
 }
 
-static si_result sce_infer(si_kctx *c) {
-    loss_plan p;
-    si_result s = loss_plan_of(c, &p);
-    return s ? s : loss_set_outputs(c, &p, true);
+SI_OP_PLANNED(sce_infer, loss_plan, p, loss_plan_of) {
+    return loss_set_outputs(c, p, true);
 }
 
 /* The loss over logp (n, c, inner) into output 0. */
@@ -83,9 +78,7 @@ static si_result loss_compute(si_kctx *c, const loss_plan *p, const double *logp
     double *w = wt ? si_tensor_to_f64(wt) : NULL;
     double *l = si_malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
     if (!tg || !l || (wt && !w)) {
-        si_free(tg);
-        si_free(w);
-        si_free(l);
+        SI_FREE_ALL(tg, w, l);
         return si_op_nomem(c);
     }
     si_result s = SI_OK;
@@ -114,9 +107,7 @@ static si_result loss_compute(si_kctx *c, const loss_plan *p, const double *logp
             si_tensor_from_f64(y, &v);
         }
     }
-    si_free(tg);
-    si_free(w);
-    si_free(l);
+    SI_FREE_ALL(tg, w, l);
     return s;
 }
 

@@ -77,56 +77,60 @@ static si_result moe_infer(si_kctx *c) {
 }
 
 
-static si_result moe_run(si_kctx *c) {
-    si_moe p;
-    si_result st = si_moe_prepare(c, &p);
-    if (st) return st;
-    const int64_t Hd = p.hidden, F = p.F, E = p.E, f = p.act == MOE_SWIGLU ? 2 : 1;
+double si_moe_route(const si_moe *p, const float *logits, float *prob, int64_t *sel) {
+    const int64_t E = p->E;
+    float m = -INFINITY;
+    double sum = 0;
+    for (int64_t e = 0; e < E; e++) m = logits[e] > m ? logits[e] : m;
+    for (int64_t e = 0; e < E; e++) sum += prob[e] = expf(logits[e] - m);
+    for (int64_t e = 0; e < E; e++) prob[e] = (float)(prob[e] / sum);
+    /* top k, the lower index first among equal probabilities */
+    double wsum = 0;
+    for (int64_t i = 0; i < p->k; i++) {
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            bool taken = false;
+            for (int64_t j = 0; j < i; j++) taken |= sel[j] == e;
+            if (!taken && (best < 0 || prob[e] > prob[best])) best = e;
+        }
+        sel[i] = best;
+        wsum += prob[best];
+    }
+    return wsum;
+}
+
+SI_OP_PLANNED(moe_run, si_moe, p, si_moe_prepare) {
+    si_result st = SI_OK;
+    const int64_t Hd = p->hidden, F = p->F, E = p->E, f = p->act == MOE_SWIGLU ? 2 : 1;
     float *x = si_tensor_to_f32(si_in(c, 0)), *r = si_tensor_to_f32(si_in(c, 1)), *w1 = si_tensor_to_f32(si_in(c, 2));
     float *w2 = si_tensor_to_f32(si_in(c, 4)), *b1 = si_in(c, 3) ? si_tensor_to_f32(si_in(c, 3)) : NULL;
     float *b2 = si_in(c, 5) ? si_tensor_to_f32(si_in(c, 5)) : NULL;
-    float *y = si_calloc((size_t)(p.T * Hd + 1), sizeof(float)), *h = si_malloc((size_t)(f * F + 1) * sizeof(float));
+    float *y = si_calloc((size_t)(p->T * Hd + 1), sizeof(float)), *h = si_malloc((size_t)(f * F + 1) * sizeof(float));
     float *prob = si_malloc((size_t)(E + 1) * sizeof(float));
-    int64_t *sel = si_malloc((size_t)(p.k + 1) * sizeof(int64_t));
+    int64_t *sel = si_malloc((size_t)(p->k + 1) * sizeof(int64_t));
     if (!x || !r || !w1 || !w2 || (si_in(c, 3) && !b1) || (si_in(c, 5) && !b2) || !y || !h || !prob || !sel) {
         st = si_op_nomem(c);
         goto done;
     }
-    for (int64_t t = 0; t < p.T; t++) {
-        const float *lg = r + t * E, *xt = x + t * Hd;
-        float m = -INFINITY;
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) m = lg[e] > m ? lg[e] : m;
-        for (int64_t e = 0; e < E; e++) sum += prob[e] = expf(lg[e] - m);
-        for (int64_t e = 0; e < E; e++) prob[e] = (float)(prob[e] / sum);
-        /* top k, the lower index first among equal probabilities */
-        double wsum = 0;
-        for (int64_t i = 0; i < p.k; i++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t j = 0; j < i; j++) taken |= sel[j] == e;
-                if (!taken && (best < 0 || prob[e] > prob[best])) best = e;
-            }
-            sel[i] = best;
-            wsum += prob[best];
-        }
-        for (int64_t i = 0; i < p.k; i++) {
+    for (int64_t t = 0; t < p->T; t++) {
+        const float *xt = x + t * Hd;
+        const double wsum = si_moe_route(p, r + t * E, prob, sel);
+        for (int64_t i = 0; i < p->k; i++) {
             const int64_t e = sel[i];
-            const float w = p.normalize ? (float)(prob[e] / wsum) : prob[e];
+            const float w = p->normalize ? (float)(prob[e] / wsum) : prob[e];
             const float *W1 = w1 + e * f * F * Hd, *W2 = w2 + e * Hd * F;
             for (int64_t o = 0; o < f * F; o++) {
                 double d = b1 ? b1[e * f * F + o] : 0.0;
                 for (int64_t in = 0; in < Hd; in++) d += (double)W1[o * Hd + in] * xt[in];
                 h[o] = (float)d;
             }
-            if (p.act == MOE_SWIGLU)
+            if (p->act == MOE_SWIGLU)
                 for (int64_t o = 0; o < F; o++) {
-                    const float g = fminf(h[2 * o], p.limit), l = fmaxf(fminf(h[2 * o + 1], p.limit), -p.limit);
-                    h[o] = g / (1.0f + expf(-p.alpha * g)) * (l + p.beta);
+                    const float g = fminf(h[2 * o], p->limit), l = fmaxf(fminf(h[2 * o + 1], p->limit), -p->limit);
+                    h[o] = g / (1.0f + expf(-p->alpha * g)) * (l + p->beta);
                 }
             else
-                for (int64_t o = 0; o < F; o++) h[o] = si_moe_act(p.act, h[o]);
+                for (int64_t o = 0; o < F; o++) h[o] = si_moe_act(p->act, h[o]);
             for (int64_t o = 0; o < Hd; o++) {
                 double d = b2 ? b2[e * Hd + o] : 0.0;
                 for (int64_t in = 0; in < F; in++) d += (double)W2[o * F + in] * h[in];
@@ -136,8 +140,7 @@ static si_result moe_run(si_kctx *c) {
     }
     if (si_out(c, 0)) si_tensor_from_f32(si_out(c, 0), y);
 done:
-    si_free(x), si_free(r), si_free(w1), si_free(w2), si_free(b1), si_free(b2);
-    si_free(y), si_free(h), si_free(prob), si_free(sel);
+    SI_FREE_ALL(x, r, w1, w2, b1, b2, y, h, prob, sel);
     return st;
 }
 

@@ -23,8 +23,7 @@
 si_result si_nbits_prepare(const si_kctx *c, si_nbits *p) {
     si_result st;
     memset(p, 0, sizeof *p);
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 3))) return st;
     const si_tensor *a = si_in(c, 0), *b = si_in(c, 1), *sc = si_in(c, 2), *zp = si_in(c, 3);
     if ((st = si_check_type(c, a->dtype, LLM_T_FLOAT, "A"))) return st;
     if (b->dtype != SI_U8) return si_op_err(c, SI_ERR_INVALID_ARG, "B must be uint8, got %s", si_dtype_name(b->dtype));
@@ -108,36 +107,33 @@ static si_result nbits_infer(si_kctx *c) {
 }
 
 /* The reference: dequantize one row of W at a time, then the dot products of every row of A with it. */
-static si_result nbits_run(si_kctx *c) {
-    si_nbits p;
-    si_result st = si_nbits_prepare(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(nbits_run, si_nbits, p, si_nbits_prepare) {
     si_tensor *y = si_out(c, 0);
-    if (!y || p.M == 0) return SI_OK;
+    if (!y || p->M == 0) return SI_OK;
     const si_tensor *zpt = si_in(c, 3), *bt = si_in(c, 5);
-    const uint8_t *B = si_in(c, 1)->data, *zp8 = p.zp == NB_ZP_PACKED ? zpt->data : NULL;
+    const uint8_t *B = si_in(c, 1)->data, *zp8 = p->zp == NB_ZP_PACKED ? zpt->data : NULL;
     float *a = si_tensor_to_f32(si_in(c, 0)), *sc = si_tensor_to_f32(si_in(c, 2));
-    float *zpf = p.zp == NB_ZP_FLOAT ? si_tensor_to_f32(zpt) : NULL, *bias = bt ? si_tensor_to_f32(bt) : NULL;
-    float *w = si_malloc((size_t)p.K * sizeof(float)), *yf = si_malloc((size_t)(p.M * p.N) * sizeof(float));
-    if (!a || !sc || (p.zp == NB_ZP_FLOAT && !zpf) || (bt && !bias) || !w || !yf) {
+    float *zpf = p->zp == NB_ZP_FLOAT ? si_tensor_to_f32(zpt) : NULL, *bias = bt ? si_tensor_to_f32(bt) : NULL;
+    float *w = si_malloc((size_t)p->K * sizeof(float)), *yf = si_malloc((size_t)(p->M * p->N) * sizeof(float));
+    if (!a || !sc || (p->zp == NB_ZP_FLOAT && !zpf) || (bt && !bias) || !w || !yf) {
         si_free(a), si_free(sc), si_free(zpf), si_free(bias), si_free(w), si_free(yf);
         return si_op_nomem(c);
     }
-    const int per = 8 / p.bits, msk = (1 << p.bits) - 1;
-    for (int64_t n = 0; n < p.N; n++) {
-        for (int64_t blk = 0; blk < p.nb; blk++) {
-            const float s = sc[n * p.nb + blk], z = si_nbits_zero(&p, zp8, zpf, n, blk);
-            const uint8_t *blob = B + (n * p.nb + blk) * p.blob;
-            for (int64_t j = 0; j < p.block && blk * p.block + j < p.K; j++) {
-                const int q = (blob[j / per] >> ((j % per) * p.bits)) & msk;
-                w[blk * p.block + j] = ((float)q - z) * s;
+    const int per = 8 / p->bits, msk = (1 << p->bits) - 1;
+    for (int64_t n = 0; n < p->N; n++) {
+        for (int64_t blk = 0; blk < p->nb; blk++) {
+            const float s = sc[n * p->nb + blk], z = si_nbits_zero(p, zp8, zpf, n, blk);
+            const uint8_t *blob = B + (n * p->nb + blk) * p->blob;
+            for (int64_t j = 0; j < p->block && blk * p->block + j < p->K; j++) {
+                const int q = (blob[j / per] >> ((j % per) * p->bits)) & msk;
+                w[blk * p->block + j] = ((float)q - z) * s;
             }
         }
-        for (int64_t m = 0; m < p.M; m++) {
-            const float *am = a + m * p.K;
+        for (int64_t m = 0; m < p->M; m++) {
+            const float *am = a + m * p->K;
             float acc = 0;
-            for (int64_t k = 0; k < p.K; k++) acc += am[k] * w[k];
-            yf[m * p.N + n] = acc + (bias ? bias[n] : 0.0f);
+            for (int64_t k = 0; k < p->K; k++) acc += am[k] * w[k];
+            yf[m * p->N + n] = acc + (bias ? bias[n] : 0.0f);
         }
     }
     si_tensor_from_f32(y, yf);

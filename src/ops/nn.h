@@ -28,6 +28,8 @@ si_result si_spatial_rank(const si_kctx *c, const si_tensor *x, int *nsp);
 /* Strides, dilations, pads, auto_pad (and ceil_mode when ceil_ok) for a forward window op (Conv, pools) over
  * input spatial shape `in` with kernel `k`; computes the output spatial shape. */
 si_result si_geom_init(const si_kctx *c, int nsp, const int64_t *in, const int64_t *k, bool ceil_ok, nn_geom *g);
+/* Output k of a window op: type dt, shape [n, ch, g's spatial output]. */
+si_result si_geom_set_out(si_kctx *c, int k, si_dtype dt, int64_t n, int64_t ch, const nn_geom *g);
 
 static inline int64_t nn_geom_in_size(const nn_geom *g) { return g->in[0] * g->in[1] * g->in[2]; }
 static inline int64_t nn_geom_out_size(const nn_geom *g) { return g->out[0] * g->out[1] * g->out[2]; }
@@ -57,14 +59,5 @@ si_result si_mm_shape(const si_kctx *c, const si_tensor *a, const si_tensor *b, 
 /* Matrix offsets (in matrices) of A and B for output batch index bi. */
 void si_mm_offsets(const nn_mm *p, int64_t bi, int64_t *ao, int64_t *bo);
 
-/* Free up to six buffers (NULLs allowed). */
-static inline void nn_free_all(void *a, void *b, void *c, void *d, void *e, void *f) {
-    si_free(a);
-    si_free(b);
-    si_free(c);
-    si_free(d);
-    si_free(e);
-    si_free(f);
-}
 
 #endif

@@ -17,8 +17,7 @@ typedef struct nn_bn {
 
 static si_result bn_prep(si_kctx *c, nn_bn *p) {
     si_result st;
-    for (int i = 0; i < 5; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 5))) return st;
     const si_tensor *x = si_in(c, 0);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 2, got %d", x->ndim);
@@ -48,20 +47,18 @@ static si_result bn_prep(si_kctx *c, nn_bn *p) {
     return SI_OK;
 }
 
-static si_result bn_infer(si_kctx *c) {
-    nn_bn p;
-    si_result st = bn_prep(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(bn_infer, nn_bn, p, bn_prep) {
+    si_result st = SI_OK;
     const si_tensor *x = si_in(c, 0);
     if ((st = si_same_as_input(c, 0, 0))) return st;
-    int64_t cd[1] = {p.C};
+    int64_t cd[1] = {p->C};
     si_dtype st_dt = c->opset >= 14 ? si_in(c, 3)->dtype : x->dtype;
     for (int k = 1; k < c->n_out && k < 5; k++) {
         if (!c->out[k]) continue;
         if (c->opset >= 14 && k > 2)
             return si_op_err(c, SI_ERR_INVALID_ARG, "BatchNormalization-%d has at most 3 outputs", c->opset);
         const si_tensor *src = si_in(c, (k % 2) ? 3 : 4);
-        if (p.psz == 1)
+        if (p->psz == 1)
             st = si_set_out(c, k, st_dt, 1, cd);
         else
             st = si_set_out(c, k, st_dt, src->ndim, src->dims);
@@ -70,36 +67,33 @@ static si_result bn_infer(si_kctx *c) {
     return SI_OK;
 }
 
-static si_result bn_run(si_kctx *c) {
-    nn_bn p;
-    si_result st = bn_prep(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(bn_run, nn_bn, p, bn_prep) {
     const si_tensor *x = si_in(c, 0);
     si_tensor *y = si_out(c, 0);
     double eps = si_attr_float(c->node, "epsilon", 1e-5f);
     double mom = si_attr_float(c->node, "momentum", 0.9f);
     double *xd = si_tensor_to_f64(x), *sc = si_tensor_to_f64(si_in(c, 1)), *bi = si_tensor_to_f64(si_in(c, 2));
     double *mn = si_tensor_to_f64(si_in(c, 3)), *vr = si_tensor_to_f64(si_in(c, 4));
-    const int64_t np = p.C * p.psz;
+    const int64_t np = p->C * p->psz;
     double *bm = si_calloc((size_t)(2 * np + 1), sizeof(double));
     if (!xd || !sc || !bi || !mn || !vr || !bm) {
-        nn_free_all(xd, sc, bi, mn, vr, bm);
+        SI_FREE_ALL(xd, sc, bi, mn, vr, bm);
         return si_op_nomem(c);
     }
     double *bv = bm + np;
     const double *um = mn, *uv = vr; /* statistics used for Y */
-    if (p.training) {
-        const double cnt = (double)(p.N * p.S);
-        for (int64_t ch = 0; ch < p.C; ch++) {
+    if (p->training) {
+        const double cnt = (double)(p->N * p->S);
+        for (int64_t ch = 0; ch < p->C; ch++) {
             double s = 0, q = 0;
-            for (int64_t n = 0; n < p.N; n++) {
-                const double *v = xd + (n * p.C + ch) * p.S;
-                for (int64_t i = 0; i < p.S; i++) s += v[i];
+            for (int64_t n = 0; n < p->N; n++) {
+                const double *v = xd + (n * p->C + ch) * p->S;
+                for (int64_t i = 0; i < p->S; i++) s += v[i];
             }
             const double m = cnt > 0 ? s / cnt : 0.0;
-            for (int64_t n = 0; n < p.N; n++) {
-                const double *v = xd + (n * p.C + ch) * p.S;
-                for (int64_t i = 0; i < p.S; i++) q += (v[i] - m) * (v[i] - m);
+            for (int64_t n = 0; n < p->N; n++) {
+                const double *v = xd + (n * p->C + ch) * p->S;
+                for (int64_t i = 0; i < p->S; i++) q += (v[i] - m) * (v[i] - m);
             }
             bm[ch] = m;
             bv[ch] = cnt > 0 ? q / cnt : 0.0;
@@ -107,11 +101,11 @@ static si_result bn_run(si_kctx *c) {
         um = bm;
         uv = bv;
     }
-    for (int64_t n = 0; n < p.N; n++)
-        for (int64_t ch = 0; ch < p.C; ch++) {
-            double *v = xd + (n * p.C + ch) * p.S;
-            for (int64_t i = 0; i < p.S; i++) {
-                const int64_t k = ch * p.psz + (p.psz == 1 ? 0 : i);
+    for (int64_t n = 0; n < p->N; n++)
+        for (int64_t ch = 0; ch < p->C; ch++) {
+            double *v = xd + (n * p->C + ch) * p->S;
+            for (int64_t i = 0; i < p->S; i++) {
+                const int64_t k = ch * p->psz + (p->psz == 1 ? 0 : i);
                 v[i] = sc[k] * (v[i] - um[k]) / sqrt(uv[k] + eps) + bi[k];
             }
         }
@@ -123,17 +117,17 @@ static si_result bn_run(si_kctx *c) {
         for (int64_t i = 0; i < np; i++) {
             double v;
             if (k == 1)
-                v = p.training ? mn[i] * mom + bm[i] * (1 - mom) : mn[i];
+                v = p->training ? mn[i] * mom + bm[i] * (1 - mom) : mn[i];
             else if (k == 2)
-                v = p.training ? vr[i] * mom + bv[i] * (1 - mom) : vr[i];
+                v = p->training ? vr[i] * mom + bv[i] * (1 - mom) : vr[i];
             else if (k == 3)
-                v = p.training ? bm[i] : mn[i];
+                v = p->training ? bm[i] : mn[i];
             else
-                v = p.training ? bv[i] : vr[i];
+                v = p->training ? bv[i] : vr[i];
             si_store_f64(o->dtype, o->data, i, v);
         }
     }
-    nn_free_all(xd, sc, bi, mn, vr, bm);
+    SI_FREE_ALL(xd, sc, bi, mn, vr, bm);
     return SI_OK;
 }
 
@@ -141,8 +135,7 @@ static si_result bn_run(si_kctx *c) {
 
 static si_result instnorm_prep(si_kctx *c) {
     si_result st;
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 3))) return st;
     const si_tensor *x = si_in(c, 0);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "input"))) return st;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", x->ndim);
@@ -171,7 +164,7 @@ static si_result instnorm_run(si_kctx *c) {
     const int64_t N = x->dims[0], C = x->dims[1], S = si_prod(x->dims, 2, x->ndim);
     double *xd = si_tensor_to_f64(x), *sc = si_tensor_to_f64(si_in(c, 1)), *bi = si_tensor_to_f64(si_in(c, 2));
     if (!xd || !sc || !bi) {
-        nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, sc, bi);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++)
@@ -184,7 +177,7 @@ static si_result instnorm_run(si_kctx *c) {
             for (int64_t i = 0; i < S; i++) v[i] = (v[i] - m) * inv * sc[ch] + bi[ch];
         }
     si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, sc, bi);
     return SI_OK;
 }
 
@@ -192,7 +185,7 @@ static si_result instnorm_run(si_kctx *c) {
 
 static si_result lnorm_prep(si_kctx *c, bool rms, int *axis) {
     si_result st;
-    if ((st = si_need_input(c, 0, false)) || (st = si_need_input(c, 1, false))) return st;
+    if ((st = si_need_inputs(c, 2))) return st;
     const si_tensor *x = si_in(c, 0), *sc = si_in(c, 1), *b = rms ? NULL : si_in(c, 2);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X")) || (st = si_check_type(c, sc->dtype, SI_T_FLOATS, "Scale")))
         return st;
@@ -239,7 +232,7 @@ static si_result lnorm_run_common(si_kctx *c, bool rms) {
     double *xd = si_tensor_to_f64(x), *sc = si_broadcast_to_f64(si_in(c, 1), x->ndim, x->dims);
     double *bd = b ? si_broadcast_to_f64(b, x->ndim, x->dims) : NULL;
     if (!xd || !sc || (b && !bd)) {
-        nn_free_all(xd, sc, bd, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, sc, bd);
         return si_op_nomem(c);
     }
     for (int64_t o = 0; o < outer; o++) {
@@ -257,7 +250,7 @@ static si_result lnorm_run_common(si_kctx *c, bool rms) {
         if (oi) si_store_f64(oi->dtype, oi->data, o, inv);
     }
     if (y) si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sc, bd, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, sc, bd);
     return SI_OK;
 }
 
@@ -268,8 +261,7 @@ static si_result rmsnorm_run(si_kctx *c) { return lnorm_run_common(c, true); }
 
 static si_result gnorm_prep(si_kctx *c, int64_t *groups, bool *per_channel) {
     si_result st;
-    for (int i = 0; i < 3; i++)
-        if ((st = si_need_input(c, i, false))) return st;
+    if ((st = si_need_inputs(c, 3))) return st;
     const si_tensor *x = si_in(c, 0);
     if ((st = si_check_type(c, x->dtype, SI_T_FLOATS, "X"))) return st;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "X must have rank >= 2, got %d", x->ndim);
@@ -316,7 +308,7 @@ static si_result gnorm_run(si_kctx *c) {
     const int64_t N = x->dims[0], C = x->dims[1], S = si_prod(x->dims, 2, x->ndim), cpg = C / G;
     double *xd = si_tensor_to_f64(x), *sc = si_tensor_to_f64(si_in(c, 1)), *bi = si_tensor_to_f64(si_in(c, 2));
     if (!xd || !sc || !bi) {
-        nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, sc, bi);
         return si_op_nomem(c);
     }
     const int64_t gsz = cpg * S;
@@ -333,7 +325,7 @@ static si_result gnorm_run(si_kctx *c) {
             }
         }
     si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sc, bi, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, sc, bi);
     return SI_OK;
 }
 
@@ -411,7 +403,7 @@ static si_result lrn_run(si_kctx *c) {
     const int64_t lo = (size - 1) / 2, hi = size - 1 - lo; /* floor((size-1)/2), ceil((size-1)/2) */
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)SI_MAX(si_count(x), (int64_t)1) * sizeof(double));
     if (!xd || !yd) {
-        nn_free_all(xd, yd, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(xd, yd);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++)
@@ -428,7 +420,7 @@ static si_result lrn_run(si_kctx *c) {
             }
         }
     si_tensor_from_f64(y, yd);
-    nn_free_all(xd, yd, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(xd, yd);
     return SI_OK;
 }
 
@@ -483,7 +475,7 @@ static si_result mvn_run(si_kctx *c) {
     double *xd = si_tensor_to_f64(x), *sum = si_calloc((size_t)(2 * ng), sizeof(double));
     int64_t *gid = si_malloc((size_t)n * sizeof(int64_t)), *gcnt = si_calloc((size_t)ng, sizeof(int64_t));
     if (!xd || !sum || !gid || !gcnt) {
-        nn_free_all(xd, sum, gid, gcnt, NULL, NULL);
+        SI_FREE_ALL(xd, sum, gid, gcnt);
         return si_op_nomem(c);
     }
     double *sq = sum + ng;
@@ -511,7 +503,7 @@ static si_result mvn_run(si_kctx *c) {
     const bool scale = c->opset >= 9 || si_attr_int(c->node, "normalize_variance", 1) != 0;
     for (int64_t i = 0; i < n; i++) xd[i] = scale ? (xd[i] - sum[gid[i]]) / sq[gid[i]] : xd[i] - sum[gid[i]];
     si_tensor_from_f64(y, xd);
-    nn_free_all(xd, sum, gid, gcnt, NULL, NULL);
+    SI_FREE_ALL(xd, sum, gid, gcnt);
     return SI_OK;
 }
 

@@ -88,6 +88,7 @@ typedef struct si_op_def {
     si_op_fn infer;
     si_op_fn run;
     si_op_fn check; /* optional: SI_OK or SI_ERR_UNSUPPORTED for this node (input dtypes known) */
+    int arg;        /* for functions that serve several definitions: which one they run (si_op_arg) */
 } si_op_def;
 
 /* A family file's definitions (its registration footer). */
@@ -97,8 +98,23 @@ typedef struct si_op_table {
     bool partial; /* its infers follow the partial contract above (SI_OP_FAMILY_PARTIAL) */
 } si_op_table;
 
+/* An op function that first reads its node into a plan, the step an op's infer and run share:
+ *     SI_OP_PLANNED(conv_run, nn_conv, p, conv_prep) { ... p->groups ... }
+ * defines `static si_result conv_run(si_kctx *c)`: it fills a plan of type T with PREP(c, &plan), returns PREP's error,
+ * or else runs the body with P pointing at the plan. */
+#define SI_OP_PLANNED(NAME, T, P, PREP)                                                                          \
+    static si_result NAME##_planned(si_kctx *c, T *P);                                                          \
+    static si_result NAME(si_kctx *c) {                                                                         \
+        T plan_ = {0};                                                                                          \
+        si_result s_ = PREP(c, &plan_);                                                                         \
+        return s_ ? s_ : NAME##_planned(c, &plan_);                                                             \
+    }                                                                                                           \
+    static si_result NAME##_planned(si_kctx *c, T *P)
 /* Is n a node of op `id` (resolved, any version)? */
 static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n->op->id == id; }
+/* The arg of the definition being run (SI_OP_DEF_ARG): what a function shared by several ops (Softmax, LogSoftmax,
+ * Hardmax) or versions (Reshape-1 and Reshape-5) reads to know which one it is. */
+static inline int si_op_arg(const si_kctx *c) { return c->node->op ? c->node->op->arg : 0; }
 /* The lines of the table at the end of a family file (its registration footer):
  *     SI_OP_DEF(CONV, SI_T_FLOATS, conv_infer, conv_run)                   one definition for every opset
  *     SI_OP_VERSION(CLIP, 11, 0, SI_T_NUMERIC, infer_clip, run_clip)       opsets 11 and later (0: open end)
@@ -106,6 +122,10 @@ static inline bool si_node_is(const si_node *n, si_op_id id) { return n->op && n
 #define SI_OP_DEF(ID, TYPES, INFER, RUN) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN}
 #define SI_OP_VERSION(ID, SINCE, UNTIL, TYPES, INFER, RUN)                                                      \
     {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN}
+/* The same with an arg for functions shared by several definitions (si_op_arg). */
+#define SI_OP_DEF_ARG(ID, TYPES, INFER, RUN, ARG) {.id = SI_OP_##ID, .types = {TYPES}, .infer = INFER, .run = RUN, .arg = ARG}
+#define SI_OP_VERSION_ARG(ID, SINCE, UNTIL, TYPES, INFER, RUN, ARG)                                             \
+    {.id = SI_OP_##ID, .since = SINCE, .until = UNTIL, .types = {TYPES}, .infer = INFER, .run = RUN, .arg = ARG}
 /* The family's table from its array of definitions: const si_op_table si_ops_<fam>. SI_OP_FAMILY_PARTIAL: its
  * infers follow the partial contract (dims may be unknown or symbols at compile time); SI_OP_FAMILY: they expect
  * every input dimension known, and shape inference asks them only then (a family written before partial
@@ -193,6 +213,15 @@ si_result si_op_nomem(const si_kctx *c);
  * Values that are only missing at compile time give UNSUPPORTED ("only known at run time"), which leaves the
  * node's outputs unknown: ops that can say more about their outputs test si_has_values first. */
 si_result si_need_input(const si_kctx *c, int i, bool need_data);
+/* Inputs 0 .. n-1 present with valid ranks (si_need_input without data, for each): the first check of an op whose
+ * first n inputs are required. */
+si_result si_need_inputs(const si_kctx *c, int n);
+/* SI_T_LIKE0 in si_inputs_typed's types: input 0's element type. */
+#define SI_T_LIKE0 (1u << 31)
+/* An op's inputs checked from one table: inputs 0 .. n_req-1 present (si_need_inputs), then each present input i < n of a
+ * type in types[i] (si_check_type; SI_T_LIKE0: input 0's type, si_same_type; 0: not checked here), names[i] naming it in
+ * the errors. */
+si_result si_inputs_typed(const si_kctx *c, int n_req, int n, const uint32_t *types, const char *const *names);
 /* Input 0 present and of a type in mask (what as for si_check_type): *x = input 0. The first lines of most ops. */
 si_result si_input0(const si_kctx *c, uint32_t mask, const char *what, const si_tensor **x);
 /* dt is a stored type and, for a non-zero mask, in it; else UNSUPPORTED ("what: element type ..."; what may
@@ -202,6 +231,9 @@ si_result si_check_type(const si_kctx *c, si_dtype dt, uint32_t mask, const char
 si_result si_same_type(const si_kctx *c, const si_tensor *a, const si_tensor *b, const char *what);
 /* run(): every present input with elements carries data, every output with elements is allocated. */
 si_result si_run_ready(const si_kctx *c);
+/* The first step of most runs: si_run_ready, then *y = output 0, or NULL when it is absent or empty (nothing to
+ * compute: the run returns SI_OK). */
+si_result si_run_begin(const si_kctx *c, si_tensor **y);
 /* After a successful infer: every output the node names got a type. A node naming more outputs than its op
  * has (Softplus -> (Y, Z)) leaves the extra ones untyped: INVALID_ARG naming the node and the output, instead
  * of an untyped tensor handed on as if it were a result. */

@@ -83,14 +83,11 @@ static si_result pad_infer(si_kctx *c) {
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
 }
 
-static si_result pad_run(si_kctx *c) {
-    nn_padp p;
-    si_result st = pad_prep(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(pad_run, nn_padp, p, pad_prep) {
     const si_tensor *x = si_in(c, 0);
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
-    const int r = p.rank;
+    const int r = p->rank;
     const size_t esz = si_dtype_size(x->dtype);
     if (r == 0) {
         memcpy(y->data, x->data, esz);
@@ -99,7 +96,7 @@ static si_result pad_run(si_kctx *c) {
     /* the constant element */
     unsigned char cval[16];
     memset(cval, 0, sizeof cval);
-    if (p.mode == NN_PM_CONSTANT) {
+    if (p->mode == NN_PM_CONSTANT) {
         const si_tensor *cv = c->opset >= 11 ? si_in_nonempty(c, 2) : NULL;
         if (cv) {
             if (!cv->data) return si_op_err(c, SI_ERR_INVALID_ARG, "constant_value has no data");
@@ -115,24 +112,24 @@ static si_result pad_run(si_kctx *c) {
     int64_t *map[SI_MAX_DIMS] = {NULL};
     bool ok = true;
     for (int d = 0; d < r && ok; d++) {
-        map[d] = si_malloc((size_t)SI_MAX(p.out[d], (int64_t)1) * sizeof(int64_t));
+        map[d] = si_malloc((size_t)SI_MAX(p->out[d], (int64_t)1) * sizeof(int64_t));
         if (!map[d]) {
             ok = false;
             break;
         }
-        const int64_t lo = SI_MAX((int64_t)0, -p.pb[d]);
-        const int64_t len = x->dims[d] - lo - SI_MAX((int64_t)0, -p.pe[d]);
-        const int64_t shift = SI_MAX((int64_t)0, p.pb[d]);
-        for (int64_t o = 0; o < p.out[d]; o++) {
+        const int64_t lo = SI_MAX((int64_t)0, -p->pb[d]);
+        const int64_t len = x->dims[d] - lo - SI_MAX((int64_t)0, -p->pe[d]);
+        const int64_t shift = SI_MAX((int64_t)0, p->pb[d]);
+        for (int64_t o = 0; o < p->out[d]; o++) {
             const int64_t i = o - shift;
             int64_t v;
             if (i >= 0 && i < len) {
                 v = i;
-            } else if (p.mode == NN_PM_CONSTANT || len <= 0) {
+            } else if (p->mode == NN_PM_CONSTANT || len <= 0) {
                 v = -1;
-            } else if (p.mode == NN_PM_EDGE) {
+            } else if (p->mode == NN_PM_EDGE) {
                 v = i < 0 ? 0 : len - 1;
-            } else if (p.mode == NN_PM_WRAP) {
+            } else if (p->mode == NN_PM_WRAP) {
                 v = ((i % len) + len) % len;
             } else if (len == 1) {
                 v = 0;
@@ -148,7 +145,7 @@ static si_result pad_run(si_kctx *c) {
         int64_t xs[SI_MAX_DIMS], o[SI_MAX_DIMS] = {0};
         xs[r - 1] = 1;
         for (int d = r - 2; d >= 0; d--) xs[d] = xs[d + 1] * x->dims[d + 1];
-        const int64_t W = p.out[r - 1], rows = si_count(y) / W;
+        const int64_t W = p->out[r - 1], rows = si_count(y) / W;
         const unsigned char *src = x->data;
         unsigned char *dst = y->data;
         for (int64_t row = 0; row < rows; row++) {
@@ -169,7 +166,7 @@ static si_result pad_run(si_kctx *c) {
                     memcpy(dst, cval, esz);
             }
             for (int d = r - 2; d >= 0; d--) {
-                if (++o[d] < p.out[d]) break;
+                if (++o[d] < p->out[d]) break;
                 o[d] = 0;
             }
         }

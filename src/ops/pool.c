@@ -46,13 +46,8 @@ static si_result pool_infer_common(si_kctx *c, uint32_t types, bool indices) {
     nn_pool p;
     si_result st = pool_prep(c, types, &p);
     if (st) return st;
-    int64_t dims[SI_MAX_DIMS];
-    int nsp = p.g.nsp;
-    dims[0] = p.N;
-    dims[1] = p.C;
-    for (int i = 0; i < nsp; i++) dims[2 + i] = p.g.out[NN_SP - nsp + i];
-    if ((st = si_set_out(c, 0, si_in(c, 0)->dtype, nsp + 2, dims))) return st;
-    if (indices && (st = si_set_out(c, 1, SI_I64, nsp + 2, dims))) return st;
+    if ((st = si_geom_set_out(c, 0, si_in(c, 0)->dtype, p.N, p.C, &p.g))) return st;
+    if (indices && (st = si_geom_set_out(c, 1, SI_I64, p.N, p.C, &p.g))) return st;
     return SI_OK;
 }
 
@@ -146,14 +141,12 @@ static si_result pool_run_common(si_kctx *c, uint32_t types, int kind) {
     int64_t so = kind == NN_POOL_MAX ? si_attr_int(c->node, "storage_order", 0) : 0;
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)si_count(y) * sizeof(double));
     if (!xd || !yd) {
-        si_free(xd);
-        si_free(yd);
+        SI_FREE_ALL(xd, yd);
         return si_op_nomem(c);
     }
     nn_pool_core(&p, kind, include_pad, lp, so, xd, yd, ind ? (int64_t *)ind->data : NULL);
     si_tensor_from_f64(y, yd);
-    si_free(xd);
-    si_free(yd);
+    SI_FREE_ALL(xd, yd);
     return SI_OK;
 }
 
@@ -183,7 +176,8 @@ static si_result gpool_infer(si_kctx *c) {
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_result gpool_run_common(si_kctx *c, int kind) {
+static si_result gpool_run(si_kctx *c) {
+    const int kind = si_op_arg(c); /* NN_POOL_AVG, NN_POOL_MAX or NN_POOL_LP */
     si_result st = gpool_prep(c);
     if (st) return st;
     const si_tensor *x = si_in(c, 0);
@@ -193,8 +187,7 @@ static si_result gpool_run_common(si_kctx *c, int kind) {
     const double lp = kind == NN_POOL_LP ? nn_attr_num(c, "p", 2.0) : 2.0;
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)nc * sizeof(double));
     if (!xd || !yd) {
-        si_free(xd);
-        si_free(yd);
+        SI_FREE_ALL(xd, yd);
         return si_op_nomem(c);
     }
     for (int64_t i = 0; i < nc; i++) {
@@ -215,14 +208,9 @@ static si_result gpool_run_common(si_kctx *c, int kind) {
         yd[i] = acc;
     }
     si_tensor_from_f64(y, yd);
-    si_free(xd);
-    si_free(yd);
+    SI_FREE_ALL(xd, yd);
     return SI_OK;
 }
-
-static si_result gavgpool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_AVG); }
-static si_result gmaxpool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_MAX); }
-static si_result glppool_run(si_kctx *c) { return gpool_run_common(c, NN_POOL_LP); }
 
 /* =========================================================================================================
  * Op table
@@ -232,9 +220,9 @@ static const si_op_def defs[] = {
     SI_OP_DEF(MAX_POOL, NN_T_MAXPOOL, maxpool_infer, maxpool_run),
     SI_OP_DEF(AVERAGE_POOL, SI_T_FLOATS, avgpool_infer, avgpool_run),
     SI_OP_DEF(LP_POOL, SI_T_FLOATS, lppool_infer, lppool_run),
-    SI_OP_DEF(GLOBAL_AVERAGE_POOL, SI_T_FLOATS, gpool_infer, gavgpool_run),
-    SI_OP_DEF(GLOBAL_MAX_POOL, SI_T_FLOATS, gpool_infer, gmaxpool_run),
-    SI_OP_DEF(GLOBAL_LP_POOL, SI_T_FLOATS, gpool_infer, glppool_run),
+    SI_OP_DEF_ARG(GLOBAL_AVERAGE_POOL, SI_T_FLOATS, gpool_infer, gpool_run, NN_POOL_AVG),
+    SI_OP_DEF_ARG(GLOBAL_MAX_POOL, SI_T_FLOATS, gpool_infer, gpool_run, NN_POOL_MAX),
+    SI_OP_DEF_ARG(GLOBAL_LP_POOL, SI_T_FLOATS, gpool_infer, gpool_run, NN_POOL_LP),
 };
 
 SI_OP_FAMILY_PARTIAL(pool, defs);

@@ -136,11 +136,8 @@ static si_result q_prep(const si_kctx *c, q_node *q) {
     return float_type_attr(c, 23, "precision", q->p.scale->dtype, &q->prec);
 }
 
-static si_result quantize_infer(si_kctx *c) {
-    q_node q;
-    si_result st = q_prep(c, &q);
-    if (st) return st;
-    return si_set_out(c, 0, q.out, si_in(c, 0)->ndim, si_in(c, 0)->dims);
+SI_OP_PLANNED(quantize_infer, q_node, q, q_prep) {
+    return si_set_out(c, 0, q->out, si_in(c, 0)->ndim, si_in(c, 0)->dims);
 }
 
 /* Scales that divide must be non-zero and finite. */
@@ -154,37 +151,35 @@ static si_result check_divisor(const si_kctx *c, const si_tensor *s, const char 
     return SI_OK;
 }
 
-static si_result quantize_run(si_kctx *c) {
-    q_node q;
-    si_result st = q_prep(c, &q);
-    if (st || (st = si_run_ready(c))) return st;
-    const si_tensor *x = si_in(c, 0), *s = q.p.scale, *zp = q.p.zp;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+SI_OP_PLANNED(quantize_run, q_node, q, q_prep) {
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
+    const si_tensor *x = si_in(c, 0), *s = q->p.scale, *zp = q->p.zp;
     if ((st = check_divisor(c, s, "y_scale"))) return st;
     int64_t lo = 0, hi = 0;
-    const bool mf = si_dtype_is_minifloat(q.out);
+    const bool mf = si_dtype_is_minifloat(q->out);
     const bool sat = c->opset < 19 || si_attr_int(c->node, "saturate", 1) != 0;
-    si_q_range(q.out, &lo, &hi);
+    si_q_range(q->out, &lo, &hi);
     const int64_t n = si_count(x);
     for (int64_t i = 0; i < n; i++) {
-        int64_t k = q_index(&q.p, i);
+        int64_t k = q_index(&q->p, i);
         double v;
         if (x->dtype == SI_I32) { /* an int32 input divides in double (numpy's int32 / float32) */
             v = (double)((const int32_t *)x->data)[i] / si_load_f64(s->dtype, s->data, k);
         } else {
-            float xv = round_to(q.prec, (float)si_load_f64(x->dtype, x->data, i));
-            float sv = round_to(q.prec, (float)si_load_f64(s->dtype, s->data, k));
-            v = round_to(q.prec, xv / sv);
+            float xv = round_to(q->prec, (float)si_load_f64(x->dtype, x->data, i));
+            float sv = round_to(q->prec, (float)si_load_f64(s->dtype, s->data, k));
+            v = round_to(q->prec, xv / sv);
         }
         if (mf) { /* float8 / float4e2m1: x / scale + zero point, rounded once to the type */
             float f = (float)v + (zp ? (float)si_load_f64(zp->dtype, zp->data, k) : 0.0f);
-            ((uint8_t *)y->data)[i] = si_minifloat_encode(q.out, f, sat);
+            ((uint8_t *)y->data)[i] = si_minifloat_encode(q->out, f, sat);
             continue;
         }
         double r = isnan(v) ? 0.0 : nearbyint(v);
         if (zp) r += (double)si_load_i64(zp->dtype, zp->data, k);
-        si_store_i64(q.out, y->data, i, r < (double)lo ? lo : r > (double)hi ? hi : (int64_t)r);
+        si_store_i64(q->out, y->data, i, r < (double)lo ? lo : r > (double)hi ? hi : (int64_t)r);
     }
     return SI_OK;
 }
@@ -208,20 +203,15 @@ static si_result dq_prep(const si_kctx *c, dq_node *d) {
     return float_type_attr(c, 23, "output_dtype", d->p.scale->dtype, &d->out);
 }
 
-static si_result dequantize_infer(si_kctx *c) {
-    dq_node d;
-    si_result st = dq_prep(c, &d);
-    if (st) return st;
-    return si_set_out(c, 0, d.out, si_in(c, 0)->ndim, si_in(c, 0)->dims);
+SI_OP_PLANNED(dequantize_infer, dq_node, d, dq_prep) {
+    return si_set_out(c, 0, d->out, si_in(c, 0)->ndim, si_in(c, 0)->dims);
 }
 
-static si_result dequantize_run(si_kctx *c) {
-    dq_node d;
-    si_result st = dq_prep(c, &d);
-    if (st || (st = si_run_ready(c))) return st;
-    const si_tensor *x = si_in(c, 0), *s = d.p.scale, *zp = d.p.zp;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+SI_OP_PLANNED(dequantize_run, dq_node, d, dq_prep) {
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
+    const si_tensor *x = si_in(c, 0), *s = d->p.scale, *zp = d->p.zp;
     if (zp && x->dtype == SI_I32)
         for (int64_t i = 0; i < si_count(zp); i++)
             if (si_load_i64(zp->dtype, zp->data, i) != 0)
@@ -229,15 +219,15 @@ static si_result dequantize_run(si_kctx *c) {
                                  (long long)si_load_i64(zp->dtype, zp->data, i), (long long)i);
     const int64_t n = si_count(x);
     for (int64_t i = 0; i < n; i++) {
-        int64_t k = q_index(&d.p, i);
+        int64_t k = q_index(&d->p, i);
         if (si_dtype_is_minifloat(x->dtype)) { /* float8 / float4e2m1: (x - zero point) * scale in float32 */
             float xv = (float)si_load_f64(x->dtype, x->data, i) - (zp ? (float)si_load_f64(zp->dtype, zp->data, k) : 0.0f);
-            si_store_f64(d.out, y->data, i, (double)(xv * (float)si_load_f64(s->dtype, s->data, k)));
+            si_store_f64(d->out, y->data, i, (double)(xv * (float)si_load_f64(s->dtype, s->data, k)));
             continue;
         }
         int64_t q = si_load_i64(x->dtype, x->data, i) - (zp ? si_load_i64(zp->dtype, zp->data, k) : 0);
         /* (x - zp) is exact in double and the product rounds once, as float32 arithmetic does */
-        si_store_f64(d.out, y->data, i, (double)(float)((double)q * si_load_f64(s->dtype, s->data, k)));
+        si_store_f64(d->out, y->data, i, (double)(float)((double)q * si_load_f64(s->dtype, s->data, k)));
     }
     return SI_OK;
 }
@@ -373,9 +363,8 @@ static si_result mmi_run(si_kctx *c) {
     nn_mm p;
     qvec az, bz;
     si_result st = mmi_prep(c, &p, &az, &bz);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (st || (st = si_run_begin(c, &y)) || !y) return st;
     int64_t *acc = si_malloc(sizeof(int64_t) * (size_t)(p.M * p.N + 1));
     if (!acc) return si_op_nomem(c);
     int32_t *yd = y->data;
@@ -430,22 +419,17 @@ static si_result qlmm_prep(const si_kctx *c, qlmm *q) {
     return SI_OK;
 }
 
-static si_result qlmm_infer(si_kctx *c) {
-    qlmm q;
-    si_result st = qlmm_prep(c, &q);
-    if (st) return st;
-    return si_set_out(c, 0, si_in(c, 7)->dtype, q.p.nout, q.p.odims);
+SI_OP_PLANNED(qlmm_infer, qlmm, q, qlmm_prep) {
+    return si_set_out(c, 0, si_in(c, 7)->dtype, q->p.nout, q->p.odims);
 }
 
-static si_result qlmm_run(si_kctx *c) {
-    qlmm q;
-    si_result st = qlmm_prep(c, &q);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+SI_OP_PLANNED(qlmm_run, qlmm, q, qlmm_prep) {
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
     const si_tensor *ys = si_in(c, 6), *zy = si_in(c, 7);
     if ((st = check_divisor(c, ys, "y_scale"))) return st;
-    const nn_mm *p = &q.p;
+    const nn_mm *p = &q->p;
     int64_t *acc = si_malloc(sizeof(int64_t) * (size_t)(p->M * p->N + 1));
     if (!acc) return si_op_nomem(c);
     const double ysv = si_load_f64(ys->dtype, ys->data, 0);
@@ -453,10 +437,10 @@ static si_result qlmm_run(si_kctx *c) {
     for (int64_t bi = 0; bi < p->nbatch; bi++) {
         int64_t ao, bo;
         si_mm_offsets(p, bi, &ao, &bo);
-        qmm_batch(p, bi, si_in(c, 0), &q.az, si_in(c, 3), &q.bz, acc);
+        qmm_batch(p, bi, si_in(c, 0), &q->az, si_in(c, 3), &q->bz, acc);
         for (int64_t i = 0; i < p->M; i++)
             for (int64_t j = 0; j < p->N; j++) {
-                double m = requant_mult(ys->dtype, qvec_f64(&q.as, ao, i), qvec_f64(&q.bs, bo, j), ysv);
+                double m = requant_mult(ys->dtype, qvec_f64(&q->as, ao, i), qvec_f64(&q->bs, bo, j), ysv);
                 requant_store(y->dtype, y->data, (bi * p->M + i) * p->N + j, (double)(int32_t)acc[i * p->N + j] * m, yzp);
             }
     }
@@ -515,15 +499,6 @@ static si_result qconv_prep(const si_kctx *c, int ix, int iw, int ixz, int iwz, 
     return si_geom_init(c, nsp, x->dims + 2, w->dims + 2, false, &p->g);
 }
 
-static si_result qconv_set_out(si_kctx *c, const qconv *p, si_dtype dt) {
-    int64_t dims[SI_MAX_DIMS];
-    int nsp = p->g.nsp;
-    dims[0] = p->N;
-    dims[1] = p->M;
-    for (int i = 0; i < nsp; i++) dims[2 + i] = p->g.out[NN_SP - nsp + i];
-    return si_set_out(c, 0, dt, nsp + 2, dims);
-}
-
 /* acc[N, M, out...] = conv(x - x_zp, w - w_zp), exact in 64 bits; padding reads x_zp (contributes 0). NULL when
  * out of memory. */
 static int64_t *qconv_acc(const qconv *p) {
@@ -533,7 +508,7 @@ static int64_t *qconv_acc(const qconv *p) {
     int32_t *xs = si_malloc(sizeof(int32_t) * (size_t)(nx + 1)), *ws = si_malloc(sizeof(int32_t) * (size_t)(nw + 1));
     int64_t *acc = si_calloc((size_t)(p->N * p->M * outsz + 1), sizeof(int64_t));
     if (!xs || !ws || !acc) {
-        nn_free_all(xs, ws, acc, NULL, NULL, NULL);
+        SI_FREE_ALL(xs, ws, acc);
         return NULL;
     }
     int64_t xz = p->xz ? si_load_i64(p->xz->dtype, p->xz->data, 0) : 0;
@@ -571,8 +546,7 @@ static int64_t *qconv_acc(const qconv *p) {
                         }
             }
         }
-    si_free(xs);
-    si_free(ws);
+    SI_FREE_ALL(xs, ws);
     return acc;
 }
 
@@ -580,15 +554,14 @@ static si_result convi_infer(si_kctx *c) {
     qconv p;
     si_result st = qconv_prep(c, 0, 1, 2, 3, &p);
     if (st) return st;
-    return qconv_set_out(c, &p, SI_I32);
+    return si_geom_set_out(c, 0, SI_I32, p.N, p.M, &p.g);
 }
 
 static si_result convi_run(si_kctx *c) {
     qconv p;
     si_result st = qconv_prep(c, 0, 1, 2, 3, &p);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (st || (st = si_run_begin(c, &y)) || !y) return st;
     int64_t *acc = qconv_acc(&p);
     if (!acc) return si_op_nomem(c);
     for (int64_t i = 0; i < si_count(y); i++) ((int32_t *)y->data)[i] = (int32_t)(uint32_t)(uint64_t)acc[i];
@@ -618,27 +591,22 @@ static si_result qlconv_prep(const si_kctx *c, qconv *p) {
     return SI_OK;
 }
 
-static si_result qlconv_infer(si_kctx *c) {
-    qconv p;
-    si_result st = qlconv_prep(c, &p);
-    if (st) return st;
-    return qconv_set_out(c, &p, si_in(c, 7)->dtype);
+SI_OP_PLANNED(qlconv_infer, qconv, p, qlconv_prep) {
+    return si_geom_set_out(c, 0, si_in(c, 7)->dtype, p->N, p->M, &p->g);
 }
 
-static si_result qlconv_run(si_kctx *c) {
-    qconv p;
-    si_result st = qlconv_prep(c, &p);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+SI_OP_PLANNED(qlconv_run, qconv, p, qlconv_prep) {
+    si_tensor *y;
+    si_result st = si_run_begin(c, &y);
+    if (st || !y) return st;
     const si_tensor *xs = si_in(c, 1), *ws = si_in(c, 4), *ys = si_in(c, 6), *zy = si_in(c, 7), *b = si_in(c, 8);
     if ((st = check_divisor(c, ys, "y_scale"))) return st;
-    int64_t *acc = qconv_acc(&p);
+    int64_t *acc = qconv_acc(p);
     if (!acc) return si_op_nomem(c);
-    const int64_t outsz = nn_geom_out_size(&p.g), yzp = si_load_i64(zy->dtype, zy->data, 0);
+    const int64_t outsz = nn_geom_out_size(&p->g), yzp = si_load_i64(zy->dtype, zy->data, 0);
     const double xsv = si_load_f64(xs->dtype, xs->data, 0), ysv = si_load_f64(ys->dtype, ys->data, 0);
     for (int64_t i = 0; i < si_count(y); i++) {
-        int64_t m = (i / outsz) % p.M;
+        int64_t m = (i / outsz) % p->M;
         double mult = requant_mult(SI_F32, xsv, si_load_f64(ws->dtype, ws->data, si_count(ws) == 1 ? 0 : m), ysv);
         int32_t a = (int32_t)(uint32_t)(uint64_t)(acc[i] + (b ? ((const int32_t *)b->data)[m] : 0));
         requant_store(y->dtype, y->data, i, (double)a * mult, yzp);

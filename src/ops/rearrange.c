@@ -13,7 +13,7 @@ static si_result expand_infer(si_kctx *c) {
     si_result s;
     int64_t shape[SI_MAX_DIMS], out[SI_MAX_DIMS];
     int n, nout;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *st = c->in[1];
     if (!si_has_values(st) && st->ndim == 1 && si_dim_known(st->dims[0]) && st->dims[0] <= SI_MAX_DIMS) {
         /* compile time: the shape's length is known, its values are not */
@@ -96,7 +96,7 @@ static si_result tile_repeats(si_kctx *c, int64_t *rep) {
 static si_result tile_infer(si_kctx *c) {
     si_result s;
     int64_t rep[SI_MAX_DIMS], dims[SI_MAX_DIMS];
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *x = c->in[0];
     bool known = si_has_values(c->in[1]) && (c->opset >= 6 || c->n_in < 3 || !c->in[2] || si_has_values(c->in[2]));
     if (!known) /* compile time: the repeats are known at run time */
@@ -235,28 +235,33 @@ static si_result d2s_infer(si_kctx *c) {
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
-static si_result d2s_run(si_kctx *c) {
-    int64_t b = 1;
-    bool crd = false;
-    si_result s;
-    if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd))) return s;
-    const si_tensor *x = c->in[0];
-    size_t es = si_esize(x);
-    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], OC = C / (b * b);
-    const char *src = x->data;
-    char *dst = c->out[0]->data;
-    if (si_count(x) == 0) return SI_OK;
+/* The moves of DepthToSpace and SpaceToDepth, each the other's inverse, between the depth layout [N, OC b b, H, W]
+ * (channel oc b b + i b + j in CRD mode, (i b + j) OC + oc in DCR mode) and the space layout [N, OC, H b, W b]:
+ * to_space copies depth -> space (DepthToSpace), else space -> depth (SpaceToDepth, which is DCR). */
+static void block_moves(char *dst, const char *src, size_t es, int64_t N, int64_t OC, int64_t H, int64_t W, int64_t b, bool crd,
+                        bool to_space) {
     for (int64_t n = 0; n < N; n++)
         for (int64_t oc = 0; oc < OC; oc++)
             for (int64_t h = 0; h < H; h++)
                 for (int64_t i = 0; i < b; i++)
                     for (int64_t w = 0; w < W; w++)
                         for (int64_t j = 0; j < b; j++) {
-                            int64_t ic = crd ? oc * b * b + i * b + j : (i * b + j) * OC + oc;
-                            int64_t si = ((n * C + ic) * H + h) * W + w;
-                            int64_t di = ((n * OC + oc) * H * b + h * b + i) * W * b + w * b + j;
-                            memcpy(dst + (size_t)di * es, src + (size_t)si * es, es);
+                            const int64_t ic = crd ? oc * b * b + i * b + j : (i * b + j) * OC + oc;
+                            const int64_t de = ((n * OC * b * b + ic) * H + h) * W + w;
+                            const int64_t se = ((n * OC + oc) * H * b + h * b + i) * W * b + w * b + j;
+                            if (to_space) memcpy(dst + (size_t)se * es, src + (size_t)de * es, es);
+                            else memcpy(dst + (size_t)de * es, src + (size_t)se * es, es);
                         }
+}
+
+static si_result d2s_run(si_kctx *c) {
+    int64_t b = 1;
+    bool crd = false;
+    si_result s;
+    if ((s = blocksize(c, &b)) || (s = d2s_mode(c, &crd))) return s;
+    const si_tensor *x = c->in[0];
+    if (si_count(x) == 0) return SI_OK;
+    block_moves(c->out[0]->data, x->data, si_esize(x), x->dims[0], x->dims[1] / (b * b), x->dims[2], x->dims[3], b, crd, true);
     return SI_OK;
 }
 
@@ -277,22 +282,8 @@ static si_result s2d_run(si_kctx *c) {
     si_result s = blocksize(c, &b);
     if (s) return s;
     const si_tensor *x = c->in[0];
-    size_t es = si_esize(x);
-    int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3], OH = H / b, OW = W / b;
-    const char *src = x->data;
-    char *dst = c->out[0]->data;
     if (si_count(x) == 0) return SI_OK;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t i = 0; i < b; i++)
-            for (int64_t j = 0; j < b; j++)
-                for (int64_t ch = 0; ch < C; ch++)
-                    for (int64_t h = 0; h < OH; h++)
-                        for (int64_t w = 0; w < OW; w++) {
-                            int64_t oc = (i * b + j) * C + ch;
-                            int64_t di = ((n * C * b * b + oc) * OH + h) * OW + w;
-                            int64_t si = ((n * C + ch) * H + h * b + i) * W + w * b + j;
-                            memcpy(dst + (size_t)di * es, src + (size_t)si * es, es);
-                        }
+    block_moves(c->out[0]->data, x->data, si_esize(x), x->dims[0], x->dims[1], x->dims[2] / b, x->dims[3] / b, b, false, false);
     return SI_OK;
 }
 
@@ -300,7 +291,7 @@ static si_result s2d_run(si_kctx *c) {
 
 static si_result revseq_axes(si_kctx *c, int *batch_axis, int *time_axis) {
     si_result s;
-    if ((s = si_need_input(c, 0, false)) || (s = si_need_input(c, 1, false))) return s;
+    if ((s = si_need_inputs(c, 2))) return s;
     const si_tensor *x = c->in[0], *len = c->in[1];
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank >= 2, got %d", x->ndim);
     int64_t ba = si_attr_int(c->node, "batch_axis", 1), ta = si_attr_int(c->node, "time_axis", 0);

@@ -195,28 +195,38 @@ static void reduce_space(const rplan *p, rspace *sp) {
     sp->m = m;
 }
 
-/* From one run of the input (the last dimension, idx over the others) to the next: idx and the output offset o
- * step on. */
-static void rspace_next_run(const rspace *sp, int64_t *idx, int64_t *o) {
+/* A walk over the runs of the input: run r (of n) is the L contiguous elements of the last dimension at idx over
+ * the others; o is the offset of its first output element; inner_red: the run folds into that one element. */
+typedef struct rrun {
+    int64_t r, n, L, o, idx[SI_MAX_DIMS];
+    bool inner_red;
+} rrun;
+
+static rrun rrun_first(const rspace *sp) {
+    rrun w = {.L = sp->md[sp->m - 1], .inner_red = sp->ostr[sp->m - 1] == 0};
+    w.n = si_prod(sp->md, 0, sp->m) / w.L;
+    return w;
+}
+
+/* From one run to the next: idx and the output offset o step on. */
+static void rrun_next(const rspace *sp, rrun *w) {
+    w->r++;
     for (int d = sp->m - 2; d >= 0; d--) {
-        idx[d]++;
-        *o += sp->ostr[d];
-        if (idx[d] < sp->md[d]) break;
-        *o -= sp->ostr[d] * sp->md[d];
-        idx[d] = 0;
+        w->idx[d]++;
+        w->o += sp->ostr[d];
+        if (w->idx[d] < sp->md[d]) break;
+        w->o -= sp->ostr[d] * sp->md[d];
+        w->idx[d] = 0;
     }
 }
 
 /* One pass in double: acc[o] = fold(acc[o], x) for every input element x of output element o. aux holds the
  * per-output maximum for F_EXPSUM. buf has room for one run (md[m-1] elements). */
 static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc, const double *aux, double *buf) {
-    int m = sp->m;
-    int64_t L = sp->md[m - 1];
-    bool inner_red = sp->ostr[m - 1] == 0;
-    int64_t total = si_prod(sp->md, 0, m), idx[SI_MAX_DIMS] = {0}, o = 0;
-    for (int64_t r = 0; r < total / L; r++) {
-        load_run_f64(x->dtype, x->data, r * L, L, buf);
-        if (inner_red) {
+    for (rrun w = rrun_first(sp); w.r < w.n; rrun_next(sp, &w)) {
+        const int64_t L = w.L, o = w.o;
+        load_run_f64(x->dtype, x->data, w.r * L, L, buf);
+        if (w.inner_red) {
             double a = acc[o];
             switch (f) {
             case F_SUM: for (int64_t j = 0; j < L; j++) a += buf[j]; break;
@@ -252,18 +262,15 @@ static void rpass_f64(const si_tensor *x, const rspace *sp, rfold f, double *acc
             case F_EXPSUM: for (int64_t j = 0; j < L; j++) a[j] += exp(buf[j] - aux[o + j]); break;
             }
         }
-        rspace_next_run(sp, idx, &o);
     }
 }
 
 /* The same in 64-bit integers (sums and products wrap; uns: compare as uint64). */
 static void rpass_i64(const si_tensor *x, const rspace *sp, rfold f, bool uns, int64_t *acc, int64_t *buf) {
-    int m = sp->m;
-    int64_t L = sp->md[m - 1];
-    bool inner_red = sp->ostr[m - 1] == 0;
-    int64_t total = si_prod(sp->md, 0, m), idx[SI_MAX_DIMS] = {0}, o = 0;
-    for (int64_t r = 0; r < total / L; r++) {
-        load_run_i64(x->dtype, x->data, r * L, L, buf);
+    for (rrun w = rrun_first(sp); w.r < w.n; rrun_next(sp, &w)) {
+        const int64_t L = w.L, o = w.o;
+        const bool inner_red = w.inner_red;
+        load_run_i64(x->dtype, x->data, w.r * L, L, buf);
         int64_t a1 = 0;
         int64_t *a = inner_red ? &a1 : acc + o;
         int64_t as = inner_red ? 0 : 1; /* accumulator step per element of the run */
@@ -285,7 +292,6 @@ static void rpass_i64(const si_tensor *x, const rspace *sp, rfold f, bool uns, i
             }
         }
         if (inner_red) acc[o] = a1;
-        rspace_next_run(sp, idx, &o);
     }
 }
 
@@ -321,9 +327,7 @@ static si_result reduce_run_k(si_kctx *c, rkind k, bool axes_input) {
         double *aux = k == R_LOGSUMEXP ? si_malloc(sizeof(double) * (size_t)n_out) : NULL;
         double *buf = si_malloc(sizeof(double) * (size_t)(L > 0 ? L : 1));
         if (!acc || !buf || (k == R_LOGSUMEXP && !aux)) {
-            si_free(acc);
-            si_free(aux);
-            si_free(buf);
+            SI_FREE_ALL(acc, aux, buf);
             return si_err(SI_ERR_NO_MEM, "out of memory in reduction");
         }
         if (k == R_LOGSUMEXP) {
@@ -345,16 +349,13 @@ static si_result reduce_run_k(si_kctx *c, rkind k, bool axes_input) {
             acc[i] = a;
         }
         store_run_f64(y->dtype, y->data, 0, n_out, acc);
-        si_free(acc);
-        si_free(aux);
-        si_free(buf);
+        SI_FREE_ALL(acc, aux, buf);
     } else {
         bool uns = x->dtype == SI_U64;
         int64_t *acc = si_malloc(sizeof(int64_t) * (size_t)n_out);
         int64_t *buf = si_malloc(sizeof(int64_t) * (size_t)(L > 0 ? L : 1));
         if (!acc || !buf) {
-            si_free(acc);
-            si_free(buf);
+            SI_FREE_ALL(acc, buf);
             return si_err(SI_ERR_NO_MEM, "out of memory in reduction");
         }
         int64_t init = k == R_PROD ? 1 : k == R_MAX ? int_type_min(x->dtype) : k == R_MIN ? int_type_max(x->dtype) : 0;
@@ -368,8 +369,7 @@ static si_result reduce_run_k(si_kctx *c, rkind k, bool axes_input) {
             }
         }
         store_run_i64(y->dtype, y->data, 0, n_out, acc);
-        si_free(acc);
-        si_free(buf);
+        SI_FREE_ALL(acc, buf);
     }
     return SI_OK;
 }
@@ -430,11 +430,8 @@ static si_result arg_plan(const si_kctx *c, aplan *p) {
     return SI_OK;
 }
 
-static si_result arg_infer(si_kctx *c) {
-    aplan p;
-    si_result s = arg_plan(c, &p);
-    if (s) return s;
-    return si_set_out(c, 0, SI_I64, p.out_nd, p.out_dims);
+SI_OP_PLANNED(arg_infer, aplan, p, arg_plan) {
+    return si_set_out(c, 0, SI_I64, p->out_nd, p->out_dims);
 }
 
 /* Is v a better pick than the current best b? NaN wins (like numpy), ties go by select_last_index. */
@@ -522,12 +519,10 @@ static si_result topk_plan(const si_kctx *c, tplan *p) {
     return SI_OK;
 }
 
-static si_result topk_infer(si_kctx *c) {
-    tplan p;
-    si_result s = topk_plan(c, &p);
-    if (s) return s;
-    if ((s = si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, p.out_dims))) return s;
-    return si_set_out(c, 1, SI_I64, c->in[0]->ndim, p.out_dims);
+SI_OP_PLANNED(topk_infer, tplan, p, topk_plan) {
+    si_result s = SI_OK;
+    if ((s = si_set_out(c, 0, c->in[0]->dtype, c->in[0]->ndim, p->out_dims))) return s;
+    return si_set_out(c, 1, SI_I64, c->in[0]->ndim, p->out_dims);
 }
 
 typedef struct tkey {
@@ -560,44 +555,40 @@ static void tkey_sort(tkey *v, tkey *tmp, int64_t n, int cls, bool largest) {
     }
 }
 
-static si_result topk_run(si_kctx *c) {
-    tplan p;
-    si_result s = topk_plan(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(topk_run, tplan, p, topk_plan) {
+    si_result s = SI_OK;
     if ((s = si_run_ready(c))) return s;
     const si_tensor *x = c->in[0];
-    if (p.k == 0 || p.outer * p.inner == 0) return SI_OK;
+    if (p->k == 0 || p->outer * p->inner == 0) return SI_OK;
     bool largest = si_attr_int(c->node, "largest", 1) != 0;
     int cls = si_dtype_is_float(x->dtype) ? 0 : x->dtype == SI_U64 ? 2 : 1;
     size_t es = si_dtype_size(x->dtype);
-    tkey *v = si_malloc(sizeof(tkey) * (size_t)p.n), *tmp = si_malloc(sizeof(tkey) * (size_t)p.n);
+    tkey *v = si_malloc(sizeof(tkey) * (size_t)p->n), *tmp = si_malloc(sizeof(tkey) * (size_t)p->n);
     if (!v || !tmp) {
-        si_free(v);
-        si_free(tmp);
+        SI_FREE_ALL(v, tmp);
         return si_err(SI_ERR_NO_MEM, "out of memory in TopK");
     }
     uint8_t *yv = c->out[0] ? c->out[0]->data : NULL;
     int64_t *yi = (c->n_out > 1 && c->out[1]) ? c->out[1]->data : NULL;
     const uint8_t *xd = x->data;
-    for (int64_t o = 0; o < p.outer; o++)
-        for (int64_t i = 0; i < p.inner; i++) {
-            int64_t base = o * p.n * p.inner + i;
-            for (int64_t j = 0; j < p.n; j++) {
-                int64_t e = base + j * p.inner;
+    for (int64_t o = 0; o < p->outer; o++)
+        for (int64_t i = 0; i < p->inner; i++) {
+            int64_t base = o * p->n * p->inner + i;
+            for (int64_t j = 0; j < p->n; j++) {
+                int64_t e = base + j * p->inner;
                 v[j].idx = j;
                 if (cls == 0) v[j].f = si_load_f64(x->dtype, xd, e);
                 else v[j].i = si_load_i64(x->dtype, xd, e);
             }
-            tkey_sort(v, tmp, p.n, cls, largest);
-            int64_t obase = o * p.k * p.inner + i;
-            for (int64_t j = 0; j < p.k; j++) {
-                int64_t oe = obase + j * p.inner;
-                if (yv) memcpy(yv + (size_t)oe * es, xd + (size_t)(base + v[j].idx * p.inner) * es, es);
+            tkey_sort(v, tmp, p->n, cls, largest);
+            int64_t obase = o * p->k * p->inner + i;
+            for (int64_t j = 0; j < p->k; j++) {
+                int64_t oe = obase + j * p->inner;
+                if (yv) memcpy(yv + (size_t)oe * es, xd + (size_t)(base + v[j].idx * p->inner) * es, es);
                 if (yi) yi[oe] = v[j].idx;
             }
         }
-    si_free(v);
-    si_free(tmp);
+    SI_FREE_ALL(v, tmp);
     return SI_OK;
 }
 
@@ -614,8 +605,8 @@ static si_result cumsum_axis(const si_kctx *c, int *axis) {
 }
 
 static si_result cumsum_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     if ((s = si_check_type(c, c->in[0]->dtype, SI_T_NUMERIC, NULL))) return s;
     int axis;
     if (si_has_values(c->in[1]) && (s = cumsum_axis(c, &axis))) return s; /* the shape does not depend on it */
@@ -623,8 +614,8 @@ static si_result cumsum_infer(si_kctx *c) {
 }
 
 static si_result cum_run(si_kctx *c, bool prod) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_run_ready(c))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s || (s = si_run_ready(c))) return s;
     const si_tensor *x = c->in[0];
     si_tensor *y = c->out[0];
     int axis;
@@ -637,8 +628,7 @@ static si_result cum_run(si_kctx *c, bool prod) {
     size_t esz = fl ? sizeof(double) : sizeof(int64_t);
     void *acc = si_malloc(esz * (size_t)inner), *row = si_malloc(esz * (size_t)inner);
     if (!acc || !row) {
-        si_free(acc);
-        si_free(row);
+        SI_FREE_ALL(acc, row);
         return si_op_nomem(c);
     }
     for (int64_t o = 0; o < outer; o++) {
@@ -672,8 +662,7 @@ static si_result cum_run(si_kctx *c, bool prod) {
             }
         }
     }
-    si_free(acc);
-    si_free(row);
+    SI_FREE_ALL(acc, row);
     return SI_OK;
 }
 

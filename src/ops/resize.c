@@ -183,11 +183,11 @@ si_result si_resize_prepare(si_kctx *c, si_resize_form form, si_resize *p) {
     return SI_OK;
 }
 
-static si_result resize_infer_common(si_kctx *c, si_resize_form form) {
-    si_resize p;
-    si_result st = si_resize_prepare(c, form, &p);
-    if (st) return st;
-    return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
+/* The geometry of the node, in the interface of its version (the definition's arg). */
+static si_result resize_prep(si_kctx *c, si_resize *p) { return si_resize_prepare(c, si_resize_form_of(c->node), p); }
+
+SI_OP_PLANNED(resize_infer, si_resize, p, resize_prep) {
+    return si_set_out(c, 0, si_in(c, 0)->dtype, p->rank, p->out);
 }
 
 static double cubic_w(double x, double A) {
@@ -332,24 +332,21 @@ static bool nn_resize_taps(const si_resize *p, int d, nn_taps *t) {
     return true;
 }
 
-static si_result resize_run_common(si_kctx *c, si_resize_form form) {
-    si_resize p;
-    si_result st = si_resize_prepare(c, form, &p);
-    if (st) return st;
+SI_OP_PLANNED(resize_run, si_resize, p, resize_prep) {
     const si_tensor *x = si_in(c, 0);
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
     if (si_count(x) == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "cannot resize an empty input to a non-empty output");
-    const int r = p.rank;
+    const int r = p->rank;
     nn_taps taps[SI_MAX_DIMS];
     memset(taps, 0, sizeof taps);
     double *xd = si_tensor_to_f64(x), *yd = si_malloc((size_t)si_count(y) * sizeof(double));
     bool ok = xd && yd;
-    for (int d = 0; ok && d < r; d++) ok = nn_resize_taps(&p, d, &taps[d]);
+    for (int d = 0; ok && d < r; d++) ok = nn_resize_taps(p, d, &taps[d]);
     if (ok) {
         int64_t xs[SI_MAX_DIMS], o[SI_MAX_DIMS] = {0};
         xs[r - 1] = 1;
-        for (int d = r - 2; d >= 0; d--) xs[d] = xs[d + 1] * p.in[d + 1];
+        for (int d = r - 2; d >= 0; d--) xs[d] = xs[d + 1] * p->in[d + 1];
         const int64_t n = si_count(y);
         for (int64_t i = 0; i < n; i++) {
             bool ext = false;
@@ -357,7 +354,7 @@ static si_result resize_run_common(si_kctx *c, si_resize_form form) {
                 if (taps[d].ext[o[d]]) ext = true;
             double acc = 0;
             if (ext) {
-                acc = p.extrap;
+                acc = p->extrap;
             } else {
                 int64_t k[SI_MAX_DIMS] = {0};
                 for (;;) {
@@ -376,44 +373,31 @@ static si_result resize_run_common(si_kctx *c, si_resize_form form) {
             }
             yd[i] = acc;
             for (int d = r - 1; d >= 0; d--) {
-                if (++o[d] < p.out[d]) break;
+                if (++o[d] < p->out[d]) break;
                 o[d] = 0;
             }
         }
         si_tensor_from_f64(y, yd);
     }
     for (int d = 0; d < r; d++) {
-        si_free(taps[d].idx);
-        si_free(taps[d].w);
-        si_free(taps[d].ext);
+        SI_FREE_ALL(taps[d].idx, taps[d].w, taps[d].ext);
     }
-    si_free(xd);
-    si_free(yd);
+    SI_FREE_ALL(xd, yd);
     return ok ? SI_OK : si_op_nomem(c);
 }
 
-/* One pair per interface (si_resize_form): the table below says which opsets have which. */
-static si_result upsample7_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_SCALES_ATTR); }
-static si_result upsample7_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_SCALES_ATTR); }
-static si_result resize10_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_SCALES_INPUT); }
-static si_result resize10_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_SCALES_INPUT); }
-static si_result resize_infer(si_kctx *c) { return resize_infer_common(c, SI_RESIZE_FULL); }
-static si_result resize_run(si_kctx *c) { return resize_run_common(c, SI_RESIZE_FULL); }
-
-si_resize_form si_resize_form_of(const si_node *n) {
-    if (n->op->id == SI_OP_UPSAMPLE) return n->op->until == 8 ? SI_RESIZE_SCALES_ATTR : SI_RESIZE_SCALES_INPUT;
-    return n->op->until == 10 ? SI_RESIZE_SCALES_INPUT : SI_RESIZE_FULL;
-}
+si_resize_form si_resize_form_of(const si_node *n) { return (si_resize_form)n->op->arg; }
 
 /* =========================================================================================================
  * Op table
  */
 
 static const si_op_def defs[] = {
-    SI_OP_VERSION(RESIZE, 0, 10, SI_T_ALL, resize10_infer, resize10_run),
-    SI_OP_VERSION(RESIZE, 11, 0, SI_T_ALL, resize_infer, resize_run),
-    SI_OP_VERSION(UPSAMPLE, 0, 8, SI_T_ALL, upsample7_infer, upsample7_run),
-    SI_OP_VERSION(UPSAMPLE, 9, 0, SI_T_ALL, resize10_infer, resize10_run),
+    /* the arg is the version's interface (si_resize_form) */
+    SI_OP_VERSION_ARG(RESIZE, 0, 10, SI_T_ALL, resize_infer, resize_run, SI_RESIZE_SCALES_INPUT),
+    SI_OP_VERSION_ARG(RESIZE, 11, 0, SI_T_ALL, resize_infer, resize_run, SI_RESIZE_FULL),
+    SI_OP_VERSION_ARG(UPSAMPLE, 0, 8, SI_T_ALL, resize_infer, resize_run, SI_RESIZE_SCALES_ATTR),
+    SI_OP_VERSION_ARG(UPSAMPLE, 9, 0, SI_T_ALL, resize_infer, resize_run, SI_RESIZE_SCALES_INPUT),
 };
 
 SI_OP_FAMILY_PARTIAL(resize, defs);

@@ -155,15 +155,13 @@ void si_rnn_out_dims(const si_rnn *p, int64_t y[4], int64_t yh[3]) {
     }
 }
 
-static si_result rnn_infer(si_kctx *c) {
-    si_rnn p;
-    si_result st = si_rnn_prepare(c, &p);
-    if (st) return st;
+SI_OP_PLANNED(rnn_infer, si_rnn, p, si_rnn_prepare) {
+    si_result st = SI_OK;
     int64_t y[4], yh[3];
-    si_rnn_out_dims(&p, y, yh);
+    si_rnn_out_dims(p, y, yh);
     si_dtype dt = si_in(c, 0)->dtype;
     if ((st = si_set_out(c, 0, dt, 4, y)) || (st = si_set_out(c, 1, dt, 3, yh))) return st;
-    return p.kind == SI_RNN_LSTM ? si_set_out(c, 2, dt, 3, yh) : SI_OK;
+    return p->kind == SI_RNN_LSTM ? si_set_out(c, 2, dt, 3, yh) : SI_OK;
 }
 
 // --- the reference kernel -----------------------------------------------------------------------------------
@@ -185,15 +183,7 @@ typedef struct rnn_data {
     double *x, *w, *r, *b, *h0, *c0, *pp;
 } rnn_data;
 
-static void rnn_data_free(rnn_data *d) {
-    si_free(d->x);
-    si_free(d->w);
-    si_free(d->r);
-    si_free(d->b);
-    si_free(d->h0);
-    si_free(d->c0);
-    si_free(d->pp);
-}
+static void rnn_data_free(rnn_data *d) { SI_FREE_ALL(d->x, d->w, d->r, d->b, d->h0, d->c0, d->pp); }
 
 /* Run one direction d for batch row b: state h (and cell cs) in and out; writes Y rows. g: gate scratch. */
 static void rnn_row(const si_rnn *p, const rnn_data *in, int d, int64_t b, int64_t len, double *h, double *cs, double *g,
@@ -259,14 +249,13 @@ static void rnn_row(const si_rnn *p, const rnn_data *in, int d, int64_t b, int64
     }
 }
 
-static si_result rnn_run(si_kctx *c) {
-    si_rnn p;
-    si_result st = si_rnn_prepare(c, &p);
-    if (st || (st = si_run_ready(c))) return st;
-    si_tensor *Y = si_out(c, 0), *Yh = si_out(c, 1), *Yc = p.kind == SI_RNN_LSTM ? si_out(c, 2) : NULL;
+SI_OP_PLANNED(rnn_run, si_rnn, p, si_rnn_prepare) {
+    si_result st = si_run_ready(c);
+    if (st) return st;
+    si_tensor *Y = si_out(c, 0), *Yh = si_out(c, 1), *Yc = p->kind == SI_RNN_LSTM ? si_out(c, 2) : NULL;
     const si_tensor *sl = si_in(c, SI_RNN_SEQ), *h0 = si_in(c, SI_RNN_H0);
-    const si_tensor *c0 = p.kind == SI_RNN_LSTM ? si_in(c, SI_RNN_C0) : NULL, *pp = p.kind == SI_RNN_LSTM ? si_in(c, SI_RNN_P) : NULL;
-    const int64_t H = p.H, GH = p.gates * H, ns = p.ndir * p.N * H;
+    const si_tensor *c0 = p->kind == SI_RNN_LSTM ? si_in(c, SI_RNN_C0) : NULL, *pp = p->kind == SI_RNN_LSTM ? si_in(c, SI_RNN_P) : NULL;
+    const int64_t H = p->H, GH = p->gates * H, ns = p->ndir * p->N * H;
     rnn_data in = {0};
     in.x = si_tensor_to_f64(si_in(c, 0));
     in.w = si_tensor_to_f64(si_in(c, 1));
@@ -281,13 +270,13 @@ static si_result rnn_run(si_kctx *c) {
     bool ok = in.x && in.w && in.r && (!si_in(c, SI_RNN_B) || in.b) && (!h0 || in.h0) && (!c0 || in.c0) && (!pp || in.pp) &&
               (!Y || y) && hs && cs && g && hn;
     if (ok) {
-        for (int d = 0; d < p.ndir; d++)
-            for (int64_t b = 0; b < p.N; b++) {
-                double *h = hs + s_off(&p, d, b), *cc = cs + s_off(&p, d, b);
-                if (in.h0) memcpy(h, in.h0 + s_off(&p, d, b), sizeof(double) * (size_t)H);
-                if (in.c0) memcpy(cc, in.c0 + s_off(&p, d, b), sizeof(double) * (size_t)H);
-                int64_t len = sl ? si_load_i64(sl->dtype, sl->data, b) : p.T;
-                rnn_row(&p, &in, d, b, len, h, cc, g, hn, y);
+        for (int d = 0; d < p->ndir; d++)
+            for (int64_t b = 0; b < p->N; b++) {
+                double *h = hs + s_off(p, d, b), *cc = cs + s_off(p, d, b);
+                if (in.h0) memcpy(h, in.h0 + s_off(p, d, b), sizeof(double) * (size_t)H);
+                if (in.c0) memcpy(cc, in.c0 + s_off(p, d, b), sizeof(double) * (size_t)H);
+                int64_t len = sl ? si_load_i64(sl->dtype, sl->data, b) : p->T;
+                rnn_row(p, &in, d, b, len, h, cc, g, hn, y);
                 if (len == 0) memset(h, 0, sizeof(double) * (size_t)H), memset(cc, 0, sizeof(double) * (size_t)H);
             }
         if (Y && si_count(Y)) si_tensor_from_f64(Y, y);
@@ -295,11 +284,7 @@ static si_result rnn_run(si_kctx *c) {
         if (Yc && si_count(Yc)) si_tensor_from_f64(Yc, cs);
     }
     rnn_data_free(&in);
-    si_free(y);
-    si_free(hs);
-    si_free(cs);
-    si_free(g);
-    si_free(hn);
+    SI_FREE_ALL(y, hs, cs, g, hn);
     return ok ? SI_OK : si_op_nomem(c);
 }
 

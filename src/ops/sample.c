@@ -23,8 +23,8 @@ typedef struct gs_plan {
 } gs_plan;
 
 static si_result gs_plan_of(si_kctx *c, gs_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *g = c->in[1];
     if ((s = si_check_type(c, g->dtype, SI_T_FLOATS, "input 'grid'"))) return s;
     p->r = x->ndim - 2;
@@ -49,13 +49,10 @@ static si_result gs_plan_of(si_kctx *c, gs_plan *p) {
     return SI_OK;
 }
 
-static si_result gs_infer(si_kctx *c) {
-    gs_plan p;
-    si_result s = gs_plan_of(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(gs_infer, gs_plan, p, gs_plan_of) {
     int64_t od[SI_MAX_DIMS] = {c->in[0]->dims[0], c->in[0]->dims[1]};
-    for (int d = 0; d < p.r; d++) od[2 + d] = c->in[1]->dims[1 + d];
-    return si_set_out(c, 0, c->in[0]->dtype, p.r + 2, od);
+    for (int d = 0; d < p->r; d++) od[2 + d] = c->in[1]->dims[1 + d];
+    return si_set_out(c, 0, c->in[0]->dtype, p->r + 2, od);
 }
 
 /* x reflected into [lo, hi] */
@@ -96,24 +93,22 @@ static void gs_cubic_coeffs(double t, double *w) {
     w[3] = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
 }
 
-static si_result gs_run(si_kctx *c) {
-    gs_plan p;
-    si_result s = gs_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(gs_run, gs_plan, p, gs_plan_of) {
+    si_tensor *yt;
+    si_result s = si_run_begin(c, &yt);
+    if (s || !yt) return s;
     const si_tensor *xt = c->in[0], *gt = c->in[1];
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
-    const int r = p.r;
+    const int r = p->r;
     const int64_t N = xt->dims[0], C = xt->dims[1], in_sp = si_prod(xt->dims, 2, xt->ndim);
     const int64_t out_sp = si_prod(gt->dims, 1, gt->ndim - 1);
     for (int d = 0; d < r; d++)
         if (xt->dims[2 + d] == 0) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' spatial dimension %d is 0", d);
     double *x = si_tensor_to_f64(xt), *g = si_tensor_to_f64(gt), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!x || !g || !y) {
-        nn_free_all(x, g, y, NULL, NULL, NULL);
+        SI_FREE_ALL(x, g, y);
         return si_op_nomem(c);
     }
-    const int ntap1 = p.mode == GS_NEAREST ? 1 : p.mode == GS_LINEAR ? 2 : 4;
+    const int ntap1 = p->mode == GS_NEAREST ? 1 : p->mode == GS_LINEAR ? 2 : 4;
     int64_t idx[GS_MAXR][4];
     double w[GS_MAXR][4];
     int64_t xs[GS_MAXR];
@@ -124,26 +119,26 @@ static si_result gs_run(si_kctx *c) {
             for (int d = 0; d < r; d++) {
                 const int64_t size = xt->dims[2 + d];
                 const double gv = gp[r - 1 - d]; /* the grid lists x (the last axis) first */
-                double v = p.align ? (gv + 1) / 2 * (double)(size - 1) : ((gv + 1) * (double)size - 1) / 2;
-                if (p.pad == GS_BORDER)
+                double v = p->align ? (gv + 1) / 2 * (double)(size - 1) : ((gv + 1) * (double)size - 1) / 2;
+                if (p->pad == GS_BORDER)
                     v = fmin(fmax(v, 0.0), (double)(size - 1));
-                else if (p.pad == GS_REFLECTION)
-                    v = gs_reflect(v, p.align ? 0.0 : -0.5, p.align ? (double)(size - 1) : (double)size - 0.5);
+                else if (p->pad == GS_REFLECTION)
+                    v = gs_reflect(v, p->align ? 0.0 : -0.5, p->align ? (double)(size - 1) : (double)size - 0.5);
                 if (!isfinite(v)) v = -2.0 * (double)size - 4; /* far outside: zeros or the border */
                 v = fmin(fmax(v, -2.0 * (double)size - 4), 3.0 * (double)size + 4);
-                if (p.mode == GS_NEAREST) {
-                    idx[d][0] = gs_index(&p, (int64_t)nearbyint(v), size);
+                if (p->mode == GS_NEAREST) {
+                    idx[d][0] = gs_index(p, (int64_t)nearbyint(v), size);
                     w[d][0] = 1;
                 } else {
                     const double f = floor(v), t = v - f;
-                    if (p.mode == GS_LINEAR) {
+                    if (p->mode == GS_LINEAR) {
                         w[d][0] = 1 - t;
                         w[d][1] = t;
                     } else {
                         gs_cubic_coeffs(t, w[d]);
                     }
-                    const int64_t i0 = (int64_t)f - (p.mode == GS_CUBIC ? 1 : 0);
-                    for (int k = 0; k < ntap1; k++) idx[d][k] = gs_index(&p, i0 + k, size);
+                    const int64_t i0 = (int64_t)f - (p->mode == GS_CUBIC ? 1 : 0);
+                    for (int k = 0; k < ntap1; k++) idx[d][k] = gs_index(p, i0 + k, size);
                 }
             }
             int ntaps = 1;
@@ -169,7 +164,7 @@ static si_result gs_run(si_kctx *c) {
             }
         }
     si_tensor_from_f64(yt, y);
-    nn_free_all(x, g, y, NULL, NULL, NULL);
+    SI_FREE_ALL(x, g, y);
     return SI_OK;
 }
 
@@ -177,8 +172,8 @@ static si_result gs_run(si_kctx *c) {
 
 /* The output shape (N, spatial..., r) from input 'size' (N, C, spatial...); *r its spatial rank. */
 static si_result ag_shape(si_kctx *c, int64_t *od, int *r, bool *known) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *th = c->in[0], *sz = c->in[1];
     if ((s = si_check_type(c, th->dtype, SI_T_FLOATS, "input 'theta'"))) return s;
     if (th->ndim != 3) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'theta' must have rank 3 (N, r, r+1), got %d", th->ndim);
@@ -219,14 +214,13 @@ static si_result ag_run(si_kctx *c) {
     int r = 0;
     bool known = false;
     si_result s = ag_shape(c, od, &r, &known);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const bool align = si_attr_int(c->node, "align_corners", 0) != 0;
     const int64_t N = od[0], sp = si_prod(od, 1, 1 + r);
     double *th = si_tensor_to_f64(c->in[0]), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!th || !y) {
-        nn_free_all(th, y, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(th, y);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++) {
@@ -253,19 +247,17 @@ static si_result ag_run(si_kctx *c) {
         }
     }
     si_tensor_from_f64(yt, y);
-    nn_free_all(th, y, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(th, y);
     return SI_OK;
 }
 
 // --- RoiAlign ---------------------------------------------------------------------------------------------
 
 static si_result roi_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T(SI_I64) | SI_T(SI_I32)},
+                                  (const char *const[]){"input 'X'", "input 'rois'", "input 'batch_indices'"});
+    if (s) return s;
     const si_tensor *x = c->in[0], *rois = c->in[1], *bi = c->in[2];
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_same_type(c, x, rois, "input 'rois'")) ||
-        (s = si_check_type(c, bi->dtype, SI_T(SI_I64) | SI_T(SI_I32), "input 'batch_indices'")))
-        return s;
     if (x->ndim != 4) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' must have rank 4 (N, C, H, W), got %d", x->ndim);
     if (rois->ndim != 2 || (si_dim_known(rois->dims[1]) && rois->dims[1] != 4))
         return si_op_err(c, SI_ERR_INVALID_ARG, "input 'rois' must have shape (num_rois, 4)");
@@ -287,9 +279,8 @@ static si_result roi_infer(si_kctx *c) {
 
 static si_result roi_run(si_kctx *c) {
     si_result s = roi_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
     const int64_t C = xt->dims[1], H = xt->dims[2], W = xt->dims[3], R = yt->dims[0], OH = yt->dims[2], OW = yt->dims[3];
     const bool maxm = !strcmp(si_attr_str(c->node, "mode", "avg"), "max");
@@ -300,7 +291,7 @@ static si_result roi_run(si_kctx *c) {
     double *x = si_tensor_to_f64(xt), *rois = si_tensor_to_f64(c->in[1]), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     int64_t *bi = si_tensor_to_i64(c->in[2]);
     if (!x || !rois || !y || !bi) {
-        nn_free_all(x, rois, y, bi, NULL, NULL);
+        SI_FREE_ALL(x, rois, y, bi);
         return si_op_nomem(c);
     }
     for (int64_t r = 0; r < R && !s; r++) {
@@ -370,7 +361,7 @@ static si_result roi_run(si_kctx *c) {
         }
     }
     if (!s) si_tensor_from_f64(yt, y);
-    nn_free_all(x, rois, y, bi, NULL, NULL);
+    SI_FREE_ALL(x, rois, y, bi);
     return s;
 }
 
@@ -384,8 +375,8 @@ typedef struct c2i_plan {
 } c2i_plan;
 
 static si_result c2i_plan_of(si_kctx *c, c2i_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_need_inputs(c, 3);
+    if (s) return s;
     const si_tensor *x = c->in[0], *is = c->in[1], *bs = c->in[2];
     if (x->ndim != 3) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank 3 (N, C * prod(block_shape), L), got %d", x->ndim);
     if (is->ndim != 1 || bs->ndim != 1) return si_op_err(c, SI_ERR_INVALID_ARG, "image_shape and block_shape must be 1-D");
@@ -425,38 +416,34 @@ static si_result c2i_plan_of(si_kctx *c, c2i_plan *p) {
     return SI_OK;
 }
 
-static si_result c2i_infer(si_kctx *c) {
-    c2i_plan p;
-    si_result s = c2i_plan_of(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(c2i_infer, c2i_plan, p, c2i_plan_of) {
     const si_tensor *x = c->in[0];
-    if (!p.known) {
+    if (!p->known) {
         int r = si_dim_known(c->in[1]->dims[0]) ? (int)c->in[1]->dims[0] : -1;
         return si_set_out_unknown(c, 0, x->dtype, r >= 0 ? r + 2 : -1);
     }
-    int64_t od[SI_MAX_DIMS] = {x->dims[0], si_dim_known(x->dims[1]) ? x->dims[1] / si_prod(p.blk, 0, p.r) : SI_DIM_UNKNOWN};
-    for (int d = 0; d < p.r; d++) od[2 + d] = p.img[d];
-    return si_set_out(c, 0, x->dtype, p.r + 2, od);
+    int64_t od[SI_MAX_DIMS] = {x->dims[0], si_dim_known(x->dims[1]) ? x->dims[1] / si_prod(p->blk, 0, p->r) : SI_DIM_UNKNOWN};
+    for (int d = 0; d < p->r; d++) od[2 + d] = p->img[d];
+    return si_set_out(c, 0, x->dtype, p->r + 2, od);
 }
 
-static si_result c2i_run(si_kctx *c) {
-    c2i_plan p;
-    si_result s = c2i_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(c2i_run, c2i_plan, p, c2i_plan_of) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     si_tensor *yt = si_out(c, 0);
     const si_tensor *xt = c->in[0];
     if (!yt || si_count(yt) == 0 || si_count(xt) == 0) return SI_OK;
-    const int r = p.r;
-    const int64_t N = xt->dims[0], K = si_prod(p.blk, 0, r), C = xt->dims[1] / K, L = xt->dims[2];
-    const int64_t isz = si_prod(p.img, 0, r);
+    const int r = p->r;
+    const int64_t N = xt->dims[0], K = si_prod(p->blk, 0, r), C = xt->dims[1] / K, L = xt->dims[2];
+    const int64_t isz = si_prod(p->img, 0, r);
     double *x = si_tensor_to_f64(xt), *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!x || !y) {
-        nn_free_all(x, y, NULL, NULL, NULL, NULL);
+        SI_FREE_ALL(x, y);
         return si_op_nomem(c);
     }
     memset(y, 0, sizeof(double) * (size_t)si_count(yt));
     int64_t istr[SI_MAX_DIMS];
-    si_strides(r, p.img, istr);
+    si_strides(r, p->img, istr);
     for (int64_t n = 0; n < N; n++)
         for (int64_t ch = 0; ch < C; ch++) {
             int64_t kidx[SI_MAX_DIMS] = {0};
@@ -467,18 +454,18 @@ static si_result c2i_run(si_kctx *c) {
                     int64_t off = 0;
                     bool in = true;
                     for (int d = 0; d < r && in; d++) {
-                        const int64_t pos = lidx[d] * p.str[d] - p.pads[d] + kidx[d] * p.dil[d];
-                        in = pos >= 0 && pos < p.img[d];
+                        const int64_t pos = lidx[d] * p->str[d] - p->pads[d] + kidx[d] * p->dil[d];
+                        in = pos >= 0 && pos < p->img[d];
                         off += pos * istr[d];
                     }
                     if (in) y[(n * C + ch) * isz + off] += xp[l];
-                    si_next_index(lidx, p.nb, r);
+                    si_next_index(lidx, p->nb, r);
                 }
-                si_next_index(kidx, p.blk, r);
+                si_next_index(kidx, p->blk, r);
             }
         }
     si_tensor_from_f64(yt, y);
-    nn_free_all(x, y, NULL, NULL, NULL, NULL);
+    SI_FREE_ALL(x, y);
     return SI_OK;
 }
 
@@ -490,13 +477,10 @@ typedef struct dc_plan {
 } dc_plan;
 
 static si_result dc_plan_of(si_kctx *c, dc_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_inputs_typed(c, 3, 5, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0},
+                                  (const char *const[]){"input 'X'", "input 'W'", "input 'offset'", "input 'B'", "input 'mask'"});
+    if (s) return s;
     const si_tensor *x = c->in[0], *w = c->in[1], *off = c->in[2], *b = si_in(c, 3), *mk = si_in(c, 4);
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_same_type(c, x, w, "input 'W'")) ||
-        (s = si_same_type(c, x, off, "input 'offset'")) || (b && (s = si_same_type(c, x, b, "input 'B'"))) ||
-        (mk && (s = si_same_type(c, x, mk, "input 'mask'"))))
-        return s;
     if (x->ndim != 4) return si_op_err(c, SI_ERR_UNSUPPORTED, "input 'X' must have rank 4 (N, C, H, W: 2-D only), got %d", x->ndim);
     if (w->ndim != 4 || off->ndim != 4 || (mk && mk->ndim != 4))
         return si_op_err(c, SI_ERR_INVALID_ARG, "inputs 'W', 'offset' and 'mask' must have rank 4");
@@ -537,11 +521,8 @@ static si_result dc_plan_of(si_kctx *c, dc_plan *p) {
     return SI_OK;
 }
 
-static si_result dc_infer(si_kctx *c) {
-    dc_plan p;
-    si_result s = dc_plan_of(c, &p);
-    if (s) return s;
-    const int64_t od[4] = {c->in[0]->dims[0], c->in[1]->dims[0], p.g.out[NN_SP - 2], p.g.out[NN_SP - 1]};
+SI_OP_PLANNED(dc_infer, dc_plan, p, dc_plan_of) {
+    const int64_t od[4] = {c->in[0]->dims[0], c->in[1]->dims[0], p->g.out[NN_SP - 2], p->g.out[NN_SP - 1]};
     return si_set_out(c, 0, c->in[0]->dtype, 4, od);
 }
 
@@ -560,22 +541,20 @@ static double dc_bilinear(const double *x, int64_t H, int64_t W, double y, doubl
     return v;
 }
 
-static si_result dc_run(si_kctx *c) {
-    dc_plan p;
-    si_result s = dc_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+SI_OP_PLANNED(dc_run, dc_plan, p, dc_plan_of) {
+    si_tensor *yt;
+    si_result s = si_run_begin(c, &yt);
+    if (s || !yt) return s;
     const si_tensor *xt = c->in[0], *wt = c->in[1], *bt = si_in(c, 3), *mt = si_in(c, 4);
     const int64_t N = xt->dims[0], C = xt->dims[1], H = xt->dims[2], W = xt->dims[3], M = wt->dims[0];
     const int64_t KH = wt->dims[2], KW = wt->dims[3], K = KH * KW, OH = yt->dims[2], OW = yt->dims[3];
-    const int64_t cpg = C / p.group, mpg = M / p.group, cpo = C / p.og;
+    const int64_t cpg = C / p->group, mpg = M / p->group, cpo = C / p->og;
     const int o = NN_SP - 2;
     double *x = si_tensor_to_f64(xt), *w = si_tensor_to_f64(wt), *off = si_tensor_to_f64(c->in[2]);
     double *b = bt ? si_tensor_to_f64(bt) : NULL, *mk = mt ? si_tensor_to_f64(mt) : NULL;
     double *y = si_malloc(sizeof(double) * (size_t)si_count(yt));
     if (!x || !w || !off || !y || (bt && !b) || (mt && !mk)) {
-        nn_free_all(x, w, off, b, mk, y);
+        SI_FREE_ALL(x, w, off, b, mk, y);
         return si_op_nomem(c);
     }
     for (int64_t n = 0; n < N; n++)
@@ -589,12 +568,12 @@ static si_result dc_run(si_kctx *c) {
                         const double *xp = x + (n * C + ch) * H * W;
                         for (int64_t k = 0; k < K; k++) {
                             const int64_t ky = k / KW, kx = k % KW;
-                            const double dy = off[(((n * p.og + og) * 2 * K + 2 * k) * OH + oy) * OW + ox];
-                            const double dx = off[(((n * p.og + og) * 2 * K + 2 * k + 1) * OH + oy) * OW + ox];
-                            const double py = (double)(oy * p.g.s[o] - p.g.pb[o] + ky * p.g.d[o]) + dy;
-                            const double px = (double)(ox * p.g.s[o + 1] - p.g.pb[o + 1] + kx * p.g.d[o + 1]) + dx;
+                            const double dy = off[(((n * p->og + og) * 2 * K + 2 * k) * OH + oy) * OW + ox];
+                            const double dx = off[(((n * p->og + og) * 2 * K + 2 * k + 1) * OH + oy) * OW + ox];
+                            const double py = (double)(oy * p->g.s[o] - p->g.pb[o] + ky * p->g.d[o]) + dy;
+                            const double px = (double)(ox * p->g.s[o + 1] - p->g.pb[o + 1] + kx * p->g.d[o + 1]) + dx;
                             double v = dc_bilinear(xp, H, W, py, px);
-                            if (mk) v *= mk[(((n * p.og + og) * K + k) * OH + oy) * OW + ox];
+                            if (mk) v *= mk[(((n * p->og + og) * K + k) * OH + oy) * OW + ox];
                             acc += w[(m * cpg + ci) * K + k] * v;
                         }
                     }
@@ -602,7 +581,7 @@ static si_result dc_run(si_kctx *c) {
                 }
         }
     si_tensor_from_f64(yt, y);
-    nn_free_all(x, w, off, b, mk, y);
+    SI_FREE_ALL(x, w, off, b, mk, y);
     return SI_OK;
 }
 

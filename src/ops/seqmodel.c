@@ -30,13 +30,11 @@ typedef struct la_plan {
 } la_plan;
 
 static si_result la_plan_of(si_kctx *c, la_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_inputs_typed(
+        c, 3, 6, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0},
+        (const char *const[]){"input 'query'", "input 'key'", "input 'value'", "input 'past_state'", "input 'decay'", "input 'beta'"});
+    if (s) return s;
     const si_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2], *past = si_in(c, 3), *dec = si_in(c, 4), *beta = si_in(c, 5);
-    if ((s = si_check_type(c, q->dtype, SI_T_FLOATS, "input 'query'")) || (s = si_same_type(c, q, k, "input 'key'")) ||
-        (s = si_same_type(c, q, v, "input 'value'")) || (past && (s = si_same_type(c, q, past, "input 'past_state'"))) ||
-        (dec && (s = si_same_type(c, q, dec, "input 'decay'"))) || (beta && (s = si_same_type(c, q, beta, "input 'beta'"))))
-        return s;
     if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "query, key and value must have rank 3 (batch, sequence, heads * size)");
     static const char *const rules[] = {"linear", "gated", "delta", "gated_delta"};
@@ -96,24 +94,21 @@ static si_result la_plan_of(si_kctx *c, la_plan *p) {
     return SI_OK;
 }
 
-static si_result la_infer(si_kctx *c) {
-    la_plan p;
-    si_result s = la_plan_of(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(la_infer, la_plan, p, la_plan_of) {
+    si_result s = SI_OK;
     const si_dtype dt = c->in[0]->dtype;
-    const int64_t od[3] = {p.B, p.T, si_dim_mul(p.hq, p.dv)}, sd[4] = {p.B, p.hkv, p.dk, p.dv};
+    const int64_t od[3] = {p->B, p->T, si_dim_mul(p->hq, p->dv)}, sd[4] = {p->B, p->hkv, p->dk, p->dv};
     if ((s = si_set_out(c, 0, dt, 3, od))) return s;
     return si_set_out(c, 1, dt, 4, sd);
 }
 
-static si_result la_run(si_kctx *c) {
-    la_plan p;
-    si_result s = la_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(la_run, la_plan, p, la_plan_of) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     const si_tensor *past = si_in(c, 3), *dec = si_in(c, 4), *bt = si_in(c, 5);
-    const int64_t B = p.B, T = p.T, HQ = p.hq, HKV = p.hkv, DK = p.dk, DV = p.dv, G = HQ / HKV;
+    const int64_t B = p->B, T = p->T, HQ = p->hq, HKV = p->hkv, DK = p->dk, DV = p->dv, G = HQ / HKV;
     const int64_t ns = B * HKV * DK * DV;
-    const bool gated = p.rule == LA_GATED || p.rule == LA_GATED_DELTA, delta = p.rule >= LA_DELTA;
+    const bool gated = p->rule == LA_GATED || p->rule == LA_GATED_DELTA, delta = p->rule >= LA_DELTA;
     double *q = si_tensor_to_f64(c->in[0]), *k = si_tensor_to_f64(c->in[1]), *v = si_tensor_to_f64(c->in[2]);
     double *st = past ? si_tensor_to_f64(past) : si_malloc(sizeof(double) * (size_t)(ns > 0 ? ns : 1));
     double *g = gated ? si_tensor_to_f64(dec) : NULL, *be = delta ? si_tensor_to_f64(bt) : NULL;
@@ -124,7 +119,7 @@ static si_result la_run(si_kctx *c) {
         return si_op_nomem(c);
     }
     if (!past) memset(st, 0, sizeof(double) * (size_t)ns);
-    const int64_t glast = p.decay_per_head ? HKV : HKV * DK, blast = p.beta_shared ? 1 : HKV;
+    const int64_t glast = p->decay_per_head ? HKV : HKV * DK, blast = p->beta_shared ? 1 : HKV;
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t < T; t++) {
             const int64_t bt0 = b * T + t;
@@ -133,13 +128,13 @@ static si_result la_run(si_kctx *c) {
                 const double *kt = k + bt0 * HKV * DK + h * DK, *vt = v + bt0 * HKV * DV + h * DV;
                 if (gated)
                     for (int64_t i = 0; i < DK; i++) {
-                        const double e = exp(g[bt0 * glast + (p.decay_per_head ? h : h * DK + i)]);
+                        const double e = exp(g[bt0 * glast + (p->decay_per_head ? h : h * DK + i)]);
                         for (int64_t j = 0; j < DV; j++) S[i * DV + j] *= e;
                     }
                 /* the row written: v (linear, gated) or beta * (v - S^T k) (delta rules) */
                 for (int64_t j = 0; j < DV; j++) tmp[j] = vt[j];
                 if (delta) {
-                    const double bv = be[bt0 * blast + (p.beta_shared ? 0 : h)];
+                    const double bv = be[bt0 * blast + (p->beta_shared ? 0 : h)];
                     for (int64_t j = 0; j < DV; j++) {
                         double r = 0;
                         for (int64_t i = 0; i < DK; i++) r += S[i * DV + j] * kt[i];
@@ -155,7 +150,7 @@ static si_result la_run(si_kctx *c) {
                 for (int64_t j = 0; j < DV; j++) {
                     double r = 0;
                     for (int64_t i = 0; i < DK; i++) r += qt[i] * S[i * DV + j];
-                    yo[j] = p.scale * r;
+                    yo[j] = p->scale * r;
                 }
             }
         }
@@ -168,12 +163,10 @@ static si_result la_run(si_kctx *c) {
 // --- CausalConvWithState --------------------------------------------------------------------------------
 
 static si_result ccs_check(si_kctx *c, bool *silu) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_inputs_typed(c, 2, 4, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0, SI_T_LIKE0},
+                                  (const char *const[]){"input 'input'", "input 'weight'", "input 'bias'", "input 'past_state'"});
+    if (s) return s;
     const si_tensor *x = c->in[0], *w = c->in[1], *b = si_in(c, 2), *past = si_in(c, 3);
-    if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'input'")) || (s = si_same_type(c, x, w, "input 'weight'")) ||
-        (b && (s = si_same_type(c, x, b, "input 'bias'"))) || (past && (s = si_same_type(c, x, past, "input 'past_state'"))))
-        return s;
     if (x->ndim != 3) return si_op_err(c, SI_ERR_UNSUPPORTED, "input must have rank 3 (batch, channels, length), got %d", x->ndim);
     if (w->ndim != 3 || (si_dim_known(w->dims[1]) && w->dims[1] != 1) ||
         (si_dim_known(w->dims[0]) && si_dim_known(x->dims[1]) && w->dims[0] != x->dims[1]))
@@ -250,12 +243,10 @@ static si_result flex_check(si_kctx *c) {
 }
 
 static si_result flex_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false)) || (s = si_need_input(c, 2, false))) return s;
+    si_result s = si_inputs_typed(c, 3, 3, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0, SI_T_LIKE0},
+                                  (const char *const[]){"input 'Q'", "input 'K'", "input 'V'"});
+    if (s) return s;
     const si_tensor *q = c->in[0], *k = c->in[1], *v = c->in[2];
-    if ((s = si_check_type(c, q->dtype, SI_T_FLOATS, "input 'Q'")) || (s = si_same_type(c, q, k, "input 'K'")) ||
-        (s = si_same_type(c, q, v, "input 'V'")))
-        return s;
     if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
         return si_op_err(c, SI_ERR_INVALID_ARG, "Q, K and V must have rank 4 (batch, heads, sequence, head size)");
     const int64_t hq = q->dims[1], hkv = k->dims[1];
@@ -274,9 +265,8 @@ static si_result flex_infer(si_kctx *c) {
 static si_result flex_run(si_kctx *c) {
     si_result s = flex_check(c);
     if (!s) s = flex_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
-    if (!yt || si_count(yt) == 0) return SI_OK;
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *qt = c->in[0], *kt = c->in[1], *vt = c->in[2];
     const int64_t B = qt->dims[0], HQ = qt->dims[1], TQ = qt->dims[2], D = qt->dims[3];
     const int64_t HKV = kt->dims[1], TK = kt->dims[2], DV = vt->dims[3], G = HQ / HKV;

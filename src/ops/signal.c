@@ -94,51 +94,46 @@ static si_result dft_prep(const si_kctx *c, dft_plan *p) {
     return SI_OK;
 }
 
-static si_result dft_infer(si_kctx *c) {
-    dft_plan p;
-    si_result s = dft_prep(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(dft_infer, dft_plan, p, dft_prep) {
     const si_tensor *x = c->in[0];
     int64_t dims[SI_MAX_DIMS];
     memcpy(dims, x->dims, sizeof(int64_t) * (size_t)x->ndim);
-    dims[p.axis] = p.out_len;
-    dims[x->ndim - 1] = p.out_c;
+    dims[p->axis] = p->out_len;
+    dims[x->ndim - 1] = p->out_c;
     return si_set_out(c, 0, x->dtype, x->ndim, dims);
 }
 
-static si_result dft_run(si_kctx *c) {
-    dft_plan p;
-    si_result s = dft_prep(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(dft_run, dft_plan, p, dft_prep) {
+    si_tensor *y;
+    si_result s = si_run_begin(c, &y);
+    if (s || !y) return s;
     const si_tensor *x = c->in[0];
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
     const int r = x->ndim;
     const int cin = (int)x->dims[r - 1];
-    const int64_t outer = si_prod(x->dims, 0, p.axis), inner = si_prod(x->dims, p.axis + 1, r - 1), n = p.n;
-    const int64_t m = SI_MIN(p.len, p.inverse && p.onesided ? n / 2 + 1 : n); /* input values used */
+    const int64_t outer = si_prod(x->dims, 0, p->axis), inner = si_prod(x->dims, p->axis + 1, r - 1), n = p->n;
+    const int64_t m = SI_MIN(p->len, p->inverse && p->onesided ? n / 2 + 1 : n); /* input values used */
     dft_work dw;
     if ((s = dft_work_new(c, n, &dw))) return s;
     double *re = dw.re, *im = dw.im;
-    const double sign = p.inverse ? 1.0 : -1.0, scale = p.inverse ? 1.0 / (double)n : 1.0;
+    const double sign = p->inverse ? 1.0 : -1.0, scale = p->inverse ? 1.0 / (double)n : 1.0;
     for (int64_t o = 0; o < outer; o++) {
         for (int64_t i = 0; i < inner; i++) {
             /* the signal (or, for the inverse of a one-sided spectrum, its Hermitian completion), zero-padded */
             for (int64_t j = 0; j < n; j++) re[j] = im[j] = 0;
             for (int64_t j = 0; j < m; j++) {
-                int64_t off = ((o * p.len + j) * inner + i) * cin;
+                int64_t off = ((o * p->len + j) * inner + i) * cin;
                 re[j] = si_load_f64(x->dtype, x->data, off);
                 im[j] = cin == 2 ? si_load_f64(x->dtype, x->data, off + 1) : 0;
             }
-            if (p.inverse && p.onesided)
+            if (p->inverse && p->onesided)
                 for (int64_t k = m; k < n; k++)
                     if (n - k < m) re[k] = re[n - k], im[k] = -im[n - k];
-            for (int64_t k = 0; k < p.out_len; k++) {
+            for (int64_t k = 0; k < p->out_len; k++) {
                 double sr, si;
                 dft_bin(&dw, n, k, sign, &sr, &si);
-                int64_t off = ((o * p.out_len + k) * inner + i) * p.out_c;
+                int64_t off = ((o * p->out_len + k) * inner + i) * p->out_c;
                 si_store_f64(y->dtype, y->data, off, sr * scale);
-                if (p.out_c == 2) si_store_f64(y->dtype, y->data, off + 1, si * scale);
+                if (p->out_c == 2) si_store_f64(y->dtype, y->data, off + 1, si * scale);
             }
         }
     }
@@ -195,37 +190,32 @@ static si_result stft_prep(const si_kctx *c, stft_plan *p) {
     return SI_OK;
 }
 
-static si_result stft_infer(si_kctx *c) {
-    stft_plan p;
-    si_result s = stft_prep(c, &p);
-    if (s) return s;
-    int64_t dims[4] = {p.batch, p.frames, p.bins, 2};
+SI_OP_PLANNED(stft_infer, stft_plan, p, stft_prep) {
+    int64_t dims[4] = {p->batch, p->frames, p->bins, 2};
     return si_set_out(c, 0, c->in[0]->dtype, 4, dims);
 }
 
-static si_result stft_run(si_kctx *c) {
-    stft_plan p;
-    si_result s = stft_prep(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(stft_run, stft_plan, p, stft_prep) {
+    si_tensor *y;
+    si_result s = si_run_begin(c, &y);
+    if (s || !y) return s;
     const si_tensor *x = c->in[0], *w = si_in_nonempty(c, 2);
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
-    const int64_t n = p.flen;
+    const int64_t n = p->flen;
     dft_work dw;
     if ((s = dft_work_new(c, n, &dw))) return s;
     double *re = dw.re, *im = dw.im;
-    for (int64_t b = 0; b < p.batch; b++) {
-        for (int64_t f = 0; f < p.frames; f++) {
+    for (int64_t b = 0; b < p->batch; b++) {
+        for (int64_t f = 0; f < p->frames; f++) {
             for (int64_t j = 0; j < n; j++) {
-                int64_t off = (b * p.len + f * p.step + j) * p.cin;
+                int64_t off = (b * p->len + f * p->step + j) * p->cin;
                 double wv = w ? si_load_f64(w->dtype, w->data, j) : 1.0;
                 re[j] = wv * si_load_f64(x->dtype, x->data, off);
-                im[j] = p.cin == 2 ? wv * si_load_f64(x->dtype, x->data, off + 1) : 0;
+                im[j] = p->cin == 2 ? wv * si_load_f64(x->dtype, x->data, off + 1) : 0;
             }
-            for (int64_t k = 0; k < p.bins; k++) {
+            for (int64_t k = 0; k < p->bins; k++) {
                 double sr, si;
                 dft_bin(&dw, n, k, -1.0, &sr, &si);
-                int64_t off = ((b * p.frames + f) * p.bins + k) * 2;
+                int64_t off = ((b * p->frames + f) * p->bins + k) * 2;
                 si_store_f64(y->dtype, y->data, off, sr);
                 si_store_f64(y->dtype, y->data, off + 1, si);
             }

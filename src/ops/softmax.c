@@ -43,7 +43,8 @@ static si_result smax_infer(si_kctx *c) {
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
-static si_result smax_run_common(si_kctx *c, int kind) {
+static si_result smax_run(si_kctx *c) {
+    const int kind = si_op_arg(c); /* NN_SOFTMAX, NN_LOGSOFTMAX or NN_HARDMAX */
     int64_t outer = 0, len = 0, inner = 0;
     si_result st = smax_prep(c, &outer, &len, &inner);
     if (st) return st;
@@ -79,18 +80,14 @@ static si_result smax_run_common(si_kctx *c, int kind) {
     return SI_OK;
 }
 
-static si_result softmax_run(si_kctx *c) { return smax_run_common(c, NN_SOFTMAX); }
-static si_result logsoftmax_run(si_kctx *c) { return smax_run_common(c, NN_LOGSOFTMAX); }
-static si_result hardmax_run(si_kctx *c) { return smax_run_common(c, NN_HARDMAX); }
-
 /* =========================================================================================================
  * Op table
  */
 
 static const si_op_def defs[] = {
-    SI_OP_DEF(SOFTMAX, SI_T_FLOATS, smax_infer, softmax_run),
-    SI_OP_DEF(LOG_SOFTMAX, SI_T_FLOATS, smax_infer, logsoftmax_run),
-    SI_OP_DEF(HARDMAX, SI_T_FLOATS, smax_infer, hardmax_run),
+    SI_OP_DEF_ARG(SOFTMAX, SI_T_FLOATS, smax_infer, smax_run, NN_SOFTMAX),
+    SI_OP_DEF_ARG(LOG_SOFTMAX, SI_T_FLOATS, smax_infer, smax_run, NN_LOGSOFTMAX),
+    SI_OP_DEF_ARG(HARDMAX, SI_T_FLOATS, smax_infer, smax_run, NN_HARDMAX),
 };
 
 SI_OP_FAMILY_PARTIAL(softmax, defs);

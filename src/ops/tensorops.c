@@ -14,8 +14,8 @@
 /* The output shape: input dims, with the axes named by attribute `axes` (all of them by default) set to the
  * values of input 'shape'. *known false at compile time while those values are not known. */
 static si_result ccp_shape(si_kctx *c, int64_t *od, bool *known) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *sh = c->in[1];
     if ((s = si_check_type(c, sh->dtype, SI_T(SI_I32) | SI_T(SI_I64), "input 'shape'"))) return s;
     const int r = x->ndim;
@@ -90,10 +90,9 @@ typedef struct ts_plan {
 } ts_plan;
 
 static si_result ts_plan_of(si_kctx *c, ts_plan *p) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_inputs_typed(c, 2, 2, (const uint32_t[]){0, SI_T_LIKE0}, (const char *const[]){"input 'past_cache'", "input 'update'"});
+    if (s) return s;
     const si_tensor *x = c->in[0], *u = c->in[1], *wi = si_in(c, 2);
-    if ((s = si_same_type(c, x, u, "input 'update'"))) return s;
     if (x->ndim < 2) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'past_cache' must have rank >= 2, got %d", x->ndim);
     if (u->ndim != x->ndim)
         return si_op_err(c, SI_ERR_INVALID_ARG, "input 'update' has rank %d, past_cache has %d", u->ndim, x->ndim);
@@ -118,31 +117,29 @@ static si_result ts_plan_of(si_kctx *c, ts_plan *p) {
     return SI_OK;
 }
 
-static si_result ts_infer(si_kctx *c) {
-    ts_plan p;
-    si_result s = ts_plan_of(c, &p);
-    return s ? s : si_same_as_input(c, 0, 0);
+SI_OP_PLANNED(ts_infer, ts_plan, p, ts_plan_of) {
+    (void)p;
+    return si_same_as_input(c, 0, 0);
 }
 
-static si_result ts_run(si_kctx *c) {
-    ts_plan p;
-    si_result s = ts_plan_of(c, &p);
-    if (s || (s = si_run_ready(c))) return s;
+SI_OP_PLANNED(ts_run, ts_plan, p, ts_plan_of) {
+    si_result s = si_run_ready(c);
+    if (s) return s;
     const si_tensor *x = c->in[0], *u = c->in[1], *wt = si_in(c, 2);
     si_tensor *y = si_out(c, 0);
     if (!y) return SI_OK;
     si_copy_data(y, x);
-    const int64_t batch = x->dims[0], max_seq = x->dims[p.axis], seq = u->dims[p.axis];
-    const int64_t mid = si_prod(x->dims, 1, p.axis), inner = si_prod(x->dims, p.axis + 1, x->ndim);
+    const int64_t batch = x->dims[0], max_seq = x->dims[p->axis], seq = u->dims[p->axis];
+    const int64_t mid = si_prod(x->dims, 1, p->axis), inner = si_prod(x->dims, p->axis + 1, x->ndim);
     if (si_count(u) == 0) return SI_OK;
     int64_t *wi = wt ? si_tensor_to_i64(wt) : NULL;
     if (wt && !wi) return si_op_nomem(c);
     const size_t es = si_esize(x), row = (size_t)inner * es;
     for (int64_t b = 0; b < batch && !s; b++) {
         const int64_t w0 = wi ? wi[b] : 0;
-        if (w0 < 0 || w0 >= max_seq || (!p.circular && w0 + seq > max_seq)) {
+        if (w0 < 0 || w0 >= max_seq || (!p->circular && w0 + seq > max_seq)) {
             s = si_op_err(c, SI_ERR_INVALID_ARG, "write_indices[%lld] = %lld: %lld updates do not fit in %lld positions (mode %s)",
-                          (long long)b, (long long)w0, (long long)seq, (long long)max_seq, p.circular ? "circular" : "linear");
+                          (long long)b, (long long)w0, (long long)seq, (long long)max_seq, p->circular ? "circular" : "linear");
             break;
         }
         for (int64_t m = 0; m < mid; m++)
@@ -159,10 +156,9 @@ static si_result ts_run(si_kctx *c) {
 // --- SwiGLU -----------------------------------------------------------------------------------------------
 
 static si_result swiglu_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_inputs_typed(c, 2, 2, (const uint32_t[]){SI_T_FLOATS, SI_T_LIKE0}, (const char *const[]){"input 'a'", "input 'b'"});
+    if (s) return s;
     const si_tensor *a = c->in[0], *b = c->in[1];
-    if ((s = si_check_type(c, a->dtype, SI_T_FLOATS, "input 'a'")) || (s = si_same_type(c, a, b, "input 'b'"))) return s;
     int n = 0;
     int64_t od[SI_MAX_DIMS];
     if ((s = si_broadcast_shape(c, a->ndim, a->dims, b->ndim, b->dims, &n, od))) return s;
@@ -171,21 +167,18 @@ static si_result swiglu_infer(si_kctx *c) {
 
 static si_result swiglu_run(si_kctx *c) {
     si_result s = swiglu_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (s || (s = si_run_begin(c, &y)) || !y) return s;
     const double alpha = si_attr_float(c->node, "alpha", 1.0f);
     double *a = si_broadcast_to_f64(c->in[0], y->ndim, y->dims), *b = si_broadcast_to_f64(c->in[1], y->ndim, y->dims);
     if (!a || !b) {
-        si_free(a);
-        si_free(b);
+        SI_FREE_ALL(a, b);
         return si_op_nomem(c);
     }
     const int64_t n = si_count(y);
     for (int64_t i = 0; i < n; i++) a[i] = a[i] / (1.0 + exp(-alpha * a[i])) * b[i];
     si_tensor_from_f64(y, a);
-    si_free(a);
-    si_free(b);
+    SI_FREE_ALL(a, b);
     return SI_OK;
 }
 
@@ -205,15 +198,13 @@ static si_result det_infer(si_kctx *c) {
 /* Determinants by LU decomposition with partial pivoting. */
 static si_result det_run(si_kctx *c) {
     si_result s = det_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int64_t M = xt->dims[xt->ndim - 1], nb = si_count(yt);
     double *x = si_tensor_to_f64(xt), *y = si_malloc(sizeof(double) * (size_t)nb);
     if (!x || !y) {
-        si_free(x);
-        si_free(y);
+        SI_FREE_ALL(x, y);
         return si_op_nomem(c);
     }
     for (int64_t b = 0; b < nb; b++) {
@@ -243,8 +234,7 @@ static si_result det_run(si_kctx *c) {
         y[b] = det;
     }
     si_tensor_from_f64(yt, y);
-    si_free(x);
-    si_free(y);
+    SI_FREE_ALL(x, y);
     return SI_OK;
 }
 
@@ -253,8 +243,8 @@ static si_result det_run(si_kctx *c) {
 /* Output shape: input 'output_shape' when given, else (in - 1) * stride - pads + kernel per spatial axis (that
  * default shape into *dflt, when not NULL). */
 static si_result unpool_shape(si_kctx *c, int64_t *od, bool *known, int64_t *dflt) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *ix = c->in[1], *os = si_in_nonempty(c, 2);
     if ((s = si_check_type(c, x->dtype, SI_T_FLOATS, "input 'X'")) || (s = si_check_type(c, ix->dtype, SI_T(SI_I64), "input 'I'")))
         return s;
@@ -351,10 +341,7 @@ static si_result unpool_run(si_kctx *c) {
         } while (si_next_index(idx, dd, r));
         si_tensor_from_f64(yt, y);
     }
-    si_free(x);
-    si_free(u);
-    si_free(y);
-    si_free(ix);
+    SI_FREE_ALL(x, u, y, ix);
     return s;
 }
 
@@ -368,9 +355,8 @@ static si_result binarizer_infer(si_kctx *c) {
 
 static si_result binarizer_run(si_kctx *c) {
     si_result s = binarizer_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (s || (s = si_run_begin(c, &y)) || !y) return s;
     const double th = si_attr_float(c->node, "threshold", 0.0f);
     double *v = si_tensor_to_f64(c->in[0]);
     if (!v) return si_op_nomem(c);
@@ -382,8 +368,8 @@ static si_result binarizer_run(si_kctx *c) {
 
 /* Z = X[..., Y] along the last axis (a 1-D X is read as [1, C]). */
 static si_result afe_infer(si_kctx *c) {
-    si_result s = si_need_input(c, 0, false);
-    if (s || (s = si_need_input(c, 1, false))) return s;
+    si_result s = si_need_inputs(c, 2);
+    if (s) return s;
     const si_tensor *x = c->in[0], *ix = c->in[1];
     if ((s = si_check_type(c, ix->dtype, SI_T(SI_I64), "input 'Y'"))) return s;
     if (x->ndim < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "input 'X' must have rank >= 1");
@@ -401,10 +387,9 @@ static si_result afe_infer(si_kctx *c) {
 
 static si_result afe_run(si_kctx *c) {
     si_result s = afe_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int64_t C = xt->dims[xt->ndim - 1], outer = si_count(xt) / (C > 0 ? C : 1), k = si_count(c->in[1]);
     int64_t *ix = si_tensor_to_i64(c->in[1]);
     if (!ix) return si_op_nomem(c);
@@ -473,59 +458,52 @@ static si_result tfidf_plan_of(si_kctx *c, tfidf_plan *p) {
     return SI_OK;
 }
 
-static si_result tfidf_infer(si_kctx *c) {
-    tfidf_plan p;
-    si_result s = tfidf_plan_of(c, &p);
-    if (s) return s;
+SI_OP_PLANNED(tfidf_infer, tfidf_plan, p, tfidf_plan_of) {
     const si_tensor *x = c->in[0];
-    const int64_t od[2] = {x->ndim == 2 ? x->dims[0] : p.width, p.width};
+    const int64_t od[2] = {x->ndim == 2 ? x->dims[0] : p->width, p->width};
     return x->ndim == 2 ? si_set_out(c, 0, SI_F32, 2, od) : si_set_out(c, 0, SI_F32, 1, od + 1);
 }
 
-static si_result tfidf_run(si_kctx *c) {
-    tfidf_plan p;
-    si_result s = tfidf_plan_of(c, &p);
-    if (s || (s = tfidf_infer(c)) || (s = si_run_ready(c))) return s;
-    si_tensor *yt = si_out(c, 0);
+SI_OP_PLANNED(tfidf_run, tfidf_plan, p, tfidf_plan_of) {
+    si_result s = tfidf_infer(c);
+    si_tensor *yt;
+    if (s || (s = si_run_begin(c, &yt)) || !yt) return s;
     const si_tensor *xt = c->in[0];
-    if (!yt || si_count(yt) == 0) return SI_OK;
     const int64_t rows = xt->ndim == 2 ? xt->dims[0] : 1, C = xt->dims[xt->ndim - 1];
     int64_t *x = si_tensor_to_i64(xt);
     double *y = si_calloc((size_t)si_count(yt), sizeof(double));
     if (!x || !y) {
-        si_free(x);
-        si_free(y);
+        SI_FREE_ALL(x, y);
         return si_op_nomem(c);
     }
     for (int64_t r = 0; r < rows; r++) {
         const int64_t *row = x + r * C;
-        double *out = y + r * p.width;
+        double *out = y + r * p->width;
         int64_t base = 0; /* n-grams of the levels before */
-        for (int l = 0; l < p.nlev; l++) {
-            const int64_t n = l + 1, a = p.counts[l], b = l + 1 < p.nlev ? p.counts[l + 1] : p.npool, ng = (b - a) / n;
-            if (n >= p.minn && n <= p.maxn)
+        for (int l = 0; l < p->nlev; l++) {
+            const int64_t n = l + 1, a = p->counts[l], b = l + 1 < p->nlev ? p->counts[l + 1] : p->npool, ng = (b - a) / n;
+            if (n >= p->minn && n <= p->maxn)
                 for (int64_t i = 0; i < C; i++)
-                    for (int64_t k = 0; k <= (n == 1 ? 0 : p.skip); k++) {
+                    for (int64_t k = 0; k <= (n == 1 ? 0 : p->skip); k++) {
                         if (i + (n - 1) * (k + 1) >= C) break;
                         for (int64_t g = 0; g < ng; g++) {
-                            const int64_t *gram = p.pool + a + g * n;
+                            const int64_t *gram = p->pool + a + g * n;
                             int64_t j = 0;
                             while (j < n && row[i + j * (k + 1)] == gram[j]) j++;
-                            if (j == n) out[p.index[base + g]] += 1.0;
+                            if (j == n) out[p->index[base + g]] += 1.0;
                         }
                     }
             base += ng;
         }
-        if (p.mode != TFIDF_TF)
-            for (int g = 0; g < p.nidx; g++) {
-                double *v = &out[p.index[g]];
-                const double w = p.weights ? p.weights[g] : 1.0;
-                *v = p.mode == TFIDF_IDF ? (*v > 0 ? w : 0.0) : *v * w;
+        if (p->mode != TFIDF_TF)
+            for (int g = 0; g < p->nidx; g++) {
+                double *v = &out[p->index[g]];
+                const double w = p->weights ? p->weights[g] : 1.0;
+                *v = p->mode == TFIDF_IDF ? (*v > 0 ? w : 0.0) : *v * w;
             }
     }
     si_tensor_from_f64(yt, y);
-    si_free(x);
-    si_free(y);
+    SI_FREE_ALL(x, y);
     return SI_OK;
 }
 

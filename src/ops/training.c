@@ -43,18 +43,16 @@ static si_result opt_plan(si_kctx *c, int states, int *n) {
     return SI_OK;
 }
 
-static si_result opt_infer_common(si_kctx *c, int states) {
+static si_result opt_infer(si_kctx *c) {
+    const int states = si_op_arg(c) == OPT_ADAM ? 2 : 1;
     int n = 0;
     si_result s = opt_plan(c, states, &n);
     for (int k = 0; !s && k < (1 + states) * n; k++) s = si_same_as_input(c, k, 2 + (k / n == 0 ? 0 : k / n + 1) * n + k % n);
     return s;
 }
 
-static si_result adagrad_infer(si_kctx *c) { return opt_infer_common(c, 1); }
-static si_result momentum_infer(si_kctx *c) { return opt_infer_common(c, 1); }
-static si_result adam_infer(si_kctx *c) { return opt_infer_common(c, 2); }
-
-static si_result opt_run(si_kctx *c, int kind) {
+static si_result opt_run(si_kctx *c) {
+    const int kind = si_op_arg(c); /* OPT_ADAGRAD, OPT_MOMENTUM or OPT_ADAM */
     const int states = kind == OPT_ADAM ? 2 : 1;
     int n = 0;
     si_result s = opt_plan(c, states, &n);
@@ -102,26 +100,19 @@ static si_result opt_run(si_kctx *c, int kind) {
             if (si_out(c, n + i)) si_tensor_from_f64(si_out(c, n + i), a);
             if (b && si_out(c, 2 * n + i)) si_tensor_from_f64(si_out(c, 2 * n + i), b);
         }
-        si_free(x);
-        si_free(g);
-        si_free(a);
-        si_free(b);
+        SI_FREE_ALL(x, g, a, b);
     }
     return s;
 }
-
-static si_result adagrad_run(si_kctx *c) { return opt_run(c, OPT_ADAGRAD); }
-static si_result momentum_run(si_kctx *c) { return opt_run(c, OPT_MOMENTUM); }
-static si_result adam_run(si_kctx *c) { return opt_run(c, OPT_ADAM); }
 
 /* =========================================================================================================
  * Op table
  */
 
 static const si_op_def defs[] = {
-    SI_OP_DEF(ADAGRAD, SI_T_FLOATS, adagrad_infer, adagrad_run),
-    SI_OP_DEF(MOMENTUM, SI_T_FLOATS, momentum_infer, momentum_run),
-    SI_OP_DEF(ADAM, SI_T_FLOATS, adam_infer, adam_run),
+    SI_OP_DEF_ARG(ADAGRAD, SI_T_FLOATS, opt_infer, opt_run, OPT_ADAGRAD),
+    SI_OP_DEF_ARG(MOMENTUM, SI_T_FLOATS, opt_infer, opt_run, OPT_MOMENTUM),
+    SI_OP_DEF_ARG(ADAM, SI_T_FLOATS, opt_infer, opt_run, OPT_ADAM),
 };
 
 SI_OP_FAMILY_PARTIAL(training, defs);

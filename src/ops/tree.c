@@ -23,13 +23,7 @@ typedef struct te_plan {
     int agg;
 } te_plan;
 
-static void te_free(te_plan *p) {
-    si_free(p->split);
-    si_free(p->lweight);
-    si_free(p->member);
-    si_free(p->mstart);
-    si_free(p->mode);
-}
+static void te_free(te_plan *p) { SI_FREE_ALL(p->split, p->lweight, p->member, p->mstart, p->mode); }
 
 /* The values of tensor attribute `name` as doubles (*n of them); NULL with *n = -1 when absent. */
 static si_result te_tensor_attr(si_kctx *c, const char *name, double **v, int64_t *n) {
@@ -210,9 +204,7 @@ static si_result te_run(si_kctx *c) {
             for (int64_t t = 0; t < T; t++) yo[t] /= (double)p.nr;
     }
     if (!s) si_tensor_from_f64(yt, y);
-    si_free(x);
-    si_free(y);
-    si_free(hits);
+    SI_FREE_ALL(x, y, hits);
     te_free(&p);
     return s;
 }

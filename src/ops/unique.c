@@ -58,9 +58,7 @@ typedef struct uq_result {
 } uq_result;
 
 static void uq_free(uq_result *r) {
-    si_free(r->first);
-    si_free(r->counts);
-    si_free(r->inverse);
+    SI_FREE_ALL(r->first, r->counts, r->inverse);
     memset(r, 0, sizeof(*r));
 }
 
@@ -80,9 +78,7 @@ static si_result uq_compute(si_kctx *c, int ax, uq_result *r) {
     r->counts = si_malloc(sz);
     r->inverse = si_malloc(sz);
     if (!order || !tmp || !gid || !r->first || !r->counts || !r->inverse) {
-        si_free(order);
-        si_free(tmp);
-        si_free(gid);
+        SI_FREE_ALL(order, tmp, gid);
         uq_free(r);
         return SI_ERR_NO_MEM;
     }
@@ -107,9 +103,7 @@ static si_result uq_compute(si_kctx *c, int ax, uq_result *r) {
         /* Walk the input in order; each new group takes the next position. */
         int64_t *f2 = order, *c2 = si_malloc(sz);
         if (!c2) {
-            si_free(order);
-            si_free(tmp);
-            si_free(gid);
+            SI_FREE_ALL(order, tmp, gid);
             uq_free(r);
             return SI_ERR_NO_MEM;
         }
@@ -131,9 +125,7 @@ static si_result uq_compute(si_kctx *c, int ax, uq_result *r) {
     for (int64_t i = 0; i < S; i++) r->inverse[i] = pos[gid[i]];
     r->S = S;
     r->U = U;
-    si_free(order);
-    si_free(tmp);
-    si_free(gid);
+    SI_FREE_ALL(order, tmp, gid);
     return SI_OK;
 }
 

@@ -48,11 +48,11 @@ static si_result win_infer(si_kctx *c) {
     return si_set_out(c, 0, dt, 1, &n);
 }
 
-static si_result win_run(si_kctx *c, int kind) {
+static si_result win_run(si_kctx *c) {
+    const int kind = si_op_arg(c); /* WIN_HANN, WIN_HAMMING or WIN_BLACKMAN */
     si_result s = win_infer(c);
-    if (s || (s = si_run_ready(c))) return s;
-    si_tensor *y = si_out(c, 0);
-    if (!y || si_count(y) == 0) return SI_OK;
+    si_tensor *y;
+    if (s || (s = si_run_begin(c, &y)) || !y) return s;
     const int64_t n = y->dims[0];
     const bool periodic = si_attr_int(c->node, "periodic", 1) != 0;
     const double N = periodic ? (double)n : (double)(n - 1), pi = 3.14159265358979323846;
@@ -70,10 +70,6 @@ static si_result win_run(si_kctx *c, int kind) {
     si_free(w);
     return SI_OK;
 }
-
-static si_result hann_run(si_kctx *c) { return win_run(c, WIN_HANN); }
-static si_result hamming_run(si_kctx *c) { return win_run(c, WIN_HAMMING); }
-static si_result blackman_run(si_kctx *c) { return win_run(c, WIN_BLACKMAN); }
 
 // --- MelWeightMatrix --------------------------------------------------------------------------------------
 
@@ -130,8 +126,7 @@ static si_result mel_run(si_kctx *c) {
     double *w = si_calloc((size_t)(nspec * M), sizeof(double));
     int64_t *f = si_malloc(sizeof(int64_t) * (size_t)(M + 2));
     if (!w || !f) {
-        si_free(w);
-        si_free(f);
+        SI_FREE_ALL(w, f);
         return si_op_nomem(c);
     }
     const double lmel = 2595.0 * log10(1.0 + p.lo / 700.0), hmel = 2595.0 * log10(1.0 + p.hi / 700.0);
@@ -150,8 +145,7 @@ static si_result mel_run(si_kctx *c) {
         for (int64_t j = ctr; j < r; j++) w[j * M + i] = (double)(r - j) / (double)(r - ctr);
     }
     si_tensor_from_f64(y, w);
-    si_free(w);
-    si_free(f);
+    SI_FREE_ALL(w, f);
     return SI_OK;
 }
 
@@ -160,9 +154,9 @@ static si_result mel_run(si_kctx *c) {
  */
 
 static const si_op_def defs[] = {
-    SI_OP_DEF(HANN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, hann_run),
-    SI_OP_DEF(HAMMING_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, hamming_run),
-    SI_OP_DEF(BLACKMAN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, blackman_run),
+    SI_OP_DEF_ARG(HANN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, win_run, WIN_HANN),
+    SI_OP_DEF_ARG(HAMMING_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, win_run, WIN_HAMMING),
+    SI_OP_DEF_ARG(BLACKMAN_WINDOW, SI_T(SI_I32) | SI_T(SI_I64), win_infer, win_run, WIN_BLACKMAN),
     SI_OP_DEF(MEL_WEIGHT_MATRIX, SI_T(SI_I32) | SI_T(SI_I64), mel_infer, mel_run),
 };
 
