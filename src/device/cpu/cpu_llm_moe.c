@@ -70,25 +70,9 @@ si_result cpu_moe_run(si_kctx *c) {
 
     /* routing, as the reference */
     for (int64_t t = 0; t < T; t++) {
-        const float *l = lg + t * E;
-        float mx = -INFINITY;
-        double sum = 0;
-        for (int64_t e = 0; e < E; e++) mx = l[e] > mx ? l[e] : mx;
-        for (int64_t e = 0; e < E; e++) sum += prob[e] = expf(l[e] - mx);
-        for (int64_t e = 0; e < E; e++) prob[e] = (float)(prob[e] / sum);
         int64_t *s = sel + t * K;
-        double wsum = 0;
-        for (int64_t i = 0; i < K; i++) {
-            int64_t best = -1;
-            for (int64_t e = 0; e < E; e++) {
-                bool taken = false;
-                for (int64_t j = 0; j < i; j++) taken |= s[j] == e;
-                if (!taken && (best < 0 || prob[e] > prob[best])) best = e;
-            }
-            s[i] = best;
-            wsum += prob[best];
-            cnt[best + 1]++;
-        }
+        const double wsum = si_moe_route(&p, lg + t * E, prob, s);
+        for (int64_t i = 0; i < K; i++) cnt[s[i] + 1]++;
         for (int64_t i = 0; i < K; i++) wt[t * K + i] = p.normalize ? (float)(prob[s[i]] / wsum) : prob[s[i]];
     }
     /* group the (token, choice) slots by expert: list[cnt[e] .. cnt[e+1]) */
