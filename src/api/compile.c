@@ -115,10 +115,7 @@ static si_result build_exec(si_scope *sc, si_cmodel **subs, si_cmodel **out) {
         for (int s = 0; s < p->n; s++) subs[s]->iface->free(subs[s]);
     }
     for (int s = 0; sub_inputs && s < p->n; s++) si_free(sub_inputs[s]);
-    si_free(sub_inputs);
-    si_free(out_src);
-    si_free(in_ports);
-    si_free(out_ports);
+    SI_FREE_ALL(sub_inputs, out_src, in_ports, out_ports);
     return st;
 }
 
@@ -140,9 +137,7 @@ static void scope_free(si_scope *sc) {
     si_folding_free(&sc->fold);
     si_partition_free(sc->part);
     si_graph_free(sc->g);
-    si_free(sc->fctx);
-    si_free(sc->sub_cms);
-    si_free(sc->path);
+    SI_FREE_ALL(sc->fctx, sc->sub_cms, sc->path);
     si_free(sc);
 }
 

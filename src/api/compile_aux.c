@@ -140,8 +140,7 @@ static void gb_attr_int(gb *b, int node, const char *name, int64_t v, const int6
     si_attr *a = gb_attr_slot(b, node, name);
     if (!a) return;
     if (ints && !(a->ints = si_malloc(sizeof(int64_t) * (size_t)(n + 1)))) {
-        si_free(a->name);
-        a->name = NULL;
+        SI_FREE_CLEAR(a->name);
         b->st = si_err(SI_ERR_NO_MEM, "out of memory");
         return;
     }
@@ -160,8 +159,7 @@ static void gb_attr_str(gb *b, int node, const char *name, const char *v) {
     si_attr *a = gb_attr_slot(b, node, name);
     if (!a) return;
     if (!(a->s = si_strdup(v))) {
-        si_free(a->name);
-        a->name = NULL;
+        SI_FREE_CLEAR(a->name);
         b->st = si_err(SI_ERR_NO_MEM, "out of memory");
         return;
     }

@@ -123,9 +123,6 @@ done:
         if (bodies[b]) bodies[b]->iface->free(bodies[b]);
         si_free(body_in[b]);
     }
-    si_free(in_ports);
-    si_free(out_ports);
-    si_free(node_in);
-    si_free(node_out);
+    SI_FREE_ALL(in_ports, out_ports, node_in, node_out);
     return st;
 }

@@ -59,9 +59,6 @@ si_result si_compile_call(si_compiled *c, si_scope *sc, int sub, si_cmodel **out
     if (!st)
         si_sink_event(c->sink, SI_EVENT_COMPILE, sc->base + sub, -1, -1, "compile", SI_OK, "call '%s' of function %lld on the host",
                       n->name, (long long)fid);
-    si_free(in_ports);
-    si_free(out_ports);
-    si_free(body_in);
-    si_free(out_body);
+    SI_FREE_ALL(in_ports, out_ports, body_in, out_body);
     return st;
 }

@@ -60,21 +60,21 @@ static void sb_shape(sbuf *b, const si_val *v) {
     sb_put(b, v->ndim < 0 ? "?]" : "]");
 }
 
-/* The start of both renderings: the arguments checked (fn names the call), the plan made, an empty buffer. */
-static si_result start(const si_model *m, const si_config *cfg, char **out, const char *fn, plan *pl, sbuf *b) {
+/* Both renderings: the arguments checked (fn names the call), the plan made, body writing it into a buffer that
+ * becomes *out. */
+static si_result render(const si_model *m, const si_config *cfg, char **out, const char *fn, void (*body)(const plan *pl, sbuf *b)) {
     if (!m || !out) return si_err(SI_ERR_INVALID_ARG, "%s: NULL argument", fn);
     *out = NULL;
-    si_result st = plan_make(m, cfg, pl);
+    plan pl;
+    si_result st = plan_make(m, cfg, &pl);
     if (st) return st;
-    *b = (sbuf){.p = si_malloc(4096), .cap = 4096};
-    if (!b->p) { plan_free(pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    b->p[0] = 0;
-    return SI_OK;
-}
-
-static si_result finish(sbuf *b, char **out) {
-    if (b->oom) { si_free(b->p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
-    *out = b->p;
+    sbuf b = {.p = si_malloc(4096), .cap = 4096};
+    if (!b.p) { plan_free(&pl); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    b.p[0] = 0;
+    body(&pl, &b);
+    plan_free(&pl);
+    if (b.oom) { si_free(b.p); return si_err(SI_ERR_NO_MEM, "out of memory"); }
+    *out = b.p;
     return SI_OK;
 }
 
@@ -102,73 +102,71 @@ static int called(const si_submodel *sm) {
     return sm->host && si_node_is(&sm->g->nodes[0], SI_OP_CALL) ? (int)si_attr_int(&sm->g->nodes[0], "function", -1) : -1;
 }
 
-si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
-    plan pl;
-    sbuf b;
-    si_result st = start(m, cfg, text, "si_model_partition_text", &pl, &b);
-    if (st) return st;
-    const si_partition *p = pl.p;
-    const si_graph *g = pl.g;
-    char (*names)[64] = pl.ds->names;
-    bool is_auto = strstr(pl.devs, "AUTO") != NULL;
-    sb_put(&b, "partition over %s", pl.devs);
+static void text_body(const plan *pl, sbuf *b) {
+    const si_partition *p = pl->p;
+    const si_graph *g = pl->g;
+    char (*names)[64] = pl->ds->names;
+    bool is_auto = strstr(pl->devs, "AUTO") != NULL;
+    sb_put(b, "partition over %s", pl->devs);
     if (is_auto) /* what AUTO stood for here */
-        for (int d = 0; d < pl.ds->n; d++) sb_put(&b, d ? ",%s" : " (%s", names[d]);
-    sb_put(&b, "%s: %d submodel%s\n", is_auto ? ")" : "", p->n, p->n == 1 ? "" : "s");
+        for (int d = 0; d < pl->ds->n; d++) sb_put(b, d ? ",%s" : " (%s", names[d]);
+    sb_put(b, "%s: %d submodel%s\n", is_auto ? ")" : "", p->n, p->n == 1 ? "" : "s");
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
-        sb_put(&b, "  submodel %d on %s", s, sm->host ? "host" : names[sm->device]);
+        sb_put(b, "  submodel %d on %s", s, sm->host ? "host" : names[sm->device]);
         int nf = 0;
-        for (int d = sm->device + 1; d < pl.ds->n; d++)
-            if (sm->capable & (1ull << d)) sb_put(&b, nf++ ? ",%s" : " (fallback: %s", names[d]);
-        sb_put(&b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
-        sb_ops(&b, sm->g);
-        if (called(sm) >= 0) sb_put(&b, " of function %d (%s)", called(sm), sm->g->nodes[0].name);
-        if (sm->aux) sb_put(&b, " (%s)", aux_label(sm));
-        sb_put(&b, "\n");
+        for (int d = sm->device + 1; d < pl->ds->n; d++)
+            if (sm->capable & (1ull << d)) sb_put(b, nf++ ? ",%s" : " (fallback: %s", names[d]);
+        sb_put(b, "%s: %d node%s:", nf ? ")" : "", sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
+        sb_ops(b, sm->g);
+        if (called(sm) >= 0) sb_put(b, " of function %d (%s)", called(sm), sm->g->nodes[0].name);
+        if (sm->aux) sb_put(b, " (%s)", aux_label(sm));
+        sb_put(b, "\n");
         for (int k = 0; k < sm->g->n_inputs; k++) {
             const si_val *v = &g->values[sm->in_values[k]];
             int from, port;
             si_sub_out(p, sm->in_values[k], &from, &port);
-            sb_put(&b, "    in  %s ", v->name);
-            sb_shape(&b, v);
-            if (from >= 0) sb_put(&b, " <- submodel %d\n", from);
-            else sb_put(&b, " <- model input\n");
+            sb_put(b, "    in  %s ", v->name);
+            sb_shape(b, v);
+            if (from >= 0) sb_put(b, " <- submodel %d\n", from);
+            else sb_put(b, " <- model input\n");
         }
         for (int k = 0; k < sm->g->n_outputs; k++) {
             const si_val *v = &g->values[sm->out_values[k]];
-            sb_put(&b, "    out %s ", v->name);
-            sb_shape(&b, v);
+            sb_put(b, "    out %s ", v->name);
+            sb_shape(b, v);
             int users = 0;
             for (int t = s + 1; t < p->n; t++)
                 for (int q = 0; q < p->subs[t].g->n_inputs; q++)
-                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(&b, users++ ? ",%d" : " -> submodel %d", t);
-            sb_put(&b, "%s\n", v->is_output ? (users ? ", model output" : " -> model output") : "");
+                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(b, users++ ? ",%d" : " -> submodel %d", t);
+            sb_put(b, "%s\n", v->is_output ? (users ? ", model output" : " -> model output") : "");
         }
-        if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
+        if (sm->why && sm->why[0]) sb_put(b, "    not on earlier devices: %s\n", sm->why);
         for (int a = 0; sm->host && a < sm->g->nodes[0].n_attr; a++) { /* the branches or body: compiled like a model */
             const si_attr *at = &sm->g->nodes[0].attrs[a];
             if (at->type != SI_ATTR_GRAPH || !at->g) continue;
-            sb_put(&b, "    %s.%s: %d node%s, a scope of its own (partitioned and compiled like the model's graph)\n",
+            sb_put(b, "    %s.%s: %d node%s, a scope of its own (partitioned and compiled like the model's graph)\n",
                    sm->g->nodes[0].name, at->name, at->g->n_nodes, at->g->n_nodes == 1 ? "" : "s");
         }
     }
-    for (int f = 0; f < pl.fold.n_funcs; f++) { /* the bodies: compiled once, for every call */
-        const si_fold_func *fn = &pl.fold.funcs[f];
-        sb_put(&b, "function %d: %d calls, %d nodes, compiled once (weights bound per call):", f, fn->calls, fn->nodes);
-        sb_ops(&b, fn->body);
-        sb_put(&b, "\n");
-        for (int s = 0; s < pl.fp[f]->n; s++) {
-            const si_submodel *sm = &pl.fp[f]->subs[s];
-            sb_put(&b, "  body submodel %d on %s: %d node%s:", s, sm->host ? "host" : names[sm->device], sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
-            sb_ops(&b, sm->g);
-            if (sm->aux) sb_put(&b, " (%s)", aux_label(sm));
-            sb_put(&b, "\n");
-            if (sm->why && sm->why[0]) sb_put(&b, "    not on earlier devices: %s\n", sm->why);
+    for (int f = 0; f < pl->fold.n_funcs; f++) { /* the bodies: compiled once, for every call */
+        const si_fold_func *fn = &pl->fold.funcs[f];
+        sb_put(b, "function %d: %d calls, %d nodes, compiled once (weights bound per call):", f, fn->calls, fn->nodes);
+        sb_ops(b, fn->body);
+        sb_put(b, "\n");
+        for (int s = 0; s < pl->fp[f]->n; s++) {
+            const si_submodel *sm = &pl->fp[f]->subs[s];
+            sb_put(b, "  body submodel %d on %s: %d node%s:", s, sm->host ? "host" : names[sm->device], sm->n_nodes, sm->n_nodes == 1 ? "" : "s");
+            sb_ops(b, sm->g);
+            if (sm->aux) sb_put(b, " (%s)", aux_label(sm));
+            sb_put(b, "\n");
+            if (sm->why && sm->why[0]) sb_put(b, "    not on earlier devices: %s\n", sm->why);
         }
     }
-    plan_free(&pl);
-    return finish(&b, text);
+}
+
+si_result si_model_partition_text(const si_model *m, const si_config *cfg, char **text) {
+    return render(m, cfg, text, "si_model_partition_text", text_body);
 }
 
 static void json_shape(sbuf *b, const si_val *v) {
@@ -179,97 +177,95 @@ static void json_shape(sbuf *b, const si_val *v) {
     sb_put(b, "]");
 }
 
-si_result si_model_partition_json(const si_model *m, const si_config *cfg, char **json) {
-    plan pl;
-    sbuf b;
-    si_result st = start(m, cfg, json, "si_model_partition_json", &pl, &b);
-    if (st) return st;
-    const si_partition *p = pl.p;
-    const si_graph *g = pl.g;
-    char (*names)[64] = pl.ds->names;
-    sb_put(&b, "{\"config_devices\":");
-    sb_str(&b, pl.devs);
-    sb_put(&b, ",\"devices\":[");
-    for (int d = 0; d < pl.ds->n; d++) {
-        if (d) sb_put(&b, ",");
-        sb_str(&b, names[d]);
+static void json_body(const plan *pl, sbuf *b) {
+    const si_partition *p = pl->p;
+    const si_graph *g = pl->g;
+    char (*names)[64] = pl->ds->names;
+    sb_put(b, "{\"config_devices\":");
+    sb_str(b, pl->devs);
+    sb_put(b, ",\"devices\":[");
+    for (int d = 0; d < pl->ds->n; d++) {
+        if (d) sb_put(b, ",");
+        sb_str(b, names[d]);
     }
-    sb_put(&b, "],\n\"inputs\":[");
+    sb_put(b, "],\n\"inputs\":[");
     for (int i = 0; i < g->n_inputs; i++) {
-        sb_put(&b, "%s{\"name\":", i ? "," : "");
-        sb_str(&b, g->values[g->inputs[i]].name);
-        sb_put(&b, ",");
-        json_shape(&b, &g->values[g->inputs[i]]);
-        sb_put(&b, "}");
+        sb_put(b, "%s{\"name\":", i ? "," : "");
+        sb_str(b, g->values[g->inputs[i]].name);
+        sb_put(b, ",");
+        json_shape(b, &g->values[g->inputs[i]]);
+        sb_put(b, "}");
     }
-    sb_put(&b, "],\n\"outputs\":[");
+    sb_put(b, "],\n\"outputs\":[");
     for (int i = 0; i < g->n_outputs; i++) {
         int from, port;
         si_sub_out(p, g->outputs[i], &from, &port);
-        sb_put(&b, "%s{\"name\":", i ? "," : "");
-        sb_str(&b, g->values[g->outputs[i]].name);
-        sb_put(&b, ",");
-        json_shape(&b, &g->values[g->outputs[i]]);
-        sb_put(&b, ",\"from\":%d}", from);
+        sb_put(b, "%s{\"name\":", i ? "," : "");
+        sb_str(b, g->values[g->outputs[i]].name);
+        sb_put(b, ",");
+        json_shape(b, &g->values[g->outputs[i]]);
+        sb_put(b, ",\"from\":%d}", from);
     }
-    sb_put(&b, "],\n\"submodels\":[");
+    sb_put(b, "],\n\"submodels\":[");
     for (int s = 0; s < p->n; s++) {
         const si_submodel *sm = &p->subs[s];
-        sb_put(&b, "%s\n {\"id\":%d,\"device\":", s ? "," : "", s);
-        sb_str(&b, sm->host ? "host" : names[sm->device]);
-        sb_put(&b, ",\"fallbacks\":[");
+        sb_put(b, "%s\n {\"id\":%d,\"device\":", s ? "," : "", s);
+        sb_str(b, sm->host ? "host" : names[sm->device]);
+        sb_put(b, ",\"fallbacks\":[");
         int nf = 0;
-        for (int d = sm->device + 1; d < pl.ds->n; d++)
+        for (int d = sm->device + 1; d < pl->ds->n; d++)
             if (sm->capable & (1ull << d)) {
-                if (nf++) sb_put(&b, ",");
-                sb_str(&b, names[d]);
+                if (nf++) sb_put(b, ",");
+                sb_str(b, names[d]);
             }
-        sb_put(&b, "],\"ops\":[");
+        sb_put(b, "],\"ops\":[");
         for (int i = 0; i < sm->g->n_nodes; i++) {
-            if (i) sb_put(&b, ",");
-            sb_str(&b, sm->g->nodes[i].op_type);
+            if (i) sb_put(b, ",");
+            sb_str(b, sm->g->nodes[i].op_type);
         }
-        sb_put(&b, "],\"why\":");
-        sb_str(&b, sm->why ? sm->why : "");
-        if (called(sm) >= 0) sb_put(&b, ",\"function\":%d", called(sm));
-        sb_put(&b, ",\n  \"inputs\":[");
+        sb_put(b, "],\"why\":");
+        sb_str(b, sm->why ? sm->why : "");
+        if (called(sm) >= 0) sb_put(b, ",\"function\":%d", called(sm));
+        sb_put(b, ",\n  \"inputs\":[");
         for (int k = 0; k < sm->g->n_inputs; k++) {
             const si_val *v = &g->values[sm->in_values[k]];
             int from, port;
             si_sub_out(p, sm->in_values[k], &from, &port);
-            sb_put(&b, "%s{\"name\":", k ? "," : "");
-            sb_str(&b, v->name);
-            sb_put(&b, ",");
-            json_shape(&b, v);
-            sb_put(&b, ",\"from\":%d}", from);
+            sb_put(b, "%s{\"name\":", k ? "," : "");
+            sb_str(b, v->name);
+            sb_put(b, ",");
+            json_shape(b, v);
+            sb_put(b, ",\"from\":%d}", from);
         }
-        sb_put(&b, "],\n  \"outputs\":[");
+        sb_put(b, "],\n  \"outputs\":[");
         for (int k = 0; k < sm->g->n_outputs; k++) {
             const si_val *v = &g->values[sm->out_values[k]];
-            sb_put(&b, "%s{\"name\":", k ? "," : "");
-            sb_str(&b, v->name);
-            sb_put(&b, ",");
-            json_shape(&b, v);
-            sb_put(&b, ",\"to\":[");
+            sb_put(b, "%s{\"name\":", k ? "," : "");
+            sb_str(b, v->name);
+            sb_put(b, ",");
+            json_shape(b, v);
+            sb_put(b, ",\"to\":[");
             int users = 0;
             for (int t = s + 1; t < p->n; t++)
                 for (int q = 0; q < p->subs[t].g->n_inputs; q++)
-                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(&b, users++ ? ",%d" : "%d", t);
-            sb_put(&b, "],\"model_output\":%s}", v->is_output ? "true" : "false");
+                    if (p->subs[t].in_values[q] == sm->out_values[k]) sb_put(b, users++ ? ",%d" : "%d", t);
+            sb_put(b, "],\"model_output\":%s}", v->is_output ? "true" : "false");
         }
-        sb_put(&b, "]}");
+        sb_put(b, "]}");
     }
-    sb_put(&b, "],\n\"functions\":[");
-    for (int f = 0; f < pl.fold.n_funcs; f++) {
-        sb_put(&b, "%s\n {\"id\":%d,\"calls\":%d,\"ops\":%d,\"devices\":[", f ? "," : "", f, pl.fold.funcs[f].calls,
-               pl.fold.funcs[f].nodes);
-        for (int s = 0; s < pl.fp[f]->n; s++) {
-            if (s) sb_put(&b, ",");
-            sb_str(&b, pl.fp[f]->subs[s].host ? "host" : names[pl.fp[f]->subs[s].device]);
+    sb_put(b, "],\n\"functions\":[");
+    for (int f = 0; f < pl->fold.n_funcs; f++) {
+        sb_put(b, "%s\n {\"id\":%d,\"calls\":%d,\"ops\":%d,\"devices\":[", f ? "," : "", f, pl->fold.funcs[f].calls,
+               pl->fold.funcs[f].nodes);
+        for (int s = 0; s < pl->fp[f]->n; s++) {
+            if (s) sb_put(b, ",");
+            sb_str(b, pl->fp[f]->subs[s].host ? "host" : names[pl->fp[f]->subs[s].device]);
         }
-        sb_put(&b, "]}");
+        sb_put(b, "]}");
     }
-    sb_put(&b, "]}\n");
-    plan_free(&pl);
-    return finish(&b, json);
+    sb_put(b, "]}\n");
+}
+
+si_result si_model_partition_json(const si_model *m, const si_config *cfg, char **json) {
+    return render(m, cfg, json, "si_model_partition_json", json_body);
 }

@@ -93,13 +93,11 @@ si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const c
 void si_ireq_fini(si_ireq *r) {
     if (r->outs && r->model)
         for (int k = 0; k < r->model->n_outputs; k++) si_tensor_free(r->outs[k]);
-    si_free(r->outs);
-    si_free(r->bound);
-    r->outs = NULL;
-    r->bound = NULL;
+    SI_FREE_CLEAR(r->outs);
+    SI_FREE_CLEAR(r->bound);
 }
 
-si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out) {
+static si_result ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out) {
     si_ireq *r = *out = si_calloc(1, size);
     if (!r) return si_err(SI_ERR_NO_MEM, "%s: out of memory creating a request", who);
     si_result s = si_ireq_init(r, iface, m, who);
@@ -110,13 +108,22 @@ si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const c
     return s;
 }
 
-si_result si_ireq_done(si_ireq **out, si_result s) {
+/* The end of a create_request begun by ireq_new: when s is not SI_OK, the request *out is freed through its
+ * interface and *out = NULL. Returns s, its message kept. */
+static si_result ireq_done(si_ireq **out, si_result s) {
     if (!s || !*out) return s;
     si_error e;
     si_error_save(&e, s); /* what the free does must not change the message */
     (*out)->iface->free(*out);
     *out = NULL;
     return si_error_restore(&e);
+}
+
+si_result si_ireq_create(si_cmodel *m, si_ireq **out) {
+    const si_ireq_i *iface = m->iface->request;
+    si_result s = ireq_new(iface->size, iface, m, iface->who, out);
+    if (s || !iface->init) return s;
+    return ireq_done(out, iface->init(*out));
 }
 
 void si_ireq_destroy(si_ireq *r) {
@@ -130,6 +137,22 @@ si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t) {
     si_result s = si_output_index(r->model, i);
     if (!s) *t = r->outs[i];
     return s;
+}
+
+void si_ireq_cancel(si_ireq *r) {
+    if (r && r->iface->cancel) r->iface->cancel(r);
+}
+
+void si_ireq_profile(si_ireq *r, si_prof *sink) {
+    if (r && r->iface->profile) r->iface->profile(r, sink);
+}
+
+void si_ireqs_cancel(si_ireq *const *rs, int n) {
+    for (int i = 0; rs && i < n; i++) si_ireq_cancel(rs[i]);
+}
+
+void si_ireqs_profile(si_ireq *const *rs, int n, si_prof *sink) {
+    for (int i = 0; rs && i < n; i++) si_ireq_profile(rs[i], sink);
 }
 
 si_result si_ireq_check_inputs(const si_ireq *r) { return si_check_bound(r->model, r->bound); }

@@ -30,6 +30,9 @@ typedef struct si_cmodel_i {
      * inferences: do now what the first such bind would do (pack, upload), so that the first inference does not
      * pay for it. A hint: an error only says it was not done (the bind will do it, or report the error). */
     si_result (*prepare_input)(si_cmodel *m, int i, const si_tensor *t);
+    /* The interface of the model's requests, for si_ireq_create (the usual create_request, which makes requests
+     * of this kind); NULL where the model makes its requests itself. */
+    const struct si_ireq_i *request;
 } si_cmodel_i;
 
 /* m->iface->prepare_input where the model has one; SI_OK where it has none. */
@@ -60,6 +63,13 @@ typedef struct si_ireq_i {
      * reset them. A request gathers timings only when its model was compiled with the option profile=on;
      * wrappers pass the call on to the requests they run. Not called concurrently with infer. */
     void (*profile)(si_ireq *r, si_prof *sink);
+    /* For si_ireq_create (0 and NULL where the implementation makes its requests itself): the size of the
+     * implementation's request struct (whose first member is its si_ireq base), a label for messages, and
+     * (optional, may be NULL) init: what the implementation sets up beyond the base. When init fails, free is
+     * called on the partly built request, and must take it. */
+    size_t size;
+    const char *who;
+    si_result (*init)(si_ireq *r);
 } si_ireq_i;
 
 /* The part of a request every implementation shares (devices, the fail-safe layer, the executor core, the
@@ -79,19 +89,29 @@ struct si_ireq {
 si_result si_ireq_init(si_ireq *r, const si_ireq_i *iface, si_cmodel *m, const char *who);
 /* Free what si_ireq_init allocated (the output tensors and their data). Safe on a zeroed base. */
 void si_ireq_fini(si_ireq *r);
-/* The start of a create_request: *out = a zeroed request of `size` bytes (an implementation's struct whose first
- * member is its si_ireq base) with its base set up (si_ireq_init). NO_MEM (naming `who`) and *out = NULL when
- * out of memory; nothing is left allocated then. */
-si_result si_ireq_new(size_t size, const si_ireq_i *iface, si_cmodel *m, const char *who, si_ireq **out);
-/* The end of a create_request begun by si_ireq_new: when s is not SI_OK, the request *out (partly built: its
- * free must take that) is freed through its interface and *out = NULL. Returns s, its message kept. */
-si_result si_ireq_done(si_ireq **out, si_result s);
-/* The end of an implementation's free, for a request made by si_ireq_new: si_ireq_fini, then the request. */
+/* The usual create_request (a model's vtable names it, with the interface of its requests as `request`): *out = a
+ * zeroed request of request->size bytes with its base set up (si_ireq_init), then request->init(*out) sets up
+ * what is the implementation's own. When init fails, the partly built request is freed through request->free and
+ * *out = NULL; init's status is returned, its message kept. NO_MEM (naming request->who) and *out = NULL when out
+ * of memory for the request itself; nothing is left allocated then. */
+si_result si_ireq_create(si_cmodel *m, si_ireq **out);
+/* The end of an implementation's free, for a request made by si_ireq_create: si_ireq_fini, then the request. */
 void si_ireq_destroy(si_ireq *r);
 /* The usual set_input: the index and the port checked (t may be NULL to unbind), then bound[i] = t. */
 si_result si_ireq_set_input(si_ireq *r, int i, si_tensor *t);
 /* The usual get_output: the stable tensor of output port i. */
 si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
+/* The initializer of a request vtable that keeps the base's set_input and get_output (above): an implementation
+ * names only what is its own, e.g. `static const si_ireq_i my_iface = SI_IREQ_IFACE(.infer = my_infer, .free =
+ * my_free, .size = sizeof(my_req), .who = "MINE", .init = my_init);`. One that wraps set_input or get_output
+ * writes its whole vtable. */
+#define SI_IREQ_IFACE(...) {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, __VA_ARGS__}
+/* What a wrapper does with cancel and profile: pass the call on to request r (NULL: nothing) when it has one. */
+void si_ireq_cancel(si_ireq *r);
+void si_ireq_profile(si_ireq *r, si_prof *sink);
+/* The same for each of the n requests rs[0..n-1]. */
+void si_ireqs_cancel(si_ireq *const *rs, int n);
+void si_ireqs_profile(si_ireq *const *rs, int n, si_prof *sink);
 /* Before an infer: every input bound, with data, matching its port (si_check_bound on r's inputs). */
 si_result si_ireq_check_inputs(const si_ireq *r);
 /* Output k takes over fresh's contents (data, shape, ownership; its old data is released); fresh is left

@@ -126,8 +126,7 @@ static si_result call_infer(si_ireq *r_) {
  * the next call's caller's to see (the executor checks its own flag). */
 static void call_cancel(si_ireq *r_) {
     call_req *r = (call_req *)r_;
-    si_ireq *b = atomic_load(&r->active);
-    if (b && b->iface->cancel) b->iface->cancel(b);
+    si_ireq_cancel(atomic_load(&r->active));
 }
 
 /* The step timings of the idle body requests (those of requests running for other calls stay with them until a
@@ -136,8 +135,7 @@ static void call_profile(si_ireq *r_, si_prof *sink) {
     const call_model *m = (const call_model *)r_->model;
     si_fn *f = m->fn;
     pthread_mutex_lock(&f->mu);
-    for (int i = 0; i < f->n_pool; i++)
-        if (f->pool[i]->iface->profile) f->pool[i]->iface->profile(f->pool[i], sink);
+    si_ireqs_profile(f->pool, f->n_pool, sink);
     pthread_mutex_unlock(&f->mu);
 }
 
@@ -146,21 +144,14 @@ static void call_req_free(si_ireq *r_) {
     if (r) si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i call_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = call_infer,
-    .free = call_req_free,
-    .cancel = call_cancel,
-    .profile = call_profile,
-};
-
-static si_result call_create_request(si_cmodel *m_, si_ireq **out) {
-    si_result s = si_ireq_new(sizeof(call_req), &call_req_iface, m_, "call", out);
-    if (s) return s;
-    atomic_init(&((call_req *)*out)->active, NULL);
+static si_result call_req_init(si_ireq *r) {
+    atomic_init(&((call_req *)r)->active, NULL);
     return SI_OK;
 }
+
+static const si_ireq_i call_req_iface =
+    SI_IREQ_IFACE(.infer = call_infer, .free = call_req_free, .cancel = call_cancel, .profile = call_profile,
+                  .size = sizeof(call_req), .who = "call", .init = call_req_init);
 
 static void call_model_free(si_cmodel *m_) {
     call_model *m = (call_model *)m_;
@@ -170,13 +161,11 @@ static void call_model_free(si_cmodel *m_) {
     si_fn_unref(m->fn);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m->body_in);
-    si_free(m->out_body);
-    si_free(m->name);
+    SI_FREE_ALL(m->body_in, m->out_body, m->name);
     si_free(m);
 }
 
-static const si_cmodel_i call_model_iface = {.create_request = call_create_request, .free = call_model_free};
+static const si_cmodel_i call_model_iface = {.create_request = si_ireq_create, .request = &call_req_iface, .free = call_model_free};
 
 si_result si_call_create(const si_call_desc *d, si_cmodel **out) {
     *out = NULL;

@@ -587,8 +587,7 @@ static void cf_cancel(si_ireq *r_) {
     cf_req *r = (cf_req *)r_;
     cf_model *m = (cf_model *)r->base.model;
     atomic_store(&r->cancelled, true);
-    for (int b = 0; b < m->n_bodies; b++)
-        if (r->body[b] && r->body[b]->iface->cancel) r->body[b]->iface->cancel(r->body[b]);
+    si_ireqs_cancel(r->body, m->n_bodies);
 }
 
 static void cf_req_free(si_ireq *r_) {
@@ -606,26 +605,14 @@ static void cf_req_free(si_ireq *r_) {
     for (int k = 0; r->gathers && k < m->n_scan_out; k++) si_free(r->gathers[k].data);
     si_tensor_release(&r->iter);
     si_tensor_release(&r->cond);
-    si_free(r->fresh);
-    si_free(r->slices);
-    si_free(r->views);
-    si_free(r->gathers);
+    SI_FREE_ALL(r->fresh, r->slices, r->views, r->gathers);
     si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i cf_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = cf_infer,
-    .free = cf_req_free,
-    .cancel = cf_cancel,
-};
-
-static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
-    cf_model *m = (cf_model *)m_;
-    si_result s = si_ireq_new(sizeof(cf_req), &cf_req_iface, m_, "control flow", out);
-    if (s) return s;
-    cf_req *r = (cf_req *)*out;
+static si_result cf_req_init(si_ireq *r_) {
+    cf_req *r = (cf_req *)r_;
+    const cf_model *m = (const cf_model *)r_->model;
+    si_result s = SI_OK;
     atomic_init(&r->cancelled, false);
     r->fresh = si_calloc((size_t)m->n_node_out + 1, sizeof(si_tensor));
     r->state[0] = si_calloc((size_t)m->n_state + 1, sizeof(si_tensor));
@@ -643,8 +630,11 @@ static si_result cf_create_request(si_cmodel *m_, si_ireq **out) {
             s = si_tensor_alloc(&r->cond);
     }
     for (int b = 0; !s && b < m->n_bodies; b++) s = m->bodies[b]->iface->create_request(m->bodies[b], &r->body[b]);
-    return si_ireq_done(out, s);
+    return s;
 }
+
+static const si_ireq_i cf_req_iface = SI_IREQ_IFACE(.infer = cf_infer, .free = cf_req_free, .cancel = cf_cancel,
+                                                    .size = sizeof(cf_req), .who = "control flow", .init = cf_req_init);
 
 // --- the compiled model --------------------------------------------------------------------------------------
 
@@ -659,17 +649,11 @@ static void cf_model_free(si_cmodel *m_) {
         if (m->node_in[k].kind == SI_SRC_CONST) si_const_unref(m->node_in[k].constant);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m->node_in);
-    si_free(m->node_out);
-    si_free(m->in_axes);
-    si_free(m->in_rev);
-    si_free(m->out_axes);
-    si_free(m->out_rev);
-    si_free(m->name);
+    SI_FREE_ALL(m->node_in, m->node_out, m->in_axes, m->in_rev, m->out_axes, m->out_rev, m->name);
     si_free(m);
 }
 
-static const si_cmodel_i cf_model_iface = {.create_request = cf_create_request, .free = cf_model_free};
+static const si_cmodel_i cf_model_iface = {.create_request = si_ireq_create, .request = &cf_req_iface, .free = cf_model_free};
 
 static int64_t *ints_copy(const int64_t *v, int n, bool *ok) {
     if (!v) return NULL;

@@ -125,15 +125,13 @@ static si_result exec_infer(si_ireq *r_) {
 static void exec_cancel(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    for (int s = 0; s < m->n_subs; s++)
-        if (r->subs[s] && r->subs[s]->iface->cancel) r->subs[s]->iface->cancel(r->subs[s]);
+    si_ireqs_cancel(r->subs, m->n_subs);
 }
 
 static void exec_profile(si_ireq *r_, si_prof *sink) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
-    for (int s = 0; s < m->n_subs; s++)
-        if (r->subs[s] && r->subs[s]->iface->profile) r->subs[s]->iface->profile(r->subs[s], sink);
+    si_ireqs_profile(r->subs, m->n_subs, sink);
 }
 
 static void exec_req_free(si_ireq *r_) {
@@ -147,6 +145,16 @@ static void exec_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base);
 }
 
+static si_result exec_req_init(si_ireq *r_) {
+    exec_req *r = (exec_req *)r_;
+    const exec_model *m = (const exec_model *)r_->model;
+    r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
+    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
+    si_result st = !r->subs || !r->fresh ? si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request") : SI_OK;
+    for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
+    return st;
+}
+
 static const si_ireq_i exec_req_iface = {
     .set_input = si_ireq_set_input,
     .get_output = exec_get_output,
@@ -154,19 +162,10 @@ static const si_ireq_i exec_req_iface = {
     .free = exec_req_free,
     .cancel = exec_cancel,
     .profile = exec_profile,
+    .size = sizeof(exec_req),
+    .who = "executor",
+    .init = exec_req_init,
 };
-
-static si_result exec_create_request(si_cmodel *m_, si_ireq **out) {
-    exec_model *m = (exec_model *)m_;
-    si_result st = si_ireq_new(sizeof(exec_req), &exec_req_iface, m_, "executor", out);
-    if (st) return st;
-    exec_req *r = (exec_req *)*out;
-    r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
-    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
-    if (!r->subs || !r->fresh) st = si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request");
-    for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
-    return si_ireq_done(out, st);
-}
 
 /* Every submodel input that reads model input i is bound to t. */
 static si_result exec_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
@@ -179,7 +178,7 @@ static si_result exec_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
     return s;
 }
 
-static const si_cmodel_i exec_model_iface = {.create_request = exec_create_request, .free = exec_model_free,
+static const si_cmodel_i exec_model_iface = {.create_request = si_ireq_create, .request = &exec_req_iface, .free = exec_model_free,
                                              .prepare_input = exec_prepare_input};
 
 

@@ -232,33 +232,29 @@ static si_result hfa_infer(si_ireq *r_) {
 
 static void hfa_cancel(si_ireq *r_) {
     hfa_req *r = (hfa_req *)r_;
-    si_ireq *rs[3] = {r->plain, r->tile, r->final};
-    for (int i = 0; i < 3; i++)
-        if (rs[i] && rs[i]->iface->cancel) rs[i]->iface->cancel(rs[i]);
+    si_ireqs_cancel((si_ireq *[3]){r->plain, r->tile, r->final}, 3);
 }
 
 static void hfa_profile(si_ireq *r_, si_prof *sink) {
     hfa_req *r = (hfa_req *)r_;
-    si_ireq *rs[3] = {r->plain, r->tile, r->final};
-    for (int i = 0; i < 3; i++)
-        if (rs[i] && rs[i]->iface->profile) rs[i]->iface->profile(rs[i], sink);
+    si_ireqs_profile((si_ireq *[3]){r->plain, r->tile, r->final}, 3, sink);
 }
 
-static const si_ireq_i hfa_req_iface = {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, .infer = hfa_infer,
-                                        .free = hfa_req_free, .cancel = hfa_cancel, .profile = hfa_profile};
-
-static si_result hfa_create_request(si_cmodel *m_, si_ireq **out) {
-    hfa_model *m = (hfa_model *)m_;
-    si_result s = si_ireq_new(sizeof(hfa_req), &hfa_req_iface, m_, "flash attention request", out);
-    if (s) return s;
-    hfa_req *r = (hfa_req *)*out;
+static si_result hfa_req_init(si_ireq *r_) {
+    hfa_req *r = (hfa_req *)r_;
+    const hfa_model *m = (const hfa_model *)r_->model;
+    si_result s;
     if ((s = m->plain->iface->create_request(m->plain, &r->plain))) s = aux_fail(s, m, "plain attention");
     else if ((s = m->tile->iface->create_request(m->tile, &r->tile))) s = aux_fail(s, m, "tile");
     else if ((s = m->final->iface->create_request(m->final, &r->final))) s = aux_fail(s, m, "final");
-    return si_ireq_done(out, s);
+    return s;
 }
 
-static const si_cmodel_i hfa_iface = {.create_request = hfa_create_request, .free = hfa_model_free};
+static const si_ireq_i hfa_req_iface =
+    SI_IREQ_IFACE(.infer = hfa_infer, .free = hfa_req_free, .cancel = hfa_cancel, .profile = hfa_profile,
+                  .size = sizeof(hfa_req), .who = "flash attention request", .init = hfa_req_init);
+
+static const si_cmodel_i hfa_iface = {.create_request = si_ireq_create, .request = &hfa_req_iface, .free = hfa_model_free};
 
 si_result si_hfa_create(const si_hfa_desc *d, si_cmodel **out) {
     *out = NULL;

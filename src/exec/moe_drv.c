@@ -60,9 +60,7 @@ static void moe_req_free(si_ireq *r_) {
         if (r->experts[e]) r->experts[e]->iface->free(r->experts[e]);
     si_free(r->experts);
     si_tensor_release(&r->xe);
-    si_free(r->sel);
-    si_free(r->w);
-    si_free(r->rows);
+    SI_FREE_ALL(r->sel, r->w, r->rows);
     si_ireq_destroy(r_);
 }
 
@@ -168,35 +166,33 @@ static si_result moe_infer(si_ireq *r_) {
 static void moe_cancel(si_ireq *r_) {
     moe_req *r = (moe_req *)r_;
     const moe_model *m = (const moe_model *)r_->model;
-    if (r->plain && r->plain->iface->cancel) r->plain->iface->cancel(r->plain);
-    for (int e = 0; r->experts && e < m->E; e++)
-        if (r->experts[e] && r->experts[e]->iface->cancel) r->experts[e]->iface->cancel(r->experts[e]);
+    si_ireq_cancel(r->plain);
+    si_ireqs_cancel(r->experts, m->E);
 }
 
 static void moe_profile(si_ireq *r_, si_prof *sink) {
     moe_req *r = (moe_req *)r_;
     const moe_model *m = (const moe_model *)r_->model;
-    if (r->plain && r->plain->iface->profile) r->plain->iface->profile(r->plain, sink);
-    for (int e = 0; r->experts && e < m->E; e++)
-        if (r->experts[e] && r->experts[e]->iface->profile) r->experts[e]->iface->profile(r->experts[e], sink);
+    si_ireq_profile(r->plain, sink);
+    si_ireqs_profile(r->experts, m->E, sink);
 }
 
-static const si_ireq_i moe_req_iface = {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, .infer = moe_infer,
-                                        .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile};
-
-static si_result moe_create_request(si_cmodel *m_, si_ireq **out) {
-    moe_model *m = (moe_model *)m_;
-    si_result s = si_ireq_new(sizeof(moe_req), &moe_req_iface, m_, "MoE request", out);
-    if (s) return s;
-    moe_req *r = (moe_req *)*out;
+static si_result moe_req_init(si_ireq *r_) {
+    moe_req *r = (moe_req *)r_;
+    const moe_model *m = (const moe_model *)r_->model;
+    si_result s = SI_OK;
     if (!(r->experts = si_calloc((size_t)m->E + 1, sizeof(si_ireq *)))) s = si_err(SI_ERR_NO_MEM, "out of memory");
     else if ((s = m->plain->iface->create_request(m->plain, &r->plain))) s = aux_fail(s, m, "plain MoE", -1);
     for (int e = 0; !s && e < m->E; e++)
         if ((s = m->experts[e]->iface->create_request(m->experts[e], &r->experts[e]))) s = aux_fail(s, m, NULL, e);
-    return si_ireq_done(out, s);
+    return s;
 }
 
-static const si_cmodel_i moe_iface = {.create_request = moe_create_request, .free = moe_model_free};
+static const si_ireq_i moe_req_iface =
+    SI_IREQ_IFACE(.infer = moe_infer, .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile,
+                  .size = sizeof(moe_req), .who = "MoE request", .init = moe_req_init);
+
+static const si_cmodel_i moe_iface = {.create_request = si_ireq_create, .request = &moe_req_iface, .free = moe_model_free};
 
 si_result si_moe_create(const si_moe_desc *d, si_cmodel **out) {
     *out = NULL;

@@ -39,9 +39,7 @@ void si_sink_unref(si_sink *s) {
     for (int i = 0; i < s->n_attempts; i++) si_free(s->attempts[i].message);
     for (int i = 0; i < s->n_log; i++) si_free(s->log[i].message);
     for (int i = 0; s->device_names && i < s->n_devices; i++) si_free(s->device_names[i]);
-    si_free(s->device_names);
-    si_free(s->attempts);
-    si_free(s->log);
+    SI_FREE_ALL(s->device_names, s->attempts, s->log);
     pthread_rwlock_destroy(&s->cb_lock);
     pthread_mutex_destroy(&s->mu);
     si_free(s);

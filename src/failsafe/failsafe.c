@@ -151,10 +151,7 @@ static void model_unref(fs_model *m) {
     gen_unref(m->standby);
     gen_unref(m->acc_ref);
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
-    si_free(m->fail_msg);
-    si_free(m->probe_in);
-    si_free(m->in_param);
-    si_free(m->param_seen);
+    SI_FREE_ALL(m->fail_msg, m->probe_in, m->in_param, m->param_seen);
     si_ports_free(m->in_ports, m->base.n_inputs);
     si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->cand);
@@ -548,8 +545,7 @@ static void *failback_main(void *arg) {
         int from = old ? old->pos : -1;
         m->active = g;
         m->failed_rounds = 0;
-        si_free(m->fail_msg[target]);
-        m->fail_msg[target] = NULL;
+        SI_FREE_CLEAR(m->fail_msg[target]);
         fs_gen *dropped = NULL;
         if (m->standby && m->standby->pos <= target) {
             dropped = m->standby;
@@ -727,7 +723,7 @@ static si_result guard_run(void *ctx) {
  * another thread must not reach it any more), and keep what the call needs alive. */
 static void guard_abandon(void *ctx) {
     fs_guard *gd = ctx;
-    if (gd->inner->iface->cancel) gd->inner->iface->cancel(gd->inner);
+    si_ireq_cancel(gd->inner);
     pthread_mutex_lock(gd->cmu);
     *gd->slot = NULL;
     pthread_mutex_unlock(gd->cmu);
@@ -1136,14 +1132,14 @@ static si_result fs_infer(si_ireq *r_) {
 static void fs_cancel(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     pthread_mutex_lock(&r->cmu);
-    if (r->inner && r->inner->iface->cancel) r->inner->iface->cancel(r->inner);
+    si_ireq_cancel(r->inner);
     pthread_mutex_unlock(&r->cmu);
 }
 
 static void fs_profile(si_ireq *r_, si_prof *sink) {
     fs_req *r = (fs_req *)r_;
     pthread_mutex_lock(&r->cmu);
-    if (r->inner && r->inner->iface->profile) r->inner->iface->profile(r->inner, sink);
+    si_ireq_profile(r->inner, sink);
     pthread_mutex_unlock(&r->cmu);
 }
 
@@ -1160,26 +1156,18 @@ static void fs_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base); /* the outputs are copies: owned */
 }
 
-static const si_ireq_i fs_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = fs_infer,
-    .free = fs_req_free,
-    .cancel = fs_cancel,
-    .profile = fs_profile,
-};
-
 /* Request creation is lazy about the inner request: it is made (and failed over) by the first infer. */
-static si_result fs_create_request(si_cmodel *m_, si_ireq **out) {
-    fs_model *m = (fs_model *)m_;
-    si_result s = si_ireq_new(sizeof(fs_req), &fs_req_iface, m_, "fail-safe", out);
-    if (s) return s;
-    fs_req *r = (fs_req *)*out;
+static si_result fs_req_init(si_ireq *r_) {
+    fs_req *r = (fs_req *)r_;
     pthread_mutex_init(&r->cmu, NULL);
-    if (!(r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *))))
-        s = si_err(SI_ERR_NO_MEM, "fail-safe: out of memory creating a request");
-    return si_ireq_done(out, s);
+    if (!(r->fresh = si_calloc((size_t)r_->model->n_outputs + 1, sizeof(void *))))
+        return si_err(SI_ERR_NO_MEM, "fail-safe: out of memory creating a request");
+    return SI_OK;
 }
+
+static const si_ireq_i fs_req_iface =
+    SI_IREQ_IFACE(.infer = fs_infer, .free = fs_req_free, .cancel = fs_cancel, .profile = fs_profile,
+                  .size = sizeof(fs_req), .who = "fail-safe", .init = fs_req_init);
 
 // --- the compiled model's interface ------------------------------------------------------------------------
 
@@ -1206,7 +1194,7 @@ static si_result fs_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
     return s;
 }
 
-static const si_cmodel_i fs_model_iface = {.create_request = fs_create_request, .free = fs_model_free,
+static const si_cmodel_i fs_model_iface = {.create_request = si_ireq_create, .request = &fs_req_iface, .free = fs_model_free,
                                            .prepare_input = fs_prepare_input};
 
 bool si_failsafe_is(const si_cmodel *m) { return m && m->iface == &fs_model_iface; }

@@ -13,10 +13,6 @@
 
 si_graph *si_graph_new(void) { return si_calloc(1, sizeof(si_graph)); }
 
-void si_free_each(void *const *p, size_t n) {
-    for (size_t i = 0; i < n; i++) si_free(p[i]);
-}
-
 void si_attr_clear(si_attr *a) {
     si_tensor_free(a->t);
     if (a->strings)

@@ -222,10 +222,4 @@ const si_tensor *si_attr_tensor(const si_node *n, const char *name);
 void si_attr_clear(si_attr *a);
 void si_node_clear(si_node *n);
 
-/* si_free each of n pointers; SI_FREE_ALL(a, b, ...) frees the objects it is given (the members of a struct that
- * owns several arrays, the buffers of a kernel). */
-void si_free_each(void *const *p, size_t n);
-#define SI_FREE_ALL(...)                                                                                       \
-    si_free_each((void *const[]){__VA_ARGS__}, sizeof((void *const[]){__VA_ARGS__}) / sizeof(void *))
-
 #endif

@@ -382,15 +382,7 @@ reorder:
 done:
     if (why)
         for (int i = 0; i < nn; i++) si_free(why[i]);
-    si_free(why);
-    si_free(dev);
-    si_free(owner);
-    si_free(order);
-    si_free(indeg);
-    si_free(accepts);
-    si_free(unit);
-    si_free(key);
-    si_free(kind);
+    SI_FREE_ALL(why, dev, owner, order, indeg, accepts, unit, key, kind);
     if (st) { si_partition_free(p); return st; }
     *out = p;
     return SI_OK;
@@ -401,9 +393,7 @@ void si_partition_free(si_partition *p) {
     for (int s = 0; s < p->n; s++) {
         si_free(p->subs[s].nodes);
         si_graph_free(p->subs[s].g);
-        si_free(p->subs[s].in_values);
-        si_free(p->subs[s].out_values);
-        si_free(p->subs[s].why);
+        SI_FREE_ALL(p->subs[s].in_values, p->subs[s].out_values, p->subs[s].why);
     }
     si_free(p->subs);
     si_free(p);

@@ -255,6 +255,10 @@ void si_free(void *p) {
     free(p);
 }
 
+void si_free_each(void *const *p, size_t n) {
+    for (size_t i = 0; i < n; i++) si_free(p[i]);
+}
+
 char *si_strdup(const char *s) {
     if (!s) s = "";
     size_t n = strlen(s) + 1;

@@ -108,6 +108,31 @@ static si_result hp_error(const hparser *p, const char *expected) {
                   expected, p->pos, hp_what(p, buf, sizeof buf));
 }
 
+/* White space, the character c, white space. A parse error naming `what` (what was expected) when c is not
+ * there. */
+static si_result hp_expect(hparser *p, int c, const char *what) {
+    hp_skip_ws(p);
+    if (hp_peek(p) != c)
+        return hp_error(p, what);
+    p->pos++;
+    hp_skip_ws(p);
+    return SI_OK;
+}
+
+/* After an item of a tuple or dict: white space, then ',' (taken with the white space after it; *comma = true)
+ * or the closer `close` (left for the caller; *comma = false). A parse error naming `what` otherwise. */
+static si_result hp_after_item(hparser *p, int close, const char *what, bool *comma) {
+    hp_skip_ws(p);
+    *comma = hp_peek(p) == ',';
+    if (*comma) {
+        p->pos++;
+        hp_skip_ws(p);
+    } else if (hp_peek(p) != close) {
+        return hp_error(p, what);
+    }
+    return SI_OK;
+}
+
 /* A quoted Python string ('...' or "..."). *str and *len point into the header (escapes are left as they are:
  * no valid key or dtype name contains one, so an escaped string simply fails to match later). */
 static si_result hp_string(hparser *p, const char **str, size_t *len) {
@@ -189,30 +214,21 @@ static si_result hp_dim(hparser *p, int64_t *out) {
 /* A tuple of dimensions: "()", "(3,)", "(2, 3)", "(2, 3,)". "(3)" is the int 3 in Python, not a tuple,
  * and is refused like numpy does. */
 static si_result hp_shape(hparser *p, int *ndim, int64_t *dims, int *rank_seen) {
-    if (hp_peek(p) != '(')
-        return hp_error(p, "a tuple '(...)' for 'shape'");
-    p->pos++;
+    si_result s = hp_expect(p, '(', "a tuple '(...)' for 'shape'");
+    if (s)
+        return s;
     int n = 0;
     bool trailing_comma = false;
-    hp_skip_ws(p);
     while (hp_peek(p) != ')') {
         int64_t d = 0;
-        si_result s = hp_dim(p, &d);
-        if (s)
+        if ((s = hp_dim(p, &d)))
             return s;
         if (n < SI_MAX_DIMS)
             dims[n] = d;
         if (n < INT32_MAX)
             n++;
-        hp_skip_ws(p);
-        trailing_comma = false;
-        if (hp_peek(p) == ',') {
-            p->pos++;
-            trailing_comma = true;
-            hp_skip_ws(p);
-        } else if (hp_peek(p) != ')') {
-            return hp_error(p, "',' or ')' in 'shape'");
-        }
+        if ((s = hp_after_item(p, ')', "',' or ')' in 'shape'", &trailing_comma)))
+            return s;
     }
     if (n == 1 && !trailing_comma)
         return si_err(SI_ERR_PARSE, "%s: malformed .npy header: 'shape' is an int in parentheses, not a tuple "
@@ -260,24 +276,18 @@ static si_result hp_skip_list(hparser *p) {
 static si_result parse_header(const char *path, const char *text, size_t len, npy_header *h) {
     hparser p = {path, text, len, 0};
     bool have_descr = false, have_fortran = false, have_shape = false;
-    si_result s;
-
-    hp_skip_ws(&p);
-    if (hp_peek(&p) != '{')
-        return hp_error(&p, "'{' (the header is a Python dict)");
-    p.pos++;
-    hp_skip_ws(&p);
+    bool comma;
+    si_result s = hp_expect(&p, '{', "'{' (the header is a Python dict)");
+    if (s)
+        return s;
     while (hp_peek(&p) != '}') {
         const char *key;
         size_t klen;
         size_t key_pos = p.pos;
         if ((s = hp_string(&p, &key, &klen)))
             return s;
-        hp_skip_ws(&p);
-        if (hp_peek(&p) != ':')
-            return hp_error(&p, "':' after a key");
-        p.pos++;
-        hp_skip_ws(&p);
+        if ((s = hp_expect(&p, ':', "':' after a key")))
+            return s;
         bool *seen;
         if (klen == 5 && memcmp(key, "descr", 5) == 0) {
             seen = &have_descr;
@@ -314,13 +324,8 @@ static si_result parse_header(const char *path, const char *text, size_t len, np
             if ((s = hp_shape(&p, &h->ndim, h->dims, &h->rank_seen)))
                 return s;
         }
-        hp_skip_ws(&p);
-        if (hp_peek(&p) == ',') {
-            p.pos++;
-            hp_skip_ws(&p);
-        } else if (hp_peek(&p) != '}') {
-            return hp_error(&p, "',' or '}' in the header dict");
-        }
+        if ((s = hp_after_item(&p, '}', "',' or '}' in the header dict", &comma)))
+            return s;
     }
     p.pos++; /* '}' */
     hp_skip_ws(&p);

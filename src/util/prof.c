@@ -27,10 +27,7 @@ si_result si_prof_create(si_prof **out) {
 }
 
 static void row_free(si_prof_row *r) {
-    si_free(r->nodes);
-    si_free(r->ops);
-    si_free(r->device);
-    si_free(r->kernel);
+    SI_FREE_ALL(r->nodes, r->ops, r->device, r->kernel);
 }
 
 void si_prof_free(si_prof *p) {

@@ -46,6 +46,12 @@ void *si_malloc(size_t n);
 void *si_calloc(size_t n, size_t size);
 void *si_realloc(void *p, size_t n);
 void si_free(void *p);
+/* Free what the pointer lvalue p points to and set p to NULL (a pointer freed and kept for later: no dangling). */
+#define SI_FREE_CLEAR(p) (si_free(p), (p) = NULL)
+/* si_free each pointer listed, in order: SI_FREE_ALL(m->a, m->b, ...) (the members of a struct that owns several
+ * arrays, the buffers of a kernel). */
+void si_free_each(void *const *p, size_t n);
+#define SI_FREE_ALL(...) si_free_each((void *const[]){__VA_ARGS__}, sizeof((void *const[]){__VA_ARGS__}) / sizeof(void *))
 char *si_strdup(const char *s);
 /* Test hook: the Nth allocation from now (1-based) and every `count - 1` after it fail; 0 disables. */
 void si_alloc_fail_after(long n, long count);

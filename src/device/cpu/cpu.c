@@ -739,45 +739,28 @@ static void cpu_req_free(si_ireq *r_) {
     si_free(r);
 }
 
-static const si_ireq_i cpu_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = cpu_infer,
-    .free = cpu_req_free,
-    .cancel = cpu_cancel,
-    .profile = cpu_profile,
-};
-
-static si_result cpu_create_request(si_cmodel *m_, si_ireq **out) {
-    cpu_model *m = (cpu_model *)m_;
-    *out = NULL;
-    dnnl_engine_t eng;
-    si_result s = cpu_engine(&eng);
-    if (s) return s;
-    cpu_req *r = si_calloc(1, sizeof *r);
-    if (!r) return si_err(SI_ERR_NO_MEM, "CPU: out of memory creating a request");
+static si_result cpu_req_init(si_ireq *r_) {
+    cpu_req *r = (cpu_req *)r_;
+    const cpu_model *m = (const cpu_model *)r_->model;
     atomic_init(&r->cancel, false);
 #ifdef SI_CPU_PROFILE_PRINT
     r->profile = getenv("SI_CPU_PROFILE") != NULL;
 #endif
     r->profile |= m->profile;
-    if ((s = si_ireq_init(&r->base, &cpu_req_iface, m_, "CPU"))) {
-        cpu_req_free(&r->base);
-        return s;
-    }
+    dnnl_engine_t eng;
+    si_result s = cpu_engine(&eng);
+    if (s) return s;
     dnnl_status_t ds = dnnl_stream_create(&r->stream, eng, dnnl_stream_default_flags);
     if (ds != dnnl_success) {
         r->stream = NULL;
-        cpu_req_free(&r->base);
         return cpu_dnnl_err(ds, "stream creation", NULL);
     }
-    if (m->plan0 && (s = bind(r, m->plan0))) { /* static shapes: the arena is ready before the first infer */
-        cpu_req_free(&r->base);
-        return s;
-    }
-    *out = &r->base;
-    return SI_OK;
+    return m->plan0 ? bind(r, m->plan0) : SI_OK; /* static shapes: the arena is ready before the first infer */
 }
+
+static const si_ireq_i cpu_req_iface =
+    SI_IREQ_IFACE(.infer = cpu_infer, .free = cpu_req_free, .cancel = cpu_cancel, .profile = cpu_profile,
+                  .size = sizeof(cpu_req), .who = "CPU", .init = cpu_req_init);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
@@ -797,7 +780,7 @@ static void cpu_model_free(si_cmodel *m_) {
     si_free(m);
 }
 
-static const si_cmodel_i cpu_model_iface = {.create_request = cpu_create_request, .free = cpu_model_free,
+static const si_cmodel_i cpu_model_iface = {.create_request = si_ireq_create, .request = &cpu_req_iface, .free = cpu_model_free,
                                             .prepare_input = cpu_prepare_input};
 
 static void port_from_value(si_port *p, const si_val *v) {

@@ -395,13 +395,10 @@ static void faulty_cancel(si_ireq *r_) {
     atomic_fetch_add(&r->cancel_gen, 1);
     pthread_cond_broadcast(&r->dev->cv);
     pthread_mutex_unlock(&r->dev->mu);
-    if (r->inner->iface->cancel) r->inner->iface->cancel(r->inner);
+    si_ireq_cancel(r->inner);
 }
 
-static void faulty_profile(si_ireq *r_, si_prof *sink) {
-    si_ireq *in = ((faulty_req *)r_)->inner;
-    if (in->iface->profile) in->iface->profile(in, sink);
-}
+static void faulty_profile(si_ireq *r_, si_prof *sink) { si_ireq_profile(((faulty_req *)r_)->inner, sink); }
 
 static void faulty_req_free(si_ireq *r_) {
     faulty_req *r = (faulty_req *)r_;

@@ -129,6 +129,19 @@ static bool dec_ok(dec *d, const char *what) {
 
 static si_result oom(void) { return si_err(SI_ERR_NO_MEM, "out of memory decoding a graph"); }
 
+/* Zeroed room for n items (and one spare) of `size` bytes, when what is left of the message can hold n items of
+ * at least `least` bytes each. NULL with d->st set when it cannot (a malformed message naming what) or when out
+ * of memory. */
+static void *dec_alloc(dec *d, uint32_t n, size_t least, size_t size, const char *what) {
+    if ((size_t)n * least > d->r->n - d->r->pos) {
+        dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", what);
+        return NULL;
+    }
+    void *p = si_calloc((size_t)n + 1, size);
+    if (!p) d->st = oom();
+    return p;
+}
+
 static si_tensor *dec_tensor_inline(dec *d) {
     si_dtype dt;
     int nd;
@@ -184,8 +197,7 @@ static bool dec_attr(dec *d, si_attr *a) {
         if (n) memcpy(a->ints, p, sizeof(int64_t) * (size_t)n);
     }
     if (has & 4) {
-        if ((size_t)n > r->n - r->pos) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "strings");
-        if (!(a->strings = si_calloc((size_t)n + 1, sizeof(char *)))) { d->st = oom(); return false; }
+        if (!(a->strings = dec_alloc(d, (uint32_t)n, 1, sizeof(char *), "strings"))) return false;
         for (int i = 0; i < n; i++)
             if (!(a->strings[i] = rb_str(r, NULL))) return dec_ok(d, "strings") && dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "a NULL string");
     }
@@ -229,8 +241,7 @@ static bool dec_index(dec *d, int32_t v, int n, bool optional) {
 static bool dec_ints(dec *d, int **out, int *n_out, int n_values, bool optional) {
     uint32_t n = rb_count(d->r, MAX_ITEMS);
     if (!dec_ok(d, "index list")) return false;
-    if ((size_t)n * 4 > d->r->n - d->r->pos) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "index list");
-    if (!(*out = si_malloc(sizeof(int) * ((size_t)n + 1)))) { d->st = oom(); return false; }
+    if (!(*out = dec_alloc(d, n, 4, sizeof(int), "index list"))) return false;
     *n_out = (int)n;
     for (uint32_t k = 0; k < n; k++) {
         (*out)[k] = rb_i32(d->r);
@@ -246,8 +257,7 @@ static bool dec_body(dec *d, si_graph *g) {
     g->producer = rb_str(r, NULL);
     uint32_t no = rb_count(r, MAX_ITEMS);
     if (!dec_ok(d, "header")) return false;
-    if ((size_t)no * 12 > r->n - r->pos) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "opsets");
-    if (!(g->opsets = si_calloc((size_t)no + 1, sizeof(si_opset)))) { d->st = oom(); return false; }
+    if (!(g->opsets = dec_alloc(d, no, 12, sizeof(si_opset), "opsets"))) return false;
     for (uint32_t i = 0; i < no; i++) {
         g->opsets[i].domain = rb_str(r, NULL);
         g->opsets[i].version = rb_i64(r);
@@ -256,8 +266,7 @@ static bool dec_body(dec *d, si_graph *g) {
     }
     uint32_t nv = rb_count(r, MAX_ITEMS);
     if (!dec_ok(d, "values")) return false;
-    if ((size_t)nv * 13 > r->n - r->pos) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "values");
-    if (!(g->values = si_calloc((size_t)nv + 1, sizeof(si_val)))) { d->st = oom(); return false; }
+    if (!(g->values = dec_alloc(d, nv, 13, sizeof(si_val), "values"))) return false;
     g->cap_values = (int)nv + 1;
     for (uint32_t v = 0; v < nv; v++) {
         si_val *val = &g->values[v];
@@ -277,8 +286,7 @@ static bool dec_body(dec *d, si_graph *g) {
     }
     uint32_t nn = rb_count(r, MAX_ITEMS);
     if (!dec_ok(d, "nodes")) return false;
-    if ((size_t)nn * 32 > r->n - r->pos) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "nodes");
-    if (!(g->nodes = si_calloc((size_t)nn + 1, sizeof(si_node)))) { d->st = oom(); return false; }
+    if (!(g->nodes = dec_alloc(d, nn, 32, sizeof(si_node), "nodes"))) return false;
     g->cap_nodes = (int)nn + 1;
     for (uint32_t i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
@@ -291,8 +299,7 @@ static bool dec_body(dec *d, si_graph *g) {
         if (!dec_ints(d, &n->in, &n->n_in, g->n_values, true) || !dec_ints(d, &n->out, &n->n_out, g->n_values, true)) return false;
         uint32_t na = rb_count(r, MAX_ITEMS);
         if (!dec_ok(d, "attributes")) return false;
-        if ((size_t)na * 30 > r->n - r->pos) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "attributes");
-        if (!(n->attrs = si_calloc((size_t)na + 1, sizeof(si_attr)))) { d->st = oom(); return false; }
+        if (!(n->attrs = dec_alloc(d, na, 30, sizeof(si_attr), "attributes"))) return false;
         for (uint32_t k = 0; k < na; k++) {
             n->n_attr = (int)k + 1;
             if (!dec_attr(d, &n->attrs[k])) return false;

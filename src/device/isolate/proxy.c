@@ -296,12 +296,9 @@ static uint64_t node_fp(const si_graph *g, const si_node *n) {
 
 static void sup_clear(iso_dev *d) {
     for (int i = 0; d->sup_msg && i < d->sup_n; i++) si_free(d->sup_msg[i]);
-    si_free(d->sup_msg);
-    si_free(d->sup_st);
-    si_free(d->sup_fp);
-    d->sup_msg = NULL;
-    d->sup_st = NULL;
-    d->sup_fp = NULL;
+    SI_FREE_CLEAR(d->sup_msg);
+    SI_FREE_CLEAR(d->sup_st);
+    SI_FREE_CLEAR(d->sup_fp);
     d->sup_g = NULL;
     d->sup_n = 0;
 }
@@ -545,13 +542,7 @@ static void req_free(si_ireq *r_) {
     unmap(&r->old_map, &r->old_size);
     if (r->arena >= 0) close(r->arena);
     wb_free(&r->msg);
-    si_free(r->in_desc);
-    si_free(r->in_need);
-    si_free(r->in_cap);
-    si_free(r->out_cap);
-    si_free(r->in_off);
-    si_free(r->out_off[0]);
-    si_free(r->out_off[1]);
+    SI_FREE_ALL(r->in_desc, r->in_need, r->in_cap, r->out_cap, r->in_off, r->out_off[0], r->out_off[1]);
     pthread_mutex_destroy(&r->io_mu);
     si_ireq_destroy(&r->base);
 }
@@ -698,22 +689,10 @@ static si_result infer_exchange(iso_req *r, int s) {
     return si_helper_lost(d->h, m->inc, "infer");
 }
 
-static const si_ireq_i iso_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = req_infer,
-    .free = req_free,
-    .cancel = req_cancel,
-};
-
-static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
-    iso_model *m = (iso_model *)m_;
+static si_result iso_req_init(si_ireq *r_) {
+    iso_req *r = (iso_req *)r_;
+    iso_model *m = (iso_model *)r_->model;
     iso_dev *d = m->dev;
-    *out = NULL;
-    if (!si_helper_alive(d->h, m->inc)) return si_helper_lost(d->h, m->inc, "create_request");
-    si_result st = si_ireq_new(sizeof(iso_req), &iso_req_iface, m_, "isolated device", out);
-    if (st) return st;
-    iso_req *r = (iso_req *)*out;
     r->m = m;
     r->chan = -1;
     r->arena = -1;
@@ -730,7 +709,7 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
     r->out_off[0] = si_calloc(no, sizeof(size_t));
     r->out_off[1] = si_calloc(no, sizeof(size_t));
     if (!r->in_desc || !r->in_need || !r->in_cap || !r->in_off || !r->out_cap || !r->out_off[0] || !r->out_off[1])
-        return si_ireq_done(out, si_err(SI_ERR_NO_MEM, "isolated device: out of memory creating a request"));
+        return si_err(SI_ERR_NO_MEM, "isolated device: out of memory creating a request");
     for (int k = 0; k < r->n_out; k++) {
         const si_port *p = &m->out_ports[k];
         size_t n = si_wire_nbytes(p->dtype, p->ndim, p->dims); /* fixed shape: the room it needs */
@@ -741,7 +720,7 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
         size_t n = si_wire_nbytes(p->dtype, p->ndim, p->dims);
         r->in_cap[i] = n == SIZE_MAX ? 0 : n;
     }
-    st = si_helper_channel(d->h, m->inc, SI_CH_REQUEST, m->id, &r->chan);
+    si_result st = si_helper_channel(d->h, m->inc, SI_CH_REQUEST, m->id, &r->chan);
     uint32_t type = 0;
     int fds[SI_WIRE_MAX_FDS], nfds = 0;
     if (!st) {
@@ -757,10 +736,20 @@ static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
         if (type != SI_MSG_REPLY) st = protocol_broken(d, m->inc, "create_request");
         else st = reply_head(d, m->inc, &rd, "create_request");
     }
-    return si_ireq_done(out, st);
+    return st;
 }
 
-static const si_cmodel_i iso_model_iface = {.create_request = iso_create_request, .free = iso_model_free};
+static const si_ireq_i iso_req_iface = SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel,
+                                                     .size = sizeof(iso_req), .who = "isolated device", .init = iso_req_init);
+
+static si_result iso_create_request(si_cmodel *m_, si_ireq **out) {
+    const iso_model *m = (const iso_model *)m_;
+    *out = NULL;
+    if (!si_helper_alive(m->dev->h, m->inc)) return si_helper_lost(m->dev->h, m->inc, "create_request");
+    return si_ireq_create(m_, out);
+}
+
+static const si_cmodel_i iso_model_iface = {.create_request = iso_create_request, .request = &iso_req_iface, .free = iso_model_free};
 
 // --- the device -------------------------------------------------------------------------------------------
 

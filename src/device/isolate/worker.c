@@ -363,11 +363,7 @@ static void serve_request(channel *c) {
     }
     if (q.rq) q.rq->iface->free(q.rq);
     if (q.arena) munmap(q.arena, q.size);
-    si_free(q.in);
-    si_free(q.in_off);
-    si_free(q.out_off);
-    si_free(q.out_cap);
-    si_free(q.out);
+    SI_FREE_ALL(q.in, q.in_off, q.out_off, q.out_cap, q.out);
     if (m) model_unref(m);
 }
 

@@ -941,44 +941,35 @@ static si_result req_infer(si_ireq *r_) {
     return SI_OK;
 }
 
-static const si_ireq_i req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = req_infer,
-    .free = req_free,
-    .cancel = req_cancel,
-    .profile = req_profile,
-};
-
-static si_result create_request(si_cmodel *m_, si_ireq **out) {
-    ocl_model *M = (ocl_model *)m_;
-    si_result s = si_ireq_new(sizeof(ocl_req), &req_iface, m_, "OCL", out);
-    if (s) return s;
-    ocl_req *r = (ocl_req *)*out;
+static si_result req_init(si_ireq *r_) {
+    ocl_req *r = (ocl_req *)r_;
+    ocl_model *M = (ocl_model *)r_->model;
     atomic_init(&r->cancel, 0);
     cl_int e;
     r->q = clCreateCommandQueue(M->ctx, M->dev->id, M->profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
     if (e != CL_SUCCESS) {
         r->q = NULL;
-        s = ocl_cl_err(e, "creating a command queue");
-        goto done;
+        return ocl_cl_err(e, "creating a command queue");
     }
     if (M->fixed) { /* fixed shapes: everything is ready before the first inference */
         pthread_mutex_lock(&M->lock);
         M->fixed->refs++;
         pthread_mutex_unlock(&M->lock);
-        if ((s = req_bind(r, M->fixed))) goto done;
-    } else {
-        for (int k = 0; k < M->base.n_outputs; k++) { /* open shapes: outputs get their shape at the first inference */
-            const si_port *p = &M->out_ports[k];
-            int64_t dims[SI_MAX_DIMS];
-            for (int d = 0; d < p->ndim; d++) dims[d] = p->dims[d] >= 0 ? p->dims[d] : 0;
-            if ((s = si_ireq_shape_output(&r->base, k, p->dtype, p->ndim < 0 ? 0 : p->ndim, dims))) goto done;
-        }
+        return req_bind(r, M->fixed);
     }
-done:
-    return si_ireq_done(out, s);
+    for (int k = 0; k < M->base.n_outputs; k++) { /* open shapes: outputs get their shape at the first inference */
+        const si_port *p = &M->out_ports[k];
+        int64_t dims[SI_MAX_DIMS];
+        for (int d = 0; d < p->ndim; d++) dims[d] = p->dims[d] >= 0 ? p->dims[d] : 0;
+        si_result s = si_ireq_shape_output(&r->base, k, p->dtype, p->ndim < 0 ? 0 : p->ndim, dims);
+        if (s) return s;
+    }
+    return SI_OK;
 }
+
+static const si_ireq_i req_iface =
+    SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel, .profile = req_profile,
+                  .size = sizeof(ocl_req), .who = "OCL", .init = req_init);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
@@ -1008,7 +999,7 @@ static si_result model_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
     return param_buf(M, t, &b);
 }
 
-static const si_cmodel_i model_iface = {.create_request = create_request, .free = model_free,
+static const si_cmodel_i model_iface = {.create_request = si_ireq_create, .request = &req_iface, .free = model_free,
                                         .prepare_input = model_prepare_input};
 
 si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *cc, si_cmodel **out) {

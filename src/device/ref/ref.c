@@ -114,22 +114,16 @@ static void ref_req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base);
 }
 
-static const si_ireq_i ref_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = si_ireq_get_output,
-    .infer = ref_infer,
-    .free = ref_req_free,
-};
-
-static si_result ref_create_request(si_cmodel *m_, si_ireq **out) {
-    ref_model *m = (ref_model *)m_;
-    si_result s = si_ireq_new(sizeof(ref_req), &ref_req_iface, m_, "REF", out);
-    if (s) return s;
-    ref_req *r = (ref_req *)*out;
+static si_result ref_req_init(si_ireq *r_) {
+    ref_req *r = (ref_req *)r_;
+    const ref_model *m = (const ref_model *)r_->model;
     if (!(r->slots = si_calloc((size_t)m->g->n_values + 1, sizeof(si_tensor))))
-        s = si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
-    return si_ireq_done(out, s);
+        return si_err(SI_ERR_NO_MEM, "REF: out of memory creating a request");
+    return SI_OK;
 }
+
+static const si_ireq_i ref_req_iface = SI_IREQ_IFACE(.infer = ref_infer, .free = ref_req_free,
+                                                     .size = sizeof(ref_req), .who = "REF", .init = ref_req_init);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
@@ -137,14 +131,11 @@ static void ref_model_free(si_cmodel *m_) {
     ref_model *m = (ref_model *)m_;
     if (!m) return;
     si_graph_free(m->g);
-    si_free(m->steps);
-    si_free(m->last_use);
-    si_free(m->in_ports);
-    si_free(m->out_ports);
+    SI_FREE_ALL(m->steps, m->last_use, m->in_ports, m->out_ports);
     si_free(m);
 }
 
-static const si_cmodel_i ref_model_iface = {.create_request = ref_create_request, .free = ref_model_free};
+static const si_cmodel_i ref_model_iface = {.create_request = si_ireq_create, .request = &ref_req_iface, .free = ref_model_free};
 
 static si_result node_inputs(const si_graph *g, const si_node *n, const si_tensor **ins, si_tensor *desc) {
     for (int k = 0; k < n->n_in; k++) {
