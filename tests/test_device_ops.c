@@ -852,9 +852,9 @@ static void prepare_param(bool cpu) {
         if (r) r->iface->free(r);
         CHECK(!cpu || (!si_cpu_plan_stats(md, &st) && st.weight_packs == 1));
     }
+    if (md) md->iface->free(md); /* first: the CPU store holds a reference on the constant it packed */
     si_tensor_free(w);
     si_tensor_free(bad);
-    if (md) md->iface->free(md);
     si_graph_free(G);
     G = NULL;
 }

@@ -412,11 +412,6 @@ bool cpu_attr_ints(const si_node *n, const char *name, int count, int64_t dflt, 
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
 /* si_cpu_plan_stats: cpu_stats.h */
 
-/* si_free each pointer listed, in order: CPU_FREE_ALL(m->a, m->b, ...). */
-static inline void cpu_free_each(void *const *ptrs, size_t n) {
-    for (size_t i = 0; i < n; i++) si_free(ptrs[i]);
-}
-#define CPU_FREE_ALL(...) cpu_free_each((void *const[]){__VA_ARGS__}, sizeof((void *const[]){__VA_ARGS__}) / sizeof(void *))
 
 // --- profiles (cpu_profile.c) -------------------------------------------------------------------------------
 

@@ -680,7 +680,7 @@ void cpu_plan_free(cpu_plan *p) {
         si_free(s->out_buf);
     }
     for (int i = 0; i < p->n_owned; i++) si_free(p->owned[i]);
-    CPU_FREE_ALL(p->node_step, p->ppacks, p->owned, p->steps, p->bufs, p->slots, p->out_buf, p->out_copy, p->vbuf_plain, p->key);
+    SI_FREE_ALL(p->node_step, p->ppacks, p->owned, p->steps, p->bufs, p->slots, p->out_buf, p->out_copy, p->vbuf_plain, p->key);
     si_graph_free(p->g);
     si_free(p);
 }

@@ -102,11 +102,6 @@ si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) SI_PRINT
 si_result ocl_cl_err(cl_int err, const char *what);
 const char *ocl_cl_err_name(cl_int err);
 
-/* si_free each pointer listed, in order: OCL_FREE_ALL(m->a, m->b, ...). */
-static inline void ocl_free_each(void *const *ptrs, size_t n) {
-    for (size_t i = 0; i < n; i++) si_free(ptrs[i]);
-}
-#define OCL_FREE_ALL(...) ocl_free_each((void *const[]){__VA_ARGS__}, sizeof((void *const[]){__VA_ARGS__}) / sizeof(void *))
 
 // --- devices and programs (ocl.c) ---------------------------------------------------------------------------
 

@@ -205,7 +205,7 @@ static void plan_free(ocl_mdl *m) {
     if (m->cbuf && m->cown && m->g)
         for (int v = 0; v < m->g->n_values; v++)
             if (m->cbuf[v] && m->cown[v]) clReleaseMemObject(m->cbuf[v]);
-    OCL_FREE_ALL(m->metas, m->meta_vals, m->meta_n, m->steps, m->alias_of, m->def_t, m->node_t, m->kind, m->slot, m->cbuf, m->cown, m->slot_bytes,
+    SI_FREE_ALL(m->metas, m->meta_vals, m->meta_n, m->steps, m->alias_of, m->def_t, m->node_t, m->kind, m->slot, m->cbuf, m->cown, m->slot_bytes,
                  m->ichecks, m->key);
     si_graph_free(m->g);
     si_free(m);
@@ -983,7 +983,7 @@ static void model_free(si_cmodel *m_) {
             if (M->cbuf[v]) clReleaseMemObject(M->cbuf[v]);
     if (M->prog) clReleaseProgram(M->prog);
     pthread_mutex_destroy(&M->lock);
-    OCL_FREE_ALL(M->pbufs, M->plans, M->cbuf, M->in_ports, M->out_ports);
+    SI_FREE_ALL(M->pbufs, M->plans, M->cbuf, M->in_ports, M->out_ports);
     si_graph_free(M->g);
     si_free(M);
 }
