@@ -485,9 +485,15 @@ static void keep_ppacks(cpu_model *m, const cpu_plan *p) {
     }
 }
 
-/* Pack the constant that parameter input i will be bound to now, in the layouts the compile-time plans use. */
+/* The constant that parameter input i will be bound to, now: its pages mapped, and packed in the layouts the
+ * compile-time plans use. */
 static si_result cpu_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
     cpu_model *m = (cpu_model *)m_;
+    if (m->g->values[m->g->inputs[i]].is_param && t->data) { /* read in place (int4 weights): map its pages now, as */
+        volatile unsigned char sink = 0;                     /* lowering does for a constant (cpu_llm.c) */
+        for (size_t o = 0; o < t->nbytes; o += 4096) sink ^= ((const unsigned char *)t->data)[o];
+        (void)sink;
+    }
     dnnl_engine_t eng;
     dnnl_stream_t stream = NULL;
     si_result s = SI_OK;
