@@ -68,25 +68,27 @@ static si_compiled *compile(const char *const *props) {
     return c;
 }
 
-/* One inference at `seq` rows (batch 1) on rq; true when every output matches. */
-static bool run_once(si_compiled *c, si_request *rq, int seq) {
-    float x[64], p[L][64], y[64], k[L][64];
+/* Bind the inputs of `seq` rows (batch 1) to rq (they are copied in x and p, which outlive the inference). */
+static bool bind_inputs(si_compiled *c, si_request *rq, int seq, float *x, float p[L][64], si_tensor **tx, si_tensor **tp) {
     inputs(seq, x, p);
-    expected(seq, x, p, y, k);
     int64_t dims[3] = {1, seq, D};
-    si_tensor *tx = NULL, *tp[L] = {NULL};
-    bool ok = si_tensor_wrap(SI_F32, 3, dims, x, sizeof(float) * (size_t)(seq * D), &tx) == SI_OK;
-    ok = ok && si_request_set_input(rq, compiled_index(c, 0, "X"), tx) == SI_OK;
+    bool ok = si_tensor_wrap(SI_F32, 3, dims, x, sizeof(float) * (size_t)(seq * D), tx) == SI_OK &&
+              si_request_set_input(rq, compiled_index(c, 0, "X"), *tx) == SI_OK;
     for (int j = 0; j < L && ok; j++) {
         char name[8];
         snprintf(name, sizeof name, "P%d", j);
         ok = si_tensor_wrap(SI_F32, 3, dims, p[j], sizeof(float) * (size_t)(seq * D), &tp[j]) == SI_OK &&
              si_request_set_input(rq, compiled_index(c, 0, name), tp[j]) == SI_OK;
     }
-    if (ok && si_request_infer(rq) != SI_OK) {
-        fprintf(stderr, "  infer: %s\n", si_last_error());
-        ok = false;
-    }
+    return ok;
+}
+
+/* Every output of rq is the result for `seq` rows. */
+static bool outputs_match(si_compiled *c, si_request *rq, int seq) {
+    float x[64], p[L][64], y[64], k[L][64];
+    inputs(seq, x, p);
+    expected(seq, x, p, y, k);
+    bool ok = true;
     for (int o = 0; ok && o <= L; o++) {
         char name[8];
         snprintf(name, sizeof name, o < L ? "K%d" : "Y", o);
@@ -100,9 +102,49 @@ static bool run_once(si_compiled *c, si_request *rq, int seq) {
                 ok = false;
             }
     }
+    return ok;
+}
+
+/* One inference at `seq` rows (batch 1) on rq; true when every output matches. */
+static bool run_once(si_compiled *c, si_request *rq, int seq) {
+    float x[64], p[L][64];
+    si_tensor *tx = NULL, *tp[L] = {NULL};
+    bool ok = bind_inputs(c, rq, seq, x, p, &tx, tp);
+    if (ok && si_request_infer(rq) != SI_OK) {
+        fprintf(stderr, "  infer: %s\n", si_last_error());
+        ok = false;
+    }
+    ok = ok && outputs_match(c, rq, seq);
     si_tensor_free(tx);
     for (int j = 0; j < L; j++) si_tensor_free(tp[j]);
     return ok;
+}
+
+/* CPU alone, failing from its 7th inference on (5 a model inference: the 4 calls, then the Identity; so the second
+ * call of the second inference, after the first call wrote its outputs): that inference fails, and every output, the first call's too, is still the first
+ * inference's (the executor takes the calls' output buffers instead of copying them, never the ones it shows). */
+static void test_failed_keeps_outputs(void) {
+    fprintf(stderr, "fold_blocks on CPU failing from its 6th inference: the outputs stay the last successful ones\n");
+    const char *props[] = {"devices", "CPU", "faults", "CPU.infer=7+", NULL};
+    si_compiled *c = compile(props);
+    si_request *rq = NULL;
+    if (c) CHECK_OK(si_request_create(c, &rq));
+    if (rq) {
+        CHECK(run_once(c, rq, 3));
+        float x[64], p[L][64];
+        si_tensor *tx = NULL, *tp[L] = {NULL};
+        CHECK(bind_inputs(c, rq, 2, x, p, &tx, tp)); /* fewer rows: the buffers are rewritten in place */
+        for (int i = 0; i < 2 * D; i++) { /* other values than the first inference's first rows */
+            x[i] = -x[i];
+            for (int j = 0; j < L; j++) p[j][i] = 0.5f - p[j][i];
+        }
+        CHECK(si_request_infer(rq) != SI_OK);
+        CHECK(outputs_match(c, rq, 3));
+        si_tensor_free(tx);
+        for (int j = 0; j < L; j++) si_tensor_free(tp[j]);
+    }
+    si_request_free(rq);
+    si_compiled_free(c);
 }
 
 /* Occurrences of `needle` in s. */
@@ -306,6 +348,7 @@ int main(int argc, char **argv) {
     test_outputs("CPU");
     test_outputs("CPU,REF");
     test_body_failover();
+    test_failed_keeps_outputs();
     test_policies();
     test_threads();
     test_ocl();

@@ -70,6 +70,10 @@ typedef struct si_ireq_i {
     size_t size;
     const char *who;
     si_result (*init)(si_ireq *r);
+    /* The request rewrites its output tensors whole at every infer (type, shape and bytes) and never reads them:
+     * its owner may exchange an output's buffer for another between inferences (the executor does so instead of
+     * copying a model output it must keep apart from the submodel's). */
+    bool outputs_exchangeable;
 } si_ireq_i;
 
 /* The part of a request every implementation shares (devices, the fail-safe layer, the executor core, the

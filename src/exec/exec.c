@@ -79,6 +79,19 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
     return si_err(SI_ERR_INTERNAL, "bad source kind");
 }
 
+/* Model output k is fed by a submodel whose request lets its output buffers be exchanged (si_ireq_i), and no other
+ * output of ours reads that one: it takes the submodel's buffer and gives it ours, instead of a copy. The submodel
+ * writes its next results into our old buffer, so a failed inference still leaves ours whole. */
+static bool exchangeable(const exec_req *r, const exec_model *m, int k) {
+    const si_src *s = &m->out_src[k];
+    if (s->kind != SI_SRC_SUB || !r->subs[s->index]->iface->outputs_exchangeable) return false;
+    for (int j = 0; j < m->base.n_outputs; j++)
+        if (j != k && own_output(m, j) && m->out_src[j].kind == SI_SRC_SUB && m->out_src[j].index == s->index &&
+            m->out_src[j].port == s->port)
+            return false;
+    return true;
+}
+
 /* Every submodel succeeded: refresh our copies. Room first (buffers are kept while they fit), so that a failure
  * leaves the previous outputs whole. */
 static si_result copy_outputs(exec_req *r) {
@@ -88,7 +101,7 @@ static si_result copy_outputs(exec_req *r) {
     int k = 0;
     for (; k < m->base.n_outputs; k++) {
         r->fresh[k] = NULL;
-        if (!own_output(m, k)) continue;
+        if (!own_output(m, k) || exchangeable(r, m, k)) continue;
         if ((st = source_tensor(r, &m->out_src[k], &src)) || (st = si_tensor_copy_room(r->base.outs[k], src, &r->fresh[k]))) {
             st = si_err_wrap(st, "output '%s'", m->out_ports[k].name);
             break;
@@ -98,8 +111,11 @@ static si_result copy_outputs(exec_req *r) {
         for (int j = 0; j < k; j++) si_free(r->fresh[j]);
         return st;
     }
-    for (k = 0; k < m->base.n_outputs; k++)
-        if (own_output(m, k) && !source_tensor(r, &m->out_src[k], &src)) si_tensor_copy_into(r->base.outs[k], src, r->fresh[k]);
+    for (k = 0; k < m->base.n_outputs; k++) {
+        if (!own_output(m, k) || source_tensor(r, &m->out_src[k], &src)) continue;
+        if (exchangeable(r, m, k)) si_tensor_exchange(r->base.outs[k], src);
+        else si_tensor_copy_into(r->base.outs[k], src, r->fresh[k]);
+    }
     return SI_OK;
 }
 

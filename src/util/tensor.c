@@ -324,6 +324,16 @@ void si_tensor_copy_into(si_tensor *o, const si_tensor *src, void *fresh) {
     if (src->nbytes) memcpy(o->data, src->data, src->nbytes);
 }
 
+void si_tensor_exchange(si_tensor *a, si_tensor *b) {
+    si_tensor t;
+    si_tensor_view(&t, a);
+    t.owned = a->owned, t.cap = a->cap;
+    si_tensor_view(a, b);
+    a->owned = b->owned, a->cap = b->cap;
+    si_tensor_view(b, &t);
+    b->owned = t.owned, b->cap = t.cap;
+}
+
 void si_tensor_view(si_tensor *dst, const si_tensor *src) {
     dst->dtype = src->dtype;
     dst->ndim = src->ndim;

@@ -122,6 +122,8 @@ si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_
  * si_tensor_copy_into then gives dst src's type, shape and bytes (in fresh when not NULL). */
 si_result si_tensor_copy_room(const si_tensor *dst, const si_tensor *src, void **fresh);
 void si_tensor_copy_into(si_tensor *dst, const si_tensor *src, void *fresh);
+/* a and b exchange type, shape and storage (their reference counts stay). */
+void si_tensor_exchange(si_tensor *a, si_tensor *b);
 /* dst becomes a view of src's data (type, shape, data; not owned, no references): the fields are read one by one,
  * never src's reference count, which other threads may be changing (a shared constant). */
 void si_tensor_view(si_tensor *dst, const si_tensor *src);
