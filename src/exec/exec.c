@@ -26,6 +26,7 @@ typedef struct exec_req {
     si_ireq **subs;
     /* base.outs[k]: our copy of model output k when it is not the last submodel's (see own_output) */
     void **fresh;        /* per output: scratch for copy_outputs */
+    bool *xchg;          /* per output: exchanged with its submodel's rather than copied (exchangeable) */
 } exec_req;
 
 /* Is model output k a copy of ours (fed by a model input, a constant, or a submodel before the last)? */
@@ -81,10 +82,11 @@ static si_result source_tensor(exec_req *r, const si_src *src, si_tensor **t) {
 
 /* Model output k is fed by a submodel whose request lets its output buffers be exchanged (si_ireq_i), and no other
  * output of ours reads that one: it takes the submodel's buffer and gives it ours, instead of a copy. The submodel
- * writes its next results into our old buffer, so a failed inference still leaves ours whole. */
+ * writes its next results into our old buffer, so a failed inference still leaves ours whole. Decided once per
+ * request (r->xchg), when its submodels' requests are made. */
 static bool exchangeable(const exec_req *r, const exec_model *m, int k) {
     const si_src *s = &m->out_src[k];
-    if (s->kind != SI_SRC_SUB || !r->subs[s->index]->iface->outputs_exchangeable) return false;
+    if (!own_output(m, k) || s->kind != SI_SRC_SUB || !r->subs[s->index]->iface->outputs_exchangeable) return false;
     for (int j = 0; j < m->base.n_outputs; j++)
         if (j != k && own_output(m, j) && m->out_src[j].kind == SI_SRC_SUB && m->out_src[j].index == s->index &&
             m->out_src[j].port == s->port)
@@ -101,7 +103,7 @@ static si_result copy_outputs(exec_req *r) {
     int k = 0;
     for (; k < m->base.n_outputs; k++) {
         r->fresh[k] = NULL;
-        if (!own_output(m, k) || exchangeable(r, m, k)) continue;
+        if (!own_output(m, k) || r->xchg[k]) continue;
         if ((st = source_tensor(r, &m->out_src[k], &src)) || (st = si_tensor_copy_room(r->base.outs[k], src, &r->fresh[k]))) {
             st = si_err_wrap(st, "output '%s'", m->out_ports[k].name);
             break;
@@ -113,7 +115,7 @@ static si_result copy_outputs(exec_req *r) {
     }
     for (k = 0; k < m->base.n_outputs; k++) {
         if (!own_output(m, k) || source_tensor(r, &m->out_src[k], &src)) continue;
-        if (exchangeable(r, m, k)) si_tensor_exchange(r->base.outs[k], src);
+        if (r->xchg[k]) si_tensor_exchange(r->base.outs[k], src);
         else si_tensor_copy_into(r->base.outs[k], src, r->fresh[k]);
     }
     return SI_OK;
@@ -156,8 +158,7 @@ static void exec_req_free(si_ireq *r_) {
     exec_model *m = (exec_model *)r->base.model;
     for (int s = 0; r->subs && s < m->n_subs; s++)
         if (r->subs[s]) r->subs[s]->iface->free(r->subs[s]);
-    si_free(r->subs);
-    si_free(r->fresh);
+    SI_FREE_ALL(r->subs, r->fresh, r->xchg);
     si_ireq_destroy(&r->base);
 }
 
@@ -166,8 +167,10 @@ static si_result exec_req_init(si_ireq *r_) {
     const exec_model *m = (const exec_model *)r_->model;
     r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
     r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
-    si_result st = !r->subs || !r->fresh ? si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request") : SI_OK;
+    r->xchg = si_calloc((size_t)m->base.n_outputs + 1, sizeof(bool));
+    si_result st = !r->subs || !r->fresh || !r->xchg ? si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request") : SI_OK;
     for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);
+    for (int k = 0; !st && k < m->base.n_outputs; k++) r->xchg[k] = exchangeable(r, m, k);
     return st;
 }
 
