@@ -324,14 +324,22 @@ void si_tensor_copy_into(si_tensor *o, const si_tensor *src, void *fresh) {
     if (src->nbytes) memcpy(o->data, src->data, src->nbytes);
 }
 
+/* dst takes src's type, shape and storage fields (not its reference count). */
+static void take_storage(si_tensor *dst, const si_tensor *src) {
+    dst->dtype = src->dtype;
+    dst->ndim = src->ndim;
+    memcpy(dst->dims, src->dims, sizeof dst->dims);
+    dst->data = src->data;
+    dst->nbytes = src->nbytes;
+    dst->owned = src->owned;
+    dst->cap = src->cap;
+}
+
 void si_tensor_exchange(si_tensor *a, si_tensor *b) {
     si_tensor t;
-    si_tensor_view(&t, a);
-    t.owned = a->owned, t.cap = a->cap;
-    si_tensor_view(a, b);
-    a->owned = b->owned, a->cap = b->cap;
-    si_tensor_view(b, &t);
-    b->owned = t.owned, b->cap = t.cap;
+    take_storage(&t, a);
+    take_storage(a, b);
+    take_storage(b, &t);
 }
 
 void si_tensor_view(si_tensor *dst, const si_tensor *src) {
