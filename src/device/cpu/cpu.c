@@ -91,26 +91,18 @@ typedef struct cpu_req {
 static void unbind(cpu_req *r) {
     for (int i = 0; i < r->n_mems; i++)
         if (r->mems[i]) dnnl_memory_destroy(r->mems[i]);
-    si_free(r->mems);
-    r->mems = NULL;
+    SI_FREE_CLEAR(r->mems);
     r->n_mems = 0;
-    si_free(r->views);
-    r->views = NULL;
+    SI_FREE_CLEAR(r->views);
     for (int v = 0; v < r->n_dyn; v++) si_tensor_release(&r->dyn[v]);
-    si_free(r->dyn);
-    r->dyn = NULL;
+    SI_FREE_CLEAR(r->dyn);
     r->n_dyn = 0;
-    si_free(r->prof_ms);
-    r->prof_ms = NULL;
-    si_free(r->prof_calls);
-    r->prof_calls = NULL;
+    SI_FREE_CLEAR(r->prof_ms);
+    SI_FREE_CLEAR(r->prof_calls);
     r->plan = NULL;
-    si_free(r->pp_ptr);
-    si_free(r->pp_src);
-    si_free(r->ppm);
-    r->pp_ptr = NULL;
-    r->pp_src = NULL;
-    r->ppm = NULL;
+    SI_FREE_CLEAR(r->pp_ptr);
+    SI_FREE_CLEAR(r->pp_src);
+    SI_FREE_CLEAR(r->ppm);
     r->n_ppm = r->cap_ppm = 0;
 }
 
@@ -489,14 +481,11 @@ static void keep_ppacks(cpu_model *m, const cpu_plan *p) {
  * compile-time plans use. */
 static si_result cpu_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
     cpu_model *m = (cpu_model *)m_;
-    if (m->g->values[m->g->inputs[i]].is_param && t->data) { /* read in place (int4 weights): map its pages now, as */
-        volatile unsigned char sink = 0;                     /* lowering does for a constant (cpu_llm.c) */
-        for (size_t o = 0; o < t->nbytes; o += 4096) sink ^= ((const unsigned char *)t->data)[o];
-        (void)sink;
-    }
+    if (m->g->values[m->g->inputs[i]].is_param) cpu_touch_pages(t); /* read in place (int4 weights), as a constant's */
     dnnl_engine_t eng;
     dnnl_stream_t stream = NULL;
     si_result s = SI_OK;
+    int old = cpu_threads_set(m->threads);
     for (int k = 0; !s && k < m->n_ppacks; k++) {
         if (m->ppacks[k].port != i) continue;
         if (!stream && !(s = cpu_engine(&eng)) && dnnl_stream_create(&stream, eng, dnnl_stream_default_flags) != dnnl_success) {
@@ -504,12 +493,9 @@ static si_result cpu_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
             s = si_err(SI_ERR_DEVICE, "CPU: cannot create a stream");
         }
         void *ptr;
-        if (!s) {
-            int old = cpu_threads_set(m->threads);
-            s = cpu_store_param(m->store, &m->ppacks[k], t, stream, &ptr);
-            cpu_threads_set(old);
-        }
+        if (!s) s = cpu_store_param(m->store, &m->ppacks[k], t, stream, &ptr);
     }
+    cpu_threads_set(old);
     if (stream) dnnl_stream_destroy(stream);
     return s;
 }

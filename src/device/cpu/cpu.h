@@ -378,6 +378,8 @@ si_result cpu_lower_node(cpu_pb *b, int n);
 
 /* The LLM ops (cpu_llm.c): a native step for node n, or SI_ERR_UNSUPPORTED (the reference kernel runs it). */
 si_result cpu_lower_llm(cpu_pb *b, int n);
+/* Map every page of t now (read one byte of each), not at the first inference that reads it (cpu_llm.c). */
+void cpu_touch_pages(const si_tensor *t);
 /* Lowering of the quantized ops (cpu_quant.c) and recurrent layers (cpu_rnn.c); same contract as cpu_lower_node. */
 si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n);
 si_result cpu_lower_conv_integer(cpu_pb *b, int n);

@@ -350,18 +350,20 @@ static bool all_f32(const si_graph *g, const si_node *n, uint32_t other) {
 
 static bool has_out(const si_node *n, int k) { return k < n->n_out && n->out[k] >= 0; }
 
-/* Read one byte of every page of the node's constant inputs (the weights its native step reads in place), so that
- * the first inference does not pay for mapping them: on virtual machines with shadow page tables the first
- * user-space touch of a page the loader filled costs microseconds, hundreds of milliseconds over an LLM's weights. */
-static void touch_consts(const si_graph *g, const si_node *nd) {
+/* Read one byte of every page of t (weights a native step reads in place), so that the first inference does not
+ * pay for mapping them: on virtual machines with shadow page tables the first user-space touch of a page the
+ * loader filled costs microseconds, hundreds of milliseconds over an LLM's weights. */
+void cpu_touch_pages(const si_tensor *t) {
+    if (!t || !t->data) return;
     volatile unsigned char sink = 0;
-    for (int k = 0; k < nd->n_in; k++) {
-        const si_tensor *t = nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL;
-        if (!t || !t->data) continue;
-        const unsigned char *d = t->data;
-        for (size_t o = 0; o < t->nbytes; o += 4096) sink ^= d[o];
-    }
+    const unsigned char *d = t->data;
+    for (size_t o = 0; o < t->nbytes; o += 4096) sink ^= d[o];
     (void)sink;
+}
+
+/* The pages of the node's constant inputs. */
+static void touch_consts(const si_graph *g, const si_node *nd) {
+    for (int k = 0; k < nd->n_in; k++) cpu_touch_pages(nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL);
 }
 
 si_result cpu_lower_llm(cpu_pb *b, int n) {

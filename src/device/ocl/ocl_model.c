@@ -647,19 +647,13 @@ static void req_unbind(ocl_req *r) {
         for (int i = 0; i < r->base.model->n_inputs; i++)
             if (r->inbufs[i]) clReleaseMemObject(r->inbufs[i]);
     if (r->scratch) clReleaseMemObject(r->scratch);
-    si_free(r->kernels);
-    si_free(r->slots);
-    si_free(r->inbufs);
-    si_free(r->pbound);
-    r->pbound = NULL;
-    si_free(r->events);
-    si_free(r->prof_ms);
-    si_free(r->prof_calls);
-    r->events = NULL;
-    r->prof_ms = NULL;
-    r->prof_calls = NULL;
-    r->kernels = NULL;
-    r->slots = r->inbufs = NULL;
+    SI_FREE_CLEAR(r->kernels);
+    SI_FREE_CLEAR(r->slots);
+    SI_FREE_CLEAR(r->inbufs);
+    SI_FREE_CLEAR(r->pbound);
+    SI_FREE_CLEAR(r->events);
+    SI_FREE_CLEAR(r->prof_ms);
+    SI_FREE_CLEAR(r->prof_calls);
     r->scratch = NULL;
     r->plan = NULL;
     plan_release(m);
