@@ -90,12 +90,25 @@ typedef struct call_req {
     _Atomic(si_ireq *) active; /* the body request running for it now (for cancel), or NULL */
 } call_req;
 
-/* Output k of this call: a copy of the body output it is. */
+/* Is body output m->out_body[k] the source of call output k alone? */
+static bool sole_source(const call_model *m, int k) {
+    for (int j = 0; j < m->base.n_outputs; j++)
+        if (j != k && m->out_body[j] == m->out_body[k]) return false;
+    return true;
+}
+
+/* Output k of this call: the body output it is. Where the body's request lets its output buffers be exchanged
+ * (si_ireq_i) and no other output of the call is the same body output, the call takes the body's buffer and gives
+ * it its old one to write next (a prefill's hidden states and KV presents are megabytes a layer); otherwise a copy. */
 static si_result take_output(call_req *r, si_ireq *b, int k) {
     const call_model *m = (const call_model *)r->base.model;
     si_tensor *t = NULL;
     si_result s = b->iface->get_output(b, m->out_body[k], &t);
     if (!s && !t) s = si_err(SI_ERR_INTERNAL, "body output %d is missing", m->out_body[k]);
+    if (!s && b->iface->outputs_exchangeable && sole_source(m, k)) {
+        si_tensor_exchange(r->base.outs[k], t);
+        return SI_OK;
+    }
     if (!s) s = si_ireq_shape_output(&r->base, k, t->dtype, t->ndim, t->dims);
     if (!s && t->nbytes) memcpy(r->base.outs[k]->data, t->data, t->nbytes);
     return s;

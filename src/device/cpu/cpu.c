@@ -119,6 +119,20 @@ static void *buf_ptr(const cpu_req *r, const cpu_plan *p, int buf) {
     return NULL;
 }
 
+/* The outputs the plan's steps write in place get the plan's shapes (their buffers are kept while they fit). At
+ * every inference, not only when the plan changes: the request's outputs are exchangeable (si_ireq_i), so a buffer
+ * may have been swapped for another of any shape since the last one. */
+static si_result shape_outputs(cpu_req *r, const cpu_plan *p) {
+    const si_graph *g = p->g;
+    for (int k = 0; k < g->n_outputs; k++) {
+        const si_val *v = &g->values[g->outputs[k]];
+        if (p->bufs[p->out_buf[k]].dyn || v->const_val) continue;
+        si_result s = si_ireq_shape_output(&r->base, k, v->dtype, v->ndim, v->dims);
+        if (s) return s;
+    }
+    return SI_OK;
+}
+
 static si_result bind(cpu_req *r, const cpu_plan *p) {
     unbind(r);
     dnnl_engine_t eng;
@@ -138,11 +152,7 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
     }
     if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
     const si_graph *g = p->g;
-    for (int k = 0; k < g->n_outputs; k++) {
-        const si_val *v = &g->values[g->outputs[k]];
-        if (p->bufs[p->out_buf[k]].dyn || v->const_val) continue;
-        if ((s = si_ireq_shape_output(&r->base, k, v->dtype, v->ndim, v->dims))) return s;
-    }
+    if ((s = shape_outputs(r, p))) return s;
     r->mems = si_calloc((size_t)p->n_args_total + 1, sizeof(dnnl_memory_t));
     r->views = si_calloc((size_t)p->n_bufs + 1, sizeof(si_tensor));
     r->dyn = si_calloc((size_t)g->n_values + 1, sizeof(si_tensor));
@@ -699,6 +709,7 @@ static si_result cpu_infer(si_ireq *r_) {
         unbind(r);
         return s;
     }
+    if ((s = shape_outputs(r, p))) return s;
     if (p->n_ppacks && (s = resolve_params(r, m, p))) return s;
     int old = cpu_threads_set(p->threads);
     double t0 = m->plan1 ? now_ms() : 0;
@@ -752,7 +763,8 @@ static si_result cpu_req_init(si_ireq *r_) {
 
 static const si_ireq_i cpu_req_iface =
     SI_IREQ_IFACE(.infer = cpu_infer, .free = cpu_req_free, .cancel = cpu_cancel, .profile = cpu_profile,
-                  .size = sizeof(cpu_req), .who = "CPU", .init = cpu_req_init);
+                  .size = sizeof(cpu_req), .who = "CPU", .init = cpu_req_init,
+                  .outputs_exchangeable = true);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 
