@@ -315,6 +315,24 @@ static void gen_print(FILE *f, const bench_opts *o, const gen_result *g, bool js
             g->report ? g->report : "null");
 }
 
+/* bench --generate --profile: the step profile of the whole generation, printed after the table */
+typedef struct gen_prof {
+    char *text;
+    size_t len;
+    int rc;
+} gen_prof;
+
+static void gen_profile(const si_compiled *c, void *ctx) {
+    gen_prof *p = ctx;
+    FILE *f = open_memstream(&p->text, &p->len);
+    if (!f) {
+        p->rc = 3 + SI_ERR_NO_MEM;
+        return;
+    }
+    p->rc = print_profile(f, c, 0);
+    fclose(f);
+}
+
 static int bench_generate(const bench_opts *o) {
     FILE *json = NULL;
     if (o->json && !(json = fopen(o->json, "w"))) {
@@ -328,17 +346,22 @@ static int bench_generate(const bench_opts *o) {
         if (json) fclose(json), remove(o->json);
         return fail_status(s, "config");
     }
-    gen_opts go = {.model = o->model, .cfg = cfg, .prompt = o->gen_prompt, .steps = o->gen_steps, .seed = 1};
+    gen_prof prof = {0};
+    gen_opts go = {.model = o->model, .cfg = cfg, .prompt = o->gen_prompt, .steps = o->gen_steps, .seed = 1,
+                   .inspect = o->profile ? gen_profile : NULL, .inspect_ctx = &prof};
     gen_result g;
     s = gen_run(&go, &g, err, sizeof err);
     si_config_free(cfg);
     if (s) {
+        free(prof.text);
         if (json) fclose(json), remove(o->json);
         fprintf(stderr, "safeinfer bench: %s (%s)\n", err, si_result_str(s));
         return 3 + (int)s;
     }
     gen_print(stdout, o, &g, false);
-    int rc = 0;
+    if (prof.text) fputs(prof.text, stdout);
+    free(prof.text);
+    int rc = prof.rc;
     if (json) {
         gen_print(json, o, &g, true);
         if (fclose(json)) {

@@ -241,6 +241,7 @@ si_result gen_run(const gen_opts *o, gen_result *r, char *err, size_t errn) {
     r->peak_rss_mib = getrusage(RUSAGE_SELF, &ru) ? NAN : (double)ru.ru_maxrss / 1024.0;
     si_compiled_counters(c, &r->counters);
     if (si_compiled_report_json(c, &r->report)) r->report = NULL;
+    if (o->inspect) o->inspect(c, o->inspect_ctx);
 out:
     for (int k = 0; pin && k < io.n_past; k++) si_tensor_free(pin[k]);
     for (int k = 0; pasts && k < io.n_past; k++) free(pasts[k]);

@@ -24,6 +24,9 @@ typedef struct gen_opts {
     int64_t steps;   /* N >= 1: tokens generated (the first by the prefill) */
     uint64_t seed;   /* of the prompt */
     bool rerun;      /* run every decode step's inference a second time on the same inputs (timed apart) */
+    /* (optional) called with the compiled model after the last step, before it is freed (bench --profile) */
+    void (*inspect)(const si_compiled *c, void *ctx);
+    void *inspect_ctx;
 } gen_opts;
 
 typedef struct gen_result {

@@ -59,14 +59,15 @@ static const command_help commands[] = {
     {"bench",
      "bench MODEL [--devices LIST] [--threads N] [--iterations N] [--warmup N] [--shape ...]...\n"
      "            [--input NAME=FILE.npy|random[:SEED]]... [--json FILE] [--profile] [--set KEY=VALUE]...\n"
-     "       bench MODEL --generate P,N [--devices LIST] [--threads N] [--json FILE] [--set KEY=VALUE]...",
+     "       bench MODEL --generate P,N [--devices LIST] [--threads N] [--json FILE] [--profile] [--set KEY=VALUE]...",
      "Time compile, the first inference, then --warmup (3) untimed and --iterations (20) timed runs; print\n"
      "median / p90 / min latency, throughput, peak RSS and the devices used (threads 1).\n"
      "  --profile   also time each step the devices run (compile property profile=on) and print them sorted\n"
      "              by time: the ONNX nodes a step covers, device, kernel (oneDNN's implementation name,\n"
      "              own:NAME for the CPU device's own kernels, reference), calls, total and mean time, share;\n"
      "              a warning when reference kernels take more than 5% of a device's steps. --json gets it as\n"
-     "              \"profile\". The latencies then include the step timing.\n"
+     "              \"profile\". The latencies then include the step timing. With --generate: the steps of the\n"
+     "              whole generation (--generate P,1: the prefill alone), printed after the table.\n"
      "  --set KEY=VALUE  any other compile property (safeinfer config --list), e.g. --set fold=off\n"
      "  --generate P,N  for a decoder with a KV cache (inputs input_ids, attention_mask, [position_ids,]\n"
      "              past_key_values.*; outputs logits, present.*, the Hugging Face / GenAI naming): compile it\n"
