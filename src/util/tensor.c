@@ -276,7 +276,9 @@ bool si_tensor_fits(const si_tensor *t, size_t nbytes) {
 
 size_t si_tensor_room_for(const si_tensor *t, size_t nbytes) {
     bool grows = t->owned && t->data && nbytes > t->nbytes;
-    return grows && nbytes <= SIZE_MAX / 2 ? nbytes + nbytes / 4 : nbytes;
+    if (!grows || nbytes > SIZE_MAX / 2) return nbytes;
+    const size_t most = (size_t)64 << 20; /* twice the size, but at most 64 MiB (and at least a quarter) more */
+    return nbytes + (nbytes <= most ? nbytes : nbytes / 4 > most ? nbytes / 4 : most);
 }
 
 void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {
@@ -295,6 +297,7 @@ si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_
         void *d = NULL;
         if (cap >= SI_BIG_ALLOC) {
             char sh[160];
+            if (cap > s.nbytes && si_mem_check(cap, "tensor")) cap = s.nbytes; /* no room to spare: just what it needs */
             if ((st = si_mem_check(cap, si_shape_str(sh, sizeof sh, dtype, ndim, dims)))) return st;
         }
         if (cap && !(d = si_calloc(1, cap))) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", cap);
