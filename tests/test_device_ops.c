@@ -655,7 +655,7 @@ static void *plan_thread_run(void *arg) {
 /* The small CNN with its batch open, run at PLAN_SHAPES batch sizes, twice over, on one request with plan_cache=3:
  * every output equals REF's; compile packed the weights (the store has entries before the first inference) and
  * no inference at any of the batch sizes packs more (cpu.c prepack); a plan evicted and built again packs no weight again (the store's count stays
- * what the first pass made); the cache keeps 3 plans, evicting the least recently used. Then four threads with a
+ * what the first pass made) and creates no oneDNN primitive descriptor (the store's cache of them); the cache keeps 3 plans, evicting the least recently used. Then four threads with a
  * request each walk the shapes with plan_cache=2: every output equals REF's, and when they are done no plan is
  * bound and at most 2 are kept. A bad plan_cache is refused by name. */
 static void cpu_plans(void) {
@@ -684,7 +684,7 @@ static void cpu_plans(void) {
         want[k] = NULL;
         if (rr) CHECK_OK(infer_copy(rr, in[k], &want[k]));
     }
-    si_cpu_plan_stats_t st0 = {0}, st = {0};
+    si_cpu_plan_stats_t st0 = {0}, st = {0}, st1 = {0};
     int64_t packs_first = -1;
     for (int pass = 0; pass < 2 && rd; pass++)
         for (int i = 0; i < PLAN_SHAPES; i++) {
@@ -697,7 +697,7 @@ static void cpu_plans(void) {
             si_tensor_free(y);
             CHECK(!si_cpu_plan_stats(md, &st));
             if (pass == 0 && i == 0) st0 = st;
-            if (pass == 0 && i == PLAN_SHAPES - 1) packs_first = st.weight_packs;
+            if (pass == 0 && i == PLAN_SHAPES - 1) packs_first = st.weight_packs, st1 = st;
             CHECK(st.plans_cached <= 3);
         }
     if (rd) {
@@ -709,6 +709,8 @@ static void cpu_plans(void) {
         CHECK(st.weight_packs == stc.weight_packs);     /* every batch 1..8 found its weights packed at compile */
         CHECK(st.store_bytes == stc.store_bytes);
         CHECK(st.weight_packs == packs_first);          /* plans built again for evicted shapes pack nothing */
+        /* and create no primitive descriptor: each one is a clone of the one made the first time */
+        CHECK(st1.pd_made > 0 && st.pd_made == st1.pd_made && st.pd_reused > st1.pd_reused);
         CHECK(st.plans_built == PLAN_SHAPES + PLAN_SHAPES - 3); /* 3 shapes were still cached for the second pass */
         CHECK(st.plans_evicted == st.plans_built - 3);
         CHECK(st.plans_cached == 3 && st.plans_bound == 1);

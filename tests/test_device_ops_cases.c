@@ -331,6 +331,48 @@ static void cases_matmul_fused(void) {
     node("Reshape", "ct,shape", "y");
     output("y");
     run_case("attention (Transpose, MatMul/scale+mask, Softmax, MatMul)", "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose");
+    /* a decode step's attention: one query row (Q read through its Transpose too) against an odd-length cache, on
+     * the own kernel for few rows (the dot form for Q K^T, the axpy form for P V, written through the Transpose) */
+    for (int rows = 1; rows <= 9; rows += 8) {
+        begin(13);
+        input("q", D(1, rows, 4, 8));
+        input("k", D(1, 4, 13, 8));
+        input("v", D(1, 4, 13, 8));
+        input("mask", D(1, 1, rows, 13));
+        fconst("scale", 8.0f);
+        ais(node("Transpose", "q", "qt"), "perm", D(0, 2, 1, 3));
+        ais(node("Transpose", "k", "kt"), "perm", D(0, 1, 3, 2));
+        node("MatMul", "qt,kt", "s");
+        node("Div", "s,scale", "s2");
+        node("Add", "s2,mask", "s3");
+        ai(node("Softmax", "s3", "p"), "axis", -1);
+        node("MatMul", "p,v", "c");
+        ais(node("Transpose", "c", "ct"), "perm", D(0, 2, 1, 3));
+        output("ct");
+        /* 9 rows: past the own kernel's limit, oneDNN's strided product again */
+        run_case(rows == 1 ? "decode attention (1 query row, 13 cached)" : "attention with 9 query rows",
+                 rows == 1 ? "MatMul(rows)+Div+Add;Softmax;MatMul(rows)+Transpose" : "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose");
+    }
+    /* few rows, broadcast batch dims, post-ops with operands broadcast over rows / columns / heads */
+    begin(13);
+    input("a", D(2, 1, 3, 8));
+    input("b", D(1, 3, 8, 6));
+    input("m", D(1, 3, 1, 6));
+    input("s", D(2, 1, 3, 1));
+    node("MatMul", "a,b", "y0");
+    node("Mul", "y0,m", "y1");
+    node("Sub", "y1,s", "y");
+    output("y");
+    run_case("MatMul with 3 rows, broadcast batch, Mul and Sub post-ops", "MatMul(rows)+Mul+Sub");
+    /* neither operand contiguous along K or N (both read through Transposes): the kernel's strided loop */
+    begin(13);
+    input("x", D(1, 4, 8, 2));
+    input("k", D(1, 4, 5, 8));
+    ais(node("Transpose", "x", "a"), "perm", D(0, 1, 3, 2));
+    ais(node("Transpose", "k", "kt"), "perm", D(0, 1, 3, 2));
+    node("MatMul", "a,kt", "y");
+    output("y");
+    run_case("MatMul with 2 rows, both operands through Transposes", "MatMul(rows)");
     /* Gemm: transposes, alpha/beta, C shapes */
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++)

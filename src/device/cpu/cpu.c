@@ -942,6 +942,7 @@ int si_cpu_plan_stats(const si_cmodel *m_, si_cpu_plan_stats_t *st) {
     for (int i = 0; i < m->n_cache; i++) st->plans_bound += m->cache[i].bound > 0;
     pthread_mutex_unlock(&m->lock);
     cpu_store_stats(m->store, &st->weight_packs, &st->store_entries, &st->store_bytes);
+    cpu_store_pd_stats(m->store, &st->pd_made, &st->pd_reused);
     return 0;
 }
 

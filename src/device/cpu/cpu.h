@@ -206,6 +206,8 @@ typedef struct cpu_skey {
     const dnnl_memory_desc_t *md;   /* its layout, or NULL for a plain array */
     const void *data;               /* non-NULL: the entry holds exactly these bytes (compared on lookup) */
 } cpu_skey;
+/* Primitive descriptors the store's cache saw created (made) and handed out again (reused, cpu_pb_pd_create). */
+void cpu_store_pd_stats(cpu_store *s, int64_t *made, int64_t *reused);
 /* FNV-1a of n bytes, continuing from h (0 to start). */
 uint64_t cpu_fp(uint64_t h, const void *data, size_t n);
 /* The store's memory for key k (bytes long, 64-byte aligned): when the entry is made already, *fill is false;
@@ -355,6 +357,11 @@ bool cpu_chain_truncate(cpu_chain *c);              /* drop the last post-op gro
 int cpu_chain_sum_value(const cpu_chain *c);        /* residual of the sum post-op, or -1 */
 /* Attribute for the chain: strict fp math, user scratchpad, the post-ops. NULL with si_err on failure. */
 dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale);
+/* dnnl_primitive_desc_create(pd, op_desc, attr) where attr is cpu_chain_attr(c, c's output scale) (c may be NULL):
+ * a clone of the descriptor (or the refusal) made before for the same op descriptor, threads and chain, kept in
+ * the compiled model's store across its plans (cpu_store.c). */
+dnnl_status_t cpu_pb_pd_create(cpu_pb *b, const cpu_chain *c, const void *op_desc, const_dnnl_primitive_attr_t attr,
+                               dnnl_primitive_desc_t *pd);
 /* Buffers for the binary post-ops' operands appended to args. */
 si_result cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_args);
 /* dst buffer for the chain's result (in place over the residual when there is a sum post-op). */
@@ -362,6 +369,13 @@ int cpu_chain_dst(cpu_pb *b, const cpu_chain *c, const dnnl_memory_desc_t *dst_m
 void cpu_chain_consume(cpu_pb *b, const cpu_chain *c);
 void cpu_chain_name(const cpu_chain *c, const char *anchor, char *buf, size_t n);
 void cpu_chain_free(cpu_chain *c);
+
+/* Batched MatMul n of activations with few rows per product (a decode step's attention) as the own kernel
+ * own:bmm (cpu_bmm.c): A in layout smd (buffer sa, or -1: the input in that layout), B likewise, the product in
+ * layout dmd, the chain c's output scale and binary post-ops applied (tn < 0), or written into the output of
+ * Transpose node tn (c then has no post-ops). SI_ERR_UNSUPPORTED, with nothing emitted, when it does not fit. */
+si_result cpu_bmm_lower(cpu_pb *b, int n, cpu_chain *c, const dnnl_memory_desc_t *smd, int sa, const dnnl_memory_desc_t *wmd,
+                        int sw, const dnnl_memory_desc_t *dmd, int tn);
 /* Fingerprint of what the chain folds into weights (the per-channel scale and shift): part of a store key. */
 uint64_t cpu_chain_fp(const cpu_chain *c);
 bool cpu_pd_is_ref(const_dnnl_primitive_desc_t pd);

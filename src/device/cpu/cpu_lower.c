@@ -45,7 +45,7 @@ static si_result create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_pr
     for (;;) {
         dnnl_primitive_attr_t attr = cpu_chain_attr(c, c ? c->oscale : 1.0f);
         if (!attr) return SI_ERR_NO_MEM;
-        dnnl_status_t st = dnnl_primitive_desc_create(pd, op_desc, attr, b->eng, NULL);
+        dnnl_status_t st = cpu_pb_pd_create(b, c, op_desc, attr, pd);
         dnnl_primitive_attr_destroy(attr);
         if (st == dnnl_success && (!c || !c->n_po || !cpu_pd_is_ref(*pd))) return SI_OK;
         if (st == dnnl_success) dnnl_primitive_desc_destroy(*pd);
@@ -563,7 +563,6 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
             for (int i = 0; i < r; i++) perm[i] = pp[i];
         }
     }
-    if (sa < 0 && sw < 0 && tn < 0) return unsupported();
     dnnl_memory_desc_t smd = sa >= 0 ? b->p->bufs[sa].md : *smd0, wmd = sw >= 0 ? b->p->bufs[sw].md : *wmd0, dmd = *dmd0;
     int64_t ys[DNNL_MAX_NDIMS], dims[DNNL_MAX_NDIMS];
     if (tn >= 0) { /* dst element i of Y lands where the Transpose puts it: stride of T's dim j with perm[j] == i */
@@ -586,8 +585,13 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
     cpu_chain_init(&c, b, n, r, cd, -1, false);
     c.allow_oscale = true;
     if (tn < 0) cpu_chain_extend(b, &c);
+    si_result s = cpu_bmm_lower(b, n, &c, &smd, sa, &wmd, sw, &dmd, tn); /* few rows: no primitive per shape */
+    if (s != SI_ERR_UNSUPPORTED || (sa < 0 && sw < 0 && tn < 0)) {
+        cpu_chain_free(&c);
+        return s;
+    }
     dnnl_primitive_desc_t pd;
-    si_result s = create_pd(b, &c, &md, &pd, nd->name);
+    s = create_pd(b, &c, &md, &pd, nd->name);
     if (!s && cpu_pd_is_ref(pd)) {
         dnnl_primitive_desc_destroy(pd);
         s = SI_ERR_UNSUPPORTED;

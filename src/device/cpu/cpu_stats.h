@@ -20,6 +20,7 @@ typedef struct si_cpu_plan_stats_t {
     int64_t weight_packs;
     int store_entries;
     size_t store_bytes;
+    int64_t pd_made, pd_reused; /* oneDNN primitive descriptors created, and clones of ones kept from earlier plans */
 } si_cpu_plan_stats_t;
 
 /* The counts of CPU compiled model m; -1 when m is not one. */

@@ -40,12 +40,26 @@ typedef struct cpu_sentry {
     bool ready;     /* filled by its maker (an entry whose maker failed is filled by the next one) */
 } cpu_sentry;
 
+#define CPU_PD_CACHE 256 /* primitive descriptors kept (see "primitive descriptors" below) */
+
+struct cpu_pd_entry {
+    uint64_t h, used;
+    void *key;
+    size_t n;
+    dnnl_primitive_desc_t pd; /* NULL: oneDNN refused it (st) */
+    dnnl_status_t st;
+};
+
 struct cpu_store {
     pthread_mutex_t lock;
     pthread_mutex_t pack_lock; /* run-time packing of parameters (cpu_store_param), one at a time */
     cpu_sentry *e;
     int n, cap;
     const si_graph *g; /* the compiled model's graph: its constants are shared by every plan's graph */
+    struct cpu_pd_entry *pds; /* primitive descriptors made so far (cpu_store_pd_get / cpu_store_pd_put) */
+    int n_pds;
+    uint64_t pd_clock;
+    int64_t pd_made, pd_reused;
     int64_t fills;  /* entries made (each a packing or conversion of weights) */
     size_t bytes;   /* memory the entries hold */
 };
@@ -66,6 +80,11 @@ void cpu_store_free(cpu_store *s) {
         si_const_unref(s->e[i].made);
     }
     si_free(s->e);
+    for (int i = 0; i < s->n_pds; i++) {
+        if (s->pds[i].pd) dnnl_primitive_desc_destroy(s->pds[i].pd);
+        si_free(s->pds[i].key);
+    }
+    si_free(s->pds);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->pack_lock);
     si_free(s);
@@ -76,6 +95,131 @@ void cpu_store_stats(cpu_store *s, int64_t *fills, int *entries, size_t *bytes) 
     if (fills) *fills = s->fills;
     if (entries) *entries = s->n;
     if (bytes) *bytes = s->bytes;
+    pthread_mutex_unlock(&s->lock);
+}
+
+// --- primitive descriptors ------------------------------------------------------------------------------------
+
+/* A plan for new input shapes lowers every node again, and most nodes of a decode step (the projections, the
+ * norms) meet the very same primitive descriptor as in the plan before: creating it again is oneDNN's search over
+ * its implementations, tens of microseconds a node. The store keeps the descriptors (or the refusal) made for its
+ * model's plans, keyed by the bytes of what they were made from (the op descriptor, the threads, the attribute's
+ * output scale and post-ops), and hands out clones; the one used longest ago makes room when it is full. */
+static uint64_t pd_hash(const void *key, size_t n) {
+    const unsigned char *p = key;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool pd_get(cpu_store *s, uint64_t h, const void *key, size_t n, dnnl_primitive_desc_t *pd, dnnl_status_t *st) {
+    bool hit = false;
+    *pd = NULL;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->n_pds && !hit; i++) {
+        struct cpu_pd_entry *e = &s->pds[i];
+        if (e->h != h || e->n != n || memcmp(e->key, key, n)) continue;
+        *st = e->pd ? dnnl_primitive_desc_clone(pd, e->pd) : e->st;
+        if (*st != dnnl_success) *pd = NULL;
+        e->used = ++s->pd_clock;
+        hit = !e->pd || *st == dnnl_success;
+        s->pd_reused += hit;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return hit;
+}
+
+static void pd_put(cpu_store *s, uint64_t h, const void *key, size_t n, const_dnnl_primitive_desc_t pd, dnnl_status_t st) {
+    void *k = si_malloc(n);
+    dnnl_primitive_desc_t c = NULL;
+    if (!k || (pd && dnnl_primitive_desc_clone(&c, pd) != dnnl_success)) {
+        si_free(k);
+        return; /* not kept: made again next time */
+    }
+    memcpy(k, key, n);
+    pthread_mutex_lock(&s->lock);
+    s->pd_made++;
+    if (!s->pds) s->pds = si_calloc(CPU_PD_CACHE, sizeof *s->pds);
+    struct cpu_pd_entry *e = NULL;
+    if (s->pds && s->n_pds < CPU_PD_CACHE) e = &s->pds[s->n_pds++];
+    else if (s->pds) { /* full: the one used longest ago makes room */
+        e = &s->pds[0];
+        for (int i = 1; i < s->n_pds; i++)
+            if (s->pds[i].used < e->used) e = &s->pds[i];
+        if (e->pd) dnnl_primitive_desc_destroy(e->pd);
+        si_free(e->key);
+    }
+    if (e) *e = (struct cpu_pd_entry){.h = h, .used = ++s->pd_clock, .key = k, .n = n, .pd = c, .st = st};
+    pthread_mutex_unlock(&s->lock);
+    if (!e) {
+        si_free(k);
+        if (c) dnnl_primitive_desc_destroy(c);
+    }
+}
+
+static size_t op_desc_size(const void *op_desc) {
+    switch (*(const dnnl_primitive_kind_t *)op_desc) {
+    case dnnl_convolution: return sizeof(dnnl_convolution_desc_t);
+    case dnnl_deconvolution: return sizeof(dnnl_deconvolution_desc_t);
+    case dnnl_matmul: return sizeof(dnnl_matmul_desc_t);
+    case dnnl_inner_product: return sizeof(dnnl_inner_product_desc_t);
+    case dnnl_eltwise: return sizeof(dnnl_eltwise_desc_t);
+    case dnnl_binary: return sizeof(dnnl_binary_desc_t);
+    case dnnl_softmax_v2: return sizeof(dnnl_softmax_v2_desc_t);
+    case dnnl_pooling_v2: return sizeof(dnnl_pooling_v2_desc_t);
+    case dnnl_layer_normalization: return sizeof(dnnl_layer_normalization_desc_t);
+    default: return 0;
+    }
+}
+
+/* What a primitive descriptor is made from: the op descriptor's bytes, the threads, and what cpu_chain_attr makes
+ * the attribute from (output scale, post-ops). Its length, or 0 when it does not fit in `cap` bytes. */
+static size_t pd_key(const cpu_pb *b, const cpu_chain *c, const void *op_desc, unsigned char *key, size_t cap) {
+    const size_t od = op_desc_size(op_desc);
+    const float oscale = c ? c->oscale : 1.0f;
+    const int n_po = c ? c->n_po : 0;
+    size_t n = od + sizeof b->threads + sizeof oscale + sizeof n_po;
+    for (int i = 0; i < n_po; i++) n += offsetof(cpu_po, dims) + sizeof(int64_t) * (size_t)c->po[i].ndim;
+    if (!od || n > cap) return 0;
+    memset(key, 0, n);
+    unsigned char *k = key;
+    memcpy(k, op_desc, od), k += od;
+    memcpy(k, &b->threads, sizeof b->threads), k += sizeof b->threads;
+    memcpy(k, &oscale, sizeof oscale), k += sizeof oscale;
+    memcpy(k, &n_po, sizeof n_po), k += sizeof n_po;
+    for (int i = 0; i < n_po; i++) {
+        cpu_po p = c->po[i];
+        p.value = -1; /* which value the operand is does not change the descriptor; its dims do */
+        memcpy(k, &p, offsetof(cpu_po, dims)), k += offsetof(cpu_po, dims);
+        memcpy(k, p.dims, sizeof(int64_t) * (size_t)p.ndim), k += sizeof(int64_t) * (size_t)p.ndim;
+    }
+    return n;
+}
+
+dnnl_status_t cpu_pb_pd_create(cpu_pb *b, const cpu_chain *c, const void *op_desc, const_dnnl_primitive_attr_t attr,
+                               dnnl_primitive_desc_t *pd) {
+    unsigned char key[8192];
+    const size_t n = b->store ? pd_key(b, c, op_desc, key, sizeof key) : 0;
+    const uint64_t h = n ? pd_hash(key, n) : 0;
+    dnnl_status_t st;
+    if (n && pd_get(b->store, h, key, n, pd, &st)) return st;
+    st = dnnl_primitive_desc_create(pd, op_desc, attr, b->eng, NULL);
+    if (n && (st == dnnl_success || st == dnnl_unimplemented || st == dnnl_invalid_arguments))
+        pd_put(b->store, h, key, n, st == dnnl_success ? *pd : NULL, st);
+    return st;
+}
+
+void cpu_store_pd_stats(cpu_store *s, int64_t *made, int64_t *reused) {
+    pthread_mutex_lock(&s->lock);
+    *made = s->pd_made;
+    *reused = s->pd_reused;
     pthread_mutex_unlock(&s->lock);
 }
 
