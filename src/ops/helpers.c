@@ -8,18 +8,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-si_result si_node_verr(const si_node *n, si_result s, const char *fmt, va_list ap) {
+si_result si_node_err(const si_node *n, si_result s, const char *fmt, ...) {
     char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    return si_err(s, "%s (node '%s'): %s", n->op_type, n->name ? n->name : "", msg);
-}
-
-si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    si_result r = si_node_verr(c->node, s, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return r;
+    return si_err(s, "%s (node '%s'): %s", n->op_type, n->name ? n->name : "", msg);
 }
 
 si_result si_op_nomem(const si_kctx *c) { return si_op_err(c, SI_ERR_NO_MEM, "out of memory"); }
