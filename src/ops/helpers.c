@@ -241,6 +241,16 @@ void si_strides(int rank, const int64_t *dims, int64_t *str) {
     }
 }
 
+int si_gather_dims(int xr, const int64_t *xd, int axis, int ir, const int64_t *id, int64_t *out) {
+    const int nd = xr - 1 + ir;
+    if (nd > SI_MAX_DIMS) return nd;
+    int k = 0;
+    for (int i = 0; i < axis; i++) out[k++] = xd[i];
+    for (int i = 0; i < ir; i++) out[k++] = id[i];
+    for (int i = axis + 1; i < xr; i++) out[k++] = xd[i];
+    return nd;
+}
+
 int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out) {
     int n = SI_MAX(na, nb);
     for (int i = 0; i < n; i++) {

@@ -272,6 +272,9 @@ void si_strides(int rank, const int64_t *dims, int64_t *str);
  * is incompatible. Does not report: si_broadcast_shape below does, naming the node. Dimensions may be unknown
  * or symbols (si_dim_broadcast): only known ones can be incompatible. */
 int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);
+/* Gather's output shape: x's shape (rank xr, dims xd) with dimension axis replaced by the indices' shape (rank
+ * ir, dims id), into out. Returns its rank, xr - 1 + ir; out is left alone when that exceeds SI_MAX_DIMS. */
+int si_gather_dims(int xr, const int64_t *xd, int axis, int ir, const int64_t *id, int64_t *out);
 si_result si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                              int64_t *out);
 /* Strides (in elements) of `in` when read with broadcasting into an output of rank `nout` and shape `out`:

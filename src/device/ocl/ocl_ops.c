@@ -903,13 +903,9 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
     if (x->ndim < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "data must have rank 1 or more");
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
-    int nd = x->ndim - 1 + ix->ndim;
-    if (nd > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     int64_t od[SI_MAX_DIMS];
-    int o = 0;
-    for (int k = 0; k < axis; k++) od[o++] = x->dims[k];
-    for (int k = 0; k < ix->ndim; k++) od[o++] = ix->dims[k];
-    for (int k = axis + 1; k < x->ndim; k++) od[o++] = x->dims[k];
+    int nd = si_gather_dims(x->ndim, x->dims, axis, ix->ndim, ix->dims, od);
+    if (nd > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     if ((s = ocl_set_out(p, 0, nd, od))) return s;
     int64_t len = x->dims[axis], nidx = dcount(ix), inner = si_shape_count(x->ndim - axis - 1, x->dims + axis + 1);
     if (nidx > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "too many indices");
