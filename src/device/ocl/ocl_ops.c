@@ -37,6 +37,13 @@ si_result ocl_need_f32(ocl_plan *p, int k) {
     return SI_OK;
 }
 
+si_result ocl_need_type2(ocl_plan *p, int k, si_dtype a, si_dtype b) {
+    const si_dtype t = p->in[k].dtype;
+    if (t == a || t == b) return SI_OK;
+    return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d has element type %s; the OCL device supports %s or %s here", k, si_dtype_name(t),
+                   si_dtype_name(a), si_dtype_name(b));
+}
+
 si_result ocl_max_inputs(ocl_plan *p, int n) {
     for (int k = n; k < p->n_in; k++)
         if (has_in(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d is not supported", k);
@@ -898,8 +905,7 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
     (void)arg;
     si_result s;
     const ocl_desc *x = &p->in[0], *ix = &p->in[1];
-    if (ix->dtype != SI_I64 && ix->dtype != SI_I32)
-        return ocl_err(p, SI_ERR_UNSUPPORTED, "indices have element type %s; int32 or int64 expected", si_dtype_name(ix->dtype));
+    if ((s = ocl_need_type2(p, 1, SI_I32, SI_I64))) return s;
     if (x->ndim < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "data must have rank 1 or more");
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
