@@ -110,6 +110,12 @@ si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
  * my_free, .size = sizeof(my_req), .who = "MINE", .init = my_init);`. One that wraps set_input or get_output
  * writes its whole vtable. */
 #define SI_IREQ_IFACE(...) {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, __VA_ARGS__}
+/* The same for an implementation that has all of infer, free, cancel, profile and init, named after its prefix P:
+ * P_infer, P_req_free, P_cancel, P_profile, P_req_init, and its request type P_req. After P: who, then any other
+ * fields, e.g. `SI_IREQ_IFACE_OF(my, "MINE", .outputs_exchangeable = true)`. */
+#define SI_IREQ_IFACE_OF(P, ...)                                                                                        \
+    SI_IREQ_IFACE(.infer = P##_infer, .free = P##_req_free, .cancel = P##_cancel, .profile = P##_profile,              \
+                  .size = sizeof(P##_req), .init = P##_req_init, .who = __VA_ARGS__)
 /* What a wrapper does with cancel and profile: pass the call on to request r (NULL: nothing) when it has one. */
 void si_ireq_cancel(si_ireq *r);
 void si_ireq_profile(si_ireq *r, si_prof *sink);

@@ -162,9 +162,7 @@ static si_result call_req_init(si_ireq *r) {
     return SI_OK;
 }
 
-static const si_ireq_i call_req_iface =
-    SI_IREQ_IFACE(.infer = call_infer, .free = call_req_free, .cancel = call_cancel, .profile = call_profile,
-                  .size = sizeof(call_req), .who = "call", .init = call_req_init, .outputs_exchangeable = true);
+static const si_ireq_i call_req_iface = SI_IREQ_IFACE_OF(call, "call", .outputs_exchangeable = true);
 
 static void call_model_free(si_cmodel *m_) {
     call_model *m = (call_model *)m_;

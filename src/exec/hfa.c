@@ -250,9 +250,7 @@ static si_result hfa_req_init(si_ireq *r_) {
     return s;
 }
 
-static const si_ireq_i hfa_req_iface =
-    SI_IREQ_IFACE(.infer = hfa_infer, .free = hfa_req_free, .cancel = hfa_cancel, .profile = hfa_profile,
-                  .size = sizeof(hfa_req), .who = "flash attention request", .init = hfa_req_init);
+static const si_ireq_i hfa_req_iface = SI_IREQ_IFACE_OF(hfa, "flash attention request");
 
 static const si_cmodel_i hfa_iface = {.create_request = si_ireq_create, .request = &hfa_req_iface, .free = hfa_model_free};
 

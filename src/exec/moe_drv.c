@@ -188,9 +188,7 @@ static si_result moe_req_init(si_ireq *r_) {
     return s;
 }
 
-static const si_ireq_i moe_req_iface =
-    SI_IREQ_IFACE(.infer = moe_infer, .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile,
-                  .size = sizeof(moe_req), .who = "MoE request", .init = moe_req_init);
+static const si_ireq_i moe_req_iface = SI_IREQ_IFACE_OF(moe, "MoE request");
 
 static const si_cmodel_i moe_iface = {.create_request = si_ireq_create, .request = &moe_req_iface, .free = moe_model_free};
 

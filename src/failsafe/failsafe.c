@@ -1165,9 +1165,7 @@ static si_result fs_req_init(si_ireq *r_) {
     return SI_OK;
 }
 
-static const si_ireq_i fs_req_iface =
-    SI_IREQ_IFACE(.infer = fs_infer, .free = fs_req_free, .cancel = fs_cancel, .profile = fs_profile,
-                  .size = sizeof(fs_req), .who = "fail-safe", .init = fs_req_init);
+static const si_ireq_i fs_req_iface = SI_IREQ_IFACE_OF(fs, "fail-safe");
 
 // --- the compiled model's interface ------------------------------------------------------------------------
 
