@@ -144,5 +144,8 @@ si_result si_output_index(const si_cmodel *m, int k);
 /* Deep copies of port arrays (names included); NULL on allocation failure. */
 si_port *si_ports_copy(const si_port *p, int n);
 void si_ports_free(si_port *p, int n);
+/* The end of a model's free for one that keeps its own port arrays (m->n_inputs and m->n_outputs long): frees
+ * them, then the model (m is the first member of the implementation's struct). */
+void si_cmodel_destroy(si_cmodel *m, si_port *in_ports, si_port *out_ports);
 
 #endif

@@ -45,9 +45,7 @@ static void hfa_model_free(si_cmodel *m_) {
     if (m->final) m->final->iface->free(m->final);
     if (m->mask_const) si_const_unref(m->mask_const);
     if (m->owned_free) m->owned_free(m->owned);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static void hfa_req_free(si_ireq *r_) {

@@ -47,9 +47,7 @@ static void moe_model_free(si_cmodel *m_) {
     free_models(m->plain, m->experts, m->E);
     si_free(m->experts);
     if (m->owned_free) m->owned_free(m->owned);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static void moe_req_free(si_ireq *r_) {

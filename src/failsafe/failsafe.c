@@ -152,14 +152,12 @@ static void model_unref(fs_model *m) {
     gen_unref(m->acc_ref);
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
     SI_FREE_ALL(m->fail_msg, m->probe_in, m->in_param, m->param_seen);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->cand);
     si_free(m->device_desc);
     si_sink_unref(m->sink);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static const char *dev_name(const fs_model *m, int pos) {
