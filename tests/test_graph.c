@@ -51,13 +51,8 @@ void output(const char *name) {
 }
 
 void set_const(const char *name, si_tensor *t) {
-    int v = val(name);
-    si_val *x = &G->values[v];
-    x->const_val = t;
-    x->is_initializer = true;
-    x->dtype = t->dtype;
-    x->ndim = t->ndim;
-    memcpy(x->dims, t->dims, sizeof x->dims);
+    const int v = val(name); /* first: it may grow the value array */
+    si_val_set_const(&G->values[v], t);
 }
 
 static void const_1d(const char *name, si_dtype dt, const void *vals, int n) {

@@ -46,13 +46,8 @@ static void constant(const char *name, si_dtype dt, int nd, const int64_t *dims,
     si_tensor *t;
     if (si_tensor_create(dt, nd, dims, &t)) exit(2);
     for (int64_t i = 0; i < si_tensor_count(t); i++) si_store_f64(dt, t->data, i, vals[i]);
-    const int id = val(name);
-    si_val *v = &g->values[id];
-    v->const_val = t;
-    v->is_initializer = true;
-    v->dtype = dt;
-    v->ndim = nd;
-    memcpy(v->dims, dims, sizeof(int64_t) * (size_t)nd);
+    const int v = val(name); /* first: it may grow the value array */
+    si_val_set_const(&g->values[v], t);
 }
 
 static void output(const char *name) {

@@ -64,12 +64,7 @@ static void gb_output(gb *b, int v) {
 static int gb_const(gb *b, const char *name, si_tensor *t) {
     int v = gb_value(b, name);
     if (v < 0) return -1;
-    si_val *x = &b->g->values[v];
-    x->const_val = si_const_ref(t);
-    x->is_initializer = true;
-    x->dtype = t->dtype;
-    x->ndim = t->ndim;
-    memcpy(x->dims, t->dims, sizeof x->dims);
+    si_val_set_const(&b->g->values[v], si_const_ref(t));
     return v;
 }
 

@@ -65,6 +65,12 @@ void si_ports_free(si_port *p, int n) {
     si_free(p);
 }
 
+void si_cmodel_destroy(si_cmodel *m, si_port *in_ports, si_port *out_ports) {
+    si_ports_free(in_ports, m->n_inputs);
+    si_ports_free(out_ports, m->n_outputs);
+    si_free(m);
+}
+
 si_result si_check_bound(const si_cmodel *m, si_tensor *const *bound) {
     for (int i = 0; i < m->n_inputs; i++) {
         if (!bound[i]) return si_err(SI_ERR_INVALID_ARG, "input '%s' is not set", m->inputs[i].name);

@@ -110,6 +110,12 @@ si_result si_ireq_get_output(si_ireq *r, int i, si_tensor **t);
  * my_free, .size = sizeof(my_req), .who = "MINE", .init = my_init);`. One that wraps set_input or get_output
  * writes its whole vtable. */
 #define SI_IREQ_IFACE(...) {.set_input = si_ireq_set_input, .get_output = si_ireq_get_output, __VA_ARGS__}
+/* The same for an implementation that has all of infer, free, cancel, profile and init, named after its prefix P:
+ * P_infer, P_req_free, P_cancel, P_profile, P_req_init, and its request type P_req. After P: who, then any other
+ * fields, e.g. `SI_IREQ_IFACE_OF(my, "MINE", .outputs_exchangeable = true)`. */
+#define SI_IREQ_IFACE_OF(P, ...)                                                                                        \
+    SI_IREQ_IFACE(.infer = P##_infer, .free = P##_req_free, .cancel = P##_cancel, .profile = P##_profile,              \
+                  .size = sizeof(P##_req), .init = P##_req_init, .who = __VA_ARGS__)
 /* What a wrapper does with cancel and profile: pass the call on to request r (NULL: nothing) when it has one. */
 void si_ireq_cancel(si_ireq *r);
 void si_ireq_profile(si_ireq *r, si_prof *sink);
@@ -138,5 +144,8 @@ si_result si_output_index(const si_cmodel *m, int k);
 /* Deep copies of port arrays (names included); NULL on allocation failure. */
 si_port *si_ports_copy(const si_port *p, int n);
 void si_ports_free(si_port *p, int n);
+/* The end of a model's free for one that keeps its own port arrays (m->n_inputs and m->n_outputs long): frees
+ * them, then the model (m is the first member of the implementation's struct). */
+void si_cmodel_destroy(si_cmodel *m, si_port *in_ports, si_port *out_ports);
 
 #endif

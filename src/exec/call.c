@@ -162,9 +162,7 @@ static si_result call_req_init(si_ireq *r) {
     return SI_OK;
 }
 
-static const si_ireq_i call_req_iface =
-    SI_IREQ_IFACE(.infer = call_infer, .free = call_req_free, .cancel = call_cancel, .profile = call_profile,
-                  .size = sizeof(call_req), .who = "call", .init = call_req_init, .outputs_exchangeable = true);
+static const si_ireq_i call_req_iface = SI_IREQ_IFACE_OF(call, "call", .outputs_exchangeable = true);
 
 static void call_model_free(si_cmodel *m_) {
     call_model *m = (call_model *)m_;
@@ -172,10 +170,8 @@ static void call_model_free(si_cmodel *m_) {
     for (int p = 0; m->body_in && m->fn && p < m->fn->body->n_inputs; p++)
         if (m->body_in[p].kind == SI_SRC_CONST) si_const_unref(m->body_in[p].constant);
     si_fn_unref(m->fn);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
     SI_FREE_ALL(m->body_in, m->out_body, m->name);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static const si_cmodel_i call_model_iface = {.create_request = si_ireq_create, .request = &call_req_iface, .free = call_model_free};

@@ -647,10 +647,8 @@ static void cf_model_free(si_cmodel *m_) {
     }
     for (int k = 0; m->node_in && k < m->n_node_in; k++)
         if (m->node_in[k].kind == SI_SRC_CONST) si_const_unref(m->node_in[k].constant);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
     SI_FREE_ALL(m->node_in, m->node_out, m->in_axes, m->in_rev, m->out_axes, m->out_rev, m->name);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static const si_cmodel_i cf_model_iface = {.create_request = si_ireq_create, .request = &cf_req_iface, .free = cf_model_free};

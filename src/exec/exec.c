@@ -46,11 +46,9 @@ static void exec_model_free(si_cmodel *m_) {
     si_free(m->sub_inputs);
     for (int k = 0; m->out_src && k < m->base.n_outputs; k++)
         if (m->out_src[k].kind == SI_SRC_CONST) si_const_unref(m->out_src[k].constant);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->out_src);
     si_free(m->label);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 // --- requests -----------------------------------------------------------------------------------------------

@@ -45,9 +45,7 @@ static void hfa_model_free(si_cmodel *m_) {
     if (m->final) m->final->iface->free(m->final);
     if (m->mask_const) si_const_unref(m->mask_const);
     if (m->owned_free) m->owned_free(m->owned);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static void hfa_req_free(si_ireq *r_) {
@@ -250,9 +248,7 @@ static si_result hfa_req_init(si_ireq *r_) {
     return s;
 }
 
-static const si_ireq_i hfa_req_iface =
-    SI_IREQ_IFACE(.infer = hfa_infer, .free = hfa_req_free, .cancel = hfa_cancel, .profile = hfa_profile,
-                  .size = sizeof(hfa_req), .who = "flash attention request", .init = hfa_req_init);
+static const si_ireq_i hfa_req_iface = SI_IREQ_IFACE_OF(hfa, "flash attention request");
 
 static const si_cmodel_i hfa_iface = {.create_request = si_ireq_create, .request = &hfa_req_iface, .free = hfa_model_free};
 

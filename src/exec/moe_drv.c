@@ -47,9 +47,7 @@ static void moe_model_free(si_cmodel *m_) {
     free_models(m->plain, m->experts, m->E);
     si_free(m->experts);
     if (m->owned_free) m->owned_free(m->owned);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static void moe_req_free(si_ireq *r_) {
@@ -188,9 +186,7 @@ static si_result moe_req_init(si_ireq *r_) {
     return s;
 }
 
-static const si_ireq_i moe_req_iface =
-    SI_IREQ_IFACE(.infer = moe_infer, .free = moe_req_free, .cancel = moe_cancel, .profile = moe_profile,
-                  .size = sizeof(moe_req), .who = "MoE request", .init = moe_req_init);
+static const si_ireq_i moe_req_iface = SI_IREQ_IFACE_OF(moe, "MoE request");
 
 static const si_cmodel_i moe_iface = {.create_request = si_ireq_create, .request = &moe_req_iface, .free = moe_model_free};
 

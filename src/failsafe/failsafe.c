@@ -152,14 +152,12 @@ static void model_unref(fs_model *m) {
     gen_unref(m->acc_ref);
     for (int p = 0; m->fail_msg && p < m->n; p++) si_free(m->fail_msg[p]);
     SI_FREE_ALL(m->fail_msg, m->probe_in, m->in_param, m->param_seen);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
     si_free(m->cand);
     si_free(m->device_desc);
     si_sink_unref(m->sink);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static const char *dev_name(const fs_model *m, int pos) {
@@ -1165,9 +1163,7 @@ static si_result fs_req_init(si_ireq *r_) {
     return SI_OK;
 }
 
-static const si_ireq_i fs_req_iface =
-    SI_IREQ_IFACE(.infer = fs_infer, .free = fs_req_free, .cancel = fs_cancel, .profile = fs_profile,
-                  .size = sizeof(fs_req), .who = "fail-safe", .init = fs_req_init);
+static const si_ireq_i fs_req_iface = SI_IREQ_IFACE_OF(fs, "fail-safe");
 
 // --- the compiled model's interface ------------------------------------------------------------------------
 

@@ -442,8 +442,7 @@ typedef struct cand {
 
 static int cand_cmp(const void *a, const void *b) {
     const cand *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return x->L < y->L ? -1 : x->L > y->L;
+    return SI_RANK_CMP(x->score, y->score, x->L, y->L);
 }
 
 /* For block length L: H[i] the rolling hash of the signatures of nodes [i, i+L), run[i] how many windows right after

@@ -101,6 +101,14 @@ int si_graph_value(si_graph *g, const char *name) {
     return si_graph_add_value(g, name);
 }
 
+void si_val_set_const(si_val *v, si_tensor *t) {
+    v->const_val = t;
+    v->is_initializer = true;
+    v->dtype = t->dtype;
+    v->ndim = t->ndim;
+    memcpy(v->dims, t->dims, sizeof v->dims);
+}
+
 int si_graph_add_value(si_graph *g, const char *name) {
     si_val *nv = grow_for(g->values, g->n_values, &g->cap_values, 64, sizeof(si_val));
     if (!nv) return -1;

@@ -173,6 +173,8 @@ const char *si_graph_sym_name(const si_graph *g, int64_t d);
 si_result si_graph_copy_syms(si_graph *dst, const si_graph *src);
 /* Value id for a name, creating an unknown value when absent; -1 on allocation failure. */
 int si_graph_value(si_graph *g, const char *name);
+/* v becomes an initializer holding t (v takes over the caller's reference), with t's type and shape. */
+void si_val_set_const(si_val *v, si_tensor *t);
 int si_graph_find_value(const si_graph *g, const char *name);
 /* Append a new value (the caller knows the name is not there yet); its id, or -1 on allocation failure. */
 int si_graph_add_value(si_graph *g, const char *name);

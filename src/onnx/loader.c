@@ -639,12 +639,7 @@ static si_result convert_body(Onnx__GraphProto *gp, const char *base_dir, const 
         for (size_t k = 0; rs && k < rs->n && !sl; k++)
             if (rs->v[k].index == i) sl = &rs->v[k];
         if ((s = sl ? tensor_from_slice(tp, rs, sl, what, &t) : tensor_from_proto(tp, base_dir, what, &t))) return s;
-        si_val *val = &g->values[v];
-        val->const_val = t;
-        val->is_initializer = true;
-        val->dtype = t->dtype;
-        val->ndim = t->ndim;
-        memcpy(val->dims, t->dims, sizeof val->dims);
+        si_val_set_const(&g->values[v], t);
     }
     if (gp->n_sparse_initializer) return si_err(SI_ERR_UNSUPPORTED, "sparse initializers are not supported");
     if (!(g->inputs = si_malloc(sizeof(int) * (gp->n_input + 1))) || !(g->outputs = si_malloc(sizeof(int) * (gp->n_output + 1))))

@@ -84,6 +84,16 @@ static void bc_run(const bc_plan *p, bc_row_fn fn, void *ctx) {
     }
 }
 
+/* ROW(T) with T the unsigned type of esize bytes (1, 2, 4, else 8): for kernels that move elements without
+ * reading them. */
+#define BY_ESIZE(esize, ROW)                                                                                           \
+    switch (esize) {                                                                                                   \
+    case 1: ROW(uint8_t); break;                                                                                       \
+    case 2: ROW(uint16_t); break;                                                                                      \
+    case 4: ROW(uint32_t); break;                                                                                      \
+    default: ROW(uint64_t); break;                                                                                     \
+    }
+
 /* Copy with broadcasting (element size only matters). */
 typedef struct copy_ctx {
     size_t esize;
@@ -101,12 +111,7 @@ typedef struct copy_ctx {
 
 static void copy_row(void *vc, int64_t n, int64_t o, const int64_t *off, const int64_t *step) {
     const copy_ctx *c = vc;
-    switch (c->esize) {
-    case 1: COPY_ROW(uint8_t); break;
-    case 2: COPY_ROW(uint16_t); break;
-    case 4: COPY_ROW(uint32_t); break;
-    default: COPY_ROW(uint64_t); break;
-    }
+    BY_ESIZE(c->esize, COPY_ROW)
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -126,31 +131,25 @@ typedef struct bin_def {
     f32_bin_fn f32; /* optional float32 loop */
 } bin_def;
 
-/* float32 loops specialised for the common step patterns. */
+/* float32 loops specialised for the common step patterns: F32_LOOP is one of them, with x and y element i of
+ * a and b (XV, YV). */
+#define F32_LOOP(EXPR, XV, YV)                                                                                         \
+    for (int64_t i = 0; i < n; i++) {                                                                                  \
+        const float x = (XV), y = (YV);                                                                                \
+        out[i] = (EXPR);                                                                                               \
+    }
 #define F32_BIN(NAME, EXPR)                                                                                            \
     static void NAME(int64_t n, float *out, const float *a, int64_t sa, const float *b, int64_t sb) {                  \
         if (sa == 1 && sb == 1) {                                                                                      \
-            for (int64_t i = 0; i < n; i++) {                                                                          \
-                float x = a[i], y = b[i];                                                                              \
-                out[i] = (EXPR);                                                                                       \
-            }                                                                                                          \
+            F32_LOOP(EXPR, a[i], b[i])                                                                                 \
         } else if (sa == 1 && sb == 0) {                                                                               \
-            const float y = b[0];                                                                                      \
-            for (int64_t i = 0; i < n; i++) {                                                                          \
-                float x = a[i];                                                                                        \
-                out[i] = (EXPR);                                                                                       \
-            }                                                                                                          \
+            const float b0 = b[0];                                                                                     \
+            F32_LOOP(EXPR, a[i], b0)                                                                                   \
         } else if (sa == 0 && sb == 1) {                                                                               \
-            const float x = a[0];                                                                                      \
-            for (int64_t i = 0; i < n; i++) {                                                                          \
-                float y = b[i];                                                                                        \
-                out[i] = (EXPR);                                                                                       \
-            }                                                                                                          \
+            const float a0 = a[0];                                                                                     \
+            F32_LOOP(EXPR, a0, b[i])                                                                                   \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) {                                                                          \
-                float x = a[i * sa], y = b[i * sb];                                                                    \
-                out[i] = (EXPR);                                                                                       \
-            }                                                                                                          \
+            F32_LOOP(EXPR, a[i * sa], b[i * sb])                                                                       \
         }                                                                                                              \
     }
 
@@ -160,6 +159,22 @@ F32_BIN(f32_mul, x *y)
 F32_BIN(f32_div, x / y)
 F32_BIN(f32_min, (x != x || x < y) ? x : y)
 F32_BIN(f32_max, (x != x || x > y) ? x : y)
+
+/* The comparisons <pfx>_eq, _lt, _gt, _le, _ge on T, 1 or 0: the same for every type. */
+#define CMP_OPS(pfx, T)                                                                                                \
+    static T pfx##_eq(T a, T b) { return a == b; }                                                                     \
+    static T pfx##_lt(T a, T b) { return a < b; }                                                                      \
+    static T pfx##_gt(T a, T b) { return a > b; }                                                                      \
+    static T pfx##_le(T a, T b) { return a <= b; }                                                                     \
+    static T pfx##_ge(T a, T b) { return a >= b; }
+/* What signed and unsigned integers do alike: min, max, the comparisons and the bitwise and, or, xor. */
+#define INT_OPS(pfx, T)                                                                                                \
+    static T pfx##_min(T a, T b) { return a < b ? a : b; }                                                             \
+    static T pfx##_max(T a, T b) { return a > b ? a : b; }                                                            \
+    CMP_OPS(pfx, T)                                                                                                    \
+    static T pfx##_and(T a, T b) { return a & b; }                                                                     \
+    static T pfx##_or(T a, T b) { return a | b; }                                                                      \
+    static T pfx##_xor(T a, T b) { return a ^ b; }
 
 /* float semantics (double) */
 static double fb_add(double a, double b) { return a + b; }
@@ -179,11 +194,7 @@ static double fb_pymod(double a, double b) {
 }
 static double fb_min(double a, double b) { return (isnan(a) || a < b) ? a : b; }
 static double fb_max(double a, double b) { return (isnan(a) || a > b) ? a : b; }
-static double fb_eq(double a, double b) { return a == b; }
-static double fb_lt(double a, double b) { return a < b; }
-static double fb_gt(double a, double b) { return a > b; }
-static double fb_le(double a, double b) { return a <= b; }
-static double fb_ge(double a, double b) { return a >= b; }
+CMP_OPS(fb, double)
 static double fb_prelu(double a, double b) { return a < 0 ? a * b : a; }
 
 /* signed integers (wrapping arithmetic, division by zero gives 0) */
@@ -205,16 +216,7 @@ static int64_t sb_pymod(int64_t a, int64_t b) {
     if (r != 0 && ((r < 0) != (b < 0))) r += b;
     return r;
 }
-static int64_t sb_min(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t sb_max(int64_t a, int64_t b) { return a > b ? a : b; }
-static int64_t sb_eq(int64_t a, int64_t b) { return a == b; }
-static int64_t sb_lt(int64_t a, int64_t b) { return a < b; }
-static int64_t sb_gt(int64_t a, int64_t b) { return a > b; }
-static int64_t sb_le(int64_t a, int64_t b) { return a <= b; }
-static int64_t sb_ge(int64_t a, int64_t b) { return a >= b; }
-static int64_t sb_and(int64_t a, int64_t b) { return a & b; }
-static int64_t sb_or(int64_t a, int64_t b) { return a | b; }
-static int64_t sb_xor(int64_t a, int64_t b) { return a ^ b; }
+INT_OPS(sb, int64_t)
 static int64_t sb_prelu(int64_t a, int64_t b) { return a < 0 ? sb_mul(a, b) : a; }
 
 /* unsigned integers and bool */
@@ -223,16 +225,7 @@ static uint64_t ub_sub(uint64_t a, uint64_t b) { return a - b; }
 static uint64_t ub_mul(uint64_t a, uint64_t b) { return a * b; }
 static uint64_t ub_div(uint64_t a, uint64_t b) { return b == 0 ? 0 : a / b; }
 static uint64_t ub_mod(uint64_t a, uint64_t b) { return b == 0 ? 0 : a % b; }
-static uint64_t ub_min(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t ub_max(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static uint64_t ub_eq(uint64_t a, uint64_t b) { return a == b; }
-static uint64_t ub_lt(uint64_t a, uint64_t b) { return a < b; }
-static uint64_t ub_gt(uint64_t a, uint64_t b) { return a > b; }
-static uint64_t ub_le(uint64_t a, uint64_t b) { return a <= b; }
-static uint64_t ub_ge(uint64_t a, uint64_t b) { return a >= b; }
-static uint64_t ub_band(uint64_t a, uint64_t b) { return a & b; }
-static uint64_t ub_bor(uint64_t a, uint64_t b) { return a | b; }
-static uint64_t ub_bxor(uint64_t a, uint64_t b) { return a ^ b; }
+INT_OPS(ub, uint64_t)
 static uint64_t ub_land(uint64_t a, uint64_t b) { return (a != 0) && (b != 0); }
 static uint64_t ub_lor(uint64_t a, uint64_t b) { return (a != 0) || (b != 0); }
 static uint64_t ub_lxor(uint64_t a, uint64_t b) { return (a != 0) != (b != 0); }
@@ -404,9 +397,9 @@ static si_result bin_run(si_kctx *c, const bin_def *d) {
     X(AND, and, SI_T(SI_BOOL), true, NULL, NULL, ub_land, NULL)                                                \
     X(OR, or, SI_T(SI_BOOL), true, NULL, NULL, ub_lor, NULL)                                                   \
     X(XOR, xor, SI_T(SI_BOOL), true, NULL, NULL, ub_lxor, NULL)                                                \
-    X(BITWISE_AND, bit_and, SI_T_INTS, false, NULL, sb_and, ub_band, NULL)                                     \
-    X(BITWISE_OR, bit_or, SI_T_INTS, false, NULL, sb_or, ub_bor, NULL)                                         \
-    X(BITWISE_XOR, bit_xor, SI_T_INTS, false, NULL, sb_xor, ub_bxor, NULL)
+    X(BITWISE_AND, bit_and, SI_T_INTS, false, NULL, sb_and, ub_and, NULL)                                     \
+    X(BITWISE_OR, bit_or, SI_T_INTS, false, NULL, sb_or, ub_or, NULL)                                         \
+    X(BITWISE_XOR, bit_xor, SI_T_INTS, false, NULL, sb_xor, ub_xor, NULL)
 
 #define BINARY_FNS(ID, fn, TYPES, OUT_BOOL, F, S, U, F32)                                                      \
     static const bin_def bd_##fn = {TYPES, 0, OUT_BOOL, false, F, S, U, F32};                                 \
@@ -605,12 +598,7 @@ typedef struct where_ctx {
 
 static void where_row(void *vc, int64_t n, int64_t o, const int64_t *off, const int64_t *step) {
     const where_ctx *c = vc;
-    switch (c->esize) {
-    case 1: WHERE_ROW(uint8_t); break;
-    case 2: WHERE_ROW(uint16_t); break;
-    case 4: WHERE_ROW(uint32_t); break;
-    default: WHERE_ROW(uint64_t); break;
-    }
+    BY_ESIZE(c->esize, WHERE_ROW)
 }
 
 static si_result infer_where(si_kctx *c) {

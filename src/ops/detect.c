@@ -87,8 +87,7 @@ typedef struct nms_cand {
 
 static int nms_cmp(const void *a_, const void *b_) {
     const nms_cand *a = a_, *b = b_;
-    if (a->score != b->score) return a->score > b->score ? -1 : 1;
-    return a->index < b->index ? -1 : a->index > b->index;
+    return SI_RANK_CMP(a->score, b->score, a->index, b->index);
 }
 
 /* Run the selection: the number of triples into *count, and the triples into out (when not NULL). */

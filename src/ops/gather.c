@@ -79,13 +79,9 @@ static si_result gather_infer(si_kctx *c) {
     const si_tensor *x = c->in[0], *ind = c->in[1];
     int ax;
     if ((s = si_axis(c, si_attr_int(c->node, "axis", 0), x->ndim, &ax))) return s;
-    int nd = x->ndim - 1 + ind->ndim;
-    if (nd > SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     int64_t dims[SI_MAX_DIMS];
-    int k = 0;
-    for (int i = 0; i < ax; i++) dims[k++] = x->dims[i];
-    for (int i = 0; i < ind->ndim; i++) dims[k++] = ind->dims[i];
-    for (int i = ax + 1; i < x->ndim; i++) dims[k++] = x->dims[i];
+    int nd = si_gather_dims(x->ndim, x->dims, ax, ind->ndim, ind->dims, dims);
+    if (nd > SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     return si_set_out(c, 0, x->dtype, nd, dims);
 }
 

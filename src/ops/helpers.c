@@ -8,18 +8,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-si_result si_node_verr(const si_node *n, si_result s, const char *fmt, va_list ap) {
+si_result si_node_err(const si_node *n, si_result s, const char *fmt, ...) {
     char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    return si_err(s, "%s (node '%s'): %s", n->op_type, n->name ? n->name : "", msg);
-}
-
-si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    si_result r = si_node_verr(c->node, s, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return r;
+    return si_err(s, "%s (node '%s'): %s", n->op_type, n->name ? n->name : "", msg);
 }
 
 si_result si_op_nomem(const si_kctx *c) { return si_op_err(c, SI_ERR_NO_MEM, "out of memory"); }
@@ -244,6 +239,16 @@ void si_strides(int rank, const int64_t *dims, int64_t *str) {
         str[i] = s;
         s *= dims[i];
     }
+}
+
+int si_gather_dims(int xr, const int64_t *xd, int axis, int ir, const int64_t *id, int64_t *out) {
+    const int nd = xr - 1 + ir;
+    if (nd > SI_MAX_DIMS) return nd;
+    int k = 0;
+    for (int i = 0; i < axis; i++) out[k++] = xd[i];
+    for (int i = 0; i < ir; i++) out[k++] = id[i];
+    for (int i = axis + 1; i < xr; i++) out[k++] = xd[i];
+    return nd;
 }
 
 int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out) {

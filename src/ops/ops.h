@@ -202,10 +202,10 @@ static inline bool si_next_offset(int64_t *idx, const int64_t *dims, const int64
 static inline int64_t si_floordiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 static inline int64_t si_ceildiv(int64_t a, int64_t b) { return -si_floordiv(-a, b); }
 
-/* Error naming the node: "Conv (node 'conv1'): <message>". */
-si_result si_op_err(const si_kctx *c, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
-/* The same for node n with a va_list (for a device's own error helpers). */
-si_result si_node_verr(const si_node *n, si_result s, const char *fmt, va_list ap) SI_PRINTF(3, 0);
+/* Error naming node n: "Conv (node 'conv1'): <message>". si_op_err: the same for the kernel context c's node (a
+ * device's planners have their own, e.g. ocl_err). */
+si_result si_node_err(const si_node *n, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
+#define si_op_err(c, s, ...) si_node_err((c)->node, (s), __VA_ARGS__)
 /* NO_MEM "out of memory", naming the node. */
 si_result si_op_nomem(const si_kctx *c);
 
@@ -272,6 +272,9 @@ void si_strides(int rank, const int64_t *dims, int64_t *str);
  * is incompatible. Does not report: si_broadcast_shape below does, naming the node. Dimensions may be unknown
  * or symbols (si_dim_broadcast): only known ones can be incompatible. */
 int si_broadcast_dims(int na, const int64_t *a, int nb, const int64_t *b, int64_t *out);
+/* Gather's output shape: x's shape (rank xr, dims xd) with dimension axis replaced by the indices' shape (rank
+ * ir, dims id), into out. Returns its rank, xr - 1 + ir; out is left alone when that exceeds SI_MAX_DIMS. */
+int si_gather_dims(int xr, const int64_t *xd, int axis, int ir, const int64_t *id, int64_t *out);
 si_result si_broadcast_shape(const si_kctx *c, int na, const int64_t *a, int nb, const int64_t *b, int *nout,
                              int64_t *out);
 /* Strides (in elements) of `in` when read with broadcasting into an output of rank `nout` and shape `out`:

@@ -318,7 +318,7 @@ static si_result revseq_infer(si_kctx *c) {
 }
 
 static si_result revseq_run(si_kctx *c) {
-    int ba, ta;
+    int ba = 0, ta = 0;
     si_result s = revseq_axes(c, &ba, &ta);
     if (s) return s;
     const si_tensor *x = c->in[0], *len = c->in[1];

@@ -176,6 +176,9 @@ void si_narrow_pack(si_dtype t, const uint8_t *src, uint8_t *dst, int64_t count)
 /* ---- small helpers --------------------------------------------------------------------------------------- */
 #define SI_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SI_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* A qsort result for a ranking: the larger key first (ka against kb), ties broken by the smaller tb (ta against
+ * tb). Keys and tie-breaks of any arithmetic type. */
+#define SI_RANK_CMP(ka, kb, ta, tb) ((ka) != (kb) ? ((ka) > (kb) ? -1 : 1) : (ta) < (tb) ? -1 : (ta) > (tb))
 #define SI_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Read a whole file into a new buffer (NUL-terminated, *len excludes the NUL). */

@@ -761,10 +761,7 @@ static si_result cpu_req_init(si_ireq *r_) {
     return m->plan0 ? bind(r, m->plan0) : SI_OK; /* static shapes: the arena is ready before the first infer */
 }
 
-static const si_ireq_i cpu_req_iface =
-    SI_IREQ_IFACE(.infer = cpu_infer, .free = cpu_req_free, .cancel = cpu_cancel, .profile = cpu_profile,
-                  .size = sizeof(cpu_req), .who = "CPU", .init = cpu_req_init,
-                  .outputs_exchangeable = true);
+static const si_ireq_i cpu_req_iface = SI_IREQ_IFACE_OF(cpu, "CPU", .outputs_exchangeable = true);
 
 // --- compiled model -----------------------------------------------------------------------------------------
 

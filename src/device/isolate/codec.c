@@ -142,6 +142,16 @@ static void *dec_alloc(dec *d, uint32_t n, size_t least, size_t size, const char
     return p;
 }
 
+/* A counted array: its count n (at most MAX_ITEMS), then room for n items (dec_alloc), n + 1 in all: the
+ * capacity, in *cap unless NULL. NULL with d->st set when the message is malformed (naming what) or when out of
+ * memory. */
+static void *dec_array(dec *d, size_t least, size_t size, const char *what, uint32_t *n, int *cap) {
+    *n = rb_count(d->r, MAX_ITEMS);
+    void *p = dec_ok(d, what) ? dec_alloc(d, *n, least, size, what) : NULL;
+    if (p && cap) *cap = (int)*n + 1;
+    return p;
+}
+
 static si_tensor *dec_tensor_inline(dec *d) {
     si_dtype dt;
     int nd;
@@ -239,9 +249,8 @@ static bool dec_index(dec *d, int32_t v, int n, bool optional) {
 }
 
 static bool dec_ints(dec *d, int **out, int *n_out, int n_values, bool optional) {
-    uint32_t n = rb_count(d->r, MAX_ITEMS);
-    if (!dec_ok(d, "index list")) return false;
-    if (!(*out = dec_alloc(d, n, 4, sizeof(int), "index list"))) return false;
+    uint32_t n;
+    if (!(*out = dec_array(d, 4, sizeof(int), "index list", &n, NULL))) return false;
     *n_out = (int)n;
     for (uint32_t k = 0; k < n; k++) {
         (*out)[k] = rb_i32(d->r);
@@ -264,10 +273,8 @@ static bool dec_body(dec *d, si_graph *g) {
         g->n_opsets = (int)i + 1;
         if (!dec_ok(d, "opset") || !g->opsets[i].domain) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "opset");
     }
-    uint32_t nv = rb_count(r, MAX_ITEMS);
-    if (!dec_ok(d, "values")) return false;
-    if (!(g->values = dec_alloc(d, nv, 13, sizeof(si_val), "values"))) return false;
-    g->cap_values = (int)nv + 1;
+    uint32_t nv;
+    if (!(g->values = dec_array(d, 13, sizeof(si_val), "values", &nv, &g->cap_values))) return false;
     for (uint32_t v = 0; v < nv; v++) {
         si_val *val = &g->values[v];
         g->n_values = (int)v + 1;
@@ -284,10 +291,8 @@ static bool dec_body(dec *d, si_graph *g) {
         val->is_initializer = (fl & 4) != 0;
         if ((fl & 8) && !dec_const(d, val, (fl & 16) != 0)) return false;
     }
-    uint32_t nn = rb_count(r, MAX_ITEMS);
-    if (!dec_ok(d, "nodes")) return false;
-    if (!(g->nodes = dec_alloc(d, nn, 32, sizeof(si_node), "nodes"))) return false;
-    g->cap_nodes = (int)nn + 1;
+    uint32_t nn;
+    if (!(g->nodes = dec_array(d, 32, sizeof(si_node), "nodes", &nn, &g->cap_nodes))) return false;
     for (uint32_t i = 0; i < nn; i++) {
         si_node *n = &g->nodes[i];
         g->n_nodes = (int)i + 1;
@@ -297,9 +302,8 @@ static bool dec_body(dec *d, si_graph *g) {
         n->opset = rb_i32(r);
         if (!dec_ok(d, "node") || !n->name || !n->op_type || !n->domain) return dec_fail(d, SI_ERR_PARSE, "isolated device: malformed graph message (%s)", "node");
         if (!dec_ints(d, &n->in, &n->n_in, g->n_values, true) || !dec_ints(d, &n->out, &n->n_out, g->n_values, true)) return false;
-        uint32_t na = rb_count(r, MAX_ITEMS);
-        if (!dec_ok(d, "attributes")) return false;
-        if (!(n->attrs = dec_alloc(d, na, 30, sizeof(si_attr), "attributes"))) return false;
+        uint32_t na;
+        if (!(n->attrs = dec_array(d, 30, sizeof(si_attr), "attributes", &na, NULL))) return false;
         for (uint32_t k = 0; k < na; k++) {
             n->n_attr = (int)k + 1;
             if (!dec_attr(d, &n->attrs[k])) return false;

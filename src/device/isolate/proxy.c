@@ -381,9 +381,7 @@ static void iso_model_free(si_cmodel *m_) {
     iso_model *m = (iso_model *)m_;
     if (!m) return;
     if (m->chan >= 0) close(m->chan);
-    si_ports_free(m->in_ports, m->base.n_inputs);
-    si_ports_free(m->out_ports, m->base.n_outputs);
-    si_free(m);
+    si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
 static bool read_ports(si_rbuf *r, si_port **out, int *n_out, int want) {

@@ -19,7 +19,6 @@
 #include "ops/ops.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,14 +64,6 @@ si_result ocl_cl_err(cl_int e, const char *what) {
     default:
         return si_err(SI_ERR_DEVICE, "%s failed: %s (%d)", what, ocl_cl_err_name(e), (int)e);
     }
-}
-
-si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    si_result r = si_node_verr(p->node, s, fmt, ap);
-    va_end(ap);
-    return r;
 }
 
 // --- devices ------------------------------------------------------------------------------------------------

@@ -96,8 +96,8 @@ si_result ocl_index_check(ocl_plan *p, int k, int64_t limit);
 /* The request's scratch buffer must hold at least `bytes`. */
 void ocl_scratch(ocl_plan *p, size_t bytes);
 
-/* Error helpers: "OCL: Conv (node 'c1'): <message>". */
-si_result ocl_err(const ocl_plan *p, si_result s, const char *fmt, ...) SI_PRINTF(3, 4);
+/* Error helpers: ocl_err names the plan's node, "Conv (node 'c1'): <message>" (si_node_err, ops/ops.h). */
+#define ocl_err(p, s, ...) si_node_err((p)->node, (s), __VA_ARGS__)
 /* Map an OpenCL error code to a status and message ("out of device memory", "device not available"). */
 si_result ocl_cl_err(cl_int err, const char *what);
 const char *ocl_cl_err_name(cl_int err);

@@ -244,8 +244,7 @@ static si_result plan_dequantize(ocl_plan *p, const void *arg) {
     (void)arg;
     si_result s;
     const ocl_desc *x = &p->in[0], *sc = &p->in[1];
-    if (x->dtype != SI_I8 && x->dtype != SI_U8)
-        return ocl_err(p, SI_ERR_UNSUPPORTED, "x of element type %s is not supported (int8, uint8)", si_dtype_name(x->dtype));
+    if ((s = ocl_need_type2(p, 0, SI_I8, SI_U8))) return s;
     if (dcount(x) > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "x has more elements than 32-bit indexing allows");
     int64_t block = p->node->opset >= 21 ? si_attr_int(p->node, "block_size", 0) : 0;
     if (block < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "block_size %lld must not be negative", (long long)block);

@@ -659,7 +659,7 @@ static void req_unbind(ocl_req *r) {
     plan_release(m);
 }
 
-static void req_free(si_ireq *r_) {
+static void ocl_req_free(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     if (!r) return;
     req_unbind(r);
@@ -667,7 +667,7 @@ static void req_free(si_ireq *r_) {
     si_ireq_destroy(&r->base);
 }
 
-static void req_cancel(si_ireq *r_) {
+static void ocl_cancel(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     atomic_store(&r->cancel, 1);
 }
@@ -837,7 +837,7 @@ static char *step_node(void *ctx) {
 }
 
 /* The steps timed since the last call, one row per kernel launch of a node: device time from event timestamps. */
-static void req_profile(si_ireq *r_, si_prof *sink) {
+static void ocl_profile(si_ireq *r_, si_prof *sink) {
     ocl_req *r = (ocl_req *)r_;
     const ocl_mdl *m = r->plan;
     if (!m || !r->prof_ms) return;
@@ -854,7 +854,7 @@ static void req_profile(si_ireq *r_, si_prof *sink) {
     }
 }
 
-static si_result req_infer(si_ireq *r_) {
+static si_result ocl_infer(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     si_result chk = si_ireq_check_inputs(&r->base);
     if (chk || (chk = req_plan(r)) || (chk = bind_params(r))) return chk;
@@ -935,7 +935,7 @@ static si_result req_infer(si_ireq *r_) {
     return SI_OK;
 }
 
-static si_result req_init(si_ireq *r_) {
+static si_result ocl_req_init(si_ireq *r_) {
     ocl_req *r = (ocl_req *)r_;
     ocl_model *M = (ocl_model *)r_->model;
     atomic_init(&r->cancel, 0);
@@ -961,9 +961,7 @@ static si_result req_init(si_ireq *r_) {
     return SI_OK;
 }
 
-static const si_ireq_i req_iface =
-    SI_IREQ_IFACE(.infer = req_infer, .free = req_free, .cancel = req_cancel, .profile = req_profile,
-                  .size = sizeof(ocl_req), .who = "OCL", .init = req_init);
+static const si_ireq_i req_iface = SI_IREQ_IFACE_OF(ocl, "OCL");
 
 // --- compiled model -----------------------------------------------------------------------------------------
 

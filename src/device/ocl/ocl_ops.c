@@ -37,6 +37,13 @@ si_result ocl_need_f32(ocl_plan *p, int k) {
     return SI_OK;
 }
 
+si_result ocl_need_type2(ocl_plan *p, int k, si_dtype a, si_dtype b) {
+    const si_dtype t = p->in[k].dtype;
+    if (t == a || t == b) return SI_OK;
+    return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d has element type %s; the OCL device supports %s or %s here", k, si_dtype_name(t),
+                   si_dtype_name(a), si_dtype_name(b));
+}
+
 si_result ocl_max_inputs(ocl_plan *p, int n) {
     for (int k = n; k < p->n_in; k++)
         if (has_in(p, k)) return ocl_err(p, SI_ERR_UNSUPPORTED, "input %d is not supported", k);
@@ -898,18 +905,13 @@ static si_result plan_gather(ocl_plan *p, const void *arg) {
     (void)arg;
     si_result s;
     const ocl_desc *x = &p->in[0], *ix = &p->in[1];
-    if (ix->dtype != SI_I64 && ix->dtype != SI_I32)
-        return ocl_err(p, SI_ERR_UNSUPPORTED, "indices have element type %s; int32 or int64 expected", si_dtype_name(ix->dtype));
+    if ((s = ocl_need_type2(p, 1, SI_I32, SI_I64))) return s;
     if (x->ndim < 1) return ocl_err(p, SI_ERR_INVALID_ARG, "data must have rank 1 or more");
     int axis;
     if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 0), x->ndim, &axis))) return s;
-    int nd = x->ndim - 1 + ix->ndim;
-    if (nd > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     int64_t od[SI_MAX_DIMS];
-    int o = 0;
-    for (int k = 0; k < axis; k++) od[o++] = x->dims[k];
-    for (int k = 0; k < ix->ndim; k++) od[o++] = ix->dims[k];
-    for (int k = axis + 1; k < x->ndim; k++) od[o++] = x->dims[k];
+    int nd = si_gather_dims(x->ndim, x->dims, axis, ix->ndim, ix->dims, od);
+    if (nd > SI_MAX_DIMS) return ocl_err(p, SI_ERR_UNSUPPORTED, "output rank %d exceeds %d", nd, SI_MAX_DIMS);
     if ((s = ocl_set_out(p, 0, nd, od))) return s;
     int64_t len = x->dims[axis], nidx = dcount(ix), inner = si_shape_count(x->ndim - axis - 1, x->dims + axis + 1);
     if (nidx > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "too many indices");

@@ -83,6 +83,8 @@ static inline void st_set(ocl_step *st, const char *kernel, int n_args, const oc
 si_result ocl_need_in(ocl_plan *p, int k);
 /* Input k: present, float32, known shape, indexable with 32-bit ints. */
 si_result ocl_need_f32(ocl_plan *p, int k);
+/* Input k has element type a or b (its presence and shape are checked apart); else UNSUPPORTED naming them. */
+si_result ocl_need_type2(ocl_plan *p, int k, si_dtype a, si_dtype b);
 /* No input from n on / no output from n on. */
 si_result ocl_max_inputs(ocl_plan *p, int n);
 si_result ocl_max_outputs(ocl_plan *p, int n);
