@@ -56,7 +56,7 @@ struct cpu_store {
     cpu_sentry *e;
     int n, cap;
     const si_graph *g; /* the compiled model's graph: its constants are shared by every plan's graph */
-    struct cpu_pd_entry *pds; /* primitive descriptors made so far (cpu_store_pd_get / cpu_store_pd_put) */
+    struct cpu_pd_entry *pds; /* primitive descriptors made so far (cpu_pb_pd_create) */
     int n_pds;
     uint64_t pd_clock;
     int64_t pd_made, pd_reused;
