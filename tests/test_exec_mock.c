@@ -418,7 +418,8 @@ static void test_hfa(void) {
 }
 
 /* Output buffers keep their room while shapes change: a growing tensor (a KV cache, one position a step) takes
- * twice what it needs, the next steps fit in it (same buffer), a much smaller shape gets a buffer of its own; copies leave the destination whole until the second pass, and carry type, shape and bytes. */
+ * twice what it needs (up to 4 MiB more, then 4 MiB or a quarter more), the next steps fit in it (same buffer), a
+ * much smaller shape gets a buffer of its own; copies leave the destination whole until the second pass, and carry type, shape and bytes. */
 static void test_tensor_room(void) {
     si_tensor t = {0};
     CHECK(si_tensor_reshape(&t, SI_F32, 3, (const int64_t[]){1, 8, 1000}) == SI_OK);
@@ -433,6 +434,11 @@ static void test_tensor_room(void) {
     CHECK(si_tensor_reshape(&t, SI_F32, 3, (const int64_t[]){1, 8, 2003}) == SI_OK);
     CHECK(t.data != NULL && t.nbytes == 64096 && t.cap == 2 * 64096);
     CHECK(si_tensor_reshape(&t, SI_F32, 2, (const int64_t[]){1000, 1000}) == SI_OK);
+    CHECK(t.nbytes == 4000000 && t.cap == 8000000);                             /* up to 4 MiB: twice */
+    CHECK(si_tensor_reshape(&t, SI_F32, 2, (const int64_t[]){4000, 1000}) == SI_OK);
+    CHECK(t.nbytes == 16000000 && t.cap == 16000000 + ((size_t)4 << 20));         /* then 4 MiB more */
+    CHECK(si_tensor_reshape(&t, SI_F32, 2, (const int64_t[]){25000, 1000}) == SI_OK);
+    CHECK(t.nbytes == 100000000 && t.cap == 125000000);                          /* or a quarter more */
     CHECK(si_tensor_reshape(&t, SI_F32, 1, (const int64_t[]){10}) == SI_OK); /* far smaller: not kept */
     CHECK(t.cap == 40 && t.nbytes == 40);
     CHECK(si_tensor_reshape(&t, SI_F32, 1, (const int64_t[]){-1}) == SI_ERR_INVALID_ARG && t.nbytes == 40);

@@ -277,8 +277,10 @@ bool si_tensor_fits(const si_tensor *t, size_t nbytes) {
 size_t si_tensor_room_for(const si_tensor *t, size_t nbytes) {
     bool grows = t->owned && t->data && nbytes > t->nbytes;
     if (!grows || nbytes > SIZE_MAX / 2) return nbytes;
-    const size_t most = (size_t)64 << 20; /* twice the size, but at most 64 MiB (and at least a quarter) more */
-    return nbytes + (nbytes <= most ? nbytes : nbytes / 4 > most ? nbytes / 4 : most);
+    /* twice the size up to 4 MiB (a KV cache's per-layer presents at short contexts: many small steps), then 4 MiB
+     * or a quarter more, whichever is larger (a long context's presents: memory counts more than a step) */
+    const size_t step = (size_t)4 << 20;
+    return nbytes + (nbytes <= step ? nbytes : nbytes / 4 > step ? nbytes / 4 : step);
 }
 
 void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {

@@ -108,9 +108,9 @@ void si_tensor_release(si_tensor *t);
 /* Output buffers that keep their room while shapes change (a KV cache grows by one position a step, and each
  * step's outputs would otherwise be a new allocation, faulted in page by page, and a copy):
  * si_tensor_fits: t's own buffer can hold nbytes and is not more than about twice that;
- * si_tensor_room_for: how much to allocate for nbytes where it does not fit (twice that when t grows, at most 64 MiB
- * more, so that a decode loop allocates once in many steps: the fresh pages of each new buffer cost more than the
- * step's compute on a virtual machine);
+ * si_tensor_room_for: how much to allocate for nbytes where it does not fit (when t grows: twice that up to 4 MiB,
+ * then 4 MiB or a quarter more, whichever is larger; so that a decode loop allocates once in many steps: the fresh
+ * pages of each new buffer cost more than the step's compute on a virtual machine);
  * si_tensor_adopt: t owns data (cap bytes) from now on, its previous owned data freed;
  * si_tensor_reshape: t takes the type and shape, keeping its buffer where it fits, else a new one (zero-filled);
  * the contents are not kept. On failure t is unchanged. */
