@@ -29,7 +29,7 @@ int64_t si_dim_mul(int64_t a, int64_t b) {
 
 int64_t si_dim_div(int64_t a, int64_t b, bool ceil) {
     if (b == 1) return a;
-    if (a >= 0 && b > 0) return ceil ? (a + b - 1) / b : a / b;
+    if (a >= 0 && b > 0) return a / b + (ceil && a % b); /* not (a + b - 1) / b: a may be a saturated INT64_MAX */
     return SI_DIM_UNKNOWN;
 }
 
