@@ -418,8 +418,8 @@ static void test_hfa(void) {
 }
 
 /* Output buffers keep their room while shapes change: a growing tensor (a KV cache, one position a step) takes
- * twice what it needs (up to 4 MiB more, then 4 MiB or a quarter more), the next steps fit in it (same buffer), a
- * much smaller shape gets a buffer of its own; copies leave the destination whole until the second pass, and carry type, shape and bytes. */
+ * twice what it needs (up to 4 MiB more, then 4 MiB or a quarter more; just what it needs when a memory budget has
+ * no room for more), the next steps fit in it (same buffer), a much smaller shape gets a buffer of its own; copies leave the destination whole until the second pass, and carry type, shape and bytes. */
 static void test_tensor_room(void) {
     si_tensor t = {0};
     CHECK(si_tensor_reshape(&t, SI_F32, 3, (const int64_t[]){1, 8, 1000}) == SI_OK);
@@ -446,18 +446,44 @@ static void test_tensor_room(void) {
     si_tensor *src = NULL;
     CHECK(si_tensor_create(SI_I64, 1, &n, &src) == SI_OK);
     for (int i = 0; src && i < 6; i++) ((int64_t *)src->data)[i] = 100 + i;
-    void *fresh = NULL, *before = t.data;
-    CHECK(si_tensor_copy_room(&t, src, &fresh) == SI_OK && fresh != NULL); /* 48 bytes do not fit in 40 */
-    CHECK(t.data == before && t.nbytes == 40 && t.dtype == SI_F32);            /* whole until the second pass */
-    si_tensor_copy_into(&t, src, fresh);
-    CHECK(t.data == fresh && t.dtype == SI_I64 && t.ndim == 1 && t.dims[0] == 6 && t.cap == 96);
+    si_tensor fresh;
+    void *before = t.data;
+    CHECK(si_tensor_copy_room(&t, src, &fresh) == SI_OK && fresh.data != NULL); /* 48 bytes do not fit in 40 */
+    CHECK(t.data == before && t.nbytes == 40 && t.dtype == SI_F32);                 /* whole until the second pass */
+    void *made = fresh.data;
+    si_tensor_copy_into(&t, src, &fresh);
+    CHECK(t.data == made && t.dtype == SI_I64 && t.ndim == 1 && t.dims[0] == 6 && t.cap == 96 && !fresh.data);
     for (int i = 0; i < 6; i++) CHECK(((int64_t *)t.data)[i] == 100 + i);
     src->dims[0] = 5, src->nbytes = 40, ((int64_t *)src->data)[0] = 7;
-    CHECK(si_tensor_copy_room(&t, src, &fresh) == SI_OK && fresh == NULL); /* fits */
-    si_tensor_copy_into(&t, src, fresh);
+    CHECK(si_tensor_copy_room(&t, src, &fresh) == SI_OK && fresh.data == NULL); /* fits */
+    si_tensor_copy_into(&t, src, &fresh);
     CHECK(t.data != NULL && t.dims[0] == 5 && t.nbytes == 40 && ((int64_t *)t.data)[0] == 7);
     si_tensor_release(&t);
     si_tensor_free(src);
+
+    /* a memory budget with no room for the headroom: reshape and copy_room take just what is needed (the capacity
+     * says so); what the budget cannot give at all is refused, the destination left as it was */
+    si_budget b;
+    si_budget_init(&b, (int64_t)4 << 20);
+    const int64_t mib = (1 << 20) / 4, two = 2 * mib, three = 3 * mib, four = 4 * mib; /* float32 elements */
+    si_tensor *src2 = NULL, *src4 = NULL;
+    CHECK(si_tensor_create(SI_F32, 1, &two, &src2) == SI_OK && si_tensor_create(SI_F32, 1, &four, &src4) == SI_OK);
+    si_budget *prev = si_budget_enter(&b);
+    CHECK(si_tensor_reshape(&t, SI_F32, 1, &mib) == SI_OK && t.cap == (size_t)1 << 20);
+    CHECK(si_tensor_reshape(&t, SI_F32, 1, &three) == SI_OK && t.cap == (size_t)3 << 20); /* 1 + 6 MiB would not fit */
+    si_tensor_release(&t);
+    CHECK(si_tensor_reshape(&t, SI_F32, 1, &mib) == SI_OK);
+    before = t.data;
+    CHECK(src4 && si_tensor_copy_room(&t, src4, &fresh) == SI_ERR_NO_MEM && !fresh.data); /* 1 + 4 MiB > 4 */
+    CHECK(t.data == before && t.nbytes == (size_t)1 << 20);
+    CHECK(src2 && si_tensor_copy_room(&t, src2, &fresh) == SI_OK && fresh.data && fresh.cap == (size_t)2 << 20); /* not 4 */
+    si_tensor_copy_into(&t, src2, &fresh);
+    CHECK(t.cap == (size_t)2 << 20 && t.nbytes == (size_t)2 << 20);
+    si_tensor_release(&t);
+    si_budget_leave(prev);
+    si_budget_destroy(&b);
+    si_tensor_free(src2);
+    si_tensor_free(src4);
 }
 
 int main(void) {

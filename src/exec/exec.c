@@ -25,7 +25,7 @@ typedef struct exec_req {
     si_ireq base;
     si_ireq **subs;
     /* base.outs[k]: our copy of model output k when it is not the last submodel's (see own_output) */
-    void **fresh;        /* per output: scratch for copy_outputs */
+    si_tensor *fresh;    /* per output: scratch for copy_outputs */
     bool *xchg;          /* per output: exchanged with its submodel's rather than copied (exchangeable) */
 } exec_req;
 
@@ -100,7 +100,7 @@ static si_result copy_outputs(exec_req *r) {
     si_tensor *src;
     int k = 0;
     for (; k < m->base.n_outputs; k++) {
-        r->fresh[k] = NULL;
+        memset(&r->fresh[k], 0, sizeof r->fresh[k]);
         if (!own_output(m, k) || r->xchg[k]) continue;
         if ((st = source_tensor(r, &m->out_src[k], &src)) || (st = si_tensor_copy_room(r->base.outs[k], src, &r->fresh[k]))) {
             st = si_err_wrap(st, "output '%s'", m->out_ports[k].name);
@@ -108,13 +108,13 @@ static si_result copy_outputs(exec_req *r) {
         }
     }
     if (st) {
-        for (int j = 0; j < k; j++) si_free(r->fresh[j]);
+        for (int j = 0; j < k; j++) si_tensor_release(&r->fresh[j]);
         return st;
     }
     for (k = 0; k < m->base.n_outputs; k++) {
         if (!own_output(m, k) || source_tensor(r, &m->out_src[k], &src)) continue;
         if (r->xchg[k]) si_tensor_exchange(r->base.outs[k], src);
-        else si_tensor_copy_into(r->base.outs[k], src, r->fresh[k]);
+        else si_tensor_copy_into(r->base.outs[k], src, &r->fresh[k]);
     }
     return SI_OK;
 }
@@ -164,7 +164,7 @@ static si_result exec_req_init(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     const exec_model *m = (const exec_model *)r_->model;
     r->subs = si_calloc((size_t)m->n_subs + 1, sizeof(si_ireq *));
-    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(void *));
+    r->fresh = si_calloc((size_t)m->base.n_outputs + 1, sizeof(si_tensor));
     r->xchg = si_calloc((size_t)m->base.n_outputs + 1, sizeof(bool));
     si_result st = !r->subs || !r->fresh || !r->xchg ? si_err(SI_ERR_NO_MEM, "executor: out of memory creating a request") : SI_OK;
     for (int s = 0; !st && s < m->n_subs; s++) st = m->subs[s]->iface->create_request(m->subs[s], &r->subs[s]);

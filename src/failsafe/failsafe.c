@@ -577,7 +577,7 @@ typedef struct fs_req {
     si_ireq *held;       /* a former inner request whose outputs outs still view (with its generation) */
     fs_gen *held_gen;
     fs_guard *guard;     /* watchdog on: the worker and the input snapshots, reused from call to call */
-    void **fresh;        /* per output: scratch for copy_outputs */
+    si_tensor *fresh;    /* per output: scratch for copy_outputs */
     pthread_mutex_t cmu; /* guards `inner` against cancel() from another thread */
 } fs_req;
 
@@ -663,18 +663,18 @@ static si_result copy_outputs(fs_model *m, fs_req *r) {
     si_tensor *t;
     int k = 0;
     for (; k < m->base.n_outputs; k++) { /* room first */
-        r->fresh[k] = NULL;
+        memset(&r->fresh[k], 0, sizeof r->fresh[k]);
         if ((st = r->inner->iface->get_output(r->inner, k, &t)) || (st = si_tensor_copy_room(r->base.outs[k], t, &r->fresh[k]))) {
             st = si_err_wrap(st, "output %d", k);
             break;
         }
     }
     if (st) {
-        for (int j = 0; j < k; j++) si_free(r->fresh[j]);
+        for (int j = 0; j < k; j++) si_tensor_release(&r->fresh[j]);
         return st;
     }
     for (k = 0; k < m->base.n_outputs; k++)
-        if (!r->inner->iface->get_output(r->inner, k, &t)) si_tensor_copy_into(r->base.outs[k], t, r->fresh[k]);
+        if (!r->inner->iface->get_output(r->inner, k, &t)) si_tensor_copy_into(r->base.outs[k], t, &r->fresh[k]);
     return SI_OK;
 }
 
@@ -757,10 +757,10 @@ static si_result snapshot_inputs(fs_model *m, fs_req *r) {
     }
     for (int i = 0; i < gd->n_in; i++) {
         if (m->in_param && m->in_param[i]) continue; /* a constant: bound as it is (in_bound) */
-        void *fresh;
+        si_tensor fresh;
         si_result st = si_tensor_copy_room(&gd->snap[i], r->base.bound[i], &fresh);
         if (st) return si_err_wrap(st, "input %d", i);
-        si_tensor_copy_into(&gd->snap[i], r->base.bound[i], fresh);
+        si_tensor_copy_into(&gd->snap[i], r->base.bound[i], &fresh);
     }
     return SI_OK;
 }
@@ -1158,7 +1158,7 @@ static void fs_req_free(si_ireq *r_) {
 static si_result fs_req_init(si_ireq *r_) {
     fs_req *r = (fs_req *)r_;
     pthread_mutex_init(&r->cmu, NULL);
-    if (!(r->fresh = si_calloc((size_t)r_->model->n_outputs + 1, sizeof(void *))))
+    if (!(r->fresh = si_calloc((size_t)r_->model->n_outputs + 1, sizeof(si_tensor))))
         return si_err(SI_ERR_NO_MEM, "fail-safe: out of memory creating a request");
     return SI_OK;
 }

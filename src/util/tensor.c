@@ -290,19 +290,35 @@ void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {
     t->cap = data ? cap : 0;
 }
 
+/* A new buffer (zero-filled when zero) for nbytes where t's own does not take them: the room si_tensor_room_for
+ * gives when the memory check and the allocation allow it, else just nbytes (nbytes > 0). *cap gets its size. NULL
+ * when not even nbytes can be had. */
+static void *new_room(const si_tensor *t, size_t nbytes, bool zero, size_t *cap) {
+    size_t room = si_tensor_room_for(t, nbytes);
+    if (room > nbytes && (room < SI_BIG_ALLOC || !si_mem_check(room, "tensor"))) {
+        void *d = zero ? si_calloc(1, room) : si_malloc(room);
+        if (d) {
+            *cap = room;
+            return d;
+        }
+    }
+    *cap = nbytes;
+    return zero ? si_calloc(1, nbytes) : si_malloc(nbytes);
+}
+
 si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
     si_tensor s = {0};
     si_result st = si_tensor_init(&s, dtype, ndim, dims);
     if (st) return st;
     if (!si_tensor_fits(t, s.nbytes)) {
-        size_t cap = si_tensor_room_for(t, s.nbytes);
+        size_t cap = 0;
         void *d = NULL;
-        if (cap >= SI_BIG_ALLOC) {
+        if (s.nbytes >= SI_BIG_ALLOC) {
             char sh[160];
-            if (cap > s.nbytes && si_mem_check(cap, "tensor")) cap = s.nbytes; /* no room to spare: just what it needs */
-            if ((st = si_mem_check(cap, si_shape_str(sh, sizeof sh, dtype, ndim, dims)))) return st;
+            if ((st = si_mem_check(s.nbytes, si_shape_str(sh, sizeof sh, dtype, ndim, dims)))) return st;
         }
-        if (cap && !(d = si_calloc(1, cap))) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", cap);
+        if (s.nbytes && !(d = new_room(t, s.nbytes, true, &cap)))
+            return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", s.nbytes);
         si_tensor_adopt(t, d, cap);
     }
     t->dtype = dtype;
@@ -312,16 +328,20 @@ si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_
     return SI_OK;
 }
 
-si_result si_tensor_copy_room(const si_tensor *o, const si_tensor *src, void **fresh) {
-    *fresh = NULL;
+si_result si_tensor_copy_room(const si_tensor *o, const si_tensor *src, si_tensor *fresh) {
+    memset(fresh, 0, sizeof *fresh);
     if (!src->nbytes || si_tensor_fits(o, src->nbytes)) return SI_OK;
-    if (!(*fresh = si_malloc(si_tensor_room_for(o, src->nbytes))))
+    if (!(fresh->data = new_room(o, src->nbytes, false, &fresh->cap)))
         return si_err(SI_ERR_NO_MEM, "out of memory copying a tensor (%zu bytes)", src->nbytes);
+    fresh->owned = true;
     return SI_OK;
 }
 
-void si_tensor_copy_into(si_tensor *o, const si_tensor *src, void *fresh) {
-    if (fresh || !src->nbytes) si_tensor_adopt(o, fresh, fresh ? si_tensor_room_for(o, src->nbytes) : 0);
+void si_tensor_copy_into(si_tensor *o, const si_tensor *src, si_tensor *fresh) {
+    if (fresh->data || !src->nbytes) {
+        si_tensor_adopt(o, fresh->data, fresh->cap);
+        memset(fresh, 0, sizeof *fresh);
+    }
     o->dtype = src->dtype;
     o->ndim = src->ndim;
     memcpy(o->dims, src->dims, sizeof o->dims);

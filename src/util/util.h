@@ -110,7 +110,8 @@ void si_tensor_release(si_tensor *t);
  * si_tensor_fits: t's own buffer can hold nbytes and is not more than about twice that;
  * si_tensor_room_for: how much to allocate for nbytes where it does not fit (when t grows: twice that up to 4 MiB,
  * then 4 MiB or a quarter more, whichever is larger; so that a decode loop allocates once in many steps: the fresh
- * pages of each new buffer cost more than the step's compute on a virtual machine);
+ * pages of each new buffer cost more than the step's compute on a virtual machine); the new buffers of reshape and
+ * copy_room take just nbytes where that room cannot be had (the memory budget, an allocation failure);
  * si_tensor_adopt: t owns data (cap bytes) from now on, its previous owned data freed;
  * si_tensor_reshape: t takes the type and shape, keeping its buffer where it fits, else a new one (zero-filled);
  * the contents are not kept. On failure t is unchanged. */
@@ -118,11 +119,12 @@ bool si_tensor_fits(const si_tensor *t, size_t nbytes);
 size_t si_tensor_room_for(const si_tensor *t, size_t nbytes);
 void si_tensor_adopt(si_tensor *t, void *data, size_t cap);
 si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims);
-/* Copies that leave the previous ones whole on failure, in two passes: si_tensor_copy_room gives *fresh a new
- * buffer where dst's own cannot take src's bytes (NULL where it can; NO_MEM leaves dst as it was);
- * si_tensor_copy_into then gives dst src's type, shape and bytes (in fresh when not NULL). */
-si_result si_tensor_copy_room(const si_tensor *dst, const si_tensor *src, void **fresh);
-void si_tensor_copy_into(si_tensor *dst, const si_tensor *src, void *fresh);
+/* Copies that leave the previous ones whole on failure, in two passes: si_tensor_copy_room gives *fresh (a tensor
+ * struct, emptied first) a new buffer and its capacity where dst's own cannot take src's bytes (none where it can;
+ * NO_MEM leaves dst as it was); si_tensor_copy_into then gives dst src's type, shape and bytes, in fresh's buffer
+ * when it has one (fresh is left empty). */
+si_result si_tensor_copy_room(const si_tensor *dst, const si_tensor *src, si_tensor *fresh);
+void si_tensor_copy_into(si_tensor *dst, const si_tensor *src, si_tensor *fresh);
 /* a and b exchange type, shape and storage (their reference counts stay). */
 void si_tensor_exchange(si_tensor *a, si_tensor *b);
 /* dst becomes a view of src's data (type, shape, data; not owned, no references): the fields are read one by one,
