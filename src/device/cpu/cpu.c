@@ -705,11 +705,14 @@ static si_result cpu_infer(si_ireq *r_) {
     if (s) return s;
     bool probe = false;
     if (m->plan1 && (p == m->plan0 || p == m->plan1)) p = pick_variant(r, m, &probe);
-    if (r->plan != p && (s = bind(r, p))) {
-        unbind(r);
+    if (r->plan != p) { /* bind shapes the outputs too */
+        if ((s = bind(r, p))) {
+            unbind(r);
+            return s;
+        }
+    } else if ((s = shape_outputs(r, p))) {
         return s;
     }
-    if ((s = shape_outputs(r, p))) return s;
     if (p->n_ppacks && (s = resolve_params(r, m, p))) return s;
     int old = cpu_threads_set(p->threads);
     double t0 = m->plan1 ? now_ms() : 0;

@@ -61,14 +61,6 @@ static bool md_strides(const dnnl_memory_desc_t *md, int r, const int64_t *full,
     return true;
 }
 
-static void plain_strides(int r, const int64_t *dims, const int64_t *full, int64_t *st) {
-    int64_t s = 1;
-    for (int i = r - 1; i >= 0; i--) {
-        st[i] = dims[i] == 1 && full[i] != 1 ? 0 : s;
-        s *= dims[i];
-    }
-}
-
 typedef struct bmm_job {
     const bmm_params *p;
     const float *a, *b;
@@ -159,7 +151,7 @@ si_result cpu_bmm_lower(cpu_pb *b, int n, cpu_chain *c, const dnnl_memory_desc_t
         return SI_ERR_UNSUPPORTED;
     for (int i = 0; i < c->n_po; i++) {
         q.po[i].alg = c->po[i].alg;
-        plain_strides(r, c->po[i].dims, q.d, q.po[i].st);
+        si_broadcast_strides(r, c->po[i].dims, r, q.d, q.po[i].st);
     }
     bmm_params *p = cpu_pb_own(b, sizeof *p);
     if (!p) return SI_ERR_NO_MEM;

@@ -104,7 +104,9 @@ void cpu_store_stats(cpu_store *s, int64_t *fills, int *entries, size_t *bytes) 
  * norms) meet the very same primitive descriptor as in the plan before: creating it again is oneDNN's search over
  * its implementations, tens of microseconds a node. The store keeps the descriptors (or the refusal) made for its
  * model's plans, keyed by the bytes of what they were made from (the op descriptor, the threads, the attribute's
- * output scale and post-ops), and hands out clones; the one used longest ago makes room when it is full. */
+ * output scale and post-ops), and hands out clones; the one used longest ago makes room when it is full. The keys
+ * are 1.4-7 KB and a plan looks up one per primitive, so they are hashed eight bytes at a time (cpu_fp's FNV-1a
+ * goes byte by byte). */
 static uint64_t pd_hash(const void *key, size_t n) {
     const unsigned char *p = key;
     uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
