@@ -380,6 +380,8 @@ static si_result c2i_plan_of(si_kctx *c, c2i_plan *p) {
     const si_tensor *x = c->in[0], *is = c->in[1], *bs = c->in[2];
     if (x->ndim != 3) return si_op_err(c, SI_ERR_INVALID_ARG, "input must have rank 3 (N, C * prod(block_shape), L), got %d", x->ndim);
     if (is->ndim != 1 || bs->ndim != 1) return si_op_err(c, SI_ERR_INVALID_ARG, "image_shape and block_shape must be 1-D");
+    if (si_dim_known(is->dims[0]) && (is->dims[0] < 1 || is->dims[0] > SI_MAX_DIMS - 2)) /* the output's rank - 2 */
+        return si_op_err(c, SI_ERR_INVALID_ARG, "image_shape has %lld values: 1 to %d supported", (long long)is->dims[0], SI_MAX_DIMS - 2);
     p->known = si_has_values(is) && si_has_values(bs);
     if (!p->known) return SI_OK;
     int ni = 0, nbk = 0;
