@@ -551,6 +551,7 @@ static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, b
 /* The batch known only at run time: the plan is built per input shape; a shape the port refuses is
  * INVALID_ARG. threads=0 is a bad option. */
 static void cpu_plans(void);
+static void cpu_arenas(void);
 static void cpu_prepack_rows(void);
 static void prepare_param(bool cpu);
 
@@ -592,6 +593,7 @@ static void cpu_extra(void) {
     si_graph_free(G);
     G = NULL;
     cpu_plans();
+    cpu_arenas();
     cpu_prepack_rows();
     prepare_param(true);
 }
@@ -763,6 +765,68 @@ static void cpu_plans(void) {
     }
     si_graph_free(G);
     G = NULL;
+}
+
+void si_cpu_arena_stats(si_cpu_arena_stats_t *st) __attribute__((weak));
+
+/* The arena pool (cpu_arena.c): two compiled models (the small CNN, batch open), a request of each, inferring in
+ * turn at batch sizes that grow and shrink: every output equals REF's, and the requests share one arena (one is
+ * allocated, grown at most when a larger batch first comes, and lent to every inference). While one of them runs
+ * no other does, so no second arena is made. When the last request is freed the pool holds nothing. */
+static void cpu_arenas(void) {
+    if (!si_cpu_arena_stats) {
+        fprintf(stderr, "  cpu_arenas: si_cpu_arena_stats is not linked in\n");
+        CHECK(0);
+        return;
+    }
+    si_cmodel *m1 = NULL, *m2 = NULL, *mr = NULL;
+    dop_small_net(-1);
+    if (!compile_both(&m1, &mr, NULL, NULL) || compile_on(dv, NULL, NULL, &m2) || !m2) {
+        CHECK(0);
+        if (m2) m2->iface->free(m2);
+        free_both(m1, mr);
+        return;
+    }
+    si_ireq *r1 = NULL, *r2 = NULL, *rr = NULL;
+    CHECK_OK(m1->iface->create_request(m1, &r1));
+    CHECK_OK(m2->iface->create_request(m2, &r2));
+    CHECK_OK(mr->iface->create_request(mr, &rr));
+    si_cpu_arena_stats_t st0, st1, st2;
+    si_cpu_arena_stats(&st0);
+    const int batches[] = {2, 2, 5, 1, 5, 3, 4, 1};
+    int ran = 0;
+    for (size_t i = 0; r1 && r2 && rr && i < SI_ARRAY_LEN(batches); i++) {
+        si_tensor *in = NULL, *y = NULL, *want = NULL;
+        CHECK_OK(si_tensor_create(SI_F32, 4, (const int64_t[]){batches[i], 3, 16, 16}, &in));
+        if (!in) break;
+        fill_input(in, "x");
+        CHECK_OK(infer_copy(rr, in, &want));
+        CHECK_OK(infer_copy(i % 2 ? r2 : r1, in, &y));
+        char label[64];
+        snprintf(label, sizeof label, "shared arena, request %d, batch %d", (int)(i % 2) + 1, batches[i]);
+        if (y && want) {
+            CHECK(same_tensor(label, "probs", y, want));
+            ran++;
+        }
+        si_tensor_free(in);
+        si_tensor_free(y);
+        si_tensor_free(want);
+    }
+    si_cpu_arena_stats(&st1);
+    if (verbose)
+        printf("  arenas: %d inferences, %lld made, %lld grown, %lld lent\n", ran, (long long)(st1.made - st0.made),
+               (long long)(st1.grown - st0.grown), (long long)(st1.lent - st0.lent));
+    CHECK(ran == (int)SI_ARRAY_LEN(batches));
+    CHECK(st1.made - st0.made <= 1);                          /* at most one new arena for all eight ... */
+    CHECK(st1.made - st0.made + st1.grown - st0.grown <= 2); /* ... grown once at most (batch 2, then 5) */
+    CHECK(st1.lent - st0.lent >= ran);                        /* every inference borrowed one */
+    if (r1) r1->iface->free(r1);
+    if (r2) r2->iface->free(r2);
+    if (rr) rr->iface->free(rr);
+    m2->iface->free(m2);
+    free_both(m1, mr);
+    si_cpu_arena_stats(&st2);
+    CHECK(st2.idle == 0 && st2.idle_bytes == 0); /* the last request took the pool's arenas with it */
 }
 
 /* A MatMul of open rows times constant weights: compile packs the weights once, in one layout that serves few

@@ -8,15 +8,16 @@
  * (property, default 8): a plan no request is bound to goes first, a plan a request is bound to never goes
  * under it. Packed weights are not the plans': the model's store (cpu_store.c) makes each once and every plan
  * borrows it, so a new shape costs its primitives and buffer plan, not the weights again (a decode loop plans
- * a new shape per token). Primitives belong to the plan, shared by all requests; each request owns an arena
- * (grown by half at least when a plan needs more), a oneDNN stream and the memory objects binding the plan's
- * buffers to its arena, inputs and outputs.
+ * a new shape per token). Primitives belong to the plan, shared by all requests; each request owns a oneDNN
+ * stream and the memory objects binding the plan's buffers to an arena, its inputs and outputs. The arena is
+ * borrowed per inference from a pool (cpu_arena.c), so the CPU submodels and calls that one inference runs one
+ * after the other share one arena instead of faulting in one each.
  *
  * Threads: the `threads` option (default 1) is the OpenMP thread count oneDNN primitives use. It is set on
  * the calling thread around primitive creation and execution and restored afterwards, so requests of
  * models compiled with different counts can run on different threads at once.
  *
- * Debugging aids (environment): SI_CPU_POISON fills each request's arena with NaN when it is bound (a step
+ * Debugging aids (environment): SI_CPU_POISON fills the arena with NaN at each inference (a step
  * reading a buffer before it is written then shows in the outputs); SI_CPU_NO_FUSION plans every node on
  * its own; SI_CPU_NO_PREPACK skips the probe plans of compile (prepack); SI_CPU_NO_OWN keeps the device's own kernels out of plans (cpu_no_own); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
  * prints the time spent in the steps to stderr when a request is freed.
@@ -59,9 +60,11 @@ typedef struct cpu_req {
     si_ireq base;
     const cpu_plan *plan;    /* the plan the request is bound to */
     const cpu_plan *held;    /* the cached plan whose bound count this request holds (not plan0/plan1), or NULL */
-    void *arena_raw;
-    uint8_t *arena;
-    size_t arena_cap;
+    const void *arena_key;   /* the pool key (memory budget) the request registered with */
+    bool arena_user;
+    cpu_arena *blk;          /* the arena borrowed for the inference running now */
+    uint8_t *arena;          /* its base while the request runs */
+    uint8_t *arena_bound;    /* the base the plan's memory objects point into (NULL: not bound yet) */
     dnnl_stream_t stream;
     dnnl_memory_t *mems;     /* per plan argument (step arg_base + i, scratchpad last) */
     int n_mems;
@@ -138,19 +141,6 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
     dnnl_engine_t eng;
     si_result s = cpu_engine(&eng);
     if (s) return s;
-    if (p->arena_size > r->arena_cap) {
-        /* a request whose shapes grow (a decode loop: one position more per step) grows its arena by half at
-         * least, so that it is not allocated and faulted in afresh for every new shape */
-        size_t cap = r->arena_cap && r->arena_cap + r->arena_cap / 2 > p->arena_size ? r->arena_cap + r->arena_cap / 2 : p->arena_size;
-        si_free(r->arena_raw);
-        r->arena = NULL;
-        r->arena_cap = 0;
-        if (!(r->arena_raw = si_malloc(cap + 64)) && !(r->arena_raw = si_malloc((cap = p->arena_size) + 64)))
-            return si_err(SI_ERR_NO_MEM, "CPU: out of memory for a %zu-byte arena", p->arena_size);
-        r->arena = (uint8_t *)(((uintptr_t)r->arena_raw + 63) & ~(uintptr_t)63);
-        r->arena_cap = cap;
-    }
-    if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
     const si_graph *g = p->g;
     if ((s = shape_outputs(r, p))) return s;
     r->mems = si_calloc((size_t)p->n_args_total + 1, sizeof(dnnl_memory_t));
@@ -185,17 +175,8 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
                 *m = NULL;
                 return cpu_dnnl_err(ds, "memory object creation", NULL);
             }
-            void *ptr = NULL;
-            bool fixed;
-            if (a < st->n_args) {
-                cpu_slot_kind k = p->slots[p->bufs[st->args[a].buf].slot].kind;
-                fixed = k == SLOT_ARENA || k == SLOT_CONST;
-                if (fixed) ptr = buf_ptr(r, p, st->args[a].buf);
-            } else {
-                fixed = true;
-                ptr = r->arena + p->slots[st->scratch_slot].off;
-            }
-            if (fixed && (ds = dnnl_memory_set_data_handle(*m, ptr)) != dnnl_success)
+            if (a < st->n_args && p->slots[p->bufs[st->args[a].buf].slot].kind == SLOT_CONST &&
+                (ds = dnnl_memory_set_data_handle(*m, buf_ptr(r, p, st->args[a].buf))) != dnnl_success)
                 return cpu_dnnl_err(ds, "binding memory", NULL);
         }
     }
@@ -203,8 +184,49 @@ static si_result bind(cpu_req *r, const cpu_plan *p) {
                         !(r->pp_src = si_calloc((size_t)p->n_ppacks, sizeof(si_tensor *)))))
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory binding a request");
     r->plan = p;
+    r->arena_bound = NULL; /* the arena's memory objects point nowhere yet */
     return SI_OK;
 }
+
+static void give_arena(cpu_req *r) {
+    cpu_arena_give(r->blk);
+    r->blk = NULL;
+    r->arena = NULL;
+}
+
+/* Borrow an arena for this inference (cpu_arena.c) and point the plan's arena memory objects into it, unless
+ * they point there already (the pool lends a request the same arena again while it fits). */
+static si_result take_arena(cpu_req *r, const cpu_plan *p) {
+    si_result s = cpu_arena_take(r->arena_key, p->arena_size, &r->blk);
+    if (s) return s;
+    r->arena = cpu_arena_base(r->blk);
+    if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
+    if (r->arena == r->arena_bound) return SI_OK;
+    for (int i = 0; i < p->n_steps; i++) {
+        const cpu_step *st = &p->steps[i];
+        if (st->kind != STEP_DNNL) continue;
+        int n = st->n_args + (st->scratch_slot >= 0);
+        for (int a = 0; a < n; a++) {
+            size_t off;
+            if (a < st->n_args) {
+                const cpu_slot *sl = &p->slots[p->bufs[st->args[a].buf].slot];
+                if (sl->kind != SLOT_ARENA) continue;
+                off = sl->off;
+            } else {
+                off = p->slots[st->scratch_slot].off;
+            }
+            dnnl_status_t ds = dnnl_memory_set_data_handle(r->mems[st->arg_base + a], r->arena + off);
+            if (ds != dnnl_success) {
+                r->arena_bound = NULL;
+                give_arena(r);
+                return cpu_dnnl_err(ds, "binding memory", NULL);
+            }
+        }
+    }
+    r->arena_bound = r->arena;
+    return SI_OK;
+}
+
 
 /* The packed weights of the parameters bound now (a function body's request is bound to one call's weights, so this
  * looks them up once per request, not per inference). */
@@ -714,12 +736,14 @@ static si_result cpu_infer(si_ireq *r_) {
         return s;
     }
     if (p->n_ppacks && (s = resolve_params(r, m, p))) return s;
+    if ((s = take_arena(r, p))) return s;
     int old = cpu_threads_set(p->threads);
     double t0 = m->plan1 ? now_ms() : 0;
     s = run_plan(r, p);
     if (m->plan1 && !s) record_variant(r, m, p, probe, now_ms() - t0);
     cpu_threads_set(old);
     if (!s) s = copy_outputs(r, p);
+    give_arena(r);
     for (int v = 0; v < r->n_dyn; v++) si_tensor_release(&r->dyn[v]);
     return s;
 }
@@ -740,7 +764,7 @@ static void cpu_req_free(si_ireq *r_) {
     unbind(r);
     release_held(r, (cpu_model *)r->base.model);
     if (r->stream) dnnl_stream_destroy(r->stream);
-    si_free(r->arena_raw);
+    if (r->arena_user) cpu_arena_user_gone(r->arena_key);
     si_ireq_fini(&r->base);
     si_free(r);
 }
@@ -761,7 +785,15 @@ static si_result cpu_req_init(si_ireq *r_) {
         r->stream = NULL;
         return cpu_dnnl_err(ds, "stream creation", NULL);
     }
-    return m->plan0 ? bind(r, m->plan0) : SI_OK; /* static shapes: the arena is ready before the first infer */
+    r->arena_key = si_budget_current(); /* requests of one compiled model share its arenas */
+    if ((s = cpu_arena_user(r->arena_key))) return s;
+    r->arena_user = true;
+    if (!m->plan0) return SI_OK;
+    /* static shapes: bound now, and the pool holds an arena for the plan before the first infer (one that
+     * cannot be had is an error of the creation, not of the first infer) */
+    if ((s = bind(r, m->plan0)) || (s = take_arena(r, m->plan0))) return s;
+    give_arena(r);
+    return SI_OK;
 }
 
 static const si_ireq_i cpu_req_iface = SI_IREQ_IFACE_OF(cpu, "CPU", .outputs_exchangeable = true);

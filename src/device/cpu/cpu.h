@@ -4,6 +4,7 @@
  *   cpu.c        the device vtable, compiled models (a plan per set of input shapes, an LRU cache of them),
  *                requests, execution
  *   cpu_store.c  the compiled model's packed weights, made once and borrowed by all its plans
+ *   cpu_arena.c  activation arenas, lent to requests per inference from a pool
  *   cpu_plan.c   the plan builder: buffers and layouts of values, reorders, reference-kernel steps,
  *                zero-copy views, graph outputs and the arena (intermediate buffers placed by liveness)
  *   cpu_lower.c  lowering of nodes onto oneDNN primitives
@@ -180,6 +181,24 @@ typedef struct cpu_pb {
     int lower_start;       /* steps before the node being lowered (which steps cover which nodes) */
     bool *round16;         /* per value: held in float16 by the model (cpu_fp16.c), or NULL */
 } cpu_pb;
+
+// --- activation arenas, lent per inference (cpu_arena.c) ------------------------------------------------------
+
+/* A request borrows an arena for each inference and gives it back after: requests that run one after the other
+ * (the submodels and calls of one inference) share the same memory. Arenas are pooled by key (the memory budget
+ * the requests charge); a key's idle arenas are kept while it has users (requests registered with it). */
+typedef struct cpu_arena cpu_arena;
+si_result cpu_arena_user(const void *key);
+void cpu_arena_user_gone(const void *key); /* the last one frees the key's idle arenas */
+/* An arena of at least need bytes (base 64-byte aligned; NULL when need is 0): an idle one of the key, grown if
+ * needed, or a new one. NO_MEM when it cannot be had. */
+si_result cpu_arena_take(const void *key, size_t need, cpu_arena **out);
+void cpu_arena_give(cpu_arena *a);
+uint8_t *cpu_arena_base(const cpu_arena *a);
+/* Scratch of n bytes for one kernel call (64-byte aligned, contents undefined), from the pool of the budget the
+ * running request charges: NULL when it cannot be had (no error is left set). Give *hold back with
+ * cpu_arena_give. */
+void *cpu_scratch_take(size_t n, cpu_arena **hold);
 
 // --- the compiled model's store of packed weights (cpu_store.c) ------------------------------------------------
 

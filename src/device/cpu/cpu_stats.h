@@ -26,4 +26,13 @@ typedef struct si_cpu_plan_stats_t {
 /* The counts of CPU compiled model m; -1 when m is not one. */
 int si_cpu_plan_stats(const si_cmodel *m, si_cpu_plan_stats_t *st);
 
+/* The process's pool of activation arenas (cpu_arena.c): arenas allocated, grown, lent to an inference or a
+ * kernel's scratch, and those idle now with their bytes. */
+typedef struct si_cpu_arena_stats_t {
+    int64_t made, grown, lent;
+    int idle;
+    size_t idle_bytes;
+} si_cpu_arena_stats_t;
+void si_cpu_arena_stats(si_cpu_arena_stats_t *st);
+
 #endif
