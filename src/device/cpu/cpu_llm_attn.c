@@ -335,6 +335,7 @@ static bool cpu_attention(cpu_attn *a) {
     if (a->S >= 4 && a->Hv % 16 == 0 && G <= ATT_QV && cpu_vec_get()->avx512 && !getenv("SI_CPU_ATTN_ROWS")) {
         const int64_t qb = SI_MAX((int64_t)1, ATT_QV / G);
         float *kt = NULL;
+        cpu_arena *kt_hold = NULL;
         int64_t *keys = NULL;
         if (a->S > qb) { /* several tasks per KV head: transpose each 64-key block of K once, not once per task */
             if (!(keys = si_malloc((size_t)a->B * sizeof(int64_t)))) return false;
@@ -349,7 +350,7 @@ static bool cpu_attention(cpu_attn *a) {
                 most = SI_MAX(most, keys[b]);
             }
             a->ktb = (most + ATT_BLK - 1) / ATT_BLK;
-            kt = a->ktb ? si_malloc((size_t)(a->B * a->Nkv * a->ktb * a->H * ATT_BLK) * sizeof(float)) : NULL;
+            kt = a->ktb ? cpu_scratch_take((size_t)(a->B * a->Nkv * a->ktb * a->H * ATT_BLK) * sizeof(float), &kt_hold) : NULL;
             if (a->ktb && !kt) {
                 si_free(keys);
                 return false;
@@ -359,7 +360,7 @@ static bool cpu_attention(cpu_attn *a) {
             a->kt = kt;
         }
         cpu_par_for(a->B * a->Nkv * ((a->S + qb - 1) / qb), 1, attn_blocks, a);
-        si_free(kt);
+        cpu_arena_give(kt_hold);
         si_free(keys);
         a->kt = NULL;
         return !atomic_load(&a->nomem);
@@ -441,10 +442,11 @@ si_result cpu_gqa_run(si_kctx *c) {
     const int64_t B = p.B, S = p.S, N = p.N, Nkv = p.Nkv, H = p.H, T = p.Cout;
     si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
     const size_t cache = (size_t)(B * Nkv * T * H);
-    float *scratch = si_malloc(((opk ? 0 : cache) + (opv ? 0 : cache) + (size_t)(B * N * S * H) + 1) * sizeof(float));
+    cpu_arena *hold;
+    float *scratch = cpu_scratch_take(((opk ? 0 : cache) + (opv ? 0 : cache) + (size_t)(B * N * S * H) + 1) * sizeof(float), &hold);
     int64_t *len = si_malloc((size_t)(2 * B + 1) * sizeof(int64_t));
     if (!scratch || !len) {
-        si_free(scratch);
+        cpu_arena_give(hold);
         si_free(len);
         return si_op_nomem(c);
     }
@@ -473,7 +475,7 @@ si_result cpu_gqa_run(si_kctx *c) {
         if (!si_out(c, 0)) a.out = NULL;
         if (a.out && !cpu_attention(&a)) st = si_op_nomem(c);
     }
-    si_free(scratch);
+    cpu_arena_give(hold);
     si_free(len);
     return st;
 }
@@ -555,7 +557,8 @@ si_result cpu_mha_run(si_kctx *c) {
     si_tensor *opk = si_out(c, 1), *opv = si_out(c, 2);
     const float *bias = si_in(c, MHA_BIAS) ? si_in(c, MHA_BIAS)->data : NULL;
     const size_t nk = (size_t)(B * N * T * H), nv = (size_t)(B * N * T * Hv);
-    float *scratch = si_malloc(((size_t)(B * N * S * H) + (opk || p.cross ? 0 : nk) + (opv || p.cross ? 0 : nv) + 1) * sizeof(float));
+    cpu_arena *hold;
+    float *scratch = cpu_scratch_take(((size_t)(B * N * S * H) + (opk || p.cross ? 0 : nk) + (opv || p.cross ? 0 : nv) + 1) * sizeof(float), &hold);
     if (!scratch) return si_op_nomem(c);
     float *qh = scratch, *f = scratch + B * N * S * H;
     const float *kh, *vh;
@@ -579,7 +582,7 @@ si_result cpu_mha_run(si_kctx *c) {
         vh = vw;
     }
     st = ms_attend(c, B, S, T, P, N, H, Hv, p.mask, si_in(c, MHA_MASK), si_in(c, MHA_ABIAS), qh, kh, vh);
-    si_free(scratch);
+    cpu_arena_give(hold);
     return st;
 }
 
@@ -593,13 +596,14 @@ si_result cpu_msattn_run(si_kctx *c) {
     const int64_t B = p.B, S = p.S, N = p.N, H = p.Dq / p.N, Hv = p.Dv / p.N, P = p.P, T = p.T, W = p.Dq + p.Dk + p.Dv;
     si_tensor *opres = si_out(c, 1);
     const size_t nk = (size_t)(B * N * T * H), nv = (size_t)(B * N * T * Hv);
-    float *proj = si_malloc(((size_t)(B * S * W) + (size_t)(B * N * S * H) + (opres ? 0 : nk + nv) + 1) * sizeof(float));
+    cpu_arena *hold;
+    float *proj = cpu_scratch_take(((size_t)(B * S * W) + (size_t)(B * N * S * H) + (opres ? 0 : nk + nv) + 1) * sizeof(float), &hold);
     if (!proj) return si_op_nomem(c);
     float *qh = proj + B * S * W, *kh = opres ? opres->data : qh + B * N * S * H, *vh = kh + nk; /* present: keys, then values */
     const float *bias = si_in(c, AT_BIAS) ? si_in(c, AT_BIAS)->data : NULL;
     dnnl_status_t ds = dnnl_sgemm('N', 'N', B * S, W, p.Din, 1.0f, si_in(c, AT_X)->data, p.Din, si_in(c, AT_W)->data, W, 0.0f, proj, W);
     if (ds != dnnl_success) {
-        si_free(proj);
+        cpu_arena_give(hold);
         return si_op_nomem(c);
     }
     if (P) {
@@ -622,6 +626,6 @@ si_result cpu_msattn_run(si_kctx *c) {
             }
         }
     st = ms_attend(c, B, S, T, P, N, H, Hv, p.mask, si_in(c, AT_MASK), si_in(c, AT_ABIAS), qh, kh, vh);
-    si_free(proj);
+    cpu_arena_give(hold);
     return st;
 }

@@ -64,7 +64,8 @@ si_result cpu_moe_run(si_kctx *c) {
     int64_t *sel = si_malloc((size_t)(T * K) * sizeof(int64_t)), *cnt = si_calloc((size_t)(E + 1), sizeof(int64_t));
     int64_t *list = si_malloc((size_t)(T * K) * sizeof(int64_t)), *pos = si_malloc((size_t)E * sizeof(int64_t));
     float *wt = si_malloc((size_t)(T * K) * sizeof(float)), *prob = si_malloc((size_t)E * sizeof(float));
-    float *slot = si_malloc((size_t)(T * K * Hd) * sizeof(float));
+    cpu_arena *slot_hold = NULL, *work_hold = NULL;
+    float *slot = cpu_scratch_take((size_t)(T * K * Hd) * sizeof(float), &slot_hold);
     float *xg = NULL, *h = NULL, *o = NULL;
     if (!sel || !cnt || !list || !pos || !wt || !prob || !slot) goto nomem;
 
@@ -84,10 +85,9 @@ si_result cpu_moe_run(si_kctx *c) {
     memcpy(pos, cnt, (size_t)E * sizeof(int64_t));
     for (int64_t s = 0; s < T * K; s++) list[pos[sel[s]]++] = s;
 
-    xg = si_malloc((size_t)(most * Hd) * sizeof(float));
-    h = si_malloc((size_t)(most * fF) * sizeof(float));
-    o = si_malloc((size_t)(most * Hd) * sizeof(float));
-    if (!xg || !h || !o) goto nomem;
+    if (!(xg = cpu_scratch_take((size_t)(most * (2 * Hd + fF)) * sizeof(float), &work_hold))) goto nomem;
+    h = xg + most * Hd;
+    o = h + most * fF;
     for (int64_t e = 0; e < E; e++) {
         const int64_t n = cnt[e + 1] - cnt[e];
         if (!n) continue;
@@ -115,9 +115,11 @@ si_result cpu_moe_run(si_kctx *c) {
             for (int64_t q = 0; q < Hd; q++) yr[q] += w * sr[q];
         }
     }
-    si_free(sel), si_free(cnt), si_free(list), si_free(pos), si_free(wt), si_free(prob), si_free(slot), si_free(xg), si_free(h), si_free(o);
+    si_free(sel), si_free(cnt), si_free(list), si_free(pos), si_free(wt), si_free(prob);
+    cpu_arena_give(slot_hold), cpu_arena_give(work_hold);
     return SI_OK;
 nomem:
-    si_free(sel), si_free(cnt), si_free(list), si_free(pos), si_free(wt), si_free(prob), si_free(slot), si_free(xg), si_free(h), si_free(o);
+    si_free(sel), si_free(cnt), si_free(list), si_free(pos), si_free(wt), si_free(prob);
+    cpu_arena_give(slot_hold), cpu_arena_give(work_hold);
     return si_op_nomem(c);
 }

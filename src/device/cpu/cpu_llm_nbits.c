@@ -255,8 +255,10 @@ si_result cpu_nbits_run(si_kctx *c) {
         cpu_nbits_gemm(&p, j.B, j.zp8, j.scales, j.zpf, j.bias, a, j.y);
         return SI_OK;
     }
-    float *ap = si_calloc((size_t)(p.M * kp), sizeof(float));
+    cpu_arena *hold;
+    float *ap = cpu_scratch_take((size_t)(p.M * kp) * sizeof(float), &hold);
     if (!ap) return si_op_nomem(c);
+    memset(ap, 0, (size_t)(p.M * kp) * sizeof(float)); /* the padding of a last partial block */
     for (int64_t m = 0; m < p.M; m++)
         for (int64_t blk = 0; blk < p.nb; blk++) {
             const float *ar = a + m * p.K + blk * p.block;
@@ -272,6 +274,6 @@ si_result cpu_nbits_run(si_kctx *c) {
     j.ap = ap;
     if (p.M <= NB_GEMV_MAX) cpu_par_for(p.N, 16, gemv_cols, &j);
     else cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
-    si_free(ap);
+    cpu_arena_give(hold);
     return atomic_load(&j.nomem) ? si_op_nomem(c) : SI_OK;
 }
