@@ -81,6 +81,97 @@ static si_cmodel *mock(float k, int *calls) {
     return &m->base;
 }
 
+// --- donated output buffers: exchangeable mocks in a chain ---------------------------------------------------------
+
+/* out = in + k, written into the request's output tensor reshaped in place (its buffer kept while it fits), as
+ * an exchangeable request does; each inference records the buffer it wrote. */
+typedef struct xm_model {
+    si_cmodel base;
+    si_port in, out;
+    int id;
+} xm_model;
+
+static void *xm_wrote[4][3]; /* [submodel][round] */
+static int xm_round;
+
+static si_result xm_infer(si_ireq *r_) {
+    mock_req *r = (mock_req *)r_;
+    const xm_model *m = (const xm_model *)r->base.model;
+    if (!r->in) return si_err(SI_ERR_INVALID_ARG, "mock: input not set");
+    si_result s = si_tensor_reshape(&r->out, SI_F32, r->in->ndim, r->in->dims);
+    if (s) return s;
+    const float *x = r->in->data;
+    float *y = r->out.data;
+    for (int64_t i = 0; i < si_tensor_count(r->in); i++) y[i] = x[i] + (float)(m->id + 1);
+    xm_wrote[m->id][xm_round] = r->out.data;
+    return SI_OK;
+}
+
+static si_result xm_set_input(si_ireq *r, int i, si_tensor *t) {
+    (void)i;
+    ((mock_req *)r)->in = t;
+    return SI_OK;
+}
+static si_result xm_get_output(si_ireq *r, int i, si_tensor **t) {
+    (void)i;
+    *t = &((mock_req *)r)->out;
+    return SI_OK;
+}
+static const si_ireq_i xm_req_iface = {.set_input = xm_set_input, .get_output = xm_get_output, .infer = xm_infer, .free = mock_req_free,
+                                       .outputs_exchangeable = true};
+static si_result xm_create(si_cmodel *m, si_ireq **out) { return mock_req_new(m, &xm_req_iface, sizeof(mock_req), out); }
+static void xm_free(si_cmodel *m) { si_free(m); }
+static const si_cmodel_i xm_iface = {.create_request = xm_create, .free = xm_free};
+
+/* Four exchangeable submodels in a chain (x -> +1 -> +2 -> +3 -> +4 -> y). In the first inference the third and the
+ * fourth write into the buffers of the first and the second, whose values nothing reads any more by then; the
+ * second inference allocates again for the first two only; from the third on nothing changes. Every output is
+ * right. */
+static void test_donate(void) {
+    si_cmodel *subs[4];
+    si_src ins[4][1];
+    si_src *sub_inputs[4];
+    for (int i = 0; i < 4; i++) {
+        xm_model *m = si_calloc(1, sizeof *m);
+        m->base.iface = &xm_iface;
+        mock_ports(&m->base, &m->in, &m->out, -1);
+        m->id = i;
+        subs[i] = &m->base;
+        ins[i][0] = i ? (si_src){.kind = SI_SRC_SUB, .index = i - 1, .port = 0} : (si_src){.kind = SI_SRC_INPUT, .index = 0};
+        sub_inputs[i] = ins[i];
+    }
+    si_port pin = {.name = "x", .dtype = SI_F32, .ndim = 1, .dims = {-1}}, pout = {.name = "y", .dtype = SI_F32, .ndim = 1, .dims = {-1}};
+    si_src out_src = {.kind = SI_SRC_SUB, .index = 3, .port = 0};
+    si_exec_desc d = {.n_subs = 4, .subs = subs, .sub_inputs = sub_inputs, .n_inputs = 1, .n_outputs = 1, .inputs = &pin, .outputs = &pout,
+                      .out_src = &out_src, .label = "chain"};
+    si_cmodel *cm = NULL;
+    si_ireq *r = NULL;
+    si_tensor *x = NULL;
+    int64_t n = 1000;
+    CHECK(si_exec_create(&d, &cm) == SI_OK);
+    CHECK(cm && cm->iface->create_request(cm, &r) == SI_OK);
+    CHECK(si_tensor_create(SI_F32, 1, &n, &x) == SI_OK);
+    if (!r || !x) goto out;
+    for (int i = 0; i < n; i++) ((float *)x->data)[i] = (float)i;
+    CHECK(r->iface->set_input(r, 0, x) == SI_OK);
+    for (xm_round = 0; xm_round < 3; xm_round++) {
+        CHECK(r->iface->infer(r) == SI_OK);
+        si_tensor *y = NULL;
+        CHECK(r->iface->get_output(r, 0, &y) == SI_OK);
+        bool right = y && y->ndim == 1 && y->dims[0] == n;
+        for (int i = 0; right && i < n; i++) right = ((float *)y->data)[i] == (float)i + 10.0f;
+        CHECK(right);
+    }
+    CHECK(xm_wrote[2][0] == xm_wrote[0][0] && xm_wrote[3][0] == xm_wrote[1][0]); /* donated in the first inference */
+    CHECK(xm_wrote[0][0] != xm_wrote[1][0]);
+    CHECK(xm_wrote[2][1] == xm_wrote[2][0] && xm_wrote[3][1] == xm_wrote[3][0]); /* kept */
+    for (int s = 0; s < 4; s++) CHECK(xm_wrote[s][2] == xm_wrote[s][1]);         /* nothing moves any more */
+out:
+    si_tensor_free(x);
+    if (r) r->iface->free(r);
+    if (cm) cm->iface->free(cm);
+}
+
 // --- control flow over mock bodies: a body is a C function of its inputs ------------------------------------------
 
 typedef si_result (*body_fn)(si_tensor *const *in, si_tensor *out);
@@ -488,6 +579,7 @@ static void test_tensor_room(void) {
 
 int main(void) {
     test_tensor_room();
+    test_donate();
     int calls = 0;
     /* model input -> sub0 (+1) -> sub1 (+10) -> output 0; output 1 is the model input itself; output 2 a constant */
     si_cmodel *subs[2] = {mock(1.0f, &calls), mock(10.0f, &calls)};

@@ -19,6 +19,8 @@ typedef struct exec_model {
     si_port *in_ports, *out_ports;
     si_src *out_src;
     char *label;
+    int *out_base;  /* per submodel: the index of its output 0 in last_use */
+    int *last_use;  /* per submodel output: the last submodel reading it (n_subs: a model output, -1: none) */
 } exec_model;
 
 typedef struct exec_req {
@@ -46,8 +48,7 @@ static void exec_model_free(si_cmodel *m_) {
     si_free(m->sub_inputs);
     for (int k = 0; m->out_src && k < m->base.n_outputs; k++)
         if (m->out_src[k].kind == SI_SRC_CONST) si_const_unref(m->out_src[k].constant);
-    si_free(m->out_src);
-    si_free(m->label);
+    SI_FREE_ALL(m->out_src, m->label, m->out_base, m->last_use);
     si_cmodel_destroy(&m->base, m->in_ports, m->out_ports);
 }
 
@@ -119,6 +120,30 @@ static si_result copy_outputs(exec_req *r) {
     return SI_OK;
 }
 
+/* Before submodel s runs: an output of it that has no buffer yet (the first inference, or one whose buffer went to
+ * the caller or to another submodel) takes the buffer of a value no later submodel reads any more, when both
+ * requests let their outputs be exchanged (si_ireq_i). So the first inference of a chain of submodels (a folded
+ * model's calls: a hidden state each) reuses memory already faulted in instead of allocating an output per
+ * submodel. The donor's next inference allocates again only when nothing is left to take by then. */
+static void donate(exec_req *r, const exec_model *m, int s) {
+    si_ireq *sr = r->subs[s];
+    if (!sr->iface->outputs_exchangeable) return;
+    for (int p = 0; p < m->subs[s]->n_outputs; p++) {
+        si_tensor *t = NULL;
+        if (sr->iface->get_output(sr, p, &t) || !t || t->data) continue;
+        si_tensor *best = NULL;
+        for (int d = 0; d < s; d++) {
+            if (!r->subs[d]->iface->outputs_exchangeable) continue;
+            for (int q = 0; q < m->subs[d]->n_outputs; q++) {
+                si_tensor *o = NULL;
+                if (m->last_use[m->out_base[d] + q] >= s || r->subs[d]->iface->get_output(r->subs[d], q, &o) || !o) continue;
+                if (o->owned && o->data && o->cap && (!best || o->cap > best->cap)) best = o;
+            }
+        }
+        if (best) si_tensor_exchange(t, best);
+    }
+}
+
 static si_result exec_infer(si_ireq *r_) {
     exec_req *r = (exec_req *)r_;
     exec_model *m = (exec_model *)r->base.model;
@@ -132,6 +157,7 @@ static si_result exec_infer(si_ireq *r_) {
             if (!st) st = sr->iface->set_input(sr, p, t);
             if (st) return st;
         }
+        donate(r, m, s);
         si_result st = sr->iface->infer(sr);
         if (st) return st; /* the outputs stay the last successful infer's (see the top of the file) */
     }
@@ -229,6 +255,18 @@ si_result si_exec_create(const si_exec_desc *d, si_cmodel **out) {
         m->out_src[k] = d->out_src[k];
         if (d->out_src[k].kind == SI_SRC_CONST) si_const_ref(d->out_src[k].constant);
     }
+    int n_outs = 0;
+    if (ok && !(m->out_base = si_calloc((size_t)d->n_subs + 1, sizeof(int)))) ok = false;
+    for (int s = 0; ok && s < d->n_subs; s++) m->out_base[s] = n_outs, n_outs += d->subs[s]->n_outputs;
+    if (ok && !(m->last_use = si_malloc(sizeof(int) * (size_t)(n_outs + 1)))) ok = false;
+    for (int i = 0; ok && i < n_outs; i++) m->last_use[i] = -1;
+    for (int s = 0; ok && s < d->n_subs; s++)
+        for (int p = 0; p < d->subs[s]->n_inputs; p++) {
+            const si_src *src = &d->sub_inputs[s][p];
+            if (src->kind == SI_SRC_SUB) m->last_use[m->out_base[src->index] + src->port] = SI_MAX(m->last_use[m->out_base[src->index] + src->port], s);
+        }
+    for (int k = 0; ok && k < d->n_outputs; k++)
+        if (d->out_src[k].kind == SI_SRC_SUB) m->last_use[m->out_base[d->out_src[k].index] + d->out_src[k].port] = d->n_subs;
     if (!ok) {
         if (m->out_src) /* constants not referenced yet must not be released */
             for (int k = 0; k < d->n_outputs; k++) m->out_src[k].kind = SI_SRC_INPUT;
