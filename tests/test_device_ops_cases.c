@@ -1129,11 +1129,15 @@ static void cases_float16(void) {
 }
 
 /* Softmax / LogSoftmax over a middle axis (YOLO's DFL: 16 bins of [1, 4, 16, N]), where oneDNN has only its
- * reference implementation and the CPU device runs its own kernel (cpu_softmax.c). */
+ * reference implementation and the CPU device runs its own kernel (cpu_softmax.c); and over the innermost axis,
+ * which the own AVX-512 kernel takes: rows of whole vectors, of a partial one only, of both, of one element, and
+ * enough rows to be split over threads. */
 static void cases_softmax_axis(void) {
     static const struct { const char *op; int opset; int64_t axis; int64_t d[4]; } cases[] = {
         {"Softmax", 13, 2, {1, 4, 16, 37}}, {"Softmax", 13, 1, {2, 5, 3, 7}}, {"LogSoftmax", 13, -3, {1, 6, 9, 5}},
         {"Softmax", 13, 0, {7, 3, 2, 5}},
+        {"Softmax", 13, -1, {1, 8, 1, 131}}, {"LogSoftmax", 13, 3, {2, 3, 4, 16}}, {"Softmax", 13, -1, {3, 1, 1, 1}},
+        {"LogSoftmax", 13, -1, {1, 2, 3, 9}}, {"Softmax", 13, -1, {1, 4, 96, 300}},
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
         begin(cases[i].opset);

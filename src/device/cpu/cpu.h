@@ -424,6 +424,9 @@ si_result cpu_lower_resize(cpu_pb *b, int n);        /* cpu_resize.c: Resize, Up
 si_result cpu_lower_cast(cpu_pb *b, int n);          /* cpu_fp16.c: float16 <-> float32 */
 /* Softmax / LogSoftmax of node n over axis ax of dims (plain) where oneDNN has only its reference kernel. */
 si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dims, int ax, bool is_log);
+/* Softmax / LogSoftmax over the innermost of dims (plain float32) with the own AVX-512 kernel; UNSUPPORTED without
+ * AVX-512 or with SI_CPU_NO_OWN. */
+si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dims, bool is_log);
 
 /* float16 models (cpu_fp16.c): rewrite the plan's graph to float32 (*round16: per value, held in float16 by
  * the model; NULL when the graph has no float16 value or an op the rewrite does not know), and after each

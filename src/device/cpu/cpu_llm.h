@@ -29,6 +29,29 @@ void cpu_par_for(int64_t n, int64_t chunk, cpu_range_fn fn, void *ctx);
 /* Threads cpu_par_for uses at most (>= 1). */
 int cpu_par_threads(void);
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* e^x for x <= 0 (scores minus their running max; -inf gives 0): 2^n e^r, |r| <= ln2 / 2, degree-7 polynomial
+ * (relative error under 1e-7). */
+__attribute__((always_inline, target("avx512f"))) static inline __m512 cpu_exp512(__m512 x) {
+    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x); /* NaN stays NaN (max returns its second operand) */
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.0f / 5040);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(y, n));
+}
+
+#endif
+
 /* Vector primitives (AVX2+FMA when the CPU has them, else portable loops). */
 typedef struct cpu_vec {
     float (*dot)(const float *a, const float *b, int64_t n);

@@ -113,25 +113,6 @@ static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
 
 #define ATT_QV 32 /* query vectors (rows x heads of a KV group) per task, at most */
 
-/* e^x for x <= 0 (scores minus their running max; -inf gives 0): 2^n e^r, |r| <= ln2 / 2, degree-7 polynomial
- * (relative error under 1e-7). */
-__attribute__((always_inline, target("avx512f"))) static inline __m512 exp512(__m512 x) {
-    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
-    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x); /* NaN stays NaN (max returns its second operand) */
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.0f / 5040);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(y, n));
-}
-
 /* s[r][0..64) = q_r . kt[.][0..64) for MR query vectors (kt: the key block transposed, [H][64]). */
 __attribute__((always_inline, target("avx512f"))) static inline void scores_body(const float *const *q, const float *kt, int64_t H, float *s,
                                                                               const int MR) {
@@ -302,7 +283,7 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
                 const __m512 mv = _mm512_set1_ps(mn);
                 __m512 sum = _mm512_setzero_ps();
                 for (int c = 0; c < ATT_BLK; c += 16) {
-                    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + c), mv));
+                    const __m512 e = cpu_exp512(_mm512_sub_ps(_mm512_loadu_ps(s + c), mv));
                     _mm512_storeu_ps(s + c, e);
                     sum = _mm512_add_ps(sum, e);
                 }

@@ -1058,10 +1058,14 @@ static si_result lower_softmax(cpu_pb *b, int n) {
         nd2 = 2;
         ax = 1;
     }
+    bool is_log = is_op(nd, SI_OP_LOG_SOFTMAX);
+    if (ax == nd2 - 1) { /* the own kernel: no primitive to make for every new row length (cpu_softmax.c) */
+        si_result s = cpu_lower_softmax_rows(b, n, nd2, dims, is_log);
+        if (s != SI_ERR_UNSUPPORTED) return s;
+    }
     dnnl_memory_desc_t md;
     cpu_md_plain(&md, nd2, dims);
     dnnl_softmax_v2_desc_t sd;
-    bool is_log = is_op(nd, SI_OP_LOG_SOFTMAX);
     dnnl_status_t ds = dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference, is_log ? dnnl_softmax_log : dnnl_softmax_accurate, &md, &md, ax);
     if (ds != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;

@@ -1,10 +1,15 @@
 /*
- * cpu_softmax.c — Softmax / LogSoftmax over an axis that is not the innermost one (YOLO's DFL softmax over
- * 16 bins of a [1, 4, 16, 8400] tensor), where this oneDNN has only its reference implementation: plain
- * layout, the inner dims contiguous, so every pass (max, exp and sum, scale) runs along rows of `inner`
- * values. Accurate form: exp(x - max) / sum; log form: x - max - log(sum).
+ * cpu_softmax.c — the CPU device's own Softmax / LogSoftmax kernels. Accurate form: exp(x - max) / sum; log form:
+ * x - max - log(sum).
+ *
+ *  - Over the innermost axis on AVX-512 (attention scores, classifier heads): one row at a time, vectorised,
+ *    rows split over the plan's threads. oneDNN's JIT softmax is as fast once made, but a decode loop's scores
+ *    have a new row length at every step, and making the primitive for it took 0.15-0.25 ms a step.
+ *  - Over an axis that is not the innermost one (YOLO's DFL softmax over 16 bins of a [1, 4, 16, 8400] tensor),
+ *    where this oneDNN has only its reference implementation: plain layout, the inner dims contiguous, so every
+ *    pass (max, exp and sum, scale) runs along rows of `inner` values.
  */
-#include "device/cpu/cpu.h"
+#include "device/cpu/cpu_llm.h"
 
 #include <math.h>
 
@@ -68,3 +73,87 @@ si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dim
     if (!s) cpu_pb_consume(b, n);
     return s;
 }
+
+// --- the innermost axis ---------------------------------------------------------------------------------------------
+
+#if defined(__x86_64__) || defined(__i386__)
+typedef struct smr_params {
+    int64_t rows, len;
+    bool log;
+} smr_params;
+
+typedef struct smr_job {
+    const smr_params *p;
+    const float *x;
+    float *y;
+} smr_job;
+
+__attribute__((target("avx512f"))) static void smr_rows(void *ctx, int64_t lo, int64_t hi) {
+    const smr_job *j = ctx;
+    const int64_t A = j->p->len, tail = A % 16, body = A - tail;
+    const __mmask16 k = (__mmask16)((1u << tail) - 1);
+    for (int64_t r = lo; r < hi; r++) {
+        const float *x = j->x + r * A;
+        float *y = j->y + r * A;
+        __m512 mx = _mm512_set1_ps(-INFINITY);
+        for (int64_t i = 0; i < body; i += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(x + i));
+        if (tail) mx = _mm512_mask_max_ps(mx, k, mx, _mm512_maskz_loadu_ps(k, x + body));
+        const float m = _mm512_reduce_max_ps(mx);
+        const __m512 mv = _mm512_set1_ps(m);
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t i = 0; i < body; i += 16) {
+            const __m512 e = cpu_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mv));
+            if (!j->p->log) _mm512_storeu_ps(y + i, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+        if (tail) {
+            const __m512 e = cpu_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + body), mv));
+            if (!j->p->log) _mm512_mask_storeu_ps(y + body, k, e);
+            sum = _mm512_mask_add_ps(sum, k, sum, e);
+        }
+        const float total = _mm512_reduce_add_ps(sum);
+        if (j->p->log) {
+            const __m512 sub = _mm512_set1_ps(m + logf(total));
+            for (int64_t i = 0; i < body; i += 16) _mm512_storeu_ps(y + i, _mm512_sub_ps(_mm512_loadu_ps(x + i), sub));
+            if (tail) _mm512_mask_storeu_ps(y + body, k, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + body), sub));
+        } else {
+            const __m512 inv = _mm512_set1_ps(1.0f / total);
+            for (int64_t i = 0; i < body; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), inv));
+            if (tail) _mm512_mask_storeu_ps(y + body, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, y + body), inv));
+        }
+    }
+}
+
+/* ptr: X, Y */
+static si_result smr_run(const void *params, void *const *ptr, int threads) {
+    (void)threads;
+    const smr_params *p = params;
+    smr_job j = {.p = p, .x = ptr[0], .y = ptr[1]};
+    cpu_par_for(p->rows, SI_MAX((int64_t)1, 16384 / p->len), smr_rows, &j);
+    return SI_OK;
+}
+
+si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dims, bool is_log) {
+    if (cpu_no_own() || !cpu_vec_get()->avx512) return SI_ERR_UNSUPPORTED;
+    const si_node *nd = &b->g->nodes[n];
+    const int64_t len = dims[ndims - 1], rows = si_shape_count(ndims - 1, dims);
+    if (len <= 0 || rows <= 0) return SI_ERR_UNSUPPORTED;
+    smr_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p) return SI_ERR_NO_MEM;
+    *p = (smr_params){.rows = rows, .len = len, .log = is_log};
+    dnnl_memory_desc_t md;
+    cpu_md_plain(&md, ndims, dims);
+    int src = cpu_pb_in_md(b, nd->in[0], &md);
+    int dst = src < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &md);
+    if (dst < 0) return SI_ERR_INTERNAL;
+    cpu_arg args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+    si_result s = cpu_pb_emit_own(b, n, nd->op_type, "own:softmax", smr_run, p, args, 2);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}
+#else
+si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dims, bool is_log) {
+    (void)b, (void)n, (void)ndims, (void)dims, (void)is_log;
+    return SI_ERR_UNSUPPORTED;
+}
+#endif
