@@ -5,7 +5,7 @@ use_cache_branch runs on the host, each branch compiled like a model) — first 
 empty past tensors ([1, heads, 0, head_dim]), later steps true with the present.* outputs fed back. Both models
 are compiled once with their dimensions open.
 
-usage: si_speech.py DIR STEPS [--devices LIST] [--faults SPEC] [--quantized] [--frames N] [--report FILE]
+usage: si_speech.py DIR STEPS [--devices LIST] [--faults SPEC] [--quantized] [--frames N] [--report FILE] [--threads N]
 Prints one JSON line: {"tokens", "prompt", "frames", "devices", "decoder_devices", "failovers", "min_margin",
 "compile_ms", "encoder_ms", "first_step_ms", "decode_ms"} (times as ort_speech.js measures them).
 """
@@ -37,12 +37,15 @@ def main():
     ap.add_argument("--quantized", action="store_true")
     ap.add_argument("--frames", type=int, default=None)
     ap.add_argument("--report", default=None)
+    ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
     cfg = json.load(open(os.path.join(a.dir, "config.json")))
     suffix = "_quantized.onnx" if a.quantized else ".onnx"
     props = {"devices": a.devices}
     if a.faults:
         props["faults"] = a.faults
+    if a.threads:
+        props["threads"] = str(a.threads)
     t = time.perf_counter()
     enc = safeinfer.InferenceSession(os.path.join(a.dir, "encoder_model" + suffix), **props)
     dec = safeinfer.InferenceSession(os.path.join(a.dir, "decoder_model_merged" + suffix), **props)

@@ -629,6 +629,25 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
 
 // --- MatMulInteger ----------------------------------------------------------------------------------------------
 
+typedef struct w8_fill_ctx {
+    const si_tensor *B;
+    int64_t off;
+} w8_fill_ctx;
+
+/* The s8 weights of MatMulInteger: int8 as they are, uint8 shifted by 128 (cpu_pb_pack calls it only when the store
+ * has no packed copy yet: a plan for a new shape does not convert them again). */
+static void w8_fill(const void *ctx, void *dst) {
+    const w8_fill_ctx *c = ctx;
+    const int64_t n = si_tensor_count(c->B);
+    int8_t *w = dst;
+    if (c->B->dtype == SI_I8) {
+        memcpy(w, c->B->data, (size_t)n);
+        return;
+    }
+    const uint8_t *u = c->B->data;
+    for (int64_t i = 0; i < n; i++) w[i] = (int8_t)(u[i] - c->off);
+}
+
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -641,9 +660,7 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     /* s8 weights: uint8 ones shifted by 128, with the weights zero point shifted alike (exact) */
     const int64_t off = B->dtype == SI_U8 ? 128 : 0;
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
-    int8_t *w8 = si_malloc((size_t)(K * N) + 1);
-    if (!w8) return si_err(SI_ERR_NO_MEM, "CPU: out of memory packing weights");
-    for (int64_t i = 0; i < K * N; i++) w8[i] = (int8_t)(si_load_i64(B->dtype, B->data, i) - off);
+    const w8_fill_ctx wf = {.B = B, .off = off};
     dq_chain q;
     find_dq_chain(b, nd->out[0], Y->ndim - 1, N, &q);
     int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N};
@@ -654,24 +671,19 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     dnnl_dims_t wdd = {K, N};
     dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
     dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) {
-        si_free(w8);
-        return unsupported();
-    }
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
     cpu_chain c;
     if (q.mul >= 0) dq_chain_init(b, &c, &q, 2, dd, 1, false);
     dnnl_primitive_desc_t pd;
     si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
     if (s) {
-        si_free(w8);
         if (q.mul >= 0) cpu_chain_free(&c);
         return s;
     }
     int xb = typed_in(b, nd->in[0], &smd);
     cpu_skey wk = {.node = n, .tag = "qmm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, &wf, &wplain, q_md(pd, dnnl_query_weights_md));
     int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
-    si_free(w8);
     if (zb < 0) {
         dnnl_primitive_desc_destroy(pd);
         if (q.mul >= 0) cpu_chain_free(&c);
