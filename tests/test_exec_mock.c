@@ -269,6 +269,88 @@ static si_result scan_fn(si_tensor *const *in, si_tensor *out) {
     return s;
 }
 
+/* An If whose branches' requests are exchangeable (their outputs rewritten whole, buffers kept while they fit):
+ * then y = x + 1, else y = x - 1, written in place. The node takes a branch's output buffer instead of copying
+ * it, and keeps the buffer its output had for the branch to write next: after the first inferences, three
+ * buffers go round (the node's output, its fresh result, the branch's output) and nothing is allocated. A
+ * failing inference (a branch output of the wrong type) leaves the last results. */
+static void *branch_wrote;
+static si_result then_x(si_tensor *const *in, si_tensor *out) {
+    si_result s = si_tensor_reshape(&out[0], SI_F32, in[0]->ndim, in[0]->dims);
+    for (int64_t i = 0; !s && i < n_of(in[0]); i++) ((float *)out[0].data)[i] = ((float *)in[0]->data)[i] + 1;
+    branch_wrote = out[0].data;
+    return s;
+}
+static si_result else_x(si_tensor *const *in, si_tensor *out) {
+    if (((float *)in[0]->data)[0] < -100.0f) return like(&out[0], SI_I64, in[0]); /* a wrong type: the node refuses it */
+    si_result s = si_tensor_reshape(&out[0], SI_F32, in[0]->ndim, in[0]->dims);
+    for (int64_t i = 0; !s && i < n_of(in[0]); i++) ((float *)out[0].data)[i] = ((float *)in[0]->data)[i] - 1;
+    branch_wrote = out[0].data;
+    return s;
+}
+static const si_ireq_i fnx_req_iface = {.set_input = f_set_input, .get_output = f_get_output, .infer = f_infer, .free = f_req_free,
+                                        .outputs_exchangeable = true};
+static si_result fx_create(si_cmodel *m, si_ireq **out) {
+    si_result s = f_create(m, out);
+    if (!s) (*out)->iface = &fnx_req_iface;
+    return s;
+}
+static void fx_free(si_cmodel *m) { si_free(m); }
+static const si_cmodel_i fnx_iface = {.create_request = fx_create, .free = fx_free};
+
+static void test_if_exchange(void) {
+    const si_dtype f32 = SI_F32;
+    si_port if_in[2] = {{.name = "c", .dtype = SI_BOOL, .ndim = 0}, {.name = "x", .dtype = SI_F32, .ndim = 1, .dims = {-1}}};
+    si_port if_out[1] = {{.name = "y", .dtype = SI_F32, .ndim = 1, .dims = {-1}}};
+    si_cmodel *branches[2] = {fn_body(then_x, 1, &f32, 1, &f32), fn_body(else_x, 1, &f32, 1, &f32)};
+    branches[0]->iface = branches[1]->iface = &fnx_iface;
+    si_src cond_src[1] = {{.kind = SI_SRC_INPUT, .index = 0}}, x_src[1] = {{.kind = SI_SRC_INPUT, .index = 1}};
+    const si_src *body_in[2] = {x_src, x_src};
+    int no_formal[2] = {0, 0}, out0[1] = {0};
+    si_cf_desc d = {.kind = SI_CF_IF, .name = "ifx", .n_inputs = 2, .n_outputs = 1, .inputs = if_in, .outputs = if_out,
+                    .n_node_in = 1, .node_in = cond_src, .n_node_out = 1, .node_out = out0, .n_bodies = 2,
+                    .bodies = branches, .n_formal = no_formal, .body_in = body_in};
+    si_cmodel *cm = NULL;
+    si_ireq *r = NULL;
+    si_tensor *c = NULL, *x = NULL, *y = NULL;
+    int64_t n = 3000;
+    CHECK(si_cf_create(&d, &cm) == SI_OK);
+    CHECK(cm && cm->iface->create_request(cm, &r) == SI_OK);
+    CHECK(si_tensor_create(SI_BOOL, 0, NULL, &c) == SI_OK);
+    CHECK(si_tensor_create(SI_F32, 1, &n, &x) == SI_OK);
+    if (!r || !c || !x) goto out;
+    CHECK(r->iface->set_input(r, 0, c) == SI_OK && r->iface->set_input(r, 1, x) == SI_OK);
+    void *seen[8];
+    for (int it = 0; it < 8; it++) {
+        for (int i = 0; i < n; i++) ((float *)x->data)[i] = (float)(i + it);
+        *(bool *)c->data = it % 3 != 1; /* then, else, then, then, else, ... */
+        CHECK(r->iface->infer(r) == SI_OK);
+        CHECK(r->iface->get_output(r, 0, &y) == SI_OK);
+        bool right = y && y->ndim == 1 && y->dims[0] == n;
+        for (int i = 0; right && i < n; i++) right = ((float *)y->data)[i] == (float)(i + it) + (it % 3 != 1 ? 1.0f : -1.0f);
+        CHECK(right);
+        seen[it] = y ? y->data : NULL;
+        CHECK(seen[it] == branch_wrote); /* taken, not copied */
+    }
+    /* the first inferences allocate (the branches' outputs start empty), then the same buffers go round */
+    int distinct = 0;
+    for (int i = 0; i < 8; i++) {
+        bool again = false;
+        for (int j = 0; j < i; j++) again |= seen[j] == seen[i];
+        distinct += !again;
+    }
+    CHECK(distinct <= 4);
+    ((float *)x->data)[0] = -1000.0f;
+    *(bool *)c->data = false;
+    CHECK(r->iface->infer(r) == SI_ERR_INVALID_ARG);
+    CHECK(r->iface->get_output(r, 0, &y) == SI_OK && y->data == seen[7] && ((float *)y->data)[1] == 1.0f + 7.0f - 1.0f);
+out:
+    si_tensor_free(c);
+    si_tensor_free(x);
+    if (r) r->iface->free(r);
+    if (cm) cm->iface->free(cm);
+}
+
 static void test_control(void) {
     const si_dtype f32 = SI_F32, i64 = SI_I64;
     int64_t two = 2;
@@ -580,6 +662,7 @@ static void test_tensor_room(void) {
 int main(void) {
     test_tensor_room();
     test_donate();
+    test_if_exchange();
     int calls = 0;
     /* model input -> sub0 (+1) -> sub1 (+10) -> output 0; output 1 is the model input itself; output 2 a constant */
     si_cmodel *subs[2] = {mock(1.0f, &calls), mock(10.0f, &calls)};

@@ -73,20 +73,13 @@ static si_result cf_err(const cf_model *m, si_result s, const char *fmt, ...) {
 
 // --- tensors ---------------------------------------------------------------------------------------------------
 
-/* dst (a tensor of ours) takes src's type, shape and bytes; its buffer is reused when the size stays. */
+/* dst (a tensor of ours) takes src's type, shape and bytes; its buffer is reused while it holds them (and grows
+ * with headroom when not: si_tensor_copy_room). */
 static si_result assign(si_tensor *dst, const si_tensor *src) {
-    if (!(dst->owned && dst->data && dst->nbytes == src->nbytes)) {
-        void *p = NULL;
-        if (src->nbytes && !(p = si_malloc(src->nbytes))) return si_err(SI_ERR_NO_MEM, "out of memory (%zu bytes)", src->nbytes);
-        si_tensor_release(dst);
-        dst->data = p;
-        dst->owned = p != NULL;
-    }
-    dst->dtype = src->dtype;
-    dst->ndim = src->ndim;
-    memcpy(dst->dims, src->dims, sizeof dst->dims);
-    dst->nbytes = src->nbytes;
-    if (src->nbytes) memcpy(dst->data, src->data, src->nbytes);
+    si_tensor fresh;
+    si_result s = si_tensor_copy_room(dst, src, &fresh);
+    if (s) return s;
+    si_tensor_copy_into(dst, src, &fresh);
     return SI_OK;
 }
 
@@ -184,11 +177,12 @@ static si_result read_cond(const cf_model *m, const si_tensor *t, const char *wh
     return SI_OK;
 }
 
-/* Every node output's fresh result is made: move them into the output tensors. */
+/* Every node output's fresh result is made: exchange them with the output tensors (the old buffers stay in fresh,
+ * for the next inference to write into when they fit). */
 static void commit(cf_req *r) {
     const cf_model *m = (const cf_model *)r->base.model;
     for (int k = 0; k < m->n_node_out; k++)
-        if (m->node_out[k] >= 0) move(r->base.outs[m->node_out[k]], &r->fresh[k]);
+        if (m->node_out[k] >= 0) si_tensor_exchange(r->base.outs[m->node_out[k]], &r->fresh[k]);
 }
 
 // --- gathering scan outputs ---------------------------------------------------------------------------------
@@ -289,7 +283,9 @@ static si_result run_if(cf_req *r) {
         si_tensor *t;
         char what[64];
         snprintf(what, sizeof what, "%s output %d", b == 0 ? "then_branch" : "else_branch", k);
-        if (!(s = body_output(r, b, k, &t)) && !(s = check_result(m, k, t, what))) s = assign(&r->fresh[k], t);
+        if (!(s = body_output(r, b, k, &t)) && !(s = check_result(m, k, t, what)))
+            /* node output k is branch output k alone: taken instead of copied where the branch allows it */
+            s = r->body[b]->iface->outputs_exchangeable ? (si_tensor_exchange(&r->fresh[k], t), SI_OK) : assign(&r->fresh[k], t);
     }
     return s;
 }

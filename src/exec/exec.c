@@ -198,17 +198,14 @@ static si_result exec_req_init(si_ireq *r_) {
     return st;
 }
 
-static const si_ireq_i exec_req_iface = {
-    .set_input = si_ireq_set_input,
-    .get_output = exec_get_output,
-    .infer = exec_infer,
-    .free = exec_req_free,
-    .cancel = exec_cancel,
-    .profile = exec_profile,
-    .size = sizeof(exec_req),
-    .who = "executor",
-    .init = exec_req_init,
-};
+#define EXEC_REQ_IFACE(...)                                                                                        \
+    {.set_input = si_ireq_set_input, .get_output = exec_get_output, .infer = exec_infer, .free = exec_req_free,       \
+     .cancel = exec_cancel, .profile = exec_profile, .size = sizeof(exec_req), .who = "executor", .init = exec_req_init, \
+     __VA_ARGS__}
+static const si_ireq_i exec_req_iface = EXEC_REQ_IFACE();
+/* An executor whose every output is its own copy (rewritten whole by copy_outputs) or an output of its last submodel
+ * whose requests are exchangeable: its own outputs may be exchanged too (control flow takes a branch's results so). */
+static const si_ireq_i exec_req_iface_xchg = EXEC_REQ_IFACE(.outputs_exchangeable = true);
 
 /* Every submodel input that reads model input i is bound to t. */
 static si_result exec_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
@@ -223,6 +220,19 @@ static si_result exec_prepare_input(si_cmodel *m_, int i, const si_tensor *t) {
 
 static const si_cmodel_i exec_model_iface = {.create_request = si_ireq_create, .request = &exec_req_iface, .free = exec_model_free,
                                              .prepare_input = exec_prepare_input};
+static const si_cmodel_i exec_model_iface_xchg = {.create_request = si_ireq_create, .request = &exec_req_iface_xchg,
+                                                  .free = exec_model_free, .prepare_input = exec_prepare_input};
+
+/* Are the outputs of d's executor exchangeable (exec_req_iface_xchg)? */
+static bool desc_exchangeable(const si_exec_desc *d) {
+    for (int k = 0; k < d->n_outputs; k++) {
+        const si_src *s = &d->out_src[k];
+        if (s->kind != SI_SRC_SUB || s->index < d->n_subs - 1) continue; /* our own copy */
+        const si_ireq_i *ri = d->subs[s->index]->iface->request;
+        if (!ri || !ri->outputs_exchangeable) return false;
+    }
+    return true;
+}
 
 
 si_result si_exec_create(const si_exec_desc *d, si_cmodel **out) {
@@ -232,7 +242,7 @@ si_result si_exec_create(const si_exec_desc *d, si_cmodel **out) {
         for (int s = 0; s < d->n_subs; s++) d->subs[s]->iface->free(d->subs[s]);
         return si_err(SI_ERR_NO_MEM, "out of memory");
     }
-    m->base.iface = &exec_model_iface;
+    m->base.iface = desc_exchangeable(d) ? &exec_model_iface_xchg : &exec_model_iface;
     m->n_subs = d->n_subs;
     m->subs = si_calloc((size_t)d->n_subs + 1, sizeof(si_cmodel *));
     if (m->subs) memcpy(m->subs, d->subs, sizeof(si_cmodel *) * (size_t)d->n_subs);
