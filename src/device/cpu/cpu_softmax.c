@@ -144,7 +144,9 @@ si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dim
     dnnl_memory_desc_t md;
     cpu_md_plain(&md, ndims, dims);
     int src = cpu_pb_in_md(b, nd->in[0], &md);
-    int dst = src < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &md);
+    /* in place when nothing reads the input afterwards (each row is read before it is written): attention scores
+     * of 1500 x 1500 per head are not written twice */
+    int dst = src < 0 ? -1 : cpu_pb_can_overwrite(b, src, 1) ? cpu_pb_new_inplace(b, nd->out[0], &md, src) : cpu_pb_new_out(b, nd->out[0], &md);
     if (dst < 0) return SI_ERR_INTERNAL;
     cpu_arg args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
     si_result s = cpu_pb_emit_own(b, n, nd->op_type, "own:softmax", smr_run, p, args, 2);
