@@ -31,9 +31,9 @@ typedef struct gen_opts {
 
 typedef struct gen_result {
     int64_t *tokens;                        /* N generated tokens (free with gen_result_free) */
-    double compile_ms, prefill_ms;          /* load + compile + first request; the first inference */
-    double decode_ms;                       /* the N - 1 decode steps (argmax and the copy of the presents included) */
-    double step_median_ms, step_min_ms;     /* of the decode steps */
+    double compile_ms, prefill_ms;          /* load + compile + first request; the first inference (the call alone) */
+    double decode_ms;                       /* the N - 1 decode steps (argmax included, the harness's copy of the presents not) */
+    double step_median_ms, step_min_ms;     /* of the decode steps' inference calls */
     double rerun_median_ms, rerun_min_ms;   /* rerun: of the second inferences */
     double peak_rss_mib;                    /* the process's high-water mark at the end */
     si_counters counters;

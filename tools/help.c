@@ -74,7 +74,8 @@ static const command_help commands[] = {
      "              once with its dimensions open, prefill a prompt of P tokens (from a fixed generator) over an\n"
      "              empty cache, then greedy-decode to N tokens feeding the presents back; print prefill and\n"
      "              decode tokens/s (pp and tg, as llama-bench), the decode step's median and min, compile time,\n"
-     "              peak RSS, failover events and the tokens. --json adds the compiled model's report.\n"},
+     "              peak RSS, failover events and the tokens. The prefill and the steps are the inference calls\n"
+     "              alone (as models/ort_generate.js times ONNX Runtime). --json adds the compiled model's report.\n"},
     {"config",
      "config --list [--markdown]",
      "List the configuration keys (compile properties; `run` takes each as a flag): what each takes, its\n"
