@@ -227,7 +227,6 @@ static si_result take_arena(cpu_req *r, const cpu_plan *p) {
     return SI_OK;
 }
 
-
 /* The packed weights of the parameters bound now (a function body's request is bound to one call's weights, so this
  * looks them up once per request, not per inference). */
 static si_result resolve_params(cpu_req *r, const cpu_model *m, const cpu_plan *p) {
