@@ -21,11 +21,16 @@
 /* libgomp's omp_get_max_threads, loaded with libdnnl: the thread count the device set for the plan on this
  * thread. Looked up at run time so that the library does not link OpenMP itself. */
 static int (*omp_max_threads)(void);
+/* libgomp's entry for `#pragma omp parallel` (fn runs on every thread of the team, the caller's included, and it
+ * returns after the team's barrier) */
+static void (*gomp_parallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 static pthread_once_t par_once = PTHREAD_ONCE_INIT;
 
 static void par_init(void) {
     void *q = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
     memcpy(&omp_max_threads, &q, sizeof q);
+    q = getenv("SI_CPU_OWN_POOL") ? NULL : dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    memcpy(&gomp_parallel, &q, sizeof q);
 }
 
 int cpu_par_threads(void) {
@@ -34,13 +39,18 @@ int cpu_par_threads(void) {
     return n > 0 ? n : 1;
 }
 
-/* The team: helper threads of our own rather than an OpenMP parallel region. A region ends at a barrier that waits
- * for every thread of the team, so on a machine whose cores are busy with other work each call waited for a
- * descheduled helper to get a time slice (2-thread prefill slower than 1 thread). Here the caller runs the chunks
- * itself and waits only for chunks a helper has started: a helper that wakes late finds nothing left to do.
- * Helpers (up to the plan's thread count - 1, started on first use, never stopped) spin briefly on the job
- * generation, then sleep on a condition variable. A job is reference-counted: a late helper may still hold it
- * after its caller returned, but claims no chunk of it (the caller's ctx is never touched after the return). */
+/* The team. Where libgomp is loaded (Debian's oneDNN runs on it), the chunks run in an OpenMP parallel region
+ * (GOMP_parallel, looked up like omp_get_max_threads): the same threads as oneDNN's primitives. Two sets of threads
+ * fought over the cores: after each primitive libgomp's threads spin waiting for the next region, and helpers of
+ * our own spun and slept beside them (GenAI-form 8-layer LLM, prompt 128, 2 threads, idle machine: prefill 56-64 ms
+ * on the OpenMP team against 69-118 on own helpers; with one core kept busy by another process both are several
+ * times slower and neither is consistently ahead).
+ * Without libgomp, or with SI_CPU_OWN_POOL set in the environment (for comparisons), helper threads of our own: the
+ * caller runs the chunks itself and waits only for chunks a helper has started (a helper that wakes late finds
+ * nothing left to do). Helpers (up to the plan's thread count - 1, started on first use, never stopped) spin briefly
+ * on the job generation, then sleep on a condition variable. A job is reference-counted: a late helper may still
+ * hold it after its caller returned, but claims no chunk of it (the caller's ctx is never touched after the
+ * return). */
 typedef struct par_job {
     cpu_range_fn fn;
     void *ctx;
@@ -95,12 +105,21 @@ static void *pool_worker(void *arg) {
     return NULL;
 }
 
+static void gomp_body(void *arg) { job_run(arg); }
+
 void cpu_par_for(int64_t n, int64_t chunk, cpu_range_fn fn, void *ctx) {
     if (n <= 0) return;
     if (chunk < 1) chunk = 1;
     const int64_t nchunks = (n + chunk - 1) / chunk;
     int64_t nth = cpu_par_threads();
     if (nth > nchunks) nth = nchunks;
+    if (nth > 1 && gomp_parallel) { /* the OpenMP team oneDNN's primitives run on: one set of threads, not two */
+        par_job j = {.fn = fn, .ctx = ctx, .n = n, .chunk = chunk, .nchunks = nchunks};
+        atomic_init(&j.next, 0);
+        atomic_init(&j.done, 0);
+        gomp_parallel(gomp_body, &j, (unsigned)nth, 0);
+        return;
+    }
     par_job *j = nth > 1 ? calloc(1, sizeof *j) : NULL; /* bookkeeping, not the library's data: plain calloc */
     if (!j) {
         fn(ctx, 0, n);

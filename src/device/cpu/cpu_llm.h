@@ -14,8 +14,8 @@
  * (ops/llm.h), so it refuses exactly what the reference kernel refuses, with the same message.
  *
  * Threads: the step runs on the thread count the device set for the plan (OpenMP, like oneDNN's primitives);
- * cpu_par_for splits work over that many threads: the caller and helper threads of its own (cpu_llm.c), which
- * the caller does not wait for unless they took a chunk (no team barrier).
+ * cpu_par_for splits work over that many threads: libgomp's team (the threads of oneDNN's primitives) where
+ * libgomp is loaded, else the caller and helper threads of its own (cpu_llm.c).
  */
 #ifndef SI_CPU_LLM_H
 #define SI_CPU_LLM_H
