@@ -107,24 +107,29 @@ static bool same_tensor(const char *label, const char *oname, const si_tensor *g
     }
     int64_t n = si_shape_count(got->ndim, got->dims);
     n_values += (int)n;
-    if (got->dtype == SI_F16) {
+    if (got->dtype == SI_F16 || got->dtype == SI_BF16) {
         /* float16 models: the device computes in float32 and rounds where the graph holds float16, REF rounds
-         * after every op: within 1e-2 of the output's scale (what the CPU device promises for float16) */
+         * after every op: within 1e-2 of the output's scale (what the CPU device promises for float16); bfloat16
+         * has 3 mantissa bits fewer: 3e-2 (about 4 of its last-place units) */
+        const bool bf = got->dtype == SI_BF16;
+        const double tol = bf ? 3e-2 : 1e-2;
+#define HALF_F(p, i) (bf ? si_bf16_to_f32((p)[i]) : si_f16_to_f32((p)[i]))
         const uint16_t *gh = got->data, *wh = want->data;
         double scale = 0, worst = 0;
         int64_t bad = -1;
-        for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(si_f16_to_f32(wh[i])));
+        for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(HALF_F(wh, i)));
         for (int64_t i = 0; i < n; i++) {
-            double e = fabs((double)si_f16_to_f32(gh[i]) - si_f16_to_f32(wh[i]));
-            if (!(e <= 1e-2 * scale + 1e-3)) bad = bad < 0 ? i : bad;
+            double e = fabs((double)HALF_F(gh, i) - HALF_F(wh, i));
+            if (!(e <= tol * scale + 1e-3)) bad = bad < 0 ? i : bad;
             worst = fmax(worst, e);
         }
         if (verbose) printf("  %-60s out %s: max abs %.2e (scale %.3g)\n", label, oname, worst, scale);
         if (bad >= 0) {
             fprintf(stderr, "  %s: output %s[%lld] = %.6g on %s, REF gives %.6g (max abs err %.3g, scale %.3g)\n", label, oname,
-                    (long long)bad, si_f16_to_f32(gh[bad]), dev->name, si_f16_to_f32(wh[bad]), worst, scale);
+                    (long long)bad, HALF_F(gh, bad), dev->name, HALF_F(wh, bad), worst, scale);
             return false;
         }
+#undef HALF_F
         return true;
     }
     if (got->dtype != SI_F32) {

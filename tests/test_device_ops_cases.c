@@ -1076,28 +1076,31 @@ static void cases_resize_layouts(void) {
     }
 }
 
-/* Float16 weights in -0.5..0.5 (rounded) as an initializer. */
-static void weight16(const char *name, const int64_t *dims, int nd) {
+/* Float16 (or bfloat16) weights in -0.5..0.5 (rounded) as an initializer. */
+static void weight_half(const char *name, const int64_t *dims, int nd, si_dtype dt) {
     si_tensor *t = si_calloc(1, sizeof *t);
-    if (!t || si_tensor_init(t, SI_F16, nd, dims) || si_tensor_alloc(t)) die("weight16");
+    if (!t || si_tensor_init(t, dt, nd, dims) || si_tensor_alloc(t)) die("weight16");
     uint16_t *h = t->data;
-    for (int64_t i = 0; i < si_shape_count(nd, dims); i++) h[i] = si_f32_to_f16(-0.5f + (float)((i * 7919) % 1000) / 1000.0f);
+    for (int64_t i = 0; i < si_shape_count(nd, dims); i++) {
+        const float v = -0.5f + (float)((i * 7919) % 1000) / 1000.0f;
+        h[i] = dt == SI_BF16 ? si_f32_to_bf16(v) : si_f32_to_f16(v);
+    }
     set_const(name, t);
 }
 
 /* Float16 models (cpu_fp16.c): float16 inputs, weights and activations, Conv + Relu, MaxPool (ceil), a
  * linear Resize in float32 between two Casts (as float16 converters leave it), residual Add, ConvTranspose,
  * Sigmoid; float16 outputs. On CPU they run on the fast kernels (no reference step). */
-static void cases_float16(void) {
+static void half_models(si_dtype H) {
     static const int64_t sizes[][2] = {{9, 11}, {16, 16}, {7, 5}};
     for (size_t i = 0; i < SI_ARRAY_LEN(sizes); i++) {
         int64_t h = sizes[i][0], w = sizes[i][1];
         begin(11);
-        input_typed("x", SI_F16, D(1, 3, h, w));
-        weight16("w1", D(8, 3, 3, 3));
-        weight16("b1", D(8));
-        weight16("w2", D(8, 8, 3, 3));
-        weight16("wt", D(8, 4, 2, 2));
+        input_typed("x", H, D(1, 3, h, w));
+        weight_half("w1", D(8, 3, 3, 3), H);
+        weight_half("b1", D(8), H);
+        weight_half("w2", D(8, 8, 3, 3), H);
+        weight_half("wt", D(8, 4, 2, 2), H);
         int n = node("Conv", "x,w1,b1", "c1");
         ais(n, "pads", D(1, 1, 1, 1));
         node("Relu", "c1", "r1");
@@ -1116,17 +1119,23 @@ static void cases_float16(void) {
         as(n, "mode", "linear");
         as(n, "coordinate_transformation_mode", "align_corners");
         n = node("Cast", "rs", "h16");
-        ai(n, "to", SI_F16);
+        ai(n, "to", H);
         node("Add", "h16,r1", "y1");
         n = node("ConvTranspose", "y1,wt", "t");
         ais(n, "strides", D(2, 2));
         node("Sigmoid", "t", "y2");
         output("y1");
         output("y2");
-        dop_runf(&(dop_opts){.cpu_plan = "Cast(round to float16)", .cpu_no_ref = true, .may_refuse = "OCL"}, "float16 model %lldx%lld", (long long)h,
-                 (long long)w);
+        const bool bf = H == SI_BF16;
+        dop_runf(&(dop_opts){.cpu_plan = bf ? "Cast(round to bfloat16)" : "Cast(round to float16)", .cpu_no_ref = true, .may_refuse = "OCL"},
+                 "%s model %lldx%lld", bf ? "bfloat16" : "float16", (long long)h, (long long)w);
     }
 }
+
+static void cases_float16(void) { half_models(SI_F16); }
+
+/* The same models in bfloat16 (cpu_fp16.c: the same rewrite, other conversions). */
+static void cases_bfloat16(void) { half_models(SI_BF16); }
 
 /* Softmax / LogSoftmax over a middle axis (YOLO's DFL: 16 bins of [1, 4, 16, N]), where oneDNN has only its
  * reference implementation and the CPU device runs its own kernel (cpu_softmax.c); and over the innermost axis,
@@ -1494,6 +1503,7 @@ const dop_group dop_groups[] = {
     {"resize", cases_resize},
     {"resize_layouts", cases_resize_layouts},
     {"float16", cases_float16},
+    {"bfloat16", cases_bfloat16},
     {"softmax_axis", cases_softmax_axis},
     {"reduce", cases_reduce},
     {"softmax", cases_softmax},

@@ -179,7 +179,8 @@ typedef struct cpu_pb {
     } sub[32];
     int n_sub;
     int lower_start;       /* steps before the node being lowered (which steps cover which nodes) */
-    bool *round16;         /* per value: held in float16 by the model (cpu_fp16.c), or NULL */
+    bool *round16;         /* per value: held in float16 or bfloat16 by the model (cpu_fp16.c), or NULL */
+    si_dtype half;         /* what round16 rounds to: SI_F16 or SI_BF16 */
 } cpu_pb;
 
 // --- activation arenas, lent per inference (cpu_arena.c) ------------------------------------------------------
@@ -428,10 +429,10 @@ si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dim
  * AVX-512 or with SI_CPU_NO_OWN. */
 si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dims, bool is_log);
 
-/* float16 models (cpu_fp16.c): rewrite the plan's graph to float32 (*round16: per value, held in float16 by
- * the model; NULL when the graph has no float16 value or an op the rewrite does not know), and after each
- * lowering round what the new steps wrote to float16 where round16 says so. */
-si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16); /* float16 constants converted once per store */
+/* float16 and bfloat16 models (cpu_fp16.c): rewrite the plan's graph to float32 (*round16: per value, held in the
+ * half type *half by the model; NULL when the graph has no half value, has both types, or an op the rewrite does
+ * not know), and after each lowering round what the new steps wrote to the half type where round16 says so. */
+si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16, si_dtype *half); /* half constants converted once per store */
 si_result cpu_fp16_round_after(cpu_pb *b);
 
 /* Attribute helpers shared by the lowering code. */

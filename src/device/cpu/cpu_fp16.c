@@ -1,5 +1,9 @@
 /*
- * cpu_fp16.c — float16 models on the CPU device's float32 kernels.
+ * cpu_fp16.c — float16 and bfloat16 models on the CPU device's float32 kernels.
+ *
+ * Below, "float16" stands for the model's half type: float16 or bfloat16 (a graph that has both stays on the
+ * reference kernels). Everything is the same for both but the conversions: bfloat16 is the top half of a float32
+ * (to float32 exactly by a shift; from it rounded to nearest even).
  *
  * cpu_fp16_rewrite turns the plan's graph (its own copy) into a float32 graph: float16 constants are
  * converted once (exactly), every float16 value becomes float32, a Cast to float16 becomes a Cast to
@@ -52,6 +56,20 @@ static bool exact_op(const si_node *n) {
     }
 }
 
+static inline float bf16_to_f32(uint16_t h) {
+    const uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+static inline uint16_t f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
 static si_tensor *const_to_f32(const si_tensor *t) {
     si_tensor *c = si_calloc(1, sizeof *c);
     if (!c || si_tensor_init(c, SI_F32, t->ndim, t->dims) || si_tensor_alloc(c)) {
@@ -61,7 +79,8 @@ static si_tensor *const_to_f32(const si_tensor *t) {
     }
     const uint16_t *s = t->data;
     float *d = c->data;
-    for (int64_t i = 0, n = si_shape_count(t->ndim, t->dims); i < n; i++) d[i] = si_f16_to_f32(s[i]);
+    const bool bf = t->dtype == SI_BF16;
+    for (int64_t i = 0, n = si_shape_count(t->ndim, t->dims); i < n; i++) d[i] = bf ? bf16_to_f32(s[i]) : si_f16_to_f32(s[i]);
     return c;
 }
 
@@ -106,17 +125,20 @@ static int twin(si_graph *g, int v, si_dtype dt) {
     return t;
 }
 
-si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16) {
+si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16, si_dtype *half) {
     *round16 = NULL;
+    *half = SI_F16;
     if (cpu_no_own()) return SI_OK;
-    bool any = false;
-    for (int v = 0; v < g->n_values; v++) any |= g->values[v].dtype == SI_F16;
-    if (!any) return SI_OK;
+    bool f16 = false, bf16 = false;
+    for (int v = 0; v < g->n_values; v++) f16 |= g->values[v].dtype == SI_F16, bf16 |= g->values[v].dtype == SI_BF16;
+    if (f16 == bf16) return SI_OK; /* none, or both: the reference kernels */
+    const si_dtype H = f16 ? SI_F16 : SI_BF16;
+    *half = H;
     for (int i = 0; i < g->n_nodes; i++) {
         const si_node *n = &g->nodes[i];
         bool touches = false;
-        for (int k = 0; k < n->n_in; k++) touches |= n->in[k] >= 0 && g->values[n->in[k]].dtype == SI_F16;
-        for (int k = 0; k < n->n_out; k++) touches |= n->out[k] >= 0 && g->values[n->out[k]].dtype == SI_F16;
+        for (int k = 0; k < n->n_in; k++) touches |= n->in[k] >= 0 && g->values[n->in[k]].dtype == H;
+        for (int k = 0; k < n->n_out; k++) touches |= n->out[k] >= 0 && g->values[n->out[k]].dtype == H;
         if (touches && !f16_ok_op(n)) return SI_OK; /* stays float16 on the reference kernels */
     }
     int nv0 = g->n_values;
@@ -124,10 +146,12 @@ si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16) {
     if (!r16) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
     for (int v = 0; v < nv0; v++) {
         si_val *val = &g->values[v];
-        if (val->dtype != SI_F16) continue;
+        if (val->dtype != H) continue;
         if (val->const_val) {
             /* the model's constants are converted once per model; those folded for this plan's shapes per plan */
-            si_tensor *c = cpu_store_model_const(store, val->const_val) ? cpu_store_tensor(store, val->const_val, "f16>f32", const_to_f32) : const_to_f32(val->const_val);
+            si_tensor *c = cpu_store_model_const(store, val->const_val)
+                               ? cpu_store_tensor(store, val->const_val, H == SI_F16 ? "f16>f32" : "bf16>f32", const_to_f32)
+                               : const_to_f32(val->const_val);
             if (!c) {
                 si_free(r16);
                 return si_err(SI_ERR_NO_MEM, "CPU: out of memory converting float16 constants");
@@ -143,13 +167,13 @@ si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16) {
         si_node *n = &g->nodes[i];
         if (!si_node_is(n, SI_OP_CAST)) continue;
         for (int a = 0; a < n->n_attr; a++)
-            if (!strcmp(n->attrs[a].name, "to") && n->attrs[a].i == SI_F16) n->attrs[a].i = SI_F32;
+            if (!strcmp(n->attrs[a].name, "to") && n->attrs[a].i == H) n->attrs[a].i = SI_F32;
     }
     int n_in = g->n_inputs, n_out = g->n_outputs;
     for (int k = 0; k < n_in; k++) {
         int v = g->inputs[k];
         if (!r16[v]) continue;
-        int t = twin(g, v, SI_F16);
+        int t = twin(g, v, H);
         if (t < 0 || !add_cast(g, t, v, SI_F32)) goto nomem;
         g->values[t].is_input = true;
         g->values[v].is_input = false;
@@ -159,8 +183,8 @@ si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16) {
     for (int k = 0; k < n_out; k++) {
         int v = g->outputs[k];
         if (v >= nv0 || g->values[v].dtype != SI_F32 || !r16[v]) continue;
-        int t = twin(g, v, SI_F16);
-        if (t < 0 || !add_cast(g, v, t, SI_F16)) goto nomem;
+        int t = twin(g, v, H);
+        if (t < 0 || !add_cast(g, v, t, H)) goto nomem;
         g->values[t].is_output = true;
         g->values[v].is_output = false;
         g->outputs[k] = t;
@@ -216,7 +240,7 @@ static void round_f16c(const float *s, float *d, int64_t n) { (void)s, (void)d, 
 #endif
 
 typedef struct cv_params {
-    int kind; /* 0 f16 -> f32, 1 f32 -> f16, 2 f32 -> f32 rounded to f16, 3 f32 copy */
+    int kind; /* 0 f16 -> f32, 1 f32 -> f16, 2 f32 -> f32 rounded to f16, 3 f32 copy; 4, 5, 6: 0, 1, 2 for bf16 */
     int64_t n;
 } cv_params;
 
@@ -237,6 +261,15 @@ static si_result cv_run(const void *params, void *const *ptr, int threads) {
         if (fast) round_f16c(ptr[0], ptr[1], p->n);
         else for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_f16_to_f32(si_f32_to_f16(((const float *)ptr[0])[i]));
         break;
+    case 4:
+        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = bf16_to_f32(((const uint16_t *)ptr[0])[i]);
+        break;
+    case 5:
+        for (int64_t i = 0; i < p->n; i++) ((uint16_t *)ptr[1])[i] = f32_to_bf16(((const float *)ptr[0])[i]);
+        break;
+    case 6:
+        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = bf16_to_f32(f32_to_bf16(((const float *)ptr[0])[i]));
+        break;
     default:
         if (ptr[0] != ptr[1]) memmove(ptr[1], ptr[0], sizeof(float) * (size_t)p->n);
     }
@@ -254,7 +287,9 @@ si_result cpu_lower_cast(cpu_pb *b, int n) {
     int kind;
     if (X->dtype == SI_F16 && Y->dtype == SI_F32) kind = 0;
     else if (X->dtype == SI_F32 && Y->dtype == SI_F16) kind = 1;
-    else if (X->dtype == SI_F32 && Y->dtype == SI_F32) kind = b->round16 && b->round16[nd->out[0]] ? 2 : 3;
+    else if (X->dtype == SI_BF16 && Y->dtype == SI_F32) kind = 4;
+    else if (X->dtype == SI_F32 && Y->dtype == SI_BF16) kind = 5;
+    else if (X->dtype == SI_F32 && Y->dtype == SI_F32) kind = b->round16 && b->round16[nd->out[0]] ? (b->half == SI_BF16 ? 6 : 2) : 3;
     else return SI_ERR_UNSUPPORTED;
     int64_t cnt = si_shape_count(X->ndim, X->dims);
     if (cnt <= 0) return SI_ERR_UNSUPPORTED;
@@ -264,7 +299,7 @@ si_result cpu_lower_cast(cpu_pb *b, int n) {
     p->n = cnt;
     dnnl_memory_desc_t md;
     int in_buf = -1;
-    if (kind >= 2 && X->ndim == Y->ndim && !memcmp(X->dims, Y->dims, sizeof(int64_t) * (size_t)X->ndim)) {
+    if ((kind == 2 || kind == 3 || kind == 6) && X->ndim == Y->ndim && !memcmp(X->dims, Y->dims, sizeof(int64_t) * (size_t)X->ndim)) {
         /* float32 -> float32 is elementwise: in the layout the input has (nhwc after a convolution) */
         in_buf = cpu_pb_existing(b, nd->in[0]);
         if (in_buf >= 0 && b->p->bufs[in_buf].dyn) in_buf = -1;
@@ -283,10 +318,12 @@ si_result cpu_lower_cast(cpu_pb *b, int n) {
     }
     int out = cpu_pb_new_out(b, nd->out[0], &md);
     if (out < 0) return SI_ERR_NO_MEM;
-    if (Y->dtype == SI_F16) b->p->bufs[out].nbytes = b->p->slots[b->p->bufs[out].slot].size = cpu_value_nbytes(Y);
+    if (Y->dtype == SI_F16 || Y->dtype == SI_BF16) b->p->bufs[out].nbytes = b->p->slots[b->p->bufs[out].slot].size = cpu_value_nbytes(Y);
     cpu_arg args[2] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_DST, out}};
-    static const char *const names[4] = {"own:cast_f16_f32", "own:cast_f32_f16", "own:round_f16", "own:copy"};
-    si_result s = cpu_pb_emit_own(b, n, kind == 2 ? "Cast(round to float16)" : "Cast", names[kind], cv_run, p, args, 2);
+    static const char *const names[7] = {"own:cast_f16_f32", "own:cast_f32_f16", "own:round_f16", "own:copy",
+                                         "own:cast_bf16_f32", "own:cast_f32_bf16", "own:round_bf16"};
+    si_result s = cpu_pb_emit_own(b, n, kind == 2 ? "Cast(round to float16)" : kind == 6 ? "Cast(round to bfloat16)" : "Cast", names[kind], cv_run, p,
+                                  args, 2);
     if (!s) cpu_pb_consume(b, n);
     return s;
 }
@@ -308,12 +345,13 @@ si_result cpu_fp16_round_after(cpu_pb *b) {
             if (p->bufs[bf].dyn) continue;
             cv_params *cp = cpu_pb_own(b, sizeof *cp);
             if (!cp) return SI_ERR_NO_MEM;
-            cp->kind = 2;
+            const bool bf16 = b->half == SI_BF16;
+            cp->kind = bf16 ? 6 : 2;
             cp->n = (int64_t)(p->bufs[bf].nbytes / sizeof(float));
             cpu_arg args[2] = {{DNNL_ARG_SRC, bf}, {DNNL_ARG_DST, bf}};
             char what[96];
-            snprintf(what, sizeof what, "round to float16 (%.60s)", g->values[v].name);
-            si_result s = cpu_pb_emit_own(b, m, what, "own:round_f16", cv_run, cp, args, 2);
+            snprintf(what, sizeof what, "round to %s (%.60s)", bf16 ? "bfloat16" : "float16", g->values[v].name);
+            si_result s = cpu_pb_emit_own(b, m, what, bf16 ? "own:round_bf16" : "own:round_f16", cv_run, cp, args, 2);
             if (s) return s;
             p->node_step[m] = last; /* the node stays the step's that computed it */
         }

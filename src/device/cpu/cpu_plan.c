@@ -718,7 +718,7 @@ si_result cpu_plan_build(si_graph *g, int threads, cpu_store *store, cpu_plan **
         cpu_plan_free(p);
         return cpu_dnnl_err(dst, "stream creation", NULL);
     }
-    if ((s = cpu_fp16_rewrite(g, store, &b.round16))) goto out; /* float16 values computed in float32 (cpu_fp16.c) */
+    if ((s = cpu_fp16_rewrite(g, store, &b.round16, &b.half))) goto out; /* float16 / bfloat16 values computed in float32 (cpu_fp16.c) */
     size_t nv = (size_t)g->n_values + 1;
     b.vbuf = si_malloc(sizeof(int) * nv);
     b.remaining = si_calloc(nv, sizeof(int));
