@@ -121,7 +121,7 @@ static const si_ireq_i xm_req_iface = {.set_input = xm_set_input, .get_output = 
                                        .outputs_exchangeable = true};
 static si_result xm_create(si_cmodel *m, si_ireq **out) { return mock_req_new(m, &xm_req_iface, sizeof(mock_req), out); }
 static void xm_free(si_cmodel *m) { si_free(m); }
-static const si_cmodel_i xm_iface = {.create_request = xm_create, .free = xm_free};
+static const si_cmodel_i xm_iface = {.create_request = xm_create, .request = &xm_req_iface, .free = xm_free};
 
 /* Four exchangeable submodels in a chain (x -> +1 -> +2 -> +3 -> +4 -> y). In the first inference the third and the
  * fourth write into the buffers of the first and the second, whose values nothing reads any more by then; the
@@ -166,9 +166,27 @@ static void test_donate(void) {
     CHECK(xm_wrote[0][0] != xm_wrote[1][0]);
     CHECK(xm_wrote[2][1] == xm_wrote[2][0] && xm_wrote[3][1] == xm_wrote[3][0]); /* kept */
     for (int s = 0; s < 4; s++) CHECK(xm_wrote[s][2] == xm_wrote[s][1]);         /* nothing moves any more */
+    /* its outputs are the last submodel's, exchangeable: so are the executor's */
+    CHECK(cm->iface->request && cm->iface->request->outputs_exchangeable);
 out:
     si_tensor_free(x);
     if (r) r->iface->free(r);
+    if (cm) cm->iface->free(cm);
+
+    /* one output of the last submodel as two of the executor's: exchanging one would change the other */
+    xm_model *m = si_calloc(1, sizeof *m);
+    m->base.iface = &xm_iface;
+    mock_ports(&m->base, &m->in, &m->out, -1);
+    si_cmodel *one[1] = {&m->base};
+    si_src in_x[1] = {{.kind = SI_SRC_INPUT, .index = 0}};
+    si_src *one_in[1] = {in_x};
+    si_port pouts[2] = {pout, {.name = "y2", .dtype = SI_F32, .ndim = 1, .dims = {-1}}};
+    si_src twice[2] = {{.kind = SI_SRC_SUB, .index = 0, .port = 0}, {.kind = SI_SRC_SUB, .index = 0, .port = 0}};
+    si_exec_desc d2 = {.n_subs = 1, .subs = one, .sub_inputs = one_in, .n_inputs = 1, .n_outputs = 2, .inputs = &pin, .outputs = pouts,
+                       .out_src = twice, .label = "twice"};
+    cm = NULL;
+    CHECK(si_exec_create(&d2, &cm) == SI_OK);
+    CHECK(cm && cm->iface->request && !cm->iface->request->outputs_exchangeable);
     if (cm) cm->iface->free(cm);
 }
 

@@ -223,13 +223,16 @@ static const si_cmodel_i exec_model_iface = {.create_request = si_ireq_create, .
 static const si_cmodel_i exec_model_iface_xchg = {.create_request = si_ireq_create, .request = &exec_req_iface_xchg,
                                                   .free = exec_model_free, .prepare_input = exec_prepare_input};
 
-/* Are the outputs of d's executor exchangeable (exec_req_iface_xchg)? */
+/* Are the outputs of d's executor exchangeable (exec_req_iface_xchg)? Not when an output of the last submodel is two
+ * of ours: exchanging one's buffer would change the other. */
 static bool desc_exchangeable(const si_exec_desc *d) {
     for (int k = 0; k < d->n_outputs; k++) {
         const si_src *s = &d->out_src[k];
         if (s->kind != SI_SRC_SUB || s->index < d->n_subs - 1) continue; /* our own copy */
         const si_ireq_i *ri = d->subs[s->index]->iface->request;
         if (!ri || !ri->outputs_exchangeable) return false;
+        for (int j = 0; j < d->n_outputs; j++)
+            if (j != k && d->out_src[j].kind == SI_SRC_SUB && d->out_src[j].index == s->index && d->out_src[j].port == s->port) return false;
     }
     return true;
 }
