@@ -286,9 +286,20 @@ static si_result convt_prep(si_kctx *c, nn_conv *p) {
     nn_geom *g = &p->g;
     si_geom_clear(g, nsp);
     int off = NN_SP - nsp;
+    /* beyond any tensor that fits in memory, and small enough that s (in - 1) + output_padding + the dilated kernel
+     * - pads cannot overflow (each term under 2^60) */
+    const int64_t lim = NN_GEOM_MAX / 2;
     for (int i = 0; i < nsp; i++) {
         int64_t in = x->dims[2 + i], k = w->dims[2 + i];
         if (s[i] < 1 || d[i] < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "strides and dilations must be positive");
+        if (s[i] > lim || d[i] > lim || op[i] > lim || op[i] < -lim || pads[i] > lim || pads[i] < -lim || pads[i + nsp] > lim ||
+            pads[i + nsp] < -lim || (have_os && (os[i] > lim || os[i] < -lim)) || (si_dim_known(in) && in > lim) ||
+            (si_dim_known(k) && k > lim))
+            return si_op_err(c, SI_ERR_INVALID_ARG,
+                             "input %lld, kernel %lld, stride %lld, dilation %lld, output_padding %lld, pads %lld/%lld or output_shape "
+                             "exceed %lld",
+                             (long long)in, (long long)k, (long long)s[i], (long long)d[i], (long long)op[i], (long long)pads[i],
+                             (long long)pads[i + nsp], (long long)lim);
         if (!si_dim_known(in) || !si_dim_known(k)) {
             /* compile time: an explicit output_shape, or with stride 1 the input plus a known amount */
             int64_t o_ = have_os ? os[i] : SI_DIM_UNKNOWN;
