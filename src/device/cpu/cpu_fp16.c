@@ -56,20 +56,6 @@ static bool exact_op(const si_node *n) {
     }
 }
 
-static inline float bf16_to_f32(uint16_t h) {
-    const uint32_t x = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &x, sizeof f);
-    return f;
-}
-
-static inline uint16_t f32_to_bf16(float f) { /* round to nearest even; NaN stays NaN */
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
-}
-
 static si_tensor *const_to_f32(const si_tensor *t) {
     si_tensor *c = si_calloc(1, sizeof *c);
     if (!c || si_tensor_init(c, SI_F32, t->ndim, t->dims) || si_tensor_alloc(c)) {
@@ -80,7 +66,7 @@ static si_tensor *const_to_f32(const si_tensor *t) {
     const uint16_t *s = t->data;
     float *d = c->data;
     const bool bf = t->dtype == SI_BF16;
-    for (int64_t i = 0, n = si_shape_count(t->ndim, t->dims); i < n; i++) d[i] = bf ? bf16_to_f32(s[i]) : si_f16_to_f32(s[i]);
+    for (int64_t i = 0, n = si_shape_count(t->ndim, t->dims); i < n; i++) d[i] = bf ? si_bf16_to_f32(s[i]) : si_f16_to_f32(s[i]);
     return c;
 }
 
@@ -262,13 +248,13 @@ static si_result cv_run(const void *params, void *const *ptr, int threads) {
         else for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_f16_to_f32(si_f32_to_f16(((const float *)ptr[0])[i]));
         break;
     case 4:
-        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = bf16_to_f32(((const uint16_t *)ptr[0])[i]);
+        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_bf16_to_f32(((const uint16_t *)ptr[0])[i]);
         break;
     case 5:
-        for (int64_t i = 0; i < p->n; i++) ((uint16_t *)ptr[1])[i] = f32_to_bf16(((const float *)ptr[0])[i]);
+        for (int64_t i = 0; i < p->n; i++) ((uint16_t *)ptr[1])[i] = si_f32_to_bf16(((const float *)ptr[0])[i]);
         break;
     case 6:
-        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = bf16_to_f32(f32_to_bf16(((const float *)ptr[0])[i]));
+        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_bf16_to_f32(si_f32_to_bf16(((const float *)ptr[0])[i]));
         break;
     default:
         if (ptr[0] != ptr[1]) memmove(ptr[1], ptr[0], sizeof(float) * (size_t)p->n);
