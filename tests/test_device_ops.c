@@ -534,17 +534,31 @@ static void test_unknown_op(void) {
 
 // --- CPU ------------------------------------------------------------------------------------------------------
 
+static bool cpu_has_avx512(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    return __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
+
 static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, bool *ok) {
     if (!si_cpu_plan_describe) { /* a CPU device without its plan description: nothing could be checked */
         fprintf(stderr, "  %s: si_cpu_plan_describe is not linked in\n", label);
         *ok = false;
         return;
     }
-    char steps[2048];
+    char steps[8192];
     int refs = si_cpu_plan_describe(m, steps, sizeof steps);
     if (verbose) printf("%s\n  plan: %s\n", label, steps);
     if (o->cpu_plan && !strstr(steps, o->cpu_plan)) {
         fprintf(stderr, "  %s: expected a '%s' step, the CPU plan is: %s\n", label, o->cpu_plan, steps);
+        *ok = false;
+    }
+    char kern[80];
+    snprintf(kern, sizeof kern, "[%s]", o->cpu_kernel ? o->cpu_kernel : "");
+    if (o->cpu_kernel && cpu_has_avx512() && !strstr(steps, kern)) {
+        fprintf(stderr, "  %s: expected a step on kernel '%s', the CPU plan is: %s\n", label, o->cpu_kernel, steps);
         *ok = false;
     }
     if (o->cpu_no_ref && refs != 0) {

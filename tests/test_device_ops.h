@@ -25,6 +25,7 @@ typedef struct dop_opts {
     const char *cpu_plan; /* CPU: a step its plan must contain ("Conv+BatchNormalization+Relu"), so that a fast
                            * kernel which silently fell back to the reference one is reported */
     bool cpu_no_ref;      /* CPU: no step of the plan may run a reference kernel */
+    const char *cpu_kernel; /* CPU on an AVX-512 machine: a step's kernel must be this one ("own:avx512 kernel=stride") */
     const char *opt_key;  /* a compile option of one device ("ocl.gemm"): the case runs on that device only */
     const char *opt_value;
     const char *may_refuse; /* devices that may refuse a node of this case ("OCL"): they skip it; any other

@@ -118,6 +118,48 @@ static void cases_conv_transpose_fused(void) {
     }
 }
 
+/* The upsampler's own kernel (kernel == stride, 2 wide, no pads): rows narrower and wider than its 32-pixel tile
+ * and not a multiple of it, weight columns not a multiple of its 12, kernel rows 1 to 3, two images, the
+ * activations it applies in registers (Relu, LeakyRelu, Clip) and after the store (Sigmoid); and shapes it must
+ * leave to the general kernel (pads, output_padding, groups). */
+static void cases_conv_transpose_upsample(void) {
+    static const struct { int64_t n, c, oc, ky, h, w; const char *act; } cs[] = {
+        {1, 64, 32, 2, 3, 40, NULL},    {2, 5, 7, 2, 4, 17, "Relu"},  {1, 16, 5, 1, 2, 33, "LeakyRelu"}, {1, 9, 5, 3, 5, 16, "Clip"},
+        {1, 3, 12, 2, 2, 65, "Sigmoid"}, {1, 130, 6, 2, 3, 5, NULL}, {1, 8, 1, 1, 1, 1, NULL},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cs); i++) {
+        begin(13);
+        input("x", D(cs[i].n, cs[i].c, cs[i].h, cs[i].w));
+        weight("w", -0.5f, 0.5f, D(cs[i].c, cs[i].oc, cs[i].ky, 2));
+        weight("b", -1, 1, D(cs[i].oc));
+        int n = node("ConvTranspose", "x,w,b", cs[i].act ? "t" : "y");
+        ais(n, "strides", D(cs[i].ky, 2));
+        if (cs[i].act && !strcmp(cs[i].act, "Clip")) {
+            fconst("lo", -0.3f);
+            fconst("hi", 0.4f);
+            node("Clip", "t,lo,hi", "y");
+        } else if (cs[i].act) {
+            n = node(cs[i].act, "t", "y");
+            if (!strcmp(cs[i].act, "LeakyRelu")) af(n, "alpha", 0.2f);
+        }
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "ConvTranspose", .cpu_no_ref = true, .cpu_kernel = "own:avx512 kernel=stride"},
+                 "ConvTranspose kernel=stride case %zu", i);
+    }
+    for (int k = 0; k < 3; k++) { /* pads / output_padding / groups: the general kernel's results */
+        begin(13);
+        input("x", D(1, 4, 3, 5));
+        weight("w", -0.5f, 0.5f, D(4, k == 2 ? 3 : 6, 2, 2));
+        int n = node("ConvTranspose", "x,w", "y");
+        ais(n, "strides", D(2, 2));
+        if (k == 0) ais(n, "pads", D(1, 0, 0, 1));
+        if (k == 1) ais(n, "output_padding", D(1, 1));
+        if (k == 2) ai(n, "group", 2);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "ConvTranspose", .cpu_no_ref = true, .cpu_kernel = "own:gemm+col2im"}, "ConvTranspose stride 2, variant %d", k);
+    }
+}
+
 /* Conv chains: BatchNormalization folded, activations, per-channel affine, residual sum. */
 static void bn_params(const char *p, int64_t c) {
     char nm[64];
@@ -1497,6 +1539,7 @@ const dop_group dop_groups[] = {
     {"conv_chains", cases_conv_chains},
     {"conv_transpose", cases_conv_transpose},
     {"conv_transpose_fused", cases_conv_transpose_fused},
+    {"conv_transpose_upsample", cases_conv_transpose_upsample},
     {"pool", cases_pool},
     {"pool_2d", cases_pool_2d},
     {"gather", cases_gather},

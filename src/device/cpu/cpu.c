@@ -957,7 +957,9 @@ int si_cpu_plan_describe(const si_cmodel *m_, char *buf, size_t n) {
     for (int i = 0; i < p->n_steps; i++) {
         const cpu_step *st = &p->steps[i];
         refs += st->kind == STEP_REF;
-        if (o < n) o += (size_t)snprintf(buf + o, n - o, "%s%s%s", i ? ";" : "", st->kind == STEP_REF ? "ref:" : "", st->what);
+        if (o < n)
+            o += (size_t)snprintf(buf + o, n - o, "%s%s%s%s%s%s", i ? ";" : "", st->kind == STEP_REF ? "ref:" : "", st->what, st->kernel[0] ? " [" : "",
+                                  st->kernel, st->kernel[0] ? "]" : "");
     }
     return refs;
 }

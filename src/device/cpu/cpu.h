@@ -446,7 +446,8 @@ bool cpu_own_f32_io(const si_graph *g, const si_node *n, const si_val **X, const
 bool cpu_attr_ints(const si_node *n, const char *name, int count, int64_t dflt, int64_t lo, int64_t *out);
 
 /* For tests and reports: the steps of a CPU compiled model's plan for its compile-time shapes, separated by
- * ';' ("Conv+BatchNormalization+Relu;reorder;ref:Gather"). Returns the number of steps that run reference
+ * ';', each with its kernel in brackets ("Conv+BatchNormalization+Relu [brgconv:avx512_core];reorder [jit:uni];ref:Gather
+ * [reference]"). Returns the number of steps that run reference
  * kernels, or -1 when m is not a CPU model or has no such plan (dynamic input shapes). */
 int si_cpu_plan_describe(const si_cmodel *m, char *buf, size_t n);
 /* si_cpu_plan_stats: cpu_stats.h */
