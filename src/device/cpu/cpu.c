@@ -76,6 +76,7 @@ typedef struct cpu_req {
     double min_n, ema_1;    /* fastest infer on plan0, running mean on plan1 (ms) */
     int slow_n, on_one, since_switch;
     bool profile;
+    bool poison;             /* SI_CPU_POISON (tests): the arena is set to NaN before each inference */
     double *prof_ms;         /* per plan step: time and calls since the last profile flush */
     int64_t *prof_calls;
     void **pp_ptr;           /* per plan parameter (SLOT_PARAM): its packed weights for the tensor bound now */
@@ -200,7 +201,7 @@ static si_result take_arena(cpu_req *r, const cpu_plan *p) {
     si_result s = cpu_arena_take(r->arena_key, p->arena_size, &r->blk);
     if (s) return s;
     r->arena = cpu_arena_base(r->blk);
-    if (getenv("SI_CPU_POISON") && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
+    if (r->poison && r->arena) memset(r->arena, 0xff, p->arena_size); /* NaN everywhere: tests */
     if (r->arena == r->arena_bound) return SI_OK;
     for (int i = 0; i < p->n_steps; i++) {
         const cpu_step *st = &p->steps[i];
@@ -776,6 +777,7 @@ static si_result cpu_req_init(si_ireq *r_) {
     r->profile = getenv("SI_CPU_PROFILE") != NULL;
 #endif
     r->profile |= m->profile;
+    r->poison = getenv("SI_CPU_POISON") != NULL;
     dnnl_engine_t eng;
     si_result s = cpu_engine(&eng);
     if (s) return s;
