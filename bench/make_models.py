@@ -3,7 +3,8 @@
 
 usage: make_models.py OUTDIR [--small | --all] [--models NAME,NAME...] [--force]
 
-  default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16
+  default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16,
+            speech_encoder
   --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny
   --all     both sets
   --models  only the named models (from either set)
@@ -33,6 +34,9 @@ The models:
   unet            U-Net (base width 32, four stride-2 ConvTranspose ups with skip Concats), 1x3x512x512.
   u2net_fp16      U^2-Net (u2netp geometry) in float16 (weights and activations; float32 input and outputs with
                   Casts at the edges, as ONNX Runtime's converter leaves them with keep_io_types), 1x3x1024x1024.
+  speech_encoder  Whisper-tiny's encoder (models/speech.py --tiny: Conv1d 80 -> 384 and 384 -> 384 stride 2 with GELU
+                  (Erf), sinusoidal positions, 4 pre-LN layers of 6-head attention and a 1536 GELU MLP), float32,
+                  input_features [1, 80, 3000] (30 s of log-mel frames; the dims are open in the model), opset 17.
   resnet18_small  ResNet-18 topology (basic blocks [2, 2, 2, 2]) at half width (32..256), 1x3x112x112, FC 100.
   mobilenetv2_small  MobileNetV2 at width 0.5, 1x3x96x96, FC 100.
   bert_tiny       the BERT graph with 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary 1024, seq 32.
@@ -250,6 +254,7 @@ FULL = {
     "yolo": lambda: vision("yolo"),
     "unet": lambda: vision("unet"),
     "u2net_fp16": lambda: vision("u2net_fp16", keep_io_types=True),
+    "speech_encoder": lambda: speech_encoder(),
 }
 def vision(name, size=None, keep_io_types=False):
     """A model of models/cnn.py (the vision models people deploy) and its input: an image in 0..1."""
@@ -260,6 +265,16 @@ def vision(name, size=None, keep_io_types=False):
     rng = np.random.default_rng(SEED)
     inputs = {k: rng.random(v, dtype=np.float32) for k, v in shapes.items()}
     return model, inputs
+
+
+def speech_encoder():
+    """Whisper-tiny's encoder of models/speech.py and 30 s of log-mel-like features."""
+    import speech  # noqa: E402, PLC0415 (models/speech.py)
+    a = argparse.Namespace(tiny=True, quantize=None, d_model=384, heads=6, encoder_layers=4, decoder_layers=4, ffn=1536,
+                           vocab=51865, frames=3000, seed=8)
+    model = speech.Speech(a).encoder()
+    rng = np.random.default_rng(SEED + 60)
+    return model, {"input_features": rng.standard_normal((1, speech.N_MELS, a.frames)).astype(np.float32)}
 
 
 SMALL = {

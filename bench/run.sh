@@ -5,7 +5,8 @@
 #                     [--devices LIST]
 #
 #   --small        the quick models (resnet18_small, mobilenetv2_small, bert_tiny) instead of the full ones
-#                  (resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16); --all runs both
+#                  (resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16, speech_encoder); --all
+#                  runs both
 #   --threads      thread counts to run, each for safeinfer and ONNX Runtime (default "1 2")
 #   --iterations   timed runs per model and thread count (default 20; 3 on REF with a full-size model)
 #   --warmup       untimed runs after the first inference (default 3; 1 on REF with a full-size model)
@@ -43,9 +44,9 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$models" ]; then
     case $set_name in
-    full) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16" ;;
+    full) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 speech_encoder" ;;
     small) models="resnet18_small mobilenetv2_small bert_tiny" ;;
-    all) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 resnet18_small mobilenetv2_small bert_tiny" ;;
+    all) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 speech_encoder resnet18_small mobilenetv2_small bert_tiny" ;;
     esac
 fi
 

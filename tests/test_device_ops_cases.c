@@ -588,6 +588,17 @@ static void cases_eltwise_fused(void) {
             snprintf(what, sizeof what, "LayerNormalization axis %d%s", ax, bias ? " bias" : "");
             run_case(what, "LayerNormalization");
         }
+    /* scale and bias from inputs (a folded layer's parameters, bound per call): the same fast step, read at run time */
+    for (int bias = 0; bias < 2; bias++) {
+        begin(17);
+        input("x", D(3, 7, 48));
+        input("pos_s", D(48));
+        input("b", D(48));
+        int n = node("LayerNormalization", bias ? "x,pos_s,b" : "x,pos_s", "y");
+        af(n, "epsilon", 1e-5f);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "LayerNormalization", .cpu_no_ref = true}, "LayerNormalization, scale%s from inputs", bias ? " and bias" : "");
+    }
     /* LayerNormalization written out (older exporters): one LayerNormalization step */
     for (int affine = 0; affine < 2; affine++) {
         begin(13);

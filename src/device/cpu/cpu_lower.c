@@ -39,6 +39,8 @@ static bool in_ok(const si_graph *g, const si_node *n, int k) {
     return cpu_input_f32_static(g, n, k) && si_shape_count(g->values[n->in[k]].ndim, g->values[n->in[k]].dims) > 0;
 }
 
+static int64_t value_count(const si_graph *g, int v) { return si_shape_count(g->values[v].ndim, g->values[v].dims); }
+
 /* Create a primitive descriptor for op_desc with the chain's post-ops; drops post-op groups while oneDNN
  * refuses them or only has its reference implementation for them. */
 static si_result create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname) {
@@ -1089,31 +1091,33 @@ static si_result lower_softmax(cpu_pb *b, int n) {
     return s;
 }
 
-/* y = LayerNorm over the trailing dims from axis on, with constant scale (and bias) of that size. */
+/* y = LayerNorm over the trailing dims from axis on, with scale (and bias) of that size: constants (scale, shift)
+ * or, where those are NULL, the values scale_v / shift_v (a folded body's per-call parameters: read at run time). */
 static si_result layernorm_step(cpu_pb *b, int n, int x, int y, int64_t axis, float eps, const float *scale, const float *shift,
-                                const int *extra, int n_extra) {
+                                int scale_v, int shift_v, const int *extra, int n_extra) {
     const si_val *X = &b->g->values[x];
     int64_t dims[2] = {si_shape_count((int)axis, X->dims), si_shape_count(X->ndim - (int)axis, X->dims + axis)};
     dnnl_memory_desc_t md, cmd;
     cpu_md_plain(&md, 2, dims);
     cpu_md_plain(&cmd, 1, &dims[1]);
     dnnl_layer_normalization_desc_t ld;
+    const bool has_shift = shift || shift_v >= 0;
     dnnl_status_t ds = dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &md, NULL, eps,
-                                                                  dnnl_use_scale | (shift ? dnnl_use_shift : 0));
+                                                                  dnnl_use_scale | (has_shift ? dnnl_use_shift : 0));
     if (ds != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;
     si_result s = create_pd(b, NULL, &ld, &pd, b->g->nodes[n].name);
     if (s) return s;
     int src = cpu_pb_in_md(b, x, &md);
     int dst = src < 0 ? -1 : cpu_pb_new_out(b, y, &md);
-    int sb = dst < 0 ? -1 : cpu_pb_const_buf(b, scale, &cmd);
-    int hb = sb < 0 || !shift ? -1 : cpu_pb_const_buf(b, shift, &cmd);
-    if (sb < 0 || (shift && hb < 0)) {
+    int sb = dst < 0 ? -1 : scale ? cpu_pb_const_buf(b, scale, &cmd) : cpu_pb_in_md(b, scale_v, &cmd);
+    int hb = sb < 0 || !has_shift ? -1 : shift ? cpu_pb_const_buf(b, shift, &cmd) : cpu_pb_in_md(b, shift_v, &cmd);
+    if (sb < 0 || (has_shift && hb < 0)) {
         dnnl_primitive_desc_destroy(pd);
         return SI_ERR_INTERNAL;
     }
     cpu_arg args[5] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_SCALE, sb}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SHIFT, hb}};
-    s = cpu_pb_emit_dnnl(b, n, n_extra ? "LayerNorm(decomposed)" : "LayerNormalization", pd, args, shift ? 4 : 3);
+    s = cpu_pb_emit_dnnl(b, n, n_extra ? "LayerNorm(decomposed)" : "LayerNormalization", pd, args, has_shift ? 4 : 3);
     if (!s) {
         cpu_pb_consume(b, n);
         for (int i = 0; i < n_extra; i++) cpu_pb_consume(b, extra[i]);
@@ -1132,10 +1136,14 @@ static si_result lower_layernorm(cpu_pb *b, int n) {
     if (axis < 0) axis += r;
     int64_t inner = si_shape_count(r - (int)axis, X->dims + axis);
     const si_tensor *sc = cpu_const_input(g, nd, 1), *bi = cpu_const_input(g, nd, 2);
-    if (!const_f32_count(sc, inner) || (nd->n_in > 2 && nd->in[2] >= 0 && !const_f32_count(bi, inner))) return unsupported();
-    cpu_pb_keep_const(b, nd->in[1]);
+    const bool has_bias = nd->n_in > 2 && nd->in[2] >= 0;
+    /* scale and bias: constants, or float32 values of exactly `inner` elements (a folded body's parameters) */
+    if (sc ? !const_f32_count(sc, inner) : !in_ok(g, nd, 1) || value_count(g, nd->in[1]) != inner) return unsupported();
+    if (has_bias && (bi ? !const_f32_count(bi, inner) : !in_ok(g, nd, 2) || value_count(g, nd->in[2]) != inner)) return unsupported();
+    if (sc) cpu_pb_keep_const(b, nd->in[1]);
     if (bi) cpu_pb_keep_const(b, nd->in[2]);
-    return layernorm_step(b, n, nd->in[0], nd->out[0], axis, si_attr_float(nd, "epsilon", 1e-5f), sc->data, bi ? bi->data : NULL, NULL, 0);
+    return layernorm_step(b, n, nd->in[0], nd->out[0], axis, si_attr_float(nd, "epsilon", 1e-5f), sc ? sc->data : NULL, bi ? bi->data : NULL,
+                          sc ? -1 : nd->in[1], has_bias && !bi ? nd->in[2] : -1, NULL, 0);
 }
 
 /* ReduceMean -> Sub -> Pow 2 (or Mul d d) -> ReduceMean -> Add eps -> Sqrt -> Div [-> Mul gamma] [-> Add beta]
@@ -1245,7 +1253,7 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     }
     if (gamma_v >= 0) cpu_pb_keep_const(b, gamma_v);
     if (beta_v >= 0) cpu_pb_keep_const(b, beta_v);
-    return layernorm_step(b, n, x, out, r - 1, eps, gamma, beta, nodes, nn);
+    return layernorm_step(b, n, x, out, r - 1, eps, gamma, beta, -1, -1, nodes, nn);
 }
 
 static si_result lower_lrn(cpu_pb *b, int n) {
