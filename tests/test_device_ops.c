@@ -209,7 +209,7 @@ void dop_run(const char *label, const dop_opts *o) {
     si_cmodel *md = NULL, *mr = NULL;
     si_ireq *rd = NULL, *rr = NULL;
     si_tensor *ins[16] = {0};
-    if (filtered_out() || (o->opt_key && !option_applies(o->opt_key))) {
+    if (filtered_out() || (o->opt_key && !(o->opt_device ? !strcasecmp(dev->name, o->opt_device) : option_applies(o->opt_key)))) {
         skip = true;
         goto out;
     }

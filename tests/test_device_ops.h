@@ -28,6 +28,7 @@ typedef struct dop_opts {
     const char *cpu_kernel; /* CPU on an AVX-512 machine: a step's kernel must be this one ("own:avx512 kernel=stride") */
     const char *opt_key;  /* a compile option of one device ("ocl.gemm"): the case runs on that device only */
     const char *opt_value;
+    const char *opt_device; /* the device opt_key is for, where the key does not name it ("threads" for "CPU") */
     const char *may_refuse; /* devices that may refuse a node of this case ("OCL"): they skip it; any other
                              * device that refuses a node fails the case */
 } dop_opts;

@@ -1145,9 +1145,12 @@ static void weight_half(const char *name, const int64_t *dims, int nd, si_dtype 
  * linear Resize in float32 between two Casts (as float16 converters leave it), residual Add, ConvTranspose,
  * Sigmoid; float16 outputs. On CPU they run on the fast kernels (no reference step). */
 static void half_models(si_dtype H) {
-    static const int64_t sizes[][2] = {{9, 11}, {16, 16}, {7, 5}};
+    /* the last two: tensors of more than 65536 elements, whose conversions are split over the threads (the last on
+     * 2 threads, CPU only) */
+    static const int64_t sizes[][3] = {{9, 11, 1}, {16, 16, 1}, {7, 5, 1}, {64, 130, 1}, {64, 130, 2}};
     for (size_t i = 0; i < SI_ARRAY_LEN(sizes); i++) {
         int64_t h = sizes[i][0], w = sizes[i][1];
+        const bool two = sizes[i][2] == 2;
         begin(11);
         input_typed("x", H, D(1, 3, h, w));
         weight_half("w1", D(8, 3, 3, 3), H);
@@ -1180,8 +1183,9 @@ static void half_models(si_dtype H) {
         output("y1");
         output("y2");
         const bool bf = H == SI_BF16;
-        dop_runf(&(dop_opts){.cpu_plan = bf ? "Cast(round to bfloat16)" : "Cast(round to float16)", .cpu_no_ref = true, .may_refuse = "OCL"},
-                 "%s model %lldx%lld", bf ? "bfloat16" : "float16", (long long)h, (long long)w);
+        dop_runf(&(dop_opts){.cpu_plan = bf ? "Cast(round to bfloat16)" : "Cast(round to float16)", .cpu_no_ref = true, .may_refuse = "OCL",
+                             .opt_key = two ? "threads" : NULL, .opt_value = two ? "2" : NULL, .opt_device = two ? "CPU" : NULL},
+                 "%s model %lldx%lld%s", bf ? "bfloat16" : "float16", (long long)h, (long long)w, two ? " on 2 threads" : "");
     }
 }
 

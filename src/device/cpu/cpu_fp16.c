@@ -19,7 +19,7 @@
  * Cast between float16 and float32 (and the float32-to-float32 Cast that rounds or copies) runs on an own
  * kernel with F16C conversions where the CPU has them.
  */
-#include "device/cpu/cpu.h"
+#include "device/cpu/cpu_llm.h"
 
 #include <stdio.h>
 
@@ -230,35 +230,64 @@ typedef struct cv_params {
     int64_t n;
 } cv_params;
 
+/* Elements [lo, hi) of the conversion (src and dst may be the same buffer: each element is read before it is
+ * written). */
+static void cv_range(const cv_params *p, const void *src, void *dst, int64_t lo, int64_t hi) {
+    const bool fast = have_f16c();
+    const int64_t n = hi - lo;
+    const float *sf = (const float *)src + lo;
+    const uint16_t *sh = (const uint16_t *)src + lo;
+    float *df = (float *)dst + lo;
+    uint16_t *dh = (uint16_t *)dst + lo;
+    switch (p->kind) {
+    case 0:
+        if (fast) h2f_f16c(sh, df, n);
+        else for (int64_t i = 0; i < n; i++) df[i] = si_f16_to_f32(sh[i]);
+        break;
+    case 1:
+        if (fast) f2h_f16c(sf, dh, n);
+        else for (int64_t i = 0; i < n; i++) dh[i] = si_f32_to_f16(sf[i]);
+        break;
+    case 2:
+        if (fast) round_f16c(sf, df, n);
+        else for (int64_t i = 0; i < n; i++) df[i] = si_f16_to_f32(si_f32_to_f16(sf[i]));
+        break;
+    case 4:
+        for (int64_t i = 0; i < n; i++) df[i] = si_bf16_to_f32(sh[i]);
+        break;
+    case 5:
+        for (int64_t i = 0; i < n; i++) dh[i] = si_f32_to_bf16(sf[i]);
+        break;
+    case 6:
+        for (int64_t i = 0; i < n; i++) df[i] = si_bf16_to_f32(si_f32_to_bf16(sf[i]));
+        break;
+    default:
+        if (sf != df) memmove(df, sf, sizeof(float) * (size_t)n);
+    }
+}
+
+typedef struct cv_job {
+    const cv_params *p;
+    const void *src;
+    void *dst;
+} cv_job;
+
+static void cv_chunks(void *ctx, int64_t lo, int64_t hi) {
+    const cv_job *j = ctx;
+    cv_range(j->p, j->src, j->dst, lo, hi);
+}
+
+#define CV_CHUNK ((int64_t)1 << 16) /* elements per task: a large tensor is split over the plan's threads */
+
 static si_result cv_run(const void *params, void *const *ptr, int threads) {
     (void)threads;
     const cv_params *p = params;
-    bool fast = have_f16c();
-    switch (p->kind) {
-    case 0:
-        if (fast) h2f_f16c(ptr[0], ptr[1], p->n);
-        else for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_f16_to_f32(((const uint16_t *)ptr[0])[i]);
-        break;
-    case 1:
-        if (fast) f2h_f16c(ptr[0], ptr[1], p->n);
-        else for (int64_t i = 0; i < p->n; i++) ((uint16_t *)ptr[1])[i] = si_f32_to_f16(((const float *)ptr[0])[i]);
-        break;
-    case 2:
-        if (fast) round_f16c(ptr[0], ptr[1], p->n);
-        else for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_f16_to_f32(si_f32_to_f16(((const float *)ptr[0])[i]));
-        break;
-    case 4:
-        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_bf16_to_f32(((const uint16_t *)ptr[0])[i]);
-        break;
-    case 5:
-        for (int64_t i = 0; i < p->n; i++) ((uint16_t *)ptr[1])[i] = si_f32_to_bf16(((const float *)ptr[0])[i]);
-        break;
-    case 6:
-        for (int64_t i = 0; i < p->n; i++) ((float *)ptr[1])[i] = si_bf16_to_f32(si_f32_to_bf16(((const float *)ptr[0])[i]));
-        break;
-    default:
-        if (ptr[0] != ptr[1]) memmove(ptr[1], ptr[0], sizeof(float) * (size_t)p->n);
+    if (p->n <= CV_CHUNK) {
+        cv_range(p, ptr[0], ptr[1], 0, p->n);
+        return SI_OK;
     }
+    cv_job j = {.p = p, .src = ptr[0], .dst = ptr[1]};
+    cpu_par_for(p->n, CV_CHUNK, cv_chunks, &j);
     return SI_OK;
 }
 
@@ -302,7 +331,10 @@ si_result cpu_lower_cast(cpu_pb *b, int n) {
         if ((in_buf = cpu_pb_plain(b, nd->in[0])) < 0) return SI_ERR_INTERNAL;
         cpu_md_plain(&md, Y->ndim, Y->dims);
     }
-    int out = cpu_pb_new_out(b, nd->out[0], &md);
+    /* rounding float32 to float16 in place when nothing reads the input afterwards (a Resize's output before the
+     * Cast back to float16) */
+    const bool inplace = (kind == 2 || kind == 6) && in_buf >= 0 && cpu_pb_can_overwrite(b, in_buf, 1);
+    int out = inplace ? cpu_pb_new_inplace(b, nd->out[0], &md, in_buf) : cpu_pb_new_out(b, nd->out[0], &md);
     if (out < 0) return SI_ERR_NO_MEM;
     if (Y->dtype == SI_F16 || Y->dtype == SI_BF16) b->p->bufs[out].nbytes = b->p->slots[b->p->bufs[out].slot].size = cpu_value_nbytes(Y);
     cpu_arg args[2] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_DST, out}};
