@@ -1017,6 +1017,20 @@ static void cases_resize(void) {
         output("y");
         dop_runf(&RS_OPTS("Resize"), "Resize-18 case %zu (%s)", i, cases[i].mode);
     }
+    /* large enough that the rows are split over 2 threads (CPU only): nearest, linear and cubic, and a resize of the
+     * outermost axes only (its passes have one outer block) */
+    static const struct { const char *mode; float sc[4]; } big[] = {
+        {"nearest", {1, 1, 2, 2}}, {"linear", {1, 1, 2, 1.5f}}, {"cubic", {1, 1, 1.5f, 2}}, {"linear", {2, 1.5f, 1, 1}}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(big); i++) {
+        begin(18);
+        input("x", D(2, 16, 40, 52));
+        floats("scales", big[i].sc, 4);
+        int n = node("Resize", "x,,scales", "y");
+        as(n, "mode", big[i].mode);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "Resize", .cpu_no_ref = true, .opt_key = "threads", .opt_value = "2", .opt_device = "CPU"},
+                 "Resize %s on 2 threads, case %zu", big[i].mode, i);
+    }
     begin(18); /* axes and keep_aspect_ratio_policy */
     input("x", D(1, 2, 5, 7));
     ints("sizes", (const int64_t[]){9, 9}, 2);

@@ -8,8 +8,10 @@
  * position (per-axis offset tables). Linear / cubic: one pass per resized axis (separable; the taps of the
  * reference kernel factor per axis), the axis that grows least first, through scratch buffers; weights in
  * float32. tf_crop_and_resize: outputs outside the crop box along any axis become extrapolation_value.
+ * Output rows (one output coordinate of the axis a pass resizes, or one gathered row) are split over the plan's
+ * threads.
  */
-#include "device/cpu/cpu.h"
+#include "device/cpu/cpu_llm.h"
 
 #include <stdio.h>
 
@@ -37,60 +39,87 @@ static void pass_dims(const rs_params *p, int done, int64_t *d) {
     for (int i = 0; i < done; i++) d[p->pass[i]] = p->ax[p->pass[i]].out;
 }
 
-static void one_pass(const rs_axis *ax, const float *src, float *dst, int64_t outer, int64_t inner) {
-    const int64_t in = ax->in, on = ax->out, nt = ax->nt;
-    for (int64_t o = 0; o < outer; o++) {
-        const float *s = src + o * in * inner;
-        float *d = dst + o * on * inner;
-        for (int64_t j = 0; j < on; j++) {
-            float *dr = d + j * inner;
-            const int64_t *ix = ax->idx + j * nt;
-            const float *w = ax->w + j * nt;
-            if (inner == 1) {
-                float acc = 0;
-                for (int64_t k = 0; k < nt; k++) acc += w[k] * s[ix[k]];
-                dr[0] = acc;
-                continue;
-            }
-            const float *s0 = s + ix[0] * inner;
-            const float w0 = w[0];
-            for (int64_t i = 0; i < inner; i++) dr[i] = w0 * s0[i];
-            for (int64_t k = 1; k < nt; k++) {
-                const float *sk = s + ix[k] * inner;
-                const float wk = w[k];
-                if (wk == 0.0f) continue;
-                for (int64_t i = 0; i < inner; i++) dr[i] += wk * sk[i];
-            }
+/* Rows [lo, hi) of a pass: row t is output coordinate t % out of block t / out. */
+typedef struct pass_job {
+    const rs_axis *ax;
+    const float *src;
+    float *dst;
+    int64_t inner;
+} pass_job;
+
+static void pass_rows(void *ctx, int64_t lo, int64_t hi) {
+    const pass_job *pj = ctx;
+    const rs_axis *ax = pj->ax;
+    const int64_t in = ax->in, on = ax->out, nt = ax->nt, inner = pj->inner;
+    for (int64_t t = lo; t < hi; t++) {
+        const int64_t o = t / on, j = t % on;
+        const float *s = pj->src + o * in * inner;
+        float *dr = pj->dst + (o * on + j) * inner;
+        const int64_t *ix = ax->idx + j * nt;
+        const float *w = ax->w + j * nt;
+        if (inner == 1) {
+            float acc = 0;
+            for (int64_t k = 0; k < nt; k++) acc += w[k] * s[ix[k]];
+            dr[0] = acc;
+            continue;
+        }
+        const float *s0 = s + ix[0] * inner;
+        const float w0 = w[0];
+        for (int64_t i = 0; i < inner; i++) dr[i] = w0 * s0[i];
+        for (int64_t k = 1; k < nt; k++) {
+            const float *sk = s + ix[k] * inner;
+            const float wk = w[k];
+            if (wk == 0.0f) continue;
+            for (int64_t i = 0; i < inner; i++) dr[i] += wk * sk[i];
         }
     }
 }
 
-/* Nearest: y[o_0..o_{r-1}] = x[idx_0[o_0]..]; the axes below the innermost resized one form a block. */
-static void gather(const rs_params *p, const float *x, float *y) {
-    int last = -1;
-    for (int a = 0; a < p->r; a++)
-        if (p->ax[a].resized) last = a;
-    int64_t block = 1;
-    for (int a = last + 1; a < p->r; a++) block *= p->ax[a].in;
-    int64_t o[SI_MAX_DIMS] = {0}, total = 1;
-    for (int a = 0; a <= last; a++) total *= p->ax[a].out;
-    /* iterate the output positions of axes 0..last; the innermost of them in a tight loop */
-    int64_t n_inner = p->ax[last].out;
+static void one_pass(const rs_axis *ax, const float *src, float *dst, int64_t outer, int64_t inner) {
+    pass_job pj = {.ax = ax, .src = src, .dst = dst, .inner = inner};
+    cpu_par_for(outer * ax->out, SI_MAX((int64_t)1, 16384 / SI_MAX((int64_t)1, inner * ax->nt)), pass_rows, &pj);
+}
+
+/* Nearest: y[o_0..o_{r-1}] = x[idx_0[o_0]..]; the axes below the innermost resized one form a block. A row is the
+ * output positions of that innermost resized axis for one position of the axes above it. */
+typedef struct gather_job {
+    const rs_params *p;
+    const float *x;
+    float *y;
+    int last;
+    int64_t block;
+} gather_job;
+
+static void gather_rows(void *ctx, int64_t lo, int64_t hi) {
+    const gather_job *gj = ctx;
+    const rs_params *p = gj->p;
+    const int last = gj->last;
+    const int64_t block = gj->block, n_inner = p->ax[last].out;
     const int64_t *off_last = p->offs[last];
-    for (int64_t pos = 0; pos < total; pos += n_inner) {
-        int64_t base = 0;
-        for (int a = 0; a < last; a++) base += p->offs[a][o[a]];
-        const float *xs = x + base;
-        float *yd = y + pos * block;
+    for (int64_t row = lo; row < hi; row++) {
+        int64_t base = 0, rem = row;
+        for (int a = last - 1; a >= 0; a--) {
+            base += p->offs[a][rem % p->ax[a].out];
+            rem /= p->ax[a].out;
+        }
+        const float *xs = gj->x + base;
+        float *yd = gj->y + row * n_inner * block;
         if (block == 1)
             for (int64_t j = 0; j < n_inner; j++) yd[j] = xs[off_last[j]];
         else
             for (int64_t j = 0; j < n_inner; j++) memcpy(yd + j * block, xs + off_last[j], sizeof(float) * (size_t)block);
-        for (int a = last - 1; a >= 0; a--) {
-            if (++o[a] < p->ax[a].out) break;
-            o[a] = 0;
-        }
     }
+}
+
+static void gather(const rs_params *p, const float *x, float *y) {
+    int last = -1;
+    for (int a = 0; a < p->r; a++)
+        if (p->ax[a].resized) last = a;
+    int64_t block = 1, rows = 1;
+    for (int a = last + 1; a < p->r; a++) block *= p->ax[a].in;
+    for (int a = 0; a < last; a++) rows *= p->ax[a].out;
+    gather_job gj = {.p = p, .x = x, .y = y, .last = last, .block = block};
+    cpu_par_for(rows, SI_MAX((int64_t)1, 16384 / SI_MAX((int64_t)1, p->ax[last].out * block)), gather_rows, &gj);
 }
 
 static void extrapolate(const rs_params *p, float *y) {
