@@ -26,10 +26,24 @@ static int (*omp_max_threads)(void);
 static void (*gomp_parallel)(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
 static pthread_once_t par_once = PTHREAD_ONCE_INIT;
 
+/* ThreadSanitizer cannot see libgomp's fork and join (the library is not instrumented): every chunk a team thread
+ * runs would be reported as racing with what the caller wrote before and reads after. A TSan build runs the own
+ * pool, whose handoffs are pthread mutexes and condition variables it does see. */
+#if defined(__SANITIZE_THREAD__)
+#define PAR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PAR_TSAN 1
+#endif
+#endif
+#ifndef PAR_TSAN
+#define PAR_TSAN 0
+#endif
+
 static void par_init(void) {
     void *q = dlsym(RTLD_DEFAULT, "omp_get_max_threads");
     memcpy(&omp_max_threads, &q, sizeof q);
-    q = getenv("SI_CPU_OWN_POOL") ? NULL : dlsym(RTLD_DEFAULT, "GOMP_parallel");
+    q = PAR_TSAN || getenv("SI_CPU_OWN_POOL") ? NULL : dlsym(RTLD_DEFAULT, "GOMP_parallel");
     memcpy(&gomp_parallel, &q, sizeof q);
 }
 
