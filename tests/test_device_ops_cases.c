@@ -619,6 +619,47 @@ static void cases_eltwise_fused(void) {
         output("y");
         run_case(affine ? "LayerNorm decomposition with scale and bias" : "LayerNorm decomposition", "LayerNorm(decomposed)");
     }
+    /* ... with gamma and beta from inputs (a folded layer's parameters): still one step */
+    begin(13);
+    input("x", D(2, 5, 48));
+    input("pos_gam", D(48));
+    input("bet", D(48));
+    fconst("two", 2), fconst("eps", 1e-5f);
+    ais(node("ReduceMean", "x", "mu"), "axes", D(-1));
+    node("Sub", "x,mu", "d");
+    node("Pow", "d,two", "d2");
+    ais(node("ReduceMean", "d2", "var"), "axes", D(-1));
+    node("Add", "var,eps", "ve");
+    node("Sqrt", "ve", "sd");
+    node("Div", "d,sd", "nrm");
+    node("Mul", "nrm,pos_gam", "sc");
+    node("Add", "sc,bet", "y");
+    output("y");
+    dop_runf(&(dop_opts){.cpu_plan = "LayerNorm(decomposed)", .cpu_no_ref = true}, "LayerNorm decomposition, scale and bias from inputs");
+    /* the RMS norm written out (LLaMA-style exports): Pow or Mul x x; Div, or Reciprocal then Mul; gamma constant, from
+     * an input, or none; a residual Add reads x too */
+    for (int v = 0; v < 5; v++) {
+        begin(13);
+        input("x", D(2, 3, 40));
+        fconst("two", 2), fconst("eps", 1e-6f);
+        if (v == 1) node("Mul", "x,x", "sq");
+        else node("Pow", "x,two", "sq");
+        ais(node("ReduceMean", "sq", "ms"), "axes", D(-1));
+        node("Add", "ms,eps", "ve");
+        node("Sqrt", "ve", "sd");
+        if (v == 2) {
+            node("Reciprocal", "sd", "rs");
+            node("Mul", "rs,x", "nrm");
+        } else {
+            node("Div", "x,sd", "nrm");
+        }
+        if (v == 3) input("pos_gam", D(40));
+        else if (v != 4) weight("pos_gam", 0.5f, 1.5f, D(40));
+        if (v != 4) node("Mul", "nrm,pos_gam", "g");
+        node("Add", v != 4 ? "g,x" : "nrm,x", "y");
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "RMSNorm(decomposed)", .cpu_no_ref = true}, "RMS norm written out, variant %d", v);
+    }
     begin(13);
     input("x", D(1, 16, 7, 7));
     int n = node("LRN", "x", "y");

@@ -412,6 +412,10 @@ si_result cpu_lower_node(cpu_pb *b, int n);
 
 /* The LLM ops (cpu_llm.c): a native step for node n, or SI_ERR_UNSUPPORTED (the reference kernel runs it). */
 si_result cpu_lower_llm(cpu_pb *b, int n);
+/* A written-out RMS norm (cpu_lower.c matched it: nodes[0..nn) after the first, node n): out = x / sqrt(mean(x^2)
+ * over the last axis + eps) [* gamma_v, a constant or a computed value of the last axis' size; -1: none], one own
+ * step (cpu_llm.c). */
+si_result cpu_rmsnorm_emit(cpu_pb *b, int n, int x, int gamma_v, int out, float eps, const int *nodes, int nn);
 /* Map every page of t now (read one byte of each), not at the first inference that reads it (cpu_llm.c). */
 void cpu_touch_pages(const si_tensor *t);
 /* Lowering of the quantized ops (cpu_quant.c) and recurrent layers (cpu_rnn.c); same contract as cpu_lower_node. */

@@ -394,6 +394,60 @@ void cpu_touch_pages(const si_tensor *t) {
     (void)sink;
 }
 
+/* --- the written-out RMS norm (matched by cpu_lower.c) ---------------------------------------------------------- */
+
+typedef struct rms_params {
+    int64_t rows, H;
+    float eps;
+} rms_params;
+
+/* ptr: x, gamma [H], y */
+static si_result rms_run(const void *params, void *const *ptr, int threads) {
+    (void)threads;
+    const rms_params *p = params;
+    norm_job j = {.x = ptr[0], .gamma = ptr[1], .y = ptr[2], .H = p->H, .skip_rows = 1, .eps = p->eps, .rms = true};
+    cpu_par_for(p->rows, SI_MAX((int64_t)1, 16384 / SI_MAX(p->H, (int64_t)1)), norm_rows, &j);
+    return SI_OK;
+}
+
+si_result cpu_rmsnorm_emit(cpu_pb *b, int n, int x, int gamma_v, int out, float eps, const int *nodes, int nn) {
+    const si_graph *g = b->g;
+    const si_val *X = &g->values[x];
+    const int64_t H = X->dims[X->ndim - 1];
+    rms_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p || H <= 0) return p ? SI_ERR_UNSUPPORTED : SI_ERR_NO_MEM;
+    *p = (rms_params){.rows = si_shape_count(X->ndim - 1, X->dims), .H = H, .eps = eps};
+    dnnl_memory_desc_t gmd;
+    cpu_md_plain(&gmd, 1, &H);
+    int gb;
+    const si_tensor *gt = gamma_v >= 0 ? g->values[gamma_v].const_val : NULL;
+    if (gamma_v < 0 || gt) {
+        const float *gd = gt ? gt->data : NULL;
+        if (!gd) {
+            float *ones = cpu_pb_own(b, sizeof(float) * (size_t)H);
+            if (!ones) return SI_ERR_NO_MEM;
+            for (int64_t i = 0; i < H; i++) ones[i] = 1.0f;
+            gd = ones;
+        } else {
+            cpu_pb_keep_const(b, gamma_v);
+        }
+        gb = cpu_pb_const_buf(b, gd, &gmd);
+    } else {
+        gb = cpu_pb_in_md(b, gamma_v, &gmd);
+    }
+    int xb = gb < 0 ? -1 : cpu_pb_plain(b, x);
+    dnnl_memory_desc_t ymd;
+    cpu_md_plain(&ymd, X->ndim, X->dims);
+    int yb = xb < 0 ? -1 : cpu_pb_new_out(b, out, &ymd);
+    if (yb < 0) return SI_ERR_INTERNAL;
+    cpu_arg args[3] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_SRC, gb}, {DNNL_ARG_DST, yb}};
+    si_result s = cpu_pb_emit_own(b, n, "RMSNorm(decomposed)", "own:rmsnorm", rms_run, p, args, 3);
+    if (s) return s;
+    cpu_pb_consume(b, n);
+    for (int i = 0; i < nn; i++) cpu_pb_consume(b, nodes[i]);
+    return SI_OK;
+}
+
 /* The pages of the node's constant inputs. */
 static void touch_consts(const si_graph *g, const si_node *nd) {
     for (int k = 0; k < nd->n_in; k++) cpu_touch_pages(nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL);

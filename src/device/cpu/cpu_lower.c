@@ -1154,15 +1154,21 @@ static int only_consumer(const cpu_pb *b, int v) {
     return c >= 0 && !b->done[c] ? c : -1;
 }
 
-/* The only consumer of value v when it is an op `id` whose other input is a float32 constant of D values along
- * its last dimension (a LayerNorm's gamma or beta): the node, with the constant's value in *cv; else -1. */
-static int const_row_step(const cpu_pb *b, int v, si_op_id id, int64_t D, int *cv) {
+/* The only consumer of value v when it is an op `id` whose other input is float32, D values along its last
+ * dimension (a norm's gamma or beta): a constant, or a value already computed (a folded body's parameter, read at
+ * run time). The node, with that input's value in *cv; else -1. */
+static int row_step(const cpu_pb *b, int v, si_op_id id, int64_t D, int *cv) {
     int n = only_consumer(b, v);
-    if (n < 0 || !is_op(&b->g->nodes[n], id)) return -1;
+    if (n < 0 || !is_op(&b->g->nodes[n], id) || b->g->nodes[n].n_in != 2) return -1;
     const si_node *nd = &b->g->nodes[n];
     int c = nd->in[0] == v ? nd->in[1] : nd->in[0];
-    const si_tensor *t = b->g->values[c].const_val;
-    if (!t || t->dtype != SI_F32 || t->ndim < 1 || si_shape_count(t->ndim, t->dims) != D || t->dims[t->ndim - 1] != D) return -1;
+    if (c < 0 || c == v) return -1;
+    const si_val *cv_ = &b->g->values[c];
+    const si_tensor *t = cv_->const_val;
+    const int nd_c = t ? t->ndim : cv_->ndim;
+    const int64_t *dims = t ? t->dims : cv_->dims;
+    if ((t ? t->dtype : cv_->dtype) != SI_F32 || nd_c < 1 || si_shape_count(nd_c, dims) != D || dims[nd_c - 1] != D) return -1;
+    if (!t && (!cpu_value_static(cv_) || b->vbuf[c] < 0)) return -1;
     *cv = c;
     return n;
 }
@@ -1231,29 +1237,105 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     int64_t D = X->dims[r - 1];
     const float *gamma = NULL, *beta = NULL;
     int gamma_v = -1, beta_v = -1;
-    int m = const_row_step(b, out, SI_OP_MUL, D, &gamma_v);
+    int m = row_step(b, out, SI_OP_MUL, D, &gamma_v);
     if (m >= 0) {
-        gamma = g->values[gamma_v].const_val->data;
+        const si_tensor *t = g->values[gamma_v].const_val;
+        gamma = t ? t->data : NULL;
         nodes[nn++] = m;
         out = g->nodes[m].out[0];
-        int a2 = const_row_step(b, out, SI_OP_ADD, D, &beta_v);
+        int a2 = row_step(b, out, SI_OP_ADD, D, &beta_v);
         if (a2 >= 0) {
-            beta = g->values[beta_v].const_val->data;
+            t = g->values[beta_v].const_val;
+            beta = t ? t->data : NULL;
             nodes[nn++] = a2;
             out = g->nodes[a2].out[0];
         }
     }
     const si_val *O = &g->values[out];
     if (O->dtype != SI_F32 || O->ndim != r || memcmp(O->dims, X->dims, sizeof(int64_t) * (size_t)r)) return unsupported();
-    if (!gamma) {
+    if (gamma_v < 0) {
         float *ones = cpu_pb_own(b, sizeof(float) * (size_t)D);
         if (!ones) return SI_ERR_NO_MEM;
         for (int64_t i = 0; i < D; i++) ones[i] = 1.0f;
         gamma = ones;
     }
-    if (gamma_v >= 0) cpu_pb_keep_const(b, gamma_v);
-    if (beta_v >= 0) cpu_pb_keep_const(b, beta_v);
-    return layernorm_step(b, n, x, out, r - 1, eps, gamma, beta, -1, -1, nodes, nn);
+    if (gamma) cpu_pb_keep_const(b, gamma_v);
+    if (beta) cpu_pb_keep_const(b, beta_v);
+    return layernorm_step(b, n, x, out, r - 1, eps, gamma, beta, gamma ? -1 : gamma_v, beta || beta_v < 0 ? -1 : beta_v, nodes, nn);
+}
+
+/* Pow 2 (or Mul x x) -> ReduceMean over the last axis -> Add eps -> Sqrt -> Div x by it (or Reciprocal, then Mul
+ * x by it) [-> Mul gamma]: the RMS norm of LLM exports written out (LLaMA's, ONNX's plain decoders). One own step
+ * (cpu_llm.c) instead of six, in prefill and at every decode step. n is the Pow. */
+static si_result lower_rms_pattern(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *pw = &g->nodes[n];
+    if (b->no_fusion || pw->n_in != 2 || !in_ok(g, pw, 0) || pw->n_out != 1 || pw->out[0] < 0) return unsupported();
+    const int x = pw->in[0];
+    if (is_op(pw, SI_OP_POW)) {
+        const si_tensor *et = cpu_const_input(g, pw, 1);
+        if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1 || *(const float *)et->data != 2.0f) return unsupported();
+    } else if (!is_op(pw, SI_OP_MUL) || pw->in[1] != x) {
+        return unsupported();
+    }
+    const si_val *X = &g->values[x];
+    const int r = X->ndim;
+    if (r < 1) return unsupported();
+    int nodes[8], nn = 0;
+    int rm = only_consumer(b, pw->out[0]);
+    if (rm < 0 || !last_axis_mean(g, &g->nodes[rm], r)) return unsupported();
+    nodes[nn++] = rm;
+    int ad = only_consumer(b, g->nodes[rm].out[0]);
+    if (ad < 0 || !is_op(&g->nodes[ad], SI_OP_ADD)) return unsupported();
+    const si_node *adn = &g->nodes[ad];
+    int ev = adn->in[0] == g->nodes[rm].out[0] ? adn->in[1] : adn->in[0];
+    const si_tensor *et = ev >= 0 ? g->values[ev].const_val : NULL;
+    if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1) return unsupported();
+    const float eps = *(const float *)et->data;
+    nodes[nn++] = ad;
+    int sq = only_consumer(b, adn->out[0]);
+    if (sq < 0 || !is_op(&g->nodes[sq], SI_OP_SQRT)) return unsupported();
+    nodes[nn++] = sq;
+    const int sd = g->nodes[sq].out[0];
+    int out = -1, dv = only_consumer(b, sd);
+    if (dv < 0) return unsupported();
+    const si_node *dn = &g->nodes[dv];
+    if (is_op(dn, SI_OP_DIV) && dn->in[0] == x && dn->in[1] == sd) {
+        out = dn->out[0];
+    } else if (is_op(dn, SI_OP_RECIPROCAL)) {
+        int mu = only_consumer(b, dn->out[0]);
+        const si_node *mn = mu >= 0 ? &g->nodes[mu] : NULL;
+        if (!mn || !is_op(mn, SI_OP_MUL) || !((mn->in[0] == x && mn->in[1] == dn->out[0]) || (mn->in[1] == x && mn->in[0] == dn->out[0])))
+            return unsupported();
+        nodes[nn++] = dv;
+        dv = mu;
+        out = mn->out[0];
+    } else {
+        return unsupported();
+    }
+    nodes[nn++] = dv;
+    const int64_t D = X->dims[r - 1];
+    int gamma_v = -1;
+    int m = row_step(b, out, SI_OP_MUL, D, &gamma_v);
+    if (m >= 0) {
+        nodes[nn++] = m;
+        out = g->nodes[m].out[0];
+    }
+    const si_val *O = &g->values[out];
+    if (O->dtype != SI_F32 || O->ndim != r || memcmp(O->dims, X->dims, sizeof(int64_t) * (size_t)r)) return unsupported();
+    return cpu_rmsnorm_emit(b, n, x, gamma_v, out, eps, nodes, nn);
+}
+
+static si_result lower_pow(cpu_pb *b, int n) {
+    si_result s = lower_rms_pattern(b, n);
+    return s == SI_ERR_UNSUPPORTED ? lower_eltwise(b, n) : s;
+}
+
+/* Mul x x may start a written-out RMS norm; any other Mul is a binary op. */
+static si_result lower_mul(cpu_pb *b, int n) {
+    const si_node *nd = &b->g->nodes[n];
+    si_result s = nd->n_in == 2 && nd->in[0] >= 0 && nd->in[0] == nd->in[1] ? lower_rms_pattern(b, n) : SI_ERR_UNSUPPORTED;
+    return s == SI_ERR_UNSUPPORTED ? lower_binary(b, n) : s;
 }
 
 static si_result lower_lrn(cpu_pb *b, int n) {
@@ -1419,7 +1501,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_TRANSPOSE] = lower_transpose,
     [SI_OP_ADD] = lower_binary,
     [SI_OP_SUB] = lower_binary,
-    [SI_OP_MUL] = lower_binary,
+    [SI_OP_MUL] = lower_mul,
     [SI_OP_DIV] = lower_binary,
     [SI_OP_MAX] = lower_binary,
     [SI_OP_MIN] = lower_binary,
@@ -1439,7 +1521,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_GELU] = lower_eltwise,
     [SI_OP_HARD_SIGMOID] = lower_eltwise,
     [SI_OP_CLIP] = lower_eltwise,
-    [SI_OP_POW] = lower_eltwise,
+    [SI_OP_POW] = lower_pow, /* the first node of a written-out RMS norm, else elementwise */
     /* the LLM ops: native kernels (cpu_llm.c) */
     [SI_OP_MATMUL_NBITS] = cpu_lower_llm,
     [SI_OP_MOE] = cpu_lower_llm,
