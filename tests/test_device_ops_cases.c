@@ -1268,6 +1268,18 @@ static void cases_softmax_axis(void) {
         output("y");
         dop_runf(&(dop_opts){.cpu_plan = cases[i].op, .cpu_no_ref = true}, "%s axis %lld", cases[i].op, (long long)cases[i].axis);
     }
+    /* a middle axis over more columns than one chunk of the kernel (1024), with a partial last chunk, on 2 threads */
+    static const struct { const char *op; int64_t axis; int64_t d[4]; } wide[] = {{"Softmax", 2, {1, 4, 16, 2500}}, {"LogSoftmax", 1, {2, 3, 5, 1100}}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(wide); i++) {
+        begin(13);
+        input("x", wide[i].d, 4);
+        int n = node(wide[i].op, "x", "y");
+        ai(n, "axis", wide[i].axis);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = wide[i].op, .cpu_no_ref = true, .cpu_kernel = "own:softmax_axis", .opt_key = "threads", .opt_value = "2",
+                             .opt_device = "CPU"},
+                 "%s axis %lld over %lld columns on 2 threads", wide[i].op, (long long)wide[i].axis, (long long)(wide[i].d[3] * (wide[i].axis == 1 ? wide[i].d[2] : 1)));
+    }
 }
 
 static void pool(int opset, const char *op, int nd, const int64_t *in, const int64_t *k, const int64_t *s, const int64_t *pads,
