@@ -408,6 +408,12 @@ static si_result afe_run(si_kctx *c) {
 
 enum { TFIDF_TF, TFIDF_IDF, TFIDF_TFIDF };
 
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+#define TFIDF_MAX_WORK ((int64_t)1 << 24) /* coverage-instrumented fuzzing builds run the loop far slower */
+#else
+#define TFIDF_MAX_WORK ((int64_t)1 << 30)
+#endif
+
 typedef struct tfidf_plan {
     const int64_t *pool, *counts, *index;
     const float *weights;
@@ -449,6 +455,18 @@ static si_result tfidf_plan_of(si_kctx *c, tfidf_plan *p) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "the pool holds %lld n-grams, ngram_indexes has %d", (long long)grams, p->nidx);
     if (p->weights && p->nw != p->nidx)
         return si_op_err(c, SI_ERR_INVALID_ARG, "attribute 'weights' has %d values, expected %d", p->nw, p->nidx);
+    /* the matching is rows x C x skips x n-grams x n comparisons: a named error before an input asks for hours of it */
+    const int64_t rows = x->ndim == 2 ? x->dims[0] : 1, C = x->dims[x->ndim - 1];
+    double work = 0;
+    for (int l = 0; l < p->nlev; l++) {
+        const int64_t n = l + 1, a = p->counts[l], b = l + 1 < p->nlev ? p->counts[l + 1] : p->npool;
+        if (n < p->minn || n > p->maxn) continue;
+        const double skips = n == 1 ? 1.0 : (double)SI_MIN(p->skip, C) + 1.0;
+        work += (double)rows * (double)C * skips * (double)((b - a) / n) * (double)n;
+    }
+    if (work > (double)TFIDF_MAX_WORK)
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "matching %lld rows of %lld tokens against the pool takes about %.3g comparisons, more than %lld",
+                         (long long)rows, (long long)C, work, (long long)TFIDF_MAX_WORK);
     p->width = 0;
     for (int i = 0; i < p->nidx; i++) {
         if (p->index[i] < 0 || p->index[i] >= (1 << 24))
