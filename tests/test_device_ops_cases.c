@@ -599,8 +599,9 @@ static void cases_eltwise_fused(void) {
         output("y");
         dop_runf(&(dop_opts){.cpu_plan = "LayerNormalization", .cpu_no_ref = true}, "LayerNormalization, scale%s from inputs", bias ? " and bias" : "");
     }
-    /* LayerNormalization written out (older exporters): one LayerNormalization step */
-    for (int affine = 0; affine < 2; affine++) {
+    /* LayerNormalization written out (older exporters): one LayerNormalization step; without scale and bias, with
+     * them as constants, and with them from inputs (a folded layer's parameters) */
+    for (int affine = 0; affine < 3; affine++) {
         begin(13);
         input("x", D(2, 5, 48));
         fconst("two", 2), fconst("eps", 1e-5f);
@@ -611,31 +612,17 @@ static void cases_eltwise_fused(void) {
         node("Add", "var,eps", "ve");
         node("Sqrt", "ve", "sd");
         node("Div", "d,sd", affine ? "nrm" : "y");
+        if (affine == 1) weight("pos_gam", 0.5f, 1.5f, D(48)), weight("bet", -1, 1, D(48));
+        if (affine == 2) input("pos_gam", D(48)), input("bet", D(48));
         if (affine) {
-            weight("gam", 0.5f, 1.5f, D(48)), weight("bet", -1, 1, D(48));
-            node("Mul", "nrm,gam", "sc");
+            node("Mul", "nrm,pos_gam", "sc");
             node("Add", "sc,bet", "y");
         }
         output("y");
-        run_case(affine ? "LayerNorm decomposition with scale and bias" : "LayerNorm decomposition", "LayerNorm(decomposed)");
+        static const char *const what[] = {"LayerNorm decomposition", "LayerNorm decomposition with scale and bias",
+                                           "LayerNorm decomposition, scale and bias from inputs"};
+        dop_runf(&(dop_opts){.cpu_plan = "LayerNorm(decomposed)", .cpu_no_ref = true}, "%s", what[affine]);
     }
-    /* ... with gamma and beta from inputs (a folded layer's parameters): still one step */
-    begin(13);
-    input("x", D(2, 5, 48));
-    input("pos_gam", D(48));
-    input("bet", D(48));
-    fconst("two", 2), fconst("eps", 1e-5f);
-    ais(node("ReduceMean", "x", "mu"), "axes", D(-1));
-    node("Sub", "x,mu", "d");
-    node("Pow", "d,two", "d2");
-    ais(node("ReduceMean", "d2", "var"), "axes", D(-1));
-    node("Add", "var,eps", "ve");
-    node("Sqrt", "ve", "sd");
-    node("Div", "d,sd", "nrm");
-    node("Mul", "nrm,pos_gam", "sc");
-    node("Add", "sc,bet", "y");
-    output("y");
-    dop_runf(&(dop_opts){.cpu_plan = "LayerNorm(decomposed)", .cpu_no_ref = true}, "LayerNorm decomposition, scale and bias from inputs");
     /* the RMS norm written out (LLaMA-style exports): Pow or Mul x x; Div, or Reciprocal then Mul; gamma constant, from
      * an input, or none; a residual Add reads x too */
     for (int v = 0; v < 5; v++) {

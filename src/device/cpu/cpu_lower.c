@@ -1185,6 +1185,36 @@ static bool last_axis_mean(const si_graph *g, const si_node *n, int r) {
     return a == -1 || a == r - 1;
 }
 
+/* Is node cn the square of value v: Pow(v, 2.0) or Mul(v, v)? */
+static bool square_of(const si_graph *g, const si_node *cn, int v) {
+    if (is_op(cn, SI_OP_MUL)) return cn->n_in == 2 && cn->in[0] == v && cn->in[1] == v;
+    const si_tensor *et = cpu_const_input(g, cn, 1);
+    return is_op(cn, SI_OP_POW) && cn->in[0] == v && et && et->dtype == SI_F32 && si_shape_count(et->ndim, et->dims) == 1 &&
+           *(const float *)et->data == 2.0f;
+}
+
+/* The norms' common tail after the square sq: ReduceMean over the last axis (rank r) -> Add a float32 scalar
+ * constant eps -> Sqrt, each the only consumer of the one before. The Sqrt node (the three appended to nodes, eps in
+ * *eps), else -1. */
+static int mean_eps_sqrt(const cpu_pb *b, int sq, int r, int *nodes, int *nn, float *eps) {
+    const si_graph *g = b->g;
+    int rm = only_consumer(b, g->nodes[sq].out[0]);
+    if (rm < 0 || !last_axis_mean(g, &g->nodes[rm], r)) return -1;
+    int ad = only_consumer(b, g->nodes[rm].out[0]);
+    if (ad < 0 || !is_op(&g->nodes[ad], SI_OP_ADD)) return -1;
+    const si_node *adn = &g->nodes[ad];
+    int ev = adn->in[0] == g->nodes[rm].out[0] ? adn->in[1] : adn->in[0];
+    const si_tensor *et = ev >= 0 ? g->values[ev].const_val : NULL;
+    if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1) return -1;
+    int sqrt_n = only_consumer(b, adn->out[0]);
+    if (sqrt_n < 0 || !is_op(&g->nodes[sqrt_n], SI_OP_SQRT)) return -1;
+    *eps = *(const float *)et->data;
+    nodes[(*nn)++] = rm;
+    nodes[(*nn)++] = ad;
+    nodes[(*nn)++] = sqrt_n;
+    return sqrt_n;
+}
+
 static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *rm1 = &g->nodes[n];
@@ -1205,32 +1235,16 @@ static si_result lower_layernorm_pattern(cpu_pb *b, int n) {
     for (int i = 0; i < 2; i++) {
         int c = i ? c1 : c0;
         const si_node *cn = &g->nodes[c];
-        float e;
-        const si_tensor *et = cpu_const_input(g, cn, 1);
-        if (is_op(cn, SI_OP_POW) && cn->in[0] == d && et && et->dtype == SI_F32 && si_shape_count(et->ndim, et->dims) == 1 &&
-            (e = *(const float *)et->data) == 2.0f)
-            sq = c;
-        else if (is_op(cn, SI_OP_MUL) && cn->in[0] == d && cn->in[1] == d)
+        if (square_of(g, cn, d))
             sq = c;
         else if (is_op(cn, SI_OP_DIV) && cn->in[0] == d)
             dv = c;
     }
     if (sq < 0 || dv < 0 || c0 == c1) return unsupported();
     nodes[nn++] = sq;
-    int rm2 = only_consumer(b, g->nodes[sq].out[0]);
-    if (rm2 < 0 || !last_axis_mean(g, &g->nodes[rm2], r)) return unsupported();
-    nodes[nn++] = rm2;
-    int ad = only_consumer(b, g->nodes[rm2].out[0]);
-    if (ad < 0 || !is_op(&g->nodes[ad], SI_OP_ADD)) return unsupported();
-    const si_node *adn = &g->nodes[ad];
-    int ev = adn->in[0] == g->nodes[rm2].out[0] ? adn->in[1] : adn->in[0];
-    const si_tensor *et = g->values[ev].const_val;
-    if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1) return unsupported();
-    float eps = *(const float *)et->data;
-    nodes[nn++] = ad;
-    int sqrt_n = only_consumer(b, adn->out[0]);
-    if (sqrt_n < 0 || !is_op(&g->nodes[sqrt_n], SI_OP_SQRT)) return unsupported();
-    nodes[nn++] = sqrt_n;
+    float eps;
+    int sqrt_n = mean_eps_sqrt(b, sq, r, nodes, &nn, &eps);
+    if (sqrt_n < 0) return unsupported();
     if (only_consumer(b, g->nodes[sqrt_n].out[0]) != dv || g->nodes[dv].in[1] != g->nodes[sqrt_n].out[0]) return unsupported();
     nodes[nn++] = dv;
     int out = g->nodes[dv].out[0];
@@ -1272,30 +1286,14 @@ static si_result lower_rms_pattern(cpu_pb *b, int n) {
     const si_node *pw = &g->nodes[n];
     if (b->no_fusion || pw->n_in != 2 || !in_ok(g, pw, 0) || pw->n_out != 1 || pw->out[0] < 0) return unsupported();
     const int x = pw->in[0];
-    if (is_op(pw, SI_OP_POW)) {
-        const si_tensor *et = cpu_const_input(g, pw, 1);
-        if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1 || *(const float *)et->data != 2.0f) return unsupported();
-    } else if (!is_op(pw, SI_OP_MUL) || pw->in[1] != x) {
-        return unsupported();
-    }
+    if (!square_of(g, pw, x)) return unsupported();
     const si_val *X = &g->values[x];
     const int r = X->ndim;
     if (r < 1) return unsupported();
     int nodes[8], nn = 0;
-    int rm = only_consumer(b, pw->out[0]);
-    if (rm < 0 || !last_axis_mean(g, &g->nodes[rm], r)) return unsupported();
-    nodes[nn++] = rm;
-    int ad = only_consumer(b, g->nodes[rm].out[0]);
-    if (ad < 0 || !is_op(&g->nodes[ad], SI_OP_ADD)) return unsupported();
-    const si_node *adn = &g->nodes[ad];
-    int ev = adn->in[0] == g->nodes[rm].out[0] ? adn->in[1] : adn->in[0];
-    const si_tensor *et = ev >= 0 ? g->values[ev].const_val : NULL;
-    if (!et || et->dtype != SI_F32 || si_shape_count(et->ndim, et->dims) != 1) return unsupported();
-    const float eps = *(const float *)et->data;
-    nodes[nn++] = ad;
-    int sq = only_consumer(b, adn->out[0]);
-    if (sq < 0 || !is_op(&g->nodes[sq], SI_OP_SQRT)) return unsupported();
-    nodes[nn++] = sq;
+    float eps;
+    int sq = mean_eps_sqrt(b, n, r, nodes, &nn, &eps);
+    if (sq < 0) return unsupported();
     const int sd = g->nodes[sq].out[0];
     int out = -1, dv = only_consumer(b, sd);
     if (dv < 0) return unsupported();
