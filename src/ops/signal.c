@@ -3,21 +3,13 @@
  *
  * A signal's last dimension holds one (real) or two (real, imaginary) values. The transforms are computed
  * directly (O(n^2) per signal, in double, with a table of n twiddle factors) — the reference kernel, not a fast
- * one; a node whose work would exceed SIG_MAX_WORK products (about a second) is refused by name rather than run
+ * one; a node whose work would exceed SI_REF_MAX_WORK products (about a second) is refused by name rather than run
  * for minutes (2^34 let a fuzzed DFT of length 54,076 run past the fuzzer's 20 s timeout).
  */
 #include "ops/ops.h"
 
 #include <math.h>
 #include <string.h>
-
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-/* coverage-instrumented fuzzing builds run this loop some 70 times slower (a DFT of 2^30 products took 105 s against
- * 1.5 s in a release build): the fuzzer's timeout is per input */
-#define SIG_MAX_WORK ((int64_t)1 << 24)
-#else
-#define SIG_MAX_WORK ((int64_t)1 << 30)
-#endif
 
 /* The work buffers of a length-n DFT: cos / sin of 2*pi*j/n for j in [0, n), and the signal's real and
  * imaginary parts (one allocation, freed with si_free(w->cs)). */
@@ -95,7 +87,7 @@ static si_result dft_prep(const si_kctx *c, dft_plan *p) {
     p->out_len = !p->inverse && p->onesided ? n / 2 + 1 : n;
     p->out_c = p->inverse && p->onesided ? 1 : 2;
     int64_t work = si_prod(x->dims, 0, r - 1) / (p->len ? p->len : 1);
-    if (work > 0 && (n > SIG_MAX_WORK / work || p->out_len > SIG_MAX_WORK / (work * n)))
+    if (work > 0 && (n > SI_REF_MAX_WORK / work || p->out_len > SI_REF_MAX_WORK / (work * n)))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "a DFT of length %lld over %lld signals is too large for the reference kernel (O(n^2))",
                          (long long)n, (long long)work);
     return SI_OK;
@@ -191,7 +183,7 @@ static si_result stft_prep(const si_kctx *c, stft_plan *p) {
     p->frames = (p->len - p->flen) / p->step + 1;
     p->bins = onesided ? p->flen / 2 + 1 : p->flen;
     int64_t work = p->batch * p->frames;
-    if (work > 0 && (p->flen > SIG_MAX_WORK / work || p->bins > SIG_MAX_WORK / (work * p->flen)))
+    if (work > 0 && (p->flen > SI_REF_MAX_WORK / work || p->bins > SI_REF_MAX_WORK / (work * p->flen)))
         return si_op_err(c, SI_ERR_UNSUPPORTED, "an STFT of %lld frames of %lld is too large for the reference kernel (O(n^2))",
                          (long long)work, (long long)p->flen);
     return SI_OK;

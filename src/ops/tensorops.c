@@ -408,11 +408,6 @@ static si_result afe_run(si_kctx *c) {
 
 enum { TFIDF_TF, TFIDF_IDF, TFIDF_TFIDF };
 
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-#define TFIDF_MAX_WORK ((int64_t)1 << 24) /* coverage-instrumented fuzzing builds run the loop far slower */
-#else
-#define TFIDF_MAX_WORK ((int64_t)1 << 30)
-#endif
 
 typedef struct tfidf_plan {
     const int64_t *pool, *counts, *index;
@@ -464,9 +459,9 @@ static si_result tfidf_plan_of(si_kctx *c, tfidf_plan *p) {
         const double skips = n == 1 ? 1.0 : (double)SI_MIN(p->skip, C) + 1.0;
         work += (double)rows * (double)C * skips * (double)((b - a) / n) * (double)n;
     }
-    if (work > (double)TFIDF_MAX_WORK)
+    if (work > (double)SI_REF_MAX_WORK)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "matching %lld rows of %lld tokens against the pool takes about %.3g comparisons, more than %lld",
-                         (long long)rows, (long long)C, work, (long long)TFIDF_MAX_WORK);
+                         (long long)rows, (long long)C, work, (long long)SI_REF_MAX_WORK);
     p->width = 0;
     for (int i = 0; i < p->nidx; i++) {
         if (p->index[i] < 0 || p->index[i] >= (1 << 24))
