@@ -161,9 +161,21 @@ def mixed():
            13, ["--shape", "batch=2"])
 
 
+def upsample_exact():
+    """A U-Net upsampler (ConvTranspose, kernel == stride == 2) over 256 channels: on the CPU device its output must
+    equal ONNX Runtime's bit for bit (--rtol 0), since in a quantized U-Net a DynamicQuantizeLinear after it turns
+    a last-bit difference into a different scale for the whole next layer."""
+    g = G()
+    y = g.op("ConvTranspose", ["x", g.w(256, 24, 2, 2), g.w(24, scale=0.1)], strides=[2, 2])
+    g.nodes[-1].output[0] = "y"
+    g.save("upsample_exact_opset13", [h.make_tensor_value_info("x", TP.FLOAT, [1, 256, 12, 40])],
+           [h.make_tensor_value_info("y", TP.FLOAT, [1, 24, 24, 80])], 13, ["--devices", "CPU", "--rtol", "0"])
+
+
 cnn9()
 cnn11()
 mixed()
+upsample_exact()
 transformer(11)
 
 transformer(13)

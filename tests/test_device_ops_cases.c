@@ -119,13 +119,16 @@ static void cases_conv_transpose_fused(void) {
 }
 
 /* The upsampler's own kernel (kernel == stride, 2 wide, no pads): rows narrower and wider than its 32-pixel tile
- * and not a multiple of it, weight columns not a multiple of its 12, kernel rows 1 to 3, two images, the
- * activations it applies in registers (Relu, LeakyRelu, Clip) and after the store (Sigmoid); and shapes it must
+ * and not a multiple of it, weight columns not a multiple of its 12, kernel rows 1 to 3, two images, input
+ * channels over its 128-channel chunk (the sum carried through the output between chunks, the bias and activation
+ * after the last), the activations it applies in registers (Relu, LeakyRelu, Clip) and after the store (Sigmoid);
+ * and shapes it must
  * leave to the general kernel (pads, output_padding, groups). */
 static void cases_conv_transpose_upsample(void) {
     static const struct { int64_t n, c, oc, ky, h, w; const char *act; } cs[] = {
         {1, 64, 32, 2, 3, 40, NULL},    {2, 5, 7, 2, 4, 17, "Relu"},  {1, 16, 5, 1, 2, 33, "LeakyRelu"}, {1, 9, 5, 3, 5, 16, "Clip"},
         {1, 3, 12, 2, 2, 65, "Sigmoid"}, {1, 130, 6, 2, 3, 5, NULL}, {1, 8, 1, 1, 1, 1, NULL},
+        {1, 300, 4, 2, 2, 37, "Sigmoid"}, {2, 257, 6, 1, 2, 20, "Relu"}, /* over one 128-channel chunk */
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(cs); i++) {
         begin(13);
