@@ -247,7 +247,7 @@ def yolo(a):
 
 
 # --- unet ------------------------------------------------------------------------------------------------------
-def unet_graph(b, size, width, classes=2):
+def unet_graph(b, size, width, classes=2, bilinear=False):
     b.calibrate({"input": calibration_image(b.seed, [2, 3, 128, 128])})
     def double(x, c1, c2, p):
         x = relu(b, conv(b, x, c1, c2, 3, p + ".double_conv.0"), p + ".double_conv.2")
@@ -263,10 +263,15 @@ def unet_graph(b, size, width, classes=2):
     for i in range(4):
         c = ch[4 - i]
         p = f"up{i + 1}"
-        w = b.normal((c, c // 2, 2, 2), np.sqrt(1.0 / c))
-        x = b.node("ConvTranspose", [x, b.const(p + ".up.weight", w),
-                                     b.const(p + ".up.bias", b.normal((c // 2,), 0.05))],
-                   base=p + ".up", kernel_shape=[2, 2], strides=[2, 2])
+        if bilinear:  # nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), then a 1x1 conv halving c
+            x = b.node("Resize", [x, "", b.f32(p + ".up.scales", [1, 1, 2, 2])], base=p + ".up.resize",
+                       mode="linear", coordinate_transformation_mode="align_corners")
+            x = conv(b, x, c, c // 2, 1, p + ".up.conv")
+        else:
+            w = b.normal((c, c // 2, 2, 2), np.sqrt(1.0 / c))
+            x = b.node("ConvTranspose", [x, b.const(p + ".up.weight", w),
+                                         b.const(p + ".up.bias", b.normal((c // 2,), 0.05))],
+                       base=p + ".up", kernel_shape=[2, 2], strides=[2, 2])
         x = b.node("Concat", [skips[3 - i], x], base=p + ".concat", axis=1)
         x = double(x, c, c // 2, p + ".conv")
     conv(b, x, ch[0], classes, 1, "outc.conv", gain=1.0)
@@ -278,13 +283,13 @@ def unet_graph(b, size, width, classes=2):
 def unet(a):
     size = a.size or (128 if a.small else 512)
     width = a.width or (16 if a.small else 32)
-    return unet_graph(Builder(a.seed), size, width), {"input": [1, 3, size, size]}
+    return unet_graph(Builder(a.seed), size, width, bilinear=a.bilinear), {"input": [1, 3, size, size]}
 
 
 def unet_int8(a):
     size = a.size or (128 if a.small else 1024)
     width = a.width or (8 if a.small else 16)
-    m = unet_graph(Builder(a.seed), size, width)
+    m = unet_graph(Builder(a.seed), size, width, bilinear=a.bilinear)
     m, counts = quantize_dynamic(m, ops=("Conv",), conv_weight_type=a.weight_type)
     m.graph.name = "unet_like_int8"
     return m, {"input": [1, 3, size, size]}
@@ -455,6 +460,8 @@ def main():
     ap.add_argument("--lstm", action="store_true", help="crnn: BiLSTM sequence head instead of transformer layers")
     ap.add_argument("--keep-io-types", action="store_true", help="u2net_fp16: float32 input and outputs")
     ap.add_argument("--weight-type", choices=["uint8", "int8"], default="uint8", help="unet_int8: ConvInteger weights")
+    ap.add_argument("--bilinear", action="store_true", help="unet / unet_int8: bilinear Resize (align_corners) + 1x1 "
+                    "conv upsamplers instead of ConvTranspose")
     ap.add_argument("--width", type=int, default=None)
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--seed", type=int, default=5)

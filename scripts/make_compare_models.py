@@ -172,10 +172,24 @@ def upsample_exact():
            [h.make_tensor_value_info("y", TP.FLOAT, [1, 24, 24, 80])], 13, ["--devices", "CPU", "--rtol", "0"])
 
 
+def resize_exact():
+    """Bilinear Resize x2 in the modes segmentation networks export (align_corners, half_pixel): on the CPU device
+    the outputs must equal ONNX Runtime's bit for bit, for the same reason as upsample_exact's."""
+    g = G()
+    outs = []
+    for ctm in ("align_corners", "half_pixel", "pytorch_half_pixel"):
+        g.op("Resize", ["x", "", g.c(np.array([1, 1, 2, 2], np.float32))], mode="linear", coordinate_transformation_mode=ctm)
+        g.nodes[-1].output[0] = "y_" + ctm
+        outs.append(h.make_tensor_value_info("y_" + ctm, TP.FLOAT, [1, 8, 34, 94]))
+    g.save("resize_exact_opset13", [h.make_tensor_value_info("x", TP.FLOAT, [1, 8, 17, 47])], outs, 13,
+           ["--devices", "CPU", "--rtol", "0"])
+
+
 cnn9()
 cnn11()
 mixed()
 upsample_exact()
+resize_exact()
 transformer(11)
 
 transformer(13)

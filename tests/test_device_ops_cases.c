@@ -1062,6 +1062,24 @@ static void cases_resize(void) {
         dop_runf(&(dop_opts){.cpu_plan = "Resize", .cpu_no_ref = true, .opt_key = "threads", .opt_value = "2", .opt_device = "CPU"},
                  "Resize %s on 2 threads, case %zu", big[i].mode, i);
     }
+    /* the bilinear kernel (ONNX Runtime's arithmetic): rows of several 16-column blocks and a partial one, blocks
+     * reading more than 16 input columns (downsampling: the scalar path), one axis kept, 2 threads */
+    static const struct { const char *ctm; float sc[2]; int64_t h, w; } bil[] = {
+        {"half_pixel", {2, 2}, 9, 37}, {"align_corners", {0.25f, 0.5f}, 12, 100}, {"asymmetric", {1, 3}, 5, 23},
+        {"pytorch_half_pixel", {1.5f, 1}, 7, 41},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(bil); i++) {
+        begin(13);
+        input("x", D(2, 5, bil[i].h, bil[i].w));
+        floats("scales", (const float[]){1, 1, bil[i].sc[0], bil[i].sc[1]}, 4);
+        int n = node("Resize", "x,,scales", "y");
+        as(n, "mode", "linear");
+        as(n, "coordinate_transformation_mode", bil[i].ctm);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "Resize", .cpu_no_ref = true, .cpu_kernel = "own:resize_bilinear", .opt_key = "threads",
+                             .opt_value = "2", .opt_device = "CPU"},
+                 "Resize bilinear %s case %zu", bil[i].ctm, i);
+    }
     begin(18); /* axes and keep_aspect_ratio_policy */
     input("x", D(1, 2, 5, 7));
     ints("sizes", (const int64_t[]){9, 9}, 2);
