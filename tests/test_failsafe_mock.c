@@ -90,6 +90,7 @@ typedef struct mdev {
     int gate_infer;          /* this infer call blocks on infer_gate (0: none) */
     gate infer_gate;
     int nan_call;            /* this infer call writes NaN outputs (0: none) */
+    bool nan_keep_first;     /* ... but for the first element, which keeps its value */
     int gate_compile;        /* this compile call blocks on compile_gate (0: none) */
     gate compile_gate;
     _Atomic int finished;    /* gated infer calls that ran to the end */
@@ -133,7 +134,7 @@ static si_result mr_infer(si_ireq *r_) {
         if (s) return s;
     }
     float *y = r->out.data;
-    for (int64_t i = 0; i < si_tensor_count(r->in); i++) y[i] = call == d->nan_call ? NAN : x[i] + d->k;
+    for (int64_t i = 0; i < si_tensor_count(r->in); i++) y[i] = call == d->nan_call && (i > 0 || !d->nan_keep_first) ? NAN : x[i] + d->k;
     if (gated) atomic_fetch_add(&d->finished, 1);
     return SI_OK;
 }
@@ -626,6 +627,39 @@ static void test_nan_check_asks_a_working_device(void) {
     release_sink(s);
 }
 
+/* check_outputs=nan compares element by element: an output whose first element is -inf on every device (the
+ * input's -inf, as a Log(0) or an attention mask gives) is the answer, and stays on D0; when D0 also writes NaN
+ * over the other elements, where D1 gives finite values, the legitimate -inf must not hide them: D0 fails over. */
+static void test_nan_check_element_by_element(void) {
+    for (int injected = 0; injected < 2; injected++) {
+        reset_devs();
+        devs[0].nan_call = injected ? 1 : 0;
+        devs[0].nan_keep_first = true;
+        si_sink *s = new_sink();
+        si_cmodel *cm = make_fs(s, 2, (si_failsafe_policy){.check_nan = true});
+        si_ireq *r = NULL;
+        si_tensor *x = vec(2.0f), *y = NULL;
+        ((float *)x->data)[0] = -INFINITY;
+        CHECK(cm && !cm->iface->create_request(cm, &r));
+        if (r) {
+            CHECK(r->iface->set_input(r, 0, x) == SI_OK);
+            CHECK(r->iface->infer(r) == SI_OK);
+            CHECK(r->iface->get_output(r, 0, &y) == SI_OK);
+            const float *v = y ? y->data : NULL;
+            bool rest = v != NULL;
+            for (int i = 1; v && i < N; i++) rest &= v[i] == (injected ? 12.0f : 3.0f); /* D1's 2 + 10, D0's 2 + 1 */
+            CHECK(v && v[0] == -INFINITY && rest);
+            CHECK(count_events(s, SI_EVENT_FAILOVER, "check") == injected);
+            CHECK(si_failsafe_active_device(cm) == injected);
+            CHECK(atomic_load(&devs[1].infers) >= 1); /* D1 was asked in both cases */
+            r->iface->free(r);
+        }
+        if (cm) cm->iface->free(cm);
+        si_tensor_free(x);
+        release_sink(s);
+    }
+}
+
 // --- defect 5: recovery after every device failed ----------------------------------------------------------
 
 /* Parse "tried again in N ms" from the all-failed message; -1 when absent. */
@@ -817,6 +851,7 @@ int main(void) {
     test_recovery_quarantine();
     test_recovery_concurrent();
     test_nan_check_asks_a_working_device();
+    test_nan_check_element_by_element();
     if (failures) fprintf(stderr, "test_failsafe_mock: %d failures\n", failures);
     else printf("test_failsafe_mock: ok\n");
     return failures ? 1 : 0;

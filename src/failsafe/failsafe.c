@@ -853,11 +853,32 @@ static bool outputs_finite(fs_model *m, si_ireq *q) {
     return true;
 }
 
-/* check_outputs=nan: does the next candidate that can run the same inputs give finite outputs? A candidate
- * whose compile or check inference fails cannot say, so the one after it is asked (otherwise a NaN output
- * would be taken as the answer whenever the next device happened to fail too). Leaves the compiled model it
- * made for the first candidate after g's as the standby, so that the failover that follows reuses it. */
-static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
+/* Does t hold a non-finite value that ref (the same output from another device) does not confirm: a NaN where
+ * ref has none, an infinity where ref has a different value? A model may give -inf legitimately (Log(0), a mask
+ * of -inf before a Softmax): where the other device gives the same infinity it is the answer. Shapes that
+ * differ: true. */
+static bool unconfirmed_nonfinite(const si_tensor *t, const si_tensor *ref) {
+    if (!si_dtype_is_float(t->dtype) || !t->data) return false;
+    if (t->dtype != ref->dtype || t->ndim != ref->ndim || !ref->data) return true;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->dims[d] != ref->dims[d]) return true;
+    const int64_t n = si_shape_count(t->ndim, t->dims);
+    for (int64_t i = 0; i < n; i++) {
+        const double a = t->dtype == SI_F32 ? ((const float *)t->data)[i] : si_load_f64(t->dtype, t->data, i);
+        if (isfinite(a)) continue;
+        const double b = ref->dtype == SI_F32 ? ((const float *)ref->data)[i] : si_load_f64(ref->dtype, ref->data, i);
+        if (isnan(a) ? !isnan(b) : a != b) return true;
+    }
+    return false;
+}
+
+/* check_outputs=nan, when r->inner's outputs hold NaN or Inf: does the next candidate that can run the same
+ * inputs contradict them (unconfirmed_nonfinite on some output)? Element by element, not "finite or not": a
+ * submodel whose outputs hold a legitimate -inf must still fail over when a device adds NaNs to them. A candidate
+ * whose compile or check inference fails cannot say, so the one after it is asked (otherwise a NaN output would
+ * be taken as the answer whenever the next device happened to fail too). Leaves the compiled model it made for
+ * the first candidate after g's as the standby, so that the failover that follows reuses it. */
+static bool next_contradicts(fs_model *m, fs_req *r, fs_gen *g) {
     for (int from = g->pos + 1;;) {
         pthread_mutex_lock(&m->mu);
         int pos = -1;
@@ -878,11 +899,17 @@ static bool next_gives_finite(fs_model *m, fs_req *r, fs_gen *g) {
         si_result st = ng->cm->iface->create_request(ng->cm, &q);
         for (int i = 0; !st && i < m->base.n_inputs; i++) st = q->iface->set_input(q, i, r->base.bound[i]);
         if (!st) st = q->iface->infer(q);
-        bool finite = !st && outputs_finite(m, q);
-        si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st, st ? si_last_error() : finite ? "finite outputs" : "non-finite outputs too");
+        bool contra = false;
+        for (int k = 0; !st && k < m->base.n_outputs && !contra; k++) {
+            si_tensor *a, *b;
+            if ((st = r->inner->iface->get_output(r->inner, k, &a)) || (st = q->iface->get_output(q, k, &b))) break;
+            contra = unconfirmed_nonfinite(a, b);
+        }
+        si_sink_attempt(m->sink, m->submodel, m->cand[pos], "check", st,
+                        st ? si_last_error() : contra ? "its outputs contradict the non-finite values" : "the same non-finite values");
         if (q) q->iface->free(q);
         gen_unref(ng);
-        if (!st) return finite;
+        if (!st) return contra;
     }
 }
 
@@ -1001,9 +1028,9 @@ static fs_step infer_once(fs_model *m, fs_req *r, fs_gen *g, int *retries_left, 
     bool timed_out = false;
     if (!st) st = guarded ? run_guarded(m, r, &timed_out) : r->inner->iface->infer(r->inner);
     if (!st) {
-        if (m->pol.check_nan && !outputs_finite(m, r->inner) && next_gives_finite(m, r, g)) {
+        if (m->pol.check_nan && !outputs_finite(m, r->inner) && next_contradicts(m, r, g)) {
             si_error why = {.status = SI_ERR_DEVICE};
-            snprintf(why.msg, sizeof why.msg, "non-finite outputs (NaN/Inf) where the next device gives finite values");
+            snprintf(why.msg, sizeof why.msg, "non-finite outputs (NaN/Inf) where the next device gives other values");
             bool q;
             (void)decide(STAGE_CHECK, why.status, false, NULL, &q); /* a rejected output fails over */
             failover_from(m, g, STAGE_CHECK, &why, q, false);

@@ -31,7 +31,7 @@ typedef struct si_failsafe_policy {
     int compile_timeout_ms; /* 0: none; else the same for compiles */
     bool standby;         /* compile the next candidate in the background once the first is up */
     int failback_ms;      /* 0: none; else re-probe better candidates every failback_ms after a failover */
-    bool check_nan;       /* non-finite outputs where the next candidate gives finite ones are a failure */
+    bool check_nan;       /* non-finite outputs the next candidate does not confirm (element by element) are a failure */
     int recovery_ms;      /* 0: none (every candidate failed: the model stays failed; a watchdog timeout
                            * quarantines for good); else after every candidate failed, the first request
                            * recovery_ms later tries them all again (the wait doubles with each fruitless
