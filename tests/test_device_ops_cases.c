@@ -515,6 +515,25 @@ static void cases_eltwise_fused(void) {
     node("Pow", "x,two", "y");
     output("y");
     run_case("Pow(x, 2)", "Pow");
+    /* other constant exponents (oneDNN's pow): odd and even integers over negative inputs (tanh-Gelu's x^3),
+     * fractional and negative ones over positive inputs */
+    static const struct { float e; bool pos; } pw[] = {{3, false}, {4, false}, {-1, true}, {0.5f, true}, {-0.5f, true}, {1.7f, true}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(pw); i++) {
+        begin(13);
+        input(pw[i].pos ? "posx" : "x", D(4, 37));
+        fconst("e", pw[i].e);
+        node("Pow", pw[i].pos ? "posx,e" : "x,e", "y");
+        output("y");
+        char what[64];
+        snprintf(what, sizeof what, "Pow(x, %g)", (double)pw[i].e);
+        run_case(what, "Pow");
+    }
+    begin(13); /* an int64 exponent, as some exporters write it */
+    input("x", D(4, 37));
+    ints("e", (const int64_t[]){3}, 1);
+    node("Pow", "x,e", "y");
+    output("y");
+    dop_runf(&(dop_opts){.cpu_plan = "Pow", .cpu_no_ref = true, .may_refuse = "OCL"}, "Pow(x, int64 3)");
     begin(20);
     input("x", D(4, 9));
     node("Gelu", "x", "y");

@@ -25,6 +25,18 @@ static bool const_scalar(const si_graph *g, int v, float *out) {
     return true;
 }
 
+/* A Pow exponent: a constant one-element tensor of any numeric type (exporters write 3, 3.0 or an int64 3) whose
+ * value a float holds exactly. */
+static bool const_exponent(const si_graph *g, int v, float *out) {
+    if (v < 0) return false;
+    const si_tensor *t = g->values[v].const_val;
+    if (!t || !t->data || si_shape_count(t->ndim, t->dims) != 1 || t->dtype == SI_BOOL || t->dtype == SI_STRING) return false;
+    const double e = si_load_f64(t->dtype, t->data, 0);
+    if (!isfinite(e) || (double)(float)e != e) return false;
+    *out = (float)e;
+    return true;
+}
+
 static bool near(float a, float b) { return fabsf(a - b) <= 1e-3f * fabsf(b); }
 
 /* The only consumer node of v (and at which input), or -1 when v has several or is a graph output. */
@@ -112,10 +124,13 @@ int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], 
     }
     if (t == SI_OP_POW) {
         float e;
-        if (n->n_in != 2 || !const_scalar(g, n->in[1], &e)) return 0;
+        if (n->n_in != 2 || !const_exponent(g, n->in[1], &e)) return 0;
         if (e == 2.0f) { alg[0] = dnnl_eltwise_square; return 1; }
         if (e == 1.0f) { alg[0] = dnnl_eltwise_linear; alpha[0] = 1; return 1; }
-        return 0;
+        alg[0] = dnnl_eltwise_pow; /* alpha x^beta */
+        alpha[0] = 1;
+        beta[0] = e;
+        return 1;
     }
     return 0;
 }
