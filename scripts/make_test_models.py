@@ -643,6 +643,17 @@ def build(out):
     inner = helper.make_node("If", ["CF"], ["T1"], name="inner_if",
                              then_branch=g1([helper.make_node("Neg", ["X"], ["N1"], name="n1")], "it", "N1"),
                              else_branch=g1([], "ie", "W"))
+    # a shape as a run-time value (a folded layer's batch size): N int64[1] -> Reshape X [B, 12] to [N, 3, 4] (N = 0:
+    # copy B) -> MatMul W [4, 5] -> Softmax. The CPU device plans it by N's value: MatMul and Softmax on fast kernels
+    files["shape_input.onnx"] = model(helper.make_graph(
+        [helper.make_node("Concat", ["N", "tail"], ["shp"], name="shape", axis=0),
+         helper.make_node("Reshape", ["X", "shp"], ["r"], name="reshape"),
+         helper.make_node("MatMul", ["r", "Wm"], ["m"], name="matmul"),
+         helper.make_node("Softmax", ["m"], ["Y"], name="softmax", axis=-1)],
+        "shape_input", [helper.make_tensor_value_info("N", I64, [1]), helper.make_tensor_value_info("X", F, ["B", 12])],
+        [helper.make_tensor_value_info("Y", F, ["B", 3, 5])],
+        initializer=[raw("tail", np.array([3, 4], np.int64)),
+                     raw("Wm", np.arange(20, dtype=np.float32).reshape(4, 5) / 10)]))
     files["control_if_fold.onnx"] = model(helper.make_graph(
         [helper.make_node("If", ["CT"], ["Y1"], name="if1", then_branch=g1([inner], "t1", "T1"),
                           else_branch=g1([helper.make_node("Abs", ["X"], ["B1"], name="b1")], "e1", "B1")),
@@ -715,7 +726,7 @@ def build(out):
     # self-check of the valid models with onnx's checker (the invalid ones are deliberately not checked)
     for name in ("small.onnx", "small_typed.onnx", "clip6.onnx", "clip11.onnx", "clip13.onnx", "clip13_int.onnx",
                  "constant.onnx", "passthrough.onnx", "add_dyn.onnx", "kv_concat.onnx", "matmul.onnx", "mixed_cumsum.onnx",
-                 "control_flow.onnx", "control_scan.onnx", "control_loop_if.onnx", "control_bad_loop.onnx", "open_attention.onnx", "control_if_const.onnx", "control_nested16.onnx", "control_nested17.onnx"):
+                 "control_flow.onnx", "control_scan.onnx", "control_loop_if.onnx", "control_bad_loop.onnx", "open_attention.onnx", "control_if_const.onnx", "control_nested16.onnx", "control_nested17.onnx", "shape_input.onnx"):
         onnx.checker.check_model(files[name])
     return sorted(list(files) + ["ext.bin", "empty.onnx", "text.onnx", "bad_header.npy", "short_data.npy"] +
                   ["case_small/model.onnx"] + ["case_small/test_data_set_0/" + n for n in case_files])

@@ -54,6 +54,7 @@ typedef struct cpu_model {
     int64_t plans_built, plans_evicted;
     cpu_ppack *ppacks;  /* the parameters the plans built at compile pack at run time (prepare_input) */
     int n_ppacks;
+    bool *by_value;     /* [n_inputs]: small integer inputs that decide shapes: plans are built for their values */
 } cpu_model;
 
 typedef struct cpu_req {
@@ -421,6 +422,8 @@ static si_result copy_outputs(cpu_req *r, const cpu_plan *p) {
 
 // --- plans for the current input shapes ---------------------------------------------------------------------
 
+/* The plan key (cpu_plan_build): per input its rank and dimensions, then -1, or the count and the values of an
+ * input the plan was built for the values of. */
 static bool plan_matches(const cpu_plan *p, si_tensor *const *in, int n) {
     int o = 0;
     for (int i = 0; i < n; i++) {
@@ -428,12 +431,84 @@ static bool plan_matches(const cpu_plan *p, si_tensor *const *in, int n) {
         o++;
         for (int d = 0; d < in[i]->ndim; d++)
             if (p->key[o++] != in[i]->dims[d]) return false;
+        const int64_t nv = p->key[o++];
+        if (nv < 0) continue;
+        if (nv != si_shape_count(in[i]->ndim, in[i]->dims) || !si_dtype_is_int(in[i]->dtype)) return false;
+        for (int64_t k = 0; k < nv; k++)
+            if (p->key[o++] != (int64_t)si_load_f64(in[i]->dtype, in[i]->data, k)) return false;
     }
     return true;
 }
 
-/* The plan for input shapes given as ndims[i] and dims[i] (SI_MAX_DIMS each). */
-static si_result build_for_dims(cpu_model *m, const int *ndims, int64_t (*dims)[SI_MAX_DIMS], cpu_plan **out) {
+/* --- inputs whose values decide shapes ---------------------------------------------------------------------
+ * A submodel cut out of a larger graph (a folded layer, a partition) can get a shape as a run-time value: the
+ * batch size a Shape -> Gather -> Unsqueeze before it computed, read by the Reshapes of its attention. Planned
+ * from shapes alone, everything after such a Reshape has unknown dimensions and runs on reference kernels (a
+ * ViT's folded layers: Softmax and the attention MatMuls, 4.5x slower). So an integer input of at most
+ * BY_VALUE_MAX values (rank 0 or 1) from which integer values flow into an input that decides an output's shape
+ * (Reshape's shape, Expand's, Slice's bounds, ...) is planned by value: its values join the plan key and are
+ * constants while the plan is built. */
+#define BY_VALUE_MAX CPU_KEY_VALUES
+
+static bool shape_slot(const si_node *n, int k) {
+    if (n->domain[0]) return false;
+    if (si_node_is(n, SI_OP_CONSTANT_OF_SHAPE) || si_node_is(n, SI_OP_RANGE)) return true;
+    if (k < 1) return false;
+    return si_node_is(n, SI_OP_RESHAPE) || si_node_is(n, SI_OP_EXPAND) || si_node_is(n, SI_OP_TILE) || si_node_is(n, SI_OP_SLICE) ||
+           si_node_is(n, SI_OP_PAD) || si_node_is(n, SI_OP_UNSQUEEZE) || si_node_is(n, SI_OP_SQUEEZE) || si_node_is(n, SI_OP_TOP_K) ||
+           si_node_is(n, SI_OP_SPLIT) || si_node_is(n, SI_OP_ONE_HOT) || si_node_is(n, SI_OP_RESIZE) || si_node_is(n, SI_OP_UPSAMPLE) ||
+           si_node_is(n, SI_OP_REDUCE_MEAN) || si_node_is(n, SI_OP_REDUCE_SUM);
+}
+
+/* Does integer value v reach a shape slot through nodes whose outputs are integers? (breadth first; seen is
+ * scratch of n_values) */
+static bool decides_shapes(const si_graph *g, int v, bool *seen) {
+    memset(seen, 0, sizeof(bool) * (size_t)g->n_values);
+    int *queue = si_malloc(sizeof(int) * (size_t)(g->n_values + 1));
+    if (!queue) return false;
+    int head = 0, tail = 0;
+    queue[tail++] = v, seen[v] = true;
+    bool found = false;
+    while (head < tail && !found) {
+        const int u = queue[head++];
+        for (int n = 0; n < g->n_nodes && !found; n++) {
+            const si_node *nd = &g->nodes[n];
+            bool reads = false;
+            for (int k = 0; k < nd->n_in; k++)
+                if (nd->in[k] == u) {
+                    reads = true;
+                    found |= shape_slot(nd, k);
+                }
+            for (int o = 0; reads && !found && o < nd->n_out; o++) {
+                const int w = nd->out[o];
+                if (w >= 0 && !seen[w] && si_dtype_is_int(g->values[w].dtype)) seen[w] = true, queue[tail++] = w;
+            }
+        }
+    }
+    si_free(queue);
+    return found;
+}
+
+static si_result find_by_value(cpu_model *m) {
+    const si_graph *g = m->g;
+    bool *seen = si_malloc(sizeof(bool) * (size_t)(g->n_values + 1));
+    m->by_value = si_calloc((size_t)g->n_inputs + 1, sizeof(bool));
+    if (!seen || !m->by_value) {
+        si_free(seen);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        const si_val *v = &g->values[g->inputs[i]];
+        const bool small = v->ndim == 0 || (v->ndim == 1 && (!si_dim_known(v->dims[0]) || v->dims[0] <= BY_VALUE_MAX));
+        m->by_value[i] = si_dtype_is_int(v->dtype) && small && !v->const_val && decides_shapes(g, g->inputs[i], seen);
+    }
+    si_free(seen);
+    return SI_OK;
+}
+
+/* The plan for input shapes given as ndims[i] and dims[i] (SI_MAX_DIMS each); the inputs planned by value take
+ * theirs from in (when given). */
+static si_result build_for_dims(cpu_model *m, const int *ndims, int64_t (*dims)[SI_MAX_DIMS], si_tensor *const *in, cpu_plan **out) {
     si_graph *g;
     si_result s = si_graph_clone(m->g, &g);
     if (s) return s;
@@ -441,6 +516,15 @@ static si_result build_for_dims(cpu_model *m, const int *ndims, int64_t (*dims)[
         si_val *v = &g->values[g->inputs[i]];
         v->ndim = ndims[i];
         memcpy(v->dims, dims[i], sizeof(int64_t) * (size_t)ndims[i]);
+        if (in && m->by_value && m->by_value[i] && in[i]->data && si_dtype_is_int(in[i]->dtype) &&
+            si_tensor_count(in[i]) <= BY_VALUE_MAX && !v->const_val) {
+            si_tensor *c;
+            if ((s = si_tensor_clone(in[i], &c))) {
+                si_graph_free(g);
+                return s;
+            }
+            v->const_val = c;
+        }
     }
     if ((s = si_graph_infer_shapes(g, FOLD_MAX))) {
         si_graph_free(g);
@@ -461,7 +545,7 @@ static si_result build_for_inputs(cpu_model *m, si_tensor *const *in, cpu_plan *
         nd[i] = in[i]->ndim;
         memcpy(dims[i], in[i]->dims, sizeof(int64_t) * (size_t)in[i]->ndim);
     }
-    if (!s) s = build_for_dims(m, nd, dims, out);
+    if (!s) s = build_for_dims(m, nd, dims, in, out);
     si_free(nd);
     si_free(dims);
     return s;
@@ -557,7 +641,7 @@ static void prepack(cpu_model *m) {
             for (int d = 0; d < v->ndim; d++) dims[i][d] = probe_dim(g, v->dims[d], probes[k][0], probes[k][1], batch_rows);
         }
         cpu_plan *p = NULL;
-        if (build_for_dims(m, nd, dims, &p)) si_err_clear(); /* best effort: the real shapes plan what is missing */
+        if (build_for_dims(m, nd, dims, NULL, &p)) si_err_clear(); /* best effort: the real shapes plan what is missing */
         else keep_ppacks(m, p), cpu_plan_free(p);
     }
     si_free(nd);
@@ -814,6 +898,7 @@ static void cpu_model_free(si_cmodel *m_) {
     si_graph_free(m->g);
     si_free(m->in_ports);
     si_free(m->out_ports);
+    si_free(m->by_value);
     si_free(m);
 }
 
@@ -905,8 +990,12 @@ static si_result cpu_compile(si_device *d, const si_graph *src, const si_compile
     m->base.n_outputs = g->n_outputs;
     m->base.inputs = m->in_ports;
     m->base.outputs = m->out_ports;
+    if ((s = find_by_value(m))) {
+        cpu_model_free(&m->base);
+        return s;
+    }
     bool all_static = true;
-    for (int i = 0; i < g->n_inputs; i++) all_static &= cpu_value_static(&g->values[g->inputs[i]]);
+    for (int i = 0; i < g->n_inputs; i++) all_static &= cpu_value_static(&g->values[g->inputs[i]]) && !m->by_value[i];
     if (all_static) {
         si_graph *pg;
         if ((s = si_graph_clone(g, &pg))) {

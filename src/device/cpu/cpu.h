@@ -94,7 +94,7 @@ typedef enum cpu_step_kind { STEP_REF, STEP_DNNL, STEP_NATIVE, STEP_FN } cpu_ste
 /* An FN step's kernel: bufs[i] is the address of the step's i-th buffer (its args, in order); ctx its
  * parameters (plan-owned); threads the plan's thread count. */
 typedef si_result (*cpu_fn)(const void *ctx, void *const *bufs, int threads);
-/* The own kernels of cpu_deconv.c, cpu_resize.c, cpu_fp16.c: FN steps made by cpu_pb_emit_own. */
+/* The own kernels of cpu_deconv.c, cpu_resize.c, cpu_fp16.c, cpu_einsum.c: FN steps made by cpu_pb_emit_own. */
 typedef cpu_fn cpu_own_fn;
 
 typedef struct cpu_arg {
@@ -134,12 +134,15 @@ typedef struct cpu_ppack {
     dnnl_memory_desc_t plain, want;
 } cpu_ppack;
 
+#define CPU_KEY_VALUES 16 /* the most values of an input a plan is built for (cpu.c: inputs planned by value) */
+
 typedef struct cpu_plan {
     si_graph *g;        /* owned: the graph the plan was built for (shapes specialised) */
     cpu_ppack *ppacks;  /* parameters packed at run time (SLOT_PARAM slots index it) */
     int n_ppacks, cap_ppacks;
     int threads;
-    int64_t *key;       /* input shapes the plan was built for: per input ndim then dims */
+    int64_t *key;       /* input shapes the plan was built for: per input ndim, dims, then -1 or the count and values
+                         * of an input planned by value (at most CPU_KEY_VALUES) */
     int key_len;
     cpu_slot *slots;
     int n_slots, cap_slots;
@@ -427,6 +430,7 @@ si_result cpu_lower_rnn(cpu_pb *b, int n);
 si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */
 si_result cpu_lower_resize(cpu_pb *b, int n);        /* cpu_resize.c: Resize, Upsample */
 si_result cpu_lower_cast(cpu_pb *b, int n);          /* cpu_fp16.c: float16 <-> float32 */
+si_result cpu_lower_einsum(cpu_pb *b, int n);        /* cpu_einsum.c: two-input Einsum that is a batched matrix product */
 /* Softmax / LogSoftmax of node n over axis ax of dims (plain) where oneDNN has only its reference kernel. */
 si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dims, int ax, bool is_log);
 /* Softmax / LogSoftmax over the innermost of dims (plain float32) with the own AVX-512 kernel; UNSUPPORTED without

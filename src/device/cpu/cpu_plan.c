@@ -726,7 +726,7 @@ si_result cpu_plan_build(si_graph *g, int threads, cpu_store *store, cpu_plan **
     b.done = si_calloc((size_t)g->n_nodes + 1, sizeof(bool));
     b.const_used = si_calloc(nv, sizeof(bool));
     p->vbuf_plain = si_malloc(sizeof(int) * nv);
-    p->key = si_malloc(sizeof(int64_t) * (size_t)(g->n_inputs * (SI_MAX_DIMS + 1) + 1));
+    p->key = si_malloc(sizeof(int64_t) * (size_t)(g->n_inputs * (SI_MAX_DIMS + 2 + CPU_KEY_VALUES) + 1));
     p->node_step = si_malloc(sizeof(int) * (size_t)(g->n_nodes + 1));
     if (!p->node_step || !b.vbuf || !b.remaining || !b.n_consumers || !b.done || !b.const_used || !p->vbuf_plain || !p->key) {
         s = si_err(SI_ERR_NO_MEM, "CPU: out of memory");
@@ -742,6 +742,11 @@ si_result cpu_plan_build(si_graph *g, int threads, cpu_store *store, cpu_plan **
         const si_val *val = &g->values[v];
         p->key[p->key_len++] = val->ndim;
         for (int d = 0; d < val->ndim; d++) p->key[p->key_len++] = val->dims[d];
+        /* an input whose values the plan was built for (a constant here: cpu.c's inputs planned by value) */
+        const si_tensor *cv = val->const_val;
+        const int64_t ncv = cv && cv->data && si_dtype_is_int(cv->dtype) ? si_shape_count(cv->ndim, cv->dims) : -1;
+        p->key[p->key_len++] = ncv >= 0 && ncv <= CPU_KEY_VALUES ? ncv : -1;
+        for (int64_t k = 0; ncv >= 0 && ncv <= CPU_KEY_VALUES && k < ncv; k++) p->key[p->key_len++] = (int64_t)si_load_f64(cv->dtype, cv->data, k);
         int sl = add_slot(p, SLOT_INPUT, i, 0);
         if (sl < 0) { s = SI_ERR_NO_MEM; goto out; }
         if (cpu_value_static(val)) {
