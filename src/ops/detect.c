@@ -61,7 +61,8 @@ static si_result nms_prep(const si_kctx *c, nms_plan *p) {
 /* Box i of batch bt as (y1, x1, y2, x2) with y1 <= y2, x1 <= x2. */
 static void nms_box(const nms_plan *p, const si_tensor *b, int64_t bt, int64_t i, double *out) {
     double v[4];
-    for (int k = 0; k < 4; k++) v[k] = si_load_f64(b->dtype, b->data, (bt * p->nbox + i) * 4 + k);
+    const int64_t at = (bt * p->nbox + i) * 4;
+    for (int k = 0; k < 4; k++) v[k] = b->dtype == SI_F32 ? (double)((const float *)b->data)[at + k] : si_load_f64(b->dtype, b->data, at + k);
     if (p->center) { /* x_center, y_center, width, height */
         out[0] = v[1] - v[3] / 2, out[2] = v[1] + v[3] / 2;
         out[1] = v[0] - v[2] / 2, out[3] = v[0] + v[2] / 2;
@@ -90,8 +91,8 @@ static int nms_cmp(const void *a_, const void *b_) {
     return SI_RANK_CMP(a->score, b->score, a->index, b->index);
 }
 
-/* Run the selection: the number of triples into *count, and the triples into out (when not NULL). */
-static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count, int64_t *out) {
+/* Run the selection: the number of triples into *count, and the first cap triples into out (when not NULL). */
+static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count, int64_t *out, int64_t cap) {
     const si_tensor *b = c->in[0], *sc = c->in[1];
     *count = 0;
     if (p->max_out == 0 || p->nbox == 0) return SI_OK;
@@ -106,8 +107,10 @@ static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count,
         for (int64_t i = 0; i < p->nbox; i++) nms_box(p, b, bt, i, boxes + 4 * i);
         for (int64_t cl = 0; cl < p->ncls; cl++) {
             int64_t nc = 0, nk = 0;
+            const int64_t row = (bt * p->ncls + cl) * p->nbox;
+            const float *f32 = sc->dtype == SI_F32 ? (const float *)sc->data + row : NULL;
             for (int64_t i = 0; i < p->nbox; i++) {
-                double v = si_load_f64(sc->dtype, sc->data, (bt * p->ncls + cl) * p->nbox + i);
+                double v = f32 ? (double)f32[i] : si_load_f64(sc->dtype, sc->data, row + i);
                 if (isnan(v) || (p->has_score_min && !(v > p->score_min))) continue;
                 cand[nc++] = (nms_cand){v, i};
             }
@@ -118,7 +121,7 @@ static si_result nms_select(const si_kctx *c, const nms_plan *p, int64_t *count,
                 for (int64_t k = 0; k < nk && !drop; k++) drop = nms_overlaps(boxes + 4 * kept[k], bx, p->iou);
                 if (drop) continue;
                 kept[nk++] = cand[j].index;
-                if (out) {
+                if (out && *count < cap) {
                     out[*count * 3] = bt;
                     out[*count * 3 + 1] = cl;
                     out[*count * 3 + 2] = cand[j].index;
@@ -135,7 +138,7 @@ SI_OP_PLANNED(nms_infer, nms_plan, p, nms_prep) {
     si_result s = SI_OK;
     if (!si_has_values(c->in[0]) || !si_has_values(c->in[1])) return si_set_out_unknown(c, 0, SI_I64, 2);
     int64_t n;
-    if ((s = nms_select(c, p, &n, NULL))) return s;
+    if ((s = nms_select(c, p, &n, NULL, 0))) return s;
     int64_t dims[2] = {n, 3};
     return si_set_out(c, 0, SI_I64, 2, dims);
 }
@@ -145,10 +148,12 @@ SI_OP_PLANNED(nms_run, nms_plan, p, nms_prep) {
     if (s) return s;
     si_tensor *y = si_out(c, 0);
     if (!y) return SI_OK;
+    /* one selection, writing at most the rows shape inference found room for */
     int64_t n;
-    if ((s = nms_select(c, p, &n, NULL))) return s;
-    if (y->ndim != 2 || y->dims[0] != n) return si_op_err(c, SI_ERR_INTERNAL, "the selection changed since shape inference");
-    return n ? nms_select(c, p, &n, y->data) : SI_OK;
+    if (y->ndim != 2 || y->dims[1] != 3) return si_op_err(c, SI_ERR_INTERNAL, "output of shape other than [n, 3]");
+    if ((s = nms_select(c, p, &n, y->data, y->dims[0]))) return s;
+    if (y->dims[0] != n) return si_op_err(c, SI_ERR_INTERNAL, "the selection changed since shape inference");
+    return SI_OK;
 }
 
 static const si_op_def defs[] = {
