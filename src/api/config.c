@@ -87,7 +87,9 @@ static const si_cfg_key si_cfg_keys[] = {
      "after a failover, re-probe the preferred device at this interval in ms (compile + a trial inference) and move "
      "back when it works (0: off)"},
     {"check_outputs", CFG_CHOICE, 0, 0, check_outputs_choices, "nan|off", "off", FIELD_BOOL(policy.check_nan),
-     "nan: outputs with NaN/Inf where the next device that can run the inference gives finite values count as a device failure"},
+     "nan: outputs with NaN/Inf that the next device able to run the inference does not confirm, element by element "
+     "(a NaN where it gives none, an infinity where it gives another value), count as a device failure; a -inf every "
+     "device gives (Log(0), a mask) is the answer"},
     {"recovery_ms", CFG_INT, 0, MS_MAX, NULL, "0..86400000", STR(SI_RECOVERY_MS_DEFAULT), FIELD_INT(policy.recovery_ms),
      "once every device of a submodel has failed, the first inference this many ms later tries the devices again "
      "from the first (quarantined ones too: a success lifts the quarantine); each fruitless round doubles the "
