@@ -1276,6 +1276,66 @@ static void cases_float16(void) { half_models(SI_F16); }
 /* The same models in bfloat16 (cpu_fp16.c: the same rewrite, other conversions). */
 static void cases_bfloat16(void) { half_models(SI_BF16); }
 
+/* Einsum that is a batched matrix product runs on the CPU device's own kernel (cpu_einsum.c): operands read in place
+ * (transposed or not), gathered where their labels do not merge, the output written in place or scattered. */
+static void einsum_case(const char *eq, const int64_t *da, int na, const int64_t *db, int nb, bool a_const, const dop_opts *o) {
+    begin(13);
+    if (a_const) weight("a", -1, 1, da, na);
+    else input("a", da, na);
+    input("b", db, nb);
+    int n = node("Einsum", "a,b", "y");
+    as(n, "equation", eq);
+    output("y");
+    dop_runf(o, "Einsum %s%s", eq, a_const ? " (constant input 0)" : "");
+}
+
+/* (the OCL device has no Einsum kernel: it refuses the node) */
+#define EIN_OPTS (&(dop_opts){.cpu_plan = "Einsum", .cpu_no_ref = true, .cpu_kernel = "own:einsum", .may_refuse = "OCL"})
+#define EIN_OPTS2                                                                                                                  \
+    (&(dop_opts){.cpu_plan = "Einsum", .cpu_no_ref = true, .cpu_kernel = "own:einsum", .opt_key = "threads", .opt_value = "2",      \
+                 .opt_device = "CPU"})
+#define EIN_DECLINED (&(dop_opts){.may_refuse = "OCL"})
+
+static void cases_einsum(void) {
+    /* the equations of real models, odd sizes */
+    einsum_case("bci,bcj->bij", D(2, 5, 7), D(2, 5, 9), false, EIN_OPTS);
+    einsum_case("bij,bcj->bci", D(2, 7, 5), D(2, 3, 5), false, EIN_OPTS);
+    einsum_case("oc,bci->boi", D(6, 5), D(3, 5, 7), false, EIN_OPTS);
+    einsum_case("oc,bci->boi", D(6, 5), D(3, 5, 7), true, EIN_OPTS);
+    einsum_case("bqhd,bkhd->bhqk", D(2, 7, 3, 5), D(2, 9, 3, 5), false, EIN_OPTS);
+    einsum_case("bhqk,bkhd->bqhd", D(2, 3, 7, 9), D(2, 9, 3, 5), false, EIN_OPTS);
+    /* two batch labels, in another order in input 1 */
+    einsum_case("abij,bajk->abik", D(2, 3, 5, 4), D(3, 2, 4, 6), false, EIN_OPTS);
+    /* transposed output (computed as its transpose), an output the product is scattered into, plain 2-D */
+    einsum_case("bij,bjk->bki", D(2, 5, 7), D(2, 7, 3), false, EIN_OPTS);
+    einsum_case("bij,bjk->ikb", D(3, 5, 7), D(3, 7, 4), false, EIN_OPTS);
+    einsum_case("ij,jk->ik", D(5, 7), D(7, 3), false, EIN_OPTS);
+    /* contracted labels that do not merge in input 1 or input 0 (gathered), several contracted and free labels */
+    einsum_case("bkc,bck->b", D(3, 4, 5), D(3, 5, 4), false, EIN_OPTS);
+    einsum_case("kmc,kcn->mn", D(3, 4, 5), D(3, 5, 6), false, EIN_OPTS);
+    einsum_case("xyk,kzw->xywz", D(2, 3, 5), D(5, 4, 3), false, EIN_OPTS);
+    /* an outer product (nothing contracted), the implicit form, ellipsis, a size-1 batch dimension broadcast */
+    einsum_case("bi,bj->bij", D(3, 5), D(3, 4), false, EIN_OPTS);
+    einsum_case("ij,jk", D(4, 6), D(6, 5), false, EIN_OPTS);
+    einsum_case("...ij,...jk->...ik", D(2, 3, 4, 5), D(2, 3, 5, 6), false, EIN_OPTS);
+    einsum_case("bij,bjk->bik", D(1, 4, 5), D(3, 5, 6), false, EIN_OPTS);
+    /* 2 threads: products split over them (8 of them), and 3 large ones one after the other */
+    einsum_case("bqhd,bkhd->bhqk", D(2, 33, 4, 16), D(2, 40, 4, 16), false, EIN_OPTS2);
+    einsum_case("bci,bcj->bij", D(3, 64, 65), D(3, 64, 66), false, EIN_OPTS2);
+    einsum_case("oc,bci->boi", D(24, 17), D(5, 17, 31), true, EIN_OPTS2);
+    /* declined by the fast path (the reference kernel runs them): a diagonal, a label summed out of one input */
+    einsum_case("ii,ij->j", D(4, 4), D(4, 5), false, EIN_DECLINED);
+    einsum_case("ij,jk->k", D(3, 4), D(4, 5), false, EIN_DECLINED);
+    begin(13); /* three inputs */
+    input("a", D(3, 4));
+    input("b", D(4, 5));
+    input("c", D(5, 2));
+    int n = node("Einsum", "a,b,c", "y");
+    as(n, "equation", "ij,jk,kl->il");
+    output("y");
+    dop_runf(EIN_DECLINED, "Einsum ij,jk,kl->il (three inputs)");
+}
+
 /* Softmax / LogSoftmax over a middle axis (YOLO's DFL: 16 bins of [1, 4, 16, N]), where oneDNN has only its
  * reference implementation and the CPU device runs its own kernel (cpu_softmax.c); and over the innermost axis,
  * which the own AVX-512 kernel takes: rows of whole vectors, of a partial one only, of both, of one element, and
@@ -1634,6 +1694,192 @@ static void cases_net(void) {
 
 // --- the table --------------------------------------------------------------------------------------------------
 
+// --- QuantizeLinear / DequantizeLinear, DepthToSpace / SpaceToDepth, Pad (cpu_qdq.c, cpu_data.c) ---------------
+
+/* An initializer of element type dt holding vals (n of them; rank 0 when n is 0: one value). */
+static void typed_const(const char *name, si_dtype dt, const double *vals, int n) {
+    si_tensor *t;
+    int64_t d = n;
+    if (si_tensor_create(dt, n ? 1 : 0, &d, &t)) die("tensor");
+    for (int i = 0; i < (n ? n : 1); i++) {
+        if (dt == SI_F32) ((float *)t->data)[i] = (float)vals[i];
+        else si_store_i64(dt, t->data, i, (int64_t)vals[i]);
+    }
+    set_const(name, t);
+}
+
+#define QDQ_OPTS(op, k) (&(dop_opts){.cpu_plan = op, .cpu_no_ref = true, .cpu_kernel = k, .may_refuse = "OCL"})
+#define QDQ_OPTS2(op, k)                                                                                                           \
+    (&(dop_opts){.cpu_plan = op, .cpu_no_ref = true, .cpu_kernel = k, .opt_key = "threads", .opt_value = "2", .opt_device = "CPU"})
+
+/* QuantizeLinear (integer outputs: compared exactly), per tensor and per axis, int8 and uint8, saturating scales;
+ * x -> Q -> DQ -> Q2 -> DQ2 where Q2's quotients (multiples of 0.5) are ties half the time; DequantizeLinear of
+ * uint8 and int32 inputs; 2 threads. */
+static void cases_qdq(void) {
+    static const struct {
+        int opset;
+        si_dtype qt;
+        int axis, nd;     /* axis -1: per tensor */
+        int64_t d[4];
+        double s[4], z[4]; /* per tensor: [0] */
+        bool zp, scalar;  /* zero point given; per-tensor parameters of rank 0 (else [1]) */
+    } qc[] = {
+        {13, SI_U8, -1, 4, {2, 3, 5, 7}, {0.01}, {128}, true, true},      /* saturates both ways */
+        {10, SI_I8, -1, 4, {2, 3, 5, 7}, {0.0125}, {-3}, true, true},
+        {13, SI_I8, -1, 3, {3, 5, 33}, {0.02}, {7}, true, false},
+        {13, SI_I8, 1, 4, {2, 4, 5, 6}, {0.01, 0.02, 0.005, 0.1}, {0, -5, 3, 10}, true, false},
+        {19, SI_U8, 0, 2, {3, 17}, {0.03, 0.007, 0.5}, {100, 0, 255}, true, false},
+        {21, SI_U8, -1, 2, {5, 19}, {0.015}, {0}, false, true},            /* no zero point: uint8 */
+        {13, SI_U8, -1, 1, {37}, {0.004}, {0}, true, true},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(qc); i++) {
+        const int ns = qc[i].axis < 0 ? 0 : (int)qc[i].d[qc[i].axis];
+        begin(qc[i].opset);
+        input("x", qc[i].d, qc[i].nd);
+        if (ns) typed_const("s", SI_F32, qc[i].s, ns);
+        else if (qc[i].scalar) typed_const("s", SI_F32, qc[i].s, 0);
+        else typed_const("s", SI_F32, qc[i].s, 1);
+        if (qc[i].zp) typed_const("z", qc[i].qt, qc[i].z, ns ? ns : qc[i].scalar ? 0 : 1);
+        int n = node("QuantizeLinear", qc[i].zp ? "x,s,z" : "x,s", "q");
+        if (ns) ai(n, "axis", qc[i].axis);
+        output("q");
+        dop_runf(QDQ_OPTS("QuantizeLinear", "own:quantize"), "QuantizeLinear-%d %zu (%s, axis %d)", qc[i].opset, i, si_dtype_name(qc[i].qt),
+                 qc[i].axis);
+    }
+    /* ties: Q (scale 0.5) -> DQ gives multiples of 0.5; Q2 by 1 (or per axis by 1, 0.5, 2) rounds them half to even */
+    for (int k = 0; k < 4; k++) {
+        const si_dtype qt = k & 1 ? SI_U8 : SI_I8;
+        const bool per_axis = k >= 2;
+        begin(13);
+        input("x", D(2, 3, 7, 9));
+        typed_const("s", SI_F32, (const double[]){0.0625}, 0);
+        typed_const("z", qt, (const double[]){qt == SI_U8 ? 128 : 0}, 0);
+        if (per_axis) {
+            typed_const("s2", SI_F32, (const double[]){1, 0.5, 2}, 3);
+            typed_const("z2", qt, (const double[]){qt == SI_U8 ? 128 : 0, qt == SI_U8 ? 120 : -7, qt == SI_U8 ? 130 : 5}, 3);
+        } else {
+            typed_const("s2", SI_F32, (const double[]){0.5}, 1);
+            typed_const("z2", qt, (const double[]){qt == SI_U8 ? 127 : 1}, 1);
+        }
+        node("QuantizeLinear", "x,s,z", "q");
+        node("DequantizeLinear", "q,s,z", "dq");
+        int n2 = node("QuantizeLinear", "dq,s2,z2", "q2");
+        int n3 = node("DequantizeLinear", "q2,s2,z2", "y");
+        if (per_axis) ai(n2, "axis", 1), ai(n3, "axis", 1);
+        output("q"), output("dq"), output("q2"), output("y");
+        dop_runf(QDQ_OPTS("DequantizeLinear", "own:dequantize"), "Q -> DQ -> Q2 -> DQ2 ties %d (%s%s)", k, si_dtype_name(qt),
+                 per_axis ? ", per axis" : "");
+    }
+    /* DequantizeLinear of graph inputs: uint8 per axis (axis -1), int32 per tensor */
+    begin(13);
+    input_typed("q", SI_U8, D(2, 3, 4, 5));
+    typed_const("s", SI_F32, (const double[]){0.1, 0.25, 3, 1e-3, 7.5}, 5);
+    typed_const("z", SI_U8, (const double[]){2, 0, 4, 1, 3}, 5);
+    ai(node("DequantizeLinear", "q,s,z", "y"), "axis", -1);
+    output("y");
+    dop_runf(QDQ_OPTS("DequantizeLinear", "own:dequantize"), "DequantizeLinear uint8 per axis -1");
+    begin(13);
+    input_typed("q", SI_I32, D(3, 11));
+    typed_const("s", SI_F32, (const double[]){0.0123}, 0);
+    node("DequantizeLinear", "q,s", "y");
+    output("y");
+    dop_runf(QDQ_OPTS("DequantizeLinear", "own:dequantize"), "DequantizeLinear int32");
+    /* 2 threads: per tensor and per axis (channels of 32 x 33) */
+    for (int k = 0; k < 2; k++) {
+        begin(13);
+        input("x", D(2, 8, 32, 33));
+        if (k) {
+            typed_const("s", SI_F32, (const double[]){0.01, 0.02, 0.03, 0.015, 0.05, 0.007, 0.011, 0.02}, 8);
+            typed_const("z", SI_I8, (const double[]){0, 1, -2, 3, -4, 5, -6, 7}, 8);
+        } else {
+            typed_const("s", SI_F32, (const double[]){0.0125}, 0);
+            typed_const("z", SI_I8, (const double[]){-1}, 0);
+        }
+        int n = node("QuantizeLinear", "x,s,z", "q");
+        int m = node("DequantizeLinear", "q,s,z", "y");
+        if (k) ai(n, "axis", 1), ai(m, "axis", 1);
+        output("q"), output("y");
+        dop_runf(QDQ_OPTS2("QuantizeLinear", "own:quantize"), "Q -> DQ, 2 threads %s", k ? "per axis" : "per tensor");
+    }
+}
+
+/* DepthToSpace (DCR, CRD) and SpaceToDepth: block sizes 2 and 3, odd channel counts and sizes, 2 threads. */
+static void cases_depth_to_space(void) {
+    static const struct { const char *op, *mode; int64_t b; int64_t d[4]; } cases[] = {
+        {"DepthToSpace", "DCR", 3, {2, 18, 5, 7}}, {"DepthToSpace", "CRD", 3, {2, 18, 5, 7}},
+        {"DepthToSpace", "DCR", 2, {1, 12, 6, 5}}, {"DepthToSpace", "CRD", 2, {1, 12, 6, 5}},
+        {"DepthToSpace", NULL, 2, {1, 4, 3, 3}},   {"SpaceToDepth", NULL, 3, {2, 3, 9, 6}},
+        {"SpaceToDepth", NULL, 2, {1, 5, 8, 6}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(13);
+        input("x", cases[i].d, 4);
+        int n = node(cases[i].op, "x", "y");
+        ai(n, "blocksize", cases[i].b);
+        if (cases[i].mode) as(n, "mode", cases[i].mode);
+        output("y");
+        bool d2s = !strcmp(cases[i].op, "DepthToSpace");
+        dop_runf(QDQ_OPTS(cases[i].op, d2s ? "own:depth_to_space" : "own:space_to_depth"), "%s %zu (%s, blocksize %lld)", cases[i].op, i,
+                 cases[i].mode ? cases[i].mode : "default", (long long)cases[i].b);
+    }
+    for (int k = 0; k < 3; k++) {
+        begin(13);
+        input("x", D(1, 36, 40, 48));
+        int n = node(k < 2 ? "DepthToSpace" : "SpaceToDepth", "x", "y");
+        ai(n, "blocksize", k < 2 ? 3 : 2);
+        if (k == 1) as(n, "mode", "CRD");
+        output("y");
+        dop_runf(QDQ_OPTS2(k < 2 ? "DepthToSpace" : "SpaceToDepth", k < 2 ? "own:depth_to_space" : "own:space_to_depth"),
+                 "%s, 2 threads %d", k < 2 ? "DepthToSpace" : "SpaceToDepth", k);
+    }
+}
+
+/* Pad: every mode, asymmetric pads on several axes (wider than the input for wrap / reflect), pads as attributes
+ * (opset 2), axes (opset 18), a constant value; 2 threads. */
+static void cases_pad(void) {
+    static const struct { int opset; const char *mode; int64_t pads[8]; int axes; float cval; } cases[] = {
+        {11, "constant", {0, 1, 2, 3, 1, 0, 1, 2}, 0, 1.5f},
+        {13, "constant", {1, 0, 0, 0, 0, 2, 3, 0}, 0, 0},
+        {13, "reflect", {0, 0, 2, 1, 0, 0, 1, 3}, 0, 0},
+        {13, "reflect", {0, 2, 4, 0, 1, 1, 0, 6}, 0, 0},
+        {13, "edge", {1, 1, 0, 3, 0, 2, 4, 1}, 0, 0},
+        {19, "wrap", {0, 1, 0, 6, 0, 2, 3, 8}, 0, 0},
+        {2, "constant", {0, 0, 1, 2, 0, 0, 2, 1}, 0, -2.25f},
+        {2, "reflect", {0, 0, 1, 2, 0, 1, 2, 1}, 0, 0},
+        {18, "reflect", {2, 3, 1, 4}, 2, 0},
+        {18, "constant", {1, 2, 3, 4}, 2, 0.5f},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(cases[i].opset);
+        input("x", D(2, 3, 5, 7));
+        const int np = cases[i].axes ? 2 * cases[i].axes : 8;
+        char ins[32] = "x";
+        if (cases[i].opset >= 11) {
+            ints("pads", cases[i].pads, np);
+            if (cases[i].cval) fconst("cv", cases[i].cval);
+            if (cases[i].axes) ints("axes", (const int64_t[]){-1, 1}, 2);
+            snprintf(ins, sizeof ins, "x,pads,%s%s", cases[i].cval ? "cv" : "", cases[i].axes ? ",axes" : "");
+        }
+        int n = node("Pad", ins, "y");
+        as(n, "mode", cases[i].mode);
+        if (cases[i].opset < 11) {
+            ais(n, "pads", cases[i].pads, np);
+            if (cases[i].cval) af(n, "value", cases[i].cval);
+        }
+        output("y");
+        dop_runf(QDQ_OPTS("Pad", "own:pad"), "Pad-%d %zu (%s)", cases[i].opset, i, cases[i].mode);
+    }
+    static const char *const modes[] = {"reflect", "constant", "edge"};
+    for (int k = 0; k < 3; k++) {
+        begin(13);
+        input("x", D(1, 16, 40, 45));
+        ints("pads", (const int64_t[]){0, 0, 3, 2, 0, 0, 1, 4}, 8);
+        as(node("Pad", "x,pads", "y"), "mode", modes[k]);
+        output("y");
+        dop_runf(QDQ_OPTS2("Pad", "own:pad"), "Pad %s, 2 threads", modes[k]);
+    }
+}
+
 /* test_device_ops_quant.c: quantized ops and recurrent layers */
 void dop_cases_dynamic_quantize(void), dop_cases_conv_integer(void), dop_cases_matmul_integer(void), dop_cases_rnn(void);
 
@@ -1656,6 +1902,7 @@ const dop_group dop_groups[] = {
     {"resize_layouts", cases_resize_layouts},
     {"float16", cases_float16},
     {"bfloat16", cases_bfloat16},
+    {"einsum", cases_einsum},
     {"softmax_axis", cases_softmax_axis},
     {"reduce", cases_reduce},
     {"softmax", cases_softmax},
@@ -1671,5 +1918,8 @@ const dop_group dop_groups[] = {
     {"conv_integer", dop_cases_conv_integer},
     {"matmul_integer", dop_cases_matmul_integer},
     {"rnn", dop_cases_rnn},
+    {"qdq", cases_qdq},
+    {"depth_to_space", cases_depth_to_space},
+    {"pad", cases_pad},
 };
 const int dop_n_groups = (int)(sizeof dop_groups / sizeof dop_groups[0]);

@@ -7,19 +7,6 @@
 #include <math.h>
 #include <string.h>
 
-#define NN_EIN_LETTERS 52 /* 'A'..'Z' -> 0..25, 'a'..'z' -> 26..51 (ASCII order) */
-#define NN_EIN_LABELS (NN_EIN_LETTERS + SI_MAX_DIMS) /* then the broadcast (ellipsis) dimensions */
-#define NN_EIN_MAXOPS 32
-
-#define NN_EIN_UNUSED ((int64_t)-1) /* no dimension is -1, not even an unknown one (ir.h) */
-
-typedef struct nn_ein {
-    int nops, nout;
-    int lab[NN_EIN_MAXOPS][SI_MAX_DIMS]; /* label of each operand dimension */
-    int out[SI_MAX_DIMS]; /* output labels in order */
-    int64_t size[NN_EIN_LABELS]; /* NN_EIN_UNUSED: label unused; compile time: may be unknown or a symbol */
-} nn_ein;
-
 static int nn_ein_label(char ch) {
     if (ch >= 'A' && ch <= 'Z') return ch - 'A';
     if (ch >= 'a' && ch <= 'z') return 26 + (ch - 'a');
@@ -52,13 +39,13 @@ static int nn_ein_term(const char *s, const char *end, int *labels, int max) {
     return n;
 }
 
-static si_result einsum_prep(si_kctx *c, nn_ein *e) {
+si_result si_einsum_prepare(const si_kctx *c, si_einsum *e) {
     si_result st;
     const char *eq = si_attr_str(c->node, "equation", NULL);
     if (!eq) return si_op_err(c, SI_ERR_INVALID_ARG, "attribute equation is required");
     if (c->n_in < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "at least one input is required");
-    if (c->n_in > NN_EIN_MAXOPS)
-        return si_op_err(c, SI_ERR_UNSUPPORTED, "more than %d operands are not supported", NN_EIN_MAXOPS);
+    if (c->n_in > SI_EIN_MAXOPS)
+        return si_op_err(c, SI_ERR_UNSUPPORTED, "more than %d operands are not supported", SI_EIN_MAXOPS);
     e->nops = c->n_in;
     for (int i = 0; i < e->nops; i++) {
         if ((st = si_need_input(c, i, false))) return st;
@@ -67,9 +54,9 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
     }
     const char *arrow = strstr(eq, "->");
     const char *lhs_end = arrow ? arrow : eq + strlen(eq);
-    for (int l = 0; l < NN_EIN_LABELS; l++) e->size[l] = NN_EIN_UNUSED;
-    int count[NN_EIN_LETTERS] = {0};
-    int ell_rank = 0, terms[NN_EIN_MAXOPS][SI_MAX_DIMS + 1], nterm[NN_EIN_MAXOPS];
+    for (int l = 0; l < SI_EIN_LABELS; l++) e->size[l] = SI_EIN_UNUSED;
+    int count[SI_EIN_LETTERS] = {0};
+    int ell_rank = 0, terms[SI_EIN_MAXOPS][SI_MAX_DIMS + 1], nterm[SI_EIN_MAXOPS];
     /* first pass: split terms and find the broadcast rank */
     const char *s = eq;
     for (int i = 0; i < e->nops; i++) {
@@ -105,7 +92,7 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
         const int er = x->ndim - letters;
         for (int k = 0; k < nterm[i]; k++) {
             if (terms[i][k] == -2) {
-                for (int j = 0; j < er; j++) e->lab[i][dim++] = NN_EIN_LETTERS + (ell_rank - er + j);
+                for (int j = 0; j < er; j++) e->lab[i][dim++] = SI_EIN_LETTERS + (ell_rank - er + j);
             } else {
                 e->lab[i][dim++] = terms[i][k];
             }
@@ -113,7 +100,7 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
         for (int d = 0; d < x->ndim; d++) {
             const int l = e->lab[i][d];
             const int64_t n = x->dims[d], was = e->size[l];
-            if (was == NN_EIN_UNUSED)
+            if (was == SI_EIN_UNUSED)
                 e->size[l] = n;
             else if (!si_dim_broadcast(was, n, &e->size[l])) /* 1 broadcasts (a 1 and a 0 give 0) */
                 return si_op_err(c, SI_ERR_INVALID_ARG, "dimension sizes %lld and %lld of one label differ",
@@ -126,16 +113,16 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
         int ol[SI_MAX_DIMS + 1];
         int n = nn_ein_term(arrow + 2, arrow + strlen(arrow), ol, SI_MAX_DIMS + 1);
         if (n < 0) return si_op_err(c, SI_ERR_INVALID_ARG, "cannot parse the output of equation '%s'", eq);
-        bool used[NN_EIN_LABELS] = {false};
+        bool used[SI_EIN_LABELS] = {false};
         for (int k = 0; k < n; k++) {
             if (ol[k] == -2) {
                 for (int j = 0; j < ell_rank; j++) {
                     if (e->nout >= SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank too large");
-                    e->out[e->nout++] = NN_EIN_LETTERS + j;
+                    e->out[e->nout++] = SI_EIN_LETTERS + j;
                 }
                 continue;
             }
-            if (e->size[ol[k]] == NN_EIN_UNUSED || used[ol[k]])
+            if (e->size[ol[k]] == SI_EIN_UNUSED || used[ol[k]])
                 return si_op_err(c, SI_ERR_INVALID_ARG, "output label '%c' of '%s' is unknown or repeated",
                                  ol[k] < 26 ? 'A' + ol[k] : 'a' + ol[k] - 26, eq);
             used[ol[k]] = true;
@@ -143,8 +130,8 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
             e->out[e->nout++] = ol[k];
         }
     } else {
-        for (int j = 0; j < ell_rank; j++) e->out[e->nout++] = NN_EIN_LETTERS + j;
-        for (int l = 0; l < NN_EIN_LETTERS; l++)
+        for (int j = 0; j < ell_rank; j++) e->out[e->nout++] = SI_EIN_LETTERS + j;
+        for (int l = 0; l < SI_EIN_LETTERS; l++)
             if (count[l] == 1) {
                 if (e->nout >= SI_MAX_DIMS) return si_op_err(c, SI_ERR_UNSUPPORTED, "output rank too large");
                 e->out[e->nout++] = l;
@@ -153,31 +140,31 @@ static si_result einsum_prep(si_kctx *c, nn_ein *e) {
     return SI_OK;
 }
 
-SI_OP_PLANNED(einsum_infer, nn_ein, e, einsum_prep) {
+SI_OP_PLANNED(einsum_infer, si_einsum, e, si_einsum_prepare) {
     int64_t dims[SI_MAX_DIMS];
     for (int k = 0; k < e->nout; k++) dims[k] = e->size[e->out[k]];
     return si_set_out(c, 0, si_in(c, 0)->dtype, e->nout, dims);
 }
 
-SI_OP_PLANNED(einsum_run, nn_ein, e, einsum_prep) {
+SI_OP_PLANNED(einsum_run, si_einsum, e, si_einsum_prepare) {
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
     /* loop labels: the output labels, then the summed ones */
-    int loop[NN_EIN_LABELS], nl = 0;
-    bool is_out[NN_EIN_LABELS] = {false};
+    int loop[SI_EIN_LABELS], nl = 0;
+    bool is_out[SI_EIN_LABELS] = {false};
     for (int k = 0; k < e->nout; k++) {
         loop[nl++] = e->out[k];
         is_out[e->out[k]] = true;
     }
-    for (int l = 0; l < NN_EIN_LABELS; l++)
-        if (e->size[l] != NN_EIN_UNUSED && !is_out[l]) loop[nl++] = l;
+    for (int l = 0; l < SI_EIN_LABELS; l++)
+        if (e->size[l] != SI_EIN_UNUSED && !is_out[l]) loop[nl++] = l;
     int64_t inner = 1;
     for (int k = e->nout; k < nl; k++) inner *= e->size[loop[k]];
     /* per operand stride of each loop label (repeated labels add up: diagonals; broadcast dims: 0) */
-    int64_t(*st_)[NN_EIN_LABELS] = si_calloc(NN_EIN_MAXOPS, sizeof(*st_));
+    int64_t(*st_)[SI_EIN_LABELS] = si_calloc(SI_EIN_MAXOPS, sizeof(*st_));
     const bool isf = si_dtype_is_float(y->dtype);
-    double *ops_d[NN_EIN_MAXOPS] = {NULL};
-    int64_t *ops_i[NN_EIN_MAXOPS] = {NULL};
+    double *ops_d[SI_EIN_MAXOPS] = {NULL};
+    int64_t *ops_i[SI_EIN_MAXOPS] = {NULL};
     bool ok = st_ != NULL;
     for (int i = 0; ok && i < e->nops; i++) {
         const si_tensor *x = si_in(c, i);
@@ -195,7 +182,7 @@ SI_OP_PLANNED(einsum_run, nn_ein, e, einsum_prep) {
     }
     if (ok) {
         const int64_t nouter = si_count(y);
-        int64_t idx[NN_EIN_LABELS] = {0}, off[NN_EIN_MAXOPS] = {0};
+        int64_t idx[SI_EIN_LABELS] = {0}, off[SI_EIN_MAXOPS] = {0};
         for (int64_t o = 0; o < nouter; o++) {
             double accd = 0;
             uint64_t acci = 0;

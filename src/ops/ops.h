@@ -326,6 +326,18 @@ enum {
 };
 enum { SI_NM_ROUND_PREFER_FLOOR, SI_NM_ROUND_PREFER_CEIL, SI_NM_FLOOR, SI_NM_CEIL };
 
+/* Pad's geometry (ops/pad.c), shared with the CPU device's own kernel. */
+enum { SI_PAD_CONSTANT, SI_PAD_REFLECT, SI_PAD_EDGE, SI_PAD_WRAP };
+typedef struct si_pad {
+    int rank, mode;
+    int64_t pb[SI_MAX_DIMS], pe[SI_MAX_DIMS], out[SI_MAX_DIMS]; /* pads before / after (negative: crop), output dims */
+} si_pad;
+/* The mode and the pads of a Pad node (attributes before opset 11, else the pads / axes inputs, whose values must
+ * be known); INVALID_ARG for a malformed node. */
+si_result si_pad_prepare(si_kctx *c, si_pad *p);
+/* The input coordinate along axis d (of in elements) that output coordinate o reads, or -1 for the constant. */
+int64_t si_pad_src(const si_pad *p, int d, int64_t in, int64_t o);
+
 typedef struct si_resize {
     int rank, naxes;
     int axes[SI_MAX_DIMS];
@@ -356,6 +368,27 @@ double si_resize_coord(const si_resize *p, int d, int64_t o, bool *outside);
 /* The si_resize_ntaps(p, d) taps of output coordinate o along axis d: input indices (clamped into the input)
  * and weights (normalised where antialias or exclude_outside ask for it); *outside as for si_resize_coord. */
 void si_resize_taps(const si_resize *p, int d, int64_t o, int64_t *idx, double *w, bool *outside);
+
+/* Einsum's equation read against its inputs' shapes (ops/einsum.c), shared by the reference kernel and by devices
+ * that implement Einsum, so that both read the equation the same way. Labels: the letters 'A'..'Z' -> 0..25,
+ * 'a'..'z' -> 26..51, then the broadcast (ellipsis) dimensions, SI_EIN_LETTERS + j. */
+#define SI_EIN_LETTERS 52
+#define SI_EIN_LABELS (SI_EIN_LETTERS + SI_MAX_DIMS)
+#define SI_EIN_MAXOPS 32
+#define SI_EIN_UNUSED ((int64_t)-1) /* no dimension is -1, not even an unknown one (ir.h) */
+
+typedef struct si_einsum {
+    int nops, nout;
+    int lab[SI_EIN_MAXOPS][SI_MAX_DIMS]; /* label of each operand dimension (a label repeated in one operand: a diagonal) */
+    int out[SI_MAX_DIMS];                /* output labels in order (the implicit form's: broadcast, then the labels seen once) */
+    int64_t size[SI_EIN_LABELS];         /* SI_EIN_UNUSED: label unused; a size-1 operand dimension broadcasts to it;
+                                          * compile time: may be unknown or a symbol */
+} si_einsum;
+
+/* The labels of Einsum node c->node over its inputs (their dtypes and dims are read, not their data). INVALID_ARG
+ * for a malformed equation or one that does not match the inputs' ranks, UNSUPPORTED for more than SI_EIN_MAXOPS
+ * inputs or too large an output rank. */
+si_result si_einsum_prepare(const si_kctx *c, si_einsum *e);
 
 /* The family tables (oplist.h's SI_OP_FAMILIES), collected by ops.c. */
 #define SI_OP_TABLE_DECL_(fam) extern const si_op_table si_ops_##fam;

@@ -6,14 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-enum { NN_PM_CONSTANT, NN_PM_REFLECT, NN_PM_EDGE, NN_PM_WRAP };
-
-typedef struct nn_padp {
-    int rank, mode;
-    int64_t pb[SI_MAX_DIMS], pe[SI_MAX_DIMS], out[SI_MAX_DIMS];
-} nn_padp;
-
-static si_result pad_prep(si_kctx *c, nn_padp *p) {
+si_result si_pad_prepare(si_kctx *c, si_pad *p) {
     const si_tensor *x;
     si_result st = si_input0(c, SI_T_ALL, "data", &x);
     if (st) return st;
@@ -65,25 +58,48 @@ static si_result pad_prep(si_kctx *c, nn_padp *p) {
             return si_op_err(c, SI_ERR_INVALID_ARG, "pads make dimension %d negative (%lld)", d, (long long)p->out[d]);
         /* non-constant modes need source data along a padded dimension */
         const int64_t len = x->dims[d] - SI_MAX((int64_t)0, -p->pb[d]) - SI_MAX((int64_t)0, -p->pe[d]);
-        if (p->mode != NN_PM_CONSTANT && p->out[d] > 0 && len <= 0)
+        if (p->mode != SI_PAD_CONSTANT && p->out[d] > 0 && len <= 0)
             return si_op_err(c, SI_ERR_INVALID_ARG, "mode '%s' cannot pad an empty dimension %d", modes[p->mode], d);
     }
     return SI_OK;
 }
 
+int64_t si_pad_src(const si_pad *p, int d, int64_t in, int64_t o) {
+    const int64_t lo = SI_MAX((int64_t)0, -p->pb[d]);            /* input rows a negative pad crops */
+    const int64_t len = in - lo - SI_MAX((int64_t)0, -p->pe[d]); /* the rows kept */
+    const int64_t i = o - SI_MAX((int64_t)0, p->pb[d]);
+    int64_t v;
+    if (i >= 0 && i < len) {
+        v = i;
+    } else if (p->mode == SI_PAD_CONSTANT || len <= 0) {
+        return -1;
+    } else if (p->mode == SI_PAD_EDGE) {
+        v = i < 0 ? 0 : len - 1;
+    } else if (p->mode == SI_PAD_WRAP) {
+        v = ((i % len) + len) % len;
+    } else if (len == 1) {
+        v = 0;
+    } else { /* reflect */
+        const int64_t per = 2 * (len - 1);
+        v = ((i % per) + per) % per;
+        if (v >= len) v = per - v;
+    }
+    return lo + v;
+}
+
 static si_result pad_infer(si_kctx *c) {
-    nn_padp p;
+    si_pad p;
     const si_tensor *x, *pads = si_in(c, 1), *axes = c->opset >= 18 ? si_in(c, 3) : NULL;
     si_result st = si_input0(c, SI_T_ALL, "data", &x);
     if (st) return st;
     if (c->opset >= 11 && ((pads && !si_has_values(pads)) || (axes && !si_has_values(axes))))
         return si_set_out_unknown(c, 0, x->dtype, x->ndim); /* compile time: pads known at run time */
-    st = pad_prep(c, &p);
+    st = si_pad_prepare(c, &p);
     if (st) return st;
     return si_set_out(c, 0, si_in(c, 0)->dtype, p.rank, p.out);
 }
 
-SI_OP_PLANNED(pad_run, nn_padp, p, pad_prep) {
+SI_OP_PLANNED(pad_run, si_pad, p, si_pad_prepare) {
     const si_tensor *x = si_in(c, 0);
     si_tensor *y = si_out(c, 0);
     if (!y || si_count(y) == 0) return SI_OK;
@@ -96,7 +112,7 @@ SI_OP_PLANNED(pad_run, nn_padp, p, pad_prep) {
     /* the constant element */
     unsigned char cval[16];
     memset(cval, 0, sizeof cval);
-    if (p->mode == NN_PM_CONSTANT) {
+    if (p->mode == SI_PAD_CONSTANT) {
         const si_tensor *cv = c->opset >= 11 ? si_in_nonempty(c, 2) : NULL;
         if (cv) {
             if (!cv->data) return si_op_err(c, SI_ERR_INVALID_ARG, "constant_value has no data");
@@ -117,29 +133,7 @@ SI_OP_PLANNED(pad_run, nn_padp, p, pad_prep) {
             ok = false;
             break;
         }
-        const int64_t lo = SI_MAX((int64_t)0, -p->pb[d]);
-        const int64_t len = x->dims[d] - lo - SI_MAX((int64_t)0, -p->pe[d]);
-        const int64_t shift = SI_MAX((int64_t)0, p->pb[d]);
-        for (int64_t o = 0; o < p->out[d]; o++) {
-            const int64_t i = o - shift;
-            int64_t v;
-            if (i >= 0 && i < len) {
-                v = i;
-            } else if (p->mode == NN_PM_CONSTANT || len <= 0) {
-                v = -1;
-            } else if (p->mode == NN_PM_EDGE) {
-                v = i < 0 ? 0 : len - 1;
-            } else if (p->mode == NN_PM_WRAP) {
-                v = ((i % len) + len) % len;
-            } else if (len == 1) {
-                v = 0;
-            } else {
-                const int64_t per = 2 * (len - 1);
-                v = ((i % per) + per) % per;
-                if (v >= len) v = per - v;
-            }
-            map[d][o] = v < 0 ? -1 : lo + v;
-        }
+        for (int64_t o = 0; o < p->out[d]; o++) map[d][o] = si_pad_src(p, d, x->dims[d], o);
     }
     if (ok) {
         int64_t xs[SI_MAX_DIMS], o[SI_MAX_DIMS] = {0};
