@@ -61,6 +61,14 @@ void dop_cases_llm_gqa(void);
 void dop_cases_llm_mha(void);
 void dop_cases_llm_norm(void);
 
+/* Einsum, QuantizeLinear / DequantizeLinear, DepthToSpace / SpaceToDepth, Pad, Resize (test_device_ops_data.c). */
+void dop_cases_einsum(void);
+void dop_cases_qdq(void);
+void dop_cases_depth_to_space(void);
+void dop_cases_pad(void);
+void dop_cases_resize(void);
+void dop_cases_resize_layouts(void);
+
 // --- running --------------------------------------------------------------------------------------------------
 
 /* Finish G, run it on the device and on REF, compare; frees G. o may be NULL. */
