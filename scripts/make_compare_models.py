@@ -185,11 +185,26 @@ def resize_exact():
            ["--devices", "CPU", "--rtol", "0"])
 
 
+def stft_frontend():
+    """A speech front end: STFT of 400-sample Hann frames (not a power of two: Bluestein's algorithm), hop 160,
+    power spectrum, mel-like projection, Log."""
+    g = G()
+    win = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)).astype(np.float32)
+    spec = g.op("STFT", ["audio", g.c(np.array(160, np.int64)), g.c(win)], onesided=1)
+    power = g.op("ReduceSumSquare", [spec], axes=[3], keepdims=0)
+    mel = g.op("MatMul", [power, g.c((rng.random((201, 40)) / 20).astype(np.float32))])
+    g.op("Log", [g.op("Add", [mel, g.c(np.array(1e-6, np.float32))])])
+    g.nodes[-1].output[0] = "logmel"
+    g.save("stft_frontend_opset17", [h.make_tensor_value_info("audio", TP.FLOAT, [1, 8000, 1])],
+           [h.make_tensor_value_info("logmel", TP.FLOAT, [1, 48, 40])], 17, [])
+
+
 cnn9()
 cnn11()
 mixed()
 upsample_exact()
 resize_exact()
+stft_frontend()
 transformer(11)
 
 transformer(13)
