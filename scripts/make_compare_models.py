@@ -199,12 +199,28 @@ def stft_frontend():
            [h.make_tensor_value_info("logmel", TP.FLOAT, [1, 48, 40])], 17, [])
 
 
+def topk_ties():
+    """A detector's top-k: TopK 25 of 1,000 scores per row (largest and smallest), many of them tied (scores rounded
+    to tenths): values and indices must equal ONNX Runtime's (ties in index order)."""
+    g = G()
+    s = g.op("Div", [g.op("Round", [g.op("Mul", ["scores", g.c(np.array(10, np.float32))])]), g.c(np.array(10, np.float32))])
+    k = g.c(np.array([25], np.int64))
+    g.op("TopK", [s, k], nout=2, axis=-1, largest=1)
+    g.nodes[-1].output[0], g.nodes[-1].output[1] = "top_v", "top_i"
+    g.op("TopK", [s, k], nout=2, axis=1, largest=0)
+    g.nodes[-1].output[0], g.nodes[-1].output[1] = "low_v", "low_i"
+    g.save("topk_ties_opset11", [h.make_tensor_value_info("scores", TP.FLOAT, [3, 1000])],
+           [h.make_tensor_value_info(n, TP.FLOAT if n.endswith("_v") else TP.INT64, [3, 25]) for n in ("top_v", "top_i", "low_v", "low_i")],
+           11, [])
+
+
 cnn9()
 cnn11()
 mixed()
 upsample_exact()
 resize_exact()
 stft_frontend()
+topk_ties()
 transformer(11)
 
 transformer(13)
