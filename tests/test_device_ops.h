@@ -68,6 +68,7 @@ void dop_cases_depth_to_space(void);
 void dop_cases_pad(void);
 void dop_cases_resize(void);
 void dop_cases_resize_layouts(void);
+void dop_cases_conv_dw1d(void);
 
 // --- running --------------------------------------------------------------------------------------------------
 

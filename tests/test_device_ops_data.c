@@ -2,7 +2,8 @@
  * test_device_ops_data.c — device-vs-REF cases of the ops the CPU device took from the reference kernels after a
  * sweep of held-out models: Einsum that is a batched matrix product (cpu_einsum.c), QuantizeLinear /
  * DequantizeLinear, DepthToSpace / SpaceToDepth and Pad (cpu_qdq.c, cpu_data.c); and Resize / Upsample in every
- * form (cpu_resize.c), in the layouts convolutions leave. On CPU each case's plan must
+ * form (cpu_resize.c), in the layouts convolutions leave; depthwise 1-D convolutions with their folded
+ * BatchNormalization and activations (cpu_dwconv.c). On CPU each case's plan must
  * hold the op's own kernel and no reference-kernel step (but the forms the kernels decline, which must stay
  * correct on the reference kernel). Integer outputs are compared exactly.
  */
@@ -442,5 +443,65 @@ void dop_cases_resize_layouts(void) {
         snprintf(expect, sizeof expect, "ConvTranspose+Add+%s", ct[i].act);
         dop_runf(&(dop_opts){.cpu_plan = !strcmp(ct[i].act, "LeakyRelu") ? "ConvTranspose+Add" : expect, .cpu_no_ref = true},
                  "ConvTranspose+Add+%s case %zu", ct[i].act, i);
+    }
+}
+
+/* Depthwise 1-D convolutions (speech encoders' convolution modules) on the own kernel (cpu_dwconv.c): taps longer
+ * than the input, strides, dilations, asymmetric and SAME pads, no bias, BatchNormalization folded, the
+ * activations it applies (Swish as x * Sigmoid(x), Relu, Clip), two images, 2 threads; a channel multiplier of 2
+ * goes to oneDNN. */
+void dop_cases_conv_dw1d(void) {
+    static const struct {
+        int64_t n, c, t, k, s, d, pb, pe, mult;
+        const char *ap, *act;
+        bool bias, bn, two;
+    } cs[] = {
+        {1, 24, 100, 15, 1, 1, 7, 7, 1, NULL, "Swish", true, true, false},
+        {1, 16, 37, 3, 2, 1, 1, 0, 1, NULL, "Relu", false, false, false},
+        {2, 9, 41, 5, 1, 2, 4, 4, 1, NULL, "Clip", true, true, true},
+        {1, 8, 20, 31, 1, 1, 15, 15, 1, NULL, NULL, true, false, false},
+        {1, 12, 33, 4, 3, 1, 0, 0, 1, "SAME_UPPER", "Swish", true, false, false},
+        {1, 8, 64, 7, 1, 1, 3, 3, 2, NULL, NULL, true, false, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cs); i++) {
+        const int64_t oc = cs[i].c * cs[i].mult;
+        begin(13);
+        input("x", D(cs[i].n, cs[i].c, cs[i].t));
+        weight("w", -0.5f, 0.5f, D(oc, 1, cs[i].k));
+        if (cs[i].bias) weight("b", -0.5f, 0.5f, D(oc));
+        int n = node("Conv", cs[i].bias ? "x,w,b" : "x,w", "c");
+        ai(n, "group", cs[i].c);
+        ais(n, "kernel_shape", D(cs[i].k));
+        ais(n, "strides", D(cs[i].s));
+        ais(n, "dilations", D(cs[i].d));
+        if (cs[i].ap) as(n, "auto_pad", cs[i].ap);
+        else ais(n, "pads", D(cs[i].pb, cs[i].pe));
+        const char *t = "c";
+        if (cs[i].bn) {
+            weight("bn_s", 0.5f, 1.5f, D(oc)), weight("bn_b", -0.5f, 0.5f, D(oc));
+            weight("bn_m", -0.5f, 0.5f, D(oc)), weight("bn_v", 0.5f, 2.0f, D(oc));
+            af(node("BatchNormalization", "c,bn_s,bn_b,bn_m,bn_v", "n"), "epsilon", 1e-3f);
+            t = "n";
+        }
+        char ins[32];
+        if (!cs[i].act) {
+            node("Identity", t, "y");
+        } else if (!strcmp(cs[i].act, "Swish")) {
+            node("Sigmoid", t, "sg");
+            snprintf(ins, sizeof ins, "%s,sg", t);
+            node("Mul", ins, "y");
+        } else if (!strcmp(cs[i].act, "Clip")) {
+            fconst("lo", -0.4f), fconst("hi", 0.6f);
+            snprintf(ins, sizeof ins, "%s,lo,hi", t);
+            node("Clip", ins, "y");
+        } else {
+            node(cs[i].act, t, "y");
+        }
+        output("y");
+        const bool own = cs[i].mult == 1;
+        dop_runf(&(dop_opts){.cpu_plan = own ? "ConvDw" : "Conv", .cpu_no_ref = true, .cpu_kernel = own ? "own:dwconv1d" : NULL,
+                             .opt_key = cs[i].two ? "threads" : NULL, .opt_value = cs[i].two ? "2" : NULL, .opt_device = cs[i].two ? "CPU" : NULL},
+                 "depthwise Conv1d case %zu (k %lld, stride %lld, dilation %lld%s%s)", i, (long long)cs[i].k, (long long)cs[i].s,
+                 (long long)cs[i].d, cs[i].act ? ", " : "", cs[i].act ? cs[i].act : "");
     }
 }

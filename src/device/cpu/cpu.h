@@ -377,6 +377,19 @@ void cpu_chain_init(cpu_chain *c, const cpu_pb *b, int anchor, int prank, const 
 void cpu_chain_extend(cpu_pb *b, cpu_chain *c);
 int cpu_chain_out(const cpu_chain *c);              /* the value the chain produces */
 bool cpu_chain_truncate(cpu_chain *c);              /* drop the last post-op group; false when none is left */
+
+/* The eltwise post-ops an own kernel applies itself after its chain (cpu_chain.c): Relu / LeakyRelu, Sigmoid, Tanh,
+ * Clip and x * Sigmoid(alpha x). cpu_act_of: false for any other post-op (truncate the chain before it). */
+#define CPU_MAX_ACT 4
+typedef struct cpu_act {
+    dnnl_alg_kind_t alg;
+    float alpha, beta;
+} cpu_act;
+bool cpu_act_of(const cpu_po *po, cpu_act *a);
+/* Depthwise 1-D Conv n (its geometry checked by the caller: stride, dilation, left pad) on the own kernel
+ * (cpu_dwconv.c); SI_ERR_UNSUPPORTED when it does not take it. */
+si_result cpu_lower_dwconv1d(cpu_pb *b, int n, int64_t stride, int64_t dil, int64_t pl);
+void cpu_act_apply(const cpu_act *acts, int n_act, float *y, int64_t count);
 int cpu_chain_sum_value(const cpu_chain *c);        /* residual of the sum post-op, or -1 */
 /* Attribute for the chain: strict fp math, user scratchpad, the post-ops. NULL with si_err on failure. */
 dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale);

@@ -9,7 +9,7 @@
  * its slow reference implementation), the lowering code drops post-op groups from the end and retries;
  * the dropped nodes are then lowered on their own.
  */
-#include "device/cpu/cpu.h"
+#include "device/cpu/cpu_llm.h"
 
 #include <float.h>
 #include <math.h>
@@ -538,4 +538,64 @@ uint64_t cpu_chain_fp(const cpu_chain *c) {
     if (c->n_ch > 0 && c->scale) h = cpu_fp(h, c->scale, sizeof(float) * (size_t)c->n_ch);
     if (c->n_ch > 0 && c->shift) h = cpu_fp(h, c->shift, sizeof(float) * (size_t)c->n_ch);
     return h;
+}
+
+// --- activations applied by own kernels ------------------------------------------------------------------------
+
+bool cpu_act_of(const cpu_po *po, cpu_act *a) {
+    if (po->kind != PO_ELTWISE) return false;
+    switch (po->alg) {
+    case dnnl_eltwise_relu: case dnnl_eltwise_logistic: case dnnl_eltwise_tanh: case dnnl_eltwise_clip: case dnnl_eltwise_clip_v2:
+    case dnnl_eltwise_swish: break;
+    default: return false;
+    }
+    *a = (cpu_act){po->alg, po->alpha, po->beta};
+    return true;
+}
+
+#if defined(__x86_64__)
+/* y = Sigmoid(a y), or y Sigmoid(a y) (times_x): e^-|a y| on the vector exp (its argument <= 0), so no overflow. */
+__attribute__((target("avx512f"))) static void sigmoid512(float *y, int64_t count, float a, bool times_x) {
+    const __m512 va = _mm512_set1_ps(a), one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < count; i += 16) {
+        const __mmask16 m = (__mmask16)(count - i >= 16 ? 0xffff : (1u << (count - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, y + i), z = _mm512_mul_ps(va, v);
+        const __m512 e = cpu_exp512(_mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(z), _mm512_set1_epi32((int)0x80000000))));
+        const __m512 pos = _mm512_div_ps(one, _mm512_add_ps(one, e));
+        const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+        const __m512 sg = _mm512_mask_mul_ps(pos, neg, e, pos);
+        _mm512_mask_storeu_ps(y + i, m, times_x ? _mm512_mul_ps(v, sg) : sg);
+    }
+}
+#endif
+
+void cpu_act_apply(const cpu_act *acts, int n_act, float *y, int64_t count) {
+    for (int a = 0; a < n_act; a++) {
+        const float al = acts[a].alpha, be = acts[a].beta;
+#if defined(__x86_64__)
+        if ((acts[a].alg == dnnl_eltwise_logistic || acts[a].alg == dnnl_eltwise_swish) && cpu_vec_get()->avx512) {
+            sigmoid512(y, count, acts[a].alg == dnnl_eltwise_swish ? al : 1.0f, acts[a].alg == dnnl_eltwise_swish);
+            continue;
+        }
+#endif
+        switch (acts[a].alg) {
+        case dnnl_eltwise_relu:
+            for (int64_t i = 0; i < count; i++) y[i] = y[i] > 0 ? y[i] : y[i] * al;
+            break;
+        case dnnl_eltwise_logistic:
+            for (int64_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+            break;
+        case dnnl_eltwise_tanh:
+            for (int64_t i = 0; i < count; i++) y[i] = tanhf(y[i]);
+            break;
+        case dnnl_eltwise_clip:
+        case dnnl_eltwise_clip_v2:
+            for (int64_t i = 0; i < count; i++) y[i] = y[i] < al ? al : y[i] > be ? be : y[i];
+            break;
+        case dnnl_eltwise_swish:
+            for (int64_t i = 0; i < count; i++) y[i] = y[i] / (1.0f + expf(-al * y[i]));
+            break;
+        default: break;
+        }
+    }
 }

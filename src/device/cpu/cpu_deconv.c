@@ -32,7 +32,6 @@
 #include <stdio.h>
 
 #define DC_SP 3
-#define DC_MAX_ACT 4
 #define DC_COLS_MAX ((size_t)256 << 20)
 
 typedef struct dc_params {
@@ -43,31 +42,8 @@ typedef struct dc_params {
     const float *w;    /* [C, OCg, K] with the folded per-output-channel scale */
     const float *bias; /* [OC] */
     int n_act;
-    dnnl_alg_kind_t act[DC_MAX_ACT];
-    float alpha[DC_MAX_ACT], beta[DC_MAX_ACT];
+    cpu_act act[CPU_MAX_ACT];
 } dc_params;
-
-static void apply_act(const dc_params *p, float *y, int64_t n) {
-    for (int a = 0; a < p->n_act; a++) {
-        float al = p->alpha[a], be = p->beta[a];
-        switch (p->act[a]) {
-        case dnnl_eltwise_relu:
-            for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : y[i] * al;
-            break;
-        case dnnl_eltwise_logistic:
-            for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
-            break;
-        case dnnl_eltwise_tanh:
-            for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]);
-            break;
-        case dnnl_eltwise_clip:
-        case dnnl_eltwise_clip_v2:
-            for (int64_t i = 0; i < n; i++) y[i] = y[i] < al ? al : y[i] > be ? be : y[i];
-            break;
-        default: break;
-        }
-    }
-}
 
 /* Output rows [r0, r1) of every channel of group g's output planes: set to the bias (init) or through the
  * activations (fin). 2-D (and 1-D) outputs only: a row is one oy. */
@@ -81,7 +57,7 @@ static void rows_init(const dc_params *p, float *yg, int64_t g, int64_t r0, int6
 
 static void rows_fin(const dc_params *p, float *yg, int64_t r0, int64_t r1) {
     if (!p->n_act || r1 <= r0) return;
-    for (int64_t o = 0; o < p->OCg; o++) apply_act(p, yg + o * p->HWout + r0 * p->out[2], (r1 - r0) * p->out[2]);
+    for (int64_t o = 0; o < p->OCg; o++) cpu_act_apply(p->act, p->n_act, yg + o * p->HWout + r0 * p->out[2], (r1 - r0) * p->out[2]);
 }
 
 /* ptr: X, scratch (cols of a block of input rows [rows*W, OCg*K], then one input row of it transposed), Y.
@@ -225,16 +201,16 @@ __attribute__((always_inline, target("avx512f"))) static inline void ks_tile(con
                     r[v] = _mm512_add_ps(r[v], b);
                     if (jb->vec_act)
                         for (int a = 0; a < p->n_act; a++) {
-                            const __m512 al = _mm512_set1_ps(p->alpha[a]);
-                            if (p->act[a] == dnnl_eltwise_relu)
+                            const __m512 al = _mm512_set1_ps(p->act[a].alpha);
+                            if (p->act[a].alg == dnnl_eltwise_relu)
                                 r[v] = _mm512_fmadd_ps(al, _mm512_min_ps(r[v], _mm512_setzero_ps()), _mm512_max_ps(r[v], _mm512_setzero_ps()));
                             else
-                                r[v] = _mm512_min_ps(_mm512_max_ps(r[v], al), _mm512_set1_ps(p->beta[a]));
+                                r[v] = _mm512_min_ps(_mm512_max_ps(r[v], al), _mm512_set1_ps(p->act[a].beta));
                         }
                 }
                 _mm512_mask_storeu_ps(yo + 16 * v, om[v], r[v]);
             }
-            if (last && !jb->vec_act) apply_act(p, yo, 2 * n);
+            if (last && !jb->vec_act) cpu_act_apply(p->act, p->n_act, yo, 2 * n);
         }
     }
 }
@@ -271,7 +247,8 @@ static si_result dc_run_ks2(const void *params, void *const *ptr, int threads) {
     (void)threads;
     const dc_params *p = params;
     ks_job jb = {.p = p, .x = ptr[0], .y = ptr[2], .vec_act = true};
-    for (int a = 0; a < p->n_act; a++) jb.vec_act &= p->act[a] == dnnl_eltwise_relu || p->act[a] == dnnl_eltwise_clip || p->act[a] == dnnl_eltwise_clip_v2;
+    for (int a = 0; a < p->n_act; a++)
+        jb.vec_act &= p->act[a].alg == dnnl_eltwise_relu || p->act[a].alg == dnnl_eltwise_clip || p->act[a].alg == dnnl_eltwise_clip_v2;
     cpu_par_for(p->N * p->in[1], 1, ks_rows, &jb);
     return SI_OK;
 }
@@ -291,17 +268,6 @@ static bool ks2_fits(const dc_params *p) {
     return false;
 }
 #endif
-
-static bool act_of(const cpu_po *po, dnnl_alg_kind_t *alg, float *al, float *be) {
-    if (po->kind != PO_ELTWISE) return false;
-    if (po->alg != dnnl_eltwise_relu && po->alg != dnnl_eltwise_logistic && po->alg != dnnl_eltwise_tanh && po->alg != dnnl_eltwise_clip &&
-        po->alg != dnnl_eltwise_clip_v2)
-        return false;
-    *alg = po->alg;
-    *al = po->alpha;
-    *be = po->beta;
-    return true;
-}
 
 si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
     const si_graph *g = b->g;
@@ -365,8 +331,8 @@ si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
     cpu_chain_init(&c, b, n, r, Y->dims, 1, false);
     cpu_chain_extend(b, &c);
     for (;;) {
-        bool ok = c.n_po <= DC_MAX_ACT;
-        for (int i = 0; ok && i < c.n_po; i++) ok = act_of(&c.po[i], &p.act[i], &p.alpha[i], &p.beta[i]);
+        bool ok = c.n_po <= CPU_MAX_ACT;
+        for (int i = 0; ok && i < c.n_po; i++) ok = cpu_act_of(&c.po[i], &p.act[i]);
         if (ok) break;
         if (!cpu_chain_truncate(&c)) break;
     }

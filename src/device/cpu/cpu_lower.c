@@ -336,6 +336,10 @@ static si_result lower_conv(cpu_pb *b, int n) {
         if (num < 0 || num / stride[i] + 1 != Y->dims[2 + i]) return unsupported();
     }
     if (Y->dims[1] != OC || Y->dims[0] != X->dims[0]) return unsupported();
+    if (r == 3 && G == OC && ICg == 1 && G > 1) { /* depthwise over time: oneDNN has only its GEMM-based kernel for it */
+        si_result ds = cpu_lower_dwconv1d(b, n, stride[0], dil[0], pl[0]);
+        if (ds != SI_ERR_UNSUPPORTED) return ds;
+    }
     /* a strided 1x1 convolution (ResNet's downsampling) reads every s-th pixel: copy those once (shared by
      * the convolutions that subsample the same value) and run a unit-stride 1x1 convolution, which oneDNN
      * runs much closer to peak */
