@@ -3,7 +3,7 @@
  * sweep of held-out models: Einsum that is a batched matrix product (cpu_einsum.c), QuantizeLinear /
  * DequantizeLinear, DepthToSpace / SpaceToDepth and Pad (cpu_qdq.c, cpu_data.c); and Resize / Upsample in every
  * form (cpu_resize.c), in the layouts convolutions leave; depthwise 1-D convolutions with their folded
- * BatchNormalization and activations (cpu_dwconv.c). On CPU each case's plan must
+ * BatchNormalization and activations (cpu_dwconv.c); BatchNormalization over [N, C, W] that does not fold. On CPU each case's plan must
  * hold the op's own kernel and no reference-kernel step (but the forms the kernels decline, which must stay
  * correct on the reference kernel). Integer outputs are compared exactly.
  */
@@ -503,5 +503,31 @@ void dop_cases_conv_dw1d(void) {
                              .opt_key = cs[i].two ? "threads" : NULL, .opt_value = cs[i].two ? "2" : NULL, .opt_device = cs[i].two ? "CPU" : NULL},
                  "depthwise Conv1d case %zu (k %lld, stride %lld, dilation %lld%s%s)", i, (long long)cs[i].k, (long long)cs[i].s,
                  (long long)cs[i].d, cs[i].act ? ", " : "", cs[i].act ? cs[i].act : "");
+    }
+}
+
+/* BatchNormalization over [N, C, W] that does not fold into a convolution (a TDNN's Conv1d -> Relu -> BN, or on a
+ * model input): oneDNN's jit kernel on [N, C, 1, W] views, in the layout the convolution left (blocked) or plain. */
+void dop_cases_bn1d(void) {
+    for (int k = 0; k < 3; k++) {
+        const int64_t n = k == 2 ? 2 : 1, c = k == 1 ? 20 : 32, t = k == 1 ? 77 : 50;
+        begin(13);
+        input("x", D(n, k == 1 ? c : 8, t));
+        weight("bn_s", 0.5f, 1.5f, D(c)), weight("bn_b", -0.5f, 0.5f, D(c));
+        weight("bn_m", -0.5f, 0.5f, D(c)), weight("bn_v", 0.5f, 2.0f, D(c));
+        const char *in = "x";
+        if (k != 1) { /* after Conv1d + Relu: the BN cannot fold into the convolution */
+            weight("w", -0.3f, 0.3f, D(c, 8, 3));
+            ais(node("Conv", "x,w", "c"), "pads", D(1, 1));
+            node("Relu", "c", "r");
+            in = "r";
+        }
+        char ins[64];
+        snprintf(ins, sizeof ins, "%s,bn_s,bn_b,bn_m,bn_v", in);
+        af(node("BatchNormalization", ins, "y"), "epsilon", 1e-3f);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "BatchNormalization", .cpu_no_ref = true, .opt_key = k == 2 ? "threads" : NULL,
+                             .opt_value = k == 2 ? "2" : NULL, .opt_device = k == 2 ? "CPU" : NULL},
+                 "BatchNormalization over [N, C, W], case %d (%s)", k, k == 1 ? "a model input" : "after Conv1d + Relu");
     }
 }
