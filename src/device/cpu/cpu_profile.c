@@ -41,8 +41,9 @@ void cpu_profile_flush(const cpu_plan *p, double *ms, int64_t *calls, si_prof *s
         char ops[104];
         snprintf(ops, sizeof ops, "%s%s", st->kind == STEP_REF ? "ref:" : "", st->what);
         /* a failure (out of memory) loses this step's sample, never the inference */
-        /* oneDNN's own reference implementations ("ref:any", "ref:...") count as reference kernels too */
-        bool ref = st->kind == STEP_REF || !strncmp(st->kernel, "ref", 3);
+        /* oneDNN's own reference implementations ("ref:any", "ref_int8:any", "bnorm_ref:any", ...) count as
+         * reference kernels too */
+        bool ref = st->kind == STEP_REF || !strncmp(st->kernel, "ref", 3) || strstr(st->kernel, "_ref:") || strstr(st->kernel, "_ref_");
         (void)si_prof_add(sink, st, ops, "CPU", st->kernel[0] ? st->kernel : "oneDNN", ref, step_nodes, &ctx,
                           calls[i], ms[i]);
         calls[i] = 0;
