@@ -386,6 +386,9 @@ typedef struct cpu_act {
     float alpha, beta;
 } cpu_act;
 bool cpu_act_of(const cpu_po *po, cpu_act *a);
+/* Extend c (initialized at its anchor) as far as it goes, then drop post-op groups until every post-op left is one
+ * cpu_act_of takes (at most CPU_MAX_ACT): their count; acts holds them. */
+int cpu_chain_own_acts(cpu_pb *b, cpu_chain *c, cpu_act *acts);
 /* Depthwise 1-D Conv n (its geometry checked by the caller: stride, dilation, left pad) on the own kernel
  * (cpu_dwconv.c); SI_ERR_UNSUPPORTED when it does not take it. */
 si_result cpu_lower_dwconv1d(cpu_pb *b, int n, int64_t stride, int64_t dil, int64_t pl);

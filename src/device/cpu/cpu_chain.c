@@ -569,6 +569,16 @@ __attribute__((target("avx512f"))) static void sigmoid512(float *y, int64_t coun
 }
 #endif
 
+int cpu_chain_own_acts(cpu_pb *b, cpu_chain *c, cpu_act *acts) {
+    cpu_chain_extend(b, c);
+    for (;;) {
+        bool ok = c->n_po <= CPU_MAX_ACT;
+        for (int i = 0; ok && i < c->n_po; i++) ok = cpu_act_of(&c->po[i], &acts[i]);
+        if (ok || !cpu_chain_truncate(c)) break;
+    }
+    return c->n_po;
+}
+
 void cpu_act_apply(const cpu_act *acts, int n_act, float *y, int64_t count) {
     for (int a = 0; a < n_act; a++) {
         const float al = acts[a].alpha, be = acts[a].beta;

@@ -329,14 +329,7 @@ si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
     /* the chain: folded per-channel affine ops, then the activations this kernel applies */
     cpu_chain c;
     cpu_chain_init(&c, b, n, r, Y->dims, 1, false);
-    cpu_chain_extend(b, &c);
-    for (;;) {
-        bool ok = c.n_po <= CPU_MAX_ACT;
-        for (int i = 0; ok && i < c.n_po; i++) ok = cpu_act_of(&c.po[i], &p.act[i]);
-        if (ok) break;
-        if (!cpu_chain_truncate(&c)) break;
-    }
-    p.n_act = c.n_po;
+    p.n_act = cpu_chain_own_acts(b, &c, p.act);
     /* weights and bias with the folded affine: made once per compiled model (the store) */
     cpu_skey wk = {.node = n, .tag = "deconv.own.w", .fp = cpu_chain_fp(&c), .src = W};
     bool make_w;

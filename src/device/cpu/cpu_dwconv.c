@@ -83,14 +83,7 @@ si_result cpu_lower_dwconv1d(cpu_pb *b, int n, int64_t stride, int64_t dil, int6
     /* the chain: folded per-channel affine ops, then the activations this kernel applies */
     cpu_chain c;
     cpu_chain_init(&c, b, n, 3, Y->dims, 1, false);
-    cpu_chain_extend(b, &c);
-    for (;;) {
-        bool ok = c.n_po <= CPU_MAX_ACT;
-        for (int i = 0; ok && i < c.n_po; i++) ok = cpu_act_of(&c.po[i], &p.act[i]);
-        if (ok) break;
-        if (!cpu_chain_truncate(&c)) break;
-    }
-    p.n_act = c.n_po;
+    p.n_act = cpu_chain_own_acts(b, &c, p.act);
     cpu_skey wk = {.node = n, .tag = "dwconv1d.w", .fp = cpu_chain_fp(&c), .src = Wt};
     bool make_w;
     float *w = cpu_pb_shared(b, &wk, sizeof(float) * (size_t)(C * p.K), &make_w);
