@@ -214,6 +214,22 @@ def topk_ties():
            11, [])
 
 
+def gridsample_modes():
+    """GridSample (opset 16) in every mode x padding x align_corners, the grid reaching past [-1, 1] so that every
+    padding rule is exercised (bicubic pads each of its 4 x 4 taps, as PyTorch and ONNX Runtime do)."""
+    g = G()
+    grid = g.c((rng.random((2, 7, 9, 2)) * 3.2 - 1.6).astype(np.float32))
+    outs = []
+    for mode in ("nearest", "bilinear", "bicubic"):
+        for pad in ("zeros", "border", "reflection"):
+            for align in (0, 1):
+                name = "y_%s_%s_%d" % (mode, pad, align)
+                g.op("GridSample", ["x", grid], mode=mode, padding_mode=pad, align_corners=align)
+                g.nodes[-1].output[0] = name
+                outs.append(h.make_tensor_value_info(name, TP.FLOAT, [2, 3, 7, 9]))
+    g.save("gridsample_modes_opset16", [h.make_tensor_value_info("x", TP.FLOAT, [2, 3, 5, 6])], outs, 16, [])
+
+
 cnn9()
 cnn11()
 mixed()
@@ -221,6 +237,7 @@ upsample_exact()
 resize_exact()
 stft_frontend()
 topk_ties()
+gridsample_modes()
 transformer(11)
 
 transformer(13)

@@ -120,7 +120,9 @@ SI_OP_PLANNED(gs_run, gs_plan, p, gs_plan_of) {
                 const int64_t size = xt->dims[2 + d];
                 const double gv = gp[r - 1 - d]; /* the grid lists x (the last axis) first */
                 double v = p->align ? (gv + 1) / 2 * (double)(size - 1) : ((gv + 1) * (double)size - 1) / 2;
-                if (p->pad == GS_BORDER)
+                /* border: nearest and linear clamp the coordinate; cubic clamps each of its taps instead
+                 * (gs_index), as PyTorch and ONNX Runtime do */
+                if (p->pad == GS_BORDER && p->mode != GS_CUBIC)
                     v = fmin(fmax(v, 0.0), (double)(size - 1));
                 else if (p->pad == GS_REFLECTION)
                     v = gs_reflect(v, p->align ? 0.0 : -0.5, p->align ? (double)(size - 1) : (double)size - 0.5);
