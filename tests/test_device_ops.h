@@ -70,6 +70,7 @@ void dop_cases_resize(void);
 void dop_cases_resize_layouts(void);
 void dop_cases_conv_dw1d(void);
 void dop_cases_bn1d(void);
+void dop_cases_groupnorm(void);
 
 // --- running --------------------------------------------------------------------------------------------------
 

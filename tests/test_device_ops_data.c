@@ -531,3 +531,79 @@ void dop_cases_bn1d(void) {
                  "BatchNormalization over [N, C, W], case %d (%s)", k, k == 1 ? "a model input" : "after Conv1d + Relu");
     }
 }
+
+/* Group and instance normalization on the own kernel (cpu_norm.c): GroupNormalization (opset 18 per-group and 21
+ * per-channel scale), InstanceNormalization on [N, C, L] and [N, C, H, W], and the form PyTorch exports below opset
+ * 18 (Reshape -> InstanceNormalization -> Reshape, then a per-channel Mul and Add the chain folds); on a model input
+ * (plain) and after a Conv (the layout it leaves: channel-blocked, padded when C is not a multiple of the block),
+ * followed by Swish (x * Sigmoid(x)) or Sigmoid (which must leave padded channels zero), two images, 2 threads. */
+void dop_cases_groupnorm(void) {
+    static const struct {
+        const char *form; /* "gn18", "gn21", "in", "pattern" */
+        int64_t n, c, g, h, w; /* w 0: [N, C, H] */
+        bool conv;
+        const char *act;
+        bool two;
+    } cs[] = {
+        {"gn21", 1, 32, 8, 9, 11, false, "Swish", false},  {"gn21", 2, 24, 6, 7, 5, true, "Sigmoid", false},
+        {"gn18", 1, 20, 4, 6, 6, true, NULL, false},       {"in", 1, 12, 12, 37, 0, false, NULL, false},
+        {"in", 2, 16, 16, 5, 9, true, "Swish", true},      {"pattern", 1, 64, 32, 16, 16, true, "Swish", true},
+        {"pattern", 2, 40, 8, 5, 7, false, "Sigmoid", false}, {"pattern", 1, 6, 3, 33, 65, true, NULL, true},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cs); i++) {
+        const int64_t n = cs[i].n, c = cs[i].c, g = cs[i].g, h = cs[i].h, w = cs[i].w;
+        const bool pattern = !strcmp(cs[i].form, "pattern");
+        begin(!strcmp(cs[i].form, "gn18") ? 18 : !strcmp(cs[i].form, "gn21") ? 21 : 13);
+        if (w) input("x", D(n, cs[i].conv ? 5 : c, h, w));
+        else input("x", D(n, cs[i].conv ? 5 : c, h));
+        const char *t = "x";
+        if (cs[i].conv) {
+            if (w) weight("cw", -0.4f, 0.4f, D(c, 5, 3, 3));
+            else weight("cw", -0.4f, 0.4f, D(c, 5, 3));
+            weight("cb", -0.5f, 0.5f, D(c));
+            int k = node("Conv", "x,cw,cb", "cv");
+            if (w) ais(k, "pads", D(1, 1, 1, 1));
+            else ais(k, "pads", D(1, 1));
+            t = "cv";
+        }
+        char ins[64];
+        const char *normed = "nm";
+        if (pattern) {
+            ints("shp", D(0, g, -1));
+            snprintf(ins, sizeof ins, "%s,shp", t);
+            node("Reshape", ins, "r1");
+            floats("ones", (const float[]){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, (int)g);
+            weight("zb", -0.2f, 0.2f, D(g));
+            af(node("InstanceNormalization", "r1,ones,zb", "in"), "epsilon", 1e-5f);
+            snprintf(ins, sizeof ins, "%s", t);
+            node("Shape", ins, "xs");
+            node("Reshape", "in,xs", "r2");
+            if (w) weight("gs", 0.5f, 1.5f, D(c, 1, 1)), weight("gb", -0.5f, 0.5f, D(c, 1, 1));
+            else weight("gs", 0.5f, 1.5f, D(c, 1)), weight("gb", -0.5f, 0.5f, D(c, 1));
+            node("Mul", "r2,gs", "m");
+            node("Add", "m,gb", "nm");
+        } else {
+            const bool per_group = !strcmp(cs[i].form, "gn18");
+            weight("s", 0.5f, 1.5f, D(per_group ? g : c));
+            weight("b", -0.5f, 0.5f, D(per_group ? g : c));
+            snprintf(ins, sizeof ins, "%s,s,b", t);
+            int k = node(!strcmp(cs[i].form, "in") ? "InstanceNormalization" : "GroupNormalization", ins, "nm");
+            if (strcmp(cs[i].form, "in")) ai(k, "num_groups", g);
+            af(k, "epsilon", 1e-4f);
+        }
+        if (!cs[i].act) {
+            node("Identity", normed, "y");
+        } else if (!strcmp(cs[i].act, "Swish")) {
+            node("Sigmoid", normed, "sg");
+            node("Mul", "nm,sg", "y");
+        } else {
+            node(cs[i].act, normed, "y");
+        }
+        output("y");
+        const char *plan = pattern ? "GroupNorm+Mul+Add" : !strcmp(cs[i].form, "in") ? "InstanceNorm" : "GroupNorm";
+        dop_runf(&(dop_opts){.cpu_plan = plan, .cpu_no_ref = true, .cpu_kernel = "own:groupnorm", .may_refuse = "OCL",
+                             .opt_key = cs[i].two ? "threads" : NULL, .opt_value = cs[i].two ? "2" : NULL, .opt_device = cs[i].two ? "CPU" : NULL},
+                 "%s case %zu (%lld channels, %lld groups%s%s%s)", cs[i].form, i, (long long)c, (long long)g, cs[i].conv ? ", after Conv" : "",
+                 cs[i].act ? ", " : "", cs[i].act ? cs[i].act : "");
+    }
+}

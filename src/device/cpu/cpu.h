@@ -450,6 +450,9 @@ si_result cpu_lower_einsum(cpu_pb *b, int n);        /* cpu_einsum.c: two-input 
 si_result cpu_lower_qdq(cpu_pb *b, int n);           /* cpu_qdq.c: QuantizeLinear, DequantizeLinear (8-bit, int32) */
 si_result cpu_lower_depth_to_space(cpu_pb *b, int n); /* cpu_data.c: DepthToSpace, SpaceToDepth */
 si_result cpu_lower_pad(cpu_pb *b, int n);           /* cpu_data.c: Pad, float32 */
+si_result cpu_lower_groupnorm(cpu_pb *b, int n);     /* cpu_norm.c: GroupNormalization, InstanceNormalization */
+/* cpu_norm.c: Reshape(x, [N, G, -1]) -> InstanceNormalization -> Reshape back, found at its first Reshape n */
+si_result cpu_lower_groupnorm_pattern(cpu_pb *b, int n);
 /* Softmax / LogSoftmax of node n over axis ax of dims (plain) where oneDNN has only its reference kernel. */
 si_result cpu_lower_softmax_axis(cpu_pb *b, int n, int ndims, const int64_t *dims, int ax, bool is_log);
 /* Softmax / LogSoftmax over the innermost of dims (plain float32) with the own AVX-512 kernel; UNSUPPORTED without

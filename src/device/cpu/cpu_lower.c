@@ -1536,6 +1536,8 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_DEPTH_TO_SPACE] = cpu_lower_depth_to_space,
     [SI_OP_SPACE_TO_DEPTH] = cpu_lower_depth_to_space,
     [SI_OP_PAD] = cpu_lower_pad,
+    [SI_OP_GROUP_NORMALIZATION] = cpu_lower_groupnorm,
+    [SI_OP_INSTANCE_NORMALIZATION] = cpu_lower_groupnorm,
     [SI_OP_MATMUL] = lower_matmul,
     [SI_OP_GEMM] = lower_gemm,
     [SI_OP_MAX_POOL] = lower_pool,
@@ -1598,6 +1600,11 @@ si_result cpu_lower_node(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
     if (!nd->op) return unsupported();
     if (nd->domain[0]) return lowerers[nd->op->id] ? lowerers[nd->op->id](b, n) : unsupported(); /* com.microsoft */
+    if (si_node_is(nd, SI_OP_RESHAPE) && !b->no_fusion) { /* the first node of a written-out group norm? */
+        si_result s = cpu_lower_groupnorm_pattern(b, n);
+        if (s != SI_ERR_UNSUPPORTED) return s;
+        si_err_clear();
+    }
     if (is_view_op(b->g, nd)) return lower_view(b, n);
     bool done;
     si_result s = lower_pattern(b, n, &done);
