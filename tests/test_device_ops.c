@@ -572,6 +572,10 @@ static void cpu_check_plan(si_cmodel *m, const char *label, const dop_opts *o, b
         fprintf(stderr, "  %s: expected a step on kernel '%s', the CPU plan is: %s\n", label, o->cpu_kernel, steps);
         *ok = false;
     }
+    if (o->cpu_avoid && strstr(steps, o->cpu_avoid)) {
+        fprintf(stderr, "  %s: expected no step on a '%s' kernel, the CPU plan is: %s\n", label, o->cpu_avoid, steps);
+        *ok = false;
+    }
     if (o->cpu_no_ref && refs != 0) {
         fprintf(stderr, "  %s: expected no reference-kernel step, the CPU plan is: %s\n", label, steps);
         *ok = false;

@@ -26,6 +26,7 @@ typedef struct dop_opts {
                            * kernel which silently fell back to the reference one is reported */
     bool cpu_no_ref;      /* CPU: no step of the plan may run a reference kernel */
     const char *cpu_kernel; /* CPU on an AVX-512 machine: a step's kernel must be this one ("own:avx512 kernel=stride") */
+    const char *cpu_avoid; /* CPU: no step of the plan may run on a kernel whose name contains this ("gemm:jit") */
     const char *opt_key;  /* a compile option of one device ("ocl.gemm"): the case runs on that device only */
     const char *opt_value;
     const char *opt_device; /* the device opt_key is for, where the key does not name it ("threads" for "CPU") */
@@ -71,6 +72,7 @@ void dop_cases_resize_layouts(void);
 void dop_cases_conv_dw1d(void);
 void dop_cases_bn1d(void);
 void dop_cases_groupnorm(void);
+void dop_cases_conv_temb(void);
 
 // --- running --------------------------------------------------------------------------------------------------
 

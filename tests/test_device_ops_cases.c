@@ -1462,6 +1462,7 @@ const dop_group dop_groups[] = {
     {"conv_dw1d", dop_cases_conv_dw1d},
     {"bn1d", dop_cases_bn1d},
     {"groupnorm", dop_cases_groupnorm},
+    {"conv_temb", dop_cases_conv_temb},
     {"conv_transpose", cases_conv_transpose},
     {"conv_transpose_fused", cases_conv_transpose_fused},
     {"conv_transpose_upsample", cases_conv_transpose_upsample},

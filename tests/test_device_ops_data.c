@@ -607,3 +607,33 @@ void dop_cases_groupnorm(void) {
                  cs[i].act ? ", " : "", cs[i].act ? cs[i].act : "");
     }
 }
+
+/* A Conv's output plus a per-image, per-channel operand computed from another input after the Conv in node order
+ * (a diffusion U-Net's time embedding: MatMul -> Swish -> Unsqueeze): the CPU computes the operand first and fuses
+ * the Add into the Conv, on a jit kernel also at batch 2 (where oneDNN offers only its GEMM-based convolution
+ * with that post-op, and the Add runs as its own step). */
+void dop_cases_conv_temb(void) {
+    static const struct {
+        int64_t n, c, h, w;
+        bool fused;
+    } cs[] = {{1, 32, 12, 10, true}, {2, 24, 9, 9, false}, {1, 16, 5, 7, true}};
+    for (size_t i = 0; i < SI_ARRAY_LEN(cs); i++) {
+        const int64_t n = cs[i].n, c = cs[i].c, h = cs[i].h, w = cs[i].w;
+        begin(13);
+        input("x", D(n, 8, h, w));
+        input("t", D(n, 12));
+        weight("cw", -0.3f, 0.3f, D(c, 8, 3, 3));
+        weight("cb", -0.5f, 0.5f, D(c));
+        ais(node("Conv", "x,cw,cb", "cv"), "pads", D(1, 1, 1, 1));
+        weight("tw", -0.5f, 0.5f, D(12, c));
+        node("MatMul", "t,tw", "tm");
+        node("Sigmoid", "tm", "ts");
+        node("Mul", "tm,ts", "te");
+        ints("ax", D(2, 3));
+        node("Unsqueeze", "te,ax", "tu");
+        node("Add", "cv,tu", "y");
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = cs[i].fused ? "Conv+Add" : NULL, .cpu_no_ref = true, .cpu_avoid = "gemm:jit"}, "Conv + time embedding, %lld images, %lld channels",
+                 (long long)n, (long long)c);
+    }
+}

@@ -354,6 +354,31 @@ static dnnl_alg_kind_t binary_alg(const si_node *n) {
     return dnnl_alg_kind_undef;
 }
 
+/* Value v computed now, ahead of its place in the graph (true: v is computed, or its producer went into a step
+ * that computes v's consumer), when it is a small operand whose producers (at most `depth` nodes deep) need
+ * nothing the chain computes: a diffusion U-Net's time embedding (MatMul -> Swish ->
+ * Unsqueeze) added to a Conv's output comes after the Conv in the node order, and without it the Add ran as its own
+ * step on a reordered copy. */
+static bool make_ready(cpu_pb *b, const cpu_chain *c, int v, int depth) {
+    const si_val *val = &b->g->values[v];
+    if (val->const_val || b->vbuf[v] >= 0) return true;
+    const int p = val->producer;
+    if (depth <= 0 || p < 0 || p == c->anchor || b->done[p]) return false;
+    for (int i = 0; i < c->n_nodes; i++)
+        if (c->nodes[i] == p) return false;
+    const si_node *nd = &b->g->nodes[p];
+    for (int k = 0; k < nd->n_in; k++) {
+        if (nd->in[k] >= 0 && !make_ready(b, c, nd->in[k], depth - 1)) return false;
+        if (b->vbuf[v] >= 0) return true; /* p went into a step made for an input (MatMul -> Sigmoid -> Mul) */
+    }
+    if (b->done[p]) return false;
+    if (cpu_pb_lower_now(b, p)) {
+        si_err_clear();
+        return false;
+    }
+    return true; /* v computed, or p went into a step that computes what reads v (the caller checks its own value) */
+}
+
 /* Try to absorb the consumer of the chain's current value. */
 static bool extend_once(cpu_pb *b, cpu_chain *c) {
     const si_graph *g = b->g;
@@ -412,7 +437,11 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
             c->oscale = balg == dnnl_binary_mul ? c->oscale * sc : c->oscale / sc;
             return add_group(c, &nn, 1, n->out[0], true, n->op_type);
         }
-        if (!ov->const_val && b->vbuf[other] < 0) return false; /* computed after the anchor */
+        /* computed after the anchor: a small broadcast operand is computed first */
+        if (!ov->const_val && b->vbuf[other] < 0 &&
+            (si_shape_count(ov->ndim, ov->dims) > SI_MIN((int64_t)65536, si_shape_count(c->vrank, c->vdims) / 2) || b->no_fusion ||
+             !make_ready(b, c, other, 6) || b->vbuf[other] < 0))
+            return false;
         bool same = ov->ndim == c->vrank && !memcmp(ov->dims, c->vdims, sizeof(int64_t) * (size_t)c->vrank);
         if (balg == dnnl_binary_add && same && !ov->const_val && c->can_sum && cpu_chain_sum_value(c) < 0) {
             if (!add_po(c, PO_SUM, dnnl_alg_kind_undef, 1, 0, other)) return false;

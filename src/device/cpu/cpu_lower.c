@@ -41,15 +41,40 @@ static bool in_ok(const si_graph *g, const si_node *n, int k) {
 
 static int64_t value_count(const si_graph *g, int v) { return si_shape_count(g->values[v].ndim, g->values[v].dims); }
 
+/* A convolution on oneDNN's GEMM-based kernel (x64:gemm:jit): 10-30 times slower than its jit ones. */
+static bool pd_is_gemm_conv(const_dnnl_primitive_desc_t pd) {
+    const char *s = NULL;
+    dnnl_primitive_kind_t k;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &k) != dnnl_success || k != dnnl_convolution) return false;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s) == dnnl_success && s && strstr(s, "gemm:") &&
+           !strstr(s, "brg");
+}
+
+/* The chain's post-ops push a convolution that has a jit kernel alone onto the GEMM-based one (a binary post-op
+ * whose operand broadcasts per image and channel, [N, C, 1, 1] with N > 1: brgconv takes only per-channel or full
+ * operands): a diffusion U-Net's Conv + time-embedding Add at batch 2 took 42 ms instead of 2. */
+static bool post_ops_force_gemm(cpu_pb *b, const cpu_chain *c, const void *op_desc, const_dnnl_primitive_desc_t pd) {
+    if (!c || !c->n_po || !pd_is_gemm_conv(pd)) return false;
+    dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
+    if (!attr) return false;
+    dnnl_primitive_desc_t alone = NULL;
+    dnnl_status_t st = cpu_pb_pd_create(b, NULL, op_desc, attr, &alone);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return false;
+    const bool gemm = pd_is_gemm_conv(alone);
+    dnnl_primitive_desc_destroy(alone);
+    return !gemm;
+}
+
 /* Create a primitive descriptor for op_desc with the chain's post-ops; drops post-op groups while oneDNN
- * refuses them or only has its reference implementation for them. */
+ * refuses them, only has its reference implementation for them, or only its GEMM-based convolution. */
 static si_result create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname) {
     for (;;) {
         dnnl_primitive_attr_t attr = cpu_chain_attr(c, c ? c->oscale : 1.0f);
         if (!attr) return SI_ERR_NO_MEM;
         dnnl_status_t st = cpu_pb_pd_create(b, c, op_desc, attr, pd);
         dnnl_primitive_attr_destroy(attr);
-        if (st == dnnl_success && (!c || !c->n_po || !cpu_pd_is_ref(*pd))) return SI_OK;
+        if (st == dnnl_success && (!c || !c->n_po || !cpu_pd_is_ref(*pd)) && !post_ops_force_gemm(b, c, op_desc, *pd)) return SI_OK;
         if (st == dnnl_success) dnnl_primitive_desc_destroy(*pd);
         else if (st != dnnl_unimplemented && st != dnnl_invalid_arguments) return cpu_dnnl_err(st, "primitive descriptor", nname);
         *pd = NULL;
