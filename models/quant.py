@@ -18,6 +18,8 @@ ConvTranspose, Gather and the rest stay float, as ORT's dynamic quantizer leaves
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+MS = "com.microsoft"
+
 
 def quantize_weight(w, wtype, axis=None):
     """w float -> (q, scale, zero_point); axis: None per tensor, else the axis that keeps its own scale."""
@@ -164,3 +166,211 @@ def quantize_dynamic(model, ops=("MatMul", "Conv"), matmul_weight_type="int8", c
     if not any(o.domain in ("", "ai.onnx") and o.version >= 10 for o in model.opset_import):
         raise ValueError("dynamic quantization needs opset >= 10")
     return model, dict(qz.count)
+
+
+# --- static quantization, QOperator form ---------------------------------------------------------------------------
+# quantize_static rewrites a float model the way ONNX Runtime's quantize_static(QuantFormat.QOperator) does, from
+# activation ranges measured on one calibration input (a numpy evaluation of the float model, eager.py):
+#
+#   input x            -> QuantizeLinear (uint8, scale and zero point from x's range)
+#   Conv [-> Relu]     -> QLinearConv: int8 weights (symmetric, per output channel with per_channel), int32 bias at
+#                         scale x_scale * w_scale; a Relu that is the Conv's only consumer folds into the output range
+#   MatMul(x, W)       -> QLinearMatMul (W 2-D, int8 per tensor); Gemm(x, W, B) -> QGemm (com.microsoft)
+#   Add / Mul          -> QLinearAdd / QLinearMul, Sigmoid -> QLinearSigmoid, LeakyRelu -> QLinearLeakyRelu,
+#   Concat             -> QLinearConcat, GlobalAveragePool / AveragePool -> QLinearGlobalAveragePool /
+#                         QLinearAveragePool (com.microsoft; with ms_ops=False these stay float between a
+#                         DequantizeLinear and a QuantizeLinear, which is what an ONNX-domain-only runtime needs)
+#   MaxPool, Resize (nearest), Reshape, Transpose, Flatten, Squeeze, Unsqueeze, Slice, Split
+#                      -> the same op on the uint8 tensor, which keeps its scale and zero point
+#   anything else      -> DequantizeLinear of its quantized inputs, the float op
+#   graph outputs      -> DequantizeLinear when they were produced quantized.
+# Main graph only (no subgraphs).
+
+_PASS = {"MaxPool", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Slice", "Split"}
+_MS_QOPS = {"Add": "QLinearAdd", "Mul": "QLinearMul", "Sigmoid": "QLinearSigmoid", "LeakyRelu": "QLinearLeakyRelu",
+            "Concat": "QLinearConcat", "GlobalAveragePool": "QLinearGlobalAveragePool",
+            "AveragePool": "QLinearAveragePool"}
+
+
+def _calibrate(model, feeds):
+    import eager  # noqa: PLC0415
+    vals = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    vals.update(feeds)
+    for n in model.graph.node:
+        a = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in eager.attrs_of(n).items()}
+        if n.op_type == "Constant":
+            vals[n.output[0]] = numpy_helper.to_array(a["value"])
+            continue
+        out = eager.evaluate(n.op_type, [vals[i] if i else None for i in n.input], a, len(n.output))
+        if out is None:
+            raise NotImplementedError(f"calibration: eager.py has no {n.op_type}")
+        for o, v in zip(n.output, out):
+            vals[o] = v
+    return vals
+
+
+def _act_params(v):
+    lo, hi = min(float(np.min(v)), 0.0), max(float(np.max(v)), 0.0)
+    scale = max(hi - lo, 1e-6) / 255.0
+    return np.float32(scale), np.uint8(np.clip(round(-lo / scale), 0, 255))
+
+
+def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
+    """Rewrites model (in place) into QOperator form calibrated on feeds {input: array}; returns (model, counts).
+    ops: the float op types to quantize (default: all that the form covers)."""
+    vals = _calibrate(model, feeds)
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    consumers = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    names = set(inits) | {o for n in g.node for o in n.output} | {i.name for i in g.input}
+    new_inits, out, counts = [], [], {}
+    q = {}            # float value -> (q, scale, zero point) names
+    have_float = set(i.name for i in g.input) | set(inits)  # float values that exist in the rewritten graph
+    consts = {}
+
+    def fresh(base):
+        n, k = base, 0
+        while n in names:
+            k += 1
+            n = f"{base}_{k}"
+        names.add(n)
+        return n
+
+    def init(base, arr):
+        n = fresh(base)
+        new_inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+
+    def params(v, like=None):
+        s, z = _act_params(vals[like or v])
+        return init(v + "_scale", s), init(v + "_zero_point", z)
+
+    def quant(v):  # the quantized form of activation v (QuantizeLinear when there is none)
+        if v not in q:
+            s, z = params(v)
+            qn = fresh(v + "_quantized")
+            out.append(helper.make_node("QuantizeLinear", [v, s, z], [qn], name=fresh(v + "_QuantizeLinear")))
+            q[v] = (qn, s, z)
+        return q[v]
+
+    def need_float(v):
+        if v and v not in have_float and v in q:
+            qn, s, z = q[v]
+            out.append(helper.make_node("DequantizeLinear", [qn, s, z], [v], name=fresh(v + "_DequantizeLinear")))
+        if v:
+            have_float.add(v)
+
+    def is_act(v):
+        return v in vals and v not in inits and vals[v].dtype == np.float32
+
+    def count(op):
+        counts[op] = counts.get(op, 0) + 1
+
+    def want(op):
+        return ops is None or op in ops
+
+    skip = set()
+    for n in g.node:
+        if id(n) in skip:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        op = n.op_type
+        w = inits.get(n.input[1]) if len(n.input) > 1 else None
+        if op == "Conv" and want(op) and w is not None and w.data_type == TensorProto.FLOAT and is_act(n.input[0]):
+            y = n.output[0]
+            cons = consumers.get(y, [])
+            relu = cons[0] if len(cons) == 1 and cons[0].op_type == "Relu" and y not in [o.name for o in g.output] else None
+            yo = relu.output[0] if relu is not None else y
+            xq, xs, xz = quant(n.input[0])
+            wf = numpy_helper.to_array(w).astype(np.float32)
+            wq, ws, wz = quantize_weight(wf, "int8", 0 if per_channel else None)
+            ins = [xq, xs, xz, init(n.input[1] + "_quantized", wq), init(n.input[1] + "_scale", ws),
+                   init(n.input[1] + "_zero_point", wz)]
+            ys, yz = params(yo)
+            ins += [ys, yz]
+            if len(n.input) > 2 and n.input[2]:
+                b = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64)
+                xsv = float(numpy_helper.to_array(next(t for t in new_inits if t.name == xs)))
+                bq = np.round(b / (xsv * np.asarray(ws, np.float64))).astype(np.int32)
+                ins.append(init(n.input[2] + "_quantized", bq))
+            qn = fresh(yo + "_quantized")
+            out.append(helper.make_node("QLinearConv", ins, [qn], name=fresh(n.name or "QLinearConv"), **attrs))
+            q[yo] = (qn, ys, yz)
+            if relu is not None:
+                skip.add(id(relu))
+            count("QLinearConv")
+            continue
+        if op in ("MatMul", "Gemm") and want(op) and w is not None and len(w.dims) == 2 and is_act(n.input[0]) and \
+                (op == "MatMul" or (ms_ops and attrs.get("transA", 0) == 0)):
+            xq, xs, xz = quant(n.input[0])
+            wq, ws, wz = quantize_weight(numpy_helper.to_array(w).astype(np.float32), "int8", None)
+            ys, yz = params(n.output[0])
+            qn = fresh(n.output[0] + "_quantized")
+            if op == "MatMul":
+                out.append(helper.make_node("QLinearMatMul", [xq, xs, xz, init(n.input[1] + "_quantized", wq),
+                                            init(n.input[1] + "_scale", ws), init(n.input[1] + "_zero_point", wz), ys, yz],
+                                            [qn], name=fresh(n.name or "QLinearMatMul")))
+            else:
+                ins = [xq, xs, xz, init(n.input[1] + "_quantized", wq), init(n.input[1] + "_scale", ws),
+                       init(n.input[1] + "_zero_point", wz)]
+                if len(n.input) > 2 and n.input[2]:
+                    xsv = float(numpy_helper.to_array(next(t for t in new_inits if t.name == xs)))
+                    b = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) * attrs.get("beta", 1.0)
+                    ins.append(init(n.input[2] + "_quantized",
+                                    np.round(b / (xsv * float(ws) * attrs.get("alpha", 1.0))).astype(np.int32)))
+                else:
+                    ins.append("")
+                ins += [ys, yz]
+                out.append(helper.make_node("QGemm", ins, [qn], name=fresh(n.name or "QGemm"), domain=MS,
+                                            **{k: v for k, v in attrs.items() if k in ("alpha", "transA", "transB")}))
+            q[n.output[0]] = (qn, ys, yz)
+            count(out[-1].op_type)
+            continue
+        acts = [i for i in n.input if i and is_act(i)]
+        if ms_ops and op in _MS_QOPS and want(op) and acts and all(is_act(i) for i in n.input if i) and \
+                all(vals[o].dtype == np.float32 for o in n.output):
+            qop = _MS_QOPS[op]
+            y = n.output[0]
+            ys, yz = params(y)
+            qn = fresh(y + "_quantized")
+            if op == "Concat":
+                ins = [ys, yz] + [p for i in n.input for p in quant(i)]
+            else:
+                ins = [p for i in n.input for p in quant(i)] + [ys, yz]
+            extra = {}
+            if op in ("GlobalAveragePool", "AveragePool"):
+                extra["channels_last"] = 0
+            out.append(helper.make_node(qop, ins, [qn], name=fresh(n.name or qop), domain=MS, **attrs, **extra))
+            q[y] = (qn, ys, yz)
+            count(qop)
+            continue
+        if op in _PASS | {"Resize"} and want(op) and n.input[0] in q and \
+                (op != "Resize" or attrs.get("mode", b"nearest") in (b"nearest", "nearest")):
+            qn_in = q[n.input[0]][0]
+            outs = [fresh(o + "_quantized") for o in n.output]
+            out.append(helper.make_node(op, [qn_in] + list(n.input[1:]), outs, name=fresh(n.name or op), **attrs))
+            for o, qo in zip(n.output, outs):
+                q[o] = (qo, q[n.input[0]][1], q[n.input[0]][2])
+            for i in n.input[1:]:
+                need_float(i) if i in q else None
+            count(op + "(uint8)")
+            continue
+        for i in n.input:
+            need_float(i)
+        out.append(n)
+        have_float.update(n.output)
+    for o in g.output:
+        need_float(o.name)
+    del g.node[:]
+    g.node.extend(out)
+    g.initializer.extend(new_inits)
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    if ms_ops and any(n.domain == MS for n in g.node) and not any(o.domain == MS for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(MS, 1))
+    return model, counts

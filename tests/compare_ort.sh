@@ -11,6 +11,14 @@ need_python_ort
 echo "using Python $py ($("$py" -c 'import onnx, numpy; print("onnx", onnx.__version__, "numpy", numpy.__version__)'))"
 mkdir -p "$work"
 rc=0
+# Statically quantized CNNs in ONNX Runtime's QOperator form (models/cnn.py --qop): QLinearConv chains, MaxPool and
+# Slice on uint8, QLinearMatMul; the integer arithmetic must agree exactly (rtol 1e-4 on the dequantized outputs).
+qop_models() {
+  mkdir -p "$1"
+  for m in yolo unet; do
+    "$py" "$here/models/cnn.py" $m "$1/${m}_qop_onnx.onnx" --small --qop onnx >/dev/null && echo "$1/${m}_qop_onnx.onnx"
+  done
+}
 while read -r model args; do
   [ -n "$model" ] || continue
   # shellcheck disable=SC2086
@@ -18,5 +26,6 @@ while read -r model args; do
   r=$?
   [ $r = 77 ] && exit 77
   [ $r != 0 ] && { echo "FAIL: $model"; rc=1; }
-done < <("$py" "$here/scripts/make_compare_models.py" "$work/models"; "$py" "$here/scripts/make_rnn_quant_models.py" "$work/models-rnn-quant")
+done < <("$py" "$here/scripts/make_compare_models.py" "$work/models"; "$py" "$here/scripts/make_rnn_quant_models.py" "$work/models-rnn-quant"
+         qop_models "$work/models-qop")
 exit $rc

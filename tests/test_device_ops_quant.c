@@ -179,6 +179,106 @@ void dop_cases_matmul_integer(void) {
     }
 }
 
+// --- QLinearConv (the QOperator form of ONNX Runtime's static quantizer) -----------------------------------------
+
+typedef struct qlconv_p {
+    int64_t c, sz, oc, k, stride, pad, group;
+    si_dtype xt, wt;
+    int xzp, yzp;
+    bool per_channel, bias, pool;
+} qlconv_p;
+
+/* QuantizeLinear -> QLinearConv [-> MaxPool on the integers] -> DequantizeLinear; the integer output is an output
+ * too, so it is compared exactly (the requantization rounds as the reference kernel does). */
+static void qlconv_case(const qlconv_p *p) {
+    begin(13);
+    input("x", D(1, p->c, p->sz, p->sz + 1));
+    fconst("xs", 0.021f);
+    qscalar("xz", p->xt, p->xzp);
+    node("QuantizeLinear", "x,xs,xz", "xq");
+    qconst("w", p->wt, p->wt == SI_U8 ? 70 : -127, p->wt == SI_U8 ? 190 : 127, D(p->oc, p->c / p->group, p->k, p->k));
+    if (p->per_channel) {
+        weight("ws", 0.002f, 0.02f, D(p->oc));
+        qconst("wz", p->wt, p->wt == SI_U8 ? 125 : 0, p->wt == SI_U8 ? 131 : 0, D(p->oc));
+    } else {
+        fconst("ws", 0.007f);
+        qscalar("wz", p->wt, p->wt == SI_U8 ? 128 : 0);
+    }
+    fconst("ys", 0.37f);
+    qscalar("yz", p->xt, p->yzp);
+    if (p->bias) qconst("B", SI_I32, -20000, 20000, D(p->oc));
+    int n = node("QLinearConv", p->bias ? "xq,xs,xz,w,ws,wz,ys,yz,B" : "xq,xs,xz,w,ws,wz,ys,yz", "q");
+    if (p->pad) ais(n, "pads", D(p->pad, p->pad, p->pad, p->pad));
+    if (p->stride > 1) ais(n, "strides", D(p->stride, p->stride));
+    if (p->group > 1) ai(n, "group", p->group);
+    if (p->pool) {
+        int mp = node("MaxPool", "q", "qp");
+        ais(mp, "kernel_shape", D(2, 2));
+        ais(mp, "strides", D(2, 2));
+    }
+    node("DequantizeLinear", p->pool ? "qp,ys,yz" : "q,ys,yz", "y");
+    output("y"), output(p->pool ? "qp" : "q");
+    dop_runf(&(dop_opts){.cpu_plan = p->pool ? "MaxPool(int8)" : "QLinearConv", .may_refuse = "OCL"},
+             "QLinearConv c%lld %lldx%lld oc%lld k%lld s%lld p%lld g%lld x %s w %s zp %d/%d%s%s%s", (long long)p->c, (long long)p->sz,
+             (long long)p->sz + 1, (long long)p->oc, (long long)p->k, (long long)p->stride, (long long)p->pad, (long long)p->group,
+             si_dtype_name(p->xt), si_dtype_name(p->wt), p->xzp, p->yzp, p->per_channel ? " per-channel" : "", p->bias ? " +B" : "",
+             p->pool ? " -> MaxPool" : "");
+}
+
+void dop_cases_qlinear_conv(void) {
+    static const qlconv_p cases[] = {
+        {3, 32, 16, 3, 2, 1, 1, SI_U8, SI_I8, 131, 127, true, true, false},  {16, 12, 32, 3, 1, 1, 1, SI_U8, SI_I8, 0, 0, true, true, true},
+        {24, 9, 24, 3, 1, 1, 24, SI_U8, SI_I8, 17, 3, true, true, false},    {32, 7, 13, 1, 1, 0, 1, SI_U8, SI_I8, 9, 200, false, false, false},
+        {8, 10, 16, 3, 1, 1, 1, SI_I8, SI_I8, -5, 4, true, true, true},      {8, 10, 16, 3, 1, 1, 1, SI_U8, SI_U8, 60, 11, true, true, false},
+        {16, 15, 8, 5, 2, 2, 4, SI_U8, SI_I8, 128, 64, false, true, false},  {64, 6, 70, 3, 1, 1, 1, SI_U8, SI_I8, 1, 250, true, true, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qlconv_case(&cases[i]);
+    /* uint8 weights that do not fit int8 after their zero point: the reference kernel */
+    begin(13);
+    input("x", D(1, 4, 7, 8));
+    fconst("xs", 0.02f);
+    qscalar("xz", SI_U8, 128);
+    node("QuantizeLinear", "x,xs,xz", "xq");
+    qconst("w", SI_U8, 0, 255, D(6, 4, 3, 3));
+    fconst("ws", 0.01f);
+    qscalar("wz", SI_U8, 3);
+    fconst("ys", 0.5f);
+    qscalar("yz", SI_U8, 128);
+    node("QLinearConv", "xq,xs,xz,w,ws,wz,ys,yz", "y");
+    output("y");
+    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "QLinearConv full-range uint8 weights (reference kernel)");
+}
+
+// --- QLinearMatMul -----------------------------------------------------------------------------------------------
+
+void dop_cases_qlinear_matmul(void) {
+    static const struct { int na; int64_t a[3]; int64_t n; si_dtype at, bt; int az, bz, yz; bool percol; } cases[] = {
+        {2, {1, 64}, 10, SI_U8, SI_I8, 128, 0, 131, false}, {3, {2, 7, 48}, 33, SI_U8, SI_I8, 3, 0, 0, true},
+        {2, {16, 40}, 24, SI_I8, SI_I8, -3, 5, -10, true},  {2, {5, 17}, 9, SI_U8, SI_U8, 200, 120, 17, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) {
+        begin(13);
+        int na = cases[i].na;
+        int64_t K = cases[i].a[na - 1], N = cases[i].n;
+        input("x", cases[i].a, na);
+        fconst("as", 0.017f);
+        qscalar("az", cases[i].at, cases[i].az);
+        node("QuantizeLinear", "x,as,az", "xq");
+        qconst("w", cases[i].bt, cases[i].bt == SI_U8 ? 0 : -127, cases[i].bt == SI_U8 ? 255 : 127, D(K, N));
+        if (cases[i].percol) weight("bs", 0.002f, 0.02f, D(N));
+        else fconst("bs", 0.009f);
+        qscalar("bz", cases[i].bt, cases[i].bz);
+        fconst("ys", 0.11f);
+        qscalar("yz", cases[i].at, cases[i].yz);
+        node("QLinearMatMul", "xq,as,az,w,bs,bz,ys,yz", "q");
+        node("DequantizeLinear", "q,ys,yz", "y");
+        output("y"), output("q");
+        dop_runf(&(dop_opts){.cpu_plan = "QLinearMatMul", .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
+                 si_dtype_name(cases[i].at), si_dtype_name(cases[i].bt), cases[i].az, cases[i].bz, cases[i].yz,
+                 cases[i].percol ? " per-column b scale" : "");
+    }
+}
+
 // --- recurrent layers ---------------------------------------------------------------------------------------------
 
 typedef struct rnn_p {

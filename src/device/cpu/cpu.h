@@ -441,6 +441,8 @@ void cpu_touch_pages(const si_tensor *t);
 si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n);
 si_result cpu_lower_conv_integer(cpu_pb *b, int n);
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n);
+si_result cpu_lower_qlinear_conv(cpu_pb *b, int n);
+si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
 si_result cpu_lower_rnn(cpu_pb *b, int n);
 /* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
 si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */

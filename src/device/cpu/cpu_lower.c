@@ -808,11 +808,16 @@ static si_result lower_gemm(cpu_pb *b, int n) {
 static si_result lower_pool(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 1 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();
+    const si_op_id t = nd->op->id;
+    /* MaxPool also on the uint8 / int8 tensors of a quantized (QOperator) model, in their layout */
+    const bool q8 = (t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL) && nd->n_in >= 1 && nd->in[0] >= 0 && nd->n_out >= 1 &&
+                    nd->out[0] >= 0 && (g->values[nd->in[0]].dtype == SI_U8 || g->values[nd->in[0]].dtype == SI_I8) &&
+                    g->values[nd->out[0]].dtype == g->values[nd->in[0]].dtype && cpu_value_static(&g->values[nd->in[0]]) &&
+                    cpu_value_static(&g->values[nd->out[0]]) && value_count(g, nd->in[0]) > 0 && value_count(g, nd->out[0]) > 0;
+    if (!q8 && (nd->n_in < 1 || !in_ok(g, nd, 0) || !out_f32_static(g, nd))) return unsupported();
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || Y->ndim != r) return unsupported();
-    const si_op_id t = nd->op->id;
     bool global = t == SI_OP_GLOBAL_AVERAGE_POOL || t == SI_OP_GLOBAL_MAX_POOL;
     bool is_max = t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL;
     int64_t kern[3], stride[3], dil[3], kext[3], pl[3], pr[3];
@@ -851,10 +856,28 @@ static si_result lower_pool(cpu_pb *b, int n) {
     int src = cpu_pb_existing(b, nd->in[0]);
     if (src < 0) return SI_ERR_INTERNAL;
     dnnl_memory_desc_t smd = b->p->bufs[src].md, dmd;
-    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
+    if (b->p->bufs[src].dyn) return unsupported();
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, q8 ? smd.data_type : dnnl_f32, dnnl_format_tag_any);
     dnnl_pooling_v2_desc_t pdsc;
     dnnl_status_t ds = dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg, &smd, &dmd, st, kk, dl, pad_l, pad_r);
     if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "pooling", nd->name);
+    if (q8) { /* no post-ops on integers */
+        dnnl_primitive_desc_t pd;
+        dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
+        if (!attr) return SI_ERR_NO_MEM;
+        ds = dnnl_primitive_desc_create(&pd, &pdsc, attr, b->eng, NULL);
+        dnnl_primitive_attr_destroy(attr);
+        if (ds != dnnl_success) return unsupported();
+        int dst = cpu_pb_new_out(b, nd->out[0], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+        if (dst < 0) {
+            dnnl_primitive_desc_destroy(pd);
+            return SI_ERR_NO_MEM;
+        }
+        cpu_arg args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
+        si_result s = cpu_pb_emit_dnnl(b, n, "MaxPool(int8)", pd, args, 2);
+        if (!s) cpu_pb_consume(b, n);
+        return s;
+    }
     cpu_chain c;
     dnnl_primitive_desc_t pd;
     si_result s = chain_pd(b, n, &dmd, &c, &pdsc, &pd);
@@ -1616,6 +1639,8 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_DYNAMIC_QUANTIZE_LINEAR] = cpu_lower_dynamic_quantize,
     [SI_OP_CONV_INTEGER] = cpu_lower_conv_integer,
     [SI_OP_MATMUL_INTEGER] = cpu_lower_matmul_integer,
+    [SI_OP_QLINEAR_CONV] = cpu_lower_qlinear_conv,
+    [SI_OP_QLINEAR_MATMUL] = cpu_lower_qlinear_matmul,
     [SI_OP_LSTM] = cpu_lower_rnn,
     [SI_OP_GRU] = cpu_lower_rnn,
     [SI_OP_RNN] = cpu_lower_rnn,

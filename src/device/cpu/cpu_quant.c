@@ -10,6 +10,11 @@
  *                          run time), then what cpu_chain absorbs (bias Add, Relu, ...).
  *   MatMulInteger          a oneDNN int8 matmul (activations' and weights' zero points as attributes), with the
  *                          same Cast -> Mul chain.
+ *   QLinearConv,           the QOperator form of ONNX Runtime's static quantizer: the oneDNN int8 convolution /
+ *   QLinearMatMul          matmul (int32 bias and input zero point in the primitive) into int32, then an own
+ *                          requantization pass (per-channel multiplier, the product in double and rounded to
+ *                          nearest even as the reference kernel does, output zero point, saturation), channels-last
+ *                          uint8/int8 out, which the next QLinearConv reads as it is.
  *
  * oneDNN takes s8 weights only. uint8 weights w with zero point wz are exact as s8 when every w - wz fits; else
  * the matmul runs w - 128 with the weights zero point wz - 128, and the convolution (which has no weights zero
@@ -147,6 +152,7 @@ __attribute__((target("avx2"))) static void quant_avx2(const float *x, uint8_t *
 }
 
 static bool have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+static bool have_avx512dq(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"); }
 
 static void minmax_range(const float *x, int64_t n, float *lo, float *hi) {
     if (have_avx2()) {
@@ -694,4 +700,286 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     s = q_finish(b, n, q.mul >= 0 ? &c : NULL, &q, pd, args, 3, -1, "MatMulInteger");
     if (q.mul >= 0) cpu_chain_free(&c);
     return s;
+}
+
+// --- QLinearConv, QLinearMatMul -----------------------------------------------------------------------------------
+
+/* A scalar (one-element) constant input k of element type in mask types, or NULL. */
+static const si_tensor *const_scalar(const si_graph *g, const si_node *nd, int k, uint32_t types) {
+    const si_tensor *t = cpu_const_input(g, nd, k);
+    return t && t->data && si_tensor_count(t) == 1 && (SI_T(t->dtype) & types) ? t : NULL;
+}
+
+/* The per-output-channel requantization multipliers x_scale * w_scale[m] / y_scale, in float32 as the reference
+ * kernel computes them (plan-owned), or NULL when a scale is not a constant float32 of the right size or does not
+ * divide. */
+static float *requant_scales(cpu_pb *b, const si_node *nd, int ixs, int iws, int iys, int64_t M) {
+    const si_tensor *xs = const_scalar(b->g, nd, ixs, SI_T(SI_F32)), *ys = const_scalar(b->g, nd, iys, SI_T(SI_F32));
+    const si_tensor *ws = cpu_const_input(b->g, nd, iws);
+    if (!xs || !ys || !ws || !ws->data || ws->dtype != SI_F32) return NULL;
+    const int64_t nw = si_tensor_count(ws);
+    if (nw != 1 && nw != M) return NULL;
+    const float x = *(const float *)xs->data, y = *(const float *)ys->data;
+    if (y == 0.0f || !isfinite(y)) return NULL; /* the reference kernel names the error */
+    float *m = cpu_pb_own(b, sizeof(float) * (size_t)M);
+    if (!m) return NULL;
+    for (int64_t i = 0; i < M; i++) {
+        float p = x * ((const float *)ws->data)[nw == 1 ? 0 : i];
+        m[i] = p / y;
+    }
+    return m;
+}
+
+/* s8 weights w - wz (wz one value, or one per output channel of per_oc weights each) when every difference fits,
+ * else NULL. */
+static int8_t *s8_weights(const si_tensor *W, const si_tensor *WZ, int64_t per_oc) {
+    const int64_t wn = si_tensor_count(W), nz = WZ ? si_tensor_count(WZ) : 0;
+    int8_t *w8 = si_malloc((size_t)wn + 1);
+    if (!w8) return NULL;
+    for (int64_t i = 0; i < wn; i++) {
+        int64_t v = si_load_i64(W->dtype, W->data, i) - (WZ ? si_load_i64(WZ->dtype, WZ->data, nz == 1 ? 0 : i / per_oc) : 0);
+        if (v < -128 || v > 127) {
+            si_free(w8);
+            return NULL;
+        }
+        w8[i] = (int8_t)v;
+    }
+    return w8;
+}
+
+/* The requantization of an int32 product, channels last: y = saturate(round_half_even(acc * m[c]) + zp), the
+ * product in double of the float32 multiplier, exactly as the reference kernel computes it (oneDNN's own
+ * requantization rounds the float32 product, one unit apart now and then, which a deep quantized net amplifies). */
+typedef struct rq_ctx {
+    const float *m; /* per channel */
+    int64_t rows, C;
+    bool s8; /* int8 output, else uint8 */
+} rq_ctx;
+
+typedef struct rq_job {
+    const rq_ctx *c;
+    const int32_t *acc;
+    int32_t zp;
+    void *y;
+} rq_job;
+
+/* 16 channels at a time: the products in double (two halves of 8), rounded to nearest even, the zero point added
+ * and the range clamped in int32, then narrowed. */
+__attribute__((target("avx512f,avx512dq"))) static void rq_rows512(const rq_job *j, int64_t r0, int64_t r1) {
+    const rq_ctx *c = j->c;
+    const __m512i zp = _mm512_set1_epi32(j->zp), lo = _mm512_set1_epi32(c->s8 ? -128 : 0), hi = _mm512_set1_epi32(c->s8 ? 127 : 255);
+    for (int64_t r = r0; r < r1; r++) {
+        const int32_t *a = j->acc + r * c->C;
+        uint8_t *y = (uint8_t *)j->y + r * c->C;
+        for (int64_t k = 0; k < c->C; k += 16) {
+            const __mmask16 mk = c->C - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (c->C - k)) - 1);
+            __m512i v = _mm512_maskz_loadu_epi32(mk, a + k);
+            __m512 m = _mm512_maskz_loadu_ps(mk, c->m + k);
+            __m512d p0 = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), _mm512_cvtps_pd(_mm512_castps512_ps256(m)));
+            __m512d p1 = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)),
+                                       _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1))));
+            /* |p| < 2^31 * 2^24 may not fit int32: clamp in double first */
+            const __m512d dlo = _mm512_set1_pd(-4e9), dhi = _mm512_set1_pd(4e9);
+            p0 = _mm512_min_pd(_mm512_max_pd(_mm512_roundscale_pd(p0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dlo), dhi);
+            p1 = _mm512_min_pd(_mm512_max_pd(_mm512_roundscale_pd(p1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dlo), dhi);
+            /* int64 then int32 saturating keeps large values on their side */
+            __m256i i0 = _mm512_cvtsepi64_epi32(_mm512_cvtpd_epi64(p0)), i1 = _mm512_cvtsepi64_epi32(_mm512_cvtpd_epi64(p1));
+            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(i0), i1, 1);
+            q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
+            _mm512_mask_cvtepi32_storeu_epi8(y + k, mk, q);
+        }
+    }
+}
+
+static void rq_rows(void *arg, int ithr, int nthr) {
+    const rq_job *j = arg;
+    const rq_ctx *c = j->c;
+    const double lo = c->s8 ? -128.0 : 0.0, hi = c->s8 ? 127.0 : 255.0, zp = (double)j->zp;
+    int64_t r0, r1;
+    range_of(c->rows, ithr, nthr, &r0, &r1);
+    if (have_avx512dq()) {
+        rq_rows512(j, r0, r1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const int32_t *a = j->acc + r * c->C;
+        if (c->s8) {
+            int8_t *y = (int8_t *)j->y + r * c->C;
+            for (int64_t k = 0; k < c->C; k++) {
+                double v = __builtin_nearbyint((double)a[k] * (double)c->m[k]) + zp;
+                y[k] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
+            }
+        } else {
+            uint8_t *y = (uint8_t *)j->y + r * c->C;
+            for (int64_t k = 0; k < c->C; k++) {
+                double v = __builtin_nearbyint((double)a[k] * (double)c->m[k]) + zp;
+                y[k] = (uint8_t)(v < lo ? lo : v > hi ? hi : v);
+            }
+        }
+    }
+}
+
+/* bufs: the int32 product (channels last), the output zero point (int32), the output. */
+static si_result rq_kernel(const void *ctx, void *const *bufs, int threads) {
+    rq_job j = {.c = ctx, .acc = bufs[0], .zp = *(const int32_t *)bufs[1], .y = bufs[2]};
+    cpu_parallel(SI_MIN(threads, MAX_THR), rq_rows, &j);
+    return SI_OK;
+}
+
+/* QLinearConv: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]: a oneDNN int8
+ * convolution, channels-last u8/s8 in and out, the int32 bias added to the accumulator, the requantization
+ * (per-channel output scales, rounding to nearest even, saturation) and both zero points in the primitive. Scales,
+ * weights, their zero point and the bias must be constants; the zero points of x and y may be computed. */
+si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0) return unsupported();
+    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *W = cpu_const_input(g, nd, 3), *WZ = cpu_const_input(g, nd, 5), *B = nd->n_in > 8 ? cpu_const_input(g, nd, 8) : NULL;
+    if (nd->n_in > 8 && nd->in[8] >= 0 && (!B || !B->data || B->dtype != SI_I32)) return unsupported();
+    if ((X->dtype != SI_U8 && X->dtype != SI_I8) || X->const_val || !static_nonempty(X) || !static_nonempty(Y)) return unsupported();
+    if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
+    if ((nd->in[5] >= 0 && (!WZ || !WZ->data || WZ->dtype != W->dtype)) || !scalar_zp_ok(g, nd, 2, X->dtype) ||
+        nd->in[7] < 0 || !scalar_zp_ok(g, nd, 7, Y->dtype))
+        return unsupported();
+    const int r = X->ndim, sp = r - 2;
+    if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return unsupported();
+    const int64_t OC = W->dims[0], G = si_attr_int(nd, "group", 1), C = X->dims[1];
+    if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
+    if (WZ && si_tensor_count(WZ) != 1 && si_tensor_count(WZ) != OC) return unsupported();
+    if (B && si_tensor_count(B) != OC) return unsupported();
+    si_tensor xd = {.dtype = X->dtype, .ndim = r};
+    memcpy(xd.dims, X->dims, sizeof xd.dims);
+    const si_tensor *ins[1] = {&xd};
+    si_kctx kc = {.node = nd, .opset = nd->opset, .n_in = 1, .in = ins};
+    nn_geom geo;
+    if (si_geom_init(&kc, sp, X->dims + 2, W->dims + 2, false, &geo)) {
+        si_err_clear();
+        return unsupported();
+    }
+    for (int i = 0; i < sp; i++)
+        if (geo.out[NN_SP - sp + i] != Y->dims[2 + i]) return unsupported();
+    float *scales = requant_scales(b, nd, 1, 4, 6, OC);
+    if (!scales) {
+        si_err_clear();
+        return unsupported();
+    }
+    int8_t *w8 = s8_weights(W, WZ, si_tensor_count(W) / OC);
+    if (!w8) return unsupported();
+
+    dnnl_dims_t sd, wd, dd, bd = {OC}, st, dl, pl, pr;
+    for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
+    int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
+    for (int i = 0; i < sp; i++) {
+        int j = NN_SP - sp + i;
+        st[i] = geo.s[j], dl[i] = geo.d[j] - 1, pl[i] = geo.pb[j], pr[i] = geo.pe[j];
+    }
+    dnnl_memory_desc_t smd, wmd, dmd, ymd, bmd, wplain;
+    dnnl_memory_desc_init_by_tag(&smd, r, sd, X->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, channels_last(r));
+    dnnl_memory_desc_init_by_tag(&wmd, wr, wd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_s32, channels_last(r));
+    dnnl_memory_desc_init_by_tag(&ymd, r, dd, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, channels_last(r));
+    dnnl_memory_desc_init_by_tag(&bmd, 1, bd, dnnl_s32, dnnl_a);
+    {
+        int64_t wdd[DNNL_MAX_NDIMS];
+        for (int i = 0; i < wr; i++) wdd[i] = wd[i];
+        cpu_md_plain_dt(&wplain, wr, wdd, dnnl_s8);
+    }
+    dnnl_convolution_desc_t cd;
+    if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, B ? &bmd : NULL,
+                                                   &dmd, st, dl, pl, pr) != dnnl_success) {
+        si_free(w8);
+        return unsupported();
+    }
+    dnnl_primitive_desc_t pd;
+    si_result s = q_create_pd(b, NULL, &cd, true, NULL, &pd, nd->name);
+    if (s) {
+        si_free(w8);
+        return s;
+    }
+    int xb = typed_in(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    uint64_t fp = WZ ? cpu_fp(0, WZ->data, WZ->nbytes) : 0;
+    cpu_skey wk = {.node = n, .tag = "qlconv.w", .fp = fp, .src = W};
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
+    si_free(w8);
+    int bb = wb < 0 || !B ? wb : cpu_pb_const_buf(b, B->data, &bmd);
+    int zx = bb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
+    int zy = zx < 0 ? -1 : zp_buffer(b, n, nd->in[7]);
+    int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
+    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &ymd);
+    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
+    if (!rc) {
+        dnnl_primitive_desc_destroy(pd);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    *rc = (rq_ctx){.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8};
+    cpu_arg args[8] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
+                       {DNNL_ARG_DST, acc}, {DNNL_ARG_BIAS, bb}};
+    s = cpu_pb_emit_dnnl(b, n, G > 1 && G == C && G == OC ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4);
+    int rin[2] = {acc, zy};
+    if (!s) s = cpu_pb_emit_fn(b, n, "QLinearConv requantize", rq_kernel, rc, rin, 2, &dst, 1);
+    if (s) return s;
+    cpu_pb_consume(b, n);
+    return SI_OK;
+}
+
+/* QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point with b a constant 2-D
+ * matrix (one zero point) and constant scales (b's one, or one per column): a oneDNN int8 matmul into int32, then
+ * the requantization per column. */
+si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0) return unsupported();
+    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *B = cpu_const_input(g, nd, 3), *BZ = cpu_const_input(g, nd, 5);
+    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim < 2) return unsupported();
+    if (!B || !B->data || B->ndim != 2 || (B->dtype != SI_U8 && B->dtype != SI_I8) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
+    if ((nd->in[5] >= 0 && (!BZ || !BZ->data || BZ->dtype != B->dtype || si_tensor_count(BZ) != 1)) || !scalar_zp_ok(g, nd, 2, A->dtype) ||
+        nd->in[7] < 0 || !scalar_zp_ok(g, nd, 7, Y->dtype))
+        return unsupported();
+    const int64_t K = B->dims[0], N = B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
+    if (A->dims[A->ndim - 1] != K || Y->dims[Y->ndim - 1] != N || si_shape_count(Y->ndim, Y->dims) != M * N) return unsupported();
+    float *scales = requant_scales(b, nd, 1, 4, 6, N);
+    if (!scales) {
+        si_err_clear();
+        return unsupported();
+    }
+    const int64_t off = B->dtype == SI_U8 ? 128 : 0;
+    int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
+    w8_fill_ctx *wf = cpu_pb_own(b, sizeof *wf);
+    if (!wf) return SI_ERR_NO_MEM;
+    *wf = (w8_fill_ctx){.B = B, .off = off};
+    int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N};
+    dnnl_memory_desc_t smd, wmd, dmd, ymd, wplain;
+    cpu_md_plain_dt(&smd, 2, sd, A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    cpu_md_plain_dt(&wplain, 2, wd, dnnl_s8);
+    cpu_md_plain_dt(&dmd, 2, dd, dnnl_s32);
+    cpu_md_plain_dt(&ymd, Y->ndim, Y->dims, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    dnnl_dims_t wdd = {K, N};
+    dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
+    dnnl_primitive_desc_t pd;
+    si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
+    if (s) return s;
+    int xb = typed_in(b, nd->in[0], &smd);
+    cpu_skey wk = {.node = n, .tag = "qlmm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, q_md(pd, dnnl_query_weights_md));
+    int zx = wb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
+    int zy = zx < 0 ? -1 : zp_buffer(b, n, nd->in[7]);
+    int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
+    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &ymd);
+    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
+    if (!rc) {
+        dnnl_primitive_desc_destroy(pd);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8};
+    cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
+    s = cpu_pb_emit_dnnl(b, n, "QLinearMatMul", pd, args, 4);
+    int rin[2] = {acc, zy};
+    if (!s) s = cpu_pb_emit_fn(b, n, "QLinearMatMul requantize", rq_kernel, rc, rin, 2, &dst, 1);
+    if (s) return s;
+    cpu_pb_consume(b, n);
+    return SI_OK;
 }
