@@ -6,7 +6,8 @@ usage: llm_ops_ort.py SAFEINFER WORKDIR [--devices REF] [--filter SUBSTRING] [--
 Each case is a single-node model (written with onnx's helpers, domain com.microsoft, not checked: onnx 1.12's checker
 does not know these ops) and random inputs from a fixed seed. ONNX Runtime (onnxruntime-node, tests/llm_ort_batch.js)
 runs every case in one process; `safeinfer run` runs each on --devices; the outputs must agree within the case's
-tolerance (max |safeinfer - ORT| / max |ORT| per output: 1e-5, 1e-4 for long reductions, 2e-3 for float16 outputs).
+tolerance (max |safeinfer - ORT| / max |ORT| per output: 1e-5, 1e-4 for long reductions, 2e-3 for float16 outputs;
+integer outputs exactly, the quantized outputs of the com.microsoft QOperator ops within 1 unit).
 Cases marked as errors must be refused by both (safeinfer's message must name the reason); a case that ORT runs but
 safeinfer refuses on purpose (MoE weights in the legacy [E, in, out] layout, which ORT silently computes wrongly) is
 marked so. The cases follow ../shared/LLM-OPS-NOTES.md §12.
@@ -36,7 +37,7 @@ CASES = []
 
 NP2ONNX = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float16): TensorProto.FLOAT16,
            np.dtype(np.int32): TensorProto.INT32, np.dtype(np.int64): TensorProto.INT64,
-           np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.bool_): TensorProto.BOOL}
+           np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8, np.dtype(np.bool_): TensorProto.BOOL}
 
 
 def R(*shape, scale=1.0, dt=np.float32):
@@ -44,12 +45,14 @@ def R(*shape, scale=1.0, dt=np.float32):
 
 
 def case(name, op, inputs, outputs, attrs=None, domain=MS, opset=17, init=(), rtol=1e-5, error=None, si_only_error=None,
-         out_types=None):
+         out_types=None, qtol=0):
     """inputs: list of (name, array) or None (an absent optional input); outputs: names ('' for an absent one).
     init: input names stored as initializers. error: both must refuse (safeinfer's message contains it);
-    si_only_error: ORT runs it, safeinfer must refuse with this text."""
+    si_only_error: ORT runs it, safeinfer must refuse with this text. qtol: integer outputs may differ by this much
+    (quantized outputs: ORT's vector kernels round some intermediates differently, 1 unit of the quantized type)."""
     CASES.append(dict(name=name, op=op, inputs=inputs, outputs=outputs, attrs=attrs or {}, domain=domain, opset=opset,
-                      init=set(init), rtol=rtol, error=error, si_only_error=si_only_error, out_types=out_types or {}))
+                      init=set(init), rtol=rtol, error=error, si_only_error=si_only_error, out_types=out_types or {},
+                      qtol=qtol))
 
 
 def build(c):
@@ -468,7 +471,121 @@ def cases_models():
                                       f"past_sequence_length={past}"]))
 
 
-GROUPS = [cases_gqa, cases_nbits, cases_mha, cases_rope, cases_moe, cases_norms, cases_bert, cases_onnx_attention, cases_models]
+# --- com.microsoft QOperator ops (ONNX Runtime's quantize_static(QuantFormat.QOperator)) ----------------------------
+
+QT = {np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.int8): TensorProto.INT8}
+
+
+def Qd(shape, dt=np.uint8):
+    i = np.iinfo(dt)
+    return rng.integers(i.min, i.max + 1, size=shape).astype(dt)
+
+
+def qcase(name, op, ins, attrs=None, dt=np.uint8, init=None, out=None, **kw):
+    """A quantized single-node case: every input but the data (names X*/A/B) is an initializer unless init says;
+    output Y of type dt (or out: an ONNX type), within 1 unit of ORT."""
+    names = [x[0] for x in ins if x is not None]
+    if init is None:
+        init = [n for n in names if n not in ("X", "A", "B", "X0", "X1", "X2")]
+    kw.setdefault("qtol", 1)
+    case("qlinear_" + name, op, ins, ["Y"], attrs, init=init, out_types={"Y": out if out is not None else QT[np.dtype(dt)]}, **kw)
+
+
+def sc(v):
+    return np.array(v, np.float32)
+
+
+def zp(v, dt=np.uint8):
+    return np.array(v, dt)
+
+
+def cases_qop():
+    for dt, z in ((np.uint8, 128), (np.int8, 0)):
+        t = np.dtype(dt).name
+        for op in ("QLinearAdd", "QLinearMul"):
+            o = op[7:].lower()
+            ys = 0.05 if op == "QLinearAdd" else 0.15
+            for sn, sa, sb in (("same", (2, 3, 8, 8), (2, 3, 8, 8)), ("bc_row", (2, 3, 4, 5), (5,)), ("bc_both", (2, 1, 4), (3, 1)),
+                               ("bc_chan", (1, 8, 5, 5), (1, 8, 1, 1)), ("scalar_b", (3, 7), ())):
+                qcase(f"{o}_{t}_{sn}", op, [("A", Qd(sa, dt)), ("A_scale", sc(0.02)), ("A_zero_point", zp(z + 3, dt)),
+                                            ("B", Qd(sb, dt)), ("B_scale", sc(0.03)), ("B_zero_point", zp(z - 5, dt)),
+                                            ("C_scale", sc(ys)), ("C_zero_point", zp(z + 1, dt))], dt=dt)
+        qcase(f"add_{t}_no_c_zero_point", "QLinearAdd", [("A", Qd((4, 6), dt)), ("A_scale", sc(0.02)), ("A_zero_point", zp(z, dt)),
+                                                         ("B", Qd((4, 6), dt)), ("B_scale", sc(0.01)), ("B_zero_point", zp(z, dt)),
+                                                         ("C_scale", sc(0.04))], dt=dt)
+        qcase(f"sigmoid_{t}", "QLinearSigmoid", [("X", Qd((2, 16, 9), dt)), ("X_scale", sc(0.05)), ("X_zero_point", zp(z, dt)),
+                                                 ("Y_scale", sc(1 / 256)), ("Y_zero_point", zp(z - 128 if dt == np.int8 else 0, dt))], dt=dt)
+        qcase(f"leakyrelu_{t}", "QLinearLeakyRelu", [("X", Qd((3, 40), dt)), ("X_scale", sc(0.04)), ("X_zero_point", zp(z + 10, dt)),
+                                                     ("Y_scale", sc(0.03)), ("Y_zero_point", zp(z - 20, dt))], dict(alpha=0.1), dt=dt)
+        qcase(f"gap_{t}", "QLinearGlobalAveragePool", [("X", Qd((2, 8, 5, 7), dt)), ("x_scale", sc(0.02)), ("x_zero_point", zp(z + 2, dt)),
+                                                       ("y_scale", sc(0.01)), ("y_zero_point", zp(z - 3, dt))], dt=dt)
+        qcase(f"gap_{t}_channels_last", "QLinearGlobalAveragePool",
+              [("X", Qd((2, 4, 6, 5), dt)), ("x_scale", sc(0.02)), ("x_zero_point", zp(z, dt)), ("y_scale", sc(0.005)),
+               ("y_zero_point", zp(z, dt))], dict(channels_last=1), dt=dt)
+        for pn, a in (("k3s2p1", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+                      ("k3s2p1_incl", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1)),
+                      ("k2_ceil", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+                      ("k3_pads_uneven", dict(kernel_shape=[3, 2], pads=[0, 1, 2, 0], count_include_pad=1)),
+                      ("k3_same_upper", dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER"))):
+            qcase(f"avgpool_{t}_{pn}", "QLinearAveragePool",
+                  [("X", Qd((2, 3, 7, 9), dt)), ("x_scale", sc(0.03)), ("x_zero_point", zp(z - 7, dt)), ("y_scale", sc(0.02)),
+                   ("y_zero_point", zp(z + 4, dt))], a, dt=dt)
+        qcase(f"avgpool_{t}_1d", "QLinearAveragePool", [("X", Qd((2, 5, 11), dt)), ("x_scale", sc(0.03)), ("x_zero_point", zp(z, dt)),
+                                                        ("y_scale", sc(0.03)), ("y_zero_point", zp(z, dt))], dict(kernel_shape=[4], strides=[3]), dt=dt)
+        qcase(f"concat_{t}_3_inputs", "QLinearConcat",
+              [("Y_scale", sc(0.05)), ("Y_zero_point", zp(z, dt)),
+               ("X0", Qd((2, 3, 4), dt)), ("s0", sc(0.02)), ("z0", zp(z + 9, dt)),
+               ("X1", Qd((2, 5, 4), dt)), ("s1", sc(0.05)), ("z1", zp(z, dt)),
+               ("X2", Qd((2, 1, 4), dt)), ("s2", sc(0.1)), ("z2", zp(z - 30, dt))], dict(axis=1), dt=dt)
+        qcase(f"concat_{t}_last_axis", "QLinearConcat",
+              [("Y_scale", sc(0.04)), ("Y_zero_point", zp(z - 2, dt)),
+               ("X0", Qd((3, 2, 5), dt)), ("s0", sc(0.03)), ("z0", zp(z + 1, dt)),
+               ("X1", Qd((3, 2, 3), dt)), ("s1", sc(0.06)), ("z1", zp(z, dt))], dict(axis=-1), dt=dt)
+        qcase(f"softmax_{t}_opset13", "QLinearSoftmax", [("X", Qd((3, 4, 10), dt)), ("X_scale", sc(0.05)), ("x_zero_point", zp(z, dt)),
+                                                         ("y_scale", sc(1 / 256)), ("y_zero_point", zp(z - 128 if dt == np.int8 else 0, dt))],
+              dict(axis=-1, opset=13), dt=dt)
+        qcase(f"softmax_{t}_opset12", "QLinearSoftmax", [("X", Qd((3, 4, 5), dt)), ("X_scale", sc(0.08)), ("x_zero_point", zp(z, dt)),
+                                                         ("y_scale", sc(1 / 256)), ("y_zero_point", zp(z - 128 if dt == np.int8 else 0, dt))],
+              dict(axis=1, opset=12), dt=dt)
+    # scales and zero points as graph inputs: read at run time
+    qcase("add_uint8_params_as_inputs", "QLinearAdd", [("A", Qd((2, 8), np.uint8)), ("A_scale", sc(0.02)), ("A_zero_point", zp(120)),
+                                                       ("B", Qd((8,), np.uint8)), ("B_scale", sc(0.02)), ("B_zero_point", zp(130)),
+                                                       ("C_scale", sc(0.03)), ("C_zero_point", zp(128))], init=())
+    # QGemm: uint8 x int8 (ORT's usual pairing), int8 x int8, with/without C, y_scale, per-column b_scale
+    M, K, N = 5, 24, 7
+    for gn, adt, bdt, az, tb, bias, yq, percol, alpha in (
+            ("u8s8_c_yq", np.uint8, np.int8, 130, 0, True, True, False, 1.0),
+            ("u8s8_transb_float", np.uint8, np.int8, 120, 1, False, False, False, 1.0),
+            ("s8s8_transb_c_yq", np.int8, np.int8, 3, 1, True, True, False, 1.0),
+            ("u8u8_c_float_alpha", np.uint8, np.uint8, 128, 0, True, False, False, 0.5),
+            ("u8s8_percol_c_yq", np.uint8, np.int8, 125, 1, True, True, True, 1.0),
+            ("s8s8_percol_float", np.int8, np.int8, -4, 0, False, False, True, 2.0)):
+        bsh = (N, K) if tb else (K, N)
+        ins = [("A", Qd((M, K), adt)), ("a_scale", sc(0.02)), ("a_zero_point", zp(az, adt)), ("B", Qd(bsh, bdt)),
+               ("b_scale", (rng.uniform(0.005, 0.02, N).astype(np.float32) if percol else sc(0.01))),
+               ("b_zero_point", np.zeros(N, bdt) if percol else zp(0 if bdt == np.int8 else 127, bdt)),
+               ("C", rng.integers(-3000, 3000, size=(N,)).astype(np.int32)) if bias else None]
+        if yq:
+            ins += [("y_scale", sc(0.05)), ("y_zero_point", zp(128 if adt == np.uint8 else 0, adt))]
+        qcase("qgemm_" + gn, "QGemm", ins, dict(alpha=alpha, transB=tb), dt=adt, out=None if yq else TensorProto.FLOAT,
+              rtol=1e-6)
+    qcase("qgemm_c_matrix", "QGemm", [("A", Qd((3, 6), np.uint8)), ("a_scale", sc(0.03)), ("a_zero_point", zp(128)),
+                                      ("B", Qd((6, 4), np.int8)), ("b_scale", sc(0.02)), ("b_zero_point", zp(0, np.int8)),
+                                      ("C", rng.integers(-500, 500, size=(3, 1)).astype(np.int32)), ("y_scale", sc(0.04)),
+                                      ("y_zero_point", zp(100))])
+    # refused
+    qcase("err_add_zero_c_scale", "QLinearAdd", [("A", Qd((2, 3))), ("A_scale", sc(0.02)), ("A_zero_point", zp(128)),
+                                                 ("B", Qd((2, 3))), ("B_scale", sc(0.02)), ("B_zero_point", zp(128)),
+                                                 ("C_scale", sc(0.0)), ("C_zero_point", zp(128))], init=(),
+          si_only_error="a scale that divides must be non-zero and finite")
+    qcase("err_sigmoid_zp_type", "QLinearSigmoid", [("X", Qd((2, 3))), ("X_scale", sc(0.02)), ("X_zero_point", zp(0, np.int8)),
+                                                    ("Y_scale", sc(0.01)), ("Y_zero_point", zp(0))], error="they must be the same")
+    qcase("err_qgemm_rank3", "QGemm", [("A", Qd((2, 3, 4))), ("a_scale", sc(0.02)), ("a_zero_point", zp(128)),
+                                       ("B", Qd((4, 5), np.int8)), ("b_scale", sc(0.02)), ("b_zero_point", zp(0, np.int8))],
+          out=TensorProto.FLOAT, error="rank 2")
+
+
+GROUPS = [cases_gqa, cases_nbits, cases_mha, cases_rope, cases_moe, cases_norms, cases_bert, cases_onnx_attention, cases_models, cases_qop]
 
 
 # --- running ----------------------------------------------------------------------------------------------------
@@ -571,8 +688,14 @@ def run_case(a, c):
         if x.shape != y.shape or x.dtype != y.dtype:
             return False, f"{o}: safeinfer {x.dtype}{list(x.shape)}, ORT {y.dtype}{list(y.shape)}"
         if x.dtype.kind != "f":
-            if not np.array_equal(x, y):
-                return False, f"{o}: integers differ: {x.ravel()[:8]} vs {y.ravel()[:8]}"
+            qtol = c.get("qtol", 0)
+            dq = np.abs(x.astype(np.int64) - y.astype(np.int64))
+            if dq.size and dq.max() > qtol:
+                i = int(np.argmax(dq))
+                return False, (f"{o}: integers differ by up to {dq.max()} (tol {qtol}) at {i}: {x.ravel()[i]} vs {y.ravel()[i]}; "
+                               f"{x.ravel()[:8]} vs {y.ravel()[:8]}")
+            if qtol:
+                notes.append(f"{o} {int(np.count_nonzero(dq))} of {dq.size} off by <= {qtol}")
             continue
         diff = np.abs(x.astype(np.float64) - y.astype(np.float64))
         scale = float(np.max(np.abs(y.astype(np.float64)))) if y.size else 0.0

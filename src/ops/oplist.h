@@ -129,6 +129,16 @@
     X(CONV_INTEGER, "ConvInteger", "")                                                                         \
     X(QLINEAR_MATMUL, "QLinearMatMul", "")                                                                     \
     X(QLINEAR_CONV, "QLinearConv", "")                                                                         \
+    /* qlinear_ms.c: com.microsoft QOperator ops (ONNX Runtime's quantize_static, int8 model-zoo models) */    \
+    X(QLINEAR_ADD, "QLinearAdd", "com.microsoft")                                                              \
+    X(QLINEAR_MUL, "QLinearMul", "com.microsoft")                                                              \
+    X(QLINEAR_SIGMOID, "QLinearSigmoid", "com.microsoft")                                                      \
+    X(QLINEAR_LEAKY_RELU, "QLinearLeakyRelu", "com.microsoft")                                                 \
+    X(QLINEAR_CONCAT, "QLinearConcat", "com.microsoft")                                                        \
+    X(QLINEAR_GLOBAL_AVERAGE_POOL, "QLinearGlobalAveragePool", "com.microsoft")                                \
+    X(QLINEAR_AVERAGE_POOL, "QLinearAveragePool", "com.microsoft")                                             \
+    X(QLINEAR_SOFTMAX, "QLinearSoftmax", "com.microsoft")                                                      \
+    X(QGEMM, "QGemm", "com.microsoft")                                                                         \
     /* rnn.c: recurrent layers */                                                                              \
     X(LSTM, "LSTM", "")                                                                                        \
     X(GRU, "GRU", "")                                                                                          \
@@ -255,7 +265,7 @@
 /* The family files; each defines `const si_op_table si_ops_<name>` (its si_op_def table) at its end. */
 #define SI_OP_FAMILIES(F)                                                                                      \
     F(unary) F(binary) F(conv) F(pool) F(norm) F(gemm) F(einsum) F(softmax) F(dropout) F(resize) F(pad)       \
-    F(quant) F(rnn)                                                                                            \
+    F(quant) F(qlinear_ms) F(rnn)                                                                              \
     F(reduce) F(layout) F(rearrange) F(gather) F(generate) F(unique) F(control)                                \
     F(llm_norm) F(nbits) F(attention) F(gqa) F(moe)                                                            \
     F(signal) F(detect)                                                                                            \
