@@ -7,7 +7,9 @@
  * tests: QuantizeLinear divides in the precision of the scale (float32 unless the scale or the `precision`
  * attribute says float16/bfloat16), rounds ties to even and saturates; integer products accumulate exactly
  * (in 64 bits here, stored as int32 as the specification's int32 accumulator wraps); the QLinear ops requantize
- * with the multiplier a_scale * b_scale / y_scale computed in the scales' type, applied in double.
+ * with the multiplier a_scale * b_scale / y_scale computed in the scales' type, applied to the accumulator (bias
+ * included) in float32 and rounded to nearest even, as ONNX Runtime does (a product in double rounds differently
+ * now and then, and a deep quantized net amplifies a one-unit difference).
  *
  * Element types: uint8, int8, uint16, int16 (and int32 for DequantizeLinear) quantized values, and for
  * QuantizeLinear / DequantizeLinear the narrow types: int4/uint4, int2/uint2 (saturated like the others),
@@ -441,7 +443,7 @@ SI_OP_PLANNED(qlmm_run, qlmm, q, qlmm_prep) {
         for (int64_t i = 0; i < p->M; i++)
             for (int64_t j = 0; j < p->N; j++) {
                 double m = requant_mult(ys->dtype, qvec_f64(&q->as, ao, i), qvec_f64(&q->bs, bo, j), ysv);
-                requant_store(y->dtype, y->data, (bi * p->M + i) * p->N + j, (double)(int32_t)acc[i * p->N + j] * m, yzp);
+                requant_store(y->dtype, y->data, (bi * p->M + i) * p->N + j, (double)((float)(int32_t)acc[i * p->N + j] * (float)m), yzp);
             }
     }
     si_free(acc);
@@ -609,7 +611,7 @@ SI_OP_PLANNED(qlconv_run, qconv, p, qlconv_prep) {
         int64_t m = (i / outsz) % p->M;
         double mult = requant_mult(SI_F32, xsv, si_load_f64(ws->dtype, ws->data, si_count(ws) == 1 ? 0 : m), ysv);
         int32_t a = (int32_t)(uint32_t)(uint64_t)(acc[i] + (b ? ((const int32_t *)b->data)[m] : 0));
-        requant_store(y->dtype, y->data, i, (double)a * mult, yzp);
+        requant_store(y->dtype, y->data, i, (double)((float)a * (float)mult), yzp);
     }
     si_free(acc);
     return SI_OK;

@@ -12,8 +12,8 @@
  *                          same Cast -> Mul chain.
  *   QLinearConv,           the QOperator form of ONNX Runtime's static quantizer: the oneDNN int8 convolution /
  *   QLinearMatMul          matmul (int32 bias and input zero point in the primitive) into int32, then an own
- *                          requantization pass (per-channel multiplier, the product in double and rounded to
- *                          nearest even as the reference kernel does, output zero point, saturation), channels-last
+ *                          requantization pass (per-channel multiplier, the product in float32 rounded to
+ *                          nearest even as the reference kernel and ONNX Runtime do, zero point, saturation), channels-last
  *                          uint8/int8 out, which the next QLinearConv reads as it is.
  *
  * oneDNN takes s8 weights only. uint8 weights w with zero point wz are exact as s8 when every w - wz fits; else
@@ -152,7 +152,7 @@ __attribute__((target("avx2"))) static void quant_avx2(const float *x, uint8_t *
 }
 
 static bool have_avx2(void) { return __builtin_cpu_supports("avx2"); }
-static bool have_avx512dq(void) { return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"); }
+static bool have_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 
 static void minmax_range(const float *x, int64_t n, float *lo, float *hi) {
     if (have_avx2()) {
@@ -748,8 +748,8 @@ static int8_t *s8_weights(const si_tensor *W, const si_tensor *WZ, int64_t per_o
 }
 
 /* The requantization of an int32 product, channels last: y = saturate(round_half_even(acc * m[c]) + zp), the
- * product in double of the float32 multiplier, exactly as the reference kernel computes it (oneDNN's own
- * requantization rounds the float32 product, one unit apart now and then, which a deep quantized net amplifies). */
+ * product in float32, exactly as the reference kernel (and ONNX Runtime) computes it; oneDNN's own requantization
+ * rounds differently now and then, which a deep quantized net amplifies. */
 typedef struct rq_ctx {
     const float *m; /* per channel */
     int64_t rows, C;
@@ -763,28 +763,20 @@ typedef struct rq_job {
     void *y;
 } rq_job;
 
-/* 16 channels at a time: the products in double (two halves of 8), rounded to nearest even, the zero point added
- * and the range clamped in int32, then narrowed. */
-__attribute__((target("avx512f,avx512dq"))) static void rq_rows512(const rq_job *j, int64_t r0, int64_t r1) {
+/* 16 channels at a time: the product clamped to +-2^30 (beyond any 8-bit result, and exact in int32), rounded to
+ * nearest even, the zero point added and the range clamped in int32, then narrowed. */
+__attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64_t r0, int64_t r1) {
     const rq_ctx *c = j->c;
     const __m512i zp = _mm512_set1_epi32(j->zp), lo = _mm512_set1_epi32(c->s8 ? -128 : 0), hi = _mm512_set1_epi32(c->s8 ? 127 : 255);
+    const __m512 flo = _mm512_set1_ps(-1073741824.0f), fhi = _mm512_set1_ps(1073741824.0f);
     for (int64_t r = r0; r < r1; r++) {
         const int32_t *a = j->acc + r * c->C;
         uint8_t *y = (uint8_t *)j->y + r * c->C;
         for (int64_t k = 0; k < c->C; k += 16) {
             const __mmask16 mk = c->C - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (c->C - k)) - 1);
-            __m512i v = _mm512_maskz_loadu_epi32(mk, a + k);
-            __m512 m = _mm512_maskz_loadu_ps(mk, c->m + k);
-            __m512d p0 = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_castsi512_si256(v)), _mm512_cvtps_pd(_mm512_castps512_ps256(m)));
-            __m512d p1 = _mm512_mul_pd(_mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(v, 1)),
-                                       _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1))));
-            /* |p| < 2^31 * 2^24 may not fit int32: clamp in double first */
-            const __m512d dlo = _mm512_set1_pd(-4e9), dhi = _mm512_set1_pd(4e9);
-            p0 = _mm512_min_pd(_mm512_max_pd(_mm512_roundscale_pd(p0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dlo), dhi);
-            p1 = _mm512_min_pd(_mm512_max_pd(_mm512_roundscale_pd(p1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), dlo), dhi);
-            /* int64 then int32 saturating keeps large values on their side */
-            __m256i i0 = _mm512_cvtsepi64_epi32(_mm512_cvtpd_epi64(p0)), i1 = _mm512_cvtsepi64_epi32(_mm512_cvtpd_epi64(p1));
-            __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(i0), i1, 1);
+            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mk, a + k)), _mm512_maskz_loadu_ps(mk, c->m + k));
+            p = _mm512_min_ps(_mm512_max_ps(p, flo), fhi);
+            __m512i q = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
             _mm512_mask_cvtepi32_storeu_epi8(y + k, mk, q);
         }
@@ -794,27 +786,22 @@ __attribute__((target("avx512f,avx512dq"))) static void rq_rows512(const rq_job 
 static void rq_rows(void *arg, int ithr, int nthr) {
     const rq_job *j = arg;
     const rq_ctx *c = j->c;
-    const double lo = c->s8 ? -128.0 : 0.0, hi = c->s8 ? 127.0 : 255.0, zp = (double)j->zp;
+    const float lo = c->s8 ? -128.0f : 0.0f, hi = c->s8 ? 127.0f : 255.0f, zp = (float)j->zp;
     int64_t r0, r1;
     range_of(c->rows, ithr, nthr, &r0, &r1);
-    if (have_avx512dq()) {
+    if (have_avx512()) {
         rq_rows512(j, r0, r1);
         return;
     }
     for (int64_t r = r0; r < r1; r++) {
         const int32_t *a = j->acc + r * c->C;
-        if (c->s8) {
-            int8_t *y = (int8_t *)j->y + r * c->C;
-            for (int64_t k = 0; k < c->C; k++) {
-                double v = __builtin_nearbyint((double)a[k] * (double)c->m[k]) + zp;
-                y[k] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
-            }
-        } else {
-            uint8_t *y = (uint8_t *)j->y + r * c->C;
-            for (int64_t k = 0; k < c->C; k++) {
-                double v = __builtin_nearbyint((double)a[k] * (double)c->m[k]) + zp;
-                y[k] = (uint8_t)(v < lo ? lo : v > hi ? hi : v);
-            }
+        for (int64_t k = 0; k < c->C; k++) {
+            float p = (float)a[k] * c->m[k];
+            p = p < -1073741824.0f ? -1073741824.0f : p > 1073741824.0f ? 1073741824.0f : p;
+            float v = __builtin_nearbyintf(p) + zp;
+            v = v < lo ? lo : v > hi ? hi : v;
+            if (c->s8) ((int8_t *)j->y)[r * c->C + k] = (int8_t)v;
+            else ((uint8_t *)j->y)[r * c->C + k] = (uint8_t)v;
         }
     }
 }
