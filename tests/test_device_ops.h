@@ -55,6 +55,8 @@ void weight(const char *name, float lo, float hi, const int64_t *dims, int nd);
 /* A small CNN (Conv, MaxPool, depthwise Conv, residual Add, HardSwish, GlobalAveragePool, Gemm, Softmax) with
  * input "image" [batch, 3, 16, 16] and outputs "probs", "logits". */
 void dop_small_net(int64_t batch);
+void begin_ms(void);                                        /* a graph importing com.microsoft too */
+int msnode(const char *op, const char *ins, const char *outs); /* a com.microsoft node */
 
 /* The LLM ops' cases (test_device_ops_llm.c). */
 void dop_cases_llm_nbits(void);

@@ -1448,7 +1448,7 @@ static void cases_net(void) {
 
 // --- the table --------------------------------------------------------------------------------------------------
 
-void dop_cases_dynamic_quantize(void), dop_cases_conv_integer(void), dop_cases_matmul_integer(void), dop_cases_qlinear_conv(void), dop_cases_qlinear_matmul(void), dop_cases_rnn(void);
+void dop_cases_dynamic_quantize(void), dop_cases_conv_integer(void), dop_cases_matmul_integer(void), dop_cases_qlinear_conv(void), dop_cases_qlinear_matmul(void), dop_cases_qlinear_ms(void), dop_cases_rnn(void);
 
 const dop_group dop_groups[] = {
     {"unary", cases_unary},
@@ -1490,6 +1490,7 @@ const dop_group dop_groups[] = {
     {"matmul_integer", dop_cases_matmul_integer},
     {"qlinear_conv", dop_cases_qlinear_conv},
     {"qlinear_matmul", dop_cases_qlinear_matmul},
+    {"qlinear_ms", dop_cases_qlinear_ms},
     {"rnn", dop_cases_rnn},
     {"qdq", dop_cases_qdq},
     {"depth_to_space", dop_cases_depth_to_space},

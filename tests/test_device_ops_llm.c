@@ -20,8 +20,8 @@ static uint32_t rnd(void) {
     return seed;
 }
 
-/* A graph importing the default domain and com.microsoft. */
-static void begin_ms(void) {
+/* A graph importing the default domain and com.microsoft (test_device_ops.h). */
+void begin_ms(void) {
     begin(17);
     si_opset *o = si_realloc(G->opsets, 2 * sizeof(si_opset));
     if (!o) die("opsets");
@@ -31,7 +31,7 @@ static void begin_ms(void) {
     G->n_opsets = 2;
 }
 
-static int msnode(const char *op, const char *ins, const char *outs) {
+int msnode(const char *op, const char *ins, const char *outs) {
     int n = node(op, ins, outs);
     si_free(G->nodes[n].domain);
     if (!(G->nodes[n].domain = si_strdup("com.microsoft"))) die("node");

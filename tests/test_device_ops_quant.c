@@ -279,6 +279,84 @@ void dop_cases_qlinear_matmul(void) {
     }
 }
 
+// --- the com.microsoft QOperator ops on the CPU device's table kernels --------------------------------------------
+
+/* x (float, dims) -> QuantizeLinear(scale xs, zero point xz of type dt) -> [QLinearConv 3x3, so the tensor is
+ * channels-last] as value `name`, with its scale / zero point constants name_s / name_z. */
+static void q_source(const char *name, si_dtype dt, const int64_t *dims, int nd, float s, int zp, bool conv) {
+    char x[32], xs[32], xz[32], q[32], w[32], ws[32], wz[32], ins[300];
+    snprintf(x, sizeof x, "%s_x", name), snprintf(xs, sizeof xs, "%s_s", name), snprintf(xz, sizeof xz, "%s_z", name);
+    snprintf(q, sizeof q, conv ? "%s_q" : "%s", name);
+    input(x, dims, nd);
+    fconst(xs, s);
+    qscalar(xz, dt, zp);
+    snprintf(ins, sizeof ins, "%s,%s,%s", x, xs, xz);
+    node("QuantizeLinear", ins, q);
+    if (!conv) return;
+    snprintf(w, sizeof w, "%s_w", name), snprintf(ws, sizeof ws, "%s_ws", name), snprintf(wz, sizeof wz, "%s_wz", name);
+    qconst(w, SI_I8, -100, 100, D(dims[1], dims[1], 3, 3));
+    fconst(ws, 0.004f);
+    qscalar(wz, SI_I8, 0);
+    snprintf(ins, sizeof ins, "%s,%s,%s,%s,%s,%s,%s,%s", q, xs, xz, w, ws, wz, xs, xz);
+    ais(node("QLinearConv", ins, name), "pads", D(1, 1, 1, 1));
+}
+
+void dop_cases_qlinear_ms(void) {
+    static const struct { const char *op; si_dtype dt; bool conv; int64_t d[4]; } ew[] = {
+        {"QLinearSigmoid", SI_U8, true, {1, 16, 9, 11}}, {"QLinearLeakyRelu", SI_I8, false, {2, 3, 5, 7}},
+        {"QLinearAdd", SI_U8, true, {1, 24, 8, 9}},      {"QLinearMul", SI_U8, true, {1, 16, 10, 10}},
+        {"QLinearAdd", SI_I8, false, {2, 5, 6, 7}},      {"QLinearMul", SI_I8, true, {1, 8, 7, 7}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(ew); i++) {
+        const bool bin = !strcmp(ew[i].op, "QLinearAdd") || !strcmp(ew[i].op, "QLinearMul"), sg = ew[i].dt == SI_I8;
+        begin_ms();
+        q_source("a", ew[i].dt, ew[i].d, 4, 0.031f, sg ? -3 : 120, ew[i].conv);
+        if (bin) q_source("b", ew[i].dt, ew[i].d, 4, 0.047f, sg ? 5 : 97, false); /* plain: read in a's layout */
+        fconst("ys", bin ? 0.05f : 0.0041f);
+        qscalar("yz", ew[i].dt, sg ? 2 : 7);
+        int n = msnode(ew[i].op, bin ? "a,a_s,a_z,b,b_s,b_z,ys,yz" : "a,a_s,a_z,ys,yz", "y");
+        if (!strcmp(ew[i].op, "QLinearLeakyRelu")) af(n, "alpha", 0.2f);
+        node("DequantizeLinear", "y,ys,yz", "f");
+        output("y"), output("f");
+        dop_runf(&(dop_opts){.cpu_plan = ew[i].op, .cpu_no_ref = true, .may_refuse = "OCL"}, "%s %s%s", ew[i].op, si_dtype_name(ew[i].dt),
+                 ew[i].conv ? " after QLinearConv (channels-last)" : "");
+    }
+    /* QLinearConcat along the channels of two QLinearConv outputs (channels-last) and a plain one along axis 2,
+     * each input with its own scale (requantized) or the output's (copied) */
+    for (int cl = 0; cl < 2; cl++) {
+        begin_ms();
+        q_source("a", SI_U8, D(1, 8, 9, 10), 0.05f, 128, cl);
+        if (cl) q_source("b", SI_U8, D(1, 16, 9, 10), 0.03f, 100, true);
+        else q_source("b", SI_U8, D(1, 8, 4, 10), 0.03f, 100, false);
+        fconst("ys", 0.05f);
+        qscalar("yz", SI_U8, 128);
+        ai(msnode("QLinearConcat", "ys,yz,a,a_s,a_z,b,b_s,b_z", "y"), "axis", cl ? 1 : 2);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = cl ? "QLinearConcat(channels-last)" : "QLinearConcat", .cpu_no_ref = true, .may_refuse = "OCL"}, "QLinearConcat %s",
+                 cl ? "channels of two QLinearConv outputs" : "axis 2, plain");
+    }
+    /* broadcasting: the reference kernel */
+    begin_ms();
+    q_source("a", SI_U8, D(1, 8, 5, 6), 0.05f, 128, false);
+    q_source("b", SI_U8, D(1, 8, 1, 1), 0.03f, 100, false);
+    fconst("ys", 0.05f);
+    qscalar("yz", SI_U8, 128);
+    msnode("QLinearAdd", "a,a_s,a_z,b,b_s,b_z,ys,yz", "y");
+    output("y");
+    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "QLinearAdd broadcasting [1,8,1,1] (reference kernel)");
+    /* nearest Resize on the uint8 tensor, channels-last after a QLinearConv and plain */
+    for (int conv = 0; conv < 2; conv++) {
+        begin(13);
+        q_source("a", SI_U8, D(1, 16, 10, 12), 0.05f, 3, conv);
+        static const float sc[4] = {1, 1, 2, 2};
+        floats("scales", sc, 4);
+        node("Resize", "a,,scales", "r");
+        output("r");
+        dop_runf(&(dop_opts){.cpu_plan = "Resize", .cpu_no_ref = true, .may_refuse = "OCL"}, "Resize nearest x2 on uint8%s",
+                 conv ? " after QLinearConv (channels-last)" : "");
+    }
+}
+
 // --- recurrent layers ---------------------------------------------------------------------------------------------
 
 typedef struct rnn_p {

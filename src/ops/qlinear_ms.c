@@ -156,6 +156,21 @@ static void bin_row(const bin_ctx *k, const uint8_t *a, int64_t da, const uint8_
     }
 }
 
+static void bin_init(bin_ctx *k, int op, si_dtype dt, const qp *qa, const qp *qb, const qp *qc) {
+    const bool sgn = dt == SI_I8;
+    k->op = op;
+    k->zc = qc->zp;
+    q_lohi(dt, &k->lo, &k->hi);
+    const float ra = qa->scale / qc->scale, rb = qb->scale / qc->scale;
+    k->mul = qa->scale * qb->scale / qc->scale;
+    for (int v = 0; v < 256; v++) {
+        k->ca[v] = q_ld(sgn, (uint8_t)v) - qa->zp;
+        k->cb[v] = q_ld(sgn, (uint8_t)v) - qb->zp;
+        k->ta[v] = ra * (float)k->ca[v];
+        k->tb[v] = rb * (float)k->cb[v];
+    }
+}
+
 SI_OP_PLANNED(qbin_run, qbin, p, qbin_prep) {
     si_tensor *y;
     si_result st = si_run_begin(c, &y);
@@ -166,18 +181,7 @@ SI_OP_PLANNED(qbin_run, qbin, p, qbin_prep) {
         return st;
     bin_ctx *k = si_malloc(sizeof *k);
     if (!k) return si_op_nomem(c);
-    const bool sgn = y->dtype == SI_I8;
-    k->op = si_op_arg(c);
-    k->zc = qc.zp;
-    q_lohi(y->dtype, &k->lo, &k->hi);
-    const float ra = qa.scale / qc.scale, rb = qb.scale / qc.scale;
-    k->mul = qa.scale * qb.scale / qc.scale;
-    for (int v = 0; v < 256; v++) {
-        k->ca[v] = q_ld(sgn, (uint8_t)v) - qa.zp;
-        k->cb[v] = q_ld(sgn, (uint8_t)v) - qb.zp;
-        k->ta[v] = ra * (float)k->ca[v];
-        k->tb[v] = rb * (float)k->cb[v];
-    }
+    bin_init(k, si_op_arg(c), y->dtype, &qa, &qb, &qc);
     const uint8_t *a = si_in(c, 0)->data, *b = si_in(c, 3)->data;
     uint8_t *yd = y->data;
     const int64_t total = si_count(y), nd = p->nd;
@@ -197,6 +201,20 @@ SI_OP_PLANNED(qbin_run, qbin, p, qbin_prep) {
     }
     si_free(k);
     return SI_OK;
+}
+
+/* The whole op as a table for a device's kernel (quant.h): out[a * 256 + b] = QLinearAdd / QLinearMul of the
+ * bytes a and b, exactly as bin_row computes it. */
+bool si_qlinear_binary_table(bool mul, si_dtype dt, float as, int32_t az, float bs, int32_t bz, float cs, int32_t cz, uint8_t *out) {
+    bin_ctx *k = si_malloc(sizeof *k);
+    if (!k) return false;
+    const qp qa = {as, az}, qb = {bs, bz}, qc = {cs, cz};
+    bin_init(k, mul ? BIN_MUL : BIN_ADD, dt, &qa, &qb, &qc);
+    uint8_t bytes[256];
+    for (int v = 0; v < 256; v++) bytes[v] = (uint8_t)v;
+    for (int a = 0; a < 256; a++) bin_row(k, bytes + a, 0, bytes, 1, out + a * 256, 256);
+    si_free(k);
+    return true;
 }
 
 /* =========================================================================================================
@@ -231,6 +249,16 @@ static si_result qun_run(si_kctx *c) {
     uint8_t *yd = y->data;
     for (int64_t i = 0, n = si_count(y); i < n; i++) yd[i] = table[x[i]];
     return SI_OK;
+}
+
+void si_qlinear_unary_table(bool leaky, float alpha, si_dtype dt, float xs, int32_t xz, float ys, int32_t yz, uint8_t *table) {
+    const qp qx = {xs, xz}, qy = {ys, yz};
+    q_table(dt, &qx, &qy, leaky ? F_LEAKY : F_SIGMOID, alpha, table);
+}
+
+void si_qlinear_requant_table(si_dtype dt, float xs, int32_t xz, float ys, int32_t yz, uint8_t *table) {
+    const qp qx = {xs, xz}, qy = {ys, yz};
+    q_table(dt, &qx, &qy, F_IDENT, 0.0f, table);
 }
 
 /* =========================================================================================================

@@ -55,4 +55,12 @@ static inline uint8_t si_dql_quantize(float x, float scale, float zp) {
     return v > 255.0f ? 255 : (uint8_t)v;
 }
 
+/* QLinearSigmoid (leaky false) / QLinearLeakyRelu of every byte of type dt (uint8 / int8), and QLinearAdd /
+ * QLinearMul of every pair of bytes (out[a * 256 + b], 65536 entries), exactly as the reference kernels
+ * (qlinear_ms.c) compute them, for a device's table-driven kernel. The binary one is false when out of memory. */
+void si_qlinear_unary_table(bool leaky, float alpha, si_dtype dt, float xs, int32_t xz, float ys, int32_t yz, uint8_t *table);
+/* The requantization of every byte from (xs, xz) to (ys, yz), as QLinearConcat's reference kernel does it. */
+void si_qlinear_requant_table(si_dtype dt, float xs, int32_t xz, float ys, int32_t yz, uint8_t *table);
+bool si_qlinear_binary_table(bool mul, si_dtype dt, float as, int32_t az, float bs, int32_t bz, float cs, int32_t cz, uint8_t *out);
+
 #endif

@@ -855,6 +855,14 @@ static si_result lower_pool(cpu_pb *b, int n) {
     for (int i = 0; i < sp; i++) st[i] = stride[i], kk[i] = kern[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
     int src = cpu_pb_existing(b, nd->in[0]);
     if (src < 0) return SI_ERR_INTERNAL;
+    if (q8 && !b->p->bufs[src].dyn) { /* oneDNN's integer pooling is fast channels-last only */
+        dnnl_memory_desc_t nhwc;
+        dnnl_dims_t xd;
+        for (int i = 0; i < r; i++) xd[i] = X->dims[i];
+        dnnl_memory_desc_init_by_tag(&nhwc, r, xd, b->p->bufs[src].md.data_type, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
+        src = cpu_pb_in_md(b, nd->in[0], &nhwc);
+        if (src < 0) return SI_ERR_INTERNAL;
+    }
     dnnl_memory_desc_t smd = b->p->bufs[src].md, dmd;
     if (b->p->bufs[src].dyn) return unsupported();
     dnnl_memory_desc_init_by_tag(&dmd, r, dd, q8 ? smd.data_type : dnnl_f32, dnnl_format_tag_any);
@@ -1641,6 +1649,11 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_MATMUL_INTEGER] = cpu_lower_matmul_integer,
     [SI_OP_QLINEAR_CONV] = cpu_lower_qlinear_conv,
     [SI_OP_QLINEAR_MATMUL] = cpu_lower_qlinear_matmul,
+    [SI_OP_QLINEAR_ADD] = cpu_lower_qlinear_ew,
+    [SI_OP_QLINEAR_MUL] = cpu_lower_qlinear_ew,
+    [SI_OP_QLINEAR_SIGMOID] = cpu_lower_qlinear_ew,
+    [SI_OP_QLINEAR_LEAKY_RELU] = cpu_lower_qlinear_ew,
+    [SI_OP_QLINEAR_CONCAT] = cpu_lower_qlinear_concat,
     [SI_OP_LSTM] = cpu_lower_rnn,
     [SI_OP_GRU] = cpu_lower_rnn,
     [SI_OP_RNN] = cpu_lower_rnn,

@@ -43,6 +43,7 @@ typedef struct rs_params {
     int r;                 /* rank; axes in memory order (outermost first) */
     rs_axis ax[SI_MAX_DIMS];
     bool nearest;
+    bool q8;               /* nearest on uint8 / int8 (a QOperator model's tensors): bytes, not floats */
     bool any_ext;
     float extrap;
     int n_pass, pass[SI_MAX_DIMS]; /* linear / cubic: axes in pass order */
@@ -117,6 +118,15 @@ static void gather_rows(void *ctx, int64_t lo, int64_t hi) {
         for (int a = last - 1; a >= 0; a--) {
             base += p->offs[a][rem % p->ax[a].out];
             rem /= p->ax[a].out;
+        }
+        if (p->q8) {
+            const uint8_t *xs = (const uint8_t *)gj->x + base;
+            uint8_t *yd = (uint8_t *)gj->y + row * n_inner * block;
+            if (block == 1)
+                for (int64_t j = 0; j < n_inner; j++) yd[j] = xs[off_last[j]];
+            else
+                for (int64_t j = 0; j < n_inner; j++) memcpy(yd + j * block, xs + off_last[j], (size_t)block);
+            continue;
         }
         const float *xs = gj->x + base;
         float *yd = gj->y + row * n_inner * block;
@@ -394,7 +404,15 @@ si_result cpu_lower_resize(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     const si_val *X, *Y;
-    if (!cpu_own_f32_io(g, nd, &X, &Y) || X->ndim < 1 || X->ndim > DNNL_MAX_NDIMS || Y->ndim != X->ndim) return SI_ERR_UNSUPPORTED;
+    bool q8 = false;
+    if (!cpu_own_f32_io(g, nd, &X, &Y)) { /* nearest on the uint8 / int8 tensors of a quantized model */
+        if (cpu_no_own() || nd->n_in < 1 || nd->in[0] < 0 || nd->n_out < 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
+        X = &g->values[nd->in[0]], Y = &g->values[nd->out[0]];
+        q8 = (X->dtype == SI_U8 || X->dtype == SI_I8) && Y->dtype == X->dtype && cpu_value_static(X) && cpu_value_static(Y) &&
+             si_shape_count(X->ndim, X->dims) > 0 && si_shape_count(Y->ndim, Y->dims) > 0;
+        if (!q8) return SI_ERR_UNSUPPORTED;
+    }
+    if (X->ndim < 1 || X->ndim > DNNL_MAX_NDIMS || Y->ndim != X->ndim) return SI_ERR_UNSUPPORTED;
     /* the geometry, as the reference kernel reads it: scales / sizes / roi must be constants by now */
     const si_tensor *ins[8];
     si_tensor xdesc;
@@ -416,6 +434,7 @@ si_result cpu_lower_resize(cpu_pb *b, int n) {
         return SI_ERR_UNSUPPORTED;
     }
     const int r = rz.rank;
+    if (q8 && (rz.mode != SI_RS_NEAREST || rz.antialias)) return SI_ERR_UNSUPPORTED;
     for (int d = 0; d < r; d++)
         if (rz.out[d] != Y->dims[d] || rz.in[d] != X->dims[d]) return SI_ERR_UNSUPPORTED;
 
@@ -427,7 +446,7 @@ si_result cpu_lower_resize(cpu_pb *b, int n) {
     }
     if (in_buf < 0) return SI_ERR_INTERNAL;
 
-    const bl_params *bl = cpu_no_own() ? NULL : bl_make(b, &rz, perm);
+    const bl_params *bl = cpu_no_own() || q8 ? NULL : bl_make(b, &rz, perm);
     if (bl) {
         int64_t ostr[DNNL_MAX_NDIMS], s = 1;
         for (int a = r - 1; a >= 0; a--) ostr[perm[a]] = s, s *= Y->dims[perm[a]];
@@ -446,6 +465,7 @@ si_result cpu_lower_resize(cpu_pb *b, int n) {
     memset(p, 0, sizeof *p);
     p->r = r;
     p->nearest = rz.mode == SI_RS_NEAREST && !rz.antialias;
+    p->q8 = q8;
     p->extrap = (float)rz.extrap;
     int64_t istride[SI_MAX_DIMS], s = 1;
     for (int a = r - 1; a >= 0; a--) istride[a] = s, s *= rz.in[perm[a]];
@@ -480,6 +500,7 @@ si_result cpu_lower_resize(cpu_pb *b, int n) {
         ax->resized = !ident;
         if (p->nearest && ax->nt != 1) p->nearest = false;
     }
+    if (q8 && (!p->nearest || p->any_ext)) return SI_ERR_UNSUPPORTED; /* extrapolation values are floats */
     int64_t scratch = 0;
     bool any = false;
     for (int a = 0; a < r; a++) any |= p->ax[a].resized;
@@ -517,6 +538,7 @@ si_result cpu_lower_resize(cpu_pb *b, int n) {
     for (int a = r - 1; a >= 0; a--) ostr[perm[a]] = s, s *= Y->dims[perm[a]];
     dnnl_memory_desc_t ymd, smd;
     cpu_md_strided(&ymd, r, Y->dims, ostr);
+    if (q8) ymd.data_type = b->p->bufs[in_buf].md.data_type;
     int64_t sdim = SI_MAX(scratch, (int64_t)1);
     cpu_md_plain(&smd, 1, &sdim);
     int sb = cpu_pb_internal_md(b, &smd);

@@ -1,0 +1,271 @@
+/*
+ * cpu_qlinear.c — the element-wise com.microsoft QOperator ops (QLinearSigmoid, QLinearLeakyRelu, QLinearAdd,
+ * QLinearMul) as the CPU device's own kernels, table-driven and in the layout their input already has.
+ *
+ * In a statically quantized (QOperator) network these sit between QLinearConvs, whose uint8 outputs are
+ * channels-last: YOLO's SiLU is QLinearSigmoid then QLinearMul, a residual is QLinearAdd. As reference kernels
+ * they cost a reorder to plain and back around each one and a per-element requantization. Here, with constant
+ * scales and zero points, the whole op is a table computed once at plan time by the reference code
+ * (si_qlinear_unary_table / si_qlinear_binary_table in ops/qlinear_ms.c), so results are bit-identical to the
+ * reference kernels: 256 entries for the unary ops, 256 x 256 for the binary ones (64 KiB, one lookup per output).
+ * Both operands of a binary op must have one shape (no broadcasting: the reference kernel runs those); the second
+ * is read in the first's layout (a reorder only when they differ). The output keeps the input's layout.
+ */
+#include "device/cpu/cpu_llm.h"
+
+#include "ops/quant.h"
+
+#include <math.h>
+
+#define QL_CHUNK 32768 /* elements per unit of work */
+
+typedef struct ql_params {
+    const uint8_t *table; /* 256 (unary) or 65536 (binary) entries */
+    bool binary;
+    int64_t n;
+} ql_params;
+
+typedef struct ql_job {
+    const ql_params *p;
+    const uint8_t *a, *b;
+    uint8_t *y;
+} ql_job;
+
+static void ql_units(void *ctx, int64_t lo, int64_t hi) {
+    const ql_job *j = ctx;
+    const ql_params *p = j->p;
+    const int64_t e0 = lo * QL_CHUNK, e1 = SI_MIN(hi * QL_CHUNK, p->n);
+    const uint8_t *t = p->table;
+    if (p->binary)
+        for (int64_t i = e0; i < e1; i++) j->y[i] = t[(size_t)j->a[i] << 8 | j->b[i]];
+    else
+        for (int64_t i = e0; i < e1; i++) j->y[i] = t[j->a[i]];
+}
+
+/* ptr: A[, B], Y */
+static si_result ql_run(const void *params, void *const *ptr, int threads) {
+    (void)threads;
+    const ql_params *p = params;
+    ql_job j = {.p = p, .a = ptr[0], .b = p->binary ? ptr[1] : NULL, .y = ptr[p->binary ? 2 : 1]};
+    cpu_par_for((p->n + QL_CHUNK - 1) / QL_CHUNK, 1, ql_units, &j);
+    return SI_OK;
+}
+
+/* A constant float32 scale (input k, one value) into *s: finite, non-zero when it divides; false otherwise (the
+ * reference kernel then runs the node, and names the error). */
+static bool const_scale(const si_graph *g, const si_node *nd, int k, bool divides, float *s) {
+    const si_tensor *t = k < nd->n_in ? cpu_const_input(g, nd, k) : NULL;
+    if (!t || !t->data || t->dtype != SI_F32 || si_tensor_count(t) != 1) return false;
+    *s = *(const float *)t->data;
+    return isfinite(*s) && (!divides || *s != 0.0f);
+}
+
+/* A constant zero point (input k, absent: 0) of element type dt into *z. */
+static bool const_zp(const si_graph *g, const si_node *nd, int k, si_dtype dt, int32_t *z) {
+    *z = 0;
+    if (k >= nd->n_in || nd->in[k] < 0) return true;
+    const si_tensor *t = cpu_const_input(g, nd, k);
+    if (!t || !t->data || t->dtype != dt || si_tensor_count(t) != 1) return false;
+    *z = (int32_t)si_load_i64(dt, t->data, 0);
+    return true;
+}
+
+/* An existing buffer of v in a dense layout (plain, channels-last, channel-blocked without padding), else its
+ * plain buffer; -1 on failure. */
+static int dense_buf(cpu_pb *b, int v) {
+    const si_val *V = &b->g->values[v];
+    int e = cpu_pb_existing(b, v);
+    if (e >= 0) {
+        const dnnl_memory_desc_t *md = &b->p->bufs[e].md;
+        if (!b->p->bufs[e].dyn && md->format_kind == dnnl_blocked && md->ndims == V->ndim &&
+            dnnl_memory_desc_get_size(md) == (size_t)si_shape_count(V->ndim, V->dims))
+            return e;
+    }
+    return cpu_pb_plain(b, v);
+}
+
+si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || !nd->op || nd->n_in < 4 || nd->in[0] < 0 || nd->n_out != 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
+    const si_op_id id = nd->op->id;
+    const bool binary = id == SI_OP_QLINEAR_ADD || id == SI_OP_QLINEAR_MUL;
+    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_dtype dt = A->dtype;
+    if ((dt != SI_U8 && dt != SI_I8) || Y->dtype != dt || A->const_val || !cpu_value_static(A) || !cpu_value_static(Y) ||
+        si_shape_count(A->ndim, A->dims) < 1 || Y->ndim != A->ndim || memcmp(Y->dims, A->dims, sizeof(int64_t) * (size_t)A->ndim))
+        return SI_ERR_UNSUPPORTED;
+    ql_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p) return SI_ERR_NO_MEM;
+    p->binary = binary;
+    p->n = si_shape_count(A->ndim, A->dims);
+    uint8_t *table = cpu_pb_own(b, binary ? 65536 : 256);
+    if (!table) return SI_ERR_NO_MEM;
+    p->table = table;
+    if (binary) { /* A, A_scale, A_zero_point, B, B_scale, B_zero_point, C_scale[, C_zero_point] */
+        if (nd->n_in < 7 || nd->in[3] < 0) return SI_ERR_UNSUPPORTED;
+        const si_val *B = &g->values[nd->in[3]];
+        if (B->dtype != dt || B->const_val || !cpu_value_static(B) || B->ndim != A->ndim ||
+            memcmp(B->dims, A->dims, sizeof(int64_t) * (size_t)A->ndim))
+            return SI_ERR_UNSUPPORTED;
+        float as, bs, cs;
+        int32_t az, bz, cz;
+        if (!const_scale(g, nd, 1, false, &as) || !const_scale(g, nd, 4, false, &bs) || !const_scale(g, nd, 6, true, &cs) ||
+            !const_zp(g, nd, 2, dt, &az) || !const_zp(g, nd, 5, dt, &bz) || !const_zp(g, nd, 7, dt, &cz))
+            return SI_ERR_UNSUPPORTED;
+        if (!si_qlinear_binary_table(id == SI_OP_QLINEAR_MUL, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
+    } else { /* X, X_scale, X_zero_point, Y_scale[, Y_zero_point] */
+        if (id != SI_OP_QLINEAR_SIGMOID && id != SI_OP_QLINEAR_LEAKY_RELU) return SI_ERR_UNSUPPORTED;
+        float xs, ys;
+        int32_t xz, yz;
+        if (!const_scale(g, nd, 1, false, &xs) || !const_scale(g, nd, 3, true, &ys) || !const_zp(g, nd, 2, dt, &xz) ||
+            !const_zp(g, nd, 4, dt, &yz))
+            return SI_ERR_UNSUPPORTED;
+        const bool leaky = id == SI_OP_QLINEAR_LEAKY_RELU;
+        si_qlinear_unary_table(leaky, leaky ? si_attr_float(nd, "alpha", 0.01f) : 0.0f, dt, xs, xz, ys, yz, table);
+    }
+    int ab = dense_buf(b, nd->in[0]);
+    if (ab < 0) return SI_ERR_INTERNAL;
+    const dnnl_memory_desc_t amd = b->p->bufs[ab].md;
+    int bb = binary ? cpu_pb_in_md(b, nd->in[3], &amd) : -1;
+    if (binary && bb < 0) return SI_ERR_INTERNAL;
+    int out = cpu_pb_new_out(b, nd->out[0], &amd);
+    if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    cpu_arg args[3] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_SRC_1, bb}, {DNNL_ARG_DST, out}};
+    if (!binary) args[1] = args[2];
+    si_result st = cpu_pb_emit_own(b, n, nd->op_type, binary ? "own:qlinear_table2" : "own:qlinear_table", ql_run, p, args, binary ? 3 : 2);
+    if (!st) cpu_pb_consume(b, n);
+    return st;
+}
+
+// --- QLinearConcat ------------------------------------------------------------------------------------------------
+
+/* The output as rows of `row` bytes; input k fills bytes [off[k], off[k] + len[k]) of each row from its own rows
+ * of len[k] bytes, copied (same scale and zero point as the output) or through its requantization table. Plain
+ * layout: a row is everything from the concatenation axis inwards; channels-last along the channels: a row is
+ * one pixel's channels. */
+#define QCAT_MAX 64
+
+typedef struct qcat_params {
+    int n;
+    int64_t rows, row, off[QCAT_MAX], len[QCAT_MAX];
+    const uint8_t *table[QCAT_MAX]; /* NULL: copy */
+} qcat_params;
+
+typedef struct qcat_job {
+    const qcat_params *p;
+    void *const *ptr;
+} qcat_job;
+
+static void qcat_rows(void *ctx, int64_t lo, int64_t hi) {
+    const qcat_job *j = ctx;
+    const qcat_params *p = j->p;
+    uint8_t *y = j->ptr[p->n];
+    for (int k = 0; k < p->n; k++) {
+        const uint8_t *x = j->ptr[k], *t = p->table[k];
+        const int64_t len = p->len[k];
+        for (int64_t r = lo; r < hi; r++) {
+            uint8_t *d = y + r * p->row + p->off[k];
+            const uint8_t *s = x + r * len;
+            if (!t) memcpy(d, s, (size_t)len);
+            else
+                for (int64_t i = 0; i < len; i++) d[i] = t[s[i]];
+        }
+    }
+}
+
+/* ptr: the inputs, Y */
+static si_result qcat_run(const void *params, void *const *ptr, int threads) {
+    (void)threads;
+    const qcat_params *p = params;
+    qcat_job j = {.p = p, .ptr = ptr};
+    cpu_par_for(p->rows, SI_MAX((int64_t)1, 65536 / SI_MAX((int64_t)1, p->row)), qcat_rows, &j);
+    return SI_OK;
+}
+
+/* Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input; attribute axis. */
+si_result cpu_lower_qlinear_concat(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || nd->n_in < 5 || (nd->n_in - 2) % 3 || (nd->n_in - 2) / 3 > QCAT_MAX || nd->n_out != 1 || nd->out[0] < 0 ||
+        !si_node_attr(nd, "axis"))
+        return SI_ERR_UNSUPPORTED;
+    const si_val *Y = &g->values[nd->out[0]];
+    const si_dtype dt = Y->dtype;
+    const int r = Y->ndim;
+    int64_t axis = si_attr_int(nd, "axis", 0);
+    if (axis < 0) axis += r;
+    if ((dt != SI_U8 && dt != SI_I8) || !cpu_value_static(Y) || si_shape_count(r, Y->dims) < 1 || axis < 0 || axis >= r)
+        return SI_ERR_UNSUPPORTED;
+    float ys;
+    int32_t yz;
+    if (!const_scale(g, nd, 0, true, &ys) || !const_zp(g, nd, 1, dt, &yz)) return SI_ERR_UNSUPPORTED;
+    qcat_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p) return SI_ERR_NO_MEM;
+    memset(p, 0, sizeof *p);
+    p->n = (nd->n_in - 2) / 3;
+    /* channels-last along the channels when input 0 already is (a QLinearConv's output), else plain */
+    bool cl = false;
+    if (axis == 1 && r >= 3 && r <= 5 && nd->in[2] >= 0) {
+        int e = cpu_pb_existing(b, nd->in[2]);
+        if (e >= 0 && !b->p->bufs[e].dyn) {
+            dnnl_memory_desc_t want;
+            dnnl_dims_t d;
+            const si_val *X0 = &g->values[nd->in[2]];
+            for (int i = 0; i < r; i++) d[i] = X0->dims[i];
+            dnnl_memory_desc_init_by_tag(&want, r, d, b->p->bufs[e].md.data_type, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
+            cl = dnnl_memory_desc_equal(&b->p->bufs[e].md, &want);
+        }
+    }
+    const int64_t outer = si_shape_count((int)axis, Y->dims), after = si_shape_count(r - (int)axis - 1, Y->dims + axis + 1);
+    p->rows = cl ? outer * after : outer;
+    p->row = cl ? Y->dims[axis] : Y->dims[axis] * after;
+    int bufs[QCAT_MAX + 1];
+    int64_t off = 0;
+    for (int k = 0; k < p->n; k++) {
+        const int xi = 2 + 3 * k;
+        if (nd->in[xi] < 0) return SI_ERR_UNSUPPORTED;
+        const si_val *X = &g->values[nd->in[xi]];
+        if (X->dtype != dt || !cpu_value_static(X) || X->ndim != r) return SI_ERR_UNSUPPORTED;
+        for (int d = 0; d < r; d++)
+            if (d != axis && X->dims[d] != Y->dims[d]) return SI_ERR_UNSUPPORTED;
+        float xs;
+        int32_t xz;
+        if (!const_scale(g, nd, xi + 1, false, &xs) || !const_zp(g, nd, xi + 2, dt, &xz)) return SI_ERR_UNSUPPORTED;
+        if (xs != ys || xz != yz) {
+            uint8_t *t = cpu_pb_own(b, 256);
+            if (!t) return SI_ERR_NO_MEM;
+            si_qlinear_requant_table(dt, xs, xz, ys, yz, t);
+            p->table[k] = t;
+        }
+        p->len[k] = cl ? X->dims[axis] : X->dims[axis] * after;
+        p->off[k] = off;
+        off += p->len[k];
+        if (cl) {
+            dnnl_memory_desc_t md;
+            dnnl_dims_t d;
+            for (int i = 0; i < r; i++) d[i] = X->dims[i];
+            dnnl_memory_desc_init_by_tag(&md, r, d, dt == SI_U8 ? dnnl_u8 : dnnl_s8, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
+            bufs[k] = cpu_pb_in_md(b, nd->in[xi], &md);
+        } else {
+            bufs[k] = cpu_pb_plain(b, nd->in[xi]);
+        }
+        if (bufs[k] < 0) return SI_ERR_INTERNAL;
+        if (b->p->bufs[bufs[k]].dyn) return SI_ERR_UNSUPPORTED;
+    }
+    if (off != p->row) return SI_ERR_UNSUPPORTED;
+    dnnl_memory_desc_t ymd;
+    if (cl) {
+        dnnl_dims_t d;
+        for (int i = 0; i < r; i++) d[i] = Y->dims[i];
+        dnnl_memory_desc_init_by_tag(&ymd, r, d, dt == SI_U8 ? dnnl_u8 : dnnl_s8, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
+    } else {
+        cpu_md_plain_dt(&ymd, r, Y->dims, dt == SI_U8 ? dnnl_u8 : dnnl_s8);
+    }
+    int out = cpu_pb_new_out(b, nd->out[0], &ymd);
+    if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    bufs[p->n] = out;
+    si_result st = cpu_pb_emit_fn(b, n, cl ? "QLinearConcat(channels-last)" : "QLinearConcat", qcat_run, p, bufs, p->n, &out, 1);
+    if (!st) cpu_pb_consume(b, n);
+    return st;
+}
