@@ -4,7 +4,7 @@
 usage: make_models.py OUTDIR [--small | --all] [--models NAME,NAME...] [--force]
 
   default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16,
-            speech_encoder
+            speech_encoder, yolo_qop, unet_qop
   --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny
   --all     both sets
   --models  only the named models (from either set)
@@ -37,6 +37,9 @@ The models:
   speech_encoder  Whisper-tiny's encoder (models/speech.py --tiny: Conv1d 80 -> 384 and 384 -> 384 stride 2 with GELU
                   (Erf), sinusoidal positions, 4 pre-LN layers of 6-head attention and a 1536 GELU MLP), float32,
                   input_features [1, 80, 3000] (30 s of log-mel frames; the dims are open in the model), opset 17.
+  yolo_qop, unet_qop  the yolo and unet above quantized statically in ONNX Runtime's QOperator form (models/quant.py:
+                  QuantizeLinear, QLinearConv with int8 per-channel weights, com.microsoft QLinearAdd / QLinearMul /
+                  QLinearSigmoid / QLinearConcat, MaxPool and Resize on uint8), calibrated on the input image.
   resnet18_small  ResNet-18 topology (basic blocks [2, 2, 2, 2]) at half width (32..256), 1x3x112x112, FC 100.
   mobilenetv2_small  MobileNetV2 at width 0.5, 1x3x96x96, FC 100.
   bert_tiny       the BERT graph with 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary 1024, seq 32.
@@ -255,15 +258,23 @@ FULL = {
     "unet": lambda: vision("unet"),
     "u2net_fp16": lambda: vision("u2net_fp16", keep_io_types=True),
     "speech_encoder": lambda: speech_encoder(),
+    "yolo_qop": lambda: vision("yolo", qop=True),
+    "unet_qop": lambda: vision("unet", qop=True),
 }
-def vision(name, size=None, keep_io_types=False):
-    """A model of models/cnn.py (the vision models people deploy) and its input: an image in 0..1."""
+def vision(name, size=None, keep_io_types=False, qop=False):
+    """A model of models/cnn.py (the vision models people deploy) and its input: an image in 0..1. qop: quantized
+    statically in ONNX Runtime's QOperator form with the com.microsoft ops (models/quant.py quantize_static),
+    calibrated on that image."""
     import cnn  # noqa: E402, PLC0415 (models/cnn.py)
     a = argparse.Namespace(small=False, lstm=False, keep_io_types=keep_io_types, weight_type="uint8", width=None,
-                           size=size, seed=5)
+                           size=size, seed=5, bilinear=False)
     model, shapes = cnn.MODELS[name](a)
     rng = np.random.default_rng(SEED)
     inputs = {k: rng.random(v, dtype=np.float32) for k, v in shapes.items()}
+    if qop:
+        from quant import quantize_static  # noqa: E402, PLC0415 (models/quant.py)
+        model, _ = quantize_static(model, inputs, ms_ops=True)
+        model.graph.name += "_qop"
     return model, inputs
 
 

@@ -318,9 +318,25 @@ void dop_cases_qlinear_ms(void) {
         if (!strcmp(ew[i].op, "QLinearLeakyRelu")) af(n, "alpha", 0.2f);
         node("DequantizeLinear", "y,ys,yz", "f");
         output("y"), output("f");
-        dop_runf(&(dop_opts){.cpu_plan = ew[i].op, .cpu_no_ref = true, .may_refuse = "OCL"}, "%s %s%s", ew[i].op, si_dtype_name(ew[i].dt),
-                 ew[i].conv ? " after QLinearConv (channels-last)" : "");
+        /* a unary op after a QLinearConv folds into its requantization as a table */
+        dop_runf(&(dop_opts){.cpu_plan = !bin && ew[i].conv ? "QLinearConv requantize+table" : ew[i].op, .cpu_no_ref = true, .may_refuse = "OCL"},
+                 "%s %s%s", ew[i].op, si_dtype_name(ew[i].dt), ew[i].conv ? " after QLinearConv (channels-last)" : "");
     }
+    /* SiLU as the quantizer writes it, QLinearMul(x, QLinearSigmoid(x)) (either operand order): one table, folded
+     * into the QLinearConv before it or on its own */
+    for (int conv = 0; conv < 2; conv++)
+        for (int order = 0; order < 2; order++) {
+            begin_ms();
+            q_source("a", SI_U8, D(1, 16, 9, 11), 0.031f, 120, conv);
+            fconst("ss", 1.0f / 256), fconst("ys", 0.02f);
+            qscalar("sz", SI_U8, 0), qscalar("yz", SI_U8, 9);
+            msnode("QLinearSigmoid", "a,a_s,a_z,ss,sz", "s");
+            msnode("QLinearMul", order ? "s,ss,sz,a,a_s,a_z,ys,yz" : "a,a_s,a_z,s,ss,sz,ys,yz", "y");
+            output("y");
+            dop_runf(&(dop_opts){.cpu_plan = conv ? "QLinearConv requantize+SiLU" : "QLinearSigmoid+QLinearMul", .cpu_no_ref = true,
+                                 .may_refuse = "OCL"},
+                     "SiLU (QLinearSigmoid, QLinearMul %s)%s", order ? "(s, x)" : "(x, s)", conv ? " after QLinearConv" : "");
+        }
     /* QLinearConcat along the channels of two QLinearConv outputs (channels-last) and a plain one along axis 2,
      * each input with its own scale (requantized) or the output's (copied) */
     for (int cl = 0; cl < 2; cl++) {

@@ -445,6 +445,7 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
+int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);
 si_result cpu_lower_rnn(cpu_pb *b, int n);
 /* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
 si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */

@@ -10,6 +10,10 @@
  * reference kernels: 256 entries for the unary ops, 256 x 256 for the binary ones (64 KiB, one lookup per output).
  * Both operands of a binary op must have one shape (no broadcasting: the reference kernel runs those); the second
  * is read in the first's layout (a reorder only when they differ). The output keeps the input's layout.
+ *
+ * Tables compose: SiLU as the quantizer writes it (QLinearMul(x, QLinearSigmoid(x))) is one 256-entry table, and
+ * cpu_qlinear_follow hands that table, or a lone QLinearSigmoid / QLinearLeakyRelu's, to the QLinearConv before
+ * it, whose requantization pass applies it as it writes each byte (cpu_quant.c).
  */
 #include "device/cpu/cpu_llm.h"
 
@@ -84,6 +88,88 @@ static int dense_buf(cpu_pb *b, int v) {
     return cpu_pb_plain(b, v);
 }
 
+/* QLinearSigmoid / QLinearLeakyRelu node nd (X, X_scale, X_zero_point, Y_scale[, Y_zero_point]) of type dt as a
+ * byte table; false when its parameters are not constants the table can hold. */
+static bool unary_table(const si_graph *g, const si_node *nd, si_dtype dt, uint8_t *table) {
+    if (!nd->op || nd->n_in < 4 || (nd->op->id != SI_OP_QLINEAR_SIGMOID && nd->op->id != SI_OP_QLINEAR_LEAKY_RELU)) return false;
+    float xs, ys;
+    int32_t xz, yz;
+    if (!const_scale(g, nd, 1, false, &xs) || !const_scale(g, nd, 3, true, &ys) || !const_zp(g, nd, 2, dt, &xz) || !const_zp(g, nd, 4, dt, &yz))
+        return false;
+    const bool leaky = nd->op->id == SI_OP_QLINEAR_LEAKY_RELU;
+    si_qlinear_unary_table(leaky, leaky ? si_attr_float(nd, "alpha", 0.01f) : 0.0f, dt, xs, xz, ys, yz, table);
+    return true;
+}
+
+/* QLinearAdd / QLinearMul node nd with A and B of type dt as a 256 x 256 byte table (out[a * 256 + b]). */
+static bool binary_table(const si_graph *g, const si_node *nd, si_dtype dt, uint8_t *table) {
+    if (!nd->op || nd->n_in < 7 || (nd->op->id != SI_OP_QLINEAR_ADD && nd->op->id != SI_OP_QLINEAR_MUL)) return false;
+    float as, bs, cs;
+    int32_t az, bz, cz;
+    if (!const_scale(g, nd, 1, false, &as) || !const_scale(g, nd, 4, false, &bs) || !const_scale(g, nd, 6, true, &cs) ||
+        !const_zp(g, nd, 2, dt, &az) || !const_zp(g, nd, 5, dt, &bz) || !const_zp(g, nd, 7, dt, &cz))
+        return false;
+    return si_qlinear_binary_table(nd->op->id == SI_OP_QLINEAR_MUL, dt, as, az, bs, bz, cs, cz, table);
+}
+
+static bool is_ms(const si_node *nd, si_op_id id) { return nd->op && nd->domain[0] && nd->op->id == id; }
+
+/* SiLU as ONNX Runtime's quantizer writes it: s = QLinearSigmoid(x) (node sn, whose table `table` holds) whose only
+ * consumer is QLinearMul(x, s) or (s, x) of one shape and type. On success table becomes the composition
+ * x -> Mul(x, Sigmoid(x)), element by element exactly what the two tables give, and *mul is the Mul node. */
+static bool silu(cpu_pb *b, int sn, uint8_t *table, int *mul) {
+    const si_graph *g = b->g;
+    const si_node *s = &g->nodes[sn];
+    const int x = s->in[0], sv = s->out[0];
+    if (b->n_consumers[sv] != 1 || cpu_value_is_output(g, sv)) return false;
+    const int m = cpu_pb_consumer(b, sv, 0);
+    if (m < 0 || b->done[m] || !is_ms(&g->nodes[m], SI_OP_QLINEAR_MUL) || g->nodes[m].n_out != 1 || g->nodes[m].out[0] < 0) return false;
+    const si_node *mn = &g->nodes[m];
+    const bool x_first = mn->in[0] == x && mn->in[3] == sv, s_first = mn->in[0] == sv && mn->in[3] == x;
+    const si_val *X = &g->values[x], *M = &g->values[mn->out[0]];
+    if ((!x_first && !s_first) || M->dtype != X->dtype || M->ndim != X->ndim || memcmp(M->dims, X->dims, sizeof(int64_t) * (size_t)X->ndim))
+        return false;
+    uint8_t *t2 = si_malloc(65536);
+    if (!t2) return false;
+    bool ok = binary_table(g, mn, X->dtype, t2);
+    if (ok)
+        for (int v = 0; v < 256; v++) table[v] = x_first ? t2[v << 8 | table[v]] : t2[table[v] << 8 | v];
+    si_free(t2);
+    *mul = m;
+    return ok;
+}
+
+/* The element-wise ops after value v (uint8 / int8, computed by the caller's node) that fold into a byte table
+ * applied as v is written: a QLinearSigmoid / QLinearLeakyRelu that is v's only consumer, or SiLU (QLinearSigmoid
+ * and QLinearMul, v's only two consumers). Returns how many nodes fold (0, 1 or 2: their ids in nodes[]), with the
+ * table and the value the last one writes (*out). */
+int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out) {
+    const si_graph *g = b->g;
+    if (b->no_fusion || cpu_no_own() || v < 0 || cpu_value_is_output(g, v)) return 0;
+    const si_dtype dt = g->values[v].dtype;
+    const int nc = b->n_consumers[v];
+    if (nc < 1 || nc > 2) return 0;
+    int sig = -1;
+    for (int k = 0; k < nc; k++) {
+        int c = cpu_pb_consumer(b, v, k);
+        if (c < 0 || b->done[c]) return 0;
+        if ((is_ms(&g->nodes[c], SI_OP_QLINEAR_SIGMOID) || is_ms(&g->nodes[c], SI_OP_QLINEAR_LEAKY_RELU)) && g->nodes[c].in[0] == v) sig = c;
+    }
+    if (sig < 0 || g->nodes[sig].n_out != 1 || g->nodes[sig].out[0] < 0 || g->values[g->nodes[sig].out[0]].dtype != dt ||
+        !unary_table(g, &g->nodes[sig], dt, table))
+        return 0;
+    nodes[0] = sig;
+    if (nc == 1) {
+        *out = g->nodes[sig].out[0];
+        return 1;
+    }
+    int mul;
+    if (!is_ms(&g->nodes[sig], SI_OP_QLINEAR_SIGMOID) || !silu(b, sig, table, &mul)) return 0;
+    nodes[1] = mul;
+    *out = g->nodes[mul].out[0];
+    return 2;
+}
+
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -114,15 +200,19 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
             !const_zp(g, nd, 2, dt, &az) || !const_zp(g, nd, 5, dt, &bz) || !const_zp(g, nd, 7, dt, &cz))
             return SI_ERR_UNSUPPORTED;
         if (!si_qlinear_binary_table(id == SI_OP_QLINEAR_MUL, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
-    } else { /* X, X_scale, X_zero_point, Y_scale[, Y_zero_point] */
-        if (id != SI_OP_QLINEAR_SIGMOID && id != SI_OP_QLINEAR_LEAKY_RELU) return SI_ERR_UNSUPPORTED;
-        float xs, ys;
-        int32_t xz, yz;
-        if (!const_scale(g, nd, 1, false, &xs) || !const_scale(g, nd, 3, true, &ys) || !const_zp(g, nd, 2, dt, &xz) ||
-            !const_zp(g, nd, 4, dt, &yz))
-            return SI_ERR_UNSUPPORTED;
-        const bool leaky = id == SI_OP_QLINEAR_LEAKY_RELU;
-        si_qlinear_unary_table(leaky, leaky ? si_attr_float(nd, "alpha", 0.01f) : 0.0f, dt, xs, xz, ys, yz, table);
+    } else if (!unary_table(g, nd, dt, table)) {
+        return SI_ERR_UNSUPPORTED;
+    } else if (id == SI_OP_QLINEAR_SIGMOID && !b->no_fusion) { /* SiLU: QLinearMul(x, QLinearSigmoid(x)) as one table */
+        int mul;
+        if (silu(b, n, table, &mul)) {
+            int ab = dense_buf(b, nd->in[0]);
+            int out = ab < 0 ? -1 : cpu_pb_new_out(b, g->nodes[mul].out[0], &b->p->bufs[ab].md);
+            if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+            cpu_arg args[2] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_DST, out}};
+            si_result st = cpu_pb_emit_own(b, n, "QLinearSigmoid+QLinearMul", "own:qlinear_table", ql_run, p, args, 2);
+            if (!st) cpu_pb_consume(b, n), cpu_pb_consume(b, mul);
+            return st;
+        }
     }
     int ab = dense_buf(b, nd->in[0]);
     if (ab < 0) return SI_ERR_INTERNAL;

@@ -754,6 +754,7 @@ typedef struct rq_ctx {
     const float *m; /* per channel */
     int64_t rows, C;
     bool s8; /* int8 output, else uint8 */
+    const uint8_t *table; /* the element-wise ops folded after it (cpu_qlinear_follow), or NULL */
 } rq_ctx;
 
 typedef struct rq_job {
@@ -780,6 +781,8 @@ __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64
             q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
             _mm512_mask_cvtepi32_storeu_epi8(y + k, mk, q);
         }
+        if (c->table)
+            for (int64_t k = 0; k < c->C; k++) y[k] = c->table[y[k]];
     }
 }
 
@@ -800,8 +803,8 @@ static void rq_rows(void *arg, int ithr, int nthr) {
             p = p < -1073741824.0f ? -1073741824.0f : p > 1073741824.0f ? 1073741824.0f : p;
             float v = __builtin_nearbyintf(p) + zp;
             v = v < lo ? lo : v > hi ? hi : v;
-            if (c->s8) ((int8_t *)j->y)[r * c->C + k] = (int8_t)v;
-            else ((uint8_t *)j->y)[r * c->C + k] = (uint8_t)v;
+            uint8_t q = c->s8 ? (uint8_t)(int8_t)v : (uint8_t)v;
+            ((uint8_t *)j->y)[r * c->C + k] = c->table ? c->table[q] : q;
         }
     }
 }
@@ -893,20 +896,24 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
     int zx = bb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
     int zy = zx < 0 ? -1 : zp_buffer(b, n, nd->in[7]);
     int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
-    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &ymd);
+    uint8_t *table = acc < 0 ? NULL : cpu_pb_own(b, 256);
+    int folded[2], yv = nd->out[0], nf = table ? cpu_qlinear_follow(b, nd->out[0], table, folded, &yv) : 0;
+    int dst = table ? cpu_pb_new_out(b, yv, &ymd) : -1;
     rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
     if (!rc) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = (rq_ctx){.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8};
+    *rc = (rq_ctx){.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL};
     cpu_arg args[8] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
                        {DNNL_ARG_DST, acc}, {DNNL_ARG_BIAS, bb}};
     s = cpu_pb_emit_dnnl(b, n, G > 1 && G == C && G == OC ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4);
     int rin[2] = {acc, zy};
-    if (!s) s = cpu_pb_emit_fn(b, n, "QLinearConv requantize", rq_kernel, rc, rin, 2, &dst, 1);
+    static const char *const rq_names[3] = {"QLinearConv requantize", "QLinearConv requantize+table", "QLinearConv requantize+SiLU"};
+    if (!s) s = cpu_pb_emit_fn(b, n, rq_names[nf], rq_kernel, rc, rin, 2, &dst, 1);
     if (s) return s;
     cpu_pb_consume(b, n);
+    for (int i = 0; i < nf; i++) cpu_pb_consume(b, folded[i]);
     return SI_OK;
 }
 
