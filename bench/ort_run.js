@@ -16,8 +16,10 @@ const { readNpy, writeNpy } = require(path.join(__dirname, '..', 'models', 'npy.
   let repeat = Number(repeatArg), feedArgs = rest;
   if (!Number.isInteger(repeat)) { feedArgs = [repeatArg, ...rest].filter(x => x !== undefined); repeat = 1; }
   const startRss = process.resourceUsage().maxRSS / 1024; // KiB -> MiB
+  // ORT_OPT: ONNX Runtime's graph optimization level (disabled, basic, extended, all; default all)
   const sess = await ort.InferenceSession.create(model, { intraOpNumThreads: Number(threads) || 1, interOpNumThreads: 1,
-                                                          executionMode: 'sequential' });
+                                                          executionMode: 'sequential',
+                                                          graphOptimizationLevel: process.env.ORT_OPT || 'all' });
   const feeds = {};
   for (const a of feedArgs) { const i = a.indexOf('='); feeds[a.slice(0, i)] = readNpy(ort, a.slice(i + 1)); }
   let out, times = [];

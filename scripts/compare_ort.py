@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Run a model on safeinfer and on ONNX Runtime with the same random inputs and compare the outputs.
 usage: compare_ort.py SAFEINFER MODEL [--devices LIST] [--shape NAME=DIMS]... [--config KEY=VALUE]... [--rtol 1e-4] [--workdir DIR]
+                      [--ort-opt disabled|basic|extended|all]
 Needs python3-numpy and node with onnxruntime-node (ORT_NODE_MODULES=.../node_modules); exits 77 when absent.
 Prints the relative error per output (max |safeinfer - ORT| / max |ORT|) and exits 1 when any exceeds rtol.
 """
@@ -12,6 +13,8 @@ ap.add_argument("safeinfer"); ap.add_argument("model")
 ap.add_argument("--devices", default="REF"); ap.add_argument("--shape", action="append", default=[])
 ap.add_argument("--rtol", type=float, default=1e-4); ap.add_argument("--workdir")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--ort-opt", default="all", help="ONNX Runtime's graph optimization level (its optimizer's rewrites of "
+                "quantized graphs compute differently from the graph as written: 'disabled' compares with the graph)")
 ap.add_argument("--config", action="append", default=[], help="KEY=VALUE: a configuration flag for safeinfer run")
 a = ap.parse_args()
 here = os.path.dirname(os.path.abspath(__file__))
@@ -68,7 +71,7 @@ r = subprocess.run(cmd, capture_output=True, text=True)
 if r.returncode:
     print(r.stdout, r.stderr); sys.exit(f"safeinfer failed ({r.returncode})")
 r = subprocess.run(["node", os.path.join(here, "..", "bench", "ort_run.js"), a.model, ort_out, "1"] + [f"{n}={f}" for n, f in feeds],
-                   capture_output=True, text=True)
+                   capture_output=True, text=True, env={**os.environ, "ORT_OPT": a.ort_opt})
 if r.returncode == 77 or "SKIP" in r.stdout:
     print(r.stdout.strip()); sys.exit(77)
 if r.returncode:
