@@ -159,7 +159,21 @@ OPS = {
     "Transpose": lambda i, a: [np.transpose(i[0], a.get("perm"))],
     "Squeeze": lambda i, a: [np.squeeze(i[0], axis=tuple(int(v) for v in i[1]))],
     "Unsqueeze": lambda i, a: [np.expand_dims(i[0], axis=tuple(int(v) for v in i[1]))],
+    "Clip": lambda i, a: [_clip(*i, **a)],
+    "Flatten": lambda i, a: [i[0].reshape(int(np.prod(i[0].shape[:a.get("axis", 1)])), -1)],
+    "Gemm": lambda i, a: [_gemm(*i, **a)],
 }
+
+
+def _clip(x, lo=None, hi=None, min=None, max=None, **_):  # noqa: A002 (opset 6 attributes)
+    lo = min if lo is None else lo
+    hi = max if hi is None else hi
+    return np.clip(x, -np.inf if lo is None else lo, np.inf if hi is None else hi).astype(x.dtype)
+
+
+def _gemm(a, b, c=None, alpha=1.0, beta=1.0, transA=0, transB=0, **_):
+    y = alpha * (a.T if transA else a).astype(np.float64) @ (b.T if transB else b).astype(np.float64)
+    return (y + (beta * c if c is not None else 0)).astype(np.float32)
 
 
 def _erf(x):

@@ -173,10 +173,12 @@ def quantize_dynamic(model, ops=("MatMul", "Conv"), matmul_weight_type="int8", c
 # activation ranges measured on one calibration input (a numpy evaluation of the float model, eager.py):
 #
 #   input x            -> QuantizeLinear (uint8, scale and zero point from x's range)
-#   Conv [-> Relu]     -> QLinearConv: int8 weights (symmetric, per output channel with per_channel), int32 bias at
-#                         scale x_scale * w_scale; a Relu that is the Conv's only consumer folds into the output range
+#   Conv [-> Relu|Clip] -> QLinearConv: int8 weights (symmetric, per output channel with per_channel), int32 bias at
+#                         scale x_scale * w_scale; a Relu / Clip (constant bounds) that is the Conv's only consumer
+#                         folds into the output range (a BatchNormalization after a Conv is folded into it first)
 #   MatMul(x, W)       -> QLinearMatMul (W 2-D, int8 per tensor); Gemm(x, W, B) -> QGemm (com.microsoft)
-#   Add / Mul          -> QLinearAdd / QLinearMul, Sigmoid -> QLinearSigmoid, LeakyRelu -> QLinearLeakyRelu,
+#   Add [-> Relu] / Mul -> QLinearAdd (a Relu after it folds into its output range) / QLinearMul, Sigmoid ->
+#                         QLinearSigmoid, LeakyRelu -> QLinearLeakyRelu,
 #   Concat             -> QLinearConcat, GlobalAveragePool / AveragePool -> QLinearGlobalAveragePool /
 #                         QLinearAveragePool (com.microsoft; with ms_ops=False these stay float between a
 #                         DequantizeLinear and a QuantizeLinear, which is what an ONNX-domain-only runtime needs)
@@ -215,9 +217,47 @@ def _act_params(v):
     return np.float32(scale), np.uint8(np.clip(round(-lo / scale), 0, 255))
 
 
+def _fold_batchnorm(model):
+    """Folds each BatchNormalization whose input is a Conv with initializer weights (and no other consumer) into the
+    Conv's weights and bias, as ONNX Runtime's quantization pre-processing does before quantizing."""
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    uses = {}
+    for n in g.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    prod = {o: n for n in g.node for o in n.output}
+    drop, new = set(), {}
+    for n in g.node:
+        if n.op_type != "BatchNormalization" or len(n.output) != 1 or any(i not in inits for i in n.input[1:5]):
+            continue
+        conv = prod.get(n.input[0])
+        if conv is None or conv.op_type != "Conv" or uses.get(n.input[0], 0) != 1 or conv.input[1] not in inits or \
+                n.input[0] in [o.name for o in g.output]:
+            continue
+        eps = next((helper.get_attribute_value(a) for a in n.attribute if a.name == "epsilon"), 1e-5)
+        sc, bi, mu, var = (numpy_helper.to_array(inits[i]).astype(np.float64) for i in n.input[1:5])
+        k = sc / np.sqrt(var + eps)
+        w = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+        b = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 and conv.input[2] else 0.0
+        wn, bn = conv.input[1] + "_bnfolded", (conv.input[2] if len(conv.input) > 2 and conv.input[2] else conv.name) + "_bnfolded"
+        new[wn] = (w * k.reshape([-1] + [1] * (w.ndim - 1))).astype(np.float32)
+        new[bn] = ((b - mu) * k + bi).astype(np.float32)
+        del conv.input[1:]
+        conv.input.extend([wn, bn])
+        conv.output[0] = n.output[0]
+        drop.add(id(n))
+    keep = [n for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(keep)
+    g.initializer.extend(numpy_helper.from_array(v, k) for k, v in new.items())
+
+
 def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
     """Rewrites model (in place) into QOperator form calibrated on feeds {input: array}; returns (model, counts).
-    ops: the float op types to quantize (default: all that the form covers)."""
+    ops: the float op types to quantize (default: all that the form covers). BatchNormalization after a Conv is
+    folded into it first."""
+    _fold_batchnorm(model)
     vals = _calibrate(model, feeds)
     g = model.graph
     inits = {t.name: t for t in g.initializer}
@@ -282,7 +322,8 @@ def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
         if op == "Conv" and want(op) and w is not None and w.data_type == TensorProto.FLOAT and is_act(n.input[0]):
             y = n.output[0]
             cons = consumers.get(y, [])
-            relu = cons[0] if len(cons) == 1 and cons[0].op_type == "Relu" and y not in [o.name for o in g.output] else None
+            relu = cons[0] if len(cons) == 1 and cons[0].op_type in ("Relu", "Clip") and y not in [o.name for o in g.output] \
+                and all(i == y or i in inits for i in cons[0].input if i) else None
             yo = relu.output[0] if relu is not None else y
             xq, xs, xz = quant(n.input[0])
             wf = numpy_helper.to_array(w).astype(np.float32)
@@ -334,6 +375,12 @@ def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
                 all(vals[o].dtype == np.float32 for o in n.output):
             qop = _MS_QOPS[op]
             y = n.output[0]
+            cons = consumers.get(y, [])
+            relu = cons[0] if op == "Add" and len(cons) == 1 and cons[0].op_type == "Relu" and \
+                y not in [o.name for o in g.output] else None
+            if relu is not None:  # the residual's Relu folds into QLinearAdd's output range, as for QLinearConv
+                skip.add(id(relu))
+                y = relu.output[0]
             ys, yz = params(y)
             qn = fresh(y + "_quantized")
             if op == "Concat":

@@ -77,6 +77,11 @@ static void fill_input(si_tensor *t, const char *name) {
         for (int64_t i = 0; i < si_tensor_count(t); i++) h[i] = si_f32_to_f16(frand(-2, 2));
         return;
     }
+    if ((t->dtype == SI_U8 || t->dtype == SI_I8) && !strncmp(name, "byte", 4)) { /* every pair of bytes: hi and lo */
+        const bool hi = !strncmp(name, "bytehi", 6);
+        for (int64_t i = 0; i < si_tensor_count(t); i++) ((uint8_t *)t->data)[i] = (uint8_t)(hi ? i >> 8 : i);
+        return;
+    }
     if (t->dtype != SI_F32) {
         for (int64_t i = 0; i < si_tensor_count(t); i++)
             si_store_i64(t->dtype, t->data, i, t->dtype == SI_BOOL ? i % 2 : (int64_t)frand(0, 5));

@@ -337,6 +337,24 @@ void dop_cases_qlinear_ms(void) {
                                  .may_refuse = "OCL"},
                      "SiLU (QLinearSigmoid, QLinearMul %s)%s", order ? "(s, x)" : "(x, s)", conv ? " after QLinearConv" : "");
         }
+    /* every pair of bytes through QLinearAdd / QLinearMul (the vector path's arithmetic against the reference's),
+     * with scales that put many results on exact halves (ties) and odd output zero points */
+    static const struct { const char *op; si_dtype dt; float as, bs, cs; int az, bz, cz; } ex[] = {
+        {"QLinearAdd", SI_U8, 0.5f, 0.25f, 1.0f, 128, 3, 7},       {"QLinearAdd", SI_U8, 0.0838f, 0.1056f, 0.0384f, 150, 81, 165},
+        {"QLinearAdd", SI_I8, 0.1f, 0.3f, 0.2f, -3, 9, 1},         {"QLinearMul", SI_U8, 0.5f, 0.5f, 8.0f, 128, 0, 9},
+        {"QLinearMul", SI_U8, 0.0313f, 0.0041f, 0.0177f, 120, 0, 3}, {"QLinearMul", SI_I8, 0.25f, 0.125f, 0.75f, 1, -2, -5},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(ex); i++) {
+        begin_ms();
+        input_typed("bytehi_a", ex[i].dt, D(65536));
+        input_typed("bytelo_b", ex[i].dt, D(65536));
+        fconst("as", ex[i].as), fconst("bs", ex[i].bs), fconst("cs", ex[i].cs);
+        qscalar("az", ex[i].dt, ex[i].az), qscalar("bz", ex[i].dt, ex[i].bz), qscalar("cz", ex[i].dt, ex[i].cz);
+        msnode(ex[i].op, "bytehi_a,as,az,bytelo_b,bs,bz,cs,cz", "y");
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = ex[i].op, .cpu_no_ref = true, .may_refuse = "OCL"}, "%s %s, every pair of bytes (case %zu)",
+                 ex[i].op, si_dtype_name(ex[i].dt), i);
+    }
     /* QLinearConcat along the channels of two QLinearConv outputs (channels-last) and a plain one along axis 2,
      * each input with its own scale (requantized) or the output's (copied) */
     for (int cl = 0; cl < 2; cl++) {
@@ -360,6 +378,35 @@ void dop_cases_qlinear_ms(void) {
     msnode("QLinearAdd", "a,a_s,a_z,b,b_s,b_z,ys,yz", "y");
     output("y");
     dop_runf(&(dop_opts){.may_refuse = "OCL"}, "QLinearAdd broadcasting [1,8,1,1] (reference kernel)");
+    /* QGemm: the classifier head of a QOperator CNN (transB, per-column b scale, C, float or quantized output) */
+    static const struct { int64_t m, k, n; bool tb, percol, c, yq; si_dtype bt; } qg[] = {
+        {1, 64, 10, true, true, true, false, SI_I8}, {3, 40, 17, false, false, true, true, SI_I8},
+        {2, 33, 8, true, false, false, true, SI_U8},  {5, 16, 24, false, true, false, false, SI_U8},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(qg); i++) {
+        begin_ms();
+        q_source("a", SI_U8, D(1, 1, qg[i].m, qg[i].k), 0.02f, 128, false);
+        node("Squeeze", "a,ax01", "a2");
+        ints("ax01", (const int64_t[]){0, 1}, 2);
+        const int64_t wlo = qg[i].bt == SI_U8 ? 0 : -127, whi = qg[i].bt == SI_U8 ? 255 : 127;
+        if (qg[i].tb) qconst("w", qg[i].bt, wlo, whi, D(qg[i].n, qg[i].k));
+        else qconst("w", qg[i].bt, wlo, whi, D(qg[i].k, qg[i].n));
+        if (qg[i].percol) weight("bs", 0.002f, 0.02f, D(qg[i].n));
+        else fconst("bs", 0.01f);
+        qscalar("bz", qg[i].bt, qg[i].bt == SI_U8 ? 131 : 0);
+        if (qg[i].c) qconst("cb", SI_I32, -3000, 3000, D(qg[i].n));
+        fconst("ys", 0.07f);
+        qscalar("yz", SI_U8, 100);
+        char ins[64];
+        snprintf(ins, sizeof ins, "a2,a_s,a_z,w,bs,bz,%s%s", qg[i].c ? "cb" : "", qg[i].yq ? ",ys,yz" : "");
+        int n = msnode("QGemm", ins, "y");
+        if (qg[i].tb) ai(n, "transB", 1);
+        af(n, "alpha", 0.75f);
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "QGemm", .cpu_no_ref = true, .may_refuse = "OCL"}, "QGemm %lldx%lldx%lld%s%s%s%s %s", (long long)qg[i].m,
+                 (long long)qg[i].k, (long long)qg[i].n, qg[i].tb ? " transB" : "", qg[i].percol ? " per-column" : "", qg[i].c ? " +C" : "",
+                 qg[i].yq ? " quantized" : " float", si_dtype_name(qg[i].bt));
+    }
     /* nearest Resize on the uint8 tensor, channels-last after a QLinearConv and plain */
     for (int conv = 0; conv < 2; conv++) {
         begin(13);

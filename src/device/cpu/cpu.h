@@ -443,6 +443,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n);
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_conv(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
+si_result cpu_lower_qgemm(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
 int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);

@@ -1654,6 +1654,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_QLINEAR_SIGMOID] = cpu_lower_qlinear_ew,
     [SI_OP_QLINEAR_LEAKY_RELU] = cpu_lower_qlinear_ew,
     [SI_OP_QLINEAR_CONCAT] = cpu_lower_qlinear_concat,
+    [SI_OP_QGEMM] = cpu_lower_qgemm,
     [SI_OP_LSTM] = cpu_lower_rnn,
     [SI_OP_GRU] = cpu_lower_rnn,
     [SI_OP_RNN] = cpu_lower_rnn,

@@ -27,6 +27,11 @@ typedef struct ql_params {
     const uint8_t *table; /* 256 (unary) or 65536 (binary) entries */
     bool binary;
     int64_t n;
+    /* the binary ops' arithmetic for the AVX-512 path, as the reference kernel computes its tables (float32):
+     * Add: round(ra * (a - za) + rb * (b - zb)) + zc; Mul: round((a - za) * (b - zb) * mul) + zc; saturated */
+    bool mul, s8;
+    float ra, rb, fmul;
+    int32_t za, zb, zc;
 } ql_params;
 
 typedef struct ql_job {
@@ -35,11 +40,42 @@ typedef struct ql_job {
     uint8_t *y;
 } ql_job;
 
+/* 16 bytes to int32, sign- or zero-extended */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512i ld16(const uint8_t *p, __mmask16 m, bool s8) {
+    __m128i v = _mm_maskz_loadu_epi8(m, p);
+    return s8 ? _mm512_cvtepi8_epi32(v) : _mm512_cvtepu8_epi32(v);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void bin512(const ql_params *p, const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n) {
+    const __m512i za = _mm512_set1_epi32(p->za), zb = _mm512_set1_epi32(p->zb), zc = _mm512_set1_epi32(p->zc);
+    const __m512i lo = _mm512_set1_epi32(p->s8 ? -128 : 0), hi = _mm512_set1_epi32(p->s8 ? 127 : 255);
+    const __m512 ra = _mm512_set1_ps(p->ra), rb = _mm512_set1_ps(p->rb), fm = _mm512_set1_ps(p->fmul);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i ca = _mm512_sub_epi32(ld16(a + i, m, p->s8), za), cb = _mm512_sub_epi32(ld16(b + i, m, p->s8), zb);
+        __m512 v;
+        if (p->mul) v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(ca, cb)), fm);
+        else v = _mm512_add_ps(_mm512_mul_ps(ra, _mm512_cvtepi32_ps(ca)), _mm512_mul_ps(rb, _mm512_cvtepi32_ps(cb)));
+        v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-1073741824.0f)), _mm512_set1_ps(1073741824.0f));
+        __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zc), lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(y + i, m, q);
+    }
+}
+
+static bool have_bin512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
+
 static void ql_units(void *ctx, int64_t lo, int64_t hi) {
     const ql_job *j = ctx;
     const ql_params *p = j->p;
     const int64_t e0 = lo * QL_CHUNK, e1 = SI_MIN(hi * QL_CHUNK, p->n);
     const uint8_t *t = p->table;
+    if (p->binary && have_bin512()) {
+        bin512(p, j->a + e0, j->b + e0, j->y + e0, e1 - e0);
+        return;
+    }
     if (p->binary)
         for (int64_t i = e0; i < e1; i++) j->y[i] = t[(size_t)j->a[i] << 8 | j->b[i]];
     else
@@ -200,6 +236,10 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
             !const_zp(g, nd, 2, dt, &az) || !const_zp(g, nd, 5, dt, &bz) || !const_zp(g, nd, 7, dt, &cz))
             return SI_ERR_UNSUPPORTED;
         if (!si_qlinear_binary_table(id == SI_OP_QLINEAR_MUL, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
+        /* the same arithmetic as the table's, for the vector path (ops/qlinear_ms.c bin_init and bin_row) */
+        p->mul = id == SI_OP_QLINEAR_MUL, p->s8 = dt == SI_I8;
+        p->ra = as / cs, p->rb = bs / cs, p->fmul = as * bs / cs;
+        p->za = az, p->zb = bz, p->zc = cz;
     } else if (!unary_table(g, nd, dt, table)) {
         return SI_ERR_UNSUPPORTED;
     } else if (id == SI_OP_QLINEAR_SIGMOID && !b->no_fusion) { /* SiLU: QLinearMul(x, QLinearSigmoid(x)) as one table */

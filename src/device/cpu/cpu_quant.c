@@ -755,6 +755,8 @@ typedef struct rq_ctx {
     int64_t rows, C;
     bool s8; /* int8 output, else uint8 */
     const uint8_t *table; /* the element-wise ops folded after it (cpu_qlinear_follow), or NULL */
+    const int32_t *bias;  /* per channel, added to the accumulator (QGemm's C), or NULL */
+    bool f32;             /* float32 output (acc * m), no rounding (QGemm without y_scale) */
 } rq_ctx;
 
 typedef struct rq_job {
@@ -775,13 +777,19 @@ __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64
         uint8_t *y = (uint8_t *)j->y + r * c->C;
         for (int64_t k = 0; k < c->C; k += 16) {
             const __mmask16 mk = c->C - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (c->C - k)) - 1);
-            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mk, a + k)), _mm512_maskz_loadu_ps(mk, c->m + k));
+            __m512i av = _mm512_maskz_loadu_epi32(mk, a + k);
+            if (c->bias) av = _mm512_add_epi32(av, _mm512_maskz_loadu_epi32(mk, c->bias + k));
+            __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(av), _mm512_maskz_loadu_ps(mk, c->m + k));
+            if (c->f32) {
+                _mm512_mask_storeu_ps((float *)j->y + r * c->C + k, mk, p);
+                continue;
+            }
             p = _mm512_min_ps(_mm512_max_ps(p, flo), fhi);
             __m512i q = _mm512_cvt_roundps_epi32(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
             _mm512_mask_cvtepi32_storeu_epi8(y + k, mk, q);
         }
-        if (c->table)
+        if (c->table && !c->f32)
             for (int64_t k = 0; k < c->C; k++) y[k] = c->table[y[k]];
     }
 }
@@ -799,7 +807,11 @@ static void rq_rows(void *arg, int ithr, int nthr) {
     for (int64_t r = r0; r < r1; r++) {
         const int32_t *a = j->acc + r * c->C;
         for (int64_t k = 0; k < c->C; k++) {
-            float p = (float)a[k] * c->m[k];
+            float p = (float)(int32_t)((uint32_t)a[k] + (uint32_t)(c->bias ? c->bias[k] : 0)) * c->m[k];
+            if (c->f32) {
+                ((float *)j->y)[r * c->C + k] = p;
+                continue;
+            }
             p = p < -1073741824.0f ? -1073741824.0f : p > 1073741824.0f ? 1073741824.0f : p;
             float v = __builtin_nearbyintf(p) + zp;
             v = v < lo ? lo : v > hi ? hi : v;
@@ -973,6 +985,89 @@ si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
     s = cpu_pb_emit_dnnl(b, n, "QLinearMatMul", pd, args, 4);
     int rin[2] = {acc, zy};
     if (!s) s = cpu_pb_emit_fn(b, n, "QLinearMatMul requantize", rq_kernel, rc, rin, 2, &dst, 1);
+    if (s) return s;
+    cpu_pb_consume(b, n);
+    return SI_OK;
+}
+
+/* QGemm (com.microsoft): A, a_scale, a_zero_point, B, b_scale, b_zero_point[, C][, y_scale, y_zero_point]; alpha,
+ * transA, transB. A 2-D and computed, B a constant (transB any), one zero point for B, C absent or one int32 per
+ * column: the oneDNN int8 matmul into int32, then the requantization pass with the multipliers
+ * alpha * a_scale * b_scale[n] (/ y_scale) in the reference kernel's order, C added to the accumulator, float32
+ * out when there is no y_scale. */
+si_result cpu_lower_qgemm(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 6 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || si_attr_int(nd, "transA", 0)) return unsupported();
+    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_tensor *B = cpu_const_input(g, nd, 3), *BZ = cpu_const_input(g, nd, 5), *BS = cpu_const_input(g, nd, 4);
+    const si_tensor *AS = const_scalar(g, nd, 1, SI_T(SI_F32)), *C = nd->n_in > 6 ? cpu_const_input(g, nd, 6) : NULL;
+    const bool has_c = nd->n_in > 6 && nd->in[6] >= 0, has_y = nd->n_in > 7 && nd->in[7] >= 0;
+    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim != 2 || Y->ndim != 2)
+        return unsupported();
+    if (!B || !B->data || B->ndim != 2 || (B->dtype != SI_U8 && B->dtype != SI_I8) || !AS || !BS || !BS->data || BS->dtype != SI_F32)
+        return unsupported();
+    if ((nd->in[5] >= 0 && (!BZ || !BZ->data || BZ->dtype != B->dtype || si_tensor_count(BZ) != 1)) || !scalar_zp_ok(g, nd, 2, A->dtype))
+        return unsupported();
+    const bool tb = si_attr_int(nd, "transB", 0) != 0;
+    const int64_t M = A->dims[0], K = A->dims[1], N = tb ? B->dims[0] : B->dims[1];
+    if ((tb ? B->dims[1] : B->dims[0]) != K || Y->dims[0] != M || Y->dims[1] != N) return unsupported();
+    if (si_tensor_count(BS) != 1 && si_tensor_count(BS) != N) return unsupported();
+    if (has_c && (!C || !C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return unsupported();
+    float ysv = 1.0f;
+    if (has_y) {
+        const si_tensor *YS = const_scalar(g, nd, 7, SI_T(SI_F32));
+        if (!YS || nd->n_in < 9 || nd->in[8] < 0 || !scalar_zp_ok(g, nd, 8, Y->dtype) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
+        ysv = *(const float *)YS->data;
+        if (ysv == 0.0f || !isfinite(ysv)) return unsupported(); /* the reference kernel names the error */
+    } else if (Y->dtype != SI_F32) {
+        return unsupported();
+    }
+    float *scales = cpu_pb_own(b, sizeof(float) * (size_t)N);
+    if (!scales) return SI_ERR_NO_MEM;
+    const float alpha = si_attr_float(nd, "alpha", 1.0f), asv = *(const float *)AS->data;
+    for (int64_t j = 0; j < N; j++) {
+        const float bsj = ((const float *)BS->data)[si_tensor_count(BS) == 1 ? 0 : j];
+        if (!isfinite(bsj)) return unsupported();
+        scales[j] = alpha * asv * bsj;
+        if (has_y) scales[j] /= ysv;
+    }
+    const int64_t off = B->dtype == SI_U8 ? 128 : 0;
+    int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
+    w8_fill_ctx *wf = cpu_pb_own(b, sizeof *wf);
+    if (!wf) return SI_ERR_NO_MEM;
+    *wf = (w8_fill_ctx){.B = B, .off = off};
+    int64_t sd[2] = {M, K}, dd[2] = {M, N};
+    dnnl_dims_t wdd = {K, N};
+    dnnl_memory_desc_t smd, wmd, dmd, ymd, wplain;
+    cpu_md_plain_dt(&smd, 2, sd, A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    dnnl_memory_desc_init_by_tag(&wplain, 2, wdd, dnnl_s8, tb ? dnnl_ba : dnnl_ab); /* B as stored: [K, N] or [N, K] */
+    cpu_md_plain_dt(&dmd, 2, dd, dnnl_s32);
+    cpu_md_plain_dt(&ymd, 2, dd, !has_y ? dnnl_f32 : Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
+    dnnl_matmul_desc_t md;
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
+    dnnl_primitive_desc_t pd;
+    si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
+    if (s) return s;
+    int xb = typed_in(b, nd->in[0], &smd);
+    cpu_skey wk = {.node = n, .tag = "qgemm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, q_md(pd, dnnl_query_weights_md));
+    int zx = wb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
+    int zy = zx < 0 ? -1 : zp_buffer(b, n, has_y ? nd->in[8] : -1);
+    int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
+    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &ymd);
+    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
+    if (!rc) {
+        dnnl_primitive_desc_destroy(pd);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = has_c ? C->data : NULL, .f32 = !has_y};
+    if (has_c) cpu_pb_keep_const(b, nd->in[6]);
+    cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
+    s = cpu_pb_emit_dnnl(b, n, "QGemm", pd, args, 4);
+    int rin[2] = {acc, zy};
+    if (!s) s = cpu_pb_emit_fn(b, n, has_y ? "QGemm requantize" : "QGemm scale", rq_kernel, rc, rin, 2, &dst, 1);
     if (s) return s;
     cpu_pb_consume(b, n);
     return SI_OK;
