@@ -57,7 +57,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from builder import Builder, F32, F16, tensor, save  # noqa: E402
 from layers import conv, batchnorm, relu, silu, hardswish_opset11, layernorm, linear, split_heads, merge_heads, \
     attention, gelu_erf  # noqa: E402
-from quant import quantize_dynamic, quantize_static  # noqa: E402
+from quant import quantize_dynamic, quantize_qdq, quantize_static  # noqa: E402
 
 
 def calibration_image(seed, shape):
@@ -465,15 +465,19 @@ def main():
     ap.add_argument("--width", type=int, default=None)
     ap.add_argument("--size", type=int, default=None)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--qop", choices=["ms", "onnx"], default=None,
-                    help="quantize statically in QOperator form (quant.quantize_static), calibrated on one seeded "
-                    "random input: ms with the com.microsoft QLinear ops, onnx with ONNX-domain ops only")
+    ap.add_argument("--qop", choices=["ms", "onnx", "qdq"], default=None,
+                    help="quantize statically, calibrated on one seeded random input: QOperator form "
+                    "(quant.quantize_static) with the com.microsoft QLinear ops (ms) or ONNX-domain ops only (onnx), "
+                    "or the QDQ form (quant.quantize_qdq)")
     a = ap.parse_args()
     m, shapes = MODELS[a.model](a)
     if a.qop:
         rng = np.random.default_rng(a.seed + 1)
         feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in shapes.items()}
-        m, counts = quantize_static(m, feeds, ms_ops=a.qop == "ms")
+        if a.qop == "qdq":
+            m, counts = quantize_qdq(m, feeds)
+        else:
+            m, counts = quantize_static(m, feeds, ms_ops=a.qop == "ms")
         m.graph.name += "_qop"
         print("quantized:", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     save(m, a.out)

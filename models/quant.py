@@ -421,3 +421,112 @@ def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
     if ms_ops and any(n.domain == MS for n in g.node) and not any(o.domain == MS for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS, 1))
     return model, counts
+
+
+# --- static quantization, QDQ form ---------------------------------------------------------------------------------
+# quantize_qdq writes the QDQ form that ONNX Runtime's quantize_static(QuantFormat.QDQ) writes by default: the ops stay
+# float, each activation input of a quantized op reads QuantizeLinear -> DequantizeLinear (one pair per tensor,
+# uint8, calibrated on feeds), Conv / MatMul / Gemm weights are int8 initializers behind a DequantizeLinear (per output
+# channel for Conv with per_channel, axis 0) and a Conv's bias an int32 initializer at scale x_scale * w_scale behind
+# one. A Relu / Clip that is a Conv's only consumer is dropped and the Conv's output quantized with its range (ORT
+# removes such activations too). ORT fuses DequantizeLinear -> Conv -> QuantizeLinear into an integer convolution;
+# the graph as written computes in float between the pairs.
+
+_QDQ_OPS = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid"}
+
+
+def quantize_qdq(model, feeds, per_channel=True):
+    """Rewrites model (in place) into QDQ form calibrated on feeds {input: array}; returns (model, counts)."""
+    _fold_batchnorm(model)
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    consumers = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in g.output}
+    vals = _calibrate(model, feeds)
+    # drop the activations after Conv (the Conv writes their output, quantized with their range)
+    drop = set()
+    for n in g.node:
+        if n.op_type == "Conv" and len(consumers.get(n.output[0], [])) == 1 and n.output[0] not in outputs:
+            a = consumers[n.output[0]][0]
+            if a.op_type in ("Relu", "Clip") and all(i == n.output[0] or i in inits for i in a.input if i):
+                n.output[0] = a.output[0]
+                drop.add(id(a))
+    keep = [n for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(keep)
+    names = set(inits) | {o for n in g.node for o in n.output} | {i.name for i in g.input}
+    new_inits, out, counts, qdq = [], [], {}, {}
+
+    def fresh(base):
+        n, k = base, 0
+        while n in names:
+            k += 1
+            n = f"{base}_{k}"
+        names.add(n)
+        return n
+
+    def init(base, arr):
+        n = fresh(base)
+        new_inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+
+    def act(v):
+        if v not in qdq:
+            s, z = _act_params(vals[v])
+            sn, zn = init(v + "_scale", s), init(v + "_zero_point", z)
+            qn, dn = fresh(v + "_QuantizeLinear_Output"), fresh(v + "_DequantizeLinear_Output")
+            out.append(helper.make_node("QuantizeLinear", [v, sn, zn], [qn], name=fresh(v + "_QuantizeLinear")))
+            out.append(helper.make_node("DequantizeLinear", [qn, sn, zn], [dn], name=fresh(v + "_DequantizeLinear")))
+            qdq[v] = (dn, float(s))
+        return qdq[v]
+
+    def is_act(v):
+        return v in vals and v not in inits and vals[v].dtype == np.float32
+
+    for n in g.node:
+        op = n.op_type
+        if op not in _QDQ_OPS or not any(is_act(i) for i in n.input if i):
+            out.append(n)
+            continue
+        w = inits.get(n.input[1]) if len(n.input) > 1 else None
+        ins = list(n.input)
+        for k, i in enumerate(ins):
+            if i and is_act(i):
+                ins[k] = act(i)[0]
+        if op in ("Conv", "MatMul", "Gemm") and w is not None and w.data_type == TensorProto.FLOAT and \
+                (op == "Conv" or len(w.dims) == 2):
+            wf = numpy_helper.to_array(w).astype(np.float32)
+            axis = 0 if op == "Conv" and per_channel else None
+            wq, ws, wz = quantize_weight(wf, "int8", axis)
+            wd = fresh(n.input[1] + "_DequantizeLinear_Output")
+            out.append(helper.make_node("DequantizeLinear", [init(n.input[1] + "_quantized", wq), init(n.input[1] + "_scale", ws),
+                                                             init(n.input[1] + "_zero_point", wz)], [wd],
+                                        name=fresh(n.input[1] + "_DequantizeLinear"), **({"axis": 0} if axis == 0 else {})))
+            ins[1] = wd
+            if op == "Conv" and len(n.input) > 2 and n.input[2] in inits:
+                xs = act(n.input[0])[1]
+                bs = (np.float32(xs) * np.asarray(ws, np.float32)).astype(np.float32)
+                b = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64)
+                bq = np.round(b / bs.astype(np.float64)).astype(np.int32)
+                bd = fresh(n.input[2] + "_DequantizeLinear_Output")
+                out.append(helper.make_node("DequantizeLinear", [init(n.input[2] + "_quantized", bq),
+                                                                 init(n.input[2] + "_scale", np.asarray(bs, np.float32).reshape(-1)),
+                                                                 init(n.input[2] + "_zero_point", np.zeros(bq.shape, np.int32))],
+                                            [bd], name=fresh(n.input[2] + "_DequantizeLinear"), axis=0))
+                ins[2] = bd
+        del n.input[:]
+        n.input.extend(ins)
+        out.append(n)
+        counts[op] = counts.get(op, 0) + 1
+    del g.node[:]
+    g.node.extend(out)
+    g.initializer.extend(new_inits)
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    return model, counts
+

@@ -100,6 +100,8 @@ static void fill_input(si_tensor *t, const char *name) {
     }
 }
 
+static int cur_qtol; /* the running case's dop_opts.qtol */
+
 /* got (device) against want (REF) within the device's tolerance; prints the first mismatch. */
 static bool same_tensor(const char *label, const char *oname, const si_tensor *got, const si_tensor *want) {
     char a[128], b[128];
@@ -135,6 +137,21 @@ static bool same_tensor(const char *label, const char *oname, const si_tensor *g
             return false;
         }
 #undef HALF_F
+        return true;
+    }
+    if ((got->dtype == SI_U8 || got->dtype == SI_I8) && cur_qtol > 0) {
+        int64_t off = 0, worst = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t d = si_load_i64(got->dtype, got->data, i) - si_load_i64(want->dtype, want->data, i);
+            d = d < 0 ? -d : d;
+            off += d != 0, worst = d > worst ? d : worst;
+        }
+        if (verbose) printf("  %-60s out %s: %lld of %lld values differ, by at most %lld\n", label, oname, (long long)off, (long long)n,
+                            (long long)worst);
+        if (worst > cur_qtol) {
+            fprintf(stderr, "  %s: output %s differs from REF by %lld units (at most %d allowed)\n", label, oname, (long long)worst, cur_qtol);
+            return false;
+        }
         return true;
     }
     if (got->dtype != SI_F32) {
@@ -210,6 +227,7 @@ static si_result compile_on(si_device *d, const char *key, const char *value, si
 void dop_run(const char *label, const dop_opts *o) {
     static const dop_opts none;
     if (!o) o = &none;
+    cur_qtol = o->qtol;
     bool ok = false, skip = false;
     si_cmodel *md = NULL, *mr = NULL;
     si_ireq *rd = NULL, *rr = NULL;

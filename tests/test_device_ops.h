@@ -32,6 +32,8 @@ typedef struct dop_opts {
     const char *opt_device; /* the device opt_key is for, where the key does not name it ("threads" for "CPU") */
     const char *may_refuse; /* devices that may refuse a node of this case ("OCL"): they skip it; any other
                              * device that refuses a node fails the case */
+    int qtol;             /* uint8 / int8 outputs may differ from REF's by this many units (an integer kernel for a
+                           * graph written in float, the QDQ form: it rounds once where REF rounds twice) */
 } dop_opts;
 
 /* A group of cases: builds each graph and runs it (dop_run). */

@@ -249,6 +249,70 @@ void dop_cases_qlinear_conv(void) {
     dop_runf(&(dop_opts){.may_refuse = "OCL"}, "QLinearConv full-range uint8 weights (reference kernel)");
 }
 
+// --- the QDQ form: DequantizeLinear -> Conv -> QuantizeLinear -----------------------------------------------------
+
+typedef struct qdqconv_p {
+    int64_t c, sz, oc, k, stride, group;
+    si_dtype xt;
+    bool per_channel, bias, relu;
+} qdqconv_p;
+
+/* The QDQ form ONNX Runtime's quantizer writes around a Conv, which the CPU device runs as one integer convolution
+ * (the weights and the bias as their int8 / int32 sources, folded DequantizeLinear constants): against REF's float
+ * evaluation of the graph as written, the uint8 / int8 output may differ by one unit (one rounding instead of two). */
+static void qdqconv_case(const qdqconv_p *p) {
+    begin(13);
+    input("x", D(1, p->c, p->sz, p->sz + 2));
+    const bool s8 = p->xt == SI_I8;
+    fconst("xs", 0.019f);
+    qscalar("xz", p->xt, s8 ? -4 : 131);
+    node("QuantizeLinear", "x,xs,xz", "xq");
+    node("DequantizeLinear", "xq,xs,xz", "xd");
+    const int64_t oc = p->oc, cg = p->c / p->group;
+    qconst("wq", SI_I8, -127, 127, D(oc, cg, p->k, p->k));
+    float wsv[64];
+    for (int64_t m = 0; m < oc; m++) wsv[m] = 0.002f + 0.0003f * (float)m;
+    if (p->per_channel) {
+        floats("ws", wsv, (int)oc);
+        qconst("wz", SI_I8, 0, 0, D(oc));
+    } else {
+        fconst("ws", wsv[0]);
+        qscalar("wz", SI_I8, 0);
+    }
+    int dw = node("DequantizeLinear", "wq,ws,wz", "w");
+    if (p->per_channel) ai(dw, "axis", 0);
+    if (p->bias) {
+        float bsv[64];
+        for (int64_t m = 0; m < oc; m++) bsv[m] = 0.019f * wsv[p->per_channel ? m : 0];
+        qconst("bq", SI_I32, -4000, 4000, D(oc));
+        floats("bsc", bsv, (int)oc);
+        qconst("bz", SI_I32, 0, 0, D(oc));
+        ai(node("DequantizeLinear", "bq,bsc,bz", "bias"), "axis", 0);
+    }
+    int cv = node("Conv", p->bias ? "xd,w,bias" : "xd,w", p->relu ? "c" : "y");
+    const int64_t pad = p->k / 2;
+    ais(cv, "pads", D(pad, pad, pad, pad));
+    if (p->stride > 1) ais(cv, "strides", D(p->stride, p->stride));
+    if (p->group > 1) ai(cv, "group", p->group);
+    if (p->relu) node("Relu", "c", "y");
+    fconst("ys", 0.07f);
+    qscalar("yz", p->xt, s8 ? 3 : 40);
+    node("QuantizeLinear", "y,ys,yz", "yq");
+    output("yq");
+    dop_runf(&(dop_opts){.cpu_plan = p->group > 1 && p->group == p->c ? "QDQ Conv(dw)" : "QDQ Conv", .may_refuse = "OCL", .qtol = 1},
+             "QDQ Conv c%lld oc%lld k%lld s%lld g%lld x %s%s%s%s", (long long)p->c, (long long)oc, (long long)p->k, (long long)p->stride,
+             (long long)p->group, si_dtype_name(p->xt), p->per_channel ? " per-channel" : "", p->bias ? " +bias" : "", p->relu ? " +Relu" : "");
+}
+
+void dop_cases_qdq_conv(void) {
+    static const qdqconv_p cases[] = {
+        {8, 12, 16, 3, 1, 1, SI_U8, true, true, false},  {3, 20, 16, 3, 2, 1, SI_U8, true, true, true},
+        {16, 9, 16, 3, 1, 16, SI_U8, true, true, true},  {8, 10, 24, 1, 1, 1, SI_I8, false, false, false},
+        {12, 11, 12, 5, 2, 4, SI_I8, true, true, true},  {32, 7, 64, 3, 1, 1, SI_U8, false, true, true},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qdqconv_case(&cases[i]);
+}
+
 // --- QLinearMatMul -----------------------------------------------------------------------------------------------
 
 void dop_cases_qlinear_matmul(void) {

@@ -97,6 +97,7 @@ static si_result reinfer(si_model *m) {
         if (val->is_input || val->is_initializer || val->producer < 0) continue;
         si_const_unref(val->const_val);
         val->const_val = NULL;
+        si_val_set_dq(val, NULL, NULL, NULL, 0);
         val->dtype = SI_DTYPE_UNDEFINED;
         val->ndim = -1;
     }

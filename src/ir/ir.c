@@ -30,10 +30,21 @@ void si_node_clear(si_node *n) {
     memset(n, 0, sizeof *n);
 }
 
+void si_val_set_dq(si_val *v, si_tensor *q, si_tensor *scale, si_tensor *zp, int axis) {
+    si_const_unref(v->dq_q);
+    si_const_unref(v->dq_scale);
+    si_const_unref(v->dq_zp);
+    v->dq_q = si_const_ref(q);
+    v->dq_scale = q ? si_const_ref(scale) : NULL;
+    v->dq_zp = q ? si_const_ref(zp) : NULL;
+    v->dq_axis = axis;
+}
+
 static void value_clear(si_val *v) {
     si_free(v->name);
     for (int i = 0; i < SI_MAX_DIMS; i++) si_free(v->dim_names[i]);
     si_const_unref(v->const_val);
+    si_val_set_dq(v, NULL, NULL, NULL, 0);
 }
 
 void si_graph_free(si_graph *g) {
@@ -383,6 +394,8 @@ static si_result graph_clone(const si_graph *g, si_graph *parent, si_graph **out
         c->n_values = i + 1;
         *d = *s;
         d->name = NULL; d->const_val = NULL;
+        d->dq_q = d->dq_scale = d->dq_zp = NULL;
+        si_val_set_dq(d, s->dq_q, s->dq_scale, s->dq_zp, s->dq_axis);
         memset(d->dim_names, 0, sizeof d->dim_names);
         if (!(d->name = si_strdup(s->name))) goto fail;
         for (int k = 0; k < SI_MAX_DIMS; k++)

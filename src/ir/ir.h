@@ -127,6 +127,11 @@ typedef struct si_val {
     bool is_param;                     /* a function body's input bound to a constant per call (a layer's weight,
                                         * see fold.h): its contents never change while a compiled model lives, so
                                         * a device may keep what it derives from a bound tensor (by its data) */
+    /* A constant folded from DequantizeLinear(dq_q, dq_scale[, dq_zp]) along dq_axis (shared references, else
+     * NULL): a device that computes on the quantized values (an int8 convolution in the QDQ form) reads these
+     * instead of the float32 result, whose node no submodel keeps (si_val_set_dq, shape.c). */
+    si_tensor *dq_q, *dq_scale, *dq_zp;
+    int dq_axis;
 } si_val;
 
 typedef struct si_opset {
@@ -156,6 +161,8 @@ typedef struct si_graph {
 } si_graph;
 
 si_graph *si_graph_new(void);
+/* v remembers that its constant is DequantizeLinear(q, scale, zp) along axis (references; q NULL: forgets). */
+void si_val_set_dq(si_val *v, si_tensor *q, si_tensor *scale, si_tensor *zp, int axis);
 void si_graph_free(si_graph *g);
 /* Deep copy, subgraphs included (constants are shared, not copied). The copy's parent is g's. */
 si_result si_graph_clone(const si_graph *g, si_graph **out);

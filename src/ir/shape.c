@@ -164,6 +164,7 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
         memcpy(v->dims, out_t[k].dims, sizeof v->dims);
         si_const_unref(v->const_val);
         v->const_val = NULL;
+        si_val_set_dq(v, NULL, NULL, NULL, 0);
         if (fold) {
             si_tensor *t = si_malloc(sizeof *t);
             if (!t) {
@@ -172,6 +173,13 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
             }
             *t = out_t[k];
             v->const_val = t;
+            /* a dequantized constant remembers its quantized source (per tensor or per axis, no blocks) */
+            if (k == 0 && !n->domain[0] && si_node_is(n, SI_OP_DEQUANTIZE_LINEAR) && n->n_in >= 2 && n->in[1] >= 0 &&
+                g->values[n->in[0]].const_val && g->values[n->in[1]].const_val &&
+                (n->n_in < 3 || n->in[2] < 0 || g->values[n->in[2]].const_val) &&
+                !(n->opset >= 21 && si_attr_int(n, "block_size", 0) != 0))
+                si_val_set_dq(v, g->values[n->in[0]].const_val, g->values[n->in[1]].const_val,
+                              n->n_in > 2 && n->in[2] >= 0 ? g->values[n->in[2]].const_val : NULL, (int)si_attr_int(n, "axis", 1));
         }
     }
     return SI_OK;

@@ -62,6 +62,7 @@ static si_result build_subgraph(const si_graph *g, si_submodel *s, const int *ow
                 if (pv->const_val) {
                     d->const_val = si_const_ref(pv->const_val);
                     d->is_initializer = true;
+                    si_val_set_dq(d, pv->dq_q, pv->dq_scale, pv->dq_zp, pv->dq_axis);
                 }
                 map[v] = sv;
             }

@@ -444,6 +444,8 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_conv(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
 si_result cpu_lower_qgemm(cpu_pb *b, int n);
+si_result cpu_lower_qdq_conv(cpu_pb *b, int n);     /* DequantizeLinear -> Conv -> QuantizeLinear as an int8 conv */
+bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
 int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);

@@ -337,6 +337,11 @@ static si_result conv_finish(cpu_pb *b, int n, cpu_chain *c, dnnl_primitive_desc
 }
 
 static si_result lower_conv(cpu_pb *b, int n) {
+    if (!b->no_fusion) { /* the QDQ form: DequantizeLinear -> Conv -> QuantizeLinear as an integer convolution */
+        si_result q = cpu_lower_qdq_conv(b, n);
+        if (q != SI_ERR_UNSUPPORTED) return q;
+        si_err_clear();
+    }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !out_f32_static(g, nd)) return unsupported();

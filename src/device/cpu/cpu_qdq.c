@@ -190,6 +190,10 @@ si_result cpu_lower_qdq(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (cpu_no_own() || nd->domain[0] || nd->n_in < 2 || nd->in[0] < 0 || nd->n_out != 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
+    if (si_node_is(nd, SI_OP_DEQUANTIZE_LINEAR) && cpu_qdq_feeds_int_convs(b, n)) { /* its Convs read the integers */
+        cpu_pb_consume(b, n);
+        return SI_OK;
+    }
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     if (!cpu_value_static(X) || !cpu_value_static(Y) || X->ndim != Y->ndim || si_shape_count(X->ndim, X->dims) < 1) return SI_ERR_UNSUPPORTED;
     qdq_params *p = cpu_pb_own(b, sizeof *p);

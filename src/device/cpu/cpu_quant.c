@@ -757,6 +757,7 @@ typedef struct rq_ctx {
     const uint8_t *table; /* the element-wise ops folded after it (cpu_qlinear_follow), or NULL */
     const int32_t *bias;  /* per channel, added to the accumulator (QGemm's C), or NULL */
     bool f32;             /* float32 output (acc * m), no rounding (QGemm without y_scale) */
+    int32_t qlo;          /* a lower bound on the output (a folded Relu: the zero point), INT32_MIN for none */
 } rq_ctx;
 
 typedef struct rq_job {
@@ -770,7 +771,8 @@ typedef struct rq_job {
  * nearest even, the zero point added and the range clamped in int32, then narrowed. */
 __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64_t r0, int64_t r1) {
     const rq_ctx *c = j->c;
-    const __m512i zp = _mm512_set1_epi32(j->zp), lo = _mm512_set1_epi32(c->s8 ? -128 : 0), hi = _mm512_set1_epi32(c->s8 ? 127 : 255);
+    const __m512i zp = _mm512_set1_epi32(j->zp), hi = _mm512_set1_epi32(c->s8 ? 127 : 255);
+    const __m512i lo = _mm512_set1_epi32(SI_MAX(c->s8 ? -128 : 0, c->qlo));
     const __m512 flo = _mm512_set1_ps(-1073741824.0f), fhi = _mm512_set1_ps(1073741824.0f);
     for (int64_t r = r0; r < r1; r++) {
         const int32_t *a = j->acc + r * c->C;
@@ -797,7 +799,7 @@ __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64
 static void rq_rows(void *arg, int ithr, int nthr) {
     const rq_job *j = arg;
     const rq_ctx *c = j->c;
-    const float lo = c->s8 ? -128.0f : 0.0f, hi = c->s8 ? 127.0f : 255.0f, zp = (float)j->zp;
+    const float lo = (float)SI_MAX(c->s8 ? -128 : 0, c->qlo), hi = c->s8 ? 127.0f : 255.0f, zp = (float)j->zp;
     int64_t r0, r1;
     range_of(c->rows, ithr, nthr, &r0, &r1);
     if (have_avx512()) {
@@ -828,28 +830,58 @@ static si_result rq_kernel(const void *ctx, void *const *bufs, int threads) {
     return SI_OK;
 }
 
-/* QLinearConv: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]: a oneDNN int8
- * convolution, channels-last u8/s8 in and out, the int32 bias added to the accumulator, the requantization
- * (per-channel output scales, rounding to nearest even, saturation) and both zero points in the primitive. Scales,
- * weights, their zero point and the bias must be constants; the zero points of x and y may be computed. */
-si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
+/* What an integer convolution with requantization reads: the quantized input value x (uint8 / int8), the zero
+ * point values of x and y (-1: 0), constant scales, weights, their zero point and the bias, the output value y, and
+ * the nodes it stands for besides the anchor (the QDQ form's QuantizeLinear, Relu). */
+typedef struct qlc_in {
+    int x, xz, yz, y;
+    const si_tensor *xs, *ys, *W, *WS, *WZ, *B;
+    bool relu;                 /* max(y, y_zero_point): a Relu between the convolution and its QuantizeLinear */
+    int extra[4], n_extra;
+} qlc_in;
+
+/* The requantization multipliers x_scale * w_scale[m] / y_scale in float32 as the reference kernel computes them
+ * (plan-owned), or NULL when a scale is not a constant float32 of the right size or does not divide. */
+static float *requant_scales_of(cpu_pb *b, const si_tensor *xs, const si_tensor *ws, const si_tensor *ys, int64_t M) {
+    if (!xs || !ys || !ws || !xs->data || !ys->data || !ws->data || xs->dtype != SI_F32 || ys->dtype != SI_F32 || ws->dtype != SI_F32 ||
+        si_tensor_count(xs) != 1 || si_tensor_count(ys) != 1)
+        return NULL;
+    const int64_t nw = si_tensor_count(ws);
+    if (nw != 1 && nw != M) return NULL;
+    const float x = *(const float *)xs->data, y = *(const float *)ys->data;
+    if (y == 0.0f || !isfinite(y)) return NULL; /* the reference kernel names the error */
+    float *m = cpu_pb_own(b, sizeof(float) * (size_t)M);
+    if (!m) return NULL;
+    for (int64_t i = 0; i < M; i++) {
+        float p = x * ((const float *)ws->data)[nw == 1 ? 0 : i];
+        m[i] = p / y;
+    }
+    return m;
+}
+
+/* The oneDNN int8 convolution (channels-last uint8/int8 in, int32 bias and input zero point in the primitive) into
+ * int32, then the requantization pass (rq_kernel), channels-last uint8/int8 out, which the next one reads as it
+ * is. n is the node whose attributes give the geometry (QLinearConv or Conv). */
+static si_result qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0) return unsupported();
-    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    const si_tensor *W = cpu_const_input(g, nd, 3), *WZ = cpu_const_input(g, nd, 5), *B = nd->n_in > 8 ? cpu_const_input(g, nd, 8) : NULL;
-    if (nd->n_in > 8 && nd->in[8] >= 0 && (!B || !B->data || B->dtype != SI_I32)) return unsupported();
+    const si_val *X = &g->values[a->x], *Y = &g->values[a->y];
+    const si_tensor *W = a->W, *WZ = a->WZ, *B = a->B;
     if ((X->dtype != SI_U8 && X->dtype != SI_I8) || X->const_val || !static_nonempty(X) || !static_nonempty(Y)) return unsupported();
     if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
-    if ((nd->in[5] >= 0 && (!WZ || !WZ->data || WZ->dtype != W->dtype)) || !scalar_zp_ok(g, nd, 2, X->dtype) ||
-        nd->in[7] < 0 || !scalar_zp_ok(g, nd, 7, Y->dtype))
-        return unsupported();
+    if ((WZ && (!WZ->data || WZ->dtype != W->dtype)) || (B && (!B->data || B->dtype != SI_I32))) return unsupported();
     const int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return unsupported();
     const int64_t OC = W->dims[0], G = si_attr_int(nd, "group", 1), C = X->dims[1];
     if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
     if (WZ && si_tensor_count(WZ) != 1 && si_tensor_count(WZ) != OC) return unsupported();
     if (B && si_tensor_count(B) != OC) return unsupported();
+    int32_t qlo = INT32_MIN;
+    if (a->relu) {
+        const si_tensor *z = a->yz >= 0 ? g->values[a->yz].const_val : NULL;
+        if (a->yz >= 0 && (!z || !z->data)) return unsupported();
+        qlo = z ? (int32_t)si_load_i64(z->dtype, z->data, 0) : 0;
+    }
     si_tensor xd = {.dtype = X->dtype, .ndim = r};
     memcpy(xd.dims, X->dims, sizeof xd.dims);
     const si_tensor *ins[1] = {&xd};
@@ -861,14 +893,13 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
     }
     for (int i = 0; i < sp; i++)
         if (geo.out[NN_SP - sp + i] != Y->dims[2 + i]) return unsupported();
-    float *scales = requant_scales(b, nd, 1, 4, 6, OC);
+    float *scales = requant_scales_of(b, a->xs, a->WS, a->ys, OC);
     if (!scales) {
         si_err_clear();
         return unsupported();
     }
     int8_t *w8 = s8_weights(W, WZ, si_tensor_count(W) / OC);
     if (!w8) return unsupported();
-
     dnnl_dims_t sd, wd, dd, bd = {OC}, st, dl, pl, pr;
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
     int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
@@ -899,34 +930,52 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
         si_free(w8);
         return s;
     }
-    int xb = typed_in(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    int xb = typed_in(b, a->x, q_md(pd, dnnl_query_src_md));
     uint64_t fp = WZ ? cpu_fp(0, WZ->data, WZ->nbytes) : 0;
     cpu_skey wk = {.node = n, .tag = "qlconv.w", .fp = fp, .src = W};
     int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
     si_free(w8);
     int bb = wb < 0 || !B ? wb : cpu_pb_const_buf(b, B->data, &bmd);
-    int zx = bb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
-    int zy = zx < 0 ? -1 : zp_buffer(b, n, nd->in[7]);
+    int zx = bb < 0 ? -1 : zp_buffer(b, n, a->xz);
+    int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
     int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
     uint8_t *table = acc < 0 ? NULL : cpu_pb_own(b, 256);
-    int folded[2], yv = nd->out[0], nf = table ? cpu_qlinear_follow(b, nd->out[0], table, folded, &yv) : 0;
+    int folded[2], yv = a->y, nf = table && !a->relu ? cpu_qlinear_follow(b, a->y, table, folded, &yv) : 0;
     int dst = table ? cpu_pb_new_out(b, yv, &ymd) : -1;
     rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
     if (!rc) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = (rq_ctx){.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL};
+    *rc = (rq_ctx){.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL,
+                    .qlo = qlo};
     cpu_arg args[8] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
                        {DNNL_ARG_DST, acc}, {DNNL_ARG_BIAS, bb}};
-    s = cpu_pb_emit_dnnl(b, n, G > 1 && G == C && G == OC ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4);
+    s = cpu_pb_emit_dnnl(b, n, a->n_extra ? (G > 1 && G == C && G == OC ? "QDQ Conv(dw)" : "QDQ Conv") : G > 1 && G == C && G == OC ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4);
     int rin[2] = {acc, zy};
     static const char *const rq_names[3] = {"QLinearConv requantize", "QLinearConv requantize+table", "QLinearConv requantize+SiLU"};
     if (!s) s = cpu_pb_emit_fn(b, n, rq_names[nf], rq_kernel, rc, rin, 2, &dst, 1);
     if (s) return s;
     cpu_pb_consume(b, n);
     for (int i = 0; i < nf; i++) cpu_pb_consume(b, folded[i]);
+    for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
     return SI_OK;
+}
+
+/* QLinearConv: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]. Scales, weights,
+ * their zero point and the bias must be constants; the zero points of x and y may be computed. */
+si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || nd->in[7] < 0) return unsupported();
+    const si_dtype xt = g->values[nd->in[0]].dtype, yt = g->values[nd->out[0]].dtype;
+    if (!scalar_zp_ok(g, nd, 2, xt) || !scalar_zp_ok(g, nd, 7, yt)) return unsupported();
+    if (nd->n_in > 8 && nd->in[8] >= 0 && !cpu_const_input(g, nd, 8)) return unsupported();
+    qlc_in a = {.x = nd->in[0], .xz = nd->in[2], .yz = nd->in[7], .y = nd->out[0], .xs = cpu_const_input(g, nd, 1), .ys = cpu_const_input(g, nd, 6),
+                .W = cpu_const_input(g, nd, 3), .WS = cpu_const_input(g, nd, 4), .WZ = nd->in[5] >= 0 ? cpu_const_input(g, nd, 5) : NULL,
+                .B = nd->n_in > 8 ? cpu_const_input(g, nd, 8) : NULL};
+    if (nd->in[5] >= 0 && !a.WZ) return unsupported();
+    return qlconv_lower(b, n, &a);
 }
 
 /* QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point with b a constant 2-D
@@ -980,7 +1029,7 @@ si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8};
+    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .qlo = INT32_MIN};
     cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
     s = cpu_pb_emit_dnnl(b, n, "QLinearMatMul", pd, args, 4);
     int rin[2] = {acc, zy};
@@ -1062,7 +1111,7 @@ si_result cpu_lower_qgemm(cpu_pb *b, int n) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = has_c ? C->data : NULL, .f32 = !has_y};
+    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = has_c ? C->data : NULL, .f32 = !has_y, .qlo = INT32_MIN};
     if (has_c) cpu_pb_keep_const(b, nd->in[6]);
     cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
     s = cpu_pb_emit_dnnl(b, n, "QGemm", pd, args, 4);
@@ -1071,4 +1120,131 @@ si_result cpu_lower_qgemm(cpu_pb *b, int n) {
     if (s) return s;
     cpu_pb_consume(b, n);
     return SI_OK;
+}
+
+// --- the QDQ form: DequantizeLinear -> Conv -> QuantizeLinear as one integer convolution ----------------------------
+
+static bool is_plain_op(const si_node *nd, si_op_id id) { return nd->op && !nd->domain[0] && nd->op->id == id; }
+
+/* A constant folded from a DequantizeLinear (si_val's dq_*): its quantized constant, scale, zero point and axis. */
+static bool dq_const(const si_graph *g, int v, const si_tensor **q, const si_tensor **s, const si_tensor **z, int *axis) {
+    if (v < 0) return false;
+    const si_val *V = &g->values[v];
+    if (!V->const_val || !V->dq_q || !V->dq_q->data || !V->dq_scale || !V->dq_scale->data || V->dq_scale->dtype != SI_F32) return false;
+    if (V->dq_zp && !V->dq_zp->data) return false;
+    *q = V->dq_q, *s = V->dq_scale, *z = V->dq_zp, *axis = V->dq_axis;
+    return true;
+}
+
+/* Value v computed by a per-tensor or per-axis DequantizeLinear (no blocks) whose scale (float32) and zero point are
+ * constants: that node, its quantized input value and its constants; -1 otherwise. Its quantized input must be a
+ * constant too when want_const. */
+static int dq_of(const si_graph *g, int v, bool want_const, int *q, const si_tensor **s, const si_tensor **z) {
+    if (v < 0 || g->values[v].producer < 0) return -1;
+    const int d = g->values[v].producer;
+    const si_node *dn = &g->nodes[d];
+    if (!is_plain_op(dn, SI_OP_DEQUANTIZE_LINEAR) || dn->n_in < 2 || dn->in[0] < 0 || dn->n_out != 1) return -1;
+    if (dn->opset >= 21 && si_attr_int(dn, "block_size", 0) != 0) return -1;
+    *q = dn->in[0];
+    *s = cpu_const_input(g, dn, 1);
+    *z = dn->n_in > 2 && dn->in[2] >= 0 ? cpu_const_input(g, dn, 2) : NULL;
+    if (!*s || !(*s)->data || (*s)->dtype != SI_F32 || (dn->n_in > 2 && dn->in[2] >= 0 && (!*z || !(*z)->data))) return -1;
+    const si_val *Q = &g->values[*q];
+    if (want_const ? !Q->const_val || !Q->const_val->data : Q->const_val != NULL) return -1;
+    return d;
+}
+
+/* Conv node n in the QDQ form ONNX Runtime's quantizer writes, which ORT itself runs as one integer convolution:
+ * x = DequantizeLinear(xq) (per tensor, xq computed), w = DequantizeLinear(constant int8 / uint8, per tensor or per
+ * output channel: axis 0), bias = DequantizeLinear(constant int32 at scale x_scale * w_scale, zero point 0), and the
+ * Conv's only consumer a per-tensor QuantizeLinear (through a Relu, which becomes max(., y_zero_point)). */
+static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    memset(a, 0, sizeof *a);
+    if (b->no_fusion || !is_plain_op(nd, SI_OP_CONV) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    int xq, wq, bq = -1;
+    const si_tensor *xz, *bs = NULL, *bz = NULL;
+    if (dq_of(g, nd->in[0], false, &xq, &a->xs, &xz) < 0 || si_tensor_count(a->xs) != 1 || (xz && si_tensor_count(xz) != 1)) return false;
+    int waxis = 1, baxis = 1;
+    if (dq_of(g, nd->in[1], true, &wq, &a->WS, &a->WZ) >= 0) {
+        a->W = g->values[wq].const_val;
+        waxis = (int)si_attr_int(&g->nodes[g->values[nd->in[1]].producer], "axis", 1);
+    } else if (!dq_const(g, nd->in[1], &a->W, &a->WS, &a->WZ, &waxis)) return false;
+    const int64_t OC = a->W->ndim >= 1 ? a->W->dims[0] : 0;
+    if (si_tensor_count(a->WS) != 1 && (waxis != 0 || a->WS->ndim != 1 || a->WS->dims[0] != OC)) return false; /* per channel: axis 0 */
+    if (nd->n_in > 2 && nd->in[2] >= 0) {
+        if (dq_of(g, nd->in[2], true, &bq, &bs, &bz) >= 0) a->B = g->values[bq].const_val;
+        else if (!dq_const(g, nd->in[2], &a->B, &bs, &bz, &baxis)) return false;
+        (void)baxis;
+        if (a->B->dtype != SI_I32 || si_tensor_count(a->B) != OC || (si_tensor_count(bs) != 1 && si_tensor_count(bs) != OC)) return false;
+        for (int64_t k = 0; bz && k < si_tensor_count(bz); k++)
+            if (si_load_i64(bz->dtype, bz->data, k) != 0) return false;
+        const float xsv = *(const float *)a->xs->data; /* the bias's scale is x_scale * w_scale, to float32 precision */
+        for (int64_t m = 0; m < OC; m++) {
+            const float want = xsv * ((const float *)a->WS->data)[si_tensor_count(a->WS) == 1 ? 0 : m];
+            const float got = ((const float *)bs->data)[si_tensor_count(bs) == 1 ? 0 : m];
+            if (fabsf(got - want) > 1e-6f * fabsf(want)) return false;
+        }
+    }
+    /* the output: its only consumer a QuantizeLinear (through a Relu) */
+    int v = nd->out[0], q = -1;
+    for (int hop = 0; hop < 2; hop++) {
+        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
+        const int c = cpu_pb_consumer(b, v, 0);
+        if (c < 0 || b->done[c]) return false;
+        const si_node *cn = &g->nodes[c];
+        if (hop == 0 && is_plain_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
+            a->relu = true;
+            a->extra[a->n_extra++] = c;
+            v = cn->out[0];
+            continue;
+        }
+        if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
+        q = c;
+        break;
+    }
+    if (q < 0) return false;
+    const si_node *qn = &g->nodes[q];
+    if (qn->opset >= 21 && si_attr_int(qn, "block_size", 0) != 0) return false;
+    if (qn->opset >= 23 && si_attr_int(qn, "precision", 0) > 0 && si_attr_int(qn, "precision", 0) != SI_F32) return false;
+    a->ys = cpu_const_input(g, qn, 1);
+    if (!a->ys || !a->ys->data || a->ys->dtype != SI_F32 || si_tensor_count(a->ys) != 1) return false;
+    if (qn->n_in > 2 && qn->in[2] >= 0) {
+        const si_tensor *yz = cpu_const_input(g, qn, 2);
+        if (!yz || !yz->data || si_tensor_count(yz) != 1) return false;
+        a->yz = qn->in[2];
+    } else {
+        a->yz = -1;
+    }
+    const si_dtype yt = g->values[qn->out[0]].dtype;
+    if ((yt != SI_U8 && yt != SI_I8) || (a->yz >= 0 && g->values[a->yz].dtype != yt)) return false;
+    if (xz && xz->dtype != g->values[xq].dtype) return false;
+    a->x = xq;
+    a->xz = xz ? g->nodes[g->values[nd->in[0]].producer].in[2] : -1;
+    a->y = qn->out[0];
+    a->extra[a->n_extra++] = q;
+    return true;
+}
+
+si_result cpu_lower_qdq_conv(cpu_pb *b, int n) {
+    qlc_in a;
+    if (cpu_no_own() || !qdq_conv_match(b, n, &a)) return unsupported();
+    return qlconv_lower(b, n, &a);
+}
+
+/* A DequantizeLinear whose every consumer is a Conv that runs as an integer convolution (cpu_lower_qdq_conv), which
+ * reads the quantized values instead: it need not run. */
+bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || b->no_fusion || nd->n_out != 1 || nd->out[0] < 0) return false;
+    const int v = nd->out[0];
+    if (cpu_value_is_output(g, v) || b->n_consumers[v] < 1) return false;
+    for (int k = 0; k < b->n_consumers[v]; k++) {
+        const int c = cpu_pb_consumer(b, v, k);
+        qlc_in a;
+        if (c < 0 || b->done[c] || !qdq_conv_match(b, c, &a)) return false;
+    }
+    return true;
 }

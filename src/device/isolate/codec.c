@@ -17,8 +17,10 @@
 /* Not encoded, since a graph with subgraphs is refused before it is sent (iso_compile): si_graph's parent, depth,
  * outer and syms, si_val's is_outer, si_node's implicit, si_attr's g and gs (symbolic dimensions travel as
  * their values; their names stay with the sender). Nor si_val's is_param: in the helper process a parameter is a
- * plain input (its tensors there are the request's shared-memory copies, not the model's constants). */
-_Static_assert(sizeof(si_graph) == 144 && sizeof(si_val) == 168 && sizeof(si_node) == 96 && sizeof(si_attr) == 88 &&
+ * plain input (its tensors there are the request's shared-memory copies, not the model's constants). Nor si_val's
+ * dq_* (a folded DequantizeLinear's quantized source): the helper process runs the QDQ form as written, in float
+ * between the pairs, as the reference device does, rather than as integer convolutions. */
+_Static_assert(sizeof(si_graph) == 144 && sizeof(si_val) == 200 && sizeof(si_node) == 96 && sizeof(si_attr) == 88 &&
                    sizeof(si_opset) == 16,
                "the IR structs changed: encode and decode the new fields in src/device/isolate/codec.c");
 #endif
