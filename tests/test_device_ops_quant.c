@@ -304,7 +304,55 @@ static void qdqconv_case(const qdqconv_p *p) {
              (long long)p->group, si_dtype_name(p->xt), p->per_channel ? " per-channel" : "", p->bias ? " +bias" : "", p->relu ? " +Relu" : "");
 }
 
+/* MatMul / Gemm in the QDQ form: quantized output (QuantizeLinear after it, through a Relu) or float32 (none). */
+static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool percol, bool quant, bool relu, bool tb, bool bias) {
+    begin(13);
+    input("x", ad, na);
+    const int64_t k = ad[na - 1];
+    fconst("xs", 0.021f);
+    qscalar("xz", SI_U8, 126);
+    node("QuantizeLinear", "x,xs,xz", "xq");
+    node("DequantizeLinear", "xq,xs,xz", "xd");
+    if (tb) qconst("wq", SI_I8, -127, 127, D(n, k));
+    else qconst("wq", SI_I8, -127, 127, D(k, n));
+    float wsv[64];
+    for (int64_t j = 0; j < n; j++) wsv[j] = 0.003f + 0.0002f * (float)j;
+    if (percol) {
+        floats("ws", wsv, (int)n);
+        qconst("wz", SI_I8, 0, 0, D(n));
+    } else {
+        fconst("ws", wsv[0]);
+        qscalar("wz", SI_I8, 0);
+    }
+    int dw = node("DequantizeLinear", "wq,ws,wz", "w");
+    if (percol) ai(dw, "axis", tb ? 0 : 1);
+    if (bias) {
+        float bsv[64];
+        for (int64_t j = 0; j < n; j++) bsv[j] = 0.021f * wsv[percol ? j : 0];
+        qconst("bq", SI_I32, -3000, 3000, D(n));
+        floats("bsc", bsv, (int)n);
+        ai(node("DequantizeLinear", "bq,bsc", "bias"), "axis", 0);
+    }
+    int mm = node(gemm ? "Gemm" : "MatMul", bias ? "xd,w,bias" : "xd,w", relu ? "c" : quant ? "y" : "out");
+    if (tb) ai(mm, "transB", 1);
+    if (relu) node("Relu", "c", quant ? "y" : "out");
+    if (quant) {
+        fconst("ys", 0.09f);
+        qscalar("yz", SI_U8, 17);
+        node("QuantizeLinear", "y,ys,yz", "out");
+    }
+    output("out");
+    dop_runf(&(dop_opts){.cpu_plan = gemm ? "QDQ Gemm" : "QDQ MatMul", .may_refuse = "OCL", .qtol = 1}, "QDQ %s [%lld..%lld] x %lld%s%s%s%s%s",
+             gemm ? "Gemm" : "MatMul", (long long)ad[0], (long long)k, (long long)n, percol ? " per-column" : "", tb ? " transB" : "",
+             bias ? " +bias" : "", relu ? " +Relu" : "", quant ? " -> QuantizeLinear" : " (float out)");
+}
+
 void dop_cases_qdq_conv(void) {
+    qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
+    qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);
+    qdqmm_case(false, D(5, 33), 17, true, true, true, false, false);
+    qdqmm_case(true, D(3, 40), 20, true, true, false, true, true);
+    qdqmm_case(true, D(1, 64), 10, false, false, false, false, true);
     static const qdqconv_p cases[] = {
         {8, 12, 16, 3, 1, 1, SI_U8, true, true, false},  {3, 20, 16, 3, 2, 1, SI_U8, true, true, true},
         {16, 9, 16, 3, 1, 16, SI_U8, true, true, true},  {8, 10, 24, 1, 1, 1, SI_I8, false, false, false},

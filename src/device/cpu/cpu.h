@@ -445,6 +445,8 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
 si_result cpu_lower_qgemm(cpu_pb *b, int n);
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n);     /* DequantizeLinear -> Conv -> QuantizeLinear as an int8 conv */
+si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] */
+si_result cpu_lower_erf(cpu_pb *b, int n);          /* cpu_erf.c */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);

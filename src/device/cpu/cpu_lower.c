@@ -669,6 +669,11 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
 }
 
 static si_result lower_matmul(cpu_pb *b, int n) {
+    if (!b->no_fusion) { /* the QDQ form: DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] as an integer product */
+        si_result q = cpu_lower_qdq_matmul(b, n);
+        if (q != SI_ERR_UNSUPPORTED) return q;
+        si_err_clear();
+    }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in != 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
@@ -756,6 +761,11 @@ static si_result lower_matmul(cpu_pb *b, int n) {
 }
 
 static si_result lower_gemm(cpu_pb *b, int n) {
+    if (!b->no_fusion) { /* the QDQ form: DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] as an integer product */
+        si_result q = cpu_lower_qdq_matmul(b, n);
+        if (q != SI_ERR_UNSUPPORTED) return q;
+        si_err_clear();
+    }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in < 2 || !in_ok(g, nd, 0) || !in_ok(g, nd, 1) || !out_f32_static(g, nd)) return unsupported();
@@ -1660,6 +1670,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_QLINEAR_LEAKY_RELU] = cpu_lower_qlinear_ew,
     [SI_OP_QLINEAR_CONCAT] = cpu_lower_qlinear_concat,
     [SI_OP_QGEMM] = cpu_lower_qgemm,
+    [SI_OP_ERF] = cpu_lower_erf, /* alone: the GELU pattern folds it into a post-op first */
     [SI_OP_LSTM] = cpu_lower_rnn,
     [SI_OP_GRU] = cpu_lower_rnn,
     [SI_OP_RNN] = cpu_lower_rnn,

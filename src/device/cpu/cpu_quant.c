@@ -704,31 +704,7 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
 
 // --- QLinearConv, QLinearMatMul -----------------------------------------------------------------------------------
 
-/* A scalar (one-element) constant input k of element type in mask types, or NULL. */
-static const si_tensor *const_scalar(const si_graph *g, const si_node *nd, int k, uint32_t types) {
-    const si_tensor *t = cpu_const_input(g, nd, k);
-    return t && t->data && si_tensor_count(t) == 1 && (SI_T(t->dtype) & types) ? t : NULL;
-}
 
-/* The per-output-channel requantization multipliers x_scale * w_scale[m] / y_scale, in float32 as the reference
- * kernel computes them (plan-owned), or NULL when a scale is not a constant float32 of the right size or does not
- * divide. */
-static float *requant_scales(cpu_pb *b, const si_node *nd, int ixs, int iws, int iys, int64_t M) {
-    const si_tensor *xs = const_scalar(b->g, nd, ixs, SI_T(SI_F32)), *ys = const_scalar(b->g, nd, iys, SI_T(SI_F32));
-    const si_tensor *ws = cpu_const_input(b->g, nd, iws);
-    if (!xs || !ys || !ws || !ws->data || ws->dtype != SI_F32) return NULL;
-    const int64_t nw = si_tensor_count(ws);
-    if (nw != 1 && nw != M) return NULL;
-    const float x = *(const float *)xs->data, y = *(const float *)ys->data;
-    if (y == 0.0f || !isfinite(y)) return NULL; /* the reference kernel names the error */
-    float *m = cpu_pb_own(b, sizeof(float) * (size_t)M);
-    if (!m) return NULL;
-    for (int64_t i = 0; i < M; i++) {
-        float p = x * ((const float *)ws->data)[nw == 1 ? 0 : i];
-        m[i] = p / y;
-    }
-    return m;
-}
 
 /* s8 weights w - wz (wz one value, or one per output channel of per_oc weights each) when every difference fits,
  * else NULL. */
@@ -978,108 +954,56 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
     return qlconv_lower(b, n, &a);
 }
 
-/* QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point with b a constant 2-D
- * matrix (one zero point) and constant scales (b's one, or one per column): a oneDNN int8 matmul into int32, then
- * the requantization per column. */
-si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
-    const si_graph *g = b->g;
-    const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0) return unsupported();
-    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    const si_tensor *B = cpu_const_input(g, nd, 3), *BZ = cpu_const_input(g, nd, 5);
-    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim < 2) return unsupported();
-    if (!B || !B->data || B->ndim != 2 || (B->dtype != SI_U8 && B->dtype != SI_I8) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
-    if ((nd->in[5] >= 0 && (!BZ || !BZ->data || BZ->dtype != B->dtype || si_tensor_count(BZ) != 1)) || !scalar_zp_ok(g, nd, 2, A->dtype) ||
-        nd->in[7] < 0 || !scalar_zp_ok(g, nd, 7, Y->dtype))
-        return unsupported();
-    const int64_t K = B->dims[0], N = B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
-    if (A->dims[A->ndim - 1] != K || Y->dims[Y->ndim - 1] != N || si_shape_count(Y->ndim, Y->dims) != M * N) return unsupported();
-    float *scales = requant_scales(b, nd, 1, 4, 6, N);
-    if (!scales) {
-        si_err_clear();
-        return unsupported();
-    }
-    const int64_t off = B->dtype == SI_U8 ? 128 : 0;
-    int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
-    w8_fill_ctx *wf = cpu_pb_own(b, sizeof *wf);
-    if (!wf) return SI_ERR_NO_MEM;
-    *wf = (w8_fill_ctx){.B = B, .off = off};
-    int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N};
-    dnnl_memory_desc_t smd, wmd, dmd, ymd, wplain;
-    cpu_md_plain_dt(&smd, 2, sd, A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
-    cpu_md_plain_dt(&wplain, 2, wd, dnnl_s8);
-    cpu_md_plain_dt(&dmd, 2, dd, dnnl_s32);
-    cpu_md_plain_dt(&ymd, Y->ndim, Y->dims, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
-    dnnl_dims_t wdd = {K, N};
-    dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
-    dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
-    dnnl_primitive_desc_t pd;
-    si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
-    if (s) return s;
-    int xb = typed_in(b, nd->in[0], &smd);
-    cpu_skey wk = {.node = n, .tag = "qlmm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, q_md(pd, dnnl_query_weights_md));
-    int zx = wb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
-    int zy = zx < 0 ? -1 : zp_buffer(b, n, nd->in[7]);
-    int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
-    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &ymd);
-    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
-    if (!rc) {
-        dnnl_primitive_desc_destroy(pd);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .qlo = INT32_MIN};
-    cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
-    s = cpu_pb_emit_dnnl(b, n, "QLinearMatMul", pd, args, 4);
-    int rin[2] = {acc, zy};
-    if (!s) s = cpu_pb_emit_fn(b, n, "QLinearMatMul requantize", rq_kernel, rc, rin, 2, &dst, 1);
-    if (s) return s;
-    cpu_pb_consume(b, n);
-    return SI_OK;
-}
+/* What an integer matrix product with requantization reads: the quantized input value x ([..., K], uint8 / int8)
+ * and its zero point value (-1: 0), constant scales, the constant 2-D weights ([K, N], or [N, K] with tb) with one
+ * zero point, an int32 bias per column (or NULL), alpha; the output value y, quantized with ys / yz, or float32
+ * when ys is NULL; the nodes it stands for besides the anchor. */
+typedef struct qmm_in {
+    int x, xz, y, yz;
+    const si_tensor *xs, *ys, *W, *WS, *WZ, *C;
+    bool tb, relu;
+    float alpha;
+    const char *name;
+    int extra[4], n_extra;
+} qmm_in;
 
-/* QGemm (com.microsoft): A, a_scale, a_zero_point, B, b_scale, b_zero_point[, C][, y_scale, y_zero_point]; alpha,
- * transA, transB. A 2-D and computed, B a constant (transB any), one zero point for B, C absent or one int32 per
- * column: the oneDNN int8 matmul into int32, then the requantization pass with the multipliers
- * alpha * a_scale * b_scale[n] (/ y_scale) in the reference kernel's order, C added to the accumulator, float32
- * out when there is no y_scale. */
-si_result cpu_lower_qgemm(cpu_pb *b, int n) {
+/* The oneDNN int8 matmul into int32, then the requantization pass: multipliers alpha * x_scale * w_scale[n]
+ * (/ y_scale) in float32 in that order (the reference kernels' and ONNX Runtime's), C added to the accumulator. */
+static si_result qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     const si_graph *g = b->g;
-    const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 6 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || si_attr_int(nd, "transA", 0)) return unsupported();
-    const si_val *A = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
-    const si_tensor *B = cpu_const_input(g, nd, 3), *BZ = cpu_const_input(g, nd, 5), *BS = cpu_const_input(g, nd, 4);
-    const si_tensor *AS = const_scalar(g, nd, 1, SI_T(SI_F32)), *C = nd->n_in > 6 ? cpu_const_input(g, nd, 6) : NULL;
-    const bool has_c = nd->n_in > 6 && nd->in[6] >= 0, has_y = nd->n_in > 7 && nd->in[7] >= 0;
-    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim != 2 || Y->ndim != 2)
+    const si_val *A = &g->values[a->x], *Y = &g->values[a->y];
+    const si_tensor *B = a->W, *BZ = a->WZ, *C = a->C;
+    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim < 2) return unsupported();
+    if (!B || !B->data || B->ndim != 2 || (B->dtype != SI_U8 && B->dtype != SI_I8) || !a->xs || !a->xs->data || a->xs->dtype != SI_F32 ||
+        si_tensor_count(a->xs) != 1 || !a->WS || !a->WS->data || a->WS->dtype != SI_F32)
         return unsupported();
-    if (!B || !B->data || B->ndim != 2 || (B->dtype != SI_U8 && B->dtype != SI_I8) || !AS || !BS || !BS->data || BS->dtype != SI_F32)
+    if (a->ys ? (Y->dtype != SI_U8 && Y->dtype != SI_I8) || !a->ys->data || a->ys->dtype != SI_F32 || si_tensor_count(a->ys) != 1 : Y->dtype != SI_F32)
         return unsupported();
-    if ((nd->in[5] >= 0 && (!BZ || !BZ->data || BZ->dtype != B->dtype || si_tensor_count(BZ) != 1)) || !scalar_zp_ok(g, nd, 2, A->dtype))
-        return unsupported();
-    const bool tb = si_attr_int(nd, "transB", 0) != 0;
-    const int64_t M = A->dims[0], K = A->dims[1], N = tb ? B->dims[0] : B->dims[1];
-    if ((tb ? B->dims[1] : B->dims[0]) != K || Y->dims[0] != M || Y->dims[1] != N) return unsupported();
-    if (si_tensor_count(BS) != 1 && si_tensor_count(BS) != N) return unsupported();
-    if (has_c && (!C || !C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return unsupported();
-    float ysv = 1.0f;
-    if (has_y) {
-        const si_tensor *YS = const_scalar(g, nd, 7, SI_T(SI_F32));
-        if (!YS || nd->n_in < 9 || nd->in[8] < 0 || !scalar_zp_ok(g, nd, 8, Y->dtype) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
-        ysv = *(const float *)YS->data;
-        if (ysv == 0.0f || !isfinite(ysv)) return unsupported(); /* the reference kernel names the error */
-    } else if (Y->dtype != SI_F32) {
-        return unsupported();
+    if (BZ) { /* one zero point (oneDNN's weights zero point is a scalar) */
+        if (!BZ->data || BZ->dtype != B->dtype) return unsupported();
+        for (int64_t i = 1; i < si_tensor_count(BZ); i++)
+            if (si_load_i64(BZ->dtype, BZ->data, i) != si_load_i64(BZ->dtype, BZ->data, 0)) return unsupported();
     }
+    const int64_t K = a->tb ? B->dims[1] : B->dims[0], N = a->tb ? B->dims[0] : B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
+    if (A->dims[A->ndim - 1] != K || Y->dims[Y->ndim - 1] != N || si_shape_count(Y->ndim, Y->dims) != M * N) return unsupported();
+    if (BZ && si_tensor_count(BZ) != 1 && si_tensor_count(BZ) != N) return unsupported();
+    if (si_tensor_count(a->WS) != 1 && si_tensor_count(a->WS) != N) return unsupported();
+    if (C && (!C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return unsupported();
+    int32_t qlo = INT32_MIN;
+    if (a->relu) {
+        const si_tensor *z = a->yz >= 0 ? g->values[a->yz].const_val : NULL;
+        if (!a->ys || (a->yz >= 0 && (!z || !z->data))) return unsupported();
+        qlo = z ? (int32_t)si_load_i64(z->dtype, z->data, 0) : 0;
+    }
+    const float ysv = a->ys ? *(const float *)a->ys->data : 1.0f, asv = *(const float *)a->xs->data;
+    if (a->ys && (ysv == 0.0f || !isfinite(ysv))) return unsupported(); /* the reference kernel names the error */
     float *scales = cpu_pb_own(b, sizeof(float) * (size_t)N);
     if (!scales) return SI_ERR_NO_MEM;
-    const float alpha = si_attr_float(nd, "alpha", 1.0f), asv = *(const float *)AS->data;
     for (int64_t j = 0; j < N; j++) {
-        const float bsj = ((const float *)BS->data)[si_tensor_count(BS) == 1 ? 0 : j];
+        const float bsj = ((const float *)a->WS->data)[si_tensor_count(a->WS) == 1 ? 0 : j];
         if (!isfinite(bsj)) return unsupported();
-        scales[j] = alpha * asv * bsj;
-        if (has_y) scales[j] /= ysv;
+        scales[j] = a->alpha * asv * bsj;
+        if (a->ys) scales[j] /= ysv;
     }
     const int64_t off = B->dtype == SI_U8 ? 128 : 0;
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
@@ -1090,37 +1014,75 @@ si_result cpu_lower_qgemm(cpu_pb *b, int n) {
     dnnl_dims_t wdd = {K, N};
     dnnl_memory_desc_t smd, wmd, dmd, ymd, wplain;
     cpu_md_plain_dt(&smd, 2, sd, A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
-    dnnl_memory_desc_init_by_tag(&wplain, 2, wdd, dnnl_s8, tb ? dnnl_ba : dnnl_ab); /* B as stored: [K, N] or [N, K] */
+    dnnl_memory_desc_init_by_tag(&wplain, 2, wdd, dnnl_s8, a->tb ? dnnl_ba : dnnl_ab); /* B as stored: [K, N] or [N, K] */
     cpu_md_plain_dt(&dmd, 2, dd, dnnl_s32);
-    cpu_md_plain_dt(&ymd, 2, dd, !has_y ? dnnl_f32 : Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    cpu_md_plain_dt(&ymd, Y->ndim, Y->dims, !a->ys ? dnnl_f32 : Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
     dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
     dnnl_primitive_desc_t pd;
-    si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
+    si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, g->nodes[n].name);
     if (s) return s;
-    int xb = typed_in(b, nd->in[0], &smd);
-    cpu_skey wk = {.node = n, .tag = "qgemm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
+    int xb = typed_in(b, a->x, &smd);
+    cpu_skey wk = {.node = n, .tag = "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
     int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, q_md(pd, dnnl_query_weights_md));
-    int zx = wb < 0 ? -1 : zp_buffer(b, n, nd->in[2]);
-    int zy = zx < 0 ? -1 : zp_buffer(b, n, has_y ? nd->in[8] : -1);
+    int zx = wb < 0 ? -1 : zp_buffer(b, n, a->xz);
+    int zy = zx < 0 ? -1 : zp_buffer(b, n, a->ys ? a->yz : -1);
     int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
-    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &ymd);
+    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
     rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
     if (!rc) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = has_c ? C->data : NULL, .f32 = !has_y, .qlo = INT32_MIN};
-    if (has_c) cpu_pb_keep_const(b, nd->in[6]);
+    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .qlo = qlo};
     cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
-    s = cpu_pb_emit_dnnl(b, n, "QGemm", pd, args, 4);
+    s = cpu_pb_emit_dnnl(b, n, a->name, pd, args, 4);
     int rin[2] = {acc, zy};
-    if (!s) s = cpu_pb_emit_fn(b, n, has_y ? "QGemm requantize" : "QGemm scale", rq_kernel, rc, rin, 2, &dst, 1);
+    if (!s) s = cpu_pb_emit_fn(b, n, a->ys ? "requantize" : "scale", rq_kernel, rc, rin, 2, &dst, 1);
     if (s) return s;
     cpu_pb_consume(b, n);
+    for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
     return SI_OK;
 }
+
+/* QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point with b a constant 2-D
+ * matrix (one zero point) and constant scales (b's one, or one per column). */
+si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || nd->in[7] < 0) return unsupported();
+    if (!scalar_zp_ok(g, nd, 2, g->values[nd->in[0]].dtype) || !scalar_zp_ok(g, nd, 7, g->values[nd->out[0]].dtype)) return unsupported();
+    qmm_in a = {.x = nd->in[0], .xz = nd->in[2], .y = nd->out[0], .yz = nd->in[7], .xs = cpu_const_input(g, nd, 1), .ys = cpu_const_input(g, nd, 6),
+                .W = cpu_const_input(g, nd, 3), .WS = cpu_const_input(g, nd, 4), .WZ = nd->in[5] >= 0 ? cpu_const_input(g, nd, 5) : NULL,
+                .alpha = 1.0f, .name = "QLinearMatMul"};
+    if ((nd->in[5] >= 0 && !a.WZ) || !a.ys) return unsupported();
+    return qmm_lower(b, n, &a);
+}
+
+/* QGemm (com.microsoft): A, a_scale, a_zero_point, B, b_scale, b_zero_point[, C][, y_scale, y_zero_point]; alpha,
+ * transA, transB. A 2-D and computed, B a constant (transB any), one zero point for B, C absent or one int32 per
+ * column; float32 out when there is no y_scale. */
+si_result cpu_lower_qgemm(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in < 6 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || si_attr_int(nd, "transA", 0)) return unsupported();
+    if (g->values[nd->in[0]].ndim != 2 || !scalar_zp_ok(g, nd, 2, g->values[nd->in[0]].dtype)) return unsupported();
+    const bool has_c = nd->n_in > 6 && nd->in[6] >= 0, has_y = nd->n_in > 7 && nd->in[7] >= 0;
+    qmm_in a = {.x = nd->in[0], .xz = nd->in[2], .y = nd->out[0], .yz = -1, .xs = cpu_const_input(g, nd, 1), .W = cpu_const_input(g, nd, 3),
+                .WS = cpu_const_input(g, nd, 4), .WZ = nd->in[5] >= 0 ? cpu_const_input(g, nd, 5) : NULL,
+                .C = has_c ? cpu_const_input(g, nd, 6) : NULL, .tb = si_attr_int(nd, "transB", 0) != 0,
+                .alpha = si_attr_float(nd, "alpha", 1.0f), .name = "QGemm"};
+    if ((nd->in[5] >= 0 && !a.WZ) || (has_c && !a.C)) return unsupported();
+    if (has_y) {
+        if (nd->n_in < 9 || nd->in[8] < 0 || !scalar_zp_ok(g, nd, 8, g->values[nd->out[0]].dtype) || !(a.ys = cpu_const_input(g, nd, 7)))
+            return unsupported();
+        a.yz = nd->in[8];
+    }
+    if (a.C) cpu_pb_keep_const(b, nd->in[6]);
+    return qmm_lower(b, n, &a);
+}
+
 
 // --- the QDQ form: DequantizeLinear -> Conv -> QuantizeLinear as one integer convolution ----------------------------
 
@@ -1233,8 +1195,95 @@ si_result cpu_lower_qdq_conv(cpu_pb *b, int n) {
     return qlconv_lower(b, n, &a);
 }
 
-/* A DequantizeLinear whose every consumer is a Conv that runs as an integer convolution (cpu_lower_qdq_conv), which
- * reads the quantized values instead: it need not run. */
+/* MatMul / Gemm node n in the QDQ form: x = DequantizeLinear(xq) (per tensor, computed), the weights a constant 2-D
+ * DequantizeLinear (per tensor, or per column: axis 1, or axis 0 for Gemm's transB), Gemm's C a DequantizeLinear of
+ * int32 at scale x_scale * w_scale (alpha and beta 1, transA 0). The output is quantized (its only consumer a
+ * QuantizeLinear, through a Relu) or stays float32 (no QuantizeLinear after it: ONNX Runtime's
+ * MatMulIntegerToFloat). */
+static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    memset(a, 0, sizeof *a);
+    const bool gemm = is_plain_op(nd, SI_OP_GEMM);
+    if (b->no_fusion || (!gemm && !is_plain_op(nd, SI_OP_MATMUL)) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    if (gemm && (si_attr_int(nd, "transA", 0) || si_attr_float(nd, "alpha", 1.0f) != 1.0f || si_attr_float(nd, "beta", 1.0f) != 1.0f))
+        return false;
+    int xq, wq, waxis = 1;
+    const si_tensor *xz;
+    if (dq_of(g, nd->in[0], false, &xq, &a->xs, &xz) < 0 || si_tensor_count(a->xs) != 1 || (xz && si_tensor_count(xz) != 1)) return false;
+    if (xz && xz->dtype != g->values[xq].dtype) return false;
+    if (dq_of(g, nd->in[1], true, &wq, &a->WS, &a->WZ) >= 0) {
+        a->W = g->values[wq].const_val;
+        waxis = (int)si_attr_int(&g->nodes[g->values[nd->in[1]].producer], "axis", 1);
+    } else if (!dq_const(g, nd->in[1], &a->W, &a->WS, &a->WZ, &waxis)) {
+        return false;
+    }
+    a->tb = gemm && si_attr_int(nd, "transB", 0);
+    if (a->W->ndim != 2 || (a->W->dtype != SI_I8 && a->W->dtype != SI_U8)) return false;
+    const int64_t N = a->tb ? a->W->dims[0] : a->W->dims[1];
+    if (si_tensor_count(a->WS) != 1 && (waxis != (a->tb ? 0 : 1) || a->WS->ndim != 1 || a->WS->dims[0] != N)) return false;
+    if (gemm && nd->n_in > 2 && nd->in[2] >= 0) {
+        int cq, caxis;
+        const si_tensor *cs, *cz;
+        if (dq_of(g, nd->in[2], true, &cq, &cs, &cz) >= 0) a->C = g->values[cq].const_val;
+        else if (!dq_const(g, nd->in[2], &a->C, &cs, &cz, &caxis)) return false;
+        if (a->C->dtype != SI_I32 || si_tensor_count(a->C) != N || (si_tensor_count(cs) != 1 && si_tensor_count(cs) != N)) return false;
+        for (int64_t k = 0; cz && k < si_tensor_count(cz); k++)
+            if (si_load_i64(cz->dtype, cz->data, k) != 0) return false;
+        const float xsv = *(const float *)a->xs->data;
+        for (int64_t j = 0; j < N; j++) {
+            const float want = xsv * ((const float *)a->WS->data)[si_tensor_count(a->WS) == 1 ? 0 : j];
+            const float got = ((const float *)cs->data)[si_tensor_count(cs) == 1 ? 0 : j];
+            if (fabsf(got - want) > 1e-6f * fabsf(want)) return false;
+        }
+    }
+    a->x = xq;
+    a->xz = xz ? g->nodes[g->values[nd->in[0]].producer].in[2] : -1;
+    a->alpha = 1.0f;
+    a->name = gemm ? "QDQ Gemm" : "QDQ MatMul";
+    a->y = nd->out[0];
+    a->yz = -1;
+    /* a QuantizeLinear after it (through a Relu): quantized output */
+    int v = nd->out[0];
+    for (int hop = 0; hop < 2; hop++) {
+        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) break;
+        const int c = cpu_pb_consumer(b, v, 0);
+        if (c < 0 || b->done[c]) break;
+        const si_node *cn = &g->nodes[c];
+        if (hop == 0 && is_plain_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
+            v = cn->out[0];
+            continue;
+        }
+        if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) break;
+        if (cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) break;
+        if (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32) break;
+        const si_tensor *ys = cpu_const_input(g, cn, 1), *yz = cn->n_in > 2 && cn->in[2] >= 0 ? cpu_const_input(g, cn, 2) : NULL;
+        if (!ys || !ys->data || ys->dtype != SI_F32 || si_tensor_count(ys) != 1 || (cn->n_in > 2 && cn->in[2] >= 0 && (!yz || !yz->data)))
+            break;
+        if (yz && si_tensor_count(yz) != 1) break;
+        const si_dtype yt = g->values[cn->out[0]].dtype;
+        if ((yt != SI_U8 && yt != SI_I8) || (yz && yz->dtype != yt)) break;
+        a->ys = ys;
+        a->yz = yz ? cn->in[2] : -1;
+        a->y = cn->out[0];
+        if (hop == 1) a->extra[a->n_extra++] = g->values[nd->out[0]].producer >= 0 ? cpu_pb_consumer(b, nd->out[0], 0) : -1, a->relu = true;
+        a->extra[a->n_extra++] = c;
+        break;
+    }
+    if (a->n_extra && a->extra[0] < 0) return false;
+    if (!a->ys && g->values[nd->out[0]].dtype != SI_F32) return false;
+    return true;
+}
+
+si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
+    qmm_in a;
+    if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return unsupported();
+    if (a.C) cpu_pb_keep_const(b, b->g->nodes[n].in[2]);
+    return qmm_lower(b, n, &a);
+}
+
+/* A DequantizeLinear whose every consumer is a Conv, MatMul or Gemm that runs as an integer product
+ * (cpu_lower_qdq_conv / cpu_lower_qdq_matmul), which reads the quantized values instead: it need not run. */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -1244,7 +1293,8 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
     for (int k = 0; k < b->n_consumers[v]; k++) {
         const int c = cpu_pb_consumer(b, v, k);
         qlc_in a;
-        if (c < 0 || b->done[c] || !qdq_conv_match(b, c, &a)) return false;
+        qmm_in m;
+        if (c < 0 || b->done[c] || (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m))) return false;
     }
     return true;
 }
