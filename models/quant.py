@@ -194,6 +194,23 @@ _MS_QOPS = {"Add": "QLinearAdd", "Mul": "QLinearMul", "Sigmoid": "QLinearSigmoid
             "AveragePool": "QLinearAveragePool"}
 
 
+def _namer(names, new_inits):
+    """fresh(base): a name not in names (then taken); init(base, array): a new initializer under a fresh name."""
+    def fresh(base):
+        n, k = base, 0
+        while n in names:
+            k += 1
+            n = f"{base}_{k}"
+        names.add(n)
+        return n
+
+    def init(base, arr):
+        n = fresh(base)
+        new_inits.append(numpy_helper.from_array(np.asarray(arr), n))
+        return n
+    return fresh, init
+
+
 def _calibrate(model, feeds):
     import eager  # noqa: PLC0415
     vals = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -269,20 +286,8 @@ def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
     new_inits, out, counts = [], [], {}
     q = {}            # float value -> (q, scale, zero point) names
     have_float = set(i.name for i in g.input) | set(inits)  # float values that exist in the rewritten graph
-    consts = {}
 
-    def fresh(base):
-        n, k = base, 0
-        while n in names:
-            k += 1
-            n = f"{base}_{k}"
-        names.add(n)
-        return n
-
-    def init(base, arr):
-        n = fresh(base)
-        new_inits.append(numpy_helper.from_array(np.asarray(arr), n))
-        return n
+    fresh, init = _namer(names, new_inits)
 
     def params(v, like=None):
         s, z = _act_params(vals[like or v])
@@ -460,18 +465,7 @@ def quantize_qdq(model, feeds, per_channel=True):
     names = set(inits) | {o for n in g.node for o in n.output} | {i.name for i in g.input}
     new_inits, out, counts, qdq = [], [], {}, {}
 
-    def fresh(base):
-        n, k = base, 0
-        while n in names:
-            k += 1
-            n = f"{base}_{k}"
-        names.add(n)
-        return n
-
-    def init(base, arr):
-        n = fresh(base)
-        new_inits.append(numpy_helper.from_array(np.asarray(arr), n))
-        return n
+    fresh, init = _namer(names, new_inits)
 
     def act(v):
         if v not in qdq:

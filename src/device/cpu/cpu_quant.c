@@ -498,6 +498,34 @@ static si_result corr_kernel(const void *ctx, void *const *bufs, int threads) {
     return SI_OK;
 }
 
+/* The geometry of convolution node nd (auto_pad, pads, strides, dilations) exactly as the reference kernel reads
+ * it, for input X, weights W and output Y of rank r = 2 + spatial dims; false when it does not give Y's shape. */
+static bool conv_geom(const si_node *nd, const si_val *X, const si_val *Y, const si_tensor *W, nn_geom *geo) {
+    const int r = X->ndim, sp = r - 2;
+    si_tensor xd = {.dtype = X->dtype, .ndim = r};
+    memcpy(xd.dims, X->dims, sizeof xd.dims);
+    const si_tensor *ins[1] = {&xd};
+    si_kctx kc = {.node = nd, .opset = nd->opset, .n_in = 1, .in = ins};
+    if (si_geom_init(&kc, sp, X->dims + 2, W->dims + 2, false, geo)) {
+        si_err_clear();
+        return false;
+    }
+    for (int i = 0; i < sp; i++)
+        if (geo->out[NN_SP - sp + i] != Y->dims[2 + i]) return false;
+    return true;
+}
+
+/* The lower bound a Relu folded before the output's QuantizeLinear puts on the quantized output: its zero point
+ * (value yz, -1: 0), into *qlo (INT32_MIN without a Relu); false when the zero point is not a constant. */
+static bool relu_floor(const si_graph *g, bool relu, int yz, int32_t *qlo) {
+    *qlo = INT32_MIN;
+    if (!relu) return true;
+    const si_tensor *z = yz >= 0 ? g->values[yz].const_val : NULL;
+    if (yz >= 0 && (!z || !z->data)) return false;
+    *qlo = z ? (int32_t)si_load_i64(z->dtype, z->data, 0) : 0;
+    return true;
+}
+
 /* Channels-last tag of a rank-3..5 tensor. */
 static dnnl_format_tag_t channels_last(int r) { return r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb; }
 
@@ -528,17 +556,8 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     if (WZ && si_shape_count(WZ->ndim, WZ->dims) != 1 && si_shape_count(WZ->ndim, WZ->dims) != OC) return unsupported();
     if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
     /* the geometry exactly as the reference kernel reads it (auto_pad, pads, strides, dilations) */
-    si_tensor xd = {.dtype = X->dtype, .ndim = r};
-    memcpy(xd.dims, X->dims, sizeof xd.dims);
-    const si_tensor *ins[1] = {&xd};
-    si_kctx kc = {.node = nd, .opset = nd->opset, .n_in = 1, .in = ins};
     nn_geom geo;
-    if (si_geom_init(&kc, sp, X->dims + 2, W->dims + 2, false, &geo)) {
-        si_err_clear();
-        return unsupported();
-    }
-    for (int i = 0; i < sp; i++)
-        if (geo.out[NN_SP - sp + i] != Y->dims[2 + i]) return unsupported();
+    if (!conv_geom(nd, X, Y, W, &geo)) return unsupported();
 
     /* s8 weights: w - wz when every value fits, else w - offset (128 for uint8) and the correction */
     const int64_t wn = si_shape_count(W->ndim, W->dims), per_oc = wn / OC;
@@ -852,23 +871,10 @@ static si_result qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
     if (WZ && si_tensor_count(WZ) != 1 && si_tensor_count(WZ) != OC) return unsupported();
     if (B && si_tensor_count(B) != OC) return unsupported();
-    int32_t qlo = INT32_MIN;
-    if (a->relu) {
-        const si_tensor *z = a->yz >= 0 ? g->values[a->yz].const_val : NULL;
-        if (a->yz >= 0 && (!z || !z->data)) return unsupported();
-        qlo = z ? (int32_t)si_load_i64(z->dtype, z->data, 0) : 0;
-    }
-    si_tensor xd = {.dtype = X->dtype, .ndim = r};
-    memcpy(xd.dims, X->dims, sizeof xd.dims);
-    const si_tensor *ins[1] = {&xd};
-    si_kctx kc = {.node = nd, .opset = nd->opset, .n_in = 1, .in = ins};
+    int32_t qlo;
+    if (!relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
     nn_geom geo;
-    if (si_geom_init(&kc, sp, X->dims + 2, W->dims + 2, false, &geo)) {
-        si_err_clear();
-        return unsupported();
-    }
-    for (int i = 0; i < sp; i++)
-        if (geo.out[NN_SP - sp + i] != Y->dims[2 + i]) return unsupported();
+    if (!conv_geom(nd, X, Y, W, &geo)) return unsupported();
     float *scales = requant_scales_of(b, a->xs, a->WS, a->ys, OC);
     if (!scales) {
         si_err_clear();
@@ -989,12 +995,8 @@ static si_result qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     if (BZ && si_tensor_count(BZ) != 1 && si_tensor_count(BZ) != N) return unsupported();
     if (si_tensor_count(a->WS) != 1 && si_tensor_count(a->WS) != N) return unsupported();
     if (C && (!C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return unsupported();
-    int32_t qlo = INT32_MIN;
-    if (a->relu) {
-        const si_tensor *z = a->yz >= 0 ? g->values[a->yz].const_val : NULL;
-        if (!a->ys || (a->yz >= 0 && (!z || !z->data))) return unsupported();
-        qlo = z ? (int32_t)si_load_i64(z->dtype, z->data, 0) : 0;
-    }
+    int32_t qlo;
+    if ((a->relu && !a->ys) || !relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
     const float ysv = a->ys ? *(const float *)a->ys->data : 1.0f, asv = *(const float *)a->xs->data;
     if (a->ys && (ysv == 0.0f || !isfinite(ysv))) return unsupported(); /* the reference kernel names the error */
     float *scales = cpu_pb_own(b, sizeof(float) * (size_t)N);
