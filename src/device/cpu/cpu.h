@@ -439,6 +439,17 @@ si_result cpu_rmsnorm_emit(cpu_pb *b, int n, int x, int gamma_v, int out, float 
 void cpu_touch_pages(const si_tensor *t);
 /* Lowering of the quantized ops (cpu_quant.c) and recurrent layers (cpu_rnn.c); same contract as cpu_lower_node. */
 si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n);
+/* cpu_lower.c's helpers shared with cpu_lower_norm.c (see there) and the lowerings that file holds */
+bool cpu_out_f32_static(const si_graph *g, const si_node *n);
+bool cpu_in_ok(const si_graph *g, const si_node *n, int k);
+si_result cpu_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname);
+si_result cpu_chain_pd(cpu_pb *b, int n, const dnnl_memory_desc_t *md, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd);
+si_result cpu_finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor);
+si_result cpu_lower_batchnorm(cpu_pb *b, int n);
+si_result cpu_lower_softmax(cpu_pb *b, int n);
+si_result cpu_lower_layernorm(cpu_pb *b, int n);
+si_result cpu_lower_layernorm_pattern(cpu_pb *b, int n);
+si_result cpu_lower_rms_pattern(cpu_pb *b, int n);
 si_result cpu_lower_conv_integer(cpu_pb *b, int n);
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n);
 si_result cpu_lower_qlinear_conv(cpu_pb *b, int n);
