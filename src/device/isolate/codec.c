@@ -17,9 +17,9 @@
 /* Not encoded, since a graph with subgraphs is refused before it is sent (iso_compile): si_graph's parent, depth,
  * outer and syms, si_val's is_outer, si_node's implicit, si_attr's g and gs (symbolic dimensions travel as
  * their values; their names stay with the sender). Nor si_val's is_param: in the helper process a parameter is a
- * plain input (its tensors there are the request's shared-memory copies, not the model's constants). Nor si_val's
- * dq_* (a folded DequantizeLinear's quantized source): the helper process runs the QDQ form as written, in float
- * between the pairs, as the reference device does, rather than as integer convolutions. */
+ * plain input (its tensors there are the request's shared-memory copies, not the model's constants). si_val's dq_*
+ * (a folded DequantizeLinear's quantized source) travel with the constant, so the helper's CPU device fuses the QDQ
+ * form as the in-process one does. */
 _Static_assert(sizeof(si_graph) == 144 && sizeof(si_val) == 200 && sizeof(si_node) == 96 && sizeof(si_attr) == 88 &&
                    sizeof(si_opset) == 16,
                "the IR structs changed: encode and decode the new fields in src/device/isolate/codec.c");
@@ -52,6 +52,19 @@ static void enc_attr(si_wbuf *b, const si_attr *a) {
     for (int i = 0; a->strings && i < a->n; i++) wb_str(b, a->strings[i]);
 }
 
+/* A constant by reference: shape, size and, with data, where the store placed it. */
+static bool enc_const(si_wbuf *b, const si_tensor *t, si_const_place_fn place, void *user) {
+    wb_shape(b, t->dtype, t->ndim, t->dims);
+    wb_u64(b, t->nbytes);
+    if (!t->data) return true;
+    uint32_t seg = 0;
+    uint64_t off = 0;
+    if (!place(user, t, &seg, &off)) return false;
+    wb_u32(b, seg);
+    wb_u64(b, off);
+    return true;
+}
+
 bool si_graph_encode(si_wbuf *b, const si_graph *g, si_const_place_fn place, void *user) {
     wb_u32(b, GRAPH_MAGIC);
     wb_i64(b, g->ir_version);
@@ -73,18 +86,15 @@ bool si_graph_encode(si_wbuf *b, const si_graph *g, si_const_place_fn place, voi
         for (int k = 0; k < SI_MAX_DIMS; k++)
             if (val->dim_names[k]) wb_str(b, val->dim_names[k]);
         const si_tensor *t = val->const_val;
+        const bool dq = t && val->dq_q && val->dq_q->data && val->dq_scale && val->dq_scale->data && (!val->dq_zp || val->dq_zp->data);
         wb_u8(b, (uint8_t)((val->is_input ? 1 : 0) | (val->is_output ? 2 : 0) | (val->is_initializer ? 4 : 0) |
-                           (t ? 8 : 0) | (t && t->data ? 16 : 0)));
-        if (t) {
-            wb_shape(b, t->dtype, t->ndim, t->dims);
-            wb_u64(b, t->nbytes);
-            if (t->data) {
-                uint32_t seg = 0;
-                uint64_t off = 0;
-                if (!place(user, t, &seg, &off)) return false;
-                wb_u32(b, seg);
-                wb_u64(b, off);
-            }
+                           (t ? 8 : 0) | (t && t->data ? 16 : 0) | (dq ? 32 : 0) | (dq && val->dq_zp ? 64 : 0)));
+        if (t && !enc_const(b, t, place, user)) return false;
+        if (dq) { /* a folded DequantizeLinear's source: its quantized values, scale, zero point, axis */
+            wb_i32(b, val->dq_axis);
+            if (!enc_const(b, val->dq_q, place, user) || !enc_const(b, val->dq_scale, place, user) ||
+                (val->dq_zp && !enc_const(b, val->dq_zp, place, user)))
+                return false;
         }
     }
     wb_u32(b, (uint32_t)g->n_nodes);
@@ -216,11 +226,11 @@ static bool dec_attr(dec *d, si_attr *a) {
     return dec_ok(d, "attribute");
 }
 
-/* A constant: a view into its segment. */
-static bool dec_const(dec *d, si_val *val, bool has_data) {
+/* A constant: a view into its segment, into *slot (a field of val, freed with the graph). */
+static bool dec_const(dec *d, si_val *val, bool has_data, si_tensor **slot) {
     si_tensor *t = si_calloc(1, sizeof *t);
     if (!t) { d->st = oom(); return false; }
-    val->const_val = t; /* freed with the graph (si_const_unref: the view's data is not owned) */
+    *slot = t; /* freed with the graph (si_const_unref: the view's data is not owned) */
     int64_t dims[SI_MAX_DIMS];
     int nd;
     si_dtype dt;
@@ -291,7 +301,13 @@ static bool dec_body(dec *d, si_graph *g) {
         val->is_input = fl & 1;
         val->is_output = (fl & 2) != 0;
         val->is_initializer = (fl & 4) != 0;
-        if ((fl & 8) && !dec_const(d, val, (fl & 16) != 0)) return false;
+        if ((fl & 8) && !dec_const(d, val, (fl & 16) != 0, &val->const_val)) return false;
+        if ((fl & 32) && (fl & 8)) {
+            val->dq_axis = rb_i32(r);
+            if (!dec_ok(d, "value") || !dec_const(d, val, true, &val->dq_q) || !dec_const(d, val, true, &val->dq_scale) ||
+                ((fl & 64) && !dec_const(d, val, true, &val->dq_zp)))
+                return false;
+        }
     }
     uint32_t nn;
     if (!(g->nodes = dec_array(d, 32, sizeof(si_node), "nodes", &nn, &g->cap_nodes))) return false;

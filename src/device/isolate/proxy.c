@@ -110,17 +110,32 @@ static void store_free(store *s) {
 
 static bool has_data(const si_tensor *t) { return t && t->data && t->nbytes; }
 
+/* The constants a value carries to the helper: its own and its folded DequantizeLinear's source (si_val.dq_*). */
+static int val_consts(const si_val *val, const si_tensor *ts[4]) {
+    int n = 0;
+    if (val->const_val) ts[n++] = val->const_val;
+    if (val->const_val && val->dq_q) {
+        ts[n++] = val->dq_q;
+        ts[n++] = val->dq_scale;
+        if (val->dq_zp) ts[n++] = val->dq_zp;
+    }
+    return n;
+}
+
 /* Place every constant of g that the store does not hold yet into one new segment. */
 static si_result store_add(store *s, const si_graph *g) {
     size_t total = 0;
     for (int v = 0; v < g->n_values; v++) {
-        const si_tensor *t = g->values[v].const_val;
-        if (!has_data(t) || store_find(s, t)) continue;
-        store_ent *e = store_insert(s, t);
-        if (!e) { store_drop_pending(s); return si_err(SI_ERR_NO_MEM, "out of memory placing constants"); }
-        e->off = total;
-        total = si_wire_align(total + t->nbytes);
-        if (total == SIZE_MAX) { store_drop_pending(s); return si_err(SI_ERR_NO_MEM, "constants too large"); }
+        const si_tensor *ts[4];
+        for (int k = 0, nk = val_consts(&g->values[v], ts); k < nk; k++) {
+            const si_tensor *t = ts[k];
+            if (!has_data(t) || store_find(s, t)) continue;
+            store_ent *e = store_insert(s, t);
+            if (!e) { store_drop_pending(s); return si_err(SI_ERR_NO_MEM, "out of memory placing constants"); }
+            e->off = total;
+            total = si_wire_align(total + t->nbytes);
+            if (total == SIZE_MAX) { store_drop_pending(s); return si_err(SI_ERR_NO_MEM, "constants too large"); }
+        }
     }
     if (!total) return SI_OK;
     if (s->n_segs == s->cap_segs) {
@@ -143,9 +158,12 @@ static si_result store_add(store *s, const si_graph *g) {
         return si_error_restore(&e);
     }
     for (int v = 0; v < g->n_values; v++) {
-        const si_tensor *t = g->values[v].const_val;
-        store_ent *e = has_data(t) ? store_find(s, t) : NULL;
-        if (e && !e->seg) memcpy(map + e->off, t->data, t->nbytes);
+        const si_tensor *ts[4];
+        for (int k = 0, nk = val_consts(&g->values[v], ts); k < nk; k++) {
+            const si_tensor *t = ts[k];
+            store_ent *e = has_data(t) ? store_find(s, t) : NULL;
+            if (e && !e->seg) memcpy(map + e->off, t->data, t->nbytes);
+        }
     }
     munmap(map, total);
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL)) { /* read-only from now on */
@@ -177,15 +195,18 @@ static si_result store_refs(store *s, const si_graph *g, si_wbuf *b, int *fds, i
     uint32_t ids[SI_WIRE_MAX_FDS];
     int n = 0;
     for (int v = 0; v < g->n_values; v++) {
-        const si_tensor *t = g->values[v].const_val;
-        if (!has_data(t)) continue;
-        uint32_t id = store_find(s, t)->seg;
-        bool seen = false;
-        for (int i = 0; i < n && !seen; i++) seen = ids[i] == id;
-        if (seen) continue;
-        if (n == SI_WIRE_MAX_FDS) return si_err(SI_ERR_UNSUPPORTED, "the graph's constants are spread over more than %d shared-memory segments", SI_WIRE_MAX_FDS);
-        ids[n] = id;
-        fds[n++] = s->segs[id - 1].fd;
+        const si_tensor *ts[4];
+        for (int k = 0, nk = val_consts(&g->values[v], ts); k < nk; k++) {
+            const si_tensor *t = ts[k];
+            if (!has_data(t)) continue;
+            uint32_t id = store_find(s, t)->seg;
+            bool seen = false;
+            for (int i = 0; i < n && !seen; i++) seen = ids[i] == id;
+            if (seen) continue;
+            if (n == SI_WIRE_MAX_FDS) return si_err(SI_ERR_UNSUPPORTED, "the graph's constants are spread over more than %d shared-memory segments", SI_WIRE_MAX_FDS);
+            ids[n] = id;
+            fds[n++] = s->segs[id - 1].fd;
+        }
     }
     wb_u32(b, (uint32_t)n);
     for (int i = 0; i < n; i++) wb_u32(b, ids[i]);
