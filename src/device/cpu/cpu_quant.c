@@ -1268,11 +1268,13 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
         a->ys = ys;
         a->yz = yz ? cn->in[2] : -1;
         a->y = cn->out[0];
-        if (hop == 1) a->extra[a->n_extra++] = g->values[nd->out[0]].producer >= 0 ? cpu_pb_consumer(b, nd->out[0], 0) : -1, a->relu = true;
+        if (hop == 1) { /* the Relu between them: max(y, y_zero_point) */
+            a->relu = true;
+            a->extra[a->n_extra++] = cpu_pb_consumer(b, nd->out[0], 0);
+        }
         a->extra[a->n_extra++] = c;
         break;
     }
-    if (a->n_extra && a->extra[0] < 0) return false;
     if (!a->ys && g->values[nd->out[0]].dtype != SI_F32) return false;
     return true;
 }
