@@ -347,7 +347,29 @@ static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool per
              bias ? " +bias" : "", relu ? " +Relu" : "", quant ? " -> QuantizeLinear" : " (float out)");
 }
 
+/* A QDQ Conv the integer convolution declines (uint8 weights over their full range with zero point 3 do not fit
+ * int8 after it): the skipped activation DequantizeLinear is emitted after all and the Conv runs in float. */
+static void qdqconv_decline_case(void) {
+    begin(13);
+    input("x", D(1, 4, 9, 10));
+    fconst("xs", 0.02f);
+    qscalar("xz", SI_U8, 128);
+    node("QuantizeLinear", "x,xs,xz", "xq");
+    node("DequantizeLinear", "xq,xs,xz", "xd");
+    qconst("wq", SI_U8, 0, 255, D(8, 4, 3, 3));
+    fconst("ws", 0.004f);
+    qscalar("wz", SI_U8, 3);
+    node("DequantizeLinear", "wq,ws,wz", "w");
+    ais(node("Conv", "xd,w", "y"), "pads", D(1, 1, 1, 1));
+    fconst("ys", 0.3f);
+    qscalar("yz", SI_U8, 100);
+    node("QuantizeLinear", "y,ys,yz", "yq");
+    output("yq");
+    dop_runf(&(dop_opts){.cpu_plan = "DequantizeLinear", .may_refuse = "OCL", .qtol = 1}, "QDQ Conv with full-range uint8 weights (float Conv)");
+}
+
 void dop_cases_qdq_conv(void) {
+    qdqconv_decline_case();
     qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
     qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);
     qdqmm_case(false, D(5, 33), 17, true, true, true, false, false);

@@ -459,6 +459,7 @@ si_result cpu_lower_qdq_conv(cpu_pb *b, int n);     /* DequantizeLinear -> Conv 
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] */
 si_result cpu_lower_erf(cpu_pb *b, int n);          /* cpu_erf.c */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
+si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
 int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);

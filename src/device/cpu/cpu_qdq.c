@@ -194,6 +194,15 @@ si_result cpu_lower_qdq(cpu_pb *b, int n) {
         cpu_pb_consume(b, n);
         return SI_OK;
     }
+    return cpu_qdq_emit(b, n);
+}
+
+/* The QuantizeLinear / DequantizeLinear step of node n; also for a DequantizeLinear skipped above whose reader
+ * turned out not to run as an integer product after all (cpu_quant.c calls it then, out of order). */
+si_result cpu_qdq_emit(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || nd->domain[0] || nd->n_in < 2 || nd->in[0] < 0 || nd->n_out != 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     if (!cpu_value_static(X) || !cpu_value_static(Y) || X->ndim != Y->ndim || si_shape_count(X->ndim, X->dims) < 1) return SI_ERR_UNSUPPORTED;
     qdq_params *p = cpu_pb_own(b, sizeof *p);

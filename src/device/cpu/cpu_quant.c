@@ -1191,10 +1191,23 @@ static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
     return true;
 }
 
+/* When the integer product declines after all, the float path reads the DequantizeLinear's output: if that node was
+ * skipped (cpu_qdq_feeds_int_convs), emit it now. */
+static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
+    const si_graph *g = b->g;
+    const int x = g->nodes[n].in[0], d = x >= 0 ? g->values[x].producer : -1;
+    if (s != SI_ERR_UNSUPPORTED || d < 0 || b->vbuf[x] >= 0 || !b->done[d]) return s;
+    si_err_clear();
+    si_result e = cpu_qdq_emit(b, d);
+    if (e && e != SI_ERR_UNSUPPORTED) return e;
+    if (e) return si_err(SI_ERR_INTERNAL, "CPU: node '%s' skipped a DequantizeLinear that its float path needs", g->nodes[n].name);
+    return SI_ERR_UNSUPPORTED;
+}
+
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n) {
     qlc_in a;
-    if (cpu_no_own() || !qdq_conv_match(b, n, &a)) return unsupported();
-    return qlconv_lower(b, n, &a);
+    if (cpu_no_own() || !qdq_conv_match(b, n, &a)) return qdq_fallback(b, n, unsupported());
+    return qdq_fallback(b, n, qlconv_lower(b, n, &a));
 }
 
 /* MatMul / Gemm node n in the QDQ form: x = DequantizeLinear(xq) (per tensor, computed), the weights a constant 2-D
@@ -1281,9 +1294,9 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
 
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
     qmm_in a;
-    if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return unsupported();
+    if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return qdq_fallback(b, n, unsupported());
     if (a.C) cpu_pb_keep_const(b, b->g->nodes[n].in[2]);
-    return qmm_lower(b, n, &a);
+    return qdq_fallback(b, n, qmm_lower(b, n, &a));
 }
 
 /* A DequantizeLinear whose every consumer is a Conv, MatMul or Gemm that runs as an integer product
