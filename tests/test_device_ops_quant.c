@@ -33,6 +33,8 @@ static void qscalar(const char *name, si_dtype dt, int64_t v) {
     set_const(name, t);
 }
 
+static void q_source(const char *name, si_dtype dt, const int64_t *dims, int nd, float s, int zp, bool conv);
+
 static void expect(const char *label, const char *step) { dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = false, .may_refuse = "OCL"}); }
 
 // --- DynamicQuantizeLinear ----------------------------------------------------------------------------------------
@@ -368,7 +370,28 @@ static void qdqconv_decline_case(void) {
     dop_runf(&(dop_opts){.cpu_plan = "DequantizeLinear", .may_refuse = "OCL", .qtol = 1}, "QDQ Conv with full-range uint8 weights (float Conv)");
 }
 
+/* Add in the QDQ form (a residual): both operands DequantizeLinear, QuantizeLinear after it (through a Relu). */
+static void qdqadd_case(si_dtype dt, bool relu, bool conv) {
+    begin(13);
+    const bool s8 = dt == SI_I8;
+    q_source("a", dt, D(1, 8, 9, 10), 0.03f, s8 ? -2 : 120, conv);
+    q_source("b", dt, D(1, 8, 9, 10), 0.05f, s8 ? 7 : 99, false);
+    node("DequantizeLinear", "a,a_s,a_z", "ad");
+    node("DequantizeLinear", "b,b_s,b_z", "bd");
+    node("Add", "ad,bd", relu ? "s" : "y");
+    if (relu) node("Relu", "s", "y");
+    fconst("ys", 0.045f);
+    qscalar("yz", dt, s8 ? 1 : 31);
+    node("QuantizeLinear", "y,ys,yz", "yq");
+    output("yq");
+    dop_runf(&(dop_opts){.cpu_plan = "QDQ Add", .may_refuse = "OCL", .qtol = 1}, "QDQ Add %s%s%s", si_dtype_name(dt), relu ? " +Relu" : "",
+             conv ? " (a from a QLinearConv, channels-last)" : "");
+}
+
 void dop_cases_qdq_conv(void) {
+    qdqadd_case(SI_U8, true, true);
+    qdqadd_case(SI_U8, false, false);
+    qdqadd_case(SI_I8, true, false);
     qdqconv_decline_case();
     qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
     qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);

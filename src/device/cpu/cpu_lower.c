@@ -1016,6 +1016,11 @@ static si_result lower_pattern(cpu_pb *b, int n, bool *done) {
 }
 
 static si_result lower_binary(cpu_pb *b, int n) {
+    if (!b->no_fusion && si_node_is(&b->g->nodes[n], SI_OP_ADD)) { /* the QDQ form: DequantizeLinear x 2 -> Add -> QuantizeLinear */
+        si_result q = cpu_lower_qdq_add(b, n);
+        if (q != SI_ERR_UNSUPPORTED) return q;
+        si_err_clear();
+    }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return unsupported();

@@ -32,6 +32,7 @@ typedef struct ql_params {
     bool mul, s8;
     float ra, rb, fmul;
     int32_t za, zb, zc;
+    int32_t qlo; /* a lower bound on the output (a Relu folded in the QDQ form: the zero point), INT32_MIN for none */
 } ql_params;
 
 typedef struct ql_job {
@@ -48,7 +49,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512i ld16(
 
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void bin512(const ql_params *p, const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n) {
     const __m512i za = _mm512_set1_epi32(p->za), zb = _mm512_set1_epi32(p->zb), zc = _mm512_set1_epi32(p->zc);
-    const __m512i lo = _mm512_set1_epi32(p->s8 ? -128 : 0), hi = _mm512_set1_epi32(p->s8 ? 127 : 255);
+    const __m512i lo = _mm512_set1_epi32(SI_MAX(p->s8 ? -128 : 0, p->qlo)), hi = _mm512_set1_epi32(p->s8 ? 127 : 255);
     const __m512 ra = _mm512_set1_ps(p->ra), rb = _mm512_set1_ps(p->rb), fm = _mm512_set1_ps(p->fmul);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
@@ -206,6 +207,46 @@ int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out)
     return 2;
 }
 
+/* QLinearAdd / QLinearMul of same-shaped values a and b (uint8 / int8, type dt) into value y, with constant scales and
+ * zero points; qlo bounds the output from below (INT32_MIN: none), which applies to the table too. Stands for node n
+ * and the nodes extra[0..n_extra) (the QDQ form's DequantizeLinear-less Add, its Relu and QuantizeLinear). */
+si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int y, float as, int32_t az, float bs, int32_t bz, float cs,
+                                  int32_t cz, int32_t qlo, const int *extra, int n_extra) {
+    const si_graph *g = b->g;
+    const si_val *A = &g->values[a], *B = &g->values[bv], *Y = &g->values[y];
+    const si_dtype dt = A->dtype;
+    if (cpu_no_own() || (dt != SI_U8 && dt != SI_I8) || Y->dtype != dt || B->dtype != dt || A->const_val || B->const_val ||
+        !cpu_value_static(A) || !cpu_value_static(B) || !cpu_value_static(Y) || si_shape_count(A->ndim, A->dims) < 1 ||
+        Y->ndim != A->ndim || B->ndim != A->ndim || memcmp(Y->dims, A->dims, sizeof(int64_t) * (size_t)A->ndim) ||
+        memcmp(B->dims, A->dims, sizeof(int64_t) * (size_t)A->ndim) || cs == 0.0f || !isfinite(cs) || !isfinite(as) || !isfinite(bs))
+        return SI_ERR_UNSUPPORTED;
+    ql_params *p = cpu_pb_own(b, sizeof *p);
+    uint8_t *table = cpu_pb_own(b, 65536);
+    if (!p || !table) return SI_ERR_NO_MEM;
+    *p = (ql_params){.table = table, .binary = true, .n = si_shape_count(A->ndim, A->dims), .mul = mul, .s8 = dt == SI_I8,
+                     .ra = as / cs, .rb = bs / cs, .fmul = as * bs / cs, .za = az, .zb = bz, .zc = cz, .qlo = qlo};
+    if (!si_qlinear_binary_table(mul, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
+    if (qlo != INT32_MIN)
+        for (int i = 0; i < 65536; i++) {
+            const int32_t v = dt == SI_I8 ? (int32_t)(int8_t)table[i] : (int32_t)table[i];
+            if (v < qlo) table[i] = (uint8_t)qlo;
+        }
+    int ab = dense_buf(b, a);
+    if (ab < 0) return SI_ERR_INTERNAL;
+    const dnnl_memory_desc_t amd = b->p->bufs[ab].md;
+    int bb = cpu_pb_in_md(b, bv, &amd);
+    if (bb < 0) return SI_ERR_INTERNAL;
+    int out = cpu_pb_new_out(b, y, &amd);
+    if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    cpu_arg args[3] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_SRC_1, bb}, {DNNL_ARG_DST, out}};
+    const char *what = n_extra ? (mul ? "QDQ Mul" : "QDQ Add") : g->nodes[n].op_type;
+    si_result st = cpu_pb_emit_own(b, n, what, "own:qlinear_table2", ql_run, p, args, 3);
+    if (st) return st;
+    cpu_pb_consume(b, n);
+    for (int i = 0; i < n_extra; i++) cpu_pb_consume(b, extra[i]);
+    return SI_OK;
+}
+
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -239,7 +280,7 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
         /* the same arithmetic as the table's, for the vector path (ops/qlinear_ms.c bin_init and bin_row) */
         p->mul = id == SI_OP_QLINEAR_MUL, p->s8 = dt == SI_I8;
         p->ra = as / cs, p->rb = bs / cs, p->fmul = as * bs / cs;
-        p->za = az, p->zb = bz, p->zc = cz;
+        p->za = az, p->zb = bz, p->zc = cz, p->qlo = INT32_MIN;
     } else if (!unary_table(g, nd, dt, table)) {
         return SI_ERR_UNSUPPORTED;
     } else if (id == SI_OP_QLINEAR_SIGMOID && !b->no_fusion) { /* SiLU: QLinearMul(x, QLinearSigmoid(x)) as one table */

@@ -1195,12 +1195,15 @@ static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
  * skipped (cpu_qdq_feeds_int_convs), emit it now. */
 static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
     const si_graph *g = b->g;
-    const int x = g->nodes[n].in[0], d = x >= 0 ? g->values[x].producer : -1;
-    if (s != SI_ERR_UNSUPPORTED || d < 0 || b->vbuf[x] >= 0 || !b->done[d]) return s;
+    if (s != SI_ERR_UNSUPPORTED) return s;
     si_err_clear();
-    si_result e = cpu_qdq_emit(b, d);
-    if (e && e != SI_ERR_UNSUPPORTED) return e;
-    if (e) return si_err(SI_ERR_INTERNAL, "CPU: node '%s' skipped a DequantizeLinear that its float path needs", g->nodes[n].name);
+    for (int k = 0; k < g->nodes[n].n_in; k++) {
+        const int x = g->nodes[n].in[k], d = x >= 0 ? g->values[x].producer : -1;
+        if (d < 0 || b->vbuf[x] >= 0 || !b->done[d] || !is_plain_op(&g->nodes[d], SI_OP_DEQUANTIZE_LINEAR) || g->values[x].const_val) continue;
+        si_result e = cpu_qdq_emit(b, d);
+        if (e && e != SI_ERR_UNSUPPORTED) return e;
+        if (e) return si_err(SI_ERR_INTERNAL, "CPU: node '%s' skipped a DequantizeLinear that its float path needs", g->nodes[n].name);
+    }
     return SI_ERR_UNSUPPORTED;
 }
 
@@ -1292,6 +1295,67 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     return true;
 }
 
+/* Add node n in the QDQ form: both operands DequantizeLinear (per tensor, computed, one element type, one shape) and
+ * its only consumer a per-tensor QuantizeLinear (through a Relu): ONNX Runtime runs it as QLinearAdd. */
+typedef struct qdq_add {
+    int a, b, y, extra[2], n_extra;
+    float as, bs, ys;
+    int32_t az, bz, yz, qlo;
+} qdq_add;
+
+static bool scalar_of(const si_tensor *t, float *f, int32_t *i) {
+    if (!t || !t->data || si_tensor_count(t) != 1) return false;
+    if (f) *f = *(const float *)t->data;
+    if (i) *i = (int32_t)si_load_i64(t->dtype, t->data, 0);
+    return true;
+}
+
+static bool qdq_add_match(const cpu_pb *b, int n, qdq_add *m) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    memset(m, 0, sizeof *m);
+    if (b->no_fusion || !is_plain_op(nd, SI_OP_ADD) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] == nd->in[1]) return false;
+    const si_tensor *as, *az, *bs, *bz;
+    if (dq_of(g, nd->in[0], false, &m->a, &as, &az) < 0 || dq_of(g, nd->in[1], false, &m->b, &bs, &bz) < 0) return false;
+    if (!scalar_of(as, &m->as, NULL) || !scalar_of(bs, &m->bs, NULL) || (az && !scalar_of(az, NULL, &m->az)) || (bz && !scalar_of(bz, NULL, &m->bz)))
+        return false;
+    const si_dtype dt = g->values[m->a].dtype;
+    if (g->values[m->b].dtype != dt || (az && az->dtype != dt) || (bz && bz->dtype != dt)) return false;
+    int v = nd->out[0];
+    m->qlo = INT32_MIN;
+    for (int hop = 0; hop < 2; hop++) {
+        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
+        const int c = cpu_pb_consumer(b, v, 0);
+        if (c < 0 || b->done[c]) return false;
+        const si_node *cn = &g->nodes[c];
+        if (hop == 0 && is_plain_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
+            m->extra[m->n_extra++] = c;
+            v = cn->out[0];
+            continue;
+        }
+        if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
+        if ((cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) ||
+            (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32))
+            return false;
+        const si_tensor *ys = cpu_const_input(g, cn, 1), *yz = cn->n_in > 2 && cn->in[2] >= 0 ? cpu_const_input(g, cn, 2) : NULL;
+        if (!ys || ys->dtype != SI_F32 || !scalar_of(ys, &m->ys, NULL) || (cn->n_in > 2 && cn->in[2] >= 0 && !scalar_of(yz, NULL, &m->yz)))
+            return false;
+        if (g->values[cn->out[0]].dtype != dt) return false;
+        if (m->n_extra) m->qlo = m->yz; /* the Relu: max(y, y_zero_point) */
+        m->extra[m->n_extra++] = c;
+        m->y = cn->out[0];
+        return true;
+    }
+    return false;
+}
+
+si_result cpu_lower_qdq_add(cpu_pb *b, int n) {
+    qdq_add m;
+    if (cpu_no_own() || !qdq_add_match(b, n, &m)) return qdq_fallback(b, n, unsupported());
+    return qdq_fallback(b, n, cpu_qlinear_binary_emit(b, n, false, m.a, m.b, m.y, m.as, m.az, m.bs, m.bz, m.ys, m.yz, m.qlo, m.extra,
+                                                      m.n_extra));
+}
+
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
     qmm_in a;
     if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return qdq_fallback(b, n, unsupported());
@@ -1299,8 +1363,8 @@ si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
     return qdq_fallback(b, n, qmm_lower(b, n, &a));
 }
 
-/* A DequantizeLinear whose every consumer is a Conv, MatMul or Gemm that runs as an integer product
- * (cpu_lower_qdq_conv / cpu_lower_qdq_matmul), which reads the quantized values instead: it need not run. */
+/* A DequantizeLinear whose every consumer is a Conv, MatMul, Gemm or Add that runs on the integers
+ * (cpu_lower_qdq_conv / _matmul / _add), which read the quantized values instead: it need not run. */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -1311,7 +1375,8 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
         const int c = cpu_pb_consumer(b, v, k);
         qlc_in a;
         qmm_in m;
-        if (c < 0 || b->done[c] || (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m))) return false;
+        qdq_add d;
+        if (c < 0 || b->done[c] || (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d))) return false;
     }
     return true;
 }
