@@ -434,10 +434,12 @@ def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
 # uint8, calibrated on feeds), Conv / MatMul / Gemm weights are int8 initializers behind a DequantizeLinear (per output
 # channel for Conv with per_channel, axis 0) and a Conv's bias an int32 initializer at scale x_scale * w_scale behind
 # one. A Relu / Clip that is a Conv's only consumer is dropped and the Conv's output quantized with its range (ORT
-# removes such activations too). ORT fuses DequantizeLinear -> Conv -> QuantizeLinear into an integer convolution;
+# removes such activations too). MaxPool's output is quantized with its input's parameters. ORT fuses
+# DequantizeLinear -> Conv -> QuantizeLinear into an integer convolution;
 # the graph as written computes in float between the pairs.
 
-_QDQ_OPS = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid"}
+_QDQ_OPS = {"Conv", "MatMul", "Gemm", "Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid", "MaxPool"}
+_QDQ_SAME = {"MaxPool"}  # their output is quantized with their input's scale and zero point (as ORT's quantizer does)
 
 
 def quantize_qdq(model, feeds, per_channel=True):
@@ -467,9 +469,14 @@ def quantize_qdq(model, feeds, per_channel=True):
 
     fresh, init = _namer(names, new_inits)
 
+    prod = {o: n for n in g.node for o in n.output}
+
     def act(v):
         if v not in qdq:
-            s, z = _act_params(vals[v])
+            src = v
+            while src in prod and prod[src].op_type in _QDQ_SAME and prod[src].input[0] in vals:
+                src = prod[src].input[0]
+            s, z = _act_params(vals[src])
             sn, zn = init(v + "_scale", s), init(v + "_zero_point", z)
             qn, dn = fresh(v + "_QuantizeLinear_Output"), fresh(v + "_DequantizeLinear_Output")
             out.append(helper.make_node("QuantizeLinear", [v, sn, zn], [qn], name=fresh(v + "_QuantizeLinear")))

@@ -388,7 +388,43 @@ static void qdqadd_case(si_dtype dt, bool relu, bool conv) {
              conv ? " (a from a QLinearConv, channels-last)" : "");
 }
 
+/* DequantizeLinear -> MaxPool -> QuantizeLinear with the input's scale and zero point (as ORT's quantizer writes
+ * it): MaxPool on the integers, exact; and with another scale: the float path. */
+static void qdqpool_case(bool same) {
+    begin(13);
+    q_source("a", SI_U8, D(1, 16, 10, 12), 0.05f, 3, true);
+    node("DequantizeLinear", "a,a_s,a_z", "ad");
+    int mp = node("MaxPool", "ad", "m");
+    ais(mp, "kernel_shape", D(3, 3));
+    ais(mp, "pads", D(1, 1, 1, 1));
+    ais(mp, "strides", D(2, 2));
+    if (same) node("QuantizeLinear", "m,a_s,a_z", "y");
+    else {
+        fconst("ys", 0.07f);
+        qscalar("yz", SI_U8, 5);
+        node("QuantizeLinear", "m,ys,yz", "y");
+    }
+    output("y");
+    dop_runf(&(dop_opts){.cpu_plan = same ? "QDQ MaxPool(int8)" : "MaxPool", .may_refuse = "OCL", .qtol = same ? 0 : 1},
+             "QDQ MaxPool, %s", same ? "the input's scale and zero point" : "another scale (float path)");
+}
+
 void dop_cases_qdq_conv(void) {
+    qdqpool_case(true);
+    qdqpool_case(false);
+    {   /* Mul in the QDQ form (SiLU's product) */
+        begin(13);
+        q_source("a", SI_U8, D(1, 8, 9, 10), 0.03f, 120, true);
+        q_source("b", SI_U8, D(1, 8, 9, 10), 0.004f, 0, false);
+        node("DequantizeLinear", "a,a_s,a_z", "ad");
+        node("DequantizeLinear", "b,b_s,b_z", "bd");
+        node("Mul", "ad,bd", "y");
+        fconst("ys", 0.02f);
+        qscalar("yz", SI_U8, 9);
+        node("QuantizeLinear", "y,ys,yz", "yq");
+        output("yq");
+        dop_runf(&(dop_opts){.cpu_plan = "QDQ Mul", .may_refuse = "OCL", .qtol = 1}, "QDQ Mul uint8");
+    }
     qdqadd_case(SI_U8, true, true);
     qdqadd_case(SI_U8, false, false);
     qdqadd_case(SI_I8, true, false);

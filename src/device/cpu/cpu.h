@@ -465,7 +465,9 @@ si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
 int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);
 si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int y, float as, int32_t az, float bs, int32_t bz, float cs,
                                   int32_t cz, int32_t qlo, const int *extra, int n_extra);
-si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x 2 -> Add [-> Relu] -> QuantizeLinear */
+si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x 2 -> Add / Mul [-> Relu] -> QuantizeLinear */
+bool cpu_qdq_pool_match(const cpu_pb *b, int n, int *xin, int *yout, int *q); /* DQ -> MaxPool -> Q, same parameters */
+si_result cpu_qdq_fallback(cpu_pb *b, int n, si_result s); /* s declined: emit the skipped DequantizeLinears n reads */
 si_result cpu_lower_rnn(cpu_pb *b, int n);
 /* Own kernels (one file each): SI_OK when lowered, SI_ERR_UNSUPPORTED when another path must run the node. */
 si_result cpu_lower_convtranspose(cpu_pb *b, int n); /* cpu_deconv.c */

@@ -820,17 +820,21 @@ static si_result lower_gemm(cpu_pb *b, int n) {
 
 // --- pooling --------------------------------------------------------------------------------------------------
 
-static si_result lower_pool(cpu_pb *b, int n) {
+static si_result lower_pool_impl(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     const si_op_id t = nd->op->id;
+    if (nd->n_in < 1 || nd->in[0] < 0 || nd->n_out < 1 || nd->out[0] < 0) return unsupported();
+    /* the QDQ form (DequantizeLinear -> MaxPool -> QuantizeLinear with the same scale and zero point) is MaxPool on
+     * the integers, as the QOperator form writes it */
+    int xin = nd->in[0], yout = nd->out[0], qnode = -1;
+    if (t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL) cpu_qdq_pool_match(b, n, &xin, &yout, &qnode);
     /* MaxPool also on the uint8 / int8 tensors of a quantized (QOperator) model, in their layout */
-    const bool q8 = (t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL) && nd->n_in >= 1 && nd->in[0] >= 0 && nd->n_out >= 1 &&
-                    nd->out[0] >= 0 && (g->values[nd->in[0]].dtype == SI_U8 || g->values[nd->in[0]].dtype == SI_I8) &&
-                    g->values[nd->out[0]].dtype == g->values[nd->in[0]].dtype && cpu_value_static(&g->values[nd->in[0]]) &&
-                    cpu_value_static(&g->values[nd->out[0]]) && value_count(g, nd->in[0]) > 0 && value_count(g, nd->out[0]) > 0;
+    const bool q8 = (t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL) && (g->values[xin].dtype == SI_U8 || g->values[xin].dtype == SI_I8) &&
+                    g->values[yout].dtype == g->values[xin].dtype && cpu_value_static(&g->values[xin]) &&
+                    cpu_value_static(&g->values[yout]) && value_count(g, xin) > 0 && value_count(g, yout) > 0;
     if (!q8 && (nd->n_in < 1 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd))) return unsupported();
-    const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
+    const si_val *X = &g->values[xin], *Y = &g->values[yout];
     int r = X->ndim, sp = r - 2;
     if (r < 3 || r > 5 || Y->ndim != r) return unsupported();
     bool global = t == SI_OP_GLOBAL_AVERAGE_POOL || t == SI_OP_GLOBAL_MAX_POOL;
@@ -868,14 +872,14 @@ static si_result lower_pool(cpu_pb *b, int n) {
     dnnl_dims_t dd, st, kk, dl, pad_l, pad_r;
     for (int i = 0; i < r; i++) dd[i] = Y->dims[i];
     for (int i = 0; i < sp; i++) st[i] = stride[i], kk[i] = kern[i], dl[i] = dil[i] - 1, pad_l[i] = pl[i], pad_r[i] = pr[i];
-    int src = cpu_pb_existing(b, nd->in[0]);
+    int src = cpu_pb_existing(b, xin);
     if (src < 0) return SI_ERR_INTERNAL;
     if (q8 && !b->p->bufs[src].dyn) { /* oneDNN's integer pooling is fast channels-last only */
         dnnl_memory_desc_t nhwc;
         dnnl_dims_t xd;
         for (int i = 0; i < r; i++) xd[i] = X->dims[i];
         dnnl_memory_desc_init_by_tag(&nhwc, r, xd, b->p->bufs[src].md.data_type, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
-        src = cpu_pb_in_md(b, nd->in[0], &nhwc);
+        src = cpu_pb_in_md(b, xin, &nhwc);
         if (src < 0) return SI_ERR_INTERNAL;
     }
     dnnl_memory_desc_t smd = b->p->bufs[src].md, dmd;
@@ -891,14 +895,15 @@ static si_result lower_pool(cpu_pb *b, int n) {
         ds = dnnl_primitive_desc_create(&pd, &pdsc, attr, b->eng, NULL);
         dnnl_primitive_attr_destroy(attr);
         if (ds != dnnl_success) return unsupported();
-        int dst = cpu_pb_new_out(b, nd->out[0], dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
+        int dst = cpu_pb_new_out(b, yout, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
         if (dst < 0) {
             dnnl_primitive_desc_destroy(pd);
             return SI_ERR_NO_MEM;
         }
         cpu_arg args[2] = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}};
-        si_result s = cpu_pb_emit_dnnl(b, n, "MaxPool(int8)", pd, args, 2);
+        si_result s = cpu_pb_emit_dnnl(b, n, qnode >= 0 ? "QDQ MaxPool(int8)" : "MaxPool(int8)", pd, args, 2);
         if (!s) cpu_pb_consume(b, n);
+        if (!s && qnode >= 0) cpu_pb_consume(b, qnode);
         return s;
     }
     cpu_chain c;
@@ -908,6 +913,8 @@ static si_result lower_pool(cpu_pb *b, int n) {
     cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC, src}};
     return cpu_finish_chain(b, &c, pd, args, 1, nd->op_type);
 }
+
+static si_result lower_pool(cpu_pb *b, int n) { return cpu_qdq_fallback(b, n, lower_pool_impl(b, n)); }
 
 // --- elementwise ------------------------------------------------------------------------------------------------
 
@@ -1016,7 +1023,8 @@ static si_result lower_pattern(cpu_pb *b, int n, bool *done) {
 }
 
 static si_result lower_binary(cpu_pb *b, int n) {
-    if (!b->no_fusion && si_node_is(&b->g->nodes[n], SI_OP_ADD)) { /* the QDQ form: DequantizeLinear x 2 -> Add -> QuantizeLinear */
+    if (!b->no_fusion && (si_node_is(&b->g->nodes[n], SI_OP_ADD) || si_node_is(&b->g->nodes[n], SI_OP_MUL))) {
+        /* the QDQ form: DequantizeLinear x 2 -> Add / Mul -> QuantizeLinear */
         si_result q = cpu_lower_qdq_add(b, n);
         if (q != SI_ERR_UNSUPPORTED) return q;
         si_err_clear();

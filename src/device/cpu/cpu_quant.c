@@ -1295,9 +1295,10 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     return true;
 }
 
-/* Add node n in the QDQ form: both operands DequantizeLinear (per tensor, computed, one element type, one shape) and
- * its only consumer a per-tensor QuantizeLinear (through a Relu): ONNX Runtime runs it as QLinearAdd. */
+/* Add / Mul node n in the QDQ form: both operands DequantizeLinear (per tensor, computed, one element type, one shape)
+ * and its only consumer a per-tensor QuantizeLinear (through a Relu): ONNX Runtime runs it as QLinearAdd / Mul. */
 typedef struct qdq_add {
+    bool mul;
     int a, b, y, extra[2], n_extra;
     float as, bs, ys;
     int32_t az, bz, yz, qlo;
@@ -1314,7 +1315,10 @@ static bool qdq_add_match(const cpu_pb *b, int n, qdq_add *m) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(m, 0, sizeof *m);
-    if (b->no_fusion || !is_plain_op(nd, SI_OP_ADD) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 || nd->in[0] == nd->in[1]) return false;
+    if (b->no_fusion || (!is_plain_op(nd, SI_OP_ADD) && !is_plain_op(nd, SI_OP_MUL)) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 ||
+        nd->in[0] == nd->in[1])
+        return false;
+    m->mul = is_plain_op(nd, SI_OP_MUL);
     const si_tensor *as, *az, *bs, *bz;
     if (dq_of(g, nd->in[0], false, &m->a, &as, &az) < 0 || dq_of(g, nd->in[1], false, &m->b, &bs, &bz) < 0) return false;
     if (!scalar_of(as, &m->as, NULL) || !scalar_of(bs, &m->bs, NULL) || (az && !scalar_of(az, NULL, &m->az)) || (bz && !scalar_of(bz, NULL, &m->bz)))
@@ -1352,9 +1356,39 @@ static bool qdq_add_match(const cpu_pb *b, int n, qdq_add *m) {
 si_result cpu_lower_qdq_add(cpu_pb *b, int n) {
     qdq_add m;
     if (cpu_no_own() || !qdq_add_match(b, n, &m)) return qdq_fallback(b, n, unsupported());
-    return qdq_fallback(b, n, cpu_qlinear_binary_emit(b, n, false, m.a, m.b, m.y, m.as, m.az, m.bs, m.bz, m.ys, m.yz, m.qlo, m.extra,
+    return qdq_fallback(b, n, cpu_qlinear_binary_emit(b, n, m.mul, m.a, m.b, m.y, m.as, m.az, m.bs, m.bz, m.ys, m.yz, m.qlo, m.extra,
                                                       m.n_extra));
 }
+
+/* MaxPool node n in the QDQ form: its input a per-tensor DequantizeLinear (computed), its only consumer a
+ * QuantizeLinear with the same scale and zero point: the max of the integers is the same (quantization is
+ * monotonic), so it runs on them. On a match *xin / *yout become the integer values and *q the QuantizeLinear. */
+bool cpu_qdq_pool_match(const cpu_pb *b, int n, int *xin, int *yout, int *q) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (b->no_fusion || cpu_no_own() || nd->n_in < 1 || nd->n_out < 1 || nd->out[0] < 0 || (nd->n_out > 1 && nd->out[1] >= 0)) return false;
+    int xq;
+    const si_tensor *xs, *xz;
+    float xsv, ysv;
+    int32_t xzv = 0, yzv = 0;
+    if (dq_of(g, nd->in[0], false, &xq, &xs, &xz) < 0 || !scalar_of(xs, &xsv, NULL) || (xz && !scalar_of(xz, NULL, &xzv))) return false;
+    const int v = nd->out[0];
+    if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
+    const int c = cpu_pb_consumer(b, v, 0);
+    if (c < 0 || b->done[c]) return false;
+    const si_node *cn = &g->nodes[c];
+    if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
+    if ((cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) ||
+        (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32))
+        return false;
+    const si_tensor *ys = cpu_const_input(g, cn, 1), *yz = cn->n_in > 2 && cn->in[2] >= 0 ? cpu_const_input(g, cn, 2) : NULL;
+    if (!ys || ys->dtype != SI_F32 || !scalar_of(ys, &ysv, NULL) || (cn->n_in > 2 && cn->in[2] >= 0 && !scalar_of(yz, NULL, &yzv))) return false;
+    if (memcmp(&xsv, &ysv, sizeof xsv) || xzv != yzv || g->values[cn->out[0]].dtype != g->values[xq].dtype) return false;
+    *xin = xq, *yout = cn->out[0], *q = c;
+    return true;
+}
+
+si_result cpu_qdq_fallback(cpu_pb *b, int n, si_result s) { return qdq_fallback(b, n, s); }
 
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
     qmm_in a;
@@ -1376,7 +1410,11 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
         qlc_in a;
         qmm_in m;
         qdq_add d;
-        if (c < 0 || b->done[c] || (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d))) return false;
+        int px, py, pq;
+        if (c < 0 || b->done[c] ||
+            (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) &&
+             !((is_plain_op(&g->nodes[c], SI_OP_MAX_POOL) || is_plain_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
+            return false;
     }
     return true;
 }
