@@ -43,7 +43,7 @@ static inline void si_dql_params(float xmin, float xmax, float *scale, uint8_t *
     float range = xmax == xmin ? 1.0f : xmax - xmin;
     float s = range / 255.0f;
     float z = 0.0f - xmin / s;
-    z = z < 0.0f ? 0.0f : z > 255.0f ? 255.0f : z;
+    z = !(z >= 0.0f) ? 0.0f : z > 255.0f ? 255.0f : z; /* NaN (an infinite range: -inf / inf) gives 0 */
     *scale = s;
     *zp = (uint8_t)nearbyintf(z);
 }
