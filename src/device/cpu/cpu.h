@@ -262,6 +262,9 @@ size_t cpu_value_nbytes(const si_val *v);
 int cpu_pb_plain(cpu_pb *b, int value);                                   /* plain buffer, reorders if needed */
 int cpu_pb_in_md(cpu_pb *b, int value, const dnnl_memory_desc_t *md);     /* buffer in layout md */
 int cpu_pb_existing(cpu_pb *b, int value);                                /* any existing buffer (blocked first) */
+/* An existing buffer in a dense layout (plain, channels-last, channel-blocked without padding: element-wise kernels
+ * read it as it is), else the plain one. */
+int cpu_pb_dense(cpu_pb *b, int value);
 int cpu_pb_new_out(cpu_pb *b, int value, const dnnl_memory_desc_t *md);   /* new buffer for a step's output */
 int cpu_pb_new_inplace(cpu_pb *b, int value, const dnnl_memory_desc_t *md, int over); /* shares over's slot */
 bool cpu_pb_can_overwrite(cpu_pb *b, int buf, int consumer_uses);         /* buf's slot is dead after this use */

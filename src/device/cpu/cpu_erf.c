@@ -83,10 +83,7 @@ si_result cpu_lower_erf(cpu_pb *b, int n) {
     if (!cnt) return SI_ERR_NO_MEM;
     *cnt = si_shape_count(X->ndim, X->dims);
     /* any dense layout (plain, channels-last, blocked without padding): element-wise */
-    int in = cpu_pb_existing(b, nd->in[0]);
-    if (in < 0 || b->p->bufs[in].dyn || b->p->bufs[in].md.format_kind != dnnl_blocked ||
-        dnnl_memory_desc_get_size(&b->p->bufs[in].md) != (size_t)*cnt * sizeof(float))
-        in = cpu_pb_plain(b, nd->in[0]);
+    const int in = cpu_pb_dense(b, nd->in[0]);
     if (in < 0) return SI_ERR_INTERNAL;
     if (b->p->bufs[in].dyn) return SI_ERR_UNSUPPORTED;
     int out = cpu_pb_new_out(b, nd->out[0], &b->p->bufs[in].md);

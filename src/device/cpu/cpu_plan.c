@@ -245,6 +245,19 @@ int cpu_pb_existing(cpu_pb *b, int v) {
     return -1;
 }
 
+int cpu_pb_dense(cpu_pb *b, int v) {
+    const si_val *V = &b->g->values[v];
+    int e = cpu_pb_existing(b, v);
+    if (e >= 0) {
+        const dnnl_memory_desc_t *md = &b->p->bufs[e].md;
+        if (!b->p->bufs[e].dyn && md->format_kind == dnnl_blocked && md->ndims == V->ndim &&
+            dnnl_memory_desc_get_size(md) == (size_t)si_shape_count(V->ndim, V->dims) * dnnl_data_type_size(md->data_type))
+            return e;
+    }
+    si_err_clear();
+    return cpu_pb_plain(b, v);
+}
+
 int cpu_pb_plain(cpu_pb *b, int v) {
     cpu_plan *p = b->p;
     if (p->vbuf_plain[v] >= 0) return p->vbuf_plain[v];

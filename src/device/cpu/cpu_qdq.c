@@ -222,25 +222,11 @@ si_result cpu_qdq_emit(cpu_pb *b, int n) {
     }
     /* per tensor: elementwise, so in whatever dense layout x already has (a convolution's channels-last or
      * channel-blocked output, no padded channels), and y in that layout: no reorder of x to plain */
-    int in = -1;
-    dnnl_memory_desc_t ymd;
-    if (p->len == 1 && !b->no_fusion) {
-        int e = cpu_pb_existing(b, nd->in[0]);
-        const dnnl_memory_desc_t *md = e >= 0 ? &b->p->bufs[e].md : NULL;
-        const int64_t cnt = si_shape_count(X->ndim, X->dims);
-        if (md && !b->p->bufs[e].dyn && md->format_kind == dnnl_blocked && md->ndims == Y->ndim &&
-            dnnl_memory_desc_get_size(md) == (size_t)cnt * (md->data_type == dnnl_f32 || md->data_type == dnnl_s32 ? 4 : 1)) {
-            in = e;
-            ymd = *md;
-            ymd.data_type = dnnl_of(Y->dtype);
-        }
-    }
-    if (in < 0) {
-        in = cpu_pb_plain(b, nd->in[0]);
-        if (in < 0) return SI_ERR_INTERNAL;
-        cpu_md_plain_dt(&ymd, Y->ndim, Y->dims, dnnl_of(Y->dtype));
-    }
+    const int in = p->len == 1 && !b->no_fusion ? cpu_pb_dense(b, nd->in[0]) : cpu_pb_plain(b, nd->in[0]);
+    if (in < 0) return SI_ERR_INTERNAL;
     if (b->p->bufs[in].dyn) return SI_ERR_UNSUPPORTED;
+    dnnl_memory_desc_t ymd = b->p->bufs[in].md;
+    ymd.data_type = dnnl_of(Y->dtype);
     int out = cpu_pb_new_out(b, nd->out[0], &ymd);
     if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     cpu_arg args[2] = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out}};

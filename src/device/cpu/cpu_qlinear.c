@@ -111,20 +111,6 @@ static bool const_zp(const si_graph *g, const si_node *nd, int k, si_dtype dt, i
     return true;
 }
 
-/* An existing buffer of v in a dense layout (plain, channels-last, channel-blocked without padding), else its
- * plain buffer; -1 on failure. */
-static int dense_buf(cpu_pb *b, int v) {
-    const si_val *V = &b->g->values[v];
-    int e = cpu_pb_existing(b, v);
-    if (e >= 0) {
-        const dnnl_memory_desc_t *md = &b->p->bufs[e].md;
-        if (!b->p->bufs[e].dyn && md->format_kind == dnnl_blocked && md->ndims == V->ndim &&
-            dnnl_memory_desc_get_size(md) == (size_t)si_shape_count(V->ndim, V->dims))
-            return e;
-    }
-    return cpu_pb_plain(b, v);
-}
-
 /* QLinearSigmoid / QLinearLeakyRelu node nd (X, X_scale, X_zero_point, Y_scale[, Y_zero_point]) of type dt as a
  * byte table; false when its parameters are not constants the table can hold. */
 static bool unary_table(const si_graph *g, const si_node *nd, si_dtype dt, uint8_t *table) {
@@ -231,7 +217,7 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
             const int32_t v = dt == SI_I8 ? (int32_t)(int8_t)table[i] : (int32_t)table[i];
             if (v < qlo) table[i] = (uint8_t)qlo;
         }
-    int ab = dense_buf(b, a);
+    int ab = cpu_pb_dense(b, a);
     if (ab < 0) return SI_ERR_INTERNAL;
     const dnnl_memory_desc_t amd = b->p->bufs[ab].md;
     int bb = cpu_pb_in_md(b, bv, &amd);
@@ -286,7 +272,7 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
     } else if (id == SI_OP_QLINEAR_SIGMOID && !b->no_fusion) { /* SiLU: QLinearMul(x, QLinearSigmoid(x)) as one table */
         int mul;
         if (silu(b, n, table, &mul)) {
-            int ab = dense_buf(b, nd->in[0]);
+            int ab = cpu_pb_dense(b, nd->in[0]);
             int out = ab < 0 ? -1 : cpu_pb_new_out(b, g->nodes[mul].out[0], &b->p->bufs[ab].md);
             if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
             cpu_arg args[2] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_DST, out}};
@@ -295,7 +281,7 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
             return st;
         }
     }
-    int ab = dense_buf(b, nd->in[0]);
+    int ab = cpu_pb_dense(b, nd->in[0]);
     if (ab < 0) return SI_ERR_INTERNAL;
     const dnnl_memory_desc_t amd = b->p->bufs[ab].md;
     int bb = binary ? cpu_pb_in_md(b, nd->in[3], &amd) : -1;
