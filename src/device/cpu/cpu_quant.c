@@ -1088,8 +1088,6 @@ si_result cpu_lower_qgemm(cpu_pb *b, int n) {
 
 // --- the QDQ form: DequantizeLinear -> Conv -> QuantizeLinear as one integer convolution ----------------------------
 
-static bool is_plain_op(const si_node *nd, si_op_id id) { return nd->op && !nd->domain[0] && nd->op->id == id; }
-
 /* A constant folded from a DequantizeLinear (si_val's dq_*): its quantized constant, scale, zero point and axis. */
 static bool dq_const(const si_graph *g, int v, const si_tensor **q, const si_tensor **s, const si_tensor **z, int *axis) {
     if (v < 0) return false;
@@ -1107,7 +1105,7 @@ static int dq_of(const si_graph *g, int v, bool want_const, int *q, const si_ten
     if (v < 0 || g->values[v].producer < 0) return -1;
     const int d = g->values[v].producer;
     const si_node *dn = &g->nodes[d];
-    if (!is_plain_op(dn, SI_OP_DEQUANTIZE_LINEAR) || dn->n_in < 2 || dn->in[0] < 0 || dn->n_out != 1) return -1;
+    if (!is_op(dn, SI_OP_DEQUANTIZE_LINEAR) || dn->n_in < 2 || dn->in[0] < 0 || dn->n_out != 1) return -1;
     if (dn->opset >= 21 && si_attr_int(dn, "block_size", 0) != 0) return -1;
     *q = dn->in[0];
     *s = cpu_const_input(g, dn, 1);
@@ -1118,6 +1116,55 @@ static int dq_of(const si_graph *g, int v, bool want_const, int *q, const si_ten
     return d;
 }
 
+/* The per-tensor QuantizeLinear (scale a float32 constant, zero point a constant or absent, uint8 / int8 out) that
+ * is value v's only consumer, through a Relu when relu_ok (v's and the Relu's only consumer, not graph outputs). */
+typedef struct q_after {
+    int q, relu;    /* the nodes (relu -1 when there is none) */
+    int y, yz;      /* the QuantizeLinear's output and zero point values (yz -1: absent) */
+    const si_tensor *ys;
+    float ysv;
+    int32_t yzv;    /* the zero point's value (0 when absent) */
+} q_after;
+
+static bool scalar_of(const si_tensor *t, float *f, int32_t *i) {
+    if (!t || !t->data || si_tensor_count(t) != 1) return false;
+    if (f) *f = *(const float *)t->data;
+    if (i) *i = (int32_t)si_load_i64(t->dtype, t->data, 0);
+    return true;
+}
+
+static bool quant_after(const cpu_pb *b, int v, bool relu_ok, q_after *o) {
+    const si_graph *g = b->g;
+    o->q = o->relu = -1;
+    for (int hop = 0; hop < 2; hop++) {
+        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
+        const int c = cpu_pb_consumer(b, v, 0);
+        if (c < 0 || b->done[c]) return false;
+        const si_node *cn = &g->nodes[c];
+        if (hop == 0 && relu_ok && is_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
+            o->relu = c;
+            v = cn->out[0];
+            continue;
+        }
+        if (!is_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
+        if ((cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) ||
+            (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32))
+            return false;
+        o->ys = cpu_const_input(g, cn, 1);
+        o->yz = cn->n_in > 2 && cn->in[2] >= 0 ? cn->in[2] : -1;
+        o->yzv = 0;
+        if (!o->ys || o->ys->dtype != SI_F32 || !scalar_of(o->ys, &o->ysv, NULL) ||
+            (o->yz >= 0 && !scalar_of(cpu_const_input(g, cn, 2), NULL, &o->yzv)))
+            return false;
+        const si_dtype yt = g->values[cn->out[0]].dtype;
+        if ((yt != SI_U8 && yt != SI_I8) || (o->yz >= 0 && g->values[o->yz].dtype != yt)) return false;
+        o->q = c;
+        o->y = cn->out[0];
+        return true;
+    }
+    return false;
+}
+
 /* Conv node n in the QDQ form ONNX Runtime's quantizer writes, which ORT itself runs as one integer convolution:
  * x = DequantizeLinear(xq) (per tensor, xq computed), w = DequantizeLinear(constant int8 / uint8, per tensor or per
  * output channel: axis 0), bias = DequantizeLinear(constant int32 at scale x_scale * w_scale, zero point 0), and the
@@ -1126,7 +1173,7 @@ static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(a, 0, sizeof *a);
-    if (b->no_fusion || !is_plain_op(nd, SI_OP_CONV) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    if (b->no_fusion || !is_op(nd, SI_OP_CONV) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
     int xq, wq, bq = -1;
     const si_tensor *xz, *bs = NULL, *bz = NULL;
     if (dq_of(g, nd->in[0], false, &xq, &a->xs, &xz) < 0 || si_tensor_count(a->xs) != 1 || (xz && si_tensor_count(xz) != 1)) return false;
@@ -1152,42 +1199,14 @@ static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
         }
     }
     /* the output: its only consumer a QuantizeLinear (through a Relu) */
-    int v = nd->out[0], q = -1;
-    for (int hop = 0; hop < 2; hop++) {
-        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
-        const int c = cpu_pb_consumer(b, v, 0);
-        if (c < 0 || b->done[c]) return false;
-        const si_node *cn = &g->nodes[c];
-        if (hop == 0 && is_plain_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
-            a->relu = true;
-            a->extra[a->n_extra++] = c;
-            v = cn->out[0];
-            continue;
-        }
-        if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
-        q = c;
-        break;
-    }
-    if (q < 0) return false;
-    const si_node *qn = &g->nodes[q];
-    if (qn->opset >= 21 && si_attr_int(qn, "block_size", 0) != 0) return false;
-    if (qn->opset >= 23 && si_attr_int(qn, "precision", 0) > 0 && si_attr_int(qn, "precision", 0) != SI_F32) return false;
-    a->ys = cpu_const_input(g, qn, 1);
-    if (!a->ys || !a->ys->data || a->ys->dtype != SI_F32 || si_tensor_count(a->ys) != 1) return false;
-    if (qn->n_in > 2 && qn->in[2] >= 0) {
-        const si_tensor *yz = cpu_const_input(g, qn, 2);
-        if (!yz || !yz->data || si_tensor_count(yz) != 1) return false;
-        a->yz = qn->in[2];
-    } else {
-        a->yz = -1;
-    }
-    const si_dtype yt = g->values[qn->out[0]].dtype;
-    if ((yt != SI_U8 && yt != SI_I8) || (a->yz >= 0 && g->values[a->yz].dtype != yt)) return false;
-    if (xz && xz->dtype != g->values[xq].dtype) return false;
+    q_after o;
+    if (!quant_after(b, nd->out[0], true, &o) || (xz && xz->dtype != g->values[xq].dtype)) return false;
+    a->relu = o.relu >= 0;
+    if (a->relu) a->extra[a->n_extra++] = o.relu;
+    a->extra[a->n_extra++] = o.q;
+    a->ys = o.ys, a->yz = o.yz, a->y = o.y;
     a->x = xq;
     a->xz = xz ? g->nodes[g->values[nd->in[0]].producer].in[2] : -1;
-    a->y = qn->out[0];
-    a->extra[a->n_extra++] = q;
     return true;
 }
 
@@ -1199,7 +1218,7 @@ static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
     si_err_clear();
     for (int k = 0; k < g->nodes[n].n_in; k++) {
         const int x = g->nodes[n].in[k], d = x >= 0 ? g->values[x].producer : -1;
-        if (d < 0 || b->vbuf[x] >= 0 || !b->done[d] || !is_plain_op(&g->nodes[d], SI_OP_DEQUANTIZE_LINEAR) || g->values[x].const_val) continue;
+        if (d < 0 || b->vbuf[x] >= 0 || !b->done[d] || !is_op(&g->nodes[d], SI_OP_DEQUANTIZE_LINEAR) || g->values[x].const_val) continue;
         si_result e = cpu_qdq_emit(b, d);
         if (e && e != SI_ERR_UNSUPPORTED) return e;
         if (e) return si_err(SI_ERR_INTERNAL, "CPU: node '%s' skipped a DequantizeLinear that its float path needs", g->nodes[n].name);
@@ -1222,8 +1241,8 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(a, 0, sizeof *a);
-    const bool gemm = is_plain_op(nd, SI_OP_GEMM);
-    if (b->no_fusion || (!gemm && !is_plain_op(nd, SI_OP_MATMUL)) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    const bool gemm = is_op(nd, SI_OP_GEMM);
+    if (b->no_fusion || (!gemm && !is_op(nd, SI_OP_MATMUL)) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
     if (gemm && (si_attr_int(nd, "transA", 0) || si_attr_float(nd, "alpha", 1.0f) != 1.0f || si_attr_float(nd, "beta", 1.0f) != 1.0f))
         return false;
     int xq, wq, waxis = 1;
@@ -1261,35 +1280,13 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     a->name = gemm ? "QDQ Gemm" : "QDQ MatMul";
     a->y = nd->out[0];
     a->yz = -1;
-    /* a QuantizeLinear after it (through a Relu): quantized output */
-    int v = nd->out[0];
-    for (int hop = 0; hop < 2; hop++) {
-        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) break;
-        const int c = cpu_pb_consumer(b, v, 0);
-        if (c < 0 || b->done[c]) break;
-        const si_node *cn = &g->nodes[c];
-        if (hop == 0 && is_plain_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
-            v = cn->out[0];
-            continue;
-        }
-        if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) break;
-        if (cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) break;
-        if (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32) break;
-        const si_tensor *ys = cpu_const_input(g, cn, 1), *yz = cn->n_in > 2 && cn->in[2] >= 0 ? cpu_const_input(g, cn, 2) : NULL;
-        if (!ys || !ys->data || ys->dtype != SI_F32 || si_tensor_count(ys) != 1 || (cn->n_in > 2 && cn->in[2] >= 0 && (!yz || !yz->data)))
-            break;
-        if (yz && si_tensor_count(yz) != 1) break;
-        const si_dtype yt = g->values[cn->out[0]].dtype;
-        if ((yt != SI_U8 && yt != SI_I8) || (yz && yz->dtype != yt)) break;
-        a->ys = ys;
-        a->yz = yz ? cn->in[2] : -1;
-        a->y = cn->out[0];
-        if (hop == 1) { /* the Relu between them: max(y, y_zero_point) */
-            a->relu = true;
-            a->extra[a->n_extra++] = cpu_pb_consumer(b, nd->out[0], 0);
-        }
-        a->extra[a->n_extra++] = c;
-        break;
+    /* a QuantizeLinear after it (through a Relu, which becomes max(y, y_zero_point)): quantized output */
+    q_after o;
+    if (quant_after(b, nd->out[0], true, &o)) {
+        a->relu = o.relu >= 0;
+        if (a->relu) a->extra[a->n_extra++] = o.relu;
+        a->extra[a->n_extra++] = o.q;
+        a->ys = o.ys, a->yz = o.yz, a->y = o.y;
     }
     if (!a->ys && g->values[nd->out[0]].dtype != SI_F32) return false;
     return true;
@@ -1304,53 +1301,27 @@ typedef struct qdq_add {
     int32_t az, bz, yz, qlo;
 } qdq_add;
 
-static bool scalar_of(const si_tensor *t, float *f, int32_t *i) {
-    if (!t || !t->data || si_tensor_count(t) != 1) return false;
-    if (f) *f = *(const float *)t->data;
-    if (i) *i = (int32_t)si_load_i64(t->dtype, t->data, 0);
-    return true;
-}
-
 static bool qdq_add_match(const cpu_pb *b, int n, qdq_add *m) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(m, 0, sizeof *m);
-    if (b->no_fusion || (!is_plain_op(nd, SI_OP_ADD) && !is_plain_op(nd, SI_OP_MUL)) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 ||
+    if (b->no_fusion || (!is_op(nd, SI_OP_ADD) && !is_op(nd, SI_OP_MUL)) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 ||
         nd->in[0] == nd->in[1])
         return false;
-    m->mul = is_plain_op(nd, SI_OP_MUL);
+    m->mul = is_op(nd, SI_OP_MUL);
     const si_tensor *as, *az, *bs, *bz;
     if (dq_of(g, nd->in[0], false, &m->a, &as, &az) < 0 || dq_of(g, nd->in[1], false, &m->b, &bs, &bz) < 0) return false;
     if (!scalar_of(as, &m->as, NULL) || !scalar_of(bs, &m->bs, NULL) || (az && !scalar_of(az, NULL, &m->az)) || (bz && !scalar_of(bz, NULL, &m->bz)))
         return false;
     const si_dtype dt = g->values[m->a].dtype;
     if (g->values[m->b].dtype != dt || (az && az->dtype != dt) || (bz && bz->dtype != dt)) return false;
-    int v = nd->out[0];
-    m->qlo = INT32_MIN;
-    for (int hop = 0; hop < 2; hop++) {
-        if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
-        const int c = cpu_pb_consumer(b, v, 0);
-        if (c < 0 || b->done[c]) return false;
-        const si_node *cn = &g->nodes[c];
-        if (hop == 0 && is_plain_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
-            m->extra[m->n_extra++] = c;
-            v = cn->out[0];
-            continue;
-        }
-        if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
-        if ((cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) ||
-            (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32))
-            return false;
-        const si_tensor *ys = cpu_const_input(g, cn, 1), *yz = cn->n_in > 2 && cn->in[2] >= 0 ? cpu_const_input(g, cn, 2) : NULL;
-        if (!ys || ys->dtype != SI_F32 || !scalar_of(ys, &m->ys, NULL) || (cn->n_in > 2 && cn->in[2] >= 0 && !scalar_of(yz, NULL, &m->yz)))
-            return false;
-        if (g->values[cn->out[0]].dtype != dt) return false;
-        if (m->n_extra) m->qlo = m->yz; /* the Relu: max(y, y_zero_point) */
-        m->extra[m->n_extra++] = c;
-        m->y = cn->out[0];
-        return true;
-    }
-    return false;
+    q_after o;
+    if (!quant_after(b, nd->out[0], true, &o) || g->values[o.y].dtype != dt) return false;
+    if (o.relu >= 0) m->extra[m->n_extra++] = o.relu;
+    m->extra[m->n_extra++] = o.q;
+    m->qlo = o.relu >= 0 ? o.yzv : INT32_MIN; /* the Relu: max(y, y_zero_point) */
+    m->ys = o.ysv, m->yz = o.yzv, m->y = o.y;
+    return true;
 }
 
 si_result cpu_lower_qdq_add(cpu_pb *b, int n) {
@@ -1369,22 +1340,13 @@ bool cpu_qdq_pool_match(const cpu_pb *b, int n, int *xin, int *yout, int *q) {
     if (b->no_fusion || cpu_no_own() || nd->n_in < 1 || nd->n_out < 1 || nd->out[0] < 0 || (nd->n_out > 1 && nd->out[1] >= 0)) return false;
     int xq;
     const si_tensor *xs, *xz;
-    float xsv, ysv;
-    int32_t xzv = 0, yzv = 0;
+    float xsv;
+    int32_t xzv = 0;
     if (dq_of(g, nd->in[0], false, &xq, &xs, &xz) < 0 || !scalar_of(xs, &xsv, NULL) || (xz && !scalar_of(xz, NULL, &xzv))) return false;
-    const int v = nd->out[0];
-    if (cpu_value_is_output(g, v) || b->n_consumers[v] != 1) return false;
-    const int c = cpu_pb_consumer(b, v, 0);
-    if (c < 0 || b->done[c]) return false;
-    const si_node *cn = &g->nodes[c];
-    if (!is_plain_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
-    if ((cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) ||
-        (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32))
-        return false;
-    const si_tensor *ys = cpu_const_input(g, cn, 1), *yz = cn->n_in > 2 && cn->in[2] >= 0 ? cpu_const_input(g, cn, 2) : NULL;
-    if (!ys || ys->dtype != SI_F32 || !scalar_of(ys, &ysv, NULL) || (cn->n_in > 2 && cn->in[2] >= 0 && !scalar_of(yz, NULL, &yzv))) return false;
-    if (memcmp(&xsv, &ysv, sizeof xsv) || xzv != yzv || g->values[cn->out[0]].dtype != g->values[xq].dtype) return false;
-    *xin = xq, *yout = cn->out[0], *q = c;
+    q_after o;
+    if (!quant_after(b, nd->out[0], false, &o)) return false;
+    if (memcmp(&xsv, &o.ysv, sizeof xsv) || xzv != o.yzv || g->values[o.y].dtype != g->values[xq].dtype) return false;
+    *xin = xq, *yout = o.y, *q = o.q;
     return true;
 }
 
@@ -1413,7 +1375,7 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
         int px, py, pq;
         if (c < 0 || b->done[c] ||
             (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) &&
-             !((is_plain_op(&g->nodes[c], SI_OP_MAX_POOL) || is_plain_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
+             !((is_op(&g->nodes[c], SI_OP_MAX_POOL) || is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
             return false;
     }
     return true;
