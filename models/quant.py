@@ -211,6 +211,17 @@ def _namer(names, new_inits):
     return fresh, init
 
 
+def _replace_nodes(g, nodes, new_inits):
+    """g's nodes become nodes, new_inits join its initializers, and the initializers nothing reads go."""
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(new_inits)
+    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+
+
 def _calibrate(model, feeds):
     import eager  # noqa: PLC0415
     vals = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
@@ -416,13 +427,7 @@ def quantize_static(model, feeds, per_channel=True, ms_ops=True, ops=None):
         have_float.update(n.output)
     for o in g.output:
         need_float(o.name)
-    del g.node[:]
-    g.node.extend(out)
-    g.initializer.extend(new_inits)
-    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    keep = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
+    _replace_nodes(g, out, new_inits)
     if ms_ops and any(n.domain == MS for n in g.node) and not any(o.domain == MS for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS, 1))
     return model, counts
@@ -522,12 +527,6 @@ def quantize_qdq(model, feeds, per_channel=True):
         n.input.extend(ins)
         out.append(n)
         counts[op] = counts.get(op, 0) + 1
-    del g.node[:]
-    g.node.extend(out)
-    g.initializer.extend(new_inits)
-    used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
-    keep = [t for t in g.initializer if t.name in used]
-    del g.initializer[:]
-    g.initializer.extend(keep)
+    _replace_nodes(g, out, new_inits)
     return model, counts
 
