@@ -351,14 +351,14 @@ static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool per
 
 /* A QDQ Conv the integer convolution declines (uint8 weights over their full range with zero point 3 do not fit
  * int8 after it): the skipped activation DequantizeLinear is emitted after all and the Conv runs in float. */
-static void qdqconv_decline_case(void) {
+static void qdqconv_decline_case(int64_t c, int64_t oc) {
     begin(13);
-    input("x", D(1, 4, 9, 10));
+    input("x", D(1, c, 9, 10));
     fconst("xs", 0.02f);
     qscalar("xz", SI_U8, 128);
     node("QuantizeLinear", "x,xs,xz", "xq");
     node("DequantizeLinear", "xq,xs,xz", "xd");
-    qconst("wq", SI_U8, 0, 255, D(8, 4, 3, 3));
+    qconst("wq", SI_U8, 0, 255, D(oc, c, 3, 3));
     fconst("ws", 0.004f);
     qscalar("wz", SI_U8, 3);
     node("DequantizeLinear", "wq,ws,wz", "w");
@@ -367,7 +367,26 @@ static void qdqconv_decline_case(void) {
     qscalar("yz", SI_U8, 100);
     node("QuantizeLinear", "y,ys,yz", "yq");
     output("yq");
-    dop_runf(&(dop_opts){.cpu_plan = "DequantizeLinear", .may_refuse = "OCL", .qtol = 1}, "QDQ Conv with full-range uint8 weights (float Conv)");
+    dop_runf(&(dop_opts){.cpu_plan = "DequantizeLinear", .may_refuse = "OCL", .qtol = 1}, "QDQ Conv %lld -> %lld with full-range uint8 weights (float Conv)",
+             (long long)c, (long long)oc);
+}
+
+/* Weights quantized, activations not (weight-only): MatMul(x, DequantizeLinear(int8 W)). Large weights stay int8 in
+ * the graph (shape.c keep_dq); CPU dequantizes them once at compile, not at each run, and runs a float MatMul. */
+static void dq_weight_only_case(int64_t k, int64_t n, bool percol) {
+    begin(13);
+    input("x", D(5, k));
+    qconst("wq", SI_I8, -127, 127, D(k, n));
+    float wsv[64];
+    for (int64_t j = 0; j < n; j++) wsv[j] = 0.003f + 0.0002f * (float)j;
+    if (percol) floats("ws", wsv, (int)n);
+    else fconst("ws", wsv[0]);
+    int dw = node("DequantizeLinear", "wq,ws", "w");
+    if (percol) ai(dw, "axis", 1);
+    node("MatMul", "x,w", "y");
+    output("y");
+    dop_runf(&(dop_opts){.cpu_no_ref = true, .cpu_avoid = "dequantize"}, "MatMul x DequantizeLinear(int8 [%lld, %lld]%s), float x",
+             (long long)k, (long long)n, percol ? " per column" : "");
 }
 
 /* Add in the QDQ form (a residual): both operands DequantizeLinear, QuantizeLinear after it (through a Relu). */
@@ -428,7 +447,13 @@ void dop_cases_qdq_conv(void) {
     qdqadd_case(SI_U8, true, true);
     qdqadd_case(SI_U8, false, false);
     qdqadd_case(SI_I8, true, false);
-    qdqconv_decline_case();
+    qdqconv_decline_case(4, 8);
+    qdqconv_decline_case(32, 64); /* weights over SI_DQ_KEEP_BYTES: kept int8 in the graph, dequantized by CPU at compile */
+    dq_weight_only_case(320, 64, true);
+    dq_weight_only_case(1100, 17, false);
+    dq_weight_only_case(24, 10, true);
+    qdqmm_case(false, D(4, 320), 64, true, true, false, false, false); /* large weights: the kept DequantizeLinear */
+    qdqmm_case(true, D(3, 300), 60, true, true, true, true, true);
     qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
     qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);
     qdqmm_case(false, D(5, 33), 17, true, true, true, false, false);

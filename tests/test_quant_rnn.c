@@ -8,6 +8,7 @@
 #include "si_test.h"
 
 #include "device/device.h"
+#include "partition/partition.h"
 #include "test_graph.h"
 
 /* A constant of element type dt and shape dims holding vals (as doubles). */
@@ -268,6 +269,121 @@ static void dql_edges(void) {
         }
 }
 
+/* x [3, k] times DequantizeLinear(int8 [k, n], per column or per tensor): `also` adds a second reader of the
+ * dequantized weights (a graph output). */
+static void dq_weights(int64_t k, int64_t n, bool percol, bool also) {
+    begin(13);
+    input_typed("x", SI_F32, D(3, k));
+    si_tensor *w;
+    const int64_t wd[2] = {k, n};
+    if (si_tensor_create(SI_I8, 2, wd, &w)) die("tensor");
+    for (int64_t i = 0; i < k * n; i++) ((int8_t *)w->data)[i] = (int8_t)((i * 37 + 11) % 255 - 127);
+    set_const("wq", w);
+    double sv[64];
+    for (int j = 0; j < 64; j++) sv[j] = 0.001 + 0.0001 * j;
+    if (percol) cnst("ws", SI_F32, D(n), sv);
+    else cnst("ws", SI_F32, NULL, 0, sv);
+    int d = node("DequantizeLinear", "wq,ws", "w");
+    if (percol) ai(d, "axis", 1);
+    node("MatMul", "x,w", "y");
+    output("y");
+    if (also) output("w");
+}
+
+static void dq_keep(void) {
+    static const struct {
+        int64_t k, n;
+        bool percol, also, kept;
+    } cases[] = {
+        {512, 64, true, false, true},   /* 128 KiB of float weights, read by the MatMul alone: kept */
+        {1024, 32, false, false, true}, /* per tensor likewise */
+        {512, 64, true, true, false},   /* also a graph output: folded */
+        {16, 8, true, false, false},    /* small: folded */
+    };
+    for (size_t c = 0; c < SI_ARRAY_LEN(cases); c++) {
+        si_tensor *y[2] = {0};
+        for (int i = 0; i < n_devs; i++) {
+            dq_weights(cases[c].k, cases[c].n, cases[c].percol, cases[c].also);
+            CHECK_OK(si_graph_finalize(G));
+            CHECK_OK(si_graph_infer_shapes(G, 1 << 20));
+            const si_val *w = &G->values[val("w")];
+            CHECK(!w->const_val == cases[c].kept);
+            if (!w->const_val != cases[c].kept) fprintf(stderr, "  case %zu: weights %s\n", c, w->const_val ? "folded" : "kept");
+            if (w->const_val) CHECK(w->dq_q != NULL); /* folded: its quantized source is remembered */
+            CHECK_OK(run_on(devs[i], 0.25, &y[i]));
+            si_graph_free(G);
+            G = NULL;
+        }
+        if (n_devs == 2 && y[0] && y[1]) { /* the same float arithmetic on both devices, to rounding */
+            const float *a = y[0]->data, *b = y[1]->data;
+            double worst = 0;
+            for (int64_t i = 0; i < si_tensor_count(y[0]); i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / (1e-3 + fabs((double)a[i])));
+            CHECK(worst < 1e-4);
+            if (worst >= 1e-4) fprintf(stderr, "  case %zu: REF and CPU differ by %g relative\n", c, worst);
+        }
+        si_tensor_free(y[0]);
+        si_tensor_free(y[1]);
+    }
+}
+
+/* The submodel index of p holding the node named `name`, or -1. */
+static int sub_of(const si_partition *p, const char *name) {
+    for (int i = 0; i < p->n; i++)
+        for (int k = 0; k < p->subs[i].g->n_nodes; k++)
+            if (!strcmp(p->subs[i].g->nodes[k].name, name)) return i;
+    return -1;
+}
+
+/* Two kept weight DequantizeLinears written first (as quantizers write them), their MatMuls behind Relus that
+ * are kept off the first device: each DequantizeLinear must land in its MatMul's submodel (before, both made a
+ * submodel of their own on the first device, whose outputs, the float weights, were copied at each run). */
+static void dq_partition(void) {
+    if (n_devs < 2) return;
+    begin(13);
+    input_typed("x", SI_F32, D(2, 256));
+    for (int i = 0; i < 2; i++) {
+        si_tensor *w;
+        const int64_t wd[2] = {256, 256};
+        if (si_tensor_create(SI_I8, 2, wd, &w)) die("tensor");
+        for (int64_t k = 0; k < 256 * 256; k++) ((int8_t *)w->data)[k] = (int8_t)((k * 13 + i) % 200 - 100);
+        set_const(i ? "wq2" : "wq1", w);
+    }
+    cnst("ws", SI_F32, NULL, 0, (const double[]){0.01});
+    node("DequantizeLinear", "wq1,ws", "w1");
+    node("DequantizeLinear", "wq2,ws", "w2");
+    node("Relu", "x", "r1");
+    node("MatMul", "r1,w1", "a");
+    node("Relu", "a", "r2");
+    node("MatMul", "r2,w2", "y");
+    output("y");
+    for (int k = 0; k < G->n_nodes; k++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "n%d", k);
+        si_free(G->nodes[k].name);
+        G->nodes[k].name = si_strdup(nm);
+    }
+    CHECK_OK(si_graph_finalize(G));
+    CHECK_OK(si_graph_infer_shapes(G, 1 << 20));
+    char spec[64];
+    snprintf(spec, sizeof spec, "Op:Relu/%s", devs[n_devs - 1]->name); /* the Relus on the first device, the rest on the last */
+    si_device *list[2] = {devs[n_devs - 1], devs[0]};
+    si_avoid *a = NULL;
+    si_partition *p = NULL;
+    CHECK_OK(si_avoid_parse(spec, &a));
+    CHECK_OK(si_partition_graph_avoid(G, list, 2, a, &p));
+    if (p) {
+        CHECK(sub_of(p, "n0") >= 0 && sub_of(p, "n0") == sub_of(p, "n3")); /* DequantizeLinear w1 with MatMul a */
+        CHECK(sub_of(p, "n1") >= 0 && sub_of(p, "n1") == sub_of(p, "n5")); /* w2 with y's MatMul */
+        CHECK(p->n == 4);
+        if (p->n != 4 || sub_of(p, "n0") != sub_of(p, "n3"))
+            for (int i = 0; i < p->n; i++) fprintf(stderr, "  submodel %d: %d nodes, first %s\n", i, p->subs[i].g->n_nodes, p->subs[i].g->nodes[0].name);
+    }
+    si_partition_free(p);
+    si_avoid_free(a);
+    si_graph_free(G);
+    G = NULL;
+}
+
 int main(void) {
     CHECK_OK(si_device_get("REF", &devs[n_devs]));
     if (devs[n_devs]) n_devs++;
@@ -297,5 +413,7 @@ int main(void) {
     expect_err(lstm_direction, SI_ERR_INVALID_ARG, "sideways");
     expect_err(gru_initial_h_shape, SI_ERR_INVALID_ARG, "initial_h has shape float32[1,3,5], expected float32[1,2,5]");
     dql_edges();
+    dq_keep();
+    dq_partition();
     return test_summary("test_quant_rnn");
 }

@@ -205,6 +205,18 @@ int64_t si_graph_opset(const si_graph *g, const char *domain);
  * inferred output could never be allocated (larger than the process cap or the budget's limit). */
 #define SI_FOLD_TOTAL_FACTOR 64
 si_result si_graph_infer_shapes(si_graph *g, size_t fold_max_bytes);
+/* A DequantizeLinear of a constant that only Conv / MatMul / Gemm read as their weights is not folded when its
+ * float output has at least this many bytes: the graph keeps the quantized weights (shape.c, keep_dq). */
+#define SI_DQ_KEEP_BYTES ((size_t)64 << 10)
+/* Evaluate node idx of g, whose inputs are all constants, with the reference kernel: its first output as a new
+ * tensor (*out, freed with si_const_unref). UNSUPPORTED (an input not constant, an op without a kernel), the
+ * kernel's errors, NO_MEM. */
+si_result si_node_eval(const si_graph *g, int idx, si_tensor **out);
+/* Fold for good the DequantizeLinear nodes of g that read only constants (the weights keep_dq left quantized): each
+ * output becomes a constant (an initializer, its link to the quantized source kept) and the node is dropped, so
+ * that inference at new shapes does not bring it back. For a device that computes in float and uploads its
+ * constants once per compiled model (OCL). NO_MEM; a node whose evaluation fails otherwise is left as it is. */
+si_result si_graph_fold_weights(si_graph *g);
 
 /* ---- control flow rewrites (inline.c) ---- */
 /* Subgraph `sub` as a graph of its own (parent NULL, the root's opsets and symbols): its formal inputs stay its

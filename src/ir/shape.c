@@ -23,6 +23,42 @@ static bool typed(const si_val *v) { return v->const_val || (v->dtype != SI_DTYP
 
 static si_result infer_graph(si_graph *g, size_t fold_max, size_t *folded, bool lenient);
 
+/* Large weights stay quantized: per value of g, whether every reader of it is a Conv, MatMul or Gemm taking it as
+ * its weights (input 1), and it is not a graph output. A DequantizeLinear of a constant whose output is such a
+ * value, at least SI_DQ_KEEP_BYTES of it, is not folded (keep_dq): the int8 weights are what stays in memory, a
+ * device computing the product in integers reads them (the CPU device's QDQ fusion), and one that computes in
+ * float dequantizes them itself, once at compile (CPU) or per run (REF, OCL). NULL when out of memory (then
+ * everything folds, as before). */
+static bool *product_weights(const si_graph *g) {
+    bool *w = si_calloc((size_t)g->n_values + 1, sizeof(bool));
+    int *other = si_calloc((size_t)g->n_values + 1, sizeof(int));
+    if (!w || !other) {
+        si_free(w);
+        si_free(other);
+        return NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const si_node *n = &g->nodes[i];
+        const bool product = !n->domain[0] && n->op && (si_node_is(n, SI_OP_CONV) || si_node_is(n, SI_OP_MATMUL) || si_node_is(n, SI_OP_GEMM));
+        for (int k = 0; k < n->n_in + n->n_implicit; k++) {
+            const int v = si_node_reads(n, k);
+            if (v < 0) continue;
+            if (product && k == 1) w[v] = true;
+            else other[v]++;
+        }
+    }
+    for (int o = 0; o < g->n_outputs; o++) other[g->outputs[o]]++;
+    for (int v = 0; v < g->n_values; v++) w[v] = w[v] && !other[v];
+    si_free(other);
+    return w;
+}
+
+static bool keep_dq(const si_graph *g, const si_node *n, const bool *pw, size_t total) {
+    return pw && total >= SI_DQ_KEEP_BYTES && !n->domain[0] && si_node_is(n, SI_OP_DEQUANTIZE_LINEAR) && n->n_out >= 1 &&
+           n->out[0] >= 0 && pw[n->out[0]] && n->in[0] >= 0 && g->values[n->in[0]].const_val &&
+           !(n->opset >= 21 && si_attr_int(n, "block_size", 0) != 0);
+}
+
 /* The outer-scope values of subgraph sg (a subgraph of a node of g) take g's types, shapes and constants. */
 static void bind_outer(const si_graph *g, si_graph *sg) {
     for (int i = 0; i < sg->n_outer; i++) {
@@ -72,7 +108,7 @@ static bool size_fits(const si_val *v) {
     return v->const_val || !si_dims_known(v->ndim, v->dims) || si_shape_count(v->ndim, v->dims) <= INT64_MAX / 16;
 }
 
-static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folded) {
+static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folded, const bool *pw) {
     si_node *n = &g->nodes[idx];
     if (!n->op) return SI_OK;
     const si_tensor *ins[64] = {0};
@@ -142,7 +178,7 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
     /* Shape and Size also when some dimension is not known: the dimensions they read may be. Per node at most
      * fold_max bytes, per graph (subgraphs included) at most SI_FOLD_TOTAL_FACTOR times that. */
     bool fold = (all_const || shape_only) && n->op->run && outs_known && !(n->op->flags & SI_OPF_RANDOM) &&
-                total <= fold_max && total <= fold_max * SI_FOLD_TOTAL_FACTOR - *folded;
+                total <= fold_max && total <= fold_max * SI_FOLD_TOTAL_FACTOR - *folded && !keep_dq(g, n, pw, total);
     if (fold) {
         for (int k = 0; k < n->n_out && !s; k++) s = si_tensor_alloc(outs[k]);
         if (!s) s = n->op->run(&c);
@@ -187,9 +223,13 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
 
 /* lenient (subgraphs): a node whose rules its inputs break gets unknown outputs, and inference goes on. */
 static si_result infer_graph(si_graph *g, size_t fold_max, size_t *folded, bool lenient) {
+    bool *pw = product_weights(g);
     for (int i = 0; i < g->n_nodes; i++) {
-        si_result s = infer_node(g, i, fold_max, folded);
-        if (s && (!lenient || s == SI_ERR_NO_MEM)) return s;
+        si_result s = infer_node(g, i, fold_max, folded, pw);
+        if (s && (!lenient || s == SI_ERR_NO_MEM)) {
+            si_free(pw);
+            return s;
+        }
         if (s) {
             si_err_clear();
             const si_node *n = &g->nodes[i];
@@ -203,6 +243,73 @@ static si_result infer_graph(si_graph *g, size_t fold_max, size_t *folded, bool 
             }
         }
     }
+    si_free(pw);
+    return SI_OK;
+}
+
+si_result si_node_eval(const si_graph *g, int idx, si_tensor **out) {
+    const si_node *n = &g->nodes[idx];
+    *out = NULL;
+    if (!n->op || !n->op->run || n->n_in > 64 || n->n_out > 64 || n->n_out < 1 || n->out[0] < 0 || (n->op->flags & SI_OPF_SUBGRAPH))
+        return si_err(SI_ERR_UNSUPPORTED, "node '%s' (%s) cannot be evaluated ahead", n->name, n->op_type);
+    const si_tensor *ins[64] = {0};
+    si_tensor out_t[64];
+    si_tensor *outs[64] = {0};
+    for (int k = 0; k < n->n_in; k++) {
+        if (n->in[k] < 0) continue;
+        if (!(ins[k] = g->values[n->in[k]].const_val))
+            return si_err(SI_ERR_UNSUPPORTED, "node '%s' (%s): input %d is not a constant", n->name, n->op_type, k);
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        memset(&out_t[k], 0, sizeof out_t[k]);
+        outs[k] = &out_t[k];
+    }
+    si_kctx c = {.node = n, .opset = n->opset, .n_in = n->n_in, .in = ins, .n_out = n->n_out, .out = outs, .partial = true};
+    si_result s = si_op_supported(n, n->n_in, ins);
+    if (!s) s = n->op->infer(&c);
+    for (int k = 0; k < n->n_out && !s; k++) s = si_tensor_alloc(outs[k]);
+    if (!s) s = n->op->run(&c);
+    si_tensor *t = s ? NULL : si_malloc(sizeof *t);
+    if (!s && !t) s = si_err(SI_ERR_NO_MEM, "out of memory evaluating node '%s'", n->name);
+    for (int k = t ? 1 : 0; k < n->n_out; k++) si_tensor_release(&out_t[k]);
+    if (s) return s;
+    *t = out_t[0];
+    *out = t;
+    return SI_OK;
+}
+
+si_result si_graph_fold_weights(si_graph *g) {
+    int w = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        si_node *n = &g->nodes[i];
+        bool fold = !n->domain[0] && si_node_is(n, SI_OP_DEQUANTIZE_LINEAR) && n->n_out == 1 && n->out[0] >= 0 && n->n_in >= 2 &&
+                    n->in[0] >= 0 && !g->values[n->out[0]].is_output;
+        for (int k = 0; fold && k < n->n_in; k++) fold = n->in[k] < 0 || g->values[n->in[k]].const_val;
+        si_tensor *t = NULL;
+        if (fold) {
+            si_result s = si_node_eval(g, i, &t);
+            if (s == SI_ERR_NO_MEM) return s;
+            if (s) si_err_clear(); /* left to run time, where the error will show */
+        }
+        if (!t) {
+            if (w != i) g->nodes[w] = *n;
+            w++;
+            continue;
+        }
+        si_val *v = &g->values[n->out[0]];
+        si_const_unref(v->const_val);
+        v->const_val = t;
+        v->is_initializer = true;
+        if (!(n->opset >= 21 && si_attr_int(n, "block_size", 0) != 0))
+            si_val_set_dq(v, g->values[n->in[0]].const_val, g->values[n->in[1]].const_val,
+                          n->n_in > 2 && n->in[2] >= 0 ? g->values[n->in[2]].const_val : NULL, (int)si_attr_int(n, "axis", 1));
+        si_node_clear(n);
+    }
+    g->n_nodes = w;
+    for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_out; k++)
+            if (g->nodes[i].out[k] >= 0) g->values[g->nodes[i].out[k]].producer = i;
     return SI_OK;
 }
 

@@ -283,11 +283,42 @@ si_result si_partition_graph_aux(const si_graph *g, si_device *const *devs, int 
                 else unit[i] = -1;
             }
     }
+    /* 1c. a node that reads only constants (a DequantizeLinear of weights the graph keeps quantized, shape.c keep_dq)
+     * goes with its first reader: on that reader's device when it takes it, placed just before it (below), so
+     * that it is not grouped with others of its kind into a submodel whose outputs are weights to be copied to the
+     * submodels that read them at every inference */
+    bool *lazy = si_calloc((size_t)nn + 1, sizeof(bool));
+    int *reader = si_malloc(sizeof(int) * ((size_t)g->n_values + 1));
+    if (!lazy || !reader) {
+        si_free(lazy);
+        si_free(reader);
+        st = si_err(SI_ERR_NO_MEM, "out of memory partitioning");
+        goto done;
+    }
+    for (int v = 0; v < g->n_values; v++) reader[v] = -1;
+    for (int i = nn - 1; i >= 0; i--) {
+        const si_node *n = &g->nodes[i];
+        if (dev[i] < 0) continue;
+        bool consts = dev[i] < n_devs && unit[i] < 0 && n->n_in > 0 && n->n_implicit == 0;
+        for (int k = 0; k < n->n_in + n->n_implicit; k++) {
+            const int v = si_node_reads(n, k);
+            if (v < 0) continue;
+            reader[v] = i;
+            consts &= g->values[v].const_val != NULL;
+        }
+        lazy[i] = consts;
+    }
+    for (int i = 0; i < nn; i++) {
+        if (!lazy[i]) continue;
+        const int r = g->nodes[i].n_out > 0 && g->nodes[i].out[0] >= 0 ? reader[g->nodes[i].out[0]] : -1;
+        if (r >= 0 && dev[r] >= 0 && dev[r] < n_devs && (accepts[i] & (1ull << dev[r]))) dev[i] = dev[r];
+    }
+    si_free(reader);
     /* 2. topological order that keeps runs on one device together (and each unit's nodes in one stretch: a unit
      * that cannot be is dropped and the order made again) */
     int total = 0;
     bool *done_ = si_calloc((size_t)nn + 1, sizeof(bool));
-    if (!done_) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
+    if (!done_) { si_free(lazy); st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
     int *own = owner; /* owner is not in use before step 3: it keeps each unit node's own first device */
     for (int i = 0; i < nn; i++) own[i] = unit[i] >= 0 ? key[i] : dev[i];
 reorder:
@@ -310,14 +341,23 @@ reorder:
     while (placed < total) {
         int pick = -1;
         for (int i = 0; i < nn; i++) /* prefer a ready node on the current device, else the first ready node */
-            if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) {
+            if (dev[i] >= 0 && !done_[i] && indeg[i] == 0 && !lazy[i]) {
                 if (key[i] == cur) { pick = i; break; }
                 if (pick < 0 && (key[i] <= n_devs || unit_ready(g, unit, dev, done_, unit[i]))) pick = i;
             }
         if (pick < 0) /* only units whose outside inputs are not all there: enter one anyway (it is dropped below) */
             for (int i = 0; i < nn && pick < 0; i++)
-                if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) pick = i;
-        if (pick < 0) { si_free(done_); st = si_err(SI_ERR_INTERNAL, "partition: no ready node (cycle?)"); goto done; }
+                if (dev[i] >= 0 && !done_[i] && indeg[i] == 0 && !lazy[i]) pick = i;
+        for (int i = 0; i < nn && pick < 0; i++) /* only nodes of constants that nothing placed reads are left */
+            if (dev[i] >= 0 && !done_[i] && indeg[i] == 0) pick = i;
+        if (pick < 0) { si_free(done_); si_free(lazy); st = si_err(SI_ERR_INTERNAL, "partition: no ready node (cycle?)"); goto done; }
+        for (int k = 0; k < g->nodes[pick].n_in + g->nodes[pick].n_implicit; k++) { /* a node of constants it reads first */
+            const int v = si_node_reads(&g->nodes[pick], k), pr = v >= 0 ? g->values[v].producer : -1;
+            if (pr >= 0 && lazy[pr] && !done_[pr]) {
+                pick = pr;
+                break;
+            }
+        }
         if (cur > n_devs && key[pick] != cur) { /* leaving a unit: every node of it placed? */
             bool whole = true;
             for (int i = 0; i < nn; i++)
@@ -344,6 +384,7 @@ reorder:
         }
     }
     si_free(done_);
+    si_free(lazy);
     /* 3. runs -> submodels */
     int nsub = 0;
     /* a new submodel where the device changes, and for every host node */

@@ -248,6 +248,11 @@ const void *cpu_pb_shared_data(cpu_pb *b, int node, const char *tag, const void 
 /* A reference to make(src) (a constant made from constant src, e.g. converted to float32), made once per store:
  * the caller unrefs it (si_const_unref). NULL with si_err on failure. */
 si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src));
+/* A reference to node `node` of g evaluated from constants (si_node_eval: a DequantizeLinear of the quantized weights
+ * that a float kernel reads), made once per store when its first input is one of the model's constants (keyed by
+ * that input, tag and fp: a hash of everything else it depends on), else for this plan alone. The caller unrefs
+ * it. NULL with si_err on failure. */
+si_tensor *cpu_store_node_const(cpu_store *s, const si_graph *g, int node, const char *tag, uint64_t fp);
 
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
  * `threads` OpenMP threads; the weights it packs are looked up in / added to `store` (the compiled model's),
@@ -463,6 +468,11 @@ si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMu
 si_result cpu_lower_erf(cpu_pb *b, int n);          /* cpu_erf.c */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */
+/* cpu_qdq.c: DequantizeLinear node d reads only constants (quantized weights the graph keeps, shape.c keep_dq). */
+bool cpu_dq_is_weights(const si_graph *g, int d);
+/* Its output becomes a constant of the plan, dequantized once per compiled model (cpu_store_node_const), for a
+ * reader that computes in float; the node is consumed. */
+si_result cpu_dq_fold(cpu_pb *b, int d);
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
 int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);

@@ -189,12 +189,48 @@ static dnnl_data_type_t dnnl_of(si_dtype dt) { return dt == SI_U8 ? dnnl_u8 : dt
 si_result cpu_lower_qdq(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (cpu_no_own() || nd->domain[0] || nd->n_in < 2 || nd->in[0] < 0 || nd->n_out != 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
-    if (si_node_is(nd, SI_OP_DEQUANTIZE_LINEAR) && cpu_qdq_feeds_int_convs(b, n)) { /* its Convs read the integers */
+    if (nd->domain[0] || nd->n_in < 2 || nd->in[0] < 0 || nd->n_out != 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
+    const bool dq = si_node_is(nd, SI_OP_DEQUANTIZE_LINEAR);
+    if (dq && cpu_qdq_feeds_int_convs(b, n)) { /* its Convs read the integers */
         cpu_pb_consume(b, n);
         return SI_OK;
     }
+    if (dq && cpu_dq_is_weights(g, n)) return cpu_dq_fold(b, n);
+    if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     return cpu_qdq_emit(b, n);
+}
+
+bool cpu_dq_is_weights(const si_graph *g, int d) {
+    const si_node *nd = &g->nodes[d];
+    if (!si_node_is(nd, SI_OP_DEQUANTIZE_LINEAR) || nd->domain[0] || nd->n_out != 1 || nd->out[0] < 0) return false;
+    for (int k = 0; k < nd->n_in; k++)
+        if (nd->in[k] >= 0 && !g->values[nd->in[k]].const_val) return false;
+    return nd->n_in >= 2 && nd->in[0] >= 0;
+}
+
+si_result cpu_dq_fold(cpu_pb *b, int d) {
+    si_graph *g = (si_graph *)b->g; /* the plan's own graph: cpu_plan_build took it over */
+    const si_node *nd = &g->nodes[d];
+    uint64_t fp = 0;
+    for (int k = 1; k < nd->n_in; k++) {
+        const si_tensor *t = nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL;
+        fp = cpu_fp(fp, &k, sizeof k);
+        if (t) fp = cpu_fp(fp, t->dims, sizeof(int64_t) * (size_t)t->ndim);
+        if (t && t->nbytes) fp = cpu_fp(fp, t->data, t->nbytes);
+    }
+    const int64_t attrs[5] = {nd->opset, si_attr_int(nd, "axis", 1), si_attr_int(nd, "block_size", 0),
+                              si_attr_int(nd, "output_dtype", 0), si_attr_int(nd, "precision", 0)};
+    fp = cpu_fp(fp, attrs, sizeof attrs);
+    si_tensor *t = cpu_store_node_const(b->store, g, d, "dq>f32", fp);
+    if (!t) return si_err_wrap(si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL, "CPU: dequantizing the weights of node '%s'", nd->name);
+    si_val *Y = &g->values[nd->out[0]];
+    si_const_unref(Y->const_val);
+    Y->const_val = t;
+    if (!(nd->opset >= 21 && si_attr_int(nd, "block_size", 0) != 0)) /* QDQ fusions of the readers find the integers */
+        si_val_set_dq(Y, g->values[nd->in[0]].const_val, g->values[nd->in[1]].const_val,
+                      nd->n_in > 2 && nd->in[2] >= 0 ? g->values[nd->in[2]].const_val : NULL, (int)si_attr_int(nd, "axis", 1));
+    if (!b->done[d]) cpu_pb_consume(b, d);
+    return SI_OK;
 }
 
 /* The QuantizeLinear / DequantizeLinear step of node n; also for a DequantizeLinear skipped above whose reader

@@ -390,26 +390,35 @@ bool cpu_store_layout(cpu_store *s, const cpu_skey *k, const dnnl_memory_desc_t 
 
 void cpu_pb_shared_ready(cpu_pb *b, const void *ptr) { set_ready(b->store, ptr); }
 
-si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src)) {
+/* The made entry of (src, tag, fp), or one made now by make(src) / eval(g, node) (under the store's lock: builds of
+ * other plans wait for it rather than make it twice). */
+static si_tensor *store_made(cpu_store *s, si_tensor *src, const char *tag, uint64_t fp, si_tensor *(*make)(const si_tensor *src),
+                             const si_graph *g, int node) {
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n; i++) {
         cpu_sentry *e = &s->e[i];
-        if (e->made && e->src == src && !strncmp(e->tag, tag, sizeof e->tag)) {
+        if (e->made && e->src == src && e->fp == fp && !strncmp(e->tag, tag, sizeof e->tag)) {
             si_tensor *t = si_const_ref(e->made);
             pthread_mutex_unlock(&s->lock);
             return t;
         }
     }
     si_tensor *t = NULL;
+    si_result st = SI_OK;
     if (s->n == s->cap) {
         int cap = s->cap ? 2 * s->cap : 32;
         cpu_sentry *ne = si_realloc(s->e, sizeof *ne * (size_t)cap);
         if (ne) s->e = ne, s->cap = cap;
     }
-    if (s->n < s->cap && (t = make(src))) {
+    if (s->n < s->cap) {
+        if (make) t = make(src);
+        else st = si_node_eval(g, node, &t);
+    }
+    if (t) {
         cpu_sentry *e = &s->e[s->n++];
         memset(e, 0, sizeof *e);
         e->node = -1;
+        e->fp = fp;
         snprintf(e->tag, sizeof e->tag, "%s", tag);
         e->src = si_const_ref(src);
         e->made = t;
@@ -419,6 +428,20 @@ si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_te
         t = si_const_ref(t);
     }
     pthread_mutex_unlock(&s->lock);
-    if (!t) si_err(SI_ERR_NO_MEM, "CPU: out of memory converting a constant");
+    if (!t && !st) si_err(SI_ERR_NO_MEM, "CPU: out of memory converting a constant");
     return t;
+}
+
+si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src)) {
+    return store_made(s, src, tag, 0, make, NULL, -1);
+}
+
+si_tensor *cpu_store_node_const(cpu_store *s, const si_graph *g, int node, const char *tag, uint64_t fp) {
+    const si_node *n = &g->nodes[node];
+    si_tensor *src = n->n_in > 0 && n->in[0] >= 0 ? g->values[n->in[0]].const_val : NULL;
+    if (!src || !cpu_store_model_const(s, src)) { /* folded for this plan's shapes: the plan's own */
+        si_tensor *t;
+        return si_node_eval(g, node, &t) ? NULL : t;
+    }
+    return store_made(s, src, tag, fp, NULL, g, node);
 }

@@ -1014,6 +1014,10 @@ si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *
     if (M->max_plans < 0) M->max_plans = 0; /* 0: only the plans requests are bound to */
     M->profile = (opt = si_options_get(opts, "profile")) && !strcmp(opt, "on");
     si_result s = si_graph_clone(src, &M->g);
+    /* the weights the graph keeps quantized (shape.c keep_dq): dequantized here, uploaded once as float32 like any
+     * constant, rather than dequantized again at each inference */
+
+    if (!s) s = si_graph_fold_weights(M->g);
     if (s) goto fail;
     si_graph *g = M->g;
     M->cbuf = si_calloc((size_t)g->n_values + 1, sizeof(cl_mem));
