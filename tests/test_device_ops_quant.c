@@ -349,6 +349,31 @@ static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool per
              bias ? " +bias" : "", relu ? " +Relu" : "", quant ? " -> QuantizeLinear" : " (float out)");
 }
 
+/* A QDQ Gemm whose bias stays float32 (ONNX Runtime's quantizer leaves a classifier's bias so): float output, the
+ * bias added after scaling (quantized output: the float path). */
+static void qdqgemm_float_bias_case(int64_t k, int64_t n, bool quant, bool scalar) {
+    begin(13);
+    input("x", D(2, k));
+    fconst("xs", 0.02f);
+    qscalar("xz", SI_U8, 130);
+    node("QuantizeLinear", "x,xs,xz", "xq");
+    node("DequantizeLinear", "xq,xs,xz", "xd");
+    qconst("wq", SI_I8, -127, 127, D(n, k));
+    fconst("ws", 0.004f);
+    node("DequantizeLinear", "wq,ws", "w");
+    if (scalar) fconst("c", 0.3f);
+    else weight("c", -1.0f, 1.0f, D(n));
+    ai(node("Gemm", "xd,w,c", quant ? "y" : "out"), "transB", 1);
+    if (quant) {
+        fconst("ys", 0.05f);
+        qscalar("yz", SI_U8, 128);
+        node("QuantizeLinear", "y,ys,yz", "out");
+    }
+    output("out");
+    dop_runf(&(dop_opts){.cpu_plan = quant ? "Gemm" : "QDQ Gemm", .may_refuse = "OCL", .qtol = 1}, "QDQ Gemm [2, %lld] x %lld, float32 bias%s%s",
+             (long long)k, (long long)n, scalar ? " (one value)" : "", quant ? " -> QuantizeLinear (float path)" : " (float out)");
+}
+
 /* A QDQ Conv the integer convolution declines (uint8 weights over their full range with zero point 3 do not fit
  * int8 after it): the skipped activation DequantizeLinear is emitted after all and the Conv runs in float. */
 static void qdqconv_decline_case(int64_t c, int64_t oc) {
@@ -454,6 +479,9 @@ void dop_cases_qdq_conv(void) {
     dq_weight_only_case(24, 10, true);
     qdqmm_case(false, D(4, 320), 64, true, true, false, false, false); /* large weights: the kept DequantizeLinear */
     qdqmm_case(true, D(3, 300), 60, true, true, true, true, true);
+    qdqgemm_float_bias_case(512, 100, false, false);
+    qdqgemm_float_bias_case(40, 7, false, true);
+    qdqgemm_float_bias_case(40, 7, true, false);
     qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
     qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);
     qdqmm_case(false, D(5, 33), 17, true, true, true, false, false);

@@ -752,6 +752,7 @@ typedef struct rq_ctx {
     const uint8_t *table; /* the element-wise ops folded after it (cpu_qlinear_follow), or NULL */
     const int32_t *bias;  /* per channel, added to the accumulator (QGemm's C), or NULL */
     bool f32;             /* float32 output (acc * m), no rounding (QGemm without y_scale) */
+    const float *fbias;   /* f32: per channel, added to acc * m (a QDQ Gemm's float C), or NULL */
     int32_t qlo;          /* a lower bound on the output (a folded Relu: the zero point), INT32_MIN for none */
 } rq_ctx;
 
@@ -778,6 +779,7 @@ __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64
             if (c->bias) av = _mm512_add_epi32(av, _mm512_maskz_loadu_epi32(mk, c->bias + k));
             __m512 p = _mm512_mul_ps(_mm512_cvtepi32_ps(av), _mm512_maskz_loadu_ps(mk, c->m + k));
             if (c->f32) {
+                if (c->fbias) p = _mm512_add_ps(p, _mm512_maskz_loadu_ps(mk, c->fbias + k));
                 _mm512_mask_storeu_ps((float *)j->y + r * c->C + k, mk, p);
                 continue;
             }
@@ -806,7 +808,7 @@ static void rq_rows(void *arg, int ithr, int nthr) {
         for (int64_t k = 0; k < c->C; k++) {
             float p = (float)(int32_t)((uint32_t)a[k] + (uint32_t)(c->bias ? c->bias[k] : 0)) * c->m[k];
             if (c->f32) {
-                ((float *)j->y)[r * c->C + k] = p;
+                ((float *)j->y)[r * c->C + k] = c->fbias ? p + c->fbias[k] : p;
                 continue;
             }
             p = p < -1073741824.0f ? -1073741824.0f : p > 1073741824.0f ? 1073741824.0f : p;
@@ -967,6 +969,7 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
 typedef struct qmm_in {
     int x, xz, y, yz;
     const si_tensor *xs, *ys, *W, *WS, *WZ, *C;
+    const si_tensor *Cf; /* float32 C added to the float output (a QDQ Gemm whose bias is not quantized), or NULL */
     bool tb, relu;
     float alpha;
     const char *name;
@@ -995,6 +998,13 @@ static si_result qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     if (BZ && si_tensor_count(BZ) != 1 && si_tensor_count(BZ) != N) return unsupported();
     if (si_tensor_count(a->WS) != 1 && si_tensor_count(a->WS) != N) return unsupported();
     if (C && (!C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return unsupported();
+    float *fbias = NULL;
+    if (a->Cf) { /* one value per column, or one for all */
+        const int64_t nc = si_tensor_count(a->Cf);
+        if (a->ys || !a->Cf->data || a->Cf->dtype != SI_F32 || (nc != 1 && (nc != N || a->Cf->dims[a->Cf->ndim - 1] != N))) return unsupported();
+        if (!(fbias = cpu_pb_own(b, sizeof(float) * (size_t)N))) return SI_ERR_NO_MEM;
+        for (int64_t j = 0; j < N; j++) fbias[j] = ((const float *)a->Cf->data)[nc == 1 ? 0 : j];
+    }
     int32_t qlo;
     if ((a->relu && !a->ys) || !relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
     const float ysv = a->ys ? *(const float *)a->ys->data : 1.0f, asv = *(const float *)a->xs->data;
@@ -1037,7 +1047,7 @@ static si_result qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .qlo = qlo};
+    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .fbias = fbias, .qlo = qlo};
     cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
     s = cpu_pb_emit_dnnl(b, n, a->name, pd, args, 4);
     int rin[2] = {acc, zy};
@@ -1259,7 +1269,10 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     if (a->W->ndim != 2 || (a->W->dtype != SI_I8 && a->W->dtype != SI_U8)) return false;
     const int64_t N = a->tb ? a->W->dims[0] : a->W->dims[1];
     if (si_tensor_count(a->WS) != 1 && (waxis != (a->tb ? 0 : 1) || a->WS->ndim != 1 || a->WS->dims[0] != N)) return false;
-    if (gemm && nd->n_in > 2 && nd->in[2] >= 0) {
+    const si_tensor *cf = gemm && nd->n_in > 2 && nd->in[2] >= 0 ? g->values[nd->in[2]].const_val : NULL;
+    if (cf && cf->dtype == SI_F32 && !g->values[nd->in[2]].dq_q) { /* a float bias: added to the float output (checked below) */
+        a->Cf = cf;
+    } else if (gemm && nd->n_in > 2 && nd->in[2] >= 0) {
         int cq, caxis;
         const si_tensor *cs, *cz;
         if (dq_of(g, nd->in[2], true, &cq, &cs, &cz) >= 0) a->C = g->values[cq].const_val;
@@ -1289,6 +1302,7 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
         a->ys = o.ys, a->yz = o.yz, a->y = o.y;
     }
     if (!a->ys && g->values[nd->out[0]].dtype != SI_F32) return false;
+    if (a->Cf && a->ys) return false; /* a float bias before a QuantizeLinear: the float path */
     return true;
 }
 
