@@ -432,6 +432,32 @@ static void qdqadd_case(si_dtype dt, bool relu, bool conv) {
              conv ? " (a from a QLinearConv, channels-last)" : "");
 }
 
+/* Sigmoid / LeakyRelu in the QDQ form (ORT: QLinearSigmoid / QLinearLeakyRelu): a byte table on CPU, 64 bytes at a
+ * time (sizes with a tail); SiLU as the quantizer writes it (the Mul of both DequantizeLinears) on top when silu. */
+static void qdqunary_case(const char *op, si_dtype dt, const int64_t *dims, int nd, bool conv, bool silu) {
+    begin(13);
+    const bool s8 = dt == SI_I8;
+    q_source("a", dt, dims, nd, 0.04f, s8 ? -3 : 121, conv);
+    node("DequantizeLinear", "a,a_s,a_z", "ad");
+    int u = node(op, "ad", "u");
+    if (!strcmp(op, "LeakyRelu")) af(u, "alpha", 0.13f);
+    fconst("us", 1.0f / 250.0f);
+    qscalar("uz", dt, s8 ? -128 : 0);
+    node("QuantizeLinear", "u,us,uz", "uq");
+    if (silu) {
+        node("DequantizeLinear", "uq,us,uz", "ud");
+        node("Mul", "ad,ud", "m");
+        fconst("ms", 0.03f);
+        qscalar("mz", dt, s8 ? -9 : 10);
+        node("QuantizeLinear", "m,ms,mz", "y");
+        output("y");
+    } else {
+        output("uq");
+    }
+    dop_runf(&(dop_opts){.cpu_plan = silu ? "QDQ Mul" : strcmp(op, "Sigmoid") ? "QDQ LeakyRelu" : "QDQ Sigmoid", .may_refuse = "OCL", .qtol = 1},
+             "QDQ %s %s [%lld..]%s%s", op, si_dtype_name(dt), (long long)dims[nd - 1], conv ? " (from a QLinearConv)" : "", silu ? " as SiLU" : "");
+}
+
 /* DequantizeLinear -> MaxPool -> QuantizeLinear with the input's scale and zero point (as ORT's quantizer writes
  * it): MaxPool on the integers, exact; and with another scale: the float path. */
 static void qdqpool_case(bool same) {
@@ -479,6 +505,11 @@ void dop_cases_qdq_conv(void) {
     dq_weight_only_case(24, 10, true);
     qdqmm_case(false, D(4, 320), 64, true, true, false, false, false); /* large weights: the kept DequantizeLinear */
     qdqmm_case(true, D(3, 300), 60, true, true, true, true, true);
+    qdqunary_case("Sigmoid", SI_U8, D(1, 8, 9, 10), false, false);
+    qdqunary_case("Sigmoid", SI_I8, D(2, 67), false, false);
+    qdqunary_case("LeakyRelu", SI_U8, D(1, 16, 10, 12), true, false);
+    qdqunary_case("LeakyRelu", SI_I8, D(3, 129), false, false);
+    qdqunary_case("Sigmoid", SI_U8, D(1, 16, 10, 12), true, true);
     qdqgemm_float_bias_case(512, 100, false, false);
     qdqgemm_float_bias_case(40, 7, false, true);
     qdqgemm_float_bias_case(40, 7, true, false);

@@ -478,6 +478,11 @@ si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);
 int cpu_qlinear_follow(cpu_pb *b, int v, uint8_t *table, int nodes[2], int *out);
 si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int y, float as, int32_t az, float bs, int32_t bz, float cs,
                                   int32_t cz, int32_t qlo, const int *extra, int n_extra);
+/* cpu_qlinear.c: y[i] = table[x[i]] for n bytes (x and y may be the same), 64 at a time with AVX-512 VBMI. */
+void cpu_lut8(const uint8_t *table, const uint8_t *x, uint8_t *y, int64_t n);
+si_result cpu_lower_qdq_unary(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
+/* cpu_qlinear.c: value y = table[x] element by element (uint8 / int8, one shape), standing for node n and extra. */
+si_result cpu_qlinear_unary_emit(cpu_pb *b, int n, int x, int y, const uint8_t *table, const int *extra, int n_extra);
 si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x 2 -> Add / Mul [-> Relu] -> QuantizeLinear */
 bool cpu_qdq_pool_match(const cpu_pb *b, int n, int *xin, int *yout, int *q); /* DQ -> MaxPool -> Q, same parameters */
 si_result cpu_qdq_fallback(cpu_pb *b, int n, si_result s); /* s declined: emit the skipped DequantizeLinears n reads */

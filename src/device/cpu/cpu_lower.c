@@ -964,6 +964,12 @@ static si_result eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t al
 static si_result lower_eltwise(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
+    if (!b->no_fusion && (si_node_is(nd, SI_OP_SIGMOID) || si_node_is(nd, SI_OP_LEAKY_RELU))) {
+        /* the QDQ form: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear */
+        si_result q = cpu_lower_qdq_unary(b, n);
+        if (q != SI_ERR_UNSUPPORTED) return q;
+        si_err_clear();
+    }
     if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return unsupported();
     dnnl_alg_kind_t alg[2];
     float al[2], be[2];

@@ -20,6 +20,7 @@
 #include "ops/quant.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #define QL_CHUNK 32768 /* elements per unit of work */
 
@@ -68,6 +69,28 @@ static bool have_bin512(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 }
 
+/* 64 bytes at a time: two 128-entry halves of the table by vpermi2b, picked by each byte's top bit. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void lut512(const uint8_t *t, const uint8_t *x, uint8_t *y, int64_t n) {
+    const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 64), t2 = _mm512_loadu_si512(t + 128), t3 = _mm512_loadu_si512(t + 192);
+    for (int64_t i = 0; i < n; i += 64) {
+        const __mmask64 m = n - i >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << (n - i)) - 1;
+        const __m512i v = _mm512_maskz_loadu_epi8(m, x + i);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+}
+
+void cpu_lut8(const uint8_t *table, const uint8_t *x, uint8_t *y, int64_t n) {
+    static int vbmi = -1;
+    if (vbmi < 0)
+        vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") && !cpu_no_own();
+    if (vbmi) {
+        lut512(table, x, y, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = table[x[i]];
+}
+
 static void ql_units(void *ctx, int64_t lo, int64_t hi) {
     const ql_job *j = ctx;
     const ql_params *p = j->p;
@@ -80,7 +103,7 @@ static void ql_units(void *ctx, int64_t lo, int64_t hi) {
     if (p->binary)
         for (int64_t i = e0; i < e1; i++) j->y[i] = t[(size_t)j->a[i] << 8 | j->b[i]];
     else
-        for (int64_t i = e0; i < e1; i++) j->y[i] = t[j->a[i]];
+        cpu_lut8(t, j->a + e0, j->y + e0, e1 - e0);
 }
 
 /* ptr: A[, B], Y */
@@ -227,6 +250,28 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
     cpu_arg args[3] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_SRC_1, bb}, {DNNL_ARG_DST, out}};
     const char *what = n_extra ? (mul ? "QDQ Mul" : "QDQ Add") : g->nodes[n].op_type;
     si_result st = cpu_pb_emit_own(b, n, what, "own:qlinear_table2", ql_run, p, args, 3);
+    if (st) return st;
+    cpu_pb_consume(b, n);
+    for (int i = 0; i < n_extra; i++) cpu_pb_consume(b, extra[i]);
+    return SI_OK;
+}
+
+si_result cpu_qlinear_unary_emit(cpu_pb *b, int n, int x, int y, const uint8_t *table, const int *extra, int n_extra) {
+    const si_graph *g = b->g;
+    const si_val *X = &g->values[x], *Y = &g->values[y];
+    if (cpu_no_own() || (X->dtype != SI_U8 && X->dtype != SI_I8) || Y->dtype != X->dtype || X->const_val || !cpu_value_static(X) ||
+        !cpu_value_static(Y) || si_shape_count(X->ndim, X->dims) < 1 || Y->ndim != X->ndim || memcmp(Y->dims, X->dims, sizeof(int64_t) * (size_t)X->ndim))
+        return SI_ERR_UNSUPPORTED;
+    ql_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p) return SI_ERR_NO_MEM;
+    *p = (ql_params){.table = table, .n = si_shape_count(X->ndim, X->dims)};
+    int ab = cpu_pb_dense(b, x);
+    int out = ab < 0 ? -1 : cpu_pb_new_out(b, y, &b->p->bufs[ab].md);
+    if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    cpu_arg args[2] = {{DNNL_ARG_SRC, ab}, {DNNL_ARG_DST, out}};
+    char what[48];
+    snprintf(what, sizeof what, "QDQ %s", g->nodes[n].op_type);
+    si_result st = cpu_pb_emit_own(b, n, what, "own:qlinear_table", ql_run, p, args, 2);
     if (st) return st;
     cpu_pb_consume(b, n);
     for (int i = 0; i < n_extra; i++) cpu_pb_consume(b, extra[i]);

@@ -788,8 +788,7 @@ __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64
             q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), lo), hi);
             _mm512_mask_cvtepi32_storeu_epi8(y + k, mk, q);
         }
-        if (c->table && !c->f32)
-            for (int64_t k = 0; k < c->C; k++) y[k] = c->table[y[k]];
+        if (c->table && !c->f32) cpu_lut8(c->table, y, y, c->C);
     }
 }
 
@@ -1338,6 +1337,40 @@ static bool qdq_add_match(const cpu_pb *b, int n, qdq_add *m) {
     return true;
 }
 
+/* Sigmoid / LeakyRelu node n in the QDQ form: x = DequantizeLinear(xq) (per tensor, computed) and its only consumer
+ * a per-tensor QuantizeLinear to xq's type: ONNX Runtime runs it as QLinearSigmoid / QLinearLeakyRelu, here a byte
+ * table (table NULL: only the match). */
+typedef struct qdq_unary {
+    int x, y, q;
+} qdq_unary;
+
+static bool qdq_unary_match(const cpu_pb *b, int n, qdq_unary *m, uint8_t *table) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    const bool leaky = is_op(nd, SI_OP_LEAKY_RELU);
+    if (b->no_fusion || (!leaky && !is_op(nd, SI_OP_SIGMOID)) || nd->n_in != 1 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    const si_tensor *xs, *xz;
+    float xsv;
+    int32_t xzv = 0;
+    if (dq_of(g, nd->in[0], false, &m->x, &xs, &xz) < 0 || !scalar_of(xs, &xsv, NULL) || (xz && !scalar_of(xz, NULL, &xzv)) || !isfinite(xsv))
+        return false;
+    const si_dtype dt = g->values[m->x].dtype;
+    if ((dt != SI_U8 && dt != SI_I8) || (xz && xz->dtype != dt)) return false;
+    q_after o;
+    if (!quant_after(b, nd->out[0], false, &o) || g->values[o.y].dtype != dt || o.ysv == 0.0f || !isfinite(o.ysv)) return false;
+    m->y = o.y, m->q = o.q;
+    if (table) si_qlinear_unary_table(leaky, leaky ? si_attr_float(nd, "alpha", 0.01f) : 0.0f, dt, xsv, xzv, o.ysv, o.yzv, table);
+    return true;
+}
+
+si_result cpu_lower_qdq_unary(cpu_pb *b, int n) {
+    qdq_unary m;
+    uint8_t *table = cpu_pb_own(b, 256);
+    if (!table) return SI_ERR_NO_MEM;
+    if (cpu_no_own() || !qdq_unary_match(b, n, &m, table)) return qdq_fallback(b, n, unsupported());
+    return qdq_fallback(b, n, cpu_qlinear_unary_emit(b, n, m.x, m.y, table, &m.q, 1));
+}
+
 si_result cpu_lower_qdq_add(cpu_pb *b, int n) {
     qdq_add m;
     if (cpu_no_own() || !qdq_add_match(b, n, &m)) return qdq_fallback(b, n, unsupported());
@@ -1386,9 +1419,10 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
         qlc_in a;
         qmm_in m;
         qdq_add d;
+        qdq_unary u;
         int px, py, pq;
         if (c < 0 || b->done[c] ||
-            (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) &&
+            (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) &&
              !((is_op(&g->nodes[c], SI_OP_MAX_POOL) || is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
             return false;
     }
