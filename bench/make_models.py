@@ -4,7 +4,7 @@
 usage: make_models.py OUTDIR [--small | --all] [--models NAME,NAME...] [--force]
 
   default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16,
-            speech_encoder, yolo_qop, unet_qop, resnet50_qdq, bert_base_qdq
+            speech_encoder, yolo_qop, unet_qop, resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq
   --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny
   --all     both sets
   --models  only the named models (from either set)
@@ -40,8 +40,9 @@ The models:
   yolo_qop, unet_qop  the yolo and unet above quantized statically in ONNX Runtime's QOperator form (models/quant.py:
                   QuantizeLinear, QLinearConv with int8 per-channel weights, com.microsoft QLinearAdd / QLinearMul /
                   QLinearSigmoid / QLinearConcat, MaxPool and Resize on uint8), calibrated on the input image.
-  resnet50_qdq, bert_base_qdq  resnet50 and bert_base quantized statically in the QDQ form (QuantizeLinear /
-                  DequantizeLinear pairs on activations, int8 weights behind DequantizeLinear; ONNX Runtime's default).
+  resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq  resnet50, bert_base, yolo and mobilenetv2 quantized
+                  statically in the QDQ form (QuantizeLinear / DequantizeLinear pairs on activations, int8 weights
+                  behind DequantizeLinear; ONNX Runtime's default).
   resnet18_small  ResNet-18 topology (basic blocks [2, 2, 2, 2]) at half width (32..256), 1x3x112x112, FC 100.
   mobilenetv2_small  MobileNetV2 at width 0.5, 1x3x96x96, FC 100.
   bert_tiny       the BERT graph with 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary 1024, seq 32.
@@ -264,6 +265,8 @@ FULL = {
     "unet_qop": lambda: vision("unet", qop=True),
     "resnet50_qdq": lambda: qdq(FULL["resnet50"]),
     "bert_base_qdq": lambda: qdq(FULL["bert_base"]),
+    "yolo_qdq": lambda: qdq(FULL["yolo"]),
+    "mobilenetv2_qdq": lambda: qdq(FULL["mobilenetv2"]),
 }
 
 

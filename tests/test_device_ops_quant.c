@@ -458,6 +458,24 @@ static void qdqunary_case(const char *op, si_dtype dt, const int64_t *dims, int 
              "QDQ %s %s [%lld..]%s%s", op, si_dtype_name(dt), (long long)dims[nd - 1], conv ? " (from a QLinearConv)" : "", silu ? " as SiLU" : "");
 }
 
+/* Concat in the QDQ form (ORT: QLinearConcat): inputs with the output's scale and zero point are copied, others
+ * requantized; channels-last when the first input comes from a QLinearConv. */
+static void qdqconcat_case(si_dtype dt, int64_t axis, bool conv, bool same) {
+    begin(13);
+    const bool s8 = dt == SI_I8;
+    q_source("a", dt, D(1, 16, 9, 10), 0.04f, s8 ? -3 : 121, conv);
+    q_source("b", dt, D(1, 16, 9, 10), same ? 0.04f : 0.025f, same ? (s8 ? -3 : 121) : (s8 ? 5 : 100), false);
+    q_source("c", dt, D(1, 16, 9, 10), 0.07f, s8 ? 0 : 128, false);
+    node("DequantizeLinear", "a,a_s,a_z", "ad");
+    node("DequantizeLinear", "b,b_s,b_z", "bd");
+    node("DequantizeLinear", "c,c_s,c_z", "cd");
+    ai(node("Concat", "ad,bd,cd", "cat"), "axis", axis);
+    node("QuantizeLinear", "cat,a_s,a_z", "y");
+    output("y");
+    dop_runf(&(dop_opts){.cpu_plan = "QDQ Concat", .may_refuse = "OCL", .qtol = 1}, "QDQ Concat %s axis %lld%s%s", si_dtype_name(dt), (long long)axis,
+             conv ? " (from a QLinearConv)" : "", same ? " (two inputs at the output's scale)" : "");
+}
+
 /* DequantizeLinear -> MaxPool -> QuantizeLinear with the input's scale and zero point (as ORT's quantizer writes
  * it): MaxPool on the integers, exact; and with another scale: the float path. */
 static void qdqpool_case(bool same) {
@@ -510,6 +528,10 @@ void dop_cases_qdq_conv(void) {
     qdqunary_case("LeakyRelu", SI_U8, D(1, 16, 10, 12), true, false);
     qdqunary_case("LeakyRelu", SI_I8, D(3, 129), false, false);
     qdqunary_case("Sigmoid", SI_U8, D(1, 16, 10, 12), true, true);
+    qdqconcat_case(SI_U8, 1, true, true);
+    qdqconcat_case(SI_U8, 1, false, false);
+    qdqconcat_case(SI_I8, 3, false, true);
+    qdqconcat_case(SI_I8, -3, true, false);
     qdqgemm_float_bias_case(512, 100, false, false);
     qdqgemm_float_bias_case(40, 7, false, true);
     qdqgemm_float_bias_case(40, 7, true, false);

@@ -480,7 +480,12 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
                                   int32_t cz, int32_t qlo, const int *extra, int n_extra);
 /* cpu_qlinear.c: y[i] = table[x[i]] for n bytes (x and y may be the same), 64 at a time with AVX-512 VBMI. */
 void cpu_lut8(const uint8_t *table, const uint8_t *x, uint8_t *y, int64_t n);
-si_result cpu_lower_qdq_unary(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
+si_result cpu_lower_qdq_unary(cpu_pb *b, int n);
+si_result cpu_lower_qdq_concat(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x k -> Concat -> QuantizeLinear */
+/* cpu_qlinear.c: the concatenation of values x[0..nx) (scales xsc, zero points xzp) along axis into y (ys, yz),
+ * requantized where the parameters differ, standing for node n and extra (QLinearConcat, or the QDQ form's). */
+si_result cpu_qlinear_concat_emit(cpu_pb *b, int n, int64_t axis, int nx, const int *x, const float *xsc, const int32_t *xzp, int y, float ys,
+                                  int32_t yz, const int *extra, int n_extra); /* cpu_quant.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
 /* cpu_qlinear.c: value y = table[x] element by element (uint8 / int8, one shape), standing for node n and extra. */
 si_result cpu_qlinear_unary_emit(cpu_pb *b, int n, int x, int y, const uint8_t *table, const int *extra, int n_extra);
 si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x 2 -> Add / Mul [-> Relu] -> QuantizeLinear */

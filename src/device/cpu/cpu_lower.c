@@ -1137,6 +1137,11 @@ static si_result lower_lrn(cpu_pb *b, int n) {
 static si_result lower_concat(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
+    if (!b->no_fusion) { /* the QDQ form: DequantizeLinear x k -> Concat -> QuantizeLinear */
+        si_result q = cpu_lower_qdq_concat(b, n);
+        if (q != SI_ERR_UNSUPPORTED) return q;
+        si_err_clear();
+    }
     if (nd->n_in < 2 || nd->n_in > MAX_ARGS - 2 || !cpu_out_f32_static(g, nd)) return unsupported();
     const si_val *Y = &g->values[nd->out[0]];
     int r = Y->ndim;

@@ -386,34 +386,28 @@ static si_result qcat_run(const void *params, void *const *ptr, int threads) {
 }
 
 /* Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input; attribute axis. */
-si_result cpu_lower_qlinear_concat(cpu_pb *b, int n) {
+si_result cpu_qlinear_concat_emit(cpu_pb *b, int n, int64_t axis, int nx, const int *x, const float *xsc, const int32_t *xzp, int y, float ys,
+                                  int32_t yz, const int *extra, int n_extra) {
     const si_graph *g = b->g;
-    const si_node *nd = &g->nodes[n];
-    if (cpu_no_own() || nd->n_in < 5 || (nd->n_in - 2) % 3 || (nd->n_in - 2) / 3 > QCAT_MAX || nd->n_out != 1 || nd->out[0] < 0 ||
-        !si_node_attr(nd, "axis"))
-        return SI_ERR_UNSUPPORTED;
-    const si_val *Y = &g->values[nd->out[0]];
+    if (cpu_no_own() || nx < 1 || nx > QCAT_MAX || y < 0) return SI_ERR_UNSUPPORTED;
+    const si_val *Y = &g->values[y];
     const si_dtype dt = Y->dtype;
     const int r = Y->ndim;
-    int64_t axis = si_attr_int(nd, "axis", 0);
     if (axis < 0) axis += r;
-    if ((dt != SI_U8 && dt != SI_I8) || !cpu_value_static(Y) || si_shape_count(r, Y->dims) < 1 || axis < 0 || axis >= r)
+    if ((dt != SI_U8 && dt != SI_I8) || !cpu_value_static(Y) || si_shape_count(r, Y->dims) < 1 || axis < 0 || axis >= r || ys == 0.0f || !isfinite(ys))
         return SI_ERR_UNSUPPORTED;
-    float ys;
-    int32_t yz;
-    if (!const_scale(g, nd, 0, true, &ys) || !const_zp(g, nd, 1, dt, &yz)) return SI_ERR_UNSUPPORTED;
     qcat_params *p = cpu_pb_own(b, sizeof *p);
     if (!p) return SI_ERR_NO_MEM;
     memset(p, 0, sizeof *p);
-    p->n = (nd->n_in - 2) / 3;
+    p->n = nx;
     /* channels-last along the channels when input 0 already is (a QLinearConv's output), else plain */
     bool cl = false;
-    if (axis == 1 && r >= 3 && r <= 5 && nd->in[2] >= 0) {
-        int e = cpu_pb_existing(b, nd->in[2]);
+    if (axis == 1 && r >= 3 && r <= 5 && x[0] >= 0) {
+        int e = cpu_pb_existing(b, x[0]);
         if (e >= 0 && !b->p->bufs[e].dyn) {
             dnnl_memory_desc_t want;
             dnnl_dims_t d;
-            const si_val *X0 = &g->values[nd->in[2]];
+            const si_val *X0 = &g->values[x[0]];
             for (int i = 0; i < r; i++) d[i] = X0->dims[i];
             dnnl_memory_desc_init_by_tag(&want, r, d, b->p->bufs[e].md.data_type, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
             cl = dnnl_memory_desc_equal(&b->p->bufs[e].md, &want);
@@ -425,15 +419,14 @@ si_result cpu_lower_qlinear_concat(cpu_pb *b, int n) {
     int bufs[QCAT_MAX + 1];
     int64_t off = 0;
     for (int k = 0; k < p->n; k++) {
-        const int xi = 2 + 3 * k;
-        if (nd->in[xi] < 0) return SI_ERR_UNSUPPORTED;
-        const si_val *X = &g->values[nd->in[xi]];
+        if (x[k] < 0) return SI_ERR_UNSUPPORTED;
+        const si_val *X = &g->values[x[k]];
         if (X->dtype != dt || !cpu_value_static(X) || X->ndim != r) return SI_ERR_UNSUPPORTED;
         for (int d = 0; d < r; d++)
             if (d != axis && X->dims[d] != Y->dims[d]) return SI_ERR_UNSUPPORTED;
-        float xs;
-        int32_t xz;
-        if (!const_scale(g, nd, xi + 1, false, &xs) || !const_zp(g, nd, xi + 2, dt, &xz)) return SI_ERR_UNSUPPORTED;
+        const float xs = xsc[k];
+        const int32_t xz = xzp[k];
+        if (!isfinite(xs)) return SI_ERR_UNSUPPORTED;
         if (xs != ys || xz != yz) {
             uint8_t *t = cpu_pb_own(b, 256);
             if (!t) return SI_ERR_NO_MEM;
@@ -448,9 +441,9 @@ si_result cpu_lower_qlinear_concat(cpu_pb *b, int n) {
             dnnl_dims_t d;
             for (int i = 0; i < r; i++) d[i] = X->dims[i];
             dnnl_memory_desc_init_by_tag(&md, r, d, dt == SI_U8 ? dnnl_u8 : dnnl_s8, r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb);
-            bufs[k] = cpu_pb_in_md(b, nd->in[xi], &md);
+            bufs[k] = cpu_pb_in_md(b, x[k], &md);
         } else {
-            bufs[k] = cpu_pb_plain(b, nd->in[xi]);
+            bufs[k] = cpu_pb_plain(b, x[k]);
         }
         if (bufs[k] < 0) return SI_ERR_INTERNAL;
         if (b->p->bufs[bufs[k]].dyn) return SI_ERR_UNSUPPORTED;
@@ -464,10 +457,32 @@ si_result cpu_lower_qlinear_concat(cpu_pb *b, int n) {
     } else {
         cpu_md_plain_dt(&ymd, r, Y->dims, dt == SI_U8 ? dnnl_u8 : dnnl_s8);
     }
-    int out = cpu_pb_new_out(b, nd->out[0], &ymd);
+    int out = cpu_pb_new_out(b, y, &ymd);
     if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     bufs[p->n] = out;
-    si_result st = cpu_pb_emit_fn(b, n, cl ? "QLinearConcat(channels-last)" : "QLinearConcat", qcat_run, p, bufs, p->n, &out, 1);
-    if (!st) cpu_pb_consume(b, n);
-    return st;
+    const char *what = n_extra ? (cl ? "QDQ Concat(channels-last)" : "QDQ Concat") : cl ? "QLinearConcat(channels-last)" : "QLinearConcat";
+    si_result st = cpu_pb_emit_fn(b, n, what, qcat_run, p, bufs, p->n, &out, 1);
+    if (st) return st;
+    cpu_pb_consume(b, n);
+    for (int i = 0; i < n_extra; i++) cpu_pb_consume(b, extra[i]);
+    return SI_OK;
+}
+
+si_result cpu_lower_qlinear_concat(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || nd->n_in < 5 || (nd->n_in - 2) % 3 || (nd->n_in - 2) / 3 > QCAT_MAX || nd->n_out != 1 || nd->out[0] < 0 ||
+        !si_node_attr(nd, "axis"))
+        return SI_ERR_UNSUPPORTED;
+    const si_dtype dt = g->values[nd->out[0]].dtype;
+    float ys, xsc[QCAT_MAX];
+    int32_t yz, xzp[QCAT_MAX];
+    int x[QCAT_MAX];
+    const int nx = (nd->n_in - 2) / 3;
+    if (!const_scale(g, nd, 0, true, &ys) || !const_zp(g, nd, 1, dt, &yz)) return SI_ERR_UNSUPPORTED;
+    for (int k = 0; k < nx; k++) {
+        x[k] = nd->in[2 + 3 * k];
+        if (!const_scale(g, nd, 3 + 3 * k, false, &xsc[k]) || !const_zp(g, nd, 4 + 3 * k, dt, &xzp[k])) return SI_ERR_UNSUPPORTED;
+    }
+    return cpu_qlinear_concat_emit(b, n, si_attr_int(nd, "axis", 0), nx, x, xsc, xzp, nd->out[0], ys, yz, NULL, 0);
 }

@@ -1371,6 +1371,45 @@ si_result cpu_lower_qdq_unary(cpu_pb *b, int n) {
     return qdq_fallback(b, n, cpu_qlinear_unary_emit(b, n, m.x, m.y, table, &m.q, 1));
 }
 
+/* Concat node n in the QDQ form: every input DequantizeLinear (per tensor, computed, one element type) and its only
+ * consumer a per-tensor QuantizeLinear to that type: ONNX Runtime's QLinearConcat. */
+#define QDQ_CAT_MAX 64
+typedef struct qdq_cat {
+    int nx, x[QDQ_CAT_MAX], y, q;
+    float xs[QDQ_CAT_MAX], ys;
+    int32_t xz[QDQ_CAT_MAX], yz;
+} qdq_cat;
+
+static bool qdq_concat_match(const cpu_pb *b, int n, qdq_cat *m) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (b->no_fusion || !is_op(nd, SI_OP_CONCAT) || nd->n_in < 1 || nd->n_in > QDQ_CAT_MAX || nd->n_out != 1 || nd->out[0] < 0) return false;
+    si_dtype dt = SI_DTYPE_UNDEFINED;
+    m->nx = nd->n_in;
+    for (int k = 0; k < nd->n_in; k++) {
+        const si_tensor *s, *z;
+        m->xz[k] = 0;
+        if (dq_of(g, nd->in[k], false, &m->x[k], &s, &z) < 0 || !scalar_of(s, &m->xs[k], NULL) || (z && !scalar_of(z, NULL, &m->xz[k])))
+            return false;
+        const si_dtype xt = g->values[m->x[k]].dtype;
+        if (k == 0) dt = xt;
+        if (xt != dt || (z && z->dtype != dt)) return false;
+    }
+    if (dt != SI_U8 && dt != SI_I8) return false;
+    q_after o;
+    if (!quant_after(b, nd->out[0], false, &o) || g->values[o.y].dtype != dt) return false;
+    m->y = o.y, m->q = o.q, m->ys = o.ysv, m->yz = o.yzv;
+    return true;
+}
+
+si_result cpu_lower_qdq_concat(cpu_pb *b, int n) {
+    qdq_cat *m = cpu_pb_own(b, sizeof *m);
+    if (!m) return SI_ERR_NO_MEM;
+    if (cpu_no_own() || !qdq_concat_match(b, n, m)) return qdq_fallback(b, n, unsupported());
+    return qdq_fallback(b, n, cpu_qlinear_concat_emit(b, n, si_attr_int(&b->g->nodes[n], "axis", 0), m->nx, m->x, m->xs, m->xz, m->y, m->ys,
+                                                      m->yz, &m->q, 1));
+}
+
 si_result cpu_lower_qdq_add(cpu_pb *b, int n) {
     qdq_add m;
     if (cpu_no_own() || !qdq_add_match(b, n, &m)) return qdq_fallback(b, n, unsupported());
@@ -1420,9 +1459,15 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
         qmm_in m;
         qdq_add d;
         qdq_unary u;
+        qdq_cat *ct = NULL;
         int px, py, pq;
+        bool cat = false;
+        if (c >= 0 && !b->done[c] && is_op(&g->nodes[c], SI_OP_CONCAT) && (ct = si_malloc(sizeof *ct))) {
+            cat = qdq_concat_match(b, c, ct);
+            si_free(ct);
+        }
         if (c < 0 || b->done[c] ||
-            (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) &&
+            (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) && !cat &&
              !((is_op(&g->nodes[c], SI_OP_MAX_POOL) || is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
             return false;
     }
