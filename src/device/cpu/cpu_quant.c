@@ -838,21 +838,43 @@ typedef struct qlc_in {
 
 /* The requantization multipliers x_scale * w_scale[m] / y_scale in float32 as the reference kernel computes them
  * (plan-owned), or NULL when a scale is not a constant float32 of the right size or does not divide. */
-static float *requant_scales_of(cpu_pb *b, const si_tensor *xs, const si_tensor *ws, const si_tensor *ys, int64_t M) {
-    if (!xs || !ys || !ws || !xs->data || !ys->data || !ws->data || xs->dtype != SI_F32 || ys->dtype != SI_F32 || ws->dtype != SI_F32 ||
-        si_tensor_count(xs) != 1 || si_tensor_count(ys) != 1)
+static float *requant_scales_of(cpu_pb *b, float alpha, const si_tensor *xs, const si_tensor *ws, const si_tensor *ys, int64_t M) {
+    if (!xs || !ws || !xs->data || !ws->data || xs->dtype != SI_F32 || ws->dtype != SI_F32 || si_tensor_count(xs) != 1 ||
+        (ys && (!ys->data || ys->dtype != SI_F32 || si_tensor_count(ys) != 1)))
         return NULL;
     const int64_t nw = si_tensor_count(ws);
     if (nw != 1 && nw != M) return NULL;
-    const float x = *(const float *)xs->data, y = *(const float *)ys->data;
+    const float x = *(const float *)xs->data, y = ys ? *(const float *)ys->data : 1.0f;
     if (y == 0.0f || !isfinite(y)) return NULL; /* the reference kernel names the error */
     float *m = cpu_pb_own(b, sizeof(float) * (size_t)M);
     if (!m) return NULL;
     for (int64_t i = 0; i < M; i++) {
-        float p = x * ((const float *)ws->data)[nw == 1 ? 0 : i];
-        m[i] = p / y;
+        const float w = ((const float *)ws->data)[nw == 1 ? 0 : i];
+        if (!isfinite(w)) return NULL;
+        m[i] = alpha * x * w;
+        if (ys) m[i] /= y;
     }
     return m;
+}
+
+/* The two steps of an integer product: the oneDNN primitive (pd, args) into the int32 buffer acc, then the
+ * requantization pass (a copy of rc0) into dst with the output zero point buffer zy; node n and the nodes in
+ * also[0..n_also) are consumed. */
+static si_result rq_emit(cpu_pb *b, int n, const char *name, dnnl_primitive_desc_t pd, cpu_arg *args, int nargs, int acc, int zy, int dst,
+                         const rq_ctx *rc0, const char *rq_name, const int *also, int n_also) {
+    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
+    if (!rc) {
+        dnnl_primitive_desc_destroy(pd);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    *rc = *rc0;
+    si_result s = cpu_pb_emit_dnnl(b, n, name, pd, args, nargs);
+    int rin[2] = {acc, zy};
+    if (!s) s = cpu_pb_emit_fn(b, n, rq_name, rq_kernel, rc, rin, 2, &dst, 1);
+    if (s) return s;
+    cpu_pb_consume(b, n);
+    for (int i = 0; i < n_also; i++) cpu_pb_consume(b, also[i]);
+    return SI_OK;
 }
 
 /* The oneDNN int8 convolution (channels-last uint8/int8 in, int32 bias and input zero point in the primitive) into
@@ -876,7 +898,7 @@ static si_result qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     if (!relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
     nn_geom geo;
     if (!conv_geom(nd, X, Y, W, &geo)) return unsupported();
-    float *scales = requant_scales_of(b, a->xs, a->WS, a->ys, OC);
+    float *scales = a->ys ? requant_scales_of(b, 1.0f, a->xs, a->WS, a->ys, OC) : NULL;
     if (!scales) {
         si_err_clear();
         return unsupported();
@@ -925,24 +947,16 @@ static si_result qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     uint8_t *table = acc < 0 ? NULL : cpu_pb_own(b, 256);
     int folded[2], yv = a->y, nf = table && !a->relu ? cpu_qlinear_follow(b, a->y, table, folded, &yv) : 0;
     int dst = table ? cpu_pb_new_out(b, yv, &ymd) : -1;
-    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
-    if (!rc) {
-        dnnl_primitive_desc_destroy(pd);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    *rc = (rq_ctx){.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL,
-                    .qlo = qlo};
+    const rq_ctx rc = {.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL, .qlo = qlo};
     cpu_arg args[8] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
                        {DNNL_ARG_DST, acc}, {DNNL_ARG_BIAS, bb}};
-    s = cpu_pb_emit_dnnl(b, n, a->n_extra ? (G > 1 && G == C && G == OC ? "QDQ Conv(dw)" : "QDQ Conv") : G > 1 && G == C && G == OC ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4);
-    int rin[2] = {acc, zy};
     static const char *const rq_names[3] = {"QLinearConv requantize", "QLinearConv requantize+table", "QLinearConv requantize+SiLU"};
-    if (!s) s = cpu_pb_emit_fn(b, n, rq_names[nf], rq_kernel, rc, rin, 2, &dst, 1);
-    if (s) return s;
-    cpu_pb_consume(b, n);
-    for (int i = 0; i < nf; i++) cpu_pb_consume(b, folded[i]);
-    for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
-    return SI_OK;
+    int also[6], n_also = 0;
+    for (int i = 0; i < nf; i++) also[n_also++] = folded[i];
+    for (int i = 0; i < a->n_extra; i++) also[n_also++] = a->extra[i];
+    const bool dw = G > 1 && G == C && G == OC;
+    return rq_emit(b, n, a->n_extra ? (dw ? "QDQ Conv(dw)" : "QDQ Conv") : dw ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4, acc, zy, dst,
+                   &rc, rq_names[nf], also, n_also);
 }
 
 /* QLinearConv: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]. Scales, weights,
@@ -1006,15 +1020,10 @@ static si_result qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     }
     int32_t qlo;
     if ((a->relu && !a->ys) || !relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
-    const float ysv = a->ys ? *(const float *)a->ys->data : 1.0f, asv = *(const float *)a->xs->data;
-    if (a->ys && (ysv == 0.0f || !isfinite(ysv))) return unsupported(); /* the reference kernel names the error */
-    float *scales = cpu_pb_own(b, sizeof(float) * (size_t)N);
-    if (!scales) return SI_ERR_NO_MEM;
-    for (int64_t j = 0; j < N; j++) {
-        const float bsj = ((const float *)a->WS->data)[si_tensor_count(a->WS) == 1 ? 0 : j];
-        if (!isfinite(bsj)) return unsupported();
-        scales[j] = a->alpha * asv * bsj;
-        if (a->ys) scales[j] /= ysv;
+    float *scales = requant_scales_of(b, a->alpha, a->xs, a->WS, a->ys, N);
+    if (!scales) {
+        si_err_clear();
+        return unsupported();
     }
     const int64_t off = B->dtype == SI_U8 ? 128 : 0;
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
@@ -1041,20 +1050,9 @@ static si_result qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     int zy = zx < 0 ? -1 : zp_buffer(b, n, a->ys ? a->yz : -1);
     int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
     int dst = acc < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
-    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
-    if (!rc) {
-        dnnl_primitive_desc_destroy(pd);
-        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-    }
-    *rc = (rq_ctx){.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .fbias = fbias, .qlo = qlo};
+    const rq_ctx rc = {.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .fbias = fbias, .qlo = qlo};
     cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
-    s = cpu_pb_emit_dnnl(b, n, a->name, pd, args, 4);
-    int rin[2] = {acc, zy};
-    if (!s) s = cpu_pb_emit_fn(b, n, a->ys ? "requantize" : "scale", rq_kernel, rc, rin, 2, &dst, 1);
-    if (s) return s;
-    cpu_pb_consume(b, n);
-    for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
-    return SI_OK;
+    return rq_emit(b, n, a->name, pd, args, 4, acc, zy, dst, &rc, a->ys ? "requantize" : "scale", a->extra, a->n_extra);
 }
 
 /* QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point with b a constant 2-D
