@@ -473,6 +473,34 @@ static si_result upload_constants(ocl_mdl *m) {
     return SI_OK;
 }
 
+/* Every input shape fixed at compile: the one plan is built, its steps read the constants they need from device
+ * memory, and nothing reads the host copies again but the run's copy of a constant output. The others are dropped
+ * from the model's graphs (a copy the submodel's own graph shares stays alive there, for a recompile elsewhere;
+ * what this device made itself, such as the dequantized weights of si_graph_fold_weights, goes). */
+static void drop_host_consts(ocl_model *M) {
+    ocl_mdl *m = M->fixed;
+    si_graph *g = m->g;
+    bool *keep = si_calloc((size_t)g->n_values + 1, sizeof(bool));
+    if (!keep) return; /* an optimisation: keep everything */
+    for (int k = 0; k < g->n_outputs; k++) {
+        const int r = root_of(m, g->outputs[k]);
+        if (r >= 0) keep[r] = true;
+    }
+    for (int v = 0; v < g->n_values && v < M->g->n_values; v++) {
+        si_val *pv = &g->values[v], *mv = &M->g->values[v];
+        if (keep[v] || !pv->const_val || pv->const_val->nbytes < 4096) continue;
+        if (mv->const_val == pv->const_val) {
+            si_const_unref(mv->const_val);
+            mv->const_val = NULL;
+            si_val_set_dq(mv, NULL, NULL, NULL, 0);
+        }
+        si_const_unref(pv->const_val);
+        pv->const_val = NULL;
+        si_val_set_dq(pv, NULL, NULL, NULL, 0);
+    }
+    si_free(keep);
+}
+
 // --- plans for input shapes ---------------------------------------------------------------------------------
 
 static si_result plan_key(ocl_mdl *m) {
@@ -1047,6 +1075,7 @@ si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *
         }
         M->plans[0] = M->fixed;
         M->n_plans = M->cap_plans = 1;
+        drop_host_consts(M);
         /* its completed shapes are the ports' */
         for (int i = 0; i < g->n_outputs; i++) {
             si_val *v = &g->values[g->outputs[i]];
