@@ -1371,6 +1371,25 @@ static void cases_layout(void) {
     output("r");
     output("q");
     dop_runf(NULL, "Split-13 sizes");
+    /* Split on CPU is reorders from views of the input in its own layout: after a convolution (blocked or
+     * channels-last), channel parts that are whole blocks or not, and along the spatial axes */
+    static const struct { int64_t c, axis, sp[3]; int nsp; } spl[] = {
+        {32, 1, {16, 16}, 2}, {24, 1, {5, 11, 8}, 3}, {16, 2, {3, 6}, 2}, {16, 3, {4, 4, 3}, 3},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(spl); i++) {
+        begin(13);
+        input("x", D(1, 8, 9, 11));
+        weight("w", -0.5f, 0.5f, D(spl[i].c, 8, 3, 3));
+        ais(node("Conv", "x,w", "h"), "pads", D(1, 1, 1, 1));
+        ints("sp", spl[i].sp, spl[i].nsp);
+        ai(node("Split", "h,sp", spl[i].nsp == 2 ? "p,q" : "p,q,r"), "axis", spl[i].axis);
+        node("Relu", "p", "pr");
+        output("pr");
+        output("q");
+        if (spl[i].nsp == 3) output("r");
+        dop_runf(&(dop_opts){.cpu_plan = "Split", .cpu_no_ref = true}, "Split after a Conv, %lld channels, axis %lld into %d", (long long)spl[i].c,
+                 (long long)spl[i].axis, spl[i].nsp);
+    }
 
     static const struct { int n; int64_t st[3], en[3], ax[3], sp[3]; } sl[] = {
         {2, {1, 0}, {3, 4}, {0, 1}, {1, 2}},

@@ -245,3 +245,88 @@ si_result cpu_lower_pad(cpu_pb *b, int n) {
     if (!st) cpu_pb_consume(b, n);
     return st;
 }
+
+// --- Split, Slice (steps of 1): reorders from sub-memory views ----------------------------------------------------
+
+/* Output y of node n as the part of x starting at offs (y's dims): a oneDNN reorder from a sub-memory view of x in
+ * the layout x already has where oneDNN can take the view there (plain, channels-last, blocked when the part is whole
+ * blocks), else of its plain copy; y in x's channels-last layout when x has it, else plain. dry: only whether it can
+ * (so that a node of several parts emits all of them or none). */
+static si_result part_copy(cpu_pb *b, int n, int x, int y, const int64_t *offs, const char *what, bool dry) {
+    const si_graph *g = b->g;
+    const si_val *X = &g->values[x], *Y = &g->values[y];
+    const dnnl_data_type_t dt = cpu_dnnl_type(X->dtype);
+    const int r = X->ndim;
+    if (dt == dnnl_data_type_undef || Y->dtype != X->dtype || r < 1 || r > 6 || Y->ndim != r || !cpu_value_static(X) || !cpu_value_static(Y) ||
+        si_shape_count(r, Y->dims) < 1 || X->const_val)
+        return SI_ERR_UNSUPPORTED;
+    dnnl_dims_t d, o;
+    for (int i = 0; i < r; i++) d[i] = Y->dims[i], o[i] = offs[i];
+    int src = cpu_pb_existing(b, x);
+    if (src < 0) return SI_ERR_INTERNAL;
+    dnnl_memory_desc_t sub, dmd;
+    if (b->p->bufs[src].dyn || dnnl_memory_desc_init_submemory(&sub, &b->p->bufs[src].md, d, o) != dnnl_success) {
+        src = cpu_pb_plain(b, x);
+        if (src < 0) return SI_ERR_INTERNAL;
+        if (b->p->bufs[src].dyn || dnnl_memory_desc_init_submemory(&sub, &b->p->bufs[src].md, d, o) != dnnl_success) return SI_ERR_UNSUPPORTED;
+    }
+    /* y in x's layout when it is one of the usual ones (channels-last, channels blocked by 16 / 8): the next
+     * convolution reads it as it is */
+    static const dnnl_format_tag_t tags[3][3] = {{dnnl_acb, dnnl_aBc16b, dnnl_aBc8b},
+                                                 {dnnl_acdb, dnnl_aBcd16b, dnnl_aBcd8b},
+                                                 {dnnl_acdeb, dnnl_aBcde16b, dnnl_aBcde8b}};
+    dnnl_format_tag_t tag = dnnl_format_tag_undef;
+    for (int t = 0; r >= 3 && r <= 5 && t < 3 && tag == dnnl_format_tag_undef; t++) {
+        dnnl_memory_desc_t xmd;
+        dnnl_dims_t xd;
+        for (int i = 0; i < r; i++) xd[i] = X->dims[i];
+        if (dnnl_memory_desc_init_by_tag(&xmd, r, xd, dt, tags[r - 3][t]) == dnnl_success && dnnl_memory_desc_equal(&xmd, &b->p->bufs[src].md))
+            tag = tags[r - 3][t];
+    }
+    if (tag == dnnl_format_tag_undef || dnnl_memory_desc_init_by_tag(&dmd, r, d, dt, tag) != dnnl_success) cpu_md_plain_dt(&dmd, r, Y->dims, dt);
+    dnnl_primitive_desc_t pd;
+    if (dnnl_reorder_primitive_desc_create(&pd, &sub, b->eng, &dmd, b->eng, NULL) != dnnl_success) return SI_ERR_UNSUPPORTED;
+    if (dry) {
+        dnnl_primitive_desc_destroy(pd);
+        return SI_OK;
+    }
+    const int sv = cpu_pb_alias(b, src, &sub);
+    const int dst = sv < 0 ? -1 : cpu_pb_new_out(b, y, &dmd);
+    if (dst < 0) {
+        dnnl_primitive_desc_destroy(pd);
+        return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    }
+    cpu_arg args[2] = {{DNNL_ARG_FROM, sv}, {DNNL_ARG_TO, dst}};
+    return cpu_pb_emit_dnnl(b, n, what, pd, args, 2);
+}
+
+si_result cpu_lower_split(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || nd->n_in < 1 || nd->in[0] < 0 || nd->n_out < 1) return SI_ERR_UNSUPPORTED;
+    const si_val *X = &g->values[nd->in[0]];
+    const int r = X->ndim;
+    int64_t axis = si_attr_int(nd, "axis", 0);
+    if (axis < 0) axis += r;
+    if (r < 1 || axis < 0 || axis >= r || !cpu_value_static(X)) return SI_ERR_UNSUPPORTED;
+    int64_t offs[SI_MAX_DIMS] = {0}, at = 0;
+    for (int k = 0; k < nd->n_out; k++) { /* the parts as shape inference sized them, one after the other */
+        if (nd->out[k] < 0) return SI_ERR_UNSUPPORTED;
+        const si_val *Y = &g->values[nd->out[k]];
+        if (Y->ndim != r || !cpu_value_static(Y) || Y->dims[axis] < 1) return SI_ERR_UNSUPPORTED; /* empty parts: the reference kernel */
+        for (int i = 0; i < r; i++)
+            if (i != axis && Y->dims[i] != X->dims[i]) return SI_ERR_UNSUPPORTED;
+        at += Y->dims[axis];
+    }
+    if (at != X->dims[axis]) return SI_ERR_UNSUPPORTED;
+    for (int pass = 0; pass < 2; pass++) {
+        offs[axis] = 0;
+        for (int k = 0; k < nd->n_out; k++) {
+            si_result s = part_copy(b, n, nd->in[0], nd->out[k], offs, "Split", pass == 0);
+            if (s) return pass == 0 ? s : si_err_wrap(s == SI_ERR_UNSUPPORTED ? SI_ERR_INTERNAL : s, "CPU: Split '%s'", nd->name);
+            offs[axis] += g->values[nd->out[k]].dims[axis];
+        }
+    }
+    cpu_pb_consume(b, n);
+    return SI_OK;
+}
