@@ -1415,6 +1415,23 @@ static void cases_layout(void) {
     ais(n, "ends", (const int64_t[]){-1, 100}, 2);
     output("y");
     dop_runf(NULL, "Slice-9 attributes");
+    /* Slice with steps of 1 on CPU: a reorder from a view of the input in its own layout (after a convolution) */
+    static const struct { int n; int64_t st[2], en[2], ax[2]; } slc[] = {
+        {1, {16}, {32}, {1}}, {2, {3, -5}, {13, 100}, {1, -1}}, {2, {-3, 1}, {100, 8}, {2, 3}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(slc); i++) {
+        begin(13);
+        input("x", D(1, 8, 9, 11));
+        weight("w", -0.5f, 0.5f, D(32, 8, 3, 3));
+        ais(node("Conv", "x,w", "h"), "pads", D(1, 1, 1, 1));
+        ints("st", slc[i].st, slc[i].n);
+        ints("en", slc[i].en, slc[i].n);
+        ints("ax", slc[i].ax, slc[i].n);
+        node("Slice", "h,st,en,ax", "s");
+        node("Relu", "s", "y");
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "Slice", .cpu_no_ref = true}, "Slice after a Conv, case %zu", i);
+    }
 
     begin(13);
     input("x", D(3, 1));

@@ -501,6 +501,7 @@ si_result cpu_lower_qdq(cpu_pb *b, int n);           /* cpu_qdq.c: QuantizeLinea
 si_result cpu_lower_depth_to_space(cpu_pb *b, int n); /* cpu_data.c: DepthToSpace, SpaceToDepth */
 si_result cpu_lower_pad(cpu_pb *b, int n);           /* cpu_data.c: Pad, float32 */
 si_result cpu_lower_split(cpu_pb *b, int n);         /* cpu_data.c: Split as reorders from sub-memory views */
+si_result cpu_lower_slice(cpu_pb *b, int n);         /* cpu_data.c: Slice with steps of 1, likewise */
 si_result cpu_lower_groupnorm(cpu_pb *b, int n);     /* cpu_norm.c: GroupNormalization, InstanceNormalization */
 /* cpu_norm.c: Reshape(x, [N, G, -1]) -> InstanceNormalization -> Reshape back, found at its first Reshape n */
 si_result cpu_lower_groupnorm_pattern(cpu_pb *b, int n);

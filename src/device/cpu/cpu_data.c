@@ -330,3 +330,46 @@ si_result cpu_lower_split(cpu_pb *b, int n) {
     cpu_pb_consume(b, n);
     return SI_OK;
 }
+
+/* Slice with steps of 1 and constant starts / axes (opset 10 on: inputs; before: attributes): one part of the input. */
+si_result cpu_lower_slice(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (cpu_no_own() || nd->n_in < 1 || nd->in[0] < 0 || nd->n_out != 1 || nd->out[0] < 0) return SI_ERR_UNSUPPORTED;
+    const si_val *X = &g->values[nd->in[0]];
+    const int r = X->ndim;
+    if (r < 1 || !cpu_value_static(X)) return SI_ERR_UNSUPPORTED;
+    int64_t st[SI_MAX_DIMS], ax[SI_MAX_DIMS], sp[SI_MAX_DIMS];
+    int ns = 0, na = 0;
+    if (nd->opset < 10) {
+        const int64_t *a = si_attr_ints(nd, "starts", &ns), *x = si_attr_ints(nd, "axes", &na);
+        if (!a || ns > SI_MAX_DIMS || (x && na != ns)) return SI_ERR_UNSUPPORTED;
+        for (int i = 0; i < ns; i++) st[i] = a[i], ax[i] = x ? x[i] : i, sp[i] = 1;
+    } else {
+        const si_tensor *S = cpu_const_input(g, nd, 1), *A = cpu_const_input(g, nd, 3), *P = cpu_const_input(g, nd, 4);
+        if (!S || !S->data || !si_dtype_is_int(S->dtype) || (ns = (int)si_tensor_count(S)) > SI_MAX_DIMS) return SI_ERR_UNSUPPORTED;
+        if ((nd->n_in > 3 && nd->in[3] >= 0 && (!A || !A->data || si_tensor_count(A) != ns)) ||
+            (nd->n_in > 4 && nd->in[4] >= 0 && (!P || !P->data || si_tensor_count(P) != ns)))
+            return SI_ERR_UNSUPPORTED;
+        for (int i = 0; i < ns; i++) {
+            st[i] = si_load_i64(S->dtype, S->data, i);
+            ax[i] = A ? si_load_i64(A->dtype, A->data, i) : i;
+            sp[i] = P ? si_load_i64(P->dtype, P->data, i) : 1;
+        }
+    }
+    int64_t offs[SI_MAX_DIMS] = {0};
+    for (int i = 0; i < ns; i++) {
+        int64_t a = ax[i] < 0 ? ax[i] + r : ax[i];
+        if (a < 0 || a >= r || sp[i] != 1) return SI_ERR_UNSUPPORTED;
+        const int64_t dim = X->dims[a];
+        int64_t s = st[i] < 0 ? st[i] + dim : st[i];
+        offs[a] = s < 0 ? 0 : s > dim ? dim : s;
+    }
+    const si_val *Y = &g->values[nd->out[0]];
+    if (Y->ndim != r || !cpu_value_static(Y)) return SI_ERR_UNSUPPORTED;
+    for (int i = 0; i < r; i++)
+        if (Y->dims[i] < 1 || offs[i] + Y->dims[i] > X->dims[i]) return SI_ERR_UNSUPPORTED;
+    si_result s = part_copy(b, n, nd->in[0], nd->out[0], offs, "Slice", false);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}

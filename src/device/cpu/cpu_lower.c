@@ -1264,6 +1264,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_SPACE_TO_DEPTH] = cpu_lower_depth_to_space,
     [SI_OP_PAD] = cpu_lower_pad,
     [SI_OP_SPLIT] = cpu_lower_split,
+    [SI_OP_SLICE] = cpu_lower_slice,
     [SI_OP_GROUP_NORMALIZATION] = cpu_lower_groupnorm,
     [SI_OP_INSTANCE_NORMALIZATION] = cpu_lower_groupnorm,
     [SI_OP_MATMUL] = lower_matmul,
