@@ -250,9 +250,9 @@ const void *cpu_pb_shared_data(cpu_pb *b, int node, const char *tag, const void 
 si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src));
 /* A reference to node `node` of g evaluated from constants (si_node_eval: a DequantizeLinear of the quantized weights
  * that a float kernel reads), made once per store when its first input is one of the model's constants (keyed by
- * that input, tag and fp: a hash of everything else it depends on), else for this plan alone. The caller unrefs
- * it. NULL with si_err on failure. */
-si_tensor *cpu_store_node_const(cpu_store *s, const si_graph *g, int node, const char *tag, uint64_t fp);
+ * that input, tag and fp: a hash of everything else it depends on), else for this plan alone: *out, which the
+ * caller unrefs. Errors: the evaluation's (the reference kernel's message), NO_MEM. */
+si_result cpu_store_node_const(cpu_store *s, const si_graph *g, int node, const char *tag, uint64_t fp, si_tensor **out);
 
 /* Build a plan for graph g (taken over: freed with the plan, also on failure) whose primitives run with
  * `threads` OpenMP threads; the weights it packs are looked up in / added to `store` (the compiled model's),

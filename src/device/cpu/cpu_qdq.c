@@ -221,8 +221,9 @@ si_result cpu_dq_fold(cpu_pb *b, int d) {
     const int64_t attrs[5] = {nd->opset, si_attr_int(nd, "axis", 1), si_attr_int(nd, "block_size", 0),
                               si_attr_int(nd, "output_dtype", 0), si_attr_int(nd, "precision", 0)};
     fp = cpu_fp(fp, attrs, sizeof attrs);
-    si_tensor *t = cpu_store_node_const(b->store, g, d, "dq>f32", fp);
-    if (!t) return si_err_wrap(si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL, "CPU: dequantizing the weights of node '%s'", nd->name);
+    si_tensor *t = NULL;
+    si_result st = cpu_store_node_const(b->store, g, d, "dq>f32", fp, &t);
+    if (st) return si_err_wrap(st, "CPU: dequantizing the weights of node '%s'", nd->name);
     si_val *Y = &g->values[nd->out[0]];
     si_const_unref(Y->const_val);
     Y->const_val = t;

@@ -393,7 +393,7 @@ void cpu_pb_shared_ready(cpu_pb *b, const void *ptr) { set_ready(b->store, ptr);
 /* The made entry of (src, tag, fp), or one made now by make(src) / eval(g, node) (under the store's lock: builds of
  * other plans wait for it rather than make it twice). */
 static si_tensor *store_made(cpu_store *s, si_tensor *src, const char *tag, uint64_t fp, si_tensor *(*make)(const si_tensor *src),
-                             const si_graph *g, int node) {
+                             const si_graph *g, int node, si_result *st_out) {
     pthread_mutex_lock(&s->lock);
     for (int i = 0; i < s->n; i++) {
         cpu_sentry *e = &s->e[i];
@@ -428,20 +428,20 @@ static si_tensor *store_made(cpu_store *s, si_tensor *src, const char *tag, uint
         t = si_const_ref(t);
     }
     pthread_mutex_unlock(&s->lock);
-    if (!t && !st) si_err(SI_ERR_NO_MEM, "CPU: out of memory converting a constant");
+    if (!t && !st) st = si_err(SI_ERR_NO_MEM, "CPU: out of memory converting a constant");
+    if (st_out) *st_out = st;
     return t;
 }
 
 si_tensor *cpu_store_tensor(cpu_store *s, si_tensor *src, const char *tag, si_tensor *(*make)(const si_tensor *src)) {
-    return store_made(s, src, tag, 0, make, NULL, -1);
+    return store_made(s, src, tag, 0, make, NULL, -1, NULL);
 }
 
-si_tensor *cpu_store_node_const(cpu_store *s, const si_graph *g, int node, const char *tag, uint64_t fp) {
+si_result cpu_store_node_const(cpu_store *s, const si_graph *g, int node, const char *tag, uint64_t fp, si_tensor **out) {
     const si_node *n = &g->nodes[node];
     si_tensor *src = n->n_in > 0 && n->in[0] >= 0 ? g->values[n->in[0]].const_val : NULL;
-    if (!src || !cpu_store_model_const(s, src)) { /* folded for this plan's shapes: the plan's own */
-        si_tensor *t;
-        return si_node_eval(g, node, &t) ? NULL : t;
-    }
-    return store_made(s, src, tag, fp, NULL, g, node);
+    if (!src || !cpu_store_model_const(s, src)) return si_node_eval(g, node, out); /* folded for this plan's shapes: the plan's own */
+    si_result st = SI_OK;
+    *out = store_made(s, src, tag, fp, NULL, g, node, &st);
+    return st;
 }
