@@ -81,10 +81,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) static void lut512(const 
 }
 
 void cpu_lut8(const uint8_t *table, const uint8_t *x, uint8_t *y, int64_t n) {
-    static int vbmi = -1;
-    if (vbmi < 0)
-        vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") && !cpu_no_own();
-    if (vbmi) {
+    /* a plain function of the CPU: every thread computes the same, nothing shared is written */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi")) {
         lut512(table, x, y, n);
         return;
     }
