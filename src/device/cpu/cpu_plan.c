@@ -78,8 +78,11 @@ static int add_slot(cpu_plan *p, cpu_slot_kind kind, int index, size_t size) {
     return p->n_slots - 1;
 }
 
-static int add_buf(cpu_pb *b, int value, int slot, const dnnl_memory_desc_t *md, bool plain, bool dyn) {
+static int add_buf(cpu_pb *b, int value, int slot, const dnnl_memory_desc_t *md_in, bool plain, bool dyn) {
     cpu_plan *p = b->p;
+    /* md_in may point into p->bufs (a caller giving an existing buffer's layout), which push may move */
+    dnnl_memory_desc_t md_copy;
+    const dnnl_memory_desc_t *md = md_in ? (md_copy = *md_in, &md_copy) : NULL;
     cpu_buf *bf = push((void **)&p->bufs, &p->n_bufs, &p->cap_bufs, sizeof(cpu_buf), "CPU: out of memory planning buffers");
     if (!bf) return -1;
     int i = p->n_bufs - 1;
