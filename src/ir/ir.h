@@ -217,6 +217,10 @@ si_result si_node_eval(const si_graph *g, int idx, si_tensor **out);
  * that inference at new shapes does not bring it back. For a device that computes in float and uploads its
  * constants once per compiled model (OCL). NO_MEM; a node whose evaluation fails otherwise is left as it is. */
 si_result si_graph_fold_weights(si_graph *g);
+/* n is a DequantizeLinear (default domain, one output) whose inputs are all constants. */
+bool si_node_dq_of_consts(const si_graph *g, const si_node *n);
+/* v, the folded output of such a node n, remembers its quantized source (si_val_set_dq), unless n is blocked. */
+void si_val_set_dq_of(si_val *v, const si_graph *g, const si_node *n);
 
 /* ---- control flow rewrites (inline.c) ---- */
 /* Subgraph `sub` as a graph of its own (parent NULL, the root's opsets and symbols): its formal inputs stay its

@@ -209,13 +209,8 @@ static si_result infer_node(si_graph *g, int idx, size_t fold_max, size_t *folde
             }
             *t = out_t[k];
             v->const_val = t;
-            /* a dequantized constant remembers its quantized source (per tensor or per axis, no blocks) */
-            if (k == 0 && !n->domain[0] && si_node_is(n, SI_OP_DEQUANTIZE_LINEAR) && n->n_in >= 2 && n->in[1] >= 0 &&
-                g->values[n->in[0]].const_val && g->values[n->in[1]].const_val &&
-                (n->n_in < 3 || n->in[2] < 0 || g->values[n->in[2]].const_val) &&
-                !(n->opset >= 21 && si_attr_int(n, "block_size", 0) != 0))
-                si_val_set_dq(v, g->values[n->in[0]].const_val, g->values[n->in[1]].const_val,
-                              n->n_in > 2 && n->in[2] >= 0 ? g->values[n->in[2]].const_val : NULL, (int)si_attr_int(n, "axis", 1));
+            /* a dequantized constant remembers its quantized source */
+            if (k == 0 && si_node_dq_of_consts(g, n)) si_val_set_dq_of(v, g, n);
         }
     }
     return SI_OK;
@@ -278,13 +273,25 @@ si_result si_node_eval(const si_graph *g, int idx, si_tensor **out) {
     return SI_OK;
 }
 
+bool si_node_dq_of_consts(const si_graph *g, const si_node *n) {
+    if (n->domain[0] || !si_node_is(n, SI_OP_DEQUANTIZE_LINEAR) || n->n_in < 2 || n->in[0] < 0 || n->in[1] < 0 || n->n_out != 1 || n->out[0] < 0)
+        return false;
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k] >= 0 && !g->values[n->in[k]].const_val) return false;
+    return true;
+}
+
+void si_val_set_dq_of(si_val *v, const si_graph *g, const si_node *n) {
+    if (n->opset >= 21 && si_attr_int(n, "block_size", 0) != 0) return; /* per tensor or per axis only, no blocks */
+    si_val_set_dq(v, g->values[n->in[0]].const_val, g->values[n->in[1]].const_val,
+                  n->n_in > 2 && n->in[2] >= 0 ? g->values[n->in[2]].const_val : NULL, (int)si_attr_int(n, "axis", 1));
+}
+
 si_result si_graph_fold_weights(si_graph *g) {
     int w = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         si_node *n = &g->nodes[i];
-        bool fold = !n->domain[0] && si_node_is(n, SI_OP_DEQUANTIZE_LINEAR) && n->n_out == 1 && n->out[0] >= 0 && n->n_in >= 2 &&
-                    n->in[0] >= 0 && !g->values[n->out[0]].is_output;
-        for (int k = 0; fold && k < n->n_in; k++) fold = n->in[k] < 0 || g->values[n->in[k]].const_val;
+        const bool fold = si_node_dq_of_consts(g, n) && !g->values[n->out[0]].is_output;
         si_tensor *t = NULL;
         if (fold) {
             si_result s = si_node_eval(g, i, &t);
@@ -300,9 +307,7 @@ si_result si_graph_fold_weights(si_graph *g) {
         si_const_unref(v->const_val);
         v->const_val = t;
         v->is_initializer = true;
-        if (!(n->opset >= 21 && si_attr_int(n, "block_size", 0) != 0))
-            si_val_set_dq(v, g->values[n->in[0]].const_val, g->values[n->in[1]].const_val,
-                          n->n_in > 2 && n->in[2] >= 0 ? g->values[n->in[2]].const_val : NULL, (int)si_attr_int(n, "axis", 1));
+        si_val_set_dq_of(v, g, n);
         si_node_clear(n);
     }
     g->n_nodes = w;

@@ -468,10 +468,9 @@ si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMu
 si_result cpu_lower_erf(cpu_pb *b, int n);          /* cpu_erf.c */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */
-/* cpu_qdq.c: DequantizeLinear node d reads only constants (quantized weights the graph keeps, shape.c keep_dq). */
-bool cpu_dq_is_weights(const si_graph *g, int d);
-/* Its output becomes a constant of the plan, dequantized once per compiled model (cpu_store_node_const), for a
- * reader that computes in float; the node is consumed. */
+/* cpu_qdq.c: DequantizeLinear node d of constants (si_node_dq_of_consts: quantized weights the graph keeps, shape.c
+ * keep_dq): its output becomes a constant of the plan, dequantized once per compiled model (cpu_store_node_const), for
+ * a reader that computes in float; the node is consumed. */
 si_result cpu_dq_fold(cpu_pb *b, int d);
 si_result cpu_lower_qlinear_ew(cpu_pb *b, int n); /* cpu_qlinear.c */
 si_result cpu_lower_qlinear_concat(cpu_pb *b, int n);

@@ -195,17 +195,9 @@ si_result cpu_lower_qdq(cpu_pb *b, int n) {
         cpu_pb_consume(b, n);
         return SI_OK;
     }
-    if (dq && cpu_dq_is_weights(g, n)) return cpu_dq_fold(b, n);
+    if (si_node_dq_of_consts(g, nd)) return cpu_dq_fold(b, n);
     if (cpu_no_own()) return SI_ERR_UNSUPPORTED;
     return cpu_qdq_emit(b, n);
-}
-
-bool cpu_dq_is_weights(const si_graph *g, int d) {
-    const si_node *nd = &g->nodes[d];
-    if (!si_node_is(nd, SI_OP_DEQUANTIZE_LINEAR) || nd->domain[0] || nd->n_out != 1 || nd->out[0] < 0) return false;
-    for (int k = 0; k < nd->n_in; k++)
-        if (nd->in[k] >= 0 && !g->values[nd->in[k]].const_val) return false;
-    return nd->n_in >= 2 && nd->in[0] >= 0;
 }
 
 si_result cpu_dq_fold(cpu_pb *b, int d) {
@@ -227,9 +219,7 @@ si_result cpu_dq_fold(cpu_pb *b, int d) {
     si_val *Y = &g->values[nd->out[0]];
     si_const_unref(Y->const_val);
     Y->const_val = t;
-    if (!(nd->opset >= 21 && si_attr_int(nd, "block_size", 0) != 0)) /* QDQ fusions of the readers find the integers */
-        si_val_set_dq(Y, g->values[nd->in[0]].const_val, g->values[nd->in[1]].const_val,
-                      nd->n_in > 2 && nd->in[2] >= 0 ? g->values[nd->in[2]].const_val : NULL, (int)si_attr_int(nd, "axis", 1));
+    si_val_set_dq_of(Y, g, nd); /* QDQ fusions of the readers find the integers */
     if (!b->done[d]) cpu_pb_consume(b, d);
     return SI_OK;
 }

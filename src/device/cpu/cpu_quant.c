@@ -1226,7 +1226,7 @@ static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
     for (int k = 0; k < g->nodes[n].n_in; k++) {
         const int x = g->nodes[n].in[k], d = x >= 0 ? g->values[x].producer : -1;
         if (d < 0 || b->vbuf[x] >= 0 || !b->done[d] || !is_op(&g->nodes[d], SI_OP_DEQUANTIZE_LINEAR) || g->values[x].const_val) continue;
-        si_result e = cpu_dq_is_weights(g, d) ? cpu_dq_fold(b, d) : cpu_qdq_emit(b, d);
+        si_result e = si_node_dq_of_consts(g, &g->nodes[d]) ? cpu_dq_fold(b, d) : cpu_qdq_emit(b, d);
         if (e && e != SI_ERR_UNSUPPORTED) return e;
         if (e) return si_err(SI_ERR_INTERNAL, "CPU: node '%s' skipped a DequantizeLinear that its float path needs", g->nodes[n].name);
     }

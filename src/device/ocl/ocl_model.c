@@ -1044,7 +1044,6 @@ si_result ocl_compile(si_device *d_, const si_graph *src, const si_compile_ctx *
     si_result s = si_graph_clone(src, &M->g);
     /* the weights the graph keeps quantized (shape.c keep_dq): dequantized here, uploaded once as float32 like any
      * constant, rather than dequantized again at each inference */
-
     if (!s) s = si_graph_fold_weights(M->g);
     if (s) goto fail;
     si_graph *g = M->g;
