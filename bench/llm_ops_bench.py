@@ -3,6 +3,8 @@
 
   nbits_gemv   MatMulNBits, M=1, K=N=4096, 4-bit, block 32, packed zero points (the decode projection)
   nbits_gemm   the same weight with M=64 (a prefill chunk)
+  nbits_gemv_l4, nbits_gemm_l4   the same at accuracy_level 4 (int8 A: ONNX Runtime's and safeinfer's VNNI kernels)
+  nbits_down_l4, nbits_down64_l4 K=1408, N=512 at level 4, M=1 and 64 (the 8-layer test LLM's down projection)
   gqa_2048     GroupQueryAttention decode: 1 query, 2048 cached positions (N=32, N_kv=8, H=128)
   gqa_8192     the same with 8192 cached positions
 
@@ -31,14 +33,14 @@ def save(model, path):
         f.write(model.SerializeToString())
 
 
-def nbits_model(d, name, M, K=4096, N=4096, block=32, bits=4):
+def nbits_model(d, name, M, K=4096, N=4096, block=32, bits=4, acc=0):
     rng = np.random.default_rng(0)
     nb = (K + block - 1) // block
     B = rng.integers(0, 256, size=(N, nb, block * bits // 8), dtype=np.uint8)
     scales = rng.uniform(0.001, 0.01, size=(N * nb,)).astype(np.float32)
     zp = rng.integers(0, 256, size=(N * ((nb * bits + 7) // 8),), dtype=np.uint8)
     node = helper.make_node("MatMulNBits", ["A", "B", "scales", "zero_points"], ["Y"], domain="com.microsoft",
-                            K=K, N=N, bits=bits, block_size=block)
+                            K=K, N=N, bits=bits, block_size=block, accuracy_level=acc)
     g = helper.make_graph([node], name, [helper.make_tensor_value_info("A", TensorProto.FLOAT, [M, K])],
                           [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [M, N])],
                           [numpy_helper.from_array(B, "B"), numpy_helper.from_array(scales, "scales"),
@@ -99,6 +101,10 @@ def main():
     ap.add_argument("--no-ref", action="store_true")
     a = llm_bench_args.parse(ap)
     makers = {"nbits_gemv": lambda: nbits_model(a.dir, "nbits_gemv", 1), "nbits_gemm": lambda: nbits_model(a.dir, "nbits_gemm", 64),
+              "nbits_gemv_l4": lambda: nbits_model(a.dir, "nbits_gemv_l4", 1, acc=4),
+              "nbits_gemm_l4": lambda: nbits_model(a.dir, "nbits_gemm_l4", 64, acc=4),
+              "nbits_down_l4": lambda: nbits_model(a.dir, "nbits_down_l4", 1, K=1408, N=512, acc=4),
+              "nbits_down64_l4": lambda: nbits_model(a.dir, "nbits_down64_l4", 64, K=1408, N=512, acc=4),
               "gqa_2048": lambda: gqa_model(a.dir, "gqa_2048", 2048), "gqa_8192": lambda: gqa_model(a.dir, "gqa_8192", 8192)}
     threads = [int(t) for t in a.threads.split()]
     print(f"{'case':<12} {'runtime':<14} {'threads':>7} {'median ms':>10} {'min ms':>9} {'cpu ms':>9} {'GB/s':>7}")

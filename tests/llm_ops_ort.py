@@ -201,6 +201,19 @@ def nbits(name, M, K, N, bits=4, block=32, zp=None, bias=False, lead=(), dt=np.f
          rtol=rtol or (2e-3 if dt == np.float16 else 1e-4 if K >= 512 else 1e-5))
 
 
+def cpu_has_vnni():
+    try:
+        flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
+    except OSError:
+        return False
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"))
+
+
+# accuracy_level 4 tolerance by device: safeinfer's CPU device with VNNI quantises A as ORT does (1e-5, float
+# rounding only); anything else computes in float32, which level 4 allows (ORT's int8 result is within ~1% of it)
+ACC4_RTOL = {"CPU": 1e-5 if cpu_has_vnni() else 1.2e-2, "*": 1.2e-2}
+
+
 def cases_nbits():
     for zp in (None, "packed", "float"):
         nbits(f"4bit_zp_{zp}", 3, 64, 8, zp=zp)
@@ -222,6 +235,21 @@ def cases_nbits():
     for acc in (0, 1, 2, 3):
         nbits(f"acc{acc}", 4, 1024, 256, acc=acc, zp="packed")
     nbits("acc4_input_weights", 4, 1024, 256, acc=4, zp="packed", as_input=True)
+    # accuracy_level 4 with constant weights and integer zero points: ORT quantises A to int8 per block, and so does
+    # safeinfer's CPU device on a CPU with AVX-512 VNNI, the same way (then they agree to float rounding); other
+    # devices and CPUs compute in float32, within the level's ~1% of it (ACC4_RTOL). Float zero points: ORT computes
+    # in float32 (so does safeinfer). The GEMV (up to 8 rows) and the panel GEMM (more), blocks 32 / 64 / 128 / 256,
+    # a padded last block, N not a multiple of 16 or 32, bias, 3-D A.
+    for zp in (None, "packed", "float"):
+        q8 = zp != "float"
+        nbits(f"acc4_gemv_zp_{zp}", 1, 1024, 72, acc=4, zp=zp, rtol=ACC4_RTOL if q8 else 1e-4)
+        nbits(f"acc4_gemm_zp_{zp}", 19, 512, 72, acc=4, zp=zp, rtol=ACC4_RTOL if q8 else 1e-4)
+    for block in (64, 128, 256):
+        nbits(f"acc4_block{block}_gemv", 3, 768, 40, block=block, acc=4, zp="packed", rtol=ACC4_RTOL)
+        nbits(f"acc4_block{block}_gemm", 24, 768, 40, block=block, acc=4, zp="packed", rtol=ACC4_RTOL)
+    nbits("acc4_k40_gemv", 2, 40, 8, acc=4, zp="packed", rtol=ACC4_RTOL)
+    nbits("acc4_k200_gemm", 9, 200, 33, acc=4, zp="packed", rtol=ACC4_RTOL)
+    nbits("acc4_bias_a3d", 5, 256, 48, lead=(2,), acc=4, bias=True, zp="packed", rtol=ACC4_RTOL)
     nbits("gemv_1024x256", 1, 1024, 256, zp="packed")
     nbits("gemm_33x512x96", 33, 512, 96)
     nbits("weights_as_inputs", 3, 64, 8, zp="float", as_input=True)
@@ -704,7 +732,8 @@ def run_case(a, c):
             return False, f"{o}: non-finite values differ"
         worst = max(worst, err)
         notes.append(f"{o} {err:.2g}")
-    return worst <= c["rtol"], f"max rel err {worst:.3g} (tol {c['rtol']:g}): " + ", ".join(notes)
+    tol = c["rtol"] if not isinstance(c["rtol"], dict) else c["rtol"].get(a.devices, c["rtol"]["*"])
+    return worst <= tol, f"max rel err {worst:.3g} (tol {tol:g}): " + ", ".join(notes)
 
 
 if __name__ == "__main__":

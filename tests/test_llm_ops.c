@@ -180,6 +180,122 @@ static void test_nbits_layout(void) {
     si_tensor_free(a);
 }
 
+/* Run g on device d (compiled on a clone: g survives) with one input; out gets output 0. */
+static void run_on(si_device *d, si_tensor *in, float *out, size_t n) {
+    si_graph *keep;
+    if (si_graph_clone(g, &keep)) exit(2);
+    si_cmodel *m;
+    si_ireq *r = NULL;
+    CHECK_OK(compile(d, &m));
+    if (m) {
+        CHECK_OK(m->iface->create_request(m, &r));
+        if (r) CHECK_OK(r->iface->set_input(r, 0, in));
+        CHECK_OK(r ? r->iface->infer(r) : SI_ERR_INTERNAL);
+        si_tensor *o;
+        if (r && !r->iface->get_output(r, 0, &o)) memcpy(out, o->data, n * sizeof(float));
+        if (r) r->iface->free(r);
+        m->iface->free(m);
+    }
+    si_graph_free(g);
+    g = keep;
+}
+
+static bool cpu_has_vnni(void) {
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+/* accuracy_level 4, 4-bit, packed zero points: the CPU device on a VNNI CPU computes what ONNX Runtime does (A per
+ * row and block in int8: scale max|a| / 127, codes rounded half to even; integer dot products; one float scale per
+ * block), here written out in plain C; REF (and the CPU device elsewhere) computes in float32, within the level's
+ * ~1%. Ties are placed on purpose: a block whose max is 127 has scale 1, so its 2.5 and -3.5 must become 2 and -4.
+ * M = 3 (the GEMV) and 13 (the panel GEMM); K = 96 (three blocks of 32, two zero-point bytes a row); N = 37 (not a
+ * whole panel); then K = 200 with blocks of 64 (a padded last block). */
+static void nbits_acc4_case(int64_t M, int64_t K, int64_t N, int64_t block) {
+    const int64_t nb = (K + block - 1) / block, blob = block / 2, zrow = (nb + 1) / 2;
+    begin();
+    input("a", SI_F32, 2, (int64_t[]){M, K});
+    double *b = si_malloc(sizeof(double) * (size_t)(N * nb * blob)), *sc = si_malloc(sizeof(double) * (size_t)(N * nb)),
+           *zp = si_malloc(sizeof(double) * (size_t)(N * zrow));
+    uint8_t *bq = si_malloc((size_t)(N * nb * blob)), *zq = si_malloc((size_t)(N * zrow));
+    uint32_t st = 12345;
+#define RND() (st = st * 1103515245u + 12345u, (st >> 8) & 0xFFFF)
+    for (int64_t i = 0; i < N * nb * blob; i++) b[i] = bq[i] = (uint8_t)RND();
+    for (int64_t i = 0; i < N * nb; i++) sc[i] = 0.001 + 0.01 * (double)RND() / 65536.0;
+    for (int64_t i = 0; i < N * zrow; i++) zp[i] = zq[i] = (uint8_t)RND();
+    constant("b", SI_U8, 3, (int64_t[]){N, nb, blob}, b);
+    constant("s", SI_F32, 1, (int64_t[]){N * nb}, sc);
+    constant("z", SI_U8, 1, (int64_t[]){N * zrow}, zp);
+    si_node *n = node("MatMulNBits", "com.microsoft", "a,b,s,z", "y");
+    attr_i(n, "K", K), attr_i(n, "N", N), attr_i(n, "bits", 4), attr_i(n, "block_size", block), attr_i(n, "accuracy_level", 4);
+    output("y");
+    si_tensor *a;
+    CHECK(!si_tensor_create(SI_F32, 2, (int64_t[]){M, K}, &a));
+    float *av = a->data;
+    for (int64_t i = 0; i < M * K; i++) av[i] = ((float)RND() / 65536.0f - 0.5f) * 8.0f;
+    av[0] = 127.0f, av[1] = 2.5f, av[2] = -3.5f, av[3] = 0.5f; /* row 0, block 0: scale 1, ties */
+#undef RND
+    /* expected, level 4 as ONNX Runtime computes it (ref4) and in float (ref) */
+    double *ref4 = si_calloc((size_t)(M * N), sizeof(double)), *ref = si_calloc((size_t)(M * N), sizeof(double));
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t blk = 0; blk < nb; blk++) {
+            const int64_t k0 = blk * block, k1 = SI_MIN(K, k0 + block);
+            float amax = 0;
+            for (int64_t k = k0; k < k1; k++) amax = fmaxf(amax, fabsf(av[m * K + k]));
+            const float sa = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+            int qa[256];
+            for (int64_t k = k0; k < k1; k++) qa[k - k0] = (int)nearbyintf(av[m * K + k] * inv); /* ties to even */
+            if (m == 0 && blk == 0) CHECK(qa[0] == 127 && qa[1] == 2 && qa[2] == -4 && qa[3] == 0);
+            for (int64_t c = 0; c < N; c++) {
+                const int z = (zq[c * zrow + blk / 2] >> (4 * (blk % 2))) & 15;
+                const float sw = (float)sc[c * nb + blk];
+                long dot = 0;
+                double fd = 0;
+                for (int64_t k = k0; k < k1; k++) {
+                    const uint8_t byte = bq[(c * nb + blk) * blob + (k - k0) / 2];
+                    const int q = ((k - k0) % 2 ? byte >> 4 : byte) & 15;
+                    dot += (long)(q - z) * qa[k - k0];
+                    fd += (double)(q - z) * sw * av[m * K + k];
+                }
+                ref4[m * N + c] += (double)sa * sw * (double)dot;
+                ref[m * N + c] += fd;
+            }
+        }
+    float *y = si_malloc(sizeof(float) * (size_t)(M * N));
+    double scale = 0;
+    for (int64_t i = 0; i < M * N; i++) scale = fmax(scale, fabs(ref[i]));
+    for (int i = 0; i < n_devs; i++) {
+        run_on(devs[i], a, y, (size_t)(M * N));
+        const bool exact = !strcmp(devs[i]->name, "CPU") && cpu_has_vnni() && !getenv("SI_CPU_NBITS_F32");
+        double worst = 0;
+        for (int64_t j = 0; j < M * N; j++) worst = fmax(worst, fabs(y[j] - (exact ? ref4[j] : ref[j])) / scale);
+        if (worst > (exact ? 1e-5 : 1e-4))
+            fprintf(stderr, "MatMulNBits level 4 M=%lld K=%lld N=%lld block %lld on %s: max rel error %g against the %s result\n",
+                    (long long)M, (long long)K, (long long)N, (long long)block, devs[i]->name, worst, exact ? "int8" : "float32");
+        CHECK(worst <= (exact ? 1e-5 : 1e-4));
+        if (exact) { /* and it is the int8 result, not the float one: they differ here by far more than 1e-5 */
+            double apart = 0;
+            for (int64_t j = 0; j < M * N; j++) apart = fmax(apart, fabs(ref4[j] - ref[j]) / scale);
+            CHECK(apart > 1e-4);
+        }
+    }
+    si_graph_free(g);
+    g = NULL;
+    si_tensor_free(a);
+    si_free(b), si_free(sc), si_free(zp), si_free(bq), si_free(zq), si_free(ref4), si_free(ref), si_free(y);
+}
+
+static void test_nbits_acc4(void) {
+    nbits_acc4_case(3, 96, 37, 32);
+    nbits_acc4_case(13, 96, 37, 32);
+    nbits_acc4_case(2, 200, 40, 64);
+    nbits_acc4_case(20, 200, 40, 64);
+}
+
 /* local_window_size 1: each query sees only its own key, so the output is its own value row. */
 static void test_gqa_window1(void) {
     begin();
@@ -480,6 +596,7 @@ int main(void) {
     devs[n_devs++] = &si_device_cpu;
 #endif
     test_nbits_layout();
+    test_nbits_acc4();
     test_gqa_window1();
     test_skipsln_eps();
     test_gqa_bad();

@@ -13,7 +13,8 @@
  *   bias    (opt) [N]
  *
  * W[n, k] = (code - zero_point) * scale; Y = A W^T + bias, in float32 whatever accuracy_level asks (ORT's level
- * 4 quantizes A to int8 only for constant weights; that is an approximation this reference does not make).
+ * 4 quantizes A to int8 for constant weights with integer zero points; this reference does not: the level allows
+ * float32. The CPU device does, as ORT, on a CPU with AVX-512 VNNI: cpu_llm_nbq8.c).
  * Codes of the padding of the last block (K not a multiple of block_size) are ignored.
  */
 #include "ops/llm.h"

@@ -453,6 +453,19 @@ static void touch_consts(const si_graph *g, const si_node *nd) {
     for (int k = 0; k < nd->n_in; k++) cpu_touch_pages(nd->in[k] >= 0 ? g->values[nd->in[k]].const_val : NULL);
 }
 
+/* MatMulNBits with int8 A: accuracy_level 4 allows it, and, as in ONNX Runtime, only when the weights are
+ * constants (with B fed at run time, level 4 computes in float32 there): initializers, or the parameters a folded
+ * block's calls bind to theirs; 4-bit codes in blocks of 32k, integer zero points (with float zero points ORT
+ * computes in float32 at level 4: so does this device). */
+static bool nbits_q8(const si_graph *g, const si_node *nd) {
+    if (si_attr_int(nd, "accuracy_level", 0) != 4 || si_attr_int(nd, "bits", 4) != 4 || si_attr_int(nd, "block_size", 0) % 32 ||
+        getenv("SI_CPU_NBITS_F32") || !cpu_nbits_q8_cpu())
+        return false;
+    for (int k = 1; k <= 3; k++)
+        if (k < nd->n_in && nd->in[k] >= 0 && !g->values[nd->in[k]].const_val && !g->values[nd->in[k]].is_param) return false;
+    return nd->n_in <= 3 || nd->in[3] < 0 || g->values[nd->in[3]].dtype == SI_U8; /* packed zero points or none */
+}
+
 si_result cpu_lower_llm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -460,6 +473,7 @@ si_result cpu_lower_llm(cpu_pb *b, int n) {
     case SI_OP_MATMUL_NBITS: /* B (1) and packed zero points (3) are uint8 */
         if (!all_f32(g, nd, (1u << 1) | (1u << 3))) break;
         touch_consts(g, nd);
+        if (nbits_q8(g, nd)) return cpu_pb_emit_native(b, n, cpu_nbits_q8_run, "MatMulNBits");
         return cpu_pb_emit_native(b, n, cpu_nbits_run, "MatMulNBits");
     case SI_OP_GROUP_QUERY_ATTENTION: /* seqlens_k, total_sequence_length, position_ids are integers */
         if (has_out(nd, 3) || !all_f32(g, nd, (1u << 5) | (1u << 6) | (1u << 9))) break;

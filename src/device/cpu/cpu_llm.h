@@ -5,6 +5,7 @@
  *                    (SimplifiedLayerNormalization, Skip[Simplified]LayerNormalization) and GELUs
  *   cpu_llm_nbits.c  MatMulNBits: dequantize-in-the-loop GEMV for few rows, dequantized panels + oneDNN sgemm for more
  *   cpu_llm_nbgemm.c MatMulNBits prefill on AVX-512: panels packed from the codes, an 8 x 32 microkernel
+ *   cpu_llm_nbq8.c   MatMulNBits at accuracy_level 4 (int8 A, as ONNX Runtime) on AVX-512 VNNI: GEMV and panel GEMM
  *   cpu_llm_moe.c    MoE (float weights): routing, tokens grouped by expert, GEMV or oneDNN sgemm per expert
  *   cpu_llm_attn.c   GroupQueryAttention, MultiHeadAttention and Attention (com.microsoft): a fused per-head loop
  *                    (Q.K, online softmax, .V); Attention's QKV projection on oneDNN's sgemm
@@ -75,8 +76,13 @@ void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, con
 bool cpu_sgemm_nt_fits(int64_t N, int64_t K);
 void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K);
 
+/* MatMulNBits at accuracy_level 4 with int8 A (cpu_llm_nbq8.c); _cpu: this CPU has what it needs (AVX-512 VNNI);
+ * the kernel takes 4-bit codes in blocks of a multiple of 32 and falls back to cpu_nbits_run otherwise. */
+bool cpu_nbits_q8_cpu(void);
+
 /* The kernels (si_op_fn). */
 si_result cpu_nbits_run(si_kctx *c);
+si_result cpu_nbits_q8_run(si_kctx *c);
 si_result cpu_gqa_run(si_kctx *c);
 si_result cpu_mha_run(si_kctx *c);
 si_result cpu_msattn_run(si_kctx *c);

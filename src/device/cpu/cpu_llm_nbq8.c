@@ -1,0 +1,373 @@
+/*
+ * cpu_llm_nbq8.c — MatMulNBits at accuracy_level 4 (int8 A) with 4-bit codes, on AVX-512 VNNI.
+ *
+ * accuracy_level 4 lets a runtime quantise A to int8 (the attribute's "minimum precision used for A"), and ONNX
+ * Runtime's CPU kernel does when B, scales and zero points are constant: per row of A and per block of K (the
+ * weights' block), symmetric, scale = max|a| / 127, codes round(a * 127 / max|a|). This file does the same, so
+ * that a level-4 model gives ONNX Runtime's numbers, and the dot products run as vpdpbusd: 64 code x activation
+ * products per instruction in int32, then one float scale (scale of A's block x scale of W's block) per block:
+ *
+ *   Y[m, n] = sum_blk sa[m, blk] sw[n, blk] (sum_k q[n, k] qa[m, k]  -  z[n, blk] sum_k qa[m, k])
+ *
+ * The zero-point term is one dot product per output over the blocks (z sw against sa x the block's code sum).
+ *
+ * Layout. A 32-value piece of a block is 16 bytes of codes: byte i holds k = 2i (low nibble) and 2i + 1 (high).
+ * Two output columns n, n1 go through one 512-bit register: their pieces' bytes, masked and shifted, become
+ * [n low | n1 low | n high | n1 high] (16 bytes each), and A's piece is stored as [even k | even k | odd k | odd k]
+ * (A is quantised once per call into that order), so the int32 lanes 0-3 and 8-11 hold column n's partial sums and
+ * 4-7, 12-15 column n1's. Up to four rows of A share the unpacked codes. Column pairs are split over the threads.
+ */
+#include "device/cpu/cpu_llm.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define Q8_X86 1
+#endif
+
+#define Q8_MR 4       /* rows of A per pass over the columns */
+#define Q8_ROWS_MAX 8 /* rows of A for the GEMV; more: the panel GEMM */
+#define QG_MR 4       /* rows of A per pass of the GEMM over a panel */
+
+bool cpu_nbits_q8_cpu(void) {
+#ifdef Q8_X86
+    static int ok = -1; /* benign race: every thread computes the same value */
+    if (ok < 0)
+        ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni") && cpu_vec_get()->avx512 && !getenv("SI_CPU_NO_VNNI");
+    return ok;
+#else
+    return false;
+#endif
+}
+
+#ifdef Q8_X86
+typedef struct q8_job {
+    const si_nbits *p;
+    const uint8_t *B, *zp8;
+    const float *scales, *bias;
+    const int8_t *qa; /* [M][ng][128]: group g of row m: even k of its 4 pieces (4 x 16), then odd k */
+    const float *sp;  /* [M][ng][16]: the scale of A's block of each int32 lane of a group (the piece's, x4) */
+    const float *ca;  /* [M][nb]: A's block scale x the block's code sum */
+    int64_t ng;       /* groups of 4 pieces of 32 values per row: ceil(nb * block / 128) */
+    float *y;
+} q8_job;
+
+/* Row a[0..K) of A in int8, k order (qk, [nb * block]), its block scales (sa) and sa x the block's code sums (ca);
+ * blocks of `block` values, the last one zero-padded. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void quant_row(const float *a, int64_t K, int64_t block, int64_t nb, int8_t *qk,
+                                                                             float *sa, float *ca, float *tmp) {
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const int64_t k0 = blk * block, len = SI_MIN(block, K - k0);
+        const float *src = a + k0;
+        if (len < block) { /* the padded last block */
+            memcpy(tmp, src, (size_t)len * sizeof(float));
+            memset(tmp + len, 0, (size_t)(block - len) * sizeof(float));
+            src = tmp;
+        }
+        __m512 mx = _mm512_setzero_ps();
+        __mmask16 nan = 0;
+        for (int64_t k = 0; k < block; k += 16) {
+            const __m512 v = _mm512_loadu_ps(src + k);
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
+        }
+        const float amax = nan ? NAN : _mm512_reduce_max_ps(mx); /* a NaN or an infinity of A: NaN out, as in float */
+        const float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0.0f;
+        const __m512 iv = _mm512_set1_ps(inv);
+        __m512i sum = _mm512_setzero_si512();
+        for (int64_t k = 0; k < block; k += 16) { /* round to nearest even (MXCSR default); |a| <= amax: within +-127 */
+            __m512 v = _mm512_loadu_ps(src + k);
+            if (isfinite(inv)) {
+                v = _mm512_mul_ps(v, iv);
+            } else { /* amax so small that 127 / amax overflows */
+                float t[16];
+                _mm512_storeu_ps(t, v);
+                for (int e = 0; e < 16; e++) t[e] = 127.0f * (t[e] / amax);
+                v = _mm512_loadu_ps(t);
+            }
+            const __m512i q = _mm512_cvtps_epi32(v);
+            sum = _mm512_add_epi32(sum, q);
+            _mm_storeu_si128((__m128i *)(qk + k0 + k), _mm512_cvtsepi32_epi8(q));
+        }
+        sa[blk] = isfinite(amax) ? amax / 127.0f : NAN;
+        ca[blk] = sa[blk] * (float)_mm512_reduce_add_epi32(sum);
+    }
+}
+
+/* The GEMV's layout of a row (qk, np pieces of 32 values) into groups (qa, [ng][128]) and lane scales (sp, [ng][16]);
+ * zero pieces up to a whole group. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void gemv_layout(const int8_t *qk, const float *sa, int64_t np, int64_t ppb, int64_t ng,
+                                                                               int8_t *qa, float *sp) {
+    const __m256i deint = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, /* per 128-bit lane: evens, odds */
+                                           0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int64_t pc = 0; pc < ng * 4; pc++) {
+        int8_t *gq = qa + (pc / 4) * 128 + (pc % 4) * 16;
+        if (pc < np) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(qk + pc * 32));
+            b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(b, deint), 0xD8); /* [even k (16) | odd k (16)] */
+            _mm_storeu_si128((__m128i *)gq, _mm256_castsi256_si128(b));
+            _mm_storeu_si128((__m128i *)(gq + 64), _mm256_extracti128_si256(b, 1));
+            _mm_storeu_ps(sp + pc * 4, _mm_set1_ps(sa[pc / ppb]));
+        } else {
+            memset(gq, 0, 16);
+            memset(gq + 64, 0, 16);
+            _mm_storeu_ps(sp + pc * 4, _mm_setzero_ps());
+        }
+    }
+}
+
+/* z[n, blk] sw[n, blk] for 16 blocks from b0 (lanes past nb zero). */
+__attribute__((always_inline, target("avx512f,avx512bw,avx512vl"))) static inline __m512 zsw16(const q8_job *j, int64_t n, int64_t b0) {
+    const si_nbits *p = j->p;
+    const int64_t nb = p->nb, cnt = SI_MIN((int64_t)16, nb - b0);
+    const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
+    const __m512 sw = _mm512_maskz_loadu_ps(mk, j->scales + n * nb + b0);
+    __m512 z;
+    if (p->zp == NB_ZP_NONE) {
+        z = _mm512_set1_ps(8.0f);
+    } else { /* packed, two blocks a byte, the even block low */
+        const __m128i by = _mm_maskz_loadu_epi8((__mmask16)((1u << ((cnt + 1) / 2)) - 1), j->zp8 + n * p->zrow + b0 / 2);
+        const __m128i e = _mm_cvtepu8_epi16(by);
+        const __m128i lo = _mm_and_si128(e, _mm_set1_epi16(15)), hi = _mm_srli_epi16(e, 4);
+        const __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(lo, hi)), _mm_unpackhi_epi16(lo, hi), 1);
+        z = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(w));
+    }
+    return _mm512_mul_ps(z, sw);
+}
+
+/* Column n of rows m0 .. m0+MR-1 of Y, without bias. A group is 64 bytes of codes (4 pieces: byte i of piece t
+ * holds k = 32t + 2i low, 2i + 1 high); its low nibbles meet A's even k, the high ones the odd k; the int32 lanes
+ * 4t .. 4t+3 are piece t's, scaled by its block's sw and A's sa. */
+__attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni"))) static inline void col_body(const q8_job *j, int64_t n, int64_t m0,
+                                                                                                      float *o, const int MR) {
+    const si_nbits *p = j->p;
+    const int64_t nb = p->nb, ppb = p->block / 32, ng = j->ng, np = nb * ppb;
+    const int lp = __builtin_ctzll((unsigned long long)ppb); /* block_size is a power of two */
+    const uint8_t *bn = j->B + n * nb * p->blob;
+    const float *sn = j->scales + n * nb;
+    const int8_t *qa = j->qa + m0 * ng * 128;
+    const float *sp = j->sp + m0 * ng * 16;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    /* lane l of a group: piece l / 4, block (first piece + l / 4) / ppb; bpg: blocks a group starts over */
+    const __m512i idx = _mm512_srli_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), (unsigned)(2 + SI_MIN(lp, 2)));
+    __m512 acc[Q8_MR];
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; g++) {
+        const int64_t pc = g * 4, left = np - pc;
+        const __m512i x = left >= 4 ? _mm512_loadu_si512(bn + pc * 16) : _mm512_maskz_loadu_epi8((__mmask64)((1ull << (left * 16)) - 1), bn + pc * 16);
+        const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+        const int64_t b0 = pc >> lp;
+        const __m128 s4 = nb - b0 >= 4 ? _mm_loadu_ps(sn + b0) : _mm_maskz_loadu_ps((__mmask8)((1u << (nb - b0)) - 1), sn + b0);
+        const __m512 sw = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(s4));
+        for (int r = 0; r < MR; r++) {
+            const int8_t *q = qa + (r * ng + g) * 128;
+            __m512i ia = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(q));
+            ia = _mm512_dpbusd_epi32(ia, hi, _mm512_loadu_si512(q + 64));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), _mm512_mul_ps(sw, _mm512_loadu_ps(sp + (r * ng + g) * 16)), acc[r]);
+        }
+    }
+    for (int64_t b = 0; b < nb; b += 16) { /* the zero points: minus sum_blk z sw ca */
+        const __mmask16 mk = (__mmask16)((1u << SI_MIN((int64_t)16, nb - b)) - 1);
+        const __m512 z = zsw16(j, n, b);
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_fnmadd_ps(z, _mm512_maskz_loadu_ps(mk, j->ca + (m0 + r) * nb + b), acc[r]);
+    }
+    for (int r = 0; r < MR; r++) o[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void col_rows(const q8_job *j, int64_t n, int64_t m0, int mr, float *o) {
+    switch (mr) { /* one instance per row count: the row loops unroll, the accumulators stay in registers */
+    case 1: col_body(j, n, m0, o, 1); break;
+    case 2: col_body(j, n, m0, o, 2); break;
+    case 3: col_body(j, n, m0, o, 3); break;
+    default: col_body(j, n, m0, o, 4); break;
+    }
+}
+
+/* Columns [lo, hi). */
+static void cols(void *ctx, int64_t lo, int64_t hi) {
+    const q8_job *j = ctx;
+    const si_nbits *p = j->p;
+    for (int64_t m0 = 0; m0 < p->M; m0 += Q8_MR) {
+        const int mr = (int)SI_MIN((int64_t)Q8_MR, p->M - m0);
+        for (int64_t n = lo; n < hi; n++) {
+            float o[Q8_MR];
+            col_rows(j, n, m0, mr, o);
+            for (int r = 0; r < mr; r++) j->y[(m0 + r) * p->N + n] = o[r] + (j->bias ? j->bias[n] : 0.0f);
+        }
+    }
+}
+
+// --- many rows (prefill): panels of 32 columns in vpdpbusd's layout ---------------------------------------------------
+
+#define QG_NR 32 /* columns per panel: two vectors of 16 int32 lanes */
+
+typedef struct qg_job {
+    const si_nbits *p;
+    const uint8_t *B, *zp8;
+    const float *scales, *bias;
+    const int8_t *qa;     /* [M][kp]: A's codes, each 8 k as k0 k2 k4 k6 k1 k3 k5 k7 */
+    const float *sa, *ca; /* [M][nb] */
+    int64_t kp;
+    float *y;
+    atomic_bool nomem;
+} qg_job;
+
+/* The panel of columns n0 .. n0+nc-1 (the others zero): wq [nb][block / 4][32] int32, each the 4 codes of one
+ * column that meet one int32 of A's row (4 bytes of codes hold k 0-7 of 8: their low nibbles k 0 2 4 6, their high
+ * nibbles k 1 3 5 7), sw and zs [nb][32] (the block's scale, zero point x scale). */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void qg_pack(const qg_job *j, int64_t n0, int nc, int32_t *wq, float *sw, float *zs) {
+    const si_nbits *p = j->p;
+    const int64_t nb = p->nb, blob = p->blob, q4 = p->block / 4;
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const uint8_t *base = j->B + n0 * nb * blob;
+    for (int h = 0; h < 2; h++) {
+        const int hc = SI_MAX(0, SI_MIN(16, nc - 16 * h));
+        const __mmask16 lanes = (__mmask16)((1u << hc) - 1);
+        const __m512i off = _mm512_mullo_epi32(_mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                                _mm512_set1_epi32(16 * h)),
+                                               _mm512_set1_epi32((int)(nb * blob)));
+        for (int64_t blk = 0; blk < nb; blk++) {
+            int32_t *wb = wq + blk * q4 * QG_NR + 16 * h;
+            for (int64_t i = 0; i < blob; i += 4) {
+                const __m512i x = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, off, base + blk * blob + i, 1);
+                _mm512_storeu_si512(wb + (i / 2) * QG_NR, _mm512_and_si512(x, m4));
+                _mm512_storeu_si512(wb + (i / 2 + 1) * QG_NR, _mm512_and_si512(_mm512_srli_epi32(x, 4), m4));
+            }
+            for (int c = 0; c < 16; c++) {
+                const int64_t n = n0 + 16 * h + c;
+                const float s = c < hc ? j->scales[n * nb + blk] : 0.0f;
+                sw[blk * QG_NR + 16 * h + c] = s;
+                zs[blk * QG_NR + 16 * h + c] = c < hc ? si_nbits_zero(p, j->zp8, NULL, n, blk) * s : 0.0f;
+            }
+        }
+    }
+}
+
+/* Rows m0 .. m0+MR-1 of Y for the panel's 32 columns (acc[r][0..1]), without bias. */
+__attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni"))) static inline void
+qg_body(const qg_job *j, const int32_t *wq, const float *sw, const float *zs, int64_t m0, __m512 (*out)[2], const int MR) {
+    const si_nbits *p = j->p;
+    const int64_t nb = p->nb, q4 = p->block / 4, kp = j->kp;
+    __m512 acc[QG_MR][2];
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t blk = 0; blk < nb; blk++) {
+        __m512i ia[QG_MR][2];
+        for (int r = 0; r < MR; r++) ia[r][0] = ia[r][1] = _mm512_setzero_si512();
+        const int32_t *wb = wq + blk * q4 * QG_NR;
+        const int8_t *ab = j->qa + m0 * kp + blk * p->block;
+        for (int64_t q = 0; q < q4; q++) {
+            const __m512i w0 = _mm512_loadu_si512(wb + q * QG_NR), w1 = _mm512_loadu_si512(wb + q * QG_NR + 16);
+            for (int r = 0; r < MR; r++) {
+                int32_t v;
+                memcpy(&v, ab + r * kp + 4 * q, 4);
+                const __m512i av = _mm512_set1_epi32(v);
+                ia[r][0] = _mm512_dpbusd_epi32(ia[r][0], w0, av);
+                ia[r][1] = _mm512_dpbusd_epi32(ia[r][1], w1, av);
+            }
+        }
+        const __m512 s0 = _mm512_loadu_ps(sw + blk * QG_NR), s1 = _mm512_loadu_ps(sw + blk * QG_NR + 16);
+        const __m512 z0 = _mm512_loadu_ps(zs + blk * QG_NR), z1 = _mm512_loadu_ps(zs + blk * QG_NR + 16);
+        for (int r = 0; r < MR; r++) {
+            const __m512 sa = _mm512_set1_ps(j->sa[(m0 + r) * nb + blk]), ca = _mm512_set1_ps(j->ca[(m0 + r) * nb + blk]);
+            acc[r][0] = _mm512_fnmadd_ps(z0, ca, _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]), _mm512_mul_ps(s0, sa), acc[r][0]));
+            acc[r][1] = _mm512_fnmadd_ps(z1, ca, _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]), _mm512_mul_ps(s1, sa), acc[r][1]));
+        }
+    }
+    for (int r = 0; r < MR; r++) out[r][0] = acc[r][0], out[r][1] = acc[r][1];
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void qg_rows(const qg_job *j, const int32_t *wq, const float *sw, const float *zs,
+                                                                                  int64_t n0, int nc) {
+    const si_nbits *p = j->p;
+    const __mmask16 k0 = (__mmask16)((1u << SI_MIN(16, nc)) - 1), k1 = (__mmask16)((1u << SI_MAX(0, nc - 16)) - 1);
+    const __m512 b0 = j->bias ? _mm512_maskz_loadu_ps(k0, j->bias + n0) : _mm512_setzero_ps();
+    const __m512 b1 = j->bias ? _mm512_maskz_loadu_ps(k1, j->bias + n0 + 16) : _mm512_setzero_ps();
+    for (int64_t m0 = 0; m0 < p->M; m0 += QG_MR) {
+        const int mr = (int)SI_MIN((int64_t)QG_MR, p->M - m0);
+        __m512 o[QG_MR][2];
+        switch (mr) {
+        case 1: qg_body(j, wq, sw, zs, m0, o, 1); break;
+        case 2: qg_body(j, wq, sw, zs, m0, o, 2); break;
+        case 3: qg_body(j, wq, sw, zs, m0, o, 3); break;
+        default: qg_body(j, wq, sw, zs, m0, o, 4); break;
+        }
+        for (int r = 0; r < mr; r++) {
+            float *yr = j->y + (m0 + r) * p->N + n0;
+            _mm512_mask_storeu_ps(yr, k0, _mm512_add_ps(o[r][0], b0));
+            _mm512_mask_storeu_ps(yr + 16, k1, _mm512_add_ps(o[r][1], b1));
+        }
+    }
+}
+
+/* Panels [lo, hi): each thread packs its panel, then runs every row of A over it. */
+static void qg_panels(void *ctx, int64_t lo, int64_t hi) {
+    qg_job *j = ctx;
+    const si_nbits *p = j->p;
+    const int64_t nb = p->nb;
+    int32_t *wq = si_malloc((size_t)(nb * p->block / 4 * QG_NR) * sizeof(int32_t) + (size_t)(2 * nb * QG_NR) * sizeof(float));
+    if (!wq) {
+        atomic_store(&j->nomem, true);
+        return;
+    }
+    float *sw = (float *)(wq + nb * p->block / 4 * QG_NR), *zs = sw + nb * QG_NR;
+    for (int64_t g = lo; g < hi; g++) {
+        const int64_t n0 = g * QG_NR;
+        const int nc = (int)SI_MIN((int64_t)QG_NR, p->N - n0);
+        qg_pack(j, n0, nc, wq, sw, zs);
+        qg_rows(j, wq, sw, zs, n0, nc);
+    }
+    si_free(wq);
+}
+
+/* A's row in k order (qk) into the GEMM's order: each 8 k as k0 k2 k4 k6 k1 k3 k5 k7. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void gemm_layout(const int8_t *qk, int64_t kp, int8_t *qa) {
+    const __m128i perm = _mm_setr_epi8(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15);
+    for (int64_t k = 0; k < kp; k += 16)
+        _mm_storeu_si128((__m128i *)(qa + k), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(qk + k)), perm));
+}
+#endif
+
+si_result cpu_nbits_q8_run(si_kctx *c) {
+#ifdef Q8_X86
+    si_nbits p;
+    si_result st = si_nbits_prepare(c, &p);
+    if (st) return st;
+    si_tensor *y = si_out(c, 0);
+    if (!y || p.M == 0) return SI_OK;
+    if (si_in(c, 0)->dtype != SI_F32 || p.bits != 4 || p.block % 32 || p.zp == NB_ZP_FLOAT || !cpu_nbits_q8_cpu()) return cpu_nbits_run(c);
+    const int64_t np = p.nb * p.block / 32, ng = (np + 3) / 4, kp = np * 32;
+    const size_t qa_bytes = (size_t)(p.M * ng * 128), qk_bytes = (size_t)(p.M * kp), sp_bytes = (size_t)(p.M * ng * 16) * sizeof(float);
+    cpu_arena *hold;
+    uint8_t *buf = cpu_scratch_take(qa_bytes + qk_bytes + sp_bytes + (size_t)(2 * p.M * p.nb + p.block) * sizeof(float), &hold);
+    if (!buf) return si_op_nomem(c);
+    int8_t *qa = (int8_t *)buf, *qk = qa + qa_bytes;
+    float *sp = (float *)(buf + qa_bytes + qk_bytes), *sa = sp + p.M * ng * 16, *ca = sa + p.M * p.nb, *tmp = ca + p.M * p.nb;
+    const float *a = si_in(c, 0)->data;
+    for (int64_t m = 0; m < p.M; m++) {
+        quant_row(a + m * p.K, p.K, p.block, p.nb, qk + m * kp, sa + m * p.nb, ca + m * p.nb, tmp);
+        if (p.M <= Q8_ROWS_MAX) gemv_layout(qk + m * kp, sa + m * p.nb, np, p.block / 32, ng, qa + m * ng * 128, sp + m * ng * 16);
+        else gemm_layout(qk + m * kp, kp, qa + m * kp);
+    }
+    if (p.M > Q8_ROWS_MAX) {
+        qg_job g = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
+                    .bias = p.bias ? si_in(c, 5)->data : NULL, .qa = qa, .sa = sa,
+                    .ca = ca, .kp = kp, .y = y->data};
+        atomic_init(&g.nomem, false);
+        cpu_par_for((p.N + QG_NR - 1) / QG_NR, 1, qg_panels, &g);
+        cpu_arena_give(hold);
+        return atomic_load(&g.nomem) ? si_op_nomem(c) : SI_OK;
+    }
+    q8_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
+                .bias = p.bias ? si_in(c, 5)->data : NULL, .qa = qa, .sp = sp,
+                .ca = ca, .ng = ng, .y = y->data};
+    cpu_par_for(p.N, 16, cols, &j);
+    cpu_arena_give(hold);
+    return SI_OK;
+#else
+    return cpu_nbits_run(c);
+#endif
+}
