@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static atomic_long fail_countdown; /* 0: off; n: the nth allocation from now fails */
@@ -265,4 +266,16 @@ char *si_strdup(const char *s) {
     char *d = si_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels answer EINVAL, which is ignored */
+#endif
+
+void si_mem_prefault(void *p, size_t n) {
+    static int off = -1; /* SI_NO_PREFAULT: for comparisons */
+    if (off < 0) off = getenv("SI_NO_PREFAULT") != NULL;
+    if (off || !p || n < ((size_t)64 << 10)) return;
+    const uintptr_t pg = 4096, lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + n) & ~(pg - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 }

@@ -264,6 +264,7 @@ si_result si_tensor_alloc(si_tensor *t) {
     }
     t->data = si_calloc(1, t->nbytes);
     if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
+    si_mem_prefault(t->data, t->nbytes);
     t->owned = true;
     t->cap = t->nbytes;
     return SI_OK;
@@ -299,11 +300,14 @@ static void *new_room(const si_tensor *t, size_t nbytes, bool zero, size_t *cap)
         void *d = zero ? si_calloc(1, room) : si_malloc(room);
         if (d) {
             *cap = room;
+            si_mem_prefault(d, nbytes); /* the room past nbytes may never be written */
             return d;
         }
     }
     *cap = nbytes;
-    return zero ? si_calloc(1, nbytes) : si_malloc(nbytes);
+    void *d = zero ? si_calloc(1, nbytes) : si_malloc(nbytes);
+    si_mem_prefault(d, nbytes);
+    return d;
 }
 
 si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {

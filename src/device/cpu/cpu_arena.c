@@ -136,6 +136,7 @@ si_result cpu_arena_take(const void *key, size_t need, cpu_arena **out) {
         cpu_arena_give(a); /* unchanged: still good for smaller plans */
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory for a %zu-byte arena", need);
     }
+    if (a->cap > had) si_mem_prefault(a->base + had, need - had); /* the new part the borrower needs */
     pthread_mutex_lock(&pool_mu);
     stats.lent++;
     stats.made += had == 0 && a->cap > 0;
