@@ -5,6 +5,7 @@
   nbits_gemm   the same weight with M=64 (a prefill chunk)
   nbits_gemv_l4, nbits_gemm_l4   the same at accuracy_level 4 (int8 A: ONNX Runtime's and safeinfer's VNNI kernels)
   nbits_down_l4, nbits_down64_l4 K=1408, N=512 at level 4, M=1 and 64 (the 8-layer test LLM's down projection)
+  nbits_up64_l4  K=512, N=1408, M=64 at level 4 (its up / gate projections in a prefill)
   gqa_2048     GroupQueryAttention decode: 1 query, 2048 cached positions (N=32, N_kv=8, H=128)
   gqa_8192     the same with 8192 cached positions
 
@@ -105,6 +106,7 @@ def main():
               "nbits_gemm_l4": lambda: nbits_model(a.dir, "nbits_gemm_l4", 64, acc=4),
               "nbits_down_l4": lambda: nbits_model(a.dir, "nbits_down_l4", 1, K=1408, N=512, acc=4),
               "nbits_down64_l4": lambda: nbits_model(a.dir, "nbits_down64_l4", 64, K=1408, N=512, acc=4),
+              "nbits_up64_l4": lambda: nbits_model(a.dir, "nbits_up64_l4", 64, K=512, N=1408, acc=4),
               "gqa_2048": lambda: gqa_model(a.dir, "gqa_2048", 2048), "gqa_8192": lambda: gqa_model(a.dir, "gqa_8192", 8192)}
     threads = [int(t) for t in a.threads.split()]
     print(f"{'case':<12} {'runtime':<14} {'threads':>7} {'median ms':>10} {'min ms':>9} {'cpu ms':>9} {'GB/s':>7}")

@@ -11,11 +11,20 @@
  *
  * The zero-point term is one dot product per output over the blocks (z sw against sa x the block's code sum).
  *
- * Layout. A 32-value piece of a block is 16 bytes of codes: byte i holds k = 2i (low nibble) and 2i + 1 (high).
- * Two output columns n, n1 go through one 512-bit register: their pieces' bytes, masked and shifted, become
- * [n low | n1 low | n high | n1 high] (16 bytes each), and A's piece is stored as [even k | even k | odd k | odd k]
- * (A is quantised once per call into that order), so the int32 lanes 0-3 and 8-11 hold column n's partial sums and
- * 4-7, 12-15 column n1's. Up to four rows of A share the unpacked codes. Column pairs are split over the threads.
+ * A is quantised once per call (quant_row, k order), then laid out for one of two kernels:
+ *
+ * GEMV, up to Q8_ROWS_MAX rows (decode). A column's codes are read as they are stored: 64 bytes are 4 pieces of
+ * 32 values (byte i of a piece holds k = 2i in its low nibble, 2i + 1 in its high one). Masked, the low nibbles
+ * meet A's even k and, shifted, the high nibbles its odd k, so A's row is stored per group of 4 pieces as [even k
+ * of the 4 pieces | odd k]; the int32 lanes 4t .. 4t+3 then hold piece t's partial sums, scaled by its block's sw
+ * (4 scales spread over the lanes by one permute) and A's sa (stored per lane). Up to four rows of A share the
+ * unpacked codes; the columns are split over the threads.
+ *
+ * GEMM, more rows (prefill). Panels of 32 columns in vpdpbusd's layout (each int32 lane the 4 codes of one column
+ * that meet 4 bytes of A: 4 bytes of codes hold 8 values, their low nibbles k 0 2 4 6, the high ones k 1 3 5 7, so
+ * A's row is stored per 8 k as k0 k2 k4 k6 k1 k3 k5 k7), packed per call by 32-bit gathers; a 4 x 32 microkernel
+ * accumulates a block in int32, then scales it into float. Each thread packs its panels and runs every row over
+ * them.
  */
 #include "device/cpu/cpu_llm.h"
 
@@ -237,12 +246,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void qg_pack(const q
                 _mm512_storeu_si512(wb + (i / 2) * QG_NR, _mm512_and_si512(x, m4));
                 _mm512_storeu_si512(wb + (i / 2 + 1) * QG_NR, _mm512_and_si512(_mm512_srli_epi32(x, 4), m4));
             }
-            for (int c = 0; c < 16; c++) {
-                const int64_t n = n0 + 16 * h + c;
-                const float s = c < hc ? j->scales[n * nb + blk] : 0.0f;
-                sw[blk * QG_NR + 16 * h + c] = s;
-                zs[blk * QG_NR + 16 * h + c] = c < hc ? si_nbits_zero(p, j->zp8, NULL, n, blk) * s : 0.0f;
-            }
+        }
+    }
+    /* scales and zero points, column by column (each column's are contiguous) */
+    for (int c = 0; c < QG_NR; c++) {
+        if (c >= nc) {
+            for (int64_t blk = 0; blk < nb; blk++) sw[blk * QG_NR + c] = zs[blk * QG_NR + c] = 0.0f;
+            continue;
+        }
+        const float *sc = j->scales + (n0 + c) * nb;
+        const uint8_t *zr = j->zp8 ? j->zp8 + (n0 + c) * p->zrow : NULL;
+        for (int64_t blk = 0; blk < nb; blk++) {
+            const float z = zr ? (float)((zr[blk >> 1] >> ((blk & 1) * 4)) & 15) : 8.0f; /* 4-bit: two blocks a byte */
+            sw[blk * QG_NR + c] = sc[blk];
+            zs[blk * QG_NR + c] = z * sc[blk];
         }
     }
 }
