@@ -252,6 +252,18 @@ si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
     return SI_OK;
 }
 
+/* n bytes of which the first used are about to be written (zero: zero-filled first). Large blocks are
+ * prefaulted before the zero fill (si_mem_prefault), which calloc would do page fault by page fault. */
+static void *alloc_data(size_t n, size_t used, bool zero) {
+    if (n < ((size_t)64 << 10)) return zero ? si_calloc(1, n) : si_malloc(n);
+    void *d = si_malloc(n);
+    if (d) {
+        si_mem_prefault(d, used);
+        if (zero) memset(d, 0, used); /* the room past `used` is written before it is read (si_tensor_fits) */
+    }
+    return d;
+}
+
 si_result si_tensor_alloc(si_tensor *t) {
     if (t->owned) si_free(t->data);
     t->data = NULL;
@@ -262,9 +274,8 @@ si_result si_tensor_alloc(si_tensor *t) {
         si_result s = si_mem_check(t->nbytes, si_shape_str(sh, sizeof sh, t->dtype, t->ndim, t->dims));
         if (s) return s;
     }
-    t->data = si_calloc(1, t->nbytes);
+    t->data = alloc_data(t->nbytes, t->nbytes, true);
     if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
-    si_mem_prefault(t->data, t->nbytes);
     t->owned = true;
     t->cap = t->nbytes;
     return SI_OK;
@@ -291,23 +302,20 @@ void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {
     t->cap = data ? cap : 0;
 }
 
-/* A new buffer (zero-filled when zero) for nbytes where t's own does not take them: the room si_tensor_room_for
- * gives when the memory check and the allocation allow it, else just nbytes (nbytes > 0). *cap gets its size. NULL
- * when not even nbytes can be had. */
+/* A new buffer for nbytes (they zero-filled when zero) where t's own does not take them: the room
+ * si_tensor_room_for gives when the memory check and the allocation allow it, else just nbytes (nbytes > 0). *cap
+ * gets its size. NULL when not even nbytes can be had. */
 static void *new_room(const si_tensor *t, size_t nbytes, bool zero, size_t *cap) {
     size_t room = si_tensor_room_for(t, nbytes);
     if (room > nbytes && (room < SI_BIG_ALLOC || !si_mem_check(room, "tensor"))) {
-        void *d = zero ? si_calloc(1, room) : si_malloc(room);
+        void *d = alloc_data(room, nbytes, zero); /* the room past nbytes may never be written */
         if (d) {
             *cap = room;
-            si_mem_prefault(d, nbytes); /* the room past nbytes may never be written */
             return d;
         }
     }
     *cap = nbytes;
-    void *d = zero ? si_calloc(1, nbytes) : si_malloc(nbytes);
-    si_mem_prefault(d, nbytes);
-    return d;
+    return alloc_data(nbytes, nbytes, zero);
 }
 
 si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
