@@ -203,6 +203,9 @@ uint8_t *cpu_arena_base(const cpu_arena *a);
  * running request charges: NULL when it cannot be had (no error is left set). Give *hold back with
  * cpu_arena_give. */
 void *cpu_scratch_take(size_t n, cpu_arena **hold);
+/* The same from the pool of `key` (a kernel's helper threads: capture si_budget_current() on the calling thread
+ * and pass it, so that per-task scratch is pooled memory already faulted in, not malloc'd per call). */
+void *cpu_scratch_take_key(const void *key, size_t n, cpu_arena **hold);
 
 // --- the compiled model's store of packed weights (cpu_store.c) ------------------------------------------------
 

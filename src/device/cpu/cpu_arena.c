@@ -160,14 +160,16 @@ void cpu_arena_give(cpu_arena *a) {
 
 uint8_t *cpu_arena_base(const cpu_arena *a) { return a->base; }
 
-void *cpu_scratch_take(size_t n, cpu_arena **hold) {
+void *cpu_scratch_take_key(const void *key, size_t n, cpu_arena **hold) {
     *hold = NULL;
-    if (cpu_arena_take(si_budget_current(), n ? n : 1, hold)) {
+    if (cpu_arena_take(key, n ? n : 1, hold)) {
         si_err_clear();
         return NULL;
     }
     return (*hold)->base;
 }
+
+void *cpu_scratch_take(size_t n, cpu_arena **hold) { return cpu_scratch_take_key(si_budget_current(), n, hold); }
 
 void si_cpu_arena_stats(si_cpu_arena_stats_t *st) {
     pthread_mutex_lock(&pool_mu);

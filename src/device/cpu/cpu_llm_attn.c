@@ -41,13 +41,15 @@ struct cpu_attn {
     atomic_bool nomem;
     const float *kt;   /* blocked path: K transposed per 64-key block, [B][Nkv][ktb][H][64], or NULL */
     int64_t ktb;       /* blocks of 64 keys per (b, KV head) in kt */
+    const void *key;   /* the scratch pool of the calling request (cpu_scratch_take_key) */
 };
 
 static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
     cpu_attn *a = ctx;
     const cpu_vec *v = cpu_vec_get();
     const int64_t G = a->N / a->Nkv, H = a->H, Hv = a->Hv;
-    float *buf = si_malloc((size_t)(G * (ATT_BLK + Hv + 2)) * sizeof(float));
+    cpu_arena *hold;
+    float *buf = cpu_scratch_take_key(a->key, (size_t)(G * (ATT_BLK + Hv + 2)) * sizeof(float), &hold);
     if (!buf) {
         atomic_store(&a->nomem, true);
         return;
@@ -105,7 +107,7 @@ static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
             for (int64_t e = 0; e < Hv; e++) o[e] = acc[hh * Hv + e] * inv;
         }
     }
-    si_free(buf);
+    cpu_arena_give(hold);
 }
 
 #ifdef ATT_X86
@@ -212,7 +214,8 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
     cpu_attn *a = ctx;
     const int64_t G = a->N / a->Nkv, H = a->H, Hv = a->Hv, qb = SI_MAX((int64_t)1, ATT_QV / G), nqb = (a->S + qb - 1) / qb;
     const int64_t QV = qb * G;
-    float *buf = si_malloc((size_t)(QV * (ATT_BLK + Hv + 2) + H * ATT_BLK) * sizeof(float));
+    cpu_arena *hold;
+    float *buf = cpu_scratch_take_key(a->key, (size_t)(QV * (ATT_BLK + Hv + 2) + H * ATT_BLK) * sizeof(float), &hold);
     if (!buf) {
         atomic_store(&a->nomem, true);
         return;
@@ -304,12 +307,13 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
             for (int64_t e = 0; e < Hv; e++) o[e] = acc[x * Hv + e] * inv;
         }
     }
-    si_free(buf);
+    cpu_arena_give(hold);
 }
 #endif
 
 static bool cpu_attention(cpu_attn *a) {
     atomic_init(&a->nomem, false);
+    a->key = si_budget_current();
 #ifdef ATT_X86
     /* several query rows: blocks (decode, one row, stays on the per-row loop that streams K and V once) */
     const int64_t G = a->N / a->Nkv;

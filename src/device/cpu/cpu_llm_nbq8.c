@@ -167,7 +167,8 @@ __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni"))) s
     for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t g = 0; g < ng; g++) {
         const int64_t pc = g * 4, left = np - pc;
-        const __m512i x = left >= 4 ? _mm512_loadu_si512(bn + pc * 16) : _mm512_maskz_loadu_epi8((__mmask64)((1ull << (left * 16)) - 1), bn + pc * 16);
+        const __m512i x = left >= 4 ? _mm512_loadu_si512(bn + pc * 16)
+                                    : _mm512_maskz_loadu_epi8((__mmask64)((1ull << (left * 16)) - 1), bn + pc * 16);
         const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
         const int64_t b0 = pc >> lp;
         const __m128 s4 = nb - b0 >= 4 ? _mm_loadu_ps(sn + b0) : _mm_maskz_loadu_ps((__mmask8)((1u << (nb - b0)) - 1), sn + b0);
@@ -219,6 +220,7 @@ typedef struct qg_job {
     const uint8_t *B, *zp8;
     const float *scales, *bias;
     const int8_t *qa;     /* [M][kp]: A's codes, each 8 k as k0 k2 k4 k6 k1 k3 k5 k7 */
+    const void *key;      /* the scratch pool of the calling request */
     const float *sa, *ca; /* [M][nb] */
     int64_t kp;
     float *y;
@@ -297,7 +299,8 @@ qg_body(const qg_job *j, const int32_t *wq, const float *sw, const float *zs, in
     for (int r = 0; r < MR; r++) out[r][0] = acc[r][0], out[r][1] = acc[r][1];
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void qg_rows(const qg_job *j, const int32_t *wq, const float *sw, const float *zs,
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void qg_rows(const qg_job *j, const int32_t *wq, const float *sw,
+                                                                                  const float *zs,
                                                                                   int64_t n0, int nc) {
     const si_nbits *p = j->p;
     const __mmask16 k0 = (__mmask16)((1u << SI_MIN(16, nc)) - 1), k1 = (__mmask16)((1u << SI_MAX(0, nc - 16)) - 1);
@@ -325,7 +328,9 @@ static void qg_panels(void *ctx, int64_t lo, int64_t hi) {
     qg_job *j = ctx;
     const si_nbits *p = j->p;
     const int64_t nb = p->nb;
-    int32_t *wq = si_malloc((size_t)(nb * p->block / 4 * QG_NR) * sizeof(int32_t) + (size_t)(2 * nb * QG_NR) * sizeof(float));
+    cpu_arena *hold;
+    const size_t bytes = (size_t)(nb * p->block / 4 * QG_NR) * sizeof(int32_t) + (size_t)(2 * nb * QG_NR) * sizeof(float);
+    int32_t *wq = cpu_scratch_take_key(j->key, bytes, &hold);
     if (!wq) {
         atomic_store(&j->nomem, true);
         return;
@@ -337,7 +342,7 @@ static void qg_panels(void *ctx, int64_t lo, int64_t hi) {
         qg_pack(j, n0, nc, wq, sw, zs);
         qg_rows(j, wq, sw, zs, n0, nc);
     }
-    si_free(wq);
+    cpu_arena_give(hold);
 }
 
 /* A's row in k order (qk) into the GEMM's order: each 8 k as k0 k2 k4 k6 k1 k3 k5 k7. */
@@ -372,7 +377,7 @@ si_result cpu_nbits_q8_run(si_kctx *c) {
     if (p.M > Q8_ROWS_MAX) {
         qg_job g = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
                     .bias = p.bias ? si_in(c, 5)->data : NULL, .qa = qa, .sa = sa,
-                    .ca = ca, .kp = kp, .y = y->data};
+                    .ca = ca, .kp = kp, .y = y->data, .key = si_budget_current()};
         atomic_init(&g.nomem, false);
         cpu_par_for((p.N + QG_NR - 1) / QG_NR, 1, qg_panels, &g);
         cpu_arena_give(hold);
