@@ -43,11 +43,14 @@
 
 bool cpu_nbits_q8_cpu(void) {
 #ifdef Q8_X86
-    static int ok = -1; /* benign race: every thread computes the same value */
-    if (ok < 0)
-        ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512vnni") && cpu_vec_get()->avx512 && !getenv("SI_CPU_NO_VNNI");
-    return ok;
+    static atomic_int ok = -1; /* first calls may run on several threads: each computes the same value */
+    int v = atomic_load_explicit(&ok, memory_order_relaxed);
+    if (v < 0) {
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512vnni") && cpu_vec_get()->avx512 && !getenv("SI_CPU_NO_VNNI");
+        atomic_store_explicit(&ok, v, memory_order_relaxed);
+    }
+    return v;
 #else
     return false;
 #endif
