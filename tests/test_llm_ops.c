@@ -130,26 +130,29 @@ static void expect_refused(const char *label, si_result want, const char *msg) {
     g = NULL;
 }
 
+/* Run g on device d (compiled on a clone: g survives) with the given inputs; out receives output k. */
+static void run_on(si_device *d, si_tensor **ins, int k, float *out, size_t n) {
+    si_graph *keep;
+    if (si_graph_clone(g, &keep)) exit(2);
+    si_cmodel *m;
+    si_ireq *r = NULL;
+    CHECK_OK(compile(d, &m));
+    if (m) {
+        CHECK_OK(m->iface->create_request(m, &r));
+        for (int j = 0; r && j < m->n_inputs; j++) CHECK_OK(r->iface->set_input(r, j, ins[j]));
+        CHECK_OK(r ? r->iface->infer(r) : SI_ERR_INTERNAL);
+        si_tensor *o;
+        if (r && !r->iface->get_output(r, k, &o)) memcpy(out, o->data, n * sizeof(float));
+        if (r) r->iface->free(r);
+        m->iface->free(m);
+    }
+    si_graph_free(g);
+    g = keep;
+}
+
 /* Run g on every device with the given inputs (NULL: zeros); out receives output k of the last device. */
 static void run_all(si_tensor **ins, int k, float *out, size_t n) {
-    for (int i = 0; i < n_devs; i++) {
-        si_graph *keep;
-        if (si_graph_clone(g, &keep)) exit(2);
-        si_cmodel *m;
-        si_ireq *r = NULL;
-        CHECK_OK(compile(devs[i], &m));
-        if (m) {
-            CHECK_OK(m->iface->create_request(m, &r));
-            for (int j = 0; r && j < m->n_inputs; j++) CHECK_OK(r->iface->set_input(r, j, ins[j]));
-            CHECK_OK(r ? r->iface->infer(r) : SI_ERR_INTERNAL);
-            si_tensor *o;
-            if (r && !r->iface->get_output(r, k, &o)) memcpy(out, o->data, n * sizeof(float));
-            if (r) r->iface->free(r);
-            m->iface->free(m);
-        }
-        si_graph_free(g);
-        g = keep;
-    }
+    for (int i = 0; i < n_devs; i++) run_on(devs[i], ins, k, out, n);
     si_graph_free(g);
     g = NULL;
 }
@@ -178,26 +181,6 @@ static void test_nbits_layout(void) {
     CHECK(y[0] == 7 * (16 * 0.5f + 4 * 0.25f) && y[1] == 7 * (16 * 1.0f + 4 * 2.0f));
     CHECK(y[2] == -7 * (16 * 0.5f + 4 * 0.25f) && y[3] == -7 * (16 * 1.0f + 4 * 2.0f));
     si_tensor_free(a);
-}
-
-/* Run g on device d (compiled on a clone: g survives) with one input; out gets output 0. */
-static void run_on(si_device *d, si_tensor *in, float *out, size_t n) {
-    si_graph *keep;
-    if (si_graph_clone(g, &keep)) exit(2);
-    si_cmodel *m;
-    si_ireq *r = NULL;
-    CHECK_OK(compile(d, &m));
-    if (m) {
-        CHECK_OK(m->iface->create_request(m, &r));
-        if (r) CHECK_OK(r->iface->set_input(r, 0, in));
-        CHECK_OK(r ? r->iface->infer(r) : SI_ERR_INTERNAL);
-        si_tensor *o;
-        if (r && !r->iface->get_output(r, 0, &o)) memcpy(out, o->data, n * sizeof(float));
-        if (r) r->iface->free(r);
-        m->iface->free(m);
-    }
-    si_graph_free(g);
-    g = keep;
 }
 
 static bool cpu_has_vnni(void) {
@@ -269,7 +252,7 @@ static void nbits_acc4_case(int64_t M, int64_t K, int64_t N, int64_t block) {
     double scale = 0;
     for (int64_t i = 0; i < M * N; i++) scale = fmax(scale, fabs(ref[i]));
     for (int i = 0; i < n_devs; i++) {
-        run_on(devs[i], a, y, (size_t)(M * N));
+        run_on(devs[i], &a, 0, y, (size_t)(M * N));
         const bool exact = !strcmp(devs[i]->name, "CPU") && cpu_has_vnni() && !getenv("SI_CPU_NBITS_F32") && !getenv("SI_CPU_NO_VNNI") &&
                            !getenv("SI_CPU_NO_AVX512") && !getenv("SI_CPU_NO_AVX2"); /* the CPU device's switches */
         double worst = 0;

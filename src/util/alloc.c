@@ -276,7 +276,7 @@ void si_mem_prefault(void *p, size_t n) {
     static atomic_int off = -1; /* SI_NO_PREFAULT: for comparisons; first calls may run on several threads */
     int o = atomic_load_explicit(&off, memory_order_relaxed);
     if (o < 0) atomic_store_explicit(&off, o = getenv("SI_NO_PREFAULT") != NULL, memory_order_relaxed);
-    if (o || !p || n < ((size_t)64 << 10)) return;
+    if (o || !p || n < SI_PREFAULT_MIN) return;
     const uintptr_t pg = 4096, lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + n) & ~(pg - 1);
     if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 }

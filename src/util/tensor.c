@@ -255,7 +255,7 @@ si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
 /* n bytes of which the first used are about to be written (zero: zero-filled first). Large blocks are
  * prefaulted before the zero fill (si_mem_prefault), which calloc would do page fault by page fault. */
 static void *alloc_data(size_t n, size_t used, bool zero) {
-    if (n < ((size_t)64 << 10)) return zero ? si_calloc(1, n) : si_malloc(n);
+    if (n < SI_PREFAULT_MIN) return zero ? si_calloc(1, n) : si_malloc(n);
     void *d = si_malloc(n);
     if (d) {
         si_mem_prefault(d, used);
@@ -302,7 +302,7 @@ void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {
     t->cap = data ? cap : 0;
 }
 
-/* A new buffer for nbytes (they zero-filled when zero) where t's own does not take them: the room
+/* A new buffer for nbytes (zero-filled when zero) where t's own does not take them: the room
  * si_tensor_room_for gives when the memory check and the allocation allow it, else just nbytes (nbytes > 0). *cap
  * gets its size. NULL when not even nbytes can be had. */
 static void *new_room(const si_tensor *t, size_t nbytes, bool zero, size_t *cap) {

@@ -24,6 +24,8 @@
 #include "device/cpu/cpu.h"
 #include "ops/llm.h"
 
+#include <string.h>
+
 /* fn(ctx, lo, hi) over [0, n) in chunks of `chunk`, on the plan's threads (dynamic scheduling). */
 typedef void (*cpu_range_fn)(void *ctx, int64_t lo, int64_t hi);
 void cpu_par_for(int64_t n, int64_t chunk, cpu_range_fn fn, void *ctx);
@@ -49,6 +51,30 @@ __attribute__((always_inline, target("avx512f"))) static inline __m512 cpu_exp51
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
     y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
     return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(y, n));
+}
+
+/* MatMulNBits with 4-bit codes: zero point x scale of blocks b0 .. b0+15 of output column n (lanes past nb zero),
+ * for kernels that take the zero points out of their inner loop (sum (q - z) a = sum q a - z sum a). */
+__attribute__((always_inline, target("avx2,avx512f"))) static inline __m512 cpu_nbits_zsw16(const si_nbits *p, const uint8_t *zp8,
+                                                                                          const float *zpf, const float *scales,
+                                                                                          int64_t n, int64_t b0) {
+    const int64_t nb = p->nb, cnt = SI_MIN((int64_t)16, nb - b0);
+    const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
+    const __m512 sw = _mm512_maskz_loadu_ps(mk, scales + n * nb + b0);
+    __m512 z;
+    if (p->zp == NB_ZP_FLOAT) {
+        z = _mm512_maskz_loadu_ps(mk, zpf + n * nb + b0);
+    } else if (p->zp == NB_ZP_NONE) {
+        z = _mm512_set1_ps(8.0f);
+    } else { /* packed, two blocks a byte, the even block low */
+        uint64_t v = 0;
+        memcpy(&v, zp8 + n * p->zrow + b0 / 2, (size_t)((cnt + 1) / 2));
+        const __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)v));
+        const __m128i lo = _mm_and_si128(e, _mm_set1_epi16(15)), hi = _mm_srli_epi16(e, 4);
+        const __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(lo, hi)), _mm_unpackhi_epi16(lo, hi), 1);
+        z = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(w));
+    }
+    return _mm512_mul_ps(z, sw);
 }
 
 #endif

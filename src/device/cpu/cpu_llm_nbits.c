@@ -34,7 +34,7 @@ typedef struct nb_job {
     const uint8_t *B, *zp8;
     const float *scales, *zpf, *bias;
     const float *ap; /* permuted rows of A, [M][kp] (kp = n_blocks * block, zero beyond K) */
-    const float *asum; /* [M][nb]: the sum of each block of A (the AVX-512 4-bit GEMV) */
+    const float *asum; /* [M][nb]: the sum of each block of A (the AVX2 and AVX-512 GEMVs) */
     int64_t kp;
     float *y;
     atomic_bool nomem;
@@ -109,23 +109,8 @@ __attribute__((always_inline, target("avx512f"))) static inline void zcorr_avx51
     __m512 c[NB_ROWS];
     for (int r = 0; r < MR; r++) c[r] = _mm512_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 16) {
-        const int64_t cnt = SI_MIN((int64_t)16, nb - b0);
-        const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
-        const __m512 sw = _mm512_maskz_loadu_ps(mk, j->scales + n * nb + b0);
-        __m512 z;
-        if (p->zp == NB_ZP_FLOAT) {
-            z = _mm512_maskz_loadu_ps(mk, j->zpf + n * nb + b0);
-        } else if (p->zp == NB_ZP_NONE) {
-            z = _mm512_set1_ps(8.0f);
-        } else { /* packed 4-bit, two blocks a byte, the even block low */
-            uint64_t v = 0;
-            memcpy(&v, j->zp8 + n * p->zrow + b0 / 2, (size_t)((cnt + 1) / 2));
-            const __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)v));
-            const __m128i lo = _mm_and_si128(e, _mm_set1_epi16(15)), hi = _mm_srli_epi16(e, 4);
-            const __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(lo, hi)), _mm_unpackhi_epi16(lo, hi), 1);
-            z = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(w));
-        }
-        const __m512 zs = _mm512_mul_ps(z, sw);
+        const __mmask16 mk = (__mmask16)((1u << SI_MIN((int64_t)16, nb - b0)) - 1);
+        const __m512 zs = cpu_nbits_zsw16(p, j->zp8, j->zpf, j->scales, n, b0);
         for (int r = 0; r < MR; r++) c[r] = _mm512_fmadd_ps(zs, _mm512_maskz_loadu_ps(mk, j->asum + (m0 + r) * nb + b0), c[r]);
     }
     for (int r = 0; r < MR; r++) corr[r] = _mm512_reduce_add_ps(c[r]);
@@ -308,7 +293,7 @@ si_result cpu_nbits_run(si_kctx *c) {
                     for (int t = 0; t < per && i * per + t < len; t++) dst[t * p.blob + i] = ar[i * per + t];
             }
         }
-    for (int64_t m = 0; m < p.M; m++) /* block sums (the padding is zero) */
+    for (int64_t m = 0; p.M <= NB_GEMV_MAX && m < p.M; m++) /* the GEMVs' block sums (the padding is zero) */
         for (int64_t blk = 0; blk < p.nb; blk++) {
             const float *ab = ap + m * kp + blk * p.block;
             float sum = 0;

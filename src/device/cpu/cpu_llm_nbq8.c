@@ -132,25 +132,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void gemv_layout(con
     }
 }
 
-/* z[n, blk] sw[n, blk] for 16 blocks from b0 (lanes past nb zero). */
-__attribute__((always_inline, target("avx512f,avx512bw,avx512vl"))) static inline __m512 zsw16(const q8_job *j, int64_t n, int64_t b0) {
-    const si_nbits *p = j->p;
-    const int64_t nb = p->nb, cnt = SI_MIN((int64_t)16, nb - b0);
-    const __mmask16 mk = (__mmask16)((1u << cnt) - 1);
-    const __m512 sw = _mm512_maskz_loadu_ps(mk, j->scales + n * nb + b0);
-    __m512 z;
-    if (p->zp == NB_ZP_NONE) {
-        z = _mm512_set1_ps(8.0f);
-    } else { /* packed, two blocks a byte, the even block low */
-        const __m128i by = _mm_maskz_loadu_epi8((__mmask16)((1u << ((cnt + 1) / 2)) - 1), j->zp8 + n * p->zrow + b0 / 2);
-        const __m128i e = _mm_cvtepu8_epi16(by);
-        const __m128i lo = _mm_and_si128(e, _mm_set1_epi16(15)), hi = _mm_srli_epi16(e, 4);
-        const __m256i w = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(lo, hi)), _mm_unpackhi_epi16(lo, hi), 1);
-        z = _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(w));
-    }
-    return _mm512_mul_ps(z, sw);
-}
-
 /* Column n of rows m0 .. m0+MR-1 of Y, without bias. A group is 64 bytes of codes (4 pieces: byte i of piece t
  * holds k = 32t + 2i low, 2i + 1 high); its low nibbles meet A's even k, the high ones the odd k; the int32 lanes
  * 4t .. 4t+3 are piece t's, scaled by its block's sw and A's sa. */
@@ -185,7 +166,7 @@ __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni"))) s
     }
     for (int64_t b = 0; b < nb; b += 16) { /* the zero points: minus sum_blk z sw ca */
         const __mmask16 mk = (__mmask16)((1u << SI_MIN((int64_t)16, nb - b)) - 1);
-        const __m512 z = zsw16(j, n, b);
+        const __m512 z = cpu_nbits_zsw16(p, j->zp8, NULL, j->scales, n, b);
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fnmadd_ps(z, _mm512_maskz_loadu_ps(mk, j->ca + (m0 + r) * nb + b), acc[r]);
     }
     for (int r = 0; r < MR; r++) o[r] = _mm512_reduce_add_ps(acc[r]);
