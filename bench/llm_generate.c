@@ -11,11 +11,12 @@
  * PROMPT_LEN token ids from ort_generate.js's generator (a 64-bit LCG, token = (state >> 33) % vocab), prefilled
  * over an empty cache; then STEPS greedy tokens, each step feeding the presents back as the pasts. Prints one JSON
  * line like ort_generate.js: {"tokens", "compile_ms", "prefill_ms", "decode_ms", "prefill_tok_s", "decode_tok_s",
- * "decode_ms_per_token", "decode_step_median_ms", "decode_step_min_ms", "peak_rss_mib", "failovers", "devices"}
+ * "decode_ms_per_token", "decode_step_median_ms", "decode_step_min_ms", "peak_rss_mib", "failovers", "devices",
+ * "prefill_faults"} (prefill_faults: the process's page faults during the prefill call)
  * (decode_step_*: the median and the fastest of the decode steps, the steadier numbers on a shared machine).
  * decode_ms covers the STEPS - 1 runs after the prefill (argmax and the copy of the presents included, as in
- * ort_generate.js). RERUN 1 runs every decode step's inference a second time on the same inputs and adds
- * "rerun_step_median_ms" / "rerun_step_min_ms": a device that plans per input shape has its plan cached for the
+ * ort_generate.js). RERUN 1 runs the prefill's and every decode step's inference a second time on the same inputs and
+ * adds "rerun_prefill_ms", "rerun_step_median_ms" / "rerun_step_min_ms": a device that plans per input shape has its plan cached for the
  * second run, so the difference to decode_step_* is the per-token cost of planning a new shape. Faults and other
  * properties: SAFEINFER_FAULTS in the environment. With LLM_GENERATE_REPORT=FILE the compiled model's report
  * (submodels, their devices, failovers) is written to FILE.
@@ -55,6 +56,8 @@ int main(int argc, char **argv) {
            r.compile_ms, r.prefill_ms, r.decode_ms, (double)o.prompt / r.prefill_ms * 1e3, N > 1 ? (double)(N - 1) / r.decode_ms * 1e3 : 0.0,
            N > 1 ? r.decode_ms / (double)(N - 1) : 0.0, r.step_median_ms, r.step_min_ms, r.peak_rss_mib, (long long)r.counters.failovers,
            r.devices);
+    printf(", \"prefill_faults\": %ld", r.prefill_faults);
+    if (o.rerun) printf(", \"rerun_prefill_ms\": %.3f", r.prefill_rerun_ms);
     if (o.rerun && N > 1) printf(", \"rerun_step_median_ms\": %.3f, \"rerun_step_min_ms\": %.3f", r.rerun_median_ms, r.rerun_min_ms);
     printf("}\n");
     const char *report = getenv("LLM_GENERATE_REPORT");

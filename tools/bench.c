@@ -284,7 +284,8 @@ static void gen_print(FILE *f, const bench_opts *o, const gen_result *g, bool js
         fprintf(f, "  %-22s %s\n", "devices used", g->devices);
         fprintf(f, "  %-22s %lld\n", "threads", (long long)o->threads);
         fprintf(f, "  %-22s %12.3f ms\n", "compile", g->compile_ms);
-        fprintf(f, "  %-22s %12.3f ms   pp%lld %10.2f tokens/s\n", "prefill", g->prefill_ms, (long long)o->gen_prompt, pp);
+        fprintf(f, "  %-22s %12.3f ms   pp%lld %10.2f tokens/s   %ld page faults\n", "prefill", g->prefill_ms, (long long)o->gen_prompt, pp,
+                g->prefill_faults);
         if (o->gen_steps > 1) {
             fprintf(f, "  %-22s %12.3f ms   tg%lld %10.2f tokens/s\n", "decode", g->decode_ms, (long long)(o->gen_steps - 1), tg);
             fprintf(f, "  %-22s %12.3f ms (median) %10.3f ms (min)\n", "decode step", g->step_median_ms, g->step_min_ms);
@@ -305,6 +306,7 @@ static void gen_print(FILE *f, const bench_opts *o, const gen_result *g, bool js
     json_num(f, "compile_ms", g->compile_ms, false);
     json_num(f, "prefill_ms", g->prefill_ms, false);
     json_num(f, "prefill_tokens_per_s", pp, false);
+    fprintf(f, "  \"prefill_page_faults\": %ld,\n", g->prefill_faults);
     json_num(f, "decode_ms", g->decode_ms, false);
     json_num(f, "decode_tokens_per_s", tg, false);
     json_num(f, "decode_step_median_ms", o->gen_steps > 1 ? g->step_median_ms : NAN, false);

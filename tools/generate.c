@@ -202,10 +202,18 @@ si_result gen_run(const gen_opts *o, gen_result *r, char *err, size_t errn) {
                 goto out;
             }
         }
+        struct rusage ru0, ru1;
+        const bool faults = step == 0 && !getrusage(RUSAGE_SELF, &ru0);
         const double ts = gen_now_ms();
         if ((s = si_request_infer(rq))) { lib_fail(err, errn, s, "inference of step %lld", (long long)step); goto out; }
         step_ms[step] = gen_now_ms() - ts; /* the inference alone, as ort_generate.js times sess.run */
+        if (faults && !getrusage(RUSAGE_SELF, &ru1)) r->prefill_faults = (ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt);
         if (step == 0) r->prefill_ms = step_ms[0];
+        if (o->rerun && step == 0) {
+            const double tr = gen_now_ms();
+            if ((s = si_request_infer(rq))) { lib_fail(err, errn, s, "second inference of the prefill"); goto out; }
+            r->prefill_rerun_ms = gen_now_ms() - tr;
+        }
         if (o->rerun && step > 0) {
             const double tr = gen_now_ms();
             if ((s = si_request_infer(rq))) { lib_fail(err, errn, s, "second inference of step %lld", (long long)step); goto out; }

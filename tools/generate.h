@@ -23,7 +23,7 @@ typedef struct gen_opts {
     int64_t prompt;  /* P >= 1 */
     int64_t steps;   /* N >= 1: tokens generated (the first by the prefill) */
     uint64_t seed;   /* of the prompt */
-    bool rerun;      /* run every decode step's inference a second time on the same inputs (timed apart) */
+    bool rerun;      /* run the prefill's and every decode step's inference a second time on the same inputs (timed apart) */
     /* (optional) called with the compiled model after the last step, before it is freed (bench --profile) */
     void (*inspect)(const si_compiled *c, void *ctx);
     void *inspect_ctx;
@@ -35,6 +35,8 @@ typedef struct gen_result {
     double decode_ms;                       /* the N - 1 decode steps (argmax included, the harness's copy of the presents not) */
     double step_median_ms, step_min_ms;     /* of the decode steps' inference calls */
     double rerun_median_ms, rerun_min_ms;   /* rerun: of the second inferences */
+    double prefill_rerun_ms;                /* rerun: the prefill's second inference (NAN without rerun) */
+    long prefill_faults;                    /* minor + major page faults of the process during the first prefill call */
     double peak_rss_mib;                    /* the process's high-water mark at the end */
     si_counters counters;
     char devices[256];
