@@ -120,27 +120,21 @@ static si_result copy_outputs(exec_req *r) {
     return SI_OK;
 }
 
-/* Before submodel s runs: an output of it that has no buffer yet (the first inference, or one whose buffer went to
- * the caller or to another submodel) takes the buffer of a value no later submodel reads any more, when both
- * requests let their outputs be exchanged (si_ireq_i). So the first inference of a chain of submodels (a folded
- * model's calls: a hidden state each) reuses memory already faulted in instead of allocating an output per
- * submodel. The donor's next inference allocates again only when nothing is left to take by then. */
-static void donate(exec_req *r, const exec_model *m, int s) {
-    si_ireq *sr = r->subs[s];
-    if (!sr->iface->outputs_exchangeable) return;
-    for (int p = 0; p < m->subs[s]->n_outputs; p++) {
-        si_tensor *t = NULL;
-        if (sr->iface->get_output(sr, p, &t) || !t || t->data) continue;
-        si_tensor *best = NULL;
-        for (int d = 0; d < s; d++) {
-            if (!r->subs[d]->iface->outputs_exchangeable) continue;
-            for (int q = 0; q < m->subs[d]->n_outputs; q++) {
-                si_tensor *o = NULL;
-                if (m->last_use[m->out_base[d] + q] >= s || r->subs[d]->iface->get_output(r->subs[d], q, &o) || !o) continue;
-                if (o->owned && o->data && o->cap && (!best || o->cap > best->cap)) best = o;
-            }
+/* After submodel s has run: the outputs no later submodel reads (those whose last reader was s, and s's own that
+ * nothing reads) give their buffers up, where the producing request lets its outputs be exchanged (si_ireq_i: it
+ * takes an empty output and allocates at its next inference). A released buffer goes to the blocks the compiled
+ * model's budget keeps for reuse (si_budget_keep), so the next submodel's outputs are memory already faulted in:
+ * the first inference of a chain of submodels (a folded model's calls: a hidden state or two each) holds the
+ * values that are live at once, not one buffer per value. */
+static void release_dead(exec_req *r, const exec_model *m, int s) {
+    for (int d = 0; d <= s; d++) {
+        if (!r->subs[d]->iface->outputs_exchangeable) continue;
+        for (int q = 0; q < m->subs[d]->n_outputs; q++) {
+            const int last = m->last_use[m->out_base[d] + q];
+            si_tensor *o = NULL;
+            if ((last == s || (last < 0 && d == s)) && !r->subs[d]->iface->get_output(r->subs[d], q, &o) && o && o->owned)
+                si_tensor_release(o);
         }
-        if (best) si_tensor_exchange(t, best);
     }
 }
 
@@ -157,9 +151,9 @@ static si_result exec_infer(si_ireq *r_) {
             if (!st) st = sr->iface->set_input(sr, p, t);
             if (st) return st;
         }
-        donate(r, m, s);
         si_result st = sr->iface->infer(sr);
         if (st) return st; /* the outputs stay the last successful infer's (see the top of the file) */
+        release_dead(r, m, s);
     }
     return copy_outputs(r);
 }

@@ -47,6 +47,7 @@ static bool should_fail(void) {
 
 static _Atomic size_t mem_cap;            /* 0: not set yet (physical memory) */
 static _Thread_local si_budget *cur_budget; /* the budget this thread charges, or NULL */
+static bool rc_flush(si_budget *b);
 
 size_t si_mem_cap(void) {
     size_t c = atomic_load(&mem_cap);
@@ -65,6 +66,9 @@ void si_budget_init(si_budget *b, int64_t limit_bytes) {
     b->limit = limit_bytes > 0 ? limit_bytes : 0;
     atomic_store(&b->used, 0);
     atomic_store(&b->peak, 0);
+    atomic_store(&b->rc_lock, 0);
+    b->rc_n = 0;
+    b->rc_bytes = 0;
 }
 
 si_budget *si_budget_enter(si_budget *b) {
@@ -94,6 +98,7 @@ static si_result check(size_t n, const char *what, bool count_used) {
     si_budget *bg = cur_budget;
     if (!bg || !bg->limit) return SI_OK;
     int64_t used = count_used ? atomic_load(&bg->used) : 0;
+    if (count_used && (uint64_t)used + n > (uint64_t)bg->limit && rc_flush(bg)) used = atomic_load(&bg->used); /* kept blocks first */
     if ((uint64_t)n > (uint64_t)bg->limit || (uint64_t)used + n > (uint64_t)bg->limit)
         return si_err(SI_ERR_NO_MEM, "%s: %s would exceed the memory budget max_memory_mb=%lld (%s in use)", what,
                       human(a, sizeof a, n), (long long)(bg->limit >> 20), human(c, sizeof c, (uint64_t)used));
@@ -174,6 +179,7 @@ static charged tab_take(void *p) {
 
 void si_budget_destroy(si_budget *b) {
     if (!b) return;
+    rc_flush(b);
     pthread_mutex_lock(&tab_mu);
     for (size_t i = 0; i < tab_cap; i++)
         if (tab[i].p && tab[i].p != TOMB && tab[i].b == b) {
@@ -187,7 +193,12 @@ static bool reserve(si_budget *b, size_t n) {
     int64_t now = atomic_fetch_add(&b->used, (int64_t)n) + (int64_t)n;
     if (b->limit && now > b->limit) {
         atomic_fetch_sub(&b->used, (int64_t)n);
-        return false;
+        if (!rc_flush(b)) return false; /* the blocks kept for reuse go before the budget says no */
+        now = atomic_fetch_add(&b->used, (int64_t)n) + (int64_t)n;
+        if (now > b->limit) {
+            atomic_fetch_sub(&b->used, (int64_t)n);
+            return false;
+        }
     }
     int64_t pk = atomic_load(&b->peak);
     while (now > pk && !atomic_compare_exchange_weak(&b->peak, &pk, now)) {}
@@ -254,6 +265,74 @@ void si_free(void *p) {
     charged e = take_if_charged(p);
     if (e.p) atomic_fetch_sub(&e.b->used, (int64_t)e.n);
     free(p);
+}
+
+// --- recycled tensor blocks (util.h) -------------------------------------------------------------------------
+
+static void rc_lock(si_budget *b) {
+    int z = 0;
+    while (!atomic_compare_exchange_weak_explicit(&b->rc_lock, &z, 1, memory_order_acquire, memory_order_relaxed)) z = 0;
+}
+
+static void rc_unlock(si_budget *b) { atomic_store_explicit(&b->rc_lock, 0, memory_order_release); }
+
+/* Drop b's oldest kept block into *out (NULL when none); called with the lock held. */
+static void *rc_pop_oldest(si_budget *b) {
+    if (!b->rc_n) return NULL;
+    void *p = b->rc_p[0];
+    b->rc_bytes -= b->rc_cap[0];
+    b->rc_n--;
+    memmove(b->rc_p, b->rc_p + 1, sizeof b->rc_p[0] * (size_t)b->rc_n);
+    memmove(b->rc_cap, b->rc_cap + 1, sizeof b->rc_cap[0] * (size_t)b->rc_n);
+    return p;
+}
+
+bool si_budget_keep(void *p, size_t cap) {
+    si_budget *b = cur_budget;
+    if (!b || !p || cap < SI_PREFAULT_MIN || cap > SI_RECYCLE_MAX_BYTES) return false;
+    void *drop[SI_RECYCLE_SLOTS + 1];
+    int nd = 0;
+    rc_lock(b);
+    while (b->rc_n && (b->rc_n == SI_RECYCLE_SLOTS || b->rc_bytes + cap > SI_RECYCLE_MAX_BYTES)) drop[nd++] = rc_pop_oldest(b);
+    b->rc_p[b->rc_n] = p;
+    b->rc_cap[b->rc_n++] = cap;
+    b->rc_bytes += cap;
+    rc_unlock(b);
+    for (int i = 0; i < nd; i++) si_free(drop[i]);
+    return true;
+}
+
+void *si_budget_reuse(size_t n, size_t *cap) {
+    si_budget *b = cur_budget;
+    if (!b || n < SI_PREFAULT_MIN) return NULL;
+    void *p = NULL;
+    rc_lock(b);
+    int best = -1;
+    for (int i = 0; i < b->rc_n; i++)
+        if (b->rc_cap[i] >= n && b->rc_cap[i] / 2 <= n + 65536 && (best < 0 || b->rc_cap[i] < b->rc_cap[best])) best = i;
+    if (best >= 0) {
+        p = b->rc_p[best];
+        *cap = b->rc_cap[best];
+        b->rc_bytes -= b->rc_cap[best];
+        b->rc_n--;
+        memmove(b->rc_p + best, b->rc_p + best + 1, sizeof b->rc_p[0] * (size_t)(b->rc_n - best));
+        memmove(b->rc_cap + best, b->rc_cap + best + 1, sizeof b->rc_cap[0] * (size_t)(b->rc_n - best));
+    }
+    rc_unlock(b);
+    return p;
+}
+
+/* Free every block b keeps; true when there was one. */
+static bool rc_flush(si_budget *b) {
+    bool any = false;
+    for (;;) {
+        rc_lock(b);
+        void *p = rc_pop_oldest(b);
+        rc_unlock(b);
+        if (!p) return any;
+        si_free(p);
+        any = true;
+    }
 }
 
 void si_free_each(void *const *p, size_t n) {

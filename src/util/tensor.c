@@ -252,11 +252,15 @@ si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *
     return SI_OK;
 }
 
-/* n bytes of which the first used are about to be written (zero: zero-filled first). Large blocks are
- * prefaulted before the zero fill (si_mem_prefault), which calloc would do page fault by page fault. */
-static void *alloc_data(size_t n, size_t used, bool zero) {
+/* n bytes of which the first used are about to be written (zero: zero-filled first); *cap gets the block's
+ * size. Large blocks come from the blocks the current budget keeps for reuse where one fits (si_budget_reuse),
+ * else they are prefaulted before the zero fill (si_mem_prefault), which calloc would do page fault by page
+ * fault. */
+static void *alloc_data(size_t n, size_t used, bool zero, size_t *cap) {
+    *cap = n;
     if (n < SI_PREFAULT_MIN) return zero ? si_calloc(1, n) : si_malloc(n);
-    void *d = si_malloc(n);
+    void *d = si_budget_reuse(n, cap);
+    if (!d) d = si_malloc(n);
     if (d) {
         si_mem_prefault(d, used);
         if (zero) memset(d, 0, used); /* the room past `used` is written before it is read (si_tensor_fits) */
@@ -264,8 +268,15 @@ static void *alloc_data(size_t n, size_t used, bool zero) {
     return d;
 }
 
+/* t's owned block goes: to the current budget's kept blocks where it takes it, else free(). */
+static void drop_data(si_tensor *t) {
+    if (!t->owned || !t->data) return;
+    size_t cap = t->cap > t->nbytes ? t->cap : t->nbytes;
+    if (!si_budget_keep(t->data, cap)) si_free(t->data);
+}
+
 si_result si_tensor_alloc(si_tensor *t) {
-    if (t->owned) si_free(t->data);
+    drop_data(t);
     t->data = NULL;
     t->owned = false;
     if (t->nbytes == 0) return SI_OK;
@@ -274,10 +285,11 @@ si_result si_tensor_alloc(si_tensor *t) {
         si_result s = si_mem_check(t->nbytes, si_shape_str(sh, sizeof sh, t->dtype, t->ndim, t->dims));
         if (s) return s;
     }
-    t->data = alloc_data(t->nbytes, t->nbytes, true);
+    size_t cap;
+    t->data = alloc_data(t->nbytes, t->nbytes, true, &cap);
     if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
     t->owned = true;
-    t->cap = t->nbytes;
+    t->cap = cap;
     return SI_OK;
 }
 
@@ -308,14 +320,10 @@ void si_tensor_adopt(si_tensor *t, void *data, size_t cap) {
 static void *new_room(const si_tensor *t, size_t nbytes, bool zero, size_t *cap) {
     size_t room = si_tensor_room_for(t, nbytes);
     if (room > nbytes && (room < SI_BIG_ALLOC || !si_mem_check(room, "tensor"))) {
-        void *d = alloc_data(room, nbytes, zero); /* the room past nbytes may never be written */
-        if (d) {
-            *cap = room;
-            return d;
-        }
+        void *d = alloc_data(room, nbytes, zero, cap); /* the room past nbytes may never be written */
+        if (d) return d;
     }
-    *cap = nbytes;
-    return alloc_data(nbytes, nbytes, zero);
+    return alloc_data(nbytes, nbytes, zero, cap);
 }
 
 si_result si_tensor_reshape(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims) {
@@ -391,7 +399,7 @@ void si_tensor_view(si_tensor *dst, const si_tensor *src) {
 }
 
 void si_tensor_release(si_tensor *t) {
-    if (t->owned) si_free(t->data);
+    drop_data(t);
     t->data = NULL;
     t->owned = false;
     t->cap = 0;

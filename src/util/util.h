@@ -64,14 +64,36 @@ void si_alloc_fail_after(long n, long count);
  * NULL. si_mem_check / si_mem_fits give the named error before an allocation: NO_MEM "WHAT: 4.0 GiB would
  * exceed the memory budget max_memory_mb=256 (10.0 MiB in use)". */
 #define SI_BIG_ALLOC ((size_t)1 << 20)
+#define SI_RECYCLE_SLOTS 16
+#define SI_RECYCLE_MAX_BYTES ((size_t)256 << 20)
 typedef struct si_budget {
     int64_t limit;        /* bytes; 0 = no limit */
     _Atomic int64_t used; /* live bytes charged (counted only when there is a limit) */
     _Atomic int64_t peak; /* the most that was live at once */
+    /* tensor blocks given back while the budget was entered, kept for the next tensor of about their size
+     * (si_budget_keep / si_budget_reuse): oldest first, under a spin lock */
+    _Atomic int rc_lock;
+    int rc_n;
+    size_t rc_bytes;
+    void *rc_p[SI_RECYCLE_SLOTS];
+    size_t rc_cap[SI_RECYCLE_SLOTS];
 } si_budget;
 void si_budget_init(si_budget *b, int64_t limit_bytes);
-/* Forget the blocks still charged to b (before b's storage goes away; they are not freed). */
+/* Free the blocks b keeps for reuse and forget those still charged to it (before b's storage goes away; charged
+ * blocks are not freed). */
 void si_budget_destroy(si_budget *b);
+/* Tensor memory recycling. A request's tensors (a submodel's outputs, a device's run-time tensors, the copies of
+ * the executor) are made and dropped at every inference as buffers move between submodels; each new block of
+ * SI_PREFAULT_MIN or more came from the system, and on a VM its pages cost ~10 us each the first time they are
+ * written: a quarter of an LLM's first prefill went to the pages of hidden states that lived for one layer.
+ * si_budget_keep: a tensor's owned block of cap bytes (>= SI_PREFAULT_MIN) goes to the calling thread's budget
+ * instead of free() (false: no budget entered, or the block is not taken: caller frees it). The budget keeps at
+ * most SI_RECYCLE_SLOTS blocks and SI_RECYCLE_MAX_BYTES in all, dropping its oldest first.
+ * si_budget_reuse: a kept block for n bytes (its size between n and 2n + 64 KiB; the smallest such), its size in
+ * *cap; NULL when the current budget has none. Kept blocks stay charged to the budget; they are freed before the
+ * budget refuses an allocation, and by si_budget_destroy. */
+bool si_budget_keep(void *p, size_t cap);
+void *si_budget_reuse(size_t n, size_t *cap);
 /* Make b (may be NULL) the calling thread's budget; returns the previous one, for si_budget_leave. */
 si_budget *si_budget_enter(si_budget *b);
 void si_budget_leave(si_budget *prev);
