@@ -686,6 +686,60 @@ static void budget_accounting(void) {
     si_mem_set_cap(cap);
 }
 
+/* Tensor blocks kept for reuse by the budget entered when they are dropped (si_budget_keep / si_budget_reuse):
+ * the next tensor of about the size takes the same block; blocks are kept only while a budget is entered, at most
+ * SI_RECYCLE_SLOTS of them (oldest dropped); kept blocks stay charged, and go before the budget refuses. */
+static void budget_kept_blocks(void) {
+    si_budget b;
+    si_budget_init(&b, (int64_t)8 << 20);
+    si_budget *prev = si_budget_enter(&b);
+    si_tensor t = {0};
+    CHECK_OK(si_tensor_init(&t, SI_F32, 1, (int64_t[]){196608})); /* 768 KiB */
+    CHECK_OK(si_tensor_alloc(&t));
+    void *first = t.data;
+    ((float *)t.data)[5] = 3.0f;
+    si_tensor_release(&t);
+    CHECK(b.rc_n == 1);
+    CHECK_OK(si_tensor_init(&t, SI_F32, 1, (int64_t[]){180000})); /* a little smaller: the same block, zero-filled */
+    CHECK_OK(si_tensor_alloc(&t));
+    CHECK(t.data == first && t.cap == (size_t)196608 * 4 && ((float *)t.data)[5] == 0.0f && b.rc_n == 0);
+    si_tensor_release(&t);
+    CHECK_OK(si_tensor_init(&t, SI_F32, 1, (int64_t[]){49152})); /* a quarter: that block is too big for it */
+    CHECK_OK(si_tensor_alloc(&t));
+    CHECK(t.data != first && b.rc_n == 1);
+    si_tensor_release(&t);
+    CHECK(b.rc_n == 2);
+    si_tensor small = {0}; /* under SI_PREFAULT_MIN: never kept */
+    CHECK_OK(si_tensor_init(&small, SI_F32, 1, (int64_t[]){100}));
+    CHECK_OK(si_tensor_alloc(&small));
+    si_tensor_release(&small);
+    CHECK(b.rc_n == 2);
+    /* a kept 6 MiB block stays charged; an allocation the budget could not take otherwise frees the kept ones */
+    CHECK_OK(si_tensor_init(&t, SI_U8, 1, (int64_t[]){(int64_t)6 << 20}));
+    CHECK_OK(si_tensor_alloc(&t));
+    si_tensor_release(&t);
+    CHECK(b.rc_n == 3 && b.used == (int64_t)6 << 20);
+    void *p = si_malloc((size_t)5 << 20);
+    CHECK(p && b.rc_n == 0 && b.used == (int64_t)5 << 20);
+    si_free(p);
+    for (int i = 0; i < SI_RECYCLE_SLOTS + 3; i++) { /* more blocks than slots: the oldest go */
+        si_tensor u = {0};
+        CHECK_OK(si_tensor_init(&u, SI_U8, 1, (int64_t[]){(int64_t)(128 + 4 * i) << 10}));
+        CHECK_OK(si_tensor_alloc(&u));
+        void *keep = u.data;
+        u.owned = false; /* park it: released below */
+        CHECK(si_budget_keep(keep, u.nbytes));
+    }
+    CHECK(b.rc_n == SI_RECYCLE_SLOTS);
+    si_budget_leave(prev);
+    si_tensor_init(&t, SI_F32, 1, (int64_t[]){65536}); /* no budget entered: neither kept nor reused */
+    CHECK_OK(si_tensor_alloc(&t));
+    si_tensor_release(&t);
+    CHECK(b.rc_n == SI_RECYCLE_SLOTS);
+    si_budget_destroy(&b); /* frees the kept blocks (ASan: no leak) */
+    CHECK(b.rc_n == 0);
+}
+
 /* TopK with its values output absent (""), only the indices asked for: the kernel still has somewhere to
  * write the values, and the indices are right. */
 static si_result topk_values_absent(void) {
@@ -773,6 +827,7 @@ static si_result first_output_absent(void) {
 
 int main(int argc, char **argv) {
     budget_accounting();
+    budget_kept_blocks();
     make_temp_dir(tmp_dir, sizeof tmp_dir, argc > 1 ? argv[1] : NULL, "hostile");
     char ext[4200];
     snprintf(ext, sizeof ext, "%s/ext.bin", tmp_dir);
