@@ -535,7 +535,7 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
         uint8_t *bytes = NULL;
         if (need != sl->len) s = si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %llu (packed)", what,
                                         (unsigned long long)sl->len, (unsigned long long)need);
-        else if (!(s = si_tensor_alloc(t)) && !(bytes = si_malloc((size_t)need + 1))) s = si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
+        else if (!(s = si_tensor_alloc_raw(t)) && !(bytes = si_malloc((size_t)need + 1))) s = si_err(SI_ERR_NO_MEM, "%s: out of memory", what);
         for (uint64_t done = 0; !s && done < need;) {
             ssize_t k = pread(rs->fd, bytes + done, (size_t)SI_MIN(need - done, (uint64_t)1 << 30), (off_t)(sl->offset + done));
             if (k <= 0) s = si_err(SI_ERR_IO, "%s: reading its data failed", what);
@@ -552,7 +552,7 @@ static si_result tensor_from_slice(Onnx__TensorProto *tp, const raw_slices *rs, 
         si_tensor_free(t);
         return si_err(SI_ERR_PARSE, "%s: raw_data has %llu bytes, the shape needs %zu", what, (unsigned long long)sl->len, need);
     }
-    if ((s = si_tensor_alloc(t))) { si_tensor_free(t); return s; }
+    if ((s = si_tensor_alloc_raw(t))) { si_tensor_free(t); return s; } /* every byte is read into below */
     for (uint64_t done = 0; done < sl->len;) {
         ssize_t k = pread(rs->fd, (char *)t->data + done, (size_t)SI_MIN(sl->len - done, (uint64_t)1 << 30), (off_t)(sl->offset + done));
         if (k <= 0) { si_tensor_free(t); return si_err(SI_ERR_IO, "%s: reading its data failed", what); }

@@ -275,7 +275,7 @@ static void drop_data(si_tensor *t) {
     if (!si_budget_keep(t->data, cap)) si_free(t->data);
 }
 
-si_result si_tensor_alloc(si_tensor *t) {
+static si_result tensor_alloc(si_tensor *t, bool zero) {
     drop_data(t);
     t->data = NULL;
     t->owned = false;
@@ -286,12 +286,16 @@ si_result si_tensor_alloc(si_tensor *t) {
         if (s) return s;
     }
     size_t cap;
-    t->data = alloc_data(t->nbytes, t->nbytes, true, &cap);
+    t->data = alloc_data(t->nbytes, t->nbytes, zero, &cap);
     if (!t->data) return si_err(SI_ERR_NO_MEM, "tensor: out of memory allocating %zu bytes", t->nbytes);
     t->owned = true;
     t->cap = cap;
     return SI_OK;
 }
+
+si_result si_tensor_alloc(si_tensor *t) { return tensor_alloc(t, true); }
+
+si_result si_tensor_alloc_raw(si_tensor *t) { return tensor_alloc(t, false); }
 
 bool si_tensor_fits(const si_tensor *t, size_t nbytes) {
     size_t room = t->cap > t->nbytes ? t->cap : t->nbytes;

@@ -131,6 +131,9 @@ bool si_dtype_valid(si_dtype t); /* a type that can be stored (not STRING or UND
 si_result si_tensor_init(si_tensor *t, si_dtype dtype, int ndim, const int64_t *dims);
 /* Give an initialised tensor owned, zero-filled storage for its shape (frees earlier owned data). */
 si_result si_tensor_alloc(si_tensor *t);
+/* The same without the zero fill: for a caller that writes every byte before anything reads them (the loader's
+ * initializers, read from the file: zero-filling them first took a quarter of loading an LLM). */
+si_result si_tensor_alloc_raw(si_tensor *t);
 /* Release data of a tensor struct that is not itself heap-allocated. */
 void si_tensor_release(si_tensor *t);
 /* Output buffers that keep their room while shapes change (a KV cache grows by one position a step, and each
