@@ -357,5 +357,18 @@ void si_mem_prefault(void *p, size_t n) {
     if (o < 0) atomic_store_explicit(&off, o = getenv("SI_NO_PREFAULT") != NULL, memory_order_relaxed);
     if (o || !p || n < SI_PREFAULT_MIN) return;
     const uintptr_t pg = 4096, lo = ((uintptr_t)p + pg - 1) & ~(pg - 1), hi = ((uintptr_t)p + n) & ~(pg - 1);
+    const uintptr_t hlo = ((uintptr_t)p + SI_HUGE_PAGE - 1) & ~(uintptr_t)(SI_HUGE_PAGE - 1),
+                    hhi = ((uintptr_t)p + n) & ~(uintptr_t)(SI_HUGE_PAGE - 1);
+    if (hhi > hlo) si_mem_huge((void *)hlo, hhi - hlo);
     if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
+
+void si_mem_huge(void *p, size_t n) {
+    static atomic_int off = -1; /* SI_NO_HUGEPAGE: for comparisons */
+    int o = atomic_load_explicit(&off, memory_order_relaxed);
+    if (o < 0) atomic_store_explicit(&off, o = getenv("SI_NO_HUGEPAGE") != NULL, memory_order_relaxed);
+    if (o || !p || n < SI_HUGE_PAGE || ((uintptr_t)p & (SI_HUGE_PAGE - 1))) return;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, n & ~(SI_HUGE_PAGE - 1), MADV_HUGEPAGE); /* EINVAL without THP: ignored */
+#endif
 }
