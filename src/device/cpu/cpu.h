@@ -14,7 +14,8 @@
  *   cpu_llm*.c   native kernels of the LLM ops (MatMulNBits, attention with a KV cache, fused norms, GELUs),
  *                see cpu_llm.h
  *   cpu_quant.c  quantized ops: DynamicQuantizeLinear as one fused kernel, ConvInteger / MatMulInteger (and the
- *                Cast -> Mul -> ... that dequantizes their result) on oneDNN int8 primitives
+ *                Cast -> Mul -> ... that dequantizes their result) on oneDNN int8 primitives, QLinearConv /
+ *                QLinearMatMul with an own requantization; cpu_quant_qdq.c matches the QDQ form onto them
  *   cpu_rnn.c    LSTM, GRU, RNN: the input projection of all time steps as one GEMM, then the recurrence
  *
  * A plan is built once per set of input shapes: every value whose shape is then known gets a buffer in one
@@ -483,14 +484,14 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
 /* cpu_qlinear.c: y[i] = table[x[i]] for n bytes (x and y may be the same), 64 at a time with AVX-512 VBMI. */
 void cpu_lut8(const uint8_t *table, const uint8_t *x, uint8_t *y, int64_t n);
 si_result cpu_lower_qdq_unary(cpu_pb *b, int n);
-si_result cpu_lower_qdq_concat(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x k -> Concat -> QuantizeLinear */
+si_result cpu_lower_qdq_concat(cpu_pb *b, int n); /* cpu_quant_qdq.c: DequantizeLinear x k -> Concat -> QuantizeLinear */
 /* cpu_qlinear.c: the concatenation of values x[0..nx) (scales xsc, zero points xzp) along axis into y (ys, yz),
  * requantized where the parameters differ, standing for node n and extra (QLinearConcat, or the QDQ form's). */
 si_result cpu_qlinear_concat_emit(cpu_pb *b, int n, int64_t axis, int nx, const int *x, const float *xsc, const int32_t *xzp, int y, float ys,
-                                  int32_t yz, const int *extra, int n_extra); /* cpu_quant.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
+                                  int32_t yz, const int *extra, int n_extra); /* cpu_quant_qdq.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
 /* cpu_qlinear.c: value y = table[x] element by element (uint8 / int8, one shape), standing for node n and extra. */
 si_result cpu_qlinear_unary_emit(cpu_pb *b, int n, int x, int y, const uint8_t *table, const int *extra, int n_extra);
-si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant.c: DequantizeLinear x 2 -> Add / Mul [-> Relu] -> QuantizeLinear */
+si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant_qdq.c: DequantizeLinear x 2 -> Add / Mul [-> Relu] -> QuantizeLinear */
 bool cpu_qdq_pool_match(const cpu_pb *b, int n, int *xin, int *yout, int *q); /* DQ -> MaxPool -> Q, same parameters */
 si_result cpu_qdq_fallback(cpu_pb *b, int n, si_result s); /* s declined: emit the skipped DequantizeLinears n reads */
 si_result cpu_lower_rnn(cpu_pb *b, int n);

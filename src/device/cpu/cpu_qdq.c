@@ -225,7 +225,7 @@ si_result cpu_dq_fold(cpu_pb *b, int d) {
 }
 
 /* The QuantizeLinear / DequantizeLinear step of node n; also for a DequantizeLinear skipped above whose reader
- * turned out not to run as an integer product after all (cpu_quant.c calls it then, out of order). */
+ * turned out not to run as an integer product after all (cpu_quant_qdq.c calls it then, out of order). */
 si_result cpu_qdq_emit(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
