@@ -30,13 +30,15 @@ has "$work/cpu.dot" 'submodel_0 -> output_0;'
 has "$work/cpu.dot" 'label="4 nodes\nRelu x2\nCumSum\nMul"'
 [ "$(grep -c 'subgraph cluster_submodel_' "$work/cpu.dot")" = 1 ] || fail "CPU,REF: expected one cluster"
 render "$work/cpu.dot"
-"$bin" run "$model" --devices CPU,REF --faults CPU.infer=1 --report "$work/cpu-report.json" >/dev/null 2>&1 || fail "run --report"
+"$bin" run "$model" --devices CPU,REF --faults CPU.infer=1 --report "$work/cpu-report.json" >"$work/run.log" 2>&1 ||
+  fail "run --report: exit $?: $(tail -20 "$work/run.log")"
 "$bin" inspect "$model" --devices CPU,REF --dot "$work/cpu-report.dot" --report "$work/cpu-report.json" >/dev/null || fail "inspect --dot --report"
 has "$work/cpu-report.dot" '--- report ---\nended on REF\nfailover CPU -> REF at '
 has "$work/cpu-report.dot" 'color="#d00000"; penwidth=3;'
 render "$work/cpu-report.dot"
 # the same without a failure: ends where planned, plain border
-"$bin" run "$model" --devices CPU,REF --report "$work/calm.json" >/dev/null 2>&1 || fail "run --report (no fault)"
+"$bin" run "$model" --devices CPU,REF --report "$work/calm.json" >"$work/calm.log" 2>&1 ||
+  fail "run --report (no fault): exit $?: $(tail -20 "$work/calm.log")"
 "$bin" inspect "$model" --devices CPU,REF --dot "$work/calm.dot" --report "$work/calm.json" >/dev/null || fail "inspect --report calm"
 has "$work/calm.dot" '--- report ---\nended on CPU";'
 has "$work/calm.dot" 'penwidth=1;'
