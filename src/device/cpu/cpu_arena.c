@@ -99,8 +99,9 @@ void cpu_arena_user_gone(const void *key) {
  * step) does not reallocate at every new shape; just need when that much is not to be had. An arena of 1 MiB
  * or more is laid out in whole 2 MiB huge pages (si_mem_huge): its first touch, which si_mem_prefault makes
  * for the part a borrower needs, then maps 2 MiB per fault (a 64-token prefill's 1.2 MiB arena cost ~2.5 ms
- * in small pages on this VM, ~0.3 ms in one huge page). The contents are not kept (an arena is lent empty). */
-static bool grow(cpu_arena *a, size_t need) {
+ * in small pages on this VM, ~0.3 ms in one huge page). The contents are not kept (an arena is lent empty).
+ * *touched: the bytes at the start of the new block already in memory (what realloc copied; 0 for a new block). */
+static bool grow(cpu_arena *a, size_t need, size_t *touched) {
     size_t want = a->cap && a->cap + a->cap / 2 > need ? a->cap + a->cap / 2 : need;
     for (int attempt = 0; attempt < 2; attempt++, want = need) {
         const bool huge = want >= SI_HUGE_PAGE / 2 && want <= SIZE_MAX / 2;
@@ -109,6 +110,7 @@ static bool grow(cpu_arena *a, size_t need) {
         void *raw = huge ? si_malloc(size + align) : si_realloc(a->raw, size + align);
         if (!raw) continue; /* a is unchanged */
         if (huge) si_free(a->raw);
+        *touched = huge ? 0 : a->cap;
         a->raw = raw;
         a->base = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
         a->cap = size;
@@ -139,11 +141,12 @@ si_result cpu_arena_take(const void *key, size_t need, cpu_arena **out) {
     if (!a && !(a = si_calloc(1, sizeof *a))) return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
     a->key = key;
     const size_t had = a->cap;
-    if (had < need && !grow(a, need)) {
+    size_t touched = had;
+    if (had < need && !grow(a, need, &touched)) {
         cpu_arena_give(a); /* unchanged: still good for smaller plans */
         return si_err(SI_ERR_NO_MEM, "CPU: out of memory for a %zu-byte arena", need);
     }
-    if (a->cap > had) si_mem_prefault(a->base, need); /* a new block: the part the borrower needs */
+    if (a->cap > had) si_mem_prefault(a->base + touched, need - touched); /* the part the borrower needs, not in memory yet */
     pthread_mutex_lock(&pool_mu);
     stats.lent++;
     stats.made += had == 0 && a->cap > 0;
