@@ -35,6 +35,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+/* Node n is the ONNX-domain op id (not a contrib op of the same name): what the lowerings match on. */
+static inline bool cpu_is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
+/* A lowering's "not this node": it runs on the reference kernel (or another lowering takes it). */
+static inline si_result cpu_unsupported(void) { return SI_ERR_UNSUPPORTED; }
+
 // --- oneDNN helpers (cpu_dnnl.c) --------------------------------------------------------------------------
 
 /* The process-wide CPU engine (created once). SI_ERR_DEVICE when oneDNN cannot create it. */
@@ -47,6 +52,10 @@ void cpu_md_plain(dnnl_memory_desc_t *md, int ndim, const int64_t *dims);
 /* Same as md_plain with given strides in elements. */
 void cpu_md_strided(dnnl_memory_desc_t *md, int ndim, const int64_t *dims, const int64_t *strides);
 bool cpu_md_is_plain(const dnnl_memory_desc_t *md);
+/* A primitive descriptor's memory descriptor (what: dnnl_query_src_md, ...), index 0. */
+static inline const dnnl_memory_desc_t *cpu_pd_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) {
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
 /* OpenMP thread count of the calling thread: set returns the previous value (0 when OpenMP is not found). */
 int cpu_threads_set(int n);
 int cpu_threads_get(void);
@@ -483,12 +492,12 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
                                   int32_t cz, int32_t qlo, const int *extra, int n_extra);
 /* cpu_qlinear.c: y[i] = table[x[i]] for n bytes (x and y may be the same), 64 at a time with AVX-512 VBMI. */
 void cpu_lut8(const uint8_t *table, const uint8_t *x, uint8_t *y, int64_t n);
-si_result cpu_lower_qdq_unary(cpu_pb *b, int n);
+si_result cpu_lower_qdq_unary(cpu_pb *b, int n); /* cpu_quant_qdq.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
 si_result cpu_lower_qdq_concat(cpu_pb *b, int n); /* cpu_quant_qdq.c: DequantizeLinear x k -> Concat -> QuantizeLinear */
 /* cpu_qlinear.c: the concatenation of values x[0..nx) (scales xsc, zero points xzp) along axis into y (ys, yz),
  * requantized where the parameters differ, standing for node n and extra (QLinearConcat, or the QDQ form's). */
 si_result cpu_qlinear_concat_emit(cpu_pb *b, int n, int64_t axis, int nx, const int *x, const float *xsc, const int32_t *xzp, int y, float ys,
-                                  int32_t yz, const int *extra, int n_extra); /* cpu_quant_qdq.c: DequantizeLinear -> Sigmoid / LeakyRelu -> QuantizeLinear as a table */
+                                  int32_t yz, const int *extra, int n_extra);
 /* cpu_qlinear.c: value y = table[x] element by element (uint8 / int8, one shape), standing for node n and extra. */
 si_result cpu_qlinear_unary_emit(cpu_pb *b, int n, int x, int y, const uint8_t *table, const int *extra, int n_extra);
 si_result cpu_lower_qdq_add(cpu_pb *b, int n); /* cpu_quant_qdq.c: DequantizeLinear x 2 -> Add / Mul [-> Relu] -> QuantizeLinear */

@@ -52,8 +52,6 @@ static int single_consumer(const cpu_pb *b, int v, int *slot) {
     return -1;
 }
 
-static bool is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
-
 static bool out_f32_like(const si_graph *g, const si_node *n, int v_like) {
     if (n->n_out < 1 || n->out[0] < 0) return false;
     for (int k = 1; k < n->n_out; k++)
@@ -148,13 +146,13 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
         int first = pass ? c1 : c0, second = pass ? c0 : c1;
         const si_node *f = &g->nodes[first], *s = &g->nodes[second];
         /* x * Sigmoid(x), x * HardSigmoid(x) with alpha 1/6, beta 1/2 */
-        if ((is_op(f, SI_OP_SIGMOID) || is_op(f, SI_OP_HARD_SIGMOID)) && is_op(s, SI_OP_MUL) && f->n_out == 1 && out_f32_like(g, s, v)) {
+        if ((cpu_is_op(f, SI_OP_SIGMOID) || cpu_is_op(f, SI_OP_HARD_SIGMOID)) && cpu_is_op(s, SI_OP_MUL) && f->n_out == 1 && out_f32_like(g, s, v)) {
             int fv = f->out[0];
             if (single_consumer(b, fv, NULL) != second) continue;
             if (!((s->in[0] == v && s->in[1] == fv) || (s->in[1] == v && s->in[0] == fv))) continue;
-            if (is_op(f, SI_OP_HARD_SIGMOID) && !(near(si_attr_float(f, "alpha", 0.2f), 1.0f / 6) && near(si_attr_float(f, "beta", 0.5f), 0.5f)))
+            if (cpu_is_op(f, SI_OP_HARD_SIGMOID) && !(near(si_attr_float(f, "alpha", 0.2f), 1.0f / 6) && near(si_attr_float(f, "beta", 0.5f), 0.5f)))
                 continue;
-            *alg = is_op(f, SI_OP_SIGMOID) ? dnnl_eltwise_swish : dnnl_eltwise_hardswish;
+            *alg = cpu_is_op(f, SI_OP_SIGMOID) ? dnnl_eltwise_swish : dnnl_eltwise_hardswish;
             *alpha = 1.0f;
             nodes[0] = first;
             nodes[1] = second;
@@ -163,32 +161,32 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
         }
         /* GELU: d = x / sqrt(2) (or x * 0.7071); a = Erf(d) + 1; y = 0.5 * x * a in one of three orders */
         float c;
-        if (!((is_op(f, SI_OP_DIV) && f->in[0] == v && const_scalar(g, f->in[1], &c) && near(c, 1.41421356f)) ||
-              (is_op(f, SI_OP_MUL) && ((f->in[0] == v && const_scalar(g, f->in[1], &c)) || (f->in[1] == v && const_scalar(g, f->in[0], &c))) &&
+        if (!((cpu_is_op(f, SI_OP_DIV) && f->in[0] == v && const_scalar(g, f->in[1], &c) && near(c, 1.41421356f)) ||
+              (cpu_is_op(f, SI_OP_MUL) && ((f->in[0] == v && const_scalar(g, f->in[1], &c)) || (f->in[1] == v && const_scalar(g, f->in[0], &c))) &&
                near(c, 0.70710678f))))
             continue;
         int erf = single_consumer(b, f->out[0], NULL);
-        if (erf < 0 || !is_op(&g->nodes[erf], SI_OP_ERF)) continue;
+        if (erf < 0 || !cpu_is_op(&g->nodes[erf], SI_OP_ERF)) continue;
         int add = single_consumer(b, g->nodes[erf].out[0], NULL);
-        if (add < 0 || !is_op(&g->nodes[add], SI_OP_ADD)) continue;
+        if (add < 0 || !cpu_is_op(&g->nodes[add], SI_OP_ADD)) continue;
         const si_node *an = &g->nodes[add];
         int e = g->nodes[erf].out[0];
         if (!((an->in[0] == e && const_scalar(g, an->in[1], &c)) || (an->in[1] == e && const_scalar(g, an->in[0], &c))) || c != 1.0f)
             continue;
         int a = an->out[0];
-        if (!is_op(s, SI_OP_MUL)) continue;
+        if (!cpu_is_op(s, SI_OP_MUL)) continue;
         int sl;
         int m2;
         int res = -1;
         if ((s->in[0] == v && s->in[1] == a) || (s->in[1] == v && s->in[0] == a)) { /* m = x * a; y = m * 0.5 */
             if (single_consumer(b, a, NULL) != second) continue;
             m2 = single_consumer(b, s->out[0], &sl);
-            if (m2 < 0 || !is_op(&g->nodes[m2], SI_OP_MUL) || !const_scalar(g, other_input(&g->nodes[m2], sl), &c) || c != 0.5f) continue;
+            if (m2 < 0 || !cpu_is_op(&g->nodes[m2], SI_OP_MUL) || !const_scalar(g, other_input(&g->nodes[m2], sl), &c) || c != 0.5f) continue;
             res = m2;
         } else if ((s->in[0] == v && const_scalar(g, s->in[1], &c)) || (s->in[1] == v && const_scalar(g, s->in[0], &c))) {
             if (c != 0.5f) continue; /* h = x * 0.5; y = h * a */
             m2 = single_consumer(b, s->out[0], &sl);
-            if (m2 < 0 || !is_op(&g->nodes[m2], SI_OP_MUL) || other_input(&g->nodes[m2], sl) != a) continue;
+            if (m2 < 0 || !cpu_is_op(&g->nodes[m2], SI_OP_MUL) || other_input(&g->nodes[m2], sl) != a) continue;
             if (single_consumer(b, a, NULL) != m2) continue;
             res = m2;
         } else {
@@ -405,7 +403,7 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     int save_po = c->n_po;
     bool no_po = c->n_po == 0;
     /* folds into the weights */
-    if (no_po && c->ch_axis >= 0 && is_op(n, SI_OP_BATCH_NORMALIZATION) && slot == 0) {
+    if (no_po && c->ch_axis >= 0 && cpu_is_op(n, SI_OP_BATCH_NORMALIZATION) && slot == 0) {
         if (fold_bn(b, c, n)) return add_group(c, &nn, 1, n->out[0], true, "BatchNormalization");
         return false;
     }

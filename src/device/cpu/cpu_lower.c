@@ -23,10 +23,6 @@
 
 #define MAX_ARGS 80
 
-static si_result unsupported(void) { return SI_ERR_UNSUPPORTED; }
-
-static bool is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
-
 bool cpu_out_f32_static(const si_graph *g, const si_node *n) {
     if (n->n_out < 1 || n->out[0] < 0) return false;
     for (int k = 1; k < n->n_out; k++)
@@ -94,12 +90,10 @@ si_result cpu_chain_pd(cpu_pb *b, int n, const dnnl_memory_desc_t *md, cpu_chain
     return s;
 }
 
-static const dnnl_memory_desc_t *q_md(dnnl_primitive_desc_t pd, dnnl_query_t what) { return dnnl_primitive_desc_query_md(pd, what, 0); }
-
 /* Emit the step of an anchor with its chain; args holds the anchor's own arguments except DST. Frees the chain
  * (cpu_chain_free), and pd when it fails before the step owns it. */
 si_result cpu_finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor) {
-    const dnnl_memory_desc_t *dmd = q_md(pd, dnnl_query_dst_md);
+    const dnnl_memory_desc_t *dmd = cpu_pd_md(pd, dnnl_query_dst_md);
     dnnl_memory_desc_t dst_md = *dmd;
     si_result s = cpu_chain_args(b, c, args, &n_args);
     int dst = s ? -1 : cpu_chain_dst(b, c, &dst_md);
@@ -140,12 +134,12 @@ static bool is_view_op(const si_graph *g, const si_node *n) {
 static si_result lower_view(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
     int vi = nd->in[0], vo = nd->out[0];
-    if (vi < 0 || vo < 0) return unsupported();
+    if (vi < 0 || vo < 0) return cpu_unsupported();
     const si_val *in = &b->g->values[vi], *out = &b->g->values[vo];
     if (in->const_val || !cpu_value_static(in) || !cpu_value_static(out) || in->dtype != out->dtype ||
         cpu_value_nbytes(in) != cpu_value_nbytes(out))
-        return unsupported();
-    if (b->p->vbuf_plain[vi] >= 0 && b->p->bufs[b->p->vbuf_plain[vi]].dyn) return unsupported();
+        return cpu_unsupported();
+    if (b->p->vbuf_plain[vi] >= 0 && b->p->bufs[b->p->vbuf_plain[vi]].dyn) return cpu_unsupported();
     int src = cpu_pb_plain(b, vi);
     if (src < 0) return SI_ERR_INTERNAL;
     if (cpu_pb_view(b, vo, src) < 0) return SI_ERR_NO_MEM;
@@ -310,7 +304,7 @@ static si_result conv_pd(cpu_pb *b, cpu_chain *c, bool deconv, int r, const int6
                                                                            bmd, &dmd, st, dl, pad_l, pad_r);
     if (ds != dnnl_success) {
         cpu_chain_free(c);
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported()
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? cpu_unsupported()
                                                                          : cpu_dnnl_err(ds, deconv ? "deconvolution" : "convolution", nname);
     }
     si_result s = cpu_create_pd(b, c, &od, pd, nname);
@@ -325,7 +319,7 @@ static si_result conv_finish(cpu_pb *b, int n, cpu_chain *c, dnnl_primitive_desc
                              const void *fill_ctx, const dnnl_memory_desc_t *wplain, const si_tensor *B, int64_t OC,
                              const dnnl_memory_desc_t *bmd, const char *anchor) {
     int w_buf = -1, b_buf = -1;
-    if (in_buf >= 0) w_buf = cpu_pb_pack(b, wk, wk->src->data, c->scale ? fill : NULL, fill_ctx, wplain, q_md(pd, dnnl_query_weights_md));
+    if (in_buf >= 0) w_buf = cpu_pb_pack(b, wk, wk->src->data, c->scale ? fill : NULL, fill_ctx, wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     if (w_buf >= 0) b_buf = folded_bias(b, n, B, c, OC, bmd);
     if (b_buf < 0) {
         dnnl_primitive_desc_destroy(pd);
@@ -344,28 +338,28 @@ static si_result lower_conv(cpu_pb *b, int n) {
     }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 2 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (nd->n_in < 2 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
     int r = X->ndim, sp = r - 2;
-    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return unsupported();
-    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != W->dims[0])) return unsupported();
+    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return cpu_unsupported();
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != W->dims[0])) return cpu_unsupported();
     int64_t G = si_attr_int(nd, "group", 1), OC = W->dims[0], ICg = W->dims[1];
-    if (G < 1 || X->dims[1] != ICg * G || OC % G) return unsupported();
+    if (G < 1 || X->dims[1] != ICg * G || OC % G) return cpu_unsupported();
     int64_t stride[3], dil[3], kext[3], pl[3], pr[3];
-    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return cpu_unsupported();
     int nk;
     const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
     for (int i = 0; i < sp; i++) {
-        if (ks && (nk != sp || ks[i] != W->dims[2 + i])) return unsupported();
+        if (ks && (nk != sp || ks[i] != W->dims[2 + i])) return cpu_unsupported();
         kext[i] = (W->dims[2 + i] - 1) * dil[i] + 1;
     }
-    if (!spatial_pads(nd, sp, X->dims + 2, kext, stride, pl, pr)) return unsupported();
+    if (!spatial_pads(nd, sp, X->dims + 2, kext, stride, pl, pr)) return cpu_unsupported();
     for (int i = 0; i < sp; i++) {
         int64_t num = X->dims[2 + i] + pl[i] + pr[i] - kext[i];
-        if (num < 0 || num / stride[i] + 1 != Y->dims[2 + i]) return unsupported();
+        if (num < 0 || num / stride[i] + 1 != Y->dims[2 + i]) return cpu_unsupported();
     }
-    if (Y->dims[1] != OC || Y->dims[0] != X->dims[0]) return unsupported();
+    if (Y->dims[1] != OC || Y->dims[0] != X->dims[0]) return cpu_unsupported();
     if (r == 3 && G == OC && ICg == 1 && G > 1) { /* depthwise over time: oneDNN has only its GEMM-based kernel for it */
         si_result ds = cpu_lower_dwconv1d(b, n, stride[0], dil[0], pl[0]);
         if (ds != SI_ERR_UNSUPPORTED) return ds;
@@ -414,7 +408,8 @@ static si_result lower_conv(cpu_pb *b, int n) {
     cpu_skey wk = {.node = n, .tag = "conv.w", .fp = cpu_chain_fp(&c), .src = W};
     int64_t full_stride[3];
     if (sub) cpu_attr_ints(nd, "strides", sp, 1, 1, full_stride);
-    int in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, q_md(pd, dnnl_query_src_md)) : cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    const dnnl_memory_desc_t *src_md = cpu_pd_md(pd, dnnl_query_src_md);
+    int in_buf = sub ? subsampled(b, n, nd->in[0], full_stride, sp, src_md) : cpu_pb_in_md(b, nd->in[0], src_md);
     return conv_finish(b, n, &c, pd, in_buf, &wk, fill_scaled_rows, &sr, &wplain, B, OC, &bmd,
                        G > 1 && G == OC && ICg == 1 ? "ConvDw" : sub ? "Conv1x1s" : "Conv");
 }
@@ -424,29 +419,29 @@ static si_result lower_conv(cpu_pb *b, int n) {
 static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 2 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (nd->n_in < 2 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     const si_tensor *W = cpu_const_input(g, nd, 1), *B = cpu_const_input(g, nd, 2);
     int r = X->ndim, sp = r - 2;
-    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return unsupported();
+    if (r < 3 || r > 5 || !W || W->dtype != SI_F32 || W->ndim != r || !W->data || Y->ndim != r) return cpu_unsupported();
     const char *ap = si_attr_str(nd, "auto_pad", "NOTSET");
-    if (strcmp(ap, "NOTSET") || si_node_attr(nd, "output_shape")) return unsupported();
+    if (strcmp(ap, "NOTSET") || si_node_attr(nd, "output_shape")) return cpu_unsupported();
     int64_t G = si_attr_int(nd, "group", 1), C = X->dims[1], OCg = W->dims[1], OC = OCg * G;
-    if (G < 1 || W->dims[0] != C || C % G || Y->dims[1] != OC) return unsupported();
-    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return unsupported();
+    if (G < 1 || W->dims[0] != C || C % G || Y->dims[1] != OC) return cpu_unsupported();
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!B || B->dtype != SI_F32 || si_shape_count(B->ndim, B->dims) != OC)) return cpu_unsupported();
     int64_t stride[3], dil[3], kext[3], pl[3], pr[3], opad[3];
-    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
+    if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return cpu_unsupported();
     int np;
     const int64_t *pads = si_attr_ints(nd, "pads", &np), *op = si_attr_ints(nd, "output_padding", &np);
-    if (op && np != sp) return unsupported();
-    if ((pads = si_attr_ints(nd, "pads", &np)) && np != 2 * sp) return unsupported();
+    if (op && np != sp) return cpu_unsupported();
+    if ((pads = si_attr_ints(nd, "pads", &np)) && np != 2 * sp) return cpu_unsupported();
     for (int i = 0; i < sp; i++) {
         kext[i] = (W->dims[2 + i] - 1) * dil[i] + 1;
         pl[i] = pads ? pads[i] : 0;
         opad[i] = op ? op[i] : 0;
         pr[i] = (pads ? pads[i + sp] : 0) - opad[i]; /* output_padding: extra rows at the end */
-        if (pl[i] < 0 || (pads && pads[i + sp] < 0) || pr[i] < 0) return unsupported();
-        if ((X->dims[2 + i] - 1) * stride[i] + kext[i] - pl[i] - pr[i] != Y->dims[2 + i]) return unsupported();
+        if (pl[i] < 0 || (pads && pads[i + sp] < 0) || pr[i] < 0) return cpu_unsupported();
+        if ((X->dims[2 + i] - 1) * stride[i] + kext[i] - pl[i] - pr[i] != Y->dims[2 + i]) return cpu_unsupported();
     }
     cpu_chain c;
     cpu_chain_init(&c, b, n, r, Y->dims, 1, true);
@@ -469,7 +464,7 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     if (s) return s;
     deconv_w dw = {W->data, c.scale, C, OCg, K, Cg};
     cpu_skey wk = {.node = n, .tag = "deconv.w", .fp = cpu_chain_fp(&c), .src = W};
-    int in_buf = cpu_pb_in_md(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    int in_buf = cpu_pb_in_md(b, nd->in[0], cpu_pd_md(pd, dnnl_query_src_md));
     return conv_finish(b, n, &c, pd, in_buf, &wk, fill_deconv_w, &dw, &wplain, B, OC, &bmd, "ConvTranspose");
 }
 
@@ -504,7 +499,7 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         dnnl_primitive_desc_t ppd = NULL;
         if (dnnl_matmul_desc_init(&pmm, &psrc, &wany, NULL, &pdst) == dnnl_success &&
             dnnl_primitive_desc_create(&ppd, &pmm, NULL, b->eng, NULL) == dnnl_success) {
-            wany = *q_md(ppd, dnnl_query_weights_md);
+            wany = *cpu_pd_md(ppd, dnnl_query_weights_md);
             kept = true;
         }
         if (ppd) dnnl_primitive_desc_destroy(ppd);
@@ -535,7 +530,7 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         ds = dnnl_matmul_desc_init(&od.mm, smd, w ? &wany : wact, bias ? bmd : NULL, dmd);
     }
     if (ds != dnnl_success)
-        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "matmul", nd->name);
+        return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? cpu_unsupported() : cpu_dnnl_err(ds, "matmul", nd->name);
     dnnl_primitive_desc_t pd;
     si_result s = cpu_create_pd(b, c, &od, &pd, nd->name);
     if (kept && (s == SI_ERR_UNSUPPORTED || (!s && cpu_pd_is_ref(pd)))) { /* no fast kernel for the kept layout: one of its own */
@@ -552,8 +547,8 @@ static si_result matmul_common(cpu_pb *b, int n, cpu_chain *c, int src_value, co
         sb = pb < 0 ? -1 : cpu_pb_alias(b, pb, smd);
     }
     int wb = sb < 0 ? -1
-             : param ? cpu_pb_param_buf(b, w_value, wk, wplain, q_md(pd, dnnl_query_weights_md))
-             : w     ? cpu_pb_pack(b, wk, wfill ? NULL : wctx, wfill, wctx, wplain, q_md(pd, dnnl_query_weights_md))
+             : param ? cpu_pb_param_buf(b, w_value, wk, wplain, cpu_pd_md(pd, dnnl_query_weights_md))
+             : w     ? cpu_pb_pack(b, wk, wfill ? NULL : wctx, wfill, wctx, wplain, cpu_pd_md(pd, dnnl_query_weights_md))
                      : cpu_pb_in_md(b, w_value, wact);
     int bb = -1;
     if (wb >= 0 && bias) {
@@ -593,7 +588,7 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
         int cn = cpu_pb_consumer(b, y, 0);
         const si_node *t = &g->nodes[cn];
         int np;
-        const int64_t *pp = is_op(t, SI_OP_TRANSPOSE) ? si_attr_ints(t, "perm", &np) : NULL;
+        const int64_t *pp = cpu_is_op(t, SI_OP_TRANSPOSE) ? si_attr_ints(t, "perm", &np) : NULL;
         if (pp && np == r && t->out[0] >= 0 && cpu_value_static(&g->values[t->out[0]])) {
             tn = cn;
             for (int i = 0; i < r; i++) perm[i] = pp[i];
@@ -606,14 +601,14 @@ static si_result matmul_strided(cpu_pb *b, int n, const dnnl_memory_desc_t *smd0
         int64_t ts[DNNL_MAX_NDIMS], s = 1;
         for (int j = r - 1; j >= 0; j--) ts[j] = s, s *= T->dims[j];
         for (int j = 0; j < r; j++) {
-            if (perm[j] < 0 || perm[j] >= r) return unsupported();
+            if (perm[j] < 0 || perm[j] >= r) return cpu_unsupported();
             ys[perm[j]] = ts[j];
         }
         for (int i = 0; i < r; i++) dims[i] = dmd0->dims[i];
         cpu_md_strided(&dmd, r, dims, ys);
     }
     dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return cpu_unsupported();
     /* without a Transpose after it, the product keeps its post-op chain (scale, mask, ...) */
     cpu_chain c;
     int64_t cd[DNNL_MAX_NDIMS];
@@ -676,14 +671,14 @@ static si_result lower_matmul(cpu_pb *b, int n) {
     }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_val *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]], *Y = &g->values[nd->out[0]];
     const si_tensor *Bc = Bv->const_val;
     si_result s;
     if (Bc && Bc->ndim == 2 && A->ndim >= 2 && Bc->data) {
         /* activations [..., K] x constant [K, N]: one GEMM over all leading rows, weights packed once */
         int64_t K = Bc->dims[0], N = Bc->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
-        if (A->dims[A->ndim - 1] != K || N < 1) return unsupported();
+        if (A->dims[A->ndim - 1] != K || N < 1) return cpu_unsupported();
         int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N}, bd[2] = {1, N};
         dnnl_memory_desc_t smd, wplain, dmd, bmd;
         cpu_md_plain(&smd, 2, sd);
@@ -705,7 +700,7 @@ static si_result lower_matmul(cpu_pb *b, int n) {
         /* activations x a function body's weight (a parameter, bound per call): packed once per bound tensor into
          * the model's store at run time; nothing folds into it (the chain keeps its post-ops) */
         int64_t K = Bv->dims[0], N = Bv->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
-        if (A->dims[A->ndim - 1] != K || N < 1) return unsupported();
+        if (A->dims[A->ndim - 1] != K || N < 1) return cpu_unsupported();
         int64_t sd[2] = {M, K}, wd[2] = {K, N}, dd[2] = {M, N};
         dnnl_memory_desc_t smd, wplain, dmd;
         cpu_md_plain(&smd, 2, sd);
@@ -728,20 +723,20 @@ static si_result lower_matmul(cpu_pb *b, int n) {
     const int64_t *ad = ra == 1 ? a2 : A->dims, *bdm = rb == 1 ? b2 : Bv->dims;
     int ran = ra == 1 ? 2 : ra, rbn = rb == 1 ? 2 : rb;
     int rr = SI_MAX(ran, rbn);
-    if (rr > DNNL_MAX_NDIMS) return unsupported();
+    if (rr > DNNL_MAX_NDIMS) return cpu_unsupported();
     for (int i = 0; i < rr; i++) {
         int ia = i - (rr - ran), ib = i - (rr - rbn);
         a[i] = ia < 0 ? 1 : ad[ia];
         w[i] = ib < 0 ? 1 : bdm[ib];
     }
-    if (a[rr - 1] != w[rr - 2]) return unsupported();
+    if (a[rr - 1] != w[rr - 2]) return cpu_unsupported();
     for (int i = 0; i < rr - 2; i++) {
-        if (a[i] != w[i] && a[i] != 1 && w[i] != 1) return unsupported();
+        if (a[i] != w[i] && a[i] != 1 && w[i] != 1) return cpu_unsupported();
         d[i] = SI_MAX(a[i], w[i]);
     }
     d[rr - 2] = a[rr - 2];
     d[rr - 1] = w[rr - 1];
-    if (si_shape_count(rr, d) != si_shape_count(Y->ndim, Y->dims)) return unsupported();
+    if (si_shape_count(rr, d) != si_shape_count(Y->ndim, Y->dims)) return cpu_unsupported();
     dnnl_memory_desc_t smd, wmd, dmd;
     cpu_md_plain(&smd, rr, a);
     cpu_md_plain(&wmd, rr, w);
@@ -768,20 +763,20 @@ static si_result lower_gemm(cpu_pb *b, int n) {
     }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (nd->n_in < 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_val *A = &g->values[nd->in[0]], *Bv = &g->values[nd->in[1]];
     const si_tensor *Bc = Bv->const_val, *C = cpu_const_input(g, nd, 2);
-    if (A->ndim != 2 || Bv->ndim != 2 || !Bc || !Bc->data) return unsupported();
-    if (nd->n_in > 2 && nd->in[2] >= 0 && (!C || C->dtype != SI_F32 || !C->data)) return unsupported();
+    if (A->ndim != 2 || Bv->ndim != 2 || !Bc || !Bc->data) return cpu_unsupported();
+    if (nd->n_in > 2 && nd->in[2] >= 0 && (!C || C->dtype != SI_F32 || !C->data)) return cpu_unsupported();
     float alpha = si_attr_float(nd, "alpha", 1.0f), beta = si_attr_float(nd, "beta", 1.0f);
     bool ta = si_attr_int(nd, "transA", 0) != 0, tb = si_attr_int(nd, "transB", 0) != 0;
     int64_t M = ta ? A->dims[1] : A->dims[0], K = ta ? A->dims[0] : A->dims[1];
     int64_t Kb = tb ? Bc->dims[1] : Bc->dims[0], N = tb ? Bc->dims[0] : Bc->dims[1];
-    if (K != Kb) return unsupported();
+    if (K != Kb) return cpu_unsupported();
     /* C must broadcast to [M, N] along N only (or be a scalar): it becomes the bias row */
     if (C) {
         int64_t cnt = si_shape_count(C->ndim, C->dims);
-        if (C->ndim > 2 || !(cnt == 1 || (cnt == N && C->dims[C->ndim - 1] == N))) return unsupported();
+        if (C->ndim > 2 || !(cnt == 1 || (cnt == N && C->dims[C->ndim - 1] == N))) return cpu_unsupported();
     }
     int64_t sd[2] = {M, K}, sst[2] = {ta ? 1 : K, ta ? M : 1}, wd[2] = {K, N}, dd[2] = {M, N}, bd[2] = {1, N};
     dnnl_memory_desc_t smd, wplain, dmd, bmd;
@@ -824,7 +819,7 @@ static si_result lower_pool_impl(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     const si_op_id t = nd->op->id;
-    if (nd->n_in < 1 || nd->in[0] < 0 || nd->n_out < 1 || nd->out[0] < 0) return unsupported();
+    if (nd->n_in < 1 || nd->in[0] < 0 || nd->n_out < 1 || nd->out[0] < 0) return cpu_unsupported();
     /* the QDQ form (DequantizeLinear -> MaxPool -> QuantizeLinear with the same scale and zero point) is MaxPool on
      * the integers, as the QOperator form writes it */
     int xin = nd->in[0], yout = nd->out[0], qnode = -1;
@@ -833,10 +828,10 @@ static si_result lower_pool_impl(cpu_pb *b, int n) {
     const bool q8 = (t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL) && (g->values[xin].dtype == SI_U8 || g->values[xin].dtype == SI_I8) &&
                     g->values[yout].dtype == g->values[xin].dtype && cpu_value_static(&g->values[xin]) &&
                     cpu_value_static(&g->values[yout]) && value_count(g, xin) > 0 && value_count(g, yout) > 0;
-    if (!q8 && (nd->n_in < 1 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd))) return unsupported();
+    if (!q8 && (nd->n_in < 1 || !cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd))) return cpu_unsupported();
     const si_val *X = &g->values[xin], *Y = &g->values[yout];
     int r = X->ndim, sp = r - 2;
-    if (r < 3 || r > 5 || Y->ndim != r) return unsupported();
+    if (r < 3 || r > 5 || Y->ndim != r) return cpu_unsupported();
     bool global = t == SI_OP_GLOBAL_AVERAGE_POOL || t == SI_OP_GLOBAL_MAX_POOL;
     bool is_max = t == SI_OP_MAX_POOL || t == SI_OP_GLOBAL_MAX_POOL;
     int64_t kern[3], stride[3], dil[3], kext[3], pl[3], pr[3];
@@ -847,15 +842,15 @@ static si_result lower_pool_impl(cpu_pb *b, int n) {
     } else {
         int nk;
         const int64_t *ks = si_attr_ints(nd, "kernel_shape", &nk);
-        if (!ks || nk != sp) return unsupported();
-        if (is_max && ((nd->n_out > 1 && nd->out[1] >= 0) || si_attr_int(nd, "storage_order", 0))) return unsupported();
-        if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return unsupported();
+        if (!ks || nk != sp) return cpu_unsupported();
+        if (is_max && ((nd->n_out > 1 && nd->out[1] >= 0) || si_attr_int(nd, "storage_order", 0))) return cpu_unsupported();
+        if (!cpu_attr_ints(nd, "strides", sp, 1, 1, stride) || !cpu_attr_ints(nd, "dilations", sp, 1, 1, dil)) return cpu_unsupported();
         for (int i = 0; i < sp; i++) {
-            if (ks[i] < 1) return unsupported();
+            if (ks[i] < 1) return cpu_unsupported();
             kern[i] = ks[i];
             kext[i] = (ks[i] - 1) * dil[i] + 1;
         }
-        if (!spatial_pads(nd, sp, X->dims + 2, kext, stride, pl, pr)) return unsupported();
+        if (!spatial_pads(nd, sp, X->dims + 2, kext, stride, pl, pr)) return cpu_unsupported();
         bool include_pad = !is_max && si_attr_int(nd, "count_include_pad", 0);
         if (!is_max) alg = include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
         for (int i = 0; i < sp; i++) {
@@ -864,8 +859,8 @@ static si_result lower_pool_impl(cpu_pb *b, int n) {
             /* ceil_mode: a last window that only partly covers the input; extra right padding, which
              * max pooling ignores and exclude-padding averaging does not count */
             int64_t pr2 = (Y->dims[2 + i] - 1) * stride[i] + kext[i] - X->dims[2 + i] - pl[i];
-            if (pr2 < pr[i] || include_pad) return unsupported();
-            if ((Y->dims[2 + i] - 1) * stride[i] >= X->dims[2 + i] + pl[i]) return unsupported(); /* window fully in padding */
+            if (pr2 < pr[i] || include_pad) return cpu_unsupported();
+            if ((Y->dims[2 + i] - 1) * stride[i] >= X->dims[2 + i] + pl[i]) return cpu_unsupported(); /* window fully in padding */
             pr[i] = pr2;
         }
     }
@@ -883,18 +878,18 @@ static si_result lower_pool_impl(cpu_pb *b, int n) {
         if (src < 0) return SI_ERR_INTERNAL;
     }
     dnnl_memory_desc_t smd = b->p->bufs[src].md, dmd;
-    if (b->p->bufs[src].dyn) return unsupported();
+    if (b->p->bufs[src].dyn) return cpu_unsupported();
     dnnl_memory_desc_init_by_tag(&dmd, r, dd, q8 ? smd.data_type : dnnl_f32, dnnl_format_tag_any);
     dnnl_pooling_v2_desc_t pdsc;
     dnnl_status_t ds = dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg, &smd, &dmd, st, kk, dl, pad_l, pad_r);
-    if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "pooling", nd->name);
+    if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? cpu_unsupported() : cpu_dnnl_err(ds, "pooling", nd->name);
     if (q8) { /* no post-ops on integers */
         dnnl_primitive_desc_t pd;
         dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
         if (!attr) return SI_ERR_NO_MEM;
         ds = dnnl_primitive_desc_create(&pd, &pdsc, attr, b->eng, NULL);
         dnnl_primitive_attr_destroy(attr);
-        if (ds != dnnl_success) return unsupported();
+        if (ds != dnnl_success) return cpu_unsupported();
         int dst = cpu_pb_new_out(b, yout, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0));
         if (dst < 0) {
             dnnl_primitive_desc_destroy(pd);
@@ -922,11 +917,11 @@ static si_result eltwise_step(cpu_pb *b, int n, int in_value, dnnl_alg_kind_t al
                               int out_value, const char *name, dnnl_alg_kind_t alg2, float alpha2, float beta2) {
     int src = cpu_pb_existing(b, in_value);
     if (src < 0) return SI_ERR_INTERNAL;
-    if (b->p->bufs[src].dyn) return unsupported();
+    if (b->p->bufs[src].dyn) return cpu_unsupported();
     dnnl_memory_desc_t md = b->p->bufs[src].md;
     dnnl_eltwise_desc_t ed;
     dnnl_status_t ds = dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg, &md, alpha, beta);
-    if (ds != dnnl_success) return unsupported();
+    if (ds != dnnl_success) return cpu_unsupported();
     cpu_chain c;
     int64_t dims[DNNL_MAX_NDIMS];
     for (int i = 0; i < md.ndims; i++) dims[i] = md.dims[i];
@@ -970,11 +965,11 @@ static si_result lower_eltwise(cpu_pb *b, int n) {
         if (q != SI_ERR_UNSUPPORTED) return q;
         si_err_clear();
     }
-    if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     dnnl_alg_kind_t alg[2];
     float al[2], be[2];
     int ne = cpu_eltwise_of(g, nd, alg, al, be);
-    if (!ne) return unsupported();
+    if (!ne) return cpu_unsupported();
     si_result s = eltwise_step(b, n, nd->in[0], alg[0], al[0], be[0], NULL, 0, nd->out[0], nd->op_type,
                                ne > 1 ? alg[1] : dnnl_alg_kind_undef, al[1], be[1]);
     if (s != SI_ERR_UNSUPPORTED || ne < 2) return s;
@@ -987,7 +982,7 @@ static si_result lower_eltwise(cpu_pb *b, int n) {
     for (int i = 0; i < 2; i++) {
         dnnl_eltwise_desc_t ed;
         dnnl_primitive_desc_t pd;
-        if (dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg[i], &md, al[i], be[i]) != dnnl_success) return unsupported();
+        if (dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, alg[i], &md, al[i], be[i]) != dnnl_success) return cpu_unsupported();
         if ((s = cpu_create_pd(b, NULL, &ed, &pd, nd->name))) return s;
         int dst = i == 0 ? mid : cpu_pb_new_out(b, nd->out[0], &md);
         if (dst < 0) {
@@ -1037,7 +1032,7 @@ static si_result lower_binary(cpu_pb *b, int n) {
     }
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_op_id t = nd->op->id;
     dnnl_alg_kind_t alg = t == SI_OP_ADD || t == SI_OP_SUM ? dnnl_binary_add : t == SI_OP_SUB ? dnnl_binary_sub : t == SI_OP_MUL ? dnnl_binary_mul
                         : t == SI_OP_DIV ? dnnl_binary_div : t == SI_OP_MAX ? dnnl_binary_max : dnnl_binary_min;
@@ -1048,13 +1043,13 @@ static si_result lower_binary(cpu_pb *b, int n) {
     bool a_full = A->ndim == Y->ndim && !memcmp(A->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
     bool b_full = B->ndim == Y->ndim && !memcmp(B->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
     if (!a_full || (A->const_val && !B->const_val && b_full && commutative)) {
-        if (!commutative || !b_full) return unsupported();
+        if (!commutative || !b_full) return cpu_unsupported();
         int tv = va;
         va = vb, vb = tv;
         A = &g->values[va], B = &g->values[vb];
         b_full = B->ndim == Y->ndim && !memcmp(B->dims, Y->dims, sizeof(int64_t) * (size_t)Y->ndim);
     }
-    if (A->const_val) return unsupported(); /* folded at compile time unless both are big constants */
+    if (A->const_val) return cpu_unsupported(); /* folded at compile time unless both are big constants */
     int64_t bd[DNNL_MAX_NDIMS];
     int r = Y->ndim < 1 ? 1 : Y->ndim;
     for (int i = 0; i < r; i++) {
@@ -1064,7 +1059,7 @@ static si_result lower_binary(cpu_pb *b, int n) {
     for (int pass = 0; pass < 2; pass++) {
         int sa = pass ? cpu_pb_plain(b, va) : cpu_pb_existing(b, va);
         if (sa < 0) return SI_ERR_INTERNAL;
-        if (b->p->bufs[sa].dyn) return unsupported();
+        if (b->p->bufs[sa].dyn) return cpu_unsupported();
         dnnl_memory_desc_t amd = b->p->bufs[sa].md, bmd;
         bool blocked = !cpu_md_is_plain(&amd);
         if (blocked && pass) continue;
@@ -1074,7 +1069,7 @@ static si_result lower_binary(cpu_pb *b, int n) {
         dnnl_status_t ds = dnnl_binary_desc_init(&bdsc, alg, &amd, &bmd, &amd);
         if (ds != dnnl_success) {
             if (blocked) continue;
-            return unsupported();
+            return cpu_unsupported();
         }
         cpu_chain c;
         dnnl_primitive_desc_t pd;
@@ -1090,7 +1085,7 @@ static si_result lower_binary(cpu_pb *b, int n) {
         cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC_0, sa}, {DNNL_ARG_SRC_1, sb}};
         return cpu_finish_chain(b, &c, pd, args, 2, nd->op_type);
     }
-    return unsupported();
+    return cpu_unsupported();
 }
 
 static si_result lower_pow(cpu_pb *b, int n) {
@@ -1108,20 +1103,20 @@ static si_result lower_mul(cpu_pb *b, int n) {
 static si_result lower_lrn(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd) || g->values[nd->in[0]].ndim != 4) return unsupported();
+    if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd) || g->values[nd->in[0]].ndim != 4) return cpu_unsupported();
     int64_t size = si_attr_int(nd, "size", 0);
-    if (size < 1 || !(size & 1)) return unsupported();
+    if (size < 1 || !(size & 1)) return cpu_unsupported();
     int src = cpu_pb_existing(b, nd->in[0]);
     if (src < 0) return SI_ERR_INTERNAL;
     dnnl_memory_desc_t md = b->p->bufs[src].md;
     dnnl_lrn_desc_t ld;
     dnnl_status_t ds = dnnl_lrn_forward_desc_init(&ld, dnnl_forward_inference, dnnl_lrn_across_channels, &md, size,
                                                   si_attr_float(nd, "alpha", 1e-4f), si_attr_float(nd, "beta", 0.75f), si_attr_float(nd, "bias", 1.0f));
-    if (ds != dnnl_success) return unsupported();
+    if (ds != dnnl_success) return cpu_unsupported();
     dnnl_primitive_desc_t pd;
     si_result s = cpu_create_pd(b, NULL, &ld, &pd, nd->name);
     if (s) return s;
-    int dst = cpu_pb_new_out(b, nd->out[0], q_md(pd, dnnl_query_dst_md));
+    int dst = cpu_pb_new_out(b, nd->out[0], cpu_pd_md(pd, dnnl_query_dst_md));
     if (dst < 0) {
         dnnl_primitive_desc_destroy(pd);
         return SI_ERR_INTERNAL;
@@ -1142,29 +1137,29 @@ static si_result lower_concat(cpu_pb *b, int n) {
         if (q != SI_ERR_UNSUPPORTED) return q;
         si_err_clear();
     }
-    if (nd->n_in < 2 || nd->n_in > MAX_ARGS - 2 || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (nd->n_in < 2 || nd->n_in > MAX_ARGS - 2 || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_val *Y = &g->values[nd->out[0]];
     int r = Y->ndim;
     int64_t axis = si_attr_int(nd, "axis", 1);
-    if (r < 1 || axis < -r || axis >= r) return unsupported();
+    if (r < 1 || axis < -r || axis >= r) return cpu_unsupported();
     if (axis < 0) axis += r;
     dnnl_memory_desc_t mds[MAX_ARGS];
     cpu_arg args[MAX_ARGS];
     int na = 0;
     for (int k = 0; k < nd->n_in; k++) {
-        if (nd->in[k] < 0) return unsupported();
+        if (nd->in[k] < 0) return cpu_unsupported();
         const si_val *v = &g->values[nd->in[k]];
-        if (v->dtype != SI_F32 || !cpu_value_static(v) || v->ndim != r) return unsupported();
+        if (v->dtype != SI_F32 || !cpu_value_static(v) || v->ndim != r) return cpu_unsupported();
         if (v->dims[axis] == 0) continue;
         int bf = cpu_pb_existing(b, nd->in[k]);
         if (bf < 0) return SI_ERR_INTERNAL;
-        if (b->p->bufs[bf].dyn) return unsupported();
+        if (b->p->bufs[bf].dyn) return cpu_unsupported();
         mds[na] = b->p->bufs[bf].md;
         args[na].arg = DNNL_ARG_MULTIPLE_SRC + na;
         args[na].buf = bf;
         na++;
     }
-    if (na < 1) return unsupported();
+    if (na < 1) return cpu_unsupported();
     dnnl_dims_t dd;
     for (int i = 0; i < r; i++) dd[i] = Y->dims[i];
     /* blocked inputs: let oneDNN pick the output layout; plain ones stay plain */
@@ -1178,8 +1173,8 @@ static si_result lower_concat(cpu_pb *b, int n) {
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_concat_primitive_desc_create(&pd, &dmd, na, (int)axis, mds, attr, b->eng);
     dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? unsupported() : cpu_dnnl_err(ds, "concat", nd->name);
-    int dst = cpu_pb_new_out(b, nd->out[0], q_md(pd, dnnl_query_dst_md));
+    if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? cpu_unsupported() : cpu_dnnl_err(ds, "concat", nd->name);
+    int dst = cpu_pb_new_out(b, nd->out[0], cpu_pd_md(pd, dnnl_query_dst_md));
     if (dst < 0) {
         dnnl_primitive_desc_destroy(pd);
         return SI_ERR_INTERNAL;
@@ -1194,26 +1189,26 @@ static si_result lower_concat(cpu_pb *b, int n) {
 static si_result lower_transpose(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return unsupported();
+    if (!cpu_in_ok(g, nd, 0) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_val *X = &g->values[nd->in[0]], *Y = &g->values[nd->out[0]];
     int r = X->ndim;
-    if (r < 2 || r > DNNL_MAX_NDIMS || Y->ndim != r) return unsupported();
+    if (r < 2 || r > DNNL_MAX_NDIMS || Y->ndim != r) return cpu_unsupported();
     int np;
     const int64_t *perm = si_attr_ints(nd, "perm", &np);
     int64_t p[DNNL_MAX_NDIMS], xs[DNNL_MAX_NDIMS], vd[DNNL_MAX_NDIMS], vs[DNNL_MAX_NDIMS];
-    if (perm && np != r) return unsupported();
+    if (perm && np != r) return cpu_unsupported();
     for (int i = 0; i < r; i++) p[i] = perm ? perm[i] : r - 1 - i;
     int64_t s = 1;
     for (int i = r - 1; i >= 0; i--) xs[i] = s, s *= X->dims[i];
     for (int i = 0; i < r; i++) {
-        if (p[i] < 0 || p[i] >= r) return unsupported();
+        if (p[i] < 0 || p[i] >= r) return cpu_unsupported();
         vd[i] = X->dims[p[i]];
         vs[i] = xs[p[i]];
-        if (vd[i] != Y->dims[i]) return unsupported();
+        if (vd[i] != Y->dims[i]) return cpu_unsupported();
     }
     int src = cpu_pb_plain(b, nd->in[0]);
     if (src < 0) return SI_ERR_INTERNAL;
-    if (b->p->bufs[src].dyn) return unsupported();
+    if (b->p->bufs[src].dyn) return cpu_unsupported();
     dnnl_memory_desc_t smd, dmd;
     cpu_md_strided(&smd, r, vd, vs);
     /* read by MatMuls only: no copy, they read the input through the permuted strides (a consumer that
@@ -1221,7 +1216,7 @@ static si_result lower_transpose(cpu_pb *b, int n) {
     bool all_matmul = b->n_consumers[nd->out[0]] > 0 && !cpu_value_is_output(g, nd->out[0]);
     for (int k = 0; all_matmul && k < b->n_consumers[nd->out[0]]; k++) {
         int cn = cpu_pb_consumer(b, nd->out[0], k);
-        all_matmul = cn >= 0 && is_op(&g->nodes[cn], SI_OP_MATMUL) && r >= 3;
+        all_matmul = cn >= 0 && cpu_is_op(&g->nodes[cn], SI_OP_MATMUL) && r >= 3;
     }
     if (all_matmul && !b->no_fusion) {
         if (cpu_pb_strided_view(b, nd->out[0], src, &smd) < 0) return SI_ERR_NO_MEM;
@@ -1234,7 +1229,7 @@ static si_result lower_transpose(cpu_pb *b, int n) {
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_reorder_primitive_desc_create(&pd, &smd, b->eng, &dmd, b->eng, attr);
     dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return unsupported();
+    if (ds != dnnl_success) return cpu_unsupported();
     int sv = cpu_pb_alias(b, src, &smd);
     int dst = sv < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &dmd);
     if (dst < 0) {
@@ -1336,8 +1331,8 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
 
 si_result cpu_lower_node(cpu_pb *b, int n) {
     const si_node *nd = &b->g->nodes[n];
-    if (!nd->op) return unsupported();
-    if (nd->domain[0]) return lowerers[nd->op->id] ? lowerers[nd->op->id](b, n) : unsupported(); /* com.microsoft */
+    if (!nd->op) return cpu_unsupported();
+    if (nd->domain[0]) return lowerers[nd->op->id] ? lowerers[nd->op->id](b, n) : cpu_unsupported(); /* com.microsoft */
     if (si_node_is(nd, SI_OP_RESHAPE) && !b->no_fusion) { /* the first node of a written-out group norm? */
         si_result s = cpu_lower_groupnorm_pattern(b, n);
         if (s != SI_ERR_UNSUPPORTED) return s;
@@ -1348,5 +1343,5 @@ si_result cpu_lower_node(cpu_pb *b, int n) {
     si_result s = lower_pattern(b, n, &done);
     if (s || done) return s;
     lower_fn f = lowerers[nd->op->id];
-    return f ? f(b, n) : unsupported();
+    return f ? f(b, n) : cpu_unsupported();
 }

@@ -34,8 +34,6 @@
 #define MAX_ARGS 48
 #define MAX_THR 64
 
-static const dnnl_memory_desc_t *q_md(const_dnnl_primitive_desc_t pd, dnnl_query_t what) { return dnnl_primitive_desc_query_md(pd, what, 0); }
-
 /* The only consumer node of v, not lowered yet, when v is not a graph output; else -1. */
 static int sole_consumer(const cpu_pb *b, int v) {
     if (v < 0 || b->n_consumers[v] != 1 || cpu_value_is_output(b->g, v)) return -1;
@@ -211,11 +209,11 @@ static si_result dql_kernel(const void *ctx, void *const *bufs, int threads) {
 si_result cpu_lower_dynamic_quantize(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in != 1 || nd->in[0] < 0 || nd->n_out != 3) return unsupported();
+    if (nd->n_in != 1 || nd->in[0] < 0 || nd->n_out != 3) return cpu_unsupported();
     for (int k = 0; k < 3; k++)
-        if (nd->out[k] < 0 || !cpu_value_static(&g->values[nd->out[k]])) return unsupported();
+        if (nd->out[k] < 0 || !cpu_value_static(&g->values[nd->out[k]])) return cpu_unsupported();
     const si_val *X = &g->values[nd->in[0]];
-    if (X->dtype != SI_F32 || X->const_val || !static_nonempty(X)) return unsupported();
+    if (X->dtype != SI_F32 || X->const_val || !static_nonempty(X)) return cpu_unsupported();
     int src = cpu_pb_existing(b, nd->in[0]);
     if (src < 0) return SI_ERR_INTERNAL;
     const cpu_buf *sb = &b->p->bufs[src];
@@ -293,11 +291,11 @@ static void find_dq_chain(cpu_pb *b, int y, int ch, int64_t nch, dq_chain *q) {
     int cast = sole_consumer(b, y);
     if (cast < 0 || b->no_fusion) return;
     const si_node *cn = &g->nodes[cast];
-    if (!is_op(cn, SI_OP_CAST) || si_attr_int(cn, "to", 0) != SI_F32 || cn->n_out != 1) return;
+    if (!cpu_is_op(cn, SI_OP_CAST) || si_attr_int(cn, "to", 0) != SI_F32 || cn->n_out != 1) return;
     int mul = sole_consumer(b, cn->out[0]);
     if (mul < 0) return;
     const si_node *mn = &g->nodes[mul];
-    if (!is_op(mn, SI_OP_MUL) || mn->n_in != 2 || mn->n_out != 1) return;
+    if (!cpu_is_op(mn, SI_OP_MUL) || mn->n_in != 2 || mn->n_out != 1) return;
     int sv = mn->in[0] == cn->out[0] ? mn->in[1] : mn->in[0];
     if (sv == cn->out[0]) return;
     const si_val *S = &g->values[sv], *Y = &g->values[y], *O = &g->values[mn->out[0]];
@@ -371,7 +369,7 @@ static si_result q_finish(cpu_pb *b, int n, cpu_chain *c, const dq_chain *q, dnn
     si_result s = c ? cpu_chain_args(b, c, args, &na) : SI_OK;
     if (!s && dst < 0) {
         int out = c ? cpu_chain_out(c) : b->g->nodes[n].out[0];
-        dst = cpu_pb_new_out(b, out, q_md(pd, dnnl_query_dst_md));
+        dst = cpu_pb_new_out(b, out, cpu_pd_md(pd, dnnl_query_dst_md));
         if (dst < 0) s = SI_ERR_NO_MEM;
     }
     if (s) {
@@ -547,15 +545,15 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     const si_node *nd = &g->nodes[n];
     const si_val *X, *Y;
     const si_tensor *W, *WZ;
-    if (!int8_io(g, nd, &X, &W, &WZ, &Y)) return unsupported();
+    if (!int8_io(g, nd, &X, &W, &WZ, &Y)) return cpu_unsupported();
     const int r = X->ndim, sp = r - 2;
-    if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return unsupported();
+    if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return cpu_unsupported();
     const int64_t OC = W->dims[0], G = si_attr_int(nd, "group", 1), C = X->dims[1];
-    if (WZ && si_shape_count(WZ->ndim, WZ->dims) != 1 && si_shape_count(WZ->ndim, WZ->dims) != OC) return unsupported();
-    if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
+    if (WZ && si_shape_count(WZ->ndim, WZ->dims) != 1 && si_shape_count(WZ->ndim, WZ->dims) != OC) return cpu_unsupported();
+    if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return cpu_unsupported();
     /* the geometry exactly as the reference kernel reads it (auto_pad, pads, strides, dilations) */
     nn_geom geo;
-    if (!conv_geom(nd, X, Y, W, &geo)) return unsupported();
+    if (!conv_geom(nd, X, Y, W, &geo)) return cpu_unsupported();
 
     /* s8 weights: w - wz when every value fits, else w - offset (128 for uint8) and the correction */
     const int64_t wn = si_shape_count(W->ndim, W->dims), per_oc = wn / OC;
@@ -574,7 +572,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
         for (int64_t i = 1; i < si_shape_count(WZ->ndim, WZ->dims); i++)
             if (si_load_i64(WZ->dtype, WZ->data, i) != z0) { /* per-channel correction: not as one sum */
                 si_free(w8);
-                return unsupported();
+                return cpu_unsupported();
             }
         for (int64_t i = 0; i < wn; i++) w8[i] = (int8_t)(si_load_i64(W->dtype, W->data, i) - off);
         kcorr = (float)(off - z0);
@@ -583,7 +581,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     find_dq_chain(b, nd->out[0], 1, OC, &q);
     if (kcorr != 0 && q.mul < 0) { /* the correction rides on the float32 destination */
         si_free(w8);
-        return unsupported();
+        return cpu_unsupported();
     }
 
     dnnl_dims_t sd, wd, dd, st, dl, pl, pr;
@@ -606,7 +604,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, NULL, &dmd, st, dl, pl,
                                                    pr) != dnnl_success) {
         si_free(w8);
-        return unsupported();
+        return cpu_unsupported();
     }
     cpu_chain c;
     if (q.mul >= 0) dq_chain_init(b, &c, &q, r, Y->dims, 1, kcorr != 0);
@@ -617,11 +615,11 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
         if (q.mul >= 0) cpu_chain_free(&c);
         return s;
     }
-    int xb = typed_in(b, nd->in[0], q_md(pd, dnnl_query_src_md));
+    int xb = typed_in(b, nd->in[0], cpu_pd_md(pd, dnnl_query_src_md));
     uint64_t fp = cpu_fp(0, &kcorr, sizeof kcorr);
     if (WZ && WZ->data) fp = cpu_fp(fp, WZ->data, WZ->nbytes);
     cpu_skey wk = {.node = n, .tag = "qconv.w", .fp = fp, .src = W};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
     si_free(w8);
     int dst = -1;
@@ -631,7 +629,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
         int64_t csn = X->dims[0] * nn_geom_in_size(&geo) * G + MAX_THR * geo.out[2] * G; /* sums, then rows per thread */
         cpu_md_plain_dt(&csmd, 1, &csn, dnnl_s32);
         int scratch = cc ? cpu_pb_internal_md(b, &csmd) : -1;
-        dst = scratch < 0 ? -1 : cpu_pb_new_out(b, cpu_chain_out(&c), q_md(pd, dnnl_query_dst_md));
+        dst = scratch < 0 ? -1 : cpu_pb_new_out(b, cpu_chain_out(&c), cpu_pd_md(pd, dnnl_query_dst_md));
         if (dst >= 0) {
             *cc = (corr_ctx){.g = geo, .N = X->dims[0], .C = C, .G = G, .OC = OC, .k = kcorr, .sx = X->dtype == SI_I8};
             int ins2[2] = {xb, zb}, outs2[2] = {dst, scratch};
@@ -676,10 +674,10 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     const si_node *nd = &g->nodes[n];
     const si_val *A, *Y;
     const si_tensor *B, *BZ;
-    if (!int8_io(g, nd, &A, &B, &BZ, &Y) || A->ndim < 2 || B->ndim != 2) return unsupported();
-    if (BZ && si_shape_count(BZ->ndim, BZ->dims) != 1) return unsupported();
+    if (!int8_io(g, nd, &A, &B, &BZ, &Y) || A->ndim < 2 || B->ndim != 2) return cpu_unsupported();
+    if (BZ && si_shape_count(BZ->ndim, BZ->dims) != 1) return cpu_unsupported();
     const int64_t K = B->dims[0], N = B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
-    if (A->dims[A->ndim - 1] != K) return unsupported();
+    if (A->dims[A->ndim - 1] != K) return cpu_unsupported();
     /* s8 weights: uint8 ones shifted by 128, with the weights zero point shifted alike (exact) */
     const int64_t off = B->dtype == SI_U8 ? 128 : 0;
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
@@ -694,7 +692,7 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     dnnl_dims_t wdd = {K, N};
     dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
     dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return cpu_unsupported();
     cpu_chain c;
     if (q.mul >= 0) dq_chain_init(b, &c, &q, 2, dd, 1, false);
     dnnl_primitive_desc_t pd;
@@ -705,7 +703,7 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     }
     int xb = typed_in(b, nd->in[0], &smd);
     cpu_skey wk = {.node = n, .tag = "qmm.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, &wf, &wplain, q_md(pd, dnnl_query_weights_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, &wf, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     int zb = wb < 0 ? -1 : zp_buffer(b, n, nd->n_in > 2 ? nd->in[2] : -1);
     if (zb < 0) {
         dnnl_primitive_desc_destroy(pd);
@@ -720,8 +718,6 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
 }
 
 // --- QLinearConv, QLinearMatMul -----------------------------------------------------------------------------------
-
-
 
 /* s8 weights w - wz (wz one value, or one per output channel of per_oc weights each) when every difference fits,
  * else NULL. */
@@ -824,7 +820,6 @@ static si_result rq_kernel(const void *ctx, void *const *bufs, int threads) {
     return SI_OK;
 }
 
-
 /* The requantization multipliers x_scale * w_scale[m] / y_scale in float32 as the reference kernel computes them
  * (plan-owned), or NULL when a scale is not a constant float32 of the right size or does not divide. */
 static float *requant_scales_of(cpu_pb *b, float alpha, const si_tensor *xs, const si_tensor *ws, const si_tensor *ys, int64_t M) {
@@ -874,26 +869,26 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     const si_node *nd = &g->nodes[n];
     const si_val *X = &g->values[a->x], *Y = &g->values[a->y];
     const si_tensor *W = a->W, *WZ = a->WZ, *B = a->B;
-    if ((X->dtype != SI_U8 && X->dtype != SI_I8) || X->const_val || !static_nonempty(X) || !static_nonempty(Y)) return unsupported();
-    if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return unsupported();
-    if ((WZ && (!WZ->data || WZ->dtype != W->dtype)) || (B && (!B->data || B->dtype != SI_I32))) return unsupported();
+    if ((X->dtype != SI_U8 && X->dtype != SI_I8) || X->const_val || !static_nonempty(X) || !static_nonempty(Y)) return cpu_unsupported();
+    if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || (Y->dtype != SI_U8 && Y->dtype != SI_I8)) return cpu_unsupported();
+    if ((WZ && (!WZ->data || WZ->dtype != W->dtype)) || (B && (!B->data || B->dtype != SI_I32))) return cpu_unsupported();
     const int r = X->ndim, sp = r - 2;
-    if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return unsupported();
+    if (r < 3 || r > 5 || W->ndim != r || Y->ndim != r) return cpu_unsupported();
     const int64_t OC = W->dims[0], G = si_attr_int(nd, "group", 1), C = X->dims[1];
-    if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return unsupported();
-    if (WZ && si_tensor_count(WZ) != 1 && si_tensor_count(WZ) != OC) return unsupported();
-    if (B && si_tensor_count(B) != OC) return unsupported();
+    if (G < 1 || C % G || OC % G || W->dims[1] * G != C || Y->dims[1] != OC) return cpu_unsupported();
+    if (WZ && si_tensor_count(WZ) != 1 && si_tensor_count(WZ) != OC) return cpu_unsupported();
+    if (B && si_tensor_count(B) != OC) return cpu_unsupported();
     int32_t qlo;
-    if (!relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
+    if (!relu_floor(g, a->relu, a->yz, &qlo)) return cpu_unsupported();
     nn_geom geo;
-    if (!conv_geom(nd, X, Y, W, &geo)) return unsupported();
+    if (!conv_geom(nd, X, Y, W, &geo)) return cpu_unsupported();
     float *scales = a->ys ? requant_scales_of(b, 1.0f, a->xs, a->WS, a->ys, OC) : NULL;
     if (!scales) {
         si_err_clear();
-        return unsupported();
+        return cpu_unsupported();
     }
     int8_t *w8 = s8_weights(W, WZ, si_tensor_count(W) / OC);
-    if (!w8) return unsupported();
+    if (!w8) return cpu_unsupported();
     dnnl_dims_t sd, wd, dd, bd = {OC}, st, dl, pl, pr;
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
     int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
@@ -916,7 +911,7 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     if (dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, B ? &bmd : NULL,
                                                    &dmd, st, dl, pl, pr) != dnnl_success) {
         si_free(w8);
-        return unsupported();
+        return cpu_unsupported();
     }
     dnnl_primitive_desc_t pd;
     si_result s = q_create_pd(b, NULL, &cd, true, NULL, &pd, nd->name);
@@ -924,10 +919,10 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
         si_free(w8);
         return s;
     }
-    int xb = typed_in(b, a->x, q_md(pd, dnnl_query_src_md));
+    int xb = typed_in(b, a->x, cpu_pd_md(pd, dnnl_query_src_md));
     uint64_t fp = WZ ? cpu_fp(0, WZ->data, WZ->nbytes) : 0;
     cpu_skey wk = {.node = n, .tag = "qlconv.w", .fp = fp, .src = W};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, q_md(pd, dnnl_query_weights_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     si_free(w8);
     int bb = wb < 0 || !B ? wb : cpu_pb_const_buf(b, B->data, &bmd);
     int zx = bb < 0 ? -1 : zp_buffer(b, n, a->xz);
@@ -953,17 +948,16 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
 si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || nd->in[7] < 0) return unsupported();
+    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || nd->in[7] < 0) return cpu_unsupported();
     const si_dtype xt = g->values[nd->in[0]].dtype, yt = g->values[nd->out[0]].dtype;
-    if (!scalar_zp_ok(g, nd, 2, xt) || !scalar_zp_ok(g, nd, 7, yt)) return unsupported();
-    if (nd->n_in > 8 && nd->in[8] >= 0 && !cpu_const_input(g, nd, 8)) return unsupported();
+    if (!scalar_zp_ok(g, nd, 2, xt) || !scalar_zp_ok(g, nd, 7, yt)) return cpu_unsupported();
+    if (nd->n_in > 8 && nd->in[8] >= 0 && !cpu_const_input(g, nd, 8)) return cpu_unsupported();
     qlc_in a = {.x = nd->in[0], .xz = nd->in[2], .yz = nd->in[7], .y = nd->out[0], .xs = cpu_const_input(g, nd, 1), .ys = cpu_const_input(g, nd, 6),
                 .W = cpu_const_input(g, nd, 3), .WS = cpu_const_input(g, nd, 4), .WZ = nd->in[5] >= 0 ? cpu_const_input(g, nd, 5) : NULL,
                 .B = nd->n_in > 8 ? cpu_const_input(g, nd, 8) : NULL};
-    if (nd->in[5] >= 0 && !a.WZ) return unsupported();
+    if (nd->in[5] >= 0 && !a.WZ) return cpu_unsupported();
     return cpu_qlconv_lower(b, n, &a);
 }
-
 
 /* The oneDNN int8 matmul into int32, then the requantization pass: multipliers alpha * x_scale * w_scale[n]
  * (/ y_scale) in float32 in that order (the reference kernels' and ONNX Runtime's), C added to the accumulator. */
@@ -971,35 +965,35 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     const si_graph *g = b->g;
     const si_val *A = &g->values[a->x], *Y = &g->values[a->y];
     const si_tensor *B = a->W, *BZ = a->WZ, *C = a->C;
-    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim < 2) return unsupported();
+    if ((A->dtype != SI_U8 && A->dtype != SI_I8) || A->const_val || !static_nonempty(A) || !static_nonempty(Y) || A->ndim < 2) return cpu_unsupported();
     if (!B || !B->data || B->ndim != 2 || (B->dtype != SI_U8 && B->dtype != SI_I8) || !a->xs || !a->xs->data || a->xs->dtype != SI_F32 ||
         si_tensor_count(a->xs) != 1 || !a->WS || !a->WS->data || a->WS->dtype != SI_F32)
-        return unsupported();
+        return cpu_unsupported();
     if (a->ys ? (Y->dtype != SI_U8 && Y->dtype != SI_I8) || !a->ys->data || a->ys->dtype != SI_F32 || si_tensor_count(a->ys) != 1 : Y->dtype != SI_F32)
-        return unsupported();
+        return cpu_unsupported();
     if (BZ) { /* one zero point (oneDNN's weights zero point is a scalar) */
-        if (!BZ->data || BZ->dtype != B->dtype) return unsupported();
+        if (!BZ->data || BZ->dtype != B->dtype) return cpu_unsupported();
         for (int64_t i = 1; i < si_tensor_count(BZ); i++)
-            if (si_load_i64(BZ->dtype, BZ->data, i) != si_load_i64(BZ->dtype, BZ->data, 0)) return unsupported();
+            if (si_load_i64(BZ->dtype, BZ->data, i) != si_load_i64(BZ->dtype, BZ->data, 0)) return cpu_unsupported();
     }
     const int64_t K = a->tb ? B->dims[1] : B->dims[0], N = a->tb ? B->dims[0] : B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
-    if (A->dims[A->ndim - 1] != K || Y->dims[Y->ndim - 1] != N || si_shape_count(Y->ndim, Y->dims) != M * N) return unsupported();
-    if (BZ && si_tensor_count(BZ) != 1 && si_tensor_count(BZ) != N) return unsupported();
-    if (si_tensor_count(a->WS) != 1 && si_tensor_count(a->WS) != N) return unsupported();
-    if (C && (!C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return unsupported();
+    if (A->dims[A->ndim - 1] != K || Y->dims[Y->ndim - 1] != N || si_shape_count(Y->ndim, Y->dims) != M * N) return cpu_unsupported();
+    if (BZ && si_tensor_count(BZ) != 1 && si_tensor_count(BZ) != N) return cpu_unsupported();
+    if (si_tensor_count(a->WS) != 1 && si_tensor_count(a->WS) != N) return cpu_unsupported();
+    if (C && (!C->data || C->dtype != SI_I32 || si_tensor_count(C) != N || C->dims[C->ndim - 1] != N)) return cpu_unsupported();
     float *fbias = NULL;
     if (a->Cf) { /* one value per column, or one for all */
         const int64_t nc = si_tensor_count(a->Cf);
-        if (a->ys || !a->Cf->data || a->Cf->dtype != SI_F32 || (nc != 1 && (nc != N || a->Cf->dims[a->Cf->ndim - 1] != N))) return unsupported();
+        if (a->ys || !a->Cf->data || a->Cf->dtype != SI_F32 || (nc != 1 && (nc != N || a->Cf->dims[a->Cf->ndim - 1] != N))) return cpu_unsupported();
         if (!(fbias = cpu_pb_own(b, sizeof(float) * (size_t)N))) return SI_ERR_NO_MEM;
         for (int64_t j = 0; j < N; j++) fbias[j] = ((const float *)a->Cf->data)[nc == 1 ? 0 : j];
     }
     int32_t qlo;
-    if ((a->relu && !a->ys) || !relu_floor(g, a->relu, a->yz, &qlo)) return unsupported();
+    if ((a->relu && !a->ys) || !relu_floor(g, a->relu, a->yz, &qlo)) return cpu_unsupported();
     float *scales = requant_scales_of(b, a->alpha, a->xs, a->WS, a->ys, N);
     if (!scales) {
         si_err_clear();
-        return unsupported();
+        return cpu_unsupported();
     }
     const int64_t off = B->dtype == SI_U8 ? 128 : 0;
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
@@ -1015,13 +1009,13 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     cpu_md_plain_dt(&ymd, Y->ndim, Y->dims, !a->ys ? dnnl_f32 : Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
     dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
     dnnl_matmul_desc_t md;
-    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return unsupported();
+    if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return cpu_unsupported();
     dnnl_primitive_desc_t pd;
     si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, g->nodes[n].name);
     if (s) return s;
     int xb = typed_in(b, a->x, &smd);
     cpu_skey wk = {.node = n, .tag = "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, q_md(pd, dnnl_query_weights_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     int zx = wb < 0 ? -1 : zp_buffer(b, n, a->xz);
     int zy = zx < 0 ? -1 : zp_buffer(b, n, a->ys ? a->yz : -1);
     int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
@@ -1036,12 +1030,12 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
 si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || nd->in[7] < 0) return unsupported();
-    if (!scalar_zp_ok(g, nd, 2, g->values[nd->in[0]].dtype) || !scalar_zp_ok(g, nd, 7, g->values[nd->out[0]].dtype)) return unsupported();
+    if (nd->n_in < 8 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || nd->in[7] < 0) return cpu_unsupported();
+    if (!scalar_zp_ok(g, nd, 2, g->values[nd->in[0]].dtype) || !scalar_zp_ok(g, nd, 7, g->values[nd->out[0]].dtype)) return cpu_unsupported();
     qmm_in a = {.x = nd->in[0], .xz = nd->in[2], .y = nd->out[0], .yz = nd->in[7], .xs = cpu_const_input(g, nd, 1), .ys = cpu_const_input(g, nd, 6),
                 .W = cpu_const_input(g, nd, 3), .WS = cpu_const_input(g, nd, 4), .WZ = nd->in[5] >= 0 ? cpu_const_input(g, nd, 5) : NULL,
                 .alpha = 1.0f, .name = "QLinearMatMul"};
-    if ((nd->in[5] >= 0 && !a.WZ) || !a.ys) return unsupported();
+    if ((nd->in[5] >= 0 && !a.WZ) || !a.ys) return cpu_unsupported();
     return cpu_qmm_lower(b, n, &a);
 }
 
@@ -1051,21 +1045,20 @@ si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n) {
 si_result cpu_lower_qgemm(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (nd->n_in < 6 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || si_attr_int(nd, "transA", 0)) return unsupported();
-    if (g->values[nd->in[0]].ndim != 2 || !scalar_zp_ok(g, nd, 2, g->values[nd->in[0]].dtype)) return unsupported();
+    if (nd->n_in < 6 || nd->n_out != 1 || nd->in[0] < 0 || nd->out[0] < 0 || si_attr_int(nd, "transA", 0)) return cpu_unsupported();
+    if (g->values[nd->in[0]].ndim != 2 || !scalar_zp_ok(g, nd, 2, g->values[nd->in[0]].dtype)) return cpu_unsupported();
     const bool has_c = nd->n_in > 6 && nd->in[6] >= 0, has_y = nd->n_in > 7 && nd->in[7] >= 0;
     qmm_in a = {.x = nd->in[0], .xz = nd->in[2], .y = nd->out[0], .yz = -1, .xs = cpu_const_input(g, nd, 1), .W = cpu_const_input(g, nd, 3),
                 .WS = cpu_const_input(g, nd, 4), .WZ = nd->in[5] >= 0 ? cpu_const_input(g, nd, 5) : NULL,
                 .C = has_c ? cpu_const_input(g, nd, 6) : NULL, .tb = si_attr_int(nd, "transB", 0) != 0,
                 .alpha = si_attr_float(nd, "alpha", 1.0f), .name = "QGemm"};
-    if ((nd->in[5] >= 0 && !a.WZ) || (has_c && !a.C)) return unsupported();
+    if ((nd->in[5] >= 0 && !a.WZ) || (has_c && !a.C)) return cpu_unsupported();
     if (has_y) {
         if (nd->n_in < 9 || nd->in[8] < 0 || !scalar_zp_ok(g, nd, 8, g->values[nd->out[0]].dtype) || !(a.ys = cpu_const_input(g, nd, 7)))
-            return unsupported();
+            return cpu_unsupported();
         a.yz = nd->in[8];
     }
     if (a.C) cpu_pb_keep_const(b, nd->in[6]);
     return cpu_qmm_lower(b, n, &a);
 }
-
 

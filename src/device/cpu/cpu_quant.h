@@ -8,9 +8,6 @@
 
 #include "device/cpu/cpu.h"
 
-static inline si_result unsupported(void) { return SI_ERR_UNSUPPORTED; }
-static inline bool is_op(const si_node *n, si_op_id id) { return !n->domain[0] && si_node_is(n, id); }
-
 /* What an integer convolution with requantization reads: the quantized input value x (uint8 / int8), the zero
  * point values of x and y (-1: 0), constant scales, weights, their zero point and the bias, the output value y, and
  * the nodes it stands for besides the anchor (the QDQ form's QuantizeLinear, Relu). */

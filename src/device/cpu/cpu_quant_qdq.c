@@ -31,7 +31,7 @@ static int dq_of(const si_graph *g, int v, bool want_const, int *q, const si_ten
     if (v < 0 || g->values[v].producer < 0) return -1;
     const int d = g->values[v].producer;
     const si_node *dn = &g->nodes[d];
-    if (!is_op(dn, SI_OP_DEQUANTIZE_LINEAR) || dn->n_in < 2 || dn->in[0] < 0 || dn->n_out != 1) return -1;
+    if (!cpu_is_op(dn, SI_OP_DEQUANTIZE_LINEAR) || dn->n_in < 2 || dn->in[0] < 0 || dn->n_out != 1) return -1;
     if (dn->opset >= 21 && si_attr_int(dn, "block_size", 0) != 0) return -1;
     *q = dn->in[0];
     *s = cpu_const_input(g, dn, 1);
@@ -67,12 +67,12 @@ static bool quant_after(const cpu_pb *b, int v, bool relu_ok, q_after *o) {
         const int c = cpu_pb_consumer(b, v, 0);
         if (c < 0 || b->done[c]) return false;
         const si_node *cn = &g->nodes[c];
-        if (hop == 0 && relu_ok && is_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
+        if (hop == 0 && relu_ok && cpu_is_op(cn, SI_OP_RELU) && cn->n_out == 1 && cn->out[0] >= 0) {
             o->relu = c;
             v = cn->out[0];
             continue;
         }
-        if (!is_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
+        if (!cpu_is_op(cn, SI_OP_QUANTIZE_LINEAR) || cn->in[0] != v || cn->n_out != 1 || cn->out[0] < 0 || cn->n_in < 2) return false;
         if ((cn->opset >= 21 && si_attr_int(cn, "block_size", 0) != 0) ||
             (cn->opset >= 23 && si_attr_int(cn, "precision", 0) > 0 && si_attr_int(cn, "precision", 0) != SI_F32))
             return false;
@@ -99,7 +99,7 @@ static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(a, 0, sizeof *a);
-    if (b->no_fusion || !is_op(nd, SI_OP_CONV) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    if (b->no_fusion || !cpu_is_op(nd, SI_OP_CONV) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
     int xq, wq, bq = -1;
     const si_tensor *xz, *bs = NULL, *bz = NULL;
     if (dq_of(g, nd->in[0], false, &xq, &a->xs, &xz) < 0 || si_tensor_count(a->xs) != 1 || (xz && si_tensor_count(xz) != 1)) return false;
@@ -144,7 +144,7 @@ static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
     si_err_clear();
     for (int k = 0; k < g->nodes[n].n_in; k++) {
         const int x = g->nodes[n].in[k], d = x >= 0 ? g->values[x].producer : -1;
-        if (d < 0 || b->vbuf[x] >= 0 || !b->done[d] || !is_op(&g->nodes[d], SI_OP_DEQUANTIZE_LINEAR) || g->values[x].const_val) continue;
+        if (d < 0 || b->vbuf[x] >= 0 || !b->done[d] || !cpu_is_op(&g->nodes[d], SI_OP_DEQUANTIZE_LINEAR) || g->values[x].const_val) continue;
         si_result e = si_node_dq_of_consts(g, &g->nodes[d]) ? cpu_dq_fold(b, d) : cpu_qdq_emit(b, d);
         if (e && e != SI_ERR_UNSUPPORTED) return e;
         if (e) return si_err(SI_ERR_INTERNAL, "CPU: node '%s' skipped a DequantizeLinear that its float path needs", g->nodes[n].name);
@@ -154,7 +154,7 @@ static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
 
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n) {
     qlc_in a;
-    if (cpu_no_own() || !qdq_conv_match(b, n, &a)) return qdq_fallback(b, n, unsupported());
+    if (cpu_no_own() || !qdq_conv_match(b, n, &a)) return qdq_fallback(b, n, cpu_unsupported());
     return qdq_fallback(b, n, cpu_qlconv_lower(b, n, &a));
 }
 
@@ -167,8 +167,8 @@ static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(a, 0, sizeof *a);
-    const bool gemm = is_op(nd, SI_OP_GEMM);
-    if (b->no_fusion || (!gemm && !is_op(nd, SI_OP_MATMUL)) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    const bool gemm = cpu_is_op(nd, SI_OP_GEMM);
+    if (b->no_fusion || (!gemm && !cpu_is_op(nd, SI_OP_MATMUL)) || nd->n_in < 2 || nd->n_out != 1 || nd->out[0] < 0) return false;
     if (gemm && (si_attr_int(nd, "transA", 0) || si_attr_float(nd, "alpha", 1.0f) != 1.0f || si_attr_float(nd, "beta", 1.0f) != 1.0f))
         return false;
     int xq, wq, waxis = 1;
@@ -235,10 +235,10 @@ static bool qdq_add_match(const cpu_pb *b, int n, qdq_add *m) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(m, 0, sizeof *m);
-    if (b->no_fusion || (!is_op(nd, SI_OP_ADD) && !is_op(nd, SI_OP_MUL)) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 ||
+    if (b->no_fusion || (!cpu_is_op(nd, SI_OP_ADD) && !cpu_is_op(nd, SI_OP_MUL)) || nd->n_in != 2 || nd->n_out != 1 || nd->out[0] < 0 ||
         nd->in[0] == nd->in[1])
         return false;
-    m->mul = is_op(nd, SI_OP_MUL);
+    m->mul = cpu_is_op(nd, SI_OP_MUL);
     const si_tensor *as, *az, *bs, *bz;
     if (dq_of(g, nd->in[0], false, &m->a, &as, &az) < 0 || dq_of(g, nd->in[1], false, &m->b, &bs, &bz) < 0) return false;
     if (!scalar_of(as, &m->as, NULL) || !scalar_of(bs, &m->bs, NULL) || (az && !scalar_of(az, NULL, &m->az)) || (bz && !scalar_of(bz, NULL, &m->bz)))
@@ -264,8 +264,8 @@ typedef struct qdq_unary {
 static bool qdq_unary_match(const cpu_pb *b, int n, qdq_unary *m, uint8_t *table) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    const bool leaky = is_op(nd, SI_OP_LEAKY_RELU);
-    if (b->no_fusion || (!leaky && !is_op(nd, SI_OP_SIGMOID)) || nd->n_in != 1 || nd->n_out != 1 || nd->out[0] < 0) return false;
+    const bool leaky = cpu_is_op(nd, SI_OP_LEAKY_RELU);
+    if (b->no_fusion || (!leaky && !cpu_is_op(nd, SI_OP_SIGMOID)) || nd->n_in != 1 || nd->n_out != 1 || nd->out[0] < 0) return false;
     const si_tensor *xs, *xz;
     float xsv;
     int32_t xzv = 0;
@@ -284,7 +284,7 @@ si_result cpu_lower_qdq_unary(cpu_pb *b, int n) {
     qdq_unary m;
     uint8_t *table = cpu_pb_own(b, 256);
     if (!table) return SI_ERR_NO_MEM;
-    if (cpu_no_own() || !qdq_unary_match(b, n, &m, table)) return qdq_fallback(b, n, unsupported());
+    if (cpu_no_own() || !qdq_unary_match(b, n, &m, table)) return qdq_fallback(b, n, cpu_unsupported());
     return qdq_fallback(b, n, cpu_qlinear_unary_emit(b, n, m.x, m.y, table, &m.q, 1));
 }
 
@@ -300,7 +300,7 @@ typedef struct qdq_cat {
 static bool qdq_concat_match(const cpu_pb *b, int n, qdq_cat *m) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
-    if (b->no_fusion || !is_op(nd, SI_OP_CONCAT) || nd->n_in < 1 || nd->n_in > QDQ_CAT_MAX || nd->n_out != 1 || nd->out[0] < 0) return false;
+    if (b->no_fusion || !cpu_is_op(nd, SI_OP_CONCAT) || nd->n_in < 1 || nd->n_in > QDQ_CAT_MAX || nd->n_out != 1 || nd->out[0] < 0) return false;
     si_dtype dt = SI_DTYPE_UNDEFINED;
     m->nx = nd->n_in;
     for (int k = 0; k < nd->n_in; k++) {
@@ -322,14 +322,14 @@ static bool qdq_concat_match(const cpu_pb *b, int n, qdq_cat *m) {
 si_result cpu_lower_qdq_concat(cpu_pb *b, int n) {
     qdq_cat *m = cpu_pb_own(b, sizeof *m);
     if (!m) return SI_ERR_NO_MEM;
-    if (cpu_no_own() || !qdq_concat_match(b, n, m)) return qdq_fallback(b, n, unsupported());
+    if (cpu_no_own() || !qdq_concat_match(b, n, m)) return qdq_fallback(b, n, cpu_unsupported());
     return qdq_fallback(b, n, cpu_qlinear_concat_emit(b, n, si_attr_int(&b->g->nodes[n], "axis", 0), m->nx, m->x, m->xs, m->xz, m->y, m->ys,
                                                       m->yz, &m->q, 1));
 }
 
 si_result cpu_lower_qdq_add(cpu_pb *b, int n) {
     qdq_add m;
-    if (cpu_no_own() || !qdq_add_match(b, n, &m)) return qdq_fallback(b, n, unsupported());
+    if (cpu_no_own() || !qdq_add_match(b, n, &m)) return qdq_fallback(b, n, cpu_unsupported());
     return qdq_fallback(b, n, cpu_qlinear_binary_emit(b, n, m.mul, m.a, m.b, m.y, m.as, m.az, m.bs, m.bz, m.ys, m.yz, m.qlo, m.extra,
                                                       m.n_extra));
 }
@@ -357,7 +357,7 @@ si_result cpu_qdq_fallback(cpu_pb *b, int n, si_result s) { return qdq_fallback(
 
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
     qmm_in a;
-    if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return qdq_fallback(b, n, unsupported());
+    if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return qdq_fallback(b, n, cpu_unsupported());
     if (a.C) cpu_pb_keep_const(b, b->g->nodes[n].in[2]);
     return qdq_fallback(b, n, cpu_qmm_lower(b, n, &a));
 }
@@ -379,13 +379,13 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
         qdq_cat *ct = NULL;
         int px, py, pq;
         bool cat = false;
-        if (c >= 0 && !b->done[c] && is_op(&g->nodes[c], SI_OP_CONCAT) && (ct = si_malloc(sizeof *ct))) {
+        if (c >= 0 && !b->done[c] && cpu_is_op(&g->nodes[c], SI_OP_CONCAT) && (ct = si_malloc(sizeof *ct))) {
             cat = qdq_concat_match(b, c, ct);
             si_free(ct);
         }
         if (c < 0 || b->done[c] ||
             (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) && !cat &&
-             !((is_op(&g->nodes[c], SI_OP_MAX_POOL) || is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
+             !((cpu_is_op(&g->nodes[c], SI_OP_MAX_POOL) || cpu_is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
             return false;
     }
     return true;
