@@ -4,7 +4,8 @@
 usage: make_models.py OUTDIR [--small | --all] [--models NAME,NAME...] [--force]
 
   default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16,
-            speech_encoder, yolo_qop, unet_qop, resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq
+            speech_encoder, yolo_qop, unet_qop, resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq,
+            mobilenetv2_qop
   --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny
   --all     both sets
   --models  only the named models (from either set)
@@ -43,6 +44,7 @@ The models:
   resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq  resnet50, bert_base, yolo and mobilenetv2 quantized
                   statically in the QDQ form (QuantizeLinear / DequantizeLinear pairs on activations, int8 weights
                   behind DequantizeLinear; ONNX Runtime's default).
+  mobilenetv2_qop mobilenetv2 in the QOperator form (QLinearConv, QLinearAdd, QLinearGlobalAveragePool, QGemm).
   resnet18_small  ResNet-18 topology (basic blocks [2, 2, 2, 2]) at half width (32..256), 1x3x112x112, FC 100.
   mobilenetv2_small  MobileNetV2 at width 0.5, 1x3x96x96, FC 100.
   bert_tiny       the BERT graph with 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary 1024, seq 32.
@@ -267,6 +269,7 @@ FULL = {
     "bert_base_qdq": lambda: qdq(FULL["bert_base"]),
     "yolo_qdq": lambda: qdq(FULL["yolo"]),
     "mobilenetv2_qdq": lambda: qdq(FULL["mobilenetv2"]),
+    "mobilenetv2_qop": lambda: qop(FULL["mobilenetv2"]),
 }
 
 
@@ -278,6 +281,16 @@ def qdq(make):
     model, _ = quantize_qdq(model, inputs)
     model.graph.name += "_qdq"
     return model, inputs
+def qop(make):
+    """A float model of this list quantized statically in ONNX Runtime's QOperator form (models/quant.py
+    quantize_static with the com.microsoft ops), calibrated on its input."""
+    from quant import quantize_static  # noqa: E402, PLC0415 (models/quant.py)
+    model, inputs = make()
+    model, _ = quantize_static(model, inputs, ms_ops=True)
+    model.graph.name += "_qop"
+    return model, inputs
+
+
 def vision(name, size=None, keep_io_types=False, qop=False):
     """A model of models/cnn.py (the vision models people deploy) and its input: an image in 0..1. qop: quantized
     statically in ONNX Runtime's QOperator form with the com.microsoft ops (models/quant.py quantize_static),

@@ -6,7 +6,7 @@
 #
 #   --small        the quick models (resnet18_small, mobilenetv2_small, bert_tiny) instead of the full ones
 #                  (resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16, speech_encoder, yolo_qop,
-#                  unet_qop, resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq); --all
+#                  unet_qop, resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq, mobilenetv2_qop); --all
 #                  runs both
 #   --threads      thread counts to run, each for safeinfer and ONNX Runtime (default "1 2")
 #   --iterations   timed runs per model and thread count (default 20; 3 on REF with a full-size model)
@@ -45,9 +45,9 @@ while [ $# -gt 0 ]; do
 done
 if [ -z "$models" ]; then
     case $set_name in
-    full) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 speech_encoder yolo_qop unet_qop resnet50_qdq bert_base_qdq yolo_qdq mobilenetv2_qdq" ;;
+    full) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 speech_encoder yolo_qop unet_qop resnet50_qdq bert_base_qdq yolo_qdq mobilenetv2_qdq mobilenetv2_qop" ;;
     small) models="resnet18_small mobilenetv2_small bert_tiny" ;;
-    all) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 speech_encoder yolo_qop unet_qop resnet50_qdq bert_base_qdq yolo_qdq mobilenetv2_qdq resnet18_small mobilenetv2_small bert_tiny" ;;
+    all) models="resnet50 mobilenetv2 bert_base text_detector yolo unet u2net_fp16 speech_encoder yolo_qop unet_qop resnet50_qdq bert_base_qdq yolo_qdq mobilenetv2_qdq mobilenetv2_qop resnet18_small mobilenetv2_small bert_tiny" ;;
     esac
 fi
 

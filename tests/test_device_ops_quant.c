@@ -9,6 +9,7 @@
 #include "test_device_ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static uint32_t qrng = 99;
 static int64_t irand(int64_t lo, int64_t hi) { /* [lo, hi] */
@@ -220,7 +221,9 @@ static void qlconv_case(const qlconv_p *p) {
     }
     node("DequantizeLinear", p->pool ? "qp,ys,yz" : "q,ys,yz", "y");
     output("y"), output(p->pool ? "qp" : "q");
-    dop_runf(&(dop_opts){.cpu_plan = p->pool ? "MaxPool(int8)" : "QLinearConv", .may_refuse = "OCL"},
+    /* the convolution requantizes in the oneDNN primitive (no separate pass) unless SI_NO_FUSED_REQUANT=1 */
+    const char *conv_step = getenv("SI_NO_FUSED_REQUANT") ? "QLinearConv" : "+requantize";
+    dop_runf(&(dop_opts){.cpu_plan = p->pool ? "MaxPool(int8)" : conv_step, .may_refuse = "OCL"},
              "QLinearConv c%lld %lldx%lld oc%lld k%lld s%lld p%lld g%lld x %s w %s zp %d/%d%s%s%s", (long long)p->c, (long long)p->sz,
              (long long)p->sz + 1, (long long)p->oc, (long long)p->k, (long long)p->stride, (long long)p->pad, (long long)p->group,
              si_dtype_name(p->xt), si_dtype_name(p->wt), p->xzp, p->yzp, p->per_channel ? " per-channel" : "", p->bias ? " +B" : "",

@@ -14,7 +14,8 @@
  *   QLinearMatMul          matmul (int32 bias and input zero point in the primitive) into int32, then an own
  *                          requantization pass (per-channel multiplier, the product in float32 rounded to
  *                          nearest even as the reference kernel and ONNX Runtime do, zero point, saturation), channels-last
- *                          uint8/int8 out, which the next QLinearConv reads as it is.
+ *                          uint8/int8 out, which the next QLinearConv reads as it is. A convolution without a folded
+ *                          table requantizes inside the primitive instead, to the same bytes (fused_rq_pd).
  *
  * oneDNN takes s8 weights only. uint8 weights w with zero point wz are exact as s8 when every w - wz fits; else
  * the matmul runs w - 128 with the weights zero point wz - 128, and the convolution (which has no weights zero
@@ -30,6 +31,7 @@
 
 #include <immintrin.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define MAX_ARGS 48
 #define MAX_THR 64
@@ -861,9 +863,46 @@ static si_result rq_emit(cpu_pb *b, int n, const char *name, dnnl_primitive_desc
     return SI_OK;
 }
 
+/* The requantization done by the oneDNN primitive itself, with rq_rows' result: output scales m[oc] (the product
+ * float(acc + bias) * m, as rq_rows computes it), an eltwise round to nearest even, then a Relu at a folded Relu's
+ * floor (the zero point), then the output zero point (added to an integer, the float add is exact; oneDNN alone
+ * would round p + zp, which now and then differs by one) and the saturation. Saves the int32 product's write and
+ * read. NULL when oneDNN refuses it or has only its reference implementation; SI_NO_FUSED_REQUANT=1 turns it off. */
+static dnnl_primitive_desc_t fused_rq_pd(cpu_pb *b, const void *op_desc, const int32_t *wzp, const float *m, int64_t OC, int32_t qlo) {
+    static int off = -1;
+    if (off < 0) off = getenv("SI_NO_FUSED_REQUANT") && getenv("SI_NO_FUSED_REQUANT")[0] == '1';
+    if (off || b->no_fusion || OC > INT32_MAX) return NULL;
+    dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
+    if (!attr) {
+        si_err_clear();
+        return NULL;
+    }
+    int32_t rt = DNNL_RUNTIME_S32_VAL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_status_t st = dnnl_primitive_attr_set_output_scales(attr, OC, 1 << 1, m);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &rt);
+    if (st == dnnl_success && wzp) st = dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_WEIGHTS, 1, 0, wzp);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_DST, 1, 0, &rt);
+    if (st == dnnl_success) st = dnnl_post_ops_create(&po);
+    if (st == dnnl_success) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_round, 0.0f, 0.0f);
+    if (st == dnnl_success && qlo != INT32_MIN) st = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (po) dnnl_post_ops_destroy(po);
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, op_desc, attr, b->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return NULL;
+    if (cpu_pd_is_ref(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        return NULL;
+    }
+    return pd;
+}
+
 /* The oneDNN int8 convolution (channels-last uint8/int8 in, int32 bias and input zero point in the primitive) into
  * int32, then the requantization pass (rq_kernel), channels-last uint8/int8 out, which the next one reads as it
- * is. n is the node whose attributes give the geometry (QLinearConv or Conv). */
+ * is; or, without a folded table, the convolution requantizing itself (fused_rq_pd). n is the node whose
+ * attributes give the geometry (QLinearConv or Conv). */
 si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
@@ -913,7 +952,44 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
         si_free(w8);
         return cpu_unsupported();
     }
-    dnnl_primitive_desc_t pd;
+    const bool dw = G > 1 && G == C && G == OC;
+    uint8_t *table = cpu_pb_own(b, 256);
+    int folded[2], yv = a->y, nf = table && !a->relu ? cpu_qlinear_follow(b, a->y, table, folded, &yv) : 0;
+    if (!table) {
+        si_free(w8);
+        return SI_ERR_NO_MEM;
+    }
+    dnnl_convolution_desc_t fcd;
+    dnnl_primitive_desc_t pd =
+        nf ? NULL
+           : dnnl_dilated_convolution_forward_desc_init(&fcd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, B ? &bmd : NULL, &ymd, st,
+                                                        dl, pl, pr) == dnnl_success
+               ? fused_rq_pd(b, &fcd, NULL, scales, OC, qlo)
+               : NULL;
+    if (pd) { /* one step: the convolution writes the requantized output */
+        int xb = typed_in(b, a->x, cpu_pd_md(pd, dnnl_query_src_md));
+        uint64_t fp = WZ ? cpu_fp(0, WZ->data, WZ->nbytes) : 0;
+        cpu_skey wk = {.node = n, .tag = "qlconv.w", .fp = fp, .src = W};
+        int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
+        si_free(w8);
+        int bb = wb < 0 || !B ? wb : cpu_pb_const_buf(b, B->data, &bmd);
+        int zx = bb < 0 ? -1 : zp_buffer(b, n, a->xz);
+        int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
+        int dst = zy < 0 ? -1 : cpu_pb_new_out(b, a->y, cpu_pd_md(pd, dnnl_query_dst_md));
+        if (dst < 0) {
+            dnnl_primitive_desc_destroy(pd);
+            return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+        }
+        cpu_arg args[6] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
+                           {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zy}, {DNNL_ARG_DST, dst}, {DNNL_ARG_BIAS, bb}};
+        char name[64];
+        snprintf(name, sizeof name, "%s+requantize", a->n_extra ? (dw ? "QDQ Conv(dw)" : "QDQ Conv") : dw ? "QLinearConv(dw)" : "QLinearConv");
+        si_result s = cpu_pb_emit_dnnl(b, n, name, pd, args, B ? 6 : 5);
+        if (s) return s;
+        cpu_pb_consume(b, n);
+        for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
+        return SI_OK;
+    }
     si_result s = q_create_pd(b, NULL, &cd, true, NULL, &pd, nd->name);
     if (s) {
         si_free(w8);
@@ -928,9 +1004,7 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     int zx = bb < 0 ? -1 : zp_buffer(b, n, a->xz);
     int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
     int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
-    uint8_t *table = acc < 0 ? NULL : cpu_pb_own(b, 256);
-    int folded[2], yv = a->y, nf = table && !a->relu ? cpu_qlinear_follow(b, a->y, table, folded, &yv) : 0;
-    int dst = table ? cpu_pb_new_out(b, yv, &ymd) : -1;
+    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, yv, &ymd);
     const rq_ctx rc = {.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL, .qlo = qlo};
     cpu_arg args[8] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
                        {DNNL_ARG_DST, acc}, {DNNL_ARG_BIAS, bb}};
@@ -938,7 +1012,6 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     int also[6], n_also = 0;
     for (int i = 0; i < nf; i++) also[n_also++] = folded[i];
     for (int i = 0; i < a->n_extra; i++) also[n_also++] = a->extra[i];
-    const bool dw = G > 1 && G == C && G == OC;
     return rq_emit(b, n, a->n_extra ? (dw ? "QDQ Conv(dw)" : "QDQ Conv") : dw ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4, acc, zy, dst,
                    &rc, rq_names[nf], also, n_also);
 }
