@@ -6,7 +6,8 @@ usage: make_models.py OUTDIR [--small | --all] [--models NAME,NAME...] [--force]
   default   the full-size models: resnet50, mobilenetv2, bert_base, text_detector, yolo, unet, u2net_fp16,
             speech_encoder, yolo_qop, unet_qop, resnet50_qdq, bert_base_qdq, yolo_qdq, mobilenetv2_qdq,
             mobilenetv2_qop
-  --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny
+  --small   quick variants for tests and the REF device: resnet18_small, mobilenetv2_small, bert_tiny,
+            mobilenetv2_small_qop
   --all     both sets
   --models  only the named models (from either set)
   --force   rewrite files that already exist (otherwise existing models are kept)
@@ -47,6 +48,7 @@ The models:
   mobilenetv2_qop mobilenetv2 in the QOperator form (QLinearConv, QLinearAdd, QLinearGlobalAveragePool, QGemm).
   resnet18_small  ResNet-18 topology (basic blocks [2, 2, 2, 2]) at half width (32..256), 1x3x112x112, FC 100.
   mobilenetv2_small  MobileNetV2 at width 0.5, 1x3x96x96, FC 100.
+  mobilenetv2_small_qop  that one in the QOperator form (as mobilenetv2_qop).
   bert_tiny       the BERT graph with 2 layers, hidden 128, 2 heads, intermediate 512, vocabulary 1024, seq 32.
 
 Weights: conv weights He-normal, BN statistics near (mean 0, var 1) with gamma near 1, BERT weights N(0, 0.02)
@@ -322,6 +324,7 @@ SMALL = {
     "resnet18_small": lambda: resnet("resnet18_small", "basic", [2, 2, 2, 2], [32, 64, 128, 256], 112, 100, SEED + 30),
     "mobilenetv2_small": lambda: mobilenetv2("mobilenetv2_small", 0.5, 96, 100, SEED + 40),
     "bert_tiny": lambda: bert("bert_tiny", 2, 128, 2, 512, 32, 1024, SEED + 50),
+    "mobilenetv2_small_qop": lambda: qop(SMALL["mobilenetv2_small"]),
 }
 
 

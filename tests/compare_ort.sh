@@ -26,6 +26,10 @@ qop_models() {
   if [ "$devices" != REF ]; then
     "$py" "$here/models/cnn.py" unet "$1/unet_qop_ms.onnx" --small --qop ms >/dev/null && echo "$1/unet_qop_ms.onnx --ort-opt disabled"
   fi
+  # QLinearAdd / QLinearMul / QLinearSigmoid (YOLO's SiLU and residuals; MobileNetV2's residual QLinearAdds, against
+  # ORT's optimized graph too): computed as ORT's x86 kernels round them, so every unit agrees
+  "$py" "$here/models/cnn.py" yolo "$1/yolo_qop_ms.onnx" --small --qop ms >/dev/null && echo "$1/yolo_qop_ms.onnx --ort-opt disabled"
+  "$py" "$here/bench/make_models.py" "$1" --models mobilenetv2_small_qop >/dev/null && echo "$1/mobilenetv2_small_qop.onnx"
   # The QDQ form: the CPU device runs DequantizeLinear -> Conv -> QuantizeLinear as one integer convolution, as ORT's
   # optimizer does, and equals its optimized graph. REF and OCL run the graph as written, in float between the
   # pairs, and their float convolutions sum in another order than ORT's: a last-bit difference before a

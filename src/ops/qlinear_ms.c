@@ -139,35 +139,48 @@ static si_result qbin_prep(const si_kctx *c, qbin *p) {
 
 SI_OP_PLANNED(qbin_infer, qbin, p, qbin_prep) { return si_set_out(c, 0, si_in(c, 0)->dtype, p->nd, p->dims); }
 
+/* The arithmetic is ONNX Runtime's x86 kernels' (MLAS, AVX2), so that results agree with it to the bit rather than
+ * differing by one now and then (which a deep residual network carries to its outputs):
+ *   QLinearAdd  round(fma(a, ra, fma(b, rb, f))) with ra = A_scale / C_scale, rb = B_scale / C_scale, the raw
+ *               bytes a, b and f = C_zp - (ra * A_zp + rb * B_zp), all in float32
+ *   QLinearMul  round((float)((a - A_zp) * (b - B_zp)) * m + C_zp), m = A_scale * B_scale / C_scale
+ * rounded to nearest even, then saturated. (ONNX Runtime adds a broadcast scalar operand into f with a plain
+ * multiply and add instead; here every element takes the two fused multiply-adds.) */
 typedef struct bin_ctx {
     int op;
-    int32_t lo, hi, zc;
-    float mul;               /* QLinearMul: A_scale * B_scale / C_scale */
-    float ta[256], tb[256];  /* QLinearAdd: (A_scale / C_scale) * (a - A_zp), the same for B */
+    int32_t lo, hi;
+    float mul, zc;            /* QLinearMul: A_scale * B_scale / C_scale, C_zp */
+    float ra, fa[256];        /* QLinearAdd: A_scale / C_scale, the bytes as float32 */
+    float tb[256];            /* QLinearAdd: fma(b, B_scale / C_scale, f) */
     int32_t ca[256], cb[256]; /* QLinearMul: a - A_zp, b - B_zp */
 } bin_ctx;
 
 /* n outputs; a and b advance by da and db bytes (0: broadcast). */
 static void bin_row(const bin_ctx *k, const uint8_t *a, int64_t da, const uint8_t *b, int64_t db, uint8_t *y, int64_t n) {
     if (k->op == BIN_ADD) {
-        for (int64_t i = 0; i < n; i++) y[i] = q_st(k->ta[a[i * da]] + k->tb[b[i * db]], k->zc, k->lo, k->hi);
+        for (int64_t i = 0; i < n; i++) y[i] = q_st(fmaf(k->fa[a[i * da]], k->ra, k->tb[b[i * db]]), 0, k->lo, k->hi);
     } else {
-        for (int64_t i = 0; i < n; i++) y[i] = q_st((float)(k->ca[a[i * da]] * k->cb[b[i * db]]) * k->mul, k->zc, k->lo, k->hi);
+        for (int64_t i = 0; i < n; i++) {
+            const float p = (float)(k->ca[a[i * da]] * k->cb[b[i * db]]) * k->mul;
+            y[i] = q_st(p + k->zc, 0, k->lo, k->hi);
+        }
     }
 }
 
 static void bin_init(bin_ctx *k, int op, si_dtype dt, const qp *qa, const qp *qb, const qp *qc) {
     const bool sgn = dt == SI_I8;
     k->op = op;
-    k->zc = qc->zp;
+    k->zc = (float)qc->zp;
     q_lohi(dt, &k->lo, &k->hi);
     const float ra = qa->scale / qc->scale, rb = qb->scale / qc->scale;
+    const float f = (float)qc->zp - (ra * (float)qa->zp + rb * (float)qb->zp);
+    k->ra = ra;
     k->mul = qa->scale * qb->scale / qc->scale;
     for (int v = 0; v < 256; v++) {
         k->ca[v] = q_ld(sgn, (uint8_t)v) - qa->zp;
         k->cb[v] = q_ld(sgn, (uint8_t)v) - qb->zp;
-        k->ta[v] = ra * (float)k->ca[v];
-        k->tb[v] = rb * (float)k->cb[v];
+        k->fa[v] = (float)q_ld(sgn, (uint8_t)v);
+        k->tb[v] = fmaf((float)q_ld(sgn, (uint8_t)v), rb, f);
     }
 }
 

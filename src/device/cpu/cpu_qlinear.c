@@ -28,10 +28,11 @@ typedef struct ql_params {
     const uint8_t *table; /* 256 (unary) or 65536 (binary) entries */
     bool binary;
     int64_t n;
-    /* the binary ops' arithmetic for the AVX-512 path, as the reference kernel computes its tables (float32):
-     * Add: round(ra * (a - za) + rb * (b - zb)) + zc; Mul: round((a - za) * (b - zb) * mul) + zc; saturated */
+    /* the binary ops' arithmetic for the AVX-512 path, as the reference kernel computes its tables (float32,
+     * ops/qlinear_ms.c bin_row): Add: round(fma(a, ra, fma(b, rb, f))), f = zc - (ra * za + rb * zb);
+     * Mul: round((float)((a - za) * (b - zb)) * mul + zc); saturated */
     bool mul, s8;
-    float ra, rb, fmul;
+    float ra, rb, fmul, f;
     int32_t za, zb, zc;
     int32_t qlo; /* a lower bound on the output (a Relu folded in the QDQ form: the zero point), INT32_MIN for none */
 } ql_params;
@@ -49,18 +50,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static inline __m512i ld16(
 }
 
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void bin512(const ql_params *p, const uint8_t *a, const uint8_t *b, uint8_t *y, int64_t n) {
-    const __m512i za = _mm512_set1_epi32(p->za), zb = _mm512_set1_epi32(p->zb), zc = _mm512_set1_epi32(p->zc);
+    const __m512i za = _mm512_set1_epi32(p->za), zb = _mm512_set1_epi32(p->zb);
+    const __m512 zc = _mm512_set1_ps((float)p->zc), f = _mm512_set1_ps(p->f);
     const __m512i lo = _mm512_set1_epi32(SI_MAX(p->s8 ? -128 : 0, p->qlo)), hi = _mm512_set1_epi32(p->s8 ? 127 : 255);
     const __m512 ra = _mm512_set1_ps(p->ra), rb = _mm512_set1_ps(p->rb), fm = _mm512_set1_ps(p->fmul);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        const __m512i ca = _mm512_sub_epi32(ld16(a + i, m, p->s8), za), cb = _mm512_sub_epi32(ld16(b + i, m, p->s8), zb);
+        const __m512i va = ld16(a + i, m, p->s8), vb = ld16(b + i, m, p->s8);
         __m512 v;
-        if (p->mul) v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(ca, cb)), fm);
-        else v = _mm512_add_ps(_mm512_mul_ps(ra, _mm512_cvtepi32_ps(ca)), _mm512_mul_ps(rb, _mm512_cvtepi32_ps(cb)));
+        if (p->mul) { /* the multiply and the add rounded apart (the _round forms are never contracted) */
+            const __m512i ca = _mm512_sub_epi32(va, za), cb = _mm512_sub_epi32(vb, zb);
+            v = _mm512_mul_round_ps(_mm512_cvtepi32_ps(_mm512_mullo_epi32(ca, cb)), fm, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            v = _mm512_add_round_ps(v, zc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        } else {
+            v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(va), ra, _mm512_fmadd_ps(_mm512_cvtepi32_ps(vb), rb, f));
+        }
         v = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-1073741824.0f)), _mm512_set1_ps(1073741824.0f));
         __m512i q = _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zc), lo), hi);
+        q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
         _mm512_mask_cvtepi32_storeu_epi8(y + i, m, q);
     }
 }
@@ -232,6 +239,7 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
     if (!p || !table) return SI_ERR_NO_MEM;
     *p = (ql_params){.table = table, .binary = true, .n = si_shape_count(A->ndim, A->dims), .mul = mul, .s8 = dt == SI_I8,
                      .ra = as / cs, .rb = bs / cs, .fmul = as * bs / cs, .za = az, .zb = bz, .zc = cz, .qlo = qlo};
+    p->f = (float)cz - (p->ra * (float)az + p->rb * (float)bz);
     if (!si_qlinear_binary_table(mul, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
     if (qlo != INT32_MIN)
         for (int i = 0; i < 65536; i++) {
@@ -309,6 +317,7 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
         /* the same arithmetic as the table's, for the vector path (ops/qlinear_ms.c bin_init and bin_row) */
         p->mul = id == SI_OP_QLINEAR_MUL, p->s8 = dt == SI_I8;
         p->ra = as / cs, p->rb = bs / cs, p->fmul = as * bs / cs;
+        p->f = (float)cz - (p->ra * (float)az + p->rb * (float)bz);
         p->za = az, p->zb = bz, p->zc = cz, p->qlo = INT32_MIN;
     } else if (!unary_table(g, nd, dt, table)) {
         return SI_ERR_UNSUPPORTED;
