@@ -575,7 +575,9 @@ void dop_cases_qlinear_matmul(void) {
         node("QLinearMatMul", "xq,as,az,w,bs,bz,ys,yz", "q");
         node("DequantizeLinear", "q,ys,yz", "y");
         output("y"), output("q");
-        dop_runf(&(dop_opts){.cpu_plan = "QLinearMatMul", .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
+        /* the matmul requantizes itself (no separate pass) unless SI_NO_FUSED_REQUANT=1 */
+        const char *mm_step = getenv("SI_NO_FUSED_REQUANT") ? "QLinearMatMul" : "QLinearMatMul+requantize";
+        dop_runf(&(dop_opts){.cpu_plan = mm_step, .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
                  si_dtype_name(cases[i].at), si_dtype_name(cases[i].bt), cases[i].az, cases[i].bz, cases[i].yz,
                  cases[i].percol ? " per-column b scale" : "");
     }

@@ -1033,7 +1033,8 @@ si_result cpu_lower_qlinear_conv(cpu_pb *b, int n) {
 }
 
 /* The oneDNN int8 matmul into int32, then the requantization pass: multipliers alpha * x_scale * w_scale[n]
- * (/ y_scale) in float32 in that order (the reference kernels' and ONNX Runtime's), C added to the accumulator. */
+ * (/ y_scale) in float32 in that order (the reference kernels' and ONNX Runtime's), C added to the accumulator.
+ * With an 8-bit output and no C, the matmul requantizes itself instead (fused_rq_pd). */
 si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     const si_graph *g = b->g;
     const si_val *A = &g->values[a->x], *Y = &g->values[a->y];
@@ -1083,7 +1084,34 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return cpu_unsupported();
-    dnnl_primitive_desc_t pd;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_matmul_desc_t fmd;
+    dnnl_memory_desc_t y2;
+    cpu_md_plain_dt(&y2, 2, dd, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
+    if (a->ys && !C && dnnl_matmul_desc_init(&fmd, &smd, &wmd, NULL, &y2) == dnnl_success)
+        pd = fused_rq_pd(b, &fmd, wzp ? &wzp : NULL, scales, N, qlo);
+    if (pd) { /* one step: the matmul writes the requantized output (Y's buffer seen as [M, N]) */
+        int xb = typed_in(b, a->x, &smd);
+        cpu_skey wk = {.node = n, .tag = "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
+        int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
+        int zx = wb < 0 ? -1 : zp_buffer(b, n, a->xz);
+        int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
+        int yb = zy < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
+        int dst = yb < 0 ? -1 : cpu_pb_alias(b, yb, &y2);
+        if (dst < 0) {
+            dnnl_primitive_desc_destroy(pd);
+            return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+        }
+        cpu_arg args[5] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
+                           {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zy}, {DNNL_ARG_DST, dst}};
+        char name[64];
+        snprintf(name, sizeof name, "%s+requantize", a->name);
+        si_result s = cpu_pb_emit_dnnl(b, n, name, pd, args, 5);
+        if (s) return s;
+        cpu_pb_consume(b, n);
+        for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
+        return SI_OK;
+    }
     si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, g->nodes[n].name);
     if (s) return s;
     int xb = typed_in(b, a->x, &smd);
