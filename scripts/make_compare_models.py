@@ -230,6 +230,40 @@ def gridsample_modes():
     g.save("gridsample_modes_opset16", [h.make_tensor_value_info("x", TP.FLOAT, [2, 3, 5, 6])], outs, 16, [])
 
 
+def qlinear_broadcast():
+    """com.microsoft QLinearAdd / QLinearMul with a broadcast operand (per channel, a scalar, a row; as A and as B)
+    and same-shaped ones, each with its own random scales and zero points, on a quantized image: uint8 outputs that
+    must equal ONNX Runtime's to the unit (its x86 kernels' rounding, which differs with the broadcast)."""
+    g = G()
+    xq = g.op("QuantizeLinear", ["x", g.c(np.array(0.008, np.float32)), g.c(np.array(128, np.uint8))])
+    outs = []
+    for i in range(12):
+        shape = [[1, 8, 1, 1], [1], [1, 1, 1, 64], [1, 8, 64, 64]][i % 4]
+        other = xq if shape == [1, 8, 64, 64] and i % 8 == 3 else g.c(rng.integers(0, 256, shape).astype(np.uint8))
+        sa, sb, sc = (float(v) for v in rng.uniform(0.005, 0.2, 3))
+        za, zb, zc = (int(v) for v in rng.integers(0, 256, 3))
+        qa = [xq, g.c(np.array(sa, np.float32)), g.c(np.array(za, np.uint8))]
+        qb = [other, g.c(np.array(sb, np.float32)), g.c(np.array(zb, np.uint8))]
+        ins = (qa + qb if i % 2 == 0 else qb + qa) + [g.c(np.array(sc, np.float32)), g.c(np.array(zc, np.uint8))]
+        name = "y%d" % i
+        g.nodes.append(h.make_node("QLinearMul" if i in (5, 9) else "QLinearAdd", ins, [name], domain="com.microsoft"))
+        outs.append(h.make_tensor_value_info(name, TP.UINT8, [1, 8, 64, 64]))
+    # a per-channel constant (46) as A, then as B, with scales and zero points under which ORT's scalar-operand
+    # rounding (f + a * ra, then one fused multiply-add) and the two fused multiply-adds differ in range (b = 195)
+    for i, const_first in ((12, True), (13, False)):
+        k = [g.c(np.full([1, 8, 1, 1], 46, np.uint8)), g.c(np.array(0.19983933866024017, np.float32)), g.c(np.array(72, np.uint8))]
+        v = [xq, g.c(np.array(0.13221198320388794, np.float32)), g.c(np.array(111, np.uint8))]
+        ins = (k + v if const_first else v + k) + [g.c(np.array(0.05072949081659317, np.float32)), g.c(np.array(67, np.uint8))]
+        g.nodes.append(h.make_node("QLinearAdd", ins, ["y%d" % i], domain="com.microsoft"))
+        outs.append(h.make_tensor_value_info("y%d" % i, TP.UINT8, [1, 8, 64, 64]))
+    gr = h.make_graph(g.nodes, "qlinear_broadcast", [h.make_tensor_value_info("x", TP.FLOAT, [1, 8, 64, 64])], outs, g.inits)
+    m = h.make_model(gr, producer_name="safeinfer-compare", opset_imports=[h.make_opsetid("", 13), h.make_opsetid("com.microsoft", 1)])
+    m.ir_version = 7
+    p = os.path.join(out, "qlinear_broadcast_ms.onnx")
+    onnx.save(m, p)
+    print(p)
+
+
 cnn9()
 cnn11()
 mixed()
@@ -238,6 +272,7 @@ resize_exact()
 stft_frontend()
 topk_ties()
 gridsample_modes()
+qlinear_broadcast()
 transformer(11)
 
 transformer(13)

@@ -144,20 +144,32 @@ SI_OP_PLANNED(qbin_infer, qbin, p, qbin_prep) { return si_set_out(c, 0, si_in(c,
  *   QLinearAdd  round(fma(a, ra, fma(b, rb, f))) with ra = A_scale / C_scale, rb = B_scale / C_scale, the raw
  *               bytes a, b and f = C_zp - (ra * A_zp + rb * B_zp), all in float32
  *   QLinearMul  round((float)((a - A_zp) * (b - B_zp)) * m + C_zp), m = A_scale * B_scale / C_scale
- * rounded to nearest even, then saturated. (ONNX Runtime adds a broadcast scalar operand into f with a plain
- * multiply and add instead; here every element takes the two fused multiply-adds.) */
+ * rounded to nearest even, then saturated. An operand that is one value along the row (a broadcast scalar) goes
+ * into f with a plain multiply and add first, as ONNX Runtime does: round(fma(b, rb, f + a * ra)) for a scalar a. */
 typedef struct bin_ctx {
     int op;
     int32_t lo, hi;
     float mul, zc;            /* QLinearMul: A_scale * B_scale / C_scale, C_zp */
-    float ra, fa[256];        /* QLinearAdd: A_scale / C_scale, the bytes as float32 */
+    float ra, rb, f, fa[256]; /* QLinearAdd: A_scale / C_scale, B_scale / C_scale, f, the bytes as float32 */
     float tb[256];            /* QLinearAdd: fma(b, B_scale / C_scale, f) */
     int32_t ca[256], cb[256]; /* QLinearMul: a - A_zp, b - B_zp */
 } bin_ctx;
 
-/* n outputs; a and b advance by da and db bytes (0: broadcast). */
+/* f + x * r with the product rounded apart (never contracted into a fused multiply-add) */
+static float add_product(float f, float x, float r) {
+    volatile float p = x * r;
+    return f + p;
+}
+
+/* n outputs; a and b advance by da and db bytes (0: broadcast, the operand is a scalar along the row). */
 static void bin_row(const bin_ctx *k, const uint8_t *a, int64_t da, const uint8_t *b, int64_t db, uint8_t *y, int64_t n) {
-    if (k->op == BIN_ADD) {
+    if (k->op == BIN_ADD && da == 0) {
+        const float fx = add_product(k->f, k->fa[a[0]], k->ra);
+        for (int64_t i = 0; i < n; i++) y[i] = q_st(fmaf(k->fa[b[i * db]], k->rb, fx), 0, k->lo, k->hi);
+    } else if (k->op == BIN_ADD && db == 0) {
+        const float fx = add_product(k->f, k->fa[b[0]], k->rb);
+        for (int64_t i = 0; i < n; i++) y[i] = q_st(fmaf(k->fa[a[i * da]], k->ra, fx), 0, k->lo, k->hi);
+    } else if (k->op == BIN_ADD) {
         for (int64_t i = 0; i < n; i++) y[i] = q_st(fmaf(k->fa[a[i * da]], k->ra, k->tb[b[i * db]]), 0, k->lo, k->hi);
     } else {
         for (int64_t i = 0; i < n; i++) {
@@ -174,7 +186,7 @@ static void bin_init(bin_ctx *k, int op, si_dtype dt, const qp *qa, const qp *qb
     q_lohi(dt, &k->lo, &k->hi);
     const float ra = qa->scale / qc->scale, rb = qb->scale / qc->scale;
     const float f = (float)qc->zp - (ra * (float)qa->zp + rb * (float)qb->zp);
-    k->ra = ra;
+    k->ra = ra, k->rb = rb, k->f = f;
     k->mul = qa->scale * qb->scale / qc->scale;
     for (int v = 0; v < 256; v++) {
         k->ca[v] = q_ld(sgn, (uint8_t)v) - qa->zp;
@@ -200,7 +212,7 @@ SI_OP_PLANNED(qbin_run, qbin, p, qbin_prep) {
     const int64_t total = si_count(y), nd = p->nd;
     const int64_t inner = nd ? p->dims[nd - 1] : 1, da = nd ? p->sa[nd - 1] : 0, db = nd ? p->sb[nd - 1] : 0;
     if (si_count(si_in(c, 0)) == total && si_count(si_in(c, 3)) == total) { /* same shape: one flat row */
-        bin_row(k, a, 1, b, 1, yd, total);
+        bin_row(k, a, total > 1, b, 1, yd, total); /* one element each: A is the scalar (ONNX Runtime's choice) */
     } else if (inner > 0) {
         int64_t idx[SI_MAX_DIMS] = {0}, oa = 0, ob = 0;
         for (int64_t r = 0; r < total / inner; r++) {
@@ -217,7 +229,7 @@ SI_OP_PLANNED(qbin_run, qbin, p, qbin_prep) {
 }
 
 /* The whole op as a table for a device's kernel (quant.h): out[a * 256 + b] = QLinearAdd / QLinearMul of the
- * bytes a and b, exactly as bin_row computes it. */
+ * bytes a and b of two same-shaped operands, exactly as bin_row computes them. */
 bool si_qlinear_binary_table(bool mul, si_dtype dt, float as, int32_t az, float bs, int32_t bz, float cs, int32_t cz, uint8_t *out) {
     bin_ctx *k = si_malloc(sizeof *k);
     if (!k) return false;
@@ -225,7 +237,11 @@ bool si_qlinear_binary_table(bool mul, si_dtype dt, float as, int32_t az, float 
     bin_init(k, mul ? BIN_MUL : BIN_ADD, dt, &qa, &qb, &qc);
     uint8_t bytes[256];
     for (int v = 0; v < 256; v++) bytes[v] = (uint8_t)v;
-    for (int a = 0; a < 256; a++) bin_row(k, bytes + a, 0, bytes, 1, out + a * 256, 256);
+    uint8_t as256[256];
+    for (int a = 0; a < 256; a++) {
+        memset(as256, a, sizeof as256); /* a as a row (not a broadcast scalar, which rounds otherwise) */
+        bin_row(k, as256, 1, bytes, 1, out + a * 256, 256);
+    }
     si_free(k);
     return true;
 }
