@@ -185,7 +185,7 @@ static void bin_init(bin_ctx *k, int op, si_dtype dt, const qp *qa, const qp *qb
     k->zc = (float)qc->zp;
     q_lohi(dt, &k->lo, &k->hi);
     const float ra = qa->scale / qc->scale, rb = qb->scale / qc->scale;
-    const float f = (float)qc->zp - (ra * (float)qa->zp + rb * (float)qb->zp);
+    const float f = si_qlinear_add_offset(ra, qa->zp, rb, qb->zp, qc->zp);
     k->ra = ra, k->rb = rb, k->f = f;
     k->mul = qa->scale * qb->scale / qc->scale;
     for (int v = 0; v < 256; v++) {

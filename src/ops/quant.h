@@ -62,5 +62,10 @@ void si_qlinear_unary_table(bool leaky, float alpha, si_dtype dt, float xs, int3
 /* The requantization of every byte from (xs, xz) to (ys, yz), as QLinearConcat's reference kernel does it. */
 void si_qlinear_requant_table(si_dtype dt, float xs, int32_t xz, float ys, int32_t yz, uint8_t *table);
 bool si_qlinear_binary_table(bool mul, si_dtype dt, float as, int32_t az, float bs, int32_t bz, float cs, int32_t cz, uint8_t *out);
+/* QLinearAdd's constant term f = C_zp - (ra * A_zp + rb * B_zp) in float32 (ra = A_scale / C_scale, rb likewise), as
+ * ONNX Runtime's x86 kernel folds the zero points: y = round(fma(a, ra, fma(b, rb, f))) on the raw bytes. */
+static inline float si_qlinear_add_offset(float ra, int32_t az, float rb, int32_t bz, int32_t cz) {
+    return (float)cz - (ra * (float)az + rb * (float)bz);
+}
 
 #endif

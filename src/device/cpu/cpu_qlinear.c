@@ -120,6 +120,13 @@ static si_result ql_run(const void *params, void *const *ptr, int threads) {
     return SI_OK;
 }
 
+/* The binary ops' parameters for the vector path, the same arithmetic as the table's (ops/qlinear_ms.c bin_init). */
+static void bin_arith(ql_params *p, float as, int32_t az, float bs, int32_t bz, float cs, int32_t cz) {
+    p->ra = as / cs, p->rb = bs / cs, p->fmul = as * bs / cs;
+    p->f = si_qlinear_add_offset(p->ra, az, p->rb, bz, cz);
+    p->za = az, p->zb = bz, p->zc = cz;
+}
+
 /* A constant float32 scale (input k, one value) into *s: finite, non-zero when it divides; false otherwise (the
  * reference kernel then runs the node, and names the error). */
 static bool const_scale(const si_graph *g, const si_node *nd, int k, bool divides, float *s) {
@@ -237,9 +244,8 @@ si_result cpu_qlinear_binary_emit(cpu_pb *b, int n, bool mul, int a, int bv, int
     ql_params *p = cpu_pb_own(b, sizeof *p);
     uint8_t *table = cpu_pb_own(b, 65536);
     if (!p || !table) return SI_ERR_NO_MEM;
-    *p = (ql_params){.table = table, .binary = true, .n = si_shape_count(A->ndim, A->dims), .mul = mul, .s8 = dt == SI_I8,
-                     .ra = as / cs, .rb = bs / cs, .fmul = as * bs / cs, .za = az, .zb = bz, .zc = cz, .qlo = qlo};
-    p->f = (float)cz - (p->ra * (float)az + p->rb * (float)bz);
+    *p = (ql_params){.table = table, .binary = true, .n = si_shape_count(A->ndim, A->dims), .mul = mul, .s8 = dt == SI_I8, .qlo = qlo};
+    bin_arith(p, as, az, bs, bz, cs, cz);
     if (!si_qlinear_binary_table(mul, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
     if (qlo != INT32_MIN)
         for (int i = 0; i < 65536; i++) {
@@ -314,11 +320,8 @@ si_result cpu_lower_qlinear_ew(cpu_pb *b, int n) {
             !const_zp(g, nd, 2, dt, &az) || !const_zp(g, nd, 5, dt, &bz) || !const_zp(g, nd, 7, dt, &cz))
             return SI_ERR_UNSUPPORTED;
         if (!si_qlinear_binary_table(id == SI_OP_QLINEAR_MUL, dt, as, az, bs, bz, cs, cz, table)) return SI_ERR_NO_MEM;
-        /* the same arithmetic as the table's, for the vector path (ops/qlinear_ms.c bin_init and bin_row) */
-        p->mul = id == SI_OP_QLINEAR_MUL, p->s8 = dt == SI_I8;
-        p->ra = as / cs, p->rb = bs / cs, p->fmul = as * bs / cs;
-        p->f = (float)cz - (p->ra * (float)az + p->rb * (float)bz);
-        p->za = az, p->zb = bz, p->zc = cz, p->qlo = INT32_MIN;
+        p->mul = id == SI_OP_QLINEAR_MUL, p->s8 = dt == SI_I8, p->qlo = INT32_MIN;
+        bin_arith(p, as, az, bs, bz, cs, cz);
     } else if (!unary_table(g, nd, dt, table)) {
         return SI_ERR_UNSUPPORTED;
     } else if (id == SI_OP_QLINEAR_SIGMOID && !b->no_fusion) { /* SiLU: QLinearMul(x, QLinearSigmoid(x)) as one table */

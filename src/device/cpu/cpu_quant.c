@@ -843,20 +843,28 @@ static float *requant_scales_of(cpu_pb *b, float alpha, const si_tensor *xs, con
     return m;
 }
 
-/* The two steps of an integer product: the oneDNN primitive (pd, args) into the int32 buffer acc, then the
- * requantization pass (a copy of rc0) into dst with the output zero point buffer zy; node n and the nodes in
- * also[0..n_also) are consumed. */
+/* The steps of an integer product: the oneDNN primitive (pd, args) into the int32 buffer acc, then the
+ * requantization pass (a copy of rc0) into dst with the output zero point buffer zy; or, rc0 NULL, the primitive
+ * alone, requantizing into dst itself (fused_rq_pd; its step is named NAME+requantize). Node n and the nodes in
+ * also[0..n_also) are consumed. dst < 0 (a buffer that could not be made): pd is destroyed, the error returned. */
 static si_result rq_emit(cpu_pb *b, int n, const char *name, dnnl_primitive_desc_t pd, cpu_arg *args, int nargs, int acc, int zy, int dst,
                          const rq_ctx *rc0, const char *rq_name, const int *also, int n_also) {
-    rq_ctx *rc = dst < 0 ? NULL : cpu_pb_own(b, sizeof *rc);
-    if (!rc) {
+    rq_ctx *rc = dst < 0 || !rc0 ? NULL : cpu_pb_own(b, sizeof *rc);
+    if (dst < 0 || (rc0 && !rc)) {
         dnnl_primitive_desc_destroy(pd);
         return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     }
-    *rc = *rc0;
+    char fused[96];
+    if (!rc0) {
+        snprintf(fused, sizeof fused, "%s+requantize", name);
+        name = fused;
+    }
     si_result s = cpu_pb_emit_dnnl(b, n, name, pd, args, nargs);
     int rin[2] = {acc, zy};
-    if (!s) s = cpu_pb_emit_fn(b, n, rq_name, rq_kernel, rc, rin, 2, &dst, 1);
+    if (!s && rc) {
+        *rc = *rc0;
+        s = cpu_pb_emit_fn(b, n, rq_name, rq_kernel, rc, rin, 2, &dst, 1);
+    }
     if (s) return s;
     cpu_pb_consume(b, n);
     for (int i = 0; i < n_also; i++) cpu_pb_consume(b, also[i]);
@@ -869,9 +877,7 @@ static si_result rq_emit(cpu_pb *b, int n, const char *name, dnnl_primitive_desc
  * would round p + zp, which now and then differs by one) and the saturation. Saves the int32 product's write and
  * read. NULL when oneDNN refuses it or has only its reference implementation; SI_NO_FUSED_REQUANT=1 turns it off. */
 static dnnl_primitive_desc_t fused_rq_pd(cpu_pb *b, const void *op_desc, const int32_t *wzp, const float *m, int64_t OC, int32_t qlo) {
-    static int off = -1;
-    if (off < 0) off = getenv("SI_NO_FUSED_REQUANT") && getenv("SI_NO_FUSED_REQUANT")[0] == '1';
-    if (off || b->no_fusion || OC > INT32_MAX) return NULL;
+    if (b->no_fusion || OC > INT32_MAX || getenv("SI_NO_FUSED_REQUANT")) return NULL; /* read at plan time only */
     dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
     if (!attr) {
         si_err_clear();
@@ -959,38 +965,15 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
         si_free(w8);
         return SI_ERR_NO_MEM;
     }
-    dnnl_convolution_desc_t fcd;
+    dnnl_convolution_desc_t fcd; /* the same convolution into the 8-bit output, when it can requantize itself */
     dnnl_primitive_desc_t pd =
         nf ? NULL
            : dnnl_dilated_convolution_forward_desc_init(&fcd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, B ? &bmd : NULL, &ymd, st,
                                                         dl, pl, pr) == dnnl_success
                ? fused_rq_pd(b, &fcd, NULL, scales, OC, qlo)
                : NULL;
-    if (pd) { /* one step: the convolution writes the requantized output */
-        int xb = typed_in(b, a->x, cpu_pd_md(pd, dnnl_query_src_md));
-        uint64_t fp = WZ ? cpu_fp(0, WZ->data, WZ->nbytes) : 0;
-        cpu_skey wk = {.node = n, .tag = "qlconv.w", .fp = fp, .src = W};
-        int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, w8, NULL, NULL, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
-        si_free(w8);
-        int bb = wb < 0 || !B ? wb : cpu_pb_const_buf(b, B->data, &bmd);
-        int zx = bb < 0 ? -1 : zp_buffer(b, n, a->xz);
-        int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
-        int dst = zy < 0 ? -1 : cpu_pb_new_out(b, a->y, cpu_pd_md(pd, dnnl_query_dst_md));
-        if (dst < 0) {
-            dnnl_primitive_desc_destroy(pd);
-            return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-        }
-        cpu_arg args[6] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
-                           {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zy}, {DNNL_ARG_DST, dst}, {DNNL_ARG_BIAS, bb}};
-        char name[64];
-        snprintf(name, sizeof name, "%s+requantize", a->n_extra ? (dw ? "QDQ Conv(dw)" : "QDQ Conv") : dw ? "QLinearConv(dw)" : "QLinearConv");
-        si_result s = cpu_pb_emit_dnnl(b, n, name, pd, args, B ? 6 : 5);
-        if (s) return s;
-        cpu_pb_consume(b, n);
-        for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
-        return SI_OK;
-    }
-    si_result s = q_create_pd(b, NULL, &cd, true, NULL, &pd, nd->name);
+    const bool fused = pd != NULL;
+    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &cd, true, NULL, &pd, nd->name);
     if (s) {
         si_free(w8);
         return s;
@@ -1003,17 +986,19 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     int bb = wb < 0 || !B ? wb : cpu_pb_const_buf(b, B->data, &bmd);
     int zx = bb < 0 ? -1 : zp_buffer(b, n, a->xz);
     int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
-    int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
-    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, yv, &ymd);
+    int acc = zy < 0 || fused ? -1 : cpu_pb_internal_md(b, &dmd);
+    int dst = (fused ? zy : acc) < 0 ? -1 : cpu_pb_new_out(b, yv, &ymd);
     const rq_ctx rc = {.m = scales, .rows = si_shape_count(r, Y->dims) / OC, .C = OC, .s8 = Y->dtype == SI_I8, .table = nf ? table : NULL, .qlo = qlo};
-    cpu_arg args[8] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
-                       {DNNL_ARG_DST, acc}, {DNNL_ARG_BIAS, bb}};
+    cpu_arg args[6] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, fused ? dst : acc}};
+    int na = 4;
+    if (fused) args[na++] = (cpu_arg){DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zy};
+    if (B) args[na++] = (cpu_arg){DNNL_ARG_BIAS, bb};
     static const char *const rq_names[3] = {"QLinearConv requantize", "QLinearConv requantize+table", "QLinearConv requantize+SiLU"};
     int also[6], n_also = 0;
     for (int i = 0; i < nf; i++) also[n_also++] = folded[i];
     for (int i = 0; i < a->n_extra; i++) also[n_also++] = a->extra[i];
-    return rq_emit(b, n, a->n_extra ? (dw ? "QDQ Conv(dw)" : "QDQ Conv") : dw ? "QLinearConv(dw)" : "QLinearConv", pd, args, B ? 5 : 4, acc, zy, dst,
-                   &rc, rq_names[nf], also, n_also);
+    return rq_emit(b, n, a->n_extra ? (dw ? "QDQ Conv(dw)" : "QDQ Conv") : dw ? "QLinearConv(dw)" : "QLinearConv", pd, args, na, acc, zy, dst,
+                   fused ? NULL : &rc, rq_names[nf], also, n_also);
 }
 
 /* QLinearConv: x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point[, B]. Scales, weights,
@@ -1084,46 +1069,26 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     dnnl_memory_desc_init_by_tag(&wmd, 2, wdd, dnnl_s8, dnnl_format_tag_any);
     dnnl_matmul_desc_t md;
     if (dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd) != dnnl_success) return cpu_unsupported();
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_matmul_desc_t fmd;
+    dnnl_matmul_desc_t fmd; /* the same matmul into the 8-bit output (Y's buffer seen as [M, N]), when it can requantize itself */
     dnnl_memory_desc_t y2;
     cpu_md_plain_dt(&y2, 2, dd, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
-    if (a->ys && !C && dnnl_matmul_desc_init(&fmd, &smd, &wmd, NULL, &y2) == dnnl_success)
-        pd = fused_rq_pd(b, &fmd, wzp ? &wzp : NULL, scales, N, qlo);
-    if (pd) { /* one step: the matmul writes the requantized output (Y's buffer seen as [M, N]) */
-        int xb = typed_in(b, a->x, &smd);
-        cpu_skey wk = {.node = n, .tag = "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
-        int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
-        int zx = wb < 0 ? -1 : zp_buffer(b, n, a->xz);
-        int zy = zx < 0 ? -1 : zp_buffer(b, n, a->yz);
-        int yb = zy < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
-        int dst = yb < 0 ? -1 : cpu_pb_alias(b, yb, &y2);
-        if (dst < 0) {
-            dnnl_primitive_desc_destroy(pd);
-            return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
-        }
-        cpu_arg args[5] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx},
-                           {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zy}, {DNNL_ARG_DST, dst}};
-        char name[64];
-        snprintf(name, sizeof name, "%s+requantize", a->name);
-        si_result s = cpu_pb_emit_dnnl(b, n, name, pd, args, 5);
-        if (s) return s;
-        cpu_pb_consume(b, n);
-        for (int i = 0; i < a->n_extra; i++) cpu_pb_consume(b, a->extra[i]);
-        return SI_OK;
-    }
-    si_result s = q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, g->nodes[n].name);
+    dnnl_primitive_desc_t pd =
+        a->ys && !C && dnnl_matmul_desc_init(&fmd, &smd, &wmd, NULL, &y2) == dnnl_success ? fused_rq_pd(b, &fmd, wzp ? &wzp : NULL, scales, N, qlo) : NULL;
+    const bool fused = pd != NULL;
+    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, g->nodes[n].name);
     if (s) return s;
     int xb = typed_in(b, a->x, &smd);
     cpu_skey wk = {.node = n, .tag = "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
     int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     int zx = wb < 0 ? -1 : zp_buffer(b, n, a->xz);
     int zy = zx < 0 ? -1 : zp_buffer(b, n, a->ys ? a->yz : -1);
-    int acc = zy < 0 ? -1 : cpu_pb_internal_md(b, &dmd);
-    int dst = acc < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
+    int acc = zy < 0 || fused ? -1 : cpu_pb_internal_md(b, &dmd);
+    int yb = (fused ? zy : acc) < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
+    int dst = fused && yb >= 0 ? cpu_pb_alias(b, yb, &y2) : yb;
     const rq_ctx rc = {.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .fbias = fbias, .qlo = qlo};
-    cpu_arg args[4] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, acc}};
-    return rq_emit(b, n, a->name, pd, args, 4, acc, zy, dst, &rc, a->ys ? "requantize" : "scale", a->extra, a->n_extra);
+    cpu_arg args[5] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, fused ? dst : acc},
+                       {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_DST, zy}};
+    return rq_emit(b, n, a->name, pd, args, fused ? 5 : 4, acc, zy, dst, fused ? NULL : &rc, a->ys ? "requantize" : "scale", a->extra, a->n_extra);
 }
 
 /* QLinearMatMul: a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point with b a constant 2-D
