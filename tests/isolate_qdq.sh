@@ -18,3 +18,13 @@ rm -rf "$work" && mkdir -p "$work"
   { cat "$work/iso.txt"; echo "FAIL: isolated run"; exit 1; }
 "$bin" compare "$work/in" "$work/iso" --rtol 0 --atol 0 || { echo "FAIL: the isolated CPU device computes the QDQ form differently"; exit 1; }
 echo "isolate_qdq: isolated and in-process CPU outputs equal"
+# The OCL device takes QuantizeLinear and DequantizeLinear: the whole QDQ graph is one OCL submodel, not one per
+# QuantizeLinear between OCL runs (skipped where no OpenCL device is found).
+part=$("$bin" inspect "$work/yolo_qdq.onnx" --devices OCL,CPU 2>&1) || { echo "$part" | tail -5; echo "FAIL: inspect"; exit 1; }
+if echo "$part" | grep -q "there is no OpenCL device\|OCL: .*not available"; then
+  echo "isolate_qdq: no OpenCL device, OCL partition not checked"
+else
+  echo "$part" | grep -q "partition over OCL,CPU: 1 submodel" && echo "$part" | grep -q "submodel 0 on OCL" ||
+    { echo "$part" | grep "partition over\|submodel .* on"; echo "FAIL: the QDQ graph is not one OCL submodel"; exit 1; }
+  echo "isolate_qdq: the QDQ graph is one OCL submodel"
+fi

@@ -87,6 +87,8 @@ static void typed_const(const char *name, si_dtype dt, const double *vals, int n
 }
 
 #define QDQ_OPTS(op, k) (&(dop_opts){.cpu_plan = op, .cpu_no_ref = true, .cpu_kernel = k, .may_refuse = "OCL"})
+/* (the OCL device takes int8 / uint8 QuantizeLinear and DequantizeLinear, per tensor and per axis: ocl_llm.c) */
+#define QDQ_OPTS_OCL(op, k) (&(dop_opts){.cpu_plan = op, .cpu_no_ref = true, .cpu_kernel = k})
 #define QDQ_OPTS2(op, k)                                                                                                           \
     (&(dop_opts){.cpu_plan = op, .cpu_no_ref = true, .cpu_kernel = k, .opt_key = "threads", .opt_value = "2", .opt_device = "CPU"})
 
@@ -121,7 +123,7 @@ void dop_cases_qdq(void) {
         int n = node("QuantizeLinear", qc[i].zp ? "x,s,z" : "x,s", "q");
         if (ns) ai(n, "axis", qc[i].axis);
         output("q");
-        dop_runf(QDQ_OPTS("QuantizeLinear", "own:quantize"), "QuantizeLinear-%d %zu (%s, axis %d)", qc[i].opset, i, si_dtype_name(qc[i].qt),
+        dop_runf(QDQ_OPTS_OCL("QuantizeLinear", "own:quantize"), "QuantizeLinear-%d %zu (%s, axis %d)", qc[i].opset, i, si_dtype_name(qc[i].qt),
                  qc[i].axis);
     }
     /* ties: Q (scale 0.5) -> DQ gives multiples of 0.5; Q2 by 1 (or per axis by 1, 0.5, 2) rounds them half to even */
@@ -145,7 +147,7 @@ void dop_cases_qdq(void) {
         int n3 = node("DequantizeLinear", "q2,s2,z2", "y");
         if (per_axis) ai(n2, "axis", 1), ai(n3, "axis", 1);
         output("q"), output("dq"), output("q2"), output("y");
-        dop_runf(QDQ_OPTS("DequantizeLinear", "own:dequantize"), "Q -> DQ -> Q2 -> DQ2 ties %d (%s%s)", k, si_dtype_name(qt),
+        dop_runf(QDQ_OPTS_OCL("DequantizeLinear", "own:dequantize"), "Q -> DQ -> Q2 -> DQ2 ties %d (%s%s)", k, si_dtype_name(qt),
                  per_axis ? ", per axis" : "");
     }
     /* DequantizeLinear of graph inputs: uint8 per axis (axis -1), int32 per tensor */
@@ -155,7 +157,7 @@ void dop_cases_qdq(void) {
     typed_const("z", SI_U8, (const double[]){2, 0, 4, 1, 3}, 5);
     ai(node("DequantizeLinear", "q,s,z", "y"), "axis", -1);
     output("y");
-    dop_runf(QDQ_OPTS("DequantizeLinear", "own:dequantize"), "DequantizeLinear uint8 per axis -1");
+    dop_runf(QDQ_OPTS_OCL("DequantizeLinear", "own:dequantize"), "DequantizeLinear uint8 per axis -1");
     begin(13);
     input_typed("q", SI_I32, D(3, 11));
     typed_const("s", SI_F32, (const double[]){0.0123}, 0);

@@ -1071,4 +1071,21 @@ __kernel void dq_linear(__global const uchar *X, __global const float *S, __glob
     Y[i] = (float)q * S[k];
 }
 
+/* QuantizeLinear, float32 to int8 (flags 1) or uint8, zero point (flags 2) or none:
+ * y = saturate(rint(x / s[k]) + zp[k]) with k = (i / inner) % len; the division is correctly rounded (the program
+ * is built with -cl-fp32-correctly-rounded-divide-sqrt, else the planner refuses the op); the conversion rounds
+ * half to even and saturates, NaN to 0, so NaN gives zp as in the reference. */
+__kernel void q_linear(__global const float *X, __global const float *S, __global const uchar *Zp, __global uchar *Y,
+                       const int n, const int inner, const int len, const int flags)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    const int k = (i / inner) % len;
+    const int s8 = flags & 1;
+    const int z = (flags & 2) ? (s8 ? (int)as_char(Zp[k]) : (int)Zp[k]) : 0;
+    const int q = clamp(add_sat(convert_int_sat_rte(X[i] / S[k]), z), s8 ? -128 : 0, s8 ? 127 : 255);
+    Y[i] = (uchar)q;
+}
+
 /* ==== end of LLM and quantized ops ================================================================== */

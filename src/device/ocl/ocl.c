@@ -119,7 +119,11 @@ static void add_device(cl_platform_id plat, cl_device_id id, cl_device_type type
     d->caps.max_alloc = max_alloc ? max_alloc : ((cl_ulong)1 << 30);
     d->caps.im2col_max = (size_t)128 << 20;
     d->caps.cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
-    snprintf(d->build_opts, sizeof d->build_opts, "-cl-std=CL1.2 -DSI_TS=%d -DSI_WG=%d", ts, wg);
+    cl_device_fp_config fp = 0;
+    if (clGetDeviceInfo(id, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) != CL_SUCCESS) fp = 0;
+    d->caps.exact_div = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
+    snprintf(d->build_opts, sizeof d->build_opts, "-cl-std=CL1.2 -DSI_TS=%d -DSI_WG=%d%s", ts, wg,
+             d->caps.exact_div ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
     d->base.iface = &ocl_iface;
     d->base.name = d->name;
     d->base.ctx = d;

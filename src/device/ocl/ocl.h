@@ -26,6 +26,8 @@ typedef struct ocl_caps {
     size_t elem_wg;     /* local size of element-wise launches */
     cl_ulong max_alloc; /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     bool cpu;           /* a CPU device: vector GEMM kernels instead of local-memory tiles */
+    bool exact_div;     /* float32 division and sqrt correctly rounded (built with
+                         * -cl-fp32-correctly-rounded-divide-sqrt): QuantizeLinear's x / scale as the spec says */
     size_t im2col_max;  /* largest im2col buffer a convolution may use (else the direct kernel); compile
                          * option "ocl.im2col_max_bytes" overrides it (0 forces the direct kernel) */
 } ocl_caps;

@@ -3,7 +3,8 @@
  * SimplifiedLayerNormalization, SkipLayerNormalization and SkipSimplifiedLayerNormalization (one reduction
  * kernel, optional outputs included), MatMulNBits (a GEMV kernel that decodes the quantized weight on the fly
  * for a few rows of A, else a dequantization into the scratch buffer and a tiled GEMM) and FastGelu, BiasGelu,
- * QuickGelu (one element-wise kernel), DequantizeLinear (int8/uint8, per tensor or per axis). The semantics are those of the reference kernels (src/ops/llm_norm.c,
+ * QuickGelu (one element-wise kernel), QuantizeLinear and DequantizeLinear (int8/uint8, per tensor or per axis). The
+ * semantics are those of the reference kernels (src/ops/llm_norm.c, src/ops/quant.c,
  * src/ops/nbits.c); attention, rotary embeddings and the rest stay on other devices.
  */
 #include "device/ocl/ocl_ops.h"
@@ -237,48 +238,87 @@ static si_result plan_gelu(ocl_plan *p, const void *arg) {
                        arg_int(last > 0 ? last : 1), arg_int(kind), arg_int(bias), arg_flt(si_attr_float(p->node, "alpha", 1.702f)));
 }
 
-// --- DequantizeLinear -----------------------------------------------------------------------------------------
+// --- QuantizeLinear, DequantizeLinear ---------------------------------------------------------------------------
 
-/* int8/uint8 to float32, per tensor or per axis (blocked quantization and other types stay on other devices). */
-static si_result plan_dequantize(ocl_plan *p, const void *arg) {
-    (void)arg;
+/* The checks both share: per tensor or per axis (blocked quantization stays on other devices); *inner and *len
+ * index the scale (k = (i / inner) % len); *zp: a zero point is given. qt: the quantized type (x's for
+ * DequantizeLinear, the zero point's or uint8 for QuantizeLinear). */
+static si_result q_axis(ocl_plan *p, const char *sname, si_dtype qt, int64_t *inner, int64_t *len, bool *zp) {
     si_result s;
     const ocl_desc *x = &p->in[0], *sc = &p->in[1];
-    if ((s = ocl_need_type2(p, 0, SI_I8, SI_U8))) return s;
     if (dcount(x) > INT_MAX) return ocl_err(p, SI_ERR_UNSUPPORTED, "x has more elements than 32-bit indexing allows");
     int64_t block = p->node->opset >= 21 ? si_attr_int(p->node, "block_size", 0) : 0;
     if (block < 0) return ocl_err(p, SI_ERR_INVALID_ARG, "block_size %lld must not be negative", (long long)block);
     if (block) return ocl_err(p, SI_ERR_UNSUPPORTED, "blocked quantization (block_size %lld) is not supported", (long long)block);
-    int64_t odt = p->node->opset >= 23 ? si_attr_int(p->node, "output_dtype", 0) : 0;
-    if (odt && odt != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "output_dtype %lld is not supported (float32)", (long long)odt);
-    int64_t inner = 1, len = 1;
+    *inner = 1, *len = 1;
     int r = x->ndim;
     if (!(dcount(sc) == 1 && sc->ndim <= 1)) { /* per axis */
         if (p->node->opset < 13 || r == 0)
-            return ocl_err(p, SI_ERR_INVALID_ARG, "x_scale must be a scalar here (it has %lld values)", (long long)dcount(sc));
+            return ocl_err(p, SI_ERR_INVALID_ARG, "%s must be a scalar here (it has %lld values)", sname, (long long)dcount(sc));
         int axis;
         if ((s = ocl_norm_axis(p, si_attr_int(p->node, "axis", 1), r, &axis))) return s;
-        len = x->dims[axis];
-        inner = si_shape_count(r - axis - 1, x->dims + axis + 1);
-        if (sc->ndim != 1 || sc->dims[0] != len)
-            return ocl_err(p, SI_ERR_INVALID_ARG, "per-axis x_scale must be 1-D of length %lld (axis %d), got rank %d with %lld values",
-                           (long long)len, axis, sc->ndim, (long long)dcount(sc));
+        *len = x->dims[axis];
+        *inner = si_shape_count(r - axis - 1, x->dims + axis + 1);
+        if (sc->ndim != 1 || sc->dims[0] != *len)
+            return ocl_err(p, SI_ERR_INVALID_ARG, "per-axis %s must be 1-D of length %lld (axis %d), got rank %d with %lld values", sname,
+                           (long long)*len, axis, sc->ndim, (long long)dcount(sc));
     }
-    bool zp = has_in(p, 2);
-    if (zp) {
+    if (*inner <= 0) *inner = 1;
+    if (*len <= 0) *len = 1;
+    *zp = has_in(p, 2);
+    if (*zp) {
         if ((s = ocl_need_in(p, 2))) return s;
         const ocl_desc *z = &p->in[2];
-        if (z->dtype != x->dtype)
-            return ocl_err(p, SI_ERR_INVALID_ARG, "x_zero_point has element type %s, x has %s: they must be the same",
-                           si_dtype_name(z->dtype), si_dtype_name(x->dtype));
-        if (z->ndim != sc->ndim || dcount(z) != dcount(sc))
-            return ocl_err(p, SI_ERR_INVALID_ARG, "x_zero_point must have x_scale's shape");
+        if (z->dtype != qt)
+            return ocl_err(p, SI_ERR_INVALID_ARG, "the zero point has element type %s, the quantized type is %s: they must be the same",
+                           si_dtype_name(z->dtype), si_dtype_name(qt));
+        if (z->ndim != sc->ndim || dcount(z) != dcount(sc)) return ocl_err(p, SI_ERR_INVALID_ARG, "the zero point must have %s's shape", sname);
     }
+    return SI_OK;
+}
+
+/* DequantizeLinear: int8/uint8 to float32. */
+static si_result plan_dequantize(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s;
+    const ocl_desc *x = &p->in[0];
+    if ((s = ocl_need_type2(p, 0, SI_I8, SI_U8))) return s;
+    int64_t odt = p->node->opset >= 23 ? si_attr_int(p->node, "output_dtype", 0) : 0;
+    if (odt && odt != SI_F32) return ocl_err(p, SI_ERR_UNSUPPORTED, "output_dtype %lld is not supported (float32)", (long long)odt);
+    int64_t inner = 1, len = 1;
+    bool zp = false;
+    if ((s = q_axis(p, "x_scale", x->dtype, &inner, &len, &zp))) return s;
     if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
     if (!has_out(p, 0)) return SI_OK;
-    return OCL_EMIT_1D(p, "dq_linear", dcount(x), arg_val(x->vid), arg_val(sc->vid), arg_val(zp ? p->in[2].vid : x->vid), arg_val(p->out[0].vid),
-                       arg_int(dcount(x)), arg_int(inner > 0 ? inner : 1), arg_int(len > 0 ? len : 1),
-                       arg_int((x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0)));
+    return OCL_EMIT_1D(p, "dq_linear", dcount(x), arg_val(x->vid), arg_val(p->in[1].vid), arg_val(zp ? p->in[2].vid : x->vid), arg_val(p->out[0].vid),
+                       arg_int(dcount(x)), arg_int((int)inner), arg_int((int)len), arg_int((x->dtype == SI_I8 ? 1 : 0) | (zp ? 2 : 0)));
+}
+
+/* QuantizeLinear: float32 to uint8 / int8, the division correctly rounded (the device must say it is). */
+static si_result plan_quantize(ocl_plan *p, const void *arg) {
+    (void)arg;
+    si_result s;
+    const ocl_desc *x = &p->in[0];
+    if (!p->caps->exact_div)
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "this device's float32 division is not correctly rounded (CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT), "
+                                              "which x / y_scale needs");
+    if (p->node->opset >= 23 && si_attr_int(p->node, "precision", 0))
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "the precision attribute is not supported");
+    si_dtype qt = has_in(p, 2) ? p->in[2].dtype : SI_U8;
+    int64_t odt = p->node->opset >= 21 ? si_attr_int(p->node, "output_dtype", 0) : 0;
+    if (odt && !has_in(p, 2)) qt = (si_dtype)odt;
+    if (qt != SI_U8 && qt != SI_I8)
+        return ocl_err(p, SI_ERR_UNSUPPORTED, "output element type %s is not supported (uint8, int8)", si_dtype_name(qt));
+    if (odt && odt != (int64_t)qt)
+        return ocl_err(p, SI_ERR_INVALID_ARG, "output_dtype %lld differs from the zero point's type %s", (long long)odt, si_dtype_name(qt));
+    int64_t inner = 1, len = 1;
+    bool zp = false;
+    if ((s = q_axis(p, "y_scale", qt, &inner, &len, &zp))) return s;
+    if ((s = ocl_set_out(p, 0, x->ndim, x->dims))) return s;
+    p->out[0].dtype = qt;
+    if (!has_out(p, 0)) return SI_OK;
+    return OCL_EMIT_1D(p, "q_linear", dcount(x), arg_val(x->vid), arg_val(p->in[1].vid), arg_val(zp ? p->in[2].vid : x->vid), arg_val(p->out[0].vid),
+                       arg_int(dcount(x)), arg_int((int)inner), arg_int((int)len), arg_int((qt == SI_I8 ? 1 : 0) | (zp ? 2 : 0)));
 }
 
 // --- dispatch -----------------------------------------------------------------------------------------------
@@ -286,7 +326,8 @@ static si_result plan_dequantize(ocl_plan *p, const void *arg) {
 const ocl_planner *ocl_llm_planner(const si_node *n) {
     static const ocl_planner sln = {plan_sln, NULL, {"ff", 2, 2}}, skipnorm = {plan_skipnorm, NULL, {NULL, 0, 0}},
                              nbits = {plan_nbits, NULL, {"fif", 0, 1}}, gelu = {plan_gelu, NULL, {"f", 0, 0}},
-                             dequantize = {plan_dequantize, NULL, {"if", 3, 1}};
+                             dequantize = {plan_dequantize, NULL, {"if", 3, 1}},
+                             quantize = {plan_quantize, NULL, {"ff", 3, 1}};
     switch (n->op ? (int)n->op->id : -1) {
     case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: return &sln;
     case SI_OP_SKIP_LAYER_NORMALIZATION:
@@ -296,6 +337,7 @@ const ocl_planner *ocl_llm_planner(const si_node *n) {
     case SI_OP_BIAS_GELU:
     case SI_OP_QUICK_GELU: return &gelu;
     case SI_OP_DEQUANTIZE_LINEAR: return &dequantize;
+    case SI_OP_QUANTIZE_LINEAR: return &quantize;
     default: return NULL;
     }
 }
