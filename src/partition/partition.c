@@ -413,10 +413,30 @@ reorder:
 #undef NEW_RUN
     for (int s = 0; s < p->n; s++) {
         si_submodel *sm = &p->subs[s];
-        char buf[4096] = "";
+        /* each distinct reason once, with the first node that has it and how many others share it (a device
+         * that is not available gives every node the same reason) */
+        enum { MAX_WHY = 16 };
+        int first[MAX_WHY], count[MAX_WHY], n_why = 0, untold = 0;
         for (int i = 0; i < sm->n_nodes; i++) {
-            int node = sm->nodes[i];
-            if (why[node]) append(buf, sizeof buf, "%snode '%s': %s", buf[0] ? "; " : "", g->nodes[node].name, why[node]);
+            const int node = sm->nodes[i];
+            if (!why[node]) continue;
+            int j = 0;
+            while (j < n_why && strcmp(why[first[j]], why[node])) j++;
+            if (j < n_why) count[j]++;
+            else if (n_why < MAX_WHY) first[n_why] = node, count[n_why++] = 1;
+            else untold++;
+        }
+        char buf[4096] = "";
+        for (int j = 0; j < n_why; j++) {
+            char others[48] = "";
+            if (count[j] > 1) snprintf(others, sizeof others, " and %d other%s", count[j] - 1, count[j] > 2 ? "s" : "");
+            append(buf, sizeof buf, "%snode '%s'", buf[0] ? "; " : "", g->nodes[first[j]].name, NULL);
+            append(buf, sizeof buf, "%s: %s%s", others, why[first[j]], "");
+        }
+        if (untold) {
+            char more[64];
+            snprintf(more, sizeof more, "; %d more node%s with other reasons", untold, untold > 1 ? "s" : "");
+            append(buf, sizeof buf, "%s%s%s", more, "", "");
         }
         if (!(sm->why = si_strdup(buf))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
         if ((st = build_subgraph(g, sm, owner, s))) goto done;
