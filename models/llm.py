@@ -8,6 +8,9 @@
           GroupQueryAttention with do_rotary and cos/sin caches, SimplifiedLayerNormalization and
           SkipSimplifiedLayerNormalization, seqlens_k / total_sequence_length computed from attention_mask.
   --moe   (genai or plain) the MLP of every layer becomes a com.microsoft MoE (router MatMul, top-k experts).
+  --qmoe  (with --moe) the experts become a com.microsoft QMoE: --bits weights in blocks of --block along each
+          expert row (scales [E, out, in / block], zero points with --zero-points), as the GenAI builder emits
+          for quantized MoE models.
 
 I/O (the Hugging Face / GenAI naming):
   inputs   input_ids int64 [batch, sequence_length], attention_mask int64 [batch, total_sequence_length],
@@ -16,7 +19,7 @@ I/O (the Hugging Face / GenAI naming):
 
 usage: llm.py OUT.onnx [--form plain|genai] [--layers 8] [--hidden 512] [--heads 8] [--kv-heads 8]
               [--inter 1408] [--vocab 2048] [--bits 4] [--block 32] [--accuracy-level 0] [--zero-points]
-              [--moe] [--experts 4] [--top-k 2] [--max-pos 4096] [--seed 1]
+              [--moe [--qmoe]] [--experts 4] [--top-k 2] [--max-pos 4096] [--seed 1]
 """
 import argparse
 import os
@@ -243,10 +246,22 @@ class LLM:
         router = b.node("MatMul", [h, b.const(p + ".router.weight", b.normal((a.hidden, a.experts), 0.5))],
                         base=p + ".router")
         router2 = b.node("Reshape", [router, b.i64("shape_router", [-1, a.experts])], base=p + ".router2d")
-        fc1 = b.const(p + ".experts.fc1", b.normal((a.experts, a.inter, a.hidden), 1.0 / np.sqrt(a.hidden)))
-        fc2 = b.const(p + ".experts.fc2", b.normal((a.experts, a.hidden, a.inter), 1.0 / np.sqrt(a.inter)))
-        return b.node("MoE", [h, router2, fc1, "", fc2], base=p + ".moe", domain=MS, k=a.top_k,
-                      activation_type="silu", normalize_routing_weights=1)
+        fc1 = b.normal((a.experts, a.inter, a.hidden), 1.0 / np.sqrt(a.hidden))
+        fc2 = b.normal((a.experts, a.hidden, a.inter), 1.0 / np.sqrt(a.inter))
+        if getattr(a, "qmoe", False):  # each expert's [out, in] rows in MatMulNBits' blocks: the same bytes, flattened per row
+            ins = []
+            for name, w in (("fc1", fc1), ("fc2", fc2)):
+                qs = [pack_nbits(w[e], a.bits, a.block, a.zero_points, b.rng) for e in range(a.experts)]
+                ins.append([b.const(f"{p}.experts.{name}.qweight", np.stack([q[0].reshape(q[0].shape[0], -1) for q in qs])),
+                            b.const(f"{p}.experts.{name}.scales", np.stack([q[1] for q in qs]))] +
+                           ([b.const(f"{p}.experts.{name}.zp", np.stack([q[2] for q in qs]))] if a.zero_points else []))
+            (w1, s1, *z1), (w2, s2, *z2) = ins
+            zps = ["", "", "", z1[0], z2[0]] if a.zero_points else []
+            return b.node("QMoE", [h, router2, w1, s1, "", w2, s2, ""] + zps, base=p + ".moe", domain=MS, k=a.top_k,
+                          activation_type="silu", normalize_routing_weights=1, expert_weight_bits=a.bits,
+                          block_size=a.block)
+        return b.node("MoE", [h, router2, b.const(p + ".experts.fc1", fc1), "", b.const(p + ".experts.fc2", fc2)],
+                      base=p + ".moe", domain=MS, k=a.top_k, activation_type="silu", normalize_routing_weights=1)
 
 
 def main():
@@ -264,17 +279,20 @@ def main():
     ap.add_argument("--accuracy-level", type=int, default=0)
     ap.add_argument("--zero-points", action="store_true")
     ap.add_argument("--moe", action="store_true")
+    ap.add_argument("--qmoe", action="store_true")
     ap.add_argument("--experts", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--max-pos", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
+    if a.qmoe and not a.moe:
+        ap.error("--qmoe needs --moe")
     if a.kv_heads is None:
         a.kv_heads = a.heads if a.form == "plain" else max(1, a.heads // 4)
     m = LLM(a).build()
     save(m, a.out, check=False)  # the checker of onnx 1.12 does not know the com.microsoft ops
     n = sum(int(np.prod(t.dims)) for t in m.graph.initializer)
-    print(f"{a.out}: {a.form}{' moe' if a.moe else ''}, {a.layers} layers, hidden {a.hidden}, {n / 1e6:.1f}M values")
+    print(f"{a.out}: {a.form}{' qmoe' if getattr(a, 'qmoe', False) else ' moe' if a.moe else ''}, {a.layers} layers, hidden {a.hidden}, {n / 1e6:.1f}M values")
 
 
 if __name__ == "__main__":

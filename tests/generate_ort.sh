@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LLM generation against ONNX Runtime: decoders written by models/llm.py (the plain-ONNX form, the GenAI form with
-# int4 MatMulNBits + GroupQueryAttention + SkipSimplifiedLayerNormalization, and the GenAI form with MoE layers),
+# int4 MatMulNBits + GroupQueryAttention + SkipSimplifiedLayerNormalization, the GenAI form with MoE layers and with
+# QMoE layers (4-bit experts in blocks of 32 with zero points)),
 # each compiled once with its dimensions open and run by `safeinfer bench MODEL --generate P,N`: a prompt prefilled
 # over an empty KV cache, then greedy decoding with the presents fed back. The tokens must equal ONNX Runtime's
 # (models/ort_generate.js, the same prompt) on CPU, on OCL,CPU, and on OCL,CPU with OCL failing mid-generation
@@ -23,12 +24,14 @@ geom=(--layers 4 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)
 "$py" "$here/models/llm.py" "$work/genai.onnx" --form genai --zero-points "${geom[@]}" >/dev/null || { echo "FAIL: models/llm.py genai"; exit 1; }
 "$py" "$here/models/llm.py" "$work/moe.onnx" --form genai --moe --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
   { echo "FAIL: models/llm.py genai --moe"; exit 1; }
+"$py" "$here/models/llm.py" "$work/qmoe.onnx" --form genai --moe --qmoe --zero-points --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
+  { echo "FAIL: models/llm.py genai --moe --qmoe"; exit 1; }
 P=12 N=8
 ocl=1
 "$bin" run "$here/examples/tiny_cnn.onnx" --devices OCL --shape batch=1 >/dev/null 2>&1 || { ocl=0; echo "no OCL device: the OCL,CPU rows are skipped"; }
 field() { "$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d[sys.argv[2]])' "$1" "$2"; }
 rc=0
-for model in plain genai moe; do
+for model in plain genai moe qmoe; do
   ort=$(node "$here/models/ort_generate.js" "$work/$model.onnx" $P $N | tail -1) || { echo "FAIL: ort_generate.js $model: $ort"; rc=1; continue; }
   want=$(echo "$ort" | "$py" -c 'import json, sys; print(json.load(sys.stdin)["tokens"])')
   echo "$model: ONNX Runtime $want"

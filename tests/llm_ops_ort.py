@@ -387,6 +387,70 @@ def cases_moe():
     moe("err_legacy_layout", legacy=True, hidden=16, F=24, si_only_error="[E, out, in]")
 
 
+def qmoe_pack(v, bits):
+    """Values [..., n] (0 .. 2^bits - 1) packed 8 / bits to a byte, the first in the low bits; n padded to whole bytes."""
+    per = 8 // bits
+    pad = (-v.shape[-1]) % per
+    if pad:
+        v = np.concatenate([v, np.zeros(v.shape[:-1] + (pad,), v.dtype)], axis=-1)
+    v = v.reshape(*v.shape[:-1], v.shape[-1] // per, per).astype(np.uint32)
+    b = np.zeros(v.shape[:-1], np.uint32)
+    for j in range(per):
+        b |= v[..., j] << (bits * j)
+    return b.astype(np.uint8)
+
+
+def qmoe(name, T=5, hidden=32, F=64, E=4, k=2, bits=4, block=0, zp=False, act="relu", biases=True, lead=None, attrs=None,
+         error=None, si_only_error=None):
+    """QMoE with random packed weights: scales per row ([E, out]) or per block ([E, out, in / block]), zero points
+    packed along the rows."""
+    f = 2 if act == "swiglu" else 1
+    q = 1 << bits
+
+    def fc(rows, cols):
+        w = qmoe_pack(rng.integers(0, q, (E, rows, cols)), bits)
+        s = (rng.random((E, rows) + ((cols // block,) if block else ())) * 0.05 + 0.01).astype(np.float32)
+        z = None
+        if zp:
+            z = qmoe_pack(rng.integers(0, q, (E, rows, cols // block) if block else (E, rows)), bits)
+        return w, s, z
+    w1, s1, z1 = fc(f * F, hidden)
+    w2, s2, z2 = fc(hidden, F)
+    ins = [("input", R(*(lead or (T,)), hidden)), ("router_probs", R(T, E)), ("fc1_experts_weights", w1), ("fc1_scales", s1),
+           ("fc1_experts_bias", R(E, f * F, scale=0.1)) if biases else None, ("fc2_experts_weights", w2), ("fc2_scales", s2),
+           ("fc2_experts_bias", R(E, hidden, scale=0.1)) if biases else None]
+    if zp:
+        ins += [None, None, None, ("fc1_zero_points", z1), ("fc2_zero_points", z2)]
+    a = dict(k=k, activation_type=act, expert_weight_bits=bits)
+    if block:
+        a["block_size"] = block
+    if act == "swiglu":
+        a["swiglu_fusion"] = 1
+    a.update(attrs or {})
+    case("qmoe_" + name, "QMoE", ins, ["output"], a, init=[x[0] for x in ins[2:] if x is not None], error=error,
+         si_only_error=si_only_error)
+
+
+def cases_qmoe():
+    qmoe("b4_row")
+    qmoe("b4_row_normalize", attrs=dict(normalize_routing_weights=1))
+    qmoe("b8_row", bits=8)
+    qmoe("b2_row", bits=2)
+    qmoe("b4_block32", block=32, hidden=64, F=128)
+    qmoe("b8_block16", bits=8, block=16)
+    qmoe("b2_block32", bits=2, block=32, hidden=64, F=64)
+    qmoe("b4_row_zp", zp=True)
+    qmoe("b8_row_zp", bits=8, zp=True)
+    qmoe("b4_swiglu", act="swiglu", attrs=dict(activation_alpha=1.702, activation_beta=1.0, swiglu_limit=0.5))
+    qmoe("b4_silu_no_biases", act="silu", biases=False)
+    qmoe("b4_gelu_k1", act="gelu", k=1)
+    qmoe("b4_input_3d", lead=(1, 5))
+    qmoe("b4_block32_zp", block=32, hidden=64, F=128, zp=True)
+    qmoe("b8_block16_zp", bits=8, block=16, zp=True)
+    qmoe("b2_block16_zp", bits=2, block=16, hidden=64, F=128, zp=True)
+    qmoe("err_bits3", bits=4, attrs=dict(expert_weight_bits=3), error="expert_weight_bits")
+
+
 def cases_norms():
     for tiny in (1.0, 1e-3):
         t = "_tiny" if tiny < 1 else ""
@@ -613,7 +677,7 @@ def cases_qop():
           out=TensorProto.FLOAT, error="rank 2")
 
 
-GROUPS = [cases_gqa, cases_nbits, cases_mha, cases_rope, cases_moe, cases_norms, cases_bert, cases_onnx_attention, cases_models, cases_qop]
+GROUPS = [cases_gqa, cases_nbits, cases_mha, cases_rope, cases_moe, cases_qmoe, cases_norms, cases_bert, cases_onnx_attention, cases_models, cases_qop]
 
 
 # --- running ----------------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ static bool same_const(const si_tensor *a, const si_tensor *b) {
 static inline int at(const block *b, int j, int t) { return b->s + j * b->L + t; }
 
 /* Can input q of n be a parameter: an op whose weight the devices take as a run-time input as fast as a constant
- * (the CPU device packs a MatMul's parameter once per bound constant; MatMulNBits, norms, elementwise ops, MoE and
+ * (the CPU device packs a MatMul's parameter once per bound constant; MatMulNBits, norms, elementwise ops, MoE, QMoE and
  * an embedding Gather read it as it is)? A block whose weights feed anything else (a Conv, a Gemm, integer or
  * QLinear ops, a DequantizeLinear, whose fast paths want constants) is not folded. */
 static bool param_ok(const si_node *n, int q, bool moe_params) {
@@ -144,6 +144,7 @@ static bool param_ok(const si_node *n, int q, bool moe_params) {
     case SI_OP_MATMUL: return q == 1;
     case SI_OP_GATHER: return q == 0;
     case SI_OP_MOE: return q >= 1 && moe_params;
+    case SI_OP_QMOE: return q >= 2; /* the packed weights, scales, biases and zero points (read as they are) */
     case SI_OP_MATMUL_NBITS:
     case SI_OP_LAYER_NORMALIZATION:
     case SI_OP_RMS_NORMALIZATION:

@@ -177,6 +177,7 @@
     X(MS_ROTARY_EMBEDDING, "RotaryEmbedding", "com.microsoft")                                                 \
     /* moe.c: mixture of experts */                                                                            \
     X(MOE, "MoE", "com.microsoft")                                                                             \
+    X(QMOE, "QMoE", "com.microsoft")                                                                           \
     /* dropout.c */                                                                                            \
     X(DROPOUT, "Dropout", "")                                                                                  \
     /* resize.c */                                                                                             \
