@@ -284,6 +284,7 @@ typedef struct qmoe_fc {
 static void qmoe_row(const qmoe_node *q, const qmoe_fc *fc, int64_t e, int64_t o, float *w) {
     const int bits = q->bits, per = 8 / bits;
     const unsigned mask = (1u << bits) - 1;
+    if (fc->cols <= 0) return; /* an empty row */
     const int64_t rows = fc->rows, cols = fc->cols, rb = cols / per, bl = q->block ? q->block : cols, nb = cols / bl;
     const int64_t zrow = q->block ? (nb + per - 1) / per : 0, zexp = q->block ? rows * zrow : (rows + per - 1) / per;
     const uint8_t *row = fc->w + (e * rows + o) * rb, *zp = fc->zp ? fc->zp + e * zexp : NULL;
