@@ -144,6 +144,60 @@ static void cases_moe(void) {
     moe_case(300, false, 24, 40, 2, 1, "swiglu", false, false);
 }
 
+// --- QMoE ------------------------------------------------------------------------------------------------------------
+
+/* QMoE with random packed codes: the CPU device's MatMulNBits products per expert (GEMV for few tokens, the panel
+ * GEMM for more), scales per block or per row, zero points packed along the blocks or the rows (the latter given to
+ * the kernel as floats), biases, SwiGLU; a row of 48 values (not a power of two) takes the reference inside the
+ * native step. */
+static void qmoe_case(int64_t T, bool a3d, int64_t Hd, int64_t F, int64_t E, int64_t k, int bits, int64_t block, bool zp, const char *act,
+                      bool bias) {
+    const int64_t f = strcmp(act, "swiglu") ? 1 : 2, rows = a3d ? 2 * T : T, per = 8 / bits;
+    begin_ms();
+    if (a3d) input("x", D(2, T, Hd));
+    else input("x", D(T, Hd));
+    input("router", D(rows, E));
+    const_typed("w1", SI_U8, D(E, f * F, Hd / per), NULL);
+    const_typed("w2", SI_U8, D(E, Hd, F / per), NULL);
+    if (block) {
+        weight("s1", 0.01f, 0.05f, D(E, f * F, Hd / block));
+        weight("s2", 0.01f, 0.05f, D(E, Hd, F / block));
+        if (zp) {
+            const_typed("z1", SI_U8, D(E, f * F, (Hd / block + per - 1) / per), NULL);
+            const_typed("z2", SI_U8, D(E, Hd, (F / block + per - 1) / per), NULL);
+        }
+    } else {
+        weight("s1", 0.01f, 0.05f, D(E, f * F));
+        weight("s2", 0.01f, 0.05f, D(E, Hd));
+        if (zp) {
+            const_typed("z1", SI_U8, D(E, (f * F + per - 1) / per), NULL);
+            const_typed("z2", SI_U8, D(E, (Hd + per - 1) / per), NULL);
+        }
+    }
+    if (bias) weight("b1", -0.5f, 0.5f, D(E, f * F)), weight("b2", -0.5f, 0.5f, D(E, Hd));
+    char ins[128];
+    snprintf(ins, sizeof ins, "x,router,w1,s1,%s,w2,s2,%s%s", bias ? "b1" : "", bias ? "b2" : "", zp ? ",,,,z1,z2" : "");
+    int n = msnode("QMoE", ins, "y");
+    ai(n, "k", k), ai(n, "expert_weight_bits", bits);
+    if (block) ai(n, "block_size", block);
+    as(n, "activation_type", act);
+    if (f == 2) ai(n, "swiglu_fusion", 1), af(n, "swiglu_limit", 0.8f);
+    output("y");
+    char what[160];
+    snprintf(what, sizeof what, "QMoE T%lld%s H%lld F%lld E%lld k%lld %d-bit %s%lld%s %s%s", (long long)T, a3d ? "x2" : "", (long long)Hd,
+             (long long)F, (long long)E, (long long)k, bits, block ? "block " : "row ", (long long)(block ? block : Hd), zp ? " zp" : "", act,
+             bias ? " bias" : "");
+    run_attn(what, "QMoE"); /* OCL does not take QMoE */
+}
+
+static void cases_qmoe(void) {
+    qmoe_case(1, false, 64, 64, 4, 2, 4, 32, true, "silu", false);    /* decode: GEMV, zero points per block */
+    qmoe_case(3, false, 32, 64, 3, 1, 8, 0, true, "relu", true);      /* row-wise, zero points per row as floats */
+    qmoe_case(37, false, 64, 128, 4, 2, 4, 16, false, "swiglu", true); /* the panel GEMM for the busy experts */
+    qmoe_case(20, true, 64, 64, 5, 3, 2, 32, true, "gelu", false);    /* 2-bit, k = 3, [batch, seq, hidden] */
+    qmoe_case(5, false, 48, 32, 2, 2, 4, 0, false, "identity", true); /* a 48-value row: the reference inside */
+}
+
 // --- GroupQueryAttention ------------------------------------------------------------------------------------------------
 
 typedef struct gqa_p {
@@ -434,4 +488,5 @@ void dop_cases_llm_mha(void) {
 void dop_cases_llm_norm(void) {
     cases_llm_norm();
     cases_moe();
+    cases_qmoe();
 }

@@ -163,6 +163,19 @@ si_result si_moe_prepare(const si_kctx *c, si_moe *p);
  * among equal probabilities). Returns the sum of their probabilities (the weights' divisor when p->normalize). */
 double si_moe_route(const si_moe *p, const float *logits, float *prob, int64_t *sel);
 
+/* The activation of one token's fc1 output (fF values at in) into F values at out (out <= in: in place or
+ * compacting rows; SwiGLU: interleaved gate and linear values, clipped to swiglu_limit). */
+void si_moe_act_rows(const si_moe *p, const float *in, float *out);
+
+/* QMoE: a MoE whose expert weights are packed 2/4/8-bit codes (moe.c). */
+typedef struct si_qmoe {
+    si_moe p;      /* p.normalize is what the attribute says; the weights are renormalised regardless (moe.c) */
+    int bits;      /* 2, 4, 8 */
+    int64_t block; /* 0: a scale (and zero point) per output row */
+} si_qmoe;
+/* Validates a QMoE node (fc1 [E, fF, hidden / per], fc2 [E, hidden, F / per] uint8, per = 8 / bits), fills q. */
+si_result si_qmoe_prepare(const si_kctx *c, si_qmoe *q);
+
 /* The non-gated activations (relu, gelu as ORT's CPU kernel: the tanh approximation, silu, identity). */
 static inline float si_moe_act(int act, float v) {
     switch (act) {

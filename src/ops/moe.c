@@ -127,16 +127,15 @@ double si_moe_route(const si_moe *p, const float *logits, float *prob, int64_t *
     return wsum;
 }
 
-/* The activation of one token's fc1 output h (fF values) into its first F values (SwiGLU: interleaved pairs). */
-static void moe_act_rows(const si_moe *p, float *h) {
+void si_moe_act_rows(const si_moe *p, const float *in, float *out) {
     const int64_t F = p->F;
     if (p->act == MOE_SWIGLU)
         for (int64_t o = 0; o < F; o++) {
-            const float g = fminf(h[2 * o], p->limit), l = fmaxf(fminf(h[2 * o + 1], p->limit), -p->limit);
-            h[o] = g / (1.0f + expf(-p->alpha * g)) * (l + p->beta);
+            const float g = fminf(in[2 * o], p->limit), l = fmaxf(fminf(in[2 * o + 1], p->limit), -p->limit);
+            out[o] = g / (1.0f + expf(-p->alpha * g)) * (l + p->beta);
         }
     else
-        for (int64_t o = 0; o < F; o++) h[o] = si_moe_act(p->act, h[o]);
+        for (int64_t o = 0; o < F; o++) out[o] = si_moe_act(p->act, in[o]);
 }
 
 /* One expert on one token: yt += w * (W2 act(W1 xt + b1) + b2), W1 [fF, hidden], W2 [hidden, F], sums in double;
@@ -149,7 +148,7 @@ static void moe_ffn(const si_moe *p, const float *W1, const float *b1, const flo
         for (int64_t in = 0; in < Hd; in++) d += (double)W1[o * Hd + in] * xt[in];
         h[o] = (float)d;
     }
-    moe_act_rows(p, h);
+    si_moe_act_rows(p, h, h);
     for (int64_t o = 0; o < Hd; o++) {
         double d = b2 ? b2[o] : 0.0;
         for (int64_t in = 0; in < F; in++) d += (double)W2[o * F + in] * h[in];
@@ -187,15 +186,9 @@ done:
 
 // --- QMoE --------------------------------------------------------------------------------------------------------
 
-typedef struct qmoe_node {
-    si_moe p;
-    int bits;      /* 2, 4, 8 */
-    int64_t block; /* 0: a scale per output row */
-} qmoe_node;
-
 /* Quantized weights w [E, rows, cols / per] (uint8), scales [E, rows] or [E, rows, cols / block], zero points
  * [E, ceil(rows / per)] (uint8, optional): checked against the expected shapes. */
-static si_result qmoe_check_fc(const si_kctx *c, const qmoe_node *q, int iw, int is, int iz, int64_t rows, int64_t cols, const char *fc) {
+static si_result qmoe_check_fc(const si_kctx *c, const si_qmoe *q, int iw, int is, int iz, int64_t rows, int64_t cols, const char *fc) {
     si_result st;
     const si_tensor *w = si_in(c, iw), *s = si_in(c, is), *z = si_in(c, iz);
     const int64_t per = 8 / q->bits, E = q->p.E;
@@ -228,7 +221,7 @@ static si_result qmoe_check_fc(const si_kctx *c, const qmoe_node *q, int iw, int
     return SI_OK;
 }
 
-static si_result qmoe_prepare(const si_kctx *c, qmoe_node *q) {
+si_result si_qmoe_prepare(const si_kctx *c, si_qmoe *q) {
     si_result st;
     memset(q, 0, sizeof *q);
     si_moe *p = &q->p;
@@ -268,8 +261,8 @@ static si_result qmoe_infer(si_kctx *c) {
         si_result st = si_check_type(c, c->in[0]->dtype, LLM_T_FLOAT, "input");
         return st ? st : si_same_as_input(c, 0, 0);
     }
-    qmoe_node q;
-    si_result st = qmoe_prepare(c, &q);
+    si_qmoe q;
+    si_result st = si_qmoe_prepare(c, &q);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
@@ -281,7 +274,7 @@ typedef struct qmoe_fc {
 } qmoe_fc;
 
 /* Row o of expert e as float: (q - zp) * scale, a block (or the whole row) at a time, a byte at a time. */
-static void qmoe_row(const qmoe_node *q, const qmoe_fc *fc, int64_t e, int64_t o, float *w) {
+static void qmoe_row(const si_qmoe *q, const qmoe_fc *fc, int64_t e, int64_t o, float *w) {
     const int bits = q->bits, per = 8 / bits;
     const unsigned mask = (1u << bits) - 1;
     if (fc->cols <= 0) return; /* an empty row */
@@ -299,14 +292,14 @@ static void qmoe_row(const qmoe_node *q, const qmoe_fc *fc, int64_t e, int64_t o
 }
 
 /* fc's row o of expert e times v (cols values), in double, plus bias (or 0); row: cols floats of scratch. */
-static float qmoe_dot(const qmoe_node *q, const qmoe_fc *fc, int64_t e, int64_t o, const float *v, double bias, float *row) {
+static float qmoe_dot(const si_qmoe *q, const qmoe_fc *fc, int64_t e, int64_t o, const float *v, double bias, float *row) {
     qmoe_row(q, fc, e, o, row);
     double d = bias;
     for (int64_t i = 0; i < fc->cols; i++) d += (double)row[i] * v[i];
     return (float)d;
 }
 
-SI_OP_PLANNED(qmoe_run, qmoe_node, q, qmoe_prepare) {
+SI_OP_PLANNED(qmoe_run, si_qmoe, q, si_qmoe_prepare) {
     si_result st = SI_OK;
     const si_moe *p = &q->p;
     const int64_t Hd = p->hidden, F = p->F, E = p->E, K = p->k, fF = (p->act == MOE_SWIGLU ? 2 : 1) * F, T = p->T;
@@ -332,7 +325,7 @@ SI_OP_PLANNED(qmoe_run, qmoe_node, q, qmoe_prepare) {
             if (sel[j] != e) continue;
             const float *xt = x + (j / K) * Hd;
             for (int64_t o = 0; o < fF; o++) h[o] = qmoe_dot(q, &fc1, e, o, xt, b1 ? b1[e * fF + o] : 0.0, row);
-            moe_act_rows(p, h);
+            si_moe_act_rows(p, h, h);
             float *yt = y + (j / K) * Hd;
             for (int64_t o = 0; o < Hd; o++) yt[o] += wt[j] * qmoe_dot(q, &fc2, e, o, h, b2 ? b2[e * Hd + o] : 0.0, row);
         }

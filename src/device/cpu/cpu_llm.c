@@ -488,6 +488,10 @@ si_result cpu_lower_llm(cpu_pb *b, int n) {
         if (!all_f32(g, nd, 0)) break;
         touch_consts(g, nd);
         return cpu_pb_emit_native(b, n, cpu_moe_run, "MoE");
+    case SI_OP_QMOE: /* the packed weights (2, 5) and zero points (11, 12) are uint8 */
+        if (!all_f32(g, nd, (1u << 2) | (1u << 5) | (1u << 11) | (1u << 12))) break;
+        touch_consts(g, nd);
+        return cpu_pb_emit_native(b, n, cpu_qmoe_run, "QMoE");
     case SI_OP_SIMPLIFIED_LAYER_NORMALIZATION: {
         if (!all_f32(g, nd, 0) || nd->n_in < 2 || nd->in[1] < 0) break;
         const si_val *x = &g->values[nd->in[0]], *sc = &g->values[nd->in[1]];

@@ -98,6 +98,11 @@ bool cpu_nbits_gemm_fits(const si_nbits *p);
 void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
                     const float *a, float *y);
 
+/* MatMulNBits' product Y[M, N] = A[M, K] W^T + bias on weights described by p (B, scales, packed zp8 or float zpf
+ * or neither, bias optional; cpu_llm_nbits.c): GEMV passes for few rows of A, else panels. False: out of memory. */
+bool cpu_nbits_mm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                  const float *a, float *y);
+
 /* Y[M, N] = A[M, K] W[N, K]^T + bias (bias optional) with the same kernel; _fits: the CPU and the sizes allow it. */
 bool cpu_sgemm_nt_fits(int64_t N, int64_t K);
 void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K);
@@ -113,5 +118,6 @@ si_result cpu_gqa_run(si_kctx *c);
 si_result cpu_mha_run(si_kctx *c);
 si_result cpu_msattn_run(si_kctx *c);
 si_result cpu_moe_run(si_kctx *c);
+si_result cpu_qmoe_run(si_kctx *c);
 
 #endif

@@ -48,17 +48,19 @@ static bool project(const float *x, const float *w, const float *bias, float *y,
     return true;
 }
 
-si_result cpu_moe_run(si_kctx *c) {
-    si_moe p;
-    si_result st = si_moe_prepare(c, &p);
-    if (st) return st;
-    for (int i = 0; i < 6; i++)
-        if (si_in(c, i) && si_in(c, i)->dtype != SI_F32) return cpu_llm_ref(c);
+/* The experts' two projections for the driver below: fc (1 or 2) of expert e on n rows x, into y ([n, fF] or
+ * [n, hidden]). False: out of memory. */
+typedef bool (*moe_proj_fn)(const void *ctx, int64_t e, int fc, const float *x, float *y, int64_t n);
+
+/* Routing, grouping by expert, the projections through proj and the weighted sums. renorm: the chosen weights
+ * always sum to 1 (QMoE), else as normalize_routing_weights says; by_expert: a token's shares are added in
+ * ascending expert order (QMoE, as ops/moe.c and ORT), else in the order of its choices (MoE). */
+static si_result moe_drive(si_kctx *c, const si_moe *pp, bool renorm, bool by_expert, moe_proj_fn proj, const void *ctx) {
+    const si_moe p = *pp;
     si_tensor *yt = si_out(c, 0);
     if (!yt || p.T == 0) return SI_OK;
     const int64_t T = p.T, Hd = p.hidden, E = p.E, F = p.F, K = p.k, fF = (p.act == MOE_SWIGLU ? 2 : 1) * F;
-    const float *x = si_in(c, 0)->data, *lg = si_in(c, 1)->data, *w1 = si_in(c, 2)->data, *w2 = si_in(c, 4)->data;
-    const float *b1 = si_in(c, 3) ? si_in(c, 3)->data : NULL, *b2 = si_in(c, 5) ? si_in(c, 5)->data : NULL;
+    const float *x = si_in(c, 0)->data, *lg = si_in(c, 1)->data;
     float *y = yt->data;
 
     int64_t *sel = si_malloc((size_t)(T * K) * sizeof(int64_t)), *cnt = si_calloc((size_t)(E + 1), sizeof(int64_t));
@@ -74,7 +76,7 @@ si_result cpu_moe_run(si_kctx *c) {
         int64_t *s = sel + t * K;
         const double wsum = si_moe_route(&p, lg + t * E, prob, s);
         for (int64_t i = 0; i < K; i++) cnt[s[i] + 1]++;
-        for (int64_t i = 0; i < K; i++) wt[t * K + i] = p.normalize ? (float)(prob[s[i]] / wsum) : prob[s[i]];
+        for (int64_t i = 0; i < K; i++) wt[t * K + i] = renorm || p.normalize ? (float)(prob[s[i]] / wsum) : prob[s[i]];
     }
     /* group the (token, choice) slots by expert: list[cnt[e] .. cnt[e+1]) */
     int64_t most = 0;
@@ -93,25 +95,24 @@ si_result cpu_moe_run(si_kctx *c) {
         if (!n) continue;
         const int64_t *ls = list + cnt[e];
         for (int64_t r = 0; r < n; r++) memcpy(xg + r * Hd, x + (ls[r] / K) * Hd, (size_t)Hd * sizeof(float));
-        if (!project(xg, w1 + e * fF * Hd, b1 ? b1 + e * fF : NULL, h, n, fF, Hd)) goto nomem;
-        for (int64_t r = 0; r < n; r++) { /* the activation, in place: row r of [n, F] */
-            float *hr = h + r * fF, *ar = h + r * F;
-            if (p.act == MOE_SWIGLU)
-                for (int64_t q = 0; q < F; q++) {
-                    const float g = fminf(hr[2 * q], p.limit), l = fmaxf(fminf(hr[2 * q + 1], p.limit), -p.limit);
-                    ar[q] = g / (1.0f + expf(-p.alpha * g)) * (l + p.beta);
-                }
-            else
-                for (int64_t q = 0; q < F; q++) ar[q] = si_moe_act(p.act, hr[q]);
-        }
-        if (!project(h, w2 + e * Hd * F, b2 ? b2 + e * Hd : NULL, o, n, Hd, F)) goto nomem;
+        if (!proj(ctx, e, 1, xg, h, n)) goto nomem;
+        for (int64_t r = 0; r < n; r++) si_moe_act_rows(&p, h + r * fF, h + r * F); /* in place: row r of [n, F] */
+        if (!proj(ctx, e, 2, h, o, n)) goto nomem;
         for (int64_t r = 0; r < n; r++) memcpy(slot + ls[r] * Hd, o + r * Hd, (size_t)Hd * sizeof(float));
     }
     for (int64_t t = 0; t < T; t++) {
         float *yr = y + t * Hd;
+        const int64_t *s = sel + t * K;
         for (int64_t q = 0; q < Hd; q++) yr[q] = 0.0f;
-        for (int64_t i = 0; i < K; i++) {
-            const float w = wt[t * K + i], *sr = slot + (t * K + i) * Hd;
+        for (int64_t i = 0, prev = -1; i < K; i++) {
+            int64_t c_ = i; /* by expert: the choice with the next larger expert index */
+            if (by_expert) {
+                c_ = -1;
+                for (int64_t j = 0; j < K; j++)
+                    if (s[j] > prev && (c_ < 0 || s[j] < s[c_])) c_ = j;
+                prev = s[c_];
+            }
+            const float w = wt[t * K + c_], *sr = slot + (t * K + c_) * Hd;
             for (int64_t q = 0; q < Hd; q++) yr[q] += w * sr[q];
         }
     }
@@ -122,4 +123,89 @@ nomem:
     si_free(sel), si_free(cnt), si_free(list), si_free(pos), si_free(wt), si_free(prob);
     cpu_arena_give(slot_hold), cpu_arena_give(work_hold);
     return si_op_nomem(c);
+}
+
+/* MoE: float weights read in place. */
+typedef struct moe_fp {
+    const float *w1, *w2, *b1, *b2;
+    int64_t Hd, F, fF;
+} moe_fp;
+
+static bool moe_fp_proj(const void *ctx, int64_t e, int fc, const float *x, float *y, int64_t n) {
+    const moe_fp *m = ctx;
+    if (fc == 1) return project(x, m->w1 + e * m->fF * m->Hd, m->b1 ? m->b1 + e * m->fF : NULL, y, n, m->fF, m->Hd);
+    return project(x, m->w2 + e * m->Hd * m->F, m->b2 ? m->b2 + e * m->Hd : NULL, y, n, m->Hd, m->F);
+}
+
+si_result cpu_moe_run(si_kctx *c) {
+    si_moe p;
+    si_result st = si_moe_prepare(c, &p);
+    if (st) return st;
+    for (int i = 0; i < 6; i++)
+        if (si_in(c, i) && si_in(c, i)->dtype != SI_F32) return cpu_llm_ref(c);
+    const si_tensor *b1 = si_in(c, 3), *b2 = si_in(c, 5);
+    const moe_fp m = {si_in(c, 2)->data, si_in(c, 4)->data, b1 ? b1->data : NULL, b2 ? b2->data : NULL, p.hidden, p.F,
+                      (p.act == MOE_SWIGLU ? 2 : 1) * p.F};
+    return moe_drive(c, &p, false, false, moe_fp_proj, &m);
+}
+
+/* QMoE: each expert's projections are MatMulNBits products on its slice of the packed weights (cpu_nbits_mm: the
+ * int4 GEMV for decode, the packed-panel GEMM for prefill); the weights are never dequantized as a whole. */
+typedef struct moe_q {
+    si_nbits nb[2];      /* fc1, fc2 (M set per call) */
+    const uint8_t *w[2]; /* packed weights */
+    const uint8_t *z[2]; /* packed zero points or NULL */
+    const float *s[2], *b[2];
+    bool rowzp;          /* zero points per row ([E, rows / per]): given to the kernel as floats */
+    float *zpf;          /* rows floats of scratch for them */
+} moe_q;
+
+static bool moe_q_proj(const void *ctx, int64_t e, int fc, const float *x, float *y, int64_t n) {
+    const moe_q *m = ctx;
+    si_nbits p = m->nb[fc - 1];
+    p.M = n;
+    const int i = fc - 1, per = 8 / p.bits;
+    const uint8_t *zp8 = NULL;
+    if (m->z[i] && m->rowzp) {
+        const uint8_t *z = m->z[i] + e * ((p.N + per - 1) / per);
+        for (int64_t o = 0; o < p.N; o++) m->zpf[o] = (float)((z[o / per] >> (p.bits * (o % per))) & ((1 << p.bits) - 1));
+    } else if (m->z[i]) {
+        zp8 = m->z[i] + e * p.N * p.zrow;
+    }
+    return cpu_nbits_mm(&p, m->w[i] + e * p.N * p.nb * p.blob, zp8, m->s[i] + e * p.N * p.nb, m->z[i] && m->rowzp ? m->zpf : NULL,
+                        m->b[i] ? m->b[i] + e * p.N : NULL, x, y);
+}
+
+/* The product's description for rows x cols weights in blocks of block (0: the whole row), or false when the
+ * MatMulNBits kernels do not take that block (a power of two of 16 or more). */
+static bool moe_q_desc(const si_qmoe *q, int64_t rows, int64_t cols, bool zp, bool rowzp, bool bias, si_nbits *p) {
+    const int64_t block = q->block ? q->block : cols;
+    if (block < 16 || (block & (block - 1)) || cols % block) return false;
+    memset(p, 0, sizeof *p);
+    p->K = cols, p->N = rows, p->bits = q->bits, p->block = (int)block;
+    p->pshift = q->bits == 2 ? 2 : q->bits == 4 ? 1 : 0;
+    p->nb = cols / block, p->blob = block * q->bits / 8, p->zrow = (p->nb * q->bits + 7) / 8;
+    p->zp = !zp ? NB_ZP_NONE : rowzp ? NB_ZP_FLOAT : NB_ZP_PACKED;
+    p->bias = bias;
+    return true;
+}
+
+si_result cpu_qmoe_run(si_kctx *c) {
+    si_qmoe q;
+    si_result st = si_qmoe_prepare(c, &q);
+    if (st) return st;
+    const si_moe *p = &q.p;
+    const int64_t fF = (p->act == MOE_SWIGLU ? 2 : 1) * p->F;
+    static const int fl[] = {0, 1, 3, 4, 6, 7};
+    for (size_t i = 0; i < SI_ARRAY_LEN(fl); i++)
+        if (si_in(c, fl[i]) && si_in(c, fl[i])->dtype != SI_F32) return cpu_llm_ref(c);
+    const si_tensor *z1 = si_in(c, 11), *z2 = si_in(c, 12), *b1 = si_in(c, 4), *b2 = si_in(c, 7);
+    moe_q m = {.w = {si_in(c, 2)->data, si_in(c, 5)->data}, .z = {z1 ? z1->data : NULL, z2 ? z2->data : NULL},
+               .s = {si_in(c, 3)->data, si_in(c, 6)->data}, .b = {b1 ? b1->data : NULL, b2 ? b2->data : NULL}, .rowzp = !q.block};
+    if (!moe_q_desc(&q, fF, p->hidden, z1, m.rowzp, b1, &m.nb[0]) || !moe_q_desc(&q, p->hidden, p->F, z2, m.rowzp, b2, &m.nb[1]))
+        return cpu_llm_ref(c);
+    if (!(m.zpf = si_malloc((size_t)(SI_MAX(fF, p->hidden) + 1) * sizeof(float)))) return si_op_nomem(c);
+    st = moe_drive(c, p, true, true, moe_q_proj, &m);
+    si_free(m.zpf);
+    return st;
 }

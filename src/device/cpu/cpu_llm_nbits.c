@@ -259,6 +259,47 @@ static void gemm_panels(void *ctx, int64_t lo, int64_t hi) {
     si_free(w);
 }
 
+bool cpu_nbits_mm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
+                  const float *a, float *y) {
+    const int per = 8 / p->bits;
+    const int64_t kp = p->nb * p->block;
+    nb_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .kp = kp, .y = y};
+    atomic_init(&j.nomem, false);
+    if (p->M > NB_GEMV_MAX && cpu_nbits_gemm_fits(p)) { /* A in place, no copy */
+        cpu_nbits_gemm(p, B, zp8, scales, zpf, bias, a, y);
+        return true;
+    }
+    cpu_arena *hold;
+    float *ap = cpu_scratch_take((size_t)(p->M * kp + p->M * p->nb) * sizeof(float), &hold);
+    if (!ap) return false;
+    float *asum = ap + p->M * kp;
+    memset(ap, 0, (size_t)(p->M * kp) * sizeof(float)); /* the padding of a last partial block */
+    for (int64_t m = 0; m < p->M; m++)
+        for (int64_t blk = 0; blk < p->nb; blk++) {
+            const float *ar = a + m * p->K + blk * p->block;
+            float *dst = ap + m * kp + blk * p->block;
+            const int64_t len = SI_MIN((int64_t)p->block, p->K - blk * p->block);
+            if (per == 1) {
+                memcpy(dst, ar, (size_t)len * sizeof(float));
+            } else {
+                for (int64_t i = 0; i < p->blob; i++)
+                    for (int t = 0; t < per && i * per + t < len; t++) dst[t * p->blob + i] = ar[i * per + t];
+            }
+        }
+    for (int64_t m = 0; p->M <= NB_GEMV_MAX && m < p->M; m++) /* the GEMVs' block sums (the padding is zero) */
+        for (int64_t blk = 0; blk < p->nb; blk++) {
+            const float *ab = ap + m * kp + blk * p->block;
+            float sum = 0;
+            for (int64_t i = 0; i < p->block; i++) sum += ab[i];
+            asum[m * p->nb + blk] = sum;
+        }
+    j.ap = ap, j.asum = asum;
+    if (p->M <= NB_GEMV_MAX) cpu_par_for(p->N, 16, gemv_cols, &j);
+    else cpu_par_for((p->N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
+    cpu_arena_give(hold);
+    return !atomic_load(&j.nomem);
+}
+
 si_result cpu_nbits_run(si_kctx *c) {
     si_nbits p;
     si_result st = si_nbits_prepare(c, &p);
@@ -266,43 +307,7 @@ si_result cpu_nbits_run(si_kctx *c) {
     si_tensor *y = si_out(c, 0);
     if (!y || p.M == 0) return SI_OK;
     if (si_in(c, 0)->dtype != SI_F32) return cpu_llm_ref(c);
-    const int per = 8 / p.bits;
-    const int64_t kp = p.nb * p.block;
-    nb_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
-                .zpf = p.zp == NB_ZP_FLOAT ? si_in(c, 3)->data : NULL, .bias = p.bias ? si_in(c, 5)->data : NULL, .kp = kp, .y = y->data};
-    atomic_init(&j.nomem, false);
-    const float *a = si_in(c, 0)->data;
-    if (p.M > NB_GEMV_MAX && cpu_nbits_gemm_fits(&p)) { /* A in place, no copy */
-        cpu_nbits_gemm(&p, j.B, j.zp8, j.scales, j.zpf, j.bias, a, j.y);
-        return SI_OK;
-    }
-    cpu_arena *hold;
-    float *ap = cpu_scratch_take((size_t)(p.M * kp + p.M * p.nb) * sizeof(float), &hold);
-    if (!ap) return si_op_nomem(c);
-    float *asum = ap + p.M * kp;
-    memset(ap, 0, (size_t)(p.M * kp) * sizeof(float)); /* the padding of a last partial block */
-    for (int64_t m = 0; m < p.M; m++)
-        for (int64_t blk = 0; blk < p.nb; blk++) {
-            const float *ar = a + m * p.K + blk * p.block;
-            float *dst = ap + m * kp + blk * p.block;
-            const int64_t len = SI_MIN((int64_t)p.block, p.K - blk * p.block);
-            if (per == 1) {
-                memcpy(dst, ar, (size_t)len * sizeof(float));
-            } else {
-                for (int64_t i = 0; i < p.blob; i++)
-                    for (int t = 0; t < per && i * per + t < len; t++) dst[t * p.blob + i] = ar[i * per + t];
-            }
-        }
-    for (int64_t m = 0; p.M <= NB_GEMV_MAX && m < p.M; m++) /* the GEMVs' block sums (the padding is zero) */
-        for (int64_t blk = 0; blk < p.nb; blk++) {
-            const float *ab = ap + m * kp + blk * p.block;
-            float sum = 0;
-            for (int64_t i = 0; i < p.block; i++) sum += ab[i];
-            asum[m * p.nb + blk] = sum;
-        }
-    j.ap = ap, j.asum = asum;
-    if (p.M <= NB_GEMV_MAX) cpu_par_for(p.N, 16, gemv_cols, &j);
-    else cpu_par_for((p.N + NB_PANEL - 1) / NB_PANEL, 1, gemm_panels, &j);
-    cpu_arena_give(hold);
-    return atomic_load(&j.nomem) ? si_op_nomem(c) : SI_OK;
+    const bool ok = cpu_nbits_mm(&p, si_in(c, 1)->data, p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, si_in(c, 2)->data,
+                                 p.zp == NB_ZP_FLOAT ? si_in(c, 3)->data : NULL, p.bias ? si_in(c, 5)->data : NULL, si_in(c, 0)->data, y->data);
+    return ok ? SI_OK : si_op_nomem(c);
 }

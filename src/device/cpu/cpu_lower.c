@@ -1302,6 +1302,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     /* the LLM ops: native kernels (cpu_llm.c) */
     [SI_OP_MATMUL_NBITS] = cpu_lower_llm,
     [SI_OP_MOE] = cpu_lower_llm,
+    [SI_OP_QMOE] = cpu_lower_llm,
     [SI_OP_GROUP_QUERY_ATTENTION] = cpu_lower_llm,
     [SI_OP_MULTI_HEAD_ATTENTION] = cpu_lower_llm,
     [SI_OP_MS_ATTENTION] = cpu_lower_llm,
