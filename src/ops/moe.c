@@ -91,16 +91,22 @@ si_result si_moe_prepare(const si_kctx *c, si_moe *p) {
     return moe_biases(c, p, f, b1, b2);
 }
 
+/* Compile time with the token count (or another dimension) open: the output is the input's type and shape (what
+ * the submodel after it reads); the checks wait for the run. True: that case (*st says how it went). */
+static bool moe_dims_open(si_kctx *c, si_result *st) {
+    if (!(c->partial && c->n_in > 1 && c->in[0] && c->in[1] &&
+          (!si_dims_known(c->in[0]->ndim, c->in[0]->dims) || !si_dims_known(c->in[1]->ndim, c->in[1]->dims))))
+        return false;
+    *st = si_check_type(c, c->in[0]->dtype, LLM_T_FLOAT, "input");
+    if (!*st) *st = si_same_as_input(c, 0, 0);
+    return true;
+}
+
 static si_result moe_infer(si_kctx *c) {
-    /* compile time with the token count (or another dimension) open: the output is the input's type and shape
-     * (what the submodel after it reads); the checks wait for the run */
-    if (c->partial && c->n_in > 1 && c->in[0] && c->in[1] &&
-        (!si_dims_known(c->in[0]->ndim, c->in[0]->dims) || !si_dims_known(c->in[1]->ndim, c->in[1]->dims))) {
-        si_result st = si_check_type(c, c->in[0]->dtype, LLM_T_FLOAT, "input");
-        return st ? st : si_same_as_input(c, 0, 0);
-    }
+    si_result st;
+    if (moe_dims_open(c, &st)) return st;
     si_moe p;
-    si_result st = si_moe_prepare(c, &p);
+    st = si_moe_prepare(c, &p);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
@@ -256,13 +262,10 @@ si_result si_qmoe_prepare(const si_kctx *c, si_qmoe *q) {
 }
 
 static si_result qmoe_infer(si_kctx *c) {
-    if (c->partial && c->n_in > 1 && c->in[0] && c->in[1] &&
-        (!si_dims_known(c->in[0]->ndim, c->in[0]->dims) || !si_dims_known(c->in[1]->ndim, c->in[1]->dims))) {
-        si_result st = si_check_type(c, c->in[0]->dtype, LLM_T_FLOAT, "input");
-        return st ? st : si_same_as_input(c, 0, 0);
-    }
+    si_result st;
+    if (moe_dims_open(c, &st)) return st;
     si_qmoe q;
-    si_result st = si_qmoe_prepare(c, &q);
+    st = si_qmoe_prepare(c, &q);
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
