@@ -7,7 +7,7 @@
 # (models/ort_generate.js, the same prompt) on CPU, on OCL,CPU, and on OCL,CPU with OCL failing mid-generation
 # (SAFEINFER_FAULTS=OCL.infer=4: the run must report a failover and still give the same tokens). The layers are
 # folded into one function body and its calls (fold=on, the default: the report must show a function of at least 2
-# calls), and the CPU rows run again with fold=off. The MoE model runs with its experts as auxiliary models
+# calls), and the CPU rows run again with fold=off. The MoE and QMoE models run with their experts as auxiliary models
 # (moe_experts=on) with a device failing mid-generation, and the plain model's attention as host flash attention over
 # tiles of 4 keys (hfa_tile=4, inside the folded body) with CPU failing mid-generation: the auxiliary models fail over
 # with their owner and the tokens stay ONNX Runtime's.
@@ -67,9 +67,15 @@ all OCL,CPU OCL.infer=4 1 fold=off 0
 moe CPU - 0 moe_experts=on 0
 moe OCL,CPU OCL.infer=6 1 moe_experts=on 0
 moe CPU,REF CPU.infer=9 1 moe_experts=on 0
+qmoe CPU - 0 moe_experts=on 0
+qmoe OCL,CPU OCL.infer=6 1 moe_experts=on 0
+qmoe CPU,REF CPU.infer=9 1 moe_experts=on 0
 plain CPU,REF CPU.infer=7 1 hfa_tile=4 2+
 LIST
 done
+# QMoE's experts become auxiliary models too (MatMulNBits on views of the packed weights)
+out=$("$bin" inspect "$work/qmoe.onnx" --devices CPU --set moe_experts=on 2>&1)
+if echo "$out" | grep -q "QMoE (one model per expert)"; then echo "ok   qmoe: a QMoE unit of expert models"; else echo "FAIL: no QMoE expert unit: $out" | head -20; rc=1; fi
 # not a decoder: a named error, no crash
 out=$("$bin" bench "$here/examples/tiny_cnn.onnx" --generate 4,2 2>&1)
 if [ $? -lt 3 ] || ! echo "$out" | grep -q "logits"; then echo "FAIL: --generate on a CNN: $out"; rc=1; else echo "ok   --generate on a CNN: $out"; fi

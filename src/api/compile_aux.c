@@ -79,10 +79,13 @@ static int gb_const_new(gb *b, const char *name, si_dtype dt, int ndim, const in
 }
 
 /* A node of the default domain: op(ins...) -> a new value; its index in *node when node is not NULL. */
-static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
+#define GB_ABSENT (-2) /* an optional input left out (gb_node_in) */
+
+/* A node of op in domain; in[i] GB_ABSENT: that optional input is absent (-1: a failed value, the node fails). */
+static int gb_node_in(gb *b, const char *op, const char *domain, int n_in, const int *in, int *node) {
     if (b->st) return -1;
     for (int i = 0; i < n_in; i++)
-        if (in[i] < 0) return -1;
+        if (in[i] == -1) return -1;
     char nm[64];
     snprintf(nm, sizeof nm, "hfa_%s_%d", op, b->n++);
     int out = gb_value(b, nm);
@@ -91,7 +94,7 @@ static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
     memset(&n, 0, sizeof n);
     n.name = si_strdup(nm);
     n.op_type = si_strdup(op);
-    n.domain = si_strdup("");
+    n.domain = si_strdup(domain);
     n.in = si_malloc(sizeof(int) * (size_t)(n_in + 1));
     n.out = si_malloc(sizeof(int));
     if (!n.name || !n.op_type || !n.domain || !n.in || !n.out) {
@@ -100,7 +103,7 @@ static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
         return -1;
     }
     n.n_in = n_in, n.n_out = 1;
-    memcpy(n.in, in, sizeof(int) * (size_t)n_in);
+    for (int i = 0; i < n_in; i++) n.in[i] = in[i] == GB_ABSENT ? -1 : in[i];
     n.out[0] = out;
     int idx = si_graph_add_node(b->g, &n);
     if (idx < 0) { /* not taken over */
@@ -110,6 +113,12 @@ static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
     }
     if (node) *node = idx;
     return out;
+}
+
+static int gb_node(gb *b, const char *op, int n_in, const int *in, int *node) {
+    for (int i = 0; i < n_in; i++)
+        if (in[i] < 0) return -1;
+    return gb_node_in(b, op, "", n_in, in, node);
 }
 
 /* Room for one more attribute of the node, zeroed and named (not yet counted in n_attr), or NULL (b->st set). */
@@ -310,7 +319,7 @@ static si_graph *final_graph(const si_graph *g, const si_hfa_match *m, si_result
 typedef struct moe_owned {
     si_graph **g;  /* per expert */
     int n;
-    si_tensor *w[4]; /* references to the node's weights the experts' views read */
+    si_tensor *w[8]; /* references to the node's weights the experts' views read (QMoE: scales, zero points too) */
 } moe_owned;
 
 static void moe_owned_free(void *p) {
@@ -318,7 +327,7 @@ static void moe_owned_free(void *p) {
     if (!o) return;
     for (int e = 0; o->g && e < o->n; e++) si_graph_free(o->g[e]);
     si_free(o->g);
-    for (int i = 0; i < 4; i++) si_const_unref(o->w[i]);
+    for (int i = 0; i < 8; i++) si_const_unref(o->w[i]);
     si_free(o);
 }
 
@@ -338,7 +347,25 @@ static int gb_view(gb *b, const char *name, const si_tensor *t, int64_t e) {
     return id;
 }
 
-/* Expert e of MoE match m: x [n, H] -> Gemm(act(Gemm(x, W1[e]^T + b1[e])), W2[e]^T + b2[e]). */
+/* A QMoE projection of expert e as MatMulNBits (com.microsoft) on views of its packed weights w ([N, K / per]: the
+ * same bytes as MatMulNBits' [N, blocks, blob]), scales sv and zero points zv (value ids of the node's; -1: none),
+ * bias b (a view or -1): y [n, N] = x [n, K] W^T + b. */
+static int expert_nbits(gb *b, const si_graph *g, const si_moe_match *m, int64_t e, int x, int w, int bias, int sv, int zv, int64_t N, int64_t K) {
+    const int s = gb_view(b, "s", g->values[sv].const_val, e), z = zv >= 0 ? gb_view(b, "z", g->values[zv].const_val, e) : GB_ABSENT;
+    int nd = -1;
+    const int y = gb_node_in(b, "MatMulNBits", "com.microsoft", bias >= 0 ? 6 : z != GB_ABSENT ? 4 : 3,
+                               (int[]){x, w, s, z, GB_ABSENT, bias}, &nd);
+    if (nd >= 0) {
+        gb_attr_int(b, nd, "K", K, NULL, 0);
+        gb_attr_int(b, nd, "N", N, NULL, 0);
+        gb_attr_int(b, nd, "bits", m->bits, NULL, 0);
+        gb_attr_int(b, nd, "block_size", m->block ? m->block : K, NULL, 0);
+    }
+    return y;
+}
+
+/* Expert e of MoE match m: x [n, H] -> Gemm(act(Gemm(x, W1[e]^T + b1[e])), W2[e]^T + b2[e]); QMoE: MatMulNBits
+ * instead of each Gemm. */
 static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t e, si_result *st) {
     gb b;
     if ((*st = gb_begin(&b))) return NULL;
@@ -346,9 +373,13 @@ static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t 
     int w1 = gb_view(&b, "w1", g->values[m->w1].const_val, e), w2 = gb_view(&b, "w2", g->values[m->w2].const_val, e);
     int b1 = m->b1 >= 0 ? gb_view(&b, "b1", g->values[m->b1].const_val, e) : -1;
     int b2 = m->b2 >= 0 ? gb_view(&b, "b2", g->values[m->b2].const_val, e) : -1;
-    int gn = -1;
-    int h = gb_node(&b, "Gemm", b1 >= 0 ? 3 : 2, (int[]){x, w1, b1}, &gn);
-    if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
+    int gn = -1, h;
+    if (m->quant) {
+        h = expert_nbits(&b, g, m, e, x, w1, b1, m->s1, m->z1, m->F, m->H);
+    } else {
+        h = gb_node(&b, "Gemm", b1 >= 0 ? 3 : 2, (int[]){x, w1, b1}, &gn);
+        if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
+    }
     switch (m->act) {
     case SI_MOE_RELU: h = gb_node(&b, "Relu", 1, &h, NULL); break;
     case SI_MOE_GELU: /* ONNX Runtime's CPU kernel: the tanh approximation */
@@ -358,8 +389,13 @@ static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t 
     case SI_MOE_SILU: h = gb_node(&b, "Mul", 2, (int[]){h, gb_node(&b, "Sigmoid", 1, &h, NULL)}, NULL); break;
     default: break;
     }
-    int y = gb_node(&b, "Gemm", b2 >= 0 ? 3 : 2, (int[]){h, w2, b2}, &gn);
-    if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
+    int y;
+    if (m->quant) {
+        y = expert_nbits(&b, g, m, e, h, w2, b2, m->s2, m->z2, m->H, m->F);
+    } else {
+        y = gb_node(&b, "Gemm", b2 >= 0 ? 3 : 2, (int[]){h, w2, b2}, &gn);
+        if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
+    }
     gb_output(&b, y);
     si_graph *out = gb_end(&b, g);
     *st = b.st;
@@ -378,8 +414,8 @@ static si_result moe_compile(si_device *d, const si_graph *g, const si_compile_c
     if (!o || !ex || !(o->g = si_calloc((size_t)m->E + 1, sizeof(si_graph *)))) st = si_err(SI_ERR_NO_MEM, "out of memory");
     if (!st) {
         o->n = (int)m->E;
-        const int ws[4] = {m->w1, m->b1, m->w2, m->b2};
-        for (int i = 0; i < 4; i++) o->w[i] = ws[i] >= 0 ? si_const_ref(g->values[ws[i]].const_val) : NULL;
+        const int ws[8] = {m->w1, m->b1, m->w2, m->b2, m->quant ? m->s1 : -1, m->quant ? m->s2 : -1, m->quant ? m->z1 : -1, m->quant ? m->z2 : -1};
+        for (int i = 0; i < 8; i++) o->w[i] = ws[i] >= 0 ? si_const_ref(g->values[ws[i]].const_val) : NULL;
     }
     for (int64_t e = 0; !st && e < m->E; e++) {
         if (!(o->g[e] = expert_graph(g, m, e, &st))) si_err_wrap(st, "MoE expert %lld graph", (long long)e);
@@ -395,7 +431,7 @@ static si_result moe_compile(si_device *d, const si_graph *g, const si_compile_c
     }
     char label[96];
     const si_node *n = &g->nodes[m->node];
-    snprintf(label, sizeof label, "MoE '%s'", n->name && n->name[0] ? n->name : g->values[n->out[0]].name);
+    snprintf(label, sizeof label, "%s '%s'", n->op_type, n->name && n->name[0] ? n->name : g->values[n->out[0]].name);
     si_moe_desc md = {.plain = plain, .experts = ex, .n_experts = (int)m->E, .x_in = x_in, .router_in = r_in, .k = m->k,
                       .normalize = m->normalize, .label = label, .owned = o, .owned_free = moe_owned_free};
     st = si_moe_create(&md, out);

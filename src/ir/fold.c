@@ -144,7 +144,7 @@ static bool param_ok(const si_node *n, int q, bool moe_params) {
     case SI_OP_MATMUL: return q == 1;
     case SI_OP_GATHER: return q == 0;
     case SI_OP_MOE: return q >= 1 && moe_params;
-    case SI_OP_QMOE: return q >= 2; /* the packed weights, scales, biases and zero points (read as they are) */
+    case SI_OP_QMOE: return q >= 2 && moe_params; /* as MoE: with moe_experts=on its weights stay constants */
     case SI_OP_MATMUL_NBITS:
     case SI_OP_LAYER_NORMALIZATION:
     case SI_OP_RMS_NORMALIZATION:

@@ -124,25 +124,64 @@ bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m) {
     return false;
 }
 
-static const si_tensor *cf32(const si_graph *g, int v, int rank) {
-    return v >= 0 && g->values[v].const_val && g->values[v].const_val->dtype == SI_F32 && g->values[v].const_val->ndim == rank
+
+static const si_tensor *cty(const si_graph *g, int v, si_dtype dt, int rank) {
+    return v >= 0 && g->values[v].const_val && g->values[v].const_val->dtype == dt && g->values[v].const_val->ndim == rank
                ? g->values[v].const_val
                : NULL;
 }
 
+/* QMoE's packed weights, scales and zero points as MatMulNBits can read an expert's slice of them (views). */
+static bool qmoe_weights(const si_graph *g, const si_node *n, si_moe_match *m) {
+    const int64_t bits = si_attr_int(n, "expert_weight_bits", 4), blk = si_attr_int(n, "block_size", 0);
+    if ((bits != 2 && bits != 4 && bits != 8) || blk < 0 || si_node_attr(n, "quant_type")) return false;
+    const int per = 8 / (int)bits;
+    for (int k = 8; k < n->n_in; k++)
+        if (n->in[k] >= 0 && k != 11 && k != 12) return false; /* fc3, router_weights */
+    const si_tensor *w1 = cty(g, n->in[2], SI_U8, 3), *w2 = cty(g, n->in[5], SI_U8, 3), *s1 = cty(g, n->in[3], SI_F32, blk ? 3 : 2);
+    const si_tensor *s2 = cty(g, n->in[6], SI_F32, blk ? 3 : 2);
+    if (!w1 || !w2 || !s1 || !s2) return false;
+    const int64_t E = w1->dims[0], F = w1->dims[1], H = w1->dims[2] * per, F2 = w2->dims[2] * per;
+    const int64_t b1 = blk ? blk : H, b2 = blk ? blk : F;
+    if (F2 != F || w2->dims[0] != E || w2->dims[1] != H || b1 < 16 || (b1 & (b1 - 1)) || b2 < 16 || (b2 & (b2 - 1)) || H % b1 || F % b2 ||
+        si_shape_count(s1->ndim, s1->dims) != E * F * (H / b1) || si_shape_count(s2->ndim, s2->dims) != E * H * (F / b2))
+        return false;
+    const int z1 = n->n_in > 11 ? n->in[11] : -1, z2 = n->n_in > 12 ? n->in[12] : -1;
+    const si_tensor *zt1 = z1 >= 0 ? cty(g, z1, SI_U8, 3) : NULL, *zt2 = z2 >= 0 ? cty(g, z2, SI_U8, 3) : NULL;
+    if ((z1 >= 0 && (!blk || !zt1 || si_shape_count(3, zt1->dims) != E * F * ((H / b1 + per - 1) / per))) ||
+        (z2 >= 0 && (!blk || !zt2 || si_shape_count(3, zt2->dims) != E * H * ((F / b2 + per - 1) / per))))
+        return false; /* zero points per row pack several rows in a byte: MatMulNBits cannot read them */
+    m->quant = true, m->bits = (int)bits, m->block = blk;
+    m->s1 = n->in[3], m->s2 = n->in[6], m->z1 = z1, m->z2 = z2;
+    m->E = E, m->F = F, m->H = H;
+    return true;
+}
+
 bool si_moe_match_at(const si_graph *g, int ni, si_moe_match *m) {
     const si_node *n = &g->nodes[ni];
-    if (strcmp(n->op_type, "MoE") || !n->domain || strcmp(n->domain, "com.microsoft") || n->n_in < 5 || n->n_out != 1) return false;
-    for (int k = 6; k < n->n_in; k++)
+    const bool q = n->domain && !strcmp(n->domain, "com.microsoft") && !strcmp(n->op_type, "QMoE");
+    if ((!q && strcmp(n->op_type, "MoE")) || !n->domain || strcmp(n->domain, "com.microsoft") || n->n_in < (q ? 7 : 5) || n->n_out != 1)
+        return false;
+    for (int k = 6; !q && k < n->n_in; k++)
         if (n->in[k] >= 0) return false; /* fc3 */
     const int x = n->in[0], r = n->in[1];
     if (x < 0 || r < 0 || g->values[x].dtype != SI_F32 || (g->values[x].ndim != 2 && g->values[x].ndim != 3) || g->values[x].const_val ||
         g->values[r].dtype != SI_F32 || g->values[r].ndim != 2 || g->values[n->out[0]].dtype != SI_F32)
         return false;
-    const si_tensor *w1 = cf32(g, n->in[2], 3), *w2 = cf32(g, n->in[4], 3);
-    const int b1v = n->in[3], b2v = n->n_in > 5 ? n->in[5] : -1;
-    const si_tensor *b1 = cf32(g, b1v, 2), *b2 = cf32(g, b2v, 2);
-    if (!w1 || !w2 || (b1v >= 0 && !b1) || (b2v >= 0 && !b2)) return false;
+    memset(m, 0, sizeof *m);
+    const int b1v = q ? n->in[4] : n->in[3], b2v = q ? (n->n_in > 7 ? n->in[7] : -1) : (n->n_in > 5 ? n->in[5] : -1);
+    int64_t E, F, H;
+    if (q) {
+        if (!qmoe_weights(g, n, m)) return false;
+        E = m->E, F = m->F, H = m->H;
+    } else {
+        const si_tensor *w1 = cty(g, n->in[2], SI_F32, 3), *w2 = cty(g, n->in[4], SI_F32, 3);
+        if (!w1 || !w2) return false;
+        E = w1->dims[0], F = w1->dims[1], H = w1->dims[2];
+        if (w2->dims[0] != E || w2->dims[1] != H || w2->dims[2] != F) return false;
+    }
+    const si_tensor *b1 = cty(g, b1v, SI_F32, 2), *b2 = cty(g, b2v, SI_F32, 2);
+    if ((b1v >= 0 && !b1) || (b2v >= 0 && !b2)) return false;
     const char *act = "relu";
     const si_attr *a = si_node_attr(n, "activation_type");
     if (a && a->s) act = a->s;
@@ -150,13 +189,13 @@ bool si_moe_match_at(const si_graph *g, int ni, si_moe_match *m) {
     int ai = -1;
     for (int i = 0; i < 4; i++)
         if (!strcmp(act, acts[i])) ai = i;
-    const int64_t E = w1->dims[0], F = w1->dims[1], H = w1->dims[2], k = si_attr_int(n, "k", 1);
-    if (ai < 0 || w2->dims[0] != E || w2->dims[1] != H || w2->dims[2] != F || (b1 && (b1->dims[0] != E || b1->dims[1] != F)) ||
-        (b2 && (b2->dims[0] != E || b2->dims[1] != H)) || k < 1 || k > E || g->values[x].dims[g->values[x].ndim - 1] != H ||
-        (g->values[r].dims[1] >= 0 && g->values[r].dims[1] != E))
+    const int64_t k = si_attr_int(n, "k", 1);
+    if (ai < 0 || (b1 && (b1->dims[0] != E || b1->dims[1] != F)) || (b2 && (b2->dims[0] != E || b2->dims[1] != H)) || k < 1 || k > E ||
+        g->values[x].dims[g->values[x].ndim - 1] != H || (g->values[r].dims[1] >= 0 && g->values[r].dims[1] != E))
         return false;
-    *m = (si_moe_match){.node = ni, .x = x, .router = r, .w1 = n->in[2], .b1 = b1 ? b1v : -1, .w2 = n->in[4], .b2 = b2 ? b2v : -1,
-                        .act = ai, .k = k, .E = E, .F = F, .H = H, .normalize = si_attr_int(n, "normalize_routing_weights", 0) != 0};
+    m->node = ni, m->x = x, m->router = r, m->w1 = n->in[2], m->b1 = b1 ? b1v : -1, m->w2 = q ? n->in[5] : n->in[4], m->b2 = b2 ? b2v : -1;
+    m->act = ai, m->k = k, m->E = E, m->F = F, m->H = H;
+    m->normalize = q || si_attr_int(n, "normalize_routing_weights", 0) != 0; /* QMoE: always (ops/moe.c) */
     return true;
 }
 

@@ -31,9 +31,11 @@ typedef struct si_hfa_match {
  * past, no softcap, only its first output used)? Fills *m. */
 bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m);
 
-/* One MoE (com.microsoft) whose experts can run as auxiliary models: float32 input [tokens, hidden] or
+/* One MoE or QMoE (com.microsoft) whose experts can run as auxiliary models: float32 input [tokens, hidden] or
  * [batch, sequence, hidden], router logits from the graph, expert weights and biases constant, activation relu,
- * gelu, silu or identity (not swiglu), no fc3. */
+ * gelu, silu or identity (not swiglu), no fc3. QMoE: 2/4/8-bit weights in blocks MatMulNBits takes (a power of two
+ * of 16 or more; row-wise: a row of such a length), float32 scales, zero points only per block (MatMulNBits' packed
+ * layout); each expert then runs as MatMulNBits on views of its weights, and its shares are always renormalised. */
 enum { SI_MOE_RELU, SI_MOE_GELU, SI_MOE_SILU, SI_MOE_IDENTITY };
 typedef struct si_moe_match {
     int node;
@@ -42,6 +44,10 @@ typedef struct si_moe_match {
     int act;
     int64_t k, E, F, H;
     bool normalize;
+    bool quant;             /* QMoE: w1, w2 are packed uint8 [E, F, H / per], [E, H, F / per] */
+    int bits;               /* QMoE: 2, 4, 8 */
+    int64_t block;          /* QMoE: block_size, or the row length when row-wise */
+    int s1, s2, z1, z2;     /* QMoE: scales and zero points (constant value ids; z -1 when absent) */
 } si_moe_match;
 bool si_moe_match_at(const si_graph *g, int n, si_moe_match *m);
 
