@@ -13,6 +13,7 @@ ap.add_argument("safeinfer"); ap.add_argument("model")
 ap.add_argument("--devices", default="REF"); ap.add_argument("--shape", action="append", default=[])
 ap.add_argument("--rtol", type=float, default=1e-4); ap.add_argument("--workdir")
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--inputs", help="a folder of NAME.npy: those inputs instead of random ones (shapes from the files)")
 ap.add_argument("--ort-opt", default="all", help="ONNX Runtime's graph optimization level (its optimizer's rewrites of "
                 "quantized graphs compute differently from the graph as written: 'disabled' compares with the graph)")
 ap.add_argument("--config", action="append", default=[], help="KEY=VALUE: a configuration flag for safeinfer run")
@@ -31,9 +32,13 @@ for s in a.shape:
     fixed[k] = [int(x) for x in v.split("x")]
 rng = np.random.default_rng(a.seed)
 feeds = []
-NP = {1: np.float32, 7: np.int64, 6: np.int32, 9: np.bool_, 11: np.float64}
+NP = {1: np.float32, 7: np.int64, 6: np.int32, 9: np.bool_, 10: np.float16, 11: np.float64, 2: np.uint8, 3: np.int8}
 for inp in m.graph.input:
     if inp.name in inits:
+        continue
+    given = os.path.join(a.inputs, inp.name + ".npy") if a.inputs else None
+    if given and os.path.exists(given):  # the model's own inputs (models/make_all.py writes MODEL.inputs/NAME.npy)
+        feeds.append((inp.name, given))
         continue
     tt = inp.type.tensor_type
     if inp.name in fixed:
@@ -48,7 +53,7 @@ for inp in m.graph.input:
             else:
                 sys.exit(f"input {inp.name}: dimension '{d.dim_param}' needs --shape")
     dt = NP[tt.elem_type]
-    if dt in (np.float32, np.float64):
+    if dt in (np.float32, np.float64, np.float16):
         x = rng.uniform(-1, 1, shape).astype(dt)
     elif dt == np.bool_:
         x = rng.integers(0, 2, shape).astype(dt)
