@@ -401,7 +401,7 @@ def qmoe_pack(v, bits):
 
 
 def qmoe(name, T=5, hidden=32, F=64, E=4, k=2, bits=4, block=0, zp=False, act="relu", biases=True, lead=None, attrs=None,
-         error=None, si_only_error=None):
+         error=None, si_only_error=None, sets=None):
     """QMoE with random packed weights: scales per row ([E, out]) or per block ([E, out, in / block]), zero points
     packed along the rows."""
     f = 2 if act == "swiglu" else 1
@@ -429,6 +429,8 @@ def qmoe(name, T=5, hidden=32, F=64, E=4, k=2, bits=4, block=0, zp=False, act="r
     a.update(attrs or {})
     case("qmoe_" + name, "QMoE", ins, ["output"], a, init=[x[0] for x in ins[2:] if x is not None], error=error,
          si_only_error=si_only_error)
+    if sets:
+        CASES[-1]["sets"] = sets
 
 
 def cases_qmoe():
@@ -449,6 +451,11 @@ def cases_qmoe():
     qmoe("b8_block16_zp", bits=8, block=16, zp=True)
     qmoe("b2_block16_zp", bits=2, block=16, hidden=64, F=128, zp=True)
     qmoe("err_bits3", bits=4, attrs=dict(expert_weight_bits=3), error="expert_weight_bits")
+    # the experts as auxiliary models (MatMulNBits on views; zero points per row as floats)
+    qmoe("aux_b4_row_zp", zp=True, act="silu", sets=["moe_experts=on"])
+    qmoe("aux_b4_block32_zp", block=32, hidden=64, F=128, zp=True, sets=["moe_experts=on"])
+    qmoe("aux_b8_row", bits=8, k=1, biases=False, sets=["moe_experts=on"])
+    qmoe("aux_b2_block16_3d", bits=2, block=16, lead=(1, 5), act="gelu", sets=["moe_experts=on"])
 
 
 def cases_norms():
@@ -754,6 +761,14 @@ def run_case(a, c):
         cmd += ["--input", f"{n}={f}"]
     for sh in c.get("shapes", []):
         cmd += ["--shape", sh]
+    for kv in c.get("sets", []):  # configuration keys: --moe-experts on
+        k, v = kv.split("=", 1)
+        cmd += ["--" + k.replace("_", "-"), v]
+    if "moe_experts=on" in c.get("sets", []):  # the experts must really become auxiliary models
+        ins = subprocess.run([a.safeinfer, "inspect", os.path.join(d, "model.onnx"), "--devices", a.devices, "--set", "moe_experts=on"],
+                             capture_output=True, text=True)
+        if "(one model per expert)" not in ins.stdout:
+            return False, "no unit of expert models: " + ins.stdout[-300:]
     r = subprocess.run(cmd, capture_output=True, text=True)
     si_msg = (r.stdout + r.stderr).strip().replace("\n", " | ")
     if c["error"] or c["si_only_error"]:

@@ -351,7 +351,23 @@ static int gb_view(gb *b, const char *name, const si_tensor *t, int64_t e) {
  * same bytes as MatMulNBits' [N, blocks, blob]), scales sv and zero points zv (value ids of the node's; -1: none),
  * bias b (a view or -1): y [n, N] = x [n, K] W^T + b. */
 static int expert_nbits(gb *b, const si_graph *g, const si_moe_match *m, int64_t e, int x, int w, int bias, int sv, int zv, int64_t N, int64_t K) {
-    const int s = gb_view(b, "s", g->values[sv].const_val, e), z = zv >= 0 ? gb_view(b, "z", g->values[zv].const_val, e) : GB_ABSENT;
+    const int s = gb_view(b, "s", g->values[sv].const_val, e);
+    int z = GB_ABSENT;
+    if (zv >= 0 && m->rowzp) { /* [E, N / per] packed rows: expert e's N zero points as floats */
+        const si_tensor *zt = g->values[zv].const_val;
+        const int per = 8 / m->bits;
+        float *zf = si_malloc(sizeof(float) * (size_t)(N + 1));
+        if (!zf) {
+            if (!b->st) b->st = si_err(SI_ERR_NO_MEM, "out of memory");
+            return -1;
+        }
+        const uint8_t *zb = (const uint8_t *)zt->data + e * ((N + per - 1) / per);
+        for (int64_t o = 0; o < N; o++) zf[o] = (float)((zb[o / per] >> (m->bits * (o % per))) & ((1 << m->bits) - 1));
+        z = gb_const_new(b, "zf", SI_F32, 1, &N, zf);
+        si_free(zf);
+    } else if (zv >= 0) {
+        z = gb_view(b, "z", g->values[zv].const_val, e);
+    }
     int nd = -1;
     const int y = gb_node_in(b, "MatMulNBits", "com.microsoft", bias >= 0 ? 6 : z != GB_ABSENT ? 4 : 3,
                                (int[]){x, w, s, z, GB_ABSENT, bias}, &nd);

@@ -147,11 +147,14 @@ static bool qmoe_weights(const si_graph *g, const si_node *n, si_moe_match *m) {
         si_shape_count(s1->ndim, s1->dims) != E * F * (H / b1) || si_shape_count(s2->ndim, s2->dims) != E * H * (F / b2))
         return false;
     const int z1 = n->n_in > 11 ? n->in[11] : -1, z2 = n->n_in > 12 ? n->in[12] : -1;
-    const si_tensor *zt1 = z1 >= 0 ? cty(g, z1, SI_U8, 3) : NULL, *zt2 = z2 >= 0 ? cty(g, z2, SI_U8, 3) : NULL;
-    if ((z1 >= 0 && (!blk || !zt1 || si_shape_count(3, zt1->dims) != E * F * ((H / b1 + per - 1) / per))) ||
-        (z2 >= 0 && (!blk || !zt2 || si_shape_count(3, zt2->dims) != E * H * ((F / b2 + per - 1) / per))))
-        return false; /* zero points per row pack several rows in a byte: MatMulNBits cannot read them */
-    m->quant = true, m->bits = (int)bits, m->block = blk;
+    /* zero points per block: MatMulNBits' packed layout, read as views; per row ([E, rows / per], several rows a
+     * byte): given to the expert models as floats */
+    const si_tensor *zt1 = z1 >= 0 ? cty(g, z1, SI_U8, blk ? 3 : 2) : NULL, *zt2 = z2 >= 0 ? cty(g, z2, SI_U8, blk ? 3 : 2) : NULL;
+    const int64_t zc1 = blk ? E * F * ((H / b1 + per - 1) / per) : E * ((F + per - 1) / per);
+    const int64_t zc2 = blk ? E * H * ((F / b2 + per - 1) / per) : E * ((H + per - 1) / per);
+    if ((z1 >= 0 && (!zt1 || si_shape_count(zt1->ndim, zt1->dims) != zc1)) || (z2 >= 0 && (!zt2 || si_shape_count(zt2->ndim, zt2->dims) != zc2)))
+        return false;
+    m->quant = true, m->bits = (int)bits, m->block = blk, m->rowzp = !blk && (z1 >= 0 || z2 >= 0);
     m->s1 = n->in[3], m->s2 = n->in[6], m->z1 = z1, m->z2 = z2;
     m->E = E, m->F = F, m->H = H;
     return true;

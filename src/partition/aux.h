@@ -34,8 +34,8 @@ bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m);
 /* One MoE or QMoE (com.microsoft) whose experts can run as auxiliary models: float32 input [tokens, hidden] or
  * [batch, sequence, hidden], router logits from the graph, expert weights and biases constant, activation relu,
  * gelu, silu or identity (not swiglu), no fc3. QMoE: 2/4/8-bit weights in blocks MatMulNBits takes (a power of two
- * of 16 or more; row-wise: a row of such a length), float32 scales, zero points only per block (MatMulNBits' packed
- * layout); each expert then runs as MatMulNBits on views of its weights, and its shares are always renormalised. */
+ * of 16 or more; row-wise: a row of such a length), float32 scales, zero points per block (MatMulNBits' packed layout)
+ * or per row; each expert then runs as MatMulNBits on views of its weights, and its shares are always renormalised. */
 enum { SI_MOE_RELU, SI_MOE_GELU, SI_MOE_SILU, SI_MOE_IDENTITY };
 typedef struct si_moe_match {
     int node;
@@ -48,6 +48,7 @@ typedef struct si_moe_match {
     int bits;               /* QMoE: 2, 4, 8 */
     int64_t block;          /* QMoE: block_size, or the row length when row-wise */
     int s1, s2, z1, z2;     /* QMoE: scales and zero points (constant value ids; z -1 when absent) */
+    bool rowzp;             /* QMoE: zero points per row ([E, rows / per]: the expert models get them as floats) */
 } si_moe_match;
 bool si_moe_match_at(const si_graph *g, int n, si_moe_match *m);
 
