@@ -10,7 +10,8 @@
   --moe   (genai or plain) the MLP of every layer becomes a com.microsoft MoE (router MatMul, top-k experts).
   --qmoe  (with --moe) the experts become a com.microsoft QMoE: --bits weights in blocks of --block along each
           expert row (scales [E, out, in / block], zero points with --zero-points), as the GenAI builder emits
-          for quantized MoE models.
+          for quantized MoE models. --moe-act swiglu: the experts' activation is interleaved SwiGLU (gate and up
+          rows alternating in fc1, swiglu_fusion 1), as the builder writes it; default silu.
 
 I/O (the Hugging Face / GenAI naming):
   inputs   input_ids int64 [batch, sequence_length], attention_mask int64 [batch, total_sequence_length],
@@ -19,7 +20,7 @@ I/O (the Hugging Face / GenAI naming):
 
 usage: llm.py OUT.onnx [--form plain|genai] [--layers 8] [--hidden 512] [--heads 8] [--kv-heads 8]
               [--inter 1408] [--vocab 2048] [--bits 4] [--block 32] [--accuracy-level 0] [--zero-points]
-              [--moe [--qmoe]] [--experts 4] [--top-k 2] [--max-pos 4096] [--seed 1]
+              [--moe [--qmoe] [--moe-act silu|swiglu]] [--experts 4] [--top-k 2] [--max-pos 4096] [--seed 1]
 """
 import argparse
 import os
@@ -246,7 +247,10 @@ class LLM:
         router = b.node("MatMul", [h, b.const(p + ".router.weight", b.normal((a.hidden, a.experts), 0.5))],
                         base=p + ".router")
         router2 = b.node("Reshape", [router, b.i64("shape_router", [-1, a.experts])], base=p + ".router2d")
-        fc1 = b.normal((a.experts, a.inter, a.hidden), 1.0 / np.sqrt(a.hidden))
+        act = getattr(a, "moe_act", "silu")
+        f = 2 if act == "swiglu" else 1  # SwiGLU: gate and linear rows interleaved in fc1 (swiglu_fusion 1)
+        fc1 = b.normal((a.experts, f * a.inter, a.hidden), 1.0 / np.sqrt(a.hidden))
+        sw = dict(swiglu_fusion=1) if f == 2 else {}
         fc2 = b.normal((a.experts, a.hidden, a.inter), 1.0 / np.sqrt(a.inter))
         if getattr(a, "qmoe", False):  # each expert's [out, in] rows in MatMulNBits' blocks: the same bytes, flattened per row
             ins = []
@@ -258,10 +262,10 @@ class LLM:
             (w1, s1, *z1), (w2, s2, *z2) = ins
             zps = ["", "", "", z1[0], z2[0]] if a.zero_points else []
             return b.node("QMoE", [h, router2, w1, s1, "", w2, s2, ""] + zps, base=p + ".moe", domain=MS, k=a.top_k,
-                          activation_type="silu", normalize_routing_weights=1, expert_weight_bits=a.bits,
-                          block_size=a.block)
+                          activation_type=act, normalize_routing_weights=1, expert_weight_bits=a.bits,
+                          block_size=a.block, **sw)
         return b.node("MoE", [h, router2, b.const(p + ".experts.fc1", fc1), "", b.const(p + ".experts.fc2", fc2)],
-                      base=p + ".moe", domain=MS, k=a.top_k, activation_type="silu", normalize_routing_weights=1)
+                      base=p + ".moe", domain=MS, k=a.top_k, activation_type=act, normalize_routing_weights=1, **sw)
 
 
 def main():
@@ -280,6 +284,7 @@ def main():
     ap.add_argument("--zero-points", action="store_true")
     ap.add_argument("--moe", action="store_true")
     ap.add_argument("--qmoe", action="store_true")
+    ap.add_argument("--moe-act", choices=["silu", "swiglu", "relu", "gelu"], default="silu")
     ap.add_argument("--experts", type=int, default=4)
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--max-pos", type=int, default=4096)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LLM generation against ONNX Runtime: decoders written by models/llm.py (the plain-ONNX form, the GenAI form with
 # int4 MatMulNBits + GroupQueryAttention + SkipSimplifiedLayerNormalization, the GenAI form with MoE layers and with
-# QMoE layers (4-bit experts in blocks of 32 with zero points)),
+# QMoE layers (4-bit experts in blocks of 32 with zero points, SwiGLU as the GenAI builder writes it)),
 # each compiled once with its dimensions open and run by `safeinfer bench MODEL --generate P,N`: a prompt prefilled
 # over an empty KV cache, then greedy decoding with the presents fed back. The tokens must equal ONNX Runtime's
 # (models/ort_generate.js, the same prompt) on CPU, on OCL,CPU, and on OCL,CPU with OCL failing mid-generation
@@ -24,7 +24,7 @@ geom=(--layers 4 --hidden 128 --heads 4 --kv-heads 2 --inter 256 --vocab 512)
 "$py" "$here/models/llm.py" "$work/genai.onnx" --form genai --zero-points "${geom[@]}" >/dev/null || { echo "FAIL: models/llm.py genai"; exit 1; }
 "$py" "$here/models/llm.py" "$work/moe.onnx" --form genai --moe --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
   { echo "FAIL: models/llm.py genai --moe"; exit 1; }
-"$py" "$here/models/llm.py" "$work/qmoe.onnx" --form genai --moe --qmoe --zero-points --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
+"$py" "$here/models/llm.py" "$work/qmoe.onnx" --form genai --moe --qmoe --moe-act swiglu --zero-points --experts 4 --top-k 2 "${geom[@]}" >/dev/null ||
   { echo "FAIL: models/llm.py genai --moe --qmoe"; exit 1; }
 P=12 N=8
 ocl=1

@@ -356,7 +356,7 @@ def cases_rope():
 
 
 def moe(name, T=5, hidden=16, F=24, E=4, k=2, act="relu", biases=True, lead=None, attrs=None, legacy=False, error=None,
-        si_only_error=None):
+        si_only_error=None, sets=None):
     f = 2 if act == "swiglu" else 1
     x = R(*(lead or (T,)), hidden)
     w1 = R(E, f * F, hidden, scale=0.3) if not legacy else R(E, hidden, f * F, scale=0.3)
@@ -370,6 +370,8 @@ def moe(name, T=5, hidden=16, F=24, E=4, k=2, act="relu", biases=True, lead=None
     a.update(attrs or {})
     case("moe_" + name, "MoE", ins, ["output"], a, init=("fc1_experts_weights", "fc1_experts_bias", "fc2_experts_weights",
                                                           "fc2_experts_bias"), error=error, si_only_error=si_only_error)
+    if sets:
+        CASES[-1]["sets"] = sets
 
 
 def cases_moe():
@@ -385,6 +387,10 @@ def cases_moe():
     moe("err_k5", k=5, error="k = 5")
     moe("err_swiglu_fusion0", act="swiglu", attrs=dict(swiglu_fusion=0), error="swiglu_fusion")
     moe("err_legacy_layout", legacy=True, hidden=16, F=24, si_only_error="[E, out, in]")
+    # the experts as auxiliary models, SwiGLU among them (Slice by 2, Min / Clip at the limit)
+    moe("aux_silu", act="silu", sets=["moe_experts=on"])
+    moe("aux_swiglu_gptoss", act="swiglu", attrs=dict(activation_alpha=1.702, activation_beta=1.0, swiglu_limit=0.5),
+        sets=["moe_experts=on"])
 
 
 def qmoe_pack(v, bits):
@@ -456,6 +462,9 @@ def cases_qmoe():
     qmoe("aux_b4_block32_zp", block=32, hidden=64, F=128, zp=True, sets=["moe_experts=on"])
     qmoe("aux_b8_row", bits=8, k=1, biases=False, sets=["moe_experts=on"])
     qmoe("aux_b2_block16_3d", bits=2, block=16, lead=(1, 5), act="gelu", sets=["moe_experts=on"])
+    qmoe("aux_b4_swiglu", act="swiglu", zp=True, attrs=dict(activation_alpha=1.702, activation_beta=1.0, swiglu_limit=0.5),
+         sets=["moe_experts=on"])
+    qmoe("aux_b4_block32_swiglu", act="swiglu", block=32, hidden=64, F=64, sets=["moe_experts=on"])
 
 
 def cases_norms():

@@ -15,6 +15,7 @@
 #include "partition/aux.h"
 
 #include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -380,6 +381,26 @@ static int expert_nbits(gb *b, const si_graph *g, const si_moe_match *m, int64_t
     return y;
 }
 
+/* Interleaved SwiGLU on h [n, fF]: g = h[:, 0::2], l = h[:, 1::2] (Slice with steps 2), with a limit L g = min(g, L)
+ * and l = clip(l, -L, L); then g sigmoid(alpha g) (l + beta), as ops/moe.c. */
+static int expert_swiglu(gb *b, const si_moe_match *m, int h, int64_t fF) {
+    const int64_t one = 1;
+    const int64_t v0 = 0, v1 = 1, ax = 1, st = 2;
+    const int s0 = gb_const_new(b, "sw_s0", SI_I64, 1, &one, &v0), s1 = gb_const_new(b, "sw_s1", SI_I64, 1, &one, &v1);
+    const int en = gb_const_new(b, "sw_end", SI_I64, 1, &one, &fF), axes = gb_const_new(b, "sw_axes", SI_I64, 1, &one, &ax);
+    const int steps = gb_const_new(b, "sw_steps", SI_I64, 1, &one, &st);
+    int gt = gb_node(b, "Slice", 5, (int[]){h, s0, en, axes, steps}, NULL), lt = gb_node(b, "Slice", 5, (int[]){h, s1, en, axes, steps}, NULL);
+    if (isfinite(m->limit)) {
+        const float lim = m->limit, nlim = -m->limit;
+        const int lc = gb_const_new(b, "sw_lim", SI_F32, 0, NULL, &lim), nlc = gb_const_new(b, "sw_nlim", SI_F32, 0, NULL, &nlim);
+        gt = gb_node(b, "Min", 2, (int[]){gt, lc}, NULL);
+        lt = gb_node(b, "Clip", 3, (int[]){lt, nlc, lc}, NULL);
+    }
+    const int al = gb_const_new(b, "sw_alpha", SI_F32, 0, NULL, &m->alpha), be = gb_const_new(b, "sw_beta", SI_F32, 0, NULL, &m->beta);
+    const int sg = gb_node(b, "Sigmoid", 1, (int[]){gb_node(b, "Mul", 2, (int[]){gt, al}, NULL)}, NULL);
+    return gb_node(b, "Mul", 2, (int[]){gb_node(b, "Mul", 2, (int[]){gt, sg}, NULL), gb_node(b, "Add", 2, (int[]){lt, be}, NULL)}, NULL);
+}
+
 /* Expert e of MoE match m: x [n, H] -> Gemm(act(Gemm(x, W1[e]^T + b1[e])), W2[e]^T + b2[e]); QMoE: MatMulNBits
  * instead of each Gemm. */
 static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t e, si_result *st) {
@@ -390,8 +411,9 @@ static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t 
     int b1 = m->b1 >= 0 ? gb_view(&b, "b1", g->values[m->b1].const_val, e) : -1;
     int b2 = m->b2 >= 0 ? gb_view(&b, "b2", g->values[m->b2].const_val, e) : -1;
     int gn = -1, h;
+    const int64_t fF = (m->act == SI_MOE_SWIGLU ? 2 : 1) * m->F;
     if (m->quant) {
-        h = expert_nbits(&b, g, m, e, x, w1, b1, m->s1, m->z1, m->F, m->H);
+        h = expert_nbits(&b, g, m, e, x, w1, b1, m->s1, m->z1, fF, m->H);
     } else {
         h = gb_node(&b, "Gemm", b1 >= 0 ? 3 : 2, (int[]){x, w1, b1}, &gn);
         if (gn >= 0) gb_attr_int(&b, gn, "transB", 1, NULL, 0);
@@ -403,6 +425,7 @@ static si_graph *expert_graph(const si_graph *g, const si_moe_match *m, int64_t 
         if (gn >= 0) gb_attr_str(&b, gn, "approximate", "tanh");
         break;
     case SI_MOE_SILU: h = gb_node(&b, "Mul", 2, (int[]){h, gb_node(&b, "Sigmoid", 1, &h, NULL)}, NULL); break;
+    case SI_MOE_SWIGLU: h = expert_swiglu(&b, m, h, fF); break;
     default: break;
     }
     int y;

@@ -132,7 +132,7 @@ static const si_tensor *cty(const si_graph *g, int v, si_dtype dt, int rank) {
 }
 
 /* QMoE's packed weights, scales and zero points as MatMulNBits can read an expert's slice of them (views). */
-static bool qmoe_weights(const si_graph *g, const si_node *n, si_moe_match *m) {
+static bool qmoe_weights(const si_graph *g, const si_node *n, int64_t f, si_moe_match *m) {
     const int64_t bits = si_attr_int(n, "expert_weight_bits", 4), blk = si_attr_int(n, "block_size", 0);
     if ((bits != 2 && bits != 4 && bits != 8) || blk < 0 || si_node_attr(n, "quant_type")) return false;
     const int per = 8 / (int)bits;
@@ -141,16 +141,16 @@ static bool qmoe_weights(const si_graph *g, const si_node *n, si_moe_match *m) {
     const si_tensor *w1 = cty(g, n->in[2], SI_U8, 3), *w2 = cty(g, n->in[5], SI_U8, 3), *s1 = cty(g, n->in[3], SI_F32, blk ? 3 : 2);
     const si_tensor *s2 = cty(g, n->in[6], SI_F32, blk ? 3 : 2);
     if (!w1 || !w2 || !s1 || !s2) return false;
-    const int64_t E = w1->dims[0], F = w1->dims[1], H = w1->dims[2] * per, F2 = w2->dims[2] * per;
+    const int64_t E = w1->dims[0], fF = w1->dims[1], H = w1->dims[2] * per, F = w2->dims[2] * per;
     const int64_t b1 = blk ? blk : H, b2 = blk ? blk : F;
-    if (F2 != F || w2->dims[0] != E || w2->dims[1] != H || b1 < 16 || (b1 & (b1 - 1)) || b2 < 16 || (b2 & (b2 - 1)) || H % b1 || F % b2 ||
-        si_shape_count(s1->ndim, s1->dims) != E * F * (H / b1) || si_shape_count(s2->ndim, s2->dims) != E * H * (F / b2))
+    if (fF != f * F || w2->dims[0] != E || w2->dims[1] != H || b1 < 16 || (b1 & (b1 - 1)) || b2 < 16 || (b2 & (b2 - 1)) || H % b1 || F % b2 ||
+        si_shape_count(s1->ndim, s1->dims) != E * fF * (H / b1) || si_shape_count(s2->ndim, s2->dims) != E * H * (F / b2))
         return false;
     const int z1 = n->n_in > 11 ? n->in[11] : -1, z2 = n->n_in > 12 ? n->in[12] : -1;
     /* zero points per block: MatMulNBits' packed layout, read as views; per row ([E, rows / per], several rows a
      * byte): given to the expert models as floats */
     const si_tensor *zt1 = z1 >= 0 ? cty(g, z1, SI_U8, blk ? 3 : 2) : NULL, *zt2 = z2 >= 0 ? cty(g, z2, SI_U8, blk ? 3 : 2) : NULL;
-    const int64_t zc1 = blk ? E * F * ((H / b1 + per - 1) / per) : E * ((F + per - 1) / per);
+    const int64_t zc1 = blk ? E * fF * ((H / b1 + per - 1) / per) : E * ((fF + per - 1) / per);
     const int64_t zc2 = blk ? E * H * ((F / b2 + per - 1) / per) : E * ((H + per - 1) / per);
     if ((z1 >= 0 && (!zt1 || si_shape_count(zt1->ndim, zt1->dims) != zc1)) || (z2 >= 0 && (!zt2 || si_shape_count(zt2->ndim, zt2->dims) != zc2)))
         return false;
@@ -172,30 +172,36 @@ bool si_moe_match_at(const si_graph *g, int ni, si_moe_match *m) {
         g->values[r].dtype != SI_F32 || g->values[r].ndim != 2 || g->values[n->out[0]].dtype != SI_F32)
         return false;
     memset(m, 0, sizeof *m);
+    const char *act = "relu";
+    const si_attr *a = si_node_attr(n, "activation_type");
+    if (a && a->s) act = a->s;
+    static const char *const acts[] = {"relu", "gelu", "silu", "identity", "swiglu"};
+    int ai = -1;
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(act, acts[i])) ai = i;
+    if (ai == SI_MOE_SWIGLU && (si_attr_int(n, "swiglu_fusion", 0) != 1 || si_graph_opset(g, "") < 13)) return false;
+    if (ai < 0) return false;
+    const int64_t f = ai == SI_MOE_SWIGLU ? 2 : 1;
     const int b1v = q ? n->in[4] : n->in[3], b2v = q ? (n->n_in > 7 ? n->in[7] : -1) : (n->n_in > 5 ? n->in[5] : -1);
     int64_t E, F, H;
     if (q) {
-        if (!qmoe_weights(g, n, m)) return false;
+        if (!qmoe_weights(g, n, f, m)) return false;
         E = m->E, F = m->F, H = m->H;
     } else {
         const si_tensor *w1 = cty(g, n->in[2], SI_F32, 3), *w2 = cty(g, n->in[4], SI_F32, 3);
         if (!w1 || !w2) return false;
-        E = w1->dims[0], F = w1->dims[1], H = w1->dims[2];
-        if (w2->dims[0] != E || w2->dims[1] != H || w2->dims[2] != F) return false;
+        E = w1->dims[0], F = w2->dims[2], H = w1->dims[2];
+        if (w1->dims[1] != f * F || w2->dims[0] != E || w2->dims[1] != H) return false;
     }
     const si_tensor *b1 = cty(g, b1v, SI_F32, 2), *b2 = cty(g, b2v, SI_F32, 2);
     if ((b1v >= 0 && !b1) || (b2v >= 0 && !b2)) return false;
-    const char *act = "relu";
-    const si_attr *a = si_node_attr(n, "activation_type");
-    if (a && a->s) act = a->s;
-    static const char *const acts[] = {"relu", "gelu", "silu", "identity"};
-    int ai = -1;
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(act, acts[i])) ai = i;
     const int64_t k = si_attr_int(n, "k", 1);
-    if (ai < 0 || (b1 && (b1->dims[0] != E || b1->dims[1] != F)) || (b2 && (b2->dims[0] != E || b2->dims[1] != H)) || k < 1 || k > E ||
+    if ((b1 && (b1->dims[0] != E || b1->dims[1] != f * F)) || (b2 && (b2->dims[0] != E || b2->dims[1] != H)) || k < 1 || k > E ||
         g->values[x].dims[g->values[x].ndim - 1] != H || (g->values[r].dims[1] >= 0 && g->values[r].dims[1] != E))
         return false;
+    m->alpha = si_attr_float(n, "activation_alpha", 1.0f);
+    m->beta = si_attr_float(n, "activation_beta", 0.0f);
+    m->limit = si_node_attr(n, "swiglu_limit") ? si_attr_float(n, "swiglu_limit", 0.0f) : INFINITY;
     m->node = ni, m->x = x, m->router = r, m->w1 = n->in[2], m->b1 = b1 ? b1v : -1, m->w2 = q ? n->in[5] : n->in[4], m->b2 = b2 ? b2v : -1;
     m->act = ai, m->k = k, m->E = E, m->F = F, m->H = H;
     m->normalize = q || si_attr_int(n, "normalize_routing_weights", 0) != 0; /* QMoE: always (ops/moe.c) */

@@ -33,18 +33,19 @@ bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m);
 
 /* One MoE or QMoE (com.microsoft) whose experts can run as auxiliary models: float32 input [tokens, hidden] or
  * [batch, sequence, hidden], router logits from the graph, expert weights and biases constant, activation relu,
- * gelu, silu or identity (not swiglu), no fc3. QMoE: 2/4/8-bit weights in blocks MatMulNBits takes (a power of two
+ * gelu, silu, identity or interleaved SwiGLU (swiglu_fusion 1; the graph's default opset 13 or later), no fc3. QMoE: 2/4/8-bit weights in blocks MatMulNBits takes (a power of two
  * of 16 or more; row-wise: a row of such a length), float32 scales, zero points per block (MatMulNBits' packed layout)
  * or per row; each expert then runs as MatMulNBits on views of its weights, and its shares are always renormalised. */
-enum { SI_MOE_RELU, SI_MOE_GELU, SI_MOE_SILU, SI_MOE_IDENTITY };
+enum { SI_MOE_RELU, SI_MOE_GELU, SI_MOE_SILU, SI_MOE_IDENTITY, SI_MOE_SWIGLU };
 typedef struct si_moe_match {
     int node;
     int x, router;          /* value ids */
-    int w1, b1, w2, b2;     /* constant value ids ([E, F, H], [E, F], [E, H, F], [E, H]); b1, b2 -1 when absent */
+    int w1, b1, w2, b2;     /* constant value ids ([E, fF, H], [E, fF], [E, H, F], [E, H]; f = 2 with SwiGLU); b1, b2 -1 when absent */
     int act;
+    float alpha, beta, limit; /* SwiGLU's (limit INFINITY: none) */
     int64_t k, E, F, H;
     bool normalize;
-    bool quant;             /* QMoE: w1, w2 are packed uint8 [E, F, H / per], [E, H, F / per] */
+    bool quant;             /* QMoE: w1, w2 are packed uint8 [E, fF, H / per], [E, H, F / per] */
     int bits;               /* QMoE: 2, 4, 8 */
     int64_t block;          /* QMoE: block_size, or the row length when row-wise */
     int s1, s2, z1, z2;     /* QMoE: scales and zero points (constant value ids; z -1 when absent) */
