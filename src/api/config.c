@@ -133,7 +133,8 @@ static const si_cfg_key si_cfg_keys[] = {
      "over with it; memory is O(tile), not O(queries x keys). Contexts of at most this many keys run the plain "
      "attention; a context known at compile time shorter than twice this is not tiled at all. 0: off"},
     {"moe_experts", CFG_ONOFF, 0, 0, NULL, "on|off", "off", FIELD_BOOL(moe_experts),
-     "a MoE (com.microsoft; float32, constant expert weights, relu/gelu/silu/identity) runs only the top-k experts "
+     "a MoE or QMoE (com.microsoft; float32 activations, constant expert weights (QMoE: blocks MatMulNBits takes), "
+     "relu/gelu/silu/identity/interleaved SwiGLU) runs only the top-k experts "
      "of each token: the router on the host, each expert an auxiliary model compiled on the MoE's device (its "
      "weights a view of the node's, not a copy) run on the tokens routed to it, failing over with the MoE"},
     {"plan_cache", CFG_INT, 0, 1024, NULL, "0..1024", "8", NO_FIELD,
