@@ -12,6 +12,7 @@
 #include "api/compiled.h"
 #include "exec/hfa.h"
 #include "exec/moe_drv.h"
+#include "ops/llm.h"
 #include "partition/aux.h"
 
 #include <float.h>
@@ -355,15 +356,12 @@ static int expert_nbits(gb *b, const si_graph *g, const si_moe_match *m, int64_t
     const int s = gb_view(b, "s", g->values[sv].const_val, e);
     int z = GB_ABSENT;
     if (zv >= 0 && m->rowzp) { /* [E, N / per] packed rows: expert e's N zero points as floats */
-        const si_tensor *zt = g->values[zv].const_val;
-        const int per = 8 / m->bits;
         float *zf = si_malloc(sizeof(float) * (size_t)(N + 1));
         if (!zf) {
             if (!b->st) b->st = si_err(SI_ERR_NO_MEM, "out of memory");
             return -1;
         }
-        const uint8_t *zb = (const uint8_t *)zt->data + e * ((N + per - 1) / per);
-        for (int64_t o = 0; o < N; o++) zf[o] = (float)((zb[o / per] >> (m->bits * (o % per))) & ((1 << m->bits) - 1));
+        si_qmoe_row_zero_points(g->values[zv].const_val->data, m->bits, N, e, zf);
         z = gb_const_new(b, "zf", SI_F32, 1, &N, zf);
         si_free(zf);
     } else if (zv >= 0) {

@@ -33,6 +33,23 @@ typedef struct si_nbits {
 
 /* Attributes and input shapes of a MatMulNBits node (inputs as descriptors, data not needed). */
 si_result si_nbits_prepare(const si_kctx *c, si_nbits *p);
+
+/* A block_size MatMulNBits takes: a power of two from 16 to 2^20. */
+static inline bool si_nbits_block_ok(int64_t block) { return block >= 16 && block <= (1 << 20) && !(block & (block - 1)); }
+
+/* p->pshift, nb, blob and zrow from p->K, p->bits and p->block. */
+static inline void si_nbits_layout(si_nbits *p) {
+    p->pshift = p->bits == 2 ? 2 : p->bits == 4 ? 1 : 0;
+    p->nb = (p->K + p->block - 1) / p->block;
+    p->blob = (int64_t)p->block * p->bits / 8;
+    p->zrow = (p->nb * p->bits + 7) / 8;
+}
+
+/* Code i of bits-bit codes packed 8 / bits to a byte, the first in the low bits (MatMulNBits' and QMoE's packing). */
+static inline int si_packed_code(const uint8_t *p, int bits, int64_t i) {
+    const int per = 8 / bits;
+    return (p[i / per] >> (bits * (int)(i % per))) & ((1 << bits) - 1);
+}
 /* The zero point of block blk of row n (2^(bits-1) without zero points); zpf: the float zero points. */
 /* Compile-time inference (c->partial) with some input dimension not known: the families of llm.h then set
  * only the output types and the dimensions that follow from the known ones, and leave their checks to run time
@@ -175,6 +192,8 @@ typedef struct si_qmoe {
 } si_qmoe;
 /* Validates a QMoE node (fc1 [E, fF, hidden / per], fc2 [E, hidden, F / per] uint8, per = 8 / bits), fills q. */
 si_result si_qmoe_prepare(const si_kctx *c, si_qmoe *q);
+/* Expert e's zero points per row (zp: [E, ceil(rows / per)] packed along the rows) as rows floats in out. */
+void si_qmoe_row_zero_points(const uint8_t *zp, int bits, int64_t rows, int64_t e, float *out);
 
 /* The non-gated activations (relu, gelu as ORT's CPU kernel: the tanh approximation, silu, identity). */
 static inline float si_moe_act(int act, float v) {

@@ -17,8 +17,8 @@
  * w = (q - zp) * scale. ORT 1.30's CPU kernel always renormalises the chosen experts' weights to sum 1 (a softmax
  * over the k chosen logits), whatever normalize_routing_weights says; checked against it with both settings
  * (tests/llm_ops_ort.py qmoe_*). Experts run in ascending order; a weight row is dequantized into a row of scratch
- * when a token needs it (never a whole expert or table), so a model's memory holds the packed weights only. Refused with the reason:
- * fc3, router_weights (input 14), FP4 / FP8 modes (quant_type).
+ * when a token needs it (never a whole expert or table), so a model's memory holds the packed weights only.
+ * Refused with the reason: fc3, router_weights (input 14), FP4 / FP8 modes (quant_type).
  */
 #include "ops/llm.h"
 
@@ -102,11 +102,17 @@ static bool moe_dims_open(si_kctx *c, si_result *st) {
     return true;
 }
 
+/* MoE and QMoE: the output is the input's type and shape once the node checks out. */
 static si_result moe_infer(si_kctx *c) {
     si_result st;
     if (moe_dims_open(c, &st)) return st;
-    si_moe p;
-    st = si_moe_prepare(c, &p);
+    if (si_node_is(c->node, SI_OP_QMOE)) {
+        si_qmoe q;
+        st = si_qmoe_prepare(c, &q);
+    } else {
+        si_moe p;
+        st = si_moe_prepare(c, &p);
+    }
     return st ? st : si_same_as_input(c, 0, 0);
 }
 
@@ -261,14 +267,6 @@ si_result si_qmoe_prepare(const si_kctx *c, si_qmoe *q) {
     return moe_biases(c, p, f, b1, b2);
 }
 
-static si_result qmoe_infer(si_kctx *c) {
-    si_result st;
-    if (moe_dims_open(c, &st)) return st;
-    si_qmoe q;
-    st = si_qmoe_prepare(c, &q);
-    return st ? st : si_same_as_input(c, 0, 0);
-}
-
 /* One quantized projection of the experts: packed weights [E, rows, cols / per], scales, zero points or NULL. */
 typedef struct qmoe_fc {
     const uint8_t *w, *zp;
@@ -287,11 +285,16 @@ static void qmoe_row(const si_qmoe *q, const qmoe_fc *fc, int64_t e, int64_t o, 
     const float *se = fc->s + (e * rows + o) * nb;
     for (int64_t b = 0; b < nb; b++) {
         int z = 1 << (bits - 1);
-        if (zp) z = q->block ? (int)((zp[o * zrow + b / per] >> (bits * (b % per))) & mask) : (int)((zp[o / per] >> (bits * (o % per))) & mask);
+        if (zp) z = q->block ? si_packed_code(zp + o * zrow, bits, b) : si_packed_code(zp, bits, o);
         const float sc = se[b];
         for (int64_t j = b * bl / per; j < (b + 1) * bl / per; j++)
             for (int t = 0; t < per; t++) *w++ = (float)((int)((row[j] >> (bits * t)) & mask) - z) * sc;
     }
+}
+
+void si_qmoe_row_zero_points(const uint8_t *zp, int bits, int64_t rows, int64_t e, float *out) {
+    const uint8_t *ze = zp + e * ((rows + 8 / bits - 1) / (8 / bits));
+    for (int64_t o = 0; o < rows; o++) out[o] = (float)si_packed_code(ze, bits, o);
 }
 
 /* fc's row o of expert e times v (cols values), in double, plus bias (or 0); row: cols floats of scratch. */
@@ -340,7 +343,7 @@ done:
 
 static const si_op_def defs[] = {
     SI_OP_DEF(MOE, LLM_T_FLOAT, moe_infer, moe_run),
-    SI_OP_DEF(QMOE, LLM_T_FLOAT, qmoe_infer, qmoe_run),
+    SI_OP_DEF(QMOE, LLM_T_FLOAT, moe_infer, qmoe_run),
 };
 
 SI_OP_FAMILY_PARTIAL(moe, defs);

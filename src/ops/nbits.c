@@ -38,9 +38,8 @@ si_result si_nbits_prepare(const si_kctx *c, si_nbits *p) {
     if (bits != 2 && bits != 4 && bits != 8)
         return si_op_err(c, SI_ERR_UNSUPPORTED, "bits = %lld is not supported (2, 4 or 8)", (long long)bits);
     p->bits = (int)bits;
-    p->pshift = bits == 2 ? 2 : bits == 4 ? 1 : 0;
     if (p->K < 1 || p->N < 1) return si_op_err(c, SI_ERR_INVALID_ARG, "K (%lld) and N (%lld) must be positive", (long long)p->K, (long long)p->N);
-    if (abs_->i < 16 || abs_->i > (1 << 20) || (abs_->i & (abs_->i - 1)))
+    if (!si_nbits_block_ok(abs_->i))
         return si_op_err(c, SI_ERR_INVALID_ARG, "block_size %lld must be a power of two >= 16", (long long)abs_->i);
     const int64_t acc = si_attr_int(c->node, "accuracy_level", 0);
     if (acc < 0 || acc > 4) return si_op_err(c, SI_ERR_INVALID_ARG, "accuracy_level %lld is not in 0..4", (long long)acc);
@@ -50,9 +49,7 @@ si_result si_nbits_prepare(const si_kctx *c, si_nbits *p) {
         return si_op_err(c, SI_ERR_INVALID_ARG, "A's last dimension must be K = %lld, got %lld", (long long)p->K,
                          a->ndim ? (long long)a->dims[a->ndim - 1] : 0LL);
     p->M = si_prod(a->dims, 0, a->ndim - 1);
-    p->nb = (p->K + p->block - 1) / p->block;
-    p->blob = (int64_t)p->block * p->bits / 8;
-    p->zrow = (p->nb * p->bits + 7) / 8;
+    si_nbits_layout(p);
     if (si_count(b) != p->N * p->nb * p->blob)
         return si_op_err(c, SI_ERR_INVALID_ARG, "B has %lld bytes, expected N x n_blocks x blob = %lld x %lld x %lld",
                          (long long)si_count(b), (long long)p->N, (long long)p->nb, (long long)p->blob);

@@ -3,6 +3,8 @@
  */
 #include "partition/aux.h"
 
+#include "ops/llm.h"
+
 #include <math.h>
 
 static bool is_op(const si_node *n, const char *type) { return !strcmp(n->op_type, type) && (!n->domain || !n->domain[0]); }
@@ -124,7 +126,6 @@ bool si_hfa_match_at(const si_graph *g, int n, si_hfa_match *m) {
     return false;
 }
 
-
 static const si_tensor *cty(const si_graph *g, int v, si_dtype dt, int rank) {
     return v >= 0 && g->values[v].const_val && g->values[v].const_val->dtype == dt && g->values[v].const_val->ndim == rank
                ? g->values[v].const_val
@@ -143,7 +144,7 @@ static bool qmoe_weights(const si_graph *g, const si_node *n, int64_t f, si_moe_
     if (!w1 || !w2 || !s1 || !s2) return false;
     const int64_t E = w1->dims[0], fF = w1->dims[1], H = w1->dims[2] * per, F = w2->dims[2] * per;
     const int64_t b1 = blk ? blk : H, b2 = blk ? blk : F;
-    if (fF != f * F || w2->dims[0] != E || w2->dims[1] != H || b1 < 16 || (b1 & (b1 - 1)) || b2 < 16 || (b2 & (b2 - 1)) || H % b1 || F % b2 ||
+    if (fF != f * F || w2->dims[0] != E || w2->dims[1] != H || !si_nbits_block_ok(b1) || !si_nbits_block_ok(b2) || H % b1 || F % b2 ||
         si_shape_count(s1->ndim, s1->dims) != E * fF * (H / b1) || si_shape_count(s2->ndim, s2->dims) != E * H * (F / b2))
         return false;
     const int z1 = n->n_in > 11 ? n->in[11] : -1, z2 = n->n_in > 12 ? n->in[12] : -1;

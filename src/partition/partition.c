@@ -8,6 +8,7 @@
 
 #include "ops/ops.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 static bool node_folded(const si_graph *g, const si_node *n) {
@@ -20,9 +21,14 @@ static bool node_folded(const si_graph *g, const si_node *n) {
 /* Control flow: run by the executor on the host, never by a device. */
 static bool is_host(const si_node *n) { return n->op && (n->op->flags & (SI_OPF_SUBGRAPH | SI_OPF_HOST)); }
 
-static void append(char *buf, size_t cap, const char *fmt, const char *a, const char *b, const char *c) {
+/* printf onto the end of buf (cap bytes), cut short when full. */
+__attribute__((format(printf, 3, 4))) static void append(char *buf, size_t cap, const char *fmt, ...) {
     size_t l = strlen(buf);
-    if (l + 1 < cap) snprintf(buf + l, cap - l, fmt, a, b, c);
+    if (l + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + l, cap - l, fmt, ap);
+    va_end(ap);
 }
 
 /* Build the graph of one submodel from the parent's nodes. */
@@ -428,16 +434,11 @@ reorder:
         }
         char buf[4096] = "";
         for (int j = 0; j < n_why; j++) {
-            char others[48] = "";
-            if (count[j] > 1) snprintf(others, sizeof others, " and %d other%s", count[j] - 1, count[j] > 2 ? "s" : "");
-            append(buf, sizeof buf, "%snode '%s'", buf[0] ? "; " : "", g->nodes[first[j]].name, NULL);
-            append(buf, sizeof buf, "%s: %s%s", others, why[first[j]], "");
+            append(buf, sizeof buf, "%snode '%s'", buf[0] ? "; " : "", g->nodes[first[j]].name);
+            if (count[j] > 1) append(buf, sizeof buf, " and %d other%s", count[j] - 1, count[j] > 2 ? "s" : "");
+            append(buf, sizeof buf, ": %s", why[first[j]]);
         }
-        if (untold) {
-            char more[64];
-            snprintf(more, sizeof more, "; %d more node%s with other reasons", untold, untold > 1 ? "s" : "");
-            append(buf, sizeof buf, "%s%s%s", more, "", "");
-        }
+        if (untold) append(buf, sizeof buf, "; %d more node%s with other reasons", untold, untold > 1 ? "s" : "");
         if (!(sm->why = si_strdup(buf))) { st = si_err(SI_ERR_NO_MEM, "out of memory"); goto done; }
         if ((st = build_subgraph(g, sm, owner, s))) goto done;
     }

@@ -164,11 +164,10 @@ static bool moe_q_proj(const void *ctx, int64_t e, int fc, const float *x, float
     const moe_q *m = ctx;
     si_nbits p = m->nb[fc - 1];
     p.M = n;
-    const int i = fc - 1, per = 8 / p.bits;
+    const int i = fc - 1;
     const uint8_t *zp8 = NULL;
     if (m->z[i] && m->rowzp) {
-        const uint8_t *z = m->z[i] + e * ((p.N + per - 1) / per);
-        for (int64_t o = 0; o < p.N; o++) m->zpf[o] = (float)((z[o / per] >> (p.bits * (o % per))) & ((1 << p.bits) - 1));
+        si_qmoe_row_zero_points(m->z[i], p.bits, p.N, e, m->zpf);
     } else if (m->z[i]) {
         zp8 = m->z[i] + e * p.N * p.zrow;
     }
@@ -177,14 +176,13 @@ static bool moe_q_proj(const void *ctx, int64_t e, int fc, const float *x, float
 }
 
 /* The product's description for rows x cols weights in blocks of block (0: the whole row), or false when the
- * MatMulNBits kernels do not take that block (a power of two of 16 or more). */
+ * MatMulNBits kernels do not take that block (si_nbits_block_ok). */
 static bool moe_q_desc(const si_qmoe *q, int64_t rows, int64_t cols, bool zp, bool rowzp, bool bias, si_nbits *p) {
     const int64_t block = q->block ? q->block : cols;
-    if (block < 16 || (block & (block - 1)) || cols % block) return false;
+    if (!si_nbits_block_ok(block) || cols % block) return false;
     memset(p, 0, sizeof *p);
     p->K = cols, p->N = rows, p->bits = q->bits, p->block = (int)block;
-    p->pshift = q->bits == 2 ? 2 : q->bits == 4 ? 1 : 0;
-    p->nb = cols / block, p->blob = block * q->bits / 8, p->zrow = (p->nb * q->bits + 7) / 8;
+    si_nbits_layout(p);
     p->zp = !zp ? NB_ZP_NONE : rowzp ? NB_ZP_FLOAT : NB_ZP_PACKED;
     p->bias = bias;
     return true;
