@@ -11,6 +11,9 @@ import numpy as np
 import onnx
 from onnx import helper as h, numpy_helper as nh, TensorProto as TP
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+from quant import INT8_WEIGHT_MAX  # noqa: E402
+
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 rng = np.random.default_rng(11)
@@ -96,8 +99,16 @@ def q8(shape, dtype):
     return rng.integers(lo, hi, shape).astype(dtype)
 
 
+def w8(shape, dtype):
+    """Weights of an integer product: int8 ones within +-INT8_WEIGHT_MAX (7 bits where ORT's uint8 x int8 products
+    saturate, models/quant.py)."""
+    if dtype != np.int8:
+        return q8(shape, dtype)
+    return rng.integers(-INT8_WEIGHT_MAX - 1, INT8_WEIGHT_MAX + 1, shape).astype(dtype)
+
+
 def dynamic_matmul(name, wtype, M=5, K=24, N=7, per_col=False):
-    w = q8((K, N), wtype)
+    w = w8((K, N), wtype)
     ws = np.float32(0.02) if not per_col else (0.01 + 0.02 * rng.random(N)).astype(np.float32)
     wz = (np.array(3 if wtype == np.uint8 else 0, wtype) if not per_col else q8((N,), wtype))
     inits = [arr("w", w), arr("ws", ws), arr("wz", wz)]
@@ -110,7 +121,7 @@ def dynamic_matmul(name, wtype, M=5, K=24, N=7, per_col=False):
 
 
 def dynamic_conv(name, wtype, C=3, OC=5, k=3, H=9, pads=(1, 1, 1, 1), strides=(1, 1), group=1, bias=True):
-    w = q8((OC, C // group, k, k), wtype)
+    w = w8((OC, C // group, k, k), wtype)
     wz = np.array(130 if wtype == np.uint8 else 0, wtype)
     inits = [arr("w", w), arr("ws", np.float32(0.015)), arr("wz", wz), arr("b", (0.5 * rng.standard_normal((1, OC, 1, 1))).astype(np.float32))]
     nodes = [h.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
@@ -149,7 +160,7 @@ qdq("qdq_int16", [6, 5], np.float32(0.0001), np.array(-7, np.int16))
 
 
 def qlinear_matmul(name, t, M=4, K=9, N=5):
-    inits = [arr("as", np.float32(0.02)), arr("az", q8((), t)), arr("b", q8((K, N), t)), arr("bs", np.float32(0.03)),
+    inits = [arr("as", np.float32(0.02)), arr("az", q8((), t)), arr("b", w8((K, N), t)), arr("bs", np.float32(0.03)),
              arr("bz", q8((), t)), arr("ys", np.float32(0.4)), arr("yz", q8((), t))]
     nodes = [h.make_node("QuantizeLinear", ["x", "as", "az"], ["a"]),
              h.make_node("QLinearMatMul", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["q"]),
@@ -159,7 +170,7 @@ def qlinear_matmul(name, t, M=4, K=9, N=5):
 
 def qlinear_conv(name, t, C=4, OC=6, k=3, per_channel=True):
     wt = np.int8
-    inits = [arr("xs", np.float32(0.02)), arr("xz", q8((), t)), arr("w", q8((OC, C, k, k), wt)),
+    inits = [arr("xs", np.float32(0.02)), arr("xz", q8((), t)), arr("w", w8((OC, C, k, k), wt)),
              arr("ws", (0.005 + 0.01 * rng.random(OC)).astype(np.float32) if per_channel else np.float32(0.01)),
              arr("wz", np.zeros(OC if per_channel else (), wt)), arr("ys", np.float32(0.3)), arr("yz", q8((), t)),
              arr("bias", rng.integers(-500, 500, OC).astype(np.int32))]

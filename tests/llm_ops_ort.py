@@ -589,6 +589,16 @@ def Qd(shape, dt=np.uint8):
     return rng.integers(i.min, i.max + 1, size=shape).astype(dt)
 
 
+def Qw(shape, dt, adt):
+    """Weights of an integer product with activations of type adt: int8 ones after uint8 activations within
+    +-INT8_WEIGHT_MAX (7 bits where ORT's uint8 x int8 products saturate: models/quant.py)."""
+    if dt != np.int8 or adt != np.uint8:
+        return Qd(shape, dt)
+    sys.path.insert(0, os.path.join(HERE, "..", "models"))
+    from quant import INT8_WEIGHT_MAX  # noqa: PLC0415
+    return rng.integers(-INT8_WEIGHT_MAX - 1, INT8_WEIGHT_MAX + 1, size=shape).astype(dt)
+
+
 def qcase(name, op, ins, attrs=None, dt=np.uint8, init=None, out=None, **kw):
     """A quantized single-node case: every input but the data (names X*/A/B) is an initializer unless init says;
     output Y of type dt (or out: an ONNX type), within 1 unit of ORT."""
@@ -669,7 +679,7 @@ def cases_qop():
             ("u8s8_percol_c_yq", np.uint8, np.int8, 125, 1, True, True, True, 1.0),
             ("s8s8_percol_float", np.int8, np.int8, -4, 0, False, False, True, 2.0)):
         bsh = (N, K) if tb else (K, N)
-        ins = [("A", Qd((M, K), adt)), ("a_scale", sc(0.02)), ("a_zero_point", zp(az, adt)), ("B", Qd(bsh, bdt)),
+        ins = [("A", Qd((M, K), adt)), ("a_scale", sc(0.02)), ("a_zero_point", zp(az, adt)), ("B", Qw(bsh, bdt, adt)),
                ("b_scale", (rng.uniform(0.005, 0.02, N).astype(np.float32) if percol else sc(0.01))),
                ("b_zero_point", np.zeros(N, bdt) if percol else zp(0 if bdt == np.int8 else 127, bdt)),
                ("C", rng.integers(-3000, 3000, size=(N,)).astype(np.int32)) if bias else None]
@@ -678,7 +688,7 @@ def cases_qop():
         qcase("qgemm_" + gn, "QGemm", ins, dict(alpha=alpha, transB=tb), dt=adt, out=None if yq else TensorProto.FLOAT,
               rtol=1e-6)
     qcase("qgemm_c_matrix", "QGemm", [("A", Qd((3, 6), np.uint8)), ("a_scale", sc(0.03)), ("a_zero_point", zp(128)),
-                                      ("B", Qd((6, 4), np.int8)), ("b_scale", sc(0.02)), ("b_zero_point", zp(0, np.int8)),
+                                      ("B", Qw((6, 4), np.int8, np.uint8)), ("b_scale", sc(0.02)), ("b_zero_point", zp(0, np.int8)),
                                       ("C", rng.integers(-500, 500, size=(3, 1)).astype(np.int32)), ("y_scale", sc(0.04)),
                                       ("y_zero_point", zp(100))])
     # refused

@@ -25,16 +25,23 @@ typedef struct dop_opts {
     const char *cpu_plan; /* CPU: a step its plan must contain ("Conv+BatchNormalization+Relu"), so that a fast
                            * kernel which silently fell back to the reference one is reported */
     bool cpu_no_ref;      /* CPU: no step of the plan may run a reference kernel */
-    const char *cpu_kernel; /* CPU on an AVX-512 machine: a step's kernel must be this one ("own:avx512 kernel=stride") */
+    const char *cpu_kernel; /* CPU on an AVX-512 machine (on any, when the name says avx2): a step's kernel must be this one */
     const char *cpu_avoid; /* CPU: no step of the plan may run on a kernel whose name contains this ("gemm:jit") */
+    const char *cpu_avoid_in; /* ... only among the steps whose name starts with this ("Conv"), when set */
+    bool avx512_plan;     /* cpu_plan is expected on an AVX-512 CPU only (oneDNN's AVX2 kernels want other layouts) */
     const char *opt_key;  /* a compile option of one device ("ocl.gemm"): the case runs on that device only */
     const char *opt_value;
     const char *opt_device; /* the device opt_key is for, where the key does not name it ("threads" for "CPU") */
     const char *may_refuse; /* devices that may refuse a node of this case ("OCL"): they skip it; any other
                              * device that refuses a node fails the case */
+    bool int8;            /* the case's CPU plan expectations need exact int8 products (si_cpu_int8_exact): on a CPU
+                           * without VNNI the CPU device runs them on other kernels, and only the outputs are compared */
     int qtol;             /* uint8 / int8 outputs may differ from REF's by this many units (an integer kernel for a
                            * graph written in float, the QDQ form: it rounds once where REF rounds twice) */
 } dop_opts;
+
+/* Whether this CPU has AVX-512F (the kernels the CPU device picks differ on AVX2). */
+bool dop_cpu_avx512(void);
 
 /* A group of cases: builds each graph and runs it (dop_run). */
 typedef struct dop_group {
@@ -48,7 +55,7 @@ extern const int dop_n_groups;
 // --- graph building (the case under construction is G; the builders: test_graph.h) ----------------------------
 
 /* A float32 graph input. Its random values depend on the name's prefix: "pos" (0.1..3), "unit" (-0.9..0.9),
- * "ge1" (1.1..3), "nz" (+-0.5..2, no zeros), else -2..2. */
+ * "ge1" (1.1..3), "nz" (+-0.5..2, no zeros), "wide" (-40..40), else -2..2. */
 void input(const char *name, const int64_t *dims, int nd);
 void input0(const char *name); /* a float32 scalar input */
 /* A float32 initializer, random in lo..hi. */

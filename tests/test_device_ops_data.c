@@ -635,7 +635,7 @@ void dop_cases_conv_temb(void) {
         node("Unsqueeze", "te,ax", "tu");
         node("Add", "cv,tu", "y");
         output("y");
-        dop_runf(&(dop_opts){.cpu_plan = cs[i].fused ? "Conv+Add" : NULL, .cpu_no_ref = true, .cpu_avoid = "gemm:jit"}, "Conv + time embedding, %lld images, %lld channels",
+        dop_runf(&(dop_opts){.cpu_plan = cs[i].fused ? "Conv+Add" : NULL, .cpu_no_ref = true, .cpu_avoid = "gemm:jit", .cpu_avoid_in = "Conv"}, "Conv + time embedding, %lld images, %lld channels",
                  (long long)n, (long long)c);
     }
 }

@@ -36,7 +36,7 @@ static void qscalar(const char *name, si_dtype dt, int64_t v) {
 
 static void q_source(const char *name, si_dtype dt, const int64_t *dims, int nd, float s, int zp, bool conv);
 
-static void expect(const char *label, const char *step) { dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = false, .may_refuse = "OCL"}); }
+static void expect(const char *label, const char *step) { dop_run(label, &(dop_opts){.int8 = true, .cpu_plan = step, .cpu_no_ref = false, .may_refuse = "OCL"}); }
 
 // --- DynamicQuantizeLinear ----------------------------------------------------------------------------------------
 
@@ -51,7 +51,7 @@ void dop_cases_dynamic_quantize(void) {
         snprintf(ins, sizeof ins, "%s", cases[i].in);
         node("DynamicQuantizeLinear", ins, "y,s,z");
         output("y"), output("s"), output("z");
-        dop_runf(&(dop_opts){.cpu_plan = "DynamicQuantizeLinear", .cpu_no_ref = true, .may_refuse = "OCL"}, "DynamicQuantizeLinear %zu (%s)", i, cases[i].in);
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "DynamicQuantizeLinear", .cpu_no_ref = true, .may_refuse = "OCL"}, "DynamicQuantizeLinear %zu (%s)", i, cases[i].in);
     }
     /* after a convolution whose output layout is channels-last: quantized in that layout, dequantized by REF */
     begin(13);
@@ -110,7 +110,7 @@ static void qconv_case(const qconv_p *p) {
              (long long)p->group, si_dtype_name(p->wt), p->wmode, p->chain ? " +Cast+Mul" : "", p->bias ? "+Add" : "", p->relu ? "+Relu" : "");
     bool corr = p->wt == SI_U8 && p->wmode == 0;
     const char *want = !p->chain ? "ConvInteger" : corr ? "ConvInteger(u8w)+Cast+Mul" : "ConvInteger+Cast+Mul";
-    dop_run(label, &(dop_opts){.cpu_plan = want, .cpu_no_ref = true, .may_refuse = "OCL"});
+    dop_run(label, &(dop_opts){.int8 = true, .cpu_plan = want, .cpu_no_ref = true, .may_refuse = "OCL"});
 }
 
 void dop_cases_conv_integer(void) {
@@ -143,7 +143,7 @@ void dop_cases_conv_integer(void) {
     qconst("wz", SI_U8, 100, 140, D(6));
     node("ConvInteger", "xq,w,xz,wz", "y");
     output("y");
-    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "ConvInteger per-channel zero points, full-range uint8 weights");
+    dop_runf(&(dop_opts){.int8 = true, .may_refuse = "OCL"}, "ConvInteger per-channel zero points, full-range uint8 weights");
 }
 
 // --- MatMulInteger ------------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ void dop_cases_matmul_integer(void) {
         }
         output("y");
         /* a per-column scale product Mul(x_scale, w_scale) is a small reference step */
-        dop_runf(&(dop_opts){.cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol, .may_refuse = "OCL"},
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol, .may_refuse = "OCL"},
                  "MatMulInteger case %zu (%s, zero point %d)%s%s", i, si_dtype_name(cases[i].wt), cases[i].wz,
                  cases[i].chain ? " +Cast+Mul" : "", cases[i].percol ? " per-column scale" : "");
     }
@@ -223,7 +223,7 @@ static void qlconv_case(const qlconv_p *p) {
     output("y"), output(p->pool ? "qp" : "q");
     /* the convolution requantizes in the oneDNN primitive (no separate pass) unless SI_NO_FUSED_REQUANT=1 */
     const char *conv_step = getenv("SI_NO_FUSED_REQUANT") ? "QLinearConv" : "+requantize";
-    dop_runf(&(dop_opts){.cpu_plan = p->pool ? "MaxPool(int8)" : conv_step, .may_refuse = "OCL"},
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = p->pool ? "MaxPool(int8)" : conv_step, .may_refuse = "OCL"},
              "QLinearConv c%lld %lldx%lld oc%lld k%lld s%lld p%lld g%lld x %s w %s zp %d/%d%s%s%s", (long long)p->c, (long long)p->sz,
              (long long)p->sz + 1, (long long)p->oc, (long long)p->k, (long long)p->stride, (long long)p->pad, (long long)p->group,
              si_dtype_name(p->xt), si_dtype_name(p->wt), p->xzp, p->yzp, p->per_channel ? " per-channel" : "", p->bias ? " +B" : "",
@@ -251,7 +251,7 @@ void dop_cases_qlinear_conv(void) {
     qscalar("yz", SI_U8, 128);
     node("QLinearConv", "xq,xs,xz,w,ws,wz,ys,yz", "y");
     output("y");
-    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "QLinearConv full-range uint8 weights (reference kernel)");
+    dop_runf(&(dop_opts){.int8 = true, .may_refuse = "OCL"}, "QLinearConv full-range uint8 weights (reference kernel)");
 }
 
 // --- the QDQ form: DequantizeLinear -> Conv -> QuantizeLinear -----------------------------------------------------
@@ -304,7 +304,7 @@ static void qdqconv_case(const qdqconv_p *p) {
     qscalar("yz", p->xt, s8 ? 3 : 40);
     node("QuantizeLinear", "y,ys,yz", "yq");
     output("yq");
-    dop_runf(&(dop_opts){.cpu_plan = p->group > 1 && p->group == p->c ? "QDQ Conv(dw)" : "QDQ Conv", .may_refuse = "OCL", .qtol = 1},
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = p->group > 1 && p->group == p->c ? "QDQ Conv(dw)" : "QDQ Conv", .may_refuse = "OCL", .qtol = 1},
              "QDQ Conv c%lld oc%lld k%lld s%lld g%lld x %s%s%s%s", (long long)p->c, (long long)oc, (long long)p->k, (long long)p->stride,
              (long long)p->group, si_dtype_name(p->xt), p->per_channel ? " per-channel" : "", p->bias ? " +bias" : "", p->relu ? " +Relu" : "");
 }
@@ -347,7 +347,7 @@ static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool per
         node("QuantizeLinear", "y,ys,yz", "out");
     }
     output("out");
-    dop_runf(&(dop_opts){.cpu_plan = gemm ? "QDQ Gemm" : "QDQ MatMul", .may_refuse = "OCL", .qtol = 1}, "QDQ %s [%lld..%lld] x %lld%s%s%s%s%s",
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = gemm ? "QDQ Gemm" : "QDQ MatMul", .may_refuse = "OCL", .qtol = 1}, "QDQ %s [%lld..%lld] x %lld%s%s%s%s%s",
              gemm ? "Gemm" : "MatMul", (long long)ad[0], (long long)k, (long long)n, percol ? " per-column" : "", tb ? " transB" : "",
              bias ? " +bias" : "", relu ? " +Relu" : "", quant ? " -> QuantizeLinear" : " (float out)");
 }
@@ -373,7 +373,7 @@ static void qdqgemm_float_bias_case(int64_t k, int64_t n, bool quant, bool scala
         node("QuantizeLinear", "y,ys,yz", "out");
     }
     output("out");
-    dop_runf(&(dop_opts){.cpu_plan = quant ? "Gemm" : "QDQ Gemm", .may_refuse = "OCL", .qtol = 1}, "QDQ Gemm [2, %lld] x %lld, float32 bias%s%s",
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = quant ? "Gemm" : "QDQ Gemm", .may_refuse = "OCL", .qtol = 1}, "QDQ Gemm [2, %lld] x %lld, float32 bias%s%s",
              (long long)k, (long long)n, scalar ? " (one value)" : "", quant ? " -> QuantizeLinear (float path)" : " (float out)");
 }
 
@@ -395,7 +395,7 @@ static void qdqconv_decline_case(int64_t c, int64_t oc) {
     qscalar("yz", SI_U8, 100);
     node("QuantizeLinear", "y,ys,yz", "yq");
     output("yq");
-    dop_runf(&(dop_opts){.cpu_plan = "DequantizeLinear", .may_refuse = "OCL", .qtol = 1}, "QDQ Conv %lld -> %lld with full-range uint8 weights (float Conv)",
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "DequantizeLinear", .may_refuse = "OCL", .qtol = 1}, "QDQ Conv %lld -> %lld with full-range uint8 weights (float Conv)",
              (long long)c, (long long)oc);
 }
 
@@ -413,7 +413,7 @@ static void dq_weight_only_case(int64_t k, int64_t n, bool percol) {
     if (percol) ai(dw, "axis", 1);
     node("MatMul", "x,w", "y");
     output("y");
-    dop_runf(&(dop_opts){.cpu_no_ref = true, .cpu_avoid = "dequantize"}, "MatMul x DequantizeLinear(int8 [%lld, %lld]%s), float x",
+    dop_runf(&(dop_opts){.int8 = true, .cpu_no_ref = true, .cpu_avoid = "dequantize"}, "MatMul x DequantizeLinear(int8 [%lld, %lld]%s), float x",
              (long long)k, (long long)n, percol ? " per column" : "");
 }
 
@@ -431,7 +431,7 @@ static void qdqadd_case(si_dtype dt, bool relu, bool conv) {
     qscalar("yz", dt, s8 ? 1 : 31);
     node("QuantizeLinear", "y,ys,yz", "yq");
     output("yq");
-    dop_runf(&(dop_opts){.cpu_plan = "QDQ Add", .may_refuse = "OCL", .qtol = 1}, "QDQ Add %s%s%s", si_dtype_name(dt), relu ? " +Relu" : "",
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "QDQ Add", .may_refuse = "OCL", .qtol = 1}, "QDQ Add %s%s%s", si_dtype_name(dt), relu ? " +Relu" : "",
              conv ? " (a from a QLinearConv, channels-last)" : "");
 }
 
@@ -457,7 +457,7 @@ static void qdqunary_case(const char *op, si_dtype dt, const int64_t *dims, int 
     } else {
         output("uq");
     }
-    dop_runf(&(dop_opts){.cpu_plan = silu ? "QDQ Mul" : strcmp(op, "Sigmoid") ? "QDQ LeakyRelu" : "QDQ Sigmoid", .may_refuse = "OCL", .qtol = 1},
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = silu ? "QDQ Mul" : strcmp(op, "Sigmoid") ? "QDQ LeakyRelu" : "QDQ Sigmoid", .may_refuse = "OCL", .qtol = 1},
              "QDQ %s %s [%lld..]%s%s", op, si_dtype_name(dt), (long long)dims[nd - 1], conv ? " (from a QLinearConv)" : "", silu ? " as SiLU" : "");
 }
 
@@ -475,7 +475,7 @@ static void qdqconcat_case(si_dtype dt, int64_t axis, bool conv, bool same) {
     ai(node("Concat", "ad,bd,cd", "cat"), "axis", axis);
     node("QuantizeLinear", "cat,a_s,a_z", "y");
     output("y");
-    dop_runf(&(dop_opts){.cpu_plan = "QDQ Concat", .may_refuse = "OCL", .qtol = 1}, "QDQ Concat %s axis %lld%s%s", si_dtype_name(dt), (long long)axis,
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "QDQ Concat", .may_refuse = "OCL", .qtol = 1}, "QDQ Concat %s axis %lld%s%s", si_dtype_name(dt), (long long)axis,
              conv ? " (from a QLinearConv)" : "", same ? " (two inputs at the output's scale)" : "");
 }
 
@@ -496,7 +496,7 @@ static void qdqpool_case(bool same) {
         node("QuantizeLinear", "m,ys,yz", "y");
     }
     output("y");
-    dop_runf(&(dop_opts){.cpu_plan = same ? "QDQ MaxPool(int8)" : "MaxPool", .may_refuse = "OCL", .qtol = same ? 0 : 1},
+    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = same ? "QDQ MaxPool(int8)" : "MaxPool", .may_refuse = "OCL", .qtol = same ? 0 : 1},
              "QDQ MaxPool, %s", same ? "the input's scale and zero point" : "another scale (float path)");
 }
 
@@ -514,7 +514,7 @@ void dop_cases_qdq_conv(void) {
         qscalar("yz", SI_U8, 9);
         node("QuantizeLinear", "y,ys,yz", "yq");
         output("yq");
-        dop_runf(&(dop_opts){.cpu_plan = "QDQ Mul", .may_refuse = "OCL", .qtol = 1}, "QDQ Mul uint8");
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "QDQ Mul", .may_refuse = "OCL", .qtol = 1}, "QDQ Mul uint8");
     }
     qdqadd_case(SI_U8, true, true);
     qdqadd_case(SI_U8, false, false);
@@ -577,7 +577,7 @@ void dop_cases_qlinear_matmul(void) {
         output("y"), output("q");
         /* the matmul requantizes itself (no separate pass) unless SI_NO_FUSED_REQUANT=1 */
         const char *mm_step = getenv("SI_NO_FUSED_REQUANT") ? "QLinearMatMul" : "QLinearMatMul+requantize";
-        dop_runf(&(dop_opts){.cpu_plan = mm_step, .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = mm_step, .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
                  si_dtype_name(cases[i].at), si_dtype_name(cases[i].bt), cases[i].az, cases[i].bz, cases[i].yz,
                  cases[i].percol ? " per-column b scale" : "");
     }
@@ -623,7 +623,7 @@ void dop_cases_qlinear_ms(void) {
         node("DequantizeLinear", "y,ys,yz", "f");
         output("y"), output("f");
         /* a unary op after a QLinearConv folds into its requantization as a table */
-        dop_runf(&(dop_opts){.cpu_plan = !bin && ew[i].conv ? "QLinearConv requantize+table" : ew[i].op, .cpu_no_ref = true, .may_refuse = "OCL"},
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = !bin && ew[i].conv ? "QLinearConv requantize+table" : ew[i].op, .cpu_no_ref = true, .may_refuse = "OCL"},
                  "%s %s%s", ew[i].op, si_dtype_name(ew[i].dt), ew[i].conv ? " after QLinearConv (channels-last)" : "");
     }
     /* SiLU as the quantizer writes it, QLinearMul(x, QLinearSigmoid(x)) (either operand order): one table, folded
@@ -637,7 +637,7 @@ void dop_cases_qlinear_ms(void) {
             msnode("QLinearSigmoid", "a,a_s,a_z,ss,sz", "s");
             msnode("QLinearMul", order ? "s,ss,sz,a,a_s,a_z,ys,yz" : "a,a_s,a_z,s,ss,sz,ys,yz", "y");
             output("y");
-            dop_runf(&(dop_opts){.cpu_plan = conv ? "QLinearConv requantize+SiLU" : "QLinearSigmoid+QLinearMul", .cpu_no_ref = true,
+            dop_runf(&(dop_opts){.int8 = true, .cpu_plan = conv ? "QLinearConv requantize+SiLU" : "QLinearSigmoid+QLinearMul", .cpu_no_ref = true,
                                  .may_refuse = "OCL"},
                      "SiLU (QLinearSigmoid, QLinearMul %s)%s", order ? "(s, x)" : "(x, s)", conv ? " after QLinearConv" : "");
         }
@@ -656,7 +656,7 @@ void dop_cases_qlinear_ms(void) {
         qscalar("az", ex[i].dt, ex[i].az), qscalar("bz", ex[i].dt, ex[i].bz), qscalar("cz", ex[i].dt, ex[i].cz);
         msnode(ex[i].op, "bytehi_a,as,az,bytelo_b,bs,bz,cs,cz", "y");
         output("y");
-        dop_runf(&(dop_opts){.cpu_plan = ex[i].op, .cpu_no_ref = true, .may_refuse = "OCL"}, "%s %s, every pair of bytes (case %zu)",
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = ex[i].op, .cpu_no_ref = true, .may_refuse = "OCL"}, "%s %s, every pair of bytes (case %zu)",
                  ex[i].op, si_dtype_name(ex[i].dt), i);
     }
     /* QLinearConcat along the channels of two QLinearConv outputs (channels-last) and a plain one along axis 2,
@@ -670,7 +670,7 @@ void dop_cases_qlinear_ms(void) {
         qscalar("yz", SI_U8, 128);
         ai(msnode("QLinearConcat", "ys,yz,a,a_s,a_z,b,b_s,b_z", "y"), "axis", cl ? 1 : 2);
         output("y");
-        dop_runf(&(dop_opts){.cpu_plan = cl ? "QLinearConcat(channels-last)" : "QLinearConcat", .cpu_no_ref = true, .may_refuse = "OCL"}, "QLinearConcat %s",
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = cl ? "QLinearConcat(channels-last)" : "QLinearConcat", .cpu_no_ref = true, .may_refuse = "OCL"}, "QLinearConcat %s",
                  cl ? "channels of two QLinearConv outputs" : "axis 2, plain");
     }
     /* broadcasting: the reference kernel */
@@ -681,7 +681,7 @@ void dop_cases_qlinear_ms(void) {
     qscalar("yz", SI_U8, 128);
     msnode("QLinearAdd", "a,a_s,a_z,b,b_s,b_z,ys,yz", "y");
     output("y");
-    dop_runf(&(dop_opts){.may_refuse = "OCL"}, "QLinearAdd broadcasting [1,8,1,1] (reference kernel)");
+    dop_runf(&(dop_opts){.int8 = true, .may_refuse = "OCL"}, "QLinearAdd broadcasting [1,8,1,1] (reference kernel)");
     /* QGemm: the classifier head of a QOperator CNN (transB, per-column b scale, C, float or quantized output) */
     static const struct { int64_t m, k, n; bool tb, percol, c, yq; si_dtype bt; } qg[] = {
         {1, 64, 10, true, true, true, false, SI_I8}, {3, 40, 17, false, false, true, true, SI_I8},
@@ -707,7 +707,7 @@ void dop_cases_qlinear_ms(void) {
         if (qg[i].tb) ai(n, "transB", 1);
         af(n, "alpha", 0.75f);
         output("y");
-        dop_runf(&(dop_opts){.cpu_plan = "QGemm", .cpu_no_ref = true, .may_refuse = "OCL"}, "QGemm %lldx%lldx%lld%s%s%s%s %s", (long long)qg[i].m,
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "QGemm", .cpu_no_ref = true, .may_refuse = "OCL"}, "QGemm %lldx%lldx%lld%s%s%s%s %s", (long long)qg[i].m,
                  (long long)qg[i].k, (long long)qg[i].n, qg[i].tb ? " transB" : "", qg[i].percol ? " per-column" : "", qg[i].c ? " +C" : "",
                  qg[i].yq ? " quantized" : " float", si_dtype_name(qg[i].bt));
     }
@@ -719,7 +719,7 @@ void dop_cases_qlinear_ms(void) {
         floats("scales", sc, 4);
         node("Resize", "a,,scales", "r");
         output("r");
-        dop_runf(&(dop_opts){.cpu_plan = "Resize", .cpu_no_ref = true, .may_refuse = "OCL"}, "Resize nearest x2 on uint8%s",
+        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "Resize", .cpu_no_ref = true, .may_refuse = "OCL"}, "Resize nearest x2 on uint8%s",
                  conv ? " after QLinearConv (channels-last)" : "");
     }
 }
@@ -802,7 +802,7 @@ static void rnn_case(const rnn_p *p) {
              p->y ? (p->yh ? " Y,Y_h" : " Y") : " Y_h", p->layout);
     char step[32];
     snprintf(step, sizeof step, "%s recurrence", p->op);
-    dop_run(label, &(dop_opts){.cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
+    dop_run(label, &(dop_opts){.int8 = true, .cpu_plan = step, .cpu_no_ref = true, .may_refuse = "OCL"});
 }
 
 void dop_cases_rnn(void) {

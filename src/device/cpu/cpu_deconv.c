@@ -19,7 +19,7 @@
  * the model). It stays the path for what this kernel declines (a block of columns over 256 MiB).
  *
  * The U-Net upsampler (2-D, kernel == stride, 2 wide, no pads, one group) has a kernel of its own on AVX-512
- * (dc_run_ks2): the kernel positions do not overlap, so every output value is one dot product over the input
+ * and on AVX2 (dc_run_ks2): the kernel positions do not overlap, so every output value is one dot product over the input
  * channels, and the GEMM's columns need not go to memory at all. A tile is 32 input pixels of one input row by
  * 12 weight columns (6 (output channel, kernel row) pairs of kernel columns 0 and 1) in 24 accumulators; the
  * pairs are interleaved in registers into 64 consecutive output values, bias and activation added, and stored
@@ -242,6 +242,84 @@ __attribute__((target("avx512f"))) static void ks_rows(void *ctx, int64_t lo, in
     }
 }
 
+/* The same tile on AVX2 + FMA: 8 input pixels (n <= 8) by NJ weight columns in NJ accumulators, the same chunked
+ * order of additions, so the outputs are those of the AVX-512 kernel (and ONNX Runtime's) bit for bit. */
+__attribute__((always_inline, target("avx2,fma"))) static inline void ks_tile8(const ks_job *jb, const float *xr, int64_t iy, int64_t ix0,
+                                                                               int64_t n, int64_t j0, const int NJ) {
+    const dc_params *p = jb->p;
+    const int64_t C = p->C, HWin = p->HWin, OK = p->OCg * p->K, K = p->K, OW = p->out[2];
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mx = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lane);         /* pixels < n */
+    const __m256i om0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(2 * n)), lane); /* output values 0..7 */
+    const __m256i om1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(2 * n - 8)), lane);
+    for (int64_t c0 = 0; c0 < C; c0 += KS_CHUNK) {
+        const int64_t c1 = SI_MIN(C, c0 + KS_CHUNK);
+        const bool first = c0 == 0, last = c1 == C;
+        __m256 acc[KS_NJ];
+#pragma GCC unroll 12
+        for (int j = 0; j < NJ; j++) acc[j] = _mm256_setzero_ps();
+        const float *w = p->w + j0;
+        for (int64_t c = c0; c < c1; c++) {
+            const __m256 x0 = n == 8 ? _mm256_loadu_ps(xr + c * HWin + ix0) : _mm256_maskload_ps(xr + c * HWin + ix0, mx);
+            const float *wc = w + c * OK;
+#pragma GCC unroll 12
+            for (int j = 0; j < NJ; j++) acc[j] = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(wc + j), acc[j]);
+        }
+#pragma GCC unroll 6
+        for (int j = 0; j < NJ; j += 2) {
+            const int64_t jj = j0 + j, o = jj / K, ky = (jj % K) / 2;
+            float *yo = jb->y + o * p->HWout + (iy * p->s[1] + ky) * OW + 2 * ix0;
+            const __m256 ul = _mm256_unpacklo_ps(acc[j], acc[j + 1]), uh = _mm256_unpackhi_ps(acc[j], acc[j + 1]);
+            __m256 r[2] = {_mm256_permute2f128_ps(ul, uh, 0x20), _mm256_permute2f128_ps(ul, uh, 0x31)};
+            const __m256 b = _mm256_set1_ps(p->bias[o]);
+            for (int v = 0; v < 2; v++) {
+                const __m256i om = v ? om1 : om0;
+                if (v && n <= 4) break;
+                if (!first) r[v] = _mm256_add_ps(_mm256_maskload_ps(yo + 8 * v, om), r[v]);
+                if (last) {
+                    r[v] = _mm256_add_ps(r[v], b);
+                    if (jb->vec_act)
+                        for (int a = 0; a < p->n_act; a++) {
+                            const __m256 al = _mm256_set1_ps(p->act[a].alpha);
+                            if (p->act[a].alg == dnnl_eltwise_relu)
+                                r[v] = _mm256_fmadd_ps(al, _mm256_min_ps(r[v], _mm256_setzero_ps()), _mm256_max_ps(r[v], _mm256_setzero_ps()));
+                            else
+                                r[v] = _mm256_min_ps(_mm256_max_ps(r[v], al), _mm256_set1_ps(p->act[a].beta));
+                        }
+                }
+                _mm256_maskstore_ps(yo + 8 * v, om, r[v]);
+            }
+            if (last && !jb->vec_act) cpu_act_apply(p->act, p->n_act, yo, 2 * n);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void ks_rows8(void *ctx, int64_t lo, int64_t hi) {
+    const ks_job *jb = ctx;
+    const dc_params *p = jb->p;
+    const int64_t H = p->in[1], W = p->in[2], OK = p->OCg * p->K;
+    for (int64_t r = lo; r < hi; r++) {
+        const int64_t img = r / H, iy = r % H;
+        ks_job j1 = *jb;
+        j1.y = jb->y + img * p->OC * p->HWout;
+        const float *xr = jb->x + img * p->C * p->HWin + iy * W;
+        for (int64_t j0 = 0; j0 < OK; j0 += KS_NJ) {
+            const int64_t nj = SI_MIN((int64_t)KS_NJ, OK - j0);
+            for (int64_t ix0 = 0; ix0 < W; ix0 += 8) {
+                const int64_t n = SI_MIN((int64_t)8, W - ix0);
+                switch (nj) { /* even: K = 2 * kernel rows */
+                case 12: ks_tile8(&j1, xr, iy, ix0, n, j0, 12); break;
+                case 10: ks_tile8(&j1, xr, iy, ix0, n, j0, 10); break;
+                case 8: ks_tile8(&j1, xr, iy, ix0, n, j0, 8); break;
+                case 6: ks_tile8(&j1, xr, iy, ix0, n, j0, 6); break;
+                case 4: ks_tile8(&j1, xr, iy, ix0, n, j0, 4); break;
+                default: ks_tile8(&j1, xr, iy, ix0, n, j0, 2); break;
+                }
+            }
+        }
+    }
+}
+
 /* ptr: X, (unused scratch), Y */
 static si_result dc_run_ks2(const void *params, void *const *ptr, int threads) {
     (void)threads;
@@ -249,14 +327,14 @@ static si_result dc_run_ks2(const void *params, void *const *ptr, int threads) {
     ks_job jb = {.p = p, .x = ptr[0], .y = ptr[2], .vec_act = true};
     for (int a = 0; a < p->n_act; a++)
         jb.vec_act &= p->act[a].alg == dnnl_eltwise_relu || p->act[a].alg == dnnl_eltwise_clip || p->act[a].alg == dnnl_eltwise_clip_v2;
-    cpu_par_for(p->N * p->in[1], 1, ks_rows, &jb);
+    cpu_par_for(p->N * p->in[1], 1, cpu_vec_get()->avx512 ? ks_rows : ks_rows8, &jb);
     return SI_OK;
 }
 
 /* The shapes dc_run_ks2 takes: 2-D, one group, kernel == stride (2 wide), no dilation or pads, the output exactly
  * input x stride. */
 static bool ks2_fits(const dc_params *p) {
-    return cpu_vec_get()->avx512 && p->in[0] == 1 && p->out[0] == 1 && p->G == 1 && p->k[2] == 2 && p->s[2] == 2 && p->k[1] == p->s[1] &&
+    return (cpu_vec_get()->avx512 || cpu_vec_get()->avx2) && p->in[0] == 1 && p->out[0] == 1 && p->G == 1 && p->k[2] == 2 && p->s[2] == 2 && p->k[1] == p->s[1] &&
            p->d[1] == 1 && p->d[2] == 1 && p->pb[1] == 0 && p->pb[2] == 0 && p->out[1] == p->in[1] * p->s[1] && p->out[2] == p->in[2] * 2;
 }
 #else
@@ -375,7 +453,7 @@ si_result cpu_lower_convtranspose(cpu_pb *b, int n) {
     cpu_arg args[3] = {{DNNL_ARG_SRC, in_buf}, {DNNL_ARG_DST, cols}, {DNNL_ARG_DST, out}};
     char name[96];
     cpu_chain_name(&c, "ConvTranspose", name, sizeof name);
-    si_result st = ks2 ? cpu_pb_emit_own(b, n, name, "own:avx512 kernel=stride", dc_run_ks2, pp, args, 3)
+    si_result st = ks2 ? cpu_pb_emit_own(b, n, name, cpu_vec_get()->avx512 ? "own:avx512 kernel=stride" : "own:avx2 kernel=stride", dc_run_ks2, pp, args, 3)
                        : cpu_pb_emit_own(b, n, name, "own:gemm+col2im", dc_run, pp, args, 3);
     if (!st) cpu_chain_consume(b, &c);
     cpu_chain_free(&c);

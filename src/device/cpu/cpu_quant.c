@@ -23,6 +23,10 @@
  * window: an FN step writes it into the destination, which the convolution accumulates into (a sum post-op).
  * Everything else (per-channel weight zero points that need that correction, float16 scales, ...) runs on the
  * reference kernels. The QDQ form's patterns that lower to these kernels are matched in cpu_quant_qdq.c.
+ *
+ * All of this needs a CPU with AVX-512 VNNI (si_cpu_int8_exact): without it oneDNN's int8 kernels add pairs of
+ * u8 x s8 products in saturating int16 (vpmaddubsw) and return wrong sums; there these ops run on the reference
+ * kernels, and the QDQ patterns on the float kernels (DequantizeLinear, float op, QuantizeLinear, as written).
  */
 #include "device/cpu/cpu_quant.h"
 
@@ -30,6 +34,7 @@
 #include "ops/quant.h"
 
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -343,11 +348,25 @@ static void dq_chain_init(cpu_pb *b, cpu_chain *c, const dq_chain *q, int r, con
     cpu_chain_extend(b, c);
 }
 
+bool si_cpu_int8_exact(void) {
+    static _Atomic int known; /* 0 not asked yet, 1 yes, 2 no (every thread that asks first computes the same answer) */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (!k) {
+        const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+        const bool vnni = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_vnni) == (unsigned)dnnl_cpu_isa_avx512_core_vnni;
+        const char *e = getenv("SI_CPU_NO_VNNI");
+        k = vnni && !(e && *e && strcmp(e, "0")) ? 1 : 2;
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k == 1;
+}
+
 /* Primitive descriptor for op_desc with the chain's post-ops and the zero points (src at run time; weights a
  * constant, when wzp is not NULL); drops post-op groups while oneDNN refuses them or only has its reference
  * implementation. */
 static si_result q_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, bool src_zp, const int32_t *wzp, dnnl_primitive_desc_t *pd,
                              const char *nname) {
+    if (!si_cpu_int8_exact()) return SI_ERR_UNSUPPORTED; /* saturating int16 pairs without VNNI: reference kernels */
     for (;;) {
         dnnl_primitive_attr_t attr = cpu_chain_attr(c, 1.0f);
         if (!attr) return SI_ERR_NO_MEM;
@@ -877,7 +896,7 @@ static si_result rq_emit(cpu_pb *b, int n, const char *name, dnnl_primitive_desc
  * would round p + zp, which now and then differs by one) and the saturation. Saves the int32 product's write and
  * read. NULL when oneDNN refuses it or has only its reference implementation; SI_NO_FUSED_REQUANT=1 turns it off. */
 static dnnl_primitive_desc_t fused_rq_pd(cpu_pb *b, const void *op_desc, const int32_t *wzp, const float *m, int64_t OC, int32_t qlo) {
-    if (b->no_fusion || OC > INT32_MAX || getenv("SI_NO_FUSED_REQUANT")) return NULL; /* read at plan time only */
+    if (b->no_fusion || OC > INT32_MAX || getenv("SI_NO_FUSED_REQUANT") || !si_cpu_int8_exact()) return NULL; /* read at plan time only */
     dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
     if (!attr) {
         si_err_clear();
