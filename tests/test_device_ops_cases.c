@@ -511,6 +511,55 @@ static void cases_eltwise_fused(void) {
         output("y");
         run_case(ops[i], ops[i]);
     }
+    /* the own kernels (Softplus, Softsign) and Selu as Elu + linear, over inputs far out on both sides */
+    const char *wide[] = {"Softplus", "Softsign", "Selu", "Elu"};
+    for (size_t i = 0; i < SI_ARRAY_LEN(wide); i++) {
+        begin(18);
+        input("wide", D(3, 5, 71));
+        node(wide[i], "wide", "y");
+        output("y");
+        char what[64];
+        snprintf(what, sizeof what, "%s over -40..40", wide[i]);
+        run_case(what, wide[i]);
+    }
+    /* Mish written out (YOLOv4's export): x * Tanh(Softplus(x)), after a conv and alone */
+    for (int conv = 0; conv < 2; conv++) {
+        begin(13);
+        input("x", D(1, 8, 9, 9));
+        const char *v = "x";
+        if (conv) {
+            conv_p cp = {1, 8, 9, 9, 16, 3, 1, 1, 1, 1, true, NULL};
+            conv_node("x", "c", "w", 8, &cp, false);
+            v = "c";
+        }
+        char ins[32];
+        node("Softplus", v, "sp");
+        node("Tanh", "sp", "t");
+        snprintf(ins, sizeof ins, "t,%s", v);
+        node("Mul", ins, "y");
+        output("y");
+        run_case(conv ? "Conv + Softplus -> Tanh -> Mul (Mish)" : "Softplus -> Tanh -> Mul (Mish)", conv ? "Conv+Mish" : "Mish");
+    }
+    /* PRelu: per-channel slope after a conv (a blocked layout), a scalar, a full-shape and a trailing-axis slope
+     * over a plain input, and opset 6's 1-D channel slope */
+    static const struct { int opset; int rank; int64_t sd[4]; bool conv; } pr[] = {
+        {13, 3, {16, 1, 1}, true}, {13, 1, {1}, false}, {13, 4, {2, 16, 9, 9}, false}, {13, 1, {9}, false}, {6, 1, {16}, false},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(pr); i++) {
+        begin(pr[i].opset);
+        input("x", D(2, 16, 9, 9));
+        if (pr[i].conv) {
+            conv_p cp = {2, 16, 9, 9, 16, 3, 1, 1, 1, 1, true, NULL};
+            conv_node("x", "c", "w", 16, &cp, false);
+        }
+        weight("slope", -0.5f, 0.5f, pr[i].sd, pr[i].rank);
+        node("PRelu", pr[i].conv ? "c,slope" : "x,slope", "y");
+        output("y");
+        char what[96];
+        snprintf(what, sizeof what, "PRelu-%d slope rank %d (%lld...)%s", pr[i].opset, pr[i].rank, (long long)pr[i].sd[0],
+                 pr[i].conv ? " after a Conv" : "");
+        run_case(what, "PRelu");
+    }
     begin(13);
     input("x", D(4, 9));
     fconst("two", 2);

@@ -478,7 +478,7 @@ si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
 si_result cpu_lower_qgemm(cpu_pb *b, int n);
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n);     /* DequantizeLinear -> Conv -> QuantizeLinear as an int8 conv */
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] */
-si_result cpu_lower_erf(cpu_pb *b, int n);          /* cpu_erf.c */
+si_result cpu_lower_own_unary(cpu_pb *b, int n);    /* cpu_unary.c: Erf, Softplus, Softsign */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */
 /* cpu_qdq.c: DequantizeLinear node d of constants (si_node_dq_of_consts: quantized weights the graph keeps, shape.c

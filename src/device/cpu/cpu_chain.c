@@ -82,6 +82,13 @@ int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], 
     if (t == SI_OP_RELU) { alg[0] = dnnl_eltwise_relu; return 1; }
     if (t == SI_OP_LEAKY_RELU) { alg[0] = dnnl_eltwise_relu; alpha[0] = si_attr_float(n, "alpha", 0.01f); return 1; }
     if (t == SI_OP_ELU) { alg[0] = dnnl_eltwise_elu; alpha[0] = si_attr_float(n, "alpha", 1.0f); return 1; }
+    if (t == SI_OP_SELU) { /* gamma elu(x; alpha) */
+        alg[0] = dnnl_eltwise_elu;
+        alpha[0] = si_attr_float(n, "alpha", 1.67326319217681884765625f);
+        alg[1] = dnnl_eltwise_linear;
+        alpha[1] = si_attr_float(n, "gamma", 1.05070102214813232421875f);
+        return 2;
+    }
     if (t == SI_OP_SIGMOID) { alg[0] = dnnl_eltwise_logistic; return 1; }
     if (t == SI_OP_TANH) { alg[0] = dnnl_eltwise_tanh; return 1; }
     if (t == SI_OP_EXP) { alg[0] = dnnl_eltwise_exp; return 1; }
@@ -158,6 +165,21 @@ int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha
             nodes[1] = second;
             *out = s->out[0];
             return 2;
+        }
+        /* Mish written out (YOLOv4): x * Tanh(Softplus(x)) */
+        if (cpu_is_op(f, SI_OP_SOFTPLUS) && cpu_is_op(s, SI_OP_MUL) && f->n_out == 1 && out_f32_like(g, s, v)) {
+            const int th = single_consumer(b, f->out[0], NULL);
+            if (th < 0 || !cpu_is_op(&g->nodes[th], SI_OP_TANH) || g->nodes[th].n_out != 1) continue;
+            const int tv = g->nodes[th].out[0];
+            if (single_consumer(b, tv, NULL) != second) continue;
+            if (!((s->in[0] == v && s->in[1] == tv) || (s->in[1] == v && s->in[0] == tv))) continue;
+            *alg = dnnl_eltwise_mish;
+            *alpha = 0;
+            nodes[0] = first;
+            nodes[1] = th;
+            nodes[2] = second;
+            *out = s->out[0];
+            return 3;
         }
         /* GELU: d = x / sqrt(2) (or x * 0.7071); a = Erf(d) + 1; y = 0.5 * x * a in one of three orders */
         float c;
@@ -390,7 +412,7 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     if (np) {
         int save = c->n_po;
         if (!add_po(c, PO_ELTWISE, palg, palpha, 0, -1)) return false;
-        if (add_group(c, pn, np, pout, false, palg == dnnl_eltwise_gelu_erf ? "Gelu" : palg == dnnl_eltwise_swish ? "Swish" : "HardSwish"))
+        if (add_group(c, pn, np, pout, false, palg == dnnl_eltwise_gelu_erf ? "Gelu" : palg == dnnl_eltwise_swish ? "Swish" : palg == dnnl_eltwise_mish ? "Mish" : "HardSwish"))
             return true;
         c->n_po = save;
         return false;

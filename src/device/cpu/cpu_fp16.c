@@ -34,7 +34,8 @@ static bool f16_ok_op(const si_node *n) {
     case SI_OP_SQUEEZE: case SI_OP_UNSQUEEZE: case SI_OP_TRANSPOSE: case SI_OP_IDENTITY: case SI_OP_RESIZE:
     case SI_OP_UPSAMPLE: case SI_OP_SHAPE: case SI_OP_GATHER: case SI_OP_SOFTMAX: case SI_OP_EXP: case SI_OP_SQRT:
     case SI_OP_POW: case SI_OP_ERF: case SI_OP_NEG: case SI_OP_ABS: case SI_OP_REDUCE_MEAN: case SI_OP_PAD:
-    case SI_OP_CAST: case SI_OP_DROPOUT: case SI_OP_EXPAND: case SI_OP_TILE:
+    case SI_OP_CAST: case SI_OP_DROPOUT: case SI_OP_EXPAND: case SI_OP_TILE: case SI_OP_PRELU: case SI_OP_ELU: case SI_OP_SELU:
+    case SI_OP_SOFTPLUS: case SI_OP_SOFTSIGN: case SI_OP_MISH:
         return true;
     default:
         return false;

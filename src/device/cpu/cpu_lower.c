@@ -1015,7 +1015,7 @@ static si_result lower_pattern(cpu_pb *b, int n, bool *done) {
         int extra[8], ne = 0;
         for (int i = 0; i < np; i++)
             if (nodes[i] != n) extra[ne++] = nodes[i];
-        const char *name = alg == dnnl_eltwise_gelu_erf ? "Gelu" : alg == dnnl_eltwise_swish ? "Swish" : "HardSwish";
+        const char *name = alg == dnnl_eltwise_gelu_erf ? "Gelu" : alg == dnnl_eltwise_swish ? "Swish" : alg == dnnl_eltwise_mish ? "Mish" : "HardSwish";
         si_result s = eltwise_step(b, n, v, alg, alpha, 0, extra, ne, out, name, dnnl_alg_kind_undef, 0, 0);
         if (s == SI_OK) *done = true;
         return s == SI_ERR_UNSUPPORTED ? SI_OK : s;
@@ -1084,6 +1084,67 @@ static si_result lower_binary(cpu_pb *b, int n) {
         }
         cpu_arg args[MAX_ARGS] = {{DNNL_ARG_SRC_0, sa}, {DNNL_ARG_SRC_1, sb}};
         return cpu_finish_chain(b, &c, pd, args, 2, nd->op_type);
+    }
+    return cpu_unsupported();
+}
+
+/* PRelu as oneDNN's prelu primitive (a jit kernel in any layout): the slope broadcast to X's shape
+ * (unidirectionally; before opset 7 a 1-D slope of X's channel count applies along axis 1). */
+static si_result lower_prelu(cpu_pb *b, int n) {
+    const si_graph *g = b->g;
+    const si_node *nd = &g->nodes[n];
+    if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
+    const si_val *X = &g->values[nd->in[0]], *S = &g->values[nd->in[1]];
+    const int r = X->ndim;
+    if (r < 1 || r > DNNL_MAX_NDIMS || S->ndim > r) return cpu_unsupported();
+    int64_t wd[DNNL_MAX_NDIMS];
+    const bool channel = nd->opset < 7 && S->ndim == 1 && r >= 2 && S->dims[0] == X->dims[1] && S->dims[0] != 1;
+    for (int i = 0; i < r; i++) {
+        const int j = channel ? (i == 1 ? 0 : -1) : i - (r - S->ndim);
+        wd[i] = j < 0 ? 1 : S->dims[j];
+        if (wd[i] != 1 && wd[i] != X->dims[i]) return cpu_unsupported();
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        int sa = pass ? cpu_pb_plain(b, nd->in[0]) : cpu_pb_existing(b, nd->in[0]);
+        if (sa < 0) return SI_ERR_INTERNAL;
+        if (b->p->bufs[sa].dyn) return cpu_unsupported();
+        dnnl_memory_desc_t amd = b->p->bufs[sa].md, wmd;
+        const bool blocked = !cpu_md_is_plain(&amd);
+        if (blocked && pass) continue;
+        /* a constant slope in the layout oneDNN's jit kernel wants (a blocked source takes a blocked slope) */
+        const si_tensor *sc = S->const_val && S->const_val->dtype == SI_F32 ? S->const_val : NULL;
+        dnnl_memory_desc_t wplain;
+        cpu_md_plain(&wplain, r, wd);
+        if (!sc) wmd = wplain;
+        else if (dnnl_memory_desc_init_by_tag(&wmd, r, wd, dnnl_f32, dnnl_format_tag_any) != dnnl_success) return cpu_unsupported();
+        dnnl_prelu_desc_t pdsc;
+        dnnl_primitive_desc_t pd;
+        if (dnnl_prelu_forward_desc_init(&pdsc, dnnl_forward_inference, &amd, &wmd) != dnnl_success) {
+            if (blocked) continue;
+            return cpu_unsupported();
+        }
+        si_result s = cpu_create_pd(b, NULL, &pdsc, &pd, nd->name);
+        if (s == SI_ERR_UNSUPPORTED && blocked) {
+            si_err_clear();
+            continue;
+        }
+        if (s) return s;
+        int sw;
+        if (sc) {
+            const cpu_skey wk = {.node = n, .tag = "prelu.w", .src = sc};
+            sw = cpu_pb_pack(b, &wk, sc->data, NULL, NULL, &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
+        } else {
+            sw = cpu_pb_in_md(b, nd->in[1], &wmd);
+        }
+        int dst = sw < 0 ? -1 : cpu_pb_new_out(b, nd->out[0], &amd);
+        if (dst < 0) {
+            dnnl_primitive_desc_destroy(pd);
+            return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+        }
+        cpu_arg args[3] = {{DNNL_ARG_SRC, sa}, {DNNL_ARG_WEIGHTS, sw}, {DNNL_ARG_DST, dst}};
+        if ((s = cpu_pb_emit_dnnl(b, n, nd->op_type, pd, args, 3))) return s;
+        cpu_pb_consume(b, n);
+        return SI_OK;
     }
     return cpu_unsupported();
 }
@@ -1287,6 +1348,8 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_RELU] = lower_eltwise,
     [SI_OP_LEAKY_RELU] = lower_eltwise,
     [SI_OP_ELU] = lower_eltwise,
+    [SI_OP_SELU] = lower_eltwise,
+    [SI_OP_PRELU] = lower_prelu,
     [SI_OP_SIGMOID] = lower_eltwise,
     [SI_OP_TANH] = lower_eltwise,
     [SI_OP_EXP] = lower_eltwise,
@@ -1324,7 +1387,9 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_QLINEAR_LEAKY_RELU] = cpu_lower_qlinear_ew,
     [SI_OP_QLINEAR_CONCAT] = cpu_lower_qlinear_concat,
     [SI_OP_QGEMM] = cpu_lower_qgemm,
-    [SI_OP_ERF] = cpu_lower_erf, /* alone: the GELU pattern folds it into a post-op first */
+    [SI_OP_ERF] = cpu_lower_own_unary, /* alone: the GELU pattern folds it into a post-op first */
+    [SI_OP_SOFTPLUS] = cpu_lower_own_unary, /* alone: the Mish pattern folds it into a post-op first */
+    [SI_OP_SOFTSIGN] = cpu_lower_own_unary,
     [SI_OP_LSTM] = cpu_lower_rnn,
     [SI_OP_GRU] = cpu_lower_rnn,
     [SI_OP_RNN] = cpu_lower_rnn,

@@ -1,5 +1,6 @@
 /*
- * cpu_erf.c — Erf as the CPU device's own kernel, in the layout its input already has.
+ * cpu_unary.c — unary ops oneDNN has no accurate eltwise algorithm for, as the CPU device's own kernels, in the
+ * layout their input already has: Erf, Softplus, Softsign.
  *
  * Erf alone (not inside the GELU pattern cpu_chain.c folds into a oneDNN post-op) is what a quantized transformer
  * leaves when QuantizeLinear / DequantizeLinear pairs split x * 0.5 * (1 + erf(x / sqrt 2)) apart; on the reference
@@ -7,18 +8,31 @@
  * error under 1e-8), above it erf = 1 - (a1 t + ... + a5 t^5) e^(-x^2), t = 1 / (1 + p |x|) (Abramowitz and Stegun
  * 7.1.26, absolute error under 1.5e-7, so relative under 3e-7 where erf >= 0.52), the sign restored; NaN stays NaN.
  * Elsewhere the C library's erff.
+ *
+ * Softplus (a YOLOv4-style Mish is Softplus -> Tanh -> Mul, which cpu_chain.c folds into oneDNN's mish; a Softplus
+ * alone lands here) = max(x, 0) + log1p(e^-|x|), with log1p(u) = 2 atanh(u / (2 + u)) as an odd series in
+ * s = u / (2 + u) <= 1/3 to s^17 (relative error under 1e-8, no cancellation near u = 0); oneDNN's soft_relu
+ * computes log(1 + e^x), 1e-3 relative error below x = -8. Softsign = x / (1 + |x|).
  */
 #include "device/cpu/cpu_llm.h"
 
 #include <math.h>
 
-#define ERF_CHUNK 16384
+#define UN_CHUNK 16384
 
-typedef struct erf_job {
+typedef enum un_kind { UN_ERF, UN_SOFTPLUS, UN_SOFTSIGN } un_kind;
+
+typedef struct un_params {
+    un_kind kind;
+    int64_t n;
+} un_params;
+
+typedef struct un_job {
     const float *x;
     float *y;
     int64_t n;
-} erf_job;
+    un_kind kind;
+} un_job;
 
 __attribute__((target("avx512f"))) static void erf512(const float *x, float *y, int64_t n) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
@@ -54,34 +68,85 @@ __attribute__((target("avx512f"))) static void erf512(const float *x, float *y, 
     }
 }
 
-static void erf_units(void *ctx, int64_t lo, int64_t hi) {
-    const erf_job *j = ctx;
-    const int64_t e0 = lo * ERF_CHUNK, e1 = SI_MIN(hi * ERF_CHUNK, j->n);
-    if (cpu_vec_get()->avx512) {
-        erf512(j->x + e0, j->y + e0, e1 - e0);
-        return;
+__attribute__((target("avx512f"))) static void softplus512(const float *x, float *y, int64_t n) {
+    const __m512 zero = _mm512_setzero_ps(), two = _mm512_set1_ps(2.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512 u = cpu_exp512(_mm512_sub_ps(zero, _mm512_abs_ps(v))); /* (0, 1] */
+        const __m512 t = _mm512_div_ps(u, _mm512_add_ps(two, u)), z = _mm512_mul_ps(t, t);
+        __m512 p = _mm512_set1_ps(1.0f / 17);
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 15));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 13));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 11));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 9));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 7));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 5));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 3));
+        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f));
+        const __m512 l = _mm512_mul_ps(_mm512_mul_ps(p, t), two); /* log1p(u) */
+        __m512 r = _mm512_add_ps(_mm512_max_ps(v, zero), l);
+        r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v); /* NaN */
+        _mm512_mask_storeu_ps(y + i, m, r);
     }
-    for (int64_t i = e0; i < e1; i++) j->y[i] = erff(j->x[i]);
+}
+
+static float softplus1(float x) {
+    if (isnan(x)) return x;
+    return fmaxf(x, 0.0f) + log1pf(expf(-fabsf(x)));
+}
+
+static void un_units(void *ctx, int64_t lo, int64_t hi) {
+    const un_job *j = ctx;
+    const int64_t e0 = lo * UN_CHUNK, e1 = SI_MIN(hi * UN_CHUNK, j->n);
+    const float *x = j->x;
+    float *y = j->y;
+    const bool v512 = cpu_vec_get()->avx512;
+    switch (j->kind) {
+    case UN_ERF:
+        if (v512) erf512(x + e0, y + e0, e1 - e0);
+        else
+            for (int64_t i = e0; i < e1; i++) y[i] = erff(x[i]);
+        break;
+    case UN_SOFTPLUS:
+        if (v512) softplus512(x + e0, y + e0, e1 - e0);
+        else
+            for (int64_t i = e0; i < e1; i++) y[i] = softplus1(x[i]);
+        break;
+    case UN_SOFTSIGN:
+        for (int64_t i = e0; i < e1; i++) y[i] = x[i] / (1.0f + fabsf(x[i]));
+        break;
+    }
 }
 
 /* ptr: X, Y */
-static si_result erf_run(const void *params, void *const *ptr, int threads) {
+static si_result un_run(const void *params, void *const *ptr, int threads) {
     (void)threads;
-    erf_job j = {.x = ptr[0], .y = ptr[1], .n = *(const int64_t *)params};
-    cpu_par_for((j.n + ERF_CHUNK - 1) / ERF_CHUNK, 1, erf_units, &j);
+    const un_params *p = params;
+    un_job j = {.x = ptr[0], .y = ptr[1], .n = p->n, .kind = p->kind};
+    cpu_par_for((j.n + UN_CHUNK - 1) / UN_CHUNK, 1, un_units, &j);
     return SI_OK;
 }
 
-si_result cpu_lower_erf(cpu_pb *b, int n) {
+si_result cpu_lower_own_unary(cpu_pb *b, int n) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     const si_val *X, *Y;
-    if (nd->domain[0] || !cpu_own_f32_io(g, nd, &X, &Y) || X->ndim != Y->ndim ||
+    if (nd->domain[0] || !nd->op || !cpu_own_f32_io(g, nd, &X, &Y) || X->ndim != Y->ndim ||
         memcmp(X->dims, Y->dims, sizeof(int64_t) * (size_t)X->ndim))
         return SI_ERR_UNSUPPORTED;
-    int64_t *cnt = cpu_pb_own(b, sizeof *cnt);
-    if (!cnt) return SI_ERR_NO_MEM;
-    *cnt = si_shape_count(X->ndim, X->dims);
+    un_kind kind;
+    const char *kname;
+    switch (nd->op->id) {
+    case SI_OP_ERF: kind = UN_ERF, kname = "own:erf"; break;
+    case SI_OP_SOFTPLUS: kind = UN_SOFTPLUS, kname = "own:softplus"; break;
+    case SI_OP_SOFTSIGN: kind = UN_SOFTSIGN, kname = "own:softsign"; break;
+    default: return SI_ERR_UNSUPPORTED;
+    }
+    un_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p) return SI_ERR_NO_MEM;
+    p->kind = kind;
+    p->n = si_shape_count(X->ndim, X->dims);
     /* any dense layout (plain, channels-last, blocked without padding): element-wise */
     const int in = cpu_pb_dense(b, nd->in[0]);
     if (in < 0) return SI_ERR_INTERNAL;
@@ -89,7 +154,7 @@ si_result cpu_lower_erf(cpu_pb *b, int n) {
     int out = cpu_pb_new_out(b, nd->out[0], &b->p->bufs[in].md);
     if (out < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
     cpu_arg args[2] = {{DNNL_ARG_SRC, in}, {DNNL_ARG_DST, out}};
-    si_result st = cpu_pb_emit_own(b, n, nd->op_type, "own:erf", erf_run, cnt, args, 2);
+    si_result st = cpu_pb_emit_own(b, n, nd->op_type, kname, un_run, p, args, 2);
     if (!st) cpu_pb_consume(b, n);
     return st;
 }
