@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Real-model-style networks (opset 9-11 CNNs, transformer recognisers with symbolic dims, models/zoo.py's GPT-2,
-# T5 encoder, EfficientNet, NMS post-processing and ViT) and the attribute space
+# T5 encoder, EfficientNet, NMS post-processing and ViT, models/zoo2.py's super-resolution, ConvNeXt, style transfer,
+# wav2vec2 and GRU tagger) and the attribute space
 # of the recurrent and quantization ops (scripts/make_rnn_quant_models.py) run on safeinfer and on ONNX Runtime
 # with the same inputs; they must agree to 1e-4 relative error (a model's line may ask for less, or for one device).
 # usage: compare_ort.sh SAFEINFER WORKDIR DEVICES
@@ -52,5 +53,5 @@ while read -r model args; do
   [ $r = 77 ] && exit 77
   [ $r != 0 ] && { echo "FAIL: $model"; rc=1; }
 done < <("$py" "$here/scripts/make_compare_models.py" "$work/models"; "$py" "$here/scripts/make_rnn_quant_models.py" "$work/models-rnn-quant"
-         qop_models "$work/models-qop"; "$py" "$here/models/zoo.py" "$work/models-zoo")
+         qop_models "$work/models-qop"; "$py" "$here/models/zoo.py" "$work/models-zoo"; "$py" "$here/models/zoo2.py" "$work/models-zoo2")
 exit $rc
