@@ -193,6 +193,7 @@ typedef struct cpu_pb {
     int n_sub;
     int lower_start;       /* steps before the node being lowered (which steps cover which nodes) */
     bool *round16;         /* per value: held in float16 or bfloat16 by the model (cpu_fp16.c), or NULL */
+    bool *nofold;          /* per value: written by a Mul that must stay a multiplication of its input (cpu_int8f.c), or NULL */
     si_dtype half;         /* what round16 rounds to: SI_F16 or SI_BF16 */
 } cpu_pb;
 
@@ -528,6 +529,9 @@ si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dim
  * not know), and after each lowering round what the new steps wrote to the half type where round16 says so. */
 si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16, si_dtype *half); /* half constants converted once per store */
 si_result cpu_fp16_round_after(cpu_pb *b);
+/* On a CPU without exact int8 products (si_cpu_int8_exact): QLinearConv, QLinearMatMul, ConvInteger and MatMulInteger
+ * rewritten into float ops on their integers, exact (cpu_int8f.c); *nofold as in cpu_pb, or NULL when nothing was. */
+si_result cpu_int8_rewrite(si_graph *g, bool **nofold);
 
 /* Attribute helpers shared by the lowering code. */
 const si_tensor *cpu_const_input(const si_graph *g, const si_node *n, int k);

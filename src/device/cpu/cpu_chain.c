@@ -423,7 +423,8 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     const si_node *n = &g->nodes[nn];
     if (!out_f32_like(g, n, v)) return false;
     int save_po = c->n_po;
-    bool no_po = c->n_po == 0;
+    /* a Mul that must stay a multiplication of the product (cpu_int8f.c) is not folded into weights or scales */
+    bool no_po = c->n_po == 0 && !(b->nofold && n->n_out == 1 && n->out[0] >= 0 && b->nofold[n->out[0]]);
     /* folds into the weights */
     if (no_po && c->ch_axis >= 0 && cpu_is_op(n, SI_OP_BATCH_NORMALIZATION) && slot == 0) {
         if (fold_bn(b, c, n)) return add_group(c, &nn, 1, n->out[0], true, "BatchNormalization");

@@ -1034,6 +1034,24 @@ static si_result lower_binary(cpu_pb *b, int n) {
     const si_node *nd = &g->nodes[n];
     if (nd->n_in != 2 || !cpu_in_ok(g, nd, 0) || !cpu_in_ok(g, nd, 1) || !cpu_out_f32_static(g, nd)) return cpu_unsupported();
     const si_op_id t = nd->op->id;
+    /* x + c, x - c, c - x, x * c with a one-value constant c: alpha x + beta, an eltwise op in x's layout (the
+     * same roundings; oneDNN's binary with a scalar operand has only its reference kernel for some layouts on AVX2) */
+    if ((t == SI_OP_ADD || t == SI_OP_SUB || t == SI_OP_MUL) && !b->no_fusion) {
+        for (int k = 0; k < 2; k++) {
+            const si_val *C = &g->values[nd->in[k]], *V = &g->values[nd->in[1 - k]];
+            const si_val *Yv = &g->values[nd->out[0]];
+            if (!C->const_val || C->const_val->dtype != SI_F32 || si_shape_count(C->ndim, C->dims) != 1 || V->const_val ||
+                V->ndim != Yv->ndim || memcmp(V->dims, Yv->dims, sizeof(int64_t) * (size_t)V->ndim))
+                continue;
+            const float c = *(const float *)C->const_val->data;
+            const float alpha = t == SI_OP_MUL ? c : t == SI_OP_SUB && k == 0 ? -1.0f : 1.0f;
+            const float beta = t == SI_OP_MUL ? 0.0f : t == SI_OP_SUB && k == 1 ? -c : c;
+            si_result es = eltwise_step(b, n, nd->in[1 - k], dnnl_eltwise_linear, alpha, beta, NULL, 0, nd->out[0], nd->op_type,
+                                        dnnl_alg_kind_undef, 0, 0);
+            if (es != SI_ERR_UNSUPPORTED) return es;
+            si_err_clear();
+        }
+    }
     dnnl_alg_kind_t alg = t == SI_OP_ADD || t == SI_OP_SUM ? dnnl_binary_add : t == SI_OP_SUB ? dnnl_binary_sub : t == SI_OP_MUL ? dnnl_binary_mul
                         : t == SI_OP_DIV ? dnnl_binary_div : t == SI_OP_MAX ? dnnl_binary_max : dnnl_binary_min;
     bool commutative = alg != dnnl_binary_sub && alg != dnnl_binary_div;

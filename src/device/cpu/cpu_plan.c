@@ -735,6 +735,7 @@ si_result cpu_plan_build(si_graph *g, int threads, cpu_store *store, cpu_plan **
         return cpu_dnnl_err(dst, "stream creation", NULL);
     }
     if ((s = cpu_fp16_rewrite(g, store, &b.round16, &b.half))) goto out; /* float16 / bfloat16 values computed in float32 (cpu_fp16.c) */
+    if ((s = cpu_int8_rewrite(g, &b.nofold))) goto out; /* exact int8 products in float32 without VNNI (cpu_int8f.c) */
     size_t nv = (size_t)g->n_values + 1;
     b.vbuf = si_malloc(sizeof(int) * nv);
     b.remaining = si_calloc(nv, sizeof(int));
@@ -806,6 +807,7 @@ out:
     si_free(b.done);
     si_free(b.const_used);
     si_free(b.round16);
+    si_free(b.nofold);
     if (s) {
         cpu_plan_free(p);
         return s;
