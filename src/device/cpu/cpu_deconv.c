@@ -215,32 +215,36 @@ __attribute__((always_inline, target("avx512f"))) static inline void ks_tile(con
     }
 }
 
-/* Input rows [lo, hi) of all images (row r: image r / H, input row r % H). */
-__attribute__((target("avx512f"))) static void ks_rows(void *ctx, int64_t lo, int64_t hi) {
-    const ks_job *jb = ctx;
-    const dc_params *p = jb->p;
-    const int64_t H = p->in[1], W = p->in[2], OK = p->OCg * p->K;
-    for (int64_t r = lo; r < hi; r++) {
-        const int64_t img = r / H, iy = r % H;
-        ks_job j1 = *jb;
-        j1.y = jb->y + img * p->OC * p->HWout;
-        const float *xr = jb->x + img * p->C * p->HWin + iy * W;
-        for (int64_t j0 = 0; j0 < OK; j0 += KS_NJ) {
-            const int64_t nj = SI_MIN((int64_t)KS_NJ, OK - j0);
-            for (int64_t ix0 = 0; ix0 < W; ix0 += 32) {
-                const int64_t n = SI_MIN((int64_t)32, W - ix0);
-                switch (nj) { /* even: K = 2 * kernel rows */
-                case 12: ks_tile(&j1, xr, iy, ix0, n, j0, 12); break;
-                case 10: ks_tile(&j1, xr, iy, ix0, n, j0, 10); break;
-                case 8: ks_tile(&j1, xr, iy, ix0, n, j0, 8); break;
-                case 6: ks_tile(&j1, xr, iy, ix0, n, j0, 6); break;
-                case 4: ks_tile(&j1, xr, iy, ix0, n, j0, 4); break;
-                default: ks_tile(&j1, xr, iy, ix0, n, j0, 2); break;
-                }
-            }
-        }
+/* Input rows [lo, hi) of all images (row r: image r / H, input row r % H), in tiles of PIX pixels by up to KS_NJ
+ * weight columns: NAME runs TILE, both compiled for TARGET. */
+#define KS_ROWS(NAME, TILE, PIX, TARGET)                                                                              \
+    __attribute__((target(TARGET))) static void NAME(void *ctx, int64_t lo, int64_t hi) {                             \
+        const ks_job *jb = ctx;                                                                                       \
+        const dc_params *p = jb->p;                                                                                   \
+        const int64_t H = p->in[1], W = p->in[2], OK = p->OCg * p->K;                                                 \
+        for (int64_t r = lo; r < hi; r++) {                                                                           \
+            const int64_t img = r / H, iy = r % H;                                                                    \
+            ks_job j1 = *jb;                                                                                          \
+            j1.y = jb->y + img * p->OC * p->HWout;                                                                    \
+            const float *xr = jb->x + img * p->C * p->HWin + iy * W;                                                  \
+            for (int64_t j0 = 0; j0 < OK; j0 += KS_NJ) {                                                              \
+                const int64_t nj = SI_MIN((int64_t)KS_NJ, OK - j0);                                                   \
+                for (int64_t ix0 = 0; ix0 < W; ix0 += PIX) {                                                          \
+                    const int64_t n = SI_MIN((int64_t)PIX, W - ix0);                                                  \
+                    switch (nj) { /* even: K = 2 * kernel rows */                                                     \
+                    case 12: TILE(&j1, xr, iy, ix0, n, j0, 12); break;                                                \
+                    case 10: TILE(&j1, xr, iy, ix0, n, j0, 10); break;                                                \
+                    case 8: TILE(&j1, xr, iy, ix0, n, j0, 8); break;                                                  \
+                    case 6: TILE(&j1, xr, iy, ix0, n, j0, 6); break;                                                  \
+                    case 4: TILE(&j1, xr, iy, ix0, n, j0, 4); break;                                                  \
+                    default: TILE(&j1, xr, iy, ix0, n, j0, 2); break;                                                 \
+                    }                                                                                                 \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
     }
-}
+
+KS_ROWS(ks_rows, ks_tile, 32, "avx512f")
 
 /* The same tile on AVX2 + FMA: 8 input pixels (n <= 8) by NJ weight columns in NJ accumulators, the same chunked
  * order of additions, so the outputs are those of the AVX-512 kernel (and ONNX Runtime's) bit for bit. */
@@ -294,31 +298,7 @@ __attribute__((always_inline, target("avx2,fma"))) static inline void ks_tile8(c
     }
 }
 
-__attribute__((target("avx2,fma"))) static void ks_rows8(void *ctx, int64_t lo, int64_t hi) {
-    const ks_job *jb = ctx;
-    const dc_params *p = jb->p;
-    const int64_t H = p->in[1], W = p->in[2], OK = p->OCg * p->K;
-    for (int64_t r = lo; r < hi; r++) {
-        const int64_t img = r / H, iy = r % H;
-        ks_job j1 = *jb;
-        j1.y = jb->y + img * p->OC * p->HWout;
-        const float *xr = jb->x + img * p->C * p->HWin + iy * W;
-        for (int64_t j0 = 0; j0 < OK; j0 += KS_NJ) {
-            const int64_t nj = SI_MIN((int64_t)KS_NJ, OK - j0);
-            for (int64_t ix0 = 0; ix0 < W; ix0 += 8) {
-                const int64_t n = SI_MIN((int64_t)8, W - ix0);
-                switch (nj) { /* even: K = 2 * kernel rows */
-                case 12: ks_tile8(&j1, xr, iy, ix0, n, j0, 12); break;
-                case 10: ks_tile8(&j1, xr, iy, ix0, n, j0, 10); break;
-                case 8: ks_tile8(&j1, xr, iy, ix0, n, j0, 8); break;
-                case 6: ks_tile8(&j1, xr, iy, ix0, n, j0, 6); break;
-                case 4: ks_tile8(&j1, xr, iy, ix0, n, j0, 4); break;
-                default: ks_tile8(&j1, xr, iy, ix0, n, j0, 2); break;
-                }
-            }
-        }
-    }
-}
+KS_ROWS(ks_rows8, ks_tile8, 8, "avx2,fma")
 
 /* ptr: X, (unused scratch), Y */
 static si_result dc_run_ks2(const void *params, void *const *ptr, int threads) {
