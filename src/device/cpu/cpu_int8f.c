@@ -24,7 +24,7 @@
  * folded once per compiled model (cpu_dq_fold); per-channel weight zero points other than all equal need opset
  * 13's axis and are left to the reference kernel below it.
  */
-#include "device/cpu/cpu.h"
+#include "device/cpu/cpu_quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -434,6 +434,98 @@ static bool rewrite_qgemm(rw *r, int i, si_result *st) {
     return true;
 }
 
+/* A constant value holding a reference to t. */
+static int ref_const(rw *r, const char *suffix, si_tensor *t) {
+    int v = new_value(r, suffix, t->dtype, t->ndim, t->dims);
+    if (v < 0) return -1;
+    si_val_set_const(&r->g->values[v], si_const_ref(t));
+    return v;
+}
+
+/* Conv node n in the QDQ form (cpu_qdq_conv_match), rewired in place into the float form of QLinearConv above:
+ * its input DequantizeLinear at scale 1 (that node itself when the Conv is its only reader), weights and bias as
+ * DequantizeLinear(q, 1, z) of their quantized constants, the multiplier Mul after it, the QuantizeLinear at
+ * scale 1 (a Relu between them stays). */
+static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
+    qlc_in a;
+    if (!cpu_qdq_conv_match(pb, n, &a) || !a.W || (a.W->dtype != SI_U8 && a.W->dtype != SI_I8) || a.W->ndim < 3) return false;
+    si_graph *g = r->g;
+    const int64_t OC = a.W->dims[0], nws = si_tensor_count(a.WS);
+    bool uw;
+    if (!zp_ok(a.WZ, a.W->dtype, OC, &uw) || (!uw && g->nodes[n].opset < 13)) return false;
+    float sx, sy;
+    if (!f32_scalar(a.xs, &sx) || !f32_scalar(a.ys, &sy)) return false;
+    const int opset = g->nodes[n].opset, xin = g->nodes[n].in[0], yv = g->nodes[n].out[0];
+    const int dqx = g->values[xin].producer;
+    *st = SI_ERR_NO_MEM;
+    /* the input's integers: its DequantizeLinear at scale 1, or a new one beside it */
+    int xf;
+    const float one = 1.0f;
+    if (pb->n_consumers[xin] == 1 && !g->values[xin].is_output) {
+        const int s1 = new_const(r, "x_one", SI_F32, 0, NULL, &one);
+        if (s1 < 0) return false;
+        g->nodes[dqx].in[1] = s1;
+        xf = xin;
+    } else if ((xf = dq_of(r, "x", a.x, a.xz, false, 0, opset)) < 0) {
+        return false;
+    }
+    /* the weights and the bias from their quantized constants */
+    const int wq = ref_const(r, "wq", (si_tensor *)a.W);
+    int wz = -1;
+    bool per_w = false;
+    if (wq < 0) return false;
+    if (a.WZ) {
+        const int zq = ref_const(r, "wz", (si_tensor *)a.WZ);
+        if (zq < 0) return false;
+        si_node tmp;
+        memset(&tmp, 0, sizeof tmp);
+        int tin[1] = {zq};
+        tmp.in = tin, tmp.n_in = 1;
+        if ((wz = zp_input(r, &tmp, 0, a.WZ, uw, &per_w)) < -1) return false;
+    }
+    const int wf = dq_of(r, "w", wq, wz, per_w, 0, opset);
+    if (wf < 0) return false;
+    int bf = -1;
+    if (a.B) {
+        const int bq = ref_const(r, "bq", (si_tensor *)a.B);
+        if (bq < 0 || (bf = dq_of(r, "b", bq, -1, false, 0, opset)) < 0) return false;
+    }
+    /* acc x (x_scale w_scale[m] / y_scale), then the consumer (Relu or QuantizeLinear) reads it */
+    float *m = si_malloc(sizeof(float) * (size_t)nws);
+    if (!m) return false;
+    for (int64_t k = 0; k < nws; k++) {
+        m[k] = 1.0f * sx * ((const float *)a.WS->data)[k];
+        m[k] /= sy;
+    }
+    si_val Y = g->values[yv];
+    int64_t md[SI_MAX_DIMS];
+    const int mr = nws > 1 ? Y.ndim - 1 : 0;
+    for (int d = 0; d < mr; d++) md[d] = d ? 1 : nws;
+    const int mc = new_const(r, "m", SI_F32, mr, md, m);
+    si_free(m);
+    const int mv = mc < 0 ? -1 : new_value(r, "scaled", SI_F32, Y.ndim, Y.dims);
+    int min[2] = {yv, mc};
+    if (mv < 0 || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, NULL) || !mark_nofold(r, mv)) return false;
+    const int s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one);
+    if (s1 < 0) return false;
+    si_node *cv = &g->nodes[n];
+    if (cv->n_in < 3 && bf >= 0) { /* room for the bias */
+        int *in = si_realloc(cv->in, sizeof(int) * 3);
+        if (!in) return false;
+        cv->in = in;
+        cv->in[2] = -1;
+        cv->n_in = 3;
+    }
+    cv->in[0] = xf;
+    cv->in[1] = wf;
+    if (cv->n_in > 2) cv->in[2] = bf;
+    const int first = a.relu ? a.extra[0] : a.extra[a.n_extra - 1], q = a.extra[a.n_extra - 1];
+    g->nodes[first].in[0] = mv;
+    g->nodes[q].in[1] = s1;
+    *st = SI_OK;
+    return true;
+}
+
 si_result cpu_int8_rewrite(si_graph *g, bool **nofold) {
     *nofold = NULL;
     if (si_cpu_int8_exact() || cpu_no_own()) return SI_OK;
@@ -460,6 +552,53 @@ si_result cpu_int8_rewrite(si_graph *g, bool **nofold) {
         }
         any |= did;
     }
+    /* the QDQ form: Conv between DequantizeLinear and QuantizeLinear, matched as the integer path matches it */
+    cpu_pb pb;
+    memset(&pb, 0, sizeof pb);
+    pb.g = g;
+    pb.n_consumers = si_calloc((size_t)g->n_values + 1, sizeof(int));
+    pb.done = si_calloc((size_t)g->n_nodes + 1, sizeof(bool));
+    if (!pb.n_consumers || !pb.done) {
+        SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] >= 0) pb.n_consumers[g->nodes[i].in[k]]++;
+    const int nq = g->n_nodes;
+    for (int i = 0; i < nq; i++) {
+        if (!g->nodes[i].op || !si_node_is(&g->nodes[i], SI_OP_CONV) || g->nodes[i].domain[0]) continue;
+        char base[200];
+        snprintf(base, sizeof base, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name : "Conv");
+        r.base = base;
+        si_result st = SI_OK;
+        const bool did = rewrite_qdq_conv(&r, &pb, i, &st);
+        if (st) {
+            SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
+            return si_err(SI_ERR_NO_MEM, "CPU: out of memory rewriting node '%s' for float kernels", base);
+        }
+        any |= did;
+        if (did) { /* the consumer counts moved: recount (the matcher reads them) */
+            int *nc = si_realloc(pb.n_consumers, sizeof(int) * ((size_t)g->n_values + 1));
+            if (!nc) {
+                SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
+                return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+            }
+            pb.n_consumers = nc;
+            bool *dn = si_realloc(pb.done, (size_t)g->n_nodes + 1);
+            if (!dn) {
+                SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
+                return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
+            }
+            pb.done = dn;
+            memset(dn, 0, (size_t)g->n_nodes + 1);
+            memset(nc, 0, sizeof(int) * ((size_t)g->n_values + 1));
+            for (int j = 0; j < g->n_nodes; j++)
+                for (int k = 0; k < g->nodes[j].n_in; k++)
+                    if (g->nodes[j].in[k] >= 0) nc[g->nodes[j].in[k]]++;
+        }
+    }
+    SI_FREE_ALL(pb.n_consumers, pb.done);
     if (!any) {
         si_free(r.nofold);
         return SI_OK;

@@ -35,6 +35,9 @@ typedef struct qmm_in {
 /* The integer convolution (oneDNN int8 into int32, then the requantization pass) and the integer matrix product for
  * node n as a describes them; UNSUPPORTED where oneDNN or the kernels do not take them (nothing emitted). */
 si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a);
+/* Conv node n in the QDQ form ORT runs as one integer convolution (cpu_quant_qdq.c): *a describes it. Reads b's
+ * graph, n_consumers, done and no_fusion only. */
+bool cpu_qdq_conv_match(const cpu_pb *b, int n, qlc_in *a);
 si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a);
 
 #endif

@@ -95,7 +95,7 @@ static bool quant_after(const cpu_pb *b, int v, bool relu_ok, q_after *o) {
  * x = DequantizeLinear(xq) (per tensor, xq computed), w = DequantizeLinear(constant int8 / uint8, per tensor or per
  * output channel: axis 0), bias = DequantizeLinear(constant int32 at scale x_scale * w_scale, zero point 0), and the
  * Conv's only consumer a per-tensor QuantizeLinear (through a Relu, which becomes max(., y_zero_point)). */
-static bool qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
+bool cpu_qdq_conv_match(const cpu_pb *b, int n, qlc_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(a, 0, sizeof *a);
@@ -154,7 +154,7 @@ static si_result qdq_fallback(cpu_pb *b, int n, si_result s) {
 
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n) {
     qlc_in a;
-    if (cpu_no_own() || !qdq_conv_match(b, n, &a)) return qdq_fallback(b, n, cpu_unsupported());
+    if (cpu_no_own() || !cpu_qdq_conv_match(b, n, &a)) return qdq_fallback(b, n, cpu_unsupported());
     return qdq_fallback(b, n, cpu_qlconv_lower(b, n, &a));
 }
 
@@ -384,7 +384,7 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
             si_free(ct);
         }
         if (c < 0 || b->done[c] ||
-            (!qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) && !cat &&
+            (!cpu_qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) && !cat &&
              !((cpu_is_op(&g->nodes[c], SI_OP_MAX_POOL) || cpu_is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
             return false;
     }
