@@ -49,7 +49,7 @@ static int new_value(rw *r, const char *suffix, si_dtype dt, int ndim, const int
     si_val *x = &r->g->values[v];
     x->dtype = dt;
     x->ndim = ndim;
-    memcpy(x->dims, dims, sizeof(int64_t) * (size_t)ndim);
+    if (ndim > 0) memcpy(x->dims, dims, sizeof(int64_t) * (size_t)ndim);
     return v;
 }
 
