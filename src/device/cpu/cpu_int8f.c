@@ -442,70 +442,86 @@ static int ref_const(rw *r, const char *suffix, si_tensor *t) {
     return v;
 }
 
-/* Conv node n in the QDQ form (cpu_qdq_conv_match), rewired in place into the float form of QLinearConv above:
- * its input DequantizeLinear at scale 1 (that node itself when the Conv is its only reader), weights and bias as
- * DequantizeLinear(q, 1, z) of their quantized constants, the multiplier Mul after it, the QuantizeLinear at
- * scale 1 (a Relu between them stays). */
-static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
-    qlc_in a;
-    if (!cpu_qdq_conv_match(pb, n, &a) || !a.W || (a.W->dtype != SI_U8 && a.W->dtype != SI_I8) || a.W->ndim < 3) return false;
+/* The operands of a QDQ product, as integers in float32: the input x's DequantizeLinear at scale 1 (that node itself
+ * when the product is its only reader: *xf is then x_in, the value the product reads already), the weights W (zero
+ * point WZ, per channel along waxis) and the int32 bias B (or NULL) as DequantizeLinear(q, 1, z) of their quantized
+ * constants. false with *st NO_MEM when out of memory, false alone when the weights' zero points do not fit. */
+static bool qdq_operands(rw *r, const cpu_pb *pb, int node, int x_in, int xq, int xz, const si_tensor *W, const si_tensor *WZ,
+                         int64_t nch, int64_t waxis, const si_tensor *B, int *xf, int *wf, int *bf, si_result *st) {
     si_graph *g = r->g;
-    const int64_t OC = a.W->dims[0], nws = si_tensor_count(a.WS);
     bool uw;
-    if (!zp_ok(a.WZ, a.W->dtype, OC, &uw) || (!uw && g->nodes[n].opset < 13)) return false;
-    float sx, sy;
-    if (!f32_scalar(a.xs, &sx) || !f32_scalar(a.ys, &sy)) return false;
-    const int opset = g->nodes[n].opset, xin = g->nodes[n].in[0], yv = g->nodes[n].out[0];
-    const int dqx = g->values[xin].producer;
+    if (!zp_ok(WZ, W->dtype, nch, &uw) || (!uw && g->nodes[node].opset < 13)) return false;
+    const int opset = g->nodes[node].opset, dqx = g->values[x_in].producer;
     *st = SI_ERR_NO_MEM;
-    /* the input's integers: its DequantizeLinear at scale 1, or a new one beside it */
-    int xf;
     const float one = 1.0f;
-    if (pb->n_consumers[xin] == 1 && !g->values[xin].is_output) {
+    if (pb->n_consumers[x_in] == 1 && !g->values[x_in].is_output) {
         const int s1 = new_const(r, "x_one", SI_F32, 0, NULL, &one);
         if (s1 < 0) return false;
         g->nodes[dqx].in[1] = s1;
-        xf = xin;
-    } else if ((xf = dq_of(r, "x", a.x, a.xz, false, 0, opset)) < 0) {
+        *xf = x_in;
+    } else if ((*xf = dq_of(r, "x", xq, xz, false, 0, opset)) < 0) {
         return false;
     }
-    /* the weights and the bias from their quantized constants */
-    const int wq = ref_const(r, "wq", (si_tensor *)a.W);
+    const int wq = ref_const(r, "wq", (si_tensor *)W);
     int wz = -1;
     bool per_w = false;
     if (wq < 0) return false;
-    if (a.WZ) {
-        const int zq = ref_const(r, "wz", (si_tensor *)a.WZ);
+    if (WZ) {
+        const int zq = ref_const(r, "wz", (si_tensor *)WZ);
         if (zq < 0) return false;
         si_node tmp;
         memset(&tmp, 0, sizeof tmp);
         int tin[1] = {zq};
         tmp.in = tin, tmp.n_in = 1;
-        if ((wz = zp_input(r, &tmp, 0, a.WZ, uw, &per_w)) < -1) return false;
+        if ((wz = zp_input(r, &tmp, 0, WZ, uw, &per_w)) < -1) return false;
     }
-    const int wf = dq_of(r, "w", wq, wz, per_w, 0, opset);
-    if (wf < 0) return false;
-    int bf = -1;
-    if (a.B) {
-        const int bq = ref_const(r, "bq", (si_tensor *)a.B);
-        if (bq < 0 || (bf = dq_of(r, "b", bq, -1, false, 0, opset)) < 0) return false;
+    if ((*wf = dq_of(r, "w", wq, wz, per_w, waxis, opset)) < 0) return false;
+    *bf = -1;
+    if (B) {
+        const int bq = ref_const(r, "bq", (si_tensor *)B);
+        if (bq < 0 || (*bf = dq_of(r, "b", bq, -1, false, 0, opset)) < 0) return false;
     }
-    /* acc x (x_scale w_scale[m] / y_scale), then the consumer (Relu or QuantizeLinear) reads it */
+    *st = SI_OK;
+    return true;
+}
+
+/* The multiplier (x_scale w_scale[c] [/ y_scale]) as a constant of nws values along the product's channel axis:
+ * shape [nws, 1, ...] (rank - 1 dims, a convolution's) or [nws] (a matmul's last axis), one value when nws is 1. */
+static int multiplier(rw *r, float sx, const si_tensor *WS, const float *sy, bool conv, int rank) {
+    const int64_t nws = si_tensor_count(WS);
     float *m = si_malloc(sizeof(float) * (size_t)nws);
-    if (!m) return false;
-    for (int64_t k = 0; k < nws; k++) {
-        m[k] = 1.0f * sx * ((const float *)a.WS->data)[k];
-        m[k] /= sy;
+    if (!m) return -1;
+    for (int64_t k = 0; k < nws; k++) { /* the reference kernel's order */
+        m[k] = 1.0f * sx * ((const float *)WS->data)[k];
+        if (sy) m[k] /= *sy;
     }
-    si_val Y = g->values[yv];
     int64_t md[SI_MAX_DIMS];
-    const int mr = nws > 1 ? Y.ndim - 1 : 0;
+    const int mr = nws == 1 ? 0 : conv ? rank - 1 : 1;
     for (int d = 0; d < mr; d++) md[d] = d ? 1 : nws;
     const int mc = new_const(r, "m", SI_F32, mr, md, m);
     si_free(m);
+    return mc;
+}
+
+/* Conv node n in the QDQ form (cpu_qdq_conv_match), rewired in place into the float form of QLinearConv above:
+ * the integer operands (qdq_operands), the multiplier Mul after it, the QuantizeLinear at scale 1 (a Relu between
+ * them stays). */
+static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
+    qlc_in a;
+    if (!cpu_qdq_conv_match(pb, n, &a) || !a.W || (a.W->dtype != SI_U8 && a.W->dtype != SI_I8) || a.W->ndim < 3) return false;
+    si_graph *g = r->g;
+    float sx, sy;
+    if (!f32_scalar(a.xs, &sx) || !f32_scalar(a.ys, &sy)) return false;
+    const int yv = g->nodes[n].out[0];
+    int xf, wf, bf;
+    if (!qdq_operands(r, pb, n, g->nodes[n].in[0], a.x, a.xz, a.W, a.WZ, a.W->dims[0], 0, a.B, &xf, &wf, &bf, st)) return false;
+    *st = SI_ERR_NO_MEM;
+    const si_val Y = g->values[yv];
+    const int mc = multiplier(r, sx, a.WS, &sy, true, Y.ndim);
     const int mv = mc < 0 ? -1 : new_value(r, "scaled", SI_F32, Y.ndim, Y.dims);
     int min[2] = {yv, mc};
     if (mv < 0 || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, NULL) || !mark_nofold(r, mv)) return false;
+    const float one = 1.0f;
     const int s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one);
     if (s1 < 0) return false;
     si_node *cv = &g->nodes[n];
@@ -519,9 +535,58 @@ static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
     cv->in[0] = xf;
     cv->in[1] = wf;
     if (cv->n_in > 2) cv->in[2] = bf;
-    const int first = a.relu ? a.extra[0] : a.extra[a.n_extra - 1], q = a.extra[a.n_extra - 1];
+    const int first = a.extra[0], q = a.extra[a.n_extra - 1]; /* the Relu or the QuantizeLinear; the QuantizeLinear */
     g->nodes[first].in[0] = mv;
     g->nodes[q].in[1] = s1;
+    *st = SI_OK;
+    return true;
+}
+
+/* MatMul / Gemm node n in the QDQ form (cpu_qdq_mm_match) likewise: quantized out (the multiplier Mul, the Relu,
+ * QuantizeLinear at scale 1), or float32 out (the product writes a new value, the Mul x_scale w_scale writes the
+ * node's output, then a float bias Add when there is one). */
+static bool rewrite_qdq_mm(rw *r, const cpu_pb *pb, int n, si_result *st) {
+    qmm_in a;
+    if (!cpu_qdq_mm_match(pb, n, &a) || !a.W || a.alpha != 1.0f) return false;
+    si_graph *g = r->g;
+    float sx, sy;
+    if (!f32_scalar(a.xs, &sx) || (a.ys && !f32_scalar(a.ys, &sy))) return false;
+    const int64_t N = a.tb ? a.W->dims[0] : a.W->dims[1];
+    const int out = g->nodes[n].out[0], cfv = a.Cf ? g->nodes[n].in[2] : -1;
+    int xf, wf, bf;
+    if (!qdq_operands(r, pb, n, g->nodes[n].in[0], a.x, a.xz, a.W, a.WZ, N, a.tb ? 0 : 1, a.C, &xf, &wf, &bf, st)) return false;
+    *st = SI_ERR_NO_MEM;
+    const si_val Y = g->values[out];
+    const int mc = multiplier(r, sx, a.WS, a.ys ? &sy : NULL, false, Y.ndim);
+    if (mc < 0) return false;
+    int acc = out, mv;
+    if (a.ys) {
+        mv = new_value(r, "scaled", SI_F32, Y.ndim, Y.dims);
+    } else { /* float out: the product into a new value, the Mul (and the bias Add) into the node's output */
+        if ((acc = new_value(r, "acc", SI_F32, Y.ndim, Y.dims)) < 0) return false;
+        mv = cfv >= 0 ? new_value(r, "scaled", SI_F32, Y.ndim, Y.dims) : out;
+    }
+    int min[2] = {acc, mc};
+    if (mv < 0 || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, NULL) || !mark_nofold(r, mv)) return false;
+    if (!a.ys && cfv >= 0) {
+        int ain[2] = {mv, cfv};
+        if (!make_node(r, "bias", "Add", ain, 2, out, NULL, 0, NULL)) return false;
+    }
+    int s1 = -1;
+    if (a.ys) {
+        const float one = 1.0f;
+        if ((s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one)) < 0) return false;
+    }
+    si_node *pn = &g->nodes[n];
+    pn->in[0] = xf;
+    pn->in[1] = wf;
+    if (pn->n_in > 2) pn->in[2] = bf; /* a Gemm: the int32 bias as float, or none (a float bias is added after the Mul) */
+    pn->out[0] = acc;
+    if (a.ys) {
+        const int first = a.extra[0], q = a.extra[a.n_extra - 1];
+        g->nodes[first].in[0] = mv;
+        g->nodes[q].in[1] = s1;
+    }
     *st = SI_OK;
     return true;
 }
@@ -552,7 +617,8 @@ si_result cpu_int8_rewrite(si_graph *g, bool **nofold) {
         }
         any |= did;
     }
-    /* the QDQ form: Conv between DequantizeLinear and QuantizeLinear, matched as the integer path matches it */
+    /* the QDQ form: Conv / MatMul / Gemm between DequantizeLinear and QuantizeLinear, matched as the integer path
+     * matches them */
     cpu_pb pb;
     memset(&pb, 0, sizeof pb);
     pb.g = g;
@@ -567,12 +633,14 @@ si_result cpu_int8_rewrite(si_graph *g, bool **nofold) {
             if (g->nodes[i].in[k] >= 0) pb.n_consumers[g->nodes[i].in[k]]++;
     const int nq = g->n_nodes;
     for (int i = 0; i < nq; i++) {
-        if (!g->nodes[i].op || !si_node_is(&g->nodes[i], SI_OP_CONV) || g->nodes[i].domain[0]) continue;
+        const si_node *cn = &g->nodes[i];
+        const bool conv = cn->op && si_node_is(cn, SI_OP_CONV), mm = cn->op && (si_node_is(cn, SI_OP_MATMUL) || si_node_is(cn, SI_OP_GEMM));
+        if ((!conv && !mm) || cn->domain[0]) continue;
         char base[200];
-        snprintf(base, sizeof base, "%s", g->nodes[i].name && g->nodes[i].name[0] ? g->nodes[i].name : "Conv");
+        snprintf(base, sizeof base, "%s", cn->name && cn->name[0] ? cn->name : cn->op_type);
         r.base = base;
         si_result st = SI_OK;
-        const bool did = rewrite_qdq_conv(&r, &pb, i, &st);
+        const bool did = conv ? rewrite_qdq_conv(&r, &pb, i, &st) : rewrite_qdq_mm(&r, &pb, i, &st);
         if (st) {
             SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
             return si_err(SI_ERR_NO_MEM, "CPU: out of memory rewriting node '%s' for float kernels", base);

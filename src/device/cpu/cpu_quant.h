@@ -38,6 +38,8 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a);
 /* Conv node n in the QDQ form ORT runs as one integer convolution (cpu_quant_qdq.c): *a describes it. Reads b's
  * graph, n_consumers, done and no_fusion only. */
 bool cpu_qdq_conv_match(const cpu_pb *b, int n, qlc_in *a);
+/* Likewise for a MatMul / Gemm node n (its output quantized, or float32 when a->ys is NULL). */
+bool cpu_qdq_mm_match(const cpu_pb *b, int n, qmm_in *a);
 si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a);
 
 #endif

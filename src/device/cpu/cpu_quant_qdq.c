@@ -163,7 +163,7 @@ si_result cpu_lower_qdq_conv(cpu_pb *b, int n) {
  * int32 at scale x_scale * w_scale (alpha and beta 1, transA 0). The output is quantized (its only consumer a
  * QuantizeLinear, through a Relu) or stays float32 (no QuantizeLinear after it: ONNX Runtime's
  * MatMulIntegerToFloat). */
-static bool qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
+bool cpu_qdq_mm_match(const cpu_pb *b, int n, qmm_in *a) {
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     memset(a, 0, sizeof *a);
@@ -357,7 +357,7 @@ si_result cpu_qdq_fallback(cpu_pb *b, int n, si_result s) { return qdq_fallback(
 
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n) {
     qmm_in a;
-    if (cpu_no_own() || !qdq_mm_match(b, n, &a)) return qdq_fallback(b, n, cpu_unsupported());
+    if (cpu_no_own() || !cpu_qdq_mm_match(b, n, &a)) return qdq_fallback(b, n, cpu_unsupported());
     if (a.C) cpu_pb_keep_const(b, b->g->nodes[n].in[2]);
     return qdq_fallback(b, n, cpu_qmm_lower(b, n, &a));
 }
@@ -384,7 +384,7 @@ bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n) {
             si_free(ct);
         }
         if (c < 0 || b->done[c] ||
-            (!cpu_qdq_conv_match(b, c, &a) && !qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) && !cat &&
+            (!cpu_qdq_conv_match(b, c, &a) && !cpu_qdq_mm_match(b, c, &m) && !qdq_add_match(b, c, &d) && !qdq_unary_match(b, c, &u, NULL) && !cat &&
              !((cpu_is_op(&g->nodes[c], SI_OP_MAX_POOL) || cpu_is_op(&g->nodes[c], SI_OP_GLOBAL_MAX_POOL)) && cpu_qdq_pool_match(b, c, &px, &py, &pq))))
             return false;
     }
