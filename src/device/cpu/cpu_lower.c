@@ -1094,6 +1094,12 @@ static si_result lower_binary(cpu_pb *b, int n) {
         si_result s = cpu_chain_pd(b, n, &amd, &c, &bdsc, &pd);
         if (s == SI_ERR_UNSUPPORTED && blocked) continue;
         if (s) return s;
+        if (blocked && cpu_pd_is_ref(pd)) { /* oneDNN's reference kernel in this layout (a per-channel operand in
+                                             * nChw8c on AVX2: 64 ms for a squeeze-excitation Mul): plain instead */
+            dnnl_primitive_desc_destroy(pd);
+            cpu_chain_free(&c);
+            continue;
+        }
         int sb = cpu_pb_in_md(b, vb, &bmd);
         if (sb < 0) {
             dnnl_primitive_desc_destroy(pd);
