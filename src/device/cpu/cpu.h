@@ -440,11 +440,14 @@ si_result cpu_bmm_lower(cpu_pb *b, int n, cpu_chain *c, const dnnl_memory_desc_t
 /* Fingerprint of what the chain folds into weights (the per-channel scale and shift): part of a store key. */
 uint64_t cpu_chain_fp(const cpu_chain *c);
 bool cpu_pd_is_ref(const_dnnl_primitive_desc_t pd);
-/* A unary node as up to two oneDNN eltwise algorithms (HardSigmoid is linear then clip); 0 when it is not. */
+/* A unary node as up to two oneDNN eltwise algorithms (HardSigmoid is linear then clip, Selu elu then linear); 0 when
+ * it is not. */
 int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], float alpha[2], float beta[2]);
-/* Activation patterns rooted at value v (GELU with Erf, x*Sigmoid(x), x*HardSigmoid(x)): the node count
- * (0 for none), the algorithm, its alpha, the nodes and the value produced. */
+/* Activation patterns rooted at value v (GELU with Erf, x*Sigmoid(x), x*HardSigmoid(x), x*Tanh(Softplus(x))): the
+ * node count (0 for none), the algorithm, its alpha, the nodes and the value produced. */
 int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha, int *nodes, int *out);
+/* The step name of a pattern cpu_pattern_match returns alg for ("Gelu", "Swish", "Mish", "HardSwish"). */
+const char *cpu_pattern_name(dnnl_alg_kind_t alg);
 
 /* Lower node n (and the nodes it can absorb) onto fast kernels. SI_OK when done (the nodes are marked
  * done), SI_ERR_UNSUPPORTED (message cleared by the caller) when the node should run on the reference

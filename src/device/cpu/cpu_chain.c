@@ -142,6 +142,10 @@ int cpu_eltwise_of(const si_graph *g, const si_node *n, dnnl_alg_kind_t alg[2], 
 
 // --- multi-node activation patterns -------------------------------------------------------------------------------
 
+const char *cpu_pattern_name(dnnl_alg_kind_t alg) {
+    return alg == dnnl_eltwise_gelu_erf ? "Gelu" : alg == dnnl_eltwise_swish ? "Swish" : alg == dnnl_eltwise_mish ? "Mish" : "HardSwish";
+}
+
 /* Patterns rooted at value v (every consumer of v is in the pattern). On a match: the algorithm, the nodes
  * (in graph order is not needed: they are all marked done), and the value it produces. */
 int cpu_pattern_match(const cpu_pb *b, int v, dnnl_alg_kind_t *alg, float *alpha, int *nodes, int *out) {
@@ -412,7 +416,7 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     if (np) {
         int save = c->n_po;
         if (!add_po(c, PO_ELTWISE, palg, palpha, 0, -1)) return false;
-        if (add_group(c, pn, np, pout, false, palg == dnnl_eltwise_gelu_erf ? "Gelu" : palg == dnnl_eltwise_swish ? "Swish" : palg == dnnl_eltwise_mish ? "Mish" : "HardSwish"))
+        if (add_group(c, pn, np, pout, false, cpu_pattern_name(palg)))
             return true;
         c->n_po = save;
         return false;

@@ -10,9 +10,13 @@
  *     ->  QuantizeLinear(Mul(Conv(DQ(x, 1, zx), DQ(w, 1, zw), DQ(B, 1)), sx * sw / sy), 1, zy)
  *   QLinearMatMul(a, sa, za, b, sb, zb, sy, zy)
  *     ->  QuantizeLinear(Mul(MatMul(DQ(a, 1, za), DQ(b, 1, zb)), sa * sb / sy), 1, zy)
+ *   QGemm(A, sa, za, B, sb, zb, C, sy, zy)
+ *     ->  [QuantizeLinear(]Mul(Gemm(DQ(A, 1, za), DQ(B, 1, zb), DQ(C, 1)), alpha * sa * sb [/ sy])[, 1, zy)]
  *   ConvInteger(x, w, zx, zw), MatMulInteger(a, b, za, zb)
  *     ->  Conv / MatMul of the same DequantizeLinear(., 1, z): float32, where every reader is a Cast to float
  *         (the reader becomes an Identity), else Cast to int32.
+ *   The QDQ form's DQ -> Conv / MatMul / Gemm -> [Relu ->] Q that the integer path fuses (its matchers,
+ *   cpu_qdq_conv_match / cpu_qdq_mm_match): rewired in place into the same float form.
  *
  * DequantizeLinear with scale 1 gives the integers x - zx exactly; products of such integers and their sums are
  * exact in float32 while a partial sum stays below 2^24 (a convolution of 3x3x256 uint8 values with int8 weights
@@ -31,12 +35,14 @@
 
 typedef struct rw {
     si_graph *g;
-    const char *base; /* the rewritten node's name */
-    bool *nofold;     /* grown with the values */
+    char base[200]; /* the rewritten node's name (new names derive from it) */
+    bool *nofold;   /* grown with the values */
     int cap;
 } rw;
 
-static bool mark_nofold(rw *r, int v);
+static void set_base(rw *r, const si_node *n) {
+    snprintf(r->base, sizeof r->base, "%s", n->name && n->name[0] ? n->name : n->op_type);
+}
 
 static int new_value(rw *r, const char *suffix, si_dtype dt, int ndim, const int64_t *dims) {
     char name[320];
@@ -53,8 +59,8 @@ static int new_value(rw *r, const char *suffix, si_dtype dt, int ndim, const int
     return v;
 }
 
-/* A constant value holding n floats (or one value of type dt, when data is NULL: a zero point of 0) of shape dims. */
-static int new_const(rw *r, const char *suffix, si_dtype dt, int ndim, const int64_t *dims, const float *data) {
+/* A constant value of type dt and shape dims holding data's bytes (NULL: zeros). */
+static int new_const(rw *r, const char *suffix, si_dtype dt, int ndim, const int64_t *dims, const void *data) {
     si_tensor *t = si_calloc(1, sizeof *t);
     if (!t || si_tensor_init(t, dt, ndim, dims) || si_tensor_alloc(t)) {
         if (t) si_tensor_release(t);
@@ -70,6 +76,20 @@ static int new_const(rw *r, const char *suffix, si_dtype dt, int ndim, const int
     }
     si_val_set_const(&r->g->values[v], t);
     return v;
+}
+
+/* A constant value holding a reference to t. */
+static int ref_const(rw *r, const char *suffix, si_tensor *t) {
+    int v = new_value(r, suffix, t->dtype, t->ndim, t->dims);
+    if (v < 0) return -1;
+    si_val_set_const(&r->g->values[v], si_const_ref(t));
+    return v;
+}
+
+/* The scale 1.0 (one value). */
+static int unit(rw *r, const char *suffix) {
+    const float one = 1.0f;
+    return new_const(r, suffix, SI_F32, 0, NULL, &one);
 }
 
 static bool attr_int(si_attr *a, const char *name, int64_t v) {
@@ -113,6 +133,12 @@ static bool make_node(rw *r, const char *suffix, const char *op, const int *in, 
     return false;
 }
 
+/* Node i becomes nd (the product, which replaces it). */
+static void replace_node(rw *r, int i, si_node *nd) {
+    si_node_clear(&r->g->nodes[i]);
+    r->g->nodes[i] = *nd;
+}
+
 static const si_tensor *cval(const si_graph *g, const si_node *n, int k) {
     return k < n->n_in && n->in[k] >= 0 ? g->values[n->in[k]].const_val : NULL;
 }
@@ -135,8 +161,21 @@ static bool zp_ok(const si_tensor *z, si_dtype dt, int64_t per_len, bool *unifor
     return true;
 }
 
-/* DequantizeLinear(v, 1, z) into a new float value: z absent, a scalar constant, or per-channel along axis (ax >= 0,
- * opset 13 and later). */
+/* Zero point z (value zv) as DequantizeLinear takes it: -1 when absent, zv itself when it has one value or
+ * per-channel values that differ (*per), else a new scalar holding the common value; -2 when out of memory. */
+static int zp_input(rw *r, int zv, const si_tensor *z, bool uniform, bool *per) {
+    *per = false;
+    if (!z) return -1;
+    if (si_tensor_count(z) == 1 || !uniform) {
+        *per = si_tensor_count(z) != 1;
+        return zv;
+    }
+    const int v = new_const(r, "zp", z->dtype, 0, NULL, z->data);
+    return v < 0 ? -2 : v;
+}
+
+/* DequantizeLinear(v, 1, z) into a new float value: z absent, a scalar constant, or per-channel along axis
+ * (per_axis, opset 13 and later). */
 static int dq_of(rw *r, const char *suffix, int v, int zv, bool per_axis, int64_t axis, int opset) {
     const si_val *x = &r->g->values[v];
     int64_t dims[SI_MAX_DIMS];
@@ -160,29 +199,51 @@ static int dq_of(rw *r, const char *suffix, int v, int zv, bool per_axis, int64_
     return make_node(r, suffix, "DequantizeLinear", in, zv >= 0 ? 3 : 2, out, &a, with_axis ? 1 : 0, NULL) ? out : -1;
 }
 
-/* The zero point input k of n as DequantizeLinear takes it: -1 (absent or all zero... kept when not zero), or a
- * scalar copy when per-channel values are all equal. *per: it stays per channel. */
-static int zp_input(rw *r, const si_node *n, int k, const si_tensor *z, bool uniform, bool *per) {
-    *per = false;
-    if (!z) return -1;
-    if (si_tensor_count(z) == 1 || !uniform) {
-        *per = si_tensor_count(z) != 1;
-        return n->in[k];
+static bool mark_nofold(rw *r, int v) {
+    if (v >= r->cap) {
+        const int cap = r->g->n_values + 64;
+        bool *nf = si_realloc(r->nofold, sizeof(bool) * (size_t)cap);
+        if (!nf) return false;
+        memset(nf + r->cap, 0, sizeof(bool) * (size_t)(cap - r->cap));
+        r->nofold = nf;
+        r->cap = cap;
     }
-    si_tensor *t = si_calloc(1, sizeof *t);
-    if (!t || si_tensor_init(t, z->dtype, 0, NULL) || si_tensor_alloc(t)) {
-        if (t) si_tensor_release(t);
-        si_free(t);
-        return -2;
+    r->nofold[v] = true;
+    return true;
+}
+
+/* The multiplier alpha x_scale w_scale[c] [/ y_scale] in float32, in the reference kernel's order, as a constant of
+ * WS's count along the product's channel axis: [n, 1, ...] (rank - 1 dims, a convolution's axis 1) or [n] (a
+ * matmul's last axis), one value when WS has one. */
+static int multiplier(rw *r, float alpha, float sx, const si_tensor *WS, const float *sy, bool conv, int rank) {
+    const int64_t nws = si_tensor_count(WS);
+    float *m = si_malloc(sizeof(float) * (size_t)nws);
+    if (!m) return -1;
+    for (int64_t k = 0; k < nws; k++) {
+        m[k] = alpha * sx * ((const float *)WS->data)[k];
+        if (sy) m[k] /= *sy;
     }
-    memcpy(t->data, z->data, t->nbytes);
-    int v = new_value(r, "zp", z->dtype, 0, NULL);
-    if (v < 0) {
-        si_const_unref(t);
-        return -2;
-    }
-    si_val_set_const(&r->g->values[v], t);
-    return v;
+    int64_t md[SI_MAX_DIMS];
+    const int mr = nws == 1 ? 0 : conv ? rank - 1 : 1;
+    for (int d = 0; d < mr; d++) md[d] = d ? 1 : nws;
+    const int mc = new_const(r, "m", SI_F32, mr, md, m);
+    si_free(m);
+    return mc;
+}
+
+/* Mul(acc, mc) into out (a new value of Y's shape when out < 0), marked nofold: a multiplication of the accumulator,
+ * not folded into the product's weights. The value, or -1 when out of memory. */
+static int scale_by(rw *r, int acc, int mc, const si_val *Y, int out) {
+    if (mc < 0 || (out < 0 && (out = new_value(r, "scaled", SI_F32, Y->ndim, Y->dims)) < 0)) return -1;
+    int in[2] = {acc, mc};
+    return make_node(r, "mul", "Mul", in, 2, out, NULL, 0, NULL) && mark_nofold(r, out) ? out : -1;
+}
+
+/* QuantizeLinear(in, 1, zy) -> out: the requantization's rounding, zero point and saturation. */
+static bool quantize_unit(rw *r, int in, int zy, int out) {
+    const int s1 = unit(r, "y_one");
+    int qin[3] = {in, s1, zy};
+    return s1 >= 0 && zy >= 0 && make_node(r, "quantize", "QuantizeLinear", qin, 3, out, NULL, 0, NULL);
 }
 
 /* The accumulator's readers: the rewrite gives acc (float32) to readers that are Casts to float (they become
@@ -215,8 +276,9 @@ static void cast_to_identity(si_graph *g, int v) {
     }
 }
 
-/* Rewrite node i (see the top of the file). false: left as it is (not a shape this takes); out of memory part way:
- * NO_MEM in *st. */
+/* QLinearConv, QLinearMatMul, ConvInteger or MatMulInteger node i rewritten (see the top of the file): the product
+ * takes the node's place, the rest is appended. false: left as it is (not a shape this takes); out of memory part
+ * way: NO_MEM in *st. */
 static bool rewrite_node(rw *r, int i, si_result *st) {
     si_graph *g = r->g;
     const si_node *n = &g->nodes[i];
@@ -227,10 +289,10 @@ static bool rewrite_node(rw *r, int i, si_result *st) {
     if (!qlconv && !qlmm && id != SI_OP_CONV_INTEGER && id != SI_OP_MATMUL_INTEGER) return false;
     const bool ql = qlconv || qlmm;
     /* inputs: x, its zero point, w, its zero point (and the scales, the bias) */
-    const int ix = 0, izx = ql ? 2 : 2, iw = ql ? 3 : 1, izw = ql ? 5 : 3;
+    const int ix = 0, izx = 2, iw = ql ? 3 : 1, izw = ql ? 5 : 3;
     if (n->n_in <= iw || n->in[ix] < 0 || n->in[iw] < 0) return false;
     const si_val *X = &g->values[n->in[ix]], *W = &g->values[n->in[iw]];
-    si_val Y = g->values[n->out[0]]; /* a copy: new values move the array */
+    const si_val Y = g->values[n->out[0]]; /* a copy: new values move the array */
     if ((X->dtype != SI_U8 && X->dtype != SI_I8) || (W->dtype != SI_U8 && W->dtype != SI_I8)) return false;
     if (X->ndim < (conv ? 3 : 1) || Y.ndim < 1) return false;
     for (int d = 0; d < X->ndim; d++)
@@ -246,7 +308,7 @@ static bool rewrite_node(rw *r, int i, si_result *st) {
     if (!zp_ok(zx, X->dtype, 1, &ux) || !zp_ok(zw, W->dtype, wch, &uw)) return false;
     if (!uw && n->opset < 13) return false; /* per-channel zero points: DequantizeLinear's axis is opset 13's */
     if (!conv && W->ndim != 2 && zw && si_tensor_count(zw) != 1) return false;
-    float sx = 1, sw0 = 1, sy = 1;
+    float sx = 1, sy = 1;
     const si_tensor *sw = NULL, *zy = NULL, *B = NULL;
     if (ql) {
         sw = cval(g, n, 4);
@@ -259,28 +321,23 @@ static bool rewrite_node(rw *r, int i, si_result *st) {
             B = cval(g, n, 8);
             if (!B || B->dtype != SI_I32 || si_tensor_count(B) != W->dims[0]) return false;
         }
-        (void)sw0;
     } else if (Y.dtype != SI_I32) {
         return false;
     }
     *st = SI_ERR_NO_MEM;
     bool per_w;
-    const int zxv = zx ? n->in[izx] : -1;
-    const int zwv = zp_input(r, n, izw, zw, uw, &per_w);
-    if (zwv < -1) return false;
     const int xv = n->in[ix], wv = n->in[iw], yv = n->out[0], opset = n->opset;
+    const int zxv = zx ? n->in[izx] : -1, zyv0 = zy ? n->in[7] : -1, bv = B ? n->in[8] : -1;
+    const int zwv = zp_input(r, zw ? n->in[izw] : -1, zw, uw, &per_w);
+    if (zwv < -1) return false;
     const int xf = dq_of(r, "x", xv, zxv, false, 0, opset);
     const int wf = xf < 0 ? -1 : dq_of(r, "w", wv, zwv, per_w, waxis, opset);
-    if (wf < 0) return false;
-    int bf = -1;
-    if (B) {
-        const int bv = g->nodes[i].in[8];
-        if ((bf = dq_of(r, "b", bv, -1, false, 0, opset)) < 0) return false;
-    }
-    /* the product: a Conv with the node's attributes, or a MatMul */
+    const int bf = wf < 0 || bv < 0 ? -1 : dq_of(r, "b", bv, -1, false, 0, opset);
+    if (wf < 0 || (bv >= 0 && bf < 0)) return false;
+    /* the product (a Conv with the node's attributes, or a MatMul) in the node's place */
     n = &g->nodes[i];
     const bool acc_direct = !ql && all_cast_to_float(g, yv);
-    int acc = ql || !acc_direct ? new_value(r, "acc", SI_F32, Y.ndim, Y.dims) : yv;
+    const int acc = acc_direct ? yv : new_value(r, "acc", SI_F32, Y.ndim, Y.dims);
     if (acc < 0) return false;
     int pin[3] = {xf, wf, bf};
     si_attr *attrs = NULL;
@@ -295,67 +352,24 @@ static bool rewrite_node(rw *r, int i, si_result *st) {
             return false;
         }
     }
-    si_node last;
-    memset(&last, 0, sizeof last);
-    bool ok;
-    if (acc == yv) { /* ConvInteger / MatMulInteger read as float: the product in place of the node */
-        ok = make_node(r, "prod", conv ? "Conv" : "MatMul", pin, 2, acc, attrs, na, &last);
-        if (ok) {
-            g->values[yv].dtype = SI_F32;
-            cast_to_identity(g, yv);
-        }
-    } else {
-        ok = make_node(r, "prod", conv ? "Conv" : "MatMul", pin, bf >= 0 ? 3 : 2, acc, attrs, na, NULL);
-    }
+    si_node prod;
+    const bool made = make_node(r, "prod", conv ? "Conv" : "MatMul", pin, bf >= 0 ? 3 : 2, acc, attrs, na, &prod);
     si_free(attrs);
-    if (!ok) return false;
-    if (ql) {
-        /* acc x (sx sw / sy), per output channel (a conv's axis 1, a matmul's last) */
-        const int64_t nm = si_tensor_count(sw);
-        float *m = si_malloc(sizeof(float) * (size_t)nm);
-        if (!m) return false;
-        for (int64_t k = 0; k < nm; k++) {
-            m[k] = 1.0f * sx * ((const float *)sw->data)[k];
-            m[k] /= sy;
-        }
-        int64_t md[SI_MAX_DIMS];
-        int mr = 0;
-        if (nm > 1) {
-            mr = conv ? Y.ndim - 1 : 1;
-            for (int d = 0; d < mr; d++) md[d] = 1;
-            md[0] = nm;
-        }
-        const int mc = new_const(r, "m", SI_F32, mr, md, m);
-        si_free(m);
-        const int mv = mc < 0 ? -1 : new_value(r, "scaled", SI_F32, Y.ndim, Y.dims);
-        int min[2] = {acc, mc};
-        if (mv < 0 || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, NULL) || !mark_nofold(r, mv)) return false;
-        const float one = 1.0f;
-        const int s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one);
-        const int zyv = zy ? g->nodes[i].in[7] : new_const(r, "zy", Y.dtype, 0, NULL, NULL);
-        int qin[3] = {mv, s1, zyv};
-        if (s1 < 0 || zyv < 0 || !make_node(r, "quantize", "QuantizeLinear", qin, 3, yv, NULL, 0, &last)) return false;
-    } else if (acc != yv) {
+    if (!made) return false;
+    replace_node(r, i, &prod);
+    if (acc_direct) { /* ConvInteger / MatMulInteger read as float */
+        g->values[yv].dtype = SI_F32;
+        cast_to_identity(g, yv);
+    } else if (ql) { /* acc x (sx sw / sy), per output channel, quantized at scale 1 */
+        const int zyv = zyv0 >= 0 ? zyv0 : new_const(r, "zy", Y.dtype, 0, NULL, NULL);
+        const int mv = scale_by(r, acc, multiplier(r, 1.0f, sx, sw, &sy, conv, Y.ndim), &Y, -1);
+        if (mv < 0 || !quantize_unit(r, mv, zyv, yv)) return false;
+    } else {
         si_attr to;
         int cin[1] = {acc};
-        if (!attr_int(&to, "to", SI_I32) || !make_node(r, "cast", "Cast", cin, 1, yv, &to, 1, &last)) return false;
+        if (!attr_int(&to, "to", SI_I32) || !make_node(r, "cast", "Cast", cin, 1, yv, &to, 1, NULL)) return false;
     }
-    si_node_clear(&g->nodes[i]); /* the last op takes the node's place (it writes its output) */
-    g->nodes[i] = last;
     *st = SI_OK;
-    return true;
-}
-
-static bool mark_nofold(rw *r, int v) {
-    if (v >= r->cap) {
-        const int cap = r->g->n_values + 64;
-        bool *nf = si_realloc(r->nofold, sizeof(bool) * (size_t)cap);
-        if (!nf) return false;
-        memset(nf + r->cap, 0, sizeof(bool) * (size_t)(cap - r->cap));
-        r->nofold = nf;
-        r->cap = cap;
-    }
-    r->nofold[v] = true;
     return true;
 }
 
@@ -366,7 +380,7 @@ static bool rewrite_qgemm(rw *r, int i, si_result *st) {
     const si_node *n = &g->nodes[i];
     if (n->n_in < 6 || n->n_out < 1 || n->out[0] < 0 || n->in[0] < 0 || n->in[3] < 0) return false;
     const si_val *A = &g->values[n->in[0]], *B = &g->values[n->in[3]];
-    si_val Y = g->values[n->out[0]];
+    const si_val Y = g->values[n->out[0]];
     if ((A->dtype != SI_U8 && A->dtype != SI_I8) || (B->dtype != SI_U8 && B->dtype != SI_I8) || A->ndim != 2 || B->ndim != 2 || Y.ndim != 2)
         return false;
     for (int d = 0; d < 2; d++)
@@ -390,7 +404,7 @@ static bool rewrite_qgemm(rw *r, int i, si_result *st) {
     const int64_t ta = si_attr_int(n, "transA", 0);
     *st = SI_ERR_NO_MEM;
     bool per_b;
-    const int zbv = zp_input(r, n, 5, zb, ub, &per_b);
+    const int zbv = zp_input(r, n->in[5], zb, ub, &per_b);
     if (zbv < -1) return false;
     const int av = n->in[0], bv = n->in[3], cv = C ? n->in[6] : -1, yv = n->out[0], zav = za ? n->in[2] : -1;
     const int zyv = quant ? n->in[8] : -1;
@@ -407,39 +421,14 @@ static bool rewrite_qgemm(rw *r, int i, si_result *st) {
         return false;
     }
     int gin[3] = {af, bf, cf};
-    if (!make_node(r, "prod", "Gemm", gin, cf >= 0 ? 3 : 2, acc, ga, 2, NULL)) return false;
-    const int64_t nm = si_tensor_count(bs);
-    float *m = si_malloc(sizeof(float) * (size_t)nm);
-    if (!m) return false;
-    for (int64_t k = 0; k < nm; k++) { /* the reference kernel's order: (alpha * a_scale * b_scale) / y_scale */
-        m[k] = alpha * sa * ((const float *)bs->data)[k];
-        if (quant) m[k] /= sy;
-    }
-    const int mc = new_const(r, "m", SI_F32, nm > 1 ? 1 : 0, &nm, m);
-    si_free(m);
-    const int mv = !quant ? yv : mc < 0 ? -1 : new_value(r, "scaled", SI_F32, 2, Y.dims);
-    int min[2] = {acc, mc};
-    si_node last;
-    memset(&last, 0, sizeof last);
-    if (mc < 0 || mv < 0 || !mark_nofold(r, mv) || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, quant ? NULL : &last)) return false;
-    if (quant) {
-        const float one = 1.0f;
-        const int s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one);
-        int qin[3] = {mv, s1, zyv};
-        if (s1 < 0 || !make_node(r, "quantize", "QuantizeLinear", qin, 3, yv, NULL, 0, &last)) return false;
-    }
-    si_node_clear(&g->nodes[i]);
-    g->nodes[i] = last;
+    si_node prod;
+    if (!make_node(r, "prod", "Gemm", gin, cf >= 0 ? 3 : 2, acc, ga, 2, &prod)) return false;
+    replace_node(r, i, &prod);
+    /* acc x (alpha a_scale b_scale [/ y_scale]) into the output (float32), or quantized at scale 1 */
+    const int mv = scale_by(r, acc, multiplier(r, alpha, sa, bs, quant ? &sy : NULL, false, 2), &Y, quant ? -1 : yv);
+    if (mv < 0 || (quant && !quantize_unit(r, mv, zyv, yv))) return false;
     *st = SI_OK;
     return true;
-}
-
-/* A constant value holding a reference to t. */
-static int ref_const(rw *r, const char *suffix, si_tensor *t) {
-    int v = new_value(r, suffix, t->dtype, t->ndim, t->dims);
-    if (v < 0) return -1;
-    si_val_set_const(&r->g->values[v], si_const_ref(t));
-    return v;
 }
 
 /* The operands of a QDQ product, as integers in float32: the input x's DequantizeLinear at scale 1 (that node itself
@@ -453,29 +442,18 @@ static bool qdq_operands(rw *r, const cpu_pb *pb, int node, int x_in, int xq, in
     if (!zp_ok(WZ, W->dtype, nch, &uw) || (!uw && g->nodes[node].opset < 13)) return false;
     const int opset = g->nodes[node].opset, dqx = g->values[x_in].producer;
     *st = SI_ERR_NO_MEM;
-    const float one = 1.0f;
     if (pb->n_consumers[x_in] == 1 && !g->values[x_in].is_output) {
-        const int s1 = new_const(r, "x_one", SI_F32, 0, NULL, &one);
+        const int s1 = unit(r, "x_one");
         if (s1 < 0) return false;
         g->nodes[dqx].in[1] = s1;
         *xf = x_in;
     } else if ((*xf = dq_of(r, "x", xq, xz, false, 0, opset)) < 0) {
         return false;
     }
-    const int wq = ref_const(r, "wq", (si_tensor *)W);
-    int wz = -1;
-    bool per_w = false;
-    if (wq < 0) return false;
-    if (WZ) {
-        const int zq = ref_const(r, "wz", (si_tensor *)WZ);
-        if (zq < 0) return false;
-        si_node tmp;
-        memset(&tmp, 0, sizeof tmp);
-        int tin[1] = {zq};
-        tmp.in = tin, tmp.n_in = 1;
-        if ((wz = zp_input(r, &tmp, 0, WZ, uw, &per_w)) < -1) return false;
-    }
-    if ((*wf = dq_of(r, "w", wq, wz, per_w, waxis, opset)) < 0) return false;
+    const int wq = ref_const(r, "wq", (si_tensor *)W), zq = WZ ? ref_const(r, "wz", (si_tensor *)WZ) : -1;
+    bool per_w;
+    const int wz = wq < 0 || (WZ && zq < 0) ? -2 : zp_input(r, zq, WZ, uw, &per_w);
+    if (wz < -1 || (*wf = dq_of(r, "w", wq, wz, per_w, waxis, opset)) < 0) return false;
     *bf = -1;
     if (B) {
         const int bq = ref_const(r, "bq", (si_tensor *)B);
@@ -485,22 +463,14 @@ static bool qdq_operands(rw *r, const cpu_pb *pb, int node, int x_in, int xq, in
     return true;
 }
 
-/* The multiplier (x_scale w_scale[c] [/ y_scale]) as a constant of nws values along the product's channel axis:
- * shape [nws, 1, ...] (rank - 1 dims, a convolution's) or [nws] (a matmul's last axis), one value when nws is 1. */
-static int multiplier(rw *r, float sx, const si_tensor *WS, const float *sy, bool conv, int rank) {
-    const int64_t nws = si_tensor_count(WS);
-    float *m = si_malloc(sizeof(float) * (size_t)nws);
-    if (!m) return -1;
-    for (int64_t k = 0; k < nws; k++) { /* the reference kernel's order */
-        m[k] = 1.0f * sx * ((const float *)WS->data)[k];
-        if (sy) m[k] /= *sy;
-    }
-    int64_t md[SI_MAX_DIMS];
-    const int mr = nws == 1 ? 0 : conv ? rank - 1 : 1;
-    for (int d = 0; d < mr; d++) md[d] = d ? 1 : nws;
-    const int mc = new_const(r, "m", SI_F32, mr, md, m);
-    si_free(m);
-    return mc;
+/* The QDQ form's Relu / QuantizeLinear after a product (extra[0] .. extra[n_extra - 1], the QuantizeLinear last) read
+ * mv, the QuantizeLinear at scale 1. */
+static bool requant_tail(rw *r, const int *extra, int n_extra, int mv) {
+    const int s1 = unit(r, "y_one");
+    if (s1 < 0) return false;
+    r->g->nodes[extra[0]].in[0] = mv;
+    r->g->nodes[extra[n_extra - 1]].in[1] = s1;
+    return true;
 }
 
 /* Conv node n in the QDQ form (cpu_qdq_conv_match), rewired in place into the float form of QLinearConv above:
@@ -517,13 +487,8 @@ static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
     if (!qdq_operands(r, pb, n, g->nodes[n].in[0], a.x, a.xz, a.W, a.WZ, a.W->dims[0], 0, a.B, &xf, &wf, &bf, st)) return false;
     *st = SI_ERR_NO_MEM;
     const si_val Y = g->values[yv];
-    const int mc = multiplier(r, sx, a.WS, &sy, true, Y.ndim);
-    const int mv = mc < 0 ? -1 : new_value(r, "scaled", SI_F32, Y.ndim, Y.dims);
-    int min[2] = {yv, mc};
-    if (mv < 0 || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, NULL) || !mark_nofold(r, mv)) return false;
-    const float one = 1.0f;
-    const int s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one);
-    if (s1 < 0) return false;
+    const int mv = scale_by(r, yv, multiplier(r, 1.0f, sx, a.WS, &sy, true, Y.ndim), &Y, -1);
+    if (mv < 0 || !requant_tail(r, a.extra, a.n_extra, mv)) return false;
     si_node *cv = &g->nodes[n];
     if (cv->n_in < 3 && bf >= 0) { /* room for the bias */
         int *in = si_realloc(cv->in, sizeof(int) * 3);
@@ -535,9 +500,6 @@ static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
     cv->in[0] = xf;
     cv->in[1] = wf;
     if (cv->n_in > 2) cv->in[2] = bf;
-    const int first = a.extra[0], q = a.extra[a.n_extra - 1]; /* the Relu or the QuantizeLinear; the QuantizeLinear */
-    g->nodes[first].in[0] = mv;
-    g->nodes[q].in[1] = s1;
     *st = SI_OK;
     return true;
 }
@@ -557,37 +519,40 @@ static bool rewrite_qdq_mm(rw *r, const cpu_pb *pb, int n, si_result *st) {
     if (!qdq_operands(r, pb, n, g->nodes[n].in[0], a.x, a.xz, a.W, a.WZ, N, a.tb ? 0 : 1, a.C, &xf, &wf, &bf, st)) return false;
     *st = SI_ERR_NO_MEM;
     const si_val Y = g->values[out];
-    const int mc = multiplier(r, sx, a.WS, a.ys ? &sy : NULL, false, Y.ndim);
-    if (mc < 0) return false;
-    int acc = out, mv;
-    if (a.ys) {
-        mv = new_value(r, "scaled", SI_F32, Y.ndim, Y.dims);
-    } else { /* float out: the product into a new value, the Mul (and the bias Add) into the node's output */
-        if ((acc = new_value(r, "acc", SI_F32, Y.ndim, Y.dims)) < 0) return false;
-        mv = cfv >= 0 ? new_value(r, "scaled", SI_F32, Y.ndim, Y.dims) : out;
-    }
-    int min[2] = {acc, mc};
-    if (mv < 0 || !make_node(r, "mul", "Mul", min, 2, mv, NULL, 0, NULL) || !mark_nofold(r, mv)) return false;
+    /* quantized out: the product keeps its output, read by the Mul; float out: the product into a new value, the Mul
+     * (and the bias Add) into the node's output */
+    const int acc = a.ys ? out : new_value(r, "acc", SI_F32, Y.ndim, Y.dims);
+    const int mv = acc < 0 ? -1 : scale_by(r, acc, multiplier(r, 1.0f, sx, a.WS, a.ys ? &sy : NULL, false, Y.ndim), &Y,
+                                           a.ys || cfv >= 0 ? -1 : out);
+    if (mv < 0) return false;
+    if (a.ys && !requant_tail(r, a.extra, a.n_extra, mv)) return false;
     if (!a.ys && cfv >= 0) {
         int ain[2] = {mv, cfv};
         if (!make_node(r, "bias", "Add", ain, 2, out, NULL, 0, NULL)) return false;
-    }
-    int s1 = -1;
-    if (a.ys) {
-        const float one = 1.0f;
-        if ((s1 = new_const(r, "y_one", SI_F32, 0, NULL, &one)) < 0) return false;
     }
     si_node *pn = &g->nodes[n];
     pn->in[0] = xf;
     pn->in[1] = wf;
     if (pn->n_in > 2) pn->in[2] = bf; /* a Gemm: the int32 bias as float, or none (a float bias is added after the Mul) */
     pn->out[0] = acc;
-    if (a.ys) {
-        const int first = a.extra[0], q = a.extra[a.n_extra - 1];
-        g->nodes[first].in[0] = mv;
-        g->nodes[q].in[1] = s1;
-    }
     *st = SI_OK;
+    return true;
+}
+
+/* The readers of every value of pb's graph (as the planner counts them) and nothing lowered: what the QDQ matchers
+ * read, (re)made for the graph as it is now. */
+static bool qdq_view(cpu_pb *pb) {
+    const si_graph *g = pb->g;
+    int *nc = si_realloc(pb->n_consumers, sizeof(int) * ((size_t)g->n_values + 1));
+    if (nc) pb->n_consumers = nc;
+    bool *dn = si_realloc(pb->done, (size_t)g->n_nodes + 1);
+    if (dn) pb->done = dn;
+    if (!nc || !dn) return false;
+    memset(nc, 0, sizeof(int) * ((size_t)g->n_values + 1));
+    memset(dn, 0, (size_t)g->n_nodes + 1);
+    for (int j = 0; j < g->n_nodes; j++)
+        for (int k = 0; k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] >= 0) nc[g->nodes[j].in[k]]++;
     return true;
 }
 
@@ -595,9 +560,13 @@ si_result cpu_int8_rewrite(si_graph *g, bool **nofold) {
     *nofold = NULL;
     if (si_cpu_int8_exact() || cpu_no_own()) return SI_OK;
     rw r = {.g = g};
+    cpu_pb pb; /* the QDQ form: matched as the integer path matches it */
+    memset(&pb, 0, sizeof pb);
+    pb.g = g;
     bool any = false;
+    si_result st = SI_OK;
     const int nn = g->n_nodes;
-    for (int i = 0; i < nn; i++) {
+    for (int i = 0; i < nn && !st; i++) {
         const si_node *n = &g->nodes[i];
         if (!n->op) continue;
         const si_op_id id = n->op->id;
@@ -605,68 +574,27 @@ si_result cpu_int8_rewrite(si_graph *g, bool **nofold) {
         if (!qgemm && (n->domain[0] || (id != SI_OP_QLINEAR_CONV && id != SI_OP_QLINEAR_MATMUL && id != SI_OP_CONV_INTEGER &&
                                         id != SI_OP_MATMUL_INTEGER)))
             continue;
-        r.base = n->name && n->name[0] ? n->name : n->op_type;
-        char base[200];
-        snprintf(base, sizeof base, "%s", r.base);
-        r.base = base;
-        si_result st = SI_OK;
-        const bool did = qgemm ? rewrite_qgemm(&r, i, &st) : rewrite_node(&r, i, &st);
-        if (st) { /* out of memory part way: the graph may hold some new nodes; the plan fails */
-            si_free(r.nofold);
-            return si_err(SI_ERR_NO_MEM, "CPU: out of memory rewriting node '%s' for float kernels", base);
-        }
-        any |= did;
+        set_base(&r, n);
+        any |= qgemm ? rewrite_qgemm(&r, i, &st) : rewrite_node(&r, i, &st);
     }
-    /* the QDQ form: Conv / MatMul / Gemm between DequantizeLinear and QuantizeLinear, matched as the integer path
-     * matches them */
-    cpu_pb pb;
-    memset(&pb, 0, sizeof pb);
-    pb.g = g;
-    pb.n_consumers = si_calloc((size_t)g->n_values + 1, sizeof(int));
-    pb.done = si_calloc((size_t)g->n_nodes + 1, sizeof(bool));
-    if (!pb.n_consumers || !pb.done) {
-        SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
-        return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
-    }
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++)
-            if (g->nodes[i].in[k] >= 0) pb.n_consumers[g->nodes[i].in[k]]++;
+    /* then the QDQ form's DQ -> Conv / MatMul / Gemm -> Q; the view is recounted after each rewrite (a later
+     * product may become its input DequantizeLinear's only reader) */
+    if (!st && !qdq_view(&pb)) st = SI_ERR_NO_MEM;
     const int nq = g->n_nodes;
-    for (int i = 0; i < nq; i++) {
+    for (int i = 0; i < nq && !st; i++) {
         const si_node *cn = &g->nodes[i];
         const bool conv = cn->op && si_node_is(cn, SI_OP_CONV), mm = cn->op && (si_node_is(cn, SI_OP_MATMUL) || si_node_is(cn, SI_OP_GEMM));
         if ((!conv && !mm) || cn->domain[0]) continue;
-        char base[200];
-        snprintf(base, sizeof base, "%s", cn->name && cn->name[0] ? cn->name : cn->op_type);
-        r.base = base;
-        si_result st = SI_OK;
+        set_base(&r, cn);
         const bool did = conv ? rewrite_qdq_conv(&r, &pb, i, &st) : rewrite_qdq_mm(&r, &pb, i, &st);
-        if (st) {
-            SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
-            return si_err(SI_ERR_NO_MEM, "CPU: out of memory rewriting node '%s' for float kernels", base);
-        }
         any |= did;
-        if (did) { /* the consumer counts moved: recount (the matcher reads them) */
-            int *nc = si_realloc(pb.n_consumers, sizeof(int) * ((size_t)g->n_values + 1));
-            if (!nc) {
-                SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
-                return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
-            }
-            pb.n_consumers = nc;
-            bool *dn = si_realloc(pb.done, (size_t)g->n_nodes + 1);
-            if (!dn) {
-                SI_FREE_ALL(pb.n_consumers, pb.done, r.nofold);
-                return si_err(SI_ERR_NO_MEM, "CPU: out of memory");
-            }
-            pb.done = dn;
-            memset(dn, 0, (size_t)g->n_nodes + 1);
-            memset(nc, 0, sizeof(int) * ((size_t)g->n_values + 1));
-            for (int j = 0; j < g->n_nodes; j++)
-                for (int k = 0; k < g->nodes[j].n_in; k++)
-                    if (g->nodes[j].in[k] >= 0) nc[g->nodes[j].in[k]]++;
-        }
+        if (did && !qdq_view(&pb)) st = SI_ERR_NO_MEM;
     }
     SI_FREE_ALL(pb.n_consumers, pb.done);
+    if (st) { /* out of memory part way: the graph may hold some new nodes; the plan fails */
+        si_free(r.nofold);
+        return si_err(SI_ERR_NO_MEM, "CPU: out of memory rewriting node '%s' for float kernels", r.base);
+    }
     if (!any) {
         si_free(r.nofold);
         return SI_OK;

@@ -53,6 +53,25 @@ __attribute__((always_inline, target("avx512f"))) static inline __m512 cpu_exp51
     return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(y, n));
 }
 
+/* cpu_exp512 in 8 lanes (AVX2 + FMA): the same steps, so the same results. */
+__attribute__((always_inline, target("avx2,fma"))) static inline __m256 cpu_exp256(__m256 x) {
+    const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.0f / 5040);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 720));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 120));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 24));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 6));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+    const __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, s));
+}
+
 /* MatMulNBits with 4-bit codes: zero point x scale of blocks b0 .. b0+15 of output column n (lanes past nb zero),
  * for kernels that take the zero points out of their inner loop (sum (q - z) a = sum q a - z sum a). */
 __attribute__((always_inline, target("avx2,avx512f"))) static inline __m512 cpu_nbits_zsw16(const si_nbits *p, const uint8_t *zp8,

@@ -1015,8 +1015,7 @@ static si_result lower_pattern(cpu_pb *b, int n, bool *done) {
         int extra[8], ne = 0;
         for (int i = 0; i < np; i++)
             if (nodes[i] != n) extra[ne++] = nodes[i];
-        const char *name = alg == dnnl_eltwise_gelu_erf ? "Gelu" : alg == dnnl_eltwise_swish ? "Swish" : alg == dnnl_eltwise_mish ? "Mish" : "HardSwish";
-        si_result s = eltwise_step(b, n, v, alg, alpha, 0, extra, ne, out, name, dnnl_alg_kind_undef, 0, 0);
+        si_result s = eltwise_step(b, n, v, alg, alpha, 0, extra, ne, out, cpu_pattern_name(alg), dnnl_alg_kind_undef, 0, 0);
         if (s == SI_OK) *done = true;
         return s == SI_ERR_UNSUPPORTED ? SI_OK : s;
     }

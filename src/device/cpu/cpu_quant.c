@@ -25,8 +25,9 @@
  * reference kernels. The QDQ form's patterns that lower to these kernels are matched in cpu_quant_qdq.c.
  *
  * All of this needs a CPU with AVX-512 VNNI (si_cpu_int8_exact): without it oneDNN's int8 kernels add pairs of
- * u8 x s8 products in saturating int16 (vpmaddubsw) and return wrong sums; there these ops run on the reference
- * kernels, and the QDQ patterns on the float kernels (DequantizeLinear, float op, QuantizeLinear, as written).
+ * u8 x s8 products in saturating int16 (vpmaddubsw) and return wrong sums. There cpu_int8f.c rewrites these ops
+ * and the QDQ patterns into exact float products of the integers before lowering; what it leaves runs on the
+ * reference kernels (the ops) or as written in float (the QDQ patterns).
  */
 #include "device/cpu/cpu_quant.h"
 
@@ -366,7 +367,7 @@ bool si_cpu_int8_exact(void) {
  * implementation. */
 static si_result q_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, bool src_zp, const int32_t *wzp, dnnl_primitive_desc_t *pd,
                              const char *nname) {
-    if (!si_cpu_int8_exact()) return SI_ERR_UNSUPPORTED; /* saturating int16 pairs without VNNI: reference kernels */
+    if (!si_cpu_int8_exact()) return SI_ERR_UNSUPPORTED; /* saturating int16 pairs without VNNI (see the top) */
     for (;;) {
         dnnl_primitive_attr_t attr = cpu_chain_attr(c, 1.0f);
         if (!attr) return SI_ERR_NO_MEM;

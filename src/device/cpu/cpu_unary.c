@@ -69,6 +69,10 @@ __attribute__((target("avx512f"))) static void erf512(const float *x, float *y, 
     }
 }
 
+/* atanh(s) / s = 1 + s^2/3 + s^4/5 + ... + s^16/17, Horner's order (highest first): log1p(u) = 2 s atanh(s) / s
+ * with s = u / (2 + u). */
+static const float atanh_odd[9] = {1.0f / 17, 1.0f / 15, 1.0f / 13, 1.0f / 11, 1.0f / 9, 1.0f / 7, 1.0f / 5, 1.0f / 3, 1.0f};
+
 __attribute__((target("avx512f"))) static void softplus512(const float *x, float *y, int64_t n) {
     const __m512 zero = _mm512_setzero_ps(), two = _mm512_set1_ps(2.0f);
     for (int64_t i = 0; i < n; i += 16) {
@@ -76,39 +80,14 @@ __attribute__((target("avx512f"))) static void softplus512(const float *x, float
         const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
         const __m512 u = cpu_exp512(_mm512_sub_ps(zero, _mm512_abs_ps(v))); /* (0, 1] */
         const __m512 t = _mm512_div_ps(u, _mm512_add_ps(two, u)), z = _mm512_mul_ps(t, t);
-        __m512 p = _mm512_set1_ps(1.0f / 17);
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 15));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 13));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 11));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 9));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 7));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 5));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f / 3));
-        p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.0f));
+        __m512 p = _mm512_set1_ps(atanh_odd[0]);
+#pragma GCC unroll 8
+        for (int k = 1; k < 9; k++) p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(atanh_odd[k]));
         const __m512 l = _mm512_mul_ps(_mm512_mul_ps(p, t), two); /* log1p(u) */
         __m512 r = _mm512_add_ps(_mm512_max_ps(v, zero), l);
         r = _mm512_mask_mov_ps(r, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v); /* NaN */
         _mm512_mask_storeu_ps(y + i, m, r);
     }
-}
-
-/* e^x for x <= 0 (as cpu_exp512) on AVX2 + FMA. */
-__attribute__((always_inline, target("avx2,fma"))) static inline __m256 exp256(__m256 x) {
-    const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);
-    x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.0f / 5040);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 720));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 120));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 24));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f / 6));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(0.5f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
-    const __m256 s = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
-    return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, s));
 }
 
 /* Softplus on AVX2 + FMA, 8 at a time (the tail is the caller's). */
@@ -118,17 +97,11 @@ __attribute__((target("avx2,fma"))) static int64_t softplus256(const float *x, f
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i);
-        const __m256 u = exp256(_mm256_or_ps(v, sign)); /* e^-|x|, in (0, 1] */
+        const __m256 u = cpu_exp256(_mm256_or_ps(v, sign)); /* e^-|x|, in (0, 1] */
         const __m256 t = _mm256_div_ps(u, _mm256_add_ps(two, u)), z = _mm256_mul_ps(t, t);
-        __m256 p = _mm256_set1_ps(1.0f / 17);
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 15));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 13));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 11));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 9));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 7));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 5));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f / 3));
-        p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.0f));
+        __m256 p = _mm256_set1_ps(atanh_odd[0]);
+#pragma GCC unroll 8
+        for (int k = 1; k < 9; k++) p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(atanh_odd[k]));
         const __m256 r = _mm256_add_ps(_mm256_max_ps(v, zero), _mm256_mul_ps(_mm256_mul_ps(p, t), two));
         _mm256_storeu_ps(y + i, _mm256_blendv_ps(r, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q))); /* NaN stays NaN */
     }
