@@ -234,6 +234,42 @@ OPS.update({
 })
 
 
+# the ops of models/zoo2.py's super-resolution, style-transfer and ConvNeXt nets
+def _pad(x, pads, value=None, axes=None, mode="constant", **_):
+    n = x.ndim
+    pw = [(int(pads[i]), int(pads[i + n])) for i in range(n)]
+    return np.pad(x, pw, mode={"reflect": "reflect", "edge": "edge"}.get(mode, "constant"))
+
+
+def _instnorm(x, s, b, epsilon=1e-5, **_):
+    red = tuple(range(2, x.ndim))
+    m = x.mean(axis=red, keepdims=True)
+    v = ((x - m) ** 2).mean(axis=red, keepdims=True)
+    sh = (1, -1) + (1,) * (x.ndim - 2)
+    return ((x - m) / np.sqrt(v + epsilon) * s.reshape(sh) + b.reshape(sh)).astype(np.float32)
+
+
+def _d2s(x, blocksize, mode="DCR", **_):
+    n, c, h, w = x.shape
+    r = blocksize
+    if mode == "CRD":
+        y = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
+    else:
+        y = x.reshape(n, r, r, c // (r * r), h, w).transpose(0, 3, 4, 1, 5, 2)
+    return y.reshape(n, c // (r * r), h * r, w * r)
+
+
+OPS.update({
+    "LeakyRelu": lambda i, a: [np.where(i[0] >= 0, i[0], a.get("alpha", 0.01) * i[0]).astype(np.float32)],
+    "Pad": lambda i, a: [_pad(*i, **a)],
+    "InstanceNormalization": lambda i, a: [_instnorm(*i, **a)],
+    "DepthToSpace": lambda i, a: [_d2s(i[0], **a)],
+    "ReduceMean": lambda i, a: [i[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))],
+    "Pow": lambda i, a: [np.power(i[0], i[1]).astype(i[0].dtype)],
+    "Sqrt": lambda i, a: [np.sqrt(i[0])],
+})
+
+
 def run_model(model, feeds):
     """Evaluates an ONNX model (main graph only) in numpy: {output name: array}; raises on an op it lacks."""
     from onnx import numpy_helper

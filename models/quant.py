@@ -46,6 +46,12 @@ def int8_products_exact():
 INT8_WEIGHT_MAX = 127 if int8_products_exact() else 63
 
 
+def int8_weights(rng, shape):
+    """Random int8 weight codes for an integer product's tests, within +-INT8_WEIGHT_MAX (-128..127 where the
+    products are exact, 7 bits elsewhere)."""
+    return rng.integers(-INT8_WEIGHT_MAX - 1, INT8_WEIGHT_MAX + 1, size=shape).astype(np.int8)
+
+
 def quantize_weight(w, wtype, axis=None):
     """w float -> (q, scale, zero_point); axis: None per tensor, else the axis that keeps its own scale."""
     if axis is None:

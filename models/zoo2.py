@@ -44,8 +44,8 @@ the small and the --realistic variant of a fully convolutional model share their
 
 Weights are He-initialised; the convolutions are calibrated while building (Builder.calibrate, layers.conv: each
 conv is evaluated in numpy on a seeded input and scaled to a unit spread), so the deep nets keep activations in
-a normal range and the outputs are well conditioned. The ops eager.py lacks (LeakyRelu, Pad, InstanceNormalization,
-DepthToSpace, ReduceMean, Pow, Sqrt) are added to its table here for the calibration.
+a normal range and the outputs are well conditioned (models/eager.py evaluates their ops: LeakyRelu, Pad,
+InstanceNormalization, DepthToSpace, ReduceMean, Pow and Sqrt were added there for them).
 
 usage: zoo2.py OUTDIR [--realistic]   writes OUTDIR/NAME.onnx and prints one line per model: its path and the
                                       --shape arguments scripts/compare_ort.py needs (for the open dimensions)
@@ -56,48 +56,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import eager  # noqa: E402
 from builder import Builder, F32, I64, tensor, save  # noqa: E402
 from layers import conv, layernorm, linear, gelu_erf, he_std  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 OPSET = 17
-
-
-# --- numpy evaluation of the extra ops the calibration meets ---------------------------------------------------
-def _pad(x, pads, value=None, axes=None, mode="constant", **_):
-    n = x.ndim
-    pw = [(int(pads[i]), int(pads[i + n])) for i in range(n)]
-    return np.pad(x, pw, mode={"reflect": "reflect", "edge": "edge"}.get(mode, "constant"))
-
-
-def _instnorm(x, s, b, epsilon=1e-5, **_):
-    red = tuple(range(2, x.ndim))
-    m = x.mean(axis=red, keepdims=True)
-    v = ((x - m) ** 2).mean(axis=red, keepdims=True)
-    sh = (1, -1) + (1,) * (x.ndim - 2)
-    return ((x - m) / np.sqrt(v + epsilon) * s.reshape(sh) + b.reshape(sh)).astype(np.float32)
-
-
-def _d2s(x, blocksize, mode="DCR", **_):
-    n, c, h, w = x.shape
-    r = blocksize
-    if mode == "CRD":
-        y = x.reshape(n, c // (r * r), r, r, h, w).transpose(0, 1, 4, 2, 5, 3)
-    else:
-        y = x.reshape(n, r, r, c // (r * r), h, w).transpose(0, 3, 4, 1, 5, 2)
-    return y.reshape(n, c // (r * r), h * r, w * r)
-
-
-eager.OPS.update({
-    "LeakyRelu": lambda i, a: [np.where(i[0] >= 0, i[0], a.get("alpha", 0.01) * i[0]).astype(np.float32)],
-    "Pad": lambda i, a: [_pad(*i, **a)],
-    "InstanceNormalization": lambda i, a: [_instnorm(*i, **a)],
-    "DepthToSpace": lambda i, a: [_d2s(i[0], **a)],
-    "ReduceMean": lambda i, a: [i[0].mean(axis=tuple(a["axes"]), keepdims=bool(a.get("keepdims", 1)))],
-    "Pow": lambda i, a: [np.power(i[0], i[1]).astype(i[0].dtype)],
-    "Sqrt": lambda i, a: [np.sqrt(i[0])],
-})
 
 
 def calib(seed, shape):

@@ -12,7 +12,7 @@ import onnx
 from onnx import helper as h, numpy_helper as nh, TensorProto as TP
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
-from quant import INT8_WEIGHT_MAX  # noqa: E402
+from quant import int8_weights  # noqa: E402
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
@@ -102,9 +102,7 @@ def q8(shape, dtype):
 def w8(shape, dtype):
     """Weights of an integer product: int8 ones within +-INT8_WEIGHT_MAX (7 bits where ORT's uint8 x int8 products
     saturate, models/quant.py)."""
-    if dtype != np.int8:
-        return q8(shape, dtype)
-    return rng.integers(-INT8_WEIGHT_MAX - 1, INT8_WEIGHT_MAX + 1, shape).astype(dtype)
+    return int8_weights(rng, shape) if dtype == np.int8 else q8(shape, dtype)
 
 
 def dynamic_matmul(name, wtype, M=5, K=24, N=7, per_col=False):

@@ -32,6 +32,8 @@ except ImportError:
 
 MS = "com.microsoft"
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "models"))
+from quant import int8_weights  # noqa: E402
 rng = np.random.default_rng(1234)
 CASES = []
 
@@ -562,7 +564,6 @@ def cases_models():
     """Whole decoder LLMs in ONNX Runtime GenAI's form (models/llm.py --form genai: MatMulNBits, GroupQueryAttention
     with rotary caches, SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization; --moe adds MoE), prefill
     after a one-token past and decode, with the symbolic dimensions fixed."""
-    sys.path.insert(0, os.path.join(HERE, "..", "models"))
     import llm as llm_model
     for moe in (False, True):
         a = argparse.Namespace(form="genai", layers=2, hidden=128, heads=4, kv_heads=2, inter=256, vocab=512, bits=4, block=32,
@@ -592,11 +593,7 @@ def Qd(shape, dt=np.uint8):
 def Qw(shape, dt, adt):
     """Weights of an integer product with activations of type adt: int8 ones after uint8 activations within
     +-INT8_WEIGHT_MAX (7 bits where ORT's uint8 x int8 products saturate: models/quant.py)."""
-    if dt != np.int8 or adt != np.uint8:
-        return Qd(shape, dt)
-    sys.path.insert(0, os.path.join(HERE, "..", "models"))
-    from quant import INT8_WEIGHT_MAX  # noqa: PLC0415
-    return rng.integers(-INT8_WEIGHT_MAX - 1, INT8_WEIGHT_MAX + 1, size=shape).astype(dt)
+    return int8_weights(rng, shape) if dt == np.int8 and adt == np.uint8 else Qd(shape, dt)
 
 
 def qcase(name, op, ins, attrs=None, dt=np.uint8, init=None, out=None, **kw):
