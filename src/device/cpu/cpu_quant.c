@@ -24,10 +24,13 @@
  * Everything else (per-channel weight zero points that need that correction, float16 scales, ...) runs on the
  * reference kernels. The QDQ form's patterns that lower to these kernels are matched in cpu_quant_qdq.c.
  *
- * All of this needs a CPU with AVX-512 VNNI (si_cpu_int8_exact): without it oneDNN's int8 kernels add pairs of
- * u8 x s8 products in saturating int16 (vpmaddubsw) and return wrong sums. There cpu_int8f.c rewrites these ops
- * and the QDQ patterns into exact float products of the integers before lowering; what it leaves runs on the
- * reference kernels (the ops) or as written in float (the QDQ patterns).
+ * All of this needs exact int8 products: a CPU with AVX-512 VNNI (si_cpu_int8_exact), or s8 weights within
+ * [-64, 64] (cpu_int8_weights_exact). Without VNNI oneDNN's int8 kernels add pairs of u8 x s8 products in
+ * saturating int16 (vpmaddubsw); with 7-bit weights a pair stays within 2 * 255 * 64 = 32640 and the sums are
+ * exact (ONNX Runtime's reduce_range quantizes weights so for these CPUs). Every other node cpu_int8f.c rewrites
+ * into exact float products of the integers before lowering; what it leaves runs on the reference kernels (the
+ * ops) or as written in float (the QDQ patterns). The s8 weights given to oneDNN are w - wz whenever that fits
+ * (the zero point then is 0), so that the test on the tensors and the one on the packed bytes agree.
  */
 #include "device/cpu/cpu_quant.h"
 
@@ -362,12 +365,37 @@ bool si_cpu_int8_exact(void) {
     return k == 1;
 }
 
+/* A pair of u8 x s8 products in int16 cannot saturate: 2 * 255 * 64 = 32640. */
+#define W7_LO (-64)
+#define W7_HI 64
+
+bool cpu_int8_weights_exact(const si_tensor *W, const si_tensor *WZ, bool conv) {
+    if (si_cpu_int8_exact()) return true;
+    if (!W || !W->data || (W->dtype != SI_U8 && W->dtype != SI_I8) || (WZ && (!WZ->data || WZ->dtype != W->dtype))) return false;
+    const int64_t wn = si_tensor_count(W), nz = WZ ? si_tensor_count(WZ) : 1;
+    if (nz != 1 && !(conv && W->ndim > 0 && nz == W->dims[0])) return false;
+    const int64_t per = nz == 1 || wn == 0 ? SI_MAX(wn, 1) : wn / nz;
+    for (int64_t i = 0; i < wn; i++) {
+        const int64_t v = si_load_i64(W->dtype, W->data, i) - (WZ ? si_load_i64(WZ->dtype, WZ->data, i / per) : 0);
+        if (v < W7_LO || v > W7_HI) return false;
+    }
+    return true;
+}
+
+/* Whether oneDNN's product of these packed s8 weights (and no weights zero point) is exact on this CPU. */
+static bool w8_exact(const int8_t *w, int64_t n) {
+    if (si_cpu_int8_exact()) return true;
+    for (int64_t i = 0; i < n; i++)
+        if (w[i] < W7_LO || w[i] > W7_HI) return false;
+    return true;
+}
+
 /* Primitive descriptor for op_desc with the chain's post-ops and the zero points (src at run time; weights a
  * constant, when wzp is not NULL); drops post-op groups while oneDNN refuses them or only has its reference
- * implementation. */
-static si_result q_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, bool src_zp, const int32_t *wzp, dnnl_primitive_desc_t *pd,
+ * implementation. exact: the weights' products are exact on this CPU (see the top); UNSUPPORTED when not. */
+static si_result q_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, bool src_zp, const int32_t *wzp, bool exact, dnnl_primitive_desc_t *pd,
                              const char *nname) {
-    if (!si_cpu_int8_exact()) return SI_ERR_UNSUPPORTED; /* saturating int16 pairs without VNNI (see the top) */
+    if (!exact) return SI_ERR_UNSUPPORTED; /* saturating int16 pairs without VNNI (see the top) */
     for (;;) {
         dnnl_primitive_attr_t attr = cpu_chain_attr(c, 1.0f);
         if (!attr) return SI_ERR_NO_MEM;
@@ -631,7 +659,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     cpu_chain c;
     if (q.mul >= 0) dq_chain_init(b, &c, &q, r, Y->dims, 1, kcorr != 0);
     dnnl_primitive_desc_t pd;
-    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &cd, true, NULL, &pd, nd->name);
+    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &cd, true, NULL, w8_exact(w8, wn), &pd, nd->name);
     if (s) {
         si_free(w8);
         if (q.mul >= 0) cpu_chain_free(&c);
@@ -677,18 +705,32 @@ typedef struct w8_fill_ctx {
     int64_t off;
 } w8_fill_ctx;
 
-/* The s8 weights of MatMulInteger: int8 as they are, uint8 shifted by 128 (cpu_pb_pack calls it only when the store
- * has no packed copy yet: a plan for a new shape does not convert them again). */
+/* The s8 weights of a matrix product: B - off (cpu_pb_pack calls it only when the store has no packed copy yet: a
+ * plan for a new shape does not convert them again). */
 static void w8_fill(const void *ctx, void *dst) {
     const w8_fill_ctx *c = ctx;
     const int64_t n = si_tensor_count(c->B);
     int8_t *w = dst;
-    if (c->B->dtype == SI_I8) {
+    if (c->B->dtype == SI_I8 && !c->off) {
         memcpy(w, c->B->data, (size_t)n);
         return;
     }
-    const uint8_t *u = c->B->data;
-    for (int64_t i = 0; i < n; i++) w[i] = (int8_t)(u[i] - c->off);
+    for (int64_t i = 0; i < n; i++) w[i] = (int8_t)(si_load_i64(c->B->dtype, c->B->data, i) - c->off);
+}
+
+/* The offset a matrix product's weights B (one zero point, BZ or 0) are packed with: the zero point when every
+ * B - BZ fits int8 (the primitive's weights zero point is then 0), else 128 for uint8 and 0 for int8, with the
+ * weights zero point BZ - offset. *exact: oneDNN's product of them is exact on this CPU. */
+static int64_t w8_offset(const si_tensor *B, const si_tensor *BZ, bool *exact) {
+    const int64_t z = BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0, n = si_tensor_count(B);
+    bool fits = true;
+    for (int64_t i = 0; i < n && fits; i++) {
+        const int64_t v = si_load_i64(B->dtype, B->data, i) - z;
+        fits = v >= -128 && v <= 127;
+    }
+    const int64_t off = fits ? z : B->dtype == SI_U8 ? 128 : 0;
+    *exact = fits && cpu_int8_weights_exact(B, BZ, false);
+    return off;
 }
 
 si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
@@ -700,8 +742,9 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     if (BZ && si_shape_count(BZ->ndim, BZ->dims) != 1) return cpu_unsupported();
     const int64_t K = B->dims[0], N = B->dims[1], M = si_shape_count(A->ndim - 1, A->dims);
     if (A->dims[A->ndim - 1] != K) return cpu_unsupported();
-    /* s8 weights: uint8 ones shifted by 128, with the weights zero point shifted alike (exact) */
-    const int64_t off = B->dtype == SI_U8 ? 128 : 0;
+    /* s8 weights: B - BZ where that fits, else uint8 ones shifted by 128, with the weights zero point shifted alike */
+    bool exact;
+    const int64_t off = w8_offset(B, BZ, &exact);
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
     const w8_fill_ctx wf = {.B = B, .off = off};
     dq_chain q;
@@ -718,7 +761,7 @@ si_result cpu_lower_matmul_integer(cpu_pb *b, int n) {
     cpu_chain c;
     if (q.mul >= 0) dq_chain_init(b, &c, &q, 2, dd, 1, false);
     dnnl_primitive_desc_t pd;
-    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &md, true, wzp ? &wzp : NULL, &pd, nd->name);
+    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &md, true, wzp ? &wzp : NULL, exact, &pd, nd->name);
     if (s) {
         if (q.mul >= 0) cpu_chain_free(&c);
         return s;
@@ -808,6 +851,56 @@ __attribute__((target("avx512f"))) static void rq_rows512(const rq_job *j, int64
     }
 }
 
+/* The same on AVX2, 16 channels at a time (the last few through a padded copy). */
+__attribute__((target("avx2,fma"))) static void rq16_256(const rq_ctx *c, const int32_t *a, const int32_t *bias, const float *m, const float *fb,
+                                                         __m256i zp, __m256i lo, __m256i hi, void *out) {
+    const __m256 flo = _mm256_set1_ps(-1073741824.0f), fhi = _mm256_set1_ps(1073741824.0f);
+    __m256i q[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int h = 0; h < 2; h++) {
+        __m256i av = _mm256_loadu_si256((const __m256i *)(a + 8 * h));
+        if (bias) av = _mm256_add_epi32(av, _mm256_loadu_si256((const __m256i *)(bias + 8 * h)));
+        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(av), _mm256_loadu_ps(m + 8 * h));
+        if (c->f32) {
+            if (fb) p = _mm256_add_ps(p, _mm256_loadu_ps(fb + 8 * h));
+            _mm256_storeu_ps((float *)out + 8 * h, p);
+            continue;
+        }
+        p = _mm256_min_ps(_mm256_max_ps(p, flo), fhi);
+        q[h] = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(p), zp), lo), hi); /* nearest even */
+    }
+    if (c->f32) return;
+    /* int32 -> int16 (exact: the values are 8-bit), lanes back in order, then -> 8 bits */
+    __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8);
+    __m256i bv = c->s8 ? _mm256_packs_epi16(w, w) : _mm256_packus_epi16(w, w);
+    _mm_storeu_si128((__m128i *)out, _mm256_castsi256_si128(_mm256_permute4x64_epi64(bv, 0xd8)));
+}
+
+__attribute__((target("avx2,fma"))) static void rq_rows256(const rq_job *j, int64_t r0, int64_t r1) {
+    const rq_ctx *c = j->c;
+    const __m256i zp = _mm256_set1_epi32(j->zp), hi = _mm256_set1_epi32(c->s8 ? 127 : 255);
+    const __m256i lo = _mm256_set1_epi32(SI_MAX(c->s8 ? -128 : 0, c->qlo));
+    const int64_t C = c->C, full = C & ~(int64_t)15, rest = C - full;
+    for (int64_t r = r0; r < r1; r++) {
+        const int32_t *a = j->acc + r * C;
+        uint8_t *y = (uint8_t *)j->y + r * C;
+        float *yf = (float *)j->y + r * C;
+        for (int64_t k = 0; k < full; k += 16)
+            rq16_256(c, a + k, c->bias ? c->bias + k : NULL, c->m + k, c->fbias ? c->fbias + k : NULL, zp, lo, hi,
+                     c->f32 ? (void *)(yf + k) : (void *)(y + k));
+        if (rest) {
+            int32_t ta[16] = {0}, tb[16] = {0};
+            float tm[16] = {0}, tf[16] = {0}, to[16];
+            memcpy(ta, a + full, sizeof(int32_t) * (size_t)rest);
+            memcpy(tm, c->m + full, sizeof(float) * (size_t)rest);
+            if (c->bias) memcpy(tb, c->bias + full, sizeof(int32_t) * (size_t)rest);
+            if (c->fbias) memcpy(tf, c->fbias + full, sizeof(float) * (size_t)rest);
+            rq16_256(c, ta, c->bias ? tb : NULL, tm, c->fbias ? tf : NULL, zp, lo, hi, to);
+            memcpy(c->f32 ? (void *)(yf + full) : (void *)(y + full), to, (c->f32 ? sizeof(float) : 1) * (size_t)rest);
+        }
+        if (c->table && !c->f32) cpu_lut8(c->table, y, y, C);
+    }
+}
+
 static void rq_rows(void *arg, int ithr, int nthr) {
     const rq_job *j = arg;
     const rq_ctx *c = j->c;
@@ -816,6 +909,10 @@ static void rq_rows(void *arg, int ithr, int nthr) {
     range_of(c->rows, ithr, nthr, &r0, &r1);
     if (have_avx512()) {
         rq_rows512(j, r0, r1);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        rq_rows256(j, r0, r1);
         return;
     }
     for (int64_t r = r0; r < r1; r++) {
@@ -896,8 +993,8 @@ static si_result rq_emit(cpu_pb *b, int n, const char *name, dnnl_primitive_desc
  * floor (the zero point), then the output zero point (added to an integer, the float add is exact; oneDNN alone
  * would round p + zp, which now and then differs by one) and the saturation. Saves the int32 product's write and
  * read. NULL when oneDNN refuses it or has only its reference implementation; SI_NO_FUSED_REQUANT=1 turns it off. */
-static dnnl_primitive_desc_t fused_rq_pd(cpu_pb *b, const void *op_desc, const int32_t *wzp, const float *m, int64_t OC, int32_t qlo) {
-    if (b->no_fusion || OC > INT32_MAX || getenv("SI_NO_FUSED_REQUANT") || !si_cpu_int8_exact()) return NULL; /* read at plan time only */
+static dnnl_primitive_desc_t fused_rq_pd(cpu_pb *b, const void *op_desc, const int32_t *wzp, bool exact, const float *m, int64_t OC, int32_t qlo) {
+    if (b->no_fusion || OC > INT32_MAX || getenv("SI_NO_FUSED_REQUANT") || !exact) return NULL; /* read at plan time only */
     dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
     if (!attr) {
         si_err_clear();
@@ -954,6 +1051,7 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     }
     int8_t *w8 = s8_weights(W, WZ, si_tensor_count(W) / OC);
     if (!w8) return cpu_unsupported();
+    const bool exact = w8_exact(w8, si_tensor_count(W));
     dnnl_dims_t sd, wd, dd, bd = {OC}, st, dl, pl, pr;
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
     int wr = cpu_conv_weight_dims(r, G, W->dims, wd);
@@ -990,10 +1088,10 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
         nf ? NULL
            : dnnl_dilated_convolution_forward_desc_init(&fcd, dnnl_forward_inference, dnnl_convolution_direct, &smd, &wmd, B ? &bmd : NULL, &ymd, st,
                                                         dl, pl, pr) == dnnl_success
-               ? fused_rq_pd(b, &fcd, NULL, scales, OC, qlo)
+               ? fused_rq_pd(b, &fcd, NULL, exact, scales, OC, qlo)
                : NULL;
     const bool fused = pd != NULL;
-    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &cd, true, NULL, &pd, nd->name);
+    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &cd, true, NULL, exact, &pd, nd->name);
     if (s) {
         si_free(w8);
         return s;
@@ -1074,7 +1172,8 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
         si_err_clear();
         return cpu_unsupported();
     }
-    const int64_t off = B->dtype == SI_U8 ? 128 : 0;
+    bool exact;
+    const int64_t off = w8_offset(B, BZ, &exact);
     int32_t wzp = (int32_t)((BZ ? si_load_i64(BZ->dtype, BZ->data, 0) : 0) - off);
     w8_fill_ctx *wf = cpu_pb_own(b, sizeof *wf);
     if (!wf) return SI_ERR_NO_MEM;
@@ -1093,9 +1192,9 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     dnnl_memory_desc_t y2;
     cpu_md_plain_dt(&y2, 2, dd, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8);
     dnnl_primitive_desc_t pd =
-        a->ys && !C && dnnl_matmul_desc_init(&fmd, &smd, &wmd, NULL, &y2) == dnnl_success ? fused_rq_pd(b, &fmd, wzp ? &wzp : NULL, scales, N, qlo) : NULL;
+        a->ys && !C && dnnl_matmul_desc_init(&fmd, &smd, &wmd, NULL, &y2) == dnnl_success ? fused_rq_pd(b, &fmd, wzp ? &wzp : NULL, exact, scales, N, qlo) : NULL;
     const bool fused = pd != NULL;
-    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, &pd, g->nodes[n].name);
+    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &md, true, wzp ? &wzp : NULL, exact, &pd, g->nodes[n].name);
     if (s) return s;
     int xb = typed_in(b, a->x, &smd);
     cpu_skey wk = {.node = n, .tag = "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};

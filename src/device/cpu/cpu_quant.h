@@ -41,5 +41,10 @@ bool cpu_qdq_conv_match(const cpu_pb *b, int n, qlc_in *a);
 /* Likewise for a MatMul / Gemm node n (its output quantized, or float32 when a->ys is NULL). */
 bool cpu_qdq_mm_match(const cpu_pb *b, int n, qmm_in *a);
 si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a);
+/* Whether oneDNN's int8 product of constant weights W with zero point WZ (NULL: 0; one value, or one per output
+ * channel of a convolution, conv) is exact on this CPU: always with AVX-512 VNNI (si_cpu_int8_exact); without it,
+ * when every W - WZ lies in [-64, 64] (see cpu_quant.c). cpu_int8f.c leaves the nodes it is true for to the
+ * integer kernels and rewrites the others. */
+bool cpu_int8_weights_exact(const si_tensor *W, const si_tensor *WZ, bool conv);
 
 #endif
