@@ -1535,7 +1535,7 @@ static void cases_net(void) {
 
 // --- the table --------------------------------------------------------------------------------------------------
 
-void dop_cases_dynamic_quantize(void), dop_cases_conv_integer(void), dop_cases_matmul_integer(void), dop_cases_qlinear_conv(void), dop_cases_qlinear_matmul(void), dop_cases_qlinear_ms(void), dop_cases_qdq_conv(void), dop_cases_rnn(void);
+void dop_cases_dynamic_quantize(void), dop_cases_conv_integer(void), dop_cases_matmul_integer(void), dop_cases_qlinear_conv(void), dop_cases_qlinear_matmul(void), dop_cases_qlinear_ms(void), dop_cases_qdq_conv(void), dop_cases_int8_w7(void), dop_cases_rnn(void);
 
 const dop_group dop_groups[] = {
     {"unary", cases_unary},
@@ -1579,6 +1579,7 @@ const dop_group dop_groups[] = {
     {"qlinear_matmul", dop_cases_qlinear_matmul},
     {"qlinear_ms", dop_cases_qlinear_ms},
     {"qdq_conv", dop_cases_qdq_conv},
+    {"int8_w7", dop_cases_int8_w7},
     {"rnn", dop_cases_rnn},
     {"qdq", dop_cases_qdq},
     {"depth_to_space", dop_cases_depth_to_space},

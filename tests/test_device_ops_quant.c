@@ -27,6 +27,23 @@ static void qconst(const char *name, si_dtype dt, int64_t lo, int64_t hi, const 
     set_const(name, t);
 }
 
+/* The 7-bit pass (dop_cases_int8_w7): weight codes within [-64, 64] of their zero point, on which oneDNN's int8
+ * products are exact on every CPU (without VNNI its int16 pairs cannot saturate), so the cases check the CPU plan
+ * everywhere; outside it, full-range weights, whose plan is checked where the CPU has VNNI only (dop_opts.int8). */
+static bool w7;
+
+/* Whether a convolution with 7-bit weights keeps oneDNN's int8 kernel on a CPU without VNNI (cpu_int8f.c
+ * keep_int8): uint8 input, one group, or depthwise where it requantizes itself (QLinearConv, the QDQ form). */
+static bool w7_conv_kept(si_dtype xt, int64_t group, int64_t c, int64_t oc, bool requant) {
+    return w7 && xt == SI_U8 && (group == 1 || (requant && group == c && group == oc));
+}
+
+/* Weight codes in [lo, hi] for zero points in [zlo, zhi], narrowed in the 7-bit pass. */
+static void wconst(const char *name, si_dtype dt, int64_t lo, int64_t hi, int64_t zlo, int64_t zhi, const int64_t *dims, int nd) {
+    if (w7) lo = SI_MAX(lo, zhi - 64), hi = SI_MIN(hi, zlo + 64);
+    qconst(name, dt, lo, hi, dims, nd);
+}
+
 static void qscalar(const char *name, si_dtype dt, int64_t v) {
     si_tensor *t;
     if (si_tensor_create(dt, 0, NULL, &t)) die("tensor");
@@ -82,7 +99,7 @@ static void qconv_case(const qconv_p *p) {
     int64_t lo = p->wt == SI_U8 ? 0 : -128, hi = p->wt == SI_U8 ? 255 : 127, zp = p->wt == SI_U8 ? 131 : 0;
     if (p->wmode == 1) lo = zp - 128, hi = zp + 127;
     if (p->wmode == 1 && p->wt == SI_U8) lo = 3, hi = 250, zp = 128;
-    qconst("w", p->wt, lo, hi, wd, p->nsp + 2);
+    wconst("w", p->wt, lo, hi, zp, zp, wd, p->nsp + 2);
     qscalar("wz", p->wt, zp);
     int n = node("ConvInteger", "xq,w,xz,wz", p->chain ? "acc" : "y");
     int64_t pads[6], st[3], dl[3];
@@ -108,12 +125,12 @@ static void qconv_case(const qconv_p *p) {
     snprintf(label, sizeof label, "ConvInteger %dD n%lld c%lld oc%lld k%lld s%lld p%lld d%lld g%lld %s w%d%s%s%s", p->nsp, (long long)p->n,
              (long long)p->c, (long long)p->oc, (long long)p->k, (long long)p->stride, (long long)p->pad, (long long)p->dil,
              (long long)p->group, si_dtype_name(p->wt), p->wmode, p->chain ? " +Cast+Mul" : "", p->bias ? "+Add" : "", p->relu ? "+Relu" : "");
-    bool corr = p->wt == SI_U8 && p->wmode == 0;
+    bool corr = p->wt == SI_U8 && p->wmode == 0 && !w7;
     const char *want = !p->chain ? "ConvInteger" : corr ? "ConvInteger(u8w)+Cast+Mul" : "ConvInteger+Cast+Mul";
-    dop_run(label, &(dop_opts){.int8 = true, .cpu_plan = want, .cpu_no_ref = true, .may_refuse = "OCL"});
+    dop_run(label, &(dop_opts){.int8 = !w7_conv_kept(SI_U8, p->group, p->c, p->oc, false), .cpu_plan = want, .cpu_no_ref = true, .may_refuse = "OCL"});
 }
 
-void dop_cases_conv_integer(void) {
+static void conv_integer_cases(void) {
     static const qconv_p cases[] = {
         {2, 1, 3, 17, 8, 3, 1, 1, 1, 1, SI_U8, 0, true, true, true},   {2, 1, 8, 12, 16, 3, 1, 1, 1, 1, SI_U8, 1, true, true, true},
         {2, 2, 8, 11, 16, 3, 2, 1, 1, 1, SI_I8, 2, true, true, false}, {2, 1, 16, 9, 12, 1, 1, 0, 1, 1, SI_U8, 0, true, false, false},
@@ -124,7 +141,10 @@ void dop_cases_conv_integer(void) {
         {2, 1, 32, 20, 64, 3, 1, 1, 1, 1, SI_U8, 0, true, true, true},
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qconv_case(&cases[i]);
+}
 
+void dop_cases_conv_integer(void) {
+    conv_integer_cases();
     /* activations zero point as a constant, uint8 weights per output channel zero point that fit int8 */
     begin(10);
     input("x", D(1, 4, 7, 8));
@@ -160,7 +180,7 @@ void dop_cases_matmul_integer(void) {
         int64_t K = cases[i].a[na - 1], N = cases[i].n;
         input("x", cases[i].a, na);
         node("DynamicQuantizeLinear", "x", "xq,xs,xz");
-        qconst("w", cases[i].wt, cases[i].wt == SI_U8 ? 0 : -128, cases[i].wt == SI_U8 ? 255 : 127, D(K, N));
+        wconst("w", cases[i].wt, cases[i].wt == SI_U8 ? 0 : -128, cases[i].wt == SI_U8 ? 255 : 127, cases[i].wz, cases[i].wz, D(K, N));
         qscalar("wz", cases[i].wt, cases[i].wz);
         node("MatMulInteger", "xq,w,xz,wz", cases[i].chain ? "acc" : "y");
         if (cases[i].chain) {
@@ -176,7 +196,7 @@ void dop_cases_matmul_integer(void) {
         }
         output("y");
         /* a per-column scale product Mul(x_scale, w_scale) is a small reference step */
-        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol, .may_refuse = "OCL"},
+        dop_runf(&(dop_opts){.int8 = !w7, .cpu_plan = cases[i].chain ? "MatMulInteger+Cast+Mul" : "MatMulInteger", .cpu_no_ref = !cases[i].percol, .may_refuse = "OCL"},
                  "MatMulInteger case %zu (%s, zero point %d)%s%s", i, si_dtype_name(cases[i].wt), cases[i].wz,
                  cases[i].chain ? " +Cast+Mul" : "", cases[i].percol ? " per-column scale" : "");
     }
@@ -199,7 +219,8 @@ static void qlconv_case(const qlconv_p *p) {
     fconst("xs", 0.021f);
     qscalar("xz", p->xt, p->xzp);
     node("QuantizeLinear", "x,xs,xz", "xq");
-    qconst("w", p->wt, p->wt == SI_U8 ? 70 : -127, p->wt == SI_U8 ? 190 : 127, D(p->oc, p->c / p->group, p->k, p->k));
+    const int64_t zlo = p->wt == SI_U8 ? (p->per_channel ? 125 : 128) : 0, zhi = p->wt == SI_U8 ? (p->per_channel ? 131 : 128) : 0;
+    wconst("w", p->wt, p->wt == SI_U8 ? 70 : -127, p->wt == SI_U8 ? 190 : 127, zlo, zhi, D(p->oc, p->c / p->group, p->k, p->k));
     if (p->per_channel) {
         weight("ws", 0.002f, 0.02f, D(p->oc));
         qconst("wz", p->wt, p->wt == SI_U8 ? 125 : 0, p->wt == SI_U8 ? 131 : 0, D(p->oc));
@@ -223,14 +244,14 @@ static void qlconv_case(const qlconv_p *p) {
     output("y"), output(p->pool ? "qp" : "q");
     /* the convolution requantizes in the oneDNN primitive (no separate pass) unless SI_NO_FUSED_REQUANT=1 */
     const char *conv_step = getenv("SI_NO_FUSED_REQUANT") ? "QLinearConv" : "+requantize";
-    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = p->pool ? "MaxPool(int8)" : conv_step, .may_refuse = "OCL"},
+    dop_runf(&(dop_opts){.int8 = !w7_conv_kept(p->xt, p->group, p->c, p->oc, true), .cpu_plan = p->pool ? "MaxPool(int8)" : conv_step, .may_refuse = "OCL"},
              "QLinearConv c%lld %lldx%lld oc%lld k%lld s%lld p%lld g%lld x %s w %s zp %d/%d%s%s%s", (long long)p->c, (long long)p->sz,
              (long long)p->sz + 1, (long long)p->oc, (long long)p->k, (long long)p->stride, (long long)p->pad, (long long)p->group,
              si_dtype_name(p->xt), si_dtype_name(p->wt), p->xzp, p->yzp, p->per_channel ? " per-channel" : "", p->bias ? " +B" : "",
              p->pool ? " -> MaxPool" : "");
 }
 
-void dop_cases_qlinear_conv(void) {
+static void qlinear_conv_cases(void) {
     static const qlconv_p cases[] = {
         {3, 32, 16, 3, 2, 1, 1, SI_U8, SI_I8, 131, 127, true, true, false},  {16, 12, 32, 3, 1, 1, 1, SI_U8, SI_I8, 0, 0, true, true, true},
         {24, 9, 24, 3, 1, 1, 24, SI_U8, SI_I8, 17, 3, true, true, false},    {32, 7, 13, 1, 1, 0, 1, SI_U8, SI_I8, 9, 200, false, false, false},
@@ -238,6 +259,10 @@ void dop_cases_qlinear_conv(void) {
         {16, 15, 8, 5, 2, 2, 4, SI_U8, SI_I8, 128, 64, false, true, false},  {64, 6, 70, 3, 1, 1, 1, SI_U8, SI_I8, 1, 250, true, true, false},
     };
     for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qlconv_case(&cases[i]);
+}
+
+void dop_cases_qlinear_conv(void) {
+    qlinear_conv_cases();
     /* uint8 weights that do not fit int8 after their zero point: the reference kernel */
     begin(13);
     input("x", D(1, 4, 7, 8));
@@ -274,7 +299,7 @@ static void qdqconv_case(const qdqconv_p *p) {
     node("QuantizeLinear", "x,xs,xz", "xq");
     node("DequantizeLinear", "xq,xs,xz", "xd");
     const int64_t oc = p->oc, cg = p->c / p->group;
-    qconst("wq", SI_I8, -127, 127, D(oc, cg, p->k, p->k));
+    wconst("wq", SI_I8, -127, 127, 0, 0, D(oc, cg, p->k, p->k));
     float wsv[64];
     for (int64_t m = 0; m < oc; m++) wsv[m] = 0.002f + 0.0003f * (float)m;
     if (p->per_channel) {
@@ -304,7 +329,7 @@ static void qdqconv_case(const qdqconv_p *p) {
     qscalar("yz", p->xt, s8 ? 3 : 40);
     node("QuantizeLinear", "y,ys,yz", "yq");
     output("yq");
-    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = p->group > 1 && p->group == p->c ? "QDQ Conv(dw)" : "QDQ Conv", .may_refuse = "OCL", .qtol = 1},
+    dop_runf(&(dop_opts){.int8 = !w7_conv_kept(p->xt, p->group, p->c, p->oc, true), .cpu_plan = p->group > 1 && p->group == p->c ? "QDQ Conv(dw)" : "QDQ Conv", .may_refuse = "OCL", .qtol = 1},
              "QDQ Conv c%lld oc%lld k%lld s%lld g%lld x %s%s%s%s", (long long)p->c, (long long)oc, (long long)p->k, (long long)p->stride,
              (long long)p->group, si_dtype_name(p->xt), p->per_channel ? " per-channel" : "", p->bias ? " +bias" : "", p->relu ? " +Relu" : "");
 }
@@ -318,8 +343,8 @@ static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool per
     qscalar("xz", SI_U8, 126);
     node("QuantizeLinear", "x,xs,xz", "xq");
     node("DequantizeLinear", "xq,xs,xz", "xd");
-    if (tb) qconst("wq", SI_I8, -127, 127, D(n, k));
-    else qconst("wq", SI_I8, -127, 127, D(k, n));
+    if (tb) wconst("wq", SI_I8, -127, 127, 0, 0, D(n, k));
+    else wconst("wq", SI_I8, -127, 127, 0, 0, D(k, n));
     float wsv[64];
     for (int64_t j = 0; j < n; j++) wsv[j] = 0.003f + 0.0002f * (float)j;
     if (percol) {
@@ -347,7 +372,7 @@ static void qdqmm_case(bool gemm, const int64_t *ad, int na, int64_t n, bool per
         node("QuantizeLinear", "y,ys,yz", "out");
     }
     output("out");
-    dop_runf(&(dop_opts){.int8 = true, .cpu_plan = gemm ? "QDQ Gemm" : "QDQ MatMul", .may_refuse = "OCL", .qtol = 1}, "QDQ %s [%lld..%lld] x %lld%s%s%s%s%s",
+    dop_runf(&(dop_opts){.int8 = !w7, .cpu_plan = gemm ? "QDQ Gemm" : "QDQ MatMul", .may_refuse = "OCL", .qtol = 1}, "QDQ %s [%lld..%lld] x %lld%s%s%s%s%s",
              gemm ? "Gemm" : "MatMul", (long long)ad[0], (long long)k, (long long)n, percol ? " per-column" : "", tb ? " transB" : "",
              bias ? " +bias" : "", relu ? " +Relu" : "", quant ? " -> QuantizeLinear" : " (float out)");
 }
@@ -500,6 +525,21 @@ static void qdqpool_case(bool same) {
              "QDQ MaxPool, %s", same ? "the input's scale and zero point" : "another scale (float path)");
 }
 
+/* DequantizeLinear -> MatMul / Gemm / Conv -> QuantizeLinear run as integer products. */
+static void qdq_product_cases(void) {
+    qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
+    qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);
+    qdqmm_case(false, D(5, 33), 17, true, true, true, false, false);
+    qdqmm_case(true, D(3, 40), 20, true, true, false, true, true);
+    qdqmm_case(true, D(1, 64), 10, false, false, false, false, true);
+    static const qdqconv_p cases[] = {
+        {8, 12, 16, 3, 1, 1, SI_U8, true, true, false},  {3, 20, 16, 3, 2, 1, SI_U8, true, true, true},
+        {16, 9, 16, 3, 1, 16, SI_U8, true, true, true},  {8, 10, 24, 1, 1, 1, SI_I8, false, false, false},
+        {12, 11, 12, 5, 2, 4, SI_I8, true, true, true},  {32, 7, 64, 3, 1, 1, SI_U8, false, true, true},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qdqconv_case(&cases[i]);
+}
+
 void dop_cases_qdq_conv(void) {
     qdqpool_case(true);
     qdqpool_case(false);
@@ -538,17 +578,7 @@ void dop_cases_qdq_conv(void) {
     qdqgemm_float_bias_case(512, 100, false, false);
     qdqgemm_float_bias_case(40, 7, false, true);
     qdqgemm_float_bias_case(40, 7, true, false);
-    qdqmm_case(false, D(2, 7, 48), 40, true, true, false, false, false);
-    qdqmm_case(false, D(16, 64), 24, false, false, false, false, false);
-    qdqmm_case(false, D(5, 33), 17, true, true, true, false, false);
-    qdqmm_case(true, D(3, 40), 20, true, true, false, true, true);
-    qdqmm_case(true, D(1, 64), 10, false, false, false, false, true);
-    static const qdqconv_p cases[] = {
-        {8, 12, 16, 3, 1, 1, SI_U8, true, true, false},  {3, 20, 16, 3, 2, 1, SI_U8, true, true, true},
-        {16, 9, 16, 3, 1, 16, SI_U8, true, true, true},  {8, 10, 24, 1, 1, 1, SI_I8, false, false, false},
-        {12, 11, 12, 5, 2, 4, SI_I8, true, true, true},  {32, 7, 64, 3, 1, 1, SI_U8, false, true, true},
-    };
-    for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) qdqconv_case(&cases[i]);
+    qdq_product_cases();
 }
 
 // --- QLinearMatMul -----------------------------------------------------------------------------------------------
@@ -566,7 +596,7 @@ void dop_cases_qlinear_matmul(void) {
         fconst("as", 0.017f);
         qscalar("az", cases[i].at, cases[i].az);
         node("QuantizeLinear", "x,as,az", "xq");
-        qconst("w", cases[i].bt, cases[i].bt == SI_U8 ? 0 : -127, cases[i].bt == SI_U8 ? 255 : 127, D(K, N));
+        wconst("w", cases[i].bt, cases[i].bt == SI_U8 ? 0 : -127, cases[i].bt == SI_U8 ? 255 : 127, cases[i].bz, cases[i].bz, D(K, N));
         if (cases[i].percol) weight("bs", 0.002f, 0.02f, D(N));
         else fconst("bs", 0.009f);
         qscalar("bz", cases[i].bt, cases[i].bz);
@@ -577,7 +607,7 @@ void dop_cases_qlinear_matmul(void) {
         output("y"), output("q");
         /* the matmul requantizes itself (no separate pass) unless SI_NO_FUSED_REQUANT=1 */
         const char *mm_step = getenv("SI_NO_FUSED_REQUANT") ? "QLinearMatMul" : "QLinearMatMul+requantize";
-        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = mm_step, .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
+        dop_runf(&(dop_opts){.int8 = !w7, .cpu_plan = mm_step, .may_refuse = "OCL"}, "QLinearMatMul case %zu (a %s, b %s, zero points %d/%d/%d)%s", i,
                  si_dtype_name(cases[i].at), si_dtype_name(cases[i].bt), cases[i].az, cases[i].bz, cases[i].yz,
                  cases[i].percol ? " per-column b scale" : "");
     }
@@ -603,6 +633,38 @@ static void q_source(const char *name, si_dtype dt, const int64_t *dims, int nd,
     qscalar(wz, SI_I8, 0);
     snprintf(ins, sizeof ins, "%s,%s,%s,%s,%s,%s,%s,%s", q, xs, xz, w, ws, wz, xs, xz);
     ais(node("QLinearConv", ins, name), "pads", D(1, 1, 1, 1));
+}
+
+static void qgemm_cases(void) {
+    /* QGemm: the classifier head of a QOperator CNN (transB, per-column b scale, C, float or quantized output) */
+    static const struct { int64_t m, k, n; bool tb, percol, c, yq; si_dtype bt; } qg[] = {
+        {1, 64, 10, true, true, true, false, SI_I8}, {3, 40, 17, false, false, true, true, SI_I8},
+        {2, 33, 8, true, false, false, true, SI_U8},  {5, 16, 24, false, true, false, false, SI_U8},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(qg); i++) {
+        begin_ms();
+        q_source("a", SI_U8, D(1, 1, qg[i].m, qg[i].k), 0.02f, 128, false);
+        node("Squeeze", "a,ax01", "a2");
+        ints("ax01", (const int64_t[]){0, 1}, 2);
+        const int64_t wlo = qg[i].bt == SI_U8 ? 0 : -127, whi = qg[i].bt == SI_U8 ? 255 : 127, wz = qg[i].bt == SI_U8 ? 131 : 0;
+        if (qg[i].tb) wconst("w", qg[i].bt, wlo, whi, wz, wz, D(qg[i].n, qg[i].k));
+        else wconst("w", qg[i].bt, wlo, whi, wz, wz, D(qg[i].k, qg[i].n));
+        if (qg[i].percol) weight("bs", 0.002f, 0.02f, D(qg[i].n));
+        else fconst("bs", 0.01f);
+        qscalar("bz", qg[i].bt, qg[i].bt == SI_U8 ? 131 : 0);
+        if (qg[i].c) qconst("cb", SI_I32, -3000, 3000, D(qg[i].n));
+        fconst("ys", 0.07f);
+        qscalar("yz", SI_U8, 100);
+        char ins[64];
+        snprintf(ins, sizeof ins, "a2,a_s,a_z,w,bs,bz,%s%s", qg[i].c ? "cb" : "", qg[i].yq ? ",ys,yz" : "");
+        int n = msnode("QGemm", ins, "y");
+        if (qg[i].tb) ai(n, "transB", 1);
+        af(n, "alpha", 0.75f);
+        output("y");
+        dop_runf(&(dop_opts){.int8 = !w7, .cpu_plan = "QGemm", .cpu_no_ref = true, .may_refuse = "OCL"}, "QGemm %lldx%lldx%lld%s%s%s%s %s", (long long)qg[i].m,
+                 (long long)qg[i].k, (long long)qg[i].n, qg[i].tb ? " transB" : "", qg[i].percol ? " per-column" : "", qg[i].c ? " +C" : "",
+                 qg[i].yq ? " quantized" : " float", si_dtype_name(qg[i].bt));
+    }
 }
 
 void dop_cases_qlinear_ms(void) {
@@ -682,35 +744,7 @@ void dop_cases_qlinear_ms(void) {
     msnode("QLinearAdd", "a,a_s,a_z,b,b_s,b_z,ys,yz", "y");
     output("y");
     dop_runf(&(dop_opts){.int8 = true, .may_refuse = "OCL"}, "QLinearAdd broadcasting [1,8,1,1] (reference kernel)");
-    /* QGemm: the classifier head of a QOperator CNN (transB, per-column b scale, C, float or quantized output) */
-    static const struct { int64_t m, k, n; bool tb, percol, c, yq; si_dtype bt; } qg[] = {
-        {1, 64, 10, true, true, true, false, SI_I8}, {3, 40, 17, false, false, true, true, SI_I8},
-        {2, 33, 8, true, false, false, true, SI_U8},  {5, 16, 24, false, true, false, false, SI_U8},
-    };
-    for (size_t i = 0; i < SI_ARRAY_LEN(qg); i++) {
-        begin_ms();
-        q_source("a", SI_U8, D(1, 1, qg[i].m, qg[i].k), 0.02f, 128, false);
-        node("Squeeze", "a,ax01", "a2");
-        ints("ax01", (const int64_t[]){0, 1}, 2);
-        const int64_t wlo = qg[i].bt == SI_U8 ? 0 : -127, whi = qg[i].bt == SI_U8 ? 255 : 127;
-        if (qg[i].tb) qconst("w", qg[i].bt, wlo, whi, D(qg[i].n, qg[i].k));
-        else qconst("w", qg[i].bt, wlo, whi, D(qg[i].k, qg[i].n));
-        if (qg[i].percol) weight("bs", 0.002f, 0.02f, D(qg[i].n));
-        else fconst("bs", 0.01f);
-        qscalar("bz", qg[i].bt, qg[i].bt == SI_U8 ? 131 : 0);
-        if (qg[i].c) qconst("cb", SI_I32, -3000, 3000, D(qg[i].n));
-        fconst("ys", 0.07f);
-        qscalar("yz", SI_U8, 100);
-        char ins[64];
-        snprintf(ins, sizeof ins, "a2,a_s,a_z,w,bs,bz,%s%s", qg[i].c ? "cb" : "", qg[i].yq ? ",ys,yz" : "");
-        int n = msnode("QGemm", ins, "y");
-        if (qg[i].tb) ai(n, "transB", 1);
-        af(n, "alpha", 0.75f);
-        output("y");
-        dop_runf(&(dop_opts){.int8 = true, .cpu_plan = "QGemm", .cpu_no_ref = true, .may_refuse = "OCL"}, "QGemm %lldx%lldx%lld%s%s%s%s %s", (long long)qg[i].m,
-                 (long long)qg[i].k, (long long)qg[i].n, qg[i].tb ? " transB" : "", qg[i].percol ? " per-column" : "", qg[i].c ? " +C" : "",
-                 qg[i].yq ? " quantized" : " float", si_dtype_name(qg[i].bt));
-    }
+    qgemm_cases();
     /* nearest Resize on the uint8 tensor, channels-last after a QLinearConv and plain */
     for (int conv = 0; conv < 2; conv++) {
         begin(13);
@@ -829,3 +863,36 @@ void dop_cases_rnn(void) {
     for (size_t i = 0; i < SI_ARRAY_LEN(cases); i++) rnn_case(&cases[i]);
 }
 
+
+// --- 7-bit weights: oneDNN's int8 products on every CPU -------------------------------------------------------------
+
+/* ConvInteger on x = 255 everywhere (QuantizeLinear saturates) and weights all w: a pair of u8 x s8 products is
+ * 2 * 255 * w. Up to |w| = 64 it fits int16 and the CPU runs oneDNN's int8 kernel, on any CPU; at 65 it does
+ * not, and a CPU without VNNI must run something else: a saturating kernel would be wrong in every output. */
+static void w7_bound_case(int64_t w) {
+    begin(13);
+    input("pos", D(1, 16, 6, 7));
+    fconst("xs", 0.001f);
+    qscalar("xz", SI_U8, 0);
+    node("QuantizeLinear", "pos,xs,xz", "xq");
+    qconst("w", SI_I8, w, w, D(8, 16, 3, 3));
+    node("ConvInteger", "xq,w,xz", "y");
+    output("y");
+    dop_runf(&(dop_opts){.int8 = w < -64 || w > 64, .cpu_plan = "ConvInteger", .cpu_no_ref = true, .may_refuse = "OCL"},
+             "ConvInteger x = 255, weights all %lld", (long long)w);
+}
+
+void dop_cases_int8_w7(void) {
+    w7 = true;
+    conv_integer_cases();
+    dop_cases_matmul_integer();
+    qlinear_conv_cases();
+    dop_cases_qlinear_matmul();
+    qgemm_cases();
+    qdq_product_cases();
+    w7 = false;
+    w7_bound_case(64);
+    w7_bound_case(-64);
+    w7_bound_case(65);
+    w7_bound_case(-65);
+}

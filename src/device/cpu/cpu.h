@@ -533,7 +533,8 @@ si_result cpu_lower_softmax_rows(cpu_pb *b, int n, int ndims, const int64_t *dim
 si_result cpu_fp16_rewrite(si_graph *g, cpu_store *store, bool **round16, si_dtype *half); /* half constants converted once per store */
 si_result cpu_fp16_round_after(cpu_pb *b);
 /* On a CPU without exact int8 products (si_cpu_int8_exact): QLinearConv, QLinearMatMul, ConvInteger and MatMulInteger
- * rewritten into float ops on their integers, exact (cpu_int8f.c); *nofold as in cpu_pb, or NULL when nothing was. */
+ * (and the QDQ form's products) whose weights oneDNN's int8 kernels would get wrong there, rewritten into float ops
+ * on their integers, exact (cpu_int8f.c); *nofold as in cpu_pb, or NULL when nothing was. */
 si_result cpu_int8_rewrite(si_graph *g, bool **nofold);
 
 /* Attribute helpers shared by the lowering code. */

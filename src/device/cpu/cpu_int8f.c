@@ -279,6 +279,18 @@ static void cast_to_identity(si_graph *g, int v) {
 /* QLinearConv, QLinearMatMul, ConvInteger or MatMulInteger node i rewritten (see the top of the file): the product
  * takes the node's place, the rest is appended. false: left as it is (not a shape this takes); out of memory part
  * way: NO_MEM in *st. */
+/* Whether an integer product with constant weights W (zero point WZ) of an input of type xt stays for oneDNN's int8
+ * kernels, on a CPU without VNNI: its weights must fit 7 bits (cpu_int8_weights_exact); a convolution's input must
+ * be uint8 (oneDNN halves the weights of an int8 input's, which rounds) and its groups one, or depthwise where
+ * the convolution requantizes itself (dw_ok): oneDNN's AVX2 kernels take no others with a run-time input zero
+ * point, and what they refuse would run on the reference kernels. */
+static bool keep_int8(const si_tensor *W, const si_tensor *WZ, bool conv, si_dtype xt, int64_t group, bool dw_ok) {
+    if (!cpu_int8_weights_exact(W, WZ, conv)) return false;
+    if (!conv) return true;
+    const bool dw = W->ndim > 1 && W->dims[1] == 1 && group == W->dims[0];
+    return xt == SI_U8 && (group == 1 || (dw && dw_ok));
+}
+
 static bool rewrite_node(rw *r, int i, si_result *st) {
     si_graph *g = r->g;
     const si_node *n = &g->nodes[i];
@@ -301,7 +313,7 @@ static bool rewrite_node(rw *r, int i, si_result *st) {
         if (Y.dims[d] < 0) return false;
     const si_tensor *zx = cval(g, n, izx), *zw = cval(g, n, izw);
     if ((izx < n->n_in && n->in[izx] >= 0 && !zx) || (izw < n->n_in && n->in[izw] >= 0 && !zw)) return false; /* run-time zero points */
-    if (cpu_int8_weights_exact(cval(g, n, iw), zw, conv)) return false; /* oneDNN's int8 kernels are exact on them */
+    if (keep_int8(cval(g, n, iw), zw, conv, X->dtype, si_attr_int(n, "group", 1), qlconv)) return false;
     bool ux, uw;
     /* the weights' channel: a convolution's output channels (axis 0), a matmul's columns (the last axis of b) */
     const int64_t wch = conv ? W->dims[0] : W->dims[W->ndim - 1];
@@ -392,7 +404,7 @@ static bool rewrite_qgemm(rw *r, int i, si_result *st) {
     const si_tensor *C = n->n_in > 6 && n->in[6] >= 0 ? cval(g, n, 6) : NULL, *zy = n->n_in > 8 && n->in[8] >= 0 ? cval(g, n, 8) : NULL;
     const bool quant = n->n_in > 7 && n->in[7] >= 0;
     if ((n->in[2] >= 0 && !za) || (n->in[5] >= 0 && !zb) || (n->n_in > 6 && n->in[6] >= 0 && !C) || (quant && !zy)) return false;
-    if (cpu_int8_weights_exact(cval(g, n, 3), zb, false)) return false;
+    if (keep_int8(cval(g, n, 3), zb, false, A->dtype, 1, false)) return false;
     float sa, sy = 1.0f;
     if (!f32_scalar(cval(g, n, 1), &sa) || (quant && !f32_scalar(cval(g, n, 7), &sy))) return false;
     if (!bs || bs->dtype != SI_F32 || (si_tensor_count(bs) != 1 && si_tensor_count(bs) != N)) return false;
@@ -481,7 +493,7 @@ static bool requant_tail(rw *r, const int *extra, int n_extra, int mv) {
 static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
     qlc_in a;
     if (!cpu_qdq_conv_match(pb, n, &a) || !a.W || (a.W->dtype != SI_U8 && a.W->dtype != SI_I8) || a.W->ndim < 3) return false;
-    if (cpu_int8_weights_exact(a.W, a.WZ, true)) return false;
+    if (keep_int8(a.W, a.WZ, true, r->g->values[a.x].dtype, si_attr_int(&r->g->nodes[n], "group", 1), true)) return false;
     si_graph *g = r->g;
     float sx, sy;
     if (!f32_scalar(a.xs, &sx) || !f32_scalar(a.ys, &sy)) return false;
@@ -513,7 +525,7 @@ static bool rewrite_qdq_conv(rw *r, const cpu_pb *pb, int n, si_result *st) {
 static bool rewrite_qdq_mm(rw *r, const cpu_pb *pb, int n, si_result *st) {
     qmm_in a;
     if (!cpu_qdq_mm_match(pb, n, &a) || !a.W || a.alpha != 1.0f) return false;
-    if (cpu_int8_weights_exact(a.W, a.WZ, false)) return false;
+    if (keep_int8(a.W, a.WZ, false, r->g->values[a.x].dtype, 1, false)) return false;
     si_graph *g = r->g;
     float sx, sy;
     if (!f32_scalar(a.xs, &sx) || (a.ys && !f32_scalar(a.ys, &sy))) return false;

@@ -27,7 +27,8 @@
  * All of this needs exact int8 products: a CPU with AVX-512 VNNI (si_cpu_int8_exact), or s8 weights within
  * [-64, 64] (cpu_int8_weights_exact). Without VNNI oneDNN's int8 kernels add pairs of u8 x s8 products in
  * saturating int16 (vpmaddubsw); with 7-bit weights a pair stays within 2 * 255 * 64 = 32640 and the sums are
- * exact (ONNX Runtime's reduce_range quantizes weights so for these CPUs). Every other node cpu_int8f.c rewrites
+ * exact (ONNX Runtime's reduce_range quantizes weights so for these CPUs), except for convolutions of int8
+ * inputs, whose weights oneDNN halves there (conv_src_exact). Every other node cpu_int8f.c rewrites
  * into exact float products of the integers before lowering; what it leaves runs on the reference kernels (the
  * ops) or as written in float (the QDQ patterns). The s8 weights given to oneDNN are w - wz whenever that fits
  * (the zero point then is 0), so that the test on the tensors and the one on the packed bytes agree.
@@ -390,6 +391,10 @@ static bool w8_exact(const int8_t *w, int64_t n) {
     return true;
 }
 
+/* Whether a convolution of x of type xt is exact with exact weights: without VNNI oneDNN halves the weights of an
+ * int8 input's convolution (its "weights adjustment"), which rounds; uint8 inputs only. */
+static bool conv_src_exact(si_dtype xt) { return si_cpu_int8_exact() || xt == SI_U8; }
+
 /* Primitive descriptor for op_desc with the chain's post-ops and the zero points (src at run time; weights a
  * constant, when wzp is not NULL); drops post-op groups while oneDNN refuses them or only has its reference
  * implementation. exact: the weights' products are exact on this CPU (see the top); UNSUPPORTED when not. */
@@ -659,7 +664,7 @@ si_result cpu_lower_conv_integer(cpu_pb *b, int n) {
     cpu_chain c;
     if (q.mul >= 0) dq_chain_init(b, &c, &q, r, Y->dims, 1, kcorr != 0);
     dnnl_primitive_desc_t pd;
-    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &cd, true, NULL, w8_exact(w8, wn), &pd, nd->name);
+    si_result s = q_create_pd(b, q.mul >= 0 ? &c : NULL, &cd, true, NULL, w8_exact(w8, wn) && conv_src_exact(X->dtype), &pd, nd->name);
     if (s) {
         si_free(w8);
         if (q.mul >= 0) cpu_chain_free(&c);
@@ -1051,7 +1056,7 @@ si_result cpu_qlconv_lower(cpu_pb *b, int n, const qlc_in *a) {
     }
     int8_t *w8 = s8_weights(W, WZ, si_tensor_count(W) / OC);
     if (!w8) return cpu_unsupported();
-    const bool exact = w8_exact(w8, si_tensor_count(W));
+    const bool exact = w8_exact(w8, si_tensor_count(W)) && conv_src_exact(X->dtype);
     dnnl_dims_t sd, wd, dd, bd = {OC}, st, dl, pl, pr;
     for (int i = 0; i < r; i++) sd[i] = X->dims[i], dd[i] = Y->dims[i];
     int wr = cpu_conv_weight_dims(r, G, W->dims, wd);

@@ -27,10 +27,11 @@ typedef struct si_cpu_plan_stats_t {
 /* The counts of CPU compiled model m; -1 when m is not one. */
 int si_cpu_plan_stats(const si_cmodel *m, si_cpu_plan_stats_t *st);
 
-/* Whether oneDNN's int8 convolutions and matmuls compute exactly on this CPU: with VNNI (vpdpbusd) they accumulate
- * u8 x s8 products in int32; without it they pair products in int16 with saturation (vpmaddubsw) and can be
- * wrong by thousands of units (oneDNN's "nuances of int8 computations"), so there the CPU device does not use
- * them. SI_CPU_NO_VNNI=1 in the environment says no on any CPU (tests of the fallback). */
+/* Whether oneDNN's int8 convolutions and matmuls compute exactly on this CPU whatever the weights: with VNNI
+ * (vpdpbusd) they accumulate u8 x s8 products in int32; without it they pair products in int16 with saturation
+ * (vpmaddubsw) and can be wrong by thousands of units (oneDNN's "nuances of int8 computations"), so there the CPU
+ * device uses them only for 7-bit weights (cpu_quant.c). SI_CPU_NO_VNNI=1 in the environment says no on any CPU
+ * (tests of the fallback). */
 bool si_cpu_int8_exact(void);
 
 /* The process's pool of activation arenas (cpu_arena.c): arenas allocated, grown, lent to an inference or a
