@@ -383,6 +383,7 @@ typedef struct cpu_chain {
     bool allow_oscale;             /* scalar Mul/Div become the primitive's output scale (MatMul) */
     float oscale;
     float *scale, *shift;          /* folded per-channel affine (NULL until the first fold) */
+    bool mm1x1;                    /* [M, N] given to a 1x1 convolution: binary operands are [1, N, M, 1] channels-last */
     int n_groups;                  /* absorbed groups (one op, or one multi-node pattern) */
     struct {
         int node_end, po_end, out;
@@ -470,6 +471,21 @@ bool cpu_in_ok(const si_graph *g, const si_node *n, int k);
 si_result cpu_create_pd(cpu_pb *b, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd, const char *nname);
 si_result cpu_chain_pd(cpu_pb *b, int n, const dnnl_memory_desc_t *md, cpu_chain *c, const void *op_desc, dnnl_primitive_desc_t *pd);
 si_result cpu_finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cpu_arg *args, int n_args, const char *anchor);
+/* MatMul of activations [M, K] by constant or parameter weights [K, N] as oneDNN's 1x1 convolution (cpu_mm1x1.c),
+ * where its matmul has no brgemm kernel (CPUs without AVX-512): wanted for this many rows, whether oneDNN has its jit
+ * 1x1 kernel for the shape, and the lowering (c over [M, N], as for the matmul; the weights written [K, N] by
+ * wfill(wctx), or wctx itself, or the parameter w_value when >= 0; bias [N] or NULL). */
+bool cpu_mm1x1_wanted(const cpu_pb *b, int64_t M);
+/* Its descriptors: src [1, K, M, 1] and dst [1, N, M, 1] channels-last (the row-major [M, K] / [M, N]), weights
+ * [N, K, 1, 1] in any layout and their plain source (a [K, N] row-major matrix), bias [N]; the convolution. */
+typedef struct cpu_mm1x1 {
+    dnnl_memory_desc_t src, wany, wplain, bias, dst;
+} cpu_mm1x1;
+void cpu_mm1x1_descs(int64_t M, int64_t K, int64_t N, cpu_mm1x1 *d);
+bool cpu_mm1x1_conv(const cpu_mm1x1 *d, bool bias, dnnl_convolution_desc_t *cd);
+bool cpu_mm1x1_probe(cpu_pb *b, int64_t M, int64_t K, int64_t N);
+si_result cpu_mm1x1_lower(cpu_pb *b, int n, cpu_chain *c, int src_value, int64_t M, int64_t K, int64_t N, const cpu_skey *wk, cpu_wfill wfill,
+                          const void *wctx, int w_value, const float *bias);
 si_result cpu_lower_batchnorm(cpu_pb *b, int n);
 si_result cpu_lower_softmax(cpu_pb *b, int n);
 si_result cpu_lower_layernorm(cpu_pb *b, int n);

@@ -501,6 +501,17 @@ void cpu_chain_extend(cpu_pb *b, cpu_chain *c) {
     while (extend_once(b, c)) {}
 }
 
+/* The memory descriptor of binary post-op p's operand: plain over its dims, or for a chain over [M, N] given to a 1x1
+ * convolution (mm1x1) channels-last over [1, N, M, 1], the same bytes. */
+static void po_md(const cpu_chain *c, const cpu_po *p, dnnl_memory_desc_t *md) {
+    if (c->mm1x1 && p->ndim == 2) {
+        dnnl_dims_t d = {1, p->dims[1], p->dims[0], 1};
+        dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nhwc);
+        return;
+    }
+    cpu_md_plain(md, p->ndim, p->dims);
+}
+
 dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale) {
     dnnl_primitive_attr_t attr;
     if (dnnl_primitive_attr_create(&attr) != dnnl_success) {
@@ -519,7 +530,7 @@ dnnl_primitive_attr_t cpu_chain_attr(const cpu_chain *c, float output_scale) {
             else if (p->kind == PO_SUM) st = dnnl_post_ops_append_sum(po, 1.0f);
             else {
                 dnnl_memory_desc_t md;
-                cpu_md_plain(&md, p->ndim, p->dims);
+                po_md(c, p, &md);
                 st = dnnl_post_ops_append_binary(po, p->alg, &md);
             }
         }
@@ -538,9 +549,11 @@ si_result cpu_chain_args(cpu_pb *b, const cpu_chain *c, cpu_arg *args, int *n_ar
     for (int i = 0; i < c->n_po; i++) {
         const cpu_po *p = &c->po[i];
         if (p->kind != PO_BINARY) continue;
-        dnnl_memory_desc_t md;
-        cpu_md_plain(&md, p->ndim, p->dims);
-        int bf = cpu_pb_in_md(b, p->value, &md);
+        dnnl_memory_desc_t md, pmd;
+        po_md(c, p, &md);
+        cpu_md_plain(&pmd, p->ndim, p->dims);
+        int bf = cpu_pb_in_md(b, p->value, &pmd); /* the same bytes as md */
+        if (bf >= 0 && !dnnl_memory_desc_equal(&md, &pmd)) bf = cpu_pb_alias(b, bf, &md);
         if (bf < 0) return SI_ERR_INTERNAL;
         args[*n_args].arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1;
         args[*n_args].buf = bf;

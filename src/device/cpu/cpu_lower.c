@@ -685,12 +685,18 @@ static si_result lower_matmul(cpu_pb *b, int n) {
         cpu_md_plain(&wplain, 2, wd);
         cpu_md_plain(&dmd, 2, dd);
         cpu_md_plain(&bmd, 2, bd);
+        const bool conv = cpu_mm1x1_wanted(b, M) && cpu_mm1x1_probe(b, M, K, N);
         cpu_chain c;
         cpu_chain_init(&c, b, n, 2, dd, Y->ndim - 1, true);
         cpu_chain_extend(b, &c);
         /* the weights with the folded per-column scale: made once per compiled model (the store) */
         gemm_w gw = {Bc->data, c.scale, 1.0f, K, N, false};
         cpu_skey wk = {.node = n, .tag = "mm.w", .fp = cpu_chain_fp(&c), .src = Bc};
+        if (conv) {
+            s = cpu_mm1x1_lower(b, n, &c, nd->in[0], M, K, N, &wk, c.scale ? fill_gemm_w : NULL, c.scale ? (const void *)&gw : Bc->data, -1, c.shift);
+            cpu_chain_free(&c);
+            return s;
+        }
         s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, c.scale ? fill_gemm_w : NULL, c.scale ? (const void *)&gw : Bc->data, &wplain, -1, NULL,
                           c.shift, &bmd, &dmd);
         cpu_chain_free(&c);
@@ -706,10 +712,16 @@ static si_result lower_matmul(cpu_pb *b, int n) {
         cpu_md_plain(&smd, 2, sd);
         cpu_md_plain(&wplain, 2, wd);
         cpu_md_plain(&dmd, 2, dd);
+        const bool conv = cpu_mm1x1_wanted(b, M) && cpu_mm1x1_probe(b, M, K, N);
         cpu_chain c;
         cpu_chain_init(&c, b, n, 2, dd, -1, true);
         cpu_chain_extend(b, &c);
         cpu_skey wk = {.node = n, .tag = "mm.p", .fp = cpu_chain_fp(&c)};
+        if (conv) {
+            s = cpu_mm1x1_lower(b, n, &c, nd->in[0], M, K, N, &wk, NULL, NULL, nd->in[1], NULL);
+            cpu_chain_free(&c);
+            return s;
+        }
         s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, NULL, NULL, &wplain, nd->in[1], NULL, NULL, NULL, &dmd);
         cpu_chain_free(&c);
         return s;
@@ -806,8 +818,12 @@ static si_result lower_gemm(cpu_pb *b, int n) {
         }
     }
     bool as_is = !tb && alpha == 1.0f && !c.scale; /* packed straight from the constant */
-    si_result s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, as_is ? NULL : fill_gemm_w, as_is ? (const void *)Bc->data : &gw, &wplain, -1,
-                                NULL, bias, &bmd, &dmd);
+    si_result s;
+    if (!ta && cpu_mm1x1_wanted(b, M) && cpu_mm1x1_probe(b, M, K, N))
+        s = cpu_mm1x1_lower(b, n, &c, nd->in[0], M, K, N, &wk, as_is ? NULL : fill_gemm_w, as_is ? (const void *)Bc->data : &gw, -1, bias);
+    else
+        s = matmul_common(b, n, &c, nd->in[0], &smd, &wk, as_is ? NULL : fill_gemm_w, as_is ? (const void *)Bc->data : &gw, &wplain, -1, NULL, bias,
+                          &bmd, &dmd);
     si_free(bias);
     cpu_chain_free(&c);
     return s;
