@@ -205,6 +205,8 @@ static void cases_conv_chains(void) {
         char what[96], expect[96];
         snprintf(what, sizeof what, "Conv+BatchNormalization+%s", acts[i]);
         snprintf(expect, sizeof expect, "Conv+BatchNormalization+%s", strncmp(acts[i], "Clip", 4) ? acts[i] : "Clip");
+        /* without AVX-512 the own Tanh (cpu_unary.c) runs after the convolution, not as its post-op */
+        if (!strcmp(acts[i], "Tanh") && !dop_cpu_avx512()) snprintf(expect, sizeof expect, "Conv+BatchNormalization;Tanh");
         run_case(what, expect);
     }
     /* per-channel affine after the conv, then a residual Add (sum post-op, in place) and Relu */
@@ -512,7 +514,7 @@ static void cases_eltwise_fused(void) {
         run_case(ops[i], ops[i]);
     }
     /* the own kernels (Softplus, Softsign) and Selu as Elu + linear, over inputs far out on both sides */
-    const char *wide[] = {"Softplus", "Softsign", "Selu", "Elu"};
+    const char *wide[] = {"Softplus", "Softsign", "Selu", "Elu", "Tanh"};
     for (size_t i = 0; i < SI_ARRAY_LEN(wide); i++) {
         begin(18);
         input("wide", D(3, 5, 71));
@@ -522,6 +524,12 @@ static void cases_eltwise_fused(void) {
         snprintf(what, sizeof what, "%s over -40..40", wide[i]);
         run_case(what, wide[i]);
     }
+    /* Tanh across its two branches (|x| < 0.5: the series; above: from e^-2|x|) */
+    begin(13);
+    input("unit", D(5, 203));
+    node("Tanh", "unit", "y");
+    output("y");
+    run_case("Tanh over -0.9..0.9", "Tanh");
     /* Mish written out (YOLOv4's export): x * Tanh(Softplus(x)), after a conv and alone */
     for (int conv = 0; conv < 2; conv++) {
         begin(13);

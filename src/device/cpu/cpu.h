@@ -384,6 +384,7 @@ typedef struct cpu_chain {
     float oscale;
     float *scale, *shift;          /* folded per-channel affine (NULL until the first fold) */
     bool mm1x1;                    /* [M, N] given to a 1x1 convolution: binary operands are [1, N, M, 1] channels-last */
+    bool own;                      /* for an own kernel's activations (cpu_chain_own_acts) */
     int n_groups;                  /* absorbed groups (one op, or one multi-node pattern) */
     struct {
         int node_end, po_end, out;
@@ -498,7 +499,8 @@ si_result cpu_lower_qlinear_matmul(cpu_pb *b, int n);
 si_result cpu_lower_qgemm(cpu_pb *b, int n);
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n);     /* DequantizeLinear -> Conv -> QuantizeLinear as an int8 conv */
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] */
-si_result cpu_lower_own_unary(cpu_pb *b, int n);    /* cpu_unary.c: Erf, Softplus, Softsign */
+si_result cpu_lower_own_unary(cpu_pb *b, int n);    /* cpu_unary.c: Erf, Softplus, Softsign, Tanh (cpu_own_tanh) */
+bool cpu_own_tanh(void); /* Tanh on the own kernel, not oneDNN's (CPUs with AVX2 and without AVX-512) */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */
 /* cpu_qdq.c: DequantizeLinear node d of constants (si_node_dq_of_consts: quantized weights the graph keeps, shape.c

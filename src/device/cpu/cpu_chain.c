@@ -486,6 +486,7 @@ static bool extend_once(cpu_pb *b, cpu_chain *c) {
     float al[2], be[2];
     int ne = slot == 0 ? cpu_eltwise_of(g, n, alg, al, be) : 0;
     if (!ne) return false;
+    if (!c->own && cpu_is_op(n, SI_OP_TANH) && cpu_own_tanh()) return false; /* the own Tanh is faster than oneDNN's post-op */
     for (int i = 0; i < ne; i++)
         if (!add_po(c, PO_ELTWISE, alg[i], al[i], be[i], -1)) {
             c->n_po = save_po;
@@ -637,6 +638,7 @@ __attribute__((target("avx512f"))) static void sigmoid512(float *y, int64_t coun
 #endif
 
 int cpu_chain_own_acts(cpu_pb *b, cpu_chain *c, cpu_act *acts) {
+    c->own = true;
     cpu_chain_extend(b, c);
     for (;;) {
         bool ok = c->n_po <= CPU_MAX_ACT;

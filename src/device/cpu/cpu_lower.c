@@ -468,6 +468,14 @@ static si_result lower_convtranspose_dnnl(cpu_pb *b, int n) {
     return conv_finish(b, n, &c, pd, in_buf, &wk, fill_deconv_w, &dw, &wplain, B, OC, &bmd, "ConvTranspose");
 }
 
+static si_result lower_eltwise(cpu_pb *b, int n);
+
+/* The own Tanh (cpu_unary.c) where it is faster, else oneDNN's eltwise with its chain. */
+static si_result lower_tanh(cpu_pb *b, int n) {
+    si_result s = cpu_lower_own_unary(b, n);
+    return s == SI_ERR_UNSUPPORTED ? lower_eltwise(b, n) : s;
+}
+
 /* The own GEMM + col2im kernel (cpu_deconv.c), else oneDNN's deconvolution. */
 static si_result lower_convtranspose(cpu_pb *b, int n) {
     si_result s = cpu_lower_convtranspose(b, n);
@@ -1390,7 +1398,7 @@ static const lower_fn lowerers[SI_OP_COUNT] = {
     [SI_OP_SELU] = lower_eltwise,
     [SI_OP_PRELU] = lower_prelu,
     [SI_OP_SIGMOID] = lower_eltwise,
-    [SI_OP_TANH] = lower_eltwise,
+    [SI_OP_TANH] = lower_tanh,
     [SI_OP_EXP] = lower_eltwise,
     [SI_OP_SQRT] = lower_eltwise,
     [SI_OP_ABS] = lower_eltwise,
