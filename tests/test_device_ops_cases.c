@@ -749,6 +749,20 @@ static void cases_data_fused(void) {
     output("y");
     output("c");
     run_case("Concat of conv outputs (channels)", "Concat");
+    /* the same as copies of contiguous runs (cpu_data.c) only where each input is one: one image, channels a
+     * multiple of the block; at batch 2, or 12 channels (a padded block), oneDNN's concat */
+    for (int v = 0; v < 3; v++) {
+        const int64_t nb = v == 1 ? 2 : 1, ca = v == 2 ? 12 : 32;
+        begin(13);
+        input("x", D(nb, 16, 9, 7));
+        conv_p q1 = {nb, 16, 9, 7, ca, 3, 1, 1, 1, 1, true, NULL}, q2 = {nb, 16, 9, 7, 48, 1, 1, 0, 1, 1, true, NULL};
+        conv_node("x", "a", "w1", 16, &q1, false);
+        conv_node("x", "b", "w2", 16, &q2, false);
+        ai(node("Concat", "a,x,b,a", "c"), "axis", 1);
+        output("c");
+        dop_runf(&(dop_opts){.cpu_plan = "Concat", .cpu_no_ref = true, .cpu_kernel = v ? NULL : "own:concat"}, "Concat of conv outputs, batch %lld, %lld + 16 + 48 + %lld channels",
+                 (long long)nb, (long long)ca, (long long)ca);
+    }
     for (int ax = 0; ax < 3; ax++) {
         begin(13);
         input("a", D(2, 3, 4));

@@ -500,7 +500,10 @@ si_result cpu_lower_qgemm(cpu_pb *b, int n);
 si_result cpu_lower_qdq_conv(cpu_pb *b, int n);     /* DequantizeLinear -> Conv -> QuantizeLinear as an int8 conv */
 si_result cpu_lower_qdq_matmul(cpu_pb *b, int n);   /* DequantizeLinear -> MatMul / Gemm [-> QuantizeLinear] */
 si_result cpu_lower_own_unary(cpu_pb *b, int n);    /* cpu_unary.c: Erf, Softplus, Softsign, Tanh (cpu_own_tanh) */
-bool cpu_own_tanh(void); /* Tanh on the own kernel, not oneDNN's (CPUs with AVX2 and without AVX-512) */
+bool cpu_own_tanh(void);
+/* Concat node n whose na inputs (layouts mds, buffers srcs) each land as one contiguous run of the output in layout
+ * dmd (cpu_data.c): copies; SI_ERR_UNSUPPORTED (nothing emitted) for any other. */
+si_result cpu_concat_copy(cpu_pb *b, int n, const dnnl_memory_desc_t *mds, const cpu_arg *srcs, int na, int axis, const dnnl_memory_desc_t *dmd); /* Tanh on the own kernel, not oneDNN's (CPUs with AVX2 and without AVX-512) */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */
 /* cpu_qdq.c: DequantizeLinear node d of constants (si_node_dq_of_consts: quantized weights the graph keeps, shape.c

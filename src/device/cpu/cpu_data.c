@@ -373,3 +373,93 @@ si_result cpu_lower_slice(cpu_pb *b, int n) {
     if (!s) cpu_pb_consume(b, n);
     return s;
 }
+
+/* --- Concat as contiguous copies ----------------------------------------------------------------------------- */
+
+/* A Concat whose inputs each land as one contiguous run of the output: every dim before the axis is 1 and the
+ * layouts are all plain, or all channels-blocked (aBcd8b / aBcd16b and the like, concat on the channels, each
+ * input's channels a multiple of the block): then input i is its own bytes at offset (its axis offset) x (the
+ * elements per axis index) of the output. oneDNN's concat ran ESRGAN's channel concats (blocked, 16-64 MB) through
+ * its generic kernel at 2.7 GB/s, a fifth of the network's time. */
+#define CAT_MAX 64
+#define CAT_CHUNK ((int64_t)1 << 18) /* floats a thread copies at a time */
+
+typedef struct cat_params {
+    int n;
+    int64_t off[CAT_MAX + 1]; /* element offsets of the inputs in the output; off[n]: the output's size */
+} cat_params;
+
+typedef struct cat_job {
+    const cat_params *p;
+    void *const *bufs;
+} cat_job;
+
+static void cat_units(void *ctx, int64_t lo, int64_t hi) {
+    const cat_job *j = ctx;
+    const cat_params *p = j->p;
+    float *y = j->bufs[p->n];
+    for (int64_t u = lo; u < hi; u++) { /* unit u: a chunk of the output */
+        int64_t e0 = u * CAT_CHUNK, e1 = SI_MIN(e0 + CAT_CHUNK, p->off[p->n]);
+        for (int i = 0; i < p->n && e0 < e1; i++) {
+            const int64_t a = SI_MAX(e0, p->off[i]), z = SI_MIN(e1, p->off[i + 1]);
+            if (a < z) memcpy(y + a, (const float *)j->bufs[i] + (a - p->off[i]), sizeof(float) * (size_t)(z - a));
+        }
+    }
+}
+
+/* bufs: the inputs, then the output */
+static si_result cat_run(const void *params, void *const *bufs, int threads) {
+    (void)threads;
+    const cat_params *p = params;
+    cat_job j = {.p = p, .bufs = bufs};
+    cpu_par_for((p->off[p->n] + CAT_CHUNK - 1) / CAT_CHUNK, 1, cat_units, &j);
+    return SI_OK;
+}
+
+/* md is exactly the layout `tag` gives dims (its element type f32). */
+static bool md_is(const dnnl_memory_desc_t *md, dnnl_format_tag_t tag) {
+    dnnl_memory_desc_t t;
+    if (dnnl_memory_desc_init_by_tag(&t, md->ndims, md->dims, dnnl_f32, tag) != dnnl_success) return false;
+    return dnnl_memory_desc_equal(md, &t);
+}
+
+/* The channel-blocked tag of rank r and block bl, or dnnl_format_tag_undef. */
+static dnnl_format_tag_t blocked_tag(int r, int64_t bl) {
+    if (bl == 8) return r == 3 ? dnnl_aBc8b : r == 4 ? dnnl_aBcd8b : r == 5 ? dnnl_aBcde8b : dnnl_format_tag_undef;
+    if (bl == 16) return r == 3 ? dnnl_aBc16b : r == 4 ? dnnl_aBcd16b : r == 5 ? dnnl_aBcde16b : dnnl_format_tag_undef;
+    return dnnl_format_tag_undef;
+}
+
+si_result cpu_concat_copy(cpu_pb *b, int n, const dnnl_memory_desc_t *mds, const cpu_arg *srcs, int na, int axis, const dnnl_memory_desc_t *dmd) {
+    const int r = dmd->ndims;
+    if (na < 1 || na > CAT_MAX || dmd->data_type != dnnl_f32 || dmd->format_kind != dnnl_blocked) return SI_ERR_UNSUPPORTED;
+    for (int i = 0; i < axis; i++)
+        if (dmd->dims[i] != 1) return SI_ERR_UNSUPPORTED;
+    const dnnl_blocking_desc_t *bk = &dmd->format_desc.blocking;
+    dnnl_format_tag_t tag = dnnl_format_tag_undef;
+    if (bk->inner_nblks == 0) tag = r == 1 ? dnnl_a : r == 2 ? dnnl_ab : r == 3 ? dnnl_abc : r == 4 ? dnnl_abcd : r == 5 ? dnnl_abcde : dnnl_format_tag_undef;
+    else if (bk->inner_nblks == 1 && bk->inner_idxs[0] == 1 && axis == 1) tag = blocked_tag(r, bk->inner_blks[0]);
+    if (tag == dnnl_format_tag_undef || !md_is(dmd, tag)) return SI_ERR_UNSUPPORTED;
+    const int64_t bl = bk->inner_nblks ? bk->inner_blks[0] : 1;
+    int64_t inner = 1; /* elements per index of the axis */
+    for (int i = axis + 1; i < r; i++) inner *= dmd->dims[i];
+    cat_params *p = cpu_pb_own(b, sizeof *p);
+    if (!p) return SI_ERR_NO_MEM;
+    p->n = na;
+    int64_t a = 0;
+    for (int i = 0; i < na; i++) {
+        if (mds[i].data_type != dnnl_f32 || mds[i].ndims != r || mds[i].dims[axis] % bl || !md_is(&mds[i], tag)) return SI_ERR_UNSUPPORTED;
+        p->off[i] = a * inner;
+        a += mds[i].dims[axis];
+    }
+    p->off[na] = a * inner;
+    if (a != dmd->dims[axis]) return SI_ERR_UNSUPPORTED;
+    int dst = cpu_pb_new_out(b, b->g->nodes[n].out[0], dmd);
+    if (dst < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+    cpu_arg args[CAT_MAX + 1];
+    memcpy(args, srcs, sizeof(cpu_arg) * (size_t)na);
+    args[na] = (cpu_arg){DNNL_ARG_DST, dst};
+    si_result s = cpu_pb_emit_own(b, n, "Concat", "own:concat", cat_run, p, args, na + 1);
+    if (!s) cpu_pb_consume(b, n);
+    return s;
+}

@@ -1282,6 +1282,13 @@ static si_result lower_concat(cpu_pb *b, int n) {
     dnnl_status_t ds = dnnl_concat_primitive_desc_create(&pd, &dmd, na, (int)axis, mds, attr, b->eng);
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success) return ds == dnnl_unimplemented || ds == dnnl_invalid_arguments ? cpu_unsupported() : cpu_dnnl_err(ds, "concat", nd->name);
+    if (!cpu_no_own()) { /* contiguous runs of the output: copies (cpu_data.c) */
+        si_result c = cpu_concat_copy(b, n, mds, args, na, (int)axis, cpu_pd_md(pd, dnnl_query_dst_md));
+        if (c != SI_ERR_UNSUPPORTED) {
+            dnnl_primitive_desc_destroy(pd);
+            return c;
+        }
+    }
     int dst = cpu_pb_new_out(b, nd->out[0], cpu_pd_md(pd, dnnl_query_dst_md));
     if (dst < 0) {
         dnnl_primitive_desc_destroy(pd);
