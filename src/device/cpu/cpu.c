@@ -19,7 +19,10 @@
  *
  * Debugging aids (environment): SI_CPU_POISON fills the arena with NaN at each inference (a step
  * reading a buffer before it is written then shows in the outputs); SI_CPU_NO_FUSION plans every node on
- * its own; SI_CPU_NO_PREPACK skips the probe plans of compile (prepack); SI_CPU_NO_OWN keeps the device's own kernels out of plans (cpu_no_own); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
+ * its own; SI_CPU_NO_PREPACK skips the probe plans of compile (prepack); SI_CPU_NO_OWN keeps the device's own
+ * kernels out of plans (cpu_no_own); SI_CPU_NO_MM1X1 keeps MatMul / Gemm on oneDNN's matmul where they would run
+ * as its 1x1 convolution (cpu_mm1x1.c); SI_CPU_NO_VNNI treats the CPU as one without exact int8 products
+ * (cpu_quant.c); in a build with -DSI_CPU_PROFILE_PRINT, SI_CPU_PROFILE=1 (per step kind) or =2 (per step)
  * prints the time spent in the steps to stderr when a request is freed.
  */
 #include "device/cpu/cpu.h"

@@ -6,9 +6,10 @@
  *
  * Why: without AVX-512, oneDNN 2.x has no brgemm matmul for float32, and its matmul falls back to its GEMM
  * (gemm:jit), which packs the weights again at every call. Its jit 1x1 convolution keeps them packed: on an AVX2
- * EPYC, one thread, 128x768x3072 took 11.8 ms against 33.7 (a standalone oneDNN test), and BERT-base's MatMul+Add
- * steps 20 / 9.7 / 2.5 ms against ... (bench/README.md). Where oneDNN has brgemm (AVX-512) the matmul stays.
- * SI_CPU_NO_MM1X1=1 turns it off (read at plan time).
+ * EPYC, one thread, 128x768x3072 took 10-12 ms against 29-34 (a standalone oneDNN test); BERT-base's FFN-in
+ * MatMul+Add+Gelu step 20 -> 9.2 ms (bench/README.md, stop 31). Every row count takes this path (decode's one row
+ * too: 768x3072 0.20 against 0.32 ms), so that prefill and decode plans share one packed copy of the weights.
+ * Where oneDNN has brgemm (AVX-512) the matmul stays. SI_CPU_NO_MM1X1=1 turns it off (read at plan time).
  *
  * The chain keeps its two-dimensional view ([M, N], cpu_chain_init); its binary operands get two trailing unit
  * dims, which are the same bytes.
