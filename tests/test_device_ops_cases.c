@@ -514,7 +514,7 @@ static void cases_eltwise_fused(void) {
         run_case(ops[i], ops[i]);
     }
     /* the own kernels (Softplus, Softsign) and Selu as Elu + linear, over inputs far out on both sides */
-    const char *wide[] = {"Softplus", "Softsign", "Selu", "Elu", "Tanh"};
+    const char *wide[] = {"Softplus", "Softsign", "Selu", "Elu", "Tanh", "Erf"};
     for (size_t i = 0; i < SI_ARRAY_LEN(wide); i++) {
         begin(18);
         input("wide", D(3, 5, 71));
