@@ -40,6 +40,10 @@ typedef struct un_job {
     un_kind kind;
 } un_job;
 
+/* erf(x) / (2/sqrt(pi) x) for |x| < 0.5, Horner's order (highest first), and Abramowitz and Stegun 7.1.26's a5 .. a1. */
+static const float erf_small[8] = {-1.0f / 75600, 1.0f / 9360, -1.0f / 1320, 1.0f / 216, -1.0f / 42, 1.0f / 10, -1.0f / 3, 1.0f};
+static const float erf_as[5] = {1.061405429f, -1.453152027f, 1.421413741f, -0.284496736f, 0.254829592f};
+
 __attribute__((target("avx512f"))) static void erf512(const float *x, float *y, int64_t n) {
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
     const __m512 one = _mm512_set1_ps(1.0f);
@@ -48,22 +52,15 @@ __attribute__((target("avx512f"))) static void erf512(const float *x, float *y, 
         const __m512 v = _mm512_maskz_loadu_ps(m, x + i), a = _mm512_abs_ps(v);
         /* small: 2/sqrt(pi) x (1 - x^2/3 + x^4/10 - x^6/42 + x^8/216 - x^10/1320 + x^12/9360 - x^14/75600) */
         const __m512 z = _mm512_mul_ps(v, v);
-        __m512 s = _mm512_set1_ps(-1.0f / 75600);
-        s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(1.0f / 9360));
-        s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(-1.0f / 1320));
-        s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(1.0f / 216));
-        s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(-1.0f / 42));
-        s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(1.0f / 10));
-        s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(-1.0f / 3));
-        s = _mm512_fmadd_ps(s, z, one);
+        __m512 s = _mm512_set1_ps(erf_small[0]);
+#pragma GCC unroll 7
+        for (int k = 1; k < 8; k++) s = _mm512_fmadd_ps(s, z, _mm512_set1_ps(erf_small[k]));
         s = _mm512_mul_ps(_mm512_mul_ps(s, v), _mm512_set1_ps(1.12837916709551257f));
         /* large: 1 - poly(t) e^(-x^2) with the sign of x */
         const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), a, one));
-        __m512 p = _mm512_set1_ps(1.061405429f);
-        p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-        p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-        p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-        p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+        __m512 p = _mm512_set1_ps(erf_as[0]);
+#pragma GCC unroll 4
+        for (int k = 1; k < 5; k++) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(erf_as[k]));
         p = _mm512_mul_ps(p, t);
         __m512 l = _mm512_fnmadd_ps(p, cpu_exp512(_mm512_sub_ps(_mm512_setzero_ps(), z)), one);
         l = _mm512_castsi512_ps(_mm512_or_epi32(_mm512_castps_si512(l), _mm512_and_epi32(_mm512_castps_si512(v), sign))); /* x's sign */
@@ -81,21 +78,14 @@ __attribute__((target("avx2,fma"))) static int64_t erf256(const float *x, float 
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i), a = _mm256_andnot_ps(sign, v);
         const __m256 z = _mm256_mul_ps(v, v);
-        __m256 s = _mm256_set1_ps(-1.0f / 75600);
-        s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(1.0f / 9360));
-        s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(-1.0f / 1320));
-        s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(1.0f / 216));
-        s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(-1.0f / 42));
-        s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(1.0f / 10));
-        s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(-1.0f / 3));
-        s = _mm256_fmadd_ps(s, z, one);
+        __m256 s = _mm256_set1_ps(erf_small[0]);
+#pragma GCC unroll 7
+        for (int k = 1; k < 8; k++) s = _mm256_fmadd_ps(s, z, _mm256_set1_ps(erf_small[k]));
         s = _mm256_mul_ps(_mm256_mul_ps(s, v), _mm256_set1_ps(1.12837916709551257f));
         const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), a, one));
-        __m256 p = _mm256_set1_ps(1.061405429f);
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+        __m256 p = _mm256_set1_ps(erf_as[0]);
+#pragma GCC unroll 4
+        for (int k = 1; k < 5; k++) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(erf_as[k]));
         p = _mm256_mul_ps(p, t);
         __m256 l = _mm256_fnmadd_ps(p, cpu_exp256(_mm256_sub_ps(_mm256_setzero_ps(), z)), one);
         l = _mm256_or_ps(l, _mm256_and_ps(v, sign)); /* x's sign */
