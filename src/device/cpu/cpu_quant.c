@@ -885,6 +885,7 @@ __attribute__((target("avx2,fma"))) static void rq_rows256(const rq_job *j, int6
     const __m256i zp = _mm256_set1_epi32(j->zp), hi = _mm256_set1_epi32(c->s8 ? 127 : 255);
     const __m256i lo = _mm256_set1_epi32(SI_MAX(c->s8 ? -128 : 0, c->qlo));
     const int64_t C = c->C, full = C & ~(int64_t)15, rest = C - full;
+    int64_t t0 = r0; /* the first row the table has not mapped yet */
     for (int64_t r = r0; r < r1; r++) {
         const int32_t *a = j->acc + r * C;
         uint8_t *y = (uint8_t *)j->y + r * C;
@@ -902,7 +903,12 @@ __attribute__((target("avx2,fma"))) static void rq_rows256(const rq_job *j, int6
             rq16_256(c, ta, c->bias ? tb : NULL, tm, c->fbias ? tf : NULL, zp, lo, hi, to);
             memcpy(c->f32 ? (void *)(yf + full) : (void *)(y + full), to, (c->f32 ? sizeof(float) : 1) * (size_t)rest);
         }
-        if (c->table && !c->f32) cpu_lut8(c->table, y, y, C);
+        /* the table over the rows done since, about 4 KiB at a time: still in L1, one call (not one per row) */
+        if (c->table && !c->f32 && ((r + 1 - t0) * C >= 4096 || r + 1 == r1)) {
+            uint8_t *yt = (uint8_t *)j->y + t0 * C;
+            cpu_lut8(c->table, yt, yt, (r + 1 - t0) * C);
+            t0 = r + 1;
+        }
     }
 }
 
