@@ -763,6 +763,18 @@ static void cases_data_fused(void) {
         dop_runf(&(dop_opts){.cpu_plan = "Concat", .cpu_no_ref = true, .cpu_kernel = v ? NULL : "own:concat"}, "Concat of conv outputs, batch %lld, %lld + 16 + 48 + %lld channels",
                  (long long)nb, (long long)ca, (long long)ca);
     }
+    /* a plain input (a Resize's output) next to a blocked one (a convolution's): the plain one reordered to the
+     * blocked layout, not oneDNN's reference concat for mixed layouts */
+    begin(13);
+    input("x", D(1, 16, 8, 8));
+    input("s", D(1, 16, 4, 4));
+    conv_p q3 = {1, 16, 8, 8, 16, 3, 1, 1, 1, 1, true, NULL};
+    conv_node("x", "a", "w1", 16, &q3, false);
+    floats("scales", (const float[]){1, 1, 2, 2}, 4);
+    node("Resize", "s,,scales", "r");
+    ai(node("Concat", "r,a", "c"), "axis", 1);
+    output("c");
+    dop_runf(&(dop_opts){.cpu_plan = "Concat", .cpu_no_ref = true, .cpu_avoid = "ref:"}, "Concat of a Resize output and a conv output");
     for (int ax = 0; ax < 3; ax++) {
         begin(13);
         input("a", D(2, 3, 4));

@@ -503,6 +503,8 @@ si_result cpu_lower_own_unary(cpu_pb *b, int n);    /* cpu_unary.c: Erf, Softplu
 bool cpu_own_tanh(void);
 /* Concat node n whose na inputs (layouts mds, buffers srcs) each land as one contiguous run of the output in layout
  * dmd (cpu_data.c): copies; SI_ERR_UNSUPPORTED (nothing emitted) for any other. */
+/* The channel-blocked tag of rank r (3-5) and block bl (8, 16): aBcd8b and the like; dnnl_format_tag_undef else. */
+dnnl_format_tag_t cpu_tag_cblocked(int r, int64_t bl);
 si_result cpu_concat_copy(cpu_pb *b, int n, const dnnl_memory_desc_t *mds, const cpu_arg *srcs, int na, int axis, const dnnl_memory_desc_t *dmd); /* Tanh on the own kernel, not oneDNN's (CPUs with AVX2 and without AVX-512) */
 bool cpu_qdq_feeds_int_convs(cpu_pb *b, int n);     /* a DequantizeLinear only those read (it need not run) */
 si_result cpu_qdq_emit(cpu_pb *b, int n);           /* cpu_qdq.c: the Q / DQ step of node n, even when skipped */

@@ -423,8 +423,7 @@ static bool md_is(const dnnl_memory_desc_t *md, dnnl_format_tag_t tag) {
     return dnnl_memory_desc_equal(md, &t);
 }
 
-/* The channel-blocked tag of rank r and block bl, or dnnl_format_tag_undef. */
-static dnnl_format_tag_t blocked_tag(int r, int64_t bl) {
+dnnl_format_tag_t cpu_tag_cblocked(int r, int64_t bl) {
     if (bl == 8) return r == 3 ? dnnl_aBc8b : r == 4 ? dnnl_aBcd8b : r == 5 ? dnnl_aBcde8b : dnnl_format_tag_undef;
     if (bl == 16) return r == 3 ? dnnl_aBc16b : r == 4 ? dnnl_aBcd16b : r == 5 ? dnnl_aBcde16b : dnnl_format_tag_undef;
     return dnnl_format_tag_undef;
@@ -438,7 +437,7 @@ si_result cpu_concat_copy(cpu_pb *b, int n, const dnnl_memory_desc_t *mds, const
     const dnnl_blocking_desc_t *bk = &dmd->format_desc.blocking;
     dnnl_format_tag_t tag = dnnl_format_tag_undef;
     if (bk->inner_nblks == 0) tag = r == 1 ? dnnl_a : r == 2 ? dnnl_ab : r == 3 ? dnnl_abc : r == 4 ? dnnl_abcd : r == 5 ? dnnl_abcde : dnnl_format_tag_undef;
-    else if (bk->inner_nblks == 1 && bk->inner_idxs[0] == 1 && axis == 1) tag = blocked_tag(r, bk->inner_blks[0]);
+    else if (bk->inner_nblks == 1 && bk->inner_idxs[0] == 1 && axis == 1) tag = cpu_tag_cblocked(r, bk->inner_blks[0]);
     if (tag == dnnl_format_tag_undef || !md_is(dmd, tag)) return SI_ERR_UNSUPPORTED;
     const int64_t bl = bk->inner_nblks ? bk->inner_blks[0] : 1;
     int64_t inner = 1; /* elements per index of the axis */

@@ -1253,7 +1253,7 @@ static si_result lower_concat(cpu_pb *b, int n) {
     if (axis < 0) axis += r;
     dnnl_memory_desc_t mds[MAX_ARGS];
     cpu_arg args[MAX_ARGS];
-    int na = 0;
+    int vals[MAX_ARGS], na = 0;
     for (int k = 0; k < nd->n_in; k++) {
         if (nd->in[k] < 0) return cpu_unsupported();
         const si_val *v = &g->values[nd->in[k]];
@@ -1263,6 +1263,7 @@ static si_result lower_concat(cpu_pb *b, int n) {
         if (bf < 0) return SI_ERR_INTERNAL;
         if (b->p->bufs[bf].dyn) return cpu_unsupported();
         mds[na] = b->p->bufs[bf].md;
+        vals[na] = nd->in[k];
         args[na].arg = DNNL_ARG_MULTIPLE_SRC + na;
         args[na].buf = bf;
         na++;
@@ -1271,8 +1272,26 @@ static si_result lower_concat(cpu_pb *b, int n) {
     dnnl_dims_t dd;
     for (int i = 0; i < r; i++) dd[i] = Y->dims[i];
     /* blocked inputs: let oneDNN pick the output layout; plain ones stay plain */
-    bool any_blocked = false;
-    for (int i = 0; i < na; i++) any_blocked |= !cpu_md_is_plain(&mds[i]);
+    bool any_blocked = false, any_plain = false;
+    for (int i = 0; i < na; i++) any_blocked |= !cpu_md_is_plain(&mds[i]), any_plain |= cpu_md_is_plain(&mds[i]);
+    if (any_blocked && any_plain) { /* mixed (a Resize's plain output next to a convolution's): oneDNN's concat is its
+                                     * reference kernel then; the plain inputs reordered to the blocked one's layout */
+        const dnnl_memory_desc_t *bm = NULL;
+        for (int i = 0; i < na && !bm; i++)
+            if (!cpu_md_is_plain(&mds[i])) bm = &mds[i];
+        const dnnl_blocking_desc_t *bk = &bm->format_desc.blocking;
+        const dnnl_format_tag_t tag =
+            bm->format_kind == dnnl_blocked && bk->inner_nblks == 1 && bk->inner_idxs[0] == 1 ? cpu_tag_cblocked(r, bk->inner_blks[0]) : dnnl_format_tag_undef;
+        for (int i = 0; tag != dnnl_format_tag_undef && i < na; i++) {
+            if (!cpu_md_is_plain(&mds[i])) continue;
+            dnnl_memory_desc_t md2;
+            if (dnnl_memory_desc_init_by_tag(&md2, r, mds[i].dims, dnnl_f32, tag) != dnnl_success) break;
+            const int bf = cpu_pb_in_md(b, vals[i], &md2);
+            if (bf < 0) return si_last_error()[0] ? SI_ERR_NO_MEM : SI_ERR_INTERNAL;
+            mds[i] = md2;
+            args[i].buf = bf;
+        }
+    }
     dnnl_memory_desc_t dmd;
     if (any_blocked) dnnl_memory_desc_init_by_tag(&dmd, r, dd, dnnl_f32, dnnl_format_tag_any);
     else cpu_md_plain(&dmd, r, Y->dims);
