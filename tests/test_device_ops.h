@@ -78,6 +78,7 @@ void dop_cases_einsum(void);
 void dop_cases_qdq(void);
 void dop_cases_depth_to_space(void);
 void dop_cases_pad(void);
+void dop_cases_layout(void); /* views, Transpose, Slice, Concat and the other layout ops */
 void dop_cases_resize(void);
 void dop_cases_resize_layouts(void);
 void dop_cases_conv_dw1d(void);

@@ -3,7 +3,8 @@
  * sweep of held-out models: Einsum that is a batched matrix product (cpu_einsum.c), QuantizeLinear /
  * DequantizeLinear, DepthToSpace / SpaceToDepth and Pad (cpu_qdq.c, cpu_data.c); and Resize / Upsample in every
  * form (cpu_resize.c), in the layouts convolutions leave; depthwise 1-D convolutions with their folded
- * BatchNormalization and activations (cpu_dwconv.c); BatchNormalization over [N, C, W] that does not fold. On CPU each case's plan must
+ * BatchNormalization and activations (cpu_dwconv.c); BatchNormalization over [N, C, W] that does not fold; the layout
+ * ops (views, Transpose, Slice, Concat, ...: dop_cases_layout, the group "layout"). On CPU each case's plan must
  * hold the op's own kernel and no reference-kernel step (but the forms the kernels decline, which must stay
  * correct on the reference kernel). Integer outputs are compared exactly.
  */
@@ -638,4 +639,190 @@ void dop_cases_conv_temb(void) {
         dop_runf(&(dop_opts){.cpu_plan = cs[i].fused ? "Conv+Add" : NULL, .cpu_no_ref = true, .cpu_avoid = "gemm:jit", .cpu_avoid_in = "Conv"}, "Conv + time embedding, %lld images, %lld channels",
                  (long long)n, (long long)c);
     }
+}
+
+// --- views, Transpose, Slice, Concat and the other layout ops (moved from test_device_ops_cases.c) ------------------
+
+void dop_cases_layout(void) {
+    /* views: the output shares the input's buffer */
+    begin(14);
+    input("x", D(2, 3, 4));
+    ints("shape", (const int64_t[]){3, -1, 0}, 3);
+    node("Reshape", "x,shape", "r");
+    node("Relu", "r", "y");
+    output("y");
+    output("r");
+    dop_runf(NULL, "Reshape (an output that is a view of an input)");
+    begin(13);
+    input("x", D(2, 3, 4, 1));
+    node("Flatten", "x", "f");
+    ai(G->n_nodes - 1, "axis", 2);
+    ints("ax", (const int64_t[]){0}, 1);
+    node("Unsqueeze", "f,ax", "u");
+    node("Squeeze", "u,ax", "s");
+    node("Squeeze", "x", "s2");
+    node("Add", "s,s", "y");
+    output("y");
+    output("s2");
+    dop_runf(NULL, "Flatten, Unsqueeze, Squeeze");
+    begin(11);
+    input("x", D(3, 1, 4));
+    int n = node("Unsqueeze", "x", "u");
+    ais(n, "axes", (const int64_t[]){0, 4}, 2);
+    n = node("Squeeze", "u", "s");
+    ais(n, "axes", (const int64_t[]){2}, 1);
+    node("Neg", "s", "y");
+    output("y");
+    dop_runf(NULL, "Unsqueeze-11, Squeeze-11");
+
+    static const int64_t perms[][4] = {{0, 2, 1, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {2, 3, 0, 1}};
+    for (int i = 0; i < 4; i++) {
+        begin(13);
+        input("x", D(2, 3, 4, 5));
+        n = node("Transpose", "x", "y");
+        ais(n, "perm", perms[i], 4);
+        output("y");
+        dop_runf(NULL, "Transpose perm %d", i);
+    }
+    begin(13);
+    input("x", D(3, 7));
+    node("Transpose", "x", "y");
+    output("y");
+    dop_runf(NULL, "Transpose default perm");
+
+    for (int axis = -3; axis < 3; axis++) {
+        begin(13);
+        int64_t a[3] = {2, 3, 4}, b[3] = {2, 3, 4}, c[3] = {2, 3, 4};
+        int ax = axis < 0 ? axis + 3 : axis;
+        b[ax] = 1;
+        c[ax] = 5;
+        input("a", a, 3);
+        input("b", b, 3);
+        weight("c", -1, 1, c, 3);
+        n = node("Concat", "a,b,c", "y");
+        ai(n, "axis", axis);
+        output("y");
+        dop_runf(NULL, "Concat axis %d", axis);
+    }
+    begin(18);
+    input("x", D(2, 7, 3));
+    n = node("Split", "x", "p,q,r");
+    ai(n, "axis", 1);
+    ai(n, "num_outputs", 3);
+    output("p");
+    output("q");
+    output("r");
+    dop_runf(NULL, "Split-18 num_outputs");
+    begin(13);
+    input("x", D(6, 4));
+    ints("sp", (const int64_t[]){1, 3, 2}, 3);
+    node("Split", "x,sp", "p,q,r");
+    output("p");
+    output("r");
+    output("q");
+    dop_runf(NULL, "Split-13 sizes");
+    /* Split on CPU is reorders from views of the input in its own layout: after a convolution (blocked or
+     * channels-last), channel parts that are whole blocks or not, and along the spatial axes */
+    static const struct { int64_t c, axis, sp[3]; int nsp; } spl[] = {
+        {32, 1, {16, 16}, 2}, {24, 1, {5, 11, 8}, 3}, {16, 2, {3, 6}, 2}, {16, 3, {4, 4, 3}, 3},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(spl); i++) {
+        begin(13);
+        input("x", D(1, 8, 9, 11));
+        weight("w", -0.5f, 0.5f, D(spl[i].c, 8, 3, 3));
+        ais(node("Conv", "x,w", "h"), "pads", D(1, 1, 1, 1));
+        ints("sp", spl[i].sp, spl[i].nsp);
+        ai(node("Split", "h,sp", spl[i].nsp == 2 ? "p,q" : "p,q,r"), "axis", spl[i].axis);
+        node("Relu", "p", "pr");
+        output("pr");
+        output("q");
+        if (spl[i].nsp == 3) output("r");
+        dop_runf(&(dop_opts){.cpu_plan = "Split", .cpu_no_ref = true}, "Split after a Conv, %lld channels, axis %lld into %d", (long long)spl[i].c,
+                 (long long)spl[i].axis, spl[i].nsp);
+    }
+
+    static const struct { int n; int64_t st[3], en[3], ax[3], sp[3]; } sl[] = {
+        {2, {1, 0}, {3, 4}, {0, 1}, {1, 2}},
+        {3, {-1, 10, 0}, {-100, -100, 5}, {0, 1, 2}, {-1, -2, 2}},
+        {1, {2}, {1000}, {-1}, {1}},
+        {2, {0, 5}, {3, 1}, {1, 0}, {1, 1}}, /* empty */
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(sl); i++) {
+        begin(13);
+        input("x", D(4, 6, 5));
+        ints("st", sl[i].st, sl[i].n);
+        ints("en", sl[i].en, sl[i].n);
+        ints("ax", sl[i].ax, sl[i].n);
+        ints("sp", sl[i].sp, sl[i].n);
+        node("Slice", "x,st,en,ax,sp", "y");
+        output("y");
+        dop_runf(NULL, "Slice case %zu", i);
+    }
+    begin(9);
+    input("x", D(4, 6));
+    n = node("Slice", "x", "y");
+    ais(n, "starts", (const int64_t[]){1, 2}, 2);
+    ais(n, "ends", (const int64_t[]){-1, 100}, 2);
+    output("y");
+    dop_runf(NULL, "Slice-9 attributes");
+    /* Slice with steps of 1 on CPU: a reorder from a view of the input in its own layout (after a convolution) */
+    static const struct { int n; int64_t st[2], en[2], ax[2]; } slc[] = {
+        {1, {16}, {32}, {1}}, {2, {3, -5}, {13, 100}, {1, -1}}, {2, {-3, 1}, {100, 8}, {2, 3}},
+    };
+    for (size_t i = 0; i < SI_ARRAY_LEN(slc); i++) {
+        begin(13);
+        input("x", D(1, 8, 9, 11));
+        weight("w", -0.5f, 0.5f, D(32, 8, 3, 3));
+        ais(node("Conv", "x,w", "h"), "pads", D(1, 1, 1, 1));
+        ints("st", slc[i].st, slc[i].n);
+        ints("en", slc[i].en, slc[i].n);
+        ints("ax", slc[i].ax, slc[i].n);
+        node("Slice", "h,st,en,ax", "s");
+        node("Relu", "s", "y");
+        output("y");
+        dop_runf(&(dop_opts){.cpu_plan = "Slice", .cpu_no_ref = true}, "Slice after a Conv, case %zu", i);
+    }
+
+    begin(13);
+    input("x", D(3, 1));
+    ints("sh", (const int64_t[]){2, 1, 4}, 3);
+    node("Expand", "x,sh", "y");
+    output("y");
+    dop_runf(NULL, "Expand");
+    begin(13);
+    input("x", D(2, 3));
+    ints("rep", (const int64_t[]){2, 3}, 2);
+    node("Tile", "x,rep", "y");
+    output("y");
+    dop_runf(NULL, "Tile");
+
+    static const char *modes[] = {"constant", "reflect", "edge", "wrap"};
+    for (int m = 0; m < 4; m++) {
+        begin(19);
+        input("x", D(2, 3, 5));
+        ints("pads", (const int64_t[]){0, 2, 1, 1, -1, 3}, 6);
+        fconst("v", 1.5f);
+        n = node("Pad", m ? "x,pads" : "x,pads,v", "y");
+        as(n, "mode", modes[m]);
+        output("y");
+        dop_runf(NULL, "Pad-19 %s", modes[m]);
+    }
+    begin(2);
+    input("x", D(3, 4));
+    n = node("Pad", "x", "y");
+    ais(n, "pads", (const int64_t[]){1, 0, 2, 1}, 4);
+    af(n, "value", -2.0f);
+    output("y");
+    dop_runf(NULL, "Pad-2 attributes");
+
+    begin(15); /* Shape/Size: constants of the compiled model */
+    input("x", D(2, 3, 4));
+    n = node("Shape", "x", "s");
+    ai(n, "start", 1);
+    node("Size", "x", "z");
+    node("Relu", "x", "y");
+    output("s");
+    output("z");
+    output("y");
+    dop_runf(NULL, "Shape, Size");
 }
