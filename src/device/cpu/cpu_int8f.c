@@ -281,7 +281,8 @@ static void cast_to_identity(si_graph *g, int v) {
  * way: NO_MEM in *st. */
 /* Whether an integer product with constant weights W (zero point WZ) of an input of type xt stays for oneDNN's int8
  * kernels, on a CPU without VNNI: its weights must fit 7 bits (cpu_int8_weights_exact); a convolution's input must
- * be uint8 (oneDNN halves the weights of an int8 input's, which rounds) and its groups one, or depthwise where
+ * be uint8 (an int8 input's is one unit off there: oneDNN scales its weights by 0.5, as far as we can tell) and its
+ * groups one, or depthwise where
  * the convolution requantizes itself (dw_ok): oneDNN's AVX2 kernels take no others with a run-time input zero
  * point, and what they refuse would run on the reference kernels. */
 static bool keep_int8(const si_tensor *W, const si_tensor *WZ, bool conv, si_dtype xt, int64_t group, bool dw_ok) {

@@ -28,7 +28,7 @@
  * [-64, 64] (cpu_int8_weights_exact). Without VNNI oneDNN's int8 kernels add pairs of u8 x s8 products in
  * saturating int16 (vpmaddubsw); with 7-bit weights a pair stays within 2 * 255 * 64 = 32640 and the sums are
  * exact (ONNX Runtime's reduce_range quantizes weights so for these CPUs), except for convolutions of int8
- * inputs, whose weights oneDNN halves there (conv_src_exact). Every other node cpu_int8f.c rewrites
+ * inputs, which are one unit off there (conv_src_exact). Every other node cpu_int8f.c rewrites
  * into exact float products of the integers before lowering; what it leaves runs on the reference kernels (the
  * ops) or as written in float (the QDQ patterns). The s8 weights given to oneDNN are w - wz whenever that fits
  * (the zero point then is 0), so that the test on the tensors and the one on the packed bytes agree.
@@ -391,8 +391,9 @@ static bool w8_exact(const int8_t *w, int64_t n) {
     return true;
 }
 
-/* Whether a convolution of x of type xt is exact with exact weights: without VNNI oneDNN halves the weights of an
- * int8 input's convolution (its "weights adjustment"), which rounds; uint8 inputs only. */
+/* Whether a convolution of x of type xt is exact with exact weights: without VNNI an int8 input's convolution was
+ * one unit off in the op table (test_device_ops, group int8_w7) even with 7-bit weights (oneDNN scales such weights
+ * by 0.5 there, as far as we can tell); uint8 inputs only. */
 static bool conv_src_exact(si_dtype xt) { return si_cpu_int8_exact() || xt == SI_U8; }
 
 /* Primitive descriptor for op_desc with the chain's post-ops and the zero points (src at run time; weights a
@@ -1202,7 +1203,7 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     /* where oneDNN has no brgemm matmul (AVX2), its int8 1x1 convolution over one image of M pixels, as for float
      * (cpu_mm1x1.c): its GEMM packs the weights at every call (a classifier head's row: 0.18 against 0.03 ms, and
      * slower at 2 threads). Src, dst and the int32 product are the plain matrices seen channels-last. */
-    const bool conv1 = !wzp && cpu_mm1x1_wanted(b, M) && conv_src_exact(A->dtype); /* int8 inputs: halved weights */
+    const bool conv1 = !wzp && cpu_mm1x1_wanted(b, M) && conv_src_exact(A->dtype); /* int8 inputs: see conv_src_exact */
     dnnl_memory_desc_t csrc, cwany, cwplain, cacc, cy;
     union {
         dnnl_matmul_desc_t mm;
