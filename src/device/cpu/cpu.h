@@ -477,12 +477,13 @@ si_result cpu_finish_chain(cpu_pb *b, cpu_chain *c, dnnl_primitive_desc_t pd, cp
  * 1x1 kernel for the shape, and the lowering (c over [M, N], as for the matmul; the weights written [K, N] by
  * wfill(wctx), or wctx itself, or the parameter w_value when >= 0; bias [N] or NULL). */
 bool cpu_mm1x1_wanted(const cpu_pb *b, int64_t M);
-/* Its descriptors: src [1, K, M, 1] and dst [1, N, M, 1] channels-last (the row-major [M, K] / [M, N]), weights
- * [N, K, 1, 1] in any layout and their plain source (a [K, N] row-major matrix), bias [N]; the convolution. */
+/* Its descriptors for element types xt, wt, yt: src [1, K, M, 1] and dst [1, N, M, 1] channels-last (the row-major
+ * [M, K] / [M, N]), weights [N, K, 1, 1] in any layout and their plain source (a [K, N] row-major matrix, [N, K]
+ * with tb), bias [N] (float32); the convolution. */
 typedef struct cpu_mm1x1 {
     dnnl_memory_desc_t src, wany, wplain, bias, dst;
 } cpu_mm1x1;
-void cpu_mm1x1_descs(int64_t M, int64_t K, int64_t N, cpu_mm1x1 *d);
+void cpu_mm1x1_descs(int64_t M, int64_t K, int64_t N, dnnl_data_type_t xt, dnnl_data_type_t wt, dnnl_data_type_t yt, bool tb, cpu_mm1x1 *d);
 bool cpu_mm1x1_conv(const cpu_mm1x1 *d, bool bias, dnnl_convolution_desc_t *cd);
 bool cpu_mm1x1_probe(cpu_pb *b, int64_t M, int64_t K, int64_t N);
 si_result cpu_mm1x1_lower(cpu_pb *b, int n, cpu_chain *c, int src_value, int64_t M, int64_t K, int64_t N, const cpu_skey *wk, cpu_wfill wfill,

@@ -276,15 +276,11 @@ static void cast_to_identity(si_graph *g, int v) {
     }
 }
 
-/* QLinearConv, QLinearMatMul, ConvInteger or MatMulInteger node i rewritten (see the top of the file): the product
- * takes the node's place, the rest is appended. false: left as it is (not a shape this takes); out of memory part
- * way: NO_MEM in *st. */
 /* Whether an integer product with constant weights W (zero point WZ) of an input of type xt stays for oneDNN's int8
  * kernels, on a CPU without VNNI: its weights must fit 7 bits (cpu_int8_weights_exact); a convolution's input must
  * be uint8 (an int8 input's is one unit off there: oneDNN scales its weights by 0.5, as far as we can tell) and its
- * groups one, or depthwise where
- * the convolution requantizes itself (dw_ok): oneDNN's AVX2 kernels take no others with a run-time input zero
- * point, and what they refuse would run on the reference kernels. */
+ * groups one, or depthwise where the convolution requantizes itself (dw_ok): oneDNN's AVX2 kernels take no others
+ * with a run-time input zero point, and what they refuse would run on the reference kernels. */
 static bool keep_int8(const si_tensor *W, const si_tensor *WZ, bool conv, si_dtype xt, int64_t group, bool dw_ok) {
     if (!cpu_int8_weights_exact(W, WZ, conv)) return false;
     if (!conv) return true;
@@ -292,6 +288,9 @@ static bool keep_int8(const si_tensor *W, const si_tensor *WZ, bool conv, si_dty
     return xt == SI_U8 && (group == 1 || (dw && dw_ok));
 }
 
+/* QLinearConv, QLinearMatMul, ConvInteger or MatMulInteger node i rewritten (see the top of the file): the product
+ * takes the node's place, the rest is appended. false: left as it is (not a shape this takes); out of memory part
+ * way: NO_MEM in *st. */
 static bool rewrite_node(rw *r, int i, si_result *st) {
     si_graph *g = r->g;
     const si_node *n = &g->nodes[i];

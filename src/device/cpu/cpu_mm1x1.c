@@ -33,14 +33,14 @@ bool cpu_mm1x1_wanted(const cpu_pb *b, int64_t M) {
 
 /* src [1, K, M, 1] and dst [1, N, M, 1] channels-last (one image of M pixels: oneDNN's 1x1 kernel blocks over the
  * pixels; M images of one pixel took twice as long), weights [N, K, 1, 1] any layout and their plain source, bias. */
-void cpu_mm1x1_descs(int64_t M, int64_t K, int64_t N, cpu_mm1x1 *d) {
+void cpu_mm1x1_descs(int64_t M, int64_t K, int64_t N, dnnl_data_type_t xt, dnnl_data_type_t wt, dnnl_data_type_t yt, bool tb, cpu_mm1x1 *d) {
     dnnl_dims_t sd = {1, K, M, 1}, wd = {N, K, 1, 1}, dd = {1, N, M, 1}, bd = {N};
-    dnnl_memory_desc_init_by_tag(&d->src, 4, sd, dnnl_f32, dnnl_nhwc);
-    dnnl_memory_desc_init_by_tag(&d->wany, 4, wd, dnnl_f32, dnnl_format_tag_any);
-    dnnl_memory_desc_init_by_tag(&d->dst, 4, dd, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(&d->src, 4, sd, xt, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(&d->wany, 4, wd, wt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_tag(&d->dst, 4, dd, yt, dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(&d->bias, 1, bd, dnnl_f32, dnnl_a);
-    const int64_t wdims[4] = {N, K, 1, 1}, wstr[4] = {1, N, K * N, K * N}; /* [K, N] row-major read as [N, K, 1, 1] */
-    cpu_md_strided(&d->wplain, 4, wdims, wstr);
+    const dnnl_dims_t wstr = {tb ? K : 1, tb ? 1 : N, K * N, K * N}; /* [K, N] (or [N, K]) row-major read as [N, K, 1, 1] */
+    dnnl_memory_desc_init_by_strides(&d->wplain, 4, wd, wt, wstr);
 }
 
 bool cpu_mm1x1_conv(const cpu_mm1x1 *d, bool bias, dnnl_convolution_desc_t *cd) {
@@ -51,7 +51,7 @@ bool cpu_mm1x1_conv(const cpu_mm1x1 *d, bool bias, dnnl_convolution_desc_t *cd) 
 
 bool cpu_mm1x1_probe(cpu_pb *b, int64_t M, int64_t K, int64_t N) {
     cpu_mm1x1 d;
-    cpu_mm1x1_descs(M, K, N, &d);
+    cpu_mm1x1_descs(M, K, N, dnnl_f32, dnnl_f32, dnnl_f32, false, &d);
     dnnl_convolution_desc_t cd;
     if (!cpu_mm1x1_conv(&d, false, &cd)) return false;
     dnnl_primitive_desc_t pd = NULL;
@@ -66,7 +66,7 @@ si_result cpu_mm1x1_lower(cpu_pb *b, int n, cpu_chain *c, int src_value, int64_t
                           const void *wctx, int w_value, const float *bias) {
     const si_node *nd = &b->g->nodes[n];
     cpu_mm1x1 d;
-    cpu_mm1x1_descs(M, K, N, &d);
+    cpu_mm1x1_descs(M, K, N, dnnl_f32, dnnl_f32, dnnl_f32, false, &d);
     c->mm1x1 = true; /* the chain's operands over [M, N] are given as [1, N, M, 1] channels-last: the same bytes */
     dnnl_convolution_desc_t cd;
     if (!cpu_mm1x1_conv(&d, bias != NULL, &cd)) return cpu_unsupported();

@@ -1204,24 +1204,18 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
      * (cpu_mm1x1.c): its GEMM packs the weights at every call (a classifier head's row: 0.18 against 0.03 ms, and
      * slower at 2 threads). Src, dst and the int32 product are the plain matrices seen channels-last. */
     const bool conv1 = !wzp && cpu_mm1x1_wanted(b, M) && conv_src_exact(A->dtype); /* int8 inputs: see conv_src_exact */
-    dnnl_memory_desc_t csrc, cwany, cwplain, cacc, cy;
+    cpu_mm1x1 cacc, cy; /* into the int32 product, and into the 8-bit output */
     union {
         dnnl_matmul_desc_t mm;
         dnnl_convolution_desc_t cv;
     } od, fod;
     bool ok, fok;
     if (conv1) {
-        dnnl_dims_t sdc = {1, K, M, 1}, wdc = {N, K, 1, 1}, ddc = {1, N, M, 1}, cst = {1, 1}, cpad = {0, 0};
-        const dnnl_dims_t wst = {a->tb ? K : 1, a->tb ? 1 : N, K * N, K * N}; /* B as stored, read as [N, K, 1, 1] */
-        dnnl_memory_desc_init_by_tag(&csrc, 4, sdc, A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, dnnl_nhwc);
-        dnnl_memory_desc_init_by_tag(&cwany, 4, wdc, dnnl_s8, dnnl_format_tag_any);
-        dnnl_memory_desc_init_by_strides(&cwplain, 4, wdc, dnnl_s8, wst);
-        dnnl_memory_desc_init_by_tag(&cacc, 4, ddc, dnnl_s32, dnnl_nhwc);
-        dnnl_memory_desc_init_by_tag(&cy, 4, ddc, Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, dnnl_nhwc);
-        ok = dnnl_convolution_forward_desc_init(&od.cv, dnnl_forward_inference, dnnl_convolution_direct, &csrc, &cwany, NULL, &cacc, cst, cpad, cpad) ==
-             dnnl_success;
-        fok = dnnl_convolution_forward_desc_init(&fod.cv, dnnl_forward_inference, dnnl_convolution_direct, &csrc, &cwany, NULL, &cy, cst, cpad, cpad) ==
-              dnnl_success;
+        const dnnl_data_type_t xt = A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, yt = Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8;
+        cpu_mm1x1_descs(M, K, N, xt, dnnl_s8, dnnl_s32, a->tb, &cacc);
+        cpu_mm1x1_descs(M, K, N, xt, dnnl_s8, yt, a->tb, &cy);
+        ok = cpu_mm1x1_conv(&cacc, false, &od.cv);
+        fok = cpu_mm1x1_conv(&cy, false, &fod.cv);
     } else {
         ok = dnnl_matmul_desc_init(&od.mm, &smd, &wmd, NULL, &dmd) == dnnl_success;
         fok = dnnl_matmul_desc_init(&fod.mm, &smd, &wmd, NULL, &y2) == dnnl_success; /* into the 8-bit output (Y seen as [M, N]) */
@@ -1232,15 +1226,15 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     si_result s = fused ? SI_OK : q_create_pd(b, NULL, &od, true, wzp ? &wzp : NULL, exact, &pd, g->nodes[n].name);
     if (s) return s;
     int xb = typed_in(b, a->x, &smd);
-    if (conv1 && xb >= 0) xb = cpu_pb_alias(b, xb, &csrc);
+    if (conv1 && xb >= 0) xb = cpu_pb_alias(b, xb, &cacc.src);
     cpu_skey wk = {.node = n, .tag = conv1 ? "qmm8.w1x1" : "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
-    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, conv1 ? &cwplain : &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
+    int wb = xb < 0 ? -1 : cpu_pb_pack(b, &wk, NULL, w8_fill, wf, conv1 ? &cacc.wplain : &wplain, cpu_pd_md(pd, dnnl_query_weights_md));
     int zx = wb < 0 ? -1 : zp_buffer(b, n, a->xz);
     int zy = zx < 0 ? -1 : zp_buffer(b, n, a->ys ? a->yz : -1);
     int acc = zy < 0 || fused ? -1 : cpu_pb_internal_md(b, &dmd);
     int yb = (fused ? zy : acc) < 0 ? -1 : cpu_pb_new_out(b, a->y, &ymd);
-    int dst = fused && yb >= 0 ? cpu_pb_alias(b, yb, conv1 ? &cy : &y2) : yb;
-    int pdst = fused ? dst : acc >= 0 && conv1 ? cpu_pb_alias(b, acc, &cacc) : acc;
+    int dst = fused && yb >= 0 ? cpu_pb_alias(b, yb, conv1 ? &cy.dst : &y2) : yb;
+    int pdst = fused ? dst : acc >= 0 && conv1 ? cpu_pb_alias(b, acc, &cacc.dst) : acc;
     if (pdst < 0) dst = -1;
     const rq_ctx rc = {.m = scales, .rows = M, .C = N, .s8 = Y->dtype == SI_I8, .bias = C ? C->data : NULL, .f32 = !a->ys, .fbias = fbias, .qlo = qlo};
     cpu_arg args[5] = {{DNNL_ARG_SRC, xb}, {DNNL_ARG_WEIGHTS, wb}, {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC, zx}, {DNNL_ARG_DST, pdst},

@@ -353,7 +353,7 @@ si_result cpu_lower_rnn(cpu_pb *b, int n) {
     dnnl_convolution_desc_t cdesc;
     cpu_mm1x1 m1; /* the product as a 1x1 convolution where oneDNN's matmul has no brgemm kernel (cpu_mm1x1.c) */
     const bool conv = cpu_mm1x1_wanted(b, rows) && cpu_mm1x1_probe(b, rows, I, DGH);
-    if (conv) cpu_mm1x1_descs(rows, I, DGH, &m1);
+    if (conv) cpu_mm1x1_descs(rows, I, DGH, dnnl_f32, dnnl_f32, dnnl_f32, false, &m1);
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = cpu_chain_attr(NULL, 1.0f);
     dnnl_status_t ds = !attr ? dnnl_out_of_memory
