@@ -1203,28 +1203,33 @@ si_result cpu_qmm_lower(cpu_pb *b, int n, const qmm_in *a) {
     /* where oneDNN has no brgemm matmul (AVX2), its int8 1x1 convolution over one image of M pixels, as for float
      * (cpu_mm1x1.c): its GEMM packs the weights at every call (a classifier head's row: 0.18 against 0.03 ms, and
      * slower at 2 threads). Src, dst and the int32 product are the plain matrices seen channels-last. */
-    const bool conv1 = !wzp && cpu_mm1x1_wanted(b, M) && conv_src_exact(A->dtype); /* int8 inputs: see conv_src_exact */
+    bool conv1 = !wzp && cpu_mm1x1_wanted(b, M) && conv_src_exact(A->dtype); /* int8 inputs: see conv_src_exact */
     cpu_mm1x1 cacc, cy; /* into the int32 product, and into the 8-bit output */
     union {
         dnnl_matmul_desc_t mm;
         dnnl_convolution_desc_t cv;
     } od, fod;
-    bool ok, fok;
-    if (conv1) {
-        const dnnl_data_type_t xt = A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, yt = Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8;
-        cpu_mm1x1_descs(M, K, N, xt, dnnl_s8, dnnl_s32, a->tb, &cacc);
-        cpu_mm1x1_descs(M, K, N, xt, dnnl_s8, yt, a->tb, &cy);
-        ok = cpu_mm1x1_conv(&cacc, false, &od.cv);
-        fok = cpu_mm1x1_conv(&cy, false, &fod.cv);
-    } else {
-        ok = dnnl_matmul_desc_init(&od.mm, &smd, &wmd, NULL, &dmd) == dnnl_success;
-        fok = dnnl_matmul_desc_init(&fod.mm, &smd, &wmd, NULL, &y2) == dnnl_success; /* into the 8-bit output (Y seen as [M, N]) */
+    dnnl_primitive_desc_t pd;
+    bool fused;
+    for (;;) { /* the convolution, else (or when oneDNN has none for it) the matmul */
+        bool ok, fok;
+        if (conv1) {
+            const dnnl_data_type_t xt = A->dtype == SI_U8 ? dnnl_u8 : dnnl_s8, yt = Y->dtype == SI_U8 ? dnnl_u8 : dnnl_s8;
+            cpu_mm1x1_descs(M, K, N, xt, dnnl_s8, dnnl_s32, a->tb, &cacc);
+            cpu_mm1x1_descs(M, K, N, xt, dnnl_s8, yt, a->tb, &cy);
+            ok = cpu_mm1x1_conv(&cacc, false, &od.cv);
+            fok = cpu_mm1x1_conv(&cy, false, &fod.cv);
+        } else {
+            ok = dnnl_matmul_desc_init(&od.mm, &smd, &wmd, NULL, &dmd) == dnnl_success;
+            fok = dnnl_matmul_desc_init(&fod.mm, &smd, &wmd, NULL, &y2) == dnnl_success; /* into the 8-bit output (Y seen as [M, N]) */
+        }
+        pd = ok && a->ys && !C && fok ? fused_rq_pd(b, &fod, wzp ? &wzp : NULL, exact, scales, N, qlo) : NULL;
+        fused = pd != NULL;
+        si_result s = fused ? SI_OK : !ok ? cpu_unsupported() : q_create_pd(b, NULL, &od, true, wzp ? &wzp : NULL, exact, &pd, g->nodes[n].name);
+        if (!s) break;
+        if (!conv1 || s != SI_ERR_UNSUPPORTED) return s;
+        conv1 = false;
     }
-    if (!ok) return cpu_unsupported();
-    dnnl_primitive_desc_t pd = a->ys && !C && fok ? fused_rq_pd(b, &fod, wzp ? &wzp : NULL, exact, scales, N, qlo) : NULL;
-    const bool fused = pd != NULL;
-    si_result s = fused ? SI_OK : q_create_pd(b, NULL, &od, true, wzp ? &wzp : NULL, exact, &pd, g->nodes[n].name);
-    if (s) return s;
     int xb = typed_in(b, a->x, &smd);
     if (conv1 && xb >= 0) xb = cpu_pb_alias(b, xb, &cacc.src);
     cpu_skey wk = {.node = n, .tag = conv1 ? "qmm8.w1x1" : "qmm8.w", .fp = cpu_fp(0, &off, sizeof off), .src = B};
