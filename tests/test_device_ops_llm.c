@@ -97,7 +97,7 @@ static void cases_nbits(void) {
     nbits_case(5, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 72, 19, 8, 16, 1, true, false);
     nbits_case(1, 4096, 3, 4, 128, 1, true, false);
-    /* CPU's AVX-512 GEMM (M > 8, cpu_llm_nbgemm.c): every bits and zero-point form; M not a multiple of the 8-row
+    /* CPU's panel GEMM (M > 8, cpu_llm_nbgemm.c, AVX-512 or AVX2): every bits and zero-point form; M not a multiple of the 8-row
      * tile; N not a multiple of the 32-column panel (and under 16: one half empty); K not a multiple of the block
      * or of the 256-deep panel; blocks larger than a panel; more rows than one 256-row pass */
     for (int bits = 2; bits <= 8; bits *= 2)
@@ -138,7 +138,7 @@ static void cases_moe(void) {
     moe_case(20, true, 16, 20, 5, 3, "gelu", true, true);    /* k = 3, [batch, seq, hidden] */
     moe_case(11, false, 16, 12, 2, 2, "swiglu", true, false); /* interleaved SwiGLU with limit, alpha, beta */
     moe_case(9, false, 8, 8, 6, 2, "identity", false, false);
-    /* the AVX-512 panel kernel with transposed float panels: hidden and inner not multiples of 16, inner over one
+    /* the panel kernel (AVX-512 or AVX2) with transposed float panels: hidden and inner not multiples of 16, inner over one
      * 256-deep panel, an expert with more than 256 tokens */
     moe_case(60, false, 37, 300, 3, 2, "silu", true, true);
     moe_case(300, false, 24, 40, 2, 1, "swiglu", false, false);

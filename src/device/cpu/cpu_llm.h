@@ -111,7 +111,7 @@ const cpu_vec *cpu_vec_get(void);
  * reference kernels expect that, native steps do not get it). */
 si_result cpu_llm_ref(si_kctx *c);
 
-/* MatMulNBits for many rows of A with AVX-512 (cpu_llm_nbgemm.c): Y[M, N] = A[M, K] W^T + bias, float32 A read in
+/* MatMulNBits for many rows of A with AVX-512 or AVX2 + FMA (cpu_llm_nbgemm.c): Y[M, N] = A[M, K] W^T + bias, float32 A read in
  * place. _fits: the CPU and the sizes allow it. */
 bool cpu_nbits_gemm_fits(const si_nbits *p);
 void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const float *scales, const float *zpf, const float *bias,
