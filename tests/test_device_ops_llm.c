@@ -299,6 +299,10 @@ static void cases_gqa(void) {
     gqa_case("prefill, 8 heads per KV head, rotary", GQ(1, 37, -1, 16, 2, 32, 37, .seqlens = (int64_t[]){36}, .rotary = true));
     gqa_case("prefill, window 50, softcap + bias", GQ(1, 90, -1, 4, 2, 16, 90, .seqlens = (int64_t[]){89}, .window = 50, .softcap = 0.7f, .bias = true));
     gqa_case("prefill, head sink", GQ(1, 70, -1, 4, 2, 16, 70, .seqlens = (int64_t[]){69}, .sink = true));
+    /* head sizes that are whole 8-lane vectors only (AVX2's blocked path; per-row on AVX-512), and over one pass
+     * of 32 (AVX2) or 128 (AVX-512) output columns */
+    gqa_case("prefill, head size 24", GQ(1, 45, -1, 4, 2, 24, 45, .seqlens = (int64_t[]){44}));
+    gqa_case("prefill, head size 144", GQ(1, 9, -1, 2, 1, 144, 9, .seqlens = (int64_t[]){8}, .rotary = true));
 }
 
 // --- MultiHeadAttention -----------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ struct cpu_attn {
     const float *kt;   /* blocked path: K transposed per 64-key block, [B][Nkv][ktb][H][64], or NULL */
     int64_t ktb;       /* blocks of 64 keys per (b, KV head) in kt */
     const void *key;   /* the scratch pool of the calling request (cpu_scratch_take_key) */
+    const struct att_isa *isa; /* blocked path: its vector pieces */
 };
 
 static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
@@ -111,7 +112,7 @@ static void attn_tasks(void *ctx, int64_t lo, int64_t hi) {
 }
 
 #ifdef ATT_X86
-// --- many query rows on AVX-512: blocks of queries against blocks of keys ----------------------------------------------
+// --- many query rows (AVX-512 or AVX2): blocks of queries against blocks of keys ----------------------------------------------
 
 #define ATT_QV 32 /* query vectors (rows x heads of a KV group) per task, at most */
 
@@ -208,10 +209,171 @@ static void kt_tasks(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
+/* The vector pieces of the blocked path for one instruction set. */
+typedef struct att_isa {
+    void (*scores)(const float *const *q, const float *kt, int64_t H, float *s, int mr); /* mr <= 4 */
+    /* keys outside [vlo, vhi) of a 64-key block of scores: -inf; the others times scale unless scaled; the max */
+    float (*mask_max)(float *s, int64_t vlo, int64_t vhi, float scale, bool scaled);
+    float (*exp_sum)(float *s, float mn); /* s = exp(s - mn) over the block, their sum */
+    void (*pv)(float *const *o, const float *const *pr, const float *v, int64_t vst, int64_t n, int qr, int nv);
+    int pv_cols, lanes; /* columns of o per pv call (nv vectors of lanes floats), qr <= 2 */
+} att_isa;
+
+__attribute__((target("avx512f"))) static float mask_max512(float *s, int64_t vlo, int64_t vhi, float scale, bool scaled) {
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512 mxv = _mm512_set1_ps(-INFINITY);
+    for (int c = 0; c < ATT_BLK; c += 16) {
+        const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32(c));
+        const __mmask16 ok = _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vlo), _MM_CMPINT_NLT) &
+                             _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vhi), _MM_CMPINT_LT);
+        __m512 v = _mm512_loadu_ps(s + c);
+        if (!scaled) v = _mm512_mul_ps(v, _mm512_set1_ps(scale));
+        v = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), v);
+        _mm512_storeu_ps(s + c, v);
+        mxv = _mm512_max_ps(mxv, v);
+    }
+    return _mm512_reduce_max_ps(mxv);
+}
+
+__attribute__((target("avx512f"))) static float exp_sum512(float *s, float mn) {
+    const __m512 mv = _mm512_set1_ps(mn);
+    __m512 sum = _mm512_setzero_ps();
+    for (int c = 0; c < ATT_BLK; c += 16) {
+        const __m512 e = cpu_exp512(_mm512_sub_ps(_mm512_loadu_ps(s + c), mv));
+        _mm512_storeu_ps(s + c, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+static const att_isa att_avx512 = {scores, mask_max512, exp_sum512, pv, 128, 16};
+
+// --- the same pieces in 8 lanes (AVX2 + FMA); named accumulators (GCC keeps arrays of them in memory) ---------------
+
+/* s[r][0..64) = q_r . kt[.][0..64) for MR query vectors, 16 keys at a time. */
+#define SC_ROW(r, A0, A1)                                                                                                 \
+    if (MR > r) {                                                                                                         \
+        const __m256 qv = _mm256_broadcast_ss(q[r] + d);                                                                  \
+        A0 = _mm256_fmadd_ps(qv, k0, A0);                                                                                 \
+        A1 = _mm256_fmadd_ps(qv, k1, A1);                                                                                 \
+    }
+#define SC_OUT(r, A0, A1)                                                                                                 \
+    if (MR > r) _mm256_storeu_ps(s + r * ATT_BLK + c, A0), _mm256_storeu_ps(s + r * ATT_BLK + c + 8, A1);
+__attribute__((always_inline, target("avx2,fma"))) static inline void scores256_body(const float *const *q, const float *kt, int64_t H, float *s,
+                                                                                  const int MR) {
+    for (int c = 0; c < ATT_BLK; c += 16) {
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int64_t d = 0; d < H; d++) {
+            const __m256 k0 = _mm256_loadu_ps(kt + d * ATT_BLK + c), k1 = _mm256_loadu_ps(kt + d * ATT_BLK + c + 8);
+            SC_ROW(0, a00, a01)
+            SC_ROW(1, a10, a11)
+            SC_ROW(2, a20, a21)
+            SC_ROW(3, a30, a31)
+        }
+        SC_OUT(0, a00, a01)
+        SC_OUT(1, a10, a11)
+        SC_OUT(2, a20, a21)
+        SC_OUT(3, a30, a31)
+    }
+}
+#undef SC_ROW
+#undef SC_OUT
+
+__attribute__((noinline, target("avx2,fma"))) static void scores256(const float *const *q, const float *kt, int64_t H, float *s, int mr) {
+    switch (mr) {
+    case 1: scores256_body(q, kt, H, s, 1); break;
+    case 2: scores256_body(q, kt, H, s, 2); break;
+    case 3: scores256_body(q, kt, H, s, 3); break;
+    default: scores256_body(q, kt, H, s, 4); break;
+    }
+}
+
+__attribute__((target("avx2,fma"))) static float mask_max256(float *s, int64_t vlo, int64_t vhi, float scale, bool scaled) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 mxv = ninf;
+    for (int c = 0; c < ATT_BLK; c += 8) {
+        const __m256i idx = _mm256_add_epi32(iota, _mm256_set1_epi32(c));
+        const __m256i ok = _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32((int)vlo - 1)),
+                                            _mm256_cmpgt_epi32(_mm256_set1_epi32((int)vhi), idx));
+        __m256 v = _mm256_loadu_ps(s + c);
+        if (!scaled) v = _mm256_mul_ps(v, _mm256_set1_ps(scale));
+        v = _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(ok));
+        _mm256_storeu_ps(s + c, v);
+        mxv = _mm256_max_ps(mxv, v);
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mxv), _mm256_extractf128_ps(mxv, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+__attribute__((target("avx2,fma"))) static float exp_sum256(float *s, float mn) {
+    const __m256 mv = _mm256_set1_ps(mn);
+    __m256 sum = _mm256_setzero_ps();
+    for (int c = 0; c < ATT_BLK; c += 8) {
+        const __m256 e = cpu_exp256(_mm256_sub_ps(_mm256_loadu_ps(s + c), mv));
+        _mm256_storeu_ps(s + c, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+
+/* o_r[0..8 NV) += sum_j p_r[j] v_j[0..8 NV) for QR <= 2 query vectors, NV <= 4. */
+#define PV_LOAD(r, c, A) if (QR > r && NV > c) A = _mm256_loadu_ps(o[r] + 8 * c);
+#define PV_STORE(r, c, A) if (QR > r && NV > c) _mm256_storeu_ps(o[r] + 8 * c, A);
+#define PV_FMA(r, A0, A1, A2, A3)                                                                                         \
+    if (QR > r) {                                                                                                         \
+        const __m256 pj = _mm256_broadcast_ss(pr[r] + j);                                                                 \
+        A0 = _mm256_fmadd_ps(pj, v0, A0);                                                                                 \
+        if (NV > 1) A1 = _mm256_fmadd_ps(pj, v1, A1);                                                                     \
+        if (NV > 2) A2 = _mm256_fmadd_ps(pj, v2, A2);                                                                     \
+        if (NV > 3) A3 = _mm256_fmadd_ps(pj, v3, A3);                                                                     \
+    }
+__attribute__((always_inline, target("avx2,fma"))) static inline void pv256_body(float *const *o, const float *const *pr, const float *v, int64_t vst,
+                                                                              int64_t n, const int QR, const int NV) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    PV_LOAD(0, 0, a0) PV_LOAD(0, 1, a1) PV_LOAD(0, 2, a2) PV_LOAD(0, 3, a3)
+    PV_LOAD(1, 0, b0) PV_LOAD(1, 1, b1) PV_LOAD(1, 2, b2) PV_LOAD(1, 3, b3)
+    for (int64_t j = 0; j < n; j++) {
+        const float *vj = v + j * vst;
+        const __m256 v0 = _mm256_loadu_ps(vj), v1 = NV > 1 ? _mm256_loadu_ps(vj + 8) : v0, v2 = NV > 2 ? _mm256_loadu_ps(vj + 16) : v0,
+                     v3 = NV > 3 ? _mm256_loadu_ps(vj + 24) : v0;
+        PV_FMA(0, a0, a1, a2, a3)
+        PV_FMA(1, b0, b1, b2, b3)
+    }
+    PV_STORE(0, 0, a0) PV_STORE(0, 1, a1) PV_STORE(0, 2, a2) PV_STORE(0, 3, a3)
+    PV_STORE(1, 0, b0) PV_STORE(1, 1, b1) PV_STORE(1, 2, b2) PV_STORE(1, 3, b3)
+}
+#undef PV_LOAD
+#undef PV_STORE
+#undef PV_FMA
+
+#define PV256_CASES(QR)                                                                                                           \
+    switch (nv) {                                                                                                                 \
+    case 1: pv256_body(o, pr, v, vst, n, QR, 1); break;                                                                           \
+    case 2: pv256_body(o, pr, v, vst, n, QR, 2); break;                                                                           \
+    case 3: pv256_body(o, pr, v, vst, n, QR, 3); break;                                                                           \
+    default: pv256_body(o, pr, v, vst, n, QR, 4); break;                                                                          \
+    }
+
+__attribute__((noinline, target("avx2,fma"))) static void pv256(float *const *o, const float *const *pr, const float *v, int64_t vst, int64_t n, int qr,
+                                                              int nv) {
+    if (qr == 2) PV256_CASES(2)
+    else PV256_CASES(1)
+}
+#undef PV256_CASES
+
+static const att_isa att_avx2 = {scores256, mask_max256, exp_sum256, pv256, 32, 8};
+
 /* Task t: batch row b, KV head g, query rows [i0, i0 + qb): the qb x G query vectors walk the union of their key
  * ranges in blocks of 64; each block of keys is transposed once and read by all of them. */
-__attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo, int64_t hi) {
+static void attn_blocks(void *ctx, int64_t lo, int64_t hi) {
     cpu_attn *a = ctx;
+    const att_isa *is = a->isa;
     const int64_t G = a->N / a->Nkv, H = a->H, Hv = a->Hv, qb = SI_MAX((int64_t)1, ATT_QV / G), nqb = (a->S + qb - 1) / qb;
     const int64_t QV = qb * G;
     cpu_arena *hold;
@@ -243,12 +405,11 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
             pp[x] = sc + x * ATT_BLK;
         }
         const float *kb = a->k + b * a->ks[0] + g * a->ks[1], *vb = a->v + b * a->vs[0] + g * a->vs[1];
-        const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
         for (int64_t js = j0 / ATT_BLK * ATT_BLK; js < j1; js += ATT_BLK) {
             const int64_t n = SI_MIN((int64_t)ATT_BLK, j1 - js);
             const float *ktp = a->kt ? a->kt + ((b * a->Nkv + g) * a->ktb + js / ATT_BLK) * H * ATT_BLK : kt;
             if (!a->kt) kt_block(kb + js * a->ks[2], a->ks[2], n, H, kt);
-            for (int64_t x = 0; x < nv; x += 4) scores(qp + x, ktp, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)4, nv - x));
+            for (int64_t x = 0; x < nv; x += 4) is->scores(qp + x, ktp, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)4, nv - x));
             for (int64_t x = 0; x < nv; x++) {
                 float *s = sc + x * ATT_BLK;
                 const int64_t r = x / G, i = i0 + r;
@@ -260,18 +421,7 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
                         for (int64_t jj = 0; jj < n; jj++) s[jj] = a->softcap * tanhf(s[jj] / a->softcap);
                     if (a->adjust) a->adjust(a, b, g * G + x % G, i, js, s, n);
                 }
-                __m512 mxv = _mm512_set1_ps(-INFINITY);
-                for (int c = 0; c < ATT_BLK; c += 16) { /* keys outside the row's range: -inf */
-                    const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32(c));
-                    const __mmask16 ok = _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vlo), _MM_CMPINT_NLT) &
-                                         _mm512_cmp_epi32_mask(idx, _mm512_set1_epi32((int)vhi), _MM_CMPINT_LT);
-                    __m512 v = _mm512_loadu_ps(s + c);
-                    if (!scalar) v = _mm512_mul_ps(v, _mm512_set1_ps(a->scale));
-                    v = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), v);
-                    _mm512_storeu_ps(s + c, v);
-                    mxv = _mm512_max_ps(mxv, v);
-                }
-                const float mb = _mm512_reduce_max_ps(mxv);
+                const float mb = is->mask_max(s, vlo, vhi, a->scale, scalar); /* keys outside the row's range: -inf */
                 if (mb == -INFINITY) { /* every key of the block masked for this vector */
                     memset(s, 0, ATT_BLK * sizeof(float));
                     continue;
@@ -283,20 +433,13 @@ __attribute__((target("avx512f"))) static void attn_blocks(void *ctx, int64_t lo
                     l[x] *= corr;
                     m[x] = mn;
                 }
-                const __m512 mv = _mm512_set1_ps(mn);
-                __m512 sum = _mm512_setzero_ps();
-                for (int c = 0; c < ATT_BLK; c += 16) {
-                    const __m512 e = cpu_exp512(_mm512_sub_ps(_mm512_loadu_ps(s + c), mv));
-                    _mm512_storeu_ps(s + c, e);
-                    sum = _mm512_add_ps(sum, e);
-                }
-                l[x] += _mm512_reduce_add_ps(sum);
+                l[x] += is->exp_sum(s, mn);
             }
             for (int64_t x = 0; x < nv; x += 2) {
                 const int qr = (int)SI_MIN((int64_t)2, nv - x);
-                for (int64_t e0 = 0; e0 < Hv; e0 += 128) {
+                for (int64_t e0 = 0; e0 < Hv; e0 += is->pv_cols) {
                     float *oo[2] = {op[x] + e0, qr > 1 ? op[x + 1] + e0 : NULL};
-                    pv(oo, pp + x, vb + js * a->vs[2] + e0, a->vs[2], n, qr, (int)(SI_MIN((int64_t)128, Hv - e0) / 16));
+                    is->pv(oo, pp + x, vb + js * a->vs[2] + e0, a->vs[2], n, qr, (int)(SI_MIN((int64_t)is->pv_cols, Hv - e0) / is->lanes));
                 }
             }
         }
@@ -317,7 +460,9 @@ static bool cpu_attention(cpu_attn *a) {
 #ifdef ATT_X86
     /* several query rows: blocks (decode, one row, stays on the per-row loop that streams K and V once) */
     const int64_t G = a->N / a->Nkv;
-    if (a->S >= 4 && a->Hv % 16 == 0 && G <= ATT_QV && cpu_vec_get()->avx512 && !getenv("SI_CPU_ATTN_ROWS")) {
+    const cpu_vec *cv = cpu_vec_get();
+    a->isa = cv->avx512 ? &att_avx512 : cv->avx2 ? &att_avx2 : NULL;
+    if (a->S >= 4 && a->isa && a->Hv % a->isa->lanes == 0 && G <= ATT_QV && !getenv("SI_CPU_ATTN_ROWS")) {
         const int64_t qb = SI_MAX((int64_t)1, ATT_QV / G);
         float *kt = NULL;
         cpu_arena *kt_hold = NULL;
