@@ -379,7 +379,10 @@ static void cases_matmul_fused(void) {
     ints("shape", D(1, 16, 32));
     node("Reshape", "ct,shape", "y");
     output("y");
-    run_case("attention (Transpose, MatMul/scale+mask, Softmax, MatMul)", "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose");
+    /* many rows: oneDNN's matmul with AVX-512, the own tiled kernel without (cpu_bmm.c) */
+    const bool wide = dop_cpu_avx512();
+    run_case("attention (Transpose, MatMul/scale+mask, Softmax, MatMul)",
+             wide ? "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose" : "MatMul(tiled)+Div+Add;Softmax;MatMul(tiled)+Transpose");
     /* a decode step's attention: one query row (Q read through its Transpose too) against an odd-length cache, on
      * the own kernel for few rows (the dot form for Q K^T, the axpy form for P V, written through the Transpose) */
     for (int rows = 1; rows <= 9; rows += 8) {
@@ -400,8 +403,39 @@ static void cases_matmul_fused(void) {
         output("ct");
         /* 9 rows: past the own kernel's limit, oneDNN's strided product again */
         run_case(rows == 1 ? "decode attention (1 query row, 13 cached)" : "attention with 9 query rows",
-                 rows == 1 ? "MatMul(rows)+Div+Add;Softmax;MatMul(rows)+Transpose" : "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose");
+                 rows == 1 ? "MatMul(rows)+Div+Add;Softmax;MatMul(rows)+Transpose"
+                 : wide    ? "MatMul(strided)+Div+Add;Softmax;MatMul+Transpose"
+                           : "MatMul(tiled)+Div+Add;Softmax;MatMul(tiled)+Transpose");
     }
+    /* the tiled kernel's edges: more rows than one 256-row pass, N not a multiple of the 32-column group (and
+     * one half of 16 empty), K over one 256-deep panel, a batch dim of B broadcast, post-ops broadcast over rows
+     * and over heads, the product written through a Transpose; B read with unit stride along K (Q K^T), along
+     * N (P V) and along neither */
+    begin(13);
+    input("q", D(2, 3, 300, 40));
+    input("k", D(1, 3, 70, 40));
+    input("m", D(2, 1, 1, 70));
+    fconst("sc", 0.125f);
+    ais(node("Transpose", "k", "kt"), "perm", D(0, 1, 3, 2));
+    node("MatMul", "q,kt", "s0");
+    node("Mul", "s0,sc", "s1");
+    node("Add", "s1,m", "y");
+    output("y");
+    run_case("MatMul with 300 rows, K^T broadcast over the batch, scale and mask", wide ? "MatMul(strided)+Mul+Add" : "MatMul(tiled)+Mul+Add");
+    begin(13);
+    input("p", D(1, 2, 20, 300));
+    input("v", D(1, 2, 300, 12));
+    node("MatMul", "p,v", "c");
+    ais(node("Transpose", "c", "ct"), "perm", D(0, 2, 1, 3));
+    output("ct");
+    run_case("MatMul over K 300, 12 columns, into a Transpose", wide ? "MatMul+Transpose" : "MatMul(tiled)+Transpose");
+    begin(13);
+    input("a", D(1, 4, 17, 9));
+    input("x", D(1, 45, 9, 4));
+    ais(node("Transpose", "x", "b"), "perm", D(0, 3, 2, 1));
+    node("MatMul", "a,b", "y");
+    output("y");
+    run_case("MatMul with 17 rows, B strided along K and N", wide ? "MatMul" : "MatMul(tiled)");
     /* few rows, broadcast batch dims, post-ops with operands broadcast over rows / columns / heads */
     begin(13);
     input("a", D(2, 1, 3, 8));

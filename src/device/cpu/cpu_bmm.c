@@ -1,6 +1,8 @@
 /*
  * cpu_bmm.c — the CPU device's own kernel for a batched MatMul of two activations with few rows per product:
- * a decode step's attention (one query position against the whole cache, Q K^T and then P V).
+ * a decode step's attention (one query position against the whole cache, Q K^T and then P V); and, on CPUs
+ * without AVX-512, for products of many rows too (prefill and encoder attention), tiled: B packed into 32-column
+ * panels, then a 6 x 16 microkernel over blocks of rows (cpu_sgemm_pack_group / cpu_sgemm_packed_rows).
  *
  * oneDNN compiles (JITs) a matmul primitive for each shape. In a decode loop the cache grows by one position
  * per step, so every step met new shapes and paid the primitive's creation (about a millisecond a step for the
@@ -31,11 +33,20 @@ typedef struct bmm_params {
     float oscale;
     int n_po;
     bmm_po po[CPU_MAX_PO];
+    bool tiled; /* many rows: cpu_sgemm_strided_group over (product, column group) tasks */
 } bmm_params;
 
 static bool po_alg_ok(dnnl_alg_kind_t a) {
     return a == dnnl_binary_add || a == dnnl_binary_mul || a == dnnl_binary_sub || a == dnnl_binary_div ||
            a == dnnl_binary_max || a == dnnl_binary_min;
+}
+
+/* The tiled kernel for products of many rows: on CPUs with AVX2 and without AVX-512, where oneDNN 2.6's matmul is
+ * gemm:jit (its kernels generated at the first call, 16-24 ms, and packed again at each call); with AVX-512 its
+ * brgemm matmul is kept. SI_CPU_NO_BMM_TILED=1 turns it off (read at plan time). */
+static bool bmm_tiled_cpu(void) {
+    const cpu_vec *v = cpu_vec_get();
+    return cpu_sgemm_strided_cpu() && !v->avx512 && !getenv("SI_CPU_NO_BMM_TILED");
 }
 
 static float po_apply(dnnl_alg_kind_t a, float x, float s) {
@@ -68,18 +79,26 @@ typedef struct bmm_job {
     float *d;
 } bmm_job;
 
+/* The element offsets of product bi in A, B, D and the post-op operands. */
+static void bmm_offsets(const bmm_params *p, int64_t bi, int64_t *oa, int64_t *ob, int64_t *od, int64_t *op) {
+    int64_t rem = bi;
+    *oa = *ob = *od = 0;
+    for (int k = 0; k < p->n_po; k++) op[k] = 0;
+    for (int i = p->r - 3; i >= 0; i--) {
+        const int64_t x = rem % p->d[i];
+        rem /= p->d[i];
+        *oa += x * p->sa[i], *ob += x * p->sb[i], *od += x * p->sd[i];
+        for (int k = 0; k < p->n_po; k++) op[k] += x * p->po[k].st[i];
+    }
+}
+
 /* Row m of product bi: D[bi, m, :] = oscale * A[bi, m, :] B[bi] with the post-ops. */
 static void bmm_row(const bmm_job *j, const cpu_vec *v, int64_t bi, int64_t m) {
     const bmm_params *p = j->p;
     const int r = p->r;
     const int64_t N = p->d[r - 1], K = p->K;
-    int64_t oa = 0, ob = 0, od = 0, op[CPU_MAX_PO] = {0}, rem = bi;
-    for (int i = r - 3; i >= 0; i--) {
-        const int64_t x = rem % p->d[i];
-        rem /= p->d[i];
-        oa += x * p->sa[i], ob += x * p->sb[i], od += x * p->sd[i];
-        for (int k = 0; k < p->n_po; k++) op[k] += x * p->po[k].st[i];
-    }
+    int64_t oa, ob, od, op[CPU_MAX_PO];
+    bmm_offsets(p, bi, &oa, &ob, &od, op);
     const float *a = j->a + oa + m * p->sa[r - 2], *bb = j->b + ob;
     float *d = j->d + od + m * p->sd[r - 2];
     const int64_t sak = p->sa[r - 1], sbk = p->sb[r - 2], sbn = p->sb[r - 1], sdn = p->sd[r - 1];
@@ -111,10 +130,118 @@ static void bmm_range(void *ctx, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) bmm_row(j, v, i / M, i % M);
 }
 
+/* Many rows: B of every product packed into panels once (tasks: product x column group), then blocks of rows of
+ * each product against all of its panels (tasks: product x row block), the post-ops applied to each finished
+ * block while it is in cache. A block of rows of D stays near 64 KiB (in L2 with the panels): 12 to 48 rows,
+ * a multiple of the microkernel's 6 (a speech encoder's 1500 x 1500 scores: 12 rows). */
+static int64_t bmm_row_block(int64_t N) { return SI_MAX((int64_t)12, SI_MIN((int64_t)48, 16384 / SI_MAX((int64_t)1, N) / 6 * 6)); }
+
+typedef struct bmm_tile {
+    const bmm_job *j;
+    float *d;                /* D of the product */
+    int64_t op[CPU_MAX_PO]; /* the post-op operands' offsets for the product */
+} bmm_tile;
+
+typedef struct bmm_tiled_job {
+    const bmm_job *j;
+    float *packed;
+    int64_t groups, per; /* column groups per product, floats of panels per product */
+} bmm_tiled_job;
+
+/* d[0..n) = d op s[0..n) (sn 1) or d op s[0] (sn 0): loops the compiler vectorizes. */
+static void po_run(dnnl_alg_kind_t a, float *restrict d, const float *restrict s, int64_t sn, int64_t n) {
+    if (sn == 0) {
+        const float v = s[0];
+        switch (a) {
+        case dnnl_binary_add: for (int64_t i = 0; i < n; i++) d[i] += v; return;
+        case dnnl_binary_mul: for (int64_t i = 0; i < n; i++) d[i] *= v; return;
+        case dnnl_binary_sub: for (int64_t i = 0; i < n; i++) d[i] -= v; return;
+        case dnnl_binary_div: for (int64_t i = 0; i < n; i++) d[i] /= v; return;
+        default: break;
+        }
+    } else if (sn == 1) {
+        switch (a) {
+        case dnnl_binary_add: for (int64_t i = 0; i < n; i++) d[i] += s[i]; return;
+        case dnnl_binary_mul: for (int64_t i = 0; i < n; i++) d[i] *= s[i]; return;
+        case dnnl_binary_sub: for (int64_t i = 0; i < n; i++) d[i] -= s[i]; return;
+        case dnnl_binary_div: for (int64_t i = 0; i < n; i++) d[i] /= s[i]; return;
+        default: break;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) d[i] = po_apply(a, d[i], s[i * sn]);
+}
+
+static void bmm_tile_post(const void *ctx, int64_t m0, int64_t mr, int64_t n0, int nc) {
+    const bmm_tile *t = ctx;
+    const bmm_params *p = t->j->p;
+    const int r = p->r;
+    for (int64_t m = m0; m < m0 + mr; m++) {
+        float *d = t->d + m * p->sd[r - 2] + n0;
+        if (p->oscale != 1.0f)
+            for (int i = 0; i < nc; i++) d[i] *= p->oscale;
+        for (int k = 0; k < p->n_po; k++)
+            po_run(p->po[k].alg, d, t->j->po[k] + t->op[k] + m * p->po[k].st[r - 2] + n0 * p->po[k].st[r - 1], p->po[k].st[r - 1], nc);
+    }
+}
+
+/* The product bi as cpu_sgemm_strided (tile: its post-op context, filled in). */
+static cpu_sgemm_strided bmm_product(const bmm_job *j, int64_t bi, bmm_tile *tile) {
+    const bmm_params *p = j->p;
+    const int r = p->r;
+    int64_t oa, ob, od;
+    *tile = (bmm_tile){.j = j};
+    bmm_offsets(p, bi, &oa, &ob, &od, tile->op);
+    tile->d = j->d + od;
+    return (cpu_sgemm_strided){.a = j->a + oa, .b = j->b + ob, .y = tile->d, .M = p->d[r - 2], .N = p->d[r - 1], .K = p->K, .lda = p->sa[r - 2],
+                               .sbk = p->sb[r - 2], .sbn = p->sb[r - 1], .ldy = p->sd[r - 2],
+                               .post = p->oscale != 1.0f || p->n_po ? bmm_tile_post : NULL, .post_ctx = tile};
+}
+
+static void bmm_pack_tasks(void *ctx, int64_t lo, int64_t hi) {
+    const bmm_tiled_job *t = ctx;
+    for (int64_t i = lo; i < hi; i++) {
+        const int64_t bi = i / t->groups, g = i % t->groups;
+        bmm_tile tile;
+        const cpu_sgemm_strided q = bmm_product(t->j, bi, &tile);
+        cpu_sgemm_pack_group(&q, g, t->packed + bi * t->per + g * q.K * CPU_SGEMM_GROUP);
+    }
+}
+
+static void bmm_row_tasks(void *ctx, int64_t lo, int64_t hi) {
+    const bmm_tiled_job *t = ctx;
+    const int64_t M = t->j->p->d[t->j->p->r - 2], rb = bmm_row_block(t->j->p->d[t->j->p->r - 1]), blocks = (M + rb - 1) / rb;
+    for (int64_t i = lo; i < hi; i++) {
+        const int64_t bi = i / blocks, m0 = i % blocks * rb;
+        bmm_tile tile;
+        const cpu_sgemm_strided q = bmm_product(t->j, bi, &tile);
+        cpu_sgemm_packed_rows(&q, t->packed + bi * t->per, m0, SI_MIN(rb, M - m0));
+    }
+}
+
+static si_result bmm_tiled(const bmm_job *j, int threads) {
+    const bmm_params *p = j->p;
+    const int64_t M = p->d[p->r - 2], N = p->d[p->r - 1], groups = (N + CPU_SGEMM_GROUP - 1) / CPU_SGEMM_GROUP;
+    bmm_tiled_job t = {.j = j, .groups = groups, .per = groups * p->K * CPU_SGEMM_GROUP};
+    cpu_arena *hold;
+    if (!(t.packed = cpu_scratch_take((size_t)(p->nb * t.per) * sizeof(float), &hold)))
+        return si_err(SI_ERR_NO_MEM, "MatMul: no memory for the packed operand (%lld floats)", (long long)(p->nb * t.per));
+    const int64_t rb = bmm_row_block(N), packs = p->nb * groups, rows = p->nb * ((M + rb - 1) / rb);
+    if (threads > 1) {
+        cpu_par_for(packs, 1, bmm_pack_tasks, &t);
+        cpu_par_for(rows, 1, bmm_row_tasks, &t);
+    } else {
+        bmm_pack_tasks(&t, 0, packs);
+        bmm_row_tasks(&t, 0, rows);
+    }
+    cpu_arena_give(hold);
+    return SI_OK;
+}
+
 /* bufs: A, B, the post-op operands in chain order, D. */
 static si_result bmm_kernel(const void *ctx, void *const *bufs, int threads) {
     const bmm_params *p = ctx;
     bmm_job j = {p, bufs[0], bufs[1], (const float *const *)(bufs + 2), bufs[2 + p->n_po]};
+    if (p->tiled) return bmm_tiled(&j, threads);
     const int64_t rows = p->nb * p->d[p->r - 2];
     const int64_t macs = rows * p->d[p->r - 1] * p->K;
     if (threads > 1 && macs >= (256 << 10)) cpu_par_for(rows, 1, bmm_range, &j);
@@ -122,15 +249,18 @@ static si_result bmm_kernel(const void *ctx, void *const *bufs, int threads) {
     return SI_OK;
 }
 
-/* Can the own kernel take this product and chain: few rows, f32 operands in plain or strided layouts, an output
- * scale and binary post-ops with f32 operands (no eltwise, no residual sum, no folded affine)? */
+/* Can the own kernel take this product and chain: f32 operands in plain or strided layouts, an output scale and
+ * binary post-ops with f32 operands (no eltwise, no residual sum, no folded affine)? *few: few rows, the row
+ * kernel; else only the tiled kernel can (cpu_bmm_lower checks its strides). */
 static bool bmm_fits(const cpu_pb *b, const cpu_chain *c, const dnnl_memory_desc_t *smd, const dnnl_memory_desc_t *wmd,
-                     const dnnl_memory_desc_t *dmd) {
+                     const dnnl_memory_desc_t *dmd, bool *few) {
     const int r = dmd->ndims;
-    if (r < 3 || smd->ndims != r || wmd->ndims != r || dmd->dims[r - 2] > BMM_MAX_ROWS || c->scale || c->shift) return false;
+    if (r < 3 || smd->ndims != r || wmd->ndims != r || c->scale || c->shift) return false;
     int64_t nb = 1;
     for (int i = 0; i < r - 2; i++) nb *= dmd->dims[i];
-    if ((double)nb * (double)dmd->dims[r - 2] * (double)dmd->dims[r - 1] * (double)smd->dims[r - 1] > (double)BMM_MAX_MACS) return false;
+    *few = dmd->dims[r - 2] <= BMM_MAX_ROWS &&
+           (double)nb * (double)dmd->dims[r - 2] * (double)dmd->dims[r - 1] * (double)smd->dims[r - 1] <= (double)BMM_MAX_MACS;
+    if (!*few && !bmm_tiled_cpu()) return false;
     for (int i = 0; i < c->n_po; i++) {
         const cpu_po *po = &c->po[i];
         if (po->kind != PO_BINARY || !po_alg_ok(po->alg) || po->ndim != r || b->g->values[po->value].dtype != SI_F32) return false;
@@ -140,7 +270,8 @@ static bool bmm_fits(const cpu_pb *b, const cpu_chain *c, const dnnl_memory_desc
 
 si_result cpu_bmm_lower(cpu_pb *b, int n, cpu_chain *c, const dnnl_memory_desc_t *smd, int sa, const dnnl_memory_desc_t *wmd,
                         int sw, const dnnl_memory_desc_t *dmd, int tn) {
-    if (!bmm_fits(b, c, smd, wmd, dmd)) return SI_ERR_UNSUPPORTED;
+    bool few;
+    if (!bmm_fits(b, c, smd, wmd, dmd, &few)) return SI_ERR_UNSUPPORTED;
     const si_graph *g = b->g;
     const si_node *nd = &g->nodes[n];
     const int r = dmd->ndims;
@@ -149,6 +280,8 @@ si_result cpu_bmm_lower(cpu_pb *b, int n, cpu_chain *c, const dnnl_memory_desc_t
     for (int i = 0; i < r - 2; i++) q.nb *= q.d[i];
     if (!md_strides(smd, r, q.d, q.sa) || !md_strides(wmd, r, q.d, q.sb) || !md_strides(dmd, r, q.d, q.sd))
         return SI_ERR_UNSUPPORTED;
+    q.tiled = !few;
+    if (q.tiled && (q.sa[r - 1] != 1 || q.sd[r - 1] != 1)) return SI_ERR_UNSUPPORTED; /* the tiled kernel's rows */
     for (int i = 0; i < c->n_po; i++) {
         q.po[i].alg = c->po[i].alg;
         si_broadcast_strides(r, c->po[i].dims, r, q.d, q.po[i].st);
@@ -179,8 +312,9 @@ si_result cpu_bmm_lower(cpu_pb *b, int n, cpu_chain *c, const dnnl_memory_desc_t
     args[na].arg = DNNL_ARG_DST;
     args[na++].buf = db;
     char name[96];
-    cpu_chain_name(c, tn >= 0 ? "MatMul(rows)+Transpose" : "MatMul(rows)", name, sizeof name);
-    if ((s = cpu_pb_emit_own(b, n, name, "own:bmm", bmm_kernel, p, args, na))) return s;
+    cpu_chain_name(c, tn >= 0 ? (few ? "MatMul(rows)+Transpose" : "MatMul(tiled)+Transpose") : few ? "MatMul(rows)" : "MatMul(tiled)", name,
+                   sizeof name);
+    if ((s = cpu_pb_emit_own(b, n, name, few ? "own:bmm" : "own:bmm_tiled", bmm_kernel, p, args, na))) return s;
     cpu_chain_consume(b, c);
     if (tn >= 0) cpu_pb_consume(b, tn);
     return SI_OK;

@@ -126,6 +126,23 @@ bool cpu_nbits_mm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, const
 bool cpu_sgemm_nt_fits(int64_t N, int64_t K);
 void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K);
 
+/* One float product Y[M, N] = A[M, K] B[K, N] with strided operands (cpu_llm_nbgemm.c, AVX2 + FMA; _cpu: this CPU
+ * has them): A's rows lda apart (k contiguous), B's element (k, n) at b[k sbk + n sbn], Y's rows ldy apart (n
+ * contiguous). B is first packed, group by group of 32 columns, into panels[g][K][32] (cpu_sgemm_pack_group, K x 32
+ * floats per group); then rows of Y are computed from them (cpu_sgemm_packed_rows), and post, when set, is called
+ * on each block of Y once it is final. */
+typedef struct cpu_sgemm_strided {
+    const float *a, *b;
+    float *y;
+    int64_t M, N, K, lda, sbk, sbn, ldy;
+    void (*post)(const void *ctx, int64_t m0, int64_t mr, int64_t n0, int nc);
+    const void *post_ctx;
+} cpu_sgemm_strided;
+#define CPU_SGEMM_GROUP 32 /* columns per group */
+bool cpu_sgemm_strided_cpu(void);
+void cpu_sgemm_pack_group(const cpu_sgemm_strided *q, int64_t g, float *dst);
+void cpu_sgemm_packed_rows(const cpu_sgemm_strided *q, const float *packed, int64_t m0, int64_t mr); /* rows [m0, m0 + mr) */
+
 /* MatMulNBits at accuracy_level 4 with int8 A (cpu_llm_nbq8.c); _cpu: this CPU has what it needs (AVX-512 VNNI);
  * the kernel takes 4-bit codes in blocks of a multiple of 32 and falls back to cpu_nbits_run otherwise. */
 bool cpu_nbits_q8_cpu(void);

@@ -20,6 +20,7 @@
 #define NG_NR 32  /* columns of Y per panel */
 #define NG_KC 256 /* rows of k per panel: 32 KiB, in L1 */
 #define NG_MC 256 /* rows of A per pass over the panels (A's block stays in L2) */
+_Static_assert(NG_NR == CPU_SGEMM_GROUP, "cpu_sgemm_strided_group's column groups are panels");
 
 typedef struct ng_job ng_job;
 /* wp[k - k0][32] for k in [k0, k0 + NG_KC) and columns n0 .. n0+nc-1 of W (nc <= 32; the other lanes zero) */
@@ -29,9 +30,10 @@ struct ng_job {
     const si_nbits *p;   /* MatMulNBits: the codes */
     const uint8_t *B, *zp8;
     const float *scales, *zpf;
-    const float *w;      /* float W [N, K] */
+    const float *w;      /* float W [N, K] (rows ldw apart), or B [K, N] strided (sbk, sbn) */
     const float *bias, *a;
     int64_t M, N, K, groups, tasks;
+    int64_t lda, ldy, ldw, sbk, sbn; /* A's and Y's row strides (K and N for the dense products) */
     float *y;
     ng_pack_fn pack;
 };
@@ -222,7 +224,7 @@ __attribute__((target("avx2,fma"))) static void pack_panel256(const ng_job *j, i
 
 /* pack_f32 in 8 lanes: 8 x 8 blocks transposed in registers. */
 __attribute__((target("avx2,fma"))) static void pack_f32_256(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
-    const int64_t K = j->K, kl = SI_MIN((int64_t)NG_KC, K - k0);
+    const int64_t K = j->ldw, kl = SI_MIN((int64_t)NG_KC, j->K - k0);
     for (int h = 0; h < 4; h++) {
         const int c0 = h * 8, hc = SI_MAX(0, SI_MIN(8, nc - c0));
         const float *base = j->w + (n0 + c0) * K + k0;
@@ -303,28 +305,81 @@ __attribute__((noinline, target("avx2,fma"))) static void kernel256(const float 
     }
 }
 
-/* ng_task with the 8-lane pieces: each panel is multiplied with every 6 rows of the block, one half of 16
- * columns at a time. */
-__attribute__((target("avx2,fma"))) static void ng_task256(void *ctx, int64_t lo, int64_t hi) {
+/* Column group g of j's product with the 8-lane pieces: each panel is multiplied with every 6 rows of the block,
+ * one half of 16 columns at a time. */
+__attribute__((target("avx2,fma"))) static void ng_group256(const ng_job *j, int64_t g, float *wp) {
+    const int64_t K = j->K, n0 = g * NG_NR;
+    const int nc = (int)SI_MIN((int64_t)NG_NR, j->N - n0);
+    for (int64_t mc = 0; mc < j->M; mc += NG_MC) {
+        const int64_t me = SI_MIN(j->M, mc + NG_MC);
+        for (int64_t k0 = 0; k0 < K; k0 += NG_KC) {
+            j->pack(j, n0, nc, k0, wp);
+            const int64_t kl = SI_MIN((int64_t)NG_KC, K - k0);
+            for (int64_t r0 = mc; r0 < me; r0 += 6)
+                for (int h = 0; h < 2 && h * 16 < nc; h++)
+                    kernel256(j->a + r0 * j->lda + k0, j->lda, kl, wp + h * 16, j->y + r0 * j->ldy + n0 + h * 16, j->ldy, SI_MIN(16, nc - h * 16),
+                              j->bias ? j->bias + n0 + h * 16 : NULL, k0 == 0, (int)SI_MIN((int64_t)6, me - r0));
+        }
+    }
+}
+
+static void ng_task256(void *ctx, int64_t lo, int64_t hi) {
     const ng_job *j = ctx;
-    const int64_t K = j->K, N = j->N;
     _Alignas(64) float wp[NG_KC * NG_NR];
     for (int64_t t = lo; t < hi; t++)
-        for (int64_t g = t; g < j->groups; g += j->tasks) {
-            const int64_t n0 = g * NG_NR;
-            const int nc = (int)SI_MIN((int64_t)NG_NR, N - n0);
-            for (int64_t mc = 0; mc < j->M; mc += NG_MC) {
-                const int64_t me = SI_MIN(j->M, mc + NG_MC);
-                for (int64_t k0 = 0; k0 < K; k0 += NG_KC) {
-                    j->pack(j, n0, nc, k0, wp);
-                    const int64_t kl = SI_MIN((int64_t)NG_KC, K - k0);
-                    for (int64_t r0 = mc; r0 < me; r0 += 6)
-                        for (int h = 0; h < 2 && h * 16 < nc; h++)
-                            kernel256(j->a + r0 * K + k0, K, kl, wp + h * 16, j->y + r0 * N + n0 + h * 16, N, SI_MIN(16, nc - h * 16),
-                                      j->bias ? j->bias + n0 + h * 16 : NULL, k0 == 0, (int)SI_MIN((int64_t)6, me - r0));
-                }
+        for (int64_t g = t; g < j->groups; g += j->tasks) ng_group256(j, g, wp);
+}
+
+/* ng_pack_fn from a strided B: element (k, n) at w[k sbk + n sbn]. Rows of B contiguous (sbn 1): copied; columns
+ * contiguous (sbk 1): pack_f32_256 with rows sbn apart; else element by element. */
+__attribute__((target("avx2,fma"))) static void pack_strided256(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
+    const int64_t kl = SI_MIN((int64_t)NG_KC, j->K - k0);
+    if (j->sbn == 1) {
+        for (int64_t k = 0; k < kl; k++) {
+            const float *row = j->w + (k0 + k) * j->sbk + n0;
+            for (int c = 0; c < NG_NR; c += 8) {
+                __m256 v;
+                if (c + 8 <= nc) v = _mm256_loadu_ps(row + c);
+                else if (c < nc) v = _mm256_maskload_ps(row + c, _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+                else v = _mm256_setzero_ps();
+                _mm256_storeu_ps(wp + k * NG_NR + c, v);
             }
         }
+    } else if (j->sbk == 1) {
+        pack_f32_256(j, n0, nc, k0, wp);
+    } else {
+        for (int64_t k = 0; k < kl; k++)
+            for (int c = 0; c < NG_NR; c++) wp[k * NG_NR + c] = c < nc ? j->w[(k0 + k) * j->sbk + (n0 + c) * j->sbn] : 0.0f;
+    }
+}
+
+bool cpu_sgemm_strided_cpu(void) { return cpu_vec_get()->avx2; }
+
+static ng_job strided_job(const cpu_sgemm_strided *q) {
+    return (ng_job){.w = q->b, .a = q->a, .y = q->y, .M = q->M, .N = q->N, .K = q->K, .lda = q->lda, .ldy = q->ldy, .ldw = q->sbn,
+                    .sbk = q->sbk, .sbn = q->sbn, .groups = (q->N + NG_NR - 1) / NG_NR, .pack = pack_strided256};
+}
+
+void cpu_sgemm_pack_group(const cpu_sgemm_strided *q, int64_t g, float *dst) {
+    const ng_job j = strided_job(q);
+    for (int64_t k0 = 0; k0 < q->K; k0 += NG_KC) pack_strided256(&j, g * NG_NR, (int)SI_MIN((int64_t)NG_NR, q->N - g * NG_NR), k0, dst + k0 * NG_NR);
+}
+
+__attribute__((target("avx2,fma"))) void cpu_sgemm_packed_rows(const cpu_sgemm_strided *q, const float *packed, int64_t m0, int64_t mr) {
+    const int64_t K = q->K, groups = (q->N + NG_NR - 1) / NG_NR;
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t n0 = g * NG_NR;
+        const int nc = (int)SI_MIN((int64_t)NG_NR, q->N - n0);
+        for (int64_t k0 = 0; k0 < K; k0 += NG_KC) {
+            const float *wp = packed + (g * K + k0) * NG_NR;
+            const int64_t kl = SI_MIN((int64_t)NG_KC, K - k0);
+            for (int64_t r0 = m0; r0 < m0 + mr; r0 += 6)
+                for (int h = 0; h < 2 && h * 16 < nc; h++)
+                    kernel256(q->a + r0 * q->lda + k0, q->lda, kl, wp + h * 16, q->y + r0 * q->ldy + n0 + h * 16, q->ldy, SI_MIN(16, nc - h * 16),
+                              NULL, k0 == 0, (int)SI_MIN((int64_t)6, m0 + mr - r0));
+        }
+        if (q->post) q->post(q->post_ctx, m0, mr, n0, nc);
+    }
 }
 
 bool cpu_nbits_gemm_fits(const si_nbits *p) {
@@ -336,7 +391,7 @@ void cpu_nbits_gemm(const si_nbits *p, const uint8_t *B, const uint8_t *zp8, con
                     const float *a, float *y) {
     const bool wide = cpu_vec_get()->avx512;
     ng_job j = {.p = p, .B = B, .zp8 = zp8, .scales = scales, .zpf = zpf, .bias = bias, .a = a, .y = y, .M = p->M, .N = p->N, .K = p->K,
-                .groups = (p->N + NG_NR - 1) / NG_NR, .pack = wide ? pack_panel : pack_panel256};
+                .lda = p->K, .ldy = p->N, .groups = (p->N + NG_NR - 1) / NG_NR, .pack = wide ? pack_panel : pack_panel256};
     j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
     cpu_par_for(j.tasks, 1, wide ? ng_task : ng_task256, &j);
 }
@@ -348,13 +403,16 @@ bool cpu_sgemm_nt_fits(int64_t N, int64_t K) {
 
 void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
     const bool wide = cpu_vec_get()->avx512;
-    ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .groups = (N + NG_NR - 1) / NG_NR,
+    ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .lda = K, .ldy = N, .ldw = K, .groups = (N + NG_NR - 1) / NG_NR,
                 .pack = wide ? pack_f32 : pack_f32_256};
     j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
     cpu_par_for(j.tasks, 1, wide ? ng_task : ng_task256, &j);
 }
 
 #else
+bool cpu_sgemm_strided_cpu(void) { return false; }
+void cpu_sgemm_pack_group(const cpu_sgemm_strided *q, int64_t g, float *dst) { (void)q, (void)g, (void)dst; }
+void cpu_sgemm_packed_rows(const cpu_sgemm_strided *q, const float *packed, int64_t m0, int64_t mr) { (void)q, (void)packed, (void)m0, (void)mr; }
 bool cpu_nbits_gemm_fits(const si_nbits *p) {
     (void)p;
     return false;
