@@ -203,17 +203,18 @@ def nbits(name, M, K, N, bits=4, block=32, zp=None, bias=False, lead=(), dt=np.f
          rtol=rtol or (2e-3 if dt == np.float16 else 1e-4 if K >= 512 else 1e-5))
 
 
-def cpu_has_vnni():
+def cpu_quantises_a():
+    """safeinfer's CPU device quantises A at accuracy_level 4 with AVX-512 VNNI or with AVX2 + FMA (cpu_llm_nbq8.c)."""
     try:
         flags = next((ln.split(":", 1)[1].split() for ln in open("/proc/cpuinfo") if ln.startswith("flags")), [])
     except OSError:
         return False
-    return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512_vnni"))
+    return all(f in flags for f in ("avx2", "fma")) and not os.environ.get("SI_CPU_NO_AVX2") and not os.environ.get("SI_CPU_NBITS_F32")
 
 
-# accuracy_level 4 tolerance by device: safeinfer's CPU device with VNNI quantises A as ORT does (1e-5, float
+# accuracy_level 4 tolerance by device: safeinfer's CPU device with AVX2 or VNNI quantises A as ORT does (1e-5, float
 # rounding only); anything else computes in float32, which level 4 allows (ORT's int8 result is within ~1% of it)
-ACC4_RTOL = {"CPU": 1e-5 if cpu_has_vnni() else 1.2e-2, "*": 1.2e-2}
+ACC4_RTOL = {"CPU": 1e-5 if cpu_quantises_a() else 1.2e-2, "*": 1.2e-2}
 
 
 def cases_nbits():
@@ -238,7 +239,7 @@ def cases_nbits():
         nbits(f"acc{acc}", 4, 1024, 256, acc=acc, zp="packed")
     nbits("acc4_input_weights", 4, 1024, 256, acc=4, zp="packed", as_input=True)
     # accuracy_level 4 with constant weights and integer zero points: ORT quantises A to int8 per block, and so does
-    # safeinfer's CPU device on a CPU with AVX-512 VNNI, the same way (then they agree to float rounding); other
+    # safeinfer's CPU device on a CPU with AVX2 or AVX-512 VNNI, the same way (then they agree to float rounding); other
     # devices and CPUs compute in float32, within the level's ~1% of it (ACC4_RTOL). Float zero points: ORT computes
     # in float32 (so does safeinfer). The GEMV (up to 8 rows) and the panel GEMM (more), blocks 32 / 64 / 128 / 256,
     # a padded last block, N not a multiple of 16 or 32, bias, 3-D A.

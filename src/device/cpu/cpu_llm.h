@@ -143,7 +143,8 @@ bool cpu_sgemm_strided_cpu(void);
 void cpu_sgemm_pack_group(const cpu_sgemm_strided *q, int64_t g, float *dst);
 void cpu_sgemm_packed_rows(const cpu_sgemm_strided *q, const float *packed, int64_t m0, int64_t mr); /* rows [m0, m0 + mr) */
 
-/* MatMulNBits at accuracy_level 4 with int8 A (cpu_llm_nbq8.c); _cpu: this CPU has what it needs (AVX-512 VNNI);
+/* MatMulNBits at accuracy_level 4 with int8 A (cpu_llm_nbq8.c); _cpu: this CPU has what it needs (AVX-512 VNNI, or
+ * AVX2 + FMA: the same int8 A and integer block sums, by vpmaddubsw, and for prefill the float panel GEMM);
  * the kernel takes 4-bit codes in blocks of a multiple of 32 and falls back to cpu_nbits_run otherwise. */
 bool cpu_nbits_q8_cpu(void);
 

@@ -1,5 +1,6 @@
 /*
- * cpu_llm_nbq8.c — MatMulNBits at accuracy_level 4 (int8 A) with 4-bit codes, on AVX-512 VNNI.
+ * cpu_llm_nbq8.c — MatMulNBits at accuracy_level 4 (int8 A) with 4-bit codes, on AVX-512 VNNI, or on AVX2 (the
+ * section at the end).
  *
  * accuracy_level 4 lets a runtime quantise A to int8 (the attribute's "minimum precision used for A"), and ONNX
  * Runtime's CPU kernel does when B, scales and zero points are constant: per row of A and per block of K (the
@@ -41,7 +42,8 @@
 #define Q8_ROWS_MAX 8 /* rows of A for the GEMV; more: the panel GEMM */
 #define QG_MR 4       /* rows of A per pass of the GEMM over a panel */
 
-bool cpu_nbits_q8_cpu(void) {
+/* The VNNI kernels of this file can run. */
+static bool q8_vnni(void) {
 #ifdef Q8_X86
     static atomic_int ok = -1; /* first calls may run on several threads: each computes the same value */
     int v = atomic_load_explicit(&ok, memory_order_relaxed);
@@ -55,6 +57,8 @@ bool cpu_nbits_q8_cpu(void) {
     return false;
 #endif
 }
+
+bool cpu_nbits_q8_cpu(void) { return q8_vnni() || cpu_vec_get()->avx2; }
 
 #ifdef Q8_X86
 typedef struct q8_job {
@@ -376,6 +380,233 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void gemm_layout(con
     for (int64_t k = 0; k < kp; k += 16)
         _mm_storeu_si128((__m128i *)(qa + k), _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(qk + k)), perm));
 }
+
+// --- AVX2 without VNNI: the same int8 A, products by vpmaddubsw ------------------------------------------------------
+//
+// A code (0..15) times an A code (-127..127), two of them added in int16 by vpmaddubsw, cannot saturate (2 x 15 x
+// 127 = 3810), nor can the even and odd halves added (7620): the block sums are the exact int32 ones of the VNNI
+// kernel. The GEMV reads a column's codes 32 bytes (two pieces of 32 values) at a time; A's row is laid out per
+// pair of pieces as [even k of both pieces | odd k of both] and the int32 lanes 0-3 / 4-7 hold piece 0's / 1's
+// partial sums. More rows (prefill): A quantised the same way, then dequantised (code x block scale, in float) into
+// the float panel GEMM of cpu_llm_nbgemm.c: the level's int8 activations, float products.
+
+/* a[k .. k+8) of a block of len values, zero past len. */
+__attribute__((always_inline, target("avx2,fma"))) static inline __m256 load8(const float *a, int64_t k, int64_t len) {
+    if (k + 8 <= len) return _mm256_loadu_ps(a + k);
+    if (k >= len) return _mm256_setzero_ps();
+    return _mm256_maskload_ps(a + k, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(len - k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
+/* quant_row in 8 lanes: the same codes, scales and sums (the padded last block read masked, not copied). */
+__attribute__((target("avx2,fma"))) static void quant_row256(const float *a, int64_t K, int64_t block, int64_t nb, int8_t *qk, float *sa, float *ca) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (int64_t blk = 0; blk < nb; blk++) {
+        const int64_t k0 = blk * block, len = SI_MIN(block, K - k0);
+        const float *src = a + k0;
+        __m256 mx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+        for (int64_t k = 0; k < block; k += 8) {
+            const __m256 v = load8(src, k, len);
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            mx = _mm256_max_ps(mx, _mm256_and_ps(v, absm));
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float amax = _mm256_movemask_ps(nan) ? NAN : _mm_cvtss_f32(m);
+        const float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0.0f;
+        const __m256 iv = _mm256_set1_ps(inv);
+        __m256i sum = _mm256_setzero_si256();
+        for (int64_t k = 0; k < block; k += 8) {
+            __m256 v = load8(src, k, len);
+            if (isfinite(inv)) {
+                v = _mm256_mul_ps(v, iv);
+            } else {
+                float t[8];
+                _mm256_storeu_ps(t, v);
+                for (int e = 0; e < 8; e++) t[e] = 127.0f * (t[e] / amax);
+                v = _mm256_loadu_ps(t);
+            }
+            const __m256i q = _mm256_cvtps_epi32(v); /* NaN: INT_MIN, saturated to -128 below, as cvtsepi32 does */
+            sum = _mm256_add_epi32(sum, q);
+            const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i *)(qk + k0 + k), _mm_packs_epi16(q16, q16));
+        }
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
+        sa[blk] = isfinite(amax) ? amax / 127.0f : NAN;
+        ca[blk] = sa[blk] * (float)_mm_cvtsi128_si32(t);
+    }
+}
+
+/* The AVX2 GEMV's layout of a row: pairs of pieces (qa [ng2][64]: even k of both pieces, then odd k), lane scales
+ * (sp [ng2][8]); a missing second piece zero. */
+__attribute__((target("avx2,fma"))) static void gemv_layout256(const int8_t *qk, const float *sa, int64_t np, int64_t ppb, int64_t ng2, int8_t *qa,
+                                                               float *sp) {
+    const __m256i deint = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int64_t pc = 0; pc < ng2 * 2; pc++) {
+        int8_t *gq = qa + (pc / 2) * 64 + (pc % 2) * 16;
+        if (pc < np) {
+            __m256i b = _mm256_loadu_si256((const __m256i *)(qk + pc * 32));
+            b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(b, deint), 0xD8); /* [even k (16) | odd k (16)] */
+            _mm_storeu_si128((__m128i *)gq, _mm256_castsi256_si128(b));
+            _mm_storeu_si128((__m128i *)(gq + 32), _mm256_extracti128_si256(b, 1));
+            _mm_storeu_ps(sp + pc * 4, _mm_set1_ps(sa[pc / ppb]));
+        } else {
+            memset(gq, 0, 16);
+            memset(gq + 32, 0, 16);
+            _mm_storeu_ps(sp + pc * 4, _mm_setzero_ps());
+        }
+    }
+}
+
+/* z x sw of blocks b0 .. b0+cnt-1 (cnt <= 8) of column n, 0 past them: packed 4-bit zero points or none (8). */
+__attribute__((always_inline, target("avx2,fma"))) static inline __m256 zsw8(const si_nbits *p, const uint8_t *zp8, const float *scales, int64_t n,
+                                                                          int64_t b0, int cnt) {
+    float sv[8] = {0};
+    memcpy(sv, scales + n * p->nb + b0, (size_t)cnt * sizeof(float));
+    __m256 z = _mm256_set1_ps(8.0f);
+    if (zp8) {
+        uint32_t v = 0;
+        memcpy(&v, zp8 + n * p->zrow + b0 / 2, (size_t)((cnt + 1) / 2));
+        const __m128i e = _mm_cvtepu8_epi16(_mm_cvtsi32_si128((int)v));
+        const __m128i w = _mm_unpacklo_epi16(_mm_and_si128(e, _mm_set1_epi16(15)), _mm_srli_epi16(e, 4)); /* even block low */
+        z = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(w));
+    }
+    return _mm256_mul_ps(z, _mm256_loadu_ps(sv));
+}
+
+/* q8_job for the AVX2 GEMV: qa [M][ng][64], sp [M][ng][8], ng pairs of pieces. */
+__attribute__((always_inline, target("avx2,fma"))) static inline void col256_body(const q8_job *j, int64_t n, int64_t m0, float *o, const int MR) {
+    const si_nbits *p = j->p;
+    const int64_t nb = p->nb, ppb = p->block / 32, ng = j->ng, np = nb * ppb;
+    const int lp = __builtin_ctzll((unsigned long long)ppb);
+    const uint8_t *bn = j->B + n * nb * p->blob;
+    const float *sn = j->scales + n * nb;
+    const int8_t *qa = j->qa + m0 * ng * 64;
+    const float *sp = j->sp + m0 * ng * 8;
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t g = 0; g < ng; g++) {
+        const int64_t pc = g * 2;
+        const bool two = np - pc >= 2;
+        const __m256i x = two ? _mm256_loadu_si256((const __m256i *)(bn + pc * 16))
+                              : _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_loadu_si128((const __m128i *)(bn + pc * 16)), 0);
+        const __m256i lo = _mm256_and_si256(x, m4), hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
+        const __m256 sw = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(sn[pc >> lp])), _mm_set1_ps(two ? sn[(pc + 1) >> lp] : 0.0f), 1);
+#define Q8_ROW(r, A)                                                                                                      \
+    if (MR > r) {                                                                                                         \
+        const int8_t *q = qa + (r * ng + g) * 64;                                                                         \
+        const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q)),           \
+                                             _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 32))));    \
+        const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));                                              \
+        A = _mm256_fmadd_ps(f, _mm256_mul_ps(sw, _mm256_loadu_ps(sp + (r * ng + g) * 8)), A);                            \
+    }
+        Q8_ROW(0, a0)
+        Q8_ROW(1, a1)
+        Q8_ROW(2, a2)
+        Q8_ROW(3, a3)
+#undef Q8_ROW
+    }
+    __m256 acc[4] = {a0, a1, a2, a3};
+    for (int64_t b = 0; b < nb; b += 8) { /* the zero points: minus sum_blk z sw ca */
+        const int cnt = (int)SI_MIN((int64_t)8, nb - b);
+        const __m256 z = zsw8(p, j->zp8, j->scales, n, b, cnt);
+        for (int r = 0; r < MR; r++) {
+            float cv[8] = {0};
+            memcpy(cv, j->ca + (m0 + r) * nb + b, (size_t)cnt * sizeof(float));
+            acc[r] = _mm256_fnmadd_ps(z, _mm256_loadu_ps(cv), acc[r]);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        o[r] = _mm_cvtss_f32(h);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void col256_rows(const q8_job *j, int64_t n, int64_t m0, int mr, float *o) {
+    switch (mr) {
+    case 1: col256_body(j, n, m0, o, 1); break;
+    case 2: col256_body(j, n, m0, o, 2); break;
+    case 3: col256_body(j, n, m0, o, 3); break;
+    default: col256_body(j, n, m0, o, 4); break;
+    }
+}
+
+static void cols256(void *ctx, int64_t lo, int64_t hi) {
+    const q8_job *j = ctx;
+    const si_nbits *p = j->p;
+    for (int64_t m0 = 0; m0 < p->M; m0 += Q8_MR) {
+        const int mr = (int)SI_MIN((int64_t)Q8_MR, p->M - m0);
+        for (int64_t n = lo; n < hi; n++) {
+            float o[Q8_MR];
+            col256_rows(j, n, m0, mr, o);
+            for (int r = 0; r < mr; r++) j->y[(m0 + r) * p->N + n] = o[r] + (j->bias ? j->bias[n] : 0.0f);
+        }
+    }
+}
+
+/* ar[0..K) = code x its block's scale. */
+__attribute__((target("avx2,fma"))) static void dequant_row256(const int8_t *qk, const float *sa, int64_t K, int64_t block, float *ar) {
+    for (int64_t k0 = 0; k0 < K; k0 += block) {
+        const int64_t len = SI_MIN(block, K - k0);
+        const __m256 s = _mm256_set1_ps(sa[k0 / block]);
+        int64_t k = 0;
+        for (; k + 8 <= len; k += 8)
+            _mm256_storeu_ps(ar + k0 + k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qk + k0 + k)))), s));
+        for (; k < len; k++) ar[k0 + k] = (float)qk[k0 + k] * sa[k0 / block];
+    }
+}
+
+typedef struct q8_rows256 {
+    const si_nbits *p;
+    const float *a;
+    int8_t *qk, *qa;
+    float *sp, *sa, *ca;
+    int64_t np, ng, kp;
+    bool gemv;
+} q8_rows256;
+
+/* Rows [lo, hi) of A: quantised, then laid out for the GEMV or dequantised for the GEMM (sp is then A in float). */
+static void q8_rows(void *ctx, int64_t lo, int64_t hi) {
+    const q8_rows256 *r = ctx;
+    const si_nbits *p = r->p;
+    for (int64_t m = lo; m < hi; m++) {
+        quant_row256(r->a + m * p->K, p->K, p->block, p->nb, r->qk + m * r->kp, r->sa + m * p->nb, r->ca + m * p->nb);
+        if (r->gemv) gemv_layout256(r->qk + m * r->kp, r->sa + m * p->nb, r->np, p->block / 32, r->ng, r->qa + m * r->ng * 64, r->sp + m * r->ng * 8);
+        else dequant_row256(r->qk + m * r->kp, r->sa + m * p->nb, p->K, p->block, r->sp + m * p->K);
+    }
+}
+
+/* MatMulNBits at level 4 on AVX2 (p: 4-bit, block a multiple of 32, integer or no zero points). */
+static si_result q8_run256(si_kctx *c, const si_nbits *pp) {
+    si_nbits p = *pp;
+    const int64_t np = p.nb * p.block / 32, ng = (np + 1) / 2, kp = np * 32;
+    const bool gemv = p.M <= Q8_ROWS_MAX;
+    const size_t qa_bytes = gemv ? (size_t)(p.M * ng * 64) : 0, qk_bytes = (size_t)(p.M * kp), pad = (4 - qk_bytes % 4) % 4;
+    const size_t f_count = (gemv ? (size_t)(p.M * ng * 8) : (size_t)(p.M * p.K)) + (size_t)(2 * p.M * p.nb);
+    cpu_arena *hold;
+    uint8_t *buf = cpu_scratch_take(qa_bytes + qk_bytes + pad + f_count * sizeof(float), &hold);
+    if (!buf) return si_op_nomem(c);
+    q8_rows256 r = {.p = &p, .a = si_in(c, 0)->data, .qa = (int8_t *)buf, .qk = (int8_t *)buf + qa_bytes, .np = np, .ng = ng, .kp = kp, .gemv = gemv};
+    r.sp = (float *)(buf + qa_bytes + qk_bytes + pad);
+    r.sa = r.sp + (gemv ? p.M * ng * 8 : p.M * p.K), r.ca = r.sa + p.M * p.nb;
+    cpu_par_for(p.M, SI_MAX((int64_t)1, 4096 / SI_MAX((int64_t)1, p.K)), q8_rows, &r);
+    const uint8_t *zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL;
+    const float *bias = p.bias ? si_in(c, 5)->data : NULL;
+    if (!gemv) {
+        const bool ok = cpu_nbits_mm(&p, si_in(c, 1)->data, zp8, si_in(c, 2)->data, NULL, bias, r.sp, si_out(c, 0)->data);
+        cpu_arena_give(hold);
+        return ok ? SI_OK : si_op_nomem(c);
+    }
+    q8_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = zp8, .scales = si_in(c, 2)->data, .bias = bias, .qa = r.qa, .sp = r.sp, .ca = r.ca,
+                .ng = ng, .y = si_out(c, 0)->data};
+    cpu_par_for(p.N, 16, cols256, &j);
+    cpu_arena_give(hold);
+    return SI_OK;
+}
 #endif
 
 si_result cpu_nbits_q8_run(si_kctx *c) {
@@ -386,6 +617,7 @@ si_result cpu_nbits_q8_run(si_kctx *c) {
     si_tensor *y = si_out(c, 0);
     if (!y || p.M == 0) return SI_OK;
     if (si_in(c, 0)->dtype != SI_F32 || p.bits != 4 || p.block % 32 || p.zp == NB_ZP_FLOAT || !cpu_nbits_q8_cpu()) return cpu_nbits_run(c);
+    if (!q8_vnni()) return q8_run256(c, &p);
     const int64_t np = p.nb * p.block / 32, ng = (np + 3) / 4, kp = np * 32;
     const size_t qa_bytes = (size_t)(p.M * ng * 128), qk_bytes = (size_t)(p.M * kp), sp_bytes = (size_t)(p.M * ng * 16) * sizeof(float);
     cpu_arena *hold;
