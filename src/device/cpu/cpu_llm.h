@@ -53,6 +53,18 @@ __attribute__((always_inline, target("avx512f"))) static inline __m512 cpu_exp51
     return _mm512_maskz_mov_ps((__mmask16)~tiny, _mm512_scalef_ps(y, n));
 }
 
+/* The sum and the max of the 8 lanes of x. */
+__attribute__((always_inline, target("avx2,fma"))) static inline float cpu_hsum256(__m256 x) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+__attribute__((always_inline, target("avx2,fma"))) static inline float cpu_hmax256(__m256 x) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
 /* cpu_exp512 in 8 lanes (AVX2 + FMA): the same steps, so the same results. */
 __attribute__((always_inline, target("avx2,fma"))) static inline __m256 cpu_exp256(__m256 x) {
     const __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);

@@ -302,10 +302,7 @@ __attribute__((target("avx2,fma"))) static float mask_max256(float *s, int64_t v
         _mm256_storeu_ps(s + c, v);
         mxv = _mm256_max_ps(mxv, v);
     }
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mxv), _mm256_extractf128_ps(mxv, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
+    return cpu_hmax256(mxv);
 }
 
 __attribute__((target("avx2,fma"))) static float exp_sum256(float *s, float mn) {
@@ -316,10 +313,7 @@ __attribute__((target("avx2,fma"))) static float exp_sum256(float *s, float mn) 
         _mm256_storeu_ps(s + c, e);
         sum = _mm256_add_ps(sum, e);
     }
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_movehdup_ps(t));
-    return _mm_cvtss_f32(t);
+    return cpu_hsum256(sum);
 }
 
 /* o_r[0..8 NV) += sum_j p_r[j] v_j[0..8 NV) for QR <= 2 query vectors, NV <= 4. */

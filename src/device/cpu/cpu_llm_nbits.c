@@ -93,10 +93,7 @@ __attribute__((always_inline, target("avx2,fma"))) static inline void gemv_avx2_
         }
     }
     for (int r = 0; r < MR; r++) {
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        out[r] = _mm_cvtss_f32(h) - corr[r];
+        out[r] = cpu_hsum256(acc[r]) - corr[r];
     }
 }
 

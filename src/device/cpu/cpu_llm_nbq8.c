@@ -61,16 +61,19 @@ static bool q8_vnni(void) {
 bool cpu_nbits_q8_cpu(void) { return q8_vnni() || cpu_vec_get()->avx2; }
 
 #ifdef Q8_X86
-typedef struct q8_job {
+typedef struct q8_job q8_job;
+struct q8_job {
     const si_nbits *p;
     const uint8_t *B, *zp8;
     const float *scales, *bias;
-    const int8_t *qa; /* [M][ng][128]: group g of row m: even k of its 4 pieces (4 x 16), then odd k */
-    const float *sp;  /* [M][ng][16]: the scale of A's block of each int32 lane of a group (the piece's, x4) */
+    const int8_t *qa; /* [M][ng][128]: group g of row m: even k of its 4 pieces (4 x 16), then odd k (AVX2: [64], 2 pieces) */
+    const float *sp;  /* [M][ng][16]: the scale of A's block of each int32 lane of a group (the piece's, x4) (AVX2: [8]) */
     const float *ca;  /* [M][nb]: A's block scale x the block's code sum */
-    int64_t ng;       /* groups of 4 pieces of 32 values per row: ceil(nb * block / 128) */
+    int64_t ng;       /* groups of 4 pieces of 32 values per row: ceil(nb * block / 128) (AVX2: pairs of pieces) */
     float *y;
-} q8_job;
+    /* column n of rows m0 .. m0+mr-1 of Y, without bias: col_rows (VNNI) or col256_rows (AVX2) */
+    void (*col)(const q8_job *j, int64_t n, int64_t m0, int mr, float *o);
+};
 
 /* Row a[0..K) of A in int8, k order (qk, [nb * block]), its block scales (sa) and sa x the block's code sums (ca);
  * blocks of `block` values, the last one zero-padded. */
@@ -193,7 +196,7 @@ static void cols(void *ctx, int64_t lo, int64_t hi) {
         const int mr = (int)SI_MIN((int64_t)Q8_MR, p->M - m0);
         for (int64_t n = lo; n < hi; n++) {
             float o[Q8_MR];
-            col_rows(j, n, m0, mr, o);
+            j->col(j, n, m0, mr, o);
             for (int r = 0; r < mr; r++) j->y[(m0 + r) * p->N + n] = o[r] + (j->bias ? j->bias[n] : 0.0f);
         }
     }
@@ -409,10 +412,7 @@ __attribute__((target("avx2,fma"))) static void quant_row256(const float *a, int
             nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
             mx = _mm256_max_ps(mx, _mm256_and_ps(v, absm));
         }
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        const float amax = _mm256_movemask_ps(nan) ? NAN : _mm_cvtss_f32(m);
+        const float amax = _mm256_movemask_ps(nan) ? NAN : cpu_hmax256(mx);
         const float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0.0f;
         const __m256 iv = _mm256_set1_ps(inv);
         __m256i sum = _mm256_setzero_si256();
@@ -518,12 +518,7 @@ __attribute__((always_inline, target("avx2,fma"))) static inline void col256_bod
             acc[r] = _mm256_fnmadd_ps(z, _mm256_loadu_ps(cv), acc[r]);
         }
     }
-    for (int r = 0; r < MR; r++) {
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1));
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));
-        o[r] = _mm_cvtss_f32(h);
-    }
+    for (int r = 0; r < MR; r++) o[r] = cpu_hsum256(acc[r]);
 }
 
 __attribute__((target("avx2,fma"))) static void col256_rows(const q8_job *j, int64_t n, int64_t m0, int mr, float *o) {
@@ -532,19 +527,6 @@ __attribute__((target("avx2,fma"))) static void col256_rows(const q8_job *j, int
     case 2: col256_body(j, n, m0, o, 2); break;
     case 3: col256_body(j, n, m0, o, 3); break;
     default: col256_body(j, n, m0, o, 4); break;
-    }
-}
-
-static void cols256(void *ctx, int64_t lo, int64_t hi) {
-    const q8_job *j = ctx;
-    const si_nbits *p = j->p;
-    for (int64_t m0 = 0; m0 < p->M; m0 += Q8_MR) {
-        const int mr = (int)SI_MIN((int64_t)Q8_MR, p->M - m0);
-        for (int64_t n = lo; n < hi; n++) {
-            float o[Q8_MR];
-            col256_rows(j, n, m0, mr, o);
-            for (int r = 0; r < mr; r++) j->y[(m0 + r) * p->N + n] = o[r] + (j->bias ? j->bias[n] : 0.0f);
-        }
     }
 }
 
@@ -602,8 +584,8 @@ static si_result q8_run256(si_kctx *c, const si_nbits *pp) {
         return ok ? SI_OK : si_op_nomem(c);
     }
     q8_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = zp8, .scales = si_in(c, 2)->data, .bias = bias, .qa = r.qa, .sp = r.sp, .ca = r.ca,
-                .ng = ng, .y = si_out(c, 0)->data};
-    cpu_par_for(p.N, 16, cols256, &j);
+                .ng = ng, .y = si_out(c, 0)->data, .col = col256_rows};
+    cpu_par_for(p.N, 16, cols, &j);
     cpu_arena_give(hold);
     return SI_OK;
 }
@@ -642,7 +624,7 @@ si_result cpu_nbits_q8_run(si_kctx *c) {
     }
     q8_job j = {.p = &p, .B = si_in(c, 1)->data, .zp8 = p.zp == NB_ZP_PACKED ? si_in(c, 3)->data : NULL, .scales = si_in(c, 2)->data,
                 .bias = p.bias ? si_in(c, 5)->data : NULL, .qa = qa, .sp = sp,
-                .ca = ca, .ng = ng, .y = y->data};
+                .ca = ca, .ng = ng, .y = y->data, .col = col_rows};
     cpu_par_for(p.N, 16, cols, &j);
     cpu_arena_give(hold);
     return SI_OK;
