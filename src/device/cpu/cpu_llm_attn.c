@@ -211,12 +211,13 @@ static void kt_tasks(void *ctx, int64_t lo, int64_t hi) {
 
 /* The vector pieces of the blocked path for one instruction set. */
 typedef struct att_isa {
-    void (*scores)(const float *const *q, const float *kt, int64_t H, float *s, int mr); /* mr <= 4 */
+    void (*scores)(const float *const *q, const float *kt, int64_t H, float *s, int mr); /* mr <= score_rows */
     /* keys outside [vlo, vhi) of a 64-key block of scores: -inf; the others times scale unless scaled; the max */
     float (*mask_max)(float *s, int64_t vlo, int64_t vhi, float scale, bool scaled);
     float (*exp_sum)(float *s, float mn); /* s = exp(s - mn) over the block, their sum */
     void (*pv)(float *const *o, const float *const *pr, const float *v, int64_t vst, int64_t n, int qr, int nv);
-    int pv_cols, lanes; /* columns of o per pv call (nv vectors of lanes floats), qr <= 2 */
+    int pv_cols, lanes, pv_rows; /* columns of o per pv call (nv vectors of lanes floats), query vectors (qr) at most */
+    int score_rows;              /* query vectors per scores call at most */
 } att_isa;
 
 __attribute__((target("avx512f"))) static float mask_max512(float *s, int64_t vlo, int64_t vhi, float scale, bool scaled) {
@@ -246,11 +247,11 @@ __attribute__((target("avx512f"))) static float exp_sum512(float *s, float mn) {
     return _mm512_reduce_add_ps(sum);
 }
 
-static const att_isa att_avx512 = {scores, mask_max512, exp_sum512, pv, 128, 16};
+static const att_isa att_avx512 = {scores, mask_max512, exp_sum512, pv, 128, 16, 2, 4};
 
 // --- the same pieces in 8 lanes (AVX2 + FMA); named accumulators (GCC keeps arrays of them in memory) ---------------
 
-/* s[r][0..64) = q_r . kt[.][0..64) for MR query vectors, 16 keys at a time. */
+/* s[r][0..64) = q_r . kt[.][0..64) for MR <= 6 query vectors, 16 keys at a time (each load of K serves six). */
 #define SC_ROW(r, A0, A1)                                                                                                 \
     if (MR > r) {                                                                                                         \
         const __m256 qv = _mm256_broadcast_ss(q[r] + d);                                                                  \
@@ -262,18 +263,23 @@ static const att_isa att_avx512 = {scores, mask_max512, exp_sum512, pv, 128, 16}
 __attribute__((always_inline, target("avx2,fma"))) static inline void scores256_body(const float *const *q, const float *kt, int64_t H, float *s,
                                                                                   const int MR) {
     for (int c = 0; c < ATT_BLK; c += 16) {
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00, a40 = a00,
+               a41 = a00, a50 = a00, a51 = a00;
         for (int64_t d = 0; d < H; d++) {
             const __m256 k0 = _mm256_loadu_ps(kt + d * ATT_BLK + c), k1 = _mm256_loadu_ps(kt + d * ATT_BLK + c + 8);
             SC_ROW(0, a00, a01)
             SC_ROW(1, a10, a11)
             SC_ROW(2, a20, a21)
             SC_ROW(3, a30, a31)
+            SC_ROW(4, a40, a41)
+            SC_ROW(5, a50, a51)
         }
         SC_OUT(0, a00, a01)
         SC_OUT(1, a10, a11)
         SC_OUT(2, a20, a21)
         SC_OUT(3, a30, a31)
+        SC_OUT(4, a40, a41)
+        SC_OUT(5, a50, a51)
     }
 }
 #undef SC_ROW
@@ -284,7 +290,9 @@ __attribute__((noinline, target("avx2,fma"))) static void scores256(const float 
     case 1: scores256_body(q, kt, H, s, 1); break;
     case 2: scores256_body(q, kt, H, s, 2); break;
     case 3: scores256_body(q, kt, H, s, 3); break;
-    default: scores256_body(q, kt, H, s, 4); break;
+    case 4: scores256_body(q, kt, H, s, 4); break;
+    case 5: scores256_body(q, kt, H, s, 5); break;
+    default: scores256_body(q, kt, H, s, 6); break;
     }
 }
 
@@ -316,52 +324,59 @@ __attribute__((target("avx2,fma"))) static float exp_sum256(float *s, float mn) 
     return cpu_hsum256(sum);
 }
 
-/* o_r[0..8 NV) += sum_j p_r[j] v_j[0..8 NV) for QR <= 2 query vectors, NV <= 4. */
-#define PV_LOAD(r, c, A) if (QR > r && NV > c) A = _mm256_loadu_ps(o[r] + 8 * c);
-#define PV_STORE(r, c, A) if (QR > r && NV > c) _mm256_storeu_ps(o[r] + 8 * c, A);
-#define PV_FMA(r, A0, A1, A2, A3)                                                                                         \
+/* o_r[0..8 NV) += sum_j p_r[j] v_j[0..8 NV) for QR <= 6 query vectors, NV <= 2: the GEMM microkernel's 6 x 16
+ * shape, so that each load of V serves six query vectors (with two, the loads of V from L2 bounded it). */
+#define PV_ROW(r, A0, A1)                                                                                                 \
     if (QR > r) {                                                                                                         \
         const __m256 pj = _mm256_broadcast_ss(pr[r] + j);                                                                 \
         A0 = _mm256_fmadd_ps(pj, v0, A0);                                                                                 \
         if (NV > 1) A1 = _mm256_fmadd_ps(pj, v1, A1);                                                                     \
-        if (NV > 2) A2 = _mm256_fmadd_ps(pj, v2, A2);                                                                     \
-        if (NV > 3) A3 = _mm256_fmadd_ps(pj, v3, A3);                                                                     \
+    }
+#define PV_LOAD(r, A0, A1)                                                                                                \
+    if (QR > r) A0 = _mm256_loadu_ps(o[r]), A1 = NV > 1 ? _mm256_loadu_ps(o[r] + 8) : A1;
+#define PV_STORE(r, A0, A1)                                                                                               \
+    if (QR > r) {                                                                                                         \
+        _mm256_storeu_ps(o[r], A0);                                                                                       \
+        if (NV > 1) _mm256_storeu_ps(o[r] + 8, A1);                                                                       \
     }
 __attribute__((always_inline, target("avx2,fma"))) static inline void pv256_body(float *const *o, const float *const *pr, const float *v, int64_t vst,
                                                                               int64_t n, const int QR, const int NV) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    PV_LOAD(0, 0, a0) PV_LOAD(0, 1, a1) PV_LOAD(0, 2, a2) PV_LOAD(0, 3, a3)
-    PV_LOAD(1, 0, b0) PV_LOAD(1, 1, b1) PV_LOAD(1, 2, b2) PV_LOAD(1, 3, b3)
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0, e0 = a0, e1 = a0, f0 = a0, f1 = a0;
+    PV_LOAD(0, a0, a1) PV_LOAD(1, b0, b1) PV_LOAD(2, c0, c1) PV_LOAD(3, d0, d1) PV_LOAD(4, e0, e1) PV_LOAD(5, f0, f1)
     for (int64_t j = 0; j < n; j++) {
         const float *vj = v + j * vst;
-        const __m256 v0 = _mm256_loadu_ps(vj), v1 = NV > 1 ? _mm256_loadu_ps(vj + 8) : v0, v2 = NV > 2 ? _mm256_loadu_ps(vj + 16) : v0,
-                     v3 = NV > 3 ? _mm256_loadu_ps(vj + 24) : v0;
-        PV_FMA(0, a0, a1, a2, a3)
-        PV_FMA(1, b0, b1, b2, b3)
+        const __m256 v0 = _mm256_loadu_ps(vj), v1 = NV > 1 ? _mm256_loadu_ps(vj + 8) : v0;
+        PV_ROW(0, a0, a1)
+        PV_ROW(1, b0, b1)
+        PV_ROW(2, c0, c1)
+        PV_ROW(3, d0, d1)
+        PV_ROW(4, e0, e1)
+        PV_ROW(5, f0, f1)
     }
-    PV_STORE(0, 0, a0) PV_STORE(0, 1, a1) PV_STORE(0, 2, a2) PV_STORE(0, 3, a3)
-    PV_STORE(1, 0, b0) PV_STORE(1, 1, b1) PV_STORE(1, 2, b2) PV_STORE(1, 3, b3)
+    PV_STORE(0, a0, a1) PV_STORE(1, b0, b1) PV_STORE(2, c0, c1) PV_STORE(3, d0, d1) PV_STORE(4, e0, e1) PV_STORE(5, f0, f1)
 }
+#undef PV_ROW
 #undef PV_LOAD
 #undef PV_STORE
-#undef PV_FMA
 
 #define PV256_CASES(QR)                                                                                                           \
-    switch (nv) {                                                                                                                 \
-    case 1: pv256_body(o, pr, v, vst, n, QR, 1); break;                                                                           \
-    case 2: pv256_body(o, pr, v, vst, n, QR, 2); break;                                                                           \
-    case 3: pv256_body(o, pr, v, vst, n, QR, 3); break;                                                                           \
-    default: pv256_body(o, pr, v, vst, n, QR, 4); break;                                                                          \
-    }
+    if (nv > 1) pv256_body(o, pr, v, vst, n, QR, 2);                                                                              \
+    else pv256_body(o, pr, v, vst, n, QR, 1);
 
 __attribute__((noinline, target("avx2,fma"))) static void pv256(float *const *o, const float *const *pr, const float *v, int64_t vst, int64_t n, int qr,
                                                               int nv) {
-    if (qr == 2) PV256_CASES(2)
-    else PV256_CASES(1)
+    switch (qr) {
+    case 1: PV256_CASES(1) break;
+    case 2: PV256_CASES(2) break;
+    case 3: PV256_CASES(3) break;
+    case 4: PV256_CASES(4) break;
+    case 5: PV256_CASES(5) break;
+    default: PV256_CASES(6) break;
+    }
 }
 #undef PV256_CASES
 
-static const att_isa att_avx2 = {scores256, mask_max256, exp_sum256, pv256, 32, 8};
+static const att_isa att_avx2 = {scores256, mask_max256, exp_sum256, pv256, 16, 8, 6, 6};
 
 /* Task t: batch row b, KV head g, query rows [i0, i0 + qb): the qb x G query vectors walk the union of their key
  * ranges in blocks of 64; each block of keys is transposed once and read by all of them. */
@@ -403,7 +418,8 @@ static void attn_blocks(void *ctx, int64_t lo, int64_t hi) {
             const int64_t n = SI_MIN((int64_t)ATT_BLK, j1 - js);
             const float *ktp = a->kt ? a->kt + ((b * a->Nkv + g) * a->ktb + js / ATT_BLK) * H * ATT_BLK : kt;
             if (!a->kt) kt_block(kb + js * a->ks[2], a->ks[2], n, H, kt);
-            for (int64_t x = 0; x < nv; x += 4) is->scores(qp + x, ktp, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)4, nv - x));
+            for (int64_t x = 0; x < nv; x += is->score_rows)
+                is->scores(qp + x, ktp, H, sc + x * ATT_BLK, (int)SI_MIN((int64_t)is->score_rows, nv - x));
             for (int64_t x = 0; x < nv; x++) {
                 float *s = sc + x * ATT_BLK;
                 const int64_t r = x / G, i = i0 + r;
@@ -429,10 +445,11 @@ static void attn_blocks(void *ctx, int64_t lo, int64_t hi) {
                 }
                 l[x] += is->exp_sum(s, mn);
             }
-            for (int64_t x = 0; x < nv; x += 2) {
-                const int qr = (int)SI_MIN((int64_t)2, nv - x);
+            for (int64_t x = 0; x < nv; x += is->pv_rows) {
+                const int qr = (int)SI_MIN((int64_t)is->pv_rows, nv - x);
                 for (int64_t e0 = 0; e0 < Hv; e0 += is->pv_cols) {
-                    float *oo[2] = {op[x] + e0, qr > 1 ? op[x + 1] + e0 : NULL};
+                    float *oo[8];
+                    for (int r = 0; r < qr; r++) oo[r] = op[x + r] + e0;
                     is->pv(oo, pp + x, vb + js * a->vs[2] + e0, a->vs[2], n, qr, (int)(SI_MIN((int64_t)is->pv_cols, Hv - e0) / is->lanes));
                 }
             }
