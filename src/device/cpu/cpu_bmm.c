@@ -33,7 +33,7 @@ typedef struct bmm_params {
     float oscale;
     int n_po;
     bmm_po po[CPU_MAX_PO];
-    bool tiled; /* many rows: cpu_sgemm_strided_group over (product, column group) tasks */
+    bool tiled; /* many rows: B packed into panels, then blocks of rows (bmm_tiled) */
 } bmm_params;
 
 static bool po_alg_ok(dnnl_alg_kind_t a) {
@@ -92,6 +92,47 @@ static void bmm_offsets(const bmm_params *p, int64_t bi, int64_t *oa, int64_t *o
     }
 }
 
+/* d[0..n) = d op s[0..n) (sn 1) or d op s[0] (sn 0): loops the compiler vectorizes. */
+static void po_run(dnnl_alg_kind_t a, float *restrict d, const float *restrict s, int64_t sn, int64_t n) {
+    if (sn == 0) {
+        const float v = s[0];
+        switch (a) {
+        case dnnl_binary_add: for (int64_t i = 0; i < n; i++) d[i] += v; return;
+        case dnnl_binary_mul: for (int64_t i = 0; i < n; i++) d[i] *= v; return;
+        case dnnl_binary_sub: for (int64_t i = 0; i < n; i++) d[i] -= v; return;
+        case dnnl_binary_div: for (int64_t i = 0; i < n; i++) d[i] /= v; return;
+        default: break;
+        }
+    } else if (sn == 1) {
+        switch (a) {
+        case dnnl_binary_add: for (int64_t i = 0; i < n; i++) d[i] += s[i]; return;
+        case dnnl_binary_mul: for (int64_t i = 0; i < n; i++) d[i] *= s[i]; return;
+        case dnnl_binary_sub: for (int64_t i = 0; i < n; i++) d[i] -= s[i]; return;
+        case dnnl_binary_div: for (int64_t i = 0; i < n; i++) d[i] /= s[i]; return;
+        default: break;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) d[i] = po_apply(a, d[i], s[i * sn]);
+}
+
+/* A row of D, d[0..n) with elements sdn apart: oscale times it, then the post-ops, whose operands for this row
+ * start at po[k] + op[k] (then st[r - 1] apart). Contiguous rows op by op (vectorised), others element by
+ * element: each element sees the same operations in the same order. */
+static void post_row(const bmm_params *p, const float *const *po, const int64_t *op, float *d, int64_t sdn, int64_t n) {
+    const int r = p->r;
+    if (sdn == 1) {
+        if (p->oscale != 1.0f)
+            for (int64_t i = 0; i < n; i++) d[i] *= p->oscale;
+        for (int k = 0; k < p->n_po; k++) po_run(p->po[k].alg, d, po[k] + op[k], p->po[k].st[r - 1], n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float x = d[i * sdn] * p->oscale;
+        for (int k = 0; k < p->n_po; k++) x = po_apply(p->po[k].alg, x, po[k][op[k] + i * p->po[k].st[r - 1]]);
+        d[i * sdn] = x;
+    }
+}
+
 /* Row m of product bi: D[bi, m, :] = oscale * A[bi, m, :] B[bi] with the post-ops. */
 static void bmm_row(const bmm_job *j, const cpu_vec *v, int64_t bi, int64_t m) {
     const bmm_params *p = j->p;
@@ -116,11 +157,7 @@ static void bmm_row(const bmm_job *j, const cpu_vec *v, int64_t bi, int64_t m) {
     }
     if (p->oscale == 1.0f && !p->n_po) return;
     for (int k = 0; k < p->n_po; k++) op[k] += m * p->po[k].st[r - 2];
-    for (int64_t n = 0; n < N; n++) {
-        float x = d[n * sdn] * p->oscale;
-        for (int k = 0; k < p->n_po; k++) x = po_apply(p->po[k].alg, x, j->po[k][op[k] + n * p->po[k].st[r - 1]]);
-        d[n * sdn] = x;
-    }
+    post_row(p, j->po, op, d, sdn, N);
 }
 
 static void bmm_range(void *ctx, int64_t lo, int64_t hi) {
@@ -148,39 +185,14 @@ typedef struct bmm_tiled_job {
     int64_t groups, per; /* column groups per product, floats of panels per product */
 } bmm_tiled_job;
 
-/* d[0..n) = d op s[0..n) (sn 1) or d op s[0] (sn 0): loops the compiler vectorizes. */
-static void po_run(dnnl_alg_kind_t a, float *restrict d, const float *restrict s, int64_t sn, int64_t n) {
-    if (sn == 0) {
-        const float v = s[0];
-        switch (a) {
-        case dnnl_binary_add: for (int64_t i = 0; i < n; i++) d[i] += v; return;
-        case dnnl_binary_mul: for (int64_t i = 0; i < n; i++) d[i] *= v; return;
-        case dnnl_binary_sub: for (int64_t i = 0; i < n; i++) d[i] -= v; return;
-        case dnnl_binary_div: for (int64_t i = 0; i < n; i++) d[i] /= v; return;
-        default: break;
-        }
-    } else if (sn == 1) {
-        switch (a) {
-        case dnnl_binary_add: for (int64_t i = 0; i < n; i++) d[i] += s[i]; return;
-        case dnnl_binary_mul: for (int64_t i = 0; i < n; i++) d[i] *= s[i]; return;
-        case dnnl_binary_sub: for (int64_t i = 0; i < n; i++) d[i] -= s[i]; return;
-        case dnnl_binary_div: for (int64_t i = 0; i < n; i++) d[i] /= s[i]; return;
-        default: break;
-        }
-    }
-    for (int64_t i = 0; i < n; i++) d[i] = po_apply(a, d[i], s[i * sn]);
-}
-
 static void bmm_tile_post(const void *ctx, int64_t m0, int64_t mr, int64_t n0, int nc) {
     const bmm_tile *t = ctx;
     const bmm_params *p = t->j->p;
     const int r = p->r;
     for (int64_t m = m0; m < m0 + mr; m++) {
-        float *d = t->d + m * p->sd[r - 2] + n0;
-        if (p->oscale != 1.0f)
-            for (int i = 0; i < nc; i++) d[i] *= p->oscale;
-        for (int k = 0; k < p->n_po; k++)
-            po_run(p->po[k].alg, d, t->j->po[k] + t->op[k] + m * p->po[k].st[r - 2] + n0 * p->po[k].st[r - 1], p->po[k].st[r - 1], nc);
+        int64_t op[CPU_MAX_PO];
+        for (int k = 0; k < p->n_po; k++) op[k] = t->op[k] + m * p->po[k].st[r - 2] + n0 * p->po[k].st[r - 1];
+        post_row(p, t->j->po, op, t->d + m * p->sd[r - 2] + n0, 1, nc);
     }
 }
 

@@ -20,7 +20,7 @@
 #define NG_NR 32  /* columns of Y per panel */
 #define NG_KC 256 /* rows of k per panel: 32 KiB, in L1 */
 #define NG_MC 256 /* rows of A per pass over the panels (A's block stays in L2) */
-_Static_assert(NG_NR == CPU_SGEMM_GROUP, "cpu_sgemm_strided_group's column groups are panels");
+_Static_assert(NG_NR == CPU_SGEMM_GROUP, "cpu_sgemm_pack_group's column groups are panels");
 
 typedef struct ng_job ng_job;
 /* wp[k - k0][32] for k in [k0, k0 + NG_KC) and columns n0 .. n0+nc-1 of W (nc <= 32; the other lanes zero) */
@@ -30,10 +30,10 @@ struct ng_job {
     const si_nbits *p;   /* MatMulNBits: the codes */
     const uint8_t *B, *zp8;
     const float *scales, *zpf;
-    const float *w;      /* float W [N, K] (rows ldw apart), or B [K, N] strided (sbk, sbn) */
+    const float *w;      /* float B: element (k, n) at w[k sbk + n sbn] (W [N, K]: sbk 1, sbn K) */
     const float *bias, *a;
     int64_t M, N, K, groups, tasks;
-    int64_t lda, ldy, ldw, sbk, sbn; /* A's and Y's row strides (K and N for the dense products) */
+    int64_t lda, ldy, sbk, sbn; /* A's and Y's row strides (K and N for the dense products), w's strides */
     float *y;
     ng_pack_fn pack;
 };
@@ -224,15 +224,15 @@ __attribute__((target("avx2,fma"))) static void pack_panel256(const ng_job *j, i
 
 /* pack_f32 in 8 lanes: 8 x 8 blocks transposed in registers. */
 __attribute__((target("avx2,fma"))) static void pack_f32_256(const ng_job *j, int64_t n0, int nc, int64_t k0, float *wp) {
-    const int64_t K = j->ldw, kl = SI_MIN((int64_t)NG_KC, j->K - k0);
+    const int64_t ld = j->sbn, kl = SI_MIN((int64_t)NG_KC, j->K - k0); /* sbk is 1: rows of W ld apart */
     for (int h = 0; h < 4; h++) {
         const int c0 = h * 8, hc = SI_MAX(0, SI_MIN(8, nc - c0));
-        const float *base = j->w + (n0 + c0) * K + k0;
+        const float *base = j->w + (n0 + c0) * ld + k0;
         for (int64_t k = 0; k < kl; k += 8) {
             const int kr = (int)SI_MIN((int64_t)8, kl - k);
             const __m256i km = _mm256_cmpgt_epi32(_mm256_set1_epi32(kr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
             __m256 r[8], t[8];
-            for (int i = 0; i < 8; i++) r[i] = i < hc ? _mm256_maskload_ps(base + i * K + k, km) : _mm256_setzero_ps();
+            for (int i = 0; i < 8; i++) r[i] = i < hc ? _mm256_maskload_ps(base + i * ld + k, km) : _mm256_setzero_ps();
             for (int i = 0; i < 4; i++) {
                 t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
                 t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
@@ -356,7 +356,7 @@ __attribute__((target("avx2,fma"))) static void pack_strided256(const ng_job *j,
 bool cpu_sgemm_strided_cpu(void) { return cpu_vec_get()->avx2; }
 
 static ng_job strided_job(const cpu_sgemm_strided *q) {
-    return (ng_job){.w = q->b, .a = q->a, .y = q->y, .M = q->M, .N = q->N, .K = q->K, .lda = q->lda, .ldy = q->ldy, .ldw = q->sbn,
+    return (ng_job){.w = q->b, .a = q->a, .y = q->y, .M = q->M, .N = q->N, .K = q->K, .lda = q->lda, .ldy = q->ldy,
                     .sbk = q->sbk, .sbn = q->sbn, .groups = (q->N + NG_NR - 1) / NG_NR, .pack = pack_strided256};
 }
 
@@ -403,7 +403,7 @@ bool cpu_sgemm_nt_fits(int64_t N, int64_t K) {
 
 void cpu_sgemm_nt(const float *a, const float *w, const float *bias, float *y, int64_t M, int64_t N, int64_t K) {
     const bool wide = cpu_vec_get()->avx512;
-    ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .lda = K, .ldy = N, .ldw = K, .groups = (N + NG_NR - 1) / NG_NR,
+    ng_job j = {.w = w, .bias = bias, .a = a, .y = y, .M = M, .N = N, .K = K, .lda = K, .ldy = N, .sbk = 1, .sbn = K, .groups = (N + NG_NR - 1) / NG_NR,
                 .pack = wide ? pack_f32 : pack_f32_256};
     j.tasks = SI_MIN((int64_t)cpu_par_threads(), j.groups);
     cpu_par_for(j.tasks, 1, wide ? ng_task : ng_task256, &j);

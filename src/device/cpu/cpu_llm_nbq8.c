@@ -75,65 +75,71 @@ struct q8_job {
     void (*col)(const q8_job *j, int64_t n, int64_t m0, int mr, float *o);
 };
 
+/* a[k .. k+8) of a block of len values, zero past len. */
+__attribute__((always_inline, target("avx2,fma"))) static inline __m256 load8(const float *a, int64_t k, int64_t len) {
+    if (k + 8 <= len) return _mm256_loadu_ps(a + k);
+    if (k >= len) return _mm256_setzero_ps();
+    return _mm256_maskload_ps(a + k, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(len - k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+}
+
 /* Row a[0..K) of A in int8, k order (qk, [nb * block]), its block scales (sa) and sa x the block's code sums (ca);
- * blocks of `block` values, the last one zero-padded. */
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void quant_row(const float *a, int64_t K, int64_t block, int64_t nb, int8_t *qk,
-                                                                             float *sa, float *ca, float *tmp) {
+ * blocks of `block` values, the last one read masked, as if zero-padded. AVX2 (both kernels use it). */
+__attribute__((target("avx2,fma"))) static void quant_row(const float *a, int64_t K, int64_t block, int64_t nb, int8_t *qk, float *sa, float *ca) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     for (int64_t blk = 0; blk < nb; blk++) {
         const int64_t k0 = blk * block, len = SI_MIN(block, K - k0);
         const float *src = a + k0;
-        if (len < block) { /* the padded last block */
-            memcpy(tmp, src, (size_t)len * sizeof(float));
-            memset(tmp + len, 0, (size_t)(block - len) * sizeof(float));
-            src = tmp;
+        __m256 mx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+        for (int64_t k = 0; k < block; k += 8) {
+            const __m256 v = load8(src, k, len);
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            mx = _mm256_max_ps(mx, _mm256_and_ps(v, absm));
         }
-        __m512 mx = _mm512_setzero_ps();
-        __mmask16 nan = 0;
-        for (int64_t k = 0; k < block; k += 16) {
-            const __m512 v = _mm512_loadu_ps(src + k);
-            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-            mx = _mm512_max_ps(mx, _mm512_abs_ps(v));
-        }
-        const float amax = nan ? NAN : _mm512_reduce_max_ps(mx); /* a NaN or an infinity of A: NaN out, as in float */
+        const float amax = _mm256_movemask_ps(nan) ? NAN : cpu_hmax256(mx);
         const float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0.0f;
-        const __m512 iv = _mm512_set1_ps(inv);
-        __m512i sum = _mm512_setzero_si512();
-        for (int64_t k = 0; k < block; k += 16) { /* round to nearest even (MXCSR default); |a| <= amax: within +-127 */
-            __m512 v = _mm512_loadu_ps(src + k);
+        const __m256 iv = _mm256_set1_ps(inv);
+        __m256i sum = _mm256_setzero_si256();
+        for (int64_t k = 0; k < block; k += 8) {
+            __m256 v = load8(src, k, len);
             if (isfinite(inv)) {
-                v = _mm512_mul_ps(v, iv);
-            } else { /* amax so small that 127 / amax overflows */
-                float t[16];
-                _mm512_storeu_ps(t, v);
-                for (int e = 0; e < 16; e++) t[e] = 127.0f * (t[e] / amax);
-                v = _mm512_loadu_ps(t);
+                v = _mm256_mul_ps(v, iv);
+            } else {
+                float t[8];
+                _mm256_storeu_ps(t, v);
+                for (int e = 0; e < 8; e++) t[e] = 127.0f * (t[e] / amax);
+                v = _mm256_loadu_ps(t);
             }
-            const __m512i q = _mm512_cvtps_epi32(v);
-            sum = _mm512_add_epi32(sum, q);
-            _mm_storeu_si128((__m128i *)(qk + k0 + k), _mm512_cvtsepi32_epi8(q));
+            const __m256i q = _mm256_cvtps_epi32(v); /* NaN: INT_MIN, saturated to -128 below, as cvtsepi32 does */
+            sum = _mm256_add_epi32(sum, q);
+            const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+            _mm_storel_epi64((__m128i *)(qk + k0 + k), _mm_packs_epi16(q16, q16));
         }
+        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
+        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
         sa[blk] = isfinite(amax) ? amax / 127.0f : NAN;
-        ca[blk] = sa[blk] * (float)_mm512_reduce_add_epi32(sum);
+        ca[blk] = sa[blk] * (float)_mm_cvtsi128_si32(t);
     }
 }
 
-/* The GEMV's layout of a row (qk, np pieces of 32 values) into groups (qa, [ng][128]) and lane scales (sp, [ng][16]);
- * zero pieces up to a whole group. */
-__attribute__((target("avx512f,avx512bw,avx512vl"))) static void gemv_layout(const int8_t *qk, const float *sa, int64_t np, int64_t ppb, int64_t ng,
-                                                                               int8_t *qa, float *sp) {
+/* The GEMV's layout of a row (qk, np pieces of 32 values) into groups of gp pieces (qa, [ng][32 gp]: the even k of
+ * the gp pieces, 16 each, then their odd k) and lane scales (sp, [ng][4 gp]: each piece's block scale, x4); zero
+ * pieces up to a whole group. gp 4 for the VNNI kernel (16 int32 lanes), 2 for the AVX2 one (8 lanes). */
+__attribute__((target("avx2,fma"))) static void gemv_layout(const int8_t *qk, const float *sa, int64_t np, int64_t ppb, int64_t ng, int gp, int8_t *qa,
+                                                            float *sp) {
     const __m256i deint = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, /* per 128-bit lane: evens, odds */
                                            0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    for (int64_t pc = 0; pc < ng * 4; pc++) {
-        int8_t *gq = qa + (pc / 4) * 128 + (pc % 4) * 16;
+    for (int64_t pc = 0; pc < ng * gp; pc++) {
+        int8_t *gq = qa + (pc / gp) * 32 * gp + (pc % gp) * 16;
         if (pc < np) {
             __m256i b = _mm256_loadu_si256((const __m256i *)(qk + pc * 32));
             b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(b, deint), 0xD8); /* [even k (16) | odd k (16)] */
             _mm_storeu_si128((__m128i *)gq, _mm256_castsi256_si128(b));
-            _mm_storeu_si128((__m128i *)(gq + 64), _mm256_extracti128_si256(b, 1));
+            _mm_storeu_si128((__m128i *)(gq + 16 * gp), _mm256_extracti128_si256(b, 1));
             _mm_storeu_ps(sp + pc * 4, _mm_set1_ps(sa[pc / ppb]));
         } else {
             memset(gq, 0, 16);
-            memset(gq + 64, 0, 16);
+            memset(gq + 16 * gp, 0, 16);
             _mm_storeu_ps(sp + pc * 4, _mm_setzero_ps());
         }
     }
@@ -393,73 +399,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void gemm_layout(con
 // partial sums. More rows (prefill): A quantised the same way, then dequantised (code x block scale, in float) into
 // the float panel GEMM of cpu_llm_nbgemm.c: the level's int8 activations, float products.
 
-/* a[k .. k+8) of a block of len values, zero past len. */
-__attribute__((always_inline, target("avx2,fma"))) static inline __m256 load8(const float *a, int64_t k, int64_t len) {
-    if (k + 8 <= len) return _mm256_loadu_ps(a + k);
-    if (k >= len) return _mm256_setzero_ps();
-    return _mm256_maskload_ps(a + k, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(len - k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
-}
-
-/* quant_row in 8 lanes: the same codes, scales and sums (the padded last block read masked, not copied). */
-__attribute__((target("avx2,fma"))) static void quant_row256(const float *a, int64_t K, int64_t block, int64_t nb, int8_t *qk, float *sa, float *ca) {
-    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    for (int64_t blk = 0; blk < nb; blk++) {
-        const int64_t k0 = blk * block, len = SI_MIN(block, K - k0);
-        const float *src = a + k0;
-        __m256 mx = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
-        for (int64_t k = 0; k < block; k += 8) {
-            const __m256 v = load8(src, k, len);
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-            mx = _mm256_max_ps(mx, _mm256_and_ps(v, absm));
-        }
-        const float amax = _mm256_movemask_ps(nan) ? NAN : cpu_hmax256(mx);
-        const float inv = amax > 0 && isfinite(amax) ? 127.0f / amax : 0.0f;
-        const __m256 iv = _mm256_set1_ps(inv);
-        __m256i sum = _mm256_setzero_si256();
-        for (int64_t k = 0; k < block; k += 8) {
-            __m256 v = load8(src, k, len);
-            if (isfinite(inv)) {
-                v = _mm256_mul_ps(v, iv);
-            } else {
-                float t[8];
-                _mm256_storeu_ps(t, v);
-                for (int e = 0; e < 8; e++) t[e] = 127.0f * (t[e] / amax);
-                v = _mm256_loadu_ps(t);
-            }
-            const __m256i q = _mm256_cvtps_epi32(v); /* NaN: INT_MIN, saturated to -128 below, as cvtsepi32 does */
-            sum = _mm256_add_epi32(sum, q);
-            const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-            _mm_storel_epi64((__m128i *)(qk + k0 + k), _mm_packs_epi16(q16, q16));
-        }
-        __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4E));
-        t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1));
-        sa[blk] = isfinite(amax) ? amax / 127.0f : NAN;
-        ca[blk] = sa[blk] * (float)_mm_cvtsi128_si32(t);
-    }
-}
-
-/* The AVX2 GEMV's layout of a row: pairs of pieces (qa [ng2][64]: even k of both pieces, then odd k), lane scales
- * (sp [ng2][8]); a missing second piece zero. */
-__attribute__((target("avx2,fma"))) static void gemv_layout256(const int8_t *qk, const float *sa, int64_t np, int64_t ppb, int64_t ng2, int8_t *qa,
-                                                               float *sp) {
-    const __m256i deint = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-    for (int64_t pc = 0; pc < ng2 * 2; pc++) {
-        int8_t *gq = qa + (pc / 2) * 64 + (pc % 2) * 16;
-        if (pc < np) {
-            __m256i b = _mm256_loadu_si256((const __m256i *)(qk + pc * 32));
-            b = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(b, deint), 0xD8); /* [even k (16) | odd k (16)] */
-            _mm_storeu_si128((__m128i *)gq, _mm256_castsi256_si128(b));
-            _mm_storeu_si128((__m128i *)(gq + 32), _mm256_extracti128_si256(b, 1));
-            _mm_storeu_ps(sp + pc * 4, _mm_set1_ps(sa[pc / ppb]));
-        } else {
-            memset(gq, 0, 16);
-            memset(gq + 32, 0, 16);
-            _mm_storeu_ps(sp + pc * 4, _mm_setzero_ps());
-        }
-    }
-}
-
 /* z x sw of blocks b0 .. b0+cnt-1 (cnt <= 8) of column n, 0 past them: packed 4-bit zero points or none (8). */
 __attribute__((always_inline, target("avx2,fma"))) static inline __m256 zsw8(const si_nbits *p, const uint8_t *zp8, const float *scales, int64_t n,
                                                                           int64_t b0, int cnt) {
@@ -556,8 +495,8 @@ static void q8_rows(void *ctx, int64_t lo, int64_t hi) {
     const q8_rows256 *r = ctx;
     const si_nbits *p = r->p;
     for (int64_t m = lo; m < hi; m++) {
-        quant_row256(r->a + m * p->K, p->K, p->block, p->nb, r->qk + m * r->kp, r->sa + m * p->nb, r->ca + m * p->nb);
-        if (r->gemv) gemv_layout256(r->qk + m * r->kp, r->sa + m * p->nb, r->np, p->block / 32, r->ng, r->qa + m * r->ng * 64, r->sp + m * r->ng * 8);
+        quant_row(r->a + m * p->K, p->K, p->block, p->nb, r->qk + m * r->kp, r->sa + m * p->nb, r->ca + m * p->nb);
+        if (r->gemv) gemv_layout(r->qk + m * r->kp, r->sa + m * p->nb, r->np, p->block / 32, r->ng, 2, r->qa + m * r->ng * 64, r->sp + m * r->ng * 8);
         else dequant_row256(r->qk + m * r->kp, r->sa + m * p->nb, p->K, p->block, r->sp + m * p->K);
     }
 }
@@ -603,14 +542,14 @@ si_result cpu_nbits_q8_run(si_kctx *c) {
     const int64_t np = p.nb * p.block / 32, ng = (np + 3) / 4, kp = np * 32;
     const size_t qa_bytes = (size_t)(p.M * ng * 128), qk_bytes = (size_t)(p.M * kp), sp_bytes = (size_t)(p.M * ng * 16) * sizeof(float);
     cpu_arena *hold;
-    uint8_t *buf = cpu_scratch_take(qa_bytes + qk_bytes + sp_bytes + (size_t)(2 * p.M * p.nb + p.block) * sizeof(float), &hold);
+    uint8_t *buf = cpu_scratch_take(qa_bytes + qk_bytes + sp_bytes + (size_t)(2 * p.M * p.nb) * sizeof(float), &hold);
     if (!buf) return si_op_nomem(c);
     int8_t *qa = (int8_t *)buf, *qk = qa + qa_bytes;
-    float *sp = (float *)(buf + qa_bytes + qk_bytes), *sa = sp + p.M * ng * 16, *ca = sa + p.M * p.nb, *tmp = ca + p.M * p.nb;
+    float *sp = (float *)(buf + qa_bytes + qk_bytes), *sa = sp + p.M * ng * 16, *ca = sa + p.M * p.nb;
     const float *a = si_in(c, 0)->data;
     for (int64_t m = 0; m < p.M; m++) {
-        quant_row(a + m * p.K, p.K, p.block, p.nb, qk + m * kp, sa + m * p.nb, ca + m * p.nb, tmp);
-        if (p.M <= Q8_ROWS_MAX) gemv_layout(qk + m * kp, sa + m * p.nb, np, p.block / 32, ng, qa + m * ng * 128, sp + m * ng * 16);
+        quant_row(a + m * p.K, p.K, p.block, p.nb, qk + m * kp, sa + m * p.nb, ca + m * p.nb);
+        if (p.M <= Q8_ROWS_MAX) gemv_layout(qk + m * kp, sa + m * p.nb, np, p.block / 32, ng, 4, qa + m * ng * 128, sp + m * ng * 16);
         else gemm_layout(qk + m * kp, kp, qa + m * kp);
     }
     if (p.M > Q8_ROWS_MAX) {

@@ -163,10 +163,7 @@ __attribute__((target("avx2,fma"))) static void smr_rows256(void *ctx, int64_t l
         for (int i = 0; i < 8; i++) t[i] = i < tail ? x[body + i] : -INFINITY;
         __m256 mx = _mm256_loadu_ps(t);
         for (int64_t i = 0; i < body; i += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + i));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-        const float m = _mm_cvtss_f32(h);
+        const float m = cpu_hmax256(mx);
         const __m256 mv = _mm256_set1_ps(m);
         __m256 sum = _mm256_setzero_ps();
         for (int64_t i = 0; i < body; i += 8) {
@@ -181,10 +178,7 @@ __attribute__((target("avx2,fma"))) static void smr_rows256(void *ctx, int64_t l
                 for (int64_t i = 0; i < tail; i++) y[body + i] = te[i];
             sum = _mm256_add_ps(sum, e);
         }
-        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
-        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-        s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
-        const float total = _mm_cvtss_f32(s4);
+        const float total = cpu_hsum256(sum);
         if (j->p->log) {
             const float sub = m + logf(total);
             const __m256 sv = _mm256_set1_ps(sub);
